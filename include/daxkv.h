@@ -1,0 +1,291 @@
+/*
+ * libdaxkv - a KV-cache store for LLM inference on byte-addressable memory
+ * tiers (Device-DAX persistent memory, CXL memory expanders, files, RAM).
+ *
+ * This is the only public header. It is C99 and C++ clean. Every function is
+ * thread-safe. Every int-returning function returns 0 on success, a small
+ * positive value for a documented success variant, or a negative error code
+ * (a negative errno, or one of the DAXKV_E_* codes below). After a failure,
+ * daxkv_errmsg() describes it for the calling thread.
+ *
+ * SPDX-License-Identifier: Apache-2.0
+ */
+#ifndef DAXKV_H
+#define DAXKV_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "daxkv_version.h"
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define DAXKV_API __attribute__((visibility("default")))
+#else
+#define DAXKV_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------------ */
+/* Limits, result codes and flags                                            */
+/* ------------------------------------------------------------------------ */
+
+/** Largest key, in bytes. Keys are opaque byte strings of 1..DAXKV_KEY_MAX. */
+#define DAXKV_KEY_MAX 512
+
+/** Success variant of put: the key was already stored (or being stored). */
+#define DAXKV_EXISTED 1
+
+/** daxkv's own error codes (negative errno values are used otherwise). */
+#define DAXKV_E_BASE (-10000)
+/** On-device metadata is invalid (both superblock copies damaged). */
+#define DAXKV_E_CORRUPT (-10001)
+/** The device holds data that is not a daxkv arena of this layout. */
+#define DAXKV_E_FOREIGN (-10002)
+
+/** put: overwrite an existing entry (crash-safe: the newest commit wins). */
+#define DAXKV_REPLACE (1u << 0)
+/** remove: remove even if pinned; cancels an in-flight reservation. */
+#define DAXKV_FORCE (1u << 1)
+/** get_batch / contains_batch: stop at the first miss, return the prefix. */
+#define DAXKV_PREFIX (1u << 2)
+/** contains_batch: pin every hit (LMCache's "lookup and lock"). */
+#define DAXKV_PIN (1u << 3)
+
+/* ------------------------------------------------------------------------ */
+/* Opaque handles                                                            */
+/* ------------------------------------------------------------------------ */
+
+typedef struct daxkv_config daxkv_config;
+typedef struct daxkv_store daxkv_store;
+typedef struct daxkv_lease daxkv_lease;
+typedef struct daxkv_reservation daxkv_reservation;
+
+/* ------------------------------------------------------------------------ */
+/* Versions, errors, logging                                                 */
+/* ------------------------------------------------------------------------ */
+
+/** major*10000 + minor*100 + patch of the library actually loaded. */
+DAXKV_API unsigned daxkv_version_number(void);
+/** "major.minor.patch" of the library actually loaded. */
+DAXKV_API const char *daxkv_version_string(void);
+
+/** A static description of an error code (never NULL). */
+DAXKV_API const char *daxkv_strerror(int err);
+/**
+ * This thread's description of its last failed daxkv call (never NULL; ""
+ * when nothing failed yet). Valid until the next daxkv call on the thread.
+ */
+DAXKV_API const char *daxkv_errmsg(void);
+
+/** Log levels, as syslog's. */
+#define DAXKV_LOG_ERR 3
+#define DAXKV_LOG_WARNING 4
+#define DAXKV_LOG_INFO 6
+#define DAXKV_LOG_DEBUG 7
+
+typedef void (*daxkv_log_fn)(int level, const char *msg, void *arg);
+/**
+ * Install a process-wide log callback for messages up to max_level. NULL
+ * turns logging off (the default: the library never prints by itself). The
+ * callback runs with no library lock held.
+ */
+DAXKV_API void daxkv_set_log_fn(daxkv_log_fn fn, int max_level, void *arg);
+
+/* ------------------------------------------------------------------------ */
+/* Configuration                                                             */
+/* ------------------------------------------------------------------------ */
+
+DAXKV_API int daxkv_config_new(daxkv_config **out);
+DAXKV_API void daxkv_config_free(daxkv_config *cfg);
+/**
+ * Set a key. Keys: slot_bytes (required), eviction (lru|none),
+ * durability (none|process|power), on_mismatch (fail|reformat), workers,
+ * meta_bytes, verify (off|recover|read), hotplug (0|1), create (0|1),
+ * nt_stores (auto|on|off). Sizes take bytes or binary suffixes ("4MiB").
+ * An unknown key or a bad value is -EINVAL, naming it.
+ */
+DAXKV_API int daxkv_config_set(daxkv_config *cfg, const char *key, const char *value);
+/**
+ * Add a device: a /dev/daxX.Y path, a regular file (created and sized when
+ * absent), or "mem:" (anonymous memory, volatile). bytes = 0: whole device.
+ */
+DAXKV_API int daxkv_config_add_device(daxkv_config *cfg, const char *path, uint64_t bytes);
+/**
+ * Build a configuration from LMCache's dax adapter JSON (single-device
+ * "device_path"/"max_dax_size_gb" or the "devices" list form), plus any of
+ * the keys of daxkv_config_set.
+ */
+DAXKV_API int daxkv_config_from_json(daxkv_config **out, const char *json);
+
+/* ------------------------------------------------------------------------ */
+/* Store lifetime                                                            */
+/* ------------------------------------------------------------------------ */
+
+/** Open (and recover) a store. On failure nothing stays open or mapped. */
+DAXKV_API int daxkv_open(daxkv_store **out, const daxkv_config *cfg);
+/**
+ * New calls get -ESHUTDOWN; waits for calls in flight. The handle stays
+ * valid; outstanding leases and reservations keep the mapping alive.
+ */
+DAXKV_API int daxkv_shutdown(daxkv_store *s);
+/** Shutdown, then free the handle. NULL is fine. */
+DAXKV_API void daxkv_close(daxkv_store *s);
+
+/* ------------------------------------------------------------------------ */
+/* Single-key operations                                                     */
+/* ------------------------------------------------------------------------ */
+
+/** 0 stored; DAXKV_EXISTED if present or in flight (unless DAXKV_REPLACE). */
+DAXKV_API int daxkv_put(daxkv_store *s, const void *key, size_t key_len,
+                        const void *val, size_t len, unsigned flags);
+/**
+ * Copy a value into dst. -ENOENT on a miss; -ENOBUFS if cap is too small
+ * (the needed size is still stored in *len_out).
+ */
+DAXKV_API int daxkv_get(daxkv_store *s, const void *key, size_t key_len,
+                        void *dst, size_t cap, size_t *len_out);
+/** 1 if committed, 0 if not (in-flight keys are 0), or a negative error. */
+DAXKV_API int daxkv_contains(daxkv_store *s, const void *key, size_t key_len);
+/** -EBUSY if pinned (or in flight) unless DAXKV_FORCE; -ENOENT on a miss. */
+DAXKV_API int daxkv_remove(daxkv_store *s, const void *key, size_t key_len, unsigned flags);
+/** Pin (refcount) a committed entry: it is neither evicted nor removed. */
+DAXKV_API int daxkv_pin(daxkv_store *s, const void *key, size_t key_len);
+/** Drop one pin; never goes below zero (-ENOENT if not pinned). */
+DAXKV_API int daxkv_unpin(daxkv_store *s, const void *key, size_t key_len);
+
+/* ------------------------------------------------------------------------ */
+/* Batches                                                                   */
+/* ------------------------------------------------------------------------ */
+
+typedef struct daxkv_item {
+    const void *key;
+    size_t key_len;
+    /* put: source, length; get: destination, capacity in, value length out */
+    void *data;
+    size_t len;
+    /* put: metadata to store; get: buffer, capacity in, length out; may be NULL */
+    void *meta;
+    size_t meta_len;
+    /* out: what the single-key call would have returned for this item */
+    int status;
+} daxkv_item;
+
+/** Returns the number of items stored (status 0); EXISTED items say 1. */
+DAXKV_API int daxkv_put_batch(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags);
+/**
+ * Positional: returns the number of hits, misses have status -ENOENT.
+ * DAXKV_PREFIX: stops at the first item that is not copied and returns the
+ * prefix length; later items get status -ENOENT.
+ */
+DAXKV_API int daxkv_get_batch(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags);
+/** status 1/0 per item; returns hits, or the prefix length with DAXKV_PREFIX. */
+DAXKV_API int daxkv_contains_batch(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags);
+/** Returns the number removed. */
+DAXKV_API int daxkv_remove_batch(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags);
+/** Returns the number unpinned. */
+DAXKV_API int daxkv_unpin_batch(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags);
+
+/* ------------------------------------------------------------------------ */
+/* Zero copy                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/** Borrow an entry's bytes in place. Counts as an access (LRU). */
+DAXKV_API int daxkv_lease_acquire(daxkv_store *s, const void *key, size_t key_len,
+                                  daxkv_lease **out);
+DAXKV_API const void *daxkv_lease_data(const daxkv_lease *l);
+DAXKV_API size_t daxkv_lease_size(const daxkv_lease *l);
+/** The entry's metadata blob; *len gets its length. */
+DAXKV_API const void *daxkv_lease_meta(const daxkv_lease *l, size_t *len);
+/** NULL is fine. */
+DAXKV_API void daxkv_lease_release(daxkv_lease *l);
+
+/**
+ * Reserve a slot for key to be filled in place. The key is in flight until
+ * commit or abort. DAXKV_EXISTED (with *out = NULL) if present or in flight.
+ */
+DAXKV_API int daxkv_reserve(daxkv_store *s, const void *key, size_t key_len, size_t len,
+                            daxkv_reservation **out);
+DAXKV_API void *daxkv_reservation_data(daxkv_reservation *r);
+DAXKV_API size_t daxkv_reservation_size(const daxkv_reservation *r);
+/** Attach a metadata blob (copied) to be committed with the entry. */
+DAXKV_API int daxkv_reservation_set_meta(daxkv_reservation *r, const void *meta, size_t len);
+/**
+ * Make the entry visible and free the reservation (always, even on error).
+ * -ECANCELED if a forced remove cancelled it, -ESHUTDOWN after shutdown.
+ */
+DAXKV_API int daxkv_commit(daxkv_reservation *r);
+/** Drop the reservation; its slot is returned. NULL is fine. */
+DAXKV_API void daxkv_abort(daxkv_reservation *r);
+
+/* ------------------------------------------------------------------------ */
+/* Statistics                                                                */
+/* ------------------------------------------------------------------------ */
+
+struct daxkv_stats {
+    uint32_t struct_size; /* set by the caller: sizeof(struct daxkv_stats) */
+    uint32_t devices;
+    uint64_t slot_bytes;
+    uint64_t meta_bytes;
+    uint64_t capacity_bytes; /* slots_total * slot_bytes */
+    uint64_t slots_total;
+    uint64_t slots_used; /* committed + in flight + waiting for leases */
+    uint64_t slots_free;
+    uint64_t entries; /* committed keys */
+    uint64_t entries_pinned;
+    uint64_t slots_inflight;
+    uint64_t slots_pending_free;
+    uint64_t leases_active;
+    uint64_t hits;
+    uint64_t misses;
+    uint64_t puts;
+    uint64_t puts_existed;
+    uint64_t puts_failed;
+    uint64_t removes;
+    uint64_t evictions;
+    uint64_t bytes_written;
+    uint64_t bytes_read;
+    uint64_t verify_failures;
+    uint64_t recovered_entries;
+    uint64_t recovery_dropped_torn;
+    uint64_t recovery_dropped_corrupt;
+    uint64_t recovery_dropped_stale;
+    uint64_t recovery_usec;
+};
+
+/**
+ * Fill min(out->struct_size, sizeof(struct daxkv_stats)) bytes of *out (a
+ * struct tag, as stat(2) does, since the function has the same name).
+ */
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wshadow" /* the function shares the struct's name, as stat(2) */
+#endif
+DAXKV_API int daxkv_stats(daxkv_store *s, struct daxkv_stats *out);
+#if defined(__cplusplus) && defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+/**
+ * The store's state as JSON. *needed gets the size including the NUL;
+ * -ENOBUFS if cap is too small (buf may be NULL with cap 0).
+ */
+DAXKV_API int daxkv_status_json(daxkv_store *s, char *buf, size_t cap, size_t *needed);
+
+/* ------------------------------------------------------------------------ */
+/* Utility                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Copy n ranges (memmove semantics per range; zero lengths skipped) on the
+ * library's worker pool. flags must be 0.
+ */
+DAXKV_API int daxkv_memcpy_batch(void *const *dst, const void *const *src, const size_t *len,
+                                 size_t n, unsigned flags);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* DAXKV_H */

@@ -1,0 +1,377 @@
+#include "arena/arena.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "arena/checksum.hpp"
+#include "internal/error.hpp"
+#include "internal/util.hpp"
+
+namespace daxkv {
+namespace arena {
+namespace {
+
+uint64_t sb_checksum(const Superblock &sb) {
+    return XXH3_64bits(&sb, offsetof(Superblock, checksum));
+}
+
+uint64_t body_checksum(const SlotHeader *h, uint64_t key_len, uint64_t meta_len) {
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    XXH3_64bits_update(&st, reinterpret_cast<const char *>(h) + 8, 48);
+    XXH3_64bits_update(&st, h + 1, key_len);
+    XXH3_64bits_update(&st, reinterpret_cast<const char *>(h + 1) + kKeyMax, meta_len);
+    return XXH3_64bits_digest(&st);
+}
+
+// A superblock that is internally consistent and fits in map_bytes.
+bool sb_valid(const Superblock &sb, uint64_t map_bytes) {
+    if (std::memcmp(sb.magic, kMagic, sizeof kMagic) != 0)
+        return false;
+    if (sb.format_version != kFormatVersion || sb.sb_bytes != sizeof(Superblock) ||
+        sb.checksum_kind != kChecksumXXH3 || sb.checksum != sb_checksum(sb))
+        return false;
+    if (sb.key_max != kKeyMax || sb.header_offset != kHeaderOffset || sb.slot_count == 0 ||
+        sb.slot_count > UINT32_MAX || sb.slot_bytes == 0 ||
+        sb.header_bytes != header_bytes_for(sb.meta_bytes) || sb.arena_bytes > map_bytes)
+        return false;
+    // Bounds, with overflow checks: headers then data inside the arena.
+    uint64_t hdr_end;
+    if (__builtin_mul_overflow(sb.slot_count, sb.header_bytes, &hdr_end) ||
+        __builtin_add_overflow(hdr_end, sb.header_offset, &hdr_end) || sb.data_offset < hdr_end)
+        return false;
+    uint64_t data_end;
+    if (__builtin_mul_overflow(sb.slot_count, sb.slot_bytes, &data_end) ||
+        __builtin_add_overflow(data_end, sb.data_offset, &data_end) || data_end > sb.arena_bytes)
+        return false;
+    return true;
+}
+
+bool all_zero(const char *p, size_t n) {
+    for (size_t i = 0; i < n; ++i)
+        if (p[i])
+            return false;
+    return true;
+}
+
+bool has_magic(const char *p) { return std::memcmp(p, kMagic, sizeof kMagic) == 0; }
+
+} // namespace
+
+const char *durability_name(Durability d) noexcept {
+    switch (d) {
+    case Durability::none: return "none";
+    case Durability::process: return "process";
+    case Durability::power: return "power";
+    }
+    return "?";
+}
+
+const char *verify_name(Verify v) noexcept {
+    switch (v) {
+    case Verify::off: return "off";
+    case Verify::recover: return "recover";
+    case Verify::read: return "read";
+    }
+    return "?";
+}
+
+Layout compute_layout(uint64_t arena_bytes, uint64_t slot_bytes, uint32_t meta_bytes) {
+    Layout l;
+    l.arena_bytes = arena_bytes;
+    l.slot_bytes = slot_bytes;
+    l.meta_bytes = meta_bytes;
+    l.header_offset = kHeaderOffset;
+    l.header_bytes = header_bytes_for(meta_bytes);
+    // Large arenas start the payloads on a 2 MiB boundary (huge pages, and
+    // DAX alignment); small ones on a page.
+    uint64_t align = arena_bytes >= 64 * MiB ? 2 * MiB : 4 * KiB;
+    if (slot_bytes == 0 || arena_bytes <= kHeaderOffset)
+        return l;
+    uint64_t n = (arena_bytes - kHeaderOffset) / (l.header_bytes + slot_bytes);
+    n = std::min<uint64_t>(n, UINT32_MAX);
+    while (n > 0 && round_up(kHeaderOffset + n * l.header_bytes, align) + n * slot_bytes >
+                        arena_bytes)
+        --n;
+    l.slot_count = n;
+    l.data_offset = n ? round_up(kHeaderOffset + n * l.header_bytes, align) : 0;
+    return l;
+}
+
+SuperblockReport Arena::inspect(const platform::Mapping &map) {
+    SuperblockReport r;
+    if (map.size() < kHeaderOffset)
+        return r;
+    Superblock a, b;
+    std::memcpy(&a, map.base(), sizeof a);
+    std::memcpy(&b, map.base() + kSuperblockBytes, sizeof b);
+    r.valid_a = sb_valid(a, map.size());
+    r.valid_b = sb_valid(b, map.size());
+    r.zeroed = all_zero(map.base(), kHeaderOffset);
+    if (r.valid_a && (!r.valid_b || a.sb_generation >= b.sb_generation))
+        r.sb = a;
+    else if (r.valid_b)
+        r.sb = b;
+    return r;
+}
+
+Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
+    : map_(std::move(map)), opt_(opt) {
+    const uint64_t size = map_->size();
+    const std::string &path = map_->info().path;
+    if (opt_.slot_bytes == 0)
+        fail(-EINVAL, "slot_bytes must be set and greater than 0");
+    layout_ = compute_layout(size, opt_.slot_bytes, opt_.meta_bytes);
+    if (layout_.slot_count == 0)
+        fail(-EINVAL,
+             "%s: an arena of %llu bytes does not fit even one slot of %llu bytes "
+             "(with %llu bytes of slot header)",
+             path.c_str(), static_cast<unsigned long long>(size),
+             static_cast<unsigned long long>(opt_.slot_bytes),
+             static_cast<unsigned long long>(layout_.header_bytes));
+
+    SuperblockReport rep = inspect(*map_);
+    if (map_->created() || rep.zeroed) {
+        // A new file, anonymous memory, or a zeroed device: ours to format.
+        format();
+    } else if (!rep.valid_a && !rep.valid_b) {
+        if (!opt_.reformat) {
+            bool ours = has_magic(map_->base()) || has_magic(map_->base() + kSuperblockBytes);
+            if (ours)
+                fail(DAXKV_E_CORRUPT,
+                     "%s: both superblock copies of the daxkv arena are damaged "
+                     "(use on_mismatch=reformat or 'daxkv format' to start over)",
+                     path.c_str());
+            fail(DAXKV_E_FOREIGN,
+                 "%s holds data that is not a daxkv arena; it is left untouched "
+                 "(use on_mismatch=reformat or 'daxkv format' to claim it)",
+                 path.c_str());
+        }
+        format();
+    } else {
+        const Superblock &sb = rep.sb;
+        bool same = sb.slot_bytes == layout_.slot_bytes && sb.meta_bytes == layout_.meta_bytes &&
+                    sb.arena_bytes == layout_.arena_bytes &&
+                    sb.slot_count == layout_.slot_count && sb.data_offset == layout_.data_offset;
+        if (!same && !opt_.reformat)
+            fail(DAXKV_E_FOREIGN,
+                 "%s holds a daxkv arena of another layout (slot_bytes %llu, meta_bytes %u, "
+                 "%llu bytes; asked for slot_bytes %llu, meta_bytes %u, %llu bytes); it is left "
+                 "untouched (use on_mismatch=reformat to replace it)",
+                 path.c_str(), static_cast<unsigned long long>(sb.slot_bytes), sb.meta_bytes,
+                 static_cast<unsigned long long>(sb.arena_bytes),
+                 static_cast<unsigned long long>(layout_.slot_bytes), layout_.meta_bytes,
+                 static_cast<unsigned long long>(layout_.arena_bytes));
+        if (!same) {
+            format();
+        } else {
+            sb_ = sb;
+            // Repair a damaged or older second copy.
+            if (!rep.valid_a || !rep.valid_b)
+                write_superblock();
+        }
+    }
+
+    bool want_recovery = opt_.durability != Durability::none && !map_->volatile_memory();
+    bool was_recoverable = (sb_.flags & kSbRecoverable) != 0;
+    if (want_recovery) {
+        if (!was_recoverable && !formatted_) {
+            // The last user kept no index (durability=none): headers may
+            // name entries that were never made durable. Forget them.
+            clear_all_commit_words();
+        }
+        if (!was_recoverable) {
+            sb_.flags |= kSbRecoverable;
+            write_superblock();
+        }
+        recoverable_ = !formatted_;
+    } else if (was_recoverable) {
+        sb_.flags &= ~kSbRecoverable;
+        write_superblock();
+    }
+}
+
+Arena::~Arena() = default;
+
+void Arena::format() {
+    std::memset(&sb_, 0, sizeof sb_);
+    std::memcpy(sb_.magic, kMagic, sizeof kMagic);
+    sb_.format_version = kFormatVersion;
+    sb_.sb_bytes = sizeof(Superblock);
+    std::random_device rd;
+    for (auto &byte : sb_.uuid)
+        byte = static_cast<uint8_t>(rd());
+    sb_.uuid[6] = static_cast<uint8_t>((sb_.uuid[6] & 0x0f) | 0x40); // RFC 4122 v4
+    sb_.uuid[8] = static_cast<uint8_t>((sb_.uuid[8] & 0x3f) | 0x80);
+    sb_.arena_bytes = layout_.arena_bytes;
+    sb_.slot_bytes = layout_.slot_bytes;
+    sb_.slot_count = layout_.slot_count;
+    sb_.header_offset = layout_.header_offset;
+    sb_.header_bytes = layout_.header_bytes;
+    sb_.data_offset = layout_.data_offset;
+    sb_.key_max = kKeyMax;
+    sb_.meta_bytes = layout_.meta_bytes;
+    sb_.flags = 0;
+    sb_.checksum_kind = kChecksumXXH3;
+    sb_.created_unix_ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(
+            std::chrono::system_clock::now().time_since_epoch())
+            .count());
+    // Invalidate the old superblocks first so a crash mid-format leaves a
+    // zeroed (formattable) arena rather than an old layout over new headers.
+    std::memset(map_->base(), 0, kHeaderOffset);
+    map_->persist(map_->base(), kHeaderOffset);
+    if (!map_->created())
+        clear_all_commit_words();
+    write_superblock();
+    formatted_ = true;
+}
+
+void Arena::write_superblock() {
+    sb_.sb_generation++;
+    sb_.checksum = sb_checksum(sb_);
+    // Copy A, durable, then copy B: one copy is always whole.
+    char *a = map_->base();
+    char *b = map_->base() + kSuperblockBytes;
+    std::memcpy(a, &sb_, sizeof sb_);
+    map_->persist(a, sizeof sb_);
+    std::memcpy(b, &sb_, sizeof sb_);
+    map_->persist(b, sizeof sb_);
+}
+
+void Arena::clear_all_commit_words() {
+    for (uint64_t s = 0; s < layout_.slot_count; ++s) {
+        SlotHeader *h = header(static_cast<uint32_t>(s));
+        if (h->commit)
+            __atomic_store_n(&h->commit, uint64_t(0), __ATOMIC_RELAXED);
+    }
+    map_->persist(map_->base() + layout_.header_offset, layout_.slot_count * layout_.header_bytes);
+}
+
+void Arena::write_body(uint32_t slot, uint64_t seq, uint32_t generation, const void *key,
+                       uint16_t key_len, const void *meta, uint32_t meta_len, uint64_t value_len,
+                       uint64_t value_hash, bool hashed) noexcept {
+    SlotHeader *h = header(slot);
+    h->seq = seq;
+    h->value_len = value_len;
+    h->value_hash = hashed ? value_hash : 0;
+    h->generation = generation;
+    h->key_len = key_len;
+    h->flags = hashed ? kHdrValueHashed : 0;
+    h->meta_len = meta_len;
+    h->reserved0 = 0;
+    h->reserved1 = 0;
+    char *k = reinterpret_cast<char *>(h + 1);
+    std::memcpy(k, key, key_len);
+    if (meta_len)
+        std::memcpy(k + kKeyMax, meta, meta_len);
+    h->body_hash = body_checksum(h, key_len, meta_len);
+}
+
+void Arena::publish(uint32_t slot, uint64_t seq, uint64_t value_len) noexcept {
+    if (opt_.durability == Durability::none)
+        return;
+    SlotHeader *h = header(slot);
+    if (opt_.durability == Durability::power) {
+        map_->persist(slot_data(slot), value_len);
+        map_->persist(h, sizeof(SlotHeader) + kKeyMax + h->meta_len);
+    }
+    // The commit word is stored last: a reader after a crash sees either the
+    // whole entry or none of it.
+    __atomic_store_n(&h->commit, seq, __ATOMIC_RELEASE);
+    if (opt_.durability == Durability::power)
+        map_->persist(&h->commit, sizeof h->commit);
+}
+
+void Arena::withdraw(uint32_t slot) noexcept {
+    SlotHeader *h = header(slot);
+    if (__atomic_load_n(&h->commit, __ATOMIC_RELAXED) == 0)
+        return;
+    __atomic_store_n(&h->commit, uint64_t(0), __ATOMIC_RELEASE);
+    if (opt_.durability == Durability::power)
+        map_->persist(&h->commit, sizeof h->commit);
+}
+
+std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<RecoveredEntry> out;
+    if (!recoverable_) {
+        counts.usec = 0;
+        return out;
+    }
+    const uint64_t n = layout_.slot_count;
+    unsigned threads = std::max(1u, std::min<unsigned>(opt_.threads, 16));
+    if (n < 4096)
+        threads = 1;
+    struct Part {
+        std::vector<RecoveredEntry> entries;
+        RecoveryCounts counts;
+    };
+    std::vector<Part> parts(threads);
+    auto work = [&](unsigned t) {
+        Part &p = parts[t];
+        uint64_t begin = n * t / threads, end = n * (t + 1) / threads;
+        for (uint64_t s = begin; s < end; ++s) {
+            auto slot = static_cast<uint32_t>(s);
+            SlotHeader *h = header(slot);
+            uint64_t commit = __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE);
+            if (commit == 0)
+                continue;
+            bool bounds_ok = h->key_len >= 1 && h->key_len <= kKeyMax &&
+                             h->meta_len <= layout_.meta_bytes &&
+                             h->value_len <= layout_.slot_bytes;
+            if (commit != h->seq) {
+                p.counts.torn++;
+                withdraw(slot);
+                continue;
+            }
+            if (!bounds_ok || body_checksum(h, h->key_len, h->meta_len) != h->body_hash) {
+                p.counts.corrupt++;
+                withdraw(slot);
+                continue;
+            }
+            if ((h->flags & kHdrValueHashed) && opt_.verify != Verify::off &&
+                value_checksum(slot_data(slot), h->value_len) != h->value_hash) {
+                p.counts.corrupt++;
+                withdraw(slot);
+                continue;
+            }
+            p.entries.push_back(RecoveredEntry{slot, h->generation, h->seq, h->value_len,
+                                               h->meta_len, h->key_len,
+                                               reinterpret_cast<const char *>(h + 1)});
+        }
+    };
+    if (threads == 1) {
+        work(0);
+    } else {
+        std::vector<std::thread> pool;
+        for (unsigned t = 1; t < threads; ++t)
+            pool.emplace_back(work, t);
+        work(0);
+        for (auto &th : pool)
+            th.join();
+    }
+    size_t total = 0;
+    for (auto &p : parts)
+        total += p.entries.size();
+    out.reserve(total);
+    for (auto &p : parts) {
+        out.insert(out.end(), p.entries.begin(), p.entries.end());
+        counts.torn += p.counts.torn;
+        counts.corrupt += p.counts.corrupt;
+    }
+    counts.usec = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                            std::chrono::steady_clock::now() - t0)
+                                            .count());
+    return out;
+}
+
+} // namespace arena
+} // namespace daxkv

@@ -1,0 +1,130 @@
+// One mapped device with its on-device layout: validation and formatting,
+// the commit protocol, and the recovery scan. The arena knows nothing of
+// keys' lifetimes; the store above decides what goes where.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "arena/format.hpp"
+#include "platform/mapping.hpp"
+
+namespace daxkv {
+namespace arena {
+
+enum class Durability { none, process, power };
+enum class Verify { off, recover, read };
+
+struct Layout {
+    uint64_t arena_bytes = 0;
+    uint64_t slot_bytes = 0;
+    uint64_t slot_count = 0;
+    uint64_t header_offset = 0;
+    uint64_t header_bytes = 0;
+    uint64_t data_offset = 0;
+    uint32_t meta_bytes = 0;
+};
+
+// The layout that fits slot_bytes-sized slots with meta_bytes of metadata
+// into arena_bytes. slot_count is 0 when not even one slot fits.
+Layout compute_layout(uint64_t arena_bytes, uint64_t slot_bytes, uint32_t meta_bytes);
+
+struct RecoveredEntry {
+    uint32_t slot;
+    uint32_t generation;
+    uint64_t seq;
+    uint64_t value_len;
+    uint32_t meta_len;
+    uint16_t key_len;
+    const char *key; // points into the slot header
+};
+
+struct RecoveryCounts {
+    uint64_t recovered = 0;
+    uint64_t torn = 0;    // commit word present but not matching the body
+    uint64_t corrupt = 0; // checksum or bounds failure
+    uint64_t stale = 0;   // an older commit of a key that has a newer one
+    uint64_t usec = 0;
+};
+
+// Result of reading the superblocks without opening for use (daxkv info).
+struct SuperblockReport {
+    bool valid_a = false, valid_b = false;
+    bool zeroed = false;
+    Superblock sb{};
+};
+
+class Arena {
+public:
+    struct Options {
+        uint64_t slot_bytes = 0;
+        uint32_t meta_bytes = 0;
+        Durability durability = Durability::process;
+        Verify verify = Verify::recover;
+        bool reformat = false;  // on_mismatch=reformat
+        unsigned threads = 1;   // recovery scan parallelism
+    };
+
+    // Validate (or format) the arena on an open mapping. Throws Error:
+    // DAXKV_E_FOREIGN, DAXKV_E_CORRUPT, -EINVAL, -ENOSPC.
+    Arena(std::unique_ptr<platform::Mapping> map, const Options &opt);
+    ~Arena();
+
+    const Layout &layout() const noexcept { return layout_; }
+    const platform::Mapping &mapping() const noexcept { return *map_; }
+    bool formatted() const noexcept { return formatted_; }
+    const Superblock &superblock() const noexcept { return sb_; }
+
+    char *slot_data(uint32_t slot) const noexcept {
+        return map_->base() + layout_.data_offset + uint64_t(slot) * layout_.slot_bytes;
+    }
+    SlotHeader *header(uint32_t slot) const noexcept {
+        return reinterpret_cast<SlotHeader *>(map_->base() + layout_.header_offset +
+                                              uint64_t(slot) * layout_.header_bytes);
+    }
+    const char *header_key(uint32_t slot) const noexcept {
+        return reinterpret_cast<const char *>(header(slot) + 1);
+    }
+    const char *header_meta(uint32_t slot) const noexcept { return header_key(slot) + kKeyMax; }
+
+    // Write a new entry's header body (the commit word stays 0).
+    void write_body(uint32_t slot, uint64_t seq, uint32_t generation, const void *key,
+                    uint16_t key_len, const void *meta, uint32_t meta_len, uint64_t value_len,
+                    uint64_t value_hash, bool hashed) noexcept;
+    // Make value and body durable as the durability mode asks, then store
+    // the commit word. After this returns the entry survives what the mode
+    // promises.
+    void publish(uint32_t slot, uint64_t seq, uint64_t value_len) noexcept;
+    // Withdraw an entry: clear its commit word (durably, per mode).
+    void withdraw(uint32_t slot) noexcept;
+
+    // Scan every slot header: return the committed entries that validate,
+    // clear the ones that do not, count both. Stale duplicates are resolved
+    // by the caller, which knows keys.
+    std::vector<RecoveredEntry> scan(RecoveryCounts &counts);
+    bool recoverable() const noexcept { return recoverable_; }
+
+    // Read and classify the superblocks of a mapping (no changes).
+    static SuperblockReport inspect(const platform::Mapping &map);
+
+private:
+    void format();
+    void write_superblock();
+    void clear_all_commit_words();
+
+    std::unique_ptr<platform::Mapping> map_;
+    Options opt_;
+    Layout layout_;
+    Superblock sb_{};
+    bool formatted_ = false;
+    bool recoverable_ = false;
+};
+
+const char *durability_name(Durability d) noexcept;
+const char *verify_name(Verify v) noexcept;
+
+} // namespace arena
+} // namespace daxkv

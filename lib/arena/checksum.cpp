@@ -1,0 +1,34 @@
+#include "arena/checksum.hpp"
+
+#include "arena/format.hpp"
+
+#define XXH_STATIC_LINKING_ONLY // XXH3_state_t on the stack
+#include <xxhash.h>
+
+namespace daxkv {
+namespace arena {
+
+uint64_t block_hash(const void *p, size_t n) noexcept { return XXH3_64bits(p, n); }
+
+uint64_t combine_block_hashes(const uint64_t *h, size_t nblocks) noexcept {
+    return XXH3_64bits(h, nblocks * sizeof(uint64_t));
+}
+
+uint64_t value_checksum(const void *p, size_t n) noexcept {
+    // Streaming over the block hashes gives the same result as
+    // combine_block_hashes() without an allocation.
+    auto *c = static_cast<const char *>(p);
+    size_t blocks = hash_block_count(n);
+    XXH3_state_t state;
+    XXH3_64bits_reset(&state);
+    for (size_t b = 0; b < blocks; ++b) {
+        size_t off = b * kHashBlock;
+        size_t len = n - off < kHashBlock ? n - off : kHashBlock;
+        uint64_t h = block_hash(c + off, len);
+        XXH3_64bits_update(&state, &h, sizeof h);
+    }
+    return XXH3_64bits_digest(&state);
+}
+
+} // namespace arena
+} // namespace daxkv

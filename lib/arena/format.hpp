@@ -1,0 +1,82 @@
+// The on-device format of an arena (format version 1). Every multi-byte
+// field is little-endian (x86-64 native). docs/on-device-format.md describes
+// it byte by byte; keep the two in step.
+//
+//   offset 0          superblock copy A (4 KiB)
+//   offset 4096       superblock copy B (4 KiB)
+//   header_offset     slot_count slot headers of header_bytes each
+//   data_offset       slot_count payloads of slot_bytes each
+//
+// Nothing read from a device is trusted before it is validated: magic,
+// version, checksum, bounds.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace daxkv {
+namespace arena {
+
+constexpr char kMagic[8] = {'D', 'A', 'X', 'K', 'V', 'A', 'R', 'N'};
+constexpr uint32_t kFormatVersion = 1;
+constexpr uint64_t kSuperblockBytes = 4096;
+constexpr uint64_t kHeaderOffset = 2 * kSuperblockBytes;
+constexpr uint32_t kKeyMax = 512;
+constexpr uint32_t kChecksumXXH3 = 1;
+// Values are hashed in blocks so that copies can be split across workers
+// and hashed where they run: value_hash = XXH3-64 over the XXH3-64 of each
+// 1 MiB block, in order.
+constexpr uint64_t kHashBlock = 1 << 20;
+
+// Superblock flags.
+constexpr uint32_t kSbRecoverable = 1u << 0; // slot headers describe live entries
+
+struct Superblock {
+    char magic[8];
+    uint32_t format_version;
+    uint32_t sb_bytes;        // sizeof(Superblock)
+    uint8_t uuid[16];
+    uint64_t arena_bytes;     // bytes of the device this arena uses
+    uint64_t slot_bytes;
+    uint64_t slot_count;
+    uint64_t header_offset;
+    uint64_t header_bytes;    // per slot: SlotHeader + key_max + meta_bytes, 64-byte multiple
+    uint64_t data_offset;
+    uint32_t key_max;
+    uint32_t meta_bytes;
+    uint32_t flags;
+    uint32_t checksum_kind;   // kChecksumXXH3
+    uint64_t sb_generation;   // bumped on every rewrite; the newest valid copy wins
+    uint64_t created_unix_ns;
+    uint64_t reserved[17];    // zero; room for later fields
+    uint64_t checksum;        // XXH3-64 of every byte before this field
+};
+static_assert(sizeof(Superblock) == 256, "superblock layout");
+
+// Slot header flags.
+constexpr uint16_t kHdrValueHashed = 1u << 0; // value_hash is set
+
+// The fixed part of a slot header; key_max key bytes and meta_bytes
+// metadata bytes follow it.
+struct SlotHeader {
+    uint64_t commit;      // 0: slot holds nothing; else equal to seq, stored last
+    uint64_t seq;         // store-wide, increasing; the newest commit of a key wins
+    uint64_t value_len;
+    uint64_t value_hash;  // see kHashBlock; valid with kHdrValueHashed
+    uint32_t generation;  // slot reuse counter
+    uint16_t key_len;
+    uint16_t flags;
+    uint32_t meta_len;
+    uint32_t reserved0;
+    uint64_t reserved1;
+    uint64_t body_hash;   // XXH3-64 of bytes [8, 56) of this header + key + metadata
+};
+static_assert(sizeof(SlotHeader) == 64, "slot header layout");
+static_assert(offsetof(SlotHeader, body_hash) == 56, "slot header layout");
+
+constexpr uint64_t header_bytes_for(uint32_t meta_bytes) {
+    return (sizeof(SlotHeader) + kKeyMax + meta_bytes + 63) / 64 * 64;
+}
+
+} // namespace arena
+} // namespace daxkv

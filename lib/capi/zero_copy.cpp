@@ -1,0 +1,114 @@
+// Leases (read in place) and reservations (write in place).
+#include <cstring>
+
+#include "capi/handles.hpp"
+
+using namespace daxkv;
+using daxkv::capi::store_of;
+
+extern "C" {
+
+DAXKV_API int daxkv_lease_acquire(daxkv_store *s, const void *key, size_t key_len,
+                                  daxkv_lease **out) {
+    return guarded([&] {
+        if (!out)
+            return set_error(-EINVAL, "out is NULL");
+        *out = nullptr;
+        Store &st = store_of(s);
+        auto l = std::make_unique<daxkv_lease>();
+        int rc = st.lease(key, key_len, &l->state);
+        if (rc == 0)
+            *out = l.release();
+        return rc;
+    });
+}
+
+DAXKV_API const void *daxkv_lease_data(const daxkv_lease *l) {
+    return l && l->state ? l->state->data : nullptr;
+}
+
+DAXKV_API size_t daxkv_lease_size(const daxkv_lease *l) {
+    return l && l->state ? l->state->size : 0;
+}
+
+DAXKV_API const void *daxkv_lease_meta(const daxkv_lease *l, size_t *len) {
+    if (len)
+        *len = l && l->state ? l->state->meta_len : 0;
+    return l && l->state ? l->state->meta : nullptr;
+}
+
+DAXKV_API void daxkv_lease_release(daxkv_lease *l) {
+    if (!l)
+        return;
+    if (l->state) {
+        // Keep the store alive until the release is done, even if this was
+        // the last reference to a closed store.
+        std::shared_ptr<Store> keep = l->state->store;
+        keep->release(*l->state);
+        l->state.reset();
+    }
+    delete l;
+}
+
+DAXKV_API int daxkv_reserve(daxkv_store *s, const void *key, size_t key_len, size_t len,
+                            daxkv_reservation **out) {
+    return guarded([&] {
+        if (!out)
+            return set_error(-EINVAL, "out is NULL");
+        *out = nullptr;
+        Store &st = store_of(s);
+        auto r = std::make_unique<daxkv_reservation>();
+        int rc = st.reserve(key, key_len, len, &r->state);
+        if (rc == 0)
+            *out = r.release();
+        return rc;
+    });
+}
+
+DAXKV_API void *daxkv_reservation_data(daxkv_reservation *r) {
+    return r && r->state ? r->state->data : nullptr;
+}
+
+DAXKV_API size_t daxkv_reservation_size(const daxkv_reservation *r) {
+    return r && r->state ? r->state->len : 0;
+}
+
+DAXKV_API int daxkv_reservation_set_meta(daxkv_reservation *r, const void *meta, size_t len) {
+    return guarded([&] {
+        if (!r || !r->state)
+            return set_error(-EINVAL, "reservation is NULL");
+        if (!meta && len)
+            return set_error(-EINVAL, "meta is NULL but its length is %zu", len);
+        uint32_t cap = r->state->store->config().meta_bytes;
+        if (len > cap)
+            return set_error(-E2BIG, "metadata of %zu bytes is larger than meta_bytes (%u)", len,
+                             cap);
+        r->state->meta.assign(static_cast<const char *>(meta), len);
+        return 0;
+    });
+}
+
+DAXKV_API int daxkv_commit(daxkv_reservation *r) {
+    if (!r)
+        return set_error(-EINVAL, "reservation is NULL");
+    std::unique_ptr<daxkv_reservation> owned(r); // freed whatever happens
+    return guarded([&] {
+        if (!owned->state)
+            return set_error(-EINVAL, "reservation is empty");
+        std::shared_ptr<Store> keep = owned->state->store;
+        return keep->commit(*owned->state);
+    });
+}
+
+DAXKV_API void daxkv_abort(daxkv_reservation *r) {
+    if (!r)
+        return;
+    if (r->state) {
+        std::shared_ptr<Store> keep = r->state->store;
+        keep->abort(*r->state);
+        r->state.reset();
+    }
+    delete r;
+}
+
+} // extern "C"

@@ -1,0 +1,155 @@
+#include "engine/copy_engine.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "arena/format.hpp"
+#include "platform/cpu.hpp"
+
+namespace daxkv {
+namespace engine {
+namespace {
+
+static_assert(CopyEngine::kChunkBytes % arena::kHashBlock == 0,
+              "chunks must hold whole hash blocks");
+
+// Hashing is fused with the copy in sub-blocks small enough to stay in the
+// L2 cache between the copy and the hash.
+constexpr size_t kSubBlock = 64 * 1024;
+
+void copy_bytes(void *dst, const void *src, size_t n, bool nt) noexcept {
+    if (nt)
+        platform::memcpy_nontemporal(dst, src, n);
+    else
+        std::memcpy(dst, src, n);
+}
+
+} // namespace
+
+CopyEngine::CopyEngine(unsigned workers) : workers_(std::max(1u, workers)) {
+    for (unsigned i = 1; i < workers_; ++i)
+        threads_.emplace_back([this] { worker_main(); });
+}
+
+CopyEngine::~CopyEngine() {
+    {
+        std::lock_guard<std::mutex> g(qm_);
+        stop_ = true;
+    }
+    qcv_.notify_all();
+    for (auto &t : threads_)
+        t.join();
+}
+
+void CopyEngine::execute(const Chunk &c) noexcept {
+    const CopyOp &op = *c.op;
+    auto *d = static_cast<char *>(op.dst) + c.offset;
+    auto *s = static_cast<const char *>(op.src) + c.offset;
+    if (op.overlap_safe) {
+        std::memmove(d, s, c.len);
+        return;
+    }
+    if (!op.block_hashes) {
+        copy_bytes(d, s, c.len, op.nontemporal);
+        return;
+    }
+    // Chunks start on hash-block boundaries; hash each block as it is copied.
+    size_t done = 0;
+    while (done < c.len) {
+        size_t block_len = std::min(c.len - done, static_cast<size_t>(arena::kHashBlock));
+        XXH3_state_t st;
+        XXH3_64bits_reset(&st);
+        for (size_t off = 0; off < block_len; off += kSubBlock) {
+            size_t n = std::min(kSubBlock, block_len - off);
+            copy_bytes(d + done + off, s + done + off, n, op.nontemporal);
+            XXH3_64bits_update(&st, (op.hash_source ? s : d) + done + off, n);
+        }
+        op.block_hashes[(c.offset + done) / arena::kHashBlock] = XXH3_64bits_digest(&st);
+        done += block_len;
+    }
+}
+
+void CopyEngine::work(Job &job) noexcept {
+    const size_t n = job.chunks.size();
+    for (;;) {
+        size_t i = job.next.fetch_add(1, std::memory_order_relaxed);
+        if (i >= n)
+            return;
+        execute(job.chunks[i]);
+        if (job.done.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
+            std::lock_guard<std::mutex> g(job.m);
+            job.finished = true;
+            job.cv.notify_all();
+        }
+    }
+}
+
+void CopyEngine::worker_main() noexcept {
+    for (;;) {
+        std::shared_ptr<Job> job;
+        {
+            std::unique_lock<std::mutex> g(qm_);
+            qcv_.wait(g, [this] { return stop_ || !queue_.empty(); });
+            if (stop_ && queue_.empty())
+                return;
+            job = queue_.front();
+            if (job->next.load(std::memory_order_relaxed) >= job->chunks.size()) {
+                queue_.pop_front(); // fully handed out: nothing left to take
+                continue;
+            }
+        }
+        work(*job);
+    }
+}
+
+void CopyEngine::run(const CopyOp *ops, size_t n) {
+    size_t total = 0;
+    for (size_t i = 0; i < n; ++i)
+        total += ops[i].len;
+    if (workers_ == 1 || total < kInlineBytes) {
+        for (size_t i = 0; i < n; ++i)
+            if (ops[i].len)
+                execute(Chunk{&ops[i], 0, ops[i].len});
+        return;
+    }
+    auto job = std::make_shared<Job>();
+    // Split so that every worker gets several chunks (load balance), but no
+    // chunk is smaller than kChunkBytes (per-chunk cost).
+    size_t target = std::max(kChunkBytes, total / (size_t(workers_) * 4) / kChunkBytes *
+                                              kChunkBytes);
+    for (size_t i = 0; i < n; ++i) {
+        const CopyOp &op = ops[i];
+        if (!op.len)
+            continue;
+        if (op.overlap_safe || op.len <= target) {
+            job->chunks.push_back(Chunk{&op, 0, op.len});
+            continue;
+        }
+        for (size_t off = 0; off < op.len; off += target)
+            job->chunks.push_back(Chunk{&op, off, std::min(target, op.len - off)});
+    }
+    if (job->chunks.empty())
+        return;
+    {
+        std::lock_guard<std::mutex> g(qm_);
+        queue_.push_back(job);
+    }
+    qcv_.notify_all();
+    work(*job);
+    std::unique_lock<std::mutex> g(job->m);
+    job->cv.wait(g, [&] { return job->finished; });
+}
+
+CopyEngine &shared_engine() {
+    static CopyEngine engine([] {
+        unsigned n = std::thread::hardware_concurrency();
+        return std::max(1u, std::min(n ? n : 1u, 8u));
+    }());
+    return engine;
+}
+
+} // namespace engine
+} // namespace daxkv

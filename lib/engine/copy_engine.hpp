@@ -1,0 +1,80 @@
+// The copy engine: a persistent worker pool that executes batch plans.
+// Large copies are split into chunks spread over the workers and the calling
+// thread; a small batch stays on the calling thread, where handing it off
+// would cost more than it saves. run() returns only when every chunk of the
+// batch has finished, whatever happened to the others.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace daxkv {
+namespace engine {
+
+struct CopyOp {
+    void *dst = nullptr;
+    const void *src = nullptr;
+    size_t len = 0;
+    bool nontemporal = false;  // stream the stores (large writes into the arena)
+    bool overlap_safe = false; // memmove semantics: never split, never parallel
+    // Optional: per-1 MiB-block XXH3 of the bytes copied (arena/checksum.hpp),
+    // hashed from the source (hash_source) or the destination after the copy.
+    uint64_t *block_hashes = nullptr;
+    bool hash_source = true;
+};
+
+class CopyEngine {
+public:
+    // workers: total parallelism including the calling thread (>= 1).
+    explicit CopyEngine(unsigned workers);
+    ~CopyEngine();
+    CopyEngine(const CopyEngine &) = delete;
+    CopyEngine &operator=(const CopyEngine &) = delete;
+
+    // Execute every op. Ops are independent; their order is not kept.
+    void run(const CopyOp *ops, size_t n);
+    unsigned workers() const noexcept { return workers_; }
+
+    // Bytes below which a batch runs on the calling thread alone.
+    static constexpr size_t kInlineBytes = 512 * 1024;
+    // Chunk granularity for splitting large ops (a multiple of the hash block).
+    static constexpr size_t kChunkBytes = 1 << 20;
+
+private:
+    struct Chunk {
+        const CopyOp *op;
+        size_t offset, len;
+    };
+    struct Job {
+        std::vector<Chunk> chunks;
+        std::atomic<size_t> next{0};
+        std::atomic<size_t> done{0};
+        std::mutex m;
+        std::condition_variable cv;
+        bool finished = false;
+    };
+
+    static void execute(const Chunk &c) noexcept;
+    void work(Job &job) noexcept;
+    void worker_main() noexcept;
+
+    unsigned workers_;
+    std::vector<std::thread> threads_;
+    std::mutex qm_;
+    std::condition_variable qcv_;
+    std::deque<std::shared_ptr<Job>> queue_;
+    bool stop_ = false;
+};
+
+// A process-wide engine for daxkv_memcpy_batch (created on first use).
+CopyEngine &shared_engine();
+
+} // namespace engine
+} // namespace daxkv

@@ -1,0 +1,38 @@
+// Small helpers shared by every layer: sizes, alignment, hashing, clocks.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace daxkv {
+
+constexpr uint64_t KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
+
+constexpr uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
+constexpr uint64_t round_down(uint64_t v, uint64_t a) { return v / a * a; }
+constexpr bool is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
+
+// Parse "4096", "4KiB", "256MiB", "2GiB", "1TiB" (also K/M/G/T and KB/MB..,
+// all binary). Throws Error(-EINVAL) naming `what` on malformed, negative or
+// overflowing input.
+uint64_t parse_size(const std::string &text, const char *what);
+// Parse a non-negative integer (no suffix). Same errors.
+uint64_t parse_uint(const std::string &text, const char *what);
+// "on/off, 1/0, true/false, yes/no".
+bool parse_bool(const std::string &text, const char *what);
+
+// 64-bit hash of a byte string (XXH3).
+uint64_t hash_bytes(const void *p, size_t n) noexcept;
+
+inline uint64_t now_ns() noexcept {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::steady_clock::now().time_since_epoch())
+                                     .count());
+}
+
+// A human size: "4.00 MiB".
+std::string human_bytes(uint64_t n);
+
+} // namespace daxkv

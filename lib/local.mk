@@ -1,0 +1,33 @@
+# libdaxkv.so: the layers of lib/, bottom to top.
+lib_LTLIBRARIES += lib/libdaxkv.la
+
+lib_libdaxkv_la_SOURCES = \
+	lib/internal/error.cpp lib/internal/error.hpp \
+	lib/internal/util.cpp lib/internal/util.hpp \
+	lib/platform/cpu.cpp lib/platform/cpu.hpp \
+	lib/platform/device.hpp \
+	lib/platform/discovery.cpp \
+	lib/platform/devdax_open.cpp lib/platform/devdax_open.hpp \
+	lib/platform/mapping.cpp lib/platform/mapping.hpp \
+	lib/arena/format.hpp \
+	lib/arena/checksum.cpp lib/arena/checksum.hpp \
+	lib/arena/arena.cpp lib/arena/arena.hpp \
+	lib/engine/copy_engine.cpp lib/engine/copy_engine.hpp \
+	lib/store/config.cpp lib/store/config.hpp \
+	lib/store/slot_allocator.cpp lib/store/slot_allocator.hpp \
+	lib/store/store.cpp lib/store/store.hpp \
+	lib/capi/handles.hpp \
+	lib/capi/errors.cpp \
+	lib/capi/config.cpp \
+	lib/capi/store.cpp \
+	lib/capi/zero_copy.cpp \
+	lib/capi/memcpy.cpp
+
+lib_libdaxkv_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(DAXCTL_CFLAGS)
+lib_libdaxkv_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden
+lib_libdaxkv_la_LIBADD = $(XXHASH_LIBS) $(DAXCTL_LIBS) -lpthread
+lib_libdaxkv_la_LDFLAGS = $(AM_LDFLAGS) \
+	-version-info $(DAXKV_LT_CURRENT):$(DAXKV_LT_REVISION):$(DAXKV_LT_AGE) \
+	-Wl,--version-script=$(top_srcdir)/lib/libdaxkv.map -Wl,-z,defs -Wl,-z,relro -Wl,-z,now
+EXTRA_lib_libdaxkv_la_DEPENDENCIES = lib/libdaxkv.map
+EXTRA_DIST += lib/libdaxkv.map

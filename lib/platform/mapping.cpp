@@ -1,0 +1,206 @@
+#include "platform/mapping.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "internal/error.hpp"
+#include "internal/util.hpp"
+#include "platform/cpu.hpp"
+#include "platform/devdax_open.hpp"
+
+#ifndef MAP_SYNC
+#define MAP_SYNC 0x80000
+#endif
+#ifndef MAP_SHARED_VALIDATE
+#define MAP_SHARED_VALIDATE 0x03
+#endif
+
+namespace daxkv {
+namespace platform {
+namespace {
+
+constexpr uint64_t kPage = 4096;
+
+// Closes an fd unless released; keeps failure paths leak-free.
+struct FdGuard {
+    int fd;
+    ~FdGuard() {
+        if (fd >= 0)
+            ::close(fd);
+    }
+    int release() {
+        int f = fd;
+        fd = -1;
+        return f;
+    }
+};
+
+bool under_dev(const std::string &path) { return path.rfind("/dev/", 0) == 0; }
+
+} // namespace
+
+void lock_exclusive(int fd, const std::string &what) {
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0)
+        return;
+    int e = errno;
+    if (e != EWOULDBLOCK)
+        fail_errno(e, "cannot lock " + what);
+    struct stat st;
+    long holder = -1;
+    if (::fstat(fd, &st) == 0)
+        holder = lock_holder_pid(st.st_dev, st.st_ino);
+    if (holder > 0)
+        fail(-EBUSY, "%s is in use by another daxkv store (pid %ld holds its lock)", what.c_str(),
+             holder);
+    fail(-EBUSY, "%s is in use by another daxkv store (its lock is held)", what.c_str());
+}
+
+std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
+    std::unique_ptr<Mapping> m(new Mapping());
+    int mmap_flags = MAP_SHARED;
+    FdGuard fd{-1};
+
+    if (req.path == "mem:") {
+        // Anonymous shared memory: volatile, page-aligned, nothing to lock.
+        if (req.bytes == 0)
+            fail(-EINVAL, "mem: needs a size");
+        m->size_ = round_down(req.bytes, kPage);
+        if (m->size_ == 0)
+            fail(-EINVAL, "mem: size %llu is below one page",
+                 static_cast<unsigned long long>(req.bytes));
+        m->info_.path = req.path;
+        m->info_.kind = DeviceKind::memory;
+        m->info_.size = m->size_;
+        m->info_.align = kPage;
+        m->created_ = true;
+        void *p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+            fail_errno(errno, format("cannot map %llu bytes of memory",
+                                     static_cast<unsigned long long>(m->size_)));
+        m->base_ = static_cast<char *>(p);
+        return m;
+    }
+
+    if (req.path.empty())
+        fail(-EINVAL, "empty device path");
+
+    struct stat st;
+    bool exists = ::stat(req.path.c_str(), &st) == 0;
+    if (!exists && errno != ENOENT)
+        fail_errno(errno, "cannot access " + req.path);
+
+    if (exists && S_ISCHR(st.st_mode)) {
+        // Device-DAX: capacity, alignment, mode, permissions and the lock
+        // are checked by open_devdax; the mapping is made here.
+        DaxOpenResult r = open_devdax(req.path, req.bytes);
+        fd.fd = r.fd;
+        m->info_ = r.info;
+        m->size_ = r.map_bytes;
+        if (req.sync)
+            mmap_flags = MAP_SHARED_VALIDATE | MAP_SYNC;
+    } else {
+        if (exists && S_ISDIR(st.st_mode))
+            fail(-EISDIR, "%s is a directory, not a device or arena file", req.path.c_str());
+        if (exists && !S_ISREG(st.st_mode))
+            fail(-ENODEV, "%s is neither a Device-DAX device nor a regular file",
+                 req.path.c_str());
+        if (under_dev(req.path))
+            fail(-ENODEV, "%s is not a Device-DAX device (a file arena may not live under /dev)",
+                 req.path.c_str());
+        if (!exists && !req.create)
+            fail(-ENOENT, "%s does not exist", req.path.c_str());
+        int flags = O_RDWR | O_CLOEXEC | (req.create ? O_CREAT : 0);
+        fd.fd = ::open(req.path.c_str(), flags, 0600);
+        if (fd.fd < 0)
+            fail_errno(errno, "cannot open " + req.path);
+        if (::fstat(fd.fd, &st) != 0)
+            fail_errno(errno, "cannot stat " + req.path);
+        if (!S_ISREG(st.st_mode))
+            fail(-ENODEV, "%s is not a regular file", req.path.c_str());
+        lock_exclusive(fd.fd, req.path);
+
+        uint64_t have = static_cast<uint64_t>(st.st_size);
+        uint64_t want = req.bytes ? req.bytes : have;
+        if (want == 0)
+            fail(-EINVAL, "%s is empty: give the arena size to create it", req.path.c_str());
+        want = round_down(want, kPage);
+        if (want == 0)
+            fail(-EINVAL, "arena size %llu for %s is below one page",
+                 static_cast<unsigned long long>(req.bytes), req.path.c_str());
+        if (have == 0) {
+            // Reserve the blocks now: a sparse file on a full tmpfs would
+            // SIGBUS at first touch instead of failing here.
+            int rc = ::posix_fallocate(fd.fd, 0, static_cast<off_t>(want));
+            if (rc == EOPNOTSUPP || rc == EINVAL)
+                rc = ::ftruncate(fd.fd, static_cast<off_t>(want)) == 0 ? 0 : errno;
+            if (rc != 0) {
+                if (::ftruncate(fd.fd, 0) != 0) {
+                    // leave it empty if we can; the error below says why
+                }
+                fail_errno(rc, format("cannot size %s to %llu bytes", req.path.c_str(),
+                                      static_cast<unsigned long long>(want)));
+            }
+            m->created_ = true;
+        } else if (have < want) {
+            fail(-ENOSPC, "%s holds %llu bytes, less than the %llu bytes asked for",
+                 req.path.c_str(), static_cast<unsigned long long>(have),
+                 static_cast<unsigned long long>(want));
+        }
+        m->size_ = want;
+        m->info_.path = req.path;
+        m->info_.kind = DeviceKind::file;
+        m->info_.size = want;
+        m->info_.align = kPage;
+    }
+
+    void *p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, mmap_flags, fd.fd, 0);
+    if (p == MAP_FAILED && mmap_flags != MAP_SHARED && (errno == EOPNOTSUPP || errno == EINVAL)) {
+        // MAP_SYNC is refused by devices that need no synchronous faults;
+        // cache-line flushes still give durability on the DAX mapping.
+        mmap_flags = MAP_SHARED;
+        p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, mmap_flags, fd.fd, 0);
+    }
+    if (p == MAP_FAILED)
+        fail_errno(errno, format("cannot map %llu bytes of %s",
+                                 static_cast<unsigned long long>(m->size_), req.path.c_str()));
+    m->base_ = static_cast<char *>(p);
+    m->map_sync_ = mmap_flags != MAP_SHARED;
+    m->fd_ = fd.release();
+    return m;
+}
+
+Mapping::~Mapping() {
+    if (base_)
+        ::munmap(base_, size_);
+    if (fd_ >= 0)
+        ::close(fd_); // releases the flock
+}
+
+void Mapping::persist(const void *p, size_t n) const noexcept {
+    if (!n)
+        return;
+    switch (info_.kind) {
+    case DeviceKind::memory:
+        return;
+    case DeviceKind::devdax:
+        flush_range(p, n);
+        store_fence();
+        return;
+    case DeviceKind::file: {
+        auto start = round_down(reinterpret_cast<uintptr_t>(p), kPage);
+        auto end = reinterpret_cast<uintptr_t>(p) + n;
+        ::msync(reinterpret_cast<void *>(start), end - start, MS_SYNC);
+        return;
+    }
+    }
+}
+
+} // namespace platform
+} // namespace daxkv

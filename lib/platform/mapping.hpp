@@ -1,0 +1,59 @@
+// A device mapped into the process: a regular file (the embedded default),
+// anonymous memory ("mem:"), or a Device-DAX character device. The mapping
+// follows the Device-DAX rules everywhere: MAP_SHARED, lengths that are
+// multiples of the device alignment, bounds checked before mapping (a DAX
+// mapping past the device end SIGBUSes on touch).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "platform/device.hpp"
+
+namespace daxkv {
+namespace platform {
+
+struct MapRequest {
+    std::string path;    // file path, "mem:" or /dev/daxX.Y
+    uint64_t bytes = 0;  // 0: whole device or existing file
+    bool create = true;  // create a missing file arena
+    bool sync = false;   // durability=power: MAP_SYNC where the device allows it
+};
+
+class Mapping {
+public:
+    // Open, lock (exclusively, one process per device) and map. Throws
+    // daxkv::Error; nothing stays open or mapped on failure.
+    static std::unique_ptr<Mapping> open(const MapRequest &req);
+    ~Mapping();
+    Mapping(const Mapping &) = delete;
+    Mapping &operator=(const Mapping &) = delete;
+
+    char *base() const noexcept { return base_; }
+    uint64_t size() const noexcept { return size_; }
+    const DeviceInfo &info() const noexcept { return info_; }
+    // The file was created (or was empty) by this open.
+    bool created() const noexcept { return created_; }
+    bool volatile_memory() const noexcept { return info_.kind == DeviceKind::memory; }
+
+    // Make [p, p+n) durable against power loss: cache-line write-back plus a
+    // fence on DAX mappings, msync on file mappings, nothing for memory.
+    void persist(const void *p, size_t n) const noexcept;
+
+private:
+    Mapping() = default;
+    int fd_ = -1;
+    char *base_ = nullptr;
+    uint64_t size_ = 0;
+    bool created_ = false;
+    bool map_sync_ = false;
+    DeviceInfo info_;
+};
+
+// Take an exclusive, non-blocking flock on fd. On conflict throws
+// Error(-EBUSY) naming the holder's pid (from /proc/locks) when it can.
+void lock_exclusive(int fd, const std::string &what);
+
+} // namespace platform
+} // namespace daxkv

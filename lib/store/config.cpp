@@ -1,0 +1,240 @@
+#include "store/config.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "internal/error.hpp"
+#include "internal/util.hpp"
+
+namespace daxkv {
+
+void Config::set(const std::string &key, const std::string &value) {
+    if (key == "slot_bytes") {
+        uint64_t v = parse_size(value, "slot_bytes");
+        if (v == 0)
+            fail(-EINVAL, "slot_bytes: must be greater than 0");
+        slot_bytes = v;
+    } else if (key == "meta_bytes") {
+        uint64_t v = parse_size(value, "meta_bytes");
+        if (v > kMetaBytesMax)
+            fail(-EINVAL, "meta_bytes: %llu is above the limit of %u",
+                 static_cast<unsigned long long>(v), kMetaBytesMax);
+        meta_bytes = static_cast<uint32_t>(v);
+    } else if (key == "eviction") {
+        if (value == "lru")
+            eviction = Eviction::lru;
+        else if (value == "none")
+            eviction = Eviction::none;
+        else
+            fail(-EINVAL, "eviction: '%s' is not one of lru, none", value.c_str());
+    } else if (key == "durability") {
+        if (value == "none")
+            durability = arena::Durability::none;
+        else if (value == "process")
+            durability = arena::Durability::process;
+        else if (value == "power")
+            durability = arena::Durability::power;
+        else
+            fail(-EINVAL, "durability: '%s' is not one of none, process, power", value.c_str());
+    } else if (key == "verify") {
+        if (value == "off")
+            verify = arena::Verify::off;
+        else if (value == "recover")
+            verify = arena::Verify::recover;
+        else if (value == "read")
+            verify = arena::Verify::read;
+        else
+            fail(-EINVAL, "verify: '%s' is not one of off, recover, read", value.c_str());
+    } else if (key == "on_mismatch") {
+        if (value == "fail")
+            reformat = false;
+        else if (value == "reformat")
+            reformat = true;
+        else
+            fail(-EINVAL, "on_mismatch: '%s' is not one of fail, reformat", value.c_str());
+    } else if (key == "workers") {
+        uint64_t v = parse_uint(value, "workers");
+        if (v == 0 || v > 256)
+            fail(-EINVAL, "workers: %llu is not in 1..256", static_cast<unsigned long long>(v));
+        workers = static_cast<unsigned>(v);
+    } else if (key == "hotplug") {
+        hotplug = parse_bool(value, "hotplug");
+    } else if (key == "create") {
+        create = parse_bool(value, "create");
+    } else if (key == "nt_stores") {
+        if (value == "auto")
+            nt_stores = NtStores::auto_;
+        else if (value == "on")
+            nt_stores = NtStores::on;
+        else if (value == "off")
+            nt_stores = NtStores::off;
+        else
+            fail(-EINVAL, "nt_stores: '%s' is not one of auto, on, off", value.c_str());
+    } else {
+        fail(-EINVAL,
+             "unknown configuration key '%s' (known: slot_bytes, meta_bytes, eviction, "
+             "durability, verify, on_mismatch, workers, hotplug, create, nt_stores)",
+             key.c_str());
+    }
+}
+
+void Config::add_device(const std::string &path, uint64_t bytes) {
+    if (path.empty())
+        fail(-EINVAL, "device path is empty");
+    if (path.size() > 4096)
+        fail(-EINVAL, "device path is longer than 4096 bytes");
+    for (const auto &d : devices)
+        if (d.path == path && path != "mem:")
+            fail(-EINVAL, "device %s is already in the configuration", path.c_str());
+    devices.push_back(DeviceSpec{path, bytes});
+}
+
+void Config::validate() const {
+    if (slot_bytes == 0)
+        fail(-EINVAL, "slot_bytes is required");
+    if (devices.empty())
+        fail(-EINVAL, "no device configured (daxkv_config_add_device)");
+}
+
+unsigned Config::effective_workers() const {
+    if (workers)
+        return workers;
+    unsigned n = std::thread::hardware_concurrency();
+    return std::max(1u, std::min(n ? n : 1u, 8u));
+}
+
+namespace {
+
+using json = nlohmann::json;
+
+// A size given in GiB as a JSON number (LMCache's max_dax_size_gb).
+uint64_t gib_field(const json &v, const std::string &what) {
+    if (!v.is_number() || v.is_boolean())
+        fail(-EINVAL, "%s must be a positive number", what.c_str());
+    double gb = v.get<double>();
+    if (!(gb > 0) || !std::isfinite(gb) || gb > 1048576.0)
+        fail(-EINVAL, "%s must be a positive number of GiB (at most 1 PiB)", what.c_str());
+    return static_cast<uint64_t>(gb * static_cast<double>(GiB));
+}
+
+uint64_t positive_int_field(const json &v, const std::string &what) {
+    if (!v.is_number_integer() || v.get<int64_t>() <= 0)
+        fail(-EINVAL, "%s must be a positive integer", what.c_str());
+    return v.get<uint64_t>();
+}
+
+std::string path_field(const json &v, const std::string &what) {
+    if (!v.is_string() || v.get<std::string>().empty())
+        fail(-EINVAL, "%s must be a non-empty string", what.c_str());
+    return v.get<std::string>();
+}
+
+// A JSON value of a daxkv key, as the text daxkv_config_set takes.
+std::string as_text(const json &v, const std::string &key) {
+    if (v.is_string())
+        return v.get<std::string>();
+    if (v.is_boolean())
+        return v.get<bool>() ? "1" : "0";
+    if (v.is_number_unsigned())
+        return std::to_string(v.get<uint64_t>());
+    if (v.is_number_integer())
+        return std::to_string(v.get<int64_t>()); // negative: set() rejects it
+    fail(-EINVAL, "%s: expected a string, number or boolean", key.c_str());
+}
+
+} // namespace
+
+Config Config::from_json(const std::string &text) {
+    if (text.size() > kJsonMaxBytes)
+        fail(-EINVAL, "configuration JSON is %zu bytes, above the limit of %zu", text.size(),
+             kJsonMaxBytes);
+    // Depth is limited while parsing: nlohmann's parser recurses, so a
+    // hostile document must be stopped before it exhausts the stack.
+    json::parser_callback_t depth_guard = [](int depth, json::parse_event_t, json &) {
+        if (depth > kJsonMaxDepth)
+            fail(-EINVAL, "configuration JSON nests deeper than %d levels", kJsonMaxDepth);
+        return true;
+    };
+    json doc;
+    try {
+        doc = json::parse(text, depth_guard);
+    } catch (const json::exception &e) {
+        fail(-EINVAL, "configuration JSON is malformed: %s", e.what());
+    }
+    if (!doc.is_object())
+        fail(-EINVAL, "configuration JSON must be an object");
+
+    Config cfg;
+    cfg.eviction = Eviction::none; // LMCache's controllers decide what to evict
+    bool have_devices = false;
+    for (auto it = doc.begin(); it != doc.end(); ++it) {
+        const std::string &k = it.key();
+        const json &v = it.value();
+        if (k == "type") {
+            if (!v.is_string() || v.get<std::string>() != "dax")
+                fail(-EINVAL, "type must be \"dax\"");
+        } else if (k == "slot_bytes") {
+            cfg.slot_bytes = positive_int_field(v, "slot_bytes");
+        } else if (k == "device_path" || k == "max_dax_size_gb") {
+            // handled together below
+        } else if (k == "devices") {
+            if (!v.is_array())
+                fail(-EINVAL, "devices must be a list");
+            size_t i = 0;
+            for (const auto &d : v) {
+                std::string where = "devices[" + std::to_string(i) + "]";
+                if (!d.is_object())
+                    fail(-EINVAL, "%s must be a dict", where.c_str());
+                if (!d.contains("device_path"))
+                    fail(-EINVAL, "%s.device_path must be a non-empty string", where.c_str());
+                std::string path = path_field(d["device_path"], where + ".device_path");
+                if (!d.contains("max_dax_size_gb"))
+                    fail(-EINVAL, "%s.max_dax_size_gb must be a positive number", where.c_str());
+                uint64_t bytes = gib_field(d["max_dax_size_gb"], where + ".max_dax_size_gb");
+                cfg.add_device(path, bytes);
+                ++i;
+            }
+            have_devices = true;
+        } else if (k == "hotplug_enabled") {
+            if (!v.is_boolean() && !v.is_number_integer())
+                fail(-EINVAL, "hotplug_enabled must be a boolean");
+            cfg.hotplug = v.is_boolean() ? v.get<bool>() : v.get<int64_t>() != 0;
+        } else if (k == "num_store_workers" || k == "num_lookup_workers" ||
+                   k == "num_load_workers") {
+            uint64_t n = positive_int_field(v, k);
+            if (k == "num_load_workers")
+                cfg.workers = static_cast<unsigned>(std::min<uint64_t>(n, 256));
+        } else if (k == "eviction" || k == "persist_enabled" || k == "serde" ||
+                   k == "watch_directory" || k == "watch_interval_seconds") {
+            // LMCache options handled above the core (its L2 eviction
+            // controller, serde wrapper, directory watcher): accepted.
+        } else {
+            cfg.set(k, as_text(v, k));
+        }
+    }
+    if (doc.contains("device_path") || doc.contains("max_dax_size_gb")) {
+        if (have_devices)
+            fail(-EINVAL, "give either device_path/max_dax_size_gb or devices, not both");
+        if (!doc.contains("device_path"))
+            fail(-EINVAL, "device_path must be a non-empty string");
+        std::string path = path_field(doc["device_path"], "device_path");
+        if (!doc.contains("max_dax_size_gb"))
+            fail(-EINVAL, "max_dax_size_gb must be a positive number");
+        cfg.add_device(path, gib_field(doc["max_dax_size_gb"], "max_dax_size_gb"));
+    }
+    if (cfg.slot_bytes == 0)
+        fail(-EINVAL, "slot_bytes must be a positive integer");
+    for (const auto &d : cfg.devices)
+        if (d.bytes / cfg.slot_bytes == 0)
+            fail(-EINVAL, "%s: configured DAX arena does not fit even one slot",
+                 d.path.c_str());
+    if (cfg.devices.empty() && !cfg.hotplug)
+        fail(-EINVAL, "devices may be empty only when hotplug_enabled is true");
+    return cfg;
+}
+
+} // namespace daxkv

@@ -1,0 +1,50 @@
+// Store configuration: what daxkv_config_* builds and daxkv_open reads.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "arena/arena.hpp"
+
+namespace daxkv {
+
+enum class Eviction { lru, none };
+enum class NtStores { auto_, on, off };
+
+struct DeviceSpec {
+    std::string path;
+    uint64_t bytes = 0; // 0: whole device or existing file
+};
+
+struct Config {
+    uint64_t slot_bytes = 0; // required
+    uint32_t meta_bytes = 256;
+    Eviction eviction = Eviction::lru;
+    arena::Durability durability = arena::Durability::process;
+    arena::Verify verify = arena::Verify::recover;
+    bool reformat = false;  // on_mismatch
+    unsigned workers = 0;   // 0: CPU count capped at 8
+    bool hotplug = false;
+    bool create = true;
+    NtStores nt_stores = NtStores::auto_;
+    std::vector<DeviceSpec> devices;
+
+    // Set one key from its text form. Throws Error(-EINVAL) naming the key.
+    void set(const std::string &key, const std::string &value);
+    void add_device(const std::string &path, uint64_t bytes);
+    // Check what open needs (slot_bytes, at least one device).
+    void validate() const;
+    unsigned effective_workers() const;
+
+    // LMCache's dax --l2-adapter JSON plus daxkv's own keys.
+    static Config from_json(const std::string &text);
+};
+
+// Largest meta_bytes accepted (per-entry metadata lives in the slot header).
+constexpr uint32_t kMetaBytesMax = 64 * 1024;
+// Largest JSON document accepted, and deepest nesting.
+constexpr size_t kJsonMaxBytes = 1 << 20;
+constexpr int kJsonMaxDepth = 16;
+
+} // namespace daxkv

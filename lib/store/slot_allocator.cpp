@@ -1,0 +1,63 @@
+#include "store/slot_allocator.hpp"
+
+namespace daxkv {
+
+SlotAllocator::SlotAllocator(uint32_t slots)
+    : slots_(slots), free_(slots), words_((slots + 63) / 64, ~uint64_t(0)),
+      summary_((words_.size() + 63) / 64, ~uint64_t(0)) {
+    // Clear the bits past the last slot in the last word, and the summary
+    // bits past the last word.
+    if (slots % 64)
+        words_.back() = (uint64_t(1) << (slots % 64)) - 1;
+    if (words_.size() % 64)
+        summary_.back() = (uint64_t(1) << (words_.size() % 64)) - 1;
+}
+
+uint32_t SlotAllocator::allocate() {
+    std::lock_guard<std::mutex> g(m_);
+    for (size_t s = 0; s < summary_.size(); ++s) {
+        if (!summary_[s])
+            continue;
+        size_t w = s * 64 + static_cast<size_t>(__builtin_ctzll(summary_[s]));
+        unsigned b = static_cast<unsigned>(__builtin_ctzll(words_[w]));
+        words_[w] &= ~(uint64_t(1) << b);
+        if (!words_[w])
+            summary_[s] &= ~(uint64_t(1) << (w % 64));
+        --free_;
+        return static_cast<uint32_t>(w * 64 + b);
+    }
+    return UINT32_MAX;
+}
+
+bool SlotAllocator::take(uint32_t slot) {
+    std::lock_guard<std::mutex> g(m_);
+    if (slot >= slots_)
+        return false;
+    size_t w = slot / 64;
+    uint64_t bit = uint64_t(1) << (slot % 64);
+    if (!(words_[w] & bit))
+        return false;
+    words_[w] &= ~bit;
+    if (!words_[w])
+        summary_[w / 64] &= ~(uint64_t(1) << (w % 64));
+    --free_;
+    return true;
+}
+
+void SlotAllocator::release(uint32_t slot) {
+    std::lock_guard<std::mutex> g(m_);
+    size_t w = slot / 64;
+    uint64_t bit = uint64_t(1) << (slot % 64);
+    if (slot >= slots_ || (words_[w] & bit))
+        return; // out of range or already free: never double-count
+    words_[w] |= bit;
+    summary_[w / 64] |= uint64_t(1) << (w % 64);
+    ++free_;
+}
+
+uint32_t SlotAllocator::free_count() const {
+    std::lock_guard<std::mutex> g(m_);
+    return free_;
+}
+
+} // namespace daxkv

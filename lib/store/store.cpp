@@ -1,0 +1,1072 @@
+#include "store/store.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include <nlohmann/json.hpp>
+
+#include "arena/checksum.hpp"
+#include "internal/error.hpp"
+#include "internal/util.hpp"
+
+namespace daxkv {
+namespace {
+
+// Per-item argument checks shared by every key-taking call.
+int check_key(const void *key, size_t key_len) {
+    if (!key)
+        return set_error(-EINVAL, "key is NULL");
+    if (key_len == 0 || key_len > DAXKV_KEY_MAX)
+        return set_error(-EINVAL, "key length %zu is not in 1..%d", key_len, DAXKV_KEY_MAX);
+    return 0;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------
+// Lifetime
+
+Store::OpGuard::OpGuard(Store &s) : s_(s) {
+    // Increment first, then look at the flag: shutdown sets the flag, then
+    // waits for the count, so every call either sees the flag or is waited for.
+    s_.ops_.fetch_add(1, std::memory_order_seq_cst);
+    if (s_.shutting_.load(std::memory_order_seq_cst)) {
+        leave();
+        fail(-ESHUTDOWN, "the store is shut down");
+    }
+}
+
+Store::OpGuard::~OpGuard() { leave(); }
+
+void Store::OpGuard::leave() noexcept {
+    if (s_.ops_.fetch_sub(1, std::memory_order_seq_cst) == 1 &&
+        s_.shutting_.load(std::memory_order_seq_cst)) {
+        std::lock_guard<std::mutex> g(s_.shutdown_m_);
+        s_.shutdown_cv_.notify_all();
+    }
+}
+
+Store::Store(const Config &cfg) : cfg_(cfg), shards_(new Shard[kShards]) {}
+
+Store::~Store() = default;
+
+std::shared_ptr<Store> Store::open(const Config &cfg) {
+    cfg.validate();
+    std::shared_ptr<Store> s(new Store(cfg));
+    for (const auto &d : cfg.devices) {
+        platform::MapRequest req;
+        req.path = d.path;
+        req.bytes = d.bytes;
+        req.create = cfg.create;
+        req.sync = cfg.durability == arena::Durability::power;
+        auto map = platform::Mapping::open(req);
+        arena::Arena::Options ao;
+        ao.slot_bytes = cfg.slot_bytes;
+        ao.meta_bytes = cfg.meta_bytes;
+        ao.durability = cfg.durability;
+        ao.verify = cfg.verify;
+        ao.reformat = cfg.reformat;
+        ao.threads = cfg.effective_workers();
+        ArenaSlots as;
+        as.arena.reset(new arena::Arena(std::move(map), ao));
+        auto slots = static_cast<uint32_t>(as.arena->layout().slot_count);
+        as.alloc.reset(new SlotAllocator(slots));
+        as.slots.resize(slots);
+        s->arenas_.push_back(std::move(as));
+    }
+    s->recover();
+    s->engine_.reset(new engine::CopyEngine(cfg.effective_workers()));
+    log(DAXKV_LOG_INFO, "opened store: %zu device(s), %lld entries recovered",
+        s->arenas_.size(), static_cast<long long>(s->c_.entries.load()));
+    return s;
+}
+
+void Store::recover() {
+    uint64_t max_seq = 0;
+    std::vector<std::vector<Entry *>> by_shard(kShards);
+    for (uint32_t a = 0; a < arenas_.size(); ++a) {
+        ArenaSlots &as = arenas_[a];
+        arena::RecoveryCounts counts;
+        std::vector<arena::RecoveredEntry> found = as.arena->scan(counts);
+        recovery_.torn += counts.torn;
+        recovery_.corrupt += counts.corrupt;
+        recovery_.usec += counts.usec;
+        for (const auto &r : found) {
+            std::string_view key(r.key, r.key_len);
+            uint64_t h = hash_bytes(key.data(), key.size());
+            Shard &sh = shard_of(h);
+            Entry *e = find(sh, key, h);
+            if (e) {
+                // Two commits of one key (a crash between a replace's commit
+                // and the withdrawal of the old version): the newest wins.
+                const SlotRef loser = e->seq > r.seq ? SlotRef{a, r.slot, r.generation} : e->ref;
+                arenas_[loser.arena].arena->withdraw(loser.slot);
+                recovery_.stale++;
+                if (e->seq > r.seq)
+                    continue;
+                arenas_[loser.arena].alloc->release(loser.slot);
+                arenas_[loser.arena].slots[loser.slot].status = SlotStatus::free;
+            } else {
+                auto owned = std::make_unique<Entry>();
+                owned->key.assign(key);
+                owned->hash = h;
+                e = owned.get();
+                sh.map.emplace(KeyRef{e->key, h}, std::move(owned));
+                by_shard[shard_index(h)].push_back(e);
+                c_.entries++;
+            }
+            as.alloc->take(r.slot);
+            SlotState &st = as.slots[r.slot];
+            st.generation = r.generation;
+            st.status = SlotStatus::committed;
+            e->committed = true;
+            e->ref = SlotRef{a, r.slot, r.generation};
+            e->value_len = r.value_len;
+            e->meta_len = r.meta_len;
+            e->seq = r.seq;
+            max_seq = std::max(max_seq, r.seq);
+        }
+    }
+    // LRU order by commit sequence: the oldest commit is the first victim.
+    for (size_t i = 0; i < kShards; ++i) {
+        auto &v = by_shard[i];
+        std::sort(v.begin(), v.end(), [](const Entry *x, const Entry *y) { return x->seq < y->seq; });
+        for (Entry *e : v) {
+            e->tick = e->seq;
+            Shard &sh = shards_[i];
+            e->prev = sh.lru_tail;
+            e->next = nullptr;
+            if (sh.lru_tail)
+                sh.lru_tail->next = e;
+            else
+                sh.lru_head = e;
+            sh.lru_tail = e;
+            e->in_lru = true;
+        }
+        shards_[i].head_tick.store(shards_[i].lru_head ? shards_[i].lru_head->tick : UINT64_MAX);
+    }
+    recovery_.recovered = static_cast<uint64_t>(c_.entries.load());
+    next_seq_.store(max_seq + 1);
+    tick_.store(max_seq + 1);
+}
+
+int Store::shutdown() {
+    shutting_.store(true, std::memory_order_seq_cst);
+    std::unique_lock<std::mutex> g(shutdown_m_);
+    shutdown_cv_.wait(g, [this] { return ops_.load(std::memory_order_seq_cst) == 0; });
+    shut_down_ = true;
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Index and LRU (shard lock held)
+
+Entry *Store::find(Shard &sh, std::string_view key, uint64_t hash) {
+    auto it = sh.map.find(KeyRef{key, hash});
+    return it == sh.map.end() ? nullptr : it->second.get();
+}
+
+void Store::lru_push_back(Shard &sh, Entry *e) noexcept {
+    e->tick = tick_.fetch_add(1, std::memory_order_relaxed);
+    e->prev = sh.lru_tail;
+    e->next = nullptr;
+    if (sh.lru_tail)
+        sh.lru_tail->next = e;
+    else
+        sh.lru_head = e;
+    sh.lru_tail = e;
+    e->in_lru = true;
+    sh.head_tick.store(sh.lru_head->tick, std::memory_order_relaxed);
+}
+
+void Store::lru_unlink(Shard &sh, Entry *e) noexcept {
+    if (!e->in_lru)
+        return;
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        sh.lru_head = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        sh.lru_tail = e->prev;
+    e->prev = e->next = nullptr;
+    e->in_lru = false;
+    sh.head_tick.store(sh.lru_head ? sh.lru_head->tick : UINT64_MAX, std::memory_order_relaxed);
+}
+
+void Store::lru_touch(Shard &sh, Entry *e) noexcept {
+    if (cfg_.eviction != Eviction::lru || !e->in_lru || sh.lru_tail == e)
+        return;
+    lru_unlink(sh, e);
+    lru_push_back(sh, e);
+}
+
+// ---------------------------------------------------------------------------
+// Slots
+
+void Store::free_slot(const SlotRef &r) noexcept {
+    SlotState &st = slot_state(r);
+    st.status = SlotStatus::free;
+    arenas_[r.arena].alloc->release(r.slot);
+}
+
+// Take the committed version out of the index view of e: withdraw it on the
+// device, and free its slot now or when its last borrower leaves.
+void Store::retire_committed(Shard &sh, Entry *e) noexcept {
+    if (!e->committed)
+        return;
+    arenas_[e->ref.arena].arena->withdraw(e->ref.slot);
+    SlotState &st = slot_state(e->ref);
+    if (st.borrows > 0) {
+        st.status = SlotStatus::pending_free;
+        c_.pending_free++;
+    } else {
+        free_slot(e->ref);
+    }
+    lru_unlink(sh, e);
+    if (e->pins)
+        c_.pinned--;
+    e->committed = false;
+    e->pins = 0;
+    e->ref = SlotRef{};
+    c_.entries--;
+}
+
+void Store::erase_if_empty(Shard &sh, Entry *e) {
+    if (!e->committed && !e->inflight)
+        sh.map.erase(KeyRef{e->key, e->hash});
+}
+
+SlotRef Store::acquire_slot() {
+    for (int attempt = 0; attempt < 1024; ++attempt) {
+        // Least-used arena first.
+        uint32_t best = UINT32_MAX, best_free = 0;
+        for (uint32_t a = 0; a < arenas_.size(); ++a) {
+            uint32_t f = arenas_[a].alloc->free_count();
+            if (f > best_free) {
+                best_free = f;
+                best = a;
+            }
+        }
+        if (best != UINT32_MAX) {
+            uint32_t slot = arenas_[best].alloc->allocate();
+            if (slot != UINT32_MAX)
+                return SlotRef{best, slot, 0};
+            continue; // raced with another writer: look again
+        }
+        if (cfg_.eviction == Eviction::none)
+            fail(-ENOSPC, "no free slot (eviction=none): %s", describe_full().c_str());
+        if (!evict_one())
+            fail(-ENOSPC, "no free slot and nothing evictable: %s", describe_full().c_str());
+    }
+    fail(-ENOSPC, "no free slot after repeated eviction under contention: %s",
+         describe_full().c_str());
+}
+
+std::string Store::describe_full() const {
+    return format("%lld entries, %lld pinned, %lld in flight, %lld waiting for leases",
+                  static_cast<long long>(c_.entries.load()),
+                  static_cast<long long>(c_.pinned.load()),
+                  static_cast<long long>(c_.inflight.load()),
+                  static_cast<long long>(c_.pending_free.load()));
+}
+
+// Evict the least recently used entry that is neither pinned, leased nor
+// being replaced. Shards are visited oldest head first; each shard's list is
+// in access order, so the first evictable entry of the oldest shard is the
+// global LRU victim unless non-evictable entries hide older ones elsewhere.
+bool Store::evict_one() {
+    std::vector<bool> exhausted(kShards, false);
+    for (size_t round = 0; round < kShards; ++round) {
+        size_t pick = kShards;
+        uint64_t oldest = UINT64_MAX;
+        for (size_t i = 0; i < kShards; ++i) {
+            if (exhausted[i])
+                continue;
+            uint64_t t = shards_[i].head_tick.load(std::memory_order_relaxed);
+            if (t < oldest) {
+                oldest = t;
+                pick = i;
+            }
+        }
+        if (pick == kShards)
+            return false;
+        Shard &sh = shards_[pick];
+        std::lock_guard<std::mutex> g(sh.m);
+        for (Entry *e = sh.lru_head; e; e = e->next) {
+            if (e->pins || e->inflight || slot_state(e->ref).borrows)
+                continue;
+            retire_committed(sh, e);
+            erase_if_empty(sh, e);
+            c_.evictions++;
+            return true;
+        }
+        exhausted[pick] = true;
+    }
+    return false;
+}
+
+// ---------------------------------------------------------------------------
+// Writes: begin (claim key and slot) -> copy (no lock) -> finish (commit)
+
+int Store::begin_write(const void *key, size_t key_len, uint64_t len, unsigned flags,
+                       Pending &out) {
+    if (len > cfg_.slot_bytes)
+        return set_error(-E2BIG, "value of %llu bytes is larger than slot_bytes (%llu)",
+                         static_cast<unsigned long long>(len),
+                         static_cast<unsigned long long>(cfg_.slot_bytes));
+    std::string_view k(static_cast<const char *>(key), key_len);
+    out.key = static_cast<const char *>(key);
+    out.key_len = static_cast<uint16_t>(key_len);
+    out.hash = hash_bytes(key, key_len);
+    out.shard = shard_index(out.hash);
+    Shard &sh = shards_[out.shard];
+    auto inf = std::make_unique<Inflight>();
+    inf->len = len;
+    {
+        std::lock_guard<std::mutex> g(sh.m);
+        Entry *e = find(sh, k, out.hash);
+        if (e && (e->inflight || (e->committed && !(flags & DAXKV_REPLACE)))) {
+            c_.puts_existed++;
+            return DAXKV_EXISTED;
+        }
+        if (!e) {
+            auto owned = std::make_unique<Entry>();
+            owned->key.assign(k);
+            owned->hash = out.hash;
+            e = owned.get();
+            sh.map.emplace(KeyRef{e->key, out.hash}, std::move(owned));
+        }
+        e->inflight = inf.get();
+        c_.inflight++;
+    }
+    SlotRef ref;
+    try {
+        ref = acquire_slot();
+    } catch (...) {
+        std::lock_guard<std::mutex> g(sh.m);
+        c_.inflight--;
+        c_.puts_failed++;
+        if (!inf->canceled) {
+            Entry *e = find(sh, k, out.hash);
+            e->inflight = nullptr;
+            erase_if_empty(sh, e);
+        }
+        throw;
+    }
+    {
+        std::lock_guard<std::mutex> g(sh.m);
+        if (inf->canceled) {
+            c_.inflight--;
+            arenas_[ref.arena].alloc->release(ref.slot);
+            return set_error(-ECANCELED, "a forced remove cancelled the write");
+        }
+        SlotState &st = arenas_[ref.arena].slots[ref.slot];
+        st.generation++;
+        st.status = SlotStatus::inflight;
+        st.borrows = 0;
+        ref.gen = st.generation;
+        inf->ref = ref;
+    }
+    out.dst = arenas_[ref.arena].arena->slot_data(ref.slot);
+    out.inflight = std::move(inf);
+    return 0;
+}
+
+int Store::finish_write(Pending &p, const void *meta, size_t meta_len, uint64_t value_hash,
+                        bool hashed) {
+    Inflight &inf = *p.inflight;
+    arena::Arena &ar = *arenas_[inf.ref.arena].arena;
+    uint64_t seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+    ar.write_body(inf.ref.slot, seq, inf.ref.gen, p.key, p.key_len, meta,
+                  static_cast<uint32_t>(meta_len), inf.len, value_hash, hashed);
+    ar.publish(inf.ref.slot, seq, inf.len);
+
+    Shard &sh = shards_[p.shard];
+    std::lock_guard<std::mutex> g(sh.m);
+    c_.inflight--;
+    if (inf.canceled) {
+        ar.withdraw(inf.ref.slot);
+        free_slot(inf.ref);
+        c_.puts_failed++;
+        p.inflight.reset();
+        return set_error(-ECANCELED, "a forced remove cancelled the write");
+    }
+    Entry *e = find(sh, std::string_view(p.key, p.key_len), p.hash);
+    e->inflight = nullptr;
+    uint32_t pins = e->pins;
+    if (e->committed)
+        retire_committed(sh, e); // a replace: the old version goes after the new commit
+    e->committed = true;
+    e->ref = inf.ref;
+    e->value_len = inf.len;
+    e->meta_len = static_cast<uint32_t>(meta_len);
+    e->seq = seq;
+    e->pins = pins; // pins belong to the key and survive a replace
+    if (pins)
+        c_.pinned++;
+    slot_state(inf.ref).status = SlotStatus::committed;
+    lru_push_back(sh, e);
+    c_.entries++;
+    c_.puts++;
+    c_.bytes_written += inf.len;
+    p.inflight.reset();
+    return 0;
+}
+
+void Store::abort_write(Pending &p) noexcept {
+    if (!p.inflight)
+        return;
+    Inflight &inf = *p.inflight;
+    Shard &sh = shards_[p.shard];
+    std::lock_guard<std::mutex> g(sh.m);
+    c_.inflight--;
+    if (!inf.canceled) {
+        Entry *e = find(sh, std::string_view(p.key, p.key_len), p.hash);
+        e->inflight = nullptr;
+        erase_if_empty(sh, e);
+    }
+    free_slot(inf.ref);
+    p.inflight.reset();
+}
+
+int Store::put(const void *key, size_t key_len, const void *val, size_t len, const void *meta,
+               size_t meta_len, unsigned flags) {
+    if (int rc = check_key(key, key_len))
+        return rc;
+    if (!val && len)
+        return set_error(-EINVAL, "value is NULL but its length is %zu", len);
+    if (meta_len > cfg_.meta_bytes)
+        return set_error(-E2BIG, "metadata of %zu bytes is larger than meta_bytes (%u)",
+                         meta_len, cfg_.meta_bytes);
+    if (flags & ~unsigned(DAXKV_REPLACE))
+        return set_error(-EINVAL, "put: unknown flags 0x%x", flags);
+    OpGuard op(*this);
+    Pending p;
+    int rc = begin_write(key, key_len, len, flags, p);
+    if (rc != 0)
+        return rc;
+    bool hashed = cfg_.verify != arena::Verify::off;
+    uint64_t blocks[1];
+    std::vector<uint64_t> many;
+    uint64_t *bh = blocks;
+    if (hashed && arena::hash_block_count(len) > 1) {
+        many.resize(arena::hash_block_count(len));
+        bh = many.data();
+    }
+    engine::CopyOp opx;
+    opx.dst = p.dst;
+    opx.src = val;
+    opx.len = len;
+    opx.nontemporal = cfg_.nt_stores == NtStores::on ||
+                      (cfg_.nt_stores == NtStores::auto_ && len >= kNonTemporalMin);
+    opx.block_hashes = hashed ? bh : nullptr;
+    opx.hash_source = true;
+    try {
+        engine_->run(&opx, 1);
+    } catch (...) {
+        abort_write(p);
+        throw;
+    }
+    uint64_t vh = 0;
+    if (hashed)
+        vh = len ? arena::combine_block_hashes(bh, arena::hash_block_count(len))
+                 : arena::value_checksum(val, 0);
+    return finish_write(p, meta, meta_len, vh, hashed);
+}
+
+// ---------------------------------------------------------------------------
+// Reads: begin (borrow) -> copy (no lock) -> end (release, touch)
+
+int Store::begin_read(const void *key, size_t key_len, size_t cap, size_t *len_out,
+                      size_t meta_cap, Borrow &out) {
+    // A read that gets this far succeeds unless the bytes fail verification,
+    // which drops the entry anyway: the access is recorded here, under the
+    // lock already held, rather than by a second lookup after the copy.
+    uint64_t h = hash_bytes(key, key_len);
+    out.shard = shard_index(h);
+    Shard &sh = shards_[out.shard];
+    std::lock_guard<std::mutex> g(sh.m);
+    Entry *e = find(sh, std::string_view(static_cast<const char *>(key), key_len), h);
+    if (!e || !e->committed) {
+        c_.misses++;
+        return set_error(-ENOENT, "key not found");
+    }
+    if (len_out)
+        *len_out = e->value_len;
+    if (cap < e->value_len)
+        return set_error(-ENOBUFS, "destination holds %zu bytes, the value has %llu", cap,
+                         static_cast<unsigned long long>(e->value_len));
+    if (meta_cap != SIZE_MAX && meta_cap < e->meta_len)
+        return set_error(-ENOBUFS, "metadata buffer holds %zu bytes, the entry has %u",
+                         meta_cap, e->meta_len);
+    slot_state(e->ref).borrows++;
+    lru_touch(sh, e);
+    out.ref = e->ref;
+    out.src = arenas_[e->ref.arena].arena->slot_data(e->ref.slot);
+    out.len = e->value_len;
+    out.meta_len = e->meta_len;
+    return 0;
+}
+
+void Store::end_read(const Borrow &b) noexcept {
+    Shard &sh = shards_[b.shard];
+    std::lock_guard<std::mutex> g(sh.m);
+    SlotState &st = slot_state(b.ref);
+    st.borrows--;
+    if (st.borrows == 0 && st.status == SlotStatus::pending_free) {
+        c_.pending_free--;
+        free_slot(b.ref);
+    }
+}
+
+bool Store::verify_borrow(const Borrow &b, const uint64_t *block_hashes) {
+    const arena::SlotHeader *h = arenas_[b.ref.arena].arena->header(b.ref.slot);
+    if (!(h->flags & arena::kHdrValueHashed))
+        return true; // written with verify=off: nothing to check against
+    uint64_t got = block_hashes ? arena::combine_block_hashes(block_hashes,
+                                                              arena::hash_block_count(b.len))
+                                : arena::value_checksum(b.src, b.len);
+    return got == h->value_hash;
+}
+
+// Drop an entry whose bytes failed verification; its slot is never reused.
+void Store::quarantine(const Borrow &b) noexcept {
+    c_.verify_failures++;
+    log(DAXKV_LOG_ERR, "entry in slot %u of device %u failed its checksum: dropped",
+        b.ref.slot, b.ref.arena);
+    Shard &sh = shards_[b.shard];
+    std::lock_guard<std::mutex> g(sh.m);
+    const arena::Arena &ar = *arenas_[b.ref.arena].arena;
+    std::string_view key(ar.header_key(b.ref.slot),
+                         std::min<size_t>(ar.header(b.ref.slot)->key_len, DAXKV_KEY_MAX));
+    Entry *e = find(sh, key, hash_bytes(key.data(), key.size()));
+    if (e && e->committed && e->ref.slot == b.ref.slot && e->ref.arena == b.ref.arena &&
+        e->ref.gen == b.ref.gen) {
+        arenas_[b.ref.arena].arena->withdraw(b.ref.slot);
+        lru_unlink(sh, e);
+        if (e->pins)
+            c_.pinned--;
+        e->committed = false;
+        e->pins = 0;
+        c_.entries--;
+        erase_if_empty(sh, e);
+    }
+    SlotState &st = slot_state(b.ref);
+    st.borrows--;
+    if (st.status == SlotStatus::pending_free)
+        c_.pending_free--;
+    st.status = SlotStatus::quarantined;
+}
+
+int Store::get(const void *key, size_t key_len, void *dst, size_t cap, size_t *len_out) {
+    if (int rc = check_key(key, key_len))
+        return rc;
+    if (!dst && cap)
+        return set_error(-EINVAL, "destination is NULL but its capacity is %zu", cap);
+    OpGuard op(*this);
+    Borrow b;
+    int rc = begin_read(key, key_len, cap, len_out, SIZE_MAX, b);
+    if (rc != 0)
+        return rc;
+    bool verify = cfg_.verify == arena::Verify::read;
+    std::vector<uint64_t> hashes(verify ? arena::hash_block_count(b.len) : 0);
+    engine::CopyOp opx;
+    opx.dst = dst;
+    opx.src = b.src;
+    opx.len = b.len;
+    opx.block_hashes = verify ? hashes.data() : nullptr;
+    opx.hash_source = false;
+    engine_->run(&opx, 1);
+    if (verify && !verify_borrow(b, b.len ? hashes.data() : nullptr)) {
+        quarantine(b);
+        return set_error(-EIO, "the entry failed its checksum and was dropped");
+    }
+    end_read(b);
+    c_.hits++;
+    c_.bytes_read += b.len;
+    return 0;
+}
+
+int Store::contains(const void *key, size_t key_len) {
+    if (int rc = check_key(key, key_len))
+        return rc;
+    OpGuard op(*this);
+    uint64_t h = hash_bytes(key, key_len);
+    Shard &sh = shard_of(h);
+    std::lock_guard<std::mutex> g(sh.m);
+    Entry *e = find(sh, std::string_view(static_cast<const char *>(key), key_len), h);
+    return e && e->committed ? 1 : 0;
+}
+
+int Store::remove(const void *key, size_t key_len, unsigned flags) {
+    if (int rc = check_key(key, key_len))
+        return rc;
+    if (flags & ~unsigned(DAXKV_FORCE))
+        return set_error(-EINVAL, "remove: unknown flags 0x%x", flags);
+    OpGuard op(*this);
+    bool force = flags & DAXKV_FORCE;
+    uint64_t h = hash_bytes(key, key_len);
+    Shard &sh = shard_of(h);
+    std::lock_guard<std::mutex> g(sh.m);
+    Entry *e = find(sh, std::string_view(static_cast<const char *>(key), key_len), h);
+    if (!e)
+        return set_error(-ENOENT, "key not found");
+    if (!force) {
+        if (e->committed && e->pins)
+            return set_error(-EBUSY, "the key is pinned %u time(s); use DAXKV_FORCE", e->pins);
+        if (!e->committed)
+            return set_error(-EBUSY, "the key is being written; use DAXKV_FORCE to cancel it");
+    }
+    if (e->inflight && force) {
+        e->inflight->canceled = true; // its slot returns at commit or abort
+        e->inflight = nullptr;
+    }
+    retire_committed(sh, e);
+    erase_if_empty(sh, e);
+    c_.removes++;
+    return 0;
+}
+
+int Store::pin(const void *key, size_t key_len) {
+    if (int rc = check_key(key, key_len))
+        return rc;
+    OpGuard op(*this);
+    uint64_t h = hash_bytes(key, key_len);
+    Shard &sh = shard_of(h);
+    std::lock_guard<std::mutex> g(sh.m);
+    Entry *e = find(sh, std::string_view(static_cast<const char *>(key), key_len), h);
+    if (!e || !e->committed)
+        return set_error(-ENOENT, "key not found");
+    if (e->pins == UINT32_MAX)
+        return set_error(-EOVERFLOW, "pin count overflow");
+    if (e->pins++ == 0)
+        c_.pinned++;
+    return 0;
+}
+
+int Store::unpin(const void *key, size_t key_len) {
+    if (int rc = check_key(key, key_len))
+        return rc;
+    OpGuard op(*this);
+    uint64_t h = hash_bytes(key, key_len);
+    Shard &sh = shard_of(h);
+    std::lock_guard<std::mutex> g(sh.m);
+    Entry *e = find(sh, std::string_view(static_cast<const char *>(key), key_len), h);
+    if (!e || !e->committed)
+        return set_error(-ENOENT, "key not found");
+    if (e->pins == 0)
+        return set_error(-EINVAL, "the key is not pinned");
+    if (--e->pins == 0)
+        c_.pinned--;
+    return 0;
+}
+
+// ---------------------------------------------------------------------------
+// Batches
+
+int Store::put_batch(daxkv_item *items, size_t n, unsigned flags) {
+    if (flags & ~unsigned(DAXKV_REPLACE))
+        return set_error(-EINVAL, "put_batch: unknown flags 0x%x", flags);
+    OpGuard op(*this);
+    const bool hashed = cfg_.verify != arena::Verify::off;
+    std::vector<Pending> pend(n);
+    std::vector<engine::CopyOp> ops;
+    std::vector<size_t> op_item;
+    std::vector<size_t> hash_off(n, 0);
+    std::vector<uint64_t> hashes;
+    ops.reserve(n);
+    op_item.reserve(n);
+    try {
+        for (size_t i = 0; i < n; ++i) {
+            daxkv_item &it = items[i];
+            it.status = check_key(it.key, it.key_len);
+            if (it.status)
+                continue;
+            if (!it.data && it.len) {
+                it.status = set_error(-EINVAL, "item %zu: data is NULL", i);
+                continue;
+            }
+            if (it.meta_len > cfg_.meta_bytes || (!it.meta && it.meta_len)) {
+                it.status = it.meta_len > cfg_.meta_bytes
+                                ? set_error(-E2BIG, "item %zu: metadata larger than meta_bytes", i)
+                                : set_error(-EINVAL, "item %zu: meta is NULL", i);
+                continue;
+            }
+            try {
+                it.status = begin_write(it.key, it.key_len, it.len, flags, pend[i]);
+            } catch (const Error &e) {
+                it.status = error_from_exception();
+            }
+            if (it.status != 0)
+                continue;
+            if (hashed) {
+                hash_off[i] = hashes.size();
+                hashes.resize(hashes.size() + arena::hash_block_count(it.len));
+            }
+            engine::CopyOp c;
+            c.dst = pend[i].dst;
+            c.src = it.data;
+            c.len = it.len;
+            c.nontemporal = cfg_.nt_stores == NtStores::on ||
+                            (cfg_.nt_stores == NtStores::auto_ && it.len >= kNonTemporalMin);
+            ops.push_back(c);
+            op_item.push_back(i);
+        }
+        if (hashed)
+            for (size_t k = 0; k < ops.size(); ++k) {
+                ops[k].block_hashes = hashes.data() + hash_off[op_item[k]];
+                ops[k].hash_source = true;
+            }
+        engine_->run(ops.data(), ops.size());
+    } catch (...) {
+        for (auto &p : pend)
+            abort_write(p);
+        throw;
+    }
+    int stored = 0;
+    for (size_t k = 0; k < ops.size(); ++k) {
+        size_t i = op_item[k];
+        daxkv_item &it = items[i];
+        uint64_t vh = 0;
+        if (hashed)
+            vh = arena::combine_block_hashes(hashes.data() + hash_off[i],
+                                             arena::hash_block_count(it.len));
+        it.status = finish_write(pend[i], it.meta, it.meta_len, vh, hashed);
+        if (it.status == 0)
+            ++stored;
+    }
+    return stored;
+}
+
+int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
+    if (flags & ~unsigned(DAXKV_PREFIX))
+        return set_error(-EINVAL, "get_batch: unknown flags 0x%x", flags);
+    OpGuard op(*this);
+    const bool prefix = flags & DAXKV_PREFIX;
+    const bool verify = cfg_.verify == arena::Verify::read;
+    std::vector<Borrow> borrows;
+    std::vector<size_t> item_of;
+    borrows.reserve(n);
+    item_of.reserve(n);
+    size_t stop = n;
+    for (size_t i = 0; i < n; ++i) {
+        daxkv_item &it = items[i];
+        it.status = check_key(it.key, it.key_len);
+        if (!it.status && !it.data && it.len)
+            it.status = set_error(-EINVAL, "item %zu: data is NULL", i);
+        if (!it.status) {
+            Borrow b;
+            size_t len_out = 0;
+            size_t meta_cap = it.meta ? it.meta_len : SIZE_MAX;
+            it.status = begin_read(it.key, it.key_len, it.len, &len_out, meta_cap, b);
+            if (it.status == -ENOBUFS)
+                it.len = len_out; // report the size needed
+            if (!it.status) {
+                borrows.push_back(b);
+                item_of.push_back(i);
+            }
+        }
+        if (it.status && prefix) {
+            stop = i;
+            for (size_t j = i + 1; j < n; ++j)
+                items[j].status = -ENOENT;
+            break;
+        }
+    }
+    std::vector<engine::CopyOp> ops(borrows.size());
+    std::vector<size_t> hash_off(borrows.size(), 0);
+    std::vector<uint64_t> hashes;
+    for (size_t k = 0; k < borrows.size(); ++k) {
+        if (verify) {
+            hash_off[k] = hashes.size();
+            hashes.resize(hashes.size() + arena::hash_block_count(borrows[k].len));
+        }
+        ops[k].dst = items[item_of[k]].data;
+        ops[k].src = borrows[k].src;
+        ops[k].len = borrows[k].len;
+    }
+    for (size_t k = 0; verify && k < ops.size(); ++k) {
+        ops[k].block_hashes = hashes.data() + hash_off[k];
+        ops[k].hash_source = false;
+    }
+    try {
+        engine_->run(ops.data(), ops.size());
+    } catch (...) {
+        for (auto &b : borrows)
+            end_read(b);
+        throw;
+    }
+    int hits = 0;
+    for (size_t k = 0; k < borrows.size(); ++k) {
+        const Borrow &b = borrows[k];
+        daxkv_item &it = items[item_of[k]];
+        if (verify && !verify_borrow(b, b.len ? hashes.data() + hash_off[k] : nullptr)) {
+            quarantine(b);
+            it.status = -EIO;
+            continue;
+        }
+        if (it.meta) {
+            const arena::Arena &ar = *arenas_[b.ref.arena].arena;
+            std::memcpy(it.meta, ar.header_meta(b.ref.slot), b.meta_len);
+            it.meta_len = b.meta_len;
+        }
+        it.len = b.len;
+        end_read(b);
+        c_.hits++;
+        c_.bytes_read += b.len;
+        ++hits;
+    }
+    if (!prefix)
+        return hits;
+    size_t run = 0;
+    while (run < stop && items[run].status == 0)
+        ++run;
+    return static_cast<int>(run);
+}
+
+int Store::contains_batch(daxkv_item *items, size_t n, unsigned flags) {
+    if (flags & ~unsigned(DAXKV_PREFIX | DAXKV_PIN))
+        return set_error(-EINVAL, "contains_batch: unknown flags 0x%x", flags);
+    OpGuard op(*this);
+    const bool prefix = flags & DAXKV_PREFIX, pin_hits = flags & DAXKV_PIN;
+    int hits = 0;
+    for (size_t i = 0; i < n; ++i) {
+        daxkv_item &it = items[i];
+        it.status = check_key(it.key, it.key_len);
+        if (!it.status) {
+            uint64_t h = hash_bytes(it.key, it.key_len);
+            Shard &sh = shard_of(h);
+            std::lock_guard<std::mutex> g(sh.m);
+            Entry *e =
+                find(sh, std::string_view(static_cast<const char *>(it.key), it.key_len), h);
+            it.status = e && e->committed ? 1 : 0;
+            if (it.status && pin_hits && e->pins < UINT32_MAX && e->pins++ == 0)
+                c_.pinned++;
+        }
+        if (it.status == 1) {
+            ++hits;
+        } else if (prefix) {
+            for (size_t j = i + 1; j < n; ++j)
+                items[j].status = 0;
+            break;
+        }
+    }
+    return hits;
+}
+
+int Store::remove_batch(daxkv_item *items, size_t n, unsigned flags) {
+    if (flags & ~unsigned(DAXKV_FORCE))
+        return set_error(-EINVAL, "remove_batch: unknown flags 0x%x", flags);
+    int removed = 0;
+    for (size_t i = 0; i < n; ++i) {
+        items[i].status = remove(items[i].key, items[i].key_len, flags);
+        if (items[i].status == -ESHUTDOWN)
+            return -ESHUTDOWN;
+        removed += items[i].status == 0;
+    }
+    return removed;
+}
+
+int Store::unpin_batch(daxkv_item *items, size_t n, unsigned flags) {
+    if (flags)
+        return set_error(-EINVAL, "unpin_batch: unknown flags 0x%x", flags);
+    int done = 0;
+    for (size_t i = 0; i < n; ++i) {
+        items[i].status = unpin(items[i].key, items[i].key_len);
+        if (items[i].status == -ESHUTDOWN)
+            return -ESHUTDOWN;
+        done += items[i].status == 0;
+    }
+    return done;
+}
+
+// ---------------------------------------------------------------------------
+// Zero copy
+
+int Store::lease(const void *key, size_t key_len, std::unique_ptr<LeaseState> *out) {
+    if (int rc = check_key(key, key_len))
+        return rc;
+    OpGuard op(*this);
+    Borrow b;
+    int rc = begin_read(key, key_len, SIZE_MAX, nullptr, SIZE_MAX, b);
+    if (rc != 0)
+        return rc;
+    if (cfg_.verify == arena::Verify::read && !verify_borrow(b, nullptr)) {
+        quarantine(b);
+        return set_error(-EIO, "the entry failed its checksum and was dropped");
+    }
+    auto l = std::make_unique<LeaseState>();
+    l->store = shared_from_this();
+    l->shard = b.shard;
+    l->ref = b.ref;
+    l->data = b.src;
+    l->size = b.len;
+    l->meta = arenas_[b.ref.arena].arena->header_meta(b.ref.slot);
+    l->meta_len = b.meta_len;
+    c_.hits++;
+    c_.leases++;
+    *out = std::move(l);
+    return 0;
+}
+
+void Store::release(LeaseState &l) noexcept {
+    Borrow b;
+    b.shard = l.shard;
+    b.ref = l.ref;
+    end_read(b);
+    c_.leases--;
+}
+
+int Store::reserve(const void *key, size_t key_len, size_t len,
+                   std::unique_ptr<ReservationState> *out) {
+    if (int rc = check_key(key, key_len))
+        return rc;
+    OpGuard op(*this);
+    Pending p;
+    int rc = begin_write(key, key_len, len, 0, p);
+    if (rc != 0)
+        return rc;
+    auto r = std::make_unique<ReservationState>();
+    r->store = shared_from_this();
+    r->key.assign(static_cast<const char *>(key), key_len);
+    r->hash = p.hash;
+    r->shard = p.shard;
+    r->data = p.dst;
+    r->len = len;
+    r->inflight = std::move(p.inflight);
+    *out = std::move(r);
+    return 0;
+}
+
+int Store::commit(ReservationState &r) {
+    Pending p;
+    p.key = r.key.data();
+    p.key_len = static_cast<uint16_t>(r.key.size());
+    p.hash = r.hash;
+    p.shard = r.shard;
+    p.inflight = std::move(r.inflight);
+    p.dst = r.data;
+    try {
+        OpGuard op(*this);
+        bool hashed = cfg_.verify != arena::Verify::off;
+        uint64_t vh = hashed ? arena::value_checksum(r.data, r.len) : 0;
+        return finish_write(p, r.meta.data(), r.meta.size(), vh, hashed);
+    } catch (...) {
+        abort_write(p); // after shutdown, or out of memory: the slot goes back
+        throw;
+    }
+}
+
+void Store::abort(ReservationState &r) noexcept {
+    Pending p;
+    p.key = r.key.data();
+    p.key_len = static_cast<uint16_t>(r.key.size());
+    p.hash = r.hash;
+    p.shard = r.shard;
+    p.inflight = std::move(r.inflight);
+    abort_write(p);
+}
+
+// ---------------------------------------------------------------------------
+// Statistics
+
+void Store::stats(struct daxkv_stats &o) const {
+    uint32_t size = o.struct_size;
+    struct daxkv_stats s;
+    std::memset(&s, 0, sizeof s);
+    s.struct_size = size;
+    s.devices = static_cast<uint32_t>(arenas_.size());
+    s.slot_bytes = cfg_.slot_bytes;
+    s.meta_bytes = cfg_.meta_bytes;
+    for (const auto &a : arenas_) {
+        s.slots_total += a.alloc->slots();
+        s.slots_free += a.alloc->free_count();
+    }
+    s.capacity_bytes = s.slots_total * s.slot_bytes;
+    s.slots_used = s.slots_total - s.slots_free;
+    auto nonneg = [](int64_t v) { return v < 0 ? uint64_t(0) : static_cast<uint64_t>(v); };
+    s.entries = nonneg(c_.entries.load());
+    s.entries_pinned = nonneg(c_.pinned.load());
+    s.slots_inflight = nonneg(c_.inflight.load());
+    s.slots_pending_free = nonneg(c_.pending_free.load());
+    s.leases_active = nonneg(c_.leases.load());
+    s.hits = c_.hits.load();
+    s.misses = c_.misses.load();
+    s.puts = c_.puts.load();
+    s.puts_existed = c_.puts_existed.load();
+    s.puts_failed = c_.puts_failed.load();
+    s.removes = c_.removes.load();
+    s.evictions = c_.evictions.load();
+    s.bytes_written = c_.bytes_written.load();
+    s.bytes_read = c_.bytes_read.load();
+    s.verify_failures = c_.verify_failures.load();
+    s.recovered_entries = recovery_.recovered;
+    s.recovery_dropped_torn = recovery_.torn;
+    s.recovery_dropped_corrupt = recovery_.corrupt;
+    s.recovery_dropped_stale = recovery_.stale;
+    s.recovery_usec = recovery_.usec;
+    std::memcpy(&o, &s, std::min<size_t>(size, sizeof s));
+    o.struct_size = size;
+}
+
+std::string Store::status_json() const {
+    struct daxkv_stats s;
+    s.struct_size = sizeof s;
+    stats(s);
+    nlohmann::json j;
+    j["version"] = DAXKV_VERSION_STRING;
+    j["state"] = shutting_.load() ? "shutdown" : "open";
+    j["slot_bytes"] = cfg_.slot_bytes;
+    j["meta_bytes"] = cfg_.meta_bytes;
+    j["eviction"] = cfg_.eviction == Eviction::lru ? "lru" : "none";
+    j["durability"] = arena::durability_name(cfg_.durability);
+    j["verify"] = arena::verify_name(cfg_.verify);
+    j["workers"] = engine_ ? engine_->workers() : 0;
+    nlohmann::json devs = nlohmann::json::array();
+    for (const auto &a : arenas_) {
+        const auto &info = a.arena->mapping().info();
+        const auto &lay = a.arena->layout();
+        char uuid[40];
+        const uint8_t *u = a.arena->superblock().uuid;
+        std::snprintf(uuid, sizeof uuid,
+                      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
+                      u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+                      u[13], u[14], u[15]);
+        devs.push_back({{"path", info.path},
+                        {"kind", platform::kind_name(info.kind)},
+                        {"arena_bytes", lay.arena_bytes},
+                        {"slots", lay.slot_count},
+                        {"slots_free", a.alloc->free_count()},
+                        {"uuid", uuid},
+                        {"numa_node", info.numa_node}});
+    }
+    j["devices"] = devs;
+    j["capacity_bytes"] = s.capacity_bytes;
+    j["used_bytes"] = s.slots_used * s.slot_bytes;
+    j["entries"] = s.entries;
+    j["entries_pinned"] = s.entries_pinned;
+    j["slots"] = {{"total", s.slots_total}, {"used", s.slots_used}, {"free", s.slots_free},
+                  {"inflight", s.slots_inflight}, {"pending_free", s.slots_pending_free}};
+    j["leases_active"] = s.leases_active;
+    j["counters"] = {{"hits", s.hits},
+                     {"misses", s.misses},
+                     {"puts", s.puts},
+                     {"puts_existed", s.puts_existed},
+                     {"puts_failed", s.puts_failed},
+                     {"removes", s.removes},
+                     {"evictions", s.evictions},
+                     {"bytes_written", s.bytes_written},
+                     {"bytes_read", s.bytes_read},
+                     {"verify_failures", s.verify_failures}};
+    j["recovery"] = {{"recovered", s.recovered_entries},
+                     {"dropped_torn", s.recovery_dropped_torn},
+                     {"dropped_corrupt", s.recovery_dropped_corrupt},
+                     {"dropped_stale", s.recovery_dropped_stale},
+                     {"usec", s.recovery_usec}};
+    return j.dump();
+}
+
+} // namespace daxkv

@@ -1,0 +1,247 @@
+// The store: one or more arenas (a pool), the sharded key index, LRU
+// eviction, pins, leases, reservations, batches and statistics.
+//
+// Locking: each key belongs to one index shard (by hash), whose mutex guards
+// the shard's entries and the per-slot state of the slots those entries use.
+// Slot allocators have their own short mutex, always taken inside a shard
+// lock or with none held; no code holds two shard locks at once. No lock is
+// held while payload bytes are copied.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "arena/arena.hpp"
+#include "daxkv.h"
+#include "engine/copy_engine.hpp"
+#include "store/config.hpp"
+#include "store/slot_allocator.hpp"
+
+namespace daxkv {
+
+class Store;
+
+struct SlotRef {
+    uint32_t arena = UINT32_MAX;
+    uint32_t slot = UINT32_MAX;
+    uint32_t gen = 0;
+    bool valid() const noexcept { return slot != UINT32_MAX; }
+};
+
+enum class SlotStatus : uint8_t { free, inflight, committed, pending_free, quarantined };
+
+struct SlotState {
+    uint32_t generation = 0;
+    uint32_t borrows = 0; // leases and reads copying out of the slot
+    SlotStatus status = SlotStatus::free;
+};
+
+// A write that holds a slot but is not visible yet.
+struct Inflight {
+    SlotRef ref;
+    uint64_t len = 0;
+    bool canceled = false; // a forced remove withdrew it
+};
+
+struct Entry {
+    std::string key;
+    uint64_t hash = 0;
+    // The committed version (if committed).
+    bool committed = false;
+    SlotRef ref;
+    uint64_t value_len = 0;
+    uint32_t meta_len = 0;
+    uint64_t seq = 0;
+    uint32_t pins = 0;
+    // Position in the shard's LRU list (committed entries only).
+    Entry *prev = nullptr, *next = nullptr;
+    uint64_t tick = 0;
+    bool in_lru = false;
+    // A write of this key in flight (owned by its reservation).
+    Inflight *inflight = nullptr;
+};
+
+struct KeyRef {
+    std::string_view bytes;
+    uint64_t hash;
+    bool operator==(const KeyRef &o) const noexcept {
+        return hash == o.hash && bytes == o.bytes;
+    }
+};
+struct KeyRefHash {
+    size_t operator()(const KeyRef &k) const noexcept { return static_cast<size_t>(k.hash); }
+};
+
+struct alignas(64) Shard {
+    std::mutex m;
+    std::unordered_map<KeyRef, std::unique_ptr<Entry>, KeyRefHash> map;
+    Entry *lru_head = nullptr, *lru_tail = nullptr; // head: least recently used
+    std::atomic<uint64_t> head_tick{UINT64_MAX};   // read without the lock by eviction
+};
+
+// A lease: the bytes of an entry, borrowed in place.
+struct LeaseState {
+    std::shared_ptr<Store> store;
+    uint16_t shard = 0;
+    SlotRef ref;
+    const char *data = nullptr;
+    size_t size = 0;
+    const char *meta = nullptr;
+    size_t meta_len = 0;
+};
+
+// A reservation: a slot handed to the caller to fill.
+struct ReservationState {
+    std::shared_ptr<Store> store;
+    std::string key;
+    uint64_t hash = 0;
+    uint16_t shard = 0;
+    std::unique_ptr<Inflight> inflight;
+    char *data = nullptr;
+    size_t len = 0;
+    std::string meta;
+};
+
+class Store : public std::enable_shared_from_this<Store> {
+public:
+    static std::shared_ptr<Store> open(const Config &cfg);
+    ~Store();
+    Store(const Store &) = delete;
+    Store &operator=(const Store &) = delete;
+
+    int shutdown();
+
+    int put(const void *key, size_t key_len, const void *val, size_t len, const void *meta,
+            size_t meta_len, unsigned flags);
+    int get(const void *key, size_t key_len, void *dst, size_t cap, size_t *len_out);
+    int contains(const void *key, size_t key_len);
+    int remove(const void *key, size_t key_len, unsigned flags);
+    int pin(const void *key, size_t key_len);
+    int unpin(const void *key, size_t key_len);
+
+    int put_batch(daxkv_item *items, size_t n, unsigned flags);
+    int get_batch(daxkv_item *items, size_t n, unsigned flags);
+    int contains_batch(daxkv_item *items, size_t n, unsigned flags);
+    int remove_batch(daxkv_item *items, size_t n, unsigned flags);
+    int unpin_batch(daxkv_item *items, size_t n, unsigned flags);
+
+    // Returns 0 with *out set, or an error (DAXKV_EXISTED is not an error
+    // for reserve: *out stays null).
+    int lease(const void *key, size_t key_len, std::unique_ptr<LeaseState> *out);
+    void release(LeaseState &l) noexcept;
+    int reserve(const void *key, size_t key_len, size_t len,
+                std::unique_ptr<ReservationState> *out);
+    int commit(ReservationState &r);
+    void abort(ReservationState &r) noexcept;
+
+    void stats(struct daxkv_stats &out) const;
+    std::string status_json() const;
+
+    const Config &config() const noexcept { return cfg_; }
+    size_t arena_count() const noexcept { return arenas_.size(); }
+    const arena::Arena &arena_at(size_t i) const noexcept { return *arenas_[i].arena; }
+
+private:
+    struct ArenaSlots {
+        std::unique_ptr<arena::Arena> arena;
+        std::unique_ptr<SlotAllocator> alloc;
+        std::vector<SlotState> slots;
+    };
+    struct Counters {
+        std::atomic<uint64_t> hits{0}, misses{0}, puts{0}, puts_existed{0}, puts_failed{0},
+            removes{0}, evictions{0}, bytes_written{0}, bytes_read{0}, verify_failures{0};
+        std::atomic<int64_t> entries{0}, pinned{0}, inflight{0}, pending_free{0}, leases{0};
+    };
+    // A write between begin_write and finish_write.
+    struct Pending {
+        const char *key = nullptr;
+        uint16_t key_len = 0;
+        uint64_t hash = 0;
+        uint16_t shard = 0;
+        std::unique_ptr<Inflight> inflight;
+        char *dst = nullptr;
+    };
+    // A read between begin_read and end_read.
+    struct Borrow {
+        uint16_t shard = 0;
+        SlotRef ref;
+        const char *src = nullptr;
+        uint64_t len = 0;
+        uint32_t meta_len = 0;
+    };
+    // Counts the calls in flight so that shutdown can wait for them.
+    class OpGuard {
+    public:
+        explicit OpGuard(Store &s);
+        ~OpGuard();
+
+    private:
+        void leave() noexcept;
+        Store &s_;
+    };
+
+    explicit Store(const Config &cfg);
+    void recover();
+
+    Shard &shard_of(uint64_t hash) noexcept { return shards_[hash % kShards]; }
+    static uint16_t shard_index(uint64_t hash) noexcept {
+        return static_cast<uint16_t>(hash % kShards);
+    }
+    SlotState &slot_state(const SlotRef &r) noexcept { return arenas_[r.arena].slots[r.slot]; }
+    Entry *find(Shard &sh, std::string_view key, uint64_t hash);
+
+    void lru_push_back(Shard &sh, Entry *e) noexcept;
+    void lru_unlink(Shard &sh, Entry *e) noexcept;
+    void lru_touch(Shard &sh, Entry *e) noexcept;
+
+    // Slot lifetime (shard lock of the slot's owner held).
+    void free_slot(const SlotRef &r) noexcept;
+    void retire_committed(Shard &sh, Entry *e) noexcept;
+    void erase_if_empty(Shard &sh, Entry *e);
+    SlotRef acquire_slot();
+    bool evict_one();
+
+    int begin_write(const void *key, size_t key_len, uint64_t len, unsigned flags,
+                    Pending &out);
+    int finish_write(Pending &p, const void *meta, size_t meta_len, uint64_t value_hash,
+                     bool hashed);
+    void abort_write(Pending &p) noexcept;
+
+    int begin_read(const void *key, size_t key_len, size_t cap, size_t *len_out,
+                   size_t meta_cap, Borrow &out);
+    void end_read(const Borrow &b) noexcept;
+    bool verify_borrow(const Borrow &b, const uint64_t *block_hashes);
+    void quarantine(const Borrow &b) noexcept;
+
+    std::string describe_full() const;
+
+    static constexpr size_t kShards = 64;
+
+    Config cfg_;
+    std::vector<ArenaSlots> arenas_;
+    std::unique_ptr<Shard[]> shards_;
+    std::unique_ptr<engine::CopyEngine> engine_;
+    std::atomic<uint64_t> next_seq_{1};
+    std::atomic<uint64_t> tick_{1};
+    mutable Counters c_;
+    arena::RecoveryCounts recovery_;
+    // Shutdown.
+    std::atomic<bool> shutting_{false};
+    std::atomic<int64_t> ops_{0};
+    std::mutex shutdown_m_;
+    std::condition_variable shutdown_cv_;
+    bool shut_down_ = false;
+};
+
+// Non-temporal stores pay off above this size on the machines measured
+// (docs: README "Speed").
+constexpr size_t kNonTemporalMin = 256 * 1024;
+
+} // namespace daxkv
