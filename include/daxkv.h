@@ -274,6 +274,40 @@ DAXKV_API int daxkv_stats(daxkv_store *s, struct daxkv_stats *out);
 DAXKV_API int daxkv_status_json(daxkv_store *s, char *buf, size_t cap, size_t *needed);
 
 /* ------------------------------------------------------------------------ */
+/* Devices                                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define DAXKV_KIND_DEVDAX 0 /* a Device-DAX character device */
+#define DAXKV_KIND_FILE 1   /* a regular file (file arena) */
+#define DAXKV_KIND_MEMORY 2 /* "mem:" anonymous memory */
+
+#define DAXKV_MODE_NONE 0       /* not a DAX device */
+#define DAXKV_MODE_DEVDAX 1     /* usable through its /dev node */
+#define DAXKV_MODE_SYSTEM_RAM 2 /* onlined as system RAM (kmem): no usable /dev node */
+
+typedef struct daxkv_device_info {
+    uint32_t struct_size; /* set by the caller: sizeof(daxkv_device_info) */
+    uint32_t kind;        /* DAXKV_KIND_* */
+    uint32_t mode;        /* DAXKV_MODE_* */
+    int32_t numa_node;    /* -1 unknown */
+    int32_t target_node;  /* -1 unknown */
+    uint32_t reserved0;
+    uint64_t size;  /* bytes */
+    uint64_t align; /* mapping alignment in bytes */
+    char path[256]; /* /dev/daxX.Y, the file path, or "mem:" */
+    char name[32];  /* daxX.Y for DAX devices */
+} daxkv_device_info;
+
+/**
+ * Every DAX device on the host (devdax and system-ram modes). Fills up to
+ * cap entries of out (stride: out[0].struct_size); *count gets the total
+ * even when cap is smaller (then -ENOBUFS). out may be NULL with cap 0.
+ */
+DAXKV_API int daxkv_list_devices(daxkv_device_info *out, size_t cap, size_t *count);
+/** What daxkv_open would see at path: -ENOENT missing, -ENODEV not usable. */
+DAXKV_API int daxkv_probe(const char *path, daxkv_device_info *out);
+
+/* ------------------------------------------------------------------------ */
 /* Utility                                                                   */
 /* ------------------------------------------------------------------------ */
 

@@ -1,12 +1,15 @@
-# libdaxkv.so: the layers of lib/, bottom to top.
+# libdaxkv.so: the layers of lib/, bottom to top. They are built once as a
+# convenience library, which the shared library wraps and the unit tests
+# link directly (to reach internals the version script hides).
+noinst_LTLIBRARIES += lib/libdaxkv_core.la
 lib_LTLIBRARIES += lib/libdaxkv.la
 
-lib_libdaxkv_la_SOURCES = \
+lib_libdaxkv_core_la_SOURCES = \
 	lib/internal/error.cpp lib/internal/error.hpp \
 	lib/internal/util.cpp lib/internal/util.hpp \
 	lib/platform/cpu.cpp lib/platform/cpu.hpp \
 	lib/platform/device.hpp \
-	lib/platform/discovery.cpp \
+	lib/platform/discovery.cpp lib/platform/discovery_testing.hpp \
 	lib/platform/devdax_open.cpp lib/platform/devdax_open.hpp \
 	lib/platform/mapping.cpp lib/platform/mapping.hpp \
 	lib/arena/format.hpp \
@@ -21,11 +24,17 @@ lib_libdaxkv_la_SOURCES = \
 	lib/capi/config.cpp \
 	lib/capi/store.cpp \
 	lib/capi/zero_copy.cpp \
-	lib/capi/memcpy.cpp
+	lib/capi/memcpy.cpp \
+	lib/capi/devices.cpp
 
-lib_libdaxkv_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(DAXCTL_CFLAGS)
-lib_libdaxkv_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden
-lib_libdaxkv_la_LIBADD = $(XXHASH_LIBS) $(DAXCTL_LIBS) -lpthread
+lib_libdaxkv_core_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(DAXCTL_CFLAGS)
+lib_libdaxkv_core_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden
+lib_libdaxkv_core_la_LIBADD = $(XXHASH_LIBS) $(DAXCTL_LIBS) -lpthread
+
+lib_libdaxkv_la_SOURCES =
+# Link as C++ although every object comes from the convenience library.
+nodist_EXTRA_lib_libdaxkv_la_SOURCES = lib/link-as-cxx.cpp
+lib_libdaxkv_la_LIBADD = lib/libdaxkv_core.la
 lib_libdaxkv_la_LDFLAGS = $(AM_LDFLAGS) \
 	-version-info $(DAXKV_LT_CURRENT):$(DAXKV_LT_REVISION):$(DAXKV_LT_AGE) \
 	-Wl,--version-script=$(top_srcdir)/lib/libdaxkv.map -Wl,-z,defs -Wl,-z,relro -Wl,-z,now

@@ -41,7 +41,12 @@ struct FdGuard {
     }
 };
 
-bool under_dev(const std::string &path) { return path.rfind("/dev/", 0) == 0; }
+// A regular file under /dev is almost always a mistake (a missing DAX node
+// recreated as a file by a careless write), so it is refused. /dev/shm is
+// the exception: it is the standard tmpfs mount for shared memory.
+bool under_dev(const std::string &path) {
+    return path.rfind("/dev/", 0) == 0 && path.rfind("/dev/shm/", 0) != 0;
+}
 
 } // namespace
 

@@ -208,6 +208,10 @@ Config Config::from_json(const std::string &text) {
             uint64_t n = positive_int_field(v, k);
             if (k == "num_load_workers")
                 cfg.workers = static_cast<unsigned>(std::min<uint64_t>(n, 256));
+        } else if (k == "eviction" && v.is_string()) {
+            // daxkv's own "eviction" key ("lru" | "none"). LMCache's common
+            // L2 option of the same name is an object and is handled below.
+            cfg.set(k, v.get<std::string>());
         } else if (k == "eviction" || k == "persist_enabled" || k == "serde" ||
                    k == "watch_directory" || k == "watch_interval_seconds") {
             // LMCache options handled above the core (its L2 eviction

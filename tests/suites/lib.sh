@@ -1,0 +1,36 @@
+# Shared helpers for the suite scripts (sourced, not run).
+
+# Count a GoogleTest binary's per-test results from its output file.
+# Prints "PASSED FAILED"; a test that started but never finished (a crash)
+# counts as failed.
+gtest_counts() {
+    local log=$1 ok failed runs
+    ok=$(grep -c '^\[       OK \]' "$log" || true)
+    failed=$(grep -cE '^\[  FAILED  \] .*\([0-9]+ ms\)$' "$log" || true)
+    runs=$(grep -c '^\[ RUN      \]' "$log" || true)
+    if [ "$runs" -gt $((ok + failed)) ]; then
+        failed=$((runs - ok))
+    fi
+    echo "$ok $failed"
+}
+
+# Count a "N passed, M failed" closing line in a log. Prints "PASSED FAILED".
+plain_counts() {
+    local line
+    line=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$1" | tail -n 1)
+    if [ -z "$line" ]; then
+        echo "0 1"
+    else
+        echo "$line" | sed -E 's/^([0-9]+) passed, ([0-9]+) failed.*/\1 \2/'
+    fi
+}
+
+# Configure and build the tree in $2 from source dir $1 with extra configure
+# arguments; the log goes to $2/build.log.
+build_tree() {
+    local src=$1 dir=$2
+    shift 2
+    mkdir -p "$dir"
+    (cd "$dir" && { [ -f Makefile ] || "$src/configure" --quiet "$@"; } &&
+        make -j"$(nproc)" >build.log 2>&1 && make -j"$(nproc)" check TESTS= >>build.log 2>&1)
+}

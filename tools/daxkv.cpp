@@ -1,0 +1,144 @@
+// daxkv: the command-line tool of libdaxkv.
+#include <cctype>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "cli.hpp"
+#include "daxkv.h"
+
+namespace daxkv_cli {
+
+bool parse_args(int argc, char **argv, int first, const std::vector<std::string> &flags,
+                const std::vector<std::string> &valued, Args &out) {
+    auto known = [](const std::vector<std::string> &v, const std::string &n) {
+        for (const auto &x : v)
+            if (x == n)
+                return true;
+        return false;
+    };
+    for (int i = first; i < argc; ++i) {
+        std::string a = argv[i];
+        if (a.rfind("--", 0) != 0) {
+            out.positional.push_back(a);
+            continue;
+        }
+        std::string name = a.substr(2), value;
+        bool inline_value = false;
+        size_t eq = name.find('=');
+        if (eq != std::string::npos) {
+            value = name.substr(eq + 1);
+            name = name.substr(0, eq);
+            inline_value = true;
+        }
+        if (known(flags, name)) {
+            if (inline_value) {
+                std::fprintf(stderr, "daxkv: --%s takes no value\n", name.c_str());
+                return false;
+            }
+            out.opts[name] = "1";
+        } else if (known(valued, name)) {
+            if (!inline_value) {
+                if (i + 1 >= argc) {
+                    std::fprintf(stderr, "daxkv: --%s needs a value\n", name.c_str());
+                    return false;
+                }
+                value = argv[++i];
+            }
+            out.opts[name] = value;
+        } else {
+            std::fprintf(stderr, "daxkv: unknown option --%s\n", name.c_str());
+            return false;
+        }
+    }
+    return true;
+}
+
+bool parse_size(const std::string &s, uint64_t &out) {
+    size_t i = 0;
+    uint64_t v = 0;
+    if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0])))
+        return false;
+    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
+        uint64_t d = static_cast<uint64_t>(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+        ++i;
+    }
+    std::string u = s.substr(i);
+    uint64_t m = 1;
+    if (u.empty() || u == "B")
+        m = 1;
+    else if (u == "K" || u == "KiB" || u == "k")
+        m = 1ull << 10;
+    else if (u == "M" || u == "MiB")
+        m = 1ull << 20;
+    else if (u == "G" || u == "GiB")
+        m = 1ull << 30;
+    else
+        return false;
+    if (v > UINT64_MAX / m)
+        return false;
+    out = v * m;
+    return true;
+}
+
+} // namespace daxkv_cli
+
+static void usage(FILE *f) {
+    std::fprintf(f,
+                 "usage: daxkv <command> [options]\n"
+                 "\n"
+                 "commands:\n"
+                 "  bench      store and restore KV chunks, verify them, compare with memcpy\n"
+                 "  list       the DAX devices of this host (--json: daxctl list's fields)\n"
+                 "  probe PATH what daxkv_open would see at PATH (--json)\n"
+                 "  version    print the library version\n"
+                 "\n"
+                 "daxkv <command> --help shows a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    std::string cmd = argv[1];
+    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+        usage(stdout);
+        return 0;
+    }
+    if (cmd == "--version" || cmd == "version") {
+        std::printf("daxkv %s (library %s)\n", DAXKV_VERSION_STRING, daxkv_version_string());
+        return 0;
+    }
+    if (cmd == "list" || cmd == "probe") {
+        daxkv_cli::Args a;
+        if (!daxkv_cli::parse_args(argc, argv, 2, {"json"}, {}, a))
+            return 2;
+        if (cmd == "list" && !a.positional.empty()) {
+            std::fprintf(stderr, "usage: daxkv list [--json]\n");
+            return 2;
+        }
+        return cmd == "list" ? daxkv_cli::cmd_list(a) : daxkv_cli::cmd_probe(a);
+    }
+    if (cmd == "bench") {
+        daxkv_cli::Args a;
+        if (!daxkv_cli::parse_args(argc, argv, 2, {"json", "no-progress", "keep", "help", "no-small"},
+                                   {"arena", "size", "count", "value-size", "workers", "verify",
+                                    "durability", "rounds", "small-count", "nt-stores"},
+                                   a)) {
+            daxkv_cli::bench_usage(stderr);
+            return 2;
+        }
+        if (a.has("help")) {
+            daxkv_cli::bench_usage(stdout);
+            return 0;
+        }
+        return daxkv_cli::cmd_bench(a);
+    }
+    std::fprintf(stderr, "daxkv: unknown command '%s'\n", cmd.c_str());
+    usage(stderr);
+    return 2;
+}
