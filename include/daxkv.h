@@ -153,7 +153,7 @@ DAXKV_API int daxkv_contains(daxkv_store *s, const void *key, size_t key_len);
 DAXKV_API int daxkv_remove(daxkv_store *s, const void *key, size_t key_len, unsigned flags);
 /** Pin (refcount) a committed entry: it is neither evicted nor removed. */
 DAXKV_API int daxkv_pin(daxkv_store *s, const void *key, size_t key_len);
-/** Drop one pin; never goes below zero (-ENOENT if not pinned). */
+/** Drop one pin; never goes below zero (-ENOENT if absent or not pinned). */
 DAXKV_API int daxkv_unpin(daxkv_store *s, const void *key, size_t key_len);
 
 /* ------------------------------------------------------------------------ */

@@ -27,3 +27,13 @@ tests_unit_daxkv_unit_CPPFLAGS = $(AM_CPPFLAGS) $(GTEST_CFLAGS) $(XXHASH_CFLAGS)
 tests_unit_daxkv_unit_LDADD = lib/libdaxkv_core.la $(GTEST_LIBS) -lpthread
 TESTS += tests/unit/daxkv_unit
 endif
+
+# Built for the real-device rig (tests/vm): run inside the QEMU guest by
+# tests/suites/30-guest.sh, not by make check.
+if HAVE_GTEST
+check_PROGRAMS += tests/vm/guest_devdax_test
+tests_vm_guest_devdax_test_SOURCES = tests/vm/guest_devdax_test.cpp
+tests_vm_guest_devdax_test_CPPFLAGS = $(AM_CPPFLAGS) $(GTEST_CFLAGS)
+tests_vm_guest_devdax_test_LDADD = lib/libdaxkv_core.la $(GTEST_LIBS) -lpthread
+endif
+EXTRA_DIST += tests/vm/run-guest-tests.sh tests/vm/guest-list-check.sh tests/vm/README.md

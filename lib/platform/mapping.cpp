@@ -84,8 +84,10 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         m->info_.size = m->size_;
         m->info_.align = kPage;
         m->created_ = true;
+        // Populated up front: the memory is the cache, and first-touch
+        // faults would otherwise land on the put path.
         void *p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE,
-                         MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                         MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
         if (p == MAP_FAILED)
             fail_errno(errno, format("cannot map %llu bytes of memory",
                                      static_cast<unsigned long long>(m->size_)));
@@ -165,18 +167,23 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         m->info_.align = kPage;
     }
 
+    // File arenas are populated at open (page tables and, on tmpfs, the
+    // pages): first-touch faults would otherwise cost the put path about a
+    // third of a memcpy. Device-DAX faults are per 2 MiB or 1 GiB and cheap.
+    if (m->info_.kind == DeviceKind::file)
+        mmap_flags |= MAP_POPULATE;
     void *p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, mmap_flags, fd.fd, 0);
-    if (p == MAP_FAILED && mmap_flags != MAP_SHARED && (errno == EOPNOTSUPP || errno == EINVAL)) {
+    if (p == MAP_FAILED && (mmap_flags & MAP_SYNC) && (errno == EOPNOTSUPP || errno == EINVAL)) {
         // MAP_SYNC is refused by devices that need no synchronous faults;
         // cache-line flushes still give durability on the DAX mapping.
-        mmap_flags = MAP_SHARED;
+        mmap_flags = MAP_SHARED | (mmap_flags & MAP_POPULATE);
         p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, mmap_flags, fd.fd, 0);
     }
     if (p == MAP_FAILED)
         fail_errno(errno, format("cannot map %llu bytes of %s",
                                  static_cast<unsigned long long>(m->size_), req.path.c_str()));
     m->base_ = static_cast<char *>(p);
-    m->map_sync_ = mmap_flags != MAP_SHARED;
+    m->map_sync_ = (mmap_flags & MAP_SYNC) != 0;
     m->fd_ = fd.release();
     return m;
 }

@@ -481,7 +481,7 @@ int Store::put(const void *key, size_t key_len, const void *val, size_t len, con
 // Reads: begin (borrow) -> copy (no lock) -> end (release, touch)
 
 int Store::begin_read(const void *key, size_t key_len, size_t cap, size_t *len_out,
-                      size_t meta_cap, Borrow &out) {
+                      size_t meta_cap, Borrow &out, size_t *meta_len_out) {
     // A read that gets this far succeeds unless the bytes fail verification,
     // which drops the entry anyway: the access is recorded here, under the
     // lock already held, rather than by a second lookup after the copy.
@@ -496,6 +496,8 @@ int Store::begin_read(const void *key, size_t key_len, size_t cap, size_t *len_o
     }
     if (len_out)
         *len_out = e->value_len;
+    if (meta_len_out)
+        *meta_len_out = e->meta_len;
     if (cap < e->value_len)
         return set_error(-ENOBUFS, "destination holds %zu bytes, the value has %llu", cap,
                          static_cast<unsigned long long>(e->value_len));
@@ -657,8 +659,10 @@ int Store::unpin(const void *key, size_t key_len) {
     Entry *e = find(sh, std::string_view(static_cast<const char *>(key), key_len), h);
     if (!e || !e->committed)
         return set_error(-ENOENT, "key not found");
+    // daxkv.h: "never goes below zero (-ENOENT if not pinned)": there is no
+    // pin to drop, as there is no entry for a missing key.
     if (e->pins == 0)
-        return set_error(-EINVAL, "the key is not pinned");
+        return set_error(-ENOENT, "the key is not pinned");
     if (--e->pins == 0)
         c_.pinned--;
     return 0;
@@ -759,11 +763,17 @@ int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
             it.status = set_error(-EINVAL, "item %zu: data is NULL", i);
         if (!it.status) {
             Borrow b;
-            size_t len_out = 0;
+            size_t len_out = 0, meta_len_out = 0;
             size_t meta_cap = it.meta ? it.meta_len : SIZE_MAX;
-            it.status = begin_read(it.key, it.key_len, it.len, &len_out, meta_cap, b);
-            if (it.status == -ENOBUFS)
-                it.len = len_out; // report the size needed
+            it.status =
+                begin_read(it.key, it.key_len, it.len, &len_out, meta_cap, b, &meta_len_out);
+            if (it.status == -ENOBUFS) {
+                // Report the sizes needed: the value's, and the metadata's
+                // when a metadata buffer was given (it may be the one too small).
+                it.len = len_out;
+                if (it.meta)
+                    it.meta_len = meta_len_out;
+            }
             if (!it.status) {
                 borrows.push_back(b);
                 item_of.push_back(i);

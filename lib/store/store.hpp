@@ -215,7 +215,7 @@ private:
     void abort_write(Pending &p) noexcept;
 
     int begin_read(const void *key, size_t key_len, size_t cap, size_t *len_out,
-                   size_t meta_cap, Borrow &out);
+                   size_t meta_cap, Borrow &out, size_t *meta_len_out = nullptr);
     void end_read(const Borrow &b) noexcept;
     bool verify_borrow(const Borrow &b, const uint64_t *block_hashes);
     void quarantine(const Borrow &b) noexcept;

@@ -1,0 +1,378 @@
+package daxkv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+)
+
+const mib = 1 << 20
+
+func open(t *testing.T, opts map[string]string) *Store {
+	t.Helper()
+	o := map[string]string{"slot_bytes": "1MiB"}
+	for k, v := range opts {
+		o[k] = v
+	}
+	s, err := OpenOptions(filepath.Join(t.TempDir(), "arena"), 24*mib, o)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestRoundTrip(t *testing.T) {
+	s := open(t, nil)
+	if ok, err := s.Put([]byte("k"), []byte("hello"), false); !ok || err != nil {
+		t.Fatalf("put: %v %v", ok, err)
+	}
+	if ok, err := s.Put([]byte("k"), []byte("other"), false); ok || err != nil {
+		t.Fatalf("second put: stored=%v err=%v, want existed", ok, err)
+	}
+	v, found, err := s.Get([]byte("k"))
+	if err != nil || !found || string(v) != "hello" {
+		t.Fatalf("get: %q %v %v", v, found, err)
+	}
+	buf := make([]byte, 3)
+	n, _, err := s.GetInto([]byte("k"), buf)
+	if !errors.Is(err, ErrBufferTooSmall) || n != 5 {
+		t.Fatalf("small buffer: n=%d err=%v", n, err)
+	}
+	if !errors.Is(err, syscall.ENOBUFS) {
+		t.Fatalf("error does not unwrap to ENOBUFS: %v", err)
+	}
+	if _, found, err := s.GetInto([]byte("nope"), buf); found || err != nil {
+		t.Fatalf("miss: %v %v", found, err)
+	}
+	if ok, _ := s.Contains([]byte("k")); !ok {
+		t.Fatal("contains")
+	}
+	if ok, err := s.Remove([]byte("k"), false); !ok || err != nil {
+		t.Fatalf("remove: %v %v", ok, err)
+	}
+	if ok, err := s.Remove([]byte("k"), false); ok || err != nil {
+		t.Fatalf("remove miss: %v %v", ok, err)
+	}
+}
+
+func TestPins(t *testing.T) {
+	s := open(t, nil)
+	s.Put([]byte("k"), []byte("v"), false)
+	if err := s.Pin([]byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Remove([]byte("k"), false); !errors.Is(err, ErrBusy) {
+		t.Fatalf("remove pinned: %v", err)
+	}
+	if err := s.Unpin([]byte("k")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Unpin([]byte("k")); err == nil {
+		t.Fatal("unpin below zero succeeded")
+	}
+	if err := s.Pin([]byte("absent")); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("pin miss: %v", err)
+	}
+	var e *Error
+	if err := s.Pin([]byte("absent")); !errors.As(err, &e) || e.Op != "daxkv_pin" || e.Message == "" {
+		t.Fatalf("error fields: %#v", err)
+	}
+}
+
+func keys(n int) [][]byte {
+	out := make([][]byte, n)
+	for i := range out {
+		out[i] = []byte(fmt.Sprintf("key-%04d", i))
+	}
+	return out
+}
+
+func TestBatches(t *testing.T) {
+	s := open(t, nil)
+	ks := keys(6)
+	vals := [][]byte{[]byte("zero"), []byte("one"), []byte("three")}
+	stored, errs, err := s.PutMany([][]byte{ks[0], ks[1], ks[3]}, vals, false)
+	if err != nil || !stored[0] || !stored[1] || !stored[2] || errs[0] != nil {
+		t.Fatalf("put many: %v %v %v", stored, errs, err)
+	}
+	buf := make([]byte, 6*16)
+	caps := []int{16, 16, 16, 16, 16, 16}
+	lens, errs, n, err := s.GetManyInto(ks, buf, caps, false)
+	if err != nil || n != 3 {
+		t.Fatalf("get many: %v n=%d", err, n)
+	}
+	want := []int{4, 3, -1, 5, -1, -1}
+	for i := range want {
+		if lens[i] != want[i] || errs[i] != nil {
+			t.Fatalf("item %d: len %d err %v, want %d", i, lens[i], errs[i], want[i])
+		}
+	}
+	if string(buf[48:53]) != "three" {
+		t.Fatalf("item 3 bytes: %q", buf[48:53])
+	}
+	buf2 := make([]byte, 6*16)
+	_, _, n, err = s.GetManyInto(ks, buf2, caps, true)
+	if err != nil || n != 2 || !bytes.Equal(buf2[48:64], make([]byte, 16)) {
+		t.Fatalf("prefix get: n=%d err=%v", n, err)
+	}
+	if p, err := s.PrefixLen(ks, false); p != 2 || err != nil {
+		t.Fatalf("prefix len %d %v", p, err)
+	}
+	hits, err := s.ContainsMany(ks, true)
+	if err != nil || !hits[0] || hits[2] || !hits[3] {
+		t.Fatalf("contains many: %v %v", hits, err)
+	}
+	rerrs, removed, err := s.RemoveMany(ks, false)
+	if err != nil || removed != 0 || !errors.Is(rerrs[0], ErrBusy) || !errors.Is(rerrs[2], ErrNotFound) {
+		t.Fatalf("remove pinned: %v %d %v", rerrs, removed, err)
+	}
+	if _, unpinned, err := s.UnpinMany(ks); unpinned != 3 || err != nil {
+		t.Fatalf("unpin many: %d %v", unpinned, err)
+	}
+	if _, removed, _ := s.RemoveMany(ks, false); removed != 3 {
+		t.Fatalf("removed %d", removed)
+	}
+}
+
+func TestBatchItemErrors(t *testing.T) {
+	s := open(t, nil)
+	big := make([]byte, mib+1)
+	stored, errs, err := s.PutMany([][]byte{[]byte("a"), []byte("big")}, [][]byte{[]byte("1"), big}, false)
+	if err != nil || !stored[0] || stored[1] || !errors.Is(errs[1], ErrTooBig) {
+		t.Fatalf("%v %v %v", stored, errs, err)
+	}
+	s.Put([]byte("long"), make([]byte, 100), false)
+	lens, errs, _, err := s.GetManyInto([][]byte{[]byte("a"), []byte("long")}, make([]byte, 20), []int{10, 10}, false)
+	if err != nil || lens[0] != 1 || !errors.Is(errs[1], ErrBufferTooSmall) {
+		t.Fatalf("%v %v %v", lens, errs, err)
+	}
+	if _, _, err := s.PutMany(keys(2), [][]byte{[]byte("x")}, false); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("length mismatch: %v", err)
+	}
+	if _, _, _, err := s.GetManyInto(keys(1), make([]byte, 4), []int{8}, false); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("caps beyond buffer: %v", err)
+	}
+	if _, _, err := s.PutManyFrom(keys(1), make([]byte, 4), []int{-1}, false); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("negative length: %v", err)
+	}
+	hits, err := s.ContainsMany(nil, false)
+	if err != nil || len(hits) != 0 {
+		t.Fatalf("empty batch: %v %v", hits, err)
+	}
+}
+
+func TestBadInputs(t *testing.T) {
+	s := open(t, nil)
+	if _, err := s.Put(nil, []byte("v"), false); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("empty key: %v", err)
+	}
+	long := bytes.Repeat([]byte("k"), KeyMax+1)
+	if _, err := s.Put(long, []byte("v"), false); !errors.Is(err, ErrTooBig) && !errors.Is(err, ErrInvalid) {
+		t.Fatalf("long key: %v", err)
+	}
+	if ok, err := s.Put(long[:KeyMax], []byte("v"), false); !ok || err != nil {
+		t.Fatalf("longest key: %v %v", ok, err)
+	}
+	if _, err := s.ContainsMany([][]byte{[]byte("ok"), long}, false); err == nil {
+		t.Fatal("a too-long key in a batch was not reported")
+	}
+	cfg, _ := NewConfig()
+	defer cfg.Free()
+	err := cfg.Set("no_such_key", "1")
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "no_such_key") {
+		t.Fatalf("unknown key: %v", err)
+	}
+	if err := cfg.Set("slot_bytes", "x\x00y"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("NUL: %v", err)
+	}
+	if _, err := Open(cfg); err == nil {
+		t.Fatal("open without slot_bytes or devices succeeded")
+	}
+	if _, err := Open(nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("nil config: %v", err)
+	}
+	if _, err := ConfigFromJSON("{"); err == nil {
+		t.Fatal("bad JSON accepted")
+	}
+	if _, _, err := s.Reserve([]byte("r"), -1); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("negative reserve: %v", err)
+	}
+}
+
+func TestLeaseLifetime(t *testing.T) {
+	s := open(t, nil)
+	s.Put([]byte("k"), []byte("payload"), false)
+	l, err := s.Lease([]byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Len() != 7 {
+		t.Fatalf("len %d", l.Len())
+	}
+	// The bytes stay in place after remove and after the store closes.
+	s.Remove([]byte("k"), false)
+	s.Put([]byte("k"), []byte("PAYLOAD"), false)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	err = l.View(func(b []byte) error {
+		if string(b) != "payload" {
+			return fmt.Errorf("got %q", b)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Release()
+	l.Release()
+	if err := l.View(func([]byte) error { return nil }); err != ErrReleased {
+		t.Fatalf("view after release: %v", err)
+	}
+	if _, err := l.Bytes(); err != ErrReleased {
+		t.Fatalf("bytes after release: %v", err)
+	}
+	if _, err := s.Lease([]byte("k")); !errors.Is(err, ErrShutdown) {
+		t.Fatalf("lease on closed store: %v", err)
+	}
+}
+
+func TestLeaseKeepsStoreReachable(t *testing.T) {
+	var l *Lease
+	func() {
+		s, err := OpenOptions("mem:", 8*mib, map[string]string{"slot_bytes": "1MiB"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Put([]byte("k"), []byte("alive"), false)
+		l, err = s.Lease([]byte("k"))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}()
+	// The store is unreachable except through the lease: its finalizer
+	// must not run, and the bytes must stay valid.
+	for i := 0; i < 3; i++ {
+		runtime.GC()
+	}
+	b, err := l.Bytes()
+	if err != nil || string(b) != "alive" {
+		t.Fatalf("%q %v", b, err)
+	}
+	l.store.Close()
+	l.Release()
+}
+
+func TestReservation(t *testing.T) {
+	s := open(t, nil)
+	r, ok, err := s.Reserve([]byte("r"), 4)
+	if err != nil || !ok {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.Reserve([]byte("r"), 4); ok {
+		t.Fatal("second reservation of an in-flight key")
+	}
+	if in, _ := s.Contains([]byte("r")); in {
+		t.Fatal("in-flight key visible")
+	}
+	r.Fill(func(b []byte) error { copy(b, "data"); return nil })
+	r.SetMeta([]byte("m"))
+	if err := r.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Commit(); err != ErrReleased {
+		t.Fatalf("double commit: %v", err)
+	}
+	l, _ := s.Lease([]byte("r"))
+	m, _ := l.Meta()
+	b, _ := l.Bytes()
+	l.Release()
+	if string(b) != "data" || string(m) != "m" {
+		t.Fatalf("%q %q", b, m)
+	}
+
+	r2, _, _ := s.Reserve([]byte("gone"), 4)
+	r2.Abort()
+	if ok, _ := s.Put([]byte("gone"), []byte("v"), false); !ok {
+		t.Fatal("aborted key not free")
+	}
+	r3, _, _ := s.Reserve([]byte("cancel"), 4)
+	if ok, err := s.Remove([]byte("cancel"), true); !ok || err != nil {
+		t.Fatalf("forced remove of in-flight key: %v %v", ok, err)
+	}
+	if err := r3.Commit(); !errors.Is(err, ErrCanceled) {
+		t.Fatalf("commit after cancel: %v", err)
+	}
+}
+
+func TestStats(t *testing.T) {
+	s := open(t, map[string]string{"eviction": "none"})
+	st, err := s.Stats()
+	if err != nil || st.SlotBytes != mib || st.SlotsTotal == 0 {
+		t.Fatalf("%+v %v", st, err)
+	}
+	for i := uint64(0); i < st.SlotsTotal; i++ {
+		if _, err := s.Put([]byte(fmt.Sprint(i)), []byte("v"), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.Put([]byte("full"), []byte("v"), false); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("full: %v", err)
+	}
+	st2, _ := s.Stats()
+	if st2.Entries != st.SlotsTotal || st2.SlotsFree != 0 {
+		t.Fatalf("%+v", st2)
+	}
+	j, err := s.StatusJSON()
+	if err != nil || !strings.HasPrefix(j, "{") {
+		t.Fatalf("%q %v", j, err)
+	}
+}
+
+func TestConcurrentUseAndClose(t *testing.T) {
+	s := open(t, nil)
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				k := []byte(fmt.Sprintf("g%d-%d", g, i%8))
+				if _, err := s.Put(k, k, true); err != nil {
+					if !errors.Is(err, ErrShutdown) {
+						t.Errorf("put: %v", err)
+					}
+					return
+				}
+				if v, found, err := s.Get(k); err == nil && found && !bytes.Equal(v, k) {
+					t.Errorf("got %q for %q", v, k)
+				}
+				if err := s.Pin([]byte("absent")); err != nil && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrShutdown) {
+					// Each goroutine sees its own error despite moving threads.
+					t.Errorf("pin: %v", err)
+				}
+				if i == 300 && g == 0 {
+					s.Close()
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	if _, err := s.Put([]byte("x"), nil, false); !errors.Is(err, ErrShutdown) {
+		t.Fatalf("after close: %v", err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	n := VersionNumber()
+	if Version() != fmt.Sprintf("%d.%d.%d", n/10000, n/100%100, n%100) {
+		t.Fatalf("%s vs %d", Version(), n)
+	}
+}

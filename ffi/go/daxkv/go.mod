@@ -1,0 +1,3 @@
+module github.com/libdaxkv/libdaxkv/ffi/go/daxkv
+
+go 1.19

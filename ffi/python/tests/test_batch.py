@@ -1,0 +1,151 @@
+"""Batches: positional holes, prefix mode, pinning, raw addresses."""
+
+import ctypes
+import errno
+
+import pytest
+
+import daxkv
+
+
+def keys(n, prefix=b"key"):
+    return [prefix + b"-%04d" % i for i in range(n)]
+
+
+def test_put_get_many_with_holes(store):
+    ks = keys(8)
+    vals = [bytes([i]) * (100 + i) for i in range(8)]
+    # Store only the even keys: the odd positions are holes on the way back.
+    assert store.put_many(ks[::2], vals[::2]) == [True] * 4
+    dsts = [bytearray(200) for _ in ks]
+    lens = store.get_many_into(ks, dsts)
+    assert lens == [100 + i if i % 2 == 0 else None for i in range(8)]
+    for i in range(0, 8, 2):
+        assert bytes(dsts[i][: lens[i]]) == vals[i]
+    assert bytes(dsts[1]) == bytes(200)  # holes leave destinations untouched
+    assert store.get_many(ks) == [vals[i] if i % 2 == 0 else None for i in range(8)]
+
+
+def test_put_many_reports_existed(store):
+    ks = keys(3)
+    assert store.put_many(ks, [b"a", b"b", b"c"]) == [True, True, True]
+    assert store.put_many(ks + [b"new"], [b"x"] * 4) == [False, False, False, True]
+    assert store.get(ks[0]) == b"a"
+    assert store.put_many(ks[:1], [b"z"], replace=True) == [True]
+    assert store.get(ks[0]) == b"z"
+
+
+def test_prefix_mode_stops_at_first_miss(store):
+    ks = keys(6)
+    store.put_many(ks[:3] + ks[4:], [b"v"] * 5)
+    dsts = [bytearray(8) for _ in ks]
+    assert store.get_many_into(ks, dsts, prefix=True) == [1, 1, 1]
+    assert bytes(dsts[4]) == bytes(8)  # nothing copied past the prefix
+    assert store.get_many(ks, prefix=True) == [b"v"] * 3
+    assert store.prefix_length(ks) == 3
+    assert store.prefix_length([b"absent"] + ks) == 0
+
+
+def test_contains_many_and_pin(store):
+    ks = keys(4)
+    store.put_many(ks[:2], [b"1", b"2"])
+    assert store.contains_many(ks) == [True, True, False, False]
+    assert store.contains_many(ks, pin=True) == [True, True, False, False]
+    # Pinned hits cannot be removed without force; misses were not pinned.
+    assert store.remove_many(ks) == [False, False, False, False]
+    assert store.stats().entries_pinned == 2
+    assert store.unpin_many(ks) == [True, True, False, False]
+    assert store.remove_many(ks) == [True, True, False, False]
+    assert store.contains_many(ks) == [False] * 4
+
+
+def test_prefix_length_pins_only_the_prefix(store):
+    ks = keys(4)
+    store.put_many([ks[0], ks[1], ks[3]], [b"v"] * 3)
+    assert store.prefix_length(ks, pin=True) == 2
+    with pytest.raises(daxkv.Busy):
+        store.remove(ks[0])
+    assert store.remove(ks[3])  # past the prefix: not pinned
+    assert store.unpin_many(ks[:2]) == [True, True]
+
+
+def test_remove_many_force(store):
+    ks = keys(3)
+    store.put_many(ks, [b"v"] * 3)
+    store.pin(ks[1])
+    assert store.remove_many(ks, force=True) == [True, True, True]
+
+
+def test_numpy_and_raw_pointer_batches(store):
+    np = pytest.importorskip("numpy")
+    srcs = [np.full(256, i, dtype=np.uint16) for i in range(5)]
+    ks = keys(5, b"np")
+    assert store.put_many_ptr(ks, [a.ctypes.data for a in srcs], [a.nbytes for a in srcs]) == [True] * 5
+    outs = [np.zeros(256, dtype=np.uint16) for _ in range(5)]
+    lens = store.get_many_into_ptr(ks, [o.ctypes.data for o in outs], [o.nbytes for o in outs])
+    assert lens == [512] * 5
+    for s, o in zip(srcs, outs):
+        assert np.array_equal(s, o)
+    # Buffer-protocol numpy arrays work the same way.
+    outs2 = [np.zeros(256, dtype=np.uint16) for _ in range(5)]
+    assert store.get_many_into(ks, outs2) == [512] * 5
+    assert all(np.array_equal(s, o) for s, o in zip(srcs, outs2))
+
+
+def test_too_small_destination_in_batch(store):
+    ks = keys(3)
+    store.put_many(ks, [b"x" * 10, b"y" * 100, b"z" * 10])
+    dsts = [bytearray(16), bytearray(16), bytearray(16)]
+    with pytest.raises(daxkv.BatchError) as ei:
+        store.get_many_into(ks, dsts)
+    e = ei.value
+    assert e.statuses[1] == -errno.ENOBUFS
+    assert isinstance(e.errors[1], daxkv.BufferTooSmall)
+    assert isinstance(e.first, daxkv.BufferTooSmall)
+    # The other items were still copied.
+    assert e.results[0] == 10 and e.results[2] == 10 and e.results[1] is None
+    assert bytes(dsts[2][:10]) == b"z" * 10
+
+
+def test_batch_with_failing_items_keeps_the_rest(store):
+    big = bytes(store.stats().slot_bytes + 1)
+    with pytest.raises(daxkv.BatchError) as ei:
+        store.put_many([b"ok1", b"big", b"ok2"], [b"1", big, b"2"])
+    assert ei.value.statuses[1] == -errno.E2BIG
+    assert ei.value.results == [True, False, True]
+    assert store.get(b"ok1") == b"1" and store.get(b"ok2") == b"2"
+    assert not store.contains(b"big")
+
+
+def test_metadata_blobs(store):
+    store.put_many([b"m"], [b"value"], metas=[b'{"shape":[1,2]}'])
+    with store.lease(b"m") as lease:
+        assert lease.meta == b'{"shape":[1,2]}'
+    store.put(b"m2", b"v", meta=b"meta-2")
+    with store.lease(b"m2") as lease:
+        assert lease.meta == b"meta-2"
+
+
+def test_empty_batches(store):
+    assert store.put_many([], []) == []
+    assert store.get_many_into([], []) == []
+    assert store.contains_many([]) == []
+    assert store.remove_many([]) == []
+    assert store.prefix_length([]) == 0
+
+
+def test_length_mismatch(store):
+    with pytest.raises(daxkv.InvalidArgument):
+        store.put_many([b"a", b"b"], [b"1"])
+    with pytest.raises(daxkv.InvalidArgument):
+        store.get_many_into([b"a"], [])
+    with pytest.raises(daxkv.InvalidArgument):
+        store.put_many_ptr([b"a"], [1, 2], [1])
+
+
+def test_large_batch(store):
+    n = 2000
+    ks = keys(n, b"many")
+    store.put_many(ks[:10], [b"v"] * 10)
+    hits = store.contains_many(ks)
+    assert sum(hits) == 10 and hits[:10] == [True] * 10

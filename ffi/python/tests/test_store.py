@@ -1,0 +1,277 @@
+"""Single-key operations, configuration, statistics and the loader."""
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+import daxkv
+from daxkv import _lib
+
+from conftest import MiB, SLOT, open_store
+
+
+def test_version_is_known():
+    major, minor, _ = _lib.split_version(daxkv.version_number())
+    assert (major, minor) in _lib.KNOWN_VERSIONS
+    assert daxkv.version() == "%d.%d.%d" % _lib.split_version(daxkv.version_number())
+
+
+def test_round_trip_bytes_and_str_keys(store):
+    assert store.put(b"k1", b"hello") is True
+    assert store.get(b"k1") == b"hello"
+    # A str key is its UTF-8 bytes: both spellings name the same entry.
+    assert store.put("ключ", b"v") is True
+    assert store.get("ключ".encode()) == b"v"
+    assert store.contains("k1") and "k1" in store
+    assert store.get(b"missing") is None
+    assert store.get(b"missing", b"dflt") == b"dflt"
+
+
+def test_put_existing_reports_existed_and_keeps_value(store):
+    assert store.put(b"k", b"first")
+    assert store.put(b"k", b"second") is False
+    assert store.get(b"k") == b"first"
+    assert store.put(b"k", b"third", replace=True) is True
+    assert store.get(b"k") == b"third"
+
+
+def test_buffer_kinds(store):
+    np = pytest.importorskip("numpy")
+    arr = np.arange(1000, dtype=np.float32)
+    values = {
+        b"bytes": b"abc" * 100,
+        b"bytearray": bytearray(b"xyz" * 50),
+        b"memoryview": memoryview(b"0123456789")[2:8],
+        b"numpy": arr,
+        b"numpy-2d": np.ones((4, 8), dtype=np.int64),
+        b"empty": b"",
+    }
+    for k, v in values.items():
+        assert store.put(k, v), k
+    for k, v in values.items():
+        assert store.get(k) == bytes(memoryview(v).cast("B")) if isinstance(v, np.ndarray) else store.get(k) == bytes(v)
+    out = np.zeros(1000, dtype=np.float32)
+    assert store.get_into(b"numpy", out) == arr.nbytes
+    assert np.array_equal(out, arr)
+
+
+def test_raw_address_put_and_get(store):
+    import ctypes
+
+    src = ctypes.create_string_buffer(b"raw-bytes-at-an-address", 23)
+    assert store.put(b"raw", (ctypes.addressof(src), 23))
+    dst = ctypes.create_string_buffer(64)
+    assert store.get_into(b"raw", (ctypes.addressof(dst), 64)) == 23
+    assert dst.raw[:23] == b"raw-bytes-at-an-address"
+
+
+def test_get_into_too_small_reports_needed(store):
+    store.put(b"k", b"x" * 100)
+    with pytest.raises(daxkv.BufferTooSmall) as ei:
+        store.get_into(b"k", bytearray(10))
+    assert ei.value.needed == 100
+    assert ei.value.errno == errno.ENOBUFS
+    assert store.get_into(b"k", bytearray(100)) == 100
+    assert store.get_into(b"nope", bytearray(10)) is None
+
+
+def test_value_larger_than_slot(store):
+    with pytest.raises(daxkv.TooBig) as ei:
+        store.put(b"big", bytes(SLOT + 1))
+    assert ei.value.errno == errno.E2BIG
+    assert ei.value.message  # the library's detail, not just strerror
+    assert not store.contains(b"big")
+
+
+def test_remove_pin_unpin(store):
+    store.put(b"k", b"v")
+    store.pin(b"k")
+    store.pin(b"k")
+    with pytest.raises(daxkv.Busy) as ei:
+        store.remove(b"k")
+    assert ei.value.errno == errno.EBUSY
+    assert store.unpin(b"k") and store.unpin(b"k")
+    assert store.unpin(b"k") is False  # never below zero
+    assert store.remove(b"k") is True
+    assert store.remove(b"k") is False
+    with pytest.raises(daxkv.NotFound):
+        store.pin(b"k")
+
+
+def test_forced_remove_of_pinned(store):
+    store.put(b"k", b"v")
+    store.pin(b"k")
+    assert store.remove(b"k", force=True)
+    assert not store.contains(b"k")
+
+
+def test_mapping_protocol(store):
+    store[b"a"] = b"1"
+    store[b"a"] = b"2"  # __setitem__ replaces
+    assert store[b"a"] == b"2"
+    del store[b"a"]
+    with pytest.raises(KeyError):
+        store[b"a"]
+    with pytest.raises(daxkv.NotFound):
+        del store[b"a"]
+
+
+def test_lru_eviction_makes_room(store):
+    n = store.stats().slots_total
+    for i in range(n + 3):
+        assert store.put(b"k%d" % i, b"v%d" % i)
+    st = store.stats()
+    assert st.evictions >= 3
+    assert store.get(b"k%d" % (n + 2)) == b"v%d" % (n + 2)
+    assert not store.contains(b"k0")
+
+
+def test_full_arena_without_eviction(nstore):
+    n = nstore.stats().slots_total
+    for i in range(n):
+        nstore.put(b"k%d" % i, b"v")
+    with pytest.raises(daxkv.NoSpace) as ei:
+        nstore.put(b"one-too-many", b"v")
+    assert ei.value.errno == errno.ENOSPC
+    assert nstore.contains(b"k0")
+
+
+def test_stats_counts(store):
+    before = store.stats()
+    assert before.slot_bytes == SLOT and before.slots_total >= 1
+    assert before.capacity_bytes == before.slots_total * before.slot_bytes
+    store.put(b"a", b"12345")
+    store.get(b"a")
+    store.get_into(b"zz", bytearray(1))
+    st = store.stats()
+    assert st.entries == before.entries + 1
+    assert st.puts == before.puts + 1
+    assert st.misses >= before.misses + 1
+    assert st.slots_used + st.slots_free == st.slots_total
+    d = st.as_dict()
+    assert d["entries"] == st.entries and "recovery_usec" in d
+
+
+def test_status_json(store):
+    store.put(b"a", b"1")
+    text = store.status_json()
+    assert isinstance(json.loads(text), dict)
+    assert store.status() == json.loads(store.status_json())
+
+
+def test_restart_recovers_entries(tmp_path):
+    with open_store(tmp_path, durability="process") as s:
+        s.put(b"persist", b"across-open")
+    with open_store(tmp_path, durability="process") as s:
+        assert s.get(b"persist") == b"across-open"
+        assert s.stats().recovered_entries >= 1
+
+
+def test_devices_list_and_from_json(tmp_path):
+    p = tmp_path / "dev0"
+    with daxkv.Store(devices=[(str(p), 8 * MiB + 4 * MiB)], slot_bytes="1MiB") as s:
+        assert s.stats().devices == 1
+        s.put(b"x", b"y")
+    cfg = json.dumps({"device_path": str(tmp_path / "dev1"), "max_dax_size_gb": 0.015625, "slot_bytes": SLOT})
+    with daxkv.Store.from_json(cfg) as s:
+        assert s.put(b"x", b"y")
+        assert s.stats().slot_bytes == SLOT
+
+
+def test_context_manager_closes(tmp_path):
+    with open_store(tmp_path) as s:
+        s.put(b"a", b"b")
+    assert s.closed
+    with pytest.raises(daxkv.Shutdown):
+        s.get(b"a")
+    s.close()  # idempotent
+
+
+def test_shutdown_refuses_new_calls(store):
+    store.put(b"a", b"b")
+    store.shutdown()
+    with pytest.raises(daxkv.Shutdown) as ei:
+        store.put(b"c", b"d")
+    assert ei.value.errno == errno.ESHUTDOWN
+
+
+def test_memcpy_batch():
+    srcs = [bytes([i]) * (1000 + i) for i in range(8)]
+    dsts = [bytearray(len(s)) for s in srcs]
+    daxkv.memcpy_batch(dsts, srcs)
+    assert [bytes(d) for d in dsts] == srcs
+    with pytest.raises(daxkv.InvalidArgument):
+        daxkv.memcpy_batch([bytearray(1)], [b"too long"])
+    with pytest.raises(TypeError):
+        daxkv.memcpy_batch([b"read-only"], [b"x"])
+
+
+def test_log_callback_can_be_set_and_cleared():
+    seen = []
+    daxkv.set_log_callback(lambda lvl, msg: seen.append((lvl, msg)), daxkv.LOG_DEBUG)
+    daxkv.set_log_callback(None)
+    assert all(isinstance(m, str) for _, m in seen)
+
+
+def _compile_fake_lib(tmp_path, number, string):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build a library with another version")
+    src = tmp_path / "fake.c"
+    syms = "".join(f"void {name}(void) {{}}\n" for name in _lib.PROTOTYPES if not name.startswith("daxkv_version"))
+    src.write_text(
+        f"unsigned daxkv_version_number(void) {{ return {number}; }}\n"
+        f'const char *daxkv_version_string(void) {{ return "{string}"; }}\n' + syms
+    )
+    out = tmp_path / "libdaxkv.so.0"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(out), str(src)], check=True)
+    return out
+
+
+@pytest.mark.parametrize("number,string", [(10000, "1.0.0"), (200, "0.2.0")])
+def test_loader_refuses_unknown_version(tmp_path, number, string):
+    lib = _compile_fake_lib(tmp_path, number, string)
+    with pytest.raises(daxkv.LibraryError, match="not a version this binding knows"):
+        _lib.load(str(lib))
+    # Through the environment, as a user would point at it, in a fresh process.
+    env = dict(os.environ, DAXKV_LIBRARY=str(lib))
+    code = "import daxkv\ntry:\n daxkv.version()\nexcept daxkv.LibraryError as e:\n print('refused', e)\n"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert "refused" in out.stdout, out.stderr
+
+
+def test_loader_reports_every_path_tried(tmp_path, monkeypatch):
+    monkeypatch.setenv("DAXKV_LIBRARY", str(tmp_path / "nowhere.so"))
+    with pytest.raises(daxkv.LibraryError, match="nowhere.so"):
+        _lib.load()
+
+
+def test_loader_takes_a_directory(monkeypatch):
+    # DAXKV_LIBRARY may name lib/.libs itself; the SONAME is appended.
+    loaded = daxkv.library()._name
+    monkeypatch.setenv("DAXKV_LIBRARY", os.path.dirname(os.path.abspath(loaded)) or ".")
+    assert _lib.candidates() == [os.path.join(os.path.dirname(os.path.abspath(loaded)), _lib.SONAME)]
+
+
+def test_probe_and_list_devices(tmp_path):
+    try:
+        devs = daxkv.list_devices()
+    except daxkv.NotSupported:
+        pytest.skip("the library predates daxkv_list_devices")
+    assert all(d.kind == "devdax" for d in devs)
+    p = tmp_path / "arena"
+    with open_store(tmp_path):
+        pass  # creates the file arena
+    info = daxkv.probe(str(p))
+    assert info.kind == "file" and info.path == str(p) and info.size > 0
+    assert daxkv.probe("mem:").kind == "memory"
+    with pytest.raises(daxkv.NotFound):
+        daxkv.probe(str(tmp_path / "absent"))
+    with pytest.raises(daxkv.InvalidArgument):
+        daxkv.probe("bad\0path")

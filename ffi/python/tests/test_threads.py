@@ -1,0 +1,109 @@
+"""Concurrent use from Python threads (ctypes releases the GIL)."""
+
+import threading
+
+import pytest
+
+import daxkv
+
+from conftest import open_store
+
+
+def test_parallel_put_get(store):
+    errors = []
+
+    def worker(t):
+        try:
+            for i in range(200):
+                k = b"t%d-%d" % (t, i % 8)
+                v = b"%d:%d" % (t, i)
+                store.put(k, v, replace=True)
+                got = store.get(k)
+                # Only this thread writes k, so it reads its own last value
+                # unless LRU evicted it meanwhile.
+                assert got in (v, None), (k, got)
+                store.contains_many([k, b"absent"])
+        except Exception as e:  # collected and reported by the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+
+
+def test_errmsg_is_per_thread(store):
+    # Each thread's failure carries its own message, read right after its call.
+    results = {}
+    barrier = threading.Barrier(2)
+
+    def miss():
+        barrier.wait()
+        try:
+            store.pin(b"absent")
+        except daxkv.NotFound as e:
+            results["miss"] = e
+
+    def too_big():
+        barrier.wait()
+        try:
+            store.put(b"k", bytes(store.stats().slot_bytes + 1))
+        except daxkv.TooBig as e:
+            results["big"] = e
+
+    ts = [threading.Thread(target=miss), threading.Thread(target=too_big)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert isinstance(results["miss"], daxkv.NotFound)
+    assert isinstance(results["big"], daxkv.TooBig)
+
+
+def test_close_while_threads_run(tmp_path):
+    s = open_store(tmp_path)
+    stop = threading.Event()
+    outcomes = []
+
+    def hammer(t):
+        n = 0
+        while not stop.is_set():
+            try:
+                s.put(b"k%d-%d" % (t, n % 16), b"x" * 512, replace=True)
+                s.contains_many([b"k%d-%d" % (t, i) for i in range(16)])
+                n += 1
+            except daxkv.Shutdown:
+                outcomes.append("shutdown")
+                return
+            except Exception as e:
+                outcomes.append(e)
+                return
+
+    ts = [threading.Thread(target=hammer, args=(t,)) for t in range(3)]
+    for t in ts:
+        t.start()
+    threading.Event().wait(0.2)
+    s.close()  # must wait for calls in flight, never free under them
+    stop.set()
+    for t in ts:
+        t.join(10)
+    assert outcomes == ["shutdown"] * 3
+
+
+def test_leases_across_threads(store):
+    store.put(b"shared", b"s" * 4096)
+    leases = [store.lease(b"shared") for _ in range(8)]
+    out = []
+
+    def read(lease):
+        out.append(lease.tobytes())
+        lease.release()
+
+    ts = [threading.Thread(target=read, args=(l,)) for l in leases]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert out == [b"s" * 4096] * 8

@@ -1,0 +1,182 @@
+"""Leases (zero-copy reads) and reservations (zero-copy writes)."""
+
+import errno
+import gc
+
+import pytest
+
+import daxkv
+
+from conftest import open_store
+
+
+def test_lease_is_read_only_view(store):
+    store.put(b"k", b"payload")
+    with store.lease(b"k") as lease:
+        assert len(lease) == 7 and lease.size == 7
+        v = lease.data
+        assert bytes(v) == b"payload"
+        assert v.readonly
+        with pytest.raises(TypeError):
+            v[0] = 0
+    with pytest.raises(ValueError):
+        v[0]  # the view was invalidated with the lease
+    with pytest.raises(ValueError):
+        lease.data
+    assert lease.released
+    lease.release()  # idempotent
+
+
+def test_lease_counts_and_release(store):
+    store.put(b"k", b"v")
+    base = store.stats().leases_active
+    lease = store.lease(b"k")
+    assert store.stats().leases_active == base + 1
+    lease.release()
+    gc.collect()
+    assert store.stats().leases_active == base
+
+
+def test_lease_miss(store):
+    with pytest.raises(daxkv.NotFound) as ei:
+        store.lease(b"nope")
+    assert ei.value.errno == errno.ENOENT
+
+
+def test_lease_survives_remove_and_overwrite(store):
+    store.put(b"k", b"A" * 4096)
+    with store.lease(b"k") as lease:
+        store.remove(b"k")
+        store.put(b"k", b"B" * 4096)
+        # The slot is not reused while leased: the old bytes are intact.
+        assert lease.tobytes() == b"A" * 4096
+    assert store.get(b"k") == b"B" * 4096
+
+
+def test_lease_outlives_store_close(tmp_path):
+    s = open_store(tmp_path)
+    s.put(b"k", b"still here after close")
+    lease = s.lease(b"k")
+    view = lease.data
+    s.close()
+    assert bytes(view) == b"still here after close"
+    lease.release()
+    with pytest.raises(ValueError):
+        bytes(view)
+
+
+def test_derived_views_keep_the_lease(store):
+    np = pytest.importorskip("numpy")
+    store.put(b"k", np.arange(16, dtype=np.int32))
+    base = store.stats().leases_active
+    lease = store.lease(b"k")
+    arr = np.frombuffer(lease.data, dtype=np.int32)
+    part = lease.data[4:8]
+    lease.release()
+    # Views exported before release stay valid: the C lease is held until
+    # the last of them is gone, so nothing points at reusable memory.
+    assert store.stats().leases_active == base + 1
+    assert arr.tolist() == list(range(16))
+    assert bytes(part) == bytes(np.arange(16, dtype=np.int32))[4:8]
+    del arr, part
+    gc.collect()
+    assert store.stats().leases_active == base
+
+
+def test_reservation_commit(store):
+    with store.reserve(b"r", 1000) as r:
+        assert r.size == 1000
+        assert not store.contains(b"r")  # in flight until commit
+        assert store.put(b"r", b"other") is False  # in flight counts as existing
+        r.data[:] = b"z" * 1000
+    assert r.done
+    assert store.get(b"r") == b"z" * 1000
+    with pytest.raises(ValueError):
+        r.data
+    with pytest.raises(ValueError):
+        r.commit()
+
+
+def test_reservation_abort_on_exception(store):
+    with pytest.raises(RuntimeError):
+        with store.reserve(b"r", 10) as r:
+            r.data[:4] = b"half"
+            raise RuntimeError("copy failed")
+    assert not store.contains(b"r")
+    assert store.put(b"r", b"fresh")  # the key is free again
+
+
+def test_reservation_with_meta(store):
+    with store.reserve(b"r", 3, meta=b"m") as r:
+        r.data[:] = b"abc"
+    with store.lease(b"r") as lease:
+        assert lease.meta == b"m" and lease.tobytes() == b"abc"
+
+
+def test_reserve_existing_key(store):
+    store.put(b"k", b"v")
+    with pytest.raises(daxkv.Exists):
+        store.reserve(b"k", 4)
+    r = store.reserve(b"fly", 4)
+    with pytest.raises(daxkv.Exists):
+        store.reserve(b"fly", 4)
+    r.abort()
+
+
+def test_commit_refused_while_views_alive(store):
+    r = store.reserve(b"r", 8)
+    part = r.data[0:4]
+    part[:] = b"1234"
+    with pytest.raises(BufferError):
+        r.commit()
+    assert not r.done
+    del part
+    r.data[4:] = b"5678"
+    r.commit()
+    assert store.get(b"r") == b"12345678"
+
+
+def test_abort_with_live_view_is_deferred(store):
+    r = store.reserve(b"r", 8)
+    part = r.data[:]
+    r.abort()
+    # Still in flight: the slot cannot be handed out while `part` can write.
+    assert store.put(b"r", b"x") is False
+    part[:] = b"harmless"
+    del part
+    gc.collect()
+    assert store.put(b"r", b"x") is True
+
+
+def test_forced_remove_cancels_reservation(store):
+    r = store.reserve(b"r", 4)
+    r.data[:] = b"data"
+    assert store.remove(b"r", force=True)
+    with pytest.raises(daxkv.Cancelled) as ei:
+        r.commit()
+    assert ei.value.errno == errno.ECANCELED
+    assert not store.contains(b"r")
+
+
+def test_remove_in_flight_without_force_is_busy(store):
+    r = store.reserve(b"r", 4)
+    with pytest.raises(daxkv.Busy):
+        store.remove(b"r")
+    r.abort()
+
+
+def test_commit_after_close(tmp_path):
+    s = open_store(tmp_path)
+    r = s.reserve(b"r", 4)
+    r.data[:] = b"late"
+    s.close()
+    with pytest.raises(daxkv.Shutdown):
+        r.commit()
+    assert r.done
+
+
+def test_zero_length_reservation_and_lease(store):
+    with store.reserve(b"empty", 0) as r:
+        assert len(r.data) == 0
+    with store.lease(b"empty") as lease:
+        assert lease.tobytes() == b""

@@ -1,0 +1,231 @@
+//! Raw declarations of libdaxkv's C ABI, written by hand from
+//! `include/daxkv.h` (bindgen is not available offline, and the ABI is small
+//! and stable). `tests/header.rs` checks every declaration against the
+//! header: function names and parameter counts, struct layouts and
+//! constants, the last two through a C program built with the system
+//! compiler.
+//!
+//! Everything here is `unsafe` to call; use the `daxkv` crate instead.
+
+#![no_std]
+#![allow(non_camel_case_types)]
+
+use core::ffi::{c_char, c_int, c_uint, c_void};
+
+pub const DAXKV_KEY_MAX: usize = 512;
+pub const DAXKV_EXISTED: c_int = 1;
+pub const DAXKV_E_BASE: c_int = -10000;
+pub const DAXKV_E_CORRUPT: c_int = -10001;
+pub const DAXKV_E_FOREIGN: c_int = -10002;
+
+pub const DAXKV_REPLACE: c_uint = 1 << 0;
+pub const DAXKV_FORCE: c_uint = 1 << 1;
+pub const DAXKV_PREFIX: c_uint = 1 << 2;
+pub const DAXKV_PIN: c_uint = 1 << 3;
+
+pub const DAXKV_KIND_DEVDAX: u32 = 0;
+pub const DAXKV_KIND_FILE: u32 = 1;
+pub const DAXKV_KIND_MEMORY: u32 = 2;
+
+pub const DAXKV_MODE_NONE: u32 = 0;
+pub const DAXKV_MODE_DEVDAX: u32 = 1;
+pub const DAXKV_MODE_SYSTEM_RAM: u32 = 2;
+
+pub const DAXKV_LOG_ERR: c_int = 3;
+pub const DAXKV_LOG_WARNING: c_int = 4;
+pub const DAXKV_LOG_INFO: c_int = 6;
+pub const DAXKV_LOG_DEBUG: c_int = 7;
+
+/// Opaque handles: only ever used behind pointers.
+#[repr(C)]
+pub struct daxkv_config {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct daxkv_store {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct daxkv_lease {
+    _private: [u8; 0],
+}
+#[repr(C)]
+pub struct daxkv_reservation {
+    _private: [u8; 0],
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct daxkv_item {
+    pub key: *const c_void,
+    pub key_len: usize,
+    pub data: *mut c_void,
+    pub len: usize,
+    pub meta: *mut c_void,
+    pub meta_len: usize,
+    pub status: c_int,
+}
+
+impl Default for daxkv_item {
+    fn default() -> Self {
+        daxkv_item {
+            key: core::ptr::null(),
+            key_len: 0,
+            data: core::ptr::null_mut(),
+            len: 0,
+            meta: core::ptr::null_mut(),
+            meta_len: 0,
+            status: 0,
+        }
+    }
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct daxkv_stats {
+    pub struct_size: u32,
+    pub devices: u32,
+    pub slot_bytes: u64,
+    pub meta_bytes: u64,
+    pub capacity_bytes: u64,
+    pub slots_total: u64,
+    pub slots_used: u64,
+    pub slots_free: u64,
+    pub entries: u64,
+    pub entries_pinned: u64,
+    pub slots_inflight: u64,
+    pub slots_pending_free: u64,
+    pub leases_active: u64,
+    pub hits: u64,
+    pub misses: u64,
+    pub puts: u64,
+    pub puts_existed: u64,
+    pub puts_failed: u64,
+    pub removes: u64,
+    pub evictions: u64,
+    pub bytes_written: u64,
+    pub bytes_read: u64,
+    pub verify_failures: u64,
+    pub recovered_entries: u64,
+    pub recovery_dropped_torn: u64,
+    pub recovery_dropped_corrupt: u64,
+    pub recovery_dropped_stale: u64,
+    pub recovery_usec: u64,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct daxkv_device_info {
+    pub struct_size: u32,
+    pub kind: u32,
+    pub mode: u32,
+    pub numa_node: i32,
+    pub target_node: i32,
+    pub reserved0: u32,
+    pub size: u64,
+    pub align: u64,
+    pub path: [c_char; 256],
+    pub name: [c_char; 32],
+}
+
+impl Default for daxkv_device_info {
+    fn default() -> Self {
+        daxkv_device_info {
+            struct_size: core::mem::size_of::<daxkv_device_info>() as u32,
+            kind: 0,
+            mode: 0,
+            numa_node: -1,
+            target_node: -1,
+            reserved0: 0,
+            size: 0,
+            align: 0,
+            path: [0; 256],
+            name: [0; 32],
+        }
+    }
+}
+
+pub type daxkv_log_fn = Option<unsafe extern "C" fn(level: c_int, msg: *const c_char, arg: *mut c_void)>;
+
+extern "C" {
+    pub fn daxkv_version_number() -> c_uint;
+    pub fn daxkv_version_string() -> *const c_char;
+    pub fn daxkv_strerror(err: c_int) -> *const c_char;
+    pub fn daxkv_errmsg() -> *const c_char;
+    pub fn daxkv_set_log_fn(f: daxkv_log_fn, max_level: c_int, arg: *mut c_void);
+
+    pub fn daxkv_config_new(out: *mut *mut daxkv_config) -> c_int;
+    pub fn daxkv_config_free(cfg: *mut daxkv_config);
+    pub fn daxkv_config_set(cfg: *mut daxkv_config, key: *const c_char, value: *const c_char) -> c_int;
+    pub fn daxkv_config_add_device(cfg: *mut daxkv_config, path: *const c_char, bytes: u64) -> c_int;
+    pub fn daxkv_config_from_json(out: *mut *mut daxkv_config, json: *const c_char) -> c_int;
+
+    pub fn daxkv_open(out: *mut *mut daxkv_store, cfg: *const daxkv_config) -> c_int;
+    pub fn daxkv_shutdown(s: *mut daxkv_store) -> c_int;
+    pub fn daxkv_close(s: *mut daxkv_store);
+
+    pub fn daxkv_put(
+        s: *mut daxkv_store,
+        key: *const c_void,
+        key_len: usize,
+        val: *const c_void,
+        len: usize,
+        flags: c_uint,
+    ) -> c_int;
+    pub fn daxkv_get(
+        s: *mut daxkv_store,
+        key: *const c_void,
+        key_len: usize,
+        dst: *mut c_void,
+        cap: usize,
+        len_out: *mut usize,
+    ) -> c_int;
+    pub fn daxkv_contains(s: *mut daxkv_store, key: *const c_void, key_len: usize) -> c_int;
+    pub fn daxkv_remove(s: *mut daxkv_store, key: *const c_void, key_len: usize, flags: c_uint) -> c_int;
+    pub fn daxkv_pin(s: *mut daxkv_store, key: *const c_void, key_len: usize) -> c_int;
+    pub fn daxkv_unpin(s: *mut daxkv_store, key: *const c_void, key_len: usize) -> c_int;
+
+    pub fn daxkv_put_batch(s: *mut daxkv_store, items: *mut daxkv_item, n: usize, flags: c_uint) -> c_int;
+    pub fn daxkv_get_batch(s: *mut daxkv_store, items: *mut daxkv_item, n: usize, flags: c_uint) -> c_int;
+    pub fn daxkv_contains_batch(s: *mut daxkv_store, items: *mut daxkv_item, n: usize, flags: c_uint) -> c_int;
+    pub fn daxkv_remove_batch(s: *mut daxkv_store, items: *mut daxkv_item, n: usize, flags: c_uint) -> c_int;
+    pub fn daxkv_unpin_batch(s: *mut daxkv_store, items: *mut daxkv_item, n: usize, flags: c_uint) -> c_int;
+
+    pub fn daxkv_lease_acquire(
+        s: *mut daxkv_store,
+        key: *const c_void,
+        key_len: usize,
+        out: *mut *mut daxkv_lease,
+    ) -> c_int;
+    pub fn daxkv_lease_data(l: *const daxkv_lease) -> *const c_void;
+    pub fn daxkv_lease_size(l: *const daxkv_lease) -> usize;
+    pub fn daxkv_lease_meta(l: *const daxkv_lease, len: *mut usize) -> *const c_void;
+    pub fn daxkv_lease_release(l: *mut daxkv_lease);
+
+    pub fn daxkv_reserve(
+        s: *mut daxkv_store,
+        key: *const c_void,
+        key_len: usize,
+        len: usize,
+        out: *mut *mut daxkv_reservation,
+    ) -> c_int;
+    pub fn daxkv_reservation_data(r: *mut daxkv_reservation) -> *mut c_void;
+    pub fn daxkv_reservation_size(r: *const daxkv_reservation) -> usize;
+    pub fn daxkv_reservation_set_meta(r: *mut daxkv_reservation, meta: *const c_void, len: usize) -> c_int;
+    pub fn daxkv_commit(r: *mut daxkv_reservation) -> c_int;
+    pub fn daxkv_abort(r: *mut daxkv_reservation);
+
+    pub fn daxkv_stats(s: *mut daxkv_store, out: *mut daxkv_stats) -> c_int;
+    pub fn daxkv_status_json(s: *mut daxkv_store, buf: *mut c_char, cap: usize, needed: *mut usize) -> c_int;
+
+    pub fn daxkv_list_devices(out: *mut daxkv_device_info, cap: usize, count: *mut usize) -> c_int;
+    pub fn daxkv_probe(path: *const c_char, out: *mut daxkv_device_info) -> c_int;
+
+    pub fn daxkv_memcpy_batch(
+        dst: *const *mut c_void,
+        src: *const *const c_void,
+        len: *const usize,
+        n: usize,
+        flags: c_uint,
+    ) -> c_int;
+}

@@ -1,0 +1,257 @@
+//! Checks the hand-written declarations in src/lib.rs against daxkv.h:
+//! every DAXKV_API function is declared with the same parameter count, and
+//! struct layouts and constants match what the system C compiler sees.
+
+use daxkv_sys::*;
+use std::collections::BTreeMap;
+use std::mem::{offset_of, size_of};
+use std::path::PathBuf;
+use std::process::Command;
+
+fn include_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = option_env!("DAXKV_INCLUDE_DIRS")
+        .unwrap_or("")
+        .split(':')
+        .filter(|s| !s.is_empty())
+        .map(PathBuf::from)
+        .collect();
+    // The source tree, for builds against a library found without -I flags.
+    dirs.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../include"));
+    dirs
+}
+
+fn header_path() -> PathBuf {
+    if let Ok(p) = std::env::var("DAXKV_HEADER") {
+        return PathBuf::from(p);
+    }
+    include_dirs()
+        .into_iter()
+        .map(|d| d.join("daxkv.h"))
+        .find(|p| p.is_file())
+        .expect("daxkv.h not found (set DAXKV_HEADER or PKG_CONFIG_PATH)")
+}
+
+fn strip_comments(src: &str) -> String {
+    let mut out = String::with_capacity(src.len());
+    let mut rest = src;
+    while let Some(i) = rest.find("/*").into_iter().chain(rest.find("//")).min() {
+        out.push_str(&rest[..i]);
+        if rest[i..].starts_with("/*") {
+            let end = rest[i..].find("*/").expect("unterminated comment") + i + 2;
+            rest = &rest[end..];
+        } else {
+            let end = rest[i..].find('\n').map(|e| e + i).unwrap_or(rest.len());
+            rest = &rest[end..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn count_params(params: &str) -> usize {
+    // A trailing comma (multi-line Rust declarations) adds no parameter.
+    let p = params.trim().trim_end_matches(',').trim();
+    if p.is_empty() || p == "void" {
+        return 0;
+    }
+    let mut depth = 0;
+    let mut n = 1;
+    for c in p.chars() {
+        match c {
+            '(' | '<' => depth += 1,
+            ')' | '>' => depth -= 1,
+            ',' if depth == 0 => n += 1,
+            _ => {}
+        }
+    }
+    n
+}
+
+/// name -> parameter count, from `DAXKV_API ... name(params);` in the header.
+fn header_functions(h: &str) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    // Preprocessor lines (the DAXKV_API definition itself) are not declarations.
+    let h: String = h.lines().filter(|l| !l.trim_start().starts_with('#')).collect::<Vec<_>>().join("\n");
+    for decl in h.split("DAXKV_API").skip(1) {
+        let decl = &decl[..decl.find(';').expect("declaration without ';'")];
+        let open = decl.find('(').expect("declaration without '('");
+        let name = decl[..open]
+            .trim()
+            .rsplit(|c: char| c.is_whitespace() || c == '*')
+            .next()
+            .unwrap()
+            .to_string();
+        let close = decl.rfind(')').unwrap();
+        out.insert(name, count_params(&decl[open + 1..close]));
+    }
+    out
+}
+
+/// name -> parameter count, from `pub fn name(params)` in src/lib.rs.
+fn rust_functions(src: &str) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for part in src.split("pub fn ").skip(1) {
+        let open = part.find('(').unwrap();
+        let name = part[..open].trim().to_string();
+        let mut depth = 0;
+        let mut close = open;
+        for (i, c) in part[open..].char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        close = open + i;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.insert(name, count_params(&part[open + 1..close]));
+    }
+    out
+}
+
+#[test]
+fn every_function_is_declared_with_the_same_arity() {
+    let h = strip_comments(&std::fs::read_to_string(header_path()).unwrap());
+    let want = header_functions(&h);
+    let have = rust_functions(include_str!("../src/lib.rs"));
+    assert!(want.len() >= 38, "parsed only {} functions from daxkv.h", want.len());
+    let missing: Vec<_> = want.keys().filter(|k| !have.contains_key(*k)).collect();
+    let extra: Vec<_> = have.keys().filter(|k| !want.contains_key(*k)).collect();
+    assert!(missing.is_empty(), "declared in daxkv.h but not in daxkv-sys: {missing:?}");
+    assert!(extra.is_empty(), "declared in daxkv-sys but not in daxkv.h: {extra:?}");
+    for (name, n) in &want {
+        assert_eq!(have[name], *n, "{name}: parameter count differs from daxkv.h");
+    }
+}
+
+fn struct_fields(h: &str, tag: &str) -> Vec<String> {
+    let start = h.find(&format!("struct {tag} {{")).unwrap_or_else(|| panic!("struct {tag} not in header"));
+    let body = &h[start..];
+    let body = &body[body.find('{').unwrap() + 1..body.find('}').unwrap()];
+    body.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.rsplit(|c: char| c.is_whitespace() || c == '*').next().unwrap())
+        .map(|s| s.split('[').next().unwrap().to_string()) // char path[256] -> path
+        .collect()
+}
+
+macro_rules! offsets {
+    ($t:ty; $($f:ident),* $(,)?) => {
+        vec![$((stringify!($f).to_string(), offset_of!($t, $f))),*]
+    };
+}
+
+#[test]
+fn layouts_and_constants_match_the_c_compiler() {
+    let header = header_path();
+    let h = strip_comments(&std::fs::read_to_string(&header).unwrap());
+    let item_fields = struct_fields(&h, "daxkv_item");
+    let stats_fields = struct_fields(&h, "daxkv_stats");
+
+    let rust_item = offsets!(daxkv_item; key, key_len, data, len, meta, meta_len, status);
+    let rust_stats = offsets!(daxkv_stats; struct_size, devices, slot_bytes, meta_bytes, capacity_bytes,
+        slots_total, slots_used, slots_free, entries, entries_pinned, slots_inflight, slots_pending_free,
+        leases_active, hits, misses, puts, puts_existed, puts_failed, removes, evictions, bytes_written,
+        bytes_read, verify_failures, recovered_entries, recovery_dropped_torn, recovery_dropped_corrupt,
+        recovery_dropped_stale, recovery_usec);
+    let dev_fields = struct_fields(&h, "daxkv_device_info");
+    let rust_dev = offsets!(daxkv_device_info; struct_size, kind, mode, numa_node, target_node, reserved0,
+        size, align, path, name);
+    let names = |v: &Vec<(String, usize)>| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&rust_item), item_fields, "daxkv_item field order");
+    assert_eq!(names(&rust_stats), stats_fields, "daxkv_stats field order");
+    assert_eq!(names(&rust_dev), dev_fields, "daxkv_device_info field order");
+
+    // A C program prints what the compiler sees; the Rust side must agree.
+    let mut c = String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"daxkv.h\"\nint main(void) {\n");
+    c += "printf(\"sizeof daxkv_item %zu\\n\", sizeof(daxkv_item));\n";
+    c += "printf(\"sizeof daxkv_stats %zu\\n\", sizeof(struct daxkv_stats));\n";
+    for f in &item_fields {
+        c += &format!("printf(\"item {f} %zu\\n\", offsetof(daxkv_item, {f}));\n");
+    }
+    c += "printf(\"sizeof daxkv_device_info %zu\\n\", sizeof(daxkv_device_info));\n";
+    for f in &dev_fields {
+        c += &format!("printf(\"dev {f} %zu\\n\", offsetof(daxkv_device_info, {f}));\n");
+    }
+    for f in &stats_fields {
+        c += &format!("printf(\"stats {f} %zu\\n\", offsetof(struct daxkv_stats, {f}));\n");
+    }
+    let consts = [
+        ("DAXKV_KEY_MAX", DAXKV_KEY_MAX as i64),
+        ("DAXKV_EXISTED", DAXKV_EXISTED as i64),
+        ("DAXKV_E_BASE", DAXKV_E_BASE as i64),
+        ("DAXKV_E_CORRUPT", DAXKV_E_CORRUPT as i64),
+        ("DAXKV_E_FOREIGN", DAXKV_E_FOREIGN as i64),
+        ("DAXKV_REPLACE", DAXKV_REPLACE as i64),
+        ("DAXKV_FORCE", DAXKV_FORCE as i64),
+        ("DAXKV_PREFIX", DAXKV_PREFIX as i64),
+        ("DAXKV_PIN", DAXKV_PIN as i64),
+        ("DAXKV_KIND_DEVDAX", DAXKV_KIND_DEVDAX as i64),
+        ("DAXKV_KIND_FILE", DAXKV_KIND_FILE as i64),
+        ("DAXKV_KIND_MEMORY", DAXKV_KIND_MEMORY as i64),
+        ("DAXKV_MODE_NONE", DAXKV_MODE_NONE as i64),
+        ("DAXKV_MODE_DEVDAX", DAXKV_MODE_DEVDAX as i64),
+        ("DAXKV_MODE_SYSTEM_RAM", DAXKV_MODE_SYSTEM_RAM as i64),
+        ("DAXKV_LOG_ERR", DAXKV_LOG_ERR as i64),
+        ("DAXKV_LOG_WARNING", DAXKV_LOG_WARNING as i64),
+        ("DAXKV_LOG_INFO", DAXKV_LOG_INFO as i64),
+        ("DAXKV_LOG_DEBUG", DAXKV_LOG_DEBUG as i64),
+    ];
+    for (name, _) in &consts {
+        c += &format!("printf(\"const {name} %lld\\n\", (long long)({name}));\n");
+    }
+    c += "return 0;\n}\n";
+
+    let dir = std::env::temp_dir().join(format!("daxkv-sys-layout-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = dir.join("layout.c");
+    let exe = dir.join("layout");
+    std::fs::write(&src, c).unwrap();
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let mut cmd = Command::new(&cc);
+    cmd.arg("-std=c99").arg("-o").arg(&exe).arg(&src);
+    cmd.arg(format!("-I{}", header.parent().unwrap().display()));
+    for d in include_dirs() {
+        cmd.arg(format!("-I{}", d.display()));
+    }
+    let st = cmd.status().unwrap_or_else(|e| panic!("cannot run the C compiler {cc}: {e}"));
+    assert!(st.success(), "compiling the layout probe failed");
+    let out = Command::new(&exe).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let mut c_vals = BTreeMap::new();
+    for line in text.lines() {
+        let mut it = line.rsplitn(2, ' ');
+        let v: i64 = it.next().unwrap().parse().unwrap();
+        c_vals.insert(it.next().unwrap().to_string(), v);
+    }
+    assert_eq!(c_vals["sizeof daxkv_item"] as usize, size_of::<daxkv_item>());
+    assert_eq!(c_vals["sizeof daxkv_stats"] as usize, size_of::<daxkv_stats>());
+    for (f, off) in &rust_item {
+        assert_eq!(c_vals[&format!("item {f}")] as usize, *off, "daxkv_item.{f} offset");
+    }
+    assert_eq!(c_vals["sizeof daxkv_device_info"] as usize, size_of::<daxkv_device_info>());
+    for (f, off) in &rust_dev {
+        assert_eq!(c_vals[&format!("dev {f}")] as usize, *off, "daxkv_device_info.{f} offset");
+    }
+    for (f, off) in &rust_stats {
+        assert_eq!(c_vals[&format!("stats {f}")] as usize, *off, "daxkv_stats.{f} offset");
+    }
+    for (name, v) in &consts {
+        assert_eq!(c_vals[&format!("const {name}")], *v, "{name}");
+    }
+}
+
+#[test]
+fn linked_library_reports_a_version() {
+    // Also proves the link line from pkg-config resolves at run time.
+    let n = unsafe { daxkv_version_number() };
+    let s = unsafe { std::ffi::CStr::from_ptr(daxkv_version_string()) }.to_str().unwrap().to_string();
+    assert_eq!(s, format!("{}.{}.{}", n / 10000, n / 100 % 100, n % 100));
+}

@@ -1,0 +1,580 @@
+//! Safe Rust binding of libdaxkv, a KV-cache store for LLM inference on
+//! Device-DAX and other byte-addressable memory.
+//!
+//! ```
+//! use daxkv::{Config, Store};
+//!
+//! # fn main() -> Result<(), daxkv::Error> {
+//! let mut cfg = Config::new()?;
+//! cfg.set("slot_bytes", "1MiB")?.add_device("mem:", 16 << 20)?;
+//! let store = Store::open(&cfg)?;
+//! assert!(store.put(b"key", b"value", false)?);
+//! {
+//!     let lease = store.lease(b"key")?; // zero copy: bytes in place
+//!     assert_eq!(&lease[..], b"value");
+//! }
+//! assert_eq!(store.get(b"key")?.as_deref(), Some(&b"value"[..]));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Thread safety: every libdaxkv function is thread-safe, so [`Store`] is
+//! `Send + Sync` and can be shared through an `Arc`. [`Lease`] borrows the
+//! store, so the borrow checker keeps the store open while a lease lives.
+
+use daxkv_sys as sys;
+use std::ffi::{CStr, CString};
+use std::fmt;
+use std::os::raw::{c_int, c_void};
+use std::ptr::{self, NonNull};
+
+pub use sys::daxkv_stats as Stats;
+pub use sys::DAXKV_KEY_MAX as KEY_MAX;
+
+/// What went wrong, from the library's error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    NotFound,
+    NoSpace,
+    TooBig,
+    Busy,
+    BufferTooSmall,
+    Shutdown,
+    Cancelled,
+    InvalidArgument,
+    NoDevice,
+    PermissionDenied,
+    OutOfMemory,
+    Io,
+    NotSupported,
+    Corrupt,
+    Foreign,
+    Exists,
+    Other,
+}
+
+/// A failed libdaxkv call: the negative code and the thread's detail message,
+/// read right after the failing call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    code: i32,
+    message: String,
+}
+
+impl Error {
+    fn from_code(code: c_int) -> Error {
+        // daxkv_errmsg is thread-local and overwritten by the next call on
+        // this thread: it must be read before anything else.
+        let message = unsafe { CStr::from_ptr(sys::daxkv_errmsg()) }.to_string_lossy().into_owned();
+        let message = if message.is_empty() { strerror(code) } else { message };
+        Error { code, message }
+    }
+
+    fn item(code: c_int) -> Error {
+        Error { code, message: strerror(code) }
+    }
+
+    fn invalid(message: impl Into<String>) -> Error {
+        Error { code: -libc_errno::EINVAL, message: message.into() }
+    }
+
+    /// The negative error code (a negative errno or a DAXKV_E_* value).
+    pub fn code(&self) -> i32 {
+        self.code
+    }
+
+    /// The positive errno, when the code is one.
+    pub fn errno(&self) -> Option<i32> {
+        (self.code < 0 && self.code > -4096).then_some(-self.code)
+    }
+
+    /// The library's description of this failure.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        use libc_errno::*;
+        match -self.code {
+            ENOENT => ErrorKind::NotFound,
+            ENOSPC => ErrorKind::NoSpace,
+            E2BIG => ErrorKind::TooBig,
+            EBUSY => ErrorKind::Busy,
+            ENOBUFS => ErrorKind::BufferTooSmall,
+            ESHUTDOWN => ErrorKind::Shutdown,
+            ECANCELED => ErrorKind::Cancelled,
+            EINVAL => ErrorKind::InvalidArgument,
+            ENODEV => ErrorKind::NoDevice,
+            EACCES | EPERM => ErrorKind::PermissionDenied,
+            ENOMEM => ErrorKind::OutOfMemory,
+            EIO => ErrorKind::Io,
+            ENOTSUP => ErrorKind::NotSupported,
+            EEXIST => ErrorKind::Exists,
+            _ if self.code == sys::DAXKV_E_CORRUPT => ErrorKind::Corrupt,
+            _ if self.code == sys::DAXKV_E_FOREIGN => ErrorKind::Foreign,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (error {})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Linux errno values used by the library (std exposes no constants).
+mod libc_errno {
+    pub const EPERM: i32 = 1;
+    pub const ENOENT: i32 = 2;
+    pub const EIO: i32 = 5;
+    pub const E2BIG: i32 = 7;
+    pub const ENOMEM: i32 = 12;
+    pub const EACCES: i32 = 13;
+    pub const EBUSY: i32 = 16;
+    pub const EEXIST: i32 = 17;
+    pub const ENODEV: i32 = 19;
+    pub const EINVAL: i32 = 22;
+    pub const ENOSPC: i32 = 28;
+    pub const ENOTSUP: i32 = 95;
+    pub const ENOBUFS: i32 = 105;
+    pub const ESHUTDOWN: i32 = 108;
+    pub const ECANCELED: i32 = 125;
+}
+
+fn check(rc: c_int) -> Result<c_int> {
+    if rc < 0 {
+        Err(Error::from_code(rc))
+    } else {
+        Ok(rc)
+    }
+}
+
+/// The library's static description of an error code.
+pub fn strerror(code: i32) -> String {
+    unsafe { CStr::from_ptr(sys::daxkv_strerror(code)) }.to_string_lossy().into_owned()
+}
+
+/// "major.minor.patch" of the library actually loaded.
+pub fn version() -> String {
+    unsafe { CStr::from_ptr(sys::daxkv_version_string()) }.to_string_lossy().into_owned()
+}
+
+/// major*10000 + minor*100 + patch of the library actually loaded.
+pub fn version_number() -> u32 {
+    unsafe { sys::daxkv_version_number() }
+}
+
+fn cstring(what: &str, s: &str) -> Result<CString> {
+    CString::new(s).map_err(|_| Error::invalid(format!("{what} contains a NUL byte")))
+}
+
+/// A store configuration (daxkv_config).
+pub struct Config(NonNull<sys::daxkv_config>);
+
+// The builder is plain data owned by this value; the library keeps no
+// reference to it, so moving it between threads is fine. It is not Sync:
+// daxkv_config_set mutates it.
+unsafe impl Send for Config {}
+
+impl Config {
+    pub fn new() -> Result<Config> {
+        let mut p = ptr::null_mut();
+        check(unsafe { sys::daxkv_config_new(&mut p) })?;
+        Ok(Config(NonNull::new(p).expect("daxkv_config_new returned NULL")))
+    }
+
+    /// LMCache's dax adapter JSON (single-device or "devices" form).
+    pub fn from_json(json: &str) -> Result<Config> {
+        let j = cstring("JSON configuration", json)?;
+        let mut p = ptr::null_mut();
+        check(unsafe { sys::daxkv_config_from_json(&mut p, j.as_ptr()) })?;
+        Ok(Config(NonNull::new(p).expect("daxkv_config_from_json returned NULL")))
+    }
+
+    /// Set a key (slot_bytes, eviction, durability, ...). Returns self for chaining.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self> {
+        let k = cstring("configuration key", key)?;
+        let v = cstring("configuration value", value)?;
+        check(unsafe { sys::daxkv_config_set(self.0.as_ptr(), k.as_ptr(), v.as_ptr()) })?;
+        Ok(self)
+    }
+
+    /// Add a device: /dev/daxX.Y, a regular file, or "mem:"; bytes = 0 is the whole device.
+    pub fn add_device(&mut self, path: &str, bytes: u64) -> Result<&mut Self> {
+        let p = cstring("device path", path)?;
+        check(unsafe { sys::daxkv_config_add_device(self.0.as_ptr(), p.as_ptr(), bytes) })?;
+        Ok(self)
+    }
+}
+
+impl Drop for Config {
+    fn drop(&mut self) {
+        unsafe { sys::daxkv_config_free(self.0.as_ptr()) }
+    }
+}
+
+/// An open store. Closed (shutdown, then freed) on drop.
+pub struct Store(NonNull<sys::daxkv_store>);
+
+// Every daxkv function is documented thread-safe, and the handle stays valid
+// until daxkv_close, which only Drop calls (with exclusive access).
+unsafe impl Send for Store {}
+unsafe impl Sync for Store {}
+
+/// One item's outcome in a batch.
+pub type ItemResult<T> = std::result::Result<T, Error>;
+
+fn items_for(keys: &[&[u8]]) -> Vec<sys::daxkv_item> {
+    keys.iter()
+        .map(|k| sys::daxkv_item { key: k.as_ptr().cast(), key_len: k.len(), ..Default::default() })
+        .collect()
+}
+
+impl Store {
+    /// Open (and recover) a store. On failure nothing stays open or mapped.
+    pub fn open(cfg: &Config) -> Result<Store> {
+        let mut p = ptr::null_mut();
+        check(unsafe { sys::daxkv_open(&mut p, cfg.0.as_ptr()) })?;
+        Ok(Store(NonNull::new(p).expect("daxkv_open returned NULL")))
+    }
+
+    fn h(&self) -> *mut sys::daxkv_store {
+        self.0.as_ptr()
+    }
+
+    /// Refuse new calls (they fail with ErrorKind::Shutdown); waits for calls in flight.
+    pub fn shutdown(&self) -> Result<()> {
+        check(unsafe { sys::daxkv_shutdown(self.h()) }).map(|_| ())
+    }
+
+    /// Close now (the same as dropping the store).
+    pub fn close(self) {}
+
+    /// Store a value. Ok(true) if stored, Ok(false) if the key was present
+    /// or in flight (nothing written) and `replace` is false.
+    pub fn put(&self, key: &[u8], value: &[u8], replace: bool) -> Result<bool> {
+        let flags = if replace { sys::DAXKV_REPLACE } else { 0 };
+        let rc = check(unsafe {
+            sys::daxkv_put(self.h(), key.as_ptr().cast(), key.len(), value.as_ptr().cast(), value.len(), flags)
+        })?;
+        Ok(rc == 0)
+    }
+
+    /// Copy a value into `dst`. Ok(Some(len)) on a hit, Ok(None) on a miss;
+    /// ErrorKind::BufferTooSmall if `dst` is too small (see [`Store::value_len`]).
+    pub fn get_into(&self, key: &[u8], dst: &mut [u8]) -> Result<Option<usize>> {
+        let mut n = 0usize;
+        let rc = unsafe {
+            sys::daxkv_get(self.h(), key.as_ptr().cast(), key.len(), dst.as_mut_ptr().cast(), dst.len(), &mut n)
+        };
+        if rc == -libc_errno::ENOENT {
+            return Ok(None);
+        }
+        check(rc)?;
+        Ok(Some(n))
+    }
+
+    /// The stored value's length, or None on a miss.
+    pub fn value_len(&self, key: &[u8]) -> Result<Option<usize>> {
+        let mut n = 0usize;
+        let rc = unsafe { sys::daxkv_get(self.h(), key.as_ptr().cast(), key.len(), ptr::null_mut(), 0, &mut n) };
+        match rc {
+            0 => Ok(Some(n)),
+            r if r == -libc_errno::ENOBUFS => Ok(Some(n)),
+            r if r == -libc_errno::ENOENT => Ok(None),
+            r => Err(Error::from_code(r)),
+        }
+    }
+
+    /// The value as a Vec (one copy, through a lease), or None on a miss.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        match self.lease(key) {
+            Ok(l) => Ok(Some(l.to_vec())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// True if committed (in-flight keys are not).
+    pub fn contains(&self, key: &[u8]) -> Result<bool> {
+        Ok(check(unsafe { sys::daxkv_contains(self.h(), key.as_ptr().cast(), key.len()) })? == 1)
+    }
+
+    /// Ok(true) if removed, Ok(false) on a miss; ErrorKind::Busy if pinned or
+    /// in flight unless `force` (which also cancels a reservation).
+    pub fn remove(&self, key: &[u8], force: bool) -> Result<bool> {
+        let flags = if force { sys::DAXKV_FORCE } else { 0 };
+        let rc = unsafe { sys::daxkv_remove(self.h(), key.as_ptr().cast(), key.len(), flags) };
+        if rc == -libc_errno::ENOENT {
+            return Ok(false);
+        }
+        check(rc).map(|_| true)
+    }
+
+    /// Pin (refcount) a committed entry.
+    pub fn pin(&self, key: &[u8]) -> Result<()> {
+        check(unsafe { sys::daxkv_pin(self.h(), key.as_ptr().cast(), key.len()) }).map(|_| ())
+    }
+
+    /// Drop one pin.
+    pub fn unpin(&self, key: &[u8]) -> Result<()> {
+        check(unsafe { sys::daxkv_unpin(self.h(), key.as_ptr().cast(), key.len()) }).map(|_| ())
+    }
+
+    fn run(&self, f: unsafe extern "C" fn(*mut sys::daxkv_store, *mut sys::daxkv_item, usize, u32) -> c_int,
+           items: &mut [sys::daxkv_item], flags: u32) -> Result<usize> {
+        Ok(check(unsafe { f(self.h(), items.as_mut_ptr(), items.len(), flags) })? as usize)
+    }
+
+    /// Store many values. Per item: Ok(true) stored, Ok(false) already
+    /// present or in flight, Err for that item's failure.
+    pub fn put_many(&self, keys: &[&[u8]], values: &[&[u8]], replace: bool) -> Result<Vec<ItemResult<bool>>> {
+        if keys.len() != values.len() {
+            return Err(Error::invalid("keys and values differ in length"));
+        }
+        let mut items = items_for(keys);
+        for (it, v) in items.iter_mut().zip(values) {
+            // The library only reads put sources; the field is shared with get.
+            it.data = v.as_ptr() as *mut c_void;
+            it.len = v.len();
+        }
+        self.run(sys::daxkv_put_batch, &mut items, if replace { sys::DAXKV_REPLACE } else { 0 })?;
+        Ok(items.iter().map(|it| if it.status >= 0 { Ok(it.status == 0) } else { Err(Error::item(it.status)) }).collect())
+    }
+
+    /// Copy many values into `dsts`. Per item: Ok(Some(len)) hit, Ok(None)
+    /// miss, Err (e.g. BufferTooSmall). With `prefix`, only the run of hits
+    /// from the start is returned.
+    pub fn get_many_into(&self, keys: &[&[u8]], dsts: &mut [&mut [u8]], prefix: bool)
+        -> Result<Vec<ItemResult<Option<usize>>>> {
+        if keys.len() != dsts.len() {
+            return Err(Error::invalid("keys and destinations differ in length"));
+        }
+        let mut items = items_for(keys);
+        for (it, d) in items.iter_mut().zip(dsts.iter_mut()) {
+            it.data = d.as_mut_ptr().cast();
+            it.len = d.len();
+        }
+        let n = self.run(sys::daxkv_get_batch, &mut items, if prefix { sys::DAXKV_PREFIX } else { 0 })?;
+        let take = if prefix { n } else { items.len() };
+        Ok(items[..take]
+            .iter()
+            .map(|it| match it.status {
+                0 => Ok(Some(it.len)),
+                s if s == -libc_errno::ENOENT => Ok(None),
+                s => Err(Error::item(s)),
+            })
+            .collect())
+    }
+
+    /// Per key, whether it is committed; `pin` pins every hit.
+    pub fn contains_many(&self, keys: &[&[u8]], pin: bool) -> Result<Vec<ItemResult<bool>>> {
+        let mut items = items_for(keys);
+        self.run(sys::daxkv_contains_batch, &mut items, if pin { sys::DAXKV_PIN } else { 0 })?;
+        Ok(items.iter().map(|it| if it.status >= 0 { Ok(it.status == 1) } else { Err(Error::item(it.status)) }).collect())
+    }
+
+    /// Consecutive committed keys from the start (pinned if `pin`).
+    pub fn prefix_len(&self, keys: &[&[u8]], pin: bool) -> Result<usize> {
+        let mut items = items_for(keys);
+        let flags = sys::DAXKV_PREFIX | if pin { sys::DAXKV_PIN } else { 0 };
+        self.run(sys::daxkv_contains_batch, &mut items, flags)
+    }
+
+    /// Per key: Ok(true) removed, Ok(false) miss, Err (e.g. Busy) otherwise.
+    pub fn remove_many(&self, keys: &[&[u8]], force: bool) -> Result<Vec<ItemResult<bool>>> {
+        let mut items = items_for(keys);
+        self.run(sys::daxkv_remove_batch, &mut items, if force { sys::DAXKV_FORCE } else { 0 })?;
+        Ok(items.iter().map(|it| match it.status {
+            0 => Ok(true),
+            s if s == -libc_errno::ENOENT => Ok(false),
+            s => Err(Error::item(s)),
+        }).collect())
+    }
+
+    /// Per key: Ok(()) if a pin was dropped, else that item's error.
+    pub fn unpin_many(&self, keys: &[&[u8]]) -> Result<Vec<ItemResult<()>>> {
+        let mut items = items_for(keys);
+        self.run(sys::daxkv_unpin_batch, &mut items, 0)?;
+        Ok(items.iter().map(|it| if it.status >= 0 { Ok(()) } else { Err(Error::item(it.status)) }).collect())
+    }
+
+    /// Borrow an entry's bytes in place (zero copy).
+    pub fn lease(&self, key: &[u8]) -> Result<Lease<'_>> {
+        let mut p = ptr::null_mut();
+        check(unsafe { sys::daxkv_lease_acquire(self.h(), key.as_ptr().cast(), key.len(), &mut p) })?;
+        Ok(Lease { l: NonNull::new(p).expect("daxkv_lease_acquire returned NULL"), _store: std::marker::PhantomData })
+    }
+
+    /// Reserve a slot of `len` bytes for `key`, to fill in place. Ok(None)
+    /// if the key is already present or in flight.
+    pub fn reserve(&self, key: &[u8], len: usize) -> Result<Option<Reservation<'_>>> {
+        let mut p = ptr::null_mut();
+        let rc = check(unsafe { sys::daxkv_reserve(self.h(), key.as_ptr().cast(), key.len(), len, &mut p) })?;
+        if rc == sys::DAXKV_EXISTED || p.is_null() {
+            return Ok(None);
+        }
+        Ok(Some(Reservation { r: NonNull::new(p).unwrap(), _store: std::marker::PhantomData }))
+    }
+
+    /// Counters and capacity.
+    pub fn stats(&self) -> Result<Stats> {
+        let mut st = Stats { struct_size: std::mem::size_of::<Stats>() as u32, ..Default::default() };
+        check(unsafe { sys::daxkv_stats(self.h(), &mut st) })?;
+        Ok(st)
+    }
+
+    /// The store's state as JSON.
+    pub fn status_json(&self) -> Result<String> {
+        let mut cap = 4096usize;
+        loop {
+            let mut buf = vec![0u8; cap];
+            let mut needed = 0usize;
+            let rc = unsafe { sys::daxkv_status_json(self.h(), buf.as_mut_ptr().cast(), cap, &mut needed) };
+            if rc == -libc_errno::ENOBUFS && needed > cap {
+                cap = needed; // grew between calls: retry
+                continue;
+            }
+            check(rc)?;
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            buf.truncate(end);
+            return String::from_utf8(buf).map_err(|_| Error::invalid("status JSON is not UTF-8"));
+        }
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        unsafe { sys::daxkv_close(self.0.as_ptr()) }
+    }
+}
+
+/// A read-only, zero-copy view of an entry. Borrows its store, so the store
+/// cannot be dropped while the lease lives; released on drop.
+///
+/// ```compile_fail
+/// # use daxkv::{Config, Store};
+/// let mut cfg = Config::new().unwrap();
+/// cfg.set("slot_bytes", "1MiB").unwrap().add_device("mem:", 16 << 20).unwrap();
+/// let store = Store::open(&cfg).unwrap();
+/// store.put(b"k", b"v", false).unwrap();
+/// let lease = store.lease(b"k").unwrap();
+/// drop(store); // error: `store` is still borrowed by `lease`
+/// assert_eq!(&lease[..], b"v");
+/// ```
+pub struct Lease<'s> {
+    l: NonNull<sys::daxkv_lease>,
+    _store: std::marker::PhantomData<&'s Store>,
+}
+
+// The lease's bytes are immutable while it is held and the library allows
+// releasing it from any thread.
+unsafe impl Send for Lease<'_> {}
+unsafe impl Sync for Lease<'_> {}
+
+impl Lease<'_> {
+    pub fn as_bytes(&self) -> &[u8] {
+        let n = unsafe { sys::daxkv_lease_size(self.l.as_ptr()) };
+        if n == 0 {
+            return &[];
+        }
+        unsafe { std::slice::from_raw_parts(sys::daxkv_lease_data(self.l.as_ptr()).cast(), n) }
+    }
+
+    /// The entry's metadata blob.
+    pub fn meta(&self) -> &[u8] {
+        let mut n = 0usize;
+        let p = unsafe { sys::daxkv_lease_meta(self.l.as_ptr(), &mut n) };
+        if p.is_null() || n == 0 {
+            return &[];
+        }
+        unsafe { std::slice::from_raw_parts(p.cast(), n) }
+    }
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        unsafe { sys::daxkv_lease_release(self.l.as_ptr()) }
+    }
+}
+
+/// A slot reserved for a key, filled through `data_mut()` and made visible
+/// by `commit()`. Aborted on drop unless committed.
+pub struct Reservation<'s> {
+    r: NonNull<sys::daxkv_reservation>,
+    _store: std::marker::PhantomData<&'s Store>,
+}
+
+// Owned exclusively; writing needs &mut. Not Sync: set_meta mutates it.
+unsafe impl Send for Reservation<'_> {}
+
+impl Reservation<'_> {
+    pub fn len(&self) -> usize {
+        unsafe { sys::daxkv_reservation_size(self.r.as_ptr()) }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        let n = self.len();
+        if n == 0 {
+            return &mut [];
+        }
+        unsafe { std::slice::from_raw_parts_mut(sys::daxkv_reservation_data(self.r.as_ptr()).cast(), n) }
+    }
+
+    /// Attach a metadata blob (copied) to be committed with the entry.
+    pub fn set_meta(&mut self, meta: &[u8]) -> Result<()> {
+        check(unsafe { sys::daxkv_reservation_set_meta(self.r.as_ptr(), meta.as_ptr().cast(), meta.len()) })
+            .map(|_| ())
+    }
+
+    /// Make the entry visible. The reservation is consumed even on error
+    /// (Cancelled after a forced remove, Shutdown after shutdown).
+    pub fn commit(self) -> Result<()> {
+        let r = self.r.as_ptr();
+        std::mem::forget(self);
+        check(unsafe { sys::daxkv_commit(r) }).map(|_| ())
+    }
+
+    /// Drop the reservation; its slot is returned.
+    pub fn abort(self) {}
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        unsafe { sys::daxkv_abort(self.r.as_ptr()) }
+    }
+}
+
+/// Copy `src[i]` into `dst[i]` for every pair on the library's worker pool.
+/// Each destination must be at least as long as its source.
+pub fn memcpy_batch(dst: &mut [&mut [u8]], src: &[&[u8]]) -> Result<()> {
+    if dst.len() != src.len() {
+        return Err(Error::invalid("dst and src differ in length"));
+    }
+    for (i, (d, s)) in dst.iter().zip(src).enumerate() {
+        if d.len() < s.len() {
+            return Err(Error::invalid(format!("range {i}: destination shorter than source")));
+        }
+    }
+    let d: Vec<*mut c_void> = dst.iter_mut().map(|d| d.as_mut_ptr().cast()).collect();
+    let s: Vec<*const c_void> = src.iter().map(|s| s.as_ptr().cast()).collect();
+    let l: Vec<usize> = src.iter().map(|s| s.len()).collect();
+    check(unsafe { sys::daxkv_memcpy_batch(d.as_ptr(), s.as_ptr(), l.as_ptr(), d.len(), 0) }).map(|_| ())
+}

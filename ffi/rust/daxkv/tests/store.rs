@@ -1,0 +1,231 @@
+use daxkv::{Config, ErrorKind, Store};
+use std::sync::Arc;
+
+const MIB: u64 = 1 << 20;
+
+fn open_with(extra: &[(&str, &str)]) -> Store {
+    let mut cfg = Config::new().unwrap();
+    cfg.set("slot_bytes", "1MiB").unwrap().add_device("mem:", 24 * MIB).unwrap();
+    for (k, v) in extra {
+        cfg.set(k, v).unwrap();
+    }
+    Store::open(&cfg).unwrap()
+}
+
+fn open() -> Store {
+    open_with(&[])
+}
+
+#[test]
+fn round_trip() {
+    let s = open();
+    assert!(s.put(b"k", b"hello", false).unwrap());
+    assert!(!s.put(b"k", b"other", false).unwrap());
+    assert_eq!(s.get(b"k").unwrap().as_deref(), Some(&b"hello"[..]));
+    assert!(s.put(b"k", b"replaced", true).unwrap());
+    let mut buf = [0u8; 16];
+    assert_eq!(s.get_into(b"k", &mut buf).unwrap(), Some(8));
+    assert_eq!(&buf[..8], b"replaced");
+    assert_eq!(s.get_into(b"nope", &mut buf).unwrap(), None);
+    assert_eq!(s.get(b"nope").unwrap(), None);
+    assert_eq!(s.value_len(b"k").unwrap(), Some(8));
+    assert!(s.contains(b"k").unwrap());
+    assert!(s.remove(b"k", false).unwrap());
+    assert!(!s.remove(b"k", false).unwrap());
+}
+
+#[test]
+fn small_buffer_reports_buffer_too_small() {
+    let s = open();
+    s.put(b"k", &[7u8; 100], false).unwrap();
+    let e = s.get_into(b"k", &mut [0u8; 10]).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BufferTooSmall);
+    assert_eq!(e.errno(), Some(105));
+    assert!(!e.message().is_empty());
+}
+
+#[test]
+fn pins_block_remove() {
+    let s = open();
+    s.put(b"k", b"v", false).unwrap();
+    s.pin(b"k").unwrap();
+    assert_eq!(s.remove(b"k", false).unwrap_err().kind(), ErrorKind::Busy);
+    s.unpin(b"k").unwrap();
+    assert!(s.unpin(b"k").is_err()); // never below zero
+    assert!(s.remove(b"k", false).unwrap());
+    assert_eq!(s.pin(b"k").unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn batches_with_holes_and_prefix() {
+    let s = open();
+    let keys: Vec<Vec<u8>> = (0..6).map(|i| format!("key-{i}").into_bytes()).collect();
+    let kr: Vec<&[u8]> = keys.iter().map(|k| k.as_slice()).collect();
+    let vals: Vec<Vec<u8>> = (0..6).map(|i| vec![i as u8; 10 + i]).collect();
+    let stored: Vec<&[u8]> = vec![&vals[0], &vals[1], &vals[3]];
+    let r = s.put_many(&[kr[0], kr[1], kr[3]], &stored, false).unwrap();
+    assert!(r.iter().all(|x| *x.as_ref().unwrap()));
+
+    let mut bufs: Vec<Vec<u8>> = vec![vec![0u8; 64]; 6];
+    let mut dsts: Vec<&mut [u8]> = bufs.iter_mut().map(|b| b.as_mut_slice()).collect();
+    let got = s.get_many_into(&kr, &mut dsts, false).unwrap();
+    let lens: Vec<Option<usize>> = got.into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(lens, vec![Some(10), Some(11), None, Some(13), None, None]);
+    assert_eq!(&bufs[3][..13], &vals[3][..]);
+
+    let mut bufs2: Vec<Vec<u8>> = vec![vec![0u8; 64]; 6];
+    let mut dsts2: Vec<&mut [u8]> = bufs2.iter_mut().map(|b| b.as_mut_slice()).collect();
+    assert_eq!(s.get_many_into(&kr, &mut dsts2, true).unwrap().len(), 2);
+    assert!(bufs2[3].iter().all(|&b| b == 0), "nothing copied past the prefix");
+
+    assert_eq!(s.prefix_len(&kr, false).unwrap(), 2);
+    let hits: Vec<bool> = s.contains_many(&kr, true).unwrap().into_iter().map(|r| r.unwrap()).collect();
+    assert_eq!(hits, vec![true, true, false, true, false, false]);
+    let removed = s.remove_many(&kr, false).unwrap();
+    assert_eq!(removed[0].as_ref().unwrap_err().kind(), ErrorKind::Busy);
+    assert_eq!(removed[2].as_ref().unwrap(), &false);
+    let unpinned = s.unpin_many(&kr).unwrap();
+    assert!(unpinned[0].is_ok() && unpinned[1].is_ok() && unpinned[3].is_ok());
+    assert!(unpinned[2].is_err());
+    let removed = s.remove_many(&kr, false).unwrap();
+    assert_eq!(removed.iter().filter(|r| matches!(r, Ok(true))).count(), 3);
+}
+
+#[test]
+fn batch_item_errors_do_not_fail_the_batch() {
+    let s = open();
+    let big = vec![0u8; (MIB + 1) as usize];
+    let r = s.put_many(&[b"a", b"big", b"c"], &[b"1", &big, b"3"], false).unwrap();
+    assert!(r[0].is_ok() && r[2].is_ok());
+    assert_eq!(r[1].as_ref().unwrap_err().kind(), ErrorKind::TooBig);
+    assert!(s.put_many(&[b"a"], &[], false).is_err());
+}
+
+#[test]
+fn lease_and_reservation() {
+    let s = open();
+    {
+        let mut r = s.reserve(b"r", 5).unwrap().expect("fresh key");
+        assert_eq!(r.len(), 5);
+        r.data_mut().copy_from_slice(b"12345");
+        r.set_meta(b"meta").unwrap();
+        assert!(!s.contains(b"r").unwrap());
+        assert!(s.reserve(b"r", 5).unwrap().is_none()); // in flight
+        r.commit().unwrap();
+    }
+    let l = s.lease(b"r").unwrap();
+    assert_eq!(&l[..], b"12345");
+    assert_eq!(l.meta(), b"meta");
+    // The bytes stay valid while leased even if the entry is removed.
+    assert!(s.remove(b"r", false).unwrap());
+    assert_eq!(&l[..], b"12345");
+    drop(l);
+
+    // Dropping a reservation aborts it: the key is free again.
+    drop(s.reserve(b"x", 3).unwrap());
+    assert!(s.put(b"x", b"v", false).unwrap());
+
+    // A forced remove cancels an in-flight reservation.
+    let r = s.reserve(b"y", 3).unwrap().unwrap();
+    assert!(s.remove(b"y", true).unwrap());
+    assert_eq!(r.commit().unwrap_err().kind(), ErrorKind::Cancelled);
+    assert_eq!(s.lease(b"zzz").err().unwrap().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn shutdown_refuses_new_calls() {
+    let s = open();
+    s.put(b"k", b"v", false).unwrap();
+    let l = s.lease(b"k").unwrap();
+    s.shutdown().unwrap();
+    assert_eq!(s.put(b"a", b"b", false).unwrap_err().kind(), ErrorKind::Shutdown);
+    assert_eq!(&l[..], b"v"); // leases outlive shutdown
+}
+
+#[test]
+fn bad_inputs() {
+    let s = open();
+    assert_eq!(s.put(b"", b"v", false).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    let long = vec![b'k'; daxkv::KEY_MAX + 1];
+    let e = s.put(&long, b"v", false).unwrap_err();
+    assert!(matches!(e.kind(), ErrorKind::TooBig | ErrorKind::InvalidArgument), "{e}");
+    assert!(s.put(&vec![b'k'; daxkv::KEY_MAX], b"v", false).unwrap());
+
+    let mut cfg = Config::new().unwrap();
+    let e = cfg.set("no_such_key", "1").err().unwrap();
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    assert!(e.message().contains("no_such_key"), "{}", e.message());
+    assert!(cfg.set("slot_bytes", "lots").is_err());
+    assert!(cfg.set("slot\0bytes", "1").is_err());
+    assert!(cfg.add_device("a\0b", 0).is_err());
+    assert!(Store::open(&cfg).is_err()); // no slot_bytes, no device
+    assert!(Config::from_json("{").is_err());
+    assert!(Config::from_json("").is_err());
+}
+
+#[test]
+fn stats_and_status() {
+    let s = open();
+    let before = s.stats().unwrap();
+    assert_eq!(before.slot_bytes, MIB);
+    s.put(b"a", b"1", false).unwrap();
+    let st = s.stats().unwrap();
+    assert_eq!(st.entries, before.entries + 1);
+    assert_eq!(st.slots_used + st.slots_free, st.slots_total);
+    let j = s.status_json().unwrap();
+    assert!(j.starts_with('{') && j.ends_with('}'), "{j}");
+}
+
+#[test]
+fn full_store_without_eviction() {
+    let s = open_with(&[("eviction", "none")]);
+    let n = s.stats().unwrap().slots_total;
+    for i in 0..n {
+        s.put(format!("k{i}").as_bytes(), b"v", false).unwrap();
+    }
+    assert_eq!(s.put(b"more", b"v", false).unwrap_err().kind(), ErrorKind::NoSpace);
+}
+
+#[test]
+fn shared_across_threads() {
+    let s = Arc::new(open());
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                for i in 0..200 {
+                    let k = format!("t{t}-{}", i % 4);
+                    let v = format!("{t}:{i}");
+                    s.put(k.as_bytes(), v.as_bytes(), true).unwrap();
+                    if let Some(got) = s.get(k.as_bytes()).unwrap() {
+                        assert_eq!(got, v.as_bytes());
+                    }
+                    // Errors are per thread: this thread's message is its own.
+                    let e = s.pin(format!("absent-{t}").as_bytes()).unwrap_err();
+                    assert_eq!(e.kind(), ErrorKind::NotFound);
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}
+
+#[test]
+fn memcpy_batch_copies() {
+    let src: Vec<Vec<u8>> = (0..4).map(|i| vec![i as u8 + 1; 1000 + i]).collect();
+    let mut dst: Vec<Vec<u8>> = src.iter().map(|s| vec![0u8; s.len()]).collect();
+    let sr: Vec<&[u8]> = src.iter().map(|s| s.as_slice()).collect();
+    let mut dr: Vec<&mut [u8]> = dst.iter_mut().map(|d| d.as_mut_slice()).collect();
+    daxkv::memcpy_batch(&mut dr, &sr).unwrap();
+    assert_eq!(dst, src);
+    let mut short = [0u8; 1];
+    assert!(daxkv::memcpy_batch(&mut [&mut short[..]], &[b"too long"]).is_err());
+}
+
+#[test]
+fn version_matches_the_header_major() {
+    let n = daxkv::version_number();
+    assert_eq!(daxkv::version(), format!("{}.{}.{}", n / 10000, n / 100 % 100, n % 100));
+}
