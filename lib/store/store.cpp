@@ -197,8 +197,11 @@ void Store::lru_unlink(Shard &sh, Entry *e) noexcept {
 }
 
 void Store::lru_touch(Shard &sh, Entry *e) noexcept {
-    if (cfg_.eviction != Eviction::lru || !e->in_lru || sh.lru_tail == e)
+    if (cfg_.eviction != Eviction::lru || !e->in_lru)
         return;
+    // Re-stamp even the tail of this shard's list: evict_one() compares the
+    // head ticks of all shards, so an entry that is alone in (or last of) its
+    // shard must still get a fresh tick, or it is evicted as if never used.
     lru_unlink(sh, e);
     lru_push_back(sh, e);
 }
@@ -360,6 +363,7 @@ int Store::begin_write(const void *key, size_t key_len, uint64_t len, unsigned f
         std::lock_guard<std::mutex> g(sh.m);
         if (inf->canceled) {
             c_.inflight--;
+            c_.puts_failed++; // counted as finish_write counts a cancelled write
             arenas_[ref.arena].alloc->release(ref.slot);
             return set_error(-ECANCELED, "a forced remove cancelled the write");
         }

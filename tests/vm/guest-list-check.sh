@@ -4,7 +4,7 @@
 daxkv=${1:-daxkv}
 # One "chardev size align mode" line per JSON object, whatever the key order.
 tuples() {
-    tr -d ' \n\t' | sed 's/},{/}\n{/g' | while read -r obj; do
+    tr -d ' \n\t' | tr '}' '\n' | while read -r obj; do
         c=$(echo "$obj" | sed -n 's/.*"chardev":"\([^"]*\)".*/\1/p')
         s=$(echo "$obj" | sed -n 's/.*"size":\([0-9]*\).*/\1/p')
         a=$(echo "$obj" | sed -n 's/.*"align":\([0-9]*\).*/\1/p')

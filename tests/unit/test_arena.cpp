@@ -1,0 +1,678 @@
+// The arena and opening a store: on-device layout, restart recovery,
+// foreign and damaged devices, exclusive ownership, failed opens that leave
+// nothing behind, and the slot allocator.
+//
+// Bad inputs tried here, each with its expected code (and, for every failed
+// open, no file descriptor or mapping left behind):
+//   NULL out / NULL config to daxkv_open                         -> -EINVAL
+//   no slot_bytes; no device                                     -> -EINVAL
+//   slot_bytes larger than the arena                             -> -EINVAL
+//   a path that is a directory                                   -> -EISDIR
+//   a symlink loop                                               -> -ELOOP
+//   /dev/null (a character device that is not DAX)               -> -ENODEV
+//   a missing path under /dev (never created)                    -> -ENODEV
+//   a missing file with create=0                                 -> -ENOENT
+//   an existing file smaller than the size asked for             -> -ENOSPC
+//   an empty existing file with no size                          -> -EINVAL
+//   a file of random bytes (on_mismatch=fail)                    -> DAXKV_E_FOREIGN, file unchanged
+//   an arena of another slot_bytes / meta_bytes (on_mismatch=fail)
+//                                                                -> DAXKV_E_FOREIGN, file unchanged
+//   both superblocks damaged                                     -> DAXKV_E_CORRUPT, file unchanged
+//   a second open of an arena held by this process               -> -EBUSY, pid in daxkv_errmsg()
+//   damaged entries: payload bit flip, header bit flip, torn
+//     commit word, value_len past the slot with a valid header
+//     checksum, two commits of one key                           -> dropped at reopen, counted
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+#include "arena/arena.hpp"
+#include "arena/checksum.hpp"
+#include "arena/format.hpp"
+#include "helpers.hpp"
+#include "store/slot_allocator.hpp"
+
+using namespace daxkv_test;
+namespace ar = daxkv::arena;
+
+namespace {
+
+constexpr uint64_t KiB = 1024, MiB = 1024 * KiB;
+
+class Arena : public StoreFixture {
+protected:
+    ar::Layout layout() const {
+        return ar::compute_layout(spec_arena_bytes(spec_), spec_.slot_bytes, spec_.meta_bytes);
+    }
+    static ar::SlotHeader *header(const FileMap &fm, const ar::Layout &l, uint32_t slot) {
+        return reinterpret_cast<ar::SlotHeader *>(fm.base() + l.header_offset +
+                                                  slot * l.header_bytes);
+    }
+    // The header checksum as the format defines it (format.hpp).
+    static uint64_t body_hash(const ar::SlotHeader *h) {
+        XXH3_state_t st;
+        XXH3_64bits_reset(&st);
+        XXH3_64bits_update(&st, reinterpret_cast<const char *>(h) + 8, 48);
+        XXH3_64bits_update(&st, h + 1, h->key_len);
+        XXH3_64bits_update(&st, reinterpret_cast<const char *>(h + 1) + ar::kKeyMax,
+                           h->meta_len);
+        return XXH3_64bits_digest(&st);
+    }
+    // Open expecting failure with code; checks nothing was left open.
+    void expect_open_fails(const std::string &path, const StoreSpec &spec, int code,
+                           const std::string &msg_part = std::string()) {
+        int fds = count_fds();
+        StorePtr st;
+        int rc = open_store(&st, path, spec);
+        EXPECT_EQ(rc, code) << path << ": " << daxkv_errmsg();
+        if (!msg_part.empty()) {
+            EXPECT_TRUE(contains_text(daxkv_errmsg(), msg_part)) << daxkv_errmsg();
+        }
+        EXPECT_EQ(st, nullptr);
+        EXPECT_EQ(count_fds(), fds) << "a failed open left a file descriptor";
+        EXPECT_EQ(count_maps(real_path_), 0) << "a failed open left a mapping";
+    }
+    void fill_three_with_meta() {
+        std::vector<std::string> ks = {"a", "b", "c"};
+        for (size_t i = 0; i < ks.size(); ++i) {
+            std::vector<uint8_t> v = pattern(i + 1, 1000 * (i + 1)), m = pattern(i + 50, 10 + i);
+            daxkv_item it{ks[i].data(), ks[i].size(), v.data(), v.size(), m.data(), m.size(), 0};
+            ASSERT_EQ(daxkv_put_batch(s(), &it, 1, 0), 1) << daxkv_errmsg();
+        }
+    }
+    void expect_three_with_meta(const std::vector<std::string> &skip = {}) {
+        std::vector<std::string> ks = {"a", "b", "c"};
+        for (size_t i = 0; i < ks.size(); ++i) {
+            if (std::find(skip.begin(), skip.end(), ks[i]) != skip.end())
+                continue;
+            std::vector<uint8_t> buf(spec_.slot_bytes, 0), mbuf(spec_.meta_bytes, 0);
+            daxkv_item it{ks[i].data(), ks[i].size(), buf.data(), buf.size(), mbuf.data(),
+                          mbuf.size(), 0};
+            ASSERT_EQ(daxkv_get_batch(s(), &it, 1, 0), 1) << ks[i];
+            ASSERT_EQ(it.len, 1000 * (i + 1));
+            ASSERT_EQ(it.meta_len, 10 + i);
+            EXPECT_EQ(0, std::memcmp(buf.data(), pattern(i + 1, it.len).data(), it.len));
+            EXPECT_EQ(0, std::memcmp(mbuf.data(), pattern(i + 50, it.meta_len).data(), it.meta_len));
+        }
+    }
+};
+
+} // namespace
+
+// ---------------------------------------------------------------------------
+// Layout
+
+TEST(Layout, ComputeLayoutFitsAndAligns) {
+    for (uint64_t arena : {64 * KiB, 1 * MiB, 3 * MiB + 12345, 63 * MiB, 64 * MiB, 256 * MiB}) {
+        for (uint64_t slot : {uint64_t(4096), 64 * KiB, 1 * MiB}) {
+            for (uint32_t meta : {0u, 256u, 4096u}) {
+                ar::Layout l = ar::compute_layout(arena, slot, meta);
+                EXPECT_EQ(l.header_offset, ar::kHeaderOffset);
+                EXPECT_EQ(l.header_bytes % 64, 0u);
+                EXPECT_EQ(l.header_bytes, ar::header_bytes_for(meta));
+                EXPECT_GE(l.header_bytes, sizeof(ar::SlotHeader) + ar::kKeyMax + meta);
+                if (l.slot_count == 0) {
+                    EXPECT_LT(arena, ar::kHeaderOffset + l.header_bytes + slot + 2 * MiB);
+                    continue;
+                }
+                uint64_t align = arena >= 64 * MiB ? 2 * MiB : 4 * KiB;
+                EXPECT_EQ(l.data_offset % align, 0u) << arena << "/" << slot;
+                EXPECT_GE(l.data_offset, l.header_offset + l.slot_count * l.header_bytes);
+                EXPECT_LE(l.data_offset + l.slot_count * slot, arena);
+                // Maximal: one more slot would not fit.
+                uint64_t n1 = l.slot_count + 1;
+                uint64_t d1 = (ar::kHeaderOffset + n1 * l.header_bytes + align - 1) / align * align;
+                EXPECT_GT(d1 + n1 * slot, arena) << arena << "/" << slot << "/" << meta;
+            }
+        }
+    }
+}
+
+TEST(Layout, TooSmallArenasHaveNoSlots) {
+    EXPECT_EQ(ar::compute_layout(0, 4096, 256).slot_count, 0u);
+    EXPECT_EQ(ar::compute_layout(8192, 4096, 256).slot_count, 0u);
+    EXPECT_EQ(ar::compute_layout(16 * KiB, 16 * KiB, 256).slot_count, 0u);
+    EXPECT_EQ(ar::compute_layout(1 * MiB, 0, 256).slot_count, 0u);
+    EXPECT_EQ(ar::compute_layout(arena_bytes_for(4096, 1, 256), 4096, 256).slot_count, 1u);
+    EXPECT_EQ(ar::compute_layout(arena_bytes_for(4096, 1, 256) - 1, 4096, 256).slot_count, 0u);
+    // The helper's sizes give exactly the slots asked for.
+    for (uint32_t n : {1u, 2u, 7u, 100u})
+        EXPECT_EQ(ar::compute_layout(arena_bytes_for(64 * KiB, n, 256), 64 * KiB, 256).slot_count,
+                  n);
+}
+
+// ---------------------------------------------------------------------------
+// Slot allocator
+
+TEST(SlotAllocator, HandsOutTheLowestFreeSlotFirst) {
+    daxkv::SlotAllocator a(130);
+    EXPECT_EQ(a.slots(), 130u);
+    EXPECT_EQ(a.free_count(), 130u);
+    for (uint32_t i = 0; i < 130; ++i)
+        ASSERT_EQ(a.allocate(), i);
+    EXPECT_EQ(a.allocate(), UINT32_MAX);
+    EXPECT_EQ(a.free_count(), 0u);
+    a.release(100);
+    a.release(3);
+    a.release(64);
+    EXPECT_EQ(a.free_count(), 3u);
+    EXPECT_EQ(a.allocate(), 3u);
+    EXPECT_EQ(a.allocate(), 64u);
+    EXPECT_EQ(a.allocate(), 100u);
+    EXPECT_EQ(a.allocate(), UINT32_MAX);
+}
+
+TEST(SlotAllocator, ReleaseAndTakeAreIdempotentAndBounded) {
+    daxkv::SlotAllocator a(10);
+    EXPECT_TRUE(a.take(5));
+    EXPECT_FALSE(a.take(5));
+    EXPECT_FALSE(a.take(10));
+    EXPECT_FALSE(a.take(UINT32_MAX));
+    EXPECT_EQ(a.free_count(), 9u);
+    a.release(5);
+    a.release(5); // double release: counted once
+    a.release(10);
+    a.release(UINT32_MAX - 1);
+    EXPECT_EQ(a.free_count(), 10u);
+    std::set<uint32_t> got;
+    for (int i = 0; i < 10; ++i)
+        got.insert(a.allocate());
+    EXPECT_EQ(got.size(), 10u);
+    EXPECT_EQ(*got.rbegin(), 9u);
+    EXPECT_EQ(a.allocate(), UINT32_MAX);
+}
+
+TEST(SlotAllocator, LargeCountsCrossSummaryWords) {
+    const uint32_t n = 64 * 64 + 65; // more than one summary word
+    daxkv::SlotAllocator a(n);
+    for (uint32_t i = 0; i < n; ++i)
+        ASSERT_TRUE(a.take(i)) << i;
+    EXPECT_EQ(a.allocate(), UINT32_MAX);
+    a.release(n - 1);
+    a.release(4096);
+    EXPECT_EQ(a.allocate(), 4096u);
+    EXPECT_EQ(a.allocate(), n - 1);
+    EXPECT_EQ(a.allocate(), UINT32_MAX);
+    daxkv::SlotAllocator one(1), zero(0);
+    EXPECT_EQ(one.allocate(), 0u);
+    EXPECT_EQ(one.allocate(), UINT32_MAX);
+    EXPECT_EQ(zero.allocate(), UINT32_MAX);
+    EXPECT_EQ(zero.free_count(), 0u);
+}
+
+// ---------------------------------------------------------------------------
+// Restart recovery
+
+TEST_F(Arena, ReopenRecoversEntriesAndMetadataByteExact) {
+    open({4096, 8, 64});
+    fill_three_with_meta();
+    ASSERT_EQ(put("d", pattern(4, 4096)), 0);
+    ASSERT_EQ(remove("d"), 0); // removed: must stay removed
+    ASSERT_EQ(put("e", pattern(5, 1)), 0);
+    ASSERT_EQ(put("e", pattern(6, 7), DAXKV_REPLACE), 0); // the newest version wins
+    reopen({4096, 8, 64});
+    expect_three_with_meta();
+    EXPECT_EQ(contains("d"), 0);
+    EXPECT_EQ(value("e"), pattern(6, 7));
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.recovered_entries, 4u);
+    EXPECT_EQ(st.entries, 4u);
+    EXPECT_EQ(st.slots_used, 4u);
+    EXPECT_EQ(st.recovery_dropped_corrupt, 0u);
+    EXPECT_EQ(st.recovery_dropped_torn, 0u);
+    EXPECT_EQ(st.recovery_dropped_stale, 0u);
+    // New writes after recovery do not reuse live slots.
+    ASSERT_EQ(put("f", pattern(7, 100)), 0);
+    expect_three_with_meta();
+    reopen({4096, 8, 64});
+    EXPECT_EQ(value("f"), pattern(7, 100));
+    EXPECT_EQ(stats().recovered_entries, 5u);
+}
+
+TEST_F(Arena, RecoveredLruOrderFollowsCommitOrder) {
+    open({4096, 3});
+    ASSERT_EQ(put("old", pattern(1, 10)), 0);
+    ASSERT_EQ(put("mid", pattern(2, 10)), 0);
+    ASSERT_EQ(put("new", pattern(3, 10)), 0);
+    reopen({4096, 3});
+    ASSERT_EQ(put("x", pattern(4, 10)), 0);
+    EXPECT_EQ(contains("old"), 0);
+    EXPECT_EQ(contains("mid"), 1);
+    ASSERT_EQ(put("y", pattern(5, 10)), 0);
+    EXPECT_EQ(contains("mid"), 0);
+    EXPECT_EQ(contains("new"), 1);
+}
+
+TEST_F(Arena, DurabilityNoneReopensEmpty) {
+    StoreSpec none = StoreSpec{4096, 4}.set("durability", "none");
+    open(none);
+    ASSERT_EQ(put("a", pattern(1, 100)), 0);
+    reopen(none);
+    EXPECT_EQ(contains("a"), 0);
+    EXPECT_EQ(stats().recovered_entries, 0u);
+    EXPECT_EQ(stats().slots_free, 4u);
+    ASSERT_EQ(put("b", pattern(2, 100)), 0);
+    // A process-durability opener after a durability=none user: nothing the
+    // volatile user wrote is trusted.
+    reopen({4096, 4});
+    EXPECT_EQ(contains("b"), 0);
+    EXPECT_EQ(stats().entries, 0u);
+    ASSERT_EQ(put("c", pattern(3, 100)), 0);
+    reopen({4096, 4});
+    EXPECT_EQ(value("c"), pattern(3, 100));
+}
+
+TEST_F(Arena, DurabilityPowerRoundTrips) {
+    StoreSpec power = StoreSpec{4096, 4}.set("durability", "power");
+    open(power);
+    ASSERT_EQ(put("a", pattern(1, 4096)), 0);
+    ASSERT_EQ(put("b", pattern(2, 3)), 0);
+    ASSERT_EQ(remove("b"), 0);
+    reopen(power);
+    EXPECT_EQ(value("a"), pattern(1, 4096));
+    EXPECT_EQ(contains("b"), 0);
+}
+
+TEST_F(Arena, OtherSlotBytesWithOnMismatchFailIsForeignAndUntouched) {
+    open({4096, 4});
+    ASSERT_EQ(put("a", pattern(1, 100)), 0);
+    uint64_t arena = spec_arena_bytes(spec_);
+    store_.reset();
+    uint64_t before = file_hash(path_);
+    StoreSpec other{8192, 4};
+    other.arena_bytes = arena;
+    other.set("on_mismatch", "fail");
+    expect_open_fails(path_, other, DAXKV_E_FOREIGN, "slot_bytes 4096");
+    EXPECT_EQ(file_hash(path_), before);
+    StoreSpec other_meta{4096, 4, 512};
+    other_meta.arena_bytes = arena;
+    expect_open_fails(path_, other_meta, DAXKV_E_FOREIGN, "meta_bytes 256");
+    EXPECT_EQ(file_hash(path_), before);
+    // The original layout still opens with its data.
+    open({4096, 4});
+    EXPECT_EQ(value("a"), pattern(1, 100));
+}
+
+TEST_F(Arena, OtherSlotBytesWithReformatStartsEmpty) {
+    open({4096, 4});
+    ASSERT_EQ(put("a", pattern(1, 100)), 0);
+    uint64_t arena = spec_arena_bytes(spec_);
+    store_.reset();
+    StoreSpec other{8192, 4};
+    other.arena_bytes = arena;
+    other.set("on_mismatch", "reformat");
+    open(other);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.entries, 0u);
+    EXPECT_EQ(st.slot_bytes, 8192u);
+    EXPECT_EQ(st.slots_total, ar::compute_layout(arena, 8192, 256).slot_count);
+    EXPECT_EQ(contains("a"), 0);
+    ASSERT_EQ(put("b", pattern(2, 8000)), 0);
+    store_.reset();
+    // And the new layout is the one on the device now.
+    open(other);
+    EXPECT_EQ(value("b"), pattern(2, 8000));
+}
+
+TEST_F(Arena, RandomBytesAreForeignAndLeftUntouched) {
+    uint64_t size = arena_bytes_for(4096, 4, 256);
+    std::string junk(size, '\0');
+    std::mt19937_64 rng(42);
+    for (auto &c : junk)
+        c = static_cast<char>(rng());
+    write_file(path_, junk);
+    expect_open_fails(path_, {4096, 4}, DAXKV_E_FOREIGN, "not a daxkv arena");
+    EXPECT_EQ(read_file(path_), junk);
+    // Durability none does not make it ours either.
+    expect_open_fails(path_, StoreSpec{4096, 4}.set("durability", "none"), DAXKV_E_FOREIGN);
+    EXPECT_EQ(read_file(path_), junk);
+    // An explicit reformat claims it.
+    open(StoreSpec{4096, 4}.set("on_mismatch", "reformat"));
+    EXPECT_EQ(stats().entries, 0u);
+    ASSERT_EQ(put("a", pattern(1, 10)), 0);
+    EXPECT_EQ(value("a"), pattern(1, 10));
+}
+
+TEST_F(Arena, ZeroedFileIsFormatted) {
+    write_file(path_, std::string(arena_bytes_for(4096, 4, 256), '\0'));
+    open({4096, 4});
+    EXPECT_EQ(stats().slots_total, 4u);
+    ASSERT_EQ(put("a", pattern(1, 10)), 0);
+    reopen({4096, 4});
+    EXPECT_EQ(value("a"), pattern(1, 10));
+}
+
+TEST_F(Arena, BothSuperblocksDamagedIsCorruptAndUntouched) {
+    open({4096, 4});
+    ASSERT_EQ(put("a", pattern(1, 10)), 0);
+    store_.reset();
+    {
+        FileMap fm(path_);
+        ASSERT_TRUE(fm.ok());
+        fm.base()[100] ^= 1;                        // inside copy A
+        fm.base()[ar::kSuperblockBytes + 100] ^= 1; // inside copy B
+    }
+    uint64_t before = file_hash(path_);
+    expect_open_fails(path_, {4096, 4}, DAXKV_E_CORRUPT, "both superblock");
+    EXPECT_EQ(file_hash(path_), before);
+    open(StoreSpec{4096, 4}.set("on_mismatch", "reformat"));
+    EXPECT_EQ(stats().entries, 0u);
+}
+
+TEST_F(Arena, OneSuperblockDamagedOpensAndIsRepaired) {
+    for (uint64_t damaged : {uint64_t(0), ar::kSuperblockBytes}) {
+        SCOPED_TRACE(damaged ? "copy B" : "copy A");
+        remove_tree(path_);
+        open({4096, 4, 64});
+        fill_three_with_meta();
+        store_.reset();
+        {
+            FileMap fm(path_);
+            ASSERT_TRUE(fm.ok());
+            std::memset(fm.base() + damaged + 16, 0x77, 32); // uuid and arena size
+        }
+        open({4096, 4, 64});
+        expect_three_with_meta();
+        store_.reset();
+        std::string bytes = read_file(path_);
+        // Both copies are whole and identical again.
+        EXPECT_EQ(0, std::memcmp(bytes.data(), bytes.data() + ar::kSuperblockBytes,
+                                 sizeof(ar::Superblock)));
+        ar::Superblock sb;
+        std::memcpy(&sb, bytes.data(), sizeof sb);
+        EXPECT_EQ(0, std::memcmp(sb.magic, ar::kMagic, sizeof sb.magic));
+        EXPECT_EQ(sb.slot_bytes, 4096u);
+        EXPECT_EQ(sb.meta_bytes, 64u);
+        EXPECT_EQ(sb.slot_count, 4u);
+    }
+}
+
+TEST_F(Arena, FlippedPayloadBitDropsThatEntryAtReopen) {
+    open({4096, 4, 64});
+    fill_three_with_meta(); // a: slot 0, b: slot 1, c: slot 2
+    ar::Layout l = layout();
+    store_.reset();
+    {
+        FileMap fm(path_);
+        ASSERT_TRUE(fm.ok());
+        ASSERT_EQ(0, std::memcmp(fm.base() + l.data_offset + 4096, pattern(2, 2000).data(), 2000));
+        fm.base()[l.data_offset + 4096 + 1999] ^= 0x04; // last byte of b
+    }
+    open({4096, 4, 64});
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.recovery_dropped_corrupt, 1u);
+    EXPECT_EQ(st.recovered_entries, 2u);
+    EXPECT_EQ(contains("b"), 0);
+    std::vector<uint8_t> out;
+    EXPECT_EQ(get("b", &out), -ENOENT);
+    expect_three_with_meta({"b"});
+    // Its slot is free again and the drop is on the device: a second reopen
+    // finds nothing to drop.
+    EXPECT_EQ(st.slots_free, 2u);
+    reopen({4096, 4, 64});
+    EXPECT_EQ(stats().recovery_dropped_corrupt, 0u);
+    EXPECT_EQ(contains("b"), 0);
+}
+
+TEST_F(Arena, DamagedHeadersAreDroppedAtReopen) {
+    open({4096, 4, 64});
+    fill_three_with_meta();
+    ar::Layout l = layout();
+    store_.reset();
+    {
+        FileMap fm(path_);
+        ASSERT_TRUE(fm.ok());
+        // a: a flipped key byte breaks the header checksum.
+        reinterpret_cast<char *>(header(fm, l, 0) + 1)[0] ^= 0x20;
+        // b: a commit word that does not match the sequence (torn write).
+        header(fm, l, 1)->commit += 1;
+        // c: a value length past the slot with a header checksum that
+        // matches: bounds are checked, not only checksums.
+        ar::SlotHeader *h = header(fm, l, 2);
+        h->value_len = 4097;
+        h->body_hash = body_hash(h);
+    }
+    open({4096, 4, 64});
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.recovery_dropped_torn, 1u);
+    EXPECT_EQ(st.recovery_dropped_corrupt, 2u);
+    EXPECT_EQ(st.recovered_entries, 0u);
+    EXPECT_EQ(st.entries, 0u);
+    EXPECT_EQ(st.slots_free, 4u);
+    for (const char *k : {"a", "b", "c", "A"})
+        EXPECT_EQ(contains(k), 0) << k;
+}
+
+TEST_F(Arena, TwoCommitsOfOneKeyKeepTheNewest) {
+    open({4096, 4, 64});
+    std::vector<uint8_t> v_old = pattern(1, 500), v_new = pattern(2, 600);
+    ASSERT_EQ(put("k", v_old), 0); // slot 0
+    ar::Layout l = layout();
+    store_.reset();
+    {
+        // Forge what a crash between a replace's commit and the withdrawal
+        // of the old version leaves: the same key committed in slot 1 with
+        // a higher sequence number.
+        FileMap fm(path_);
+        ASSERT_TRUE(fm.ok());
+        ar::SlotHeader *h0 = header(fm, l, 0), *h1 = header(fm, l, 1);
+        std::memcpy(h1, h0, l.header_bytes);
+        std::memcpy(fm.base() + l.data_offset + 4096, v_new.data(), v_new.size());
+        h1->commit = 0;
+        h1->seq = h0->seq + 10;
+        h1->value_len = v_new.size();
+        h1->value_hash = ar::value_checksum(v_new.data(), v_new.size());
+        h1->body_hash = body_hash(h1);
+        h1->commit = h1->seq;
+    }
+    open({4096, 4, 64});
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.recovery_dropped_stale, 1u);
+    EXPECT_EQ(st.entries, 1u);
+    EXPECT_EQ(st.slots_used, 1u);
+    EXPECT_EQ(value("k"), v_new);
+    // New sequence numbers continue above the recovered ones.
+    ASSERT_EQ(put("k", pattern(3, 10), DAXKV_REPLACE), 0);
+    reopen({4096, 4, 64});
+    EXPECT_EQ(value("k"), pattern(3, 10));
+    EXPECT_EQ(stats().recovery_dropped_stale, 0u);
+}
+
+TEST_F(Arena, VerifyOffSkipsPayloadChecksAtReopen) {
+    open({4096, 4});
+    ASSERT_EQ(put("a", pattern(1, 100)), 0);
+    ar::Layout l = layout();
+    store_.reset();
+    {
+        FileMap fm(path_);
+        ASSERT_TRUE(fm.ok());
+        fm.base()[l.data_offset + 10] ^= 1;
+    }
+    // verify=off trusts the payload (headers are still checked) ...
+    open(StoreSpec{4096, 4}.set("verify", "off"));
+    EXPECT_EQ(stats().recovery_dropped_corrupt, 0u);
+    std::vector<uint8_t> want = pattern(1, 100);
+    want[10] ^= 1;
+    EXPECT_EQ(value("a"), want);
+    // ... and the default catches it.
+    reopen({4096, 4});
+    EXPECT_EQ(stats().recovery_dropped_corrupt, 1u);
+    EXPECT_EQ(contains("a"), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Opening: bad devices and arguments
+
+TEST_F(Arena, OpenRejectsNullArgumentsAndIncompleteConfigs) {
+    daxkv_store *out = reinterpret_cast<daxkv_store *>(0x1);
+    EXPECT_EQ(daxkv_open(&out, nullptr), -EINVAL);
+    EXPECT_EQ(out, nullptr);
+    ConfigPtr cfg;
+    ASSERT_EQ(make_config(&cfg, path_, StoreSpec()), 0);
+    EXPECT_EQ(daxkv_open(nullptr, cfg.get()), -EINVAL);
+    daxkv_config *raw = nullptr;
+    ASSERT_EQ(daxkv_config_new(&raw), 0);
+    ConfigPtr empty(raw);
+    EXPECT_EQ(daxkv_open(&out, empty.get()), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "slot_bytes")) << daxkv_errmsg();
+    ASSERT_EQ(daxkv_config_set(empty.get(), "slot_bytes", "4096"), 0);
+    EXPECT_EQ(daxkv_open(&out, empty.get()), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "device")) << daxkv_errmsg();
+    EXPECT_EQ(out, nullptr);
+    EXPECT_FALSE(file_exists(path_));
+}
+
+TEST_F(Arena, SlotLargerThanTheArenaIsEinval) {
+    StoreSpec spec{4096, 4};
+    spec.arena_bytes = 64 * KiB;
+    spec.slot_bytes = 1 * MiB;
+    expect_open_fails(path_, spec, -EINVAL, "does not fit");
+    spec.slot_bytes = 64 * KiB; // equal to the arena: headers need room too
+    expect_open_fails(path_, spec, -EINVAL, "does not fit");
+}
+
+TEST_F(Arena, ADirectoryIsEisdir) {
+    ASSERT_EQ(::mkdir(path_.c_str(), 0700), 0);
+    expect_open_fails(path_, {4096, 4}, -EISDIR, path_);
+}
+
+TEST_F(Arena, ASymlinkLoopIsEloop) {
+    std::string a = dir_.file("loop-a"), b = dir_.file("loop-b");
+    ASSERT_EQ(::symlink(b.c_str(), a.c_str()), 0);
+    ASSERT_EQ(::symlink(a.c_str(), b.c_str()), 0);
+    expect_open_fails(a, {4096, 4}, -ELOOP);
+}
+
+TEST_F(Arena, DevNullIsNotADaxDevice) {
+    expect_open_fails("/dev/null", {4096, 4}, -ENODEV, "/dev/null");
+}
+
+TEST_F(Arena, AMissingPathUnderDevIsNeverCreated) {
+    std::string p = "/dev/daxkv-unit-" + std::to_string(::getpid());
+    expect_open_fails(p, {4096, 4}, -ENODEV);
+    EXPECT_FALSE(file_exists(p));
+}
+
+TEST_F(Arena, CreateOffNeedsAnExistingFile) {
+    expect_open_fails(path_, StoreSpec{4096, 4}.set("create", "0"), -ENOENT);
+    EXPECT_FALSE(file_exists(path_));
+}
+
+TEST_F(Arena, ExistingFileTooSmallOrEmpty) {
+    write_file(path_, std::string(64 * KiB, '\0'));
+    StoreSpec big{4096, 4};
+    big.arena_bytes = 1 * MiB;
+    expect_open_fails(path_, big, -ENOSPC, "less than");
+    EXPECT_EQ(read_file(path_).size(), 64 * KiB);
+    write_file(path_, std::string());
+    daxkv_config *raw = nullptr;
+    ASSERT_EQ(daxkv_config_new(&raw), 0);
+    ConfigPtr cfg(raw);
+    ASSERT_EQ(daxkv_config_set(raw, "slot_bytes", "4096"), 0);
+    ASSERT_EQ(daxkv_config_add_device(raw, path_.c_str(), 0), 0);
+    int fds = count_fds();
+    daxkv_store *s = nullptr;
+    EXPECT_EQ(daxkv_open(&s, raw), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "empty")) << daxkv_errmsg();
+    EXPECT_EQ(count_fds(), fds);
+    // An existing arena file opens with size 0 ("the whole file").
+    remove_tree(path_);
+    open({4096, 4});
+    ASSERT_EQ(put("a", pattern(1, 10)), 0);
+    store_.reset();
+    daxkv_store *s2 = nullptr;
+    ASSERT_EQ(daxkv_open(&s2, raw), 0) << daxkv_errmsg();
+    StorePtr whole(s2);
+    EXPECT_EQ(get_stats(s2).slots_total, 4u);
+    char buf[16];
+    size_t len = 0;
+    EXPECT_EQ(daxkv_get(s2, "a", 1, buf, sizeof buf, &len), 0);
+    EXPECT_EQ(len, 10u);
+}
+
+TEST_F(Arena, SecondOpenInTheSameProcessIsEbusyNamingThePid) {
+    open({4096, 4});
+    ASSERT_EQ(put("a", pattern(1, 10)), 0);
+    uint64_t before = file_hash(path_);
+    int fds = count_fds();
+    int maps = count_maps(real_path_);
+    StorePtr second;
+    EXPECT_EQ(open_store(&second, path_, {4096, 4}), -EBUSY);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "pid " + std::to_string(::getpid())))
+        << daxkv_errmsg();
+    EXPECT_EQ(count_fds(), fds);
+    EXPECT_EQ(count_maps(real_path_), maps);
+    EXPECT_EQ(file_hash(path_), before);
+    // Through a symlink to the same file: the same lock.
+    std::string link = dir_.file("alias");
+    ASSERT_EQ(::symlink(path_.c_str(), link.c_str()), 0);
+    EXPECT_EQ(open_store(&second, link, {4096, 4}), -EBUSY);
+    // The first store is unaffected, and once closed the arena opens again.
+    EXPECT_EQ(value("a"), pattern(1, 10));
+    store_.reset();
+    ASSERT_EQ(open_store(&second, link, {4096, 4}), 0) << daxkv_errmsg();
+    char buf[16];
+    size_t len = 0;
+    EXPECT_EQ(daxkv_get(second.get(), "a", 1, buf, sizeof buf, &len), 0);
+}
+
+TEST_F(Arena, RepeatedFailedOpensLeakNothing) {
+    // Every failure mode above, many times over: the fd count and the
+    // mappings of the arena file stay where they were.
+    open({4096, 4});
+    store_.reset();
+    std::string junk_path = dir_.file("junk");
+    write_file(junk_path, std::string(arena_bytes_for(4096, 4, 256), 'j'));
+    int fds = count_fds();
+    for (int i = 0; i < 20; ++i) {
+        StorePtr st;
+        StoreSpec foreign{8192, 4};
+        foreign.arena_bytes = arena_bytes_for(4096, 4, 256);
+        EXPECT_EQ(open_store(&st, path_, foreign), DAXKV_E_FOREIGN);
+        EXPECT_EQ(open_store(&st, junk_path, {4096, 4}), DAXKV_E_FOREIGN);
+        EXPECT_EQ(open_store(&st, dir_.path(), {4096, 4}), -EISDIR);
+        EXPECT_EQ(open_store(&st, "/dev/null", {4096, 4}), -ENODEV);
+        StoreSpec huge{4096, 4};
+        huge.slot_bytes = 1 * MiB;
+        huge.arena_bytes = arena_bytes_for(4096, 4, 256);
+        EXPECT_EQ(open_store(&st, path_, huge), -EINVAL);
+    }
+    EXPECT_EQ(count_fds(), fds);
+    EXPECT_EQ(count_maps(real_path_), 0);
+    EXPECT_EQ(count_maps(dir_.real_file("junk")), 0);
+    EXPECT_EQ(count_fds_to(real_path_), 0);
+}
+
+TEST_F(Arena, MemoryDeviceIsVolatile) {
+    daxkv_config *raw = nullptr;
+    ASSERT_EQ(daxkv_config_new(&raw), 0);
+    ConfigPtr cfg(raw);
+    ASSERT_EQ(daxkv_config_set(raw, "slot_bytes", "4096"), 0);
+    ASSERT_EQ(daxkv_config_add_device(raw, "mem:", 1 * MiB), 0);
+    for (int round = 0; round < 2; ++round) {
+        daxkv_store *s = nullptr;
+        ASSERT_EQ(daxkv_open(&s, raw), 0) << daxkv_errmsg();
+        StorePtr st(s);
+        EXPECT_EQ(daxkv_contains(s, "a", 1), 0) << "round " << round;
+        ASSERT_EQ(daxkv_put(s, "a", 1, "xyz", 3, 0), 0);
+        char buf[4];
+        size_t len = 0;
+        ASSERT_EQ(daxkv_get(s, "a", 1, buf, sizeof buf, &len), 0);
+        EXPECT_EQ(std::string(buf, len), "xyz");
+    }
+    ASSERT_EQ(daxkv_config_add_device(raw, "mem:", 100), 0); // below one page
+    daxkv_store *s = nullptr;
+    EXPECT_EQ(daxkv_open(&s, raw), -EINVAL);
+}

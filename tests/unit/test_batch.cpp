@@ -1,0 +1,460 @@
+// Batches: daxkv_put_batch / get_batch / contains_batch / remove_batch /
+// unpin_batch, per-item results, prefix mode, pinning lookups, metadata.
+//
+// Bad inputs tried here, each with its expected code:
+//   NULL items with n > 0                                        -> -EINVAL (call)
+//   unknown flags for every batch call                           -> -EINVAL (call)
+//   per item: NULL key, key length 0 and 513, NULL data with a
+//     length, NULL meta with a length                            -> status -EINVAL
+//   per item: value larger than slot_bytes, meta larger than
+//     meta_bytes                                                 -> status -E2BIG
+//   per item: destination or meta buffer too small               -> status -ENOBUFS, needed length in len
+//   per item: full arena with eviction=none                      -> status -ENOSPC
+//   per item: remove of a pinned key without DAXKV_FORCE         -> status -EBUSY
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "helpers.hpp"
+
+using namespace daxkv_test;
+
+namespace {
+
+class Batch : public StoreFixture {
+protected:
+    // Keys and buffers that outlive the items pointing at them.
+    std::vector<std::string> keys_;
+    std::vector<std::vector<uint8_t>> bufs_, metas_;
+
+    std::vector<daxkv_item> put_items(const std::vector<std::string> &keys,
+                                      const std::vector<size_t> &lens, size_t meta_len = 0) {
+        keys_ = keys;
+        bufs_.clear();
+        metas_.clear();
+        std::vector<daxkv_item> items(keys.size());
+        for (size_t i = 0; i < keys.size(); ++i) {
+            bufs_.push_back(pattern(std::hash<std::string>()(keys[i]), lens[i]));
+            metas_.push_back(pattern(~std::hash<std::string>()(keys[i]), meta_len));
+        }
+        for (size_t i = 0; i < keys.size(); ++i) {
+            items[i] = daxkv_item{keys_[i].data(), keys_[i].size(), bufs_[i].data(),
+                                  bufs_[i].size(), meta_len ? metas_[i].data() : nullptr,
+                                  meta_len, 12345};
+        }
+        return items;
+    }
+    std::vector<daxkv_item> get_items(const std::vector<std::string> &keys, size_t cap,
+                                      size_t meta_cap = 0) {
+        keys_ = keys;
+        bufs_.assign(keys.size(), std::vector<uint8_t>(cap, 0xEE));
+        metas_.assign(keys.size(), std::vector<uint8_t>(meta_cap, 0xEE));
+        std::vector<daxkv_item> items(keys.size());
+        for (size_t i = 0; i < keys.size(); ++i)
+            items[i] = daxkv_item{keys_[i].data(), keys_[i].size(), bufs_[i].data(), cap,
+                                  meta_cap ? metas_[i].data() : nullptr, meta_cap, 12345};
+        return items;
+    }
+    static std::vector<daxkv_item> key_items(const std::vector<std::string> &keys) {
+        std::vector<daxkv_item> items(keys.size());
+        for (size_t i = 0; i < keys.size(); ++i)
+            items[i] = daxkv_item{keys[i].data(), keys[i].size(), nullptr, 0, nullptr, 0, 12345};
+        return items;
+    }
+    static std::vector<uint8_t> expected(const std::string &k, size_t len) {
+        return pattern(std::hash<std::string>()(k), len);
+    }
+    static std::vector<uint8_t> expected_meta(const std::string &k, size_t len) {
+        return pattern(~std::hash<std::string>()(k), len);
+    }
+};
+
+} // namespace
+
+TEST_F(Batch, PutBatchThenGetBatchWithHeterogeneousSizes) {
+    open({64 * 1024, 8});
+    const std::vector<std::string> keys = {"a", "bb", "ccc", "d", "e"};
+    const std::vector<size_t> lens = {1, 4096, 65536, 777, 0};
+    auto items = put_items(keys, lens);
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), items.size(), 0), 5) << daxkv_errmsg();
+    for (const auto &it : items)
+        EXPECT_EQ(it.status, 0);
+    auto gets = get_items(keys, 65536);
+    ASSERT_EQ(daxkv_get_batch(s(), gets.data(), gets.size(), 0), 5);
+    for (size_t i = 0; i < keys.size(); ++i) {
+        EXPECT_EQ(gets[i].status, 0) << keys[i];
+        ASSERT_EQ(gets[i].len, lens[i]) << keys[i];
+        std::vector<uint8_t> got(bufs_[i].begin(), bufs_[i].begin() + long(lens[i]));
+        EXPECT_EQ(got, expected(keys[i], lens[i])) << keys[i];
+        if (lens[i] < 65536) {
+            EXPECT_EQ(bufs_[i][lens[i]], 0xEE) << keys[i]; // nothing past the value
+        }
+    }
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.puts, 5u);
+    EXPECT_EQ(st.hits, 5u);
+    EXPECT_EQ(st.bytes_written, 1u + 4096 + 65536 + 777);
+}
+
+TEST_F(Batch, LargeBatchRunsOnTheWorkerPoolByteExact) {
+    // 6 values of 1 MiB: large enough to be split over the copy workers.
+    open(StoreSpec{1 << 20, 6}.set("workers", "4"));
+    std::vector<std::string> keys;
+    std::vector<size_t> lens;
+    for (int i = 0; i < 6; ++i) {
+        keys.push_back(key_of(i));
+        lens.push_back((1 << 20) - size_t(i) * 4099);
+    }
+    auto items = put_items(keys, lens);
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), items.size(), 0), 6);
+    auto gets = get_items(keys, 1 << 20);
+    ASSERT_EQ(daxkv_get_batch(s(), gets.data(), gets.size(), 0), 6);
+    for (size_t i = 0; i < keys.size(); ++i) {
+        ASSERT_EQ(gets[i].len, lens[i]);
+        EXPECT_EQ(0, std::memcmp(bufs_[i].data(), expected(keys[i], lens[i]).data(), lens[i]))
+            << keys[i];
+    }
+}
+
+TEST_F(Batch, GetBatchLeavesPositionalHoles) {
+    open();
+    auto items = put_items({"a", "c"}, {100, 300});
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), 2, 0), 2);
+    auto gets = get_items({"a", "b", "c", "d"}, 4096);
+    EXPECT_EQ(daxkv_get_batch(s(), gets.data(), gets.size(), 0), 2);
+    EXPECT_EQ(gets[0].status, 0);
+    EXPECT_EQ(gets[1].status, -ENOENT);
+    EXPECT_EQ(gets[2].status, 0);
+    EXPECT_EQ(gets[3].status, -ENOENT);
+    EXPECT_EQ(gets[0].len, 100u);
+    EXPECT_EQ(gets[2].len, 300u);
+    EXPECT_EQ(0, std::memcmp(bufs_[0].data(), expected("a", 100).data(), 100));
+    EXPECT_EQ(0, std::memcmp(bufs_[2].data(), expected("c", 300).data(), 300));
+    EXPECT_EQ(bufs_[1], std::vector<uint8_t>(4096, 0xEE));
+    EXPECT_EQ(bufs_[3], std::vector<uint8_t>(4096, 0xEE));
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.hits, 2u);
+    EXPECT_EQ(st.misses, 2u);
+}
+
+TEST_F(Batch, GetBatchPrefixStopsAtTheFirstMiss) {
+    open();
+    auto items = put_items({"a", "b", "d"}, {10, 20, 40});
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), 3, 0), 3);
+    auto gets = get_items({"a", "b", "c", "d"}, 4096);
+    EXPECT_EQ(daxkv_get_batch(s(), gets.data(), gets.size(), DAXKV_PREFIX), 2);
+    EXPECT_EQ(gets[0].status, 0);
+    EXPECT_EQ(gets[1].status, 0);
+    EXPECT_EQ(gets[2].status, -ENOENT);
+    EXPECT_EQ(gets[3].status, -ENOENT); // present, but after the first miss
+    EXPECT_EQ(0, std::memcmp(bufs_[0].data(), expected("a", 10).data(), 10));
+    EXPECT_EQ(0, std::memcmp(bufs_[1].data(), expected("b", 20).data(), 20));
+    EXPECT_EQ(bufs_[3], std::vector<uint8_t>(4096, 0xEE)); // d was not copied
+    EXPECT_EQ(stats().hits, 2u);
+    // A first-item miss gives an empty prefix; a full hit gives n.
+    auto g2 = get_items({"zz", "a"}, 4096);
+    EXPECT_EQ(daxkv_get_batch(s(), g2.data(), 2, DAXKV_PREFIX), 0);
+    EXPECT_EQ(g2[1].status, -ENOENT);
+    auto g3 = get_items({"a", "b", "d"}, 4096);
+    EXPECT_EQ(daxkv_get_batch(s(), g3.data(), 3, DAXKV_PREFIX), 3);
+}
+
+TEST_F(Batch, GetBatchPrefixStopsAtASmallBuffer) {
+    open();
+    auto items = put_items({"a", "b", "c"}, {10, 2000, 10});
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), 3, 0), 3);
+    auto gets = get_items({"a", "b", "c"}, 100);
+    EXPECT_EQ(daxkv_get_batch(s(), gets.data(), 3, DAXKV_PREFIX), 1);
+    EXPECT_EQ(gets[1].status, -ENOBUFS);
+    EXPECT_EQ(gets[1].len, 2000u);
+    EXPECT_EQ(gets[2].status, -ENOENT);
+}
+
+TEST_F(Batch, GetBatchReportsNeededLengthPerItem) {
+    open();
+    auto items = put_items({"small", "large", "mid"}, {50, 3000, 500});
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), 3, 0), 3);
+    auto gets = get_items({"small", "large", "mid"}, 1000);
+    EXPECT_EQ(daxkv_get_batch(s(), gets.data(), 3, 0), 2);
+    EXPECT_EQ(gets[0].status, 0);
+    EXPECT_EQ(gets[0].len, 50u);
+    EXPECT_EQ(gets[1].status, -ENOBUFS);
+    EXPECT_EQ(gets[1].len, 3000u);
+    EXPECT_EQ(bufs_[1], std::vector<uint8_t>(1000, 0xEE));
+    EXPECT_EQ(gets[2].status, 0);
+    EXPECT_EQ(0, std::memcmp(bufs_[2].data(), expected("mid", 500).data(), 500));
+    // Retry with the reported size.
+    std::vector<uint8_t> big(gets[1].len);
+    daxkv_item retry{"large", 5, big.data(), big.size(), nullptr, 0, 0};
+    EXPECT_EQ(daxkv_get_batch(s(), &retry, 1, 0), 1);
+    EXPECT_EQ(big, expected("large", 3000));
+}
+
+TEST_F(Batch, MetadataRoundTrip) {
+    open(StoreSpec{4096, 4, 128});
+    auto items = put_items({"a", "b"}, {100, 200}, 128);
+    items[1].meta_len = 5;
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), 2, 0), 2);
+    auto gets = get_items({"a", "b"}, 4096, 128);
+    ASSERT_EQ(daxkv_get_batch(s(), gets.data(), 2, 0), 2);
+    EXPECT_EQ(gets[0].meta_len, 128u);
+    EXPECT_EQ(gets[1].meta_len, 5u);
+    EXPECT_EQ(0, std::memcmp(metas_[0].data(), expected_meta("a", 128).data(), 128));
+    EXPECT_EQ(0, std::memcmp(metas_[1].data(), expected_meta("b", 5).data(), 5));
+    EXPECT_EQ(metas_[1][5], 0xEE);
+    // The lease sees the same blob.
+    LeasePtr l = lease("a");
+    size_t ml = 0;
+    const void *m = daxkv_lease_meta(l.get(), &ml);
+    ASSERT_EQ(ml, 128u);
+    EXPECT_EQ(0, std::memcmp(m, expected_meta("a", 128).data(), 128));
+    // A meta buffer too small: -ENOBUFS for that item, value not copied.
+    auto small = get_items({"a"}, 4096, 16);
+    EXPECT_EQ(daxkv_get_batch(s(), small.data(), 1, 0), 0);
+    EXPECT_EQ(small[0].status, -ENOBUFS);
+    EXPECT_EQ(small[0].meta_len, 128u); // the metadata size needed
+    EXPECT_EQ(small[0].len, 100u);
+    EXPECT_EQ(bufs_[0], std::vector<uint8_t>(4096, 0xEE));
+    EXPECT_EQ(metas_[0], std::vector<uint8_t>(16, 0xEE));
+    // No meta buffer: the value alone.
+    auto nometa = get_items({"a"}, 4096, 0);
+    EXPECT_EQ(daxkv_get_batch(s(), nometa.data(), 1, 0), 1);
+    EXPECT_EQ(nometa[0].meta_len, 0u);
+    EXPECT_EQ(0, std::memcmp(bufs_[0].data(), expected("a", 100).data(), 100));
+}
+
+TEST_F(Batch, MetadataLargerThanMetaBytesIsE2big) {
+    open(StoreSpec{4096, 4, 64});
+    auto items = put_items({"ok", "fat"}, {100, 100}, 65);
+    items[0].meta_len = 64;
+    EXPECT_EQ(daxkv_put_batch(s(), items.data(), 2, 0), 1);
+    EXPECT_EQ(items[0].status, 0);
+    EXPECT_EQ(items[1].status, -E2BIG);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "meta_bytes")) << daxkv_errmsg();
+    EXPECT_EQ(contains("fat"), 0);
+    EXPECT_EQ(contains("ok"), 1);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.slots_used, 1u);
+    EXPECT_EQ(st.slots_inflight, 0u);
+}
+
+TEST_F(Batch, PerItemArgumentErrorsDoNotStopTheBatch) {
+    open(StoreSpec{4096, 8, 32});
+    std::string k513(513, 'x'), good1 = "g1", good2 = "g2";
+    std::vector<uint8_t> v = pattern(5, 100), big = pattern(6, 4097), meta(8, 1);
+    std::vector<daxkv_item> items = {
+        {nullptr, 3, v.data(), v.size(), nullptr, 0, 0},          // NULL key
+        {good1.data(), 0, v.data(), v.size(), nullptr, 0, 0},     // empty key
+        {k513.data(), 513, v.data(), v.size(), nullptr, 0, 0},    // key too long
+        {good1.data(), good1.size(), nullptr, 10, nullptr, 0, 0}, // NULL data
+        {good1.data(), good1.size(), v.data(), v.size(), nullptr, 4, 0}, // NULL meta
+        {good1.data(), good1.size(), big.data(), big.size(), nullptr, 0, 0}, // too big
+        {good1.data(), good1.size(), v.data(), v.size(), meta.data(), meta.size(), 0},
+        {good2.data(), good2.size(), v.data(), v.size(), nullptr, 0, 0},
+    };
+    EXPECT_EQ(daxkv_put_batch(s(), items.data(), items.size(), 0), 2);
+    const int want[] = {-EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL, -E2BIG, 0, 0};
+    for (size_t i = 0; i < items.size(); ++i)
+        EXPECT_EQ(items[i].status, want[i]) << "item " << i;
+    EXPECT_EQ(value("g1"), v);
+    EXPECT_EQ(value("g2"), v);
+    EXPECT_EQ(stats().entries, 2u);
+    // The same bad keys in the other batch calls.
+    std::vector<daxkv_item> bad = {{nullptr, 3, nullptr, 0, nullptr, 0, 0},
+                                   {k513.data(), 513, nullptr, 0, nullptr, 0, 0}};
+    EXPECT_EQ(daxkv_contains_batch(s(), bad.data(), 2, 0), 0);
+    EXPECT_EQ(bad[0].status, -EINVAL);
+    EXPECT_EQ(bad[1].status, -EINVAL);
+    EXPECT_EQ(daxkv_get_batch(s(), bad.data(), 2, 0), 0);
+    EXPECT_EQ(bad[0].status, -EINVAL);
+    EXPECT_EQ(daxkv_remove_batch(s(), bad.data(), 2, 0), 0);
+    EXPECT_EQ(bad[1].status, -EINVAL);
+    EXPECT_EQ(daxkv_unpin_batch(s(), bad.data(), 2, 0), 0);
+    EXPECT_EQ(bad[0].status, -EINVAL);
+    std::vector<daxkv_item> nodata = {{good1.data(), good1.size(), nullptr, 10, nullptr, 0, 0}};
+    EXPECT_EQ(daxkv_get_batch(s(), nodata.data(), 1, 0), 0);
+    EXPECT_EQ(nodata[0].status, -EINVAL);
+}
+
+TEST_F(Batch, NullItemsAndUnknownFlagsAreEinval) {
+    open();
+    EXPECT_EQ(daxkv_put_batch(s(), nullptr, 1, 0), -EINVAL);
+    EXPECT_EQ(daxkv_get_batch(s(), nullptr, 2, 0), -EINVAL);
+    EXPECT_EQ(daxkv_contains_batch(s(), nullptr, 3, 0), -EINVAL);
+    EXPECT_EQ(daxkv_remove_batch(s(), nullptr, 4, 0), -EINVAL);
+    EXPECT_EQ(daxkv_unpin_batch(s(), nullptr, 5, 0), -EINVAL);
+    EXPECT_EQ(daxkv_put_batch(nullptr, nullptr, 0, 0), -EINVAL);
+    // n = 0 with NULL items is an empty batch.
+    EXPECT_EQ(daxkv_put_batch(s(), nullptr, 0, 0), 0);
+    EXPECT_EQ(daxkv_get_batch(s(), nullptr, 0, DAXKV_PREFIX), 0);
+    EXPECT_EQ(daxkv_contains_batch(s(), nullptr, 0, 0), 0);
+    auto items = put_items({"a"}, {10});
+    EXPECT_EQ(daxkv_put_batch(s(), items.data(), 1, DAXKV_PREFIX), -EINVAL);
+    EXPECT_EQ(daxkv_put_batch(s(), items.data(), 1, DAXKV_FORCE), -EINVAL);
+    EXPECT_EQ(contains("a"), 0);
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), 1, 0), 1);
+    auto gets = get_items({"a"}, 100);
+    EXPECT_EQ(daxkv_get_batch(s(), gets.data(), 1, DAXKV_PIN), -EINVAL);
+    EXPECT_EQ(daxkv_get_batch(s(), gets.data(), 1, DAXKV_REPLACE), -EINVAL);
+    auto ks = key_items({"a"});
+    EXPECT_EQ(daxkv_contains_batch(s(), ks.data(), 1, DAXKV_FORCE), -EINVAL);
+    EXPECT_EQ(daxkv_remove_batch(s(), ks.data(), 1, DAXKV_PIN), -EINVAL);
+    EXPECT_EQ(daxkv_unpin_batch(s(), ks.data(), 1, DAXKV_FORCE), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "flags")) << daxkv_errmsg();
+    EXPECT_EQ(stats().entries_pinned, 0u);
+    EXPECT_EQ(contains("a"), 1);
+}
+
+TEST_F(Batch, PutBatchReportsExistedAndHonoursReplace) {
+    open();
+    ASSERT_EQ(put("a", pattern(1, 10)), 0);
+    auto items = put_items({"a", "b"}, {20, 30});
+    EXPECT_EQ(daxkv_put_batch(s(), items.data(), 2, 0), 1);
+    EXPECT_EQ(items[0].status, DAXKV_EXISTED);
+    EXPECT_EQ(items[1].status, 0);
+    EXPECT_EQ(value("a"), pattern(1, 10));
+    EXPECT_EQ(daxkv_put_batch(s(), items.data(), 2, DAXKV_REPLACE), 2);
+    EXPECT_EQ(value("a"), expected("a", 20));
+    EXPECT_EQ(value("b"), expected("b", 30));
+    EXPECT_EQ(stats().entries, 2u);
+}
+
+TEST_F(Batch, DuplicateKeyInOneBatchIsStoredOnce) {
+    open();
+    auto items = put_items({"dup", "dup", "other"}, {10, 20, 30});
+    EXPECT_EQ(daxkv_put_batch(s(), items.data(), 3, 0), 2);
+    EXPECT_EQ(items[0].status, 0);
+    EXPECT_EQ(items[1].status, DAXKV_EXISTED); // the first is in flight
+    EXPECT_EQ(value("dup"), expected("dup", 10));
+    EXPECT_EQ(stats().entries, 2u);
+    auto gets = get_items({"dup", "dup"}, 100);
+    EXPECT_EQ(daxkv_get_batch(s(), gets.data(), 2, 0), 2);
+    EXPECT_EQ(bufs_[0], bufs_[1]);
+}
+
+TEST_F(Batch, PutBatchIntoAFullArenaWithoutEviction) {
+    open(StoreSpec{4096, 2}.set("eviction", "none"));
+    auto items = put_items({"a", "b", "c", "d"}, {10, 20, 30, 40});
+    EXPECT_EQ(daxkv_put_batch(s(), items.data(), 4, 0), 2);
+    EXPECT_EQ(items[0].status, 0);
+    EXPECT_EQ(items[1].status, 0);
+    EXPECT_EQ(items[2].status, -ENOSPC);
+    EXPECT_EQ(items[3].status, -ENOSPC);
+    EXPECT_EQ(value("a"), expected("a", 10));
+    EXPECT_EQ(value("b"), expected("b", 20));
+    EXPECT_EQ(contains("c"), 0);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.slots_inflight, 0u);
+    EXPECT_EQ(st.evictions, 0u);
+    EXPECT_EQ(st.puts_failed, 2u);
+}
+
+TEST_F(Batch, PutBatchLargerThanTheArenaWithLruKeepsItsOwnItems) {
+    // Items of one batch are in flight together and cannot evict each other:
+    // with 2 slots, the third item of a batch finds nothing to evict.
+    open(StoreSpec{4096, 2}.set("eviction", "lru"));
+    ASSERT_EQ(put("old", pattern(1, 10)), 0);
+    auto items = put_items({"a", "b", "c"}, {10, 20, 30});
+    EXPECT_EQ(daxkv_put_batch(s(), items.data(), 3, 0), 2);
+    EXPECT_EQ(items[0].status, 0);
+    EXPECT_EQ(items[1].status, 0);
+    EXPECT_EQ(items[2].status, -ENOSPC);
+    EXPECT_EQ(contains("old"), 0);
+    EXPECT_EQ(value("a"), expected("a", 10));
+    EXPECT_EQ(value("b"), expected("b", 20));
+    EXPECT_EQ(stats().evictions, 1u);
+}
+
+TEST_F(Batch, ContainsBatchIsPositional) {
+    open();
+    auto items = put_items({"a", "c"}, {1, 1});
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), 2, 0), 2);
+    std::vector<std::string> ks = {"a", "b", "c", "d"};
+    auto q = key_items(ks);
+    EXPECT_EQ(daxkv_contains_batch(s(), q.data(), q.size(), 0), 2);
+    const int want[] = {1, 0, 1, 0};
+    for (size_t i = 0; i < q.size(); ++i)
+        EXPECT_EQ(q[i].status, want[i]) << ks[i];
+    EXPECT_EQ(stats().entries_pinned, 0u);
+}
+
+TEST_F(Batch, ContainsBatchPrefixCountsLeadingHits) {
+    open();
+    auto items = put_items({"a", "b", "d"}, {1, 1, 1});
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), 3, 0), 3);
+    std::vector<std::string> ks = {"a", "b", "c", "d"};
+    auto q = key_items(ks);
+    EXPECT_EQ(daxkv_contains_batch(s(), q.data(), q.size(), DAXKV_PREFIX), 2);
+    EXPECT_EQ(q[0].status, 1);
+    EXPECT_EQ(q[1].status, 1);
+    EXPECT_EQ(q[2].status, 0);
+    EXPECT_EQ(q[3].status, 0); // present but after the first miss
+    std::vector<std::string> first_miss = {"x", "a"};
+    auto q2 = key_items(first_miss);
+    EXPECT_EQ(daxkv_contains_batch(s(), q2.data(), 2, DAXKV_PREFIX), 0);
+    EXPECT_EQ(q2[1].status, 0);
+}
+
+TEST_F(Batch, ContainsBatchPinPinsEveryHit) {
+    open({4096, 3});
+    auto items = put_items({"a", "b", "c"}, {1, 2, 3});
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), 3, 0), 3);
+    std::vector<std::string> ks = {"a", "nope", "b"};
+    auto q = key_items(ks);
+    EXPECT_EQ(daxkv_contains_batch(s(), q.data(), q.size(), DAXKV_PIN), 2);
+    EXPECT_EQ(stats().entries_pinned, 2u);
+    EXPECT_EQ(remove("a"), -EBUSY);
+    EXPECT_EQ(remove("b"), -EBUSY);
+    // Pinned entries survive eviction pressure: only c can go.
+    ASSERT_EQ(put("d", pattern(4, 4)), 0);
+    EXPECT_EQ(contains("c"), 0);
+    EXPECT_EQ(put("e", pattern(5, 5)), 0); // evicts d
+    EXPECT_EQ(put("f", pattern(6, 6)), 0); // evicts e
+    EXPECT_EQ(contains("a"), 1);
+    EXPECT_EQ(contains("b"), 1);
+    // unpin_batch drops one pin per hit and counts them.
+    auto u = key_items({"a", "nope", "b"});
+    EXPECT_EQ(daxkv_unpin_batch(s(), u.data(), u.size(), 0), 2);
+    EXPECT_EQ(u[0].status, 0);
+    EXPECT_EQ(u[1].status, -ENOENT);
+    EXPECT_EQ(u[2].status, 0);
+    EXPECT_EQ(daxkv_unpin_batch(s(), u.data(), u.size(), 0), 0);
+    EXPECT_EQ(u[0].status, -ENOENT);
+    EXPECT_EQ(stats().entries_pinned, 0u);
+    EXPECT_EQ(remove("a"), 0);
+}
+
+TEST_F(Batch, ContainsBatchPinWithPrefixPinsOnlyThePrefix) {
+    open({4096, 4});
+    auto items = put_items({"a", "b", "d"}, {1, 2, 3});
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), 3, 0), 3);
+    auto q = key_items({"a", "b", "c", "d"});
+    EXPECT_EQ(daxkv_contains_batch(s(), q.data(), 4, DAXKV_PIN | DAXKV_PREFIX), 2);
+    EXPECT_EQ(stats().entries_pinned, 2u);
+    EXPECT_EQ(remove("d"), 0); // not pinned
+    EXPECT_EQ(remove("a"), -EBUSY);
+    EXPECT_EQ(remove("b", DAXKV_FORCE), 0);
+}
+
+TEST_F(Batch, RemoveBatchCountsAndReportsPerItem) {
+    open({4096, 4});
+    auto items = put_items({"a", "b", "c"}, {1, 2, 3});
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), 3, 0), 3);
+    ASSERT_EQ(pin("b"), 0);
+    auto r = key_items({"a", "b", "zz", "c"});
+    EXPECT_EQ(daxkv_remove_batch(s(), r.data(), r.size(), 0), 2);
+    EXPECT_EQ(r[0].status, 0);
+    EXPECT_EQ(r[1].status, -EBUSY);
+    EXPECT_EQ(r[2].status, -ENOENT);
+    EXPECT_EQ(r[3].status, 0);
+    EXPECT_EQ(contains("b"), 1);
+    auto f = key_items({"b"});
+    EXPECT_EQ(daxkv_remove_batch(s(), f.data(), 1, DAXKV_FORCE), 1);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.entries, 0u);
+    EXPECT_EQ(st.slots_free, 4u);
+    EXPECT_EQ(st.removes, 3u);
+}

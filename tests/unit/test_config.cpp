@@ -1,0 +1,474 @@
+// Configuration: daxkv_config_* through the C API, Config::from_json (the
+// LMCache dax --l2-adapter JSON) and the size/integer/boolean parsers.
+//
+// Bad inputs tried here, each with its expected code:
+//   NULL out / config / key / value / path / json pointers       -> -EINVAL
+//   unknown configuration keys (set and JSON)                    -> -EINVAL, key named
+//   slot_bytes "0", "0MiB"                                       -> -EINVAL
+//   malformed sizes: "12XB", "-5", "", "18446744073709551616",
+//     "99999999999999999999GiB", "16777216TiB", " 4096", "4096 ",
+//     "4 KiB", "0x1000", "4.5MiB", "MiB", "+4096", "4KiBB"       -> -EINVAL, config unchanged
+//   bad enum values (eviction, durability, verify, on_mismatch,
+//     nt_stores), bad booleans, workers 0/257/"abc"/"-1",
+//     meta_bytes above 64 KiB                                    -> -EINVAL
+//   add_device: empty path, 5000-byte path, duplicate path       -> -EINVAL
+//   JSON: truncated documents, non-objects, 100000 nested '[' and
+//     '{', a 2 MiB string, a 900 KiB device path, wrong types for
+//     slot_bytes / max_dax_size_gb / devices / worker counts,
+//     devices empty without hotplug, both device forms, an arena
+//     smaller than one slot, type other than "dax", duplicate
+//     device paths, daxkv keys with bad values                   -> -EINVAL, *out NULL
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <string>
+#include <vector>
+
+#include "capi/handles.hpp"
+#include "helpers.hpp"
+#include "internal/error.hpp"
+#include "internal/util.hpp"
+#include "store/config.hpp"
+
+using namespace daxkv_test;
+
+namespace {
+
+constexpr uint64_t KiB = 1024, MiB = 1024 * KiB, GiB = 1024 * MiB;
+
+ConfigPtr new_config() {
+    daxkv_config *c = nullptr;
+    EXPECT_EQ(daxkv_config_new(&c), 0);
+    return ConfigPtr(c);
+}
+
+// daxkv_config_from_json, with *out checked to be NULL on failure.
+int from_json(const std::string &text, ConfigPtr *out = nullptr) {
+    daxkv_config *c = reinterpret_cast<daxkv_config *>(0x1); // must be overwritten
+    int rc = daxkv_config_from_json(&c, text.c_str());
+    if (rc != 0) {
+        EXPECT_EQ(c, nullptr) << "failed from_json left *out set";
+        return rc;
+    }
+    EXPECT_NE(c, nullptr);
+    if (out)
+        out->reset(c);
+    else
+        daxkv_config_free(c);
+    return rc;
+}
+
+const std::string kDev = R"("device_path":"/tmp/daxkv-x","max_dax_size_gb":1)";
+
+} // namespace
+
+// ---------------------------------------------------------------------------
+// daxkv_config_new / set / add_device
+
+TEST(ConfigApi, NewRejectsNullOutAndFreeAcceptsNull) {
+    EXPECT_EQ(daxkv_config_new(nullptr), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "NULL"));
+    daxkv_config_free(nullptr);
+    daxkv_config *c = nullptr;
+    ASSERT_EQ(daxkv_config_new(&c), 0);
+    EXPECT_NE(c, nullptr);
+    daxkv_config_free(c);
+}
+
+TEST(ConfigApi, SetRejectsNullArguments) {
+    ConfigPtr c = new_config();
+    EXPECT_EQ(daxkv_config_set(nullptr, "slot_bytes", "4096"), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "config is NULL"));
+    EXPECT_EQ(daxkv_config_set(c.get(), nullptr, "4096"), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "key is NULL"));
+    EXPECT_EQ(daxkv_config_set(c.get(), "slot_bytes", nullptr), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "value is NULL"));
+    EXPECT_EQ(c->cfg.slot_bytes, 0u);
+}
+
+TEST(ConfigApi, UnknownKeyIsRejectedAndNamed) {
+    ConfigPtr c = new_config();
+    for (const char *k : {"slot_byte", "SLOT_BYTES", "", "device", "slot_bytes "}) {
+        EXPECT_EQ(daxkv_config_set(c.get(), k, "4096"), -EINVAL) << "key '" << k << "'";
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), std::string("'") + k + "'")) << daxkv_errmsg();
+    }
+}
+
+TEST(ConfigApi, BadValueIsRejectedAndNamed) {
+    ConfigPtr c = new_config();
+    EXPECT_EQ(daxkv_config_set(c.get(), "eviction", "fifo"), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "eviction")) << daxkv_errmsg();
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "fifo")) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_config_set(c.get(), "slot_bytes", "12XB"), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "slot_bytes")) << daxkv_errmsg();
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "12XB")) << daxkv_errmsg();
+}
+
+TEST(ConfigApi, SlotBytesZeroIsRejected) {
+    ConfigPtr c = new_config();
+    EXPECT_EQ(daxkv_config_set(c.get(), "slot_bytes", "0"), -EINVAL);
+    EXPECT_EQ(daxkv_config_set(c.get(), "slot_bytes", "0MiB"), -EINVAL);
+    EXPECT_EQ(c->cfg.slot_bytes, 0u);
+}
+
+TEST(ConfigApi, MalformedSizesAreRejectedAndLeaveTheConfigUnchanged) {
+    ConfigPtr c = new_config();
+    ASSERT_EQ(daxkv_config_set(c.get(), "slot_bytes", "8192"), 0);
+    const std::vector<std::string> bad = {
+        "12XB", "-5", "", "18446744073709551616", "99999999999999999999GiB", "16777216TiB",
+        " 4096", "4096 ", "4 KiB", "0x1000", "4.5MiB", "MiB", "+4096", "4KiBB", "4kib", "4m"};
+    for (const auto &v : bad) {
+        EXPECT_EQ(daxkv_config_set(c.get(), "slot_bytes", v.c_str()), -EINVAL) << "'" << v << "'";
+        EXPECT_EQ(c->cfg.slot_bytes, 8192u) << "'" << v << "' changed the config";
+        EXPECT_EQ(daxkv_config_set(c.get(), "meta_bytes", v.c_str()), -EINVAL) << "'" << v << "'";
+        EXPECT_EQ(c->cfg.meta_bytes, 256u);
+    }
+}
+
+TEST(ConfigApi, SizesAcceptPlainBytesAndBinarySuffixes) {
+    const std::vector<std::pair<std::string, uint64_t>> good = {
+        {"1", 1},          {"4096", 4096},        {"512B", 512},        {"4K", 4 * KiB},
+        {"4k", 4 * KiB},   {"4KB", 4 * KiB},      {"4KiB", 4 * KiB},    {"256MiB", 256 * MiB},
+        {"2G", 2 * GiB},   {"2GiB", 2 * GiB},     {"1TiB", 1024 * GiB}, {"3MB", 3 * MiB},
+        {"007KiB", 7 * KiB}};
+    for (const auto &g : good) {
+        ConfigPtr c = new_config();
+        ASSERT_EQ(daxkv_config_set(c.get(), "slot_bytes", g.first.c_str()), 0)
+            << g.first << ": " << daxkv_errmsg();
+        EXPECT_EQ(c->cfg.slot_bytes, g.second) << g.first;
+    }
+}
+
+TEST(ConfigApi, EnumeratedKeysAcceptTheirValuesOnly) {
+    ConfigPtr c = new_config();
+    struct Case {
+        const char *key;
+        std::vector<const char *> good, bad;
+    };
+    const std::vector<Case> cases = {
+        {"eviction", {"lru", "none"}, {"LRU", "fifo", "", "lru "}},
+        {"durability", {"none", "process", "power"}, {"fast", "Power", ""}},
+        {"verify", {"off", "recover", "read"}, {"on", "1", "", "READ"}},
+        {"on_mismatch", {"fail", "reformat"}, {"format", "overwrite", ""}},
+        {"nt_stores", {"auto", "on", "off"}, {"1", "yes", ""}},
+        {"hotplug", {"1", "0", "true", "false", "yes", "no", "on", "off"}, {"maybe", "2", ""}},
+        {"create", {"1", "0"}, {"TRUE", "-1"}},
+    };
+    for (const auto &cs : cases) {
+        for (const char *v : cs.good)
+            EXPECT_EQ(daxkv_config_set(c.get(), cs.key, v), 0) << cs.key << "=" << v;
+        for (const char *v : cs.bad) {
+            EXPECT_EQ(daxkv_config_set(c.get(), cs.key, v), -EINVAL) << cs.key << "=" << v;
+            EXPECT_TRUE(contains_text(daxkv_errmsg(), cs.key)) << daxkv_errmsg();
+        }
+    }
+    ASSERT_EQ(daxkv_config_set(c.get(), "eviction", "none"), 0);
+    EXPECT_EQ(c->cfg.eviction, daxkv::Eviction::none);
+    ASSERT_EQ(daxkv_config_set(c.get(), "verify", "read"), 0);
+    EXPECT_EQ(c->cfg.verify, daxkv::arena::Verify::read);
+    ASSERT_EQ(daxkv_config_set(c.get(), "on_mismatch", "reformat"), 0);
+    EXPECT_TRUE(c->cfg.reformat);
+}
+
+TEST(ConfigApi, WorkersMustBeInRange) {
+    ConfigPtr c = new_config();
+    for (const char *v : {"0", "257", "abc", "-1", "4KiB", "", "1.5"})
+        EXPECT_EQ(daxkv_config_set(c.get(), "workers", v), -EINVAL) << v;
+    EXPECT_EQ(daxkv_config_set(c.get(), "workers", "1"), 0);
+    EXPECT_EQ(daxkv_config_set(c.get(), "workers", "256"), 0);
+    EXPECT_EQ(c->cfg.workers, 256u);
+    EXPECT_EQ(c->cfg.effective_workers(), 256u);
+}
+
+TEST(ConfigApi, MetaBytesIsLimited) {
+    ConfigPtr c = new_config();
+    EXPECT_EQ(daxkv_config_set(c.get(), "meta_bytes", "64KiB"), 0);
+    EXPECT_EQ(c->cfg.meta_bytes, 64 * 1024u);
+    EXPECT_EQ(daxkv_config_set(c.get(), "meta_bytes", "65537"), -EINVAL);
+    EXPECT_EQ(daxkv_config_set(c.get(), "meta_bytes", "1MiB"), -EINVAL);
+    EXPECT_EQ(daxkv_config_set(c.get(), "meta_bytes", "4294967552"), -EINVAL); // 2^32+256
+    EXPECT_EQ(c->cfg.meta_bytes, 64 * 1024u);
+    EXPECT_EQ(daxkv_config_set(c.get(), "meta_bytes", "0"), 0);
+    EXPECT_EQ(c->cfg.meta_bytes, 0u);
+}
+
+TEST(ConfigApi, AddDeviceValidatesItsArguments) {
+    ConfigPtr c = new_config();
+    EXPECT_EQ(daxkv_config_add_device(nullptr, "/tmp/x", 0), -EINVAL);
+    EXPECT_EQ(daxkv_config_add_device(c.get(), nullptr, 0), -EINVAL);
+    EXPECT_EQ(daxkv_config_add_device(c.get(), "", 0), -EINVAL);
+    EXPECT_EQ(daxkv_config_add_device(c.get(), std::string(5000, 'a').c_str(), 0), -EINVAL);
+    EXPECT_EQ(daxkv_config_add_device(c.get(), "/tmp/a", 1 << 20), 0);
+    EXPECT_EQ(daxkv_config_add_device(c.get(), "/tmp/a", 1 << 20), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "/tmp/a")) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_config_add_device(c.get(), "mem:", 1 << 20), 0);
+    EXPECT_EQ(daxkv_config_add_device(c.get(), "mem:", 1 << 20), 0); // anonymous: no identity
+    ASSERT_EQ(c->cfg.devices.size(), 3u);
+    EXPECT_EQ(c->cfg.devices[0].path, "/tmp/a");
+    EXPECT_EQ(c->cfg.devices[0].bytes, 1u << 20);
+}
+
+// ---------------------------------------------------------------------------
+// Parsers
+
+TEST(ParseSize, ExactValuesAndLimits) {
+    using daxkv::parse_size;
+    EXPECT_EQ(parse_size("0", "x"), 0u);
+    EXPECT_EQ(parse_size("18446744073709551615", "x"), UINT64_MAX);
+    EXPECT_EQ(parse_size("16777215TiB", "x"), 16777215ull << 40);
+    EXPECT_EQ(parse_size("17179869183GiB", "x"), 17179869183ull << 30);
+    EXPECT_THROW(parse_size("17179869184GiB", "x"), daxkv::Error); // 2^64
+    EXPECT_THROW(parse_size("18446744073709551616", "x"), daxkv::Error);
+    EXPECT_THROW(parse_size("99999999999999999999GiB", "x"), daxkv::Error);
+}
+
+TEST(ParseSize, ErrorsCarryEinvalAndNameTheField) {
+    for (const char *bad : {"12XB", "-5", "", "abc", "1e6", "4 G"}) {
+        try {
+            daxkv::parse_size(bad, "my_field");
+            ADD_FAILURE() << "'" << bad << "' parsed";
+        } catch (const daxkv::Error &e) {
+            EXPECT_EQ(e.code(), -EINVAL) << bad;
+            EXPECT_TRUE(contains_text(e.what(), "my_field")) << e.what();
+            EXPECT_TRUE(contains_text(e.what(), std::string("'") + bad + "'")) << e.what();
+        }
+    }
+}
+
+TEST(ParseUint, RejectsSuffixesSignsAndOverflow) {
+    using daxkv::parse_uint;
+    EXPECT_EQ(parse_uint("0", "n"), 0u);
+    EXPECT_EQ(parse_uint("42", "n"), 42u);
+    EXPECT_EQ(parse_uint("18446744073709551615", "n"), UINT64_MAX);
+    for (const char *bad : {"4K", "-1", "+1", "", " 1", "1 ", "18446744073709551616", "1.0"})
+        EXPECT_THROW(parse_uint(bad, "n"), daxkv::Error) << bad;
+}
+
+TEST(ParseBool, AcceptsTheDocumentedSpellingsOnly) {
+    using daxkv::parse_bool;
+    for (const char *t : {"1", "true", "yes", "on"})
+        EXPECT_TRUE(parse_bool(t, "b")) << t;
+    for (const char *f : {"0", "false", "no", "off"})
+        EXPECT_FALSE(parse_bool(f, "b")) << f;
+    for (const char *bad : {"", "2", "TRUE", "y", "enable"})
+        EXPECT_THROW(parse_bool(bad, "b"), daxkv::Error) << bad;
+}
+
+// ---------------------------------------------------------------------------
+// daxkv_config_from_json
+
+TEST(ConfigJson, RejectsNullArguments) {
+    EXPECT_EQ(daxkv_config_from_json(nullptr, "{}"), -EINVAL);
+    daxkv_config *c = reinterpret_cast<daxkv_config *>(0x1);
+    EXPECT_EQ(daxkv_config_from_json(&c, nullptr), -EINVAL);
+    EXPECT_EQ(c, nullptr);
+}
+
+TEST(ConfigJson, AcceptsLMCacheSingleDeviceForm) {
+    ConfigPtr c;
+    ASSERT_EQ(from_json(R"({"type":"dax","device_path":"/tmp/daxkv-dev","max_dax_size_gb":0.5,
+        "slot_bytes":1048576,"num_store_workers":1,"num_lookup_workers":1,
+        "num_load_workers":4,"persist_enabled":true,
+        "eviction":{"eviction_policy":"LRU","trigger_watermark":0.8,"eviction_ratio":0.2}})",
+                        &c),
+              0)
+        << daxkv_errmsg();
+    EXPECT_EQ(c->cfg.slot_bytes, 1048576u);
+    ASSERT_EQ(c->cfg.devices.size(), 1u);
+    EXPECT_EQ(c->cfg.devices[0].path, "/tmp/daxkv-dev");
+    EXPECT_EQ(c->cfg.devices[0].bytes, 512 * MiB);
+    EXPECT_EQ(c->cfg.workers, 4u);
+    // LMCache's controllers evict: the library does not unless asked.
+    EXPECT_EQ(c->cfg.eviction, daxkv::Eviction::none);
+}
+
+TEST(ConfigJson, AcceptsLMCacheDevicesListForm) {
+    ConfigPtr c;
+    ASSERT_EQ(from_json(R"({"type":"dax","slot_bytes":4096,"hotplug_enabled":true,
+        "devices":[{"device_path":"/tmp/a","max_dax_size_gb":1},
+                   {"device_path":"/tmp/b","max_dax_size_gb":2}]})",
+                        &c),
+              0)
+        << daxkv_errmsg();
+    ASSERT_EQ(c->cfg.devices.size(), 2u);
+    EXPECT_EQ(c->cfg.devices[0].path, "/tmp/a");
+    EXPECT_EQ(c->cfg.devices[0].bytes, 1 * GiB);
+    EXPECT_EQ(c->cfg.devices[1].path, "/tmp/b");
+    EXPECT_EQ(c->cfg.devices[1].bytes, 2 * GiB);
+    EXPECT_TRUE(c->cfg.hotplug);
+}
+
+TEST(ConfigJson, DaxkvOwnKeysPassThrough) {
+    ConfigPtr c;
+    ASSERT_EQ(from_json(R"({"slot_bytes":4096,)" + kDev +
+                            R"(,"eviction":"lru","verify":"read","meta_bytes":"1KiB",
+                              "durability":"power","on_mismatch":"reformat","workers":3})",
+                        &c),
+              0)
+        << daxkv_errmsg();
+    EXPECT_EQ(c->cfg.eviction, daxkv::Eviction::lru);
+    EXPECT_EQ(c->cfg.verify, daxkv::arena::Verify::read);
+    EXPECT_EQ(c->cfg.meta_bytes, 1024u);
+    EXPECT_EQ(c->cfg.durability, daxkv::arena::Durability::power);
+    EXPECT_TRUE(c->cfg.reformat);
+    EXPECT_EQ(c->cfg.workers, 3u);
+}
+
+TEST(ConfigJson, DaxkvKeysWithBadValuesAreRejected) {
+    for (const char *extra : {R"("eviction":"fifo")", R"("workers":-3)", R"("verify":1.5)",
+                              R"("meta_bytes":"1MiB")", R"("durability":[])",
+                              R"("on_mismatch":null)"}) {
+        EXPECT_EQ(from_json(std::string(R"({"slot_bytes":4096,)") + kDev + "," + extra + "}"),
+                  -EINVAL)
+            << extra;
+    }
+}
+
+TEST(ConfigJson, UnknownKeyIsRejectedAndNamed) {
+    EXPECT_EQ(from_json(R"({"slot_bytes":4096,)" + kDev + R"(,"bogus_knob":1})"), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "bogus_knob")) << daxkv_errmsg();
+}
+
+TEST(ConfigJson, TruncatedDocumentsAreRejected) {
+    const std::string full = R"({"slot_bytes":4096,)" + kDev + "}";
+    for (size_t cut : {size_t(0), size_t(1), size_t(5), size_t(14), full.size() / 2,
+                       full.size() - 1}) {
+        EXPECT_EQ(from_json(full.substr(0, cut)), -EINVAL) << "cut at " << cut;
+        if (cut > 0) {
+            EXPECT_TRUE(contains_text(daxkv_errmsg(), "malformed")) << daxkv_errmsg();
+        }
+    }
+    EXPECT_EQ(from_json(full), 0) << daxkv_errmsg();
+}
+
+TEST(ConfigJson, NonObjectsAreRejected) {
+    for (const char *doc : {"[]", "42", "\"dax\"", "null", "true", "[{\"slot_bytes\":4096}]"}) {
+        EXPECT_EQ(from_json(doc), -EINVAL) << doc;
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "object")) << doc << ": " << daxkv_errmsg();
+    }
+}
+
+TEST(ConfigJson, HostileNestingIsRejectedWithoutCrashing) {
+    std::string arrays(100000, '[');
+    EXPECT_EQ(from_json(arrays), -EINVAL);
+    EXPECT_EQ(from_json(arrays + std::string(100000, ']')), -EINVAL);
+    std::string objects;
+    for (int i = 0; i < 100000; ++i)
+        objects += "{\"a\":";
+    EXPECT_EQ(from_json(objects), -EINVAL);
+    // Nested inside an accepted key, below the size limit.
+    EXPECT_EQ(from_json(R"({"slot_bytes":4096,)" + kDev + R"(,"serde":)" + arrays), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "nest")) << daxkv_errmsg();
+}
+
+TEST(ConfigJson, HugeStringsAreRejected) {
+    std::string two_mib(2 * MiB, 'x');
+    EXPECT_EQ(from_json(R"({"slot_bytes":4096,"device_path":")" + two_mib +
+                        R"(","max_dax_size_gb":1})"),
+              -EINVAL);
+    EXPECT_EQ(from_json("{\"" + two_mib + "\":1}"), -EINVAL);
+    // Under the document limit, but a path no device can have.
+    std::string long_path = "/tmp/" + std::string(900 * KiB, 'p');
+    EXPECT_EQ(from_json(R"({"slot_bytes":4096,"device_path":")" + long_path +
+                        R"(","max_dax_size_gb":1})"),
+              -EINVAL);
+}
+
+TEST(ConfigJson, WrongTypesForSlotBytesAreRejected) {
+    for (const char *v : {"\"4096\"", "-1", "0", "1.5", "true", "null", "[]", "{}",
+                          "18446744073709551616"}) {
+        EXPECT_EQ(from_json(std::string(R"({"slot_bytes":)") + v + "," + kDev + "}"), -EINVAL)
+            << v;
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "slot_bytes")) << v << ": " << daxkv_errmsg();
+    }
+    EXPECT_EQ(from_json("{" + kDev + "}"), -EINVAL); // missing
+}
+
+TEST(ConfigJson, WrongTypesForMaxDaxSizeAreRejected) {
+    for (const char *v : {"\"1\"", "0", "-1", "true", "null", "[]", "1e300", "-0.0"}) {
+        EXPECT_EQ(from_json(std::string(R"({"slot_bytes":4096,"device_path":"/tmp/x",)"
+                                        R"("max_dax_size_gb":)") +
+                            v + "}"),
+                  -EINVAL)
+            << v;
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "max_dax_size_gb")) << daxkv_errmsg();
+    }
+    EXPECT_EQ(from_json(R"({"slot_bytes":4096,"device_path":"/tmp/x"})"), -EINVAL);
+    EXPECT_EQ(from_json(R"({"slot_bytes":4096,"max_dax_size_gb":1})"), -EINVAL);
+    EXPECT_EQ(from_json(R"({"slot_bytes":4096,"device_path":"","max_dax_size_gb":1})"), -EINVAL);
+    EXPECT_EQ(from_json(R"({"slot_bytes":4096,"device_path":7,"max_dax_size_gb":1})"), -EINVAL);
+}
+
+TEST(ConfigJson, WrongTypesForDevicesAreRejected) {
+    for (const char *v :
+         {"\"x\"", "{}", "[1]", "[[]]", R"([{"device_path":"","max_dax_size_gb":1}])",
+          R"([{"device_path":5,"max_dax_size_gb":1}])", R"([{"max_dax_size_gb":1}])",
+          R"([{"device_path":"/tmp/a"}])", R"([{"device_path":"/tmp/a","max_dax_size_gb":"1"}])",
+          R"([{"device_path":"/tmp/a","max_dax_size_gb":1},{"device_path":"/tmp/a","max_dax_size_gb":1}])"}) {
+        EXPECT_EQ(from_json(std::string(R"({"slot_bytes":4096,"devices":)") + v + "}"), -EINVAL)
+            << v;
+    }
+}
+
+TEST(ConfigJson, EmptyDevicesNeedHotplug) {
+    EXPECT_EQ(from_json(R"({"slot_bytes":4096,"devices":[]})"), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "hotplug")) << daxkv_errmsg();
+    EXPECT_EQ(from_json(R"({"slot_bytes":4096})"), -EINVAL);
+    EXPECT_EQ(from_json(R"({"slot_bytes":4096,"devices":[],"hotplug_enabled":false})"), -EINVAL);
+    EXPECT_EQ(from_json(R"({"slot_bytes":4096,"devices":[],"hotplug_enabled":"yes"})"), -EINVAL);
+    ConfigPtr c;
+    ASSERT_EQ(from_json(R"({"slot_bytes":4096,"devices":[],"hotplug_enabled":true})", &c), 0);
+    EXPECT_TRUE(c->cfg.hotplug);
+    EXPECT_TRUE(c->cfg.devices.empty());
+}
+
+TEST(ConfigJson, BothDeviceFormsAtOnceAreRejected) {
+    EXPECT_EQ(from_json(R"({"slot_bytes":4096,)" + kDev +
+                        R"(,"devices":[{"device_path":"/tmp/b","max_dax_size_gb":1}]})"),
+              -EINVAL);
+}
+
+TEST(ConfigJson, ArenaSmallerThanOneSlotIsRejected) {
+    EXPECT_EQ(from_json(R"({"slot_bytes":4096,"device_path":"/tmp/x","max_dax_size_gb":0.000001})"),
+              -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "does not fit")) << daxkv_errmsg();
+}
+
+TEST(ConfigJson, TypeMustBeDaxAndWorkerCountsPositiveIntegers) {
+    EXPECT_EQ(from_json(R"({"type":"disk","slot_bytes":4096,)" + kDev + "}"), -EINVAL);
+    EXPECT_EQ(from_json(R"({"type":1,"slot_bytes":4096,)" + kDev + "}"), -EINVAL);
+    for (const char *k : {"num_store_workers", "num_lookup_workers", "num_load_workers"})
+        for (const char *v : {"0", "-1", "1.5", "\"4\"", "true", "null"}) {
+            EXPECT_EQ(from_json(std::string(R"({"slot_bytes":4096,)") + kDev + ",\"" + k +
+                                "\":" + v + "}"),
+                      -EINVAL)
+                << k << "=" << v;
+            EXPECT_TRUE(contains_text(daxkv_errmsg(), k)) << daxkv_errmsg();
+        }
+}
+
+TEST(ConfigJson, OpensAStoreOnAFileArena) {
+    TempDir dir;
+    std::string path = dir.file("json-arena");
+    ConfigPtr c;
+    // 1/256 GiB = 4 MiB, slots of 64 KiB.
+    ASSERT_EQ(from_json(R"({"type":"dax","device_path":")" + path +
+                            R"(","max_dax_size_gb":0.00390625,"slot_bytes":65536,
+                              "num_load_workers":2})",
+                        &c),
+              0)
+        << daxkv_errmsg();
+    daxkv_store *raw = nullptr;
+    ASSERT_EQ(daxkv_open(&raw, c.get()), 0) << daxkv_errmsg();
+    StorePtr s(raw);
+    struct daxkv_stats st = get_stats(s.get());
+    EXPECT_EQ(st.slot_bytes, 65536u);
+    EXPECT_EQ(st.slots_total, daxkv::arena::compute_layout(4 * MiB, 65536, 256).slot_count);
+    EXPECT_GT(st.slots_total, 50u);
+    // eviction=none from the JSON form: a full arena refuses.
+    std::vector<uint8_t> v = pattern(1, 65536);
+    for (uint64_t i = 0; i < st.slots_total; ++i)
+        ASSERT_EQ(daxkv_put(s.get(), key_of(i).data(), key_of(i).size(), v.data(), v.size(), 0), 0);
+    std::string extra = "one-more";
+    EXPECT_EQ(daxkv_put(s.get(), extra.data(), extra.size(), v.data(), v.size(), 0), -ENOSPC);
+}

@@ -1,0 +1,877 @@
+// Lifetimes: leases (deferred reclaim, generations), reservations (in-flight
+// keys, commit, abort, cancellation), shutdown while calls are blocked in
+// copies, calls after shutdown, and concurrent use from many threads.
+//
+// Copies are held mid-way with userfaultfd: a caller's buffer whose pages
+// are missing blocks the copying thread in the kernel until the test fills
+// them, so "a call in flight" is a fact, not a timing guess.
+//
+// Bad inputs tried here, each with its expected code:
+//   every call after daxkv_shutdown                              -> -ESHUTDOWN
+//   commit after shutdown                                        -> -ESHUTDOWN (slot returned)
+//   commit of a reservation cancelled by a forced remove         -> -ECANCELED
+//   unforced remove of a key in flight                           -> -EBUSY
+//   second reserve / put of a key in flight                      -> DAXKV_EXISTED, nothing written
+//   reserve larger than slot_bytes; bad keys; NULL out           -> -E2BIG / -EINVAL
+//   set_meta larger than meta_bytes; NULL meta with a length;
+//     NULL reservation                                           -> -E2BIG / -EINVAL
+//   put into a 1-slot arena whose only slot is held by a lease
+//     or an in-flight read of a removed entry                    -> -ENOSPC
+//   lease released after daxkv_close                             -> safe (ASan)
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <linux/userfaultfd.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "helpers.hpp"
+
+using namespace daxkv_test;
+using namespace std::chrono_literals;
+
+namespace {
+
+class Lifetime : public StoreFixture {};
+
+// Anonymous memory whose pages are missing until open(): the first thread
+// to touch it blocks in the kernel.
+class FaultGate {
+public:
+    FaultGate(size_t len, std::vector<uint8_t> content) : len_(len), content_(std::move(content)) {
+        content_.resize(round_len(), 0);
+#ifdef UFFD_USER_MODE_ONLY
+        uffd_ = static_cast<int>(
+            ::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK | UFFD_USER_MODE_ONLY));
+#endif
+        if (uffd_ < 0)
+            uffd_ = static_cast<int>(::syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK));
+        if (uffd_ < 0) {
+            why_ = std::string("userfaultfd: ") + std::strerror(errno);
+            return;
+        }
+        struct uffdio_api api;
+        std::memset(&api, 0, sizeof api);
+        api.api = UFFD_API;
+        if (::ioctl(uffd_, UFFDIO_API, &api) != 0) {
+            why_ = std::string("UFFDIO_API: ") + std::strerror(errno);
+            return;
+        }
+        void *p = ::mmap(nullptr, round_len(), PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) {
+            why_ = std::string("mmap: ") + std::strerror(errno);
+            return;
+        }
+        base_ = static_cast<char *>(p);
+        struct uffdio_register reg;
+        std::memset(&reg, 0, sizeof reg);
+        reg.range.start = reinterpret_cast<uintptr_t>(base_);
+        reg.range.len = round_len();
+        reg.mode = UFFDIO_REGISTER_MODE_MISSING;
+        if (::ioctl(uffd_, UFFDIO_REGISTER, &reg) != 0) {
+            why_ = std::string("UFFDIO_REGISTER: ") + std::strerror(errno);
+            return;
+        }
+        ok_ = true;
+    }
+    ~FaultGate() {
+        if (ok_ && !opened_)
+            open(); // never leave a thread blocked
+        if (base_)
+            ::munmap(base_, round_len());
+        if (uffd_ >= 0)
+            ::close(uffd_);
+    }
+    FaultGate(const FaultGate &) = delete;
+    FaultGate &operator=(const FaultGate &) = delete;
+
+    bool ok() const { return ok_; }
+    const std::string &why() const { return why_; }
+    char *data() const { return base_; }
+
+    // True once a thread has faulted on the region (and is now blocked).
+    bool wait_for_fault(std::chrono::milliseconds limit) {
+        struct pollfd pfd = {uffd_, POLLIN, 0};
+        if (::poll(&pfd, 1, static_cast<int>(limit.count())) != 1)
+            return false;
+        struct uffd_msg msg;
+        ssize_t n = ::read(uffd_, &msg, sizeof msg);
+        return n == sizeof msg && msg.event == UFFD_EVENT_PAGEFAULT;
+    }
+    // Fill every page with its content and wake every blocked thread.
+    void open() {
+        opened_ = true;
+        const size_t page = 4096;
+        for (size_t off = 0; off < round_len(); off += page) {
+            struct uffdio_copy c;
+            std::memset(&c, 0, sizeof c);
+            c.dst = reinterpret_cast<uintptr_t>(base_) + off;
+            c.src = reinterpret_cast<uintptr_t>(content_.data()) + off;
+            c.len = page;
+            c.mode = 0;
+            if (::ioctl(uffd_, UFFDIO_COPY, &c) != 0 && errno != EEXIST)
+                ADD_FAILURE() << "UFFDIO_COPY: " << std::strerror(errno);
+        }
+    }
+
+private:
+    size_t round_len() const { return (len_ + 4095) / 4096 * 4096; }
+    size_t len_;
+    std::vector<uint8_t> content_;
+    int uffd_ = -1;
+    char *base_ = nullptr;
+    bool ok_ = false, opened_ = false;
+    std::string why_;
+};
+
+#define REQUIRE_GATE(g)                                                                   \
+    if (!(g).ok())                                                                       \
+    GTEST_SKIP() << "userfaultfd is not available here (" << (g).why()                 \
+                 << "); the blocked-copy cases need it"
+
+// Poll until pred() or the limit; returns pred().
+template <typename P>
+bool eventually(P pred, std::chrono::milliseconds limit = 5000ms) {
+    auto end = std::chrono::steady_clock::now() + limit;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > end)
+            return false;
+        std::this_thread::sleep_for(1ms);
+    }
+    return true;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------
+// Leases and deferred reclaim
+
+TEST_F(Lifetime, LeaseSeesItsBytesAfterRemoveAndHoldsTheSlot) {
+    open(StoreSpec{4096, 1}.set("eviction", "lru"));
+    std::vector<uint8_t> a = pattern(1, 3000);
+    ASSERT_EQ(put("a", a), 0);
+    LeasePtr l = lease("a");
+    ASSERT_NE(l, nullptr);
+    ASSERT_EQ(daxkv_lease_size(l.get()), 3000u);
+    EXPECT_EQ(0, std::memcmp(daxkv_lease_data(l.get()), a.data(), a.size()));
+
+    EXPECT_EQ(remove("a"), 0); // not pinned: removal is allowed
+    EXPECT_EQ(contains("a"), 0);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.entries, 0u);
+    EXPECT_EQ(st.slots_pending_free, 1u);
+    EXPECT_EQ(st.leases_active, 1u);
+    EXPECT_EQ(st.slots_free, 0u);
+    // The only slot waits for the lease: a new put has nowhere to go.
+    EXPECT_EQ(put("b", pattern(2, 100)), -ENOSPC);
+    EXPECT_EQ(0, std::memcmp(daxkv_lease_data(l.get()), a.data(), a.size()));
+
+    l.reset();
+    st = stats();
+    EXPECT_EQ(st.slots_pending_free, 0u);
+    EXPECT_EQ(st.leases_active, 0u);
+    EXPECT_EQ(st.slots_free, 1u);
+    ASSERT_EQ(put("b", pattern(2, 100)), 0);
+    EXPECT_EQ(value("b"), pattern(2, 100));
+}
+
+TEST_F(Lifetime, LeasedEntryIsNotEvicted) {
+    open({4096, 2});
+    ASSERT_EQ(put("a", pattern(1, 10)), 0);
+    ASSERT_EQ(put("b", pattern(2, 10)), 0);
+    LeasePtr la = lease("a");
+    LeasePtr lb = lease("b");
+    EXPECT_EQ(put("c", pattern(3, 10)), -ENOSPC);
+    lb.reset();
+    ASSERT_EQ(put("c", pattern(3, 10)), 0); // b is evictable again, a still leased
+    EXPECT_EQ(contains("a"), 1);
+    EXPECT_EQ(contains("b"), 0);
+    EXPECT_EQ(0, std::memcmp(daxkv_lease_data(la.get()), pattern(1, 10).data(), 10));
+}
+
+TEST_F(Lifetime, ReplaceWhileLeasedKeepsTheLeaseOnTheOldBytes) {
+    open(StoreSpec{4096, 2}.set("eviction", "none"));
+    std::vector<uint8_t> old_v = pattern(1, 2000), new_v = pattern(2, 1000);
+    ASSERT_EQ(put("k", old_v), 0);
+    LeasePtr l = lease("k");
+    ASSERT_EQ(put("k", new_v, DAXKV_REPLACE), 0);
+    EXPECT_EQ(value("k"), new_v);
+    ASSERT_EQ(daxkv_lease_size(l.get()), 2000u);
+    EXPECT_EQ(0, std::memcmp(daxkv_lease_data(l.get()), old_v.data(), old_v.size()));
+    EXPECT_EQ(stats().slots_pending_free, 1u);
+    EXPECT_EQ(put("x", pattern(3, 10)), -ENOSPC);
+    l.reset();
+    ASSERT_EQ(put("x", pattern(3, 10)), 0); // the old version's slot
+    EXPECT_EQ(value("k"), new_v);
+    EXPECT_EQ(value("x"), pattern(3, 10));
+}
+
+TEST_F(Lifetime, StaleGenerationReleaseDoesNotDisturbTheNewEntry) {
+    open(StoreSpec{4096, 2}.set("eviction", "none"));
+    auto lay = daxkv::arena::compute_layout(spec_arena_bytes(spec_), 4096, 256);
+    FileMap fm(path_);
+    ASSERT_TRUE(fm.ok());
+    auto header = [&](uint32_t slot) {
+        return reinterpret_cast<const daxkv::arena::SlotHeader *>(
+            fm.base() + lay.header_offset + slot * lay.header_bytes);
+    };
+    std::vector<uint8_t> a = pattern(1, 300), b = pattern(2, 400), c = pattern(3, 500);
+    ASSERT_EQ(put("a", a), 0); // slot 0, generation 1
+    ASSERT_EQ(header(0)->generation, 1u);
+    LeasePtr l1 = lease("a");
+    LeasePtr l2 = lease("a");
+    ASSERT_EQ(remove("a", DAXKV_FORCE), 0);
+    ASSERT_EQ(put("b", b), 0); // slot 1
+    EXPECT_EQ(put("c", c), -ENOSPC);
+    l1.reset(); // one borrower left: still not reusable
+    EXPECT_EQ(put("c", c), -ENOSPC);
+    l2.reset();
+    ASSERT_EQ(put("c", c), 0); // slot 0 again, a new generation
+    EXPECT_EQ(header(0)->generation, 2u);
+    EXPECT_EQ(0, std::memcmp(fm.base() + lay.data_offset, c.data(), c.size()));
+    EXPECT_EQ(value("c"), c);
+    EXPECT_EQ(value("b"), b);
+    // Leases on the new incarnation work and release cleanly.
+    LeasePtr l3 = lease("c");
+    EXPECT_EQ(0, std::memcmp(daxkv_lease_data(l3.get()), c.data(), c.size()));
+    l3.reset();
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.leases_active, 0u);
+    EXPECT_EQ(st.slots_pending_free, 0u);
+    EXPECT_EQ(st.entries, 2u);
+    EXPECT_EQ(st.slots_free, 0u);
+    ASSERT_EQ(remove("c"), 0);
+    EXPECT_EQ(stats().slots_free, 1u);
+}
+
+TEST_F(Lifetime, LeaseMetaAndMissAndBadArguments) {
+    open(StoreSpec{4096, 2, 16});
+    int rc = 0;
+    LeasePtr l = lease("missing", &rc);
+    EXPECT_EQ(rc, -ENOENT);
+    EXPECT_EQ(l, nullptr);
+    std::string k513(513, 'q');
+    daxkv_lease *raw = reinterpret_cast<daxkv_lease *>(0x1);
+    EXPECT_EQ(daxkv_lease_acquire(s(), k513.data(), k513.size(), &raw), -EINVAL);
+    EXPECT_EQ(raw, nullptr);
+    EXPECT_EQ(daxkv_lease_acquire(s(), nullptr, 1, &raw), -EINVAL);
+    ASSERT_EQ(put("k", pattern(1, 10)), 0);
+    LeasePtr ok = lease("k");
+    size_t ml = 99;
+    daxkv_lease_meta(ok.get(), &ml);
+    EXPECT_EQ(ml, 0u);
+    EXPECT_EQ(daxkv_lease_meta(ok.get(), nullptr), daxkv_lease_meta(ok.get(), &ml));
+}
+
+// A read copying out of an entry while it is removed: the slot is not
+// reused until the copy is done, and the reader gets the whole old value.
+TEST_F(Lifetime, RemoveDuringAnInFlightReadDefersReclaim) {
+    open(StoreSpec{1 << 20, 1}.set("eviction", "lru"));
+    std::vector<uint8_t> a = pattern(5, 1 << 20);
+    ASSERT_EQ(put("a", a), 0);
+    FaultGate dst(1 << 20, {});
+    REQUIRE_GATE(dst);
+    int rc_get = 1;
+    size_t got = 0;
+    std::thread reader([&] { rc_get = daxkv_get(s(), "a", 1, dst.data(), 1 << 20, &got); });
+    ASSERT_TRUE(dst.wait_for_fault(5000ms));
+    EXPECT_EQ(remove("a"), 0);
+    EXPECT_EQ(contains("a"), 0);
+    EXPECT_EQ(stats().slots_pending_free, 1u);
+    EXPECT_EQ(put("b", pattern(6, 100)), -ENOSPC);
+    dst.open();
+    reader.join();
+    EXPECT_EQ(rc_get, 0);
+    EXPECT_EQ(got, size_t(1) << 20);
+    EXPECT_EQ(0, std::memcmp(dst.data(), a.data(), a.size()));
+    EXPECT_EQ(stats().slots_pending_free, 0u);
+    ASSERT_EQ(put("b", pattern(6, 100)), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Reservations
+
+TEST_F(Lifetime, ReservationIsInFlightUntilCommit) {
+    open({4096, 4});
+    daxkv_reservation *r = nullptr;
+    ASSERT_EQ(daxkv_reserve(s(), "k", 1, 3000, &r), 0) << daxkv_errmsg();
+    ASSERT_NE(r, nullptr);
+    ASSERT_NE(daxkv_reservation_data(r), nullptr);
+    EXPECT_EQ(daxkv_reservation_size(r), 3000u);
+    EXPECT_EQ(contains("k"), 0);
+    std::vector<uint8_t> out;
+    EXPECT_EQ(get("k", &out), -ENOENT);
+    EXPECT_EQ(put("k", pattern(9, 100)), DAXKV_EXISTED);
+    EXPECT_EQ(put("k", pattern(9, 100), DAXKV_REPLACE), DAXKV_EXISTED);
+    daxkv_reservation *r2 = reinterpret_cast<daxkv_reservation *>(0x1);
+    EXPECT_EQ(daxkv_reserve(s(), "k", 1, 10, &r2), DAXKV_EXISTED);
+    EXPECT_EQ(r2, nullptr);
+    EXPECT_EQ(remove("k"), -EBUSY);
+    EXPECT_EQ(pin("k"), -ENOENT);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.slots_inflight, 1u);
+    EXPECT_EQ(st.entries, 0u);
+
+    std::vector<uint8_t> v = pattern(7, 3000);
+    std::memcpy(daxkv_reservation_data(r), v.data(), v.size());
+    ASSERT_EQ(daxkv_commit(r), 0) << daxkv_errmsg();
+    EXPECT_EQ(contains("k"), 1);
+    EXPECT_EQ(value("k"), v); // nothing of the refused put got in
+    st = stats();
+    EXPECT_EQ(st.slots_inflight, 0u);
+    EXPECT_EQ(st.entries, 1u);
+    EXPECT_EQ(st.puts, 1u);
+    EXPECT_EQ(st.puts_existed, 3u);
+}
+
+TEST_F(Lifetime, AbortReturnsTheSlot) {
+    open(StoreSpec{4096, 1}.set("eviction", "lru"));
+    ReservationPtr r;
+    {
+        daxkv_reservation *raw = nullptr;
+        ASSERT_EQ(daxkv_reserve(s(), "a", 1, 100, &raw), 0);
+        r.reset(raw);
+    }
+    EXPECT_EQ(put("b", pattern(1, 100)), -ENOSPC); // in flight is not evictable
+    EXPECT_EQ(stats().slots_free, 0u);
+    r.reset(); // daxkv_abort
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.slots_free, 1u);
+    EXPECT_EQ(st.slots_inflight, 0u);
+    EXPECT_EQ(contains("a"), 0);
+    ASSERT_EQ(put("b", pattern(1, 100)), 0);
+    // The aborted key is free to be written again.
+    ASSERT_EQ(remove("b"), 0);
+    ASSERT_EQ(put("a", pattern(2, 50)), 0);
+    EXPECT_EQ(value("a"), pattern(2, 50));
+}
+
+TEST_F(Lifetime, ForcedRemoveCancelsAReservation) {
+    open({4096, 2});
+    daxkv_reservation *r = nullptr;
+    ASSERT_EQ(daxkv_reserve(s(), "k", 1, 100, &r), 0);
+    std::memset(daxkv_reservation_data(r), 'R', 100);
+    EXPECT_EQ(remove("k"), -EBUSY);
+    EXPECT_EQ(remove("k", DAXKV_FORCE), 0);
+    EXPECT_EQ(contains("k"), 0);
+    EXPECT_EQ(daxkv_commit(r), -ECANCELED);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "cancel")) << daxkv_errmsg();
+    EXPECT_EQ(contains("k"), 0);
+    std::vector<uint8_t> out;
+    EXPECT_EQ(get("k", &out), -ENOENT);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.slots_free, 2u);
+    EXPECT_EQ(st.slots_inflight, 0u);
+    EXPECT_EQ(st.entries, 0u);
+    EXPECT_EQ(st.puts_failed, 1u);
+}
+
+TEST_F(Lifetime, CancelledCommitDoesNotClobberANewerPut) {
+    open({4096, 3});
+    daxkv_reservation *r = nullptr;
+    ASSERT_EQ(daxkv_reserve(s(), "k", 1, 100, &r), 0);
+    std::memset(daxkv_reservation_data(r), 'R', 100);
+    ASSERT_EQ(remove("k", DAXKV_FORCE), 0);
+    std::vector<uint8_t> v = pattern(3, 200);
+    ASSERT_EQ(put("k", v), 0); // a fresh write of the key
+    EXPECT_EQ(daxkv_commit(r), -ECANCELED);
+    EXPECT_EQ(value("k"), v);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.entries, 1u);
+    EXPECT_EQ(st.slots_used, 1u);
+    // An abort of a cancelled reservation is as harmless.
+    ASSERT_EQ(daxkv_reserve(s(), "j", 1, 10, &r), 0);
+    ASSERT_EQ(remove("j", DAXKV_FORCE), 0);
+    daxkv_abort(r);
+    EXPECT_EQ(stats().slots_used, 1u);
+    EXPECT_EQ(value("k"), v);
+}
+
+TEST_F(Lifetime, ReservationMetaComesBackThroughGetBatch) {
+    open(StoreSpec{4096, 2, 64});
+    daxkv_reservation *r = nullptr;
+    ASSERT_EQ(daxkv_reserve(s(), "k", 1, 500, &r), 0);
+    std::vector<uint8_t> v = pattern(1, 500), meta = pattern(2, 64), fat(65, 1);
+    std::memcpy(daxkv_reservation_data(r), v.data(), v.size());
+    EXPECT_EQ(daxkv_reservation_set_meta(r, fat.data(), fat.size()), -E2BIG);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "meta_bytes")) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_reservation_set_meta(r, nullptr, 3), -EINVAL);
+    EXPECT_EQ(daxkv_reservation_set_meta(nullptr, meta.data(), 3), -EINVAL);
+    ASSERT_EQ(daxkv_reservation_set_meta(r, pattern(9, 10).data(), 10), 0);
+    ASSERT_EQ(daxkv_reservation_set_meta(r, meta.data(), meta.size()), 0); // last one wins
+    ASSERT_EQ(daxkv_commit(r), 0);
+    std::vector<uint8_t> buf(4096, 0), mbuf(64, 0);
+    daxkv_item it{"k", 1, buf.data(), buf.size(), mbuf.data(), mbuf.size(), 0};
+    ASSERT_EQ(daxkv_get_batch(s(), &it, 1, 0), 1);
+    EXPECT_EQ(it.len, 500u);
+    EXPECT_EQ(it.meta_len, 64u);
+    EXPECT_EQ(0, std::memcmp(buf.data(), v.data(), 500));
+    EXPECT_EQ(mbuf, meta);
+}
+
+TEST_F(Lifetime, ReserveRejectsBadArguments) {
+    open({4096, 2});
+    daxkv_reservation *r = reinterpret_cast<daxkv_reservation *>(0x1);
+    EXPECT_EQ(daxkv_reserve(s(), "k", 1, 4097, &r), -E2BIG);
+    EXPECT_EQ(r, nullptr);
+    EXPECT_EQ(daxkv_reserve(s(), "", 0, 10, &r), -EINVAL);
+    EXPECT_EQ(daxkv_reserve(s(), nullptr, 1, 10, &r), -EINVAL);
+    std::string k513(513, 'z');
+    EXPECT_EQ(daxkv_reserve(s(), k513.data(), k513.size(), 10, &r), -EINVAL);
+    EXPECT_EQ(r, nullptr);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.slots_free, 2u);
+    EXPECT_EQ(st.slots_inflight, 0u);
+    // A zero-length reservation commits an empty value.
+    ASSERT_EQ(daxkv_reserve(s(), "empty", 5, 0, &r), 0);
+    ASSERT_EQ(daxkv_commit(r), 0);
+    size_t len = 7;
+    EXPECT_EQ(daxkv_get(s(), "empty", 5, nullptr, 0, &len), 0);
+    EXPECT_EQ(len, 0u);
+}
+
+// ---------------------------------------------------------------------------
+// Shutdown
+
+TEST_F(Lifetime, EveryCallAfterShutdownIsEshutdown) {
+    open({4096, 4});
+    ASSERT_EQ(put("k", pattern(1, 10)), 0);
+    ASSERT_EQ(daxkv_shutdown(s()), 0);
+    ASSERT_EQ(daxkv_shutdown(s()), 0); // idempotent
+    char buf[64];
+    size_t len = 0;
+    EXPECT_EQ(daxkv_put(s(), "n", 1, "v", 1, 0), -ESHUTDOWN);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "shut down")) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_get(s(), "k", 1, buf, sizeof buf, &len), -ESHUTDOWN);
+    EXPECT_EQ(daxkv_contains(s(), "k", 1), -ESHUTDOWN);
+    EXPECT_EQ(daxkv_remove(s(), "k", 1, 0), -ESHUTDOWN);
+    EXPECT_EQ(daxkv_remove(s(), "k", 1, DAXKV_FORCE), -ESHUTDOWN);
+    EXPECT_EQ(daxkv_pin(s(), "k", 1), -ESHUTDOWN);
+    EXPECT_EQ(daxkv_unpin(s(), "k", 1), -ESHUTDOWN);
+    daxkv_item it{"k", 1, buf, sizeof buf, nullptr, 0, 0};
+    EXPECT_EQ(daxkv_put_batch(s(), &it, 1, 0), -ESHUTDOWN);
+    EXPECT_EQ(daxkv_get_batch(s(), &it, 1, 0), -ESHUTDOWN);
+    EXPECT_EQ(daxkv_get_batch(s(), &it, 1, DAXKV_PREFIX), -ESHUTDOWN);
+    EXPECT_EQ(daxkv_contains_batch(s(), &it, 1, DAXKV_PIN), -ESHUTDOWN);
+    EXPECT_EQ(daxkv_remove_batch(s(), &it, 1, 0), -ESHUTDOWN);
+    EXPECT_EQ(daxkv_unpin_batch(s(), &it, 1, 0), -ESHUTDOWN);
+    EXPECT_EQ(daxkv_put_batch(s(), nullptr, 0, 0), -ESHUTDOWN);
+    daxkv_lease *l = reinterpret_cast<daxkv_lease *>(0x1);
+    EXPECT_EQ(daxkv_lease_acquire(s(), "k", 1, &l), -ESHUTDOWN);
+    EXPECT_EQ(l, nullptr);
+    daxkv_reservation *r = reinterpret_cast<daxkv_reservation *>(0x1);
+    EXPECT_EQ(daxkv_reserve(s(), "r", 1, 10, &r), -ESHUTDOWN);
+    EXPECT_EQ(r, nullptr);
+    // Observing the store stays possible, and says it is shut down.
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.entries, 1u);
+    std::string j(4096, '\0');
+    ASSERT_EQ(daxkv_status_json(s(), &j[0], j.size(), nullptr), 0);
+    EXPECT_TRUE(contains_text(j.c_str(), "\"state\":\"shutdown\"")) << j.c_str();
+    // The entry was committed before the shutdown: it is on the device.
+    store_.reset();
+    open({4096, 4});
+    EXPECT_EQ(value("k"), pattern(1, 10));
+}
+
+TEST_F(Lifetime, LeaseOutlivesShutdownAndClose) {
+    open({4096, 2});
+    std::vector<uint8_t> v = pattern(4, 4096);
+    ASSERT_EQ(put("k", v), 0);
+    daxkv_lease *l = nullptr;
+    ASSERT_EQ(daxkv_lease_acquire(s(), "k", 1, &l), 0);
+    ASSERT_EQ(daxkv_shutdown(s()), 0);
+    EXPECT_EQ(0, std::memcmp(daxkv_lease_data(l), v.data(), v.size()));
+    store_.reset(); // daxkv_close
+    // The mapping is still there for the lease, and the bytes with it.
+    EXPECT_GE(count_maps(real_path_), 1);
+    EXPECT_EQ(daxkv_lease_size(l), 4096u);
+    EXPECT_EQ(0, std::memcmp(daxkv_lease_data(l), v.data(), v.size()));
+    daxkv_lease_release(l); // the last reference: the store goes now
+    EXPECT_EQ(count_maps(real_path_), 0);
+    EXPECT_EQ(count_fds_to(real_path_), 0);
+    // And the arena is free for the next opener.
+    open({4096, 2});
+    EXPECT_EQ(value("k"), v);
+}
+
+TEST_F(Lifetime, ReservationCommittedAfterShutdownIsRefusedAndFreed) {
+    open({4096, 2});
+    daxkv_reservation *r1 = nullptr, *r2 = nullptr;
+    ASSERT_EQ(daxkv_reserve(s(), "r1", 2, 100, &r1), 0);
+    ASSERT_EQ(daxkv_reserve(s(), "r2", 2, 100, &r2), 0);
+    std::memset(daxkv_reservation_data(r1), 1, 100);
+    ASSERT_EQ(daxkv_shutdown(s()), 0);
+    EXPECT_EQ(daxkv_commit(r1), -ESHUTDOWN);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.slots_inflight, 1u);
+    EXPECT_EQ(st.slots_free, 1u);
+    EXPECT_EQ(st.entries, 0u);
+    store_.reset();    // close with a reservation still out
+    daxkv_abort(r2);   // after close: keeps the store alive until here
+    EXPECT_EQ(count_maps(real_path_), 0);
+    open({4096, 2});
+    EXPECT_EQ(contains("r1"), 0);
+    EXPECT_EQ(contains("r2"), 0);
+    EXPECT_EQ(stats().slots_free, 2u);
+}
+
+// A put and a get blocked in their copies while another thread shuts the
+// store down: new calls are refused at once, shutdown waits for the two,
+// and both complete with their bytes.
+TEST_F(Lifetime, ShutdownWaitsForCallsBlockedInCopies) {
+    const size_t n = 1 << 20;
+    open(StoreSpec{n, 4}.set("workers", "2"));
+    std::vector<uint8_t> existing = pattern(10, n), fresh = pattern(11, n);
+    ASSERT_EQ(put("existing", existing), 0);
+    FaultGate src(n, fresh), dst(n, {});
+    REQUIRE_GATE(src);
+    REQUIRE_GATE(dst);
+
+    int rc_put = 1, rc_get = 1, rc_shut = 1;
+    size_t got = 0;
+    std::atomic<bool> shut_returned{false};
+    std::thread writer([&] { rc_put = daxkv_put(s(), "fresh", 5, src.data(), n, 0); });
+    ASSERT_TRUE(src.wait_for_fault(5000ms));
+    std::thread reader([&] { rc_get = daxkv_get(s(), "existing", 8, dst.data(), n, &got); });
+    ASSERT_TRUE(dst.wait_for_fault(5000ms));
+    std::thread closer([&] {
+        rc_shut = daxkv_shutdown(s());
+        shut_returned = true;
+    });
+    // Shutdown has begun once new calls are refused.
+    ASSERT_TRUE(eventually([&] { return contains("existing") == -ESHUTDOWN; }));
+    EXPECT_EQ(put("later", pattern(12, 10)), -ESHUTDOWN);
+    std::vector<uint8_t> out;
+    EXPECT_EQ(get("existing", &out), -ESHUTDOWN);
+    std::this_thread::sleep_for(50ms);
+    EXPECT_FALSE(shut_returned.load()) << "shutdown returned under two calls in flight";
+
+    src.open();
+    dst.open();
+    writer.join();
+    reader.join();
+    closer.join();
+    EXPECT_EQ(rc_put, 0) << daxkv_errmsg();
+    EXPECT_EQ(rc_get, 0);
+    EXPECT_EQ(rc_shut, 0);
+    EXPECT_EQ(got, n);
+    EXPECT_EQ(0, std::memcmp(dst.data(), existing.data(), n));
+    EXPECT_EQ(stats().entries, 2u);
+    // The put that was in flight completed for real: it is on the device.
+    store_.reset();
+    open(StoreSpec{n, 4});
+    EXPECT_EQ(value("fresh"), fresh);
+    EXPECT_EQ(value("existing"), existing);
+}
+
+// Threads hammering large puts and gets while the store is shut down: every
+// call either completes normally or gets -ESHUTDOWN, refusals never go back
+// to successes, and whatever was read is exact.
+TEST_F(Lifetime, ShutdownUnderLoad) {
+    const size_t n = 256 * 1024;
+    open(StoreSpec{n, 8}.set("workers", "2"));
+    for (uint32_t k = 0; k < 4; ++k)
+        ASSERT_EQ(put(key_of(k), versioned_value(k, 0, n)), 0);
+    std::atomic<bool> failed{false};
+    std::atomic<int> calls{0};
+    std::vector<std::thread> ts;
+    std::mutex m;
+    std::vector<std::string> errors;
+    for (uint32_t t = 0; t < 4; ++t) {
+        ts.emplace_back([&, t] {
+            std::vector<uint8_t> buf(n);
+            for (uint64_t i = 1;; ++i) {
+                uint32_t k = static_cast<uint32_t>((t + i) % 4);
+                std::string key = key_of(k);
+                int rc;
+                if (i % 2) {
+                    auto v = versioned_value(k, (uint64_t(t) << 32) | i, n - (i % 7) * 64);
+                    rc = daxkv_put(s(), key.data(), key.size(), v.data(), v.size(),
+                                   DAXKV_REPLACE);
+                } else {
+                    size_t len = 0;
+                    rc = daxkv_get(s(), key.data(), key.size(), buf.data(), buf.size(), &len);
+                    if (rc == 0) {
+                        std::string why = check_versioned(k, buf.data(), len);
+                        if (!why.empty()) {
+                            std::lock_guard<std::mutex> g(m);
+                            errors.push_back(why);
+                        }
+                    }
+                }
+                calls++;
+                if (rc == -ESHUTDOWN) {
+                    break;
+                } else if (rc != 0 && rc != -ENOENT && rc != -ENOSPC &&
+                           rc != DAXKV_EXISTED) { // EXISTED: another put of it in flight
+                    std::lock_guard<std::mutex> g(m);
+                    errors.push_back("unexpected rc " + std::to_string(rc));
+                    failed = true;
+                    break;
+                }
+            }
+            // Once refused, always refused.
+            size_t len;
+            if (daxkv_get(s(), "key-0", 5, buf.data(), buf.size(), &len) != -ESHUTDOWN)
+                failed = true;
+        });
+    }
+    EXPECT_TRUE(eventually([&] { return calls.load() > 40; }));
+    EXPECT_EQ(daxkv_shutdown(s()), 0); // also ends the threads if the above failed
+    EXPECT_EQ(daxkv_contains(s(), "key-0", 5), -ESHUTDOWN);
+    for (auto &th : ts)
+        th.join();
+    EXPECT_FALSE(failed.load());
+    for (const auto &e : errors)
+        ADD_FAILURE() << e;
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.slots_inflight, 0u);
+    EXPECT_EQ(st.leases_active, 0u);
+    EXPECT_EQ(st.entries, 4u);
+}
+
+// ---------------------------------------------------------------------------
+// Concurrency
+
+namespace {
+
+struct Hammer {
+    daxkv_store *s;
+    uint32_t keys;
+    size_t max_len;
+    std::mutex m;
+    std::vector<std::string> errors;
+    std::atomic<uint64_t> gets_ok{0}, puts_ok{0}, leases_ok{0}, removes_ok{0};
+
+    void error(const std::string &e) {
+        std::lock_guard<std::mutex> g(m);
+        if (errors.size() < 20)
+            errors.push_back(e);
+    }
+
+    void run(uint32_t tid, int ops) {
+        std::mt19937_64 rng(tid * 7919 + 1);
+        std::vector<uint8_t> buf(max_len);
+        uint64_t version = 0;
+        for (int i = 0; i < ops; ++i) {
+            uint32_t k = static_cast<uint32_t>(rng() % keys);
+            std::string key = key_of(k);
+            int op = static_cast<int>(rng() % 100);
+            int rc;
+            if (op < 30) {
+                size_t len = sizeof(ValueHeader) + rng() % (max_len - sizeof(ValueHeader) + 1);
+                auto v = versioned_value(k, (uint64_t(tid) << 40) | ++version, len);
+                unsigned flags = (rng() % 3 == 0) ? DAXKV_REPLACE : 0;
+                rc = daxkv_put(s, key.data(), key.size(), v.data(), v.size(), flags);
+                // -ECANCELED: a forced remove of the key withdrew this write.
+                if (rc == 0)
+                    puts_ok++;
+                else if (rc != DAXKV_EXISTED && rc != -ENOSPC && rc != -ECANCELED)
+                    error("put rc " + std::to_string(rc) + ": " + daxkv_errmsg());
+            } else if (op < 60) {
+                size_t len = 0;
+                rc = daxkv_get(s, key.data(), key.size(), buf.data(), buf.size(), &len);
+                if (rc == 0) {
+                    gets_ok++;
+                    std::string why = check_versioned(k, buf.data(), len);
+                    if (!why.empty())
+                        error("get " + key + ": " + why);
+                } else if (rc != -ENOENT) {
+                    error("get rc " + std::to_string(rc) + ": " + daxkv_errmsg());
+                }
+            } else if (op < 72) {
+                daxkv_lease *l = nullptr;
+                rc = daxkv_lease_acquire(s, key.data(), key.size(), &l);
+                if (rc == 0) {
+                    leases_ok++;
+                    std::string why = check_versioned(k, daxkv_lease_data(l), daxkv_lease_size(l));
+                    std::this_thread::yield();
+                    if (why.empty()) // still intact after others had a go
+                        why = check_versioned(k, daxkv_lease_data(l), daxkv_lease_size(l));
+                    if (!why.empty())
+                        error("lease " + key + ": " + why);
+                    daxkv_lease_release(l);
+                } else if (rc != -ENOENT) {
+                    error("lease rc " + std::to_string(rc));
+                }
+            } else if (op < 84) {
+                unsigned flags = (rng() % 4 == 0) ? DAXKV_FORCE : 0;
+                rc = daxkv_remove(s, key.data(), key.size(), flags);
+                if (rc == 0)
+                    removes_ok++;
+                else if (rc != -ENOENT && rc != -EBUSY)
+                    error("remove rc " + std::to_string(rc));
+            } else if (op < 90) {
+                rc = daxkv_contains(s, key.data(), key.size());
+                if (rc != 0 && rc != 1)
+                    error("contains rc " + std::to_string(rc));
+            } else if (op < 95) {
+                rc = daxkv_pin(s, key.data(), key.size());
+                if (rc == 0) {
+                    std::this_thread::yield();
+                    rc = daxkv_unpin(s, key.data(), key.size());
+                    // A forced remove by another thread may have dropped it.
+                    if (rc != 0 && rc != -ENOENT)
+                        error("unpin rc " + std::to_string(rc));
+                } else if (rc != -ENOENT) {
+                    error("pin rc " + std::to_string(rc));
+                }
+            } else {
+                // A small get_batch over neighbouring keys.
+                std::vector<std::string> ks;
+                std::vector<std::vector<uint8_t>> bufs(3, std::vector<uint8_t>(max_len));
+                std::vector<daxkv_item> items(3);
+                for (uint32_t j = 0; j < 3; ++j)
+                    ks.push_back(key_of((k + j) % keys));
+                for (uint32_t j = 0; j < 3; ++j)
+                    items[j] = daxkv_item{ks[j].data(), ks[j].size(), bufs[j].data(), max_len,
+                                          nullptr, 0, 0};
+                rc = daxkv_get_batch(s, items.data(), 3, 0);
+                if (rc < 0 || rc > 3)
+                    error("get_batch rc " + std::to_string(rc));
+                for (uint32_t j = 0; j < 3; ++j) {
+                    if (items[j].status == 0) {
+                        std::string why =
+                            check_versioned((k + j) % keys, bufs[j].data(), items[j].len);
+                        if (!why.empty())
+                            error("get_batch " + ks[j] + ": " + why);
+                    } else if (items[j].status != -ENOENT) {
+                        error("get_batch status " + std::to_string(items[j].status));
+                    }
+                }
+            }
+        }
+    }
+};
+
+} // namespace
+
+TEST_F(Lifetime, EightThreadsOnOverlappingKeysSeeOnlyWholeValues) {
+    const uint32_t keys = 24;
+    open(StoreSpec{16 * 1024, 16}.set("eviction", "lru").set("verify", "read"));
+    Hammer h{s(), keys, 16 * 1024, {}, {}, {}, {}, {}, {}};
+    std::vector<std::thread> ts;
+    for (uint32_t t = 0; t < 8; ++t)
+        ts.emplace_back([&h, t] { h.run(t, 2500); });
+    for (auto &th : ts)
+        th.join();
+    for (const auto &e : h.errors)
+        ADD_FAILURE() << e;
+    EXPECT_GT(h.gets_ok.load(), 100u);
+    EXPECT_GT(h.puts_ok.load(), 100u);
+    EXPECT_GT(h.leases_ok.load(), 50u);
+    EXPECT_GT(h.removes_ok.load(), 50u);
+
+    // Quiescent: the books balance and every stored value is whole.
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.verify_failures, 0u);
+    EXPECT_EQ(st.slots_inflight, 0u);
+    EXPECT_EQ(st.slots_pending_free, 0u);
+    EXPECT_EQ(st.leases_active, 0u);
+    EXPECT_EQ(st.entries_pinned, 0u);
+    EXPECT_EQ(st.slots_used, st.entries);
+    EXPECT_EQ(st.slots_used + st.slots_free, st.slots_total);
+    uint64_t present = 0;
+    std::vector<uint8_t> buf(16 * 1024);
+    std::vector<std::vector<uint8_t>> snapshot(keys);
+    for (uint32_t k = 0; k < keys; ++k) {
+        std::string key = key_of(k);
+        int c = contains(key);
+        ASSERT_GE(c, 0);
+        if (c == 1) {
+            ++present;
+            size_t len = 0;
+            ASSERT_EQ(daxkv_get(s(), key.data(), key.size(), buf.data(), buf.size(), &len), 0);
+            EXPECT_EQ(check_versioned(k, buf.data(), len), "");
+            snapshot[k].assign(buf.begin(), buf.begin() + long(len));
+        }
+    }
+    EXPECT_EQ(present, st.entries);
+    // And the same entries come back after a restart.
+    store_.reset();
+    open(StoreSpec{16 * 1024, 16}.set("verify", "read"));
+    st = stats();
+    EXPECT_EQ(st.recovered_entries, present);
+    EXPECT_EQ(st.recovery_dropped_corrupt + st.recovery_dropped_torn, 0u);
+    for (uint32_t k = 0; k < keys; ++k) {
+        std::vector<uint8_t> out;
+        int rc = get(key_of(k), &out);
+        if (snapshot[k].empty())
+            EXPECT_EQ(rc, -ENOENT) << k;
+        else
+            EXPECT_EQ(out, snapshot[k]) << k;
+    }
+}
+
+TEST_F(Lifetime, ConcurrentReservationsAndForcedRemoves) {
+    open(StoreSpec{4096, 8}.set("eviction", "lru"));
+    std::atomic<int> committed{0}, failed_puts{0};
+    std::atomic<bool> bad{false};
+    std::vector<std::thread> ts;
+    for (uint32_t t = 0; t < 4; ++t) {
+        ts.emplace_back([&, t] {
+            std::mt19937 rng(t + 11);
+            for (int i = 0; i < 400; ++i) {
+                uint32_t k = rng() % 6;
+                std::string key = key_of(k);
+                if (t % 2 == 0) {
+                    daxkv_reservation *r = nullptr;
+                    int rc = daxkv_reserve(s(), key.data(), key.size(), 1000, &r);
+                    if (rc == DAXKV_EXISTED)
+                        continue;
+                    if (rc == -ENOSPC || rc == -ECANCELED) { // cancelled while reserving
+                        failed_puts++;
+                        continue;
+                    }
+                    if (rc != 0) {
+                        bad = true;
+                        continue;
+                    }
+                    auto v = versioned_value(k, (uint64_t(t) << 32) | uint64_t(i), 1000);
+                    std::memcpy(daxkv_reservation_data(r), v.data(), v.size());
+                    rc = daxkv_commit(r);
+                    if (rc == 0)
+                        committed++;
+                    else if (rc == -ECANCELED)
+                        failed_puts++;
+                    else
+                        bad = true;
+                } else {
+                    int rc = daxkv_remove(s(), key.data(), key.size(), DAXKV_FORCE);
+                    if (rc != 0 && rc != -ENOENT)
+                        bad = true;
+                    std::vector<uint8_t> buf(4096);
+                    size_t len = 0;
+                    rc = daxkv_get(s(), key.data(), key.size(), buf.data(), buf.size(), &len);
+                    if (rc == 0 && !check_versioned(k, buf.data(), len).empty())
+                        bad = true;
+                    else if (rc != 0 && rc != -ENOENT)
+                        bad = true;
+                }
+            }
+        });
+    }
+    for (auto &th : ts)
+        th.join();
+    EXPECT_FALSE(bad.load());
+    EXPECT_GT(committed.load(), 0);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.slots_inflight, 0u);
+    EXPECT_EQ(st.slots_used, st.entries);
+    EXPECT_EQ(st.puts_failed, uint64_t(failed_puts.load()));
+    EXPECT_EQ(st.puts, uint64_t(committed.load()));
+}

@@ -1,0 +1,786 @@
+// Single-key operations, LRU eviction, pins, statistics, status JSON,
+// versions, error strings and daxkv_memcpy_batch, through the C API.
+//
+// Bad inputs tried here, each with its expected code:
+//   NULL store for every function                                -> -EINVAL
+//   NULL key; NULL value with a length; NULL dst with a capacity  -> -EINVAL
+//   key length 0 and 513 (512 is fine)                           -> -EINVAL
+//   value larger than slot_bytes                                 -> -E2BIG, nothing stored
+//   destination smaller than the value                           -> -ENOBUFS, length reported
+//   unknown flags to put / remove                                -> -EINVAL
+//   put into a full arena with eviction=none, or all pinned      -> -ENOSPC
+//   remove of a pinned key without DAXKV_FORCE                   -> -EBUSY
+//   unpin of an unpinned key / of a missing key                  -> -ENOENT
+//   stats with struct_size too small; NULL stats out             -> -EINVAL
+//   status_json: buffer too small / NULL buffer with capacity    -> -ENOBUFS / -EINVAL
+//   memcpy_batch: NULL arrays, NULL range with a length, flags   -> -EINVAL
+//   a payload corrupted in place under verify=read               -> -EIO, entry dropped
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "helpers.hpp"
+
+using namespace daxkv_test;
+
+namespace {
+
+class Store : public StoreFixture {};
+
+std::vector<uint8_t> v1(size_t n = 1000) { return pattern(1, n); }
+std::vector<uint8_t> v2(size_t n = 1000) { return pattern(2, n); }
+
+} // namespace
+
+// ---------------------------------------------------------------------------
+// Round trips and put variants
+
+TEST_F(Store, PutGetRoundTripIsByteExact) {
+    open();
+    for (size_t len : {size_t(1), size_t(7), size_t(64), size_t(1000), size_t(4095)}) {
+        std::string k = "rt-" + std::to_string(len);
+        std::vector<uint8_t> v = pattern(len, len);
+        ASSERT_EQ(put(k, v), 0) << daxkv_errmsg();
+        std::vector<uint8_t> buf(8192, 0xAA);
+        size_t out = 0;
+        ASSERT_EQ(daxkv_get(s(), k.data(), k.size(), buf.data(), buf.size(), &out), 0);
+        EXPECT_EQ(out, len);
+        EXPECT_EQ(0, std::memcmp(buf.data(), v.data(), len));
+        // Nothing written past the value.
+        EXPECT_TRUE(std::all_of(buf.begin() + long(len), buf.end(),
+                                [](uint8_t b) { return b == 0xAA; }));
+        EXPECT_EQ(remove(k), 0);
+    }
+}
+
+TEST_F(Store, ValueOfExactlySlotBytesAndEmptyValue) {
+    open({4096, 2});
+    std::vector<uint8_t> full = pattern(9, 4096);
+    ASSERT_EQ(put("full", full), 0);
+    EXPECT_EQ(value("full"), full);
+    ASSERT_EQ(daxkv_put(s(), "empty", 5, nullptr, 0, 0), 0) << daxkv_errmsg();
+    size_t len = 99;
+    char dst[1];
+    EXPECT_EQ(daxkv_get(s(), "empty", 5, dst, 0, &len), 0);
+    EXPECT_EQ(len, 0u);
+    EXPECT_EQ(contains("empty"), 1);
+}
+
+TEST_F(Store, ExistingKeyReturnsExistedAndWritesNothing) {
+    open();
+    ASSERT_EQ(put("k", v1()), 0);
+    EXPECT_EQ(put("k", v2(500)), DAXKV_EXISTED);
+    EXPECT_EQ(value("k"), v1());
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.puts, 1u);
+    EXPECT_EQ(st.puts_existed, 1u);
+    EXPECT_EQ(st.entries, 1u);
+    EXPECT_EQ(st.slots_used, 1u);
+    EXPECT_EQ(st.bytes_written, 1000u);
+}
+
+TEST_F(Store, ReplaceOverwritesAndFreesTheOldSlot) {
+    open({4096, 2});
+    ASSERT_EQ(put("k", v1()), 0);
+    ASSERT_EQ(put("k", v2(3000), DAXKV_REPLACE), 0) << daxkv_errmsg();
+    EXPECT_EQ(value("k"), v2(3000));
+    // Replace again and again in a 2-slot arena: the old version's slot
+    // always comes back.
+    for (int i = 0; i < 5; ++i)
+        ASSERT_EQ(put("k", pattern(100 + i, 2000), DAXKV_REPLACE), 0) << i;
+    EXPECT_EQ(value("k"), pattern(104, 2000));
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.entries, 1u);
+    EXPECT_EQ(st.slots_used, 1u);
+    EXPECT_EQ(st.evictions, 0u);
+    // REPLACE of a missing key is a plain put.
+    EXPECT_EQ(put("new", v1(), DAXKV_REPLACE), 0);
+    EXPECT_EQ(value("new"), v1());
+}
+
+TEST_F(Store, PinsBelongToTheKeyAndSurviveReplace) {
+    open({4096, 3});
+    ASSERT_EQ(put("k", v1()), 0);
+    ASSERT_EQ(pin("k"), 0);
+    ASSERT_EQ(put("k", v2(), DAXKV_REPLACE), 0);
+    EXPECT_EQ(stats().entries_pinned, 1u);
+    EXPECT_EQ(remove("k"), -EBUSY);
+    EXPECT_EQ(unpin("k"), 0);
+    EXPECT_EQ(stats().entries_pinned, 0u);
+    EXPECT_EQ(remove("k"), 0);
+}
+
+TEST_F(Store, OversizedValueIsE2bigAndNothingIsStored) {
+    open({4096, 2});
+    std::vector<uint8_t> big = pattern(3, 4097);
+    EXPECT_EQ(put("big", big), -E2BIG);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "4097")) << daxkv_errmsg();
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "slot_bytes")) << daxkv_errmsg();
+    EXPECT_EQ(contains("big"), 0);
+    EXPECT_EQ(put("big", big, DAXKV_REPLACE), -E2BIG);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.entries, 0u);
+    EXPECT_EQ(st.slots_free, 2u);
+    EXPECT_EQ(st.slots_inflight, 0u);
+}
+
+TEST_F(Store, KeysAreOpaqueBytesOfOneTo512) {
+    open({4096, 8});
+    std::string k512(512, 'k'), k513(513, 'k');
+    EXPECT_EQ(daxkv_put(s(), k513.data(), k513.size(), "v", 1, 0), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "513")) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_put(s(), "", 0, "v", 1, 0), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "key length 0")) << daxkv_errmsg();
+    ASSERT_EQ(daxkv_put(s(), k512.data(), k512.size(), "v512", 4, 0), 0);
+    ASSERT_EQ(daxkv_put(s(), "x", 1, "v1", 2, 0), 0);
+    // Embedded NULs and prefixes are distinct keys.
+    const char a[] = {'a', '\0', 'b'}, b[] = {'a', '\0', 'c'};
+    ASSERT_EQ(daxkv_put(s(), a, 3, "A", 1, 0), 0);
+    ASSERT_EQ(daxkv_put(s(), b, 3, "B", 1, 0), 0);
+    ASSERT_EQ(daxkv_put(s(), a, 1, "P", 1, 0), 0);
+    char buf[8];
+    size_t len = 0;
+    ASSERT_EQ(daxkv_get(s(), a, 3, buf, sizeof buf, &len), 0);
+    EXPECT_EQ(std::string(buf, len), "A");
+    ASSERT_EQ(daxkv_get(s(), b, 3, buf, sizeof buf, &len), 0);
+    EXPECT_EQ(std::string(buf, len), "B");
+    ASSERT_EQ(daxkv_get(s(), a, 1, buf, sizeof buf, &len), 0);
+    EXPECT_EQ(std::string(buf, len), "P");
+    ASSERT_EQ(daxkv_get(s(), k512.data(), k512.size(), buf, sizeof buf, &len), 0);
+    EXPECT_EQ(std::string(buf, len), "v512");
+    for (auto fn : {0, 1, 2, 3, 4}) {
+        int rc = 0;
+        switch (fn) {
+        case 0: rc = daxkv_get(s(), k513.data(), 513, buf, sizeof buf, &len); break;
+        case 1: rc = daxkv_contains(s(), k513.data(), 513); break;
+        case 2: rc = daxkv_remove(s(), k513.data(), 513, 0); break;
+        case 3: rc = daxkv_pin(s(), "", 0); break;
+        case 4: rc = daxkv_unpin(s(), k513.data(), 513); break;
+        }
+        EXPECT_EQ(rc, -EINVAL) << "call " << fn;
+    }
+}
+
+TEST_F(Store, NullPointersAreEinval) {
+    open();
+    char buf[16];
+    size_t len;
+    EXPECT_EQ(daxkv_put(nullptr, "k", 1, "v", 1, 0), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "store")) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_get(nullptr, "k", 1, buf, sizeof buf, &len), -EINVAL);
+    EXPECT_EQ(daxkv_contains(nullptr, "k", 1), -EINVAL);
+    EXPECT_EQ(daxkv_remove(nullptr, "k", 1, 0), -EINVAL);
+    EXPECT_EQ(daxkv_pin(nullptr, "k", 1), -EINVAL);
+    EXPECT_EQ(daxkv_unpin(nullptr, "k", 1), -EINVAL);
+    EXPECT_EQ(daxkv_shutdown(nullptr), -EINVAL);
+    struct daxkv_stats st;
+    st.struct_size = sizeof st;
+    EXPECT_EQ(daxkv_stats(nullptr, &st), -EINVAL);
+    EXPECT_EQ(daxkv_stats(s(), nullptr), -EINVAL);
+    EXPECT_EQ(daxkv_status_json(nullptr, buf, sizeof buf, &len), -EINVAL);
+    daxkv_lease *l = reinterpret_cast<daxkv_lease *>(0x1);
+    EXPECT_EQ(daxkv_lease_acquire(nullptr, "k", 1, &l), -EINVAL);
+    EXPECT_EQ(l, nullptr);
+    EXPECT_EQ(daxkv_lease_acquire(s(), "k", 1, nullptr), -EINVAL);
+    daxkv_reservation *r = reinterpret_cast<daxkv_reservation *>(0x1);
+    EXPECT_EQ(daxkv_reserve(nullptr, "k", 1, 8, &r), -EINVAL);
+    EXPECT_EQ(r, nullptr);
+    EXPECT_EQ(daxkv_reserve(s(), "k", 1, 8, nullptr), -EINVAL);
+
+    EXPECT_EQ(daxkv_put(s(), nullptr, 1, "v", 1, 0), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "key is NULL")) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_put(s(), "k", 1, nullptr, 1, 0), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "value is NULL")) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_get(s(), nullptr, 1, buf, sizeof buf, &len), -EINVAL);
+    EXPECT_EQ(daxkv_contains(s(), nullptr, 1), -EINVAL);
+    EXPECT_EQ(daxkv_remove(s(), nullptr, 1, 0), -EINVAL);
+    EXPECT_EQ(daxkv_pin(s(), nullptr, 1), -EINVAL);
+    EXPECT_EQ(daxkv_unpin(s(), nullptr, 1), -EINVAL);
+    ASSERT_EQ(daxkv_put(s(), "k", 1, "v", 1, 0), 0);
+    EXPECT_EQ(daxkv_get(s(), "k", 1, nullptr, 16, &len), -EINVAL);
+    // NULL len_out is allowed.
+    EXPECT_EQ(daxkv_get(s(), "k", 1, buf, sizeof buf, nullptr), 0);
+    EXPECT_EQ(buf[0], 'v');
+    // Lease and reservation accessors accept NULL.
+    EXPECT_EQ(daxkv_lease_data(nullptr), nullptr);
+    EXPECT_EQ(daxkv_lease_size(nullptr), 0u);
+    size_t ml = 7;
+    EXPECT_EQ(daxkv_lease_meta(nullptr, &ml), nullptr);
+    EXPECT_EQ(ml, 0u);
+    EXPECT_EQ(daxkv_reservation_data(nullptr), nullptr);
+    EXPECT_EQ(daxkv_reservation_size(nullptr), 0u);
+    daxkv_lease_release(nullptr);
+    daxkv_abort(nullptr);
+    daxkv_close(nullptr);
+    EXPECT_EQ(daxkv_commit(nullptr), -EINVAL);
+}
+
+TEST_F(Store, UnknownFlagsAreEinval) {
+    open();
+    ASSERT_EQ(put("k", v1()), 0);
+    EXPECT_EQ(put("k2", v1(), 1u << 20), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "flags")) << daxkv_errmsg();
+    EXPECT_EQ(put("k2", v1(), DAXKV_FORCE), -EINVAL);
+    EXPECT_EQ(contains("k2"), 0);
+    EXPECT_EQ(remove("k", DAXKV_REPLACE), -EINVAL);
+    EXPECT_EQ(remove("k", 0x80000000u), -EINVAL);
+    EXPECT_EQ(contains("k"), 1);
+}
+
+TEST_F(Store, GetMissAndSmallBuffer) {
+    open();
+    size_t len = 12345;
+    char small[10];
+    EXPECT_EQ(daxkv_get(s(), "nope", 4, small, sizeof small, &len), -ENOENT);
+    ASSERT_EQ(put("k", v1()), 0);
+    std::memset(small, 0x5A, sizeof small);
+    EXPECT_EQ(daxkv_get(s(), "k", 1, small, sizeof small, &len), -ENOBUFS);
+    EXPECT_EQ(len, 1000u);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "1000")) << daxkv_errmsg();
+    for (char c : small)
+        EXPECT_EQ(c, 0x5A); // nothing copied
+    len = 0;
+    EXPECT_EQ(daxkv_get(s(), "k", 1, nullptr, 0, &len), -ENOBUFS);
+    EXPECT_EQ(len, 1000u);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.misses, 1u);
+    EXPECT_EQ(st.hits, 0u);
+}
+
+// ---------------------------------------------------------------------------
+// Eviction
+
+TEST_F(Store, FullArenaWithLruEvictsTheOldest) {
+    open(StoreSpec{4096, 2}.set("eviction", "lru"));
+    ASSERT_EQ(stats().slots_total, 2u);
+    ASSERT_EQ(put("a", pattern(1, 100)), 0);
+    ASSERT_EQ(put("b", pattern(2, 200)), 0);
+    ASSERT_EQ(put("c", pattern(3, 300)), 0);
+    EXPECT_EQ(contains("a"), 0);
+    std::vector<uint8_t> out;
+    EXPECT_EQ(get("a", &out), -ENOENT);
+    EXPECT_EQ(value("b"), pattern(2, 200));
+    EXPECT_EQ(value("c"), pattern(3, 300));
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.evictions, 1u);
+    EXPECT_EQ(st.entries, 2u);
+    EXPECT_EQ(st.slots_free, 0u);
+}
+
+TEST_F(Store, FullArenaWithEvictionNoneIsEnospcAndEvictsNothing) {
+    open(StoreSpec{4096, 2}.set("eviction", "none"));
+    ASSERT_EQ(put("a", pattern(1, 100)), 0);
+    ASSERT_EQ(put("b", pattern(2, 200)), 0);
+    EXPECT_EQ(put("c", pattern(3, 300)), -ENOSPC);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "eviction=none")) << daxkv_errmsg();
+    EXPECT_EQ(contains("c"), 0);
+    EXPECT_EQ(value("a"), pattern(1, 100));
+    EXPECT_EQ(value("b"), pattern(2, 200));
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.evictions, 0u);
+    EXPECT_EQ(st.puts_failed, 1u);
+    EXPECT_EQ(st.slots_inflight, 0u);
+    // The key that failed is not left in flight: once there is room it goes in.
+    ASSERT_EQ(remove("a"), 0);
+    EXPECT_EQ(put("c", pattern(3, 300)), 0);
+    EXPECT_EQ(value("c"), pattern(3, 300));
+}
+
+TEST_F(Store, GetMovesToMostRecentlyUsed) {
+    open({4096, 2});
+    ASSERT_EQ(put("a", v1()), 0);
+    ASSERT_EQ(put("b", v2()), 0);
+    value("a");
+    ASSERT_EQ(put("c", v1()), 0);
+    EXPECT_EQ(contains("a"), 1);
+    EXPECT_EQ(contains("b"), 0);
+}
+
+TEST_F(Store, LeaseMovesToMostRecentlyUsed) {
+    open({4096, 2});
+    ASSERT_EQ(put("a", v1()), 0);
+    ASSERT_EQ(put("b", v2()), 0);
+    lease("a").reset();
+    ASSERT_EQ(put("c", v1()), 0);
+    EXPECT_EQ(contains("a"), 1);
+    EXPECT_EQ(contains("b"), 0);
+}
+
+TEST_F(Store, ContainsDoesNotChangeLruOrder) {
+    open({4096, 2});
+    ASSERT_EQ(put("a", v1()), 0);
+    ASSERT_EQ(put("b", v2()), 0);
+    EXPECT_EQ(contains("a"), 1);
+    daxkv_item it{"a", 1, nullptr, 0, nullptr, 0, 0};
+    EXPECT_EQ(daxkv_contains_batch(s(), &it, 1, 0), 1);
+    ASSERT_EQ(put("c", v1()), 0);
+    EXPECT_EQ(contains("a"), 0);
+    EXPECT_EQ(contains("b"), 1);
+}
+
+TEST_F(Store, PinAndUnpinDoNotChangeLruOrder) {
+    open({4096, 2});
+    ASSERT_EQ(put("a", v1()), 0);
+    ASSERT_EQ(put("b", v2()), 0);
+    ASSERT_EQ(pin("a"), 0);
+    ASSERT_EQ(unpin("a"), 0);
+    ASSERT_EQ(put("c", v1()), 0);
+    EXPECT_EQ(contains("a"), 0);
+    EXPECT_EQ(contains("b"), 1);
+}
+
+TEST_F(Store, PinnedKeyIsNotEvicted) {
+    open({4096, 2});
+    ASSERT_EQ(put("a", v1()), 0);
+    ASSERT_EQ(put("b", v2()), 0);
+    ASSERT_EQ(pin("a"), 0);
+    ASSERT_EQ(put("c", v1()), 0);
+    EXPECT_EQ(value("a"), v1());
+    EXPECT_EQ(contains("b"), 0);
+    // Everything pinned: nothing to evict.
+    ASSERT_EQ(pin("c"), 0);
+    EXPECT_EQ(put("d", v1()), -ENOSPC);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "2 pinned")) << daxkv_errmsg();
+    EXPECT_EQ(contains("a"), 1);
+    EXPECT_EQ(contains("c"), 1);
+    EXPECT_EQ(stats().entries_pinned, 2u);
+}
+
+TEST_F(Store, OverlappingPinsAreCounted) {
+    open({4096, 2});
+    ASSERT_EQ(put("a", pattern(1, 64)), 0);
+    ASSERT_EQ(put("b", pattern(2, 64)), 0);
+    ASSERT_EQ(pin("a"), 0);
+    ASSERT_EQ(pin("a"), 0);
+    ASSERT_EQ(unpin("a"), 0);
+    ASSERT_EQ(put("c", pattern(3, 64)), 0); // a still pinned once: b goes
+    EXPECT_EQ(contains("a"), 1);
+    EXPECT_EQ(contains("b"), 0);
+    EXPECT_EQ(contains("c"), 1);
+    ASSERT_EQ(unpin("a"), 0);
+    ASSERT_EQ(put("d", pattern(4, 64)), 0); // a is the oldest now
+    EXPECT_EQ(contains("a"), 0);
+    EXPECT_EQ(value("c"), pattern(3, 64));
+    EXPECT_EQ(value("d"), pattern(4, 64));
+}
+
+TEST_F(Store, UnpinNeverGoesBelowZero) {
+    open();
+    ASSERT_EQ(put("a", v1()), 0);
+    EXPECT_EQ(unpin("a"), -ENOENT);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "not pinned")) << daxkv_errmsg();
+    ASSERT_EQ(pin("a"), 0);
+    EXPECT_EQ(unpin("a"), 0);
+    EXPECT_EQ(unpin("a"), -ENOENT);
+    EXPECT_EQ(unpin("a"), -ENOENT);
+    EXPECT_EQ(unpin("missing"), -ENOENT);
+    EXPECT_EQ(pin("missing"), -ENOENT);
+    // Unpinned: an unforced remove succeeds, so the count is 0 and not negative.
+    EXPECT_EQ(stats().entries_pinned, 0u);
+    ASSERT_EQ(pin("a"), 0);
+    EXPECT_EQ(remove("a"), -EBUSY); // one pin is one pin, not wrapped around
+    EXPECT_EQ(unpin("a"), 0);
+    EXPECT_EQ(remove("a"), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Remove
+
+TEST_F(Store, RemovePinnedNeedsForce) {
+    open({4096, 2});
+    ASSERT_EQ(put("a", v1()), 0);
+    ASSERT_EQ(pin("a"), 0);
+    EXPECT_EQ(remove("a"), -EBUSY);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "DAXKV_FORCE")) << daxkv_errmsg();
+    EXPECT_EQ(value("a"), v1());
+    EXPECT_EQ(remove("a", DAXKV_FORCE), 0);
+    EXPECT_EQ(contains("a"), 0);
+    EXPECT_EQ(remove("a", DAXKV_FORCE), -ENOENT);
+    EXPECT_EQ(remove("a"), -ENOENT);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.entries, 0u);
+    EXPECT_EQ(st.entries_pinned, 0u);
+    EXPECT_EQ(st.slots_free, 2u);
+    EXPECT_EQ(st.removes, 1u);
+    // The key is fully gone: a new put is a fresh, unpinned entry.
+    ASSERT_EQ(put("a", v2()), 0);
+    EXPECT_EQ(value("a"), v2());
+    EXPECT_EQ(remove("a"), 0);
+}
+
+TEST_F(Store, RemoveFreesTheSlotForReuse) {
+    open(StoreSpec{4096, 1}.set("eviction", "none"));
+    for (int i = 0; i < 20; ++i) {
+        std::string k = key_of(i);
+        ASSERT_EQ(put(k, pattern(i, 100 + i)), 0) << i;
+        EXPECT_EQ(value(k), pattern(i, 100 + i));
+        ASSERT_EQ(remove(k), 0);
+    }
+    EXPECT_EQ(stats().removes, 20u);
+}
+
+// ---------------------------------------------------------------------------
+// Statistics and status
+
+TEST_F(Store, StatsCountersAreExactAfterAScriptedSequence) {
+    open({4096, 4});
+    ASSERT_EQ(put("A", pattern(1, 100)), 0);
+    ASSERT_EQ(put("B", pattern(2, 200)), 0);
+    ASSERT_EQ(put("C", pattern(3, 300)), 0);
+    ASSERT_EQ(put("A", pattern(9, 999)), DAXKV_EXISTED);
+    value("A");                                              // hit (order: B C A)
+    std::vector<uint8_t> tmp;
+    ASSERT_EQ(get("X", &tmp), -ENOENT);                      // miss
+    EXPECT_EQ(contains("A"), 1);                             // no counter
+    std::vector<uint8_t> buf(4096);
+    daxkv_item items[2] = {{"A", 1, buf.data(), buf.size(), nullptr, 0, 0},
+                           {"X", 1, buf.data(), buf.size(), nullptr, 0, 0}};
+    ASSERT_EQ(daxkv_get_batch(s(), items, 2, 0), 1);         // hit + miss
+    {
+        LeasePtr l = lease("B");                             // hit (order: C A B)
+        EXPECT_EQ(stats().leases_active, 1u);
+    }
+    ASSERT_EQ(put("D", pattern(4, 400)), 0);                 // fills the 4th slot
+    ASSERT_EQ(put("E", pattern(5, 500)), 0);                 // evicts C
+    EXPECT_EQ(contains("C"), 0);
+    ASSERT_EQ(remove("D"), 0);
+    ASSERT_EQ(pin("E"), 0);
+    EXPECT_EQ(put("Z", pattern(6, 5000)), -E2BIG);
+
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.struct_size, sizeof st);
+    EXPECT_EQ(st.devices, 1u);
+    EXPECT_EQ(st.slot_bytes, 4096u);
+    EXPECT_EQ(st.meta_bytes, 256u);
+    EXPECT_EQ(st.slots_total, 4u);
+    EXPECT_EQ(st.capacity_bytes, 4u * 4096u);
+    EXPECT_EQ(st.hits, 3u);
+    EXPECT_EQ(st.misses, 2u);
+    EXPECT_EQ(st.puts, 5u);
+    EXPECT_EQ(st.puts_existed, 1u);
+    EXPECT_EQ(st.evictions, 1u);
+    EXPECT_EQ(st.removes, 1u);
+    EXPECT_EQ(st.entries, 3u); // A B E
+    EXPECT_EQ(st.entries_pinned, 1u);
+    EXPECT_EQ(st.slots_used, 3u);
+    EXPECT_EQ(st.slots_free, 1u);
+    EXPECT_EQ(st.slots_inflight, 0u);
+    EXPECT_EQ(st.slots_pending_free, 0u);
+    EXPECT_EQ(st.leases_active, 0u);
+    EXPECT_EQ(st.bytes_written, 100u + 200 + 300 + 400 + 500);
+    EXPECT_EQ(st.bytes_read, 200u); // two copies of A; leases copy nothing
+    EXPECT_EQ(st.verify_failures, 0u);
+    EXPECT_EQ(st.recovered_entries, 0u);
+}
+
+TEST_F(Store, StatsHonoursStructSize) {
+    open();
+    ASSERT_EQ(put("k", v1()), 0);
+    struct daxkv_stats st;
+    std::memset(&st, 0xCD, sizeof st);
+    st.struct_size = 4;
+    EXPECT_EQ(daxkv_stats(s(), &st), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "struct_size")) << daxkv_errmsg();
+    // An older, shorter struct: only its prefix is written.
+    std::memset(&st, 0xCD, sizeof st);
+    st.struct_size = offsetof(struct daxkv_stats, slots_total);
+    ASSERT_EQ(daxkv_stats(s(), &st), 0);
+    EXPECT_EQ(st.struct_size, offsetof(struct daxkv_stats, slots_total));
+    EXPECT_EQ(st.slot_bytes, 4096u);
+    EXPECT_EQ(st.capacity_bytes, 4u * 4096u);
+    uint64_t untouched;
+    std::memset(&untouched, 0xCD, sizeof untouched);
+    EXPECT_EQ(st.slots_total, untouched);
+    EXPECT_EQ(st.recovery_usec, untouched);
+    // A newer, longer struct: the known part is filled.
+    struct {
+        struct daxkv_stats s;
+        uint64_t future[4];
+    } big;
+    std::memset(&big, 0xCD, sizeof big);
+    big.s.struct_size = sizeof big;
+    ASSERT_EQ(daxkv_stats(s(), &big.s), 0);
+    EXPECT_EQ(big.s.struct_size, sizeof big);
+    EXPECT_EQ(big.s.entries, 1u);
+    EXPECT_EQ(big.future[0], untouched);
+}
+
+TEST_F(Store, StatusJsonParsesAndHasTheExpectedFields) {
+    open(StoreSpec{4096, 4}.set("eviction", "none").set("verify", "read"));
+    ASSERT_EQ(put("a", v1()), 0);
+    value("a");
+    size_t needed = 0;
+    EXPECT_EQ(daxkv_status_json(s(), nullptr, 0, &needed), -ENOBUFS);
+    ASSERT_GT(needed, 2u);
+    std::string buf(needed, '\x7f');
+    EXPECT_EQ(daxkv_status_json(s(), &buf[0], needed - 1, nullptr), -ENOBUFS);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), std::to_string(needed))) << daxkv_errmsg();
+    EXPECT_EQ(buf[0], '\x7f'); // untouched on -ENOBUFS
+    size_t needed2 = 0;
+    ASSERT_EQ(daxkv_status_json(s(), &buf[0], needed, &needed2), 0);
+    EXPECT_EQ(needed2, needed);
+    EXPECT_EQ(buf[needed - 1], '\0');
+    EXPECT_EQ(std::strlen(buf.c_str()), needed - 1);
+    nlohmann::json j = nlohmann::json::parse(buf.c_str());
+    EXPECT_EQ(j["version"], DAXKV_VERSION_STRING);
+    EXPECT_EQ(j["state"], "open");
+    EXPECT_EQ(j["slot_bytes"], 4096);
+    EXPECT_EQ(j["meta_bytes"], 256);
+    EXPECT_EQ(j["eviction"], "none");
+    EXPECT_EQ(j["durability"], "process");
+    EXPECT_EQ(j["verify"], "read");
+    EXPECT_EQ(j["workers"], 2);
+    EXPECT_EQ(j["entries"], 1);
+    EXPECT_EQ(j["capacity_bytes"], 4 * 4096);
+    EXPECT_EQ(j["used_bytes"], 4096);
+    EXPECT_EQ(j["slots"]["total"], 4);
+    EXPECT_EQ(j["slots"]["free"], 3);
+    EXPECT_EQ(j["counters"]["hits"], 1);
+    EXPECT_EQ(j["counters"]["puts"], 1);
+    EXPECT_EQ(j["counters"]["bytes_read"], 1000);
+    ASSERT_TRUE(j["devices"].is_array());
+    ASSERT_EQ(j["devices"].size(), 1u);
+    EXPECT_EQ(j["devices"][0]["path"], path_);
+    EXPECT_EQ(j["devices"][0]["kind"], "file");
+    EXPECT_EQ(j["devices"][0]["slots"], 4);
+    EXPECT_EQ(j["devices"][0]["uuid"].get<std::string>().size(), 36u);
+    ASSERT_TRUE(j["recovery"].is_object());
+    EXPECT_EQ(j["recovery"]["recovered"], 0);
+    // A NULL buffer with a capacity is a caller bug.
+    EXPECT_EQ(daxkv_status_json(s(), nullptr, 16, &needed), -EINVAL);
+}
+
+// ---------------------------------------------------------------------------
+// Versions, error strings, error messages, logging
+
+TEST(Versions, FunctionsAgreeWithTheHeaderMacros) {
+    EXPECT_EQ(daxkv_version_number(),
+              unsigned(DAXKV_VERSION_MAJOR * 10000 + DAXKV_VERSION_MINOR * 100 +
+                       DAXKV_VERSION_PATCH));
+    EXPECT_EQ(daxkv_version_number(), unsigned(DAXKV_VERSION_NUMBER));
+    std::string want = std::to_string(DAXKV_VERSION_MAJOR) + "." +
+                       std::to_string(DAXKV_VERSION_MINOR) + "." +
+                       std::to_string(DAXKV_VERSION_PATCH);
+    ASSERT_NE(daxkv_version_string(), nullptr);
+    EXPECT_EQ(std::string(daxkv_version_string()), want);
+    EXPECT_EQ(std::string(DAXKV_VERSION_STRING), want);
+}
+
+TEST(Errors, StrerrorIsNonNullAndDistinctForEveryDocumentedCode) {
+    const int codes[] = {0,        DAXKV_EXISTED, -EINVAL,     -ENOENT,          -ENOSPC,
+                         -E2BIG,   -EBUSY,        -ENOBUFS,    -ESHUTDOWN,       -ENODEV,
+                         -EACCES,  -EPERM,        -ENOMEM,     -EIO,             -ENOTSUP,
+                         -ECANCELED, -EISDIR,     -ELOOP,      DAXKV_E_CORRUPT,  DAXKV_E_FOREIGN};
+    std::set<std::string> seen;
+    for (int c : codes) {
+        const char *m = daxkv_strerror(c);
+        ASSERT_NE(m, nullptr) << c;
+        EXPECT_GT(std::strlen(m), 3u) << c;
+        EXPECT_TRUE(seen.insert(m).second) << "duplicate text for " << c << ": " << m;
+    }
+    EXPECT_STREQ(daxkv_strerror(-12345678), "unknown error");
+    EXPECT_STREQ(daxkv_strerror(DAXKV_E_BASE - 99), "unknown error");
+    EXPECT_STREQ(daxkv_strerror(42), "unknown error");
+    EXPECT_NE(daxkv_strerror(-ETIMEDOUT), nullptr);
+}
+
+TEST(Errors, ErrmsgIsThreadLocalAndNeverNull) {
+    std::string other;
+    std::thread t([&] {
+        const char *m = daxkv_errmsg();
+        other = m ? m : "(null)";
+    });
+    t.join();
+    EXPECT_EQ(other, ""); // a fresh thread has no message
+    daxkv_config *c = nullptr;
+    ASSERT_EQ(daxkv_config_new(&c), 0);
+    ConfigPtr cfg(c);
+    ASSERT_EQ(daxkv_config_set(c, "no_such_key", "1"), -EINVAL);
+    std::string mine = daxkv_errmsg();
+    EXPECT_TRUE(contains_text(mine.c_str(), "no_such_key"));
+    std::thread t2([&] { EXPECT_EQ(daxkv_config_set(c, "verify", "sometimes"), -EINVAL); });
+    t2.join();
+    EXPECT_EQ(std::string(daxkv_errmsg()), mine);
+    // A later success leaves the message (errno-like).
+    ASSERT_EQ(daxkv_config_set(c, "slot_bytes", "4096"), 0);
+    EXPECT_EQ(std::string(daxkv_errmsg()), mine);
+}
+
+namespace {
+struct LogSink {
+    std::mutex m;
+    std::vector<std::pair<int, std::string>> lines;
+};
+void log_to_sink(int level, const char *msg, void *arg) {
+    auto *sink = static_cast<LogSink *>(arg);
+    std::lock_guard<std::mutex> g(sink->m);
+    sink->lines.emplace_back(level, msg);
+}
+} // namespace
+
+TEST_F(Store, LogCallbackReceivesMessagesUpToItsLevel) {
+    LogSink sink;
+    daxkv_set_log_fn(log_to_sink, DAXKV_LOG_INFO, &sink);
+    open();
+    daxkv_set_log_fn(nullptr, 0, nullptr);
+    store_.reset();
+    std::lock_guard<std::mutex> g(sink.m);
+    ASSERT_FALSE(sink.lines.empty());
+    bool opened = false;
+    for (const auto &l : sink.lines) {
+        EXPECT_LE(l.first, DAXKV_LOG_INFO);
+        opened |= l.second.find("opened store") != std::string::npos;
+    }
+    EXPECT_TRUE(opened);
+    size_t before = sink.lines.size();
+    // Off again: nothing more arrives.
+    StorePtr again;
+    ASSERT_EQ(open_store(&again, path_, StoreSpec()), 0);
+    EXPECT_EQ(sink.lines.size(), before);
+}
+
+// ---------------------------------------------------------------------------
+// verify=read
+
+TEST_F(Store, VerifyReadCatchesAPayloadCorruptedInPlace) {
+    open(StoreSpec{4096, 4}.set("verify", "read"));
+    std::vector<uint8_t> a = pattern(11, 3000), b = pattern(12, 2000);
+    ASSERT_EQ(put("a", a), 0); // slot 0: the lowest free slot comes first
+    ASSERT_EQ(put("b", b), 0);
+    auto lay = daxkv::arena::compute_layout(spec_arena_bytes(spec_), 4096, 256);
+    FileMap fm(path_);
+    ASSERT_TRUE(fm.ok());
+    char *payload = fm.base() + lay.data_offset;
+    ASSERT_EQ(0, std::memcmp(payload, a.data(), a.size())) << "a is not in slot 0";
+    payload[1234] ^= 0x10;
+
+    std::vector<uint8_t> out;
+    EXPECT_EQ(get("a", &out), -EIO);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "checksum")) << daxkv_errmsg();
+    EXPECT_EQ(contains("a"), 0);
+    EXPECT_EQ(get("a", &out), -ENOENT);
+    EXPECT_EQ(value("b"), b);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.verify_failures, 1u);
+    EXPECT_EQ(st.entries, 1u);
+    // The damaged slot is quarantined, not handed out again.
+    EXPECT_EQ(st.slots_free, 2u);
+    ASSERT_EQ(put("c", pattern(13, 100)), 0);
+    ASSERT_EQ(put("d", pattern(14, 100)), 0);
+    EXPECT_EQ(0, std::memcmp(payload + 1, a.data() + 1, 1000)); // slot 0 left alone
+}
+
+TEST_F(Store, VerifyReadCatchesCorruptionOnLeaseAndBatchGet) {
+    open(StoreSpec{4096, 4}.set("verify", "read"));
+    std::vector<uint8_t> a = pattern(21, 4096), b = pattern(22, 4096);
+    ASSERT_EQ(put("a", a), 0);
+    ASSERT_EQ(put("b", b), 0);
+    auto lay = daxkv::arena::compute_layout(spec_arena_bytes(spec_), 4096, 256);
+    FileMap fm(path_);
+    ASSERT_TRUE(fm.ok());
+    fm.base()[lay.data_offset + 4095] ^= 1;            // last byte of a
+    fm.base()[lay.data_offset + 4096 + 0] ^= (char)0x80; // first byte of b
+    int rc = 0;
+    LeasePtr l = lease("a", &rc);
+    EXPECT_EQ(rc, -EIO);
+    EXPECT_EQ(l, nullptr);
+    std::vector<uint8_t> buf(4096);
+    daxkv_item it{"b", 1, buf.data(), buf.size(), nullptr, 0, 0};
+    EXPECT_EQ(daxkv_get_batch(s(), &it, 1, 0), 0);
+    EXPECT_EQ(it.status, -EIO);
+    EXPECT_EQ(contains("a"), 0);
+    EXPECT_EQ(contains("b"), 0);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.verify_failures, 2u);
+    EXPECT_EQ(st.hits, 0u);
+    EXPECT_EQ(st.leases_active, 0u);
+}
+
+// ---------------------------------------------------------------------------
+// daxkv_memcpy_batch
+
+TEST(MemcpyBatch, CopiesEveryRangeByteExact) {
+    // Sizes from bytes to several MiB, so both the inline path and the
+    // worker pool run.
+    const std::vector<size_t> sizes = {1, 3, 64, 4096, 100000, 3 << 20, 5 << 20, 17};
+    std::vector<std::vector<uint8_t>> src, dst;
+    std::vector<void *> d;
+    std::vector<const void *> sp;
+    std::vector<size_t> len;
+    for (size_t i = 0; i < sizes.size(); ++i) {
+        src.push_back(pattern(i + 100, sizes[i]));
+        dst.emplace_back(sizes[i] + 16, 0xEE);
+    }
+    for (size_t i = 0; i < sizes.size(); ++i) {
+        d.push_back(dst[i].data() + 8);
+        sp.push_back(src[i].data());
+        len.push_back(sizes[i]);
+    }
+    ASSERT_EQ(daxkv_memcpy_batch(d.data(), sp.data(), len.data(), d.size(), 0), 0);
+    for (size_t i = 0; i < sizes.size(); ++i) {
+        EXPECT_EQ(0, std::memcmp(dst[i].data() + 8, src[i].data(), sizes[i])) << i;
+        for (size_t k = 0; k < 8; ++k) {
+            EXPECT_EQ(dst[i][k], 0xEE);
+            EXPECT_EQ(dst[i][sizes[i] + 8 + k], 0xEE);
+        }
+    }
+}
+
+TEST(MemcpyBatch, ZeroLengthsAreSkippedEvenWithNullPointers) {
+    std::vector<uint8_t> a = pattern(1, 100), b(100, 0);
+    void *d[] = {nullptr, b.data(), nullptr};
+    const void *s[] = {nullptr, a.data(), a.data()};
+    size_t len[] = {0, 100, 0};
+    ASSERT_EQ(daxkv_memcpy_batch(d, s, len, 3, 0), 0);
+    EXPECT_EQ(a, b);
+    EXPECT_EQ(daxkv_memcpy_batch(nullptr, nullptr, nullptr, 0, 0), 0);
+}
+
+TEST(MemcpyBatch, OverlappingRangesKeepMemmoveSemantics) {
+    for (size_t n : {size_t(1000), size_t(3 << 20)}) {
+        std::vector<uint8_t> base = pattern(7, n + 4096);
+        // Forward overlap (dst after src) and backward overlap (dst before src).
+        std::vector<uint8_t> fwd = base, bwd = base, want_f = base, want_b = base;
+        std::memmove(want_f.data() + 100, want_f.data(), n);
+        std::memmove(want_b.data(), want_b.data() + 100, n);
+        void *d[] = {fwd.data() + 100, bwd.data()};
+        const void *s[] = {fwd.data(), bwd.data() + 100};
+        size_t len[] = {n, n};
+        ASSERT_EQ(daxkv_memcpy_batch(d, s, len, 2, 0), 0);
+        EXPECT_TRUE(fwd == want_f) << n;
+        EXPECT_TRUE(bwd == want_b) << n;
+        // dst == src is a no-op.
+        void *same[] = {fwd.data()};
+        const void *same_s[] = {fwd.data()};
+        ASSERT_EQ(daxkv_memcpy_batch(same, same_s, len, 1, 0), 0);
+        EXPECT_TRUE(fwd == want_f);
+    }
+}
+
+TEST(MemcpyBatch, BadArgumentsAreEinval) {
+    std::vector<uint8_t> a(64, 1), b(64, 0);
+    void *d[] = {b.data(), nullptr};
+    const void *s[] = {a.data(), a.data()};
+    size_t len[] = {64, 8};
+    EXPECT_EQ(daxkv_memcpy_batch(d, s, len, 2, 0), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "range 1")) << daxkv_errmsg();
+    const void *s2[] = {a.data(), nullptr};
+    void *d2[] = {b.data(), b.data()};
+    EXPECT_EQ(daxkv_memcpy_batch(d2, s2, len, 2, 0), -EINVAL);
+    EXPECT_EQ(daxkv_memcpy_batch(nullptr, s, len, 1, 0), -EINVAL);
+    EXPECT_EQ(daxkv_memcpy_batch(d, nullptr, len, 1, 0), -EINVAL);
+    EXPECT_EQ(daxkv_memcpy_batch(d, s, nullptr, 1, 0), -EINVAL);
+    EXPECT_EQ(daxkv_memcpy_batch(d, s, len, 1, 1), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "flags")) << daxkv_errmsg();
+    // Nothing was copied by any refused call.
+    EXPECT_TRUE(std::all_of(b.begin(), b.end(), [](uint8_t x) { return x == 0; }));
+}
