@@ -37,6 +37,6 @@ nodist_EXTRA_lib_libdaxkv_la_SOURCES = lib/link-as-cxx.cpp
 lib_libdaxkv_la_LIBADD = lib/libdaxkv_core.la
 lib_libdaxkv_la_LDFLAGS = $(AM_LDFLAGS) \
 	-version-info $(DAXKV_LT_CURRENT):$(DAXKV_LT_REVISION):$(DAXKV_LT_AGE) \
-	-Wl,--version-script=$(top_srcdir)/lib/libdaxkv.map -Wl,-z,defs -Wl,-z,relro -Wl,-z,now
+	-Wl,--version-script=$(top_srcdir)/lib/libdaxkv.map $(DAXKV_ZDEFS) -Wl,-z,relro -Wl,-z,now
 EXTRA_lib_libdaxkv_la_DEPENDENCIES = lib/libdaxkv.map
 EXTRA_DIST += lib/libdaxkv.map

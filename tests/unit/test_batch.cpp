@@ -15,6 +15,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <deque>
 #include <string>
 #include <vector>
 
@@ -58,12 +59,17 @@ protected:
                                   meta_cap ? metas_[i].data() : nullptr, meta_cap, 12345};
         return items;
     }
-    static std::vector<daxkv_item> key_items(const std::vector<std::string> &keys) {
+    // Items naming keys only; the key bytes live as long as the test.
+    std::vector<daxkv_item> key_items(const std::vector<std::string> &keys) {
         std::vector<daxkv_item> items(keys.size());
-        for (size_t i = 0; i < keys.size(); ++i)
-            items[i] = daxkv_item{keys[i].data(), keys[i].size(), nullptr, 0, nullptr, 0, 12345};
+        for (size_t i = 0; i < keys.size(); ++i) {
+            key_pool_.push_back(keys[i]);
+            const std::string &k = key_pool_.back();
+            items[i] = daxkv_item{k.data(), k.size(), nullptr, 0, nullptr, 0, 12345};
+        }
         return items;
     }
+    std::deque<std::string> key_pool_; // push_back keeps earlier elements in place
     static std::vector<uint8_t> expected(const std::string &k, size_t len) {
         return pattern(std::hash<std::string>()(k), len);
     }
