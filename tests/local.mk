@@ -35,5 +35,8 @@ check_PROGRAMS += tests/vm/guest_devdax_test
 tests_vm_guest_devdax_test_SOURCES = tests/vm/guest_devdax_test.cpp
 tests_vm_guest_devdax_test_CPPFLAGS = $(AM_CPPFLAGS) $(GTEST_CFLAGS)
 tests_vm_guest_devdax_test_LDADD = lib/libdaxkv_core.la $(GTEST_LIBS) -lpthread
+check_PROGRAMS += tests/vm/guest_store_crash
+tests_vm_guest_store_crash_SOURCES = tests/vm/guest_store_crash.cpp
+tests_vm_guest_store_crash_LDADD = lib/libdaxkv_core.la -lpthread
 endif
 EXTRA_DIST += tests/vm/run-guest-tests.sh tests/vm/guest-list-check.sh tests/vm/README.md

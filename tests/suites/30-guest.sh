@@ -12,19 +12,25 @@ rm -f "$log"
 # The daxkv command is a libtool wrapper in the build tree; the guest needs
 # the real program.
 daxkv="$build/tools/.libs/daxkv"
+# The power-off workload's seed: printed, and settable to replay a failure.
+seed=${DAXKV_GUEST_SEED:-$(( $(date +%s) % 100000 ))}
+echo "guest: power-off workload seed $seed (DAXKV_GUEST_SEED=$seed replays it)"
 [ -f "$daxkv" ] || daxkv="$build/tools/daxkv"
-"$vm/run-guest-tests.sh" --log "$build/guest-console.log" \
+"$vm/run-guest-tests.sh" --log "$build/guest-console.log" --timeout 480 \
     --file "$daxkv" --file "$vm/guest-list-check.sh" \
-    --kill-on 'PERSIST-WRITTEN m1' "$build" \
+    --kill-on "STORE-MIDWAY seed $seed" "$build" \
     'discovery::tests/vm/guest_devdax_test --gtest_filter=Discovery.*' \
     'open-checks::tests/vm/guest_devdax_test --gtest_filter=Open.*' \
     'capi-on-dax0::tests/capi/capi_test /dev/dax0.0' \
+    'unit-suite-on-dax0::DAXKV_TEST_DEVICE=/dev/dax0.0 tests/unit/daxkv_unit' \
     'list-matches-daxctl::/t/guest-list-check.sh /t/daxkv' \
     'system-ram::tests/vm/guest_devdax_test --gtest_filter=SystemRam.*' \
     'persist-write::tests/vm/guest_devdax_test --persist-write m1' \
+    "power-off-mid-workload::tests/vm/guest_store_crash --write /dev/dax0.0 $seed" \
     --reboot \
     'persist-check::tests/vm/guest_devdax_test --persist-check m1' \
     'persist-mismatch-detected::! tests/vm/guest_devdax_test --persist-check other' \
+    "store-after-power-off::tests/vm/guest_store_crash --check /dev/dax0.0 $seed" \
     'discovery-after-restart::tests/vm/guest_devdax_test --gtest_filter=Discovery.*' \
     2>&1 | tee "$log"
 line=$(grep -E '^guest suite: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)

@@ -6,6 +6,12 @@
 // Arena files live on tmpfs (/dev/shm) for speed, but are reached through a
 // symlinked directory under $TMPDIR (or /tmp): the library refuses to create
 // or open a regular-file arena whose path is under /dev, by design.
+//
+// DAXKV_TEST_DEVICE=/dev/daxX.Y runs every fixture's store on that Device-DAX
+// device instead of a file (the QEMU rig does this with a 4 KiB-aligned
+// /dev/dax0.0). Each test starts from a wiped superblock area, so the device
+// is formatted afresh; the few tests about regular files as such (creating,
+// truncating, rewriting them) skip with FILE_ARENA_ONLY().
 #pragma once
 
 #include <gtest/gtest.h>
@@ -108,6 +114,23 @@ private:
     std::string path_, real_, link_;
 };
 
+// The Device-DAX device the suite runs on, or null for file arenas.
+inline const char *test_device() {
+    const char *d = std::getenv("DAXKV_TEST_DEVICE");
+    return d && *d ? d : nullptr;
+}
+
+#define FILE_ARENA_ONLY()                                                                  \
+    do {                                                                                   \
+        if (::daxkv_test::test_device())                                                   \
+            GTEST_SKIP() << "about regular files as such; DAXKV_TEST_DEVICE is set";       \
+    } while (0)
+
+inline bool is_char_device(const std::string &path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 && S_ISCHR(st.st_mode);
+}
+
 inline bool file_exists(const std::string &path) {
     struct stat st;
     return ::lstat(path.c_str(), &st) == 0;
@@ -125,29 +148,24 @@ inline void write_file(const std::string &path, const std::string &bytes) {
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
-// FNV-1a over the whole file: a cheap fingerprint for "left untouched".
-inline uint64_t file_hash(const std::string &path) {
-    std::string s = read_file(path);
-    uint64_t h = 1469598103934665603ull;
-    for (unsigned char c : s) {
-        h ^= c;
-        h *= 1099511628211ull;
-    }
-    return h ^ s.size();
-}
-
-// A second, independent MAP_SHARED mapping of a file: writes through it
-// land in the same page cache the store's mapping reads.
+// A second, independent MAP_SHARED mapping of an arena file (all of it) or
+// of the first device_bytes of a Device-DAX device (whose fstat size is 0):
+// writes through it land in the same memory the store's mapping reads.
 class FileMap {
 public:
-    explicit FileMap(const std::string &path) {
+    explicit FileMap(const std::string &path, size_t device_bytes = 2 << 20) {
         fd_ = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
         if (fd_ < 0)
             return;
         struct stat st;
-        if (::fstat(fd_, &st) != 0 || st.st_size == 0)
+        if (::fstat(fd_, &st) != 0)
             return;
-        size_ = static_cast<size_t>(st.st_size);
+        if (S_ISCHR(st.st_mode))
+            size_ = (device_bytes + 4095) / 4096 * 4096;
+        else
+            size_ = static_cast<size_t>(st.st_size);
+        if (size_ == 0)
+            return;
         void *p = ::mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
         if (p != MAP_FAILED)
             base_ = static_cast<char *>(p);
@@ -169,6 +187,35 @@ private:
     char *base_ = nullptr;
     size_t size_ = 0;
 };
+
+// FNV-1a over a whole file, or over the first device_bytes of a device: a
+// cheap fingerprint for "left untouched".
+inline uint64_t file_hash(const std::string &path, size_t device_bytes = 2 << 20) {
+    std::string s;
+    if (is_char_device(path)) {
+        FileMap fm(path, device_bytes);
+        if (fm.ok())
+            s.assign(fm.base(), fm.size());
+    } else {
+        s = read_file(path);
+    }
+    uint64_t h = 1469598103934665603ull;
+    for (unsigned char c : s) {
+        h ^= c;
+        h *= 1099511628211ull;
+    }
+    return h ^ s.size();
+}
+
+// Zero the superblock area of a device so that the next open formats it, as
+// a new file would be (arena::Arena::format also clears the old slot
+// headers' commit words).
+inline void wipe_device_superblocks(const std::string &path) {
+    FileMap fm(path, daxkv::arena::kHeaderOffset);
+    if (!fm.ok())
+        throw std::runtime_error("cannot map " + path + " to wipe it: " + std::strerror(errno));
+    std::memset(fm.base(), 0, daxkv::arena::kHeaderOffset);
+}
 
 // ---------------------------------------------------------------------------
 // Process resources
@@ -452,9 +499,15 @@ protected:
     }
     struct daxkv_stats stats() { return get_stats(s()); }
 
+    StoreFixture() {
+        if (test_device())
+            wipe_device_superblocks(path_);
+    }
+
     TempDir dir_;
-    std::string path_ = dir_.file("arena");
-    std::string real_path_ = dir_.real_file("arena");
+    // The arena under test: a file in dir_, or the device of DAXKV_TEST_DEVICE.
+    std::string path_ = test_device() ? test_device() : dir_.file("arena");
+    std::string real_path_ = test_device() ? test_device() : dir_.real_file("arena");
     StoreSpec spec_;
     StorePtr store_;
 };

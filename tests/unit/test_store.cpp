@@ -550,7 +550,7 @@ TEST_F(Store, StatusJsonParsesAndHasTheExpectedFields) {
     ASSERT_TRUE(j["devices"].is_array());
     ASSERT_EQ(j["devices"].size(), 1u);
     EXPECT_EQ(j["devices"][0]["path"], path_);
-    EXPECT_EQ(j["devices"][0]["kind"], "file");
+    EXPECT_EQ(j["devices"][0]["kind"], test_device() ? "devdax" : "file");
     EXPECT_EQ(j["devices"][0]["slots"], 4);
     EXPECT_EQ(j["devices"][0]["uuid"].get<std::string>().size(), 36u);
     ASSERT_TRUE(j["recovery"].is_object());

@@ -6,7 +6,8 @@
 #   run-guest-tests.sh [options] BUILD_DIR [--] TEST... [--reboot TEST...]
 #
 # Each TEST is one shell command run in the guest, optionally prefixed with a
-# name: "NAME::command args". Its first word, if it names a file on the host
+# name: "NAME::command args" (leading VAR=value words set its environment).
+# Its first word after those, if it names a file on the host
 # (absolute, or relative to BUILD_DIR or the current directory), is copied
 # into the guest together with the shared libraries `ldd` names. A libtool
 # wrapper script is replaced by the real binary in its .libs directory.
@@ -222,7 +223,7 @@ done
 declare -A seen_names=()
 write_list() {
     local out=$1; shift
-    local spec name cmd first rest guest idx=0
+    local spec name cmd first rest guest envs idx=0
     : > "$out"
     for spec in "$@"; do
         idx=$((idx + 1))
@@ -231,11 +232,17 @@ write_list() {
         else
             cmd=$spec; name=""
         fi
+        # Leading NAME=value words set the environment of the command.
+        envs=""
+        while [[ "$cmd" =~ ^([A-Za-z_][A-Za-z0-9_]*=[^\ ]*)\ +(.*)$ ]]; do
+            envs+="${BASH_REMATCH[1]} "; cmd=${BASH_REMATCH[2]}
+        done
         first=${cmd%% *}
         rest=""
         [ "$first" != "$cmd" ] && rest=" ${cmd#* }"
         guest=$(stage_program "$first") || exit 2
         [ -n "$guest" ] && cmd=$guest$rest
+        cmd=$envs$cmd
         if [ -z "$name" ]; then
             name=$(basename "$first" | tr -c 'A-Za-z0-9_.-\n' '_')
         fi
@@ -323,10 +330,14 @@ for n in 0 1; do
         # A second boot of the same image: the devdax mode is stored on it.
         echo "GUEST-INFO dax$n.0 found on the image"
     else
-        # A new image is label-less and raw: make it a devdax namespace with
-        # 2 MiB alignment.
+        # A new image is label-less and raw: make it a devdax namespace,
+        # dax0.0 with 4 KiB alignment (page faults; the unit suite's small
+        # arenas fit it), dax1.0 with 2 MiB (huge-page faults, the common
+        # production setting).
         echo "GUEST-INFO dax$n.0 created"
-        ndctl create-namespace -f -e namespace$n.0 -m devdax -a 2M > /tmp/ns$n.json 2>&1 \
+        align=2M
+        [ $n -eq 0 ] && align=4K
+        ndctl create-namespace -f -e namespace$n.0 -m devdax -a $align > /tmp/ns$n.json 2>&1 \
             || { cat /tmp/ns$n.json; }
     fi
     for i in $(seq 1 50); do [ -e /dev/dax$n.0 ] && break; sleep 0.1; done
