@@ -138,7 +138,14 @@ DAXKV_API void daxkv_close(daxkv_store *s);
 /* Single-key operations                                                     */
 /* ------------------------------------------------------------------------ */
 
-/** 0 stored; DAXKV_EXISTED if present or in flight (unless DAXKV_REPLACE). */
+/**
+ * Store a copy of the value. 0 stored; DAXKV_EXISTED if the key is present
+ * (unless DAXKV_REPLACE) or has a write in flight (a reservation or another
+ * put: even with DAXKV_REPLACE, the first writer wins and nothing is
+ * written); -E2BIG if the value is larger than slot_bytes; -ENOSPC if no
+ * slot is free and none is evictable; -ECANCELED if a forced remove of the
+ * key cancelled this put while its bytes were being copied (nothing stored).
+ */
 DAXKV_API int daxkv_put(daxkv_store *s, const void *key, size_t key_len,
                         const void *val, size_t len, unsigned flags);
 /**
