@@ -40,6 +40,12 @@ tests_unit_daxkv_unit_LDADD = lib/libdaxkv_core.la $(GTEST_LIBS) -lpthread
 TESTS += tests/unit/daxkv_unit
 endif
 
+# GPU checks, built everywhere, run on a GPU machine by tests/gpu/run-gpu-tests.sh.
+check_PROGRAMS += tests/gpu/gpu_check
+tests_gpu_gpu_check_SOURCES = tests/gpu/gpu_check.cpp lib/cuda/runtime.cpp
+tests_gpu_gpu_check_LDADD = lib/libdaxkv.la -lpthread
+EXTRA_DIST += tests/gpu/run-gpu-tests.sh tests/gpu/README.md tests/fakecuda/fakecuda.h
+
 # Built for the real-device rig (tests/vm): run inside the QEMU guest by
 # tests/suites/30-guest.sh, not by make check.
 if HAVE_GTEST
