@@ -56,36 +56,40 @@ HostRegistration::HostRegistration(const Runtime &rt, const std::vector<HostRang
             if (e != kSuccess) {
                 std::string what = rt_.describe("cudaHostRegister", e);
                 size_t undone = done_.size();
-                unregister_all();
+                size_t stuck = release();
                 // A failed registration leaves a sticky per-thread error that
                 // a later, unrelated CUDA call of the caller would report.
                 rt_.GetLastError();
                 fail(code_of(e),
                      "%s for chunk %zu of %zu (%s at offset %llu, %s); the %zu chunk(s) "
-                     "registered before were unregistered, transfers use the staged path",
+                     "registered before were unregistered%s, transfers use the staged path",
                      what.c_str(), index, total, r.name.c_str(),
-                     static_cast<unsigned long long>(off), human_bytes(len).c_str(), undone);
+                     static_cast<unsigned long long>(off), human_bytes(len).c_str(), undone,
+                     stuck ? format(" (%zu of them failed to unregister)", stuck).c_str() : "");
             }
             done_.push_back(Chunk{r.base + off, len});
         }
     }
 }
 
-HostRegistration::~HostRegistration() { unregister_all(); }
+HostRegistration::~HostRegistration() {
+    if (size_t stuck = release())
+        log(DAXKV_LOG_WARNING, "%zu cudaHostUnregister call(s) failed", stuck);
+}
 
-void HostRegistration::unregister_all() noexcept {
-    bool failed = false;
+size_t HostRegistration::release() noexcept {
+    size_t failed = 0;
     while (!done_.empty()) {
         Error e = rt_.HostUnregister(done_.back().p);
-        if (e != kSuccess && e != kErrorCudartUnloading) {
-            failed = true;
-            log(DAXKV_LOG_WARNING, "cudaHostUnregister(%p) failed (cuda error %d)",
-                static_cast<void *>(done_.back().p), e);
-        }
+        // At process exit the runtime may be unloading already; the
+        // registrations die with it.
+        if (e != kSuccess && e != kErrorCudartUnloading)
+            ++failed;
         done_.pop_back();
     }
     if (failed)
         rt_.GetLastError();
+    return failed;
 }
 
 } // namespace cuda

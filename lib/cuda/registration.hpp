@@ -34,8 +34,12 @@ public:
     // -EBUSY when a range is already registered, -EIO otherwise.
     HostRegistration(const Runtime &rt, const std::vector<HostRange> &ranges, uint64_t chunk,
                      unsigned flags);
-    // Unregisters every chunk (the caller guarantees no copy still uses them).
+    // Unregisters every chunk (the caller guarantees no copy still uses
+    // them) and logs failures.
     ~HostRegistration();
+    // Unregister every chunk now; returns how many cudaHostUnregister calls
+    // failed (nothing is logged: the caller may hold a lock).
+    size_t release() noexcept;
     HostRegistration(const HostRegistration &) = delete;
     HostRegistration &operator=(const HostRegistration &) = delete;
 
@@ -47,7 +51,6 @@ private:
         char *p;
         uint64_t len;
     };
-    void unregister_all() noexcept;
 
     const Runtime &rt_;
     unsigned flags_;

@@ -194,36 +194,48 @@ int Store::cuda_register(unsigned flags) {
     unsigned cflags = (flags & DAXKV_CUDA_MAPPED)
                           ? cuda::kHostRegisterPortable | cuda::kHostRegisterMapped
                           : cuda::kHostRegisterDefault;
-    std::unique_lock<std::shared_mutex> g(cs.reg_m);
-    if (cs.reg) {
-        if (cs.reg_flags == flags)
-            return 0;
-        return set_error(-EBUSY, "the arenas are already registered with flags 0x%x; "
-                                 "daxkv_cuda_unregister first",
-                         cs.reg_flags);
-    }
     std::vector<cuda::HostRange> ranges;
     for (const auto &a : arenas_) {
         const platform::Mapping &m = a.arena->mapping();
         ranges.push_back(cuda::HostRange{m.base(), m.size(), m.info().path});
     }
-    cs.reg.reset(new cuda::HostRegistration(cs.rt, ranges, cfg_.cuda_register_chunk, cflags));
-    cs.reg_flags = flags;
+    size_t chunks = 0;
+    {
+        std::unique_lock<std::shared_mutex> g(cs.reg_m);
+        if (cs.reg) {
+            if (cs.reg_flags == flags)
+                return 0;
+            return set_error(-EBUSY, "the arenas are already registered with flags 0x%x; "
+                                     "daxkv_cuda_unregister first",
+                             cs.reg_flags);
+        }
+        cs.reg.reset(
+            new cuda::HostRegistration(cs.rt, ranges, cfg_.cuda_register_chunk, cflags));
+        cs.reg_flags = flags;
+        chunks = cs.reg->chunks();
+    }
+    // Logged with no lock held: the log callback is the caller's code.
     log(DAXKV_LOG_INFO, "registered %zu arena(s) with CUDA in %zu chunk(s)", arenas_.size(),
-        cs.reg->chunks());
+        chunks);
     return 0;
 }
 
 int Store::cuda_unregister() {
     OpGuard op(*this);
     cuda::StoreState &cs = cuda_state();
-    std::unique_lock<std::shared_mutex> g(cs.reg_m);
-    if (!cs.reg)
-        return set_error(-ENOENT, "the arenas are not registered with CUDA");
-    // Reads enqueued earlier may still be copying out of the registered
-    // ranges; new ones wait for the lock held here.
-    cs.wait_idle();
-    cs.reg.reset();
+    size_t stuck = 0;
+    {
+        std::unique_lock<std::shared_mutex> g(cs.reg_m);
+        if (!cs.reg)
+            return set_error(-ENOENT, "the arenas are not registered with CUDA");
+        // Reads enqueued earlier may still be copying out of the registered
+        // ranges; new ones wait for the lock held here.
+        cs.wait_idle();
+        stuck = cs.reg->release();
+        cs.reg.reset();
+    }
+    if (stuck)
+        log(DAXKV_LOG_WARNING, "%zu cudaHostUnregister call(s) failed", stuck);
     return 0;
 }
 
@@ -297,6 +309,7 @@ int Store::get_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned fl
     borrows.resize(kept);
     item_of.resize(kept);
 
+    std::string warning; // logged once no lock is held
     std::shared_lock<std::shared_mutex> reg(cs.reg_m);
     if (cs.reg) {
         // Direct: the DMA reads the registered arena. Everything that can
@@ -337,7 +350,7 @@ int Store::get_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned fl
                 rt.GetLastError();
                 cuda::Error w = rt.StreamSynchronize(s);
                 if (w != cuda::kSuccess) {
-                    log(DAXKV_LOG_ERR, "%s; cudaStreamSynchronize: cuda error %d", d.c_str(), w);
+                    warning = d + format("; cudaStreamSynchronize: cuda error %d", w);
                     rt.GetLastError();
                 }
                 batch->release();
@@ -400,6 +413,9 @@ int Store::get_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned fl
         for (const Borrow &b : borrows)
             end_read(b);
     }
+    reg.unlock();
+    if (!warning.empty())
+        log(DAXKV_LOG_ERR, "%s", warning.c_str());
 
     int hits = 0;
     for (size_t k = 0; k < kept; ++k) {
