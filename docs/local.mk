@@ -13,9 +13,13 @@ dist_man_MANS = \
 	docs/man/daxkv_config_set.3 \
 	docs/man/daxkv_contains.3 \
 	docs/man/daxkv_contains_batch.3 \
+	docs/man/daxkv_cuda_available.3 \
+	docs/man/daxkv_cuda_register.3 \
+	docs/man/daxkv_cuda_unregister.3 \
 	docs/man/daxkv_errmsg.3 \
 	docs/man/daxkv_get.3 \
 	docs/man/daxkv_get_batch.3 \
+	docs/man/daxkv_get_batch_cuda.3 \
 	docs/man/daxkv_list_devices.3 \
 	docs/man/daxkv_lease_acquire.3 \
 	docs/man/daxkv_lease_data.3 \
@@ -28,6 +32,7 @@ dist_man_MANS = \
 	docs/man/daxkv_probe.3 \
 	docs/man/daxkv_put.3 \
 	docs/man/daxkv_put_batch.3 \
+	docs/man/daxkv_put_batch_cuda.3 \
 	docs/man/daxkv_remove.3 \
 	docs/man/daxkv_remove_batch.3 \
 	docs/man/daxkv_reservation_data.3 \

@@ -104,7 +104,9 @@ DAXKV_API void daxkv_config_free(daxkv_config *cfg);
  * Set a key. Keys: slot_bytes (required), eviction (lru|none),
  * durability (none|process|power), on_mismatch (fail|reformat), workers,
  * meta_bytes, verify (off|recover|read), hotplug (0|1), create (0|1),
- * nt_stores (auto|on|off). Sizes take bytes or binary suffixes ("4MiB").
+ * nt_stores (auto|on|off), cuda_register_chunk (4 KiB..64 GiB),
+ * cuda_staging_bytes (1 MiB..1 GiB, whole MiB). Sizes take bytes or binary
+ * suffixes ("4MiB").
  * An unknown key or a bad value is -EINVAL, naming it.
  */
 DAXKV_API int daxkv_config_set(daxkv_config *cfg, const char *key, const char *value);
@@ -313,6 +315,68 @@ typedef struct daxkv_device_info {
 DAXKV_API int daxkv_list_devices(daxkv_device_info *out, size_t cap, size_t *count);
 /** What daxkv_open would see at path: -ENOENT missing, -ENODEV not usable. */
 DAXKV_API int daxkv_probe(const char *path, daxkv_device_info *out);
+
+/* ------------------------------------------------------------------------ */
+/* GPU transfers (CUDA)                                                      */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * libdaxkv never links the CUDA runtime: the first of these calls loads
+ * libcudart (libcudart.so.13, .so.12, then libcudart.so; one already loaded
+ * in the process is used first). Without a runtime the calls below return
+ * -ENOTSUP, without a usable GPU -ENODEV; everything else works unchanged.
+ */
+
+/**
+ * 1 if a CUDA runtime is loaded and sees at least one GPU, else 0 (then
+ * daxkv_errmsg() says why: no library, no driver, no device).
+ */
+DAXKV_API int daxkv_cuda_available(void);
+
+/** daxkv_cuda_register: cudaHostRegisterPortable|Mapped instead of Default. */
+#define DAXKV_CUDA_MAPPED (1u << 4)
+
+/**
+ * Register the store's arena mappings with cudaHostRegister (Default flags,
+ * or Portable|Mapped with DAXKV_CUDA_MAPPED; never IoMemory), in chunks of
+ * at most the cuda_register_chunk key (default and maximum 64 GiB), so that
+ * GPU transfers copy straight between GPU and arena. On failure every chunk
+ * already registered is unregistered, CUDA's sticky error is cleared, and
+ * the store keeps working with the staged path: -ENOTSUP (no runtime, or
+ * the GPU cannot register host memory), -ENODEV (no GPU), -ENOMEM (the
+ * driver ran out), -EBUSY (already registered, here with other flags, or
+ * by someone else), -EIO (other CUDA errors). Registering again with the
+ * same flags is 0. The arenas are unregistered at the latest when the
+ * store is destroyed, always before they are unmapped.
+ */
+DAXKV_API int daxkv_cuda_register(daxkv_store *s, unsigned flags);
+/**
+ * Unregister the arenas, after waiting for GPU reads still copying out of
+ * them. -ENOENT if they are not registered.
+ */
+DAXKV_API int daxkv_cuda_unregister(daxkv_store *s);
+
+/**
+ * daxkv_get_batch into GPU memory: items[i].data are device pointers (meta
+ * buffers stay host memory); stream is a cudaStream_t (NULL: the default
+ * stream). Statuses, value lengths, metadata, the return value and
+ * DAXKV_PREFIX are those of daxkv_get_batch and are final when the call
+ * returns; the bytes arrive in stream order (synchronize the stream before
+ * reading them on the host). A copy that CUDA refuses gives its item -EIO.
+ * The entries stay leased until the stream has completed the copies, so
+ * remove and eviction never free bytes a DMA still reads.
+ */
+DAXKV_API int daxkv_get_batch_cuda(daxkv_store *s, daxkv_item *items, size_t n, void *stream,
+                                   unsigned flags);
+/**
+ * daxkv_put_batch from GPU memory: items[i].data are device pointers. The
+ * copies are ordered after the work already on stream; each value goes into
+ * a reservation and is committed only after its copy completed, so the call
+ * returns once the copies are done (statuses as daxkv_put_batch; a failed
+ * copy gives -EIO and leaves the key as it was). Flags: DAXKV_REPLACE.
+ */
+DAXKV_API int daxkv_put_batch_cuda(daxkv_store *s, daxkv_item *items, size_t n, void *stream,
+                                   unsigned flags);
 
 /* ------------------------------------------------------------------------ */
 /* Utility                                                                   */

@@ -16,20 +16,36 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/arena/checksum.cpp lib/arena/checksum.hpp \
 	lib/arena/arena.cpp lib/arena/arena.hpp \
 	lib/engine/copy_engine.cpp lib/engine/copy_engine.hpp \
+	lib/cuda/cuda_decls.hpp \
+	lib/cuda/runtime.cpp lib/cuda/runtime.hpp \
+	lib/cuda/registration.cpp lib/cuda/registration.hpp \
+	lib/cuda/staging.cpp lib/cuda/staging.hpp \
 	lib/store/config.cpp lib/store/config.hpp \
 	lib/store/slot_allocator.cpp lib/store/slot_allocator.hpp \
 	lib/store/store.cpp lib/store/store.hpp \
+	lib/store/store_cuda.cpp \
 	lib/capi/handles.hpp \
 	lib/capi/errors.cpp \
 	lib/capi/config.cpp \
 	lib/capi/store.cpp \
 	lib/capi/zero_copy.cpp \
 	lib/capi/memcpy.cpp \
-	lib/capi/devices.cpp
+	lib/capi/devices.cpp \
+	lib/capi/cuda.cpp
 
 lib_libdaxkv_core_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(DAXCTL_CFLAGS)
 lib_libdaxkv_core_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden
 lib_libdaxkv_core_la_LIBADD = $(XXHASH_LIBS) $(DAXCTL_LIBS) -lpthread
+
+# With the CUDA headers at hand, a compile-time comparison of the library's
+# own CUDA declarations with them (no code; see lib/cuda/header_check.cpp).
+if HAVE_CUDA_HEADERS
+noinst_LTLIBRARIES += lib/libdaxkv_cudacheck.la
+lib_libdaxkv_cudacheck_la_SOURCES = lib/cuda/header_check.cpp
+lib_libdaxkv_cudacheck_la_CPPFLAGS = $(AM_CPPFLAGS) $(CUDA_CPPFLAGS)
+else
+EXTRA_DIST += lib/cuda/header_check.cpp
+endif
 
 lib_libdaxkv_la_SOURCES =
 # Link as C++ although every object comes from the convenience library.

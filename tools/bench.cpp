@@ -109,7 +109,15 @@ void bench_usage(FILE *f) {
                  "  --no-small          skip the small-value test\n"
                  "  --json              machine-readable output\n"
                  "  --no-progress       no progress bar\n"
-                 "  --keep              keep the arena file\n");
+                 "  --keep              keep the arena file\n"
+                 "\n"
+                 "daxkv bench --gpu [--arena --size --count --value-size --workers --verify\n"
+                 "                   --rounds --json --keep] [--staging-bytes B] [--register-chunk B]\n"
+                 "\n"
+                 "GPU <-> DAX: daxkv_put_batch_cuda and daxkv_get_batch_cuda on the staged\n"
+                 "path, then with the arena registered, against cudaMemcpy between pinned host\n"
+                 "memory and the GPU of the same size in the same run (defaults: 64 x 4 MiB,\n"
+                 "best of 5). Without a CUDA runtime or GPU it says so and exits with 1.\n");
 }
 
 int cmd_bench(const Args &a) {

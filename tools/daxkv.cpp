@@ -125,9 +125,10 @@ int main(int argc, char **argv) {
     }
     if (cmd == "bench") {
         daxkv_cli::Args a;
-        if (!daxkv_cli::parse_args(argc, argv, 2, {"json", "no-progress", "keep", "help", "no-small"},
+        if (!daxkv_cli::parse_args(argc, argv, 2, {"json", "no-progress", "keep", "help", "no-small", "gpu"},
                                    {"arena", "size", "count", "value-size", "workers", "verify",
-                                    "durability", "rounds", "small-count", "nt-stores"},
+                                    "durability", "rounds", "small-count", "nt-stores",
+                                    "staging-bytes", "register-chunk"},
                                    a)) {
             daxkv_cli::bench_usage(stderr);
             return 2;
@@ -136,6 +137,8 @@ int main(int argc, char **argv) {
             daxkv_cli::bench_usage(stdout);
             return 0;
         }
+        if (a.has("gpu"))
+            return daxkv_cli::cmd_bench_gpu(a);
         return daxkv_cli::cmd_bench(a);
     }
     std::fprintf(stderr, "daxkv: unknown command '%s'\n", cmd.c_str());

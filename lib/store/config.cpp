@@ -74,10 +74,27 @@ void Config::set(const std::string &key, const std::string &value) {
             nt_stores = NtStores::off;
         else
             fail(-EINVAL, "nt_stores: '%s' is not one of auto, on, off", value.c_str());
+    } else if (key == "cuda_register_chunk") {
+        // At most 64 GiB: one cudaHostRegister of 512 GiB or more fails on
+        // current drivers (DESIGN.md §6); whole pages, as the driver pins pages.
+        uint64_t v = parse_size(value, "cuda_register_chunk");
+        if (v < 4096 || v > (64ull << 30) || v % 4096)
+            fail(-EINVAL, "cuda_register_chunk: %llu is not a multiple of 4 KiB in 4 KiB..64 GiB",
+                 static_cast<unsigned long long>(v));
+        cuda_register_chunk = v;
+    } else if (key == "cuda_staging_bytes") {
+        // Whole 1 MiB checksum blocks, so that a value split over buffers is
+        // hashed while it is copied.
+        uint64_t v = parse_size(value, "cuda_staging_bytes");
+        if (v < (1ull << 20) || v > (1ull << 30) || v % (1ull << 20))
+            fail(-EINVAL, "cuda_staging_bytes: %llu is not a multiple of 1 MiB in 1 MiB..1 GiB",
+                 static_cast<unsigned long long>(v));
+        cuda_staging_bytes = v;
     } else {
         fail(-EINVAL,
              "unknown configuration key '%s' (known: slot_bytes, meta_bytes, eviction, "
-             "durability, verify, on_mismatch, workers, hotplug, create, nt_stores)",
+             "durability, verify, on_mismatch, workers, hotplug, create, nt_stores, "
+             "cuda_register_chunk, cuda_staging_bytes)",
              key.c_str());
     }
 }

@@ -28,6 +28,10 @@ struct Config {
     bool hotplug = false;
     bool create = true;
     NtStores nt_stores = NtStores::auto_;
+    // GPU transfers: largest single cudaHostRegister, and the size of each
+    // pinned staging buffer of the staged path.
+    uint64_t cuda_register_chunk = 64ull << 30;
+    uint64_t cuda_staging_bytes = 16ull << 20;
     std::vector<DeviceSpec> devices;
 
     // Set one key from its text form. Throws Error(-EINVAL) naming the key.

@@ -49,7 +49,11 @@ void Store::OpGuard::leave() noexcept {
 
 Store::Store(const Config &cfg) : cfg_(cfg), shards_(new Shard[kShards]) {}
 
-Store::~Store() = default;
+Store::~Store() {
+    // Before the arenas are unmapped: wait for GPU copies still reading them,
+    // then unregister them from CUDA.
+    cuda_.reset();
+}
 
 std::shared_ptr<Store> Store::open(const Config &cfg) {
     cfg.validate();

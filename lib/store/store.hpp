@@ -28,6 +28,15 @@ namespace daxkv {
 
 class Store;
 
+namespace cuda {
+// The GPU side of a store (store_cuda.cpp): registration, staging buffers,
+// transfers in flight. Released before the arenas are unmapped.
+struct StoreState;
+struct StoreStateDeleter {
+    void operator()(StoreState *s) const noexcept;
+};
+} // namespace cuda
+
 struct SlotRef {
     uint32_t arena = UINT32_MAX;
     uint32_t slot = UINT32_MAX;
@@ -144,6 +153,12 @@ public:
     void stats(struct daxkv_stats &out) const;
     std::string status_json() const;
 
+    // GPU transfers (store_cuda.cpp; the CUDA runtime is loaded on first use).
+    int cuda_register(unsigned flags);
+    int cuda_unregister();
+    int get_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned flags);
+    int put_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned flags);
+
     const Config &config() const noexcept { return cfg_; }
     size_t arena_count() const noexcept { return arenas_.size(); }
     const arena::Arena &arena_at(size_t i) const noexcept { return *arenas_[i].arena; }
@@ -221,6 +236,7 @@ private:
     void quarantine(const Borrow &b) noexcept;
 
     std::string describe_full() const;
+    cuda::StoreState &cuda_state();
 
     static constexpr size_t kShards = 64;
 
@@ -238,6 +254,10 @@ private:
     std::mutex shutdown_m_;
     std::condition_variable shutdown_cv_;
     bool shut_down_ = false;
+    // GPU state, created by the first CUDA call; ~Store releases it first
+    // (it waits for DMAs still reading the arenas, then unregisters them).
+    std::mutex cuda_m_;
+    std::unique_ptr<cuda::StoreState, cuda::StoreStateDeleter> cuda_;
 };
 
 // Non-temporal stores pay off above this size on the machines measured

@@ -162,6 +162,21 @@ int main(int argc, char **argv) {
         src[0] = a;
         CHECK(daxkv_memcpy_batch(dst, src, n, 1, 0) == 0 && memcmp(a, b, 64) == 0, "memcpy_batch");
     }
+    {
+        /* GPU transfers: whatever CUDA this host has (none, no GPU, a GPU),
+         * the calls answer; argument errors come first. */
+        int avail = daxkv_cuda_available();
+        daxkv_item it;
+        memset(&it, 0, sizeof it);
+        CHECK(avail == 0 || avail == 1, "cuda_available is 0 or 1");
+        CHECK(avail == 1 || strlen(daxkv_errmsg()) > 0, "cuda_available 0 says why");
+        CHECK(daxkv_cuda_register(NULL, 0) == -EINVAL, "cuda_register(NULL)");
+        CHECK(daxkv_get_batch_cuda(s, NULL, 1, NULL, 0) == -EINVAL, "get_batch_cuda(NULL items)");
+        CHECK(daxkv_put_batch_cuda(NULL, &it, 1, NULL, 0) == -EINVAL, "put_batch_cuda(NULL store)");
+        rc = daxkv_get_batch_cuda(s, &it, 0, NULL, 0);
+        CHECK(avail ? rc == 0 : (rc == -ENOTSUP || rc == -ENODEV),
+              "get_batch_cuda of nothing: 0 with a GPU, -ENOTSUP/-ENODEV without");
+    }
 
     CHECK(daxkv_shutdown(s) == 0, "shutdown");
     CHECK(daxkv_put(s, "late", 4, val, 1, 0) == -ESHUTDOWN, "put after shutdown");

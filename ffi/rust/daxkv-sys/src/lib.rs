@@ -22,6 +22,8 @@ pub const DAXKV_REPLACE: c_uint = 1 << 0;
 pub const DAXKV_FORCE: c_uint = 1 << 1;
 pub const DAXKV_PREFIX: c_uint = 1 << 2;
 pub const DAXKV_PIN: c_uint = 1 << 3;
+/// daxkv_cuda_register: cudaHostRegisterPortable|Mapped instead of Default.
+pub const DAXKV_CUDA_MAPPED: c_uint = 1 << 4;
 
 pub const DAXKV_KIND_DEVDAX: u32 = 0;
 pub const DAXKV_KIND_FILE: u32 = 1;
@@ -226,6 +228,26 @@ extern "C" {
         src: *const *const c_void,
         len: *const usize,
         n: usize,
+        flags: c_uint,
+    ) -> c_int;
+
+    // GPU transfers (the CUDA runtime is loaded by the library at run time;
+    // item data are device pointers, stream a cudaStream_t or null).
+    pub fn daxkv_cuda_available() -> c_int;
+    pub fn daxkv_cuda_register(s: *mut daxkv_store, flags: c_uint) -> c_int;
+    pub fn daxkv_cuda_unregister(s: *mut daxkv_store) -> c_int;
+    pub fn daxkv_get_batch_cuda(
+        s: *mut daxkv_store,
+        items: *mut daxkv_item,
+        n: usize,
+        stream: *mut c_void,
+        flags: c_uint,
+    ) -> c_int;
+    pub fn daxkv_put_batch_cuda(
+        s: *mut daxkv_store,
+        items: *mut daxkv_item,
+        n: usize,
+        stream: *mut c_void,
         flags: c_uint,
     ) -> c_int;
 }

@@ -191,6 +191,7 @@ fn layouts_and_constants_match_the_c_compiler() {
         ("DAXKV_FORCE", DAXKV_FORCE as i64),
         ("DAXKV_PREFIX", DAXKV_PREFIX as i64),
         ("DAXKV_PIN", DAXKV_PIN as i64),
+        ("DAXKV_CUDA_MAPPED", DAXKV_CUDA_MAPPED as i64),
         ("DAXKV_KIND_DEVDAX", DAXKV_KIND_DEVDAX as i64),
         ("DAXKV_KIND_FILE", DAXKV_KIND_FILE as i64),
         ("DAXKV_KIND_MEMORY", DAXKV_KIND_MEMORY as i64),

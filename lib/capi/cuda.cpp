@@ -1,0 +1,61 @@
+// GPU transfers: argument checks and the exception barrier.
+#include "capi/handles.hpp"
+#include "cuda/runtime.hpp"
+
+using namespace daxkv;
+using daxkv::capi::store_of;
+
+namespace {
+
+int check_items(const daxkv_item *items, size_t n) {
+    if (!items && n)
+        return set_error(-EINVAL, "items is NULL but n is %zu", n);
+    if (n > static_cast<size_t>(INT32_MAX))
+        return set_error(-EINVAL, "n %zu is too large for one batch", n);
+    return 0;
+}
+
+} // namespace
+
+extern "C" {
+
+DAXKV_API int daxkv_cuda_available(void) {
+    return guarded([] {
+        const cuda::Runtime *rt = cuda::runtime();
+        if (rt && rt->devices > 0)
+            return 1;
+        // Not a failure: the message only says why there is no GPU.
+        set_error(rt ? -ENODEV : -ENOTSUP, "%s", cuda::unavailable_reason().c_str());
+        return 0;
+    });
+}
+
+DAXKV_API int daxkv_cuda_register(daxkv_store *s, unsigned flags) {
+    return guarded([&] { return store_of(s).cuda_register(flags); });
+}
+
+DAXKV_API int daxkv_cuda_unregister(daxkv_store *s) {
+    return guarded([&] { return store_of(s).cuda_unregister(); });
+}
+
+DAXKV_API int daxkv_get_batch_cuda(daxkv_store *s, daxkv_item *items, size_t n, void *stream,
+                                   unsigned flags) {
+    return guarded([&] {
+        Store &st = store_of(s);
+        if (int rc = check_items(items, n))
+            return rc;
+        return st.get_batch_cuda(items, n, stream, flags);
+    });
+}
+
+DAXKV_API int daxkv_put_batch_cuda(daxkv_store *s, daxkv_item *items, size_t n, void *stream,
+                                   unsigned flags) {
+    return guarded([&] {
+        Store &st = store_of(s);
+        if (int rc = check_items(items, n))
+            return rc;
+        return st.put_batch_cuda(items, n, stream, flags);
+    });
+}
+
+} // extern "C"

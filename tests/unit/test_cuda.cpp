@@ -1,0 +1,805 @@
+// GPU transfers without a GPU: daxkv_cuda_available / register / unregister
+// and daxkv_get_batch_cuda / daxkv_put_batch_cuda against the fake CUDA
+// runtime of tests/fakecuda (loaded through DAXKV_TEST_CUDART, the same
+// loading code as a real libcudart), and with no runtime at all.
+//
+// Bad inputs tried here, each with its expected code:
+//   no CUDA runtime (DAXKV_TEST_CUDART names a missing file): available 0,
+//     register / unregister / get / put                          -> -ENOTSUP
+//   a runtime without GPU (cudaGetDeviceCount fails)             -> available 0, -ENODEV
+//   a GPU that cannot register host memory                       -> register -ENOTSUP
+//   NULL store                                                   -> -EINVAL (every call)
+//   unknown flags: register 0x1, get DAXKV_REPLACE, put DAXKV_PREFIX -> -EINVAL
+//   NULL items with n > 0                                        -> -EINVAL
+//   per item: NULL key, key length 0 and 513, NULL data with a
+//     length, NULL meta with a length                            -> status -EINVAL
+//   per item: value larger than slot_bytes, meta > meta_bytes    -> status -E2BIG
+//   per item: destination or metadata buffer too small           -> status -ENOBUFS, needed size reported
+//   register again with other flags                              -> -EBUSY
+//   unregister when not registered                               -> -ENOENT
+//   any call after daxkv_shutdown                                -> -ESHUTDOWN
+//   config cuda_register_chunk 0, 4095, 4097, 65GiB, "abc";
+//     cuda_staging_bytes 0, 1000, 1536KiB, 2GiB                  -> -EINVAL
+// Injected failures: the 3rd registration chunk, the Nth async copy (put and
+// get, both paths), cudaLaunchHostFunc, cudaHostAlloc.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <dlfcn.h>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cuda/runtime.hpp"
+#include "fakecuda.h"
+#include "helpers.hpp"
+
+using namespace daxkv_test;
+
+namespace {
+
+// The fake runtime's control functions and the few CUDA calls a test makes
+// itself (device buffers, streams), from the library libdaxkv loaded.
+struct FakeCuda {
+    void *h = nullptr;
+    fakecuda_reset_fn reset = nullptr;
+    fakecuda_set_fn set = nullptr;
+    fakecuda_get_fn get = nullptr;
+    fakecuda_log_fn log = nullptr;
+    fakecuda_violation_fn violation = nullptr;
+    int (*malloc)(void **, size_t) = nullptr;
+    int (*free)(void *) = nullptr;
+    int (*stream_create)(void **) = nullptr;
+    int (*stream_destroy)(void *) = nullptr;
+    int (*stream_sync)(void *) = nullptr;
+
+    bool open() {
+        h = dlopen(FAKECUDART_PATH, RTLD_NOW | RTLD_LOCAL);
+        if (!h)
+            return false;
+        reset = reinterpret_cast<fakecuda_reset_fn>(dlsym(h, "fakecuda_reset"));
+        set = reinterpret_cast<fakecuda_set_fn>(dlsym(h, "fakecuda_set"));
+        get = reinterpret_cast<fakecuda_get_fn>(dlsym(h, "fakecuda_get"));
+        log = reinterpret_cast<fakecuda_log_fn>(dlsym(h, "fakecuda_log"));
+        violation = reinterpret_cast<fakecuda_violation_fn>(dlsym(h, "fakecuda_violation"));
+        malloc = reinterpret_cast<int (*)(void **, size_t)>(dlsym(h, "cudaMalloc"));
+        free = reinterpret_cast<int (*)(void *)>(dlsym(h, "cudaFree"));
+        stream_create = reinterpret_cast<int (*)(void **)>(dlsym(h, "cudaStreamCreate"));
+        stream_destroy = reinterpret_cast<int (*)(void *)>(dlsym(h, "cudaStreamDestroy"));
+        stream_sync = reinterpret_cast<int (*)(void *)>(dlsym(h, "cudaStreamSynchronize"));
+        return reset && set && get && log && violation && malloc && free && stream_create &&
+               stream_destroy && stream_sync;
+    }
+    std::vector<fakecuda_call> calls() const {
+        std::vector<fakecuda_call> v(log(nullptr, 0));
+        v.resize(log(v.data(), v.size()));
+        return v;
+    }
+};
+
+FakeCuda &fake() {
+    static FakeCuda f;
+    return f;
+}
+
+// Select the runtime for the next daxkv CUDA call.
+void use_runtime(const char *path) {
+    setenv(daxkv::cuda::kTestLibraryEnv, path, 1);
+    daxkv::cuda::reload_for_testing();
+}
+
+// A buffer in the fake's "device" memory.
+class DevBuf {
+public:
+    explicit DevBuf(size_t n) : n_(n) {
+        void *p = nullptr;
+        EXPECT_EQ(fake().malloc(&p, n), 0);
+        p_ = static_cast<uint8_t *>(p);
+    }
+    ~DevBuf() { fake().free(p_); }
+    DevBuf(const DevBuf &) = delete;
+    DevBuf &operator=(const DevBuf &) = delete;
+    uint8_t *data() const { return p_; }
+    size_t size() const { return n_; }
+
+private:
+    uint8_t *p_;
+    size_t n_;
+};
+
+class Cuda : public StoreFixture {
+protected:
+    void SetUp() override {
+        ASSERT_TRUE(fake().open() || fake().h) << dlerror();
+        ASSERT_TRUE(fake().reset) << "fake runtime lacks its control functions";
+        use_runtime(FAKECUDART_PATH);
+        fake().reset();
+        ASSERT_EQ(fake().stream_create(&stream_), 0);
+    }
+    void TearDown() override {
+        store_.reset(); // waits for every transfer, unregisters
+        fake().stream_sync(stream_);
+        fake().stream_destroy(stream_);
+        EXPECT_EQ(fake().get("violations"), 0) << fake().violation();
+        EXPECT_EQ(fake().get("registered_ranges"), 0);
+        EXPECT_EQ(fake().get("host_allocs"), 0) << "staging buffers outlived the store";
+        fake().reset();
+        unsetenv(daxkv::cuda::kTestLibraryEnv);
+        daxkv::cuda::reload_for_testing();
+    }
+
+    // n values of the given lengths on the device, keys "g<i>".
+    void make_values(const std::vector<size_t> &lens) {
+        keys_.clear();
+        src_.clear();
+        dev_.clear();
+        for (size_t i = 0; i < lens.size(); ++i) {
+            keys_.push_back("g" + std::to_string(i));
+            src_.push_back(pattern(1000 + i, lens[i]));
+            dev_.emplace_back(new DevBuf(std::max<size_t>(lens[i], 1)));
+            if (lens[i])
+                std::memcpy(dev_.back()->data(), src_.back().data(), lens[i]);
+        }
+    }
+    std::vector<daxkv_item> put_items() {
+        std::vector<daxkv_item> items(keys_.size());
+        for (size_t i = 0; i < keys_.size(); ++i)
+            items[i] = daxkv_item{keys_[i].data(), keys_[i].size(), dev_[i]->data(),
+                                  src_[i].size(), nullptr, 0, 12345};
+        return items;
+    }
+    // Fresh device destinations of cap bytes each.
+    std::vector<daxkv_item> get_items(size_t cap) {
+        out_.clear();
+        std::vector<daxkv_item> items(keys_.size());
+        for (size_t i = 0; i < keys_.size(); ++i) {
+            out_.emplace_back(new DevBuf(std::max<size_t>(cap, 1)));
+            std::memset(out_.back()->data(), 0xEE, out_.back()->size());
+            items[i] = daxkv_item{keys_[i].data(), keys_[i].size(), out_[i]->data(), cap,
+                                  nullptr, 0, 12345};
+        }
+        return items;
+    }
+    bool out_matches(size_t i) const {
+        return src_[i].empty() ||
+               std::memcmp(out_[i]->data(), src_[i].data(), src_[i].size()) == 0;
+    }
+    void sync() { ASSERT_EQ(fake().stream_sync(stream_), 0); }
+    long calls(const std::string &fn) { return fake().get(("calls:" + fn).c_str()); }
+
+    // A store of `slots` slots of `slot` bytes with small staging buffers and
+    // registration chunks, so that little data crosses many of both.
+    void open_cuda(uint64_t slot, uint32_t slots, const char *chunk = "64KiB",
+                   const char *verify = "recover") {
+        StoreSpec spec(slot, slots);
+        spec.set("cuda_staging_bytes", "1MiB")
+            .set("cuda_register_chunk", chunk)
+            .set("verify", verify);
+        open(spec);
+    }
+
+    void *stream_ = nullptr;
+    std::vector<std::string> keys_;
+    std::vector<std::vector<uint8_t>> src_;
+    std::vector<std::unique_ptr<DevBuf>> dev_, out_;
+};
+
+// ---------------------------------------------------------------------------
+// Without a runtime, without a GPU
+
+TEST_F(Cuda, WithoutRuntimeEverythingElseWorksAndCudaCallsSayENOTSUP) {
+    use_runtime("/nonexistent/libcudart.so.12");
+    EXPECT_EQ(daxkv_cuda_available(), 0);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "no CUDA runtime could be loaded"))
+        << daxkv_errmsg();
+    open(StoreSpec(4096, 8));
+    std::vector<uint8_t> v = pattern(1, 4096);
+    EXPECT_EQ(put("k", v), 0);
+    EXPECT_EQ(value("k"), v);
+    EXPECT_EQ(daxkv_cuda_register(s(), 0), -ENOTSUP);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "CUDA is not available")) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_cuda_unregister(s()), -ENOTSUP);
+    std::string k = "k";
+    char buf[16];
+    daxkv_item it{k.data(), k.size(), buf, sizeof buf, nullptr, 0, 0};
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), &it, 1, nullptr, 0), -ENOTSUP);
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), &it, 1, nullptr, 0), -ENOTSUP);
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), nullptr, 0, nullptr, 0), -ENOTSUP);
+    EXPECT_EQ(value("k"), v); // the store is untouched
+    EXPECT_EQ(fake().get("calls:cudaGetDeviceCount"), 0); // the fake was never asked
+}
+
+TEST_F(Cuda, RuntimeWithoutGpuSaysENODEVAndClearsTheStickyError) {
+    fake().set("devices", 0);
+    use_runtime(FAKECUDART_PATH);
+    EXPECT_EQ(daxkv_cuda_available(), 0);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "no GPU is usable")) << daxkv_errmsg();
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "no CUDA-capable device")) << daxkv_errmsg();
+    EXPECT_EQ(fake().get("sticky_error"), 0);
+    open(StoreSpec(4096, 4));
+    EXPECT_EQ(daxkv_cuda_register(s(), 0), -ENODEV);
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), nullptr, 0, stream_, 0), -ENODEV);
+}
+
+TEST_F(Cuda, AvailableWithTheFakeRuntime) {
+    EXPECT_EQ(daxkv_cuda_available(), 1) << daxkv_errmsg();
+    const daxkv::cuda::Runtime *rt = daxkv::cuda::runtime();
+    ASSERT_NE(rt, nullptr);
+    EXPECT_EQ(rt->path, FAKECUDART_PATH);
+    EXPECT_EQ(rt->version, 12080);
+    EXPECT_EQ(rt->devices, 1);
+}
+
+// ---------------------------------------------------------------------------
+// Bad inputs
+
+TEST_F(Cuda, BadArgumentsAndConfiguration) {
+    open_cuda(64 * 1024, 8);
+    EXPECT_EQ(daxkv_cuda_register(nullptr, 0), -EINVAL);
+    EXPECT_EQ(daxkv_cuda_unregister(nullptr), -EINVAL);
+    EXPECT_EQ(daxkv_get_batch_cuda(nullptr, nullptr, 0, stream_, 0), -EINVAL);
+    EXPECT_EQ(daxkv_put_batch_cuda(nullptr, nullptr, 0, stream_, 0), -EINVAL);
+    EXPECT_EQ(daxkv_cuda_register(s(), 0x1), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "unknown flags")) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), nullptr, 0, stream_, DAXKV_REPLACE), -EINVAL);
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), nullptr, 0, stream_, DAXKV_PREFIX), -EINVAL);
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), nullptr, 3, stream_, 0), -EINVAL);
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), nullptr, 3, stream_, 0), -EINVAL);
+    EXPECT_EQ(daxkv_cuda_unregister(s()), -ENOENT);
+
+    DevBuf d(128 * 1024);
+    std::string big(513, 'k'), ok = "ok";
+    std::vector<uint8_t> meta(300);
+    std::vector<daxkv_item> items = {
+        {nullptr, 3, d.data(), 16, nullptr, 0, 0},                 // NULL key
+        {ok.data(), 0, d.data(), 16, nullptr, 0, 0},               // key length 0
+        {big.data(), big.size(), d.data(), 16, nullptr, 0, 0},     // key length 513
+        {ok.data(), ok.size(), nullptr, 16, nullptr, 0, 0},        // NULL data
+        {ok.data(), ok.size(), d.data(), 16, nullptr, 8, 0},       // NULL meta
+        {ok.data(), ok.size(), d.data(), 65 * 1024, nullptr, 0, 0}, // > slot_bytes
+        {ok.data(), ok.size(), d.data(), 16, meta.data(), 300, 0}, // meta > meta_bytes
+    };
+    const int want[] = {-EINVAL, -EINVAL, -EINVAL, -EINVAL, -EINVAL, -E2BIG, -E2BIG};
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_, 0), 0);
+    for (size_t i = 0; i < items.size(); ++i)
+        EXPECT_EQ(items[i].status, want[i]) << "item " << i;
+    EXPECT_EQ(stats().slots_inflight, 0u);
+    EXPECT_EQ(stats().entries, 0u);
+
+    // Destination and metadata buffers too small: the sizes needed come back.
+    std::vector<uint8_t> v = pattern(2, 5000), m8(8, 7);
+    daxkv_item p{ok.data(), ok.size(), v.data(), v.size(), m8.data(), m8.size(), 0};
+    ASSERT_EQ(daxkv_put_batch(s(), &p, 1, 0), 1);
+    uint8_t small_meta[4];
+    daxkv_item g[2] = {{ok.data(), ok.size(), d.data(), 4999, nullptr, 0, 0},
+                       {ok.data(), ok.size(), d.data(), 5000, small_meta, 4, 0}};
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), g, 2, stream_, 0), 0);
+    EXPECT_EQ(g[0].status, -ENOBUFS);
+    EXPECT_EQ(g[0].len, 5000u);
+    EXPECT_EQ(g[1].status, -ENOBUFS);
+    EXPECT_EQ(g[1].meta_len, 8u);
+    EXPECT_EQ(stats().leases_active, 0u);
+
+    // Configuration keys.
+    daxkv_config *c = nullptr;
+    ASSERT_EQ(daxkv_config_new(&c), 0);
+    ConfigPtr cfg(c);
+    for (const char *bad : {"0", "4095", "4097", "65GiB", "abc"})
+        EXPECT_EQ(daxkv_config_set(c, "cuda_register_chunk", bad), -EINVAL) << bad;
+    for (const char *bad : {"0", "1000", "1536KiB", "2GiB"})
+        EXPECT_EQ(daxkv_config_set(c, "cuda_staging_bytes", bad), -EINVAL) << bad;
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "cuda_staging_bytes")) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_config_set(c, "cuda_register_chunk", "64GiB"), 0);
+    EXPECT_EQ(daxkv_config_set(c, "cuda_staging_bytes", "32MiB"), 0);
+}
+
+TEST_F(Cuda, CallsAfterShutdownSayESHUTDOWN) {
+    open_cuda(64 * 1024, 4);
+    ASSERT_EQ(daxkv_shutdown(s()), 0);
+    EXPECT_EQ(daxkv_cuda_register(s(), 0), -ESHUTDOWN);
+    EXPECT_EQ(daxkv_cuda_unregister(s()), -ESHUTDOWN);
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), nullptr, 0, stream_, 0), -ESHUTDOWN);
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), nullptr, 0, stream_, 0), -ESHUTDOWN);
+}
+
+// ---------------------------------------------------------------------------
+// Registration
+
+TEST_F(Cuda, RegistersTheArenaInChunksAndUnregistersAtClose) {
+    open_cuda(64 * 1024, 16, "256KiB");
+    ASSERT_EQ(daxkv_cuda_register(s(), 0), 0) << daxkv_errmsg();
+    uint64_t total = 0;
+    size_t n = 0;
+    for (const auto &c : fake().calls())
+        if (std::string(c.fn) == "cudaHostRegister") {
+            EXPECT_EQ(c.result, 0);
+            EXPECT_LE(c.len, 256u * 1024);
+            EXPECT_EQ(c.kind, 0) << "cudaHostRegisterDefault expected";
+            total += c.len;
+            ++n;
+        }
+    EXPECT_EQ(total, spec_arena_bytes(spec_));
+    EXPECT_EQ(n, (total + 256 * 1024 - 1) / (256 * 1024));
+    EXPECT_GE(n, 5u);
+    EXPECT_EQ(fake().get("registered_ranges"), static_cast<long>(n));
+    EXPECT_EQ(fake().get("max_register_bytes"), 256 * 1024);
+
+    // Again with the same flags: nothing to do; other flags: -EBUSY.
+    EXPECT_EQ(daxkv_cuda_register(s(), 0), 0);
+    EXPECT_EQ(calls("cudaHostRegister"), static_cast<long>(n));
+    EXPECT_EQ(daxkv_cuda_register(s(), DAXKV_CUDA_MAPPED), -EBUSY);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "already registered")) << daxkv_errmsg();
+
+    // Unregister, then register portable|mapped.
+    EXPECT_EQ(daxkv_cuda_unregister(s()), 0);
+    EXPECT_EQ(fake().get("registered_ranges"), 0);
+    EXPECT_EQ(daxkv_cuda_unregister(s()), -ENOENT);
+    EXPECT_EQ(daxkv_cuda_register(s(), DAXKV_CUDA_MAPPED), 0);
+    auto log = fake().calls();
+    EXPECT_EQ(log.back().kind, 0x1 | 0x2) << "Portable|Mapped expected";
+    EXPECT_EQ(fake().get("registered_ranges"), static_cast<long>(n));
+
+    // Closing the store unregisters every chunk.
+    store_.reset();
+    EXPECT_EQ(fake().get("registered_ranges"), 0);
+    EXPECT_EQ(calls("cudaHostUnregister"), static_cast<long>(2 * n));
+}
+
+TEST_F(Cuda, ThirdChunkFailsRollsBackClearsTheErrorAndStagedPathWorks) {
+    open_cuda(64 * 1024, 16, "128KiB");
+    fake().set("fail_register_at", 3);
+    EXPECT_EQ(daxkv_cuda_register(s(), 0), -ENOMEM);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "for chunk 3 of")) << daxkv_errmsg();
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "the 2 chunk(s) registered before were unregistered"))
+        << daxkv_errmsg();
+    EXPECT_EQ(calls("cudaHostRegister"), 3);
+    EXPECT_EQ(calls("cudaHostUnregister"), 2);
+    EXPECT_EQ(fake().get("registered_ranges"), 0);
+    EXPECT_EQ(fake().get("sticky_error"), 0) << "cudaGetLastError was not called";
+
+    // The store keeps working, on the staged path (pinned staging buffers).
+    make_values({50000, 5, 65536});
+    auto items = put_items();
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_, 0), 3);
+    for (size_t i = 0; i < keys_.size(); ++i)
+        EXPECT_EQ(value(keys_[i]), src_[i]);
+    auto got = get_items(65536);
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), got.data(), got.size(), stream_, 0), 3);
+    sync();
+    for (size_t i = 0; i < keys_.size(); ++i)
+        EXPECT_TRUE(out_matches(i)) << i;
+    EXPECT_EQ(fake().get("pageable_copies"), 0);
+    EXPECT_GT(calls("cudaHostAlloc"), 0);
+
+    // Registration works once the fault is gone.
+    EXPECT_EQ(daxkv_cuda_register(s(), 0), 0) << daxkv_errmsg();
+}
+
+TEST_F(Cuda, GpuThatCannotRegisterHostMemory) {
+    open_cuda(64 * 1024, 4);
+    fake().set("host_register_supported", 0);
+    EXPECT_EQ(daxkv_cuda_register(s(), 0), -ENOTSUP);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "cannot register host memory")) << daxkv_errmsg();
+    EXPECT_EQ(calls("cudaHostRegister"), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Transfers: both paths, byte-exact round trips
+
+class CudaPaths : public Cuda, public ::testing::WithParamInterface<bool> {
+protected:
+    bool direct() const { return GetParam(); }
+    void maybe_register() {
+        if (direct()) {
+            ASSERT_EQ(daxkv_cuda_register(s(), 0), 0) << daxkv_errmsg();
+        }
+    }
+};
+
+TEST_P(CudaPaths, RoundTripOfManySizesWithMetadata) {
+    // Values that cross 1 MiB staging buffers, pack several per buffer, and
+    // are empty; copies are slowed so that reading a buffer before its DMA
+    // completed would show.
+    open_cuda(4 << 20, 16, "1MiB", "read");
+    maybe_register();
+    fake().set("copy_delay_us", 300);
+    make_values({(3 << 20) + 512, 1, 0, 700 * 1024, (2 << 20) + 17, 4096, 1 << 20});
+    auto items = put_items();
+    std::vector<std::vector<uint8_t>> metas;
+    for (size_t i = 0; i < items.size(); ++i) {
+        metas.push_back(pattern(77 + i, i * 10));
+        items[i].meta = metas[i].data();
+        items[i].meta_len = metas[i].size();
+    }
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_, 0),
+              static_cast<int>(items.size()))
+        << daxkv_errmsg();
+    for (size_t i = 0; i < keys_.size(); ++i) {
+        EXPECT_EQ(items[i].status, 0);
+        EXPECT_EQ(value(keys_[i]), src_[i]) << keys_[i];
+    }
+    // Reading with verify=read checks every value's checksum first.
+    auto got = get_items(4 << 20);
+    std::vector<std::vector<uint8_t>> mout(got.size(), std::vector<uint8_t>(100, 0xEE));
+    for (size_t i = 0; i < got.size(); ++i) {
+        got[i].meta = mout[i].data();
+        got[i].meta_len = mout[i].size();
+    }
+    ASSERT_EQ(daxkv_get_batch_cuda(s(), got.data(), got.size(), stream_, 0),
+              static_cast<int>(got.size()))
+        << daxkv_errmsg();
+    for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(got[i].status, 0);
+        EXPECT_EQ(got[i].len, src_[i].size());
+        EXPECT_EQ(got[i].meta_len, metas[i].size());
+        EXPECT_TRUE(metas[i].empty() ||
+                    std::memcmp(mout[i].data(), metas[i].data(), metas[i].size()) == 0);
+    }
+    sync();
+    for (size_t i = 0; i < got.size(); ++i)
+        EXPECT_TRUE(out_matches(i)) << keys_[i];
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.verify_failures, 0u);
+    EXPECT_EQ(st.slots_inflight, 0u);
+    // Direct: copies go straight to and from the registered arena, no
+    // staging; staged: only pinned staging buffers. Never pageable memory.
+    EXPECT_EQ(fake().get("pageable_copies"), 0);
+    if (direct()) {
+        EXPECT_EQ(calls("cudaHostAlloc"), 0);
+        EXPECT_EQ(calls("cudaLaunchHostFunc"), 1);
+    } else {
+        EXPECT_EQ(calls("cudaHostAlloc"), 2) << "one set of two buffers, reused";
+    }
+}
+
+TEST_P(CudaPaths, PrefixAndPositionalResultsMatchTheHostBatch) {
+    open_cuda(64 * 1024, 8);
+    maybe_register();
+    make_values({1000, 2000, 3000, 4000});
+    auto items = put_items();
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_, 0), 4);
+    ASSERT_EQ(remove(keys_[2]), 0); // a hole at position 2
+
+    auto pos = get_items(64 * 1024);
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), pos.data(), pos.size(), stream_, 0), 3);
+    std::vector<uint8_t> host(4 * 64 * 1024);
+    std::vector<daxkv_item> ref(4);
+    for (size_t i = 0; i < 4; ++i)
+        ref[i] = daxkv_item{keys_[i].data(), keys_[i].size(), host.data() + i * 65536, 65536,
+                            nullptr, 0, 0};
+    EXPECT_EQ(daxkv_get_batch(s(), ref.data(), ref.size(), 0), 3);
+    for (size_t i = 0; i < 4; ++i) {
+        EXPECT_EQ(pos[i].status, ref[i].status) << i;
+        EXPECT_EQ(pos[i].len, ref[i].len) << i;
+    }
+    EXPECT_EQ(pos[2].status, -ENOENT);
+    sync();
+    for (size_t i : {0, 1, 3})
+        EXPECT_TRUE(out_matches(i));
+
+    auto pre = get_items(64 * 1024);
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), pre.data(), pre.size(), stream_, DAXKV_PREFIX), 2);
+    for (size_t i = 0; i < 4; ++i)
+        ref[i].len = 65536;
+    EXPECT_EQ(daxkv_get_batch(s(), ref.data(), ref.size(), DAXKV_PREFIX), 2);
+    for (size_t i = 0; i < 4; ++i)
+        EXPECT_EQ(pre[i].status, ref[i].status) << i;
+    EXPECT_EQ(pre[3].status, -ENOENT) << "nothing after the first miss is read";
+    sync();
+    EXPECT_TRUE(out_matches(0));
+    EXPECT_TRUE(out_matches(1));
+    EXPECT_EQ(out_[3]->data()[0], 0xEE);
+
+    // Put positional results: an existing key says DAXKV_EXISTED, REPLACE writes.
+    auto again = put_items();
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), again.data(), again.size(), stream_, 0), 1);
+    EXPECT_EQ(again[0].status, DAXKV_EXISTED);
+    EXPECT_EQ(again[2].status, 0);
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), again.data(), again.size(), stream_, DAXKV_REPLACE), 4);
+    EXPECT_EQ(stats().leases_active, 0u);
+}
+
+TEST_P(CudaPaths, FailedCopyMidBatchFailsOnlyItsItem) {
+    open_cuda(64 * 1024, 16, "64MiB"); // one chunk: one copy per item
+    maybe_register();
+    // An older version of g2 that must survive the failed replace.
+    std::string k2 = "g2";
+    std::vector<uint8_t> old = pattern(5, 3000);
+    ASSERT_EQ(put(k2, old), 0);
+    make_values({1000, 2000, 3000, 4000, 5000});
+    auto items = put_items();
+    fake().set("fail_memcpy_at", 3);
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_, DAXKV_REPLACE), 4);
+    EXPECT_EQ(items[2].status, -EIO);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "cudaMemcpyAsync")) << daxkv_errmsg();
+    EXPECT_EQ(fake().get("sticky_error"), 0);
+    for (size_t i : {0, 1, 3, 4}) {
+        EXPECT_EQ(items[i].status, 0) << i;
+        EXPECT_EQ(value(keys_[i]), src_[i]) << i;
+    }
+    EXPECT_EQ(value(k2), old) << "the failed write left the old version";
+    EXPECT_EQ(stats().slots_inflight, 0u);
+
+    // A read whose 2nd copy fails: the others arrive, nothing stays leased.
+    src_[2] = old;
+    auto got = get_items(64 * 1024);
+    fake().set("fail_memcpy_at", 2);
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), got.data(), got.size(), stream_, 0), 4);
+    EXPECT_EQ(got[1].status, -EIO);
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), got.data(), got.size(), stream_, DAXKV_PREFIX), 5)
+        << "the fault is gone: the whole prefix";
+    sync();
+    for (size_t i = 0; i < 5; ++i)
+        EXPECT_TRUE(out_matches(i)) << i;
+    EXPECT_EQ(value(keys_[1]), src_[1]) << "the entry is intact";
+    for (const auto &k : keys_)
+        EXPECT_EQ(remove(k), 0);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.slots_pending_free, 0u) << "a borrow was not released";
+    EXPECT_EQ(st.slots_used, 0u);
+}
+
+TEST_P(CudaPaths, WriteIsInvisibleUntilItsCopyCompleted) {
+    open_cuda(64 * 1024, 8);
+    maybe_register();
+    make_values({50000});
+    auto items = put_items();
+    fake().set("hold", 1);
+    std::atomic<int> rc{-1};
+    std::thread t([&] { rc = daxkv_put_batch_cuda(s(), items.data(), 1, stream_, 0); });
+    while (fake().get("queued") == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    EXPECT_EQ(contains(keys_[0]), 0) << "visible before its copy ran";
+    std::vector<uint8_t> other = pattern(9, 10);
+    EXPECT_EQ(put(keys_[0], other), DAXKV_EXISTED) << "the key is in flight";
+    EXPECT_EQ(stats().slots_inflight, 1u);
+    fake().set("hold", 0);
+    t.join();
+    EXPECT_EQ(rc.load(), 1);
+    EXPECT_EQ(value(keys_[0]), src_[0]);
+}
+
+INSTANTIATE_TEST_SUITE_P(DirectAndStaged, CudaPaths, ::testing::Values(true, false),
+                         [](const ::testing::TestParamInfo<bool> &i) {
+                             return std::string(i.param ? "Direct" : "Staged");
+                         });
+
+// ---------------------------------------------------------------------------
+// Lifetimes of entries under a DMA
+
+TEST_F(Cuda, RemovedEntryStaysUntilTheDmaReadingItCompleted) {
+    open_cuda(64 * 1024, 4);
+    ASSERT_EQ(daxkv_cuda_register(s(), 0), 0);
+    make_values({60000});
+    auto items = put_items();
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), 1, stream_, 0), 1);
+    fake().set("hold", 1);
+    auto got = get_items(64 * 1024);
+    ASSERT_EQ(daxkv_get_batch_cuda(s(), got.data(), 1, stream_, 0), 1);
+    // The copy is enqueued, not done. Remove the key and overwrite the
+    // whole arena with other keys: the borrowed slot must not be reused.
+    ASSERT_EQ(remove(keys_[0], DAXKV_FORCE), 0);
+    EXPECT_EQ(contains(keys_[0]), 0);
+    EXPECT_EQ(stats().slots_pending_free, 1u);
+    int stored = 0;
+    for (int i = 0; i < 12; ++i)
+        stored += put("other" + std::to_string(i), pattern(50 + i, 60000)) == 0;
+    EXPECT_EQ(stored, 12) << "eviction makes room among the free slots";
+    EXPECT_EQ(stats().slots_pending_free, 1u) << "the borrowed slot was reused";
+    fake().set("hold", 0);
+    sync();
+    EXPECT_TRUE(out_matches(0)) << "the DMA read bytes that were overwritten";
+    EXPECT_EQ(stats().slots_pending_free, 0u) << "released when the stream passed the copy";
+}
+
+TEST_F(Cuda, EvictionSkipsEntriesUnderDma) {
+    open_cuda(64 * 1024, 4);
+    ASSERT_EQ(daxkv_cuda_register(s(), 0), 0);
+    make_values({60000, 60000, 60000, 60000});
+    auto items = put_items();
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), 4, stream_, 0), 4);
+    fake().set("hold", 1);
+    auto got = get_items(64 * 1024);
+    ASSERT_EQ(daxkv_get_batch_cuda(s(), got.data(), 4, stream_, 0), 4);
+    // Every entry is under DMA: nothing is evictable.
+    EXPECT_EQ(put("new", pattern(3, 100)), -ENOSPC);
+    fake().set("hold", 0);
+    sync();
+    for (size_t i = 0; i < 4; ++i)
+        EXPECT_TRUE(out_matches(i));
+    EXPECT_EQ(put("new", pattern(3, 100)), 0) << "evictable again after the DMA";
+}
+
+TEST_F(Cuda, CloseWaitsForInFlightDmaBeforeUnregisteringAndUnmapping) {
+    open_cuda(64 * 1024, 4);
+    ASSERT_EQ(daxkv_cuda_register(s(), 0), 0);
+    make_values({60000});
+    auto items = put_items();
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), 1, stream_, 0), 1);
+    fake().set("hold", 1);
+    auto got = get_items(64 * 1024);
+    ASSERT_EQ(daxkv_get_batch_cuda(s(), got.data(), 1, stream_, 0), 1);
+    std::atomic<bool> closed{false};
+    daxkv_store *raw = store_.release();
+    std::thread t([&] {
+        daxkv_close(raw);
+        closed = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_FALSE(closed.load()) << "the store went away under a DMA";
+    EXPECT_GT(fake().get("registered_ranges"), 0);
+    fake().set("hold", 0);
+    t.join();
+    EXPECT_EQ(fake().get("registered_ranges"), 0);
+    EXPECT_TRUE(out_matches(0));
+    // The fake counts an unregister of a range a queued copy still reads
+    // as a violation (checked in TearDown).
+}
+
+TEST_F(Cuda, UnregisterWaitsForReadsStillCopying) {
+    open_cuda(64 * 1024, 4);
+    ASSERT_EQ(daxkv_cuda_register(s(), 0), 0);
+    make_values({60000});
+    auto items = put_items();
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), 1, stream_, 0), 1);
+    fake().set("copy_delay_us", 20000);
+    auto got = get_items(64 * 1024);
+    ASSERT_EQ(daxkv_get_batch_cuda(s(), got.data(), 1, stream_, 0), 1);
+    EXPECT_EQ(daxkv_cuda_unregister(s()), 0);
+    EXPECT_EQ(fake().get("queued"), 0) << "unregistered before the copy ran";
+    EXPECT_TRUE(out_matches(0));
+}
+
+TEST_F(Cuda, WithoutHostFunctionsTheReadWaitsForItsCopies) {
+    open_cuda(64 * 1024, 4);
+    ASSERT_EQ(daxkv_cuda_register(s(), 0), 0);
+    make_values({60000});
+    auto items = put_items();
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), 1, stream_, 0), 1);
+    fake().set("fail_launch_host_func", 1);
+    fake().set("copy_delay_us", 5000);
+    auto got = get_items(64 * 1024);
+    ASSERT_EQ(daxkv_get_batch_cuda(s(), got.data(), 1, stream_, 0), 1);
+    EXPECT_EQ(fake().get("queued"), 0);
+    EXPECT_TRUE(out_matches(0));
+    EXPECT_EQ(stats().leases_active, 0u);
+    ASSERT_EQ(remove(keys_[0]), 0);
+    EXPECT_EQ(stats().slots_pending_free, 0u) << "the borrow was kept after the wait";
+    EXPECT_EQ(fake().get("sticky_error"), 0);
+}
+
+TEST_F(Cuda, StagingBuffersThatCannotBeAllocatedFailTheCall) {
+    open_cuda(64 * 1024, 4);
+    make_values({60000});
+    auto items = put_items();
+    fake().set("fail_host_alloc", 1);
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), items.data(), 1, stream_, 0), -ENOMEM);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "pinned staging buffer")) << daxkv_errmsg();
+    EXPECT_EQ(contains(keys_[0]), 0);
+    EXPECT_EQ(stats().slots_inflight, 0u);
+    EXPECT_EQ(stats().slots_used, 0u);
+    fake().set("fail_host_alloc", 0);
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), items.data(), 1, stream_, 0), 1);
+}
+
+// ---------------------------------------------------------------------------
+// The staged pipeline: one buffer is filled while the other one's DMA runs
+
+TEST_F(Cuda, StagedReadFillsOneBufferWhileTheOtherIsCopied) {
+    open_cuda(4 << 20, 4);
+    make_values({4 << 20}); // 4 fills of the 1 MiB staging buffers
+    std::vector<uint8_t> &v = src_[0];
+    ASSERT_EQ(put(keys_[0], v), 0);
+    fake().set("hold", 1); // DMAs wait
+    auto got = get_items(4 << 20);
+    std::atomic<int> rc{-100};
+    std::thread t([&] { rc = daxkv_get_batch_cuda(s(), got.data(), 1, stream_, 0); });
+    // Two fills are queued (copy + event each) while the DMA engine is held;
+    // the third waits for the first buffer's event, not for the stream.
+    while (calls("cudaEventSynchronize") == 0)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    EXPECT_EQ(calls("cudaMemcpyAsync"), 2);
+    EXPECT_EQ(fake().get("queued"), 4);
+    EXPECT_EQ(rc.load(), -100) << "returned before its buffers were free";
+    fake().set("hold", 0);
+    t.join();
+    EXPECT_EQ(rc.load(), 1);
+    sync();
+    EXPECT_TRUE(out_matches(0));
+    // Sources alternate between the two buffers; a buffer is reused only
+    // after a wait for the event recorded behind its previous DMA.
+    std::vector<const void *> srcs, events;
+    std::vector<std::string> order;
+    for (const auto &c : fake().calls()) {
+        std::string fn = c.fn;
+        if (fn == "cudaMemcpyAsync")
+            srcs.push_back(c.b);
+        if (fn == "cudaEventRecord" || fn == "cudaEventSynchronize" || fn == "cudaMemcpyAsync")
+            order.push_back(fn);
+    }
+    ASSERT_EQ(srcs.size(), 4u);
+    EXPECT_NE(srcs[0], srcs[1]);
+    EXPECT_EQ(srcs[0], srcs[2]);
+    EXPECT_EQ(srcs[1], srcs[3]);
+    std::vector<std::string> want = {
+        "cudaMemcpyAsync", "cudaEventRecord", "cudaMemcpyAsync", "cudaEventRecord",
+        "cudaEventSynchronize", "cudaMemcpyAsync", "cudaEventRecord",
+        "cudaEventSynchronize", "cudaMemcpyAsync", "cudaEventRecord"};
+    EXPECT_EQ(order, want);
+}
+
+TEST_F(Cuda, StagedWriteDrainsOneBufferWhileTheNextIsCopied) {
+    open_cuda(4 << 20, 4);
+    make_values({(3 << 20) + 100});
+    auto items = put_items();
+    fake().set("copy_delay_us", 2000);
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), 1, stream_, 0), 1);
+    EXPECT_EQ(value(keys_[0]), src_[0]);
+    // DMA of fill k+1 is enqueued before the workers drain fill k.
+    std::vector<std::string> order;
+    for (const auto &c : fake().calls()) {
+        std::string fn = c.fn;
+        if (fn == "cudaMemcpyAsync" || fn == "cudaEventRecord" || fn == "cudaEventSynchronize")
+            order.push_back(fn);
+    }
+    std::vector<std::string> want = {
+        "cudaMemcpyAsync", "cudaEventRecord",                          // fill 0
+        "cudaMemcpyAsync", "cudaEventRecord", "cudaEventSynchronize",  // fill 1, drain 0
+        "cudaMemcpyAsync", "cudaEventRecord", "cudaEventSynchronize",  // fill 2, drain 1
+        "cudaMemcpyAsync", "cudaEventRecord", "cudaEventSynchronize",  // fill 3, drain 2
+        "cudaEventSynchronize"};                                       // drain 3
+    EXPECT_EQ(order, want);
+}
+
+// ---------------------------------------------------------------------------
+// Concurrency (run under TSan by the sanitizer suite)
+
+TEST_F(Cuda, ConcurrentTransfersWhileRegistrationChanges) {
+    open_cuda(256 * 1024, 64, "1MiB");
+    std::atomic<bool> stop{false};
+    std::atomic<int> bad{0};
+    std::thread toggler([&] {
+        while (!stop) {
+            int rc = daxkv_cuda_register(s(), 0);
+            if (rc != 0)
+                bad++;
+            rc = daxkv_cuda_unregister(s());
+            if (rc != 0)
+                bad++;
+        }
+    });
+    std::vector<std::thread> workers;
+    for (int w = 0; w < 3; ++w)
+        workers.emplace_back([&, w] {
+            void *st = nullptr;
+            fake().stream_create(&st);
+            for (int round = 0; round < 10; ++round) {
+                std::string k = "w" + std::to_string(w) + "/" + std::to_string(round);
+                std::vector<uint8_t> v = pattern(w * 100 + round, 100000 + round * 1000);
+                DevBuf in(v.size()), out(v.size());
+                std::memcpy(in.data(), v.data(), v.size());
+                daxkv_item it{k.data(), k.size(), in.data(), v.size(), nullptr, 0, 0};
+                if (daxkv_put_batch_cuda(s(), &it, 1, st, 0) != 1)
+                    bad++;
+                daxkv_item g{k.data(), k.size(), out.data(), v.size(), nullptr, 0, 0};
+                if (daxkv_get_batch_cuda(s(), &g, 1, st, 0) != 1)
+                    bad++;
+                fake().stream_sync(st);
+                if (std::memcmp(out.data(), v.data(), v.size()) != 0)
+                    bad++;
+            }
+            fake().stream_destroy(st);
+        });
+    for (auto &t : workers)
+        t.join();
+    stop = true;
+    toggler.join();
+    EXPECT_EQ(bad.load(), 0);
+}
+
+} // namespace
