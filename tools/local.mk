@@ -1,5 +1,8 @@
-# The daxkv command.
+# The daxkv command. It links the core convenience library (the layers of
+# lib/, like the unit tests) rather than libdaxkv.so: info, check and format
+# read and write the on-device format through the internal arena API.
 bin_PROGRAMS += tools/daxkv
-tools_daxkv_SOURCES = tools/daxkv.cpp tools/bench.cpp tools/devices.cpp tools/cli.hpp
-tools_daxkv_CPPFLAGS = $(AM_CPPFLAGS) $(JSON_CFLAGS)
-tools_daxkv_LDADD = lib/libdaxkv.la -lpthread
+tools_daxkv_SOURCES = tools/daxkv.cpp tools/bench.cpp tools/devices.cpp tools/arena_cmds.cpp \
+	tools/bench_durability.cpp tools/cli.hpp
+tools_daxkv_CPPFLAGS = $(AM_CPPFLAGS) $(JSON_CFLAGS) $(XXHASH_CFLAGS)
+tools_daxkv_LDADD = lib/libdaxkv_core.la -lpthread
