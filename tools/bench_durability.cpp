@@ -165,10 +165,13 @@ int cmd_bench_reopen(const Args &a) {
             std::string key = "reopen/" + std::to_string(i);
             size_t len = 0;
             fill_bytes(want.data(), value_size, i + 1);
-            if (daxkv_get(s, key.data(), key.size(), got.data(), got.size(), &len) != 0 ||
-                len != value_size || std::memcmp(got.data(), want.data(), value_size) != 0) {
-                std::fprintf(stderr, "daxkv bench --reopen: entry %s lost or wrong after reopen\n",
-                             key.c_str());
+            rc = daxkv_get(s, key.data(), key.size(), got.data(), got.size(), &len);
+            if (rc != 0 || len != value_size ||
+                std::memcmp(got.data(), want.data(), value_size) != 0) {
+                std::fprintf(stderr,
+                             "daxkv bench --reopen: entry %s lost or wrong after reopen "
+                             "(get: %d, %zu bytes): %s\n",
+                             key.c_str(), rc, len, rc ? daxkv_errmsg() : "bytes differ");
                 daxkv_close(s);
                 return 1;
             }
