@@ -34,6 +34,16 @@ bool has_magic(const char *p) { return std::memcmp(p, kMagic, sizeof kMagic) == 
 } // namespace
 
 uint64_t header_checksum(const SlotHeader *h, uint64_t key_len, uint64_t meta_len) noexcept {
+    // Usually short: one-shot hashing of a gathered copy is several times
+    // faster than the streaming state (the reopen scan checks a million).
+    const uint64_t n = 48 + key_len + meta_len;
+    if (n <= 1024) {
+        char buf[1024];
+        std::memcpy(buf, reinterpret_cast<const char *>(h) + 8, 48);
+        std::memcpy(buf + 48, h + 1, key_len);
+        std::memcpy(buf + 48 + key_len, reinterpret_cast<const char *>(h + 1) + kKeyMax, meta_len);
+        return XXH3_64bits(buf, n);
+    }
     XXH3_state_t st;
     XXH3_64bits_reset(&st);
     XXH3_64bits_update(&st, reinterpret_cast<const char *>(h) + 8, 48);
