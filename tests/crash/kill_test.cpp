@@ -435,8 +435,10 @@ bool run_round(const std::string &path, uint64_t seed, uint64_t round, std::vect
                     continue;
                 fill(want, a.len, a.vseed);
                 fill(wmeta, a.meta_len, ~a.vseed);
-                if (std::memcmp(buf.data(), want.data(), a.len) == 0 &&
-                    std::memcmp(mbuf.data(), wmeta.data(), a.meta_len) == 0) {
+                // (Empty vectors may have no data pointer: compare only bytes.)
+                if ((a.len == 0 || std::memcmp(buf.data(), want.data(), a.len) == 0) &&
+                    (a.meta_len == 0 ||
+                     std::memcmp(mbuf.data(), wmeta.data(), a.meta_len) == 0)) {
                     seen = a;
                     bytes_ok = true;
                     break;
