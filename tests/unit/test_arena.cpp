@@ -517,6 +517,40 @@ TEST_F(Arena, VerifyOffSkipsPayloadChecksAtReopen) {
     EXPECT_EQ(contains("a"), 0);
 }
 
+TEST_F(Arena, LargeReopenRebuildsEveryShardInOrder) {
+    // Enough entries that the index is rebuilt on several threads; replaced
+    // and removed keys, values checked, LRU order still by commit.
+    const StoreSpec spec{64, 6000, 0};
+    open(spec);
+    auto key = [](int i) { return "k" + std::to_string(i); };
+    for (int i = 0; i < 5000; ++i)
+        ASSERT_EQ(put(key(i), pattern(i, 1 + i % 64)), 0) << i;
+    for (int i = 0; i < 5000; i += 50)
+        ASSERT_EQ(put(key(i), pattern(i + 100000, 7), DAXKV_REPLACE), 0);
+    for (int i = 25; i < 5000; i += 50)
+        ASSERT_EQ(remove(key(i)), 0);
+    reopen(spec);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.recovered_entries, 4900u);
+    EXPECT_EQ(st.entries, 4900u);
+    EXPECT_EQ(st.slots_used, 4900u);
+    EXPECT_EQ(st.recovery_dropped_stale + st.recovery_dropped_torn + st.recovery_dropped_corrupt,
+              0u);
+    // Fill the free slots and ten more: the ten oldest commits (keys 1-10;
+    // key 0 was replaced last) are evicted, across all shards.
+    const uint64_t fresh = st.slots_total - 4900 + 10;
+    for (uint64_t i = 0; i < fresh; ++i)
+        ASSERT_EQ(put("new" + std::to_string(i), pattern(i, 8)), 0) << i;
+    EXPECT_EQ(stats().evictions, 10u);
+    for (int i = 0; i < 5000; ++i) {
+        if (i % 50 == 25 || (i >= 1 && i <= 10))
+            EXPECT_EQ(contains(key(i)), 0) << i;
+        else
+            EXPECT_EQ(value(key(i)), i % 50 ? pattern(i, 1 + i % 64) : pattern(i + 100000, 7))
+                << i;
+    }
+}
+
 TEST_F(Arena, EmptyValuesSurviveReopenOnEveryWritePath) {
     // An empty value has one (empty) hash block; every write path must store
     // the checksum recovery computes for it.
