@@ -3,6 +3,9 @@
 # tests/suites/40-abi.sh checks that, and that groff finds nothing to warn about.
 dist_man_MANS = \
 	docs/man/daxkv.1 \
+	docs/man/daxkv-check.1 \
+	docs/man/daxkv-format.1 \
+	docs/man/daxkv-info.1 \
 	docs/man/daxkv_abort.3 \
 	docs/man/daxkv_close.3 \
 	docs/man/daxkv_commit.3 \

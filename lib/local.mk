@@ -15,6 +15,7 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/arena/format.hpp \
 	lib/arena/checksum.cpp lib/arena/checksum.hpp \
 	lib/arena/arena.cpp lib/arena/arena.hpp \
+	lib/arena/inspect.cpp lib/arena/inspect.hpp \
 	lib/engine/copy_engine.cpp lib/engine/copy_engine.hpp \
 	lib/cuda/cuda_decls.hpp \
 	lib/cuda/runtime.cpp lib/cuda/runtime.hpp \

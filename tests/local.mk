@@ -58,3 +58,50 @@ tests_vm_guest_store_crash_SOURCES = tests/vm/guest_store_crash.cpp
 tests_vm_guest_store_crash_LDADD = lib/libdaxkv_core.la -lpthread
 endif
 EXTRA_DIST += tests/vm/run-guest-tests.sh tests/vm/guest-list-check.sh tests/vm/README.md
+
+# Kill test (tests/crash): SIGKILL a writer at random moments, reopen, check
+# every acknowledged operation. Run by tests/suites/15-crash.sh (200 rounds);
+# `make check-long` runs KILL_ROUNDS of them.
+check_PROGRAMS += tests/crash/kill_test
+tests_crash_kill_test_SOURCES = tests/crash/kill_test.cpp
+tests_crash_kill_test_LDADD = lib/libdaxkv.la
+KILL_ROUNDS = 5000
+
+check-long: tests/crash/kill_test$(EXEEXT)
+	$(top_builddir)/tests/crash/kill_test --rounds $(KILL_ROUNDS)
+
+# The libFuzzer target over the recovery parser (tests/fuzz) and the
+# program that writes its seed corpus. The target is built only in a tree
+# configured with --enable-fuzzer (clang); `make fuzz` there runs it for
+# FUZZ_SECONDS. From any tree, `make fuzz-long` builds such a tree next to
+# this one and fuzzes for an hour (tests/suites/25-fuzz.sh).
+check_PROGRAMS += tests/fuzz/make_seeds
+tests_fuzz_make_seeds_SOURCES = tests/fuzz/make_seeds.cpp
+tests_fuzz_make_seeds_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS)
+tests_fuzz_make_seeds_LDADD = lib/libdaxkv_core.la -lpthread
+FUZZ_SECONDS = 60
+FUZZ_DIR = fuzz-work
+if FUZZER
+check_PROGRAMS += tests/fuzz/fuzz_recovery
+tests_fuzz_fuzz_recovery_SOURCES = tests/fuzz/fuzz_recovery.cpp
+tests_fuzz_fuzz_recovery_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS)
+tests_fuzz_fuzz_recovery_LDADD = lib/libdaxkv_core.la -lpthread
+tests_fuzz_fuzz_recovery_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LDFLAGS)
+
+fuzz: tests/fuzz/fuzz_recovery$(EXEEXT) tests/fuzz/make_seeds$(EXEEXT)
+	rm -rf $(FUZZ_DIR) && mkdir -p $(FUZZ_DIR)/seeds $(FUZZ_DIR)/corpus
+	tests/fuzz/make_seeds $(FUZZ_DIR)/seeds
+	tests/fuzz/fuzz_recovery -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=20 \
+		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/ \
+		$(FUZZ_DIR)/corpus $(FUZZ_DIR)/seeds
+else
+fuzz:
+	@echo "make fuzz: this tree was configured without --enable-fuzzer; use make fuzz-long" >&2
+	@exit 1
+endif
+
+fuzz-long:
+	FUZZ_SECONDS=$${FUZZ_SECONDS:-3600} bash $(top_srcdir)/tests/suites/25-fuzz.sh $(abs_top_builddir)
+
+.PHONY: check-long fuzz fuzz-long
+EXTRA_DIST += tests/crash tests/fuzz

@@ -110,6 +110,12 @@ void bench_usage(FILE *f) {
                  "  --json              machine-readable output\n"
                  "  --no-progress       no progress bar\n"
                  "  --keep              keep the arena file\n"
+                 "  --verify-cost       store/restore and 4 KiB gets with verify=off and\n"
+                 "                      verify=read in the same run, and their ratio\n"
+                 "  --reopen            fill a file arena with --count small entries (default\n"
+                 "                      1000000 of 64 bytes in --slot-bytes 4096 slots), close\n"
+                 "                      it and time daxkv_open (the recovery scan)\n"
+                 "  --slot-bytes BYTES  slot size for --reopen (default 4096)\n"
                  "\n"
                  "daxkv bench --gpu [--arena --size --count --value-size --workers --verify\n"
                  "                   --rounds --json --keep] [--staging-bytes B] [--register-chunk B]\n"
@@ -121,6 +127,10 @@ void bench_usage(FILE *f) {
 }
 
 int cmd_bench(const Args &a) {
+    if (a.has("reopen"))
+        return cmd_bench_reopen(a);
+    if (a.has("verify-cost"))
+        return cmd_bench_verify_cost(a);
     uint64_t count = 256, value_size = 4ull << 20, arena_size = 0, rounds = 3, small_count = 50000;
     if ((a.has("count") && (!parse_size(a.get("count", ""), count) || count == 0)) ||
         (a.has("value-size") &&

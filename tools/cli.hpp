@@ -30,8 +30,16 @@ bool parse_size(const std::string &s, uint64_t &out);
 
 int cmd_bench(const Args &a);
 int cmd_bench_gpu(const Args &a); // daxkv bench --gpu
+int cmd_bench_reopen(const Args &a);
+int cmd_bench_verify_cost(const Args &a);
 int cmd_list(const Args &a);
 int cmd_probe(const Args &a);
+int cmd_info(const Args &a);
+int cmd_check(const Args &a);
+int cmd_format(const Args &a);
 void bench_usage(FILE *f);
+void info_usage(FILE *f);
+void check_usage(FILE *f);
+void format_usage(FILE *f);
 
 } // namespace daxkv_cli

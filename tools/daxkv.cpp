@@ -94,6 +94,10 @@ static void usage(FILE *f) {
                  "  bench      store and restore KV chunks, verify them, compare with memcpy\n"
                  "  list       the DAX devices of this host (--json: daxctl list's fields)\n"
                  "  probe PATH what daxkv_open would see at PATH (--json)\n"
+                 "  info PATH  an arena's layout, entries and what an open would recover\n"
+                 "  check PATH verify every entry of an arena (--repair drops damaged ones)\n"
+                 "  format PATH --slot-bytes N   write a new, empty arena (claims foreign data\n"
+                 "             with --force)\n"
                  "  version    print the library version\n"
                  "\n"
                  "daxkv <command> --help shows a command's options.\n");
@@ -123,12 +127,39 @@ int main(int argc, char **argv) {
         }
         return cmd == "list" ? daxkv_cli::cmd_list(a) : daxkv_cli::cmd_probe(a);
     }
+    if (cmd == "info" || cmd == "check" || cmd == "format") {
+        // Exit status 2 on a malformed command line, as for the others.
+        daxkv_cli::Args a;
+        void (*usage_fn)(FILE *) = cmd == "info"    ? daxkv_cli::info_usage
+                                   : cmd == "check" ? daxkv_cli::check_usage
+                                                    : daxkv_cli::format_usage;
+        bool ok = cmd == "info"
+                      ? daxkv_cli::parse_args(argc, argv, 2, {"json", "no-values", "help"}, {}, a)
+                  : cmd == "check"
+                      ? daxkv_cli::parse_args(argc, argv, 2,
+                                              {"json", "no-values", "repair", "help"}, {}, a)
+                      : daxkv_cli::parse_args(argc, argv, 2, {"json", "force", "help"},
+                                              {"slot-bytes", "meta-bytes", "size"}, a);
+        if (!ok) {
+            usage_fn(stderr);
+            return 2;
+        }
+        if (a.has("help")) {
+            usage_fn(stdout);
+            return 0;
+        }
+        return cmd == "info"    ? daxkv_cli::cmd_info(a)
+               : cmd == "check" ? daxkv_cli::cmd_check(a)
+                                : daxkv_cli::cmd_format(a);
+    }
     if (cmd == "bench") {
         daxkv_cli::Args a;
-        if (!daxkv_cli::parse_args(argc, argv, 2, {"json", "no-progress", "keep", "help", "no-small", "gpu"},
+        if (!daxkv_cli::parse_args(argc, argv, 2,
+                                   {"json", "no-progress", "keep", "help", "no-small", "gpu",
+                                    "reopen", "verify-cost"},
                                    {"arena", "size", "count", "value-size", "workers", "verify",
                                     "durability", "rounds", "small-count", "nt-stores",
-                                    "staging-bytes", "register-chunk"},
+                                    "staging-bytes", "register-chunk", "slot-bytes"},
                                    a)) {
             daxkv_cli::bench_usage(stderr);
             return 2;

@@ -1,7 +1,9 @@
-# The daxkv command.
+# The daxkv command. It links the core convenience library (the layers of
+# lib/, like the unit tests) rather than libdaxkv.so: info, check and format
+# read and write the on-device format through the internal arena API.
 bin_PROGRAMS += tools/daxkv
-# bench --gpu loads the CUDA runtime with the library's loader, built in.
+# bench --gpu loads the CUDA runtime with the library's loader (lib/cuda).
 tools_daxkv_SOURCES = tools/daxkv.cpp tools/bench.cpp tools/bench_gpu.cpp tools/devices.cpp \
-	tools/cli.hpp lib/cuda/runtime.cpp
-tools_daxkv_CPPFLAGS = $(AM_CPPFLAGS) $(JSON_CFLAGS)
-tools_daxkv_LDADD = lib/libdaxkv.la -lpthread
+	tools/arena_cmds.cpp tools/bench_durability.cpp tools/cli.hpp
+tools_daxkv_CPPFLAGS = $(AM_CPPFLAGS) $(JSON_CFLAGS) $(XXHASH_CFLAGS)
+tools_daxkv_LDADD = lib/libdaxkv_core.la -lpthread

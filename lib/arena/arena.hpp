@@ -65,6 +65,7 @@ public:
         Durability durability = Durability::process;
         Verify verify = Verify::recover;
         bool reformat = false;  // on_mismatch=reformat
+        bool format = false;    // format even a valid arena of this layout (daxkv format)
         unsigned threads = 1;   // recovery scan parallelism
     };
 
@@ -122,6 +123,33 @@ private:
     bool formatted_ = false;
     bool recoverable_ = false;
 };
+
+// The parser of on-device metadata, shared by the recovery scan, daxkv
+// check and the fuzz target so that all three judge bytes the same way.
+
+// A superblock copy that is internally consistent and fits in map_bytes
+// (docs/on-device-format.md, "A copy is valid when").
+bool superblock_valid(const Superblock &sb, uint64_t map_bytes) noexcept;
+// The layout a valid superblock describes.
+Layout layout_of(const Superblock &sb) noexcept;
+// XXH3-64 of header bytes 8..55, the key and the metadata.
+uint64_t header_checksum(const SlotHeader *h, uint64_t key_len, uint64_t meta_len) noexcept;
+
+enum class SlotVerdict {
+    empty,      // commit word 0
+    ok,         // a whole entry
+    torn,       // commit word present but not equal to seq
+    bad_header, // key_len / meta_len / value_len out of bounds, or body_hash mismatch
+    bad_value,  // the value checksum does not match (only when checked)
+};
+const char *verdict_name(SlotVerdict v) noexcept;
+
+// Judge one slot header (commit: its commit word, loaded by the caller)
+// against a validated layout. data is the slot's payload; its checksum is
+// compared only when check_value is set and the header says it was hashed.
+// Reads nothing outside the header and the payload of that slot.
+SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
+                          const char *data, bool check_value) noexcept;
 
 const char *durability_name(Durability d) noexcept;
 const char *verify_name(Verify v) noexcept;

@@ -19,6 +19,11 @@ uint64_t value_checksum(const void *p, size_t n) noexcept {
     // combine_block_hashes() without an allocation.
     auto *c = static_cast<const char *>(p);
     size_t blocks = hash_block_count(n);
+    if (blocks == 1) {
+        // One block: no streaming state (the common case for small values).
+        uint64_t h = block_hash(c, n);
+        return XXH3_64bits(&h, sizeof h);
+    }
     XXH3_state_t state;
     XXH3_64bits_reset(&state);
     for (size_t b = 0; b < blocks; ++b) {

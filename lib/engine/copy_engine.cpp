@@ -107,8 +107,13 @@ void CopyEngine::worker_main() noexcept {
 
 void CopyEngine::run(const CopyOp *ops, size_t n) {
     size_t total = 0;
-    for (size_t i = 0; i < n; ++i)
+    for (size_t i = 0; i < n; ++i) {
         total += ops[i].len;
+        // An empty value still has one (empty) hash block (see
+        // arena::hash_block_count); no chunk covers it, so hash it here.
+        if (!ops[i].len && ops[i].block_hashes)
+            ops[i].block_hashes[0] = XXH3_64bits(ops[i].src, 0);
+    }
     if (workers_ == 1 || total < kInlineBytes) {
         for (size_t i = 0; i < n; ++i)
             if (ops[i].len)

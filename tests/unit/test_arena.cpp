@@ -22,6 +22,10 @@
 //   damaged entries: payload bit flip, header bit flip, torn
 //     commit word, value_len past the slot with a valid header
 //     checksum, two commits of one key                           -> dropped at reopen, counted
+//   the same damage given to check_image (daxkv check)           -> found at the same slots,
+//     bytes untouched without repair, a clean reopen after repair
+//   check_image on images shorter than the superblocks, all zero,
+//     random, with the magic but no valid copy                    -> classified, no entries
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -41,6 +45,7 @@
 #include "arena/arena.hpp"
 #include "arena/checksum.hpp"
 #include "arena/format.hpp"
+#include "arena/inspect.hpp"
 #include "helpers.hpp"
 #include "store/slot_allocator.hpp"
 
@@ -522,6 +527,142 @@ TEST_F(Arena, VerifyOffSkipsPayloadChecksAtReopen) {
     reopen({4096, 4});
     EXPECT_EQ(stats().recovery_dropped_corrupt, 1u);
     EXPECT_EQ(contains("a"), 0);
+}
+
+TEST_F(Arena, LargeReopenRebuildsEveryShardInOrder) {
+    // Enough entries that the index is rebuilt on several threads; replaced
+    // and removed keys, values checked, LRU order still by commit.
+    const StoreSpec spec{64, 6000, 0};
+    open(spec);
+    auto key = [](int i) { return "k" + std::to_string(i); };
+    for (int i = 0; i < 5000; ++i)
+        ASSERT_EQ(put(key(i), pattern(i, 1 + i % 64)), 0) << i;
+    for (int i = 0; i < 5000; i += 50)
+        ASSERT_EQ(put(key(i), pattern(i + 100000, 7), DAXKV_REPLACE), 0);
+    for (int i = 25; i < 5000; i += 50)
+        ASSERT_EQ(remove(key(i)), 0);
+    reopen(spec);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.recovered_entries, 4900u);
+    EXPECT_EQ(st.entries, 4900u);
+    EXPECT_EQ(st.slots_used, 4900u);
+    EXPECT_EQ(st.recovery_dropped_stale + st.recovery_dropped_torn + st.recovery_dropped_corrupt,
+              0u);
+    // Fill the free slots and ten more: the ten oldest commits (keys 1-10;
+    // key 0 was replaced last) are evicted, across all shards.
+    const uint64_t fresh = st.slots_total - 4900 + 10;
+    for (uint64_t i = 0; i < fresh; ++i)
+        ASSERT_EQ(put("new" + std::to_string(i), pattern(i, 8)), 0) << i;
+    EXPECT_EQ(stats().evictions, 10u);
+    for (int i = 0; i < 5000; ++i) {
+        if (i % 50 == 25 || (i >= 1 && i <= 10))
+            EXPECT_EQ(contains(key(i)), 0) << i;
+        else
+            EXPECT_EQ(value(key(i)), i % 50 ? pattern(i, 1 + i % 64) : pattern(i + 100000, 7))
+                << i;
+    }
+}
+
+TEST_F(Arena, EmptyValuesSurviveReopenOnEveryWritePath) {
+    // An empty value has one (empty) hash block; every write path must store
+    // the checksum recovery computes for it.
+    open({4096, 8, 64});
+    ASSERT_EQ(put("single", {}), 0);
+    std::vector<uint8_t> m = pattern(9, 12);
+    daxkv_item items[2] = {{"batch", 5, nullptr, 0, nullptr, 0, 0},
+                           {"batch+meta", 10, nullptr, 0, m.data(), m.size(), 0}};
+    ASSERT_EQ(daxkv_put_batch(s(), items, 2, 0), 2) << daxkv_errmsg();
+    reopen({4096, 8, 64});
+    EXPECT_EQ(stats().recovered_entries, 3u);
+    EXPECT_EQ(stats().recovery_dropped_corrupt, 0u);
+    for (const char *k : {"single", "batch", "batch+meta"})
+        EXPECT_EQ(contains(k), 1) << k;
+    std::vector<uint8_t> mbuf(64);
+    uint8_t one = 0;
+    daxkv_item it{"batch+meta", 10, &one, 1, mbuf.data(), mbuf.size(), 0};
+    ASSERT_EQ(daxkv_get_batch(s(), &it, 1, 0), 1);
+    EXPECT_EQ(it.len, 0u);
+    ASSERT_EQ(it.meta_len, m.size());
+    EXPECT_EQ(0, std::memcmp(mbuf.data(), m.data(), m.size()));
+}
+
+TEST_F(Arena, CheckImageFindsWhatRecoveryDropsAndRepairs) {
+    open({4096, 8});
+    for (const char *k : {"a", "b", "c", "d"})
+        ASSERT_EQ(put(k, pattern(k[0], 300)), 0);
+    ASSERT_EQ(put("a", pattern(7, 50), DAXKV_REPLACE), 0); // slot 4; slot 0 withdrawn
+    ar::Layout l = layout();
+    store_.reset();
+    FileMap fm(path_);
+    ASSERT_TRUE(fm.ok());
+    fm.base()[l.data_offset + 1 * l.slot_bytes + 5] ^= 1;  // slot 1 ("b"): payload
+    header(fm, l, 2)->seq ^= 4;                            // slot 2 ("c"): torn
+    header(fm, l, 3)->key_len = 600;                       // slot 3 ("d"): out of bounds
+    // A stale duplicate: slot 0 still holds "a" (seq 1) next to slot 4.
+    header(fm, l, 0)->commit = header(fm, l, 0)->seq;
+    std::vector<char> before(fm.base(), fm.base() + fm.size());
+
+    ar::ImageReport r = ar::check_image(fm.base(), fm.size(), ar::CheckOptions{});
+    EXPECT_EQ(r.state, ar::ImageState::arena);
+    EXPECT_TRUE(r.recoverable);
+    EXPECT_EQ(r.committed, 5u);
+    EXPECT_EQ(r.live, 1u); // "a", the newest
+    EXPECT_EQ(r.bad_value, 1u);
+    EXPECT_EQ(r.torn, 1u);
+    EXPECT_EQ(r.bad_header, 1u);
+    EXPECT_EQ(r.stale, 1u);
+    EXPECT_TRUE(r.damaged());
+    ASSERT_EQ(r.findings.size(), 4u);
+    EXPECT_EQ(r.findings[0].slot, 0u);
+    EXPECT_STREQ(r.findings[0].reason, "stale");
+    EXPECT_EQ(r.findings[0].key, "a");
+    EXPECT_STREQ(r.findings[1].reason, "bad-value");
+    EXPECT_EQ(r.findings[1].key, "b");
+    EXPECT_STREQ(r.findings[2].reason, "torn");
+    EXPECT_STREQ(r.findings[3].reason, "bad-header");
+    EXPECT_EQ(r.findings[3].key, ""); // key_len not trusted
+    EXPECT_EQ(0, std::memcmp(before.data(), fm.base(), fm.size())) << "a check changed bytes";
+    // Headers only: the payload flip goes unseen.
+    ar::CheckOptions headers_only;
+    headers_only.check_values = false;
+    EXPECT_EQ(ar::check_image(fm.base(), fm.size(), headers_only).bad_value, 0u);
+
+    ar::CheckOptions fix;
+    fix.repair = true;
+    ar::ImageReport rr = ar::check_image(fm.base(), fm.size(), fix);
+    EXPECT_EQ(rr.withdrawn, 4u);
+    ar::ImageReport again = ar::check_image(fm.base(), fm.size(), ar::CheckOptions{});
+    EXPECT_FALSE(again.damaged());
+    EXPECT_EQ(again.committed, 1u);
+    EXPECT_EQ(again.stale, 0u);
+    reopen({4096, 8});
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.recovered_entries, 1u);
+    EXPECT_EQ(st.recovery_dropped_corrupt + st.recovery_dropped_torn + st.recovery_dropped_stale,
+              0u);
+    EXPECT_EQ(value("a"), pattern(7, 50));
+}
+
+TEST(CheckImage, ClassifiesWhatIsNotAnArena) {
+    std::vector<char> img(16384, 0);
+    EXPECT_EQ(ar::check_image(img.data(), 100, ar::CheckOptions{}).state, ar::ImageState::empty);
+    EXPECT_EQ(ar::check_image(img.data(), 0, ar::CheckOptions{}).state, ar::ImageState::empty);
+    EXPECT_EQ(ar::check_image(img.data(), img.size(), ar::CheckOptions{}).state,
+              ar::ImageState::empty);
+    img[5] = 1;
+    EXPECT_EQ(ar::check_image(img.data(), 100, ar::CheckOptions{}).state,
+              ar::ImageState::foreign);
+    std::mt19937_64 rng(3);
+    for (auto &c : img)
+        c = static_cast<char>(rng());
+    ar::ImageReport r = ar::check_image(img.data(), img.size(), ar::CheckOptions{});
+    EXPECT_EQ(r.state, ar::ImageState::foreign);
+    EXPECT_EQ(r.committed, 0u);
+    std::memcpy(img.data() + ar::kSuperblockBytes, ar::kMagic, sizeof ar::kMagic);
+    r = ar::check_image(img.data(), img.size(), ar::CheckOptions{});
+    EXPECT_EQ(r.state, ar::ImageState::damaged_arena);
+    EXPECT_TRUE(r.damaged());
+    EXPECT_EQ(ar::printable_key("a\x01\xff\\", 4), "a\\x01\\xff\\x5c");
 }
 
 // ---------------------------------------------------------------------------

@@ -1,0 +1,161 @@
+#include "arena/inspect.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <string_view>
+#include <unordered_map>
+
+namespace daxkv {
+namespace arena {
+namespace {
+
+bool all_zero(const char *p, size_t n) {
+    for (size_t i = 0; i < n; ++i)
+        if (p[i])
+            return false;
+    return true;
+}
+
+} // namespace
+
+const char *image_state_name(ImageState s) noexcept {
+    switch (s) {
+    case ImageState::arena: return "arena";
+    case ImageState::empty: return "empty";
+    case ImageState::damaged_arena: return "damaged-arena";
+    case ImageState::foreign: return "foreign";
+    }
+    return "?";
+}
+
+std::string printable_key(const char *p, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+        auto c = static_cast<unsigned char>(p[i]);
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out += static_cast<char>(c);
+        } else {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
+    auto t0 = std::chrono::steady_clock::now();
+    ImageReport r;
+    auto persist = [&](const void *p, size_t n) {
+        if (opt.persist)
+            opt.persist(p, n);
+    };
+    if (size < kHeaderOffset) {
+        r.state = all_zero(base, size) ? ImageState::empty : ImageState::foreign;
+        return r;
+    }
+    Superblock a, b;
+    std::memcpy(&a, base, sizeof a);
+    std::memcpy(&b, base + kSuperblockBytes, sizeof b);
+    r.copy_a_valid = superblock_valid(a, size);
+    r.copy_b_valid = superblock_valid(b, size);
+    if (!r.copy_a_valid && !r.copy_b_valid) {
+        if (all_zero(base, kHeaderOffset))
+            r.state = ImageState::empty;
+        else if (std::memcmp(a.magic, kMagic, sizeof kMagic) == 0 ||
+                 std::memcmp(b.magic, kMagic, sizeof kMagic) == 0)
+            r.state = ImageState::damaged_arena;
+        else
+            r.state = ImageState::foreign;
+        return r;
+    }
+    r.state = ImageState::arena;
+    // The same choice as Arena::inspect: the newest valid copy.
+    r.sb = r.copy_a_valid && (!r.copy_b_valid || a.sb_generation >= b.sb_generation) ? a : b;
+    r.layout = layout_of(r.sb);
+    r.recoverable = (r.sb.flags & kSbRecoverable) != 0;
+    if (opt.repair && (!r.copy_a_valid || !r.copy_b_valid)) {
+        char *bad = r.copy_a_valid ? base + kSuperblockBytes : base;
+        std::memcpy(bad, &r.sb, sizeof r.sb);
+        persist(bad, sizeof r.sb);
+        r.superblock_rewritten = true;
+    }
+    // An arena last used with durability=none: its headers are not trusted
+    // and an open clears them; there are no entries to judge.
+    if (!r.recoverable)
+        return r;
+
+    const Layout &l = r.layout;
+    auto header = [&](uint64_t s) {
+        return reinterpret_cast<SlotHeader *>(base + l.header_offset + s * l.header_bytes);
+    };
+    auto withdraw = [&](SlotHeader *h) {
+        if (!opt.repair)
+            return;
+        __atomic_store_n(&h->commit, uint64_t(0), __ATOMIC_RELEASE);
+        persist(&h->commit, sizeof h->commit);
+        r.withdrawn++;
+    };
+    auto finding = [&](uint64_t s, const SlotHeader *h, const char *reason, bool trust_key) {
+        SlotFinding f;
+        f.slot = static_cast<uint32_t>(s);
+        f.reason = reason;
+        f.seq = h->seq;
+        f.value_len = h->value_len;
+        if (trust_key)
+            f.key = printable_key(reinterpret_cast<const char *>(h + 1), h->key_len);
+        r.findings.push_back(std::move(f));
+    };
+    // Newest commit of each key so far: (slot, seq). Ties go to the later
+    // slot, as in Store::recover.
+    std::unordered_map<std::string_view, std::pair<uint64_t, uint64_t>> newest;
+    for (uint64_t s = 0; s < l.slot_count; ++s) {
+        SlotHeader *h = header(s);
+        uint64_t commit = __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE);
+        const char *data = base + l.data_offset + s * l.slot_bytes;
+        SlotVerdict v = classify_slot(h, commit, l, data, opt.check_values);
+        if (v == SlotVerdict::empty)
+            continue;
+        r.committed++;
+        if (v != SlotVerdict::ok) {
+            (v == SlotVerdict::torn ? r.torn : v == SlotVerdict::bad_header ? r.bad_header
+                                                                            : r.bad_value)++;
+            // A bad header's key_len may be anything; a torn or bad-value
+            // header passed its bounds check only if it validates.
+            bool trust = v == SlotVerdict::bad_value;
+            finding(s, h, verdict_name(v), trust);
+            withdraw(h);
+            continue;
+        }
+        std::string_view key(reinterpret_cast<const char *>(h + 1), h->key_len);
+        auto it = newest.find(key);
+        if (it == newest.end()) {
+            newest.emplace(key, std::make_pair(s, h->seq));
+            continue;
+        }
+        uint64_t loser = it->second.second > h->seq ? s : it->second.first;
+        if (loser != s)
+            it->second = std::make_pair(s, h->seq);
+        r.stale++;
+        finding(loser, header(loser), "stale", true);
+        withdraw(header(loser));
+    }
+    for (const auto &kv : newest) {
+        const SlotHeader *h = header(kv.second.first);
+        r.live++;
+        r.value_bytes += h->value_len;
+        r.max_seq = std::max(r.max_seq, h->seq);
+    }
+    std::sort(r.findings.begin(), r.findings.end(),
+              [](const SlotFinding &x, const SlotFinding &y) { return x.slot < y.slot; });
+    r.usec = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                       std::chrono::steady_clock::now() - t0)
+                                       .count());
+    return r;
+}
+
+} // namespace arena
+} // namespace daxkv

@@ -1,0 +1,76 @@
+// Offline inspection of an arena's bytes: what an open would recover and
+// drop, without changing anything, or with --repair the same withdrawals
+// recovery would make. Used by `daxkv info` / `daxkv check` and by the fuzz
+// target over the recovery parser; judges every slot with classify_slot, the
+// function the recovery scan uses.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "arena/arena.hpp"
+
+namespace daxkv {
+namespace arena {
+
+// What the first 8 KiB of a device hold.
+enum class ImageState {
+    arena,            // at least one valid superblock copy
+    empty,            // all zero (or shorter than two superblocks): an open formats it
+    damaged_arena,    // the magic is there but no copy validates
+    foreign,          // something else
+};
+const char *image_state_name(ImageState s) noexcept;
+
+struct SlotFinding {
+    uint32_t slot = 0;
+    const char *reason = ""; // verdict_name(), or "stale"
+    uint64_t seq = 0;
+    uint64_t value_len = 0;
+    std::string key;         // empty when the header is too damaged to trust key_len
+};
+
+struct ImageReport {
+    ImageState state = ImageState::empty;
+    bool copy_a_valid = false, copy_b_valid = false;
+    Superblock sb{};          // the copy in use (state == arena)
+    Layout layout;            // from sb
+    bool recoverable = false; // RECOVERABLE flag: entries survive an open
+    // Slot counts (recoverable arenas only).
+    uint64_t committed = 0;   // headers with a commit word
+    uint64_t live = 0;        // entries an open recovers (after duplicates)
+    uint64_t value_bytes = 0; // sum of the live entries' value_len
+    uint64_t max_seq = 0;
+    uint64_t torn = 0, bad_header = 0, bad_value = 0, stale = 0;
+    std::vector<SlotFinding> findings; // damaged and stale slots, by slot
+    // Repair.
+    uint64_t withdrawn = 0;   // commit words cleared
+    bool superblock_rewritten = false;
+    uint64_t usec = 0;
+
+    // Damage: a bad superblock copy or a torn or corrupt entry (stale
+    // duplicates are what a crash mid-replace leaves; recovery resolves them).
+    bool damaged() const noexcept {
+        return (state == ImageState::arena && (!copy_a_valid || !copy_b_valid)) ||
+               state == ImageState::damaged_arena || torn || bad_header || bad_value;
+    }
+};
+
+struct CheckOptions {
+    bool check_values = true; // hash every payload (recovery does unless verify=off)
+    bool repair = false;      // withdraw damaged and stale entries, rewrite a bad superblock copy
+    // Make [p, p+n) durable after a repair write (Mapping::persist); may be empty.
+    std::function<void(const void *, size_t)> persist;
+};
+
+// Inspect the size bytes at base. Reads nothing outside them; writes only
+// with opt.repair, and then only commit words and a damaged superblock copy.
+ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt);
+
+// Keys are bytes: a printable rendering with \xNN escapes (valid UTF-8, JSON-safe).
+std::string printable_key(const char *p, size_t n);
+
+} // namespace arena
+} // namespace daxkv

@@ -1,0 +1,54 @@
+#!/bin/bash
+# libFuzzer over the recovery parser (tests/fuzz/fuzz_recovery.cpp): a tree
+# built with clang, ASan+UBSan and -fsanitize=fuzzer next to the main build,
+# the seed corpus replayed, then FUZZ_SECONDS (default 60) of fuzzing.
+# $1: main build directory. Crash inputs are kept in build-fuzz/fuzz-work/.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+. "$here/lib.sh"
+root=$(dirname "$1")
+dir="$root/build-fuzz"
+seconds=${FUZZ_SECONDS:-60}
+pass=0 fail=0
+if ! command -v clang >/dev/null || ! command -v clang++ >/dev/null; then
+    echo "clang is missing (Debian: clang, libclang-rt-14-dev)"
+    echo "SUITE fuzz: 0 passed, 1 failed"
+    exit 1
+fi
+mkdir -p "$dir"
+if (cd "$dir" && { [ -f Makefile ] || "$src/configure" --quiet CC=clang CXX=clang++ \
+        --enable-sanitizers=address,undefined --enable-fuzzer \
+        CFLAGS="-O1 -g" CXXFLAGS="-O1 -g"; } &&
+        make -j"$(nproc)" tests/fuzz/fuzz_recovery tests/fuzz/make_seeds >build.log 2>&1); then
+    pass=$((pass + 1))
+    echo "fuzz target built with clang (ASan, UBSan, libFuzzer)"
+else
+    echo "fuzz build failed"
+    tail -20 "$dir/build.log" 2>/dev/null || tail -20 "$dir/config.log"
+    echo "SUITE fuzz: $pass passed, 1 failed"
+    exit 1
+fi
+cd "$dir" || exit 1
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+# The seeds alone, each run once.
+rm -rf fuzz-work && mkdir -p fuzz-work/seeds fuzz-work/corpus
+if ./tests/fuzz/make_seeds fuzz-work/seeds && n=$(ls fuzz-work/seeds | wc -l) && [ "$n" -gt 0 ] &&
+    ./tests/fuzz/fuzz_recovery -runs=0 fuzz-work/seeds >fuzz-seeds.log 2>&1; then
+    pass=$((pass + 1))
+    echo "seed corpus: $n images replayed"
+else
+    fail=$((fail + 1))
+    echo "seed corpus replay failed"; tail -30 fuzz-seeds.log
+fi
+# Bounded fuzzing.
+if make FUZZ_SECONDS="$seconds" fuzz >fuzz.log 2>&1; then
+    pass=$((pass + 1))
+    echo "fuzzing: $seconds s, $(grep -Eo 'stat::number_of_executed_units: *[0-9]+' fuzz.log | grep -Eo '[0-9]+$') runs, no failure;" \
+        "corpus $(ls fuzz-work/corpus | wc -l) inputs"
+else
+    fail=$((fail + 1))
+    echo "fuzzing found a failure:"
+    grep -E -A25 'ERROR: |expectation violated|runtime error|Test unit written' fuzz.log | head -60
+fi
+echo "SUITE fuzz: $pass passed, $fail failed"

@@ -1,0 +1,376 @@
+// daxkv info / check / format: an arena's on-device metadata, read (and with
+// check --repair or format, written) directly through the arena layer, with
+// no store open. Each takes the device's exclusive lock, so none of them runs
+// against an arena a process has open (that is -EBUSY, naming the holder).
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "arena/arena.hpp"
+#include "arena/inspect.hpp"
+#include "cli.hpp"
+#include "daxkv.h"
+#include "internal/error.hpp"
+#include "platform/mapping.hpp"
+#include "store/config.hpp"
+
+namespace daxkv_cli {
+namespace {
+
+namespace ar = daxkv::arena;
+namespace pf = daxkv::platform;
+
+// Exit statuses of check (docs/man/daxkv-check.1).
+constexpr int kCheckClean = 0, kCheckRepaired = 1, kCheckUsage = 2, kCheckDamaged = 3,
+              kCheckNoArena = 4;
+
+int report_error(const char *cmd, const daxkv::Error &e) {
+    std::fprintf(stderr, "daxkv %s: %s (%d): %s\n", cmd, daxkv_strerror(e.code()), e.code(),
+                 e.what());
+    return 1;
+}
+
+std::unique_ptr<pf::Mapping> open_existing(const std::string &path) {
+    pf::MapRequest req;
+    req.path = path;
+    req.bytes = 0; // the whole device or file
+    req.create = false;
+    return pf::Mapping::open(req);
+}
+
+const char *device_kind_name(pf::DeviceKind k) {
+    return k == pf::DeviceKind::devdax ? "devdax" : k == pf::DeviceKind::memory ? "memory" : "file";
+}
+
+std::string uuid_string(const uint8_t u[16]) {
+    char s[37];
+    std::snprintf(s, sizeof s,
+                  "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
+                  u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+                  u[13], u[14], u[15]);
+    return s;
+}
+
+std::string time_string(uint64_t unix_ns) {
+    time_t t = static_cast<time_t>(unix_ns / 1000000000ull);
+    struct tm tm;
+    char s[64];
+    if (!gmtime_r(&t, &tm) || !std::strftime(s, sizeof s, "%Y-%m-%d %H:%M:%S UTC", &tm))
+        return "?";
+    return s;
+}
+
+// The report as JSON (info --json and check --json share it).
+nlohmann::json to_json(const std::string &path, const pf::Mapping &m, const ar::ImageReport &r) {
+    nlohmann::json j;
+    j["path"] = path;
+    j["device"] = {{"kind", device_kind_name(m.info().kind)}, {"bytes", m.size()}};
+    j["state"] = ar::image_state_name(r.state);
+    if (r.state != ar::ImageState::arena)
+        return j;
+    const ar::Superblock &sb = r.sb;
+    j["superblock"] = {{"copy_a", r.copy_a_valid ? "valid" : "damaged"},
+                       {"copy_b", r.copy_b_valid ? "valid" : "damaged"},
+                       {"format_version", sb.format_version},
+                       {"uuid", uuid_string(sb.uuid)},
+                       {"generation", sb.sb_generation},
+                       {"created_unix_ns", sb.created_unix_ns},
+                       {"recoverable", r.recoverable}};
+    j["layout"] = {{"arena_bytes", sb.arena_bytes},     {"slot_bytes", sb.slot_bytes},
+                   {"slot_count", sb.slot_count},       {"header_offset", sb.header_offset},
+                   {"header_bytes", sb.header_bytes},   {"data_offset", sb.data_offset},
+                   {"key_max", sb.key_max},             {"meta_bytes", sb.meta_bytes}};
+    j["entries"] = {{"committed_headers", r.committed},
+                    {"live", r.live},
+                    {"free_slots", sb.slot_count - r.live},
+                    {"value_bytes", r.value_bytes},
+                    {"max_seq", r.max_seq}};
+    j["recovery"] = {{"would_recover", r.live},
+                     {"dropped_torn", r.torn},
+                     {"dropped_corrupt", r.bad_header + r.bad_value},
+                     {"dropped_stale", r.stale},
+                     {"bad_header", r.bad_header},
+                     {"bad_value", r.bad_value},
+                     {"usec", r.usec}};
+    nlohmann::json f = nlohmann::json::array();
+    for (const auto &x : r.findings) {
+        nlohmann::json e = {{"slot", x.slot}, {"reason", x.reason}, {"seq", x.seq},
+                            {"value_len", x.value_len}};
+        if (!x.key.empty())
+            e["key"] = x.key;
+        f.push_back(e);
+    }
+    j["findings"] = f;
+    j["damaged"] = r.damaged();
+    return j;
+}
+
+void print_state_line(const std::string &path, const ar::ImageReport &r) {
+    switch (r.state) {
+    case ar::ImageState::arena:
+        break;
+    case ar::ImageState::empty:
+        std::printf("%s: no arena (the first 8 KiB are zero: an open formats it)\n", path.c_str());
+        break;
+    case ar::ImageState::damaged_arena:
+        std::printf("%s: a daxkv arena whose two superblock copies are both damaged\n"
+                    "  (nothing can be recovered; 'daxkv format --force' starts over)\n",
+                    path.c_str());
+        break;
+    case ar::ImageState::foreign:
+        std::printf("%s: data that is not a daxkv arena ('daxkv format --force' claims it)\n",
+                    path.c_str());
+        break;
+    }
+}
+
+void print_findings(const ar::ImageReport &r, size_t limit) {
+    size_t shown = 0;
+    for (const auto &f : r.findings) {
+        if (shown++ == limit) {
+            std::printf("    ... %zu more (--json lists them all)\n", r.findings.size() - limit);
+            break;
+        }
+        std::printf("    slot %-10" PRIu32 " %-10s seq %-12" PRIu64 " %s%s\n", f.slot, f.reason,
+                    f.seq, f.key.empty() ? "(key not trusted)" : "key ", f.key.c_str());
+    }
+}
+
+void print_info(const std::string &path, const pf::Mapping &m, const ar::ImageReport &r) {
+    std::printf("%s: %s, %" PRIu64 " bytes\n", path.c_str(), device_kind_name(m.info().kind), m.size());
+    const ar::Superblock &sb = r.sb;
+    std::printf("  format version %u, uuid %s, created %s\n", sb.format_version,
+                uuid_string(sb.uuid).c_str(), time_string(sb.created_unix_ns).c_str());
+    std::printf("  superblock: copy A %s, copy B %s, generation %" PRIu64 "%s\n",
+                r.copy_a_valid ? "valid" : "DAMAGED", r.copy_b_valid ? "valid" : "DAMAGED",
+                sb.sb_generation, r.recoverable ? "" : ", not recoverable (durability=none)");
+    std::printf("  layout: %" PRIu64 " slots of %" PRIu64 " bytes, meta_bytes %u, "
+                "headers %" PRIu64 " bytes each at %" PRIu64 ", data at %" PRIu64
+                ", arena %" PRIu64 " bytes\n",
+                sb.slot_count, sb.slot_bytes, sb.meta_bytes, sb.header_bytes, sb.header_offset,
+                sb.data_offset, sb.arena_bytes);
+    if (!r.recoverable) {
+        std::printf("  entries: none (the last store used durability=none; an open clears "
+                    "every header)\n");
+        return;
+    }
+    std::printf("  entries: %" PRIu64 " live, %" PRIu64 " free slots, %" PRIu64
+                " value bytes, newest seq %" PRIu64 "\n",
+                r.live, sb.slot_count - r.live, r.value_bytes, r.max_seq);
+    std::printf("  an open would recover %" PRIu64 " and drop %" PRIu64 " torn, %" PRIu64
+                " corrupt (%" PRIu64 " header, %" PRIu64 " value), %" PRIu64 " stale\n",
+                r.live, r.torn, r.bad_header + r.bad_value, r.bad_header, r.bad_value, r.stale);
+}
+
+ar::CheckOptions options_for(const pf::Mapping &m, bool repair, bool values) {
+    ar::CheckOptions o;
+    o.repair = repair;
+    o.check_values = values;
+    const pf::Mapping *mp = &m;
+    o.persist = [mp](const void *p, size_t n) { mp->persist(p, n); };
+    return o;
+}
+
+} // namespace
+
+void info_usage(FILE *f) {
+    std::fprintf(f, "usage: daxkv info PATH [--json] [--no-values]\n"
+                    "\n"
+                    "Describe the arena at PATH: superblocks, layout, entry counts and what an\n"
+                    "open would recover or drop. Changes nothing.\n"
+                    "\n"
+                    "  --json        machine-readable output\n"
+                    "  --no-values   skip the payload checksums (faster on large devices)\n");
+}
+
+void check_usage(FILE *f) {
+    std::fprintf(f, "usage: daxkv check PATH [--repair] [--json] [--no-values]\n"
+                    "\n"
+                    "Verify every entry of the arena at PATH: superblock copies, header bounds\n"
+                    "and checksums, payload checksums, duplicate keys.\n"
+                    "\n"
+                    "  --repair      drop damaged and stale entries, rewrite a damaged superblock\n"
+                    "  --json        machine-readable output\n"
+                    "  --no-values   skip the payload checksums\n"
+                    "\n"
+                    "exit status: 0 clean, 1 damage found and repaired, 2 usage, 3 damage found,\n"
+                    "4 no arena to check (empty, foreign, both superblocks damaged) or an error\n");
+}
+
+void format_usage(FILE *f) {
+    std::fprintf(f,
+                 "usage: daxkv format PATH --slot-bytes BYTES [--meta-bytes BYTES] [--size BYTES]\n"
+                 "                    [--force] [--json]\n"
+                 "\n"
+                 "Write a new, empty arena to PATH (a Device-DAX device or a file, created when\n"
+                 "missing with --size). Every entry is lost. Without --force it only formats a\n"
+                 "target whose first 8 KiB are zero; a daxkv arena (valid or damaged) or other\n"
+                 "data needs --force.\n"
+                 "\n"
+                 "  --slot-bytes BYTES  payload bytes per slot (required)\n"
+                 "  --meta-bytes BYTES  metadata bytes per entry (default 256, as daxkv_open)\n"
+                 "  --size BYTES        bytes to use (default: the whole device or file)\n"
+                 "  --force             overwrite an arena or foreign data\n"
+                 "  --json              machine-readable output\n");
+}
+
+int cmd_info(const Args &a) {
+    if (a.positional.size() != 1) {
+        info_usage(stderr);
+        return 2;
+    }
+    const std::string &path = a.positional[0];
+    try {
+        auto m = open_existing(path);
+        ar::ImageReport r = ar::check_image(m->base(), m->size(),
+                                            options_for(*m, false, !a.has("no-values")));
+        if (a.has("json"))
+            std::printf("%s\n", to_json(path, *m, r).dump(2).c_str());
+        else if (r.state != ar::ImageState::arena)
+            print_state_line(path, r);
+        else {
+            print_info(path, *m, r);
+            if (!r.findings.empty()) {
+                std::printf("  findings:\n");
+                print_findings(r, 20);
+            }
+        }
+        return r.state == ar::ImageState::arena ? 0 : 1;
+    } catch (const daxkv::Error &e) {
+        return report_error("info", e);
+    }
+}
+
+int cmd_check(const Args &a) {
+    if (a.positional.size() != 1) {
+        check_usage(stderr);
+        return kCheckUsage;
+    }
+    const std::string &path = a.positional[0];
+    const bool repair = a.has("repair"), json = a.has("json");
+    try {
+        auto m = open_existing(path);
+        ar::ImageReport r =
+            ar::check_image(m->base(), m->size(), options_for(*m, repair, !a.has("no-values")));
+        int rc = r.state != ar::ImageState::arena ? kCheckNoArena
+                 : !r.damaged()                   ? kCheckClean
+                 : repair                         ? kCheckRepaired
+                                                  : kCheckDamaged;
+        if (json) {
+            nlohmann::json j = to_json(path, *m, r);
+            j["repair"] = repair;
+            j["withdrawn"] = r.withdrawn;
+            j["superblock_rewritten"] = r.superblock_rewritten;
+            j["exit_status"] = rc;
+            std::printf("%s\n", j.dump(2).c_str());
+            return rc;
+        }
+        if (r.state != ar::ImageState::arena) {
+            print_state_line(path, r);
+            return rc;
+        }
+        std::printf("%s: %" PRIu64 " slots checked in %.3f s%s\n", path.c_str(),
+                    r.sb.slot_count, r.usec / 1e6,
+                    a.has("no-values") ? " (headers only)" : "");
+        if (!r.copy_a_valid || !r.copy_b_valid)
+            std::printf("  superblock copy %s is damaged%s\n", r.copy_a_valid ? "B" : "A",
+                        r.superblock_rewritten ? ": rewritten from the other copy" : "");
+        if (!r.recoverable)
+            std::printf("  not recoverable (the last store used durability=none): no entries "
+                        "to check\n");
+        else
+            std::printf("  %" PRIu64 " entries whole; %" PRIu64 " torn, %" PRIu64
+                        " with a bad header, %" PRIu64 " with a bad value, %" PRIu64
+                        " stale duplicates\n",
+                        r.live, r.torn, r.bad_header, r.bad_value, r.stale);
+        if (!r.findings.empty())
+            print_findings(r, 50);
+        if (repair && r.withdrawn)
+            std::printf("  repaired: %" PRIu64 " entries dropped\n", r.withdrawn);
+        std::printf("  %s\n", rc == kCheckClean      ? "clean"
+                               : rc == kCheckRepaired ? "damage found and repaired"
+                                                      : "DAMAGED (run with --repair to drop the "
+                                                        "damaged entries)");
+        return rc;
+    } catch (const daxkv::Error &e) {
+        report_error("check", e);
+        return kCheckNoArena;
+    }
+}
+
+int cmd_format(const Args &a) {
+    uint64_t slot_bytes = 0, meta_bytes = 256, size = 0;
+    if (a.positional.size() != 1 || !a.has("slot-bytes") ||
+        !parse_size(a.get("slot-bytes", ""), slot_bytes) || slot_bytes == 0 ||
+        (a.has("meta-bytes") && !parse_size(a.get("meta-bytes", ""), meta_bytes)) ||
+        (a.has("size") && (!parse_size(a.get("size", ""), size) || size == 0))) {
+        format_usage(stderr);
+        return 2;
+    }
+    if (meta_bytes > daxkv::kMetaBytesMax) {
+        std::fprintf(stderr, "daxkv format: --meta-bytes %" PRIu64 " is above the limit of %u\n",
+                     meta_bytes, daxkv::kMetaBytesMax);
+        return 2;
+    }
+    const std::string &path = a.positional[0];
+    try {
+        pf::MapRequest req;
+        req.path = path;
+        req.bytes = size;
+        req.create = size != 0; // a missing file needs a size
+        auto m = pf::Mapping::open(req);
+        if (!m->created()) {
+            ar::ImageReport before = ar::check_image(m->base(), m->size(), options_for(*m, false, false));
+            if (before.state != ar::ImageState::empty && !a.has("force")) {
+                if (before.state == ar::ImageState::arena)
+                    std::fprintf(stderr,
+                                 "daxkv format: %s holds a daxkv arena (%" PRIu64
+                                 " live entries, slot_bytes %" PRIu64 "); add --force to "
+                                 "replace it\n",
+                                 path.c_str(), before.live, before.sb.slot_bytes);
+                else
+                    std::fprintf(stderr,
+                                 "daxkv format: %s holds %s; add --force to overwrite it\n",
+                                 path.c_str(),
+                                 before.state == ar::ImageState::foreign
+                                     ? "data that is not a daxkv arena"
+                                     : "a daxkv arena with both superblock copies damaged");
+                return 1;
+            }
+        }
+        ar::Arena::Options opt;
+        opt.slot_bytes = slot_bytes;
+        opt.meta_bytes = static_cast<uint32_t>(meta_bytes);
+        opt.durability = ar::Durability::process;
+        opt.format = true;
+        ar::Arena arena(std::move(m), opt);
+        const ar::Layout &l = arena.layout();
+        if (a.has("json")) {
+            nlohmann::json j = {{"path", path},
+                                {"uuid", uuid_string(arena.superblock().uuid)},
+                                {"arena_bytes", l.arena_bytes},
+                                {"slot_bytes", l.slot_bytes},
+                                {"slot_count", l.slot_count},
+                                {"meta_bytes", l.meta_bytes},
+                                {"header_bytes", l.header_bytes},
+                                {"data_offset", l.data_offset}};
+            std::printf("%s\n", j.dump(2).c_str());
+        } else {
+            std::printf("%s: formatted: %" PRIu64 " slots of %" PRIu64 " bytes, meta_bytes %u, "
+                        "%" PRIu64 " bytes, uuid %s\n",
+                        path.c_str(), l.slot_count, l.slot_bytes, l.meta_bytes, l.arena_bytes,
+                        uuid_string(arena.superblock().uuid).c_str());
+        }
+        return 0;
+    } catch (const daxkv::Error &e) {
+        return report_error("format", e);
+    }
+}
+
+} // namespace daxkv_cli
