@@ -19,13 +19,16 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/store/config.cpp lib/store/config.hpp \
 	lib/store/slot_allocator.cpp lib/store/slot_allocator.hpp \
 	lib/store/store.cpp lib/store/store.hpp \
+	lib/store/pool.cpp lib/store/pool.hpp \
+	lib/store/hotplug.cpp \
 	lib/capi/handles.hpp \
 	lib/capi/errors.cpp \
 	lib/capi/config.cpp \
 	lib/capi/store.cpp \
 	lib/capi/zero_copy.cpp \
 	lib/capi/memcpy.cpp \
-	lib/capi/devices.cpp
+	lib/capi/devices.cpp \
+	lib/capi/hotplug.cpp
 
 lib_libdaxkv_core_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(DAXCTL_CFLAGS)
 lib_libdaxkv_core_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden

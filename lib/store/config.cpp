@@ -74,10 +74,18 @@ void Config::set(const std::string &key, const std::string &value) {
             nt_stores = NtStores::off;
         else
             fail(-EINVAL, "nt_stores: '%s' is not one of auto, on, off", value.c_str());
+    } else if (key == "placement") {
+        if (value == "least_used")
+            placement = Placement::least_used;
+        else if (value == "numa")
+            placement = Placement::numa;
+        else
+            fail(-EINVAL, "placement: '%s' is not one of least_used, numa", value.c_str());
     } else {
         fail(-EINVAL,
              "unknown configuration key '%s' (known: slot_bytes, meta_bytes, eviction, "
-             "durability, verify, on_mismatch, workers, hotplug, create, nt_stores)",
+             "durability, verify, on_mismatch, workers, hotplug, create, nt_stores, "
+             "placement)",
              key.c_str());
     }
 }
@@ -96,8 +104,9 @@ void Config::add_device(const std::string &path, uint64_t bytes) {
 void Config::validate() const {
     if (slot_bytes == 0)
         fail(-EINVAL, "slot_bytes is required");
-    if (devices.empty())
-        fail(-EINVAL, "no device configured (daxkv_config_add_device)");
+    if (devices.empty() && !hotplug)
+        fail(-EINVAL, "no device configured (daxkv_config_add_device; with hotplug=1 a "
+                      "store may start empty and get devices by daxkv_device_add)");
 }
 
 unsigned Config::effective_workers() const {

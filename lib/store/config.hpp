@@ -11,6 +11,9 @@ namespace daxkv {
 
 enum class Eviction { lru, none };
 enum class NtStores { auto_, on, off };
+// Where new entries go: the least-used writable device, or one on the
+// caller's NUMA node first.
+enum class Placement { least_used, numa };
 
 struct DeviceSpec {
     std::string path;
@@ -28,6 +31,7 @@ struct Config {
     bool hotplug = false;
     bool create = true;
     NtStores nt_stores = NtStores::auto_;
+    Placement placement = Placement::least_used;
     std::vector<DeviceSpec> devices;
 
     // Set one key from its text form. Throws Error(-EINVAL) naming the key.
