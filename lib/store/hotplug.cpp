@@ -131,7 +131,7 @@ int Store::migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool
     if (targets.empty())
         return set_error(-ENOSPC, "no writable destination device to migrate %zu entries to",
                          keys.size());
-    if (room < keys.size())
+    if (cfg_.eviction == Eviction::none && room < keys.size())
         return set_error(-ENOSPC,
                          "insufficient destination capacity: %zu entries to move, %llu free "
                          "slots on the destinations; nothing was moved",
@@ -166,32 +166,40 @@ int Store::migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool
                 const std::string &k = keys[next];
                 Move mv;
                 mv.hash = hash_bytes(k.data(), k.size());
+                // A destination slot first, with no lock held: making room
+                // evicts (eviction=lru), which takes shard locks.
+                uint32_t slot = UINT32_MAX, dev = UINT32_MAX;
+                for (int attempt = 0; slot == UINT32_MAX; ++attempt) {
+                    std::vector<std::pair<double, uint32_t>> order; // least used first
+                    for (uint32_t t : targets) {
+                        uint32_t total = arenas_[t].alloc->slots();
+                        if (total)
+                            order.emplace_back(
+                                1.0 - double(arenas_[t].alloc->free_count()) / total, t);
+                    }
+                    std::sort(order.begin(), order.end());
+                    for (const auto &o : order) {
+                        slot = arenas_[o.second].alloc->allocate();
+                        if (slot != UINT32_MAX) {
+                            dev = o.second;
+                            break;
+                        }
+                    }
+                    if (slot != UINT32_MAX)
+                        break;
+                    if (cfg_.eviction == Eviction::none || attempt >= 1024 || !evict_one())
+                        throw Error(-ENOSPC, "insufficient destination capacity: the "
+                                             "destinations are full and nothing is evictable; "
+                                             "nothing was moved");
+                }
                 Shard &sh = shard_of(mv.hash);
                 std::lock_guard<std::mutex> g(sh.m);
                 Entry *e = find(sh, k, mv.hash);
                 if (!e || !e->committed || e->ref.arena != src ||
-                    (same_device && e->ref.slot < arenas_[src].alloc->slots()))
-                    continue; // removed, replaced or evicted since the snapshot
-                // Least-used target with a free slot.
-                uint32_t slot = UINT32_MAX, dev = UINT32_MAX;
-                std::vector<std::pair<double, uint32_t>> order;
-                for (uint32_t t : targets) {
-                    uint32_t total = arenas_[t].alloc->slots();
-                    if (total)
-                        order.emplace_back(1.0 - double(arenas_[t].alloc->free_count()) / total, t);
-                }
-                std::sort(order.begin(), order.end());
-                for (const auto &o : order) {
-                    slot = arenas_[o.second].alloc->allocate();
-                    if (slot != UINT32_MAX) {
-                        dev = o.second;
-                        break;
-                    }
-                }
-                if (slot == UINT32_MAX) {
-                    // Other writers took the room counted above.
-                    throw Error(-ENOSPC, "insufficient destination capacity: the destinations "
-                                         "filled up during the migration; nothing was moved");
+                    (same_device && e->ref.slot < arenas_[src].alloc->slots())) {
+                    // Removed, replaced or evicted since the snapshot.
+                    arenas_[dev].alloc->release(slot);
+                    continue;
                 }
                 SlotState &dst = arenas_[dev].slots[slot];
                 dst.generation++;
