@@ -109,7 +109,14 @@ void bench_usage(FILE *f) {
                  "  --no-small          skip the small-value test\n"
                  "  --json              machine-readable output\n"
                  "  --no-progress       no progress bar\n"
-                 "  --keep              keep the arena file\n");
+                 "  --keep              keep the arena file\n"
+                 "\n"
+                 "daxkv bench --migrate [--count N] [--value-size BYTES] [--rounds N]\n"
+                 "      [--arena DIR] [--workers N] [--json] [--keep]\n"
+                 "  Migrate a device's chunks to another device (daxkv_device_remove with\n"
+                 "  DAXKV_MIGRATE): GB/s against memcpy, and get/put latency while a\n"
+                 "  migration runs against the same probe with none (defaults: 256 x 1MiB;\n"
+                 "  --arena names the directory of the two arena files).\n");
 }
 
 int cmd_bench(const Args &a) {

@@ -29,6 +29,7 @@ bool parse_args(int argc, char **argv, int first, const std::vector<std::string>
 bool parse_size(const std::string &s, uint64_t &out);
 
 int cmd_bench(const Args &a);
+int cmd_bench_migrate(const Args &a);
 int cmd_list(const Args &a);
 int cmd_probe(const Args &a);
 void bench_usage(FILE *f);

@@ -125,7 +125,8 @@ int main(int argc, char **argv) {
     }
     if (cmd == "bench") {
         daxkv_cli::Args a;
-        if (!daxkv_cli::parse_args(argc, argv, 2, {"json", "no-progress", "keep", "help", "no-small"},
+        if (!daxkv_cli::parse_args(argc, argv, 2, {"json", "no-progress", "keep", "help", "no-small",
+                                                          "migrate"},
                                    {"arena", "size", "count", "value-size", "workers", "verify",
                                     "durability", "rounds", "small-count", "nt-stores"},
                                    a)) {
@@ -136,7 +137,7 @@ int main(int argc, char **argv) {
             daxkv_cli::bench_usage(stdout);
             return 0;
         }
-        return daxkv_cli::cmd_bench(a);
+        return a.has("migrate") ? daxkv_cli::cmd_bench_migrate(a) : daxkv_cli::cmd_bench(a);
     }
     std::fprintf(stderr, "daxkv: unknown command '%s'\n", cmd.c_str());
     usage(stderr);

@@ -1,5 +1,5 @@
 # The daxkv command.
 bin_PROGRAMS += tools/daxkv
-tools_daxkv_SOURCES = tools/daxkv.cpp tools/bench.cpp tools/devices.cpp tools/cli.hpp
+tools_daxkv_SOURCES = tools/daxkv.cpp tools/bench.cpp tools/bench_migrate.cpp tools/devices.cpp tools/cli.hpp
 tools_daxkv_CPPFLAGS = $(AM_CPPFLAGS) $(JSON_CFLAGS)
 tools_daxkv_LDADD = lib/libdaxkv.la -lpthread

@@ -42,9 +42,11 @@ struct Store::Move {
 
 namespace {
 
-// Entries claimed and copied per round of phase 1 (bounds the copy batch
-// handed to the engine, not the migration).
+// Entries, and value bytes, claimed and copied per round of phase 1: bounds
+// each copy batch handed to the shared engine, so that the puts and gets
+// queued behind it wait for one round, not for the migration.
 constexpr size_t kMoveChunk = 64;
+constexpr uint64_t kMoveChunkBytes = 16ull << 20;
 
 void fill_result(daxkv_hotplug_result *out, DevState st, uint32_t index, uint64_t old_bytes,
                  uint64_t new_bytes, uint64_t moved_keys, uint64_t moved_bytes,
@@ -92,7 +94,8 @@ int Store::find_device(const std::string &path) const {
 }
 
 // Keys of the committed entries on device a at slot from_slot or above.
-// *blocked: one of them is pinned or leased.
+// *blocked: one of them is pinned or leased (a get copying out of a slot is
+// not: it ends on its own).
 std::vector<std::string> Store::keys_on(uint32_t a, uint32_t from_slot, bool *blocked) {
     std::vector<std::string> keys;
     bool any = false;
@@ -103,7 +106,7 @@ std::vector<std::string> Store::keys_on(uint32_t a, uint32_t from_slot, bool *bl
             const Entry *e = kv.second.get();
             if (!e->committed || e->ref.arena != a || e->ref.slot < from_slot)
                 continue;
-            any = any || e->pins > 0 || slot_state(e->ref).borrows > 0;
+            any = any || e->pins > 0 || slot_state(e->ref).leases > 0;
             keys.push_back(e->key);
         }
     }
@@ -162,7 +165,9 @@ int Store::migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool
     try {
         while (next < keys.size()) {
             size_t first = moves.size();
-            for (size_t n = 0; next < keys.size() && n < kMoveChunk; ++next, ++n) {
+            uint64_t chunk_bytes = 0;
+            for (size_t n = 0; next < keys.size() && n < kMoveChunk && chunk_bytes < kMoveChunkBytes;
+                 ++next, ++n) {
                 const std::string &k = keys[next];
                 Move mv;
                 mv.hash = hash_bytes(k.data(), k.size());
@@ -213,6 +218,7 @@ int Store::migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool
                 mv.dst = SlotRef{dev, slot, dst.generation};
                 mv.len = e->value_len;
                 mv.seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+                chunk_bytes += mv.len;
                 moves.push_back(std::move(mv));
             }
             // Copy this chunk with no lock held: value, then header body
@@ -301,7 +307,7 @@ int Store::evict_keys(uint32_t src, const std::vector<std::string> &keys, bool f
         if (arenas_[src].state.load() == DevState::resizing &&
             e->ref.slot < arenas_[src].alloc->slots())
             continue; // below the new end: stays
-        if (!force && (e->pins || slot_state(e->ref).borrows))
+        if (!force && (e->pins || slot_state(e->ref).leases))
             return set_error(-EBUSY, "an entry of the device was pinned or leased during the "
                                      "eviction; use DAXKV_FORCE");
         retire_committed(sh, e);

@@ -196,7 +196,7 @@ std::string Store::pool_status_json() const {
             Counts &c = per[e->ref.arena];
             c.live++;
             c.locked += e->pins > 0;
-            c.borrowed += arenas_[e->ref.arena].slots[e->ref.slot].borrows > 0;
+            c.borrowed += arenas_[e->ref.arena].slots[e->ref.slot].leases > 0;
         }
     }
     nlohmann::json j;

@@ -24,6 +24,7 @@ enum class SlotStatus : uint8_t { free, inflight, committed, pending_free, quara
 struct SlotState {
     uint32_t generation = 0;
     uint32_t borrows = 0; // leases and reads copying out of the slot
+    uint32_t leases = 0;  // of the borrows, the leases (they block hotplug)
     SlotStatus status = SlotStatus::free;
 };
 

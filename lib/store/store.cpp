@@ -900,6 +900,10 @@ int Store::lease(const void *key, size_t key_len, std::unique_ptr<LeaseState> *o
         quarantine(b);
         return set_error(-EIO, "the entry failed its checksum and was dropped");
     }
+    {
+        std::lock_guard<std::mutex> g(shards_[b.shard].m);
+        slot_state(b.ref).leases++; // hotplug tells leases from reads in progress
+    }
     auto l = std::make_unique<LeaseState>();
     l->store = shared_from_this();
     l->shard = b.shard;
@@ -915,6 +919,10 @@ int Store::lease(const void *key, size_t key_len, std::unique_ptr<LeaseState> *o
 }
 
 void Store::release(LeaseState &l) noexcept {
+    {
+        std::lock_guard<std::mutex> g(shards_[l.shard].m);
+        slot_state(l.ref).leases--;
+    }
     Borrow b;
     b.shard = l.shard;
     b.ref = l.ref;
