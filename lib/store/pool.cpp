@@ -120,6 +120,13 @@ uint32_t Store::pick_device() const noexcept {
     return best;
 }
 
+bool Store::any_writable() const noexcept {
+    for (uint32_t a = 0; a < arenas_.size(); ++a)
+        if (dev_writable(arenas_[a].state.load(std::memory_order_acquire)))
+            return true;
+    return false;
+}
+
 // A slot of a device that is not active was freed (shard lock held: only
 // flags and a notification here; logging happens on the event thread).
 void Store::note_slot_freed(uint32_t a) noexcept {

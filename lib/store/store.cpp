@@ -239,6 +239,9 @@ SlotRef Store::acquire_slot() {
                 return SlotRef{best, slot, 0};
             continue; // raced with another writer: look again
         }
+        if (!any_writable())
+            fail(-ENOSPC, "no writable device (every device is draining, being changed or "
+                          "removed): evicting would not make room");
         if (cfg_.eviction == Eviction::none)
             fail(-ENOSPC, "no free slot (eviction=none): %s", describe_full().c_str());
         if (!evict_one())
@@ -279,7 +282,7 @@ bool Store::evict_one() {
         Shard &sh = shards_[pick];
         std::lock_guard<std::mutex> g(sh.m);
         for (Entry *e = sh.lru_head; e; e = e->next) {
-            if (e->pins || e->inflight || slot_state(e->ref).borrows)
+            if (e->pins || e->inflight || slot_state(e->ref).borrows || moving_away(e->ref))
                 continue;
             retire_committed(sh, e);
             erase_if_empty(sh, e);

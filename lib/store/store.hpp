@@ -230,6 +230,13 @@ private:
     void open_device(const DeviceSpec &d, bool tolerate_missing);
     void make_arena(DeviceSlot &row, const DeviceSpec &d);
     uint32_t pick_device() const noexcept;
+    bool any_writable() const noexcept;
+    // The entry's device is being emptied by a migration or removal:
+    // evicting it would not make room where new entries go.
+    bool moving_away(const SlotRef &r) const noexcept {
+        DevState st = arenas_[r.arena].state.load(std::memory_order_relaxed);
+        return st == DevState::migrating || st == DevState::removing;
+    }
     void note_slot_freed(uint32_t arena) noexcept;
     bool lease_gated(uint32_t arena) const noexcept {
         return arenas_[arena].lease_gate.load(std::memory_order_acquire);

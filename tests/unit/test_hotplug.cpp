@@ -557,6 +557,27 @@ TEST_F(Pool, ResizeShrinkMovesHighEntriesAndGrowKeepsThemInPlace) {
     EXPECT_TRUE(contains_text(daxkv_errmsg(), "cannot grow past"));
 }
 
+TEST_F(Pool, PutsDuringAShrinkOfTheOnlyDeviceFailWithoutEvicting) {
+    open_pool(1, 8);
+    fill(0, 8);
+    for (uint32_t i = 0; i < 4; ++i)
+        ASSERT_EQ(daxkv_remove(s(), key_of(i).data(), key_of(i).size(), 0), 0);
+    int during = 1;
+    core().set_hotplug_hook([&](int phase) {
+        if (phase == 1)
+            during = put(50);
+    });
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 4 * kSlot, DAXKV_MIGRATE, 0, &r), 0);
+    core().set_hotplug_hook(nullptr);
+    // No writable device during the resize: -ENOSPC at once, and nothing
+    // was evicted looking for room.
+    EXPECT_EQ(during, -ENOSPC);
+    EXPECT_EQ(get_stats(s()).evictions, 0u);
+    for (uint32_t i = 4; i < 8; ++i)
+        EXPECT_EQ(check(i), "");
+}
+
 TEST_F(Pool, ResizeShrinkNeverDropsKeysSilently) {
     open_pool(1, 8, {{"eviction", "none"}});
     fill(0, 8);
