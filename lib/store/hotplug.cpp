@@ -608,11 +608,9 @@ int Store::device_resize(const std::string &path, uint64_t bytes, int mode, unsi
 }
 
 int Store::device_wait_drained(const std::string &path, int timeout_ms) {
-    uint32_t a;
-    {
-        std::lock_guard<std::mutex> hp(hotplug_m_);
-        a = static_cast<uint32_t>(find_device(path));
-    }
+    // No hotplug_m_: a removal can hold it for long, and a published row's
+    // path never changes.
+    const uint32_t a = static_cast<uint32_t>(find_device(path));
     DeviceSlot &d = arenas_[a];
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     std::unique_lock<std::mutex> g(ev_m_);
