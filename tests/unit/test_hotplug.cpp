@@ -100,8 +100,13 @@ protected:
     json status() {
         size_t need = 0;
         EXPECT_EQ(daxkv_pool_status_json(s(), nullptr, 0, &need), -ENOBUFS);
-        std::string buf(need, '\0');
-        EXPECT_EQ(daxkv_pool_status_json(s(), &buf[0], buf.size(), &need), 0) << daxkv_errmsg();
+        std::string buf;
+        int rc;
+        do { // the pool may change (and the text grow) between the two calls
+            buf.assign(need, '\0');
+            rc = daxkv_pool_status_json(s(), &buf[0], buf.size(), &need);
+        } while (rc == -ENOBUFS);
+        EXPECT_EQ(rc, 0) << daxkv_errmsg();
         return json::parse(buf.c_str());
     }
     // Entries the index holds on device row d.
