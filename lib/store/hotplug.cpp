@@ -327,7 +327,11 @@ bool Store::wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool 
                              bool same_device, MoveStats &ms, int *rc) {
     DeviceSlot &d = arenas_[a];
     for (;;) {
-        if (d.alloc->used_from(from_slot) == 0)
+        // Quarantined slots (a failed checksum) stay taken and hold nothing.
+        // Above a shrink's end they are counted wherever they lie, which
+        // can only end the wait early for a lease: harmless, as a shrink
+        // does not unmap; a removal (from_slot 0) counts exactly.
+        if (d.alloc->used_from(from_slot) <= d.quarantined.load())
             return true;
         std::vector<std::string> keys = keys_on(a, from_slot, nullptr);
         if (!keys.empty()) {

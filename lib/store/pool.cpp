@@ -133,7 +133,7 @@ void Store::note_slot_freed(uint32_t a) noexcept {
     DeviceSlot &d = arenas_[a];
     bool drained_now = false;
     if (d.state.load(std::memory_order_acquire) == DevState::draining &&
-        d.alloc->used() == 0 && !d.drained.exchange(true)) {
+        d.alloc->used() <= d.quarantined.load() && !d.drained.exchange(true)) {
         d.drained_unix_ns.store(unix_ns());
         drained_now = true;
     }

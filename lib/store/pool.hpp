@@ -67,6 +67,8 @@ struct DeviceSlot {
     // A draining device that became empty.
     std::atomic<bool> drained{false};
     std::atomic<uint64_t> drained_unix_ns{0};
+    // Slots dropped for a failed checksum: taken for good, holding nothing.
+    std::atomic<uint32_t> quarantined{0};
     // Why a configured device is missing (for status and logs).
     std::string missing_reason;
 };

@@ -547,6 +547,8 @@ void Store::quarantine(const Borrow &b) noexcept {
     st.borrows--;
     if (st.status == SlotStatus::pending_free)
         c_.pending_free--;
+    if (st.status != SlotStatus::quarantined)
+        arenas_[b.ref.arena].quarantined++; // never freed: a removal must not wait for it
     st.status = SlotStatus::quarantined;
 }
 

@@ -466,6 +466,37 @@ TEST_F(Pool, ForcedRemoveWaitsForLeasesWhichStayValid) {
         EXPECT_EQ(check(i), "");
 }
 
+TEST_F(Pool, AQuarantinedSlotDoesNotHoldUpRemovalOrDrain) {
+    open_pool(2, 8, {{"verify", "read"}});
+    fill(0, 6); // key 0 lands first: dev0, slot 0
+    daxkv::arena::Layout lay = daxkv::arena::compute_layout(dev_bytes(), kSlot, 256);
+    {
+        FileMap m(paths_[0]);
+        ASSERT_TRUE(m.ok());
+        m.base()[lay.data_offset + 100] ^= 0x5a;
+    }
+    std::vector<uint8_t> buf(kSlot);
+    size_t len = 0;
+    ASSERT_EQ(daxkv_get(s(), key_of(0).data(), key_of(0).size(), buf.data(), buf.size(), &len),
+              -EIO);
+    // The slot stays taken for good; a drain still completes and a removal
+    // does not wait for it.
+    daxkv_hotplug_result r = result();
+    for (uint32_t i = 1; i < 6; ++i) {
+        std::string k = key_of(i);
+        // Move dev0's other entries away by removing them.
+        if (entries_on(0) == 0)
+            break;
+        ASSERT_EQ(daxkv_remove(s(), k.data(), k.size(), 0), 0);
+    }
+    ASSERT_EQ(entries_on(0), 0u);
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_DRAIN, 0, &r), 0);
+    EXPECT_EQ(daxkv_device_wait_drained(s(), paths_[0].c_str(), 1000), 0);
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(r.state, uint32_t(DAXKV_DEV_REMOVED));
+}
+
 TEST_F(Pool, RemoveEvictDeletesTheDevicesEntries) {
     open_pool(2, 8);
     fill(0, 8);
