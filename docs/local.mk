@@ -19,6 +19,10 @@ dist_man_MANS = \
 	docs/man/daxkv_cuda_available.3 \
 	docs/man/daxkv_cuda_register.3 \
 	docs/man/daxkv_cuda_unregister.3 \
+	docs/man/daxkv_device_add.3 \
+	docs/man/daxkv_device_remove.3 \
+	docs/man/daxkv_device_resize.3 \
+	docs/man/daxkv_device_wait_drained.3 \
 	docs/man/daxkv_errmsg.3 \
 	docs/man/daxkv_get.3 \
 	docs/man/daxkv_get_batch.3 \
@@ -33,6 +37,7 @@ dist_man_MANS = \
 	docs/man/daxkv_open.3 \
 	docs/man/daxkv_pin.3 \
 	docs/man/daxkv_probe.3 \
+	docs/man/daxkv_pool_status_json.3 \
 	docs/man/daxkv_put.3 \
 	docs/man/daxkv_put_batch.3 \
 	docs/man/daxkv_put_batch_cuda.3 \

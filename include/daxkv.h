@@ -379,6 +379,106 @@ DAXKV_API int daxkv_put_batch_cuda(daxkv_store *s, daxkv_item *items, size_t n, 
                                    unsigned flags);
 
 /* ------------------------------------------------------------------------ */
+/* Pool: several devices in one store, runtime add / remove / resize         */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * A store spreads entries over its devices: a new entry goes to the least
+ * used writable device (placement=numa: one on the caller's NUMA node
+ * first); lookups find entries on any readable device. The calls below
+ * change the pool while it serves; they need hotplug=1 (else -EPERM).
+ * Entries are copied without any pool-wide lock held, so reads and writes
+ * of other devices go on during a migration. Error messages never repeat
+ * the device path (the cause, with the path, goes to the log callback).
+ */
+
+/* Device states (daxkv_hotplug_result.state, "state" in the status JSON). */
+#define DAXKV_DEV_ACTIVE 0    /* readable, writable */
+#define DAXKV_DEV_DRAINING 1  /* readable; no new entries; empties as entries go */
+#define DAXKV_DEV_MIGRATING 2 /* readable; its entries are being moved away */
+#define DAXKV_DEV_RESIZING 3  /* readable; a resize is under way */
+#define DAXKV_DEV_REMOVING 4  /* readable; waiting for leases before unmapping */
+#define DAXKV_DEV_REMOVED 5   /* gone (kept in the status as a tombstone) */
+#define DAXKV_DEV_MISSING 6   /* configured but not found at open */
+
+/* Modes of daxkv_device_remove and daxkv_device_resize. */
+#define DAXKV_MIGRATE 1 /* move entries to other devices (all or nothing) */
+#define DAXKV_EVICT 2   /* delete entries (resize: only with DAXKV_FORCE) */
+#define DAXKV_DRAIN 3   /* remove only: stop new entries, return at once */
+
+typedef struct daxkv_hotplug_result {
+    uint32_t struct_size;        /* set by the caller: sizeof(daxkv_hotplug_result) */
+    uint32_t state;              /* DAXKV_DEV_* of the device after the call */
+    int32_t device_index;        /* row in the status JSON's "devices" */
+    uint32_t reserved0;
+    uint64_t moved_keys;         /* entries copied to other devices (or lower slots) */
+    uint64_t moved_bytes;        /* their value bytes */
+    uint64_t deleted_keys;       /* entries deleted (DAXKV_EVICT) */
+    uint64_t source_slots_freed; /* slots of the device given back */
+    uint64_t old_size_bytes;     /* usable bytes before the call */
+    uint64_t new_size_bytes;     /* usable bytes after the call */
+} daxkv_hotplug_result;
+
+/**
+ * Map and add a device to the pool (bytes 0: the whole device or existing
+ * file). An arena already on it is recovered (keys the pool already holds
+ * keep their current entry). Adding a path that is already active with the
+ * same size does nothing and returns 0; with another size, -EBUSY.
+ * -EINVAL bad path or a size that does not fit one slot; -ENOSPC the pool
+ * already has its maximum of devices; mapping failures keep their code
+ * (-ENOENT, -ENODEV, -EBUSY, DAXKV_E_FOREIGN, ...) with a message that does
+ * not name the path.
+ */
+DAXKV_API int daxkv_device_add(daxkv_store *s, const char *path, uint64_t bytes);
+/**
+ * Take a device out of the pool. mode DAXKV_MIGRATE moves every entry to the
+ * other writable devices (with eviction=lru they make room by evicting their
+ * least recently used entries, as a put does), all or nothing: when they run
+ * out of room the copies are dropped and the device is left as it was
+ * (-ENOSPC), so a retry behaves like the first try. DAXKV_EVICT deletes the entries. Both fail
+ * with -EBUSY, before changing anything, while entries of the device are
+ * pinned or leased, unless flags has DAXKV_FORCE (pins move with migrated
+ * entries; the call then waits for leases before unmapping). DAXKV_DRAIN
+ * only stops new entries and returns at once; see daxkv_device_wait_drained.
+ * -ENOENT no such device in the pool; -ENOSPC no other writable device.
+ * out (may be NULL) gets the counts.
+ */
+DAXKV_API int daxkv_device_remove(daxkv_store *s, const char *path, int mode, unsigned flags,
+                                  daxkv_hotplug_result *out);
+/**
+ * Change the usable size of a device to bytes. Growing keeps every entry in
+ * place; it can grow back up to the size the device was opened or added
+ * with (-ENOSPC beyond). Shrinking moves the entries above the new end
+ * (DAXKV_MIGRATE: to lower free slots of the same device or to other
+ * devices, all or nothing, -ENOSPC when there is no room) or deletes them
+ * (DAXKV_EVICT, only with DAXKV_FORCE; without it -EBUSY: a shrink never
+ * drops a key silently). Pinned or leased entries above the new end give
+ * -EBUSY unless DAXKV_FORCE; new leases of the device wait while the resize
+ * waits for the old ones. The usable size is not recorded on the device: a
+ * reopen uses the whole arena again. -EINVAL bad mode or a size below one
+ * slot; -ENOENT unknown device.
+ */
+DAXKV_API int daxkv_device_resize(daxkv_store *s, const char *path, uint64_t bytes, int mode,
+                                  unsigned flags, daxkv_hotplug_result *out);
+/**
+ * Wait until a draining device holds no entries (it drains as entries are
+ * removed, replaced or evicted). 0 drained; -ETIMEDOUT after timeout_ms
+ * (negative: no limit); -EINVAL the device is not draining; -ENOENT unknown.
+ * Drain completion is also logged (DAXKV_LOG_INFO) and shown as "drained"
+ * in daxkv_pool_status_json.
+ */
+DAXKV_API int daxkv_device_wait_drained(daxkv_store *s, const char *path, int timeout_ms);
+/**
+ * The pool as JSON in the shape of LMCache's hotplug_status:
+ * hotplug_enabled, slot_bytes, total_capacity_bytes, total_used_bytes,
+ * num_devices, is_healthy and, per device, index, device_id, device_path,
+ * state, max_dax_size_bytes, max_slots, live_slot_count, locked_key_count,
+ * borrowed_slot_count, drained, ... *needed gets the size including the
+ * NUL; -ENOBUFS if cap is too small (buf may be NULL with cap 0).
+ */
+DAXKV_API int daxkv_pool_status_json(daxkv_store *s, char *buf, size_t cap, size_t *needed);
+
+/* ------------------------------------------------------------------------ */
 /* Utility                                                                   */
 /* ------------------------------------------------------------------------ */
 

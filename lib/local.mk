@@ -25,6 +25,8 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/store/slot_allocator.cpp lib/store/slot_allocator.hpp \
 	lib/store/store.cpp lib/store/store.hpp \
 	lib/store/store_cuda.cpp \
+	lib/store/pool.cpp lib/store/pool.hpp \
+	lib/store/hotplug.cpp \
 	lib/capi/handles.hpp \
 	lib/capi/errors.cpp \
 	lib/capi/config.cpp \
@@ -32,7 +34,8 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/capi/zero_copy.cpp \
 	lib/capi/memcpy.cpp \
 	lib/capi/devices.cpp \
-	lib/capi/cuda.cpp
+	lib/capi/cuda.cpp \
+	lib/capi/hotplug.cpp
 
 lib_libdaxkv_core_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(DAXCTL_CFLAGS)
 lib_libdaxkv_core_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden

@@ -123,7 +123,14 @@ void bench_usage(FILE *f) {
                  "GPU <-> DAX: daxkv_put_batch_cuda and daxkv_get_batch_cuda on the staged\n"
                  "path, then with the arena registered, against cudaMemcpy between pinned host\n"
                  "memory and the GPU of the same size in the same run (defaults: 64 x 4 MiB,\n"
-                 "best of 5). Without a CUDA runtime or GPU it says so and exits with 1.\n");
+                 "best of 5). Without a CUDA runtime or GPU it says so and exits with 1.\n"
+                 "\n"
+                 "daxkv bench --migrate [--count N] [--value-size BYTES] [--rounds N]\n"
+                 "      [--arena DIR] [--workers N] [--json] [--keep]\n"
+                 "  Migrate a device's chunks to another device (daxkv_device_remove with\n"
+                 "  DAXKV_MIGRATE): GB/s against memcpy, and get/put latency while a\n"
+                 "  migration runs against the same probe with none (defaults: 256 x 1MiB;\n"
+                 "  --arena names the directory of the two arena files).\n");
 }
 
 int cmd_bench(const Args &a) {

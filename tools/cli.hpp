@@ -32,6 +32,7 @@ int cmd_bench(const Args &a);
 int cmd_bench_gpu(const Args &a); // daxkv bench --gpu
 int cmd_bench_reopen(const Args &a);
 int cmd_bench_verify_cost(const Args &a);
+int cmd_bench_migrate(const Args &a);
 int cmd_list(const Args &a);
 int cmd_probe(const Args &a);
 int cmd_info(const Args &a);

@@ -156,7 +156,7 @@ int main(int argc, char **argv) {
         daxkv_cli::Args a;
         if (!daxkv_cli::parse_args(argc, argv, 2,
                                    {"json", "no-progress", "keep", "help", "no-small", "gpu",
-                                    "reopen", "verify-cost"},
+                                    "reopen", "verify-cost", "migrate"},
                                    {"arena", "size", "count", "value-size", "workers", "verify",
                                     "durability", "rounds", "small-count", "nt-stores",
                                     "staging-bytes", "register-chunk", "slot-bytes"},
@@ -170,6 +170,8 @@ int main(int argc, char **argv) {
         }
         if (a.has("gpu"))
             return daxkv_cli::cmd_bench_gpu(a);
+        if (a.has("migrate"))
+            return daxkv_cli::cmd_bench_migrate(a);
         return daxkv_cli::cmd_bench(a);
     }
     std::fprintf(stderr, "daxkv: unknown command '%s'\n", cmd.c_str());

@@ -3,7 +3,7 @@
 # read and write the on-device format through the internal arena API.
 bin_PROGRAMS += tools/daxkv
 # bench --gpu loads the CUDA runtime with the library's loader (lib/cuda).
-tools_daxkv_SOURCES = tools/daxkv.cpp tools/bench.cpp tools/bench_gpu.cpp tools/devices.cpp \
-	tools/arena_cmds.cpp tools/bench_durability.cpp tools/cli.hpp
+tools_daxkv_SOURCES = tools/daxkv.cpp tools/bench.cpp tools/bench_gpu.cpp tools/bench_migrate.cpp \
+	tools/devices.cpp tools/arena_cmds.cpp tools/bench_durability.cpp tools/cli.hpp
 tools_daxkv_CPPFLAGS = $(AM_CPPFLAGS) $(JSON_CFLAGS) $(XXHASH_CFLAGS)
 tools_daxkv_LDADD = lib/libdaxkv_core.la -lpthread

@@ -341,6 +341,23 @@ void Arena::publish(uint32_t slot, uint64_t seq, uint64_t value_len) noexcept {
         map_->persist(&h->commit, sizeof h->commit);
 }
 
+void Arena::persist_entry(uint32_t slot, uint64_t value_len) const noexcept {
+    if (opt_.durability != Durability::power)
+        return;
+    const SlotHeader *h = header(slot);
+    map_->persist(slot_data(slot), value_len);
+    map_->persist(h, sizeof(SlotHeader) + kKeyMax + h->meta_len);
+}
+
+void Arena::commit(uint32_t slot, uint64_t seq) noexcept {
+    if (opt_.durability == Durability::none)
+        return;
+    SlotHeader *h = header(slot);
+    __atomic_store_n(&h->commit, seq, __ATOMIC_RELEASE);
+    if (opt_.durability == Durability::power)
+        map_->persist(&h->commit, sizeof h->commit);
+}
+
 void Arena::withdraw(uint32_t slot) noexcept {
     SlotHeader *h = header(slot);
     if (__atomic_load_n(&h->commit, __ATOMIC_RELAXED) == 0)

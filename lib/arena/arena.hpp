@@ -99,6 +99,11 @@ public:
     // the commit word. After this returns the entry survives what the mode
     // promises.
     void publish(uint32_t slot, uint64_t seq, uint64_t value_len) noexcept;
+    // publish() in two steps, for a commit that must happen under a lock
+    // while the (long) write-back of the value must not: persist_entry()
+    // first, with no lock held, then commit().
+    void persist_entry(uint32_t slot, uint64_t value_len) const noexcept;
+    void commit(uint32_t slot, uint64_t seq) noexcept;
     // Withdraw an entry: clear its commit word (durably, per mode).
     void withdraw(uint32_t slot) noexcept;
 

@@ -90,11 +90,18 @@ void Config::set(const std::string &key, const std::string &value) {
             fail(-EINVAL, "cuda_staging_bytes: %llu is not a multiple of 1 MiB in 1 MiB..1 GiB",
                  static_cast<unsigned long long>(v));
         cuda_staging_bytes = v;
+    } else if (key == "placement") {
+        if (value == "least_used")
+            placement = Placement::least_used;
+        else if (value == "numa")
+            placement = Placement::numa;
+        else
+            fail(-EINVAL, "placement: '%s' is not one of least_used, numa", value.c_str());
     } else {
         fail(-EINVAL,
              "unknown configuration key '%s' (known: slot_bytes, meta_bytes, eviction, "
              "durability, verify, on_mismatch, workers, hotplug, create, nt_stores, "
-             "cuda_register_chunk, cuda_staging_bytes)",
+             "cuda_register_chunk, cuda_staging_bytes, placement)",
              key.c_str());
     }
 }
@@ -113,8 +120,9 @@ void Config::add_device(const std::string &path, uint64_t bytes) {
 void Config::validate() const {
     if (slot_bytes == 0)
         fail(-EINVAL, "slot_bytes is required");
-    if (devices.empty())
-        fail(-EINVAL, "no device configured (daxkv_config_add_device)");
+    if (devices.empty() && !hotplug)
+        fail(-EINVAL, "no device configured (daxkv_config_add_device; with hotplug=1 a "
+                      "store may start empty and get devices by daxkv_device_add)");
 }
 
 unsigned Config::effective_workers() const {

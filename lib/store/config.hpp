@@ -11,6 +11,9 @@ namespace daxkv {
 
 enum class Eviction { lru, none };
 enum class NtStores { auto_, on, off };
+// Where new entries go: the least-used writable device, or one on the
+// caller's NUMA node first.
+enum class Placement { least_used, numa };
 
 struct DeviceSpec {
     std::string path;
@@ -32,6 +35,7 @@ struct Config {
     // pinned staging buffer of the staged path.
     uint64_t cuda_register_chunk = 64ull << 30;
     uint64_t cuda_staging_bytes = 16ull << 20;
+    Placement placement = Placement::least_used;
     std::vector<DeviceSpec> devices;
 
     // Set one key from its text form. Throws Error(-EINVAL) naming the key.

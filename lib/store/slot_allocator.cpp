@@ -3,7 +3,7 @@
 namespace daxkv {
 
 SlotAllocator::SlotAllocator(uint32_t slots)
-    : slots_(slots), free_(slots), words_((slots + 63) / 64, ~uint64_t(0)),
+    : slots_(slots), limit_(slots), free_(slots), free_low_(slots), words_((slots + 63) / 64, ~uint64_t(0)),
       summary_((words_.size() + 63) / 64, ~uint64_t(0)) {
     // Clear the bits past the last slot in the last word, and the summary
     // bits past the last word.
@@ -20,10 +20,13 @@ uint32_t SlotAllocator::allocate() {
             continue;
         size_t w = s * 64 + static_cast<size_t>(__builtin_ctzll(summary_[s]));
         unsigned b = static_cast<unsigned>(__builtin_ctzll(words_[w]));
+        if (w * 64 + b >= limit_)
+            return UINT32_MAX; // the lowest free slot is above the limit
         words_[w] &= ~(uint64_t(1) << b);
         if (!words_[w])
             summary_[s] &= ~(uint64_t(1) << (w % 64));
         --free_;
+        --free_low_;
         return static_cast<uint32_t>(w * 64 + b);
     }
     return UINT32_MAX;
@@ -41,6 +44,8 @@ bool SlotAllocator::take(uint32_t slot) {
     if (!words_[w])
         summary_[w / 64] &= ~(uint64_t(1) << (w % 64));
     --free_;
+    if (slot < limit_)
+        --free_low_;
     return true;
 }
 
@@ -53,11 +58,42 @@ void SlotAllocator::release(uint32_t slot) {
     words_[w] |= bit;
     summary_[w / 64] |= uint64_t(1) << (w % 64);
     ++free_;
+    if (slot < limit_)
+        ++free_low_;
 }
 
 uint32_t SlotAllocator::free_count() const {
     std::lock_guard<std::mutex> g(m_);
-    return free_;
+    return free_low_;
+}
+
+uint32_t SlotAllocator::slots() const {
+    std::lock_guard<std::mutex> g(m_);
+    return limit_;
+}
+
+uint32_t SlotAllocator::used() const {
+    std::lock_guard<std::mutex> g(m_);
+    return slots_ - free_;
+}
+
+uint32_t SlotAllocator::used_from(uint32_t from) const {
+    std::lock_guard<std::mutex> g(m_);
+    uint32_t used = 0;
+    for (uint32_t s = from; s < slots_; ++s)
+        used += !is_free(s);
+    return used;
+}
+
+void SlotAllocator::set_limit(uint32_t limit) {
+    std::lock_guard<std::mutex> g(m_);
+    limit_ = limit < slots_ ? limit : slots_;
+    uint32_t n = 0;
+    for (uint32_t w = 0; w < limit_ / 64; ++w)
+        n += static_cast<uint32_t>(__builtin_popcountll(words_[w]));
+    for (uint32_t s = limit_ / 64 * 64; s < limit_; ++s)
+        n += is_free(s);
+    free_low_ = n;
 }
 
 } // namespace daxkv

@@ -1,5 +1,7 @@
 // Free-slot bookkeeping of one arena: a two-level bitmap that hands out the
-// lowest free slot first (keeps arenas compact, so they can shrink).
+// lowest free slot first (keeps arenas compact, so they can shrink). A limit
+// below the arena's slot count hides the slots above it (a shrunk device):
+// they are never handed out and not counted as free capacity.
 #pragma once
 
 #include <cstdint>
@@ -16,13 +18,29 @@ public:
     // Take a specific slot (recovery). Returns false if it was not free.
     bool take(uint32_t slot);
     void release(uint32_t slot);
+    // Free slots below the limit.
     uint32_t free_count() const;
-    uint32_t slots() const noexcept { return slots_; }
+    // Usable slots (the limit).
+    uint32_t slots() const;
+    // Slots of the arena, usable or not.
+    uint32_t formatted() const noexcept { return slots_; }
+    // Slots taken anywhere in the arena (above the limit too).
+    uint32_t used() const;
+    // Slots taken at or above from (a shrink waits for these to empty).
+    uint32_t used_from(uint32_t from) const;
+    // Hide (or show again) the slots at and above limit; clamped to the
+    // arena's slot count.
+    void set_limit(uint32_t limit);
 
 private:
     // bit set = free. summary_ bit w set = words_[w] has a free bit.
+    bool is_free(uint32_t slot) const noexcept {
+        return (words_[slot / 64] >> (slot % 64)) & 1;
+    }
     uint32_t slots_;
-    uint32_t free_;
+    uint32_t limit_;
+    uint32_t free_;      // everywhere
+    uint32_t free_low_;  // below limit_
     std::vector<uint64_t> words_;
     std::vector<uint64_t> summary_;
     mutable std::mutex m_;

@@ -51,6 +51,7 @@ void Store::OpGuard::leave() noexcept {
 Store::Store(const Config &cfg) : cfg_(cfg), shards_(new Shard[kShards]) {}
 
 Store::~Store() {
+    stop_events();
     // Before the arenas are unmapped: wait for GPU copies still reading them,
     // then unregister them from CUDA.
     cuda_.reset();
@@ -59,30 +60,13 @@ Store::~Store() {
 std::shared_ptr<Store> Store::open(const Config &cfg) {
     cfg.validate();
     std::shared_ptr<Store> s(new Store(cfg));
-    for (const auto &d : cfg.devices) {
-        platform::MapRequest req;
-        req.path = d.path;
-        req.bytes = d.bytes;
-        req.create = cfg.create;
-        req.sync = cfg.durability == arena::Durability::power;
-        auto map = platform::Mapping::open(req);
-        arena::Arena::Options ao;
-        ao.slot_bytes = cfg.slot_bytes;
-        ao.meta_bytes = cfg.meta_bytes;
-        ao.durability = cfg.durability;
-        ao.verify = cfg.verify;
-        ao.reformat = cfg.reformat;
-        ao.threads = cfg.effective_workers();
-        ArenaSlots as;
-        as.arena.reset(new arena::Arena(std::move(map), ao));
-        auto slots = static_cast<uint32_t>(as.arena->layout().slot_count);
-        as.alloc.reset(new SlotAllocator(slots));
-        as.slots.resize(slots);
-        s->arenas_.push_back(std::move(as));
-    }
+    // With hotplug a configured device that is absent is reported, not
+    // fatal (the pool runs on the others and can get it back by add).
+    for (const auto &d : cfg.devices)
+        s->open_device(d, cfg.hotplug);
     s->recover();
     s->engine_.reset(new engine::CopyEngine(cfg.effective_workers()));
-    log(DAXKV_LOG_INFO, "opened store: %zu device(s), %lld entries recovered",
+    log(DAXKV_LOG_INFO, "opened store: %u device(s), %lld entries recovered",
         s->arenas_.size(), static_cast<long long>(s->c_.entries.load()));
     return s;
 }
@@ -105,6 +89,9 @@ void Store::recover() {
     std::vector<std::vector<Found>> per_shard(kShards);
     size_t total = 0;
     for (uint32_t a = 0; a < arenas_.size(); ++a) {
+        ArenaSlots &as = arenas_[a];
+        if (!as.arena)
+            continue; // missing at open
         arena::RecoveryCounts counts;
         std::vector<arena::RecoveredEntry> found = arenas_[a].arena->scan(counts);
         recovery_.torn += counts.torn;
@@ -267,6 +254,8 @@ void Store::free_slot(const SlotRef &r) noexcept {
     SlotState &st = slot_state(r);
     st.status = SlotStatus::free;
     arenas_[r.arena].alloc->release(r.slot);
+    if (arenas_[r.arena].state.load(std::memory_order_relaxed) != DevState::active)
+        note_slot_freed(r.arena); // a drain, remove or resize may be waiting for it
 }
 
 // Take the committed version out of the index view of e: withdraw it on the
@@ -298,21 +287,17 @@ void Store::erase_if_empty(Shard &sh, Entry *e) {
 
 SlotRef Store::acquire_slot() {
     for (int attempt = 0; attempt < 1024; ++attempt) {
-        // Least-used arena first.
-        uint32_t best = UINT32_MAX, best_free = 0;
-        for (uint32_t a = 0; a < arenas_.size(); ++a) {
-            uint32_t f = arenas_[a].alloc->free_count();
-            if (f > best_free) {
-                best_free = f;
-                best = a;
-            }
-        }
+        // The least-used writable device (pool.cpp: placement).
+        uint32_t best = pick_device();
         if (best != UINT32_MAX) {
             uint32_t slot = arenas_[best].alloc->allocate();
             if (slot != UINT32_MAX)
                 return SlotRef{best, slot, 0};
             continue; // raced with another writer: look again
         }
+        if (!any_writable())
+            fail(-ENOSPC, "no writable device (every device is draining, being changed or "
+                          "removed): evicting would not make room");
         if (cfg_.eviction == Eviction::none)
             fail(-ENOSPC, "no free slot (eviction=none): %s", describe_full().c_str());
         if (!evict_one())
@@ -353,7 +338,7 @@ bool Store::evict_one() {
         Shard &sh = shards_[pick];
         std::lock_guard<std::mutex> g(sh.m);
         for (Entry *e = sh.lru_head; e; e = e->next) {
-            if (e->pins || e->inflight || slot_state(e->ref).borrows)
+            if (e->pins || e->inflight || slot_state(e->ref).borrows || moving_away(e->ref))
                 continue;
             retire_committed(sh, e);
             erase_if_empty(sh, e);
@@ -618,6 +603,8 @@ void Store::quarantine(const Borrow &b) noexcept {
     st.borrows--;
     if (st.status == SlotStatus::pending_free)
         c_.pending_free--;
+    if (st.status != SlotStatus::quarantined)
+        arenas_[b.ref.arena].quarantined++; // never freed: a removal must not wait for it
     st.status = SlotStatus::quarantined;
 }
 
@@ -959,12 +946,24 @@ int Store::lease(const void *key, size_t key_len, std::unique_ptr<LeaseState> *o
         return rc;
     OpGuard op(*this);
     Borrow b;
-    int rc = begin_read(key, key_len, SIZE_MAX, nullptr, SIZE_MAX, b);
-    if (rc != 0)
-        return rc;
+    for (;;) {
+        int rc = begin_read(key, key_len, SIZE_MAX, nullptr, SIZE_MAX, b);
+        if (rc != 0)
+            return rc;
+        if (!lease_gated(b.ref.arena))
+            break;
+        // A resize of that device is waiting for its leases: new ones wait
+        // (pool.cpp), so that it cannot starve.
+        end_read(b);
+        wait_lease_gate(b.ref.arena);
+    }
     if (cfg_.verify == arena::Verify::read && !verify_borrow(b, nullptr)) {
         quarantine(b);
         return set_error(-EIO, "the entry failed its checksum and was dropped");
+    }
+    {
+        std::lock_guard<std::mutex> g(shards_[b.shard].m);
+        slot_state(b.ref).leases++; // hotplug tells leases from reads in progress
     }
     auto l = std::make_unique<LeaseState>();
     l->store = shared_from_this();
@@ -981,6 +980,10 @@ int Store::lease(const void *key, size_t key_len, std::unique_ptr<LeaseState> *o
 }
 
 void Store::release(LeaseState &l) noexcept {
+    {
+        std::lock_guard<std::mutex> g(shards_[l.shard].m);
+        slot_state(l.ref).leases--;
+    }
     Borrow b;
     b.shard = l.shard;
     b.ref = l.ref;
@@ -1046,10 +1049,10 @@ void Store::stats(struct daxkv_stats &o) const {
     struct daxkv_stats s;
     std::memset(&s, 0, sizeof s);
     s.struct_size = size;
-    s.devices = static_cast<uint32_t>(arenas_.size());
     s.slot_bytes = cfg_.slot_bytes;
     s.meta_bytes = cfg_.meta_bytes;
     for (const auto &a : arenas_) {
+        s.devices += dev_counted(a.state.load(std::memory_order_relaxed));
         s.slots_total += a.alloc->slots();
         s.slots_free += a.alloc->free_count();
     }
@@ -1094,7 +1097,10 @@ std::string Store::status_json() const {
     j["verify"] = arena::verify_name(cfg_.verify);
     j["workers"] = engine_ ? engine_->workers() : 0;
     nlohmann::json devs = nlohmann::json::array();
+    std::shared_lock<std::shared_mutex> pool(pool_m_); // a removal unmaps under it
     for (const auto &a : arenas_) {
+        if (!a.arena)
+            continue; // removed or missing: see daxkv_pool_status_json
         const auto &info = a.arena->mapping().info();
         const auto &lay = a.arena->layout();
         char uuid[40];

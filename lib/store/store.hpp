@@ -12,9 +12,12 @@
 #include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <functional>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -22,6 +25,7 @@
 #include "daxkv.h"
 #include "engine/copy_engine.hpp"
 #include "store/config.hpp"
+#include "store/pool.hpp"
 #include "store/slot_allocator.hpp"
 
 namespace daxkv {
@@ -32,6 +36,7 @@ namespace cuda {
 // The GPU side of a store (store_cuda.cpp): registration, staging buffers,
 // transfers in flight. Released before the arenas are unmapped.
 struct StoreState;
+struct HostRange;
 struct StoreStateDeleter {
     void operator()(StoreState *s) const noexcept;
 };
@@ -42,14 +47,6 @@ struct SlotRef {
     uint32_t slot = UINT32_MAX;
     uint32_t gen = 0;
     bool valid() const noexcept { return slot != UINT32_MAX; }
-};
-
-enum class SlotStatus : uint8_t { free, inflight, committed, pending_free, quarantined };
-
-struct SlotState {
-    uint32_t generation = 0;
-    uint32_t borrows = 0; // leases and reads copying out of the slot
-    SlotStatus status = SlotStatus::free;
 };
 
 // A write that holds a slot but is not visible yet.
@@ -163,12 +160,20 @@ public:
     size_t arena_count() const noexcept { return arenas_.size(); }
     const arena::Arena &arena_at(size_t i) const noexcept { return *arenas_[i].arena; }
 
+    // The pool (lib/store/pool.cpp, lib/store/hotplug.cpp).
+    int device_add(const std::string &path, uint64_t bytes);
+    int device_remove(const std::string &path, int mode, unsigned flags,
+                      daxkv_hotplug_result *out);
+    int device_resize(const std::string &path, uint64_t bytes, int mode, unsigned flags,
+                      daxkv_hotplug_result *out);
+    int device_wait_drained(const std::string &path, int timeout_ms);
+    std::string pool_status_json() const;
+    // Tests only: called between the copy and the switch phases of a
+    // migration (phase 1) and after the switch (phase 2), with no lock held.
+    void set_hotplug_hook(std::function<void(int phase)> fn) { hotplug_hook_ = std::move(fn); }
+
 private:
-    struct ArenaSlots {
-        std::unique_ptr<arena::Arena> arena;
-        std::unique_ptr<SlotAllocator> alloc;
-        std::vector<SlotState> slots;
-    };
+    using ArenaSlots = DeviceSlot;
     struct Counters {
         std::atomic<uint64_t> hits{0}, misses{0}, puts{0}, puts_existed{0}, puts_failed{0},
             removes{0}, evictions{0}, bytes_written{0}, bytes_read{0}, verify_failures{0};
@@ -237,11 +242,49 @@ private:
 
     std::string describe_full() const;
     cuda::StoreState &cuda_state();
+    std::vector<cuda::HostRange> cuda_ranges() const;
+    // Run a change of the pool's mappings (a device unmapped or added) with
+    // the CUDA registration, if any, dropped around it and made again for
+    // the devices mapped afterwards (store_cuda.cpp).
+    void change_pool_registered(const std::function<void()> &change);
+
+    // Pool (lib/store/pool.cpp).
+    void open_device(const DeviceSpec &d, bool tolerate_missing);
+    void make_arena(DeviceSlot &row, const DeviceSpec &d);
+    uint32_t pick_device() const noexcept;
+    bool any_writable() const noexcept;
+    // The entry's device is being emptied by a migration or removal:
+    // evicting it would not make room where new entries go.
+    bool moving_away(const SlotRef &r) const noexcept {
+        DevState st = arenas_[r.arena].state.load(std::memory_order_relaxed);
+        return st == DevState::migrating || st == DevState::removing;
+    }
+    void note_slot_freed(uint32_t arena) noexcept;
+    bool lease_gated(uint32_t arena) const noexcept {
+        return arenas_[arena].lease_gate.load(std::memory_order_acquire);
+    }
+    void wait_lease_gate(uint32_t arena);
+    void event_loop();
+    void stop_events() noexcept;
+    // Hotplug (lib/store/hotplug.cpp).
+    struct Move;
+    struct MoveStats;
+    int find_device(const std::string &path) const;
+    void check_hotplug(const char *what) const;
+    std::vector<std::string> keys_on(uint32_t a, uint32_t from_slot, bool *blocked);
+    int migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool same_device,
+                     MoveStats &ms);
+    int evict_keys(uint32_t src, const std::vector<std::string> &keys, bool force,
+                   MoveStats &ms);
+    bool wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool force,
+                          bool same_device, MoveStats &ms, int *rc);
+    void adopt(uint32_t a);
+    uint64_t usable_bytes(uint32_t a) const;
 
     static constexpr size_t kShards = 64;
 
     Config cfg_;
-    std::vector<ArenaSlots> arenas_;
+    DeviceTable arenas_;
     std::unique_ptr<Shard[]> shards_;
     std::unique_ptr<engine::CopyEngine> engine_;
     std::atomic<uint64_t> next_seq_{1};
@@ -258,6 +301,19 @@ private:
     // (it waits for DMAs still reading the arenas, then unregisters them).
     std::mutex cuda_m_;
     std::unique_ptr<cuda::StoreState, cuda::StoreStateDeleter> cuda_;
+    // Pool. hotplug_m_ serialises runtime changes (never held by the data
+    // path); pool_m_ guards unmapping a removed device against readers of
+    // every device's arena (status); ev_m_/ev_cv_ carry drain, gate and
+    // "slot freed" signals.
+    std::mutex hotplug_m_;
+    mutable std::shared_mutex pool_m_;
+    mutable std::mutex ev_m_;
+    std::condition_variable ev_cv_;
+    std::vector<uint32_t> drained_events_; // devices whose drain completed, to log
+    bool ev_stop_ = false;
+    std::thread ev_thread_;
+    std::atomic<uint32_t> next_device_id_{0};
+    std::function<void(int)> hotplug_hook_;
 };
 
 // Non-temporal stores pay off above this size on the machines measured

@@ -194,11 +194,7 @@ int Store::cuda_register(unsigned flags) {
     unsigned cflags = (flags & DAXKV_CUDA_MAPPED)
                           ? cuda::kHostRegisterPortable | cuda::kHostRegisterMapped
                           : cuda::kHostRegisterDefault;
-    std::vector<cuda::HostRange> ranges;
-    for (const auto &a : arenas_) {
-        const platform::Mapping &m = a.arena->mapping();
-        ranges.push_back(cuda::HostRange{m.base(), m.size(), m.info().path});
-    }
+    std::vector<cuda::HostRange> ranges = cuda_ranges();
     size_t chunks = 0;
     {
         std::unique_lock<std::shared_mutex> g(cs.reg_m);
@@ -215,9 +211,70 @@ int Store::cuda_register(unsigned flags) {
         chunks = cs.reg->chunks();
     }
     // Logged with no lock held: the log callback is the caller's code.
-    log(DAXKV_LOG_INFO, "registered %zu arena(s) with CUDA in %zu chunk(s)", arenas_.size(),
+    log(DAXKV_LOG_INFO, "registered %zu arena(s) with CUDA in %zu chunk(s)", ranges.size(),
         chunks);
     return 0;
+}
+
+std::vector<cuda::HostRange> Store::cuda_ranges() const {
+    // Every mapped device of the pool (removed and missing ones have none).
+    std::vector<cuda::HostRange> ranges;
+    for (const auto &a : arenas_) {
+        if (!a.arena)
+            continue;
+        const platform::Mapping &m = a.arena->mapping();
+        ranges.push_back(cuda::HostRange{m.base(), m.size(), m.info().path});
+    }
+    return ranges;
+}
+
+void Store::change_pool_registered(const std::function<void()> &change) {
+    cuda::StoreState *cs;
+    {
+        std::lock_guard<std::mutex> g(cuda_m_);
+        cs = cuda_.get();
+    }
+    if (!cs) {
+        change(); // no CUDA call was ever made: nothing is registered
+        return;
+    }
+    std::string failure;
+    size_t stuck = 0;
+    {
+        // Exclusive: no transfer chooses the direct path until the arenas
+        // that remain are registered again.
+        std::unique_lock<std::shared_mutex> g(cs->reg_m);
+        const bool had = cs->reg != nullptr;
+        if (had) {
+            // The registration covers every arena; unregister it before a
+            // mapping goes (cudaHostUnregister of an unmapped range is
+            // undefined) and after direct reads still copying have ended.
+            cs->wait_idle();
+            stuck = cs->reg->release();
+            cs->reg.reset();
+        }
+        change();
+        if (had) {
+            try {
+                cs->reg.reset(new cuda::HostRegistration(cs->rt, cuda_ranges(),
+                                                         cfg_.cuda_register_chunk,
+                                                         (cs->reg_flags & DAXKV_CUDA_MAPPED)
+                                                             ? cuda::kHostRegisterPortable |
+                                                                   cuda::kHostRegisterMapped
+                                                             : cuda::kHostRegisterDefault));
+            } catch (const std::exception &e) {
+                failure = e.what();
+            }
+        }
+    }
+    // Logged with no lock held: the log callback is the caller's code.
+    if (stuck)
+        log(DAXKV_LOG_WARNING, "%zu cudaHostUnregister call(s) failed", stuck);
+    if (!failure.empty())
+        log(DAXKV_LOG_WARNING,
+            "after a device change the arenas could not be registered with CUDA again (%s); "
+            "GPU transfers use the staged path until daxkv_cuda_register succeeds",
+            failure.c_str());
 }
 
 int Store::cuda_unregister() {

@@ -349,6 +349,70 @@ TEST_F(Cuda, RegistersTheArenaInChunksAndUnregistersAtClose) {
     EXPECT_EQ(calls("cudaHostUnregister"), static_cast<long>(2 * n));
 }
 
+// Hotplug and registration: a device leaving the pool is unregistered
+// before it is unmapped (the others are registered again), and a device
+// added to a registered pool is registered too, so every direct copy reads
+// registered memory.
+TEST_F(Cuda, DeviceRemoveAndAddKeepTheRegistrationExact) {
+    const uint64_t arena = arena_bytes_for(4096, 8, 256);
+    const std::string second = dir_.file("second"), third = dir_.file("third");
+    ConfigPtr cfg;
+    ASSERT_EQ(make_config(&cfg, path_,
+                          StoreSpec{4096, 8}.set("hotplug", "1").set("cuda_staging_bytes", "1MiB")),
+              0);
+    ASSERT_EQ(daxkv_config_add_device(cfg.get(), second.c_str(), arena), 0);
+    daxkv_store *raw = nullptr;
+    ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
+    store_.reset(raw);
+    spec_ = StoreSpec{4096, 8};
+    std::vector<std::vector<uint8_t>> vals;
+    for (int i = 0; i < 6; ++i) {
+        vals.push_back(pattern(900 + i, 1000 + i));
+        ASSERT_EQ(put(key_of(i), vals.back()), 0);
+    }
+    ASSERT_EQ(daxkv_cuda_register(s(), 0), 0) << daxkv_errmsg();
+    EXPECT_EQ(fake().get("registered_ranges"), 2);
+    EXPECT_EQ(fake().get("registered_bytes"), static_cast<long>(2 * arena));
+
+    auto read_all_on_gpu = [&] {
+        DevBuf out(6 * 4096);
+        std::vector<std::string> ks;
+        std::vector<daxkv_item> items(6);
+        for (int i = 0; i < 6; ++i) {
+            ks.push_back(key_of(i));
+            items[i] = daxkv_item{ks[i].data(), ks[i].size(), out.data() + i * 4096, 4096,
+                                  nullptr, 0, 0};
+        }
+        ASSERT_EQ(daxkv_get_batch_cuda(s(), items.data(), items.size(), stream_, 0), 6)
+            << daxkv_errmsg();
+        ASSERT_EQ(fake().stream_sync(stream_), 0);
+        for (int i = 0; i < 6; ++i) {
+            ASSERT_EQ(items[i].len, vals[i].size());
+            EXPECT_EQ(0, std::memcmp(out.data() + i * 4096, vals[i].data(), vals[i].size()))
+                << "key " << i;
+        }
+    };
+
+    daxkv_hotplug_result r;
+    std::memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    ASSERT_EQ(daxkv_device_remove(s(), path_.c_str(), DAXKV_MIGRATE, 0, &r), 0) << daxkv_errmsg();
+    EXPECT_EQ(fake().get("registered_ranges"), 1);
+    EXPECT_EQ(fake().get("registered_bytes"), static_cast<long>(arena));
+    read_all_on_gpu();
+    EXPECT_EQ(fake().get("pageable_copies"), 0) << "a direct copy read unregistered memory";
+
+    ASSERT_EQ(daxkv_device_add(s(), third.c_str(), arena), 0) << daxkv_errmsg();
+    EXPECT_EQ(fake().get("registered_ranges"), 2);
+    EXPECT_EQ(fake().get("registered_bytes"), static_cast<long>(2 * arena));
+    // New entries may land on the new device: they are read directly too.
+    for (int i = 6; i < 10; ++i)
+        ASSERT_EQ(put(key_of(i), pattern(900 + i, 500)), 0);
+    read_all_on_gpu();
+    EXPECT_EQ(fake().get("pageable_copies"), 0);
+    // Unregistered at close as before (TearDown checks violations and ranges).
+}
+
 TEST_F(Cuda, ThirdChunkFailsRollsBackClearsTheErrorAndStagedPathWorks) {
     open_cuda(64 * 1024, 16, "128KiB");
     fake().set("fail_register_at", 3);

@@ -1,0 +1,1010 @@
+// Pools of several devices and runtime hotplug: every case of LMCache's
+// hotplug semantics (reference §5: 403, 400/422, 404, 409, 507, migrate,
+// evict, drain, resize grow and shrink, duplicate destination key, locked
+// key, single device, status fields), what daxkv adds (rollback, drain
+// completion, lease gate, restart recovery across devices, missing devices)
+// and a concurrency test run under ASan and TSan by 20-sanitizers.sh.
+//
+// Bad inputs tried here: hotplug off; NULL store, NULL/empty/overlong path;
+// sizes 0 and below one slot; unknown mode and flags; a result struct_size
+// too small; an unknown or already removed device; resize with DAXKV_DRAIN;
+// resize past the arena; a path that does not exist (create=0) and a file
+// that is not an arena (no path in the message); the same path added with
+// another size; a bad placement value.
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "capi/handles.hpp"
+#include "helpers.hpp"
+
+using namespace daxkv_test;
+using json = nlohmann::json;
+
+namespace {
+
+constexpr uint64_t kSlot = 4096;
+
+// A store over n file devices of `slots` slots each, hotplug on.
+class Pool : public ::testing::Test {
+protected:
+    void open_pool(uint32_t n, uint32_t slots, std::vector<std::pair<std::string, std::string>>
+                                                   opts = {}) {
+        slots_ = slots;
+        opts_ = std::move(opts);
+        paths_.clear();
+        for (uint32_t i = 0; i < n; ++i)
+            paths_.push_back(dir_.file("dev" + std::to_string(i)));
+        reopen(paths_);
+    }
+    void reopen(const std::vector<std::string> &paths, bool hotplug = true) {
+        store_.reset();
+        ASSERT_EQ(try_open(paths, hotplug), 0) << daxkv_errmsg();
+    }
+    int try_open(const std::vector<std::string> &paths, bool hotplug = true) {
+        store_.reset();
+        daxkv_config *raw = nullptr;
+        EXPECT_EQ(daxkv_config_new(&raw), 0);
+        ConfigPtr cfg(raw);
+        EXPECT_EQ(daxkv_config_set(raw, "slot_bytes", std::to_string(kSlot).c_str()), 0);
+        EXPECT_EQ(daxkv_config_set(raw, "workers", "2"), 0);
+        EXPECT_EQ(daxkv_config_set(raw, "hotplug", hotplug ? "1" : "0"), 0);
+        for (auto &kv : opts_)
+            EXPECT_EQ(daxkv_config_set(raw, kv.first.c_str(), kv.second.c_str()), 0);
+        for (auto &p : paths)
+            EXPECT_EQ(daxkv_config_add_device(raw, p.c_str(), dev_bytes()), 0);
+        daxkv_store *s = nullptr;
+        int rc = daxkv_open(&s, raw);
+        if (rc == 0)
+            store_.reset(s);
+        return rc;
+    }
+    uint64_t dev_bytes() const { return arena_bytes_for(kSlot, slots_, 256); }
+    daxkv_store *s() const { return store_.get(); }
+    daxkv::Store &core() const { return *store_->store; }
+
+    // Key i's value: self-describing, so a wrong or torn value is caught.
+    std::vector<uint8_t> val(uint32_t i, uint64_t version = 1) {
+        return versioned_value(i, version, 512 + (i * 97) % 3000);
+    }
+    int put(uint32_t i, uint64_t version = 1, unsigned flags = 0) {
+        std::string k = key_of(i);
+        auto v = val(i, version);
+        return daxkv_put(s(), k.data(), k.size(), v.data(), v.size(), flags);
+    }
+    // "" when key i reads back as version `version`, else what is wrong.
+    std::string check(uint32_t i, uint64_t version = 1) {
+        std::string k = key_of(i);
+        std::vector<uint8_t> buf(kSlot);
+        size_t len = 0;
+        int rc = daxkv_get(s(), k.data(), k.size(), buf.data(), buf.size(), &len);
+        if (rc)
+            return "get " + k + ": " + std::to_string(rc);
+        std::string bad = check_versioned(i, buf.data(), len);
+        if (!bad.empty())
+            return bad;
+        ValueHeader h;
+        std::memcpy(&h, buf.data(), sizeof h);
+        return h.version == version ? "" : "old version " + std::to_string(h.version);
+    }
+    int has(uint32_t i) {
+        std::string k = key_of(i);
+        return daxkv_contains(s(), k.data(), k.size());
+    }
+    json status() {
+        size_t need = 0;
+        EXPECT_EQ(daxkv_pool_status_json(s(), nullptr, 0, &need), -ENOBUFS);
+        std::string buf;
+        int rc;
+        do { // the pool may change (and the text grow) between the two calls
+            buf.assign(need, '\0');
+            rc = daxkv_pool_status_json(s(), &buf[0], buf.size(), &need);
+        } while (rc == -ENOBUFS);
+        EXPECT_EQ(rc, 0) << daxkv_errmsg();
+        return json::parse(buf.c_str());
+    }
+    // Entries the index holds on device row d.
+    uint64_t entries_on(size_t d) { return status()["devices"][d]["entry_count"]; }
+    std::string state_of(size_t d) { return status()["devices"][d]["state"]; }
+    daxkv_hotplug_result result() {
+        daxkv_hotplug_result r;
+        std::memset(&r, 0xAB, sizeof r);
+        r.struct_size = sizeof r;
+        return r;
+    }
+    // Put keys [first, first+n) (all must be stored).
+    void fill(uint32_t first, uint32_t n) {
+        for (uint32_t i = first; i < first + n; ++i)
+            ASSERT_EQ(put(i), 0) << daxkv_errmsg();
+    }
+
+    TempDir dir_;
+    std::vector<std::string> paths_;
+    uint32_t slots_ = 8;
+    std::vector<std::pair<std::string, std::string>> opts_;
+    StorePtr store_;
+};
+
+// Messages of the log callback, for the drain event and the missing device.
+std::mutex g_log_m;
+std::vector<std::string> g_log;
+void log_fn(int, const char *msg, void *) {
+    std::lock_guard<std::mutex> g(g_log_m);
+    g_log.push_back(msg);
+}
+bool logged(const std::string &needle) {
+    std::lock_guard<std::mutex> g(g_log_m);
+    for (auto &m : g_log)
+        if (m.find(needle) != std::string::npos)
+            return true;
+    return false;
+}
+struct LogCapture {
+    LogCapture() {
+        std::lock_guard<std::mutex> g(g_log_m);
+        g_log.clear();
+        daxkv_set_log_fn(log_fn, DAXKV_LOG_DEBUG, nullptr);
+    }
+    ~LogCapture() { daxkv_set_log_fn(nullptr, 0, nullptr); }
+};
+
+// ---------------------------------------------------------------------------
+// 403, 400/422, 404
+
+TEST_F(Pool, HotplugDisabledIsEperm) {
+    open_pool(2, 8);
+    reopen(paths_, false);
+    daxkv_hotplug_result r = result();
+    std::string extra = dir_.file("extra");
+    EXPECT_EQ(daxkv_device_add(s(), extra.c_str(), dev_bytes()), -EPERM);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "hotplug is disabled"));
+    EXPECT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), -EPERM);
+    EXPECT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 4 * kSlot, DAXKV_MIGRATE, 0, &r),
+              -EPERM);
+    EXPECT_FALSE(file_exists(extra));
+    EXPECT_EQ(status()["hotplug_enabled"], false);
+}
+
+TEST_F(Pool, BadArgumentsAreEinvalAndChangeNothing) {
+    open_pool(2, 8);
+    fill(0, 4);
+    daxkv_hotplug_result r = result();
+    const char *p0 = paths_[0].c_str();
+    EXPECT_EQ(daxkv_device_add(nullptr, p0, 0), -EINVAL);
+    EXPECT_EQ(daxkv_device_add(s(), nullptr, 0), -EINVAL);
+    EXPECT_EQ(daxkv_device_add(s(), "", 0), -EINVAL);
+    std::string longp(5000, 'x');
+    EXPECT_EQ(daxkv_device_add(s(), longp.c_str(), 0), -EINVAL);
+    EXPECT_EQ(daxkv_device_add(s(), dir_.file("x").c_str(), kSlot - 1), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "does not fit one slot"));
+    EXPECT_EQ(daxkv_device_remove(s(), p0, 0, 0, &r), -EINVAL);
+    EXPECT_EQ(daxkv_device_remove(s(), p0, 42, 0, &r), -EINVAL);
+    EXPECT_EQ(daxkv_device_remove(s(), p0, DAXKV_MIGRATE, 0x100, &r), -EINVAL);
+    daxkv_hotplug_result tiny = result();
+    tiny.struct_size = 4;
+    EXPECT_EQ(daxkv_device_remove(s(), p0, DAXKV_MIGRATE, 0, &tiny), -EINVAL);
+    // 422 of LMCache: resize has no drain mode.
+    EXPECT_EQ(daxkv_device_resize(s(), p0, 4 * kSlot, DAXKV_DRAIN, 0, &r), -EINVAL);
+    EXPECT_EQ(daxkv_device_resize(s(), p0, 0, DAXKV_MIGRATE, 0, &r), -EINVAL);
+    EXPECT_EQ(daxkv_device_resize(s(), p0, kSlot - 1, DAXKV_MIGRATE, 0, &r), -EINVAL);
+    EXPECT_EQ(daxkv_device_resize(s(), p0, 4 * kSlot, DAXKV_MIGRATE, 0x100, &r), -EINVAL);
+    EXPECT_EQ(daxkv_device_wait_drained(s(), nullptr, 0), -EINVAL);
+    EXPECT_EQ(daxkv_pool_status_json(s(), nullptr, 5, nullptr), -EINVAL);
+    json st = status();
+    EXPECT_EQ(st["num_devices"], 2);
+    for (uint32_t i = 0; i < 4; ++i)
+        EXPECT_EQ(check(i), "");
+}
+
+TEST_F(Pool, UnknownDeviceIsEnoentWithoutThePath) {
+    open_pool(2, 8);
+    daxkv_hotplug_result r = result();
+    std::string other = dir_.file("not-in-pool");
+    EXPECT_EQ(daxkv_device_remove(s(), other.c_str(), DAXKV_MIGRATE, 0, &r), -ENOENT);
+    EXPECT_FALSE(contains_text(daxkv_errmsg(), other));
+    EXPECT_EQ(daxkv_device_resize(s(), other.c_str(), 4 * kSlot, DAXKV_MIGRATE, 0, &r),
+              -ENOENT);
+    EXPECT_EQ(daxkv_device_wait_drained(s(), other.c_str(), 0), -ENOENT);
+    // A removed device is gone for remove and resize too.
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[1].c_str(), DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(daxkv_device_remove(s(), paths_[1].c_str(), DAXKV_MIGRATE, 0, &r), -ENOENT);
+}
+
+TEST_F(Pool, AddMapsFailuresWithoutEchoingThePath) {
+    open_pool(1, 8);
+    opts_ = {{"create", "0"}};
+    reopen(paths_);
+    std::string missing = dir_.file("no-such-device");
+    EXPECT_EQ(daxkv_device_add(s(), missing.c_str(), dev_bytes()), -ENOENT);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "failed to map the device"));
+    EXPECT_FALSE(contains_text(daxkv_errmsg(), missing));
+    std::string foreign = dir_.file("foreign");
+    write_file(foreign, std::string(dev_bytes(), 'Z'));
+    uint64_t before = file_hash(foreign);
+    EXPECT_EQ(daxkv_device_add(s(), foreign.c_str(), dev_bytes()), DAXKV_E_FOREIGN);
+    EXPECT_FALSE(contains_text(daxkv_errmsg(), foreign));
+    EXPECT_EQ(file_hash(foreign), before);
+    EXPECT_EQ(status()["devices"].size(), 1u); // nothing half-added
+}
+
+// ---------------------------------------------------------------------------
+// add
+
+TEST_F(Pool, AddGrowsCapacityIsIdempotentAndConflictsOnSize) {
+    open_pool(1, 8);
+    uint64_t cap0 = status()["total_capacity_bytes"];
+    std::string extra = dir_.file("extra");
+    ASSERT_EQ(daxkv_device_add(s(), extra.c_str(), dev_bytes()), 0) << daxkv_errmsg();
+    json st = status();
+    EXPECT_EQ(st["num_devices"], 2);
+    EXPECT_EQ(uint64_t(st["total_capacity_bytes"]), 2 * cap0);
+    EXPECT_EQ(st["devices"][1]["state"], "active");
+    EXPECT_EQ(st["devices"][1]["device_id"], 1);
+    // The same path and size again: nothing to do (LMCache's 200 ok).
+    EXPECT_EQ(daxkv_device_add(s(), extra.c_str(), dev_bytes()), 0);
+    EXPECT_EQ(status()["devices"].size(), 2u);
+    // The same path with another size: 409.
+    EXPECT_EQ(daxkv_device_add(s(), extra.c_str(), 2 * dev_bytes()), -EBUSY);
+    // New entries use it.
+    fill(0, 12);
+    EXPECT_GT(entries_on(1), 0u);
+    EXPECT_GT(entries_on(0), 0u);
+}
+
+TEST_F(Pool, EmptyPoolStartsAndTakesDevices) {
+    slots_ = 8;
+    store_.reset();
+    ASSERT_EQ(try_open({}), 0) << daxkv_errmsg();
+    std::string k = "k";
+    EXPECT_EQ(daxkv_put(s(), k.data(), 1, "v", 1, 0), -ENOSPC);
+    std::string p = dir_.file("late");
+    ASSERT_EQ(daxkv_device_add(s(), p.c_str(), dev_bytes()), 0) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_put(s(), k.data(), 1, "v", 1, 0), 0);
+    // Without hotplug a store needs a device.
+    EXPECT_EQ(try_open({}, false), -EINVAL);
+}
+
+TEST_F(Pool, AddRecoversAnArenaThatHoldsEntries) {
+    open_pool(1, 8);
+    fill(0, 5);
+    std::string old = paths_[0];
+    // A new pool on another device; then the old device is added to it.
+    paths_ = {dir_.file("fresh")};
+    reopen(paths_);
+    ASSERT_EQ(put(100), 0);
+    ASSERT_EQ(daxkv_device_add(s(), old.c_str(), dev_bytes()), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 5; ++i)
+        EXPECT_EQ(check(i), "") << i;
+    EXPECT_EQ(check(100), "");
+    EXPECT_EQ(entries_on(1), 5u);
+    // Commits after the add are newer than what the device held.
+    ASSERT_EQ(put(0, 2, DAXKV_REPLACE), 0);
+    reopen({paths_[0], old});
+    EXPECT_EQ(check(0, 2), "");
+}
+
+TEST_F(Pool, PlacementGoesToTheLeastUsedDeviceAndKnowsNuma) {
+    open_pool(3, 8);
+    fill(0, 9);
+    for (size_t d = 0; d < 3; ++d)
+        EXPECT_EQ(entries_on(d), 3u) << d;
+    // placement=numa: files have no node, so it falls back to least used.
+    store_.reset();
+    for (auto &p : paths_)
+        ASSERT_EQ(::unlink(p.c_str()), 0);
+    open_pool(2, 8, {{"placement", "numa"}});
+    fill(0, 4);
+    EXPECT_EQ(entries_on(0), 2u);
+    EXPECT_EQ(status()["placement"], "numa");
+    daxkv_config *raw = nullptr;
+    ASSERT_EQ(daxkv_config_new(&raw), 0);
+    ConfigPtr cfg(raw);
+    EXPECT_EQ(daxkv_config_set(raw, "placement", "nearest"), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "placement"));
+}
+
+// ---------------------------------------------------------------------------
+// remove: migrate, evict, drain
+
+TEST_F(Pool, RemoveMigrateMovesEveryEntryWithItsBytes) {
+    open_pool(2, 8);
+    fill(0, 8);
+    const uint64_t on0 = entries_on(0);
+    ASSERT_GT(on0, 0u);
+    uint64_t cap = status()["total_capacity_bytes"];
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(r.state, uint32_t(DAXKV_DEV_REMOVED));
+    EXPECT_EQ(r.device_index, 0);
+    EXPECT_EQ(r.moved_keys, on0);
+    EXPECT_GT(r.moved_bytes, on0 * 512);
+    EXPECT_EQ(r.deleted_keys, 0u);
+    EXPECT_EQ(r.source_slots_freed, on0);
+    EXPECT_EQ(r.old_size_bytes, 8 * kSlot);
+    EXPECT_EQ(r.new_size_bytes, 0u);
+    for (uint32_t i = 0; i < 8; ++i)
+        EXPECT_EQ(check(i), "") << i;
+    json st = status();
+    EXPECT_EQ(st["devices"][0]["state"], "removed"); // tombstone
+    EXPECT_EQ(st["devices"][1]["entry_count"], 8);
+    EXPECT_EQ(st["num_devices"], 1);
+    EXPECT_EQ(uint64_t(st["total_capacity_bytes"]), cap / 2);
+    EXPECT_EQ(st["is_healthy"], true); // a tombstone does not make the pool unhealthy
+    // The device is unmapped and unlocked: another store can open it.
+    EXPECT_EQ(count_maps(dir_.real_file("dev0")), 0);
+}
+
+TEST_F(Pool, RemoveMigrateOnASingleDeviceIsEnospc) {
+    open_pool(1, 8);
+    fill(0, 3);
+    daxkv_hotplug_result r = result();
+    EXPECT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), -ENOSPC);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "no other writable device"));
+    EXPECT_EQ(state_of(0), "active");
+    for (uint32_t i = 0; i < 3; ++i)
+        EXPECT_EQ(check(i), "");
+    // An empty single device can go.
+    for (uint32_t i = 0; i < 3; ++i)
+        ASSERT_EQ(daxkv_remove(s(), key_of(i).data(), key_of(i).size(), 0), 0);
+    EXPECT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0);
+}
+
+TEST_F(Pool, MigrationWithoutRoomIsRolledBackAndRetryWorks) {
+    open_pool(2, 8, {{"eviction", "none"}});
+    // dev0 gets 4 entries, dev1 fills up.
+    fill(0, 8);
+    fill(8, 6);
+    ASSERT_EQ(entries_on(0) + entries_on(1), 14u);
+    const uint64_t on0 = entries_on(0), on1 = entries_on(1);
+    uint64_t before = file_hash(paths_[0]);
+    daxkv_hotplug_result r = result();
+    EXPECT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), -ENOSPC);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "nothing was moved"));
+    // Source untouched, no copy left behind.
+    EXPECT_EQ(file_hash(paths_[0]), before);
+    EXPECT_EQ(state_of(0), "active");
+    EXPECT_EQ(entries_on(0), on0);
+    EXPECT_EQ(entries_on(1), on1);
+    EXPECT_EQ(status()["devices"][1]["live_slot_count"], on1);
+    for (uint32_t i = 0; i < 14; ++i)
+        EXPECT_EQ(check(i), "") << i;
+    // Make room; the retry behaves like a first try.
+    for (uint32_t i = 0; i < 14 && entries_on(1) + entries_on(0) > 8; ++i)
+        if (i % 2) {
+            ASSERT_EQ(daxkv_remove(s(), key_of(i).data(), key_of(i).size(), 0), 0);
+        }
+    uint64_t left = entries_on(0) + entries_on(1);
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(entries_on(1), left);
+}
+
+TEST_F(Pool, MigrationWithLruMakesRoomByEvictingColdEntries) {
+    open_pool(2, 8);
+    fill(0, 16); // both full
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(entries_on(1), 8u);
+    for (uint32_t i = 0; i < 16; ++i)
+        if (has(i) == 1) {
+            EXPECT_EQ(check(i), "") << i;
+        }
+}
+
+TEST_F(Pool, LockedKeysBlockUnlessForcedAndPinsMoveWithTheEntry) {
+    open_pool(2, 8);
+    fill(0, 8);
+    for (uint32_t i = 0; i < 8; ++i)
+        ASSERT_EQ(daxkv_pin(s(), key_of(i).data(), key_of(i).size()), 0);
+    daxkv_hotplug_result r = result();
+    // 409: locked keys, nothing changes.
+    EXPECT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), -EBUSY);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "pinned or leased"));
+    EXPECT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_EVICT, 0, &r), -EBUSY);
+    EXPECT_EQ(state_of(0), "active");
+    EXPECT_EQ(entries_on(0), 4u);
+    EXPECT_EQ(status()["locked_key_count"], 8);
+    // Forced: moved with their pins (one unpin each, then none left).
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, DAXKV_FORCE, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(r.moved_keys, 4u);
+    for (uint32_t i = 0; i < 8; ++i) {
+        EXPECT_EQ(check(i), "");
+        EXPECT_EQ(daxkv_unpin(s(), key_of(i).data(), key_of(i).size()), 0);
+        EXPECT_EQ(daxkv_unpin(s(), key_of(i).data(), key_of(i).size()), -ENOENT);
+    }
+}
+
+TEST_F(Pool, ForcedRemoveWaitsForLeasesWhichStayValid) {
+    open_pool(2, 8);
+    fill(0, 8);
+    // A key on dev0.
+    uint32_t on0 = UINT32_MAX;
+    for (uint32_t i = 0; i < 8 && on0 == UINT32_MAX; ++i) {
+        daxkv_hotplug_result r = result();
+        (void)r;
+        std::string k = key_of(i);
+        daxkv_lease *l = nullptr;
+        ASSERT_EQ(daxkv_lease_acquire(s(), k.data(), k.size(), &l), 0);
+        uint64_t before = status()["devices"][0]["borrowed_slot_count"];
+        daxkv_lease_release(l);
+        if (before == 1)
+            on0 = i;
+    }
+    ASSERT_NE(on0, UINT32_MAX);
+    std::string k = key_of(on0);
+    daxkv_lease *l = nullptr;
+    ASSERT_EQ(daxkv_lease_acquire(s(), k.data(), k.size(), &l), 0);
+    std::vector<uint8_t> want = val(on0);
+    daxkv_hotplug_result r = result();
+    EXPECT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), -EBUSY);
+    std::atomic<bool> done{false};
+    int rc = 1;
+    std::thread t([&] {
+        rc = daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, DAXKV_FORCE, &r);
+        done = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_FALSE(done.load()); // waiting for the lease
+    // The leased bytes are still there, and the key already reads from dev1.
+    EXPECT_EQ(std::memcmp(daxkv_lease_data(l), want.data(), want.size()), 0);
+    EXPECT_EQ(check(on0), "");
+    daxkv_lease_release(l);
+    t.join();
+    EXPECT_EQ(rc, 0) << daxkv_errmsg();
+    EXPECT_EQ(r.state, uint32_t(DAXKV_DEV_REMOVED));
+    for (uint32_t i = 0; i < 8; ++i)
+        EXPECT_EQ(check(i), "");
+}
+
+TEST_F(Pool, AQuarantinedSlotDoesNotHoldUpRemovalOrDrain) {
+    open_pool(2, 8, {{"verify", "read"}});
+    fill(0, 6); // key 0 lands first: dev0, slot 0
+    daxkv::arena::Layout lay = daxkv::arena::compute_layout(dev_bytes(), kSlot, 256);
+    {
+        FileMap m(paths_[0]);
+        ASSERT_TRUE(m.ok());
+        m.base()[lay.data_offset + 100] ^= 0x5a;
+    }
+    std::vector<uint8_t> buf(kSlot);
+    size_t len = 0;
+    ASSERT_EQ(daxkv_get(s(), key_of(0).data(), key_of(0).size(), buf.data(), buf.size(), &len),
+              -EIO);
+    // The slot stays taken for good; a drain still completes and a removal
+    // does not wait for it.
+    daxkv_hotplug_result r = result();
+    for (uint32_t i = 1; i < 6; ++i) {
+        std::string k = key_of(i);
+        // Move dev0's other entries away by removing them.
+        if (entries_on(0) == 0)
+            break;
+        ASSERT_EQ(daxkv_remove(s(), k.data(), k.size(), 0), 0);
+    }
+    ASSERT_EQ(entries_on(0), 0u);
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_DRAIN, 0, &r), 0);
+    EXPECT_EQ(daxkv_device_wait_drained(s(), paths_[0].c_str(), 1000), 0);
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(r.state, uint32_t(DAXKV_DEV_REMOVED));
+}
+
+TEST_F(Pool, RemoveEvictDeletesTheDevicesEntries) {
+    open_pool(2, 8);
+    fill(0, 8);
+    uint64_t on0 = entries_on(0);
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_EVICT, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(r.deleted_keys, on0);
+    EXPECT_EQ(r.moved_keys, 0u);
+    EXPECT_EQ(r.source_slots_freed, on0);
+    uint32_t present = 0;
+    for (uint32_t i = 0; i < 8; ++i)
+        if (has(i) == 1) {
+            ++present;
+            EXPECT_EQ(check(i), "");
+        }
+    EXPECT_EQ(present, 8 - on0);
+}
+
+TEST_F(Pool, DrainStopsNewEntriesAndReportsCompletion) {
+    LogCapture cap;
+    open_pool(2, 8);
+    fill(0, 4);
+    const uint64_t on0 = entries_on(0);
+    ASSERT_EQ(on0, 2u);
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_DRAIN, 0, &r), 0);
+    EXPECT_EQ(r.state, uint32_t(DAXKV_DEV_DRAINING));
+    json st = status();
+    EXPECT_EQ(st["devices"][0]["state"], "draining");
+    EXPECT_EQ(st["devices"][0]["drained"], false);
+    // Readable, not writable.
+    fill(10, 4);
+    EXPECT_EQ(entries_on(0), on0);
+    for (uint32_t i = 0; i < 4; ++i)
+        EXPECT_EQ(check(i), "");
+    EXPECT_EQ(daxkv_device_wait_drained(s(), paths_[0].c_str(), 10), -ETIMEDOUT);
+    EXPECT_EQ(daxkv_device_wait_drained(s(), paths_[1].c_str(), 0), -EINVAL);
+    // Entries go (removed here; evicted or replaced would do too).
+    std::thread waiter([&] { EXPECT_EQ(daxkv_device_wait_drained(s(), paths_[0].c_str(), -1), 0); });
+    for (uint32_t i = 0; i < 4; ++i)
+        ASSERT_EQ(daxkv_remove(s(), key_of(i).data(), key_of(i).size(), 0), 0);
+    waiter.join();
+    st = status();
+    EXPECT_EQ(st["devices"][0]["drained"], true);
+    EXPECT_TRUE(st["devices"][0].contains("drained_unix_ns"));
+    for (int i = 0; i < 100 && !logged("is drained"); ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    EXPECT_TRUE(logged("is drained"));
+    // Then the removal has nothing to move.
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0);
+    EXPECT_EQ(r.moved_keys, 0u);
+    // Draining an empty device is drained at once.
+    ASSERT_EQ(daxkv_device_add(s(), dir_.file("d2").c_str(), dev_bytes()), 0);
+    ASSERT_EQ(daxkv_device_remove(s(), dir_.file("d2").c_str(), DAXKV_DRAIN, DAXKV_FORCE, &r), 0);
+    EXPECT_EQ(daxkv_device_wait_drained(s(), dir_.file("d2").c_str(), 0), 0);
+}
+
+// ---------------------------------------------------------------------------
+// resize
+
+TEST_F(Pool, ResizeShrinkMovesHighEntriesAndGrowKeepsThemInPlace) {
+    open_pool(1, 8);
+    fill(0, 8);
+    // Free slots 0..3 (the lowest), keep 4..7 above the new end.
+    for (uint32_t i = 0; i < 4; ++i)
+        ASSERT_EQ(daxkv_remove(s(), key_of(i).data(), key_of(i).size(), 0), 0);
+    daxkv_hotplug_result r = result();
+    // Single device: the entries move below the new end of the same device.
+    ASSERT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 4 * kSlot, DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(r.moved_keys, 4u);
+    EXPECT_EQ(r.old_size_bytes, 8 * kSlot);
+    EXPECT_EQ(r.new_size_bytes, 4 * kSlot);
+    EXPECT_EQ(r.state, uint32_t(DAXKV_DEV_ACTIVE));
+    for (uint32_t i = 4; i < 8; ++i)
+        EXPECT_EQ(check(i), "");
+    json st = status();
+    EXPECT_EQ(st["devices"][0]["max_slots"], 4);
+    EXPECT_EQ(uint64_t(st["total_capacity_bytes"]), 4 * kSlot);
+    // Full at 4: a new put evicts rather than using a slot above the end.
+    ASSERT_EQ(put(20), 0);
+    EXPECT_EQ(status()["devices"][0]["live_slot_count"], 4);
+    // Grow back: nothing moves.
+    ASSERT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 8 * kSlot, DAXKV_MIGRATE, 0, &r), 0);
+    EXPECT_EQ(r.moved_keys, 0u);
+    EXPECT_EQ(r.new_size_bytes, 8 * kSlot);
+    EXPECT_EQ(uint64_t(status()["total_capacity_bytes"]), 8 * kSlot);
+    // The same size: a no-op.
+    ASSERT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 8 * kSlot, DAXKV_EVICT, 0, &r), 0);
+    // Past the arena: 507.
+    EXPECT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 64 * kSlot, DAXKV_MIGRATE, 0, &r),
+              -ENOSPC);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "cannot grow past"));
+}
+
+TEST_F(Pool, PutsDuringAShrinkOfTheOnlyDeviceFailWithoutEvicting) {
+    open_pool(1, 8);
+    fill(0, 8);
+    for (uint32_t i = 0; i < 4; ++i)
+        ASSERT_EQ(daxkv_remove(s(), key_of(i).data(), key_of(i).size(), 0), 0);
+    int during = 1;
+    core().set_hotplug_hook([&](int phase) {
+        if (phase == 1)
+            during = put(50);
+    });
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 4 * kSlot, DAXKV_MIGRATE, 0, &r), 0);
+    core().set_hotplug_hook(nullptr);
+    // No writable device during the resize: -ENOSPC at once, and nothing
+    // was evicted looking for room.
+    EXPECT_EQ(during, -ENOSPC);
+    EXPECT_EQ(get_stats(s()).evictions, 0u);
+    for (uint32_t i = 4; i < 8; ++i)
+        EXPECT_EQ(check(i), "");
+}
+
+TEST_F(Pool, ResizeShrinkNeverDropsKeysSilently) {
+    open_pool(1, 8, {{"eviction", "none"}});
+    fill(0, 8);
+    daxkv_hotplug_result r = result();
+    // evict without force: 409.
+    EXPECT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 4 * kSlot, DAXKV_EVICT, 0, &r), -EBUSY);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "would drop 4 live entries"));
+    // migrate without room: 507, rolled back.
+    EXPECT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 4 * kSlot, DAXKV_MIGRATE, 0, &r),
+              -ENOSPC);
+    json st = status();
+    EXPECT_EQ(st["devices"][0]["max_slots"], 8);
+    EXPECT_EQ(st["devices"][0]["state"], "active");
+    for (uint32_t i = 0; i < 8; ++i)
+        EXPECT_EQ(check(i), "");
+    // evict with force: the high entries go, and are counted.
+    ASSERT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 4 * kSlot, DAXKV_EVICT, DAXKV_FORCE,
+                                  &r),
+              0);
+    EXPECT_EQ(r.deleted_keys, 4u);
+    uint32_t present = 0;
+    for (uint32_t i = 0; i < 8; ++i)
+        present += has(i) == 1;
+    EXPECT_EQ(present, 4u);
+}
+
+TEST_F(Pool, ResizeShrinkToAnotherDeviceAndLockedHighEntries) {
+    open_pool(2, 8);
+    fill(0, 16); // 8 each
+    for (uint32_t i = 0; i < 16; ++i)
+        ASSERT_EQ(daxkv_pin(s(), key_of(i).data(), key_of(i).size()), 0);
+    daxkv_hotplug_result r = result();
+    EXPECT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 6 * kSlot, DAXKV_MIGRATE, 0, &r),
+              -EBUSY);
+    // Forced, but nowhere to go (all pinned, nothing evictable): 507, rolled back.
+    EXPECT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 6 * kSlot, DAXKV_MIGRATE, DAXKV_FORCE,
+                                  &r),
+              -ENOSPC);
+    EXPECT_EQ(status()["devices"][0]["max_slots"], 8);
+    // Room on dev1: unpin and drop two of its keys.
+    for (uint32_t i = 0; i < 16; ++i)
+        ASSERT_EQ(daxkv_unpin(s(), key_of(i).data(), key_of(i).size()), 0);
+    uint32_t dropped = 0;
+    for (uint32_t i = 0; i < 16 && dropped < 2; ++i) {
+        // A key on dev1 is one whose removal lowers dev1's count.
+        uint64_t before = entries_on(1);
+        std::string k = key_of(i);
+        std::vector<uint8_t> v(kSlot);
+        size_t len;
+        ASSERT_EQ(daxkv_get(s(), k.data(), k.size(), v.data(), v.size(), &len), 0);
+        ASSERT_EQ(daxkv_remove(s(), k.data(), k.size(), 0), 0);
+        if (entries_on(1) < before) {
+            ++dropped;
+        } else {
+            ASSERT_EQ(daxkv_put(s(), k.data(), k.size(), v.data(), len, 0), 0); // back
+        }
+    }
+    ASSERT_EQ(dropped, 2u);
+    ASSERT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 6 * kSlot, DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(r.moved_keys, 2u);
+    EXPECT_EQ(entries_on(0), 6u);
+    EXPECT_EQ(entries_on(1), 8u);
+}
+
+TEST_F(Pool, ResizeGatesNewLeasesWhileWaitingForOldOnes) {
+    open_pool(1, 8);
+    fill(0, 8);
+    for (uint32_t i = 0; i < 4; ++i)
+        ASSERT_EQ(daxkv_remove(s(), key_of(i).data(), key_of(i).size(), 0), 0);
+    // Lease an entry above the new end (slots 4..7 hold keys 4..7).
+    std::string hk = key_of(7), lk = key_of(5);
+    daxkv_lease *held = nullptr;
+    ASSERT_EQ(daxkv_lease_acquire(s(), hk.data(), hk.size(), &held), 0);
+    daxkv_hotplug_result r = result();
+    EXPECT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 4 * kSlot, DAXKV_MIGRATE, 0, &r),
+              -EBUSY);
+    std::atomic<bool> resized{false};
+    std::thread t([&] {
+        EXPECT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 4 * kSlot, DAXKV_MIGRATE,
+                                      DAXKV_FORCE, &r),
+                  0);
+        resized = true;
+    });
+    for (int i = 0; i < 200 && status()["devices"][0]["lease_gate"] != true; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    ASSERT_EQ(status()["devices"][0]["lease_gate"], true);
+    // A new lease on the device waits for the resize...
+    std::atomic<bool> leased{false};
+    std::thread l2([&] {
+        daxkv_lease *l = nullptr;
+        EXPECT_EQ(daxkv_lease_acquire(s(), lk.data(), lk.size(), &l), 0);
+        leased = true;
+        daxkv_lease_release(l);
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_FALSE(leased.load());
+    EXPECT_FALSE(resized.load());
+    // ...which finishes when the old lease goes.
+    daxkv_lease_release(held);
+    t.join();
+    l2.join();
+    EXPECT_TRUE(leased.load());
+    EXPECT_EQ(status()["devices"][0]["lease_gate"], false);
+    for (uint32_t i = 4; i < 8; ++i)
+        EXPECT_EQ(check(i), "");
+}
+
+// ---------------------------------------------------------------------------
+// Entries that change while they are copied ("duplicate destination key")
+
+TEST_F(Pool, ReplacedOrRemovedDuringMigrationIsNotOverwrittenOrRevived) {
+    open_pool(2, 16); // room for the copies and the replacement: nothing evicted
+    fill(0, 8);
+    std::vector<uint32_t> on0;
+    for (uint32_t i = 0; i < 8; ++i) {
+        uint64_t before = entries_on(0);
+        ASSERT_EQ(daxkv_pin(s(), key_of(i).data(), key_of(i).size()), 0);
+        // pins show as locked keys of the device holding them
+        if (uint64_t(status()["devices"][0]["locked_key_count"]) > 0)
+            on0.push_back(i);
+        ASSERT_EQ(daxkv_unpin(s(), key_of(i).data(), key_of(i).size()), 0);
+        (void)before;
+    }
+    ASSERT_EQ(on0.size(), 4u);
+    const uint32_t replaced = on0[0], removed = on0[1];
+    core().set_hotplug_hook([&](int phase) {
+        if (phase != 1)
+            return;
+        // Copies exist but are invisible: readers still get the source.
+        EXPECT_EQ(check(on0[2]), "");
+        ASSERT_EQ(put(replaced, 2, DAXKV_REPLACE), 0);
+        ASSERT_EQ(daxkv_remove(s(), key_of(removed).data(), key_of(removed).size(), 0), 0);
+    });
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    core().set_hotplug_hook(nullptr);
+    EXPECT_EQ(r.moved_keys, 2u);
+    EXPECT_EQ(check(replaced, 2), "");
+    EXPECT_EQ(has(removed), 0);
+    EXPECT_EQ(entries_on(1), 7u);
+    EXPECT_EQ(status()["devices"][1]["live_slot_count"], 7); // no copy left behind
+    // And after a restart (the durable format): the same.
+    reopen({paths_[1]});
+    EXPECT_EQ(check(replaced, 2), "");
+    EXPECT_EQ(has(removed), 0);
+    for (uint32_t i = 0; i < 8; ++i)
+        if (i != removed && i != replaced) {
+            EXPECT_EQ(check(i), "") << i;
+        }
+}
+
+// ---------------------------------------------------------------------------
+// Restart
+
+TEST_F(Pool, ReopenRecoversEveryDeviceAfterMigration) {
+    open_pool(3, 8);
+    fill(0, 12);
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0);
+    reopen(paths_); // dev0 again, now empty
+    EXPECT_EQ(get_stats(s()).entries, 12u);
+    EXPECT_EQ(entries_on(0), 0u);
+    for (uint32_t i = 0; i < 12; ++i)
+        EXPECT_EQ(check(i), "") << i;
+    reopen({paths_[1], paths_[2]});
+    for (uint32_t i = 0; i < 12; ++i)
+        EXPECT_EQ(check(i), "") << i;
+}
+
+TEST_F(Pool, MigratedCopyWinsOverASourceThatStillHoldsTheEntry) {
+    // The state a crash between "commit the copy" and "withdraw the source"
+    // leaves: both devices hold a committed entry of the key.
+    open_pool(2, 8);
+    fill(0, 8);
+    const uint64_t on0 = entries_on(0);
+    store_.reset();
+    std::string snapshot = read_file(paths_[0]);
+    reopen(paths_);
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0);
+    store_.reset();
+    write_file(paths_[0], snapshot); // the source as it was before the switch
+    reopen(paths_);
+    struct daxkv_stats st = get_stats(s());
+    EXPECT_EQ(st.entries, 8u);
+    EXPECT_EQ(st.recovery_dropped_stale, on0);
+    EXPECT_EQ(entries_on(0), 0u); // the copies (newer) won
+    EXPECT_EQ(entries_on(1), 8u);
+    for (uint32_t i = 0; i < 8; ++i)
+        EXPECT_EQ(check(i), "") << i;
+}
+
+TEST_F(Pool, MissingDeviceAtReopenIsReportedNotFatal) {
+    LogCapture cap;
+    open_pool(2, 8);
+    fill(0, 8);
+    const uint64_t on1 = entries_on(1);
+    opts_ = {{"create", "0"}};
+    store_.reset();
+    ASSERT_EQ(::unlink(paths_[0].c_str()), 0);
+    reopen(paths_);
+    json st = status();
+    EXPECT_EQ(st["devices"][0]["state"], "missing");
+    EXPECT_EQ(st["devices"][0]["is_healthy"], false);
+    EXPECT_EQ(st["num_devices"], 1);
+    EXPECT_TRUE(logged("is missing"));
+    EXPECT_EQ(get_stats(s()).entries, on1);
+    for (uint32_t i = 0; i < 8; ++i)
+        if (has(i) == 1) {
+            EXPECT_EQ(check(i), "");
+        }
+    // It can be dropped from the pool (tombstone) ...
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0);
+    EXPECT_EQ(state_of(0), "removed");
+    // ... and without hotplug a missing device still fails the open.
+    EXPECT_EQ(try_open(paths_, false), -ENOENT);
+}
+
+// ---------------------------------------------------------------------------
+// Status
+
+TEST_F(Pool, StatusHasLmcacheHotplugFields) {
+    open_pool(2, 8);
+    fill(0, 6);
+    std::string k = key_of(0);
+    ASSERT_EQ(daxkv_pin(s(), k.data(), k.size()), 0);
+    daxkv_lease *l = nullptr;
+    ASSERT_EQ(daxkv_lease_acquire(s(), key_of(1).data(), key_of(1).size(), &l), 0);
+    json st = status();
+    for (const char *f : {"hotplug_enabled", "slot_bytes", "total_capacity_bytes",
+                          "total_used_bytes", "num_devices", "is_healthy", "devices",
+                          "live_slot_count", "locked_key_count", "borrowed_slot_count"})
+        EXPECT_TRUE(st.contains(f)) << f;
+    EXPECT_EQ(st["hotplug_enabled"], true);
+    EXPECT_EQ(st["slot_bytes"], kSlot);
+    EXPECT_EQ(uint64_t(st["total_capacity_bytes"]), 16 * kSlot);
+    EXPECT_EQ(uint64_t(st["total_used_bytes"]), 6 * kSlot);
+    EXPECT_EQ(st["locked_key_count"], 1);
+    EXPECT_EQ(st["borrowed_slot_count"], 1);
+    for (const auto &d : st["devices"])
+        for (const char *f : {"index", "device_id", "device_path", "state", "max_dax_size_bytes",
+                              "slot_bytes", "max_slots", "live_slot_count", "locked_key_count",
+                              "borrowed_slot_count", "is_healthy", "supports_restart_recovery"})
+            EXPECT_TRUE(d.contains(f)) << f;
+    EXPECT_EQ(st["devices"][0]["device_path"], paths_[0]);
+    EXPECT_EQ(st["devices"][0]["max_dax_size_bytes"], 8 * kSlot);
+    EXPECT_EQ(st["devices"][0]["supports_restart_recovery"], true);
+    daxkv_lease_release(l);
+    // The store's own status lists the same devices.
+    size_t need = 0;
+    EXPECT_EQ(daxkv_status_json(s(), nullptr, 0, &need), -ENOBUFS);
+    std::string buf(need, '\0');
+    ASSERT_EQ(daxkv_status_json(s(), &buf[0], need, &need), 0);
+    EXPECT_EQ(json::parse(buf.c_str())["devices"].size(), 2u);
+}
+
+// ---------------------------------------------------------------------------
+// Concurrency: hotplug while 4 threads put, get and lease on every device.
+// Run under ASan and TSan by tests/suites/20-sanitizers.sh.
+
+TEST(PoolConcurrency, HotplugUnderLoadLosesNoPinnedEntryAndReturnsNoWrongBytes) {
+    TempDir dir;
+    const uint32_t slots = 48, keys = 160, pinned = 24;
+    const uint64_t bytes = arena_bytes_for(kSlot, slots, 256);
+    daxkv_config *raw = nullptr;
+    ASSERT_EQ(daxkv_config_new(&raw), 0);
+    ConfigPtr cfg(raw);
+    ASSERT_EQ(daxkv_config_set(raw, "slot_bytes", std::to_string(kSlot).c_str()), 0);
+    ASSERT_EQ(daxkv_config_set(raw, "workers", "2"), 0);
+    ASSERT_EQ(daxkv_config_set(raw, "hotplug", "1"), 0);
+    std::vector<std::string> dev;
+    for (int i = 0; i < 4; ++i)
+        dev.push_back(dir.file("c" + std::to_string(i)));
+    for (int i = 0; i < 3; ++i)
+        ASSERT_EQ(daxkv_config_add_device(raw, dev[i].c_str(), bytes), 0);
+    daxkv_store *sraw = nullptr;
+    ASSERT_EQ(daxkv_open(&sraw, raw), 0) << daxkv_errmsg();
+    StorePtr store(sraw);
+    daxkv_store *s = sraw;
+    auto value = [](uint32_t k, uint64_t v) { return versioned_value(k, v, 256 + k * 13 % 3000); };
+    // Keys [0, pinned) are pinned once stored; nothing may lose them.
+    for (uint32_t k = 0; k < pinned; ++k) {
+        auto v = value(k, 1);
+        std::string key = key_of(k);
+        ASSERT_EQ(daxkv_put(s, key.data(), key.size(), v.data(), v.size(), 0), 0);
+        ASSERT_EQ(daxkv_pin(s, key.data(), key.size()), 0);
+    }
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> wrong{0}, ops{0};
+    std::mutex bad_m;
+    std::string first_bad;
+    auto worker = [&](int t) {
+        std::mt19937 rng(1234 + t);
+        std::vector<uint8_t> buf(kSlot);
+        while (!stop.load()) {
+            uint32_t k = rng() % keys;
+            std::string key = key_of(k);
+            int op = rng() % 4;
+            std::string bad;
+            if (op == 0 && k >= pinned) {
+                auto v = value(k, rng() % 1000 + 2);
+                int rc = daxkv_put(s, key.data(), key.size(), v.data(), v.size(), DAXKV_REPLACE);
+                if (rc < 0 && rc != -ENOSPC && rc != -ECANCELED)
+                    bad = "put: " + std::to_string(rc);
+            } else if (op == 1 || op == 0) {
+                size_t len = 0;
+                int rc = daxkv_get(s, key.data(), key.size(), buf.data(), buf.size(), &len);
+                if (rc == 0)
+                    bad = check_versioned(k, buf.data(), len);
+                else if (rc != -ENOENT)
+                    bad = "get: " + std::to_string(rc);
+            } else if (op == 2) {
+                daxkv_lease *l = nullptr;
+                int rc = daxkv_lease_acquire(s, key.data(), key.size(), &l);
+                if (rc == 0) {
+                    bad = check_versioned(k, daxkv_lease_data(l), daxkv_lease_size(l));
+                    daxkv_lease_release(l);
+                } else if (rc != -ENOENT) {
+                    bad = "lease: " + std::to_string(rc);
+                }
+            } else {
+                daxkv_item it[2] = {};
+                std::string k2 = key_of((k + 1) % keys);
+                it[0].key = key.data();
+                it[0].key_len = key.size();
+                it[1].key = k2.data();
+                it[1].key_len = k2.size();
+                daxkv_contains_batch(s, it, 2, 0);
+            }
+            if (!bad.empty()) {
+                wrong++;
+                std::lock_guard<std::mutex> g(bad_m);
+                if (first_bad.empty())
+                    first_bad = "key " + std::to_string(k) + ": " + bad;
+            }
+            ops++;
+        }
+    };
+    std::vector<std::thread> th;
+    for (int t = 0; t < 4; ++t)
+        th.emplace_back(worker, t);
+    auto settle = [&] { std::this_thread::sleep_for(std::chrono::milliseconds(30)); };
+    daxkv_hotplug_result r;
+    std::memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    settle();
+    EXPECT_EQ(daxkv_device_remove(s, dev[0].c_str(), DAXKV_MIGRATE, DAXKV_FORCE, &r), 0)
+        << daxkv_errmsg();
+    settle();
+    EXPECT_EQ(daxkv_device_add(s, dev[3].c_str(), bytes), 0) << daxkv_errmsg();
+    settle();
+    EXPECT_EQ(daxkv_device_resize(s, dev[1].c_str(), 16 * kSlot, DAXKV_MIGRATE, DAXKV_FORCE, &r),
+              0)
+        << daxkv_errmsg();
+    settle();
+    EXPECT_EQ(daxkv_device_resize(s, dev[1].c_str(), slots * kSlot, DAXKV_MIGRATE, 0, &r), 0);
+    EXPECT_EQ(daxkv_device_remove(s, dev[2].c_str(), DAXKV_DRAIN, 0, &r), 0);
+    settle();
+    EXPECT_EQ(daxkv_device_remove(s, dev[2].c_str(), DAXKV_MIGRATE, DAXKV_FORCE, &r), 0)
+        << daxkv_errmsg();
+    settle();
+    EXPECT_EQ(daxkv_device_resize(s, dev[3].c_str(), 20 * kSlot, DAXKV_MIGRATE, DAXKV_FORCE, &r),
+              0)
+        << daxkv_errmsg();
+    settle();
+    stop = true;
+    for (auto &t : th)
+        t.join();
+    EXPECT_EQ(wrong.load(), 0u) << first_bad;
+    EXPECT_GT(ops.load(), 100u);
+    // Every pinned entry is still there with its bytes: forced migrations
+    // moved them, puts never evict them.
+    std::vector<uint8_t> buf(kSlot);
+    uint32_t lost = 0;
+    for (uint32_t k = 0; k < pinned; ++k) {
+        std::string key = key_of(k);
+        size_t len = 0;
+        int rc = daxkv_get(s, key.data(), key.size(), buf.data(), buf.size(), &len);
+        if (rc == 0)
+            EXPECT_EQ(check_versioned(k, buf.data(), len), "") << k;
+        else
+            ++lost;
+    }
+    EXPECT_EQ(lost, 0u);
+    struct daxkv_stats st = get_stats(s);
+    EXPECT_EQ(st.leases_active, 0u);
+    EXPECT_EQ(st.slots_inflight, 0u);
+    EXPECT_EQ(st.slots_pending_free, 0u);
+}
+
+} // namespace
