@@ -189,6 +189,48 @@ DAXKV_API int daxkv_remove_batch(daxkv_store *s, daxkv_item *items, size_t n, un
 DAXKV_API int daxkv_unpin_batch(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags);
 
 /* ------------------------------------------------------------------------ */
+/* Asynchronous batches                                                      */
+/* ------------------------------------------------------------------------ */
+
+/** Operations of daxkv_submit: the batch call each one runs. */
+#define DAXKV_OP_PUT 1      /* daxkv_put_batch */
+#define DAXKV_OP_GET 2      /* daxkv_get_batch */
+#define DAXKV_OP_CONTAINS 3 /* daxkv_contains_batch */
+#define DAXKV_OP_REMOVE 4   /* daxkv_remove_batch */
+
+/** One finished batch, as daxkv_poll returns it. */
+typedef struct daxkv_completion {
+    uint64_t tag; /* as given to daxkv_submit */
+    int op;       /* DAXKV_OP_* */
+    int result;   /* what the batch call returned, or -ECANCELED (shutdown) */
+} daxkv_completion;
+
+/**
+ * Queue a batch: op's batch call runs on the store's dispatcher thread with
+ * these items and flags (batches run in submission order). Returns 0 once
+ * queued, -EINVAL for a bad op, flags the op does not take, or NULL items
+ * with n > 0, -ESHUTDOWN after shutdown. The items (and the buffers they
+ * point at) stay the caller's and must stay valid until the batch's
+ * completion has been returned by daxkv_poll; then their statuses are
+ * final. Shutdown completes the batch running and cancels those still
+ * queued (result and item statuses -ECANCELED) before it returns.
+ */
+DAXKV_API int daxkv_submit(daxkv_store *s, int op, daxkv_item *items, size_t n,
+                           unsigned flags, uint64_t tag);
+/**
+ * The store's eventfd (O_CLOEXEC | O_NONBLOCK, owned by the store: do not
+ * close it): readable while completions wait to be polled. Valid after
+ * shutdown, until daxkv_close.
+ */
+DAXKV_API int daxkv_event_fd(daxkv_store *s);
+/**
+ * Take up to cap waiting completions (each is returned once), without
+ * blocking. Returns the count (0: none waiting); -EINVAL for NULL out or cap
+ * 0. Works after shutdown, so that every result can be collected.
+ */
+DAXKV_API int daxkv_poll(daxkv_store *s, daxkv_completion *out, size_t cap);
+
+/* ------------------------------------------------------------------------ */
 /* Zero copy                                                                 */
 /* ------------------------------------------------------------------------ */
 
@@ -253,6 +295,9 @@ struct daxkv_stats {
     uint64_t recovery_dropped_corrupt;
     uint64_t recovery_dropped_stale;
     uint64_t recovery_usec;
+    /* Fields below were added after the first layout: filled only when
+     * struct_size covers them. */
+    uint64_t copy_faults; /* reads that faulted (sigbus=handle): entry dropped, slot quarantined */
 };
 
 /**

@@ -16,15 +16,18 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/arena/checksum.cpp lib/arena/checksum.hpp \
 	lib/arena/arena.cpp lib/arena/arena.hpp \
 	lib/engine/copy_engine.cpp lib/engine/copy_engine.hpp \
+	lib/engine/fault.cpp lib/engine/fault.hpp \
 	lib/store/config.cpp lib/store/config.hpp \
 	lib/store/slot_allocator.cpp lib/store/slot_allocator.hpp \
 	lib/store/store.cpp lib/store/store.hpp \
+	lib/store/async.cpp lib/store/async.hpp \
 	lib/capi/handles.hpp \
 	lib/capi/errors.cpp \
 	lib/capi/config.cpp \
 	lib/capi/store.cpp \
 	lib/capi/zero_copy.cpp \
 	lib/capi/memcpy.cpp \
+	lib/capi/async.cpp \
 	lib/capi/devices.cpp
 
 lib_libdaxkv_core_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(DAXCTL_CFLAGS)

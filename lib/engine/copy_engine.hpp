@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "engine/fault.hpp"
+
 namespace daxkv {
 namespace engine {
 
@@ -28,6 +30,9 @@ struct CopyOp {
     // hashed from the source (hash_source) or the destination after the copy.
     uint64_t *block_hashes = nullptr;
     bool hash_source = true;
+    // Recover from a SIGBUS on a load from src (engine/fault.hpp): the op
+    // fails with kMediaFault instead of the process dying.
+    bool guard_source = false;
 };
 
 class CopyEngine {
@@ -39,7 +44,12 @@ public:
     CopyEngine &operator=(const CopyEngine &) = delete;
 
     // Execute every op. Ops are independent; their order is not kept.
-    void run(const CopyOp *ops, size_t n);
+    // errors (n entries, zeroed by the caller) gets a negative code for each
+    // op that failed: a SIGBUS in a guarded copy (kMediaFault) or an
+    // injected fault. Whatever fails, run() returns only after every chunk
+    // of the batch has finished or been skipped: nothing of the batch is
+    // touched after it returns.
+    void run(const CopyOp *ops, size_t n, int *errors = nullptr);
     unsigned workers() const noexcept { return workers_; }
 
     // Bytes below which a batch runs on the calling thread alone.
@@ -53,6 +63,8 @@ private:
         size_t offset, len;
     };
     struct Job {
+        const CopyOp *ops = nullptr; // op index of a chunk: chunk.op - ops
+        int *errors = nullptr;
         std::vector<Chunk> chunks;
         std::atomic<size_t> next{0};
         std::atomic<size_t> done{0};
@@ -61,7 +73,8 @@ private:
         bool finished = false;
     };
 
-    static void execute(const Chunk &c) noexcept;
+    static int execute(const Chunk &c) noexcept;
+    static void record(int *errors, size_t op, int rc) noexcept;
     void work(Job &job) noexcept;
     void worker_main() noexcept;
 

@@ -74,10 +74,17 @@ void Config::set(const std::string &key, const std::string &value) {
             nt_stores = NtStores::off;
         else
             fail(-EINVAL, "nt_stores: '%s' is not one of auto, on, off", value.c_str());
+    } else if (key == "sigbus") {
+        if (value == "handle")
+            sigbus_handle = true;
+        else if (value == "default")
+            sigbus_handle = false;
+        else
+            fail(-EINVAL, "sigbus: '%s' is not one of handle, default", value.c_str());
     } else {
         fail(-EINVAL,
              "unknown configuration key '%s' (known: slot_bytes, meta_bytes, eviction, "
-             "durability, verify, on_mismatch, workers, hotplug, create, nt_stores)",
+             "durability, verify, on_mismatch, workers, hotplug, create, nt_stores, sigbus)",
              key.c_str());
     }
 }

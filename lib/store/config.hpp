@@ -28,6 +28,7 @@ struct Config {
     bool hotplug = false;
     bool create = true;
     NtStores nt_stores = NtStores::auto_;
+    bool sigbus_handle = false; // sigbus=handle: a SIGBUS reading the arena is -EIO
     std::vector<DeviceSpec> devices;
 
     // Set one key from its text form. Throws Error(-EINVAL) naming the key.

@@ -9,6 +9,7 @@
 #include "arena/checksum.hpp"
 #include "internal/error.hpp"
 #include "internal/util.hpp"
+#include "store/async.hpp"
 
 namespace daxkv {
 namespace {
@@ -77,6 +78,9 @@ std::shared_ptr<Store> Store::open(const Config &cfg) {
     }
     s->recover();
     s->engine_.reset(new engine::CopyEngine(cfg.effective_workers()));
+    s->async_.reset(new AsyncQueue(*s));
+    if (cfg.sigbus_handle)
+        engine::install_sigbus_handler();
     log(DAXKV_LOG_INFO, "opened store: %zu device(s), %lld entries recovered",
         s->arenas_.size(), static_cast<long long>(s->c_.entries.load()));
     return s;
@@ -152,6 +156,8 @@ void Store::recover() {
 }
 
 int Store::shutdown() {
+    if (async_)
+        async_->shutdown(); // every submitted batch completes or is cancelled first
     shutting_.store(true, std::memory_order_seq_cst);
     std::unique_lock<std::mutex> g(shutdown_m_);
     shutdown_cv_.wait(g, [this] { return ops_.load(std::memory_order_seq_cst) == 0; });
@@ -468,11 +474,17 @@ int Store::put(const void *key, size_t key_len, const void *val, size_t len, con
                       (cfg_.nt_stores == NtStores::auto_ && len >= kNonTemporalMin);
     opx.block_hashes = hashed ? bh : nullptr;
     opx.hash_source = true;
+    int copy_rc = 0;
     try {
-        engine_->run(&opx, 1);
+        engine_->run(&opx, 1, &copy_rc);
     } catch (...) {
         abort_write(p);
         throw;
+    }
+    if (copy_rc) {
+        abort_write(p);
+        c_.puts_failed++;
+        return set_error(-EIO, "copying the value into the arena failed (%d)", copy_rc);
     }
     uint64_t vh = 0;
     if (hashed)
@@ -539,10 +551,16 @@ bool Store::verify_borrow(const Borrow &b, const uint64_t *block_hashes) {
 }
 
 // Drop an entry whose bytes failed verification; its slot is never reused.
-void Store::quarantine(const Borrow &b) noexcept {
-    c_.verify_failures++;
-    log(DAXKV_LOG_ERR, "entry in slot %u of device %u failed its checksum: dropped",
-        b.ref.slot, b.ref.arena);
+void Store::quarantine(const Borrow &b, bool media) noexcept {
+    if (media) {
+        c_.copy_faults++;
+        log(DAXKV_LOG_ERR, "reading slot %u of device %u faulted (SIGBUS): entry dropped, "
+            "slot quarantined", b.ref.slot, b.ref.arena);
+    } else {
+        c_.verify_failures++;
+        log(DAXKV_LOG_ERR, "entry in slot %u of device %u failed its checksum: dropped",
+            b.ref.slot, b.ref.arena);
+    }
     Shard &sh = shards_[b.shard];
     std::lock_guard<std::mutex> g(sh.m);
     const arena::Arena &ar = *arenas_[b.ref.arena].arena;
@@ -567,6 +585,19 @@ void Store::quarantine(const Borrow &b) noexcept {
     st.status = SlotStatus::quarantined;
 }
 
+// A media fault (SIGBUS) means the bytes cannot be read: the entry goes and
+// its slot is never reused. Any other copy failure says nothing about the
+// entry, which stays as it was.
+int Store::copy_failed(const Borrow &b, int rc) noexcept {
+    if (rc == engine::kMediaFault) {
+        quarantine(b, true);
+        return set_error(-EIO, "reading the entry faulted (media error or truncated arena "
+                               "file): entry dropped, slot quarantined");
+    }
+    end_read(b);
+    return set_error(-EIO, "copying the entry out failed (%d); the entry is kept", rc);
+}
+
 int Store::get(const void *key, size_t key_len, void *dst, size_t cap, size_t *len_out) {
     if (int rc = check_key(key, key_len))
         return rc;
@@ -585,7 +616,11 @@ int Store::get(const void *key, size_t key_len, void *dst, size_t cap, size_t *l
     opx.len = b.len;
     opx.block_hashes = verify ? hashes.data() : nullptr;
     opx.hash_source = false;
-    engine_->run(&opx, 1);
+    opx.guard_source = cfg_.sigbus_handle;
+    int copy_rc = 0;
+    engine_->run(&opx, 1, &copy_rc);
+    if (copy_rc)
+        return copy_failed(b, copy_rc);
     if (verify && !verify_borrow(b, b.len ? hashes.data() : nullptr)) {
         quarantine(b);
         return set_error(-EIO, "the entry failed its checksum and was dropped");
@@ -685,6 +720,7 @@ int Store::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     std::vector<size_t> op_item;
     std::vector<size_t> hash_off(n, 0);
     std::vector<uint64_t> hashes;
+    std::vector<int> copy_rc;
     ops.reserve(n);
     op_item.reserve(n);
     try {
@@ -728,7 +764,8 @@ int Store::put_batch(daxkv_item *items, size_t n, unsigned flags) {
                 ops[k].block_hashes = hashes.data() + hash_off[op_item[k]];
                 ops[k].hash_source = true;
             }
-        engine_->run(ops.data(), ops.size());
+        copy_rc.assign(ops.size(), 0);
+        engine_->run(ops.data(), ops.size(), copy_rc.data());
     } catch (...) {
         for (auto &p : pend)
             abort_write(p);
@@ -738,6 +775,14 @@ int Store::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     for (size_t k = 0; k < ops.size(); ++k) {
         size_t i = op_item[k];
         daxkv_item &it = items[i];
+        if (copy_rc[k]) {
+            // Every copy of the batch has finished (run() waits for all):
+            // only now is this item's slot given back.
+            abort_write(pend[i]);
+            c_.puts_failed++;
+            it.status = set_error(-EIO, "item %zu: copying the value failed (%d)", i, copy_rc[k]);
+            continue;
+        }
         uint64_t vh = 0;
         if (hashed)
             vh = arena::combine_block_hashes(hashes.data() + hash_off[i],
@@ -801,13 +846,15 @@ int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
         ops[k].dst = items[item_of[k]].data;
         ops[k].src = borrows[k].src;
         ops[k].len = borrows[k].len;
+        ops[k].guard_source = cfg_.sigbus_handle;
     }
+    std::vector<int> copy_rc(ops.size(), 0);
     for (size_t k = 0; verify && k < ops.size(); ++k) {
         ops[k].block_hashes = hashes.data() + hash_off[k];
         ops[k].hash_source = false;
     }
     try {
-        engine_->run(ops.data(), ops.size());
+        engine_->run(ops.data(), ops.size(), copy_rc.data());
     } catch (...) {
         for (auto &b : borrows)
             end_read(b);
@@ -817,6 +864,11 @@ int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
     for (size_t k = 0; k < borrows.size(); ++k) {
         const Borrow &b = borrows[k];
         daxkv_item &it = items[item_of[k]];
+        if (copy_rc[k]) {
+            // Released only now that every copy of the batch has finished.
+            it.status = copy_failed(b, copy_rc[k]);
+            continue;
+        }
         if (verify && !verify_borrow(b, b.len ? hashes.data() + hash_off[k] : nullptr)) {
             quarantine(b);
             it.status = -EIO;
@@ -1017,6 +1069,7 @@ void Store::stats(struct daxkv_stats &o) const {
     s.bytes_written = c_.bytes_written.load();
     s.bytes_read = c_.bytes_read.load();
     s.verify_failures = c_.verify_failures.load();
+    s.copy_faults = c_.copy_faults.load();
     s.recovered_entries = recovery_.recovered;
     s.recovery_dropped_torn = recovery_.torn;
     s.recovery_dropped_corrupt = recovery_.corrupt;
@@ -1074,7 +1127,8 @@ std::string Store::status_json() const {
                      {"evictions", s.evictions},
                      {"bytes_written", s.bytes_written},
                      {"bytes_read", s.bytes_read},
-                     {"verify_failures", s.verify_failures}};
+                     {"verify_failures", s.verify_failures},
+                     {"copy_faults", s.copy_faults}};
     j["recovery"] = {{"recovered", s.recovered_entries},
                      {"dropped_torn", s.recovery_dropped_torn},
                      {"dropped_corrupt", s.recovery_dropped_corrupt},

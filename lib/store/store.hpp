@@ -27,6 +27,7 @@
 namespace daxkv {
 
 class Store;
+class AsyncQueue;
 
 struct SlotRef {
     uint32_t arena = UINT32_MAX;
@@ -144,6 +145,9 @@ public:
     void stats(struct daxkv_stats &out) const;
     std::string status_json() const;
 
+    // The asynchronous API's queue (store/async.hpp).
+    AsyncQueue &async() noexcept { return *async_; }
+
     const Config &config() const noexcept { return cfg_; }
     size_t arena_count() const noexcept { return arenas_.size(); }
     const arena::Arena &arena_at(size_t i) const noexcept { return *arenas_[i].arena; }
@@ -156,7 +160,8 @@ private:
     };
     struct Counters {
         std::atomic<uint64_t> hits{0}, misses{0}, puts{0}, puts_existed{0}, puts_failed{0},
-            removes{0}, evictions{0}, bytes_written{0}, bytes_read{0}, verify_failures{0};
+            removes{0}, evictions{0}, bytes_written{0}, bytes_read{0}, verify_failures{0},
+            copy_faults{0};
         std::atomic<int64_t> entries{0}, pinned{0}, inflight{0}, pending_free{0}, leases{0};
     };
     // A write between begin_write and finish_write.
@@ -218,7 +223,12 @@ private:
                    size_t meta_cap, Borrow &out, size_t *meta_len_out = nullptr);
     void end_read(const Borrow &b) noexcept;
     bool verify_borrow(const Borrow &b, const uint64_t *block_hashes);
-    void quarantine(const Borrow &b) noexcept;
+    // media: the copy out of the slot faulted (SIGBUS), rather than the
+    // bytes failing their checksum.
+    void quarantine(const Borrow &b, bool media = false) noexcept;
+    // The copy out of b failed with rc (engine/fault.hpp): ends the borrow
+    // (quarantining the slot for a media fault) and returns -EIO.
+    int copy_failed(const Borrow &b, int rc) noexcept;
 
     std::string describe_full() const;
 
@@ -228,6 +238,7 @@ private:
     std::vector<ArenaSlots> arenas_;
     std::unique_ptr<Shard[]> shards_;
     std::unique_ptr<engine::CopyEngine> engine_;
+    std::unique_ptr<AsyncQueue> async_;
     std::atomic<uint64_t> next_seq_{1};
     std::atomic<uint64_t> tick_{1};
     mutable Counters c_;

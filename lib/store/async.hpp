@@ -1,0 +1,88 @@
+// The asynchronous API (DESIGN §3, LMCache MP's submit -> event fd -> query
+// contract): batches submitted to a store run on a dispatcher thread, one
+// after another in submission order, each through the store's batch calls
+// (and so on the copy engine's workers); their results wait in a completion
+// queue until polled. An eventfd is readable exactly while completions wait.
+//
+// Ownership: the items of a batch are the caller's; the library writes their
+// statuses while the batch runs and never touches them after it posted the
+// batch's completion. Completions are one-shot: each is returned by exactly
+// one poll.
+//
+// Shutdown (Store::shutdown calls shutdown() first): later submissions get
+// -ESHUTDOWN; batches still queued are cancelled (result and every item's
+// status -ECANCELED); the batch running finishes. Every submitted batch thus
+// has its completion posted before shutdown returns, and the completions
+// can still be polled afterwards.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "daxkv.h"
+
+namespace daxkv {
+
+class Store;
+
+class AsyncQueue {
+public:
+    explicit AsyncQueue(Store &s) : s_(s) {}
+    ~AsyncQueue();
+    AsyncQueue(const AsyncQueue &) = delete;
+    AsyncQueue &operator=(const AsyncQueue &) = delete;
+
+    // 0 when queued; -EINVAL for a bad op, bad flags for the op, or NULL
+    // items with n > 0; -ESHUTDOWN after shutdown.
+    int submit(int op, daxkv_item *items, size_t n, unsigned flags, uint64_t tag);
+    // The eventfd (created on first use; owned by the store).
+    int event_fd();
+    // Up to cap completions (cap >= 1, out non-null); returns the count.
+    int poll(daxkv_completion *out, size_t cap);
+    // Complete or cancel every submitted batch, then stop the dispatcher.
+    void shutdown() noexcept;
+
+    // Flags each op accepts (those of its batch call).
+    static bool valid_op(int op) noexcept;
+    static unsigned allowed_flags(int op) noexcept;
+
+private:
+    struct Batch {
+        int op;
+        daxkv_item *items;
+        size_t n;
+        unsigned flags;
+        uint64_t tag;
+    };
+    void dispatcher() noexcept;
+    int execute(const Batch &b) noexcept;
+    void complete(uint64_t tag, int op, int result) noexcept;
+    int open_fd_locked(); // cm_ held
+
+    Store &s_;
+    // Submission side.
+    std::mutex m_;
+    std::condition_variable cv_;
+    std::deque<Batch> queue_;
+    std::atomic<size_t> queued_{0}; // queue_.size(), read without m_ while spinning
+    bool closed_ = false;
+    bool started_ = false;
+    std::thread thread_;
+    std::mutex shutdown_m_; // one shutdown joins the dispatcher at a time
+    // Completion side.
+    std::mutex cm_;
+    std::deque<daxkv_completion> done_;
+    int efd_ = -1;
+};
+
+// How long the dispatcher keeps looking for the next batch before it sleeps:
+// a batch submitted within this window starts without a wake-up (which costs
+// tens of microseconds on a virtual machine).
+constexpr unsigned kAsyncSpinMicros = 50;
+
+} // namespace daxkv
