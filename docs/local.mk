@@ -14,6 +14,7 @@ dist_man_MANS = \
 	docs/man/daxkv_contains.3 \
 	docs/man/daxkv_contains_batch.3 \
 	docs/man/daxkv_errmsg.3 \
+	docs/man/daxkv_event_fd.3 \
 	docs/man/daxkv_get.3 \
 	docs/man/daxkv_get_batch.3 \
 	docs/man/daxkv_list_devices.3 \
@@ -25,6 +26,7 @@ dist_man_MANS = \
 	docs/man/daxkv_memcpy_batch.3 \
 	docs/man/daxkv_open.3 \
 	docs/man/daxkv_pin.3 \
+	docs/man/daxkv_poll.3 \
 	docs/man/daxkv_probe.3 \
 	docs/man/daxkv_put.3 \
 	docs/man/daxkv_put_batch.3 \
@@ -37,8 +39,10 @@ dist_man_MANS = \
 	docs/man/daxkv_set_log_fn.3 \
 	docs/man/daxkv_shutdown.3 \
 	docs/man/daxkv_stats.3 \
+	docs/man/daxkv_stats_prometheus.3 \
 	docs/man/daxkv_status_json.3 \
 	docs/man/daxkv_strerror.3 \
+	docs/man/daxkv_submit.3 \
 	docs/man/daxkv_unpin.3 \
 	docs/man/daxkv_unpin_batch.3 \
 	docs/man/daxkv_version_number.3 \

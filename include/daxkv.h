@@ -104,7 +104,9 @@ DAXKV_API void daxkv_config_free(daxkv_config *cfg);
  * Set a key. Keys: slot_bytes (required), eviction (lru|none),
  * durability (none|process|power), on_mismatch (fail|reformat), workers,
  * meta_bytes, verify (off|recover|read), hotplug (0|1), create (0|1),
- * nt_stores (auto|on|off). Sizes take bytes or binary suffixes ("4MiB").
+ * nt_stores (auto|on|off), sigbus (default|handle: a SIGBUS reading the
+ * arena becomes -EIO for that item and quarantines the slot; installs a
+ * process-wide handler that chains every other SIGBUS). Sizes take bytes or binary suffixes ("4MiB").
  * An unknown key or a bad value is -EINVAL, naming it.
  */
 DAXKV_API int daxkv_config_set(daxkv_config *cfg, const char *key, const char *value);
@@ -266,6 +268,24 @@ DAXKV_API void daxkv_abort(daxkv_reservation *r);
 /* Statistics                                                                */
 /* ------------------------------------------------------------------------ */
 
+/** Buckets of a daxkv_histogram; the last one has no upper bound. */
+#define DAXKV_HIST_BUCKETS 24
+
+/**
+ * A histogram of latencies (nanoseconds) or sizes (bytes). bucket[i] counts
+ * the values v with bound(i-1) < v <= bound(i) (not cumulative), where
+ * bound(i) = DAXKV_HIST_NS_UNIT << i for latencies and
+ * DAXKV_HIST_BYTES_UNIT << i for sizes, for i < DAXKV_HIST_BUCKETS - 1; the
+ * last bucket counts everything above. count is the sum of the buckets.
+ */
+#define DAXKV_HIST_NS_UNIT 1000ull    /* 1 us, 2 us, ... 4.2 s */
+#define DAXKV_HIST_BYTES_UNIT 4096ull /* 4 KiB, 8 KiB, ... 16 GiB */
+struct daxkv_histogram {
+    uint64_t count;
+    uint64_t sum;
+    uint64_t bucket[DAXKV_HIST_BUCKETS];
+};
+
 struct daxkv_stats {
     uint32_t struct_size; /* set by the caller: sizeof(struct daxkv_stats) */
     uint32_t devices;
@@ -298,6 +318,14 @@ struct daxkv_stats {
     /* Fields below were added after the first layout: filled only when
      * struct_size covers them. */
     uint64_t copy_faults; /* reads that faulted (sigbus=handle): entry dropped, slot quarantined */
+    uint64_t batches;         /* put and get batch calls, synchronous and submitted */
+    uint64_t async_submitted; /* batches queued by daxkv_submit */
+    uint64_t async_completed; /* ... that ran and posted their completion */
+    uint64_t async_cancelled; /* ... cancelled by shutdown */
+    struct daxkv_histogram put_latency;   /* daxkv_put, ns per call */
+    struct daxkv_histogram get_latency;   /* daxkv_get, ns per call */
+    struct daxkv_histogram batch_latency; /* put and get batches, ns per call */
+    struct daxkv_histogram item_bytes;    /* bytes of each value stored or copied out */
 };
 
 /**
@@ -317,6 +345,13 @@ DAXKV_API int daxkv_stats(daxkv_store *s, struct daxkv_stats *out);
  * -ENOBUFS if cap is too small (buf may be NULL with cap 0).
  */
 DAXKV_API int daxkv_status_json(daxkv_store *s, char *buf, size_t cap, size_t *needed);
+/**
+ * The store's counters, gauges and histograms in the Prometheus text
+ * exposition format (version 0.0.4), metric names prefixed "daxkv_",
+ * latencies in seconds. *needed gets the size including the NUL; -ENOBUFS
+ * if cap is too small (buf may be NULL with cap 0).
+ */
+DAXKV_API int daxkv_stats_prometheus(daxkv_store *s, char *buf, size_t cap, size_t *needed);
 
 /* ------------------------------------------------------------------------ */
 /* Devices                                                                   */

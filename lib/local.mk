@@ -21,6 +21,7 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/store/slot_allocator.cpp lib/store/slot_allocator.hpp \
 	lib/store/store.cpp lib/store/store.hpp \
 	lib/store/async.cpp lib/store/async.hpp \
+	lib/store/metrics.cpp lib/store/metrics.hpp \
 	lib/capi/handles.hpp \
 	lib/capi/errors.cpp \
 	lib/capi/config.cpp \
@@ -28,6 +29,7 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/capi/zero_copy.cpp \
 	lib/capi/memcpy.cpp \
 	lib/capi/async.cpp \
+	lib/capi/metrics.cpp \
 	lib/capi/devices.cpp
 
 lib_libdaxkv_core_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(DAXCTL_CFLAGS)

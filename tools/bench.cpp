@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_async.hpp"
 #include "cli.hpp"
 #include "daxkv.h"
 
@@ -106,20 +107,24 @@ void bench_usage(FILE *f) {
                  "  --nt-stores MODE    auto | on | off (default auto)\n"
                  "  --rounds N          timed rounds, best kept (default 3)\n"
                  "  --small-count N     4 KiB keys for the small-value test (default 50000)\n"
-                 "  --no-small          skip the small-value test\n"
+                 "  --async-rounds N    1-item async batches timed (default 20000)\n"
+                 "  --no-small          skip the small-value and async tests\n"
                  "  --json              machine-readable output\n"
                  "  --no-progress       no progress bar\n"
                  "  --keep              keep the arena file\n");
 }
 
 int cmd_bench(const Args &a) {
-    uint64_t count = 256, value_size = 4ull << 20, arena_size = 0, rounds = 3, small_count = 50000;
+    uint64_t count = 256, value_size = 4ull << 20, arena_size = 0, rounds = 3, small_count = 50000,
+             async_rounds = 20000;
     if ((a.has("count") && (!parse_size(a.get("count", ""), count) || count == 0)) ||
         (a.has("value-size") &&
          (!parse_size(a.get("value-size", ""), value_size) || value_size == 0)) ||
         (a.has("size") && !parse_size(a.get("size", ""), arena_size)) ||
         (a.has("rounds") && (!parse_size(a.get("rounds", ""), rounds) || rounds == 0)) ||
-        (a.has("small-count") && !parse_size(a.get("small-count", ""), small_count))) {
+        (a.has("small-count") && !parse_size(a.get("small-count", ""), small_count)) ||
+        (a.has("async-rounds") &&
+         (!parse_size(a.get("async-rounds", ""), async_rounds) || async_rounds == 0))) {
         std::fprintf(stderr, "daxkv bench: bad number in options\n");
         bench_usage(stderr);
         return 2;
@@ -140,7 +145,7 @@ int cmd_bench(const Args &a) {
     }
     const bool json = a.has("json");
     Progress progress(!json && !a.has("no-progress") && isatty(2),
-                      static_cast<int>(2 + 3 * rounds + (a.has("no-small") ? 0 : 4)));
+                      static_cast<int>(2 + 3 * rounds + (a.has("no-small") ? 0 : 5)));
 
     daxkv_config *cfg = nullptr;
     int rc = daxkv_config_new(&cfg);
@@ -248,7 +253,7 @@ int cmd_bench(const Args &a) {
     }
 
     // Small values: per-call cost from one thread.
-    nlohmann::json small = nullptr;
+    nlohmann::json small = nullptr, async = nullptr;
     if (!a.has("no-small") && small_count) {
         daxkv_config *sc = nullptr;
         daxkv_config_new(&sc);
@@ -309,7 +314,14 @@ int cmd_bench(const Args &a) {
             batched += B;
         }
         progress.step("small values: batches");
+        std::string async_error;
+        async = bench_async_overhead(ss, sk[0], bout.data(), 4096, async_rounds, &async_error);
+        progress.step("async: submit + completion");
         daxkv_close(ss);
+        if (async.is_null()) {
+            std::fprintf(stderr, "daxkv bench: %s: %s\n", async_error.c_str(), daxkv_errmsg());
+            return 1;
+        }
         if (!small_ok) {
             std::fprintf(stderr, "daxkv bench: small-value check failed\n");
             return 1;
@@ -320,7 +332,8 @@ int cmd_bench(const Args &a) {
                  {"get_ops_per_s", small_count / t_get},
                  {"contains_batch_keys_per_s", batched ? batched / t_cb : 0.0},
                  {"get_batch_items_per_s", batched ? batched / t_gb : 0.0},
-                 {"batch_size", B}};
+                 {"batch_size", B},
+                 {"async_1_item", async}};
     }
     progress.finish();
 
@@ -382,6 +395,20 @@ int cmd_bench(const Args &a) {
                         small["contains_batch_keys_per_s"].get<double>() / 1e6);
             std::printf("    %-32s %8.2f M items/s\n", "get_batch (1000 per call)",
                         small["get_batch_items_per_s"].get<double>() / 1e6);
+            const auto &as = small["async_1_item"];
+            std::printf("  async 1-item get batch, submit to completion (median / p99 of %llu):\n",
+                        (unsigned long long)as["rounds"].get<uint64_t>());
+            std::printf("    %-32s %8.2f / %.2f us\n", "sync daxkv_get_batch",
+                        as["sync_get_batch_us"]["median"].get<double>(),
+                        as["sync_get_batch_us"]["p99"].get<double>());
+            std::printf("    %-32s %8.2f / %.2f us  (overhead %.2f us)\n",
+                        "submit, spin on daxkv_poll", as["async_spin_poll_us"]["median"].get<double>(),
+                        as["async_spin_poll_us"]["p99"].get<double>(),
+                        as["overhead_spin_poll_us"].get<double>());
+            std::printf("    %-32s %8.2f / %.2f us  (overhead %.2f us)\n",
+                        "submit, poll(2) on event fd", as["async_eventfd_us"]["median"].get<double>(),
+                        as["async_eventfd_us"]["p99"].get<double>(),
+                        as["overhead_eventfd_us"].get<double>());
         }
     }
     return mismatched ? 1 : 0;

@@ -127,7 +127,7 @@ int main(int argc, char **argv) {
         daxkv_cli::Args a;
         if (!daxkv_cli::parse_args(argc, argv, 2, {"json", "no-progress", "keep", "help", "no-small"},
                                    {"arena", "size", "count", "value-size", "workers", "verify",
-                                    "durability", "rounds", "small-count", "nt-stores"},
+                                    "durability", "rounds", "small-count", "nt-stores", "async-rounds"},
                                    a)) {
             daxkv_cli::bench_usage(stderr);
             return 2;

@@ -1,5 +1,6 @@
 # The daxkv command.
 bin_PROGRAMS += tools/daxkv
-tools_daxkv_SOURCES = tools/daxkv.cpp tools/bench.cpp tools/devices.cpp tools/cli.hpp
+tools_daxkv_SOURCES = tools/daxkv.cpp tools/bench.cpp tools/bench_async.cpp tools/bench_async.hpp \
+	tools/devices.cpp tools/cli.hpp
 tools_daxkv_CPPFLAGS = $(AM_CPPFLAGS) $(JSON_CFLAGS)
 tools_daxkv_LDADD = lib/libdaxkv.la -lpthread

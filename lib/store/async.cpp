@@ -61,6 +61,7 @@ int AsyncQueue::submit(int op, daxkv_item *items, size_t n, unsigned flags, uint
         }
         queue_.push_back(Batch{op, items, n, flags, tag});
         queued_.store(queue_.size(), std::memory_order_release);
+        submitted_.fetch_add(1, std::memory_order_relaxed);
     }
     cv_.notify_one();
     return 0;
@@ -162,7 +163,9 @@ void AsyncQueue::dispatcher() noexcept {
             queue_.pop_front();
             queued_.store(queue_.size(), std::memory_order_release);
         }
-        complete(b.tag, b.op, execute(b));
+        int rc = execute(b);
+        completed_.fetch_add(1, std::memory_order_relaxed);
+        complete(b.tag, b.op, rc);
     }
 }
 
@@ -179,6 +182,7 @@ void AsyncQueue::shutdown() noexcept {
     for (const Batch &b : cancelled) {
         for (size_t i = 0; i < b.n; ++i)
             b.items[i].status = -ECANCELED;
+        cancelled_.fetch_add(1, std::memory_order_relaxed);
         complete(b.tag, b.op, -ECANCELED);
     }
     if (thread_.joinable())

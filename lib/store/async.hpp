@@ -46,6 +46,10 @@ public:
     int poll(daxkv_completion *out, size_t cap);
     // Complete or cancel every submitted batch, then stop the dispatcher.
     void shutdown() noexcept;
+    // Batches queued, run to completion, and cancelled by shutdown.
+    uint64_t submitted() const noexcept { return submitted_.load(std::memory_order_relaxed); }
+    uint64_t completed() const noexcept { return completed_.load(std::memory_order_relaxed); }
+    uint64_t cancelled() const noexcept { return cancelled_.load(std::memory_order_relaxed); }
 
     // Flags each op accepts (those of its batch call).
     static bool valid_op(int op) noexcept;
@@ -78,6 +82,7 @@ private:
     std::mutex cm_;
     std::deque<daxkv_completion> done_;
     int efd_ = -1;
+    std::atomic<uint64_t> submitted_{0}, completed_{0}, cancelled_{0};
 };
 
 // How long the dispatcher keeps looking for the next batch before it sleeps:

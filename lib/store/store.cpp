@@ -422,6 +422,7 @@ int Store::finish_write(Pending &p, const void *meta, size_t meta_len, uint64_t 
     c_.entries++;
     c_.puts++;
     c_.bytes_written += inf.len;
+    m_.item_bytes.record(inf.len);
     p.inflight.reset();
     return 0;
 }
@@ -454,6 +455,7 @@ int Store::put(const void *key, size_t key_len, const void *val, size_t len, con
     if (flags & ~unsigned(DAXKV_REPLACE))
         return set_error(-EINVAL, "put: unknown flags 0x%x", flags);
     OpGuard op(*this);
+    LatencyTimer timer(m_.put_latency);
     Pending p;
     int rc = begin_write(key, key_len, len, flags, p);
     if (rc != 0)
@@ -604,6 +606,7 @@ int Store::get(const void *key, size_t key_len, void *dst, size_t cap, size_t *l
     if (!dst && cap)
         return set_error(-EINVAL, "destination is NULL but its capacity is %zu", cap);
     OpGuard op(*this);
+    LatencyTimer timer(m_.get_latency);
     Borrow b;
     int rc = begin_read(key, key_len, cap, len_out, SIZE_MAX, b);
     if (rc != 0)
@@ -628,6 +631,7 @@ int Store::get(const void *key, size_t key_len, void *dst, size_t cap, size_t *l
     end_read(b);
     c_.hits++;
     c_.bytes_read += b.len;
+    m_.item_bytes.record(b.len);
     return 0;
 }
 
@@ -714,6 +718,8 @@ int Store::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     if (flags & ~unsigned(DAXKV_REPLACE))
         return set_error(-EINVAL, "put_batch: unknown flags 0x%x", flags);
     OpGuard op(*this);
+    LatencyTimer timer(m_.batch_latency);
+    m_.batches.fetch_add(1, std::memory_order_relaxed);
     const bool hashed = cfg_.verify != arena::Verify::off;
     std::vector<Pending> pend(n);
     std::vector<engine::CopyOp> ops;
@@ -798,6 +804,8 @@ int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
     if (flags & ~unsigned(DAXKV_PREFIX))
         return set_error(-EINVAL, "get_batch: unknown flags 0x%x", flags);
     OpGuard op(*this);
+    LatencyTimer timer(m_.batch_latency);
+    m_.batches.fetch_add(1, std::memory_order_relaxed);
     const bool prefix = flags & DAXKV_PREFIX;
     const bool verify = cfg_.verify == arena::Verify::read;
     std::vector<Borrow> borrows;
@@ -883,6 +891,7 @@ int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
         end_read(b);
         c_.hits++;
         c_.bytes_read += b.len;
+        m_.item_bytes.record(b.len);
         ++hits;
     }
     if (!prefix)
@@ -1070,6 +1079,16 @@ void Store::stats(struct daxkv_stats &o) const {
     s.bytes_read = c_.bytes_read.load();
     s.verify_failures = c_.verify_failures.load();
     s.copy_faults = c_.copy_faults.load();
+    s.batches = m_.batches.load(std::memory_order_relaxed);
+    if (async_) {
+        s.async_submitted = async_->submitted();
+        s.async_completed = async_->completed();
+        s.async_cancelled = async_->cancelled();
+    }
+    m_.put_latency.read(s.put_latency);
+    m_.get_latency.read(s.get_latency);
+    m_.batch_latency.read(s.batch_latency);
+    m_.item_bytes.read(s.item_bytes);
     s.recovered_entries = recovery_.recovered;
     s.recovery_dropped_torn = recovery_.torn;
     s.recovery_dropped_corrupt = recovery_.corrupt;

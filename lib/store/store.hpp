@@ -22,6 +22,7 @@
 #include "daxkv.h"
 #include "engine/copy_engine.hpp"
 #include "store/config.hpp"
+#include "store/metrics.hpp"
 #include "store/slot_allocator.hpp"
 
 namespace daxkv {
@@ -242,6 +243,7 @@ private:
     std::atomic<uint64_t> next_seq_{1};
     std::atomic<uint64_t> tick_{1};
     mutable Counters c_;
+    Metrics m_;
     arena::RecoveryCounts recovery_;
     // Shutdown.
     std::atomic<bool> shutting_{false};
