@@ -12,6 +12,7 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/platform/discovery.cpp lib/platform/discovery_testing.hpp \
 	lib/platform/devdax_open.cpp lib/platform/devdax_open.hpp \
 	lib/platform/mapping.cpp lib/platform/mapping.hpp \
+	lib/platform/numa.cpp lib/platform/numa.hpp \
 	lib/arena/format.hpp \
 	lib/arena/checksum.cpp lib/arena/checksum.hpp \
 	lib/arena/arena.cpp lib/arena/arena.hpp \
@@ -22,6 +23,7 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/store/store.cpp lib/store/store.hpp \
 	lib/store/async.cpp lib/store/async.hpp \
 	lib/store/metrics.cpp lib/store/metrics.hpp \
+	lib/store/placement.cpp \
 	lib/capi/handles.hpp \
 	lib/capi/errors.cpp \
 	lib/capi/config.cpp \
@@ -34,7 +36,7 @@ lib_libdaxkv_core_la_SOURCES = \
 
 lib_libdaxkv_core_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(DAXCTL_CFLAGS)
 lib_libdaxkv_core_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden
-lib_libdaxkv_core_la_LIBADD = $(XXHASH_LIBS) $(DAXCTL_LIBS) -lpthread
+lib_libdaxkv_core_la_LIBADD = $(XXHASH_LIBS) $(DAXCTL_LIBS) $(NUMA_LIBS) -lpthread
 
 lib_libdaxkv_la_SOURCES =
 # Link as C++ although every object comes from the convenience library.

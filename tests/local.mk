@@ -25,7 +25,8 @@ tests_unit_daxkv_unit_SOURCES = \
 	tests/unit/test_discovery.cpp \
 	tests/unit/test_async.cpp \
 	tests/unit/test_faults.cpp \
-	tests/unit/test_metrics.cpp
+	tests/unit/test_metrics.cpp \
+	tests/unit/test_numa.cpp
 tests_unit_daxkv_unit_CPPFLAGS = $(AM_CPPFLAGS) $(GTEST_CFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS)
 tests_unit_daxkv_unit_LDADD = lib/libdaxkv_core.la $(GTEST_LIBS) -lpthread
 TESTS += tests/unit/daxkv_unit

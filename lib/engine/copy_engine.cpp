@@ -8,6 +8,7 @@
 
 #include "arena/format.hpp"
 #include "platform/cpu.hpp"
+#include "platform/numa.hpp"
 
 namespace daxkv {
 namespace engine {
@@ -32,9 +33,15 @@ int copy_bytes(void *dst, const void *src, size_t n, bool nt, bool guard) noexce
 
 } // namespace
 
-CopyEngine::CopyEngine(unsigned workers) : workers_(std::max(1u, workers)) {
+CopyEngine::CopyEngine(unsigned workers, std::vector<int> cpus)
+    : workers_(std::max(1u, workers)), cpus_(std::move(cpus)) {
     for (unsigned i = 1; i < workers_; ++i)
-        threads_.emplace_back([this] { worker_main(); });
+        threads_.emplace_back([this] {
+            // A failure to pin (CPUs offline, a cpuset of the container)
+            // costs locality, not correctness: the worker runs unpinned.
+            platform::pin_current_thread(cpus_);
+            worker_main();
+        });
 }
 
 CopyEngine::~CopyEngine() {

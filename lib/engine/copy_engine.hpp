@@ -38,7 +38,9 @@ struct CopyOp {
 class CopyEngine {
 public:
     // workers: total parallelism including the calling thread (>= 1).
-    explicit CopyEngine(unsigned workers);
+    // cpus: where the pool's threads run (platform/numa.hpp; empty: no
+    // pinning). The calling thread is the caller's and is left alone.
+    explicit CopyEngine(unsigned workers, std::vector<int> cpus = {});
     ~CopyEngine();
     CopyEngine(const CopyEngine &) = delete;
     CopyEngine &operator=(const CopyEngine &) = delete;
@@ -51,6 +53,7 @@ public:
     // touched after it returns.
     void run(const CopyOp *ops, size_t n, int *errors = nullptr);
     unsigned workers() const noexcept { return workers_; }
+    const std::vector<int> &cpus() const noexcept { return cpus_; }
 
     // Bytes below which a batch runs on the calling thread alone.
     static constexpr size_t kInlineBytes = 512 * 1024;
@@ -79,6 +82,7 @@ private:
     void worker_main() noexcept;
 
     unsigned workers_;
+    std::vector<int> cpus_;
     std::vector<std::thread> threads_;
     std::mutex qm_;
     std::condition_variable qcv_;

@@ -74,6 +74,13 @@ void Config::set(const std::string &key, const std::string &value) {
             nt_stores = NtStores::off;
         else
             fail(-EINVAL, "nt_stores: '%s' is not one of auto, on, off", value.c_str());
+    } else if (key == "numa") {
+        if (value == "auto")
+            numa = true;
+        else if (value == "off")
+            numa = false;
+        else
+            fail(-EINVAL, "numa: '%s' is not one of auto, off", value.c_str());
     } else if (key == "sigbus") {
         if (value == "handle")
             sigbus_handle = true;
@@ -84,7 +91,7 @@ void Config::set(const std::string &key, const std::string &value) {
     } else {
         fail(-EINVAL,
              "unknown configuration key '%s' (known: slot_bytes, meta_bytes, eviction, "
-             "durability, verify, on_mismatch, workers, hotplug, create, nt_stores, sigbus)",
+             "durability, verify, on_mismatch, workers, hotplug, create, nt_stores, sigbus, numa)",
              key.c_str());
     }
 }

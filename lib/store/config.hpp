@@ -29,6 +29,7 @@ struct Config {
     bool create = true;
     NtStores nt_stores = NtStores::auto_;
     bool sigbus_handle = false; // sigbus=handle: a SIGBUS reading the arena is -EIO
+    bool numa = true;           // numa=auto: workers on the device's node
     std::vector<DeviceSpec> devices;
 
     // Set one key from its text form. Throws Error(-EINVAL) naming the key.

@@ -77,7 +77,7 @@ std::shared_ptr<Store> Store::open(const Config &cfg) {
         s->arenas_.push_back(std::move(as));
     }
     s->recover();
-    s->engine_.reset(new engine::CopyEngine(cfg.effective_workers()));
+    s->engine_.reset(new engine::CopyEngine(cfg.effective_workers(), s->worker_cpus()));
     s->async_.reset(new AsyncQueue(*s));
     if (cfg.sigbus_handle)
         engine::install_sigbus_handler();
@@ -1111,6 +1111,7 @@ std::string Store::status_json() const {
     j["durability"] = arena::durability_name(cfg_.durability);
     j["verify"] = arena::verify_name(cfg_.verify);
     j["workers"] = engine_ ? engine_->workers() : 0;
+    j["worker_cpus"] = engine_ ? engine_->cpus() : std::vector<int>();
     nlohmann::json devs = nlohmann::json::array();
     for (const auto &a : arenas_) {
         const auto &info = a.arena->mapping().info();

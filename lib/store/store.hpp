@@ -195,6 +195,8 @@ private:
 
     explicit Store(const Config &cfg);
     void recover();
+    // Where the copy workers run (store/placement.cpp).
+    std::vector<int> worker_cpus() const;
 
     Shard &shard_of(uint64_t hash) noexcept { return shards_[hash % kShards]; }
     static uint16_t shard_index(uint64_t hash) noexcept {
