@@ -104,7 +104,8 @@ DAXKV_API void daxkv_config_free(daxkv_config *cfg);
  * Set a key. Keys: slot_bytes (required), eviction (lru|none),
  * durability (none|process|power), on_mismatch (fail|reformat), workers,
  * meta_bytes, verify (off|recover|read), hotplug (0|1), create (0|1),
- * nt_stores (auto|on|off), sigbus (default|handle: a SIGBUS reading the
+ * nt_stores (auto|on|off), numa (auto|off: copy workers on the devices'
+ * NUMA node), sigbus (default|handle: a SIGBUS reading the
  * arena becomes -EIO for that item and quarantines the slot; installs a
  * process-wide handler that chains every other SIGBUS). Sizes take bytes or binary suffixes ("4MiB").
  * An unknown key or a bad value is -EINVAL, naming it.
