@@ -6,15 +6,17 @@
 //   daxkv_stats_prometheus: NULL store, NULL buf with cap > 0    -> -EINVAL
 //   a buffer one byte too small, cap 0 with NULL buf             -> -ENOBUFS, *needed set
 //   daxkv_stats with the struct_size of the first layout         -> appended members untouched
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <map>
 #include <poll.h>
-#include <regex>
 #include <set>
 #include <sstream>
 #include <string>
@@ -38,40 +40,68 @@ struct Exposition {
     std::map<std::string, double> value; // name (+ "{le}" for buckets) -> value
 };
 
+bool valid_name(const std::string &n) {
+    if (n.empty() || std::isdigit(static_cast<unsigned char>(n[0])))
+        return false;
+    for (char c : n)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != ':')
+            return false;
+    return true;
+}
+
 // Parse text, failing the test on anything a scraper would reject.
 Exposition parse(const std::string &text) {
     Exposition e;
     EXPECT_FALSE(text.empty());
     EXPECT_EQ(text.back(), '\n') << "the last line must end with a newline";
-    static const std::regex comment(R"(^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.+)$)");
-    static const std::regex sample(
-        R"re(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{le="([^"]+)"\})? ([-+]?[0-9.eE+-]+|[-+]Inf|NaN)$)re");
     std::istringstream in(text);
     std::string line, current; // current: the family whose samples may follow
     while (std::getline(in, line)) {
-        std::smatch m;
-        if (std::regex_match(line, m, comment)) {
-            std::string name = m[2];
-            if (m[1] == "TYPE") {
+        if (line.rfind("# ", 0) == 0) {
+            // "# HELP name text" or "# TYPE name type"
+            std::istringstream ls(line.substr(2));
+            std::string kind, name, rest;
+            ls >> kind >> name;
+            std::getline(ls, rest);
+            EXPECT_TRUE(valid_name(name)) << line;
+            EXPECT_TRUE(rest.size() > 1 && rest[0] == ' ') << line;
+            rest = rest.substr(1);
+            if (kind == "TYPE") {
                 EXPECT_EQ(e.type.count(name), 0u) << "TYPE twice for " << name;
-                EXPECT_TRUE(m[3] == "counter" || m[3] == "gauge" || m[3] == "histogram")
-                    << line;
-                e.type[name] = m[3];
+                EXPECT_TRUE(rest == "counter" || rest == "gauge" || rest == "histogram") << line;
+                e.type[name] = rest;
                 current = name;
             } else {
+                EXPECT_EQ(kind, "HELP") << line;
                 EXPECT_EQ(e.help.count(name), 0u) << "HELP twice for " << name;
-                e.help[name] = m[3];
+                e.help[name] = rest;
             }
             continue;
         }
-        if (!std::regex_match(line, m, sample)) {
+        // name[{le="..."}] value
+        size_t sp = line.rfind(' ');
+        if (sp == std::string::npos) {
             ADD_FAILURE() << "not a valid line: '" << line << "'";
             continue;
         }
-        Exposition::Sample s{m[1], m[3], 0};
+        std::string head = line.substr(0, sp), v = line.substr(sp + 1);
+        Exposition::Sample s{head, "", 0};
+        size_t brace = head.find('{');
+        if (brace != std::string::npos) {
+            s.name = head.substr(0, brace);
+            const std::string labels = head.substr(brace);
+            const std::string pre = "{le=\"", post = "\"}";
+            bool ok = labels.size() > pre.size() + post.size() && labels.rfind(pre, 0) == 0 &&
+                      labels.compare(labels.size() - post.size(), post.size(), post) == 0;
+            EXPECT_TRUE(ok) << "bad labels in '" << line << "'";
+            if (ok)
+                s.le = labels.substr(pre.size(), labels.size() - pre.size() - post.size());
+            EXPECT_EQ(s.le.find('"'), std::string::npos) << line;
+        }
+        EXPECT_TRUE(valid_name(s.name)) << line;
         char *end = nullptr;
-        std::string v = m[4];
         s.value = v == "+Inf" ? INFINITY : std::strtod(v.c_str(), &end);
+        EXPECT_TRUE(v == "+Inf" || (end && *end == '\0' && !v.empty())) << "bad value: " << line;
         // The sample must belong to the family just declared.
         const std::string &t = e.type[current];
         bool ok = s.name == current && s.le.empty() && t != "histogram";
@@ -121,6 +151,46 @@ std::string prometheus(daxkv_store *s) {
 }
 
 class Metrics : public StoreFixture {};
+
+// Failures parse() reports for text whose message contains needle (and
+// all failures in *total).
+int complaints(const std::string &text, const std::string &needle, int *total = nullptr) {
+    ::testing::TestPartResultArray results;
+    {
+        ::testing::ScopedFakeTestPartResultReporter intercept(
+            ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
+        parse(text);
+    }
+    int n = 0;
+    for (int i = 0; i < results.size(); ++i)
+        n += std::string(results.GetTestPartResult(i).message()).find(needle) !=
+             std::string::npos;
+    if (total)
+        *total = results.size();
+    return n;
+}
+
+// The checker itself: it must reject what a scraper would.
+TEST(PrometheusChecker, RejectsMalformedExpositions) {
+    EXPECT_GE(complaints("# TYPE x counter\nx\n", "not a valid line"), 1);
+    EXPECT_GE(complaints("# HELP x h\n# TYPE x counter\nx abc\n", "bad value"), 1);
+    EXPECT_GE(complaints("# HELP x h\n# TYPE x counter\ny 1\n", "outside its family"), 1);
+    EXPECT_GE(complaints("# HELP 1x h\n# TYPE 1x counter\n1x 1\n", "1x"), 1);
+    EXPECT_GE(complaints("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
+                         "h_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
+                         "le=+Inf"),
+              1);
+    EXPECT_GE(complaints("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\n"
+                         "h_sum 1\nh_count 1\n",
+                         "+Inf"),
+              1);
+    EXPECT_GE(complaints("# HELP h h\n# TYPE h histogram\nh_bucket{x=\"1\"} 1\n", "bad labels"),
+              1);
+    EXPECT_GE(complaints("# TYPE x counter\nx 1\n", "no HELP"), 1);
+    int total = -1;
+    complaints("# HELP x h\n# TYPE x counter\nx 1\n", "", &total);
+    EXPECT_EQ(total, 0); // and a good one passes
+}
 
 TEST(HistogramBuckets, ValuesLandInTheSmallestBucketThatHoldsThem) {
     using daxkv::Histogram;
