@@ -15,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_async.hpp"
+#include "bench_sweep.hpp"
+#include "bench_util.hpp"
 #include "cli.hpp"
 #include "daxkv.h"
 
@@ -25,40 +27,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Page-aligned, pre-faulted anonymous memory (so that timings do not
-// include first-touch page faults).
-struct Buffer {
-    char *p = nullptr;
-    size_t n = 0;
-    explicit Buffer(size_t bytes) : n(bytes) {
-        void *m = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED)
-            throw std::bad_alloc();
-        p = static_cast<char *>(m);
-        std::memset(p, 0, n);
-    }
-    ~Buffer() {
-        if (p)
-            munmap(p, n);
-    }
-    Buffer(const Buffer &) = delete;
-    Buffer &operator=(const Buffer &) = delete;
-};
-
-// Chunk i gets its own pseudo-random bytes, so a misplaced chunk is caught.
-void fill_pattern(char *p, size_t n, uint64_t seed) {
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        std::memcpy(p + i, &x, 8);
-    }
-    for (; i < n; ++i)
-        p[i] = static_cast<char>(x >> (8 * (i % 8)));
 }
 
 struct Progress {
@@ -111,10 +79,35 @@ void bench_usage(FILE *f) {
                  "  --no-small          skip the small-value and async tests\n"
                  "  --json              machine-readable output\n"
                  "  --no-progress       no progress bar\n"
-                 "  --keep              keep the arena file\n");
+                 "  --keep              keep the arena file\n"
+                 "\n"
+                 "daxkv bench --sweep [--min-size 4KiB] [--max-size 64MiB] [--bytes 256MiB]\n"
+                 "                    [--workers N] [--rounds 2] [--plot FILE.png] [--json]\n"
+                 "  store, restore (sync and daxkv_submit) and memcpy over value sizes x4 apart\n"
+                 "  and worker counts 1, 2, 4.. CPUs (at most 8); --plot draws GB/s against\n"
+                 "  value size with gnuplot (Debian: gnuplot-nox)\n"
+                 "\n"
+                 "daxkv bench --workload lmcache [--model Llama-3.1-8B] [--tokens 4096]\n"
+                 "                    [--docs 2] [--chunk-tokens 256] [--queries 64] [--json]\n"
+                 "  long-document QA: documents stored once in chunks of the model's KV bytes,\n"
+                 "  restored repeatedly by prefix lookups; models: Llama-3.1-8B (128 KiB/token),\n"
+                 "  Llama-3.1-70B, Qwen3-14B, Qwen3-8B\n");
 }
 
 int cmd_bench(const Args &a) {
+    if (a.has("sweep"))
+        return cmd_bench_sweep(a);
+    if (a.has("workload")) {
+        if (a.get("workload", "") == "lmcache")
+            return cmd_bench_lmcache(a);
+        std::fprintf(stderr, "daxkv bench: unknown workload '%s' (known: lmcache)\n",
+                     a.get("workload", "").c_str());
+        return 2;
+    }
+    if (a.has("plot")) {
+        std::fprintf(stderr, "daxkv bench: --plot goes with --sweep\n");
+        return 2;
+    }
     uint64_t count = 256, value_size = 4ull << 20, arena_size = 0, rounds = 3, small_count = 50000,
              async_rounds = 20000;
     if ((a.has("count") && (!parse_size(a.get("count", ""), count) || count == 0)) ||

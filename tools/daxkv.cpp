@@ -125,9 +125,11 @@ int main(int argc, char **argv) {
     }
     if (cmd == "bench") {
         daxkv_cli::Args a;
-        if (!daxkv_cli::parse_args(argc, argv, 2, {"json", "no-progress", "keep", "help", "no-small"},
+        if (!daxkv_cli::parse_args(argc, argv, 2, {"json", "no-progress", "keep", "help", "no-small", "sweep"},
                                    {"arena", "size", "count", "value-size", "workers", "verify",
-                                    "durability", "rounds", "small-count", "nt-stores", "async-rounds"},
+                                    "durability", "rounds", "small-count", "nt-stores", "async-rounds",
+                                    "min-size", "max-size", "bytes", "plot", "workload", "model",
+                                    "tokens", "docs", "queries", "chunk-tokens"},
                                    a)) {
             daxkv_cli::bench_usage(stderr);
             return 2;

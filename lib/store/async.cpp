@@ -150,9 +150,16 @@ void AsyncQueue::dispatcher() noexcept {
     using Clock = std::chrono::steady_clock;
     for (;;) {
         // Look for the next batch for a short while before sleeping.
+        // Every few rounds the CPU is offered to another thread: on a
+        // machine with fewer CPUs than busy threads, the submitter may be
+        // waiting for this very CPU.
         auto until = Clock::now() + std::chrono::microseconds(kAsyncSpinMicros);
-        while (queued_.load(std::memory_order_acquire) == 0 && Clock::now() < until)
+        for (unsigned i = 1; queued_.load(std::memory_order_acquire) == 0 && Clock::now() < until;
+             ++i) {
             cpu_relax();
+            if (i % 64 == 0)
+                std::this_thread::yield();
+        }
         Batch b;
         {
             std::unique_lock<std::mutex> g(m_);
