@@ -186,14 +186,17 @@ void AsyncQueue::shutdown() noexcept {
         queued_.store(0, std::memory_order_release);
     }
     cv_.notify_all();
+    // The batch running finishes first: only then are the cancelled ones'
+    // items written (two batches may share items), and the completions
+    // stay in submission order.
+    if (thread_.joinable())
+        thread_.join();
     for (const Batch &b : cancelled) {
         for (size_t i = 0; i < b.n; ++i)
             b.items[i].status = -ECANCELED;
         cancelled_.fetch_add(1, std::memory_order_relaxed);
         complete(b.tag, b.op, -ECANCELED);
     }
-    if (thread_.joinable())
-        thread_.join(); // the batch it runs completes first
 }
 
 } // namespace daxkv

@@ -238,6 +238,16 @@ TEST_F(Faults, AsyncBatchReportsTheFailedItem) {
 // ---------------------------------------------------------------------------
 // SIGBUS
 
+// ThreadSanitizer intercepts sigaction and memcpy: a SIGBUS raised inside
+// its memcpy interceptor kills the process before the handler runs, so the
+// recovery cannot be exercised in that build (the ASan/UBSan build and the
+// plain one run these tests).
+#if defined(__SANITIZE_THREAD__)
+#define SKIP_UNDER_TSAN() GTEST_SKIP() << "SIGBUS recovery is not testable under TSan"
+#else
+#define SKIP_UNDER_TSAN() (void)0
+#endif
+
 // The offset of the first slot payload of a spec's arena: cutting the file
 // there leaves every header readable and every payload past the end.
 uint64_t payload_offset(const StoreSpec &spec) {
@@ -246,6 +256,7 @@ uint64_t payload_offset(const StoreSpec &spec) {
 }
 
 TEST_F(Faults, SigbusReadingATruncatedFileArenaIsEioAndQuarantines) {
+    SKIP_UNDER_TSAN();
     open(StoreSpec(64 * 1024, 4).set("sigbus", "handle"));
     put_all(3, 60000, 700);
     ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(payload_offset(spec_))), 0);
@@ -272,6 +283,7 @@ TEST_F(Faults, SigbusReadingATruncatedFileArenaIsEioAndQuarantines) {
 }
 
 TEST_F(Faults, SigbusOnEveryWorkerOfAParallelBatch) {
+    SKIP_UNDER_TSAN();
     open(StoreSpec(kMiB, 4).set("workers", "3").set("sigbus", "handle"));
     put_all(4, kMiB, 800);
     ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(payload_offset(spec_))), 0);
@@ -292,6 +304,7 @@ protected:
 };
 
 TEST_F(FaultsDeath, WithoutSigbusHandleTheProcessDies) {
+    SKIP_UNDER_TSAN();
     EXPECT_DEATH(
         {
             open(StoreSpec(64 * 1024, 2));
@@ -307,6 +320,7 @@ TEST_F(FaultsDeath, WithoutSigbusHandleTheProcessDies) {
 }
 
 TEST_F(FaultsDeath, FaultsOutsideOurCopiesGoToThePreviousHandler) {
+    SKIP_UNDER_TSAN();
     EXPECT_EXIT(
         {
             struct sigaction sa;
