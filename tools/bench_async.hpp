@@ -10,11 +10,14 @@
 
 namespace daxkv_cli {
 
-// Submit + completion of a 1-item get batch of key (already stored, value
-// fits buf), rounds times, waiting by spinning on daxkv_poll and by poll(2)
-// on the event fd, next to the synchronous daxkv_get_batch. Medians and
-// p99 in microseconds; null with *error set on failure.
+// Submit + completion of a 1-item get batch of key (stored, value_len
+// bytes), rounds times: with a destination of value_len bytes (a batch run
+// inline by daxkv_submit), waiting by polling and by poll(2) on the event
+// fd, and with a destination of cap bytes (above the inline limit: run by
+// the dispatcher thread); next to the synchronous daxkv_get_batch. Medians
+// and p99 in microseconds; null with *error set on failure.
 nlohmann::json bench_async_overhead(daxkv_store *s, const std::string &key, void *buf,
-                                    size_t cap, size_t rounds, std::string *error);
+                                    size_t value_len, size_t cap, size_t rounds,
+                                    std::string *error);
 
 } // namespace daxkv_cli

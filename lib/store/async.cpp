@@ -51,20 +51,49 @@ int AsyncQueue::submit(int op, daxkv_item *items, size_t n, unsigned flags, uint
         return set_error(-EINVAL, "items is NULL but n is %zu", n);
     if (n > static_cast<size_t>(INT32_MAX))
         return set_error(-EINVAL, "n %zu is too large for one batch", n);
+    const Batch batch{op, items, n, flags, tag};
+    const bool small = is_small(batch);
     {
         std::lock_guard<std::mutex> g(m_);
         if (closed_)
             return set_error(-ESHUTDOWN, "the store is shut down");
-        if (!started_) {
-            thread_ = std::thread([this] { dispatcher(); }); // may throw: nothing queued yet
-            started_ = true;
+        if (small && !busy_ && queue_.empty()) {
+            busy_ = true; // runs here, below; later submissions queue behind it
+        } else {
+            if (!started_) {
+                thread_ = std::thread([this] { dispatcher(); }); // may throw: nothing queued
+                started_ = true;
+            }
+            queue_.push_back(batch);
+            queued_.store(queue_.size(), std::memory_order_release);
+            submitted_.fetch_add(1, std::memory_order_relaxed);
+            cv_.notify_one();
+            return 0;
         }
-        queue_.push_back(Batch{op, items, n, flags, tag});
-        queued_.store(queue_.size(), std::memory_order_release);
         submitted_.fetch_add(1, std::memory_order_relaxed);
     }
-    cv_.notify_one();
+    // A small batch with nothing ahead of it: handing it to the dispatcher
+    // would cost a thread wake-up, more than the batch itself.
+    int rc = execute(batch);
+    completed_.fetch_add(1, std::memory_order_relaxed);
+    complete(tag, op, rc);
+    {
+        std::lock_guard<std::mutex> g(m_);
+        busy_ = false;
+    }
+    cv_.notify_all(); // the dispatcher (queued batches) and shutdown wait for !busy_
     return 0;
+}
+
+bool AsyncQueue::is_small(const Batch &b) noexcept {
+    if (b.n > kAsyncInlineItems)
+        return false;
+    if (b.op != DAXKV_OP_PUT && b.op != DAXKV_OP_GET)
+        return true;
+    size_t bytes = 0;
+    for (size_t i = 0; i < b.n; ++i)
+        bytes += b.items[i].len;
+    return bytes <= kAsyncInlineBytes;
 }
 
 int AsyncQueue::open_fd_locked() {
@@ -92,12 +121,17 @@ int AsyncQueue::poll(daxkv_completion *out, size_t cap) {
         return set_error(-EINVAL, "out is NULL");
     if (cap == 0)
         return set_error(-EINVAL, "cap is 0: no completion could be returned");
+    // Nothing waiting: answer without the lock, so that a caller polling in
+    // a loop does not keep the dispatcher from posting.
+    if (waiting_.load(std::memory_order_acquire) == 0)
+        return 0;
     std::lock_guard<std::mutex> g(cm_);
     size_t k = 0;
     while (k < cap && !done_.empty()) {
         out[k++] = done_.front();
         done_.pop_front();
     }
+    waiting_.store(done_.size(), std::memory_order_release);
     // The fd is readable exactly while completions wait: both sides change
     // the queue and the counter under cm_.
     if (k && done_.empty() && efd_ >= 0) {
@@ -115,6 +149,7 @@ void AsyncQueue::complete(uint64_t tag, int op, int result) noexcept {
     bool was_empty = done_.empty();
     try {
         done_.push_back(daxkv_completion{tag, op, result});
+        waiting_.store(done_.size(), std::memory_order_release);
     } catch (...) {
         // Out of memory for one 16-byte record: nothing sane is left to do;
         // losing a completion would hang the caller, so stop here.
@@ -163,16 +198,25 @@ void AsyncQueue::dispatcher() noexcept {
         Batch b;
         {
             std::unique_lock<std::mutex> g(m_);
-            cv_.wait(g, [this] { return closed_ || !queue_.empty(); });
+            // One batch runs at a time (here or inline in submit), in order.
+            cv_.wait(g, [this] { return closed_ || (!queue_.empty() && !busy_); });
             if (queue_.empty())
                 return; // closed, and shutdown took what was left
             b = queue_.front();
             queue_.pop_front();
             queued_.store(queue_.size(), std::memory_order_release);
+            busy_ = true;
         }
         int rc = execute(b);
         completed_.fetch_add(1, std::memory_order_relaxed);
-        complete(b.tag, b.op, rc);
+        {
+            // Posted and idle in one step: whoever reacts to the completion
+            // and submits again finds the queue free, and can run inline.
+            std::lock_guard<std::mutex> g(m_);
+            complete(b.tag, b.op, rc);
+            busy_ = false;
+        }
+        cv_.notify_all();
     }
 }
 
@@ -191,6 +235,11 @@ void AsyncQueue::shutdown() noexcept {
     // stay in submission order.
     if (thread_.joinable())
         thread_.join();
+    {
+        // A small batch may still be running inline in a submitter.
+        std::unique_lock<std::mutex> g(m_);
+        cv_.wait(g, [this] { return !busy_; });
+    }
     for (const Batch &b : cancelled) {
         for (size_t i = 0; i < b.n; ++i)
             b.items[i].status = -ECANCELED;

@@ -1,8 +1,10 @@
 // The asynchronous API (DESIGN §3, LMCache MP's submit -> event fd -> query
-// contract): batches submitted to a store run on a dispatcher thread, one
-// after another in submission order, each through the store's batch calls
-// (and so on the copy engine's workers); their results wait in a completion
-// queue until polled. An eventfd is readable exactly while completions wait.
+// contract): batches submitted to a store run one after another in
+// submission order, each through the store's batch calls (and so on the
+// copy engine's workers): on a dispatcher thread, or, for a small batch with
+// nothing queued or running ahead of it, on the submitting thread before
+// daxkv_submit returns. Their results wait in a completion queue until
+// polled. An eventfd is readable exactly while completions wait.
 //
 // Ownership: the items of a batch are the caller's; the library writes their
 // statuses while the batch runs and never touches them after it posted the
@@ -64,6 +66,7 @@ private:
         uint64_t tag;
     };
     void dispatcher() noexcept;
+    static bool is_small(const Batch &b) noexcept;
     int execute(const Batch &b) noexcept;
     void complete(uint64_t tag, int op, int result) noexcept;
     int open_fd_locked(); // cm_ held
@@ -75,12 +78,14 @@ private:
     std::deque<Batch> queue_;
     std::atomic<size_t> queued_{0}; // queue_.size(), read without m_ while spinning
     bool closed_ = false;
+    bool busy_ = false; // a batch is running (on the dispatcher or inline)
     bool started_ = false;
     std::thread thread_;
     std::mutex shutdown_m_; // one shutdown joins the dispatcher at a time
     // Completion side.
     std::mutex cm_;
     std::deque<daxkv_completion> done_;
+    std::atomic<size_t> waiting_{0}; // done_.size(), read without cm_ by poll
     int efd_ = -1;
     std::atomic<uint64_t> submitted_{0}, completed_{0}, cancelled_{0};
 };
@@ -89,5 +94,13 @@ private:
 // a batch submitted within this window starts without a wake-up (which costs
 // tens of microseconds on a virtual machine).
 constexpr unsigned kAsyncSpinMicros = 50;
+
+// A batch of at most this many items and value bytes, submitted while no
+// batch is queued or running, runs on the submitting thread: its completion
+// is posted before daxkv_submit returns (io_uring's inline completion). A
+// thread hand-off costs tens of microseconds on a busy machine, far more
+// than such a batch.
+constexpr size_t kAsyncInlineItems = 64;
+constexpr size_t kAsyncInlineBytes = 64 * 1024;
 
 } // namespace daxkv

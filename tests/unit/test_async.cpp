@@ -232,6 +232,23 @@ TEST_F(Async, CompletionsPostedBeforeTheFdWasAskedForStillMakeItReadable) {
     EXPECT_FALSE(fd_readable(fd));
 }
 
+TEST_F(Async, ASmallBatchWithNothingAheadCompletesBeforeSubmitReturns) {
+    open(StoreSpec(4096, 8));
+    ASSERT_EQ(put("k", pattern(1, 100)), 0);
+    Batch g = make("k", 1, 4096, false);
+    g.keys[0] = "k";
+    g.items[0].key = g.keys[0].data();
+    g.items[0].key_len = 1;
+    ASSERT_EQ(daxkv_submit(s(), DAXKV_OP_GET, g.items.data(), 1, 0, 3), 0);
+    // Run on this thread: the completion is already there.
+    daxkv_completion c;
+    ASSERT_EQ(daxkv_poll(s(), &c, 1), 1);
+    EXPECT_EQ(c.tag, 3u);
+    EXPECT_EQ(c.result, 1);
+    EXPECT_EQ(g.items[0].len, 100u);
+    EXPECT_EQ(stats().async_completed, 1u);
+}
+
 TEST_F(Async, EmptyBatchCompletesWithZero) {
     open(StoreSpec(4096, 8));
     ASSERT_EQ(daxkv_submit(s(), DAXKV_OP_GET, nullptr, 0, 0, 77), 0);
