@@ -55,4 +55,5 @@ EXTRA_DIST += \
 	docs/lmcache-integration.md \
 	docs/on-device-format.md \
 	docs/operations.md \
-	docs/versioning.md
+	docs/versioning.md \
+	docs/bench-sweep.png
