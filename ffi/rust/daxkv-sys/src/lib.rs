@@ -23,6 +23,31 @@ pub const DAXKV_FORCE: c_uint = 1 << 1;
 pub const DAXKV_PREFIX: c_uint = 1 << 2;
 pub const DAXKV_PIN: c_uint = 1 << 3;
 
+pub const DAXKV_OP_PUT: c_int = 1;
+pub const DAXKV_OP_GET: c_int = 2;
+pub const DAXKV_OP_CONTAINS: c_int = 3;
+pub const DAXKV_OP_REMOVE: c_int = 4;
+
+pub const DAXKV_HIST_BUCKETS: usize = 24;
+pub const DAXKV_HIST_NS_UNIT: u64 = 1000;
+pub const DAXKV_HIST_BYTES_UNIT: u64 = 4096;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct daxkv_completion {
+    pub tag: u64,
+    pub op: c_int,
+    pub result: c_int,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct daxkv_histogram {
+    pub count: u64,
+    pub sum: u64,
+    pub bucket: [u64; DAXKV_HIST_BUCKETS],
+}
+
 pub const DAXKV_KIND_DEVDAX: u32 = 0;
 pub const DAXKV_KIND_FILE: u32 = 1;
 pub const DAXKV_KIND_MEMORY: u32 = 2;
@@ -111,6 +136,15 @@ pub struct daxkv_stats {
     pub recovery_dropped_corrupt: u64,
     pub recovery_dropped_stale: u64,
     pub recovery_usec: u64,
+    pub copy_faults: u64,
+    pub batches: u64,
+    pub async_submitted: u64,
+    pub async_completed: u64,
+    pub async_cancelled: u64,
+    pub put_latency: daxkv_histogram,
+    pub get_latency: daxkv_histogram,
+    pub batch_latency: daxkv_histogram,
+    pub item_bytes: daxkv_histogram,
 }
 
 #[repr(C)]
@@ -217,6 +251,18 @@ extern "C" {
 
     pub fn daxkv_stats(s: *mut daxkv_store, out: *mut daxkv_stats) -> c_int;
     pub fn daxkv_status_json(s: *mut daxkv_store, buf: *mut c_char, cap: usize, needed: *mut usize) -> c_int;
+    pub fn daxkv_stats_prometheus(s: *mut daxkv_store, buf: *mut c_char, cap: usize, needed: *mut usize) -> c_int;
+
+    pub fn daxkv_submit(
+        s: *mut daxkv_store,
+        op: c_int,
+        items: *mut daxkv_item,
+        n: usize,
+        flags: c_uint,
+        tag: u64,
+    ) -> c_int;
+    pub fn daxkv_event_fd(s: *mut daxkv_store) -> c_int;
+    pub fn daxkv_poll(s: *mut daxkv_store, out: *mut daxkv_completion, cap: usize) -> c_int;
 
     pub fn daxkv_list_devices(out: *mut daxkv_device_info, cap: usize, count: *mut usize) -> c_int;
     pub fn daxkv_probe(path: *const c_char, out: *mut daxkv_device_info) -> c_int;

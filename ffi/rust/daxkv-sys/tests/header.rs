@@ -158,7 +158,8 @@ fn layouts_and_constants_match_the_c_compiler() {
         slots_total, slots_used, slots_free, entries, entries_pinned, slots_inflight, slots_pending_free,
         leases_active, hits, misses, puts, puts_existed, puts_failed, removes, evictions, bytes_written,
         bytes_read, verify_failures, recovered_entries, recovery_dropped_torn, recovery_dropped_corrupt,
-        recovery_dropped_stale, recovery_usec);
+        recovery_dropped_stale, recovery_usec, copy_faults, batches, async_submitted, async_completed,
+        async_cancelled, put_latency, get_latency, batch_latency, item_bytes);
     let dev_fields = struct_fields(&h, "daxkv_device_info");
     let rust_dev = offsets!(daxkv_device_info; struct_size, kind, mode, numa_node, target_node, reserved0,
         size, align, path, name);
@@ -191,6 +192,11 @@ fn layouts_and_constants_match_the_c_compiler() {
         ("DAXKV_FORCE", DAXKV_FORCE as i64),
         ("DAXKV_PREFIX", DAXKV_PREFIX as i64),
         ("DAXKV_PIN", DAXKV_PIN as i64),
+        ("DAXKV_OP_PUT", DAXKV_OP_PUT as i64),
+        ("DAXKV_OP_GET", DAXKV_OP_GET as i64),
+        ("DAXKV_OP_CONTAINS", DAXKV_OP_CONTAINS as i64),
+        ("DAXKV_OP_REMOVE", DAXKV_OP_REMOVE as i64),
+        ("DAXKV_HIST_BUCKETS", DAXKV_HIST_BUCKETS as i64),
         ("DAXKV_KIND_DEVDAX", DAXKV_KIND_DEVDAX as i64),
         ("DAXKV_KIND_FILE", DAXKV_KIND_FILE as i64),
         ("DAXKV_KIND_MEMORY", DAXKV_KIND_MEMORY as i64),
