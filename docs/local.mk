@@ -24,6 +24,7 @@ dist_man_MANS = \
 	docs/man/daxkv_device_resize.3 \
 	docs/man/daxkv_device_wait_drained.3 \
 	docs/man/daxkv_errmsg.3 \
+	docs/man/daxkv_event_fd.3 \
 	docs/man/daxkv_get.3 \
 	docs/man/daxkv_get_batch.3 \
 	docs/man/daxkv_get_batch_cuda.3 \
@@ -36,6 +37,7 @@ dist_man_MANS = \
 	docs/man/daxkv_memcpy_batch.3 \
 	docs/man/daxkv_open.3 \
 	docs/man/daxkv_pin.3 \
+	docs/man/daxkv_poll.3 \
 	docs/man/daxkv_probe.3 \
 	docs/man/daxkv_pool_status_json.3 \
 	docs/man/daxkv_put.3 \
@@ -50,8 +52,10 @@ dist_man_MANS = \
 	docs/man/daxkv_set_log_fn.3 \
 	docs/man/daxkv_shutdown.3 \
 	docs/man/daxkv_stats.3 \
+	docs/man/daxkv_stats_prometheus.3 \
 	docs/man/daxkv_status_json.3 \
 	docs/man/daxkv_strerror.3 \
+	docs/man/daxkv_submit.3 \
 	docs/man/daxkv_unpin.3 \
 	docs/man/daxkv_unpin_batch.3 \
 	docs/man/daxkv_version_number.3 \
@@ -64,4 +68,5 @@ EXTRA_DIST += \
 	docs/lmcache-integration.md \
 	docs/on-device-format.md \
 	docs/operations.md \
-	docs/versioning.md
+	docs/versioning.md \
+	docs/bench-sweep.png

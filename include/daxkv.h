@@ -105,8 +105,11 @@ DAXKV_API void daxkv_config_free(daxkv_config *cfg);
  * durability (none|process|power), on_mismatch (fail|reformat), workers,
  * meta_bytes, verify (off|recover|read), hotplug (0|1), create (0|1),
  * nt_stores (auto|on|off), cuda_register_chunk (4 KiB..64 GiB),
- * cuda_staging_bytes (1 MiB..1 GiB, whole MiB). Sizes take bytes or binary
- * suffixes ("4MiB").
+ * cuda_staging_bytes (1 MiB..1 GiB, whole MiB), placement
+ * (least_used|numa), numa (auto|off: copy workers on the devices' NUMA
+ * node), sigbus (default|handle: a SIGBUS reading the arena becomes -EIO for
+ * that item and quarantines the slot; installs a process-wide handler that
+ * chains every other SIGBUS). Sizes take bytes or binary suffixes ("4MiB").
  * An unknown key or a bad value is -EINVAL, naming it.
  */
 DAXKV_API int daxkv_config_set(daxkv_config *cfg, const char *key, const char *value);
@@ -198,6 +201,48 @@ DAXKV_API int daxkv_remove_batch(daxkv_store *s, daxkv_item *items, size_t n, un
 DAXKV_API int daxkv_unpin_batch(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags);
 
 /* ------------------------------------------------------------------------ */
+/* Asynchronous batches                                                      */
+/* ------------------------------------------------------------------------ */
+
+/** Operations of daxkv_submit: the batch call each one runs. */
+#define DAXKV_OP_PUT 1      /* daxkv_put_batch */
+#define DAXKV_OP_GET 2      /* daxkv_get_batch */
+#define DAXKV_OP_CONTAINS 3 /* daxkv_contains_batch */
+#define DAXKV_OP_REMOVE 4   /* daxkv_remove_batch */
+
+/** One finished batch, as daxkv_poll returns it. */
+typedef struct daxkv_completion {
+    uint64_t tag; /* as given to daxkv_submit */
+    int op;       /* DAXKV_OP_* */
+    int result;   /* what the batch call returned, or -ECANCELED (shutdown) */
+} daxkv_completion;
+
+/**
+ * Queue a batch: op's batch call runs on the store's dispatcher thread with
+ * these items and flags (batches run in submission order). Returns 0 once
+ * queued, -EINVAL for a bad op, flags the op does not take, or NULL items
+ * with n > 0, -ESHUTDOWN after shutdown. The items (and the buffers they
+ * point at) stay the caller's and must stay valid until the batch's
+ * completion has been returned by daxkv_poll; then their statuses are
+ * final. Shutdown completes the batch running and cancels those still
+ * queued (result and item statuses -ECANCELED) before it returns.
+ */
+DAXKV_API int daxkv_submit(daxkv_store *s, int op, daxkv_item *items, size_t n,
+                           unsigned flags, uint64_t tag);
+/**
+ * The store's eventfd (O_CLOEXEC | O_NONBLOCK, owned by the store: do not
+ * close it): readable while completions wait to be polled. Valid after
+ * shutdown, until daxkv_close.
+ */
+DAXKV_API int daxkv_event_fd(daxkv_store *s);
+/**
+ * Take up to cap waiting completions (each is returned once), without
+ * blocking. Returns the count (0: none waiting); -EINVAL for NULL out or cap
+ * 0. Works after shutdown, so that every result can be collected.
+ */
+DAXKV_API int daxkv_poll(daxkv_store *s, daxkv_completion *out, size_t cap);
+
+/* ------------------------------------------------------------------------ */
 /* Zero copy                                                                 */
 /* ------------------------------------------------------------------------ */
 
@@ -233,6 +278,24 @@ DAXKV_API void daxkv_abort(daxkv_reservation *r);
 /* Statistics                                                                */
 /* ------------------------------------------------------------------------ */
 
+/** Buckets of a daxkv_histogram; the last one has no upper bound. */
+#define DAXKV_HIST_BUCKETS 24
+
+/**
+ * A histogram of latencies (nanoseconds) or sizes (bytes). bucket[i] counts
+ * the values v with bound(i-1) < v <= bound(i) (not cumulative), where
+ * bound(i) = DAXKV_HIST_NS_UNIT << i for latencies and
+ * DAXKV_HIST_BYTES_UNIT << i for sizes, for i < DAXKV_HIST_BUCKETS - 1; the
+ * last bucket counts everything above. count is the sum of the buckets.
+ */
+#define DAXKV_HIST_NS_UNIT 1000ull    /* 1 us, 2 us, ... 4.2 s */
+#define DAXKV_HIST_BYTES_UNIT 4096ull /* 4 KiB, 8 KiB, ... 16 GiB */
+struct daxkv_histogram {
+    uint64_t count;
+    uint64_t sum;
+    uint64_t bucket[DAXKV_HIST_BUCKETS];
+};
+
 struct daxkv_stats {
     uint32_t struct_size; /* set by the caller: sizeof(struct daxkv_stats) */
     uint32_t devices;
@@ -262,6 +325,17 @@ struct daxkv_stats {
     uint64_t recovery_dropped_corrupt;
     uint64_t recovery_dropped_stale;
     uint64_t recovery_usec;
+    /* Fields below were added after the first layout: filled only when
+     * struct_size covers them. */
+    uint64_t copy_faults; /* reads that faulted (sigbus=handle): entry dropped, slot quarantined */
+    uint64_t batches;         /* put and get batch calls, synchronous and submitted */
+    uint64_t async_submitted; /* batches queued by daxkv_submit */
+    uint64_t async_completed; /* ... that ran and posted their completion */
+    uint64_t async_cancelled; /* ... cancelled by shutdown */
+    struct daxkv_histogram put_latency;   /* daxkv_put, ns per call */
+    struct daxkv_histogram get_latency;   /* daxkv_get, ns per call */
+    struct daxkv_histogram batch_latency; /* put and get batches, ns per call */
+    struct daxkv_histogram item_bytes;    /* bytes of each value stored or copied out */
 };
 
 /**
@@ -281,6 +355,13 @@ DAXKV_API int daxkv_stats(daxkv_store *s, struct daxkv_stats *out);
  * -ENOBUFS if cap is too small (buf may be NULL with cap 0).
  */
 DAXKV_API int daxkv_status_json(daxkv_store *s, char *buf, size_t cap, size_t *needed);
+/**
+ * The store's counters, gauges and histograms in the Prometheus text
+ * exposition format (version 0.0.4), metric names prefixed "daxkv_",
+ * latencies in seconds. *needed gets the size including the NUL; -ENOBUFS
+ * if cap is too small (buf may be NULL with cap 0).
+ */
+DAXKV_API int daxkv_stats_prometheus(daxkv_store *s, char *buf, size_t cap, size_t *needed);
 
 /* ------------------------------------------------------------------------ */
 /* Devices                                                                   */

@@ -12,6 +12,7 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/platform/discovery.cpp lib/platform/discovery_testing.hpp \
 	lib/platform/devdax_open.cpp lib/platform/devdax_open.hpp \
 	lib/platform/mapping.cpp lib/platform/mapping.hpp \
+	lib/platform/numa.cpp lib/platform/numa.hpp \
 	lib/arena/format.hpp \
 	lib/arena/checksum.cpp lib/arena/checksum.hpp \
 	lib/arena/arena.cpp lib/arena/arena.hpp \
@@ -21,25 +22,31 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/cuda/runtime.cpp lib/cuda/runtime.hpp \
 	lib/cuda/registration.cpp lib/cuda/registration.hpp \
 	lib/cuda/staging.cpp lib/cuda/staging.hpp \
+	lib/engine/fault.cpp lib/engine/fault.hpp \
 	lib/store/config.cpp lib/store/config.hpp \
 	lib/store/slot_allocator.cpp lib/store/slot_allocator.hpp \
 	lib/store/store.cpp lib/store/store.hpp \
 	lib/store/store_cuda.cpp \
 	lib/store/pool.cpp lib/store/pool.hpp \
 	lib/store/hotplug.cpp \
+	lib/store/async.cpp lib/store/async.hpp \
+	lib/store/metrics.cpp lib/store/metrics.hpp \
+	lib/store/placement.cpp \
 	lib/capi/handles.hpp \
 	lib/capi/errors.cpp \
 	lib/capi/config.cpp \
 	lib/capi/store.cpp \
 	lib/capi/zero_copy.cpp \
 	lib/capi/memcpy.cpp \
+	lib/capi/async.cpp \
+	lib/capi/metrics.cpp \
 	lib/capi/devices.cpp \
 	lib/capi/cuda.cpp \
 	lib/capi/hotplug.cpp
 
 lib_libdaxkv_core_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(DAXCTL_CFLAGS)
 lib_libdaxkv_core_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden
-lib_libdaxkv_core_la_LIBADD = $(XXHASH_LIBS) $(DAXCTL_LIBS) -lpthread
+lib_libdaxkv_core_la_LIBADD = $(XXHASH_LIBS) $(DAXCTL_LIBS) $(NUMA_LIBS) -lpthread
 
 # With the CUDA headers at hand, a compile-time comparison of the library's
 # own CUDA declarations with them (no code; see lib/cuda/header_check.cpp).

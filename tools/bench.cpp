@@ -14,6 +14,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_async.hpp"
+#include "bench_sweep.hpp"
+#include "bench_util.hpp"
 #include "cli.hpp"
 #include "daxkv.h"
 
@@ -24,40 +27,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// Page-aligned, pre-faulted anonymous memory (so that timings do not
-// include first-touch page faults).
-struct Buffer {
-    char *p = nullptr;
-    size_t n = 0;
-    explicit Buffer(size_t bytes) : n(bytes) {
-        void *m = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (m == MAP_FAILED)
-            throw std::bad_alloc();
-        p = static_cast<char *>(m);
-        std::memset(p, 0, n);
-    }
-    ~Buffer() {
-        if (p)
-            munmap(p, n);
-    }
-    Buffer(const Buffer &) = delete;
-    Buffer &operator=(const Buffer &) = delete;
-};
-
-// Chunk i gets its own pseudo-random bytes, so a misplaced chunk is caught.
-void fill_pattern(char *p, size_t n, uint64_t seed) {
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        std::memcpy(p + i, &x, 8);
-    }
-    for (; i < n; ++i)
-        p[i] = static_cast<char>(x >> (8 * (i % 8)));
 }
 
 struct Progress {
@@ -106,7 +75,8 @@ void bench_usage(FILE *f) {
                  "  --nt-stores MODE    auto | on | off (default auto)\n"
                  "  --rounds N          timed rounds, best kept (default 3)\n"
                  "  --small-count N     4 KiB keys for the small-value test (default 50000)\n"
-                 "  --no-small          skip the small-value test\n"
+                 "  --async-rounds N    1-item async batches timed (default 20000)\n"
+                 "  --no-small          skip the small-value and async tests\n"
                  "  --json              machine-readable output\n"
                  "  --no-progress       no progress bar\n"
                  "  --keep              keep the arena file\n"
@@ -130,7 +100,19 @@ void bench_usage(FILE *f) {
                  "  Migrate a device's chunks to another device (daxkv_device_remove with\n"
                  "  DAXKV_MIGRATE): GB/s against memcpy, and get/put latency while a\n"
                  "  migration runs against the same probe with none (defaults: 256 x 1MiB;\n"
-                 "  --arena names the directory of the two arena files).\n");
+                 "  --arena names the directory of the two arena files).\n"
+                 "\n"
+                 "daxkv bench --sweep [--min-size 4KiB] [--max-size 64MiB] [--bytes 256MiB]\n"
+                 "                    [--workers N] [--rounds 2] [--plot FILE.png] [--json]\n"
+                 "  store, restore (sync and daxkv_submit) and memcpy over value sizes x4 apart\n"
+                 "  and worker counts 1, 2, 4.. CPUs (at most 8); --plot draws GB/s against\n"
+                 "  value size with gnuplot (Debian: gnuplot-nox)\n"
+                 "\n"
+                 "daxkv bench --workload lmcache [--model Llama-3.1-8B] [--tokens 4096]\n"
+                 "                    [--docs 2] [--chunk-tokens 256] [--queries 64] [--json]\n"
+                 "  long-document QA: documents stored once in chunks of the model's KV bytes,\n"
+                 "  restored repeatedly by prefix lookups; models: Llama-3.1-8B (128 KiB/token),\n"
+                 "  Llama-3.1-70B, Qwen3-14B, Qwen3-8B\n");
 }
 
 int cmd_bench(const Args &a) {
@@ -138,13 +120,29 @@ int cmd_bench(const Args &a) {
         return cmd_bench_reopen(a);
     if (a.has("verify-cost"))
         return cmd_bench_verify_cost(a);
-    uint64_t count = 256, value_size = 4ull << 20, arena_size = 0, rounds = 3, small_count = 50000;
+    if (a.has("sweep"))
+        return cmd_bench_sweep(a);
+    if (a.has("workload")) {
+        if (a.get("workload", "") == "lmcache")
+            return cmd_bench_lmcache(a);
+        std::fprintf(stderr, "daxkv bench: unknown workload '%s' (known: lmcache)\n",
+                     a.get("workload", "").c_str());
+        return 2;
+    }
+    if (a.has("plot")) {
+        std::fprintf(stderr, "daxkv bench: --plot goes with --sweep\n");
+        return 2;
+    }
+    uint64_t count = 256, value_size = 4ull << 20, arena_size = 0, rounds = 3, small_count = 50000,
+             async_rounds = 20000;
     if ((a.has("count") && (!parse_size(a.get("count", ""), count) || count == 0)) ||
         (a.has("value-size") &&
          (!parse_size(a.get("value-size", ""), value_size) || value_size == 0)) ||
         (a.has("size") && !parse_size(a.get("size", ""), arena_size)) ||
         (a.has("rounds") && (!parse_size(a.get("rounds", ""), rounds) || rounds == 0)) ||
-        (a.has("small-count") && !parse_size(a.get("small-count", ""), small_count))) {
+        (a.has("small-count") && !parse_size(a.get("small-count", ""), small_count)) ||
+        (a.has("async-rounds") &&
+         (!parse_size(a.get("async-rounds", ""), async_rounds) || async_rounds == 0))) {
         std::fprintf(stderr, "daxkv bench: bad number in options\n");
         bench_usage(stderr);
         return 2;
@@ -165,7 +163,7 @@ int cmd_bench(const Args &a) {
     }
     const bool json = a.has("json");
     Progress progress(!json && !a.has("no-progress") && isatty(2),
-                      static_cast<int>(2 + 3 * rounds + (a.has("no-small") ? 0 : 4)));
+                      static_cast<int>(2 + 3 * rounds + (a.has("no-small") ? 0 : 5)));
 
     daxkv_config *cfg = nullptr;
     int rc = daxkv_config_new(&cfg);
@@ -273,7 +271,7 @@ int cmd_bench(const Args &a) {
     }
 
     // Small values: per-call cost from one thread.
-    nlohmann::json small = nullptr;
+    nlohmann::json small = nullptr, async = nullptr;
     if (!a.has("no-small") && small_count) {
         daxkv_config *sc = nullptr;
         daxkv_config_new(&sc);
@@ -334,7 +332,15 @@ int cmd_bench(const Args &a) {
             batched += B;
         }
         progress.step("small values: batches");
+        std::string async_error;
+        async = bench_async_overhead(ss, sk[0], bout.data(), 4096, 256 * 1024, async_rounds,
+                                     &async_error);
+        progress.step("async: submit + completion");
         daxkv_close(ss);
+        if (async.is_null()) {
+            std::fprintf(stderr, "daxkv bench: %s: %s\n", async_error.c_str(), daxkv_errmsg());
+            return 1;
+        }
         if (!small_ok) {
             std::fprintf(stderr, "daxkv bench: small-value check failed\n");
             return 1;
@@ -345,7 +351,8 @@ int cmd_bench(const Args &a) {
                  {"get_ops_per_s", small_count / t_get},
                  {"contains_batch_keys_per_s", batched ? batched / t_cb : 0.0},
                  {"get_batch_items_per_s", batched ? batched / t_gb : 0.0},
-                 {"batch_size", B}};
+                 {"batch_size", B},
+                 {"async_1_item", async}};
     }
     progress.finish();
 
@@ -407,6 +414,25 @@ int cmd_bench(const Args &a) {
                         small["contains_batch_keys_per_s"].get<double>() / 1e6);
             std::printf("    %-32s %8.2f M items/s\n", "get_batch (1000 per call)",
                         small["get_batch_items_per_s"].get<double>() / 1e6);
+            const auto &as = small["async_1_item"];
+            std::printf("  async 1-item get batch, submit to completion (median / p99 of %llu):\n",
+                        (unsigned long long)as["rounds"].get<uint64_t>());
+            std::printf("    %-32s %8.2f / %.2f us\n", "sync daxkv_get_batch",
+                        as["sync_get_batch_us"]["median"].get<double>(),
+                        as["sync_get_batch_us"]["p99"].get<double>());
+            std::printf("    %-32s %8.2f / %.2f us  (overhead %.2f us)\n",
+                        "submit, daxkv_poll + sched_yield", as["async_spin_poll_us"]["median"].get<double>(),
+                        as["async_spin_poll_us"]["p99"].get<double>(),
+                        as["overhead_spin_poll_us"].get<double>());
+            std::printf("    %-32s %8.2f / %.2f us  (overhead %.2f us)\n",
+                        "submit, poll(2) on event fd", as["async_eventfd_us"]["median"].get<double>(),
+                        as["async_eventfd_us"]["p99"].get<double>(),
+                        as["overhead_eventfd_us"].get<double>());
+            std::printf("    %-32s %8.2f / %.2f us  (overhead %.2f us)\n",
+                        "via dispatcher, poll(2) on fd",
+                        as["async_dispatcher_eventfd_us"]["median"].get<double>(),
+                        as["async_dispatcher_eventfd_us"]["p99"].get<double>(),
+                        as["overhead_dispatcher_eventfd_us"].get<double>());
         }
     }
     return mismatched ? 1 : 0;

@@ -156,10 +156,13 @@ int main(int argc, char **argv) {
         daxkv_cli::Args a;
         if (!daxkv_cli::parse_args(argc, argv, 2,
                                    {"json", "no-progress", "keep", "help", "no-small", "gpu",
-                                    "reopen", "verify-cost", "migrate"},
+                                    "reopen", "verify-cost", "migrate", "sweep"},
                                    {"arena", "size", "count", "value-size", "workers", "verify",
                                     "durability", "rounds", "small-count", "nt-stores",
-                                    "staging-bytes", "register-chunk", "slot-bytes"},
+                                    "staging-bytes", "register-chunk", "slot-bytes",
+                                    "async-rounds", "min-size", "max-size", "bytes", "plot",
+                                    "workload", "model", "tokens", "docs", "queries",
+                                    "chunk-tokens"},
                                    a)) {
             daxkv_cli::bench_usage(stderr);
             return 2;

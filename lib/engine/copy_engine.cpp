@@ -8,6 +8,7 @@
 
 #include "arena/format.hpp"
 #include "platform/cpu.hpp"
+#include "platform/numa.hpp"
 
 namespace daxkv {
 namespace engine {
@@ -20,18 +21,27 @@ static_assert(CopyEngine::kChunkBytes % arena::kHashBlock == 0,
 // L2 cache between the copy and the hash.
 constexpr size_t kSubBlock = 64 * 1024;
 
-void copy_bytes(void *dst, const void *src, size_t n, bool nt) noexcept {
+int copy_bytes(void *dst, const void *src, size_t n, bool nt, bool guard) noexcept {
+    if (guard)
+        return guarded_copy(dst, src, n, nt);
     if (nt)
         platform::memcpy_nontemporal(dst, src, n);
     else
         std::memcpy(dst, src, n);
+    return 0;
 }
 
 } // namespace
 
-CopyEngine::CopyEngine(unsigned workers) : workers_(std::max(1u, workers)) {
+CopyEngine::CopyEngine(unsigned workers, std::vector<int> cpus)
+    : workers_(std::max(1u, workers)), cpus_(std::move(cpus)) {
     for (unsigned i = 1; i < workers_; ++i)
-        threads_.emplace_back([this] { worker_main(); });
+        threads_.emplace_back([this] {
+            // A failure to pin (CPUs offline, a cpuset of the container)
+            // costs locality, not correctness: the worker runs unpinned.
+            platform::pin_current_thread(cpus_);
+            worker_main();
+        });
 }
 
 CopyEngine::~CopyEngine() {
@@ -44,18 +54,25 @@ CopyEngine::~CopyEngine() {
         t.join();
 }
 
-void CopyEngine::execute(const Chunk &c) noexcept {
+void CopyEngine::record(int *errors, size_t op, int rc) noexcept {
+    // Chunks of one op may fail on several threads: any of their codes will do.
+    if (errors)
+        __atomic_store_n(&errors[op], rc, __ATOMIC_RELAXED);
+}
+
+int CopyEngine::execute(const Chunk &c) noexcept {
     const CopyOp &op = *c.op;
+    if (FaultHook *h = fault_hook())
+        if (int rc = h->before_chunk(op, c.offset, c.len))
+            return rc;
     auto *d = static_cast<char *>(op.dst) + c.offset;
     auto *s = static_cast<const char *>(op.src) + c.offset;
     if (op.overlap_safe) {
         std::memmove(d, s, c.len);
-        return;
+        return 0;
     }
-    if (!op.block_hashes) {
-        copy_bytes(d, s, c.len, op.nontemporal);
-        return;
-    }
+    if (!op.block_hashes)
+        return copy_bytes(d, s, c.len, op.nontemporal, op.guard_source);
     // Chunks start on hash-block boundaries; hash each block as it is copied.
     size_t done = 0;
     while (done < c.len) {
@@ -64,12 +81,15 @@ void CopyEngine::execute(const Chunk &c) noexcept {
         XXH3_64bits_reset(&st);
         for (size_t off = 0; off < block_len; off += kSubBlock) {
             size_t n = std::min(kSubBlock, block_len - off);
-            copy_bytes(d + done + off, s + done + off, n, op.nontemporal);
+            if (int rc = copy_bytes(d + done + off, s + done + off, n, op.nontemporal,
+                                    op.guard_source))
+                return rc;
             XXH3_64bits_update(&st, (op.hash_source ? s : d) + done + off, n);
         }
         op.block_hashes[(c.offset + done) / arena::kHashBlock] = XXH3_64bits_digest(&st);
         done += block_len;
     }
+    return 0;
 }
 
 void CopyEngine::work(Job &job) noexcept {
@@ -78,7 +98,8 @@ void CopyEngine::work(Job &job) noexcept {
         size_t i = job.next.fetch_add(1, std::memory_order_relaxed);
         if (i >= n)
             return;
-        execute(job.chunks[i]);
+        if (int rc = execute(job.chunks[i]))
+            record(job.errors, static_cast<size_t>(job.chunks[i].op - job.ops), rc);
         if (job.done.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
             std::lock_guard<std::mutex> g(job.m);
             job.finished = true;
@@ -105,7 +126,7 @@ void CopyEngine::worker_main() noexcept {
     }
 }
 
-void CopyEngine::run(const CopyOp *ops, size_t n) {
+void CopyEngine::run(const CopyOp *ops, size_t n, int *errors) {
     size_t total = 0;
     for (size_t i = 0; i < n; ++i) {
         total += ops[i].len;
@@ -117,10 +138,13 @@ void CopyEngine::run(const CopyOp *ops, size_t n) {
     if (workers_ == 1 || total < kInlineBytes) {
         for (size_t i = 0; i < n; ++i)
             if (ops[i].len)
-                execute(Chunk{&ops[i], 0, ops[i].len});
+                if (int rc = execute(Chunk{&ops[i], 0, ops[i].len}))
+                    record(errors, i, rc);
         return;
     }
     auto job = std::make_shared<Job>();
+    job->ops = ops;
+    job->errors = errors;
     // Split so that every worker gets several chunks (load balance), but no
     // chunk is smaller than kChunkBytes (per-chunk cost).
     size_t target = std::max(kChunkBytes, total / (size_t(workers_) * 4) / kChunkBytes *

@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "engine/fault.hpp"
+
 namespace daxkv {
 namespace engine {
 
@@ -28,19 +30,30 @@ struct CopyOp {
     // hashed from the source (hash_source) or the destination after the copy.
     uint64_t *block_hashes = nullptr;
     bool hash_source = true;
+    // Recover from a SIGBUS on a load from src (engine/fault.hpp): the op
+    // fails with kMediaFault instead of the process dying.
+    bool guard_source = false;
 };
 
 class CopyEngine {
 public:
     // workers: total parallelism including the calling thread (>= 1).
-    explicit CopyEngine(unsigned workers);
+    // cpus: where the pool's threads run (platform/numa.hpp; empty: no
+    // pinning). The calling thread is the caller's and is left alone.
+    explicit CopyEngine(unsigned workers, std::vector<int> cpus = {});
     ~CopyEngine();
     CopyEngine(const CopyEngine &) = delete;
     CopyEngine &operator=(const CopyEngine &) = delete;
 
     // Execute every op. Ops are independent; their order is not kept.
-    void run(const CopyOp *ops, size_t n);
+    // errors (n entries, zeroed by the caller) gets a negative code for each
+    // op that failed: a SIGBUS in a guarded copy (kMediaFault) or an
+    // injected fault. Whatever fails, run() returns only after every chunk
+    // of the batch has finished or been skipped: nothing of the batch is
+    // touched after it returns.
+    void run(const CopyOp *ops, size_t n, int *errors = nullptr);
     unsigned workers() const noexcept { return workers_; }
+    const std::vector<int> &cpus() const noexcept { return cpus_; }
 
     // Bytes below which a batch runs on the calling thread alone.
     static constexpr size_t kInlineBytes = 512 * 1024;
@@ -53,6 +66,8 @@ private:
         size_t offset, len;
     };
     struct Job {
+        const CopyOp *ops = nullptr; // op index of a chunk: chunk.op - ops
+        int *errors = nullptr;
         std::vector<Chunk> chunks;
         std::atomic<size_t> next{0};
         std::atomic<size_t> done{0};
@@ -61,11 +76,13 @@ private:
         bool finished = false;
     };
 
-    static void execute(const Chunk &c) noexcept;
+    static int execute(const Chunk &c) noexcept;
+    static void record(int *errors, size_t op, int rc) noexcept;
     void work(Job &job) noexcept;
     void worker_main() noexcept;
 
     unsigned workers_;
+    std::vector<int> cpus_;
     std::vector<std::thread> threads_;
     std::mutex qm_;
     std::condition_variable qcv_;

@@ -97,11 +97,25 @@ void Config::set(const std::string &key, const std::string &value) {
             placement = Placement::numa;
         else
             fail(-EINVAL, "placement: '%s' is not one of least_used, numa", value.c_str());
+    } else if (key == "numa") {
+        if (value == "auto")
+            numa = true;
+        else if (value == "off")
+            numa = false;
+        else
+            fail(-EINVAL, "numa: '%s' is not one of auto, off", value.c_str());
+    } else if (key == "sigbus") {
+        if (value == "handle")
+            sigbus_handle = true;
+        else if (value == "default")
+            sigbus_handle = false;
+        else
+            fail(-EINVAL, "sigbus: '%s' is not one of handle, default", value.c_str());
     } else {
         fail(-EINVAL,
              "unknown configuration key '%s' (known: slot_bytes, meta_bytes, eviction, "
              "durability, verify, on_mismatch, workers, hotplug, create, nt_stores, "
-             "cuda_register_chunk, cuda_staging_bytes, placement)",
+             "cuda_register_chunk, cuda_staging_bytes, placement, sigbus, numa)",
              key.c_str());
     }
 }

@@ -36,6 +36,8 @@ struct Config {
     uint64_t cuda_register_chunk = 64ull << 30;
     uint64_t cuda_staging_bytes = 16ull << 20;
     Placement placement = Placement::least_used;
+    bool sigbus_handle = false; // sigbus=handle: a SIGBUS reading the arena is -EIO
+    bool numa = true;           // numa=auto: workers on the device's node
     std::vector<DeviceSpec> devices;
 
     // Set one key from its text form. Throws Error(-EINVAL) naming the key.

@@ -10,6 +10,7 @@
 #include "arena/checksum.hpp"
 #include "internal/error.hpp"
 #include "internal/util.hpp"
+#include "store/async.hpp"
 
 namespace daxkv {
 namespace {
@@ -65,7 +66,10 @@ std::shared_ptr<Store> Store::open(const Config &cfg) {
     for (const auto &d : cfg.devices)
         s->open_device(d, cfg.hotplug);
     s->recover();
-    s->engine_.reset(new engine::CopyEngine(cfg.effective_workers()));
+    s->engine_.reset(new engine::CopyEngine(cfg.effective_workers(), s->worker_cpus()));
+    s->async_.reset(new AsyncQueue(*s));
+    if (cfg.sigbus_handle)
+        engine::install_sigbus_handler();
     log(DAXKV_LOG_INFO, "opened store: %u device(s), %lld entries recovered",
         s->arenas_.size(), static_cast<long long>(s->c_.entries.load()));
     return s;
@@ -193,6 +197,8 @@ void Store::recover() {
 }
 
 int Store::shutdown() {
+    if (async_)
+        async_->shutdown(); // every submitted batch completes or is cancelled first
     shutting_.store(true, std::memory_order_seq_cst);
     std::unique_lock<std::mutex> g(shutdown_m_);
     shutdown_cv_.wait(g, [this] { return ops_.load(std::memory_order_seq_cst) == 0; });
@@ -455,6 +461,7 @@ int Store::finish_write(Pending &p, const void *meta, size_t meta_len, uint64_t 
     c_.entries++;
     c_.puts++;
     c_.bytes_written += inf.len;
+    m_.item_bytes.record(inf.len);
     p.inflight.reset();
     return 0;
 }
@@ -487,6 +494,7 @@ int Store::put(const void *key, size_t key_len, const void *val, size_t len, con
     if (flags & ~unsigned(DAXKV_REPLACE))
         return set_error(-EINVAL, "put: unknown flags 0x%x", flags);
     OpGuard op(*this);
+    LatencyTimer timer(m_.put_latency);
     Pending p;
     int rc = begin_write(key, key_len, len, flags, p);
     if (rc != 0)
@@ -507,11 +515,17 @@ int Store::put(const void *key, size_t key_len, const void *val, size_t len, con
                       (cfg_.nt_stores == NtStores::auto_ && len >= kNonTemporalMin);
     opx.block_hashes = hashed ? bh : nullptr;
     opx.hash_source = true;
+    int copy_rc = 0;
     try {
-        engine_->run(&opx, 1);
+        engine_->run(&opx, 1, &copy_rc);
     } catch (...) {
         abort_write(p);
         throw;
+    }
+    if (copy_rc) {
+        abort_write(p);
+        c_.puts_failed++;
+        return set_error(-EIO, "copying the value into the arena failed (%d)", copy_rc);
     }
     uint64_t vh = 0;
     if (hashed)
@@ -578,10 +592,16 @@ bool Store::verify_borrow(const Borrow &b, const uint64_t *block_hashes) {
 }
 
 // Drop an entry whose bytes failed verification; its slot is never reused.
-void Store::quarantine(const Borrow &b) noexcept {
-    c_.verify_failures++;
-    log(DAXKV_LOG_ERR, "entry in slot %u of device %u failed its checksum: dropped",
-        b.ref.slot, b.ref.arena);
+void Store::quarantine(const Borrow &b, bool media) noexcept {
+    if (media) {
+        c_.copy_faults++;
+        log(DAXKV_LOG_ERR, "reading slot %u of device %u faulted (SIGBUS): entry dropped, "
+            "slot quarantined", b.ref.slot, b.ref.arena);
+    } else {
+        c_.verify_failures++;
+        log(DAXKV_LOG_ERR, "entry in slot %u of device %u failed its checksum: dropped",
+            b.ref.slot, b.ref.arena);
+    }
     Shard &sh = shards_[b.shard];
     std::lock_guard<std::mutex> g(sh.m);
     const arena::Arena &ar = *arenas_[b.ref.arena].arena;
@@ -608,12 +628,26 @@ void Store::quarantine(const Borrow &b) noexcept {
     st.status = SlotStatus::quarantined;
 }
 
+// A media fault (SIGBUS) means the bytes cannot be read: the entry goes and
+// its slot is never reused. Any other copy failure says nothing about the
+// entry, which stays as it was.
+int Store::copy_failed(const Borrow &b, int rc) noexcept {
+    if (rc == engine::kMediaFault) {
+        quarantine(b, true);
+        return set_error(-EIO, "reading the entry faulted (media error or truncated arena "
+                               "file): entry dropped, slot quarantined");
+    }
+    end_read(b);
+    return set_error(-EIO, "copying the entry out failed (%d); the entry is kept", rc);
+}
+
 int Store::get(const void *key, size_t key_len, void *dst, size_t cap, size_t *len_out) {
     if (int rc = check_key(key, key_len))
         return rc;
     if (!dst && cap)
         return set_error(-EINVAL, "destination is NULL but its capacity is %zu", cap);
     OpGuard op(*this);
+    LatencyTimer timer(m_.get_latency);
     Borrow b;
     int rc = begin_read(key, key_len, cap, len_out, SIZE_MAX, b);
     if (rc != 0)
@@ -626,7 +660,11 @@ int Store::get(const void *key, size_t key_len, void *dst, size_t cap, size_t *l
     opx.len = b.len;
     opx.block_hashes = verify ? hashes.data() : nullptr;
     opx.hash_source = false;
-    engine_->run(&opx, 1);
+    opx.guard_source = cfg_.sigbus_handle;
+    int copy_rc = 0;
+    engine_->run(&opx, 1, &copy_rc);
+    if (copy_rc)
+        return copy_failed(b, copy_rc);
     if (verify && !verify_borrow(b, b.len ? hashes.data() : nullptr)) {
         quarantine(b);
         return set_error(-EIO, "the entry failed its checksum and was dropped");
@@ -634,6 +672,7 @@ int Store::get(const void *key, size_t key_len, void *dst, size_t cap, size_t *l
     end_read(b);
     c_.hits++;
     c_.bytes_read += b.len;
+    m_.item_bytes.record(b.len);
     return 0;
 }
 
@@ -720,12 +759,15 @@ int Store::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     if (flags & ~unsigned(DAXKV_REPLACE))
         return set_error(-EINVAL, "put_batch: unknown flags 0x%x", flags);
     OpGuard op(*this);
+    LatencyTimer timer(m_.batch_latency);
+    m_.batches.fetch_add(1, std::memory_order_relaxed);
     const bool hashed = cfg_.verify != arena::Verify::off;
     std::vector<Pending> pend(n);
     std::vector<engine::CopyOp> ops;
     std::vector<size_t> op_item;
     std::vector<size_t> hash_off(n, 0);
     std::vector<uint64_t> hashes;
+    std::vector<int> copy_rc;
     ops.reserve(n);
     op_item.reserve(n);
     try {
@@ -769,7 +811,8 @@ int Store::put_batch(daxkv_item *items, size_t n, unsigned flags) {
                 ops[k].block_hashes = hashes.data() + hash_off[op_item[k]];
                 ops[k].hash_source = true;
             }
-        engine_->run(ops.data(), ops.size());
+        copy_rc.assign(ops.size(), 0);
+        engine_->run(ops.data(), ops.size(), copy_rc.data());
     } catch (...) {
         for (auto &p : pend)
             abort_write(p);
@@ -779,6 +822,14 @@ int Store::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     for (size_t k = 0; k < ops.size(); ++k) {
         size_t i = op_item[k];
         daxkv_item &it = items[i];
+        if (copy_rc[k]) {
+            // Every copy of the batch has finished (run() waits for all):
+            // only now is this item's slot given back.
+            abort_write(pend[i]);
+            c_.puts_failed++;
+            it.status = set_error(-EIO, "item %zu: copying the value failed (%d)", i, copy_rc[k]);
+            continue;
+        }
         uint64_t vh = 0;
         if (hashed)
             vh = arena::combine_block_hashes(hashes.data() + hash_off[i],
@@ -794,6 +845,8 @@ int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
     if (flags & ~unsigned(DAXKV_PREFIX))
         return set_error(-EINVAL, "get_batch: unknown flags 0x%x", flags);
     OpGuard op(*this);
+    LatencyTimer timer(m_.batch_latency);
+    m_.batches.fetch_add(1, std::memory_order_relaxed);
     const bool prefix = flags & DAXKV_PREFIX;
     const bool verify = cfg_.verify == arena::Verify::read;
     std::vector<Borrow> borrows;
@@ -842,13 +895,15 @@ int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
         ops[k].dst = items[item_of[k]].data;
         ops[k].src = borrows[k].src;
         ops[k].len = borrows[k].len;
+        ops[k].guard_source = cfg_.sigbus_handle;
     }
+    std::vector<int> copy_rc(ops.size(), 0);
     for (size_t k = 0; verify && k < ops.size(); ++k) {
         ops[k].block_hashes = hashes.data() + hash_off[k];
         ops[k].hash_source = false;
     }
     try {
-        engine_->run(ops.data(), ops.size());
+        engine_->run(ops.data(), ops.size(), copy_rc.data());
     } catch (...) {
         for (auto &b : borrows)
             end_read(b);
@@ -858,6 +913,11 @@ int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
     for (size_t k = 0; k < borrows.size(); ++k) {
         const Borrow &b = borrows[k];
         daxkv_item &it = items[item_of[k]];
+        if (copy_rc[k]) {
+            // Released only now that every copy of the batch has finished.
+            it.status = copy_failed(b, copy_rc[k]);
+            continue;
+        }
         if (verify && !verify_borrow(b, b.len ? hashes.data() + hash_off[k] : nullptr)) {
             quarantine(b);
             it.status = -EIO;
@@ -872,6 +932,7 @@ int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
         end_read(b);
         c_.hits++;
         c_.bytes_read += b.len;
+        m_.item_bytes.record(b.len);
         ++hits;
     }
     if (!prefix)
@@ -1074,6 +1135,17 @@ void Store::stats(struct daxkv_stats &o) const {
     s.bytes_written = c_.bytes_written.load();
     s.bytes_read = c_.bytes_read.load();
     s.verify_failures = c_.verify_failures.load();
+    s.copy_faults = c_.copy_faults.load();
+    s.batches = m_.batches.load(std::memory_order_relaxed);
+    if (async_) {
+        s.async_submitted = async_->submitted();
+        s.async_completed = async_->completed();
+        s.async_cancelled = async_->cancelled();
+    }
+    m_.put_latency.read(s.put_latency);
+    m_.get_latency.read(s.get_latency);
+    m_.batch_latency.read(s.batch_latency);
+    m_.item_bytes.read(s.item_bytes);
     s.recovered_entries = recovery_.recovered;
     s.recovery_dropped_torn = recovery_.torn;
     s.recovery_dropped_corrupt = recovery_.corrupt;
@@ -1096,6 +1168,7 @@ std::string Store::status_json() const {
     j["durability"] = arena::durability_name(cfg_.durability);
     j["verify"] = arena::verify_name(cfg_.verify);
     j["workers"] = engine_ ? engine_->workers() : 0;
+    j["worker_cpus"] = engine_ ? engine_->cpus() : std::vector<int>();
     nlohmann::json devs = nlohmann::json::array();
     std::shared_lock<std::shared_mutex> pool(pool_m_); // a removal unmaps under it
     for (const auto &a : arenas_) {
@@ -1134,7 +1207,8 @@ std::string Store::status_json() const {
                      {"evictions", s.evictions},
                      {"bytes_written", s.bytes_written},
                      {"bytes_read", s.bytes_read},
-                     {"verify_failures", s.verify_failures}};
+                     {"verify_failures", s.verify_failures},
+                     {"copy_faults", s.copy_faults}};
     j["recovery"] = {{"recovered", s.recovered_entries},
                      {"dropped_torn", s.recovery_dropped_torn},
                      {"dropped_corrupt", s.recovery_dropped_corrupt},

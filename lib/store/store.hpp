@@ -26,11 +26,13 @@
 #include "engine/copy_engine.hpp"
 #include "store/config.hpp"
 #include "store/pool.hpp"
+#include "store/metrics.hpp"
 #include "store/slot_allocator.hpp"
 
 namespace daxkv {
 
 class Store;
+class AsyncQueue;
 
 namespace cuda {
 // The GPU side of a store (store_cuda.cpp): registration, staging buffers,
@@ -155,6 +157,8 @@ public:
     int cuda_unregister();
     int get_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned flags);
     int put_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned flags);
+    // The asynchronous API's queue (store/async.hpp).
+    AsyncQueue &async() noexcept { return *async_; }
 
     const Config &config() const noexcept { return cfg_; }
     size_t arena_count() const noexcept { return arenas_.size(); }
@@ -176,7 +180,8 @@ private:
     using ArenaSlots = DeviceSlot;
     struct Counters {
         std::atomic<uint64_t> hits{0}, misses{0}, puts{0}, puts_existed{0}, puts_failed{0},
-            removes{0}, evictions{0}, bytes_written{0}, bytes_read{0}, verify_failures{0};
+            removes{0}, evictions{0}, bytes_written{0}, bytes_read{0}, verify_failures{0},
+            copy_faults{0};
         std::atomic<int64_t> entries{0}, pinned{0}, inflight{0}, pending_free{0}, leases{0};
     };
     // A write between begin_write and finish_write.
@@ -209,6 +214,8 @@ private:
 
     explicit Store(const Config &cfg);
     void recover();
+    // Where the copy workers run (store/placement.cpp).
+    std::vector<int> worker_cpus() const;
 
     Shard &shard_of(uint64_t hash) noexcept { return shards_[hash % kShards]; }
     static uint16_t shard_index(uint64_t hash) noexcept {
@@ -238,7 +245,12 @@ private:
                    size_t meta_cap, Borrow &out, size_t *meta_len_out = nullptr);
     void end_read(const Borrow &b) noexcept;
     bool verify_borrow(const Borrow &b, const uint64_t *block_hashes);
-    void quarantine(const Borrow &b) noexcept;
+    // media: the copy out of the slot faulted (SIGBUS), rather than the
+    // bytes failing their checksum.
+    void quarantine(const Borrow &b, bool media = false) noexcept;
+    // The copy out of b failed with rc (engine/fault.hpp): ends the borrow
+    // (quarantining the slot for a media fault) and returns -EIO.
+    int copy_failed(const Borrow &b, int rc) noexcept;
 
     std::string describe_full() const;
     cuda::StoreState &cuda_state();
@@ -287,9 +299,11 @@ private:
     DeviceTable arenas_;
     std::unique_ptr<Shard[]> shards_;
     std::unique_ptr<engine::CopyEngine> engine_;
+    std::unique_ptr<AsyncQueue> async_;
     std::atomic<uint64_t> next_seq_{1};
     std::atomic<uint64_t> tick_{1};
     mutable Counters c_;
+    Metrics m_;
     arena::RecoveryCounts recovery_;
     // Shutdown.
     std::atomic<bool> shutting_{false};

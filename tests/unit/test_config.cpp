@@ -9,7 +9,7 @@
 //     "99999999999999999999GiB", "16777216TiB", " 4096", "4096 ",
 //     "4 KiB", "0x1000", "4.5MiB", "MiB", "+4096", "4KiBB"       -> -EINVAL, config unchanged
 //   bad enum values (eviction, durability, verify, on_mismatch,
-//     nt_stores), bad booleans, workers 0/257/"abc"/"-1",
+//     nt_stores, sigbus, numa), bad booleans, workers 0/257/"abc"/"-1",
 //     meta_bytes above 64 KiB                                    -> -EINVAL
 //   add_device: empty path, 5000-byte path, duplicate path       -> -EINVAL
 //   JSON: truncated documents, non-objects, 100000 nested '[' and
@@ -151,6 +151,8 @@ TEST(ConfigApi, EnumeratedKeysAcceptTheirValuesOnly) {
         {"verify", {"off", "recover", "read"}, {"on", "1", "", "READ"}},
         {"on_mismatch", {"fail", "reformat"}, {"format", "overwrite", ""}},
         {"nt_stores", {"auto", "on", "off"}, {"1", "yes", ""}},
+        {"sigbus", {"handle", "default"}, {"1", "ignore", "HANDLE", ""}},
+        {"numa", {"auto", "off"}, {"on", "0", "node0", ""}},
         {"hotplug", {"1", "0", "true", "false", "yes", "no", "on", "off"}, {"maybe", "2", ""}},
         {"create", {"1", "0"}, {"TRUE", "-1"}},
     };
@@ -168,6 +170,8 @@ TEST(ConfigApi, EnumeratedKeysAcceptTheirValuesOnly) {
     EXPECT_EQ(c->cfg.verify, daxkv::arena::Verify::read);
     ASSERT_EQ(daxkv_config_set(c.get(), "on_mismatch", "reformat"), 0);
     EXPECT_TRUE(c->cfg.reformat);
+    ASSERT_EQ(daxkv_config_set(c.get(), "sigbus", "handle"), 0);
+    EXPECT_TRUE(c->cfg.sigbus_handle);
 }
 
 TEST(ConfigApi, WorkersMustBeInRange) {

@@ -25,6 +25,31 @@ pub const DAXKV_PIN: c_uint = 1 << 3;
 /// daxkv_cuda_register: cudaHostRegisterPortable|Mapped instead of Default.
 pub const DAXKV_CUDA_MAPPED: c_uint = 1 << 4;
 
+pub const DAXKV_OP_PUT: c_int = 1;
+pub const DAXKV_OP_GET: c_int = 2;
+pub const DAXKV_OP_CONTAINS: c_int = 3;
+pub const DAXKV_OP_REMOVE: c_int = 4;
+
+pub const DAXKV_HIST_BUCKETS: usize = 24;
+pub const DAXKV_HIST_NS_UNIT: u64 = 1000;
+pub const DAXKV_HIST_BYTES_UNIT: u64 = 4096;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct daxkv_completion {
+    pub tag: u64,
+    pub op: c_int,
+    pub result: c_int,
+}
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct daxkv_histogram {
+    pub count: u64,
+    pub sum: u64,
+    pub bucket: [u64; DAXKV_HIST_BUCKETS],
+}
+
 pub const DAXKV_KIND_DEVDAX: u32 = 0;
 pub const DAXKV_KIND_FILE: u32 = 1;
 pub const DAXKV_KIND_MEMORY: u32 = 2;
@@ -113,6 +138,15 @@ pub struct daxkv_stats {
     pub recovery_dropped_corrupt: u64,
     pub recovery_dropped_stale: u64,
     pub recovery_usec: u64,
+    pub copy_faults: u64,
+    pub batches: u64,
+    pub async_submitted: u64,
+    pub async_completed: u64,
+    pub async_cancelled: u64,
+    pub put_latency: daxkv_histogram,
+    pub get_latency: daxkv_histogram,
+    pub batch_latency: daxkv_histogram,
+    pub item_bytes: daxkv_histogram,
 }
 
 #[repr(C)]
@@ -143,6 +177,50 @@ impl Default for daxkv_device_info {
             align: 0,
             path: [0; 256],
             name: [0; 32],
+        }
+    }
+}
+
+pub const DAXKV_DEV_ACTIVE: u32 = 0;
+pub const DAXKV_DEV_DRAINING: u32 = 1;
+pub const DAXKV_DEV_MIGRATING: u32 = 2;
+pub const DAXKV_DEV_RESIZING: u32 = 3;
+pub const DAXKV_DEV_REMOVING: u32 = 4;
+pub const DAXKV_DEV_REMOVED: u32 = 5;
+pub const DAXKV_DEV_MISSING: u32 = 6;
+
+pub const DAXKV_MIGRATE: c_int = 1;
+pub const DAXKV_EVICT: c_int = 2;
+pub const DAXKV_DRAIN: c_int = 3;
+
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct daxkv_hotplug_result {
+    pub struct_size: u32,
+    pub state: u32,
+    pub device_index: i32,
+    pub reserved0: u32,
+    pub moved_keys: u64,
+    pub moved_bytes: u64,
+    pub deleted_keys: u64,
+    pub source_slots_freed: u64,
+    pub old_size_bytes: u64,
+    pub new_size_bytes: u64,
+}
+
+impl Default for daxkv_hotplug_result {
+    fn default() -> Self {
+        daxkv_hotplug_result {
+            struct_size: core::mem::size_of::<daxkv_hotplug_result>() as u32,
+            state: 0,
+            device_index: -1,
+            reserved0: 0,
+            moved_keys: 0,
+            moved_bytes: 0,
+            deleted_keys: 0,
+            source_slots_freed: 0,
+            old_size_bytes: 0,
+            new_size_bytes: 0,
         }
     }
 }
@@ -219,6 +297,18 @@ extern "C" {
 
     pub fn daxkv_stats(s: *mut daxkv_store, out: *mut daxkv_stats) -> c_int;
     pub fn daxkv_status_json(s: *mut daxkv_store, buf: *mut c_char, cap: usize, needed: *mut usize) -> c_int;
+    pub fn daxkv_stats_prometheus(s: *mut daxkv_store, buf: *mut c_char, cap: usize, needed: *mut usize) -> c_int;
+
+    pub fn daxkv_submit(
+        s: *mut daxkv_store,
+        op: c_int,
+        items: *mut daxkv_item,
+        n: usize,
+        flags: c_uint,
+        tag: u64,
+    ) -> c_int;
+    pub fn daxkv_event_fd(s: *mut daxkv_store) -> c_int;
+    pub fn daxkv_poll(s: *mut daxkv_store, out: *mut daxkv_completion, cap: usize) -> c_int;
 
     pub fn daxkv_list_devices(out: *mut daxkv_device_info, cap: usize, count: *mut usize) -> c_int;
     pub fn daxkv_probe(path: *const c_char, out: *mut daxkv_device_info) -> c_int;
@@ -250,4 +340,24 @@ extern "C" {
         stream: *mut c_void,
         flags: c_uint,
     ) -> c_int;
+
+    // Pools: runtime device changes (hotplug=1).
+    pub fn daxkv_device_add(s: *mut daxkv_store, path: *const c_char, bytes: u64) -> c_int;
+    pub fn daxkv_device_remove(
+        s: *mut daxkv_store,
+        path: *const c_char,
+        mode: c_int,
+        flags: c_uint,
+        out: *mut daxkv_hotplug_result,
+    ) -> c_int;
+    pub fn daxkv_device_resize(
+        s: *mut daxkv_store,
+        path: *const c_char,
+        bytes: u64,
+        mode: c_int,
+        flags: c_uint,
+        out: *mut daxkv_hotplug_result,
+    ) -> c_int;
+    pub fn daxkv_device_wait_drained(s: *mut daxkv_store, path: *const c_char, timeout_ms: c_int) -> c_int;
+    pub fn daxkv_pool_status_json(s: *mut daxkv_store, buf: *mut c_char, cap: usize, needed: *mut usize) -> c_int;
 }

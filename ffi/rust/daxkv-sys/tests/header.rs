@@ -158,14 +158,19 @@ fn layouts_and_constants_match_the_c_compiler() {
         slots_total, slots_used, slots_free, entries, entries_pinned, slots_inflight, slots_pending_free,
         leases_active, hits, misses, puts, puts_existed, puts_failed, removes, evictions, bytes_written,
         bytes_read, verify_failures, recovered_entries, recovery_dropped_torn, recovery_dropped_corrupt,
-        recovery_dropped_stale, recovery_usec);
+        recovery_dropped_stale, recovery_usec, copy_faults, batches, async_submitted, async_completed,
+        async_cancelled, put_latency, get_latency, batch_latency, item_bytes);
     let dev_fields = struct_fields(&h, "daxkv_device_info");
     let rust_dev = offsets!(daxkv_device_info; struct_size, kind, mode, numa_node, target_node, reserved0,
         size, align, path, name);
+    let hp_fields = struct_fields(&h, "daxkv_hotplug_result");
+    let rust_hp = offsets!(daxkv_hotplug_result; struct_size, state, device_index, reserved0, moved_keys,
+        moved_bytes, deleted_keys, source_slots_freed, old_size_bytes, new_size_bytes);
     let names = |v: &Vec<(String, usize)>| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     assert_eq!(names(&rust_item), item_fields, "daxkv_item field order");
     assert_eq!(names(&rust_stats), stats_fields, "daxkv_stats field order");
     assert_eq!(names(&rust_dev), dev_fields, "daxkv_device_info field order");
+    assert_eq!(names(&rust_hp), hp_fields, "daxkv_hotplug_result field order");
 
     // A C program prints what the compiler sees; the Rust side must agree.
     let mut c = String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"daxkv.h\"\nint main(void) {\n");
@@ -181,6 +186,10 @@ fn layouts_and_constants_match_the_c_compiler() {
     for f in &stats_fields {
         c += &format!("printf(\"stats {f} %zu\\n\", offsetof(struct daxkv_stats, {f}));\n");
     }
+    c += "printf(\"sizeof daxkv_hotplug_result %zu\\n\", sizeof(daxkv_hotplug_result));\n";
+    for f in &hp_fields {
+        c += &format!("printf(\"hp {f} %zu\\n\", offsetof(daxkv_hotplug_result, {f}));\n");
+    }
     let consts = [
         ("DAXKV_KEY_MAX", DAXKV_KEY_MAX as i64),
         ("DAXKV_EXISTED", DAXKV_EXISTED as i64),
@@ -192,6 +201,11 @@ fn layouts_and_constants_match_the_c_compiler() {
         ("DAXKV_PREFIX", DAXKV_PREFIX as i64),
         ("DAXKV_PIN", DAXKV_PIN as i64),
         ("DAXKV_CUDA_MAPPED", DAXKV_CUDA_MAPPED as i64),
+        ("DAXKV_OP_PUT", DAXKV_OP_PUT as i64),
+        ("DAXKV_OP_GET", DAXKV_OP_GET as i64),
+        ("DAXKV_OP_CONTAINS", DAXKV_OP_CONTAINS as i64),
+        ("DAXKV_OP_REMOVE", DAXKV_OP_REMOVE as i64),
+        ("DAXKV_HIST_BUCKETS", DAXKV_HIST_BUCKETS as i64),
         ("DAXKV_KIND_DEVDAX", DAXKV_KIND_DEVDAX as i64),
         ("DAXKV_KIND_FILE", DAXKV_KIND_FILE as i64),
         ("DAXKV_KIND_MEMORY", DAXKV_KIND_MEMORY as i64),
@@ -202,6 +216,16 @@ fn layouts_and_constants_match_the_c_compiler() {
         ("DAXKV_LOG_WARNING", DAXKV_LOG_WARNING as i64),
         ("DAXKV_LOG_INFO", DAXKV_LOG_INFO as i64),
         ("DAXKV_LOG_DEBUG", DAXKV_LOG_DEBUG as i64),
+        ("DAXKV_DEV_ACTIVE", DAXKV_DEV_ACTIVE as i64),
+        ("DAXKV_DEV_DRAINING", DAXKV_DEV_DRAINING as i64),
+        ("DAXKV_DEV_MIGRATING", DAXKV_DEV_MIGRATING as i64),
+        ("DAXKV_DEV_RESIZING", DAXKV_DEV_RESIZING as i64),
+        ("DAXKV_DEV_REMOVING", DAXKV_DEV_REMOVING as i64),
+        ("DAXKV_DEV_REMOVED", DAXKV_DEV_REMOVED as i64),
+        ("DAXKV_DEV_MISSING", DAXKV_DEV_MISSING as i64),
+        ("DAXKV_MIGRATE", DAXKV_MIGRATE as i64),
+        ("DAXKV_EVICT", DAXKV_EVICT as i64),
+        ("DAXKV_DRAIN", DAXKV_DRAIN as i64),
     ];
     for (name, _) in &consts {
         c += &format!("printf(\"const {name} %lld\\n\", (long long)({name}));\n");
@@ -243,6 +267,10 @@ fn layouts_and_constants_match_the_c_compiler() {
     }
     for (f, off) in &rust_stats {
         assert_eq!(c_vals[&format!("stats {f}")] as usize, *off, "daxkv_stats.{f} offset");
+    }
+    assert_eq!(c_vals["sizeof daxkv_hotplug_result"] as usize, size_of::<daxkv_hotplug_result>());
+    for (f, off) in &rust_hp {
+        assert_eq!(c_vals[&format!("hp {f}")] as usize, *off, "daxkv_hotplug_result.{f} offset");
     }
     for (name, v) in &consts {
         assert_eq!(c_vals[&format!("const {name}")], *v, "{name}");

@@ -1,0 +1,69 @@
+// Copy faults: what can make one copy of a batch fail, and how the engine
+// finds out.
+//
+// - SIGBUS recovery (config sigbus=handle): a truncated file arena, or
+//   poisoned media on real DAX, raises SIGBUS on the load that touches it.
+//   A process-wide handler (installed once, on the caller's request) turns
+//   a SIGBUS whose address lies in the source range of the copy running on
+//   the faulting thread into a jump back to that copy's recovery point; the
+//   copy reports kMediaFault. Any other SIGBUS is passed on to the handler
+//   that was installed before ours (or the default action).
+// - A fault injector for tests: a hook the engine consults before every
+//   chunk, which can delay the chunk (a slow worker) or fail it (a failing
+//   worker). Compiled in, but inert until a test installs a hook.
+#pragma once
+
+#include <atomic>
+#include <csetjmp>
+#include <cstddef>
+
+namespace daxkv {
+namespace engine {
+
+struct CopyOp;
+
+// Result of a copy whose source could not be read (SIGBUS: media error or
+// a truncated file). The store reports it as -EIO and quarantines the slot.
+constexpr int kMediaFault = -133; // -EHWPOISON
+
+// ---------------------------------------------------------------------------
+// SIGBUS recovery
+
+// Install the process-wide SIGBUS handler (idempotent, thread-safe). The
+// handler stays installed for the life of the process: it only acts on
+// faults inside a guarded copy and chains every other one. Throws
+// Error(-errno) if sigaction fails.
+void install_sigbus_handler();
+bool sigbus_handler_installed() noexcept;
+
+// Copy n bytes from src to dst (non-temporal stores when nt); a SIGBUS on a
+// load from [src, src+n) returns kMediaFault instead of killing the process.
+// Only meaningful once install_sigbus_handler() ran; without it a fault
+// takes the default action.
+int guarded_copy(void *dst, const void *src, size_t n, bool nt) noexcept;
+
+// ---------------------------------------------------------------------------
+// Fault injection (tests only)
+
+// Consulted before each chunk of each op; chunk is [offset, offset+len) of
+// op. Returns 0 to let the chunk run (after any delay it chose), or a
+// negative code to fail the op without copying that chunk. Called from the
+// worker threads and the calling thread concurrently: it must be
+// thread-safe.
+class FaultHook {
+public:
+    virtual ~FaultHook() = default;
+    virtual int before_chunk(const CopyOp &op, size_t offset, size_t len) noexcept = 0;
+};
+
+namespace testing {
+// Install (or, with nullptr, remove) the process-wide hook. The caller keeps
+// the hook alive until it is removed and no batch is running.
+void set_fault_hook(FaultHook *hook) noexcept;
+} // namespace testing
+
+// The installed hook, or null (one relaxed load: the cost in production).
+FaultHook *fault_hook() noexcept;
+
+} // namespace engine
+} // namespace daxkv

@@ -1,0 +1,251 @@
+#include "store/async.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "internal/error.hpp"
+#include "store/store.hpp"
+
+namespace daxkv {
+namespace {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
+} // namespace
+
+bool AsyncQueue::valid_op(int op) noexcept {
+    return op == DAXKV_OP_PUT || op == DAXKV_OP_GET || op == DAXKV_OP_CONTAINS ||
+           op == DAXKV_OP_REMOVE;
+}
+
+unsigned AsyncQueue::allowed_flags(int op) noexcept {
+    switch (op) {
+    case DAXKV_OP_PUT: return DAXKV_REPLACE;
+    case DAXKV_OP_GET: return DAXKV_PREFIX;
+    case DAXKV_OP_CONTAINS: return DAXKV_PREFIX | DAXKV_PIN;
+    case DAXKV_OP_REMOVE: return DAXKV_FORCE;
+    default: return 0;
+    }
+}
+
+AsyncQueue::~AsyncQueue() {
+    shutdown();
+    if (efd_ >= 0)
+        ::close(efd_);
+}
+
+int AsyncQueue::submit(int op, daxkv_item *items, size_t n, unsigned flags, uint64_t tag) {
+    if (!valid_op(op))
+        return set_error(-EINVAL, "op %d is not one of DAXKV_OP_PUT, GET, CONTAINS, REMOVE", op);
+    if (flags & ~allowed_flags(op))
+        return set_error(-EINVAL, "flags 0x%x are not valid for op %d", flags, op);
+    if (!items && n)
+        return set_error(-EINVAL, "items is NULL but n is %zu", n);
+    if (n > static_cast<size_t>(INT32_MAX))
+        return set_error(-EINVAL, "n %zu is too large for one batch", n);
+    const Batch batch{op, items, n, flags, tag};
+    const bool small = is_small(batch);
+    {
+        std::lock_guard<std::mutex> g(m_);
+        if (closed_)
+            return set_error(-ESHUTDOWN, "the store is shut down");
+        if (small && !busy_ && queue_.empty()) {
+            busy_ = true; // runs here, below; later submissions queue behind it
+        } else {
+            if (!started_) {
+                thread_ = std::thread([this] { dispatcher(); }); // may throw: nothing queued
+                started_ = true;
+            }
+            queue_.push_back(batch);
+            queued_.store(queue_.size(), std::memory_order_release);
+            submitted_.fetch_add(1, std::memory_order_relaxed);
+            cv_.notify_one();
+            return 0;
+        }
+        submitted_.fetch_add(1, std::memory_order_relaxed);
+    }
+    // A small batch with nothing ahead of it: handing it to the dispatcher
+    // would cost a thread wake-up, more than the batch itself.
+    int rc = execute(batch);
+    completed_.fetch_add(1, std::memory_order_relaxed);
+    complete(tag, op, rc);
+    {
+        std::lock_guard<std::mutex> g(m_);
+        busy_ = false;
+    }
+    cv_.notify_all(); // the dispatcher (queued batches) and shutdown wait for !busy_
+    return 0;
+}
+
+bool AsyncQueue::is_small(const Batch &b) noexcept {
+    if (b.n > kAsyncInlineItems)
+        return false;
+    if (b.op != DAXKV_OP_PUT && b.op != DAXKV_OP_GET)
+        return true;
+    size_t bytes = 0;
+    for (size_t i = 0; i < b.n; ++i)
+        bytes += b.items[i].len;
+    return bytes <= kAsyncInlineBytes;
+}
+
+int AsyncQueue::open_fd_locked() {
+    if (efd_ >= 0)
+        return efd_;
+    int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (fd < 0)
+        fail_errno(errno, "eventfd");
+    efd_ = fd;
+    if (!done_.empty()) { // completions posted before anyone asked for the fd
+        uint64_t one = 1;
+        ssize_t w = ::write(efd_, &one, sizeof one);
+        (void)w; // cannot fail: the counter is 0 and the fd is ours
+    }
+    return efd_;
+}
+
+int AsyncQueue::event_fd() {
+    std::lock_guard<std::mutex> g(cm_);
+    return open_fd_locked();
+}
+
+int AsyncQueue::poll(daxkv_completion *out, size_t cap) {
+    if (!out)
+        return set_error(-EINVAL, "out is NULL");
+    if (cap == 0)
+        return set_error(-EINVAL, "cap is 0: no completion could be returned");
+    // Nothing waiting: answer without the lock, so that a caller polling in
+    // a loop does not keep the dispatcher from posting.
+    if (waiting_.load(std::memory_order_acquire) == 0)
+        return 0;
+    std::lock_guard<std::mutex> g(cm_);
+    size_t k = 0;
+    while (k < cap && !done_.empty()) {
+        out[k++] = done_.front();
+        done_.pop_front();
+    }
+    waiting_.store(done_.size(), std::memory_order_release);
+    // The fd is readable exactly while completions wait: both sides change
+    // the queue and the counter under cm_.
+    if (k && done_.empty() && efd_ >= 0) {
+        uint64_t v;
+        ssize_t r = ::read(efd_, &v, sizeof v);
+        (void)r; // EAGAIN: already zero
+    }
+    if (k > static_cast<size_t>(INT32_MAX))
+        k = INT32_MAX;
+    return static_cast<int>(k);
+}
+
+void AsyncQueue::complete(uint64_t tag, int op, int result) noexcept {
+    std::lock_guard<std::mutex> g(cm_);
+    bool was_empty = done_.empty();
+    try {
+        done_.push_back(daxkv_completion{tag, op, result});
+        waiting_.store(done_.size(), std::memory_order_release);
+    } catch (...) {
+        // Out of memory for one 16-byte record: nothing sane is left to do;
+        // losing a completion would hang the caller, so stop here.
+        std::terminate();
+    }
+    if (was_empty && efd_ >= 0) {
+        uint64_t one = 1;
+        ssize_t w = ::write(efd_, &one, sizeof one);
+        (void)w;
+    }
+}
+
+int AsyncQueue::execute(const Batch &b) noexcept {
+    int rc;
+    try {
+        switch (b.op) {
+        case DAXKV_OP_PUT: rc = s_.put_batch(b.items, b.n, b.flags); break;
+        case DAXKV_OP_GET: rc = s_.get_batch(b.items, b.n, b.flags); break;
+        case DAXKV_OP_CONTAINS: rc = s_.contains_batch(b.items, b.n, b.flags); break;
+        default: rc = s_.remove_batch(b.items, b.n, b.flags); break;
+        }
+    } catch (...) {
+        // The whole call failed (its own cleanup already ran): say so for
+        // every item, whatever a partial pass wrote there.
+        rc = error_from_exception();
+        for (size_t i = 0; i < b.n; ++i)
+            b.items[i].status = rc;
+    }
+    return rc;
+}
+
+void AsyncQueue::dispatcher() noexcept {
+    using Clock = std::chrono::steady_clock;
+    for (;;) {
+        // Look for the next batch for a short while before sleeping.
+        // Every few rounds the CPU is offered to another thread: on a
+        // machine with fewer CPUs than busy threads, the submitter may be
+        // waiting for this very CPU.
+        auto until = Clock::now() + std::chrono::microseconds(kAsyncSpinMicros);
+        for (unsigned i = 1; queued_.load(std::memory_order_acquire) == 0 && Clock::now() < until;
+             ++i) {
+            cpu_relax();
+            if (i % 64 == 0)
+                std::this_thread::yield();
+        }
+        Batch b;
+        {
+            std::unique_lock<std::mutex> g(m_);
+            // One batch runs at a time (here or inline in submit), in order.
+            cv_.wait(g, [this] { return closed_ || (!queue_.empty() && !busy_); });
+            if (queue_.empty())
+                return; // closed, and shutdown took what was left
+            b = queue_.front();
+            queue_.pop_front();
+            queued_.store(queue_.size(), std::memory_order_release);
+            busy_ = true;
+        }
+        int rc = execute(b);
+        completed_.fetch_add(1, std::memory_order_relaxed);
+        {
+            // Posted and idle in one step: whoever reacts to the completion
+            // and submits again finds the queue free, and can run inline.
+            std::lock_guard<std::mutex> g(m_);
+            complete(b.tag, b.op, rc);
+            busy_ = false;
+        }
+        cv_.notify_all();
+    }
+}
+
+void AsyncQueue::shutdown() noexcept {
+    std::lock_guard<std::mutex> sg(shutdown_m_);
+    std::deque<Batch> cancelled;
+    {
+        std::lock_guard<std::mutex> g(m_);
+        closed_ = true;
+        cancelled.swap(queue_);
+        queued_.store(0, std::memory_order_release);
+    }
+    cv_.notify_all();
+    // The batch running finishes first: only then are the cancelled ones'
+    // items written (two batches may share items), and the completions
+    // stay in submission order.
+    if (thread_.joinable())
+        thread_.join();
+    {
+        // A small batch may still be running inline in a submitter.
+        std::unique_lock<std::mutex> g(m_);
+        cv_.wait(g, [this] { return !busy_; });
+    }
+    for (const Batch &b : cancelled) {
+        for (size_t i = 0; i < b.n; ++i)
+            b.items[i].status = -ECANCELED;
+        cancelled_.fetch_add(1, std::memory_order_relaxed);
+        complete(b.tag, b.op, -ECANCELED);
+    }
+}
+
+} // namespace daxkv

@@ -1,0 +1,106 @@
+// The asynchronous API (DESIGN §3, LMCache MP's submit -> event fd -> query
+// contract): batches submitted to a store run one after another in
+// submission order, each through the store's batch calls (and so on the
+// copy engine's workers): on a dispatcher thread, or, for a small batch with
+// nothing queued or running ahead of it, on the submitting thread before
+// daxkv_submit returns. Their results wait in a completion queue until
+// polled. An eventfd is readable exactly while completions wait.
+//
+// Ownership: the items of a batch are the caller's; the library writes their
+// statuses while the batch runs and never touches them after it posted the
+// batch's completion. Completions are one-shot: each is returned by exactly
+// one poll.
+//
+// Shutdown (Store::shutdown calls shutdown() first): later submissions get
+// -ESHUTDOWN; batches still queued are cancelled (result and every item's
+// status -ECANCELED); the batch running finishes. Every submitted batch thus
+// has its completion posted before shutdown returns, and the completions
+// can still be polled afterwards.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "daxkv.h"
+
+namespace daxkv {
+
+class Store;
+
+class AsyncQueue {
+public:
+    explicit AsyncQueue(Store &s) : s_(s) {}
+    ~AsyncQueue();
+    AsyncQueue(const AsyncQueue &) = delete;
+    AsyncQueue &operator=(const AsyncQueue &) = delete;
+
+    // 0 when queued; -EINVAL for a bad op, bad flags for the op, or NULL
+    // items with n > 0; -ESHUTDOWN after shutdown.
+    int submit(int op, daxkv_item *items, size_t n, unsigned flags, uint64_t tag);
+    // The eventfd (created on first use; owned by the store).
+    int event_fd();
+    // Up to cap completions (cap >= 1, out non-null); returns the count.
+    int poll(daxkv_completion *out, size_t cap);
+    // Complete or cancel every submitted batch, then stop the dispatcher.
+    void shutdown() noexcept;
+    // Batches queued, run to completion, and cancelled by shutdown.
+    uint64_t submitted() const noexcept { return submitted_.load(std::memory_order_relaxed); }
+    uint64_t completed() const noexcept { return completed_.load(std::memory_order_relaxed); }
+    uint64_t cancelled() const noexcept { return cancelled_.load(std::memory_order_relaxed); }
+
+    // Flags each op accepts (those of its batch call).
+    static bool valid_op(int op) noexcept;
+    static unsigned allowed_flags(int op) noexcept;
+
+private:
+    struct Batch {
+        int op;
+        daxkv_item *items;
+        size_t n;
+        unsigned flags;
+        uint64_t tag;
+    };
+    void dispatcher() noexcept;
+    static bool is_small(const Batch &b) noexcept;
+    int execute(const Batch &b) noexcept;
+    void complete(uint64_t tag, int op, int result) noexcept;
+    int open_fd_locked(); // cm_ held
+
+    Store &s_;
+    // Submission side.
+    std::mutex m_;
+    std::condition_variable cv_;
+    std::deque<Batch> queue_;
+    std::atomic<size_t> queued_{0}; // queue_.size(), read without m_ while spinning
+    bool closed_ = false;
+    bool busy_ = false; // a batch is running (on the dispatcher or inline)
+    bool started_ = false;
+    std::thread thread_;
+    std::mutex shutdown_m_; // one shutdown joins the dispatcher at a time
+    // Completion side.
+    std::mutex cm_;
+    std::deque<daxkv_completion> done_;
+    std::atomic<size_t> waiting_{0}; // done_.size(), read without cm_ by poll
+    int efd_ = -1;
+    std::atomic<uint64_t> submitted_{0}, completed_{0}, cancelled_{0};
+};
+
+// How long the dispatcher keeps looking for the next batch before it sleeps:
+// a batch submitted within this window starts without a wake-up (which costs
+// tens of microseconds on a virtual machine).
+constexpr unsigned kAsyncSpinMicros = 50;
+
+// A batch of at most this many items and value bytes, submitted while no
+// batch is queued or running, runs on the submitting thread: its completion
+// is posted before daxkv_submit returns (io_uring's inline completion). A
+// thread hand-off costs tens of microseconds on a busy machine, far more
+// than such a batch.
+constexpr size_t kAsyncInlineItems = 64;
+constexpr size_t kAsyncInlineBytes = 64 * 1024;
+
+} // namespace daxkv

@@ -1,0 +1,316 @@
+// Metrics: the histograms and counters appended to struct daxkv_stats, and
+// daxkv_stats_prometheus, whose output is parsed here as a Prometheus
+// scraper would (text exposition format 0.0.4).
+//
+// Bad inputs tried here, each with its expected code:
+//   daxkv_stats_prometheus: NULL store, NULL buf with cap > 0    -> -EINVAL
+//   a buffer one byte too small, cap 0 with NULL buf             -> -ENOBUFS, *needed set
+//   daxkv_stats with the struct_size of the first layout         -> appended members untouched
+#include <gtest/gtest-spi.h>
+#include <gtest/gtest.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cmath>
+#include <cstddef>
+#include <cstring>
+#include <map>
+#include <poll.h>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "helpers.hpp"
+#include "store/metrics.hpp"
+
+using namespace daxkv_test;
+
+namespace {
+
+// One parsed exposition: families with their type, and samples.
+struct Exposition {
+    std::map<std::string, std::string> type, help;
+    struct Sample {
+        std::string name, le; // le: the label of a histogram bucket
+        double value;
+    };
+    std::vector<Sample> samples;
+    std::map<std::string, double> value; // name (+ "{le}" for buckets) -> value
+};
+
+bool valid_name(const std::string &n) {
+    if (n.empty() || std::isdigit(static_cast<unsigned char>(n[0])))
+        return false;
+    for (char c : n)
+        if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != ':')
+            return false;
+    return true;
+}
+
+// Parse text, failing the test on anything a scraper would reject.
+Exposition parse(const std::string &text) {
+    Exposition e;
+    EXPECT_FALSE(text.empty());
+    EXPECT_EQ(text.back(), '\n') << "the last line must end with a newline";
+    std::istringstream in(text);
+    std::string line, current; // current: the family whose samples may follow
+    while (std::getline(in, line)) {
+        if (line.rfind("# ", 0) == 0) {
+            // "# HELP name text" or "# TYPE name type"
+            std::istringstream ls(line.substr(2));
+            std::string kind, name, rest;
+            ls >> kind >> name;
+            std::getline(ls, rest);
+            EXPECT_TRUE(valid_name(name)) << line;
+            EXPECT_TRUE(rest.size() > 1 && rest[0] == ' ') << line;
+            rest = rest.substr(1);
+            if (kind == "TYPE") {
+                EXPECT_EQ(e.type.count(name), 0u) << "TYPE twice for " << name;
+                EXPECT_TRUE(rest == "counter" || rest == "gauge" || rest == "histogram") << line;
+                e.type[name] = rest;
+                current = name;
+            } else {
+                EXPECT_EQ(kind, "HELP") << line;
+                EXPECT_EQ(e.help.count(name), 0u) << "HELP twice for " << name;
+                e.help[name] = rest;
+            }
+            continue;
+        }
+        // name[{le="..."}] value
+        size_t sp = line.rfind(' ');
+        if (sp == std::string::npos) {
+            ADD_FAILURE() << "not a valid line: '" << line << "'";
+            continue;
+        }
+        std::string head = line.substr(0, sp), v = line.substr(sp + 1);
+        Exposition::Sample s{head, "", 0};
+        size_t brace = head.find('{');
+        if (brace != std::string::npos) {
+            s.name = head.substr(0, brace);
+            const std::string labels = head.substr(brace);
+            const std::string pre = "{le=\"", post = "\"}";
+            bool ok = labels.size() > pre.size() + post.size() && labels.rfind(pre, 0) == 0 &&
+                      labels.compare(labels.size() - post.size(), post.size(), post) == 0;
+            EXPECT_TRUE(ok) << "bad labels in '" << line << "'";
+            if (ok)
+                s.le = labels.substr(pre.size(), labels.size() - pre.size() - post.size());
+            EXPECT_EQ(s.le.find('"'), std::string::npos) << line;
+        }
+        EXPECT_TRUE(valid_name(s.name)) << line;
+        char *end = nullptr;
+        s.value = v == "+Inf" ? INFINITY : std::strtod(v.c_str(), &end);
+        EXPECT_TRUE(v == "+Inf" || (end && *end == '\0' && !v.empty())) << "bad value: " << line;
+        // The sample must belong to the family just declared.
+        const std::string &t = e.type[current];
+        bool ok = s.name == current && s.le.empty() && t != "histogram";
+        if (t == "histogram")
+            ok = (s.name == current + "_bucket" && !s.le.empty()) ||
+                 ((s.name == current + "_sum" || s.name == current + "_count") && s.le.empty());
+        EXPECT_TRUE(ok) << "sample '" << line << "' outside its family " << current;
+        e.value[s.name + (s.le.empty() ? "" : "{" + s.le + "}")] = s.value;
+        e.samples.push_back(s);
+    }
+    // Histograms: le increasing, cumulative counts non-decreasing, +Inf last
+    // and equal to _count.
+    for (const auto &ft : e.type) {
+        if (ft.second != "histogram")
+            continue;
+        double last_le = -INFINITY, last_count = 0;
+        bool inf = false;
+        for (const auto &s : e.samples) {
+            if (s.name != ft.first + "_bucket")
+                continue;
+            double le = s.le == "+Inf" ? INFINITY : std::strtod(s.le.c_str(), nullptr);
+            EXPECT_GT(le, last_le) << ft.first;
+            EXPECT_GE(s.value, last_count) << ft.first << " le=" << s.le;
+            last_le = le;
+            last_count = s.value;
+            inf = s.le == "+Inf";
+        }
+        EXPECT_TRUE(inf) << ft.first << ": the last bucket must be +Inf";
+        EXPECT_EQ(last_count, e.value[ft.first + "_count"]) << ft.first;
+        EXPECT_EQ(e.value.count(ft.first + "_sum"), 1u) << ft.first;
+    }
+    for (const auto &ft : e.type)
+        EXPECT_EQ(e.help.count(ft.first), 1u) << "no HELP for " << ft.first;
+    return e;
+}
+
+std::string prometheus(daxkv_store *s) {
+    size_t needed = 0;
+    int rc = daxkv_stats_prometheus(s, nullptr, 0, &needed);
+    EXPECT_EQ(rc, -ENOBUFS);
+    std::string buf(needed, '\0');
+    rc = daxkv_stats_prometheus(s, &buf[0], buf.size(), &needed);
+    EXPECT_EQ(rc, 0) << daxkv_errmsg();
+    EXPECT_EQ(needed, buf.size());
+    buf.resize(needed - 1);
+    return buf;
+}
+
+class Metrics : public StoreFixture {};
+
+// Failures parse() reports for text whose message contains needle (and
+// all failures in *total).
+int complaints(const std::string &text, const std::string &needle, int *total = nullptr) {
+    ::testing::TestPartResultArray results;
+    {
+        ::testing::ScopedFakeTestPartResultReporter intercept(
+            ::testing::ScopedFakeTestPartResultReporter::INTERCEPT_ONLY_CURRENT_THREAD, &results);
+        parse(text);
+    }
+    int n = 0;
+    for (int i = 0; i < results.size(); ++i)
+        n += std::string(results.GetTestPartResult(i).message()).find(needle) !=
+             std::string::npos;
+    if (total)
+        *total = results.size();
+    return n;
+}
+
+// The checker itself: it must reject what a scraper would.
+TEST(PrometheusChecker, RejectsMalformedExpositions) {
+    EXPECT_GE(complaints("# TYPE x counter\nx\n", "not a valid line"), 1);
+    EXPECT_GE(complaints("# HELP x h\n# TYPE x counter\nx abc\n", "bad value"), 1);
+    EXPECT_GE(complaints("# HELP x h\n# TYPE x counter\ny 1\n", "outside its family"), 1);
+    EXPECT_GE(complaints("# HELP 1x h\n# TYPE 1x counter\n1x 1\n", "1x"), 1);
+    EXPECT_GE(complaints("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
+                         "h_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
+                         "le=+Inf"),
+              1);
+    EXPECT_GE(complaints("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\n"
+                         "h_sum 1\nh_count 1\n",
+                         "+Inf"),
+              1);
+    EXPECT_GE(complaints("# HELP h h\n# TYPE h histogram\nh_bucket{x=\"1\"} 1\n", "bad labels"),
+              1);
+    EXPECT_GE(complaints("# TYPE x counter\nx 1\n", "no HELP"), 1);
+    int total = -1;
+    complaints("# HELP x h\n# TYPE x counter\nx 1\n", "", &total);
+    EXPECT_EQ(total, 0); // and a good one passes
+}
+
+TEST(HistogramBuckets, ValuesLandInTheSmallestBucketThatHoldsThem) {
+    using daxkv::Histogram;
+    const uint64_t u = 1000;
+    EXPECT_EQ(Histogram::index(0, u), 0);
+    EXPECT_EQ(Histogram::index(1000, u), 0);
+    EXPECT_EQ(Histogram::index(1001, u), 1);
+    EXPECT_EQ(Histogram::index(2000, u), 1);
+    EXPECT_EQ(Histogram::index(2001, u), 2);
+    EXPECT_EQ(Histogram::index(1000ull << 22, u), 22);
+    EXPECT_EQ(Histogram::index((1000ull << 22) + 1, u), 23); // above the last bound
+    EXPECT_EQ(Histogram::index(UINT64_MAX, u), 23);
+    daxkv::Histogram h(4096);
+    h.record(1);
+    h.record(4096);
+    h.record(4097);
+    h.record(1ull << 40);
+    daxkv_histogram out;
+    h.read(out);
+    EXPECT_EQ(out.count, 4u);
+    EXPECT_EQ(out.bucket[0], 2u);
+    EXPECT_EQ(out.bucket[1], 1u);
+    EXPECT_EQ(out.bucket[DAXKV_HIST_BUCKETS - 1], 1u);
+    EXPECT_EQ(out.sum, 1 + 4096 + 4097 + (1ull << 40));
+}
+
+TEST_F(Metrics, CountersAndHistogramsFollowTheCalls) {
+    open(StoreSpec(64 * 1024, 16));
+    ASSERT_EQ(put("a", pattern(1, 100)), 0);
+    ASSERT_EQ(put("b", pattern(2, 4096)), 0);
+    ASSERT_EQ(put("c", pattern(3, 10000)), 0);
+    EXPECT_EQ(value("a").size(), 100u);
+    EXPECT_EQ(value("c").size(), 10000u);
+    std::vector<uint8_t> v1 = pattern(4, 50000), v2 = pattern(5, 64 * 1024);
+    daxkv_item items[2] = {{"d", 1, v1.data(), v1.size(), nullptr, 0, 0},
+                           {"e", 1, v2.data(), v2.size(), nullptr, 0, 0}};
+    ASSERT_EQ(daxkv_put_batch(s(), items, 2, 0), 2);
+    std::vector<uint8_t> out(64 * 1024);
+    daxkv_item g = {"e", 1, out.data(), out.size(), nullptr, 0, 0};
+    ASSERT_EQ(daxkv_get_batch(s(), &g, 1, 0), 1);
+
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.put_latency.count, 3u);
+    EXPECT_EQ(st.get_latency.count, 2u);
+    EXPECT_EQ(st.batch_latency.count, 2u);
+    EXPECT_EQ(st.batches, 2u);
+    EXPECT_GT(st.put_latency.sum, 0u);
+    EXPECT_EQ(st.item_bytes.count, 5u + 3u); // five stored, three copied out
+    EXPECT_EQ(st.item_bytes.sum, 100u + 4096 + 10000 + 50000 + 65536 + 100 + 10000 + 65536);
+    EXPECT_EQ(st.item_bytes.bucket[0], 3u); // 100, 4096, 100
+    EXPECT_EQ(st.item_bytes.bucket[2], 2u); // 10000 (<= 16 KiB) twice
+
+    Exposition e = parse(prometheus(s()));
+    EXPECT_EQ(e.type["puts_total"], "");   // every name carries the prefix
+    EXPECT_EQ(e.type["daxkv_puts_total"], "counter");
+    EXPECT_EQ(e.value["daxkv_puts_total"], 5);
+    EXPECT_EQ(e.value["daxkv_hits_total"], 3);
+    EXPECT_EQ(e.type["daxkv_entries"], "gauge");
+    EXPECT_EQ(e.value["daxkv_entries"], 5);
+    EXPECT_EQ(e.value["daxkv_slots_free"], 11);
+    EXPECT_EQ(e.type["daxkv_put_latency_seconds"], "histogram");
+    EXPECT_EQ(e.value["daxkv_put_latency_seconds_count"], 3);
+    EXPECT_NEAR(e.value["daxkv_put_latency_seconds_sum"], st.put_latency.sum * 1e-9, 1e-9);
+    EXPECT_EQ(e.value["daxkv_get_latency_seconds_count"], 2);
+    EXPECT_EQ(e.value["daxkv_batch_latency_seconds_count"], 2);
+    EXPECT_EQ(e.value.count("daxkv_put_latency_seconds_bucket{1e-06}"), 1u);
+    EXPECT_EQ(e.value["daxkv_item_bytes_bucket{4096}"], 3);
+    EXPECT_EQ(e.value["daxkv_item_bytes_bucket{16384}"], 5);
+    EXPECT_EQ(e.value["daxkv_item_bytes_bucket{65536}"], 8);
+    EXPECT_EQ(e.value["daxkv_item_bytes_bucket{+Inf}"], 8);
+    EXPECT_EQ(e.value["daxkv_item_bytes_sum"], double(st.item_bytes.sum));
+}
+
+TEST_F(Metrics, AsyncCountersSplitCompletedAndCancelled) {
+    open(StoreSpec(4096, 8));
+    daxkv_item it = {"k", 1, nullptr, 0, nullptr, 0, 0};
+    ASSERT_EQ(daxkv_submit(s(), DAXKV_OP_CONTAINS, &it, 1, 0, 1), 0);
+    struct pollfd p = {daxkv_event_fd(s()), POLLIN, 0};
+    ASSERT_EQ(::poll(&p, 1, 10000), 1);
+    daxkv_completion c[4];
+    ASSERT_EQ(daxkv_poll(s(), c, 4), 1);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.async_submitted, 1u);
+    EXPECT_EQ(st.async_completed, 1u);
+    EXPECT_EQ(st.async_cancelled, 0u);
+    Exposition e = parse(prometheus(s()));
+    EXPECT_EQ(e.value["daxkv_async_submitted_total"], 1);
+    EXPECT_EQ(e.value["daxkv_async_completed_total"], 1);
+}
+
+TEST_F(Metrics, AnOldStructSizeGetsOnlyTheOldMembers) {
+    open(StoreSpec(4096, 8));
+    ASSERT_EQ(put("a", pattern(1, 10)), 0);
+    std::vector<unsigned char> raw(sizeof(struct daxkv_stats), 0xAB);
+    auto *st = reinterpret_cast<struct daxkv_stats *>(raw.data());
+    const size_t old_size = offsetof(struct daxkv_stats, copy_faults);
+    st->struct_size = static_cast<uint32_t>(old_size);
+    ASSERT_EQ(daxkv_stats(s(), st), 0);
+    EXPECT_EQ(st->puts, 1u);
+    for (size_t i = old_size; i < raw.size(); ++i)
+        ASSERT_EQ(raw[i], 0xAB) << "byte " << i << " past the caller's struct_size";
+}
+
+TEST_F(Metrics, PrometheusBadArguments) {
+    open(StoreSpec(4096, 8));
+    char small[16];
+    size_t needed = 0;
+    EXPECT_EQ(daxkv_stats_prometheus(nullptr, small, sizeof small, &needed), -EINVAL);
+    EXPECT_EQ(daxkv_stats_prometheus(s(), nullptr, 10, &needed), -EINVAL);
+    EXPECT_EQ(daxkv_stats_prometheus(s(), small, sizeof small, &needed), -ENOBUFS);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "bytes")) << daxkv_errmsg();
+    ASSERT_GT(needed, sizeof small);
+    std::string buf(needed - 1, '\0');
+    EXPECT_EQ(daxkv_stats_prometheus(s(), &buf[0], buf.size(), nullptr), -ENOBUFS);
+    buf.resize(needed);
+    EXPECT_EQ(daxkv_stats_prometheus(s(), &buf[0], buf.size(), nullptr), 0);
+    EXPECT_EQ(std::strlen(buf.c_str()) + 1, needed);
+    // After shutdown the metrics can still be scraped.
+    ASSERT_EQ(daxkv_shutdown(s()), 0);
+    parse(prometheus(s()));
+}
+
+} // namespace

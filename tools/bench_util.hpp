@@ -1,0 +1,45 @@
+// Pieces shared by the daxkv bench commands.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <sys/mman.h>
+
+namespace daxkv_cli {
+
+// Page-aligned, pre-faulted anonymous memory (so that timings do not
+// include first-touch page faults).
+struct Buffer {
+    char *p = nullptr;
+    size_t n = 0;
+    explicit Buffer(size_t bytes) : n(bytes) {
+        void *m = mmap(nullptr, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (m == MAP_FAILED)
+            throw std::bad_alloc();
+        p = static_cast<char *>(m);
+        std::memset(p, 0, n);
+    }
+    ~Buffer() {
+        if (p)
+            munmap(p, n);
+    }
+    Buffer(const Buffer &) = delete;
+    Buffer &operator=(const Buffer &) = delete;
+};
+
+// Chunk i gets its own pseudo-random bytes, so a misplaced chunk is caught.
+inline void fill_pattern(char *p, size_t n, uint64_t seed) {
+    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        std::memcpy(p + i, &x, 8);
+    }
+    for (; i < n; ++i)
+        p[i] = static_cast<char>(x >> (8 * (i % 8)));
+}
+
+} // namespace daxkv_cli
