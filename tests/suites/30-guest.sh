@@ -24,6 +24,7 @@ echo "guest: power-off workload seed $seed (DAXKV_GUEST_SEED=$seed replays it)"
     'capi-on-dax0::tests/capi/capi_test /dev/dax0.0' \
     'unit-suite-on-dax0::DAXKV_TEST_DEVICE=/dev/dax0.0 tests/unit/daxkv_unit' \
     'list-matches-daxctl::/t/guest-list-check.sh /t/daxkv' \
+    'pool-migrate::tests/vm/guest_devdax_test --gtest_filter=Pool.*' \
     'system-ram::tests/vm/guest_devdax_test --gtest_filter=SystemRam.*' \
     'persist-write::tests/vm/guest_devdax_test --persist-write m1' \
     "power-off-mid-workload::tests/vm/guest_store_crash --write /dev/dax0.0 $seed" \
