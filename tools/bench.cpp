@@ -74,7 +74,8 @@ void bench_usage(FILE *f) {
                  "  --durability MODE   none | process | power (default process)\n"
                  "  --nt-stores MODE    auto | on | off (default auto)\n"
                  "  --rounds N          timed rounds, best kept (default 3)\n"
-                 "  --small-count N     4 KiB keys for the small-value test (default 50000)\n"
+                 "  --small-count N     keys for the small-value test (default 50000)\n"
+                 "  --small-size BYTES  their value size, 1 B..1 MiB (default 4KiB)\n"
                  "  --async-rounds N    1-item async batches timed (default 20000)\n"
                  "  --no-small          skip the small-value and async tests\n"
                  "  --json              machine-readable output\n"
@@ -134,13 +135,15 @@ int cmd_bench(const Args &a) {
         return 2;
     }
     uint64_t count = 256, value_size = 4ull << 20, arena_size = 0, rounds = 3, small_count = 50000,
-             async_rounds = 20000;
+             small_size = 4096, async_rounds = 20000;
     if ((a.has("count") && (!parse_size(a.get("count", ""), count) || count == 0)) ||
         (a.has("value-size") &&
          (!parse_size(a.get("value-size", ""), value_size) || value_size == 0)) ||
         (a.has("size") && !parse_size(a.get("size", ""), arena_size)) ||
         (a.has("rounds") && (!parse_size(a.get("rounds", ""), rounds) || rounds == 0)) ||
         (a.has("small-count") && !parse_size(a.get("small-count", ""), small_count)) ||
+        (a.has("small-size") && (!parse_size(a.get("small-size", ""), small_size) ||
+                                 small_size == 0 || small_size > (1u << 20))) ||
         (a.has("async-rounds") &&
          (!parse_size(a.get("async-rounds", ""), async_rounds) || async_rounds == 0))) {
         std::fprintf(stderr, "daxkv bench: bad number in options\n");
@@ -275,16 +278,16 @@ int cmd_bench(const Args &a) {
     if (!a.has("no-small") && small_count) {
         daxkv_config *sc = nullptr;
         daxkv_config_new(&sc);
-        daxkv_config_set(sc, "slot_bytes", "4096");
+        daxkv_config_set(sc, "slot_bytes", std::to_string(small_size).c_str());
         daxkv_config_set(sc, "meta_bytes", "0");
-        daxkv_config_add_device(sc, "mem:", small_count * (4096 + 640) + (4ull << 20));
+        daxkv_config_add_device(sc, "mem:", small_count * (small_size + 4096 + 640) + (4ull << 20));
         daxkv_store *ss = nullptr;
         rc = daxkv_open(&ss, sc);
         daxkv_config_free(sc);
         if (rc)
             return fail_call("open (small values)", rc);
         std::vector<std::string> sk(small_count);
-        std::vector<char> val(4096), out(4096);
+        std::vector<char> val(small_size), out(small_size);
         fill_pattern(val.data(), val.size(), 7);
         for (uint64_t i = 0; i < small_count; ++i) {
             sk[i] = key_of("small/", i);
@@ -310,7 +313,7 @@ int cmd_bench(const Args &a) {
         // Batches of 1,000.
         const size_t B = 1000;
         std::vector<daxkv_item> bi(B);
-        std::vector<char> bout(B * 4096);
+        std::vector<char> bout(B * small_size);
         double t_cb = 0, t_gb = 0;
         uint64_t batched = 0;
         for (uint64_t base = 0; base + B <= small_count; base += B) {
@@ -318,8 +321,8 @@ int cmd_bench(const Args &a) {
                 bi[j] = daxkv_item{};
                 bi[j].key = sk[base + j].data();
                 bi[j].key_len = sk[base + j].size();
-                bi[j].data = bout.data() + j * 4096;
-                bi[j].len = 4096;
+                bi[j].data = bout.data() + j * small_size;
+                bi[j].len = small_size;
             }
             auto t1 = Clock::now();
             int hits = daxkv_contains_batch(ss, bi.data(), B, 0);
@@ -328,12 +331,12 @@ int cmd_bench(const Args &a) {
             int copied = daxkv_get_batch(ss, bi.data(), B, 0);
             t_gb += seconds_since(t1);
             small_ok = small_ok && hits == static_cast<int>(B) && copied == static_cast<int>(B) &&
-                       std::memcmp(bout.data() + (B - 1) * 4096, val.data(), 4096) == 0;
+                       std::memcmp(bout.data() + (B - 1) * small_size, val.data(), small_size) == 0;
             batched += B;
         }
         progress.step("small values: batches");
         std::string async_error;
-        async = bench_async_overhead(ss, sk[0], bout.data(), 4096, 256 * 1024, async_rounds,
+        async = bench_async_overhead(ss, sk[0], bout.data(), small_size, 256 * 1024, async_rounds,
                                      &async_error);
         progress.step("async: submit + completion");
         daxkv_close(ss);
@@ -345,7 +348,7 @@ int cmd_bench(const Args &a) {
             std::fprintf(stderr, "daxkv bench: small-value check failed\n");
             return 1;
         }
-        small = {{"value_bytes", 4096},
+        small = {{"value_bytes", small_size},
                  {"keys", small_count},
                  {"contains_ops_per_s", small_count / t_contains},
                  {"get_ops_per_s", small_count / t_get},
@@ -404,8 +407,8 @@ int cmd_bench(const Args &a) {
         std::printf("  verified: %llu/%llu chunks byte-exact\n", (unsigned long long)verified,
                     (unsigned long long)count);
         if (!small.is_null()) {
-            std::printf("  small values (4 KiB, %llu keys, one thread):\n",
-                        (unsigned long long)small_count);
+            std::printf("  small values (%llu bytes, %llu keys, one thread):\n",
+                        (unsigned long long)small_size, (unsigned long long)small_count);
             std::printf("    %-32s %8.2f M ops/s\n", "contains",
                         small["contains_ops_per_s"].get<double>() / 1e6);
             std::printf("    %-32s %8.2f M ops/s\n", "get",

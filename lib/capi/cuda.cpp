@@ -3,19 +3,8 @@
 #include "cuda/runtime.hpp"
 
 using namespace daxkv;
+using daxkv::capi::check_items;
 using daxkv::capi::store_of;
-
-namespace {
-
-int check_items(const daxkv_item *items, size_t n) {
-    if (!items && n)
-        return set_error(-EINVAL, "items is NULL but n is %zu", n);
-    if (n > static_cast<size_t>(INT32_MAX))
-        return set_error(-EINVAL, "n %zu is too large for one batch", n);
-    return 0;
-}
-
-} // namespace
 
 extern "C" {
 

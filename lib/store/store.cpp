@@ -150,17 +150,8 @@ void Store::recover() {
             // LRU order by commit sequence: the oldest commit is the first victim.
             std::sort(order.begin(), order.end(),
                       [](const Entry *x, const Entry *y) { return x->seq < y->seq; });
-            for (Entry *e : order) {
-                e->tick = e->seq;
-                e->prev = sh.lru_tail;
-                e->next = nullptr;
-                if (sh.lru_tail)
-                    sh.lru_tail->next = e;
-                else
-                    sh.lru_head = e;
-                sh.lru_tail = e;
-                e->in_lru = true;
-            }
+            for (Entry *e : order)
+                lru_link_tail(sh, e, e->seq);
             sh.head_tick.store(sh.lru_head ? sh.lru_head->tick : UINT64_MAX);
             uint64_t m = max_seq.load(std::memory_order_relaxed);
             while (shard_max > m && !max_seq.compare_exchange_weak(m, shard_max)) {
@@ -214,8 +205,8 @@ Entry *Store::find(Shard &sh, std::string_view key, uint64_t hash) {
     return it == sh.map.end() ? nullptr : it->second.get();
 }
 
-void Store::lru_push_back(Shard &sh, Entry *e) noexcept {
-    e->tick = tick_.fetch_add(1, std::memory_order_relaxed);
+void Store::lru_link_tail(Shard &sh, Entry *e, uint64_t tick) noexcept {
+    e->tick = tick;
     e->prev = sh.lru_tail;
     e->next = nullptr;
     if (sh.lru_tail)
@@ -224,6 +215,10 @@ void Store::lru_push_back(Shard &sh, Entry *e) noexcept {
         sh.lru_head = e;
     sh.lru_tail = e;
     e->in_lru = true;
+}
+
+void Store::lru_push_back(Shard &sh, Entry *e) noexcept {
+    lru_link_tail(sh, e, tick_.fetch_add(1, std::memory_order_relaxed));
     sh.head_tick.store(sh.lru_head->tick, std::memory_order_relaxed);
 }
 
@@ -755,6 +750,22 @@ int Store::unpin(const void *key, size_t key_len) {
 // ---------------------------------------------------------------------------
 // Batches
 
+int Store::admit_write(const daxkv_item &it, size_t i, unsigned flags, Pending &p) {
+    if (int rc = check_key(it.key, it.key_len))
+        return rc;
+    if (!it.data && it.len)
+        return set_error(-EINVAL, "item %zu: data is NULL", i);
+    if (it.meta_len > cfg_.meta_bytes)
+        return set_error(-E2BIG, "item %zu: metadata larger than meta_bytes", i);
+    if (!it.meta && it.meta_len)
+        return set_error(-EINVAL, "item %zu: meta is NULL", i);
+    try {
+        return begin_write(it.key, it.key_len, it.len, flags, p);
+    } catch (const Error &) {
+        return error_from_exception();
+    }
+}
+
 int Store::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     if (flags & ~unsigned(DAXKV_REPLACE))
         return set_error(-EINVAL, "put_batch: unknown flags 0x%x", flags);
@@ -773,24 +784,7 @@ int Store::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     try {
         for (size_t i = 0; i < n; ++i) {
             daxkv_item &it = items[i];
-            it.status = check_key(it.key, it.key_len);
-            if (it.status)
-                continue;
-            if (!it.data && it.len) {
-                it.status = set_error(-EINVAL, "item %zu: data is NULL", i);
-                continue;
-            }
-            if (it.meta_len > cfg_.meta_bytes || (!it.meta && it.meta_len)) {
-                it.status = it.meta_len > cfg_.meta_bytes
-                                ? set_error(-E2BIG, "item %zu: metadata larger than meta_bytes", i)
-                                : set_error(-EINVAL, "item %zu: meta is NULL", i);
-                continue;
-            }
-            try {
-                it.status = begin_write(it.key, it.key_len, it.len, flags, pend[i]);
-            } catch (const Error &e) {
-                it.status = error_from_exception();
-            }
+            it.status = admit_write(it, i, flags, pend[i]);
             if (it.status != 0)
                 continue;
             if (hashed) {
@@ -841,19 +835,10 @@ int Store::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     return stored;
 }
 
-int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
-    if (flags & ~unsigned(DAXKV_PREFIX))
-        return set_error(-EINVAL, "get_batch: unknown flags 0x%x", flags);
-    OpGuard op(*this);
-    LatencyTimer timer(m_.batch_latency);
-    m_.batches.fetch_add(1, std::memory_order_relaxed);
-    const bool prefix = flags & DAXKV_PREFIX;
-    const bool verify = cfg_.verify == arena::Verify::read;
-    std::vector<Borrow> borrows;
-    std::vector<size_t> item_of;
+size_t Store::borrow_batch(daxkv_item *items, size_t n, bool prefix, std::vector<Borrow> &borrows,
+                           std::vector<size_t> &item_of) {
     borrows.reserve(n);
     item_of.reserve(n);
-    size_t stop = n;
     for (size_t i = 0; i < n; ++i) {
         daxkv_item &it = items[i];
         it.status = check_key(it.key, it.key_len);
@@ -878,12 +863,25 @@ int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
             }
         }
         if (it.status && prefix) {
-            stop = i;
             for (size_t j = i + 1; j < n; ++j)
                 items[j].status = -ENOENT;
-            break;
+            return i;
         }
     }
+    return n;
+}
+
+int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
+    if (flags & ~unsigned(DAXKV_PREFIX))
+        return set_error(-EINVAL, "get_batch: unknown flags 0x%x", flags);
+    OpGuard op(*this);
+    LatencyTimer timer(m_.batch_latency);
+    m_.batches.fetch_add(1, std::memory_order_relaxed);
+    const bool prefix = flags & DAXKV_PREFIX;
+    const bool verify = cfg_.verify == arena::Verify::read;
+    std::vector<Borrow> borrows;
+    std::vector<size_t> item_of;
+    const size_t stop = borrow_batch(items, n, prefix, borrows, item_of);
     std::vector<engine::CopyOp> ops(borrows.size());
     std::vector<size_t> hash_off(borrows.size(), 0);
     std::vector<uint64_t> hashes;

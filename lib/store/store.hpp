@@ -224,6 +224,8 @@ private:
     SlotState &slot_state(const SlotRef &r) noexcept { return arenas_[r.arena].slots[r.slot]; }
     Entry *find(Shard &sh, std::string_view key, uint64_t hash);
 
+    // Link e at the most recent end with the given tick (head_tick is the caller's).
+    void lru_link_tail(Shard &sh, Entry *e, uint64_t tick) noexcept;
     void lru_push_back(Shard &sh, Entry *e) noexcept;
     void lru_unlink(Shard &sh, Entry *e) noexcept;
     void lru_touch(Shard &sh, Entry *e) noexcept;
@@ -253,6 +255,15 @@ private:
     int copy_failed(const Borrow &b, int rc) noexcept;
 
     std::string describe_full() const;
+    // The borrowing pass of a read batch (host or GPU): check each item,
+    // begin_read it and report the sizes needed; with prefix, stop at the
+    // first failure and mark the rest -ENOENT. Returns where a prefix
+    // stopped, n if it did not.
+    // The checks and the begin_write of one item of a write batch (host or
+    // GPU); its status.
+    int admit_write(const daxkv_item &it, size_t i, unsigned flags, Pending &p);
+    size_t borrow_batch(daxkv_item *items, size_t n, bool prefix, std::vector<Borrow> &borrows,
+                        std::vector<size_t> &item_of);
     cuda::StoreState &cuda_state();
     std::vector<cuda::HostRange> cuda_ranges() const;
     // Run a change of the pool's mappings (a device unmapped or added) with

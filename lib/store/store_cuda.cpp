@@ -130,15 +130,6 @@ const Runtime &require_runtime() {
     return *rt;
 }
 
-int check_key(const daxkv_item &it, size_t i) {
-    if (!it.key)
-        return set_error(-EINVAL, "item %zu: key is NULL", i);
-    if (it.key_len == 0 || it.key_len > DAXKV_KEY_MAX)
-        return set_error(-EINVAL, "item %zu: key length %zu is not in 1..%d", i, it.key_len,
-                         DAXKV_KEY_MAX);
-    return 0;
-}
-
 // The error of an item whose copy failed, with the stream's sticky error
 // cleared so the next item (and the caller) start clean.
 int copy_failed(const Runtime &rt, size_t i, const char *what, Error e) {
@@ -309,37 +300,7 @@ int Store::get_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned fl
     // Borrow every hit, as get_batch does (same statuses, same prefix rule).
     std::vector<Borrow> borrows;
     std::vector<size_t> item_of;
-    borrows.reserve(n);
-    item_of.reserve(n);
-    size_t stop = n;
-    for (size_t i = 0; i < n; ++i) {
-        daxkv_item &it = items[i];
-        it.status = cuda::check_key(it, i);
-        if (!it.status && !it.data && it.len)
-            it.status = set_error(-EINVAL, "item %zu: data is NULL", i);
-        if (!it.status) {
-            Borrow b;
-            size_t len_out = 0, meta_len_out = 0;
-            size_t meta_cap = it.meta ? it.meta_len : SIZE_MAX;
-            it.status =
-                begin_read(it.key, it.key_len, it.len, &len_out, meta_cap, b, &meta_len_out);
-            if (it.status == -ENOBUFS) {
-                it.len = len_out;
-                if (it.meta)
-                    it.meta_len = meta_len_out;
-            }
-            if (!it.status) {
-                borrows.push_back(b);
-                item_of.push_back(i);
-            }
-        }
-        if (it.status && prefix) {
-            stop = i;
-            for (size_t j = i + 1; j < n; ++j)
-                items[j].status = -ENOENT;
-            break;
-        }
-    }
+    const size_t stop = borrow_batch(items, n, prefix, borrows, item_of);
 
     // Host-side work first: checksums (verify=read checks the bytes in the
     // arena before any DMA), metadata, value lengths.
@@ -506,24 +467,7 @@ int Store::put_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned fl
     try {
         for (size_t i = 0; i < n; ++i) {
             daxkv_item &it = items[i];
-            it.status = cuda::check_key(it, i);
-            if (it.status)
-                continue;
-            if (!it.data && it.len) {
-                it.status = set_error(-EINVAL, "item %zu: data is NULL", i);
-                continue;
-            }
-            if (it.meta_len > cfg_.meta_bytes || (!it.meta && it.meta_len)) {
-                it.status = it.meta_len > cfg_.meta_bytes
-                                ? set_error(-E2BIG, "item %zu: metadata larger than meta_bytes", i)
-                                : set_error(-EINVAL, "item %zu: meta is NULL", i);
-                continue;
-            }
-            try {
-                it.status = begin_write(it.key, it.key_len, it.len, flags, pend[i]);
-            } catch (const Error &) {
-                it.status = error_from_exception();
-            }
+            it.status = admit_write(it, i, flags, pend[i]);
             if (it.status == 0)
                 idx.push_back(i);
         }
