@@ -18,11 +18,12 @@ echo "guest: power-off workload seed $seed (DAXKV_GUEST_SEED=$seed replays it)"
 [ -f "$daxkv" ] || daxkv="$build/tools/daxkv"
 "$vm/run-guest-tests.sh" --log "$build/guest-console.log" --timeout 480 \
     --file "$daxkv" --file "$vm/guest-list-check.sh" \
+    --file "$build/tests/fakecuda/.libs/libfakecudart.so" \
     --kill-on "STORE-MIDWAY seed $seed" "$build" \
     'discovery::tests/vm/guest_devdax_test --gtest_filter=Discovery.*' \
     'open-checks::tests/vm/guest_devdax_test --gtest_filter=Open.*' \
     'capi-on-dax0::tests/capi/capi_test /dev/dax0.0' \
-    'unit-suite-on-dax0::DAXKV_TEST_DEVICE=/dev/dax0.0 tests/unit/daxkv_unit' \
+    'unit-suite-on-dax0::DAXKV_TEST_DEVICE=/dev/dax0.0 DAXKV_TEST_FAKECUDART=/t/libfakecudart.so tests/unit/daxkv_unit' \
     'list-matches-daxctl::/t/guest-list-check.sh /t/daxkv' \
     'pool-migrate::tests/vm/guest_devdax_test --gtest_filter=Pool.*' \
     'system-ram::tests/vm/guest_devdax_test --gtest_filter=SystemRam.*' \

@@ -42,6 +42,13 @@ using namespace daxkv_test;
 
 namespace {
 
+// The fake runtime: built by the suite at FAKECUDART_PATH, or where
+// DAXKV_TEST_FAKECUDART says (the QEMU rig copies it into its guest).
+const char *fake_path() {
+    const char *p = std::getenv("DAXKV_TEST_FAKECUDART");
+    return p && *p ? p : FAKECUDART_PATH;
+}
+
 // The fake runtime's control functions and the few CUDA calls a test makes
 // itself (device buffers, streams), from the library libdaxkv loaded.
 struct FakeCuda {
@@ -58,7 +65,7 @@ struct FakeCuda {
     int (*stream_sync)(void *) = nullptr;
 
     bool open() {
-        h = dlopen(FAKECUDART_PATH, RTLD_NOW | RTLD_LOCAL);
+        h = dlopen(fake_path(), RTLD_NOW | RTLD_LOCAL);
         if (!h)
             return false;
         reset = reinterpret_cast<fakecuda_reset_fn>(dlsym(h, "fakecuda_reset"));
@@ -116,7 +123,7 @@ protected:
     void SetUp() override {
         ASSERT_TRUE(fake().open() || fake().h) << dlerror();
         ASSERT_TRUE(fake().reset) << "fake runtime lacks its control functions";
-        use_runtime(FAKECUDART_PATH);
+        use_runtime(fake_path());
         fake().reset();
         ASSERT_EQ(fake().stream_create(&stream_), 0);
     }
@@ -215,7 +222,7 @@ TEST_F(Cuda, WithoutRuntimeEverythingElseWorksAndCudaCallsSayENOTSUP) {
 
 TEST_F(Cuda, RuntimeWithoutGpuSaysENODEVAndClearsTheStickyError) {
     fake().set("devices", 0);
-    use_runtime(FAKECUDART_PATH);
+    use_runtime(fake_path());
     EXPECT_EQ(daxkv_cuda_available(), 0);
     EXPECT_TRUE(contains_text(daxkv_errmsg(), "no GPU is usable")) << daxkv_errmsg();
     EXPECT_TRUE(contains_text(daxkv_errmsg(), "no CUDA-capable device")) << daxkv_errmsg();
@@ -229,7 +236,7 @@ TEST_F(Cuda, AvailableWithTheFakeRuntime) {
     EXPECT_EQ(daxkv_cuda_available(), 1) << daxkv_errmsg();
     const daxkv::cuda::Runtime *rt = daxkv::cuda::runtime();
     ASSERT_NE(rt, nullptr);
-    EXPECT_EQ(rt->path, FAKECUDART_PATH);
+    EXPECT_EQ(rt->path, fake_path());
     EXPECT_EQ(rt->version, 12080);
     EXPECT_EQ(rt->devices, 1);
 }
