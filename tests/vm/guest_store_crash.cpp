@@ -116,13 +116,16 @@ struct Model {
     }
 };
 
-daxkv_store *open_store(const char *device) {
+// The writer claims the device whatever earlier tests left on it
+// (on_mismatch=reformat); the checker must find exactly the writer's arena.
+daxkv_store *open_store(const char *device, bool claim) {
     daxkv_config *cfg = nullptr;
     daxkv_store *s = nullptr;
     int rc = daxkv_config_new(&cfg);
     const char *settings[][2] = {{"slot_bytes", "64KiB"}, {"meta_bytes", "64"},
                                  {"durability", "power"}, {"verify", "recover"},
-                                 {"eviction", "none"},    {"on_mismatch", "fail"}};
+                                 {"eviction", "none"},
+                                 {"on_mismatch", claim ? "reformat" : "fail"}};
     for (auto &kv : settings)
         if (!rc)
             rc = daxkv_config_set(cfg, kv[0], kv[1]);
@@ -169,7 +172,7 @@ int write_workload(const char *device, uint64_t seed) {
     persist_word(&pr->acked, 0);
     persist_word(&pr->seed, seed);
     persist_word(&pr->magic, kProgressMagic);
-    daxkv_store *s = open_store(device);
+    daxkv_store *s = open_store(device, true);
     if (!s)
         return 1;
     for (uint64_t i = 0;; ++i) {
@@ -220,7 +223,7 @@ int check_workload(const char *device, uint64_t seed) {
     const Op pending = op_at(seed, acked);
     after.apply(acked, pending);
 
-    daxkv_store *s = open_store(device);
+    daxkv_store *s = open_store(device, false);
     if (!s)
         return 1;
     int bad = 0, present = 0, pending_done = -1;
