@@ -1270,7 +1270,9 @@ class Store:
             ms = -1
         else:
             if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
-                raise InvalidArgument(-_errno.EINVAL, f"timeout must be >= 0 or None, got {timeout!r}", "device_wait_drained")
+                raise InvalidArgument(
+                    -_errno.EINVAL, f"timeout must be >= 0 or None, got {timeout!r}", "device_wait_drained"
+                )
             ms = min(int(timeout * 1000), 2**31 - 1)
         rc = self._path_call("daxkv_device_wait_drained", path, ms)
         if rc == -_errno.ETIMEDOUT:
@@ -1297,7 +1299,15 @@ class _Pending:
 
     __slots__ = ("op", "flags", "batch", "bufs", "keys", "objs")
 
-    def __init__(self, op: int, flags: int, batch: Optional[_Batch], bufs: _Buffers, keys: List[bytes], objs: Optional[list]) -> None:
+    def __init__(
+        self,
+        op: int,
+        flags: int,
+        batch: Optional[_Batch],
+        bufs: _Buffers,
+        keys: List[bytes],
+        objs: Optional[list],
+    ) -> None:
         self.op = op
         self.flags = flags
         self.batch = batch  # the daxkv_item array and the keys' blob
