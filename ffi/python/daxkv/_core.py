@@ -242,8 +242,40 @@ def _check_lengths(op: str, keys: Sequence[Any], other: Sequence[Any], what: str
 
 
 @dataclasses.dataclass(frozen=True)
+class Histogram:
+    """A snapshot of struct daxkv_histogram: latencies (ns) or sizes (bytes).
+
+    ``buckets[i]`` counts the values v with bounds[i-1] < v <= bounds[i]
+    (not cumulative); the last bound is None (no upper limit).
+    """
+
+    count: int
+    sum: int
+    buckets: Tuple[int, ...]
+    unit: int  # bound of bucket 0: 1000 (ns) or 4096 (bytes)
+
+    @property
+    def bounds(self) -> List[Optional[int]]:
+        n = len(self.buckets)
+        return [self.unit << i for i in range(n - 1)] + [None]
+
+    @property
+    def mean(self) -> Optional[float]:
+        return self.sum / self.count if self.count else None
+
+
+def _histogram(h: "_lib.Histogram", unit: int) -> Histogram:
+    return Histogram(count=h.count, sum=h.sum, buckets=tuple(h.bucket), unit=unit)
+
+
+@dataclasses.dataclass(frozen=True)
 class Stats:
-    """A snapshot of struct daxkv_stats."""
+    """A snapshot of struct daxkv_stats.
+
+    The members after recovery_usec (copy_faults ... item_bytes) were
+    appended to the C struct later; a library that predates them leaves
+    them zero.
+    """
 
     devices: int
     slot_bytes: int
@@ -272,6 +304,15 @@ class Stats:
     recovery_dropped_corrupt: int
     recovery_dropped_stale: int
     recovery_usec: int
+    copy_faults: int = 0
+    batches: int = 0
+    async_submitted: int = 0
+    async_completed: int = 0
+    async_cancelled: int = 0
+    put_latency: Optional[Histogram] = None  # ns per daxkv_put
+    get_latency: Optional[Histogram] = None  # ns per daxkv_get
+    batch_latency: Optional[Histogram] = None  # ns per put or get batch
+    item_bytes: Optional[Histogram] = None  # bytes per value stored or copied out
 
     def as_dict(self) -> Dict[str, int]:
         return dataclasses.asdict(self)
@@ -412,6 +453,7 @@ class Store:
         self._cond = threading.Condition(threading.Lock())
         self._users = 0
         self._box: List[Optional[int]] = [out.value]
+        self._async: Optional[_AsyncState] = None  # submitted batches, created on first use
         # Safety net for stores that are never closed; also runs at exit.
         self._finalizer = weakref.finalize(self, _close_handle, self._box)
 
@@ -465,6 +507,27 @@ class Store:
                 self._cond.wait()
         self._finalizer.detach()
         _close_handle(self._box)
+        self._drop_pending()
+
+    def _drop_pending(self) -> None:
+        # After daxkv_close the library touches no item: completions nobody
+        # polled are lost, their buffers released; awaiting coroutines fail.
+        a = self._async
+        if a is None:
+            return
+        with a.lock:
+            pending, a.pending = a.pending, {}
+            waiters, a.waiters = a.waiters, {}
+            a.ready.clear()
+        for p in pending.values():
+            p.bufs.close()
+        for loop, fut in waiters.values():
+            try:
+                loop.call_soon_threadsafe(
+                    _fail_future, fut, Shutdown(-_errno.ESHUTDOWN, "the store was closed", "daxkv_poll")
+                )
+            except RuntimeError:
+                pass  # that loop is closed
 
     def __enter__(self) -> "Store":
         return self
@@ -823,30 +886,618 @@ class Store:
                 raise _error(rc, "daxkv_stats")
         finally:
             self._leave()
-        return Stats(**{f.name: getattr(st, f.name) for f in dataclasses.fields(Stats)})
+        hist = {
+            name: _histogram(getattr(st, name), _lib.HIST_BYTES_UNIT if name == "item_bytes" else _lib.HIST_NS_UNIT)
+            for name in _lib.STATS_HISTOGRAMS
+        }
+        return Stats(
+            **{f.name: getattr(st, f.name) for f in dataclasses.fields(Stats) if f.name not in hist}, **hist
+        )
 
-    def status_json(self) -> str:
-        """The store's state as a JSON string."""
+    def _text(self, fn: Any, op: str) -> str:
+        # The *_json / prometheus calls: grow the buffer when the text grew
+        # between the size query and the copy.
         h = self._enter()
         try:
-            L = library()
             needed = ctypes.c_size_t(0)
             cap = 4096
             while True:
                 buf = ctypes.create_string_buffer(cap)
-                rc = L.daxkv_status_json(h, buf, cap, ctypes.byref(needed))
+                rc = fn(h, buf, cap, ctypes.byref(needed))
                 if rc == -_errno.ENOBUFS and needed.value > cap:
                     cap = needed.value  # the state grew between calls: retry
                     continue
                 if rc < 0:
-                    raise _error(rc, "daxkv_status_json")
+                    raise _error(rc, op)
                 return buf.value.decode("utf-8")
         finally:
             self._leave()
 
+    def status_json(self) -> str:
+        """The store's state as a JSON string."""
+        return self._text(library().daxkv_status_json, "daxkv_status_json")
+
+    def stats_prometheus(self) -> str:
+        """Counters, gauges and histograms in the Prometheus text format
+        (0.0.4; names prefixed daxkv_, latencies in seconds)."""
+        return self._text(_optional("daxkv_stats_prometheus"), "daxkv_stats_prometheus")
+
     def status(self) -> Dict[str, Any]:
         """status_json(), parsed."""
         return json.loads(self.status_json())
+
+    # -- asynchronous batches -------------------------------------------------
+
+    def _async_state(self) -> "_AsyncState":
+        a = self._async
+        if a is None:
+            with self._cond:
+                if self._async is None:
+                    self._async = _AsyncState()
+                a = self._async
+        return a
+
+    def submit(
+        self,
+        op: Union[int, str],
+        keys: Sequence[Key],
+        buffers: Optional[Sequence[Buffer]] = None,
+        *,
+        metas: Optional[Sequence[Optional[Buffer]]] = None,
+        tag: Optional[int] = None,
+        replace: bool = False,
+        prefix: bool = False,
+        pin: bool = False,
+        force: bool = False,
+    ) -> int:
+        """Queue a batch (daxkv_submit); returns its tag. The result comes
+        back as a Completion from poll().
+
+        op is OP_PUT, OP_GET, OP_CONTAINS or OP_REMOVE (or "put", "get",
+        "contains", "remove"). buffers: the values (put) or destinations
+        (get), as buffers or (address, length) pairs; None for contains and
+        remove. metas: per-entry metadata blobs (put only). The flags an op
+        does not take (e.g. replace with get) raise InvalidArgument.
+
+        The store keeps the keys, the item array and every buffer (with its
+        export held: a bytearray cannot be resized meanwhile) until poll()
+        returns the batch's completion, so the caller may drop its own
+        references at once. For (address, length) pairs the memory stays the
+        caller's to keep valid. tag (0 .. 2**64-1) defaults to a fresh one;
+        a tag whose batch has not been polled yet is refused.
+        """
+        return self._submit(
+            op, keys, buffers, metas=metas, tag=tag, replace=replace, prefix=prefix, pin=pin, force=force
+        )
+
+    def _submit(
+        self,
+        op: Union[int, str],
+        keys: Sequence[Key],
+        buffers: Optional[Sequence[Buffer]] = None,
+        *,
+        metas: Optional[Sequence[Optional[Buffer]]] = None,
+        tag: Optional[int] = None,
+        replace: bool = False,
+        prefix: bool = False,
+        pin: bool = False,
+        force: bool = False,
+        waiter: Optional[Tuple[Any, Any]] = None,
+    ) -> int:
+        code = _op_code(op)
+        kb = _keys(keys)
+        if code in (_lib.OP_PUT, _lib.OP_GET):
+            if buffers is None:
+                raise TypeError(f"submit {_lib.OPS[code]}: buffers are required")
+            _check_lengths("submit", kb, buffers, "buffers")
+        elif buffers is not None:
+            raise TypeError(f"submit {_lib.OPS[code]}: takes no buffers")
+        if metas is not None:
+            if code != _lib.OP_PUT:
+                raise TypeError(f"submit {_lib.OPS[code]}: takes no metas")
+            _check_lengths("submit", kb, metas, "metas")
+        if tag is not None and (not isinstance(tag, int) or isinstance(tag, bool) or not 0 <= tag < 1 << 64):
+            raise InvalidArgument(-_errno.EINVAL, f"tag must be an int in 0 .. 2**64-1, got {tag!r}", "submit")
+        flags = (
+            (_lib.REPLACE if replace else 0)
+            | (_lib.PREFIX if prefix else 0)
+            | (_lib.PIN if pin else 0)
+            | (_lib.FORCE if force else 0)
+        )
+        fn = _optional("daxkv_submit")
+        batch = _Batch(kb) if kb else None
+        bufs = _Buffers()
+        try:
+            if buffers is not None and batch is not None:
+                writable = code == _lib.OP_GET
+                pairs = [bufs.add(b, writable, f"buffers[{i}]") for i, b in enumerate(buffers)]
+                batch.set_column(_lib.W_DATA, [p[0] for p in pairs])
+                batch.set_column(_lib.W_LEN, [p[1] for p in pairs])
+                if metas is not None:
+                    mp = [(0, 0) if m is None else bufs.add(m, False, f"metas[{i}]") for i, m in enumerate(metas)]
+                    batch.set_column(_lib.W_META, [p[0] for p in mp])
+                    batch.set_column(_lib.W_META_LEN, [p[1] for p in mp])
+        except BaseException:
+            bufs.close()
+            raise
+        a = self._async_state()
+        pending = _Pending(code, flags, batch, bufs, kb, list(buffers) if buffers is not None else None)
+        with a.lock:
+            if tag is None:
+                tag = a.next_tag
+                while tag in a.pending:
+                    tag = (tag + 1) & ((1 << 64) - 1)
+                a.next_tag = (tag + 1) & ((1 << 64) - 1)
+            elif tag in a.pending:
+                bufs.close()
+                raise InvalidArgument(-_errno.EINVAL, f"tag {tag} has a batch that was not polled yet", "submit")
+            # Registered before the call: a small batch runs inline and
+            # another thread may poll its completion before submit returns.
+            a.pending[tag] = pending
+            if waiter is not None:
+                a.waiters[tag] = waiter
+        ok = False
+        h = self._enter()
+        try:
+            items = batch.items if batch is not None else None
+            rc = fn(h, code, items, len(kb), flags, tag)
+            if rc < 0:
+                raise _error(rc, "daxkv_submit")
+            ok = True
+        finally:
+            self._leave()
+            if not ok:
+                with a.lock:
+                    a.pending.pop(tag, None)
+                    a.waiters.pop(tag, None)
+                bufs.close()
+        return tag
+
+    def event_fd(self) -> int:
+        """The store's eventfd (non-blocking, close-on-exec, owned by the
+        store: never close it). Readable while completions wait to be
+        polled; use it with select/selectors or loop.add_reader, then call
+        poll(). Valid until close()."""
+        fn = _optional("daxkv_event_fd")
+        h = self._enter()
+        try:
+            rc = fn(h)
+            if rc < 0:
+                raise _error(rc, "daxkv_event_fd")
+        finally:
+            self._leave()
+        return rc
+
+    def pending(self) -> int:
+        """The number of submitted batches whose completion was not polled yet."""
+        a = self._async
+        if a is None:
+            return 0
+        with a.lock:
+            return len(a.pending)
+
+    def poll(self, max: int = 64, *, timeout: Optional[float] = 0.0) -> List["Completion"]:
+        """Take up to max finished batches (each is returned once).
+
+        timeout: seconds to wait for the first completion when none is
+        waiting (0: do not wait, None: wait without limit). Works after
+        shutdown(), so that cancelled batches can be collected; raises
+        Shutdown after close().
+        """
+        if not isinstance(max, int) or isinstance(max, bool) or max < 1:
+            raise InvalidArgument(-_errno.EINVAL, f"max must be an int >= 1, got {max!r}", "poll")
+        if timeout is not None and timeout < 0:
+            raise InvalidArgument(-_errno.EINVAL, f"timeout must be >= 0 or None, got {timeout!r}", "poll")
+        a = self._async_state()
+        with a.lock:
+            out = [a.ready.popleft() for _ in range(min(max, len(a.ready)))]
+        if len(out) < max:
+            out.extend(self._poll_raw(max - len(out), timeout if not out else 0.0))
+        return out
+
+    def _poll_raw(self, cap: int, timeout: Optional[float]) -> List["Completion"]:
+        fn = _optional("daxkv_poll")
+        arr = (_lib.Completion * cap)()
+        fd = self.event_fd() if timeout != 0 else -1
+        while True:
+            h = self._enter()
+            try:
+                rc = fn(h, arr, cap)
+                if rc < 0:
+                    raise _error(rc, "daxkv_poll")
+            finally:
+                self._leave()
+            if rc > 0 or timeout == 0:
+                break
+            # Nothing waiting: sleep on the eventfd, then poll again (another
+            # thread may have taken what woke us).
+            import select
+
+            r, _, _ = select.select([fd], [], [], timeout)
+            if not r:
+                break
+            timeout = None if timeout is None else 0.0
+        return self._deliver([arr[i] for i in range(rc)])
+
+    def _deliver(self, raw: List["_lib.Completion"]) -> List["Completion"]:
+        a = self._async_state()
+        out: List[Completion] = []
+        for c in raw:
+            with a.lock:
+                p = a.pending.pop(c.tag, None)
+                waiter = a.waiters.pop(c.tag, None)
+            comp = _completion(c, p)
+            if waiter is not None:
+                loop, fut = waiter
+                loop.call_soon_threadsafe(_set_future, fut, comp)
+            else:
+                out.append(comp)
+        return out
+
+    async def submit_async(
+        self, op: Union[int, str], keys: Sequence[Key], buffers: Optional[Sequence[Buffer]] = None, **kw: Any
+    ) -> "Completion":
+        """submit() and await the batch's Completion on the running asyncio
+        loop (through loop.add_reader on the event fd).
+
+        While a coroutine waits, the loop's reader polls the store:
+        completions of batches nobody awaits are kept for the next poll().
+        Cancelling the await does not cancel the batch; its completion is
+        then dropped (the buffers are released once it finished).
+        """
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        fd = self.event_fd()
+        self._submit(op, keys, buffers, waiter=(loop, fut), **kw)
+        self._reader_add(loop, fd)
+        try:
+            self._on_readable()  # it may have completed inline, before the reader existed
+            return await fut
+        finally:
+            self._reader_remove(loop, fd)
+
+    def _reader_add(self, loop: Any, fd: int) -> None:
+        a = self._async_state()
+        with a.lock:
+            n = a.readers.get(loop, 0)
+            a.readers[loop] = n + 1
+        if n == 0:
+            loop.add_reader(fd, self._on_readable)
+
+    def _reader_remove(self, loop: Any, fd: int) -> None:
+        a = self._async_state()
+        with a.lock:
+            n = a.readers[loop] - 1
+            if n:
+                a.readers[loop] = n
+            else:
+                del a.readers[loop]
+        if n == 0:
+            loop.remove_reader(fd)
+
+    def _on_readable(self) -> None:
+        try:
+            done = self._poll_raw(64, 0.0)
+        except Shutdown:
+            done = []
+            a = self._async_state()
+            with a.lock:
+                waiters, a.waiters = a.waiters, {}
+            for loop, fut in waiters.values():
+                loop.call_soon_threadsafe(
+                    _fail_future, fut, Shutdown(-_errno.ESHUTDOWN, "the store is closed", "daxkv_poll")
+                )
+        if done:
+            a = self._async_state()
+            with a.lock:
+                a.ready.extend(done)
+
+    async def get_many_async(
+        self, keys: Sequence[Key], dsts: Sequence[Buffer], *, prefix: bool = False
+    ) -> List[Optional[int]]:
+        """get_many_into, run on the store's dispatcher and awaited."""
+        c = await self.submit_async(_lib.OP_GET, keys, dsts, prefix=prefix)
+        return c.results()
+
+    async def put_many_async(
+        self, keys: Sequence[Key], values: Sequence[Buffer], *, replace: bool = False
+    ) -> List[bool]:
+        """put_many, run on the store's dispatcher and awaited."""
+        c = await self.submit_async(_lib.OP_PUT, keys, values, replace=replace)
+        return c.results()
+
+    # -- pool ---------------------------------------------------------------
+
+    def _path_call(self, name: str, path: Any, *args: Any) -> int:
+        import os
+
+        p = os.fsencode(path)
+        if b"\0" in p or not p:
+            raise InvalidArgument(-_errno.EINVAL, "device path is empty or contains a NUL byte", name)
+        fn = _optional(name)
+        h = self._enter()
+        try:
+            rc = fn(h, p, *args)
+        finally:
+            self._leave()
+        return rc
+
+    def device_add(self, path: Any, size: int = 0) -> None:
+        """Map and add a device to the pool (size 0: whole device or file).
+        Needs hotplug=1 (else PermissionDenied). Adding an active device
+        again with the same size does nothing; with another size, Busy."""
+        _check_size(size, "daxkv_device_add")
+        rc = self._path_call("daxkv_device_add", path, size)
+        if rc < 0:
+            raise _error(rc, "daxkv_device_add")
+
+    def device_remove(self, path: Any, mode: Union[str, int] = "migrate", *, force: bool = False) -> "HotplugResult":
+        """Take a device out of the pool: mode "migrate" moves its entries
+        to the other devices (all or nothing: NoSpace leaves it as it was),
+        "evict" deletes them, "drain" stops new entries and returns at once
+        (see device_wait_drained). Busy while entries are pinned or leased
+        unless force. Needs hotplug=1."""
+        m = _hotplug_mode(mode, "daxkv_device_remove")
+        out = _lib.HotplugResult()
+        out.struct_size = ctypes.sizeof(out)
+        rc = self._path_call("daxkv_device_remove", path, m, _lib.FORCE if force else 0, ctypes.byref(out))
+        if rc < 0:
+            raise _error(rc, "daxkv_device_remove")
+        return _hotplug_result(out)
+
+    def device_resize(
+        self, path: Any, size: int, mode: Union[str, int] = "migrate", *, force: bool = False
+    ) -> "HotplugResult":
+        """Change the usable size of a device. Shrinking moves the entries
+        above the new end ("migrate") or deletes them ("evict", only with
+        force). Growing is limited to the size it was opened or added with."""
+        _check_size(size, "daxkv_device_resize")
+        m = _hotplug_mode(mode, "daxkv_device_resize")
+        out = _lib.HotplugResult()
+        out.struct_size = ctypes.sizeof(out)
+        rc = self._path_call("daxkv_device_resize", path, size, m, _lib.FORCE if force else 0, ctypes.byref(out))
+        if rc < 0:
+            raise _error(rc, "daxkv_device_resize")
+        return _hotplug_result(out)
+
+    def device_wait_drained(self, path: Any, timeout: Optional[float] = None) -> bool:
+        """Wait until a draining device holds no entries: True when drained,
+        False on timeout (seconds; None: no limit). InvalidArgument if the
+        device is not draining, NotFound if unknown."""
+        if timeout is None:
+            ms = -1
+        else:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+                raise InvalidArgument(
+                    -_errno.EINVAL, f"timeout must be >= 0 or None, got {timeout!r}", "device_wait_drained"
+                )
+            ms = min(int(timeout * 1000), 2**31 - 1)
+        rc = self._path_call("daxkv_device_wait_drained", path, ms)
+        if rc == -_errno.ETIMEDOUT:
+            return False
+        if rc < 0:
+            raise _error(rc, "daxkv_device_wait_drained")
+        return True
+
+    def pool_status_json(self) -> str:
+        """The pool as JSON in the shape of LMCache's hotplug_status."""
+        return self._text(_optional("daxkv_pool_status_json"), "daxkv_pool_status_json")
+
+    def pool_status(self) -> Dict[str, Any]:
+        """pool_status_json(), parsed."""
+        return json.loads(self.pool_status_json())
+
+
+# ---------------------------------------------------------------------------
+# Asynchronous batches: the state a Store keeps for them.
+
+
+class _Pending:
+    """A submitted batch: everything the library may still touch."""
+
+    __slots__ = ("op", "flags", "batch", "bufs", "keys", "objs")
+
+    def __init__(
+        self,
+        op: int,
+        flags: int,
+        batch: Optional[_Batch],
+        bufs: _Buffers,
+        keys: List[bytes],
+        objs: Optional[list],
+    ) -> None:
+        self.op = op
+        self.flags = flags
+        self.batch = batch  # the daxkv_item array and the keys' blob
+        self.bufs = bufs  # buffer exports, released once polled
+        self.keys = keys
+        self.objs = objs  # the caller's buffer objects, handed back in the Completion
+
+
+class _AsyncState:
+    __slots__ = ("lock", "pending", "ready", "waiters", "readers", "next_tag")
+
+    def __init__(self) -> None:
+        import collections
+
+        self.lock = threading.Lock()
+        self.pending: Dict[int, _Pending] = {}
+        self.ready: "collections.deque[Completion]" = collections.deque()  # polled by an asyncio reader
+        self.waiters: Dict[int, Tuple[Any, Any]] = {}  # tag -> (loop, future)
+        self.readers: Dict[Any, int] = {}  # loop -> coroutines waiting on it
+        self.next_tag = 1
+
+
+@dataclasses.dataclass
+class Completion:
+    """One finished batch, as poll() returns it.
+
+    result is what the batch call returned (items stored, hits, removed,
+    or the prefix length), or a negative code: -ECANCELED when shutdown
+    cancelled the batch before it ran. statuses are the items' final
+    statuses; lengths the value lengths (get: copied out, put: stored),
+    None for contains and remove. keys and buffers are the batch's (the
+    buffers hold what a get copied). statuses, lengths, keys and buffers are
+    None for a tag this Store did not submit.
+    """
+
+    tag: int
+    op: int
+    result: int
+    statuses: Optional[List[int]] = None
+    lengths: Optional[List[int]] = None
+    keys: Optional[List[bytes]] = None
+    buffers: Optional[list] = None
+    flags: int = 0
+
+    @property
+    def op_name(self) -> str:
+        return _lib.OPS.get(self.op, str(self.op))
+
+    @property
+    def ok(self) -> bool:
+        return self.result >= 0
+
+    @property
+    def cancelled(self) -> bool:
+        return self.result == -_errno.ECANCELED
+
+    @property
+    def error(self) -> Optional[DaxKVError]:
+        """The batch's failure as an exception (Cancelled, ...), or None."""
+        if self.result >= 0:
+            return None
+        s = strerror(self.result)
+        return error_class(self.result)(self.result, s, f"daxkv_submit {self.op_name}", s)
+
+    def results(self) -> list:
+        """What the synchronous batch method returns for these items:
+        put_many's, get_many_into's, contains_many's (prefix: the hits of
+        the prefix) or remove_many's list. Raises the batch's error
+        (Cancelled, ...) or BatchError, as those methods do."""
+        err = self.error
+        if err is not None:
+            raise err
+        if self.statuses is None:
+            raise ValueError(f"no items for tag {self.tag}: it was not submitted through this Store")
+        st = self.statuses
+        op = f"daxkv_submit {self.op_name}"
+        prefix = bool(self.flags & _lib.PREFIX)
+        if self.op == _lib.OP_PUT:
+            results: list = [s == 0 for s in st]
+            Store._fail(op, st, lambda s: s >= 0, results)
+        elif self.op == _lib.OP_GET:
+            lens = self.lengths or [0] * len(st)
+            results = [n if s == 0 else None for s, n in zip(st, lens)]
+            checked = st
+            if prefix:
+                results, checked = results[: self.result], st[: self.result]
+            Store._fail(op, checked, lambda s: s == 0 or s == -_errno.ENOENT, results)
+        elif self.op == _lib.OP_CONTAINS:
+            results = [s == 1 for s in st]
+            checked = st
+            if prefix:
+                results, checked = results[: self.result], st[: self.result]
+            Store._fail(op, checked, lambda s: s >= 0, results)
+        else:
+            results = [s == 0 for s in st]
+            Store._fail(op, st, lambda s: s >= 0 or s in (-_errno.ENOENT, -_errno.EBUSY), results)
+        return results
+
+
+def _completion(c: "_lib.Completion", p: Optional[_Pending]) -> Completion:
+    if p is None:
+        return Completion(tag=c.tag, op=c.op, result=c.result)
+    try:
+        b = p.batch
+        statuses = b.statuses() if b is not None else []
+        lengths = None
+        if p.op in (_lib.OP_PUT, _lib.OP_GET):
+            lengths = b.column(_lib.W_LEN) if b is not None else []
+    finally:
+        p.bufs.close()  # the library is done with the items: release the exports
+    return Completion(c.tag, c.op, c.result, statuses, lengths, p.keys, p.objs, p.flags)
+
+
+def _op_code(op: Union[int, str]) -> int:
+    if isinstance(op, str):
+        for code, name in _lib.OPS.items():
+            if name == op.lower():
+                return code
+        raise InvalidArgument(-_errno.EINVAL, f"unknown op {op!r} (put, get, contains, remove)", "submit")
+    if isinstance(op, bool) or not isinstance(op, int):
+        raise TypeError(f"op must be an OP_* int or a name, got {type(op).__name__}")
+    if not -(1 << 31) <= op < 1 << 31:
+        raise InvalidArgument(-_errno.EINVAL, f"op out of range: {op}", "submit")
+    return op  # unknown ints are the library's to refuse (InvalidArgument)
+
+
+def _set_future(fut: Any, value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _fail_future(fut: Any, exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+# ---------------------------------------------------------------------------
+# Pool
+
+
+@dataclasses.dataclass(frozen=True)
+class HotplugResult:
+    """daxkv_hotplug_result: what device_remove / device_resize did."""
+
+    state: str  # active | draining | migrating | resizing | removing | removed | missing
+    state_code: int  # DEV_*
+    device_index: int  # row in pool_status()["devices"]
+    moved_keys: int
+    moved_bytes: int
+    deleted_keys: int
+    source_slots_freed: int
+    old_size_bytes: int
+    new_size_bytes: int
+
+    def as_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _hotplug_result(r: "_lib.HotplugResult") -> HotplugResult:
+    return HotplugResult(
+        state=_lib.DEV_STATES.get(r.state, str(r.state)),
+        state_code=r.state,
+        device_index=r.device_index,
+        moved_keys=r.moved_keys,
+        moved_bytes=r.moved_bytes,
+        deleted_keys=r.deleted_keys,
+        source_slots_freed=r.source_slots_freed,
+        old_size_bytes=r.old_size_bytes,
+        new_size_bytes=r.new_size_bytes,
+    )
+
+
+def _hotplug_mode(mode: Union[str, int], op: str) -> int:
+    if isinstance(mode, str):
+        m = _lib.HOTPLUG_MODES.get(mode.lower())
+        if m is None:
+            raise InvalidArgument(-_errno.EINVAL, f"unknown mode {mode!r} (migrate, evict, drain)", op)
+        return m
+    if isinstance(mode, bool) or not isinstance(mode, int):
+        raise TypeError(f"mode must be a name or MIGRATE/EVICT/DRAIN, got {type(mode).__name__}")
+    if not -(1 << 31) <= mode < 1 << 31:
+        raise InvalidArgument(-_errno.EINVAL, f"mode out of range: {mode}", op)
+    return mode
+
+
+def _check_size(size: Any, op: str) -> None:
+    if isinstance(size, bool) or not isinstance(size, int):
+        raise TypeError(f"size must be an int, got {type(size).__name__}")
+    if not 0 <= size < 1 << 64:
+        raise InvalidArgument(-_errno.EINVAL, f"size out of range: {size}", op)
 
 
 # ---------------------------------------------------------------------------

@@ -33,6 +33,41 @@ LOG_WARNING = 4
 LOG_INFO = 6
 LOG_DEBUG = 7
 
+# Operations of daxkv_submit.
+OP_PUT = 1
+OP_GET = 2
+OP_CONTAINS = 3
+OP_REMOVE = 4
+OPS = {OP_PUT: "put", OP_GET: "get", OP_CONTAINS: "contains", OP_REMOVE: "remove"}
+
+# Device states of the pool (daxkv_hotplug_result.state).
+DEV_ACTIVE = 0
+DEV_DRAINING = 1
+DEV_MIGRATING = 2
+DEV_RESIZING = 3
+DEV_REMOVING = 4
+DEV_REMOVED = 5
+DEV_MISSING = 6
+DEV_STATES = {
+    DEV_ACTIVE: "active",
+    DEV_DRAINING: "draining",
+    DEV_MIGRATING: "migrating",
+    DEV_RESIZING: "resizing",
+    DEV_REMOVING: "removing",
+    DEV_REMOVED: "removed",
+    DEV_MISSING: "missing",
+}
+
+# Modes of daxkv_device_remove and daxkv_device_resize.
+MIGRATE = 1
+EVICT = 2
+DRAIN = 3
+HOTPLUG_MODES = {"migrate": MIGRATE, "evict": EVICT, "drain": DRAIN}
+
+HIST_BUCKETS = 24
+HIST_NS_UNIT = 1000
+HIST_BYTES_UNIT = 4096
+
 
 class Item(ctypes.Structure):
     """struct daxkv_item."""
@@ -63,6 +98,22 @@ I_STATUS = Item.status.offset // 4
 assert ctypes.sizeof(Item) % 8 == 0 and ctypes.sizeof(ctypes.c_void_p) == 8, (
     "the batch fast path assumes an LP64 platform"
 )
+
+
+class Histogram(ctypes.Structure):
+    """struct daxkv_histogram."""
+
+    _fields_ = [
+        ("count", ctypes.c_uint64),
+        ("sum", ctypes.c_uint64),
+        ("bucket", ctypes.c_uint64 * HIST_BUCKETS),
+    ]
+
+
+#: The daxkv_stats members appended after the first layout: a library that
+#: predates them fills only the prefix it knows (they stay zero).
+STATS_APPENDED_COUNTERS = ("copy_faults", "batches", "async_submitted", "async_completed", "async_cancelled")
+STATS_HISTOGRAMS = ("put_latency", "get_latency", "batch_latency", "item_bytes")
 
 
 class Stats(ctypes.Structure):
@@ -100,6 +151,38 @@ class Stats(ctypes.Structure):
             "recovery_dropped_corrupt",
             "recovery_dropped_stale",
             "recovery_usec",
+        )
+        + STATS_APPENDED_COUNTERS
+    ] + [(name, Histogram) for name in STATS_HISTOGRAMS]
+
+
+class Completion(ctypes.Structure):
+    """struct daxkv_completion."""
+
+    _fields_ = [
+        ("tag", ctypes.c_uint64),
+        ("op", ctypes.c_int),
+        ("result", ctypes.c_int),
+    ]
+
+
+class HotplugResult(ctypes.Structure):
+    """daxkv_hotplug_result (struct_size first)."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("state", ctypes.c_uint32),
+        ("device_index", ctypes.c_int32),
+        ("reserved0", ctypes.c_uint32),
+    ] + [
+        (name, ctypes.c_uint64)
+        for name in (
+            "moved_keys",
+            "moved_bytes",
+            "deleted_keys",
+            "source_slots_freed",
+            "old_size_bytes",
+            "new_size_bytes",
         )
     ]
 
@@ -182,6 +265,18 @@ PROTOTYPES = {
 OPTIONAL_PROTOTYPES = {
     "daxkv_list_devices": (_int, [ctypes.POINTER(DeviceInfo), _sz, _psz]),
     "daxkv_probe": (_int, [_str, ctypes.POINTER(DeviceInfo)]),
+    "daxkv_submit": (_int, [_p, _int, _items, _sz, _uint, ctypes.c_uint64]),
+    "daxkv_event_fd": (_int, [_p]),
+    "daxkv_poll": (_int, [_p, ctypes.POINTER(Completion), _sz]),
+    "daxkv_stats_prometheus": (_int, [_p, _p, _sz, _psz]),
+    "daxkv_device_add": (_int, [_p, _str, ctypes.c_uint64]),
+    "daxkv_device_remove": (_int, [_p, _str, _int, _uint, ctypes.POINTER(HotplugResult)]),
+    "daxkv_device_resize": (
+        _int,
+        [_p, _str, ctypes.c_uint64, _int, _uint, ctypes.POINTER(HotplugResult)],
+    ),
+    "daxkv_device_wait_drained": (_int, [_p, _str, _int]),
+    "daxkv_pool_status_json": (_int, [_p, _p, _sz, _psz]),
 }
 
 

@@ -34,12 +34,16 @@ class DaxKVError(Exception):
     op: str
 
     def __init__(self, code: int, message: str = "", op: str = "", strerror: str = "") -> None:
+        strerror = strerror or _fallback_strerror(code)
+        message = message or strerror
+        # First: OSError's __init__ (PermissionDenied) sets errno and
+        # strerror from the arguments, which would leave errno negative.
+        super().__init__(code, message)
         self.code = code
         self.errno = -code if -4096 < code < 0 else None
-        self.strerror = strerror or _fallback_strerror(code)
-        self.message = message or self.strerror
+        self.strerror = strerror
+        self.message = message
         self.op = op
-        super().__init__(code, self.message)
 
     def __str__(self) -> str:
         where = f"{self.op}: " if self.op else ""

@@ -17,7 +17,9 @@ call. The semantics follow LMCache's DaxCore:
   the bytes valid even if the key is deleted meanwhile; every reservation
   must be finalized, also on error paths.
 * usage() = (live/max, (live - pending_free)/max); report_status() has
-  DaxCore's field names.
+  DaxCore's field names; hotplug_status() is libdaxkv's pool status, which
+  has the shape of LMCache's hotplug_status (device changes go through
+  ``core.store.device_add`` / ``device_remove``; open with hotplug=1).
 
 Keys are serialised canonically: bytes and str as themselves, objects with
 ``to_string()`` (CacheEngineKey) by it, and ObjectKey-like objects by their
@@ -657,6 +659,25 @@ class DaxCore:
             borrowed_slot_count=st.leases_active,
         )
         return base
+
+    def hotplug_status(self) -> Dict[str, Any]:
+        """The device pool (daxkv_pool_status_json): hotplug_enabled,
+        num_devices, total_capacity_bytes, total_used_bytes, is_healthy and
+        a "devices" list. A closed core reports no devices, unhealthy."""
+        if not (self._closing or self._store.closed):
+            try:
+                return self._store.pool_status()
+            except Shutdown:
+                pass
+        return {
+            "hotplug_enabled": False,
+            "is_healthy": False,
+            "num_devices": 0,
+            "slot_bytes": self.slot_bytes,
+            "total_capacity_bytes": 0,
+            "total_used_bytes": 0,
+            "devices": [],
+        }
 
     def close(self) -> None:
         """Idempotent. Later calls behave as LMCache's closed core."""

@@ -250,3 +250,28 @@ def test_put_one_raises_on_full(core):
         core.put_one(ckey(i), obj(i))
     with pytest.raises(RuntimeError, match="No free slots"):
         core.put_one(ckey(10**6), obj(0))
+
+
+def test_hotplug_status(tmp_path):
+    c = DaxCore(str(tmp_path / "dax"), 16 * MiB + 8 * MiB, SLOT, hotplug=1)
+    try:
+        c.put_many([ckey(1)], [obj(1)])
+        st = c.hotplug_status()
+        assert st["hotplug_enabled"] is True and st["is_healthy"] is True
+        assert st["num_devices"] == 1 and st["slot_bytes"] == SLOT
+        (dev,) = st["devices"]
+        assert dev["device_path"] == str(tmp_path / "dax") and dev["live_slot_count"] == 1
+        c.store.device_add(str(tmp_path / "dax2"), 16 * MiB + 8 * MiB)
+        r = c.store.device_remove(str(tmp_path / "dax"), "migrate")
+        assert r.moved_keys == 1
+        assert c.exists_many([ckey(1)]) == [True]
+        assert [d["state"] for d in c.hotplug_status()["devices"]] == ["removed", "active"]
+    finally:
+        c.close()
+    st = c.hotplug_status()
+    assert st["is_healthy"] is False and st["devices"] == []
+
+
+def test_hotplug_status_disabled(core):
+    st = core.hotplug_status()
+    assert st["hotplug_enabled"] is False and st["num_devices"] == 1

@@ -1,0 +1,419 @@
+"""Asynchronous batches: Store.submit / poll / event_fd and the asyncio helpers.
+
+Bad inputs covered here (each must raise, queue nothing and leave nothing
+pending in the binding):
+  - an op the library does not know (99): InvalidArgument from daxkv_submit
+  - an unknown op name ("frobnicate"): InvalidArgument
+  - an op of the wrong type (1.0, None, True): TypeError
+  - put/get without buffers, contains/remove with buffers, metas for get: TypeError
+  - keys and buffers (or metas) of different lengths: InvalidArgument
+  - a single key instead of a sequence, a key of the wrong type: TypeError
+  - a read-only destination (bytes) for get: TypeError
+  - a flag the op does not take (replace for get, pin for put): InvalidArgument
+  - a tag out of range (-1, 2**64) or not an int: InvalidArgument
+  - a tag whose batch was not polled yet: InvalidArgument
+  - poll(max=0), poll(timeout=-1): InvalidArgument
+  - submit after shutdown: Shutdown (poll still works)
+  - submit / poll / event_fd after close: Shutdown
+"""
+
+import array
+import asyncio
+import errno
+import gc
+import select
+import selectors
+import threading
+import weakref
+
+import pytest
+
+import daxkv
+from conftest import SLOT, open_store
+
+BIG = 100  # items: more than the library runs inline, so the dispatcher thread runs it
+
+
+@pytest.fixture
+def sstore(tmp_path):
+    """Small slots, room for a few hundred entries: batches of BIG items."""
+    s = open_store(tmp_path, slot_bytes=8192, size=32 * SLOT)
+    yield s
+    s.close()
+
+
+def readable(fd, timeout=0.0):
+    return bool(select.select([fd], [], [], timeout)[0])
+
+
+def test_put_get_contains_remove_round_trip(store):
+    keys = [f"k{i}".encode() for i in range(5)]
+    vals = [bytes([i]) * (100 + i) for i in range(5)]
+    t = store.submit(daxkv.OP_PUT, keys, vals)
+    (c,) = store.poll(timeout=5)
+    assert (c.tag, c.op, c.op_name, c.result) == (t, daxkv.OP_PUT, "put", 5)
+    assert c.statuses == [0] * 5 and c.lengths == [len(v) for v in vals]
+    assert c.results() == [True] * 5 and c.ok and c.error is None
+
+    dsts = [bytearray(200) for _ in keys + [b"miss"]]
+    t = store.submit("get", keys + [b"miss"], dsts)
+    (c,) = store.poll(timeout=5)
+    assert c.tag == t and c.result == 5
+    assert c.statuses == [0] * 5 + [-errno.ENOENT]
+    assert c.results() == [len(v) for v in vals] + [None]
+    assert c.buffers is not None and c.buffers[0] is dsts[0]
+    for v, d in zip(vals, dsts):
+        assert bytes(d[: len(v)]) == v
+
+    t = store.submit("contains", [keys[0], b"miss"])
+    (c,) = store.poll(timeout=5)
+    assert c.result == 1 and c.statuses == [1, 0] and c.results() == [True, False] and c.lengths is None
+
+    t = store.submit(daxkv.OP_REMOVE, [keys[0], b"miss"])
+    (c,) = store.poll(timeout=5)
+    assert c.result == 1 and c.results() == [True, False]
+    assert keys[0] not in store and keys[1] in store
+
+
+def test_put_existed_replace_and_metas(store):
+    store.put(b"a", b"old")
+    store.submit("put", [b"a"], [b"new"])
+    (c,) = store.poll(timeout=5)
+    assert c.statuses == [daxkv._lib.EXISTED] and c.results() == [False] and c.result == 0
+    store.submit("put", [b"a"], [b"new"], replace=True, metas=[b"m1"])
+    (c,) = store.poll(timeout=5)
+    assert c.results() == [True]
+    with store.lease(b"a") as lease:
+        assert lease.tobytes() == b"new" and lease.meta == b"m1"
+
+
+def test_get_prefix_and_contains_prefix_pin(store):
+    store.put_many([b"a", b"b", b"d"], [b"1", b"2", b"4"])
+    store.submit("get", [b"a", b"b", b"c", b"d"], [bytearray(4) for _ in range(4)], prefix=True)
+    (c,) = store.poll(timeout=5)
+    assert c.result == 2 and c.results() == [1, 1]
+    store.submit("contains", [b"a", b"b", b"c", b"d"], prefix=True, pin=True)
+    (c,) = store.poll(timeout=5)
+    assert c.result == 2 and c.results() == [True, True]
+    assert store.stats().entries_pinned == 2
+    store.submit("remove", [b"a"])
+    (c,) = store.poll(timeout=5)
+    assert c.statuses == [-errno.EBUSY] and c.results() == [False]
+    store.submit("remove", [b"a"], force=True)
+    (c,) = store.poll(timeout=5)
+    assert c.results() == [True]
+
+
+def test_batch_on_dispatcher_thread(sstore):
+    store = sstore
+    keys = [f"big{i}".encode() for i in range(BIG)]
+    vals = [i.to_bytes(4, "little") * 256 for i in range(BIG)]
+    t1 = store.submit("put", keys, vals)
+    dsts = [bytearray(1024) for _ in keys]
+    t2 = store.submit("get", keys, dsts)
+    got = []
+    while len(got) < 2:
+        got += store.poll(timeout=10)
+    assert [c.tag for c in got] == [t1, t2]  # submission order
+    assert got[0].result == BIG and got[1].result == BIG
+    assert [bytes(d) for d in dsts] == vals
+
+
+def test_empty_batch(store):
+    t = store.submit("contains", [])
+    (c,) = store.poll(timeout=5)
+    assert c.tag == t and c.result == 0 and c.statuses == [] and c.results() == []
+
+
+def test_completions_are_one_shot_and_event_fd_readable_semantics(store):
+    fd = store.event_fd()
+    assert fd >= 0 and fd == store.event_fd()
+    assert not readable(fd)
+    assert store.poll() == []
+    tags = [store.submit("contains", [b"x"]) for _ in range(3)]
+    assert readable(fd, 5)  # readable while completions wait
+    first = store.poll(max=2)
+    assert [c.tag for c in first] == tags[:2]
+    assert readable(fd)  # one still waits
+    rest = store.poll(max=10, timeout=5)
+    assert [c.tag for c in rest] == tags[2:]
+    assert not readable(fd)  # none waits
+    assert store.poll() == [] and store.poll(timeout=0.05) == []
+    assert store.pending() == 0
+
+
+def test_event_fd_with_selectors(sstore):
+    store = sstore
+    sel = selectors.DefaultSelector()
+    sel.register(store.event_fd(), selectors.EVENT_READ)
+    try:
+        assert sel.select(0) == []
+        keys = [f"s{i}".encode() for i in range(BIG)]
+        t = store.submit("put", keys, [b"v" * 1000] * BIG)
+        assert sel.select(10)
+        (c,) = store.poll()
+        assert c.tag == t and c.result == BIG
+        assert sel.select(0) == []
+    finally:
+        sel.close()
+
+
+def test_poll_timeout_wakes_on_completion(sstore):
+    store = sstore
+    keys = [f"w{i}".encode() for i in range(BIG)]
+    t = store.submit("put", keys, [b"v" * 4096] * BIG)
+    got = store.poll(timeout=None)  # blocks until the dispatcher posted it
+    assert [c.tag for c in got] == [t] and got[0].result == BIG
+
+
+def test_explicit_tags(store):
+    t = store.submit("contains", [b"a"], tag=2**64 - 1)
+    assert t == 2**64 - 1
+    with pytest.raises(daxkv.InvalidArgument):
+        store.submit("contains", [b"a"], tag=2**64 - 1)  # not polled yet
+    (c,) = store.poll(timeout=5)
+    assert c.tag == 2**64 - 1
+    assert store.submit("contains", [b"a"], tag=2**64 - 1) == 2**64 - 1  # free again
+    # automatic tags skip the ones in use
+    store.submit("contains", [b"a"], tag=7)
+    auto = {store.submit("contains", [b"a"]) for _ in range(10)}
+    assert 7 not in auto and len(auto) == 10
+    assert len(store.poll(max=100, timeout=5)) == 12
+
+
+def test_buffers_kept_alive_until_polled(store):
+    store.put(b"k", b"0123456789")
+    dst = array.array("b", bytes(16))
+    ref = weakref.ref(dst)
+    value = array.array("b", b"abcdef")
+    vref = weakref.ref(value)
+    store.submit("get", [b"k"], [dst])
+    store.submit("put", [b"k2"], [value])
+    del dst, value
+    gc.collect()
+    assert ref() is not None and vref() is not None  # the store holds them
+    assert store.pending() == 2
+    done = store.poll(max=2, timeout=5)
+    assert done[0].buffers[0].tobytes()[:10] == b"0123456789"
+    assert store.get(b"k2") == b"abcdef"
+    assert store.pending() == 0
+    del done
+    gc.collect()
+    assert ref() is None and vref() is None  # released after the poll
+
+
+def test_buffer_exports_held_until_polled(sstore):
+    store = sstore
+    keys = [f"e{i}".encode() for i in range(BIG)]
+    store.put_many(keys, [b"z" * 100] * BIG)
+    dsts = [bytearray(100) for _ in keys]
+    store.submit("get", keys, dsts)
+    (c,) = store.poll(timeout=10)
+    dsts[0].extend(b"x")  # export released: resizable again
+    keys2 = [b"hold"]
+    store.put(b"hold", b"v")
+    d = bytearray(8)
+    store.submit("get", keys2, [d])
+    with pytest.raises(BufferError):
+        d.extend(b"x")  # the library may still write into it
+    store.poll(timeout=5)
+    d.extend(b"x")
+
+
+def test_buffers_gc_while_dispatcher_runs(store):
+    n = 8
+    keys = [f"g{i}".encode() for i in range(n)]
+    vals = [bytes([65 + i]) * SLOT for i in range(n)]
+    # Large puts run on the dispatcher while the caller drops everything.
+    for _ in range(3):
+        store.submit("put", keys, [bytearray(v) for v in vals], replace=True)
+        gc.collect()
+    got = []
+    while len(got) < 3:
+        got += store.poll(timeout=10)
+    assert all(c.result == n for c in got)
+    for k, v in zip(keys, vals):
+        assert store.get(k) == v
+
+
+def test_shutdown_cancels_queued_batches(tmp_path):
+    s = open_store(tmp_path)
+    try:
+        n = 8
+        keys = [f"q{i}".encode() for i in range(n)]
+        val = b"q" * SLOT
+        tags = [s.submit("put", keys, [val] * n, replace=True) for _ in range(100)]
+        s.shutdown()
+        with pytest.raises(daxkv.Shutdown):
+            s.submit("contains", [b"a"])
+        done = s.poll(max=100)  # every completion was posted before shutdown returned
+        assert sorted(c.tag for c in done) == sorted(tags)
+        assert s.pending() == 0
+        cancelled = [c for c in done if c.cancelled]
+        assert cancelled, "100 queued 8 MiB batches all ran before shutdown"
+        for c in done:
+            if c.cancelled:
+                assert c.statuses == [-errno.ECANCELED] * n
+                assert isinstance(c.error, daxkv.Cancelled)
+                with pytest.raises(daxkv.Cancelled):
+                    c.results()
+            else:
+                assert c.result == n
+        # the batches run in submission order: the cancelled ones are the tail
+        first = next(i for i, c in enumerate(done) if c.cancelled)
+        assert all(c.cancelled for c in done[first:])
+        assert s.poll() == []
+    finally:
+        s.close()
+
+
+def test_close_with_unpolled_completions(tmp_path):
+    s = open_store(tmp_path)
+    fd = s.event_fd()
+    assert fd >= 0
+    buf = array.array("b", bytes(8))
+    ref = weakref.ref(buf)
+    s.submit("get", [b"k"], [buf])
+    del buf
+    s.close()
+    gc.collect()
+    assert ref() is None and s.pending() == 0
+    for call in (lambda: s.poll(), s.event_fd, lambda: s.submit("contains", [b"a"])):
+        with pytest.raises(daxkv.Shutdown):
+            call()
+
+
+def test_bad_inputs(store):
+    bad = [
+        (daxkv.InvalidArgument, lambda: store.submit(99, [b"a"])),
+        (daxkv.InvalidArgument, lambda: store.submit("frobnicate", [b"a"])),
+        (TypeError, lambda: store.submit(1.0, [b"a"], [b"v"])),
+        (TypeError, lambda: store.submit(None, [b"a"])),
+        (TypeError, lambda: store.submit(True, [b"a"], [b"v"])),
+        (TypeError, lambda: store.submit("put", [b"a"])),
+        (TypeError, lambda: store.submit("get", [b"a"])),
+        (TypeError, lambda: store.submit("contains", [b"a"], [b"v"])),
+        (TypeError, lambda: store.submit("get", [b"a"], [bytearray(1)], metas=[b"m"])),
+        (daxkv.InvalidArgument, lambda: store.submit("put", [b"a", b"b"], [b"v"])),
+        (daxkv.InvalidArgument, lambda: store.submit("put", [b"a"], [b"v"], metas=[b"1", b"2"])),
+        (TypeError, lambda: store.submit("contains", b"abc")),
+        (TypeError, lambda: store.submit("contains", [1])),
+        (TypeError, lambda: store.submit("get", [b"a"], [b"read-only"])),
+        (TypeError, lambda: store.submit("put", [b"a"], [None])),
+        (daxkv.InvalidArgument, lambda: store.submit("get", [b"a"], [bytearray(1)], replace=True)),
+        (daxkv.InvalidArgument, lambda: store.submit("put", [b"a"], [b"v"], pin=True)),
+        (daxkv.InvalidArgument, lambda: store.submit("remove", [b"a"], prefix=True)),
+        (daxkv.InvalidArgument, lambda: store.submit("contains", [b"a"], tag=-1)),
+        (daxkv.InvalidArgument, lambda: store.submit("contains", [b"a"], tag=2**64)),
+        (daxkv.InvalidArgument, lambda: store.submit("contains", [b"a"], tag="1")),
+        (daxkv.InvalidArgument, lambda: store.poll(max=0)),
+        (daxkv.InvalidArgument, lambda: store.poll(timeout=-1)),
+    ]
+    for exc, call in bad:
+        with pytest.raises(exc):
+            call()
+        assert store.pending() == 0
+    assert store.poll() == []
+    assert not readable(store.event_fd())
+    assert store.stats().async_submitted == 0
+
+
+def test_threads_submit_and_poll(store):
+    per, nthreads = 50, 4
+    tags = []
+    lock = threading.Lock()
+
+    def worker(w):
+        for i in range(per):
+            t = store.submit("put", [f"t{w}-{i}".encode()], [b"v" * 64])
+            with lock:
+                tags.append(t)
+
+    ths = [threading.Thread(target=worker, args=(w,)) for w in range(nthreads)]
+    for t in ths:
+        t.start()
+    got = []
+    while len(got) < per * nthreads:
+        got += store.poll(max=32, timeout=10)
+    for t in ths:
+        t.join()
+    assert sorted(c.tag for c in got) == sorted(tags) and len(set(tags)) == per * nthreads
+    assert all(c.results() == [True] for c in got)
+
+
+def test_stats_count_async_batches(store):
+    before = store.stats()
+    for _ in range(3):
+        store.submit("put", [b"a"], [b"v"], replace=True)
+    store.poll(max=10, timeout=5)
+    st = store.stats()
+    assert st.async_submitted - before.async_submitted == 3
+    assert st.async_completed - before.async_completed == 3
+    assert st.async_cancelled == 0
+    assert st.batches - before.batches >= 3
+
+
+# -- asyncio ------------------------------------------------------------------
+
+
+def test_asyncio_round_trip(sstore):
+    store = sstore
+    keys = [f"a{i}".encode() for i in range(BIG)]
+    vals = [bytes([i % 256]) * 512 for i in range(BIG)]
+
+    async def main():
+        stored = await store.put_many_async(keys, vals)
+        dsts = [bytearray(512) for _ in keys]
+        lens = await store.get_many_async(keys + [b"miss"], dsts + [bytearray(1)])
+        return stored, dsts, lens
+
+    stored, dsts, lens = asyncio.run(main())
+    assert stored == [True] * BIG
+    assert lens == [512] * BIG + [None]
+    assert [bytes(d) for d in dsts] == vals
+    assert store.pending() == 0
+
+
+def test_asyncio_gather_and_inline_batches(store):
+    async def one(i):
+        k = f"c{i}".encode()
+        assert await store.put_many_async([k], [k * 3]) == [True]
+        d = bytearray(16)
+        assert await store.get_many_async([k], [d], prefix=True) == [len(k) * 3]
+        return bytes(d[: len(k) * 3])
+
+    async def main():
+        return await asyncio.gather(*(one(i) for i in range(20)))
+
+    out = asyncio.run(main())
+    assert out == [f"c{i}".encode() * 3 for i in range(20)]
+    assert store.pending() == 0 and store.poll() == []
+
+
+def test_asyncio_leaves_other_completions_to_poll(store):
+    t = store.submit("contains", [b"x"])  # completed inline, waiting to be polled
+
+    async def main():
+        c = await store.submit_async("put", [b"y"], [b"v"])
+        return c
+
+    c = asyncio.run(main())
+    assert c.op_name == "put" and c.results() == [True]
+    (other,) = store.poll()
+    assert other.tag == t and other.results() == [False]
+
+
+def test_asyncio_errors(store):
+    async def cancelled_put():
+        return await store.put_many_async([b"a"], [b"v"], replace=True)
+
+    async def bad():
+        await store.submit_async("get", [b"a"], [bytearray(1)], replace=True)
+
+    with pytest.raises(daxkv.InvalidArgument):
+        asyncio.run(bad())
+    assert store.pending() == 0
+    assert asyncio.run(cancelled_put()) == [True]
+    store.shutdown()
+    with pytest.raises(daxkv.Shutdown):
+        asyncio.run(cancelled_put())
