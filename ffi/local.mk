@@ -16,9 +16,12 @@ EXTRA_DIST += \
 	ffi/python/pyproject.toml \
 	ffi/python/tests/conftest.py \
 	ffi/python/tests/lmcache_fakes.py \
+	ffi/python/tests/test_async.py \
 	ffi/python/tests/test_batch.py \
 	ffi/python/tests/test_errors.py \
 	ffi/python/tests/test_lmcache.py \
+	ffi/python/tests/test_metrics.py \
+	ffi/python/tests/test_pool.py \
 	ffi/python/tests/test_store.py \
 	ffi/python/tests/test_threads.py \
 	ffi/python/tests/test_zero_copy.py \
