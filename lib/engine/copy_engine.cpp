@@ -54,10 +54,49 @@ CopyEngine::~CopyEngine() {
         t.join();
 }
 
-void CopyEngine::record(int *errors, size_t op, int rc) noexcept {
-    // Chunks of one op may fail on several threads: any of their codes will do.
-    if (errors)
-        __atomic_store_n(&errors[op], rc, __ATOMIC_RELAXED);
+void CopyEngine::record(int *errors, const Plan &plan, const Run &run, int rc) noexcept {
+    // Chunks of one op may fail on several threads: any of their codes will
+    // do. A merged run fails as a whole (its ops never guard or hash).
+    if (!errors)
+        return;
+    for (uint32_t k = 0; k < run.count; ++k)
+        __atomic_store_n(&errors[plan.members[run.first + k]], rc, __ATOMIC_RELAXED);
+}
+
+CopyEngine::Plan CopyEngine::make_plan(const CopyOp *ops, size_t n) {
+    Plan p;
+    p.members.reserve(n);
+    for (size_t i = 0; i < n; ++i)
+        if (ops[i].len)
+            p.members.push_back(static_cast<uint32_t>(i));
+    auto arena_addr = [&](uint32_t i) {
+        const CopyOp &o = ops[i];
+        return reinterpret_cast<uintptr_t>(o.arena_is_dst ? o.dst : o.src);
+    };
+    if (p.members.size() > 1)
+        std::stable_sort(p.members.begin(), p.members.end(),
+                         [&](uint32_t a, uint32_t b) { return arena_addr(a) < arena_addr(b); });
+    const bool may_merge = fault_hook() == nullptr;
+    auto mergeable = [](const CopyOp &o) {
+        return !o.block_hashes && !o.overlap_safe && !o.guard_source;
+    };
+    p.runs.reserve(p.members.size());
+    for (uint32_t k = 0; k < p.members.size(); ++k) {
+        const CopyOp &o = ops[p.members[k]];
+        if (may_merge && !p.runs.empty()) {
+            Run &r = p.runs.back();
+            const CopyOp &first = *r.op;
+            if (mergeable(o) && mergeable(first) && o.nontemporal == first.nontemporal &&
+                static_cast<const char *>(first.src) + r.len == o.src &&
+                static_cast<char *>(first.dst) + r.len == o.dst) {
+                r.len += o.len;
+                r.count++;
+                continue;
+            }
+        }
+        p.runs.push_back(Run{&o, o.len, k, 1});
+    }
+    return p;
 }
 
 int CopyEngine::execute(const Chunk &c) noexcept {
@@ -99,7 +138,7 @@ void CopyEngine::work(Job &job) noexcept {
         if (i >= n)
             return;
         if (int rc = execute(job.chunks[i]))
-            record(job.errors, static_cast<size_t>(job.chunks[i].op - job.ops), rc);
+            record(job.errors, *job.plan, *job.chunks[i].run, rc);
         if (job.done.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
             std::lock_guard<std::mutex> g(job.m);
             job.finished = true;
@@ -135,30 +174,35 @@ void CopyEngine::run(const CopyOp *ops, size_t n, int *errors) {
         if (!ops[i].len && ops[i].block_hashes)
             ops[i].block_hashes[0] = XXH3_64bits(ops[i].src, 0);
     }
+    if (n == 1 && ops[0].len && (workers_ == 1 || total < kInlineBytes)) {
+        // The common single small op: no plan to build.
+        Run run{&ops[0], ops[0].len, 0, 1};
+        if (int rc = execute(Chunk{&ops[0], 0, ops[0].len, &run}))
+            if (errors)
+                errors[0] = rc;
+        return;
+    }
+    const Plan plan = make_plan(ops, n);
     if (workers_ == 1 || total < kInlineBytes) {
-        for (size_t i = 0; i < n; ++i)
-            if (ops[i].len)
-                if (int rc = execute(Chunk{&ops[i], 0, ops[i].len}))
-                    record(errors, i, rc);
+        for (const Run &r : plan.runs)
+            if (int rc = execute(Chunk{r.op, 0, r.len, &r}))
+                record(errors, plan, r, rc);
         return;
     }
     auto job = std::make_shared<Job>();
-    job->ops = ops;
+    job->plan = &plan;
     job->errors = errors;
     // Split so that every worker gets several chunks (load balance), but no
     // chunk is smaller than kChunkBytes (per-chunk cost).
     size_t target = std::max(kChunkBytes, total / (size_t(workers_) * 4) / kChunkBytes *
                                               kChunkBytes);
-    for (size_t i = 0; i < n; ++i) {
-        const CopyOp &op = ops[i];
-        if (!op.len)
-            continue;
-        if (op.overlap_safe || op.len <= target) {
-            job->chunks.push_back(Chunk{&op, 0, op.len});
+    for (const Run &r : plan.runs) {
+        if (r.op->overlap_safe || r.len <= target) {
+            job->chunks.push_back(Chunk{r.op, 0, r.len, &r});
             continue;
         }
-        for (size_t off = 0; off < op.len; off += target)
-            job->chunks.push_back(Chunk{&op, off, std::min(target, op.len - off)});
+        for (size_t off = 0; off < r.len; off += target)
+            job->chunks.push_back(Chunk{r.op, off, std::min(target, r.len - off), &r});
     }
     if (job->chunks.empty())
         return;

@@ -33,6 +33,9 @@ struct CopyOp {
     // Recover from a SIGBUS on a load from src (engine/fault.hpp): the op
     // fails with kMediaFault instead of the process dying.
     bool guard_source = false;
+    // Which side is the arena (the plan orders ops by arena address):
+    // dst for writes into the store, src otherwise.
+    bool arena_is_dst = false;
 };
 
 class CopyEngine {
@@ -45,7 +48,12 @@ public:
     CopyEngine(const CopyEngine &) = delete;
     CopyEngine &operator=(const CopyEngine &) = delete;
 
-    // Execute every op. Ops are independent; their order is not kept.
+    // Execute every op. Ops are independent; their order is not kept: the
+    // plan runs them in arena address order (sequential device access), and
+    // merges ops that are contiguous on both sides (consecutive slots read
+    // into one buffer, e.g. fixed-size KV chunks) into one copy, unless they
+    // hash, guard against SIGBUS, need memmove, or a fault hook is set (so
+    // that a failure is always that of exactly one op).
     // errors (n entries, zeroed by the caller) gets a negative code for each
     // op that failed: a SIGBUS in a guarded copy (kMediaFault) or an
     // injected fault. Whatever fails, run() returns only after every chunk
@@ -54,6 +62,20 @@ public:
     void run(const CopyOp *ops, size_t n, int *errors = nullptr);
     unsigned workers() const noexcept { return workers_; }
     const std::vector<int> &cpus() const noexcept { return cpus_; }
+
+    // The plan of a batch (public for its tests): runs of ops merged into
+    // one copy; members[first .. first+count) are op indices, in arena
+    // address order, and op is the first of them. Empty ops are left out.
+    struct Run {
+        const CopyOp *op;
+        size_t len;
+        uint32_t first, count;
+    };
+    struct Plan {
+        std::vector<Run> runs;
+        std::vector<uint32_t> members;
+    };
+    static Plan make_plan(const CopyOp *ops, size_t n);
 
     // Bytes below which a batch runs on the calling thread alone.
     static constexpr size_t kInlineBytes = 512 * 1024;
@@ -64,9 +86,10 @@ private:
     struct Chunk {
         const CopyOp *op;
         size_t offset, len;
+        const Run *run;
     };
     struct Job {
-        const CopyOp *ops = nullptr; // op index of a chunk: chunk.op - ops
+        const Plan *plan = nullptr;
         int *errors = nullptr;
         std::vector<Chunk> chunks;
         std::atomic<size_t> next{0};
@@ -77,7 +100,7 @@ private:
     };
 
     static int execute(const Chunk &c) noexcept;
-    static void record(int *errors, size_t op, int rc) noexcept;
+    static void record(int *errors, const Plan &plan, const Run &run, int rc) noexcept;
     void work(Job &job) noexcept;
     void worker_main() noexcept;
 

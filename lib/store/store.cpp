@@ -504,6 +504,7 @@ int Store::put(const void *key, size_t key_len, const void *val, size_t len, con
     }
     engine::CopyOp opx;
     opx.dst = p.dst;
+    opx.arena_is_dst = true;
     opx.src = val;
     opx.len = len;
     opx.nontemporal = cfg_.nt_stores == NtStores::on ||
@@ -793,6 +794,7 @@ int Store::put_batch(daxkv_item *items, size_t n, unsigned flags) {
             }
             engine::CopyOp c;
             c.dst = pend[i].dst;
+            c.arena_is_dst = true;
             c.src = it.data;
             c.len = it.len;
             c.nontemporal = cfg_.nt_stores == NtStores::on ||

@@ -551,6 +551,7 @@ int Store::put_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned fl
                         continue;
                     engine::CopyOp c;
                     c.dst = pend[i].dst + p.off;
+                    c.arena_is_dst = true;
                     c.src = buf.p + p.staged;
                     c.len = p.len;
                     c.nontemporal = cfg_.nt_stores == NtStores::on ||
