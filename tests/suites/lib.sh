@@ -2,14 +2,21 @@
 
 # Count a GoogleTest binary's per-test results from its output file.
 # Prints "PASSED FAILED"; a test that started but never finished (a crash)
-# counts as failed.
+# counts as failed. Skipped tests (GTEST_SKIP: a sanitizer that cannot run
+# them, file-only tests on a device) count neither way; they are named on
+# stderr.
 gtest_counts() {
-    local log=$1 ok failed runs
+    local log=$1 ok failed runs skipped
     ok=$(grep -c '^\[       OK \]' "$log" || true)
     failed=$(grep -cE '^\[  FAILED  \] .*\([0-9]+ ms\)$' "$log" || true)
+    skipped=$(grep -cE '^\[  SKIPPED \] .*\([0-9]+ ms\)$' "$log" || true)
     runs=$(grep -c '^\[ RUN      \]' "$log" || true)
-    if [ "$runs" -gt $((ok + failed)) ]; then
-        failed=$((runs - ok))
+    if [ "$runs" -gt $((ok + failed + skipped)) ]; then
+        failed=$((runs - ok - skipped))
+    fi
+    if [ "$skipped" -gt 0 ]; then
+        echo "($skipped skipped: $(grep -E '^\[  SKIPPED \] .*\([0-9]+ ms\)$' "$log" |
+            sed -E 's/^\[  SKIPPED \] ([^ ]+).*/\1/' | tr '\n' ' '))" >&2
     fi
     echo "$ok $failed"
 }
