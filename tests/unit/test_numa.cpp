@@ -8,6 +8,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <mutex>
 #include <pthread.h>
 #include <sched.h>
@@ -142,6 +143,9 @@ TEST(NumaPlacement, TheEnginePinsItsWorkersToTheGivenCpus) {
 
 class NumaStore : public StoreFixture {};
 
+// A file arena has no node; on a device (DAXKV_TEST_DEVICE) the store
+// reports the node discovery gives. Either way a host of one node (these
+// machines, the QEMU guest) leaves the workers unpinned.
 TEST_F(NumaStore, AFileArenaHasNoNodeAndItsWorkersAreNotPinned) {
     open(StoreSpec(4096, 4).set("numa", "auto"));
     std::string j(1 << 16, '\0');
@@ -149,7 +153,20 @@ TEST_F(NumaStore, AFileArenaHasNoNodeAndItsWorkersAreNotPinned) {
     ASSERT_EQ(daxkv_status_json(s(), &j[0], j.size(), &needed), 0);
     j.resize(needed - 1);
     nlohmann::json doc = nlohmann::json::parse(j);
-    EXPECT_EQ(doc["devices"][0]["numa_node"], -1);
+    int node = -1;
+    if (test_device()) {
+        daxkv_device_info info;
+        std::memset(&info, 0, sizeof info);
+        info.struct_size = sizeof info;
+        ASSERT_EQ(daxkv_probe(test_device(), &info), 0) << daxkv_errmsg();
+        node = info.numa_node;
+    }
+    EXPECT_EQ(doc["devices"][0]["numa_node"], node);
+    size_t nodes_with_cpus = 0;
+    for (const auto &c : daxkv::platform::host_topology().cpus)
+        nodes_with_cpus += !c.empty();
+    if (test_device() && nodes_with_cpus > 1)
+        GTEST_SKIP() << "on a host of several NUMA nodes a device's workers are pinned";
     EXPECT_TRUE(doc["worker_cpus"].is_array());
     EXPECT_TRUE(doc["worker_cpus"].empty());
 }
