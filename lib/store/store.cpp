@@ -837,6 +837,15 @@ int Store::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     return stored;
 }
 
+int Store::read_batch_result(const daxkv_item *items, size_t stop, bool prefix, int hits) {
+    if (!prefix)
+        return hits;
+    size_t run = 0;
+    while (run < stop && items[run].status == 0)
+        ++run;
+    return static_cast<int>(run);
+}
+
 size_t Store::borrow_batch(daxkv_item *items, size_t n, bool prefix, std::vector<Borrow> &borrows,
                            std::vector<size_t> &item_of) {
     borrows.reserve(n);
@@ -935,12 +944,7 @@ int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
         m_.item_bytes.record(b.len);
         ++hits;
     }
-    if (!prefix)
-        return hits;
-    size_t run = 0;
-    while (run < stop && items[run].status == 0)
-        ++run;
-    return static_cast<int>(run);
+    return read_batch_result(items, stop, prefix, hits);
 }
 
 int Store::contains_batch(daxkv_item *items, size_t n, unsigned flags) {

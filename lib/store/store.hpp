@@ -262,6 +262,9 @@ private:
     // The checks and the begin_write of one item of a write batch (host or
     // GPU); its status.
     int admit_write(const daxkv_item &it, size_t i, unsigned flags, Pending &p);
+    // What a read batch returns: the items found, or with prefix the length
+    // of the leading run of found items (before stop).
+    static int read_batch_result(const daxkv_item *items, size_t stop, bool prefix, int hits);
     size_t borrow_batch(daxkv_item *items, size_t n, bool prefix, std::vector<Borrow> &borrows,
                         std::vector<size_t> &item_of);
     cuda::StoreState &cuda_state();

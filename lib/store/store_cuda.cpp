@@ -443,12 +443,7 @@ int Store::get_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned fl
         c_.bytes_read += borrows[k].len;
         ++hits;
     }
-    if (!prefix)
-        return hits;
-    size_t run = 0;
-    while (run < stop && items[run].status == 0)
-        ++run;
-    return static_cast<int>(run);
+    return read_batch_result(items, stop, prefix, hits);
 }
 
 int Store::put_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned flags) {
