@@ -110,4 +110,6 @@ fuzz-long:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-3600} bash $(top_srcdir)/tests/suites/25-fuzz.sh $(abs_top_builddir)
 
 .PHONY: check-long fuzz fuzz-long
-EXTRA_DIST += tests/crash tests/fuzz
+# Listed file by file: a directory here would also ship the objects a build
+# tree keeps under the same name.
+EXTRA_DIST += tests/crash/kill_test.cpp tests/fuzz/fuzz_recovery.cpp tests/fuzz/make_seeds.cpp
