@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "helpers.hpp"
 #include "internal/error.hpp"
 #include "platform/devdax_open.hpp"
 #include "platform/device.hpp"
@@ -56,34 +57,8 @@ void link_to(const std::string &target, const std::string &link) {
     ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0) << link << ": " << std::strerror(errno);
 }
 
-void remove_tree(const std::string &path) {
-    struct stat st;
-    if (::lstat(path.c_str(), &st) != 0)
-        return;
-    if (S_ISDIR(st.st_mode)) {
-        if (DIR *d = ::opendir(path.c_str())) {
-            while (struct dirent *e = ::readdir(d)) {
-                std::string n = e->d_name;
-                if (n != "." && n != "..")
-                    remove_tree(path + "/" + n);
-            }
-            ::closedir(d);
-        }
-        ::rmdir(path.c_str());
-    } else {
-        ::unlink(path.c_str());
-    }
-}
-
-int open_fd_count() {
-    int n = 0;
-    if (DIR *d = ::opendir("/proc/self/fd")) {
-        while (::readdir(d))
-            ++n;
-        ::closedir(d);
-    }
-    return n;
-}
+using daxkv_test::count_fds;
+using daxkv_test::remove_tree;
 
 // Run f, expect a daxkv::Error with code; return its message.
 template <typename F>
@@ -359,13 +334,13 @@ TEST_F(FakeSysfs, OpenRequestIsRoundedDownAndChecked) {
     EXPECT_EQ(r.map_bytes, 8 * MiB);
     ::close(r.fd);
 
-    int before = open_fd_count();
+    int before = count_fds();
     std::string msg = expect_error(-ENOSPC, [] { open_devdax("/dev/null", 10 * MiB); });
     EXPECT_NE(msg.find("10485760"), std::string::npos) << msg;
     EXPECT_NE(msg.find("9437184"), std::string::npos) << msg;
     msg = expect_error(-EINVAL, [] { open_devdax("/dev/null", 1 * MiB); });
     EXPECT_NE(msg.find("alignment"), std::string::npos) << msg;
-    EXPECT_EQ(open_fd_count(), before);
+    EXPECT_EQ(count_fds(), before);
 }
 
 TEST_F(FakeSysfs, DeviceSmallerThanAlignmentIsENOSPC) {
@@ -375,12 +350,12 @@ TEST_F(FakeSysfs, DeviceSmallerThanAlignmentIsENOSPC) {
 
 TEST_F(FakeSysfs, SystemRamModeIsRefusedWithTheCommandToFixIt) {
     add_null_as_dax("8388608", "2097152", "kmem");
-    int before = open_fd_count();
+    int before = count_fds();
     std::string msg = expect_error(-ENODEV, [] { open_devdax("/dev/null", 0); });
     EXPECT_NE(msg.find("system-ram"), std::string::npos) << msg;
     EXPECT_NE(msg.find("daxctl reconfigure-device --mode=devdax dax9.0"), std::string::npos)
         << msg;
-    EXPECT_EQ(open_fd_count(), before);
+    EXPECT_EQ(count_fds(), before);
 }
 
 TEST_F(FakeSysfs, DisabledDeviceIsRefused) {
@@ -398,11 +373,11 @@ TEST_F(FakeSysfs, UnknownAlignmentIsRefused) {
 TEST_F(FakeSysfs, SecondOpenIsBusyAndNamesTheHolder) {
     add_null_as_dax("8388608", "2097152");
     DaxOpenResult first = open_devdax("/dev/null", 0);
-    int before = open_fd_count();
+    int before = count_fds();
     // flock conflicts between open file descriptions, even in one process.
     std::string msg = expect_error(-EBUSY, [] { open_devdax("/dev/null", 0); });
     EXPECT_NE(msg.find("pid " + std::to_string(::getpid())), std::string::npos) << msg;
-    EXPECT_EQ(open_fd_count(), before);
+    EXPECT_EQ(count_fds(), before);
     ::close(first.fd);
     DaxOpenResult again = open_devdax("/dev/null", 0);
     ::close(again.fd);
@@ -506,10 +481,10 @@ protected:
 
 TEST_F(NonDax, DevNullIsENODEV) {
     EXPECT_FALSE(is_dax_char_device("/dev/null"));
-    int before = open_fd_count();
+    int before = count_fds();
     std::string msg = expect_error(-ENODEV, [] { open_devdax("/dev/null", 0); });
     EXPECT_NE(msg.find("/dev/null"), std::string::npos) << msg;
-    EXPECT_EQ(open_fd_count(), before);
+    EXPECT_EQ(count_fds(), before);
 
     int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
     ASSERT_GE(fd, 0);
