@@ -83,12 +83,13 @@ nlohmann::json to_json(const std::string &path, const pf::Mapping &m, const ar::
                        {"created_unix_ns", sb.created_unix_ns},
                        {"recoverable", r.recoverable}};
     j["layout"] = {{"arena_bytes", sb.arena_bytes},     {"slot_bytes", sb.slot_bytes},
-                   {"slot_count", sb.slot_count},       {"header_offset", sb.header_offset},
-                   {"header_bytes", sb.header_bytes},   {"data_offset", sb.data_offset},
-                   {"key_max", sb.key_max},             {"meta_bytes", sb.meta_bytes}};
+                   {"slot_count", sb.slot_count},       {"usable_slots", ar::usable_slots_of(sb)},
+                   {"header_offset", sb.header_offset}, {"header_bytes", sb.header_bytes},
+                   {"data_offset", sb.data_offset},     {"key_max", sb.key_max},
+                   {"meta_bytes", sb.meta_bytes}};
     j["entries"] = {{"committed_headers", r.committed},
                     {"live", r.live},
-                    {"free_slots", sb.slot_count - r.live},
+                    {"free_slots", ar::usable_slots_of(sb) - r.live},
                     {"value_bytes", r.value_bytes},
                     {"max_seq", r.max_seq}};
     j["recovery"] = {{"would_recover", r.live},
@@ -155,6 +156,10 @@ void print_info(const std::string &path, const pf::Mapping &m, const ar::ImageRe
                 ", arena %" PRIu64 " bytes\n",
                 sb.slot_count, sb.slot_bytes, sb.meta_bytes, sb.header_bytes, sb.header_offset,
                 sb.data_offset, sb.arena_bytes);
+    if (ar::usable_slots_of(sb) < sb.slot_count)
+        std::printf("  usable: %" PRIu64 " of the %" PRIu64 " slots (the rest is room to grow "
+                    "into, or was given up by a shrink)\n",
+                    ar::usable_slots_of(sb), sb.slot_count);
     if (!r.recoverable) {
         std::printf("  entries: none (the last store used durability=none; an open clears "
                     "every header)\n");
@@ -162,7 +167,7 @@ void print_info(const std::string &path, const pf::Mapping &m, const ar::ImageRe
     }
     std::printf("  entries: %" PRIu64 " live, %" PRIu64 " free slots, %" PRIu64
                 " value bytes, newest seq %" PRIu64 "\n",
-                r.live, sb.slot_count - r.live, r.value_bytes, r.max_seq);
+                r.live, ar::usable_slots_of(sb) - r.live, r.value_bytes, r.max_seq);
     std::printf("  an open would recover %" PRIu64 " and drop %" PRIu64 " torn, %" PRIu64
                 " corrupt (%" PRIu64 " header, %" PRIu64 " value), %" PRIu64 " stale\n",
                 r.live, r.torn, r.bad_header + r.bad_value, r.bad_header, r.bad_value, r.stale);

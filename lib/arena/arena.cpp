@@ -52,7 +52,7 @@ uint64_t header_checksum(const SlotHeader *h, uint64_t key_len, uint64_t meta_le
     return XXH3_64bits_digest(&st);
 }
 
-bool superblock_valid(const Superblock &sb, uint64_t map_bytes) noexcept {
+bool superblock_valid(const Superblock &sb, uint64_t backed_bytes) noexcept {
     if (std::memcmp(sb.magic, kMagic, sizeof kMagic) != 0)
         return false;
     if (sb.format_version != kFormatVersion || sb.sb_bytes != sizeof(Superblock) ||
@@ -60,9 +60,10 @@ bool superblock_valid(const Superblock &sb, uint64_t map_bytes) noexcept {
         return false;
     if (sb.key_max != kKeyMax || sb.header_offset != kHeaderOffset || sb.slot_count == 0 ||
         sb.slot_count > UINT32_MAX || sb.slot_bytes == 0 ||
-        sb.header_bytes != header_bytes_for(sb.meta_bytes) || sb.arena_bytes > map_bytes)
+        sb.header_bytes != header_bytes_for(sb.meta_bytes) || sb.usable_slots > sb.slot_count)
         return false;
-    // Bounds, with overflow checks: headers then data inside the arena.
+    // Bounds, with overflow checks: headers then data inside the arena, and
+    // the usable slots' payloads inside what the device has.
     uint64_t hdr_end;
     if (__builtin_mul_overflow(sb.slot_count, sb.header_bytes, &hdr_end) ||
         __builtin_add_overflow(hdr_end, sb.header_offset, &hdr_end) || sb.data_offset < hdr_end)
@@ -71,7 +72,12 @@ bool superblock_valid(const Superblock &sb, uint64_t map_bytes) noexcept {
     if (__builtin_mul_overflow(sb.slot_count, sb.slot_bytes, &data_end) ||
         __builtin_add_overflow(data_end, sb.data_offset, &data_end) || data_end > sb.arena_bytes)
         return false;
-    return true;
+    // No overflow left: usable <= slot_count.
+    return sb.data_offset + usable_slots_of(sb) * sb.slot_bytes <= backed_bytes;
+}
+
+uint64_t usable_slots_of(const Superblock &sb) noexcept {
+    return sb.usable_slots ? sb.usable_slots : sb.slot_count;
 }
 
 Layout layout_of(const Superblock &sb) noexcept {
@@ -157,13 +163,13 @@ Layout compute_layout(uint64_t arena_bytes, uint64_t slot_bytes, uint32_t meta_b
 
 SuperblockReport Arena::inspect(const platform::Mapping &map) {
     SuperblockReport r;
-    if (map.size() < kHeaderOffset)
+    if (map.backed() < kHeaderOffset)
         return r;
     Superblock a, b;
     std::memcpy(&a, map.base(), sizeof a);
     std::memcpy(&b, map.base() + kSuperblockBytes, sizeof b);
-    r.valid_a = superblock_valid(a, map.size());
-    r.valid_b = superblock_valid(b, map.size());
+    r.valid_a = superblock_valid(a, map.backed());
+    r.valid_b = superblock_valid(b, map.backed());
     r.zeroed = all_zero(map.base(), kHeaderOffset);
     if (r.valid_a && (!r.valid_b || a.sb_generation >= b.sb_generation))
         r.sb = a;
@@ -224,6 +230,7 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
             format();
         } else {
             sb_ = sb;
+            usable_.store(usable_slots_of(sb));
             // Repair a damaged or older second copy.
             if (!rep.valid_a || !rep.valid_b)
                 write_superblock();
@@ -271,6 +278,8 @@ void Arena::format() {
     sb_.meta_bytes = layout_.meta_bytes;
     sb_.flags = 0;
     sb_.checksum_kind = kChecksumXXH3;
+    sb_.usable_slots = usable_at_format();
+    usable_.store(sb_.usable_slots);
     sb_.created_unix_ns = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(
             std::chrono::system_clock::now().time_since_epoch())
@@ -283,6 +292,47 @@ void Arena::format() {
         clear_all_commit_words();
     write_superblock();
     formatted_ = true;
+}
+
+uint64_t Arena::usable_at_format() const {
+    const uint64_t backed = map_->backed();
+    const uint64_t bytes = opt_.usable_bytes ? std::min(opt_.usable_bytes, backed) : backed;
+    const uint64_t n = bytes > layout_.data_offset
+                           ? std::min(layout_.slot_count,
+                                      (bytes - layout_.data_offset) / layout_.slot_bytes)
+                           : 0;
+    if (n == 0)
+        fail(-EINVAL,
+             "%s: %llu bytes do not hold one slot of %llu bytes after the slot headers "
+             "(%llu bytes, laid out for %llu slots to grow into; lower grow_limit)",
+             map_->info().path.c_str(), static_cast<unsigned long long>(bytes),
+             static_cast<unsigned long long>(layout_.slot_bytes),
+             static_cast<unsigned long long>(layout_.data_offset),
+             static_cast<unsigned long long>(layout_.slot_count));
+    return n;
+}
+
+void Arena::set_usable_slots(uint64_t n) {
+    if (n == 0 || n > layout_.slot_count)
+        fail(-EINVAL, "%llu usable slots asked for; the arena has 1..%llu",
+             static_cast<unsigned long long>(n),
+             static_cast<unsigned long long>(layout_.slot_count));
+    const uint64_t old = usable_.load();
+    if (n > old) {
+        map_->extend(layout_.data_offset + n * layout_.slot_bytes);
+        // The new slots' headers were cleared at format or by a shrink's
+        // withdrawals; clear them again so that nothing older than this
+        // arena's use of them can be recovered from them.
+        for (uint64_t s = old; s < n; ++s) {
+            SlotHeader *h = header(static_cast<uint32_t>(s));
+            if (h->commit)
+                __atomic_store_n(&h->commit, uint64_t(0), __ATOMIC_RELAXED);
+        }
+        map_->persist(header(static_cast<uint32_t>(old)), (n - old) * layout_.header_bytes);
+    }
+    sb_.usable_slots = n;
+    write_superblock();
+    usable_.store(n, std::memory_order_release);
 }
 
 void Arena::write_superblock() {
@@ -374,7 +424,7 @@ std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts) {
         counts.usec = 0;
         return out;
     }
-    const uint64_t n = layout_.slot_count;
+    const uint64_t n = usable_.load();
     unsigned threads = std::max(1u, std::min<unsigned>(opt_.threads, 16));
     if (n < 4096)
         threads = 1;

@@ -66,6 +66,11 @@ public:
         Verify verify = Verify::recover;
         bool reformat = false;  // on_mismatch=reformat
         bool format = false;    // format even a valid arena of this layout (daxkv format)
+        // When formatting: the slots in use are those whose payload ends
+        // within this many bytes (0: the mapping's backed bytes); the rest
+        // of the layout is room to grow into. A reopen uses the usable
+        // slot count recorded in the superblock instead.
+        uint64_t usable_bytes = 0;
         unsigned threads = 1;   // recovery scan parallelism
     };
 
@@ -78,6 +83,17 @@ public:
     const platform::Mapping &mapping() const noexcept { return *map_; }
     bool formatted() const noexcept { return formatted_; }
     const Superblock &superblock() const noexcept { return sb_; }
+    // Slots in use (the rest of the layout is room to grow into).
+    uint32_t usable_slots() const noexcept {
+        return static_cast<uint32_t>(usable_.load(std::memory_order_acquire));
+    }
+    // Change the slots in use and record it in the superblock, so that a
+    // reopen uses it. Growing gives a file arena the blocks of the new
+    // payloads and clears the new slots' commit words first; shrinking
+    // expects the slots above the new end to hold nothing. Throws Error
+    // (-EINVAL out of range, -ENOSPC and errno codes from the file system);
+    // nothing changes on failure. One caller at a time.
+    void set_usable_slots(uint64_t n);
 
     char *slot_data(uint32_t slot) const noexcept {
         return map_->base() + layout_.data_offset + uint64_t(slot) * layout_.slot_bytes;
@@ -118,6 +134,7 @@ public:
 
 private:
     void format();
+    uint64_t usable_at_format() const;
     void write_superblock();
     void clear_all_commit_words();
 
@@ -127,16 +144,20 @@ private:
     Superblock sb_{};
     bool formatted_ = false;
     bool recoverable_ = false;
+    std::atomic<uint64_t> usable_{0};
 };
 
 // The parser of on-device metadata, shared by the recovery scan, daxkv
 // check and the fuzz target so that all three judge bytes the same way.
 
-// A superblock copy that is internally consistent and fits in map_bytes
-// (docs/on-device-format.md, "A copy is valid when").
-bool superblock_valid(const Superblock &sb, uint64_t map_bytes) noexcept;
+// A superblock copy that is internally consistent and whose usable slots
+// lie within backed_bytes of the device (docs/on-device-format.md, "A copy
+// is valid when").
+bool superblock_valid(const Superblock &sb, uint64_t backed_bytes) noexcept;
 // The layout a valid superblock describes.
 Layout layout_of(const Superblock &sb) noexcept;
+// The slots in use that a valid superblock records.
+uint64_t usable_slots_of(const Superblock &sb) noexcept;
 // XXH3-64 of header bytes 8..55, the key and the metadata.
 uint64_t header_checksum(const SlotHeader *h, uint64_t key_len, uint64_t meta_len) noexcept;
 

@@ -7,6 +7,11 @@
 //   header_offset     slot_count slot headers of header_bytes each
 //   data_offset       slot_count payloads of slot_bytes each
 //
+// The first usable_slots slots are in use; the ones above are room to grow
+// into (an arena laid out for grow_limit) or were given up by a shrink. Only
+// the usable slots' payloads need to exist: a file arena's file ends at the
+// last usable payload.
+//
 // Nothing read from a device is trusted before it is validated: magic,
 // version, checksum, bounds.
 #pragma once
@@ -48,7 +53,8 @@ struct Superblock {
     uint32_t checksum_kind;   // kChecksumXXH3
     uint64_t sb_generation;   // bumped on every rewrite; the newest valid copy wins
     uint64_t created_unix_ns;
-    uint64_t reserved[17];    // zero; room for later fields
+    uint64_t usable_slots;    // slots in use, 1..slot_count (0 in older images: all)
+    uint64_t reserved[16];    // zero; room for later fields
     uint64_t checksum;        // XXH3-64 of every byte before this field
 };
 static_assert(sizeof(Superblock) == 256, "superblock layout");

@@ -112,7 +112,10 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
     // Newest commit of each key so far: (slot, seq). Ties go to the later
     // slot, as in Store::recover.
     std::unordered_map<std::string_view, std::pair<uint64_t, uint64_t>> newest;
-    for (uint64_t s = 0; s < l.slot_count; ++s) {
+    // Only the usable slots: the payloads above them need not exist (room
+    // to grow into, at the end of a file arena).
+    const uint64_t usable = usable_slots_of(r.sb);
+    for (uint64_t s = 0; s < usable; ++s) {
         SlotHeader *h = header(s);
         uint64_t commit = __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE);
         const char *data = base + l.data_offset + s * l.slot_bytes;

@@ -1,5 +1,6 @@
 #include "platform/mapping.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -75,19 +76,23 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         // Anonymous shared memory: volatile, page-aligned, nothing to lock.
         if (req.bytes == 0)
             fail(-EINVAL, "mem: needs a size");
-        m->size_ = round_down(req.bytes, kPage);
+        m->size_ = round_down(std::max(req.bytes, req.reserve_bytes), kPage);
         if (m->size_ == 0)
             fail(-EINVAL, "mem: size %llu is below one page",
                  static_cast<unsigned long long>(req.bytes));
+        m->backed_ = m->size_;
         m->info_.path = req.path;
         m->info_.kind = DeviceKind::memory;
         m->info_.size = m->size_;
         m->info_.align = kPage;
         m->created_ = true;
         // Populated up front: the memory is the cache, and first-touch
-        // faults would otherwise land on the put path.
+        // faults would otherwise land on the put path. Room reserved to
+        // grow into is left to fault in when it is used.
+        const bool populate = m->size_ == round_down(req.bytes, kPage);
         void *p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE,
-                         MAP_SHARED | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+                         MAP_SHARED | MAP_ANONYMOUS | (populate ? MAP_POPULATE : MAP_NORESERVE),
+                         -1, 0);
         if (p == MAP_FAILED)
             fail_errno(errno, format("cannot map %llu bytes of memory",
                                      static_cast<unsigned long long>(m->size_)));
@@ -110,6 +115,14 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         fd.fd = r.fd;
         m->info_ = r.info;
         m->size_ = r.map_bytes;
+        if (req.reserve_bytes > m->size_) {
+            // Room to grow: as much of the device as asked for, at most all
+            // of it, in whole alignment units (the mmap length rule).
+            const uint64_t align = r.info.align ? r.info.align : kPage;
+            m->size_ = std::max(m->size_, round_down(std::min(req.reserve_bytes, r.info.size),
+                                                     align));
+        }
+        m->backed_ = m->size_;
         if (req.sync)
             mmap_flags = MAP_SHARED_VALIDATE | MAP_SYNC;
     } else {
@@ -161,16 +174,26 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
                  static_cast<unsigned long long>(want));
         }
         m->size_ = want;
+        m->backed_ = want;
+        const uint64_t reserve = round_down(req.reserve_bytes, kPage);
+        if (reserve > want) {
+            // Room to grow: the mapping reaches past the file's end (never
+            // touched there until extend() has given the file the blocks),
+            // and a file grown before is used up to its size.
+            m->size_ = reserve;
+            m->backed_ = std::max(want, std::min(round_down(have, kPage), reserve));
+        }
         m->info_.path = req.path;
         m->info_.kind = DeviceKind::file;
-        m->info_.size = want;
+        m->info_.size = m->backed();
         m->info_.align = kPage;
     }
 
     // File arenas are populated at open (page tables and, on tmpfs, the
     // pages): first-touch faults would otherwise cost the put path about a
     // third of a memcpy. Device-DAX faults are per 2 MiB or 1 GiB and cheap.
-    if (m->info_.kind == DeviceKind::file)
+    const bool populate_part = m->info_.kind == DeviceKind::file && m->backed() < m->size_;
+    if (m->info_.kind == DeviceKind::file && !populate_part)
         mmap_flags |= MAP_POPULATE;
     void *p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, mmap_flags, fd.fd, 0);
     if (p == MAP_FAILED && (mmap_flags & MAP_SYNC) && (errno == EOPNOTSUPP || errno == EINVAL)) {
@@ -185,7 +208,46 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
     m->base_ = static_cast<char *>(p);
     m->map_sync_ = (mmap_flags & MAP_SYNC) != 0;
     m->fd_ = fd.release();
+    if (populate_part)
+        m->populate(0, m->backed());
     return m;
+}
+
+void Mapping::populate(uint64_t from, uint64_t to) noexcept {
+    // Best effort (the pages fault in on first touch otherwise); the
+    // reserve past the file's end must not be touched, so no MAP_POPULATE.
+#ifdef MADV_POPULATE_WRITE
+    if (to > from)
+        (void)::madvise(base_ + from, to - from, MADV_POPULATE_WRITE);
+#else
+    (void)from;
+    (void)to;
+#endif
+}
+
+void Mapping::extend(uint64_t bytes) {
+    if (bytes > size_)
+        fail(-ENOSPC, "%s: %llu bytes asked for, but only %llu are mapped", info_.path.c_str(),
+             static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(size_));
+    bytes = round_up(bytes, kPage);
+    const uint64_t have = backed();
+    if (bytes <= have || info_.kind != DeviceKind::file)
+        return; // devices and memory are backed over the whole mapping
+    int rc = ::posix_fallocate(fd_, static_cast<off_t>(have), static_cast<off_t>(bytes - have));
+    if (rc == EOPNOTSUPP || rc == EINVAL)
+        rc = ::ftruncate(fd_, static_cast<off_t>(bytes)) == 0 ? 0 : errno;
+    if (rc != 0) {
+        // Blocks not there are posix_fallocate's to give back: only the
+        // file's size could have changed, and it did not (the size is set
+        // last). A file size limit or quota is "no space" to the caller.
+        if (rc == EFBIG || rc == EDQUOT)
+            fail(-ENOSPC, "cannot grow %s to %llu bytes: %s", info_.path.c_str(),
+                 static_cast<unsigned long long>(bytes), std::strerror(rc));
+        fail_errno(rc, format("cannot grow %s to %llu bytes", info_.path.c_str(),
+                              static_cast<unsigned long long>(bytes)));
+    }
+    populate(have, bytes);
+    backed_.store(bytes, std::memory_order_release);
 }
 
 Mapping::~Mapping() {

@@ -5,6 +5,7 @@
 // mapping past the device end SIGBUSes on touch).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -17,6 +18,11 @@ namespace platform {
 struct MapRequest {
     std::string path;    // file path, "mem:" or /dev/daxX.Y
     uint64_t bytes = 0;  // 0: whole device or existing file
+    // Address space to map, when more than bytes: room for the arena to grow
+    // into without moving (grow_limit). A Device-DAX device is mapped up to
+    // this size (at most the whole device), a file arena's mapping reaches
+    // past the end of the file until extend() gives it the blocks.
+    uint64_t reserve_bytes = 0;
     bool create = true;  // create a missing file arena
     bool sync = false;   // durability=power: MAP_SYNC where the device allows it
 };
@@ -31,7 +37,14 @@ public:
     Mapping &operator=(const Mapping &) = delete;
 
     char *base() const noexcept { return base_; }
+    // Bytes mapped (reserve included) and, of those, the bytes that exist
+    // and may be touched (a file's size; all of a device or of memory).
     uint64_t size() const noexcept { return size_; }
+    uint64_t backed() const noexcept { return backed_.load(std::memory_order_acquire); }
+    // Make the first bytes (at most size()) exist: a file is given the
+    // blocks (fallocate, so a full file system fails here and not with a
+    // SIGBUS later); devices and memory already have them. Throws Error.
+    void extend(uint64_t bytes);
     const DeviceInfo &info() const noexcept { return info_; }
     // The file was created (or was empty) by this open.
     bool created() const noexcept { return created_; }
@@ -43,9 +56,11 @@ public:
 
 private:
     Mapping() = default;
+    void populate(uint64_t from, uint64_t to) noexcept;
     int fd_ = -1;
     char *base_ = nullptr;
     uint64_t size_ = 0;
+    std::atomic<uint64_t> backed_{0}; // grows under the store's hotplug lock
     bool created_ = false;
     bool map_sync_ = false;
     DeviceInfo info_;

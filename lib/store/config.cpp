@@ -104,6 +104,13 @@ void Config::set(const std::string &key, const std::string &value) {
             numa = false;
         else
             fail(-EINVAL, "numa: '%s' is not one of auto, off", value.c_str());
+    } else if (key == "grow_limit") {
+        // At most 64 TiB: the address space reserved per device.
+        uint64_t v = parse_size(value, "grow_limit");
+        if (v > (64ull << 40))
+            fail(-EINVAL, "grow_limit: %llu is above the limit of 64 TiB",
+                 static_cast<unsigned long long>(v));
+        grow_limit = v;
     } else if (key == "sigbus") {
         if (value == "handle")
             sigbus_handle = true;
@@ -115,7 +122,7 @@ void Config::set(const std::string &key, const std::string &value) {
         fail(-EINVAL,
              "unknown configuration key '%s' (known: slot_bytes, meta_bytes, eviction, "
              "durability, verify, on_mismatch, workers, hotplug, create, nt_stores, "
-             "cuda_register_chunk, cuda_staging_bytes, placement, sigbus, numa)",
+             "cuda_register_chunk, cuda_staging_bytes, placement, sigbus, numa, grow_limit)",
              key.c_str());
     }
 }

@@ -38,6 +38,10 @@ struct Config {
     Placement placement = Placement::least_used;
     bool sigbus_handle = false; // sigbus=handle: a SIGBUS reading the arena is -EIO
     bool numa = true;           // numa=auto: workers on the device's node
+    // Bytes each device's arena is laid out to grow to (resize past the size
+    // it was opened with); 0: no room to grow. Fixed when an arena is
+    // formatted: a reopen must give the same value.
+    uint64_t grow_limit = 0;
     std::vector<DeviceSpec> devices;
 
     // Set one key from its text form. Throws Error(-EINVAL) naming the key.

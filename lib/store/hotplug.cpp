@@ -561,8 +561,8 @@ int Store::device_resize(const std::string &path, uint64_t bytes, int mode, unsi
     // size means "all of it".
     if (bytes > arena_bytes)
         return set_error(-ENOSPC,
-                         "the device was opened with %llu bytes (%u slots) and cannot grow past "
-                         "them; remove and add it again with the new size",
+                         "the arena is laid out for %llu bytes (%u slots) and cannot grow past "
+                         "them; a larger grow_limit when it is formatted leaves more room",
                          static_cast<unsigned long long>(arena_bytes), formatted);
     const uint32_t new_limit = static_cast<uint32_t>(std::min<uint64_t>(want, formatted));
     const uint32_t old_limit = d.alloc->slots();
@@ -573,7 +573,24 @@ int Store::device_resize(const std::string &path, uint64_t bytes, int mode, unsi
         return 0;
     }
     if (new_limit > old_limit) {
-        // Grow: the slots are there already; every entry stays where it is.
+        // Grow: every entry stays where it is. The arena records the new
+        // size (a file arena gets the blocks first) before the allocator
+        // hands out the new slots, so a crash never leaves entries beyond
+        // the recorded end.
+        int rc = 0;
+        change_pool_registered([&] {
+            try {
+                d.arena->set_usable_slots(new_limit);
+            } catch (const Error &e) {
+                rc = e.code();
+                log(DAXKV_LOG_ERR, "device %u (%s): growing to %u slots failed: %s", d.id,
+                    d.path.c_str(), new_limit, e.what());
+            }
+        });
+        if (rc != 0)
+            return set_error(rc, "the device could not grow to %u slots (%s; the cause is "
+                                 "logged); it keeps its %u slots",
+                             new_limit, daxkv_strerror(rc), old_limit);
         d.alloc->set_limit(new_limit);
         fill_result(out, old_state, a, old_bytes, usable_bytes(a), 0, 0, 0, 0);
         return 0;
@@ -599,6 +616,15 @@ int Store::device_resize(const std::string &path, uint64_t bytes, int mode, unsi
             std::lock_guard<std::mutex> g(ev_m_);
             d.lease_gate.store(false, std::memory_order_release);
             ev_cv_.notify_all();
+        }
+    }
+    if (rc == 0) {
+        // Nothing lives above the new end any more: record the size, so
+        // that a reopen keeps it.
+        try {
+            d.arena->set_usable_slots(new_limit);
+        } catch (const Error &e) {
+            rc = set_error(e.code(), "recording the new size failed: %s", e.what());
         }
     }
     if (rc != 0) {

@@ -51,6 +51,7 @@ void Store::make_arena(DeviceSlot &row, const DeviceSpec &d) {
     platform::MapRequest req;
     req.path = d.path;
     req.bytes = d.bytes;
+    req.reserve_bytes = cfg_.grow_limit;
     req.create = cfg_.create;
     req.sync = cfg_.durability == arena::Durability::power;
     auto map = platform::Mapping::open(req);
@@ -61,10 +62,14 @@ void Store::make_arena(DeviceSlot &row, const DeviceSpec &d) {
     ao.verify = cfg_.verify;
     ao.reformat = cfg_.reformat;
     ao.threads = cfg_.effective_workers();
+    ao.usable_bytes = d.bytes;
     row.numa_node = map->info().numa_node;
     row.arena.reset(new arena::Arena(std::move(map), ao));
+    // Slot state for the whole layout, so that growing into the rest of it
+    // moves nothing the data path reads without a lock.
     auto slots = static_cast<uint32_t>(row.arena->layout().slot_count);
     row.alloc.reset(new SlotAllocator(slots));
+    row.alloc->set_limit(row.arena->usable_slots());
     row.slots.assign(slots, SlotState{});
 }
 

@@ -1189,7 +1189,8 @@ std::string Store::status_json() const {
         devs.push_back({{"path", info.path},
                         {"kind", platform::kind_name(info.kind)},
                         {"arena_bytes", lay.arena_bytes},
-                        {"slots", lay.slot_count},
+                        {"slots", a.alloc->slots()},
+                        {"layout_slots", lay.slot_count},
                         {"slots_free", a.alloc->free_count()},
                         {"uuid", uuid},
                         {"numa_node", info.numa_node}});

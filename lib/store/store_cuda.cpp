@@ -214,7 +214,8 @@ std::vector<cuda::HostRange> Store::cuda_ranges() const {
         if (!a.arena)
             continue;
         const platform::Mapping &m = a.arena->mapping();
-        ranges.push_back(cuda::HostRange{m.base(), m.size(), m.info().path});
+        // Only what exists: a file arena's mapping may reach past its end.
+        ranges.push_back(cuda::HostRange{m.base(), m.backed(), m.info().path});
     }
     return ranges;
 }

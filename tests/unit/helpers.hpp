@@ -143,6 +143,12 @@ inline std::string read_file(const std::string &path) {
     return ss.str();
 }
 
+// A file's size, or UINT64_MAX when it cannot be read.
+inline uint64_t file_size(const std::string &path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : UINT64_MAX;
+}
+
 inline void write_file(const std::string &path, const std::string &bytes) {
     std::ofstream out(path, std::ios::binary | std::ios::trunc);
     out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));

@@ -416,6 +416,48 @@ TEST_F(Arena, OneSuperblockDamagedOpensAndIsRepaired) {
     }
 }
 
+// usable_slots: 0 (images written before the field) means all slots; above
+// slot_count, or usable payloads past what the device has, is not valid.
+TEST_F(Arena, UsableSlotsFieldIsCheckedAgainstTheLayoutAndTheDevice) {
+    open({4096, 4, 64});
+    fill_three_with_meta();
+    const uint64_t arena = spec_arena_bytes(spec_);
+    store_.reset();
+    ar::Superblock sb;
+    {
+        FileMap fm(path_);
+        ASSERT_TRUE(fm.ok());
+        std::memcpy(&sb, fm.base(), sizeof sb);
+    }
+    ASSERT_TRUE(ar::superblock_valid(sb, arena));
+    EXPECT_EQ(sb.usable_slots, 4u);
+    auto with_usable = [&](uint64_t n) {
+        ar::Superblock c = sb;
+        c.usable_slots = n;
+        c.checksum = XXH3_64bits(&c, offsetof(ar::Superblock, checksum));
+        return c;
+    };
+    EXPECT_TRUE(ar::superblock_valid(with_usable(0), arena));
+    EXPECT_EQ(ar::usable_slots_of(with_usable(0)), 4u);
+    EXPECT_TRUE(ar::superblock_valid(with_usable(1), arena));
+    EXPECT_FALSE(ar::superblock_valid(with_usable(5), arena));
+    EXPECT_FALSE(ar::superblock_valid(with_usable(UINT64_MAX), arena));
+    // A device shorter than the usable payloads: only what it has counts.
+    EXPECT_FALSE(ar::superblock_valid(with_usable(4), arena - 4096));
+    EXPECT_TRUE(ar::superblock_valid(with_usable(3), arena - 4096));
+    // An image without the field (0) opens with every slot usable.
+    {
+        FileMap fm(path_);
+        ASSERT_TRUE(fm.ok());
+        ar::Superblock c = with_usable(0);
+        std::memcpy(fm.base(), &c, sizeof c);
+        std::memcpy(fm.base() + ar::kSuperblockBytes, &c, sizeof c);
+    }
+    open({4096, 4, 64});
+    expect_three_with_meta();
+    EXPECT_EQ(stats().slots_total, 4u);
+}
+
 TEST_F(Arena, FlippedPayloadBitDropsThatEntryAtReopen) {
     open({4096, 4, 64});
     fill_three_with_meta(); // a: slot 0, b: slot 1, c: slot 2

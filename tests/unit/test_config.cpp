@@ -10,7 +10,7 @@
 //     "4 KiB", "0x1000", "4.5MiB", "MiB", "+4096", "4KiBB"       -> -EINVAL, config unchanged
 //   bad enum values (eviction, durability, verify, on_mismatch,
 //     nt_stores, sigbus, numa), bad booleans, workers 0/257/"abc"/"-1",
-//     meta_bytes above 64 KiB                                    -> -EINVAL
+//     meta_bytes above 64 KiB, grow_limit above 64 TiB             -> -EINVAL
 //   add_device: empty path, 5000-byte path, duplicate path       -> -EINVAL
 //   JSON: truncated documents, non-objects, 100000 nested '[' and
 //     '{', a 2 MiB string, a 900 KiB device path, wrong types for
@@ -137,6 +137,18 @@ TEST(ConfigApi, SizesAcceptPlainBytesAndBinarySuffixes) {
             << g.first << ": " << daxkv_errmsg();
         EXPECT_EQ(c->cfg.slot_bytes, g.second) << g.first;
     }
+}
+
+TEST(ConfigApi, GrowLimitTakesSizesUpTo64TiB) {
+    ConfigPtr c = new_config();
+    for (const char *v : {"0", "4096", "64G", "1T", "64T"})
+        EXPECT_EQ(daxkv_config_set(c.get(), "grow_limit", v), 0) << v;
+    EXPECT_EQ(c->cfg.grow_limit, 64ull << 40);
+    for (const char *v : {"65T", "1P", "-1", "", "lots", "18446744073709551616"}) {
+        EXPECT_EQ(daxkv_config_set(c.get(), "grow_limit", v), -EINVAL) << v;
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "grow_limit")) << daxkv_errmsg();
+    }
+    EXPECT_EQ(c->cfg.grow_limit, 64ull << 40); // unchanged by the refused values
 }
 
 TEST(ConfigApi, EnumeratedKeysAcceptTheirValuesOnly) {

@@ -8,9 +8,11 @@
 // Bad inputs tried here: hotplug off; NULL store, NULL/empty/overlong path;
 // sizes 0 and below one slot; unknown mode and flags; a result struct_size
 // too small; an unknown or already removed device; resize with DAXKV_DRAIN;
-// resize past the arena; a path that does not exist (create=0) and a file
-// that is not an arena (no path in the message); the same path added with
-// another size; a bad placement value.
+// resize past the arena and past grow_limit; a grow the file system refuses;
+// a grow_limit that leaves no room for one slot, and another grow_limit at
+// reopen; a path that does not exist (create=0) and a file that is not an
+// arena (no path in the message); the same path added with another size; a
+// bad placement value.
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -18,6 +20,9 @@
 #include <random>
 #include <set>
 #include <thread>
+
+#include <signal.h>
+#include <sys/resource.h>
 
 #include <nlohmann/json.hpp>
 
@@ -65,7 +70,8 @@ protected:
             store_.reset(s);
         return rc;
     }
-    uint64_t dev_bytes() const { return arena_bytes_for(kSlot, slots_, 256); }
+    uint64_t dev_bytes() const { return dev_bytes_for(slots_); }
+    static uint64_t dev_bytes_for(uint32_t slots) { return arena_bytes_for(kSlot, slots, 256); }
     daxkv_store *s() const { return store_.get(); }
     daxkv::Store &core() const { return *store_->store; }
 
@@ -593,6 +599,151 @@ TEST_F(Pool, ResizeShrinkMovesHighEntriesAndGrowKeepsThemInPlace) {
     EXPECT_TRUE(contains_text(daxkv_errmsg(), "cannot grow past"));
 }
 
+// grow_limit lays an arena out for more slots than it is opened with: a
+// resize grows into them (a file arena gets the blocks), and the usable size
+// is written to the device, so that a reopen keeps a grow or a shrink.
+TEST_F(Pool, ResizeGrowsPastTheOpenedSizeUpToGrowLimitAndReopenKeepsTheSize) {
+    const uint64_t limit = arena_bytes_for(kSlot, 64, 256);
+    const daxkv::arena::Layout lay = daxkv::arena::compute_layout(limit, kSlot, 256);
+    const uint64_t opened = (dev_bytes_for(16) - lay.data_offset) / kSlot; // fewer than 16
+    open_pool(1, 16, {{"grow_limit", std::to_string(limit)}, {"eviction", "none"}});
+    ASSERT_GT(opened, 0u);
+    EXPECT_EQ(status()["devices"][0]["max_slots"], opened);
+    EXPECT_EQ(file_size(paths_[0]), dev_bytes());
+    fill(0, static_cast<uint32_t>(opened));
+    EXPECT_EQ(put(100), -ENOSPC); // full, and eviction=none
+
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 32 * kSlot, DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(r.moved_keys, 0u);
+    EXPECT_EQ(r.deleted_keys, 0u);
+    EXPECT_EQ(r.old_size_bytes, opened * kSlot);
+    EXPECT_EQ(r.new_size_bytes, 32 * kSlot);
+    EXPECT_EQ(file_size(paths_[0]), lay.data_offset + 32 * kSlot);
+    EXPECT_EQ(uint64_t(status()["total_capacity_bytes"]), 32 * kSlot);
+    // Every entry stayed, and the new slots take new entries.
+    for (uint32_t i = 0; i < opened; ++i)
+        EXPECT_EQ(check(i), "") << i;
+    fill(100, static_cast<uint32_t>(32 - opened));
+    EXPECT_EQ(put(200), -ENOSPC);
+
+    // A reopen with the same configuration keeps the grown size.
+    reopen(paths_);
+    EXPECT_EQ(status()["devices"][0]["max_slots"], 32);
+    EXPECT_EQ(get_stats(s()).entries, 32u);
+    for (uint32_t i = 0; i < opened; ++i)
+        EXPECT_EQ(check(i), "") << i;
+    for (uint32_t i = 100; i < 100 + 32 - opened; ++i)
+        EXPECT_EQ(check(i), "") << i;
+
+    // Shrink (one device: the entries above the end move below it), and a
+    // reopen keeps the smaller size too.
+    for (uint32_t i = 0; i < opened; ++i)
+        ASSERT_EQ(daxkv_remove(s(), key_of(i).data(), key_of(i).size(), 0), 0);
+    const uint32_t left = static_cast<uint32_t>(32 - opened);
+    ASSERT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), uint64_t(left) * kSlot, DAXKV_MIGRATE,
+                                  0, &r),
+              0)
+        << daxkv_errmsg();
+    reopen(paths_);
+    EXPECT_EQ(status()["devices"][0]["max_slots"], left);
+    EXPECT_EQ(get_stats(s()).entries, left);
+    for (uint32_t i = 100; i < 100 + left; ++i)
+        EXPECT_EQ(check(i), "") << i;
+    EXPECT_EQ(put(300), -ENOSPC);
+
+    // Up to the limit, and not one slot past it.
+    ASSERT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), lay.slot_count * kSlot, DAXKV_MIGRATE,
+                                  0, &r),
+              0)
+        << daxkv_errmsg();
+    EXPECT_EQ(r.new_size_bytes, lay.slot_count * kSlot);
+    EXPECT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), limit + kSlot, DAXKV_MIGRATE, 0, &r),
+              -ENOSPC);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "grow_limit"));
+    EXPECT_EQ(status()["devices"][0]["max_slots"], lay.slot_count);
+}
+
+TEST_F(Pool, GrowLimitIsPartOfTheLayoutAndTooSmallAnOpenIsEinval) {
+    const uint64_t limit = arena_bytes_for(kSlot, 64, 256);
+    open_pool(1, 16, {{"grow_limit", std::to_string(limit)}});
+    fill(0, 4);
+    store_.reset();
+    const uint64_t before = file_hash(paths_[0]);
+    // Another grow_limit (or none) is another layout: refused, untouched.
+    opts_ = {{"grow_limit", std::to_string(2 * limit)}};
+    EXPECT_EQ(try_open(paths_), DAXKV_E_FOREIGN);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "another layout"));
+    opts_ = {};
+    EXPECT_EQ(try_open(paths_), DAXKV_E_FOREIGN);
+    EXPECT_EQ(file_hash(paths_[0]), before);
+    opts_ = {{"grow_limit", std::to_string(limit)}};
+    reopen(paths_);
+    for (uint32_t i = 0; i < 4; ++i)
+        EXPECT_EQ(check(i), "") << i;
+    // A grow_limit whose slot headers leave no room for one slot in the
+    // bytes opened with.
+    store_.reset();
+    opts_ = {{"grow_limit", std::to_string(uint64_t(1) << 30)}};
+    EXPECT_EQ(try_open({dir_.file("small")}), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "lower grow_limit"));
+    // A grow_limit below the opened size leaves no room: the plain layout.
+    opts_ = {{"grow_limit", std::to_string(kSlot)}};
+    reopen({dir_.file("plain")});
+    EXPECT_EQ(status()["devices"][0]["max_slots"], 16);
+}
+
+TEST_F(Pool, GrowThatTheFileSystemRefusesKeepsTheOldSize) {
+    // RLIMIT_FSIZE makes the file system refuse the blocks the grow asks
+    // for (EFBIG, reported as -ENOSPC), the way a full one would.
+    const uint64_t limit = arena_bytes_for(kSlot, 64, 256);
+    open_pool(1, 16, {{"grow_limit", std::to_string(limit)}});
+    const uint64_t slots_before = status()["devices"][0]["max_slots"];
+    fill(0, 2);
+    struct rlimit old_lim;
+    ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old_lim), 0);
+    struct sigaction ign = {}, old_sa;
+    ign.sa_handler = SIG_IGN;
+    ASSERT_EQ(sigaction(SIGXFSZ, &ign, &old_sa), 0);
+    struct rlimit lim = old_lim;
+    lim.rlim_cur = dev_bytes();
+    ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    daxkv_hotplug_result r = result();
+    int rc = daxkv_device_resize(s(), paths_[0].c_str(), 32 * kSlot, DAXKV_MIGRATE, 0, &r);
+    std::string msg = daxkv_errmsg();
+    setrlimit(RLIMIT_FSIZE, &old_lim);
+    sigaction(SIGXFSZ, &old_sa, nullptr);
+    EXPECT_EQ(rc, -ENOSPC) << msg;
+    EXPECT_TRUE(contains_text(msg.c_str(), "keeps its")) << msg;
+    EXPECT_EQ(status()["devices"][0]["max_slots"], slots_before);
+    EXPECT_EQ(file_size(paths_[0]), dev_bytes());
+    for (uint32_t i = 0; i < 2; ++i)
+        EXPECT_EQ(check(i), "") << i;
+    // The retry, with room, works.
+    ASSERT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 32 * kSlot, DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    reopen(paths_);
+    EXPECT_EQ(status()["devices"][0]["max_slots"], 32);
+}
+
+TEST_F(Pool, MemoryDevicesGrowIntoTheirReserve) {
+    const uint64_t limit = arena_bytes_for(kSlot, 64, 256);
+    opts_ = {{"grow_limit", std::to_string(limit)}};
+    slots_ = 16;
+    reopen({"mem:"});
+    fill(0, 3);
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_resize(s(), "mem:", 40 * kSlot, DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(r.new_size_bytes, 40 * kSlot);
+    fill(10, 30);
+    for (uint32_t i = 0; i < 3; ++i)
+        EXPECT_EQ(check(i), "") << i;
+    for (uint32_t i = 10; i < 40; ++i)
+        EXPECT_EQ(check(i), "") << i;
+}
+
 TEST_F(Pool, PutsDuringAShrinkOfTheOnlyDeviceFailWithoutEvicting) {
     open_pool(1, 8);
     fill(0, 8);
@@ -887,6 +1038,10 @@ TEST(PoolConcurrency, HotplugUnderLoadLosesNoPinnedEntryAndReturnsNoWrongBytes) 
     ASSERT_EQ(daxkv_config_set(raw, "slot_bytes", std::to_string(kSlot).c_str()), 0);
     ASSERT_EQ(daxkv_config_set(raw, "workers", "2"), 0);
     ASSERT_EQ(daxkv_config_set(raw, "hotplug", "1"), 0);
+    // Room for every device to grow to twice its opened size.
+    ASSERT_EQ(daxkv_config_set(raw, "grow_limit",
+                               std::to_string(arena_bytes_for(kSlot, 2 * slots, 256)).c_str()),
+              0);
     std::vector<std::string> dev;
     for (int i = 0; i < 4; ++i)
         dev.push_back(dir.file("c" + std::to_string(i)));
@@ -980,6 +1135,10 @@ TEST(PoolConcurrency, HotplugUnderLoadLosesNoPinnedEntryAndReturnsNoWrongBytes) 
     settle();
     EXPECT_EQ(daxkv_device_resize(s, dev[3].c_str(), 20 * kSlot, DAXKV_MIGRATE, DAXKV_FORCE, &r),
               0)
+        << daxkv_errmsg();
+    settle();
+    // Past the size it was added with: the file grows under the workers.
+    EXPECT_EQ(daxkv_device_resize(s, dev[3].c_str(), 2 * slots * kSlot, DAXKV_MIGRATE, 0, &r), 0)
         << daxkv_errmsg();
     settle();
     stop = true;
