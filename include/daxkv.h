@@ -109,7 +109,10 @@ DAXKV_API void daxkv_config_free(daxkv_config *cfg);
  * (least_used|numa), numa (auto|off: copy workers on the devices' NUMA
  * node), sigbus (default|handle: a SIGBUS reading the arena becomes -EIO for
  * that item and quarantines the slot; installs a process-wide handler that
- * chains every other SIGBUS). Sizes take bytes or binary suffixes ("4MiB").
+ * chains every other SIGBUS), grow_limit (bytes up to 64 TiB: each arena is
+ * laid out so that daxkv_device_resize can grow it to this size; fixed when
+ * it is formatted, 0 = no room to grow). Sizes take bytes or binary
+ * suffixes ("4MiB").
  * An unknown key or a bad value is -EINVAL, naming it.
  */
 DAXKV_API int daxkv_config_set(daxkv_config *cfg, const char *key, const char *value);
@@ -528,16 +531,18 @@ DAXKV_API int daxkv_device_remove(daxkv_store *s, const char *path, int mode, un
                                   daxkv_hotplug_result *out);
 /**
  * Change the usable size of a device to bytes. Growing keeps every entry in
- * place; it can grow back up to the size the device was opened or added
- * with (-ENOSPC beyond). Shrinking moves the entries above the new end
+ * place; it can grow up to the size the arena was laid out for (the bytes
+ * it was opened or added with, or grow_limit when that is larger; a file
+ * arena's file is extended) and -ENOSPC beyond, or when the file system
+ * has no room (the old size stays). Shrinking moves the entries above the new end
  * (DAXKV_MIGRATE: to lower free slots of the same device or to other
  * devices, all or nothing, -ENOSPC when there is no room) or deletes them
  * (DAXKV_EVICT, only with DAXKV_FORCE; without it -EBUSY: a shrink never
  * drops a key silently). Pinned or leased entries above the new end give
  * -EBUSY unless DAXKV_FORCE; new leases of the device wait while the resize
- * waits for the old ones. The usable size is not recorded on the device: a
- * reopen uses the whole arena again. -EINVAL bad mode or a size below one
- * slot; -ENOENT unknown device.
+ * waits for the old ones. The usable size is recorded on the device, so a
+ * reopen keeps it. -EINVAL bad mode or a size below one slot; -ENOENT
+ * unknown device.
  */
 DAXKV_API int daxkv_device_resize(daxkv_store *s, const char *path, uint64_t bytes, int mode,
                                   unsigned flags, daxkv_hotplug_result *out);
