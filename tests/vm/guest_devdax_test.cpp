@@ -692,6 +692,96 @@ TEST(Pool, RemoveDax0WithMigrateUnderLoadEveryEntryReadsBackFromDax1) {
     daxkv_close(s);
 }
 
+// A device opened with part of its capacity and grow_limit grows past the
+// opened size while gets run: no entry moves, every one reads back with its
+// bytes, and a reopen keeps the grown size and the entries. Reformats dax1.0.
+TEST(Pool, GrowDax1PastItsOpenedSizeWhileServing) {
+    std::string dev = "/dev/dax1.0";
+    if (const char *env = std::getenv("DAXKV_GUEST_GROW"))
+        dev = env;
+    const uint64_t opened = 128 * MiB, grown = 384 * MiB;
+    auto open_grow = [&](int reformat) {
+        daxkv_config *cfg = nullptr;
+        EXPECT_EQ(daxkv_config_new(&cfg), 0);
+        EXPECT_EQ(daxkv_config_set(cfg, "slot_bytes", "1MiB"), 0);
+        EXPECT_EQ(daxkv_config_set(cfg, "hotplug", "1"), 0);
+        EXPECT_EQ(daxkv_config_set(cfg, "eviction", "none"), 0);
+        EXPECT_EQ(daxkv_config_set(cfg, "grow_limit", "512MiB"), 0); // capped at the device
+        EXPECT_EQ(daxkv_config_set(cfg, "on_mismatch", reformat ? "reformat" : "fail"), 0);
+        EXPECT_EQ(daxkv_config_add_device(cfg, dev.c_str(), opened), 0);
+        daxkv_store *s = nullptr;
+        int rc = daxkv_open(&s, cfg);
+        EXPECT_EQ(rc, 0) << daxkv_errmsg();
+        daxkv_config_free(cfg);
+        return s;
+    };
+    auto put = [](daxkv_store *s, uint64_t k) {
+        std::string key = "pool/" + std::to_string(k);
+        std::vector<unsigned char> v = pool_value(k, pool_len(k));
+        return daxkv_put(s, key.data(), key.size(), v.data(), v.size(), 0);
+    };
+    auto slots_total = [](daxkv_store *s) {
+        struct daxkv_stats st;
+        std::memset(&st, 0, sizeof st);
+        st.struct_size = sizeof st;
+        EXPECT_EQ(daxkv_stats(s, &st), 0);
+        return st.slots_total;
+    };
+    // Start from a fresh arena (a reformat only happens on a mismatch):
+    // zero both superblock copies.
+    if (dev.rfind("/dev/dax", 0) == 0) {
+        DaxOpenResult w = open_devdax(dev, 2 * MiB);
+        void *p = ::mmap(nullptr, w.map_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, w.fd, 0);
+        ASSERT_NE(p, MAP_FAILED) << std::strerror(errno);
+        std::memset(p, 0, 8192);
+        ::munmap(p, w.map_bytes);
+        ::close(w.fd);
+    } else {
+        ::unlink(dev.c_str());
+    }
+    daxkv_store *s = open_grow(1);
+    ASSERT_NE(s, nullptr);
+    const uint64_t before = slots_total(s);
+    ASSERT_GT(before, 100u);
+    ASSERT_LE(before, opened / MiB);
+    uint64_t n = 0;
+    while (put(s, n) == 0)
+        ++n;
+    ASSERT_EQ(n, before);
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> bad{0};
+    std::thread reader([&] {
+        for (uint64_t i = 0; !stop.load(); ++i)
+            if (!pool_check(s, i % n).empty())
+                bad++;
+    });
+    daxkv_hotplug_result r;
+    std::memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    int rc = daxkv_device_resize(s, dev.c_str(), grown, DAXKV_MIGRATE, 0, &r);
+    stop = true;
+    reader.join();
+    ASSERT_EQ(rc, 0) << daxkv_errmsg();
+    EXPECT_EQ(r.moved_keys, 0u);
+    EXPECT_EQ(r.new_size_bytes, grown);
+    EXPECT_EQ(bad.load(), 0u);
+    EXPECT_EQ(slots_total(s), grown / MiB);
+    uint64_t total = n;
+    while (put(s, total) == 0)
+        ++total;
+    EXPECT_EQ(total, grown / MiB);
+    std::printf("grow: %s from %" PRIu64 " to %" PRIu64 " slots of 1 MiB while serving; "
+                "%" PRIu64 " entries\n",
+                dev.c_str(), before, grown / MiB, total);
+    daxkv_close(s);
+    s = open_grow(0);
+    ASSERT_NE(s, nullptr);
+    EXPECT_EQ(slots_total(s), grown / MiB);
+    for (uint64_t k = 0; k < total; ++k)
+        EXPECT_EQ(pool_check(s, k), "") << k;
+    daxkv_close(s);
+}
+
 // ------------------------------------------------------------ persistence
 
 namespace {
