@@ -501,6 +501,8 @@ typedef struct daxkv_hotplug_result {
     uint64_t source_slots_freed; /* slots of the device given back */
     uint64_t old_size_bytes;     /* usable bytes before the call */
     uint64_t new_size_bytes;     /* usable bytes after the call */
+    uint64_t evicted_keys;       /* cold entries of the destinations evicted to make
+                                    room for moved ones (DAXKV_MIGRATE, eviction=lru) */
 } daxkv_hotplug_result;
 
 /**

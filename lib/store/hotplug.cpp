@@ -31,6 +31,7 @@ namespace daxkv {
 
 struct Store::MoveStats {
     uint64_t moved_keys = 0, moved_bytes = 0, deleted_keys = 0, freed = 0;
+    uint64_t evicted_keys = 0; // destinations' entries evicted to make room
 };
 
 struct Store::Move {
@@ -49,8 +50,7 @@ constexpr size_t kMoveChunk = 64;
 constexpr uint64_t kMoveChunkBytes = 16ull << 20;
 
 void fill_result(daxkv_hotplug_result *out, DevState st, uint32_t index, uint64_t old_bytes,
-                 uint64_t new_bytes, uint64_t moved_keys, uint64_t moved_bytes,
-                 uint64_t deleted_keys, uint64_t freed) {
+                 uint64_t new_bytes, const Store::MoveStats &ms = Store::MoveStats()) {
     if (!out)
         return;
     uint32_t size = out->struct_size;
@@ -58,12 +58,13 @@ void fill_result(daxkv_hotplug_result *out, DevState st, uint32_t index, uint64_
     r.struct_size = size;
     r.state = static_cast<uint32_t>(st);
     r.device_index = static_cast<int32_t>(index);
-    r.moved_keys = moved_keys;
-    r.moved_bytes = moved_bytes;
-    r.deleted_keys = deleted_keys;
-    r.source_slots_freed = freed;
+    r.moved_keys = ms.moved_keys;
+    r.moved_bytes = ms.moved_bytes;
+    r.deleted_keys = ms.deleted_keys;
+    r.source_slots_freed = ms.freed;
     r.old_size_bytes = old_bytes;
     r.new_size_bytes = new_bytes;
+    r.evicted_keys = ms.evicted_keys;
     std::memcpy(out, &r, std::min<size_t>(size, sizeof r));
     out->struct_size = size;
 }
@@ -196,6 +197,7 @@ int Store::migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool
                         throw Error(-ENOSPC, "insufficient destination capacity: the "
                                              "destinations are full and nothing is evictable; "
                                              "nothing was moved");
+                    ms.evicted_keys++;
                 }
                 Shard &sh = shard_of(mv.hash);
                 std::lock_guard<std::mutex> g(sh.m);
@@ -479,7 +481,7 @@ int Store::device_remove(const std::string &path, int mode, unsigned flags,
 
     if (old_state == DevState::missing) {
         d.state.store(DevState::removed); // nothing mapped: only the tombstone stays
-        fill_result(out, DevState::removed, a, 0, 0, 0, 0, 0, 0);
+        fill_result(out, DevState::removed, a, 0, 0);
         return 0;
     }
     if (mode == DAXKV_DRAIN) {
@@ -487,7 +489,7 @@ int Store::device_remove(const std::string &path, int mode, unsigned flags,
             ev_thread_ = std::thread(&Store::event_loop, this);
         d.state.store(DevState::draining);
         note_slot_freed(a); // already empty: drained at once
-        fill_result(out, DevState::draining, a, old_bytes, old_bytes, 0, 0, 0, 0);
+        fill_result(out, DevState::draining, a, old_bytes, old_bytes);
         return 0;
     }
 
@@ -525,8 +527,7 @@ int Store::device_remove(const std::string &path, int mode, unsigned flags,
     log(DAXKV_LOG_INFO, "device %u (%s) removed: %llu entries moved, %llu deleted", d.id,
         d.path.c_str(), static_cast<unsigned long long>(ms.moved_keys),
         static_cast<unsigned long long>(ms.deleted_keys));
-    fill_result(out, DevState::removed, a, old_bytes, 0, ms.moved_keys, ms.moved_bytes,
-                ms.deleted_keys, ms.freed);
+    fill_result(out, DevState::removed, a, old_bytes, 0, ms);
     return 0;
 }
 
@@ -569,7 +570,7 @@ int Store::device_resize(const std::string &path, uint64_t bytes, int mode, unsi
     const uint64_t old_bytes = usable_bytes(a);
     MoveStats ms;
     if (new_limit == old_limit) {
-        fill_result(out, old_state, a, old_bytes, old_bytes, 0, 0, 0, 0);
+        fill_result(out, old_state, a, old_bytes, old_bytes);
         return 0;
     }
     if (new_limit > old_limit) {
@@ -592,7 +593,7 @@ int Store::device_resize(const std::string &path, uint64_t bytes, int mode, unsi
                                  "logged); it keeps its %u slots",
                              new_limit, daxkv_strerror(rc), old_limit);
         d.alloc->set_limit(new_limit);
-        fill_result(out, old_state, a, old_bytes, usable_bytes(a), 0, 0, 0, 0);
+        fill_result(out, old_state, a, old_bytes, usable_bytes(a));
         return 0;
     }
     bool blocked = false;
@@ -635,8 +636,7 @@ int Store::device_resize(const std::string &path, uint64_t bytes, int mode, unsi
     d.state.store(old_state);
     if (old_state == DevState::draining)
         note_slot_freed(a);
-    fill_result(out, old_state, a, old_bytes, usable_bytes(a), ms.moved_keys, ms.moved_bytes,
-                ms.deleted_keys, ms.freed);
+    fill_result(out, old_state, a, old_bytes, usable_bytes(a), ms);
     return 0;
 }
 

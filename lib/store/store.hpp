@@ -176,6 +176,9 @@ public:
     // migration (phase 1) and after the switch (phase 2), with no lock held.
     void set_hotplug_hook(std::function<void(int phase)> fn) { hotplug_hook_ = std::move(fn); }
 
+    // What a migration or eviction did (hotplug.cpp; public for its result helper).
+    struct MoveStats;
+
 private:
     using ArenaSlots = DeviceSlot;
     struct Counters {
@@ -294,7 +297,6 @@ private:
     void stop_events() noexcept;
     // Hotplug (lib/store/hotplug.cpp).
     struct Move;
-    struct MoveStats;
     int find_device(const std::string &path) const;
     void check_hotplug(const char *what) const;
     std::vector<std::string> keys_on(uint32_t a, uint32_t from_slot, bool *blocked);

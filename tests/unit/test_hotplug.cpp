@@ -400,6 +400,11 @@ TEST_F(Pool, MigrationWithLruMakesRoomByEvictingColdEntries) {
     ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0)
         << daxkv_errmsg();
     EXPECT_EQ(entries_on(1), 8u);
+    // Every entry not moved or kept was evicted, and the result says so.
+    EXPECT_GT(r.evicted_keys, 0u);
+    EXPECT_EQ(r.deleted_keys, 0u);
+    EXPECT_EQ(get_stats(s()).entries, 16u - r.evicted_keys);
+    EXPECT_EQ(get_stats(s()).evictions, r.evicted_keys);
     for (uint32_t i = 0; i < 16; ++i)
         if (has(i) == 1) {
             EXPECT_EQ(check(i), "") << i;

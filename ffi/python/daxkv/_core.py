@@ -1461,6 +1461,7 @@ class HotplugResult:
     source_slots_freed: int
     old_size_bytes: int
     new_size_bytes: int
+    evicted_keys: int  # destinations' cold entries evicted to make room
 
     def as_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
@@ -1477,6 +1478,7 @@ def _hotplug_result(r: "_lib.HotplugResult") -> HotplugResult:
         source_slots_freed=r.source_slots_freed,
         old_size_bytes=r.old_size_bytes,
         new_size_bytes=r.new_size_bytes,
+        evicted_keys=r.evicted_keys,
     )
 
 

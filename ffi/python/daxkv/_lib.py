@@ -183,6 +183,7 @@ class HotplugResult(ctypes.Structure):
             "source_slots_freed",
             "old_size_bytes",
             "new_size_bytes",
+            "evicted_keys",
         )
     ]
 

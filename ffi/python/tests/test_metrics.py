@@ -16,7 +16,8 @@ def test_layout_matches_header():
     assert _lib.Stats.copy_faults.offset == 216
     assert ctypes.sizeof(_lib.Histogram) == (2 + _lib.HIST_BUCKETS) * 8
     assert ctypes.sizeof(_lib.Completion) == 16
-    assert ctypes.sizeof(_lib.HotplugResult) == 64
+    assert ctypes.sizeof(_lib.HotplugResult) == 72
+    assert _lib.HotplugResult.evicted_keys.offset == 64
 
 
 def test_histograms_and_counters(store):

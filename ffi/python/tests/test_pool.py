@@ -90,6 +90,7 @@ def test_add_then_remove_migrate_keeps_every_byte(tmp_path):
         assert r.moved_keys == len(vals)
         assert r.moved_bytes == sum(map(len, vals.values()))
         assert r.deleted_keys == 0 and r.source_slots_freed == len(vals)
+        assert r.evicted_keys == 0  # the destination had room
         assert r.old_size_bytes > 0 and r.new_size_bytes == 0
         for k, v in vals.items():
             assert s.get(k) == v

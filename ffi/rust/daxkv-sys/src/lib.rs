@@ -206,6 +206,7 @@ pub struct daxkv_hotplug_result {
     pub source_slots_freed: u64,
     pub old_size_bytes: u64,
     pub new_size_bytes: u64,
+    pub evicted_keys: u64,
 }
 
 impl Default for daxkv_hotplug_result {
@@ -221,6 +222,7 @@ impl Default for daxkv_hotplug_result {
             source_slots_freed: 0,
             old_size_bytes: 0,
             new_size_bytes: 0,
+            evicted_keys: 0,
         }
     }
 }

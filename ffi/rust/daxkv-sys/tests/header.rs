@@ -165,7 +165,7 @@ fn layouts_and_constants_match_the_c_compiler() {
         size, align, path, name);
     let hp_fields = struct_fields(&h, "daxkv_hotplug_result");
     let rust_hp = offsets!(daxkv_hotplug_result; struct_size, state, device_index, reserved0, moved_keys,
-        moved_bytes, deleted_keys, source_slots_freed, old_size_bytes, new_size_bytes);
+        moved_bytes, deleted_keys, source_slots_freed, old_size_bytes, new_size_bytes, evicted_keys);
     let names = |v: &Vec<(String, usize)>| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
     assert_eq!(names(&rust_item), item_fields, "daxkv_item field order");
     assert_eq!(names(&rust_stats), stats_fields, "daxkv_stats field order");
