@@ -243,7 +243,7 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
         if (!was_recoverable && !formatted_) {
             // The last user kept no index (durability=none): headers may
             // name entries that were never made durable. Forget them.
-            clear_all_commit_words();
+            clear_commit_words(0, layout_.slot_count);
         }
         if (!was_recoverable) {
             sb_.flags |= kSbRecoverable;
@@ -289,7 +289,7 @@ void Arena::format() {
     std::memset(map_->base(), 0, kHeaderOffset);
     map_->persist(map_->base(), kHeaderOffset);
     if (!map_->created())
-        clear_all_commit_words();
+        clear_commit_words(0, layout_.slot_count);
     write_superblock();
     formatted_ = true;
 }
@@ -323,12 +323,7 @@ void Arena::set_usable_slots(uint64_t n) {
         // The new slots' headers were cleared at format or by a shrink's
         // withdrawals; clear them again so that nothing older than this
         // arena's use of them can be recovered from them.
-        for (uint64_t s = old; s < n; ++s) {
-            SlotHeader *h = header(static_cast<uint32_t>(s));
-            if (h->commit)
-                __atomic_store_n(&h->commit, uint64_t(0), __ATOMIC_RELAXED);
-        }
-        map_->persist(header(static_cast<uint32_t>(old)), (n - old) * layout_.header_bytes);
+        clear_commit_words(old, n);
     }
     sb_.usable_slots = n;
     write_superblock();
@@ -347,13 +342,14 @@ void Arena::write_superblock() {
     map_->persist(b, sizeof sb_);
 }
 
-void Arena::clear_all_commit_words() {
-    for (uint64_t s = 0; s < layout_.slot_count; ++s) {
+void Arena::clear_commit_words(uint64_t from, uint64_t to) {
+    for (uint64_t s = from; s < to; ++s) {
         SlotHeader *h = header(static_cast<uint32_t>(s));
         if (h->commit)
             __atomic_store_n(&h->commit, uint64_t(0), __ATOMIC_RELAXED);
     }
-    map_->persist(map_->base() + layout_.header_offset, layout_.slot_count * layout_.header_bytes);
+    if (to > from)
+        map_->persist(header(static_cast<uint32_t>(from)), (to - from) * layout_.header_bytes);
 }
 
 void Arena::write_body(uint32_t slot, uint64_t seq, uint32_t generation, const void *key,

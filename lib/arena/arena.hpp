@@ -136,7 +136,7 @@ private:
     void format();
     uint64_t usable_at_format() const;
     void write_superblock();
-    void clear_all_commit_words();
+    void clear_commit_words(uint64_t from, uint64_t to); // slots [from, to), durably
 
     std::unique_ptr<platform::Mapping> map_;
     Options opt_;

@@ -49,6 +49,17 @@ bool under_dev(const std::string &path) {
     return path.rfind("/dev/", 0) == 0 && path.rfind("/dev/shm/", 0) != 0;
 }
 
+// Give a file the blocks of [from, to) and make it at least `to` long; 0 or
+// an errno. Reserving the blocks (rather than leaving the file sparse) makes
+// a full file system fail here instead of with a SIGBUS at first touch.
+// File systems without fallocate get a plain (sparse) size change.
+int allocate_blocks(int fd, uint64_t from, uint64_t to) {
+    int rc = ::posix_fallocate(fd, static_cast<off_t>(from), static_cast<off_t>(to - from));
+    if (rc == EOPNOTSUPP || rc == EINVAL)
+        rc = ::ftruncate(fd, static_cast<off_t>(to)) == 0 ? 0 : errno;
+    return rc;
+}
+
 } // namespace
 
 void lock_exclusive(int fd, const std::string &what) {
@@ -155,11 +166,7 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
             fail(-EINVAL, "arena size %llu for %s is below one page",
                  static_cast<unsigned long long>(req.bytes), req.path.c_str());
         if (have == 0) {
-            // Reserve the blocks now: a sparse file on a full tmpfs would
-            // SIGBUS at first touch instead of failing here.
-            int rc = ::posix_fallocate(fd.fd, 0, static_cast<off_t>(want));
-            if (rc == EOPNOTSUPP || rc == EINVAL)
-                rc = ::ftruncate(fd.fd, static_cast<off_t>(want)) == 0 ? 0 : errno;
+            int rc = allocate_blocks(fd.fd, 0, want);
             if (rc != 0) {
                 if (::ftruncate(fd.fd, 0) != 0) {
                     // leave it empty if we can; the error below says why
@@ -192,8 +199,10 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
     // File arenas are populated at open (page tables and, on tmpfs, the
     // pages): first-touch faults would otherwise cost the put path about a
     // third of a memcpy. Device-DAX faults are per 2 MiB or 1 GiB and cheap.
-    const bool populate_part = m->info_.kind == DeviceKind::file && m->backed() < m->size_;
-    if (m->info_.kind == DeviceKind::file && !populate_part)
+    // A file with room to grow past its end is populated up to the end only.
+    const bool is_file = m->info_.kind == DeviceKind::file;
+    const bool populate_part = is_file && m->backed() < m->size_;
+    if (is_file && !populate_part)
         mmap_flags |= MAP_POPULATE;
     void *p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, mmap_flags, fd.fd, 0);
     if (p == MAP_FAILED && (mmap_flags & MAP_SYNC) && (errno == EOPNOTSUPP || errno == EINVAL)) {
@@ -233,13 +242,10 @@ void Mapping::extend(uint64_t bytes) {
     const uint64_t have = backed();
     if (bytes <= have || info_.kind != DeviceKind::file)
         return; // devices and memory are backed over the whole mapping
-    int rc = ::posix_fallocate(fd_, static_cast<off_t>(have), static_cast<off_t>(bytes - have));
-    if (rc == EOPNOTSUPP || rc == EINVAL)
-        rc = ::ftruncate(fd_, static_cast<off_t>(bytes)) == 0 ? 0 : errno;
+    const int rc = allocate_blocks(fd_, have, bytes);
     if (rc != 0) {
-        // Blocks not there are posix_fallocate's to give back: only the
-        // file's size could have changed, and it did not (the size is set
-        // last). A file size limit or quota is "no space" to the caller.
+        // The file keeps its size (it is set last). A file size limit or a
+        // quota is "no space" to the caller, as a full file system is.
         if (rc == EFBIG || rc == EDQUOT)
             fail(-ENOSPC, "cannot grow %s to %llu bytes: %s", info_.path.c_str(),
                  static_cast<unsigned long long>(bytes), std::strerror(rc));

@@ -578,20 +578,21 @@ int Store::device_resize(const std::string &path, uint64_t bytes, int mode, unsi
         // size (a file arena gets the blocks first) before the allocator
         // hands out the new slots, so a crash never leaves entries beyond
         // the recorded end.
-        int rc = 0;
-        change_pool_registered([&] {
-            try {
-                d.arena->set_usable_slots(new_limit);
-            } catch (const Error &e) {
-                rc = e.code();
-                log(DAXKV_LOG_ERR, "device %u (%s): growing to %u slots failed: %s", d.id,
-                    d.path.c_str(), new_limit, e.what());
-            }
-        });
-        if (rc != 0)
-            return set_error(rc, "the device could not grow to %u slots (%s; the cause is "
-                                 "logged); it keeps its %u slots",
-                             new_limit, daxkv_strerror(rc), old_limit);
+        const uint64_t backed = d.arena->mapping().backed();
+        try {
+            d.arena->set_usable_slots(new_limit);
+        } catch (const Error &e) {
+            log(DAXKV_LOG_ERR, "device %u (%s): growing to %u slots failed: %s", d.id,
+                d.path.c_str(), new_limit, e.what());
+            return set_error(e.code(), "the device could not grow to %u slots (%s; the cause "
+                                       "is logged); it keeps its %u slots",
+                             new_limit, daxkv_strerror(e.code()), old_limit);
+        }
+        // A file arena that got new blocks: a CUDA registration (of what
+        // existed) is redone to cover them. Nothing was unmapped, so the old
+        // registration stayed valid meanwhile.
+        if (d.arena->mapping().backed() != backed)
+            change_pool_registered([] {});
         d.alloc->set_limit(new_limit);
         fill_result(out, old_state, a, old_bytes, usable_bytes(a));
         return 0;
