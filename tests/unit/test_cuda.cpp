@@ -423,6 +423,55 @@ TEST_F(Cuda, DeviceRemoveAndAddKeepTheRegistrationExact) {
     // Unregistered at close as before (TearDown checks violations and ranges).
 }
 
+TEST_F(Cuda, GrowingAFileArenaExtendsTheRegistration) {
+    // grow_limit: the file arena's mapping reaches past the file; only the
+    // file's blocks are registered, and a grow registers the new ones.
+    const uint64_t limit = arena_bytes_for(4096, 64, 256);
+    const uint64_t opened = arena_bytes_for(4096, 16, 256);
+    const uint64_t data_offset = daxkv::arena::compute_layout(limit, 4096, 256).data_offset;
+    const std::string grow = dir_.file("grow");
+    ConfigPtr cfg;
+    ASSERT_EQ(make_config(&cfg, grow,
+                          StoreSpec{4096, 16}
+                              .set("hotplug", "1")
+                              .set("eviction", "none")
+                              .set("grow_limit", std::to_string(limit))),
+              0);
+    daxkv_store *raw = nullptr;
+    ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
+    store_.reset(raw);
+    ASSERT_EQ(daxkv_cuda_register(s(), 0), 0) << daxkv_errmsg();
+    EXPECT_EQ(fake().get("registered_ranges"), 1);
+    EXPECT_EQ(fake().get("registered_bytes"), static_cast<long>(opened));
+
+    daxkv_hotplug_result r;
+    std::memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    ASSERT_EQ(daxkv_device_resize(s(), grow.c_str(), 40 * 4096, DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(fake().get("registered_ranges"), 1);
+    EXPECT_EQ(fake().get("registered_bytes"), static_cast<long>(data_offset + 40 * 4096));
+    // Fill every slot, the new ones included: all are read directly.
+    std::vector<std::string> ks;
+    std::vector<std::vector<uint8_t>> vals;
+    for (int i = 0; i < 40; ++i) {
+        ks.push_back(key_of(i));
+        vals.push_back(pattern(700 + i, 3000));
+        ASSERT_EQ(put(ks.back(), vals.back()), 0) << i;
+    }
+    DevBuf out(40 * 4096);
+    std::vector<daxkv_item> items(40);
+    for (int i = 0; i < 40; ++i)
+        items[i] = daxkv_item{ks[i].data(), ks[i].size(), out.data() + i * 4096, 4096, nullptr,
+                              0, 0};
+    ASSERT_EQ(daxkv_get_batch_cuda(s(), items.data(), items.size(), stream_, 0), 40)
+        << daxkv_errmsg();
+    ASSERT_EQ(fake().stream_sync(stream_), 0);
+    for (int i = 0; i < 40; ++i)
+        EXPECT_EQ(0, std::memcmp(out.data() + i * 4096, vals[i].data(), vals[i].size())) << i;
+    EXPECT_EQ(fake().get("pageable_copies"), 0) << "a direct copy read unregistered memory";
+}
+
 TEST_F(Cuda, ThirdChunkFailsRollsBackClearsTheErrorAndStagedPathWorks) {
     open_cuda(64 * 1024, 16, "128KiB");
     fake().set("fail_register_at", 3);
