@@ -2,10 +2,10 @@
 # Every exported function has a page: its family page or a .so alias.
 # tests/suites/40-abi.sh checks that, and that groff finds nothing to warn about.
 dist_man_MANS = \
-	docs/man/daxkv.1 \
 	docs/man/daxkv-check.1 \
 	docs/man/daxkv-format.1 \
 	docs/man/daxkv-info.1 \
+	docs/man/daxkv.1 \
 	docs/man/daxkv_abort.3 \
 	docs/man/daxkv_close.3 \
 	docs/man/daxkv_commit.3 \
@@ -19,7 +19,11 @@ dist_man_MANS = \
 	docs/man/daxkv_cuda_available.3 \
 	docs/man/daxkv_cuda_register.3 \
 	docs/man/daxkv_cuda_unregister.3 \
+	docs/man/daxkv_cursor_close.3 \
+	docs/man/daxkv_cursor_next.3 \
+	docs/man/daxkv_cursor_open.3 \
 	docs/man/daxkv_device_add.3 \
+	docs/man/daxkv_device_describe.3 \
 	docs/man/daxkv_device_remove.3 \
 	docs/man/daxkv_device_resize.3 \
 	docs/man/daxkv_device_wait_drained.3 \
@@ -28,18 +32,19 @@ dist_man_MANS = \
 	docs/man/daxkv_get.3 \
 	docs/man/daxkv_get_batch.3 \
 	docs/man/daxkv_get_batch_cuda.3 \
-	docs/man/daxkv_list_devices.3 \
 	docs/man/daxkv_lease_acquire.3 \
 	docs/man/daxkv_lease_data.3 \
 	docs/man/daxkv_lease_meta.3 \
 	docs/man/daxkv_lease_release.3 \
 	docs/man/daxkv_lease_size.3 \
+	docs/man/daxkv_lease_slot.3 \
+	docs/man/daxkv_list_devices.3 \
 	docs/man/daxkv_memcpy_batch.3 \
 	docs/man/daxkv_open.3 \
 	docs/man/daxkv_pin.3 \
 	docs/man/daxkv_poll.3 \
-	docs/man/daxkv_probe.3 \
 	docs/man/daxkv_pool_status_json.3 \
+	docs/man/daxkv_probe.3 \
 	docs/man/daxkv_put.3 \
 	docs/man/daxkv_put_batch.3 \
 	docs/man/daxkv_put_batch_cuda.3 \
@@ -48,6 +53,7 @@ dist_man_MANS = \
 	docs/man/daxkv_reservation_data.3 \
 	docs/man/daxkv_reservation_set_meta.3 \
 	docs/man/daxkv_reservation_size.3 \
+	docs/man/daxkv_reservation_slot.3 \
 	docs/man/daxkv_reserve.3 \
 	docs/man/daxkv_set_log_fn.3 \
 	docs/man/daxkv_shutdown.3 \

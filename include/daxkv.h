@@ -567,6 +567,98 @@ DAXKV_API int daxkv_device_wait_drained(daxkv_store *s, const char *path, int ti
 DAXKV_API int daxkv_pool_status_json(daxkv_store *s, char *buf, size_t cap, size_t *needed);
 
 /* ------------------------------------------------------------------------ */
+/* Where entries live: slots, device layouts, and the committed keys         */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * For callers that copy into or out of the arena themselves (LMCache's
+ * core exposes its arena's base address and slot offsets) and for
+ * restarted servers that must learn what the store recovered.
+ */
+
+/** Where one entry's bytes are: payload_base + offset is its first byte. */
+typedef struct daxkv_slot_info {
+    uint32_t struct_size; /* set by the caller: sizeof(daxkv_slot_info) */
+    uint32_t device_id;   /* "device_id" of the pool status */
+    uint64_t slot;        /* the slot's index on its device */
+    uint64_t generation;  /* changes each time the slot is handed out again */
+    uint64_t offset;      /* slot * slot_bytes */
+    void *payload_base;   /* address of the device's first payload in this process */
+} daxkv_slot_info;
+
+/**
+ * The slot of a lease's entry. 0, or -EINVAL for a NULL or released lease,
+ * a NULL out or a struct_size below 8. Fills the first struct_size bytes.
+ */
+DAXKV_API int daxkv_lease_slot(const daxkv_lease *l, daxkv_slot_info *out);
+/** The slot a reservation fills (same results as daxkv_lease_slot). */
+DAXKV_API int daxkv_reservation_slot(const daxkv_reservation *r, daxkv_slot_info *out);
+
+/** A device of the pool as its arena is laid out. */
+typedef struct daxkv_device_layout {
+    uint32_t struct_size;   /* set by the caller: sizeof(daxkv_device_layout) */
+    uint32_t device_id;     /* "device_id" of the pool status */
+    uint32_t state;         /* DAXKV_DEV_* */
+    int32_t device_index;   /* row in the pool status's "devices" */
+    uint64_t slot_bytes;
+    uint64_t layout_slots;  /* slots the arena is laid out for (room to grow included) */
+    uint64_t usable_slots;  /* slots in use now */
+    uint64_t used_end;      /* one past the highest slot that holds or awaits an entry
+                               (0: none): a shrink to n slots moves nothing when
+                               used_end <= n */
+    uint64_t arena_bytes;   /* bytes of the device the layout covers */
+    uint64_t data_offset;   /* where the first payload starts in the device */
+    void *payload_base;     /* its address in this process; NULL for a missing device.
+                               Valid until the device is removed or the store closed */
+} daxkv_device_layout;
+
+/**
+ * The layout of the pool's device at path. 0; -ENOENT no such device (a
+ * removed one included); -EINVAL bad arguments or a struct_size below 8;
+ * -ESHUTDOWN.
+ */
+DAXKV_API int daxkv_device_describe(daxkv_store *s, const char *path, daxkv_device_layout *out);
+
+/** One committed entry, as daxkv_cursor_next reports it. */
+typedef struct daxkv_key_info {
+    uint32_t struct_size; /* set by the caller: sizeof(daxkv_key_info) */
+    uint32_t device_id;   /* "device_id" of the pool status */
+    const void *key;      /* valid until the next call on the cursor */
+    size_t key_len;
+    const void *meta;     /* the metadata stored with it (same lifetime); may be NULL */
+    size_t meta_len;
+    uint64_t value_len;
+    uint64_t slot;        /* its slot on the device */
+    uint64_t seq;         /* its commit sequence: a larger one is a newer commit */
+    uint32_t pins;        /* pin count */
+    uint32_t leases;      /* leases held on it */
+} daxkv_key_info;
+
+typedef struct daxkv_cursor daxkv_cursor;
+
+/**
+ * Start a walk over the committed keys: of every device (device_path NULL)
+ * or of one device of the pool. The walk copies one index shard at a time
+ * under its lock and holds no lock between calls, so it runs beside puts,
+ * gets and removals: a key that stays committed for the whole walk is
+ * reported exactly once (a key replaced meanwhile once, old or new value);
+ * a key added or removed during the walk may or may not be. Keys in flight
+ * (reserved, not committed) are not reported. The cursor keeps the store
+ * alive; close it with daxkv_cursor_close. 0; -EINVAL; -ENOENT unknown
+ * device; -ESHUTDOWN; -ENOMEM.
+ */
+DAXKV_API int daxkv_cursor_open(daxkv_store *s, const char *device_path, daxkv_cursor **out);
+/**
+ * The next key: 1 and *out filled (its first struct_size bytes), 0 at the
+ * end, or a negative error (-EINVAL bad arguments, -ESHUTDOWN the store was
+ * shut down meanwhile). The pointers in *out stay valid until the next call
+ * or daxkv_cursor_close.
+ */
+DAXKV_API int daxkv_cursor_next(daxkv_cursor *c, daxkv_key_info *out);
+/** End a walk. NULL is fine. */
+DAXKV_API void daxkv_cursor_close(daxkv_cursor *c);
+
+/* ------------------------------------------------------------------------ */
 /* Utility                                                                   */
 /* ------------------------------------------------------------------------ */
 

@@ -32,6 +32,7 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/store/async.cpp lib/store/async.hpp \
 	lib/store/metrics.cpp lib/store/metrics.hpp \
 	lib/store/placement.cpp \
+	lib/store/keys.cpp lib/store/keys.hpp \
 	lib/capi/handles.hpp \
 	lib/capi/errors.cpp \
 	lib/capi/config.cpp \
@@ -42,7 +43,8 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/capi/metrics.cpp \
 	lib/capi/devices.cpp \
 	lib/capi/cuda.cpp \
-	lib/capi/hotplug.cpp
+	lib/capi/hotplug.cpp \
+	lib/capi/keys.cpp
 
 lib_libdaxkv_core_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(DAXCTL_CFLAGS)
 lib_libdaxkv_core_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden

@@ -139,6 +139,39 @@ const char *verify_name(Verify v) noexcept {
     return "?";
 }
 
+namespace {
+
+// Large arenas start the payloads on a 2 MiB boundary (huge pages, and DAX
+// alignment); small ones on a page.
+uint64_t data_alignment(uint64_t arena_bytes) { return arena_bytes >= 64 * MiB ? 2 * MiB : 4 * KiB; }
+
+} // namespace
+
+Layout layout_for_slots(uint64_t slots, uint64_t slot_bytes, uint32_t meta_bytes) {
+    Layout l;
+    l.slot_bytes = slot_bytes;
+    l.meta_bytes = meta_bytes;
+    l.header_offset = kHeaderOffset;
+    l.header_bytes = header_bytes_for(meta_bytes);
+    if (slots == 0 || slots > UINT32_MAX || slot_bytes == 0)
+        return l;
+    uint64_t headers, payloads, end;
+    if (__builtin_mul_overflow(slots, l.header_bytes, &headers) ||
+        __builtin_add_overflow(headers, kHeaderOffset + 2 * MiB, &end) ||
+        __builtin_mul_overflow(slots, slot_bytes, &payloads) ||
+        __builtin_add_overflow(end, payloads, &end))
+        return l; // the sum with the widest alignment padding overflows
+    // The alignment depends on the total; the 2 MiB one only makes it larger.
+    for (uint64_t align : {4 * KiB, 2 * MiB}) {
+        l.data_offset = round_up(kHeaderOffset + headers, align);
+        l.arena_bytes = l.data_offset + payloads;
+        if (data_alignment(l.arena_bytes) == align)
+            break;
+    }
+    l.slot_count = slots;
+    return l;
+}
+
 Layout compute_layout(uint64_t arena_bytes, uint64_t slot_bytes, uint32_t meta_bytes) {
     Layout l;
     l.arena_bytes = arena_bytes;
@@ -146,9 +179,7 @@ Layout compute_layout(uint64_t arena_bytes, uint64_t slot_bytes, uint32_t meta_b
     l.meta_bytes = meta_bytes;
     l.header_offset = kHeaderOffset;
     l.header_bytes = header_bytes_for(meta_bytes);
-    // Large arenas start the payloads on a 2 MiB boundary (huge pages, and
-    // DAX alignment); small ones on a page.
-    uint64_t align = arena_bytes >= 64 * MiB ? 2 * MiB : 4 * KiB;
+    uint64_t align = data_alignment(arena_bytes);
     if (slot_bytes == 0 || arena_bytes <= kHeaderOffset)
         return l;
     uint64_t n = (arena_bytes - kHeaderOffset) / (l.header_bytes + slot_bytes);
@@ -184,7 +215,19 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
     const std::string &path = map_->info().path;
     if (opt_.slot_bytes == 0)
         fail(-EINVAL, "slot_bytes must be set and greater than 0");
-    layout_ = compute_layout(size, opt_.slot_bytes, opt_.meta_bytes);
+    if (opt_.slot_count) {
+        layout_ = layout_for_slots(opt_.slot_count, opt_.slot_bytes, opt_.meta_bytes);
+        if (layout_.slot_count && layout_.arena_bytes > size)
+            fail(-ENOSPC,
+                 "%s: %llu slots of %llu bytes with their slot headers take %llu bytes, but "
+                 "only %llu are mapped",
+                 path.c_str(), static_cast<unsigned long long>(opt_.slot_count),
+                 static_cast<unsigned long long>(opt_.slot_bytes),
+                 static_cast<unsigned long long>(layout_.arena_bytes),
+                 static_cast<unsigned long long>(size));
+    } else {
+        layout_ = compute_layout(size, opt_.slot_bytes, opt_.meta_bytes);
+    }
     if (layout_.slot_count == 0)
         fail(-EINVAL,
              "%s: an arena of %llu bytes does not fit even one slot of %llu bytes "

@@ -31,6 +31,11 @@ struct Layout {
 // The layout that fits slot_bytes-sized slots with meta_bytes of metadata
 // into arena_bytes. slot_count is 0 when not even one slot fits.
 Layout compute_layout(uint64_t arena_bytes, uint64_t slot_bytes, uint32_t meta_bytes);
+// The layout of exactly `slots` slots, with the superblocks and slot headers
+// in front of their payloads: arena_bytes is what that takes. compute_layout
+// of that many bytes gives the same layout. slot_count is 0 when the sizes
+// overflow.
+Layout layout_for_slots(uint64_t slots, uint64_t slot_bytes, uint32_t meta_bytes);
 
 struct RecoveredEntry {
     uint32_t slot;
@@ -71,6 +76,9 @@ public:
         // of the layout is room to grow into. A reopen uses the usable
         // slot count recorded in the superblock instead.
         uint64_t usable_bytes = 0;
+        // Lay the arena out for exactly this many slots (layout_for_slots)
+        // rather than for as many as the mapping holds; 0: as many as fit.
+        uint64_t slot_count = 0;
         unsigned threads = 1;   // recovery scan parallelism
     };
 
@@ -81,6 +89,9 @@ public:
 
     const Layout &layout() const noexcept { return layout_; }
     const platform::Mapping &mapping() const noexcept { return *map_; }
+    // The store that opened this arena is open: what the open did to the
+    // device's file stays (see platform::Mapping::keep).
+    void keep_file() noexcept { map_->keep(); }
     bool formatted() const noexcept { return formatted_; }
     const Superblock &superblock() const noexcept { return sb_; }
     // Slots in use (the rest of the layout is room to grow into).

@@ -1,6 +1,7 @@
 // The opaque C handles and the conversions between them and the core.
 #pragma once
 
+#include <cstring>
 #include <memory>
 
 #include "daxkv.h"
@@ -24,8 +25,33 @@ struct daxkv_reservation {
     std::unique_ptr<daxkv::ReservationState> state;
 };
 
+struct daxkv_cursor {
+    std::unique_ptr<daxkv::KeyCursor> cursor;
+};
+
 namespace daxkv {
 namespace capi {
+
+// Copy a filled public struct into the caller's, which may be an older,
+// shorter version of it: the first struct_size bytes (at least the
+// struct_size field itself, checked by the caller), struct_size kept.
+template <typename T>
+void copy_versioned(T *out, T value) {
+    const uint32_t size = out->struct_size;
+    value.struct_size = size;
+    std::memcpy(out, &value, size < sizeof value ? size : sizeof value);
+}
+
+// A caller's versioned struct: not NULL and at least its struct_size field
+// and the next one (an older layout never had fewer).
+template <typename T>
+int check_versioned(const T *out, const char *what) {
+    if (!out)
+        return set_error(-EINVAL, "%s is NULL", what);
+    if (out->struct_size < 8)
+        return set_error(-EINVAL, "%s struct_size %u is below 8", what, out->struct_size);
+    return 0;
+}
 
 // The store behind a handle, or an -EINVAL error for NULL.
 inline Store &store_of(daxkv_store *s) {

@@ -122,10 +122,14 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
     if (exists && S_ISCHR(st.st_mode)) {
         // Device-DAX: capacity, alignment, mode, permissions and the lock
         // are checked by open_devdax; the mapping is made here.
-        DaxOpenResult r = open_devdax(req.path, req.bytes);
+        DaxOpenResult r = open_devdax(req.path, req.fit ? 0 : req.bytes);
         fd.fd = r.fd;
         m->info_ = r.info;
         m->size_ = r.map_bytes;
+        if (req.fit && req.bytes) {
+            const uint64_t align = r.info.align ? r.info.align : kPage;
+            m->size_ = std::min(m->size_, round_up(req.bytes, align));
+        }
         if (req.reserve_bytes > m->size_) {
             // Room to grow: as much of the device as asked for, at most all
             // of it, in whole alignment units (the mmap length rule).
@@ -175,10 +179,23 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
                                       static_cast<unsigned long long>(want)));
             }
             m->created_ = true;
+        } else if (have < want && req.min_existing && have >= req.min_existing) {
+            int rc = allocate_blocks(fd.fd, have, want);
+            if (rc != 0) {
+                if (::ftruncate(fd.fd, static_cast<off_t>(have)) != 0) {
+                    // the error below says why; the size is what it was if we can
+                }
+                fail_errno(rc, format("cannot extend %s from %llu to %llu bytes (its slot "
+                                      "headers go on top of the payloads)",
+                                      req.path.c_str(), static_cast<unsigned long long>(have),
+                                      static_cast<unsigned long long>(want)));
+            }
+            m->grown_from_ = have;
         } else if (have < want) {
+            const uint64_t need = req.min_existing ? req.min_existing : want;
             fail(-ENOSPC, "%s holds %llu bytes, less than the %llu bytes asked for",
                  req.path.c_str(), static_cast<unsigned long long>(have),
-                 static_cast<unsigned long long>(want));
+                 static_cast<unsigned long long>(need));
         }
         m->size_ = want;
         m->backed_ = want;
@@ -204,19 +221,20 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
     const bool populate_part = is_file && m->backed() < m->size_;
     if (is_file && !populate_part)
         mmap_flags |= MAP_POPULATE;
-    void *p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, mmap_flags, fd.fd, 0);
+    // From here the mapping owns the fd: a failure below undoes an extension.
+    m->fd_ = fd.release();
+    void *p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, mmap_flags, m->fd_, 0);
     if (p == MAP_FAILED && (mmap_flags & MAP_SYNC) && (errno == EOPNOTSUPP || errno == EINVAL)) {
         // MAP_SYNC is refused by devices that need no synchronous faults;
         // cache-line flushes still give durability on the DAX mapping.
         mmap_flags = MAP_SHARED | (mmap_flags & MAP_POPULATE);
-        p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, mmap_flags, fd.fd, 0);
+        p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, mmap_flags, m->fd_, 0);
     }
     if (p == MAP_FAILED)
         fail_errno(errno, format("cannot map %llu bytes of %s",
                                  static_cast<unsigned long long>(m->size_), req.path.c_str()));
     m->base_ = static_cast<char *>(p);
     m->map_sync_ = (mmap_flags & MAP_SYNC) != 0;
-    m->fd_ = fd.release();
     if (populate_part)
         m->populate(0, m->backed());
     return m;
@@ -259,6 +277,9 @@ void Mapping::extend(uint64_t bytes) {
 Mapping::~Mapping() {
     if (base_)
         ::munmap(base_, size_);
+    if (grown_from_ && fd_ >= 0 && ::ftruncate(fd_, static_cast<off_t>(grown_from_)) != 0) {
+        // Best effort: a failed open leaves the file as long as it found it.
+    }
     if (fd_ >= 0)
         ::close(fd_); // releases the flock
 }

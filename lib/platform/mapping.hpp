@@ -25,6 +25,14 @@ struct MapRequest {
     uint64_t reserve_bytes = 0;
     bool create = true;  // create a missing file arena
     bool sync = false;   // durability=power: MAP_SYNC where the device allows it
+    // An existing file shorter than bytes is an error, unless it holds at
+    // least this many: then it is extended to bytes (capacity=payload: the
+    // file holds the payloads asked for, the metadata goes on top).
+    uint64_t min_existing = 0;
+    // bytes is what the arena would like: a Device-DAX device maps it
+    // rounded up to the device alignment, or the whole device when it is
+    // smaller (the arena then lays out the slots that fit).
+    bool fit = false;
 };
 
 class Mapping {
@@ -48,6 +56,9 @@ public:
     const DeviceInfo &info() const noexcept { return info_; }
     // The file was created (or was empty) by this open.
     bool created() const noexcept { return created_; }
+    // The open succeeded: keep what it did to the file. A mapping destroyed
+    // without keep() gives an existing file it extended its old size back.
+    void keep() noexcept { grown_from_ = 0; }
     bool volatile_memory() const noexcept { return info_.kind == DeviceKind::memory; }
 
     // Make [p, p+n) durable against power loss: cache-line write-back plus a
@@ -62,6 +73,7 @@ private:
     uint64_t size_ = 0;
     std::atomic<uint64_t> backed_{0}; // grows under the store's hotplug lock
     bool created_ = false;
+    uint64_t grown_from_ = 0; // an existing file's size before this open extended it
     bool map_sync_ = false;
     DeviceInfo info_;
 };

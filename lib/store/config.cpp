@@ -111,6 +111,13 @@ void Config::set(const std::string &key, const std::string &value) {
             fail(-EINVAL, "grow_limit: %llu is above the limit of 64 TiB",
                  static_cast<unsigned long long>(v));
         grow_limit = v;
+    } else if (key == "capacity") {
+        if (value == "arena")
+            capacity = Capacity::arena;
+        else if (value == "payload")
+            capacity = Capacity::payload;
+        else
+            fail(-EINVAL, "capacity: '%s' is not one of arena, payload", value.c_str());
     } else if (key == "sigbus") {
         if (value == "handle")
             sigbus_handle = true;
@@ -122,7 +129,8 @@ void Config::set(const std::string &key, const std::string &value) {
         fail(-EINVAL,
              "unknown configuration key '%s' (known: slot_bytes, meta_bytes, eviction, "
              "durability, verify, on_mismatch, workers, hotplug, create, nt_stores, "
-             "cuda_register_chunk, cuda_staging_bytes, placement, sigbus, numa, grow_limit)",
+             "cuda_register_chunk, cuda_staging_bytes, placement, sigbus, numa, grow_limit, "
+             "capacity)",
              key.c_str());
     }
 }

@@ -14,6 +14,10 @@ enum class NtStores { auto_, on, off };
 // Where new entries go: the least-used writable device, or one on the
 // caller's NUMA node first.
 enum class Placement { least_used, numa };
+// What a device's size counts: everything the arena uses (superblocks and
+// slot headers included), or only the slots' payloads (LMCache's
+// N x slot_bytes), with the metadata on top of them.
+enum class Capacity { arena, payload };
 
 struct DeviceSpec {
     std::string path;
@@ -42,6 +46,8 @@ struct Config {
     // it was opened with); 0: no room to grow. Fixed when an arena is
     // formatted: a reopen must give the same value.
     uint64_t grow_limit = 0;
+    // With payload, device sizes and grow_limit count payload bytes.
+    Capacity capacity = Capacity::arena;
     std::vector<DeviceSpec> devices;
 
     // Set one key from its text form. Throws Error(-EINVAL) naming the key.

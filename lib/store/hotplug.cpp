@@ -449,6 +449,7 @@ int Store::device_add(const std::string &path, uint64_t bytes) {
     row->lease_gate.store(false);
     row->state.store(DevState::active);
     adopt(a);
+    row->arena->keep_file();
     arenas_.publish();
     if (missing_row >= 0)
         arenas_[missing_row].state.store(DevState::removed); // superseded by the new row
@@ -557,10 +558,11 @@ int Store::device_resize(const std::string &path, uint64_t bytes, int mode, unsi
     const bool force = flags & DAXKV_FORCE;
     const uint32_t formatted = d.alloc->formatted();
     const uint64_t arena_bytes = d.arena->layout().arena_bytes;
-    // The size counts slots as LMCache does (bytes / slot_bytes); the slot
-    // headers make the arena hold a little less, so up to the arena's own
-    // size means "all of it".
-    if (bytes > arena_bytes)
+    // The size counts slots as LMCache does (bytes / slot_bytes). With
+    // capacity=arena the slot headers make the arena hold a little less, so
+    // up to the arena's own size means "all of it"; with capacity=payload
+    // the headers are on top and every slot asked for must be laid out.
+    if (cfg_.capacity == Capacity::payload ? want > formatted : bytes > arena_bytes)
         return set_error(-ENOSPC,
                          "the arena is laid out for %llu bytes (%u slots) and cannot grow past "
                          "them; a larger grow_limit when it is formatted leaves more room",

@@ -54,7 +54,6 @@ void Store::make_arena(DeviceSlot &row, const DeviceSpec &d) {
     req.reserve_bytes = cfg_.grow_limit;
     req.create = cfg_.create;
     req.sync = cfg_.durability == arena::Durability::power;
-    auto map = platform::Mapping::open(req);
     arena::Arena::Options ao;
     ao.slot_bytes = cfg_.slot_bytes;
     ao.meta_bytes = cfg_.meta_bytes;
@@ -63,6 +62,28 @@ void Store::make_arena(DeviceSlot &row, const DeviceSpec &d) {
     ao.reformat = cfg_.reformat;
     ao.threads = cfg_.effective_workers();
     ao.usable_bytes = d.bytes;
+    if (cfg_.capacity == Capacity::payload && d.bytes)
+        size_for_payloads(d.bytes, req, ao);
+    auto map = platform::Mapping::open(req);
+    auto fits = [&](uint64_t slots) {
+        return arena::layout_for_slots(slots, ao.slot_bytes, ao.meta_bytes).arena_bytes <=
+               map->size();
+    };
+    if (ao.slot_count && !fits(ao.slot_count)) {
+        // A Device-DAX device without room for all of it on top of the
+        // payloads: first the room to grow goes, then slots, so that the
+        // slot headers fit inside the device.
+        const uint64_t asked = d.bytes / cfg_.slot_bytes;
+        const bool without_room = ao.slot_count > asked && fits(asked);
+        log(DAXKV_LOG_WARNING,
+            "%s: the device's %llu bytes have no room for the slot headers on top of %s; %s",
+            d.path.c_str(), static_cast<unsigned long long>(map->size()),
+            without_room ? "the room to grow (grow_limit)" : "the payloads asked for",
+            without_room ? "the arena cannot grow past its opened size"
+                         : "the arena holds the slots that fit (fewer than asked for)");
+        ao.slot_count = without_room ? asked : 0;
+        ao.usable_bytes = without_room ? ao.usable_bytes : map->size();
+    }
     row.numa_node = map->info().numa_node;
     row.arena.reset(new arena::Arena(std::move(map), ao));
     // Slot state for the whole layout, so that growing into the rest of it
@@ -71,6 +92,33 @@ void Store::make_arena(DeviceSlot &row, const DeviceSpec &d) {
     row.alloc.reset(new SlotAllocator(slots));
     row.alloc->set_limit(row.arena->usable_slots());
     row.slots.assign(slots, SlotState{});
+}
+
+// capacity=payload: bytes (and grow_limit) count the slots' payloads, as
+// LMCache sizes its arenas (N x slot_bytes); the superblocks and slot headers
+// go on top of them, so the device is asked for that much more. A file is
+// created or extended that much larger; a file shorter than the payloads is
+// refused.
+void Store::size_for_payloads(uint64_t bytes, platform::MapRequest &req,
+                              arena::Arena::Options &ao) const {
+    const uint64_t slots = bytes / cfg_.slot_bytes;
+    if (slots == 0)
+        fail(-EINVAL, "%s: %llu bytes do not hold one slot of %llu bytes", req.path.c_str(),
+             static_cast<unsigned long long>(bytes),
+             static_cast<unsigned long long>(cfg_.slot_bytes));
+    const uint64_t laid_out = std::max(slots, cfg_.grow_limit / cfg_.slot_bytes);
+    const arena::Layout room = arena::layout_for_slots(laid_out, cfg_.slot_bytes, cfg_.meta_bytes);
+    if (room.slot_count == 0)
+        fail(-EINVAL, "%s: %llu slots of %llu bytes are more than one arena can address",
+             req.path.c_str(), static_cast<unsigned long long>(laid_out),
+             static_cast<unsigned long long>(cfg_.slot_bytes));
+    const uint64_t page = 4096;
+    req.bytes = round_up(room.data_offset + slots * cfg_.slot_bytes, page);
+    req.reserve_bytes = laid_out > slots ? round_up(room.arena_bytes, page) : 0;
+    req.min_existing = slots * cfg_.slot_bytes;
+    req.fit = true;
+    ao.slot_count = laid_out;
+    ao.usable_bytes = req.bytes;
 }
 
 void Store::open_device(const DeviceSpec &d, bool tolerate_missing) {

@@ -85,6 +85,19 @@ uint32_t SlotAllocator::used_from(uint32_t from) const {
     return used;
 }
 
+uint32_t SlotAllocator::used_end() const {
+    std::lock_guard<std::mutex> g(m_);
+    for (size_t w = words_.size(); w-- > 0;) {
+        // Bits past the last slot are clear in the last word: not slots.
+        const bool partial = w + 1 == words_.size() && slots_ % 64;
+        const uint64_t slots_in_word = partial ? (uint64_t(1) << (slots_ % 64)) - 1 : ~uint64_t(0);
+        const uint64_t taken = ~words_[w] & slots_in_word;
+        if (taken)
+            return static_cast<uint32_t>(w * 64 + 64 - static_cast<unsigned>(__builtin_clzll(taken)));
+    }
+    return 0;
+}
+
 void SlotAllocator::set_limit(uint32_t limit) {
     std::lock_guard<std::mutex> g(m_);
     limit_ = limit < slots_ ? limit : slots_;

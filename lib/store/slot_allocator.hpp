@@ -28,6 +28,9 @@ public:
     uint32_t used() const;
     // Slots taken at or above from (a shrink waits for these to empty).
     uint32_t used_from(uint32_t from) const;
+    // One past the highest slot taken (0 when none is): a shrink to n slots
+    // finds nothing to move when this is at most n.
+    uint32_t used_end() const;
     // Hide (or show again) the slots at and above limit; clamped to the
     // arena's slot count.
     void set_limit(uint32_t limit);

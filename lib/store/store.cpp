@@ -70,6 +70,11 @@ std::shared_ptr<Store> Store::open(const Config &cfg) {
     s->async_.reset(new AsyncQueue(*s));
     if (cfg.sigbus_handle)
         engine::install_sigbus_handler();
+    // Open: what opening did to the devices' files (extending them for
+    // their slot headers) stays; a failure before this point undid it.
+    for (auto &d : s->arenas_)
+        if (d.arena)
+            d.arena->keep_file();
     log(DAXKV_LOG_INFO, "opened store: %u device(s), %lld entries recovered",
         s->arenas_.size(), static_cast<long long>(s->c_.entries.load()));
     return s;

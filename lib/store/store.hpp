@@ -25,6 +25,7 @@
 #include "daxkv.h"
 #include "engine/copy_engine.hpp"
 #include "store/config.hpp"
+#include "store/keys.hpp"
 #include "store/pool.hpp"
 #include "store/metrics.hpp"
 #include "store/slot_allocator.hpp"
@@ -179,6 +180,18 @@ public:
     // What a migration or eviction did (hotplug.cpp; public for its result helper).
     struct MoveStats;
 
+    // Where entries live (keys.cpp).
+    SlotLocation locate(const LeaseState &l) const;
+    SlotLocation locate(const ReservationState &r) const;
+    // The device of the pool at path (-ENOENT when there is none).
+    DeviceLayout device_layout(const std::string &path);
+    // The pool row of path, for a cursor that walks one device.
+    int device_row(const std::string &path) const { return find_device(path); }
+    static constexpr size_t shard_count() noexcept { return kShards; }
+    // Append shard i's committed entries (on pool row `device`, or on every
+    // device with -1) to out, under the shard's lock.
+    void snapshot_shard(size_t i, int device, std::vector<KeyRecord> &out);
+
 private:
     using ArenaSlots = DeviceSlot;
     struct Counters {
@@ -280,6 +293,8 @@ private:
     // Pool (lib/store/pool.cpp).
     void open_device(const DeviceSpec &d, bool tolerate_missing);
     void make_arena(DeviceSlot &row, const DeviceSpec &d);
+    void size_for_payloads(uint64_t bytes, platform::MapRequest &req,
+                           arena::Arena::Options &ao) const;
     uint32_t pick_device() const noexcept;
     bool any_writable() const noexcept;
     // The entry's device is being emptied by a migration or removal:

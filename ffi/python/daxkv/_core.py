@@ -11,7 +11,7 @@ import threading
 import weakref
 from array import array
 from itertools import accumulate
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import _lib
 from .errors import (
@@ -1289,6 +1289,72 @@ class Store:
         """pool_status_json(), parsed."""
         return json.loads(self.pool_status_json())
 
+    def device_layout(self, path: Any) -> "DeviceLayout":
+        """How the pool's device at path is laid out, and how much of it is
+        in use (daxkv_device_describe). NotFound if it is not in the pool."""
+        out = _lib.DeviceLayout()
+        out.struct_size = ctypes.sizeof(out)
+        rc = self._path_call("daxkv_device_describe", path, ctypes.byref(out))
+        if rc < 0:
+            raise _error(rc, "daxkv_device_describe")
+        return DeviceLayout(
+            device_id=out.device_id,
+            device_index=out.device_index,
+            state=_lib.DEV_STATES.get(out.state, str(out.state)),
+            slot_bytes=out.slot_bytes,
+            layout_slots=out.layout_slots,
+            usable_slots=out.usable_slots,
+            used_end=out.used_end,
+            arena_bytes=out.arena_bytes,
+            data_offset=out.data_offset,
+            payload_base=out.payload_base or 0,
+        )
+
+    def keys(self, device: Any = None) -> Iterator["KeyInfo"]:
+        """The committed keys, of every device or of one (daxkv_cursor_*).
+
+        The walk runs beside writers: a key that stays committed throughout
+        is reported exactly once; one added or removed meanwhile may or may
+        not be. Each KeyInfo holds copies of the key and its metadata."""
+        import os
+
+        fn_open = _optional("daxkv_cursor_open")
+        L = library()
+        path = None
+        if device is not None:
+            path = os.fsencode(device)
+            if b"\0" in path or not path:
+                raise InvalidArgument(-_errno.EINVAL, "device path is empty or contains a NUL byte", "keys")
+        cur = ctypes.c_void_p()
+        h = self._enter()
+        try:
+            rc = fn_open(h, path, ctypes.byref(cur))
+        finally:
+            self._leave()
+        if rc < 0:
+            raise _error(rc, "daxkv_cursor_open")
+        info = _lib.KeyInfo()
+        info.struct_size = ctypes.sizeof(info)
+        try:
+            while True:
+                rc = L.daxkv_cursor_next(cur, ctypes.byref(info))
+                if rc == 0:
+                    return
+                if rc < 0:
+                    raise _error(rc, "daxkv_cursor_next")
+                yield KeyInfo(
+                    key=ctypes.string_at(info.key, info.key_len),
+                    meta=ctypes.string_at(info.meta, info.meta_len) if info.meta and info.meta_len else b"",
+                    value_len=info.value_len,
+                    device_id=info.device_id,
+                    slot=info.slot,
+                    seq=info.seq,
+                    pins=info.pins,
+                    leases=info.leases,
+                )
+        finally:
+            L.daxkv_cursor_close(cur)
+
 
 # ---------------------------------------------------------------------------
 # Asynchronous batches: the state a Store keeps for them.
@@ -1555,6 +1621,12 @@ class Lease:
     def tobytes(self) -> bytes:
         return self.data.tobytes()
 
+    def slot(self) -> "SlotInfo":
+        """Where the entry's bytes are (daxkv_lease_slot)."""
+        if self._view is None:
+            raise ValueError("the lease was released")
+        return _slot_info("daxkv_lease_slot", self._handle)
+
     def __len__(self) -> int:
         return self.size
 
@@ -1644,6 +1716,12 @@ class Reservation:
             self._view = _view(self._arr, readonly=False)
         return self._view
 
+    def slot(self) -> "SlotInfo":
+        """Where the reserved bytes are (daxkv_reservation_slot)."""
+        if self._arr is None:
+            raise ValueError("the reservation was committed or aborted")
+        return _slot_info("daxkv_reservation_slot", self._state[0])
+
     def set_meta(self, meta: Buffer) -> None:
         """Attach a metadata blob (copied) to be committed with the entry."""
         if self._arr is None:
@@ -1705,6 +1783,60 @@ class Reservation:
 
 
 # ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SlotInfo:
+    """Where an entry's bytes are: payload_base + offset (daxkv_slot_info)."""
+
+    device_id: int
+    slot: int
+    generation: int
+    offset: int
+    payload_base: int
+
+    @property
+    def address(self) -> int:
+        return self.payload_base + self.offset
+
+
+def _slot_info(name: str, handle: int) -> SlotInfo:
+    out = _lib.SlotInfo()
+    out.struct_size = ctypes.sizeof(out)
+    rc = _optional(name)(handle, ctypes.byref(out))
+    if rc < 0:
+        raise _error(rc, name)
+    return SlotInfo(out.device_id, out.slot, out.generation, out.offset, out.payload_base or 0)
+
+
+@dataclasses.dataclass(frozen=True)
+class DeviceLayout:
+    """A device of the pool as its arena is laid out (daxkv_device_layout)."""
+
+    device_id: int
+    device_index: int
+    state: str
+    slot_bytes: int
+    layout_slots: int  # slots laid out, room to grow included
+    usable_slots: int
+    used_end: int  # one past the highest slot in use (0: none)
+    arena_bytes: int
+    data_offset: int
+    payload_base: int  # address of the first payload (0: not mapped)
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyInfo:
+    """A committed entry as the key cursor reports it (daxkv_key_info)."""
+
+    key: bytes
+    meta: bytes
+    value_len: int
+    device_id: int
+    slot: int
+    seq: int  # commit sequence: larger is newer
+    pins: int
+    leases: int
 
 
 @dataclasses.dataclass(frozen=True)

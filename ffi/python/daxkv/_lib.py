@@ -205,6 +205,55 @@ class DeviceInfo(ctypes.Structure):
     ]
 
 
+class SlotInfo(ctypes.Structure):
+    """daxkv_slot_info (struct_size first)."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("device_id", ctypes.c_uint32),
+        ("slot", ctypes.c_uint64),
+        ("generation", ctypes.c_uint64),
+        ("offset", ctypes.c_uint64),
+        ("payload_base", ctypes.c_void_p),
+    ]
+
+
+class DeviceLayout(ctypes.Structure):
+    """daxkv_device_layout (struct_size first)."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("device_id", ctypes.c_uint32),
+        ("state", ctypes.c_uint32),
+        ("device_index", ctypes.c_int32),
+        ("slot_bytes", ctypes.c_uint64),
+        ("layout_slots", ctypes.c_uint64),
+        ("usable_slots", ctypes.c_uint64),
+        ("used_end", ctypes.c_uint64),
+        ("arena_bytes", ctypes.c_uint64),
+        ("data_offset", ctypes.c_uint64),
+        ("payload_base", ctypes.c_void_p),
+    ]
+
+
+class KeyInfo(ctypes.Structure):
+    """daxkv_key_info (struct_size first)."""
+
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("device_id", ctypes.c_uint32),
+        ("key", ctypes.c_void_p),
+        ("key_len", ctypes.c_size_t),
+        ("meta", ctypes.c_void_p),
+        ("meta_len", ctypes.c_size_t),
+        ("value_len", ctypes.c_uint64),
+        ("slot", ctypes.c_uint64),
+        ("seq", ctypes.c_uint64),
+        ("pins", ctypes.c_uint32),
+        ("leases", ctypes.c_uint32),
+    ]
+
+
 KINDS = {0: "devdax", 1: "file", 2: "memory"}
 MODES = {0: "none", 1: "devdax", 2: "system-ram"}
 
@@ -278,6 +327,12 @@ OPTIONAL_PROTOTYPES = {
     ),
     "daxkv_device_wait_drained": (_int, [_p, _str, _int]),
     "daxkv_pool_status_json": (_int, [_p, _p, _sz, _psz]),
+    "daxkv_lease_slot": (_int, [_p, ctypes.POINTER(SlotInfo)]),
+    "daxkv_reservation_slot": (_int, [_p, ctypes.POINTER(SlotInfo)]),
+    "daxkv_device_describe": (_int, [_p, _str, ctypes.POINTER(DeviceLayout)]),
+    "daxkv_cursor_open": (_int, [_p, _str, _pp]),
+    "daxkv_cursor_next": (_int, [_p, ctypes.POINTER(KeyInfo)]),
+    "daxkv_cursor_close": (None, [_p]),
 }
 
 
