@@ -339,6 +339,7 @@ struct daxkv_stats {
     struct daxkv_histogram get_latency;   /* daxkv_get, ns per call */
     struct daxkv_histogram batch_latency; /* put and get batches, ns per call */
     struct daxkv_histogram item_bytes;    /* bytes of each value stored or copied out */
+    uint64_t slots_leased; /* slots with at least one lease (removed entries' too, until released) */
 };
 
 /**

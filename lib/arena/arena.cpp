@@ -7,6 +7,10 @@
 #include <random>
 #include <thread>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
@@ -202,6 +206,32 @@ SuperblockReport Arena::inspect(const platform::Mapping &map) {
     r.valid_a = superblock_valid(a, map.backed());
     r.valid_b = superblock_valid(b, map.backed());
     r.zeroed = all_zero(map.base(), kHeaderOffset);
+    if (r.valid_a && (!r.valid_b || a.sb_generation >= b.sb_generation))
+        r.sb = a;
+    else if (r.valid_b)
+        r.sb = b;
+    return r;
+}
+
+SuperblockReport Arena::inspect_file(const std::string &path) {
+    SuperblockReport r;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return r;
+    struct stat st;
+    char buf[kHeaderOffset];
+    const bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+                    ::pread(fd, buf, sizeof buf, 0) == static_cast<ssize_t>(sizeof buf);
+    ::close(fd);
+    if (!ok)
+        return r;
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    Superblock a, b;
+    std::memcpy(&a, buf, sizeof a);
+    std::memcpy(&b, buf + kSuperblockBytes, sizeof b);
+    r.valid_a = superblock_valid(a, size);
+    r.valid_b = superblock_valid(b, size);
+    r.zeroed = all_zero(buf, sizeof buf);
     if (r.valid_a && (!r.valid_b || a.sb_generation >= b.sb_generation))
         r.sb = a;
     else if (r.valid_b)

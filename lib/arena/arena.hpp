@@ -142,6 +142,10 @@ public:
 
     // Read and classify the superblocks of a mapping (no changes).
     static SuperblockReport inspect(const platform::Mapping &map);
+    // The same for a regular file, read without mapping or locking it (what
+    // an existing file arena was laid out as). All false for a file that
+    // cannot be read.
+    static SuperblockReport inspect_file(const std::string &path);
 
 private:
     void format();

@@ -105,12 +105,18 @@ void Config::set(const std::string &key, const std::string &value) {
         else
             fail(-EINVAL, "numa: '%s' is not one of auto, off", value.c_str());
     } else if (key == "grow_limit") {
+        if (value == "auto") {
+            grow_auto = true;
+            grow_limit = 0;
+            return;
+        }
         // At most 64 TiB: the address space reserved per device.
         uint64_t v = parse_size(value, "grow_limit");
         if (v > (64ull << 40))
             fail(-EINVAL, "grow_limit: %llu is above the limit of 64 TiB",
                  static_cast<unsigned long long>(v));
         grow_limit = v;
+        grow_auto = false;
     } else if (key == "capacity") {
         if (value == "arena")
             capacity = Capacity::arena;

@@ -46,6 +46,10 @@ struct Config {
     // it was opened with); 0: no room to grow. Fixed when an arena is
     // formatted: a reopen must give the same value.
     uint64_t grow_limit = 0;
+    // grow_limit=auto: an existing arena keeps the room it was laid out
+    // with; a new one is laid out to grow to the device's size (a file's
+    // size when it is larger than asked for).
+    bool grow_auto = false;
     // With payload, device sizes and grow_limit count payload bytes.
     Capacity capacity = Capacity::arena;
     std::vector<DeviceSpec> devices;

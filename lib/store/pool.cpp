@@ -1,6 +1,7 @@
 // The pool: opening a store's devices, placement of new entries, and the
 // signals that drains, removals and resizes wait on.
 #include <sched.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -51,7 +52,7 @@ void Store::make_arena(DeviceSlot &row, const DeviceSpec &d) {
     platform::MapRequest req;
     req.path = d.path;
     req.bytes = d.bytes;
-    req.reserve_bytes = cfg_.grow_limit;
+    req.reserve_bytes = cfg_.grow_auto ? auto_grow_limit(d.path) : cfg_.grow_limit;
     req.create = cfg_.create;
     req.sync = cfg_.durability == arena::Durability::power;
     arena::Arena::Options ao;
@@ -62,9 +63,17 @@ void Store::make_arena(DeviceSlot &row, const DeviceSpec &d) {
     ao.reformat = cfg_.reformat;
     ao.threads = cfg_.effective_workers();
     ao.usable_bytes = d.bytes;
-    if (cfg_.capacity == Capacity::payload && d.bytes)
+    const bool payload = cfg_.capacity == Capacity::payload && d.bytes;
+    if (payload)
         size_for_payloads(d.bytes, req, ao);
     auto map = platform::Mapping::open(req);
+    if (payload && cfg_.grow_auto && map->info().kind == platform::DeviceKind::devdax) {
+        // Room to grow over the whole device: the slots it holds with their
+        // headers (auto_grow_limit mapped all of it).
+        const uint64_t whole =
+            arena::compute_layout(map->size(), ao.slot_bytes, ao.meta_bytes).slot_count;
+        ao.slot_count = std::max(ao.slot_count, whole);
+    }
     auto fits = [&](uint64_t slots) {
         return arena::layout_for_slots(slots, ao.slot_bytes, ao.meta_bytes).arena_bytes <=
                map->size();
@@ -82,7 +91,15 @@ void Store::make_arena(DeviceSlot &row, const DeviceSpec &d) {
             without_room ? "the arena cannot grow past its opened size"
                          : "the arena holds the slots that fit (fewer than asked for)");
         ao.slot_count = without_room ? asked : 0;
-        ao.usable_bytes = without_room ? ao.usable_bytes : map->size();
+        ao.usable_bytes = map->size();
+    }
+    if (payload && ao.slot_count) {
+        // The slots asked for are in use, after however many headers the
+        // final layout has.
+        const arena::Layout lay =
+            arena::layout_for_slots(ao.slot_count, ao.slot_bytes, ao.meta_bytes);
+        ao.usable_bytes = lay.data_offset + std::min(d.bytes / cfg_.slot_bytes, ao.slot_count) *
+                                                cfg_.slot_bytes;
     }
     row.numa_node = map->info().numa_node;
     row.arena.reset(new arena::Arena(std::move(map), ao));
@@ -106,7 +123,10 @@ void Store::size_for_payloads(uint64_t bytes, platform::MapRequest &req,
         fail(-EINVAL, "%s: %llu bytes do not hold one slot of %llu bytes", req.path.c_str(),
              static_cast<unsigned long long>(bytes),
              static_cast<unsigned long long>(cfg_.slot_bytes));
-    const uint64_t laid_out = std::max(slots, cfg_.grow_limit / cfg_.slot_bytes);
+    // req.reserve_bytes is grow_limit in payload bytes here (auto: a
+    // Device-DAX device's room is counted after it is mapped).
+    const uint64_t grow = req.reserve_bytes == UINT64_MAX ? 0 : req.reserve_bytes;
+    const uint64_t laid_out = std::max(slots, grow / cfg_.slot_bytes);
     const arena::Layout room = arena::layout_for_slots(laid_out, cfg_.slot_bytes, cfg_.meta_bytes);
     if (room.slot_count == 0)
         fail(-EINVAL, "%s: %llu slots of %llu bytes are more than one arena can address",
@@ -114,11 +134,33 @@ void Store::size_for_payloads(uint64_t bytes, platform::MapRequest &req,
              static_cast<unsigned long long>(cfg_.slot_bytes));
     const uint64_t page = 4096;
     req.bytes = round_up(room.data_offset + slots * cfg_.slot_bytes, page);
-    req.reserve_bytes = laid_out > slots ? round_up(room.arena_bytes, page) : 0;
+    if (req.reserve_bytes != UINT64_MAX)
+        req.reserve_bytes = laid_out > slots ? round_up(room.arena_bytes, page) : 0;
     req.min_existing = slots * cfg_.slot_bytes;
     req.fit = true;
     ao.slot_count = laid_out;
     ao.usable_bytes = req.bytes;
+}
+
+// grow_limit=auto for one device: an arena already in a file keeps the room
+// it was laid out with (so that a reopen finds the same layout); a file that
+// holds no arena of this slot and metadata size can grow to its own size; a
+// Device-DAX device to all of it (UINT64_MAX: "map the whole device"). In
+// payload bytes with capacity=payload.
+uint64_t Store::auto_grow_limit(const std::string &path) const {
+    if (path == "mem:")
+        return 0;
+    if (platform::is_dax_char_device(path))
+        return UINT64_MAX;
+    const arena::SuperblockReport rep = arena::Arena::inspect_file(path);
+    const bool payload = cfg_.capacity == Capacity::payload;
+    if ((rep.valid_a || rep.valid_b) && rep.sb.slot_bytes == cfg_.slot_bytes &&
+        rep.sb.meta_bytes == cfg_.meta_bytes)
+        return payload ? rep.sb.slot_count * rep.sb.slot_bytes : rep.sb.arena_bytes;
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+        return 0;
+    return static_cast<uint64_t>(st.st_size);
 }
 
 void Store::open_device(const DeviceSpec &d, bool tolerate_missing) {

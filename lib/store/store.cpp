@@ -1033,7 +1033,9 @@ int Store::lease(const void *key, size_t key_len, std::unique_ptr<LeaseState> *o
     }
     {
         std::lock_guard<std::mutex> g(shards_[b.shard].m);
-        slot_state(b.ref).leases++; // hotplug tells leases from reads in progress
+        // hotplug tells leases from reads in progress
+        if (slot_state(b.ref).leases++ == 0)
+            c_.leased_slots++;
     }
     auto l = std::make_unique<LeaseState>();
     l->store = shared_from_this();
@@ -1052,7 +1054,8 @@ int Store::lease(const void *key, size_t key_len, std::unique_ptr<LeaseState> *o
 void Store::release(LeaseState &l) noexcept {
     {
         std::lock_guard<std::mutex> g(shards_[l.shard].m);
-        slot_state(l.ref).leases--;
+        if (--slot_state(l.ref).leases == 0)
+            c_.leased_slots--;
     }
     Borrow b;
     b.shard = l.shard;
@@ -1134,6 +1137,7 @@ void Store::stats(struct daxkv_stats &o) const {
     s.slots_inflight = nonneg(c_.inflight.load());
     s.slots_pending_free = nonneg(c_.pending_free.load());
     s.leases_active = nonneg(c_.leases.load());
+    s.slots_leased = nonneg(c_.leased_slots.load());
     s.hits = c_.hits.load();
     s.misses = c_.misses.load();
     s.puts = c_.puts.load();

@@ -198,7 +198,8 @@ private:
         std::atomic<uint64_t> hits{0}, misses{0}, puts{0}, puts_existed{0}, puts_failed{0},
             removes{0}, evictions{0}, bytes_written{0}, bytes_read{0}, verify_failures{0},
             copy_faults{0};
-        std::atomic<int64_t> entries{0}, pinned{0}, inflight{0}, pending_free{0}, leases{0};
+        std::atomic<int64_t> entries{0}, pinned{0}, inflight{0}, pending_free{0}, leases{0},
+            leased_slots{0};
     };
     // A write between begin_write and finish_write.
     struct Pending {
@@ -295,6 +296,7 @@ private:
     void make_arena(DeviceSlot &row, const DeviceSpec &d);
     void size_for_payloads(uint64_t bytes, platform::MapRequest &req,
                            arena::Arena::Options &ao) const;
+    uint64_t auto_grow_limit(const std::string &path) const;
     uint32_t pick_device() const noexcept;
     bool any_writable() const noexcept;
     // The entry's device is being emptied by a migration or removal:

@@ -356,6 +356,37 @@ TEST_F(PayloadCapacity, GrowLimitCountsPayloadsAndResizeCountsSlots) {
     EXPECT_EQ(slots_total(), 2u);
 }
 
+TEST_F(PayloadCapacity, GrowLimitAutoGrowsToTheFileAndAReopenKeepsTheLayout) {
+    FILE_ARENA_ONLY();
+    // A file of 4 slots opened for 2: it can grow to the 4 its size holds.
+    write_file(path_, std::string(4 * 2048, '\0'));
+    const std::vector<std::pair<std::string, std::string>> opts = {{"grow_limit", "auto"},
+                                                                     {"hotplug", "1"}};
+    ASSERT_EQ(try_open(2 * 2048, opts), 0) << daxkv_errmsg();
+    EXPECT_EQ(slots_total(), 2u);
+    daxkv_hotplug_result r;
+    r.struct_size = sizeof r;
+    ASSERT_EQ(daxkv_device_resize(store_.get(), path_.c_str(), 4 * 2048, DAXKV_MIGRATE, 0, &r),
+              0)
+        << daxkv_errmsg();
+    EXPECT_EQ(slots_total(), 4u);
+    EXPECT_EQ(daxkv_device_resize(store_.get(), path_.c_str(), 5 * 2048, DAXKV_MIGRATE, 0, &r),
+              -ENOSPC);
+    ASSERT_EQ(daxkv_put(store_.get(), "k", 1, "v", 1, 0), 0);
+    // The file has grown past its old size; a reopen with the same request
+    // finds the arena's recorded layout (not one sized from the new file).
+    ASSERT_EQ(try_open(2 * 2048, opts), 0) << daxkv_errmsg();
+    EXPECT_EQ(slots_total(), 4u) << "the recorded usable size is kept";
+    EXPECT_EQ(daxkv_contains(store_.get(), "k", 1), 1);
+    // An explicit grow_limit replaces auto, and the other way round.
+    daxkv_config *raw = nullptr;
+    ASSERT_EQ(daxkv_config_new(&raw), 0);
+    ConfigPtr cfg(raw);
+    EXPECT_EQ(daxkv_config_set(raw, "grow_limit", "auto"), 0);
+    EXPECT_EQ(daxkv_config_set(raw, "grow_limit", "1MiB"), 0);
+    EXPECT_EQ(daxkv_config_set(raw, "grow_limit", "Auto"), -EINVAL);
+}
+
 TEST_F(PayloadCapacity, MemoryDevicesAndBadValues) {
     path_ = "mem:";
     ASSERT_EQ(try_open(3 * 2048), 0) << daxkv_errmsg();

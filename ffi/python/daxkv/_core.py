@@ -272,7 +272,7 @@ def _histogram(h: "_lib.Histogram", unit: int) -> Histogram:
 class Stats:
     """A snapshot of struct daxkv_stats.
 
-    The members after recovery_usec (copy_faults ... item_bytes) were
+    The members after recovery_usec (copy_faults ... slots_leased) were
     appended to the C struct later; a library that predates them leaves
     them zero.
     """
@@ -313,6 +313,7 @@ class Stats:
     get_latency: Optional[Histogram] = None  # ns per daxkv_get
     batch_latency: Optional[Histogram] = None  # ns per put or get batch
     item_bytes: Optional[Histogram] = None  # bytes per value stored or copied out
+    slots_leased: int = 0  # slots with at least one lease
 
     def as_dict(self) -> Dict[str, int]:
         return dataclasses.asdict(self)

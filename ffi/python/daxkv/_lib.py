@@ -114,6 +114,7 @@ class Histogram(ctypes.Structure):
 #: predates them fills only the prefix it knows (they stay zero).
 STATS_APPENDED_COUNTERS = ("copy_faults", "batches", "async_submitted", "async_completed", "async_cancelled")
 STATS_HISTOGRAMS = ("put_latency", "get_latency", "batch_latency", "item_bytes")
+STATS_APPENDED_AFTER_HISTOGRAMS = ("slots_leased",)
 
 
 class Stats(ctypes.Structure):
@@ -153,7 +154,9 @@ class Stats(ctypes.Structure):
             "recovery_usec",
         )
         + STATS_APPENDED_COUNTERS
-    ] + [(name, Histogram) for name in STATS_HISTOGRAMS]
+    ] + [(name, Histogram) for name in STATS_HISTOGRAMS] + [
+        (name, ctypes.c_uint64) for name in STATS_APPENDED_AFTER_HISTOGRAMS
+    ]
 
 
 class Completion(ctypes.Structure):

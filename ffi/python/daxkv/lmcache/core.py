@@ -1,0 +1,927 @@
+"""LMCache's ``DaxCore`` on libdaxkv.
+
+This class has the call surface and the semantics of LMCache's own
+``lmcache.v1.storage_backend.dax.core.DaxCore``, so LMCache's ``DaxBackend``
+and ``dax`` L2 adapter run on it unchanged: the same constructor, the same
+return values and exceptions, slot offsets relative to ``base_ptr``, lock
+counts, read reservations that keep a deleted entry's bytes until they are
+finalized, in-flight writes, ``remap`` and ``close`` that waits for copies
+in flight. What libdaxkv adds underneath: copies on its native engine,
+checksums, and (``persist_enabled=True``) restart recovery of the arena.
+
+Sizes are LMCache's: ``max_dax_size_bytes // slot_bytes`` slots of payload.
+libdaxkv's superblocks and slot headers go on top of them, so a file arena
+is made larger than that by a few KiB; a Device-DAX device without room for
+them holds the slots that fit, and ``max_slots`` says how many.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import enum
+import errno as _errno
+import logging
+import os
+import threading
+from typing import Any, Callable, Dict, Generic, Hashable, List, Optional, Sequence, Set, Tuple, TypeVar
+
+from .. import _lib
+from .._core import _BYTES_OFFSET, _Batch, Store, _error, library
+from ..errors import (
+    DaxKVError,
+    Foreign,
+    Corrupt,
+    InvalidArgument,
+    NoSpace,
+    NotFound,
+    Shutdown,
+    TooBig,
+)
+from .keys import decode_key, encode_key
+from .meta import DEFAULT_META_BYTES, EntryMeta, decode_meta, encode_meta
+
+__all__ = ["DaxCore", "DaxPutFromPtrResult", "DaxReadReservation", "DaxCoreError"]
+
+logger = logging.getLogger("daxkv.lmcache")
+
+KeyT = TypeVar("KeyT", bound=Hashable)
+_CopyFn = Callable[[int, Any, int], None]
+
+
+class DaxPutFromPtrResult(enum.Enum):
+    """Result of copying a reserved source payload into a DAX slot."""
+
+    INSERTED = enum.auto()
+    ALREADY_EXISTS = enum.auto()
+    INFLIGHT = enum.auto()
+    NO_SPACE = enum.auto()
+    CLOSED = enum.auto()
+    INVALID = enum.auto()
+    COPY_FAILED = enum.auto()
+
+
+@dataclasses.dataclass(frozen=True)
+class DaxReadReservation(Generic[KeyT]):
+    """A committed DAX entry reserved for a read or restore operation.
+
+    The entry's bytes lie at ``core.base_ptr + offset`` until the
+    reservation is passed to ``finalize_reads``, even if the key is deleted
+    meanwhile (libdaxkv holds a lease on the slot).
+    """
+
+    result_index: int
+    key: KeyT
+    offset: int
+    size: int
+    shape: Any
+    dtype: Any
+    fmt: Any
+    cached_positions: Any
+    slot_id: int
+    generation: int
+    _lease: int = dataclasses.field(default=0, repr=False, compare=False)
+
+
+class DaxCoreError(RuntimeError):
+    """A DAX arena could not be opened, mapped or changed. A RuntimeError, as
+    LMCache's core raises; the libdaxkv error is its ``__cause__``."""
+
+
+def _data_ptr(obj: Any) -> int:
+    p = obj.data_ptr
+    return int(p() if callable(p) else p)
+
+
+def _is_multi_tensor(obj: Any) -> bool:
+    return len(obj.get_shapes()) > 1
+
+
+# Encoded metadata by layout: a deployment stores a handful of shapes, and
+# encoding per put would cost more than the bookkeeping around the copy.
+_meta_by_layout: Dict[Tuple[Any, ...], bytes] = {}
+
+
+def _meta_of(obj: Any) -> bytes:
+    m = obj.metadata
+    if m.cached_positions is not None:
+        return encode_meta(m.shape, m.dtype, m.fmt, m.cached_positions)
+    layout = (tuple(m.shape) if m.shape is not None else None, m.dtype, m.fmt)
+    blob = _meta_by_layout.get(layout)
+    if blob is None:
+        blob = encode_meta(m.shape, m.dtype, m.fmt, None)
+        if len(_meta_by_layout) > 1024:
+            _meta_by_layout.clear()
+        _meta_by_layout[layout] = blob
+    return blob
+
+
+def _blob_column(blobs: List[bytes]) -> Tuple[bytes, List[int], List[int]]:
+    """One bytes object holding blobs, with each blob's address and length
+    (the bytes object must stay alive while the addresses are used)."""
+    joined = b"".join(blobs)
+    addr = id(joined) + _BYTES_OFFSET
+    addrs, lens = [], []
+    for b in blobs:
+        addrs.append(addr)
+        lens.append(len(b))
+        addr += len(b)
+    return joined, addrs, lens
+
+
+class DaxCore(Generic[KeyT]):
+    """Thread-safe shared core for DAX-backed fixed-slot storage, on libdaxkv.
+
+    Keyword arguments beyond LMCache's three are libdaxkv's:
+    ``persist_enabled`` (default False: the tier is volatile, as LMCache's;
+    True: entries survive a restart and are listed by ``snapshot_keys``),
+    ``meta_bytes`` (per-entry metadata capacity), ``grow_limit`` (how far
+    ``remap`` may grow the arena; default ``"auto"``: to the device's or
+    file's size) and any other ``daxkv.Store`` option (``durability``,
+    ``verify``, ``workers``, ``on_mismatch``, ...).
+    """
+
+    def __init__(
+        self,
+        *,
+        device_path: str,
+        max_dax_size_bytes: int,
+        slot_bytes: int,
+        persist_enabled: bool = False,
+        meta_bytes: int = DEFAULT_META_BYTES,
+        grow_limit: Any = "auto",
+        **options: Any,
+    ) -> None:
+        """Open (and format or recover) a DAX arena.
+
+        Raises:
+            ValueError: the path is empty, a size is not positive, or the
+                arena cannot fit one slot.
+            RuntimeError: the device cannot be opened or mapped, is smaller
+                than ``max_dax_size_bytes``, or holds data that is not an
+                arena of this layout.
+        """
+        self._device_path = device_path
+        self._arena_bytes = max_dax_size_bytes
+        self._slot_bytes = slot_bytes
+        if not isinstance(device_path, str) or not device_path:
+            raise ValueError("device_path must be a non-empty string")
+        if self._arena_bytes <= 0:
+            raise ValueError("max_dax_size_bytes must be > 0")
+        if self._slot_bytes <= 0:
+            raise ValueError("slot_bytes must be > 0")
+        if self._arena_bytes // self._slot_bytes <= 0:
+            # LMCache opens the device before it sizes the slots: a path it
+            # cannot open is reported as such first.
+            self._check_openable()
+            raise ValueError("configured arena does not fit even one slot")
+
+        self._state_lock = threading.RLock()
+        self._state_condition = threading.Condition(self._state_lock)
+        self._active_writes = 0
+        self._active_reads = 0
+        self._inflight: Dict[bytes, int] = {}
+        self._closing = False
+        self._closed = False
+        self._persist = bool(persist_enabled)
+
+        options.setdefault("durability", "process" if self._persist else "none")
+        self._store = self._open_store(meta_bytes, grow_limit, options)
+        try:
+            layout = self._store.device_layout(device_path)
+            if layout.state == "missing":
+                # hotplug=1 opens a pool without a missing device; a core
+                # without its one device is an error, as LMCache's open is.
+                self._check_openable()
+                raise DaxCoreError(f"Failed to open dax device {device_path}: not a usable device")
+            self._base_ptr = layout.payload_base
+            self._max_slots = layout.usable_slots
+            self._arena_view: Optional[memoryview] = None
+            self._arena_array: Any = None
+            self._fd: Optional[int] = os.open(device_path, os.O_RDONLY | os.O_CLOEXEC)
+        except BaseException:
+            self._store.close()
+            raise
+        self._map_views()
+
+    def _check_openable(self) -> None:
+        try:
+            os.close(os.open(self._device_path, os.O_RDWR | os.O_CLOEXEC))
+        except OSError as exc:
+            raise DaxCoreError(f"Failed to open dax device {self._device_path}: {exc}") from exc
+
+    def _open_store(self, meta_bytes: int, grow_limit: Any, options: Dict[str, Any]) -> Store:
+        path = self._device_path
+        try:
+            return Store(
+                path=path,
+                size=self._arena_bytes,
+                slot_bytes=self._slot_bytes,
+                capacity="payload",
+                eviction="none",  # LMCache's controllers decide what to delete
+                create=False,  # a missing path is an error, never created
+                hotplug=True,  # remap() resizes the device
+                grow_limit=grow_limit,
+                meta_bytes=meta_bytes,
+                **options,
+            )
+        except NoSpace as exc:
+            try:
+                have = os.stat(path).st_size
+            except OSError:
+                have = 0
+            if have and have < self._arena_bytes:
+                raise DaxCoreError(
+                    f"max_dax_size_bytes ({self._arena_bytes} bytes) exceeds "
+                    f"device capacity ({have} bytes)"
+                ) from exc
+            raise DaxCoreError(
+                f"Failed to mmap dax arena ({self._arena_bytes} bytes) from {path}: {exc}"
+            ) from exc
+        except InvalidArgument as exc:
+            raise ValueError(f"invalid DAX arena configuration for {path}: {exc.message}") from exc
+        except (Foreign, Corrupt) as exc:
+            raise DaxCoreError(
+                f"Failed to open dax device {path}: {exc.message} (pass on_mismatch='reformat' "
+                "to let libdaxkv claim it)"
+            ) from exc
+        except DaxKVError as exc:
+            if isinstance(exc, OSError) and exc.errno in (
+                _errno.ENOENT,
+                _errno.EACCES,
+                _errno.EPERM,
+                _errno.EISDIR,
+                _errno.ENODEV,
+                _errno.EBUSY,
+                _errno.ELOOP,
+            ):
+                raise DaxCoreError(f"Failed to open dax device {path}: {exc.message}") from exc
+            raise DaxCoreError(
+                f"Failed to mmap dax arena ({self._arena_bytes} bytes) from {path}: {exc.message}"
+            ) from exc
+
+    def _map_views(self) -> None:
+        n = self._max_slots * self._slot_bytes
+        arr = (ctypes.c_char * n).from_address(self._base_ptr)
+        self._arena_array = arr
+        self._arena_view = memoryview(arr).cast("B")
+
+    # -- LMCache's properties ------------------------------------------------
+
+    @property
+    def device_path(self) -> str:
+        """Return the path used to open the DAX arena."""
+        return self._device_path
+
+    @property
+    def arena_bytes(self) -> int:
+        """Return the arena size in bytes (of slot payloads)."""
+        return self._arena_bytes
+
+    @property
+    def slot_bytes(self) -> int:
+        """Return the fixed slot size in bytes."""
+        return self._slot_bytes
+
+    @property
+    def max_slots(self) -> int:
+        """Return the number of slots (fewer than max_dax_size_bytes //
+        slot_bytes only on a device too small for the slot headers)."""
+        return self._max_slots
+
+    @property
+    def fd(self) -> Optional[int]:
+        """A read-only descriptor of the device, or None after close."""
+        return self._fd
+
+    @property
+    def mmap_obj(self) -> Any:
+        """The mapped slot payloads as a writable buffer object, or None
+        after close (libdaxkv owns the mapping itself)."""
+        return self._arena_array
+
+    @property
+    def arena_view(self) -> Optional[memoryview]:
+        """A memoryview of the slot payloads, or None after close."""
+        return self._arena_view
+
+    @property
+    def base_ptr(self) -> int:
+        """Address of slot 0's payload: slot n lies at base_ptr + n * slot_bytes."""
+        return self._base_ptr
+
+    @property
+    def store(self) -> Store:
+        """The libdaxkv store underneath."""
+        return self._store
+
+    @property
+    def persist_enabled(self) -> bool:
+        return self._persist
+
+    def is_closing(self) -> bool:
+        """Whether close has begun (or is done)."""
+        with self._state_lock:
+            return self._closing or self._closed
+
+    def has_inflight(self, key: KeyT) -> bool:
+        """Whether a write of key through this core is under way."""
+        kb = encode_key(key)
+        with self._state_lock:
+            return kb in self._inflight
+
+    # -- bookkeeping ---------------------------------------------------------
+
+    def _begin_write(self, kbs: List[bytes]) -> bool:
+        with self._state_lock:
+            if self._closing or self._closed:
+                return False
+            self._active_writes += 1
+            inflight = self._inflight
+            for k in kbs:
+                inflight[k] = inflight.get(k, 0) + 1
+            return True
+
+    def _end_write(self, kbs: List[bytes]) -> None:
+        with self._state_lock:
+            inflight = self._inflight
+            for k in kbs:
+                n = inflight[k] - 1
+                if n:
+                    inflight[k] = n
+                else:
+                    del inflight[k]
+            self._active_writes -= 1
+            self._state_condition.notify_all()
+
+    def _begin_read(self) -> bool:
+        with self._state_lock:
+            if self._closing or self._closed:
+                return False
+            self._active_reads += 1
+            return True
+
+    def _end_read(self) -> None:
+        with self._state_lock:
+            if self._active_reads > 0:
+                self._active_reads -= 1
+            else:
+                logger.warning("DaxCore active read count underflow")
+            self._state_condition.notify_all()
+
+    def _handle(self) -> int:
+        return self._store._enter()
+
+    # -- writes --------------------------------------------------------------
+
+    def put_many(self, keys: List[KeyT], objs: List[Any]) -> List[bool]:
+        """Store memory objects. Per key True when committed, already
+        committed or in flight; False for multi-tensor or oversize objects,
+        a full arena, a failed copy or a closing core."""
+        if len(keys) != len(objs):
+            raise ValueError(
+                "keys and objs must have the same length, " f"got {len(keys)} and {len(objs)}"
+            )
+        results = [False] * len(keys)
+        idx: List[int] = []
+        kbs: List[bytes] = []
+        addrs: List[int] = []
+        sizes: List[int] = []
+        metas: List[bytes] = []
+        slot = self._slot_bytes
+        for i, (key, obj) in enumerate(zip(keys, objs)):
+            if _is_multi_tensor(obj):
+                logger.error("DaxCore does not support multi-tensor allocations for key %s", key)
+                continue
+            size = int(obj.get_size())
+            if size > slot:
+                continue
+            idx.append(i)
+            kbs.append(encode_key(key))
+            addrs.append(_data_ptr(obj))
+            sizes.append(size)
+            metas.append(_meta_of(obj))
+        if not kbs or not self._begin_write(kbs):
+            return results
+        try:
+            statuses = self._put_batch(kbs, addrs, sizes, metas)
+        finally:
+            self._end_write(kbs)
+        for j, s in zip(idx, statuses):
+            # 0 stored; 1 already committed or in flight (nothing written).
+            results[j] = s >= 0
+        return results
+
+    def _put_batch(self, kbs: List[bytes], addrs: List[int], sizes: List[int], metas: List[bytes]) -> List[int]:
+        batch = _Batch(kbs)
+        batch.set_column(_lib.W_DATA, addrs)
+        batch.set_column(_lib.W_LEN, sizes)
+        keep, maddrs, mlens = _blob_column(metas)
+        batch.set_column(_lib.W_META, maddrs)
+        batch.set_column(_lib.W_META_LEN, mlens)
+        try:
+            h = self._handle()
+        except Shutdown:
+            return [-_errno.ESHUTDOWN] * len(kbs)
+        try:
+            rc = library().daxkv_put_batch(h, batch.items, batch.n, 0)
+        finally:
+            self._store._leave()
+        del keep
+        if rc < 0:
+            return [rc] * len(kbs)
+        statuses = batch.statuses()
+        for k, s in zip(kbs, statuses):
+            if s < 0 and s not in (-_errno.ENOSPC, -_errno.ESHUTDOWN):
+                logger.warning("DAX write of key %r failed: %s", decode_key(k), library().daxkv_strerror(s).decode())
+        return statuses
+
+    def put_one(self, key: KeyT, obj: Any, *, writer: Optional[_CopyFn] = None) -> bool:
+        """Store one memory object.
+
+        ``writer(dax_offset, memory_obj, size)`` copies the payload to
+        ``base_ptr + dax_offset`` (default: libdaxkv's own copy).
+
+        Returns True if the key was committed or was already committed or in
+        flight; False for a multi-tensor or oversize object, a closing core
+        or a write cancelled by a forced delete.
+
+        Raises:
+            RuntimeError: no slot is free, or the copy failed.
+        """
+        if _is_multi_tensor(obj):
+            logger.error("DaxCore does not support multi-tensor allocations for key %s", key)
+            return False
+        size = int(obj.get_size())
+        if size > self._slot_bytes:
+            return False
+        kb = encode_key(key)
+        if not self._begin_write([kb]):
+            return False
+        try:
+            if writer is None:
+                s = self._put_batch([kb], [_data_ptr(obj)], [size], [_meta_of(obj)])[0]
+                if s >= 0:
+                    return True
+                if s == -_errno.ENOSPC:
+                    raise RuntimeError("No free slots available; eviction required")
+                if s == -_errno.ESHUTDOWN:
+                    return False
+                raise RuntimeError(f"DAX write failed for key {key}: {library().daxkv_strerror(s).decode()}")
+            return self._put_with_writer(key, kb, obj, size, writer)
+        finally:
+            self._end_write([kb])
+
+    def _put_with_writer(self, key: KeyT, kb: bytes, obj: Any, size: int, writer: _CopyFn) -> bool:
+        L = library()
+        r = ctypes.c_void_p()
+        try:
+            h = self._handle()
+        except Shutdown:
+            return False
+        try:
+            rc = L.daxkv_reserve(h, kb, len(kb), size, ctypes.byref(r))
+        finally:
+            self._store._leave()
+        if rc == _lib.EXISTED:
+            return True  # committed or in flight: a no-op success
+        if rc == -_errno.ENOSPC:
+            raise RuntimeError("No free slots available; eviction required")
+        if rc == -_errno.ESHUTDOWN:
+            return False
+        if rc < 0:
+            raise _error(rc, "daxkv_reserve")
+        committed = False
+        try:
+            meta = _meta_of(obj)
+            rc = L.daxkv_reservation_set_meta(r, meta, len(meta))
+            if rc < 0:
+                raise _error(rc, "daxkv_reservation_set_meta")
+            si = _lib.SlotInfo()
+            si.struct_size = ctypes.sizeof(si)
+            rc = L.daxkv_reservation_slot(r, ctypes.byref(si))
+            if rc < 0:
+                raise _error(rc, "daxkv_reservation_slot")
+            try:
+                writer(si.offset, obj, size)
+            except Exception as exc:
+                raise RuntimeError(f"DAX write failed for key {key}: {exc}") from exc
+            handle, r = r, None
+            rc = L.daxkv_commit(handle)  # frees the reservation whatever happens
+            committed = rc == 0
+            if rc < 0 and rc not in (-_errno.ECANCELED, -_errno.ESHUTDOWN):
+                raise RuntimeError(f"DAX write failed for key {key}: {_error(rc, 'daxkv_commit')}")
+            return committed
+        finally:
+            if r is not None:
+                L.daxkv_abort(r)
+
+    def put_reserved_from_ptr(
+        self,
+        key: KeyT,
+        src_ptr: int,
+        size: int,
+        shape: Any,
+        dtype: Any,
+        fmt: Any,
+        cached_positions: Any,
+    ) -> DaxPutFromPtrResult:
+        """Store one key by copying from an already reserved source pointer
+        (migration between devices); never raises for per-key outcomes."""
+        if size <= 0 or size > self._slot_bytes:
+            return DaxPutFromPtrResult.INVALID
+        if src_ptr <= 0:
+            return DaxPutFromPtrResult.INVALID
+        kb = encode_key(key)
+        with self._state_lock:
+            if self._closing or self._closed:
+                return DaxPutFromPtrResult.CLOSED
+            if kb in self._inflight:
+                return DaxPutFromPtrResult.INFLIGHT
+        try:
+            meta = encode_meta(shape, dtype, fmt, cached_positions)
+        except (ValueError, TypeError, AttributeError):
+            return DaxPutFromPtrResult.INVALID
+        if not self._begin_write([kb]):
+            return DaxPutFromPtrResult.CLOSED
+        try:
+            s = self._put_batch([kb], [int(src_ptr)], [int(size)], [meta])[0]
+        finally:
+            self._end_write([kb])
+        if s == 0:
+            return DaxPutFromPtrResult.INSERTED
+        if s == _lib.EXISTED:
+            return (
+                DaxPutFromPtrResult.ALREADY_EXISTS
+                if self._store.contains(kb)
+                else DaxPutFromPtrResult.INFLIGHT
+            )
+        if s == -_errno.ENOSPC:
+            return DaxPutFromPtrResult.NO_SPACE
+        if s == -_errno.ESHUTDOWN:
+            return DaxPutFromPtrResult.CLOSED
+        if s in (-_errno.E2BIG, -_errno.EINVAL):
+            return DaxPutFromPtrResult.INVALID
+        return DaxPutFromPtrResult.COPY_FAILED
+
+    # -- lookups and locks ---------------------------------------------------
+
+    def exists_many(self, keys: List[KeyT], lock: bool = False) -> List[bool]:
+        """Per key, whether it is committed; lock=True increments each hit's
+        external lock count (released by unlock_many)."""
+        if not keys or self.is_closing():
+            return [False] * len(keys)
+        try:
+            return self._store.contains_many([encode_key(k) for k in keys], pin=lock)
+        except Shutdown:
+            return [False] * len(keys)
+
+    def unlock_many(self, keys: List[KeyT]) -> None:
+        """Drop one external lock per key (never below zero)."""
+        if not keys or self._closed:
+            return
+        try:
+            self._store.unpin_many([encode_key(k) for k in keys])
+        except Shutdown:
+            pass
+
+    def delete_many(self, keys: List[KeyT], *, force: bool = False) -> List[bool]:
+        """Delete keys. Without force, locked and in-flight keys are left
+        alone; with force, locked keys go and in-flight writes are cancelled.
+        A slot still borrowed by a read reservation is reused only after
+        finalize_reads."""
+        if not keys or self._closed:
+            return [False] * len(keys)
+        try:
+            return self._store.remove_many([encode_key(k) for k in keys], force=force)
+        except Shutdown:
+            return [False] * len(keys)
+
+    def snapshot_keys(self) -> List[KeyT]:
+        """Committed keys (recovered ones included), as a list that later
+        writes do not change."""
+        if self.is_closing():
+            return []
+        out: List[KeyT] = []
+        try:
+            for info in self._store.keys(self._device_path):
+                try:
+                    out.append(decode_key(info.key))
+                except ValueError:
+                    continue  # an entry this integration did not write
+        except Shutdown:
+            return []
+        return out
+
+    def entries(self) -> List[Tuple[KeyT, int, EntryMeta]]:
+        """Committed entries with their value sizes and metadata (what a
+        restarted server reports to LMCache's accounting)."""
+        if self.is_closing():
+            return []
+        out = []
+        try:
+            for info in self._store.keys(self._device_path):
+                try:
+                    out.append((decode_key(info.key), info.value_len, decode_meta(info.meta)))
+                except ValueError:
+                    continue
+        except Shutdown:
+            return []
+        return out
+
+    # -- reads ---------------------------------------------------------------
+
+    def reserve_reads(
+        self, keys: List[KeyT], *, prefix_only: bool
+    ) -> Tuple[List[DaxReadReservation[KeyT]], List[bool]]:
+        """Reserve committed entries for a read: each entry's bytes stay at
+        ``base_ptr + offset`` until finalize_reads, even if it is deleted.
+        With prefix_only, stop at the first missing or unreadable key."""
+        reservations: List[DaxReadReservation[KeyT]] = []
+        results = [False] * len(keys)
+        if not keys or not self._begin_read():
+            return reservations, results
+        L = library()
+        out = ctypes.c_void_p()
+        si = _lib.SlotInfo()
+        si.struct_size = ctypes.sizeof(si)
+        n = ctypes.c_size_t(0)
+        try:
+            h = self._handle()
+        except Shutdown:
+            self._end_read()
+            return reservations, results
+        try:
+            for i, key in enumerate(keys):
+                kb = encode_key(key)
+                rc = L.daxkv_lease_acquire(h, kb, len(kb), ctypes.byref(out))
+                if rc < 0:
+                    if rc not in (-_errno.ENOENT, -_errno.EIO, -_errno.ESHUTDOWN):
+                        logger.warning("DAX read reservation of key %s failed: %s", key, _error(rc, "lease"))
+                    if prefix_only:
+                        break
+                    continue
+                lease = out.value
+                p = L.daxkv_lease_meta(lease, ctypes.byref(n))
+                try:
+                    meta = decode_meta(ctypes.string_at(p, n.value) if p and n.value else b"")
+                except ValueError:
+                    meta = EntryMeta(None, None, None, None)
+                if meta.shape is None or meta.dtype is None or meta.fmt is None:
+                    L.daxkv_lease_release(lease)
+                    if prefix_only:
+                        break
+                    continue
+                L.daxkv_lease_slot(lease, ctypes.byref(si))
+                reservations.append(
+                    DaxReadReservation(
+                        result_index=i,
+                        key=key,
+                        offset=si.offset,
+                        size=L.daxkv_lease_size(lease),
+                        shape=meta.shape,
+                        dtype=meta.dtype,
+                        fmt=meta.fmt,
+                        cached_positions=meta.cached_positions,
+                        slot_id=si.slot,
+                        generation=si.generation,
+                        _lease=lease,
+                    )
+                )
+                results[i] = True
+        except BaseException:
+            for r in reservations:
+                L.daxkv_lease_release(r._lease)
+            self._store._leave()
+            self._end_read()
+            raise
+        self._store._leave()
+        if not reservations:
+            self._end_read()
+        return reservations, results
+
+    def reserve_reads_for_keys(self, keys: List[KeyT]) -> List[DaxReadReservation[KeyT]]:
+        """Reserve readable entries of explicit keys (see reserve_reads)."""
+        reservations, _ = self.reserve_reads(keys, prefix_only=False)
+        return reservations
+
+    def finalize_reads(
+        self, reservations: List[DaxReadReservation[KeyT]], touched_keys: Set[KeyT]
+    ) -> None:
+        """Release read reservations (exactly once per reserve_reads)."""
+        del touched_keys  # recency is LMCache's controllers' business
+        if not reservations:
+            return
+        release = library().daxkv_lease_release
+        for r in reservations:
+            if r._lease:
+                release(r._lease)
+        self._end_read()
+
+    def load_many_into(self, keys: List[KeyT], objs: List[Any]) -> List[bool]:
+        """Copy entries straight into caller MemoryObjs, in one native batch.
+        Per key False for a miss, an entry without layout metadata, a
+        multi-tensor or too small destination, or a failed copy."""
+        if len(keys) != len(objs):
+            raise ValueError(
+                "keys and objs must have the same length, " f"got {len(keys)} and {len(objs)}"
+            )
+        results = [False] * len(keys)
+        idx = [i for i, o in enumerate(objs) if not _is_multi_tensor(o)]
+        if not idx or not self._begin_read():
+            return results
+        try:
+            kbs = [encode_key(keys[i]) for i in idx]
+            batch = _Batch(kbs)
+            batch.set_column(_lib.W_DATA, [_data_ptr(objs[i]) for i in idx])
+            batch.set_column(_lib.W_LEN, [int(objs[i].get_size()) for i in idx])
+            cap = self._store_meta_bytes()
+            metabuf = ctypes.create_string_buffer(cap * len(kbs))
+            base = ctypes.addressof(metabuf)
+            batch.set_column(_lib.W_META, [base + j * cap for j in range(len(kbs))])
+            batch.set_column(_lib.W_META_LEN, [cap] * len(kbs))
+            try:
+                h = self._handle()
+            except Shutdown:
+                return results
+            try:
+                rc = library().daxkv_get_batch(h, batch.items, batch.n, 0)
+            finally:
+                self._store._leave()
+            if rc < 0:
+                return results
+            statuses = batch.statuses()
+            mlens = batch.column(_lib.W_META_LEN)
+            raw = metabuf.raw
+            for j, (s, ml) in enumerate(zip(statuses, mlens)):
+                if s != 0:
+                    if s not in (-_errno.ENOENT, -_errno.ENOBUFS):
+                        logger.error(
+                            "Failed to load DAX key %s into caller buffer: %s",
+                            keys[idx[j]],
+                            library().daxkv_strerror(s).decode(),
+                        )
+                    continue
+                try:
+                    meta = decode_meta(raw[j * cap : j * cap + ml])
+                except ValueError:
+                    continue
+                if meta.shape is None or meta.dtype is None or meta.fmt is None:
+                    continue
+                obj = objs[idx[j]]
+                obj.metadata.cached_positions = meta.cached_positions
+                results[idx[j]] = True
+        finally:
+            self._end_read()
+        return results
+
+    def _store_meta_bytes(self) -> int:
+        cap = getattr(self, "_meta_cap", 0)
+        if not cap:
+            cap = self._meta_cap = max(1, self._store.stats().meta_bytes)
+        return cap
+
+    # -- capacity ------------------------------------------------------------
+
+    def usage(self) -> Tuple[float, float]:
+        """(slots in use, slots in use once reads of deleted entries end),
+        as fractions of max_slots."""
+        with self._state_lock:
+            if self._max_slots <= 0 or self._closed:
+                return (0.0, 0.0)
+        try:
+            st = self._store.stats()
+        except Shutdown:
+            return (0.0, 0.0)
+        live = st.slots_used
+        return (live / self._max_slots, max(0, live - st.slots_pending_free) / self._max_slots)
+
+    def report_status(self) -> dict:
+        """Health, capacity, occupancy, lock and borrow counts, in LMCache's
+        field names; supports_restart_recovery tells whether the arena is
+        persistent (persist_enabled)."""
+        with self._state_lock:
+            closed = self._closed
+            status = {
+                "is_healthy": not closed,
+                "device_path": self._device_path,
+                "max_dax_size_bytes": self._arena_bytes,
+                "slot_bytes": self._slot_bytes,
+                "max_slots": self._max_slots,
+                "live_slot_count": 0,
+                "locked_key_count": 0,
+                "borrowed_slot_count": 0,
+                "active_read_count": self._active_reads,
+                "active_write_count": self._active_writes,
+                "closing": self._closing or self._closed,
+                "supports_restart_recovery": self._persist,
+            }
+        if not closed:
+            try:
+                st = self._store.stats()
+                status["live_slot_count"] = st.slots_used
+                status["locked_key_count"] = st.entries_pinned
+                status["borrowed_slot_count"] = st.slots_leased
+            except Shutdown:
+                status["is_healthy"] = False
+        return status
+
+    def can_shrink_to(self, new_max_slots: int) -> bool:
+        """Whether every live, in-flight or borrowed slot lies below
+        new_max_slots."""
+        if new_max_slots <= 0:
+            return False
+        with self._state_lock:
+            if self._closed:
+                return False
+        try:
+            return self._store.device_layout(self._device_path).used_end <= new_max_slots
+        except Shutdown:
+            return False
+
+    def remap(self, new_max_dax_size_bytes: int) -> None:
+        """Change the arena to new_max_dax_size_bytes of slots. Growing keeps
+        every entry in place (up to grow_limit); shrinking needs the slots
+        above the new end to be empty (can_shrink_to).
+
+        Raises:
+            ValueError: the size fits no slot, or would cut off live slots.
+            RuntimeError: the core is closed, or the device cannot grow that far.
+        """
+        if new_max_dax_size_bytes <= 0:
+            raise ValueError("new_max_dax_size_bytes must be > 0")
+        new_max_slots = new_max_dax_size_bytes // self._slot_bytes
+        if new_max_slots <= 0:
+            raise ValueError("new DAX arena does not fit even one slot")
+        with self._state_lock:
+            if self._closed:
+                raise RuntimeError("DaxCore is closed")
+            while self._active_writes > 0 or self._active_reads > 0:
+                if not self._state_condition.wait(timeout=30.0):
+                    logger.warning(
+                        "DaxCore remap: still waiting for %d writes, %d reads",
+                        self._active_writes,
+                        self._active_reads,
+                    )
+            if not self.can_shrink_to(new_max_slots):
+                raise ValueError("new DAX arena would cut off live slots")
+            try:
+                self._store.device_resize(
+                    self._device_path, new_max_slots * self._slot_bytes, "migrate"
+                )
+            except NoSpace as exc:
+                raise DaxCoreError(
+                    f"max_dax_size_bytes ({new_max_dax_size_bytes} bytes) exceeds the room "
+                    f"the DAX arena was laid out with: {exc.message}"
+                ) from exc
+            except DaxKVError as exc:
+                if exc.errno == _errno.EBUSY:
+                    raise ValueError("new DAX arena would cut off live slots") from exc
+                raise DaxCoreError(f"Failed to remap dax arena {self._device_path}: {exc.message}") from exc
+            self._arena_bytes = new_max_dax_size_bytes
+            self._max_slots = new_max_slots
+            self._map_views()
+            self._state_condition.notify_all()
+
+    # -- lifetime ------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close after active reads and writes finish (read reservations not
+        yet finalized count). Idempotent."""
+        with self._state_lock:
+            if self._closed:
+                return
+            self._closing = True
+            while self._active_writes > 0 or self._active_reads > 0:
+                if not self._state_condition.wait(timeout=30.0):
+                    logger.warning(
+                        "DaxCore close: still waiting for %d writes, %d reads",
+                        self._active_writes,
+                        self._active_reads,
+                    )
+            if self._closed:
+                return
+            self._closed = True
+            self._inflight.clear()
+            fd, self._fd = self._fd, None
+            view, self._arena_view = self._arena_view, None
+            self._arena_array = None
+            self._base_ptr = 0
+        if view is not None:
+            try:
+                view.release()
+            except BufferError:
+                pass  # a caller still holds a slice; the store keeps the mapping alive
+        self._store.close()
+        if fd is not None:
+            os.close(fd)
+
+    def __enter__(self) -> "DaxCore[KeyT]":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{self._max_slots} slots of {self._slot_bytes} bytes"
+        return f"<daxkv.lmcache.DaxCore {self._device_path}: {state}>"

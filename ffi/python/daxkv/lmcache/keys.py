@@ -1,0 +1,239 @@
+"""Lossless byte encodings of LMCache's keys.
+
+libdaxkv keys are byte strings (at most 512 bytes). LMCache indexes its DAX
+tier by objects: ``CacheEngineKey`` (and ``LayerCacheEngineKey``) in the
+storage backend, ``ObjectKey`` in the MP L2 adapter. Every identifying field
+is encoded, so two keys that LMCache tells apart never share an entry, and
+a key read back from a device (restart recovery) decodes to an object equal
+to the one that was stored.
+
+An encoding is a tag byte followed by the fields:
+
+    0x01 bytes           the key itself
+    0x02 str             UTF-8
+    0x03 CacheEngineKey  model, world size, worker id, chunk hash, dtype, tags
+    0x04 LayerCacheEngineKey   the same and the layer id
+    0x05 ObjectKey       chunk hash, model, kv rank, object group, cache salt
+
+Other key types can be added with :func:`register_key_type`.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from typing import Any, Callable, Dict, Optional, Tuple, Type
+
+__all__ = ["encode_key", "decode_key", "register_key_type", "KEY_MAX"]
+
+KEY_MAX = 512
+
+_TAG_BYTES = 0x01
+_TAG_STR = 0x02
+_TAG_ENGINE_KEY = 0x03
+_TAG_LAYER_KEY = 0x04
+_TAG_OBJECT_KEY = 0x05
+
+_U16 = struct.Struct("<H")
+_Q3 = struct.Struct("<qqq")
+
+
+def _put_str(out: bytearray, s: str) -> None:
+    b = s.encode("utf-8")
+    out += _U16.pack(len(b))
+    out += b
+
+
+def _get_str(b: bytes, pos: int) -> Tuple[str, int]:
+    (n,) = _U16.unpack_from(b, pos)
+    pos += 2
+    return b[pos : pos + n].decode("utf-8"), pos + n
+
+
+def _put_blob(out: bytearray, b: bytes) -> None:
+    out += _U16.pack(len(b))
+    out += b
+
+
+def _get_blob(b: bytes, pos: int) -> Tuple[bytes, int]:
+    (n,) = _U16.unpack_from(b, pos)
+    pos += 2
+    return bytes(b[pos : pos + n]), pos + n
+
+
+def _dtype_name(dtype: Any) -> str:
+    # "torch.bfloat16" -> "bfloat16"; getattr(torch, name) gives it back.
+    return str(dtype).rpartition(".")[2]
+
+
+def _torch_dtype(name: str) -> Any:
+    import torch
+
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"unknown torch dtype {name!r} in a stored key")
+    return dtype
+
+
+# -- CacheEngineKey -----------------------------------------------------------
+
+
+def _encode_engine_key(key: Any, tag: int) -> bytes:
+    out = bytearray((tag,))
+    _put_str(out, key.model_name)
+    out += struct.pack("<qq", key.world_size, key.worker_id)
+    h = key.chunk_hash
+    if isinstance(h, int):
+        # Arbitrary precision, signed: hex digits keep every bit.
+        out.append(0)
+        _put_str(out, format(h, "x"))
+    else:
+        out.append(1)
+        _put_blob(out, bytes(h))
+    _put_str(out, _dtype_name(key.dtype))
+    tags = key.tags
+    # Tag values are what the request configuration held (strings, numbers,
+    # booleans); JSON keeps their types, so equality survives the round trip.
+    _put_str(out, json.dumps(list(tags)) if tags else "")
+    if tag == _TAG_LAYER_KEY:
+        out += struct.pack("<q", key.layer_id)
+    return bytes(out)
+
+
+def _decode_engine_key(b: bytes, layer: bool) -> Any:
+    from lmcache.utils import CacheEngineKey, LayerCacheEngineKey
+
+    model, pos = _get_str(b, 1)
+    world_size, worker_id = struct.unpack_from("<qq", b, pos)
+    pos += 16
+    kind = b[pos]
+    pos += 1
+    if kind == 0:
+        hex_hash, pos = _get_str(b, pos)
+        chunk_hash: Any = int(hex_hash, 16)
+    else:
+        chunk_hash, pos = _get_blob(b, pos)
+    dtype_name, pos = _get_str(b, pos)
+    tags_text, pos = _get_str(b, pos)
+    request_configs = (
+        {"lmcache.tag." + k: v for k, v in json.loads(tags_text)} if tags_text else None
+    )
+    args = dict(
+        model_name=model,
+        world_size=world_size,
+        worker_id=worker_id,
+        chunk_hash=chunk_hash,
+        dtype=_torch_dtype(dtype_name),
+        request_configs=request_configs,
+    )
+    if layer:
+        (layer_id,) = struct.unpack_from("<q", b, pos)
+        return LayerCacheEngineKey(layer_id=layer_id, **args)
+    return CacheEngineKey(**args)
+
+
+# -- ObjectKey ----------------------------------------------------------------
+
+
+def _encode_object_key(key: Any, tag: int) -> bytes:
+    out = bytearray((tag,))
+    _put_blob(out, bytes(key.chunk_hash))
+    _put_str(out, key.model_name)
+    out += struct.pack("<qq", key.kv_rank, getattr(key, "object_group_id", 0))
+    _put_str(out, getattr(key, "cache_salt", ""))
+    return bytes(out)
+
+
+def _decode_object_key(b: bytes) -> Any:
+    from lmcache.v1.distributed.api import ObjectKey
+
+    chunk_hash, pos = _get_blob(b, 1)
+    model, pos = _get_str(b, pos)
+    kv_rank, group = struct.unpack_from("<qq", b, pos)
+    pos += 16
+    salt, pos = _get_str(b, pos)
+    return ObjectKey(
+        chunk_hash=chunk_hash,
+        model_name=model,
+        kv_rank=kv_rank,
+        object_group_id=group,
+        cache_salt=salt,
+    )
+
+
+# -- dispatch -----------------------------------------------------------------
+
+# LMCache's key classes are recognised by module and name, so that this
+# module imports nothing of LMCache until a stored key is decoded.
+_KNOWN: Dict[Tuple[str, str], Tuple[int, Callable[[Any, int], bytes]]] = {
+    ("lmcache.utils", "CacheEngineKey"): (_TAG_ENGINE_KEY, _encode_engine_key),
+    ("lmcache.utils", "LayerCacheEngineKey"): (_TAG_LAYER_KEY, _encode_engine_key),
+    ("lmcache.v1.distributed.api", "ObjectKey"): (_TAG_OBJECT_KEY, _encode_object_key),
+}
+_DECODERS: Dict[int, Callable[[bytes], Any]] = {
+    _TAG_BYTES: lambda b: bytes(b[1:]),
+    _TAG_STR: lambda b: b[1:].decode("utf-8"),
+    _TAG_ENGINE_KEY: lambda b: _decode_engine_key(b, False),
+    _TAG_LAYER_KEY: lambda b: _decode_engine_key(b, True),
+    _TAG_OBJECT_KEY: _decode_object_key,
+}
+# type -> encoder, filled on first sight of each type.
+_ENCODERS: Dict[type, Callable[[Any], bytes]] = {
+    bytes: lambda k: b"\x01" + k,
+    str: lambda k: b"\x02" + k.encode("utf-8"),
+}
+
+
+def register_key_type(
+    cls: Type[Any], tag: int, encode: Callable[[Any], bytes], decode: Callable[[bytes], Any]
+) -> None:
+    """Teach the codec another key type: encode(key) gives the body, decode
+    (body) gives the key back. Tags 0x20..0xff are free for this."""
+    if not 0x20 <= tag <= 0xFF or tag in _DECODERS:
+        raise ValueError(f"tag {tag:#x} is taken or outside 0x20..0xff")
+    tb = bytes((tag,))
+    _ENCODERS[cls] = lambda k: tb + encode(k)
+    _DECODERS[tag] = lambda b: decode(bytes(b[1:]))
+
+
+def _encoder_for(t: type) -> Callable[[Any], bytes]:
+    for klass in t.__mro__:
+        known = _KNOWN.get((klass.__module__, klass.__name__))
+        if known is not None and klass is t:
+            tag, fn = known
+            return lambda k, tag=tag, fn=fn: fn(k, tag)
+        enc = _ENCODERS.get(klass)
+        if enc is not None and klass is not object:
+            return enc
+    raise TypeError(
+        f"cannot store a key of type {t.__module__}.{t.__qualname__}: libdaxkv's LMCache "
+        "integration knows bytes, str, CacheEngineKey, LayerCacheEngineKey and ObjectKey "
+        "(daxkv.lmcache.keys.register_key_type adds others)"
+    )
+
+
+def encode_key(key: Any) -> bytes:
+    """The key's bytes in the store. Raises TypeError for an unknown type and
+    ValueError for a key longer than 512 bytes once encoded."""
+    enc = _ENCODERS.get(type(key))
+    if enc is None:
+        enc = _encoder_for(type(key))
+        _ENCODERS[type(key)] = enc
+    b = enc(key)
+    if len(b) > KEY_MAX:
+        raise ValueError(f"key {key!r} is {len(b)} bytes once encoded, above the limit of {KEY_MAX}")
+    return b
+
+
+def decode_key(b: bytes) -> Any:
+    """The key object an encoding stands for. ValueError for bytes that no
+    known type encodes to."""
+    if not b:
+        raise ValueError("empty key")
+    dec: Optional[Callable[[bytes], Any]] = _DECODERS.get(b[0])
+    if dec is None:
+        raise ValueError(f"key with unknown type tag {b[0]:#x}")
+    try:
+        return dec(b)
+    except (struct.error, UnicodeDecodeError, json.JSONDecodeError, IndexError) as exc:
+        raise ValueError(f"malformed stored key ({exc})") from exc
