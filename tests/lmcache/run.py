@@ -81,6 +81,21 @@ DESELECTED = {
     "test_storage_manager_combined_dax_roundtrip": NEEDS_STORAGE_MANAGER,
 }
 
+# --core daxkv-l2 runs LMCache's adapter test bodies against libdaxkv's own
+# L2 adapter; these use the internals of LMCache's adapter class instead.
+ADAPTER_TESTS = [p for p in TEST_FILES if "/distributed/" in p]
+USES_INTERNALS = "uses the internals of LMCache's adapter (_core, _devices, _key_to_device)"
+DESELECTED_L2 = {
+    "tests/v1/distributed/test_dax_l2_adapter.py::"
+    "test_dax_hotplug_remove_migrate_rejects_duplicate_destination_key": USES_INTERNALS,
+    "tests/v1/distributed/test_dax_l2_adapter.py::"
+    "test_dax_lookup_batches_unmapped_keys_by_device": USES_INTERNALS,
+    "tests/v1/distributed/test_dax_l2_adapter.py::"
+    "test_dax_adapter_usage_and_status_track_pending_free_slots": USES_INTERNALS,
+    "tests/v1/distributed/test_dax_l2_adapter.py::"
+    "test_dax_adapter_close_waits_for_inflight_tasks": USES_INTERNALS,
+}
+
 PYTEST_INI = """\
 [pytest]
 markers =
@@ -121,6 +136,10 @@ def assemble(src, root):
         shutil.copyfile(os.path.join(src, rel), dst)
         if sha256(dst) != sha256(os.path.join(src, rel)):
             raise RuntimeError(f"copy of {rel} differs from LMCache's file")
+    shutil.copyfile(
+        os.path.join(HERE, "shims", "dax_l2_adapter_on_daxkv.py"),
+        os.path.join(root, "dax_l2_adapter_on_daxkv.py"),
+    )
     for pkg in ("tests", "tests/v1", "tests/v1/distributed", "tests/v1/storage_backend"):
         init = os.path.join(root, pkg, "__init__.py")
         if not os.path.exists(init):
@@ -168,13 +187,21 @@ def parse_junit(path):
     return results
 
 
+def deselected_for(core):
+    out = {k: v for k, v in DESELECTED.items()}
+    if core == "daxkv-l2":
+        out = {k: v for k, v in out.items() if k.split("::")[0] in ADAPTER_TESTS}
+        out.update(DESELECTED_L2)
+    return out
+
+
 def run_core(core, root, args):
     env = dict(os.environ)
     env["RUN_DAX_L2_INTEGRATION"] = "1"
     env["LMCACHE_HARNESS_CORE"] = core
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     path = [root]
-    if core == "daxkv":
+    if core.startswith("daxkv"):
         path.append(os.path.join(REPO, "ffi", "python"))
         lib = os.path.join(REPO, "build", "lib", ".libs", "libdaxkv.so.0")
         if not env.get("DAXKV_LIBRARY") and os.path.exists(lib):
@@ -191,9 +218,9 @@ def run_core(core, root, args):
         "-c", os.path.join(root, "pytest.ini"),
         "--rootdir", root,
         f"--junitxml={junit}",
-        *TEST_FILES,
+        *(ADAPTER_TESTS if core == "daxkv-l2" else TEST_FILES),
     ]
-    for nid in DESELECTED:
+    for nid in deselected_for(core):
         cmd += ["--deselect", nid]
     if args.k:
         cmd += ["-k", args.k]
@@ -241,7 +268,11 @@ def run_core(core, root, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--core", choices=("lmcache", "daxkv", "both"), default="both")
+    parser.add_argument("--core", choices=("lmcache", "daxkv", "daxkv-l2", "both", "all"),
+                        default="all",
+                        help="lmcache: the control; daxkv: LMCache's code on daxkv.lmcache's "
+                             "DaxCore; daxkv-l2: LMCache's adapter tests on daxkv's own "
+                             "adapter; both: lmcache and daxkv; all (default): the three")
     parser.add_argument("--lmcache-src", metavar="DIR")
     parser.add_argument("-k", metavar="EXPR", help="pytest -k expression")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -263,15 +294,16 @@ def main():
         print("0 passed, 1 failed")
         return 1
 
-    cores = ["lmcache", "daxkv"] if args.core == "both" else [args.core]
+    cores = {"both": ["lmcache", "daxkv"], "all": ["lmcache", "daxkv", "daxkv-l2"]}.get(
+        args.core, [args.core])
     root = tempfile.mkdtemp(prefix="daxkv-lmcache-")
     total_passed = total_failed = 0
     try:
         assemble(src, root)
         print(f"lmcache: LMCache sources {src}")
-        for nid, reason in DESELECTED.items():
-            print(f"lmcache: deselected {nid} ({reason})")
         for core in cores:
+            for nid, reason in deselected_for(core).items():
+                print(f"lmcache[{core}]: deselected {nid} ({reason})")
             p, f = run_core(core, root, args)
             total_passed += p
             total_failed += f

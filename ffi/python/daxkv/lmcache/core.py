@@ -24,20 +24,19 @@ import errno as _errno
 import logging
 import os
 import threading
-from typing import Any, Callable, Dict, Generic, Hashable, List, Optional, Sequence, Set, Tuple, TypeVar
+from typing import Any, Callable, Dict, Generic, Hashable, List, Optional, Set, Tuple, TypeVar
 
 from .. import _lib
-from .._core import _BYTES_OFFSET, _Batch, Store, _error, library
+from .._core import Store, _error, library
 from ..errors import (
     DaxKVError,
     Foreign,
     Corrupt,
     InvalidArgument,
     NoSpace,
-    NotFound,
     Shutdown,
-    TooBig,
 )
+from . import _native
 from .keys import decode_key, encode_key
 from .meta import DEFAULT_META_BYTES, EntryMeta, decode_meta, encode_meta
 
@@ -114,19 +113,6 @@ def _meta_of(obj: Any) -> bytes:
             _meta_by_layout.clear()
         _meta_by_layout[layout] = blob
     return blob
-
-
-def _blob_column(blobs: List[bytes]) -> Tuple[bytes, List[int], List[int]]:
-    """One bytes object holding blobs, with each blob's address and length
-    (the bytes object must stay alive while the addresses are used)."""
-    joined = b"".join(blobs)
-    addr = id(joined) + _BYTES_OFFSET
-    addrs, lens = [], []
-    for b in blobs:
-        addrs.append(addr)
-        lens.append(len(b))
-        addr += len(b)
-    return joined, addrs, lens
 
 
 class DaxCore(Generic[KeyT]):
@@ -413,27 +399,14 @@ class DaxCore(Generic[KeyT]):
         return results
 
     def _put_batch(self, kbs: List[bytes], addrs: List[int], sizes: List[int], metas: List[bytes]) -> List[int]:
-        batch = _Batch(kbs)
-        batch.set_column(_lib.W_DATA, addrs)
-        batch.set_column(_lib.W_LEN, sizes)
-        keep, maddrs, mlens = _blob_column(metas)
-        batch.set_column(_lib.W_META, maddrs)
-        batch.set_column(_lib.W_META_LEN, mlens)
-        try:
-            h = self._handle()
-        except Shutdown:
-            return [-_errno.ESHUTDOWN] * len(kbs)
-        try:
-            rc = library().daxkv_put_batch(h, batch.items, batch.n, 0)
-        finally:
-            self._store._leave()
-        del keep
-        if rc < 0:
+        put = _native.PutBatch(kbs, addrs, sizes, metas)
+        rc = _native.run_batch(self._store, "daxkv_put_batch", put.batch)
+        if rc < 0 and rc != -_errno.ESHUTDOWN:
             return [rc] * len(kbs)
-        statuses = batch.statuses()
+        statuses = put.batch.statuses()
         for k, s in zip(kbs, statuses):
             if s < 0 and s not in (-_errno.ENOSPC, -_errno.ESHUTDOWN):
-                logger.warning("DAX write of key %r failed: %s", decode_key(k), library().daxkv_strerror(s).decode())
+                logger.warning("DAX write of key %r failed: %s", decode_key(k), _native.strerror(s))
         return statuses
 
     def put_one(self, key: KeyT, obj: Any, *, writer: Optional[_CopyFn] = None) -> bool:
@@ -641,61 +614,41 @@ class DaxCore(Generic[KeyT]):
         results = [False] * len(keys)
         if not keys or not self._begin_read():
             return reservations, results
-        L = library()
-        out = ctypes.c_void_p()
-        si = _lib.SlotInfo()
-        si.struct_size = ctypes.sizeof(si)
-        n = ctypes.c_size_t(0)
         try:
-            h = self._handle()
-        except Shutdown:
-            self._end_read()
-            return reservations, results
-        try:
-            for i, key in enumerate(keys):
-                kb = encode_key(key)
-                rc = L.daxkv_lease_acquire(h, kb, len(kb), ctypes.byref(out))
-                if rc < 0:
-                    if rc not in (-_errno.ENOENT, -_errno.EIO, -_errno.ESHUTDOWN):
-                        logger.warning("DAX read reservation of key %s failed: %s", key, _error(rc, "lease"))
-                    if prefix_only:
-                        break
-                    continue
-                lease = out.value
-                p = L.daxkv_lease_meta(lease, ctypes.byref(n))
+            leased = _native.lease_many(self._store, [encode_key(k) for k in keys], prefix=prefix_only)
+            unreadable: List[_native.Leased] = []
+            for lz in leased:
                 try:
-                    meta = decode_meta(ctypes.string_at(p, n.value) if p and n.value else b"")
+                    meta = decode_meta(lz.meta)
                 except ValueError:
                     meta = EntryMeta(None, None, None, None)
-                if meta.shape is None or meta.dtype is None or meta.fmt is None:
-                    L.daxkv_lease_release(lease)
-                    if prefix_only:
-                        break
+                if prefix_only and (unreadable or lz.index != len(reservations)):
+                    unreadable.append(lz)  # past the first gap of the prefix
                     continue
-                L.daxkv_lease_slot(lease, ctypes.byref(si))
+                if meta.shape is None or meta.dtype is None or meta.fmt is None:
+                    unreadable.append(lz)  # no layout to restore it with
+                    continue
                 reservations.append(
                     DaxReadReservation(
-                        result_index=i,
-                        key=key,
-                        offset=si.offset,
-                        size=L.daxkv_lease_size(lease),
+                        result_index=lz.index,
+                        key=keys[lz.index],
+                        offset=lz.offset,
+                        size=lz.size,
                         shape=meta.shape,
                         dtype=meta.dtype,
                         fmt=meta.fmt,
                         cached_positions=meta.cached_positions,
-                        slot_id=si.slot,
-                        generation=si.generation,
-                        _lease=lease,
+                        slot_id=lz.slot,
+                        generation=lz.generation,
+                        _lease=lz.handle,
                     )
                 )
-                results[i] = True
+                results[lz.index] = True
+            _native.release_leases(unreadable)
         except BaseException:
-            for r in reservations:
-                L.daxkv_lease_release(r._lease)
-            self._store._leave()
+            _native.release_leases([r._lease for r in reservations])
             self._end_read()
             raise
-        self._store._leave()
         if not reservations:
             self._end_read()
         return reservations, results
@@ -712,10 +665,7 @@ class DaxCore(Generic[KeyT]):
         del touched_keys  # recency is LMCache's controllers' business
         if not reservations:
             return
-        release = library().daxkv_lease_release
-        for r in reservations:
-            if r._lease:
-                release(r._lease)
+        _native.release_leases([r._lease for r in reservations if r._lease])
         self._end_read()
 
     def load_many_into(self, keys: List[KeyT], objs: List[Any]) -> List[bool]:
@@ -731,46 +681,28 @@ class DaxCore(Generic[KeyT]):
         if not idx or not self._begin_read():
             return results
         try:
-            kbs = [encode_key(keys[i]) for i in idx]
-            batch = _Batch(kbs)
-            batch.set_column(_lib.W_DATA, [_data_ptr(objs[i]) for i in idx])
-            batch.set_column(_lib.W_LEN, [int(objs[i].get_size()) for i in idx])
-            cap = self._store_meta_bytes()
-            metabuf = ctypes.create_string_buffer(cap * len(kbs))
-            base = ctypes.addressof(metabuf)
-            batch.set_column(_lib.W_META, [base + j * cap for j in range(len(kbs))])
-            batch.set_column(_lib.W_META_LEN, [cap] * len(kbs))
-            try:
-                h = self._handle()
-            except Shutdown:
+            get = _native.GetBatch(
+                [encode_key(keys[i]) for i in idx],
+                [_data_ptr(objs[i]) for i in idx],
+                [int(objs[i].get_size()) for i in idx],
+                self._store_meta_bytes(),
+            )
+            if _native.run_batch(self._store, "daxkv_get_batch", get.batch) < 0:
                 return results
-            try:
-                rc = library().daxkv_get_batch(h, batch.items, batch.n, 0)
-            finally:
-                self._store._leave()
-            if rc < 0:
-                return results
-            statuses = batch.statuses()
-            mlens = batch.column(_lib.W_META_LEN)
-            raw = metabuf.raw
-            for j, (s, ml) in enumerate(zip(statuses, mlens)):
+            for j, (s, _, blob) in enumerate(get.results()):
+                i = idx[j]
                 if s != 0:
-                    if s not in (-_errno.ENOENT, -_errno.ENOBUFS):
-                        logger.error(
-                            "Failed to load DAX key %s into caller buffer: %s",
-                            keys[idx[j]],
-                            library().daxkv_strerror(s).decode(),
-                        )
+                    if s not in (-_errno.ENOENT, -_errno.ENOBUFS, -_errno.ESHUTDOWN):
+                        logger.error("Failed to load DAX key %s into caller buffer: %s", keys[i], _native.strerror(s))
                     continue
                 try:
-                    meta = decode_meta(raw[j * cap : j * cap + ml])
+                    meta = decode_meta(blob)
                 except ValueError:
                     continue
                 if meta.shape is None or meta.dtype is None or meta.fmt is None:
                     continue
-                obj = objs[idx[j]]
-                obj.metadata.cached_positions = meta.cached_positions
-                results[idx[j]] = True
+                objs[i].metadata.cached_positions = meta.cached_positions
+                results[i] = True
         finally:
             self._end_read()
         return results

@@ -12,6 +12,9 @@ the harness's core selection.
 * ``LMCACHE_HARNESS_CORE=daxkv``: before any test module imports LMCache's
   DAX backend or adapter, ``lmcache.v1.storage_backend.dax.core`` is bound
   to libdaxkv's drop-in ``daxkv.lmcache``.
+* ``LMCACHE_HARNESS_CORE=daxkv-l2``: LMCache's ``dax`` adapter module name
+  is bound to the shim that presents libdaxkv's own L2 adapter
+  (``daxkv.lmcache.l2``) under LMCache's names.
 """
 
 # Standard
@@ -25,6 +28,10 @@ import pytest
 if os.environ.get("LMCACHE_HARNESS_CORE") == "daxkv":
     sys.modules["lmcache.v1.storage_backend.dax.core"] = importlib.import_module(
         "daxkv.lmcache"
+    )
+elif os.environ.get("LMCACHE_HARNESS_CORE") == "daxkv-l2":
+    sys.modules["lmcache.v1.distributed.l2_adapters.dax_l2_adapter"] = (
+        importlib.import_module("dax_l2_adapter_on_daxkv")
     )
 
 # First Party

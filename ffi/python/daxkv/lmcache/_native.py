@@ -1,0 +1,278 @@
+"""The libdaxkv calls the LMCache integration makes, at batch granularity.
+
+daxkv.Store's public methods take buffers and return Python objects per
+item; the LMCache paths already hold raw addresses (MemoryObj.data_ptr) and
+need each entry's metadata with its bytes, so they fill daxkv_item arrays
+directly and read the statuses, lengths and metadata back in one pass.
+"""
+
+from __future__ import annotations
+
+import array
+import ctypes
+import errno as _errno
+import logging
+import os
+import select
+import threading
+from typing import Any, Callable, Dict, List, NamedTuple, Tuple
+
+from .. import _lib
+from .._core import _BYTES_OFFSET, _Batch, Store, _error, library
+from ..errors import Shutdown
+
+logger = logging.getLogger("daxkv.lmcache")
+
+
+def blob_column(blobs: List[bytes]) -> Tuple[bytes, List[int], List[int]]:
+    """One bytes object holding blobs, with each blob's address and length
+    (the returned bytes object must stay alive while they are used)."""
+    joined = b"".join(blobs)
+    addr = id(joined) + _BYTES_OFFSET
+    addrs, lens = [], []
+    for b in blobs:
+        addrs.append(addr)
+        lens.append(len(b))
+        addr += len(b)
+    return joined, addrs, lens
+
+
+def strerror(code: int) -> str:
+    return library().daxkv_strerror(code).decode()
+
+
+class PutBatch:
+    """A daxkv_put_batch (or OP_PUT submission) of values at raw addresses,
+    each with its metadata blob."""
+
+    __slots__ = ("batch", "keep")
+
+    def __init__(self, kbs: List[bytes], addrs: List[int], sizes: List[int], metas: List[bytes]) -> None:
+        self.batch = _Batch(kbs)
+        self.batch.set_column(_lib.W_DATA, addrs)
+        self.batch.set_column(_lib.W_LEN, sizes)
+        self.keep, maddrs, mlens = blob_column(metas)
+        self.batch.set_column(_lib.W_META, maddrs)
+        self.batch.set_column(_lib.W_META_LEN, mlens)
+
+
+class GetBatch:
+    """A daxkv_get_batch (or OP_GET submission) into raw destinations, with
+    room for each entry's metadata."""
+
+    __slots__ = ("batch", "meta_cap", "metabuf")
+
+    def __init__(self, kbs: List[bytes], addrs: List[int], caps: List[int], meta_cap: int) -> None:
+        n = len(kbs)
+        self.batch = _Batch(kbs)
+        self.batch.set_column(_lib.W_DATA, addrs)
+        self.batch.set_column(_lib.W_LEN, caps)
+        self.meta_cap = meta_cap
+        self.metabuf = ctypes.create_string_buffer(max(1, meta_cap * n))
+        base = ctypes.addressof(self.metabuf)
+        self.batch.set_column(_lib.W_META, [base + j * meta_cap for j in range(n)])
+        self.batch.set_column(_lib.W_META_LEN, [meta_cap] * n)
+
+    def results(self) -> List[Tuple[int, int, bytes]]:
+        """(status, value length, metadata) per item."""
+        st = self.batch.statuses()
+        lens = self.batch.column(_lib.W_LEN)
+        mlens = self.batch.column(_lib.W_META_LEN)
+        raw = self.metabuf.raw
+        cap = self.meta_cap
+        return [
+            (s, n, raw[j * cap : j * cap + ml] if s == 0 else b"")
+            for j, (s, n, ml) in enumerate(zip(st, lens, mlens))
+        ]
+
+
+def run_batch(store: Store, fn_name: str, batch: _Batch, flags: int = 0) -> int:
+    """Run a synchronous batch call; per-item statuses stay in the batch. A
+    closed store gives -ESHUTDOWN for every item."""
+    try:
+        h = store._enter()
+    except Shutdown:
+        batch.ints[_lib.I_STATUS :: _lib.ITEM_INTS] = array.array("i", [-_errno.ESHUTDOWN] * batch.n)
+        return -_errno.ESHUTDOWN
+    try:
+        return getattr(library(), fn_name)(h, batch.items, batch.n, flags)
+    finally:
+        store._leave()
+
+
+class Leased(NamedTuple):
+    index: int  # position in the caller's key list
+    handle: int  # daxkv_lease *
+    address: int  # the value's first byte
+    size: int
+    meta: bytes
+    slot: int
+    generation: int
+    offset: int  # from the device's payload base
+
+
+def lease_many(store: Store, kbs: List[bytes], *, prefix: bool) -> List[Leased]:
+    """Lease each key's entry (misses skipped; with prefix, stop at the
+    first miss). The caller releases every handle with release_leases."""
+    L = library()
+    out_h = ctypes.c_void_p()
+    n = ctypes.c_size_t(0)
+    si = _lib.SlotInfo()
+    si.struct_size = ctypes.sizeof(si)
+    leased: List[Leased] = []
+    try:
+        h = store._enter()
+    except Shutdown:
+        return leased
+    try:
+        for i, kb in enumerate(kbs):
+            rc = L.daxkv_lease_acquire(h, kb, len(kb), ctypes.byref(out_h))
+            if rc < 0:
+                if rc not in (-_errno.ENOENT, -_errno.EIO, -_errno.ESHUTDOWN):
+                    logger.warning("DAX lease failed: %s", strerror(rc))
+                if prefix:
+                    break
+                continue
+            lease = out_h.value
+            p = L.daxkv_lease_meta(lease, ctypes.byref(n))
+            meta = ctypes.string_at(p, n.value) if p and n.value else b""
+            L.daxkv_lease_slot(lease, ctypes.byref(si))
+            leased.append(
+                Leased(i, lease, L.daxkv_lease_data(lease) or 0, L.daxkv_lease_size(lease), meta,
+                       si.slot, si.generation, si.offset)
+            )
+    except BaseException:
+        release_leases(leased)
+        raise
+    finally:
+        store._leave()
+    return leased
+
+
+def release_leases(leased: List[Any]) -> None:
+    release = library().daxkv_lease_release
+    for lz in leased:
+        release(lz.handle if isinstance(lz, Leased) else lz)
+
+
+def memcpy_many(dsts: List[int], srcs: List[int], sizes: List[int]) -> None:
+    """daxkv_memcpy_batch: the copies run on the library's worker pool."""
+    n = len(dsts)
+    if not n:
+        return
+    d = (ctypes.c_void_p * n)(*dsts)
+    s = (ctypes.c_void_p * n)(*srcs)
+    z = (ctypes.c_size_t * n)(*sizes)
+    rc = library().daxkv_memcpy_batch(d, s, z, n, 0)
+    if rc < 0:
+        raise _error(rc, "daxkv_memcpy_batch")
+
+
+class AsyncEngine:
+    """Batches submitted with daxkv_submit, completed by one thread that
+    sleeps on the store's event fd: each completion runs its callback with
+    (result, batch) on that thread. close() waits for every submitted batch
+    to complete first, so nothing the library still touches is freed."""
+
+    def __init__(self, store: Store, name: str) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._drained = threading.Condition(self._lock)
+        self._pending: Dict[int, Tuple[Any, Callable[[int, Any], None]]] = {}
+        self._next_tag = 1
+        self._event_fd = store.event_fd()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def submit(self, op: int, batch: Any, flags: int, done: Callable[[int, Any], None]) -> None:
+        """Queue batch (a PutBatch, GetBatch or _Batch); done(result, batch)
+        runs when it completed. Raises on a refused submission."""
+        items = batch.batch if hasattr(batch, "batch") else batch
+        with self._lock:
+            if self._stopping:
+                raise Shutdown(-_errno.ESHUTDOWN, "the adapter is closing", "daxkv_submit")
+            tag = self._next_tag
+            self._next_tag += 1
+            # Registered first: a small batch may complete inline and be
+            # polled before daxkv_submit returns.
+            self._pending[tag] = (batch, done)
+        try:
+            h = self._store._enter()
+            try:
+                rc = library().daxkv_submit(h, op, items.items, items.n, flags, tag)
+            finally:
+                self._store._leave()
+            if rc < 0:
+                raise _error(rc, "daxkv_submit")
+        except BaseException:
+            with self._lock:
+                self._pending.pop(tag, None)
+                self._drained.notify_all()
+            raise
+
+    def _run(self) -> None:
+        L = library()
+        cap = 64
+        arr = (_lib.Completion * cap)()
+        poller = select.poll()
+        poller.register(self._event_fd, select.POLLIN)
+        poller.register(self._wake_r, select.POLLIN)
+        while True:
+            with self._lock:
+                if self._stopping and not self._pending:
+                    return
+            poller.poll()
+            try:
+                os.read(self._wake_r, 4096)
+            except BlockingIOError:
+                pass
+            while True:
+                try:
+                    h = self._store._enter()
+                except Shutdown:
+                    return
+                try:
+                    n = L.daxkv_poll(h, arr, cap)
+                finally:
+                    self._store._leave()
+                if n <= 0:
+                    break
+                for i in range(n):
+                    self._complete(arr[i].tag, arr[i].result)
+
+    def _complete(self, tag: int, result: int) -> None:
+        with self._lock:
+            entry = self._pending.pop(tag, None)
+        if entry is not None:
+            batch, done = entry
+            try:
+                done(result, batch)
+            except Exception:
+                logger.exception("completion of a DAX batch failed")
+        with self._lock:
+            self._drained.notify_all()
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._pending)
+
+    def close(self) -> None:
+        """Wait for every submitted batch, then stop the thread."""
+        with self._lock:
+            if self._stopping and not self._thread.is_alive():
+                return
+            self._stopping = True
+            while self._pending:
+                self._drained.wait()
+        try:
+            os.write(self._wake_w, b"x")
+        except OSError:
+            pass
+        self._thread.join()
+        for fd in (self._wake_r, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass

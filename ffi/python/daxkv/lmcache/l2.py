@@ -1,0 +1,689 @@
+"""An L2 adapter for LMCache's multiprocess (MP) server, on libdaxkv.
+
+LMCache loads it by configuration, through its plugin adapter type::
+
+    --l2-adapter '{"type": "plugin",
+                   "module_path": "daxkv.lmcache.l2",
+                   "class_name": "DaxkvL2Adapter",
+                   "adapter_params": {"device_path": "/dev/dax0.0",
+                                      "max_dax_size_gb": 64,
+                                      "slot_bytes": 33554432}}'
+
+``adapter_params`` takes the members of LMCache's own ``dax`` adapter
+(``device_path`` + ``max_dax_size_gb`` or ``devices``, ``slot_bytes``,
+``hotplug_enabled``, ``num_*_workers``) and libdaxkv's: ``persist_enabled``
+(restart recovery), ``durability``, ``verify``, ``workers``, ``meta_bytes``,
+``on_mismatch``, ``numa``, ``nt_stores``.
+
+All devices form one libdaxkv pool. Stores, lookups and loads are
+libdaxkv batches submitted to its asynchronous engine (daxkv_submit); one
+thread sleeps on the store's event fd and completes LMCache's tasks, signalling
+LMCache's three event fds. Hotplug goes through LMCache's generic
+``reconfigure`` routes (status, add, remove, resize) with LMCache's HTTP codes.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import logging
+import threading
+from types import MappingProxyType
+from typing import Any, Dict, List, Optional, Tuple
+
+from lmcache.native_storage_ops import Bitmap
+from lmcache.v1.distributed.api import KeyEntry, KeyListPage, ObjectKey
+from lmcache.v1.distributed.internal_api import L2StoreResult
+from lmcache.v1.distributed.l2_adapters.base import AdapterUsage, L2AdapterInterface, L2TaskId
+from lmcache.v1.distributed.l2_adapters.config import L2AdapterConfigBase
+from lmcache.v1.distributed.l2_adapters.reconfiguration import L2ReconfigureError
+from lmcache.v1.platform import create_event_notifier
+
+from .. import _lib
+from .._core import _Batch, Store
+from ..errors import DaxKVError, InvalidArgument, NotFound, NoSpace, PermissionDenied, Busy, Shutdown
+from . import _native
+from .keys import decode_key, encode_key
+from .meta import DEFAULT_META_BYTES, decode_meta
+
+__all__ = ["DaxkvL2Adapter", "DaxkvL2AdapterConfig"]
+
+logger = logging.getLogger("daxkv.lmcache")
+
+_OPERATIONS = ["status", "add", "remove", "resize"]
+# libdaxkv's options an adapter_params dict may carry, passed to the store.
+_STORE_OPTIONS = ("durability", "verify", "workers", "meta_bytes", "on_mismatch", "numa",
+                  "nt_stores", "sigbus", "placement", "grow_limit")
+
+
+def _positive_int(value: Any, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer")
+    return value
+
+
+def _positive_float(value: Any, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number")
+    return float(value)
+
+
+def _device_path(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string")
+    return value.strip()
+
+
+class DaxkvL2AdapterConfig(L2AdapterConfigBase):
+    """The adapter's configuration (LMCache's plugin loader finds it by the
+    adapter class's name + "Config" and builds it with from_dict)."""
+
+    def __init__(
+        self,
+        *,
+        slot_bytes: int,
+        devices: List[Tuple[str, int]],
+        hotplug_enabled: bool = False,
+        persist_enabled: bool = False,
+        store_options: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        if not devices and not hotplug_enabled:
+            raise ValueError("devices may be empty only when hotplug_enabled is true")
+        self.slot_bytes = slot_bytes
+        self.devices = list(devices)
+        self.hotplug_enabled = hotplug_enabled
+        self.persist_enabled = persist_enabled
+        self.store_options = dict(store_options or {})
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DaxkvL2AdapterConfig":
+        """LMCache's dax adapter members plus libdaxkv's; ValueError names
+        the member that is wrong."""
+        if not isinstance(d, dict):
+            raise ValueError("adapter_params must be a dict")
+        slot_bytes = _positive_int(d.get("slot_bytes"), "slot_bytes")
+        devices: List[Tuple[str, int]] = []
+        if "devices" in d:
+            if "device_path" in d or "max_dax_size_gb" in d:
+                raise ValueError("give either device_path/max_dax_size_gb or devices, not both")
+            raw = d["devices"]
+            if not isinstance(raw, list):
+                raise ValueError("devices must be a list")
+            for i, dev in enumerate(raw):
+                if not isinstance(dev, dict):
+                    raise ValueError(f"devices[{i}] must be a dict")
+                path = _device_path(dev.get("device_path"), f"devices[{i}].device_path")
+                gb = _positive_float(dev.get("max_dax_size_gb"), f"devices[{i}].max_dax_size_gb")
+                size = int(gb * 1024**3)
+                if size // slot_bytes <= 0:
+                    raise ValueError(f"devices[{i}] configured DAX arena does not fit one slot")
+                devices.append((path, size))
+        elif "device_path" in d or "max_dax_size_gb" in d:
+            path = _device_path(d.get("device_path"), "device_path")
+            size = int(_positive_float(d.get("max_dax_size_gb"), "max_dax_size_gb") * 1024**3)
+            if size // slot_bytes <= 0:
+                raise ValueError("configured DAX arena does not fit even one slot")
+            devices.append((path, size))
+        hotplug = d.get("hotplug_enabled", False)
+        if not isinstance(hotplug, bool):
+            raise ValueError("hotplug_enabled must be a boolean")
+        persist = d.get("persist_enabled", False)
+        if not isinstance(persist, bool):
+            raise ValueError("persist_enabled must be a boolean")
+        options: Dict[str, Any] = {}
+        for name in ("num_store_workers", "num_lookup_workers", "num_load_workers"):
+            if name in d:
+                _positive_int(d[name], name)
+        if "num_load_workers" in d:
+            options["workers"] = min(d["num_load_workers"], 256)
+        for name in _STORE_OPTIONS:
+            if name in d:
+                v = d[name]
+                if not isinstance(v, (str, int)) or isinstance(v, float):
+                    raise ValueError(f"{name} must be a string or an integer")
+                options[name] = v
+        known = {"type", "slot_bytes", "devices", "device_path", "max_dax_size_gb", "hotplug_enabled",
+                 "persist_enabled", "num_store_workers", "num_lookup_workers", "num_load_workers",
+                 "eviction", "serde", *_STORE_OPTIONS}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown adapter_params member(s): {', '.join(unknown)}")
+        cfg = cls(
+            slot_bytes=slot_bytes,
+            devices=devices,
+            hotplug_enabled=hotplug,
+            persist_enabled=persist,
+            store_options=options,
+        )
+        cfg.eviction_config = cls._parse_eviction_config(d)
+        return cfg
+
+    @classmethod
+    def help(cls) -> str:
+        return (
+            "libdaxkv L2 adapter (module daxkv.lmcache.l2, class DaxkvL2Adapter) fields:\n"
+            "- device_path (str), max_dax_size_gb (float): one device\n"
+            "- devices (list of {device_path, max_dax_size_gb}): several devices, one pool\n"
+            "- slot_bytes (int): fixed slot size in bytes (required, >0)\n"
+            "- hotplug_enabled (bool): runtime add/remove/resize through reconfigure\n"
+            "- persist_enabled (bool): keep entries across restarts (default false)\n"
+            "- durability, verify, workers, meta_bytes, on_mismatch, numa, nt_stores,\n"
+            "  sigbus, placement, grow_limit: libdaxkv options (see daxkv_config_set)\n"
+            "- num_store_workers, num_lookup_workers, num_load_workers (int): accepted;\n"
+            "  num_load_workers sizes libdaxkv's copy engine"
+        )
+
+
+class _Task:
+    """A submitted LMCache task: what its completion needs."""
+
+    __slots__ = ("task_id", "keys", "objs", "index", "failed_early")
+
+    def __init__(self, task_id: int, keys: List[ObjectKey], objs: Optional[List[Any]], index: List[int]) -> None:
+        self.task_id = task_id
+        self.keys = keys
+        self.objs = objs
+        self.index = index  # positions of the submitted items in keys
+        self.failed_early = len(index) != len(keys)
+
+
+def _http(exc: DaxKVError) -> int:
+    """LMCache's HTTP code for a libdaxkv hotplug error."""
+    if isinstance(exc, PermissionDenied):
+        return 403
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, Busy):
+        return 409
+    if isinstance(exc, NoSpace):
+        return 507
+    return 400
+
+
+class DaxkvL2Adapter(L2AdapterInterface):
+    """LMCache MP L2 adapter storing fixed-size objects in a libdaxkv pool."""
+
+    def __init__(self, config: DaxkvL2AdapterConfig, **_: Any) -> None:
+        """Open the pool and start the completion thread.
+
+        Raises:
+            RuntimeError: a configured device cannot be opened or mapped.
+            ValueError: a size that does not fit one slot, or a bad option.
+        """
+        if isinstance(config, dict):
+            config = DaxkvL2AdapterConfig.from_dict(config)
+        super().__init__(max_capacity_bytes=sum(size for _, size in config.devices))
+        self._config = config
+        self._slot_bytes = config.slot_bytes
+        self._lock = threading.Lock()
+        self._closing = False
+        self._closed = False
+        self._next_task_id: L2TaskId = 0
+        self._inflight = {"store": 0, "lookup": 0, "load": 0}
+        self._completed_store: Dict[L2TaskId, L2StoreResult] = {}
+        self._completed_lookup: Dict[L2TaskId, Bitmap] = {}
+        self._completed_load: Dict[L2TaskId, Bitmap] = {}
+        self._store_efd = create_event_notifier()
+        self._lookup_efd = create_event_notifier()
+        self._load_efd = create_event_notifier()
+        self._recovered: List[Tuple[ObjectKey, int]] = []
+        opts = dict(config.store_options)
+        opts.setdefault("durability", "process" if config.persist_enabled else "none")
+        opts.setdefault("meta_bytes", DEFAULT_META_BYTES)
+        opts.setdefault("grow_limit", "auto")  # resize grows a device as far as it goes
+        try:
+            try:
+                self._store = Store(
+                    devices=config.devices,
+                    slot_bytes=config.slot_bytes,
+                    capacity="payload",
+                    eviction="none",  # LMCache's L2 eviction controller decides
+                    create=False,
+                    hotplug=config.hotplug_enabled,
+                    **opts,
+                )
+            except InvalidArgument as exc:
+                raise ValueError(f"invalid DAX adapter configuration: {exc.message}") from exc
+            except DaxKVError as exc:
+                raise RuntimeError(f"failed to map DAX device: {exc.message}") from exc
+            self._meta_cap = self._store.stats().meta_bytes
+            self._engine = _native.AsyncEngine(self._store, "daxkv-l2-completions")
+        except BaseException:
+            for efd in (self._store_efd, self._lookup_efd, self._load_efd):
+                efd.close()
+            if hasattr(self, "_store"):
+                self._store.close()
+            raise
+        if config.persist_enabled:
+            self._account_recovered()
+
+    # -- restart recovery ------------------------------------------------------
+
+    def _account_recovered(self) -> None:
+        """Count what the store recovered in LMCache's byte accounting, so
+        that the eviction controller knows (and can evict) it; listeners
+        registered later are told about it at registration."""
+        keys: List[ObjectKey] = []
+        for info in self._store.keys():
+            try:
+                key = decode_key(info.key)
+            except ValueError:
+                continue
+            if isinstance(key, ObjectKey):
+                keys.append(key)
+        if keys:
+            self._notify_keys_stored(keys, [self._slot_bytes] * len(keys))
+            logger.info("DAX L2 adapter recovered %d entries", len(keys))
+
+    def register_listener(self, listener: Any) -> None:
+        """Register a listener; it is told at once about every key the
+        adapter holds (recovered ones included), as if they were just stored."""
+        super().register_listener(listener)
+        keys = [k for k, _ in self._current_keys()]
+        if keys:
+            listener.on_l2_keys_stored(keys, [self._slot_bytes] * len(keys))
+
+    def _current_keys(self) -> List[Tuple[ObjectKey, int]]:
+        out = []
+        try:
+            for info in self._store.keys():
+                try:
+                    key = decode_key(info.key)
+                except ValueError:
+                    continue
+                if isinstance(key, ObjectKey):
+                    out.append((key, info.value_len))
+        except Shutdown:
+            pass
+        return out
+
+    def list_l2_keys(
+        self, model_name: Optional[str] = None, page_size: int = 500, cursor: Optional[str] = None
+    ) -> KeyListPage:
+        """A page of the stored keys (ordered by their encoding; the cursor
+        is the encoding of the last key of the previous page, in hex)."""
+        if page_size <= 0:
+            raise ValueError("page_size must be positive")
+        after = bytes.fromhex(cursor) if cursor else b""
+        found = []
+        for info in self._store.keys():
+            if info.key <= after:
+                continue
+            try:
+                key = decode_key(info.key)
+            except ValueError:
+                continue
+            if not isinstance(key, ObjectKey) or (model_name is not None and key.model_name != model_name):
+                continue
+            found.append((info.key, key))
+        found.sort(key=lambda t: t[0])
+        page = found[:page_size]
+        entries = tuple(KeyEntry(key=k.to_encoded_object_key(), size_bytes=self._slot_bytes) for _, k in page)
+        next_token = page[-1][0].hex() if len(found) > page_size else None
+        return KeyListPage(entries=entries, next_page_token=next_token)
+
+    # -- event fds ---------------------------------------------------------------
+
+    def get_store_event_fd(self) -> int:
+        return self._store_efd.fileno()
+
+    def get_lookup_and_lock_event_fd(self) -> int:
+        return self._lookup_efd.fileno()
+
+    def get_load_event_fd(self) -> int:
+        return self._load_efd.fileno()
+
+    def _new_task(self, kind: str) -> L2TaskId:
+        with self._lock:
+            if self._closing or self._closed:
+                raise RuntimeError("DaxkvL2Adapter is closing")
+            task_id = self._next_task_id
+            self._next_task_id += 1
+            self._inflight[kind] += 1
+            return task_id
+
+    def _finish(self, kind: str, task_id: L2TaskId, result: Any) -> None:
+        table = {"store": self._completed_store, "lookup": self._completed_lookup,
+                 "load": self._completed_load}[kind]
+        with self._lock:
+            table[task_id] = result
+            self._inflight[kind] -= 1
+        efd = {"store": self._store_efd, "lookup": self._lookup_efd, "load": self._load_efd}[kind]
+        try:
+            efd.notify()
+        except OSError:
+            logger.debug("event fd closed during shutdown")
+
+    # -- store -------------------------------------------------------------------
+
+    def submit_store_task(self, keys: List[ObjectKey], objects: List[Any]) -> L2TaskId:
+        """Store objects (one libdaxkv batch); the result comes through the
+        store event fd. A key already stored counts as stored."""
+        if len(keys) != len(objects):
+            raise ValueError(
+                f"keys and objects must have the same length, got {len(keys)} and {len(objects)}"
+            )
+        task_id = self._new_task("store")
+        index, kbs, addrs, sizes, metas = [], [], [], [], []
+        from .core import _data_ptr, _is_multi_tensor, _meta_of
+
+        for i, (key, obj) in enumerate(zip(keys, objects)):
+            if _is_multi_tensor(obj) or int(obj.get_size()) > self._slot_bytes:
+                logger.error("DAX L2 store skips key %s: multi-tensor or larger than a slot", key)
+                continue
+            index.append(i)
+            kbs.append(encode_key(key))
+            addrs.append(_data_ptr(obj))
+            sizes.append(int(obj.get_size()))
+            metas.append(_meta_of(obj))
+        task = _Task(task_id, list(keys), list(objects), index)
+        if not kbs:
+            self._store_done(task, 0, None)
+            return task_id
+        try:
+            self._engine.submit(_lib.OP_PUT, _native.PutBatch(kbs, addrs, sizes, metas), 0,
+                                lambda rc, b: self._store_done(task, rc, b))
+        except DaxKVError:
+            logger.exception("DAX L2 store submission failed")
+            self._store_done(task, 0, None)
+        return task_id
+
+    def _store_done(self, task: _Task, rc: int, put: Optional[_native.PutBatch]) -> None:
+        statuses = put.batch.statuses() if put is not None else []
+        ok = [s >= 0 for s in statuses]
+        new = [task.keys[task.index[j]] for j, s in enumerate(statuses) if s == 0]
+        for j, s in enumerate(statuses):
+            if s < 0 and s not in (-_errno.ENOSPC, -_errno.ESHUTDOWN):
+                logger.warning("DAX L2 store of key %s failed: %s", task.keys[task.index[j]], _native.strerror(s))
+        success = not task.failed_early and all(ok)
+        self._finish("store", task.task_id, L2StoreResult(success, self._slot_bytes * sum(ok)))
+        if new:
+            self._notify_keys_stored(new, [self._slot_bytes] * len(new))
+
+    def pop_completed_store_tasks(self) -> Dict[L2TaskId, L2StoreResult]:
+        with self._lock:
+            done, self._completed_store = self._completed_store, {}
+        return done
+
+    # -- lookup and lock ---------------------------------------------------------
+
+    def submit_lookup_and_lock_task(self, keys: List[ObjectKey], layout_desc: Any = None) -> L2TaskId:
+        """Look up keys and lock (pin) each hit until submit_unlock."""
+        del layout_desc  # every entry carries its own layout
+        task_id = self._new_task("lookup")
+        task = _Task(task_id, list(keys), None, list(range(len(keys))))
+        if not keys:
+            self._finish("lookup", task_id, Bitmap(0))
+            return task_id
+        try:
+            self._engine.submit(_lib.OP_CONTAINS, _Batch([encode_key(k) for k in keys]), _lib.PIN,
+                                lambda rc, b: self._lookup_done(task, b))
+        except DaxKVError:
+            logger.exception("DAX L2 lookup submission failed")
+            self._finish("lookup", task_id, Bitmap(len(keys)))
+        return task_id
+
+    def _lookup_done(self, task: _Task, batch: _Batch) -> None:
+        bitmap = Bitmap(len(task.keys))
+        for i, s in enumerate(batch.statuses()):
+            if s == 1:
+                bitmap.set(i)
+        self._finish("lookup", task.task_id, bitmap)
+
+    def query_lookup_and_lock_result(self, task_id: L2TaskId) -> Optional[Bitmap]:
+        with self._lock:
+            return self._completed_lookup.pop(task_id, None)
+
+    def submit_unlock(self, keys: List[ObjectKey]) -> None:
+        """Drop one lock per key (never below zero)."""
+        if not keys:
+            return
+        batch = _Batch([encode_key(k) for k in keys])
+        _native.run_batch(self._store, "daxkv_unpin_batch", batch)
+
+    # -- load --------------------------------------------------------------------
+
+    def submit_load_task(self, keys: List[ObjectKey], objects: List[Any]) -> L2TaskId:
+        """Copy entries into the caller's objects (one libdaxkv batch)."""
+        if len(keys) != len(objects):
+            raise ValueError(
+                f"keys and objects must have the same length, got {len(keys)} and {len(objects)}"
+            )
+        from .core import _data_ptr, _is_multi_tensor
+
+        task_id = self._new_task("load")
+        index = [i for i, o in enumerate(objects) if not _is_multi_tensor(o)]
+        task = _Task(task_id, list(keys), list(objects), index)
+        if not index:
+            self._finish("load", task_id, Bitmap(len(keys)))
+            return task_id
+        get = _native.GetBatch(
+            [encode_key(keys[i]) for i in index],
+            [_data_ptr(objects[i]) for i in index],
+            [int(objects[i].get_size()) for i in index],
+            self._meta_cap,
+        )
+        try:
+            self._engine.submit(_lib.OP_GET, get, 0, lambda rc, g: self._load_done(task, g))
+        except DaxKVError:
+            logger.exception("DAX L2 load submission failed")
+            self._finish("load", task_id, Bitmap(len(keys)))
+        return task_id
+
+    def _load_done(self, task: _Task, get: _native.GetBatch) -> None:
+        bitmap = Bitmap(len(task.keys))
+        loaded = []
+        for j, (s, _, blob) in enumerate(get.results()):
+            i = task.index[j]
+            if s != 0:
+                if s not in (-_errno.ENOENT, -_errno.ENOBUFS, -_errno.ESHUTDOWN):
+                    logger.error("DAX L2 load of key %s failed: %s", task.keys[i], _native.strerror(s))
+                continue
+            try:
+                meta = decode_meta(blob)
+            except ValueError:
+                continue
+            assert task.objs is not None
+            task.objs[i].metadata.cached_positions = meta.cached_positions
+            bitmap.set(i)
+            loaded.append(task.keys[i])
+        self._finish("load", task.task_id, bitmap)
+        if loaded:
+            self._notify_keys_accessed(loaded)
+
+    def query_load_result(self, task_id: L2TaskId) -> Optional[Bitmap]:
+        with self._lock:
+            return self._completed_load.pop(task_id, None)
+
+    # -- delete and capacity -------------------------------------------------------
+
+    def delete(self, keys: List[ObjectKey]) -> None:
+        """Delete unlocked keys; locked ones are skipped. A slot still read
+        is reused once the read ends."""
+        if not keys or self._closed:
+            return
+        batch = _Batch([encode_key(k) for k in keys])
+        _native.run_batch(self._store, "daxkv_remove_batch", batch)
+        deleted = []
+        seen = set()
+        for key, s in zip(keys, batch.statuses()):
+            if s == 0 and key not in seen:
+                seen.add(key)
+                deleted.append(key)
+        if deleted:
+            self._notify_keys_deleted(deleted, [self._slot_bytes] * len(deleted))
+
+    def get_usage(self) -> AdapterUsage:
+        """Slot-based usage: occupied slots (those still read after a delete
+        included) times slot_bytes, over the pool's slots."""
+        try:
+            st = self._store.stats()
+            used, capacity = st.slots_used * self._slot_bytes, st.slots_total * self._slot_bytes
+        except Shutdown:
+            used = capacity = 0
+        base = super().get_usage()
+        return AdapterUsage(
+            total_bytes_used=used,
+            total_capacity_bytes=capacity,
+            bytes_by_cache_salt=MappingProxyType(dict(base.bytes_by_cache_salt)),
+        )
+
+    # -- status and hotplug ---------------------------------------------------------
+
+    def hotplug_status(self) -> dict:
+        """The pool in LMCache's hotplug_status shape."""
+        try:
+            return self._store.pool_status()
+        except Shutdown:
+            return {"hotplug_enabled": self._config.hotplug_enabled, "slot_bytes": self._slot_bytes,
+                    "total_capacity_bytes": 0, "total_used_bytes": 0, "devices": [],
+                    "num_devices": 0, "is_healthy": False}
+
+    def report_status(self) -> dict:
+        pool = self.hotplug_status()
+        with self._lock:
+            closing = self._closing or self._closed
+            inflight = dict(self._inflight)
+        try:
+            leased = self._store.stats().slots_leased
+        except Shutdown:
+            leased = 0
+        devices = pool.get("devices", [])
+        return {
+            "is_healthy": bool(pool.get("is_healthy")) and not self._closed,
+            "type": "daxkv",
+            "device_path": self._config.devices[0][0] if self._config.devices else "",
+            "max_dax_size_bytes": pool.get("total_capacity_bytes", 0),
+            "slot_bytes": self._slot_bytes,
+            "live_slot_count": sum(int(d.get("live_slot_count", 0)) for d in devices),
+            "locked_key_count": sum(int(d.get("locked_key_count", 0)) for d in devices),
+            "borrowed_slot_count": leased,
+            "inflight_store_tasks": inflight["store"],
+            "inflight_lookup_tasks": inflight["lookup"],
+            "inflight_load_tasks": inflight["load"],
+            "closing": closing,
+            "supports_restart_recovery": self._config.persist_enabled,
+            "hotplug_enabled": self._config.hotplug_enabled,
+            "devices": devices,
+            "num_devices": pool.get("num_devices", 0),
+        }
+
+    def reconfigure_status(self) -> dict:
+        return {"backend": "dax", "supported_operations": list(_OPERATIONS), "status": self.hotplug_status()}
+
+    def reconfigure(self, operation: str, payload: Dict[str, object]) -> dict:
+        """LMCache's generic reconfigure routes: status, add, remove, resize.
+        Raises L2ReconfigureError with LMCache's HTTP codes."""
+        if operation == "status":
+            return dict(self.reconfigure_status())
+        if not isinstance(payload, dict):
+            raise L2ReconfigureError(400, "payload must be a JSON object")
+        if operation not in ("add", "remove", "resize"):
+            raise L2ReconfigureError(400, f"unsupported DAX reconfigure operation: {operation}")
+        path = payload.get("device_path")
+        if not isinstance(path, str) or not path.strip():
+            raise L2ReconfigureError(400, "device_path must be a non-empty string")
+        path = path.strip()
+        force = payload.get("force", False)
+        if not isinstance(force, bool):
+            raise L2ReconfigureError(400, "force must be a boolean")
+        if operation in ("add", "resize"):
+            size = payload.get("size_bytes")
+            if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+                raise L2ReconfigureError(400, "size_bytes must be a positive integer")
+        if operation == "add":
+            return self.hotplug_add_device(path, size)
+        mode = payload.get("mode", "migrate")
+        if operation == "remove":
+            if mode not in ("migrate", "evict", "drain"):
+                raise L2ReconfigureError(400, "mode must be migrate, evict, or drain")
+            return self.hotplug_remove_device(path, mode, force)
+        if mode not in ("migrate", "evict"):
+            raise L2ReconfigureError(400, "mode must be migrate or evict")
+        return self.hotplug_resize_device(path, size, mode, force)
+
+    def _device_row(self, path: str) -> Tuple[int, dict]:
+        for i, d in enumerate(self.hotplug_status()["devices"]):
+            if d["device_path"] == path and d["state"] not in ("removed",):
+                return i, d
+        raise L2ReconfigureError(404, "DAX device not found")
+
+    def hotplug_add_device(self, device_path: str, size_bytes: int) -> dict:
+        if size_bytes // self._slot_bytes <= 0:
+            raise L2ReconfigureError(400, "size_bytes does not fit one slot")
+        for d in self.hotplug_status()["devices"]:
+            if d["device_path"] == device_path and d["state"] not in ("removed", "missing"):
+                if d["max_dax_size_bytes"] != size_bytes // self._slot_bytes * self._slot_bytes:
+                    raise L2ReconfigureError(409, "device_path already active with a different size")
+        try:
+            self._store.device_add(device_path, size_bytes)
+        except PermissionDenied as exc:
+            raise L2ReconfigureError(403, exc.message) from exc
+        except DaxKVError as exc:
+            # As LMCache: the cause (which names the path) goes to the log,
+            # the answer does not repeat the path.
+            logger.error("DAX hotplug add failed: %s", exc)
+            raise L2ReconfigureError(400, "failed to map DAX device") from exc
+        index, dev = self._device_row(device_path)
+        return {"status": "ok", "operation": "add", "adapter_index": 0, "device": dev}
+
+    def hotplug_remove_device(self, device_path: str, mode: str, force: bool = False) -> dict:
+        before = {k for k, _ in self._keys_on(device_path)} if mode == "evict" else set()
+        try:
+            r = self._store.device_remove(device_path, mode, force=force)
+        except DaxKVError as exc:
+            raise L2ReconfigureError(_http(exc), exc.message) from exc
+        index = r.device_index
+        if mode == "drain":
+            return {"status": "ok", "operation": "drain", "adapter_index": 0,
+                    "device_path": device_path, "index": index, "state": "draining"}
+        if before:
+            gone = [k for k in before if not self._store.contains(encode_key(k))]
+            if gone:
+                self._notify_keys_deleted(gone, [self._slot_bytes] * len(gone))
+        return {"status": "ok", "operation": "remove", "adapter_index": 0, "device_path": device_path,
+                "index": index, "moved_keys": r.moved_keys, "moved_bytes": r.moved_bytes,
+                "deleted_keys": r.deleted_keys, "source_slots_freed": r.source_slots_freed,
+                "state": "removed"}
+
+    def hotplug_resize_device(self, device_path: str, size_bytes: int, mode: str, force: bool = False) -> dict:
+        if size_bytes // self._slot_bytes <= 0:
+            raise L2ReconfigureError(400, "size_bytes does not fit one slot")
+        before = {k for k, _ in self._keys_on(device_path)} if mode == "evict" else set()
+        try:
+            r = self._store.device_resize(device_path, size_bytes, mode, force=force)
+        except DaxKVError as exc:
+            raise L2ReconfigureError(_http(exc), exc.message) from exc
+        if before:
+            gone = [k for k in before if not self._store.contains(encode_key(k))]
+            if gone:
+                self._notify_keys_deleted(gone, [self._slot_bytes] * len(gone))
+        return {"status": "ok", "operation": "resize", "adapter_index": 0, "device_path": device_path,
+                "index": r.device_index, "old_size_bytes": r.old_size_bytes,
+                "new_size_bytes": r.new_size_bytes, "state": r.state}
+
+    def _keys_on(self, device_path: str) -> List[Tuple[ObjectKey, int]]:
+        out = []
+        try:
+            for info in self._store.keys(device_path):
+                try:
+                    out.append((decode_key(info.key), info.value_len))
+                except ValueError:
+                    continue
+        except (NotFound, Shutdown):
+            pass
+        return out
+
+    # -- lifetime ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Wait for submitted tasks, then close the pool and the event fds."""
+        with self._lock:
+            if self._closing or self._closed:
+                return
+            self._closing = True
+        self._engine.close()
+        self._store.close()
+        for efd in (self._store_efd, self._lookup_efd, self._load_efd):
+            efd.close()
+        with self._lock:
+            self._closed = True
