@@ -78,12 +78,28 @@ class GetBatch:
         st = self.batch.statuses()
         lens = self.batch.column(_lib.W_LEN)
         mlens = self.batch.column(_lib.W_META_LEN)
-        raw = self.metabuf.raw
+        mv = memoryview(self.metabuf).cast("B")
         cap = self.meta_cap
         return [
-            (s, n, raw[j * cap : j * cap + ml] if s == 0 else b"")
+            (s, n, mv[j * cap : j * cap + ml].tobytes() if s == 0 else b"")
             for j, (s, n, ml) in enumerate(zip(st, lens, mlens))
         ]
+
+
+def put_one(store: Store, kb: bytes, addr: int, size: int, meta: bytes) -> int:
+    """One put with its metadata: a one-item batch without the column
+    machinery (LMCache's wrappers store key by key). The item's status."""
+    # kb and meta are bytes (immutable, kept alive by the caller's frame).
+    it = _lib.Item(id(kb) + _BYTES_OFFSET, len(kb), addr, size, id(meta) + _BYTES_OFFSET, len(meta), 0)
+    try:
+        h = store._enter()
+    except Shutdown:
+        return -_errno.ESHUTDOWN
+    try:
+        rc = library().daxkv_put_batch(h, ctypes.byref(it), 1, 0)
+    finally:
+        store._leave()
+    return it.status if rc >= 0 else rc
 
 
 def run_batch(store: Store, fn_name: str, batch: _Batch, flags: int = 0) -> int:
@@ -96,6 +112,69 @@ def run_batch(store: Store, fn_name: str, batch: _Batch, flags: int = 0) -> int:
         return -_errno.ESHUTDOWN
     try:
         return getattr(library(), fn_name)(h, batch.items, batch.n, flags)
+    finally:
+        store._leave()
+
+
+def contains_many(store: Store, kbs: List[bytes], pin: bool) -> List[bool]:
+    """Per key, whether it is committed (pinning each hit with pin). One key,
+    the common case of LMCache's per-key wrappers, is one library call."""
+    L = library()
+    try:
+        h = store._enter()
+    except Shutdown:
+        return [False] * len(kbs)
+    try:
+        if len(kbs) == 1:
+            k = kbs[0]
+            rc = L.daxkv_pin(h, k, len(k)) if pin else L.daxkv_contains(h, k, len(k))
+            if pin:
+                return [rc == 0]
+            return [rc == 1]
+        batch = _Batch(kbs)
+        rc = L.daxkv_contains_batch(h, batch.items, batch.n, _lib.PIN if pin else 0)
+    finally:
+        store._leave()
+    if rc < 0:
+        return [False] * len(kbs)
+    return [s == 1 for s in batch.statuses()]
+
+
+def remove_many(store: Store, kbs: List[bytes], force: bool) -> List[bool]:
+    """Per key, whether it was removed (pinned and in-flight keys are left
+    alone without force)."""
+    L = library()
+    flags = _lib.FORCE if force else 0
+    try:
+        h = store._enter()
+    except Shutdown:
+        return [False] * len(kbs)
+    try:
+        if len(kbs) == 1:
+            k = kbs[0]
+            return [L.daxkv_remove(h, k, len(k), flags) == 0]
+        batch = _Batch(kbs)
+        rc = L.daxkv_remove_batch(h, batch.items, batch.n, flags)
+    finally:
+        store._leave()
+    if rc < 0:
+        return [False] * len(kbs)
+    return [s == 0 for s in batch.statuses()]
+
+
+def unpin_many(store: Store, kbs: List[bytes]) -> None:
+    """Drop one pin per key (a key without pins is left alone)."""
+    L = library()
+    try:
+        h = store._enter()
+    except Shutdown:
+        return
+    try:
+        if len(kbs) == 1:
+            L.daxkv_unpin(h, kbs[0], len(kbs[0]))
+            return
+        batch = _Batch(kbs)
+        L.daxkv_unpin_batch(h, batch.items, batch.n, 0)
     finally:
         store._leave()
 

@@ -184,13 +184,19 @@ class DaxCore(Generic[KeyT]):
             self._max_slots = layout.usable_slots
             self._arena_view: Optional[memoryview] = None
             self._arena_array: Any = None
-            self._fd: Optional[int] = os.open(device_path, os.O_RDONLY | os.O_CLOEXEC)
+            # LMCache's core holds the device open; so does this one ("mem:",
+            # libdaxkv's anonymous memory, has no file).
+            self._fd: Optional[int] = (
+                None if device_path == "mem:" else os.open(device_path, os.O_RDONLY | os.O_CLOEXEC)
+            )
         except BaseException:
             self._store.close()
             raise
         self._map_views()
 
     def _check_openable(self) -> None:
+        if self._device_path == "mem:":
+            return
         try:
             os.close(os.open(self._device_path, os.O_RDWR | os.O_CLOEXEC))
         except OSError as exc:
@@ -399,6 +405,11 @@ class DaxCore(Generic[KeyT]):
         return results
 
     def _put_batch(self, kbs: List[bytes], addrs: List[int], sizes: List[int], metas: List[bytes]) -> List[int]:
+        if len(kbs) == 1:
+            s = _native.put_one(self._store, kbs[0], addrs[0], sizes[0], metas[0])
+            if s < 0 and s not in (-_errno.ENOSPC, -_errno.ESHUTDOWN):
+                logger.warning("DAX write of key %r failed: %s", decode_key(kbs[0]), _native.strerror(s))
+            return [s]
         put = _native.PutBatch(kbs, addrs, sizes, metas)
         rc = _native.run_batch(self._store, "daxkv_put_batch", put.batch)
         if rc < 0 and rc != -_errno.ESHUTDOWN:
@@ -542,21 +553,15 @@ class DaxCore(Generic[KeyT]):
     def exists_many(self, keys: List[KeyT], lock: bool = False) -> List[bool]:
         """Per key, whether it is committed; lock=True increments each hit's
         external lock count (released by unlock_many)."""
-        if not keys or self.is_closing():
+        if not keys or self._closing or self._closed:
             return [False] * len(keys)
-        try:
-            return self._store.contains_many([encode_key(k) for k in keys], pin=lock)
-        except Shutdown:
-            return [False] * len(keys)
+        return _native.contains_many(self._store, [encode_key(k) for k in keys], lock)
 
     def unlock_many(self, keys: List[KeyT]) -> None:
         """Drop one external lock per key (never below zero)."""
         if not keys or self._closed:
             return
-        try:
-            self._store.unpin_many([encode_key(k) for k in keys])
-        except Shutdown:
-            pass
+        _native.unpin_many(self._store, [encode_key(k) for k in keys])
 
     def delete_many(self, keys: List[KeyT], *, force: bool = False) -> List[bool]:
         """Delete keys. Without force, locked and in-flight keys are left
@@ -565,10 +570,7 @@ class DaxCore(Generic[KeyT]):
         finalize_reads."""
         if not keys or self._closed:
             return [False] * len(keys)
-        try:
-            return self._store.remove_many([encode_key(k) for k in keys], force=force)
-        except Shutdown:
-            return [False] * len(keys)
+        return _native.remove_many(self._store, [encode_key(k) for k in keys], force)
 
     def snapshot_keys(self) -> List[KeyT]:
         """Committed keys (recovered ones included), as a list that later

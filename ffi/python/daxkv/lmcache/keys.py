@@ -212,9 +212,34 @@ def _encoder_for(t: type) -> Callable[[Any], bytes]:
     )
 
 
+# Encodings of recently used keys: LMCache looks the same keys up, locks,
+# loads and unlocks them in turn, and a dict hit (the key's own hash, as
+# LMCache's index pays) costs a tenth of encoding the fields again. Equal
+# keys have equal encodings, so equality-based caching is exact.
+_recent: Dict[Any, bytes] = {}
+_RECENT_MAX = 1 << 16
+
+
 def encode_key(key: Any) -> bytes:
     """The key's bytes in the store. Raises TypeError for an unknown type and
     ValueError for a key longer than 512 bytes once encoded."""
+    try:
+        hit = _recent.get(key)
+    except TypeError:  # unhashable: not a key LMCache could index either
+        hit = None
+    if hit is not None:
+        return hit
+    b = _encode(key)
+    if len(_recent) >= _RECENT_MAX:
+        _recent.clear()
+    try:
+        _recent[key] = b
+    except TypeError:
+        pass
+    return b
+
+
+def _encode(key: Any) -> bytes:
     enc = _ENCODERS.get(type(key))
     if enc is None:
         enc = _encoder_for(type(key))

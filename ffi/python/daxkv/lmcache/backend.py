@@ -1,0 +1,366 @@
+"""A storage backend for LMCache (non-MP mode), on libdaxkv.
+
+LMCache's ``storage_plugin_launcher`` loads it by configuration::
+
+    storage_plugins: [daxkv]
+    extra_config:
+      storage_plugin.daxkv.module_path: daxkv.lmcache.backend
+      storage_plugin.daxkv.class_name: DaxkvBackend
+      dax.device_path: /dev/dax0.0
+      dax.max_dax_size: 64          # GiB
+      daxkv.persist_enabled: true   # optional: keep the cache across restarts
+
+It takes the ``dax.*`` keys of LMCache's own DAX plugin (so switching is a
+matter of the two plugin lines) and libdaxkv's own as ``daxkv.<option>``
+(``persist_enabled``, ``durability``, ``verify``, ``workers``,
+``meta_bytes``, ``on_mismatch``, ``numa``, ``nt_stores``, ``sigbus``).
+
+Stores are one libdaxkv batch per call (``dax.async_put``: submitted to the
+asynchronous engine, completed from its event fd); restores lease the
+entries and copy them once, on libdaxkv's worker pool, straight into the
+MemoryObjs LMCache's CPU allocator hands out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from lmcache.v1.storage_backend.abstract_backend import StoragePluginInterface
+
+from .. import _lib
+from . import _native
+from .core import DaxCore, _data_ptr, _is_multi_tensor, _meta_of
+from .keys import encode_key
+
+__all__ = ["DaxkvBackend"]
+
+logger = logging.getLogger("daxkv.lmcache")
+
+_OPTIONS = ("durability", "verify", "workers", "meta_bytes", "on_mismatch", "numa", "nt_stores",
+            "sigbus", "grow_limit")
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    return str(value).strip().lower() in {"true", "1", "yes", "on"}
+
+
+class DaxkvBackend(StoragePluginInterface):
+    """LMCache storage plugin backed by a libdaxkv store on one DAX device."""
+
+    def __init__(
+        self,
+        config: Any = None,
+        metadata: Any = None,
+        local_cpu_backend: Any = None,
+        loop: Optional[asyncio.AbstractEventLoop] = None,
+        dst_device: str = "cpu",
+    ) -> None:
+        """Raises ValueError for a missing or bad setting, RuntimeError when
+        the device cannot be opened or mapped (as LMCache's DaxBackend)."""
+        super().__init__(dst_device=dst_device, config=config, metadata=metadata,
+                         local_cpu_backend=local_cpu_backend, loop=loop)
+        if self.config is None:
+            raise ValueError("DaxkvBackend requires config")
+        if self.metadata is None:
+            raise ValueError("DaxkvBackend requires metadata")
+        if self.metadata.world_size != 1:
+            raise ValueError(
+                f"DaxkvBackend currently only supports TP=1 (world_size={self.metadata.world_size})"
+            )
+        if self.metadata.get_num_groups() != 1:
+            raise ValueError("DaxkvBackend currently supports only single-group KV layout")
+        extra = self.config.extra_config or {}
+        self.device_path = str(extra.get("dax.device_path", "")).strip()
+        if not self.device_path:
+            raise ValueError("extra_config['dax.device_path'] is required")
+        self.async_put = _to_bool(extra.get("dax.async_put", False))
+        if self.async_put and self.loop is None:
+            raise ValueError("DaxkvBackend async_put=true requires an asyncio event loop")
+        try:
+            self.max_dax_size = float(extra.get("dax.max_dax_size", 0))
+        except (TypeError, ValueError) as exc:
+            raise ValueError("extra_config['dax.max_dax_size'] must be a number of GiB") from exc
+        if not self.max_dax_size > 0:
+            raise ValueError("extra_config['dax.max_dax_size'] must be > 0")
+        if self.local_cpu_backend is None:
+            raise ValueError("DaxkvBackend requires local_cpu_backend")
+
+        options: Dict[str, Any] = {}
+        if "dax.restore_workers" in extra:
+            options["workers"] = int(extra["dax.restore_workers"])
+        for name in _OPTIONS:
+            if f"daxkv.{name}" in extra:
+                options[name] = extra[f"daxkv.{name}"]
+        persist = _to_bool(extra.get("daxkv.persist_enabled", False))
+
+        self._close_lock = threading.Lock()
+        self._closing = False
+        self._closed = False
+        full_chunk = int(self.local_cpu_backend.get_full_chunk_size_bytes())
+        self._core: DaxCore = DaxCore(
+            device_path=self.device_path,
+            max_dax_size_bytes=int(self.max_dax_size * 1024**3),
+            slot_bytes=max(1, full_chunk),
+            persist_enabled=persist,
+            **options,
+        )
+        self.slot_bytes = self._core.slot_bytes
+        self._engine: Optional[_native.AsyncEngine] = None
+        self._async_keys: Dict[bytes, int] = {}
+        try:
+            if self.async_put:
+                self._engine = _native.AsyncEngine(self._core.store, "daxkv-backend-puts")
+        except BaseException:
+            self._core.close()
+            raise
+        logger.info(
+            "DaxkvBackend: device=%s slots=%d of %d bytes persist=%s async_put=%s",
+            self.device_path, self._core.max_slots, self.slot_bytes, persist, self.async_put,
+        )
+
+    def __str__(self) -> str:
+        return "DaxkvBackend"
+
+    @property
+    def core(self) -> DaxCore:
+        return self._core
+
+    def _is_closed_or_closing(self) -> bool:
+        with self._close_lock:
+            return self._closing or self._closed
+
+    # -- lookups, locks, removal ------------------------------------------------
+
+    def contains(self, key: Any, pin: bool = False) -> bool:
+        return self._core.exists_many([key], lock=pin)[0]
+
+    def exists_in_put_tasks(self, key: Any) -> bool:
+        if self._core.has_inflight(key):
+            return True
+        with self._close_lock:
+            return encode_key(key) in self._async_keys
+
+    def pin(self, key: Any) -> bool:
+        return self._core.exists_many([key], lock=True)[0]
+
+    def unpin(self, key: Any) -> bool:
+        self._core.unlock_many([key])
+        return self._core.exists_many([key], lock=False)[0]
+
+    def remove(self, key: Any, force: bool = True) -> bool:
+        return self._core.delete_many([key], force=force)[0]
+
+    def batched_remove(self, keys: List[Any], force: bool = True) -> int:
+        return sum(self._core.delete_many(keys, force=force))
+
+    def batched_contains(self, keys: List[Any], pin: bool = False) -> int:
+        """Consecutive hits from the start (one libdaxkv prefix lookup)."""
+        if not keys or self._core.is_closing():
+            return 0
+        return self._core.store.prefix_length([encode_key(k) for k in keys], pin=pin)
+
+    async def batched_async_contains(self, lookup_id: str, keys: List[Any], pin: bool = False) -> int:
+        del lookup_id
+        return self.batched_contains(keys, pin=pin)
+
+    # -- stores --------------------------------------------------------------------
+
+    def batched_submit_put_task(
+        self,
+        keys: Sequence[Any],
+        objs: List[Any],
+        transfer_spec: Any = None,
+        on_complete_callback: Optional[Callable[[Any], None]] = None,
+    ) -> Optional[List[concurrent.futures.Future]]:
+        """Store a batch in one libdaxkv call (or one submission with
+        dax.async_put, returning a future per key).
+
+        Raises:
+            ValueError: lengths differ, or an object exceeds the slot size.
+            RuntimeError: the backend is closing, or no slot is free.
+        """
+        del transfer_spec
+        if len(keys) != len(objs):
+            raise ValueError(f"keys and objs must have the same length, got {len(keys)} and {len(objs)}")
+        if self._is_closed_or_closing():
+            raise RuntimeError("DaxkvBackend is closing")
+        todo: List[Tuple[Any, Any]] = []
+        for key, obj in zip(keys, objs):
+            if _is_multi_tensor(obj):
+                logger.error("DaxkvBackend does not support multi-tensor allocations: key=%s", key)
+                continue
+            size = int(obj.get_size())
+            if size > self.slot_bytes:
+                raise ValueError(f"DaxkvBackend: object size {size} for key {key} exceeds slot size {self.slot_bytes}")
+            # A duplicate is a no-op success without a completion callback.
+            if self.contains(key) or self.exists_in_put_tasks(key):
+                continue
+            todo.append((key, obj))
+        if not todo:
+            return None
+        if self._engine is not None and self.loop is not None and self.loop.is_running():
+            return self._submit_async(todo, on_complete_callback)
+        results = self._core.put_many([k for k, _ in todo], [o for _, o in todo])
+        for (key, _), ok in zip(todo, results):
+            if ok:
+                self._callback(key, on_complete_callback)
+        if not all(results):
+            raise RuntimeError("No free slots available; eviction required")
+        return None
+
+    def _submit_async(self, todo: List[Tuple[Any, Any]], cb: Optional[Callable[[Any], None]]) -> List[concurrent.futures.Future]:
+        kbs = [encode_key(k) for k, _ in todo]
+        futures = [concurrent.futures.Future() for _ in todo]
+        for _, obj in todo:
+            obj.ref_count_up()  # the objects stay allocated until the copy is done
+        with self._close_lock:
+            for kb in kbs:
+                self._async_keys[kb] = self._async_keys.get(kb, 0) + 1
+        put = _native.PutBatch(kbs, [_data_ptr(o) for _, o in todo], [int(o.get_size()) for _, o in todo],
+                               [_meta_of(o) for _, o in todo])
+
+        def done(rc: int, batch: _native.PutBatch) -> None:
+            statuses = batch.batch.statuses()
+            with self._close_lock:
+                for kb in kbs:
+                    n = self._async_keys[kb] - 1
+                    if n:
+                        self._async_keys[kb] = n
+                    else:
+                        del self._async_keys[kb]
+            for (key, obj), fut, s in zip(todo, futures, statuses):
+                if s == 0:
+                    self._callback(key, cb)
+                obj.ref_count_down()
+                if s >= 0:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(RuntimeError(f"DAX write failed for key {key}: {_native.strerror(s)}"))
+
+        try:
+            self._engine.submit(_lib.OP_PUT, put, 0, done)  # type: ignore[union-attr]
+        except BaseException as exc:
+            with self._close_lock:
+                for kb in kbs:
+                    self._async_keys.pop(kb, None)
+            for (_, obj), fut in zip(todo, futures):
+                obj.ref_count_down()
+                fut.set_exception(RuntimeError(f"DAX write submission failed: {exc}"))
+        return futures
+
+    @staticmethod
+    def _callback(key: Any, cb: Optional[Callable[[Any], None]]) -> None:
+        if cb is None:
+            return
+        try:
+            cb(key)
+        except Exception as exc:
+            logger.warning("on_complete_callback failed for key %s: %s", key, exc)
+
+    # -- restores ------------------------------------------------------------------
+
+    def _restore(self, keys: List[Any], prefix_only: bool) -> List[Optional[Any]]:
+        """Lease the entries, allocate outputs of their layouts, copy each
+        once on libdaxkv's workers, release the leases."""
+        reservations, _ = self._core.reserve_reads(keys, prefix_only=prefix_only)
+        results: List[Optional[Any]] = [None] * len(keys)
+        if not reservations:
+            return [] if prefix_only else results
+        outputs: List[Any] = []
+        try:
+            outputs = self._allocate(reservations)
+            base = self._core.base_ptr
+            _native.memcpy_many(
+                [_data_ptr(o) for o in outputs],
+                [base + r.offset for r in reservations],
+                [r.size for r in reservations],
+            )
+            for r, o in zip(reservations, outputs):
+                o.metadata.cached_positions = r.cached_positions
+                results[r.result_index] = o
+        except BaseException:
+            for o in outputs:
+                o.ref_count_down()
+            raise
+        finally:
+            self._core.finalize_reads(reservations, set())
+        if prefix_only:
+            return [results[r.result_index] for r in reservations]
+        return results
+
+    def _allocate(self, reservations: List[Any]) -> List[Any]:
+        """One output per reservation, in order; batched per layout."""
+        groups: "OrderedDict[Tuple[Any, ...], List[int]]" = OrderedDict()
+        for i, r in enumerate(reservations):
+            groups.setdefault((tuple(r.shape), r.dtype, r.fmt), []).append(i)
+        outputs: List[Any] = [None] * len(reservations)
+        allocated: List[Any] = []
+        try:
+            for (_, dtype, fmt), idx in groups.items():
+                first = reservations[idx[0]]
+                objs = None
+                if len(idx) > 1:
+                    objs = self.local_cpu_backend.batched_allocate(first.shape, dtype, len(idx), fmt)
+                if objs is None:
+                    objs = []
+                    for _ in idx:
+                        o = self.local_cpu_backend.allocate(first.shape, dtype, fmt)
+                        if o is None:
+                            raise RuntimeError("DaxkvBackend restore allocation failed")
+                        objs.append(o)
+                        allocated.append(o)
+                else:
+                    allocated.extend(objs)
+                for i, o in zip(idx, objs):
+                    outputs[i] = o
+        except BaseException:
+            for o in allocated:
+                o.ref_count_down()
+            raise
+        return outputs
+
+    def get_blocking(self, key: Any) -> Optional[Any]:
+        if self._is_closed_or_closing():
+            return None
+        return self._restore([key], False)[0]
+
+    def batched_get_blocking(self, keys: List[Any]) -> List[Optional[Any]]:
+        if not keys or self._is_closed_or_closing():
+            return []
+        return self._restore(list(keys), False)
+
+    async def batched_get_non_blocking(self, lookup_id: str, keys: List[Any], transfer_spec: Any = None) -> List[Any]:
+        """The hits from the start, restored on an executor thread (the copy
+        runs on libdaxkv's workers without the GIL)."""
+        del lookup_id, transfer_spec
+        if not keys or self._is_closed_or_closing():
+            return []
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, self._restore, list(keys), True)
+
+    def get_allocator_backend(self) -> Any:
+        if self.local_cpu_backend is None:
+            raise RuntimeError("DaxkvBackend has no allocator backend available")
+        return self.local_cpu_backend
+
+    def close(self) -> None:
+        """Wait for submitted stores and for restores in flight, then close
+        the store."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closing = True
+        if self._engine is not None:
+            self._engine.close()
+        self._core.close()
+        with self._close_lock:
+            self._closed = True
