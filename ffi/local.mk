@@ -2,24 +2,49 @@
 # the source tarball.
 EXTRA_DIST += \
 	ffi/go/daxkv/README.md \
+	ffi/go/daxkv/async.go \
+	ffi/go/daxkv/async_test.go \
+	ffi/go/daxkv/cuda.go \
+	ffi/go/daxkv/cuda_test.go \
 	ffi/go/daxkv/daxkv.go \
 	ffi/go/daxkv/daxkv_test.go \
+	ffi/go/daxkv/dk.h \
+	ffi/go/daxkv/example_test.go \
+	ffi/go/daxkv/files.go \
 	ffi/go/daxkv/go.mod \
+	ffi/go/daxkv/header_test.go \
+	ffi/go/daxkv/keys.go \
+	ffi/go/daxkv/keys_test.go \
+	ffi/go/daxkv/layout.go \
+	ffi/go/daxkv/layout_test.go \
+	ffi/go/daxkv/log.go \
+	ffi/go/daxkv/log_test.go \
+	ffi/go/daxkv/logexport.go \
+	ffi/go/daxkv/pool.go \
+	ffi/go/daxkv/pool_test.go \
+	ffi/go/daxkv/readme_test.go \
 	ffi/python/README.md \
 	ffi/python/bench.py \
+	ffi/python/bench_lmcache.py \
 	ffi/python/daxkv/__init__.py \
 	ffi/python/daxkv/_core.py \
 	ffi/python/daxkv/_lib.py \
 	ffi/python/daxkv/errors.py \
-	ffi/python/daxkv/lmcache.py \
+	ffi/python/daxkv/lmcache/__init__.py \
+	ffi/python/daxkv/lmcache/_native.py \
+	ffi/python/daxkv/lmcache/backend.py \
+	ffi/python/daxkv/lmcache/core.py \
+	ffi/python/daxkv/lmcache/keys.py \
+	ffi/python/daxkv/lmcache/l2.py \
+	ffi/python/daxkv/lmcache/meta.py \
 	ffi/python/daxkv/py.typed \
 	ffi/python/pyproject.toml \
 	ffi/python/tests/conftest.py \
-	ffi/python/tests/lmcache_fakes.py \
 	ffi/python/tests/test_async.py \
 	ffi/python/tests/test_batch.py \
 	ffi/python/tests/test_errors.py \
-	ffi/python/tests/test_lmcache.py \
+	ffi/python/tests/test_header.py \
+	ffi/python/tests/test_keys.py \
 	ffi/python/tests/test_metrics.py \
 	ffi/python/tests/test_pool.py \
 	ffi/python/tests/test_store.py \
@@ -33,5 +58,21 @@ EXTRA_DIST += \
 	ffi/rust/daxkv-sys/src/lib.rs \
 	ffi/rust/daxkv-sys/tests/header.rs \
 	ffi/rust/daxkv/Cargo.toml \
+	ffi/rust/daxkv/src/aio.rs \
+	ffi/rust/daxkv/src/cuda.rs \
+	ffi/rust/daxkv/src/devices.rs \
+	ffi/rust/daxkv/src/json.rs \
+	ffi/rust/daxkv/src/keys.rs \
 	ffi/rust/daxkv/src/lib.rs \
+	ffi/rust/daxkv/src/log.rs \
+	ffi/rust/daxkv/src/os.rs \
+	ffi/rust/daxkv/src/pool.rs \
+	ffi/rust/daxkv/tests/aio.rs \
+	ffi/rust/daxkv/tests/common/mod.rs \
+	ffi/rust/daxkv/tests/cuda_fake.rs \
+	ffi/rust/daxkv/tests/cuda_none.rs \
+	ffi/rust/daxkv/tests/keys.rs \
+	ffi/rust/daxkv/tests/log.rs \
+	ffi/rust/daxkv/tests/pool.rs \
+	ffi/rust/daxkv/tests/readme.rs \
 	ffi/rust/daxkv/tests/store.rs

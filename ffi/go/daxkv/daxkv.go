@@ -9,30 +9,25 @@
 // Zero-copy access is scoped: Lease.View and Reservation.Fill hand a slice
 // of the arena to a callback and the slice must not be kept after it
 // returns, since the bytes belong to the library once the lease is released.
+//
+// Beyond single keys and batches: asynchronous batches (Store.SubmitPut and
+// the other Submit calls, each delivering its Completion on a channel), the
+// committed keys (Store.Keys) and where entries lie (Lease.Slot,
+// Store.DescribeDevice), the device pool (Store.AddDevice and the calls
+// after it), discovery (ListDevices, Probe), the log callback (SetLogger),
+// Prometheus text (Store.StatsPrometheus) and GPU transfers
+// (Store.CudaRegister).
 package daxkv
 
 /*
 #cgo pkg-config: libdaxkv
-#include <errno.h>
-#include <stdlib.h>
-#include <string.h>
-#include <daxkv.h>
+#include "dk.h"
 
 #if DAXKV_VERSION_MAJOR != 0 || DAXKV_VERSION_MINOR < 1
 #error "this binding is written for libdaxkv 0.x (x >= 1)"
 #endif
 
-// Goroutines move between OS threads between cgo calls, so the thread-local
-// daxkv_errmsg() must be read inside the same C call as the failing function.
-// Each helper returns the code and, on failure, a malloc'ed copy of the
-// message that Go frees.
-static char *dk_msg(int rc) {
-	if (rc >= 0)
-		return NULL;
-	const char *m = daxkv_errmsg();
-	return strdup(m && *m ? m : daxkv_strerror(rc));
-}
-
+// Each helper returns the code and, on failure, the message (see dk.h).
 static int dk_config_new(daxkv_config **out, char **msg) { int rc = daxkv_config_new(out); *msg = dk_msg(rc); return rc; }
 static int dk_config_from_json(daxkv_config **out, const char *j, char **msg) { int rc = daxkv_config_from_json(out, j); *msg = dk_msg(rc); return rc; }
 static int dk_config_set(daxkv_config *c, const char *k, const char *v, char **msg) { int rc = daxkv_config_set(c, k, v); *msg = dk_msg(rc); return rc; }
@@ -51,6 +46,28 @@ static int dk_set_meta(daxkv_reservation *r, const void *m, size_t n, char **msg
 static int dk_commit(daxkv_reservation *r, char **msg) { int rc = daxkv_commit(r); *msg = dk_msg(rc); return rc; }
 static int dk_stats(daxkv_store *s, struct daxkv_stats *out, char **msg) { out->struct_size = sizeof *out; int rc = daxkv_stats(s, out); *msg = dk_msg(rc); return rc; }
 static int dk_status_json(daxkv_store *s, char *buf, size_t cap, size_t *need, char **msg) { int rc = daxkv_status_json(s, buf, cap, need); *msg = dk_msg(rc); return rc; }
+static int dk_stats_prometheus(daxkv_store *s, char *buf, size_t cap, size_t *need, char **msg) { int rc = daxkv_stats_prometheus(s, buf, cap, need); *msg = dk_msg(rc); return rc; }
+static int dk_pool_status_json(daxkv_store *s, char *buf, size_t cap, size_t *need, char **msg) { int rc = daxkv_pool_status_json(s, buf, cap, need); *msg = dk_msg(rc); return rc; }
+static int dk_memcpy_batch(char *dst, const char *src, const size_t *doff, const size_t *soff, const size_t *len, size_t n, char **msg) {
+	*msg = NULL;
+	void **d = malloc((n ? n : 1) * sizeof *d);
+	const void **sp = malloc((n ? n : 1) * sizeof *sp);
+	if (!d || !sp) {
+		free(d);
+		free(sp);
+		*msg = strdup("out of memory");
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		d[i] = dst + doff[i];
+		sp[i] = src + soff[i];
+	}
+	int rc = daxkv_memcpy_batch(d, sp, len, n, 0);
+	*msg = dk_msg(rc);
+	free(d);
+	free(sp);
+	return rc;
+}
 
 enum { DK_PUT, DK_GET, DK_CONTAINS, DK_REMOVE, DK_UNPIN };
 
@@ -97,6 +114,7 @@ static int dk_batch(int op, daxkv_store *s, const char *keys, const size_t *klen
 import "C"
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -159,6 +177,9 @@ var (
 	ErrNoDevice       = sentinel(syscall.ENODEV)
 	ErrNoMemory       = sentinel(syscall.ENOMEM)
 	ErrIO             = sentinel(syscall.EIO)
+	ErrPermission     = sentinel(syscall.EPERM)
+	ErrTimedOut       = sentinel(syscall.ETIMEDOUT)
+	ErrNotSupported   = sentinel(syscall.ENOTSUP)
 	ErrCorrupt        = &Error{Code: ECorrupt, Message: "on-device metadata is corrupt"}
 	ErrForeign        = &Error{Code: EForeign, Message: "the device holds data that is not a daxkv arena"}
 	// ErrReleased is returned by a Lease or Reservation used after release,
@@ -203,6 +224,9 @@ func ptr(b []byte) unsafe.Pointer {
 // Config is a store configuration. It is not safe for concurrent use.
 type Config struct {
 	c *C.daxkv_config
+	// The device paths, as far as they are known: a failed Open removes
+	// the arena files it created, and the library's configuration is opaque.
+	devices []string
 }
 
 // NewConfig returns an empty configuration; Free it when done.
@@ -226,7 +250,7 @@ func ConfigFromJSON(json string) (*Config, error) {
 	if rc := C.dk_config_from_json(&c, cs, &msg); rc < 0 {
 		return nil, mkerr(rc, "daxkv_config_from_json", msg)
 	}
-	cfg := &Config{c: c}
+	cfg := &Config{c: c, devices: jsonDevicePaths(json)}
 	runtime.SetFinalizer(cfg, (*Config).Free)
 	return cfg, nil
 }
@@ -272,7 +296,32 @@ func (cfg *Config) AddDevice(path string, bytes uint64) error {
 	if rc := C.dk_config_add_device(cfg.c, p, C.uint64_t(bytes), &msg); rc < 0 {
 		return mkerr(rc, "daxkv_config_add_device", msg)
 	}
+	cfg.devices = append(cfg.devices, path)
 	return nil
+}
+
+// jsonDevicePaths are the "device_path" values of an LMCache dax
+// configuration (top level and "devices" list). The library accepted the
+// text already; anything unexpected just yields fewer paths.
+func jsonDevicePaths(text string) []string {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal([]byte(text), &doc) != nil {
+		return nil
+	}
+	var out []string
+	var p string
+	if json.Unmarshal(doc["device_path"], &p) == nil && p != "" {
+		out = append(out, p)
+	}
+	var devs []map[string]json.RawMessage
+	if json.Unmarshal(doc["devices"], &devs) == nil {
+		for _, d := range devs {
+			if json.Unmarshal(d["device_path"], &p) == nil && p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // Free releases the configuration. Idempotent.
@@ -286,23 +335,28 @@ func (cfg *Config) Free() {
 
 // Store is an open store, safe for concurrent use.
 type Store struct {
-	mu sync.RWMutex // read-held by every call; Close takes it to free the handle
-	h  *C.daxkv_store
+	mu    sync.RWMutex // read-held by every call; Close takes it to free the handle
+	h     *C.daxkv_store
+	async *asyncState // batches submitted and not yet delivered
 }
 
-// Open opens (and recovers) a store.
+// Open opens (and recovers) a store. On failure nothing stays open, and
+// arena files the attempt created are removed again.
 func Open(cfg *Config) (*Store, error) {
 	if cfg == nil || cfg.c == nil {
 		return nil, invalid("daxkv_open", "nil or freed configuration")
 	}
+	fresh := absentPaths(cfg.devices)
 	var h *C.daxkv_store
 	var msg *C.char
 	rc := C.dk_open(&h, cfg.c, &msg)
 	runtime.KeepAlive(cfg)
 	if rc < 0 {
-		return nil, mkerr(rc, "daxkv_open", msg)
+		err := mkerr(rc, "daxkv_open", msg)
+		removeLeftovers(fresh)
+		return nil, err
 	}
-	s := &Store{h: h}
+	s := &Store{h: h, async: newAsyncState(h)}
 	// A safety net only: stores should be closed explicitly.
 	runtime.SetFinalizer(s, (*Store).Close)
 	return s, nil
@@ -368,11 +422,18 @@ func (s *Store) Close() error {
 		}
 	}
 	s.mu.RUnlock()
+	// The completion goroutine uses the handle: it stops first (it takes
+	// no store lock, so calls in flight cannot hold it up).
+	s.async.stop()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.h != nil {
+		// No call is in flight and the store is shut down: every batch has
+		// posted its completion (ran or cancelled). Deliver them all.
+		s.async.drain()
 		C.daxkv_close(s.h)
 		s.h = nil
+		s.async.abandon()
 		runtime.SetFinalizer(s, nil)
 	}
 	return nil
@@ -706,7 +767,40 @@ func (s *Store) UnpinMany(keys [][]byte) ([]error, int, error) {
 	return errs, n, nil
 }
 
-// Stats is a snapshot of struct daxkv_stats.
+// HistBuckets is the number of buckets of a Histogram.
+const HistBuckets = C.DAXKV_HIST_BUCKETS
+
+// Histogram is a histogram of latencies (nanoseconds) or sizes (bytes).
+// Bucket[i] counts the values v with Bound(i-1) < v <= Bound(i) (not
+// cumulative); the last bucket counts everything above. Count is the sum
+// of the buckets.
+type Histogram struct {
+	Count  uint64
+	Sum    uint64
+	Bucket [HistBuckets]uint64
+	Unit   uint64 // Bound(0): 1000 ns for latencies, 4096 bytes for sizes
+}
+
+// Bound is the upper bound of bucket i; ok is false for the last bucket,
+// which has none.
+func (h Histogram) Bound(i int) (bound uint64, ok bool) {
+	if i < 0 || i >= HistBuckets-1 {
+		return 0, false
+	}
+	return h.Unit << uint(i), true
+}
+
+func histogram(c *C.struct_daxkv_histogram, unit uint64) Histogram {
+	h := Histogram{Count: uint64(c.count), Sum: uint64(c.sum), Unit: unit}
+	for i := range h.Bucket {
+		h.Bucket[i] = uint64(c.bucket[i])
+	}
+	return h
+}
+
+// Stats is a snapshot of struct daxkv_stats. The members from CopyFaults
+// on were appended to the C struct later; a library that predates them
+// leaves them zero.
 type Stats struct {
 	Devices                uint32
 	SlotBytes              uint64
@@ -735,6 +829,16 @@ type Stats struct {
 	RecoveryDroppedCorrupt uint64
 	RecoveryDroppedStale   uint64
 	RecoveryUsec           uint64
+	CopyFaults             uint64    // reads that faulted (sigbus=handle)
+	Batches                uint64    // put and get batch calls, synchronous and submitted
+	AsyncSubmitted         uint64    // batches queued by Submit
+	AsyncCompleted         uint64    // ... that ran and posted their completion
+	AsyncCancelled         uint64    // ... cancelled by shutdown
+	PutLatency             Histogram // Put, ns per call
+	GetLatency             Histogram // GetInto, ns per call
+	BatchLatency           Histogram // put and get batches, ns per call
+	ItemBytes              Histogram // bytes of each value stored or copied out
+	SlotsLeased            uint64    // slots with at least one lease (removed entries' too, until released)
 }
 
 // Stats returns counters and capacity.
@@ -749,20 +853,74 @@ func (s *Store) Stats() (Stats, error) {
 	if rc := C.dk_stats(h, &c, &msg); rc < 0 {
 		return Stats{}, mkerr(rc, "daxkv_stats", msg)
 	}
+	const ns, bytes = C.DAXKV_HIST_NS_UNIT, C.DAXKV_HIST_BYTES_UNIT
 	return Stats{
-		uint32(c.devices), uint64(c.slot_bytes), uint64(c.meta_bytes), uint64(c.capacity_bytes),
-		uint64(c.slots_total), uint64(c.slots_used), uint64(c.slots_free), uint64(c.entries),
-		uint64(c.entries_pinned), uint64(c.slots_inflight), uint64(c.slots_pending_free),
-		uint64(c.leases_active), uint64(c.hits), uint64(c.misses), uint64(c.puts), uint64(c.puts_existed),
-		uint64(c.puts_failed), uint64(c.removes), uint64(c.evictions), uint64(c.bytes_written),
-		uint64(c.bytes_read), uint64(c.verify_failures), uint64(c.recovered_entries),
-		uint64(c.recovery_dropped_torn), uint64(c.recovery_dropped_corrupt),
-		uint64(c.recovery_dropped_stale), uint64(c.recovery_usec),
+		Devices:                uint32(c.devices),
+		SlotBytes:              uint64(c.slot_bytes),
+		MetaBytes:              uint64(c.meta_bytes),
+		CapacityBytes:          uint64(c.capacity_bytes),
+		SlotsTotal:             uint64(c.slots_total),
+		SlotsUsed:              uint64(c.slots_used),
+		SlotsFree:              uint64(c.slots_free),
+		Entries:                uint64(c.entries),
+		EntriesPinned:          uint64(c.entries_pinned),
+		SlotsInflight:          uint64(c.slots_inflight),
+		SlotsPendingFree:       uint64(c.slots_pending_free),
+		LeasesActive:           uint64(c.leases_active),
+		Hits:                   uint64(c.hits),
+		Misses:                 uint64(c.misses),
+		Puts:                   uint64(c.puts),
+		PutsExisted:            uint64(c.puts_existed),
+		PutsFailed:             uint64(c.puts_failed),
+		Removes:                uint64(c.removes),
+		Evictions:              uint64(c.evictions),
+		BytesWritten:           uint64(c.bytes_written),
+		BytesRead:              uint64(c.bytes_read),
+		VerifyFailures:         uint64(c.verify_failures),
+		RecoveredEntries:       uint64(c.recovered_entries),
+		RecoveryDroppedTorn:    uint64(c.recovery_dropped_torn),
+		RecoveryDroppedCorrupt: uint64(c.recovery_dropped_corrupt),
+		RecoveryDroppedStale:   uint64(c.recovery_dropped_stale),
+		RecoveryUsec:           uint64(c.recovery_usec),
+		CopyFaults:             uint64(c.copy_faults),
+		Batches:                uint64(c.batches),
+		AsyncSubmitted:         uint64(c.async_submitted),
+		AsyncCompleted:         uint64(c.async_completed),
+		AsyncCancelled:         uint64(c.async_cancelled),
+		PutLatency:             histogram(&c.put_latency, ns),
+		GetLatency:             histogram(&c.get_latency, ns),
+		BatchLatency:           histogram(&c.batch_latency, ns),
+		ItemBytes:              histogram(&c.item_bytes, bytes),
+		SlotsLeased:            uint64(c.slots_leased),
 	}, nil
 }
 
 // StatusJSON returns the store's state as JSON.
 func (s *Store) StatusJSON() (string, error) {
+	return s.text("daxkv_status_json", func(h *C.daxkv_store, buf *C.char, capacity C.size_t, need *C.size_t, msg **C.char) C.int {
+		return C.dk_status_json(h, buf, capacity, need, msg)
+	})
+}
+
+// StatsPrometheus returns the store's counters, gauges and histograms in
+// the Prometheus text exposition format (0.0.4), metric names prefixed
+// "daxkv_".
+func (s *Store) StatsPrometheus() (string, error) {
+	return s.text("daxkv_stats_prometheus", func(h *C.daxkv_store, buf *C.char, capacity C.size_t, need *C.size_t, msg **C.char) C.int {
+		return C.dk_stats_prometheus(h, buf, capacity, need, msg)
+	})
+}
+
+// PoolStatusJSON returns the pool as JSON, in the shape of LMCache's
+// hotplug_status.
+func (s *Store) PoolStatusJSON() (string, error) {
+	return s.text("daxkv_pool_status_json", func(h *C.daxkv_store, buf *C.char, capacity C.size_t, need *C.size_t, msg **C.char) C.int {
+		return C.dk_pool_status_json(h, buf, capacity, need, msg)
+	})
+}
+
+// text calls a function of the (buf, cap, needed) kind until the text fits.
+func (s *Store) text(op string, call func(*C.daxkv_store, *C.char, C.size_t, *C.size_t, **C.char) C.int) (string, error) {
 	h, err := s.enter()
 	if err != nil {
 		return "", err
@@ -773,14 +931,14 @@ func (s *Store) StatusJSON() (string, error) {
 		buf := make([]byte, capacity)
 		var need C.size_t
 		var msg *C.char
-		rc := C.dk_status_json(h, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(capacity), &need, &msg)
+		rc := call(h, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(capacity), &need, &msg)
 		if rc == -C.ENOBUFS && int(need) > capacity {
 			C.free(unsafe.Pointer(msg))
 			capacity = int(need) // grew between calls: retry
 			continue
 		}
 		if rc < 0 {
-			return "", mkerr(rc, "daxkv_status_json", msg)
+			return "", mkerr(rc, op, msg)
 		}
 		for i, b := range buf {
 			if b == 0 {
@@ -789,6 +947,41 @@ func (s *Store) StatusJSON() (string, error) {
 		}
 		return string(buf), nil
 	}
+}
+
+// CopyRange is one copy of MemcpyBatch: Len bytes from src[SrcOff:] to
+// dst[DstOff:].
+type CopyRange struct {
+	DstOff, SrcOff, Len int
+}
+
+// MemcpyBatch copies ranges between two buffers on the library's copy
+// workers (memmove semantics per range). Each range must lie inside its
+// buffer. Go's rules for passing memory to C allow one buffer per
+// argument, hence offsets rather than a list of slices.
+func MemcpyBatch(dst, src []byte, ranges []CopyRange) error {
+	n := len(ranges)
+	if n == 0 {
+		return nil
+	}
+	doff := make([]C.size_t, n)
+	soff := make([]C.size_t, n)
+	lens := make([]C.size_t, n)
+	for i, r := range ranges {
+		if r.DstOff < 0 || r.SrcOff < 0 || r.Len < 0 || r.DstOff > len(dst)-r.Len || r.SrcOff > len(src)-r.Len {
+			return invalid("daxkv_memcpy_batch", fmt.Sprintf("range %d lies outside its buffer", i))
+		}
+		doff[i], soff[i], lens[i] = C.size_t(r.DstOff), C.size_t(r.SrcOff), C.size_t(r.Len)
+	}
+	if len(dst) == 0 || len(src) == 0 {
+		return nil // every range is empty
+	}
+	var msg *C.char
+	rc := C.dk_memcpy_batch((*C.char)(unsafe.Pointer(&dst[0])), (*C.char)(unsafe.Pointer(&src[0])), &doff[0], &soff[0], &lens[0], C.size_t(n), &msg)
+	if rc < 0 {
+		return mkerr(rc, "daxkv_memcpy_batch", msg)
+	}
+	return nil
 }
 
 // Lease is a read-only, zero-copy borrow of an entry's bytes. It keeps its

@@ -330,6 +330,26 @@ func TestStats(t *testing.T) {
 	if st2.Entries != st.SlotsTotal || st2.SlotsFree != 0 {
 		t.Fatalf("%+v", st2)
 	}
+	// The histograms: one latency per put call, one size per value.
+	if st2.PutLatency.Count != st2.Puts+st2.PutsFailed || st2.ItemBytes.Count < st2.Puts {
+		t.Fatalf("put latency %d, item sizes %d, puts %d", st2.PutLatency.Count, st2.ItemBytes.Count, st2.Puts)
+	}
+	sum := uint64(0)
+	for _, b := range st2.PutLatency.Bucket {
+		sum += b
+	}
+	if sum != st2.PutLatency.Count {
+		t.Fatalf("buckets sum to %d, count %d", sum, st2.PutLatency.Count)
+	}
+	if b, ok := st2.PutLatency.Bound(0); !ok || b != 1000 {
+		t.Fatalf("first latency bound %d %v", b, ok)
+	}
+	if b, ok := st2.ItemBytes.Bound(2); !ok || b != 16384 {
+		t.Fatalf("third size bound %d %v", b, ok)
+	}
+	if _, ok := st2.ItemBytes.Bound(HistBuckets - 1); ok {
+		t.Fatal("the last bucket has no bound")
+	}
 	j, err := s.StatusJSON()
 	if err != nil || !strings.HasPrefix(j, "{") {
 		t.Fatalf("%q %v", j, err)

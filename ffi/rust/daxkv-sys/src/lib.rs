@@ -80,6 +80,10 @@ pub struct daxkv_lease {
 pub struct daxkv_reservation {
     _private: [u8; 0],
 }
+#[repr(C)]
+pub struct daxkv_cursor {
+    _private: [u8; 0],
+}
 
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -147,6 +151,7 @@ pub struct daxkv_stats {
     pub get_latency: daxkv_histogram,
     pub batch_latency: daxkv_histogram,
     pub item_bytes: daxkv_histogram,
+    pub slots_leased: u64,
 }
 
 #[repr(C)]
@@ -223,6 +228,102 @@ impl Default for daxkv_hotplug_result {
             old_size_bytes: 0,
             new_size_bytes: 0,
             evicted_keys: 0,
+        }
+    }
+}
+
+/// Where one entry's bytes are: `payload_base + offset` is its first byte.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct daxkv_slot_info {
+    pub struct_size: u32,
+    pub device_id: u32,
+    pub slot: u64,
+    pub generation: u64,
+    pub offset: u64,
+    pub payload_base: *mut c_void,
+}
+
+impl Default for daxkv_slot_info {
+    fn default() -> Self {
+        daxkv_slot_info {
+            struct_size: core::mem::size_of::<daxkv_slot_info>() as u32,
+            device_id: 0,
+            slot: 0,
+            generation: 0,
+            offset: 0,
+            payload_base: core::ptr::null_mut(),
+        }
+    }
+}
+
+/// A device of the pool as its arena is laid out.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct daxkv_device_layout {
+    pub struct_size: u32,
+    pub device_id: u32,
+    pub state: u32,
+    pub device_index: i32,
+    pub slot_bytes: u64,
+    pub layout_slots: u64,
+    pub usable_slots: u64,
+    pub used_end: u64,
+    pub arena_bytes: u64,
+    pub data_offset: u64,
+    pub payload_base: *mut c_void,
+}
+
+impl Default for daxkv_device_layout {
+    fn default() -> Self {
+        daxkv_device_layout {
+            struct_size: core::mem::size_of::<daxkv_device_layout>() as u32,
+            device_id: 0,
+            state: 0,
+            device_index: -1,
+            slot_bytes: 0,
+            layout_slots: 0,
+            usable_slots: 0,
+            used_end: 0,
+            arena_bytes: 0,
+            data_offset: 0,
+            payload_base: core::ptr::null_mut(),
+        }
+    }
+}
+
+/// One committed entry, as daxkv_cursor_next reports it. `key` and `meta`
+/// stay valid until the next call on the cursor.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct daxkv_key_info {
+    pub struct_size: u32,
+    pub device_id: u32,
+    pub key: *const c_void,
+    pub key_len: usize,
+    pub meta: *const c_void,
+    pub meta_len: usize,
+    pub value_len: u64,
+    pub slot: u64,
+    pub seq: u64,
+    pub pins: u32,
+    pub leases: u32,
+}
+
+impl Default for daxkv_key_info {
+    fn default() -> Self {
+        daxkv_key_info {
+            struct_size: core::mem::size_of::<daxkv_key_info>() as u32,
+            device_id: 0,
+            key: core::ptr::null(),
+            key_len: 0,
+            meta: core::ptr::null(),
+            meta_len: 0,
+            value_len: 0,
+            slot: 0,
+            seq: 0,
+            pins: 0,
+            leases: 0,
         }
     }
 }
@@ -362,4 +463,12 @@ extern "C" {
     ) -> c_int;
     pub fn daxkv_device_wait_drained(s: *mut daxkv_store, path: *const c_char, timeout_ms: c_int) -> c_int;
     pub fn daxkv_pool_status_json(s: *mut daxkv_store, buf: *mut c_char, cap: usize, needed: *mut usize) -> c_int;
+
+    // Where entries live: slots, device layouts, and the committed keys.
+    pub fn daxkv_lease_slot(l: *const daxkv_lease, out: *mut daxkv_slot_info) -> c_int;
+    pub fn daxkv_reservation_slot(r: *const daxkv_reservation, out: *mut daxkv_slot_info) -> c_int;
+    pub fn daxkv_device_describe(s: *mut daxkv_store, path: *const c_char, out: *mut daxkv_device_layout) -> c_int;
+    pub fn daxkv_cursor_open(s: *mut daxkv_store, device_path: *const c_char, out: *mut *mut daxkv_cursor) -> c_int;
+    pub fn daxkv_cursor_next(c: *mut daxkv_cursor, out: *mut daxkv_key_info) -> c_int;
+    pub fn daxkv_cursor_close(c: *mut daxkv_cursor);
 }

@@ -140,57 +140,81 @@ fn struct_fields(h: &str, tag: &str) -> Vec<String> {
         .collect()
 }
 
-macro_rules! offsets {
-    ($t:ty; $($f:ident),* $(,)?) => {
-        vec![$((stringify!($f).to_string(), offset_of!($t, $f))),*]
+/// The struct tags the header defines (`struct daxkv_x {`, typedef'd or not).
+fn header_structs(h: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = h;
+    while let Some(i) = rest.find("struct ") {
+        rest = &rest[i + 7..];
+        let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        if rest[name.len()..].trim_start().starts_with('{') && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
+
+/// The object-like `#define DAXKV_*` macros with a value (the include guard
+/// and the visibility macro excluded).
+fn header_constants(h: &str) -> Vec<String> {
+    h.lines()
+        .filter_map(|l| l.trim().strip_prefix("#define "))
+        .filter_map(|d| {
+            let mut it = d.split_whitespace();
+            let name = it.next()?;
+            it.next()?; // a value
+            (name.starts_with("DAXKV_") && !name.contains('(') && name != "DAXKV_API").then(|| name.to_string())
+        })
+        .collect()
+}
+
+fn size_of_field<T, F>(_: impl Fn(&T) -> &F) -> usize {
+    size_of::<F>()
+}
+
+/// What the Rust declaration of one struct says: its size, and each field's
+/// name, offset and size in declaration order.
+struct RustLayout {
+    tag: &'static str,
+    size: usize,
+    fields: Vec<(&'static str, usize, usize)>,
+}
+
+macro_rules! layout {
+    ($t:ident; $($f:ident),* $(,)?) => {
+        RustLayout {
+            tag: stringify!($t),
+            size: size_of::<$t>(),
+            fields: vec![$((stringify!($f), offset_of!($t, $f), size_of_field(|s: &$t| &s.$f))),*],
+        }
     };
 }
 
-#[test]
-fn layouts_and_constants_match_the_c_compiler() {
-    let header = header_path();
-    let h = strip_comments(&std::fs::read_to_string(&header).unwrap());
-    let item_fields = struct_fields(&h, "daxkv_item");
-    let stats_fields = struct_fields(&h, "daxkv_stats");
+fn rust_layouts() -> Vec<RustLayout> {
+    vec![
+        layout!(daxkv_item; key, key_len, data, len, meta, meta_len, status),
+        layout!(daxkv_completion; tag, op, result),
+        layout!(daxkv_histogram; count, sum, bucket),
+        layout!(daxkv_stats; struct_size, devices, slot_bytes, meta_bytes, capacity_bytes,
+            slots_total, slots_used, slots_free, entries, entries_pinned, slots_inflight, slots_pending_free,
+            leases_active, hits, misses, puts, puts_existed, puts_failed, removes, evictions, bytes_written,
+            bytes_read, verify_failures, recovered_entries, recovery_dropped_torn, recovery_dropped_corrupt,
+            recovery_dropped_stale, recovery_usec, copy_faults, batches, async_submitted, async_completed,
+            async_cancelled, put_latency, get_latency, batch_latency, item_bytes, slots_leased),
+        layout!(daxkv_device_info; struct_size, kind, mode, numa_node, target_node, reserved0,
+            size, align, path, name),
+        layout!(daxkv_hotplug_result; struct_size, state, device_index, reserved0, moved_keys,
+            moved_bytes, deleted_keys, source_slots_freed, old_size_bytes, new_size_bytes, evicted_keys),
+        layout!(daxkv_slot_info; struct_size, device_id, slot, generation, offset, payload_base),
+        layout!(daxkv_device_layout; struct_size, device_id, state, device_index, slot_bytes, layout_slots,
+            usable_slots, used_end, arena_bytes, data_offset, payload_base),
+        layout!(daxkv_key_info; struct_size, device_id, key, key_len, meta, meta_len, value_len, slot, seq,
+            pins, leases),
+    ]
+}
 
-    let rust_item = offsets!(daxkv_item; key, key_len, data, len, meta, meta_len, status);
-    let rust_stats = offsets!(daxkv_stats; struct_size, devices, slot_bytes, meta_bytes, capacity_bytes,
-        slots_total, slots_used, slots_free, entries, entries_pinned, slots_inflight, slots_pending_free,
-        leases_active, hits, misses, puts, puts_existed, puts_failed, removes, evictions, bytes_written,
-        bytes_read, verify_failures, recovered_entries, recovery_dropped_torn, recovery_dropped_corrupt,
-        recovery_dropped_stale, recovery_usec, copy_faults, batches, async_submitted, async_completed,
-        async_cancelled, put_latency, get_latency, batch_latency, item_bytes);
-    let dev_fields = struct_fields(&h, "daxkv_device_info");
-    let rust_dev = offsets!(daxkv_device_info; struct_size, kind, mode, numa_node, target_node, reserved0,
-        size, align, path, name);
-    let hp_fields = struct_fields(&h, "daxkv_hotplug_result");
-    let rust_hp = offsets!(daxkv_hotplug_result; struct_size, state, device_index, reserved0, moved_keys,
-        moved_bytes, deleted_keys, source_slots_freed, old_size_bytes, new_size_bytes, evicted_keys);
-    let names = |v: &Vec<(String, usize)>| v.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
-    assert_eq!(names(&rust_item), item_fields, "daxkv_item field order");
-    assert_eq!(names(&rust_stats), stats_fields, "daxkv_stats field order");
-    assert_eq!(names(&rust_dev), dev_fields, "daxkv_device_info field order");
-    assert_eq!(names(&rust_hp), hp_fields, "daxkv_hotplug_result field order");
-
-    // A C program prints what the compiler sees; the Rust side must agree.
-    let mut c = String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"daxkv.h\"\nint main(void) {\n");
-    c += "printf(\"sizeof daxkv_item %zu\\n\", sizeof(daxkv_item));\n";
-    c += "printf(\"sizeof daxkv_stats %zu\\n\", sizeof(struct daxkv_stats));\n";
-    for f in &item_fields {
-        c += &format!("printf(\"item {f} %zu\\n\", offsetof(daxkv_item, {f}));\n");
-    }
-    c += "printf(\"sizeof daxkv_device_info %zu\\n\", sizeof(daxkv_device_info));\n";
-    for f in &dev_fields {
-        c += &format!("printf(\"dev {f} %zu\\n\", offsetof(daxkv_device_info, {f}));\n");
-    }
-    for f in &stats_fields {
-        c += &format!("printf(\"stats {f} %zu\\n\", offsetof(struct daxkv_stats, {f}));\n");
-    }
-    c += "printf(\"sizeof daxkv_hotplug_result %zu\\n\", sizeof(daxkv_hotplug_result));\n";
-    for f in &hp_fields {
-        c += &format!("printf(\"hp {f} %zu\\n\", offsetof(daxkv_hotplug_result, {f}));\n");
-    }
-    let consts = [
+fn constants() -> Vec<(&'static str, i64)> {
+    vec![
         ("DAXKV_KEY_MAX", DAXKV_KEY_MAX as i64),
         ("DAXKV_EXISTED", DAXKV_EXISTED as i64),
         ("DAXKV_E_BASE", DAXKV_E_BASE as i64),
@@ -206,6 +230,8 @@ fn layouts_and_constants_match_the_c_compiler() {
         ("DAXKV_OP_CONTAINS", DAXKV_OP_CONTAINS as i64),
         ("DAXKV_OP_REMOVE", DAXKV_OP_REMOVE as i64),
         ("DAXKV_HIST_BUCKETS", DAXKV_HIST_BUCKETS as i64),
+        ("DAXKV_HIST_NS_UNIT", DAXKV_HIST_NS_UNIT as i64),
+        ("DAXKV_HIST_BYTES_UNIT", DAXKV_HIST_BYTES_UNIT as i64),
         ("DAXKV_KIND_DEVDAX", DAXKV_KIND_DEVDAX as i64),
         ("DAXKV_KIND_FILE", DAXKV_KIND_FILE as i64),
         ("DAXKV_KIND_MEMORY", DAXKV_KIND_MEMORY as i64),
@@ -226,7 +252,45 @@ fn layouts_and_constants_match_the_c_compiler() {
         ("DAXKV_MIGRATE", DAXKV_MIGRATE as i64),
         ("DAXKV_EVICT", DAXKV_EVICT as i64),
         ("DAXKV_DRAIN", DAXKV_DRAIN as i64),
-    ];
+    ]
+}
+
+#[test]
+fn every_struct_and_constant_of_the_header_is_declared() {
+    let h = strip_comments(&std::fs::read_to_string(header_path()).unwrap());
+    let declared: Vec<&str> = rust_layouts().iter().map(|l| l.tag).collect();
+    let structs = header_structs(&h);
+    assert!(structs.len() >= 9, "parsed only {} structs from daxkv.h", structs.len());
+    let missing: Vec<_> = structs.iter().filter(|t| !declared.contains(&t.as_str())).collect();
+    assert!(missing.is_empty(), "structs of daxkv.h without a layout check: {missing:?}");
+    let have: Vec<&str> = constants().iter().map(|c| c.0).collect();
+    let consts = header_constants(&h);
+    assert!(consts.len() >= 37, "parsed only {} constants from daxkv.h", consts.len());
+    let missing: Vec<_> = consts.iter().filter(|c| !have.contains(&c.as_str())).collect();
+    assert!(missing.is_empty(), "constants of daxkv.h missing in daxkv-sys: {missing:?}");
+}
+
+#[test]
+fn layouts_and_constants_match_the_c_compiler() {
+    let header = header_path();
+    let h = strip_comments(&std::fs::read_to_string(&header).unwrap());
+    let layouts = rust_layouts();
+    for l in &layouts {
+        let names: Vec<&str> = l.fields.iter().map(|f| f.0).collect();
+        assert_eq!(names, struct_fields(&h, l.tag), "{} field order", l.tag);
+    }
+
+    // A C program prints what the compiler sees; the Rust side must agree.
+    let mut c = String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"daxkv.h\"\nint main(void) {\n");
+    for l in &layouts {
+        let t = l.tag;
+        c += &format!("printf(\"sizeof {t} %zu\\n\", sizeof(struct {t}));\n");
+        for (f, _, _) in &l.fields {
+            c += &format!("printf(\"offset {t}.{f} %zu\\n\", offsetof(struct {t}, {f}));\n");
+            c += &format!("printf(\"size {t}.{f} %zu\\n\", sizeof(((struct {t} *)0)->{f}));\n");
+        }
+    }
+    let consts = constants();
     for (name, _) in &consts {
         c += &format!("printf(\"const {name} %lld\\n\", (long long)({name}));\n");
     }
@@ -245,10 +309,10 @@ fn layouts_and_constants_match_the_c_compiler() {
         cmd.arg(format!("-I{}", d.display()));
     }
     let st = cmd.status().unwrap_or_else(|e| panic!("cannot run the C compiler {cc}: {e}"));
-    assert!(st.success(), "compiling the layout probe failed");
-    let out = Command::new(&exe).output().unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
+    let out = st.success().then(|| Command::new(&exe).output().unwrap());
     let _ = std::fs::remove_dir_all(&dir);
+    let out = out.expect("compiling the layout probe failed");
+    let text = String::from_utf8(out.stdout).unwrap();
 
     let mut c_vals = BTreeMap::new();
     for line in text.lines() {
@@ -256,21 +320,13 @@ fn layouts_and_constants_match_the_c_compiler() {
         let v: i64 = it.next().unwrap().parse().unwrap();
         c_vals.insert(it.next().unwrap().to_string(), v);
     }
-    assert_eq!(c_vals["sizeof daxkv_item"] as usize, size_of::<daxkv_item>());
-    assert_eq!(c_vals["sizeof daxkv_stats"] as usize, size_of::<daxkv_stats>());
-    for (f, off) in &rust_item {
-        assert_eq!(c_vals[&format!("item {f}")] as usize, *off, "daxkv_item.{f} offset");
-    }
-    assert_eq!(c_vals["sizeof daxkv_device_info"] as usize, size_of::<daxkv_device_info>());
-    for (f, off) in &rust_dev {
-        assert_eq!(c_vals[&format!("dev {f}")] as usize, *off, "daxkv_device_info.{f} offset");
-    }
-    for (f, off) in &rust_stats {
-        assert_eq!(c_vals[&format!("stats {f}")] as usize, *off, "daxkv_stats.{f} offset");
-    }
-    assert_eq!(c_vals["sizeof daxkv_hotplug_result"] as usize, size_of::<daxkv_hotplug_result>());
-    for (f, off) in &rust_hp {
-        assert_eq!(c_vals[&format!("hp {f}")] as usize, *off, "daxkv_hotplug_result.{f} offset");
+    for l in &layouts {
+        let t = l.tag;
+        assert_eq!(c_vals[&format!("sizeof {t}")] as usize, l.size, "sizeof {t}");
+        for (f, off, size) in &l.fields {
+            assert_eq!(c_vals[&format!("offset {t}.{f}")] as usize, *off, "{t}.{f} offset");
+            assert_eq!(c_vals[&format!("size {t}.{f}")] as usize, *size, "{t}.{f} size");
+        }
     }
     for (name, v) in &consts {
         assert_eq!(c_vals[&format!("const {name}")], *v, "{name}");

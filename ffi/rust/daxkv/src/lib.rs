@@ -21,13 +21,44 @@
 //! Thread safety: every libdaxkv function is thread-safe, so [`Store`] is
 //! `Send + Sync` and can be shared through an `Arc`. [`Lease`] borrows the
 //! store, so the borrow checker keeps the store open while a lease lives.
+//!
+//! Beyond single keys and batches: asynchronous batches ([`Store::submit`],
+//! whose [`Ticket`] is a `Future` needing no runtime), the committed keys
+//! ([`Store::keys`]) and where entries lie ([`Lease::slot`],
+//! [`Store::describe_device`]), the device pool ([`Store::add_device`] and
+//! the calls after it), discovery ([`list_devices`], [`probe`]), the log
+//! callback ([`set_log_fn`]), Prometheus text ([`Store::stats_prometheus`])
+//! and GPU transfers ([`Store::cuda_register`]).
+
+// The README's example runs as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExample;
 
 use daxkv_sys as sys;
 use std::ffi::{CStr, CString};
 use std::fmt;
 use std::os::raw::{c_int, c_void};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 use std::ptr::{self, NonNull};
+use std::sync::Arc;
 
+mod aio;
+mod cuda;
+mod devices;
+mod json;
+mod keys;
+mod log;
+mod os;
+mod pool;
+
+pub use aio::{Batch, Completion, Outcome, Ticket};
+pub use cuda::{cuda_available, CudaItem};
+pub use devices::{list_devices, probe, DaxMode, DeviceInfo, DeviceKind};
+pub use keys::{DeviceLayout, DeviceState, KeyInfo, Keys, SlotInfo};
+pub use log::{clear_log_fn, set_log_fn, LogLevel};
+pub use pool::{HotplugResult, RemoveMode, ResizeMode};
 pub use sys::daxkv_stats as Stats;
 pub use sys::DAXKV_KEY_MAX as KEY_MAX;
 
@@ -51,6 +82,7 @@ pub enum ErrorKind {
     Corrupt,
     Foreign,
     Exists,
+    TimedOut,
     Other,
 }
 
@@ -77,6 +109,11 @@ impl Error {
 
     fn invalid(message: impl Into<String>) -> Error {
         Error { code: -libc_errno::EINVAL, message: message.into() }
+    }
+
+    /// A failure of the binding's own system calls (threads, eventfds).
+    fn io(what: &str, e: std::io::Error) -> Error {
+        Error { code: -e.raw_os_error().unwrap_or(libc_errno::EIO), message: format!("{what}: {e}") }
     }
 
     /// The negative error code (a negative errno or a DAXKV_E_* value).
@@ -111,6 +148,7 @@ impl Error {
             EIO => ErrorKind::Io,
             ENOTSUP => ErrorKind::NotSupported,
             EEXIST => ErrorKind::Exists,
+            ETIMEDOUT => ErrorKind::TimedOut,
             _ if self.code == sys::DAXKV_E_CORRUPT => ErrorKind::Corrupt,
             _ if self.code == sys::DAXKV_E_FOREIGN => ErrorKind::Foreign,
             _ => ErrorKind::Other,
@@ -144,6 +182,7 @@ mod libc_errno {
     pub const ENOTSUP: i32 = 95;
     pub const ENOBUFS: i32 = 105;
     pub const ESHUTDOWN: i32 = 108;
+    pub const ETIMEDOUT: i32 = 110;
     pub const ECANCELED: i32 = 125;
 }
 
@@ -174,8 +213,19 @@ fn cstring(what: &str, s: &str) -> Result<CString> {
     CString::new(s).map_err(|_| Error::invalid(format!("{what} contains a NUL byte")))
 }
 
+/// Paths go to the library byte for byte (it matches devices by the exact
+/// string they were configured with), so no UTF-8 is required.
+fn path_cstring(what: &str, p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_bytes()).map_err(|_| Error::invalid(format!("{what} contains a NUL byte")))
+}
+
 /// A store configuration (daxkv_config).
-pub struct Config(NonNull<sys::daxkv_config>);
+pub struct Config {
+    c: NonNull<sys::daxkv_config>,
+    /// The device paths, as far as they are known: a failed open removes
+    /// the arena files it created, and the library's configuration is opaque.
+    devices: Vec<PathBuf>,
+}
 
 // The builder is plain data owned by this value; the library keeps no
 // reference to it, so moving it between threads is fine. It is not Sync:
@@ -186,7 +236,8 @@ impl Config {
     pub fn new() -> Result<Config> {
         let mut p = ptr::null_mut();
         check(unsafe { sys::daxkv_config_new(&mut p) })?;
-        Ok(Config(NonNull::new(p).expect("daxkv_config_new returned NULL")))
+        let c = NonNull::new(p).ok_or_else(|| Error::invalid("daxkv_config_new returned no configuration"))?;
+        Ok(Config { c, devices: Vec::new() })
     }
 
     /// LMCache's dax adapter JSON (single-device or "devices" form).
@@ -194,33 +245,38 @@ impl Config {
         let j = cstring("JSON configuration", json)?;
         let mut p = ptr::null_mut();
         check(unsafe { sys::daxkv_config_from_json(&mut p, j.as_ptr()) })?;
-        Ok(Config(NonNull::new(p).expect("daxkv_config_from_json returned NULL")))
+        let c = NonNull::new(p).ok_or_else(|| Error::invalid("daxkv_config_from_json returned no configuration"))?;
+        Ok(Config { c, devices: json::device_paths(json).into_iter().map(PathBuf::from).collect() })
     }
 
     /// Set a key (slot_bytes, eviction, durability, ...). Returns self for chaining.
     pub fn set(&mut self, key: &str, value: &str) -> Result<&mut Self> {
         let k = cstring("configuration key", key)?;
         let v = cstring("configuration value", value)?;
-        check(unsafe { sys::daxkv_config_set(self.0.as_ptr(), k.as_ptr(), v.as_ptr()) })?;
+        check(unsafe { sys::daxkv_config_set(self.c.as_ptr(), k.as_ptr(), v.as_ptr()) })?;
         Ok(self)
     }
 
     /// Add a device: /dev/daxX.Y, a regular file, or "mem:"; bytes = 0 is the whole device.
     pub fn add_device(&mut self, path: &str, bytes: u64) -> Result<&mut Self> {
         let p = cstring("device path", path)?;
-        check(unsafe { sys::daxkv_config_add_device(self.0.as_ptr(), p.as_ptr(), bytes) })?;
+        check(unsafe { sys::daxkv_config_add_device(self.c.as_ptr(), p.as_ptr(), bytes) })?;
+        self.devices.push(PathBuf::from(path));
         Ok(self)
     }
 }
 
 impl Drop for Config {
     fn drop(&mut self) {
-        unsafe { sys::daxkv_config_free(self.0.as_ptr()) }
+        unsafe { sys::daxkv_config_free(self.c.as_ptr()) }
     }
 }
 
 /// An open store. Closed (shutdown, then freed) on drop.
-pub struct Store(NonNull<sys::daxkv_store>);
+pub struct Store {
+    h: NonNull<sys::daxkv_store>,
+    aio: Arc<aio::State>,
+}
 
 // Every daxkv function is documented thread-safe, and the handle stays valid
 // until daxkv_close, which only Drop calls (with exclusive access).
@@ -237,15 +293,23 @@ fn items_for(keys: &[&[u8]]) -> Vec<sys::daxkv_item> {
 }
 
 impl Store {
-    /// Open (and recover) a store. On failure nothing stays open or mapped.
+    /// Open (and recover) a store. On failure nothing stays open or
+    /// mapped, and arena files the attempt created are removed again.
     pub fn open(cfg: &Config) -> Result<Store> {
+        let fresh = os::absent(&cfg.devices);
         let mut p = ptr::null_mut();
-        check(unsafe { sys::daxkv_open(&mut p, cfg.0.as_ptr()) })?;
-        Ok(Store(NonNull::new(p).expect("daxkv_open returned NULL")))
+        let rc = unsafe { sys::daxkv_open(&mut p, cfg.c.as_ptr()) };
+        if rc < 0 {
+            let e = Error::from_code(rc);
+            os::remove_leftovers(&fresh);
+            return Err(e);
+        }
+        let h = NonNull::new(p).ok_or_else(|| Error::invalid("daxkv_open returned no store"))?;
+        Ok(Store { h, aio: Arc::default() })
     }
 
     fn h(&self) -> *mut sys::daxkv_store {
-        self.0.as_ptr()
+        self.h.as_ptr()
     }
 
     /// Refuse new calls (they fail with ErrorKind::Shutdown); waits for calls in flight.
@@ -432,11 +496,23 @@ impl Store {
 
     /// The store's state as JSON.
     pub fn status_json(&self) -> Result<String> {
+        self.text(|h, buf, cap, need| unsafe { sys::daxkv_status_json(h, buf, cap, need) })
+    }
+
+    /// Counters, gauges and histograms in the Prometheus text exposition
+    /// format (0.0.4); metric names start with "daxkv_".
+    pub fn stats_prometheus(&self) -> Result<String> {
+        self.text(|h, buf, cap, need| unsafe { sys::daxkv_stats_prometheus(h, buf, cap, need) })
+    }
+
+    /// Calls a function of the `(buf, cap, needed)` kind until the text fits.
+    fn text(&self, f: impl Fn(*mut sys::daxkv_store, *mut std::os::raw::c_char, usize, *mut usize) -> c_int)
+        -> Result<String> {
         let mut cap = 4096usize;
         loop {
             let mut buf = vec![0u8; cap];
             let mut needed = 0usize;
-            let rc = unsafe { sys::daxkv_status_json(self.h(), buf.as_mut_ptr().cast(), cap, &mut needed) };
+            let rc = f(self.h(), buf.as_mut_ptr().cast(), cap, &mut needed);
             if rc == -libc_errno::ENOBUFS && needed > cap {
                 cap = needed; // grew between calls: retry
                 continue;
@@ -444,14 +520,18 @@ impl Store {
             check(rc)?;
             let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
             buf.truncate(end);
-            return String::from_utf8(buf).map_err(|_| Error::invalid("status JSON is not UTF-8"));
+            return String::from_utf8(buf).map_err(|_| Error::invalid("the library's text is not UTF-8"));
         }
     }
 }
 
 impl Drop for Store {
     fn drop(&mut self) {
-        unsafe { sys::daxkv_close(self.0.as_ptr()) }
+        // The completion thread uses the handle: it goes first. Batches
+        // still in flight are finished or cancelled by daxkv_close, after
+        // which their buffers (in `aio`) can be freed.
+        self.aio.stop();
+        unsafe { sys::daxkv_close(self.h.as_ptr()) }
     }
 }
 
@@ -479,6 +559,11 @@ unsafe impl Send for Lease<'_> {}
 unsafe impl Sync for Lease<'_> {}
 
 impl Lease<'_> {
+    /// The entry's first byte in the arena (what [`SlotInfo::addr`] gives).
+    pub fn as_ptr(&self) -> *const u8 {
+        unsafe { sys::daxkv_lease_data(self.l.as_ptr()) }.cast()
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         let n = unsafe { sys::daxkv_lease_size(self.l.as_ptr()) };
         if n == 0 {
@@ -528,6 +613,11 @@ impl Reservation<'_> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The first byte of the reserved slot (what [`SlotInfo::addr`] gives).
+    pub fn as_mut_ptr(&mut self) -> *mut u8 {
+        unsafe { sys::daxkv_reservation_data(self.r.as_ptr()) }.cast()
     }
 
     pub fn data_mut(&mut self) -> &mut [u8] {

@@ -1,0 +1,242 @@
+package daxkv
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+)
+
+func recv(t *testing.T, ch <-chan Completion) Completion {
+	t.Helper()
+	select {
+	case c, ok := <-ch:
+		if !ok {
+			t.Fatal("channel closed without a completion")
+		}
+		if _, again := <-ch; again {
+			t.Fatal("a second completion on one channel")
+		}
+		return c
+	case <-time.After(30 * time.Second):
+		t.Fatal("no completion within 30 s")
+	}
+	return Completion{}
+}
+
+// bigValues: n values of size bytes (above the inline limit when large, so
+// that the batch runs on the library's dispatcher thread).
+func bigValues(base, n, size int) ([][]byte, [][]byte) {
+	ks := make([][]byte, n)
+	vs := make([][]byte, n)
+	for i := range ks {
+		ks[i] = []byte(fmt.Sprintf("k%d", base+i))
+		vs[i] = bytes.Repeat([]byte{byte(base + i)}, size)
+	}
+	return ks, vs
+}
+
+func TestSubmitEveryOp(t *testing.T) {
+	s := open(t, nil)
+	ks, vs := bigValues(0, 3, 10)
+	ch, err := s.SubmitPut(ks, vs, false, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := recv(t, ch)
+	if c.Op != OpPut || c.Tag != 7 || c.Result != 3 || c.Err != nil || fmt.Sprint(c.OK) != "[true true true]" {
+		t.Fatalf("put: %+v", c)
+	}
+	if c := recv(t, must(s.SubmitPut(ks[:1], vs[:1], false, 0))); c.OK[0] || c.Errs[0] != nil {
+		t.Fatalf("put of a present key: %+v", c)
+	}
+	c = recv(t, must(s.SubmitGet([][]byte{ks[1], []byte("absent"), ks[2]}, []int{64, 64, 4}, false, 8)))
+	if c.Op != OpGet || c.Result != 1 || !bytes.Equal(c.Values[0], vs[1]) || c.Values[1] != nil || c.Errs[1] != nil {
+		t.Fatalf("get: %+v", c)
+	}
+	if !errors.Is(c.Errs[2], ErrBufferTooSmall) || c.Values[2] != nil {
+		t.Fatalf("get into a small buffer: %+v", c)
+	}
+	c = recv(t, must(s.SubmitContains([][]byte{ks[0], []byte("absent"), ks[2]}, true, false, 0)))
+	if c.Result != 2 || fmt.Sprint(c.OK) != "[true false true]" {
+		t.Fatalf("contains: %+v", c)
+	}
+	if _, err := s.Remove(ks[0], false); !errors.Is(err, ErrBusy) {
+		t.Fatalf("contains did not pin: %v", err)
+	}
+	c = recv(t, must(s.SubmitRemove([][]byte{ks[0], []byte("absent")}, true, 0)))
+	if c.Result != 1 || fmt.Sprint(c.OK) != "[true false]" || c.Errs[1] != nil {
+		t.Fatalf("remove: %+v", c)
+	}
+	c = recv(t, must(s.SubmitGet([][]byte{ks[1], []byte("absent"), ks[2]}, []int{64, 64, 64}, true, 0)))
+	if c.Result != 1 {
+		t.Fatalf("prefix get: %+v", c)
+	}
+	c = recv(t, must(s.SubmitRemove(nil, false, 0)))
+	if c.Result != 0 || c.Err != nil || len(c.OK) != 0 {
+		t.Fatalf("empty batch: %+v", c)
+	}
+	c = recv(t, must(s.SubmitPut([][]byte{{}, []byte("ok")}, [][]byte{[]byte("v"), []byte("v")}, false, 0)))
+	if !errors.Is(c.Errs[0], ErrInvalid) || !c.OK[1] {
+		t.Fatalf("bad key: %+v", c)
+	}
+	if _, err := s.SubmitPut(ks, vs[:1], false, 0); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("length mismatch: %v", err)
+	}
+	if _, err := s.SubmitGet(ks[:1], []int{-1}, false, 0); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("negative capacity: %v", err)
+	}
+	st, _ := s.Stats()
+	if st.AsyncSubmitted != 8 || st.AsyncCompleted != 8 {
+		t.Fatalf("stats: %d submitted, %d completed", st.AsyncSubmitted, st.AsyncCompleted)
+	}
+}
+
+func must(ch <-chan Completion, err error) <-chan Completion {
+	if err != nil {
+		panic(err)
+	}
+	return ch
+}
+
+func TestSubmitFromManyGoroutines(t *testing.T) {
+	s := open(t, nil)
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Add(1)
+		go func(g int) {
+			defer wg.Done()
+			for round := 0; round < 20; round++ {
+				size := 100
+				if round%2 == 1 {
+					size = 40 << 10
+				}
+				ks, vs := bigValues(g*1000+round*3, 3, size)
+				ch, err := s.SubmitPut(ks, vs, true, uint64(round))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if c := <-ch; c.Result != 3 || c.Tag != uint64(round) {
+					t.Errorf("%+v", c)
+				}
+			}
+		}(g)
+	}
+	wg.Wait()
+	if st, _ := s.Stats(); st.AsyncCompleted != 80 {
+		t.Fatalf("%d completed", st.AsyncCompleted)
+	}
+	// The values are copies: reusing the caller's slices changes nothing.
+	ks, vs := bigValues(0, 1, 64<<10)
+	ch := must(s.SubmitPut(ks, vs, true, 0))
+	vs[0][0] ^= 0xff
+	<-ch
+	if v, _, _ := s.Get(ks[0]); v[0] == vs[0][0] {
+		t.Fatal("the stored value changed with the caller's slice")
+	}
+}
+
+func TestShutdownCancelsQueuedBatches(t *testing.T) {
+	s := open(t, nil)
+	var chans []<-chan Completion
+	for b := 0; b < 16; b++ {
+		ks, vs := bigValues(b*8, 8, 256<<10)
+		chans = append(chans, must(s.SubmitPut(ks, vs, false, uint64(b))))
+	}
+	s.Shutdown()
+	if _, err := s.SubmitRemove([][]byte{[]byte("x")}, false, 0); !errors.Is(err, ErrShutdown) {
+		t.Fatalf("submit after shutdown: %v", err)
+	}
+	cancelled := uint64(0)
+	for _, ch := range chans {
+		c := recv(t, ch)
+		if c.Err != nil {
+			if !errors.Is(c.Err, ErrCanceled) {
+				t.Fatalf("%+v", c)
+			}
+			cancelled++
+			for _, e := range c.Errs {
+				if !errors.Is(e, ErrCanceled) {
+					t.Fatalf("item of a cancelled batch: %v", e)
+				}
+			}
+		}
+	}
+	if st, _ := s.Stats(); st.AsyncCancelled != cancelled {
+		t.Fatalf("stats say %d cancelled, channels %d", st.AsyncCancelled, cancelled)
+	}
+}
+
+func TestCloseDeliversEverything(t *testing.T) {
+	before := runtime.NumGoroutine()
+	s, err := OpenOptions("mem:", 24*mib, map[string]string{"slot_bytes": "1MiB"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chans []<-chan Completion
+	for b := 0; b < 8; b++ {
+		ks, vs := bigValues(b*4, 4, 128<<10)
+		chans = append(chans, must(s.SubmitPut(ks, vs, false, 0)))
+	}
+	s.Close()
+	for _, ch := range chans {
+		if c := recv(t, ch); c.Err != nil && !errors.Is(c.Err, ErrCanceled) {
+			t.Fatalf("%+v", c)
+		}
+	}
+	if _, err := s.SubmitPut(nil, nil, false, 0); !errors.Is(err, ErrShutdown) {
+		t.Fatalf("submit after close: %v", err)
+	}
+	// The delivering goroutine is gone.
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines after close, %d before", n, before)
+	}
+}
+
+func TestMemcpyBatch(t *testing.T) {
+	src := []byte("0123456789abcdef")
+	dst := make([]byte, 16)
+	err := MemcpyBatch(dst, src, []CopyRange{{DstOff: 0, SrcOff: 10, Len: 6}, {DstOff: 8, SrcOff: 0, Len: 4}, {Len: 0}})
+	if err != nil || string(dst[:6]) != "abcdef" || string(dst[8:12]) != "0123" {
+		t.Fatalf("%q %v", dst, err)
+	}
+	if err := MemcpyBatch(dst, src, []CopyRange{{DstOff: 12, Len: 5}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("out of range: %v", err)
+	}
+	if err := MemcpyBatch(dst, src, []CopyRange{{SrcOff: -1, Len: 1}}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("negative: %v", err)
+	}
+	if err := MemcpyBatch(nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A store dropped without Close (a bug, but one the finalizer covers)
+// must not be kept alive by its delivering goroutine.
+func TestFinalizerClosesAnAbandonedStore(t *testing.T) {
+	before := runtime.NumGoroutine()
+	func() {
+		s, err := OpenOptions("mem:", 8*mib, map[string]string{"slot_bytes": "1MiB"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks, vs := bigValues(0, 2, 64<<10)
+		<-must(s.SubmitPut(ks, vs, false, 0))
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		runtime.GC()
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		t.Fatalf("%d goroutines, %d before: the store was never finalized", n, before)
+	}
+}

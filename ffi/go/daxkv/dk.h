@@ -1,0 +1,22 @@
+/*
+ * C helpers shared by the cgo preambles of this package. Goroutines move
+ * between OS threads between cgo calls, so the thread-local daxkv_errmsg()
+ * must be read inside the same C call as the failing function: dk_msg
+ * returns, on failure, a malloc'ed copy of the message that Go frees.
+ */
+#ifndef DAXKV_GO_DK_H
+#define DAXKV_GO_DK_H
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <daxkv.h>
+
+static inline char *dk_msg(int rc) {
+	if (rc >= 0)
+		return NULL;
+	const char *m = daxkv_errmsg();
+	return strdup(m && *m ? m : daxkv_strerror(rc));
+}
+
+#endif

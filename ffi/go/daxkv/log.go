@@ -1,0 +1,80 @@
+package daxkv
+
+/*
+#include "dk.h"
+
+// The exported Go function (logexport.go); cgo declares its message as
+// char *, the library's callback type as const char *.
+extern void daxkvGoLog(int level, char *msg, void *arg);
+
+static void dk_set_log(int on, int max_level) {
+	daxkv_set_log_fn(on ? (daxkv_log_fn)daxkvGoLog : NULL, max_level, NULL);
+}
+*/
+import "C"
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// LogLevel is a message's severity (syslog's levels).
+type LogLevel int
+
+// Log levels.
+const (
+	LogErr     LogLevel = C.DAXKV_LOG_ERR
+	LogWarning LogLevel = C.DAXKV_LOG_WARNING
+	LogInfo    LogLevel = C.DAXKV_LOG_INFO
+	LogDebug   LogLevel = C.DAXKV_LOG_DEBUG
+)
+
+func (l LogLevel) String() string {
+	switch {
+	case l <= LogErr:
+		return "error"
+	case l <= LogWarning:
+		return "warning"
+	case l <= LogInfo:
+		return "info"
+	}
+	return "debug"
+}
+
+// The logger is process-wide, as the library's. C gets a fixed exported
+// function and no argument: it never holds a Go pointer, and a message
+// delivered while the logger changes sees either the old or the new one.
+var (
+	logger  atomic.Value // func(LogLevel, string), or a nil one
+	setting sync.Mutex   // keeps the library's level and the logger in step
+)
+
+type logFunc func(LogLevel, string)
+
+// SetLogger sends the library's messages up to maxLevel to fn, process-wide
+// (replacing any earlier logger); a nil fn turns logging off (the default:
+// the library never prints by itself). fn runs on the thread that logs (a
+// goroutine's or one of the library's own), with no library lock held, and
+// must not block for long; a panic in it is recovered and the message
+// dropped, since it cannot unwind through the library's C frames.
+func SetLogger(maxLevel LogLevel, fn func(level LogLevel, msg string)) {
+	setting.Lock()
+	defer setting.Unlock()
+	if fn == nil {
+		C.dk_set_log(0, 0)
+		logger.Store(logFunc(nil))
+		return
+	}
+	logger.Store(logFunc(fn))
+	C.dk_set_log(1, C.int(maxLevel))
+}
+
+func deliverLog(level int, msg *C.char) {
+	defer func() { _ = recover() }()
+	fn, _ := logger.Load().(logFunc)
+	if fn == nil || msg == nil {
+		return
+	}
+	// The message is only valid during the call: copy it.
+	fn(LogLevel(level), C.GoString(msg))
+}

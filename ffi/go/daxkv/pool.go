@@ -1,0 +1,289 @@
+package daxkv
+
+// The device pool: runtime add, remove, resize and drain (hotplug=1), and
+// the host's devices.
+
+/*
+#include "dk.h"
+
+static int dk_device_add(daxkv_store *s, const char *p, uint64_t n, char **msg) {
+	int rc = daxkv_device_add(s, p, n);
+	*msg = dk_msg(rc);
+	return rc;
+}
+static int dk_device_remove(daxkv_store *s, const char *p, int mode, unsigned f, daxkv_hotplug_result *out, char **msg) {
+	out->struct_size = sizeof *out;
+	int rc = daxkv_device_remove(s, p, mode, f, out);
+	*msg = dk_msg(rc);
+	return rc;
+}
+static int dk_device_resize(daxkv_store *s, const char *p, uint64_t n, int mode, unsigned f, daxkv_hotplug_result *out, char **msg) {
+	out->struct_size = sizeof *out;
+	int rc = daxkv_device_resize(s, p, n, mode, f, out);
+	*msg = dk_msg(rc);
+	return rc;
+}
+static int dk_wait_drained(daxkv_store *s, const char *p, int ms, char **msg) {
+	int rc = daxkv_device_wait_drained(s, p, ms);
+	*msg = dk_msg(rc);
+	return rc;
+}
+// Every device (out NULL: the count only), each entry sized for this build.
+static int dk_list_devices(daxkv_device_info *out, size_t cap, size_t *count, char **msg) {
+	for (size_t i = 0; i < cap; i++)
+		out[i].struct_size = sizeof out[i];
+	int rc = daxkv_list_devices(out, cap, count);
+	*msg = dk_msg(rc);
+	return rc;
+}
+static int dk_probe(const char *p, daxkv_device_info *out, char **msg) {
+	out->struct_size = sizeof *out;
+	int rc = daxkv_probe(p, out);
+	*msg = dk_msg(rc);
+	return rc;
+}
+*/
+import "C"
+
+import (
+	"math"
+	"time"
+	"unsafe"
+)
+
+// RemoveMode is how Store.RemoveDevice empties a device.
+type RemoveMode int
+
+// Modes of Store.RemoveDevice.
+const (
+	// RemoveMigrate moves every entry to the other writable devices, all
+	// or nothing (ErrNoSpace when they run out of room; the device is then
+	// left as it was).
+	RemoveMigrate RemoveMode = C.DAXKV_MIGRATE
+	// RemoveEvict deletes the entries.
+	RemoveEvict RemoveMode = C.DAXKV_EVICT
+	// RemoveDrain only stops new entries and returns at once; the device
+	// drains as its entries go (see Store.WaitDrained).
+	RemoveDrain RemoveMode = C.DAXKV_DRAIN
+)
+
+// ResizeMode is what Store.ResizeDevice does with the entries above a new,
+// smaller end.
+type ResizeMode int
+
+// Modes of Store.ResizeDevice.
+const (
+	ResizeMigrate ResizeMode = C.DAXKV_MIGRATE // move them, all or nothing
+	ResizeEvict   ResizeMode = C.DAXKV_EVICT   // delete them (only with force)
+)
+
+// HotplugResult is what a device change did.
+type HotplugResult struct {
+	State            DeviceState // the device's state after the call
+	DeviceIndex      int32       // row in the pool status's "devices"
+	MovedKeys        uint64      // entries copied to other devices (or lower slots)
+	MovedBytes       uint64      // their value bytes
+	DeletedKeys      uint64      // entries deleted (evict)
+	SourceSlotsFreed uint64      // slots of the device given back
+	OldSizeBytes     uint64      // usable bytes before the call
+	NewSizeBytes     uint64      // usable bytes after the call
+	EvictedKeys      uint64      // cold entries of the destinations evicted to make room
+}
+
+func hotplugResult(r *C.daxkv_hotplug_result) HotplugResult {
+	return HotplugResult{
+		State:            DeviceState(r.state),
+		DeviceIndex:      int32(r.device_index),
+		MovedKeys:        uint64(r.moved_keys),
+		MovedBytes:       uint64(r.moved_bytes),
+		DeletedKeys:      uint64(r.deleted_keys),
+		SourceSlotsFreed: uint64(r.source_slots_freed),
+		OldSizeBytes:     uint64(r.old_size_bytes),
+		NewSizeBytes:     uint64(r.new_size_bytes),
+		EvictedKeys:      uint64(r.evicted_keys),
+	}
+}
+
+// withPath runs a pool call on the store with path converted for C.
+func (s *Store) withPath(op, path string, call func(h *C.daxkv_store, p *C.char, msg **C.char) C.int) error {
+	p, err := cstr(op, "device path", path)
+	if err != nil {
+		return err
+	}
+	defer C.free(unsafe.Pointer(p))
+	h, err := s.enter()
+	if err != nil {
+		return err
+	}
+	defer s.leave()
+	var msg *C.char
+	if rc := call(h, p, &msg); rc < 0 {
+		return mkerr(rc, op, msg)
+	}
+	return nil
+}
+
+// AddDevice maps and adds a device to the pool (bytes 0: the whole device
+// or existing file); an arena already on it is recovered. Adding a path
+// already active with the same size does nothing. Needs hotplug=1 (else
+// ErrPermission). A file the call created is removed again if it fails.
+func (s *Store) AddDevice(path string, bytes uint64) error {
+	fresh := absentPaths([]string{path})
+	err := s.withPath("daxkv_device_add", path, func(h *C.daxkv_store, p *C.char, msg **C.char) C.int {
+		return C.dk_device_add(h, p, C.uint64_t(bytes), msg)
+	})
+	if err != nil {
+		removeLeftovers(fresh)
+	}
+	return err
+}
+
+// RemoveDevice takes a device out of the pool. Entries pinned or leased
+// make RemoveMigrate and RemoveEvict fail with ErrBusy before anything
+// changes, unless force (pins move with migrated entries; the call then
+// waits for leases before unmapping).
+func (s *Store) RemoveDevice(path string, mode RemoveMode, force bool) (HotplugResult, error) {
+	var out C.daxkv_hotplug_result
+	f := C.unsigned(0)
+	if force {
+		f = C.DAXKV_FORCE
+	}
+	err := s.withPath("daxkv_device_remove", path, func(h *C.daxkv_store, p *C.char, msg **C.char) C.int {
+		return C.dk_device_remove(h, p, C.int(mode), f, &out, msg)
+	})
+	if err != nil {
+		return HotplugResult{}, err
+	}
+	return hotplugResult(&out), nil
+}
+
+// ResizeDevice changes the usable size of a device. Growing keeps every
+// entry in place, up to the size the arena was laid out for (see the
+// grow_limit key); shrinking moves or deletes the entries above the new
+// end as mode says (evicting needs force: a shrink never drops keys
+// silently).
+func (s *Store) ResizeDevice(path string, bytes uint64, mode ResizeMode, force bool) (HotplugResult, error) {
+	var out C.daxkv_hotplug_result
+	f := C.unsigned(0)
+	if force {
+		f = C.DAXKV_FORCE
+	}
+	err := s.withPath("daxkv_device_resize", path, func(h *C.daxkv_store, p *C.char, msg **C.char) C.int {
+		return C.dk_device_resize(h, p, C.uint64_t(bytes), C.int(mode), f, &out, msg)
+	})
+	if err != nil {
+		return HotplugResult{}, err
+	}
+	return hotplugResult(&out), nil
+}
+
+// WaitDrained waits until a draining device holds no entries; a negative
+// timeout waits without a limit. ErrTimedOut when the time is up, ErrInvalid
+// when the device is not draining. Close waits for it to return, which it
+// does within a few milliseconds of a shutdown.
+func (s *Store) WaitDrained(path string, timeout time.Duration) error {
+	ms := -1
+	if timeout >= 0 {
+		// Whole milliseconds, rounded up so that a short timeout still waits.
+		m := (timeout + time.Millisecond - 1) / time.Millisecond
+		if m > math.MaxInt32 {
+			m = math.MaxInt32
+		}
+		ms = int(m)
+	}
+	return s.withPath("daxkv_device_wait_drained", path, func(h *C.daxkv_store, p *C.char, msg **C.char) C.int {
+		return C.dk_wait_drained(h, p, C.int(ms), msg)
+	})
+}
+
+// DeviceKind is what a device is (DAXKV_KIND_*).
+type DeviceKind uint32
+
+// Device kinds.
+const (
+	KindDevDax DeviceKind = C.DAXKV_KIND_DEVDAX // a Device-DAX character device
+	KindFile   DeviceKind = C.DAXKV_KIND_FILE   // a regular file (file arena)
+	KindMemory DeviceKind = C.DAXKV_KIND_MEMORY // "mem:" anonymous memory
+)
+
+// DaxMode is how a DAX device is set up (DAXKV_MODE_*).
+type DaxMode uint32
+
+// DAX modes.
+const (
+	ModeNone      DaxMode = C.DAXKV_MODE_NONE       // not a DAX device
+	ModeDevDax    DaxMode = C.DAXKV_MODE_DEVDAX     // usable through its /dev node
+	ModeSystemRAM DaxMode = C.DAXKV_MODE_SYSTEM_RAM // onlined as system RAM (kmem)
+)
+
+// DeviceInfo is a device as the library sees it.
+type DeviceInfo struct {
+	Kind       DeviceKind
+	Mode       DaxMode
+	NumaNode   int32 // -1 unknown
+	TargetNode int32 // -1 unknown
+	Size       uint64
+	Align      uint64 // mapping alignment in bytes
+	Path       string // /dev/daxX.Y, the file path, or "mem:"
+	Name       string // daxX.Y for DAX devices
+}
+
+func deviceInfo(d *C.daxkv_device_info) DeviceInfo {
+	return DeviceInfo{
+		Kind:       DeviceKind(d.kind),
+		Mode:       DaxMode(d.mode),
+		NumaNode:   int32(d.numa_node),
+		TargetNode: int32(d.target_node),
+		Size:       uint64(d.size),
+		Align:      uint64(d.align),
+		Path:       C.GoString(&d.path[0]),
+		Name:       C.GoString(&d.name[0]),
+	}
+}
+
+// ListDevices returns every DAX device of the host (devdax and system-ram
+// modes).
+func ListDevices() ([]DeviceInfo, error) {
+	var count C.size_t
+	var msg *C.char
+	if rc := C.dk_list_devices(nil, 0, &count, &msg); rc < 0 && rc != -C.ENOBUFS {
+		return nil, mkerr(rc, "daxkv_list_devices", msg)
+	} else if msg != nil {
+		C.free(unsafe.Pointer(msg))
+	}
+	// Devices can appear between the calls: retry with the new count.
+	for try := 0; try < 8; try++ {
+		n := int(count)
+		buf := make([]C.daxkv_device_info, n+1)
+		rc := C.dk_list_devices(&buf[0], C.size_t(len(buf)), &count, &msg)
+		if rc == -C.ENOBUFS {
+			C.free(unsafe.Pointer(msg))
+			continue
+		}
+		if rc < 0 {
+			return nil, mkerr(rc, "daxkv_list_devices", msg)
+		}
+		out := make([]DeviceInfo, int(count))
+		for i := range out {
+			out[i] = deviceInfo(&buf[i])
+		}
+		return out, nil
+	}
+	return nil, invalid("daxkv_list_devices", "the device list kept changing while it was read")
+}
+
+// Probe says what an open would see at path: ErrNotFound when it is
+// missing, ErrNoDevice when it is not usable.
+func Probe(path string) (DeviceInfo, error) {
+	p, err := cstr("daxkv_probe", "device path", path)
+	if err != nil {
+		return DeviceInfo{}, err
+	}
+	defer C.free(unsafe.Pointer(p))
+	var d C.daxkv_device_info
+	var msg *C.char
+	if rc := C.dk_probe(p, &d, &msg); rc < 0 {
+		return DeviceInfo{}, mkerr(rc, "daxkv_probe", msg)
+	}
+	return deviceInfo(&d), nil
+}

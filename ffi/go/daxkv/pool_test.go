@@ -1,0 +1,283 @@
+package daxkv
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+func putN(t *testing.T, s *Store, prefix string, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if ok, err := s.Put([]byte(fmt.Sprintf("%s%d", prefix, i)), make([]byte, 1000), false); !ok || err != nil {
+			t.Fatalf("put %d: %v %v", i, ok, err)
+		}
+	}
+}
+
+func dirEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range es {
+		out = append(out, e.Name())
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestAddMigrateRemove(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	s := openFiles(t, []string{a}, 8*mib, map[string]string{"hotplug": "1"})
+	putN(t, s, "k", 4)
+	if err := s.AddDevice(b, 8*mib); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddDevice(b, 8*mib); err != nil {
+		t.Fatalf("same path and size again: %v", err)
+	}
+	if err := s.AddDevice(b, 4*mib); !errors.Is(err, ErrBusy) {
+		t.Fatalf("other size: %v", err)
+	}
+	j, err := s.PoolStatusJSON()
+	if err != nil || !strings.Contains(j, `"num_devices"`) || !strings.Contains(j, b) {
+		t.Fatalf("%s %v", j, err)
+	}
+	r, err := s.RemoveDevice(a, RemoveMigrate, false)
+	if err != nil || r.State != DeviceRemoved || r.MovedKeys != 4 || r.MovedBytes != 4000 || r.DeletedKeys != 0 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	for i := 0; i < 4; i++ {
+		if ok, _ := s.Contains([]byte(fmt.Sprint("k", i))); !ok {
+			t.Fatalf("k%d lost in the migration", i)
+		}
+	}
+	if _, err := s.DescribeDevice(a); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("removed device: %v", err)
+	}
+	if _, err := s.RemoveDevice(b, RemoveMigrate, false); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("last device: %v", err)
+	}
+	s.Pin([]byte("k0"))
+	if _, err := s.RemoveDevice(b, RemoveEvict, false); !errors.Is(err, ErrBusy) {
+		t.Fatalf("pinned: %v", err)
+	}
+	if r, err := s.RemoveDevice(b, RemoveEvict, true); err != nil || r.DeletedKeys != 4 {
+		t.Fatalf("forced: %+v %v", r, err)
+	}
+	if got := dirEntries(t, dir); fmt.Sprint(got) != "[a b]" {
+		t.Fatalf("files: %v", got)
+	}
+}
+
+func TestResizeAndDrain(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	s := openFiles(t, []string{a}, 4*mib, map[string]string{"hotplug": "1", "grow_limit": "16MiB"})
+	before, _ := s.DescribeDevice(a)
+	r, err := s.ResizeDevice(a, 12*mib, ResizeMigrate, false)
+	if err != nil || r.NewSizeBytes <= r.OldSizeBytes {
+		t.Fatalf("grow: %+v %v", r, err)
+	}
+	after, _ := s.DescribeDevice(a)
+	if after.UsableSlots <= before.UsableSlots || after.PayloadBase != before.PayloadBase {
+		t.Fatalf("%+v -> %+v", before, after)
+	}
+	if _, err := s.ResizeDevice(a, 64*mib, ResizeMigrate, false); !errors.Is(err, ErrNoSpace) {
+		t.Fatalf("beyond the layout: %v", err)
+	}
+	putN(t, s, "k", int(after.UsableSlots))
+	if _, err := s.ResizeDevice(a, 2*mib, ResizeEvict, false); !errors.Is(err, ErrBusy) {
+		t.Fatalf("evicting shrink without force: %v", err)
+	}
+	if r, err := s.ResizeDevice(a, 3*mib, ResizeEvict, true); err != nil || r.DeletedKeys == 0 {
+		t.Fatalf("forced shrink: %+v %v", r, err)
+	}
+	if err := s.AddDevice(b, 8*mib); err != nil {
+		t.Fatal(err)
+	}
+	putN(t, s, "on-b", 2)
+	onB, _ := s.AllKeys(b)
+	if len(onB) == 0 {
+		t.Fatal("nothing went to the emptiest device")
+	}
+	if r, err := s.RemoveDevice(b, RemoveDrain, false); err != nil || r.State != DeviceDraining {
+		t.Fatalf("drain: %+v %v", r, err)
+	}
+	if err := s.WaitDrained(b, 20*time.Millisecond); !errors.Is(err, ErrTimedOut) {
+		t.Fatalf("still full: %v", err)
+	}
+	for _, k := range onB {
+		s.Remove(k.Key, false)
+	}
+	if err := s.WaitDrained(b, -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.WaitDrained(a, 0); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("not draining: %v", err)
+	}
+}
+
+func TestPoolNeedsHotplug(t *testing.T) {
+	dir := t.TempDir()
+	s := openFiles(t, []string{filepath.Join(dir, "a")}, 4*mib, nil)
+	if err := s.AddDevice(filepath.Join(dir, "b"), 4*mib); !errors.Is(err, ErrPermission) {
+		t.Fatalf("hotplug off: %v", err)
+	}
+	if err := s.AddDevice("a\x00b", 0); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("NUL: %v", err)
+	}
+	s2 := openFiles(t, []string{filepath.Join(dir, "c")}, 4*mib, map[string]string{"hotplug": "1"})
+	if err := s2.AddDevice(filepath.Join(dir, "tiny"), 64<<10); err == nil {
+		t.Fatal("a device below one slot was added")
+	}
+	if err := s2.AddDevice(filepath.Join(dir, "huge"), 1<<60); err == nil {
+		t.Fatal("an exabyte device was added")
+	}
+	if got := dirEntries(t, dir); fmt.Sprint(got) != "[a c]" {
+		t.Fatalf("failed adds left files: %v", got)
+	}
+	s.Close()
+	if err := s.AddDevice(filepath.Join(dir, "d"), 4*mib); !errors.Is(err, ErrShutdown) {
+		t.Fatalf("closed store: %v", err)
+	}
+	if _, err := s.PoolStatusJSON(); !errors.Is(err, ErrShutdown) {
+		t.Fatalf("closed store: %v", err)
+	}
+}
+
+func TestFailedOpensLeaveNoFiles(t *testing.T) {
+	dir := t.TempDir()
+	tryOpen := func(opts map[string]string, devs map[string]uint64) error {
+		cfg, _ := NewConfig()
+		defer cfg.Free()
+		for k, v := range opts {
+			if err := cfg.Set(k, v); err != nil {
+				t.Fatal(err)
+			}
+		}
+		names := make([]string, 0, len(devs))
+		for n := range devs {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			cfg.AddDevice(filepath.Join(dir, n), devs[n])
+		}
+		s, err := Open(cfg)
+		if err == nil {
+			s.Close()
+			t.Fatalf("open with %v %v succeeded", opts, devs)
+		}
+		return err
+	}
+	tryOpen(map[string]string{"slot_bytes": "4MiB"}, map[string]uint64{"small": mib})
+	tryOpen(map[string]string{"slot_bytes": "1MiB"}, map[string]uint64{"huge": 1 << 60})
+	tryOpen(map[string]string{"slot_bytes": "1MiB"}, map[string]uint64{"a-good": 4 * mib, "b-bad": 1 << 60})
+	tryOpen(nil, map[string]uint64{"noslot": 4 * mib})
+	for _, j := range []string{
+		fmt.Sprintf(`{"device_path": %q, "max_dax_size_gb": 1000000, "slot_bytes": 1048576}`, filepath.Join(dir, "json")),
+		fmt.Sprintf(`{"devices": [{"device_path": %q, "max_dax_size_gb": 0.004}, {"device_path": %q, "max_dax_size_gb": 1000000}], "slot_bytes": 1048576}`,
+			filepath.Join(dir, "json-a"), filepath.Join(dir, "json-b")),
+	} {
+		cfg, err := ConfigFromJSON(j)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s, err := Open(cfg); err == nil {
+			s.Close()
+			t.Fatalf("open of %s succeeded", j)
+		}
+		cfg.Free()
+	}
+	if got := dirEntries(t, dir); len(got) != 0 {
+		t.Fatalf("failed opens left files: %v", got)
+	}
+	// A file that was there before stays.
+	os.WriteFile(filepath.Join(dir, "foreign"), bytes4MiB(0x5a), 0o600)
+	if err := tryOpen(map[string]string{"slot_bytes": "1MiB"}, map[string]uint64{"foreign": 4 * mib}); !errors.Is(err, ErrForeign) {
+		t.Fatalf("foreign: %v", err)
+	}
+	if got := dirEntries(t, dir); fmt.Sprint(got) != "[foreign]" {
+		t.Fatalf("files: %v", got)
+	}
+}
+
+func bytes4MiB(b byte) []byte {
+	out := make([]byte, 4<<20)
+	for i := range out {
+		out[i] = b
+	}
+	return out
+}
+
+func TestJSONDevicePaths(t *testing.T) {
+	got := jsonDevicePaths(`{"devices": [{"device_path": "/a\"b"}, {"x": 1}, {"device_path": "/c\u00e9"}], "device_path": "/top"}`)
+	if fmt.Sprint(got) != `[/top /a"b /cé]` {
+		t.Fatalf("%q", got)
+	}
+	if got := jsonDevicePaths(`[1]`); got != nil {
+		t.Fatalf("%q", got)
+	}
+}
+
+func TestDiscovery(t *testing.T) {
+	devs, err := ListDevices()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range devs {
+		if d.Kind != KindDevDax || (d.Mode != ModeDevDax && d.Mode != ModeSystemRAM) || !strings.HasPrefix(d.Name, "dax") {
+			t.Fatalf("%+v", d)
+		}
+	}
+	m, err := Probe("mem:")
+	if err != nil || m.Kind != KindMemory || m.Mode != ModeNone {
+		t.Fatalf("%+v %v", m, err)
+	}
+	f := filepath.Join(t.TempDir(), "arena")
+	os.WriteFile(f, make([]byte, 2<<20), 0o600)
+	p, err := Probe(f)
+	if err != nil || p.Kind != KindFile || p.Size != 2<<20 || p.Path != f || p.Align == 0 {
+		t.Fatalf("%+v %v", p, err)
+	}
+	if _, err := Probe(f + ".missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+	if _, err := Probe("a\x00b"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("NUL: %v", err)
+	}
+}
+
+func TestPrometheus(t *testing.T) {
+	s := open(t, nil)
+	s.Put([]byte("a"), []byte("1"), false)
+	s.Put([]byte("b"), []byte("2"), false)
+	text, err := s.StatsPrometheus()
+	if err != nil || !strings.Contains(text, "# TYPE daxkv_") {
+		t.Fatalf("%v", err)
+	}
+	st, _ := s.Stats()
+	for _, want := range []string{
+		fmt.Sprintf("\ndaxkv_entries %d\n", st.Entries),
+		fmt.Sprintf("\ndaxkv_puts_total %d\n", st.Puts),
+		"\ndaxkv_leases_active 0\n",
+	} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("%q not in\n%s", want, text)
+		}
+	}
+	s.Close()
+	if _, err := s.StatsPrometheus(); !errors.Is(err, ErrShutdown) {
+		t.Fatalf("closed: %v", err)
+	}
+}

@@ -1,0 +1,514 @@
+//! Asynchronous batches: daxkv_submit, daxkv_event_fd and daxkv_poll.
+//!
+//! [`Store::submit`] queues a [`Batch`] and returns a [`Ticket`]. The batch
+//! owns its keys and buffers, because the library reads and writes them
+//! after `submit` returns, until its completion is collected; the binding
+//! keeps them until then, even when the ticket is dropped. A ticket gives
+//! its [`Completion`] in any of three ways:
+//!
+//! - as a [`Future`]: no runtime is needed; a helper thread of the store
+//!   waits on the library's event fd while futures are pending and wakes
+//!   them;
+//! - blocking, with [`Ticket::wait`] / [`Ticket::wait_timeout`];
+//! - from a poll loop of your own: register [`Store::event_fd`] with any
+//!   reactor (epoll, mio, ...), call [`Store::collect_completions`] when it
+//!   is readable (this also wakes the futures it completes), then
+//!   [`Ticket::try_take`].
+//!
+//! Collecting is shared: whichever of these drains the library's queue
+//! routes every completion to its own ticket. The one combination to avoid
+//! is a `try_take` poll loop driven only by the event fd while other tickets
+//! of the same store are awaited as futures: the helper thread may collect
+//! the loop's completions without the fd becoming readable for it.
+
+use crate::os::{self, EventFd};
+use crate::{check, libc_errno, sys, Error, ItemResult, Result, Store};
+use std::collections::HashMap;
+use std::future::Future;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::os::raw::{c_int, c_uint, c_void};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::{self, JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Put,
+    Get,
+    Contains,
+    Remove,
+}
+
+impl Op {
+    fn code(self) -> c_int {
+        match self {
+            Op::Put => sys::DAXKV_OP_PUT,
+            Op::Get => sys::DAXKV_OP_GET,
+            Op::Contains => sys::DAXKV_OP_CONTAINS,
+            Op::Remove => sys::DAXKV_OP_REMOVE,
+        }
+    }
+}
+
+/// A batch to submit. It owns its keys and values (or destination
+/// buffers), which the library uses until the batch completes.
+pub struct Batch {
+    op: Op,
+    flags: c_uint,
+    keys: Vec<Vec<u8>>,
+    /// put: the values; get: one destination buffer per key (its length is
+    /// the capacity); others: empty.
+    bufs: Vec<Vec<u8>>,
+    items: Vec<sys::daxkv_item>,
+}
+
+// The raw pointers in `items` point into the batch's own heap buffers,
+// which never move or change while the batch is in flight.
+unsafe impl Send for Batch {}
+
+impl Batch {
+    fn new(op: Op, flags: c_uint, keys: Vec<Vec<u8>>, bufs: Vec<Vec<u8>>) -> Batch {
+        Batch { op, flags, keys, bufs, items: Vec::new() }
+    }
+
+    /// Store values (daxkv_put_batch); `replace` overwrites present keys.
+    pub fn put<K: Into<Vec<u8>>, V: Into<Vec<u8>>>(items: impl IntoIterator<Item = (K, V)>, replace: bool) -> Batch {
+        let (keys, vals) = items.into_iter().map(|(k, v)| (k.into(), v.into())).unzip();
+        Batch::new(Op::Put, if replace { sys::DAXKV_REPLACE } else { 0 }, keys, vals)
+    }
+
+    /// Copy values out (daxkv_get_batch), up to `capacity` bytes for each
+    /// key; `prefix` stops at the first key that is not copied.
+    pub fn get<K: Into<Vec<u8>>>(items: impl IntoIterator<Item = (K, usize)>, prefix: bool) -> Batch {
+        let (keys, bufs) = items.into_iter().map(|(k, cap)| (k.into(), vec![0u8; cap])).unzip();
+        Batch::new(Op::Get, if prefix { sys::DAXKV_PREFIX } else { 0 }, keys, bufs)
+    }
+
+    /// Look keys up (daxkv_contains_batch); `pin` pins every hit, `prefix`
+    /// stops at the first miss.
+    pub fn contains<K: Into<Vec<u8>>>(keys: impl IntoIterator<Item = K>, pin: bool, prefix: bool) -> Batch {
+        let flags = if pin { sys::DAXKV_PIN } else { 0 } | if prefix { sys::DAXKV_PREFIX } else { 0 };
+        Batch::new(Op::Contains, flags, keys.into_iter().map(Into::into).collect(), Vec::new())
+    }
+
+    /// Remove keys (daxkv_remove_batch); `force` removes pinned ones too.
+    pub fn remove<K: Into<Vec<u8>>>(keys: impl IntoIterator<Item = K>, force: bool) -> Batch {
+        let flags = if force { sys::DAXKV_FORCE } else { 0 };
+        Batch::new(Op::Remove, flags, keys.into_iter().map(Into::into).collect(), Vec::new())
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    fn build_items(&mut self) {
+        let op = self.op;
+        self.items = self
+            .keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let mut it = sys::daxkv_item { key: k.as_ptr().cast(), key_len: k.len(), ..Default::default() };
+                if let Some(b) = self.bufs.get_mut(i) {
+                    // put only reads its source; the field is shared with get.
+                    it.data = if op == Op::Put { b.as_ptr() as *mut c_void } else { b.as_mut_ptr().cast() };
+                    it.len = b.len();
+                }
+                it
+            })
+            .collect();
+    }
+}
+
+/// What each item of a completed batch came to, by operation.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Per item: Ok(true) stored, Ok(false) already present or in flight.
+    Put(Vec<ItemResult<bool>>),
+    /// Per item: the value (Some) or a miss (None).
+    Get(Vec<ItemResult<Option<Vec<u8>>>>),
+    /// Per item: committed (pinned too, with `pin`) or not.
+    Contains(Vec<ItemResult<bool>>),
+    /// Per item: Ok(true) removed, Ok(false) a miss.
+    Remove(Vec<ItemResult<bool>>),
+}
+
+/// A finished batch.
+#[derive(Debug)]
+pub struct Completion {
+    /// The ticket's tag.
+    pub tag: u64,
+    /// What the batch call returned (items stored, hits, prefix length or
+    /// items removed), or its error: [`ErrorKind::Cancelled`](crate::ErrorKind::Cancelled)
+    /// when a shutdown cancelled it before it ran.
+    pub result: Result<usize>,
+    /// The batch's keys, in submission order.
+    pub keys: Vec<Vec<u8>>,
+    pub outcome: Outcome,
+}
+
+impl Completion {
+    fn new(tag: u64, rc: c_int, b: Batch) -> Completion {
+        let result = if rc < 0 { Err(Error::item(rc)) } else { Ok(rc as usize) };
+        let st = |it: &sys::daxkv_item| it.status;
+        let outcome = match b.op {
+            Op::Put => Outcome::Put(b.items.iter().map(|it| flag_result(st(it), 0)).collect()),
+            Op::Contains => Outcome::Contains(b.items.iter().map(|it| flag_result(st(it), 1)).collect()),
+            Op::Remove => Outcome::Remove(
+                b.items
+                    .iter()
+                    .map(|it| match st(it) {
+                        0 => Ok(true),
+                        s if s == -libc_errno::ENOENT => Ok(false),
+                        s => Err(Error::item(s)),
+                    })
+                    .collect(),
+            ),
+            Op::Get => Outcome::Get(
+                b.items
+                    .iter()
+                    .zip(b.bufs)
+                    .map(|(it, mut buf)| match it.status {
+                        0 => {
+                            buf.truncate(it.len);
+                            Ok(Some(buf))
+                        }
+                        s if s == -libc_errno::ENOENT => Ok(None),
+                        s => Err(Error::item(s)),
+                    })
+                    .collect(),
+            ),
+        };
+        Completion { tag, result, keys: b.keys, outcome }
+    }
+}
+
+/// put: 0 stored, 1 existed; contains: 1 hit, 0 miss.
+fn flag_result(status: c_int, yes: c_int) -> ItemResult<bool> {
+    if status < 0 {
+        Err(Error::item(status))
+    } else {
+        Ok(status == yes)
+    }
+}
+
+struct Entry {
+    batch: Batch,
+    /// The batch call's result, once collected.
+    done: Option<c_int>,
+    waker: Option<Waker>,
+    /// The ticket was dropped: free the buffers once the batch is done.
+    abandoned: bool,
+}
+
+#[derive(Default)]
+struct Inner {
+    pending: HashMap<u64, Entry>,
+    /// The library's event fd, once asked for.
+    efd: Option<RawFd>,
+    helper: Option<JoinHandle<()>>,
+    helper_running: bool,
+    /// Wakes the helper thread out of poll(2) when the store closes.
+    stop_fd: Option<Arc<EventFd>>,
+    stopping: bool,
+}
+
+/// The store's side of the asynchronous API: batches in flight, by tag.
+#[derive(Default)]
+pub(crate) struct State {
+    inner: Mutex<Inner>,
+    next_tag: AtomicU64,
+}
+
+/// The store handle, for the helper thread. The store joins the thread
+/// before it closes the handle.
+#[derive(Clone, Copy)]
+struct Handle(*mut sys::daxkv_store);
+unsafe impl Send for Handle {}
+
+impl State {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while the lock was held cannot leave the map half-changed
+        // in a way that matters here: keep going.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Move every completion waiting in the library to its entry and wake
+    /// its future. Returns how many were collected.
+    fn drain(inner: &mut Inner, h: *mut sys::daxkv_store) -> Result<usize> {
+        let mut buf = [sys::daxkv_completion::default(); 64];
+        let mut total = 0;
+        loop {
+            let n = check(unsafe { sys::daxkv_poll(h, buf.as_mut_ptr(), buf.len()) })? as usize;
+            for c in &buf[..n] {
+                if let Some(e) = inner.pending.get_mut(&c.tag) {
+                    if e.abandoned {
+                        inner.pending.remove(&c.tag);
+                    } else {
+                        e.done = Some(c.result);
+                        if let Some(w) = e.waker.take() {
+                            w.wake();
+                        }
+                    }
+                }
+            }
+            total += n;
+            if n < buf.len() {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn event_fd(inner: &mut Inner, h: *mut sys::daxkv_store) -> Result<RawFd> {
+        if let Some(fd) = inner.efd {
+            return Ok(fd);
+        }
+        let fd = check(unsafe { sys::daxkv_event_fd(h) })?;
+        inner.efd = Some(fd);
+        Ok(fd)
+    }
+
+    fn ensure_helper(self: &Arc<Self>, inner: &mut Inner, h: *mut sys::daxkv_store) -> Result<()> {
+        if inner.helper_running {
+            return Ok(());
+        }
+        let efd = State::event_fd(inner, h)?;
+        let stop = match &inner.stop_fd {
+            Some(s) => Arc::clone(s),
+            None => {
+                let s = Arc::new(EventFd::new().map_err(|e| Error::io("cannot create an eventfd", e))?);
+                inner.stop_fd = Some(Arc::clone(&s));
+                s
+            }
+        };
+        // A helper that just decided to exit has released the lock for
+        // good: joining it here cannot deadlock.
+        if let Some(old) = inner.helper.take() {
+            let _ = old.join();
+        }
+        let me = Arc::clone(self);
+        let handle = Handle(h);
+        let t = thread::Builder::new()
+            .name("daxkv-completions".into())
+            .spawn(move || me.helper(handle, efd, stop))
+            .map_err(|e| Error::io("cannot start the completion thread", e))?;
+        inner.helper = Some(t);
+        inner.helper_running = true;
+        Ok(())
+    }
+
+    /// Waits on the event fd while futures are pending, collecting their
+    /// completions; exits when none is left waiting or the store closes.
+    fn helper(&self, h: Handle, efd: RawFd, stop: Arc<EventFd>) {
+        loop {
+            let ready = os::wait_readable(&[efd, stop.raw()], None);
+            let mut inner = self.lock();
+            if inner.stopping {
+                inner.helper_running = false;
+                return;
+            }
+            let drained = ready.is_ok() && State::drain(&mut inner, h.0).is_ok();
+            if !drained {
+                // Waiting or collecting failed: hand the failure to the
+                // futures (their next poll reports it) instead of spinning.
+                for e in inner.pending.values_mut() {
+                    if let Some(w) = e.waker.take() {
+                        w.wake();
+                    }
+                }
+            }
+            if !inner.pending.values().any(|e| e.waker.is_some()) {
+                inner.helper_running = false;
+                return;
+            }
+        }
+    }
+
+    /// Called by the store before it closes: stop and join the helper.
+    pub(crate) fn stop(&self) {
+        let t = {
+            let mut inner = self.lock();
+            inner.stopping = true;
+            if let Some(s) = &inner.stop_fd {
+                s.signal();
+            }
+            inner.helper.take()
+        };
+        if let Some(t) = t {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A submitted batch: its claim on the [`Completion`]. Borrows the store,
+/// which therefore outlives it. Dropping it unclaimed is fine: the binding
+/// keeps the batch's buffers until the library is done with them.
+#[must_use = "a dropped ticket discards the batch's results"]
+pub struct Ticket<'s> {
+    store: &'s Store,
+    tag: u64,
+    taken: bool,
+}
+
+impl Store {
+    /// Queue a batch on the store's dispatcher thread (batches run in
+    /// submission order). [`ErrorKind::Shutdown`](crate::ErrorKind::Shutdown)
+    /// after shutdown.
+    pub fn submit(&self, mut batch: Batch) -> Result<Ticket<'_>> {
+        let tag = self.aio.next_tag.fetch_add(1, Ordering::Relaxed);
+        batch.build_items();
+        let (op, flags, n) = (batch.op.code(), batch.flags, batch.items.len());
+        let items = batch.items.as_mut_ptr();
+        // Registered before submitting: a small batch runs inside
+        // daxkv_submit and its completion can be collected at once.
+        self.aio.lock().pending.insert(tag, Entry { batch, done: None, waker: None, abandoned: false });
+        let rc = unsafe { sys::daxkv_submit(self.h(), op, items, n, flags, tag) };
+        if rc < 0 {
+            let e = Error::from_code(rc);
+            self.aio.lock().pending.remove(&tag);
+            return Err(e);
+        }
+        Ok(Ticket { store: self, tag, taken: false })
+    }
+
+    /// The library's event fd: readable while completions wait to be
+    /// collected. Owned by the store (do not close it); register it with a
+    /// reactor and call [`Store::collect_completions`] when it is readable.
+    pub fn event_fd(&self) -> Result<BorrowedFd<'_>> {
+        let fd = State::event_fd(&mut self.aio.lock(), self.h())?;
+        // Valid until daxkv_close, which only happens when the store (which
+        // this borrow ties the fd to) is dropped.
+        Ok(unsafe { BorrowedFd::borrow_raw(fd) })
+    }
+
+    /// Collect the completions waiting in the library (without blocking):
+    /// each goes to its ticket, whose future is woken. Returns how many
+    /// were collected. Works after shutdown, so every result arrives.
+    pub fn collect_completions(&self) -> Result<usize> {
+        State::drain(&mut self.aio.lock(), self.h())
+    }
+}
+
+impl Ticket<'_> {
+    /// The tag the batch was submitted with (also [`Completion::tag`]).
+    pub fn tag(&self) -> u64 {
+        self.tag
+    }
+
+    /// The completion if the batch has finished (collecting what the
+    /// library has first), without blocking. Once it returned Some, the
+    /// ticket is spent and later calls are an InvalidArgument error.
+    pub fn try_take(&mut self) -> Result<Option<Completion>> {
+        self.poll_with(None)
+    }
+
+    /// Block until the batch finishes.
+    pub fn wait(mut self) -> Result<Completion> {
+        match block_on(&mut self, None) {
+            Some(r) => r,
+            None => Err(Error::invalid("no completion (unreachable without a deadline)")),
+        }
+    }
+
+    /// Block until the batch finishes or `timeout` passes (Ok(None); the
+    /// ticket stays usable).
+    pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<Completion>> {
+        block_on(self, Some(Instant::now() + timeout)).transpose()
+    }
+
+    fn poll_with(&mut self, waker: Option<&Waker>) -> Result<Option<Completion>> {
+        if self.taken {
+            return Err(Error::invalid("the completion was already taken"));
+        }
+        let aio = &self.store.aio;
+        let h = self.store.h();
+        let mut inner = aio.lock();
+        State::drain(&mut inner, h)?;
+        let e = inner.pending.get_mut(&self.tag).ok_or_else(|| Error::invalid("unknown ticket"))?;
+        if let Some(rc) = e.done {
+            let e = inner.pending.remove(&self.tag).unwrap();
+            self.taken = true;
+            return Ok(Some(Completion::new(self.tag, rc, e.batch)));
+        }
+        if let Some(w) = waker {
+            if !e.waker.as_ref().is_some_and(|old| old.will_wake(w)) {
+                e.waker = Some(w.clone());
+            }
+            if let Err(err) = aio.ensure_helper(&mut inner, h) {
+                inner.pending.get_mut(&self.tag).unwrap().waker = None;
+                return Err(err);
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Future for Ticket<'_> {
+    type Output = Result<Completion>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Completion>> {
+        match self.get_mut().poll_with(Some(cx.waker())) {
+            Ok(None) => Poll::Pending,
+            Ok(Some(c)) => Poll::Ready(Ok(c)),
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if self.taken {
+            return;
+        }
+        let mut inner = self.store.aio.lock();
+        if let Some(e) = inner.pending.get_mut(&self.tag) {
+            if e.done.is_some() {
+                inner.pending.remove(&self.tag);
+            } else {
+                e.abandoned = true;
+                e.waker = None;
+            }
+        }
+    }
+}
+
+struct Unparker(Thread);
+
+impl Wake for Unparker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Drive a ticket's future on this thread (parking between wake-ups).
+/// None when the deadline passed first.
+fn block_on(t: &mut Ticket<'_>, deadline: Option<Instant>) -> Option<Result<Completion>> {
+    let waker = Waker::from(Arc::new(Unparker(thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(r) = Pin::new(&mut *t).poll(&mut cx) {
+            return Some(r);
+        }
+        match deadline {
+            None => thread::park(),
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    // Forget the waker: nobody parks for it any more.
+                    if let Some(e) = t.store.aio.lock().pending.get_mut(&t.tag) {
+                        e.waker = None;
+                    }
+                    return None;
+                }
+                thread::park_timeout(d - now);
+            }
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! Asynchronous batches: tickets as futures (no runtime), blocking waits,
+//! and a poll loop on the event fd.
+
+mod common;
+
+use common::*;
+use daxkv::{Batch, Completion, ErrorKind, Outcome, Store};
+use std::future::Future;
+use std::os::fd::AsRawFd;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+struct Unpark(std::thread::Thread);
+impl Wake for Unpark {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Poll every future to completion on this thread: the smallest executor.
+fn block_on_all<F: Future + Unpin>(mut futs: Vec<F>) -> Vec<F::Output> {
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    while out.iter().any(Option::is_none) {
+        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
+            if o.is_none() {
+                if let Poll::Ready(v) = Pin::new(f).poll(&mut cx) {
+                    *o = Some(v);
+                }
+            }
+        }
+        if out.iter().any(Option::is_none) {
+            std::thread::park_timeout(Duration::from_secs(5));
+        }
+    }
+    out.into_iter().map(Option::unwrap).collect()
+}
+
+fn puts(c: &Completion) -> Vec<bool> {
+    match &c.outcome {
+        Outcome::Put(v) => v.iter().map(|r| *r.as_ref().unwrap()).collect(),
+        o => panic!("not a put: {o:?}"),
+    }
+}
+
+/// Keys k{base}..k{base+n}, values of `len` bytes (above the inline limit
+/// when large, so that the batch runs on the dispatcher thread).
+fn put_batch(base: usize, n: usize, len: usize) -> Batch {
+    Batch::put((base..base + n).map(|i| (format!("k{i}"), vec![(i % 251) as u8; len])), false)
+}
+
+#[test]
+fn every_operation_through_wait() {
+    let s = open_mem(&[]);
+    let c = s.submit(put_batch(0, 3, 10)).unwrap().wait().unwrap();
+    assert_eq!(c.result.as_ref().unwrap(), &3);
+    assert_eq!(puts(&c), vec![true, true, true]);
+    assert_eq!(c.keys, vec![b"k0".to_vec(), b"k1".to_vec(), b"k2".to_vec()]);
+    // Present keys are not overwritten without replace.
+    assert_eq!(puts(&s.submit(put_batch(0, 1, 5)).unwrap().wait().unwrap()), vec![false]);
+
+    let c = s.submit(Batch::get([("k1", 64), ("absent", 64), ("k2", 4)], false)).unwrap().wait().unwrap();
+    assert_eq!(c.result.as_ref().unwrap(), &1);
+    let Outcome::Get(v) = c.outcome else { panic!() };
+    assert_eq!(v[0].as_ref().unwrap().as_deref(), Some(&[1u8; 10][..]));
+    assert_eq!(v[1].as_ref().unwrap(), &None);
+    assert_eq!(v[2].as_ref().unwrap_err().kind(), ErrorKind::BufferTooSmall);
+
+    let c = s.submit(Batch::contains(["k0", "absent", "k2"], true, false)).unwrap().wait().unwrap();
+    let Outcome::Contains(v) = c.outcome else { panic!() };
+    assert_eq!(v.into_iter().map(Result::unwrap).collect::<Vec<_>>(), vec![true, false, true]);
+    assert_eq!(s.remove(b"k0", false).unwrap_err().kind(), ErrorKind::Busy, "contains pinned it");
+
+    let c = s.submit(Batch::remove(["k0", "absent"], true)).unwrap().wait().unwrap();
+    let Outcome::Remove(v) = c.outcome else { panic!() };
+    assert_eq!(v.into_iter().map(Result::unwrap).collect::<Vec<_>>(), vec![true, false]);
+    assert!(!s.contains(b"k0").unwrap());
+
+    // Prefix: stops at the first miss.
+    let c = s.submit(Batch::get([("k1", 64), ("absent", 64), ("k2", 64)], true)).unwrap().wait().unwrap();
+    assert_eq!(c.result.unwrap(), 1);
+
+    // Empty batches complete too; bad items fail alone.
+    let c = s.submit(Batch::remove(Vec::<Vec<u8>>::new(), false)).unwrap().wait().unwrap();
+    assert_eq!(c.result.unwrap(), 0);
+    let c = s.submit(Batch::put([("", "v"), ("ok", "v")], false)).unwrap().wait().unwrap();
+    let Outcome::Put(v) = c.outcome else { panic!() };
+    assert_eq!(v[0].as_ref().unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert!(v[1].as_ref().unwrap());
+
+    let st = s.stats().unwrap();
+    assert_eq!(st.async_submitted, 8);
+    assert_eq!(st.async_completed, 8);
+}
+
+#[test]
+fn futures_complete_without_a_runtime() {
+    let s = open_mem(&[]);
+    // 64 KiB and more per batch: these run on the dispatcher thread.
+    let tickets: Vec<_> = (0..4).map(|b| s.submit(put_batch(b * 4, 4, 32 << 10)).unwrap()).collect();
+    let tags: Vec<u64> = tickets.iter().map(|t| t.tag()).collect();
+    let done = block_on_all(tickets);
+    for (c, tag) in done.iter().zip(&tags) {
+        let c = c.as_ref().unwrap();
+        assert_eq!(c.tag, *tag);
+        assert_eq!(puts(c), vec![true; 4]);
+    }
+    let gets: Vec<_> = (0..4)
+        .map(|b| s.submit(Batch::get((b * 4..b * 4 + 4).map(|i| (format!("k{i}"), 64 << 10)), false)).unwrap())
+        .collect();
+    for (b, c) in block_on_all(gets).into_iter().enumerate() {
+        let Outcome::Get(v) = c.unwrap().outcome else { panic!() };
+        for (j, r) in v.into_iter().enumerate() {
+            let i = b * 4 + j;
+            assert_eq!(r.unwrap().unwrap(), vec![(i % 251) as u8; 32 << 10]);
+        }
+    }
+}
+
+#[test]
+fn futures_from_many_threads() {
+    let s = Arc::new(open_mem(&[]));
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let s = Arc::clone(&s);
+            std::thread::spawn(move || {
+                for round in 0..20 {
+                    let base = t * 1000 + round * 3;
+                    let tk = s.submit(put_batch(base, 3, if round % 2 == 0 { 100 } else { 40 << 10 })).unwrap();
+                    let c = block_on_all(vec![tk]).pop().unwrap().unwrap();
+                    assert_eq!(c.result.unwrap(), 3);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert_eq!(s.stats().unwrap().async_completed, 80);
+}
+
+#[repr(C)]
+struct PollFd {
+    fd: i32,
+    events: i16,
+    revents: i16,
+}
+extern "C" {
+    fn poll(fds: *mut PollFd, n: u64, timeout: i32) -> i32;
+}
+fn readable(fd: i32, ms: i32) -> bool {
+    let mut p = PollFd { fd, events: 1, revents: 0 };
+    unsafe { poll(&mut p, 1, ms) == 1 }
+}
+
+#[test]
+fn poll_loop_on_the_event_fd() {
+    let s = open_mem(&[]);
+    let fd = s.event_fd().unwrap().as_raw_fd();
+    assert!(fd >= 0);
+    assert!(!readable(fd, 0), "nothing waits yet");
+    let mut tickets: Vec<_> = (0..3).map(|b| Some(s.submit(put_batch(b * 2, 2, 40 << 10)).unwrap())).collect();
+    let mut done = Vec::new();
+    while done.len() < 3 {
+        assert!(readable(fd, 10_000), "a completion must make the fd readable");
+        assert!(s.collect_completions().unwrap() >= 1);
+        for slot in tickets.iter_mut() {
+            if let Some(t) = slot {
+                if let Some(c) = t.try_take().unwrap() {
+                    assert_eq!(t.try_take().unwrap_err().kind(), ErrorKind::InvalidArgument, "already taken");
+                    done.push(c);
+                    *slot = None;
+                }
+            }
+        }
+    }
+    assert!(!readable(fd, 0), "every completion was collected");
+    assert_eq!(s.collect_completions().unwrap(), 0);
+    assert!(done.iter().all(|c| c.result.as_ref().unwrap() == &2));
+}
+
+#[test]
+fn wait_timeout_and_try_take() {
+    let s = open_mem(&[]);
+    let mut t = s.submit(put_batch(0, 2, 40 << 10)).unwrap();
+    let c = loop {
+        if let Some(c) = t.wait_timeout(Duration::from_millis(1)).unwrap() {
+            break c;
+        }
+    };
+    assert_eq!(c.result.unwrap(), 2);
+    assert!(t.wait_timeout(Duration::from_millis(1)).is_err(), "already taken");
+}
+
+#[test]
+fn shutdown_cancels_what_is_queued() {
+    let s = open_mem(&[("eviction", "lru")]);
+    let tickets: Vec<_> = (0..16).map(|b| s.submit(put_batch(b * 8, 8, 256 << 10)).unwrap()).collect();
+    s.shutdown().unwrap();
+    assert_eq!(s.submit(put_batch(999, 1, 1)).err().unwrap().kind(), ErrorKind::Shutdown);
+    let mut cancelled = 0;
+    for c in block_on_all(tickets) {
+        let c = c.unwrap();
+        match &c.result {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(e.kind(), ErrorKind::Cancelled);
+                cancelled += 1;
+                let Outcome::Put(v) = &c.outcome else { panic!() };
+                assert!(v.iter().all(|r| r.as_ref().unwrap_err().kind() == ErrorKind::Cancelled));
+            }
+        }
+    }
+    assert_eq!(s.stats().unwrap().async_cancelled, cancelled);
+}
+
+#[test]
+fn dropped_tickets_and_stores_in_flight() {
+    let s = open_mem(&[]);
+    for b in 0..8 {
+        drop(s.submit(put_batch(b * 4, 4, 128 << 10)).unwrap());
+    }
+    // Still usable; the abandoned batches' buffers are kept until done.
+    // Batches run in submission order: the last key is there (older ones
+    // may have been evicted).
+    let c = s.submit(Batch::contains(["k31"], false, false)).unwrap().wait().unwrap();
+    assert_eq!(c.result.unwrap(), 1);
+    for b in 0..8 {
+        drop(s.submit(put_batch(100 + b * 4, 4, 128 << 10)).unwrap());
+    }
+    drop(s); // closes with batches queued: they finish or are cancelled first
+
+    // A pending future's helper thread is stopped when the store goes.
+    let s: Store = open_mem(&[]);
+    let mut t = s.submit(put_batch(0, 4, 128 << 10)).unwrap();
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let _ = Pin::new(&mut t).poll(&mut Context::from_waker(&waker));
+    drop(t);
+    drop(s);
+}
