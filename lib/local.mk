@@ -11,6 +11,7 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/platform/device.hpp \
 	lib/platform/discovery.cpp lib/platform/discovery_testing.hpp \
 	lib/platform/devdax_open.cpp lib/platform/devdax_open.hpp \
+	lib/platform/copy.cpp lib/platform/copy.hpp \
 	lib/platform/mapping.cpp lib/platform/mapping.hpp \
 	lib/platform/numa.cpp lib/platform/numa.hpp \
 	lib/arena/format.hpp \

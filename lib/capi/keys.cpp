@@ -86,7 +86,7 @@ DAXKV_API int daxkv_cursor_open(daxkv_store *s, const char *device_path, daxkv_c
             row = st.device_row(device_path);
         }
         auto c = std::make_unique<daxkv_cursor>();
-        c->cursor = std::make_unique<KeyCursor>(s->store, row);
+        c->cursor = st.key_cursor(row);
         *out = c.release();
         return 0;
     });

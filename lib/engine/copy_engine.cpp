@@ -7,6 +7,7 @@
 #include <xxhash.h>
 
 #include "arena/format.hpp"
+#include "platform/copy.hpp"
 #include "platform/cpu.hpp"
 #include "platform/numa.hpp"
 
@@ -17,17 +18,18 @@ namespace {
 static_assert(CopyEngine::kChunkBytes % arena::kHashBlock == 0,
               "chunks must hold whole hash blocks");
 
-// Hashing is fused with the copy in sub-blocks small enough to stay in the
-// L2 cache between the copy and the hash.
-constexpr size_t kSubBlock = 64 * 1024;
-
 int copy_bytes(void *dst, const void *src, size_t n, bool nt, bool guard) noexcept {
     if (guard)
         return guarded_copy(dst, src, n, nt);
-    if (nt)
-        platform::memcpy_nontemporal(dst, src, n);
-    else
-        std::memcpy(dst, src, n);
+    platform::copy_bytes(dst, src, n, nt);
+    return 0;
+}
+
+// Copy one hash block and hash it in the same pass (platform/copy.hpp).
+int copy_block(void *dst, const void *src, size_t n, bool nt, bool guard, uint64_t *hash) noexcept {
+    if (guard)
+        return guarded_copy_and_hash(dst, src, n, nt, hash);
+    *hash = platform::copy_and_hash(dst, src, n, nt);
     return 0;
 }
 
@@ -110,25 +112,23 @@ int CopyEngine::execute(const Chunk &c) noexcept {
         std::memmove(d, s, c.len);
         return 0;
     }
-    if (!op.block_hashes)
-        return copy_bytes(d, s, c.len, op.nontemporal, op.guard_source);
-    // Chunks start on hash-block boundaries; hash each block as it is copied.
-    size_t done = 0;
-    while (done < c.len) {
-        size_t block_len = std::min(c.len - done, static_cast<size_t>(arena::kHashBlock));
-        XXH3_state_t st;
-        XXH3_64bits_reset(&st);
-        for (size_t off = 0; off < block_len; off += kSubBlock) {
-            size_t n = std::min(kSubBlock, block_len - off);
-            if (int rc = copy_bytes(d + done + off, s + done + off, n, op.nontemporal,
-                                    op.guard_source))
-                return rc;
-            XXH3_64bits_update(&st, (op.hash_source ? s : d) + done + off, n);
+    int rc = 0;
+    if (!op.block_hashes) {
+        rc = copy_bytes(d, s, c.len, op.nontemporal, op.guard_source);
+    } else {
+        // Chunks start on hash-block boundaries; each block is hashed as it
+        // is copied.
+        for (size_t done = 0; done < c.len && rc == 0; done += arena::kHashBlock) {
+            const size_t block_len = std::min(c.len - done, static_cast<size_t>(arena::kHashBlock));
+            rc = copy_block(d + done, s + done, block_len, op.nontemporal, op.guard_source,
+                            &op.block_hashes[(c.offset + done) / arena::kHashBlock]);
         }
-        op.block_hashes[(c.offset + done) / arena::kHashBlock] = XXH3_64bits_digest(&st);
-        done += block_len;
     }
-    return 0;
+    // Streaming stores are weakly ordered: fence them before the chunk is
+    // counted as done and another thread may read the destination.
+    if (op.nontemporal)
+        platform::store_fence();
+    return rc;
 }
 
 void CopyEngine::work(Job &job) noexcept {

@@ -27,9 +27,8 @@ struct CopyOp {
     bool nontemporal = false;  // stream the stores (large writes into the arena)
     bool overlap_safe = false; // memmove semantics: never split, never parallel
     // Optional: per-1 MiB-block XXH3 of the bytes copied (arena/checksum.hpp),
-    // hashed from the source (hash_source) or the destination after the copy.
+    // computed on the bytes as they pass through the copy.
     uint64_t *block_hashes = nullptr;
-    bool hash_source = true;
     // Recover from a SIGBUS on a load from src (engine/fault.hpp): the op
     // fails with kMediaFault instead of the process dying.
     bool guard_source = false;

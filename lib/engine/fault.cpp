@@ -6,7 +6,7 @@
 #include <mutex>
 
 #include "internal/error.hpp"
-#include "platform/cpu.hpp"
+#include "platform/copy.hpp"
 
 namespace daxkv {
 namespace engine {
@@ -73,7 +73,11 @@ void install_sigbus_handler() {
 
 bool sigbus_handler_installed() noexcept { return g_installed.load(std::memory_order_acquire); }
 
-int guarded_copy(void *dst, const void *src, size_t n, bool nt) noexcept {
+namespace {
+
+// Run copy with a recovery point for SIGBUS on loads from [src, src+n).
+template <typename Copy>
+int guarded(const void *src, size_t n, Copy &&copy) noexcept {
     Recovery r;
     r.lo = static_cast<const char *>(src);
     r.hi = r.lo + n;
@@ -83,13 +87,23 @@ int guarded_copy(void *dst, const void *src, size_t n, bool nt) noexcept {
     }
     tl_recovery = &r;
     std::atomic_signal_fence(std::memory_order_seq_cst);
-    if (nt)
-        platform::memcpy_nontemporal(dst, src, n);
-    else
-        std::memcpy(dst, src, n);
+    copy();
     std::atomic_signal_fence(std::memory_order_seq_cst);
     tl_recovery = nullptr;
     return 0;
+}
+
+} // namespace
+
+int guarded_copy(void *dst, const void *src, size_t n, bool nt) noexcept {
+    return guarded(src, n, [&] { platform::copy_bytes(dst, src, n, nt); });
+}
+
+int guarded_copy_and_hash(void *dst, const void *src, size_t n, bool nt, uint64_t *hash) noexcept {
+    // Through a volatile pointer: the store must not be cached in a
+    // register across the sigsetjmp.
+    uint64_t *volatile out = hash;
+    return guarded(src, n, [&] { *out = platform::copy_and_hash(dst, src, n, nt); });
 }
 
 FaultHook *fault_hook() noexcept { return g_hook.load(std::memory_order_acquire); }

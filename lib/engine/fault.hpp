@@ -16,6 +16,7 @@
 #include <atomic>
 #include <csetjmp>
 #include <cstddef>
+#include <cstdint>
 
 namespace daxkv {
 namespace engine {
@@ -41,6 +42,8 @@ bool sigbus_handler_installed() noexcept;
 // Only meaningful once install_sigbus_handler() ran; without it a fault
 // takes the default action.
 int guarded_copy(void *dst, const void *src, size_t n, bool nt) noexcept;
+// The same, storing XXH3-64 of the bytes in *hash (platform::copy_and_hash).
+int guarded_copy_and_hash(void *dst, const void *src, size_t n, bool nt, uint64_t *hash) noexcept;
 
 // ---------------------------------------------------------------------------
 // Fault injection (tests only)

@@ -81,6 +81,11 @@ void Store::snapshot_shard(size_t i, int device, std::vector<KeyRecord> &out) {
     }
 }
 
+std::unique_ptr<KeyCursor> Store::key_cursor(int device) {
+    OpGuard op(*this); // -ESHUTDOWN once the store is shut down
+    return std::make_unique<KeyCursor>(shared_from_this(), device);
+}
+
 KeyCursor::KeyCursor(std::shared_ptr<Store> store, int device)
     : store_(std::move(store)), device_(device) {}
 

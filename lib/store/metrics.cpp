@@ -81,6 +81,7 @@ std::string prometheus_text(const struct daxkv_stats &s) {
     w.gauge("entries", "Committed keys.", s.entries);
     w.gauge("entries_pinned", "Committed keys with at least one pin.", s.entries_pinned);
     w.gauge("leases_active", "Leases held.", s.leases_active);
+    w.gauge("slots_leased", "Slots with at least one lease.", s.slots_leased);
     w.counter("hits_total", "Reads that found their key.", s.hits);
     w.counter("misses_total", "Reads that did not find their key.", s.misses);
     w.counter("puts_total", "Committed puts.", s.puts);

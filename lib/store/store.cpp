@@ -515,7 +515,6 @@ int Store::put(const void *key, size_t key_len, const void *val, size_t len, con
     opx.nontemporal = cfg_.nt_stores == NtStores::on ||
                       (cfg_.nt_stores == NtStores::auto_ && len >= kNonTemporalMin);
     opx.block_hashes = hashed ? bh : nullptr;
-    opx.hash_source = true;
     int copy_rc = 0;
     try {
         engine_->run(&opx, 1, &copy_rc);
@@ -660,7 +659,6 @@ int Store::get(const void *key, size_t key_len, void *dst, size_t cap, size_t *l
     opx.src = b.src;
     opx.len = b.len;
     opx.block_hashes = verify ? hashes.data() : nullptr;
-    opx.hash_source = false;
     opx.guard_source = cfg_.sigbus_handle;
     int copy_rc = 0;
     engine_->run(&opx, 1, &copy_rc);
@@ -810,7 +808,6 @@ int Store::put_batch(daxkv_item *items, size_t n, unsigned flags) {
         if (hashed)
             for (size_t k = 0; k < ops.size(); ++k) {
                 ops[k].block_hashes = hashes.data() + hash_off[op_item[k]];
-                ops[k].hash_source = true;
             }
         copy_rc.assign(ops.size(), 0);
         engine_->run(ops.data(), ops.size(), copy_rc.data());
@@ -914,7 +911,6 @@ int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
     std::vector<int> copy_rc(ops.size(), 0);
     for (size_t k = 0; verify && k < ops.size(); ++k) {
         ops[k].block_hashes = hashes.data() + hash_off[k];
-        ops[k].hash_source = false;
     }
     try {
         engine_->run(ops.data(), ops.size(), copy_rc.data());

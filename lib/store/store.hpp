@@ -185,6 +185,8 @@ public:
     SlotLocation locate(const ReservationState &r) const;
     // The device of the pool at path (-ENOENT when there is none).
     DeviceLayout device_layout(const std::string &path);
+    // A walk over the committed keys of pool row `device` (-1: all devices).
+    std::unique_ptr<KeyCursor> key_cursor(int device);
     // The pool row of path, for a cursor that walks one device.
     int device_row(const std::string &path) const { return find_device(path); }
     static constexpr size_t shard_count() noexcept { return kShards; }

@@ -555,7 +555,6 @@ int Store::put_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned fl
                                      items[i].len >= kNonTemporalMin);
                     if (hashed) {
                         c.block_hashes = hashes.data() + hash_off[i] + p.off / arena::kHashBlock;
-                        c.hash_source = true;
                     }
                     ops.push_back(c);
                 }

@@ -161,6 +161,14 @@ TEST_F(Keys, CursorBadArgumentsAndShutdown) {
     EXPECT_EQ(daxkv_cursor_next(c2, &k), -ESHUTDOWN);
 }
 
+TEST_F(Keys, CursorOpenAfterShutdownIsEshutdown) {
+    open(StoreSpec(4096, 4));
+    ASSERT_EQ(daxkv_shutdown(s()), 0);
+    daxkv_cursor *c = reinterpret_cast<daxkv_cursor *>(0x1);
+    EXPECT_EQ(daxkv_cursor_open(s(), nullptr, &c), -ESHUTDOWN);
+    EXPECT_EQ(c, nullptr);
+}
+
 TEST_F(Keys, CursorWalkBesideWritersReportsStableKeysExactlyOnce) {
     open(StoreSpec(512, 2048).set("eviction", "none"));
     // Keys 0..499 stay; 500.. are replaced, added and removed while walking.
