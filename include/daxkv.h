@@ -111,7 +111,10 @@ DAXKV_API void daxkv_config_free(daxkv_config *cfg);
  * that item and quarantines the slot; installs a process-wide handler that
  * chains every other SIGBUS), grow_limit (bytes up to 64 TiB: each arena is
  * laid out so that daxkv_device_resize can grow it to this size; fixed when
- * it is formatted, 0 = no room to grow). Sizes take bytes or binary
+ * it is formatted, 0 = no room to grow; auto = a new arena to the device's
+ * size, an existing one keeps its room), capacity (arena|payload: whether a
+ * device's size counts everything the arena uses or only the slots'
+ * payloads, with the slot headers on top). Sizes take bytes or binary
  * suffixes ("4MiB").
  * An unknown key or a bad value is -EINVAL, naming it.
  */

@@ -232,8 +232,7 @@ int Store::migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool
                 op.dst = arenas_[mv.dst.arena].arena->slot_data(mv.dst.slot);
                 op.src = arenas_[mv.src.arena].arena->slot_data(mv.src.slot);
                 op.len = mv.len;
-                op.nontemporal = cfg_.nt_stores == NtStores::on ||
-                                 (cfg_.nt_stores == NtStores::auto_ && mv.len >= kNonTemporalMin);
+                op.nontemporal = streams(mv.len);
                 ops.push_back(op);
             }
             engine_->run(ops.data(), ops.size());

@@ -512,8 +512,7 @@ int Store::put(const void *key, size_t key_len, const void *val, size_t len, con
     opx.arena_is_dst = true;
     opx.src = val;
     opx.len = len;
-    opx.nontemporal = cfg_.nt_stores == NtStores::on ||
-                      (cfg_.nt_stores == NtStores::auto_ && len >= kNonTemporalMin);
+    opx.nontemporal = streams(len);
     opx.block_hashes = hashed ? bh : nullptr;
     int copy_rc = 0;
     try {
@@ -658,6 +657,7 @@ int Store::get(const void *key, size_t key_len, void *dst, size_t cap, size_t *l
     opx.dst = dst;
     opx.src = b.src;
     opx.len = b.len;
+    opx.nontemporal = streams(b.len);
     opx.block_hashes = verify ? hashes.data() : nullptr;
     opx.guard_source = cfg_.sigbus_handle;
     int copy_rc = 0;
@@ -800,8 +800,7 @@ int Store::put_batch(daxkv_item *items, size_t n, unsigned flags) {
             c.arena_is_dst = true;
             c.src = it.data;
             c.len = it.len;
-            c.nontemporal = cfg_.nt_stores == NtStores::on ||
-                            (cfg_.nt_stores == NtStores::auto_ && it.len >= kNonTemporalMin);
+            c.nontemporal = streams(it.len);
             ops.push_back(c);
             op_item.push_back(i);
         }
@@ -906,6 +905,7 @@ int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
         ops[k].dst = items[item_of[k]].data;
         ops[k].src = borrows[k].src;
         ops[k].len = borrows[k].len;
+        ops[k].nontemporal = streams(borrows[k].len);
         ops[k].guard_source = cfg_.sigbus_handle;
     }
     std::vector<int> copy_rc(ops.size(), 0);

@@ -118,6 +118,10 @@ struct ReservationState {
     std::string meta;
 };
 
+// Non-temporal stores pay off above this size on the machines measured
+// (docs: README "Speed").
+constexpr size_t kNonTemporalMin = 256 * 1024;
+
 class Store : public std::enable_shared_from_this<Store> {
 public:
     static std::shared_ptr<Store> open(const Config &cfg);
@@ -274,6 +278,12 @@ private:
     int copy_failed(const Borrow &b, int rc) noexcept;
 
     std::string describe_full() const;
+    // Whether a copy of len bytes, into the arena or out of it, streams
+    // (non-temporal stores: nt_stores, auto from kNonTemporalMin).
+    bool streams(uint64_t len) const noexcept {
+        return cfg_.nt_stores == NtStores::on ||
+               (cfg_.nt_stores == NtStores::auto_ && len >= kNonTemporalMin);
+    }
     // The borrowing pass of a read batch (host or GPU): check each item,
     // begin_read it and report the sizes needed; with prefix, stop at the
     // first failure and mark the rest -ENOENT. Returns where a prefix
@@ -365,8 +375,5 @@ private:
     std::function<void(int)> hotplug_hook_;
 };
 
-// Non-temporal stores pay off above this size on the machines measured
-// (docs: README "Speed").
-constexpr size_t kNonTemporalMin = 256 * 1024;
 
 } // namespace daxkv

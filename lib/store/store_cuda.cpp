@@ -550,9 +550,7 @@ int Store::put_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned fl
                     c.arena_is_dst = true;
                     c.src = buf.p + p.staged;
                     c.len = p.len;
-                    c.nontemporal = cfg_.nt_stores == NtStores::on ||
-                                    (cfg_.nt_stores == NtStores::auto_ &&
-                                     items[i].len >= kNonTemporalMin);
+                    c.nontemporal = streams(items[i].len);
                     if (hashed) {
                         c.block_hashes = hashes.data() + hash_off[i] + p.off / arena::kHashBlock;
                     }
