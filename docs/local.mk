@@ -58,8 +58,11 @@ dist_man_MANS = \
 	docs/man/daxkv_set_log_fn.3 \
 	docs/man/daxkv_shutdown.3 \
 	docs/man/daxkv_stats.3 \
+	docs/man/daxkv_stats_peek.3 \
 	docs/man/daxkv_stats_prometheus.3 \
+	docs/man/daxkv_stats_prometheus_peek.3 \
 	docs/man/daxkv_status_json.3 \
+	docs/man/daxkv_status_peek.3 \
 	docs/man/daxkv_strerror.3 \
 	docs/man/daxkv_submit.3 \
 	docs/man/daxkv_unpin.3 \

@@ -370,6 +370,37 @@ DAXKV_API int daxkv_status_json(daxkv_store *s, char *buf, size_t cap, size_t *n
  */
 DAXKV_API int daxkv_stats_prometheus(daxkv_store *s, char *buf, size_t cap, size_t *needed);
 
+/*
+ * A running store's statistics, read from another process (or this one)
+ * without opening or disturbing the store: each open store publishes its
+ * daxkv_stats and status JSON every stats_interval milliseconds (config key,
+ * default 1000; 0: not published) into a page file in $DAXKV_STATS_DIR
+ * (default /dev/shm), found by the path of any of its devices. The page
+ * goes when the store is shut down; one left by a store that died is
+ * reported as absent.
+ */
+
+/**
+ * The statistics that the running store holding the device at path last
+ * published (at most stats_interval old). Fills the first out->struct_size
+ * bytes. 0; -ENOENT no running store publishes for path; -EACCES; -EPROTO a
+ * page of another format; -EAGAIN the store was publishing throughout;
+ * -EINVAL bad arguments.
+ */
+DAXKV_API int daxkv_stats_peek(const char *path, struct daxkv_stats *out);
+/**
+ * That store's status JSON (as daxkv_status_json) with a "publisher" object
+ * (pid, store_id, published_unix_ns). Two-call sizing as daxkv_status_json.
+ * Errors as daxkv_stats_peek, and -ENOBUFS.
+ */
+DAXKV_API int daxkv_status_peek(const char *path, char *buf, size_t cap, size_t *needed);
+/**
+ * That store's statistics in the Prometheus text format (as
+ * daxkv_stats_prometheus). Errors as daxkv_status_peek.
+ */
+DAXKV_API int daxkv_stats_prometheus_peek(const char *path, char *buf, size_t cap,
+                                          size_t *needed);
+
 /* ------------------------------------------------------------------------ */
 /* Devices                                                                   */
 /* ------------------------------------------------------------------------ */

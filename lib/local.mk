@@ -34,6 +34,7 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/store/metrics.cpp lib/store/metrics.hpp \
 	lib/store/placement.cpp \
 	lib/store/keys.cpp lib/store/keys.hpp \
+	lib/store/stats_page.cpp lib/store/stats_page.hpp \
 	lib/capi/handles.hpp \
 	lib/capi/errors.cpp \
 	lib/capi/config.cpp \

@@ -3,6 +3,7 @@
 
 #include <cstring>
 #include <memory>
+#include <string>
 
 #include "daxkv.h"
 #include "internal/error.hpp"
@@ -40,6 +41,23 @@ void copy_versioned(T *out, T value) {
     const uint32_t size = out->struct_size;
     value.struct_size = size;
     std::memcpy(out, &value, size < sizeof value ? size : sizeof value);
+}
+
+// The two-call text outputs (status JSON, Prometheus text): the buffer may
+// be NULL with cap 0 to ask for the size; *needed (if not NULL) gets the
+// size with the NUL; -ENOBUFS when cap is smaller. what names the text in
+// the message.
+inline int copy_text(const std::string &text, char *buf, size_t cap, size_t *needed,
+                     const char *what) {
+    if (!buf && cap)
+        return set_error(-EINVAL, "buf is NULL but cap is %zu", cap);
+    if (needed)
+        *needed = text.size() + 1;
+    if (cap < text.size() + 1)
+        return set_error(-ENOBUFS, "%s needs %zu bytes, the buffer holds %zu", what,
+                         text.size() + 1, cap);
+    std::memcpy(buf, text.c_str(), text.size() + 1);
+    return 0;
 }
 
 // A caller's versioned struct: not NULL and at least its struct_size field

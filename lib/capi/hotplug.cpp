@@ -66,14 +66,7 @@ DAXKV_API int daxkv_pool_status_json(daxkv_store *s, char *buf, size_t cap, size
         Store &st = store_of(s);
         if (!buf && cap)
             return set_error(-EINVAL, "buf is NULL but cap is %zu", cap);
-        std::string j = st.pool_status_json();
-        if (needed)
-            *needed = j.size() + 1;
-        if (cap < j.size() + 1)
-            return set_error(-ENOBUFS, "pool status needs %zu bytes, the buffer holds %zu",
-                             j.size() + 1, cap);
-        std::memcpy(buf, j.c_str(), j.size() + 1);
-        return 0;
+        return capi::copy_text(st.pool_status_json(), buf, cap, needed, "pool status");
     });
 }
 

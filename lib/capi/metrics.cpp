@@ -1,11 +1,56 @@
-// Statistics in the Prometheus text exposition format.
+// Statistics in the Prometheus text exposition format, and the statistics
+// a running store publishes, read from another process (store/stats_page).
 #include <cstring>
+
+#include <nlohmann/json.hpp>
 
 #include "capi/handles.hpp"
 #include "store/metrics.hpp"
+#include "store/stats_page.hpp"
 
 using namespace daxkv;
+using daxkv::capi::copy_text;
 using daxkv::capi::store_of;
+
+namespace {
+
+int check_peek_path(const char *path) {
+    if (!path || !*path)
+        return set_error(-EINVAL, "device path is NULL or empty");
+    if (strnlen(path, 4097) > 4096)
+        return set_error(-EINVAL, "device path is longer than 4096 bytes");
+    return 0;
+}
+
+// The publisher's daxkv_stats, in a full struct of this version (a
+// publisher of an older version leaves the members it lacks zero).
+struct daxkv_stats peeked_stats(const PageSnapshot &snap) {
+    struct daxkv_stats x;
+    std::memset(&x, 0, sizeof x);
+    std::memcpy(&x, snap.stats.data(), std::min(snap.stats.size(), sizeof x));
+    x.struct_size = sizeof x;
+    return x;
+}
+
+// The per-device gauges of a published status JSON.
+std::vector<DeviceGauges> peeked_devices(const PageSnapshot &snap) {
+    std::vector<DeviceGauges> out;
+    const auto j = nlohmann::json::parse(snap.status, nullptr, false);
+    if (j.is_discarded() || !j.contains("devices") || !j["devices"].is_array())
+        return out;
+    for (const auto &d : j["devices"]) {
+        if (!d.is_object() || !d.contains("path") || !d["path"].is_string())
+            continue;
+        DeviceGauges g;
+        g.path = d["path"].get<std::string>();
+        g.slots = d.value("slots", uint64_t(0));
+        g.slots_free = d.value("slots_free", uint64_t(0));
+        out.push_back(std::move(g));
+    }
+    return out;
+}
+
+} // namespace
 
 extern "C" {
 
@@ -18,14 +63,50 @@ DAXKV_API int daxkv_stats_prometheus(daxkv_store *s, char *buf, size_t cap, size
         std::memset(&x, 0, sizeof x);
         x.struct_size = sizeof x;
         st.stats(x);
-        std::string text = prometheus_text(x);
-        if (needed)
-            *needed = text.size() + 1;
-        if (cap < text.size() + 1)
-            return set_error(-ENOBUFS, "the metrics need %zu bytes, the buffer holds %zu",
-                             text.size() + 1, cap);
-        std::memcpy(buf, text.c_str(), text.size() + 1);
+        return copy_text(prometheus_text(x, st.store_id(), st.device_gauges()), buf, cap, needed,
+                         "the metrics");
+    });
+}
+
+DAXKV_API int daxkv_stats_peek(const char *path, struct daxkv_stats *out) {
+    return guarded([&] {
+        if (int rc = check_peek_path(path))
+            return rc;
+        if (int rc = capi::check_versioned(out, "out"))
+            return rc;
+        capi::copy_versioned(out, peeked_stats(read_stats_page(path)));
         return 0;
+    });
+}
+
+DAXKV_API int daxkv_status_peek(const char *path, char *buf, size_t cap, size_t *needed) {
+    return guarded([&] {
+        if (int rc = check_peek_path(path))
+            return rc;
+        if (!buf && cap)
+            return set_error(-EINVAL, "buf is NULL but cap is %zu", cap);
+        const PageSnapshot snap = read_stats_page(path);
+        auto j = nlohmann::json::parse(snap.status, nullptr, false);
+        if (j.is_discarded() || !j.is_object())
+            j = nlohmann::json::object();
+        j["publisher"] = {{"pid", snap.pid},
+                          {"store_id", snap.store_id},
+                          {"published_unix_ns", snap.published_unix_ns}};
+        return copy_text(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), buf,
+                         cap, needed, "status");
+    });
+}
+
+DAXKV_API int daxkv_stats_prometheus_peek(const char *path, char *buf, size_t cap,
+                                          size_t *needed) {
+    return guarded([&] {
+        if (int rc = check_peek_path(path))
+            return rc;
+        if (!buf && cap)
+            return set_error(-EINVAL, "buf is NULL but cap is %zu", cap);
+        const PageSnapshot snap = read_stats_page(path);
+        return copy_text(prometheus_text(peeked_stats(snap), snap.store_id, peeked_devices(snap)),
+                         buf, cap, needed, "the metrics");
     });
 }
 

@@ -126,14 +126,7 @@ DAXKV_API int daxkv_status_json(daxkv_store *s, char *buf, size_t cap, size_t *n
         Store &st = store_of(s);
         if (!buf && cap)
             return set_error(-EINVAL, "buf is NULL but cap is %zu", cap);
-        std::string j = st.status_json();
-        if (needed)
-            *needed = j.size() + 1;
-        if (cap < j.size() + 1)
-            return set_error(-ENOBUFS, "status needs %zu bytes, the buffer holds %zu",
-                             j.size() + 1, cap);
-        std::memcpy(buf, j.c_str(), j.size() + 1);
-        return 0;
+        return capi::copy_text(st.status_json(), buf, cap, needed, "status");
     });
 }
 

@@ -35,4 +35,7 @@ inline uint64_t now_ns() noexcept {
 // A human size: "4.00 MiB".
 std::string human_bytes(uint64_t n);
 
+// The canonical text of a 16-byte UUID: "8-4-4-4-12" lower-case hex digits.
+std::string uuid_text(const uint8_t (&u)[16]);
+
 } // namespace daxkv

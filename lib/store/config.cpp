@@ -124,6 +124,12 @@ void Config::set(const std::string &key, const std::string &value) {
             capacity = Capacity::payload;
         else
             fail(-EINVAL, "capacity: '%s' is not one of arena, payload", value.c_str());
+    } else if (key == "stats_interval") {
+        uint64_t v = parse_uint(value, "stats_interval");
+        if (v > 3600 * 1000)
+            fail(-EINVAL, "stats_interval: %llu ms is above the limit of one hour (3600000)",
+                 static_cast<unsigned long long>(v));
+        stats_interval_ms = static_cast<unsigned>(v);
     } else if (key == "sigbus") {
         if (value == "handle")
             sigbus_handle = true;
@@ -136,7 +142,7 @@ void Config::set(const std::string &key, const std::string &value) {
              "unknown configuration key '%s' (known: slot_bytes, meta_bytes, eviction, "
              "durability, verify, on_mismatch, workers, hotplug, create, nt_stores, "
              "cuda_register_chunk, cuda_staging_bytes, placement, sigbus, numa, grow_limit, "
-             "capacity)",
+             "capacity, stats_interval)",
              key.c_str());
     }
 }

@@ -52,6 +52,9 @@ struct Config {
     bool grow_auto = false;
     // With payload, device sizes and grow_limit count payload bytes.
     Capacity capacity = Capacity::arena;
+    // How often the store publishes its statistics for other processes
+    // (store/stats_page.hpp); 0: no statistics page.
+    unsigned stats_interval_ms = 1000;
     std::vector<DeviceSpec> devices;
 
     // Set one key from its text form. Throws Error(-EINVAL) naming the key.

@@ -450,6 +450,10 @@ int Store::device_add(const std::string &path, uint64_t bytes) {
     adopt(a);
     row->arena->keep_file();
     arenas_.publish();
+    if (publisher_) {
+        publisher_->name_device(path); // without a name, daxkv stats finds the store by another
+        publisher_->publish_now();
+    }
     if (missing_row >= 0)
         arenas_[missing_row].state.store(DevState::removed); // superseded by the new row
     // If the arenas are registered with CUDA, register the new one too, so
@@ -524,6 +528,10 @@ int Store::device_remove(const std::string &path, int mode, unsigned flags,
         d.state.store(DevState::removed);
         d.arena.reset();
     });
+    if (publisher_) {
+        publisher_->unname_device(d.path);
+        publisher_->publish_now();
+    }
     log(DAXKV_LOG_INFO, "device %u (%s) removed: %llu entries moved, %llu deleted", d.id,
         d.path.c_str(), static_cast<unsigned long long>(ms.moved_keys),
         static_cast<unsigned long long>(ms.deleted_keys));

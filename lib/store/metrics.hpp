@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "daxkv.h"
 
@@ -64,7 +65,16 @@ private:
     std::chrono::steady_clock::time_point t0_;
 };
 
-// daxkv_stats (a full struct) in the Prometheus text exposition format.
-std::string prometheus_text(const struct daxkv_stats &s);
+// One device's figures for the Prometheus text.
+struct DeviceGauges {
+    std::string path;
+    uint64_t slots = 0, slots_free = 0;
+};
+
+// daxkv_stats (a full struct) in the Prometheus text exposition format,
+// every sample labelled store="store_id", and per-device gauges labelled
+// with the device's path too.
+std::string prometheus_text(const struct daxkv_stats &s, const std::string &store_id,
+                            const std::vector<DeviceGauges> &devices);
 
 } // namespace daxkv

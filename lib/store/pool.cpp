@@ -276,6 +276,20 @@ void Store::stop_events() noexcept {
         ev_thread_.join();
 }
 
+std::vector<DeviceGauges> Store::device_gauges() const {
+    std::vector<DeviceGauges> out;
+    for (const auto &d : arenas_) {
+        if (!dev_counted(d.state.load(std::memory_order_acquire)))
+            continue;
+        DeviceGauges g;
+        g.path = d.path;
+        g.slots = d.alloc->slots();
+        g.slots_free = d.alloc->free_count();
+        out.push_back(std::move(g));
+    }
+    return out;
+}
+
 uint64_t Store::usable_bytes(uint32_t a) const {
     const DeviceSlot &d = arenas_[a];
     return uint64_t(d.alloc->slots()) * cfg_.slot_bytes;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <random>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -52,6 +53,7 @@ void Store::OpGuard::leave() noexcept {
 Store::Store(const Config &cfg) : cfg_(cfg), shards_(new Shard[kShards]) {}
 
 Store::~Store() {
+    publisher_.reset();
     stop_events();
     // Before the arenas are unmapped: wait for GPU copies still reading them,
     // then unregister them from CUDA.
@@ -75,6 +77,8 @@ std::shared_ptr<Store> Store::open(const Config &cfg) {
     for (auto &d : s->arenas_)
         if (d.arena)
             d.arena->keep_file();
+    s->store_id_ = s->first_arena_uuid();
+    s->start_publisher();
     log(DAXKV_LOG_INFO, "opened store: %u device(s), %lld entries recovered",
         s->arenas_.size(), static_cast<long long>(s->c_.entries.load()));
     return s;
@@ -192,7 +196,50 @@ void Store::recover() {
     tick_.store(max_seq.load() + 1);
 }
 
+// The uuid of the first device's arena: stable across restarts, so the
+// store's Prometheus series continue; a random one for a store that opens
+// without a mapped device.
+std::string Store::first_arena_uuid() const {
+    for (const auto &d : arenas_)
+        if (d.arena)
+            return uuid_text(d.arena->superblock().uuid);
+    uint8_t u[16];
+    std::random_device rd;
+    for (auto &b : u)
+        b = static_cast<uint8_t>(rd());
+    u[6] = static_cast<uint8_t>((u[6] & 0x0f) | 0x40);
+    u[8] = static_cast<uint8_t>((u[8] & 0x3f) | 0x80);
+    return uuid_text(u);
+}
+
+void Store::start_publisher() {
+    if (cfg_.stats_interval_ms == 0)
+        return;
+    try {
+        publisher_ = std::make_unique<StatsPublisher>(
+            store_id_, cfg_.stats_interval_ms, [this](StatsPage &page) {
+                struct daxkv_stats st;
+                std::memset(&st, 0, sizeof st);
+                st.struct_size = sizeof st;
+                stats(st);
+                page.publish(&st, sizeof st, status_json());
+            });
+    } catch (const std::exception &e) {
+        log(DAXKV_LOG_WARNING, "no statistics page (daxkv stats cannot look at this store): %s",
+            e.what());
+        return;
+    }
+    for (const auto &d : arenas_) {
+        if (!d.arena)
+            continue;
+        const std::string why = publisher_->name_device(d.path);
+        if (!why.empty())
+            log(DAXKV_LOG_WARNING, "no statistics page for %s: %s", d.path.c_str(), why.c_str());
+    }
+}
+
 int Store::shutdown() {
+    publisher_.reset(); // the statistics page goes: the store no longer serves
     if (async_)
         async_->shutdown(); // every submitted batch completes or is cancelled first
     shutting_.store(true, std::memory_order_seq_cst);
@@ -1185,12 +1232,7 @@ std::string Store::status_json() const {
             continue; // removed or missing: see daxkv_pool_status_json
         const auto &info = a.arena->mapping().info();
         const auto &lay = a.arena->layout();
-        char uuid[40];
-        const uint8_t *u = a.arena->superblock().uuid;
-        std::snprintf(uuid, sizeof uuid,
-                      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-                      u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
-                      u[13], u[14], u[15]);
+        const std::string uuid = uuid_text(a.arena->superblock().uuid);
         devs.push_back({{"path", info.path},
                         {"kind", platform::kind_name(info.kind)},
                         {"arena_bytes", lay.arena_bytes},

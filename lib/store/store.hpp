@@ -29,6 +29,7 @@
 #include "store/pool.hpp"
 #include "store/metrics.hpp"
 #include "store/slot_allocator.hpp"
+#include "store/stats_page.hpp"
 
 namespace daxkv {
 
@@ -189,6 +190,11 @@ public:
     SlotLocation locate(const ReservationState &r) const;
     // The device of the pool at path (-ENOENT when there is none).
     DeviceLayout device_layout(const std::string &path);
+    // The store's id (its first device's arena uuid) and its devices'
+    // figures, for the Prometheus text.
+    const std::string &store_id() const noexcept { return store_id_; }
+    std::vector<DeviceGauges> device_gauges() const;
+
     // A walk over the committed keys of pool row `device` (-1: all devices).
     std::unique_ptr<KeyCursor> key_cursor(int device);
     // The pool row of path, for a cursor that walks one device.
@@ -237,6 +243,8 @@ private:
 
     explicit Store(const Config &cfg);
     void recover();
+    std::string first_arena_uuid() const;
+    void start_publisher();
     // Where the copy workers run (store/placement.cpp).
     std::vector<int> worker_cpus() const;
 
@@ -373,6 +381,9 @@ private:
     std::thread ev_thread_;
     std::atomic<uint32_t> next_device_id_{0};
     std::function<void(int)> hotplug_hook_;
+    std::string store_id_;
+    // The statistics page for other processes; stopped first at shutdown.
+    std::unique_ptr<StatsPublisher> publisher_;
 };
 
 

@@ -35,6 +35,7 @@ struct Exposition {
     struct Sample {
         std::string name, le; // le: the label of a histogram bucket
         double value;
+        std::map<std::string, std::string> labels; // every label, le included
     };
     std::vector<Sample> samples;
     std::map<std::string, double> value; // name (+ "{le}" for buckets) -> value
@@ -89,15 +90,31 @@ Exposition parse(const std::string &text) {
         size_t brace = head.find('{');
         if (brace != std::string::npos) {
             s.name = head.substr(0, brace);
-            const std::string labels = head.substr(brace);
-            const std::string pre = "{le=\"", post = "\"}";
-            bool ok = labels.size() > pre.size() + post.size() && labels.rfind(pre, 0) == 0 &&
-                      labels.compare(labels.size() - post.size(), post.size(), post) == 0;
+            // {name="value",...}: values with \\, \" and \n escapes.
+            bool ok = head.back() == '}';
+            size_t i = brace + 1;
+            while (ok && i < head.size() - 1) {
+                const size_t eq = head.find("=\"", i);
+                ok = eq != std::string::npos && valid_name(head.substr(i, eq - i));
+                if (!ok)
+                    break;
+                std::string key = head.substr(i, eq - i), val;
+                size_t j = eq + 2;
+                for (; j < head.size() && head[j] != '"'; ++j) {
+                    if (head[j] == '\\' && j + 1 < head.size())
+                        ++j;
+                    val += head[j];
+                }
+                ok = j < head.size() && s.labels.emplace(key, val).second;
+                i = j + 1;
+                if (ok && head[i] == ',')
+                    ++i;
+            }
             EXPECT_TRUE(ok) << "bad labels in '" << line << "'";
-            if (ok)
-                s.le = labels.substr(pre.size(), labels.size() - pre.size() - post.size());
-            EXPECT_EQ(s.le.find('"'), std::string::npos) << line;
+            if (s.labels.count("le"))
+                s.le = s.labels["le"];
         }
+        EXPECT_EQ(s.labels.count("store"), 1u) << "every sample names its store: " << line;
         EXPECT_TRUE(valid_name(s.name)) << line;
         char *end = nullptr;
         s.value = v == "+Inf" ? INFINITY : std::strtod(v.c_str(), &end);
@@ -109,7 +126,11 @@ Exposition parse(const std::string &text) {
             ok = (s.name == current + "_bucket" && !s.le.empty()) ||
                  ((s.name == current + "_sum" || s.name == current + "_count") && s.le.empty());
         EXPECT_TRUE(ok) << "sample '" << line << "' outside its family " << current;
-        e.value[s.name + (s.le.empty() ? "" : "{" + s.le + "}")] = s.value;
+        const std::string dev = s.labels.count("device") ? s.labels["device"] : "";
+        EXPECT_EQ(!dev.empty(), s.name.rfind("daxkv_device_", 0) == 0)
+            << "the device label belongs to the per-device families: " << line;
+        e.value[s.name + (s.le.empty() ? "" : "{" + s.le + "}") + (dev.empty() ? "" : "@" + dev)] =
+            s.value;
         e.samples.push_back(s);
     }
     // Histograms: le increasing, cumulative counts non-decreasing, +Inf last
@@ -173,23 +194,34 @@ int complaints(const std::string &text, const std::string &needle, int *total = 
 // The checker itself: it must reject what a scraper would.
 TEST(PrometheusChecker, RejectsMalformedExpositions) {
     EXPECT_GE(complaints("# TYPE x counter\nx\n", "not a valid line"), 1);
-    EXPECT_GE(complaints("# HELP x h\n# TYPE x counter\nx abc\n", "bad value"), 1);
-    EXPECT_GE(complaints("# HELP x h\n# TYPE x counter\ny 1\n", "outside its family"), 1);
-    EXPECT_GE(complaints("# HELP 1x h\n# TYPE 1x counter\n1x 1\n", "1x"), 1);
-    EXPECT_GE(complaints("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 2\n"
-                         "h_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
+    EXPECT_GE(complaints("# HELP x h\n# TYPE x counter\nx{store=\"s\"} abc\n", "bad value"), 1);
+    EXPECT_GE(complaints("# HELP x h\n# TYPE x counter\ny{store=\"s\"} 1\n", "outside its family"),
+              1);
+    EXPECT_GE(complaints("# HELP 1x h\n# TYPE 1x counter\n1x{store=\"s\"} 1\n", "1x"), 1);
+    EXPECT_GE(complaints("# HELP h h\n# TYPE h histogram\nh_bucket{store=\"s\",le=\"1\"} 2\n"
+                         "h_bucket{store=\"s\",le=\"+Inf\"} 1\nh_sum{store=\"s\"} 1\n"
+                         "h_count{store=\"s\"} 1\n",
                          "le=+Inf"),
               1);
-    EXPECT_GE(complaints("# HELP h h\n# TYPE h histogram\nh_bucket{le=\"1\"} 1\n"
-                         "h_sum 1\nh_count 1\n",
+    EXPECT_GE(complaints("# HELP h h\n# TYPE h histogram\nh_bucket{store=\"s\",le=\"1\"} 1\n"
+                         "h_sum{store=\"s\"} 1\nh_count{store=\"s\"} 1\n",
                          "+Inf"),
               1);
-    EXPECT_GE(complaints("# HELP h h\n# TYPE h histogram\nh_bucket{x=\"1\"} 1\n", "bad labels"),
+    EXPECT_GE(complaints("# HELP h h\n# TYPE h histogram\nh_bucket{x=\"1\",x=\"2\"} 1\n",
+                         "bad labels"),
               1);
-    EXPECT_GE(complaints("# TYPE x counter\nx 1\n", "no HELP"), 1);
+    EXPECT_GE(complaints("# HELP x h\n# TYPE x counter\nx 1\n", "names its store"), 1);
+    EXPECT_GE(complaints("# HELP x h\n# TYPE x counter\nx{store=\"s\",device=\"d\"} 1\n",
+                         "per-device"),
+              1);
+    EXPECT_GE(complaints("# TYPE x counter\nx{store=\"s\"} 1\n", "no HELP"), 1);
     int total = -1;
-    complaints("# HELP x h\n# TYPE x counter\nx 1\n", "", &total);
+    complaints("# HELP x h\n# TYPE x counter\nx{store=\"s\"} 1\n", "", &total);
     EXPECT_EQ(total, 0); // and a good one passes
+    complaints("# HELP daxkv_device_a h\n# TYPE daxkv_device_a gauge\n"
+               "daxkv_device_a{store=\"s\",device=\"/d\\\"q\"} 1\n",
+               "", &total);
+    EXPECT_EQ(total, 0);
 }
 
 TEST(HistogramBuckets, ValuesLandInTheSmallestBucketThatHoldsThem) {
@@ -292,6 +324,32 @@ TEST_F(Metrics, AnOldStructSizeGetsOnlyTheOldMembers) {
     EXPECT_EQ(st->puts, 1u);
     for (size_t i = old_size; i < raw.size(); ++i)
         ASSERT_EQ(raw[i], 0xAB) << "byte " << i << " past the caller's struct_size";
+}
+
+TEST_F(Metrics, PrometheusLabelsTellStoresAndDevicesApart) {
+    open(StoreSpec(4096, 8));
+    const Exposition a = parse(prometheus(s()));
+    TempDir other;
+    StorePtr s2;
+    ASSERT_EQ(open_store(&s2, other.file("arena"), StoreSpec(4096, 8)), 0) << daxkv_errmsg();
+    const Exposition b = parse(prometheus(s2.get()));
+    std::set<std::string> stores;
+    for (const auto *e : {&a, &b})
+        for (const auto &smp : e->samples)
+            stores.insert(smp.labels.at("store"));
+    EXPECT_EQ(stores.size(), 2u) << "each store has its own label value";
+    // The store label is the first device's arena uuid (stable across restarts).
+    char status[8192];
+    ASSERT_EQ(daxkv_status_json(s(), status, sizeof status, nullptr), 0);
+    EXPECT_TRUE(contains_text(status, a.samples.front().labels.at("store")));
+    bool device_seen = false;
+    for (const auto &smp : a.samples)
+        if (smp.name == "daxkv_device_slots") {
+            device_seen = true;
+            EXPECT_EQ(smp.labels.at("device"), path_);
+            EXPECT_EQ(smp.value, 8);
+        }
+    EXPECT_TRUE(device_seen);
 }
 
 TEST_F(Metrics, PrometheusBadArguments) {

@@ -1,0 +1,347 @@
+#include "store/stats_page.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cinttypes>
+#include <cstdlib>
+#include <cstring>
+#include <thread>
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal/error.hpp"
+
+namespace daxkv {
+namespace {
+
+constexpr char kMagic[8] = {'D', 'A', 'X', 'K', 'V', 'S', 'T', 'P'};
+constexpr uint32_t kVersion = 1;
+constexpr size_t kPageBytes = 32 * 1024;
+constexpr size_t kStatsOffset = 4096, kStatsCap = 4096;
+constexpr size_t kStatusOffset = kStatsOffset + kStatsCap;
+constexpr size_t kStatusCap = kPageBytes - kStatusOffset;
+constexpr size_t kIdCap = 64;
+
+// The first bytes of the page. Every field is 8-byte aligned and accessed
+// with atomic loads and stores (the page is shared between processes).
+struct Header {
+    char magic[8];
+    uint64_t version;
+    uint64_t seq; // odd while a publication is being written
+    uint64_t pid;
+    uint64_t published_unix_ns;
+    uint64_t stats_len;
+    uint64_t status_len;
+    char store_id[kIdCap];
+};
+static_assert(sizeof(Header) <= kStatsOffset, "the header fits before the stats");
+
+uint64_t unix_ns() {
+    return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                     std::chrono::system_clock::now().time_since_epoch())
+                                     .count());
+}
+
+// Word-wise atomic copies: a reader racing a writer sees each word whole.
+void store_words(char *dst, const char *src, size_t n) noexcept {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w;
+        std::memcpy(&w, src + i, 8);
+        __atomic_store_n(reinterpret_cast<uint64_t *>(dst + i), w, __ATOMIC_RELAXED);
+    }
+    if (i < n) {
+        uint64_t w = 0;
+        std::memcpy(&w, src + i, n - i);
+        __atomic_store_n(reinterpret_cast<uint64_t *>(dst + i), w, __ATOMIC_RELAXED);
+    }
+}
+
+void load_words(char *dst, const char *src, size_t n) noexcept {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t w = __atomic_load_n(reinterpret_cast<const uint64_t *>(src + i), __ATOMIC_RELAXED);
+        std::memcpy(dst + i, &w, 8);
+    }
+    if (i < n) {
+        uint64_t w = __atomic_load_n(reinterpret_cast<const uint64_t *>(src + i), __ATOMIC_RELAXED);
+        std::memcpy(dst + i, &w, n - i);
+    }
+}
+
+uint64_t load(const uint64_t &v) noexcept { return __atomic_load_n(&v, __ATOMIC_ACQUIRE); }
+
+std::string in_dir(const std::string &name) { return stats_dir() + "/" + name; }
+
+} // namespace
+
+std::string stats_dir() {
+    const char *d = std::getenv("DAXKV_STATS_DIR");
+    return d && *d ? d : "/dev/shm";
+}
+
+std::string stats_page_name(const std::string &device_path) {
+    if (device_path == "mem:")
+        fail(-EINVAL, "\"mem:\" devices have no name another process could look up");
+    struct stat st;
+    if (::stat(device_path.c_str(), &st) != 0)
+        fail_errno(errno, "cannot look up the statistics of " + device_path);
+    if (S_ISCHR(st.st_mode))
+        return format("daxkv-stats.c%" PRIx64, static_cast<uint64_t>(st.st_rdev));
+    return format("daxkv-stats.f%" PRIx64 ".%" PRIx64, static_cast<uint64_t>(st.st_dev),
+                  static_cast<uint64_t>(st.st_ino));
+}
+
+StatsPage::StatsPage(const std::string &store_id) {
+    // An unnamed file: it gets names only for the devices (name_device), so
+    // nothing is left behind under another name if the process dies.
+    // File systems without O_TMPFILE get a temporary name instead.
+    fd_ = ::open(stats_dir().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+    if (fd_ < 0) {
+        std::string tmpl = in_dir("daxkv-stats.new.XXXXXX");
+        fd_ = ::mkostemp(&tmpl[0], O_CLOEXEC);
+        if (fd_ < 0)
+            fail_errno(errno, "cannot create a statistics page in " + stats_dir());
+        tmp_name_ = tmpl;
+    }
+    // Readable by everyone who may look at the store's numbers; the page
+    // holds counters, device paths and ids, never keys or values.
+    if (::fchmod(fd_, 0644) != 0 || ::ftruncate(fd_, kPageBytes) != 0 ||
+        ::flock(fd_, LOCK_SH) != 0) {
+        const int e = errno;
+        if (!tmp_name_.empty())
+            ::unlink(tmp_name_.c_str());
+        ::close(fd_);
+        fail_errno(e, "cannot set up a statistics page in " + stats_dir());
+    }
+    void *p = ::mmap(nullptr, kPageBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
+    if (p == MAP_FAILED) {
+        const int e = errno;
+        if (!tmp_name_.empty())
+            ::unlink(tmp_name_.c_str());
+        ::close(fd_);
+        fail_errno(e, "cannot map a statistics page");
+    }
+    map_ = static_cast<char *>(p);
+    auto *h = reinterpret_cast<Header *>(map_);
+    std::memcpy(h->magic, kMagic, sizeof kMagic);
+    h->version = kVersion;
+    h->pid = static_cast<uint64_t>(::getpid());
+    std::strncpy(h->store_id, store_id.c_str(), kIdCap - 1);
+}
+
+StatsPage::~StatsPage() {
+    for (const auto &name : names_)
+        if (is_ours(name))
+            ::unlink(name.c_str());
+    if (map_)
+        ::munmap(map_, kPageBytes);
+    if (!tmp_name_.empty())
+        ::unlink(tmp_name_.c_str());
+    if (fd_ >= 0)
+        ::close(fd_); // drops the flock: a name still left is stale from here on
+}
+
+void StatsPage::name_device(const std::string &device_path) {
+    if (device_path == "mem:")
+        return;
+    const std::string name = in_dir(stats_page_name(device_path));
+    // Linked under the temporary name's directory first, then renamed over
+    // the name: a stale page of a store that died is replaced atomically.
+    const std::string staging = name + ".new";
+    ::unlink(staging.c_str());
+    const std::string self = tmp_name_.empty() ? "/proc/self/fd/" + std::to_string(fd_) : tmp_name_;
+    if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, staging.c_str(),
+                 tmp_name_.empty() ? AT_SYMLINK_FOLLOW : 0) != 0)
+        fail_errno(errno, "cannot name the statistics page " + name);
+    if (::rename(staging.c_str(), name.c_str()) != 0) {
+        const int e = errno;
+        ::unlink(staging.c_str());
+        fail_errno(e, "cannot name the statistics page " + name);
+    }
+    if (std::find(names_.begin(), names_.end(), name) == names_.end())
+        names_.push_back(name);
+}
+
+// Whether name still refers to this page: it may meanwhile belong to
+// another store (the device was removed here and opened there).
+bool StatsPage::is_ours(const std::string &name) const noexcept {
+    struct stat ours, theirs;
+    return ::fstat(fd_, &ours) == 0 && ::stat(name.c_str(), &theirs) == 0 &&
+           ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino;
+}
+
+void StatsPage::unname_device(const std::string &device_path) noexcept {
+    if (device_path == "mem:")
+        return;
+    try {
+        const std::string name = in_dir(stats_page_name(device_path));
+        if (is_ours(name))
+            ::unlink(name.c_str());
+        names_.erase(std::remove(names_.begin(), names_.end(), name), names_.end());
+    } catch (...) {
+        // The device path no longer resolves: the destructor removes the name.
+    }
+}
+
+void StatsPage::publish(const void *stats, size_t stats_len, const std::string &status) noexcept {
+    auto *h = reinterpret_cast<Header *>(map_);
+    stats_len = std::min(stats_len, kStatsCap);
+    std::string cut;
+    const std::string *text = &status;
+    if (status.size() > kStatusCap) {
+        cut = "{\"truncated\":true,\"bytes\":" + std::to_string(status.size()) + "}";
+        text = &cut;
+    }
+    const uint64_t seq = __atomic_load_n(&h->seq, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->seq, seq + 1, __ATOMIC_RELAXED); // odd: being written
+    __atomic_thread_fence(__ATOMIC_RELEASE);
+    store_words(map_ + kStatsOffset, static_cast<const char *>(stats), stats_len);
+    store_words(map_ + kStatusOffset, text->data(), text->size());
+    __atomic_store_n(&h->stats_len, uint64_t(stats_len), __ATOMIC_RELAXED);
+    __atomic_store_n(&h->status_len, uint64_t(text->size()), __ATOMIC_RELAXED);
+    __atomic_store_n(&h->published_unix_ns, unix_ns(), __ATOMIC_RELAXED);
+    __atomic_store_n(&h->seq, seq + 2, __ATOMIC_RELEASE); // even: whole
+}
+
+void remove_stale_pages() noexcept {
+    const std::string dir = stats_dir();
+    DIR *d = ::opendir(dir.c_str());
+    if (!d)
+        return;
+    while (struct dirent *de = ::readdir(d)) {
+        if (std::strncmp(de->d_name, "daxkv-stats.", 12) != 0)
+            continue;
+        const std::string name = dir + "/" + de->d_name;
+        const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue;
+        struct stat held, now;
+        // A free lock: no store holds the page. Unlinked only if the name
+        // still refers to the file whose lock we hold.
+        if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::fstat(fd, &held) == 0 &&
+            ::lstat(name.c_str(), &now) == 0 && held.st_dev == now.st_dev &&
+            held.st_ino == now.st_ino)
+            ::unlink(name.c_str());
+        ::close(fd);
+    }
+    ::closedir(d);
+}
+
+StatsPublisher::StatsPublisher(const std::string &store_id, unsigned interval_ms,
+                               std::function<void(StatsPage &)> publish)
+    : page_((remove_stale_pages(), store_id)), interval_ms_(interval_ms),
+      publish_(std::move(publish)) {
+    publish_now(); // a reader never finds a page without a publication
+    thread_ = std::thread([this] { run(); });
+}
+
+void StatsPublisher::publish_now() noexcept {
+    std::lock_guard<std::mutex> g(publish_m_);
+    try {
+        publish_(page_);
+    } catch (...) {
+        // Out of memory building the status: the page keeps its last publication.
+    }
+}
+
+StatsPublisher::~StatsPublisher() {
+    {
+        std::lock_guard<std::mutex> g(m_);
+        stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable())
+        thread_.join();
+}
+
+void StatsPublisher::run() {
+    std::unique_lock<std::mutex> g(m_);
+    while (!cv_.wait_for(g, std::chrono::milliseconds(interval_ms_), [this] { return stop_; })) {
+        g.unlock();
+        publish_now();
+        g.lock();
+    }
+}
+
+std::string StatsPublisher::name_device(const std::string &device_path) noexcept {
+    try {
+        std::lock_guard<std::mutex> g(m_); // the page's names, against unname_device
+        page_.name_device(device_path);
+        return std::string();
+    } catch (const std::exception &e) {
+        return e.what();
+    } catch (...) {
+        return "out of memory";
+    }
+}
+
+void StatsPublisher::unname_device(const std::string &device_path) noexcept {
+    std::lock_guard<std::mutex> g(m_);
+    page_.unname_device(device_path);
+}
+
+PageSnapshot read_stats_page(const std::string &device_path) {
+    const std::string name = in_dir(stats_page_name(device_path));
+    const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            fail(-ENOENT, "no running store publishes statistics for %s (none has it open, or "
+                          "its stats_interval is 0)", device_path.c_str());
+        fail_errno(errno, "cannot read the statistics page " + name);
+    }
+    struct FdCloser {
+        int fd;
+        ~FdCloser() { ::close(fd); }
+    } closer{fd};
+    // A free lock: the store that wrote the page is gone.
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0)
+        fail(-ENOENT, "the store that published statistics for %s is no longer running",
+             device_path.c_str());
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < kPageBytes)
+        fail(-EPROTO, "%s is not a daxkv statistics page", name.c_str());
+    void *p = ::mmap(nullptr, kPageBytes, PROT_READ, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED)
+        fail_errno(errno, "cannot map the statistics page " + name);
+    struct Unmap {
+        void *p;
+        ~Unmap() { ::munmap(p, kPageBytes); }
+    } unmap{p};
+    const char *map = static_cast<const char *>(p);
+    const auto *h = reinterpret_cast<const Header *>(map);
+    if (std::memcmp(h->magic, kMagic, sizeof kMagic) != 0 || load(h->version) != kVersion)
+        fail(-EPROTO, "%s is a statistics page of another format", name.c_str());
+    for (int attempt = 0; attempt < 1000; ++attempt) {
+        const uint64_t s1 = load(h->seq);
+        if (s1 & 1 || s1 == 0) {
+            std::this_thread::sleep_for(std::chrono::microseconds(100));
+            continue;
+        }
+        PageSnapshot snap;
+        const size_t sl = std::min<uint64_t>(load(h->stats_len), kStatsCap);
+        const size_t tl = std::min<uint64_t>(load(h->status_len), kStatusCap);
+        snap.stats.resize(sl);
+        snap.status.resize(tl);
+        load_words(&snap.stats[0], map + kStatsOffset, sl);
+        load_words(&snap.status[0], map + kStatusOffset, tl);
+        snap.pid = load(h->pid);
+        snap.published_unix_ns = load(h->published_unix_ns);
+        char id[kIdCap];
+        load_words(id, h->store_id, kIdCap);
+        id[kIdCap - 1] = '\0';
+        snap.store_id = id;
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (load(h->seq) == s1)
+            return snap;
+    }
+    fail(-EAGAIN, "no whole publication of %s's statistics after 1000 tries", device_path.c_str());
+}
+
+} // namespace daxkv

@@ -1,0 +1,117 @@
+// A running store's statistics, published for other processes to read
+// without opening (or disturbing) the store: `daxkv stats PATH` and
+// daxkv_stats_peek() look at a store that serves.
+//
+// The store writes a small page file into the statistics directory
+// ($DAXKV_STATS_DIR, default /dev/shm) at open and then every
+// stats_interval milliseconds: its daxkv_stats, its status JSON and its
+// identity. The page has one name per device of the store, derived from the
+// device's identity (st_dev/st_ino of a file, st_rdev of a Device-DAX node),
+// so a reader finds it from any path of any device of the pool. The store
+// holds a shared flock on the page for as long as it is open: a page whose
+// lock is free is stale (its store died) and is reported as absent.
+//
+// Readers and the writer meet through a sequence counter in the page
+// (odd while a publication is being written); every field is copied with
+// 8-byte atomic loads and stores, so a reader never sees a torn word and
+// retries until it gets one whole publication.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace daxkv {
+
+// Where pages live: $DAXKV_STATS_DIR, else /dev/shm.
+std::string stats_dir();
+// The page name of a device path (throws Error: the errno of stat, -EINVAL
+// for "mem:", which no other process can name).
+std::string stats_page_name(const std::string &device_path);
+
+class StatsPage {
+public:
+    // A page owned by this process, with no name yet. Throws Error.
+    explicit StatsPage(const std::string &store_id);
+    ~StatsPage();
+    StatsPage(const StatsPage &) = delete;
+    StatsPage &operator=(const StatsPage &) = delete;
+
+    // Give the page the name of device_path (replacing a stale page of that
+    // name); remove it again. Both no-ops for paths no other process can
+    // name ("mem:"). name_device throws Error. The destructor removes the
+    // names still given.
+    void name_device(const std::string &device_path);
+    void unname_device(const std::string &device_path) noexcept;
+
+    // Publish one snapshot: stats (the bytes of a struct daxkv_stats) and
+    // the status JSON (cut to fit the page, see kStatusCap).
+    void publish(const void *stats, size_t stats_len, const std::string &status) noexcept;
+
+private:
+    bool is_ours(const std::string &name) const noexcept;
+    int fd_ = -1;
+    char *map_ = nullptr;
+    std::string tmp_name_;
+    std::vector<std::string> names_; // given by name_device, removed at destruction
+};
+
+// Publishes a page at a fixed interval from a thread of its own, until it
+// is destroyed (which publishes once more, then removes the page's names).
+class StatsPublisher {
+public:
+    // publish fills the page; it runs on the publisher's thread (and once in
+    // the constructor, before the page gets any name).
+    StatsPublisher(const std::string &store_id, unsigned interval_ms,
+                   std::function<void(StatsPage &)> publish);
+    ~StatsPublisher();
+    StatsPublisher(const StatsPublisher &) = delete;
+    StatsPublisher &operator=(const StatsPublisher &) = delete;
+
+    // Names for the devices of the store (see StatsPage). name_device
+    // returns the reason a name could not be made (empty: named), rather
+    // than throwing: statistics are never a reason for a store to fail.
+    std::string name_device(const std::string &device_path) noexcept;
+    void unname_device(const std::string &device_path) noexcept;
+    // Publish at once (after a change readers should see before the next
+    // interval: a device added, removed or resized).
+    void publish_now() noexcept;
+
+private:
+    void run();
+    StatsPage page_;
+    std::mutex publish_m_; // one writer of the page at a time
+    unsigned interval_ms_;
+    std::function<void(StatsPage &)> publish_;
+    std::mutex m_;
+    std::condition_variable cv_;
+    bool stop_ = false;
+    std::thread thread_;
+};
+
+// Remove the pages in the statistics directory whose store is gone (a
+// process that died leaves its page behind; each new publisher sweeps).
+void remove_stale_pages() noexcept;
+
+// One publication as a reader got it.
+struct PageSnapshot {
+    std::string store_id;
+    std::string stats;  // bytes of the writer's struct daxkv_stats
+    std::string status; // status JSON
+    uint64_t pid = 0;
+    uint64_t published_unix_ns = 0;
+};
+
+// Read the page of the running store that has device_path. Throws Error:
+// -ENOENT no running store publishes for it (none ever did, it closed, or
+// it died), -EACCES the page may not be read, -EPROTO a page of another
+// format, -EAGAIN no whole publication after many tries (a writer
+// publishing continuously).
+PageSnapshot read_stats_page(const std::string &device_path);
+
+} // namespace daxkv

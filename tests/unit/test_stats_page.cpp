@@ -1,0 +1,230 @@
+// The statistics page: a running store's numbers read without opening it
+// (daxkv_stats_peek, daxkv_status_peek, daxkv_stats_prometheus_peek), from
+// this process and from another, and the page's lifetime (published at
+// open, renewed every stats_interval, gone at shutdown, a dead store's page
+// reported absent and swept away).
+//
+// Bad inputs tried here: NULL, empty and over-long paths; a path no store
+// publishes for; a "mem:" path; NULL out, struct_size 0 and 4; NULL buf
+// with cap > 0; a buffer one byte short; a page file of another format; a
+// page whose store was killed; stats_interval above one hour and not a
+// number.
+#include <chrono>
+#include <thread>
+
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+
+#include <nlohmann/json.hpp>
+
+#include "helpers.hpp"
+#include "store/stats_page.hpp"
+
+using namespace daxkv_test;
+
+namespace {
+
+// Stores in these tests publish into a private directory.
+class StatsPage : public StoreFixture {
+protected:
+    StatsPage() { ::setenv("DAXKV_STATS_DIR", pages_.path().c_str(), 1); }
+    ~StatsPage() override { ::unsetenv("DAXKV_STATS_DIR"); }
+
+    struct daxkv_stats peek(const std::string &path, int *rc_out = nullptr) {
+        struct daxkv_stats st;
+        std::memset(&st, 0, sizeof st);
+        st.struct_size = sizeof st;
+        int rc = daxkv_stats_peek(path.c_str(), &st);
+        if (rc_out)
+            *rc_out = rc;
+        else
+            EXPECT_EQ(rc, 0) << daxkv_errmsg();
+        return st;
+    }
+    std::string status(const std::string &path) {
+        size_t needed = 0;
+        EXPECT_EQ(daxkv_status_peek(path.c_str(), nullptr, 0, &needed), -ENOBUFS);
+        std::string buf(needed, '\0');
+        EXPECT_EQ(daxkv_status_peek(path.c_str(), &buf[0], buf.size(), nullptr), 0)
+            << daxkv_errmsg();
+        buf.resize(needed - 1);
+        return buf;
+    }
+    size_t pages() {
+        size_t n = 0;
+        if (DIR *d = ::opendir(pages_.path().c_str())) {
+            while (struct dirent *de = ::readdir(d))
+                n += std::strncmp(de->d_name, "daxkv-stats.", 12) == 0;
+            ::closedir(d);
+        }
+        return n;
+    }
+
+    TempDir pages_;
+};
+
+TEST_F(StatsPage, ARunningStoreIsSeenFromOutsideAndGoneAfterShutdown) {
+    FILE_ARENA_ONLY();
+    open(StoreSpec(4096, 8).set("stats_interval", "10"));
+    EXPECT_EQ(pages(), 1u);
+    ASSERT_EQ(put(key_of(1), pattern(1, 100)), 0);
+    ASSERT_EQ(put(key_of(2), pattern(2, 100)), 0);
+    // The next publication shows both puts (within a few intervals).
+    struct daxkv_stats st{};
+    for (int i = 0; i < 500 && st.puts != 2; ++i) {
+        st = peek(path_);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    EXPECT_EQ(st.puts, 2u);
+    EXPECT_EQ(st.entries, 2u);
+    EXPECT_EQ(st.slots_total, 8u);
+    const auto j = nlohmann::json::parse(status(path_));
+    EXPECT_EQ(j["publisher"]["pid"].get<int64_t>(), static_cast<int64_t>(::getpid()));
+    EXPECT_EQ(j["entries"].get<int>(), 2);
+    EXPECT_EQ(j["devices"][0]["path"].get<std::string>(), path_);
+    // The Prometheus text carries the same store label as the store's own.
+    size_t needed = 0;
+    ASSERT_EQ(daxkv_stats_prometheus_peek(path_.c_str(), nullptr, 0, &needed), -ENOBUFS);
+    std::string text(needed, '\0');
+    ASSERT_EQ(daxkv_stats_prometheus_peek(path_.c_str(), &text[0], text.size(), nullptr), 0);
+    EXPECT_TRUE(contains_text(text.c_str(), "daxkv_puts_total{store=\"" +
+                                                j["publisher"]["store_id"].get<std::string>() +
+                                                "\"} 2"))
+        << text.substr(0, 2000);
+    EXPECT_TRUE(contains_text(text.c_str(), "daxkv_device_slots{store="));
+    // Shut down: the page goes with the store.
+    ASSERT_EQ(daxkv_shutdown(s()), 0);
+    int rc = 0;
+    peek(path_, &rc);
+    EXPECT_EQ(rc, -ENOENT);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "no running store")) << daxkv_errmsg();
+    EXPECT_EQ(pages(), 0u);
+}
+
+TEST_F(StatsPage, AnotherProcessReadsThePage) {
+    FILE_ARENA_ONLY();
+    open(StoreSpec(4096, 8));
+    ASSERT_EQ(put(key_of(1), pattern(1, 10)), 0);
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        // The child only reads (no store of its own).
+        struct daxkv_stats st;
+        std::memset(&st, 0, sizeof st);
+        st.struct_size = sizeof st;
+        const int rc = daxkv_stats_peek(path_.c_str(), &st);
+        const uint64_t out[2] = {static_cast<uint64_t>(rc), st.slots_total};
+        (void)!::write(fds[1], out, sizeof out);
+        ::_exit(0);
+    }
+    uint64_t got[2] = {1, 0};
+    ASSERT_EQ(::read(fds[0], got, sizeof got), static_cast<ssize_t>(sizeof got));
+    ::waitpid(child, nullptr, 0);
+    ::close(fds[0]);
+    ::close(fds[1]);
+    EXPECT_EQ(got[0], 0u);
+    EXPECT_EQ(got[1], 8u);
+}
+
+TEST_F(StatsPage, AKilledStoresPageIsAbsentAndSweptByTheNextStore) {
+    FILE_ARENA_ONLY();
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        StorePtr s;
+        if (open_store(&s, path_, StoreSpec(4096, 8)) != 0)
+            ::_exit(1);
+        ::raise(SIGKILL); // dies holding the page
+        ::_exit(2);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the child failed to open its store";
+    EXPECT_EQ(pages(), 1u) << "a killed store leaves its page";
+    int rc = 0;
+    peek(path_, &rc);
+    EXPECT_EQ(rc, -ENOENT);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "no longer running")) << daxkv_errmsg();
+    // Another store (on another device) sweeps the stale page away.
+    TempDir other;
+    StorePtr s2;
+    ASSERT_EQ(open_store(&s2, other.file("arena"), StoreSpec(4096, 4)), 0) << daxkv_errmsg();
+    EXPECT_EQ(pages(), 1u) << "only the new store's page is left";
+}
+
+TEST_F(StatsPage, NoPageWithAZeroIntervalAndBadArguments) {
+    FILE_ARENA_ONLY();
+    open(StoreSpec(4096, 8).set("stats_interval", "0"));
+    EXPECT_EQ(pages(), 0u);
+    int rc = 0;
+    peek(path_, &rc);
+    EXPECT_EQ(rc, -ENOENT);
+
+    struct daxkv_stats st;
+    st.struct_size = sizeof st;
+    EXPECT_EQ(daxkv_stats_peek(nullptr, &st), -EINVAL);
+    EXPECT_EQ(daxkv_stats_peek("", &st), -EINVAL);
+    EXPECT_EQ(daxkv_stats_peek(std::string(5000, 'a').c_str(), &st), -EINVAL);
+    EXPECT_EQ(daxkv_stats_peek("mem:", &st), -EINVAL);
+    EXPECT_EQ(daxkv_stats_peek("/no/such/device", &st), -ENOENT);
+    EXPECT_EQ(daxkv_stats_peek(path_.c_str(), nullptr), -EINVAL);
+    st.struct_size = 4;
+    EXPECT_EQ(daxkv_stats_peek(path_.c_str(), &st), -EINVAL);
+    char buf[8];
+    EXPECT_EQ(daxkv_status_peek(path_.c_str(), nullptr, 8, nullptr), -EINVAL);
+    EXPECT_EQ(daxkv_stats_prometheus_peek(nullptr, buf, sizeof buf, nullptr), -EINVAL);
+
+    daxkv_config *raw = nullptr;
+    ASSERT_EQ(daxkv_config_new(&raw), 0);
+    ConfigPtr cfg(raw);
+    EXPECT_EQ(daxkv_config_set(raw, "stats_interval", "3600001"), -EINVAL);
+    EXPECT_EQ(daxkv_config_set(raw, "stats_interval", "1s"), -EINVAL);
+    EXPECT_EQ(daxkv_config_set(raw, "stats_interval", "-1"), -EINVAL);
+    EXPECT_EQ(daxkv_config_set(raw, "stats_interval", "3600000"), 0);
+}
+
+TEST_F(StatsPage, APageOfAnotherFormatAndAShortBuffer) {
+    FILE_ARENA_ONLY();
+    open(StoreSpec(4096, 8));
+    // A buffer one byte short of the status.
+    size_t needed = 0;
+    ASSERT_EQ(daxkv_status_peek(path_.c_str(), nullptr, 0, &needed), -ENOBUFS);
+    std::string buf(needed - 1, '\0');
+    EXPECT_EQ(daxkv_status_peek(path_.c_str(), &buf[0], buf.size(), nullptr), -ENOBUFS);
+    // A foreign file under the page name of another device, held locked as
+    // a live page would be.
+    const std::string other = dir_.file("other");
+    write_file(other, "x");
+    const std::string page = pages_.path() + "/" + daxkv::stats_page_name(other);
+    write_file(page, std::string(40000, 'J'));
+    const int fd = ::open(page.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_SH), 0);
+    struct daxkv_stats st;
+    st.struct_size = sizeof st;
+    EXPECT_EQ(daxkv_stats_peek(other.c_str(), &st), -EPROTO);
+    ::close(fd);
+}
+
+TEST_F(StatsPage, PoolDevicesAddedLaterAreNamedAndRemovedOnesUnnamed) {
+    FILE_ARENA_ONLY();
+    open(StoreSpec(4096, 8).set("hotplug", "1"));
+    const std::string second = dir_.file("second");
+    ASSERT_EQ(daxkv_device_add(s(), second.c_str(), arena_bytes_for(4096, 4, 256)), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(pages(), 2u);
+    EXPECT_EQ(peek(second).devices, 2u);
+    daxkv_hotplug_result r;
+    r.struct_size = sizeof r;
+    ASSERT_EQ(daxkv_device_remove(s(), second.c_str(), DAXKV_EVICT, 0, &r), 0) << daxkv_errmsg();
+    EXPECT_EQ(pages(), 1u);
+    int rc = 0;
+    peek(second, &rc);
+    EXPECT_EQ(rc, -ENOENT);
+    EXPECT_EQ(peek(path_).devices, 1u);
+}
+
+} // namespace
