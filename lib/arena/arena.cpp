@@ -290,7 +290,10 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
         bool same = sb.slot_bytes == layout_.slot_bytes && sb.meta_bytes == layout_.meta_bytes &&
                     sb.arena_bytes == layout_.arena_bytes &&
                     sb.slot_count == layout_.slot_count && sb.data_offset == layout_.data_offset;
-        if (!same && !opt_.reformat)
+        // An arena whose last user kept no index (durability=none) holds
+        // nothing any open would recover: another layout simply replaces it.
+        const bool holds_entries = (sb.flags & kSbRecoverable) != 0;
+        if (!same && !opt_.reformat && holds_entries)
             fail(DAXKV_E_FOREIGN,
                  "%s holds a daxkv arena of another layout (slot_bytes %llu, meta_bytes %u, "
                  "%llu bytes; asked for slot_bytes %llu, meta_bytes %u, %llu bytes); it is left "

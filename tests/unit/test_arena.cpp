@@ -318,6 +318,28 @@ TEST_F(Arena, OtherSlotBytesWithOnMismatchFailIsForeignAndUntouched) {
     EXPECT_EQ(value("a"), pattern(1, 100));
 }
 
+TEST_F(Arena, AnArenaWithoutAnIndexTakesAnotherLayout) {
+    // durability=none kept no index: nothing to recover, nothing to protect.
+    open(StoreSpec{4096, 4}.set("durability", "none"));
+    ASSERT_EQ(put("a", pattern(1, 100)), 0);
+    const uint64_t arena = spec_arena_bytes(spec_);
+    store_.reset();
+    StoreSpec other{8192, 2};
+    other.arena_bytes = arena;
+    other.set("durability", "none");
+    open(other);
+    EXPECT_EQ(contains("a"), 0);
+    ASSERT_EQ(put("b", pattern(2, 8000)), 0);
+    // A recoverable arena (durability=process) is still refused.
+    store_.reset();
+    open(StoreSpec{4096, 4});
+    ASSERT_EQ(put("c", pattern(3, 100)), 0);
+    store_.reset();
+    const uint64_t before = file_hash(path_);
+    expect_open_fails(path_, other, DAXKV_E_FOREIGN, "slot_bytes 4096");
+    EXPECT_EQ(file_hash(path_), before);
+}
+
 TEST_F(Arena, OtherSlotBytesWithReformatStartsEmpty) {
     open({4096, 4});
     ASSERT_EQ(put("a", pattern(1, 100)), 0);

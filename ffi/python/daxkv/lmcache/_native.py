@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 
 from .. import _lib
 from .._core import _BYTES_OFFSET, _Batch, Store, _error, library
-from ..errors import Shutdown
+from ..errors import DaxKVError, Shutdown
 
 logger = logging.getLogger("daxkv.lmcache")
 
@@ -245,6 +245,29 @@ def memcpy_many(dsts: List[int], srcs: List[int], sizes: List[int]) -> None:
     rc = library().daxkv_memcpy_batch(d, s, z, n, 0)
     if rc < 0:
         raise _error(rc, "daxkv_memcpy_batch")
+
+
+def fit_device(store: Store, path: str, slots: int, slot_bytes: int) -> Any:
+    """Give a device of an open store `slots` slots, as far as its arena's
+    layout reaches, and return its layout. LMCache sizes its arenas on every
+    open; a reopened arena comes back with the size it was last used with,
+    which yields to the configured one here. Entries above the new end move
+    down. RuntimeError when they do not fit (more entries than slots)."""
+    layout = store.device_layout(path)
+    wanted = min(slots, layout.layout_slots)
+    if layout.usable_slots == wanted:
+        return layout
+    try:
+        store.device_resize(path, wanted * slot_bytes, "migrate")
+    except DaxKVError as exc:
+        held = sum(1 for _ in store.keys(path))
+        if held > wanted:
+            raise RuntimeError(
+                f"Failed to open dax device {path}: it holds {held} entries, more than the "
+                f"{wanted} slots it is configured for"
+            ) from exc
+        raise RuntimeError(f"Failed to resize dax arena {path} to {wanted} slots: {exc.message}") from exc
+    return store.device_layout(path)
 
 
 class AsyncEngine:

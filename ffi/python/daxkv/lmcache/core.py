@@ -180,13 +180,12 @@ class DaxCore(Generic[KeyT]):
                 # without its one device is an error, as LMCache's open is.
                 self._check_openable()
                 raise DaxCoreError(f"Failed to open dax device {device_path}: not a usable device")
-            # An arena opened again comes back with the slot count it was
-            # last used with; LMCache's is max_dax_size_bytes // slot_bytes
-            # on every open (as far as the arena's layout reaches).
-            wanted = min(self._arena_bytes // self._slot_bytes, layout.layout_slots)
-            if layout.usable_slots != wanted:
-                self._resize_on_open(wanted)
-                layout = self._store.device_layout(device_path)
+            try:
+                layout = _native.fit_device(
+                    self._store, device_path, self._arena_bytes // self._slot_bytes, self._slot_bytes
+                )
+            except RuntimeError as exc:
+                raise DaxCoreError(str(exc)) from exc.__cause__
             self._base_ptr = layout.payload_base
             self._max_slots = layout.usable_slots
             self._arena_view: Optional[memoryview] = None
@@ -200,21 +199,6 @@ class DaxCore(Generic[KeyT]):
             self._store.close()
             raise
         self._map_views()
-
-    def _resize_on_open(self, slots: int) -> None:
-        """Give a reopened arena ``slots`` slots; recovered entries above
-        them move down (they are refused when more than ``slots``)."""
-        path = self._device_path
-        try:
-            self._store.device_resize(path, slots * self._slot_bytes, "migrate")
-        except DaxKVError as exc:
-            held = sum(1 for _ in self._store.keys(path))
-            if held > slots:
-                raise DaxCoreError(
-                    f"Failed to open dax device {path}: it holds {held} entries, more than "
-                    f"the {slots} slots of max_dax_size_bytes ({self._arena_bytes} bytes)"
-                ) from exc
-            raise DaxCoreError(f"Failed to resize dax arena {path} to {slots} slots: {exc.message}") from exc
 
     def _check_openable(self) -> None:
         if self._device_path == "mem:":

@@ -38,10 +38,13 @@ _U16 = struct.Struct("<H")
 _Q3 = struct.Struct("<qqq")
 
 
+class _FieldTooLong(ValueError):
+    """A key field longer than a 16-bit length can say (the key is far
+    over KEY_MAX anyway)."""
+
+
 def _put_str(out: bytearray, s: str) -> None:
-    b = s.encode("utf-8")
-    out += _U16.pack(len(b))
-    out += b
+    _put_blob(out, s.encode("utf-8"))
 
 
 def _get_str(b: bytes, pos: int) -> Tuple[str, int]:
@@ -51,6 +54,8 @@ def _get_str(b: bytes, pos: int) -> Tuple[str, int]:
 
 
 def _put_blob(out: bytearray, b: bytes) -> None:
+    if len(b) > 0xFFFF:
+        raise _FieldTooLong(len(b))
     out += _U16.pack(len(b))
     out += b
 
@@ -115,9 +120,15 @@ def _decode_engine_key(b: bytes, layer: bool) -> Any:
         chunk_hash, pos = _get_blob(b, pos)
     dtype_name, pos = _get_str(b, pos)
     tags_text, pos = _get_str(b, pos)
-    request_configs = (
-        {"lmcache.tag." + k: v for k, v in json.loads(tags_text)} if tags_text else None
-    )
+    request_configs = None
+    if tags_text:
+        pairs = json.loads(tags_text)
+        # What the encoder writes: a non-empty list of [name, value] pairs.
+        if not isinstance(pairs, list) or not pairs or not all(
+            isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in pairs
+        ):
+            raise ValueError(f"malformed stored key (tags {tags_text!r} are not name, value pairs)")
+        request_configs = {"lmcache.tag." + k: v for k, v in pairs}
     args = dict(
         model_name=model,
         world_size=world_size,
@@ -128,8 +139,17 @@ def _decode_engine_key(b: bytes, layer: bool) -> Any:
     )
     if layer:
         (layer_id,) = struct.unpack_from("<q", b, pos)
+        _check_end(b, pos + 8)
         return LayerCacheEngineKey(layer_id=layer_id, **args)
+    _check_end(b, pos)
     return CacheEngineKey(**args)
+
+
+def _check_end(b: bytes, pos: int) -> None:
+    # The fields must use the encoding exactly: truncated bytes (a length
+    # past the end) and trailing bytes are not a key this codec wrote.
+    if pos != len(b):
+        raise ValueError(f"malformed stored key (its fields take {pos} of its {len(b)} bytes)")
 
 
 # -- ObjectKey ----------------------------------------------------------------
@@ -152,6 +172,7 @@ def _decode_object_key(b: bytes) -> Any:
     kv_rank, group = struct.unpack_from("<qq", b, pos)
     pos += 16
     salt, pos = _get_str(b, pos)
+    _check_end(b, pos)
     return ObjectKey(
         chunk_hash=chunk_hash,
         model_name=model,
@@ -244,7 +265,13 @@ def _encode(key: Any) -> bytes:
     if enc is None:
         enc = _encoder_for(type(key))
         _ENCODERS[type(key)] = enc
-    b = enc(key)
+    try:
+        b = enc(key)
+    except _FieldTooLong as exc:
+        raise ValueError(
+            f"a key of type {type(key).__name__} has a field of {exc.args[0]} bytes, "
+            f"above the limit of {KEY_MAX}"
+        ) from None
     if len(b) > KEY_MAX:
         raise ValueError(f"key {key!r} is {len(b)} bytes once encoded, above the limit of {KEY_MAX}")
     return b
@@ -260,5 +287,5 @@ def decode_key(b: bytes) -> Any:
         raise ValueError(f"key with unknown type tag {b[0]:#x}")
     try:
         return dec(b)
-    except (struct.error, UnicodeDecodeError, json.JSONDecodeError, IndexError) as exc:
+    except (struct.error, UnicodeDecodeError, json.JSONDecodeError, IndexError, TypeError) as exc:
         raise ValueError(f"malformed stored key ({exc})") from exc

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import errno as _errno
 import logging
+import os
 import threading
 from types import MappingProxyType
 from typing import Any, Dict, List, Optional, Tuple
@@ -238,13 +239,24 @@ class DaxkvL2Adapter(L2AdapterInterface):
                     capacity="payload",
                     eviction="none",  # LMCache's L2 eviction controller decides
                     create=False,
-                    hotplug=config.hotplug_enabled,
+                    # Always: resizing a reopened device to its configured
+                    # size needs it; hotplug_enabled gates the reconfigure
+                    # routes instead.
+                    hotplug=True,
                     **opts,
                 )
             except InvalidArgument as exc:
                 raise ValueError(f"invalid DAX adapter configuration: {exc.message}") from exc
             except DaxKVError as exc:
                 raise RuntimeError(f"failed to map DAX device: {exc.message}") from exc
+            for path, size in config.devices:
+                if self._store.device_layout(path).state == "missing":
+                    # A pool with hotplug opens without a missing device; a
+                    # configured one that cannot be mapped is an error, as
+                    # in LMCache's adapter.
+                    why = "does not exist" if not os.path.lexists(path) else "is not a usable device"
+                    raise RuntimeError(f"failed to map DAX device: {path} {why}")
+                _native.fit_device(self._store, path, size // config.slot_bytes, config.slot_bytes)
             self._meta_cap = self._store.stats().meta_bytes
             self._engine = _native.AsyncEngine(self._store, "daxkv-l2-completions")
         except BaseException:
@@ -532,7 +544,11 @@ class DaxkvL2Adapter(L2AdapterInterface):
     def hotplug_status(self) -> dict:
         """The pool in LMCache's hotplug_status shape."""
         try:
-            return self._store.pool_status()
+            status = self._store.pool_status()
+            # The store always allows hotplug (to size reopened devices);
+            # whether the adapter does is the configuration's.
+            status["hotplug_enabled"] = self._config.hotplug_enabled
+            return status
         except Shutdown:
             return {"hotplug_enabled": self._config.hotplug_enabled, "slot_bytes": self._slot_bytes,
                     "total_capacity_bytes": 0, "total_used_bytes": 0, "devices": [],
@@ -607,7 +623,12 @@ class DaxkvL2Adapter(L2AdapterInterface):
                 return i, d
         raise L2ReconfigureError(404, "DAX device not found")
 
+    def _ensure_hotplug_enabled(self) -> None:
+        if not self._config.hotplug_enabled:
+            raise L2ReconfigureError(403, "DAX hotplug is disabled")
+
     def hotplug_add_device(self, device_path: str, size_bytes: int) -> dict:
+        self._ensure_hotplug_enabled()
         if size_bytes // self._slot_bytes <= 0:
             raise L2ReconfigureError(400, "size_bytes does not fit one slot")
         for d in self.hotplug_status()["devices"]:
@@ -623,10 +644,12 @@ class DaxkvL2Adapter(L2AdapterInterface):
             # the answer does not repeat the path.
             logger.error("DAX hotplug add failed: %s", exc)
             raise L2ReconfigureError(400, "failed to map DAX device") from exc
+        self._recalculate_capacity()
         index, dev = self._device_row(device_path)
         return {"status": "ok", "operation": "add", "adapter_index": 0, "device": dev}
 
     def hotplug_remove_device(self, device_path: str, mode: str, force: bool = False) -> dict:
+        self._ensure_hotplug_enabled()
         before = {k for k, _ in self._keys_on(device_path)} if mode == "evict" else set()
         try:
             r = self._store.device_remove(device_path, mode, force=force)
@@ -636,6 +659,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
         if mode == "drain":
             return {"status": "ok", "operation": "drain", "adapter_index": 0,
                     "device_path": device_path, "index": index, "state": "draining"}
+        self._recalculate_capacity()
         if before:
             gone = [k for k in before if not self._store.contains(encode_key(k))]
             if gone:
@@ -646,6 +670,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
                 "state": "removed"}
 
     def hotplug_resize_device(self, device_path: str, size_bytes: int, mode: str, force: bool = False) -> dict:
+        self._ensure_hotplug_enabled()
         if size_bytes // self._slot_bytes <= 0:
             raise L2ReconfigureError(400, "size_bytes does not fit one slot")
         before = {k for k, _ in self._keys_on(device_path)} if mode == "evict" else set()
@@ -653,6 +678,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
             r = self._store.device_resize(device_path, size_bytes, mode, force=force)
         except DaxKVError as exc:
             raise L2ReconfigureError(_http(exc), exc.message) from exc
+        self._recalculate_capacity()
         if before:
             gone = [k for k in before if not self._store.contains(encode_key(k))]
             if gone:
@@ -660,6 +686,16 @@ class DaxkvL2Adapter(L2AdapterInterface):
         return {"status": "ok", "operation": "resize", "adapter_index": 0, "device_path": device_path,
                 "index": r.device_index, "old_size_bytes": r.old_size_bytes,
                 "new_size_bytes": r.new_size_bytes, "state": r.state}
+
+    def _recalculate_capacity(self) -> None:
+        """As LMCache's adapter after every add, remove and resize: the
+        capacity behind supports_global_eviction is that of the devices that
+        still hold data (not removed or missing)."""
+        self._max_capacity_bytes = sum(
+            int(d.get("max_dax_size_bytes", 0))
+            for d in self.hotplug_status().get("devices", [])
+            if d.get("state") not in ("removed", "missing")
+        )
 
     def _keys_on(self, device_path: str) -> List[Tuple[ObjectKey, int]]:
         out = []

@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Shared helpers of daxkv's LMCache integration tests (imported by the test
+modules; conftest.py has set up sys.path before)."""
+
+# Standard
+import ctypes
+import hashlib
+import os
+import time
+
+# Third Party
+import torch
+
+# First Party
+from lmcache.utils import CacheEngineKey
+from lmcache.v1.memory_allocators.ad_hoc_memory_allocator import AdHocMemoryAllocator
+from lmcache.v1.memory_management import MemoryFormat
+
+_ALLOC = AdHocMemoryAllocator(device="cpu")
+
+
+def make_device(path, size: int, content: bytes = b"") -> str:
+    """A sparse file of ``size`` bytes, starting with ``content``."""
+    path = str(path)
+    with open(path, "wb") as f:
+        f.truncate(size)
+        if content:
+            f.seek(0)
+            f.write(content)
+    return path
+
+
+def pattern(n: int, seed: int) -> bytes:
+    """n distinct-looking bytes, different for each seed."""
+    return bytes((i * 7 + seed * 31 + (i >> 8)) & 0xFF for i in range(n))
+
+
+def byte_obj(n: int, seed: int, *, fmt=MemoryFormat.KV_2LTD):
+    """A single-tensor uint8 MemoryObj of n bytes holding pattern(n, seed)."""
+    obj = _ALLOC.allocate([torch.Size([n])], [torch.uint8], fmt=fmt)
+    obj.tensor.copy_(torch.frombuffer(bytearray(pattern(n, seed)), dtype=torch.uint8))
+    return obj
+
+
+def kv_obj(shape, fill, *, dtype=torch.bfloat16, fmt=MemoryFormat.KV_T2D):
+    obj = _ALLOC.allocate([torch.Size(shape)], [dtype], fmt=fmt)
+    obj.tensor.fill_(fill)
+    return obj
+
+
+def multi_obj():
+    """A two-tensor MemoryObj (LMCache's DAX tiers refuse these)."""
+    return _ALLOC.allocate(
+        [torch.Size([2, 4]), torch.Size([2, 4])], [torch.uint8, torch.uint8]
+    )
+
+
+def obj_bytes(obj) -> bytes:
+    return ctypes.string_at(obj.data_ptr, obj.get_size())
+
+
+def ekey(i, *, model="test_model", dtype=torch.bfloat16) -> CacheEngineKey:
+    return CacheEngineKey(model, 1, 0, i, dtype)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def sha256_file(path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    """Poll predicate until it holds (a wait, never an assertion by itself)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
+
+
+def release(*objs) -> None:
+    for o in objs:
+        if o is not None and o.get_ref_count() > 0:
+            o.ref_count_down()

@@ -1,0 +1,407 @@
+# SPDX-License-Identifier: Apache-2.0
+"""daxkv.lmcache.backend.DaxkvBackend, loaded the way LMCache loads storage
+plugins: storage_plugin_launcher builds it from the engine configuration
+alone (storage_plugins=["daxkv"] and extra_config).
+
+Bad inputs tried here:
+
+* a batch with an object larger than the slot; keys and objects of
+  different lengths (2 and 1); a batch larger than the free slots; a key
+  stored twice (sync and async); an on_complete_callback that raises
+  KeyError; a put while close waits;
+* unpin and remove (not forced) of a pinned key, unpin of a key no longer
+  stored; a non-blocking restore whose first key is missing;
+* dax.async_put true without an event loop;
+* configurations: no dax.device_path, a blank one; dax.max_dax_size absent,
+  0, -1 and "abc"; world_size 2; config, metadata or local_cpu_backend
+  None; dax.device_path naming a missing file (through the launcher, which
+  logs the failure and skips the plugin);
+* lookups and restores of keys never stored, after a delete and after close.
+"""
+
+# Standard
+import asyncio
+import logging
+import os
+import threading
+from collections import OrderedDict
+
+# Third Party
+import pytest
+import torch
+
+# First Party
+from daxkv.lmcache.backend import DaxkvBackend
+from dk_helpers import ekey, kv_obj, make_device, obj_bytes, release, wait_until
+from lmcache.v1.config import LMCacheEngineConfig
+from lmcache.v1.memory_allocators.mixed_memory_allocator import MixedMemoryAllocator
+from lmcache.v1.memory_management import MemoryFormat
+from lmcache.v1.metadata import LMCacheMetadata
+from lmcache.v1.storage_backend import storage_plugin_launcher
+from lmcache.v1.storage_backend.local_cpu_backend import LocalCPUBackend
+
+CHUNK = 16
+CHUNK_BYTES = 2 * 2 * CHUNK * 2 * 8 * 2  # kv_shape (2, 2, 16, 2, 8) in bf16
+GIB = 1024**3
+SHAPE = (2, CHUNK, 8)  # one KV_T2D chunk object (512 bytes) ...
+FULL = (2, 4 * CHUNK, 8)  # ... and a full-slot one (2048 bytes)
+
+
+@pytest.fixture(scope="module")
+def allocator():
+    alloc = MixedMemoryAllocator(64 << 20)
+    yield alloc
+    alloc.close()
+
+
+def _metadata(world_size=1):
+    return LMCacheMetadata(
+        model_name="test_model",
+        world_size=world_size,
+        local_world_size=world_size,
+        worker_id=0,
+        local_worker_id=0,
+        kv_dtype=torch.bfloat16,
+        kv_shape=(2, 2, CHUNK, 2, 8),
+        role="worker",
+    )
+
+
+def _config(extra, plugin=True):
+    config = LMCacheEngineConfig.from_defaults(
+        chunk_size=CHUNK, local_cpu=True, max_local_cpu_size=0.1, lmcache_instance_id="daxkv_tests"
+    )
+    if plugin:
+        config.storage_plugins = ["daxkv"]
+        extra = {
+            "storage_plugin.daxkv.module_path": "daxkv.lmcache.backend",
+            "storage_plugin.daxkv.class_name": "DaxkvBackend",
+            **extra,
+        }
+    config.extra_config = extra
+    return config
+
+
+@pytest.fixture
+def launch(tmp_path, allocator):
+    """launch(slots=4, extra=None, loop=None, path=None) -> (backend or
+    None, local_cpu_backend, device path), through storage_plugin_launcher."""
+    made = []
+
+    def _launch(slots=4, extra=None, loop=None, path=None, metadata=None):
+        if path is None:
+            path = make_device(tmp_path / "dax.bin", 1 << 20)
+        config = _config({"dax.device_path": path, "dax.max_dax_size": slots * CHUNK_BYTES / GIB, **(extra or {})})
+        metadata = metadata or _metadata()
+        cpu = LocalCPUBackend(config=config, metadata=metadata, dst_device="cpu", memory_allocator=allocator)
+        backends = OrderedDict()
+        storage_plugin_launcher(config, metadata, loop, cpu, "cpu", backends)
+        backend = backends.get("daxkv")
+        if backend is not None:
+            made.append(backend)
+        return backend, cpu, path
+
+    yield _launch
+    for b in made:
+        b.close()
+
+
+def _obj(fill, shape=SHAPE):
+    return kv_obj(shape, float(fill), fmt=MemoryFormat.KV_T2D)
+
+
+def _first(obj):
+    return None if obj is None else float(obj.tensor.flatten()[0])
+
+
+def _release_all(objs):
+    release(*[o for o in objs if o is not None])
+
+
+def test_launcher_builds_the_backend_from_config(launch):
+    backend, cpu, path = launch(slots=4)
+    assert type(backend) is DaxkvBackend
+    assert str(backend) == "DaxkvBackend"
+    assert backend.device_path == path
+    assert backend.slot_bytes == cpu.get_full_chunk_size_bytes() == CHUNK_BYTES
+    assert (backend.core.max_slots, backend.core.slot_bytes) == (4, CHUNK_BYTES)
+    assert backend.get_allocator_backend() is cpu
+    assert backend.core.report_status()["supports_restart_recovery"] is False
+
+
+def test_roundtrip(launch):
+    backend, cpu, _ = launch()
+    obj = _obj(5, FULL)
+    obj.metadata.cached_positions = torch.arange(0, 64)
+    assert backend.batched_submit_put_task([ekey(1)], [obj]) is None
+    assert backend.contains(ekey(1)) is True
+    out = backend.get_blocking(ekey(1))
+    assert out is not obj
+    assert out.get_shape() == torch.Size(FULL) and out.get_dtype() == torch.bfloat16
+    assert out.get_memory_format() is MemoryFormat.KV_T2D
+    assert obj_bytes(out) == obj_bytes(obj)
+    assert out.metadata.cached_positions.tolist() == list(range(64))
+    assert backend.get_blocking(ekey(2)) is None
+    release(obj, out)
+
+
+def test_batched_get_blocking_keeps_positional_holes(launch):
+    backend, _, _ = launch()
+    objs = [_obj(1), _obj(3)]
+    backend.batched_submit_put_task([ekey(0), ekey(2)], objs)
+    out = backend.batched_get_blocking([ekey(0), ekey(1), ekey(2), ekey(3)])
+    assert [_first(o) for o in out] == [1.0, None, 3.0, None]
+    assert obj_bytes(out[2]) == obj_bytes(objs[1])
+    assert backend.batched_get_blocking([]) == []
+    _release_all(objs + out)
+
+
+def test_batched_get_non_blocking_returns_the_hit_prefix(launch):
+    backend, _, _ = launch()
+    objs = [_obj(1), _obj(2), _obj(4)]
+    backend.batched_submit_put_task([ekey(0), ekey(1), ekey(3)], objs)
+    run = lambda keys: asyncio.run(backend.batched_get_non_blocking("lookup", keys))  # noqa: E731
+    got = run([ekey(0), ekey(1), ekey(2), ekey(3)])
+    assert [_first(o) for o in got] == [1.0, 2.0]
+    none = run([ekey(2), ekey(0)])
+    assert none == []
+    all_hits = run([ekey(3), ekey(0)])
+    assert [_first(o) for o in all_hits] == [4.0, 1.0]
+    _release_all(objs + got + all_hits)
+
+
+def test_batched_contains_counts_the_prefix_and_pins_it(launch):
+    backend, _, _ = launch()
+    objs = [_obj(1), _obj(3)]
+    backend.batched_submit_put_task([ekey(0), ekey(2)], objs)
+    assert backend.batched_contains([ekey(0), ekey(1), ekey(2)]) == 1
+    assert backend.batched_contains([ekey(1), ekey(0)]) == 0
+    assert asyncio.run(backend.batched_async_contains("l", [ekey(0), ekey(2)])) == 2
+    # nothing pinned so far: the status counts no locked key
+    assert backend.core.report_status()["locked_key_count"] == 0
+
+    assert backend.batched_contains([ekey(0), ekey(1), ekey(2)], pin=True) == 1
+    # the prefix (key 0) is pinned, key 2 past the miss is not
+    assert backend.core.report_status()["locked_key_count"] == 1
+    assert backend.remove(ekey(0), force=False) is False
+    assert backend.remove(ekey(2), force=False) is True
+    assert backend.unpin(ekey(0)) is True  # still present after the unpin
+    assert backend.remove(ekey(0), force=False) is True
+    assert backend.contains(ekey(0)) is False
+    assert backend.unpin(ekey(0)) is False
+    _release_all(objs)
+
+
+def test_duplicate_put_is_a_noop_without_callback(launch):
+    backend, _, _ = launch()
+    seen = []
+    first, second = _obj(1), _obj(9)
+    assert backend.batched_submit_put_task([ekey(0)], [first], on_complete_callback=seen.append) is None
+    assert backend.batched_submit_put_task([ekey(0)], [second], on_complete_callback=seen.append) is None
+    assert seen == [ekey(0)]
+    out = backend.get_blocking(ekey(0))
+    assert _first(out) == 1.0
+    assert backend.core.report_status()["live_slot_count"] == 1
+    release(first, second, out)
+
+
+def test_on_complete_callback_for_each_new_key(launch):
+    backend, _, _ = launch()
+    seen = []
+    objs = [_obj(i) for i in range(3)]
+    backend.batched_submit_put_task([ekey(0)], objs[:1])
+    backend.batched_submit_put_task([ekey(0), ekey(1), ekey(2)], objs, on_complete_callback=seen.append)
+    assert seen == [ekey(1), ekey(2)]
+
+    def failing(key):
+        raise KeyError("listener bug")
+
+    # a failing callback is LMCache's to log; the put still counts
+    extra = _obj(7)
+    backend.batched_submit_put_task([ekey(3)], [extra], on_complete_callback=failing)
+    assert backend.contains(ekey(3)) is True
+    _release_all(objs + [extra])
+
+
+def test_oversize_object_is_a_value_error(launch):
+    backend, _, _ = launch()
+    big = kv_obj((2, 4 * CHUNK + 1, 8), 1.0, fmt=MemoryFormat.KV_T2D)  # 2080 bytes
+    with pytest.raises(ValueError) as info:
+        backend.batched_submit_put_task([ekey(5)], [big])
+    assert str(info.value) == f"DaxkvBackend: object size 2080 for key {ekey(5)} exceeds slot size {CHUNK_BYTES}"
+    assert backend.contains(ekey(5)) is False
+    with pytest.raises(ValueError, match=r"^keys and objs must have the same length, got 2 and 1$"):
+        backend.batched_submit_put_task([ekey(1), ekey(2)], [big])
+    assert backend.core.report_status()["live_slot_count"] == 0
+    release(big)
+
+
+def test_full_arena_is_a_runtime_error_after_storing_what_fits(launch):
+    backend, _, _ = launch(slots=2)
+    seen = []
+    objs = [_obj(i) for i in range(3)]
+    with pytest.raises(RuntimeError, match=r"^No free slots available; eviction required$"):
+        backend.batched_submit_put_task([ekey(0), ekey(1), ekey(2)], objs, on_complete_callback=seen.append)
+    assert seen == [ekey(0), ekey(1)]
+    assert [backend.contains(ekey(i)) for i in range(3)] == [True, True, False]
+    # eviction (LMCache's) makes room again
+    assert backend.batched_remove([ekey(0)]) == 1
+    backend.batched_submit_put_task([ekey(2)], objs[2:])
+    assert _first(backend.get_blocking(ekey(2))) == 2.0
+    _release_all(objs)
+
+
+def test_async_put_with_a_running_loop_returns_futures(launch):
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=loop)
+        seen = []
+        objs = [_obj(5), _obj(6)]
+        futures = backend.batched_submit_put_task([ekey(0), ekey(1)], objs, on_complete_callback=seen.append)
+        assert isinstance(futures, list) and len(futures) == 2
+        assert [f.result(timeout=10) for f in futures] == [None, None]
+        assert sorted(k.chunk_hash for k in seen) == [0, 1]
+        # the objects were held for the copy and handed back
+        assert [o.get_ref_count() for o in objs] == [1, 1]
+        assert [_first(backend.get_blocking(ekey(i))) for i in range(2)] == [5.0, 6.0]
+        # a duplicate is still a no-op: no futures, no callback
+        assert backend.batched_submit_put_task([ekey(0)], objs[:1], on_complete_callback=seen.append) is None
+        assert len(seen) == 2
+        backend.close()
+        _release_all(objs)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def test_async_put_needs_an_event_loop(tmp_path, allocator):
+    path = make_device(tmp_path / "dax.bin", 1 << 20)
+    config = _config({"dax.device_path": path, "dax.max_dax_size": 0.001, "dax.async_put": True}, plugin=False)
+    cpu = LocalCPUBackend(config=config, metadata=_metadata(), dst_device="cpu", memory_allocator=allocator)
+    with pytest.raises(ValueError, match=r"^DaxkvBackend async_put=true requires an asyncio event loop$"):
+        DaxkvBackend(config=config, metadata=_metadata(), local_cpu_backend=cpu, loop=None)
+
+
+def test_close_waits_for_a_restore_in_flight(launch, monkeypatch):
+    backend, cpu, _ = launch()
+    obj = _obj(8, FULL)
+    backend.batched_submit_put_task([ekey(0)], [obj])
+    in_allocate = threading.Event()
+    go_on = threading.Event()
+    real_allocate = cpu.allocate
+
+    def gated_allocate(*args, **kwargs):
+        in_allocate.set()
+        assert go_on.wait(10)
+        return real_allocate(*args, **kwargs)
+
+    monkeypatch.setattr(cpu, "allocate", gated_allocate)
+    restored = {}
+    reader = threading.Thread(target=lambda: restored.setdefault("obj", backend.get_blocking(ekey(0))))
+    reader.start()
+    assert in_allocate.wait(5)  # the entry is reserved, its copy not done
+    closed = threading.Event()
+    closer = threading.Thread(target=lambda: (backend.close(), closed.set()))
+    closer.start()
+    assert wait_until(backend.core.is_closing)
+    assert closer.is_alive() and not closed.is_set()
+    assert backend.core.report_status()["active_read_count"] == 1
+    # new work is refused while it waits
+    assert backend.get_blocking(ekey(0)) is None
+    assert backend.batched_get_blocking([ekey(0)]) == []
+    with pytest.raises(RuntimeError, match=r"^DaxkvBackend is closing$"):
+        backend.batched_submit_put_task([ekey(1)], [obj])
+    go_on.set()
+    reader.join(5)
+    closer.join(5)
+    assert closed.is_set()
+    assert obj_bytes(restored["obj"]) == obj_bytes(obj)
+    assert backend.contains(ekey(0)) is False
+    assert backend.batched_contains([ekey(0)]) == 0
+    assert asyncio.run(backend.batched_get_non_blocking("l", [ekey(0)])) == []
+    release(obj, restored["obj"])
+
+
+@pytest.mark.parametrize("persist", [None, "true"])
+def test_restart_through_daxkv_persist_enabled(launch, tmp_path, persist):
+    extra = {} if persist is None else {"daxkv.persist_enabled": persist}
+    backend, _, path = launch(extra=extra)
+    objs = [_obj(3), _obj(4, FULL)]
+    objs[1].metadata.cached_positions = torch.tensor([9, 4, 1])
+    backend.batched_submit_put_task([ekey(0), ekey(1)], objs)
+    backend.close()
+
+    again, _, _ = launch(extra=extra, path=path)
+    status = again.core.report_status()
+    if persist is None:
+        assert status["supports_restart_recovery"] is False
+        assert [again.contains(ekey(i)) for i in range(2)] == [False, False]
+        assert again.batched_get_blocking([ekey(0), ekey(1)]) == [None, None]
+    else:
+        assert status["supports_restart_recovery"] is True
+        assert again.batched_contains([ekey(0), ekey(1)]) == 2
+        out = again.batched_get_blocking([ekey(0), ekey(1)])
+        assert [obj_bytes(o) for o in out] == [obj_bytes(o) for o in objs]
+        assert [o.get_shape() for o in out] == [torch.Size(SHAPE), torch.Size(FULL)]
+        assert out[1].metadata.cached_positions.tolist() == [9, 4, 1]
+        _release_all(out)
+    _release_all(objs)
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"dax.max_dax_size": 0.001}, "extra_config['dax.device_path'] is required"),
+        ({"dax.device_path": "   ", "dax.max_dax_size": 0.001}, "extra_config['dax.device_path'] is required"),
+        ({"dax.device_path": "DEV"}, "extra_config['dax.max_dax_size'] must be > 0"),
+        ({"dax.device_path": "DEV", "dax.max_dax_size": 0}, "extra_config['dax.max_dax_size'] must be > 0"),
+        ({"dax.device_path": "DEV", "dax.max_dax_size": -1}, "extra_config['dax.max_dax_size'] must be > 0"),
+        ({"dax.device_path": "DEV", "dax.max_dax_size": "abc"}, "extra_config['dax.max_dax_size'] must be a number of GiB"),
+    ],
+)
+def test_bad_configuration_is_a_value_error(tmp_path, allocator, extra, message, caplog):
+    path = make_device(tmp_path / "dax.bin", 1 << 20)
+    extra = {k: (path if v == "DEV" else v) for k, v in extra.items()}
+    config = _config(extra, plugin=False)
+    cpu = LocalCPUBackend(config=config, metadata=_metadata(), dst_device="cpu", memory_allocator=allocator)
+    with pytest.raises(ValueError) as info:
+        DaxkvBackend(config=config, metadata=_metadata(), local_cpu_backend=cpu)
+    assert str(info.value) == message
+    # through LMCache's launcher: logged, and the plugin is left out
+    config = _config(extra)
+    backends = OrderedDict()
+    with caplog.at_level(logging.ERROR, logger="lmcache"):
+        storage_plugin_launcher(config, _metadata(), None, cpu, "cpu", backends)
+    assert list(backends) == []
+    assert f"Failed to create backend daxkv: {message}" in caplog.text
+
+
+def test_missing_pieces_are_value_errors(tmp_path, allocator):
+    path = make_device(tmp_path / "dax.bin", 1 << 20)
+    config = _config({"dax.device_path": path, "dax.max_dax_size": 0.001}, plugin=False)
+    cpu = LocalCPUBackend(config=config, metadata=_metadata(), dst_device="cpu", memory_allocator=allocator)
+    cases = [
+        (dict(config=config, metadata=_metadata(2), local_cpu_backend=cpu), "DaxkvBackend currently only supports TP=1 (world_size=2)"),
+        (dict(config=None, metadata=_metadata(), local_cpu_backend=cpu), "DaxkvBackend requires config"),
+        (dict(config=config, metadata=None, local_cpu_backend=cpu), "DaxkvBackend requires metadata"),
+        (dict(config=config, metadata=_metadata(), local_cpu_backend=None), "DaxkvBackend requires local_cpu_backend"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError) as info:
+            DaxkvBackend(**kwargs)
+        assert str(info.value) == message
+
+
+def test_missing_device_is_logged_and_skipped(launch, tmp_path, caplog):
+    missing = str(tmp_path / "absent.bin")
+    with caplog.at_level(logging.ERROR, logger="lmcache"):
+        backend, _, _ = launch(path=missing)
+    assert backend is None
+    assert (
+        f"Failed to create backend daxkv: Failed to open dax device {missing}: "
+        f"[Errno 2] No such file or directory: '{missing}'"
+    ) in caplog.text
+    assert not os.path.exists(missing)

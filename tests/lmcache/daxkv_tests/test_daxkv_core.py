@@ -1,0 +1,727 @@
+# SPDX-License-Identifier: Apache-2.0
+"""daxkv.lmcache.DaxCore as LMCache's callers use it: reservations, writes,
+deleted-but-reserved slots, properties, remap, metadata, close, capacity.
+
+Each test pins a behaviour of LMCache's own DaxCore
+(lmcache/v1/storage_backend/dax/core.py) that daxkv's drop-in once got
+wrong or must keep.
+
+Bad inputs tried here:
+
+* reserve_reads with missing keys (holes, prefix stop, a prefix that starts
+  with a miss);
+* put_one: a writer that raises ValueError; a full arena (one slot and two
+  slots, taken); a key already committed; a key whose write is in flight
+  (put_one from inside the first put's writer, with and without a writer);
+  an object larger than the slot; a two-tensor object; a put after close;
+* put_many / load_many_into with lists of different lengths (2 keys, 1
+  object);
+* put_reserved_from_ptr with size 0, size slot_bytes + 1, source pointer
+  0, a key already stored, a full arena;
+* reserve_reads of an empty key list; unlock_many of a key holding no
+  lock; delete_many of locked keys (plain, then forced);
+* a key deleted while reserved, then a put into the arena whose only slot it
+  holds;
+* remap: to 0 bytes, to fewer bytes than one slot, to a size that cuts off
+  live slots (committed, and borrowed by a reservation), past the room the
+  file was laid out for, after close;
+* load_many_into: a destination one element too small, a two-tensor
+  destination, a key never stored;
+* every call after close and while close waits (put_many, put_one,
+  put_reserved_from_ptr, exists_many, reserve_reads, load_many_into,
+  snapshot_keys, entries, delete_many, unlock_many, usage, can_shrink_to,
+  report_status, remap, a second close).
+"""
+
+# Standard
+import ctypes
+import os
+import threading
+
+# Third Party
+import pytest
+import torch
+
+# First Party
+from daxkv.lmcache import DaxCore, DaxCoreError, DaxPutFromPtrResult, DaxReadReservation
+from dk_helpers import (
+    byte_obj,
+    ekey,
+    kv_obj,
+    make_device,
+    multi_obj,
+    obj_bytes,
+    open_fds,
+    pattern,
+    release,
+    wait_until,
+)
+from lmcache.utils import CacheEngineKey
+from lmcache.v1.distributed.api import ObjectKey
+from lmcache.v1.memory_management import MemoryFormat
+
+S = 1024  # slot bytes used throughout
+
+
+@pytest.fixture
+def make_core(tmp_path):
+    """make_core(slots, room=None, name="dax.bin", **kw): a core on a file of
+    room (default slots) * S bytes, opened with slots * S bytes."""
+    cores = []
+
+    def _make(slots, room=None, name="dax.bin", **kw):
+        path = os.path.join(tmp_path, name)
+        if not os.path.exists(path):
+            make_device(path, (room or slots) * S)
+        core = DaxCore(device_path=path, max_dax_size_bytes=slots * S, slot_bytes=S, **kw)
+        cores.append(core)
+        return core
+
+    yield _make
+    for core in cores:
+        core.close()
+
+
+def reserve_one(core, key):
+    reservations, hits = core.reserve_reads([key], prefix_only=False)
+    assert hits == [True]
+    return reservations[0], reservations
+
+
+def stored_bytes(core, key) -> bytes:
+    r, rs = reserve_one(core, key)
+    try:
+        return ctypes.string_at(core.base_ptr + r.offset, r.size)
+    finally:
+        core.finalize_reads(rs, set())
+
+
+# -- 1. Generic subscription -------------------------------------------------------
+
+
+def test_generic_subscription_constructs_a_core(tmp_path):
+    path = make_device(tmp_path / "dax.bin", 4 * S)
+    core = DaxCore[CacheEngineKey](device_path=path, max_dax_size_bytes=4 * S, slot_bytes=S)
+    try:
+        assert type(core) is DaxCore
+        assert core.max_slots == 4
+        obj = byte_obj(S, 1)
+        assert core.put_one(ekey(1), obj) is True
+        assert core.exists_many([ekey(1), ekey(2)]) == [True, False]
+        release(obj)
+    finally:
+        core.close()
+    other = make_device(tmp_path / "objects.bin", 2 * S)
+    object_core = DaxCore[ObjectKey](device_path=other, max_dax_size_bytes=2 * S, slot_bytes=S)
+    try:
+        assert object_core.max_slots == 2
+    finally:
+        object_core.close()
+
+
+# -- 2. reserve_reads ----------------------------------------------------------------
+
+
+def test_reserve_reads_leaves_holes_or_stops_at_the_prefix(make_core):
+    core = make_core(4)
+    objs = [byte_obj(S, 10), byte_obj(S - 24, 12)]
+    assert core.put_many([ekey(0), ekey(2)], objs) == [True, True]
+    keys = [ekey(0), ekey(1), ekey(2)]
+
+    reservations, hits = core.reserve_reads(keys, prefix_only=False)
+    try:
+        assert hits == [True, False, True]
+        assert [r.result_index for r in reservations] == [0, 2]
+        assert [r.key for r in reservations] == [ekey(0), ekey(2)]
+        assert [r.size for r in reservations] == [S, S - 24]
+        for r, obj in zip(reservations, objs):
+            assert isinstance(r, DaxReadReservation)
+            # offset is relative to base_ptr, a whole slot
+            assert r.offset % S == 0 and 0 <= r.offset < core.max_slots * S
+            assert r.slot_id == r.offset // S
+            assert ctypes.string_at(core.base_ptr + r.offset, r.size) == obj_bytes(obj)
+            assert r.shape == torch.Size([obj.get_size()])
+            assert r.dtype == torch.uint8
+            assert r.fmt == MemoryFormat.KV_2LTD
+            assert r.cached_positions is None
+        assert len({r.slot_id for r in reservations}) == 2
+        assert core.report_status()["active_read_count"] == 1
+    finally:
+        core.finalize_reads(reservations, {ekey(0)})
+    assert core.report_status()["active_read_count"] == 0
+
+    prefix, hits = core.reserve_reads(keys, prefix_only=True)
+    try:
+        assert hits == [True, False, False]
+        assert [(r.result_index, r.key) for r in prefix] == [(0, ekey(0))]
+    finally:
+        core.finalize_reads(prefix, set())
+
+    none, hits = core.reserve_reads([ekey(1), ekey(0)], prefix_only=True)
+    assert (none, hits) == ([], [False, False])
+    # nothing reserved: no read counts as active, nothing to finalize
+    assert core.report_status()["active_read_count"] == 0
+    assert core.reserve_reads([], prefix_only=False) == ([], [])
+    release(*objs)
+
+
+def test_generation_changes_when_a_slot_is_reused(make_core):
+    core = make_core(1)
+    a, b = byte_obj(S, 1), byte_obj(S, 2)
+    assert core.put_one(ekey(1), a) is True
+    first, rs = reserve_one(core, ekey(1))
+    core.finalize_reads(rs, set())
+    assert core.delete_many([ekey(1)]) == [True]
+    assert core.put_one(ekey(2), b) is True
+    second, rs = reserve_one(core, ekey(2))
+    core.finalize_reads(rs, set())
+    assert (first.slot_id, second.slot_id) == (0, 0)
+    assert second.generation == first.generation + 1
+    assert stored_bytes(core, ekey(2)) == pattern(S, 2)
+    release(a, b)
+
+
+# -- 3. put_one ------------------------------------------------------------------------
+
+
+def test_put_one_writer_gets_base_relative_offset_and_its_bytes_are_loaded(make_core):
+    core = make_core(4)
+    obj = kv_obj((2, 4, 64), 3.0)  # 1024 bytes of bf16
+    written = pattern(S, 77)  # not obj's bytes: the writer decides what lands
+    calls = []
+
+    def writer(offset, memory_obj, size):
+        calls.append((offset, memory_obj, size))
+        ctypes.memmove(core.base_ptr + offset, written, size)
+
+    assert core.put_one(ekey(5), obj, writer=writer) is True
+    assert len(calls) == 1
+    offset, passed, size = calls[0]
+    assert passed is obj and size == S
+    assert offset % S == 0 and 0 <= offset < 4 * S
+    r, rs = reserve_one(core, ekey(5))
+    assert (r.offset, r.slot_id) == (offset, offset // S)
+    core.finalize_reads(rs, set())
+
+    dst = kv_obj((2, 4, 64), 0.0)
+    assert core.load_many_into([ekey(5)], [dst]) == [True]
+    assert obj_bytes(dst) == written
+    assert bytes(core.arena_view[offset : offset + S]) == written
+    release(obj, dst)
+
+
+def test_put_one_writer_failure_raises_and_reclaims_the_slot(make_core):
+    core = make_core(1)
+    obj = byte_obj(S, 4)
+    key = ekey(9)
+
+    def failing(offset, memory_obj, size):
+        raise ValueError("boom")
+
+    with pytest.raises(RuntimeError) as info:
+        core.put_one(key, obj, writer=failing)
+    assert str(info.value) == f"DAX write failed for key {key}: boom"
+    assert type(info.value.__cause__) is ValueError
+    assert core.exists_many([key]) == [False]
+    assert core.has_inflight(key) is False
+    assert core.report_status()["live_slot_count"] == 0
+    # the only slot is free again
+    assert core.put_one(ekey(10), obj) is True
+    assert stored_bytes(core, ekey(10)) == pattern(S, 4)
+    release(obj)
+
+
+def test_put_one_on_a_full_arena_raises(make_core):
+    core = make_core(2)
+    objs = [byte_obj(S, i) for i in range(3)]
+    assert core.put_one(ekey(0), objs[0]) is True
+    assert core.put_one(ekey(1), objs[1]) is True
+    with pytest.raises(RuntimeError, match=r"^No free slots available; eviction required$"):
+        core.put_one(ekey(2), objs[2])
+    with pytest.raises(RuntimeError, match="No free slots available"):
+        core.put_one(ekey(2), objs[2], writer=lambda o, m, s: None)
+    # put_many reports a full arena per key instead
+    assert core.put_many([ekey(0), ekey(2)], [objs[0], objs[2]]) == [True, False]
+    assert core.exists_many([ekey(2)]) == [False]
+    release(*objs)
+
+
+def test_put_one_existing_or_inflight_key_is_a_noop_success(make_core):
+    core = make_core(4)
+    first, second = byte_obj(S, 1), byte_obj(S, 2)
+    key = ekey(3)
+    assert core.put_one(key, first) is True
+
+    untouched = []
+    assert core.put_one(key, second, writer=lambda o, m, s: untouched.append(o)) is True
+    assert core.put_one(key, second) is True
+    assert untouched == []
+    assert stored_bytes(core, key) == pattern(S, 1)
+
+    other = ekey(4)
+    nested = {}
+
+    def outer(offset, memory_obj, size):
+        nested["inflight"] = core.has_inflight(other)
+        nested["with_writer"] = core.put_one(
+            other, second, writer=lambda o, m, s: untouched.append(o)
+        )
+        nested["default"] = core.put_one(other, second)
+        nested["exists"] = core.exists_many([other])
+        ctypes.memmove(core.base_ptr + offset, memory_obj.data_ptr, size)
+
+    assert core.put_one(other, first, writer=outer) is True
+    assert nested == {"inflight": True, "with_writer": True, "default": True, "exists": [False]}
+    assert untouched == []
+    assert stored_bytes(core, other) == pattern(S, 1)
+    assert core.report_status()["live_slot_count"] == 2
+    release(first, second)
+
+
+def test_put_rejections_return_false(make_core):
+    core = make_core(2)
+    big, multi, obj = byte_obj(S + 1, 1), multi_obj(), byte_obj(S, 2)
+    assert core.put_one(ekey(1), big) is False
+    assert core.put_one(ekey(2), multi) is False
+    assert core.put_many([ekey(1), ekey(2), ekey(3)], [big, multi, obj]) == [False, False, True]
+    with pytest.raises(ValueError, match=r"^keys and objs must have the same length, got 2 and 1$"):
+        core.put_many([ekey(4), ekey(5)], [obj])
+    with pytest.raises(ValueError, match=r"^keys and objs must have the same length, got 2 and 1$"):
+        core.load_many_into([ekey(4), ekey(5)], [obj])
+    assert core.snapshot_keys() == [ekey(3)]
+    release(big, multi, obj)
+
+
+# -- 4. finalize_reads and deleted-but-reserved slots ----------------------------------
+
+
+def test_deleted_while_reserved_keeps_bytes_until_finalize(make_core):
+    core = make_core(1)
+    obj, other = byte_obj(S, 21), byte_obj(S, 22)
+    key = ekey(1)
+    assert core.put_one(key, obj) is True
+    r, rs = reserve_one(core, key)
+
+    assert core.delete_many([key]) == [True]
+    assert core.exists_many([key]) == [False]
+    assert core.snapshot_keys() == []
+    assert core.reserve_reads([key], prefix_only=False) == ([], [False])
+    # the reserved bytes stay readable, and the slot is not handed out
+    assert ctypes.string_at(core.base_ptr + r.offset, S) == pattern(S, 21)
+    with pytest.raises(RuntimeError, match="No free slots available"):
+        core.put_one(ekey(2), other)
+    status = core.report_status()
+    assert (status["live_slot_count"], status["borrowed_slot_count"]) == (1, 1)
+    assert core.usage() == (1.0, 0.0)
+    assert ctypes.string_at(core.base_ptr + r.offset, S) == pattern(S, 21)
+
+    core.finalize_reads(rs, {key})
+    assert core.report_status()["borrowed_slot_count"] == 0
+    assert core.usage() == (0.0, 0.0)
+    assert core.put_one(ekey(2), other) is True
+    again, rs2 = reserve_one(core, ekey(2))
+    core.finalize_reads(rs2, set())
+    assert (again.slot_id, again.generation) == (r.slot_id, r.generation + 1)
+    assert stored_bytes(core, ekey(2)) == pattern(S, 22)
+    release(obj, other)
+
+
+# -- 5. properties ---------------------------------------------------------------------
+
+
+def test_properties_while_open_and_after_close(tmp_path):
+    path = make_device(tmp_path / "dax.bin", 4 * S)
+    fds_before = open_fds()
+    core = DaxCore(device_path=path, max_dax_size_bytes=4 * S, slot_bytes=S)
+    objs = [byte_obj(S, 30 + i) for i in range(2)]
+    try:
+        assert (core.arena_bytes, core.slot_bytes, core.max_slots, core.device_path) == (
+            4 * S,
+            S,
+            4,
+            path,
+        )
+        assert core.is_closing() is False
+        assert os.fstat(core.fd).st_ino == os.stat(path).st_ino
+        assert core.base_ptr != 0
+        assert core.put_many([ekey(0), ekey(1)], objs) == [True, True]
+        mm = memoryview(core.mmap_obj).cast("B")
+        view = core.arena_view
+        assert len(mm) == len(view) == 4 * S
+        for i, obj in enumerate(objs):
+            r, rs = reserve_one(core, ekey(i))
+            core.finalize_reads(rs, set())
+            at = r.slot_id * S
+            assert bytes(view[at : at + S]) == pattern(S, 30 + i)
+            assert bytes(mm[at : at + S]) == pattern(S, 30 + i)
+            assert ctypes.addressof(ctypes.c_char.from_buffer(core.mmap_obj)) + at == core.base_ptr + r.offset
+        mm.release()
+        del view
+    finally:
+        core.close()
+    assert core.is_closing() is True
+    assert (core.fd, core.mmap_obj, core.arena_view, core.base_ptr) == (None, None, None, 0)
+    assert open_fds() == fds_before
+    core.close()  # idempotent
+    release(*objs)
+
+
+# -- 6. remap and can_shrink_to --------------------------------------------------------
+
+
+def test_remap_grows_within_the_file_and_shrinks_when_high_slots_are_empty(make_core):
+    core = make_core(2, room=4)
+    objs = [byte_obj(S, 40 + i) for i in range(4)]
+    assert core.put_many([ekey(0), ekey(1)], objs[:2]) == [True, True]
+    with pytest.raises(RuntimeError, match="No free slots available"):
+        core.put_one(ekey(2), objs[2])
+    before = {i: stored_slot(core, ekey(i)) * S for i in range(2)}
+
+    assert core.can_shrink_to(4) is True
+    core.remap(4 * S)
+    assert (core.max_slots, core.arena_bytes, len(core.arena_view)) == (4, 4 * S, 4 * S)
+    assert core.put_many([ekey(2), ekey(3)], objs[2:]) == [True, True]
+    slots = {}
+    for i in range(4):
+        r, rs = reserve_one(core, ekey(i))
+        core.finalize_reads(rs, set())
+        slots[i] = r.slot_id
+        assert ctypes.string_at(core.base_ptr + r.offset, S) == pattern(S, 40 + i)
+        if i < 2:
+            assert r.offset == before[i]
+    assert sorted(slots.values()) == [0, 1, 2, 3]
+    in_slot_3 = [i for i, s in slots.items() if s == 3][0]
+    assert bytes(core.arena_view[3 * S : 4 * S]) == pattern(S, 40 + in_slot_3)
+
+    assert [core.can_shrink_to(n) for n in (0, 1, 3, 4, 5)] == [False, False, False, True, True]
+    high = [i for i, s in slots.items() if s >= 2]
+    assert core.delete_many([ekey(i) for i in high]) == [True, True]
+    assert core.can_shrink_to(2) is True
+    core.remap(2 * S)
+    assert (core.max_slots, core.arena_bytes, len(core.arena_view)) == (2, 2 * S, 2 * S)
+    for i in slots:
+        if i not in high:
+            assert stored_bytes(core, ekey(i)) == pattern(S, 40 + i)
+    assert core.report_status()["live_slot_count"] == 2
+    release(*objs)
+
+
+def _still_serves(core, live, spare_obj, spare_key):
+    """The core is usable: entries load back, status healthy, a put works."""
+    for key, data in live.items():
+        assert stored_bytes(core, key) == data
+    assert core.report_status()["is_healthy"] is True
+    assert core.put_one(spare_key, spare_obj) is True
+    assert core.delete_many([spare_key]) == [True]
+
+
+def test_remap_refusals_leave_the_core_as_it_was(make_core):
+    core = make_core(2, room=4)
+    objs = [byte_obj(S, 50 + i) for i in range(3)]
+    assert core.put_many([ekey(0), ekey(1)], objs[:2]) == [True, True]
+    live = {ekey(0): pattern(S, 50), ekey(1): pattern(S, 51)}
+
+    with pytest.raises(ValueError, match=r"^new DAX arena would cut off live slots$"):
+        core.remap(S)
+    assert (core.max_slots, core.arena_bytes, len(core.arena_view)) == (2, 2 * S, 2 * S)
+
+    with pytest.raises(ValueError, match=r"^new_max_dax_size_bytes must be > 0$"):
+        core.remap(0)
+    with pytest.raises(ValueError, match=r"^new DAX arena does not fit even one slot$"):
+        core.remap(S - 1)
+
+    # past the room the 4-slot file was laid out for
+    with pytest.raises(RuntimeError, match=r"exceeds the room") as info:
+        core.remap(5 * S)
+    assert isinstance(info.value, DaxCoreError)
+    assert (core.max_slots, core.arena_bytes, len(core.arena_view)) == (2, 2 * S, 2 * S)
+    core.delete_many([ekey(1)])
+    del live[ekey(1)]
+    _still_serves(core, live, objs[2], ekey(7))
+    assert core.can_shrink_to(1) is (stored_slot(core, ekey(0)) == 0)
+
+    # a legal remap still works afterwards
+    core.remap(4 * S)
+    assert core.max_slots == 4
+    _still_serves(core, live, objs[2], ekey(7))
+    release(*objs)
+
+
+def stored_slot(core, key):
+    r, rs = reserve_one(core, key)
+    core.finalize_reads(rs, set())
+    return r.slot_id
+
+
+def test_remap_waits_out_borrowed_high_slots(make_core):
+    core = make_core(2)
+    objs = [byte_obj(S, 60), byte_obj(S, 61)]
+    assert core.put_many([ekey(0), ekey(1)], objs) == [True, True]
+    high = ekey(0) if stored_slot(core, ekey(0)) == 1 else ekey(1)
+    r, rs = reserve_one(core, high)
+    assert core.delete_many([high]) == [True]
+    # a deleted but reserved slot still counts
+    assert core.can_shrink_to(1) is False
+    core.finalize_reads(rs, set())
+    assert core.can_shrink_to(1) is True
+    core.remap(S)
+    assert core.max_slots == 1
+    release(*objs)
+
+
+def test_remap_after_close_raises(make_core):
+    core = make_core(2)
+    core.close()
+    with pytest.raises(RuntimeError, match=r"^DaxCore is closed$"):
+        core.remap(2 * S)
+    assert core.can_shrink_to(1) is False
+
+
+# -- 7. metadata -----------------------------------------------------------------------
+
+POSITIONS = {
+    "progression": torch.arange(0, 512, 2),
+    "scattered": torch.tensor([5, 1, 900, -3, 2**40, 0]),
+    "empty": torch.tensor([], dtype=torch.int64),
+    "none": None,
+    "int32": torch.arange(7, 10, dtype=torch.int32),
+}
+
+
+@pytest.mark.parametrize("name", list(POSITIONS))
+def test_metadata_comes_back_as_torch_types(make_core, name):
+    core = make_core(2)
+    positions = POSITIONS[name]
+    obj = kv_obj((2, 4, 64), 1.5)
+    obj.metadata.cached_positions = positions
+    assert core.put_one(ekey(1), obj) is True
+
+    r, rs = reserve_one(core, ekey(1))
+    core.finalize_reads(rs, set())
+    assert type(r.shape) is torch.Size and r.shape == torch.Size([2, 4, 64])
+    assert isinstance(r.dtype, torch.dtype) and r.dtype == torch.bfloat16
+    assert type(r.fmt) is MemoryFormat and r.fmt is MemoryFormat.KV_T2D
+    if positions is None:
+        assert r.cached_positions is None
+    else:
+        assert r.cached_positions.dtype == positions.dtype
+        assert r.cached_positions.tolist() == positions.tolist()
+
+    dst = kv_obj((2, 4, 64), 0.0)
+    dst.metadata.cached_positions = torch.tensor([42])  # overwritten by the load
+    assert core.load_many_into([ekey(1)], [dst]) == [True]
+    assert torch.equal(dst.tensor, obj.tensor)
+    loaded = dst.metadata.cached_positions
+    if positions is None:
+        assert loaded is None
+    else:
+        assert loaded.dtype == positions.dtype and loaded.tolist() == positions.tolist()
+    entries = core.entries()
+    assert [(k, size) for k, size, _ in entries] == [(ekey(1), S)]
+    meta = entries[0][2]
+    assert (meta.shape, meta.dtype, meta.fmt) == (torch.Size([2, 4, 64]), torch.bfloat16, MemoryFormat.KV_T2D)
+    release(obj, dst)
+
+
+def test_load_many_into_refuses_small_multi_tensor_and_missing(make_core):
+    core = make_core(2)
+    obj = kv_obj((2, 4, 64), 2.0)
+    assert core.put_one(ekey(1), obj) is True
+    small = kv_obj((2, 4, 63), 9.0)  # 1008 bytes < 1024
+    before = obj_bytes(small)
+    multi = multi_obj()
+    miss = kv_obj((2, 4, 64), 7.0)
+    assert core.load_many_into([ekey(1), ekey(1), ekey(2)], [small, multi, miss]) == [False, False, False]
+    assert obj_bytes(small) == before
+    assert torch.all(miss.tensor == 7.0)
+    assert core.report_status()["active_read_count"] == 0
+    release(obj, small, multi, miss)
+
+
+# -- 8. close waits for copies in flight ----------------------------------------------
+
+
+def test_close_waits_for_unfinalized_reservations(make_core):
+    core = make_core(2)
+    obj = byte_obj(S, 70)
+    assert core.put_one(ekey(1), obj) is True
+    reserved = threading.Event()
+    finish = threading.Event()
+    seen = {}
+
+    def reader():
+        rs, hits = core.reserve_reads([ekey(1)], prefix_only=False)
+        reserved.set()
+        finish.wait(10)
+        # close has begun but must not have unmapped anything yet
+        seen["bytes"] = ctypes.string_at(core.base_ptr + rs[0].offset, S)
+        core.finalize_reads(rs, set())
+
+    closed = threading.Event()
+    t_reader = threading.Thread(target=reader)
+    t_reader.start()
+    assert reserved.wait(5)
+    t_close = threading.Thread(target=lambda: (core.close(), closed.set()))
+    t_close.start()
+    assert wait_until(core.is_closing)
+    assert not closed.is_set() and t_close.is_alive()
+    status = core.report_status()
+    assert (status["closing"], status["active_read_count"]) == (True, 1)
+
+    # new operations while close waits get LMCache's closing results
+    other = byte_obj(S, 71)
+    assert core.put_many([ekey(2)], [other]) == [False]
+    assert core.put_one(ekey(2), other) is False
+    assert core.exists_many([ekey(1)]) == [False]
+    assert core.reserve_reads([ekey(1)], prefix_only=False) == ([], [False])
+    assert core.snapshot_keys() == []
+    assert core.put_reserved_from_ptr(
+        ekey(3), other.data_ptr, S, torch.Size([S]), torch.uint8, MemoryFormat.KV_2LTD, None
+    ) is DaxPutFromPtrResult.CLOSED
+    assert not closed.is_set()
+
+    finish.set()
+    t_reader.join(5)
+    t_close.join(5)
+    assert closed.is_set()
+    assert seen["bytes"] == pattern(S, 70)
+    assert core.base_ptr == 0
+    release(obj, other)
+
+
+def test_operations_after_close_give_closed_results(make_core):
+    core = make_core(2)
+    obj = byte_obj(S, 80)
+    assert core.put_one(ekey(1), obj) is True
+    assert core.exists_many([ekey(1)], lock=True) == [True]
+    core.close()
+    keys = [ekey(1), ekey(2)]
+    assert core.put_many(keys, [obj, obj]) == [False, False]
+    assert core.put_one(ekey(3), obj) is False
+    assert core.exists_many(keys) == [False, False]
+    assert core.exists_many(keys, lock=True) == [False, False]
+    assert core.reserve_reads(keys, prefix_only=False) == ([], [False, False])
+    assert core.reserve_reads(keys, prefix_only=True) == ([], [False, False])
+    assert core.reserve_reads_for_keys(keys) == []
+    assert core.load_many_into([ekey(1)], [obj]) == [False]
+    assert core.snapshot_keys() == []
+    assert core.entries() == []
+    assert core.delete_many(keys) == [False, False]
+    assert core.unlock_many(keys) is None
+    assert core.has_inflight(ekey(1)) is False
+    assert core.usage() == (0.0, 0.0)
+    assert core.can_shrink_to(2) is False
+    assert core.put_reserved_from_ptr(
+        ekey(4), obj.data_ptr, S, torch.Size([S]), torch.uint8, MemoryFormat.KV_2LTD, None
+    ) is DaxPutFromPtrResult.CLOSED
+    status = core.report_status()
+    assert status == {
+        "is_healthy": False,
+        "device_path": core.device_path,
+        "max_dax_size_bytes": 2 * S,
+        "slot_bytes": S,
+        "max_slots": 2,
+        "live_slot_count": 0,
+        "locked_key_count": 0,
+        "borrowed_slot_count": 0,
+        "active_read_count": 0,
+        "active_write_count": 0,
+        "closing": True,
+        "supports_restart_recovery": False,
+    }
+    core.close()
+    release(obj)
+
+
+def test_put_reserved_from_ptr_results(make_core):
+    core = make_core(1)
+    obj = byte_obj(S, 90)
+    args = (torch.Size([S]), torch.uint8, MemoryFormat.KV_2LTD, torch.tensor([1, 2]))
+    put = core.put_reserved_from_ptr
+    assert put(ekey(1), obj.data_ptr, 0, *args) is DaxPutFromPtrResult.INVALID
+    assert put(ekey(1), obj.data_ptr, S + 1, *args) is DaxPutFromPtrResult.INVALID
+    assert put(ekey(1), 0, S, *args) is DaxPutFromPtrResult.INVALID
+    assert put(ekey(1), obj.data_ptr, S, *args) is DaxPutFromPtrResult.INSERTED
+    assert put(ekey(1), obj.data_ptr, S, *args) is DaxPutFromPtrResult.ALREADY_EXISTS
+    assert put(ekey(2), obj.data_ptr, S, *args) is DaxPutFromPtrResult.NO_SPACE
+    r, rs = reserve_one(core, ekey(1))
+    core.finalize_reads(rs, set())
+    assert (r.shape, r.dtype, r.fmt, r.cached_positions.tolist()) == (
+        torch.Size([S]),
+        torch.uint8,
+        MemoryFormat.KV_2LTD,
+        [1, 2],
+    )
+    assert stored_bytes(core, ekey(1)) == pattern(S, 90)
+    release(obj)
+
+
+# -- 11. capacity, report_status, usage ------------------------------------------------
+
+
+@pytest.mark.parametrize("slots", [1, 3, 16])
+def test_file_of_n_slots_holds_n_entries(tmp_path, slots):
+    path = make_device(tmp_path / "dax.bin", slots * S)
+    core = DaxCore(device_path=path, max_dax_size_bytes=slots * S, slot_bytes=S)
+    objs = [byte_obj(S, i) for i in range(slots + 1)]
+    try:
+        assert core.max_slots == slots
+        assert os.path.getsize(path) > slots * S  # the slot headers go on top
+        results = core.put_many([ekey(i) for i in range(slots + 1)], objs)
+        assert results == [True] * slots + [False]
+        assert core.report_status()["live_slot_count"] == slots
+        assert core.usage() == (1.0, 1.0)
+        for i in range(slots):
+            assert stored_bytes(core, ekey(i)) == pattern(S, i)
+    finally:
+        core.close()
+        release(*objs)
+
+
+def test_report_status_and_usage_values(make_core):
+    core = make_core(4)
+    objs = [byte_obj(S, i) for i in range(3)]
+    status = core.report_status()
+    assert status == {
+        "is_healthy": True,
+        "device_path": core.device_path,
+        "max_dax_size_bytes": 4 * S,
+        "slot_bytes": S,
+        "max_slots": 4,
+        "live_slot_count": 0,
+        "locked_key_count": 0,
+        "borrowed_slot_count": 0,
+        "active_read_count": 0,
+        "active_write_count": 0,
+        "closing": False,
+        "supports_restart_recovery": False,
+    }
+    assert core.usage() == (0.0, 0.0)
+    assert core.put_many([ekey(i) for i in range(3)], objs) == [True] * 3
+    # key 0 locked twice, key 1 once: two locked keys
+    assert core.exists_many([ekey(0), ekey(1), ekey(7)], lock=True) == [True, True, False]
+    assert core.exists_many([ekey(0)], lock=True) == [True]
+    reservations, _ = core.reserve_reads([ekey(2)], prefix_only=False)
+    assert core.delete_many([ekey(2)]) == [True]
+    status = core.report_status()
+    assert {k: status[k] for k in ("live_slot_count", "locked_key_count", "borrowed_slot_count", "active_read_count")} == {
+        "live_slot_count": 3,
+        "locked_key_count": 2,
+        "borrowed_slot_count": 1,
+        "active_read_count": 1,
+    }
+    assert core.usage() == (0.75, 0.5)
+    # locked keys survive a plain delete, not a forced one
+    assert core.delete_many([ekey(0), ekey(1)]) == [False, False]
+    core.unlock_many([ekey(0), ekey(1)])
+    assert core.report_status()["locked_key_count"] == 1
+    assert core.delete_many([ekey(0), ekey(1)]) == [False, True]
+    assert core.delete_many([ekey(0)], force=True) == [True]
+    assert core.report_status()["locked_key_count"] == 0
+    core.unlock_many([ekey(0)])  # never below zero, no error
+    assert core.usage() == (0.25, 0.0)
+    core.finalize_reads(reservations, set())
+    status = core.report_status()
+    assert (status["live_slot_count"], status["borrowed_slot_count"], status["active_read_count"]) == (0, 0, 0)
+    assert core.usage() == (0.0, 0.0)
+    release(*objs)

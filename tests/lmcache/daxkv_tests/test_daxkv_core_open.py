@@ -1,0 +1,204 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Opening a daxkv.lmcache.DaxCore: LMCache's errors for bad arguments and
+unusable devices, nothing created or changed by a failed open, no
+descriptor leaked, and LMCache's capacity when an arena is opened again
+with another size.
+
+Bad inputs tried here:
+
+* device_path "" and None; max_dax_size_bytes 0 and -1; slot_bytes 0 and
+  -5; max_dax_size_bytes smaller than one slot (on an existing file, and on
+  a missing path, which LMCache reports as an open failure first);
+* a path that does not exist; a 4 KiB file (holding bytes) opened with
+  8 KiB; a directory; a file of 64 KiB of random bytes; a file holding a
+  persistent daxkv arena reopened, persistent, with another slot size;
+* an arena reopened with max_dax_size_bytes larger (within the room it was
+  laid out for) and smaller than before, volatile and persistent, and
+  smaller than the entries a persistent arena holds.
+"""
+
+# Standard
+import os
+
+# Third Party
+import pytest
+
+# First Party
+from daxkv.lmcache import DaxCore, DaxCoreError
+from dk_helpers import byte_obj, ekey, make_device, open_fds, pattern, release, sha256_file
+
+S = 1024
+
+
+class _Watch:
+    """Snapshot of the directory and of the open descriptors around a failed
+    open."""
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.listing = sorted(os.listdir(directory))
+        self.fds = open_fds()
+
+    def check(self):
+        assert sorted(os.listdir(self.directory)) == self.listing
+        assert open_fds() == self.fds
+
+
+def _open(path, size, slot=S, **kw):
+    return DaxCore(device_path=str(path), max_dax_size_bytes=size, slot_bytes=slot, **kw)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(device_path="", max_dax_size_bytes=4 * S, slot_bytes=S), "device_path must be a non-empty string"),
+        (dict(device_path=None, max_dax_size_bytes=4 * S, slot_bytes=S), "device_path must be a non-empty string"),
+        (dict(max_dax_size_bytes=0, slot_bytes=S), "max_dax_size_bytes must be > 0"),
+        (dict(max_dax_size_bytes=-1, slot_bytes=S), "max_dax_size_bytes must be > 0"),
+        (dict(max_dax_size_bytes=4 * S, slot_bytes=0), "slot_bytes must be > 0"),
+        (dict(max_dax_size_bytes=4 * S, slot_bytes=-5), "slot_bytes must be > 0"),
+        (dict(max_dax_size_bytes=S - 1, slot_bytes=S), "configured arena does not fit even one slot"),
+    ],
+)
+def test_bad_arguments_raise_lmcache_value_errors(tmp_path, kwargs, message):
+    path = make_device(tmp_path / "dax.bin", 4 * S, b"keep")
+    digest = sha256_file(path)
+    kwargs = dict(kwargs)
+    kwargs.setdefault("device_path", path)
+    watch = _Watch(tmp_path)
+    with pytest.raises(ValueError) as info:
+        DaxCore(**kwargs)
+    assert str(info.value) == message
+    watch.check()
+    assert sha256_file(path) == digest and os.path.getsize(path) == 4 * S
+
+
+def test_missing_path_is_a_runtime_error_and_is_not_created(tmp_path):
+    path = str(tmp_path / "absent.bin")
+    for size in (4 * S, S - 1):  # LMCache opens before it sizes the slots
+        watch = _Watch(tmp_path)
+        with pytest.raises(RuntimeError) as info:
+            _open(path, size)
+        assert str(info.value) == (
+            f"Failed to open dax device {path}: [Errno 2] No such file or directory: '{path}'"
+        )
+        assert not os.path.exists(path)
+        watch.check()
+
+
+def test_file_smaller_than_max_dax_size_is_refused_untouched(tmp_path):
+    path = make_device(tmp_path / "small.bin", 4 * S, pattern(100, 3))
+    digest = sha256_file(path)
+    watch = _Watch(tmp_path)
+    with pytest.raises(RuntimeError) as info:
+        _open(path, 8 * S)
+    assert str(info.value) == (
+        f"max_dax_size_bytes ({8 * S} bytes) exceeds device capacity ({4 * S} bytes)"
+    )
+    watch.check()
+    assert os.path.getsize(path) == 4 * S and sha256_file(path) == digest
+
+
+def test_directory_is_refused_as_lmcache_does(tmp_path):
+    path = tmp_path / "adir"
+    path.mkdir()
+    watch = _Watch(tmp_path)
+    with pytest.raises(RuntimeError) as info:
+        _open(path, 4 * S)
+    # LMCache: "Failed to open dax device <path>: [Errno 21] Is a directory: ..."
+    assert str(info.value).startswith(f"Failed to open dax device {path}: ")
+    assert "directory" in str(info.value)
+    watch.check()
+    assert os.listdir(path) == []
+
+
+def test_foreign_data_is_refused_untouched(tmp_path):
+    data = os.urandom(64 * 1024)
+    path = make_device(tmp_path / "foreign.bin", len(data), data)
+    digest = sha256_file(path)
+    watch = _Watch(tmp_path)
+    with pytest.raises(RuntimeError) as info:
+        _open(path, 8 * S)
+    assert isinstance(info.value, DaxCoreError)
+    assert str(info.value).startswith(f"Failed to open dax device {path}: ")
+    assert "holds data that is not a daxkv arena" in str(info.value)
+    watch.check()
+    assert os.path.getsize(path) == len(data) and sha256_file(path) == digest
+
+
+def test_persistent_arena_reopened_with_another_slot_size_is_refused(tmp_path):
+    path = make_device(tmp_path / "dax.bin", 16 * S)
+    obj = byte_obj(S, 5)
+    core = _open(path, 8 * S, persist_enabled=True)
+    assert core.put_one(ekey(1), obj) is True
+    core.close()
+    digest, size = sha256_file(path), os.path.getsize(path)
+    watch = _Watch(tmp_path)
+    with pytest.raises(RuntimeError) as info:
+        _open(path, 8 * S, slot=2 * S, persist_enabled=True)
+    assert isinstance(info.value, DaxCoreError)
+    assert str(info.value).startswith(f"Failed to open dax device {path}: ")
+    assert "holds a daxkv arena of another layout" in str(info.value)
+    watch.check()
+    assert (sha256_file(path), os.path.getsize(path)) == (digest, size)
+    core = _open(path, 8 * S, persist_enabled=True)
+    try:
+        assert core.snapshot_keys() == [ekey(1)]
+    finally:
+        core.close()
+    release(obj)
+
+
+# -- capacity on a reopen -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("persist", [False, True])
+def test_reopen_with_another_size_gives_lmcache_capacity(tmp_path, persist):
+    """LMCache's max_slots is max_dax_size_bytes // slot_bytes on every open;
+    an arena reopened larger (within its room) or smaller follows it."""
+    path = make_device(tmp_path / "dax.bin", 8 * S)
+    objs = [byte_obj(S, i) for i in range(9)]
+    core = _open(path, 4 * S, persist_enabled=persist)
+    assert core.max_slots == 4
+    assert core.put_many([ekey(0), ekey(1)], objs[:2]) == [True, True]
+    core.close()
+
+    for slots in (8, 2, 3):
+        core = _open(path, slots * S, persist_enabled=persist)
+        try:
+            assert (core.max_slots, core.arena_bytes, len(core.arena_view)) == (slots, slots * S, slots * S)
+            kept = sorted(k.chunk_hash for k in core.snapshot_keys())
+            assert kept == ([0, 1] if persist else [])
+            for k in kept:
+                rs, _ = core.reserve_reads([ekey(k)], prefix_only=False)
+                core.finalize_reads(rs, set())
+                assert [r.slot_id < slots for r in rs] == [True]
+            fresh = [ekey(10 + i) for i in range(slots + 1 - len(kept))]
+            results = core.put_many(fresh, objs[: len(fresh)])
+            assert results == [True] * (slots - len(kept)) + [False]
+            assert core.report_status()["live_slot_count"] == slots
+            assert core.delete_many(fresh) == results
+        finally:
+            core.close()
+    release(*objs)
+
+
+def test_persistent_reopen_smaller_than_its_entries_is_refused(tmp_path):
+    path = make_device(tmp_path / "dax.bin", 4 * S)
+    objs = [byte_obj(S, i) for i in range(3)]
+    core = _open(path, 4 * S, persist_enabled=True)
+    assert core.put_many([ekey(i) for i in range(3)], objs) == [True] * 3
+    core.close()
+    watch = _Watch(tmp_path)
+    with pytest.raises(RuntimeError) as info:
+        _open(path, 2 * S, persist_enabled=True)
+    assert isinstance(info.value, DaxCoreError)
+    assert "holds 3 entries" in str(info.value)
+    watch.check()
+    core = _open(path, 4 * S, persist_enabled=True)
+    try:
+        assert sorted(k.chunk_hash for k in core.snapshot_keys()) == [0, 1, 2]
+        assert core.max_slots == 4
+    finally:
+        core.close()
+    release(*objs)

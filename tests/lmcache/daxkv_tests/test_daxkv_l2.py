@@ -1,0 +1,689 @@
+# SPDX-License-Identifier: Apache-2.0
+"""daxkv.lmcache.l2.DaxkvL2Adapter, built the way LMCache's MP server builds
+a plugin adapter: LMCache's own factory and plugin_l2_adapter modules
+(create_l2_adapter_from_registry(PluginL2AdapterConfig.from_dict(...)))
+and its --l2-adapter JSON parsing (parse_args_to_l2_adapters_config).
+Stores, lookups and loads complete through the three event fds.
+
+Bad inputs tried here:
+
+* adapter_params: slot_bytes missing, 0, "128", True, 128.0; device_path
+  together with devices; devices "x", [1], an entry with a blank path,
+  with max_dax_size_gb "1", with a size below one slot; device_path 5;
+  max_dax_size_gb missing and 0; hotplug_enabled "yes"; persist_enabled 1;
+  num_load_workers 0; num_store_workers "2"; unknown members "bogus" and
+  "zzz"; durability 1.5, ["x"] and "sometimes"; neither a device nor
+  hotplug; a device path that does not exist;
+* adapter_params with slot_bytes 0 through the --l2-adapter JSON option;
+* a store into a full pool; a key stored twice; lookups and loads of keys
+  never stored; a delete of locked keys, of a key twice in one call and of
+  a key never stored; an unlock more than the locks taken;
+* list_l2_keys with page_size 0 and -1, and a cursor that is not hex;
+* reconfigure: any change with hotplug off; an unknown operation; a payload
+  that is a list; no device_path, a blank one; size_bytes missing, 0,
+  True, "5", below one slot; remove mode "x" and 5; force "yes"; resize
+  mode "drain"; an unknown device (remove, resize); a missing file (add);
+  an active path with another size (add); remove and resize of a device
+  with locked keys; a resize past the room its file was laid out for; a
+  migrating remove with no room elsewhere;
+* every task submission after close.
+"""
+
+# Standard
+import argparse
+import json
+import select
+
+# Third Party
+import pytest
+import torch
+
+try:
+    from lmcache.v1.distributed.l2_adapters.factory import create_l2_adapter_from_registry
+    from lmcache.v1.distributed.l2_adapters.plugin_l2_adapter import PluginL2AdapterConfig
+    from lmcache.v1.distributed.l2_adapters.reconfiguration import (
+        L2ReconfigurableAdapter,
+        L2ReconfigureError,
+    )
+except ImportError as exc:  # the stand-ins alone: LMCache's sources are missing
+    pytest.skip(f"LMCache's L2 adapter modules are not available ({exc})", allow_module_level=True)
+
+# First Party
+from daxkv.lmcache import decode_key
+from daxkv.lmcache.l2 import DaxkvL2Adapter, DaxkvL2AdapterConfig
+from dk_helpers import make_device, obj_bytes, release
+from lmcache.v1.distributed.api import ObjectKey
+from lmcache.v1.distributed.config import EvictionConfig
+from lmcache.v1.distributed.internal_api import L2AdapterListener
+from lmcache.v1.distributed.l2_adapters import create_l2_adapter
+from lmcache.v1.distributed.l2_adapters.base import L2AdapterInterface
+from lmcache.v1.distributed.l2_adapters.config import (
+    add_l2_adapters_args,
+    parse_args_to_l2_adapters_config,
+)
+from lmcache.v1.memory_allocators.ad_hoc_memory_allocator import AdHocMemoryAllocator
+from lmcache.v1.memory_management import MemoryFormat
+from lmcache.v1.platform import consume_fd
+
+S = 128  # slot bytes: one (2, 4, 8) bf16 object
+GIB = 1024**3
+_ALLOC = AdHocMemoryAllocator(device="cpu")
+
+
+class Recorder(L2AdapterListener):
+    def __init__(self):
+        self.stored, self.accessed, self.deleted = [], [], []
+
+    def on_l2_keys_stored(self, keys, sizes):
+        self.stored.append((list(keys), list(sizes)))
+
+    def on_l2_keys_accessed(self, keys):
+        self.accessed.append(list(keys))
+
+    def on_l2_keys_deleted(self, keys):
+        self.deleted.append(list(keys))
+
+
+def okey(i, salt="", model="test_model"):
+    return ObjectKey(chunk_hash=ObjectKey.IntHash2Bytes(i), model_name=model, kv_rank=0, cache_salt=salt)
+
+
+def mobj(fill):
+    obj = _ALLOC.allocate([torch.Size([2, 4, 8])], [torch.bfloat16], fmt=MemoryFormat.KV_2LTD)
+    obj.tensor.fill_(fill)
+    return obj
+
+
+def build(params):
+    config = PluginL2AdapterConfig.from_dict(
+        {"module_path": "daxkv.lmcache.l2", "class_name": "DaxkvL2Adapter", "adapter_params": params}
+    )
+    return create_l2_adapter_from_registry(config)
+
+
+def wait_fd(fd, timeout=5.0):
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    if not poller.poll(timeout * 1000):
+        return False
+    consume_fd(fd)
+    return True
+
+
+def store(adapter, keys, objs):
+    task = adapter.submit_store_task(keys, objs)
+    assert wait_fd(adapter.get_store_event_fd())
+    done = adapter.pop_completed_store_tasks()
+    assert list(done) == [task]
+    return done[task]
+
+
+def lookup(adapter, keys):
+    task = adapter.submit_lookup_and_lock_task(keys, None)
+    assert wait_fd(adapter.get_lookup_and_lock_event_fd())
+    bitmap = adapter.query_lookup_and_lock_result(task)
+    assert adapter.query_lookup_and_lock_result(task) is None  # one shot
+    return [bitmap.test(i) for i in range(len(keys))]
+
+
+def load(adapter, keys, objs):
+    task = adapter.submit_load_task(keys, objs)
+    assert wait_fd(adapter.get_load_event_fd())
+    bitmap = adapter.query_load_result(task)
+    assert adapter.query_load_result(task) is None  # one shot
+    return [bitmap.test(i) for i in range(len(keys))]
+
+
+def one_device(tmp_path, slots=4, name="dax.bin", room=None, **params):
+    path = make_device(tmp_path / name, (room or slots) * S)
+    return {"device_path": path, "max_dax_size_gb": slots * S / GIB, "slot_bytes": S, **params}
+
+
+@pytest.fixture
+def adapters():
+    made = []
+
+    def _build(params):
+        adapter = build(params)
+        made.append(adapter)
+        return adapter
+
+    yield _build
+    for adapter in made:
+        adapter.close()
+
+
+def _reconfigure_error(adapter, operation, payload):
+    with pytest.raises(L2ReconfigureError) as info:
+        adapter.reconfigure(operation, payload)
+    return info.value.status_code, info.value.payload
+
+
+# -- construction ---------------------------------------------------------------------
+
+
+def test_lmcache_plugin_loader_builds_the_adapter(tmp_path, adapters):
+    params = one_device(tmp_path)
+    adapter = adapters(params)
+    assert type(adapter) is DaxkvL2Adapter
+    assert isinstance(adapter, L2AdapterInterface) and isinstance(adapter, L2ReconfigurableAdapter)
+    # LMCache found the config class by its convention (class name + "Config")
+    assert type(adapter._config) is DaxkvL2AdapterConfig
+    assert adapter._config.devices == [(params["device_path"], 4 * S)]
+    fds = {adapter.get_store_event_fd(), adapter.get_lookup_and_lock_event_fd(), adapter.get_load_event_fd()}
+    assert len(fds) == 3
+    assert adapter.supports_global_eviction is True
+    usage = adapter.get_usage()
+    assert (usage.total_bytes_used, usage.total_capacity_bytes, dict(usage.bytes_by_cache_salt)) == (0, 4 * S, {})
+    status = adapter.report_status()
+    assert {k: status[k] for k in ("is_healthy", "device_path", "max_dax_size_bytes", "slot_bytes", "num_devices",
+                                   "hotplug_enabled", "supports_restart_recovery")} == {
+        "is_healthy": True,
+        "device_path": params["device_path"],
+        "max_dax_size_bytes": 4 * S,
+        "slot_bytes": S,
+        "num_devices": 1,
+        "hotplug_enabled": False,
+        "supports_restart_recovery": False,
+    }
+
+
+def test_l2_adapter_json_option_builds_the_adapter(tmp_path):
+    params = one_device(tmp_path)
+    spec = {
+        "type": "plugin",
+        "module_path": "daxkv.lmcache.l2",
+        "class_name": "DaxkvL2Adapter",
+        "adapter_params": params,
+        "eviction": {"eviction_policy": "LRU", "trigger_watermark": 0.9, "eviction_ratio": 0.1},
+    }
+    parser = add_l2_adapters_args(argparse.ArgumentParser())
+    args = parser.parse_args(["--l2-adapter", json.dumps(spec)])
+    configs = parse_args_to_l2_adapters_config(args)
+    assert len(configs.adapters) == 1
+    config = configs.adapters[0]
+    assert type(config) is PluginL2AdapterConfig
+    assert (config.module_path, config.class_name, config.adapter_params) == ("daxkv.lmcache.l2", "DaxkvL2Adapter", params)
+    assert config.eviction_config == EvictionConfig(eviction_policy="LRU", trigger_watermark=0.9, eviction_ratio=0.1)
+    adapter = create_l2_adapter(config)
+    try:
+        assert type(adapter) is DaxkvL2Adapter
+        obj, dst = mobj(6.0), mobj(0.0)
+        assert store(adapter, [okey(1)], [obj]).is_successful()
+        assert load(adapter, [okey(1)], [dst]) == [True]
+        assert obj_bytes(dst) == obj_bytes(obj)
+        release(obj, dst)
+    finally:
+        adapter.close()
+
+    bad = dict(spec, adapter_params={**params, "slot_bytes": 0})
+    config = parse_args_to_l2_adapters_config(parser.parse_args(["--l2-adapter", json.dumps(bad)])).adapters[0]
+    with pytest.raises(ValueError, match=r"^slot_bytes must be a positive integer$"):
+        create_l2_adapter(config)
+
+
+MISSING = object()  # the member is left out
+DEV = object()  # the test's device path
+
+BAD_PARAMS = [
+    ({"slot_bytes": MISSING}, "slot_bytes must be a positive integer"),
+    ({"slot_bytes": 0}, "slot_bytes must be a positive integer"),
+    ({"slot_bytes": "128"}, "slot_bytes must be a positive integer"),
+    ({"slot_bytes": True}, "slot_bytes must be a positive integer"),
+    ({"slot_bytes": 128.0}, "slot_bytes must be a positive integer"),
+    ({"devices": []}, "give either device_path/max_dax_size_gb or devices, not both"),
+    ({"device_path": MISSING, "max_dax_size_gb": MISSING, "devices": "x"}, "devices must be a list"),
+    ({"device_path": MISSING, "max_dax_size_gb": MISSING, "devices": [1]}, "devices[0] must be a dict"),
+    ({"device_path": MISSING, "max_dax_size_gb": MISSING, "devices": [{"device_path": " ", "max_dax_size_gb": 1e-6}]},
+     "devices[0].device_path must be a non-empty string"),
+    ({"device_path": MISSING, "max_dax_size_gb": MISSING, "devices": [{"device_path": DEV, "max_dax_size_gb": "1"}]},
+     "devices[0].max_dax_size_gb must be a positive number"),
+    ({"device_path": MISSING, "max_dax_size_gb": MISSING, "devices": [{"device_path": DEV, "max_dax_size_gb": 1e-12}]},
+     "devices[0] configured DAX arena does not fit one slot"),
+    ({"device_path": 5}, "device_path must be a non-empty string"),
+    ({"max_dax_size_gb": MISSING}, "max_dax_size_gb must be a positive number"),
+    ({"max_dax_size_gb": 0}, "max_dax_size_gb must be a positive number"),
+    ({"hotplug_enabled": "yes"}, "hotplug_enabled must be a boolean"),
+    ({"persist_enabled": 1}, "persist_enabled must be a boolean"),
+    ({"num_load_workers": 0}, "num_load_workers must be a positive integer"),
+    ({"num_store_workers": "2"}, "num_store_workers must be a positive integer"),
+    ({"bogus": 1, "zzz": 2}, "unknown adapter_params member(s): bogus, zzz"),
+    ({"durability": 1.5}, "durability must be a string or an integer"),
+    ({"durability": ["x"]}, "durability must be a string or an integer"),
+    ({"durability": "sometimes"},
+     "invalid DAX adapter configuration: durability: 'sometimes' is not one of none, process, power"),
+    ({"device_path": MISSING, "max_dax_size_gb": MISSING}, "devices may be empty only when hotplug_enabled is true"),
+]
+
+
+@pytest.mark.parametrize("change, message", BAD_PARAMS, ids=[f"{i}-{m.split()[0]}" for i, (_, m) in enumerate(BAD_PARAMS)])
+def test_bad_adapter_params_are_value_errors_naming_the_member(tmp_path, change, message):
+    params = one_device(tmp_path)
+    path = params["device_path"]
+    for name, value in change.items():
+        if value is MISSING:
+            del params[name]
+        elif name == "devices" and isinstance(value, list):
+            params[name] = [
+                {k: (path if v is DEV else v) for k, v in d.items()} if isinstance(d, dict) else d for d in value
+            ]
+        else:
+            params[name] = value
+    with pytest.raises(ValueError) as info:
+        build(params)
+    assert str(info.value) == message
+
+
+def test_missing_device_is_a_runtime_error(tmp_path):
+    missing = str(tmp_path / "absent.bin")
+    with pytest.raises(RuntimeError) as info:
+        build({"device_path": missing, "max_dax_size_gb": 4 * S / GIB, "slot_bytes": S})
+    assert str(info.value) == f"failed to map DAX device: {missing} does not exist"
+    assert not (tmp_path / "absent.bin").exists()
+
+
+# -- store, lookup, load ----------------------------------------------------------------
+
+
+def test_store_lookup_load_through_the_event_fds(tmp_path, adapters):
+    adapter = adapters(one_device(tmp_path))
+    listener = Recorder()
+    adapter.register_listener(listener)
+    objs = [mobj(3.0), mobj(7.0)]
+    k0, k1, k2 = okey(10), okey(11), okey(12)
+
+    result = store(adapter, [k0, k2], objs)
+    assert result.is_successful() and result.bytes_transferred() == 2 * S
+    assert adapter.pop_completed_store_tasks() == {}
+    assert listener.stored == [([k0, k2], [S, S])]
+    # storing a key again counts as stored, without a second notification
+    assert store(adapter, [k0], objs[:1]).is_successful()
+    assert listener.stored == [([k0, k2], [S, S])]
+
+    assert lookup(adapter, [k0, k1, k2]) == [True, False, True]
+    targets = [mobj(0.0), mobj(-1.0), mobj(0.0)]
+    assert load(adapter, [k0, k1, k2], targets) == [True, False, True]
+    assert obj_bytes(targets[0]) == obj_bytes(objs[0])
+    assert obj_bytes(targets[2]) == obj_bytes(objs[1])
+    assert torch.all(targets[1].tensor == -1.0)
+    assert listener.accessed == [[k0, k2]]
+    assert listener.deleted == []
+    adapter.submit_unlock([k0, k2])
+    status = adapter.report_status()
+    assert (status["live_slot_count"], status["locked_key_count"], status["inflight_store_tasks"],
+            status["inflight_lookup_tasks"], status["inflight_load_tasks"]) == (2, 0, 0, 0, 0)
+    release(*objs, *targets)
+
+
+def test_lookup_locks_until_unlock_and_delete_skips_locked_keys(tmp_path, adapters):
+    adapter = adapters(one_device(tmp_path))
+    listener = Recorder()
+    adapter.register_listener(listener)
+    obj = mobj(5.0)
+    key = okey(20)
+    assert store(adapter, [key], [obj]).is_successful()
+    assert lookup(adapter, [key]) == [True]
+    assert lookup(adapter, [key]) == [True]
+    assert adapter.report_status()["locked_key_count"] == 1
+    adapter.delete([key])
+    assert listener.deleted == []
+    adapter.submit_unlock([key])
+    adapter.delete([key])
+    assert listener.deleted == []
+    adapter.submit_unlock([key])
+    adapter.submit_unlock([key])  # never below zero
+    adapter.delete([key, key])
+    assert listener.deleted == [[key]]
+    assert lookup(adapter, [key]) == [False]
+    assert adapter.get_usage().total_bytes_used == 0
+    release(obj)
+
+
+def test_full_pool_fails_the_store_without_evicting(tmp_path, adapters):
+    adapter = adapters(one_device(tmp_path, slots=2))
+    listener = Recorder()
+    adapter.register_listener(listener)
+    objs = [mobj(float(i)) for i in range(3)]
+    result = store(adapter, [okey(0), okey(1), okey(2)], objs)
+    assert result.is_successful() is False and result.bytes_transferred() == 0
+    assert listener.stored == [([okey(0), okey(1)], [S, S])]
+    assert lookup(adapter, [okey(0), okey(1), okey(2)]) == [True, True, False]
+    assert adapter.get_usage().usage_fraction == 1.0
+    adapter.submit_unlock([okey(0), okey(1)])
+    release(*objs)
+
+
+def test_byte_accounting_by_cache_salt(tmp_path, adapters):
+    adapter = adapters(one_device(tmp_path))
+    objs = [mobj(float(i)) for i in range(3)]
+    alice0, bob, alice1 = okey(34, "alice"), okey(35, "bob"), okey(36, "alice")
+    assert store(adapter, [alice0, bob, alice1], objs).is_successful()
+    usage = adapter.get_usage()
+    assert (usage.total_bytes_used, dict(usage.bytes_by_cache_salt)) == (3 * S, {"alice": 2 * S, "bob": S})
+    adapter.delete([alice0])
+    usage = adapter.get_usage()
+    assert (usage.total_bytes_used, dict(usage.bytes_by_cache_salt)) == (2 * S, {"alice": S, "bob": S})
+    adapter.delete([alice1, okey(99, "carol")])
+    usage = adapter.get_usage()
+    assert (usage.total_bytes_used, dict(usage.bytes_by_cache_salt)) == (S, {"bob": S})
+    release(*objs)
+
+
+# -- restart recovery -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("persist", [False, True])
+def test_restart_reports_recovered_keys_and_loads_them(tmp_path, persist):
+    params = one_device(tmp_path, slots=8, persist_enabled=persist)
+    keys = [okey(1, "alice"), okey(2, "bob"), okey(3, "alice", model="other"), okey(4)]
+    objs = [mobj(float(i + 1)) for i in range(4)]
+    adapter = build(params)
+    assert store(adapter, keys, objs).is_successful()
+    adapter.close()
+
+    adapter = build(params)
+    try:
+        usage = adapter.get_usage()  # before any listener
+        listener = Recorder()
+        adapter.register_listener(listener)
+        if not persist:
+            assert (usage.total_bytes_used, dict(usage.bytes_by_cache_salt)) == (0, {})
+            assert listener.stored == []
+            assert lookup(adapter, keys) == [False] * 4
+            assert adapter.report_status()["supports_restart_recovery"] is False
+            return
+        assert adapter.report_status()["supports_restart_recovery"] is True
+        assert (usage.total_bytes_used, dict(usage.bytes_by_cache_salt)) == (4 * S, {"alice": 2 * S, "bob": S, "": S})
+        assert len(listener.stored) == 1
+        told, sizes = listener.stored[0]
+        assert sorted(told, key=lambda k: k.chunk_hash) == keys and sizes == [S] * 4
+        second = Recorder()
+        adapter.register_listener(second)
+        assert [sorted(k, key=lambda k: k.chunk_hash) for k, _ in second.stored] == [keys]
+        targets = [mobj(0.0) for _ in keys]
+        assert load(adapter, keys, targets) == [True] * 4
+        assert [obj_bytes(t) for t in targets] == [obj_bytes(o) for o in objs]
+        # the accounting the adapter started with drops as keys go
+        adapter.delete([keys[0]])
+        assert dict(adapter.get_usage().bytes_by_cache_salt) == {"alice": S, "bob": S, "": S}
+        release(*targets)
+    finally:
+        adapter.close()
+        release(*objs)
+
+
+# -- list_l2_keys -----------------------------------------------------------------------
+
+
+def test_list_l2_keys_pages_filters_and_validates(tmp_path, adapters):
+    adapter = adapters(one_device(tmp_path, slots=8))
+    keys = [okey(1), okey(2, "s"), okey(3, model="other"), okey(4), okey(5, model="other")]
+    objs = [mobj(float(i)) for i in range(5)]
+    assert store(adapter, keys, objs).is_successful()
+    expected = {k.to_encoded_object_key() for k in keys}
+
+    pages, cursor = [], None
+    while True:
+        page = adapter.list_l2_keys(page_size=2, cursor=cursor)
+        pages.append(page)
+        cursor = page.next_page_token
+        if cursor is None:
+            break
+    assert [len(p.entries) for p in pages] == [2, 2, 1]
+    listed = [e.key for p in pages for e in p.entries]
+    assert set(listed) == expected and len(listed) == 5
+    assert {e.size_bytes for p in pages for e in p.entries} == {S}
+    # stable: the same walk again gives the same order
+    assert [e.key for e in adapter.list_l2_keys(page_size=5).entries] == listed
+    assert adapter.list_l2_keys(page_size=5).next_page_token is None
+
+    other = adapter.list_l2_keys(model_name="other")
+    assert {e.key for e in other.entries} == {keys[2].to_encoded_object_key(), keys[4].to_encoded_object_key()}
+    assert other.next_page_token is None
+    first = adapter.list_l2_keys(model_name="other", page_size=1)
+    rest = adapter.list_l2_keys(model_name="other", page_size=1, cursor=first.next_page_token)
+    assert {first.entries[0].key, rest.entries[0].key} == {e.key for e in other.entries}
+    assert rest.next_page_token is None
+    assert adapter.list_l2_keys(model_name="nobody").entries == ()
+
+    for size in (0, -1):
+        with pytest.raises(ValueError, match=r"^page_size must be positive$"):
+            adapter.list_l2_keys(page_size=size)
+    with pytest.raises(ValueError):
+        adapter.list_l2_keys(cursor="zz")
+    release(*objs)
+
+
+# -- reconfigure ------------------------------------------------------------------------
+
+
+def two_devices(tmp_path, slots=2, **params):
+    devices = []
+    for i in range(2):
+        path = make_device(tmp_path / f"hot{i}.bin", slots * S)
+        devices.append({"device_path": path, "max_dax_size_gb": slots * S / GIB})
+    return {"devices": devices, "slot_bytes": S, "hotplug_enabled": True, **params}
+
+
+def device_rows(adapter):
+    return [(d["device_path"], d["state"], d["live_slot_count"]) for d in adapter.hotplug_status()["devices"]]
+
+
+def test_reconfigure_is_forbidden_without_hotplug(tmp_path, adapters):
+    params = one_device(tmp_path)
+    adapter = adapters(params)
+    path = params["device_path"]
+    status = adapter.reconfigure("status", {})
+    assert (status["backend"], status["supported_operations"]) == ("dax", ["status", "add", "remove", "resize"])
+    assert status["status"] == adapter.hotplug_status()
+    for operation, payload in [
+        ("add", {"device_path": str(tmp_path / "x.bin"), "size_bytes": 2 * S}),
+        ("remove", {"device_path": path}),
+        ("resize", {"device_path": path, "size_bytes": 2 * S}),
+    ]:
+        code, _ = _reconfigure_error(adapter, operation, payload)
+        assert code == 403
+    assert device_rows(adapter) == [(path, "active", 0)]
+
+
+def test_reconfigure_rejects_bad_payloads(tmp_path, adapters):
+    params = two_devices(tmp_path)
+    adapter = adapters(params)
+    path = params["devices"][0]["device_path"]
+    new = str(make_device(tmp_path / "new.bin", 4 * S))
+    cases = [
+        ("bogus", {}, "unsupported DAX reconfigure operation: bogus"),
+        ("add", [], "payload must be a JSON object"),
+        ("add", {}, "device_path must be a non-empty string"),
+        ("add", {"device_path": "  ", "size_bytes": 2 * S}, "device_path must be a non-empty string"),
+        ("add", {"device_path": new}, "size_bytes must be a positive integer"),
+        ("add", {"device_path": new, "size_bytes": 0}, "size_bytes must be a positive integer"),
+        ("add", {"device_path": new, "size_bytes": True}, "size_bytes must be a positive integer"),
+        ("add", {"device_path": new, "size_bytes": "5"}, "size_bytes must be a positive integer"),
+        ("add", {"device_path": new, "size_bytes": S - 1}, "size_bytes does not fit one slot"),
+        ("remove", {"device_path": path, "mode": "x"}, "mode must be migrate, evict, or drain"),
+        ("remove", {"device_path": path, "mode": 5}, "mode must be migrate, evict, or drain"),
+        ("remove", {"device_path": path, "force": "yes"}, "force must be a boolean"),
+        ("resize", {"device_path": path, "size_bytes": S, "mode": "drain"}, "mode must be migrate or evict"),
+        ("add", {"device_path": str(tmp_path / "absent.bin"), "size_bytes": 2 * S}, "failed to map DAX device"),
+    ]
+    for operation, payload, message in cases:
+        assert _reconfigure_error(adapter, operation, payload) == (400, {"error": message})
+    for operation, payload in [
+        ("remove", {"device_path": str(tmp_path / "unknown.bin")}),
+        ("resize", {"device_path": str(tmp_path / "unknown.bin"), "size_bytes": 2 * S}),
+    ]:
+        code, _ = _reconfigure_error(adapter, operation, payload)
+        assert code == 404
+    assert _reconfigure_error(adapter, "add", {"device_path": path, "size_bytes": 4 * S}) == (
+        409,
+        {"error": "device_path already active with a different size"},
+    )
+    assert [state for _, state, _ in device_rows(adapter)] == ["active", "active"]
+    assert not (tmp_path / "absent.bin").exists()
+
+
+def test_remove_and_resize_with_locked_keys_are_409_and_change_nothing(tmp_path, adapters):
+    params = two_devices(tmp_path)
+    adapter = adapters(params)
+    keys = [okey(i) for i in range(4)]
+    objs = [mobj(float(i)) for i in range(4)]
+    assert store(adapter, keys, objs).is_successful()  # two per device
+    rows = device_rows(adapter)
+    assert [live for _, _, live in rows] == [2, 2]
+    assert lookup(adapter, keys) == [True] * 4  # every key locked
+    for path, _, _ in rows:
+        for operation, payload in [
+            ("remove", {"device_path": path, "mode": "migrate"}),
+            ("remove", {"device_path": path, "mode": "evict"}),
+            ("resize", {"device_path": path, "size_bytes": S, "mode": "evict"}),
+            ("resize", {"device_path": path, "size_bytes": S, "mode": "migrate"}),
+        ]:
+            code, _ = _reconfigure_error(adapter, operation, payload)
+            assert (operation, payload.get("mode"), code) == (operation, payload.get("mode"), 409)
+    assert device_rows(adapter) == rows
+    adapter.submit_unlock(keys)
+    targets = [mobj(0.0) for _ in keys]
+    assert load(adapter, keys, targets) == [True] * 4
+    assert [obj_bytes(t) for t in targets] == [obj_bytes(o) for o in objs]
+    release(*objs, *targets)
+
+
+def test_no_room_is_507(tmp_path, adapters):
+    params = two_devices(tmp_path)
+    adapter = adapters(params)
+    objs = [mobj(float(i)) for i in range(4)]
+    assert store(adapter, [okey(i) for i in range(4)], objs).is_successful()  # both devices full
+    first = params["devices"][0]["device_path"]
+    code, _ = _reconfigure_error(adapter, "remove", {"device_path": first, "mode": "migrate"})
+    assert code == 507
+    # the files were laid out for two slots each
+    code, _ = _reconfigure_error(adapter, "resize", {"device_path": first, "size_bytes": 64 * S})
+    assert code == 507
+    assert [(state, live) for _, state, live in device_rows(adapter)] == [("active", 2), ("active", 2)]
+    assert lookup(adapter, [okey(i) for i in range(4)]) == [True] * 4
+    adapter.submit_unlock([okey(i) for i in range(4)])
+    release(*objs)
+
+
+def test_remove_evict_notifies_deleted_keys(tmp_path, adapters):
+    params = two_devices(tmp_path, slots=4)
+    adapter = adapters(params)
+    listener = Recorder()
+    adapter.register_listener(listener)
+    objs = [mobj(float(i)) for i in range(4)]
+    keys = [okey(i, "alice" if i % 2 else "bob") for i in range(4)]
+    assert store(adapter, keys, objs).is_successful()
+    source = params["devices"][0]["device_path"]
+    # the keys the pool placed on the source device (libdaxkv's key cursor)
+    on_source = {decode_key(info.key) for info in adapter._store.keys(source)}
+    before = {path: live for path, _, live in device_rows(adapter)}
+    assert list(before.values()) == [2, 2]  # least-used placement spreads them
+
+    result = adapter.reconfigure("remove", {"device_path": source, "mode": "evict"})
+    assert {k: result[k] for k in ("status", "operation", "state", "moved_keys", "deleted_keys",
+                                   "source_slots_freed")} == {
+        "status": "ok", "operation": "remove", "state": "removed", "moved_keys": 0,
+        "deleted_keys": before[source], "source_slots_freed": before[source],
+    }
+    assert len(listener.deleted) == 1
+    deleted = set(listener.deleted[0])
+    assert deleted == on_source and len(deleted) == 2
+    survivors = [k for k in keys if k not in deleted]
+    assert lookup(adapter, keys) == [k in survivors for k in keys]
+    adapter.submit_unlock(survivors)
+    usage = adapter.get_usage()
+    assert usage.total_bytes_used == len(survivors) * S
+    expected = {}
+    for k in survivors:
+        expected[k.cache_salt] = expected.get(k.cache_salt, 0) + S
+    assert dict(usage.bytes_by_cache_salt) == expected
+    assert [state for _, state, _ in device_rows(adapter)] == ["removed", "active"]
+    release(*objs)
+
+
+def test_remove_migrate_keeps_keys_loadable(tmp_path, adapters):
+    params = two_devices(tmp_path, slots=4)
+    adapter = adapters(params)
+    listener = Recorder()
+    adapter.register_listener(listener)
+    objs = [mobj(9.0), mobj(8.0)]
+    assert store(adapter, [okey(80), okey(81)], objs).is_successful()
+    source = params["devices"][0]["device_path"]
+    result = adapter.reconfigure("remove", {"device_path": source, "mode": "migrate"})
+    assert (result["status"], result["state"], result["deleted_keys"]) == ("ok", "removed", 0)
+    assert result["moved_keys"] == result["source_slots_freed"]
+    assert result["moved_bytes"] == result["moved_keys"] * S
+    assert listener.deleted == []
+    targets = [mobj(0.0), mobj(0.0)]
+    assert load(adapter, [okey(80), okey(81)], targets) == [True, True]
+    assert [obj_bytes(t) for t in targets] == [obj_bytes(o) for o in objs]
+    assert [(state, live) for _, state, live in device_rows(adapter)] == [("removed", 0), ("active", 2)]
+    assert adapter.get_usage().total_bytes_used == 2 * S
+    release(*objs, *targets)
+
+
+def test_drain_add_and_resize(tmp_path, adapters):
+    params = two_devices(tmp_path, slots=2)
+    adapter = adapters(params)
+    first, second = (d["device_path"] for d in params["devices"])
+    obj = mobj(1.0)
+    result = adapter.reconfigure("remove", {"device_path": first, "mode": "drain"})
+    assert result == {"status": "ok", "operation": "drain", "adapter_index": 0, "device_path": first,
+                      "index": 0, "state": "draining"}
+    assert store(adapter, [okey(1), okey(2)], [obj, obj]).is_successful()
+    assert device_rows(adapter) == [(first, "draining", 0), (second, "active", 2)]
+
+    third = make_device(tmp_path / "third.bin", 4 * S)
+    result = adapter.reconfigure("add", {"device_path": third, "size_bytes": 2 * S})
+    assert (result["status"], result["operation"], result["device"]["device_path"], result["device"]["state"]) == (
+        "ok", "add", third, "active")
+    # the same add again is a no-op
+    assert adapter.reconfigure("add", {"device_path": third, "size_bytes": 2 * S})["status"] == "ok"
+    result = adapter.reconfigure("resize", {"device_path": third, "size_bytes": 4 * S})
+    assert {k: result[k] for k in ("status", "operation", "device_path", "old_size_bytes", "new_size_bytes", "state")} == {
+        "status": "ok", "operation": "resize", "device_path": third, "old_size_bytes": 2 * S,
+        "new_size_bytes": 4 * S, "state": "active"}
+    assert store(adapter, [okey(3), okey(4), okey(5)], [obj, obj, obj]).is_successful()
+    assert [live for _, _, live in device_rows(adapter)] == [0, 2, 3]
+    assert adapter.get_usage().total_capacity_bytes == 8 * S
+    release(obj)
+
+
+def test_global_eviction_follows_the_devices(tmp_path, adapters):
+    """LMCache recomputes the capacity behind supports_global_eviction when
+    devices are added, removed or resized."""
+    adapter = adapters({"devices": [], "slot_bytes": S, "hotplug_enabled": True})
+    assert adapter.supports_global_eviction is False
+    assert adapter.get_usage().total_capacity_bytes == 0
+    path = make_device(tmp_path / "late.bin", 4 * S)
+    adapter.reconfigure("add", {"device_path": path, "size_bytes": 2 * S})
+    assert adapter.supports_global_eviction is True
+    assert adapter.get_usage().total_capacity_bytes == 2 * S
+    adapter.reconfigure("resize", {"device_path": path, "size_bytes": 4 * S})
+    assert adapter.get_usage().total_capacity_bytes == 4 * S
+    adapter.reconfigure("remove", {"device_path": path, "mode": "evict"})
+    assert adapter.supports_global_eviction is False
+    assert adapter.get_usage().total_capacity_bytes == 0
+
+
+# -- close ------------------------------------------------------------------------------
+
+
+def test_submissions_after_close_raise(tmp_path):
+    adapter = build(one_device(tmp_path))
+    obj = mobj(1.0)
+    assert store(adapter, [okey(1)], [obj]).is_successful()
+    adapter.close()
+    for submit in (
+        lambda: adapter.submit_store_task([okey(2)], [obj]),
+        lambda: adapter.submit_lookup_and_lock_task([okey(1)], None),
+        lambda: adapter.submit_load_task([okey(1)], [obj]),
+    ):
+        with pytest.raises(RuntimeError, match=r"^DaxkvL2Adapter is closing$"):
+            submit()
+    status = adapter.report_status()
+    assert (status["is_healthy"], status["closing"]) == (False, True)
+    adapter.delete([okey(1)])  # a no-op once closed
+    adapter.close()  # idempotent
+    release(obj)
