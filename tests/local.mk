@@ -116,3 +116,55 @@ fuzz-long:
 # Listed file by file: a directory here would also ship the objects a build
 # tree keeps under the same name.
 EXTRA_DIST += tests/crash/kill_test.cpp tests/fuzz/fuzz_recovery.cpp tests/fuzz/make_seeds.cpp
+
+# The LMCache conformance harness, its stand-ins and daxkv's own tests of
+# the integration (run by tests/suites/55-lmcache.sh), file by file.
+EXTRA_DIST += \
+	tests/lmcache/README.md \
+	tests/lmcache/daxkv_tests/conftest.py \
+	tests/lmcache/daxkv_tests/dk_helpers.py \
+	tests/lmcache/daxkv_tests/test_daxkv_backend.py \
+	tests/lmcache/daxkv_tests/test_daxkv_core.py \
+	tests/lmcache/daxkv_tests/test_daxkv_core_open.py \
+	tests/lmcache/daxkv_tests/test_daxkv_core_persist.py \
+	tests/lmcache/daxkv_tests/test_daxkv_keys.py \
+	tests/lmcache/daxkv_tests/test_daxkv_l2.py \
+	tests/lmcache/run.py \
+	tests/lmcache/shims/dax_l2_adapter_on_daxkv.py \
+	tests/lmcache/standins/lmcache/__init__.py \
+	tests/lmcache/standins/lmcache/c_ops.py \
+	tests/lmcache/standins/lmcache/lmcache_native.py \
+	tests/lmcache/standins/lmcache/logging.py \
+	tests/lmcache/standins/lmcache/native_storage_ops.py \
+	tests/lmcache/standins/lmcache/utils.py \
+	tests/lmcache/standins/lmcache/v1/__init__.py \
+	tests/lmcache/standins/lmcache/v1/config.py \
+	tests/lmcache/standins/lmcache/v1/distributed/__init__.py \
+	tests/lmcache/standins/lmcache/v1/distributed/api.py \
+	tests/lmcache/standins/lmcache/v1/distributed/config.py \
+	tests/lmcache/standins/lmcache/v1/distributed/error.py \
+	tests/lmcache/standins/lmcache/v1/distributed/internal_api.py \
+	tests/lmcache/standins/lmcache/v1/distributed/l2_adapters/__init__.py \
+	tests/lmcache/standins/lmcache/v1/distributed/l2_adapters/base.py \
+	tests/lmcache/standins/lmcache/v1/distributed/l2_adapters/config.py \
+	tests/lmcache/standins/lmcache/v1/distributed/serde.py \
+	tests/lmcache/standins/lmcache/v1/distributed/storage_controllers/__init__.py \
+	tests/lmcache/standins/lmcache/v1/distributed/storage_controllers/store_policy.py \
+	tests/lmcache/standins/lmcache/v1/distributed/storage_manager.py \
+	tests/lmcache/standins/lmcache/v1/kv_layer_groups.py \
+	tests/lmcache/standins/lmcache/v1/memory_allocators/__init__.py \
+	tests/lmcache/standins/lmcache/v1/memory_allocators/ad_hoc_memory_allocator.py \
+	tests/lmcache/standins/lmcache/v1/memory_allocators/mixed_memory_allocator.py \
+	tests/lmcache/standins/lmcache/v1/memory_allocators/tensor_memory_allocator.py \
+	tests/lmcache/standins/lmcache/v1/memory_management.py \
+	tests/lmcache/standins/lmcache/v1/metadata.py \
+	tests/lmcache/standins/lmcache/v1/mp_observability/__init__.py \
+	tests/lmcache/standins/lmcache/v1/mp_observability/event_bus.py \
+	tests/lmcache/standins/lmcache/v1/platform/__init__.py \
+	tests/lmcache/standins/lmcache/v1/storage_backend/__init__.py \
+	tests/lmcache/standins/lmcache/v1/storage_backend/abstract_backend.py \
+	tests/lmcache/standins/lmcache/v1/storage_backend/dax/__init__.py \
+	tests/lmcache/standins/lmcache/v1/storage_backend/local_cpu_backend.py \
+	tests/lmcache/standins/lmcache/v1/storage_backend/plugins/__init__.py \
+	tests/lmcache/standins/tests/harness_conftest.py \
+	tests/lmcache/standins/tests/v1/distributed/utils.py
