@@ -20,6 +20,8 @@ EXTRA_DIST += \
 	ffi/go/daxkv/log.go \
 	ffi/go/daxkv/log_test.go \
 	ffi/go/daxkv/logexport.go \
+	ffi/go/daxkv/peek.go \
+	ffi/go/daxkv/peek_test.go \
 	ffi/go/daxkv/pool.go \
 	ffi/go/daxkv/pool_test.go \
 	ffi/go/daxkv/readme_test.go \
@@ -37,16 +39,20 @@ EXTRA_DIST += \
 	ffi/python/daxkv/lmcache/keys.py \
 	ffi/python/daxkv/lmcache/l2.py \
 	ffi/python/daxkv/lmcache/meta.py \
+	ffi/python/daxkv/prometheus.py \
 	ffi/python/daxkv/py.typed \
 	ffi/python/pyproject.toml \
 	ffi/python/tests/conftest.py \
 	ffi/python/tests/test_async.py \
 	ffi/python/tests/test_batch.py \
+	ffi/python/tests/test_cuda.py \
 	ffi/python/tests/test_errors.py \
 	ffi/python/tests/test_header.py \
 	ffi/python/tests/test_keys.py \
 	ffi/python/tests/test_metrics.py \
+	ffi/python/tests/test_peek.py \
 	ffi/python/tests/test_pool.py \
+	ffi/python/tests/test_prometheus.py \
 	ffi/python/tests/test_store.py \
 	ffi/python/tests/test_threads.py \
 	ffi/python/tests/test_zero_copy.py \
@@ -66,6 +72,7 @@ EXTRA_DIST += \
 	ffi/rust/daxkv/src/lib.rs \
 	ffi/rust/daxkv/src/log.rs \
 	ffi/rust/daxkv/src/os.rs \
+	ffi/rust/daxkv/src/peek.rs \
 	ffi/rust/daxkv/src/pool.rs \
 	ffi/rust/daxkv/tests/aio.rs \
 	ffi/rust/daxkv/tests/common/mod.rs \
@@ -73,6 +80,7 @@ EXTRA_DIST += \
 	ffi/rust/daxkv/tests/cuda_none.rs \
 	ffi/rust/daxkv/tests/keys.rs \
 	ffi/rust/daxkv/tests/log.rs \
+	ffi/rust/daxkv/tests/peek.rs \
 	ffi/rust/daxkv/tests/pool.rs \
 	ffi/rust/daxkv/tests/readme.rs \
 	ffi/rust/daxkv/tests/store.rs

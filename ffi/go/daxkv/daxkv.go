@@ -15,8 +15,8 @@
 // committed keys (Store.Keys) and where entries lie (Lease.Slot,
 // Store.DescribeDevice), the device pool (Store.AddDevice and the calls
 // after it), discovery (ListDevices, Probe), the log callback (SetLogger),
-// Prometheus text (Store.StatsPrometheus) and GPU transfers
-// (Store.CudaRegister).
+// Prometheus text (Store.StatsPrometheus), the statistics of a store
+// running elsewhere (StatsPeek) and GPU transfers (Store.CudaRegister).
 package daxkv
 
 /*
@@ -853,6 +853,11 @@ func (s *Store) Stats() (Stats, error) {
 	if rc := C.dk_stats(h, &c, &msg); rc < 0 {
 		return Stats{}, mkerr(rc, "daxkv_stats", msg)
 	}
+	return statsFrom(&c), nil
+}
+
+// statsFrom converts the C struct (of Store.Stats or StatsPeek).
+func statsFrom(c *C.struct_daxkv_stats) Stats {
 	const ns, bytes = C.DAXKV_HIST_NS_UNIT, C.DAXKV_HIST_BYTES_UNIT
 	return Stats{
 		Devices:                uint32(c.devices),
@@ -892,7 +897,7 @@ func (s *Store) Stats() (Stats, error) {
 		BatchLatency:           histogram(&c.batch_latency, ns),
 		ItemBytes:              histogram(&c.item_bytes, bytes),
 		SlotsLeased:            uint64(c.slots_leased),
-	}, nil
+	}
 }
 
 // StatusJSON returns the store's state as JSON.
@@ -926,12 +931,20 @@ func (s *Store) text(op string, call func(*C.daxkv_store, *C.char, C.size_t, *C.
 		return "", err
 	}
 	defer s.leave()
+	return readText(op, func(buf *C.char, capacity C.size_t, need *C.size_t, msg **C.char) C.int {
+		return call(h, buf, capacity, need, msg)
+	})
+}
+
+// readText calls a function of the (buf, cap, needed) kind until the text
+// fits: the text may grow between the size query and the copy.
+func readText(op string, call func(*C.char, C.size_t, *C.size_t, **C.char) C.int) (string, error) {
 	capacity := 4096
 	for {
 		buf := make([]byte, capacity)
 		var need C.size_t
 		var msg *C.char
-		rc := call(h, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(capacity), &need, &msg)
+		rc := call((*C.char)(unsafe.Pointer(&buf[0])), C.size_t(capacity), &need, &msg)
 		if rc == -C.ENOBUFS && int(need) > capacity {
 			C.free(unsafe.Pointer(msg))
 			capacity = int(need) // grew between calls: retry

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -267,14 +268,29 @@ func TestPrometheus(t *testing.T) {
 		t.Fatalf("%v", err)
 	}
 	st, _ := s.Stats()
+	// Every sample is labelled with the store's id (the uuid of its first
+	// arena), so that several stores never share a series.
+	m := regexp.MustCompile(`\ndaxkv_devices\{store="([0-9a-f-]{36})"\} 1\n`).FindStringSubmatch(text)
+	if m == nil {
+		t.Fatalf("no store label in\n%s", text)
+	}
+	id := m[1]
+	for _, l := range strings.Split(strings.TrimSpace(text), "\n") {
+		if !strings.HasPrefix(l, "#") && !strings.Contains(l, fmt.Sprintf("{store=%q", id)) {
+			t.Fatalf("sample without the store label: %s", l)
+		}
+	}
 	for _, want := range []string{
-		fmt.Sprintf("\ndaxkv_entries %d\n", st.Entries),
-		fmt.Sprintf("\ndaxkv_puts_total %d\n", st.Puts),
-		"\ndaxkv_leases_active 0\n",
+		fmt.Sprintf("\ndaxkv_entries{store=%q} %d\n", id, st.Entries),
+		fmt.Sprintf("\ndaxkv_puts_total{store=%q} %d\n", id, st.Puts),
+		fmt.Sprintf("\ndaxkv_leases_active{store=%q} 0\n", id),
 	} {
 		if !strings.Contains(text, want) {
 			t.Fatalf("%q not in\n%s", want, text)
 		}
+	}
+	if !regexp.MustCompile(`\ndaxkv_device_slots\{store="` + id + `",device="[^"]*/arena"\} \d+\n`).MatchString(text) {
+		t.Fatalf("no per-device gauge labelled with store and device in\n%s", text)
 	}
 	s.Close()
 	if _, err := s.StatsPrometheus(); !errors.Is(err, ErrShutdown) {

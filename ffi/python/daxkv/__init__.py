@@ -8,7 +8,9 @@
 
 The library is found through $DAXKV_LIBRARY, a build tree next to this
 package, or the SONAME libdaxkv.so.0 (see daxkv._lib.candidates). For
-LMCache's DaxCore call surface see daxkv.lmcache.
+LMCache's DaxCore call surface see daxkv.lmcache; for a prometheus_client
+collector (of a Store, or of a store running in another process) see
+daxkv.prometheus.
 """
 
 from ._core import (
@@ -26,9 +28,13 @@ from ._core import (
     Reservation,
     Stats,
     Store,
+    cuda_available,
     library,
     memcpy_batch,
     set_log_callback,
+    stats_peek,
+    stats_prometheus_peek,
+    status_peek,
     strerror,
     version,
     version_number,
@@ -91,9 +97,13 @@ __all__ = [
     "Reservation",
     "Stats",
     "Store",
+    "cuda_available",
     "library",
     "memcpy_batch",
     "set_log_callback",
+    "stats_peek",
+    "stats_prometheus_peek",
+    "status_peek",
     "strerror",
     "version",
     "version_number",

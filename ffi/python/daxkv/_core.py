@@ -319,6 +319,30 @@ class Stats:
         return dataclasses.asdict(self)
 
 
+def _stats(st: "_lib.Stats") -> Stats:
+    hist = {
+        name: _histogram(getattr(st, name), _lib.HIST_BYTES_UNIT if name == "item_bytes" else _lib.HIST_NS_UNIT)
+        for name in _lib.STATS_HISTOGRAMS
+    }
+    return Stats(**{f.name: getattr(st, f.name) for f in dataclasses.fields(Stats) if f.name not in hist}, **hist)
+
+
+def _read_text(fn: Callable[[Any, int, Any], int], op: str) -> str:
+    # The *_json / prometheus calls, fn(buf, cap, &needed): grow the buffer
+    # when the text grew between the size query and the copy.
+    needed = ctypes.c_size_t(0)
+    cap = 4096
+    while True:
+        buf = ctypes.create_string_buffer(cap)
+        rc = fn(buf, cap, ctypes.byref(needed))
+        if rc == -_errno.ENOBUFS and needed.value > cap:
+            cap = needed.value  # the state grew between calls: retry
+            continue
+        if rc < 0:
+            raise _error(rc, op)
+        return buf.value.decode("utf-8")
+
+
 def _option_value(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
@@ -887,30 +911,12 @@ class Store:
                 raise _error(rc, "daxkv_stats")
         finally:
             self._leave()
-        hist = {
-            name: _histogram(getattr(st, name), _lib.HIST_BYTES_UNIT if name == "item_bytes" else _lib.HIST_NS_UNIT)
-            for name in _lib.STATS_HISTOGRAMS
-        }
-        return Stats(
-            **{f.name: getattr(st, f.name) for f in dataclasses.fields(Stats) if f.name not in hist}, **hist
-        )
+        return _stats(st)
 
     def _text(self, fn: Any, op: str) -> str:
-        # The *_json / prometheus calls: grow the buffer when the text grew
-        # between the size query and the copy.
         h = self._enter()
         try:
-            needed = ctypes.c_size_t(0)
-            cap = 4096
-            while True:
-                buf = ctypes.create_string_buffer(cap)
-                rc = fn(h, buf, cap, ctypes.byref(needed))
-                if rc == -_errno.ENOBUFS and needed.value > cap:
-                    cap = needed.value  # the state grew between calls: retry
-                    continue
-                if rc < 0:
-                    raise _error(rc, op)
-                return buf.value.decode("utf-8")
+            return _read_text(lambda buf, cap, needed: fn(h, buf, cap, needed), op)
         finally:
             self._leave()
 
@@ -926,6 +932,107 @@ class Store:
     def status(self) -> Dict[str, Any]:
         """status_json(), parsed."""
         return json.loads(self.status_json())
+
+    # -- GPU transfers --------------------------------------------------------
+
+    def cuda_register(self, mapped: bool = False) -> None:
+        """Page-lock the arena mappings for the GPU (cudaHostRegister;
+        mapped=True: Portable|Mapped instead of Default), so that GPU
+        copies go straight between GPU and arena. On failure nothing stays
+        registered and the staged path keeps working: NotSupported (no
+        runtime, or the GPU cannot register host memory), NoDevice (no
+        GPU), OutOfMemory, Busy (registered with the other flags).
+        Registering again with the same flags does nothing."""
+        fn = _optional("daxkv_cuda_register")
+        h = self._enter()
+        try:
+            rc = fn(h, _lib.CUDA_MAPPED if mapped else 0)
+            if rc < 0:
+                raise _error(rc, "daxkv_cuda_register")
+        finally:
+            self._leave()
+
+    def cuda_unregister(self) -> None:
+        """Unregister the arenas, after GPU reads still copying out of them.
+        NotFound if they are not registered."""
+        fn = _optional("daxkv_cuda_unregister")
+        h = self._enter()
+        try:
+            rc = fn(h)
+            if rc < 0:
+                raise _error(rc, "daxkv_cuda_unregister")
+        finally:
+            self._leave()
+
+    def _cuda_batch(
+        self, name: str, keys: Sequence[Key], bufs: Sequence[Any], writable: bool, stream: Any, flags: int
+    ) -> Tuple[_Batch, int]:
+        kb = _keys(keys)
+        _check_lengths(name, kb, bufs, "device buffers")
+        pairs = [_device_buffer(b, writable, f"{'dsts' if writable else 'srcs'}[{i}]") for i, b in enumerate(bufs)]
+        handle = _cuda_stream(stream)
+        fn = _optional(name)
+        batch = _Batch(kb)
+        if kb:
+            batch.set_column(_lib.W_DATA, [p[0] for p in pairs])
+            batch.set_column(_lib.W_LEN, [p[1] for p in pairs])
+        h = self._enter()
+        try:
+            # An empty batch goes to the library too: it says whether GPU
+            # transfers work at all (NotSupported, NoDevice).
+            rc = fn(h, batch.items if kb else None, batch.n, handle or None, flags)
+            if rc < 0:
+                raise _error(rc, name)
+        finally:
+            self._leave()
+        return batch, rc
+
+    def get_many_cuda(
+        self, keys: Sequence[Key], dsts: Sequence[Any], stream: Any = None, *, prefix: bool = False
+    ) -> List[Optional[int]]:
+        """get_many_into into GPU memory: dsts are CUDA tensors (their
+        data_ptr() and numel() * element_size() bytes), objects with
+        __cuda_array_interface__, or (device pointer, capacity) pairs.
+
+        Returns each value's length, None for a miss (with prefix=True only
+        the prefix's). The bytes arrive in stream order: synchronize the
+        stream before reading them on the host, and keep the destinations
+        alive until then. stream: a cudaStream_t handle, a torch or CuPy
+        stream, or None (torch's current stream when torch has initialized
+        CUDA, else the legacy default stream). A copy CUDA refuses fails
+        its item (MediaError in the BatchError) and no other."""
+        batch, count = self._cuda_batch(
+            "daxkv_get_batch_cuda", keys, dsts, True, stream, _lib.PREFIX if prefix else 0
+        )
+        if not batch.n:
+            return []
+        st = batch.statuses()
+        lens = batch.column(_lib.W_LEN)
+        results: List[Optional[int]] = [n if s == 0 else None for s, n in zip(st, lens)]
+        checked = st
+        if prefix:
+            results, checked = results[:count], st[:count]
+        self._fail("daxkv_get_batch_cuda", checked, lambda s: s == 0 or s == -_errno.ENOENT, results)
+        return results
+
+    def put_many_cuda(
+        self, keys: Sequence[Key], srcs: Sequence[Any], stream: Any = None, *, replace: bool = False
+    ) -> List[bool]:
+        """put_many from GPU memory: srcs as get_many_cuda's dsts (a
+        tensor's whole contents, or a pair's nbytes). The copies are ordered
+        after the work already on stream and the call returns once they are
+        done. Per key, True if stored, False if it was present or in flight
+        (and replace is False); failed items raise BatchError after the
+        others took effect."""
+        batch, _ = self._cuda_batch(
+            "daxkv_put_batch_cuda", keys, srcs, False, stream, _lib.REPLACE if replace else 0
+        )
+        if not batch.n:
+            return []
+        st = batch.statuses()
+        results = [s == 0 for s in st]
+        self._fail("daxkv_put_batch_cuda", st, lambda s: s >= 0, results)
+        return results
 
     # -- asynchronous batches -------------------------------------------------
 
@@ -1908,6 +2015,141 @@ def list_devices() -> List[DeviceInfo]:
         if rc < 0:
             raise _error(rc, "daxkv_list_devices")
         return [_device_info(arr[i]) for i in range(min(count.value, cap))]
+
+
+# ---------------------------------------------------------------------------
+# A running store's statistics, read without opening it: an open store
+# publishes them every stats_interval ms (configuration key, default 1000;
+# 0 publishes nothing) into a page file in $DAXKV_STATS_DIR (default
+# /dev/shm), found by the path of any of its devices. NotFound when no
+# running store publishes for the path (none has it open, its
+# stats_interval is 0, it died, or the path does not exist);
+# InvalidArgument for an empty path or "mem:", which no other process can
+# name.
+
+
+def _peek_path(path: Any, op: str) -> bytes:
+    import os
+
+    p = os.fsencode(path)
+    if b"\0" in p:
+        raise InvalidArgument(-_errno.EINVAL, "device path contains a NUL byte", op)
+    return p  # empty: the library's own InvalidArgument, with its message
+
+
+def stats_peek(path: Union[str, bytes, "os.PathLike[str]"]) -> Stats:
+    """The statistics the running store holding the device at path last
+    published (at most its stats_interval old), from this process or
+    another. Members a publisher of an older library lacked are zero."""
+    p = _peek_path(path, "daxkv_stats_peek")
+    fn = _optional("daxkv_stats_peek")
+    st = _lib.Stats()
+    st.struct_size = ctypes.sizeof(st)
+    rc = fn(p, ctypes.byref(st))
+    if rc < 0:
+        raise _error(rc, "daxkv_stats_peek")
+    return _stats(st)
+
+
+def status_peek(path: Union[str, bytes, "os.PathLike[str]"]) -> Dict[str, Any]:
+    """That store's status (as Store.status()) with a "publisher" entry:
+    pid, store_id (the uuid of its first device's arena, also the store
+    label of its Prometheus samples) and published_unix_ns."""
+    p = _peek_path(path, "daxkv_status_peek")
+    fn = _optional("daxkv_status_peek")
+    return json.loads(_read_text(lambda buf, cap, needed: fn(p, buf, cap, needed), "daxkv_status_peek"))
+
+
+def stats_prometheus_peek(path: Union[str, bytes, "os.PathLike[str]"]) -> str:
+    """That store's statistics in the Prometheus text format (as
+    Store.stats_prometheus()), every sample labelled with the store's id."""
+    p = _peek_path(path, "daxkv_stats_prometheus_peek")
+    fn = _optional("daxkv_stats_prometheus_peek")
+    return _read_text(lambda buf, cap, needed: fn(p, buf, cap, needed), "daxkv_stats_prometheus_peek")
+
+
+# ---------------------------------------------------------------------------
+# GPU transfers. The library loads the CUDA runtime itself on first use (it
+# never links it): without a runtime the calls raise NotSupported, without
+# a GPU NoDevice, and everything else works unchanged.
+
+
+def cuda_available() -> bool:
+    """True if the library could load a CUDA runtime that sees a GPU."""
+    fn = getattr(library(), "daxkv_cuda_available", None)
+    return fn is not None and fn() == 1
+
+
+def _device_buffer(obj: Any, writable: bool, what: str) -> Tuple[int, int]:
+    """(device pointer, bytes) of a CUDA tensor, an object with
+    __cuda_array_interface__, or a (device pointer, bytes) pair."""
+    if type(obj) is tuple:
+        if len(obj) != 2:
+            raise TypeError(f"{what}: a device buffer pair must be (pointer, nbytes)")
+        addr, length = obj
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in obj):
+            raise TypeError(f"{what}: pointer and nbytes must be integers")
+        if addr <= 0 and length > 0:
+            raise InvalidArgument(-_errno.EINVAL, f"{what}: NULL pointer with nbytes {length}")
+        if addr < 0 or length < 0 or addr >= 1 << 64 or length >= 1 << 63:
+            raise InvalidArgument(-_errno.EINVAL, f"{what}: pointer or nbytes out of range")
+        return addr, length
+    # A torch tensor, duck-typed so that torch stays an optional import.
+    if callable(getattr(obj, "data_ptr", None)) and callable(getattr(obj, "element_size", None)):
+        if not getattr(obj, "is_cuda", False):
+            raise TypeError(f"{what}: not a CUDA tensor (device {getattr(obj, 'device', '?')})")
+        if not obj.is_contiguous():
+            raise TypeError(f"{what}: the tensor is not contiguous")
+        return int(obj.data_ptr()), int(obj.numel()) * int(obj.element_size())
+    cai = getattr(obj, "__cuda_array_interface__", None)
+    if isinstance(cai, dict):
+        addr, readonly = cai["data"]
+        if writable and readonly:
+            raise TypeError(f"{what}: the device array is read-only")
+        itemsize = int(cai["typestr"][2:])
+        n = 1
+        for dim in cai["shape"]:
+            n *= int(dim)
+        strides = cai.get("strides")
+        if strides is not None and n > 1:
+            want = itemsize
+            for dim, stride in reversed(list(zip(cai["shape"], strides))):
+                if dim > 1 and stride != want:
+                    raise TypeError(f"{what}: the device array is not C-contiguous")
+                want *= dim
+        return int(addr or 0), n * itemsize
+    raise TypeError(
+        f"{what}: expected a CUDA tensor or a (device pointer, nbytes) pair, got {type(obj).__name__}"
+    )
+
+
+def _cuda_stream(stream: Any) -> int:
+    """A cudaStream_t handle: an int, a torch.cuda.Stream (.cuda_stream) or
+    a CuPy stream (.ptr); None is torch's current stream when torch has
+    initialized CUDA in this process (the stream its kernels write the
+    tensors on), else the legacy default stream (0)."""
+    if stream is None:
+        torch = sys.modules.get("torch")  # never imported here: torch is optional
+        cuda = getattr(torch, "cuda", None)
+        initialized = getattr(cuda, "is_initialized", None)
+        if initialized is not None and initialized():
+            return int(cuda.current_stream().cuda_stream)
+        return 0
+    if isinstance(stream, bool):
+        raise TypeError("stream must be a cudaStream_t handle, a stream object or None")
+    if not isinstance(stream, int):
+        for attr in ("cuda_stream", "ptr"):
+            handle = getattr(stream, attr, None)
+            if isinstance(handle, int) and not isinstance(handle, bool):
+                stream = handle
+                break
+        else:
+            raise TypeError(
+                f"stream must be a cudaStream_t handle, a stream object or None, got {type(stream).__name__}"
+            )
+    if not 0 <= stream < 1 << 64:
+        raise InvalidArgument(-_errno.EINVAL, f"stream handle out of range: {stream}")
+    return stream
 
 
 def memcpy_batch(dsts: Sequence[Buffer], srcs: Sequence[Buffer], lengths: Optional[Sequence[int]] = None) -> None:

@@ -64,6 +64,9 @@ EVICT = 2
 DRAIN = 3
 HOTPLUG_MODES = {"migrate": MIGRATE, "evict": EVICT, "drain": DRAIN}
 
+# daxkv_cuda_register: cudaHostRegisterPortable|Mapped instead of Default.
+CUDA_MAPPED = 1 << 4
+
 HIST_BUCKETS = 24
 HIST_NS_UNIT = 1000
 HIST_BYTES_UNIT = 4096
@@ -336,6 +339,16 @@ OPTIONAL_PROTOTYPES = {
     "daxkv_cursor_open": (_int, [_p, _str, _pp]),
     "daxkv_cursor_next": (_int, [_p, ctypes.POINTER(KeyInfo)]),
     "daxkv_cursor_close": (None, [_p]),
+    # A running store's statistics, by the path of one of its devices.
+    "daxkv_stats_peek": (_int, [_str, ctypes.POINTER(Stats)]),
+    "daxkv_status_peek": (_int, [_str, _p, _sz, _psz]),
+    "daxkv_stats_prometheus_peek": (_int, [_str, _p, _sz, _psz]),
+    # GPU transfers: item data are device pointers, the stream a cudaStream_t.
+    "daxkv_cuda_available": (_int, []),
+    "daxkv_cuda_register": (_int, [_p, _uint]),
+    "daxkv_cuda_unregister": (_int, [_p]),
+    "daxkv_get_batch_cuda": (_int, [_p, _items, _sz, _p, _uint]),
+    "daxkv_put_batch_cuda": (_int, [_p, _items, _sz, _p, _uint]),
 }
 
 

@@ -103,7 +103,7 @@ class InvalidArgument(DaxKVError, ValueError):
 
 
 class NoDevice(DaxKVError):
-    """-ENODEV: not a usable DAX device."""
+    """-ENODEV: not a usable DAX device, or (GPU transfers) no usable GPU."""
 
 
 class PermissionDenied(DaxKVError, PermissionError):
@@ -119,7 +119,9 @@ class MediaError(DaxKVError):
 
 
 class NotSupported(DaxKVError):
-    """-ENOTSUP: the feature is not built into this library."""
+    """-ENOTSUP: the feature is not built into this library, or (GPU
+    transfers) no CUDA runtime could be loaded or the GPU cannot register
+    host memory."""
 
 
 class BatchError(DaxKVError):

@@ -43,3 +43,15 @@ def mem_store():
     s = daxkv.Store(path="mem:", size=SLOTS * SLOT + 8 * MiB, slot_bytes=SLOT)
     yield s
     s.close()
+
+
+@pytest.fixture
+def stats_dir(tmp_path, monkeypatch):
+    """A statistics directory ($DAXKV_STATS_DIR) of the test's own: stores
+    of other tests, and other programs, publish into /dev/shm. Set before
+    the test's stores open and kept until they are closed (the library
+    reads it at open, close and peek)."""
+    d = tmp_path / "stats"
+    d.mkdir()
+    monkeypatch.setenv("DAXKV_STATS_DIR", str(d))
+    return d

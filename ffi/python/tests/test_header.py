@@ -39,6 +39,7 @@ CONSTANTS = {
     "DAXKV_FORCE": _lib.FORCE,
     "DAXKV_PREFIX": _lib.PREFIX,
     "DAXKV_PIN": _lib.PIN,
+    "DAXKV_CUDA_MAPPED": _lib.CUDA_MAPPED,
     "DAXKV_LOG_ERR": _lib.LOG_ERR,
     "DAXKV_LOG_WARNING": _lib.LOG_WARNING,
     "DAXKV_LOG_INFO": _lib.LOG_INFO,

@@ -402,6 +402,13 @@ extern "C" {
     pub fn daxkv_status_json(s: *mut daxkv_store, buf: *mut c_char, cap: usize, needed: *mut usize) -> c_int;
     pub fn daxkv_stats_prometheus(s: *mut daxkv_store, buf: *mut c_char, cap: usize, needed: *mut usize) -> c_int;
 
+    // A running store's statistics, read by the path of any of its devices
+    // (the page it publishes every stats_interval ms), without opening it.
+    pub fn daxkv_stats_peek(path: *const c_char, out: *mut daxkv_stats) -> c_int;
+    pub fn daxkv_status_peek(path: *const c_char, buf: *mut c_char, cap: usize, needed: *mut usize) -> c_int;
+    pub fn daxkv_stats_prometheus_peek(path: *const c_char, buf: *mut c_char, cap: usize, needed: *mut usize)
+        -> c_int;
+
     pub fn daxkv_submit(
         s: *mut daxkv_store,
         op: c_int,

@@ -27,8 +27,9 @@
 //! ([`Store::keys`]) and where entries lie ([`Lease::slot`],
 //! [`Store::describe_device`]), the device pool ([`Store::add_device`] and
 //! the calls after it), discovery ([`list_devices`], [`probe`]), the log
-//! callback ([`set_log_fn`]), Prometheus text ([`Store::stats_prometheus`])
-//! and GPU transfers ([`Store::cuda_register`]).
+//! callback ([`set_log_fn`]), Prometheus text ([`Store::stats_prometheus`]),
+//! the statistics of a store running elsewhere ([`stats_peek`]) and GPU
+//! transfers ([`Store::cuda_register`]).
 
 // The README's example runs as a doctest.
 #[cfg(doctest)]
@@ -51,6 +52,7 @@ mod json;
 mod keys;
 mod log;
 mod os;
+mod peek;
 mod pool;
 
 pub use aio::{Batch, Completion, Outcome, Ticket};
@@ -58,6 +60,7 @@ pub use cuda::{cuda_available, CudaItem};
 pub use devices::{list_devices, probe, DaxMode, DeviceInfo, DeviceKind};
 pub use keys::{DeviceLayout, DeviceState, KeyInfo, Keys, SlotInfo};
 pub use log::{clear_log_fn, set_log_fn, LogLevel};
+pub use peek::{stats_peek, stats_prometheus_peek, status_peek};
 pub use pool::{HotplugResult, RemoveMode, ResizeMode};
 pub use sys::daxkv_stats as Stats;
 pub use sys::DAXKV_KEY_MAX as KEY_MAX;
@@ -508,20 +511,25 @@ impl Store {
     /// Calls a function of the `(buf, cap, needed)` kind until the text fits.
     fn text(&self, f: impl Fn(*mut sys::daxkv_store, *mut std::os::raw::c_char, usize, *mut usize) -> c_int)
         -> Result<String> {
-        let mut cap = 4096usize;
-        loop {
-            let mut buf = vec![0u8; cap];
-            let mut needed = 0usize;
-            let rc = f(self.h(), buf.as_mut_ptr().cast(), cap, &mut needed);
-            if rc == -libc_errno::ENOBUFS && needed > cap {
-                cap = needed; // grew between calls: retry
-                continue;
-            }
-            check(rc)?;
-            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-            buf.truncate(end);
-            return String::from_utf8(buf).map_err(|_| Error::invalid("the library's text is not UTF-8"));
+        read_text(|buf, cap, need| f(self.h(), buf, cap, need))
+    }
+}
+
+/// Calls a function of the `(buf, cap, needed)` kind until the text fits.
+fn read_text(f: impl Fn(*mut std::os::raw::c_char, usize, *mut usize) -> c_int) -> Result<String> {
+    let mut cap = 4096usize;
+    loop {
+        let mut buf = vec![0u8; cap];
+        let mut needed = 0usize;
+        let rc = f(buf.as_mut_ptr().cast(), cap, &mut needed);
+        if rc == -libc_errno::ENOBUFS && needed > cap {
+            cap = needed; // grew between calls: retry
+            continue;
         }
+        check(rc)?;
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        buf.truncate(end);
+        return String::from_utf8(buf).map_err(|_| Error::invalid("the library's text is not UTF-8"));
     }
 }
 

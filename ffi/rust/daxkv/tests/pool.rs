@@ -185,7 +185,15 @@ fn prometheus_text() {
     assert_eq!(metric("daxkv_puts_total"), st.puts as f64);
     assert_eq!(metric("daxkv_hits_total"), st.hits as f64);
     assert_eq!(metric("daxkv_leases_active"), 0.0);
+    // Every sample is labelled with the store's id (the uuid of its first
+    // arena), so that several stores never share a series.
+    let id = text.split("store=\"").nth(1).and_then(|r| r.split('"').next()).expect("a store label");
+    assert_eq!(id.len(), 36, "{id}");
+    for l in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        assert!(l.contains(&format!("{{store=\"{id}\"")), "{l}");
+    }
+    assert!(text.contains(&format!("daxkv_device_slots{{store=\"{id}\",device=\"mem:\"}} ")), "{text}");
     // Counters stay readable after shutdown, for a last scrape.
     s.shutdown().unwrap();
-    assert!(s.stats_prometheus().unwrap().contains("daxkv_puts_total 2"));
+    assert!(s.stats_prometheus().unwrap().contains(&format!("daxkv_puts_total{{store=\"{id}\"}} 2\n")));
 }

@@ -1,0 +1,215 @@
+"""daxkv.prometheus.StoreCollector: a Store's statistics, and those of a
+store read by its device path, as prometheus_client metric families, the
+same series as the library's own Prometheus text."""
+
+import math
+import os
+import time
+
+import pytest
+
+prometheus_client = pytest.importorskip(
+    "prometheus_client",
+    reason="prometheus_client is not installed (Debian: python3-prometheus-client): daxkv.prometheus is untested",
+)
+from prometheus_client import CollectorRegistry, generate_latest  # noqa: E402
+from prometheus_client.parser import text_string_to_metric_families  # noqa: E402
+
+import daxkv  # noqa: E402
+from conftest import MiB, SLOT, SLOTS  # noqa: E402
+from daxkv.prometheus import FAMILIES, StoreCollector  # noqa: E402
+
+
+def open_file_store(path, **kw):
+    return daxkv.Store(path=str(path), size=SLOTS * SLOT + 8 * MiB, slot_bytes=SLOT, **kw)
+
+
+def samples(text):
+    """{(sample name, sorted labels): value} of an exposition."""
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            key = (s.name, tuple(sorted(s.labels.items())))
+            assert key not in out, f"duplicate series {key}"
+            out[key] = s.value
+    return out
+
+
+def types(text):
+    return {
+        line.split()[2]: line.split()[3] for line in text.splitlines() if line.startswith("# TYPE ")
+    }
+
+
+def scrape(*sources):
+    reg = CollectorRegistry()
+    StoreCollector(*sources, registry=reg)
+    return generate_latest(reg).decode()
+
+
+def store_id(store):
+    return store.stats_prometheus().split('store="', 1)[1].split('"', 1)[0]
+
+
+def exercise(s):
+    s.put(b"big", b"x" * 5000)
+    s.put(b"small", b"y" * 10)
+    assert s.get_into(b"big", bytearray(8192)) == 5000
+    assert s.get_into(b"absent", bytearray(16)) is None
+    s.put_many([b"b1", b"b2"], [b"1", b"2"])
+    s.remove(b"small")
+
+
+def test_the_same_series_as_the_library(tmp_path):
+    with open_file_store(tmp_path / "arena") as s:
+        exercise(s)
+        ours = scrape(s)
+        theirs = s.stats_prometheus()
+    assert types(ours) == types(theirs)
+    assert [n for n in types(ours)] == list(FAMILIES)
+    mine, lib = samples(ours), samples(theirs)
+    assert mine.keys() == lib.keys()
+    for key, v in lib.items():
+        assert math.isclose(mine[key], v, rel_tol=1e-8), key
+    # The library's help texts, too.
+    helps = [line for line in theirs.splitlines() if line.startswith("# HELP ")]
+    assert helps == [line for line in ours.splitlines() if line.startswith("# HELP ")]
+
+
+def test_families_and_values(tmp_path):
+    with open_file_store(tmp_path / "arena") as s:
+        exercise(s)
+        st = s.stats()
+        sid = store_id(s)
+        text = scrape(s)
+    t = types(text)
+    assert t["daxkv_entries"] == "gauge"
+    assert t["daxkv_puts_total"] == "counter"
+    assert t["daxkv_put_latency_seconds"] == "histogram"
+    assert t["daxkv_item_bytes"] == "histogram"
+    v = samples(text)
+    store = (("store", sid),)
+    assert v[("daxkv_entries", store)] == st.entries == 3
+    assert v[("daxkv_puts_total", store)] == st.puts == 4
+    assert v[("daxkv_misses_total", store)] == 1
+    assert v[("daxkv_removes_total", store)] == 1
+    assert v[("daxkv_written_bytes_total", store)] == 5000 + 10 + 2
+    assert v[("daxkv_slots", store)] == st.slots_total
+    dev = (("device", str(tmp_path / "arena")), ("store", sid))
+    assert v[("daxkv_device_slots", dev)] == st.slots_total
+    assert v[("daxkv_device_slots_free", dev)] == st.slots_free
+
+    # Histograms: cumulative buckets with the library's bounds, +Inf = count.
+    def bucket(name, le):
+        return v[(name + "_bucket", (("le", le),) + store)]
+
+    assert bucket("daxkv_item_bytes", "4096") >= 3  # "small", "1", "2"
+    assert bucket("daxkv_item_bytes", "8192") == bucket("daxkv_item_bytes", "4096") + 2  # "big", in and out
+    assert bucket("daxkv_item_bytes", "+Inf") == v[("daxkv_item_bytes_count", store)] == st.item_bytes.count
+    assert v[("daxkv_item_bytes_sum", store)] == st.item_bytes.sum
+    assert bucket("daxkv_put_latency_seconds", "1e-06") <= bucket("daxkv_put_latency_seconds", "2e-06")
+    assert bucket("daxkv_put_latency_seconds", "+Inf") == st.put_latency.count == 2
+    assert math.isclose(v[("daxkv_put_latency_seconds_sum", store)], st.put_latency.sum / 1e9)
+
+
+def test_a_store_running_elsewhere_by_its_path(tmp_path, stats_dir):
+    arena = tmp_path / "arena"
+    with open_file_store(arena, stats_interval=10) as s:
+        exercise(s)
+        deadline = time.monotonic() + 10
+        while daxkv.stats_peek(arena).removes < 1:  # the last operation of exercise()
+            assert time.monotonic() < deadline, "the store did not publish within 10 s"
+            time.sleep(0.005)
+        by_path = scrape(arena)
+        sid = daxkv.status_peek(arena)["publisher"]["store_id"]
+        assert sid == store_id(s)
+        # The path's series are the Store's (counters published after the
+        # last operation: equal).
+        assert samples(by_path) == samples(scrape(s))
+        # A store reached through both is reported once.
+        assert samples(scrape(s, str(arena))) == samples(by_path)
+    v = samples(by_path)
+    assert v[("daxkv_puts_total", (("store", sid),))] == 4
+    assert v[("daxkv_device_slots_free", (("device", str(arena)), ("store", sid)))] >= 1
+    # Gone: nothing to report (an exporter keeps running).
+    assert scrape(arena) == ""
+
+
+def test_several_stores_in_one_collector(tmp_path):
+    with open_file_store(tmp_path / "a") as a, open_file_store(tmp_path / "b") as b:
+        a.put(b"k", b"v")
+        text = scrape(a, b)
+        ids = {store_id(a), store_id(b)}
+    assert len(ids) == 2
+    assert text.count("# TYPE daxkv_entries gauge\n") == 1  # one family, two series
+    v = samples(text)
+    assert {dict(labels)["store"] for (name, labels) in v if name == "daxkv_entries"} == ids
+    assert sorted(val for (name, _), val in v.items() if name == "daxkv_puts_total") == [0, 1]
+
+
+def test_closed_and_absent_sources_report_nothing(tmp_path, stats_dir):
+    s = open_file_store(tmp_path / "arena")
+    reg = CollectorRegistry()
+    c = StoreCollector(s, tmp_path / "no-store-here", registry=reg)
+    assert "daxkv_entries" in generate_latest(reg).decode()
+    s.close()
+    assert generate_latest(reg) == b""
+    assert c.sources == [s, str(tmp_path / "no-store-here")]
+
+
+def test_register_and_unregister(mem_store):
+    reg = CollectorRegistry()
+    c = StoreCollector(mem_store)
+    assert generate_latest(reg) == b""
+    assert c.register(reg) is c
+    assert "daxkv_devices" in generate_latest(reg).decode()
+    with pytest.raises(ValueError):
+        c.register(reg)  # registered already
+    # A second collector of daxkv families would repeat them: refused.
+    with pytest.raises(ValueError, match="Duplicated"):
+        StoreCollector(mem_store, registry=reg)
+    c.unregister()
+    c.unregister()  # not registered: nothing happens
+    assert generate_latest(reg) == b""
+    other = StoreCollector(mem_store, registry=reg)
+    assert "daxkv_devices" in generate_latest(reg).decode()
+    other.unregister()
+    # The default registry.
+    c.register()
+    try:
+        assert "daxkv_devices" in generate_latest(prometheus_client.REGISTRY).decode()
+    finally:
+        c.unregister()
+    assert "daxkv_devices" not in generate_latest(prometheus_client.REGISTRY).decode()
+
+
+def test_registration_reads_no_store(tmp_path):
+    # describe() names the families without reading anything: a store that
+    # is not running yet can be registered.
+    reg = CollectorRegistry()
+    StoreCollector(tmp_path / "later", registry=reg)
+    assert generate_latest(reg) == b""
+
+
+def test_add_and_remove(mem_store, tmp_path):
+    c = StoreCollector()
+    reg = CollectorRegistry()
+    c.register(reg)
+    assert generate_latest(reg) == b""
+    c.add(mem_store).add(mem_store)  # once
+    assert c.sources == [mem_store]
+    assert "daxkv_devices" in generate_latest(reg).decode()
+    c.add(os.fsencode(tmp_path / "x"))
+    c.remove(str(tmp_path / "x"))
+    c.remove(mem_store)
+    assert generate_latest(reg) == b""
+    with pytest.raises(KeyError):
+        c.remove(mem_store)
+    with pytest.raises(TypeError):
+        c.add(42)
+
+
+def test_memory_store_has_a_device_series(mem_store):
+    v = samples(scrape(mem_store))
+    sid = store_id(mem_store)
+    assert v[("daxkv_device_slots", (("device", "mem:"), ("store", sid)))] == mem_store.stats().slots_total
