@@ -114,7 +114,9 @@ DAXKV_API void daxkv_config_free(daxkv_config *cfg);
  * it is formatted, 0 = no room to grow; auto = a new arena to the device's
  * size, an existing one keeps its room), capacity (arena|payload: whether a
  * device's size counts everything the arena uses or only the slots'
- * payloads, with the slot headers on top). Sizes take bytes or binary
+ * payloads, with the slot headers on top), stats_interval (milliseconds
+ * between publications of the statistics other processes read with
+ * daxkv_stats_peek, 0..3600000, 0 = none). Sizes take bytes or binary
  * suffixes ("4MiB").
  * An unknown key or a bad value is -EINVAL, naming it.
  */

@@ -125,24 +125,6 @@ SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
     return SlotVerdict::ok;
 }
 
-const char *durability_name(Durability d) noexcept {
-    switch (d) {
-    case Durability::none: return "none";
-    case Durability::process: return "process";
-    case Durability::power: return "power";
-    }
-    return "?";
-}
-
-const char *verify_name(Verify v) noexcept {
-    switch (v) {
-    case Verify::off: return "off";
-    case Verify::recover: return "recover";
-    case Verify::read: return "read";
-    }
-    return "?";
-}
-
 namespace {
 
 // Large arenas start the payloads on a 2 MiB boundary (huge pages, and DAX

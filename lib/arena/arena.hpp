@@ -192,8 +192,5 @@ const char *verdict_name(SlotVerdict v) noexcept;
 SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
                           const char *data, bool check_value) noexcept;
 
-const char *durability_name(Durability d) noexcept;
-const char *verify_name(Verify v) noexcept;
-
 } // namespace arena
 } // namespace daxkv

@@ -12,140 +12,202 @@
 
 namespace daxkv {
 
+namespace {
+
+// ---------------------------------------------------------------------------
+// The configuration keys. One table: daxkv_config_set parses through it, the
+// unknown-key message lists it, status reports name enum values through it,
+// and a unit test checks the README, the man page and the header against it.
+
+template <typename E>
+struct Choice {
+    const char *word;
+    E value;
+};
+
+constexpr Choice<Eviction> kEvictionWords[] = {{"lru", Eviction::lru}, {"none", Eviction::none}};
+constexpr Choice<arena::Durability> kDurabilityWords[] = {{"none", arena::Durability::none},
+                                                          {"process", arena::Durability::process},
+                                                          {"power", arena::Durability::power}};
+constexpr Choice<arena::Verify> kVerifyWords[] = {{"off", arena::Verify::off},
+                                                  {"recover", arena::Verify::recover},
+                                                  {"read", arena::Verify::read}};
+constexpr Choice<bool> kOnMismatchWords[] = {{"fail", false}, {"reformat", true}};
+constexpr Choice<NtStores> kNtStoresWords[] = {
+    {"auto", NtStores::auto_}, {"on", NtStores::on}, {"off", NtStores::off}};
+constexpr Choice<Placement> kPlacementWords[] = {{"least_used", Placement::least_used},
+                                                 {"numa", Placement::numa}};
+constexpr Choice<bool> kNumaWords[] = {{"auto", true}, {"off", false}};
+constexpr Choice<Capacity> kCapacityWords[] = {{"arena", Capacity::arena},
+                                               {"payload", Capacity::payload}};
+constexpr Choice<bool> kSigbusWords[] = {{"default", false}, {"handle", true}};
+
+template <typename E, size_t N>
+std::vector<std::string> words_of(const Choice<E> (&words)[N]) {
+    std::vector<std::string> out;
+    for (const auto &w : words)
+        out.emplace_back(w.word);
+    return out;
+}
+
+template <typename E, size_t N>
+E choose(const char *key, const Choice<E> (&words)[N], const std::string &value) {
+    for (const auto &w : words)
+        if (value == w.word)
+            return w.value;
+    std::string list;
+    for (const auto &w : words)
+        list += (list.empty() ? "" : ", ") + std::string(w.word);
+    fail(-EINVAL, "%s: '%s' is not one of %s", key, value.c_str(), list.c_str());
+}
+
+template <typename E, size_t N>
+const char *word_for(const Choice<E> (&words)[N], E value) noexcept {
+    for (const auto &w : words)
+        if (w.value == value)
+            return w.word;
+    return "?";
+}
+
+struct KeyRule {
+    const char *name;
+    void (*set)(Config &cfg, const std::string &value);
+    std::vector<std::string> (*choices)(); // null: not a choice among words
+};
+
+#define DAXKV_CHOICE_KEY(key, words, field)                                                    \
+    KeyRule {                                                                                  \
+        key, [](Config &c, const std::string &v) { c.field = choose(key, words, v); },         \
+            [] { return words_of(words); }                                                     \
+    }
+
+const KeyRule kKeyRules[] = {
+    {"slot_bytes",
+     [](Config &c, const std::string &value) {
+         uint64_t v = parse_size(value, "slot_bytes");
+         if (v == 0)
+             fail(-EINVAL, "slot_bytes: must be greater than 0");
+         c.slot_bytes = v;
+     },
+     nullptr},
+    {"meta_bytes",
+     [](Config &c, const std::string &value) {
+         uint64_t v = parse_size(value, "meta_bytes");
+         if (v > kMetaBytesMax)
+             fail(-EINVAL, "meta_bytes: %llu is above the limit of %u",
+                  static_cast<unsigned long long>(v), kMetaBytesMax);
+         c.meta_bytes = static_cast<uint32_t>(v);
+     },
+     nullptr},
+    DAXKV_CHOICE_KEY("eviction", kEvictionWords, eviction),
+    DAXKV_CHOICE_KEY("durability", kDurabilityWords, durability),
+    DAXKV_CHOICE_KEY("verify", kVerifyWords, verify),
+    DAXKV_CHOICE_KEY("on_mismatch", kOnMismatchWords, reformat),
+    {"workers",
+     [](Config &c, const std::string &value) {
+         uint64_t v = parse_uint(value, "workers");
+         if (v == 0 || v > 256)
+             fail(-EINVAL, "workers: %llu is not in 1..256", static_cast<unsigned long long>(v));
+         c.workers = static_cast<unsigned>(v);
+     },
+     nullptr},
+    {"hotplug", [](Config &c, const std::string &v) { c.hotplug = parse_bool(v, "hotplug"); },
+     nullptr},
+    {"create", [](Config &c, const std::string &v) { c.create = parse_bool(v, "create"); },
+     nullptr},
+    DAXKV_CHOICE_KEY("nt_stores", kNtStoresWords, nt_stores),
+    {"cuda_register_chunk",
+     [](Config &c, const std::string &value) {
+         // At most 64 GiB: one cudaHostRegister of 512 GiB or more fails on
+         // current drivers; whole pages, as the driver pins pages.
+         uint64_t v = parse_size(value, "cuda_register_chunk");
+         if (v < 4096 || v > (64ull << 30) || v % 4096)
+             fail(-EINVAL,
+                  "cuda_register_chunk: %llu is not a multiple of 4 KiB in 4 KiB..64 GiB",
+                  static_cast<unsigned long long>(v));
+         c.cuda_register_chunk = v;
+     },
+     nullptr},
+    {"cuda_staging_bytes",
+     [](Config &c, const std::string &value) {
+         // Whole 1 MiB checksum blocks, so that a value split over buffers
+         // is hashed while it is copied.
+         uint64_t v = parse_size(value, "cuda_staging_bytes");
+         if (v < (1ull << 20) || v > (1ull << 30) || v % (1ull << 20))
+             fail(-EINVAL,
+                  "cuda_staging_bytes: %llu is not a multiple of 1 MiB in 1 MiB..1 GiB",
+                  static_cast<unsigned long long>(v));
+         c.cuda_staging_bytes = v;
+     },
+     nullptr},
+    DAXKV_CHOICE_KEY("placement", kPlacementWords, placement),
+    DAXKV_CHOICE_KEY("sigbus", kSigbusWords, sigbus_handle),
+    DAXKV_CHOICE_KEY("numa", kNumaWords, numa),
+    {"grow_limit",
+     [](Config &c, const std::string &value) {
+         if (value == "auto") {
+             c.grow_auto = true;
+             c.grow_limit = 0;
+             return;
+         }
+         // At most 64 TiB: the address space reserved per device.
+         uint64_t v = parse_size(value, "grow_limit");
+         if (v > (64ull << 40))
+             fail(-EINVAL, "grow_limit: %llu is above the limit of 64 TiB",
+                  static_cast<unsigned long long>(v));
+         c.grow_limit = v;
+         c.grow_auto = false;
+     },
+     nullptr},
+    DAXKV_CHOICE_KEY("capacity", kCapacityWords, capacity),
+    {"stats_interval",
+     [](Config &c, const std::string &value) {
+         uint64_t v = parse_uint(value, "stats_interval");
+         if (v > 3600 * 1000)
+             fail(-EINVAL, "stats_interval: %llu ms is above the limit of one hour (3600000)",
+                  static_cast<unsigned long long>(v));
+         c.stats_interval_ms = static_cast<unsigned>(v);
+     },
+     nullptr},
+};
+
+#undef DAXKV_CHOICE_KEY
+
+} // namespace
+
 void Config::set(const std::string &key, const std::string &value) {
-    if (key == "slot_bytes") {
-        uint64_t v = parse_size(value, "slot_bytes");
-        if (v == 0)
-            fail(-EINVAL, "slot_bytes: must be greater than 0");
-        slot_bytes = v;
-    } else if (key == "meta_bytes") {
-        uint64_t v = parse_size(value, "meta_bytes");
-        if (v > kMetaBytesMax)
-            fail(-EINVAL, "meta_bytes: %llu is above the limit of %u",
-                 static_cast<unsigned long long>(v), kMetaBytesMax);
-        meta_bytes = static_cast<uint32_t>(v);
-    } else if (key == "eviction") {
-        if (value == "lru")
-            eviction = Eviction::lru;
-        else if (value == "none")
-            eviction = Eviction::none;
-        else
-            fail(-EINVAL, "eviction: '%s' is not one of lru, none", value.c_str());
-    } else if (key == "durability") {
-        if (value == "none")
-            durability = arena::Durability::none;
-        else if (value == "process")
-            durability = arena::Durability::process;
-        else if (value == "power")
-            durability = arena::Durability::power;
-        else
-            fail(-EINVAL, "durability: '%s' is not one of none, process, power", value.c_str());
-    } else if (key == "verify") {
-        if (value == "off")
-            verify = arena::Verify::off;
-        else if (value == "recover")
-            verify = arena::Verify::recover;
-        else if (value == "read")
-            verify = arena::Verify::read;
-        else
-            fail(-EINVAL, "verify: '%s' is not one of off, recover, read", value.c_str());
-    } else if (key == "on_mismatch") {
-        if (value == "fail")
-            reformat = false;
-        else if (value == "reformat")
-            reformat = true;
-        else
-            fail(-EINVAL, "on_mismatch: '%s' is not one of fail, reformat", value.c_str());
-    } else if (key == "workers") {
-        uint64_t v = parse_uint(value, "workers");
-        if (v == 0 || v > 256)
-            fail(-EINVAL, "workers: %llu is not in 1..256", static_cast<unsigned long long>(v));
-        workers = static_cast<unsigned>(v);
-    } else if (key == "hotplug") {
-        hotplug = parse_bool(value, "hotplug");
-    } else if (key == "create") {
-        create = parse_bool(value, "create");
-    } else if (key == "nt_stores") {
-        if (value == "auto")
-            nt_stores = NtStores::auto_;
-        else if (value == "on")
-            nt_stores = NtStores::on;
-        else if (value == "off")
-            nt_stores = NtStores::off;
-        else
-            fail(-EINVAL, "nt_stores: '%s' is not one of auto, on, off", value.c_str());
-    } else if (key == "cuda_register_chunk") {
-        // At most 64 GiB: one cudaHostRegister of 512 GiB or more fails on
-        // current drivers (DESIGN.md §6); whole pages, as the driver pins pages.
-        uint64_t v = parse_size(value, "cuda_register_chunk");
-        if (v < 4096 || v > (64ull << 30) || v % 4096)
-            fail(-EINVAL, "cuda_register_chunk: %llu is not a multiple of 4 KiB in 4 KiB..64 GiB",
-                 static_cast<unsigned long long>(v));
-        cuda_register_chunk = v;
-    } else if (key == "cuda_staging_bytes") {
-        // Whole 1 MiB checksum blocks, so that a value split over buffers is
-        // hashed while it is copied.
-        uint64_t v = parse_size(value, "cuda_staging_bytes");
-        if (v < (1ull << 20) || v > (1ull << 30) || v % (1ull << 20))
-            fail(-EINVAL, "cuda_staging_bytes: %llu is not a multiple of 1 MiB in 1 MiB..1 GiB",
-                 static_cast<unsigned long long>(v));
-        cuda_staging_bytes = v;
-    } else if (key == "placement") {
-        if (value == "least_used")
-            placement = Placement::least_used;
-        else if (value == "numa")
-            placement = Placement::numa;
-        else
-            fail(-EINVAL, "placement: '%s' is not one of least_used, numa", value.c_str());
-    } else if (key == "numa") {
-        if (value == "auto")
-            numa = true;
-        else if (value == "off")
-            numa = false;
-        else
-            fail(-EINVAL, "numa: '%s' is not one of auto, off", value.c_str());
-    } else if (key == "grow_limit") {
-        if (value == "auto") {
-            grow_auto = true;
-            grow_limit = 0;
+    for (const KeyRule &rule : kKeyRules) {
+        if (key == rule.name) {
+            rule.set(*this, value);
             return;
         }
-        // At most 64 TiB: the address space reserved per device.
-        uint64_t v = parse_size(value, "grow_limit");
-        if (v > (64ull << 40))
-            fail(-EINVAL, "grow_limit: %llu is above the limit of 64 TiB",
-                 static_cast<unsigned long long>(v));
-        grow_limit = v;
-        grow_auto = false;
-    } else if (key == "capacity") {
-        if (value == "arena")
-            capacity = Capacity::arena;
-        else if (value == "payload")
-            capacity = Capacity::payload;
-        else
-            fail(-EINVAL, "capacity: '%s' is not one of arena, payload", value.c_str());
-    } else if (key == "stats_interval") {
-        uint64_t v = parse_uint(value, "stats_interval");
-        if (v > 3600 * 1000)
-            fail(-EINVAL, "stats_interval: %llu ms is above the limit of one hour (3600000)",
-                 static_cast<unsigned long long>(v));
-        stats_interval_ms = static_cast<unsigned>(v);
-    } else if (key == "sigbus") {
-        if (value == "handle")
-            sigbus_handle = true;
-        else if (value == "default")
-            sigbus_handle = false;
-        else
-            fail(-EINVAL, "sigbus: '%s' is not one of handle, default", value.c_str());
-    } else {
-        fail(-EINVAL,
-             "unknown configuration key '%s' (known: slot_bytes, meta_bytes, eviction, "
-             "durability, verify, on_mismatch, workers, hotplug, create, nt_stores, "
-             "cuda_register_chunk, cuda_staging_bytes, placement, sigbus, numa, grow_limit, "
-             "capacity, stats_interval)",
-             key.c_str());
     }
+    std::string known;
+    for (const KeyRule &rule : kKeyRules)
+        known += (known.empty() ? "" : ", ") + std::string(rule.name);
+    fail(-EINVAL, "unknown configuration key '%s' (known: %s)", key.c_str(), known.c_str());
 }
+
+std::vector<std::string> config_keys() {
+    std::vector<std::string> out;
+    for (const KeyRule &rule : kKeyRules)
+        out.emplace_back(rule.name);
+    return out;
+}
+
+std::vector<std::string> config_choices(const std::string &key) {
+    for (const KeyRule &rule : kKeyRules)
+        if (key == rule.name)
+            return rule.choices ? rule.choices() : std::vector<std::string>{};
+    return {};
+}
+
+const char *config_word(Eviction v) noexcept { return word_for(kEvictionWords, v); }
+const char *config_word(arena::Durability v) noexcept { return word_for(kDurabilityWords, v); }
+const char *config_word(arena::Verify v) noexcept { return word_for(kVerifyWords, v); }
+const char *config_word(NtStores v) noexcept { return word_for(kNtStoresWords, v); }
+const char *config_word(Placement v) noexcept { return word_for(kPlacementWords, v); }
+const char *config_word(Capacity v) noexcept { return word_for(kCapacityWords, v); }
 
 void Config::add_device(const std::string &path, uint64_t bytes) {
     if (path.empty())

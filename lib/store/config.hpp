@@ -68,6 +68,20 @@ struct Config {
     static Config from_json(const std::string &text);
 };
 
+// The keys daxkv_config_set takes, in the order of the one table that
+// parses them (config.cpp).
+std::vector<std::string> config_keys();
+// The words a key takes when its value is one of several (empty for a key
+// that takes a number, a size or a boolean).
+std::vector<std::string> config_choices(const std::string &key);
+// The word daxkv_config_set takes for a value, as status reports show it.
+const char *config_word(Eviction v) noexcept;
+const char *config_word(arena::Durability v) noexcept;
+const char *config_word(arena::Verify v) noexcept;
+const char *config_word(NtStores v) noexcept;
+const char *config_word(Placement v) noexcept;
+const char *config_word(Capacity v) noexcept;
+
 // Largest meta_bytes accepted (per-entry metadata lives in the slot header).
 constexpr uint32_t kMetaBytesMax = 64 * 1024;
 // Largest JSON document accepted, and deepest nesting.

@@ -365,7 +365,7 @@ std::string Store::pool_status_json() const {
     }
     j["hotplug_enabled"] = cfg_.hotplug;
     j["slot_bytes"] = cfg_.slot_bytes;
-    j["placement"] = cfg_.placement == Placement::numa ? "numa" : "least_used";
+    j["placement"] = config_word(cfg_.placement);
     j["total_capacity_bytes"] = cap;
     j["total_used_bytes"] = used;
     j["live_slot_count"] = live;

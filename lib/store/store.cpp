@@ -1220,9 +1220,9 @@ std::string Store::status_json() const {
     j["state"] = shutting_.load() ? "shutdown" : "open";
     j["slot_bytes"] = cfg_.slot_bytes;
     j["meta_bytes"] = cfg_.meta_bytes;
-    j["eviction"] = cfg_.eviction == Eviction::lru ? "lru" : "none";
-    j["durability"] = arena::durability_name(cfg_.durability);
-    j["verify"] = arena::verify_name(cfg_.verify);
+    j["eviction"] = config_word(cfg_.eviction);
+    j["durability"] = config_word(cfg_.durability);
+    j["verify"] = config_word(cfg_.verify);
     j["workers"] = engine_ ? engine_->workers() : 0;
     j["worker_cpus"] = engine_ ? engine_->cpus() : std::vector<int>();
     nlohmann::json devs = nlohmann::json::array();

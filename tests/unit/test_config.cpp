@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -487,4 +488,87 @@ TEST(ConfigJson, OpensAStoreOnAFileArena) {
         ASSERT_EQ(daxkv_put(s.get(), key_of(i).data(), key_of(i).size(), v.data(), v.size(), 0), 0);
     std::string extra = "one-more";
     EXPECT_EQ(daxkv_put(s.get(), extra.data(), extra.size(), v.data(), v.size(), 0), -ENOSPC);
+}
+
+// The key table is the one source: every key it holds is documented where
+// users look for it (the README's table, daxkv_config_new(3), the header's
+// comment on daxkv_config_set), with every word a choice key takes; and the
+// words set() accepts are the words status reports print.
+namespace {
+
+std::string source_file(const std::string &rel) {
+    const char *top = std::getenv("top_srcdir");
+    return std::string(top && *top ? top : ".") + "/" + rel;
+}
+
+// The header's comment block just above daxkv_config_set.
+std::string config_set_comment(const std::string &header) {
+    size_t fn = header.find("daxkv_config_set(daxkv_config *");
+    size_t start = header.rfind("/**", fn);
+    return fn == std::string::npos || start == std::string::npos ? ""
+                                                                   : header.substr(start, fn - start);
+}
+
+bool has(const std::string &text, const std::string &part) {
+    return text.find(part) != std::string::npos;
+}
+
+} // namespace
+
+TEST(ConfigKeys, EveryKeyIsDocumentedInTheReadmeTheManPageAndTheHeader) {
+    const std::string readme = read_file(source_file("README.md"));
+    const std::string man = read_file(source_file("docs/man/daxkv_config_new.3"));
+    const std::string comment = config_set_comment(read_file(source_file("include/daxkv.h")));
+    ASSERT_FALSE(readme.empty()) << "README.md not found (top_srcdir)";
+    ASSERT_FALSE(man.empty());
+    ASSERT_FALSE(comment.empty());
+    const std::vector<std::string> keys = daxkv::config_keys();
+    ASSERT_GE(keys.size(), 18u);
+    for (const std::string &key : keys) {
+        const std::string row = "| `" + key + "` |";
+        size_t at = readme.find(row);
+        EXPECT_NE(at, std::string::npos) << key << ": no row in the README's configuration table";
+        EXPECT_TRUE(has(man, ".TP\n.B " + key + "\n") ||
+                    has(man, ".TP 14\n.B " + key + "\n"))
+            << key << ": no entry in daxkv_config_new(3)";
+        EXPECT_TRUE(has(comment, key + " ") || has(comment, key + ",") ||
+                    has(comment, key + "\n"))
+            << key << ": not named in the comment on daxkv_config_set in daxkv.h";
+        if (at == std::string::npos) {
+            continue;
+        }
+        const std::string line = readme.substr(at, readme.find('\n', at) - at);
+        for (const std::string &word : daxkv::config_choices(key))
+            EXPECT_TRUE(has(line, "`" + word + "`"))
+                << key << ": the README's row does not list `" << word << "`";
+    }
+}
+
+TEST(ConfigKeys, UnknownKeyMessageListsEveryKey) {
+    ConfigPtr c = new_config();
+    ASSERT_EQ(daxkv_config_set(c.get(), "no_such_key", "1"), -EINVAL);
+    const std::string msg = daxkv_errmsg();
+    for (const std::string &key : daxkv::config_keys())
+        EXPECT_TRUE(has(msg, key)) << key << " missing from: " << msg;
+}
+
+TEST(ConfigKeys, EveryChoiceWordIsAcceptedAndReportedBack) {
+    for (const std::string &key : daxkv::config_keys()) {
+        for (const std::string &word : daxkv::config_choices(key)) {
+            ConfigPtr c = new_config();
+            ASSERT_EQ(daxkv_config_set(c.get(), key.c_str(), word.c_str()), 0)
+                << key << "=" << word << ": " << daxkv_errmsg();
+            const daxkv::Config &cfg = c->cfg;
+            const char *back = key == "eviction"      ? daxkv::config_word(cfg.eviction)
+                               : key == "durability"  ? daxkv::config_word(cfg.durability)
+                               : key == "verify"      ? daxkv::config_word(cfg.verify)
+                               : key == "nt_stores"   ? daxkv::config_word(cfg.nt_stores)
+                               : key == "placement"   ? daxkv::config_word(cfg.placement)
+                               : key == "capacity"    ? daxkv::config_word(cfg.capacity)
+                                                      : nullptr;
+            if (back) {
+                EXPECT_EQ(std::string(back), word) << key;
+            }
+        }
+    }
 }

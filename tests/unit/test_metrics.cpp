@@ -86,7 +86,7 @@ Exposition parse(const std::string &text) {
             continue;
         }
         std::string head = line.substr(0, sp), v = line.substr(sp + 1);
-        Exposition::Sample s{head, "", 0};
+        Exposition::Sample s{head, "", 0, {}};
         size_t brace = head.find('{');
         if (brace != std::string::npos) {
             s.name = head.substr(0, brace);
