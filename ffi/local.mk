@@ -4,11 +4,14 @@ EXTRA_DIST += \
 	ffi/go/daxkv/README.md \
 	ffi/go/daxkv/async.go \
 	ffi/go/daxkv/async_test.go \
+	ffi/go/daxkv/batch.go \
+	ffi/go/daxkv/config.go \
 	ffi/go/daxkv/cuda.go \
 	ffi/go/daxkv/cuda_test.go \
 	ffi/go/daxkv/daxkv.go \
 	ffi/go/daxkv/daxkv_test.go \
 	ffi/go/daxkv/dk.h \
+	ffi/go/daxkv/errors.go \
 	ffi/go/daxkv/example_test.go \
 	ffi/go/daxkv/files.go \
 	ffi/go/daxkv/go.mod \
@@ -17,6 +20,7 @@ EXTRA_DIST += \
 	ffi/go/daxkv/keys_test.go \
 	ffi/go/daxkv/layout.go \
 	ffi/go/daxkv/layout_test.go \
+	ffi/go/daxkv/lease.go \
 	ffi/go/daxkv/log.go \
 	ffi/go/daxkv/log_test.go \
 	ffi/go/daxkv/logexport.go \
@@ -25,12 +29,24 @@ EXTRA_DIST += \
 	ffi/go/daxkv/pool.go \
 	ffi/go/daxkv/pool_test.go \
 	ffi/go/daxkv/readme_test.go \
+	ffi/go/daxkv/stats.go \
+	ffi/go/daxkv/store.go \
 	ffi/python/README.md \
 	ffi/python/bench.py \
 	ffi/python/bench_lmcache.py \
 	ffi/python/daxkv/__init__.py \
-	ffi/python/daxkv/_core.py \
+	ffi/python/daxkv/_async.py \
+	ffi/python/daxkv/_batch.py \
+	ffi/python/daxkv/_buffers.py \
+	ffi/python/daxkv/_cuda.py \
+	ffi/python/daxkv/_cursor.py \
+	ffi/python/daxkv/_devices.py \
 	ffi/python/daxkv/_lib.py \
+	ffi/python/daxkv/_library.py \
+	ffi/python/daxkv/_pool.py \
+	ffi/python/daxkv/_stats.py \
+	ffi/python/daxkv/_store.py \
+	ffi/python/daxkv/_zero_copy.py \
 	ffi/python/daxkv/errors.py \
 	ffi/python/daxkv/lmcache/__init__.py \
 	ffi/python/daxkv/lmcache/_native.py \

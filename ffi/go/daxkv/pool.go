@@ -28,6 +28,11 @@ static int dk_wait_drained(daxkv_store *s, const char *p, int ms, char **msg) {
 	*msg = dk_msg(rc);
 	return rc;
 }
+static int dk_pool_status_json(daxkv_store *s, char *buf, size_t cap, size_t *need, char **msg) {
+	int rc = daxkv_pool_status_json(s, buf, cap, need);
+	*msg = dk_msg(rc);
+	return rc;
+}
 // Every device (out NULL: the count only), each entry sized for this build.
 static int dk_list_devices(daxkv_device_info *out, size_t cap, size_t *count, char **msg) {
 	for (size_t i = 0; i < cap; i++)
@@ -193,6 +198,14 @@ func (s *Store) WaitDrained(path string, timeout time.Duration) error {
 	}
 	return s.withPath("daxkv_device_wait_drained", path, func(h *C.daxkv_store, p *C.char, msg **C.char) C.int {
 		return C.dk_wait_drained(h, p, C.int(ms), msg)
+	})
+}
+
+// PoolStatusJSON returns the pool as JSON, in the shape of LMCache's
+// hotplug_status.
+func (s *Store) PoolStatusJSON() (string, error) {
+	return s.text("daxkv_pool_status_json", func(h *C.daxkv_store, buf *C.char, capacity C.size_t, need *C.size_t, msg **C.char) C.int {
+		return C.dk_pool_status_json(h, buf, capacity, need, msg)
 	})
 }
 

@@ -13,32 +13,17 @@ collector (of a Store, or of a store running in another process) see
 daxkv.prometheus.
 """
 
-from ._core import (
-    KEY_MAX,
-    Completion,
-    DeviceInfo,
-    DeviceLayout,
-    Histogram,
-    HotplugResult,
-    KeyInfo,
-    SlotInfo,
-    list_devices,
-    probe,
-    Lease,
-    Reservation,
-    Stats,
-    Store,
-    cuda_available,
-    library,
-    memcpy_batch,
-    set_log_callback,
-    stats_peek,
-    stats_prometheus_peek,
-    status_peek,
-    strerror,
-    version,
-    version_number,
-)
+from ._async import Completion
+from ._batch import memcpy_batch
+from ._buffers import KEY_MAX
+from ._cuda import cuda_available
+from ._cursor import KeyInfo
+from ._devices import DeviceInfo, list_devices, probe
+from ._library import library, set_log_callback, strerror, version, version_number
+from ._pool import DeviceLayout, HotplugResult
+from ._stats import Histogram, Stats, stats_peek, stats_prometheus_peek, status_peek
+from ._store import Store
+from ._zero_copy import Lease, Reservation, SlotInfo
 from ._lib import (
     DEV_ACTIVE,
     DEV_DRAINING,

@@ -38,7 +38,8 @@ except ImportError as exc:
         "PyPI: pip install prometheus-client)"
     ) from exc
 
-from ._core import Stats, Store, stats_peek, status_peek
+from ._stats import Stats, stats_peek, status_peek
+from ._store import Store
 from .errors import NotFound, Shutdown
 
 Source = Union[Store, str, bytes, "os.PathLike[str]"]

@@ -23,7 +23,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 import daxkv  # noqa: E402
-from daxkv import _core  # noqa: E402
+from daxkv import _cuda  # noqa: E402
 
 
 def fake_runtime():
@@ -103,7 +103,7 @@ class FakeArray:
 
 
 def test_device_buffers():
-    dev = _core._device_buffer
+    dev = _cuda._device_buffer
     assert dev((0x1000, 64), True, "x") == (0x1000, 64)
     assert dev((0, 0), True, "x") == (0, 0)
     assert dev(FakeTensor(0x2000, 10, 4), True, "x") == (0x2000, 40)
@@ -127,7 +127,7 @@ def test_device_buffers():
 
 
 def test_streams(monkeypatch):
-    st = _core._cuda_stream
+    st = _cuda._cuda_stream
     assert st(0x1234) == 0x1234
     assert st(types.SimpleNamespace(cuda_stream=0x55)) == 0x55  # torch.cuda.Stream
     assert st(types.SimpleNamespace(ptr=0x66)) == 0x66  # cupy.cuda.Stream

@@ -18,7 +18,10 @@ import threading
 from typing import Any, Callable, Dict, List, NamedTuple, Tuple
 
 from .. import _lib
-from .._core import _BYTES_OFFSET, _Batch, Store, _error, library
+from .._batch import _Batch
+from .._buffers import _BYTES_OFFSET
+from .._library import _error, library
+from .._store import Store
 from ..errors import DaxKVError, Shutdown
 
 logger = logging.getLogger("daxkv.lmcache")

@@ -27,7 +27,8 @@ import threading
 from typing import Any, Callable, Dict, Generic, Hashable, List, Optional, Set, Tuple, TypeVar
 
 from .. import _lib
-from .._core import Store, _error, library
+from .._library import _error, library
+from .._store import Store
 from ..errors import (
     DaxKVError,
     Foreign,

@@ -40,7 +40,8 @@ from lmcache.v1.distributed.l2_adapters.reconfiguration import L2ReconfigureErro
 from lmcache.v1.platform import create_event_notifier
 
 from .. import _lib
-from .._core import _Batch, Store
+from .._batch import _Batch
+from .._store import Store
 from ..errors import DaxKVError, InvalidArgument, NotFound, NoSpace, PermissionDenied, Busy, Shutdown
 from . import _native
 from .keys import decode_key, encode_key

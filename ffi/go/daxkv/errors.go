@@ -1,0 +1,106 @@
+package daxkv
+
+// Errors: the Error type of every failed call, the sentinel errors that
+// errors.Is matches it with, and the constructors the other files use.
+
+/*
+#include "dk.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+	"unsafe"
+)
+
+// Error codes of daxkv's own (negative errno values are used otherwise).
+const (
+	ECorrupt = C.DAXKV_E_CORRUPT
+	EForeign = C.DAXKV_E_FOREIGN
+)
+
+// Error is a failed libdaxkv call.
+type Error struct {
+	Code    int    // the negative value the C function returned
+	Op      string // the C function
+	Message string // the library's detail message, read on the failing thread
+}
+
+func (e *Error) Error() string {
+	if e.Op == "" {
+		return fmt.Sprintf("daxkv: %s (%d)", e.Message, e.Code)
+	}
+	return fmt.Sprintf("%s: %s (%d)", e.Op, e.Message, e.Code)
+}
+
+// Is matches errors with the same code, so errors.Is(err, ErrBusy) works.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*Error)
+	return ok && t.Code == e.Code
+}
+
+// Unwrap exposes errno codes as syscall.Errno (errors.Is(err, syscall.ENOENT)).
+func (e *Error) Unwrap() error {
+	if e.Code < 0 && e.Code > -4096 {
+		return syscall.Errno(-e.Code)
+	}
+	return nil
+}
+
+func sentinel(code syscall.Errno) *Error {
+	return &Error{Code: -int(code), Message: code.Error()}
+}
+
+// Sentinel errors for errors.Is.
+var (
+	ErrNotFound       = sentinel(syscall.ENOENT)
+	ErrNoSpace        = sentinel(syscall.ENOSPC)
+	ErrTooBig         = sentinel(syscall.E2BIG)
+	ErrBusy           = sentinel(syscall.EBUSY)
+	ErrBufferTooSmall = sentinel(syscall.ENOBUFS)
+	ErrShutdown       = sentinel(syscall.ESHUTDOWN)
+	ErrCanceled       = sentinel(syscall.ECANCELED)
+	ErrInvalid        = sentinel(syscall.EINVAL)
+	ErrNoDevice       = sentinel(syscall.ENODEV)
+	ErrNoMemory       = sentinel(syscall.ENOMEM)
+	ErrIO             = sentinel(syscall.EIO)
+	ErrPermission     = sentinel(syscall.EPERM)
+	ErrTimedOut       = sentinel(syscall.ETIMEDOUT)
+	ErrNotSupported   = sentinel(syscall.ENOTSUP)
+	ErrCorrupt        = &Error{Code: ECorrupt, Message: "on-device metadata is corrupt"}
+	ErrForeign        = &Error{Code: EForeign, Message: "the device holds data that is not a daxkv arena"}
+	// ErrReleased is returned by a Lease or Reservation used after release,
+	// commit or abort.
+	ErrReleased = errors.New("daxkv: lease or reservation already released")
+)
+
+func mkerr(rc C.int, op string, msg *C.char) error {
+	m := ""
+	if msg != nil {
+		m = C.GoString(msg)
+		C.free(unsafe.Pointer(msg))
+	}
+	if m == "" {
+		m = Strerror(int(rc))
+	}
+	return &Error{Code: int(rc), Op: op, Message: m}
+}
+
+func invalid(op, msg string) error {
+	return &Error{Code: -int(syscall.EINVAL), Op: op, Message: msg}
+}
+
+// Strerror is the library's static description of a code.
+func Strerror(code int) string {
+	return C.GoString(C.daxkv_strerror(C.int(code)))
+}
+
+// ItemError is one item's failure in a batch (nil when the item succeeded).
+func itemErr(op string, st C.int) error {
+	if st >= 0 {
+		return nil
+	}
+	return &Error{Code: int(st), Op: op, Message: Strerror(int(st))}
+}

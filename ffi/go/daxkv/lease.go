@@ -1,0 +1,205 @@
+package daxkv
+
+// Zero copy: leases (an entry's bytes read in place) and reservations (a
+// slot filled in place, then committed). Both stay valid after the store
+// is closed; where their bytes lie is in keys.go (Lease.Slot,
+// Reservation.Slot).
+
+/*
+#include "dk.h"
+
+// Each helper returns the code and, on failure, the message (see dk.h).
+static int dk_lease_acquire(daxkv_store *s, const void *k, size_t kl, daxkv_lease **out, char **msg) { int rc = daxkv_lease_acquire(s, k, kl, out); *msg = dk_msg(rc); return rc; }
+static int dk_reserve(daxkv_store *s, const void *k, size_t kl, size_t n, daxkv_reservation **out, char **msg) { int rc = daxkv_reserve(s, k, kl, n, out); *msg = dk_msg(rc); return rc; }
+static int dk_set_meta(daxkv_reservation *r, const void *m, size_t n, char **msg) { int rc = daxkv_reservation_set_meta(r, m, n); *msg = dk_msg(rc); return rc; }
+static int dk_commit(daxkv_reservation *r, char **msg) { int rc = daxkv_commit(r); *msg = dk_msg(rc); return rc; }
+*/
+import "C"
+
+import (
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// Lease is a read-only, zero-copy borrow of an entry's bytes. It keeps its
+// store reachable, and the library keeps the bytes valid until Release,
+// even after the store is closed.
+type Lease struct {
+	mu    sync.RWMutex
+	l     *C.daxkv_lease
+	store *Store // keeps the store (and its finalizer) from running first
+}
+
+// Lease borrows key's bytes in place. ErrNotFound on a miss.
+func (s *Store) Lease(key []byte) (*Lease, error) {
+	h, err := s.enter()
+	if err != nil {
+		return nil, err
+	}
+	defer s.leave()
+	var l *C.daxkv_lease
+	var msg *C.char
+	if rc := C.dk_lease_acquire(h, ptr(key), C.size_t(len(key)), &l, &msg); rc < 0 {
+		return nil, mkerr(rc, "daxkv_lease_acquire", msg)
+	}
+	lease := &Lease{l: l, store: s}
+	runtime.SetFinalizer(lease, (*Lease).Release)
+	return lease, nil
+}
+
+// Len is the entry's size (0 after Release).
+func (l *Lease) Len() int {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.l == nil {
+		return 0
+	}
+	return int(C.daxkv_lease_size(l.l))
+}
+
+// View calls fn with the bytes in place. The slice is valid only during
+// fn and must not be written or retained.
+func (l *Lease) View(fn func(data []byte) error) error {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.l == nil {
+		return ErrReleased
+	}
+	n := int(C.daxkv_lease_size(l.l))
+	var b []byte
+	if n > 0 {
+		b = unsafe.Slice((*byte)(C.daxkv_lease_data(l.l)), n)
+	}
+	return fn(b)
+}
+
+// Bytes returns a copy of the bytes.
+func (l *Lease) Bytes() ([]byte, error) {
+	var out []byte
+	err := l.View(func(b []byte) error {
+		out = append(make([]byte, 0, len(b)), b...)
+		return nil
+	})
+	return out, err
+}
+
+// Meta returns a copy of the entry's metadata blob.
+func (l *Lease) Meta() ([]byte, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.l == nil {
+		return nil, ErrReleased
+	}
+	var n C.size_t
+	p := C.daxkv_lease_meta(l.l, &n)
+	if p == nil || n == 0 {
+		return []byte{}, nil
+	}
+	return C.GoBytes(p, C.int(n)), nil
+}
+
+// Release returns the lease. Idempotent; later View calls return ErrReleased.
+func (l *Lease) Release() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.l != nil {
+		C.daxkv_lease_release(l.l)
+		l.l = nil
+		l.store = nil
+		runtime.SetFinalizer(l, nil)
+	}
+}
+
+// Reservation is a slot reserved for a key, filled in place and made
+// visible by Commit. Not safe for concurrent use.
+type Reservation struct {
+	r     *C.daxkv_reservation
+	store *Store
+}
+
+// Reserve reserves size bytes for key. ok is false (and r nil) if the key
+// is already present or in flight.
+func (s *Store) Reserve(key []byte, size int) (r *Reservation, ok bool, err error) {
+	if size < 0 {
+		return nil, false, invalid("daxkv_reserve", "negative size")
+	}
+	h, err := s.enter()
+	if err != nil {
+		return nil, false, err
+	}
+	defer s.leave()
+	var p *C.daxkv_reservation
+	var msg *C.char
+	rc := C.dk_reserve(h, ptr(key), C.size_t(len(key)), C.size_t(size), &p, &msg)
+	if rc < 0 {
+		return nil, false, mkerr(rc, "daxkv_reserve", msg)
+	}
+	if rc == C.DAXKV_EXISTED || p == nil {
+		return nil, false, nil
+	}
+	res := &Reservation{r: p, store: s}
+	runtime.SetFinalizer(res, (*Reservation).Abort)
+	return res, true, nil
+}
+
+// Len is the reserved size.
+func (r *Reservation) Len() int {
+	if r.r == nil {
+		return 0
+	}
+	return int(C.daxkv_reservation_size(r.r))
+}
+
+// Fill calls fn with the reserved bytes in place; the slice is valid only
+// during fn.
+func (r *Reservation) Fill(fn func(buf []byte) error) error {
+	if r.r == nil {
+		return ErrReleased
+	}
+	n := int(C.daxkv_reservation_size(r.r))
+	var b []byte
+	if n > 0 {
+		b = unsafe.Slice((*byte)(C.daxkv_reservation_data(r.r)), n)
+	}
+	err := fn(b)
+	runtime.KeepAlive(r)
+	return err
+}
+
+// SetMeta attaches a metadata blob (copied) to be committed with the entry.
+func (r *Reservation) SetMeta(meta []byte) error {
+	if r.r == nil {
+		return ErrReleased
+	}
+	var msg *C.char
+	if rc := C.dk_set_meta(r.r, ptr(meta), C.size_t(len(meta)), &msg); rc < 0 {
+		return mkerr(rc, "daxkv_reservation_set_meta", msg)
+	}
+	return nil
+}
+
+// Commit makes the entry visible. The reservation is finished even on
+// error (ErrCanceled after a forced remove, ErrShutdown after shutdown).
+func (r *Reservation) Commit() error {
+	if r.r == nil {
+		return ErrReleased
+	}
+	p := r.r
+	r.r, r.store = nil, nil
+	runtime.SetFinalizer(r, nil)
+	var msg *C.char
+	if rc := C.dk_commit(p, &msg); rc < 0 {
+		return mkerr(rc, "daxkv_commit", msg)
+	}
+	return nil
+}
+
+// Abort drops the reservation. Idempotent.
+func (r *Reservation) Abort() {
+	if r.r != nil {
+		C.daxkv_abort(r.r)
+		r.r, r.store = nil, nil
+		runtime.SetFinalizer(r, nil)
+	}
+}

@@ -1,0 +1,466 @@
+"""Asynchronous batches: daxkv_submit, the event fd and daxkv_poll, and
+asyncio on top of them.
+
+_AsyncCalls (Store.submit, poll, event_fd, submit_async, ..., mixed into
+Store) keeps per store an _AsyncState: the batches submitted and not yet
+polled (_Pending: everything the library may still touch), completions an
+asyncio reader polled for others, and the futures awaiting theirs. A
+polled batch becomes a Completion, whose results() are what the matching
+synchronous batch method returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno as _errno
+import threading
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+from . import _lib
+from ._batch import _Batch, _check_lengths, _contains_results, _get_results, _put_results, _remove_results
+from ._buffers import Buffer, Key, _Buffers, _keys
+from ._library import _error, _optional, strerror
+from .errors import DaxKVError, InvalidArgument, Shutdown, error_class
+
+
+class _AsyncCalls:
+    """Store's asynchronous batch methods (mixed into Store, which provides
+    _enter, _leave, _cond and the _async attribute, and calls _drop_pending
+    when it closes)."""
+
+    def _async_state(self) -> "_AsyncState":
+        a = self._async
+        if a is None:
+            with self._cond:
+                if self._async is None:
+                    self._async = _AsyncState()
+                a = self._async
+        return a
+
+    def submit(
+        self,
+        op: Union[int, str],
+        keys: Sequence[Key],
+        buffers: Optional[Sequence[Buffer]] = None,
+        *,
+        metas: Optional[Sequence[Optional[Buffer]]] = None,
+        tag: Optional[int] = None,
+        replace: bool = False,
+        prefix: bool = False,
+        pin: bool = False,
+        force: bool = False,
+    ) -> int:
+        """Queue a batch (daxkv_submit); returns its tag. The result comes
+        back as a Completion from poll().
+
+        op is OP_PUT, OP_GET, OP_CONTAINS or OP_REMOVE (or "put", "get",
+        "contains", "remove"). buffers: the values (put) or destinations
+        (get), as buffers or (address, length) pairs; None for contains and
+        remove. metas: per-entry metadata blobs (put only). The flags an op
+        does not take (e.g. replace with get) raise InvalidArgument.
+
+        The store keeps the keys, the item array and every buffer (with its
+        export held: a bytearray cannot be resized meanwhile) until poll()
+        returns the batch's completion, so the caller may drop its own
+        references at once. For (address, length) pairs the memory stays the
+        caller's to keep valid. tag (0 .. 2**64-1) defaults to a fresh one;
+        a tag whose batch has not been polled yet is refused.
+        """
+        return self._submit(
+            op, keys, buffers, metas=metas, tag=tag, replace=replace, prefix=prefix, pin=pin, force=force
+        )
+
+    def _submit(
+        self,
+        op: Union[int, str],
+        keys: Sequence[Key],
+        buffers: Optional[Sequence[Buffer]] = None,
+        *,
+        metas: Optional[Sequence[Optional[Buffer]]] = None,
+        tag: Optional[int] = None,
+        replace: bool = False,
+        prefix: bool = False,
+        pin: bool = False,
+        force: bool = False,
+        waiter: Optional[Tuple[Any, Any]] = None,
+    ) -> int:
+        code = _op_code(op)
+        kb = _keys(keys)
+        if code in (_lib.OP_PUT, _lib.OP_GET):
+            if buffers is None:
+                raise TypeError(f"submit {_lib.OPS[code]}: buffers are required")
+            _check_lengths("submit", kb, buffers, "buffers")
+        elif buffers is not None:
+            raise TypeError(f"submit {_lib.OPS[code]}: takes no buffers")
+        if metas is not None:
+            if code != _lib.OP_PUT:
+                raise TypeError(f"submit {_lib.OPS[code]}: takes no metas")
+            _check_lengths("submit", kb, metas, "metas")
+        if tag is not None and (not isinstance(tag, int) or isinstance(tag, bool) or not 0 <= tag < 1 << 64):
+            raise InvalidArgument(-_errno.EINVAL, f"tag must be an int in 0 .. 2**64-1, got {tag!r}", "submit")
+        flags = (
+            (_lib.REPLACE if replace else 0)
+            | (_lib.PREFIX if prefix else 0)
+            | (_lib.PIN if pin else 0)
+            | (_lib.FORCE if force else 0)
+        )
+        fn = _optional("daxkv_submit")
+        batch = _Batch(kb) if kb else None
+        bufs = _Buffers()
+        try:
+            if buffers is not None and batch is not None:
+                writable = code == _lib.OP_GET
+                pairs = [bufs.add(b, writable, f"buffers[{i}]") for i, b in enumerate(buffers)]
+                batch.set_column(_lib.W_DATA, [p[0] for p in pairs])
+                batch.set_column(_lib.W_LEN, [p[1] for p in pairs])
+                if metas is not None:
+                    mp = [(0, 0) if m is None else bufs.add(m, False, f"metas[{i}]") for i, m in enumerate(metas)]
+                    batch.set_column(_lib.W_META, [p[0] for p in mp])
+                    batch.set_column(_lib.W_META_LEN, [p[1] for p in mp])
+        except BaseException:
+            bufs.close()
+            raise
+        a = self._async_state()
+        pending = _Pending(code, flags, batch, bufs, kb, list(buffers) if buffers is not None else None)
+        with a.lock:
+            if tag is None:
+                tag = a.next_tag
+                while tag in a.pending:
+                    tag = (tag + 1) & ((1 << 64) - 1)
+                a.next_tag = (tag + 1) & ((1 << 64) - 1)
+            elif tag in a.pending:
+                bufs.close()
+                raise InvalidArgument(-_errno.EINVAL, f"tag {tag} has a batch that was not polled yet", "submit")
+            # Registered before the call: a small batch runs inline and
+            # another thread may poll its completion before submit returns.
+            a.pending[tag] = pending
+            if waiter is not None:
+                a.waiters[tag] = waiter
+        ok = False
+        h = self._enter()
+        try:
+            items = batch.items if batch is not None else None
+            rc = fn(h, code, items, len(kb), flags, tag)
+            if rc < 0:
+                raise _error(rc, "daxkv_submit")
+            ok = True
+        finally:
+            self._leave()
+            if not ok:
+                with a.lock:
+                    a.pending.pop(tag, None)
+                    a.waiters.pop(tag, None)
+                bufs.close()
+        return tag
+
+    def event_fd(self) -> int:
+        """The store's eventfd (non-blocking, close-on-exec, owned by the
+        store: never close it). Readable while completions wait to be
+        polled; use it with select/selectors or loop.add_reader, then call
+        poll(). Valid until close()."""
+        fn = _optional("daxkv_event_fd")
+        h = self._enter()
+        try:
+            rc = fn(h)
+            if rc < 0:
+                raise _error(rc, "daxkv_event_fd")
+        finally:
+            self._leave()
+        return rc
+
+    def pending(self) -> int:
+        """The number of submitted batches whose completion was not polled yet."""
+        a = self._async
+        if a is None:
+            return 0
+        with a.lock:
+            return len(a.pending)
+
+    def poll(self, max: int = 64, *, timeout: Optional[float] = 0.0) -> List["Completion"]:
+        """Take up to max finished batches (each is returned once).
+
+        timeout: seconds to wait for the first completion when none is
+        waiting (0: do not wait, None: wait without limit). Works after
+        shutdown(), so that cancelled batches can be collected; raises
+        Shutdown after close().
+        """
+        if not isinstance(max, int) or isinstance(max, bool) or max < 1:
+            raise InvalidArgument(-_errno.EINVAL, f"max must be an int >= 1, got {max!r}", "poll")
+        if timeout is not None and timeout < 0:
+            raise InvalidArgument(-_errno.EINVAL, f"timeout must be >= 0 or None, got {timeout!r}", "poll")
+        a = self._async_state()
+        with a.lock:
+            out = [a.ready.popleft() for _ in range(min(max, len(a.ready)))]
+        if len(out) < max:
+            out.extend(self._poll_raw(max - len(out), timeout if not out else 0.0))
+        return out
+
+    def _poll_raw(self, cap: int, timeout: Optional[float]) -> List["Completion"]:
+        fn = _optional("daxkv_poll")
+        arr = (_lib.Completion * cap)()
+        fd = self.event_fd() if timeout != 0 else -1
+        while True:
+            h = self._enter()
+            try:
+                rc = fn(h, arr, cap)
+                if rc < 0:
+                    raise _error(rc, "daxkv_poll")
+            finally:
+                self._leave()
+            if rc > 0 or timeout == 0:
+                break
+            # Nothing waiting: sleep on the eventfd, then poll again (another
+            # thread may have taken what woke us).
+            import select
+
+            r, _, _ = select.select([fd], [], [], timeout)
+            if not r:
+                break
+            timeout = None if timeout is None else 0.0
+        return self._deliver([arr[i] for i in range(rc)])
+
+    def _deliver(self, raw: List["_lib.Completion"]) -> List["Completion"]:
+        a = self._async_state()
+        out: List[Completion] = []
+        for c in raw:
+            with a.lock:
+                p = a.pending.pop(c.tag, None)
+                waiter = a.waiters.pop(c.tag, None)
+            comp = _completion(c, p)
+            if waiter is not None:
+                loop, fut = waiter
+                loop.call_soon_threadsafe(_set_future, fut, comp)
+            else:
+                out.append(comp)
+        return out
+
+    async def submit_async(
+        self, op: Union[int, str], keys: Sequence[Key], buffers: Optional[Sequence[Buffer]] = None, **kw: Any
+    ) -> "Completion":
+        """submit() and await the batch's Completion on the running asyncio
+        loop (through loop.add_reader on the event fd).
+
+        While a coroutine waits, the loop's reader polls the store:
+        completions of batches nobody awaits are kept for the next poll().
+        Cancelling the await does not cancel the batch; its completion is
+        then dropped (the buffers are released once it finished).
+        """
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        fd = self.event_fd()
+        self._submit(op, keys, buffers, waiter=(loop, fut), **kw)
+        self._reader_add(loop, fd)
+        try:
+            self._on_readable()  # it may have completed inline, before the reader existed
+            return await fut
+        finally:
+            self._reader_remove(loop, fd)
+
+    def _reader_add(self, loop: Any, fd: int) -> None:
+        a = self._async_state()
+        with a.lock:
+            n = a.readers.get(loop, 0)
+            a.readers[loop] = n + 1
+        if n == 0:
+            loop.add_reader(fd, self._on_readable)
+
+    def _reader_remove(self, loop: Any, fd: int) -> None:
+        a = self._async_state()
+        with a.lock:
+            n = a.readers[loop] - 1
+            if n:
+                a.readers[loop] = n
+            else:
+                del a.readers[loop]
+        if n == 0:
+            loop.remove_reader(fd)
+
+    def _on_readable(self) -> None:
+        try:
+            done = self._poll_raw(64, 0.0)
+        except Shutdown:
+            done = []
+            a = self._async_state()
+            with a.lock:
+                waiters, a.waiters = a.waiters, {}
+            for loop, fut in waiters.values():
+                loop.call_soon_threadsafe(
+                    _fail_future, fut, Shutdown(-_errno.ESHUTDOWN, "the store is closed", "daxkv_poll")
+                )
+        if done:
+            a = self._async_state()
+            with a.lock:
+                a.ready.extend(done)
+
+    async def get_many_async(
+        self, keys: Sequence[Key], dsts: Sequence[Buffer], *, prefix: bool = False
+    ) -> List[Optional[int]]:
+        """get_many_into, run on the store's dispatcher and awaited."""
+        c = await self.submit_async(_lib.OP_GET, keys, dsts, prefix=prefix)
+        return c.results()
+
+    async def put_many_async(
+        self, keys: Sequence[Key], values: Sequence[Buffer], *, replace: bool = False
+    ) -> List[bool]:
+        """put_many, run on the store's dispatcher and awaited."""
+        c = await self.submit_async(_lib.OP_PUT, keys, values, replace=replace)
+        return c.results()
+
+    def _drop_pending(self) -> None:
+        # After daxkv_close the library touches no item: completions nobody
+        # polled are lost, their buffers released; awaiting coroutines fail.
+        a = self._async
+        if a is None:
+            return
+        with a.lock:
+            pending, a.pending = a.pending, {}
+            waiters, a.waiters = a.waiters, {}
+            a.ready.clear()
+        for p in pending.values():
+            p.bufs.close()
+        for loop, fut in waiters.values():
+            try:
+                loop.call_soon_threadsafe(
+                    _fail_future, fut, Shutdown(-_errno.ESHUTDOWN, "the store was closed", "daxkv_poll")
+                )
+            except RuntimeError:
+                pass  # that loop is closed
+
+
+class _Pending:
+    """A submitted batch: everything the library may still touch."""
+
+    __slots__ = ("op", "flags", "batch", "bufs", "keys", "objs")
+
+    def __init__(
+        self,
+        op: int,
+        flags: int,
+        batch: Optional[_Batch],
+        bufs: _Buffers,
+        keys: List[bytes],
+        objs: Optional[list],
+    ) -> None:
+        self.op = op
+        self.flags = flags
+        self.batch = batch  # the daxkv_item array and the keys' blob
+        self.bufs = bufs  # buffer exports, released once polled
+        self.keys = keys
+        self.objs = objs  # the caller's buffer objects, handed back in the Completion
+
+
+class _AsyncState:
+    __slots__ = ("lock", "pending", "ready", "waiters", "readers", "next_tag")
+
+    def __init__(self) -> None:
+        import collections
+
+        self.lock = threading.Lock()
+        self.pending: Dict[int, _Pending] = {}
+        self.ready: "collections.deque[Completion]" = collections.deque()  # polled by an asyncio reader
+        self.waiters: Dict[int, Tuple[Any, Any]] = {}  # tag -> (loop, future)
+        self.readers: Dict[Any, int] = {}  # loop -> coroutines waiting on it
+        self.next_tag = 1
+
+
+@dataclasses.dataclass
+class Completion:
+    """One finished batch, as poll() returns it.
+
+    result is what the batch call returned (items stored, hits, removed,
+    or the prefix length), or a negative code: -ECANCELED when shutdown
+    cancelled the batch before it ran. statuses are the items' final
+    statuses; lengths the value lengths (get: copied out, put: stored),
+    None for contains and remove. keys and buffers are the batch's (the
+    buffers hold what a get copied). statuses, lengths, keys and buffers are
+    None for a tag this Store did not submit.
+    """
+
+    tag: int
+    op: int
+    result: int
+    statuses: Optional[List[int]] = None
+    lengths: Optional[List[int]] = None
+    keys: Optional[List[bytes]] = None
+    buffers: Optional[list] = None
+    flags: int = 0
+
+    @property
+    def op_name(self) -> str:
+        return _lib.OPS.get(self.op, str(self.op))
+
+    @property
+    def ok(self) -> bool:
+        return self.result >= 0
+
+    @property
+    def cancelled(self) -> bool:
+        return self.result == -_errno.ECANCELED
+
+    @property
+    def error(self) -> Optional[DaxKVError]:
+        """The batch's failure as an exception (Cancelled, ...), or None."""
+        if self.result >= 0:
+            return None
+        s = strerror(self.result)
+        return error_class(self.result)(self.result, s, f"daxkv_submit {self.op_name}", s)
+
+    def results(self) -> list:
+        """What the synchronous batch method returns for these items:
+        put_many's, get_many_into's, contains_many's (prefix: the hits of
+        the prefix) or remove_many's list. Raises the batch's error
+        (Cancelled, ...) or BatchError, as those methods do."""
+        err = self.error
+        if err is not None:
+            raise err
+        if self.statuses is None:
+            raise ValueError(f"no items for tag {self.tag}: it was not submitted through this Store")
+        st = self.statuses
+        op = f"daxkv_submit {self.op_name}"
+        count = self.result if self.flags & _lib.PREFIX else None
+        if self.op == _lib.OP_PUT:
+            return _put_results(op, st)
+        if self.op == _lib.OP_GET:
+            return _get_results(op, st, self.lengths or [0] * len(st), count)
+        if self.op == _lib.OP_CONTAINS:
+            return _contains_results(op, st, count)
+        return _remove_results(op, st)
+
+
+def _completion(c: "_lib.Completion", p: Optional[_Pending]) -> Completion:
+    if p is None:
+        return Completion(tag=c.tag, op=c.op, result=c.result)
+    try:
+        b = p.batch
+        statuses = b.statuses() if b is not None else []
+        lengths = None
+        if p.op in (_lib.OP_PUT, _lib.OP_GET):
+            lengths = b.column(_lib.W_LEN) if b is not None else []
+    finally:
+        p.bufs.close()  # the library is done with the items: release the exports
+    return Completion(c.tag, c.op, c.result, statuses, lengths, p.keys, p.objs, p.flags)
+
+
+def _op_code(op: Union[int, str]) -> int:
+    if isinstance(op, str):
+        for code, name in _lib.OPS.items():
+            if name == op.lower():
+                return code
+        raise InvalidArgument(-_errno.EINVAL, f"unknown op {op!r} (put, get, contains, remove)", "submit")
+    if isinstance(op, bool) or not isinstance(op, int):
+        raise TypeError(f"op must be an OP_* int or a name, got {type(op).__name__}")
+    if not -(1 << 31) <= op < 1 << 31:
+        raise InvalidArgument(-_errno.EINVAL, f"op out of range: {op}", "submit")
+    return op  # unknown ints are the library's to refuse (InvalidArgument)
+
+
+def _set_future(fut: Any, value: Any) -> None:
+    if not fut.done():
+        fut.set_result(value)
+
+
+def _fail_future(fut: Any, exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)

@@ -1,0 +1,290 @@
+"""Batches: many keys in one library call.
+
+_Batch builds a batch's daxkv_item array column by column, and the
+_*_results functions turn its items' statuses into what a batch method
+returns, raising BatchError for the items that failed. They serve the
+synchronous batch methods (_BatchCalls, mixed into Store), the CUDA batch
+calls (_cuda) and the completions of submitted batches (_async) alike.
+memcpy_batch, the library's batched copy between caller buffers, is here
+too.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+from array import array
+from itertools import accumulate
+from typing import Any, Callable, List, Optional, Sequence
+
+from . import _lib
+from ._buffers import _BYTES_OFFSET, Buffer, Key, _Buffers, _keys
+from ._library import _error, _item_error, library
+from .errors import BatchError, InvalidArgument
+
+
+class _Batch:
+    """A daxkv_item array for a list of keys, filled column-wise.
+
+    Per-item Python assignments would cost about a microsecond per key;
+    writing whole columns through strided memoryviews keeps the binding's
+    overhead well below the library's own per-key cost.
+    """
+
+    __slots__ = ("n", "items", "words", "ints", "keys_blob")
+
+    def __init__(self, keys: List[bytes]) -> None:
+        n = self.n = len(keys)
+        self.items = (_lib.Item * n)()
+        raw = memoryview(self.items).cast("B")
+        self.words = raw.cast("Q")
+        self.ints = raw.cast("i")
+        blob = self.keys_blob = b"".join(keys)
+        base = id(blob) + _BYTES_OFFSET
+        lengths = array("Q", map(len, keys))
+        offsets = array("Q", accumulate(lengths, initial=base))
+        del offsets[-1]
+        w = _lib.ITEM_WORDS
+        self.words[_lib.W_KEY :: w] = offsets
+        self.words[_lib.W_KEY_LEN :: w] = lengths
+
+    def set_column(self, word: int, values: Sequence[int]) -> None:
+        self.words[word :: _lib.ITEM_WORDS] = array("Q", values)
+
+    def column(self, word: int) -> List[int]:
+        return self.words[word :: _lib.ITEM_WORDS].tolist()
+
+    def statuses(self) -> List[int]:
+        return self.ints[_lib.I_STATUS :: _lib.ITEM_INTS].tolist()
+
+
+def _check_lengths(op: str, keys: Sequence[Any], other: Sequence[Any], what: str) -> None:
+    if len(keys) != len(other):
+        raise InvalidArgument(
+            -_errno.EINVAL, f"keys and {what} must have the same length, got {len(keys)} and {len(other)}", op
+        )
+
+
+def _fail(op: str, statuses: List[int], ok: Callable[[int], bool], results: list) -> None:
+    errors = {i: _item_error(s, op, i) for i, s in enumerate(statuses) if not ok(s)}
+    if errors:
+        raise BatchError(op, statuses, errors, results)
+
+
+# What a batch returns per item, from its statuses. count, where given, is
+# a PREFIX batch's result: only that many items (the prefix) are reported.
+
+
+def _put_results(op: str, st: List[int]) -> List[bool]:
+    """True if stored, False if present or in flight (nothing written)."""
+    results = [s == 0 for s in st]
+    _fail(op, st, lambda s: s >= 0, results)
+    return results
+
+
+def _get_results(op: str, st: List[int], lens: List[int], count: Optional[int] = None) -> List[Optional[int]]:
+    """The value's length, None for a miss."""
+    results: List[Optional[int]] = [n if s == 0 else None for s, n in zip(st, lens)]
+    if count is not None:
+        results, st = results[:count], st[:count]
+    _fail(op, st, lambda s: s == 0 or s == -_errno.ENOENT, results)
+    return results
+
+
+def _contains_results(op: str, st: List[int], count: Optional[int] = None) -> List[bool]:
+    """True if the key is committed."""
+    results = [s == 1 for s in st]
+    if count is not None:
+        results, st = results[:count], st[:count]
+    _fail(op, st, lambda s: s >= 0, results)
+    return results
+
+
+def _remove_results(op: str, st: List[int]) -> List[bool]:
+    """True if removed; misses, and pinned or in-flight keys left in place
+    (no force), are False rather than errors."""
+    results = [s == 0 for s in st]
+    _fail(op, st, lambda s: s >= 0 or s in (-_errno.ENOENT, -_errno.EBUSY), results)
+    return results
+
+
+class _BatchCalls:
+    """Store's synchronous batch methods (mixed into Store, which provides
+    _enter, _leave and get)."""
+
+    def _run(self, fn_name: str, batch: _Batch, flags: int) -> int:
+        h = self._enter()
+        try:
+            rc = getattr(library(), fn_name)(h, batch.items, batch.n, flags)
+            if rc < 0:
+                raise _error(rc, fn_name)
+        finally:
+            self._leave()
+        return rc
+
+    def put_many(
+        self,
+        keys: Sequence[Key],
+        values: Sequence[Buffer],
+        *,
+        replace: bool = False,
+        metas: Optional[Sequence[Optional[Buffer]]] = None,
+    ) -> List[bool]:
+        """Store many values in one call. Returns, per key, True if stored
+        and False if it was already present or in flight.
+
+        values are buffers or (address, length) pairs; metas (optional) are
+        per-entry metadata blobs. If any item fails (NoSpace, TooBig, ...),
+        BatchError is raised after the others took effect.
+        """
+        kb = _keys(keys)
+        _check_lengths("put_many", kb, values, "values")
+        if metas is not None:
+            _check_lengths("put_many", kb, metas, "metas")
+        if not kb:
+            self._enter(), self._leave()
+            return []
+        batch = _Batch(kb)
+        with _Buffers() as bufs:
+            add = bufs.add
+            pairs = [add(v, False, f"values[{i}]") for i, v in enumerate(values)]
+            batch.set_column(_lib.W_DATA, [p[0] for p in pairs])
+            batch.set_column(_lib.W_LEN, [p[1] for p in pairs])
+            if metas is not None:
+                mp = [(0, 0) if m is None else add(m, False, f"metas[{i}]") for i, m in enumerate(metas)]
+                batch.set_column(_lib.W_META, [p[0] for p in mp])
+                batch.set_column(_lib.W_META_LEN, [p[1] for p in mp])
+            self._run("daxkv_put_batch", batch, _lib.REPLACE if replace else 0)
+        return _put_results("daxkv_put_batch", batch.statuses())
+
+    def put_many_ptr(
+        self, keys: Sequence[Key], addrs: Sequence[int], lengths: Sequence[int], *, replace: bool = False
+    ) -> List[bool]:
+        """put_many from raw addresses (e.g. tensor.data_ptr()) and lengths."""
+        _check_lengths("put_many_ptr", keys, addrs, "addrs")
+        _check_lengths("put_many_ptr", keys, lengths, "lengths")
+        return self.put_many(keys, list(zip(addrs, lengths)), replace=replace)
+
+    def get_many_into(
+        self, keys: Sequence[Key], dsts: Sequence[Buffer], *, prefix: bool = False
+    ) -> List[Optional[int]]:
+        """Copy many values into caller buffers (or (address, capacity) pairs).
+
+        Positional: returns each value's length, None for a miss. With
+        prefix=True the copy stops at the first miss and only the prefix's
+        lengths are returned. A destination too small for its value raises
+        BatchError (BufferTooSmall per item) after the other items were copied.
+        """
+        kb = _keys(keys)
+        _check_lengths("get_many_into", kb, dsts, "destinations")
+        if not kb:
+            self._enter(), self._leave()
+            return []
+        batch = _Batch(kb)
+        with _Buffers() as bufs:
+            add = bufs.add
+            pairs = [add(d, True, f"dsts[{i}]") for i, d in enumerate(dsts)]
+            batch.set_column(_lib.W_DATA, [p[0] for p in pairs])
+            batch.set_column(_lib.W_LEN, [p[1] for p in pairs])
+            count = self._run("daxkv_get_batch", batch, _lib.PREFIX if prefix else 0)
+        return _get_results(
+            "daxkv_get_batch", batch.statuses(), batch.column(_lib.W_LEN), count if prefix else None
+        )
+
+    def get_many_into_ptr(
+        self, keys: Sequence[Key], addrs: Sequence[int], capacities: Sequence[int], *, prefix: bool = False
+    ) -> List[Optional[int]]:
+        """get_many_into to raw addresses (e.g. tensor.data_ptr()) and capacities."""
+        _check_lengths("get_many_into_ptr", keys, addrs, "addrs")
+        _check_lengths("get_many_into_ptr", keys, capacities, "capacities")
+        return self.get_many_into(keys, list(zip(addrs, capacities)), prefix=prefix)
+
+    def get_many(self, keys: Sequence[Key], *, prefix: bool = False) -> List[Optional[bytes]]:
+        """Values as bytes, None for misses; with prefix=True only the run
+        of hits from the start."""
+        out: List[Optional[bytes]] = []
+        for k in _keys(keys):
+            v = self.get(k)
+            if v is None and prefix:
+                break
+            out.append(v)
+        return out
+
+    def contains_many(self, keys: Sequence[Key], *, pin: bool = False) -> List[bool]:
+        """Per key, whether it is committed. pin=True pins every hit
+        (LMCache's lookup-and-lock); release with unpin_many."""
+        kb = _keys(keys)
+        if not kb:
+            self._enter(), self._leave()
+            return []
+        batch = _Batch(kb)
+        self._run("daxkv_contains_batch", batch, _lib.PIN if pin else 0)
+        return _contains_results("daxkv_contains_batch", batch.statuses())
+
+    def prefix_length(self, keys: Sequence[Key], *, pin: bool = False) -> int:
+        """Number of consecutive committed keys from the start (pinning them
+        when pin=True)."""
+        kb = _keys(keys)
+        if not kb:
+            self._enter(), self._leave()
+            return 0
+        batch = _Batch(kb)
+        count = self._run("daxkv_contains_batch", batch, _lib.PREFIX | (_lib.PIN if pin else 0))
+        st = batch.statuses()[:count]
+        _fail("daxkv_contains_batch", st, lambda s: s >= 0, [True] * count)
+        return count
+
+    def remove_many(self, keys: Sequence[Key], *, force: bool = False) -> List[bool]:
+        """Per key, True if removed. Misses are False, and so are pinned or
+        in-flight keys when force is False (left in place, as LMCache's
+        non-forced delete does)."""
+        kb = _keys(keys)
+        if not kb:
+            self._enter(), self._leave()
+            return []
+        batch = _Batch(kb)
+        self._run("daxkv_remove_batch", batch, _lib.FORCE if force else 0)
+        return _remove_results("daxkv_remove_batch", batch.statuses())
+
+    def unpin_many(self, keys: Sequence[Key]) -> List[bool]:
+        """Per key, True if a pin was dropped (False if it was not pinned)."""
+        kb = _keys(keys)
+        if not kb:
+            self._enter(), self._leave()
+            return []
+        batch = _Batch(kb)
+        self._run("daxkv_unpin_batch", batch, 0)
+        st = batch.statuses()
+        results = [s == 0 for s in st]
+        _fail("daxkv_unpin_batch", st, lambda s: s >= 0 or s == -_errno.ENOENT, results)
+        return results
+
+
+def memcpy_batch(dsts: Sequence[Buffer], srcs: Sequence[Buffer], lengths: Optional[Sequence[int]] = None) -> None:
+    """Copy many ranges on the library's worker pool (memmove per range).
+
+    dsts and srcs are buffers or (address, length) pairs. lengths defaults
+    to each source's length; a destination shorter than its range raises.
+    """
+    n = len(dsts)
+    if len(srcs) != n or (lengths is not None and len(lengths) != n):
+        raise InvalidArgument(-_errno.EINVAL, "dsts, srcs and lengths must have the same length", "memcpy_batch")
+    if n == 0:
+        return
+    with _Buffers() as bufs:
+        d = [bufs.add(x, True, f"dsts[{i}]") for i, x in enumerate(dsts)]
+        s = [bufs.add(x, False, f"srcs[{i}]") for i, x in enumerate(srcs)]
+        lens = [sp[1] for sp in s] if lengths is None else [int(x) for x in lengths]
+        for i, ln in enumerate(lens):
+            if ln < 0 or ln > s[i][1] or ln > d[i][1]:
+                raise InvalidArgument(
+                    -_errno.EINVAL,
+                    f"range {i}: length {ln} exceeds source ({s[i][1]}) or destination ({d[i][1]})",
+                    "memcpy_batch",
+                )
+        darr = (ctypes.c_void_p * n)(*[p[0] for p in d])
+        sarr = (ctypes.c_void_p * n)(*[p[0] for p in s])
+        larr = (ctypes.c_size_t * n)(*lens)
+        rc = library().daxkv_memcpy_batch(darr, sarr, larr, n, 0)
+        if rc < 0:
+            raise _error(rc, "daxkv_memcpy_batch")

@@ -1,0 +1,139 @@
+"""Caller memory and keys, as the C calls take them.
+
+A buffer (anything with the buffer protocol, or an (address, length) pair)
+becomes an address without being copied, its export held while the
+library may use it (_Buffers); a key (bytes or str) becomes bytes (_key,
+_keys). Every module that hands caller memory or keys to the library goes
+through here; nothing here needs the library or a store.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+from typing import Any, Iterable, List, Tuple, Union
+
+from . import _lib
+from .errors import InvalidArgument
+
+Key = Union[bytes, str, bytearray, memoryview]
+#: Anything with the buffer protocol, or an (address, length) pair such as
+#: (tensor.data_ptr(), tensor.numel() * tensor.element_size()).
+Buffer = Any
+
+KEY_MAX = _lib.KEY_MAX
+
+# ---------------------------------------------------------------------------
+# Buffers: addresses of caller memory without copying it.
+
+
+class _PyBuffer(ctypes.Structure):
+    _fields_ = [
+        ("buf", ctypes.c_void_p),
+        ("obj", ctypes.c_void_p),
+        ("len", ctypes.c_ssize_t),
+        ("itemsize", ctypes.c_ssize_t),
+        ("readonly", ctypes.c_int),
+        ("ndim", ctypes.c_int),
+        ("format", ctypes.c_char_p),
+        ("shape", ctypes.c_void_p),
+        ("strides", ctypes.c_void_p),
+        ("suboffsets", ctypes.c_void_p),
+        ("internal", ctypes.c_void_p),
+    ]
+
+
+_PyBUF_SIMPLE = 0
+_PyBUF_WRITABLE = 1
+# PyObject_GetBuffer is the only standard way to get the address of a
+# read-only buffer (bytes, a read-only numpy array): ctypes' from_buffer
+# refuses those, and from_buffer_copy would copy.
+_get_buffer = ctypes.pythonapi.PyObject_GetBuffer
+_get_buffer.argtypes = [ctypes.py_object, ctypes.POINTER(_PyBuffer), ctypes.c_int]
+_get_buffer.restype = ctypes.c_int
+_release_buffer = ctypes.pythonapi.PyBuffer_Release
+_release_buffer.argtypes = [ctypes.POINTER(_PyBuffer)]
+_release_buffer.restype = None
+
+# Address of a bytes object's payload relative to id(): bytes are immutable
+# and never move, so the hot paths skip the buffer protocol for them.
+_probe = b"daxkv"
+_BYTES_OFFSET = ctypes.cast(ctypes.c_char_p(_probe), ctypes.c_void_p).value - id(_probe)
+del _probe
+
+
+class _Buffers:
+    """Addresses of a list of buffers, held (exports acquired) until close().
+
+    Holding the export matters: a bytearray cannot be resized and a numpy
+    array cannot be reallocated while the library copies into it.
+    """
+
+    __slots__ = ("views", "keep")
+
+    def __init__(self) -> None:
+        self.views: List[_PyBuffer] = []
+        self.keep: List[Any] = []
+
+    def add(self, obj: Buffer, writable: bool, what: str) -> Tuple[int, int]:
+        t = type(obj)
+        if t is bytes and not writable:
+            self.keep.append(obj)
+            return id(obj) + _BYTES_OFFSET, len(obj)
+        if t is tuple:
+            if len(obj) != 2:
+                raise TypeError(f"{what}: an address pair must be (address, length)")
+            addr, length = obj
+            if not isinstance(addr, int) or not isinstance(length, int):
+                raise TypeError(f"{what}: address and length must be integers")
+            if addr <= 0 and length > 0:
+                raise InvalidArgument(-_errno.EINVAL, f"{what}: NULL address with length {length}")
+            if addr < 0 or length < 0 or addr >= 1 << 64 or length >= 1 << 63:
+                raise InvalidArgument(-_errno.EINVAL, f"{what}: address or length out of range")
+            return addr, length
+        if obj is None:
+            raise TypeError(f"{what}: expected a buffer or an (address, length) pair, got None")
+        view = _PyBuffer()
+        try:
+            _get_buffer(obj, ctypes.byref(view), _PyBUF_WRITABLE if writable else _PyBUF_SIMPLE)
+        except (BufferError, ValueError) as exc:  # numpy says ValueError
+            kind = "a writable contiguous" if writable else "a contiguous"
+            raise TypeError(f"{what}: expected {kind} buffer, got {t.__name__}: {exc}") from None
+        except TypeError:
+            raise TypeError(
+                f"{what}: expected a buffer or an (address, length) pair, got {t.__name__}"
+            ) from None
+        self.views.append(view)
+        return view.buf or 0, view.len
+
+    def close(self) -> None:
+        for v in self.views:
+            _release_buffer(ctypes.byref(v))
+        self.views.clear()
+        self.keep.clear()
+
+    def __enter__(self) -> "_Buffers":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _key(k: Key) -> bytes:
+    t = type(k)
+    if t is bytes:
+        return k
+    if t is str:
+        return k.encode("utf-8")
+    if isinstance(k, (bytes, bytearray, memoryview)):
+        return bytes(k)
+    if isinstance(k, str):
+        return str(k).encode("utf-8")
+    raise TypeError(f"key must be bytes or str, got {t.__name__}")
+
+
+def _keys(keys: Iterable[Key]) -> List[bytes]:
+    if isinstance(keys, (bytes, str)):
+        # A lone key would otherwise be iterated as single characters.
+        raise TypeError("expected a sequence of keys, got a single key")
+    return [k if type(k) is bytes else _key(k) for k in keys]

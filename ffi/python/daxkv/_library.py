@@ -1,0 +1,99 @@
+"""The loaded libdaxkv, and what belongs to the library rather than to a store.
+
+_lib declares the C ABI and finds the library; this module loads it once
+and keeps the handle (library()), turns a failed call's code and message
+into a DaxKVError (_error, _item_error), finds the calls an older library
+may lack (_optional), and offers the process-wide calls: version(),
+version_number(), strerror() and set_log_callback(). It imports nothing of
+the package but _lib and errors, so that every other module can import it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import threading
+from typing import Any, Callable, List, Optional
+
+from . import _lib
+from .errors import DaxKVError, error_class
+
+# ---------------------------------------------------------------------------
+# The library handle (loaded on first use so that `import daxkv` works for
+# help() and for tests of the loader itself).
+
+_lib_lock = threading.Lock()
+_L: Optional[ctypes.CDLL] = None
+
+
+def library() -> ctypes.CDLL:
+    """The loaded, version-checked libdaxkv (see daxkv._lib.load)."""
+    global _L
+    if _L is None:
+        with _lib_lock:
+            if _L is None:
+                _L = _lib.load()
+    return _L
+
+
+def version() -> str:
+    """The version string of the library actually loaded."""
+    return library().daxkv_version_string().decode()
+
+
+def version_number() -> int:
+    """major*10000 + minor*100 + patch of the library actually loaded."""
+    return int(library().daxkv_version_number())
+
+
+def strerror(code: int) -> str:
+    """The library's static description of an error code."""
+    return library().daxkv_strerror(int(code)).decode("utf-8", "replace")
+
+
+def _error(rc: int, op: str) -> DaxKVError:
+    # The detail message is thread-local and valid only until this thread's
+    # next daxkv call, so it is read first, before daxkv_strerror.
+    L = library()
+    msg = L.daxkv_errmsg()
+    text = msg.decode("utf-8", "replace") if msg else ""
+    return error_class(rc)(rc, text, op, L.daxkv_strerror(rc).decode("utf-8", "replace"))
+
+
+def _item_error(rc: int, op: str, index: int) -> DaxKVError:
+    L = library()
+    s = L.daxkv_strerror(rc).decode("utf-8", "replace")
+    return error_class(rc)(rc, s, op, s)
+
+
+def _optional(name: str) -> Any:
+    fn = getattr(library(), name, None)
+    if fn is None:
+        from .errors import NotSupported
+
+        raise NotSupported(-_errno.ENOTSUP, f"the loaded libdaxkv has no {name}", name)
+    return fn
+
+
+# Every callback ever installed is kept: a library thread may still be
+# running the previous one while it is being replaced.
+_log_callbacks: List[Any] = []
+
+
+def set_log_callback(fn: Optional[Callable[[int, str], None]], max_level: int = _lib.LOG_WARNING) -> None:
+    """Route the library's log messages (level, text) to fn; None turns it off.
+
+    fn may run on library threads; exceptions it raises are printed by
+    ctypes and otherwise ignored.
+    """
+    L = library()
+    if fn is None:
+        L.daxkv_set_log_fn(_lib.LOG_FN(), 0, None)
+        return
+
+    def trampoline(level: int, msg: bytes, _arg: Any) -> None:
+        fn(level, msg.decode("utf-8", "replace") if msg else "")
+
+    cb = _lib.LOG_FN(trampoline)
+    _log_callbacks.append(cb)
+    L.daxkv_set_log_fn(cb, int(max_level), None)

@@ -1,0 +1,357 @@
+"""The Store: its configuration, opening and closing, and the single-key
+calls.
+
+Store is assembled from the *Calls classes of the other modules, one per
+kind of call: batches (_batch), zero copy (_zero_copy), statistics
+(_stats), GPU transfers (_cuda), asynchronous batches (_async), the pool
+(_pool) and the key cursor (_cursor). They rely on what Store defines
+here: _enter() and _leave() around every use of the handle (close() waits
+for the calls in flight) and _text() for the JSON and Prometheus texts.
+The imports go one way: this module imports those, none of them imports
+it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as _errno
+import threading
+import weakref
+from typing import Any, Iterable, List, Optional, Tuple, Union
+
+from . import _lib
+from ._async import _AsyncCalls, _AsyncState
+from ._batch import _BatchCalls
+from ._buffers import Buffer, Key, _Buffers, _key
+from ._cuda import _CudaCalls
+from ._cursor import _CursorCalls
+from ._library import _error, library
+from ._pool import _PoolCalls
+from ._stats import _read_text, _StatsCalls
+from ._zero_copy import _ZeroCopyCalls
+from .errors import BufferTooSmall, InvalidArgument, NotFound, Shutdown
+
+
+def _option_value(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, str)):
+        return str(value)
+    raise TypeError(f"option {name}: expected str, int or bool, got {type(value).__name__}")
+
+
+class _Config:
+    """A daxkv_config, freed when done."""
+
+    def __init__(self, handle: int) -> None:
+        self.h = handle
+
+    @classmethod
+    def new(cls) -> "_Config":
+        out = ctypes.c_void_p()
+        rc = library().daxkv_config_new(ctypes.byref(out))
+        if rc < 0:
+            raise _error(rc, "daxkv_config_new")
+        return cls(out.value)
+
+    @classmethod
+    def from_json(cls, text: str) -> "_Config":
+        if not isinstance(text, (str, bytes)):
+            raise TypeError(f"JSON configuration must be str or bytes, got {type(text).__name__}")
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        if b"\0" in data:
+            raise InvalidArgument(-_errno.EINVAL, "JSON configuration contains a NUL byte", "from_json")
+        out = ctypes.c_void_p()
+        rc = library().daxkv_config_from_json(ctypes.byref(out), data)
+        if rc < 0:
+            raise _error(rc, "daxkv_config_from_json")
+        return cls(out.value)
+
+    def set(self, key: str, value: Any) -> None:
+        v = _option_value(key, value)
+        if "\0" in key or "\0" in v:
+            raise InvalidArgument(-_errno.EINVAL, f"option {key!r} contains a NUL byte", "daxkv_config_set")
+        rc = library().daxkv_config_set(self.h, key.encode(), v.encode())
+        if rc < 0:
+            raise _error(rc, "daxkv_config_set")
+
+    def add_device(self, path: Union[str, bytes, "os.PathLike[str]"], size: int = 0) -> None:
+        import os
+
+        p = os.fsencode(path)
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0 or size >= 1 << 64:
+            raise InvalidArgument(-_errno.EINVAL, f"device size must be an integer >= 0, got {size!r}")
+        if b"\0" in p:
+            raise InvalidArgument(-_errno.EINVAL, "device path contains a NUL byte", "daxkv_config_add_device")
+        rc = library().daxkv_config_add_device(self.h, p, size)
+        if rc < 0:
+            raise _error(rc, "daxkv_config_add_device")
+
+    def free(self) -> None:
+        if self.h:
+            library().daxkv_config_free(self.h)
+            self.h = None
+
+
+def _close_handle(box: List[Optional[int]]) -> None:
+    h = box[0]
+    box[0] = None
+    if h:
+        library().daxkv_close(h)
+
+
+class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _PoolCalls, _CursorCalls):
+    """An open libdaxkv store.
+
+    Keyword options map to daxkv_config_set keys (slot_bytes, eviction,
+    durability, on_mismatch, workers, meta_bytes, verify, hotplug, create,
+    nt_stores, ...); values may be str, int or bool. Devices are given as
+    ``devices=[(path, bytes), ...]`` or ``path=..., size=...``; a path is a
+    /dev/daxX.Y device, a regular file (created when absent) or ``"mem:"``.
+
+    >>> with Store(path="mem:", size=64 << 20, slot_bytes="1MiB") as s:
+    ...     s.put(b"k", b"v")
+    ...     s.get(b"k")
+    True
+    b'v'
+
+    All methods are thread-safe and release the GIL inside the library.
+    close() waits for calls in flight on other threads, so a closing store
+    never frees memory under a running call.
+    """
+
+    def __init__(
+        self,
+        *,
+        devices: Optional[Iterable[Union[Tuple[Any, int], Any]]] = None,
+        path: Any = None,
+        size: int = 0,
+        **options: Any,
+    ) -> None:
+        cfg = _Config.new()
+        try:
+            for k, v in options.items():
+                cfg.set(k, v)
+            if path is not None:
+                cfg.add_device(path, size)
+            elif size:
+                raise InvalidArgument(-_errno.EINVAL, "size= needs path=", "Store")
+            for d in devices or ():
+                if isinstance(d, tuple):
+                    cfg.add_device(*d)
+                else:
+                    cfg.add_device(d, 0)
+            self._open(cfg)
+        finally:
+            cfg.free()
+
+    @classmethod
+    def from_json(cls, text: str, **options: Any) -> "Store":
+        """Open from LMCache's dax adapter JSON; options override its keys."""
+        self = cls.__new__(cls)
+        cfg = _Config.from_json(text)
+        try:
+            for k, v in options.items():
+                cfg.set(k, v)
+            self._open(cfg)
+        finally:
+            cfg.free()
+        return self
+
+    def _open(self, cfg: _Config) -> None:
+        out = ctypes.c_void_p()
+        rc = library().daxkv_open(ctypes.byref(out), cfg.h)
+        if rc < 0:
+            raise _error(rc, "daxkv_open")
+        self._h: Optional[int] = out.value
+        self._cond = threading.Condition(threading.Lock())
+        self._users = 0
+        self._box: List[Optional[int]] = [out.value]
+        self._async: Optional[_AsyncState] = None  # submitted batches, created on first use
+        # Safety net for stores that are never closed; also runs at exit.
+        self._finalizer = weakref.finalize(self, _close_handle, self._box)
+
+    # -- lifetime -----------------------------------------------------------
+
+    def _enter(self) -> int:
+        with self._cond:
+            h = self._h
+            if h is None:
+                raise Shutdown(-_errno.ESHUTDOWN, "the store is closed", "daxkv")
+            self._users += 1
+            return h
+
+    def _leave(self) -> None:
+        with self._cond:
+            self._users -= 1
+            if self._users == 0 and self._h is None:
+                self._cond.notify_all()
+
+    def _text(self, fn: Any, op: str) -> str:
+        h = self._enter()
+        try:
+            return _read_text(lambda buf, cap, needed: fn(h, buf, cap, needed), op)
+        finally:
+            self._leave()
+
+    @property
+    def closed(self) -> bool:
+        return self._h is None
+
+    def shutdown(self) -> None:
+        """Refuse new calls (Shutdown); leases and reservations stay valid."""
+        h = self._enter()
+        try:
+            rc = library().daxkv_shutdown(h)
+            if rc < 0:
+                raise _error(rc, "daxkv_shutdown")
+        finally:
+            self._leave()
+
+    def close(self) -> None:
+        """Shut down and free the store. Idempotent.
+
+        Leases and reservations taken from it stay valid (the library keeps
+        the mapping alive for them); only new calls fail with Shutdown.
+        """
+        with self._cond:
+            h = self._h
+            if h is None:
+                return
+            self._h = None  # new calls fail from here on
+        # Calls already inside the library finish (or fail with ESHUTDOWN)
+        # before daxkv_shutdown returns; the handle itself is freed only when
+        # no thread can still be about to pass it to the library.
+        library().daxkv_shutdown(h)
+        with self._cond:
+            while self._users:
+                self._cond.wait()
+        self._finalizer.detach()
+        _close_handle(self._box)
+        self._drop_pending()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<daxkv.Store {'closed' if self.closed else 'open'}>"
+
+    # -- single keys --------------------------------------------------------
+
+    def put(self, key: Key, value: Buffer, *, replace: bool = False, meta: Optional[Buffer] = None) -> bool:
+        """Store value under key. True if stored, False if the key was
+        already present or in flight (nothing written) and replace is False."""
+        if meta is not None:
+            return self.put_many([key], [value], replace=replace, metas=[meta])[0]
+        k = _key(key)
+        with _Buffers() as bufs:
+            addr, length = bufs.add(value, False, "value")
+            h = self._enter()
+            try:
+                rc = library().daxkv_put(h, k, len(k), addr, length, _lib.REPLACE if replace else 0)
+                if rc < 0:
+                    raise _error(rc, "daxkv_put")
+            finally:
+                self._leave()
+        return rc == 0
+
+    def get_into(self, key: Key, dst: Buffer) -> Optional[int]:
+        """Copy the value into dst (a writable buffer or (address, capacity)).
+
+        Returns the value's length, or None on a miss. Raises BufferTooSmall
+        (with .needed) when dst is too small.
+        """
+        k = _key(key)
+        n = ctypes.c_size_t(0)
+        with _Buffers() as bufs:
+            addr, cap = bufs.add(dst, True, "destination")
+            h = self._enter()
+            try:
+                rc = library().daxkv_get(h, k, len(k), addr, cap, ctypes.byref(n))
+                if rc == -_errno.ENOENT:
+                    return None
+                if rc < 0:
+                    err = _error(rc, "daxkv_get")
+                    if isinstance(err, BufferTooSmall):
+                        err.needed = n.value
+                    raise err
+            finally:
+                self._leave()
+        return n.value
+
+    def get(self, key: Key, default: Optional[bytes] = None) -> Optional[bytes]:
+        """The value as bytes (one copy, through a lease), or default on a miss."""
+        try:
+            with self.lease(key) as lease:
+                return lease.tobytes()
+        except NotFound:
+            return default
+
+    def __getitem__(self, key: Key) -> bytes:
+        with self.lease(key) as lease:
+            return lease.tobytes()
+
+    def __setitem__(self, key: Key, value: Buffer) -> None:
+        self.put(key, value, replace=True)
+
+    def __delitem__(self, key: Key) -> None:
+        if not self.remove(key):
+            raise NotFound(-_errno.ENOENT, "key not found", "daxkv_remove")
+
+    def __contains__(self, key: Key) -> bool:
+        return self.contains(key)
+
+    def contains(self, key: Key) -> bool:
+        """True if the key is committed (in-flight keys are not)."""
+        k = _key(key)
+        h = self._enter()
+        try:
+            rc = library().daxkv_contains(h, k, len(k))
+            if rc < 0:
+                raise _error(rc, "daxkv_contains")
+        finally:
+            self._leave()
+        return rc == 1
+
+    def remove(self, key: Key, *, force: bool = False) -> bool:
+        """Remove a key: True if removed, False on a miss. Raises Busy if
+        pinned or in flight unless force (which also cancels a reservation)."""
+        k = _key(key)
+        h = self._enter()
+        try:
+            rc = library().daxkv_remove(h, k, len(k), _lib.FORCE if force else 0)
+            if rc == -_errno.ENOENT:
+                return False
+            if rc < 0:
+                raise _error(rc, "daxkv_remove")
+        finally:
+            self._leave()
+        return True
+
+    def pin(self, key: Key) -> None:
+        """Pin a committed entry (refcounted). Raises NotFound on a miss."""
+        k = _key(key)
+        h = self._enter()
+        try:
+            rc = library().daxkv_pin(h, k, len(k))
+            if rc < 0:
+                raise _error(rc, "daxkv_pin")
+        finally:
+            self._leave()
+
+    def unpin(self, key: Key) -> bool:
+        """Drop one pin: True if one was dropped, False if the key was not pinned."""
+        k = _key(key)
+        h = self._enter()
+        try:
+            rc = library().daxkv_unpin(h, k, len(k))
+            if rc == -_errno.ENOENT:
+                return False
+            if rc < 0:
+                raise _error(rc, "daxkv_unpin")
+        finally:
+            self._leave()
+        return True

@@ -1,0 +1,304 @@
+"""Zero copy: leases (an entry's bytes read in place) and reservations (a
+slot filled in place, then committed).
+
+_ZeroCopyCalls (Store.lease and Store.reserve, mixed into Store) hands out
+Lease and Reservation objects; they hold the C handles, stay valid after
+the store is closed, and say where their bytes lie (SlotInfo).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import dataclasses
+import errno as _errno
+import sys
+import weakref
+from typing import Any, List, Optional
+
+from . import _lib
+from ._buffers import Buffer, Key, _Buffers, _key
+from ._library import _error, _optional, library
+from .errors import Exists, InvalidArgument
+
+
+class _ZeroCopyCalls:
+    """Store's lease and reserve (mixed into Store, which provides _enter
+    and _leave)."""
+
+    def lease(self, key: Key) -> "Lease":
+        """Borrow an entry's bytes in place (zero copy). Raises NotFound."""
+        k = _key(key)
+        out = ctypes.c_void_p()
+        h = self._enter()
+        try:
+            rc = library().daxkv_lease_acquire(h, k, len(k), ctypes.byref(out))
+            if rc < 0:
+                raise _error(rc, "daxkv_lease_acquire")
+        finally:
+            self._leave()
+        return Lease(out.value)
+
+    def reserve(self, key: Key, size: int, *, meta: Optional[Buffer] = None) -> "Reservation":
+        """Reserve a slot of size bytes for key, to be filled in place.
+
+        Raises Exists if the key is present or in flight. Use as a context
+        manager: commit on success, abort on an exception.
+        """
+        k = _key(key)
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise TypeError(f"size must be an int, got {type(size).__name__}")
+        if size < 0 or size >= 1 << 63:
+            raise InvalidArgument(-_errno.EINVAL, f"size out of range: {size}", "daxkv_reserve")
+        out = ctypes.c_void_p()
+        h = self._enter()
+        try:
+            rc = library().daxkv_reserve(h, k, len(k), size, ctypes.byref(out))
+            if rc < 0:
+                raise _error(rc, "daxkv_reserve")
+        finally:
+            self._leave()
+        if rc == _lib.EXISTED or not out.value:
+            raise Exists(-_errno.EEXIST, "the key is already stored or in flight", "daxkv_reserve")
+        r = Reservation(out.value)
+        if meta is not None:
+            try:
+                r.set_meta(meta)
+            except BaseException:
+                r.abort()
+                raise
+        return r
+
+
+def _release_lease(handle: int) -> None:
+    library().daxkv_lease_release(handle)
+
+
+class Lease:
+    """A read-only, zero-copy view of an entry's bytes in the arena.
+
+    ``data`` is a read-only memoryview of the bytes in place. release() (or
+    leaving the ``with`` block) invalidates ``data``: using it afterwards
+    raises ValueError. Views derived from it (slices, numpy.frombuffer)
+    keep the underlying lease alive until they are garbage collected, so no
+    Python object can ever point at memory the library has reused. The
+    bytes stay valid after the store is closed while the lease is held.
+    """
+
+    __slots__ = ("_arr", "_view", "_handle", "size", "__weakref__")
+
+    def __init__(self, handle: int) -> None:
+        L = library()
+        self._handle = handle
+        self.size: int = L.daxkv_lease_size(handle)
+        ptr = L.daxkv_lease_data(handle)
+        if self.size and ptr:
+            arr = (ctypes.c_char * self.size).from_address(ptr)
+        else:
+            arr = (ctypes.c_char * 0)()
+        # The C lease is released when the last Python view of its bytes
+        # dies, never earlier.
+        weakref.finalize(arr, _release_lease, handle)
+        self._arr = arr
+        self._view: Optional[memoryview] = _view(arr, readonly=True)
+
+    @property
+    def data(self) -> memoryview:
+        if self._view is None:
+            raise ValueError("the lease was released")
+        return self._view
+
+    @property
+    def meta(self) -> bytes:
+        """The entry's metadata blob (a copy)."""
+        if self._view is None:
+            raise ValueError("the lease was released")
+        n = ctypes.c_size_t(0)
+        p = library().daxkv_lease_meta(self._handle, ctypes.byref(n))
+        return ctypes.string_at(p, n.value) if p and n.value else b""
+
+    def tobytes(self) -> bytes:
+        return self.data.tobytes()
+
+    def slot(self) -> "SlotInfo":
+        """Where the entry's bytes are (daxkv_lease_slot)."""
+        if self._view is None:
+            raise ValueError("the lease was released")
+        return _slot_info("daxkv_lease_slot", self._handle)
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bytes__(self) -> bytes:
+        return self.tobytes()
+
+    @property
+    def released(self) -> bool:
+        return self._view is None
+
+    def release(self) -> None:
+        """Invalidate data and drop this object's hold on the lease. Idempotent."""
+        v = self._view
+        if v is None:
+            return
+        self._view = None
+        try:
+            v.release()
+        except BufferError:
+            pass  # exported to e.g. numpy: the export keeps the lease alive
+        self._arr = None
+
+    def __enter__(self) -> "Lease":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"<daxkv.Lease size={self.size}{' released' if self.released else ''}>"
+
+
+def _view(arr: ctypes.Array, readonly: bool) -> memoryview:
+    base = memoryview(arr)
+    v = base.cast("B")
+    if readonly:
+        out = v.toreadonly()
+        v.release()
+        v = out
+    base.release()
+    return v
+
+
+def _finish_reservation(state: List[Any]) -> None:
+    # state = [handle, done]; a reservation dropped without commit is aborted
+    # once no view of its bytes can still write into the slot.
+    if not state[1]:
+        state[1] = True
+        library().daxkv_abort(state[0])
+
+
+class Reservation:
+    """A slot reserved for a key, filled in place through ``data`` (a
+    writable memoryview) and made visible by commit().
+
+    As a context manager it commits when the block succeeds and aborts when
+    it raises. commit() refuses (BufferError) while views derived from
+    ``data`` are alive, since they could still write into the entry after
+    it became visible. abort() with live views defers the abort until they
+    are gone; until then the key stays in flight.
+    """
+
+    __slots__ = ("_arr", "_view", "_state", "size", "__weakref__")
+
+    def __init__(self, handle: int) -> None:
+        L = library()
+        self._state: List[Any] = [handle, False]
+        self.size: int = L.daxkv_reservation_size(handle)
+        ptr = L.daxkv_reservation_data(handle)
+        if self.size and ptr:
+            arr = (ctypes.c_char * self.size).from_address(ptr)
+        else:
+            arr = (ctypes.c_char * 0)()
+        weakref.finalize(arr, _finish_reservation, self._state)
+        self._arr: Optional[ctypes.Array] = arr
+        self._view: Optional[memoryview] = _view(arr, readonly=False)
+
+    @property
+    def done(self) -> bool:
+        return self._arr is None
+
+    @property
+    def data(self) -> memoryview:
+        if self._arr is None:
+            raise ValueError("the reservation was committed or aborted")
+        if self._view is None:
+            self._view = _view(self._arr, readonly=False)
+        return self._view
+
+    def slot(self) -> "SlotInfo":
+        """Where the reserved bytes are (daxkv_reservation_slot)."""
+        if self._arr is None:
+            raise ValueError("the reservation was committed or aborted")
+        return _slot_info("daxkv_reservation_slot", self._state[0])
+
+    def set_meta(self, meta: Buffer) -> None:
+        """Attach a metadata blob (copied) to be committed with the entry."""
+        if self._arr is None:
+            raise ValueError("the reservation was committed or aborted")
+        with _Buffers() as bufs:
+            addr, n = bufs.add(meta, False, "meta")
+            rc = library().daxkv_reservation_set_meta(self._state[0], addr, n)
+            if rc < 0:
+                raise _error(rc, "daxkv_reservation_set_meta")
+
+    def commit(self) -> None:
+        """Make the entry visible. The reservation is finished even when
+        this raises (Cancelled after a forced remove, Shutdown after close)."""
+        arr = self._arr
+        if arr is None:
+            raise ValueError("the reservation was committed or aborted")
+        if self._view is not None:
+            try:
+                self._view.release()
+            except BufferError:
+                raise BufferError(
+                    "reservation data is exported (e.g. to numpy); release those views before commit"
+                ) from None
+            self._view = None
+        # Our reference and getrefcount's argument; a third one is a live
+        # view (slice, cast) that could still write after the commit.
+        if sys.getrefcount(arr) > 3:
+            raise BufferError("views of the reservation data are still alive; release them before commit")
+        self._state[1] = True
+        self._arr = None
+        rc = library().daxkv_commit(self._state[0])
+        if rc < 0:
+            raise _error(rc, "daxkv_commit")
+
+    def abort(self) -> None:
+        """Drop the reservation; its slot is returned. Idempotent."""
+        if self._arr is None:
+            return
+        if self._view is not None:
+            try:
+                self._view.release()
+            except BufferError:
+                pass
+            self._view = None
+        self._arr = None  # the finalizer aborts once the last view is gone
+
+    def __enter__(self) -> "Reservation":
+        return self
+
+    def __exit__(self, exc_type: Any, *exc: Any) -> None:
+        if exc_type is None:
+            if self._arr is not None:
+                self.commit()
+        else:
+            self.abort()
+
+    def __repr__(self) -> str:
+        return f"<daxkv.Reservation size={self.size}{' done' if self.done else ''}>"
+
+
+@dataclasses.dataclass(frozen=True)
+class SlotInfo:
+    """Where an entry's bytes are: payload_base + offset (daxkv_slot_info)."""
+
+    device_id: int
+    slot: int
+    generation: int
+    offset: int
+    payload_base: int
+
+    @property
+    def address(self) -> int:
+        return self.payload_base + self.offset
+
+
+def _slot_info(name: str, handle: int) -> SlotInfo:
+    out = _lib.SlotInfo()
+    out.struct_size = ctypes.sizeof(out)
+    rc = _optional(name)(handle, ctypes.byref(out))
+    if rc < 0:
+        raise _error(rc, name)
+    return SlotInfo(out.device_id, out.slot, out.generation, out.offset, out.payload_base or 0)
