@@ -9,6 +9,7 @@ EXTRA_DIST += \
 	ffi/go/daxkv/cuda.go \
 	ffi/go/daxkv/cuda_test.go \
 	ffi/go/daxkv/daxkv.go \
+	ffi/go/daxkv/devices.go \
 	ffi/go/daxkv/daxkv_test.go \
 	ffi/go/daxkv/dk.h \
 	ffi/go/daxkv/errors.go \

@@ -48,9 +48,11 @@ log="$build/lmcache-daxkv-tests.log"
 (cd "$src/tests/lmcache/daxkv_tests" && "$py" -m pytest -rA -p no:cacheprovider -q .) >"$log" 2>&1
 rc=$?
 p=$(grep -c '^PASSED ' "$log" || true)
-f=$(grep -cE '^(FAILED|ERROR) ' "$log" || true)
+# Summary lines name a test ("ERROR tests/x.py::t"); captured log records
+# ("ERROR    daxkv.lmcache: ...") have more spaces and are not counted.
+f=$(grep -cE '^(FAILED|ERROR) [^ ]' "$log" || true)
 s=$(grep -c '^SKIPPED ' "$log" || true)
-grep -E '^(FAILED|ERROR|SKIPPED) ' "$log" | head -40
+grep -E '^(FAILED|ERROR|SKIPPED) [^ ]' "$log" | head -40
 if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     tail -30 "$log"
     f=1

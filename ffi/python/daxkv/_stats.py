@@ -13,6 +13,7 @@ import ctypes
 import dataclasses
 import errno as _errno
 import json
+import os
 from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from . import _lib

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import os
 import threading
 import weakref
 from typing import Any, Iterable, List, Optional, Tuple, Union

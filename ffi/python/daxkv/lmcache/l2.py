@@ -408,9 +408,11 @@ class DaxkvL2Adapter(L2AdapterInterface):
             if s < 0 and s not in (-_errno.ENOSPC, -_errno.ESHUTDOWN):
                 logger.warning("DAX L2 store of key %s failed: %s", task.keys[task.index[j]], _native.strerror(s))
         success = not task.failed_early and all(ok)
-        self._finish("store", task.task_id, L2StoreResult(success, self._slot_bytes * sum(ok)))
+        # Listeners first (LMCache's controllers account the bytes there), so
+        # that a caller woken by the completion sees the new keys counted.
         if new:
             self._notify_keys_stored(new, [self._slot_bytes] * len(new))
+        self._finish("store", task.task_id, L2StoreResult(success, self._slot_bytes * sum(ok)))
 
     def pop_completed_store_tasks(self) -> Dict[L2TaskId, L2StoreResult]:
         with self._lock:
