@@ -33,8 +33,9 @@ constexpr Error kErrorHostMemoryAlreadyRegistered = 712;
 constexpr Error kErrorHostMemoryNotRegistered = 713;
 constexpr Error kErrorNotSupported = 801;
 
-// cudaHostRegister flags. IoMemory is deliberately absent: DAX memory is
-// not I/O memory (DESIGN.md §6).
+// cudaHostRegister flags. IoMemory is deliberately absent: the driver takes
+// it only for VM_IO|VM_PFNMAP mappings, which a Device-DAX mapping is not
+// (the call fails), and it would make the memory non-coherent for the GPU.
 constexpr unsigned kHostRegisterDefault = 0x00;
 constexpr unsigned kHostRegisterPortable = 0x01;
 constexpr unsigned kHostRegisterMapped = 0x02;

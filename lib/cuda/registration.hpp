@@ -4,8 +4,7 @@
 // more fails on current drivers, so a range is registered in chunks of at
 // most 64 GiB (configurable smaller), and every return code is checked. A
 // failure unregisters the chunks already done and clears CUDA's sticky
-// per-thread error, so the caller is left exactly as before
-// (DESIGN.md §6, reference/devdax-platform.md §6).
+// per-thread error, so the caller is left exactly as before.
 #pragma once
 
 #include <cstdint>

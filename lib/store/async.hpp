@@ -1,5 +1,4 @@
-// The asynchronous API (DESIGN §3, LMCache MP's submit -> event fd -> query
-// contract): batches submitted to a store run one after another in
+// The asynchronous API (LMCache MP's submit -> event fd -> query contract): batches submitted to a store run one after another in
 // submission order, each through the store's batch calls (and so on the
 // copy engine's workers): on a dispatcher thread, or, for a small batch with
 // nothing queued or running ahead of it, on the submitting thread before
