@@ -23,9 +23,9 @@ lib_libdaxkv_arena_la_SOURCES = \
 	lib/arena/checksum.cpp lib/arena/checksum.hpp \
 	lib/arena/arena.cpp lib/arena/arena.hpp \
 	lib/arena/inspect.cpp lib/arena/inspect.hpp
-lib_libdaxkv_arena_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(DAXCTL_CFLAGS)
+lib_libdaxkv_arena_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(DAXCTL_CFLAGS) $(UUID_CFLAGS)
 lib_libdaxkv_arena_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden
-lib_libdaxkv_arena_la_LIBADD = $(XXHASH_LIBS) $(DAXCTL_LIBS) $(NUMA_LIBS) -lpthread
+lib_libdaxkv_arena_la_LIBADD = $(XXHASH_LIBS) $(DAXCTL_LIBS) $(NUMA_LIBS) $(UUID_LIBS) -lpthread
 
 lib_libdaxkv_core_la_SOURCES = \
 	lib/engine/copy_engine.cpp lib/engine/copy_engine.hpp \
@@ -57,9 +57,11 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/capi/hotplug.cpp \
 	lib/capi/keys.cpp
 
-lib_libdaxkv_core_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(DAXCTL_CFLAGS)
+lib_libdaxkv_core_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(DAXCTL_CFLAGS) \
+	$(UUID_CFLAGS)
 lib_libdaxkv_core_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden
-lib_libdaxkv_core_la_LIBADD = lib/libdaxkv_arena.la $(XXHASH_LIBS) $(DAXCTL_LIBS) $(NUMA_LIBS) -lpthread
+lib_libdaxkv_core_la_LIBADD = lib/libdaxkv_arena.la $(XXHASH_LIBS) $(DAXCTL_LIBS) $(NUMA_LIBS) \
+	$(UUID_LIBS) -lpthread
 
 # With the CUDA headers at hand, a compile-time comparison of the library's
 # own CUDA declarations with them (no code; see lib/cuda/header_check.cpp).

@@ -40,7 +40,7 @@ tests_unit_daxkv_unit_SOURCES = \
 	tests/unit/test_numa.cpp \
 	tests/unit/test_engine.cpp \
 	tests/unit/test_keys.cpp
-tests_unit_daxkv_unit_CPPFLAGS = $(AM_CPPFLAGS) $(GTEST_CFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) \
+tests_unit_daxkv_unit_CPPFLAGS = $(AM_CPPFLAGS) $(GTEST_CFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(UUID_CFLAGS) \
 	-I$(top_srcdir)/tests/fakecuda -DFAKECUDART_PATH='"$(FAKECUDART)"'
 EXTRA_tests_unit_daxkv_unit_DEPENDENCIES = tests/fakecuda/libfakecudart.la
 tests_unit_daxkv_unit_LDADD = lib/libdaxkv_core.la $(GTEST_LIBS) -lpthread

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <memory>
 #include <string>
+#include <uuid/uuid.h>
 
 #include <nlohmann/json.hpp>
 
@@ -50,10 +51,7 @@ const char *device_kind_name(pf::DeviceKind k) {
 
 std::string uuid_string(const uint8_t u[16]) {
     char s[37];
-    std::snprintf(s, sizeof s,
-                  "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-                  u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
-                  u[13], u[14], u[15]);
+    uuid_unparse_lower(u, s);
     return s;
 }
 

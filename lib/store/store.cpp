@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <cstring>
 #include <thread>
+#include <uuid/uuid.h>
 
 #include <nlohmann/json.hpp>
 
@@ -1189,12 +1190,8 @@ std::string Store::status_json() const {
             continue; // removed or missing: see daxkv_pool_status_json
         const auto &info = a.arena->mapping().info();
         const auto &lay = a.arena->layout();
-        char uuid[40];
-        const uint8_t *u = a.arena->superblock().uuid;
-        std::snprintf(uuid, sizeof uuid,
-                      "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-                      u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
-                      u[13], u[14], u[15]);
+        char uuid[37];
+        uuid_unparse_lower(a.arena->superblock().uuid, uuid);
         devs.push_back({{"path", info.path},
                         {"kind", platform::kind_name(info.kind)},
                         {"arena_bytes", lay.arena_bytes},
