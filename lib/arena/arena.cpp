@@ -358,8 +358,15 @@ void Arena::format() {
     // zeroed (formattable) arena rather than an old layout over new headers.
     std::memset(map_->base(), 0, kHeaderOffset);
     map_->persist(map_->base(), kHeaderOffset);
-    if (!map_->created())
-        clear_commit_words(0, layout_.slot_count);
+    if (!map_->created()) {
+        // In steps, so that a caller can show a large device's progress.
+        const uint64_t n = layout_.slot_count, step = uint64_t(1) << 16;
+        for (uint64_t s = 0; s < n; s += step) {
+            clear_commit_words(s, std::min(n, s + step));
+            if (opt_.format_progress)
+                opt_.format_progress(std::min(n, s + step), n);
+        }
+    }
     write_superblock();
     formatted_ = true;
 }
