@@ -221,9 +221,10 @@ void print_command_help(const CommandSpec &cmd, FILE *f) {
 void print_option_names(const CommandSpec &cmd, FILE *f) {
     for (const OptionSpec *o : all_options(cmd))
         if (o->help) {
+            const char *sep = o->metavar ? " " : "", *arg = o->metavar ? o->metavar : "";
             if (o->short_name)
-                std::fprintf(f, "-%c\n", o->short_name);
-            std::fprintf(f, "--%s\n", o->name);
+                std::fprintf(f, "-%c%s%s\n", o->short_name, sep, arg);
+            std::fprintf(f, "--%s%s%s\n", o->name, sep, arg);
         }
 }
 

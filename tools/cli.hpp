@@ -85,7 +85,8 @@ Args parse_command_line(const CommandSpec &cmd, int argc, char **argv);
 
 // The help of one command (daxkv NAME --help).
 void print_command_help(const CommandSpec &cmd, FILE *f);
-// Every long option of cmd, one per line (for shell completion).
+// Every option of cmd, one per line, followed by its metavar when it takes a
+// value (for shell completion).
 void print_option_names(const CommandSpec &cmd, FILE *f);
 
 // A library call made with a configuration key that came from an option:

@@ -12,3 +12,7 @@ tools_daxkv_SOURCES = tools/daxkv.cpp tools/bench.cpp tools/bench_gpu.cpp tools/
 	tools/cli.cpp tools/cli.hpp lib/cuda/runtime.cpp
 tools_daxkv_CPPFLAGS = $(AM_CPPFLAGS) $(JSON_CFLAGS) $(XXHASH_CFLAGS) $(UUID_CFLAGS)
 tools_daxkv_LDADD = lib/libdaxkv.la lib/libdaxkv_arena.la $(UUID_LIBS) -lpthread
+
+# Bash completion of the commands and options (daxkv --list-cmds and
+# COMMAND --list-opts keep it in step with the program).
+dist_bashcompletion_DATA = tools/bash-completion/daxkv
