@@ -418,7 +418,8 @@ int run_bench(const Args &a) {
                     others += (others.empty() ? "" : ", ") +
                               (m.option ? "--" + std::string(m.option)
                                         : std::string("the chunk benchmark"));
-        throw UsageError{"--" + o + " does not apply to " +
+        throw UsageError{"--" + o + (kv.second.empty() ? std::string() : ": '" + kv.second + "'") +
+                         " does not apply to " +
                          (mode->option ? "--" + std::string(mode->option)
                                        : std::string("the chunk benchmark")) +
                          (others.empty() ? std::string() : " (it goes with " + others + ")")};
