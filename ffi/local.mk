@@ -7,19 +7,27 @@ EXTRA_DIST += \
 	ffi/go/daxkv/go.mod \
 	ffi/python/README.md \
 	ffi/python/bench.py \
+	ffi/python/bench_lmcache.py \
 	ffi/python/daxkv/__init__.py \
 	ffi/python/daxkv/_core.py \
 	ffi/python/daxkv/_lib.py \
+	ffi/python/daxkv/_version.py \
 	ffi/python/daxkv/errors.py \
-	ffi/python/daxkv/lmcache.py \
+	ffi/python/daxkv/lmcache/__init__.py \
+	ffi/python/daxkv/lmcache/_native.py \
+	ffi/python/daxkv/lmcache/backend.py \
+	ffi/python/daxkv/lmcache/core.py \
+	ffi/python/daxkv/lmcache/keys.py \
+	ffi/python/daxkv/lmcache/l2.py \
+	ffi/python/daxkv/lmcache/meta.py \
 	ffi/python/daxkv/py.typed \
 	ffi/python/pyproject.toml \
 	ffi/python/tests/conftest.py \
-	ffi/python/tests/lmcache_fakes.py \
 	ffi/python/tests/test_async.py \
 	ffi/python/tests/test_batch.py \
 	ffi/python/tests/test_errors.py \
-	ffi/python/tests/test_lmcache.py \
+	ffi/python/tests/test_header.py \
+	ffi/python/tests/test_keys.py \
 	ffi/python/tests/test_metrics.py \
 	ffi/python/tests/test_pool.py \
 	ffi/python/tests/test_store.py \
