@@ -11,6 +11,7 @@ package, or the SONAME libdaxkv.so.0 (see daxkv._lib.candidates). For
 LMCache's DaxCore call surface see daxkv.lmcache.
 """
 
+from ._version import __version__
 from ._core import (
     KEY_MAX,
     Completion,
@@ -77,6 +78,7 @@ from .errors import (
 )
 
 __all__ = [
+    "__version__",
     "KEY_MAX",
     "Completion",
     "DeviceInfo",
