@@ -16,3 +16,8 @@ tools_daxkv_LDADD = lib/libdaxkv.la lib/libdaxkv_arena.la $(UUID_LIBS) -lpthread
 # Bash completion of the commands and options (daxkv --list-cmds and
 # COMMAND --list-opts keep it in step with the program).
 dist_bashcompletion_DATA = tools/bash-completion/daxkv
+
+# The udev rule of the packages (the group daxkv may open Device-DAX devices);
+# installed by debian/ and rpm/, not by make install (udev reads only its own
+# directories, outside any --prefix).
+EXTRA_DIST += tools/udev/60-daxkv-tools.rules
