@@ -31,8 +31,7 @@ namespace pf = daxkv::platform;
 constexpr int kCheckClean = 0, kCheckRepaired = 1, kCheckDamaged = 3, kCheckNoArena = 4;
 
 int report_error(const char *cmd, const daxkv::Error &e) {
-    errorf("daxkv %s: %s (%d): %s\n", cmd, daxkv_strerror(e.code()), e.code(),
-                 e.what());
+    errorf("daxkv %s: %s (%d): %s\n", cmd, daxkv_strerror(e.code()), e.code(), e.what());
     return kExitFailed;
 }
 
@@ -141,7 +140,8 @@ void print_findings(const ar::ImageReport &r, size_t limit) {
 }
 
 void print_info(const std::string &path, const pf::Mapping &m, const ar::ImageReport &r) {
-    std::printf("%s: %s, %" PRIu64 " bytes\n", path.c_str(), device_kind_name(m.info().kind), m.size());
+    std::printf("%s: %s, %" PRIu64 " bytes\n", path.c_str(), device_kind_name(m.info().kind),
+                m.size());
     const ar::Superblock &sb = r.sb;
     std::printf("  format version %u, uuid %s, created %s\n", sb.format_version,
                 uuid_string(sb.uuid).c_str(), time_string(sb.created_unix_ns).c_str());
@@ -281,18 +281,15 @@ int cmd_format(const Args &a) {
             progress.finish();
             if (before.state != ar::ImageState::empty && !a.has("force")) {
                 if (before.state == ar::ImageState::arena)
-                    errorf(
-                                 "daxkv format: %s holds a daxkv arena (%" PRIu64
-                                 " live entries, slot_bytes %" PRIu64 "); add --force to "
-                                 "replace it\n",
-                                 path.c_str(), before.live, before.sb.slot_bytes);
+                    errorf("daxkv format: %s holds a daxkv arena (%" PRIu64
+                           " live entries, slot_bytes %" PRIu64 "); add --force to "
+                           "replace it\n",
+                           path.c_str(), before.live, before.sb.slot_bytes);
                 else
-                    errorf(
-                                 "daxkv format: %s holds %s; add --force to overwrite it\n",
-                                 path.c_str(),
-                                 before.state == ar::ImageState::foreign
-                                     ? "data that is not a daxkv arena"
-                                     : "a daxkv arena with both superblock copies damaged");
+                    errorf("daxkv format: %s holds %s; add --force to overwrite it\n", path.c_str(),
+                           before.state == ar::ImageState::foreign
+                               ? "data that is not a daxkv arena"
+                               : "a daxkv arena with both superblock copies damaged");
                 return kExitFailed;
             }
         }
@@ -363,7 +360,8 @@ const CommandSpec &check_command() {
         "Verify every entry of the arena at PATH: superblock copies, header bounds\n"
         "and checksums, payload checksums, duplicate keys.",
         {
-            {"repair", 'r', nullptr, "drop damaged and stale entries, rewrite a damaged superblock"},
+            {"repair", 'r', nullptr,
+             "drop damaged and stale entries, rewrite a damaged superblock"},
             {"json", 'j', nullptr, "machine-readable output"},
             {"no-values", 'n', nullptr, "skip the payload checksums"},
             {"no-progress", 0, nullptr, "no progress display (none is drawn off a terminal)"},

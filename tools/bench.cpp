@@ -30,8 +30,7 @@ double seconds_since(Clock::time_point t0) {
 }
 
 int fail_call(const char *what, int rc) {
-    errorf("daxkv bench: %s failed: %s (%d): %s\n", what, daxkv_strerror(rc), rc,
-                 daxkv_errmsg());
+    errorf("daxkv bench: %s failed: %s (%d): %s\n", what, daxkv_strerror(rc), rc, daxkv_errmsg());
     return 1;
 }
 
@@ -50,7 +49,8 @@ int cmd_bench(const Args &a) {
     const std::string verify = a.choice("verify", "recover", {"off", "recover", "read"});
     const std::string durability = a.choice("durability", "process", {"none", "process", "power"});
     const std::string nt_stores = a.choice("nt-stores", "auto", {"auto", "on", "off"});
-    const std::string workers = a.has("workers") ? std::to_string(a.count("workers", 0, 1, 256)) : "";
+    const std::string workers =
+        a.has("workers") ? std::to_string(a.count("workers", 0, 1, 256)) : "";
     if (count * value_size > (64ull << 30))
         throw UsageError{"--count " + std::to_string(count) + " chunks of --value-size " +
                          a.get("value-size", "4MiB") +
@@ -75,14 +75,15 @@ int cmd_bench(const Args &a) {
     if (rc)
         return fail_call("config", rc);
     try {
-        rc = set_config(cfg, {
-                                 {"slot_bytes", nullptr, std::to_string(value_size)},
-                                 {"on_mismatch", nullptr, "reformat"}, // the bench owns its arena file
-                                 {"verify", "verify", verify},
-                                 {"durability", "durability", durability},
-                                 {"nt_stores", "nt-stores", nt_stores},
-                                 {"workers", "workers", workers},
-                             });
+        rc = set_config(cfg,
+                        {
+                            {"slot_bytes", nullptr, std::to_string(value_size)},
+                            {"on_mismatch", nullptr, "reformat"}, // the bench owns its arena file
+                            {"verify", "verify", verify},
+                            {"durability", "durability", durability},
+                            {"nt_stores", "nt-stores", nt_stores},
+                            {"workers", "workers", workers},
+                        });
     } catch (...) {
         daxkv_config_free(cfg);
         throw;
@@ -326,11 +327,13 @@ int cmd_bench(const Args &a) {
                         as["sync_get_batch_us"]["median"].get<double>(),
                         as["sync_get_batch_us"]["p99"].get<double>());
             std::printf("    %-32s %8.2f / %.2f us  (overhead %.2f us)\n",
-                        "submit, daxkv_poll + sched_yield", as["async_spin_poll_us"]["median"].get<double>(),
+                        "submit, daxkv_poll + sched_yield",
+                        as["async_spin_poll_us"]["median"].get<double>(),
                         as["async_spin_poll_us"]["p99"].get<double>(),
                         as["overhead_spin_poll_us"].get<double>());
             std::printf("    %-32s %8.2f / %.2f us  (overhead %.2f us)\n",
-                        "submit, poll(2) on event fd", as["async_eventfd_us"]["median"].get<double>(),
+                        "submit, poll(2) on event fd",
+                        as["async_eventfd_us"]["median"].get<double>(),
                         as["async_eventfd_us"]["p99"].get<double>(),
                         as["overhead_eventfd_us"].get<double>());
             std::printf("    %-32s %8.2f / %.2f us  (overhead %.2f us)\n",
@@ -465,7 +468,8 @@ const CommandSpec &bench_command() {
         "and compare with plain memcpy of the same bytes in the same run; or, with\n"
         "one of the mode options below, another benchmark.",
         {
-            {"arena", 'a', "PATH", "arena file (default in /dev/shm or /tmp); --migrate: a directory"},
+            {"arena", 'a', "PATH",
+             "arena file (default in /dev/shm or /tmp); --migrate: a directory"},
             {"size", 's', "BYTES", "arena size (default: fits the chunks with headroom)"},
             {"count", 'n', "N", "chunks (default 256; --reopen 1000000 entries)"},
             {"value-size", 0, "BYTES", "chunk size (default 4MiB; --migrate 1MiB, --reopen 64)"},
@@ -484,7 +488,8 @@ const CommandSpec &bench_command() {
             {"gpu", 0, nullptr, "mode: GPU <-> DAX through daxkv_put/get_batch_cuda"},
             {"staging-bytes", 0, "BYTES", "--gpu: the cuda_staging_bytes key"},
             {"register-chunk", 0, "BYTES", "--gpu: the cuda_register_chunk key"},
-            {"migrate", 0, nullptr, "mode: daxkv_device_remove with DAXKV_MIGRATE, GB/s and latency"},
+            {"migrate", 0, nullptr,
+             "mode: daxkv_device_remove with DAXKV_MIGRATE, GB/s and latency"},
             {"reopen", 0, nullptr, "mode: fill an arena with small entries, time daxkv_open"},
             {"slot-bytes", 0, "BYTES", "--reopen: slot size (default 4096)"},
             {"verify-cost", 0, nullptr, "mode: the same work with verify=off and verify=read"},
@@ -494,7 +499,8 @@ const CommandSpec &bench_command() {
             {"bytes", 0, "BYTES", "--sweep: bytes per point (default 256MiB)"},
             {"plot", 0, "FILE.png", "--sweep: draw GB/s against value size (gnuplot-nox)"},
             {"workload", 0, "NAME", "mode: a workload; lmcache (long-document QA)"},
-            {"model", 0, "NAME", "--workload: the model whose KV bytes a token has (default Llama-3.1-8B)"},
+            {"model", 0, "NAME",
+             "--workload: the model whose KV bytes a token has (default Llama-3.1-8B)"},
             {"tokens", 0, "N", "--workload: tokens per document (default 4096)"},
             {"docs", 0, "N", "--workload: documents (default 2)"},
             {"chunk-tokens", 0, "N", "--workload: tokens per chunk (default 256)"},

@@ -33,8 +33,7 @@ double seconds_since(Clock::time_point t0) {
 }
 
 int fail_call(const char *what, int rc) {
-    errorf("daxkv bench: %s failed: %s (%d): %s\n", what, daxkv_strerror(rc), rc,
-                 daxkv_errmsg());
+    errorf("daxkv bench: %s failed: %s (%d): %s\n", what, daxkv_strerror(rc), rc, daxkv_errmsg());
     return 1;
 }
 
@@ -87,7 +86,8 @@ int cmd_bench_reopen(const Args &a) {
                "does not fit the slots of --slot-bytes " + a.get("slot-bytes", "4096"));
     const std::string arena = a.get("arena", default_arena("daxkv-reopen.arena"));
     const std::string verify = a.choice("verify", "recover", {"off", "recover", "read"});
-    const std::string workers = a.has("workers") ? std::to_string(a.count("workers", 0, 1, 256)) : "";
+    const std::string workers =
+        a.has("workers") ? std::to_string(a.count("workers", 0, 1, 256)) : "";
     const bool json = a.has("json");
     // Just enough bytes for count slots (with 256 bytes of metadata space).
     const uint64_t hdr = daxkv::arena::header_bytes_for(256);
@@ -169,10 +169,9 @@ int cmd_bench_reopen(const Args &a) {
             rc = daxkv_get(s, key.data(), key.size(), got.data(), got.size(), &len);
             if (rc != 0 || len != value_size ||
                 std::memcmp(got.data(), want.data(), value_size) != 0) {
-                errorf(
-                             "daxkv bench --reopen: entry %s lost or wrong after reopen "
-                             "(get: %d, %zu bytes): %s\n",
-                             key.c_str(), rc, len, rc ? daxkv_errmsg() : "bytes differ");
+                errorf("daxkv bench --reopen: entry %s lost or wrong after reopen "
+                       "(get: %d, %zu bytes): %s\n",
+                       key.c_str(), rc, len, rc ? daxkv_errmsg() : "bytes differ");
                 daxkv_close(s);
                 return 1;
             }
@@ -182,8 +181,8 @@ int cmd_bench_reopen(const Args &a) {
     progress.finish();
     if (recovered != count || dropped != 0) {
         errorf("daxkv bench --reopen: recovered %" PRIu64 " of %" PRIu64
-                             " entries, dropped %" PRIu64 "\n",
-                     recovered, count, dropped);
+               " entries, dropped %" PRIu64 "\n",
+               recovered, count, dropped);
         return 1;
     }
     // Reference: one memcpy of the header region (what the scan reads at
@@ -248,13 +247,15 @@ int cmd_bench_verify_cost(const Args &a) {
     const uint64_t count = a.count("count", 256, 1, 1000000);
     const uint64_t value_size = a.size("value-size", 4ull << 20, 1, 64ull << 30);
     const uint64_t rounds = a.count("rounds", 3, 1, 1000);
-    const uint64_t small_count = a.has("no-small") ? 0 : a.count("small-count", 50000, 0, 100000000);
+    const uint64_t small_count =
+        a.has("no-small") ? 0 : a.count("small-count", 50000, 0, 100000000);
     if (count * value_size > (64ull << 30))
         throw UsageError{"--count " + std::to_string(count) + " chunks of --value-size " +
                          a.get("value-size", "4MiB") +
                          " are more than the 64 GiB this benchmark handles"};
     const std::string arena = a.get("arena", default_arena("daxkv-bench.arena"));
-    const std::string workers = a.has("workers") ? std::to_string(a.count("workers", 0, 1, 256)) : "";
+    const std::string workers =
+        a.has("workers") ? std::to_string(a.count("workers", 0, 1, 256)) : "";
     const uint64_t total = count * value_size;
     uint64_t bytes = count * (value_size + 4096) + (8ull << 20);
     bytes = (bytes + (2ull << 20) - 1) / (2ull << 20) * (2ull << 20);
@@ -314,7 +315,8 @@ int cmd_bench_verify_cost(const Args &a) {
             if (rc != static_cast<int>(count) || std::memcmp(src.data(), dst.data(), total) != 0) {
                 daxkv_close(s);
                 errorf("daxkv bench --verify-cost: restore with verify=%s "
-                                     "returned wrong bytes\n", verify);
+                       "returned wrong bytes\n",
+                       verify);
                 return 1;
             }
             std::memset(dst.data(), 0, total);

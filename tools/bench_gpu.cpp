@@ -70,8 +70,8 @@ int cuda_fail(const cu::Runtime &rt, const char *what, cu::Error e) {
 }
 
 int daxkv_fail(const char *what, int rc) {
-    errorf("daxkv bench --gpu: %s failed: %s (%d): %s\n", what,
-                 daxkv_strerror(rc), rc, daxkv_errmsg());
+    errorf("daxkv bench --gpu: %s failed: %s (%d): %s\n", what, daxkv_strerror(rc), rc,
+           daxkv_errmsg());
     return 1;
 }
 
@@ -83,7 +83,8 @@ int cmd_bench_gpu(const Args &a) {
     const uint64_t rounds = a.count("rounds", 5, 1, 1000);
     uint64_t arena_size = a.size("size", 0, 1);
     const std::string verify = a.choice("verify", "recover", {"off", "recover", "read"});
-    const std::string workers = a.has("workers") ? std::to_string(a.count("workers", 0, 1, 256)) : "";
+    const std::string workers =
+        a.has("workers") ? std::to_string(a.count("workers", 0, 1, 256)) : "";
     // Checked here for the form (and the units); the library checks the range.
     const std::string staging =
         a.has("staging-bytes") ? std::to_string(a.size("staging-bytes", 0, 1)) : "";

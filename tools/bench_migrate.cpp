@@ -44,8 +44,8 @@ struct Region {
 };
 
 int fail(const char *what, int rc) {
-    errorf("daxkv bench --migrate: %s failed: %s (%d): %s\n", what,
-                 daxkv_strerror(rc), rc, daxkv_errmsg());
+    errorf("daxkv bench --migrate: %s failed: %s (%d): %s\n", what, daxkv_strerror(rc), rc,
+           daxkv_errmsg());
     return 1;
 }
 
@@ -96,7 +96,8 @@ int cmd_bench_migrate(const Args &a) {
     const uint64_t rounds = a.count("rounds", 3, 1, 1000);
     const std::string verify = a.choice("verify", "recover", {"off", "recover", "read"});
     const std::string durability = a.choice("durability", "process", {"none", "process", "power"});
-    const std::string workers = a.has("workers") ? std::to_string(a.count("workers", 0, 1, 256)) : "";
+    const std::string workers =
+        a.has("workers") ? std::to_string(a.count("workers", 0, 1, 256)) : "";
     if (count * value_size > (16ull << 30))
         throw UsageError{"--count " + std::to_string(count) + " chunks of --value-size " +
                          a.get("value-size", "1MiB") +
@@ -214,8 +215,8 @@ int cmd_bench_migrate(const Args &a) {
             return fail("device_remove", rc);
         moved = res.moved_bytes;
         if (res.moved_keys != count) {
-                    errorf("daxkv bench --migrate: moved %llu of %llu keys\n",
-                         (unsigned long long)res.moved_keys, (unsigned long long)count);
+            errorf("daxkv bench --migrate: moved %llu of %llu keys\n",
+                   (unsigned long long)res.moved_keys, (unsigned long long)count);
         }
         (loaded ? mig_loaded_s : mig_s) = std::min(loaded ? mig_loaded_s : mig_s, took);
         if ((rc = daxkv_device_add(s, dev[from].c_str(), dev_bytes)))

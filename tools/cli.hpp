@@ -19,22 +19,22 @@ constexpr int kExitOk = 0, kExitFailed = 1, kExitUsage = 2;
 
 // One option of a command. A null metavar makes it a flag.
 struct OptionSpec {
-    const char *name;       // long name, without "--"
-    char short_name;        // 0: long only
-    const char *metavar;    // "BYTES", "N", "PATH"; nullptr for a flag
-    const char *help;       // one line for --help
+    const char *name;    // long name, without "--"
+    char short_name;     // 0: long only
+    const char *metavar; // "BYTES", "N", "PATH"; nullptr for a flag
+    const char *help;    // one line for --help
 };
 
 class Args;
 
 struct CommandSpec {
     const char *name;
-    const char *synopsis;    // after "daxkv NAME", e.g. "PATH [options]"
-    const char *summary;     // one line for `daxkv --help`
-    const char *description; // the paragraph of `daxkv NAME --help`
+    const char *synopsis;            // after "daxkv NAME", e.g. "PATH [options]"
+    const char *summary;             // one line for `daxkv --help`
+    const char *description;         // the paragraph of `daxkv NAME --help`
     std::vector<OptionSpec> options; // --help is added to every command
-    const char *epilog;      // printed after the options (may be nullptr)
-    const char *positional;  // name of the positional argument ("PATH"), or nullptr
+    const char *epilog;              // printed after the options (may be nullptr)
+    const char *positional;          // name of the positional argument ("PATH"), or nullptr
     size_t min_positional, max_positional;
     int (*run)(const Args &);
 };

@@ -43,8 +43,8 @@ const CommandSpec &version_command() {
 // Every command, in the order `daxkv --help` lists them. Commands that
 // report on a running store (stats, status) slot in here.
 std::vector<const CommandSpec *> commands() {
-    return {&bench_command(),  &list_command(),   &probe_command(), &info_command(),
-            &check_command(),  &format_command(), &version_command()};
+    return {&bench_command(), &list_command(),   &probe_command(),  &info_command(),
+            &check_command(), &format_command(), &version_command()};
 }
 
 const CommandSpec *find_command(const std::string &name) {
@@ -129,9 +129,9 @@ int main(int argc, char **argv) {
         }
         const CommandSpec *c = find_command(argv[2]);
         if (!c || argc > 3)
-            return usage_error(nullptr, c ? std::string("unexpected argument '") + argv[3] + "'"
-                                          : std::string("'") + argv[2] +
-                                                "' is not a daxkv command");
+            return usage_error(nullptr,
+                               c ? std::string("unexpected argument '") + argv[3] + "'"
+                                 : std::string("'") + argv[2] + "' is not a daxkv command");
         print_command_help(*c, stdout);
         return kExitOk;
     }

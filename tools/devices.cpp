@@ -161,8 +161,10 @@ const CommandSpec &list_command() {
         {
             {"dev", 'd', "DEV", "only this device: daxX.Y, X.Y, /dev/daxX.Y or all"},
             {"human", 'u', nullptr, "sizes with units, as daxctl list -u (\"7.88 GiB (8.46 GB)\")"},
-            {"idle", 'i', nullptr, "accepted for daxctl's command lines: idle devices are always listed"},
-            {"json", 'j', nullptr, "accepted for symmetry with the other commands: JSON is the output"},
+            {"idle", 'i', nullptr,
+             "accepted for daxctl's command lines: idle devices are always listed"},
+            {"json", 'j', nullptr,
+             "accepted for symmetry with the other commands: JSON is the output"},
         },
         "exit status: 0 listed, 1 no device matches --dev (or discovery failed),\n"
         "2 usage error.",
@@ -184,7 +186,8 @@ const CommandSpec &probe_command() {
         "nothing.",
         {
             {"human", 'u', nullptr, "sizes with units, as daxctl list -u"},
-            {"json", 'j', nullptr, "accepted for symmetry with the other commands: JSON is the output"},
+            {"json", 'j', nullptr,
+             "accepted for symmetry with the other commands: JSON is the output"},
         },
         "exit status: 0 described, 1 PATH cannot be used (missing, not a DAX device,\n"
         "file or mem:), 2 usage error.",
