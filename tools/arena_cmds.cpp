@@ -9,6 +9,7 @@
 #include <ctime>
 #include <memory>
 #include <string>
+#include <unistd.h>
 #include <uuid/uuid.h>
 
 #include <nlohmann/json.hpp>
@@ -268,12 +269,14 @@ int cmd_format(const Args &a) {
     const uint64_t meta_bytes = a.size("meta-bytes", 256, 0, daxkv::kMetaBytesMax);
     const uint64_t size = a.size("size", 0, 1);
     const std::string &path = a.positional[0];
+    bool created = false;
     try {
         pf::MapRequest req;
         req.path = path;
         req.bytes = size;
         req.create = size != 0; // a missing file needs a size
         auto m = pf::Mapping::open(req);
+        created = m->created();
         Progress progress(a, "reading what is there");
         if (!m->created()) {
             ar::ImageReport before =
@@ -324,6 +327,10 @@ int cmd_format(const Args &a) {
         }
         return kExitOk;
     } catch (const daxkv::Error &e) {
+        // A file this command created and could not format is not left
+        // behind (the mapping is gone by now: the arena owned it).
+        if (created)
+            ::unlink(path.c_str());
         return report_error("format", e);
     }
 }

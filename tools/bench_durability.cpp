@@ -84,6 +84,10 @@ int cmd_bench_reopen(const Args &a) {
     if (value_size > slot_bytes)
         refuse("value-size", a.get("value-size", ""),
                "does not fit the slots of --slot-bytes " + a.get("slot-bytes", "4096"));
+    if (count > (64ull << 40) / (slot_bytes + daxkv::arena::header_bytes_for(256)))
+        throw UsageError{"--count " + std::to_string(count) + " slots of --slot-bytes " +
+                         a.get("slot-bytes", "4096") +
+                         " are more than the 64 TiB this benchmark handles"};
     const std::string arena = a.get("arena", default_arena("daxkv-reopen.arena"));
     const std::string verify = a.choice("verify", "recover", {"off", "recover", "read"});
     const std::string workers =

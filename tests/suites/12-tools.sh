@@ -124,6 +124,7 @@ usage_error "bench --gpu --sweep" "--gpu" "--sweep" -- "$daxkv" bench --gpu --sw
 usage_error "bench --workload nosuch" "--workload" "'nosuch'" -- "$daxkv" bench --workload nosuch
 usage_error "bench --workload lmcache --model X" "--model" "'X'" -- "$daxkv" bench --workload lmcache --model X
 usage_error "bench --reopen value larger than the slot" "--value-size" "'8KiB'" -- "$daxkv" bench --reopen --value-size 8KiB
+usage_error "bench --reopen beyond 64 TiB" "--count" "--slot-bytes" "64GiB" -- "$daxkv" bench --reopen --count 4294967295 --slot-bytes 64GiB
 usage_error "bench --sweep --max-size below --min-size" "--max-size" "'4KiB'" -- "$daxkv" bench --sweep --min-size 1MiB --max-size 4KiB
 usage_error "bench --staging-bytes 1XB" "--staging-bytes" "'1XB'" -- "$daxkv" bench --gpu --staging-bytes 1XB
 usage_error "bench --count without a value" "--count" "needs a value" -- "$daxkv" bench --count
@@ -227,6 +228,7 @@ expect 1 "info on a missing file" -- "$daxkv" info "$dir/missing"
 expect 4 "check on a missing file" -- "$daxkv" check "$dir/missing"
 expect 1 "format a missing file without --size" -- "$daxkv" format "$dir/missing" --slot-bytes 4096
 expect 1 "format with a slot larger than the file" -- "$daxkv" format "$dir/tiny" --slot-bytes 2MiB --size 1MiB
+if [ ! -e "$dir/tiny" ]; then ok; else bad "a failed format left the file it created"; fi
 
 # Format a new file; refuse to format it again without --force.
 a=$dir/a.arena
