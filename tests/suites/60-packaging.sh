@@ -298,6 +298,7 @@ else
 fi
 
 # --- Uninstall --------------------------------------------------------------
+hash -r # forget where daxkv was found, so that the check below looks again
 # shellcheck disable=SC2086
 if $SUDO dpkg --purge $installed >>"$log" 2>&1; then
     left=0
