@@ -184,7 +184,8 @@ Args parse_command_line(const CommandSpec &cmd, int argc, char **argv) {
     }
     for (int i = optind; i < argc; ++i)
         a.positional.push_back(argv[i]);
-    // --help and --list-opts win over everything else on the line.
+    // --help and --list-opts need none of the arguments: asking for help
+    // must not fail for want of the PATH the help would explain.
     if (a.has("help") || a.has("list-opts"))
         return a;
     if (a.positional.size() < cmd.min_positional)
