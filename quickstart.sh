@@ -10,10 +10,11 @@ set -euo pipefail
 src=$(cd "$(dirname "$0")" && pwd)
 
 build_deps="build-essential autoconf automake libtool pkg-config libxxhash-dev
-  nlohmann-json3-dev libdaxctl-dev libndctl-dev libgtest-dev libnuma-dev"
+  nlohmann-json3-dev libdaxctl-dev libndctl-dev libgtest-dev libnuma-dev uuid-dev"
 test_deps="qemu-system-x86 linux-image-amd64 busybox-static ndctl daxctl kmod cpio xz-utils
   python3 python3-pytest python3-numpy python3-torch python3-sortedcontainers python3-prometheus-client golang-go cargo
-  debhelper devscripts lintian rpm abigail-tools groff-base man-db clang libclang-rt-14-dev gnuplot-nox"
+  debhelper devscripts lintian rpm rpm2cpio abigail-tools groff-base man-db clang libclang-rt-14-dev gnuplot-nox
+  dh-python pybuild-plugin-pyproject python3-all python3-setuptools python3-wheel python3-pip python3-venv"
 
 install() {
     local missing=()

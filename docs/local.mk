@@ -1,10 +1,16 @@
 # Manual pages: hand-written roff, installed as they are (no doc toolchain).
-# Every exported function has a page: its family page or a .so alias.
-# tests/suites/40-abi.sh checks that, and that groff finds nothing to warn about.
+# Every exported function has a page: its family page or a .so alias
+# (tests/suites/40-abi.sh checks that, and that groff finds nothing to warn
+# about). Every daxkv command has its daxkv-COMMAND(1), which
+# tests/suites/12-tools.sh checks lists each of the command's options.
 dist_man_MANS = \
+	docs/man/daxkv-bench.1 \
 	docs/man/daxkv-check.1 \
 	docs/man/daxkv-format.1 \
 	docs/man/daxkv-info.1 \
+	docs/man/daxkv-list.1 \
+	docs/man/daxkv-probe.1 \
+	docs/man/daxkv-version.1 \
 	docs/man/daxkv.1 \
 	docs/man/daxkv_abort.3 \
 	docs/man/daxkv_close.3 \

@@ -48,6 +48,7 @@ EXTRA_DIST += \
 	ffi/python/daxkv/_stats.py \
 	ffi/python/daxkv/_store.py \
 	ffi/python/daxkv/_zero_copy.py \
+	ffi/python/daxkv/_version.py \
 	ffi/python/daxkv/errors.py \
 	ffi/python/daxkv/lmcache/__init__.py \
 	ffi/python/daxkv/lmcache/_native.py \

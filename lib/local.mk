@@ -1,10 +1,16 @@
-# libdaxkv.so: the layers of lib/, bottom to top. They are built once as a
-# convenience library, which the shared library wraps and the unit tests
-# link directly (to reach internals the version script hides).
-noinst_LTLIBRARIES += lib/libdaxkv_core.la
+# libdaxkv.so: the layers of lib/, bottom to top. They are built as two
+# convenience libraries, which the shared library wraps and the unit tests
+# link directly (to reach internals the version script hides):
+#   libdaxkv_arena: errors and sizes, the platform layer (discovery, mapping)
+#     and the on-device format. The daxkv command links it next to
+#     libdaxkv.so: info, check and format read the on-device format through
+#     the arena's internal API, which the shared library does not export.
+#   libdaxkv_core: the arena layers plus the copy engine, CUDA, the store and
+#     the C API.
+noinst_LTLIBRARIES += lib/libdaxkv_arena.la lib/libdaxkv_core.la
 lib_LTLIBRARIES += lib/libdaxkv.la
 
-lib_libdaxkv_core_la_SOURCES = \
+lib_libdaxkv_arena_la_SOURCES = \
 	lib/internal/error.cpp lib/internal/error.hpp \
 	lib/internal/util.cpp lib/internal/util.hpp \
 	lib/platform/cpu.cpp lib/platform/cpu.hpp \
@@ -17,7 +23,12 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/arena/format.hpp \
 	lib/arena/checksum.cpp lib/arena/checksum.hpp \
 	lib/arena/arena.cpp lib/arena/arena.hpp \
-	lib/arena/inspect.cpp lib/arena/inspect.hpp \
+	lib/arena/inspect.cpp lib/arena/inspect.hpp
+lib_libdaxkv_arena_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(DAXCTL_CFLAGS) $(UUID_CFLAGS)
+lib_libdaxkv_arena_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden
+lib_libdaxkv_arena_la_LIBADD = $(XXHASH_LIBS) $(DAXCTL_LIBS) $(NUMA_LIBS) $(UUID_LIBS) -lpthread
+
+lib_libdaxkv_core_la_SOURCES = \
 	lib/engine/copy_engine.cpp lib/engine/copy_engine.hpp \
 	lib/cuda/cuda_decls.hpp \
 	lib/cuda/runtime.cpp lib/cuda/runtime.hpp \
@@ -48,9 +59,11 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/capi/hotplug.cpp \
 	lib/capi/keys.cpp
 
-lib_libdaxkv_core_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(DAXCTL_CFLAGS)
+lib_libdaxkv_core_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(DAXCTL_CFLAGS) \
+	$(UUID_CFLAGS)
 lib_libdaxkv_core_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden
-lib_libdaxkv_core_la_LIBADD = $(XXHASH_LIBS) $(DAXCTL_LIBS) $(NUMA_LIBS) -lpthread
+lib_libdaxkv_core_la_LIBADD = lib/libdaxkv_arena.la $(XXHASH_LIBS) $(DAXCTL_LIBS) $(NUMA_LIBS) \
+	$(UUID_LIBS) -lpthread
 
 # With the CUDA headers at hand, a compile-time comparison of the library's
 # own CUDA declarations with them (no code; see lib/cuda/header_check.cpp).

@@ -42,8 +42,9 @@ tests_unit_daxkv_unit_SOURCES = \
 	tests/unit/test_keys.cpp \
 	tests/unit/test_copy.cpp \
 	tests/unit/test_stats_page.cpp
-tests_unit_daxkv_unit_CPPFLAGS = $(AM_CPPFLAGS) $(GTEST_CFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) \
-	-I$(top_srcdir)/tests/fakecuda -DFAKECUDART_PATH='"$(FAKECUDART)"'
+tests_unit_daxkv_unit_CPPFLAGS = $(AM_CPPFLAGS) $(GTEST_CFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(UUID_CFLAGS) \
+	-I$(top_srcdir)/tests/fakecuda -DFAKECUDART_PATH='"$(FAKECUDART)"' \
+	-DDAXKV_SOURCE_DIR='"$(abs_top_srcdir)"'
 EXTRA_tests_unit_daxkv_unit_DEPENDENCIES = tests/fakecuda/libfakecudart.la
 tests_unit_daxkv_unit_LDADD = lib/libdaxkv_core.la $(GTEST_LIBS) -lpthread
 TESTS += tests/unit/daxkv_unit

@@ -9,6 +9,7 @@
 #include <ctime>
 #include <memory>
 #include <string>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -17,6 +18,7 @@
 #include "cli.hpp"
 #include "daxkv.h"
 #include "internal/error.hpp"
+#include "internal/util.hpp"
 #include "platform/mapping.hpp"
 #include "store/config.hpp"
 
@@ -27,13 +29,11 @@ namespace ar = daxkv::arena;
 namespace pf = daxkv::platform;
 
 // Exit statuses of check (docs/man/daxkv-check.1).
-constexpr int kCheckClean = 0, kCheckRepaired = 1, kCheckUsage = 2, kCheckDamaged = 3,
-              kCheckNoArena = 4;
+constexpr int kCheckClean = 0, kCheckRepaired = 1, kCheckDamaged = 3, kCheckNoArena = 4;
 
 int report_error(const char *cmd, const daxkv::Error &e) {
-    std::fprintf(stderr, "daxkv %s: %s (%d): %s\n", cmd, daxkv_strerror(e.code()), e.code(),
-                 e.what());
-    return 1;
+    errorf("daxkv %s: %s (%d): %s\n", cmd, daxkv_strerror(e.code()), e.code(), e.what());
+    return kExitFailed;
 }
 
 std::unique_ptr<pf::Mapping> open_existing(const std::string &path) {
@@ -42,19 +42,6 @@ std::unique_ptr<pf::Mapping> open_existing(const std::string &path) {
     req.bytes = 0; // the whole device or file
     req.create = false;
     return pf::Mapping::open(req);
-}
-
-const char *device_kind_name(pf::DeviceKind k) {
-    return k == pf::DeviceKind::devdax ? "devdax" : k == pf::DeviceKind::memory ? "memory" : "file";
-}
-
-std::string uuid_string(const uint8_t u[16]) {
-    char s[37];
-    std::snprintf(s, sizeof s,
-                  "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-                  u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
-                  u[13], u[14], u[15]);
-    return s;
 }
 
 std::string time_string(uint64_t unix_ns) {
@@ -70,7 +57,7 @@ std::string time_string(uint64_t unix_ns) {
 nlohmann::json to_json(const std::string &path, const pf::Mapping &m, const ar::ImageReport &r) {
     nlohmann::json j;
     j["path"] = path;
-    j["device"] = {{"kind", device_kind_name(m.info().kind)}, {"bytes", m.size()}};
+    j["device"] = {{"kind", pf::kind_name(m.info().kind)}, {"bytes", m.size()}};
     j["state"] = ar::image_state_name(r.state);
     if (r.state != ar::ImageState::arena)
         return j;
@@ -78,7 +65,7 @@ nlohmann::json to_json(const std::string &path, const pf::Mapping &m, const ar::
     j["superblock"] = {{"copy_a", r.copy_a_valid ? "valid" : "damaged"},
                        {"copy_b", r.copy_b_valid ? "valid" : "damaged"},
                        {"format_version", sb.format_version},
-                       {"uuid", uuid_string(sb.uuid)},
+                       {"uuid", daxkv::uuid_text(sb.uuid)},
                        {"generation", sb.sb_generation},
                        {"created_unix_ns", sb.created_unix_ns},
                        {"recoverable", r.recoverable}};
@@ -144,10 +131,11 @@ void print_findings(const ar::ImageReport &r, size_t limit) {
 }
 
 void print_info(const std::string &path, const pf::Mapping &m, const ar::ImageReport &r) {
-    std::printf("%s: %s, %" PRIu64 " bytes\n", path.c_str(), device_kind_name(m.info().kind), m.size());
+    std::printf("%s: %s, %" PRIu64 " bytes\n", path.c_str(), pf::kind_name(m.info().kind),
+                m.size());
     const ar::Superblock &sb = r.sb;
     std::printf("  format version %u, uuid %s, created %s\n", sb.format_version,
-                uuid_string(sb.uuid).c_str(), time_string(sb.created_unix_ns).c_str());
+                daxkv::uuid_text(sb.uuid).c_str(), time_string(sb.created_unix_ns).c_str());
     std::printf("  superblock: copy A %s, copy B %s, generation %" PRIu64 "%s\n",
                 r.copy_a_valid ? "valid" : "DAMAGED", r.copy_b_valid ? "valid" : "DAMAGED",
                 sb.sb_generation, r.recoverable ? "" : ", not recoverable (durability=none)");
@@ -173,68 +161,25 @@ void print_info(const std::string &path, const pf::Mapping &m, const ar::ImageRe
                 r.live, r.torn, r.bad_header + r.bad_value, r.bad_header, r.bad_value, r.stale);
 }
 
-ar::CheckOptions options_for(const pf::Mapping &m, bool repair, bool values) {
+ar::CheckOptions options_for(const pf::Mapping &m, bool repair, bool values, Progress *progress) {
     ar::CheckOptions o;
     o.repair = repair;
     o.check_values = values;
     const pf::Mapping *mp = &m;
     o.persist = [mp](const void *p, size_t n) { mp->persist(p, n); };
+    if (progress && progress->on())
+        o.progress = [progress](uint64_t done, uint64_t total) { progress->update(done, total); };
     return o;
 }
 
-} // namespace
-
-void info_usage(FILE *f) {
-    std::fprintf(f, "usage: daxkv info PATH [--json] [--no-values]\n"
-                    "\n"
-                    "Describe the arena at PATH: superblocks, layout, entry counts and what an\n"
-                    "open would recover or drop. Changes nothing.\n"
-                    "\n"
-                    "  --json        machine-readable output\n"
-                    "  --no-values   skip the payload checksums (faster on large devices)\n");
-}
-
-void check_usage(FILE *f) {
-    std::fprintf(f, "usage: daxkv check PATH [--repair] [--json] [--no-values]\n"
-                    "\n"
-                    "Verify every entry of the arena at PATH: superblock copies, header bounds\n"
-                    "and checksums, payload checksums, duplicate keys.\n"
-                    "\n"
-                    "  --repair      drop damaged and stale entries, rewrite a damaged superblock\n"
-                    "  --json        machine-readable output\n"
-                    "  --no-values   skip the payload checksums\n"
-                    "\n"
-                    "exit status: 0 clean, 1 damage found and repaired, 2 usage, 3 damage found,\n"
-                    "4 no arena to check (empty, foreign, both superblocks damaged) or an error\n");
-}
-
-void format_usage(FILE *f) {
-    std::fprintf(f,
-                 "usage: daxkv format PATH --slot-bytes BYTES [--meta-bytes BYTES] [--size BYTES]\n"
-                 "                    [--force] [--json]\n"
-                 "\n"
-                 "Write a new, empty arena to PATH (a Device-DAX device or a file, created when\n"
-                 "missing with --size). Every entry is lost. Without --force it only formats a\n"
-                 "target whose first 8 KiB are zero; a daxkv arena (valid or damaged) or other\n"
-                 "data needs --force.\n"
-                 "\n"
-                 "  --slot-bytes BYTES  payload bytes per slot (required)\n"
-                 "  --meta-bytes BYTES  metadata bytes per entry (default 256, as daxkv_open)\n"
-                 "  --size BYTES        bytes to use (default: the whole device or file)\n"
-                 "  --force             overwrite an arena or foreign data\n"
-                 "  --json              machine-readable output\n");
-}
-
 int cmd_info(const Args &a) {
-    if (a.positional.size() != 1) {
-        info_usage(stderr);
-        return 2;
-    }
     const std::string &path = a.positional[0];
     try {
         auto m = open_existing(path);
+        Progress progress(a, a.has("no-values") ? "reading slot headers" : "checking slots");
         ar::ImageReport r = ar::check_image(m->base(), m->size(),
-                                            options_for(*m, false, !a.has("no-values")));
+                                            options_for(*m, false, !a.has("no-values"), &progress));
+        progress.finish();
         if (a.has("json"))
             std::printf("%s\n", to_json(path, *m, r).dump(2).c_str());
         else if (r.state != ar::ImageState::arena)
@@ -246,23 +191,21 @@ int cmd_info(const Args &a) {
                 print_findings(r, 20);
             }
         }
-        return r.state == ar::ImageState::arena ? 0 : 1;
+        return r.state == ar::ImageState::arena ? kExitOk : kExitFailed;
     } catch (const daxkv::Error &e) {
         return report_error("info", e);
     }
 }
 
 int cmd_check(const Args &a) {
-    if (a.positional.size() != 1) {
-        check_usage(stderr);
-        return kCheckUsage;
-    }
     const std::string &path = a.positional[0];
     const bool repair = a.has("repair"), json = a.has("json");
     try {
         auto m = open_existing(path);
-        ar::ImageReport r =
-            ar::check_image(m->base(), m->size(), options_for(*m, repair, !a.has("no-values")));
+        Progress progress(a, repair ? "checking and repairing slots" : "checking slots");
+        ar::ImageReport r = ar::check_image(
+            m->base(), m->size(), options_for(*m, repair, !a.has("no-values"), &progress));
+        progress.finish();
         int rc = r.state != ar::ImageState::arena ? kCheckNoArena
                  : !r.damaged()                   ? kCheckClean
                  : repair                         ? kCheckRepaired
@@ -310,55 +253,55 @@ int cmd_check(const Args &a) {
 }
 
 int cmd_format(const Args &a) {
-    uint64_t slot_bytes = 0, meta_bytes = 256, size = 0;
-    if (a.positional.size() != 1 || !a.has("slot-bytes") ||
-        !parse_size(a.get("slot-bytes", ""), slot_bytes) || slot_bytes == 0 ||
-        (a.has("meta-bytes") && !parse_size(a.get("meta-bytes", ""), meta_bytes)) ||
-        (a.has("size") && (!parse_size(a.get("size", ""), size) || size == 0))) {
-        format_usage(stderr);
-        return 2;
-    }
-    if (meta_bytes > daxkv::kMetaBytesMax) {
-        std::fprintf(stderr, "daxkv format: --meta-bytes %" PRIu64 " is above the limit of %u\n",
-                     meta_bytes, daxkv::kMetaBytesMax);
-        return 2;
-    }
+    if (!a.has("slot-bytes"))
+        throw UsageError{"missing --slot-bytes (the payload bytes of one slot)"};
+    const uint64_t slot_bytes = a.size("slot-bytes", 0, 1);
+    const uint64_t meta_bytes = a.size("meta-bytes", 256, 0, daxkv::kMetaBytesMax);
+    const uint64_t size = a.size("size", 0, 1);
     const std::string &path = a.positional[0];
+    bool created = false;
     try {
         pf::MapRequest req;
         req.path = path;
         req.bytes = size;
         req.create = size != 0; // a missing file needs a size
         auto m = pf::Mapping::open(req);
+        created = m->created();
+        Progress progress(a, "reading what is there");
         if (!m->created()) {
-            ar::ImageReport before = ar::check_image(m->base(), m->size(), options_for(*m, false, false));
+            ar::ImageReport before =
+                ar::check_image(m->base(), m->size(), options_for(*m, false, false, &progress));
+            progress.finish();
             if (before.state != ar::ImageState::empty && !a.has("force")) {
                 if (before.state == ar::ImageState::arena)
-                    std::fprintf(stderr,
-                                 "daxkv format: %s holds a daxkv arena (%" PRIu64
-                                 " live entries, slot_bytes %" PRIu64 "); add --force to "
-                                 "replace it\n",
-                                 path.c_str(), before.live, before.sb.slot_bytes);
+                    errorf("daxkv format: %s holds a daxkv arena (%" PRIu64
+                           " live entries, slot_bytes %" PRIu64 "); add --force to "
+                           "replace it\n",
+                           path.c_str(), before.live, before.sb.slot_bytes);
                 else
-                    std::fprintf(stderr,
-                                 "daxkv format: %s holds %s; add --force to overwrite it\n",
-                                 path.c_str(),
-                                 before.state == ar::ImageState::foreign
-                                     ? "data that is not a daxkv arena"
-                                     : "a daxkv arena with both superblock copies damaged");
-                return 1;
+                    errorf("daxkv format: %s holds %s; add --force to overwrite it\n", path.c_str(),
+                           before.state == ar::ImageState::foreign
+                               ? "data that is not a daxkv arena"
+                               : "a daxkv arena with both superblock copies damaged");
+                return kExitFailed;
             }
         }
+        progress.phase("clearing slot headers");
         ar::Arena::Options opt;
         opt.slot_bytes = slot_bytes;
         opt.meta_bytes = static_cast<uint32_t>(meta_bytes);
         opt.durability = ar::Durability::process;
         opt.format = true;
+        if (progress.on())
+            opt.format_progress = [&progress](uint64_t done, uint64_t total) {
+                progress.update(done, total);
+            };
         ar::Arena arena(std::move(m), opt);
+        progress.finish();
         const ar::Layout &l = arena.layout();
         if (a.has("json")) {
             nlohmann::json j = {{"path", path},
-                                {"uuid", uuid_string(arena.superblock().uuid)},
+                                {"uuid", daxkv::uuid_text(arena.superblock().uuid)},
                                 {"arena_bytes", l.arena_bytes},
                                 {"slot_bytes", l.slot_bytes},
                                 {"slot_count", l.slot_count},
@@ -370,12 +313,93 @@ int cmd_format(const Args &a) {
             std::printf("%s: formatted: %" PRIu64 " slots of %" PRIu64 " bytes, meta_bytes %u, "
                         "%" PRIu64 " bytes, uuid %s\n",
                         path.c_str(), l.slot_count, l.slot_bytes, l.meta_bytes, l.arena_bytes,
-                        uuid_string(arena.superblock().uuid).c_str());
+                        daxkv::uuid_text(arena.superblock().uuid).c_str());
         }
-        return 0;
+        return kExitOk;
     } catch (const daxkv::Error &e) {
+        // A file this command created and could not format is not left
+        // behind (the mapping is gone by now: the arena owned it).
+        if (created)
+            ::unlink(path.c_str());
         return report_error("format", e);
     }
+}
+
+} // namespace
+
+const CommandSpec &info_command() {
+    static const CommandSpec c = {
+        "info",
+        "PATH [options]",
+        "an arena's layout, entries and what an open would recover",
+        "Describe the arena at PATH: superblocks, layout, entry counts and what an\n"
+        "open would recover or drop. Changes nothing.",
+        {
+            {"json", 'j', nullptr, "machine-readable output"},
+            {"no-values", 'n', nullptr, "skip the payload checksums (faster on large devices)"},
+            {"no-progress", 0, nullptr, "no progress display (none is drawn off a terminal)"},
+        },
+        "exit status: 0 an arena was described, 1 no arena at PATH (empty, foreign,\n"
+        "both superblocks damaged) or PATH could not be opened, 2 usage error.",
+        "PATH",
+        1,
+        1,
+        cmd_info,
+    };
+    return c;
+}
+
+const CommandSpec &check_command() {
+    static const CommandSpec c = {
+        "check",
+        "PATH [options]",
+        "verify every entry of an arena (--repair drops damaged ones)",
+        "Verify every entry of the arena at PATH: superblock copies, header bounds\n"
+        "and checksums, payload checksums, duplicate keys.",
+        {
+            {"repair", 'r', nullptr,
+             "drop damaged and stale entries, rewrite a damaged superblock"},
+            {"json", 'j', nullptr, "machine-readable output"},
+            {"no-values", 'n', nullptr, "skip the payload checksums"},
+            {"no-progress", 0, nullptr, "no progress display (none is drawn off a terminal)"},
+        },
+        "exit status: 0 clean, 1 damage found and repaired, 2 usage error, 3 damage\n"
+        "found, 4 no arena to check (empty, foreign, both superblocks damaged) or an\n"
+        "error.",
+        "PATH",
+        1,
+        1,
+        cmd_check,
+    };
+    return c;
+}
+
+const CommandSpec &format_command() {
+    static const CommandSpec c = {
+        "format",
+        "PATH --slot-bytes BYTES [options]",
+        "write a new, empty arena (claims foreign data with --force)",
+        "Write a new, empty arena to PATH (a Device-DAX device or a file, created when\n"
+        "missing with --size). Every entry is lost. Without --force it only formats a\n"
+        "target whose first 8 KiB are zero; a daxkv arena (valid or damaged) or other\n"
+        "data needs --force. Sizes take the units of daxkv_config_set: 4096, 64KiB,\n"
+        "2MiB, 1GiB, 1TiB.",
+        {
+            {"slot-bytes", 'b', "BYTES", "payload bytes per slot (required)"},
+            {"meta-bytes", 'm', "BYTES", "metadata bytes per entry, up to 64 KiB (default 256)"},
+            {"size", 's', "BYTES", "bytes to use (default: the whole device or file)"},
+            {"force", 'f', nullptr, "overwrite an arena or foreign data"},
+            {"json", 'j', nullptr, "machine-readable output"},
+            {"no-progress", 0, nullptr, "no progress display (none is drawn off a terminal)"},
+        },
+        "exit status: 0 formatted, 1 not formatted (refused without --force, or the\n"
+        "device or file could not be used), 2 usage error.",
+        "PATH",
+        1,
+        1,
+        cmd_format,
+    };
+    return c;
 }
 
 } // namespace daxkv_cli

@@ -29,28 +29,8 @@ double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-struct Progress {
-    bool on;
-    int total, done = 0;
-    Progress(bool enabled, int steps) : on(enabled), total(steps) {}
-    void step(const char *what) {
-        if (!on)
-            return;
-        ++done;
-        int width = 30, fill = done * width / total;
-        std::fprintf(stderr, "\r  [%.*s%*s] %-28s", fill, "##############################",
-                     width - fill, "", what);
-        std::fflush(stderr);
-    }
-    void finish() {
-        if (on)
-            std::fprintf(stderr, "\r%80s\r", "");
-    }
-};
-
 int fail_call(const char *what, int rc) {
-    std::fprintf(stderr, "daxkv bench: %s failed: %s (%d): %s\n", what, daxkv_strerror(rc), rc,
-                 daxkv_errmsg());
+    errorf("daxkv bench: %s failed: %s (%d): %s\n", what, daxkv_strerror(rc), rc, daxkv_errmsg());
     return 1;
 }
 
@@ -58,103 +38,23 @@ std::string key_of(const char *prefix, size_t i) { return std::string(prefix) + 
 
 } // namespace
 
-void bench_usage(FILE *f) {
-    std::fprintf(f,
-                 "usage: daxkv bench [options]\n"
-                 "\n"
-                 "Store N chunks into a file-backed arena, restore them, verify every byte,\n"
-                 "and compare with plain memcpy of the same bytes in the same run.\n"
-                 "\n"
-                 "  --arena PATH        arena file (default /dev/shm/daxkv-bench.arena, or /tmp)\n"
-                 "  --size BYTES        arena size (default: fits the chunks with headroom)\n"
-                 "  --count N           chunks (default 256)\n"
-                 "  --value-size BYTES  chunk size (default 4MiB)\n"
-                 "  --workers N         copy workers (default: CPUs, at most 8)\n"
-                 "  --verify MODE       off | recover | read (default recover)\n"
-                 "  --durability MODE   none | process | power (default process)\n"
-                 "  --nt-stores MODE    auto | on | off (default auto)\n"
-                 "  --rounds N          timed rounds, best kept (default 3)\n"
-                 "  --small-count N     keys for the small-value test (default 50000)\n"
-                 "  --small-size BYTES  their value size, 1 B..1 MiB (default 4KiB)\n"
-                 "  --async-rounds N    1-item async batches timed (default 20000)\n"
-                 "  --no-small          skip the small-value and async tests\n"
-                 "  --json              machine-readable output\n"
-                 "  --no-progress       no progress bar\n"
-                 "  --keep              keep the arena file\n"
-                 "  --verify-cost       store/restore and 4 KiB gets with verify=off and\n"
-                 "                      verify=read in the same run, and their ratio\n"
-                 "  --reopen            fill a file arena with --count small entries (default\n"
-                 "                      1000000 of 64 bytes in --slot-bytes 4096 slots), close\n"
-                 "                      it and time daxkv_open (the recovery scan)\n"
-                 "  --slot-bytes BYTES  slot size for --reopen (default 4096)\n"
-                 "\n"
-                 "daxkv bench --gpu [--arena --size --count --value-size --workers --verify\n"
-                 "                   --rounds --json --keep] [--staging-bytes B] [--register-chunk B]\n"
-                 "\n"
-                 "GPU <-> DAX: daxkv_put_batch_cuda and daxkv_get_batch_cuda on the staged\n"
-                 "path, then with the arena registered, against cudaMemcpy between pinned host\n"
-                 "memory and the GPU of the same size in the same run (defaults: 64 x 4 MiB,\n"
-                 "best of 5). Without a CUDA runtime or GPU it says so and exits with 1.\n"
-                 "\n"
-                 "daxkv bench --migrate [--count N] [--value-size BYTES] [--rounds N]\n"
-                 "      [--arena DIR] [--workers N] [--json] [--keep]\n"
-                 "  Migrate a device's chunks to another device (daxkv_device_remove with\n"
-                 "  DAXKV_MIGRATE): GB/s against memcpy, and get/put latency while a\n"
-                 "  migration runs against the same probe with none (defaults: 256 x 1MiB;\n"
-                 "  --arena names the directory of the two arena files).\n"
-                 "\n"
-                 "daxkv bench --sweep [--min-size 4KiB] [--max-size 64MiB] [--bytes 256MiB]\n"
-                 "                    [--workers N] [--rounds 2] [--plot FILE.png] [--json]\n"
-                 "  store, restore (sync and daxkv_submit) and memcpy over value sizes x4 apart\n"
-                 "  and worker counts 1, 2, 4.. CPUs (at most 8); --plot draws GB/s against\n"
-                 "  value size with gnuplot (Debian: gnuplot-nox)\n"
-                 "\n"
-                 "daxkv bench --workload lmcache [--model Llama-3.1-8B] [--tokens 4096]\n"
-                 "                    [--docs 2] [--chunk-tokens 256] [--queries 64] [--json]\n"
-                 "  long-document QA: documents stored once in chunks of the model's KV bytes,\n"
-                 "  restored repeatedly by prefix lookups; models: Llama-3.1-8B (128 KiB/token),\n"
-                 "  Llama-3.1-70B, Qwen3-14B, Qwen3-8B\n");
-}
-
 int cmd_bench(const Args &a) {
-    if (a.has("reopen"))
-        return cmd_bench_reopen(a);
-    if (a.has("verify-cost"))
-        return cmd_bench_verify_cost(a);
-    if (a.has("sweep"))
-        return cmd_bench_sweep(a);
-    if (a.has("workload")) {
-        if (a.get("workload", "") == "lmcache")
-            return cmd_bench_lmcache(a);
-        std::fprintf(stderr, "daxkv bench: unknown workload '%s' (known: lmcache)\n",
-                     a.get("workload", "").c_str());
-        return 2;
-    }
-    if (a.has("plot")) {
-        std::fprintf(stderr, "daxkv bench: --plot goes with --sweep\n");
-        return 2;
-    }
-    uint64_t count = 256, value_size = 4ull << 20, arena_size = 0, rounds = 3, small_count = 50000,
-             small_size = 4096, async_rounds = 20000;
-    if ((a.has("count") && (!parse_size(a.get("count", ""), count) || count == 0)) ||
-        (a.has("value-size") &&
-         (!parse_size(a.get("value-size", ""), value_size) || value_size == 0)) ||
-        (a.has("size") && !parse_size(a.get("size", ""), arena_size)) ||
-        (a.has("rounds") && (!parse_size(a.get("rounds", ""), rounds) || rounds == 0)) ||
-        (a.has("small-count") && !parse_size(a.get("small-count", ""), small_count)) ||
-        (a.has("small-size") && (!parse_size(a.get("small-size", ""), small_size) ||
-                                 small_size == 0 || small_size > (1u << 20))) ||
-        (a.has("async-rounds") &&
-         (!parse_size(a.get("async-rounds", ""), async_rounds) || async_rounds == 0))) {
-        std::fprintf(stderr, "daxkv bench: bad number in options\n");
-        bench_usage(stderr);
-        return 2;
-    }
-    if (count > 1000000 || count * value_size > (64ull << 30)) {
-        std::fprintf(stderr, "daxkv bench: %llu x %llu bytes is more than this bench handles\n",
-                     (unsigned long long)count, (unsigned long long)value_size);
-        return 2;
-    }
+    const uint64_t count = a.count("count", 256, 1, 1000000);
+    const uint64_t value_size = a.size("value-size", 4ull << 20, 1, 64ull << 30);
+    uint64_t arena_size = a.size("size", 0, 1);
+    const uint64_t rounds = a.count("rounds", 3, 1, 1000);
+    const uint64_t small_count = a.count("small-count", 50000, 0, 100000000);
+    const uint64_t small_size = a.size("small-size", 4096, 1, 1u << 20);
+    const uint64_t async_rounds = a.count("async-rounds", 20000, 1, 100000000);
+    const std::string verify = a.choice("verify", "recover", {"off", "recover", "read"});
+    const std::string durability = a.choice("durability", "process", {"none", "process", "power"});
+    const std::string nt_stores = a.choice("nt-stores", "auto", {"auto", "on", "off"});
+    const std::string workers =
+        a.has("workers") ? std::to_string(a.count("workers", 0, 1, 256)) : "";
+    if (count * value_size > (64ull << 30))
+        throw UsageError{"--count " + std::to_string(count) + " chunks of --value-size " +
+                         a.get("value-size", "4MiB") +
+                         " are more than the 64 GiB this benchmark handles"};
     std::string arena = a.get("arena", access("/dev/shm", W_OK) == 0
                                            ? "/dev/shm/daxkv-bench.arena"
                                            : "/tmp/daxkv-bench.arena");
@@ -165,29 +65,32 @@ int cmd_bench(const Args &a) {
         arena_size = (arena_size + (2ull << 20) - 1) / (2ull << 20) * (2ull << 20);
     }
     const bool json = a.has("json");
-    Progress progress(!json && !a.has("no-progress") && isatty(2),
-                      static_cast<int>(2 + 3 * rounds + (a.has("no-small") ? 0 : 5)));
+    Progress progress(a, "");
+    const uint64_t steps = 2 + 3 * rounds + (a.has("no-small") ? 0 : 5);
+    uint64_t step = 0;
+    auto advance = [&](const char *what) { progress.step(what, ++step, steps); };
 
     daxkv_config *cfg = nullptr;
     int rc = daxkv_config_new(&cfg);
     if (rc)
         return fail_call("config", rc);
-    std::string slot = std::to_string(value_size);
-    const std::pair<const char *, std::string> settings[] = {
-        {"slot_bytes", slot},
-        {"on_mismatch", "reformat"}, // the bench owns its arena file
-        {"verify", a.get("verify", "recover")},
-        {"durability", a.get("durability", "process")},
-        {"nt_stores", a.get("nt-stores", "auto")},
-        {"workers", a.get("workers", "")},
-    };
-    for (const auto &s : settings) {
-        if (s.second.empty())
-            continue;
-        if ((rc = daxkv_config_set(cfg, s.first, s.second.c_str()))) {
-            daxkv_config_free(cfg);
-            return fail_call("configuration", rc);
-        }
+    try {
+        rc = set_config(cfg,
+                        {
+                            {"slot_bytes", nullptr, std::to_string(value_size)},
+                            {"on_mismatch", nullptr, "reformat"}, // the bench owns its arena file
+                            {"verify", "verify", verify},
+                            {"durability", "durability", durability},
+                            {"nt_stores", "nt-stores", nt_stores},
+                            {"workers", "workers", workers},
+                        });
+    } catch (...) {
+        daxkv_config_free(cfg);
+        throw;
+    }
+    if (rc) {
+        daxkv_config_free(cfg);
+        return fail_call("configuration", rc);
     }
     unlink(arena.c_str());
     if ((rc = daxkv_config_add_device(cfg, arena.c_str(), arena_size))) {
@@ -203,7 +106,7 @@ int cmd_bench(const Args &a) {
     Buffer src(total), dst(total);
     for (uint64_t i = 0; i < count; ++i)
         fill_pattern(src.p + i * value_size, value_size, i + 1);
-    progress.step("preparing chunks");
+    advance("preparing chunks");
 
     std::vector<std::string> keys(count);
     std::vector<daxkv_item> items(count);
@@ -227,7 +130,7 @@ int cmd_bench(const Args &a) {
         for (uint64_t i = 0; i < count; ++i)
             std::memcpy(dst.p + i * value_size, src.p + i * value_size, value_size);
         best_memcpy = std::min(best_memcpy, seconds_since(t0));
-        progress.step("memcpy reference");
+        advance("memcpy reference");
     }
     std::memset(dst.p, 0, total);
 
@@ -236,7 +139,7 @@ int cmd_bench(const Args &a) {
     set_items(src.p);
     if ((rc = daxkv_put_batch(store, items.data(), count, 0)) != static_cast<int>(count))
         return fail_call("warm-up put_batch", rc < 0 ? rc : items[0].status);
-    progress.step("warming the arena");
+    advance("warming the arena");
     double best_store = 1e30, best_restore = 1e30;
     uint64_t verified = 0, mismatched = 0;
     for (uint64_t r = 0; r < rounds; ++r) {
@@ -252,7 +155,7 @@ int cmd_bench(const Args &a) {
             return fail_call("put_batch", rc);
         }
         best_store = std::min(best_store, t);
-        progress.step("store (put_batch)");
+        advance("store (put_batch)");
 
         set_items(dst.p);
         t0 = Clock::now();
@@ -261,7 +164,7 @@ int cmd_bench(const Args &a) {
         if (rc != static_cast<int>(count))
             return fail_call("get_batch", rc < 0 ? rc : -ENOENT);
         best_restore = std::min(best_restore, t);
-        progress.step("restore (get_batch)");
+        advance("restore (get_batch)");
 
         verified = mismatched = 0;
         for (uint64_t i = 0; i < count; ++i) {
@@ -270,7 +173,7 @@ int cmd_bench(const Args &a) {
             ok ? ++verified : ++mismatched;
         }
         std::memset(dst.p, 0, total);
-        progress.step("verifying bytes");
+        advance("verifying bytes");
     }
 
     // Small values: per-call cost from one thread.
@@ -294,13 +197,13 @@ int cmd_bench(const Args &a) {
             if ((rc = daxkv_put(ss, sk[i].data(), sk[i].size(), val.data(), val.size(), 0)))
                 return fail_call("put (small values)", rc);
         }
-        progress.step("small values: put");
+        advance("small values: put");
         auto t0 = Clock::now();
         uint64_t found = 0;
         for (uint64_t i = 0; i < small_count; ++i)
             found += daxkv_contains(ss, sk[i].data(), sk[i].size()) == 1;
         double t_contains = seconds_since(t0);
-        progress.step("small values: contains");
+        advance("small values: contains");
         t0 = Clock::now();
         size_t n = 0;
         uint64_t got = 0;
@@ -309,7 +212,7 @@ int cmd_bench(const Args &a) {
         double t_get = seconds_since(t0);
         bool small_ok = found == small_count && got == small_count &&
                         std::memcmp(out.data(), val.data(), val.size()) == 0;
-        progress.step("small values: get");
+        advance("small values: get");
         // Batches of 1,000.
         const size_t B = 1000;
         std::vector<daxkv_item> bi(B);
@@ -334,18 +237,18 @@ int cmd_bench(const Args &a) {
                        std::memcmp(bout.data() + (B - 1) * small_size, val.data(), small_size) == 0;
             batched += B;
         }
-        progress.step("small values: batches");
+        advance("small values: batches");
         std::string async_error;
         async = bench_async_overhead(ss, sk[0], bout.data(), small_size, 256 * 1024, async_rounds,
                                      &async_error);
-        progress.step("async: submit + completion");
+        advance("async: submit + completion");
         daxkv_close(ss);
         if (async.is_null()) {
-            std::fprintf(stderr, "daxkv bench: %s: %s\n", async_error.c_str(), daxkv_errmsg());
+            errorf("daxkv bench: %s: %s\n", async_error.c_str(), daxkv_errmsg());
             return 1;
         }
         if (!small_ok) {
-            std::fprintf(stderr, "daxkv bench: small-value check failed\n");
+            errorf("daxkv bench: small-value check failed\n");
             return 1;
         }
         small = {{"value_bytes", small_size},
@@ -377,8 +280,8 @@ int cmd_bench(const Args &a) {
             {"value_bytes", value_size},
             {"total_bytes", total},
             {"workers", st.is_object() ? st["workers"] : nlohmann::json(nullptr)},
-            {"verify", a.get("verify", "recover")},
-            {"durability", a.get("durability", "process")},
+            {"verify", verify},
+            {"durability", durability},
             {"rounds", rounds},
             {"memcpy_gb_per_s", memcpy_gbs},
             {"store_gb_per_s", store_gbs},
@@ -396,7 +299,7 @@ int cmd_bench(const Args &a) {
                     (unsigned long long)count, value_size / 1048576.0, total / 1073741824.0,
                     arena.c_str(),
                     st.is_object() ? std::to_string(st["workers"].get<int>()).c_str() : "?",
-                    a.get("verify", "recover").c_str(), a.get("durability", "process").c_str(),
+                    verify.c_str(), durability.c_str(),
                     (unsigned long long)rounds);
         std::printf("  %-34s %9s %10s\n", "operation", "GB/s", "x memcpy");
         std::printf("  %-34s %9.2f %10.2f\n", "memcpy (1 thread, same bytes)", memcpy_gbs, 1.0);
@@ -424,11 +327,13 @@ int cmd_bench(const Args &a) {
                         as["sync_get_batch_us"]["median"].get<double>(),
                         as["sync_get_batch_us"]["p99"].get<double>());
             std::printf("    %-32s %8.2f / %.2f us  (overhead %.2f us)\n",
-                        "submit, daxkv_poll + sched_yield", as["async_spin_poll_us"]["median"].get<double>(),
+                        "submit, daxkv_poll + sched_yield",
+                        as["async_spin_poll_us"]["median"].get<double>(),
                         as["async_spin_poll_us"]["p99"].get<double>(),
                         as["overhead_spin_poll_us"].get<double>());
             std::printf("    %-32s %8.2f / %.2f us  (overhead %.2f us)\n",
-                        "submit, poll(2) on event fd", as["async_eventfd_us"]["median"].get<double>(),
+                        "submit, poll(2) on event fd",
+                        as["async_eventfd_us"]["median"].get<double>(),
                         as["async_eventfd_us"]["p99"].get<double>(),
                         as["overhead_eventfd_us"].get<double>());
             std::printf("    %-32s %8.2f / %.2f us  (overhead %.2f us)\n",
@@ -439,6 +344,175 @@ int cmd_bench(const Args &a) {
         }
     }
     return mismatched ? 1 : 0;
+}
+
+namespace {
+
+// The benchmarks of `daxkv bench`: the chunk benchmark, or the one a mode
+// option selects. Each lists the options it reads; any other option is
+// refused rather than silently ignored.
+struct BenchMode {
+    const char *option;      // the option that selects it; nullptr: the chunk benchmark
+    const char *what;        // for help and errors
+    std::vector<const char *> takes;
+    int (*run)(const Args &);
+};
+
+int run_workload(const Args &a) {
+    a.choice("workload", "", {"lmcache"});
+    return cmd_bench_lmcache(a);
+}
+
+const std::vector<BenchMode> &bench_modes() {
+    static const std::vector<BenchMode> m = {
+        {nullptr, "store and restore chunks (the default)",
+         {"arena", "size", "count", "value-size", "workers", "verify", "durability", "nt-stores",
+          "rounds", "small-count", "small-size", "async-rounds", "no-small", "keep"},
+         cmd_bench},
+        {"gpu", "GPU <-> DAX transfers",
+         {"arena", "size", "count", "value-size", "workers", "verify", "rounds", "keep",
+          "staging-bytes", "register-chunk"},
+         cmd_bench_gpu},
+        {"migrate", "migration between two devices, and latency beside it",
+         {"arena", "count", "value-size", "workers", "verify", "durability", "rounds", "keep"},
+         cmd_bench_migrate},
+        {"reopen", "the recovery scan of daxkv_open",
+         {"arena", "count", "slot-bytes", "value-size", "workers", "verify", "rounds", "keep"},
+         cmd_bench_reopen},
+        {"verify-cost", "verify=off against verify=read",
+         {"arena", "count", "value-size", "workers", "rounds", "small-count", "no-small"},
+         cmd_bench_verify_cost},
+        {"sweep", "value sizes x worker counts",
+         {"arena", "min-size", "max-size", "bytes", "workers", "verify", "rounds", "plot"},
+         cmd_bench_sweep},
+        {"workload", "an LMCache-shaped long-document workload (--workload lmcache)",
+         {"arena", "model", "tokens", "docs", "chunk-tokens", "queries", "workers", "verify"},
+         run_workload},
+    };
+    return m;
+}
+
+// Options every benchmark takes.
+bool taken_by_all(const std::string &o) { return o == "json" || o == "no-progress"; }
+
+int run_bench(const Args &a) {
+    const BenchMode *mode = &bench_modes()[0];
+    for (const BenchMode &m : bench_modes()) {
+        if (!m.option || !a.has(m.option))
+            continue;
+        if (mode->option)
+            throw UsageError{std::string("--") + mode->option + " and --" + m.option +
+                             " select different benchmarks; give one"};
+        mode = &m;
+    }
+    for (const auto &kv : a.options()) {
+        const std::string &o = kv.first;
+        if (taken_by_all(o) || (mode->option && o == mode->option))
+            continue;
+        bool taken = false;
+        for (const char *t : mode->takes)
+            taken = taken || o == t;
+        if (taken)
+            continue;
+        std::string others;
+        for (const BenchMode &m : bench_modes())
+            for (const char *t : m.takes)
+                if (o == t)
+                    others += (others.empty() ? "" : ", ") +
+                              (m.option ? "--" + std::string(m.option)
+                                        : std::string("the chunk benchmark"));
+        throw UsageError{"--" + o + (kv.second.empty() ? std::string() : ": '" + kv.second + "'") +
+                         " does not apply to " +
+                         (mode->option ? "--" + std::string(mode->option)
+                                       : std::string("the chunk benchmark")) +
+                         (others.empty() ? std::string() : " (it goes with " + others + ")")};
+    }
+    return mode->run(a);
+}
+
+std::string bench_epilog() {
+    std::string e = "benchmarks (one at a time; each takes --json, --no-progress and):\n";
+    for (const BenchMode &m : bench_modes()) {
+        e += "  ";
+        e += m.option ? std::string("--") + m.option : std::string("(none)");
+        e += ": ";
+        e += m.what;
+        e += "\n     ";
+        size_t col = 5;
+        for (const char *t : m.takes) {
+            std::string w = std::string(" --") + t;
+            if (col + w.size() > 78) {
+                e += "\n     ";
+                col = 5;
+            }
+            e += w;
+            col += w.size();
+        }
+        e += "\n";
+    }
+    e += "\nSizes take the units of daxkv_config_set (4096, 64KiB, 4MiB, 2GiB, 1TiB).\n"
+         "exit status: 0 done and every byte verified, 1 failed (or a mismatch),\n"
+         "2 usage error.";
+    return e;
+}
+
+} // namespace
+
+const CommandSpec &bench_command() {
+    static const std::string epilog = bench_epilog();
+    static const CommandSpec c = {
+        "bench",
+        "[options]",
+        "store and restore KV chunks, verify them, compare with memcpy",
+        "Store N chunks into a file-backed arena, restore them, verify every byte,\n"
+        "and compare with plain memcpy of the same bytes in the same run; or, with\n"
+        "one of the mode options below, another benchmark.",
+        {
+            {"arena", 'a', "PATH",
+             "arena file (default in /dev/shm or /tmp); --migrate: a directory"},
+            {"size", 's', "BYTES", "arena size (default: fits the chunks with headroom)"},
+            {"count", 'n', "N", "chunks (default 256; --reopen 1000000 entries)"},
+            {"value-size", 0, "BYTES", "chunk size (default 4MiB; --migrate 1MiB, --reopen 64)"},
+            {"workers", 'w', "N", "copy workers, 1..256 (default: CPUs, at most 8)"},
+            {"verify", 0, "MODE", "off | recover | read (default recover)"},
+            {"durability", 0, "MODE", "none | process | power (default process)"},
+            {"nt-stores", 0, "MODE", "auto | on | off (default auto)"},
+            {"rounds", 'r', "N", "timed rounds, best kept (default 3; --gpu 5, --sweep 2)"},
+            {"small-count", 0, "N", "keys for the small-value test (default 50000; 0 skips it)"},
+            {"small-size", 0, "BYTES", "their value size, 1 B..1 MiB (default 4KiB)"},
+            {"async-rounds", 0, "N", "1-item async batches timed (default 20000)"},
+            {"no-small", 0, nullptr, "skip the small-value and async tests"},
+            {"json", 'j', nullptr, "machine-readable output (and no progress display)"},
+            {"no-progress", 0, nullptr, "no progress display (none is drawn off a terminal)"},
+            {"keep", 'k', nullptr, "keep the arena file"},
+            {"gpu", 0, nullptr, "mode: GPU <-> DAX through daxkv_put/get_batch_cuda"},
+            {"staging-bytes", 0, "BYTES", "--gpu: the cuda_staging_bytes key"},
+            {"register-chunk", 0, "BYTES", "--gpu: the cuda_register_chunk key"},
+            {"migrate", 0, nullptr,
+             "mode: daxkv_device_remove with DAXKV_MIGRATE, GB/s and latency"},
+            {"reopen", 0, nullptr, "mode: fill an arena with small entries, time daxkv_open"},
+            {"slot-bytes", 0, "BYTES", "--reopen: slot size (default 4096)"},
+            {"verify-cost", 0, nullptr, "mode: the same work with verify=off and verify=read"},
+            {"sweep", 0, nullptr, "mode: value sizes x4 apart and worker counts 1, 2, 4 .."},
+            {"min-size", 0, "BYTES", "--sweep: smallest value size (default 4KiB)"},
+            {"max-size", 0, "BYTES", "--sweep: largest value size (default 64MiB)"},
+            {"bytes", 0, "BYTES", "--sweep: bytes per point (default 256MiB)"},
+            {"plot", 0, "FILE.png", "--sweep: draw GB/s against value size (gnuplot-nox)"},
+            {"workload", 0, "NAME", "mode: a workload; lmcache (long-document QA)"},
+            {"model", 0, "NAME",
+             "--workload: the model whose KV bytes a token has (default Llama-3.1-8B)"},
+            {"tokens", 0, "N", "--workload: tokens per document (default 4096)"},
+            {"docs", 0, "N", "--workload: documents (default 2)"},
+            {"chunk-tokens", 0, "N", "--workload: tokens per chunk (default 256)"},
+            {"queries", 0, "N", "--workload: queries (default 64)"},
+        },
+        epilog.c_str(),
+        nullptr,
+        0,
+        0,
+        run_bench,
+    };
+    return c;
 }
 
 } // namespace daxkv_cli

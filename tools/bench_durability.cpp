@@ -33,8 +33,7 @@ double seconds_since(Clock::time_point t0) {
 }
 
 int fail_call(const char *what, int rc) {
-    std::fprintf(stderr, "daxkv bench: %s failed: %s (%d): %s\n", what, daxkv_strerror(rc), rc,
-                 daxkv_errmsg());
+    errorf("daxkv bench: %s failed: %s (%d): %s\n", what, daxkv_strerror(rc), rc, daxkv_errmsg());
     return 1;
 }
 
@@ -75,23 +74,24 @@ int open_store(daxkv_store **out, const std::string &path, uint64_t bytes,
     return rc;
 }
 
-bool number_opt(const Args &a, const char *name, uint64_t &v) {
-    return !a.has(name) || (parse_size(a.get(name, ""), v) && v > 0);
-}
-
 } // namespace
 
 int cmd_bench_reopen(const Args &a) {
-    uint64_t count = 1000000, slot_bytes = 4096, value_size = 64, rounds = 3;
-    if (!number_opt(a, "count", count) || !number_opt(a, "slot-bytes", slot_bytes) ||
-        !number_opt(a, "value-size", value_size) || !number_opt(a, "rounds", rounds) ||
-        value_size > slot_bytes || count > UINT32_MAX) {
-        std::fprintf(stderr, "daxkv bench --reopen: bad --count, --slot-bytes, --value-size "
-                             "or --rounds (value-size must fit the slot)\n");
-        return 2;
-    }
+    const uint64_t count = a.count("count", 1000000, 1, UINT32_MAX);
+    const uint64_t slot_bytes = a.size("slot-bytes", 4096, 1, 64ull << 30);
+    const uint64_t value_size = a.size("value-size", 64, 1, 64ull << 30);
+    const uint64_t rounds = a.count("rounds", 3, 1, 1000);
+    if (value_size > slot_bytes)
+        refuse("value-size", a.get("value-size", ""),
+               "does not fit the slots of --slot-bytes " + a.get("slot-bytes", "4096"));
+    if (count > (64ull << 40) / (slot_bytes + daxkv::arena::header_bytes_for(256)))
+        throw UsageError{"--count " + std::to_string(count) + " slots of --slot-bytes " +
+                         a.get("slot-bytes", "4096") +
+                         " are more than the 64 TiB this benchmark handles"};
     const std::string arena = a.get("arena", default_arena("daxkv-reopen.arena"));
-    const std::string verify = a.get("verify", "recover"), workers = a.get("workers", "");
+    const std::string verify = a.choice("verify", "recover", {"off", "recover", "read"});
+    const std::string workers =
+        a.has("workers") ? std::to_string(a.count("workers", 0, 1, 256)) : "";
     const bool json = a.has("json");
     // Just enough bytes for count slots (with 256 bytes of metadata space).
     const uint64_t hdr = daxkv::arena::header_bytes_for(256);
@@ -103,6 +103,7 @@ int cmd_bench_reopen(const Args &a) {
         {"verify", verify},
         {"workers", workers}};
 
+    Progress progress(a, "filling the arena");
     unlink(arena.c_str());
     daxkv_store *s = nullptr;
     int rc = open_store(&s, arena, bytes, settings);
@@ -115,6 +116,7 @@ int cmd_bench_reopen(const Args &a) {
     std::vector<char> vals(B * value_size);
     std::vector<daxkv_item> items(B);
     for (uint64_t base = 0; base < count; base += B) {
+        progress.update(base, count);
         size_t n = static_cast<size_t>(std::min<uint64_t>(B, count - base));
         for (size_t j = 0; j < n; ++j) {
             keys[j] = "reopen/" + std::to_string(base + j);
@@ -140,6 +142,9 @@ int cmd_bench_reopen(const Args &a) {
     uint64_t slots = 0;
     std::vector<double> opens;
     for (uint64_t r = 0; r < rounds; ++r) {
+        progress.step("reopen " + std::to_string(r + 1) + " of " + std::to_string(rounds) +
+                          " (recovery scan)",
+                      r, rounds);
         t0 = Clock::now();
         rc = open_store(&s, arena, 0, settings);
         double t = seconds_since(t0);
@@ -168,20 +173,20 @@ int cmd_bench_reopen(const Args &a) {
             rc = daxkv_get(s, key.data(), key.size(), got.data(), got.size(), &len);
             if (rc != 0 || len != value_size ||
                 std::memcmp(got.data(), want.data(), value_size) != 0) {
-                std::fprintf(stderr,
-                             "daxkv bench --reopen: entry %s lost or wrong after reopen "
-                             "(get: %d, %zu bytes): %s\n",
-                             key.c_str(), rc, len, rc ? daxkv_errmsg() : "bytes differ");
+                errorf("daxkv bench --reopen: entry %s lost or wrong after reopen "
+                       "(get: %d, %zu bytes): %s\n",
+                       key.c_str(), rc, len, rc ? daxkv_errmsg() : "bytes differ");
                 daxkv_close(s);
                 return 1;
             }
         }
         daxkv_close(s);
     }
+    progress.finish();
     if (recovered != count || dropped != 0) {
-        std::fprintf(stderr, "daxkv bench --reopen: recovered %" PRIu64 " of %" PRIu64
-                             " entries, dropped %" PRIu64 "\n",
-                     recovered, count, dropped);
+        errorf("daxkv bench --reopen: recovered %" PRIu64 " of %" PRIu64
+               " entries, dropped %" PRIu64 "\n",
+               recovered, count, dropped);
         return 1;
     }
     // Reference: one memcpy of the header region (what the scan reads at
@@ -243,18 +248,18 @@ int cmd_bench_reopen(const Args &a) {
 }
 
 int cmd_bench_verify_cost(const Args &a) {
-    uint64_t count = 256, value_size = 4ull << 20, rounds = 3, small_count = 50000;
-    if (!number_opt(a, "count", count) || !number_opt(a, "value-size", value_size) ||
-        !number_opt(a, "rounds", rounds) || !number_opt(a, "small-count", small_count) ||
-        count * value_size > (64ull << 30)) {
-        std::fprintf(stderr, "daxkv bench --verify-cost: bad --count, --value-size, --rounds "
-                             "or --small-count\n");
-        return 2;
-    }
-    if (a.has("no-small"))
-        small_count = 0;
+    const uint64_t count = a.count("count", 256, 1, 1000000);
+    const uint64_t value_size = a.size("value-size", 4ull << 20, 1, 64ull << 30);
+    const uint64_t rounds = a.count("rounds", 3, 1, 1000);
+    const uint64_t small_count =
+        a.has("no-small") ? 0 : a.count("small-count", 50000, 0, 100000000);
+    if (count * value_size > (64ull << 30))
+        throw UsageError{"--count " + std::to_string(count) + " chunks of --value-size " +
+                         a.get("value-size", "4MiB") +
+                         " are more than the 64 GiB this benchmark handles"};
     const std::string arena = a.get("arena", default_arena("daxkv-bench.arena"));
-    const std::string workers = a.get("workers", "");
+    const std::string workers =
+        a.has("workers") ? std::to_string(a.count("workers", 0, 1, 256)) : "";
     const uint64_t total = count * value_size;
     uint64_t bytes = count * (value_size + 4096) + (8ull << 20);
     bytes = (bytes + (2ull << 20) - 1) / (2ull << 20) * (2ull << 20);
@@ -313,8 +318,9 @@ int cmd_bench_verify_cost(const Args &a) {
             best_restore = std::min(best_restore, seconds_since(t0));
             if (rc != static_cast<int>(count) || std::memcmp(src.data(), dst.data(), total) != 0) {
                 daxkv_close(s);
-                std::fprintf(stderr, "daxkv bench --verify-cost: restore with verify=%s "
-                                     "returned wrong bytes\n", verify);
+                errorf("daxkv bench --verify-cost: restore with verify=%s "
+                       "returned wrong bytes\n",
+                       verify);
                 return 1;
             }
             std::memset(dst.data(), 0, total);
@@ -354,7 +360,7 @@ int cmd_bench_verify_cost(const Args &a) {
             best_get = std::min(best_get, seconds_since(t0));
             if (got != small_count || std::memcmp(out.data(), val.data(), 4096) != 0) {
                 daxkv_close(s);
-                std::fprintf(stderr, "daxkv bench --verify-cost: small-value get failed\n");
+                errorf("daxkv bench --verify-cost: small-value get failed\n");
                 return 1;
             }
         }

@@ -65,42 +65,43 @@ struct GpuBench {
 };
 
 int cuda_fail(const cu::Runtime &rt, const char *what, cu::Error e) {
-    std::fprintf(stderr, "daxkv bench --gpu: %s\n", rt.describe(what, e).c_str());
+    errorf("daxkv bench --gpu: %s\n", rt.describe(what, e).c_str());
     return 1;
 }
 
 int daxkv_fail(const char *what, int rc) {
-    std::fprintf(stderr, "daxkv bench --gpu: %s failed: %s (%d): %s\n", what,
-                 daxkv_strerror(rc), rc, daxkv_errmsg());
+    errorf("daxkv bench --gpu: %s failed: %s (%d): %s\n", what, daxkv_strerror(rc), rc,
+           daxkv_errmsg());
     return 1;
 }
 
 } // namespace
 
 int cmd_bench_gpu(const Args &a) {
-    uint64_t count = 64, value_size = 4ull << 20, rounds = 5, arena_size = 0;
-    if ((a.has("count") && (!parse_size(a.get("count", ""), count) || count == 0)) ||
-        (a.has("value-size") &&
-         (!parse_size(a.get("value-size", ""), value_size) || value_size == 0)) ||
-        (a.has("rounds") && (!parse_size(a.get("rounds", ""), rounds) || rounds == 0)) ||
-        (a.has("size") && !parse_size(a.get("size", ""), arena_size))) {
-        std::fprintf(stderr, "daxkv bench --gpu: bad number in options\n");
-        return 2;
-    }
-    if (count > 100000 || count * value_size > (64ull << 30)) {
-        std::fprintf(stderr, "daxkv bench --gpu: %llu x %llu bytes is more than this bench "
-                             "handles\n",
-                     (unsigned long long)count, (unsigned long long)value_size);
-        return 2;
-    }
+    const uint64_t count = a.count("count", 64, 1, 100000);
+    const uint64_t value_size = a.size("value-size", 4ull << 20, 1, 64ull << 30);
+    const uint64_t rounds = a.count("rounds", 5, 1, 1000);
+    uint64_t arena_size = a.size("size", 0, 1);
+    const std::string verify = a.choice("verify", "recover", {"off", "recover", "read"});
+    const std::string workers =
+        a.has("workers") ? std::to_string(a.count("workers", 0, 1, 256)) : "";
+    // Checked here for the form (and the units); the library checks the range.
+    const std::string staging =
+        a.has("staging-bytes") ? std::to_string(a.size("staging-bytes", 0, 1)) : "";
+    const std::string reg_chunk =
+        a.has("register-chunk") ? std::to_string(a.size("register-chunk", 0, 1)) : "";
+    if (count * value_size > (64ull << 30))
+        throw UsageError{"--count " + std::to_string(count) + " chunks of --value-size " +
+                         a.get("value-size", "4MiB") +
+                         " are more than the 64 GiB this benchmark handles"};
     if (!daxkv_cuda_available()) {
-        std::fprintf(stderr, "daxkv bench --gpu: no GPU to measure: %s\n", daxkv_errmsg());
+        errorf("daxkv bench --gpu: no GPU to measure: %s\n", daxkv_errmsg());
         return 1;
     }
     GpuBench b;
     b.rt = cu::runtime();
     if (!b.rt || b.rt->devices <= 0) {
-        std::fprintf(stderr, "daxkv bench --gpu: %s\n", cu::unavailable_reason().c_str());
+        errorf("daxkv bench --gpu: %s\n", cu::unavailable_reason().c_str());
         return 1;
     }
     const cu::Runtime &rt = *b.rt;
@@ -158,19 +159,23 @@ int cmd_bench_gpu(const Args &a) {
     int rc = daxkv_config_new(&cfg);
     if (rc)
         return daxkv_fail("config", rc);
-    const std::pair<const char *, std::string> settings[] = {
-        {"slot_bytes", std::to_string(value_size)},
-        {"on_mismatch", "reformat"},
-        {"verify", a.get("verify", "recover")},
-        {"workers", a.get("workers", "")},
-        {"cuda_staging_bytes", a.get("staging-bytes", "")},
-        {"cuda_register_chunk", a.get("register-chunk", "")},
-    };
-    for (const auto &kv : settings)
-        if (!kv.second.empty() && (rc = daxkv_config_set(cfg, kv.first, kv.second.c_str()))) {
-            daxkv_config_free(cfg);
-            return daxkv_fail("configuration", rc);
-        }
+    try {
+        rc = set_config(cfg, {
+                                 {"slot_bytes", nullptr, std::to_string(value_size)},
+                                 {"on_mismatch", nullptr, "reformat"},
+                                 {"verify", "verify", verify},
+                                 {"workers", "workers", workers},
+                                 {"cuda_staging_bytes", "staging-bytes", staging},
+                                 {"cuda_register_chunk", "register-chunk", reg_chunk},
+                             });
+    } catch (...) {
+        daxkv_config_free(cfg);
+        throw;
+    }
+    if (rc) {
+        daxkv_config_free(cfg);
+        return daxkv_fail("configuration", rc);
+    }
     unlink(b.arena.c_str());
     rc = daxkv_config_add_device(cfg, b.arena.c_str(), arena_size);
     if (!rc)

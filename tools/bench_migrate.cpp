@@ -44,8 +44,8 @@ struct Region {
 };
 
 int fail(const char *what, int rc) {
-    std::fprintf(stderr, "daxkv bench --migrate: %s failed: %s (%d): %s\n", what,
-                 daxkv_strerror(rc), rc, daxkv_errmsg());
+    errorf("daxkv bench --migrate: %s failed: %s (%d): %s\n", what, daxkv_strerror(rc), rc,
+           daxkv_errmsg());
     return 1;
 }
 
@@ -91,18 +91,17 @@ void probe(daxkv_store *s, const std::vector<std::string> &keys, size_t value_si
 } // namespace
 
 int cmd_bench_migrate(const Args &a) {
-    uint64_t count = 256, value_size = 1ull << 20, rounds = 3;
-    if ((a.has("count") && (!parse_size(a.get("count", ""), count) || count == 0)) ||
-        (a.has("value-size") &&
-         (!parse_size(a.get("value-size", ""), value_size) || value_size == 0)) ||
-        (a.has("rounds") && (!parse_size(a.get("rounds", ""), rounds) || rounds == 0))) {
-        std::fprintf(stderr, "daxkv bench --migrate: bad number in options\n");
-        return 2;
-    }
-    if (count > 100000 || count * value_size > (16ull << 30)) {
-        std::fprintf(stderr, "daxkv bench --migrate: too large\n");
-        return 2;
-    }
+    const uint64_t count = a.count("count", 256, 1, 100000);
+    const uint64_t value_size = a.size("value-size", 1ull << 20, 1, 16ull << 30);
+    const uint64_t rounds = a.count("rounds", 3, 1, 1000);
+    const std::string verify = a.choice("verify", "recover", {"off", "recover", "read"});
+    const std::string durability = a.choice("durability", "process", {"none", "process", "power"});
+    const std::string workers =
+        a.has("workers") ? std::to_string(a.count("workers", 0, 1, 256)) : "";
+    if (count * value_size > (16ull << 30))
+        throw UsageError{"--count " + std::to_string(count) + " chunks of --value-size " +
+                         a.get("value-size", "1MiB") +
+                         " are more than the 16 GiB this benchmark handles"};
     const std::string dir = a.get("arena", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
     const std::string dev[2] = {dir + "/daxkv-bench-mig0.arena", dir + "/daxkv-bench-mig1.arena"};
     const uint64_t total = count * value_size;
@@ -110,6 +109,11 @@ int cmd_bench_migrate(const Args &a) {
     uint64_t dev_bytes = (count + 8) * (value_size + 4096) + (8ull << 20);
     dev_bytes = (dev_bytes + (2ull << 20) - 1) / (2ull << 20) * (2ull << 20);
     const bool json = a.has("json");
+    Progress progress(a, "");
+    const uint64_t steps = 4 + 2 * rounds;
+    uint64_t step = 0;
+    auto advance = [&](const std::string &what) { progress.step(what, step++, steps); };
+    advance("memcpy reference");
 
     Region src(total), dst(total);
     for (uint64_t i = 0; i < total; i += 8) {
@@ -128,17 +132,24 @@ int cmd_bench_migrate(const Args &a) {
     int rc = daxkv_config_new(&cfg);
     if (rc)
         return fail("config", rc);
-    std::string slot = std::to_string(value_size);
-    const std::pair<const char *, std::string> settings[] = {
-        {"slot_bytes", slot},         {"on_mismatch", "reformat"}, {"hotplug", "1"},
-        {"eviction", "none"},         {"verify", a.get("verify", "recover")},
-        {"workers", a.get("workers", "")}, {"durability", a.get("durability", "process")},
-    };
-    for (const auto &s : settings)
-        if (!s.second.empty() && (rc = daxkv_config_set(cfg, s.first, s.second.c_str()))) {
-            daxkv_config_free(cfg);
-            return fail("configuration", rc);
-        }
+    try {
+        rc = set_config(cfg, {
+                                 {"slot_bytes", nullptr, std::to_string(value_size)},
+                                 {"on_mismatch", nullptr, "reformat"},
+                                 {"hotplug", nullptr, "1"},
+                                 {"eviction", nullptr, "none"},
+                                 {"verify", "verify", verify},
+                                 {"workers", "workers", workers},
+                                 {"durability", "durability", durability},
+                             });
+    } catch (...) {
+        daxkv_config_free(cfg);
+        throw;
+    }
+    if (rc) {
+        daxkv_config_free(cfg);
+        return fail("configuration", rc);
+    }
     unlink(dev[0].c_str());
     unlink(dev[1].c_str());
     rc = daxkv_config_add_device(cfg, dev[0].c_str(), dev_bytes);
@@ -159,12 +170,14 @@ int cmd_bench_migrate(const Args &a) {
         items[i].data = src.p + i * value_size;
         items[i].len = value_size;
     }
+    advance("storing the chunks");
     rc = daxkv_put_batch(s, items.data(), count, 0);
     if (rc != static_cast<int>(count))
         return fail("put_batch", rc < 0 ? rc : -ENOSPC);
     if ((rc = daxkv_device_add(s, dev[1].c_str(), dev_bytes)))
         return fail("device_add", rc);
 
+    advance("latency with no migration");
     // Latency with no migration.
     Lat get_idle, put_idle, get_mig, put_mig;
     int errors = 0;
@@ -182,6 +195,8 @@ int cmd_bench_migrate(const Args &a) {
     int from = 0;
     for (uint64_t r = 0; r < 2 * rounds; ++r) {
         const bool loaded = r % 2 == 1;
+        advance(std::string("migration ") + std::to_string(r + 1) + " of " +
+                std::to_string(2 * rounds) + (loaded ? ", probe running" : ""));
         std::atomic<bool> stop{false};
         std::thread t;
         if (loaded)
@@ -199,14 +214,16 @@ int cmd_bench_migrate(const Args &a) {
         if (rc)
             return fail("device_remove", rc);
         moved = res.moved_bytes;
-        if (res.moved_keys != count)
-            std::fprintf(stderr, "daxkv bench --migrate: moved %llu of %llu keys\n",
-                         (unsigned long long)res.moved_keys, (unsigned long long)count);
+        if (res.moved_keys != count) {
+            errorf("daxkv bench --migrate: moved %llu of %llu keys\n",
+                   (unsigned long long)res.moved_keys, (unsigned long long)count);
+        }
         (loaded ? mig_loaded_s : mig_s) = std::min(loaded ? mig_loaded_s : mig_s, took);
         if ((rc = daxkv_device_add(s, dev[from].c_str(), dev_bytes)))
             return fail("device_add", rc);
         from = 1 - from;
     }
+    advance("verifying every chunk");
     // Every chunk reads back with its bytes.
     for (uint64_t i = 0; i < count; ++i) {
         items[i].data = dst.p + i * value_size;
@@ -216,6 +233,7 @@ int cmd_bench_migrate(const Args &a) {
     rc = daxkv_get_batch(s, items.data(), count, 0);
     bool ok = rc == static_cast<int>(count) && std::memcmp(src.p, dst.p, total) == 0;
     daxkv_close(s);
+    progress.finish();
     if (!a.has("keep")) {
         unlink(dev[0].c_str());
         unlink(dev[1].c_str());

@@ -209,7 +209,7 @@ int plot(const std::string &png, const std::vector<Point> &pts, unsigned workers
     std::string data = png + ".dat";
     FILE *f = std::fopen(data.c_str(), "w");
     if (!f) {
-        std::fprintf(stderr, "daxkv bench: cannot write %s: %s\n", data.c_str(), strerror(errno));
+        errorf("daxkv bench: cannot write %s: %s\n", data.c_str(), strerror(errno));
         return 1;
     }
     std::fprintf(f, "# value_bytes memcpy store restore async_store async_restore (GB/s)\n");
@@ -238,14 +238,14 @@ int plot(const std::string &png, const std::vector<Point> &pts, unsigned workers
         "'' using 1:6 with linespoints title 'restore (async submit)'\n";
     FILE *g = popen("gnuplot", "w");
     if (!g) {
-        std::fprintf(stderr, "daxkv bench: cannot run gnuplot (Debian: gnuplot-nox)\n");
+        errorf("daxkv bench: cannot run gnuplot (Debian: gnuplot-nox)\n");
         return 1;
     }
     std::fputs(script.c_str(), g);
     int rc = pclose(g);
     unlink(data.c_str());
     if (rc != 0) {
-        std::fprintf(stderr, "daxkv bench: gnuplot failed (is gnuplot-nox installed?)\n");
+        errorf("daxkv bench: gnuplot failed (is gnuplot-nox installed?)\n");
         return 1;
     }
     return 0;
@@ -254,23 +254,18 @@ int plot(const std::string &png, const std::vector<Point> &pts, unsigned workers
 } // namespace
 
 int cmd_bench_sweep(const Args &a) {
-    uint64_t min_size = 4096, max_size = 64ull << 20, per_point = 256ull << 20, rounds = 2;
-    if ((a.has("min-size") && !parse_size(a.get("min-size", ""), min_size)) ||
-        (a.has("max-size") && !parse_size(a.get("max-size", ""), max_size)) ||
-        (a.has("bytes") && !parse_size(a.get("bytes", ""), per_point)) ||
-        (a.has("rounds") && (!parse_size(a.get("rounds", ""), rounds) || rounds == 0)) ||
-        min_size == 0 || max_size < min_size || per_point < min_size) {
-        std::fprintf(stderr, "daxkv bench --sweep: bad sizes in options\n");
-        return 2;
-    }
+    const uint64_t min_size = a.size("min-size", 4096, 1, 16ull << 30);
+    const uint64_t max_size = a.size("max-size", 64ull << 20, 1, 16ull << 30);
+    const uint64_t per_point = a.size("bytes", 256ull << 20, 1, 64ull << 30);
+    const uint64_t rounds = a.count("rounds", 2, 1, 1000);
+    if (max_size < min_size)
+        refuse("max-size", a.get("max-size", ""),
+               "is below --min-size " + a.get("min-size", "4KiB"));
+    if (per_point < min_size)
+        refuse("bytes", a.get("bytes", ""), "is below --min-size " + a.get("min-size", "4KiB"));
     std::vector<unsigned> workers;
     if (a.has("workers")) {
-        uint64_t w = 0;
-        if (!parse_size(a.get("workers", ""), w) || w == 0 || w > 256) {
-            std::fprintf(stderr, "daxkv bench --sweep: bad --workers\n");
-            return 2;
-        }
-        workers.push_back(static_cast<unsigned>(w));
+        workers.push_back(static_cast<unsigned>(a.count("workers", 0, 1, 256)));
     } else {
         long cpus = std::max(1L, std::min(8L, sysconf(_SC_NPROCESSORS_ONLN)));
         for (unsigned w = 1; w <= static_cast<unsigned>(cpus); w *= 2)
@@ -279,7 +274,7 @@ int cmd_bench_sweep(const Args &a) {
             workers.push_back(static_cast<unsigned>(cpus));
     }
     const std::string arena = a.get("arena", default_arena());
-    const std::string verify = a.get("verify", "recover");
+    const std::string verify = a.choice("verify", "recover", {"off", "recover", "read"});
     std::vector<Point> pts;
     const bool json = a.has("json");
     if (!json)
@@ -304,7 +299,7 @@ int cmd_bench_sweep(const Args &a) {
                 }
             }
     } catch (const BenchError &e) {
-        std::fprintf(stderr, "daxkv bench --sweep: %s\n", e.what.c_str());
+        errorf("daxkv bench --sweep: %s\n", e.what.c_str());
         return 1;
     }
     if (json) {
@@ -339,36 +334,30 @@ const Model kModels[] = {
 } // namespace
 
 int cmd_bench_lmcache(const Args &a) {
-    uint64_t tokens = 4096, docs = 2, queries = 64, chunk_tokens = 256, workers = 0;
-    if ((a.has("tokens") && (!parse_size(a.get("tokens", ""), tokens) || tokens == 0)) ||
-        (a.has("docs") && (!parse_size(a.get("docs", ""), docs) || docs == 0)) ||
-        (a.has("queries") && (!parse_size(a.get("queries", ""), queries) || queries == 0)) ||
-        (a.has("chunk-tokens") &&
-         (!parse_size(a.get("chunk-tokens", ""), chunk_tokens) || chunk_tokens == 0)) ||
-        (a.has("workers") && (!parse_size(a.get("workers", ""), workers) || workers == 0))) {
-        std::fprintf(stderr, "daxkv bench --workload lmcache: bad number in options\n");
-        return 2;
-    }
+    const uint64_t tokens = a.count("tokens", 4096, 1, 10000000);
+    const uint64_t docs = a.count("docs", 2, 1, 100000);
+    const uint64_t queries = a.count("queries", 64, 1, 100000000);
+    const uint64_t chunk_tokens = a.count("chunk-tokens", 256, 1, 1000000);
+    uint64_t workers = a.count("workers", 0, 1, 256);
+    const std::string verify = a.choice("verify", "recover", {"off", "recover", "read"});
     const std::string model_name = a.get("model", "Llama-3.1-8B");
     const Model *model = nullptr;
-    for (const Model &m : kModels)
+    std::string known;
+    for (const Model &m : kModels) {
         if (model_name == m.name)
             model = &m;
-    if (!model) {
-        std::fprintf(stderr, "daxkv bench: unknown model '%s' (known:", model_name.c_str());
-        for (const Model &m : kModels)
-            std::fprintf(stderr, " %s", m.name);
-        std::fprintf(stderr, ")\n");
-        return 2;
+        known += (known.empty() ? "" : ", ") + std::string(m.name);
     }
+    if (!model)
+        refuse("model", model_name, "is not one of " + known);
     const uint64_t chunk_bytes = chunk_tokens * model->kv_bytes_per_token;
     const uint64_t chunks_per_doc = (tokens + chunk_tokens - 1) / chunk_tokens;
     const uint64_t chunks = chunks_per_doc * docs;
-    if (chunks * chunk_bytes > (32ull << 30)) {
-        std::fprintf(stderr, "daxkv bench: %llu chunks of %s is more than this bench handles\n",
-                     (unsigned long long)chunks, human(chunk_bytes).c_str());
-        return 2;
-    }
+    if (chunks * chunk_bytes > (32ull << 30))
+        throw UsageError{"--docs " + std::to_string(docs) + " of --tokens " +
+                         std::to_string(tokens) + " make " + std::to_string(chunks) +
+                         " chunks of " + human(chunk_bytes) +
+                         ": more than the 32 GiB this benchmark handles"};
     if (!workers)
         workers = static_cast<uint64_t>(std::max(1L, std::min(8L, sysconf(_SC_NPROCESSORS_ONLN))));
     const std::string arena = a.get("arena", default_arena());
@@ -377,7 +366,7 @@ int cmd_bench_lmcache(const Args &a) {
         for (uint64_t i = 0; i < chunks; ++i)
             fill_pattern(src.p + i * chunk_bytes, chunk_bytes, i + 1);
         daxkv_store *s = open_store(arena, chunk_bytes, chunks, static_cast<unsigned>(workers),
-                                    a.get("verify", "recover"));
+                                    verify);
         std::vector<std::string> keys(chunks);
         for (uint64_t d = 0; d < docs; ++d)
             for (uint64_t c = 0; c < chunks_per_doc; ++c)
@@ -481,11 +470,11 @@ int cmd_bench_lmcache(const Args &a) {
         std::printf("    %-40s %8.1f us per query\n", "prefix lookup (contains_batch)",
                     t_lookup / queries * 1e6);
     } catch (const BenchError &e) {
-        std::fprintf(stderr, "daxkv bench --workload lmcache: %s\n", e.what.c_str());
+        errorf("daxkv bench --workload lmcache: %s\n", e.what.c_str());
         unlink(arena.c_str());
         return 1;
     } catch (const std::bad_alloc &) {
-        std::fprintf(stderr, "daxkv bench --workload lmcache: out of memory for the buffers\n");
+        errorf("daxkv bench --workload lmcache: out of memory for the buffers\n");
         return 1;
     }
     return 0;

@@ -1,183 +1,144 @@
 // daxkv: the command-line tool of libdaxkv.
-#include <cctype>
+//
+//   daxkv COMMAND [options] [arguments]
+//
+// Each command has a CommandSpec (its options, help and the function that
+// runs it); this file dispatches to them. Exit statuses: 0 done, 1 the
+// operation failed, 2 the command line was refused (check adds its own).
 #include <cstdio>
 #include <cstring>
+#include <exception>
+#include <new>
 #include <string>
+#include <vector>
 
 #include "cli.hpp"
 #include "daxkv.h"
 
 namespace daxkv_cli {
+namespace {
 
-bool parse_args(int argc, char **argv, int first, const std::vector<std::string> &flags,
-                const std::vector<std::string> &valued, Args &out) {
-    auto known = [](const std::vector<std::string> &v, const std::string &n) {
-        for (const auto &x : v)
-            if (x == n)
-                return true;
-        return false;
+int cmd_version(const Args &) {
+    std::printf("daxkv %s (library %s)\n", DAXKV_VERSION_STRING, daxkv_version_string());
+    return kExitOk;
+}
+
+const CommandSpec &version_command() {
+    static const CommandSpec c = {
+        "version",
+        "",
+        "print the version of the tool and of the library it runs",
+        "Print the version of the daxkv command and of the libdaxkv library it runs\n"
+        "(libdaxkv.so.0, which every store operation of the tool goes through).",
+        {},
+        nullptr,
+        nullptr,
+        0,
+        0,
+        cmd_version,
     };
-    for (int i = first; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a.rfind("--", 0) != 0) {
-            out.positional.push_back(a);
-            continue;
-        }
-        std::string name = a.substr(2), value;
-        bool inline_value = false;
-        size_t eq = name.find('=');
-        if (eq != std::string::npos) {
-            value = name.substr(eq + 1);
-            name = name.substr(0, eq);
-            inline_value = true;
-        }
-        if (known(flags, name)) {
-            if (inline_value) {
-                std::fprintf(stderr, "daxkv: --%s takes no value\n", name.c_str());
-                return false;
-            }
-            out.opts[name] = "1";
-        } else if (known(valued, name)) {
-            if (!inline_value) {
-                if (i + 1 >= argc) {
-                    std::fprintf(stderr, "daxkv: --%s needs a value\n", name.c_str());
-                    return false;
-                }
-                value = argv[++i];
-            }
-            out.opts[name] = value;
-        } else {
-            std::fprintf(stderr, "daxkv: unknown option --%s\n", name.c_str());
-            return false;
-        }
-    }
-    return true;
+    return c;
 }
 
-bool parse_size(const std::string &s, uint64_t &out) {
-    size_t i = 0;
-    uint64_t v = 0;
-    if (s.empty() || !std::isdigit(static_cast<unsigned char>(s[0])))
-        return false;
-    while (i < s.size() && std::isdigit(static_cast<unsigned char>(s[i]))) {
-        uint64_t d = static_cast<uint64_t>(s[i] - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-        ++i;
-    }
-    std::string u = s.substr(i);
-    uint64_t m = 1;
-    if (u.empty() || u == "B")
-        m = 1;
-    else if (u == "K" || u == "KiB" || u == "k")
-        m = 1ull << 10;
-    else if (u == "M" || u == "MiB")
-        m = 1ull << 20;
-    else if (u == "G" || u == "GiB")
-        m = 1ull << 30;
-    else
-        return false;
-    if (v > UINT64_MAX / m)
-        return false;
-    out = v * m;
-    return true;
+// Every command, in the order `daxkv --help` lists them. Commands that
+// report on a running store (stats, status) slot in here.
+std::vector<const CommandSpec *> commands() {
+    return {&bench_command(), &list_command(),   &probe_command(),  &info_command(),
+            &check_command(), &format_command(), &version_command()};
 }
 
+const CommandSpec *find_command(const std::string &name) {
+    for (const CommandSpec *c : commands())
+        if (name == c->name)
+            return c;
+    return nullptr;
+}
+
+void usage(FILE *f) {
+    std::fprintf(f, "usage: daxkv COMMAND [options] [arguments]\n"
+                    "       daxkv --help | --version | help [COMMAND]\n"
+                    "\n"
+                    "commands:\n");
+    for (const CommandSpec *c : commands())
+        std::fprintf(f, "  %-9s %s\n", c->name, c->summary);
+    std::fprintf(f, "\n"
+                    "'daxkv COMMAND --help' shows a command's options.\n"
+                    "Exit status: 0 done, 1 the operation failed, 2 the command line was\n"
+                    "refused (check has more). See daxkv(1).\n");
+}
+
+int usage_error(const char *cmd, const std::string &what) {
+    if (cmd) {
+        std::fprintf(stderr, "daxkv %s: %s\n", cmd, what.c_str());
+        std::fprintf(stderr, "Try 'daxkv %s --help'.\n", cmd);
+    } else {
+        std::fprintf(stderr, "daxkv: %s\n", what.c_str());
+        std::fprintf(stderr, "Try 'daxkv --help'.\n");
+    }
+    return kExitUsage;
+}
+
+int run_command(const CommandSpec &cmd, int argc, char **argv) {
+    try {
+        Args a = parse_command_line(cmd, argc, argv);
+        if (a.has("help")) {
+            print_command_help(cmd, stdout);
+            return kExitOk;
+        }
+        if (a.has("list-opts")) {
+            print_option_names(cmd, stdout);
+            return kExitOk;
+        }
+        return cmd.run(a);
+    } catch (const UsageError &e) {
+        return usage_error(cmd.name, e.what);
+    } catch (const std::bad_alloc &) {
+        std::fprintf(stderr, "daxkv %s: out of memory\n", cmd.name);
+        return kExitFailed;
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "daxkv %s: %s\n", cmd.name, e.what());
+        return kExitFailed;
+    }
+}
+
+} // namespace
 } // namespace daxkv_cli
 
-static void usage(FILE *f) {
-    std::fprintf(f,
-                 "usage: daxkv <command> [options]\n"
-                 "\n"
-                 "commands:\n"
-                 "  bench      store and restore KV chunks, verify them, compare with memcpy\n"
-                 "  list       the DAX devices of this host (--json: daxctl list's fields)\n"
-                 "  probe PATH what daxkv_open would see at PATH (--json)\n"
-                 "  info PATH  an arena's layout, entries and what an open would recover\n"
-                 "  check PATH verify every entry of an arena (--repair drops damaged ones)\n"
-                 "  format PATH --slot-bytes N   write a new, empty arena (claims foreign data\n"
-                 "             with --force)\n"
-                 "  version    print the library version\n"
-                 "\n"
-                 "daxkv <command> --help shows a command's options.\n");
-}
-
 int main(int argc, char **argv) {
+    using namespace daxkv_cli;
     if (argc < 2) {
         usage(stderr);
-        return 2;
+        return kExitUsage;
     }
-    std::string cmd = argv[1];
-    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+    const std::string first = argv[1];
+    if (first == "--help" || first == "-h") {
         usage(stdout);
-        return 0;
+        return kExitOk;
     }
-    if (cmd == "--version" || cmd == "version") {
-        std::printf("daxkv %s (library %s)\n", DAXKV_VERSION_STRING, daxkv_version_string());
-        return 0;
+    if (first == "--version")
+        return run_command(*find_command("version"), argc - 1, argv + 1);
+    if (first == "--list-cmds") { // for shell completion
+        for (const CommandSpec *c : commands())
+            std::printf("%s\n", c->name);
+        return kExitOk;
     }
-    if (cmd == "list" || cmd == "probe") {
-        daxkv_cli::Args a;
-        if (!daxkv_cli::parse_args(argc, argv, 2, {"json"}, {}, a))
-            return 2;
-        if (cmd == "list" && !a.positional.empty()) {
-            std::fprintf(stderr, "usage: daxkv list [--json]\n");
-            return 2;
+    if (first == "help") {
+        if (argc == 2) {
+            usage(stdout);
+            return kExitOk;
         }
-        return cmd == "list" ? daxkv_cli::cmd_list(a) : daxkv_cli::cmd_probe(a);
+        const CommandSpec *c = find_command(argv[2]);
+        if (!c || argc > 3)
+            return usage_error(nullptr,
+                               c ? std::string("unexpected argument '") + argv[3] + "'"
+                                 : std::string("'") + argv[2] + "' is not a daxkv command");
+        print_command_help(*c, stdout);
+        return kExitOk;
     }
-    if (cmd == "info" || cmd == "check" || cmd == "format") {
-        // Exit status 2 on a malformed command line, as for the others.
-        daxkv_cli::Args a;
-        void (*usage_fn)(FILE *) = cmd == "info"    ? daxkv_cli::info_usage
-                                   : cmd == "check" ? daxkv_cli::check_usage
-                                                    : daxkv_cli::format_usage;
-        bool ok = cmd == "info"
-                      ? daxkv_cli::parse_args(argc, argv, 2, {"json", "no-values", "help"}, {}, a)
-                  : cmd == "check"
-                      ? daxkv_cli::parse_args(argc, argv, 2,
-                                              {"json", "no-values", "repair", "help"}, {}, a)
-                      : daxkv_cli::parse_args(argc, argv, 2, {"json", "force", "help"},
-                                              {"slot-bytes", "meta-bytes", "size"}, a);
-        if (!ok) {
-            usage_fn(stderr);
-            return 2;
-        }
-        if (a.has("help")) {
-            usage_fn(stdout);
-            return 0;
-        }
-        return cmd == "info"    ? daxkv_cli::cmd_info(a)
-               : cmd == "check" ? daxkv_cli::cmd_check(a)
-                                : daxkv_cli::cmd_format(a);
-    }
-    if (cmd == "bench") {
-        daxkv_cli::Args a;
-        if (!daxkv_cli::parse_args(argc, argv, 2,
-                                   {"json", "no-progress", "keep", "help", "no-small", "gpu",
-                                    "reopen", "verify-cost", "migrate", "sweep"},
-                                   {"arena", "size", "count", "value-size", "workers", "verify",
-                                    "durability", "rounds", "small-count", "small-size",
-                                    "nt-stores", "staging-bytes", "register-chunk", "slot-bytes",
-                                    "async-rounds", "min-size", "max-size", "bytes", "plot",
-                                    "workload", "model", "tokens", "docs", "queries",
-                                    "chunk-tokens"},
-                                   a)) {
-            daxkv_cli::bench_usage(stderr);
-            return 2;
-        }
-        if (a.has("help")) {
-            daxkv_cli::bench_usage(stdout);
-            return 0;
-        }
-        if (a.has("gpu"))
-            return daxkv_cli::cmd_bench_gpu(a);
-        if (a.has("migrate"))
-            return daxkv_cli::cmd_bench_migrate(a);
-        return daxkv_cli::cmd_bench(a);
-    }
-    std::fprintf(stderr, "daxkv: unknown command '%s'\n", cmd.c_str());
-    usage(stderr);
-    return 2;
+    if (!first.empty() && first[0] == '-')
+        return usage_error(nullptr, "unknown option '" + first + "' (give a command first)");
+    const CommandSpec *c = find_command(first);
+    if (!c)
+        return usage_error(nullptr, "'" + first + "' is not a daxkv command");
+    return run_command(*c, argc - 1, argv + 1);
 }

@@ -4,12 +4,12 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <random>
 #include <thread>
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -321,11 +321,8 @@ void Arena::format() {
     std::memcpy(sb_.magic, kMagic, sizeof kMagic);
     sb_.format_version = kFormatVersion;
     sb_.sb_bytes = sizeof(Superblock);
-    std::random_device rd;
-    for (auto &byte : sb_.uuid)
-        byte = static_cast<uint8_t>(rd());
-    sb_.uuid[6] = static_cast<uint8_t>((sb_.uuid[6] & 0x0f) | 0x40); // RFC 4122 v4
-    sb_.uuid[8] = static_cast<uint8_t>((sb_.uuid[8] & 0x3f) | 0x80);
+    static_assert(sizeof(uuid_t) == sizeof sb_.uuid, "the superblock holds a 16-byte UUID");
+    uuid_generate(sb_.uuid);
     sb_.arena_bytes = layout_.arena_bytes;
     sb_.slot_bytes = layout_.slot_bytes;
     sb_.slot_count = layout_.slot_count;
@@ -346,8 +343,15 @@ void Arena::format() {
     // zeroed (formattable) arena rather than an old layout over new headers.
     std::memset(map_->base(), 0, kHeaderOffset);
     map_->persist(map_->base(), kHeaderOffset);
-    if (!map_->created())
-        clear_commit_words(0, layout_.slot_count);
+    if (!map_->created()) {
+        // In steps, so that a caller can show a large device's progress.
+        const uint64_t n = layout_.slot_count, step = uint64_t(1) << 16;
+        for (uint64_t s = 0; s < n; s += step) {
+            clear_commit_words(s, std::min(n, s + step));
+            if (opt_.format_progress)
+                opt_.format_progress(std::min(n, s + step), n);
+        }
+    }
     write_superblock();
     formatted_ = true;
 }

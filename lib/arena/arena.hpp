@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -80,6 +81,10 @@ public:
         // rather than for as many as the mapping holds; 0: as many as fit.
         uint64_t slot_count = 0;
         unsigned threads = 1;   // recovery scan parallelism
+        // When formatting an existing device: called as its slot headers
+        // are cleared, with the slots done and the slots to clear (a whole
+        // device takes a while); may be empty.
+        std::function<void(uint64_t done, uint64_t total)> format_progress;
     };
 
     // Validate (or format) the arena on an open mapping. Throws Error:

@@ -46,6 +46,10 @@ std::string printable_key(const char *p, size_t n) {
     return out;
 }
 
+// Slots between two progress reports: frequent enough to move a display,
+// rare enough to cost nothing next to hashing the payloads.
+constexpr uint64_t kProgressSlots = 4096;
+
 ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
     auto t0 = std::chrono::steady_clock::now();
     ImageReport r;
@@ -116,6 +120,8 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
     // to grow into, at the end of a file arena).
     const uint64_t usable = usable_slots_of(r.sb);
     for (uint64_t s = 0; s < usable; ++s) {
+        if (opt.progress && s % kProgressSlots == 0)
+            opt.progress(s, usable);
         SlotHeader *h = header(s);
         uint64_t commit = __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE);
         const char *data = base + l.data_offset + s * l.slot_bytes;
@@ -146,6 +152,8 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
         finding(loser, header(loser), "stale", true);
         withdraw(header(loser));
     }
+    if (opt.progress)
+        opt.progress(usable, usable);
     for (const auto &kv : newest) {
         const SlotHeader *h = header(kv.second.first);
         r.live++;

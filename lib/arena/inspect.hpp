@@ -63,6 +63,9 @@ struct CheckOptions {
     bool repair = false;      // withdraw damaged and stale entries, rewrite a bad superblock copy
     // Make [p, p+n) durable after a repair write (Mapping::persist); may be empty.
     std::function<void(const void *, size_t)> persist;
+    // Called now and then with the slots judged so far and the slots to
+    // judge (a whole device takes a while); may be empty.
+    std::function<void(uint64_t done, uint64_t total)> progress;
 };
 
 // Inspect the size bytes at base. Reads nothing outside them; writes only

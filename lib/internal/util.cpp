@@ -6,6 +6,7 @@
 #include <limits>
 
 #define XXH_INLINE_ALL
+#include <uuid/uuid.h>
 #include <xxhash.h>
 
 #include "internal/error.hpp"
@@ -97,10 +98,7 @@ std::string human_bytes(uint64_t n) {
 
 std::string uuid_text(const uint8_t (&u)[16]) {
     char out[37];
-    std::snprintf(out, sizeof out,
-                  "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
-                  u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12], u[13],
-                  u[14], u[15]);
+    uuid_unparse_lower(u, out);
     return out;
 }
 

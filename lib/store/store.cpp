@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <random>
 #include <thread>
+#include <uuid/uuid.h>
 
 #include <nlohmann/json.hpp>
 
@@ -203,12 +203,8 @@ std::string Store::first_arena_uuid() const {
     for (const auto &d : arenas_)
         if (d.arena)
             return uuid_text(d.arena->superblock().uuid);
-    uint8_t u[16];
-    std::random_device rd;
-    for (auto &b : u)
-        b = static_cast<uint8_t>(rd());
-    u[6] = static_cast<uint8_t>((u[6] & 0x0f) | 0x40);
-    u[8] = static_cast<uint8_t>((u[8] & 0x3f) | 0x80);
+    uuid_t u;
+    uuid_generate(u);
     return uuid_text(u);
 }
 

@@ -1,15 +1,23 @@
 #!/bin/bash
-# daxkv info, check and format on file arenas: exit statuses, JSON that
-# parses, damage (payload, header, torn commit word, superblock copies)
-# found, reported and repaired, and format's refusals. $1: build directory.
+# The daxkv command: its command line (help for every command, short and
+# long options, usage errors that name the option and the value, exit
+# statuses), the man page of every command, bash completion, list and probe
+# in daxctl's JSON, the progress display on a terminal; then info, check and
+# format on file arenas: exit statuses, JSON that parses, damage (payload,
+# header, torn commit word, superblock copies) found, reported and repaired,
+# and format's refusals. $1: build directory.
 #
-# Bad inputs tried here: no PATH, unknown options, a missing file, a file of
-# random bytes, an all-zero file, a daxkv arena (valid and with both
-# superblocks damaged) given to format without --force, --slot-bytes 0, a
-# slot larger than the file.
+# Bad inputs tried here: no command, unknown commands and options, options
+# without their value, values given to flags, ambiguous abbreviations, sizes
+# and counts that do not parse or are out of range, choices outside their
+# list, options of another benchmark, two benchmarks at once, no PATH, a
+# second PATH, a missing file, a file of random bytes, an all-zero file, a
+# daxkv arena (valid and with both superblocks damaged) given to format
+# without --force, --slot-bytes 0, a slot larger than the file.
 set -u
 build=$1
 pass=0 fail=0
+src=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$build" || { echo "SUITE tools: 0 passed, 1 failed"; exit 1; }
 daxkv=$PWD/tools/daxkv
 base=/tmp
@@ -36,7 +44,179 @@ check_json() {
 }
 flip() { python3 -c 'import sys; f=open(sys.argv[1],"r+b"); o=int(sys.argv[2]); f.seek(o); b=f.read(1); f.seek(o); f.write(bytes([b[0]^int(sys.argv[3])]))' "$1" "$2" "${3:-1}"; }
 
-# Usage errors.
+# --- The command line -------------------------------------------------------
+cmds=$("$daxkv" --list-cmds)
+if [ -n "$cmds" ] && echo "$cmds" | grep -qx bench && echo "$cmds" | grep -qx list; then ok; else bad "--list-cmds: $cmds"; fi
+expect 2 "no command" -- "$daxkv"
+if grep -q '^usage: daxkv COMMAND' "$dir/err"; then ok; else bad "no command prints the usage on stderr"; fi
+expect 0 "daxkv --help" -- "$daxkv" --help
+for c in $cmds; do
+    if ! grep -qE "^  $c " "$dir/out"; then bad "daxkv --help does not list $c"; else ok; fi
+done
+expect 0 "daxkv --version" -- "$daxkv" --version
+if grep -qE '^daxkv [0-9.]+ \(library [0-9.]+\)$' "$dir/out"; then ok; else bad "--version: $(cat "$dir/out")"; fi
+expect 2 "an unknown command" -- "$daxkv" frobnicate
+expect 2 "an option before the command" -- "$daxkv" --json list
+expect 2 "help for an unknown command" -- "$daxkv" help frobnicate
+# Every command: --help, -h and `daxkv help CMD` print the same help on
+# stdout and exit 0; the help, --list-opts and the man page agree.
+for c in $cmds; do
+    expect 0 "$c --help" -- "$daxkv" "$c" --help
+    cp "$dir/out" "$dir/help.$c"
+    if head -n 1 "$dir/out" | grep -q "^usage: daxkv $c" && [ ! -s "$dir/err" ]; then ok; else bad "$c --help: $(head -n 1 "$dir/out")"; fi
+    expect 0 "$c -h" -- "$daxkv" "$c" -h
+    if cmp -s "$dir/out" "$dir/help.$c"; then ok; else bad "$c -h differs from $c --help"; fi
+    expect 0 "help $c" -- "$daxkv" help "$c"
+    if cmp -s "$dir/out" "$dir/help.$c"; then ok; else bad "help $c differs from $c --help"; fi
+    # --help needs none of the command's arguments or required options.
+    expect 0 "$c --help with an argument" -- "$daxkv" "$c" --help an-argument
+    expect 0 "$c --list-opts" -- "$daxkv" "$c" --list-opts
+    page="$src/docs/man/daxkv-$c.1"
+    [ -f "$page" ] || bad "no man page docs/man/daxkv-$c.1"
+    missing=
+    while read -r opt _; do
+        case $opt in
+        --*)
+            grep -q -- " $opt\( \|$\)" "$dir/help.$c" || missing="$missing help:$opt"
+            [ -f "$page" ] && ! grep -q -- "$(echo "$opt" | sed 's/-/\\\\-/g')\([^a-z-]\|$\)" "$page" &&
+                missing="$missing man:$opt"
+            ;;
+        esac
+    done <"$dir/out"
+    if [ -z "$missing" ]; then ok; else bad "$c: options missing from its help or man page:$missing"; fi
+done
+
+# Usage errors: exit 2, nothing on stdout, one line naming the option and
+# the value (and a pointer to --help), not the whole usage.
+# usage_error DESCRIPTION WORD... -- COMMAND...: each WORD is in the message.
+usage_error() {
+    local what=$1 words=() w
+    shift
+    while [ "$1" != -- ]; do words+=("$1"); shift; done
+    shift
+    "$@" >"$dir/out" 2>"$dir/err"
+    local rc=$? miss=
+    for w in "${words[@]}"; do grep -qF -- "$w" "$dir/err" || miss="$miss [$w]"; done
+    if [ "$rc" -eq 2 ] && [ ! -s "$dir/out" ] && [ -z "$miss" ] && [ "$(wc -l <"$dir/err")" -le 2 ] &&
+        grep -q "^Try 'daxkv" "$dir/err"; then
+        ok
+    else
+        bad "$what: exit $rc (want 2), missing$miss in: $(head -c 300 "$dir/err")"
+    fi
+}
+usage_error "bench --count 0" "--count" "'0'" -- "$daxkv" bench --count 0
+usage_error "bench --count abc" "--count" "'abc'" -- "$daxkv" bench --count abc
+usage_error "bench --count -1" "--count" "'-1'" -- "$daxkv" bench --count -1
+usage_error "bench -n 2000000" "--count" "'2000000'" -- "$daxkv" bench -n 2000000
+usage_error "bench --size 1XB" "--size" "'1XB'" -- "$daxkv" bench --size 1XB
+usage_error "bench --size=" "--size" "''" -- "$daxkv" bench --size=
+usage_error "bench --value-size 0" "--value-size" "'0'" -- "$daxkv" bench --value-size 0
+usage_error "bench --small-size 2MiB" "--small-size" "'2MiB'" -- "$daxkv" bench --small-size 2MiB
+usage_error "bench --rounds 1K" "--rounds" "'1K'" -- "$daxkv" bench --rounds 1K
+usage_error "bench --workers 300" "--workers" "'300'" -- "$daxkv" bench --workers 300
+usage_error "bench --verify bogus" "--verify" "'bogus'" -- "$daxkv" bench --verify bogus
+usage_error "bench --durability disk" "--durability" "'disk'" -- "$daxkv" bench --durability disk
+usage_error "bench --nt-stores maybe" "--nt-stores" "'maybe'" -- "$daxkv" bench --nt-stores maybe
+usage_error "bench count x value-size" "--count" "--value-size" "64GiB" -- "$daxkv" bench --count 2 --value-size 64GiB
+usage_error "bench --gpu --small-count 5" "--small-count" "'5'" "--gpu" -- "$daxkv" bench --gpu --small-count 5
+usage_error "bench --plot without --sweep" "--plot" "'x.png'" "--sweep" -- "$daxkv" bench --plot x.png
+usage_error "bench --gpu --sweep" "--gpu" "--sweep" -- "$daxkv" bench --gpu --sweep
+usage_error "bench --workload nosuch" "--workload" "'nosuch'" -- "$daxkv" bench --workload nosuch
+usage_error "bench --workload lmcache --model X" "--model" "'X'" -- "$daxkv" bench --workload lmcache --model X
+usage_error "bench --reopen value larger than the slot" "--value-size" "'8KiB'" -- "$daxkv" bench --reopen --value-size 8KiB
+usage_error "bench --reopen beyond 64 TiB" "--count" "--slot-bytes" "64GiB" -- "$daxkv" bench --reopen --count 4294967295 --slot-bytes 64GiB
+usage_error "bench --sweep --max-size below --min-size" "--max-size" "'4KiB'" -- "$daxkv" bench --sweep --min-size 1MiB --max-size 4KiB
+usage_error "bench --staging-bytes 1XB" "--staging-bytes" "'1XB'" -- "$daxkv" bench --gpu --staging-bytes 1XB
+usage_error "bench --count without a value" "--count" "needs a value" -- "$daxkv" bench --count
+usage_error "bench -n without a value" "--count" "needs a value" -- "$daxkv" bench -n
+usage_error "an unknown long option" "'--bogus'" -- "$daxkv" bench --bogus
+usage_error "an unknown short option" "'-Z'" -- "$daxkv" bench -Z
+usage_error "a value given to a flag" "--json" "'--json=1'" -- "$daxkv" list --json=1
+usage_error "an ambiguous abbreviation" "'--c'" "--count" "--chunk-tokens" -- "$daxkv" bench --c 3
+usage_error "list --dev foo" "--dev" "'foo'" -- "$daxkv" list --dev foo
+usage_error "list -d dax0.x" "--dev" "'dax0.x'" -- "$daxkv" list -d dax0.x
+usage_error "list with an argument" "'extra'" -- "$daxkv" list extra
+usage_error "probe without PATH" "PATH" -- "$daxkv" probe
+usage_error "info with two paths" "'second'" -- "$daxkv" info first second
+usage_error "format --meta-bytes 128KiB" "--meta-bytes" "'128KiB'" -- "$daxkv" format "$dir/x" --slot-bytes 4KiB --meta-bytes 128KiB
+usage_error "format --size 0" "--size" "'0'" -- "$daxkv" format "$dir/x" --slot-bytes 4KiB --size 0
+usage_error "format without --slot-bytes" "--slot-bytes" -- "$daxkv" format "$dir/x"
+usage_error "version with an argument" "'now'" -- "$daxkv" version now
+# The library's units are the tool's: 1TiB parses (the arena may then not
+# fit, which is a failed operation with its reason, not a usage error).
+"$daxkv" bench --size 1TiB --count 1 --value-size 64KiB --rounds 1 --no-small --no-progress \
+    --arena "$dir/tib.arena" >"$dir/out" 2>"$dir/err"
+rc=$?
+if [ "$rc" -ne 2 ] && ! grep -q "usage\|Try 'daxkv" "$dir/err" && { [ "$rc" -eq 0 ] || [ -s "$dir/err" ]; }; then ok; else bad "bench --size 1TiB: exit $rc: $(cat "$dir/err")"; fi
+rm -f "$dir/tib.arena"
+expect 0 "a TiB suffix in --size of format is the library's unit" -- "$daxkv" help format
+
+# Short options and --name=value give the same as the long ones.
+expect 0 "format with short options" -- "$daxkv" format "$dir/short.arena" -b 4KiB -s 4MiB -m 0 -j
+check_json "format -b -s -m -j" "$dir/out" 'j["slot_bytes"] == 4096 and j["meta_bytes"] == 0 and j["arena_bytes"] == 4*2**20'
+expect 0 "check with short options" -- "$daxkv" check -j -n "$dir/short.arena"
+check_json "check -j -n (options before PATH)" "$dir/out" 'j["state"] == "arena" and j["exit_status"] == 0'
+expect 0 "format with --name=value" -- "$daxkv" format "$dir/short.arena" --slot-bytes=8KiB --force --json
+check_json "--slot-bytes=8KiB" "$dir/out" 'j["slot_bytes"] == 8192'
+expect 0 "-- ends the options" -- "$daxkv" info -j -- "$dir/short.arena"
+
+# --- list and probe: daxctl list's JSON ---------------------------------------
+expect 0 "list" -- "$daxkv" list
+check_json "list prints JSON (a list, or one device as an object)" "$dir/out" 'isinstance(j, (list, dict))'
+expect 0 "list -u -i -j -d all" -- "$daxkv" list -u -i -j -d all
+check_json "list -d all" "$dir/out" 'isinstance(j, (list, dict))'
+expect 1 "list -d a device that is not there" -- "$daxkv" list -d dax97.3
+if grep -q "dax97.3" "$dir/err" && [ ! -s "$dir/out" ]; then ok; else bad "list -d dax97.3 names it: $(cat "$dir/err")"; fi
+expect 0 "probe mem:" -- "$daxkv" probe mem:
+check_json "probe mem:" "$dir/out" 'j["kind"] == "memory" and j["path"] == "mem:" and list(j)[-2:] == ["kind", "path"]'
+truncate -s 8MiB "$dir/probe.file"
+expect 0 "probe a file" -- "$daxkv" probe "$dir/probe.file"
+check_json "probe a file" "$dir/out" 'j["kind"] == "file" and j["size"] == 8*2**20'
+expect 0 "probe -u" -- "$daxkv" probe -u "$dir/probe.file"
+check_json "probe -u: daxctl's human size" "$dir/out" 'j["size"] == "8.00 MiB (8.39 MB)"'
+truncate -s 4000KiB "$dir/probe.small"
+expect 0 "probe -u, below 5000 KiB" -- "$daxkv" probe --human "$dir/probe.small"
+check_json "probe -u: small sizes stay numbers, as daxctl's" "$dir/out" 'j["size"] == 4000*1024'
+expect 1 "probe a missing path" -- "$daxkv" probe "$dir/missing"
+expect 1 "probe a character device that is not DAX" -- "$daxkv" probe /dev/null
+if grep -q "not a Device-DAX device" "$dir/err"; then ok; else bad "probe /dev/null says why: $(cat "$dir/err")"; fi
+
+# --- Progress: on a terminal only, never with --json or --no-progress --------
+# script(1) gives the command a terminal; the display erases its line with ESC [K.
+on_tty() { script -qec "$1" /dev/null >"$dir/tty" 2>&1; }
+esc=$(printf '\033')
+expect 0 "format a file for the progress checks" -- "$daxkv" format "$dir/p.arena" --slot-bytes 4KiB --size 64MiB
+on_tty "'$daxkv' check '$dir/p.arena'"
+if grep -q "$esc\[K" "$dir/tty" && grep -q "checking slots" "$dir/tty" && grep -q "clean" "$dir/tty"; then ok; else bad "check on a terminal shows its progress"; od -c "$dir/tty" | head; fi
+on_tty "'$daxkv' check '$dir/p.arena' --json"
+if ! grep -q "$esc" "$dir/tty" && python3 -c 'import json,sys; json.loads(open(sys.argv[1]).read().replace("\r",""))' "$dir/tty"; then ok; else bad "check --json on a terminal draws no progress"; fi
+on_tty "'$daxkv' info --no-progress '$dir/p.arena'"
+if ! grep -q "$esc" "$dir/tty"; then ok; else bad "info --no-progress draws no progress"; fi
+on_tty "'$daxkv' format '$dir/p.arena' --slot-bytes 4KiB --force"
+if grep -q "clearing slot headers" "$dir/tty"; then ok; else bad "format on a terminal shows its progress"; fi
+on_tty "'$daxkv' bench --reopen --count 3000 --rounds 2 --arena '$dir/reopen.arena'"
+if grep -q "reopen 2 of 2" "$dir/tty" && grep -q "filling the arena" "$dir/tty" && grep -q "all 3000 entries recovered" "$dir/tty"; then ok; else bad "bench --reopen on a terminal shows its progress"; tail -c 600 "$dir/tty"; fi
+on_tty "'$daxkv' bench --migrate --count 8 --value-size 64KiB --rounds 1 --arena '$dir'"
+if grep -q "migration 2 of 2" "$dir/tty" && grep -q "verified after the migrations: yes" "$dir/tty"; then ok; else bad "bench --migrate on a terminal shows its progress"; tail -c 600 "$dir/tty"; fi
+expect 0 "check off a terminal" -- "$daxkv" check "$dir/p.arena"
+if ! grep -q "$esc" "$dir/err" && [ ! -s "$dir/err" ]; then ok; else bad "check off a terminal draws nothing on stderr"; fi
+expect 0 "bench --reopen --json" -- "$daxkv" bench --reopen --count 2000 --rounds 1 --arena "$dir/reopen.arena" --json
+check_json "bench --reopen --json" "$dir/out" 'j["entries"] == 2000'
+expect 0 "bench --migrate -j" -- "$daxkv" bench --migrate -n 8 --value-size 64KiB -r 1 -a "$dir" -j
+check_json "bench --migrate -j" "$dir/out" 'j["verified"] and j["count"] == 8'
+
+# --- Bash completion ----------------------------------------------------------
+comp() { # WORDS...: what completing the last word offers
+    bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _daxkv; echo "${COMPREPLY[*]}"' \
+        _ "$src/tools/bash-completion/daxkv" "$@"
+}
+[ "$(comp "$daxkv" li)" = list ] && ok || bad "completion of a command: $(comp "$daxkv" li)"
+[ "$(comp "$daxkv" check --re)" = --repair ] && ok || bad "completion of an option: $(comp "$daxkv" check --re)"
+[ "$(comp "$daxkv" bench --verify r)" = "recover read" ] && ok || bad "completion of a value: $(comp "$daxkv" bench --verify r)"
+[ -z "$(comp "$daxkv" bench --count "")" ] && ok || bad "no completion after --count"
+[ "$(comp "$daxkv" help fo)" = format ] && ok || bad "completion after help: $(comp "$daxkv" help fo)"
+
+# --- Usage errors of the arena commands ---------------------------------------
 expect 2 "info without PATH" -- "$daxkv" info
 expect 2 "check without PATH" -- "$daxkv" check
 expect 2 "format without --slot-bytes" -- "$daxkv" format "$dir/x"
@@ -48,6 +228,7 @@ expect 1 "info on a missing file" -- "$daxkv" info "$dir/missing"
 expect 4 "check on a missing file" -- "$daxkv" check "$dir/missing"
 expect 1 "format a missing file without --size" -- "$daxkv" format "$dir/missing" --slot-bytes 4096
 expect 1 "format with a slot larger than the file" -- "$daxkv" format "$dir/tiny" --slot-bytes 2MiB --size 1MiB
+if [ ! -e "$dir/tiny" ]; then ok; else bad "a failed format left the file it created"; fi
 
 # Format a new file; refuse to format it again without --force.
 a=$dir/a.arena

@@ -36,4 +36,15 @@ pass=$((pass + p)) fail=$((fail + f))
 read -r p f < <(plain_counts capi.log)
 echo "C API test without libdaxctl: $p passed, $f failed"
 pass=$((pass + p)) fail=$((fail + f))
+# The daxkv command of this build: list through sysfs, and an arena formatted
+# (its UUID from libuuid, which this build links without libdaxctl) and read.
+arena=$(mktemp -u /tmp/daxkv-nodaxctl.XXXXXX)
+if ./tools/daxkv list >list.json 2>&1 && ./tools/daxkv format "$arena" --slot-bytes 4KiB --size 4MiB >format.log 2>&1 &&
+    ./tools/daxkv info "$arena" --json >info.json 2>&1 && grep -q '"uuid": "[0-9a-f-]\{36\}"' info.json &&
+    ! readelf -d tools/.libs/daxkv 2>/dev/null | grep NEEDED | grep -q daxctl; then
+    echo "daxkv list, format and info without libdaxctl: ok"; pass=$((pass + 1))
+else
+    echo "FAIL: daxkv without libdaxctl"; cat list.json format.log info.json | head -20; fail=$((fail + 1))
+fi
+rm -f "$arena"
 echo "SUITE nodaxctl: $pass passed, $fail failed"

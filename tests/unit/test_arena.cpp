@@ -38,6 +38,7 @@
 
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uuid/uuid.h>
 
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -389,6 +390,32 @@ TEST_F(Arena, ZeroedFileIsFormatted) {
     ASSERT_EQ(put("a", pattern(1, 10)), 0);
     reopen({4096, 4});
     EXPECT_EQ(value("a"), pattern(1, 10));
+}
+
+// The UUID comes from libuuid (RFC 4122 layout), and a new format gets a new
+// one while a reopen keeps it.
+TEST_F(Arena, FormatWritesANewRfc4122UuidAndReopenKeepsIt) {
+    auto uuid_now = [&] {
+        FileMap fm(real_path_, arena_bytes_for(4096, 4, 256));
+        std::string u(16, '\0');
+        if (fm.base())
+            std::memcpy(&u[0], reinterpret_cast<const ar::Superblock *>(fm.base())->uuid, 16);
+        return u;
+    };
+    open({4096, 4});
+    const std::string first = uuid_now();
+    ASSERT_NE(first, std::string(16, '\0'));
+    EXPECT_EQ(uuid_variant(reinterpret_cast<const unsigned char *>(first.data())),
+              UUID_VARIANT_DCE);
+    reopen({4096, 4});
+    EXPECT_EQ(uuid_now(), first);
+    store_.reset();
+    start_over();
+    open({4096, 4});
+    const std::string second = uuid_now();
+    EXPECT_NE(second, first);
+    EXPECT_EQ(uuid_variant(reinterpret_cast<const unsigned char *>(second.data())),
+              UUID_VARIANT_DCE);
 }
 
 TEST_F(Arena, BothSuperblocksDamagedIsCorruptAndUntouched) {

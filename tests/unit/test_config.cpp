@@ -496,9 +496,11 @@ TEST(ConfigJson, OpensAStoreOnAFileArena) {
 // words set() accepts are the words status reports print.
 namespace {
 
+// The source tree: $top_srcdir under make check, else the one this test was
+// built from.
 std::string source_file(const std::string &rel) {
     const char *top = std::getenv("top_srcdir");
-    return std::string(top && *top ? top : ".") + "/" + rel;
+    return std::string(top && *top ? top : DAXKV_SOURCE_DIR) + "/" + rel;
 }
 
 // The header's comment block just above daxkv_config_set.

@@ -13,6 +13,7 @@ collector (of a Store, or of a store running in another process) see
 daxkv.prometheus.
 """
 
+from ._version import __version__
 from ._async import Completion
 from ._batch import memcpy_batch
 from ._buffers import KEY_MAX
@@ -68,6 +69,7 @@ from .errors import (
 )
 
 __all__ = [
+    "__version__",
     "KEY_MAX",
     "Completion",
     "DeviceInfo",
