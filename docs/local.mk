@@ -10,6 +10,8 @@ dist_man_MANS = \
 	docs/man/daxkv-info.1 \
 	docs/man/daxkv-list.1 \
 	docs/man/daxkv-probe.1 \
+	docs/man/daxkv-stats.1 \
+	docs/man/daxkv-status.1 \
 	docs/man/daxkv-version.1 \
 	docs/man/daxkv.1 \
 	docs/man/daxkv_abort.3 \

@@ -118,6 +118,9 @@ fuzz-long:
 # tree keeps under the same name.
 EXTRA_DIST += tests/crash/kill_test.cpp tests/fuzz/fuzz_recovery.cpp tests/fuzz/make_seeds.cpp
 
+# The store that tests/suites/12-tools.sh reads with daxkv stats and status.
+EXTRA_DIST += tests/tools/live_writer.py
+
 # The LMCache conformance harness, its stand-ins and daxkv's own tests of
 # the integration (run by tests/suites/55-lmcache.sh), file by file.
 EXTRA_DIST += \

@@ -142,6 +142,8 @@ const CommandSpec &probe_command();
 const CommandSpec &info_command();
 const CommandSpec &check_command();
 const CommandSpec &format_command();
+const CommandSpec &stats_command();
+const CommandSpec &status_command();
 
 // The bench modes (tools/bench*.cpp).
 int cmd_bench(const Args &a);

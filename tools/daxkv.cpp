@@ -40,11 +40,11 @@ const CommandSpec &version_command() {
     return c;
 }
 
-// Every command, in the order `daxkv --help` lists them. Commands that
-// report on a running store (stats, status) slot in here.
+// Every command, in the order `daxkv --help` lists them.
 std::vector<const CommandSpec *> commands() {
-    return {&bench_command(), &list_command(),   &probe_command(),  &info_command(),
-            &check_command(), &format_command(), &version_command()};
+    return {&bench_command(),  &list_command(),  &probe_command(),   &info_command(),
+            &check_command(),  &format_command(), &stats_command(),  &status_command(),
+            &version_command()};
 }
 
 const CommandSpec *find_command(const std::string &name) {

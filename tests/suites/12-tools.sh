@@ -316,4 +316,91 @@ expect 0 "info on a durability=none arena" -- "$daxkv" info "$n" --json
 check_json "not recoverable" "$dir/out" 'not j["superblock"]["recoverable"] and j["entries"]["live"] == 0'
 expect 0 "check on a durability=none arena" -- "$daxkv" check "$n"
 
+# --- A running store: stats and status read it without stopping it ----------
+# A writer (tests/tools/live_writer.py, through the Python binding) keeps a
+# store open on a file and works on it; the commands read what it publishes.
+export DAXKV_STATS_DIR=$dir/stats
+mkdir -p "$DAXKV_STATS_DIR"
+live=$dir/live.arena
+expect 1 "stats of a missing file" -- "$daxkv" stats "$live"
+if grep -q "$live" "$dir/err"; then ok; else bad "stats names the missing path: $(cat "$dir/err")"; fi
+: >"$live"
+expect 1 "stats with no store running" -- "$daxkv" stats "$live"
+if grep -q "no running store publishes statistics for $live" "$dir/err"; then ok; else bad "stats names the path: $(cat "$dir/err")"; fi
+rm -f "$live"
+expect 1 "status with no store running" -- "$daxkv" status "$live"
+for bad_args in "--interval 0" "--interval 0.05" "--interval abc" "--interval 3601" "--count 0" "--count x" "--json --prometheus"; do
+    # shellcheck disable=SC2086 # the options are words
+    expect 2 "stats $bad_args" -- "$daxkv" stats "$live" $bad_args
+    if grep -qE -- "^daxkv stats: --(interval|count|json)" "$dir/err"; then ok; else bad "stats $bad_args names the option: $(head -1 "$dir/err")"; fi
+done
+expect 2 "stats without PATH" -- "$daxkv" stats
+expect 2 "status with two PATHs" -- "$daxkv" status "$live" "$live"
+expect 2 "status --prometheus (not an option of status)" -- "$daxkv" status "$live" --prometheus
+
+start_writer() {
+    rm -f "$dir/ready" "$dir/stop"
+    DAXKV_LIBRARY=$PWD/lib/.libs/libdaxkv.so PYTHONPATH=$src/ffi/python \
+        python3 "$src/tests/tools/live_writer.py" "$live" "$dir/ready" "$dir/stop" >"$dir/writer.log" 2>&1 &
+    writer=$!
+    for _ in $(seq 300); do [ -e "$dir/ready" ] && return 0; kill -0 $writer 2>/dev/null || break; sleep 0.1; done
+    bad "the live writer did not start: $(tail -5 "$dir/writer.log")"
+    return 1
+}
+stop_writer() { touch "$dir/stop"; wait "$writer"; }
+
+if start_writer; then
+    expect 0 "stats of a running store" -- "$daxkv" stats "$live"
+    if head -1 "$dir/out" | grep -qE "^store [0-9a-f-]{36}, pid $writer, published"; then ok; else bad "stats names the store and its pid: $(head -1 "$dir/out")"; fi
+    for line in "  slots " "  entries " "  gets " "  puts " "  bytes " "  put_latency "; do
+        if grep -q "^$line" "$dir/out"; then ok; else bad "stats shows '$line'"; fi
+    done
+    expect 0 "stats --json" -- "$daxkv" stats "$live" --json
+    check_json "counters of the writer" "$dir/out" 'j["puts"] >= 64 and j["slots_total"] > 0 and j["hits"] > 0 and j["misses"] > 0 and j["slot_bytes"] == 65536'
+    check_json "histograms with their buckets" "$dir/out" 'j["put_latency"]["count"] > 0 and len(j["put_latency"]["buckets"]) == 24 and j["item_bytes"]["unit"] == 4096'
+    expect 0 "stats --prometheus" -- "$daxkv" stats "$live" -p
+    if grep -qE '^daxkv_puts_total\{store="[0-9a-f-]{36}"\} [0-9]+' "$dir/out" && grep -q '^# TYPE daxkv_put_latency_seconds histogram' "$dir/out"; then ok; else bad "stats --prometheus: $(head -5 "$dir/out")"; fi
+    expect 0 "status --json" -- "$daxkv" status "$live" --json
+    check_json "status names the writer and the device" "$dir/out" "j['publisher']['pid'] == $writer and j['devices'][0]['path'] == '$live' and j['state'] == 'open'"
+    expect 0 "status" -- "$daxkv" status "$live"
+    if head -1 "$dir/out" | grep -qE "^store [0-9a-f-]{36}: open, pid $writer" && grep -q "^  $live: file" "$dir/out"; then ok; else bad "status: $(cat "$dir/out")"; fi
+    # --watch: JSON Lines, counters that only grow, rates from the second report.
+    expect 0 "stats --count 3 --json" -- "$daxkv" stats "$live" --count 3 --interval 0.2 --json
+    if python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 3, rows
+assert all(a["puts"] <= b["puts"] for a, b in zip(rows, rows[1:]))
+assert rows[2]["puts"] > rows[0]["puts"], "the writer wrote nothing in 0.4 s"
+' "$dir/out"; then ok; else bad "stats --count 3 --json: $(cat "$dir/out")"; fi
+    expect 0 "stats --watch --count 2" -- "$daxkv" stats "$live" -w -c 2 -i 0.2
+    if [ "$(grep -c '^store ' "$dir/out")" -eq 2 ] && [ "$(grep -c '^  per second ' "$dir/out")" -eq 1 ]; then ok; else bad "two reports, rates in the second: $(cat "$dir/out")"; fi
+    expect 0 "status --count 2 --json" -- "$daxkv" status "$live" -c 2 -i 0.1 --json
+    if [ "$(wc -l <"$dir/out")" -eq 2 ]; then ok; else bad "status --count 2 --json prints two lines"; fi
+    # A watch ends, with the reason, when the store goes away.
+    "$daxkv" stats "$live" --watch --interval 0.1 >"$dir/watch.out" 2>"$dir/watch.err" &
+    watcher=$!
+    sleep 0.5
+    stop_writer
+    for _ in $(seq 50); do kill -0 $watcher 2>/dev/null || break; sleep 0.1; done
+    if kill -0 $watcher 2>/dev/null; then
+        kill $watcher
+        bad "stats --watch still runs after the store closed"
+    else
+        wait $watcher
+        rc=$?
+        if [ $rc -eq 1 ] && grep -q "no running store" "$dir/watch.err"; then ok; else bad "watch after close: exit $rc, $(cat "$dir/watch.err")"; fi
+    fi
+    expect 1 "stats after the store closed" -- "$daxkv" stats "$live"
+    if [ -z "$(ls -A "$DAXKV_STATS_DIR")" ]; then ok; else bad "the closed store left its page: $(ls "$DAXKV_STATS_DIR")"; fi
+    # A store that dies (SIGKILL) leaves a page no one holds: reported absent.
+    if start_writer; then
+        kill -9 "$writer"
+        wait "$writer" 2>/dev/null
+        expect 1 "stats of a store that was killed" -- "$daxkv" stats "$live"
+        if grep -q "no longer running" "$dir/err"; then ok; else bad "a killed store: $(cat "$dir/err")"; fi
+    fi
+fi
+unset DAXKV_STATS_DIR
+
 echo "SUITE tools: $pass passed, $fail failed"
