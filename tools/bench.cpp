@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_async.hpp"
+#include "bench_limit.hpp"
 #include "bench_sweep.hpp"
 #include "bench_util.hpp"
 #include "cli.hpp"
@@ -35,6 +36,26 @@ int fail_call(const char *what, int rc) {
 }
 
 std::string key_of(const char *prefix, size_t i) { return std::string(prefix) + std::to_string(i); }
+
+// The store's status JSON (null when it cannot be read).
+unsigned small_workers_json(const nlohmann::json &small) { return small["workers"].get<unsigned>(); }
+
+nlohmann::json status_of(daxkv_store *s) {
+    std::string buf(8192, '\0');
+    size_t needed = 0;
+    if (daxkv_status_json(s, &buf[0], buf.size(), &needed) == -ENOBUFS) {
+        buf.resize(needed);
+        if (daxkv_status_json(s, &buf[0], buf.size(), &needed) != 0)
+            return nullptr;
+    }
+    return nlohmann::json::parse(buf.c_str(), nullptr, false);
+}
+
+unsigned workers_of(daxkv_store *s) {
+    const nlohmann::json st = status_of(s);
+    return st.is_object() && st["workers"].is_number_unsigned() ? st["workers"].get<unsigned>()
+                                                                 : 1u;
+}
 
 } // namespace
 
@@ -66,7 +87,7 @@ int cmd_bench(const Args &a) {
     }
     const bool json = a.has("json");
     Progress progress(a, "");
-    const uint64_t steps = 2 + 3 * rounds + (a.has("no-small") ? 0 : 5);
+    const uint64_t steps = 3 + 3 * rounds + (a.has("no-small") ? 0 : 5);
     uint64_t step = 0;
     auto advance = [&](const char *what) { progress.step(what, ++step, steps); };
 
@@ -132,6 +153,19 @@ int cmd_bench(const Args &a) {
         best_memcpy = std::min(best_memcpy, seconds_since(t0));
         advance("memcpy reference");
     }
+    // The machine's limit (bench_limit.hpp): streaming copies of the same
+    // bytes by one thread, two threads and as many threads as the store has
+    // workers. Store and restore are compared with the limit at the store's
+    // worker count.
+    const unsigned workers_n = workers_of(store);
+    std::vector<std::pair<unsigned, double>> limits;
+    for (unsigned t : {1u, 2u, workers_n})
+        if (std::none_of(limits.begin(), limits.end(), [t](const auto &l) { return l.first == t; }))
+            limits.emplace_back(t, copy_limit_gbs(dst.p, src.p, total, t, static_cast<int>(rounds)));
+    const double limit_gbs =
+        std::find_if(limits.begin(), limits.end(), [&](const auto &l) { return l.first == workers_n; })
+            ->second;
+    advance("the machine's copy limit");
     std::memset(dst.p, 0, total);
 
     // Warm the arena once (first-touch faults of the file pages), then time
@@ -217,7 +251,7 @@ int cmd_bench(const Args &a) {
         const size_t B = 1000;
         std::vector<daxkv_item> bi(B);
         std::vector<char> bout(B * small_size);
-        double t_cb = 0, t_gb = 0;
+        double t_cb = 0, t_gb = 0, t_pb = 0;
         uint64_t batched = 0;
         for (uint64_t base = 0; base + B <= small_count; base += B) {
             for (size_t j = 0; j < B; ++j) {
@@ -235,9 +269,19 @@ int cmd_bench(const Args &a) {
             t_gb += seconds_since(t1);
             small_ok = small_ok && hits == static_cast<int>(B) && copied == static_cast<int>(B) &&
                        std::memcmp(bout.data() + (B - 1) * small_size, val.data(), small_size) == 0;
+            // Stores of the same keys, in batches of B (removed first, untimed,
+            // so that the store holds as much as before).
+            daxkv_remove_batch(ss, bi.data(), B, 0);
+            for (size_t j = 0; j < B; ++j)
+                bi[j].data = val.data();
+            t1 = Clock::now();
+            int stored = daxkv_put_batch(ss, bi.data(), B, 0);
+            t_pb += seconds_since(t1);
+            small_ok = small_ok && stored == static_cast<int>(B);
             batched += B;
         }
         advance("small values: batches");
+        const unsigned small_workers = workers_of(ss);
         std::string async_error;
         async = bench_async_overhead(ss, sk[0], bout.data(), small_size, 256 * 1024, async_rounds,
                                      &async_error);
@@ -257,15 +301,17 @@ int cmd_bench(const Args &a) {
                  {"get_ops_per_s", small_count / t_get},
                  {"contains_batch_keys_per_s", batched ? batched / t_cb : 0.0},
                  {"get_batch_items_per_s", batched ? batched / t_gb : 0.0},
+                 {"put_batch_items_per_s", batched ? batched / t_pb : 0.0},
+                 {"workers", small_workers},
+                 {"get_batch_items_per_s_per_worker",
+                  batched ? batched / t_gb / small_workers : 0.0},
+                 {"put_batch_items_per_s_per_worker",
+                  batched ? batched / t_pb / small_workers : 0.0},
                  {"batch_size", B},
                  {"async_1_item", async}};
     }
     progress.finish();
 
-    char status[8192];
-    size_t needed = 0;
-    daxkv_status_json(store, status, sizeof status, &needed);
-    nlohmann::json st = nlohmann::json::parse(status, nullptr, false);
     daxkv_close(store);
     if (!a.has("keep"))
         unlink(arena.c_str());
@@ -273,13 +319,16 @@ int cmd_bench(const Args &a) {
     const double gb = static_cast<double>(total) / 1e9;
     const double memcpy_gbs = gb / best_memcpy, store_gbs = gb / best_store,
                  restore_gbs = gb / best_restore;
+    nlohmann::json limit_json = nlohmann::json::object();
+    for (const auto &l : limits)
+        limit_json[std::to_string(l.first) + (l.first == 1 ? "_thread" : "_threads")] = l.second;
     if (json) {
         nlohmann::json j = {
             {"arena", arena},
             {"chunks", count},
             {"value_bytes", value_size},
             {"total_bytes", total},
-            {"workers", st.is_object() ? st["workers"] : nlohmann::json(nullptr)},
+            {"workers", workers_n},
             {"verify", verify},
             {"durability", durability},
             {"rounds", rounds},
@@ -288,6 +337,9 @@ int cmd_bench(const Args &a) {
             {"restore_gb_per_s", restore_gbs},
             {"store_vs_memcpy", store_gbs / memcpy_gbs},
             {"restore_vs_memcpy", restore_gbs / memcpy_gbs},
+            {"limit_gb_per_s", limit_json},
+            {"store_vs_limit", store_gbs / limit_gbs},
+            {"restore_vs_limit", restore_gbs / limit_gbs},
             {"verified_chunks", verified},
             {"mismatched_chunks", mismatched},
             {"small_values", small},
@@ -298,15 +350,22 @@ int cmd_bench(const Args &a) {
                     "verify=%s, durability=%s, best of %llu rounds\n",
                     (unsigned long long)count, value_size / 1048576.0, total / 1073741824.0,
                     arena.c_str(),
-                    st.is_object() ? std::to_string(st["workers"].get<int>()).c_str() : "?",
+                    std::to_string(workers_n).c_str(),
                     verify.c_str(), durability.c_str(),
                     (unsigned long long)rounds);
-        std::printf("  %-34s %9s %10s\n", "operation", "GB/s", "x memcpy");
-        std::printf("  %-34s %9.2f %10.2f\n", "memcpy (1 thread, same bytes)", memcpy_gbs, 1.0);
-        std::printf("  %-34s %9.2f %10.2f\n", "store   (daxkv_put_batch)", store_gbs,
-                    store_gbs / memcpy_gbs);
-        std::printf("  %-34s %9.2f %10.2f\n", "restore (daxkv_get_batch)", restore_gbs,
-                    restore_gbs / memcpy_gbs);
+        std::printf("  %-38s %9s %10s %9s\n", "operation", "GB/s", "x memcpy", "x limit");
+        std::printf("  %-38s %9.2f %10.2f\n", "memcpy (1 thread, one call a value)", memcpy_gbs,
+                    1.0);
+        for (const auto &l : limits) {
+            const std::string what = "limit: streaming copy, " + std::to_string(l.first) +
+                                     (l.first == 1 ? " thread" : " threads");
+            std::printf("  %-38s %9.2f %10.2f%s\n", what.c_str(), l.second, l.second / memcpy_gbs,
+                        l.first == workers_n ? "      1.00" : "");
+        }
+        std::printf("  %-38s %9.2f %10.2f %9.2f\n", "store   (daxkv_put_batch)", store_gbs,
+                    store_gbs / memcpy_gbs, store_gbs / limit_gbs);
+        std::printf("  %-38s %9.2f %10.2f %9.2f\n", "restore (daxkv_get_batch)", restore_gbs,
+                    restore_gbs / memcpy_gbs, restore_gbs / limit_gbs);
         std::printf("  verified: %llu/%llu chunks byte-exact\n", (unsigned long long)verified,
                     (unsigned long long)count);
         if (!small.is_null()) {
@@ -318,8 +377,15 @@ int cmd_bench(const Args &a) {
                         small["get_ops_per_s"].get<double>() / 1e6);
             std::printf("    %-32s %8.2f M keys/s\n", "contains_batch (1000 per call)",
                         small["contains_batch_keys_per_s"].get<double>() / 1e6);
-            std::printf("    %-32s %8.2f M items/s\n", "get_batch (1000 per call)",
-                        small["get_batch_items_per_s"].get<double>() / 1e6);
+            std::printf("    %-32s %8.2f M items/s (%.2f M per worker, %u workers)\n",
+                        "get_batch (1000 per call)",
+                        small["get_batch_items_per_s"].get<double>() / 1e6,
+                        small["get_batch_items_per_s_per_worker"].get<double>() / 1e6,
+                        small_workers_json(small));
+            std::printf("    %-32s %8.2f M items/s (%.2f M per worker)\n",
+                        "put_batch (1000 per call)",
+                        small["put_batch_items_per_s"].get<double>() / 1e6,
+                        small["put_batch_items_per_s_per_worker"].get<double>() / 1e6);
             const auto &as = small["async_1_item"];
             std::printf("  async 1-item get batch, submit to completion (median / p99 of %llu):\n",
                         (unsigned long long)as["rounds"].get<uint64_t>());
