@@ -46,6 +46,22 @@ tests_unit_daxkv_unit_LDADD = lib/libdaxkv_core.la $(GTEST_LIBS) -lpthread
 TESTS += tests/unit/daxkv_unit
 endif
 
+if HAVE_GTEST
+# The adversarial suite (tests/adversarial): the library attacked from
+# outside, as a hostile or unlucky caller would. Run by
+# tests/suites/16-adversarial.sh and, under ASan+UBSan and TSan, by
+# 20-sanitizers.sh.
+check_PROGRAMS += tests/adversarial/daxkv_adversarial
+tests_adversarial_daxkv_adversarial_SOURCES = \
+	tests/adversarial/common.hpp \
+	tests/adversarial/test_sizes.cpp \
+	tests/adversarial/test_paths.cpp
+tests_adversarial_daxkv_adversarial_CPPFLAGS = $(AM_CPPFLAGS) $(GTEST_CFLAGS) $(XXHASH_CFLAGS) \
+	$(JSON_CFLAGS) -I$(top_srcdir)/tests/fakecuda -DFAKECUDART_PATH='"$(FAKECUDART)"'
+EXTRA_tests_adversarial_daxkv_adversarial_DEPENDENCIES = tests/fakecuda/libfakecudart.la
+tests_adversarial_daxkv_adversarial_LDADD = lib/libdaxkv_core.la $(GTEST_LIBS) -lpthread
+endif
+
 # GPU checks, built everywhere, run on a GPU machine by tests/gpu/run-gpu-tests.sh.
 check_PROGRAMS += tests/gpu/gpu_check
 tests_gpu_gpu_check_SOURCES = tests/gpu/gpu_check.cpp lib/cuda/runtime.cpp

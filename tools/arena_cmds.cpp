@@ -17,6 +17,7 @@
 #include "cli.hpp"
 #include "daxkv.h"
 #include "internal/error.hpp"
+#include "internal/json_text.hpp"
 #include "platform/mapping.hpp"
 #include "store/config.hpp"
 
@@ -69,7 +70,7 @@ std::string time_string(uint64_t unix_ns) {
 // The report as JSON (info --json and check --json share it).
 nlohmann::json to_json(const std::string &path, const pf::Mapping &m, const ar::ImageReport &r) {
     nlohmann::json j;
-    j["path"] = path;
+    j["path"] = daxkv::json_bytes(path);
     j["device"] = {{"kind", device_kind_name(m.info().kind)}, {"bytes", m.size()}};
     j["state"] = ar::image_state_name(r.state);
     if (r.state != ar::ImageState::arena)
@@ -355,9 +356,10 @@ int cmd_format(const Args &a) {
         opt.durability = ar::Durability::process;
         opt.format = true;
         ar::Arena arena(std::move(m), opt);
+        arena.keep();
         const ar::Layout &l = arena.layout();
         if (a.has("json")) {
-            nlohmann::json j = {{"path", path},
+            nlohmann::json j = {{"path", daxkv::json_bytes(path)},
                                 {"uuid", uuid_string(arena.superblock().uuid)},
                                 {"arena_bytes", l.arena_bytes},
                                 {"slot_bytes", l.slot_bytes},

@@ -7,6 +7,7 @@
 
 #include "cli.hpp"
 #include "daxkv.h"
+#include "internal/json_text.hpp"
 
 namespace daxkv_cli {
 namespace {
@@ -23,7 +24,7 @@ nlohmann::json to_json(const daxkv_device_info &d) {
     nlohmann::json j;
     if (d.name[0])
         j["chardev"] = d.name;
-    j["path"] = d.path;
+    j["path"] = daxkv::json_bytes(d.path);
     j["kind"] = kind_name(d.kind);
     j["size"] = d.size;
     if (d.target_node >= 0)

@@ -149,15 +149,37 @@ Layout compute_layout(uint64_t arena_bytes, uint64_t slot_bytes, uint32_t meta_b
     // Large arenas start the payloads on a 2 MiB boundary (huge pages, and
     // DAX alignment); small ones on a page.
     uint64_t align = arena_bytes >= 64 * MiB ? 2 * MiB : 4 * KiB;
-    if (slot_bytes == 0 || arena_bytes <= kHeaderOffset)
+    // Every sum and product below is checked: slot_bytes comes from the
+    // caller and may be anything up to 2^64 - 1 (a slot plus its header
+    // that wraps to 0 would be a division by zero, a wrapped end a layout
+    // past the device).
+    uint64_t per_slot;
+    if (slot_bytes == 0 || arena_bytes <= kHeaderOffset ||
+        __builtin_add_overflow(l.header_bytes, slot_bytes, &per_slot))
         return l;
-    uint64_t n = (arena_bytes - kHeaderOffset) / (l.header_bytes + slot_bytes);
+    uint64_t n = (arena_bytes - kHeaderOffset) / per_slot;
     n = std::min<uint64_t>(n, UINT32_MAX);
-    while (n > 0 && round_up(kHeaderOffset + n * l.header_bytes, align) + n * slot_bytes >
-                        arena_bytes)
+    // The payloads' offset for n slots, or false when it does not fit.
+    auto data_offset_for = [&](uint64_t slots, uint64_t *off) {
+        uint64_t hdr, end;
+        if (__builtin_mul_overflow(slots, l.header_bytes, &hdr) ||
+            __builtin_add_overflow(hdr, kHeaderOffset, &hdr) ||
+            __builtin_add_overflow(hdr, align - 1, &end))
+            return false;
+        *off = end / align * align;
+        return true;
+    };
+    auto fits = [&](uint64_t slots) {
+        uint64_t off, data, end;
+        return data_offset_for(slots, &off) &&
+               !__builtin_mul_overflow(slots, slot_bytes, &data) &&
+               !__builtin_add_overflow(off, data, &end) && end <= arena_bytes;
+    };
+    while (n > 0 && !fits(n))
         --n;
     l.slot_count = n;
-    l.data_offset = n ? round_up(kHeaderOffset + n * l.header_bytes, align) : 0;
+    if (n == 0 || !data_offset_for(n, &l.data_offset))
+        l.data_offset = 0;
     return l;
 }
 
@@ -197,6 +219,7 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
     if (map_->created() || rep.zeroed || opt_.format) {
         // A new file, anonymous memory, or a zeroed device: ours to format
         // (and anything at all when the caller asks for a format).
+        undo_format_ = rep.zeroed && !map_->created() && !opt_.format;
         format();
     } else if (!rep.valid_a && !rep.valid_b) {
         if (!opt_.reformat) {
@@ -256,7 +279,17 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
     }
 }
 
-Arena::~Arena() = default;
+void Arena::keep() noexcept {
+    map_->keep();
+    undo_format_ = false;
+}
+
+Arena::~Arena() {
+    if (undo_format_) {
+        std::memset(map_->base(), 0, kHeaderOffset);
+        map_->persist(map_->base(), kHeaderOffset);
+    }
+}
 
 void Arena::format() {
     std::memset(&sb_, 0, sizeof sb_);

@@ -79,6 +79,13 @@ public:
     Arena(std::unique_ptr<platform::Mapping> map, const Options &opt);
     ~Arena();
 
+    // The open this arena belongs to succeeded: keep what it created (a new
+    // file, a format of a zeroed device). An arena destroyed without keep()
+    // removes the file its mapping created, and zeroes again the
+    // superblocks it wrote on a device that was all zero, so that a failed
+    // open leaves the target as it was.
+    void keep() noexcept;
+
     const Layout &layout() const noexcept { return layout_; }
     const platform::Mapping &mapping() const noexcept { return *map_; }
     bool formatted() const noexcept { return formatted_; }
@@ -144,6 +151,7 @@ private:
     Superblock sb_{};
     bool formatted_ = false;
     bool recoverable_ = false;
+    bool undo_format_ = false; // formatted a zeroed device this open; undone unless kept
     std::atomic<uint64_t> usable_{0};
 };
 

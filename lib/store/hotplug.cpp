@@ -449,6 +449,7 @@ int Store::device_add(const std::string &path, uint64_t bytes) {
     row->lease_gate.store(false);
     row->state.store(DevState::active);
     adopt(a);
+    row->arena->keep();
     arenas_.publish();
     if (missing_row >= 0)
         arenas_[missing_row].state.store(DevState::removed); // superseded by the new row

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "internal/error.hpp"
+#include "internal/json_text.hpp"
 #include "internal/util.hpp"
 #include "store/store.hpp"
 
@@ -234,7 +235,7 @@ std::string Store::pool_status_json() const {
         nlohmann::json dj = {
             {"index", a},
             {"device_id", d.id},
-            {"device_path", d.path},
+            {"device_path", json_bytes(d.path)},
             {"state", dev_state_name(st)},
             {"is_healthy", mapped && dev_counted(st)},
             {"max_dax_size_bytes", slots * cfg_.slot_bytes},

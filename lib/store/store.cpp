@@ -9,6 +9,7 @@
 
 #include "arena/checksum.hpp"
 #include "internal/error.hpp"
+#include "internal/json_text.hpp"
 #include "internal/util.hpp"
 #include "store/async.hpp"
 
@@ -70,6 +71,11 @@ std::shared_ptr<Store> Store::open(const Config &cfg) {
     s->async_.reset(new AsyncQueue(*s));
     if (cfg.sigbus_handle)
         engine::install_sigbus_handler();
+    // Opened: what the open created on the devices stays (until here a
+    // failure removed it again).
+    for (auto &d : s->arenas_)
+        if (d.arena)
+            d.arena->keep();
     log(DAXKV_LOG_INFO, "opened store: %u device(s), %lld entries recovered",
         s->arenas_.size(), static_cast<long long>(s->c_.entries.load()));
     return s;
@@ -1186,7 +1192,7 @@ std::string Store::status_json() const {
                       "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", u[0],
                       u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
                       u[13], u[14], u[15]);
-        devs.push_back({{"path", info.path},
+        devs.push_back({{"path", json_bytes(info.path)},
                         {"kind", platform::kind_name(info.kind)},
                         {"arena_bytes", lay.arena_bytes},
                         {"slots", a.alloc->slots()},
