@@ -329,11 +329,29 @@ bool Store::wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool 
                              bool same_device, MoveStats &ms, int *rc) {
     DeviceSlot &d = arenas_[a];
     for (;;) {
-        // Quarantined slots (a failed checksum) stay taken and hold nothing.
-        // Above a shrink's end they are counted wherever they lie, which
-        // can only end the wait early for a lease: harmless, as a shrink
-        // does not unmap; a removal (from_slot 0) counts exactly.
-        if (d.alloc->used_from(from_slot) <= d.quarantined.load())
+        if (shutting_.load()) {
+            // Leases and writes of callers may never end: shutdown does not
+            // wait for them, so neither does this call.
+            *rc = set_error(-ESHUTDOWN, "the store was shut down while the device waited to "
+                                        "empty; it is left as it was");
+            return false;
+        }
+        // A reservation is held by its caller for as long as it likes (from
+        // this very thread, maybe): never waited for. Without force one is
+        // -EBUSY; with force it is detached (its commit fails -ECANCELED).
+        if (size_t open = reservations_on(a, from_slot, force)) {
+            if (!force) {
+                *rc = set_error(-EBUSY, "%zu reservation(s) of the device were opened meanwhile; "
+                                        "commit or abort them, or use DAXKV_FORCE", open);
+                return false;
+            }
+        }
+        // Quarantined slots (a failed checksum) stay taken and hold nothing,
+        // and so do the slots of detached reservations until their callers
+        // end them. Above a shrink's end they are counted wherever they lie,
+        // which can only end the wait early for a lease: harmless, as a
+        // shrink does not unmap; a removal (from_slot 0) counts exactly.
+        if (d.alloc->used_from(from_slot) <= d.quarantined.load() + d.detached.load())
             return true;
         std::vector<std::string> keys = keys_on(a, from_slot, nullptr);
         if (!keys.empty()) {
@@ -346,6 +364,38 @@ bool Store::wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool 
         std::unique_lock<std::mutex> g(ev_m_);
         ev_cv_.wait_for(g, std::chrono::milliseconds(20));
     }
+}
+
+size_t Store::reservations_on(uint32_t a, uint32_t from_slot, bool cancel) {
+    std::lock_guard<std::mutex> g(resv_m_);
+    size_t n = 0;
+    for (ReservationState *r : reservations_) {
+        Inflight &inf = *r->inflight;
+        if (inf.ref.arena != a || inf.ref.slot < from_slot)
+            continue;
+        uint8_t held = Inflight::kHeld;
+        if (!cancel) {
+            n += inf.phase.load() == held;
+            continue;
+        }
+        if (!inf.phase.compare_exchange_strong(held, Inflight::kDetached))
+            continue; // its commit has begun: waited for like any write
+        ++n;
+        Shard &sh = shards_[r->shard];
+        std::lock_guard<std::mutex> sg(sh.m);
+        if (!inf.canceled) {
+            // The key is no longer in flight: contains, put and remove see
+            // what is committed, as after an abort.
+            Entry *e = find(sh, r->key, r->hash);
+            if (e && e->inflight == &inf) {
+                e->inflight = nullptr;
+                erase_if_empty(sh, e);
+            }
+            inf.canceled = true;
+        }
+        arenas_[a].detached++;
+    }
+    return n;
 }
 
 // Bring the entries of an arena that already holds some (a device added at
@@ -486,8 +536,6 @@ int Store::device_remove(const std::string &path, int mode, unsigned flags,
         return 0;
     }
     if (mode == DAXKV_DRAIN) {
-        if (!ev_thread_.joinable())
-            ev_thread_ = std::thread(&Store::event_loop, this);
         d.state.store(DevState::draining);
         note_slot_freed(a); // already empty: drained at once
         fill_result(out, DevState::draining, a, old_bytes, old_bytes);
@@ -499,6 +547,10 @@ int Store::device_remove(const std::string &path, int mode, unsigned flags,
     if (blocked && !force)
         return set_error(-EBUSY, "the device has pinned or leased entries; use DAXKV_FORCE "
                                  "(it then waits for the leases)");
+    if (size_t open = force ? 0 : reservations_on(a, 0, false))
+        return set_error(-EBUSY, "%zu reservation(s) of the device are open: commit or abort "
+                                 "them, or use DAXKV_FORCE (their commits then fail with "
+                                 "-ECANCELED)", open);
     if (mode == DAXKV_MIGRATE) {
         bool dest = false;
         for (uint32_t t = 0; t < arenas_.size(); ++t)
@@ -603,6 +655,10 @@ int Store::device_resize(const std::string &path, uint64_t bytes, int mode, unsi
     if (blocked && !force)
         return set_error(-EBUSY, "entries above the new end are pinned or leased; use "
                                  "DAXKV_FORCE (it then waits for the leases)");
+    if (size_t open = force ? 0 : reservations_on(a, new_limit, false))
+        return set_error(-EBUSY, "%zu reservation(s) above the new end are open: commit or "
+                                 "abort them, or use DAXKV_FORCE (their commits then fail with "
+                                 "-ECANCELED)", open);
     if (mode == DAXKV_EVICT && !force && !keys.empty())
         return set_error(-EBUSY, "the shrink would drop %zu live entries; use DAXKV_MIGRATE, "
                                  "or DAXKV_EVICT with DAXKV_FORCE", keys.size());
@@ -643,6 +699,9 @@ int Store::device_resize(const std::string &path, uint64_t bytes, int mode, unsi
 }
 
 int Store::device_wait_drained(const std::string &path, int timeout_ms) {
+    // A call in flight like any other: shutdown wakes it (-ESHUTDOWN) and
+    // waits for it, so that the store is never freed under it.
+    OpGuard op(*this);
     // No hotplug_m_: a removal can hold it for long, and a published row's
     // path never changes.
     const uint32_t a = static_cast<uint32_t>(find_device(path));

@@ -50,7 +50,8 @@ void Store::OpGuard::leave() noexcept {
     }
 }
 
-Store::Store(const Config &cfg) : cfg_(cfg), shards_(new Shard[kShards]) {}
+Store::Store(const Config &cfg)
+    : cfg_(cfg), shards_(new Shard[kShards]), events_(std::make_shared<EventLog>()) {}
 
 Store::~Store() {
     stop_events();
@@ -197,6 +198,13 @@ int Store::shutdown() {
     if (async_)
         async_->shutdown(); // every submitted batch completes or is cancelled first
     shutting_.store(true, std::memory_order_seq_cst);
+    {
+        // Calls that block (waiting for a drain, for leases, behind a lease
+        // gate) wait on ev_cv_ and look at the flag under ev_m_: wake them,
+        // they return -ESHUTDOWN and are waited for below.
+        std::lock_guard<std::mutex> g(ev_m_);
+        ev_cv_.notify_all();
+    }
     std::unique_lock<std::mutex> g(shutdown_m_);
     shutdown_cv_.wait(g, [this] { return ops_.load(std::memory_order_seq_cst) == 0; });
     shut_down_ = true;
@@ -479,6 +487,8 @@ void Store::abort_write(Pending &p) noexcept {
         e->inflight = nullptr;
         erase_if_empty(sh, e);
     }
+    if (inf.phase.load() == Inflight::kDetached)
+        arenas_[inf.ref.arena].detached--;
     free_slot(inf.ref);
     p.inflight.reset();
 }
@@ -1071,19 +1081,43 @@ int Store::reserve(const void *key, size_t key_len, size_t len,
     int rc = begin_write(key, key_len, len, 0, p);
     if (rc != 0)
         return rc;
-    auto r = std::make_unique<ReservationState>();
-    r->store = shared_from_this();
-    r->key.assign(static_cast<const char *>(key), key_len);
-    r->hash = p.hash;
-    r->shard = p.shard;
-    r->data = p.dst;
-    r->len = len;
+    std::unique_ptr<ReservationState> r;
+    try {
+        r = std::make_unique<ReservationState>();
+        r->store = shared_from_this();
+        r->key.assign(static_cast<const char *>(key), key_len);
+        r->hash = p.hash;
+        r->shard = p.shard;
+        r->data = p.dst;
+        r->len = len;
+        {
+            std::shared_lock<std::shared_mutex> pool(pool_m_);
+            r->device = arenas_[p.inflight->ref.arena].arena;
+        }
+        p.inflight->reservation = true;
+        std::lock_guard<std::mutex> g(resv_m_);
+        reservations_.insert(r.get());
+    } catch (...) {
+        abort_write(p);
+        throw;
+    }
     r->inflight = std::move(p.inflight);
     *out = std::move(r);
     return 0;
 }
 
+uint8_t Store::end_reservation(ReservationState &r, bool committing) noexcept {
+    std::lock_guard<std::mutex> g(resv_m_);
+    reservations_.erase(&r);
+    Inflight &inf = *r.inflight;
+    uint8_t was = Inflight::kHeld;
+    if (committing && inf.phase.compare_exchange_strong(was, Inflight::kCommitting))
+        return Inflight::kHeld;
+    return inf.phase.load();
+}
+
 int Store::commit(ReservationState &r) {
+    const uint8_t was = end_reservation(r, true);
     Pending p;
     p.key = r.key.data();
     p.key_len = static_cast<uint16_t>(r.key.size());
@@ -1091,6 +1125,14 @@ int Store::commit(ReservationState &r) {
     p.shard = r.shard;
     p.inflight = std::move(r.inflight);
     p.dst = r.data;
+    if (was == Inflight::kDetached) {
+        // Its device was removed (or shrunk) with DAXKV_FORCE: nothing of it
+        // may be written there any more.
+        abort_write(p);
+        c_.puts_failed++;
+        return set_error(-ECANCELED, "a forced removal or shrink of its device cancelled the "
+                                     "reservation");
+    }
     try {
         OpGuard op(*this);
         bool hashed = cfg_.verify != arena::Verify::off;
@@ -1103,6 +1145,7 @@ int Store::commit(ReservationState &r) {
 }
 
 void Store::abort(ReservationState &r) noexcept {
+    end_reservation(r, false);
     Pending p;
     p.key = r.key.data();
     p.key_len = static_cast<uint16_t>(r.key.size());
