@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <functional>
 
 #include "internal/error.hpp"
 #include "internal/util.hpp"
@@ -47,6 +48,24 @@ namespace {
 // each copy batch handed to the shared engine, so that the puts and gets
 // queued behind it wait for one round, not for the migration.
 constexpr size_t kMoveChunk = 64;
+
+// Runs an undo step when a change fails, however it fails (an error
+// returned or an exception): a device is never left migrating, resizing or
+// gating leases by a failure. Dismissed once the change holds.
+class Undo {
+public:
+    explicit Undo(std::function<void()> f) : f_(std::move(f)) {}
+    ~Undo() {
+        if (f_)
+            f_();
+    }
+    void dismiss() noexcept { f_ = nullptr; }
+    Undo(const Undo &) = delete;
+    Undo &operator=(const Undo &) = delete;
+
+private:
+    std::function<void()> f_;
+};
 constexpr uint64_t kMoveChunkBytes = 16ull << 20;
 
 void fill_result(daxkv_hotplug_result *out, DevState st, uint32_t index, uint64_t old_bytes,
@@ -224,7 +243,9 @@ int Store::migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool
                 moves.push_back(std::move(mv));
             }
             // Copy this chunk with no lock held: value, then header body
-            // (commit word 0), then write-back for durability=power.
+            // (commit word 0), then write-back for durability=power. The
+            // source is read as a get reads it: under the SIGBUS guard
+            // (sigbus=handle), every copy's result looked at.
             std::vector<engine::CopyOp> ops;
             for (size_t i = first; i < moves.size(); ++i) {
                 const Move &mv = moves[i];
@@ -234,9 +255,33 @@ int Store::migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool
                 op.len = mv.len;
                 op.nontemporal = cfg_.nt_stores == NtStores::on ||
                                  (cfg_.nt_stores == NtStores::auto_ && mv.len >= kNonTemporalMin);
+                op.guard_source = cfg_.sigbus_handle;
                 ops.push_back(op);
             }
-            engine_->run(ops.data(), ops.size());
+            std::vector<int> copy_rc(ops.size(), 0);
+            engine_->run(ops.data(), ops.size(), copy_rc.data());
+            for (size_t k = 0; k < ops.size(); ++k) {
+                if (copy_rc[k] != 0 && copy_rc[k] != engine::kMediaFault)
+                    throw Error(-EIO, format("copying an entry to its new device failed (%d); "
+                                             "nothing was moved", copy_rc[k]));
+            }
+            // A source that faulted cannot be read by anyone: its entry is
+            // dropped and its slot quarantined, as a get would; the copy goes.
+            for (size_t k = ops.size(); k-- > 0;) {
+                if (copy_rc[k] == 0)
+                    continue;
+                Move &mv = moves[first + k];
+                Borrow b;
+                b.shard = shard_index(mv.hash);
+                b.ref = mv.src;
+                quarantine(b, true); // ends the move's borrow of the source
+                {
+                    std::lock_guard<std::mutex> g(shard_of(mv.hash).m);
+                    c_.inflight--;
+                    free_slot(mv.dst);
+                }
+                moves.erase(moves.begin() + static_cast<std::ptrdiff_t>(first + k));
+            }
             for (size_t i = first; i < moves.size(); ++i) {
                 const Move &mv = moves[i];
                 const arena::Arena &from = *arenas_[mv.src.arena].arena;
@@ -251,9 +296,7 @@ int Store::migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool
         }
     } catch (const Error &e) {
         rollback();
-        if (e.code() == -ENOSPC)
-            return set_error(-ENOSPC, "%s", e.what());
-        throw;
+        return set_error(e.code(), "%s", e.what());
     } catch (...) {
         rollback();
         throw;
@@ -560,14 +603,14 @@ int Store::device_remove(const std::string &path, int mode, unsigned flags,
                              keys.size());
     }
     d.state.store(mode == DAXKV_MIGRATE ? DevState::migrating : DevState::removing);
+    Undo restore([&] { d.state.store(old_state); });
     int rc = mode == DAXKV_MIGRATE ? migrate_keys(a, keys, false, ms)
                                    : evict_keys(a, keys, force, ms);
     if (rc == 0)
         wait_until_empty(a, 0, mode == DAXKV_MIGRATE, force, false, ms, &rc);
-    if (rc != 0) {
-        d.state.store(old_state);
+    if (rc != 0)
         return rc;
-    }
+    restore.dismiss();
     d.state.store(DevState::removing);
     change_pool_registered([&] {
         // Nothing refers to the device any more (no entries, no borrows):
@@ -664,18 +707,22 @@ int Store::device_resize(const std::string &path, uint64_t bytes, int mode, unsi
                                  "or DAXKV_EVICT with DAXKV_FORCE", keys.size());
     d.state.store(DevState::resizing);
     d.alloc->set_limit(new_limit); // no new slot above the end from here on
+    Undo restore([&] {
+        d.alloc->set_limit(old_limit);
+        d.state.store(old_state);
+    });
     int rc = mode == DAXKV_MIGRATE ? migrate_keys(a, keys, true, ms)
                                    : evict_keys(a, keys, force, ms);
     if (rc == 0) {
         // New leases of the device wait while the old ones above the end
         // are waited for, so a stream of new leases cannot starve the resize.
         d.lease_gate.store(true, std::memory_order_release);
-        wait_until_empty(a, new_limit, mode == DAXKV_MIGRATE, force, true, ms, &rc);
-        {
+        Undo ungate([&] {
             std::lock_guard<std::mutex> g(ev_m_);
             d.lease_gate.store(false, std::memory_order_release);
             ev_cv_.notify_all();
-        }
+        });
+        wait_until_empty(a, new_limit, mode == DAXKV_MIGRATE, force, true, ms, &rc);
     }
     if (rc == 0) {
         // Nothing lives above the new end any more: record the size, so
@@ -686,11 +733,9 @@ int Store::device_resize(const std::string &path, uint64_t bytes, int mode, unsi
             rc = set_error(e.code(), "recording the new size failed: %s", e.what());
         }
     }
-    if (rc != 0) {
-        d.alloc->set_limit(old_limit);
-        d.state.store(old_state);
+    if (rc != 0)
         return rc;
-    }
+    restore.dismiss();
     d.state.store(old_state);
     if (old_state == DevState::draining)
         note_slot_freed(a);
