@@ -507,8 +507,10 @@ typedef struct daxkv_hotplug_result {
 
 /**
  * Map and add a device to the pool (bytes 0: the whole device or existing
- * file). An arena already on it is recovered (keys the pool already holds
- * keep their current entry). Adding a path that is already active with the
+ * file). An arena already on it is recovered as at open: of two commits of
+ * one key (on the device, or on the device and in the pool) the newer one
+ * wins, and entries removed or replaced while the device was away from the
+ * pool do not come back. Adding a path that is already active with the
  * same size does nothing and returns 0; with another size, -EBUSY.
  * -EINVAL bad path or a size that does not fit one slot; -ENOSPC the pool
  * already has its maximum of devices; mapping failures keep their code

@@ -30,6 +30,7 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/store/store_cuda.cpp \
 	lib/store/pool.cpp lib/store/pool.hpp \
 	lib/store/hotplug.cpp \
+	lib/store/history.cpp \
 	lib/store/async.cpp lib/store/async.hpp \
 	lib/store/metrics.cpp lib/store/metrics.hpp \
 	lib/store/placement.cpp \

@@ -345,7 +345,49 @@ uint64_t Arena::usable_at_format() const {
     return n;
 }
 
+uint64_t Arena::seq_floor() const {
+    std::lock_guard<std::mutex> g(sb_m_);
+    return sb_.seq_floor;
+}
+
+void Arena::set_seq_floor(uint64_t v) {
+    std::lock_guard<std::mutex> g(sb_m_);
+    if (sb_.seq_floor == v)
+        return;
+    sb_.seq_floor = v;
+    write_superblock();
+}
+
+uint64_t Arena::removal(uint32_t b) const noexcept {
+    return __atomic_load_n(removal_word(b), __ATOMIC_ACQUIRE);
+}
+
+void Arena::note_removal(uint32_t b, uint64_t seq) noexcept {
+    uint64_t *w = removal_word(b);
+    uint64_t cur = __atomic_load_n(w, __ATOMIC_RELAXED);
+    while (cur < seq &&
+           !__atomic_compare_exchange_n(w, &cur, seq, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+    }
+    // Durable before the caller clears the removed entry's commit word.
+    if (opt_.durability == Durability::power)
+        map_->persist(w, sizeof *w);
+}
+
+void Arena::merge_removals(const uint64_t *table) {
+    for (uint32_t b = 0; b < kRemovalBuckets; ++b) {
+        uint64_t *w = removal_word(b);
+        uint64_t cur = __atomic_load_n(w, __ATOMIC_RELAXED);
+        while (cur < table[b] && !__atomic_compare_exchange_n(w, &cur, table[b], true,
+                                                              __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+        }
+    }
+    for (uint64_t block = 0; block < 2; ++block)
+        map_->persist(map_->base() + block * kSuperblockBytes + kRemovalTableOffset,
+                      kSuperblockBytes - kRemovalTableOffset);
+}
+
 void Arena::set_usable_slots(uint64_t n) {
+    std::lock_guard<std::mutex> g(sb_m_);
     if (n == 0 || n > layout_.slot_count)
         fail(-EINVAL, "%llu usable slots asked for; the arena has 1..%llu",
              static_cast<unsigned long long>(n),

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -130,6 +131,19 @@ public:
     // Withdraw an entry: clear its commit word (durably, per mode).
     void withdraw(uint32_t slot) noexcept;
 
+    // Pool history (docs/on-device-format.md, "Pool history").
+    uint64_t seq_floor() const;
+    // Record a new floor in the superblock (durably). Thread-safe.
+    void set_seq_floor(uint64_t v);
+    // The removal table: bucket b's word, and raising it to at least seq
+    // (made durable as the durability mode asks) before a removal's commit
+    // word is cleared. Thread-safe.
+    uint64_t removal(uint32_t b) const noexcept;
+    void note_removal(uint32_t b, uint64_t seq) noexcept;
+    // Raise every word to at least the given table's (kRemovalBuckets words),
+    // durably.
+    void merge_removals(const uint64_t *table);
+
     // Scan every slot header: return the committed entries that validate,
     // clear the ones that do not, count both. Stale duplicates are resolved
     // by the caller, which knows keys.
@@ -142,13 +156,20 @@ public:
 private:
     void format();
     uint64_t usable_at_format() const;
-    void write_superblock();
+    void write_superblock(); // sb_m_ held, or before the arena is shared
+    uint64_t *removal_word(uint32_t b) const noexcept {
+        return reinterpret_cast<uint64_t *>(map_->base() + (b / kRemovalBucketsPerBlock) *
+                                                               kSuperblockBytes +
+                                            kRemovalTableOffset) +
+               b % kRemovalBucketsPerBlock;
+    }
     void clear_commit_words(uint64_t from, uint64_t to); // slots [from, to), durably
 
     std::unique_ptr<platform::Mapping> map_;
     Options opt_;
     Layout layout_;
     Superblock sb_{};
+    mutable std::mutex sb_m_; // sb_ and its rewrites, once the arena is shared
     bool formatted_ = false;
     bool recoverable_ = false;
     bool undo_format_ = false; // formatted a zeroed device this open; undone unless kept

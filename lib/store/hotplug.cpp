@@ -238,7 +238,7 @@ int Store::migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool
                 mv.src_seq = e->seq;
                 mv.dst = SlotRef{dev, slot, dst.generation};
                 mv.len = e->value_len;
-                mv.seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+                mv.seq = next_seq();
                 chunk_bytes += mv.len;
                 moves.push_back(std::move(mv));
             }
@@ -355,6 +355,7 @@ int Store::evict_keys(uint32_t src, const std::vector<std::string> &keys, bool f
         if (!force && (e->pins || slot_state(e->ref).leases))
             return set_error(-EBUSY, "an entry of the device was pinned or leased during the "
                                      "eviction; use DAXKV_FORCE");
+        record_removal(h);
         retire_committed(sh, e);
         erase_if_empty(sh, e);
         c_.evictions++;
@@ -442,27 +443,49 @@ size_t Store::reservations_on(uint32_t a, uint32_t from_slot, bool cancel) {
 }
 
 // Bring the entries of an arena that already holds some (a device added at
-// run time) into the index. A key the pool already holds keeps its entry.
-void Store::adopt(uint32_t a) {
+// run time) into the index, by the rule recovery at open follows: for a key
+// held twice (by the pool and the device, or twice by the device: a crash
+// mid-replace), the newest commit wins and the other is withdrawn; an entry
+// removed while the device was away (pool history) is withdrawn.
+void Store::adopt(uint32_t a, uint64_t floor) {
     DeviceSlot &d = arenas_[a];
     arena::RecoveryCounts counts;
     std::vector<arena::RecoveredEntry> found = d.arena->scan(counts);
-    uint64_t adopted = 0, dropped = 0;
+    uint64_t adopted = 0, stale = 0, removed = 0, top = 0;
+    for (const auto &r : found)
+        top = std::max(top, r.seq);
+    // Later commits must be newer than anything on the device.
+    raise_seq_floor(top);
     for (const auto &r : found) {
         std::string_view key(r.key, r.key_len);
         uint64_t h = hash_bytes(key.data(), key.size());
         Shard &sh = shard_of(h);
         std::lock_guard<std::mutex> g(sh.m);
-        if (find(sh, key, h)) {
+        if (keeps_history() && removed_while_away(h, r.seq, floor)) {
             d.arena->withdraw(r.slot);
-            ++dropped;
+            ++removed;
             continue;
         }
-        auto owned = std::make_unique<Entry>();
-        owned->key.assign(key);
-        owned->hash = h;
-        Entry *e = owned.get();
-        sh.map.emplace(KeyRef{e->key, h}, std::move(owned));
+        Entry *e = find(sh, key, h);
+        uint32_t pins = 0;
+        if (e && e->committed) {
+            if (e->seq >= r.seq) {
+                d.arena->withdraw(r.slot);
+                ++stale;
+                continue;
+            }
+            // The pool's entry is the older one: it goes, as after a
+            // replace; pins belong to the key and stay.
+            pins = e->pins;
+            retire_committed(sh, e);
+            ++stale;
+        } else if (!e) {
+            auto owned = std::make_unique<Entry>();
+            owned->key.assign(key);
+            owned->hash = h;
+            e = owned.get();
+            sh.map.emplace(KeyRef{e->key, h}, std::move(owned));
+        }
         d.alloc->take(r.slot);
         SlotState &st = d.slots[r.slot];
         st.generation = r.generation;
@@ -472,20 +495,19 @@ void Store::adopt(uint32_t a) {
         e->value_len = r.value_len;
         e->meta_len = r.meta_len;
         e->seq = r.seq;
+        e->pins = pins;
+        if (pins)
+            c_.pinned++;
         lru_push_back(sh, e);
         c_.entries++;
         ++adopted;
-        // Later commits must be newer than anything on the device.
-        uint64_t cur = next_seq_.load();
-        while (cur <= r.seq && !next_seq_.compare_exchange_weak(cur, r.seq + 1)) {
-        }
     }
-    if (adopted || dropped || counts.torn || counts.corrupt)
+    if (adopted || stale || removed || counts.torn || counts.corrupt)
         log(DAXKV_LOG_INFO,
-            "device %u: %llu entries recovered, %llu dropped (key already in the pool), "
-            "%llu torn, %llu corrupt",
+            "device %u: %llu entries recovered, %llu stale (a newer commit of the key won), "
+            "%llu removed while the device was away, %llu torn, %llu corrupt",
             d.id, static_cast<unsigned long long>(adopted),
-            static_cast<unsigned long long>(dropped),
+            static_cast<unsigned long long>(stale), static_cast<unsigned long long>(removed),
             static_cast<unsigned long long>(counts.torn),
             static_cast<unsigned long long>(counts.corrupt));
 }
@@ -541,9 +563,36 @@ int Store::device_add(const std::string &path, uint64_t bytes) {
     row->drained.store(false);
     row->lease_gate.store(false);
     row->state.store(DevState::active);
-    adopt(a);
+    // Pool history: the device's floor as it was (what it saw of the pool),
+    // and its removal table taken into the pool's.
+    uint64_t floor = 0;
+    const bool history = keeps_history() && !row->arena->mapping().volatile_memory();
+    if (history) {
+        floor = row->arena->seq_floor();
+        uint64_t top = floor;
+        for (uint32_t b = 0; b < arena::kRemovalBuckets; ++b) {
+            const uint64_t r = row->arena->removal(b);
+            uint64_t cur = removals_[b].load();
+            while (cur < r && !removals_[b].compare_exchange_weak(cur, r)) {
+            }
+            top = std::max(top, r);
+        }
+        raise_seq_floor(top);
+    }
+    adopt(a, floor);
     row->arena->keep();
     arenas_.publish();
+    if (history) {
+        // From here every floor raise reaches the device too; this one
+        // covers those made before it was in the table.
+        {
+            std::lock_guard<std::mutex> g(seq_m_);
+            row->arena->set_seq_floor(seq_limit_.load());
+        }
+        std::shared_lock<std::shared_mutex> pool(pool_m_);
+        for (uint32_t i = 0; i < arenas_.size(); ++i)
+            share_history(i);
+    }
     if (missing_row >= 0)
         arenas_[missing_row].state.store(DevState::removed); // superseded by the new row
     // If the arenas are registered with CUDA, register the new one too, so

@@ -1,6 +1,7 @@
 #include "store/store.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -51,7 +52,9 @@ void Store::OpGuard::leave() noexcept {
 }
 
 Store::Store(const Config &cfg)
-    : cfg_(cfg), shards_(new Shard[kShards]), events_(std::make_shared<EventLog>()) {}
+    : cfg_(cfg), shards_(new Shard[kShards]),
+      removals_(new std::atomic<uint64_t>[arena::kRemovalBuckets]()),
+      events_(std::make_shared<EventLog>()) {}
 
 Store::~Store() {
     stop_events();
@@ -99,6 +102,26 @@ void Store::recover() {
     };
     std::vector<std::vector<Found>> per_shard(kShards);
     size_t total = 0;
+    // Pool history (history.cpp): the devices' removal tables merged, and
+    // each device's floor as its last open left it. Sequence numbers go on
+    // above every floor, entry and removal the devices know of.
+    std::vector<uint64_t> floor(arenas_.size(), 0);
+    uint64_t top = 0, removed_away = 0;
+    if (keeps_history()) {
+        for (uint32_t a = 0; a < arenas_.size(); ++a) {
+            const auto &ar = arenas_[a].arena;
+            if (!ar || ar->mapping().volatile_memory())
+                continue;
+            floor[a] = ar->seq_floor();
+            top = std::max(top, floor[a]);
+            for (uint32_t b = 0; b < arena::kRemovalBuckets; ++b) {
+                const uint64_t r = ar->removal(b);
+                if (r > removals_[b].load(std::memory_order_relaxed))
+                    removals_[b].store(r, std::memory_order_relaxed);
+                top = std::max(top, r);
+            }
+        }
+    }
     for (uint32_t a = 0; a < arenas_.size(); ++a) {
         ArenaSlots &as = arenas_[a];
         if (!as.arena)
@@ -113,6 +136,14 @@ void Store::recover() {
             v.reserve(v.size() + found.size() * 5 / (4 * kShards) + 1);
         for (const auto &r : found) {
             uint64_t h = hash_bytes(r.key, r.key_len);
+            top = std::max(top, r.seq);
+            if (keeps_history() && removed_while_away(h, r.seq, floor[a])) {
+                // Removed (or replaced, then removed) while this device was
+                // away: the pool's history says it is gone.
+                as.arena->withdraw(r.slot);
+                ++removed_away;
+                continue;
+            }
             per_shard[shard_index(h)].push_back(Found{h, r.seq, r.value_len, a, r.slot,
                                                       r.generation, r.meta_len,
                                                       std::string(r.key, r.key_len)});
@@ -188,10 +219,22 @@ void Store::recover() {
             ++entries;
         }
     c_.entries.store(entries);
-    recovery_.stale += stale.load();
+    recovery_.stale += stale.load() + removed_away;
     recovery_.recovered = static_cast<uint64_t>(entries);
-    next_seq_.store(max_seq.load() + 1);
     tick_.store(max_seq.load() + 1);
+    next_seq_.store(1);
+    if (!keeps_history()) {
+        next_seq_.store(max_seq.load() + 1);
+        return;
+    }
+    // Above the wall clock too: two opens that each lacked a device are
+    // ordered by when they happened (history.cpp).
+    const auto wall = std::chrono::system_clock::now().time_since_epoch();
+    top = std::max(top, static_cast<uint64_t>(
+                            std::chrono::duration_cast<std::chrono::nanoseconds>(wall).count()));
+    raise_seq_floor(top);
+    for (uint32_t a = 0; a < arenas_.size(); ++a)
+        share_history(a);
 }
 
 int Store::shutdown() {
@@ -355,6 +398,7 @@ bool Store::evict_one() {
         for (Entry *e = sh.lru_head; e; e = e->next) {
             if (e->pins || e->inflight || slot_state(e->ref).borrows || moving_away(e->ref))
                 continue;
+            record_removal(e->hash);
             retire_committed(sh, e);
             erase_if_empty(sh, e);
             c_.evictions++;
@@ -437,7 +481,7 @@ int Store::finish_write(Pending &p, const void *meta, size_t meta_len, uint64_t 
                         bool hashed) {
     Inflight &inf = *p.inflight;
     arena::Arena &ar = *arenas_[inf.ref.arena].arena;
-    uint64_t seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+    uint64_t seq = next_seq();
     ar.write_body(inf.ref.slot, seq, inf.ref.gen, p.key, p.key_len, meta,
                   static_cast<uint32_t>(meta_len), inf.len, value_hash, hashed);
     ar.publish(inf.ref.slot, seq, inf.len);
@@ -622,6 +666,7 @@ void Store::quarantine(const Borrow &b, bool media) noexcept {
     Entry *e = find(sh, key, hash_bytes(key.data(), key.size()));
     if (e && e->committed && e->ref.slot == b.ref.slot && e->ref.arena == b.ref.arena &&
         e->ref.gen == b.ref.gen) {
+        record_removal(e->hash);
         arenas_[b.ref.arena].arena->withdraw(b.ref.slot);
         lru_unlink(sh, e);
         if (e->pins)
@@ -710,8 +755,12 @@ int Store::remove(const void *key, size_t key_len, unsigned flags) {
     Shard &sh = shard_of(h);
     std::lock_guard<std::mutex> g(sh.m);
     Entry *e = find(sh, std::string_view(static_cast<const char *>(key), key_len), h);
-    if (!e)
+    if (!e) {
+        // A device away now may hold the key: after this call it is gone
+        // all the same (pool history).
+        record_removal(h);
         return set_error(-ENOENT, "key not found");
+    }
     if (!force) {
         if (e->committed && e->pins)
             return set_error(-EBUSY, "the key is pinned %u time(s); use DAXKV_FORCE", e->pins);
@@ -722,6 +771,7 @@ int Store::remove(const void *key, size_t key_len, unsigned flags) {
         e->inflight->canceled = true; // its slot returns at commit or abort
         e->inflight = nullptr;
     }
+    record_removal(h);
     retire_committed(sh, e);
     erase_if_empty(sh, e);
     c_.removes++;

@@ -321,8 +321,31 @@ private:
                    MoveStats &ms);
     bool wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool force,
                           bool same_device, MoveStats &ms, int *rc);
-    void adopt(uint32_t a);
+    // floor: the device's seq_floor before it joined (pool history).
+    void adopt(uint32_t a, uint64_t floor);
     uint64_t usable_bytes(uint32_t a) const;
+    // Pool history (store/history.cpp; docs/on-device-format.md, "Pool
+    // history"): sequence numbers ordered across every open of the pool,
+    // and removals recorded on every device.
+    bool keeps_history() const noexcept { return cfg_.durability != arena::Durability::none; }
+    // A new sequence number; before it is handed out, every device records
+    // a floor above it.
+    uint64_t next_seq() noexcept;
+    // Later sequence numbers are larger than v (and every device says so).
+    void raise_seq_floor(uint64_t v);
+    // Record, on every device, that the key with this hash was removed now:
+    // before its entry (if any) is withdrawn. Shard lock of the key held.
+    void record_removal(uint64_t hash) noexcept;
+    // Whether an entry of seq found on a device whose floor was floor was
+    // removed while that device was away (a removal newer than the entry
+    // that the device did not see).
+    bool removed_while_away(uint64_t hash, uint64_t seq, uint64_t floor) const noexcept;
+    // Give device a the pool's removal table and floor (and take its table
+    // into the pool's): at open, and when a device is added.
+    void share_history(uint32_t a);
+    // Record the floor on every device (seq_m_ held).
+    void write_seq_floor(uint64_t limit);
+
     // Open reservations with a slot of device a at from_slot or above; with
     // cancel, detach each of them (their commits fail with -ECANCELED).
     size_t reservations_on(uint32_t a, uint32_t from_slot, bool cancel);
@@ -338,6 +361,12 @@ private:
     std::unique_ptr<engine::CopyEngine> engine_;
     std::unique_ptr<AsyncQueue> async_;
     std::atomic<uint64_t> next_seq_{1};
+    // Sequence numbers below seq_limit_ may be handed out: every device
+    // records it (seq_floor) before. Raised by kSeqLease at a time.
+    std::mutex seq_m_;
+    std::atomic<uint64_t> seq_limit_{0};
+    // The pool's removal table, as every device holds it (kRemovalBuckets).
+    std::unique_ptr<std::atomic<uint64_t>[]> removals_;
     std::atomic<uint64_t> tick_{1};
     mutable Counters c_;
     Metrics m_;

@@ -234,7 +234,7 @@ TEST_F(Lifetimes, ARemovalNeverWaitsForAReservationOfTheSameThread) {
             if (daxkv_reserve(s.get(), "r", 1, 100, &res))
                 return std::string("reserve: ") + daxkv_errmsg();
             std::memset(daxkv_reservation_data(res), 'a', 100);
-            std::string d1 = dir_.file("dev1");
+            std::string d1 = dir_.file("added-" + std::to_string(::getpid()));
             if (daxkv_device_add(s.get(), d1.c_str(), dev_bytes_for(8)))
                 return std::string("add: ") + daxkv_errmsg();
             std::string out;
