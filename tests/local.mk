@@ -91,9 +91,15 @@ check_PROGRAMS += tests/crash/kill_test
 tests_crash_kill_test_SOURCES = tests/crash/kill_test.cpp
 tests_crash_kill_test_LDADD = lib/libdaxkv.la
 KILL_ROUNDS = 5000
+# The same across the histories of a pool: hotplug calls killed, devices
+# missing at some opens and back at later ones.
+check_PROGRAMS += tests/crash/pool_kill_test
+tests_crash_pool_kill_test_SOURCES = tests/crash/pool_kill_test.cpp
+tests_crash_pool_kill_test_LDADD = lib/libdaxkv.la
 
-check-long: tests/crash/kill_test$(EXEEXT)
+check-long: tests/crash/kill_test$(EXEEXT) tests/crash/pool_kill_test$(EXEEXT)
 	$(top_builddir)/tests/crash/kill_test --rounds $(KILL_ROUNDS)
+	$(top_builddir)/tests/crash/pool_kill_test --rounds $(KILL_ROUNDS)
 
 # The libFuzzer target over the recovery parser (tests/fuzz) and the
 # program that writes its seed corpus. The target is built only in a tree
@@ -131,4 +137,5 @@ fuzz-long:
 .PHONY: check-long fuzz fuzz-long
 # Listed file by file: a directory here would also ship the objects a build
 # tree keeps under the same name.
-EXTRA_DIST += tests/crash/kill_test.cpp tests/fuzz/fuzz_recovery.cpp tests/fuzz/make_seeds.cpp
+EXTRA_DIST += tests/crash/kill_test.cpp tests/crash/pool_kill_test.cpp tests/fuzz/fuzz_recovery.cpp \
+	tests/fuzz/make_seeds.cpp

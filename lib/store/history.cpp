@@ -11,14 +11,20 @@
 //   wall clock, so a replacement made while a device was away is newer than
 //   what the device holds, and two opens that each lacked a device are
 //   ordered by when they happened.
-// - Removals (remove, eviction, a dropped entry) take a sequence number too
-//   and raise their key's bucket of the removal table, on every device,
-//   before the entry is withdrawn. An entry of seq s found on a device whose
-//   floor was f is dropped when its bucket holds a removal r > s with r >= f:
-//   a removal newer than the entry, made when the device was not there
-//   (while it was there, r < f, and the removal withdrew the entry itself).
-//   Buckets are shared by many keys: a collision drops an entry that was
-//   not removed (a cache entry lost), never the other way round.
+// - Changes are recorded: a commit (before its commit word is stored) and a
+//   removal (remove, eviction, a dropped entry: with a sequence number of
+//   its own, before the entry is withdrawn) raise their key's bucket of the
+//   removal table, on every device. An entry of seq s found on a device
+//   whose floor was f is dropped when its bucket holds r > s with r >= f: a
+//   newer version or a removal that the device did not see (while it was
+//   there, r < f, and the change withdrew the entry itself). A commit is
+//   recorded too because the device that holds the newer version may be the
+//   one missing when the old one comes back. Buckets are shared by many
+//   keys: a collision drops an entry that was not changed (a cache entry
+//   lost), never the other way round.
+// - What a device that comes back cannot know is a change that only absent
+//   devices saw: the guarantee holds while one device that was in the pool
+//   at the change is present.
 #include <algorithm>
 #include <chrono>
 
@@ -78,10 +84,14 @@ void Store::raise_seq_floor(uint64_t v) {
 }
 
 void Store::record_removal(uint64_t hash) noexcept {
+    if (keeps_history())
+        record_change(hash, next_seq());
+}
+
+void Store::record_change(uint64_t hash, uint64_t r) noexcept {
     if (!keeps_history())
         return;
     const uint32_t b = arena::removal_bucket(hash);
-    const uint64_t r = next_seq();
     std::atomic<uint64_t> &mem = removals_[b];
     uint64_t cur = mem.load(std::memory_order_relaxed);
     while (cur < r && !mem.compare_exchange_weak(cur, r)) {

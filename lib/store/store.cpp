@@ -484,6 +484,9 @@ int Store::finish_write(Pending &p, const void *meta, size_t meta_len, uint64_t 
     uint64_t seq = next_seq();
     ar.write_body(inf.ref.slot, seq, inf.ref.gen, p.key, p.key_len, meta,
                   static_cast<uint32_t>(meta_len), inf.len, value_hash, hashed);
+    // Pool history: older versions of the key on devices away now must not
+    // come back, even when this device is the one missing then.
+    record_change(p.hash, seq);
     ar.publish(inf.ref.slot, seq, inf.len);
 
     Shard &sh = shards_[p.shard];

@@ -336,6 +336,9 @@ private:
     // Record, on every device, that the key with this hash was removed now:
     // before its entry (if any) is withdrawn. Shard lock of the key held.
     void record_removal(uint64_t hash) noexcept;
+    // Record a change of the key (a commit of seq r, or a removal) on every
+    // device: newer than any version a device away now may hold.
+    void record_change(uint64_t hash, uint64_t r) noexcept;
     // Whether an entry of seq found on a device whose floor was floor was
     // removed while that device was away (a removal newer than the entry
     // that the device did not see).
