@@ -207,6 +207,9 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
     if (opt_.slot_bytes == 0)
         fail(-EINVAL, "slot_bytes must be set and greater than 0");
     layout_ = compute_layout(size, opt_.slot_bytes, opt_.meta_bytes);
+    // Too small for one slot: unless it is an arena cut short (say so then).
+    if (layout_.slot_count == 0 && !map_->created() && !opt_.format)
+        explain_unusable_superblocks(true);
     if (layout_.slot_count == 0)
         fail(-EINVAL,
              "%s: an arena of %llu bytes does not fit even one slot of %llu bytes "
@@ -224,6 +227,8 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
     } else if (!rep.valid_a && !rep.valid_b) {
         if (!opt_.reformat) {
             bool ours = has_magic(map_->base()) || has_magic(map_->base() + kSuperblockBytes);
+            if (ours)
+                explain_unusable_superblocks(false);
             if (ours)
                 fail(DAXKV_E_CORRUPT,
                      "%s: both superblock copies of the daxkv arena are damaged "
@@ -276,6 +281,46 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
     } else if (was_recoverable) {
         sb_.flags &= ~kSbRecoverable;
         write_superblock();
+    }
+}
+
+// Neither copy is valid, but a copy whose checksum holds is not damaged: an
+// arena of another format version, or one larger than what is mapped (a
+// smaller size asked for, or a truncated file). Fails with what it is;
+// with only_truncation, only for a truncated file (the configuration is at
+// fault otherwise).
+void Arena::explain_unusable_superblocks(bool only_truncation) const {
+    const std::string &path = map_->info().path;
+    for (uint64_t off : {uint64_t(0), kSuperblockBytes}) {
+        if (off + sizeof(Superblock) > map_->backed())
+            continue;
+        Superblock sb;
+        std::memcpy(&sb, map_->base() + off, sizeof sb);
+        if (!has_magic(sb.magic) || sb.sb_bytes != sizeof(Superblock) ||
+            sb.checksum_kind != kChecksumXXH3 || sb.checksum != sb_checksum(sb))
+            continue;
+        if (sb.format_version != kFormatVersion && !only_truncation)
+            fail(DAXKV_E_FOREIGN,
+                 "%s holds a daxkv arena of format version %u; this library reads version %u. "
+                 "It is left untouched",
+                 path.c_str(), sb.format_version, kFormatVersion);
+        if (sb.format_version != kFormatVersion || !superblock_valid(sb, UINT64_MAX))
+            continue;
+        const uint64_t end = sb.data_offset + usable_slots_of(sb) * sb.slot_bytes;
+        if (map_->device_bytes() >= end && only_truncation)
+            return;
+        if (map_->device_bytes() >= end)
+            fail(DAXKV_E_FOREIGN,
+                 "%s holds a daxkv arena of %llu bytes (%llu in use); %llu were asked for. It is "
+                 "left untouched (open it with its size, or 0 for the whole file)",
+                 path.c_str(), static_cast<unsigned long long>(sb.arena_bytes),
+                 static_cast<unsigned long long>(end),
+                 static_cast<unsigned long long>(map_->backed()));
+        fail(DAXKV_E_CORRUPT,
+             "%s holds a daxkv arena whose slots in use end at %llu bytes, but the device has "
+             "only %llu (a truncated file?). It is left untouched",
+             path.c_str(), static_cast<unsigned long long>(end),
+             static_cast<unsigned long long>(map_->device_bytes()));
     }
 }
 

@@ -155,6 +155,7 @@ public:
 
 private:
     void format();
+    void explain_unusable_superblocks(bool only_truncation) const;
     uint64_t usable_at_format() const;
     void write_superblock(); // sb_m_ held, or before the arena is shared
     uint64_t *removal_word(uint32_t b) const noexcept {

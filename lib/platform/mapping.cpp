@@ -171,6 +171,7 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
             fail(-EINVAL, "mem: size %llu is below one page",
                  static_cast<unsigned long long>(req.bytes));
         m->backed_ = m->size_;
+        m->device_bytes_ = m->size_;
         m->info_.path = req.path;
         m->info_.kind = DeviceKind::memory;
         m->info_.size = m->size_;
@@ -213,6 +214,7 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
                                                      align));
         }
         m->backed_ = m->size_;
+        m->device_bytes_ = r.info.size;
         if (req.sync)
             mmap_flags = MAP_SHARED_VALIDATE | MAP_SYNC;
     } else {
@@ -298,6 +300,7 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
                                   static_cast<unsigned long long>(m->backed())));
         }
         m->created_ = have == 0;
+        m->device_bytes_ = std::max(have, m->backed());
         m->info_.path = req.path;
         m->info_.kind = DeviceKind::file;
         m->info_.size = m->backed();

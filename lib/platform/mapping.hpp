@@ -47,6 +47,9 @@ public:
     // blocks (fallocate, so a full file system fails here and not with a
     // SIGBUS later); devices and memory already have them. Throws Error.
     void extend(uint64_t bytes);
+    // Bytes the device or file had at open (a file's size), whatever part
+    // of it is mapped.
+    uint64_t device_bytes() const noexcept { return device_bytes_; }
     const DeviceInfo &info() const noexcept { return info_; }
     // The file was created (or was empty) by this open.
     bool created() const noexcept { return created_; }
@@ -70,6 +73,7 @@ private:
     std::atomic<uint64_t> backed_{0}; // grows under the store's hotplug lock
     bool created_ = false;
     bool map_sync_ = false;
+    uint64_t device_bytes_ = 0;
     // File arenas: what this open did to the file system, undone by the
     // destructor unless keep() was called.
     bool created_file_ = false; // the file did not exist
