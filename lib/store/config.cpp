@@ -7,10 +7,18 @@
 
 #include <nlohmann/json.hpp>
 
+#include "arena/inspect.hpp"
 #include "internal/error.hpp"
 #include "internal/util.hpp"
 
 namespace daxkv {
+namespace {
+
+// A key or value from the caller, fit for a message: bytes that are not
+// printable ASCII (a newline that would forge a log line, a NUL) as \xNN.
+std::string printable(const std::string &s) { return arena::printable_key(s.data(), s.size()); }
+
+} // namespace
 
 void Config::set(const std::string &key, const std::string &value) {
     if (key == "slot_bytes") {
@@ -30,7 +38,7 @@ void Config::set(const std::string &key, const std::string &value) {
         else if (value == "none")
             eviction = Eviction::none;
         else
-            fail(-EINVAL, "eviction: '%s' is not one of lru, none", value.c_str());
+            fail(-EINVAL, "eviction: '%s' is not one of lru, none", printable(value).c_str());
     } else if (key == "durability") {
         if (value == "none")
             durability = arena::Durability::none;
@@ -39,7 +47,7 @@ void Config::set(const std::string &key, const std::string &value) {
         else if (value == "power")
             durability = arena::Durability::power;
         else
-            fail(-EINVAL, "durability: '%s' is not one of none, process, power", value.c_str());
+            fail(-EINVAL, "durability: '%s' is not one of none, process, power", printable(value).c_str());
     } else if (key == "verify") {
         if (value == "off")
             verify = arena::Verify::off;
@@ -48,14 +56,14 @@ void Config::set(const std::string &key, const std::string &value) {
         else if (value == "read")
             verify = arena::Verify::read;
         else
-            fail(-EINVAL, "verify: '%s' is not one of off, recover, read", value.c_str());
+            fail(-EINVAL, "verify: '%s' is not one of off, recover, read", printable(value).c_str());
     } else if (key == "on_mismatch") {
         if (value == "fail")
             reformat = false;
         else if (value == "reformat")
             reformat = true;
         else
-            fail(-EINVAL, "on_mismatch: '%s' is not one of fail, reformat", value.c_str());
+            fail(-EINVAL, "on_mismatch: '%s' is not one of fail, reformat", printable(value).c_str());
     } else if (key == "workers") {
         uint64_t v = parse_uint(value, "workers");
         if (v == 0 || v > 256)
@@ -73,7 +81,7 @@ void Config::set(const std::string &key, const std::string &value) {
         else if (value == "off")
             nt_stores = NtStores::off;
         else
-            fail(-EINVAL, "nt_stores: '%s' is not one of auto, on, off", value.c_str());
+            fail(-EINVAL, "nt_stores: '%s' is not one of auto, on, off", printable(value).c_str());
     } else if (key == "cuda_register_chunk") {
         // At most 64 GiB: one cudaHostRegister of 512 GiB or more fails on
         // current drivers (DESIGN.md §6); whole pages, as the driver pins pages.
@@ -96,14 +104,14 @@ void Config::set(const std::string &key, const std::string &value) {
         else if (value == "numa")
             placement = Placement::numa;
         else
-            fail(-EINVAL, "placement: '%s' is not one of least_used, numa", value.c_str());
+            fail(-EINVAL, "placement: '%s' is not one of least_used, numa", printable(value).c_str());
     } else if (key == "numa") {
         if (value == "auto")
             numa = true;
         else if (value == "off")
             numa = false;
         else
-            fail(-EINVAL, "numa: '%s' is not one of auto, off", value.c_str());
+            fail(-EINVAL, "numa: '%s' is not one of auto, off", printable(value).c_str());
     } else if (key == "grow_limit") {
         // At most 64 TiB: the address space reserved per device.
         uint64_t v = parse_size(value, "grow_limit");
@@ -117,19 +125,21 @@ void Config::set(const std::string &key, const std::string &value) {
         else if (value == "default")
             sigbus_handle = false;
         else
-            fail(-EINVAL, "sigbus: '%s' is not one of handle, default", value.c_str());
+            fail(-EINVAL, "sigbus: '%s' is not one of handle, default", printable(value).c_str());
     } else {
         fail(-EINVAL,
              "unknown configuration key '%s' (known: slot_bytes, meta_bytes, eviction, "
              "durability, verify, on_mismatch, workers, hotplug, create, nt_stores, "
              "cuda_register_chunk, cuda_staging_bytes, placement, sigbus, numa, grow_limit)",
-             key.c_str());
+             printable(key).c_str());
     }
 }
 
 void Config::add_device(const std::string &path, uint64_t bytes) {
     if (path.empty())
         fail(-EINVAL, "device path is empty");
+    if (path.find('\0') != std::string::npos)
+        fail(-EINVAL, "device path contains a NUL character");
     if (path.size() > 4096)
         fail(-EINVAL, "device path is longer than 4096 bytes");
     for (const auto &d : devices)
@@ -179,6 +189,13 @@ std::string path_field(const json &v, const std::string &what) {
     return v.get<std::string>();
 }
 
+// A JSON string may hold "\u0000": as a C string (a path handed to the
+// kernel, a key in a message) it would end there and name something else.
+void no_nul(const std::string &s, const std::string &what) {
+    if (s.find('\0') != std::string::npos)
+        fail(-EINVAL, "%s contains a NUL character (\\u0000)", what.c_str());
+}
+
 // A JSON value of a daxkv key, as the text daxkv_config_set takes.
 std::string as_text(const json &v, const std::string &key) {
     if (v.is_string())
@@ -199,10 +216,26 @@ Config Config::from_json(const std::string &text) {
         fail(-EINVAL, "configuration JSON is %zu bytes, above the limit of %zu", text.size(),
              kJsonMaxBytes);
     // Depth is limited while parsing: nlohmann's parser recurses, so a
-    // hostile document must be stopped before it exhausts the stack.
-    json::parser_callback_t depth_guard = [](int depth, json::parse_event_t, json &) {
+    // hostile document must be stopped before it exhausts the stack. A key
+    // given twice in one object is refused: which of the two values counts
+    // would be the parser's choice, not the writer's.
+    std::vector<std::vector<std::string>> keys;
+    json::parser_callback_t depth_guard = [&keys](int depth, json::parse_event_t ev, json &parsed) {
         if (depth > kJsonMaxDepth)
             fail(-EINVAL, "configuration JSON nests deeper than %d levels", kJsonMaxDepth);
+        if (ev == json::parse_event_t::object_start) {
+            keys.emplace_back();
+        } else if (ev == json::parse_event_t::object_end) {
+            if (!keys.empty())
+                keys.pop_back();
+        } else if (ev == json::parse_event_t::key && !keys.empty()) {
+            const std::string k = parsed.get<std::string>();
+            for (const auto &seen : keys.back())
+                if (seen == k)
+                    fail(-EINVAL, "configuration JSON gives the key \"%s\" twice in one object",
+                         printable(k).c_str());
+            keys.back().push_back(k);
+        }
         return true;
     };
     json doc;
@@ -220,6 +253,9 @@ Config Config::from_json(const std::string &text) {
     for (auto it = doc.begin(); it != doc.end(); ++it) {
         const std::string &k = it.key();
         const json &v = it.value();
+        no_nul(k, "a configuration key");
+        if (v.is_string())
+            no_nul(v.get<std::string>(), "the value of " + printable(k));
         if (k == "type") {
             if (!v.is_string() || v.get<std::string>() != "dax")
                 fail(-EINVAL, "type must be \"dax\"");
@@ -238,6 +274,7 @@ Config Config::from_json(const std::string &text) {
                 if (!d.contains("device_path"))
                     fail(-EINVAL, "%s.device_path must be a non-empty string", where.c_str());
                 std::string path = path_field(d["device_path"], where + ".device_path");
+                no_nul(path, where + ".device_path");
                 if (!d.contains("max_dax_size_gb"))
                     fail(-EINVAL, "%s.max_dax_size_gb must be a positive number", where.c_str());
                 uint64_t bytes = gib_field(d["max_dax_size_gb"], where + ".max_dax_size_gb");
@@ -272,6 +309,7 @@ Config Config::from_json(const std::string &text) {
         if (!doc.contains("device_path"))
             fail(-EINVAL, "device_path must be a non-empty string");
         std::string path = path_field(doc["device_path"], "device_path");
+        no_nul(path, "device_path");
         if (!doc.contains("max_dax_size_gb"))
             fail(-EINVAL, "max_dax_size_gb must be a positive number");
         cfg.add_device(path, gib_field(doc["max_dax_size_gb"], "max_dax_size_gb"));
