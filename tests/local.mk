@@ -60,7 +60,8 @@ tests_adversarial_daxkv_adversarial_SOURCES = \
 	tests/adversarial/test_copies.cpp \
 	tests/adversarial/test_history.cpp \
 	tests/adversarial/test_damage.cpp \
-	tests/adversarial/test_input.cpp
+	tests/adversarial/test_input.cpp \
+	tests/adversarial/test_hotplug_model.cpp
 tests_adversarial_daxkv_adversarial_CPPFLAGS = $(AM_CPPFLAGS) $(GTEST_CFLAGS) $(XXHASH_CFLAGS) \
 	$(JSON_CFLAGS) -I$(top_srcdir)/tests/fakecuda -DFAKECUDART_PATH='"$(FAKECUDART)"'
 EXTRA_tests_adversarial_daxkv_adversarial_DEPENDENCIES = tests/fakecuda/libfakecudart.la

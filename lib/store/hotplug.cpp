@@ -526,43 +526,58 @@ int Store::device_add(const std::string &path, uint64_t bytes) {
     check_hotplug("add");
     OpGuard op(*this);
     std::lock_guard<std::mutex> hp(hotplug_m_);
-    int missing_row = -1;
+    // A path that left the pool (removed, or missing at open) comes back in
+    // its old row: a path added and removed again and again does not use up
+    // the table. Not a row that detached reservations still free slots of.
+    int old_row = -1;
     for (uint32_t a = 0; a < arenas_.size(); ++a) {
         const DeviceSlot &d = arenas_[a];
         DevState st = d.state.load();
-        if (d.path != path || path == "mem:" || st == DevState::removed)
+        if (d.path != path || path == "mem:")
             continue;
-        if (st == DevState::missing) {
-            missing_row = static_cast<int>(a);
+        if (st == DevState::removed || st == DevState::missing) {
+            // The row a missing device was configured in comes first.
+            if (d.detached.load() == 0 &&
+                (old_row < 0 || arenas_[old_row].state.load() != DevState::missing))
+                old_row = static_cast<int>(a);
             continue;
         }
         if (d.bytes == bytes)
             return 0; // already there, same size: nothing to do (LMCache: 200 ok)
         return set_error(-EBUSY, "the device is already in the pool with a different size");
     }
-    DeviceSlot *row = arenas_.next_row();
+    DeviceSlot *row = old_row >= 0 ? &arenas_[old_row] : arenas_.next_row();
     if (!row)
         return set_error(-ENOSPC, "the pool already holds its maximum of %u devices "
                                   "(removed ones included)", kMaxDevices);
-    const uint32_t a = arenas_.size();
+    const uint32_t a = old_row >= 0 ? static_cast<uint32_t>(old_row) : arenas_.size();
+    // Mapped into a row of its own first: a failure leaves the table (and an
+    // old row, still a tombstone) as it was.
+    DeviceSlot fresh;
     try {
-        make_arena(*row, DeviceSpec{path, bytes});
+        make_arena(fresh, DeviceSpec{path, bytes});
     } catch (const Error &e) {
         // The cause names the path: log it, return a message without it.
         log(DAXKV_LOG_ERR, "device add of %s failed: %s", path.c_str(), e.what());
-        row->arena.reset();
-        row->alloc.reset();
-        row->slots.clear();
-        row->numa_node = -1;
         return set_error(e.code(), "failed to map the device (%s; the cause is logged)",
                          daxkv_strerror(e.code()));
     }
-    row->path = path;
-    row->bytes = bytes;
-    row->id = next_device_id_++;
+    {
+        // Readers of every row (status, stats) are kept out while it changes.
+        std::unique_lock<std::shared_mutex> g(pool_m_);
+        row->arena = std::move(fresh.arena);
+        row->alloc = std::move(fresh.alloc);
+        row->slots = std::move(fresh.slots);
+        row->numa_node = fresh.numa_node;
+        row->missing_reason.clear();
+        if (old_row < 0)
+            row->path = path; // an old row has it already (read without a lock)
+        row->bytes = bytes;
+        row->id = next_device_id_++;
+    }
     row->drained.store(false);
     row->lease_gate.store(false);
-    row->state.store(DevState::active);
+    row->quarantined.store(0);
     // Pool history: the device's floor as it was (what it saw of the pool),
     // and its removal table taken into the pool's.
     uint64_t floor = 0;
@@ -581,7 +596,10 @@ int Store::device_add(const std::string &path, uint64_t bytes) {
     }
     adopt(a, floor);
     row->arena->keep();
-    arenas_.publish();
+    // Only now does it take new entries (an old row is visible already).
+    row->state.store(DevState::active);
+    if (old_row < 0)
+        arenas_.publish();
     if (history) {
         // From here every floor raise reaches the device too; this one
         // covers those made before it was in the table.
@@ -593,8 +611,6 @@ int Store::device_add(const std::string &path, uint64_t bytes) {
         for (uint32_t i = 0; i < arenas_.size(); ++i)
             share_history(i);
     }
-    if (missing_row >= 0)
-        arenas_[missing_row].state.store(DevState::removed); // superseded by the new row
     // If the arenas are registered with CUDA, register the new one too, so
     // that GPU transfers of its entries copy directly as well.
     change_pool_registered([] {});

@@ -1218,10 +1218,14 @@ void Store::stats(struct daxkv_stats &o) const {
     s.struct_size = size;
     s.slot_bytes = cfg_.slot_bytes;
     s.meta_bytes = cfg_.meta_bytes;
-    for (const auto &a : arenas_) {
-        s.devices += dev_counted(a.state.load(std::memory_order_relaxed));
-        s.slots_total += a.alloc->slots();
-        s.slots_free += a.alloc->free_count();
+    {
+        // A device added back into its old row swaps the row's allocator.
+        std::shared_lock<std::shared_mutex> pool(pool_m_);
+        for (const auto &a : arenas_) {
+            s.devices += dev_counted(a.state.load(std::memory_order_relaxed));
+            s.slots_total += a.alloc->slots();
+            s.slots_free += a.alloc->free_count();
+        }
     }
     s.capacity_bytes = s.slots_total * s.slot_bytes;
     s.slots_used = s.slots_total - s.slots_free;

@@ -208,8 +208,10 @@ int Store::cuda_register(unsigned flags) {
 }
 
 std::vector<cuda::HostRange> Store::cuda_ranges() const {
-    // Every mapped device of the pool (removed and missing ones have none).
+    // Every mapped device of the pool (removed and missing ones have none);
+    // a removal or an add changes a row's arena under pool_m_.
     std::vector<cuda::HostRange> ranges;
+    std::shared_lock<std::shared_mutex> pool(pool_m_);
     for (const auto &a : arenas_) {
         if (!a.arena)
             continue;
