@@ -61,7 +61,8 @@ tests_adversarial_daxkv_adversarial_SOURCES = \
 	tests/adversarial/test_history.cpp \
 	tests/adversarial/test_damage.cpp \
 	tests/adversarial/test_input.cpp \
-	tests/adversarial/test_hotplug_model.cpp
+	tests/adversarial/test_hotplug_model.cpp \
+	tests/adversarial/test_users.cpp
 tests_adversarial_daxkv_adversarial_CPPFLAGS = $(AM_CPPFLAGS) $(GTEST_CFLAGS) $(XXHASH_CFLAGS) \
 	$(JSON_CFLAGS) -I$(top_srcdir)/tests/fakecuda -DFAKECUDART_PATH='"$(FAKECUDART)"'
 EXTRA_tests_adversarial_daxkv_adversarial_DEPENDENCIES = tests/fakecuda/libfakecudart.la
@@ -140,5 +141,6 @@ fuzz-long:
 .PHONY: check-long fuzz fuzz-long
 # Listed file by file: a directory here would also ship the objects a build
 # tree keeps under the same name.
+EXTRA_DIST += tests/adversarial/cli.sh
 EXTRA_DIST += tests/crash/kill_test.cpp tests/crash/pool_kill_test.cpp tests/fuzz/fuzz_recovery.cpp \
 	tests/fuzz/make_seeds.cpp

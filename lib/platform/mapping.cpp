@@ -230,22 +230,26 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
                  req.path.c_str());
         if (!exists && !req.create)
             fail(-ENOENT, "%s does not exist", req.path.c_str());
-        // The resolved path has no symlink left: O_NOFOLLOW keeps it so, and
-        // O_EXCL tells a file this open creates (removed again if the open
-        // fails, see keep()) from one that was there.
-        fd.fd = exists ? -1 : ::open(target.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_CREAT | O_EXCL, 0600);
+        // Opened by the name given, so that the kernel follows the symlinks
+        // on the way with its own protections (fs.protected_symlinks); only
+        // where it leads was decided above. O_EXCL tells a file this open
+        // creates (removed again if the open fails, see keep()) from one
+        // that was there, and creates nothing through a symlink: a symlink
+        // to a file that does not exist is -ENOENT, not followed.
+        fd.fd = exists ? -1 : ::open(req.path.c_str(), O_RDWR | O_CLOEXEC | O_CREAT | O_EXCL, 0600);
         if (fd.fd >= 0)
             m->created_file_ = true;
         else if (!exists && errno != EEXIST)
             fail_errno(errno, "cannot create " + req.path);
         else
-            fd.fd = ::open(target.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+            fd.fd = ::open(req.path.c_str(), O_RDWR | O_CLOEXEC);
         if (fd.fd < 0)
             fail_errno(errno, "cannot open " + req.path);
         m->fd_ = fd.release(); // closed (and a created file removed) by ~Mapping from here
         if (::fstat(m->fd_, &st) != 0)
             fail_errno(errno, "cannot stat " + req.path);
-        m->file_path_ = target;
+        const std::string opened = fd_path(m->fd_);
+        m->file_path_ = opened.empty() ? target : opened;
         m->file_dev_ = st.st_dev;
         m->file_ino_ = st.st_ino;
         if (!S_ISREG(st.st_mode))
@@ -253,7 +257,6 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         // A directory on the way swapped for a symlink after the check
         // above would have taken the open elsewhere: judge what was opened.
         // (Without /proc there is nothing to read: the check above stands.)
-        const std::string opened = fd_path(m->fd_);
         if (!opened.empty() && file_arena_refused(opened))
             fail(-ENODEV, "%s is not a Device-DAX device (a file arena may not live under /dev)",
                  req.path.c_str());

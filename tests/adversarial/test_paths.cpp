@@ -102,11 +102,16 @@ TEST_F(Paths, DeviceAddFollowsTheSameRule) {
 TEST_F(Paths, SymlinksIntoDevShmAndElsewhereStillWork) {
     // dir_ itself is reached through a symlink into /dev/shm (helpers.hpp):
     // a relative link beside it and an absolute one both lead to a file there.
+    // A symlink to a file that does not exist yet is not followed to create
+    // it (the kernel's symlink protections would not be asked).
     ASSERT_EQ(::symlink("real.arena", dir_.file("rel").c_str()), 0);
+    EXPECT_EQ(open_devices({{dir_.file("rel"), dev_bytes_for(4)}}), -ENOENT);
+    EXPECT_FALSE(file_exists(dir_.file("real.arena")));
+    ASSERT_EQ(open_devices({{dir_.file("real.arena"), dev_bytes_for(4)}}), 0) << daxkv_errmsg();
+    store_.reset();
     ASSERT_EQ(open_devices({{dir_.file("rel"), dev_bytes_for(4)}}), 0) << daxkv_errmsg();
     ASSERT_EQ(put_key(store_.get(), 1, 1), 0);
     store_.reset();
-    EXPECT_TRUE(file_exists(dir_.file("real.arena")));
     ASSERT_EQ(::symlink(dir_.real_file("real.arena").c_str(), dir_.file("abs").c_str()), 0);
     ASSERT_EQ(open_devices({{dir_.file("abs"), dev_bytes_for(4)}}), 0) << daxkv_errmsg();
     EXPECT_EQ(check_key(store_.get(), 1, 1), "");
