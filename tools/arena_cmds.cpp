@@ -73,6 +73,8 @@ nlohmann::json to_json(const std::string &path, const pf::Mapping &m, const ar::
     j["path"] = daxkv::json_bytes(path);
     j["device"] = {{"kind", device_kind_name(m.info().kind)}, {"bytes", m.size()}};
     j["state"] = ar::image_state_name(r.state);
+    if (r.state == ar::ImageState::other_version)
+        j["format_version"] = r.sb.format_version;
     if (r.state != ar::ImageState::arena)
         return j;
     const ar::Superblock &sb = r.sb;
@@ -124,6 +126,11 @@ void print_state_line(const std::string &path, const ar::ImageReport &r) {
         std::printf("%s: a daxkv arena whose two superblock copies are both damaged\n"
                     "  (nothing can be recovered; 'daxkv format --force' starts over)\n",
                     path.c_str());
+        break;
+    case ar::ImageState::other_version:
+        std::printf("%s: a daxkv arena of format version %u, which this daxkv does not read\n"
+                    "  (a daxkv that reads it can; 'daxkv format --force' starts over)\n",
+                    path.c_str(), r.sb.format_version);
         break;
     case ar::ImageState::foreign:
         std::printf("%s: data that is not a daxkv arena ('daxkv format --force' claims it)\n",
@@ -346,6 +353,8 @@ int cmd_format(const Args &a) {
                                  path.c_str(),
                                  before.state == ar::ImageState::foreign
                                      ? "data that is not a daxkv arena"
+                                 : before.state == ar::ImageState::other_version
+                                     ? "a daxkv arena of another format version"
                                      : "a daxkv arena with both superblock copies damaged");
                 return 1;
             }

@@ -76,6 +76,12 @@ bool superblock_valid(const Superblock &sb, uint64_t backed_bytes) noexcept {
     return sb.data_offset + usable_slots_of(sb) * sb.slot_bytes <= backed_bytes;
 }
 
+bool superblock_intact(const Superblock &sb) noexcept {
+    return std::memcmp(sb.magic, kMagic, sizeof kMagic) == 0 &&
+           sb.sb_bytes == sizeof(Superblock) && sb.checksum_kind == kChecksumXXH3 &&
+           sb.checksum == sb_checksum(sb);
+}
+
 uint64_t usable_slots_of(const Superblock &sb) noexcept {
     return sb.usable_slots ? sb.usable_slots : sb.slot_count;
 }
@@ -296,8 +302,7 @@ void Arena::explain_unusable_superblocks(bool only_truncation) const {
             continue;
         Superblock sb;
         std::memcpy(&sb, map_->base() + off, sizeof sb);
-        if (!has_magic(sb.magic) || sb.sb_bytes != sizeof(Superblock) ||
-            sb.checksum_kind != kChecksumXXH3 || sb.checksum != sb_checksum(sb))
+        if (!superblock_intact(sb))
             continue;
         if (sb.format_version != kFormatVersion && !only_truncation)
             fail(DAXKV_E_FOREIGN,

@@ -184,6 +184,9 @@ private:
 // lie within backed_bytes of the device (docs/on-device-format.md, "A copy
 // is valid when").
 bool superblock_valid(const Superblock &sb, uint64_t backed_bytes) noexcept;
+// A copy whose magic, size, checksum kind and checksum hold: written whole
+// by some daxkv (valid or not for this library and this device).
+bool superblock_intact(const Superblock &sb) noexcept;
 // The layout a valid superblock describes.
 Layout layout_of(const Superblock &sb) noexcept;
 // The slots in use that a valid superblock records.

@@ -8,6 +8,7 @@
 // arena of format version 2 (checksums intact); random bytes written over
 // the superblocks, the removal table, the slot headers and the payloads, 200
 // seeds.
+#include "arena/inspect.hpp"
 #include "common.hpp"
 #include "internal/util.hpp"
 
@@ -84,6 +85,12 @@ TEST_F(Damage, AnArenaOfAnotherFormatVersionIsForeignNamingTheVersion) {
     EXPECT_EQ(open_rc(a, 0), DAXKV_E_FOREIGN);
     EXPECT_TRUE(contains_text(daxkv_errmsg(), "format version 2")) << daxkv_errmsg();
     EXPECT_EQ(file_hash(a), h);
+    // daxkv info and check judge it the same way.
+    std::string img = read_file(a);
+    daxkv::arena::ImageReport r =
+        daxkv::arena::check_image(&img[0], img.size(), daxkv::arena::CheckOptions{});
+    EXPECT_EQ(r.state, daxkv::arena::ImageState::other_version);
+    EXPECT_EQ(r.sb.format_version, 2u);
 }
 
 TEST_F(Damage, RandomDamageNeverCrashesAndNeverReadsBackWhatWasNotWritten) {
