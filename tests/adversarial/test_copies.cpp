@@ -64,6 +64,7 @@ protected:
 };
 
 TEST_F(Copies, MigratingFromATruncatedArenaDropsWhatFaultsAndMovesTheRest) {
+    SKIP_SIGBUS_UNDER_TSAN();
     std::string msg = child_check([&]() -> std::string {
         // One device first (every key on it), then a second to move to.
         StorePtr s = open_pool(1, 8, {{"sigbus", "handle"}});
@@ -141,6 +142,7 @@ struct Fake {
 };
 
 TEST_F(Copies, StagedGpuReadOfATruncatedArenaIsEioNotSigbus) {
+    SKIP_SIGBUS_UNDER_TSAN();
     std::string msg = child_check([&]() -> std::string {
         Fake f;
         if (!f.open())

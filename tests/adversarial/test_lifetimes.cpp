@@ -234,7 +234,8 @@ TEST_F(Lifetimes, ARemovalNeverWaitsForAReservationOfTheSameThread) {
             if (daxkv_reserve(s.get(), "r", 1, 100, &res))
                 return std::string("reserve: ") + daxkv_errmsg();
             std::memset(daxkv_reservation_data(res), 'a', 100);
-            std::string d1 = dir_.file("added-" + std::to_string(::getpid()));
+            std::string d1 = dir_.file("added-" + std::to_string(::getpid()) + "-" +
+                                        std::to_string(pools_++));
             if (daxkv_device_add(s.get(), d1.c_str(), dev_bytes_for(8)))
                 return std::string("add: ") + daxkv_errmsg();
             std::string out;
@@ -319,15 +320,22 @@ TEST_F(Lifetimes, AShrinkNeverWaitsForAReservationAboveTheEnd) {
 // ---------------------------------------------------------------------------
 // A log callback that calls back into the library, on every path that logs
 
+// What the callback calls back with. path and bytes are set before store
+// (release), and the callback reads store first (acquire).
 struct Reentry {
-    daxkv_store *store = nullptr;
+    std::atomic<daxkv_store *> store{nullptr};
     std::string path;
     uint64_t bytes = 0;
     std::atomic<int> events{0};
     std::atomic<int> bad{0};
     std::mutex m;
     std::vector<std::string> msgs;
-    bool close_on_drain = false;
+    std::atomic<bool> close_on_drain{false};
+    void arm(daxkv_store *s, const std::string &p, uint64_t b) {
+        path = p;
+        bytes = b;
+        store.store(s, std::memory_order_release);
+    }
 };
 Reentry *g_re = nullptr;
 
@@ -338,7 +346,7 @@ void reentrant_log(int, const char *msg, void *) {
         re.msgs.push_back(msg);
     }
     re.events++;
-    daxkv_store *s = re.store;
+    daxkv_store *s = re.store.load(std::memory_order_acquire);
     if (!s)
         return;
     if (re.close_on_drain && std::strstr(msg, "is drained")) {
@@ -406,9 +414,7 @@ TEST_F(Reentrant, OpenAddAdoptRemoveAndFailedAdd) {
             return "open";
         if (!saw(re, "opened store"))
             out += "no open event; ";
-        re.store = s.get();
-        re.path = paths_[0];
-        re.bytes = dev_bytes_for(8);
+        re.arm(s.get(), paths_[0], dev_bytes_for(8));
         if (daxkv_device_add(s.get(), old.c_str(), dev_bytes_for(8)))
             out += std::string("add: ") + daxkv_errmsg() + "; ";
         if (!saw(re, "added") || !saw(re, "entries recovered"))
@@ -453,10 +459,8 @@ TEST_F(Reentrant, DrainCompletionOnTheEventThreadAndCloseFromThere) {
                 return "open";
             put_key(s.get(), 0, 1);
             put_key(s.get(), 1, 1);
-            re.store = s.get();
-            re.path = paths_[1];
-            re.bytes = dev_bytes_for(8);
             re.close_on_drain = close_from_callback;
+            re.arm(s.get(), paths_[1], dev_bytes_for(8));
             daxkv_hotplug_result r = result();
             std::string out;
             if (daxkv_device_remove(s.get(), paths_[0].c_str(), DAXKV_DRAIN, 0, &r))
@@ -493,9 +497,7 @@ TEST_F(Reentrant, ChecksumFailuresOnTheCallersAndTheDispatchersThread) {
             return "open";
         for (uint32_t i = 0; i < 2; ++i)
             put_key(s.get(), i, 1);
-        re.store = s.get();
-        re.path = paths_[0];
-        re.bytes = dev_bytes_for(8);
+        re.arm(s.get(), paths_[0], dev_bytes_for(8));
         // Damage both payloads (slots 0 and 1) through a second mapping.
         daxkv::arena::Layout lay = daxkv::arena::compute_layout(dev_bytes_for(8), kSlot, 256);
         {
@@ -560,9 +562,7 @@ TEST_F(Reentrant, FailedGrowOnAFullFileSystem) {
         if (daxkv_open(&raw, cfg.get()))
             return std::string("open: ") + daxkv_errmsg();
         StorePtr s(raw);
-        re.store = s.get();
-        re.path = dev;
-        re.bytes = 256 << 10;
+        re.arm(s.get(), dev, 256 << 10);
         daxkv_hotplug_result r = result();
         int rc = daxkv_device_resize(s.get(), dev.c_str(), 4 << 20, DAXKV_MIGRATE, 0, &r);
         std::string out;
@@ -582,9 +582,7 @@ TEST_F(Reentrant, CudaRegistrationAroundADeviceChange) {
         StorePtr s = open_pool(1, 8);
         if (!s)
             return "open";
-        re.store = s.get();
-        re.path = paths_[0];
-        re.bytes = dev_bytes_for(8);
+        re.arm(s.get(), paths_[0], dev_bytes_for(8));
         if (daxkv_cuda_register(s.get(), 0))
             return std::string("register: ") + daxkv_errmsg();
         std::string extra = dir_.file("extra");

@@ -21,6 +21,8 @@ protected:
     void SetUp() override {
         if (::geteuid() != 0)
             GTEST_SKIP() << "needs root to act as another user";
+        if (!kForks)
+            GTEST_SKIP() << "needs a process of its own to become another user";
         struct passwd *pw = ::getpwnam("nobody");
         if (!pw)
             GTEST_SKIP() << "no user nobody";
