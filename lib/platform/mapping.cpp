@@ -67,9 +67,8 @@ int allocate_blocks(int fd, uint64_t from, uint64_t to) {
         struct stat st;
         if (::fstat(fd, &st) != 0)
             return errno;
-        rc = static_cast<uint64_t>(st.st_size) >= to || ::ftruncate(fd, static_cast<off_t>(to)) == 0
-                 ? 0
-                 : errno;
+        const bool enough = static_cast<uint64_t>(st.st_size) >= to;
+        rc = enough || ::ftruncate(fd, static_cast<off_t>(to)) == 0 ? 0 : errno;
     }
     // A file size limit or a quota is "no space" to the caller, as a full
     // file system is.
@@ -98,9 +97,9 @@ std::string join_path(const std::string &dir, const std::string &name) {
 // The absolute path, without symlinks, "." or "..", of the file that path
 // leads to, whether or not that file exists yet: an existing file is
 // resolved by realpath; for a missing one its directory is, and a dangling
-// symlink is followed by hand (creating through it would create its
-// target). Throws Error: -ENOENT (a directory on the way is missing),
-// -ELOOP, -EACCES, -ENOTDIR, -EINVAL (no file name).
+// symlink is followed by hand, so that it is judged by where it points (the
+// open then creates nothing through it). Throws Error: -ENOENT (a directory
+// on the way is missing), -ELOOP, -EACCES, -ENOTDIR, -EINVAL (no file name).
 std::string resolve_file(const std::string &path) {
     std::string p = path;
     for (int hops = 0; hops < 40; ++hops) {
@@ -112,7 +111,9 @@ std::string resolve_file(const std::string &path) {
         if (errno != ENOENT)
             fail_errno(errno, "cannot resolve " + path);
         const size_t slash = p.find_last_of('/');
-        const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : p.substr(0, slash);
+        const std::string dir = slash == std::string::npos ? "."
+                                : slash == 0                ? "/"
+                                                            : p.substr(0, slash);
         const std::string name = slash == std::string::npos ? p : p.substr(slash + 1);
         if (name.empty() || name == "." || name == "..")
             fail(-EINVAL, "%s does not name a file", path.c_str());

@@ -47,7 +47,8 @@ void Config::set(const std::string &key, const std::string &value) {
         else if (value == "power")
             durability = arena::Durability::power;
         else
-            fail(-EINVAL, "durability: '%s' is not one of none, process, power", printable(value).c_str());
+            fail(-EINVAL, "durability: '%s' is not one of none, process, power",
+                 printable(value).c_str());
     } else if (key == "verify") {
         if (value == "off")
             verify = arena::Verify::off;
@@ -56,14 +57,16 @@ void Config::set(const std::string &key, const std::string &value) {
         else if (value == "read")
             verify = arena::Verify::read;
         else
-            fail(-EINVAL, "verify: '%s' is not one of off, recover, read", printable(value).c_str());
+            fail(-EINVAL, "verify: '%s' is not one of off, recover, read",
+                 printable(value).c_str());
     } else if (key == "on_mismatch") {
         if (value == "fail")
             reformat = false;
         else if (value == "reformat")
             reformat = true;
         else
-            fail(-EINVAL, "on_mismatch: '%s' is not one of fail, reformat", printable(value).c_str());
+            fail(-EINVAL, "on_mismatch: '%s' is not one of fail, reformat",
+                 printable(value).c_str());
     } else if (key == "workers") {
         uint64_t v = parse_uint(value, "workers");
         if (v == 0 || v > 256)
@@ -104,7 +107,8 @@ void Config::set(const std::string &key, const std::string &value) {
         else if (value == "numa")
             placement = Placement::numa;
         else
-            fail(-EINVAL, "placement: '%s' is not one of least_used, numa", printable(value).c_str());
+            fail(-EINVAL, "placement: '%s' is not one of least_used, numa",
+                 printable(value).c_str());
     } else if (key == "numa") {
         if (value == "auto")
             numa = true;

@@ -592,9 +592,9 @@ int Store::put_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned fl
                 engine_->run(ops.data(), ops.size(), copy_rc.data());
                 for (size_t k = 0; k < ops.size(); ++k)
                     if (copy_rc[k] && items[op_item[k]].status == 0)
-                        items[op_item[k]].status =
-                            set_error(-EIO, "item %zu: copying the value into the arena failed (%d)",
-                                      op_item[k], copy_rc[k]);
+                        items[op_item[k]].status = set_error(
+                            -EIO, "item %zu: copying the value into the arena failed (%d)",
+                            op_item[k], copy_rc[k]);
             };
             for (size_t f = 0; f < fills.size(); ++f) {
                 cuda::StagingBuffer &buf = hold.set->buf[f % 2];

@@ -49,7 +49,9 @@ protected:
     }
     // Moves a device's file away (missing at the next open) or back.
     void hide(const std::string &p) { ASSERT_EQ(std::rename(p.c_str(), (p + ".away").c_str()), 0); }
-    void unhide(const std::string &p) { ASSERT_EQ(std::rename((p + ".away").c_str(), p.c_str()), 0); }
+    void unhide(const std::string &p) {
+        ASSERT_EQ(std::rename((p + ".away").c_str(), p.c_str()), 0);
+    }
     std::string state(size_t d) { return pool_status(s())["devices"][d]["state"]; }
     // Keys of [0, n) whose entries lie on device row d.
     std::vector<uint32_t> keys_on(uint32_t n, size_t d) {

@@ -58,7 +58,8 @@ protected:
             daxkv_lease *l = nullptr;
             if (daxkv_lease_acquire(s(), k.data(), k.size(), &l) != 0)
                 continue;
-            uint64_t b = pool_status(s())["devices"][static_cast<size_t>(row)]["borrowed_slot_count"];
+            const json d = pool_status(s())["devices"][static_cast<size_t>(row)];
+            uint64_t b = d["borrowed_slot_count"];
             daxkv_lease_release(l);
             if (b == 1)
                 out.insert(kv.first);
@@ -230,7 +231,8 @@ TEST_F(HotplugModel, RandomSequencesAgreeWithTheModel) {
     if (const char *e = std::getenv("ADV_HOTPLUG_SEED"))
         seed = std::strtoull(e, nullptr, 10);
     else
-        seed = static_cast<uint64_t>(::getpid()) * 2654435761u + static_cast<uint64_t>(time(nullptr));
+        seed = static_cast<uint64_t>(::getpid()) * 2654435761u +
+               static_cast<uint64_t>(time(nullptr));
     std::printf("hotplug model seed %" PRIu64 " (ADV_HOTPLUG_SEED=%" PRIu64 " replays)\n", seed,
                 seed);
     uint64_t x = seed;

@@ -200,7 +200,8 @@ TEST_F(Lifetimes, ShutdownWakesALeaseWaitingBehindALeaseGate) {
         if (pool_status(raw)["devices"][0]["lease_gate"] != true)
             return "the resize never gated leases";
         daxkv_lease *l2 = nullptr;
-        std::thread lease([&] { rc_lease = daxkv_lease_acquire(raw, low.data(), low.size(), &l2); });
+        std::thread lease(
+            [&] { rc_lease = daxkv_lease_acquire(raw, low.data(), low.size(), &l2); });
         if (!wait_in_flight(raw, 2))
             return "the lease never entered the store";
         daxkv_shutdown(raw);
@@ -288,7 +289,7 @@ TEST_F(Lifetimes, AShrinkNeverWaitsForAReservationAboveTheEnd) {
         int rc = daxkv_device_resize(s.get(), paths_[0].c_str(), 4 * kSlot, DAXKV_EVICT,
                                      DAXKV_FORCE | 0, &r);
         if (rc != 0)
-            out += std::string("forced shrink: ") + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+            out += "forced shrink: " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
         std::memset(daxkv_reservation_data(res), 'b', 100);
         rc = daxkv_commit(res);
         if (rc != -ECANCELED)
@@ -517,8 +518,8 @@ TEST_F(Reentrant, ChecksumFailuresOnTheCallersAndTheDispatchersThread) {
         // Queued behind a large batch, so that it runs on the dispatcher.
         std::vector<std::vector<uint8_t>> big(64, std::vector<uint8_t>(kSlot));
         std::vector<daxkv_item> gets(64);
-        for (auto &g : gets)
-            g = daxkv_item{k0.data(), k0.size(), big[&g - gets.data()].data(), kSlot, nullptr, 0, 0};
+        for (size_t i = 0; i < gets.size(); ++i)
+            gets[i] = daxkv_item{k0.data(), k0.size(), big[i].data(), kSlot, nullptr, 0, 0};
         daxkv_submit(s.get(), DAXKV_OP_GET, gets.data(), gets.size(), 0, 1);
         daxkv_submit(s.get(), DAXKV_OP_GET, &it, 1, 0, 2);
         daxkv_completion c[2];
