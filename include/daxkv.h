@@ -90,7 +90,11 @@ typedef void (*daxkv_log_fn)(int level, const char *msg, void *arg);
 /**
  * Install a process-wide log callback for messages up to max_level. NULL
  * turns logging off (the default: the library never prints by itself). The
- * callback runs with no library lock held.
+ * callback runs with no library lock held: the events of a call are handed
+ * out on the caller's thread when the call is done (daxkv_errmsg() stays
+ * that call's), the events of no call (a drain completing, a batch run by
+ * the daxkv_submit dispatcher) on a thread of the store. The callback may
+ * call any daxkv function, closing the store included.
  */
 DAXKV_API void daxkv_set_log_fn(daxkv_log_fn fn, int max_level, void *arg);
 
@@ -118,18 +122,24 @@ DAXKV_API void daxkv_config_free(daxkv_config *cfg);
  * between publications of the statistics other processes read with
  * daxkv_stats_peek, 0..3600000, 0 = none). Sizes take bytes or binary
  * suffixes ("4MiB").
- * An unknown key or a bad value is -EINVAL, naming it.
+ * An unknown key or a bad value is -EINVAL, naming it (bytes that are not
+ * printable shown as \xNN).
  */
 DAXKV_API int daxkv_config_set(daxkv_config *cfg, const char *key, const char *value);
 /**
  * Add a device: a /dev/daxX.Y path, a regular file (created and sized when
- * absent), or "mem:" (anonymous memory, volatile). bytes = 0: whole device.
+ * absent), or "mem:" (anonymous memory, volatile). bytes = 0: whole device;
+ * above INT64_MAX it is -EINVAL at open. A path is judged by where it leads
+ * (symlinks and ".." resolved): a regular file under /dev, other than in
+ * /dev/shm, is refused (-ENODEV); a symlink to a file that does not exist
+ * is not followed to create it (-ENOENT).
  */
 DAXKV_API int daxkv_config_add_device(daxkv_config *cfg, const char *path, uint64_t bytes);
 /**
  * Build a configuration from LMCache's dax adapter JSON (single-device
  * "device_path"/"max_dax_size_gb" or the "devices" list form), plus any of
- * the keys of daxkv_config_set.
+ * the keys of daxkv_config_set. A key given twice in one object, or a key,
+ * value or path holding "\u0000", is -EINVAL.
  */
 DAXKV_API int daxkv_config_from_json(daxkv_config **out, const char *json);
 
@@ -137,11 +147,21 @@ DAXKV_API int daxkv_config_from_json(daxkv_config **out, const char *json);
 /* Store lifetime                                                            */
 /* ------------------------------------------------------------------------ */
 
-/** Open (and recover) a store. On failure nothing stays open or mapped. */
+/**
+ * Open (and recover) a store. On failure nothing stays open or mapped, and
+ * what the open created is undone: a file it created is removed, an empty
+ * file it sized is emptied again, superblocks it wrote on a zeroed device
+ * are zeroed again. An existing file arena gets its blocks reserved
+ * (-ENOSPC when its file system has no room for them, rather than a SIGBUS
+ * at a later write).
+ */
 DAXKV_API int daxkv_open(daxkv_store **out, const daxkv_config *cfg);
 /**
- * New calls get -ESHUTDOWN; waits for calls in flight. The handle stays
- * valid; outstanding leases and reservations keep the mapping alive.
+ * New calls get -ESHUTDOWN; waits for calls in flight. Calls that block
+ * (daxkv_device_wait_drained, a forced removal or shrink waiting for leases,
+ * a lease waiting behind a resize) are woken and return -ESHUTDOWN, leaving
+ * their device as it was. The handle stays valid; outstanding leases and
+ * reservations keep the mapping alive.
  */
 DAXKV_API int daxkv_shutdown(daxkv_store *s);
 /** Shutdown, then free the handle. NULL is fine. */
@@ -276,7 +296,8 @@ DAXKV_API size_t daxkv_reservation_size(const daxkv_reservation *r);
 DAXKV_API int daxkv_reservation_set_meta(daxkv_reservation *r, const void *meta, size_t len);
 /**
  * Make the entry visible and free the reservation (always, even on error).
- * -ECANCELED if a forced remove cancelled it, -ESHUTDOWN after shutdown.
+ * -ECANCELED if a forced remove of the key, or a forced removal or shrink
+ * of its device, cancelled it; -ESHUTDOWN after shutdown.
  */
 DAXKV_API int daxkv_commit(daxkv_reservation *r);
 /** Drop the reservation; its slot is returned. NULL is fine. */
@@ -361,7 +382,8 @@ DAXKV_API int daxkv_stats(daxkv_store *s, struct daxkv_stats *out);
 #endif
 /**
  * The store's state as JSON. *needed gets the size including the NUL;
- * -ENOBUFS if cap is too small (buf may be NULL with cap 0).
+ * -ENOBUFS if cap is too small (buf may be NULL with cap 0). A device path
+ * that is not valid UTF-8 is given as an array of its byte values.
  */
 DAXKV_API int daxkv_status_json(daxkv_store *s, char *buf, size_t cap, size_t *needed);
 /**
@@ -434,7 +456,11 @@ typedef struct daxkv_device_info {
  * even when cap is smaller (then -ENOBUFS). out may be NULL with cap 0.
  */
 DAXKV_API int daxkv_list_devices(daxkv_device_info *out, size_t cap, size_t *count);
-/** What daxkv_open would see at path: -ENOENT missing, -ENODEV not usable. */
+/**
+ * What daxkv_open would see at path: -ENOENT missing, -ENODEV not usable
+ * (a regular file under /dev, judged by where the path leads, as the open
+ * does); -EINVAL for a path longer than daxkv_device_info.path holds.
+ */
 DAXKV_API int daxkv_probe(const char *path, daxkv_device_info *out);
 
 /* ------------------------------------------------------------------------ */
@@ -544,13 +570,16 @@ typedef struct daxkv_hotplug_result {
 
 /**
  * Map and add a device to the pool (bytes 0: the whole device or existing
- * file). An arena already on it is recovered (keys the pool already holds
- * keep their current entry). Adding a path that is already active with the
- * same size does nothing and returns 0; with another size, -EBUSY.
- * -EINVAL bad path or a size that does not fit one slot; -ENOSPC the pool
- * already has its maximum of devices; mapping failures keep their code
- * (-ENOENT, -ENODEV, -EBUSY, DAXKV_E_FOREIGN, ...) with a message that does
- * not name the path.
+ * file). An arena already on it is recovered as at open: of two commits of
+ * one key (on the device, or on the device and in the pool) the newer one
+ * wins, and entries removed or replaced while the device was away from the
+ * pool do not come back. A path that was removed (or missing at open)
+ * comes back in its old row of the status. Adding a path that is already
+ * active with the same size does nothing and returns 0; with another size,
+ * -EBUSY. -EINVAL bad path or a size that does not fit one slot; -ENOSPC
+ * the pool already has its maximum of 64 rows (one per path); mapping
+ * failures keep their code (-ENOENT, -ENODEV, -EBUSY, DAXKV_E_FOREIGN, ...)
+ * with a message that does not name the path.
  */
 DAXKV_API int daxkv_device_add(daxkv_store *s, const char *path, uint64_t bytes);
 /**
@@ -561,7 +590,12 @@ DAXKV_API int daxkv_device_add(daxkv_store *s, const char *path, uint64_t bytes)
  * (-ENOSPC), so a retry behaves like the first try. DAXKV_EVICT deletes the entries. Both fail
  * with -EBUSY, before changing anything, while entries of the device are
  * pinned or leased, unless flags has DAXKV_FORCE (pins move with migrated
- * entries; the call then waits for leases before unmapping). DAXKV_DRAIN
+ * entries; the call then waits for leases before unmapping). An open
+ * reservation of the device gives -EBUSY too; with DAXKV_FORCE it is
+ * cancelled instead of waited for: its commit fails with -ECANCELED, and the
+ * device stays mapped for the caller's writes until it is committed or
+ * aborted. A migration whose copy fails is -EIO and moves nothing (with
+ * sigbus=handle, an entry whose bytes fault is dropped). DAXKV_DRAIN
  * only stops new entries and returns at once; see daxkv_device_wait_drained.
  * -ENOENT no such device in the pool; -ENOSPC no other writable device.
  * out (may be NULL) gets the counts.
@@ -579,7 +613,8 @@ DAXKV_API int daxkv_device_remove(daxkv_store *s, const char *path, int mode, un
  * (DAXKV_EVICT, only with DAXKV_FORCE; without it -EBUSY: a shrink never
  * drops a key silently). Pinned or leased entries above the new end give
  * -EBUSY unless DAXKV_FORCE; new leases of the device wait while the resize
- * waits for the old ones. The usable size is recorded on the device, so a
+ * waits for the old ones. Open reservations above the new end are treated
+ * as by daxkv_device_remove. The usable size is recorded on the device, so a
  * reopen keeps it. -EINVAL bad mode or a size below one slot; -ENOENT
  * unknown device.
  */
@@ -588,7 +623,8 @@ DAXKV_API int daxkv_device_resize(daxkv_store *s, const char *path, uint64_t byt
 /**
  * Wait until a draining device holds no entries (it drains as entries are
  * removed, replaced or evicted). 0 drained; -ETIMEDOUT after timeout_ms
- * (negative: no limit); -EINVAL the device is not draining; -ENOENT unknown.
+ * (negative: no limit); -EINVAL the device is not draining; -ENOENT unknown;
+ * -ESHUTDOWN when the store is shut down meanwhile (shutdown waits for it).
  * Drain completion is also logged (DAXKV_LOG_INFO) and shown as "drained"
  * in daxkv_pool_status_json.
  */
@@ -598,7 +634,8 @@ DAXKV_API int daxkv_device_wait_drained(daxkv_store *s, const char *path, int ti
  * hotplug_enabled, slot_bytes, total_capacity_bytes, total_used_bytes,
  * num_devices, is_healthy and, per device, index, device_id, device_path,
  * state, max_dax_size_bytes, max_slots, live_slot_count, locked_key_count,
- * borrowed_slot_count, drained, ... *needed gets the size including the
+ * borrowed_slot_count, drained, ... (a device_path that is not valid UTF-8
+ * as an array of its byte values). *needed gets the size including the
  * NUL; -ENOBUFS if cap is too small (buf may be NULL with cap 0).
  */
 DAXKV_API int daxkv_pool_status_json(daxkv_store *s, char *buf, size_t cap, size_t *needed);
@@ -701,7 +738,8 @@ DAXKV_API void daxkv_cursor_close(daxkv_cursor *c);
 
 /**
  * Copy n ranges (memmove semantics per range; zero lengths skipped) on the
- * library's worker pool. flags must be 0.
+ * library's worker pool. flags must be 0. A range that wraps the address
+ * space is -EINVAL.
  */
 DAXKV_API int daxkv_memcpy_batch(void *const *dst, const void *const *src, const size_t *len,
                                  size_t n, unsigned flags);

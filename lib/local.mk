@@ -13,6 +13,7 @@ lib_LTLIBRARIES += lib/libdaxkv.la
 lib_libdaxkv_arena_la_SOURCES = \
 	lib/internal/error.cpp lib/internal/error.hpp \
 	lib/internal/util.cpp lib/internal/util.hpp \
+	lib/internal/json_text.hpp \
 	lib/platform/cpu.cpp lib/platform/cpu.hpp \
 	lib/platform/device.hpp \
 	lib/platform/discovery.cpp lib/platform/discovery_testing.hpp \
@@ -41,6 +42,7 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/store/store_cuda.cpp \
 	lib/store/pool.cpp lib/store/pool.hpp \
 	lib/store/hotplug.cpp \
+	lib/store/history.cpp \
 	lib/store/async.cpp lib/store/async.hpp \
 	lib/store/metrics.cpp lib/store/metrics.hpp \
 	lib/store/placement.cpp \

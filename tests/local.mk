@@ -50,6 +50,29 @@ tests_unit_daxkv_unit_LDADD = lib/libdaxkv_core.la $(GTEST_LIBS) -lpthread
 TESTS += tests/unit/daxkv_unit
 endif
 
+if HAVE_GTEST
+# The adversarial suite (tests/adversarial): the library attacked from
+# outside, as a hostile or unlucky caller would. Run by
+# tests/suites/16-adversarial.sh and, under ASan+UBSan and TSan, by
+# 20-sanitizers.sh.
+check_PROGRAMS += tests/adversarial/daxkv_adversarial
+tests_adversarial_daxkv_adversarial_SOURCES = \
+	tests/adversarial/common.hpp \
+	tests/adversarial/test_sizes.cpp \
+	tests/adversarial/test_paths.cpp \
+	tests/adversarial/test_lifetimes.cpp \
+	tests/adversarial/test_copies.cpp \
+	tests/adversarial/test_history.cpp \
+	tests/adversarial/test_damage.cpp \
+	tests/adversarial/test_input.cpp \
+	tests/adversarial/test_hotplug_model.cpp \
+	tests/adversarial/test_users.cpp
+tests_adversarial_daxkv_adversarial_CPPFLAGS = $(AM_CPPFLAGS) $(GTEST_CFLAGS) $(XXHASH_CFLAGS) \
+	$(JSON_CFLAGS) -I$(top_srcdir)/tests/fakecuda -DFAKECUDART_PATH='"$(FAKECUDART)"'
+EXTRA_tests_adversarial_daxkv_adversarial_DEPENDENCIES = tests/fakecuda/libfakecudart.la
+tests_adversarial_daxkv_adversarial_LDADD = lib/libdaxkv_core.la $(GTEST_LIBS) -lpthread
+endif
+
 # GPU checks, built everywhere, run on a GPU machine by tests/gpu/run-gpu-tests.sh.
 check_PROGRAMS += tests/gpu/gpu_check
 tests_gpu_gpu_check_SOURCES = tests/gpu/gpu_check.cpp lib/cuda/runtime.cpp
@@ -76,9 +99,15 @@ check_PROGRAMS += tests/crash/kill_test
 tests_crash_kill_test_SOURCES = tests/crash/kill_test.cpp
 tests_crash_kill_test_LDADD = lib/libdaxkv.la
 KILL_ROUNDS = 5000
+# The same across the histories of a pool: hotplug calls killed, devices
+# missing at some opens and back at later ones.
+check_PROGRAMS += tests/crash/pool_kill_test
+tests_crash_pool_kill_test_SOURCES = tests/crash/pool_kill_test.cpp
+tests_crash_pool_kill_test_LDADD = lib/libdaxkv.la
 
-check-long: tests/crash/kill_test$(EXEEXT)
+check-long: tests/crash/kill_test$(EXEEXT) tests/crash/pool_kill_test$(EXEEXT)
 	$(top_builddir)/tests/crash/kill_test --rounds $(KILL_ROUNDS)
+	$(top_builddir)/tests/crash/pool_kill_test --rounds $(KILL_ROUNDS)
 
 # The libFuzzer target over the recovery parser (tests/fuzz) and the
 # program that writes its seed corpus. The target is built only in a tree
@@ -116,7 +145,9 @@ fuzz-long:
 .PHONY: check-long fuzz fuzz-long
 # Listed file by file: a directory here would also ship the objects a build
 # tree keeps under the same name.
-EXTRA_DIST += tests/crash/kill_test.cpp tests/fuzz/fuzz_recovery.cpp tests/fuzz/make_seeds.cpp
+EXTRA_DIST += tests/adversarial/cli.sh
+EXTRA_DIST += tests/crash/kill_test.cpp tests/crash/pool_kill_test.cpp tests/fuzz/fuzz_recovery.cpp \
+	tests/fuzz/make_seeds.cpp
 
 # The store that tests/suites/12-tools.sh reads with daxkv stats and status.
 EXTRA_DIST += tests/tools/live_writer.py

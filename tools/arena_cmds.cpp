@@ -19,6 +19,7 @@
 #include "daxkv.h"
 #include "internal/error.hpp"
 #include "internal/util.hpp"
+#include "internal/json_text.hpp"
 #include "platform/mapping.hpp"
 #include "store/config.hpp"
 
@@ -56,9 +57,11 @@ std::string time_string(uint64_t unix_ns) {
 // The report as JSON (info --json and check --json share it).
 nlohmann::json to_json(const std::string &path, const pf::Mapping &m, const ar::ImageReport &r) {
     nlohmann::json j;
-    j["path"] = path;
+    j["path"] = daxkv::json_bytes(path);
     j["device"] = {{"kind", pf::kind_name(m.info().kind)}, {"bytes", m.size()}};
     j["state"] = ar::image_state_name(r.state);
+    if (r.state == ar::ImageState::other_version)
+        j["format_version"] = r.sb.format_version;
     if (r.state != ar::ImageState::arena)
         return j;
     const ar::Superblock &sb = r.sb;
@@ -110,6 +113,11 @@ void print_state_line(const std::string &path, const ar::ImageReport &r) {
         std::printf("%s: a daxkv arena whose two superblock copies are both damaged\n"
                     "  (nothing can be recovered; 'daxkv format --force' starts over)\n",
                     path.c_str());
+        break;
+    case ar::ImageState::other_version:
+        std::printf("%s: a daxkv arena of format version %u, which this daxkv does not read\n"
+                    "  (a daxkv that reads it can; 'daxkv format --force' starts over)\n",
+                    path.c_str(), r.sb.format_version);
         break;
     case ar::ImageState::foreign:
         std::printf("%s: data that is not a daxkv arena ('daxkv format --force' claims it)\n",
@@ -259,14 +267,15 @@ int cmd_format(const Args &a) {
     const uint64_t meta_bytes = a.size("meta-bytes", 256, 0, daxkv::kMetaBytesMax);
     const uint64_t size = a.size("size", 0, 1);
     const std::string &path = a.positional[0];
-    bool created = false;
     try {
         pf::MapRequest req;
         req.path = path;
         req.bytes = size;
         req.create = size != 0; // a missing file needs a size
+        // A format that fails leaves the target as it was: the mapping
+        // removes a file it created, or empties one it sized, unless the
+        // arena is kept (platform::Mapping::keep).
         auto m = pf::Mapping::open(req);
-        created = m->created();
         Progress progress(a, "reading what is there");
         if (!m->created()) {
             ar::ImageReport before =
@@ -282,6 +291,8 @@ int cmd_format(const Args &a) {
                     errorf("daxkv format: %s holds %s; add --force to overwrite it\n", path.c_str(),
                            before.state == ar::ImageState::foreign
                                ? "data that is not a daxkv arena"
+                           : before.state == ar::ImageState::other_version
+                               ? "a daxkv arena of another format version"
                                : "a daxkv arena with both superblock copies damaged");
                 return kExitFailed;
             }
@@ -298,9 +309,10 @@ int cmd_format(const Args &a) {
             };
         ar::Arena arena(std::move(m), opt);
         progress.finish();
+        arena.keep();
         const ar::Layout &l = arena.layout();
         if (a.has("json")) {
-            nlohmann::json j = {{"path", path},
+            nlohmann::json j = {{"path", daxkv::json_bytes(path)},
                                 {"uuid", daxkv::uuid_text(arena.superblock().uuid)},
                                 {"arena_bytes", l.arena_bytes},
                                 {"slot_bytes", l.slot_bytes},
@@ -317,10 +329,6 @@ int cmd_format(const Args &a) {
         }
         return kExitOk;
     } catch (const daxkv::Error &e) {
-        // A file this command created and could not format is not left
-        // behind (the mapping is gone by now: the arena owned it).
-        if (created)
-            ::unlink(path.c_str());
         return report_error("format", e);
     }
 }

@@ -13,6 +13,7 @@
 
 #include "cli.hpp"
 #include "daxkv.h"
+#include "internal/json_text.hpp"
 
 namespace daxkv_cli {
 namespace {
@@ -68,7 +69,7 @@ ordered_json to_json(const daxkv_device_info &d, bool human) {
     if (d.numa_node >= 0)
         j["numa_node"] = d.numa_node;
     j["kind"] = kind_name(d.kind);
-    j["path"] = d.path;
+    j["path"] = daxkv::json_bytes(d.path);
     return j;
 }
 

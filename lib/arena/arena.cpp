@@ -80,6 +80,12 @@ bool superblock_valid(const Superblock &sb, uint64_t backed_bytes) noexcept {
     return sb.data_offset + usable_slots_of(sb) * sb.slot_bytes <= backed_bytes;
 }
 
+bool superblock_intact(const Superblock &sb) noexcept {
+    return std::memcmp(sb.magic, kMagic, sizeof kMagic) == 0 &&
+           sb.sb_bytes == sizeof(Superblock) && sb.checksum_kind == kChecksumXXH3 &&
+           sb.checksum == sb_checksum(sb);
+}
+
 uint64_t usable_slots_of(const Superblock &sb) noexcept {
     return sb.usable_slots ? sb.usable_slots : sb.slot_count;
 }
@@ -166,15 +172,37 @@ Layout compute_layout(uint64_t arena_bytes, uint64_t slot_bytes, uint32_t meta_b
     l.header_offset = kHeaderOffset;
     l.header_bytes = header_bytes_for(meta_bytes);
     uint64_t align = data_alignment(arena_bytes);
-    if (slot_bytes == 0 || arena_bytes <= kHeaderOffset)
+    // Every sum and product below is checked: slot_bytes comes from the
+    // caller and may be anything up to 2^64 - 1 (a slot plus its header
+    // that wraps to 0 would be a division by zero, a wrapped end a layout
+    // past the device).
+    uint64_t per_slot;
+    if (slot_bytes == 0 || arena_bytes <= kHeaderOffset ||
+        __builtin_add_overflow(l.header_bytes, slot_bytes, &per_slot))
         return l;
-    uint64_t n = (arena_bytes - kHeaderOffset) / (l.header_bytes + slot_bytes);
+    uint64_t n = (arena_bytes - kHeaderOffset) / per_slot;
     n = std::min<uint64_t>(n, UINT32_MAX);
-    while (n > 0 && round_up(kHeaderOffset + n * l.header_bytes, align) + n * slot_bytes >
-                        arena_bytes)
+    // The payloads' offset for n slots, or false when it does not fit.
+    auto data_offset_for = [&](uint64_t slots, uint64_t *off) {
+        uint64_t hdr, end;
+        if (__builtin_mul_overflow(slots, l.header_bytes, &hdr) ||
+            __builtin_add_overflow(hdr, kHeaderOffset, &hdr) ||
+            __builtin_add_overflow(hdr, align - 1, &end))
+            return false;
+        *off = end / align * align;
+        return true;
+    };
+    auto fits = [&](uint64_t slots) {
+        uint64_t off, data, end;
+        return data_offset_for(slots, &off) &&
+               !__builtin_mul_overflow(slots, slot_bytes, &data) &&
+               !__builtin_add_overflow(off, data, &end) && end <= arena_bytes;
+    };
+    while (n > 0 && !fits(n))
         --n;
     l.slot_count = n;
-    l.data_offset = n ? round_up(kHeaderOffset + n * l.header_bytes, align) : 0;
+    if (n == 0 || !data_offset_for(n, &l.data_offset))
+        l.data_offset = 0;
     return l;
 }
 
@@ -240,6 +268,9 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
     } else {
         layout_ = compute_layout(size, opt_.slot_bytes, opt_.meta_bytes);
     }
+    // Too small for one slot: unless it is an arena cut short (say so then).
+    if (layout_.slot_count == 0 && !map_->created() && !opt_.format)
+        explain_unusable_superblocks(true);
     if (layout_.slot_count == 0)
         fail(-EINVAL,
              "%s: an arena of %llu bytes does not fit even one slot of %llu bytes "
@@ -252,10 +283,13 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
     if (map_->created() || rep.zeroed || opt_.format) {
         // A new file, anonymous memory, or a zeroed device: ours to format
         // (and anything at all when the caller asks for a format).
+        undo_format_ = rep.zeroed && !map_->created() && !opt_.format;
         format();
     } else if (!rep.valid_a && !rep.valid_b) {
         if (!opt_.reformat) {
             bool ours = has_magic(map_->base()) || has_magic(map_->base() + kSuperblockBytes);
+            if (ours)
+                explain_unusable_superblocks(false);
             if (ours)
                 fail(DAXKV_E_CORRUPT,
                      "%s: both superblock copies of the daxkv arena are damaged "
@@ -314,7 +348,56 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
     }
 }
 
-Arena::~Arena() = default;
+// Neither copy is valid, but a copy whose checksum holds is not damaged: an
+// arena of another format version, or one larger than what is mapped (a
+// smaller size asked for, or a truncated file). Fails with what it is;
+// with only_truncation, only for a truncated file (the configuration is at
+// fault otherwise).
+void Arena::explain_unusable_superblocks(bool only_truncation) const {
+    const std::string &path = map_->info().path;
+    for (uint64_t off : {uint64_t(0), kSuperblockBytes}) {
+        if (off + sizeof(Superblock) > map_->backed())
+            continue;
+        Superblock sb;
+        std::memcpy(&sb, map_->base() + off, sizeof sb);
+        if (!superblock_intact(sb))
+            continue;
+        if (sb.format_version != kFormatVersion && !only_truncation)
+            fail(DAXKV_E_FOREIGN,
+                 "%s holds a daxkv arena of format version %u; this library reads version %u. "
+                 "It is left untouched",
+                 path.c_str(), sb.format_version, kFormatVersion);
+        if (sb.format_version != kFormatVersion || !superblock_valid(sb, UINT64_MAX))
+            continue;
+        const uint64_t end = sb.data_offset + usable_slots_of(sb) * sb.slot_bytes;
+        if (map_->device_bytes() >= end && only_truncation)
+            return;
+        if (map_->device_bytes() >= end)
+            fail(DAXKV_E_FOREIGN,
+                 "%s holds a daxkv arena of %llu bytes (%llu in use); %llu were asked for. It is "
+                 "left untouched (open it with its size, or 0 for the whole file)",
+                 path.c_str(), static_cast<unsigned long long>(sb.arena_bytes),
+                 static_cast<unsigned long long>(end),
+                 static_cast<unsigned long long>(map_->backed()));
+        fail(DAXKV_E_CORRUPT,
+             "%s holds a daxkv arena whose slots in use end at %llu bytes, but the device has "
+             "only %llu (a truncated file?). It is left untouched",
+             path.c_str(), static_cast<unsigned long long>(end),
+             static_cast<unsigned long long>(map_->device_bytes()));
+    }
+}
+
+void Arena::keep() noexcept {
+    map_->keep();
+    undo_format_ = false;
+}
+
+Arena::~Arena() {
+    if (undo_format_) {
+        std::memset(map_->base(), 0, kHeaderOffset);
+        map_->persist(map_->base(), kHeaderOffset);
+    }
+}
 
 void Arena::format() {
     std::memset(&sb_, 0, sizeof sb_);
@@ -374,7 +457,49 @@ uint64_t Arena::usable_at_format() const {
     return n;
 }
 
+uint64_t Arena::seq_floor() const {
+    std::lock_guard<std::mutex> g(sb_m_);
+    return sb_.seq_floor;
+}
+
+void Arena::set_seq_floor(uint64_t v) {
+    std::lock_guard<std::mutex> g(sb_m_);
+    if (sb_.seq_floor == v)
+        return;
+    sb_.seq_floor = v;
+    write_superblock();
+}
+
+uint64_t Arena::removal(uint32_t b) const noexcept {
+    return __atomic_load_n(removal_word(b), __ATOMIC_ACQUIRE);
+}
+
+void Arena::note_removal(uint32_t b, uint64_t seq) noexcept {
+    uint64_t *w = removal_word(b);
+    uint64_t cur = __atomic_load_n(w, __ATOMIC_RELAXED);
+    while (cur < seq &&
+           !__atomic_compare_exchange_n(w, &cur, seq, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+    }
+    // Durable before the caller clears the removed entry's commit word.
+    if (opt_.durability == Durability::power)
+        map_->persist(w, sizeof *w);
+}
+
+void Arena::merge_removals(const uint64_t *table) {
+    for (uint32_t b = 0; b < kRemovalBuckets; ++b) {
+        uint64_t *w = removal_word(b);
+        uint64_t cur = __atomic_load_n(w, __ATOMIC_RELAXED);
+        while (cur < table[b] && !__atomic_compare_exchange_n(w, &cur, table[b], true,
+                                                              __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+        }
+    }
+    for (uint64_t block = 0; block < 2; ++block)
+        map_->persist(map_->base() + block * kSuperblockBytes + kRemovalTableOffset,
+                      kSuperblockBytes - kRemovalTableOffset);
+}
+
 void Arena::set_usable_slots(uint64_t n) {
+    std::lock_guard<std::mutex> g(sb_m_);
     if (n == 0 || n > layout_.slot_count)
         fail(-EINVAL, "%llu usable slots asked for; the arena has 1..%llu",
              static_cast<unsigned long long>(n),

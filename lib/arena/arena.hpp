@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -92,11 +93,15 @@ public:
     Arena(std::unique_ptr<platform::Mapping> map, const Options &opt);
     ~Arena();
 
+    // The open this arena belongs to succeeded: keep what it created (a new
+    // file, a format of a zeroed device). An arena destroyed without keep()
+    // removes the file its mapping created, and zeroes again the
+    // superblocks it wrote on a device that was all zero, so that a failed
+    // open leaves the target as it was.
+    void keep() noexcept;
+
     const Layout &layout() const noexcept { return layout_; }
     const platform::Mapping &mapping() const noexcept { return *map_; }
-    // The store that opened this arena is open: what the open did to the
-    // device's file stays (see platform::Mapping::keep).
-    void keep_file() noexcept { map_->keep(); }
     bool formatted() const noexcept { return formatted_; }
     const Superblock &superblock() const noexcept { return sb_; }
     // Slots in use (the rest of the layout is room to grow into).
@@ -139,6 +144,19 @@ public:
     // Withdraw an entry: clear its commit word (durably, per mode).
     void withdraw(uint32_t slot) noexcept;
 
+    // Pool history (docs/on-device-format.md, "Pool history").
+    uint64_t seq_floor() const;
+    // Record a new floor in the superblock (durably). Thread-safe.
+    void set_seq_floor(uint64_t v);
+    // The removal table: bucket b's word, and raising it to at least seq
+    // (made durable as the durability mode asks) before a removal's commit
+    // word is cleared. Thread-safe.
+    uint64_t removal(uint32_t b) const noexcept;
+    void note_removal(uint32_t b, uint64_t seq) noexcept;
+    // Raise every word to at least the given table's (kRemovalBuckets words),
+    // durably.
+    void merge_removals(const uint64_t *table);
+
     // Scan every slot header: return the committed entries that validate,
     // clear the ones that do not, count both. Stale duplicates are resolved
     // by the caller, which knows keys.
@@ -154,16 +172,25 @@ public:
 
 private:
     void format();
+    void explain_unusable_superblocks(bool only_truncation) const;
     uint64_t usable_at_format() const;
-    void write_superblock();
+    void write_superblock(); // sb_m_ held, or before the arena is shared
+    uint64_t *removal_word(uint32_t b) const noexcept {
+        return reinterpret_cast<uint64_t *>(map_->base() + (b / kRemovalBucketsPerBlock) *
+                                                               kSuperblockBytes +
+                                            kRemovalTableOffset) +
+               b % kRemovalBucketsPerBlock;
+    }
     void clear_commit_words(uint64_t from, uint64_t to); // slots [from, to), durably
 
     std::unique_ptr<platform::Mapping> map_;
     Options opt_;
     Layout layout_;
     Superblock sb_{};
+    mutable std::mutex sb_m_; // sb_ and its rewrites, once the arena is shared
     bool formatted_ = false;
     bool recoverable_ = false;
+    bool undo_format_ = false; // formatted a zeroed device this open; undone unless kept
     std::atomic<uint64_t> usable_{0};
 };
 
@@ -174,6 +201,9 @@ private:
 // lie within backed_bytes of the device (docs/on-device-format.md, "A copy
 // is valid when").
 bool superblock_valid(const Superblock &sb, uint64_t backed_bytes) noexcept;
+// A copy whose magic, size, checksum kind and checksum hold: written whole
+// by some daxkv (valid or not for this library and this device).
+bool superblock_intact(const Superblock &sb) noexcept;
 // The layout a valid superblock describes.
 Layout layout_of(const Superblock &sb) noexcept;
 // The slots in use that a valid superblock records.

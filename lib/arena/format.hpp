@@ -54,10 +54,28 @@ struct Superblock {
     uint64_t sb_generation;   // bumped on every rewrite; the newest valid copy wins
     uint64_t created_unix_ns;
     uint64_t usable_slots;    // slots in use, 1..slot_count (0 in older images: all)
-    uint64_t reserved[16];    // zero; room for later fields
+    // Pool history: every sequence number the pool issued while this arena
+    // was one of its devices is below this (0 in older images).
+    uint64_t seq_floor;
+    uint64_t reserved[15];    // zero; room for later fields
     uint64_t checksum;        // XXH3-64 of every byte before this field
 };
 static_assert(sizeof(Superblock) == 256, "superblock layout");
+
+// The removal table (pool history): kRemovalBuckets 64-bit words, the
+// largest sequence number at which a key of each bucket was removed,
+// evicted or dropped (0: none). It fills the rest of the two superblock
+// blocks, after the superblock: buckets [0, kRemovalBucketsPerBlock) in
+// block A, the others in block B. Updated in place (a word only grows), so
+// it is outside the superblock checksum; formatting zeroes it.
+constexpr uint64_t kRemovalTableOffset = 256; // in each superblock block
+constexpr uint32_t kRemovalBucketsPerBlock =
+    static_cast<uint32_t>((kSuperblockBytes - kRemovalTableOffset) / 8);
+constexpr uint32_t kRemovalBuckets = 2 * kRemovalBucketsPerBlock;
+// The bucket of a key, from its 64-bit hash (the store's XXH3 of the key).
+constexpr uint32_t removal_bucket(uint64_t key_hash) {
+    return static_cast<uint32_t>((key_hash >> 32) % kRemovalBuckets);
+}
 
 // Slot header flags.
 constexpr uint16_t kHdrValueHashed = 1u << 0; // value_hash is set

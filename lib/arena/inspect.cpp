@@ -24,6 +24,7 @@ const char *image_state_name(ImageState s) noexcept {
     case ImageState::arena: return "arena";
     case ImageState::empty: return "empty";
     case ImageState::damaged_arena: return "damaged-arena";
+    case ImageState::other_version: return "other-version";
     case ImageState::foreign: return "foreign";
     }
     return "?";
@@ -67,6 +68,14 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
     r.copy_a_valid = superblock_valid(a, size);
     r.copy_b_valid = superblock_valid(b, size);
     if (!r.copy_a_valid && !r.copy_b_valid) {
+        // As the open judges it (Arena::explain_unusable_superblocks): an
+        // intact copy of another version is not damage.
+        for (const Superblock *c : {&a, &b})
+            if (superblock_intact(*c) && c->format_version != kFormatVersion) {
+                r.state = ImageState::other_version;
+                r.sb = *c;
+                return r;
+            }
         if (all_zero(base, kHeaderOffset))
             r.state = ImageState::empty;
         else if (std::memcmp(a.magic, kMagic, sizeof kMagic) == 0 ||

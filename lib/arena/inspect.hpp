@@ -20,6 +20,7 @@ enum class ImageState {
     arena,            // at least one valid superblock copy
     empty,            // all zero (or shorter than two superblocks): an open formats it
     damaged_arena,    // the magic is there but no copy validates
+    other_version,    // an intact superblock of another format version (sb holds it)
     foreign,          // something else
 };
 const char *image_state_name(ImageState s) noexcept;

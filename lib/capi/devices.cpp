@@ -8,6 +8,7 @@
 
 #include "capi/handles.hpp"
 #include "platform/device.hpp"
+#include "platform/mapping.hpp"
 #include "platform/discovery_testing.hpp"
 
 using namespace daxkv;
@@ -68,6 +69,11 @@ DAXKV_API int daxkv_probe(const char *path, daxkv_device_info *out) {
         uint32_t size = out->struct_size;
         if (size < kMinInfoSize)
             return set_error(-EINVAL, "struct_size %u is too small (set it to sizeof)", size);
+        // The path is reported back whole or not at all.
+        if (std::strlen(path) >= sizeof(daxkv_device_info::path))
+            return set_error(-EINVAL, "path is %zu bytes, longer than daxkv_device_info.path "
+                                      "holds (%zu)", std::strlen(path),
+                             sizeof(daxkv_device_info::path) - 1);
         DeviceInfo d;
         d.path = path;
         if (std::strcmp(path, "mem:") == 0) {
@@ -80,6 +86,10 @@ DAXKV_API int daxkv_probe(const char *path, daxkv_device_info *out) {
             if (S_ISCHR(st.st_mode)) {
                 d = platform::describe_dax_devnum(major(st.st_rdev), minor(st.st_rdev), path);
             } else if (S_ISREG(st.st_mode)) {
+                // As daxkv_open decides: by where the path leads.
+                if (platform::file_arena_refused(platform::resolve_file(path)))
+                    return set_error(-ENODEV, "%s is not a Device-DAX device (a file arena may "
+                                              "not live under /dev)", path);
                 d.kind = platform::DeviceKind::file;
                 d.size = static_cast<uint64_t>(st.st_size);
                 d.align = 4096;

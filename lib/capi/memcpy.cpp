@@ -26,11 +26,14 @@ DAXKV_API int daxkv_memcpy_batch(void *const *dst, const void *const *src, const
             if (!dst[i] || !src[i])
                 return set_error(-EINVAL, "memcpy_batch: range %zu has a NULL %s", i,
                                  !dst[i] ? "destination" : "source");
+            auto d = reinterpret_cast<uintptr_t>(dst[i]), s = reinterpret_cast<uintptr_t>(src[i]);
+            if (d + len[i] < d || s + len[i] < s)
+                return set_error(-EINVAL, "memcpy_batch: range %zu of %zu bytes wraps the "
+                                          "address space", i, len[i]);
             engine::CopyOp op;
             op.dst = dst[i];
             op.src = src[i];
             op.len = len[i];
-            auto d = reinterpret_cast<uintptr_t>(dst[i]), s = reinterpret_cast<uintptr_t>(src[i]);
             // Overlapping ranges keep memmove semantics: one piece, one thread.
             op.overlap_safe = d < s + len[i] && s < d + len[i];
             ops.push_back(op);

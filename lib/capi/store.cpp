@@ -30,6 +30,7 @@ DAXKV_API int daxkv_shutdown(daxkv_store *s) {
 DAXKV_API void daxkv_close(daxkv_store *s) {
     if (!s)
         return;
+    LogDefer defer; // the store's last events go out once it is gone
     if (s->store)
         s->store->shutdown();
     delete s; // leases and reservations keep the store itself alive

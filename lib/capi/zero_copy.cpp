@@ -40,6 +40,7 @@ DAXKV_API const void *daxkv_lease_meta(const daxkv_lease *l, size_t *len) {
 DAXKV_API void daxkv_lease_release(daxkv_lease *l) {
     if (!l)
         return;
+    LogDefer defer; // the last release of a closed store destroys it
     if (l->state) {
         // Keep the store alive until the release is done, even if this was
         // the last reference to a closed store.
@@ -91,6 +92,7 @@ DAXKV_API int daxkv_reservation_set_meta(daxkv_reservation *r, const void *meta,
 DAXKV_API int daxkv_commit(daxkv_reservation *r) {
     if (!r)
         return set_error(-EINVAL, "reservation is NULL");
+    LogDefer defer; // outlives `owned`: freeing it may destroy a closed store
     std::unique_ptr<daxkv_reservation> owned(r); // freed whatever happens
     return guarded([&] {
         if (!owned->state)
@@ -103,6 +105,7 @@ DAXKV_API int daxkv_commit(daxkv_reservation *r) {
 DAXKV_API void daxkv_abort(daxkv_reservation *r) {
     if (!r)
         return;
+    LogDefer defer;
     if (r->state) {
         std::shared_ptr<Store> keep = r->state->store;
         keep->abort(*r->state);

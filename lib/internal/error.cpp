@@ -41,6 +41,26 @@ daxkv_log_fn log_fn = nullptr;
 void *log_arg = nullptr;
 std::atomic<int> log_max_level{-1};
 
+// Events held back by the LogDefer scopes of this thread.
+struct Deferred {
+    int level;
+    std::string msg;
+};
+thread_local int defer_depth = 0;
+thread_local std::vector<Deferred> deferred;
+
+void deliver(int level, const std::string &msg) noexcept {
+    daxkv_log_fn fn;
+    void *arg;
+    {
+        std::lock_guard<std::mutex> g(log_mutex);
+        fn = log_fn;
+        arg = log_arg;
+    }
+    if (fn)
+        fn(level, msg.c_str(), arg);
+}
+
 } // namespace
 
 std::string format(const char *fmt, ...) {
@@ -106,24 +126,43 @@ bool log_enabled(int level) noexcept {
 void log(int level, const char *fmt, ...) noexcept {
     if (!log_enabled(level))
         return;
-    daxkv_log_fn fn;
-    void *arg;
-    {
-        std::lock_guard<std::mutex> g(log_mutex);
-        fn = log_fn;
-        arg = log_arg;
-    }
-    if (!fn)
-        return;
     try {
         va_list ap;
         va_start(ap, fmt);
         std::string s = vformat(fmt, ap);
         va_end(ap);
-        fn(level, s.c_str(), arg);
+        if (defer_depth > 0) {
+            deferred.push_back(Deferred{level, std::move(s)});
+            return;
+        }
+        deliver(level, s);
     } catch (...) {
-        // a message that cannot be formatted is dropped
+        // a message that cannot be formatted (or queued) is dropped
     }
+}
+
+LogDefer::LogDefer(LogSink sink, void *arg) noexcept : sink_(sink), arg_(arg) { ++defer_depth; }
+
+LogDefer::~LogDefer() {
+    if (--defer_depth > 0 || deferred.empty())
+        return;
+    // Taken out first: a callback that calls into the library queues (and
+    // hands out) its own events. The caller's daxkv_errmsg() stays that of
+    // its call, whatever the callback's calls leave.
+    std::vector<Deferred> out;
+    out.swap(deferred);
+    std::string saved;
+    try {
+        saved = tls_message;
+    } catch (...) {
+    }
+    for (Deferred &d : out) {
+        if (sink_)
+            sink_(d.level, std::move(d.msg), arg_);
+        else
+            deliver(d.level, d.msg);
+    }
+    store_message(std::move(saved));
 }
 
 void set_log_fn(daxkv_log_fn fn, int max_level, void *arg) noexcept {

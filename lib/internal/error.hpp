@@ -42,20 +42,45 @@ int error_from_exception() noexcept;
 
 const char *last_error_message() noexcept;
 
+// Logging through the caller's callback (never to stdout/stderr by itself).
+bool log_enabled(int level) noexcept;
+void log(int level, const char *fmt, ...) noexcept __attribute__((format(printf, 2, 3)));
+void set_log_fn(daxkv_log_fn fn, int max_level, void *arg) noexcept;
+
+// Where a thread's log events go while a LogDefer lives on it: the
+// caller's callback (null), or a sink of the library's own (a thread of the
+// library hands its events to the thread that reports them).
+using LogSink = void (*)(int level, std::string msg, void *arg) noexcept;
+
+// The log callback is the caller's code: it may call back into the library,
+// so it must never run while a library lock is held (a callback that takes
+// the lock again would never return). While a LogDefer lives on a thread,
+// log() only queues the event; the outermost LogDefer's destructor, which
+// runs when every lock of the call has been released, hands the events out.
+// Every extern "C" function has one (guarded() and the void functions).
+class LogDefer {
+public:
+    explicit LogDefer(LogSink sink = nullptr, void *arg = nullptr) noexcept;
+    ~LogDefer();
+    LogDefer(const LogDefer &) = delete;
+    LogDefer &operator=(const LogDefer &) = delete;
+
+private:
+    LogSink sink_;
+    void *arg_;
+};
+
 // Run body (returning int) and turn any exception into a code. This is the
-// barrier every extern "C" function goes through.
+// barrier every extern "C" function goes through; log events of the call go
+// out when it is done (LogDefer).
 template <typename F>
 int guarded(F &&body) noexcept {
+    LogDefer defer;
     try {
         return body();
     } catch (...) {
         return error_from_exception();
     }
 }
-
-// Logging through the caller's callback (never to stdout/stderr by itself).
-bool log_enabled(int level) noexcept;
-void log(int level, const char *fmt, ...) noexcept __attribute__((format(printf, 2, 3)));
-void set_log_fn(daxkv_log_fn fn, int max_level, void *arg) noexcept;
 
 } // namespace daxkv

@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
+#include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -42,25 +46,95 @@ struct FdGuard {
     }
 };
 
-// A regular file under /dev is almost always a mistake (a missing DAX node
-// recreated as a file by a careless write), so it is refused. /dev/shm is
-// the exception: it is the standard tmpfs mount for shared memory.
-bool under_dev(const std::string &path) {
-    return path.rfind("/dev/", 0) == 0 && path.rfind("/dev/shm/", 0) != 0;
+// The path an open descriptor refers to, as the kernel resolved it.
+std::string fd_path(int fd) {
+    char buf[PATH_MAX + 1];
+    const std::string link = "/proc/self/fd/" + std::to_string(fd);
+    const ssize_t n = ::readlink(link.c_str(), buf, sizeof buf - 1);
+    return n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string();
 }
 
 // Give a file the blocks of [from, to) and make it at least `to` long; 0 or
 // an errno. Reserving the blocks (rather than leaving the file sparse) makes
 // a full file system fail here instead of with a SIGBUS at first touch.
-// File systems without fallocate get a plain (sparse) size change.
+// File systems without fallocate get a plain (sparse) size change, which
+// only ever extends: the file may hold an arena past `to`.
 int allocate_blocks(int fd, uint64_t from, uint64_t to) {
+    if (to <= from)
+        return 0;
     int rc = ::posix_fallocate(fd, static_cast<off_t>(from), static_cast<off_t>(to - from));
-    if (rc == EOPNOTSUPP || rc == EINVAL)
-        rc = ::ftruncate(fd, static_cast<off_t>(to)) == 0 ? 0 : errno;
+    if (rc == EOPNOTSUPP || rc == EINVAL) {
+        struct stat st;
+        if (::fstat(fd, &st) != 0)
+            return errno;
+        const bool enough = static_cast<uint64_t>(st.st_size) >= to;
+        rc = enough || ::ftruncate(fd, static_cast<off_t>(to)) == 0 ? 0 : errno;
+    }
+    // A file size limit or a quota is "no space" to the caller, as a full
+    // file system is.
+    if (rc == EFBIG || rc == EDQUOT)
+        rc = ENOSPC;
     return rc;
 }
 
 } // namespace
+
+// A regular file under /dev is almost always a mistake (a missing DAX node
+// recreated as a file by a careless write), so it is refused. /dev/shm is
+// the exception: it is the standard tmpfs mount for shared memory. Given a
+// resolved path (resolve_file): "/dev/shm/../x" and a symlink elsewhere
+// that points into /dev are judged by where they lead.
+bool file_arena_refused(const std::string &resolved) {
+    return resolved.rfind("/dev/", 0) == 0 && resolved.rfind("/dev/shm/", 0) != 0;
+}
+
+namespace {
+std::string join_path(const std::string &dir, const std::string &name) {
+    return dir == "/" ? "/" + name : dir + "/" + name;
+}
+} // namespace
+
+// The absolute path, without symlinks, "." or "..", of the file that path
+// leads to, whether or not that file exists yet: an existing file is
+// resolved by realpath; for a missing one its directory is, and a dangling
+// symlink is followed by hand, so that it is judged by where it points (the
+// open then creates nothing through it). Throws Error: -ENOENT (a directory
+// on the way is missing), -ELOOP, -EACCES, -ENOTDIR, -EINVAL (no file name).
+std::string resolve_file(const std::string &path) {
+    std::string p = path;
+    for (int hops = 0; hops < 40; ++hops) {
+        if (char *r = ::realpath(p.c_str(), nullptr)) {
+            std::string out(r);
+            std::free(r);
+            return out;
+        }
+        if (errno != ENOENT)
+            fail_errno(errno, "cannot resolve " + path);
+        const size_t slash = p.find_last_of('/');
+        const std::string dir = slash == std::string::npos ? "."
+                                : slash == 0                ? "/"
+                                                            : p.substr(0, slash);
+        const std::string name = slash == std::string::npos ? p : p.substr(slash + 1);
+        if (name.empty() || name == "." || name == "..")
+            fail(-EINVAL, "%s does not name a file", path.c_str());
+        char *rd = ::realpath(dir.c_str(), nullptr);
+        if (!rd)
+            fail_errno(errno, "cannot access the directory of " + path);
+        const std::string rdir(rd);
+        std::free(rd);
+        const std::string full = join_path(rdir, name);
+        struct stat lst;
+        if (::lstat(full.c_str(), &lst) != 0 || !S_ISLNK(lst.st_mode))
+            return full; // missing: this is where it would be created
+        std::vector<char> link(static_cast<size_t>(lst.st_size > 0 ? lst.st_size : 255) + 2);
+        const ssize_t n = ::readlink(full.c_str(), link.data(), link.size() - 1);
+        if (n < 0)
+            fail_errno(errno, "cannot read the symlink " + full);
+        const std::string target(link.data(), static_cast<size_t>(n));
+        p = !target.empty() && target[0] == '/' ? target : join_path(rdir, target);
+    }
+    fail(-ELOOP, "%s: too many levels of symbolic links", path.c_str());
+}
 
 void lock_exclusive(int fd, const std::string &what) {
     if (::flock(fd, LOCK_EX | LOCK_NB) == 0)
@@ -82,6 +156,12 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
     std::unique_ptr<Mapping> m(new Mapping());
     int mmap_flags = MAP_SHARED;
     FdGuard fd{-1};
+    // Sizes become off_t and mmap lengths: above INT64_MAX they would turn
+    // negative (and no device, file or address space is that large).
+    if (req.bytes > uint64_t(INT64_MAX) || req.reserve_bytes > uint64_t(INT64_MAX))
+        fail(-EINVAL, "%s: a size of %llu bytes is larger than any device or file can be",
+             req.path.c_str(),
+             static_cast<unsigned long long>(std::max(req.bytes, req.reserve_bytes)));
 
     if (req.path == "mem:") {
         // Anonymous shared memory: volatile, page-aligned, nothing to lock.
@@ -92,6 +172,7 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
             fail(-EINVAL, "mem: size %llu is below one page",
                  static_cast<unsigned long long>(req.bytes));
         m->backed_ = m->size_;
+        m->device_bytes_ = m->size_;
         m->info_.path = req.path;
         m->info_.kind = DeviceKind::memory;
         m->info_.size = m->size_;
@@ -138,6 +219,7 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
                                                      align));
         }
         m->backed_ = m->size_;
+        m->device_bytes_ = r.info.size;
         if (req.sync)
             mmap_flags = MAP_SHARED_VALIDATE | MAP_SYNC;
     } else {
@@ -146,20 +228,44 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         if (exists && !S_ISREG(st.st_mode))
             fail(-ENODEV, "%s is neither a Device-DAX device nor a regular file",
                  req.path.c_str());
-        if (under_dev(req.path))
+        // Decided on where the path leads, never on its text.
+        const std::string target = resolve_file(req.path);
+        if (file_arena_refused(target))
             fail(-ENODEV, "%s is not a Device-DAX device (a file arena may not live under /dev)",
                  req.path.c_str());
         if (!exists && !req.create)
             fail(-ENOENT, "%s does not exist", req.path.c_str());
-        int flags = O_RDWR | O_CLOEXEC | (req.create ? O_CREAT : 0);
-        fd.fd = ::open(req.path.c_str(), flags, 0600);
+        // Opened by the name given, so that the kernel follows the symlinks
+        // on the way with its own protections (fs.protected_symlinks); only
+        // where it leads was decided above. O_EXCL tells a file this open
+        // creates (removed again if the open fails, see keep()) from one
+        // that was there, and creates nothing through a symlink: a symlink
+        // to a file that does not exist is -ENOENT, not followed.
+        fd.fd = exists ? -1 : ::open(req.path.c_str(), O_RDWR | O_CLOEXEC | O_CREAT | O_EXCL, 0600);
+        if (fd.fd >= 0)
+            m->created_file_ = true;
+        else if (!exists && errno != EEXIST)
+            fail_errno(errno, "cannot create " + req.path);
+        else
+            fd.fd = ::open(req.path.c_str(), O_RDWR | O_CLOEXEC);
         if (fd.fd < 0)
             fail_errno(errno, "cannot open " + req.path);
-        if (::fstat(fd.fd, &st) != 0)
+        m->fd_ = fd.release(); // closed (and a created file removed) by ~Mapping from here
+        if (::fstat(m->fd_, &st) != 0)
             fail_errno(errno, "cannot stat " + req.path);
+        const std::string opened = fd_path(m->fd_);
+        m->file_path_ = opened.empty() ? target : opened;
+        m->file_dev_ = st.st_dev;
+        m->file_ino_ = st.st_ino;
         if (!S_ISREG(st.st_mode))
             fail(-ENODEV, "%s is not a regular file", req.path.c_str());
-        lock_exclusive(fd.fd, req.path);
+        // A directory on the way swapped for a symlink after the check
+        // above would have taken the open elsewhere: judge what was opened.
+        // (Without /proc there is nothing to read: the check above stands.)
+        if (!opened.empty() && file_arena_refused(opened))
+            fail(-ENODEV, "%s is not a Device-DAX device (a file arena may not live under /dev)",
+                 req.path.c_str());
+        lock_exclusive(m->fd_, req.path);
 
         uint64_t have = static_cast<uint64_t>(st.st_size);
         uint64_t want = req.bytes ? req.bytes : have;
@@ -169,34 +275,18 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         if (want == 0)
             fail(-EINVAL, "arena size %llu for %s is below one page",
                  static_cast<unsigned long long>(req.bytes), req.path.c_str());
-        if (have == 0) {
-            int rc = allocate_blocks(fd.fd, 0, want);
-            if (rc != 0) {
-                if (::ftruncate(fd.fd, 0) != 0) {
-                    // leave it empty if we can; the error below says why
-                }
-                fail_errno(rc, format("cannot size %s to %llu bytes", req.path.c_str(),
-                                      static_cast<unsigned long long>(want)));
-            }
-            m->created_ = true;
-        } else if (have < want && req.min_existing && have >= req.min_existing) {
-            int rc = allocate_blocks(fd.fd, have, want);
-            if (rc != 0) {
-                if (::ftruncate(fd.fd, static_cast<off_t>(have)) != 0) {
-                    // the error below says why; the size is what it was if we can
-                }
-                fail_errno(rc, format("cannot extend %s from %llu to %llu bytes (its slot "
-                                      "headers go on top of the payloads)",
-                                      req.path.c_str(), static_cast<unsigned long long>(have),
-                                      static_cast<unsigned long long>(want)));
-            }
-            m->grown_from_ = have;
-        } else if (have < want) {
+        // An existing file shorter than asked for is refused, unless the
+        // caller allows it down to min_existing (capacity=payload: the slot
+        // headers go on top of payloads sized by someone else); it is then
+        // extended below and, if the open fails, given its old size back.
+        if (have != 0 && have < want && !(req.min_existing && have >= req.min_existing)) {
             const uint64_t need = req.min_existing ? req.min_existing : want;
             fail(-ENOSPC, "%s holds %llu bytes, less than the %llu bytes asked for",
                  req.path.c_str(), static_cast<unsigned long long>(have),
                  static_cast<unsigned long long>(need));
         }
+        if (have != 0 && have < want)
+            m->grown_from_ = have;
         m->size_ = want;
         m->backed_ = want;
         const uint64_t reserve = round_down(req.reserve_bytes, kPage);
@@ -207,6 +297,26 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
             m->size_ = reserve;
             m->backed_ = std::max(want, std::min(round_down(have, kPage), reserve));
         }
+        // Every byte that will be touched gets its block now, for a file
+        // this open sizes and for one that was there: a sparse file larger
+        // than its file system can hold would otherwise SIGBUS at the first
+        // write into a hole.
+        if (have == 0)
+            m->sized_empty_ = !m->created_file_;
+        const int rc = allocate_blocks(m->fd_, 0, m->backed());
+        if (rc != 0) {
+            if (have == 0 && ::ftruncate(m->fd_, 0) != 0) {
+                // leave it empty if we can; the error below says why
+            }
+            if (rc == ENOSPC)
+                fail(-ENOSPC, "%s: the file system has no room for the %llu bytes of the arena "
+                              "(its blocks could not be reserved)",
+                     req.path.c_str(), static_cast<unsigned long long>(m->backed()));
+            fail_errno(rc, format("cannot size %s to %llu bytes", req.path.c_str(),
+                                  static_cast<unsigned long long>(m->backed())));
+        }
+        m->created_ = have == 0;
+        m->device_bytes_ = std::max(have, m->backed());
         m->info_.path = req.path;
         m->info_.kind = DeviceKind::file;
         m->info_.size = m->backed();
@@ -221,8 +331,8 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
     const bool populate_part = is_file && m->backed() < m->size_;
     if (is_file && !populate_part)
         mmap_flags |= MAP_POPULATE;
-    // From here the mapping owns the fd: a failure below undoes an extension.
-    m->fd_ = fd.release();
+    if (fd.fd >= 0)
+        m->fd_ = fd.release();
     void *p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, mmap_flags, m->fd_, 0);
     if (p == MAP_FAILED && (mmap_flags & MAP_SYNC) && (errno == EOPNOTSUPP || errno == EINVAL)) {
         // MAP_SYNC is refused by devices that need no synchronous faults;
@@ -274,11 +384,23 @@ void Mapping::extend(uint64_t bytes) {
     backed_.store(bytes, std::memory_order_release);
 }
 
+void Mapping::keep() noexcept { keep_ = true; }
+
 Mapping::~Mapping() {
     if (base_)
         ::munmap(base_, size_);
-    if (grown_from_ && fd_ >= 0 && ::ftruncate(fd_, static_cast<off_t>(grown_from_)) != 0) {
-        // Best effort: a failed open leaves the file as long as it found it.
+    if (!keep_ && fd_ >= 0) {
+        // The open this mapping belongs to failed: what it created goes,
+        // while the lock still keeps other openers out. The file is removed
+        // only if the path still names it.
+        struct stat st;
+        if (created_file_ && ::lstat(file_path_.c_str(), &st) == 0 && st.st_dev == file_dev_ &&
+            st.st_ino == file_ino_)
+            (void)::unlink(file_path_.c_str());
+        else if (sized_empty_)
+            (void)::ftruncate(fd_, 0);
+        else if (grown_from_)
+            (void)::ftruncate(fd_, static_cast<off_t>(grown_from_)); // its size as found
     }
     if (fd_ >= 0)
         ::close(fd_); // releases the flock

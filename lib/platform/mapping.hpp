@@ -10,6 +10,8 @@
 #include <memory>
 #include <string>
 
+#include <sys/types.h>
+
 #include "platform/device.hpp"
 
 namespace daxkv {
@@ -53,12 +55,17 @@ public:
     // blocks (fallocate, so a full file system fails here and not with a
     // SIGBUS later); devices and memory already have them. Throws Error.
     void extend(uint64_t bytes);
+    // Bytes the device or file had at open (a file's size), whatever part
+    // of it is mapped.
+    uint64_t device_bytes() const noexcept { return device_bytes_; }
     const DeviceInfo &info() const noexcept { return info_; }
     // The file was created (or was empty) by this open.
     bool created() const noexcept { return created_; }
-    // The open succeeded: keep what it did to the file. A mapping destroyed
-    // without keep() gives an existing file it extended its old size back.
-    void keep() noexcept { grown_from_ = 0; }
+    // The open this mapping belongs to succeeded: keep what it did. A
+    // mapping destroyed without keep() removes the file its open created
+    // (or empties again one it sized, or gives one it extended its old size
+    // back), so that a failed open or format leaves nothing behind.
+    void keep() noexcept;
     bool volatile_memory() const noexcept { return info_.kind == DeviceKind::memory; }
 
     // Make [p, p+n) durable against power loss: cache-line write-back plus a
@@ -75,8 +82,26 @@ private:
     bool created_ = false;
     uint64_t grown_from_ = 0; // an existing file's size before this open extended it
     bool map_sync_ = false;
+    uint64_t device_bytes_ = 0;
+    // File arenas: what this open did to the file system, undone by the
+    // destructor unless keep() was called.
+    bool created_file_ = false; // the file did not exist
+    bool sized_empty_ = false;  // it existed, empty, and was sized
+    bool keep_ = false;
+    std::string file_path_;     // resolved
+    dev_t file_dev_ = 0;
+    ino_t file_ino_ = 0;
     DeviceInfo info_;
 };
+
+// The absolute path, with no symlink, "." or "..", of the file that path
+// leads to, whether or not that file exists yet (a dangling symlink is
+// followed: creating through it would create its target). Throws Error
+// (-ENOENT for a missing directory, -ELOOP, -EACCES, -ENOTDIR, -EINVAL).
+std::string resolve_file(const std::string &path);
+// A regular-file arena may not live under /dev (a missing DAX node made a
+// file by mistake), except in /dev/shm. Given a resolve_file() result.
+bool file_arena_refused(const std::string &resolved);
 
 // Take an exclusive, non-blocking flock on fd. On conflict throws
 // Error(-EBUSY) naming the holder's pid (from /proc/locks) when it can.

@@ -181,6 +181,16 @@ int AsyncQueue::execute(const Batch &b) noexcept {
     return rc;
 }
 
+namespace {
+
+// The dispatcher's log events go to the store's event thread: a callback
+// run on the dispatcher that shut the store down would wait for itself.
+void to_event_thread(int level, std::string msg, void *store) noexcept {
+    static_cast<Store *>(store)->post_event(level, std::move(msg));
+}
+
+} // namespace
+
 void AsyncQueue::dispatcher() noexcept {
     using Clock = std::chrono::steady_clock;
     for (;;) {
@@ -207,7 +217,11 @@ void AsyncQueue::dispatcher() noexcept {
             queued_.store(queue_.size(), std::memory_order_release);
             busy_ = true;
         }
-        int rc = execute(b);
+        int rc;
+        {
+            LogDefer defer(&to_event_thread, &s_);
+            rc = execute(b);
+        }
         completed_.fetch_add(1, std::memory_order_relaxed);
         {
             // Posted and idle in one step: whoever reacts to the completion

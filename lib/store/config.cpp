@@ -7,12 +7,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "arena/inspect.hpp"
 #include "internal/error.hpp"
 #include "internal/util.hpp"
 
 namespace daxkv {
-
 namespace {
+
+// A key or value from the caller, fit for a message: bytes that are not
+// printable ASCII (a newline that would forge a log line, a NUL) as \xNN.
+std::string printable(const std::string &s) { return arena::printable_key(s.data(), s.size()); }
 
 // ---------------------------------------------------------------------------
 // The configuration keys. One table: daxkv_config_set parses through it, the
@@ -58,7 +62,7 @@ E choose(const char *key, const Choice<E> (&words)[N], const std::string &value)
     std::string list;
     for (const auto &w : words)
         list += (list.empty() ? "" : ", ") + std::string(w.word);
-    fail(-EINVAL, "%s: '%s' is not one of %s", key, value.c_str(), list.c_str());
+    fail(-EINVAL, "%s: '%s' is not one of %s", key, printable(value).c_str(), list.c_str());
 }
 
 template <typename E, size_t N>
@@ -185,7 +189,8 @@ void Config::set(const std::string &key, const std::string &value) {
     std::string known;
     for (const KeyRule &rule : kKeyRules)
         known += (known.empty() ? "" : ", ") + std::string(rule.name);
-    fail(-EINVAL, "unknown configuration key '%s' (known: %s)", key.c_str(), known.c_str());
+    fail(-EINVAL, "unknown configuration key '%s' (known: %s)", printable(key).c_str(),
+         known.c_str());
 }
 
 std::vector<std::string> config_keys() {
@@ -212,6 +217,8 @@ const char *config_word(Capacity v) noexcept { return word_for(kCapacityWords, v
 void Config::add_device(const std::string &path, uint64_t bytes) {
     if (path.empty())
         fail(-EINVAL, "device path is empty");
+    if (path.find('\0') != std::string::npos)
+        fail(-EINVAL, "device path contains a NUL character");
     if (path.size() > 4096)
         fail(-EINVAL, "device path is longer than 4096 bytes");
     for (const auto &d : devices)
@@ -261,6 +268,13 @@ std::string path_field(const json &v, const std::string &what) {
     return v.get<std::string>();
 }
 
+// A JSON string may hold "\u0000": as a C string (a path handed to the
+// kernel, a key in a message) it would end there and name something else.
+void no_nul(const std::string &s, const std::string &what) {
+    if (s.find('\0') != std::string::npos)
+        fail(-EINVAL, "%s contains a NUL character (\\u0000)", what.c_str());
+}
+
 // A JSON value of a daxkv key, as the text daxkv_config_set takes.
 std::string as_text(const json &v, const std::string &key) {
     if (v.is_string())
@@ -281,10 +295,26 @@ Config Config::from_json(const std::string &text) {
         fail(-EINVAL, "configuration JSON is %zu bytes, above the limit of %zu", text.size(),
              kJsonMaxBytes);
     // Depth is limited while parsing: nlohmann's parser recurses, so a
-    // hostile document must be stopped before it exhausts the stack.
-    json::parser_callback_t depth_guard = [](int depth, json::parse_event_t, json &) {
+    // hostile document must be stopped before it exhausts the stack. A key
+    // given twice in one object is refused: which of the two values counts
+    // would be the parser's choice, not the writer's.
+    std::vector<std::vector<std::string>> keys;
+    json::parser_callback_t depth_guard = [&keys](int depth, json::parse_event_t ev, json &parsed) {
         if (depth > kJsonMaxDepth)
             fail(-EINVAL, "configuration JSON nests deeper than %d levels", kJsonMaxDepth);
+        if (ev == json::parse_event_t::object_start) {
+            keys.emplace_back();
+        } else if (ev == json::parse_event_t::object_end) {
+            if (!keys.empty())
+                keys.pop_back();
+        } else if (ev == json::parse_event_t::key && !keys.empty()) {
+            const std::string k = parsed.get<std::string>();
+            for (const auto &seen : keys.back())
+                if (seen == k)
+                    fail(-EINVAL, "configuration JSON gives the key \"%s\" twice in one object",
+                         printable(k).c_str());
+            keys.back().push_back(k);
+        }
         return true;
     };
     json doc;
@@ -302,6 +332,9 @@ Config Config::from_json(const std::string &text) {
     for (auto it = doc.begin(); it != doc.end(); ++it) {
         const std::string &k = it.key();
         const json &v = it.value();
+        no_nul(k, "a configuration key");
+        if (v.is_string())
+            no_nul(v.get<std::string>(), "the value of " + printable(k));
         if (k == "type") {
             if (!v.is_string() || v.get<std::string>() != "dax")
                 fail(-EINVAL, "type must be \"dax\"");
@@ -320,6 +353,7 @@ Config Config::from_json(const std::string &text) {
                 if (!d.contains("device_path"))
                     fail(-EINVAL, "%s.device_path must be a non-empty string", where.c_str());
                 std::string path = path_field(d["device_path"], where + ".device_path");
+                no_nul(path, where + ".device_path");
                 if (!d.contains("max_dax_size_gb"))
                     fail(-EINVAL, "%s.max_dax_size_gb must be a positive number", where.c_str());
                 uint64_t bytes = gib_field(d["max_dax_size_gb"], where + ".max_dax_size_gb");
@@ -354,6 +388,7 @@ Config Config::from_json(const std::string &text) {
         if (!doc.contains("device_path"))
             fail(-EINVAL, "device_path must be a non-empty string");
         std::string path = path_field(doc["device_path"], "device_path");
+        no_nul(path, "device_path");
         if (!doc.contains("max_dax_size_gb"))
             fail(-EINVAL, "max_dax_size_gb must be a positive number");
         cfg.add_device(path, gib_field(doc["max_dax_size_gb"], "max_dax_size_gb"));

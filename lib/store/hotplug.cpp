@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <functional>
 
 #include "internal/error.hpp"
 #include "internal/util.hpp"
@@ -47,6 +48,24 @@ namespace {
 // each copy batch handed to the shared engine, so that the puts and gets
 // queued behind it wait for one round, not for the migration.
 constexpr size_t kMoveChunk = 64;
+
+// Runs an undo step when a change fails, however it fails (an error
+// returned or an exception): a device is never left migrating, resizing or
+// gating leases by a failure. Dismissed once the change holds.
+class Undo {
+public:
+    explicit Undo(std::function<void()> f) : f_(std::move(f)) {}
+    ~Undo() {
+        if (f_)
+            f_();
+    }
+    void dismiss() noexcept { f_ = nullptr; }
+    Undo(const Undo &) = delete;
+    Undo &operator=(const Undo &) = delete;
+
+private:
+    std::function<void()> f_;
+};
 constexpr uint64_t kMoveChunkBytes = 16ull << 20;
 
 void fill_result(daxkv_hotplug_result *out, DevState st, uint32_t index, uint64_t old_bytes,
@@ -219,12 +238,14 @@ int Store::migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool
                 mv.src_seq = e->seq;
                 mv.dst = SlotRef{dev, slot, dst.generation};
                 mv.len = e->value_len;
-                mv.seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+                mv.seq = next_seq();
                 chunk_bytes += mv.len;
                 moves.push_back(std::move(mv));
             }
             // Copy this chunk with no lock held: value, then header body
-            // (commit word 0), then write-back for durability=power.
+            // (commit word 0), then write-back for durability=power. The
+            // source is read as a get reads it: under the SIGBUS guard
+            // (sigbus=handle), every copy's result looked at.
             std::vector<engine::CopyOp> ops;
             for (size_t i = first; i < moves.size(); ++i) {
                 const Move &mv = moves[i];
@@ -233,9 +254,33 @@ int Store::migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool
                 op.src = arenas_[mv.src.arena].arena->slot_data(mv.src.slot);
                 op.len = mv.len;
                 op.nontemporal = streams(mv.len);
+                op.guard_source = cfg_.sigbus_handle;
                 ops.push_back(op);
             }
-            engine_->run(ops.data(), ops.size());
+            std::vector<int> copy_rc(ops.size(), 0);
+            engine_->run(ops.data(), ops.size(), copy_rc.data());
+            for (size_t k = 0; k < ops.size(); ++k) {
+                if (copy_rc[k] != 0 && copy_rc[k] != engine::kMediaFault)
+                    throw Error(-EIO, format("copying an entry to its new device failed (%d); "
+                                             "nothing was moved", copy_rc[k]));
+            }
+            // A source that faulted cannot be read by anyone: its entry is
+            // dropped and its slot quarantined, as a get would; the copy goes.
+            for (size_t k = ops.size(); k-- > 0;) {
+                if (copy_rc[k] == 0)
+                    continue;
+                Move &mv = moves[first + k];
+                Borrow b;
+                b.shard = shard_index(mv.hash);
+                b.ref = mv.src;
+                quarantine(b, true); // ends the move's borrow of the source
+                {
+                    std::lock_guard<std::mutex> g(shard_of(mv.hash).m);
+                    c_.inflight--;
+                    free_slot(mv.dst);
+                }
+                moves.erase(moves.begin() + static_cast<std::ptrdiff_t>(first + k));
+            }
             for (size_t i = first; i < moves.size(); ++i) {
                 const Move &mv = moves[i];
                 const arena::Arena &from = *arenas_[mv.src.arena].arena;
@@ -250,9 +295,7 @@ int Store::migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool
         }
     } catch (const Error &e) {
         rollback();
-        if (e.code() == -ENOSPC)
-            return set_error(-ENOSPC, "%s", e.what());
-        throw;
+        return set_error(e.code(), "%s", e.what());
     } catch (...) {
         rollback();
         throw;
@@ -311,6 +354,7 @@ int Store::evict_keys(uint32_t src, const std::vector<std::string> &keys, bool f
         if (!force && (e->pins || slot_state(e->ref).leases))
             return set_error(-EBUSY, "an entry of the device was pinned or leased during the "
                                      "eviction; use DAXKV_FORCE");
+        record_removal(h);
         retire_committed(sh, e);
         erase_if_empty(sh, e);
         c_.evictions++;
@@ -328,11 +372,29 @@ bool Store::wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool 
                              bool same_device, MoveStats &ms, int *rc) {
     DeviceSlot &d = arenas_[a];
     for (;;) {
-        // Quarantined slots (a failed checksum) stay taken and hold nothing.
-        // Above a shrink's end they are counted wherever they lie, which
-        // can only end the wait early for a lease: harmless, as a shrink
-        // does not unmap; a removal (from_slot 0) counts exactly.
-        if (d.alloc->used_from(from_slot) <= d.quarantined.load())
+        if (shutting_.load()) {
+            // Leases and writes of callers may never end: shutdown does not
+            // wait for them, so neither does this call.
+            *rc = set_error(-ESHUTDOWN, "the store was shut down while the device waited to "
+                                        "empty; it is left as it was");
+            return false;
+        }
+        // A reservation is held by its caller for as long as it likes (from
+        // this very thread, maybe): never waited for. Without force one is
+        // -EBUSY; with force it is detached (its commit fails -ECANCELED).
+        if (size_t open = reservations_on(a, from_slot, force)) {
+            if (!force) {
+                *rc = set_error(-EBUSY, "%zu reservation(s) of the device were opened meanwhile; "
+                                        "commit or abort them, or use DAXKV_FORCE", open);
+                return false;
+            }
+        }
+        // Quarantined slots (a failed checksum) stay taken and hold nothing,
+        // and so do the slots of detached reservations until their callers
+        // end them. Above a shrink's end they are counted wherever they lie,
+        // which can only end the wait early for a lease: harmless, as a
+        // shrink does not unmap; a removal (from_slot 0) counts exactly.
+        if (d.alloc->used_from(from_slot) <= d.quarantined.load() + d.detached.load())
             return true;
         std::vector<std::string> keys = keys_on(a, from_slot, nullptr);
         if (!keys.empty()) {
@@ -347,28 +409,82 @@ bool Store::wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool 
     }
 }
 
+size_t Store::reservations_on(uint32_t a, uint32_t from_slot, bool cancel) {
+    std::lock_guard<std::mutex> g(resv_m_);
+    size_t n = 0;
+    for (ReservationState *r : reservations_) {
+        Inflight &inf = *r->inflight;
+        if (inf.ref.arena != a || inf.ref.slot < from_slot)
+            continue;
+        uint8_t held = Inflight::kHeld;
+        if (!cancel) {
+            n += inf.phase.load() == held;
+            continue;
+        }
+        if (!inf.phase.compare_exchange_strong(held, Inflight::kDetached))
+            continue; // its commit has begun: waited for like any write
+        ++n;
+        Shard &sh = shards_[r->shard];
+        std::lock_guard<std::mutex> sg(sh.m);
+        if (!inf.canceled) {
+            // The key is no longer in flight: contains, put and remove see
+            // what is committed, as after an abort.
+            Entry *e = find(sh, r->key, r->hash);
+            if (e && e->inflight == &inf) {
+                e->inflight = nullptr;
+                erase_if_empty(sh, e);
+            }
+            inf.canceled = true;
+        }
+        arenas_[a].detached++;
+    }
+    return n;
+}
+
 // Bring the entries of an arena that already holds some (a device added at
-// run time) into the index. A key the pool already holds keeps its entry.
-void Store::adopt(uint32_t a) {
+// run time) into the index, by the rule recovery at open follows: for a key
+// held twice (by the pool and the device, or twice by the device: a crash
+// mid-replace), the newest commit wins and the other is withdrawn; an entry
+// removed while the device was away (pool history) is withdrawn.
+void Store::adopt(uint32_t a, uint64_t floor) {
     DeviceSlot &d = arenas_[a];
     arena::RecoveryCounts counts;
     std::vector<arena::RecoveredEntry> found = d.arena->scan(counts);
-    uint64_t adopted = 0, dropped = 0;
+    uint64_t adopted = 0, stale = 0, removed = 0, top = 0;
+    for (const auto &r : found)
+        top = std::max(top, r.seq);
+    // Later commits must be newer than anything on the device.
+    raise_seq_floor(top);
     for (const auto &r : found) {
         std::string_view key(r.key, r.key_len);
         uint64_t h = hash_bytes(key.data(), key.size());
         Shard &sh = shard_of(h);
         std::lock_guard<std::mutex> g(sh.m);
-        if (find(sh, key, h)) {
+        if (keeps_history() && removed_while_away(h, r.seq, floor)) {
             d.arena->withdraw(r.slot);
-            ++dropped;
+            ++removed;
             continue;
         }
-        auto owned = std::make_unique<Entry>();
-        owned->key.assign(key);
-        owned->hash = h;
-        Entry *e = owned.get();
-        sh.map.emplace(KeyRef{e->key, h}, std::move(owned));
+        Entry *e = find(sh, key, h);
+        uint32_t pins = 0;
+        if (e && e->committed) {
+            if (e->seq >= r.seq) {
+                d.arena->withdraw(r.slot);
+                ++stale;
+                continue;
+            }
+            // The pool's entry is the older one: it goes, as after a
+            // replace; pins belong to the key and stay.
+            pins = e->pins;
+            retire_committed(sh, e);
+            ++stale;
+        } else if (!e) {
+            auto owned = std::make_unique<Entry>();
+            owned->key.assign(key);
+            owned->hash = h;
+            e = owned.get();
+            sh.map.emplace(KeyRef{e->key, h}, std::move(owned));
+        }
         d.alloc->take(r.slot);
         SlotState &st = d.slots[r.slot];
         st.generation = r.generation;
@@ -378,20 +494,19 @@ void Store::adopt(uint32_t a) {
         e->value_len = r.value_len;
         e->meta_len = r.meta_len;
         e->seq = r.seq;
+        e->pins = pins;
+        if (pins)
+            c_.pinned++;
         lru_push_back(sh, e);
         c_.entries++;
         ++adopted;
-        // Later commits must be newer than anything on the device.
-        uint64_t cur = next_seq_.load();
-        while (cur <= r.seq && !next_seq_.compare_exchange_weak(cur, r.seq + 1)) {
-        }
     }
-    if (adopted || dropped || counts.torn || counts.corrupt)
+    if (adopted || stale || removed || counts.torn || counts.corrupt)
         log(DAXKV_LOG_INFO,
-            "device %u: %llu entries recovered, %llu dropped (key already in the pool), "
-            "%llu torn, %llu corrupt",
+            "device %u: %llu entries recovered, %llu stale (a newer commit of the key won), "
+            "%llu removed while the device was away, %llu torn, %llu corrupt",
             d.id, static_cast<unsigned long long>(adopted),
-            static_cast<unsigned long long>(dropped),
+            static_cast<unsigned long long>(stale), static_cast<unsigned long long>(removed),
             static_cast<unsigned long long>(counts.torn),
             static_cast<unsigned long long>(counts.corrupt));
 }
@@ -410,52 +525,95 @@ int Store::device_add(const std::string &path, uint64_t bytes) {
     check_hotplug("add");
     OpGuard op(*this);
     std::lock_guard<std::mutex> hp(hotplug_m_);
-    int missing_row = -1;
+    // A path that left the pool (removed, or missing at open) comes back in
+    // its old row: a path added and removed again and again does not use up
+    // the table. Not a row that detached reservations still free slots of.
+    int old_row = -1;
     for (uint32_t a = 0; a < arenas_.size(); ++a) {
         const DeviceSlot &d = arenas_[a];
         DevState st = d.state.load();
-        if (d.path != path || path == "mem:" || st == DevState::removed)
+        if (d.path != path || path == "mem:")
             continue;
-        if (st == DevState::missing) {
-            missing_row = static_cast<int>(a);
+        if (st == DevState::removed || st == DevState::missing) {
+            // The row a missing device was configured in comes first.
+            if (d.detached.load() == 0 &&
+                (old_row < 0 || arenas_[old_row].state.load() != DevState::missing))
+                old_row = static_cast<int>(a);
             continue;
         }
         if (d.bytes == bytes)
             return 0; // already there, same size: nothing to do (LMCache: 200 ok)
         return set_error(-EBUSY, "the device is already in the pool with a different size");
     }
-    DeviceSlot *row = arenas_.next_row();
+    DeviceSlot *row = old_row >= 0 ? &arenas_[old_row] : arenas_.next_row();
     if (!row)
         return set_error(-ENOSPC, "the pool already holds its maximum of %u devices "
                                   "(removed ones included)", kMaxDevices);
-    const uint32_t a = arenas_.size();
+    const uint32_t a = old_row >= 0 ? static_cast<uint32_t>(old_row) : arenas_.size();
+    // Mapped into a row of its own first: a failure leaves the table (and an
+    // old row, still a tombstone) as it was.
+    DeviceSlot fresh;
     try {
-        make_arena(*row, DeviceSpec{path, bytes});
+        make_arena(fresh, DeviceSpec{path, bytes});
     } catch (const Error &e) {
         // The cause names the path: log it, return a message without it.
         log(DAXKV_LOG_ERR, "device add of %s failed: %s", path.c_str(), e.what());
-        row->arena.reset();
-        row->alloc.reset();
-        row->slots.clear();
-        row->numa_node = -1;
         return set_error(e.code(), "failed to map the device (%s; the cause is logged)",
                          daxkv_strerror(e.code()));
     }
-    row->path = path;
-    row->bytes = bytes;
-    row->id = next_device_id_++;
+    {
+        // Readers of every row (status, stats) are kept out while it changes.
+        std::unique_lock<std::shared_mutex> g(pool_m_);
+        row->arena = std::move(fresh.arena);
+        row->alloc = std::move(fresh.alloc);
+        row->slots = std::move(fresh.slots);
+        row->numa_node = fresh.numa_node;
+        row->missing_reason.clear();
+        if (old_row < 0)
+            row->path = path; // an old row has it already (read without a lock)
+        row->bytes = bytes;
+        row->id = next_device_id_++;
+    }
     row->drained.store(false);
     row->lease_gate.store(false);
+    row->quarantined.store(0);
+    // Pool history: the device's floor as it was (what it saw of the pool),
+    // and its removal table taken into the pool's.
+    uint64_t floor = 0;
+    const bool history = keeps_history() && !row->arena->mapping().volatile_memory();
+    if (history) {
+        floor = row->arena->seq_floor();
+        uint64_t top = floor;
+        for (uint32_t b = 0; b < arena::kRemovalBuckets; ++b) {
+            const uint64_t r = row->arena->removal(b);
+            uint64_t cur = removals_[b].load();
+            while (cur < r && !removals_[b].compare_exchange_weak(cur, r)) {
+            }
+            top = std::max(top, r);
+        }
+        raise_seq_floor(top);
+    }
+    adopt(a, floor);
+    row->arena->keep();
+    // Only now does it take new entries (an old row is visible already).
     row->state.store(DevState::active);
-    adopt(a);
-    row->arena->keep_file();
-    arenas_.publish();
+    if (old_row < 0)
+        arenas_.publish();
     if (publisher_) {
         publisher_->name_device(path); // without a name, daxkv stats finds the store by another
         publisher_->publish_now();
     }
-    if (missing_row >= 0)
-        arenas_[missing_row].state.store(DevState::removed); // superseded by the new row
+    if (history) {
+        // From here every floor raise reaches the device too; this one
+        // covers those made before it was in the table.
+        {
+            std::lock_guard<std::mutex> g(seq_m_);
+            row->arena->set_seq_floor(seq_limit_.load());
+        }
+        std::shared_lock<std::shared_mutex> pool(pool_m_);
+        for (uint32_t i = 0; i < arenas_.size(); ++i)
+            share_history(i);
+    }
     // If the arenas are registered with CUDA, register the new one too, so
     // that GPU transfers of its entries copy directly as well.
     change_pool_registered([] {});
@@ -489,8 +647,6 @@ int Store::device_remove(const std::string &path, int mode, unsigned flags,
         return 0;
     }
     if (mode == DAXKV_DRAIN) {
-        if (!ev_thread_.joinable())
-            ev_thread_ = std::thread(&Store::event_loop, this);
         d.state.store(DevState::draining);
         note_slot_freed(a); // already empty: drained at once
         fill_result(out, DevState::draining, a, old_bytes, old_bytes);
@@ -502,6 +658,10 @@ int Store::device_remove(const std::string &path, int mode, unsigned flags,
     if (blocked && !force)
         return set_error(-EBUSY, "the device has pinned or leased entries; use DAXKV_FORCE "
                                  "(it then waits for the leases)");
+    if (size_t open = force ? 0 : reservations_on(a, 0, false))
+        return set_error(-EBUSY, "%zu reservation(s) of the device are open: commit or abort "
+                                 "them, or use DAXKV_FORCE (their commits then fail with "
+                                 "-ECANCELED)", open);
     if (mode == DAXKV_MIGRATE) {
         bool dest = false;
         for (uint32_t t = 0; t < arenas_.size(); ++t)
@@ -511,14 +671,14 @@ int Store::device_remove(const std::string &path, int mode, unsigned flags,
                              keys.size());
     }
     d.state.store(mode == DAXKV_MIGRATE ? DevState::migrating : DevState::removing);
+    Undo restore([&] { d.state.store(old_state); });
     int rc = mode == DAXKV_MIGRATE ? migrate_keys(a, keys, false, ms)
                                    : evict_keys(a, keys, force, ms);
     if (rc == 0)
         wait_until_empty(a, 0, mode == DAXKV_MIGRATE, force, false, ms, &rc);
-    if (rc != 0) {
-        d.state.store(old_state);
+    if (rc != 0)
         return rc;
-    }
+    restore.dismiss();
     d.state.store(DevState::removing);
     change_pool_registered([&] {
         // Nothing refers to the device any more (no entries, no borrows):
@@ -611,23 +771,31 @@ int Store::device_resize(const std::string &path, uint64_t bytes, int mode, unsi
     if (blocked && !force)
         return set_error(-EBUSY, "entries above the new end are pinned or leased; use "
                                  "DAXKV_FORCE (it then waits for the leases)");
+    if (size_t open = force ? 0 : reservations_on(a, new_limit, false))
+        return set_error(-EBUSY, "%zu reservation(s) above the new end are open: commit or "
+                                 "abort them, or use DAXKV_FORCE (their commits then fail with "
+                                 "-ECANCELED)", open);
     if (mode == DAXKV_EVICT && !force && !keys.empty())
         return set_error(-EBUSY, "the shrink would drop %zu live entries; use DAXKV_MIGRATE, "
                                  "or DAXKV_EVICT with DAXKV_FORCE", keys.size());
     d.state.store(DevState::resizing);
     d.alloc->set_limit(new_limit); // no new slot above the end from here on
+    Undo restore([&] {
+        d.alloc->set_limit(old_limit);
+        d.state.store(old_state);
+    });
     int rc = mode == DAXKV_MIGRATE ? migrate_keys(a, keys, true, ms)
                                    : evict_keys(a, keys, force, ms);
     if (rc == 0) {
         // New leases of the device wait while the old ones above the end
         // are waited for, so a stream of new leases cannot starve the resize.
         d.lease_gate.store(true, std::memory_order_release);
-        wait_until_empty(a, new_limit, mode == DAXKV_MIGRATE, force, true, ms, &rc);
-        {
+        Undo ungate([&] {
             std::lock_guard<std::mutex> g(ev_m_);
             d.lease_gate.store(false, std::memory_order_release);
             ev_cv_.notify_all();
-        }
+        });
+        wait_until_empty(a, new_limit, mode == DAXKV_MIGRATE, force, true, ms, &rc);
     }
     if (rc == 0) {
         // Nothing lives above the new end any more: record the size, so
@@ -638,11 +806,9 @@ int Store::device_resize(const std::string &path, uint64_t bytes, int mode, unsi
             rc = set_error(e.code(), "recording the new size failed: %s", e.what());
         }
     }
-    if (rc != 0) {
-        d.alloc->set_limit(old_limit);
-        d.state.store(old_state);
+    if (rc != 0)
         return rc;
-    }
+    restore.dismiss();
     d.state.store(old_state);
     if (old_state == DevState::draining)
         note_slot_freed(a);
@@ -651,6 +817,9 @@ int Store::device_resize(const std::string &path, uint64_t bytes, int mode, unsi
 }
 
 int Store::device_wait_drained(const std::string &path, int timeout_ms) {
+    // A call in flight like any other: shutdown wakes it (-ESHUTDOWN) and
+    // waits for it, so that the store is never freed under it.
+    OpGuard op(*this);
     // No hotplug_m_: a removal can hold it for long, and a published row's
     // path never changes.
     const uint32_t a = static_cast<uint32_t>(find_device(path));

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "internal/error.hpp"
+#include "internal/json_text.hpp"
 #include "internal/util.hpp"
 #include "store/store.hpp"
 
@@ -223,56 +224,76 @@ bool Store::any_writable() const noexcept {
 }
 
 // A slot of a device that is not active was freed (shard lock held: only
-// flags and a notification here; logging happens on the event thread).
+// flags, a notification and an event for the event thread here).
 void Store::note_slot_freed(uint32_t a) noexcept {
     DeviceSlot &d = arenas_[a];
-    bool drained_now = false;
     if (d.state.load(std::memory_order_acquire) == DevState::draining &&
-        d.alloc->used() <= d.quarantined.load() && !d.drained.exchange(true)) {
+        d.alloc->used() <= d.quarantined.load() + d.detached.load() && !d.drained.exchange(true)) {
         d.drained_unix_ns.store(unix_ns());
-        drained_now = true;
-    }
-    std::lock_guard<std::mutex> g(ev_m_);
-    if (drained_now) {
         try {
-            drained_events_.push_back(a);
+            post_event(DAXKV_LOG_INFO, format("device %u (%s) is drained: it holds no entries",
+                                              d.id, d.path.c_str()));
         } catch (...) {
             // Out of memory: the event is not logged; status and waiters still see it.
         }
     }
+    std::lock_guard<std::mutex> g(ev_m_);
     ev_cv_.notify_all();
 }
 
 void Store::wait_lease_gate(uint32_t a) {
     std::unique_lock<std::mutex> g(ev_m_);
-    ev_cv_.wait(g, [&] { return !arenas_[a].lease_gate.load(std::memory_order_acquire); });
+    ev_cv_.wait(g, [&] {
+        return !arenas_[a].lease_gate.load(std::memory_order_acquire) || shutting_.load();
+    });
+    if (shutting_.load())
+        fail(-ESHUTDOWN, "the store is shut down");
 }
 
-// Logs drain completions outside every lock (the log callback is the
-// caller's code). Started by the first drain.
-void Store::event_loop() {
-    std::unique_lock<std::mutex> g(ev_m_);
-    for (;;) {
-        ev_cv_.wait(g, [&] { return ev_stop_ || !drained_events_.empty(); });
-        if (ev_stop_)
-            return;
-        std::vector<uint32_t> done;
-        done.swap(drained_events_);
-        g.unlock();
-        for (uint32_t a : done)
-            log(DAXKV_LOG_INFO, "device %u (%s) is drained: it holds no entries",
-                arenas_[a].id, arenas_[a].path.c_str());
-        g.lock();
+void Store::post_event(int level, std::string msg) noexcept {
+    if (!log_enabled(level))
+        return;
+    std::lock_guard<std::mutex> g(events_->m);
+    if (events_->stop)
+        return;
+    try {
+        events_->events.emplace_back(level, std::move(msg));
+        if (!ev_thread_.joinable()) {
+            // The thread holds the queue, never the store.
+            ev_thread_ = std::thread([q = events_] {
+                std::unique_lock<std::mutex> lk(q->m);
+                for (;;) {
+                    q->cv.wait(lk, [&] { return q->stop || !q->events.empty(); });
+                    if (q->stop)
+                        return;
+                    std::vector<std::pair<int, std::string>> out;
+                    out.swap(q->events);
+                    lk.unlock();
+                    for (const auto &e : out)
+                        log(e.first, "%s", e.second.c_str());
+                    lk.lock();
+                }
+            });
+        }
+    } catch (...) {
+        return; // out of memory or threads: the event is dropped
     }
+    events_->cv.notify_one();
 }
 
 void Store::stop_events() noexcept {
     {
-        std::lock_guard<std::mutex> g(ev_m_);
-        ev_stop_ = true;
-        ev_cv_.notify_all();
+        std::lock_guard<std::mutex> g(events_->m);
+        events_->stop = true;
+        events_->cv.notify_all();
     }
-    if (ev_thread_.joinable())
+    if (!ev_thread_.joinable())
+        return;
+    // A log callback on the event thread that closed the store: the store
+    // goes, the thread ends on its own (it reads only the queue).
+    if (ev_thread_.get_id() == std::this_thread::get_id())
+        ev_thread_.detach();
+    else
         ev_thread_.join();
 }
 
@@ -338,7 +359,7 @@ std::string Store::pool_status_json() const {
         nlohmann::json dj = {
             {"index", a},
             {"device_id", d.id},
-            {"device_path", d.path},
+            {"device_path", json_bytes(d.path)},
             {"state", dev_state_name(st)},
             {"is_healthy", mapped && dev_counted(st)},
             {"max_dax_size_bytes", slots * cfg_.slot_bytes},

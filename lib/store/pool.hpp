@@ -52,7 +52,10 @@ inline bool dev_counted(DevState s) noexcept { return dev_readable(s); }
 // One device of the pool (the arena, its slot allocator and slot states,
 // and what hotplug needs to know about it).
 struct DeviceSlot {
-    std::unique_ptr<arena::Arena> arena; // null once removed, or when missing
+    // Null once removed, or when missing. Shared with the reservations a
+    // forced removal cancelled: their callers may still write into their
+    // slots, so the device stays mapped until the last of them ends.
+    std::shared_ptr<arena::Arena> arena;
     std::unique_ptr<SlotAllocator> alloc;
     std::vector<SlotState> slots;
     // Pool bookkeeping. path, bytes, id and numa_node are written before the
@@ -69,6 +72,9 @@ struct DeviceSlot {
     std::atomic<uint64_t> drained_unix_ns{0};
     // Slots dropped for a failed checksum: taken for good, holding nothing.
     std::atomic<uint32_t> quarantined{0};
+    // Slots of reservations that a forced removal or shrink cancelled: their
+    // callers hold them until commit or abort, and they hold nothing.
+    std::atomic<uint32_t> detached{0};
     // Why a configured device is missing (for status and logs).
     std::string missing_reason;
 };

@@ -1,6 +1,7 @@
 #include "store/store.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <thread>
@@ -10,6 +11,7 @@
 
 #include "arena/checksum.hpp"
 #include "internal/error.hpp"
+#include "internal/json_text.hpp"
 #include "internal/util.hpp"
 #include "store/async.hpp"
 
@@ -50,7 +52,10 @@ void Store::OpGuard::leave() noexcept {
     }
 }
 
-Store::Store(const Config &cfg) : cfg_(cfg), shards_(new Shard[kShards]) {}
+Store::Store(const Config &cfg)
+    : cfg_(cfg), shards_(new Shard[kShards]),
+      removals_(new std::atomic<uint64_t>[arena::kRemovalBuckets]()),
+      events_(std::make_shared<EventLog>()) {}
 
 Store::~Store() {
     publisher_.reset();
@@ -72,11 +77,11 @@ std::shared_ptr<Store> Store::open(const Config &cfg) {
     s->async_.reset(new AsyncQueue(*s));
     if (cfg.sigbus_handle)
         engine::install_sigbus_handler();
-    // Open: what opening did to the devices' files (extending them for
-    // their slot headers) stays; a failure before this point undid it.
+    // Opened: what the open created on the devices stays (until here a
+    // failure removed it again).
     for (auto &d : s->arenas_)
         if (d.arena)
-            d.arena->keep_file();
+            d.arena->keep();
     s->store_id_ = s->first_arena_uuid();
     s->start_publisher();
     log(DAXKV_LOG_INFO, "opened store: %u device(s), %lld entries recovered",
@@ -101,6 +106,26 @@ void Store::recover() {
     };
     std::vector<std::vector<Found>> per_shard(kShards);
     size_t total = 0;
+    // Pool history (history.cpp): the devices' removal tables merged, and
+    // each device's floor as its last open left it. Sequence numbers go on
+    // above every floor, entry and removal the devices know of.
+    std::vector<uint64_t> floor(arenas_.size(), 0);
+    uint64_t top = 0, removed_away = 0;
+    if (keeps_history()) {
+        for (uint32_t a = 0; a < arenas_.size(); ++a) {
+            const auto &ar = arenas_[a].arena;
+            if (!ar || ar->mapping().volatile_memory())
+                continue;
+            floor[a] = ar->seq_floor();
+            top = std::max(top, floor[a]);
+            for (uint32_t b = 0; b < arena::kRemovalBuckets; ++b) {
+                const uint64_t r = ar->removal(b);
+                if (r > removals_[b].load(std::memory_order_relaxed))
+                    removals_[b].store(r, std::memory_order_relaxed);
+                top = std::max(top, r);
+            }
+        }
+    }
     for (uint32_t a = 0; a < arenas_.size(); ++a) {
         ArenaSlots &as = arenas_[a];
         if (!as.arena)
@@ -115,6 +140,14 @@ void Store::recover() {
             v.reserve(v.size() + found.size() * 5 / (4 * kShards) + 1);
         for (const auto &r : found) {
             uint64_t h = hash_bytes(r.key, r.key_len);
+            top = std::max(top, r.seq);
+            if (keeps_history() && removed_while_away(h, r.seq, floor[a])) {
+                // Removed (or replaced, then removed) while this device was
+                // away: the pool's history says it is gone.
+                as.arena->withdraw(r.slot);
+                ++removed_away;
+                continue;
+            }
             per_shard[shard_index(h)].push_back(Found{h, r.seq, r.value_len, a, r.slot,
                                                       r.generation, r.meta_len,
                                                       std::string(r.key, r.key_len)});
@@ -190,10 +223,22 @@ void Store::recover() {
             ++entries;
         }
     c_.entries.store(entries);
-    recovery_.stale += stale.load();
+    recovery_.stale += stale.load() + removed_away;
     recovery_.recovered = static_cast<uint64_t>(entries);
-    next_seq_.store(max_seq.load() + 1);
     tick_.store(max_seq.load() + 1);
+    next_seq_.store(1);
+    if (!keeps_history()) {
+        next_seq_.store(max_seq.load() + 1);
+        return;
+    }
+    // Above the wall clock too: two opens that each lacked a device are
+    // ordered by when they happened (history.cpp).
+    const auto wall = std::chrono::system_clock::now().time_since_epoch();
+    top = std::max(top, static_cast<uint64_t>(
+                            std::chrono::duration_cast<std::chrono::nanoseconds>(wall).count()));
+    raise_seq_floor(top);
+    for (uint32_t a = 0; a < arenas_.size(); ++a)
+        share_history(a);
 }
 
 // The uuid of the first device's arena: stable across restarts, so the
@@ -239,6 +284,13 @@ int Store::shutdown() {
     if (async_)
         async_->shutdown(); // every submitted batch completes or is cancelled first
     shutting_.store(true, std::memory_order_seq_cst);
+    {
+        // Calls that block (waiting for a drain, for leases, behind a lease
+        // gate) wait on ev_cv_ and look at the flag under ev_m_: wake them,
+        // they return -ESHUTDOWN and are waited for below.
+        std::lock_guard<std::mutex> g(ev_m_);
+        ev_cv_.notify_all();
+    }
     std::unique_lock<std::mutex> g(shutdown_m_);
     shutdown_cv_.wait(g, [this] { return ops_.load(std::memory_order_seq_cst) == 0; });
     shut_down_ = true;
@@ -389,6 +441,7 @@ bool Store::evict_one() {
         for (Entry *e = sh.lru_head; e; e = e->next) {
             if (e->pins || e->inflight || slot_state(e->ref).borrows || moving_away(e->ref))
                 continue;
+            record_removal(e->hash);
             retire_committed(sh, e);
             erase_if_empty(sh, e);
             c_.evictions++;
@@ -471,9 +524,12 @@ int Store::finish_write(Pending &p, const void *meta, size_t meta_len, uint64_t 
                         bool hashed) {
     Inflight &inf = *p.inflight;
     arena::Arena &ar = *arenas_[inf.ref.arena].arena;
-    uint64_t seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
+    uint64_t seq = next_seq();
     ar.write_body(inf.ref.slot, seq, inf.ref.gen, p.key, p.key_len, meta,
                   static_cast<uint32_t>(meta_len), inf.len, value_hash, hashed);
+    // Pool history: older versions of the key on devices away now must not
+    // come back, even when this device is the one missing then.
+    record_change(p.hash, seq);
     ar.publish(inf.ref.slot, seq, inf.len);
 
     Shard &sh = shards_[p.shard];
@@ -521,6 +577,8 @@ void Store::abort_write(Pending &p) noexcept {
         e->inflight = nullptr;
         erase_if_empty(sh, e);
     }
+    if (inf.phase.load() == Inflight::kDetached)
+        arenas_[inf.ref.arena].detached--;
     free_slot(inf.ref);
     p.inflight.reset();
 }
@@ -652,6 +710,7 @@ void Store::quarantine(const Borrow &b, bool media) noexcept {
     Entry *e = find(sh, key, hash_bytes(key.data(), key.size()));
     if (e && e->committed && e->ref.slot == b.ref.slot && e->ref.arena == b.ref.arena &&
         e->ref.gen == b.ref.gen) {
+        record_removal(e->hash);
         arenas_[b.ref.arena].arena->withdraw(b.ref.slot);
         lru_unlink(sh, e);
         if (e->pins)
@@ -740,8 +799,12 @@ int Store::remove(const void *key, size_t key_len, unsigned flags) {
     Shard &sh = shard_of(h);
     std::lock_guard<std::mutex> g(sh.m);
     Entry *e = find(sh, std::string_view(static_cast<const char *>(key), key_len), h);
-    if (!e)
+    if (!e) {
+        // A device away now may hold the key: after this call it is gone
+        // all the same (pool history).
+        record_removal(h);
         return set_error(-ENOENT, "key not found");
+    }
     if (!force) {
         if (e->committed && e->pins)
             return set_error(-EBUSY, "the key is pinned %u time(s); use DAXKV_FORCE", e->pins);
@@ -752,6 +815,7 @@ int Store::remove(const void *key, size_t key_len, unsigned flags) {
         e->inflight->canceled = true; // its slot returns at commit or abort
         e->inflight = nullptr;
     }
+    record_removal(h);
     retire_committed(sh, e);
     erase_if_empty(sh, e);
     c_.removes++;
@@ -1112,19 +1176,43 @@ int Store::reserve(const void *key, size_t key_len, size_t len,
     int rc = begin_write(key, key_len, len, 0, p);
     if (rc != 0)
         return rc;
-    auto r = std::make_unique<ReservationState>();
-    r->store = shared_from_this();
-    r->key.assign(static_cast<const char *>(key), key_len);
-    r->hash = p.hash;
-    r->shard = p.shard;
-    r->data = p.dst;
-    r->len = len;
+    std::unique_ptr<ReservationState> r;
+    try {
+        r = std::make_unique<ReservationState>();
+        r->store = shared_from_this();
+        r->key.assign(static_cast<const char *>(key), key_len);
+        r->hash = p.hash;
+        r->shard = p.shard;
+        r->data = p.dst;
+        r->len = len;
+        {
+            std::shared_lock<std::shared_mutex> pool(pool_m_);
+            r->device = arenas_[p.inflight->ref.arena].arena;
+        }
+        p.inflight->reservation = true;
+        std::lock_guard<std::mutex> g(resv_m_);
+        reservations_.insert(r.get());
+    } catch (...) {
+        abort_write(p);
+        throw;
+    }
     r->inflight = std::move(p.inflight);
     *out = std::move(r);
     return 0;
 }
 
+uint8_t Store::end_reservation(ReservationState &r, bool committing) noexcept {
+    std::lock_guard<std::mutex> g(resv_m_);
+    reservations_.erase(&r);
+    Inflight &inf = *r.inflight;
+    uint8_t was = Inflight::kHeld;
+    if (committing && inf.phase.compare_exchange_strong(was, Inflight::kCommitting))
+        return Inflight::kHeld;
+    return inf.phase.load();
+}
+
 int Store::commit(ReservationState &r) {
+    const uint8_t was = end_reservation(r, true);
     Pending p;
     p.key = r.key.data();
     p.key_len = static_cast<uint16_t>(r.key.size());
@@ -1132,6 +1220,14 @@ int Store::commit(ReservationState &r) {
     p.shard = r.shard;
     p.inflight = std::move(r.inflight);
     p.dst = r.data;
+    if (was == Inflight::kDetached) {
+        // Its device was removed (or shrunk) with DAXKV_FORCE: nothing of it
+        // may be written there any more.
+        abort_write(p);
+        c_.puts_failed++;
+        return set_error(-ECANCELED, "a forced removal or shrink of its device cancelled the "
+                                     "reservation");
+    }
     try {
         OpGuard op(*this);
         bool hashed = cfg_.verify != arena::Verify::off;
@@ -1144,6 +1240,7 @@ int Store::commit(ReservationState &r) {
 }
 
 void Store::abort(ReservationState &r) noexcept {
+    end_reservation(r, false);
     Pending p;
     p.key = r.key.data();
     p.key_len = static_cast<uint16_t>(r.key.size());
@@ -1163,10 +1260,14 @@ void Store::stats(struct daxkv_stats &o) const {
     s.struct_size = size;
     s.slot_bytes = cfg_.slot_bytes;
     s.meta_bytes = cfg_.meta_bytes;
-    for (const auto &a : arenas_) {
-        s.devices += dev_counted(a.state.load(std::memory_order_relaxed));
-        s.slots_total += a.alloc->slots();
-        s.slots_free += a.alloc->free_count();
+    {
+        // A device added back into its old row swaps the row's allocator.
+        std::shared_lock<std::shared_mutex> pool(pool_m_);
+        for (const auto &a : arenas_) {
+            s.devices += dev_counted(a.state.load(std::memory_order_relaxed));
+            s.slots_total += a.alloc->slots();
+            s.slots_free += a.alloc->free_count();
+        }
     }
     s.capacity_bytes = s.slots_total * s.slot_bytes;
     s.slots_used = s.slots_total - s.slots_free;
@@ -1229,7 +1330,7 @@ std::string Store::status_json() const {
         const auto &info = a.arena->mapping().info();
         const auto &lay = a.arena->layout();
         const std::string uuid = uuid_text(a.arena->superblock().uuid);
-        devs.push_back({{"path", info.path},
+        devs.push_back({{"path", json_bytes(info.path)},
                         {"kind", platform::kind_name(info.kind)},
                         {"arena_bytes", lay.arena_bytes},
                         {"slots", a.alloc->slots()},

@@ -19,6 +19,7 @@
 #include <string_view>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "arena/arena.hpp"
@@ -58,6 +59,13 @@ struct Inflight {
     SlotRef ref;
     uint64_t len = 0;
     bool canceled = false; // a forced remove withdrew it
+    // A reservation: held by its caller for as long as the caller likes.
+    // A forced device removal or shrink cannot wait for it, so it detaches
+    // it instead (phase held -> detached: its commit fails with -ECANCELED);
+    // one whose commit has begun (held -> committing) is waited for.
+    bool reservation = false;
+    enum : uint8_t { kHeld, kCommitting, kDetached };
+    std::atomic<uint8_t> phase{kHeld};
 };
 
 struct Entry {
@@ -117,6 +125,8 @@ struct ReservationState {
     char *data = nullptr;
     size_t len = 0;
     std::string meta;
+    // The device of the slot: mapped for as long as the caller may write.
+    std::shared_ptr<arena::Arena> device;
 };
 
 // Non-temporal stores pay off above this size on the machines measured
@@ -178,6 +188,12 @@ public:
                       daxkv_hotplug_result *out);
     int device_wait_drained(const std::string &path, int timeout_ms);
     std::string pool_status_json() const;
+    // Hand a log event to the store's event thread (started on first use);
+    // for code that may hold a lock and runs in no caller's call.
+    void post_event(int level, std::string msg) noexcept;
+    // Calls in flight (tests: a call has entered the store).
+    int64_t calls_in_flight() const noexcept { return ops_.load(); }
+
     // Tests only: called between the copy and the switch phases of a
     // migration (phase 1) and after the switch (phase 2), with no lock held.
     void set_hotplug_hook(std::function<void(int phase)> fn) { hotplug_hook_ = std::move(fn); }
@@ -330,7 +346,6 @@ private:
         return arenas_[arena].lease_gate.load(std::memory_order_acquire);
     }
     void wait_lease_gate(uint32_t arena);
-    void event_loop();
     void stop_events() noexcept;
     // Hotplug (lib/store/hotplug.cpp).
     struct Move;
@@ -343,8 +358,40 @@ private:
                    MoveStats &ms);
     bool wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool force,
                           bool same_device, MoveStats &ms, int *rc);
-    void adopt(uint32_t a);
+    // floor: the device's seq_floor before it joined (pool history).
+    void adopt(uint32_t a, uint64_t floor);
     uint64_t usable_bytes(uint32_t a) const;
+    // Pool history (store/history.cpp; docs/on-device-format.md, "Pool
+    // history"): sequence numbers ordered across every open of the pool,
+    // and removals recorded on every device.
+    bool keeps_history() const noexcept { return cfg_.durability != arena::Durability::none; }
+    // A new sequence number; before it is handed out, every device records
+    // a floor above it.
+    uint64_t next_seq() noexcept;
+    // Later sequence numbers are larger than v (and every device says so).
+    void raise_seq_floor(uint64_t v);
+    // Record, on every device, that the key with this hash was removed now:
+    // before its entry (if any) is withdrawn. Shard lock of the key held.
+    void record_removal(uint64_t hash) noexcept;
+    // Record a change of the key (a commit of seq r, or a removal) on every
+    // device: newer than any version a device away now may hold.
+    void record_change(uint64_t hash, uint64_t r) noexcept;
+    // Whether an entry of seq found on a device whose floor was floor was
+    // removed while that device was away (a removal newer than the entry
+    // that the device did not see).
+    bool removed_while_away(uint64_t hash, uint64_t seq, uint64_t floor) const noexcept;
+    // Give device a the pool's removal table and floor (and take its table
+    // into the pool's): at open, and when a device is added.
+    void share_history(uint32_t a);
+    // Record the floor on every device (seq_m_ held).
+    void write_seq_floor(uint64_t limit);
+
+    // Open reservations with a slot of device a at from_slot or above; with
+    // cancel, detach each of them (their commits fail with -ECANCELED).
+    size_t reservations_on(uint32_t a, uint32_t from_slot, bool cancel);
+    // A reservation ends (commit or abort): out of the registry. Returns
+    // the phase it had, having claimed it for its commit when it was held.
+    uint8_t end_reservation(ReservationState &r, bool committing) noexcept;
 
     static constexpr size_t kShards = 64;
 
@@ -354,6 +401,12 @@ private:
     std::unique_ptr<engine::CopyEngine> engine_;
     std::unique_ptr<AsyncQueue> async_;
     std::atomic<uint64_t> next_seq_{1};
+    // Sequence numbers below seq_limit_ may be handed out: every device
+    // records it (seq_floor) before. Raised by kSeqLease at a time.
+    std::mutex seq_m_;
+    std::atomic<uint64_t> seq_limit_{0};
+    // The pool's removal table, as every device holds it (kRemovalBuckets).
+    std::unique_ptr<std::atomic<uint64_t>[]> removals_;
     std::atomic<uint64_t> tick_{1};
     mutable Counters c_;
     Metrics m_;
@@ -376,10 +429,24 @@ private:
     mutable std::shared_mutex pool_m_;
     mutable std::mutex ev_m_;
     std::condition_variable ev_cv_;
-    std::vector<uint32_t> drained_events_; // devices whose drain completed, to log
-    bool ev_stop_ = false;
-    std::thread ev_thread_;
+    // Log events of no caller's call (a drain completed under a shard lock,
+    // a batch run by the async dispatcher) go out from one event thread,
+    // which shares nothing with the store but this queue: a log callback
+    // that closes the store from that thread destroys the store, not what
+    // the thread still reads.
+    struct EventLog {
+        std::mutex m;
+        std::condition_variable cv;
+        std::vector<std::pair<int, std::string>> events;
+        bool stop = false;
+    };
+    std::shared_ptr<EventLog> events_;
+    std::thread ev_thread_; // started by the first event, under events_->m
     std::atomic<uint32_t> next_device_id_{0};
+    // Reservations not yet committed or aborted (hotplug looks for those on
+    // a device it empties). resv_m_ may be followed by a shard lock.
+    std::mutex resv_m_;
+    std::unordered_set<ReservationState *> reservations_;
     std::function<void(int)> hotplug_hook_;
     std::string store_id_;
     // The statistics page for other processes; stopped first at shutdown.

@@ -208,8 +208,10 @@ int Store::cuda_register(unsigned flags) {
 }
 
 std::vector<cuda::HostRange> Store::cuda_ranges() const {
-    // Every mapped device of the pool (removed and missing ones have none).
+    // Every mapped device of the pool (removed and missing ones have none);
+    // a removal or an add changes a row's arena under pool_m_.
     std::vector<cuda::HostRange> ranges;
+    std::shared_lock<std::shared_mutex> pool(pool_m_);
     for (const auto &a : arenas_) {
         if (!a.arena)
             continue;
@@ -383,10 +385,15 @@ int Store::get_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned fl
         std::vector<uint64_t> lens(kept);
         for (size_t k = 0; k < kept; ++k)
             lens[k] = borrows[k].len;
+        // A copy out of the arena that fails, as in get_batch: a media fault
+        // (SIGBUS, sigbus=handle) drops the entry and quarantines its slot.
+        std::vector<int> fault(kept, 0);
         try {
             std::vector<cuda::Fill> fills = cuda::plan_fills(lens, cs.pool.buffer_bytes());
             cuda::SetHold hold{cs.pool, fills.empty() ? nullptr : cs.pool.take()};
             std::vector<engine::CopyOp> ops;
+            std::vector<const cuda::Piece *> op_piece;
+            std::vector<int> copy_rc;
             for (size_t f = 0; f < fills.size(); ++f) {
                 cuda::StagingBuffer &buf = hold.set->buf[f % 2];
                 cuda::Error e = cs.pool.wait(buf);
@@ -402,9 +409,23 @@ int Store::get_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned fl
                     c.dst = buf.p + p.staged;
                     c.src = borrows[p.value].src + p.off;
                     c.len = p.len;
+                    c.guard_source = cfg_.sigbus_handle;
                     ops.push_back(c);
+                    op_piece.push_back(&p);
                 }
-                engine_->run(ops.data(), ops.size());
+                copy_rc.assign(ops.size(), 0);
+                engine_->run(ops.data(), ops.size(), copy_rc.data());
+                for (size_t k = 0; k < ops.size(); ++k) {
+                    if (!copy_rc[k])
+                        continue;
+                    daxkv_item &it = items[item_of[op_piece[k]->value]];
+                    if (it.status == 0)
+                        it.status = set_error(-EIO, "item %zu: copying the entry out failed (%d)",
+                                              item_of[op_piece[k]->value], copy_rc[k]);
+                    if (fault[op_piece[k]->value] != engine::kMediaFault)
+                        fault[op_piece[k]->value] = copy_rc[k];
+                }
+                op_piece.clear();
                 for (const cuda::Piece &p : fills[f]) {
                     daxkv_item &it = items[item_of[p.value]];
                     if (it.status != 0)
@@ -425,12 +446,13 @@ int Store::get_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned fl
         } catch (...) {
             // Copies already enqueued read only the staging buffers, which
             // their events keep from reuse; the borrows can go.
-            for (const Borrow &b : borrows)
-                end_read(b);
+            for (size_t k = 0; k < kept; ++k)
+                fault[k] == engine::kMediaFault ? quarantine(borrows[k], true)
+                                                : end_read(borrows[k]);
             throw;
         }
-        for (const Borrow &b : borrows)
-            end_read(b);
+        for (size_t k = 0; k < kept; ++k)
+            fault[k] == engine::kMediaFault ? quarantine(borrows[k], true) : end_read(borrows[k]);
     }
     reg.unlock();
     if (!warning.empty())
@@ -533,6 +555,8 @@ int Store::put_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned fl
                     if (items[idx[p.value]].status == 0)
                         items[idx[p.value]].status = cuda::copy_failed(rt, idx[p.value], what, e);
             };
+            std::vector<size_t> op_item;
+            std::vector<int> copy_rc;
             auto drain = [&](size_t f) {
                 cuda::StagingBuffer &buf = hold.set->buf[f % 2];
                 cuda::Error e = cs.pool.wait(buf);
@@ -541,6 +565,7 @@ int Store::put_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned fl
                     return;
                 }
                 ops.clear();
+                op_item.clear();
                 for (const cuda::Piece &p : fills[f]) {
                     size_t i = idx[p.value];
                     if (items[i].status != 0)
@@ -555,8 +580,18 @@ int Store::put_batch_cuda(daxkv_item *items, size_t n, void *stream, unsigned fl
                         c.block_hashes = hashes.data() + hash_off[i] + p.off / arena::kHashBlock;
                     }
                     ops.push_back(c);
+                    op_item.push_back(i);
                 }
-                engine_->run(ops.data(), ops.size());
+                // A copy into the reservation that failed leaves it with
+                // bytes that are not the value: the item fails, the
+                // reservation goes back (never committed).
+                copy_rc.assign(ops.size(), 0);
+                engine_->run(ops.data(), ops.size(), copy_rc.data());
+                for (size_t k = 0; k < ops.size(); ++k)
+                    if (copy_rc[k] && items[op_item[k]].status == 0)
+                        items[op_item[k]].status = set_error(
+                            -EIO, "item %zu: copying the value into the arena failed (%d)",
+                            op_item[k], copy_rc[k]);
             };
             for (size_t f = 0; f < fills.size(); ++f) {
                 cuda::StagingBuffer &buf = hold.set->buf[f % 2];

@@ -53,6 +53,7 @@ void make(const std::string &scratch, const std::string &out, Spec s, ar::Durabi
         opt.meta_bytes = s.meta_bytes;
         opt.durability = dur;
         ar::Arena a(daxkv::platform::Mapping::open(req), opt);
+        a.keep();
         if (edit)
             edit(a);
     }

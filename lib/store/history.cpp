@@ -1,0 +1,127 @@
+// Pool history: what keeps a device that comes back to the pool after it
+// was away (missing at an open, left out of the configuration, removed and
+// added again) from bringing back values that were replaced or removed
+// while it was away (docs/on-device-format.md, "Pool history").
+//
+// - Sequence numbers are ordered across every open of the pool. Each device
+//   records a floor (seq_floor) above every sequence number the pool handed
+//   out while it was there: numbers are handed out below a limit that every
+//   device has recorded first, raised kSeqLease at a time. An open starts
+//   above the floors, entries and removals of the devices present and the
+//   wall clock, so a replacement made while a device was away is newer than
+//   what the device holds, and two opens that each lacked a device are
+//   ordered by when they happened.
+// - Changes are recorded: a commit (before its commit word is stored) and a
+//   removal (remove, eviction, a dropped entry: with a sequence number of
+//   its own, before the entry is withdrawn) raise their key's bucket of the
+//   removal table, on every device. An entry of seq s found on a device
+//   whose floor was f is dropped when its bucket holds r > s with r >= f: a
+//   newer version or a removal that the device did not see (while it was
+//   there, r < f, and the change withdrew the entry itself). A commit is
+//   recorded too because the device that holds the newer version may be the
+//   one missing when the old one comes back. Buckets are shared by many
+//   keys: a collision drops an entry that was not changed (a cache entry
+//   lost), never the other way round.
+// - What a device that comes back cannot know is a change that only absent
+//   devices saw: the guarantee holds while one device that was in the pool
+//   at the change is present.
+#include <algorithm>
+#include <chrono>
+
+#include "internal/error.hpp"
+#include "store/store.hpp"
+
+namespace daxkv {
+namespace {
+
+// Sequence numbers handed out per floor raise: one superblock rewrite per
+// device for every million commits and removals. It is also how far (in
+// nanoseconds) a floor can be ahead of the clock that started the open, so
+// the resolution to which two opens that each lacked a device are ordered
+// by time: about a millisecond.
+constexpr uint64_t kSeqLease = uint64_t(1) << 20;
+
+} // namespace
+
+void Store::write_seq_floor(uint64_t limit) {
+    {
+        // The devices' rows: a removal unmaps a device under pool_m_.
+        std::shared_lock<std::shared_mutex> pool(pool_m_);
+        for (uint32_t a = 0; a < arenas_.size(); ++a) {
+            const auto &ar = arenas_[a].arena;
+            if (ar && !ar->mapping().volatile_memory())
+                ar->set_seq_floor(limit);
+        }
+    }
+    seq_limit_.store(limit, std::memory_order_release);
+}
+
+uint64_t Store::next_seq() noexcept {
+    const uint64_t v = next_seq_.fetch_add(1, std::memory_order_relaxed);
+    if (keeps_history() && v >= seq_limit_.load(std::memory_order_acquire)) {
+        try {
+            std::lock_guard<std::mutex> g(seq_m_);
+            if (v >= seq_limit_.load(std::memory_order_relaxed))
+                write_seq_floor(v + kSeqLease);
+        } catch (...) {
+            // Not recorded (a lock that failed): a device's floor then lags
+            // behind what it holds, which can only drop entries at an open.
+        }
+    }
+    return v;
+}
+
+void Store::raise_seq_floor(uint64_t v) {
+    uint64_t cur = next_seq_.load();
+    while (cur <= v && !next_seq_.compare_exchange_weak(cur, v + 1)) {
+    }
+    if (!keeps_history())
+        return;
+    std::lock_guard<std::mutex> g(seq_m_);
+    const uint64_t next = next_seq_.load();
+    if (seq_limit_.load(std::memory_order_relaxed) <= next)
+        write_seq_floor(next + kSeqLease);
+}
+
+void Store::record_removal(uint64_t hash) noexcept {
+    if (keeps_history())
+        record_change(hash, next_seq());
+}
+
+void Store::record_change(uint64_t hash, uint64_t r) noexcept {
+    if (!keeps_history())
+        return;
+    const uint32_t b = arena::removal_bucket(hash);
+    std::atomic<uint64_t> &mem = removals_[b];
+    uint64_t cur = mem.load(std::memory_order_relaxed);
+    while (cur < r && !mem.compare_exchange_weak(cur, r)) {
+    }
+    try {
+        std::shared_lock<std::shared_mutex> pool(pool_m_);
+        for (uint32_t a = 0; a < arenas_.size(); ++a) {
+            const auto &ar = arenas_[a].arena;
+            if (ar && !ar->mapping().volatile_memory())
+                ar->note_removal(b, r);
+        }
+    } catch (...) {
+        // A lock that failed: the devices may miss this removal, and a
+        // device away now could bring the key back. Nothing better to do.
+    }
+}
+
+bool Store::removed_while_away(uint64_t hash, uint64_t seq, uint64_t floor) const noexcept {
+    const uint64_t r = removals_[arena::removal_bucket(hash)].load(std::memory_order_relaxed);
+    return r != 0 && r > seq && r >= floor;
+}
+
+void Store::share_history(uint32_t a) {
+    const auto &ar = arenas_[a].arena;
+    if (!keeps_history() || !ar || ar->mapping().volatile_memory())
+        return;
+    std::vector<uint64_t> table(arena::kRemovalBuckets);
+    for (uint32_t b = 0; b < arena::kRemovalBuckets; ++b)
+        table[b] = removals_[b].load(std::memory_order_relaxed);
+    ar->merge_removals(table.data());
+}
+
+} // namespace daxkv

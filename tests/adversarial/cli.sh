@@ -1,0 +1,91 @@
+#!/bin/bash
+# The daxkv command attacked from outside: paths that are not UTF-8 in
+# --json output (lossless, as arrays of bytes), sizes at their bounds, failed
+# formats that must leave the target as it was, and paths that lead into
+# /dev. Prints "N passed, M failed". $1: build directory.
+#
+# Bad inputs tried here: info, check, probe and format --json on a path
+# with bytes 0xff 0xfe; format --slot-bytes 2^64-1, 2^63 and 2^64-832;
+# format of a new file, an empty file, a zeroed file and a file of foreign
+# bytes with a slot larger than the file; format through /dev/shm/../NAME
+# and through a symlink to a missing /dev node; bench with a chunk count of
+# 2^64-1; info on an arena cut short.
+set -u
+build=$1
+daxkv=$build/tools/daxkv
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+dir=$(mktemp -d "${TMPDIR:-/tmp}/daxkv-adv-cli.XXXXXX")
+devname=/dev/daxkv-adv-cli-$$
+trap 'rm -rf "$dir"; rm -f "$devname"' EXIT
+
+# expect RC DESCRIPTION -- COMMAND...: the exit status is RC (a signal is
+# 128+N and never expected).
+expect() {
+    local want=$1 what=$2 got
+    shift 3
+    "$@" >"$dir/out" 2>"$dir/err"
+    got=$?
+    if [ "$got" -eq "$want" ]; then ok; else bad "$what: exit $got, expected $want"; head -5 "$dir/err"; fi
+}
+# json_path FILE: the "path" field, decoded (a string, or an array of bytes).
+json_path() {
+    python3 -c '
+import json, sys
+p = json.load(open(sys.argv[1]))["path"]
+sys.stdout.buffer.write(bytes(p) if isinstance(p, list) else p.encode())' "$1"
+}
+
+# A path that is not UTF-8: every --json command answers, losslessly.
+weird=$(printf '%s/arena-\xff\xfe' "$dir")
+expect 0 "format --json of a non-UTF-8 path" -- "$daxkv" format "$weird" --slot-bytes 4096 --size 1MiB --json
+if [ "$(json_path "$dir/out" | od -An -tx1)" = "$(printf '%s' "$weird" | od -An -tx1)" ]; then ok; else bad "format --json path is not the path"; fi
+for cmd in info check probe; do
+    expect 0 "$cmd --json of a non-UTF-8 path" -- "$daxkv" $cmd "$weird" --json
+    if [ "$(json_path "$dir/out" | od -An -tx1)" = "$(printf '%s' "$weird" | od -An -tx1)" ]; then ok; else bad "$cmd --json path is not the path"; fi
+done
+# A valid UTF-8 path stays a string.
+utf=$dir/arena-é
+expect 0 "format --json of a UTF-8 path" -- "$daxkv" format "$utf" --slot-bytes 4096 --size 1MiB --json
+if python3 -c 'import json,sys; assert isinstance(json.load(open(sys.argv[1]))["path"], str)' "$dir/out"; then ok; else bad "a UTF-8 path is not a string"; fi
+
+# Sizes at the bounds: a clear refusal, never a signal, nothing created.
+for slot in 18446744073709551615 9223372036854775808 18446744073709550784; do
+    expect 1 "format --slot-bytes $slot" -- "$daxkv" format "$dir/big" --slot-bytes $slot --size 1MiB
+    [ -e "$dir/big" ] && bad "format --slot-bytes $slot left a file" || ok
+done
+expect 2 "bench with 2^64-1 chunks" -- "$daxkv" bench --arena "$dir/bench" --count 18446744073709551615 \
+    --value-size 1GiB --no-progress
+[ -e "$dir/bench" ] && bad "the refused bench left a file" || ok
+
+# A failed format leaves the target as it was.
+head -c 1048576 /dev/urandom >"$dir/foreign"
+truncate -s 1MiB "$dir/zeroed"
+: >"$dir/empty"
+for f in foreign zeroed empty; do
+    cp "$dir/$f" "$dir/$f.before"
+    expect 1 "format --force of $f with a slot larger than it" -- \
+        "$daxkv" format "$dir/$f" --slot-bytes 2MiB --size 1MiB --force
+    cmp -s "$dir/$f" "$dir/$f.before" && ok || bad "a failed format changed $f"
+done
+expect 1 "format of a new file with a slot larger than it" -- \
+    "$daxkv" format "$dir/new" --slot-bytes 2MiB --size 1MiB
+[ -e "$dir/new" ] && bad "a failed format left a new file" || ok
+
+# Nothing is created in /dev, whatever the path says.
+expect 1 "format of /dev/shm/../NAME" -- "$daxkv" format "/dev/shm/..${devname#/dev}" --slot-bytes 4096 --size 1MiB
+[ -e "$devname" ] && bad "format created $devname" || ok
+ln -s "$devname" "$dir/link"
+expect 1 "format through a symlink to a missing /dev node" -- "$daxkv" format "$dir/link" --slot-bytes 4096 --size 1MiB
+[ -e "$devname" ] && bad "format created $devname through a symlink" || ok
+
+# An arena cut short is reported as such (never a SIGBUS).
+expect 0 "format an arena to cut" -- "$daxkv" format "$dir/cut" --slot-bytes 4096 --size 1MiB
+truncate -s 600KiB "$dir/cut"
+"$daxkv" info "$dir/cut" --json >"$dir/out" 2>"$dir/err"
+rc=$?
+if [ $rc -lt 128 ]; then ok; else bad "info on a cut arena died (exit $rc)"; fi
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,284 @@
+// Histories of a pool: devices missing at an open, left out of the
+// configuration, added back at run time, with keys replaced, removed and
+// evicted while they were away. What a reader sees is the acknowledged
+// state: a device that comes back never brings back a value that was
+// replaced or removed while it was away, and open and device_add resolve a
+// key held twice by one rule (the newest commit wins).
+//
+// Bad inputs tried here: a device file moved away between opens (and
+// create=0, so that it is reported missing); replacements, removals of keys
+// only the missing device holds (the remove says -ENOENT), removals after a
+// replacement, evictions; two opens that each lacked one device; the device
+// added back by daxkv_device_add instead of an open; an arena holding two
+// committed versions of one key (what a crash mid-replace leaves) given to
+// daxkv_device_add, and one whose key the pool holds older or newer.
+#include <chrono>
+#include <cstdio>
+#include <thread>
+
+#include "common.hpp"
+
+using namespace adv;
+
+namespace {
+
+// Opens of two histories that each lacked a device are ordered by when
+// they happened, to about a millisecond (history.cpp): the scenarios that
+// compare such histories leave this much time between them.
+void next_moment() { std::this_thread::sleep_for(std::chrono::milliseconds(5)); }
+
+class History : public ::testing::Test {
+protected:
+    void SetUp() override {
+        a_ = dir_.file("a");
+        b_ = dir_.file("b");
+    }
+    // Opens the pool on A and B (those present), hotplug on, create=0 once
+    // the devices exist. Returns the code.
+    int open(bool create = false, std::vector<std::pair<std::string, std::string>> opts = {}) {
+        store_.reset();
+        opts.emplace_back("hotplug", "1");
+        opts.emplace_back("create", create ? "1" : "0");
+        opts.emplace_back("eviction", evict_ ? "lru" : "none");
+        ConfigPtr cfg = config(opts, {{a_, dev_bytes_for(slots_)}, {b_, dev_bytes_for(slots_)}});
+        daxkv_store *s = nullptr;
+        int rc = daxkv_open(&s, cfg.get());
+        if (rc == 0)
+            store_.reset(s);
+        return rc;
+    }
+    // Moves a device's file away (missing at the next open) or back.
+    void hide(const std::string &p) { ASSERT_EQ(std::rename(p.c_str(), (p + ".away").c_str()), 0); }
+    void unhide(const std::string &p) {
+        ASSERT_EQ(std::rename((p + ".away").c_str(), p.c_str()), 0);
+    }
+    std::string state(size_t d) { return pool_status(s())["devices"][d]["state"]; }
+    // Keys of [0, n) whose entries lie on device row d.
+    std::vector<uint32_t> keys_on(uint32_t n, size_t d) {
+        std::vector<uint32_t> out;
+        for (uint32_t i = 0; i < n; ++i) {
+            std::string k = key_of(i);
+            daxkv_lease *l = nullptr;
+            if (daxkv_lease_acquire(s(), k.data(), k.size(), &l) != 0)
+                continue;
+            uint64_t b = pool_status(s())["devices"][d]["borrowed_slot_count"];
+            daxkv_lease_release(l);
+            if (b == 1)
+                out.push_back(i);
+        }
+        return out;
+    }
+    int pin_key(uint32_t i) {
+        std::string k = key_of(i);
+        return daxkv_pin(s(), k.data(), k.size());
+    }
+    int remove(uint32_t i) {
+        std::string k = key_of(i);
+        return daxkv_remove(s(), k.data(), k.size(), 0);
+    }
+    daxkv_store *s() const { return store_.get(); }
+
+    TempDir dir_;
+    std::string a_, b_;
+    uint32_t slots_ = 16;
+    bool evict_ = false;
+    StorePtr store_;
+};
+
+TEST_F(History, ADeviceMissingAtOneOpenBringsBackNoReplacedOrRemovedValue) {
+    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 12; ++i)
+        ASSERT_EQ(put_key(s(), i, 1), 0);
+    const std::vector<uint32_t> on_b = keys_on(12, 1), on_a = keys_on(12, 0);
+    ASSERT_GE(on_b.size(), 4u);
+    ASSERT_GE(on_a.size(), 2u);
+    store_.reset();
+
+    // B is missing at this open: its keys are replaced (landing on A), one
+    // is removed (-ENOENT: nothing holds it now), one is replaced and then
+    // removed; a key of A is removed too.
+    hide(b_);
+    ASSERT_EQ(open(), 0) << daxkv_errmsg();
+    ASSERT_EQ(state(1), "missing");
+    for (size_t j = 0; j < on_b.size(); ++j) {
+        if (j == 0) {
+            EXPECT_EQ(remove(on_b[j]), -ENOENT);
+        } else {
+            ASSERT_EQ(put_key(s(), on_b[j], 2, DAXKV_REPLACE), 0) << daxkv_errmsg();
+            if (j == 1) {
+                ASSERT_EQ(remove(on_b[j]), 0);
+            }
+        }
+    }
+    ASSERT_EQ(remove(on_a[0]), 0);
+    store_.reset();
+
+    // B is back: every key reads what the last acknowledged call left.
+    unhide(b_);
+    ASSERT_EQ(open(), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 12; ++i) {
+        uint64_t want = 1;
+        for (size_t j = 0; j < on_b.size(); ++j)
+            if (on_b[j] == i)
+                want = j <= 1 ? 0 : 2;
+        if (i == on_a[0])
+            want = 0;
+        EXPECT_EQ(check_key(s(), i, want), "") << "key " << i;
+    }
+    // And a later open of the whole pool agrees.
+    store_.reset();
+    ASSERT_EQ(open(), 0);
+    for (size_t j = 0; j < on_b.size(); ++j)
+        EXPECT_EQ(check_key(s(), on_b[j], j <= 1 ? 0 : 2), "");
+}
+
+TEST_F(History, EvictionsWhileAwayStayEvicted) {
+    evict_ = true;
+    slots_ = 8;
+    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 8; ++i)
+        ASSERT_EQ(put_key(s(), i, 1), 0);
+    const std::vector<uint32_t> on_b = keys_on(8, 1);
+    ASSERT_FALSE(on_b.empty());
+    store_.reset();
+    hide(b_);
+    ASSERT_EQ(open(), 0);
+    // B's keys replaced on A, then pushed out of A by new keys (LRU).
+    for (uint32_t i : on_b)
+        ASSERT_EQ(put_key(s(), i, 2, DAXKV_REPLACE), 0);
+    for (uint32_t i = 100; i < 140; ++i)
+        ASSERT_EQ(put_key(s(), i, 1), 0);
+    for (uint32_t i : on_b)
+        ASSERT_EQ(check_key(s(), i, 0), "") << "key " << i << " should have been evicted";
+    store_.reset();
+    unhide(b_);
+    ASSERT_EQ(open(), 0);
+    for (uint32_t i : on_b)
+        EXPECT_EQ(check_key(s(), i, 0), "") << "key " << i << " came back from B";
+}
+
+TEST_F(History, TwoOpensThatEachLackedADeviceAreOrderedByWhenTheyHappened) {
+    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 12; ++i)
+        ASSERT_EQ(put_key(s(), i, 1), 0);
+    const std::vector<uint32_t> on_b = keys_on(12, 1);
+    ASSERT_FALSE(on_b.empty());
+    const uint32_t k = on_b[0];
+    store_.reset();
+    // Without A: K replaced on B (version 2).
+    hide(a_);
+    ASSERT_EQ(open(), 0);
+    ASSERT_EQ(put_key(s(), k, 2, DAXKV_REPLACE), 0);
+    store_.reset();
+    unhide(a_);
+    // Then without B: K replaced on A (version 3), later in time.
+    next_moment();
+    hide(b_);
+    ASSERT_EQ(open(), 0);
+    ASSERT_EQ(check_key(s(), k, 0), "");
+    ASSERT_EQ(put_key(s(), k, 3), 0);
+    store_.reset();
+    unhide(b_);
+    ASSERT_EQ(open(), 0);
+    EXPECT_EQ(check_key(s(), k, 3), "");
+}
+
+TEST_F(History, ADeviceAddedBackAtRunTimeBringsBackNothingStale) {
+    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 12; ++i)
+        ASSERT_EQ(put_key(s(), i, 1), 0);
+    const std::vector<uint32_t> on_b = keys_on(12, 1);
+    ASSERT_GE(on_b.size(), 3u);
+    store_.reset();
+    hide(b_);
+    ASSERT_EQ(open(), 0);
+    ASSERT_EQ(put_key(s(), on_b[0], 2, DAXKV_REPLACE), 0);
+    EXPECT_EQ(remove(on_b[1]), -ENOENT);
+    unhide(b_);
+    ASSERT_EQ(daxkv_device_add(s(), b_.c_str(), dev_bytes_for(slots_)), 0) << daxkv_errmsg();
+    EXPECT_EQ(check_key(s(), on_b[0], 2), "");
+    EXPECT_EQ(check_key(s(), on_b[1], 0), "");
+    for (size_t j = 2; j < on_b.size(); ++j)
+        EXPECT_EQ(check_key(s(), on_b[j], 1), ""); // untouched while away: back
+}
+
+// An arena holding two committed versions of key 0: version 1 in slot 0,
+// version 2 (newer) in slot 1, as a crash between a replace's commit and
+// the withdrawal of the old version leaves it.
+void make_two_commits(const std::string &path) {
+    ConfigPtr cfg = config({}, {{path, dev_bytes_for(8)}});
+    daxkv_store *raw = nullptr;
+    ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
+    ASSERT_EQ(put_key(raw, 0, 1), 0);
+    ASSERT_EQ(put_key(raw, 0, 2, DAXKV_REPLACE), 0);
+    daxkv_close(raw);
+    daxkv::arena::Layout lay = daxkv::arena::compute_layout(dev_bytes_for(8), kSlot, 256);
+    FileMap m(path);
+    ASSERT_TRUE(m.ok());
+    auto *h0 = reinterpret_cast<daxkv::arena::SlotHeader *>(m.base() + lay.header_offset);
+    ASSERT_EQ(h0->commit, 0u);
+    h0->commit = h0->seq; // the old version's commit word, as before its withdrawal
+}
+
+TEST_F(History, AddKeepsTheNewestOfTwoCommitsAsOpenDoes) {
+    std::string x = dir_.file("x");
+    make_two_commits(x);
+    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
+    ASSERT_EQ(daxkv_device_add(s(), x.c_str(), dev_bytes_for(8)), 0) << daxkv_errmsg();
+    EXPECT_EQ(check_key(s(), 0, 2), "");
+    store_.reset();
+    // A plain open of such an arena agrees.
+    std::string x2 = dir_.file("x2");
+    make_two_commits(x2);
+    {
+        ConfigPtr cfg = config({}, {{x2, dev_bytes_for(8)}});
+        daxkv_store *raw = nullptr;
+        ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0);
+        StorePtr only(raw);
+        EXPECT_EQ(check_key(only.get(), 0, 2), "");
+    }
+}
+
+TEST_F(History, AddResolvesAKeyThePoolHoldsByTheNewestCommit) {
+    // X holds key 0 (version 1) and key 1 (version 1), written before the
+    // pool below puts key 0 version 5: the pool's key 0 is newer, X's key 1
+    // is the only one.
+    std::string x = dir_.file("x");
+    {
+        ConfigPtr cfg = config({}, {{x, dev_bytes_for(8)}});
+        daxkv_store *raw = nullptr;
+        ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0);
+        ASSERT_EQ(put_key(raw, 0, 1), 0);
+        ASSERT_EQ(put_key(raw, 1, 1), 0);
+        daxkv_close(raw);
+    }
+    next_moment();
+    ASSERT_EQ(open(true), 0);
+    ASSERT_EQ(put_key(s(), 0, 5), 0);
+    ASSERT_EQ(daxkv_device_add(s(), x.c_str(), dev_bytes_for(8)), 0) << daxkv_errmsg();
+    EXPECT_EQ(check_key(s(), 0, 5), "");
+    EXPECT_EQ(check_key(s(), 1, 1), "");
+    // The other way round: X written after the pool's version (X is newer).
+    store_.reset();
+    std::string y = dir_.file("y");
+    ASSERT_EQ(open(), 0);
+    ASSERT_EQ(put_key(s(), 7, 1), 0);
+    store_.reset();
+    next_moment();
+    {
+        ConfigPtr cfg = config({}, {{y, dev_bytes_for(8)}});
+        daxkv_store *raw = nullptr;
+        ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0);
+        ASSERT_EQ(put_key(raw, 7, 9), 0);
+        daxkv_close(raw);
+    }
+    ASSERT_EQ(open(), 0);
+    ASSERT_EQ(pin_key(7), 0);
+    ASSERT_EQ(daxkv_device_add(s(), y.c_str(), dev_bytes_for(8)), 0) << daxkv_errmsg();
+    EXPECT_EQ(check_key(s(), 7, 9), "");
+    // Pins belong to the key: still pinned.
+    std::string k = key_of(7);
+    EXPECT_EQ(daxkv_remove(s(), k.data(), k.size(), 0), -EBUSY);
+}
+
+} // namespace

@@ -1,0 +1,601 @@
+// Lifetimes and locks: shutdown and close racing every call that blocks,
+// hotplug against reservations and leases held by the caller (from the same
+// thread, too), and a log callback that calls back into the library on every
+// path that logs.
+//
+// The scenarios that used to hang or crash run in a child process with an
+// alarm, so that a hang fails one test instead of the suite.
+//
+// Bad inputs tried here: daxkv_close and daxkv_shutdown while another
+// thread waits in daxkv_device_wait_drained(-1), in a forced removal or
+// shrink waiting for a lease, and behind a resize's lease gate; a removal
+// (migrate, evict) and a shrink of a device with an open reservation, from
+// the thread that holds it, with and without DAXKV_FORCE; writing into, and
+// committing, a reservation whose device was removed; a log callback that
+// calls daxkv_device_add, the status calls, contains and wait_drained from
+// inside every event the library logs (open, missing device, add, failed
+// add, adopt, remove, failed grow, drain completion on the event thread,
+// checksum failures on the caller's and on the dispatcher's thread, CUDA
+// registration), and one that closes the store from the event thread.
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "capi/handles.hpp"
+#include "common.hpp"
+
+using namespace adv;
+
+namespace {
+
+// Seconds a scenario may take before its child is killed (a hang).
+constexpr unsigned kAlarm = 30;
+
+// Wait (without a deadline that matters) until n calls are in the store.
+bool wait_in_flight(daxkv_store *s, int64_t n) {
+    for (int i = 0; i < 200000; ++i) {
+        if (s->store->calls_in_flight() >= n)
+            return true;
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    return false;
+}
+
+class Lifetimes : public ::testing::Test {
+protected:
+    // A pool of n file devices of `slots` slots each, hotplug on.
+    // Each call opens devices of its own (a scenario may follow another one
+    // that left its devices changed).
+    StorePtr open_pool(uint32_t n, uint32_t slots,
+                       std::vector<std::pair<std::string, std::string>> opts = {}) {
+        paths_.clear();
+        std::vector<std::pair<std::string, uint64_t>> devs;
+        const std::string prefix =
+            "pool" + std::to_string(::getpid()) + "-" + std::to_string(pools_++) + "-";
+        for (uint32_t i = 0; i < n; ++i) {
+            paths_.push_back(dir_.file(prefix + "dev" + std::to_string(i)));
+            devs.emplace_back(paths_.back(), dev_bytes_for(slots));
+        }
+        opts.emplace_back("hotplug", "1");
+        ConfigPtr cfg = config(opts, devs);
+        daxkv_store *s = nullptr;
+        int rc = daxkv_open(&s, cfg.get());
+        EXPECT_EQ(rc, 0) << daxkv_errmsg();
+        return StorePtr(rc == 0 ? s : nullptr);
+    }
+    // The keys (of 0..n-1) whose entries lie on device row d.
+    std::vector<uint32_t> keys_on(daxkv_store *s, uint32_t n, size_t d) {
+        std::vector<uint32_t> out;
+        for (uint32_t i = 0; i < n; ++i) {
+            std::string k = key_of(i);
+            daxkv_lease *l = nullptr;
+            if (daxkv_lease_acquire(s, k.data(), k.size(), &l) != 0)
+                continue;
+            uint64_t b = pool_status(s)["devices"][d]["borrowed_slot_count"];
+            daxkv_lease_release(l);
+            if (b == 1)
+                out.push_back(i);
+        }
+        return out;
+    }
+    TempDir dir_;
+    std::vector<std::string> paths_;
+    int pools_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+// Shutdown and close against calls that block
+
+TEST_F(Lifetimes, CloseWakesAWaitForADrainAndWaitsForIt) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(2, 8);
+        for (uint32_t i = 0; i < 8; ++i)
+            if (put_key(s.get(), i, 1))
+                return "put failed";
+        daxkv_hotplug_result r = result();
+        if (daxkv_device_remove(s.get(), paths_[0].c_str(), DAXKV_DRAIN, 0, &r))
+            return std::string("drain: ") + daxkv_errmsg();
+        // A lease keeps the store itself alive past the close, so that the
+        // waiter's return can be checked; a second round without one is the
+        // use-after-free the sanitizers look for.
+        for (int round = 0; round < 2; ++round) {
+            StorePtr st = round == 0 ? std::move(s) : open_pool(2, 8);
+            if (round == 1) {
+                for (uint32_t i = 0; i < 8; ++i)
+                    put_key(st.get(), i, 1);
+                daxkv_device_remove(st.get(), paths_[0].c_str(), DAXKV_DRAIN, 0, &r);
+            }
+            daxkv_lease *l = nullptr;
+            std::string k = key_of(0);
+            if (round == 0 && daxkv_lease_acquire(st.get(), k.data(), k.size(), &l))
+                return "lease failed";
+            int rc = 1;
+            daxkv_store *raw = st.get();
+            std::thread t([&] { rc = daxkv_device_wait_drained(raw, paths_[0].c_str(), -1); });
+            // A call that blocks is a call in flight, which shutdown waits for.
+            if (!wait_in_flight(raw, 1))
+                return "the wait is not counted as a call in flight";
+            daxkv_close(st.release());
+            t.join();
+            daxkv_lease_release(l);
+            if (rc != -ESHUTDOWN)
+                return "the wait returned " + std::to_string(rc) + ", expected -ESHUTDOWN";
+        }
+        return "";
+    });
+    EXPECT_EQ(msg, "");
+}
+
+TEST_F(Lifetimes, ShutdownWakesAForcedRemovalOrShrinkWaitingForALease) {
+    for (int shrink = 0; shrink < 2; ++shrink) {
+        std::string msg = child_check([&]() -> std::string {
+            ::alarm(kAlarm);
+            StorePtr s = open_pool(2, 8);
+            for (uint32_t i = 0; i < 12; ++i)
+                if (put_key(s.get(), i, 1))
+                    return "put failed";
+            std::vector<uint32_t> on0 = keys_on(s.get(), 12, 0);
+            if (on0.empty())
+                return "no key on dev0";
+            // Lease the entry in dev0's highest slot: above any shrink's end.
+            std::string k = key_of(on0.back());
+            daxkv_lease *l = nullptr;
+            if (daxkv_lease_acquire(s.get(), k.data(), k.size(), &l))
+                return "lease failed";
+            daxkv_hotplug_result r = result();
+            int rc = 1;
+            daxkv_store *raw = s.get();
+            std::thread t([&] {
+                rc = shrink ? daxkv_device_resize(raw, paths_[0].c_str(), kSlot, DAXKV_MIGRATE,
+                                                  DAXKV_FORCE, &r)
+                            : daxkv_device_remove(raw, paths_[0].c_str(), DAXKV_MIGRATE,
+                                                  DAXKV_FORCE, &r);
+            });
+            if (!wait_in_flight(raw, 1))
+                return "the call never entered the store";
+            // Before: shutdown waited for the call, which waited for the
+            // lease, held by this thread: a hang (the alarm).
+            int src = daxkv_shutdown(raw);
+            t.join();
+            std::string out;
+            if (src != 0)
+                out += "shutdown returned " + std::to_string(src) + "; ";
+            if (rc != -ESHUTDOWN)
+                out += "the call returned " + std::to_string(rc) + ", expected -ESHUTDOWN; ";
+            json st = pool_status(raw);
+            if (st["devices"][0]["state"] != "active")
+                out += "dev0 is " + st["devices"][0]["state"].dump() + " after the call; ";
+            if (std::memcmp(daxkv_lease_data(l), val(on0.back()).data(), 64) != 0)
+                out += "the leased bytes changed; ";
+            daxkv_lease_release(l);
+            return out;
+        });
+        EXPECT_EQ(msg, "") << (shrink ? "shrink" : "removal");
+    }
+}
+
+TEST_F(Lifetimes, ShutdownWakesALeaseWaitingBehindALeaseGate) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(1, 8);
+        for (uint32_t i = 0; i < 8; ++i)
+            if (put_key(s.get(), i, 1))
+                return "put failed";
+        // Slot 7 holds key 7 (lowest free slot first): above a shrink to 4.
+        std::string high = key_of(7), low = key_of(0);
+        daxkv_lease *l = nullptr;
+        if (daxkv_lease_acquire(s.get(), high.data(), high.size(), &l))
+            return "lease failed";
+        daxkv_store *raw = s.get();
+        daxkv_hotplug_result r = result();
+        int rc_resize = 1, rc_lease = 1;
+        // EVICT|FORCE: nothing to migrate to, the entries above go.
+        std::thread resize([&] {
+            rc_resize = daxkv_device_resize(raw, paths_[0].c_str(), 4 * kSlot, DAXKV_EVICT,
+                                            DAXKV_FORCE, &r);
+        });
+        for (int i = 0; i < 200000 && pool_status(raw)["devices"][0]["lease_gate"] != true; ++i)
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        if (pool_status(raw)["devices"][0]["lease_gate"] != true)
+            return "the resize never gated leases";
+        daxkv_lease *l2 = nullptr;
+        std::thread lease(
+            [&] { rc_lease = daxkv_lease_acquire(raw, low.data(), low.size(), &l2); });
+        if (!wait_in_flight(raw, 2))
+            return "the lease never entered the store";
+        daxkv_shutdown(raw);
+        resize.join();
+        lease.join();
+        daxkv_lease_release(l);
+        daxkv_lease_release(l2);
+        std::string out;
+        if (rc_resize != -ESHUTDOWN)
+            out += "resize returned " + std::to_string(rc_resize) + "; ";
+        if (rc_lease != -ESHUTDOWN)
+            out += "the gated lease returned " + std::to_string(rc_lease) + "; ";
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+// ---------------------------------------------------------------------------
+// Hotplug against reservations held by the caller
+
+TEST_F(Lifetimes, ARemovalNeverWaitsForAReservationOfTheSameThread) {
+    for (int mode : {DAXKV_MIGRATE, DAXKV_EVICT}) {
+        std::string msg = child_check([&]() -> std::string {
+            ::alarm(kAlarm);
+            // The reservation goes to dev0 (the only device), then dev1 comes.
+            StorePtr s = open_pool(1, 8);
+            for (uint32_t i = 0; i < 3; ++i)
+                if (put_key(s.get(), i, 1))
+                    return "put failed";
+            daxkv_reservation *res = nullptr;
+            if (daxkv_reserve(s.get(), "r", 1, 100, &res))
+                return std::string("reserve: ") + daxkv_errmsg();
+            std::memset(daxkv_reservation_data(res), 'a', 100);
+            std::string d1 = dir_.file("added-" + std::to_string(::getpid()) + "-" +
+                                        std::to_string(pools_++));
+            if (daxkv_device_add(s.get(), d1.c_str(), dev_bytes_for(8)))
+                return std::string("add: ") + daxkv_errmsg();
+            std::string out;
+            daxkv_hotplug_result r = result();
+            int rc = daxkv_device_remove(s.get(), paths_[0].c_str(), mode, 0, &r);
+            if (rc != -EBUSY || !contains_text(daxkv_errmsg(), "reservation"))
+                out += "without force: " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+            if (pool_status(s.get())["devices"][0]["state"] != "active")
+                out += "a refused removal changed the device; ";
+            if (daxkv_put(s.get(), "r", 1, "x", 1, 0) != DAXKV_EXISTED)
+                out += "the reserved key is not in flight; ";
+            // Forced, from the thread that holds the reservation: completes.
+            rc = daxkv_device_remove(s.get(), paths_[0].c_str(), mode, DAXKV_FORCE, &r);
+            if (rc != 0)
+                out += std::string("forced: ") + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+            if (r.state != DAXKV_DEV_REMOVED)
+                out += "forced removal left state " + std::to_string(r.state) + "; ";
+            // The caller may still write where it was given; the commit fails.
+            std::memset(daxkv_reservation_data(res), 'b', 100);
+            rc = daxkv_commit(res);
+            if (rc != -ECANCELED)
+                out += "commit returned " + std::to_string(rc) + ", expected -ECANCELED; ";
+            if (daxkv_contains(s.get(), "r", 1) != 0)
+                out += "the cancelled key is present; ";
+            if (daxkv_put(s.get(), "r", 1, "x", 1, 0) != 0)
+                out += std::string("the key cannot be written again: ") + daxkv_errmsg() + "; ";
+            for (uint32_t i = 0; i < 3; ++i) {
+                std::string bad = check_key(s.get(), i, mode == DAXKV_MIGRATE ? 1 : 0);
+                if (!bad.empty())
+                    out += bad + "; ";
+            }
+            return out;
+        });
+        EXPECT_EQ(msg, "") << (mode == DAXKV_MIGRATE ? "migrate" : "evict");
+    }
+}
+
+TEST_F(Lifetimes, AShrinkNeverWaitsForAReservationAboveTheEnd) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(1, 8);
+        for (uint32_t i = 0; i < 7; ++i)
+            if (put_key(s.get(), i, 1))
+                return "put failed";
+        daxkv_reservation *res = nullptr; // slot 7
+        if (daxkv_reserve(s.get(), "r", 1, 100, &res))
+            return std::string("reserve: ") + daxkv_errmsg();
+        std::string out;
+        daxkv_hotplug_result r = result();
+        int rc = daxkv_device_resize(s.get(), paths_[0].c_str(), 4 * kSlot, DAXKV_EVICT,
+                                     DAXKV_FORCE | 0, &r);
+        if (rc != 0)
+            out += "forced shrink: " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+        std::memset(daxkv_reservation_data(res), 'b', 100);
+        rc = daxkv_commit(res);
+        if (rc != -ECANCELED)
+            out += "commit returned " + std::to_string(rc) + "; ";
+        if (pool_status(s.get())["devices"][0]["max_slots"] != 4)
+            out += "the shrink did not happen; ";
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+    msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(1, 8);
+        daxkv_reservation *res = nullptr;
+        for (uint32_t i = 0; i < 7; ++i)
+            put_key(s.get(), i, 1);
+        daxkv_reserve(s.get(), "r", 1, 100, &res);
+        daxkv_hotplug_result r = result();
+        int rc = daxkv_device_resize(s.get(), paths_[0].c_str(), 4 * kSlot, DAXKV_MIGRATE, 0, &r);
+        std::string out;
+        if (rc != -EBUSY)
+            out = "unforced shrink over a reservation returned " + std::to_string(rc);
+        if (daxkv_commit(res) != 0)
+            out += std::string("; the reservation could not commit: ") + daxkv_errmsg();
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+// ---------------------------------------------------------------------------
+// A log callback that calls back into the library, on every path that logs
+
+// What the callback calls back with. path and bytes are set before store
+// (release), and the callback reads store first (acquire).
+struct Reentry {
+    std::atomic<daxkv_store *> store{nullptr};
+    std::string path;
+    uint64_t bytes = 0;
+    std::atomic<int> events{0};
+    std::atomic<int> bad{0};
+    std::mutex m;
+    std::vector<std::string> msgs;
+    std::atomic<bool> close_on_drain{false};
+    void arm(daxkv_store *s, const std::string &p, uint64_t b) {
+        path = p;
+        bytes = b;
+        store.store(s, std::memory_order_release);
+    }
+};
+Reentry *g_re = nullptr;
+
+void reentrant_log(int, const char *msg, void *) {
+    Reentry &re = *g_re;
+    {
+        std::lock_guard<std::mutex> g(re.m);
+        re.msgs.push_back(msg);
+    }
+    re.events++;
+    daxkv_store *s = re.store.load(std::memory_order_acquire);
+    if (!s)
+        return;
+    if (re.close_on_drain && std::strstr(msg, "is drained")) {
+        re.store = nullptr;
+        daxkv_close(s);
+        return;
+    }
+    // Each of these takes a lock some logging site holds (hotplug, shards,
+    // the pool's mapping lock).
+    size_t need = 0;
+    if (daxkv_pool_status_json(s, nullptr, 0, &need) != -ENOBUFS)
+        re.bad++;
+    if (daxkv_status_json(s, nullptr, 0, &need) != -ENOBUFS)
+        re.bad++;
+    daxkv_contains(s, "reentry", 7);
+    if (!re.path.empty()) {
+        int rc = daxkv_device_add(s, re.path.c_str(), re.bytes);
+        if (rc != 0 && rc != -ESHUTDOWN)
+            re.bad++;
+        daxkv_device_wait_drained(s, re.path.c_str(), 0);
+    }
+}
+
+class Reentrant : public Lifetimes {
+protected:
+    // Runs body in a child with the re-entrant callback installed; "" or
+    // what went wrong (a deadlock is the alarm).
+    std::string run(const std::function<std::string(Reentry &)> &body) {
+        return child_check([&]() -> std::string {
+            ::alarm(kAlarm);
+            Reentry re;
+            g_re = &re;
+            daxkv_set_log_fn(reentrant_log, DAXKV_LOG_DEBUG, nullptr);
+            std::string out = body(re);
+            daxkv_set_log_fn(nullptr, 0, nullptr);
+            if (re.bad)
+                out += std::to_string(re.bad.load()) + " re-entrant calls failed; ";
+            return out;
+        });
+    }
+    static bool saw(Reentry &re, const char *needle) {
+        std::lock_guard<std::mutex> g(re.m);
+        for (auto &m : re.msgs)
+            if (m.find(needle) != std::string::npos)
+                return true;
+        return false;
+    }
+};
+
+TEST_F(Reentrant, OpenAddAdoptRemoveAndFailedAdd) {
+    std::string msg = run([&](Reentry &re) -> std::string {
+        std::string out;
+        // A device with entries, to be adopted later.
+        std::string old = dir_.file("old");
+        {
+            ConfigPtr cfg = config({}, {{old, dev_bytes_for(8)}});
+            daxkv_store *s = nullptr;
+            if (daxkv_open(&s, cfg.get()))
+                return "open old";
+            put_key(s, 1, 1);
+            daxkv_close(s);
+        }
+        StorePtr s = open_pool(1, 8);
+        if (!s)
+            return "open";
+        if (!saw(re, "opened store"))
+            out += "no open event; ";
+        re.arm(s.get(), paths_[0], dev_bytes_for(8));
+        if (daxkv_device_add(s.get(), old.c_str(), dev_bytes_for(8)))
+            out += std::string("add: ") + daxkv_errmsg() + "; ";
+        if (!saw(re, "added") || !saw(re, "entries recovered"))
+            out += "no add or adopt event; ";
+        std::string foreign = dir_.file("foreign");
+        write_file(foreign, std::string(dev_bytes_for(8), 'Z'));
+        if (daxkv_device_add(s.get(), foreign.c_str(), dev_bytes_for(8)) != DAXKV_E_FOREIGN)
+            out += "foreign add did not fail; ";
+        // The caller's message is its own call's, not the callback's calls'.
+        if (!contains_text(daxkv_errmsg(), "failed to map the device"))
+            out += std::string("errmsg after the callback: ") + daxkv_errmsg() + "; ";
+        daxkv_hotplug_result r = result();
+        if (daxkv_device_remove(s.get(), old.c_str(), DAXKV_MIGRATE, 0, &r))
+            out += std::string("remove: ") + daxkv_errmsg() + "; ";
+        if (!saw(re, "removed"))
+            out += "no remove event; ";
+        re.store = nullptr;
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+TEST_F(Reentrant, MissingDeviceAtOpen) {
+    std::string msg = run([&](Reentry &re) -> std::string {
+        ConfigPtr cfg = config({{"hotplug", "1"}, {"create", "0"}},
+                               {{dir_.file("absent"), dev_bytes_for(8)}});
+        daxkv_store *s = nullptr;
+        int rc = daxkv_open(&s, cfg.get());
+        daxkv_close(s);
+        if (rc)
+            return "open: " + std::to_string(rc);
+        return saw(re, "is missing") ? "" : "no missing event";
+    });
+    EXPECT_EQ(msg, "");
+}
+
+TEST_F(Reentrant, DrainCompletionOnTheEventThreadAndCloseFromThere) {
+    for (bool close_from_callback : {false, true}) {
+        std::string msg = run([&](Reentry &re) -> std::string {
+            StorePtr s = open_pool(2, 8);
+            if (!s)
+                return "open";
+            put_key(s.get(), 0, 1);
+            put_key(s.get(), 1, 1);
+            re.close_on_drain = close_from_callback;
+            re.arm(s.get(), paths_[1], dev_bytes_for(8));
+            daxkv_hotplug_result r = result();
+            std::string out;
+            if (daxkv_device_remove(s.get(), paths_[0].c_str(), DAXKV_DRAIN, 0, &r))
+                return std::string("drain: ") + daxkv_errmsg();
+            for (uint32_t i = 0; i < 2; ++i) {
+                std::string k = key_of(i);
+                daxkv_remove(s.get(), k.data(), k.size(), 0);
+            }
+            if (close_from_callback) {
+                // The callback closes the store from the event thread.
+                daxkv_store *raw = s.release();
+                (void)raw;
+            } else if (daxkv_device_wait_drained(s.get(), paths_[0].c_str(), -1)) {
+                out += std::string("wait: ") + daxkv_errmsg() + "; ";
+            }
+            for (int i = 0; i < 200000 && !saw(re, "is drained"); ++i)
+                std::this_thread::sleep_for(std::chrono::microseconds(50));
+            if (!saw(re, "is drained"))
+                out += "no drain event; ";
+            if (!close_from_callback)
+                re.store = nullptr;
+            for (int i = 0; i < 200000 && re.store; ++i)
+                std::this_thread::sleep_for(std::chrono::microseconds(50));
+            return out;
+        });
+        EXPECT_EQ(msg, "") << (close_from_callback ? "close from the callback" : "");
+    }
+}
+
+TEST_F(Reentrant, ChecksumFailuresOnTheCallersAndTheDispatchersThread) {
+    std::string msg = run([&](Reentry &re) -> std::string {
+        StorePtr s = open_pool(1, 8, {{"verify", "read"}});
+        if (!s)
+            return "open";
+        for (uint32_t i = 0; i < 2; ++i)
+            put_key(s.get(), i, 1);
+        re.arm(s.get(), paths_[0], dev_bytes_for(8));
+        // Damage both payloads (slots 0 and 1) through a second mapping.
+        daxkv::arena::Layout lay = daxkv::arena::compute_layout(dev_bytes_for(8), kSlot, 256);
+        {
+            FileMap m(paths_[0]);
+            if (!m.ok())
+                return "map";
+            m.base()[lay.data_offset + 100] ^= 0x5a;
+            m.base()[lay.data_offset + kSlot + 100] ^= 0x5a;
+        }
+        std::string out;
+        std::vector<uint8_t> buf(kSlot);
+        size_t len = 0;
+        std::string k0 = key_of(0), k1 = key_of(1);
+        if (daxkv_get(s.get(), k0.data(), k0.size(), buf.data(), buf.size(), &len) != -EIO)
+            out += "get of a damaged entry did not fail; ";
+        daxkv_item it{k1.data(), k1.size(), buf.data(), buf.size(), nullptr, 0, 0};
+        // Queued behind a large batch, so that it runs on the dispatcher.
+        std::vector<std::vector<uint8_t>> big(64, std::vector<uint8_t>(kSlot));
+        std::vector<daxkv_item> gets(64);
+        for (size_t i = 0; i < gets.size(); ++i)
+            gets[i] = daxkv_item{k0.data(), k0.size(), big[i].data(), kSlot, nullptr, 0, 0};
+        daxkv_submit(s.get(), DAXKV_OP_GET, gets.data(), gets.size(), 0, 1);
+        daxkv_submit(s.get(), DAXKV_OP_GET, &it, 1, 0, 2);
+        daxkv_completion c[2];
+        int got = 0;
+        for (int i = 0; i < 200000 && got < 2; ++i) {
+            int n = daxkv_poll(s.get(), c + got, 2 - got);
+            got += n > 0 ? n : 0;
+            if (got < 2)
+                std::this_thread::sleep_for(std::chrono::microseconds(50));
+        }
+        if (got != 2 || it.status != -EIO)
+            out += "the submitted get of a damaged entry did not fail; ";
+        auto checksum_events = [&] {
+            std::lock_guard<std::mutex> g(re.m);
+            return std::count_if(re.msgs.begin(), re.msgs.end(), [](const std::string &m) {
+                return m.find("failed its checksum") != std::string::npos;
+            });
+        };
+        for (int i = 0; i < 200000 && checksum_events() < 2; ++i)
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        if (checksum_events() != 2)
+            out += std::to_string(checksum_events()) + " checksum events, expected 2; ";
+        re.store = nullptr;
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+TEST_F(Reentrant, FailedGrowOnAFullFileSystem) {
+    if (!can_mount_tmpfs())
+        GTEST_SKIP() << "cannot mount a private tmpfs here";
+    std::string msg = run([&](Reentry &re) -> std::string {
+        std::string m = private_tmpfs(dir_.path(), 1 << 20);
+        if (!m.empty())
+            return m;
+        // 64 KiB slots: 256 KiB opened, laid out to grow to 4 MiB, on 1 MiB.
+        std::string dev = dir_.file("grow");
+        ConfigPtr cfg = config({{"slot_bytes", "65536"}, {"grow_limit", "4MiB"}, {"hotplug", "1"}},
+                               {{dev, 256 << 10}});
+        daxkv_store *raw = nullptr;
+        if (daxkv_open(&raw, cfg.get()))
+            return std::string("open: ") + daxkv_errmsg();
+        StorePtr s(raw);
+        re.arm(s.get(), dev, 256 << 10);
+        daxkv_hotplug_result r = result();
+        int rc = daxkv_device_resize(s.get(), dev.c_str(), 4 << 20, DAXKV_MIGRATE, 0, &r);
+        std::string out;
+        if (rc != -ENOSPC)
+            out += "grow past the file system returned " + std::to_string(rc) + "; ";
+        if (!saw(re, "growing to"))
+            out += "no grow failure event; ";
+        re.store = nullptr;
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+TEST_F(Reentrant, CudaRegistrationAroundADeviceChange) {
+    std::string msg = run([&](Reentry &re) -> std::string {
+        setenv("DAXKV_TEST_CUDART", FAKECUDART_PATH, 1);
+        StorePtr s = open_pool(1, 8);
+        if (!s)
+            return "open";
+        re.arm(s.get(), paths_[0], dev_bytes_for(8));
+        if (daxkv_cuda_register(s.get(), 0))
+            return std::string("register: ") + daxkv_errmsg();
+        std::string extra = dir_.file("extra");
+        if (daxkv_device_add(s.get(), extra.c_str(), dev_bytes_for(8)))
+            return std::string("add: ") + daxkv_errmsg();
+        daxkv_hotplug_result r = result();
+        if (daxkv_device_remove(s.get(), extra.c_str(), DAXKV_MIGRATE, 0, &r))
+            return std::string("remove: ") + daxkv_errmsg();
+        re.store = nullptr;
+        return saw(re, "registered") ? "" : "no registration event";
+    });
+    EXPECT_EQ(msg, "");
+}
+
+} // namespace

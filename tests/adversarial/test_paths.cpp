@@ -1,0 +1,338 @@
+// Paths and file types: where a path leads (symlinks, "..", /dev), what a
+// failed open or add leaves on disk, sparse files larger than their file
+// system, and paths that are not valid UTF-8 in the JSON the library writes.
+//
+// Bad inputs tried here: a symlink to a missing /dev node, a relative
+// symlink chain climbing into /dev, "/dev/shm/../NAME", a regular file under
+// /dev given to daxkv_probe, a probe path longer than daxkv_device_info
+// holds; a directory, a FIFO, a socket, /dev/null, a symlink loop, a file
+// inside a regular file, a missing directory, a path ending in "/"; an open
+// that fails after creating its file (a slot larger than the arena, a second
+// device that is foreign), of an existing zeroed file and of an existing
+// empty one; a device_add whose arena holds no slot; a file system too small
+// for the arena asked for; a sparse file (and a sparse copy of an arena)
+// larger than its file system; device paths with bytes 0xff 0xfe and a
+// lone continuation byte.
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include "common.hpp"
+
+using namespace adv;
+
+namespace {
+
+class Paths : public ::testing::Test {
+protected:
+    // Open a store on the given devices (one file each); returns the code.
+    int open_devices(const std::vector<std::pair<std::string, uint64_t>> &devs,
+                     const std::vector<std::pair<std::string, std::string>> &opts = {}) {
+        store_.reset();
+        ConfigPtr cfg = config(opts, devs);
+        daxkv_store *s = nullptr;
+        int rc = daxkv_open(&s, cfg.get());
+        if (rc == 0)
+            store_.reset(s);
+        return rc;
+    }
+    // A name under /dev that does not exist (and must never be created).
+    std::string dev_name(const char *tag) {
+        std::string n = std::string("/dev/daxkv-adv-") + tag + "-" + std::to_string(::getpid());
+        ::unlink(n.c_str());
+        made_in_dev_.push_back(n);
+        return n;
+    }
+    ~Paths() override {
+        store_.reset();
+        // The bugs these tests guard against create files in /dev: never
+        // leave one behind, whatever the outcome.
+        for (auto &n : made_in_dev_)
+            ::unlink(n.c_str());
+    }
+    TempDir dir_;
+    StorePtr store_;
+    std::vector<std::string> made_in_dev_;
+};
+
+// ---------------------------------------------------------------------------
+// The /dev rule is decided on where the path leads
+
+TEST_F(Paths, SymlinkToAMissingDevNodeCreatesNothingInDev) {
+    std::string target = dev_name("missing");
+    std::string link = dir_.file("link");
+    ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+    EXPECT_EQ(open_devices({{link, 1 << 20}}), -ENODEV);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "may not live under /dev")) << daxkv_errmsg();
+    EXPECT_FALSE(file_exists(target)) << "a regular file was created in /dev";
+}
+
+TEST_F(Paths, DotDotOutOfDevShmCreatesNothingInDev) {
+    std::string target = dev_name("dotdot");
+    std::string path = "/dev/shm/.." + target.substr(4); // /dev/shm/../daxkv-adv-...
+    EXPECT_EQ(open_devices({{path, 1 << 20}}), -ENODEV);
+    EXPECT_FALSE(file_exists(target)) << "a regular file was created in /dev";
+}
+
+TEST_F(Paths, RelativeSymlinkChainIntoDevCreatesNothing) {
+    std::string target = dev_name("chain");
+    // dir/a -> b, dir/b -> ../../../../../../../../dev/NAME (enough ".." for any depth).
+    std::string up;
+    for (int i = 0; i < 32; ++i)
+        up += "../";
+    ASSERT_EQ(::symlink("b", dir_.file("a").c_str()), 0);
+    ASSERT_EQ(::symlink((up + target.substr(1)).c_str(), dir_.file("b").c_str()), 0);
+    EXPECT_EQ(open_devices({{dir_.file("a"), 1 << 20}}), -ENODEV);
+    EXPECT_FALSE(file_exists(target));
+}
+
+TEST_F(Paths, DeviceAddFollowsTheSameRule) {
+    std::string d0 = dir_.file("d0");
+    ASSERT_EQ(open_devices({{d0, dev_bytes_for(8)}}, {{"hotplug", "1"}}), 0) << daxkv_errmsg();
+    std::string target = dev_name("add");
+    std::string link = dir_.file("link");
+    ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+    EXPECT_EQ(daxkv_device_add(store_.get(), link.c_str(), dev_bytes_for(8)), -ENODEV);
+    std::string dotdot = "/dev/shm/.." + dev_name("add2").substr(4);
+    EXPECT_EQ(daxkv_device_add(store_.get(), dotdot.c_str(), dev_bytes_for(8)), -ENODEV);
+    for (auto &n : made_in_dev_)
+        EXPECT_FALSE(file_exists(n)) << n;
+    EXPECT_EQ(pool_status(store_.get())["devices"].size(), 1u);
+}
+
+TEST_F(Paths, SymlinksIntoDevShmAndElsewhereStillWork) {
+    // dir_ itself is reached through a symlink into /dev/shm (helpers.hpp):
+    // a relative link beside it and an absolute one both lead to a file there.
+    // A symlink to a file that does not exist yet is not followed to create
+    // it (the kernel's symlink protections would not be asked).
+    ASSERT_EQ(::symlink("real.arena", dir_.file("rel").c_str()), 0);
+    EXPECT_EQ(open_devices({{dir_.file("rel"), dev_bytes_for(4)}}), -ENOENT);
+    EXPECT_FALSE(file_exists(dir_.file("real.arena")));
+    ASSERT_EQ(open_devices({{dir_.file("real.arena"), dev_bytes_for(4)}}), 0) << daxkv_errmsg();
+    store_.reset();
+    ASSERT_EQ(open_devices({{dir_.file("rel"), dev_bytes_for(4)}}), 0) << daxkv_errmsg();
+    ASSERT_EQ(put_key(store_.get(), 1, 1), 0);
+    store_.reset();
+    ASSERT_EQ(::symlink(dir_.real_file("real.arena").c_str(), dir_.file("abs").c_str()), 0);
+    ASSERT_EQ(open_devices({{dir_.file("abs"), dev_bytes_for(4)}}), 0) << daxkv_errmsg();
+    EXPECT_EQ(check_key(store_.get(), 1, 1), "");
+}
+
+TEST_F(Paths, ProbeDecidesAsOpenDoes) {
+    // A regular file in /dev: open refuses it, so probe does too.
+    std::string reg = dev_name("probe");
+    int fd = ::open(reg.c_str(), O_CREAT | O_WRONLY | O_EXCL, 0600);
+    if (fd < 0)
+        GTEST_SKIP() << "cannot make a file in /dev to probe: " << std::strerror(errno);
+    ::close(fd);
+    daxkv_device_info info;
+    std::memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    EXPECT_EQ(daxkv_probe(reg.c_str(), &info), -ENODEV);
+    std::string via = "/dev/shm/.." + reg.substr(4);
+    EXPECT_EQ(daxkv_probe(via.c_str(), &info), -ENODEV);
+    EXPECT_EQ(open_devices({{reg, 1 << 20}}), -ENODEV);
+    // A path the struct cannot hold whole is refused, not cut.
+    std::string longp = dir_.path() + "/" + std::string(300, 'p');
+    write_file(longp, "x");
+    EXPECT_EQ(daxkv_probe(longp.c_str(), &info), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "longer than"));
+}
+
+TEST_F(Paths, FileTypesAndBrokenPathsAreRefusedAndCreateNothing) {
+    ASSERT_EQ(::mkdir(dir_.file("adir").c_str(), 0700), 0);
+    ASSERT_EQ(::mkfifo(dir_.file("fifo").c_str(), 0600), 0);
+    int sock = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_GE(sock, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::string sp = dir_.real_file("sock");
+    ASSERT_LT(sp.size(), sizeof sa.sun_path);
+    std::strcpy(sa.sun_path, sp.c_str());
+    ASSERT_EQ(::bind(sock, reinterpret_cast<sockaddr *>(&sa), sizeof sa), 0);
+    ASSERT_EQ(::symlink("loop2", dir_.file("loop1").c_str()), 0);
+    ASSERT_EQ(::symlink("loop1", dir_.file("loop2").c_str()), 0);
+    write_file(dir_.file("plain"), "not a directory");
+    const std::vector<std::string> before = list_dir(dir_.path());
+    struct Case {
+        std::string path;
+        int want;
+    };
+    const Case cases[] = {
+        {dir_.file("adir"), -EISDIR},
+        {dir_.file("fifo"), -ENODEV},
+        {dir_.file("sock"), -ENODEV},
+        {"/dev/null", -ENODEV},
+        {dir_.file("loop1"), -ELOOP},
+        {dir_.file("plain/x"), -ENOTDIR},
+        {dir_.file("no-such-dir/x"), -ENOENT},
+        {dir_.file("missing/"), -EINVAL},
+    };
+    for (const Case &c : cases) {
+        EXPECT_EQ(open_devices({{c.path, 1 << 20}}), c.want) << c.path << ": " << daxkv_errmsg();
+        EXPECT_EQ(list_dir(dir_.path()), before) << c.path << " created something";
+    }
+    ::close(sock);
+}
+
+// ---------------------------------------------------------------------------
+// A failed open leaves the target as it was
+
+TEST_F(Paths, FailedOpenRemovesTheFileItCreated) {
+    std::string a = dir_.file("a");
+    // A slot larger than the arena: the file is created and sized first.
+    EXPECT_EQ(open_devices({{a, 1 << 20}}, {{"slot_bytes", "2MiB"}}), -EINVAL);
+    EXPECT_FALSE(file_exists(a));
+    // The next correct open, of another size, works.
+    ASSERT_EQ(open_devices({{a, 2 << 20}}), 0) << daxkv_errmsg();
+}
+
+TEST_F(Paths, FailedPoolOpenRemovesEveryFileItCreatedAndTouchesNoOther) {
+    std::string fresh = dir_.file("fresh"), foreign = dir_.file("foreign");
+    write_file(foreign, std::string(dev_bytes_for(8), 'Z'));
+    const uint64_t h = file_hash(foreign);
+    EXPECT_EQ(open_devices({{fresh, dev_bytes_for(8)}, {foreign, dev_bytes_for(8)}}),
+              DAXKV_E_FOREIGN);
+    EXPECT_FALSE(file_exists(fresh));
+    EXPECT_EQ(file_hash(foreign), h);
+}
+
+TEST_F(Paths, FailedOpenLeavesAZeroedFileZeroedAndAnEmptyFileEmpty) {
+    std::string zeroed = dir_.file("zeroed"), empty = dir_.file("empty"),
+                foreign = dir_.file("foreign");
+    write_file(zeroed, std::string(dev_bytes_for(8), '\0'));
+    write_file(empty, "");
+    write_file(foreign, std::string(dev_bytes_for(8), 'Z'));
+    EXPECT_EQ(open_devices({{zeroed, dev_bytes_for(8)}, {foreign, dev_bytes_for(8)}}),
+              DAXKV_E_FOREIGN);
+    EXPECT_EQ(read_file(zeroed), std::string(dev_bytes_for(8), '\0'))
+        << "the failed open left a superblock on the zeroed file";
+    EXPECT_EQ(open_devices({{empty, dev_bytes_for(8)}, {foreign, dev_bytes_for(8)}}),
+              DAXKV_E_FOREIGN);
+    EXPECT_EQ(file_size(empty), 0u);
+    // So the next correct open, with another slot size, takes both.
+    EXPECT_EQ(open_devices({{zeroed, dev_bytes_for(8)}, {empty, dev_bytes_for(8)}},
+                           {{"slot_bytes", "8192"}}),
+              0)
+        << daxkv_errmsg();
+}
+
+TEST_F(Paths, FailedDeviceAddRemovesTheFileItCreated) {
+    std::string d0 = dir_.file("d0");
+    ASSERT_EQ(open_devices({{d0, dev_bytes_for(8)}}, {{"hotplug", "1"}}), 0) << daxkv_errmsg();
+    // One slot's worth of bytes passes the size check, but no slot fits
+    // beside the superblocks and the header: the arena fails after the file
+    // was made.
+    std::string extra = dir_.file("extra");
+    EXPECT_EQ(daxkv_device_add(store_.get(), extra.c_str(), kSlot), -EINVAL);
+    EXPECT_FALSE(file_exists(extra));
+    EXPECT_EQ(daxkv_device_add(store_.get(), extra.c_str(), dev_bytes_for(8)), 0)
+        << daxkv_errmsg();
+}
+
+// ---------------------------------------------------------------------------
+// File systems too small for the arena
+
+TEST_F(Paths, AnArenaLargerThanItsFileSystemIsEnospcAndLeavesNothing) {
+    if (!can_mount_tmpfs())
+        GTEST_SKIP() << "cannot mount a private tmpfs here";
+    std::string msg = child_check([&]() -> std::string {
+        std::string m = private_tmpfs(dir_.path(), 1 << 20);
+        if (!m.empty())
+            return m;
+        std::string a = dir_.file("a");
+        ConfigPtr cfg = config({}, {{a, 8 << 20}});
+        daxkv_store *s = nullptr;
+        int rc = daxkv_open(&s, cfg.get());
+        daxkv_close(s);
+        if (rc != -ENOSPC)
+            return "open returned " + std::to_string(rc) + ", expected -ENOSPC";
+        if (file_exists(a))
+            return "the failed open left " + a + " behind";
+        return "";
+    });
+    EXPECT_EQ(msg, "");
+}
+
+TEST_F(Paths, ASparseFileLargerThanItsFileSystemIsEnospcAtOpenNotSigbusAtPut) {
+    if (!can_mount_tmpfs())
+        GTEST_SKIP() << "cannot mount a private tmpfs here";
+    // An arena formatted where there is room, copied sparse (its empty
+    // payloads as holes) onto a 1 MiB file system: its superblocks and
+    // headers fit, its payloads do not.
+    std::string src = dir_.file("src");
+    ASSERT_EQ(open_devices({{src, 8 << 20}}), 0) << daxkv_errmsg();
+    store_.reset();
+    const std::string image = read_file(src);
+    ASSERT_EQ(image.size(), 8u << 20);
+    TempDir small;
+    std::string msg = child_check([&]() -> std::string {
+        std::string m = private_tmpfs(small.path(), 1 << 20);
+        if (!m.empty())
+            return m;
+        for (const char *name : {"copy", "sparse"}) {
+            std::string a = small.file(name);
+            int fd = ::open(a.c_str(), O_CREAT | O_RDWR, 0600);
+            if (fd < 0 || ::ftruncate(fd, static_cast<off_t>(image.size())) != 0)
+                return "cannot make " + a;
+            if (std::string(name) == "copy")
+                for (size_t off = 0; off < image.size(); off += 4096)
+                    if (image.compare(off, 4096, std::string(4096, '\0')) != 0 &&
+                        ::pwrite(fd, image.data() + off, 4096, static_cast<off_t>(off)) != 4096)
+                        return "cannot copy the arena";
+            ::close(fd);
+            ConfigPtr cfg = config({}, {{a, 0}});
+            daxkv_store *s = nullptr;
+            int rc = daxkv_open(&s, cfg.get());
+            if (rc == 0) {
+                // Before the fix: the puts below die with SIGBUS.
+                std::vector<char> v(kSlot, 'v');
+                for (int i = 0; i < 2048 && rc == 0; ++i) {
+                    std::string k = "k" + std::to_string(i);
+                    rc = daxkv_put(s, k.data(), k.size(), v.data(), v.size(), 0);
+                }
+                daxkv_close(s);
+                return std::string(name) + ": the open succeeded (puts then returned " +
+                       std::to_string(rc) + ")";
+            }
+            if (rc != -ENOSPC)
+                return std::string(name) + ": open returned " + std::to_string(rc) + ": " +
+                       daxkv_errmsg();
+            if (file_size(a) != image.size())
+                return std::string(name) + ": the failed open changed the file's size";
+        }
+        return "";
+    });
+    EXPECT_EQ(msg, "");
+}
+
+// ---------------------------------------------------------------------------
+// Paths that are not UTF-8 in the status JSON
+
+TEST_F(Paths, StatusJsonCarriesPathsThatAreNotUtf8ByteForByte) {
+    const std::string names[] = {std::string("arena-\xff\xfe"), std::string("arena-\x80"),
+                                 std::string("arena-\xc3\xa9")}; // the last is UTF-8 (é)
+    for (const std::string &n : names) {
+        std::string path = dir_.file(n);
+        ASSERT_EQ(open_devices({{path, dev_bytes_for(4)}}, {{"hotplug", "1"}}), 0)
+            << daxkv_errmsg();
+        json st = store_status(store_.get());
+        ASSERT_TRUE(st.is_object()) << "daxkv_status_json failed for a path with bytes of " << n;
+        json p = st["devices"][0]["path"];
+        json ps = pool_status(store_.get())["devices"][0]["device_path"];
+        for (const json &got : {p, ps}) {
+            std::string back;
+            if (got.is_string()) {
+                back = got.get<std::string>();
+            } else {
+                ASSERT_TRUE(got.is_array()) << got.dump();
+                for (const json &b : got)
+                    back.push_back(static_cast<char>(b.get<int>()));
+            }
+            EXPECT_EQ(back, path);
+        }
+        EXPECT_EQ(p.is_string(), n == names[2]);
+        store_.reset();
+    }
+}
+
+} // namespace
