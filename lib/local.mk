@@ -11,8 +11,8 @@ noinst_LTLIBRARIES += lib/libdaxkv_arena.la lib/libdaxkv_core.la
 lib_LTLIBRARIES += lib/libdaxkv.la
 
 lib_libdaxkv_arena_la_SOURCES = \
-	lib/internal/error.cpp lib/internal/error.hpp \
-	lib/internal/util.cpp lib/internal/util.hpp \
+	lib/internal/error.cpp lib/internal/error.hpp lib/internal/error_text.cpp \
+	lib/internal/util.cpp lib/internal/util.hpp lib/internal/undo.hpp \
 	lib/internal/json_text.hpp \
 	lib/platform/cpu.cpp lib/platform/cpu.hpp \
 	lib/platform/device.hpp \
@@ -23,7 +23,7 @@ lib_libdaxkv_arena_la_SOURCES = \
 	lib/platform/numa.cpp lib/platform/numa.hpp \
 	lib/arena/format.hpp \
 	lib/arena/checksum.cpp lib/arena/checksum.hpp \
-	lib/arena/arena.cpp lib/arena/arena.hpp \
+	lib/arena/arena.cpp lib/arena/arena.hpp lib/arena/layout.cpp \
 	lib/arena/inspect.cpp lib/arena/inspect.hpp
 lib_libdaxkv_arena_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(DAXCTL_CFLAGS) $(UUID_CFLAGS)
 lib_libdaxkv_arena_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden
@@ -38,17 +38,33 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/engine/fault.cpp lib/engine/fault.hpp \
 	lib/store/config.cpp lib/store/config.hpp \
 	lib/store/slot_allocator.cpp lib/store/slot_allocator.hpp \
-	lib/store/store.cpp lib/store/store.hpp \
-	lib/store/store_cuda.cpp \
-	lib/store/pool.cpp lib/store/pool.hpp \
-	lib/store/hotplug.cpp \
-	lib/store/history.cpp \
-	lib/store/async.cpp lib/store/async.hpp \
 	lib/store/metrics.cpp lib/store/metrics.hpp \
-	lib/store/placement.cpp \
-	lib/store/keys.cpp lib/store/keys.hpp \
 	lib/store/stats_page.cpp lib/store/stats_page.hpp \
+	lib/store/item.hpp lib/store/counters.hpp lib/store/gate.hpp \
+	lib/store/events.cpp lib/store/events.hpp \
+	lib/store/pool.cpp lib/store/pool.hpp \
+	lib/store/slot_states.cpp lib/store/slot_states.hpp \
+	lib/store/history.cpp lib/store/history.hpp \
+	lib/store/index.cpp lib/store/index.hpp \
+	lib/store/copies.cpp lib/store/copies.hpp \
+	lib/store/core.hpp \
+	lib/store/entries.cpp lib/store/entries.hpp \
+	lib/store/recovery.cpp lib/store/recovery.hpp \
+	lib/store/writes.cpp lib/store/writes.hpp \
+	lib/store/reservations.cpp lib/store/reservations.hpp \
+	lib/store/reads.cpp lib/store/reads.hpp \
+	lib/store/gpu.cpp lib/store/gpu.hpp lib/store/gpu_state.hpp \
+	lib/store/gpu_transfer.cpp \
+	lib/store/async.cpp lib/store/async.hpp \
+	lib/store/reports.cpp lib/store/reports.hpp \
+	lib/store/hotplug.cpp lib/store/hotplug.hpp \
+	lib/store/migrate.cpp \
+	lib/store/store.cpp lib/store/store.hpp \
+	lib/store/keys.cpp lib/store/keys.hpp \
 	lib/capi/handles.hpp \
+	lib/capi/convert.cpp lib/capi/convert.hpp \
+	lib/capi/constants.cpp \
+	lib/capi/prometheus.cpp lib/capi/prometheus.hpp \
 	lib/capi/errors.cpp \
 	lib/capi/config.cpp \
 	lib/capi/store.cpp \

@@ -11,9 +11,6 @@
 #include <unistd.h>
 #include <uuid/uuid.h>
 
-#define XXH_INLINE_ALL
-#include <xxhash.h>
-
 #include "arena/checksum.hpp"
 #include "internal/error.hpp"
 #include "internal/util.hpp"
@@ -21,10 +18,6 @@
 namespace daxkv {
 namespace arena {
 namespace {
-
-uint64_t sb_checksum(const Superblock &sb) {
-    return XXH3_64bits(&sb, offsetof(Superblock, checksum));
-}
 
 bool all_zero(const char *p, size_t n) {
     for (size_t i = 0; i < n; ++i)
@@ -36,175 +29,6 @@ bool all_zero(const char *p, size_t n) {
 bool has_magic(const char *p) { return std::memcmp(p, kMagic, sizeof kMagic) == 0; }
 
 } // namespace
-
-uint64_t header_checksum(const SlotHeader *h, uint64_t key_len, uint64_t meta_len) noexcept {
-    // Usually short: one-shot hashing of a gathered copy is several times
-    // faster than the streaming state (the reopen scan checks a million).
-    const uint64_t n = 48 + key_len + meta_len;
-    if (n <= 1024) {
-        char buf[1024];
-        std::memcpy(buf, reinterpret_cast<const char *>(h) + 8, 48);
-        std::memcpy(buf + 48, h + 1, key_len);
-        std::memcpy(buf + 48 + key_len, reinterpret_cast<const char *>(h + 1) + kKeyMax, meta_len);
-        return XXH3_64bits(buf, n);
-    }
-    XXH3_state_t st;
-    XXH3_64bits_reset(&st);
-    XXH3_64bits_update(&st, reinterpret_cast<const char *>(h) + 8, 48);
-    XXH3_64bits_update(&st, h + 1, key_len);
-    XXH3_64bits_update(&st, reinterpret_cast<const char *>(h + 1) + kKeyMax, meta_len);
-    return XXH3_64bits_digest(&st);
-}
-
-bool superblock_valid(const Superblock &sb, uint64_t backed_bytes) noexcept {
-    if (std::memcmp(sb.magic, kMagic, sizeof kMagic) != 0)
-        return false;
-    if (sb.format_version != kFormatVersion || sb.sb_bytes != sizeof(Superblock) ||
-        sb.checksum_kind != kChecksumXXH3 || sb.checksum != sb_checksum(sb))
-        return false;
-    if (sb.key_max != kKeyMax || sb.header_offset != kHeaderOffset || sb.slot_count == 0 ||
-        sb.slot_count > UINT32_MAX || sb.slot_bytes == 0 ||
-        sb.header_bytes != header_bytes_for(sb.meta_bytes) || sb.usable_slots > sb.slot_count)
-        return false;
-    // Bounds, with overflow checks: headers then data inside the arena, and
-    // the usable slots' payloads inside what the device has.
-    uint64_t hdr_end;
-    if (__builtin_mul_overflow(sb.slot_count, sb.header_bytes, &hdr_end) ||
-        __builtin_add_overflow(hdr_end, sb.header_offset, &hdr_end) || sb.data_offset < hdr_end)
-        return false;
-    uint64_t data_end;
-    if (__builtin_mul_overflow(sb.slot_count, sb.slot_bytes, &data_end) ||
-        __builtin_add_overflow(data_end, sb.data_offset, &data_end) || data_end > sb.arena_bytes)
-        return false;
-    // No overflow left: usable <= slot_count.
-    return sb.data_offset + usable_slots_of(sb) * sb.slot_bytes <= backed_bytes;
-}
-
-bool superblock_intact(const Superblock &sb) noexcept {
-    return std::memcmp(sb.magic, kMagic, sizeof kMagic) == 0 &&
-           sb.sb_bytes == sizeof(Superblock) && sb.checksum_kind == kChecksumXXH3 &&
-           sb.checksum == sb_checksum(sb);
-}
-
-uint64_t usable_slots_of(const Superblock &sb) noexcept {
-    return sb.usable_slots ? sb.usable_slots : sb.slot_count;
-}
-
-Layout layout_of(const Superblock &sb) noexcept {
-    Layout l;
-    l.arena_bytes = sb.arena_bytes;
-    l.slot_bytes = sb.slot_bytes;
-    l.slot_count = sb.slot_count;
-    l.header_offset = sb.header_offset;
-    l.header_bytes = sb.header_bytes;
-    l.data_offset = sb.data_offset;
-    l.meta_bytes = sb.meta_bytes;
-    return l;
-}
-
-const char *verdict_name(SlotVerdict v) noexcept {
-    switch (v) {
-    case SlotVerdict::empty: return "empty";
-    case SlotVerdict::ok: return "ok";
-    case SlotVerdict::torn: return "torn";
-    case SlotVerdict::bad_header: return "bad-header";
-    case SlotVerdict::bad_value: return "bad-value";
-    }
-    return "?";
-}
-
-SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
-                          const char *data, bool check_value) noexcept {
-    if (commit == 0)
-        return SlotVerdict::empty;
-    if (commit != h->seq)
-        return SlotVerdict::torn;
-    // Bounds before the checksum: it reads key_len and meta_len bytes.
-    if (h->key_len < 1 || h->key_len > kKeyMax || h->meta_len > l.meta_bytes ||
-        h->value_len > l.slot_bytes)
-        return SlotVerdict::bad_header;
-    if (header_checksum(h, h->key_len, h->meta_len) != h->body_hash)
-        return SlotVerdict::bad_header;
-    if (check_value && (h->flags & kHdrValueHashed) &&
-        value_checksum(data, h->value_len) != h->value_hash)
-        return SlotVerdict::bad_value;
-    return SlotVerdict::ok;
-}
-
-namespace {
-
-// Large arenas start the payloads on a 2 MiB boundary (huge pages, and DAX
-// alignment); small ones on a page.
-uint64_t data_alignment(uint64_t arena_bytes) { return arena_bytes >= 64 * MiB ? 2 * MiB : 4 * KiB; }
-
-} // namespace
-
-Layout layout_for_slots(uint64_t slots, uint64_t slot_bytes, uint32_t meta_bytes) {
-    Layout l;
-    l.slot_bytes = slot_bytes;
-    l.meta_bytes = meta_bytes;
-    l.header_offset = kHeaderOffset;
-    l.header_bytes = header_bytes_for(meta_bytes);
-    if (slots == 0 || slots > UINT32_MAX || slot_bytes == 0)
-        return l;
-    uint64_t headers, payloads, end;
-    if (__builtin_mul_overflow(slots, l.header_bytes, &headers) ||
-        __builtin_add_overflow(headers, kHeaderOffset + 2 * MiB, &end) ||
-        __builtin_mul_overflow(slots, slot_bytes, &payloads) ||
-        __builtin_add_overflow(end, payloads, &end))
-        return l; // the sum with the widest alignment padding overflows
-    // The alignment depends on the total; the 2 MiB one only makes it larger.
-    for (uint64_t align : {4 * KiB, 2 * MiB}) {
-        l.data_offset = round_up(kHeaderOffset + headers, align);
-        l.arena_bytes = l.data_offset + payloads;
-        if (data_alignment(l.arena_bytes) == align)
-            break;
-    }
-    l.slot_count = slots;
-    return l;
-}
-
-Layout compute_layout(uint64_t arena_bytes, uint64_t slot_bytes, uint32_t meta_bytes) {
-    Layout l;
-    l.arena_bytes = arena_bytes;
-    l.slot_bytes = slot_bytes;
-    l.meta_bytes = meta_bytes;
-    l.header_offset = kHeaderOffset;
-    l.header_bytes = header_bytes_for(meta_bytes);
-    uint64_t align = data_alignment(arena_bytes);
-    // Every sum and product below is checked: slot_bytes comes from the
-    // caller and may be anything up to 2^64 - 1 (a slot plus its header
-    // that wraps to 0 would be a division by zero, a wrapped end a layout
-    // past the device).
-    uint64_t per_slot;
-    if (slot_bytes == 0 || arena_bytes <= kHeaderOffset ||
-        __builtin_add_overflow(l.header_bytes, slot_bytes, &per_slot))
-        return l;
-    uint64_t n = (arena_bytes - kHeaderOffset) / per_slot;
-    n = std::min<uint64_t>(n, UINT32_MAX);
-    // The payloads' offset for n slots, or false when it does not fit.
-    auto data_offset_for = [&](uint64_t slots, uint64_t *off) {
-        uint64_t hdr, end;
-        if (__builtin_mul_overflow(slots, l.header_bytes, &hdr) ||
-            __builtin_add_overflow(hdr, kHeaderOffset, &hdr) ||
-            __builtin_add_overflow(hdr, align - 1, &end))
-            return false;
-        *off = end / align * align;
-        return true;
-    };
-    auto fits = [&](uint64_t slots) {
-        uint64_t off, data, end;
-        return data_offset_for(slots, &off) &&
-               !__builtin_mul_overflow(slots, slot_bytes, &data) &&
-               !__builtin_add_overflow(off, data, &end) && end <= arena_bytes;
-    };
-    while (n > 0 && !fits(n))
-        --n;
-    l.slot_count = n;
-    if (n == 0 || !data_offset_for(n, &l.data_offset))
-        l.data_offset = 0;
-    return l;
-}
 
 SuperblockReport Arena::inspect(const platform::Mapping &map) {
     SuperblockReport r;
@@ -291,11 +115,11 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
             if (ours)
                 explain_unusable_superblocks(false);
             if (ours)
-                fail(DAXKV_E_CORRUPT,
+                fail(kErrCorrupt,
                      "%s: both superblock copies of the daxkv arena are damaged "
                      "(use on_mismatch=reformat or 'daxkv format' to start over)",
                      path.c_str());
-            fail(DAXKV_E_FOREIGN,
+            fail(kErrForeign,
                  "%s holds data that is not a daxkv arena; it is left untouched "
                  "(use on_mismatch=reformat or 'daxkv format' to claim it)",
                  path.c_str());
@@ -310,7 +134,7 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
         // nothing any open would recover: another layout simply replaces it.
         const bool holds_entries = (sb.flags & kSbRecoverable) != 0;
         if (!same && !opt_.reformat && holds_entries)
-            fail(DAXKV_E_FOREIGN,
+            fail(kErrForeign,
                  "%s holds a daxkv arena of another layout (slot_bytes %llu, meta_bytes %u, "
                  "%llu bytes; asked for slot_bytes %llu, meta_bytes %u, %llu bytes); it is left "
                  "untouched (use on_mismatch=reformat to replace it)",
@@ -363,7 +187,7 @@ void Arena::explain_unusable_superblocks(bool only_truncation) const {
         if (!superblock_intact(sb))
             continue;
         if (sb.format_version != kFormatVersion && !only_truncation)
-            fail(DAXKV_E_FOREIGN,
+            fail(kErrForeign,
                  "%s holds a daxkv arena of format version %u; this library reads version %u. "
                  "It is left untouched",
                  path.c_str(), sb.format_version, kFormatVersion);
@@ -373,13 +197,13 @@ void Arena::explain_unusable_superblocks(bool only_truncation) const {
         if (map_->device_bytes() >= end && only_truncation)
             return;
         if (map_->device_bytes() >= end)
-            fail(DAXKV_E_FOREIGN,
+            fail(kErrForeign,
                  "%s holds a daxkv arena of %llu bytes (%llu in use); %llu were asked for. It is "
                  "left untouched (open it with its size, or 0 for the whole file)",
                  path.c_str(), static_cast<unsigned long long>(sb.arena_bytes),
                  static_cast<unsigned long long>(end),
                  static_cast<unsigned long long>(map_->backed()));
-        fail(DAXKV_E_CORRUPT,
+        fail(kErrCorrupt,
              "%s holds a daxkv arena whose slots in use end at %llu bytes, but the device has "
              "only %llu (a truncated file?). It is left untouched",
              path.c_str(), static_cast<unsigned long long>(end),
@@ -474,15 +298,19 @@ uint64_t Arena::removal(uint32_t b) const noexcept {
     return __atomic_load_n(removal_word(b), __ATOMIC_ACQUIRE);
 }
 
-void Arena::note_removal(uint32_t b, uint64_t seq) noexcept {
+void Arena::stage_removal(uint32_t b, uint64_t seq) noexcept {
     uint64_t *w = removal_word(b);
     uint64_t cur = __atomic_load_n(w, __ATOMIC_RELAXED);
     while (cur < seq &&
            !__atomic_compare_exchange_n(w, &cur, seq, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
     }
-    // Durable before the caller clears the removed entry's commit word.
     if (opt_.durability == Durability::power)
-        map_->persist(w, sizeof *w);
+        map_->write_back(w, sizeof *w);
+}
+
+void Arena::note_removal(uint32_t b, uint64_t seq) noexcept {
+    stage_removal(b, seq);
+    fence(); // durable before the caller clears the removed entry's commit word
 }
 
 void Arena::merge_removals(const uint64_t *table) {
@@ -519,7 +347,7 @@ void Arena::set_usable_slots(uint64_t n) {
 
 void Arena::write_superblock() {
     sb_.sb_generation++;
-    sb_.checksum = sb_checksum(sb_);
+    sb_.checksum = superblock_checksum(sb_);
     // Copy A, durable, then copy B: one copy is always whole.
     char *a = map_->base();
     char *b = map_->base() + kSuperblockBytes;
@@ -559,36 +387,48 @@ void Arena::write_body(uint32_t slot, uint64_t seq, uint32_t generation, const v
     h->body_hash = header_checksum(h, key_len, meta_len);
 }
 
-void Arena::publish(uint32_t slot, uint64_t seq, uint64_t value_len) noexcept {
-    if (opt_.durability == Durability::none)
-        return;
-    SlotHeader *h = header(slot);
-    if (opt_.durability == Durability::power) {
-        map_->persist(slot_data(slot), value_len);
-        map_->persist(h, sizeof(SlotHeader) + kKeyMax + h->meta_len);
-    }
-    // The commit word is stored last: a reader after a crash sees either the
-    // whole entry or none of it.
-    __atomic_store_n(&h->commit, seq, __ATOMIC_RELEASE);
-    if (opt_.durability == Durability::power)
-        map_->persist(&h->commit, sizeof h->commit);
-}
-
-void Arena::persist_entry(uint32_t slot, uint64_t value_len) const noexcept {
+void Arena::stage_entry(uint32_t slot, uint64_t value_len) const noexcept {
     if (opt_.durability != Durability::power)
         return;
     const SlotHeader *h = header(slot);
-    map_->persist(slot_data(slot), value_len);
-    map_->persist(h, sizeof(SlotHeader) + kKeyMax + h->meta_len);
+    map_->write_back(slot_data(slot), value_len);
+    map_->write_back(h, sizeof(SlotHeader) + kKeyMax + h->meta_len);
 }
 
-void Arena::commit(uint32_t slot, uint64_t seq) noexcept {
+void Arena::stage_commit(uint32_t slot, uint64_t seq) noexcept {
     if (opt_.durability == Durability::none)
         return;
     SlotHeader *h = header(slot);
     __atomic_store_n(&h->commit, seq, __ATOMIC_RELEASE);
     if (opt_.durability == Durability::power)
-        map_->persist(&h->commit, sizeof h->commit);
+        map_->write_back(&h->commit, sizeof h->commit);
+}
+
+void Arena::fence() const noexcept {
+    if (opt_.durability == Durability::power)
+        map_->drain();
+}
+
+void Arena::publish(uint32_t slot, uint64_t seq, uint64_t value_len) noexcept {
+    if (opt_.durability == Durability::none)
+        return;
+    // The commit word is stored last, after the fence that makes value and
+    // body durable: a reader after a crash sees either the whole entry or
+    // none of it.
+    stage_entry(slot, value_len);
+    fence();
+    stage_commit(slot, seq);
+    fence();
+}
+
+void Arena::persist_entry(uint32_t slot, uint64_t value_len) const noexcept {
+    stage_entry(slot, value_len);
+    fence();
+}
+
+void Arena::commit(uint32_t slot, uint64_t seq) noexcept {
+    stage_commit(slot, seq);
+    fence();
 }
 
 void Arena::withdraw(uint32_t slot) noexcept {

@@ -89,7 +89,7 @@ public:
     };
 
     // Validate (or format) the arena on an open mapping. Throws Error:
-    // DAXKV_E_FOREIGN, DAXKV_E_CORRUPT, -EINVAL, -ENOSPC.
+    // kErrForeign, kErrCorrupt, -EINVAL, -ENOSPC.
     Arena(std::unique_ptr<platform::Mapping> map, const Options &opt);
     ~Arena();
 
@@ -141,6 +141,15 @@ public:
     // first, with no lock held, then commit().
     void persist_entry(uint32_t slot, uint64_t value_len) const noexcept;
     void commit(uint32_t slot, uint64_t seq) noexcept;
+    // The same protocol for a batch, fenced once per step rather than once
+    // per entry (durability=power; with process only the commit word is
+    // stored, with none nothing): stage_entry() writes back each entry's
+    // value and body, fence(), stage_commit() stores and writes back each
+    // commit word, fence(). An entry is durable, and its commit word only
+    // then, after the fence that follows each step.
+    void stage_entry(uint32_t slot, uint64_t value_len) const noexcept;
+    void stage_commit(uint32_t slot, uint64_t seq) noexcept;
+    void fence() const noexcept;
     // Withdraw an entry: clear its commit word (durably, per mode).
     void withdraw(uint32_t slot) noexcept;
 
@@ -153,6 +162,9 @@ public:
     // word is cleared. Thread-safe.
     uint64_t removal(uint32_t b) const noexcept;
     void note_removal(uint32_t b, uint64_t seq) noexcept;
+    // The same, written back but not fenced: durable at the caller's next
+    // fence() (a batch's commits are recorded so).
+    void stage_removal(uint32_t b, uint64_t seq) noexcept;
     // Raise every word to at least the given table's (kRemovalBuckets words),
     // durably.
     void merge_removals(const uint64_t *table);
@@ -197,6 +209,8 @@ private:
 // The parser of on-device metadata, shared by the recovery scan, daxkv
 // check and the fuzz target so that all three judge bytes the same way.
 
+// XXH3-64 of every byte of a superblock before its checksum field.
+uint64_t superblock_checksum(const Superblock &sb) noexcept;
 // A superblock copy that is internally consistent and whose usable slots
 // lie within backed_bytes of the device (docs/on-device-format.md, "A copy
 // is valid when").

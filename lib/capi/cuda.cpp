@@ -3,6 +3,7 @@
 #include "cuda/runtime.hpp"
 
 using namespace daxkv;
+using daxkv::capi::check_flags;
 using daxkv::capi::check_items;
 using daxkv::capi::store_of;
 
@@ -20,11 +21,16 @@ DAXKV_API int daxkv_cuda_available(void) {
 }
 
 DAXKV_API int daxkv_cuda_register(daxkv_store *s, unsigned flags) {
-    return guarded([&] { return store_of(s).cuda_register(flags); });
+    return guarded([&] {
+        Store &st = store_of(s);
+        if (int rc = check_flags(flags, DAXKV_CUDA_MAPPED, "cuda_register"))
+            return rc;
+        return st.gpu().register_arenas(flags);
+    });
 }
 
 DAXKV_API int daxkv_cuda_unregister(daxkv_store *s) {
-    return guarded([&] { return store_of(s).cuda_unregister(); });
+    return guarded([&] { return store_of(s).gpu().unregister_arenas(); });
 }
 
 DAXKV_API int daxkv_get_batch_cuda(daxkv_store *s, daxkv_item *items, size_t n, void *stream,
@@ -33,7 +39,9 @@ DAXKV_API int daxkv_get_batch_cuda(daxkv_store *s, daxkv_item *items, size_t n, 
         Store &st = store_of(s);
         if (int rc = check_items(items, n))
             return rc;
-        return st.get_batch_cuda(items, n, stream, flags);
+        if (int rc = check_flags(flags, DAXKV_PREFIX, "get_batch_cuda"))
+            return rc;
+        return st.gpu().get_batch(items, n, stream, flags);
     });
 }
 
@@ -43,7 +51,9 @@ DAXKV_API int daxkv_put_batch_cuda(daxkv_store *s, daxkv_item *items, size_t n, 
         Store &st = store_of(s);
         if (int rc = check_items(items, n))
             return rc;
-        return st.put_batch_cuda(items, n, stream, flags);
+        if (int rc = check_flags(flags, DAXKV_REPLACE, "put_batch_cuda"))
+            return rc;
+        return st.gpu().put_batch(items, n, stream, flags);
     });
 }
 

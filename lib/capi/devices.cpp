@@ -21,7 +21,6 @@ constexpr uint32_t kMinInfoSize = offsetof(daxkv_device_info, path);
 void to_c(const DeviceInfo &d, daxkv_device_info *out, uint32_t size) {
     daxkv_device_info c;
     std::memset(&c, 0, sizeof c);
-    c.struct_size = size;
     c.kind = d.kind == platform::DeviceKind::devdax   ? DAXKV_KIND_DEVDAX
              : d.kind == platform::DeviceKind::memory ? DAXKV_KIND_MEMORY
                                                       : DAXKV_KIND_FILE;
@@ -34,7 +33,7 @@ void to_c(const DeviceInfo &d, daxkv_device_info *out, uint32_t size) {
     c.align = d.align;
     std::snprintf(c.path, sizeof c.path, "%s", d.path.c_str());
     std::snprintf(c.name, sizeof c.name, "%s", d.name.c_str());
-    std::memcpy(out, &c, std::min<size_t>(size, sizeof c));
+    capi::copy_prefix(out, c, size);
 }
 
 } // namespace

@@ -1,13 +1,20 @@
-// The opaque C handles and the conversions between them and the core.
+// The opaque C handles, and the helpers every extern "C" function uses:
+// argument checks, the struct_size-prefixed copy of a public struct, the
+// two-call text outputs. lib/capi is the only layer that speaks C: it
+// checks every argument of a call, calls the store's part that does the
+// work inside guarded() (the one place errors are caught), and converts
+// what comes back into the public types (convert.hpp).
 #pragma once
 
 #include <cstring>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "daxkv.h"
 #include "internal/error.hpp"
 #include "store/config.hpp"
+#include "store/keys.hpp"
 #include "store/store.hpp"
 
 struct daxkv_config {
@@ -36,11 +43,22 @@ namespace capi {
 // Copy a filled public struct into the caller's, which may be an older,
 // shorter version of it: the first struct_size bytes (at least the
 // struct_size field itself, checked by the caller), struct_size kept.
+// copy_prefix takes the size from elsewhere (an array's stride).
 template <typename T>
-void copy_versioned(T *out, T value) {
-    const uint32_t size = out->struct_size;
+void copy_prefix(T *out, T value, uint32_t size) {
     value.struct_size = size;
     std::memcpy(out, &value, size < sizeof value ? size : sizeof value);
+}
+template <typename T>
+void copy_versioned(T *out, T value) {
+    copy_prefix(out, value, out->struct_size);
+}
+
+// A text buffer of a two-call output: NULL only with cap 0.
+inline int check_buffer(const char *buf, size_t cap) {
+    if (!buf && cap)
+        return set_error(-EINVAL, "buf is NULL but cap is %zu", cap);
+    return 0;
 }
 
 // The two-call text outputs (status JSON, Prometheus text): the buffer may
@@ -49,8 +67,8 @@ void copy_versioned(T *out, T value) {
 // the message.
 inline int copy_text(const std::string &text, char *buf, size_t cap, size_t *needed,
                      const char *what) {
-    if (!buf && cap)
-        return set_error(-EINVAL, "buf is NULL but cap is %zu", cap);
+    if (int rc = check_buffer(buf, cap))
+        return rc;
     if (needed)
         *needed = text.size() + 1;
     if (cap < text.size() + 1)
@@ -85,6 +103,32 @@ inline int check_items(const daxkv_item *items, size_t n) {
         return set_error(-EINVAL, "items is NULL but n is %zu", n);
     if (n > static_cast<size_t>(INT32_MAX))
         return set_error(-EINVAL, "n %zu is too large for one batch", n);
+    return 0;
+}
+
+// The key of a single-key call, checked by the store's key rule
+// (store/item.hpp; throws -EINVAL).
+inline std::string_view key_arg(const void *key, size_t key_len) {
+    check_key(key, key_len);
+    return std::string_view(static_cast<const char *>(key), key_len);
+}
+
+// Flags outside allowed are refused, naming the call.
+inline int check_flags(unsigned flags, unsigned allowed, const char *call) {
+    if (flags & ~allowed)
+        return set_error(-EINVAL, "%s: unknown flags 0x%x", call, flags);
+    return 0;
+}
+
+// A device path argument: not NULL, not empty, at most 4096 bytes (never
+// echoed back in a message: it may come from an untrusted request).
+inline int check_path(const char *path) {
+    if (!path)
+        return set_error(-EINVAL, "device path is NULL");
+    if (!*path)
+        return set_error(-EINVAL, "device path is empty");
+    if (strnlen(path, 4097) > 4096)
+        return set_error(-EINVAL, "device path is longer than 4096 bytes");
     return 0;
 }
 

@@ -1,22 +1,41 @@
 // The pool: runtime add, remove, resize, drain completion and status.
 #include <cstring>
 
+#include "capi/convert.hpp"
 #include "capi/handles.hpp"
 
 using namespace daxkv;
+using daxkv::capi::check_flags;
+using daxkv::capi::check_path;
 using daxkv::capi::store_of;
 
 namespace {
 
-// The path argument, checked (never echoed back in a message).
-int check_path(const char *path) {
-    if (!path)
-        return set_error(-EINVAL, "device path is NULL");
-    if (!*path)
-        return set_error(-EINVAL, "device path is empty");
-    if (strnlen(path, 4097) > 4096)
-        return set_error(-EINVAL, "device path is longer than 4096 bytes");
+// A size argument that holds at least one slot (0: the whole device, where
+// allowed).
+int check_size(const Store &st, uint64_t bytes) {
+    const uint64_t slot = st.config().slot_bytes;
+    if (bytes / slot == 0)
+        return set_error(-EINVAL, "size of %llu bytes does not fit one slot of %llu bytes",
+                         static_cast<unsigned long long>(bytes),
+                         static_cast<unsigned long long>(slot));
     return 0;
+}
+
+// The flags and the result struct of a removal or resize: DAXKV_FORCE
+// only; the result, when given, at least its struct_size and state.
+int check_change(unsigned flags, const daxkv_hotplug_result *out, const char *call) {
+    if (int rc = check_flags(flags, DAXKV_FORCE, call))
+        return rc;
+    if (out && out->struct_size < sizeof(uint32_t) * 2)
+        return set_error(-EINVAL, "result struct_size %u is too small", out->struct_size);
+    return 0;
+}
+
+int finish(int rc, const HotplugResult &r, daxkv_hotplug_result *out) {
+    if (rc == 0 && out)
+        capi::copy_versioned(out, capi::public_result(r));
+    return rc;
 }
 
 } // namespace
@@ -28,7 +47,9 @@ DAXKV_API int daxkv_device_add(daxkv_store *s, const char *path, uint64_t bytes)
         Store &st = store_of(s);
         if (int rc = check_path(path))
             return rc;
-        return st.device_add(path, bytes);
+        if (int rc = bytes ? check_size(st, bytes) : 0)
+            return rc;
+        return st.hotplug().add(path, bytes);
     });
 }
 
@@ -38,7 +59,13 @@ DAXKV_API int daxkv_device_remove(daxkv_store *s, const char *path, int mode, un
         Store &st = store_of(s);
         if (int rc = check_path(path))
             return rc;
-        return st.device_remove(path, mode, flags, out);
+        if (mode != DAXKV_MIGRATE && mode != DAXKV_EVICT && mode != DAXKV_DRAIN)
+            return set_error(-EINVAL, "remove: mode %d is not DAXKV_MIGRATE, DAXKV_EVICT or "
+                                      "DAXKV_DRAIN", mode);
+        if (int rc = check_change(flags, out, "remove"))
+            return rc;
+        HotplugResult r;
+        return finish(st.hotplug().remove(path, static_cast<MoveMode>(mode), flags, r), r, out);
     });
 }
 
@@ -48,7 +75,16 @@ DAXKV_API int daxkv_device_resize(daxkv_store *s, const char *path, uint64_t byt
         Store &st = store_of(s);
         if (int rc = check_path(path))
             return rc;
-        return st.device_resize(path, bytes, mode, flags, out);
+        if (mode != DAXKV_MIGRATE && mode != DAXKV_EVICT)
+            return set_error(-EINVAL, "resize: mode %d is not DAXKV_MIGRATE or DAXKV_EVICT (a "
+                                      "resize completes before it returns: no drain)", mode);
+        if (int rc = check_change(flags, out, "resize"))
+            return rc;
+        if (int rc = check_size(st, bytes))
+            return rc;
+        HotplugResult r;
+        return finish(st.hotplug().resize(path, bytes, static_cast<MoveMode>(mode), flags, r), r,
+                      out);
     });
 }
 
@@ -57,16 +93,16 @@ DAXKV_API int daxkv_device_wait_drained(daxkv_store *s, const char *path, int ti
         Store &st = store_of(s);
         if (int rc = check_path(path))
             return rc;
-        return st.device_wait_drained(path, timeout_ms);
+        return st.hotplug().wait_drained(path, timeout_ms);
     });
 }
 
 DAXKV_API int daxkv_pool_status_json(daxkv_store *s, char *buf, size_t cap, size_t *needed) {
     return guarded([&] {
         Store &st = store_of(s);
-        if (!buf && cap)
-            return set_error(-EINVAL, "buf is NULL but cap is %zu", cap);
-        return capi::copy_text(st.pool_status_json(), buf, cap, needed, "pool status");
+        if (int rc = capi::check_buffer(buf, cap))
+            return rc;
+        return capi::copy_text(st.reports().pool_status_json(), buf, cap, needed, "pool status");
     });
 }
 

@@ -4,12 +4,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "capi/convert.hpp"
 #include "capi/handles.hpp"
-#include "store/metrics.hpp"
+#include "capi/prometheus.hpp"
 #include "store/stats_page.hpp"
 
 using namespace daxkv;
+using daxkv::capi::check_buffer;
 using daxkv::capi::copy_text;
+using daxkv::capi::prometheus_text;
 using daxkv::capi::store_of;
 
 namespace {
@@ -17,9 +20,7 @@ namespace {
 int check_peek_path(const char *path) {
     if (!path || !*path)
         return set_error(-EINVAL, "device path is NULL or empty");
-    if (strnlen(path, 4097) > 4096)
-        return set_error(-EINVAL, "device path is longer than 4096 bytes");
-    return 0;
+    return capi::check_path(path);
 }
 
 // The publisher's daxkv_stats, in a full struct of this version (a
@@ -57,14 +58,11 @@ extern "C" {
 DAXKV_API int daxkv_stats_prometheus(daxkv_store *s, char *buf, size_t cap, size_t *needed) {
     return guarded([&] {
         Store &st = store_of(s);
-        if (!buf && cap)
-            return set_error(-EINVAL, "buf is NULL but cap is %zu", cap);
-        struct daxkv_stats x;
-        std::memset(&x, 0, sizeof x);
-        x.struct_size = sizeof x;
-        st.stats(x);
-        return copy_text(prometheus_text(x, st.store_id(), st.device_gauges()), buf, cap, needed,
-                         "the metrics");
+        if (int rc = check_buffer(buf, cap))
+            return rc;
+        return copy_text(prometheus_text(capi::public_stats(st.reports().stats()),
+                                         st.reports().store_id(), st.reports().device_gauges()),
+                         buf, cap, needed, "the metrics");
     });
 }
 
@@ -83,8 +81,8 @@ DAXKV_API int daxkv_status_peek(const char *path, char *buf, size_t cap, size_t 
     return guarded([&] {
         if (int rc = check_peek_path(path))
             return rc;
-        if (!buf && cap)
-            return set_error(-EINVAL, "buf is NULL but cap is %zu", cap);
+        if (int rc = check_buffer(buf, cap))
+            return rc;
         const PageSnapshot snap = read_stats_page(path);
         auto j = nlohmann::json::parse(snap.status, nullptr, false);
         if (j.is_discarded() || !j.is_object())
@@ -102,8 +100,8 @@ DAXKV_API int daxkv_stats_prometheus_peek(const char *path, char *buf, size_t ca
     return guarded([&] {
         if (int rc = check_peek_path(path))
             return rc;
-        if (!buf && cap)
-            return set_error(-EINVAL, "buf is NULL but cap is %zu", cap);
+        if (int rc = check_buffer(buf, cap))
+            return rc;
         const PageSnapshot snap = read_stats_page(path);
         return copy_text(prometheus_text(peeked_stats(snap), snap.store_id, peeked_devices(snap)),
                          buf, cap, needed, "the metrics");

@@ -1,10 +1,13 @@
 // Store lifetime, single-key operations, batches and statistics.
 #include <cstring>
 
+#include "capi/convert.hpp"
 #include "capi/handles.hpp"
 
 using namespace daxkv;
+using daxkv::capi::check_flags;
 using daxkv::capi::check_items;
+using daxkv::capi::key_arg;
 using daxkv::capi::store_of;
 
 extern "C" {
@@ -17,14 +20,17 @@ DAXKV_API int daxkv_open(daxkv_store **out, const daxkv_config *cfg) {
         if (!cfg)
             return set_error(-EINVAL, "config is NULL");
         auto h = std::make_unique<daxkv_store>();
-        h->store = Store::open(cfg->cfg);
+        h->store = Store::open(cfg->cfg, &capi::stats_page_bytes);
         *out = h.release();
         return 0;
     });
 }
 
 DAXKV_API int daxkv_shutdown(daxkv_store *s) {
-    return guarded([&] { return store_of(s).shutdown(); });
+    return guarded([&] {
+        store_of(s).shutdown();
+        return 0;
+    });
 }
 
 DAXKV_API void daxkv_close(daxkv_store *s) {
@@ -38,29 +44,57 @@ DAXKV_API void daxkv_close(daxkv_store *s) {
 
 DAXKV_API int daxkv_put(daxkv_store *s, const void *key, size_t key_len, const void *val,
                         size_t len, unsigned flags) {
-    return guarded(
-        [&] { return store_of(s).put(key, key_len, val, len, nullptr, 0, flags); });
+    return guarded([&] {
+        Store &st = store_of(s);
+        const std::string_view k = key_arg(key, key_len);
+        if (!val && len)
+            return set_error(-EINVAL, "value is NULL but its length is %zu", len);
+        if (int rc = check_flags(flags, DAXKV_REPLACE, "put"))
+            return rc;
+        return st.writes().put(k, val, len, flags);
+    });
 }
 
 DAXKV_API int daxkv_get(daxkv_store *s, const void *key, size_t key_len, void *dst, size_t cap,
                         size_t *len_out) {
-    return guarded([&] { return store_of(s).get(key, key_len, dst, cap, len_out); });
+    return guarded([&] {
+        Store &st = store_of(s);
+        const std::string_view k = key_arg(key, key_len);
+        if (!dst && cap)
+            return set_error(-EINVAL, "destination is NULL but its capacity is %zu", cap);
+        return st.reads().get(k, dst, cap, len_out);
+    });
 }
 
 DAXKV_API int daxkv_contains(daxkv_store *s, const void *key, size_t key_len) {
-    return guarded([&] { return store_of(s).contains(key, key_len); });
+    return guarded([&] {
+        Store &st = store_of(s);
+        return st.reads().contains(key_arg(key, key_len));
+    });
 }
 
 DAXKV_API int daxkv_remove(daxkv_store *s, const void *key, size_t key_len, unsigned flags) {
-    return guarded([&] { return store_of(s).remove(key, key_len, flags); });
+    return guarded([&] {
+        Store &st = store_of(s);
+        const std::string_view k = key_arg(key, key_len);
+        if (int rc = check_flags(flags, DAXKV_FORCE, "remove"))
+            return rc;
+        return st.entries().remove(k, flags);
+    });
 }
 
 DAXKV_API int daxkv_pin(daxkv_store *s, const void *key, size_t key_len) {
-    return guarded([&] { return store_of(s).pin(key, key_len); });
+    return guarded([&] {
+        Store &st = store_of(s);
+        return st.entries().pin(key_arg(key, key_len));
+    });
 }
 
 DAXKV_API int daxkv_unpin(daxkv_store *s, const void *key, size_t key_len) {
-    return guarded([&] { return store_of(s).unpin(key, key_len); });
+    return guarded([&] {
+        Store &st = store_of(s);
+        return st.entries().unpin(key_arg(key, key_len));
+    });
 }
 
 DAXKV_API int daxkv_put_batch(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags) {
@@ -68,7 +102,9 @@ DAXKV_API int daxkv_put_batch(daxkv_store *s, daxkv_item *items, size_t n, unsig
         Store &st = store_of(s);
         if (int rc = check_items(items, n))
             return rc;
-        return st.put_batch(items, n, flags);
+        if (int rc = check_flags(flags, DAXKV_REPLACE, "put_batch"))
+            return rc;
+        return st.writes().put_batch(items, n, flags);
     });
 }
 
@@ -77,7 +113,9 @@ DAXKV_API int daxkv_get_batch(daxkv_store *s, daxkv_item *items, size_t n, unsig
         Store &st = store_of(s);
         if (int rc = check_items(items, n))
             return rc;
-        return st.get_batch(items, n, flags);
+        if (int rc = check_flags(flags, DAXKV_PREFIX, "get_batch"))
+            return rc;
+        return st.reads().get_batch(items, n, flags);
     });
 }
 
@@ -87,7 +125,9 @@ DAXKV_API int daxkv_contains_batch(daxkv_store *s, daxkv_item *items, size_t n,
         Store &st = store_of(s);
         if (int rc = check_items(items, n))
             return rc;
-        return st.contains_batch(items, n, flags);
+        if (int rc = check_flags(flags, DAXKV_PREFIX | DAXKV_PIN, "contains_batch"))
+            return rc;
+        return st.reads().contains_batch(items, n, flags);
     });
 }
 
@@ -96,7 +136,9 @@ DAXKV_API int daxkv_remove_batch(daxkv_store *s, daxkv_item *items, size_t n, un
         Store &st = store_of(s);
         if (int rc = check_items(items, n))
             return rc;
-        return st.remove_batch(items, n, flags);
+        if (int rc = check_flags(flags, DAXKV_FORCE, "remove_batch"))
+            return rc;
+        return st.entries().remove_batch(items, n, flags);
     });
 }
 
@@ -105,7 +147,9 @@ DAXKV_API int daxkv_unpin_batch(daxkv_store *s, daxkv_item *items, size_t n, uns
         Store &st = store_of(s);
         if (int rc = check_items(items, n))
             return rc;
-        return st.unpin_batch(items, n, flags);
+        if (int rc = check_flags(flags, 0, "unpin_batch"))
+            return rc;
+        return st.entries().unpin_batch(items, n);
     });
 }
 
@@ -117,7 +161,7 @@ DAXKV_API int daxkv_stats(daxkv_store *s, struct daxkv_stats *out) {
         if (out->struct_size < sizeof(uint32_t) * 2)
             return set_error(-EINVAL, "struct_size %u is too small (set it to sizeof)",
                              out->struct_size);
-        st.stats(*out);
+        capi::copy_versioned(out, capi::public_stats(st.reports().stats()));
         return 0;
     });
 }
@@ -125,9 +169,9 @@ DAXKV_API int daxkv_stats(daxkv_store *s, struct daxkv_stats *out) {
 DAXKV_API int daxkv_status_json(daxkv_store *s, char *buf, size_t cap, size_t *needed) {
     return guarded([&] {
         Store &st = store_of(s);
-        if (!buf && cap)
-            return set_error(-EINVAL, "buf is NULL but cap is %zu", cap);
-        return capi::copy_text(st.status_json(), buf, cap, needed, "status");
+        if (int rc = capi::check_buffer(buf, cap))
+            return rc;
+        return capi::copy_text(st.reports().status_json(), buf, cap, needed, "status");
     });
 }
 

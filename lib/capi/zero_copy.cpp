@@ -4,6 +4,7 @@
 #include "capi/handles.hpp"
 
 using namespace daxkv;
+using daxkv::capi::key_arg;
 using daxkv::capi::store_of;
 
 extern "C" {
@@ -15,10 +16,13 @@ DAXKV_API int daxkv_lease_acquire(daxkv_store *s, const void *key, size_t key_le
             return set_error(-EINVAL, "out is NULL");
         *out = nullptr;
         Store &st = store_of(s);
+        const std::string_view k = key_arg(key, key_len);
         auto l = std::make_unique<daxkv_lease>();
-        int rc = st.lease(key, key_len, &l->state);
-        if (rc == 0)
+        int rc = st.reads().lease(k, &l->state);
+        if (rc == 0) {
+            l->state->store = s->store; // the lease keeps the store alive
             *out = l.release();
+        }
         return rc;
     });
 }
@@ -45,7 +49,7 @@ DAXKV_API void daxkv_lease_release(daxkv_lease *l) {
         // Keep the store alive until the release is done, even if this was
         // the last reference to a closed store.
         std::shared_ptr<Store> keep = l->state->store;
-        keep->release(*l->state);
+        keep->reads().release(*l->state);
         l->state.reset();
     }
     delete l;
@@ -58,10 +62,13 @@ DAXKV_API int daxkv_reserve(daxkv_store *s, const void *key, size_t key_len, siz
             return set_error(-EINVAL, "out is NULL");
         *out = nullptr;
         Store &st = store_of(s);
+        const std::string_view k = key_arg(key, key_len);
         auto r = std::make_unique<daxkv_reservation>();
-        int rc = st.reserve(key, key_len, len, &r->state);
-        if (rc == 0)
+        int rc = st.reservations().reserve(k, len, &r->state);
+        if (rc == 0) {
+            r->state->store = s->store; // the reservation keeps the store alive
             *out = r.release();
+        }
         return rc;
     });
 }
@@ -98,7 +105,7 @@ DAXKV_API int daxkv_commit(daxkv_reservation *r) {
         if (!owned->state)
             return set_error(-EINVAL, "reservation is empty");
         std::shared_ptr<Store> keep = owned->state->store;
-        return keep->commit(*owned->state);
+        return keep->reservations().commit(*owned->state);
     });
 }
 
@@ -108,7 +115,7 @@ DAXKV_API void daxkv_abort(daxkv_reservation *r) {
     LogDefer defer;
     if (r->state) {
         std::shared_ptr<Store> keep = r->state->store;
-        keep->abort(*r->state);
+        keep->reservations().abort(*r->state);
         r->state.reset();
     }
     delete r;

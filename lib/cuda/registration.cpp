@@ -74,7 +74,7 @@ HostRegistration::HostRegistration(const Runtime &rt, const std::vector<HostRang
 
 HostRegistration::~HostRegistration() {
     if (size_t stuck = release())
-        log(DAXKV_LOG_WARNING, "%zu cudaHostUnregister call(s) failed", stuck);
+        log(kLogWarning, "%zu cudaHostUnregister call(s) failed", stuck);
 }
 
 size_t HostRegistration::release() noexcept {

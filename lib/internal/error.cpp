@@ -1,4 +1,5 @@
 #include "internal/error.hpp"
+#include "daxkv.h" // daxkv_log_fn, the caller's callback type: LogFn
 
 #include <atomic>
 #include <cstdio>

@@ -1,6 +1,16 @@
 // The one home of error handling: the exception type the core throws, the
-// thread-local message behind daxkv_errmsg(), and the barrier that turns
-// exceptions into return codes at the C ABI.
+// thread-local message behind daxkv_errmsg(), the barrier that turns
+// exceptions into return codes at the C ABI, the library's own return codes
+// and log levels, and logging.
+//
+// The error rule (docs/hacking.md): an expected outcome (a miss, a key that
+// exists, busy, a buffer too small, a wait that timed out) is returned;
+// everything else throws Error and is caught once, by guarded() at the C
+// boundary or by the asynchronous executor.
+//
+// This layer does not include the public header: the codes, levels and the
+// callback type below are the library's own, with the values of daxkv.h's,
+// which lib/capi/constants.cpp checks with static_asserts.
 #pragma once
 
 #include <cerrno>
@@ -10,11 +20,24 @@
 #include <string>
 #include <system_error>
 
-#include "daxkv.h"
-
 namespace daxkv {
 
-// An error with a daxkv return code (a negative errno or a DAXKV_E_* code).
+// Return codes of the library besides negative errno values
+// (DAXKV_EXISTED, DAXKV_E_BASE, DAXKV_E_CORRUPT, DAXKV_E_FOREIGN).
+constexpr int kExisted = 1;
+constexpr int kErrBase = -10000;
+constexpr int kErrCorrupt = -10001;
+constexpr int kErrForeign = -10002;
+
+// Log levels, as syslog's (DAXKV_LOG_*), and the log callback's type
+// (daxkv_log_fn).
+enum LogLevel : int { kLogErr = 3, kLogWarning = 4, kLogInfo = 6, kLogDebug = 7 };
+using LogFn = void (*)(int level, const char *msg, void *arg);
+
+// A static description of a return code (daxkv_strerror; never null).
+const char *error_text(int code) noexcept;
+
+// An error with a daxkv return code (a negative errno or one of the codes above).
 class Error : public std::runtime_error {
 public:
     Error(int code, std::string msg) : std::runtime_error(std::move(msg)), code_(code) {}
@@ -45,7 +68,7 @@ const char *last_error_message() noexcept;
 // Logging through the caller's callback (never to stdout/stderr by itself).
 bool log_enabled(int level) noexcept;
 void log(int level, const char *fmt, ...) noexcept __attribute__((format(printf, 2, 3)));
-void set_log_fn(daxkv_log_fn fn, int max_level, void *arg) noexcept;
+void set_log_fn(LogFn fn, int max_level, void *arg) noexcept;
 
 // Where a thread's log events go while a LogDefer lives on it: the
 // caller's callback (null), or a sink of the library's own (a thread of the

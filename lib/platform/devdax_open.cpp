@@ -144,7 +144,7 @@ uint64_t check_device(const DeviceInfo &info, uint64_t requested) {
              "alignment %" PRIu64 "), but the device has %" PRIu64 " bytes",
              path, name, requested, rounded, info.align, info.size);
     if (rounded != requested)
-        log(DAXKV_LOG_INFO,
+        log(kLogInfo,
             "%s: size %" PRIu64 " rounded down to %" PRIu64 " (alignment %" PRIu64 ")", path,
             requested, rounded, info.align);
     return rounded;

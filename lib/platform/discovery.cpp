@@ -256,7 +256,7 @@ std::vector<DeviceInfo> list_from_sysfs(const std::string &root) {
         DeviceInfo info;
         std::string why;
         if (!fill_from_sysfs(dev_dir, info, why)) {
-            log(DAXKV_LOG_WARNING, "skipping Device-DAX device %s: %s", name.c_str(), why.c_str());
+            log(kLogWarning, "skipping Device-DAX device %s: %s", name.c_str(), why.c_str());
             continue;
         }
         info.name = name;
@@ -274,10 +274,10 @@ std::vector<DeviceInfo> list_from_sysfs(const std::string &root) {
 // installed a callback).
 void daxctl_log_forward(struct daxctl_ctx *, int priority, const char *, int, const char *fn,
                         const char *fmt, va_list args) {
-    int level = priority <= LOG_ERR ? DAXKV_LOG_ERR
-                : priority <= LOG_WARNING ? DAXKV_LOG_WARNING
-                : priority <= LOG_INFO ? DAXKV_LOG_INFO
-                                       : DAXKV_LOG_DEBUG;
+    int level = priority <= LOG_ERR ? kLogErr
+                : priority <= LOG_WARNING ? kLogWarning
+                : priority <= LOG_INFO ? kLogInfo
+                                       : kLogDebug;
     if (!log_enabled(level))
         return;
     char msg[512];
@@ -301,15 +301,15 @@ CtxPtr new_daxctl_ctx() {
     struct daxctl_ctx *raw = nullptr;
     int rc = daxctl_new(&raw);
     if (rc < 0 || !raw) {
-        log(DAXKV_LOG_INFO, "libdaxctl unavailable (%s); reading sysfs", std::strerror(-rc));
+        log(kLogInfo, "libdaxctl unavailable (%s); reading sysfs", std::strerror(-rc));
         return CtxPtr();
     }
     CtxPtr ctx(raw);
     daxctl_set_log_fn(raw, daxctl_log_forward);
     // Let libdaxctl format only what would be delivered.
-    int prio = log_enabled(DAXKV_LOG_DEBUG)   ? LOG_DEBUG
-               : log_enabled(DAXKV_LOG_INFO)  ? LOG_INFO
-               : log_enabled(DAXKV_LOG_WARNING) ? LOG_WARNING
+    int prio = log_enabled(kLogDebug)   ? LOG_DEBUG
+               : log_enabled(kLogInfo)  ? LOG_INFO
+               : log_enabled(kLogWarning) ? LOG_WARNING
                                                 : LOG_ERR;
     daxctl_set_log_priority(raw, prio);
     return ctx;

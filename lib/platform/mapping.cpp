@@ -1,6 +1,7 @@
 #include "platform/mapping.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -406,15 +407,24 @@ Mapping::~Mapping() {
         ::close(fd_); // releases the flock
 }
 
-void Mapping::persist(const void *p, size_t n) const noexcept {
+namespace {
+std::atomic<testing::PersistProbe *> persist_probe{nullptr};
+} // namespace
+
+void testing::set_persist_probe(PersistProbe *probe) noexcept {
+    persist_probe.store(probe, std::memory_order_release);
+}
+
+void Mapping::write_back(const void *p, size_t n) const noexcept {
     if (!n)
         return;
+    if (testing::PersistProbe *probe = persist_probe.load(std::memory_order_relaxed))
+        probe->wrote_back(p, n);
     switch (info_.kind) {
     case DeviceKind::memory:
         return;
     case DeviceKind::devdax:
         flush_range(p, n);
-        store_fence();
         return;
     case DeviceKind::file: {
         auto start = round_down(reinterpret_cast<uintptr_t>(p), kPage);
@@ -423,6 +433,13 @@ void Mapping::persist(const void *p, size_t n) const noexcept {
         return;
     }
     }
+}
+
+void Mapping::drain() const noexcept {
+    if (testing::PersistProbe *probe = persist_probe.load(std::memory_order_relaxed))
+        probe->drained();
+    if (info_.kind == DeviceKind::devdax)
+        store_fence();
 }
 
 } // namespace platform

@@ -68,9 +68,20 @@ public:
     void keep() noexcept;
     bool volatile_memory() const noexcept { return info_.kind == DeviceKind::memory; }
 
-    // Make [p, p+n) durable against power loss: cache-line write-back plus a
-    // fence on DAX mappings, msync on file mappings, nothing for memory.
-    void persist(const void *p, size_t n) const noexcept;
+    // Make [p, p+n) durable against power loss: write_back() then drain().
+    void persist(const void *p, size_t n) const noexcept {
+        if (!n)
+            return;
+        write_back(p, n);
+        drain();
+    }
+    // The two halves of persist(), so that many ranges share one fence:
+    // write_back() sends [p, p+n) toward the media (cache-line write-backs
+    // without a fence on DAX mappings; msync, which waits, on file mappings;
+    // nothing for memory); drain() waits until every write-back this thread
+    // made on a DAX mapping is done (a store fence; nothing otherwise).
+    void write_back(const void *p, size_t n) const noexcept;
+    void drain() const noexcept;
 
 private:
     Mapping() = default;
@@ -106,6 +117,21 @@ bool file_arena_refused(const std::string &resolved);
 // Take an exclusive, non-blocking flock on fd. On conflict throws
 // Error(-EBUSY) naming the holder's pid (from /proc/locks) when it can.
 void lock_exclusive(int fd, const std::string &what);
+
+namespace testing {
+// Sees every write_back() and drain() of every mapping, whatever its kind
+// (the unit tests count the fences of a batch with it). Installed by tests
+// only: without one, each call costs one relaxed load.
+class PersistProbe {
+public:
+    virtual ~PersistProbe() = default;
+    virtual void wrote_back(const void *p, size_t n) noexcept = 0;
+    virtual void drained() noexcept = 0;
+};
+// Install (or, with nullptr, remove) the probe; the caller keeps it alive
+// until it is removed.
+void set_persist_probe(PersistProbe *probe) noexcept;
+} // namespace testing
 
 } // namespace platform
 } // namespace daxkv

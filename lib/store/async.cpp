@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include "internal/error.hpp"
-#include "store/store.hpp"
 
 namespace daxkv {
 namespace {
@@ -21,42 +20,19 @@ inline void cpu_relax() noexcept {
 
 } // namespace
 
-bool AsyncQueue::valid_op(int op) noexcept {
-    return op == DAXKV_OP_PUT || op == DAXKV_OP_GET || op == DAXKV_OP_CONTAINS ||
-           op == DAXKV_OP_REMOVE;
-}
-
-unsigned AsyncQueue::allowed_flags(int op) noexcept {
-    switch (op) {
-    case DAXKV_OP_PUT: return DAXKV_REPLACE;
-    case DAXKV_OP_GET: return DAXKV_PREFIX;
-    case DAXKV_OP_CONTAINS: return DAXKV_PREFIX | DAXKV_PIN;
-    case DAXKV_OP_REMOVE: return DAXKV_FORCE;
-    default: return 0;
-    }
-}
-
 AsyncQueue::~AsyncQueue() {
     shutdown();
     if (efd_ >= 0)
         ::close(efd_);
 }
 
-int AsyncQueue::submit(int op, daxkv_item *items, size_t n, unsigned flags, uint64_t tag) {
-    if (!valid_op(op))
-        return set_error(-EINVAL, "op %d is not one of DAXKV_OP_PUT, GET, CONTAINS, REMOVE", op);
-    if (flags & ~allowed_flags(op))
-        return set_error(-EINVAL, "flags 0x%x are not valid for op %d", flags, op);
-    if (!items && n)
-        return set_error(-EINVAL, "items is NULL but n is %zu", n);
-    if (n > static_cast<size_t>(INT32_MAX))
-        return set_error(-EINVAL, "n %zu is too large for one batch", n);
+int AsyncQueue::submit(AsyncOp op, daxkv_item *items, size_t n, unsigned flags, uint64_t tag) {
     const Batch batch{op, items, n, flags, tag};
     const bool small = is_small(batch);
     {
         std::lock_guard<std::mutex> g(m_);
         if (closed_)
-            return set_error(-ESHUTDOWN, "the store is shut down");
+            fail(-ESHUTDOWN, "the store is shut down");
         if (small && !busy_ && queue_.empty()) {
             busy_ = true; // runs here, below; later submissions queue behind it
         } else {
@@ -88,7 +64,7 @@ int AsyncQueue::submit(int op, daxkv_item *items, size_t n, unsigned flags, uint
 bool AsyncQueue::is_small(const Batch &b) noexcept {
     if (b.n > kAsyncInlineItems)
         return false;
-    if (b.op != DAXKV_OP_PUT && b.op != DAXKV_OP_GET)
+    if (b.op != AsyncOp::put && b.op != AsyncOp::get)
         return true;
     size_t bytes = 0;
     for (size_t i = 0; i < b.n; ++i)
@@ -116,11 +92,7 @@ int AsyncQueue::event_fd() {
     return open_fd_locked();
 }
 
-int AsyncQueue::poll(daxkv_completion *out, size_t cap) {
-    if (!out)
-        return set_error(-EINVAL, "out is NULL");
-    if (cap == 0)
-        return set_error(-EINVAL, "cap is 0: no completion could be returned");
+size_t AsyncQueue::poll(size_t cap, const std::function<void(size_t, const Completion &)> &out) {
     // Nothing waiting: answer without the lock, so that a caller polling in
     // a loop does not keep the dispatcher from posting.
     if (waiting_.load(std::memory_order_acquire) == 0)
@@ -128,7 +100,7 @@ int AsyncQueue::poll(daxkv_completion *out, size_t cap) {
     std::lock_guard<std::mutex> g(cm_);
     size_t k = 0;
     while (k < cap && !done_.empty()) {
-        out[k++] = done_.front();
+        out(k++, done_.front());
         done_.pop_front();
     }
     waiting_.store(done_.size(), std::memory_order_release);
@@ -139,16 +111,14 @@ int AsyncQueue::poll(daxkv_completion *out, size_t cap) {
         ssize_t r = ::read(efd_, &v, sizeof v);
         (void)r; // EAGAIN: already zero
     }
-    if (k > static_cast<size_t>(INT32_MAX))
-        k = INT32_MAX;
-    return static_cast<int>(k);
+    return k;
 }
 
-void AsyncQueue::complete(uint64_t tag, int op, int result) noexcept {
+void AsyncQueue::complete(uint64_t tag, AsyncOp op, int result) noexcept {
     std::lock_guard<std::mutex> g(cm_);
     bool was_empty = done_.empty();
     try {
-        done_.push_back(daxkv_completion{tag, op, result});
+        done_.push_back(Completion{tag, op, result});
         waiting_.store(done_.size(), std::memory_order_release);
     } catch (...) {
         // Out of memory for one 16-byte record: nothing sane is left to do;
@@ -166,14 +136,15 @@ int AsyncQueue::execute(const Batch &b) noexcept {
     int rc;
     try {
         switch (b.op) {
-        case DAXKV_OP_PUT: rc = s_.put_batch(b.items, b.n, b.flags); break;
-        case DAXKV_OP_GET: rc = s_.get_batch(b.items, b.n, b.flags); break;
-        case DAXKV_OP_CONTAINS: rc = s_.contains_batch(b.items, b.n, b.flags); break;
-        default: rc = s_.remove_batch(b.items, b.n, b.flags); break;
+        case AsyncOp::put: rc = writes_.put_batch(b.items, b.n, b.flags); break;
+        case AsyncOp::get: rc = reads_.get_batch(b.items, b.n, b.flags); break;
+        case AsyncOp::contains: rc = reads_.contains_batch(b.items, b.n, b.flags); break;
+        default: rc = entries_.remove_batch(b.items, b.n, b.flags); break;
         }
     } catch (...) {
-        // The whole call failed (its own cleanup already ran): say so for
-        // every item, whatever a partial pass wrote there.
+        // The executor is the other place (beside lib/capi) where errors are
+        // caught. The whole call failed (its own cleanup already ran): say so
+        // for every item, whatever a partial pass wrote there.
         rc = error_from_exception();
         for (size_t i = 0; i < b.n; ++i)
             b.items[i].status = rc;
@@ -185,8 +156,8 @@ namespace {
 
 // The dispatcher's log events go to the store's event thread: a callback
 // run on the dispatcher that shut the store down would wait for itself.
-void to_event_thread(int level, std::string msg, void *store) noexcept {
-    static_cast<Store *>(store)->post_event(level, std::move(msg));
+void to_event_thread(int level, std::string msg, void *events) noexcept {
+    static_cast<EventThread *>(events)->post(level, std::move(msg));
 }
 
 } // namespace
@@ -219,7 +190,7 @@ void AsyncQueue::dispatcher() noexcept {
         }
         int rc;
         {
-            LogDefer defer(&to_event_thread, &s_);
+            LogDefer defer(&to_event_thread, &events_);
             rc = execute(b);
         }
         completed_.fetch_add(1, std::memory_order_relaxed);

@@ -1,4 +1,5 @@
-// The asynchronous API (LMCache MP's submit -> event fd -> query contract): batches submitted to a store run one after another in
+// The asynchronous API (LMCache MP's submit -> event fd -> query
+// contract): batches submitted to a store run one after another in
 // submission order, each through the store's batch calls (and so on the
 // copy engine's workers): on a dispatcher thread, or, for a small batch with
 // nothing queued or running ahead of it, on the submitting thread before
@@ -25,26 +26,43 @@
 #include <mutex>
 #include <thread>
 
-#include "daxkv.h"
+#include <functional>
+
+#include "store/entries.hpp"
+#include "store/events.hpp"
+#include "store/item.hpp"
+#include "store/reads.hpp"
+#include "store/writes.hpp"
 
 namespace daxkv {
 
-class Store;
+// The batch call a submission runs: the values of DAXKV_OP_* (lib/capi
+// checks them, and that the flags are the call's).
+enum class AsyncOp : int { put = 1, get = 2, contains = 3, remove = 4 };
+
+// One finished batch (daxkv_completion, made by lib/capi).
+struct Completion {
+    uint64_t tag;
+    AsyncOp op;
+    int result; // what the batch call returned, or -ECANCELED (shutdown)
+};
 
 class AsyncQueue {
 public:
-    explicit AsyncQueue(Store &s) : s_(s) {}
+    AsyncQueue(Writes &writes, Reads &reads, Entries &entries, EventThread &events)
+        : writes_(writes), reads_(reads), entries_(entries), events_(events) {}
     ~AsyncQueue();
     AsyncQueue(const AsyncQueue &) = delete;
     AsyncQueue &operator=(const AsyncQueue &) = delete;
 
-    // 0 when queued; -EINVAL for a bad op, bad flags for the op, or NULL
-    // items with n > 0; -ESHUTDOWN after shutdown.
-    int submit(int op, daxkv_item *items, size_t n, unsigned flags, uint64_t tag);
+    // 0 when queued (or run already: a small batch with nothing ahead);
+    // throws Error(-ESHUTDOWN) after shutdown.
+    int submit(AsyncOp op, daxkv_item *items, size_t n, unsigned flags, uint64_t tag);
     // The eventfd (created on first use; owned by the store).
     int event_fd();
-    // Up to cap completions (cap >= 1, out non-null); returns the count.
-    int poll(daxkv_completion *out, size_t cap);
+    // Up to cap completions, each handed to out with its position; returns
+    // the count.
+    size_t poll(size_t cap, const std::function<void(size_t, const Completion &)> &out);
     // Complete or cancel every submitted batch, then stop the dispatcher.
     void shutdown() noexcept;
     // Batches queued, run to completion, and cancelled by shutdown.
@@ -52,13 +70,9 @@ public:
     uint64_t completed() const noexcept { return completed_.load(std::memory_order_relaxed); }
     uint64_t cancelled() const noexcept { return cancelled_.load(std::memory_order_relaxed); }
 
-    // Flags each op accepts (those of its batch call).
-    static bool valid_op(int op) noexcept;
-    static unsigned allowed_flags(int op) noexcept;
-
 private:
     struct Batch {
-        int op;
+        AsyncOp op;
         daxkv_item *items;
         size_t n;
         unsigned flags;
@@ -67,10 +81,13 @@ private:
     void dispatcher() noexcept;
     static bool is_small(const Batch &b) noexcept;
     int execute(const Batch &b) noexcept;
-    void complete(uint64_t tag, int op, int result) noexcept;
+    void complete(uint64_t tag, AsyncOp op, int result) noexcept;
     int open_fd_locked(); // cm_ held
 
-    Store &s_;
+    Writes &writes_;
+    Reads &reads_;
+    Entries &entries_;
+    EventThread &events_;
     // Submission side.
     std::mutex m_;
     std::condition_variable cv_;
@@ -83,7 +100,7 @@ private:
     std::mutex shutdown_m_; // one shutdown joins the dispatcher at a time
     // Completion side.
     std::mutex cm_;
-    std::deque<daxkv_completion> done_;
+    std::deque<Completion> done_;
     std::atomic<size_t> waiting_{0}; // done_.size(), read without cm_ by poll
     int efd_ = -1;
     std::atomic<uint64_t> submitted_{0}, completed_{0}, cancelled_{0};

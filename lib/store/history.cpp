@@ -25,11 +25,13 @@
 // - What a device that comes back cannot know is a change that only absent
 //   devices saw: the guarantee holds while one device that was in the pool
 //   at the change is present.
+#include "store/history.hpp"
+
 #include <algorithm>
-#include <chrono>
+#include <shared_mutex>
+#include <vector>
 
 #include "internal/error.hpp"
-#include "store/store.hpp"
 
 namespace daxkv {
 namespace {
@@ -41,28 +43,34 @@ namespace {
 // by time: about a millisecond.
 constexpr uint64_t kSeqLease = uint64_t(1) << 20;
 
+// The devices that keep a record: mapped, and not anonymous memory.
+bool records(const std::shared_ptr<arena::Arena> &ar) noexcept {
+    return ar && !ar->mapping().volatile_memory();
+}
+
 } // namespace
 
-void Store::write_seq_floor(uint64_t limit) {
+History::History(const Config &cfg, Pool &pool)
+    : cfg_(cfg), pool_(pool), removals_(new std::atomic<uint64_t>[arena::kRemovalBuckets]()) {}
+
+void History::write_floor(uint64_t limit) {
     {
-        // The devices' rows: a removal unmaps a device under pool_m_.
-        std::shared_lock<std::shared_mutex> pool(pool_m_);
-        for (uint32_t a = 0; a < arenas_.size(); ++a) {
-            const auto &ar = arenas_[a].arena;
-            if (ar && !ar->mapping().volatile_memory())
-                ar->set_seq_floor(limit);
-        }
+        // The devices' rows: a removal unmaps a device under the mapping lock.
+        std::shared_lock<std::shared_mutex> pool(pool_.mapping_lock());
+        for (uint32_t a = 0; a < pool_.size(); ++a)
+            if (records(pool_[a].arena))
+                pool_[a].arena->set_seq_floor(limit);
     }
     seq_limit_.store(limit, std::memory_order_release);
 }
 
-uint64_t Store::next_seq() noexcept {
+uint64_t History::next_seq() noexcept {
     const uint64_t v = next_seq_.fetch_add(1, std::memory_order_relaxed);
-    if (keeps_history() && v >= seq_limit_.load(std::memory_order_acquire)) {
+    if (kept() && v >= seq_limit_.load(std::memory_order_acquire)) {
         try {
             std::lock_guard<std::mutex> g(seq_m_);
             if (v >= seq_limit_.load(std::memory_order_relaxed))
-                write_seq_floor(v + kSeqLease);
+                write_floor(v + kSeqLease);
         } catch (...) {
             // Not recorded (a lock that failed): a device's floor then lags
             // behind what it holds, which can only drop entries at an open.
@@ -71,57 +79,81 @@ uint64_t Store::next_seq() noexcept {
     return v;
 }
 
-void Store::raise_seq_floor(uint64_t v) {
+void History::raise_floor(uint64_t v) {
     uint64_t cur = next_seq_.load();
     while (cur <= v && !next_seq_.compare_exchange_weak(cur, v + 1)) {
     }
-    if (!keeps_history())
+    if (!kept())
         return;
     std::lock_guard<std::mutex> g(seq_m_);
     const uint64_t next = next_seq_.load();
     if (seq_limit_.load(std::memory_order_relaxed) <= next)
-        write_seq_floor(next + kSeqLease);
+        write_floor(next + kSeqLease);
 }
 
-void Store::record_removal(uint64_t hash) noexcept {
-    if (keeps_history())
-        record_change(hash, next_seq());
+void History::record_removal(uint64_t hash) noexcept {
+    if (kept())
+        note(hash, next_seq(), true);
 }
 
-void Store::record_change(uint64_t hash, uint64_t r) noexcept {
-    if (!keeps_history())
-        return;
+void History::stage_commit(uint64_t hash, uint64_t seq) noexcept {
+    if (kept())
+        note(hash, seq, false);
+}
+
+void History::note(uint64_t hash, uint64_t r, bool durable) noexcept {
     const uint32_t b = arena::removal_bucket(hash);
     std::atomic<uint64_t> &mem = removals_[b];
     uint64_t cur = mem.load(std::memory_order_relaxed);
     while (cur < r && !mem.compare_exchange_weak(cur, r)) {
     }
     try {
-        std::shared_lock<std::shared_mutex> pool(pool_m_);
-        for (uint32_t a = 0; a < arenas_.size(); ++a) {
-            const auto &ar = arenas_[a].arena;
-            if (ar && !ar->mapping().volatile_memory())
+        std::shared_lock<std::shared_mutex> pool(pool_.mapping_lock());
+        for (uint32_t a = 0; a < pool_.size(); ++a) {
+            const auto &ar = pool_[a].arena;
+            if (!records(ar))
+                continue;
+            if (durable)
                 ar->note_removal(b, r);
+            else
+                ar->stage_removal(b, r);
         }
     } catch (...) {
-        // A lock that failed: the devices may miss this removal, and a
+        // A lock that failed: the devices may miss this change, and a
         // device away now could bring the key back. Nothing better to do.
     }
 }
 
-bool Store::removed_while_away(uint64_t hash, uint64_t seq, uint64_t floor) const noexcept {
+bool History::removed_while_away(uint64_t hash, uint64_t seq, uint64_t floor) const noexcept {
     const uint64_t r = removals_[arena::removal_bucket(hash)].load(std::memory_order_relaxed);
     return r != 0 && r > seq && r >= floor;
 }
 
-void Store::share_history(uint32_t a) {
-    const auto &ar = arenas_[a].arena;
-    if (!keeps_history() || !ar || ar->mapping().volatile_memory())
+uint64_t History::take_device(const arena::Arena &ar) noexcept {
+    uint64_t top = ar.seq_floor();
+    for (uint32_t b = 0; b < arena::kRemovalBuckets; ++b) {
+        const uint64_t r = ar.removal(b);
+        uint64_t cur = removals_[b].load();
+        while (cur < r && !removals_[b].compare_exchange_weak(cur, r)) {
+        }
+        top = std::max(top, r);
+    }
+    return top;
+}
+
+void History::share(uint32_t a) {
+    const auto &ar = pool_[a].arena;
+    if (!kept() || !records(ar))
         return;
     std::vector<uint64_t> table(arena::kRemovalBuckets);
     for (uint32_t b = 0; b < arena::kRemovalBuckets; ++b)
         table[b] = removals_[b].load(std::memory_order_relaxed);
     ar->merge_removals(table.data());
+}
+
+void History::write_floor_to(arena::Arena &ar) {
+    std::lock_guard<std::mutex> g(seq_m_);
+    ar.set_seq_floor(seq_limit_.load());
 }
 
 } // namespace daxkv

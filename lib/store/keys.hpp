@@ -13,6 +13,8 @@
 namespace daxkv {
 
 class Store;
+struct LeaseState;
+struct ReservationState;
 
 // One entry's slot and the address of its device's first payload, so that
 // payload_base + offset is the entry's first byte.
@@ -28,7 +30,7 @@ struct SlotLocation {
 struct DeviceLayout {
     uint32_t device_id = 0;
     uint32_t index = 0; // row of the pool
-    int state = 0;      // DevState
+    int state = 0;      // DevState (its value)
     uint64_t slot_bytes = 0;
     uint64_t layout_slots = 0; // slots laid out (room to grow included)
     uint64_t usable_slots = 0;
@@ -59,18 +61,27 @@ struct KeyRecord {
 // lock is held between calls.
 class KeyCursor {
 public:
-    // device: a pool row, or -1 for every device.
-    KeyCursor(std::shared_ptr<Store> store, int device);
+    // A walk of every device (device_path null) or of one device of the
+    // pool. Throws Error: -ESHUTDOWN, -ENOENT no such device.
+    KeyCursor(std::shared_ptr<Store> store, const std::string *device_path);
     // The next key, or nullptr at the end. The record stays valid until the
     // next call. Throws Error(-ESHUTDOWN) once the store is shut down.
     const KeyRecord *next();
 
 private:
     std::shared_ptr<Store> store_;
-    int device_;
+    int device_ = -1; // a pool row, or -1 for every device
     size_t shard_ = 0;
     std::vector<KeyRecord> batch_;
     size_t pos_ = 0;
 };
+
+// A lease keeps its slot, and so its device's mapping, in place; a
+// reservation holds its slot until commit or abort (-EINVAL once it holds
+// none).
+SlotLocation locate(Store &s, const LeaseState &l);
+SlotLocation locate(Store &s, const ReservationState &r);
+// The device of the pool at path. Throws Error (-ENOENT, -ESHUTDOWN).
+DeviceLayout describe_device(Store &s, const std::string &path);
 
 } // namespace daxkv

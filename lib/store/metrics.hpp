@@ -1,25 +1,34 @@
-// Latency and size histograms of the store, and the Prometheus text
-// rendering of daxkv_stats.
+// Latency and size histograms of the store.
 //
 // Recording is lock-free (relaxed atomic increments of one bucket and a
-// sum); reading is not a snapshot of one instant, like every counter of
-// daxkv_stats. count is derived from the buckets when read, so a reader
-// always sees count == the sum of the buckets.
+// sum); reading is not a snapshot of one instant, like every counter of the
+// store's statistics. count is derived from the buckets when read, so a
+// reader always sees count == the sum of the buckets.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <string>
-#include <vector>
-
-#include "daxkv.h"
 
 namespace daxkv {
 
+// Buckets of a histogram and the bounds' units: the values of
+// DAXKV_HIST_BUCKETS, DAXKV_HIST_NS_UNIT and DAXKV_HIST_BYTES_UNIT (lib/capi
+// checks them). bucket[i] counts the values in (unit << (i-1), unit << i];
+// the last one everything above.
+constexpr int kHistBuckets = 24;
+constexpr uint64_t kHistNsUnit = 1000;
+constexpr uint64_t kHistBytesUnit = 4096;
+
+struct HistogramValues {
+    uint64_t count = 0;
+    uint64_t sum = 0;
+    uint64_t bucket[kHistBuckets] = {};
+};
+
 class Histogram {
 public:
-    static constexpr int kBuckets = DAXKV_HIST_BUCKETS;
+    static constexpr int kBuckets = kHistBuckets;
     explicit Histogram(uint64_t unit) noexcept : unit_(unit) {}
 
     // The bucket of v: the smallest i with v <= unit << i (the last bucket
@@ -34,7 +43,7 @@ public:
         b_[index(v, unit_)].fetch_add(1, std::memory_order_relaxed);
         sum_.fetch_add(v, std::memory_order_relaxed);
     }
-    void read(daxkv_histogram &out) const noexcept;
+    HistogramValues read() const noexcept;
 
 private:
     uint64_t unit_;
@@ -43,8 +52,8 @@ private:
 };
 
 struct Metrics {
-    Histogram put_latency{DAXKV_HIST_NS_UNIT}, get_latency{DAXKV_HIST_NS_UNIT},
-        batch_latency{DAXKV_HIST_NS_UNIT}, item_bytes{DAXKV_HIST_BYTES_UNIT};
+    Histogram put_latency{kHistNsUnit}, get_latency{kHistNsUnit}, batch_latency{kHistNsUnit},
+        item_bytes{kHistBytesUnit};
     std::atomic<uint64_t> batches{0};
 };
 
@@ -64,17 +73,5 @@ private:
     Histogram &h_;
     std::chrono::steady_clock::time_point t0_;
 };
-
-// One device's figures for the Prometheus text.
-struct DeviceGauges {
-    std::string path;
-    uint64_t slots = 0, slots_free = 0;
-};
-
-// daxkv_stats (a full struct) in the Prometheus text exposition format,
-// every sample labelled store="store_id", and per-device gauges labelled
-// with the device's path too.
-std::string prometheus_text(const struct daxkv_stats &s, const std::string &store_id,
-                            const std::vector<DeviceGauges> &devices);
 
 } // namespace daxkv

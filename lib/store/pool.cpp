@@ -1,5 +1,8 @@
-// The pool: opening a store's devices, placement of new entries, and the
-// signals that drains, removals and resizes wait on.
+// The pool: opening a store's devices, placement of new entries, where the
+// copy workers run, and the signals that drains, removals and resizes wait
+// on.
+#include "store/pool.hpp"
+
 #include <sched.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -7,14 +10,11 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <chrono>
-
-#include <nlohmann/json.hpp>
+#include <utility>
 
 #include "internal/error.hpp"
-#include "internal/json_text.hpp"
 #include "internal/util.hpp"
-#include "store/store.hpp"
+#include "platform/numa.hpp"
 
 namespace daxkv {
 namespace {
@@ -49,7 +49,7 @@ const char *dev_state_name(DevState s) noexcept {
 }
 
 // Map the device and validate (or format) its arena into row.
-void Store::make_arena(DeviceSlot &row, const DeviceSpec &d) {
+void Pool::map_device(DeviceRow &row, const DeviceSpec &d) const {
     platform::MapRequest req;
     req.path = d.path;
     req.bytes = d.bytes;
@@ -85,7 +85,7 @@ void Store::make_arena(DeviceSlot &row, const DeviceSpec &d) {
         // slot headers fit inside the device.
         const uint64_t asked = d.bytes / cfg_.slot_bytes;
         const bool without_room = ao.slot_count > asked && fits(asked);
-        log(DAXKV_LOG_WARNING,
+        log(kLogWarning,
             "%s: the device's %llu bytes have no room for the slot headers on top of %s; %s",
             d.path.c_str(), static_cast<unsigned long long>(map->size()),
             without_room ? "the room to grow (grow_limit)" : "the payloads asked for",
@@ -104,12 +104,11 @@ void Store::make_arena(DeviceSlot &row, const DeviceSpec &d) {
     }
     row.numa_node = map->info().numa_node;
     row.arena.reset(new arena::Arena(std::move(map), ao));
-    // Slot state for the whole layout, so that growing into the rest of it
-    // moves nothing the data path reads without a lock.
-    auto slots = static_cast<uint32_t>(row.arena->layout().slot_count);
-    row.alloc.reset(new SlotAllocator(slots));
+    // An allocator for the whole layout, limited to the slots in use: growing
+    // into the rest of it moves nothing (the slots' states are sized the
+    // same way, by SlotStates::size_device).
+    row.alloc.reset(new SlotAllocator(static_cast<uint32_t>(row.arena->layout().slot_count)));
     row.alloc->set_limit(row.arena->usable_slots());
-    row.slots.assign(slots, SlotState{});
 }
 
 // capacity=payload: bytes (and grow_limit) count the slots' payloads, as
@@ -117,7 +116,7 @@ void Store::make_arena(DeviceSlot &row, const DeviceSpec &d) {
 // go on top of them, so the device is asked for that much more. A file is
 // created or extended that much larger; a file shorter than the payloads is
 // refused.
-void Store::size_for_payloads(uint64_t bytes, platform::MapRequest &req,
+void Pool::size_for_payloads(uint64_t bytes, platform::MapRequest &req,
                               arena::Arena::Options &ao) const {
     const uint64_t slots = bytes / cfg_.slot_bytes;
     if (slots == 0)
@@ -148,7 +147,7 @@ void Store::size_for_payloads(uint64_t bytes, platform::MapRequest &req,
 // holds no arena of this slot and metadata size can grow to its own size; a
 // Device-DAX device to all of it (UINT64_MAX: "map the whole device"). In
 // payload bytes with capacity=payload.
-uint64_t Store::auto_grow_limit(const std::string &path) const {
+uint64_t Pool::auto_grow_limit(const std::string &path) const {
     if (path == "mem:")
         return 0;
     if (platform::is_dax_char_device(path))
@@ -164,15 +163,15 @@ uint64_t Store::auto_grow_limit(const std::string &path) const {
     return static_cast<uint64_t>(st.st_size);
 }
 
-void Store::open_device(const DeviceSpec &d, bool tolerate_missing) {
-    DeviceSlot *row = arenas_.next_row();
+DeviceRow &Pool::open_device(const DeviceSpec &d, bool tolerate_missing) {
+    DeviceRow *row = rows_.next_row();
     if (!row)
         fail(-ENOSPC, "a store holds at most %u devices", kMaxDevices);
     row->path = d.path;
     row->bytes = d.bytes;
-    row->id = next_device_id_++;
+    row->id = next_device_id();
     try {
-        make_arena(*row, d);
+        map_device(*row, d);
         row->state.store(DevState::active);
     } catch (const Error &e) {
         // Absent (-ENOENT) or no longer a usable DAX device (-ENODEV, e.g.
@@ -181,25 +180,72 @@ void Store::open_device(const DeviceSpec &d, bool tolerate_missing) {
             throw;
         row->arena.reset();
         row->alloc.reset(new SlotAllocator(0));
-        row->slots.clear();
         row->missing_reason = e.what();
         row->state.store(DevState::missing);
-        log(DAXKV_LOG_WARNING, "device %u (%s) is missing: %s; opening without it", row->id,
+        log(kLogWarning, "device %u (%s) is missing: %s; opening without it", row->id,
             d.path.c_str(), e.what());
     }
-    arenas_.publish();
+    rows_.publish();
+    return *row;
 }
 
-// The writable device a new entry goes to: least used first (LMCache's
-// live/max ascending), the caller's NUMA node first with placement=numa.
-uint32_t Store::pick_device() const noexcept {
+uint32_t Pool::find(const std::string &path) const {
+    int found = -1, matches = 0;
+    for (uint32_t a = 0; a < rows_.size(); ++a) {
+        if (rows_[a].state.load() == DevState::removed || rows_[a].path != path)
+            continue;
+        found = static_cast<int>(a);
+        ++matches;
+    }
+    if (matches > 1)
+        fail(-EBUSY, "%d devices of the pool have this path (\"mem:\" devices cannot be "
+                     "told apart)", matches);
+    if (found < 0)
+        fail(-ENOENT, "no such device in the pool");
+    return static_cast<uint32_t>(found);
+}
+
+uint64_t Pool::usable_bytes(uint32_t a) const noexcept {
+    return uint64_t(rows_[a].alloc->slots()) * cfg_.slot_bytes;
+}
+
+std::vector<int> Pool::worker_cpus() const {
+    if (!cfg_.numa)
+        return {};
+    // One engine serves every arena of the store: it goes where most of the
+    // capacity is (the first device on a tie). A pool spread over nodes
+    // would want one engine per node.
+    std::vector<std::pair<int, uint64_t>> bytes_by_node;
+    for (const auto &a : rows_) {
+        if (!a.arena)
+            continue; // missing at open
+        int node = a.arena->mapping().info().numa_node;
+        uint64_t bytes = a.arena->layout().arena_bytes;
+        auto it = std::find_if(bytes_by_node.begin(), bytes_by_node.end(),
+                               [&](const std::pair<int, uint64_t> &p) { return p.first == node; });
+        if (it == bytes_by_node.end())
+            bytes_by_node.emplace_back(node, bytes);
+        else
+            it->second += bytes;
+    }
+    if (bytes_by_node.empty())
+        return {}; // no device mapped yet (a hotplug pool may start empty)
+    auto best = std::max_element(
+        bytes_by_node.begin(), bytes_by_node.end(),
+        [](const std::pair<int, uint64_t> &x, const std::pair<int, uint64_t> &y) {
+            return x.second < y.second;
+        });
+    return platform::placement_cpus(platform::host_topology(), best->first);
+}
+
+uint32_t Pool::pick_device() const noexcept {
     const int node = cfg_.placement == Placement::numa ? current_numa_node() : -1;
     uint32_t best = UINT32_MAX;
     bool best_local = false;
     double best_use = 2.0;
-    const uint32_t n = arenas_.size();
+    const uint32_t n = rows_.size();
     for (uint32_t a = 0; a < n; ++a) {
-        const DeviceSlot &d = arenas_[a];
+        const DeviceRow &d = rows_[a];
         if (!dev_writable(d.state.load(std::memory_order_acquire)))
             continue;
         uint32_t total = d.alloc->slots(), free = d.alloc->free_count();
@@ -216,23 +262,31 @@ uint32_t Store::pick_device() const noexcept {
     return best;
 }
 
-bool Store::any_writable() const noexcept {
-    for (uint32_t a = 0; a < arenas_.size(); ++a)
-        if (dev_writable(arenas_[a].state.load(std::memory_order_acquire)))
+bool Pool::any_writable() const noexcept {
+    for (uint32_t a = 0; a < rows_.size(); ++a)
+        if (dev_writable(rows_[a].state.load(std::memory_order_acquire)))
             return true;
     return false;
 }
 
-// A slot of a device that is not active was freed (shard lock held: only
-// flags, a notification and an event for the event thread here).
-void Store::note_slot_freed(uint32_t a) noexcept {
-    DeviceSlot &d = arenas_[a];
+void Pool::fence_all() const noexcept {
+    if (cfg_.durability != arena::Durability::power)
+        return;
+    // Rows are never unmapped while a write that staged on them is in
+    // flight (removal waits for every slot of the device to be free).
+    for (uint32_t a = 0; a < rows_.size(); ++a)
+        if (const auto &ar = rows_[a].arena)
+            ar->fence();
+}
+
+void Pool::slot_freed(uint32_t a) noexcept {
+    DeviceRow &d = rows_[a];
     if (d.state.load(std::memory_order_acquire) == DevState::draining &&
         d.alloc->used() <= d.quarantined.load() + d.detached.load() && !d.drained.exchange(true)) {
         d.drained_unix_ns.store(unix_ns());
         try {
-            post_event(DAXKV_LOG_INFO, format("device %u (%s) is drained: it holds no entries",
-                                              d.id, d.path.c_str()));
+            events_.post(kLogInfo, format("device %u (%s) is drained: it holds no entries", d.id,
+                                          d.path.c_str()));
         } catch (...) {
             // Out of memory: the event is not logged; status and waiters still see it.
         }
@@ -241,161 +295,24 @@ void Store::note_slot_freed(uint32_t a) noexcept {
     ev_cv_.notify_all();
 }
 
-void Store::wait_lease_gate(uint32_t a) {
+void Pool::set_lease_gate(uint32_t a, bool on) noexcept {
+    std::lock_guard<std::mutex> g(ev_m_);
+    rows_[a].lease_gate.store(on, std::memory_order_release);
+    ev_cv_.notify_all();
+}
+
+void Pool::wait_lease_gate(uint32_t a) {
     std::unique_lock<std::mutex> g(ev_m_);
-    ev_cv_.wait(g, [&] {
-        return !arenas_[a].lease_gate.load(std::memory_order_acquire) || shutting_.load();
-    });
-    if (shutting_.load())
+    ev_cv_.wait(g, [&] { return !lease_gated(a) || gate_.closed(); });
+    if (gate_.closed())
         fail(-ESHUTDOWN, "the store is shut down");
 }
 
-void Store::post_event(int level, std::string msg) noexcept {
-    if (!log_enabled(level))
-        return;
-    std::lock_guard<std::mutex> g(events_->m);
-    if (events_->stop)
-        return;
-    try {
-        events_->events.emplace_back(level, std::move(msg));
-        if (!ev_thread_.joinable()) {
-            // The thread holds the queue, never the store.
-            ev_thread_ = std::thread([q = events_] {
-                std::unique_lock<std::mutex> lk(q->m);
-                for (;;) {
-                    q->cv.wait(lk, [&] { return q->stop || !q->events.empty(); });
-                    if (q->stop)
-                        return;
-                    std::vector<std::pair<int, std::string>> out;
-                    out.swap(q->events);
-                    lk.unlock();
-                    for (const auto &e : out)
-                        log(e.first, "%s", e.second.c_str());
-                    lk.lock();
-                }
-            });
-        }
-    } catch (...) {
-        return; // out of memory or threads: the event is dropped
-    }
-    events_->cv.notify_one();
-}
-
-void Store::stop_events() noexcept {
-    {
-        std::lock_guard<std::mutex> g(events_->m);
-        events_->stop = true;
-        events_->cv.notify_all();
-    }
-    if (!ev_thread_.joinable())
-        return;
-    // A log callback on the event thread that closed the store: the store
-    // goes, the thread ends on its own (it reads only the queue).
-    if (ev_thread_.get_id() == std::this_thread::get_id())
-        ev_thread_.detach();
-    else
-        ev_thread_.join();
-}
-
-std::vector<DeviceGauges> Store::device_gauges() const {
-    std::vector<DeviceGauges> out;
-    for (const auto &d : arenas_) {
-        if (!dev_counted(d.state.load(std::memory_order_acquire)))
-            continue;
-        DeviceGauges g;
-        g.path = d.path;
-        g.slots = d.alloc->slots();
-        g.slots_free = d.alloc->free_count();
-        out.push_back(std::move(g));
-    }
-    return out;
-}
-
-uint64_t Store::usable_bytes(uint32_t a) const {
-    const DeviceSlot &d = arenas_[a];
-    return uint64_t(d.alloc->slots()) * cfg_.slot_bytes;
-}
-
-std::string Store::pool_status_json() const {
-    const uint32_t n = arenas_.size();
-    struct Counts {
-        uint64_t live = 0, locked = 0, borrowed = 0;
-    };
-    std::vector<Counts> per(n);
-    // Pins and borrows live in the index: one pass over the shards.
-    for (size_t i = 0; i < kShards; ++i) {
-        Shard &sh = shards_[i];
-        std::lock_guard<std::mutex> g(sh.m);
-        for (const auto &kv : sh.map) {
-            const Entry *e = kv.second.get();
-            if (!e->committed || e->ref.arena >= n)
-                continue;
-            Counts &c = per[e->ref.arena];
-            c.live++;
-            c.locked += e->pins > 0;
-            c.borrowed += arenas_[e->ref.arena].slots[e->ref.slot].leases > 0;
-        }
-    }
-    nlohmann::json j;
-    uint64_t cap = 0, used = 0, live = 0, locked = 0, borrowed = 0;
-    bool healthy = !shutting_.load();
-    uint32_t counted = 0;
-    nlohmann::json devs = nlohmann::json::array();
-    std::shared_lock<std::shared_mutex> pool(pool_m_);
-    for (uint32_t a = 0; a < n; ++a) {
-        const DeviceSlot &d = arenas_[a];
-        DevState st = d.state.load(std::memory_order_acquire);
-        uint64_t slots = d.alloc->slots(), in_use = d.alloc->used();
-        bool mapped = d.arena != nullptr;
-        if (dev_counted(st)) {
-            cap += slots * cfg_.slot_bytes;
-            used += in_use * cfg_.slot_bytes;
-            live += in_use;
-            locked += per[a].locked;
-            borrowed += per[a].borrowed;
-            counted++;
-            healthy = healthy && mapped;
-        }
-        nlohmann::json dj = {
-            {"index", a},
-            {"device_id", d.id},
-            {"device_path", json_bytes(d.path)},
-            {"state", dev_state_name(st)},
-            {"is_healthy", mapped && dev_counted(st)},
-            {"max_dax_size_bytes", slots * cfg_.slot_bytes},
-            {"slot_bytes", cfg_.slot_bytes},
-            {"max_slots", slots},
-            {"formatted_slots", d.alloc->formatted()},
-            {"live_slot_count", in_use},
-            {"entry_count", per[a].live},
-            {"locked_key_count", per[a].locked},
-            {"borrowed_slot_count", per[a].borrowed},
-            {"lease_gate", d.lease_gate.load()},
-            {"numa_node", d.numa_node},
-            {"supports_restart_recovery", mapped && cfg_.durability != arena::Durability::none &&
-                                              !d.arena->mapping().volatile_memory()},
-        };
-        if (st == DevState::draining) {
-            dj["drained"] = d.drained.load();
-            if (d.drained.load())
-                dj["drained_unix_ns"] = d.drained_unix_ns.load();
-        }
-        if (st == DevState::missing)
-            dj["error"] = "device not found at open";
-        devs.push_back(std::move(dj));
-    }
-    j["hotplug_enabled"] = cfg_.hotplug;
-    j["slot_bytes"] = cfg_.slot_bytes;
-    j["placement"] = config_word(cfg_.placement);
-    j["total_capacity_bytes"] = cap;
-    j["total_used_bytes"] = used;
-    j["live_slot_count"] = live;
-    j["locked_key_count"] = locked;
-    j["borrowed_slot_count"] = borrowed;
-    j["num_devices"] = counted;
-    j["is_healthy"] = healthy;
-    j["devices"] = std::move(devs);
-    return j.dump();
+void Pool::wake_all() noexcept {
+    // Calls that block (waiting for a drain, for leases, behind a lease
+    // gate) look at the gate under ev_m_: after this they see it closed.
+    std::lock_guard<std::mutex> g(ev_m_);
+    ev_cv_.notify_all();
 }
 
 } // namespace daxkv

@@ -1,5 +1,6 @@
-// The devices of a store (its pool): per-device state for runtime add,
-// remove and resize, and the fixed-capacity table that holds them.
+// The devices of a store (its pool): a fixed-capacity table of rows, one
+// per device, and the Pool that opens them, places new entries, and carries
+// the signals that drains, removals and resizes wait on.
 //
 // The table never moves a device once it is published, so the data path can
 // index it without a lock while hotplug appends to it: a device is filled in
@@ -8,35 +9,33 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
 #include "arena/arena.hpp"
-#include "daxkv.h"
+#include "store/config.hpp"
+#include "store/events.hpp"
+#include "store/gate.hpp"
 #include "store/slot_allocator.hpp"
 
 namespace daxkv {
 
-enum class SlotStatus : uint8_t { free, inflight, committed, pending_free, quarantined };
-
-struct SlotState {
-    uint32_t generation = 0;
-    uint32_t borrows = 0; // leases and reads copying out of the slot
-    uint32_t leases = 0;  // of the borrows, the leases (they block hotplug)
-    SlotStatus status = SlotStatus::free;
-};
-
 // LMCache's DaxDeviceState, plus "missing" (configured but absent at open).
+// The values are the public DAXKV_DEV_* (lib/capi checks them).
 enum class DevState : uint8_t {
-    active = DAXKV_DEV_ACTIVE,
-    draining = DAXKV_DEV_DRAINING,
-    migrating = DAXKV_DEV_MIGRATING,
-    resizing = DAXKV_DEV_RESIZING,
-    removing = DAXKV_DEV_REMOVING,
-    removed = DAXKV_DEV_REMOVED,
-    missing = DAXKV_DEV_MISSING,
+    active = 0,
+    draining = 1,
+    migrating = 2,
+    resizing = 3,
+    removing = 4,
+    removed = 5,
+    missing = 6,
 };
 
 const char *dev_state_name(DevState s) noexcept;
@@ -49,15 +48,14 @@ inline bool dev_readable(DevState s) noexcept {
 inline bool dev_writable(DevState s) noexcept { return s == DevState::active; }
 inline bool dev_counted(DevState s) noexcept { return dev_readable(s); }
 
-// One device of the pool (the arena, its slot allocator and slot states,
-// and what hotplug needs to know about it).
-struct DeviceSlot {
+// One device of the pool: the arena, its slot allocator, and what hotplug
+// needs to know about it (the state of each slot is slot_states.hpp's).
+struct DeviceRow {
     // Null once removed, or when missing. Shared with the reservations a
     // forced removal cancelled: their callers may still write into their
     // slots, so the device stays mapped until the last of them ends.
     std::shared_ptr<arena::Arena> arena;
     std::unique_ptr<SlotAllocator> alloc;
-    std::vector<SlotState> slots;
     // Pool bookkeeping. path, bytes, id and numa_node are written before the
     // device is published and never after.
     std::string path;
@@ -70,7 +68,8 @@ struct DeviceSlot {
     // A draining device that became empty.
     std::atomic<bool> drained{false};
     std::atomic<uint64_t> drained_unix_ns{0};
-    // Slots dropped for a failed checksum: taken for good, holding nothing.
+    // Slots dropped for a failed checksum or a fault: taken for good,
+    // holding nothing.
     std::atomic<uint32_t> quarantined{0};
     // Slots of reservations that a forced removal or shrink cancelled: their
     // callers hold them until commit or abort, and they hold nothing.
@@ -84,22 +83,105 @@ constexpr uint32_t kMaxDevices = 64;
 
 class DeviceTable {
 public:
-    DeviceTable() : rows_(new DeviceSlot[kMaxDevices]) {}
+    DeviceTable() : rows_(new DeviceRow[kMaxDevices]) {}
     uint32_t size() const noexcept { return n_.load(std::memory_order_acquire); }
-    DeviceSlot &operator[](size_t i) noexcept { return rows_[i]; }
-    const DeviceSlot &operator[](size_t i) const noexcept { return rows_[i]; }
-    DeviceSlot *begin() noexcept { return rows_.get(); }
-    DeviceSlot *end() noexcept { return rows_.get() + size(); }
-    const DeviceSlot *begin() const noexcept { return rows_.get(); }
-    const DeviceSlot *end() const noexcept { return rows_.get() + size(); }
+    DeviceRow &operator[](size_t i) noexcept { return rows_[i]; }
+    const DeviceRow &operator[](size_t i) const noexcept { return rows_[i]; }
+    DeviceRow *begin() noexcept { return rows_.get(); }
+    DeviceRow *end() noexcept { return rows_.get() + size(); }
+    const DeviceRow *begin() const noexcept { return rows_.get(); }
+    const DeviceRow *end() const noexcept { return rows_.get() + size(); }
     // The row the next device goes into (nullptr when the table is full);
     // publish() makes it visible. Only one thread appends at a time.
-    DeviceSlot *next_row() noexcept { return size() < kMaxDevices ? &rows_[size()] : nullptr; }
+    DeviceRow *next_row() noexcept { return size() < kMaxDevices ? &rows_[size()] : nullptr; }
     void publish() noexcept { n_.fetch_add(1, std::memory_order_release); }
 
 private:
-    std::unique_ptr<DeviceSlot[]> rows_;
+    std::unique_ptr<DeviceRow[]> rows_;
     std::atomic<uint32_t> n_{0};
+};
+
+class Pool {
+public:
+    Pool(const Config &cfg, const CallGate &gate, EventThread &events)
+        : cfg_(cfg), gate_(gate), events_(events) {}
+    Pool(const Pool &) = delete;
+    Pool &operator=(const Pool &) = delete;
+
+    // The rows (published ones: size()).
+    DeviceTable &rows() noexcept { return rows_; }
+    const DeviceTable &rows() const noexcept { return rows_; }
+    uint32_t size() const noexcept { return rows_.size(); }
+    DeviceRow &operator[](uint32_t a) noexcept { return rows_[a]; }
+    const DeviceRow &operator[](uint32_t a) const noexcept { return rows_[a]; }
+    // The arena of a row that holds a committed entry, a borrow or a write
+    // (then it is mapped).
+    arena::Arena &arena(uint32_t a) const noexcept { return *rows_[a].arena; }
+
+    // Opening. open_device appends a row for d (missing, with
+    // tolerate_missing, when it is absent); map_device maps d and validates
+    // or formats its arena into row. Both throw Error.
+    DeviceRow &open_device(const DeviceSpec &d, bool tolerate_missing);
+    void map_device(DeviceRow &row, const DeviceSpec &d) const;
+    uint32_t next_device_id() noexcept { return next_id_++; }
+    // The pool row of path among devices not removed (messages never name
+    // the path). Throws -ENOENT when there is none, -EBUSY for two ("mem:").
+    uint32_t find(const std::string &path) const;
+    uint64_t usable_bytes(uint32_t a) const noexcept;
+    // Where the copy workers run: the NUMA node of most of the capacity.
+    std::vector<int> worker_cpus() const;
+
+    // Placement: the writable device a new entry goes to (least used, the
+    // caller's NUMA node first with placement=numa), UINT32_MAX for none.
+    uint32_t pick_device() const noexcept;
+    bool any_writable() const noexcept;
+    // The device is being emptied by a migration or removal: evicting its
+    // entries would not make room where new entries go.
+    bool moving_away(uint32_t a) const noexcept {
+        DevState st = rows_[a].state.load(std::memory_order_relaxed);
+        return st == DevState::migrating || st == DevState::removing;
+    }
+    // Durability=power: fence the write-backs staged on every device
+    // (arena.hpp: the batched commit protocol).
+    void fence_all() const noexcept;
+
+    // Signals. A slot of device a was freed (any lock may be held: only
+    // flags, a notification and an event for the event thread).
+    void slot_freed(uint32_t a) noexcept;
+    bool lease_gated(uint32_t a) const noexcept {
+        return rows_[a].lease_gate.load(std::memory_order_acquire);
+    }
+    void set_lease_gate(uint32_t a, bool on) noexcept;
+    // Wait while device a's lease gate is up; throws -ESHUTDOWN at shutdown.
+    void wait_lease_gate(uint32_t a);
+    // Wait for the next signal (a slot freed, a gate lowered, shutdown), at
+    // most until `until`. The caller looks at what it waits for under the
+    // lock signals() returns, so that no signal is missed.
+    std::unique_lock<std::mutex> signals() const { return std::unique_lock<std::mutex>(ev_m_); }
+    void wait_signal(std::unique_lock<std::mutex> &g,
+                     std::chrono::steady_clock::time_point until) const {
+        ev_cv_.wait_until(g, until);
+    }
+    // Wake every waiter (shutdown).
+    void wake_all() noexcept;
+
+    // Shared by readers of every device's arena (status, stats); exclusive
+    // to change a row's mapping (a removal, an add into an old row).
+    std::shared_mutex &mapping_lock() const noexcept { return mapping_m_; }
+
+private:
+    void size_for_payloads(uint64_t bytes, platform::MapRequest &req,
+                           arena::Arena::Options &ao) const;
+    uint64_t auto_grow_limit(const std::string &path) const;
+
+    const Config &cfg_;
+    const CallGate &gate_;
+    EventThread &events_;
+    DeviceTable rows_;
+    std::atomic<uint32_t> next_id_{0};
+    mutable std::shared_mutex mapping_m_;
+    mutable std::mutex ev_m_;
+    mutable std::condition_variable ev_cv_;
 };
 
 } // namespace daxkv

@@ -104,7 +104,7 @@ TEST_F(Copies, AMigrationCopyThatFailsMovesNothing) {
     std::string d1 = dir_.file("dest");
     ASSERT_EQ(daxkv_device_add(s.get(), d1.c_str(), dev_bytes_for(8)), 0) << daxkv_errmsg();
     // Fail the copies into dest (device row 1).
-    const daxkv::arena::Arena &dest = s->store->arena_at(1);
+    const daxkv::arena::Arena &dest = s->store->core().pool.arena(1);
     FailRange hook(dest.mapping().base(), dest.mapping().base() + dest.mapping().size());
     daxkv_hotplug_result r = result();
     {
@@ -194,7 +194,7 @@ TEST_F(Copies, StagedGpuPutWhoseCopyFailsCommitsNothing) {
         void *src = nullptr;
         f.malloc(&src, kSlot);
         std::memset(src, 'g', kSlot);
-        const daxkv::arena::Arena &a = s->store->arena_at(0);
+        const daxkv::arena::Arena &a = s->store->core().pool.arena(0);
         // Fail every copy into the arena's payloads.
         FailRange hook(a.slot_data(0), a.mapping().base() + a.mapping().size());
         std::string k0 = key_of(0), k9 = key_of(9);

@@ -34,7 +34,7 @@ constexpr unsigned kAlarm = 30;
 // Wait (without a deadline that matters) until n calls are in the store.
 bool wait_in_flight(daxkv_store *s, int64_t n) {
     for (int i = 0; i < 200000; ++i) {
-        if (s->store->calls_in_flight() >= n)
+        if (s->store->core().gate.in_flight() >= n)
             return true;
         std::this_thread::sleep_for(std::chrono::microseconds(50));
     }

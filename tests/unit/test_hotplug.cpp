@@ -755,13 +755,13 @@ TEST_F(Pool, PutsDuringAShrinkOfTheOnlyDeviceFailWithoutEvicting) {
     for (uint32_t i = 0; i < 4; ++i)
         ASSERT_EQ(daxkv_remove(s(), key_of(i).data(), key_of(i).size(), 0), 0);
     int during = 1;
-    core().set_hotplug_hook([&](int phase) {
+    core().hotplug().set_hook([&](int phase) {
         if (phase == 1)
             during = put(50);
     });
     daxkv_hotplug_result r = result();
     ASSERT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 4 * kSlot, DAXKV_MIGRATE, 0, &r), 0);
-    core().set_hotplug_hook(nullptr);
+    core().hotplug().set_hook(nullptr);
     // No writable device during the resize: -ENOSPC at once, and nothing
     // was evicted looking for room.
     EXPECT_EQ(during, -ENOSPC);
@@ -896,7 +896,7 @@ TEST_F(Pool, ReplacedOrRemovedDuringMigrationIsNotOverwrittenOrRevived) {
     }
     ASSERT_EQ(on0.size(), 4u);
     const uint32_t replaced = on0[0], removed = on0[1];
-    core().set_hotplug_hook([&](int phase) {
+    core().hotplug().set_hook([&](int phase) {
         if (phase != 1)
             return;
         // Copies exist but are invisible: readers still get the source.
@@ -907,7 +907,7 @@ TEST_F(Pool, ReplacedOrRemovedDuringMigrationIsNotOverwrittenOrRevived) {
     daxkv_hotplug_result r = result();
     ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0)
         << daxkv_errmsg();
-    core().set_hotplug_hook(nullptr);
+    core().hotplug().set_hook(nullptr);
     EXPECT_EQ(r.moved_keys, 2u);
     EXPECT_EQ(check(replaced, 2), "");
     EXPECT_EQ(has(removed), 0);

@@ -240,8 +240,7 @@ TEST(HistogramBuckets, ValuesLandInTheSmallestBucketThatHoldsThem) {
     h.record(4096);
     h.record(4097);
     h.record(1ull << 40);
-    daxkv_histogram out;
-    h.read(out);
+    const daxkv::HistogramValues out = h.read();
     EXPECT_EQ(out.count, 4u);
     EXPECT_EQ(out.bucket[0], 2u);
     EXPECT_EQ(out.bucket[1], 1u);

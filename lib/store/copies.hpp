@@ -1,0 +1,107 @@
+// Every copy the store makes into or out of its arenas is built here, so
+// that the rules cannot drift apart between the paths:
+// - non-temporal stores: by the value's size (nt_stores, auto from
+//   kNonTemporalMin), for copies that write the arena or a caller's buffer;
+// - the SIGBUS guard (sigbus=handle): on every copy that reads the arena;
+// - hashing: per 1 MiB block as the bytes pass, when verify asks for it;
+// - errors: run() reports every op's result; the caller looks at each.
+// The paths: a read (get, get_batch), a write (put, put_batch, the staged
+// GPU put), a move between slots (migration), and a read into a staging
+// buffer (the staged GPU get).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "engine/copy_engine.hpp"
+#include "store/config.hpp"
+
+namespace daxkv {
+
+// Non-temporal stores pay off above this size on the machines measured
+// (README, "Speed").
+constexpr size_t kNonTemporalMin = 256 * 1024;
+
+class Copier {
+public:
+    explicit Copier(const Config &cfg) : cfg_(cfg) {}
+    // The store's copy engine, started once its devices are open (its
+    // workers go to the devices' NUMA node).
+    void start(unsigned workers, std::vector<int> cpus);
+    const engine::CopyEngine *engine() const noexcept { return engine_.get(); }
+
+    // Whether writes record a value checksum, and reads check it.
+    bool hashes_writes() const noexcept { return cfg_.verify != arena::Verify::off; }
+    bool verifies_reads() const noexcept { return cfg_.verify == arena::Verify::read; }
+
+    // A value of len bytes copied out of a slot into the caller's dst;
+    // hashes: where its block hashes go (null: not hashed).
+    engine::CopyOp read(void *dst, const char *slot, uint64_t len, uint64_t *hashes) const noexcept;
+    // Bytes copied into a slot: len bytes of a value of value_len bytes
+    // (a piece of it, for the staged GPU put).
+    engine::CopyOp write(char *slot, const void *src, uint64_t len, uint64_t value_len,
+                         uint64_t *hashes) const noexcept;
+    // A value copied from one slot into another (migration). Its checksum
+    // is the source header's: not hashed again.
+    engine::CopyOp move(char *to, const char *from, uint64_t len) const noexcept;
+    // A piece of a value copied out of a slot into a pinned staging buffer
+    // that the DMA engine reads next: not streamed, so that its lines are
+    // still in the cache when the DMA reads them.
+    engine::CopyOp stage_out(char *staging, const char *slot, uint64_t len) const noexcept;
+
+    // Run n ops; errors[k] gets op k's result (0, or engine/fault.hpp's
+    // codes). Returns only when every op has finished, failed or not.
+    void run(const engine::CopyOp *ops, size_t n, int *errors) const;
+    void run(const std::vector<engine::CopyOp> &ops, std::vector<int> &errors) const {
+        errors.assign(ops.size(), 0);
+        run(ops.data(), ops.size(), errors.data());
+    }
+    // One op; its result. When the engine itself fails (out of memory),
+    // undo() runs before the exception goes on.
+    template <typename Undo>
+    int run_one(const engine::CopyOp &op, Undo &&undo) const {
+        int rc = 0;
+        try {
+            run(&op, 1, &rc);
+        } catch (...) {
+            undo();
+            throw;
+        }
+        return rc;
+    }
+
+private:
+    bool streams(uint64_t len) const noexcept {
+        return cfg_.nt_stores == NtStores::on ||
+               (cfg_.nt_stores == NtStores::auto_ && len >= kNonTemporalMin);
+    }
+
+    const Config &cfg_;
+    std::unique_ptr<engine::CopyEngine> engine_;
+};
+
+// The block hashes of the values of one call, each value's in a run of
+// hash_block_count(len) words. Pointers from at() are valid until the next
+// add().
+class BlockHashes {
+public:
+    // Room for a value of len bytes; returns its offset.
+    size_t add(uint64_t len);
+    uint64_t *at(size_t off) noexcept { return data() + off; }
+    // The value checksum (arena/checksum.hpp) of the value at off, of len
+    // bytes, from its block hashes.
+    uint64_t combined(size_t off, uint64_t len) const noexcept;
+
+private:
+    uint64_t *data() noexcept { return n_ <= kLocal ? local_ : heap_.data(); }
+    const uint64_t *data() const noexcept { return n_ <= kLocal ? local_ : heap_.data(); }
+    // One value of up to 2 MiB needs no allocation (a single put).
+    static constexpr size_t kLocal = 2;
+    uint64_t local_[kLocal] = {};
+    std::vector<uint64_t> heap_;
+    size_t n_ = 0;
+};
+
+} // namespace daxkv

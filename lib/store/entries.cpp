@@ -1,0 +1,120 @@
+#include "store/entries.hpp"
+
+#include <cerrno>
+
+namespace daxkv {
+
+void Entries::retire(Index::Locked &l) noexcept {
+    if (!l->committed())
+        return;
+    const SlotRef ref = l->ref();
+    c_.pool.arena(ref.arena).withdraw(ref.slot);
+    c_.slots.retire(ref);
+    c_.index.uncommit(l);
+}
+
+void Entries::drop(Index::Locked &l) noexcept {
+    c_.history.record_removal(l.hash());
+    retire(l);
+    c_.index.erase_if_empty(l);
+}
+
+void Entries::discard(Index::Locked &l) noexcept {
+    c_.history.record_removal(l.hash());
+    c_.pool.arena(l->ref().arena).withdraw(l->ref().slot);
+    c_.index.uncommit(l);
+    c_.index.erase_if_empty(l);
+}
+
+bool Entries::evict_one() {
+    return c_.index.evict_one(
+        [&](const Entry &e) {
+            return e.pins() || e.inflight || c_.slots.at(e.ref()).borrows() ||
+                   c_.pool.moving_away(e.ref().arena);
+        },
+        [&](Index::Locked &l) {
+            drop(l);
+            c_.counters.evictions++;
+        });
+}
+
+int Entries::remove(std::string_view key, unsigned flags) {
+    CallGate::Call call(c_.gate);
+    return remove_key(key, flags);
+}
+
+int Entries::remove_key(std::string_view key, unsigned flags) {
+    const bool force = flags & kForce;
+    Index::Locked l = c_.index.lookup(key);
+    if (!l) {
+        // A device away now may hold the key: after this call it is gone
+        // all the same (pool history).
+        c_.history.record_removal(l.hash());
+        return set_error(-ENOENT, "key not found");
+    }
+    if (!force) {
+        if (l->committed() && l->pins())
+            return set_error(-EBUSY, "the key is pinned %u time(s); use DAXKV_FORCE", l->pins());
+        if (!l->committed())
+            return set_error(-EBUSY, "the key is being written; use DAXKV_FORCE to cancel it");
+    }
+    if (l->inflight && force) {
+        l->inflight->canceled = true; // its slot returns at commit or abort
+        l->inflight = nullptr;
+    }
+    drop(l);
+    c_.counters.removes++;
+    return 0;
+}
+
+int Entries::pin(std::string_view key) {
+    CallGate::Call call(c_.gate);
+    Index::Locked l = c_.index.lookup(key);
+    if (!l || !l->committed())
+        return set_error(-ENOENT, "key not found");
+    if (!c_.index.pin(l))
+        fail(-EOVERFLOW, "pin count overflow");
+    return 0;
+}
+
+int Entries::unpin(std::string_view key) {
+    CallGate::Call call(c_.gate);
+    return unpin_key(key);
+}
+
+int Entries::unpin_key(std::string_view key) {
+    Index::Locked l = c_.index.lookup(key);
+    if (!l || !l->committed())
+        return set_error(-ENOENT, "key not found");
+    // daxkv.h: "never goes below zero (-ENOENT if not pinned)": there is no
+    // pin to drop, as there is no entry for a missing key.
+    if (!c_.index.unpin(l))
+        return set_error(-ENOENT, "the key is not pinned");
+    return 0;
+}
+
+int Entries::remove_batch(daxkv_item *items, size_t n, unsigned flags) {
+    CallGate::Call call(c_.gate);
+    return each_item(items, n, [&](std::string_view key) { return remove_key(key, flags); });
+}
+
+int Entries::unpin_batch(daxkv_item *items, size_t n) {
+    CallGate::Call call(c_.gate);
+    return each_item(items, n, [&](std::string_view key) { return unpin_key(key); });
+}
+
+template <typename F>
+int Entries::each_item(daxkv_item *items, size_t n, F &&call) {
+    int done = 0;
+    for (size_t i = 0; i < n; ++i) {
+        daxkv_item &it = items[i];
+        it.status = item_status([&] {
+            check_key(it.key, it.key_len);
+            return call(key_of(it));
+        });
+        done += it.status == 0;
+    }
+    return done;
+}
+
+} // namespace daxkv

@@ -1,0 +1,350 @@
+// The GPU batches: get_batch borrows every hit as the host get_batch does,
+// put_batch claims and commits as put_batch does; in between, the bytes
+// travel by DMA straight to or from the registered arena, or through the
+// staging buffers (gpu_state.hpp).
+#include <cerrno>
+#include <cstring>
+#include <shared_mutex>
+
+#include "arena/checksum.hpp"
+#include "store/gpu_state.hpp"
+
+namespace daxkv {
+
+int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
+    CallGate::Call call(c_.gate);
+    cuda::StoreState &cs = state();
+    const cuda::Runtime &rt = cs.rt;
+    auto s = static_cast<cuda::Stream>(stream);
+    const bool prefix = flags & kPrefix;
+
+    // Borrow every hit, as get_batch does (same statuses, same prefix rule).
+    std::vector<Borrow> borrows;
+    std::vector<size_t> item_of;
+    const size_t stop = reads_.borrow_batch(items, n, prefix, borrows, item_of);
+
+    // Host-side work first: checksums (verify=read checks the bytes in the
+    // arena before any DMA), metadata, value lengths.
+    size_t kept = 0;
+    for (size_t k = 0; k < borrows.size(); ++k) {
+        const Borrow &b = borrows[k];
+        daxkv_item &it = items[item_of[k]];
+        it.status = item_status([&] {
+            if (c_.copier.verifies_reads() && !reads_.verify(b, nullptr))
+                reads_.failed_checksum(b, format("item %zu: ", item_of[k]).c_str());
+            return 0;
+        });
+        if (it.status != 0)
+            continue;
+        if (it.meta) {
+            std::memcpy(it.meta, c_.pool.arena(b.ref.arena).header_meta(b.ref.slot), b.meta_len);
+            it.meta_len = b.meta_len;
+        }
+        it.len = b.len;
+        borrows[kept] = b;
+        item_of[kept] = item_of[k];
+        ++kept;
+    }
+    borrows.resize(kept);
+    item_of.resize(kept);
+
+    std::string warning; // logged once no lock is held
+    std::shared_lock<std::shared_mutex> reg(cs.reg_m);
+    if (cs.reg) {
+        // Direct: the DMA reads the registered arena. Everything that can
+        // throw is allocated before the first copy is enqueued.
+        auto batch = std::make_unique<cuda::ReadBatch>();
+        auto held = std::make_shared<std::vector<Borrow>>();
+        held->reserve(kept);
+        batch->state = &cs;
+        Reads &reads = reads_;
+        batch->release = [&reads, held]() {
+            for (const Borrow &b : *held)
+                reads.end(b);
+        };
+        for (size_t k = 0; k < kept; ++k) {
+            const Borrow &b = borrows[k];
+            daxkv_item &it = items[item_of[k]];
+            if (!b.len) {
+                reads_.end(b);
+                continue;
+            }
+            cuda::Error e = cuda::copy_registered(
+                rt, static_cast<char *>(it.data), const_cast<char *>(b.src), b.len,
+                c_.pool.arena(b.ref.arena).mapping().base(), c_.cfg.cuda_register_chunk,
+                cuda::kMemcpyHostToDevice, s);
+            if (e != cuda::kSuccess)
+                fail_item(it, cuda::copy_error(rt, item_of[k], "cudaMemcpyAsync", e));
+            // Even a failed item may have pieces enqueued: keep it borrowed
+            // until the stream passed them.
+            held->push_back(b);
+        }
+        if (!held->empty()) {
+            cs.begin_pending();
+            cuda::Error e = rt.LaunchHostFunc(s, cuda::read_batch_done, batch.get());
+            if (e == cuda::kSuccess) {
+                batch.release(); // read_batch_done owns it now
+            } else {
+                // No host function: wait for the copies here instead.
+                std::string d = rt.describe("cudaLaunchHostFunc", e);
+                rt.GetLastError();
+                cuda::Error w = rt.StreamSynchronize(s);
+                if (w != cuda::kSuccess) {
+                    warning = d + format("; cudaStreamSynchronize: cuda error %d", w);
+                    rt.GetLastError();
+                }
+                batch->release();
+                cs.end_pending();
+            }
+        }
+    } else {
+        // Staged: workers fill one pinned buffer while the DMA of the other
+        // runs; the arena is read only by the workers, so every borrow ends
+        // before the call returns.
+        std::vector<uint64_t> lens(kept);
+        for (size_t k = 0; k < kept; ++k)
+            lens[k] = borrows[k].len;
+        // A copy out of the arena that fails, as in get_batch: a media fault
+        // (SIGBUS, sigbus=handle) drops the entry and quarantines its slot.
+        std::vector<int> fault(kept, 0);
+        try {
+            std::vector<cuda::Fill> fills = cuda::plan_fills(lens, cs.pool.buffer_bytes());
+            cuda::SetHold hold{cs.pool, fills.empty() ? nullptr : cs.pool.take()};
+            std::vector<engine::CopyOp> ops;
+            std::vector<const cuda::Piece *> op_piece;
+            std::vector<int> copy_rc;
+            for (size_t f = 0; f < fills.size(); ++f) {
+                cuda::StagingBuffer &buf = hold.set->buf[f % 2];
+                cuda::Error e = cs.pool.wait(buf);
+                ops.clear();
+                for (const cuda::Piece &p : fills[f]) {
+                    daxkv_item &it = items[item_of[p.value]];
+                    if (e != cuda::kSuccess)
+                        fail_item(it, cuda::copy_error(rt, item_of[p.value],
+                                                       "waiting for a staging buffer", e));
+                    if (it.status != 0)
+                        continue;
+                    ops.push_back(c_.copier.stage_out(buf.p + p.staged, borrows[p.value].src + p.off,
+                                                      p.len));
+                    op_piece.push_back(&p);
+                }
+                c_.copier.run(ops, copy_rc);
+                for (size_t k = 0; k < ops.size(); ++k) {
+                    if (!copy_rc[k])
+                        continue;
+                    const size_t v = op_piece[k]->value;
+                    fail_item(items[item_of[v]],
+                              Error(-EIO, format("item %zu: copying the entry out failed (%d)",
+                                                 item_of[v], copy_rc[k])));
+                    if (fault[v] != engine::kMediaFault)
+                        fault[v] = copy_rc[k];
+                }
+                op_piece.clear();
+                for (const cuda::Piece &p : fills[f]) {
+                    daxkv_item &it = items[item_of[p.value]];
+                    if (it.status != 0)
+                        continue;
+                    e = rt.MemcpyAsync(static_cast<char *>(it.data) + p.off, buf.p + p.staged,
+                                       p.len, cuda::kMemcpyHostToDevice, s);
+                    if (e != cuda::kSuccess)
+                        fail_item(it, cuda::copy_error(rt, item_of[p.value], "cudaMemcpyAsync", e));
+                }
+                e = cs.pool.mark(buf, s);
+                for (const cuda::Piece &p : fills[f])
+                    if (e != cuda::kSuccess)
+                        fail_item(items[item_of[p.value]],
+                                  cuda::copy_error(rt, item_of[p.value], "cudaStreamSynchronize",
+                                                   e));
+            }
+        } catch (...) {
+            // Copies already enqueued read only the staging buffers, which
+            // their events keep from reuse; the borrows can go.
+            for (size_t k = 0; k < kept; ++k)
+                reads_.end_copy(borrows[k], fault[k]);
+            throw;
+        }
+        for (size_t k = 0; k < kept; ++k)
+            reads_.end_copy(borrows[k], fault[k]);
+    }
+    reg.unlock();
+    if (!warning.empty())
+        log(kLogErr, "%s", warning.c_str());
+
+    int hits = 0;
+    for (size_t k = 0; k < kept; ++k) {
+        if (items[item_of[k]].status != 0)
+            continue;
+        reads_.count_hit(borrows[k].len);
+        ++hits;
+    }
+    return Reads::batch_result(items, stop, prefix, hits);
+}
+
+int Gpu::put_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
+    CallGate::Call call(c_.gate);
+    cuda::StoreState &cs = state();
+    const cuda::Runtime &rt = cs.rt;
+    auto s = static_cast<cuda::Stream>(stream);
+    const bool hashed = c_.copier.hashes_writes();
+    std::vector<Pending> pend(n);
+    std::vector<size_t> idx; // items with a claim
+    idx.reserve(n);
+    std::vector<size_t> hash_off(n, 0);
+    std::vector<uint64_t> direct_hash(n, 0);
+    BlockHashes hashes;
+    bool enqueued = false, direct = false;
+    try {
+        for (size_t i = 0; i < n; ++i) {
+            daxkv_item &it = items[i];
+            it.status = writes_.claim_item(it, i, flags, pend[i]);
+            if (it.status == 0)
+                idx.push_back(i);
+        }
+
+        std::shared_lock<std::shared_mutex> reg(cs.reg_m);
+        direct = cs.reg != nullptr;
+        if (direct) {
+            // Direct: the DMA writes into the claimed slots in the registered
+            // arena; one event after the last copy says when all are done.
+            cuda::Event ev = nullptr;
+            cuda::Error e = rt.EventCreateWithFlags(&ev, cuda::kEventDisableTiming);
+            if (e != cuda::kSuccess) {
+                rt.GetLastError();
+                ev = nullptr; // fall back to waiting for the whole stream
+            }
+            for (size_t i : idx) {
+                daxkv_item &it = items[i];
+                enqueued = true;
+                e = it.len ? cuda::copy_registered(
+                                 rt, static_cast<char *>(it.data), pend[i].dst, it.len,
+                                 c_.pool.arena(pend[i].inflight->ref.arena).mapping().base(),
+                                 c_.cfg.cuda_register_chunk, cuda::kMemcpyDeviceToHost, s)
+                           : cuda::kSuccess;
+                if (e != cuda::kSuccess)
+                    fail_item(it, cuda::copy_error(rt, i, "cudaMemcpyAsync", e));
+            }
+            const char *what = "cudaEventSynchronize";
+            e = ev ? rt.EventRecord(ev, s) : cuda::kErrorInvalidValue;
+            if (e == cuda::kSuccess) {
+                e = rt.EventSynchronize(ev);
+            } else {
+                rt.GetLastError();
+                what = "cudaStreamSynchronize";
+                e = rt.StreamSynchronize(s);
+            }
+            if (ev)
+                rt.EventDestroy(ev);
+            enqueued = false;
+            for (size_t i : idx)
+                if (e != cuda::kSuccess)
+                    fail_item(items[i], cuda::copy_error(rt, i, what, e));
+            // The checksum is taken from the arena after the DMA (no CPU pass
+            // saw the bytes before).
+            if (hashed)
+                for (size_t i : idx)
+                    if (items[i].status == 0)
+                        direct_hash[i] = arena::value_checksum(pend[i].dst, items[i].len);
+        } else {
+            // Staged: the DMA of one buffer runs while the workers copy the
+            // previous one into the claimed slots, hashing as they go.
+            std::vector<uint64_t> lens(idx.size());
+            for (size_t k = 0; k < idx.size(); ++k) {
+                lens[k] = items[idx[k]].len;
+                if (hashed)
+                    hash_off[idx[k]] = hashes.add(lens[k]);
+            }
+            std::vector<cuda::Fill> fills = cuda::plan_fills(lens, cs.pool.buffer_bytes());
+            cuda::SetHold hold{cs.pool, fills.empty() ? nullptr : cs.pool.take()};
+            std::vector<engine::CopyOp> ops;
+            auto fail_fill = [&](const cuda::Fill &fill, const char *what, cuda::Error e) {
+                for (const cuda::Piece &p : fill)
+                    fail_item(items[idx[p.value]], cuda::copy_error(rt, idx[p.value], what, e));
+            };
+            std::vector<size_t> op_item;
+            std::vector<int> copy_rc;
+            auto drain = [&](size_t f) {
+                cuda::StagingBuffer &buf = hold.set->buf[f % 2];
+                cuda::Error e = cs.pool.wait(buf);
+                if (e != cuda::kSuccess) {
+                    fail_fill(fills[f], "cudaEventSynchronize", e);
+                    return;
+                }
+                ops.clear();
+                op_item.clear();
+                for (const cuda::Piece &p : fills[f]) {
+                    size_t i = idx[p.value];
+                    if (items[i].status != 0)
+                        continue;
+                    ops.push_back(c_.copier.write(
+                        pend[i].dst + p.off, buf.p + p.staged, p.len, items[i].len,
+                        hashed ? hashes.at(hash_off[i]) + p.off / arena::kHashBlock : nullptr));
+                    op_item.push_back(i);
+                }
+                // A copy into the slot that failed leaves it with bytes that
+                // are not the value: the item fails, its slot goes back
+                // (never committed).
+                c_.copier.run(ops, copy_rc);
+                for (size_t k = 0; k < ops.size(); ++k)
+                    if (copy_rc[k])
+                        fail_item(items[op_item[k]],
+                                  Error(-EIO, format("item %zu: copying the value into the arena "
+                                                     "failed (%d)",
+                                                     op_item[k], copy_rc[k])));
+            };
+            for (size_t f = 0; f < fills.size(); ++f) {
+                cuda::StagingBuffer &buf = hold.set->buf[f % 2];
+                cuda::Error e = cs.pool.wait(buf);
+                if (e != cuda::kSuccess)
+                    fail_fill(fills[f], "cudaEventSynchronize", e);
+                enqueued = true;
+                for (const cuda::Piece &p : fills[f]) {
+                    size_t i = idx[p.value];
+                    if (items[i].status != 0)
+                        continue;
+                    e = rt.MemcpyAsync(buf.p + p.staged,
+                                       static_cast<const char *>(items[i].data) + p.off, p.len,
+                                       cuda::kMemcpyDeviceToHost, s);
+                    if (e != cuda::kSuccess)
+                        fail_item(items[i], cuda::copy_error(rt, i, "cudaMemcpyAsync", e));
+                }
+                e = cs.pool.mark(buf, s);
+                if (e != cuda::kSuccess)
+                    fail_fill(fills[f], "cudaStreamSynchronize", e);
+                if (f > 0)
+                    drain(f - 1);
+            }
+            if (!fills.empty())
+                drain(fills.size() - 1);
+            enqueued = false;
+        }
+    } catch (...) {
+        // Nothing may still write into a slot that goes back.
+        if (enqueued && rt.StreamSynchronize(s) != cuda::kSuccess)
+            rt.GetLastError();
+        for (auto &p : pend)
+            writes_.abandon(p);
+        throw;
+    }
+
+    std::vector<Finished> done;
+    done.reserve(idx.size());
+    for (size_t i : idx) {
+        daxkv_item &it = items[i];
+        if (it.status != 0) {
+            writes_.abandon(pend[i]);
+            continue;
+        }
+        const uint64_t vh = !hashed ? 0
+                            : direct ? direct_hash[i]
+                                     : hashes.combined(hash_off[i], it.len);
+        done.push_back(Finished{&pend[i], it.meta, static_cast<uint32_t>(it.meta_len), vh,
+                                &it.status});
+    }
+    writes_.commit_batch(done.data(), done.size(), hashed);
+    int stored = 0;
+    for (const Finished &w : done)
+        stored += *w.status == 0;
+    return stored;
+}
+
+} // namespace daxkv

@@ -1,0 +1,92 @@
+// Runtime changes of the pool: add, remove (migrate, evict, drain) and
+// resize, after LMCache's MP DAX adapter, with what it lacks (hotplug.cpp
+// and migrate.cpp say how). Hotplug goes through the index, the slot
+// states, the entries and the reservations like any other path: it holds
+// no shard lock of its own making and touches no shard's internals.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "store/core.hpp"
+#include "store/entries.hpp"
+#include "store/gpu.hpp"
+#include "store/reads.hpp"
+#include "store/reports.hpp"
+#include "store/reservations.hpp"
+
+namespace daxkv {
+
+// What a migration or eviction did.
+struct MoveStats {
+    uint64_t moved_keys = 0, moved_bytes = 0, deleted_keys = 0, freed = 0;
+    uint64_t evicted_keys = 0; // destinations' entries evicted to make room
+};
+
+// What a removal or resize reports (lib/capi makes daxkv_hotplug_result of it).
+struct HotplugResult {
+    DevState state = DevState::active; // of the device after the call
+    uint32_t index = 0;                 // its pool row
+    uint64_t old_bytes = 0, new_bytes = 0;
+    MoveStats moved;
+};
+
+// The modes of remove and resize: the values of DAXKV_MIGRATE, DAXKV_EVICT
+// and DAXKV_DRAIN (lib/capi checks them).
+enum class MoveMode : int { migrate = 1, evict = 2, drain = 3 };
+
+class Hotplug {
+public:
+    Hotplug(Core &core, Entries &entries, Reads &reads, Reservations &reservations, Gpu &gpu,
+            Reports &reports)
+        : c_(core), entries_(entries), reads_(reads), reservations_(reservations), gpu_(gpu),
+          reports_(reports) {}
+    Hotplug(const Hotplug &) = delete;
+    Hotplug &operator=(const Hotplug &) = delete;
+
+    // Each: 0, or the expected outcome -EBUSY (the device is busy: pinned,
+    // leased or reserved entries, another state, or already in the pool
+    // with another size); throws Error otherwise (-EPERM without
+    // hotplug=1, -ENOENT no such device, -ENOSPC no room, -EIO, ...).
+    int add(const std::string &path, uint64_t bytes);
+    int remove(const std::string &path, MoveMode mode, unsigned flags, HotplugResult &out);
+    int resize(const std::string &path, uint64_t bytes, MoveMode mode, unsigned flags,
+               HotplugResult &out);
+    // 0 drained, or the expected outcome -ETIMEDOUT; throws Error (-EINVAL
+    // not draining, -ENOENT, -ESHUTDOWN).
+    int wait_drained(const std::string &path, int timeout_ms);
+
+    // Tests only: called between the copy and the switch phases of a
+    // migration (phase 1) and after the switch (phase 2), with no lock held.
+    void set_hook(std::function<void(int phase)> fn) { hook_ = std::move(fn); }
+
+private:
+    struct Move;
+    void check_enabled(const char *what) const;
+    // Keys of the committed entries on device a at slot from_slot or above.
+    // *blocked: one of them is pinned or leased (a get copying out of a slot
+    // is not: it ends on its own).
+    std::vector<std::string> keys_on(uint32_t a, uint32_t from_slot, bool *blocked);
+    // migrate.cpp.
+    void migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool same_device,
+                      MoveStats &ms);
+    int evict_keys(uint32_t src, const std::vector<std::string> &keys, bool force,
+                   MoveStats &ms);
+    int wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool force,
+                         bool same_device, MoveStats &ms);
+
+    Core &c_;
+    Entries &entries_;
+    Reads &reads_;
+    Reservations &reservations_;
+    Gpu &gpu_;
+    Reports &reports_;
+    // One runtime change at a time (never taken by the data path).
+    std::mutex m_;
+    std::function<void(int)> hook_;
+};
+
+} // namespace daxkv

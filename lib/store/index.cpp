@@ -1,0 +1,147 @@
+#include "store/index.hpp"
+
+#include "internal/util.hpp"
+
+namespace daxkv {
+
+Index::Index(const Config &cfg) : cfg_(cfg), shards_(new Shard[kShards]) {}
+
+uint64_t Index::hash(std::string_view key) noexcept { return hash_bytes(key.data(), key.size()); }
+
+Index::Locked Index::lookup(std::string_view key, uint64_t hash, uint16_t i) {
+    Shard &sh = shards_[i];
+    std::unique_lock<std::mutex> g(sh.m);
+    Entry *e = nullptr;
+    if (shard_of(hash) == i) {
+        auto it = sh.map.find(KeyRef{key, hash});
+        if (it != sh.map.end())
+            e = it->second.get();
+    }
+    return Locked(sh, std::move(g), key, hash, e);
+}
+
+Entry &Index::add(Locked &l) {
+    auto owned = std::make_unique<Entry>();
+    owned->key_.assign(l.key_);
+    owned->hash_ = l.hash_;
+    Entry *e = owned.get();
+    l.sh_->map.emplace(KeyRef{e->key_, e->hash_}, std::move(owned));
+    l.e_ = e;
+    return *e;
+}
+
+void Index::erase_if_empty(Locked &l) noexcept {
+    Entry *e = l.e_;
+    if (!e || e->committed_ || e->inflight)
+        return;
+    l.sh_->map.erase(KeyRef{e->key_, e->hash_});
+    l.e_ = nullptr;
+}
+
+void Index::lru_link_tail(Shard &sh, Entry *e, uint64_t tick) noexcept {
+    e->tick_ = tick;
+    e->prev_ = sh.lru_tail;
+    e->next_ = nullptr;
+    if (sh.lru_tail)
+        sh.lru_tail->next_ = e;
+    else
+        sh.lru_head = e;
+    sh.lru_tail = e;
+    e->in_lru_ = true;
+    sh.head_tick.store(sh.lru_head->tick_, std::memory_order_relaxed);
+}
+
+void Index::lru_unlink(Shard &sh, Entry *e) noexcept {
+    if (!e->in_lru_)
+        return;
+    if (e->prev_)
+        e->prev_->next_ = e->next_;
+    else
+        sh.lru_head = e->next_;
+    if (e->next_)
+        e->next_->prev_ = e->prev_;
+    else
+        sh.lru_tail = e->prev_;
+    e->prev_ = e->next_ = nullptr;
+    e->in_lru_ = false;
+    sh.head_tick.store(sh.lru_head ? sh.lru_head->tick_ : UINT64_MAX, std::memory_order_relaxed);
+}
+
+void Index::commit(Locked &l, const Version &v, uint32_t pins, uint64_t tick) noexcept {
+    Entry *e = l.e_;
+    e->committed_ = true;
+    e->v_ = v;
+    e->pins_ = pins;
+    if (pins)
+        pinned_++;
+    lru_link_tail(*l.sh_, e, tick ? tick : tick_.fetch_add(1, std::memory_order_relaxed));
+    entries_++;
+}
+
+Version Index::uncommit(Locked &l) noexcept {
+    Entry *e = l.e_;
+    const Version old = e->v_;
+    lru_unlink(*l.sh_, e);
+    if (e->pins_)
+        pinned_--;
+    e->committed_ = false;
+    e->pins_ = 0;
+    e->v_ = Version{};
+    entries_--;
+    return old;
+}
+
+void Index::move(Locked &l, const SlotRef &to, uint64_t seq) noexcept {
+    l.e_->v_.ref = to;
+    l.e_->v_.seq = seq;
+}
+
+void Index::touch(Locked &l) noexcept {
+    Entry *e = l.e_;
+    if (cfg_.eviction != Eviction::lru || !e->in_lru_)
+        return;
+    // Re-stamp even the tail of this shard's list: evict_one() compares the
+    // head ticks of all shards, so an entry that is alone in (or last of) its
+    // shard must still get a fresh tick, or it is evicted as if never used.
+    lru_unlink(*l.sh_, e);
+    lru_link_tail(*l.sh_, e, tick_.fetch_add(1, std::memory_order_relaxed));
+}
+
+bool Index::pin(Locked &l) noexcept {
+    Entry *e = l.e_;
+    if (e->pins_ == UINT32_MAX)
+        return false;
+    if (e->pins_++ == 0)
+        pinned_++;
+    return true;
+}
+
+bool Index::unpin(Locked &l) noexcept {
+    Entry *e = l.e_;
+    if (e->pins_ == 0)
+        return false;
+    if (--e->pins_ == 0)
+        pinned_--;
+    return true;
+}
+
+Index::Offer Index::insert_recovered(Locked &l, const Version &v, uint64_t tick, Version *loser) {
+    uint32_t pins = 0;
+    Offer result = Offer::added;
+    if (!l.e_) {
+        add(l);
+    } else if (l.e_->committed_) {
+        // Two commits of one key (a crash between a replace's commit and the
+        // withdrawal of the old version, or the pool's and a returning
+        // device's): the newest wins.
+        if (l.e_->v_.seq >= v.seq)
+            return Offer::stale;
+        pins = l.e_->pins_; // they belong to the key, as across a replace
+        *loser = uncommit(l);
+        result = Offer::replaced;
+    }
+    commit(l, v, pins, tick);
+    return result;
+}
+
+} // namespace daxkv

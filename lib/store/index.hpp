@@ -1,0 +1,246 @@
+// The key index: 64 shards keyed by the XXH3 of the key, each a hash map of
+// entries and an LRU list of the committed ones (head: least recently used).
+//
+// Invariants, kept here and nowhere else: an entry is in its shard's LRU
+// list exactly while it is committed, the list is in tick order, head_tick
+// is its head's tick; entries() counts the committed entries, pinned() the
+// committed ones with a pin. Only Index touches an entry's LRU links and
+// its committed version (the fields are private).
+//
+// Locking: each key belongs to one shard, whose mutex guards the shard's
+// entries and the state of the slots they own (slot_states.hpp). lookup()
+// returns the key's entry with that mutex held. No code holds two shard
+// locks at once.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+
+#include "store/config.hpp"
+#include "store/slot_states.hpp"
+
+namespace daxkv {
+
+// A write of a key that holds a slot but is not visible yet (writes.hpp).
+struct Inflight {
+    SlotRef ref;
+    uint64_t len = 0;
+    bool canceled = false; // a forced remove withdrew it
+    // A reservation: held by its caller for as long as the caller likes.
+    // A forced device removal or shrink cannot wait for it, so it detaches
+    // it instead (phase held -> detached: its commit fails with -ECANCELED);
+    // one whose commit has begun (held -> committing) is waited for.
+    bool reservation = false;
+    enum : uint8_t { kHeld, kCommitting, kDetached };
+    std::atomic<uint8_t> phase{kHeld};
+};
+
+// A key's committed version: where its bytes are, their size, its commit.
+struct Version {
+    SlotRef ref;
+    uint64_t value_len = 0;
+    uint32_t meta_len = 0;
+    uint64_t seq = 0;
+};
+
+class Entry {
+public:
+    const std::string &key() const noexcept { return key_; }
+    uint64_t hash() const noexcept { return hash_; }
+    bool committed() const noexcept { return committed_; }
+    // The committed version (meaningful while committed()).
+    const Version &version() const noexcept { return v_; }
+    const SlotRef &ref() const noexcept { return v_.ref; }
+    uint32_t pins() const noexcept { return pins_; }
+
+    // A write of this key in flight (owned by its claim or reservation),
+    // set and cleared by the write path with the shard lock held.
+    Inflight *inflight = nullptr;
+
+private:
+    friend class Index;
+    std::string key_;
+    uint64_t hash_ = 0;
+    bool committed_ = false;
+    Version v_;
+    uint32_t pins_ = 0; // they belong to the key: a replace keeps them
+    Entry *prev_ = nullptr, *next_ = nullptr;
+    uint64_t tick_ = 0;
+    bool in_lru_ = false;
+};
+
+class Index {
+    struct Shard;
+
+public:
+    static constexpr size_t kShards = 64;
+
+    explicit Index(const Config &cfg);
+    Index(const Index &) = delete;
+    Index &operator=(const Index &) = delete;
+
+    static uint64_t hash(std::string_view key) noexcept;
+    static uint16_t shard_of(uint64_t hash) noexcept { return static_cast<uint16_t>(hash % kShards); }
+
+    // A key's place in the index, its shard locked for as long as this
+    // lives (or until unlock()): its entry, or null when it has none.
+    class Locked {
+    public:
+        Entry *entry() const noexcept { return e_; }
+        Entry *operator->() const noexcept { return e_; }
+        explicit operator bool() const noexcept { return e_ != nullptr; }
+        std::string_view key() const noexcept { return key_; }
+        uint64_t hash() const noexcept { return hash_; }
+        uint16_t shard() const noexcept { return shard_of(hash_); }
+        void unlock() noexcept { lock_.unlock(); }
+
+    private:
+        friend class Index;
+        Locked(Shard &sh, std::unique_lock<std::mutex> lock, std::string_view key, uint64_t hash,
+               Entry *e) noexcept
+            : sh_(&sh), lock_(std::move(lock)), key_(key), hash_(hash), e_(e) {}
+        Shard *sh_;
+        std::unique_lock<std::mutex> lock_;
+        std::string_view key_; // the caller's bytes, or the entry's
+        uint64_t hash_;
+        Entry *e_;
+    };
+
+    Locked lookup(std::string_view key) { return lookup(key, hash(key)); }
+    Locked lookup(std::string_view key, uint64_t hash) { return lookup(key, hash, shard_of(hash)); }
+    // With shard i locked whatever the key: the entry only if the key
+    // belongs to that shard (a key read back from a slot header that may be
+    // damaged, while the slot's state is the shard's).
+    Locked lookup(std::string_view key, uint64_t hash, uint16_t i);
+    // Shard i locked: to change the state of a slot one of its entries owns
+    // (a borrow ending) when the key is not at hand.
+    std::unique_lock<std::mutex> lock_shard(uint16_t i) {
+        return std::unique_lock<std::mutex>(shards_[i].m);
+    }
+
+    // Changes; each with l's shard locked.
+    // An entry for l's key, which has none: neither committed nor written.
+    Entry &add(Locked &l);
+    // Drop l's entry if it holds nothing any more (neither a committed
+    // version nor a write in flight).
+    void erase_if_empty(Locked &l) noexcept;
+    // l's entry gets the committed version v, with pins, most recently used
+    // (or at tick, for recovery, which links entries in commit order).
+    void commit(Locked &l, const Version &v, uint32_t pins, uint64_t tick = 0) noexcept;
+    // l's entry loses its committed version (out of the LRU list, its pins
+    // dropped with it); returns what it was.
+    Version uncommit(Locked &l) noexcept;
+    // l's committed entry now lives in another slot, committed at seq (a
+    // migration): the same key, value and pins.
+    void move(Locked &l, const SlotRef &to, uint64_t seq) noexcept;
+    // An access: l's committed entry becomes the most recently used
+    // (eviction=lru).
+    void touch(Locked &l) noexcept;
+    // One pin more (false at UINT32_MAX) or less (false when there is none).
+    bool pin(Locked &l) noexcept;
+    bool unpin(Locked &l) noexcept;
+
+    // Recovery: a committed version found on a device, offered for l's key.
+    // added: the key had none; replaced: it had an older one (*loser gets
+    // it; its pins stay with the key); stale: it has one at least as new,
+    // and the offered one lost. tick as for commit().
+    enum class Offer { added, replaced, stale };
+    Offer insert_recovered(Locked &l, const Version &v, uint64_t tick, Version *loser);
+    // Room for n entries in shard i (recovery, before it inserts them).
+    void reserve_shard(uint16_t i, size_t n) {
+        std::lock_guard<std::mutex> g(shards_[i].m);
+        shards_[i].map.reserve(n);
+    }
+    // Ticks of later accesses start above t (after recovery).
+    void set_next_tick(uint64_t t) noexcept { tick_.store(t); }
+
+    // f(const Entry &) for every entry, one shard at a time, under its lock.
+    template <typename F>
+    void for_each_locked(F &&f) {
+        for (size_t i = 0; i < kShards; ++i)
+            for_each_in_shard(i, f);
+    }
+    template <typename F>
+    void for_each_in_shard(size_t i, F &&f) {
+        std::lock_guard<std::mutex> g(shards_[i].m);
+        for (const auto &kv : shards_[i].map)
+            f(static_cast<const Entry &>(*kv.second));
+    }
+
+    // The victim search: the least recently used committed entry for which
+    // skip() is false, handed to take() with its shard locked; false when
+    // there is none. Shards are visited oldest head first; each shard's
+    // list is in access order, so the first evictable entry of the oldest
+    // shard is the global LRU victim unless entries that cannot go hide
+    // older ones elsewhere.
+    template <typename Skip, typename Take>
+    bool evict_one(Skip &&skip, Take &&take);
+
+    int64_t entries() const noexcept { return entries_.load(); }
+    int64_t pinned() const noexcept { return pinned_.load(); }
+
+private:
+    struct KeyRef {
+        std::string_view bytes;
+        uint64_t hash;
+        bool operator==(const KeyRef &o) const noexcept {
+            return hash == o.hash && bytes == o.bytes;
+        }
+    };
+    struct KeyRefHash {
+        size_t operator()(const KeyRef &k) const noexcept { return static_cast<size_t>(k.hash); }
+    };
+    struct alignas(64) Shard {
+        std::mutex m;
+        std::unordered_map<KeyRef, std::unique_ptr<Entry>, KeyRefHash> map;
+        Entry *lru_head = nullptr, *lru_tail = nullptr;
+        std::atomic<uint64_t> head_tick{UINT64_MAX}; // read without the lock by eviction
+    };
+
+    void lru_link_tail(Shard &sh, Entry *e, uint64_t tick) noexcept;
+    void lru_unlink(Shard &sh, Entry *e) noexcept;
+
+    const Config &cfg_;
+    std::unique_ptr<Shard[]> shards_;
+    std::atomic<uint64_t> tick_{1};
+    std::atomic<int64_t> entries_{0}, pinned_{0};
+};
+
+template <typename Skip, typename Take>
+bool Index::evict_one(Skip &&skip, Take &&take) {
+    bool exhausted[kShards] = {};
+    for (size_t round = 0; round < kShards; ++round) {
+        size_t pick = kShards;
+        uint64_t oldest = UINT64_MAX;
+        for (size_t i = 0; i < kShards; ++i) {
+            if (exhausted[i])
+                continue;
+            uint64_t t = shards_[i].head_tick.load(std::memory_order_relaxed);
+            if (t < oldest) {
+                oldest = t;
+                pick = i;
+            }
+        }
+        if (pick == kShards)
+            return false;
+        Shard &sh = shards_[pick];
+        std::unique_lock<std::mutex> g(sh.m);
+        for (Entry *e = sh.lru_head; e; e = e->next_) {
+            if (skip(static_cast<const Entry &>(*e)))
+                continue;
+            Locked l(sh, std::move(g), e->key_, e->hash_, e);
+            take(l);
+            return true;
+        }
+        exhausted[pick] = true;
+    }
+    return false;
+}
+
+} // namespace daxkv

@@ -1,0 +1,297 @@
+// Emptying (part of) a device: migrating its entries to other devices (or
+// to lower slots of the same one), evicting them, and waiting until every
+// slot there is free.
+//
+// - Copies run with no pool-wide lock held. Each entry is claimed and
+//   switched under its own shard lock, as a put would be.
+// - A migration is all or nothing. Phase 1 copies every entry into a slot
+//   of another device with the commit word left at 0 (invisible to recovery
+//   and to readers, who keep reading the source). When the destinations run
+//   out of room, those slots are simply freed: the source was never touched
+//   and a retry starts over. Phase 2 switches each entry under its shard
+//   lock: commit the copy, point the index at it, withdraw the source. The
+//   copy carries a newer sequence number than the source, so a crash between
+//   the two leaves two commits of the key and recovery keeps the copy (the
+//   newest), withdrawing the other. An entry that was replaced or removed
+//   while it was copied is not switched: its copy is dropped, never
+//   committed, so a crash cannot bring a removed key back.
+// - Pins move with the entry (they belong to the key); a slot still leased
+//   is freed when its last lease goes, and removal waits for that before it
+//   unmaps the device.
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+
+#include "store/hotplug.hpp"
+#include "internal/undo.hpp"
+
+namespace daxkv {
+
+struct Hotplug::Move {
+    std::string key;
+    uint64_t hash = 0;
+    SlotRef src, dst;
+    uint64_t src_seq = 0, seq = 0, len = 0;
+};
+
+namespace {
+
+// Entries, and value bytes, claimed and copied per round of phase 1: bounds
+// each copy batch handed to the shared engine, so that the puts and gets
+// queued behind it wait for one round, not for the migration.
+constexpr size_t kMoveChunk = 64;
+constexpr uint64_t kMoveChunkBytes = 16ull << 20;
+
+} // namespace
+
+std::vector<std::string> Hotplug::keys_on(uint32_t a, uint32_t from_slot, bool *blocked) {
+    std::vector<std::string> keys;
+    bool any = false;
+    c_.index.for_each_locked([&](const Entry &e) {
+        if (!e.committed() || e.ref().arena != a || e.ref().slot < from_slot)
+            return;
+        any = any || e.pins() > 0 || c_.slots.at(e.ref()).leases() > 0;
+        keys.push_back(e.key());
+    });
+    if (blocked)
+        *blocked = any;
+    return keys;
+}
+
+// Move the entries of keys that still lie on src (at or above the device's
+// limit when same_device) to writable devices, all or nothing: on a
+// failure (-ENOSPC, -EIO) every copy is dropped and the source untouched.
+void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool same_device,
+                           MoveStats &ms) {
+    if (keys.empty())
+        return;
+    std::vector<uint32_t> targets;
+    uint64_t room = 0;
+    for (uint32_t a = 0; a < c_.pool.size(); ++a) {
+        bool self = same_device && a == src;
+        if (!self && (a == src || !dev_writable(c_.pool[a].state.load())))
+            continue;
+        targets.push_back(a);
+        room += c_.pool[a].alloc->free_count();
+    }
+    if (targets.empty())
+        fail(-ENOSPC, "no writable destination device to migrate %zu entries to", keys.size());
+    if (c_.cfg.eviction == Eviction::none && room < keys.size())
+        fail(-ENOSPC,
+             "insufficient destination capacity: %zu entries to move, %llu free slots on the "
+             "destinations; nothing was moved",
+             keys.size(), static_cast<unsigned long long>(room));
+
+    std::vector<Move> moves;
+    moves.reserve(keys.size());
+    // Undo phase 1 for a claimed entry: free the copy's slot, drop the
+    // borrow of the source. Nothing was committed, so nothing else to undo.
+    auto drop = [&](Move &mv) noexcept {
+        auto g = c_.index.lock_shard(Index::shard_of(mv.hash));
+        c_.slots.write_ended();
+        c_.slots.release(mv.dst);
+        c_.slots.end_borrow(mv.src);
+    };
+    Undo rollback([&] {
+        for (auto &mv : moves)
+            drop(mv);
+        moves.clear();
+    });
+
+    size_t next = 0;
+    while (next < keys.size()) {
+        size_t first = moves.size();
+        uint64_t chunk_bytes = 0;
+        for (size_t n = 0; next < keys.size() && n < kMoveChunk && chunk_bytes < kMoveChunkBytes;
+             ++next, ++n) {
+            const std::string &k = keys[next];
+            Move mv;
+            mv.hash = Index::hash(k);
+            // A destination slot first, with no lock held: making room
+            // evicts (eviction=lru), which takes shard locks.
+            uint32_t slot = UINT32_MAX, dev = UINT32_MAX;
+            for (int attempt = 0; slot == UINT32_MAX; ++attempt) {
+                std::vector<std::pair<double, uint32_t>> order; // least used first
+                for (uint32_t t : targets) {
+                    uint32_t total = c_.pool[t].alloc->slots();
+                    if (total)
+                        order.emplace_back(1.0 - double(c_.pool[t].alloc->free_count()) / total,
+                                           t);
+                }
+                std::sort(order.begin(), order.end());
+                for (const auto &o : order) {
+                    slot = c_.pool[o.second].alloc->allocate();
+                    if (slot != UINT32_MAX) {
+                        dev = o.second;
+                        break;
+                    }
+                }
+                if (slot != UINT32_MAX)
+                    break;
+                if (c_.cfg.eviction == Eviction::none || attempt >= 1024 || !entries_.evict_one())
+                    fail(-ENOSPC, "insufficient destination capacity: the destinations are full "
+                                  "and nothing is evictable; nothing was moved");
+                ms.evicted_keys++;
+            }
+            Index::Locked l = c_.index.lookup(k, mv.hash);
+            if (!l || !l->committed() || l->ref().arena != src ||
+                (same_device && l->ref().slot < c_.pool[src].alloc->slots())) {
+                // Removed, replaced or evicted since the snapshot.
+                c_.slots.give_back(dev, slot);
+                continue;
+            }
+            mv.dst = c_.slots.start_write(dev, slot);
+            c_.slots.write_started();
+            c_.slots.borrow(l->ref()); // the source stays put while it is copied
+            mv.key = k;
+            mv.src = l->ref();
+            mv.src_seq = l->version().seq;
+            mv.len = l->version().value_len;
+            mv.seq = c_.history.next_seq();
+            chunk_bytes += mv.len;
+            moves.push_back(std::move(mv));
+        }
+        // Copy this chunk with no lock held: value, then header body
+        // (commit word 0), then write-back for durability=power. The source
+        // is read as a get reads it (copies.hpp), every copy's result
+        // looked at.
+        std::vector<engine::CopyOp> ops;
+        for (size_t i = first; i < moves.size(); ++i) {
+            const Move &mv = moves[i];
+            ops.push_back(c_.copier.move(c_.pool.arena(mv.dst.arena).slot_data(mv.dst.slot),
+                                         c_.pool.arena(mv.src.arena).slot_data(mv.src.slot),
+                                         mv.len));
+        }
+        std::vector<int> copy_rc;
+        c_.copier.run(ops, copy_rc);
+        for (size_t k = 0; k < ops.size(); ++k) {
+            if (copy_rc[k] != 0 && copy_rc[k] != engine::kMediaFault)
+                fail(-EIO, "copying an entry to its new device failed (%d); nothing was moved",
+                     copy_rc[k]);
+        }
+        // A source that faulted cannot be read by anyone: its entry is
+        // dropped and its slot quarantined, as a get would; the copy goes.
+        for (size_t k = ops.size(); k-- > 0;) {
+            if (copy_rc[k] == 0)
+                continue;
+            Move &mv = moves[first + k];
+            Borrow b;
+            b.shard = Index::shard_of(mv.hash);
+            b.ref = mv.src;
+            reads_.end_copy(b, copy_rc[k]); // ends the move's borrow of the source
+            {
+                auto g = c_.index.lock_shard(b.shard);
+                c_.slots.write_ended();
+                c_.slots.release(mv.dst);
+            }
+            moves.erase(moves.begin() + static_cast<std::ptrdiff_t>(first + k));
+        }
+        for (size_t i = first; i < moves.size(); ++i) {
+            const Move &mv = moves[i];
+            const arena::Arena &from = c_.pool.arena(mv.src.arena);
+            arena::Arena &to = c_.pool.arena(mv.dst.arena);
+            const arena::SlotHeader *h = from.header(mv.src.slot);
+            // The source header is stable: committed and borrowed.
+            to.write_body(mv.dst.slot, mv.seq, mv.dst.gen, from.header_key(mv.src.slot),
+                          h->key_len, from.header_meta(mv.src.slot), h->meta_len, mv.len,
+                          h->value_hash, (h->flags & arena::kHdrValueHashed) != 0);
+            to.stage_entry(mv.dst.slot, mv.len);
+        }
+        c_.pool.fence_all(); // the chunk's copies durable before any is committed
+    }
+    rollback.dismiss();
+    if (hook_)
+        hook_(1);
+
+    // Phase 2: switch each entry that is still the one copied.
+    for (auto &mv : moves) {
+        Index::Locked l = c_.index.lookup(mv.key, mv.hash);
+        if (!l || !l->committed() || l->version().seq != mv.src_seq ||
+            l->ref().arena != mv.src.arena || l->ref().slot != mv.src.slot ||
+            l->ref().gen != mv.src.gen) {
+            l.unlock();
+            drop(mv); // replaced or removed meanwhile: the copy never becomes visible
+            continue;
+        }
+        c_.pool.arena(mv.dst.arena).commit(mv.dst.slot, mv.seq);
+        c_.slots.commit(mv.dst);
+        c_.pool.arena(mv.src.arena).withdraw(mv.src.slot);
+        // The source: freed, or by its last lease if it is leased.
+        c_.slots.end_borrow(mv.src);
+        c_.slots.retire(mv.src);
+        c_.index.move(l, mv.dst, mv.seq);
+        c_.slots.write_ended();
+        ms.moved_keys++;
+        ms.moved_bytes += mv.len;
+        ms.freed++;
+    }
+    if (hook_)
+        hook_(2);
+}
+
+// Delete the entries of keys that still lie on src. Without force a pinned
+// or leased one stops it with -EBUSY (the ones before it are gone: they
+// were plain cache entries the caller asked to drop).
+int Hotplug::evict_keys(uint32_t src, const std::vector<std::string> &keys, bool force,
+                        MoveStats &ms) {
+    for (const auto &k : keys) {
+        Index::Locked l = c_.index.lookup(k);
+        if (!l || !l->committed() || l->ref().arena != src)
+            continue;
+        if (c_.pool[src].state.load() == DevState::resizing &&
+            l->ref().slot < c_.pool[src].alloc->slots())
+            continue; // below the new end: stays
+        if (!force && (l->pins() || c_.slots.at(l->ref()).leases()))
+            return set_error(-EBUSY, "an entry of the device was pinned or leased during the "
+                                     "eviction; use DAXKV_FORCE");
+        entries_.drop(l);
+        c_.counters.evictions++;
+        ms.deleted_keys++;
+        ms.freed++;
+    }
+    return 0;
+}
+
+// Move (or evict) what is left on device a at from_slot and above, and wait
+// until every slot there is free: writes that were in flight when the device
+// stopped taking new ones, and slots still leased. 0, or -EBUSY (a
+// reservation opened meanwhile, an entry pinned); throws what moving throws.
+int Hotplug::wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool force,
+                              bool same_device, MoveStats &ms) {
+    DeviceRow &d = c_.pool[a];
+    for (;;) {
+        // Leases and writes of callers may never end: shutdown does not
+        // wait for them, so neither does this call.
+        if (c_.gate.closed())
+            fail(-ESHUTDOWN, "the store was shut down while the device waited to empty; it is "
+                             "left as it was");
+        // A reservation is held by its caller for as long as it likes (from
+        // this very thread, maybe): never waited for. Without force one is
+        // -EBUSY; with force it is detached (its commit fails -ECANCELED).
+        if (size_t open = reservations_.on_device(a, from_slot, force)) {
+            if (!force)
+                return set_error(-EBUSY, "%zu reservation(s) of the device were opened "
+                                         "meanwhile; commit or abort them, or use DAXKV_FORCE",
+                                 open);
+        }
+        // Quarantined slots (a failed checksum) stay taken and hold nothing,
+        // and so do the slots of detached reservations until their callers
+        // end them. Above a shrink's end they are counted wherever they lie,
+        // which can only end the wait early for a lease: harmless, as a
+        // shrink does not unmap; a removal (from_slot 0) counts exactly.
+        if (d.alloc->used_from(from_slot) <= d.quarantined.load() + d.detached.load())
+            return 0;
+        std::vector<std::string> keys = keys_on(a, from_slot, nullptr);
+        if (!keys.empty()) {
+            if (migrate)
+                migrate_keys(a, keys, same_device, ms);
+            else if (int rc = evict_keys(a, keys, force, ms))
+                return rc;
+            continue;
+        }
+        auto g = c_.pool.signals();
+        c_.pool.wait_signal(g, std::chrono::steady_clock::now() + std::chrono::milliseconds(20));
+    }
+}
+
+} // namespace daxkv

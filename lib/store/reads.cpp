@@ -1,0 +1,303 @@
+#include "store/reads.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "arena/checksum.hpp"
+
+namespace daxkv {
+
+int Reads::borrow(std::string_view key, size_t cap, size_t *len_out, size_t meta_cap,
+                  Borrow &out, size_t *meta_len_out) {
+    // A read that gets this far succeeds unless the bytes fail verification,
+    // which drops the entry anyway: the access is recorded here, under the
+    // lock already held, rather than by a second lookup after the copy.
+    Index::Locked l = c_.index.lookup(key);
+    if (!l || !l->committed()) {
+        c_.counters.misses++;
+        return set_error(-ENOENT, "key not found");
+    }
+    const Version &v = l->version();
+    if (len_out)
+        *len_out = v.value_len;
+    if (meta_len_out)
+        *meta_len_out = v.meta_len;
+    if (cap < v.value_len)
+        return set_error(-ENOBUFS, "destination holds %zu bytes, the value has %llu", cap,
+                         static_cast<unsigned long long>(v.value_len));
+    if (meta_cap != SIZE_MAX && meta_cap < v.meta_len)
+        return set_error(-ENOBUFS, "metadata buffer holds %zu bytes, the entry has %u",
+                         meta_cap, v.meta_len);
+    c_.slots.borrow(v.ref);
+    c_.index.touch(l);
+    out.shard = l.shard();
+    out.ref = v.ref;
+    out.src = c_.pool.arena(v.ref.arena).slot_data(v.ref.slot);
+    out.len = v.value_len;
+    out.meta_len = v.meta_len;
+    return 0;
+}
+
+void Reads::end(const Borrow &b) noexcept {
+    auto g = c_.index.lock_shard(b.shard);
+    c_.slots.end_borrow(b.ref);
+}
+
+bool Reads::verify(const Borrow &b, const uint64_t *block_hashes) const noexcept {
+    const arena::SlotHeader *h = c_.pool.arena(b.ref.arena).header(b.ref.slot);
+    if (!(h->flags & arena::kHdrValueHashed))
+        return true; // written with verify=off: nothing to check against
+    uint64_t got = block_hashes ? arena::combine_block_hashes(block_hashes,
+                                                              arena::hash_block_count(b.len))
+                                : arena::value_checksum(b.src, b.len);
+    return got == h->value_hash;
+}
+
+// Drop the entry whose bytes cannot be read or trusted; its slot is never
+// reused. media: the copy out of the slot faulted (SIGBUS), rather than the
+// bytes failing their checksum.
+void Reads::quarantine(const Borrow &b, bool media) noexcept {
+    if (media) {
+        c_.counters.copy_faults++;
+        log(kLogErr, "reading slot %u of device %u faulted (SIGBUS): entry dropped, "
+            "slot quarantined", b.ref.slot, b.ref.arena);
+    } else {
+        c_.counters.verify_failures++;
+        log(kLogErr, "entry in slot %u of device %u failed its checksum: dropped", b.ref.slot,
+            b.ref.arena);
+    }
+    // The key as the slot's header has it, looked up in the borrow's shard
+    // (whose lock orders the slot's state whatever the header says).
+    const arena::Arena &ar = c_.pool.arena(b.ref.arena);
+    std::string_view key(ar.header_key(b.ref.slot),
+                         std::min<size_t>(ar.header(b.ref.slot)->key_len, arena::kKeyMax));
+    Index::Locked l = c_.index.lookup(key, Index::hash(key), b.shard);
+    if (l && l->committed() && l->ref().slot == b.ref.slot && l->ref().arena == b.ref.arena &&
+        l->ref().gen == b.ref.gen)
+        entries_.discard(l);
+    c_.slots.quarantine(b.ref);
+}
+
+void Reads::failed_checksum(const Borrow &b, const char *what) {
+    quarantine(b, false);
+    fail(-EIO, "%sthe entry failed its checksum and was dropped", what);
+}
+
+// A media fault (SIGBUS) means the bytes cannot be read: the entry goes and
+// its slot is never reused. Any other copy failure says nothing about the
+// entry, which stays as it was.
+void Reads::copy_failed(const Borrow &b, int rc, const char *what) {
+    if (rc == engine::kMediaFault) {
+        quarantine(b, true);
+        fail(-EIO, "%sreading the entry faulted (media error or truncated arena file): entry "
+                   "dropped, slot quarantined", what);
+    }
+    end(b);
+    fail(-EIO, "%scopying the entry out failed (%d); the entry is kept", what, rc);
+}
+
+void Reads::end_copy(const Borrow &b, int rc) noexcept {
+    if (rc == engine::kMediaFault)
+        quarantine(b, true);
+    else
+        end(b);
+}
+
+void Reads::count_hit(uint64_t len) noexcept {
+    c_.counters.hits++;
+    c_.counters.bytes_read += len;
+    c_.metrics.item_bytes.record(len);
+}
+
+int Reads::get(std::string_view key, void *dst, size_t cap, size_t *len_out) {
+    CallGate::Call call(c_.gate);
+    LatencyTimer timer(c_.metrics.get_latency);
+    Borrow b;
+    if (int rc = borrow(key, cap, len_out, SIZE_MAX, b))
+        return rc;
+    const bool verify_read = c_.copier.verifies_reads();
+    BlockHashes hashes;
+    const size_t off = verify_read ? hashes.add(b.len) : 0;
+    const int copy_rc = c_.copier.run_one(
+        c_.copier.read(dst, b.src, b.len, verify_read ? hashes.at(off) : nullptr),
+        [&] { end(b); });
+    if (copy_rc)
+        copy_failed(b, copy_rc, "");
+    if (verify_read && !verify(b, b.len ? hashes.at(off) : nullptr))
+        failed_checksum(b, "");
+    end(b);
+    count_hit(b.len);
+    return 0;
+}
+
+size_t Reads::borrow_batch(daxkv_item *items, size_t n, bool prefix, std::vector<Borrow> &borrows,
+                           std::vector<size_t> &item_of) {
+    borrows.reserve(n);
+    item_of.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+        daxkv_item &it = items[i];
+        it.status = item_status([&] {
+            check_key(it.key, it.key_len);
+            if (!it.data && it.len)
+                fail(-EINVAL, "item %zu: data is NULL", i);
+            Borrow b;
+            size_t len_out = 0, meta_len_out = 0;
+            const size_t meta_cap = it.meta ? it.meta_len : SIZE_MAX;
+            int rc = borrow(key_of(it), it.len, &len_out, meta_cap, b, &meta_len_out);
+            if (rc == -ENOBUFS) {
+                // Report the sizes needed: the value's, and the metadata's
+                // when a metadata buffer was given (it may be the one too small).
+                it.len = len_out;
+                if (it.meta)
+                    it.meta_len = meta_len_out;
+            }
+            if (rc == 0) {
+                borrows.push_back(b);
+                item_of.push_back(i);
+            }
+            return rc;
+        });
+        if (it.status && prefix) {
+            for (size_t j = i + 1; j < n; ++j)
+                items[j].status = -ENOENT;
+            return i;
+        }
+    }
+    return n;
+}
+
+int Reads::batch_result(const daxkv_item *items, size_t stop, bool prefix, int hits) noexcept {
+    if (!prefix)
+        return hits;
+    size_t run = 0;
+    while (run < stop && items[run].status == 0)
+        ++run;
+    return static_cast<int>(run);
+}
+
+int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
+    CallGate::Call call(c_.gate);
+    LatencyTimer timer(c_.metrics.batch_latency);
+    c_.metrics.batches.fetch_add(1, std::memory_order_relaxed);
+    const bool prefix = flags & kPrefix;
+    const bool verify_read = c_.copier.verifies_reads();
+    std::vector<Borrow> borrows;
+    std::vector<size_t> item_of;
+    const size_t stop = borrow_batch(items, n, prefix, borrows, item_of);
+    BlockHashes hashes;
+    std::vector<size_t> hash_off(borrows.size(), 0);
+    std::vector<engine::CopyOp> ops(borrows.size());
+    std::vector<int> copy_rc;
+    try {
+        for (size_t k = 0; verify_read && k < borrows.size(); ++k)
+            hash_off[k] = hashes.add(borrows[k].len);
+        for (size_t k = 0; k < borrows.size(); ++k)
+            ops[k] = c_.copier.read(items[item_of[k]].data, borrows[k].src, borrows[k].len,
+                                    verify_read ? hashes.at(hash_off[k]) : nullptr);
+        c_.copier.run(ops, copy_rc);
+    } catch (...) {
+        for (auto &b : borrows)
+            end(b);
+        throw;
+    }
+    int hits = 0;
+    for (size_t k = 0; k < borrows.size(); ++k) {
+        const Borrow &b = borrows[k];
+        daxkv_item &it = items[item_of[k]];
+        it.status = item_status([&] {
+            // Every copy of the batch has finished: only now is a borrow ended.
+            if (copy_rc[k])
+                copy_failed(b, copy_rc[k], "");
+            if (verify_read && !verify(b, b.len ? hashes.at(hash_off[k]) : nullptr))
+                failed_checksum(b, "");
+            if (it.meta) {
+                std::memcpy(it.meta, c_.pool.arena(b.ref.arena).header_meta(b.ref.slot),
+                            b.meta_len);
+                it.meta_len = b.meta_len;
+            }
+            it.len = b.len;
+            end(b);
+            count_hit(b.len);
+            return 0;
+        });
+        hits += it.status == 0;
+    }
+    return batch_result(items, stop, prefix, hits);
+}
+
+int Reads::contains(std::string_view key) {
+    CallGate::Call call(c_.gate);
+    Index::Locked l = c_.index.lookup(key);
+    return l && l->committed() ? 1 : 0;
+}
+
+int Reads::contains_batch(daxkv_item *items, size_t n, unsigned flags) {
+    CallGate::Call call(c_.gate);
+    const bool prefix = flags & kPrefix, pin_hits = flags & kPin;
+    int hits = 0;
+    for (size_t i = 0; i < n; ++i) {
+        daxkv_item &it = items[i];
+        it.status = item_status([&] {
+            check_key(it.key, it.key_len);
+            Index::Locked l = c_.index.lookup(key_of(it));
+            const int hit = l && l->committed() ? 1 : 0;
+            if (hit && pin_hits)
+                c_.index.pin(l); // at UINT32_MAX pins it stays pinned
+            return hit;
+        });
+        if (it.status == 1) {
+            ++hits;
+        } else if (prefix) {
+            for (size_t j = i + 1; j < n; ++j)
+                items[j].status = 0;
+            break;
+        }
+    }
+    return hits;
+}
+
+int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out) {
+    CallGate::Call call(c_.gate);
+    Borrow b;
+    for (;;) {
+        if (int rc = borrow(key, SIZE_MAX, nullptr, SIZE_MAX, b))
+            return rc;
+        if (!c_.pool.lease_gated(b.ref.arena))
+            break;
+        // A resize of that device is waiting for its leases: new ones wait
+        // (pool.hpp), so that it cannot starve.
+        end(b);
+        c_.pool.wait_lease_gate(b.ref.arena);
+    }
+    if (c_.copier.verifies_reads() && !verify(b, nullptr))
+        failed_checksum(b, "");
+    std::unique_ptr<LeaseState> l;
+    try {
+        l = std::make_unique<LeaseState>();
+    } catch (...) {
+        end(b);
+        throw;
+    }
+    {
+        auto g = c_.index.lock_shard(b.shard);
+        c_.slots.lease(b.ref); // hotplug tells leases from reads in progress
+    }
+    l->shard = b.shard;
+    l->ref = b.ref;
+    l->data = b.src;
+    l->size = b.len;
+    l->meta = c_.pool.arena(b.ref.arena).header_meta(b.ref.slot);
+    l->meta_len = b.meta_len;
+    c_.counters.hits++;
+    *out = std::move(l);
+    return 0;
+}
+
+void Reads::release(LeaseState &l) noexcept {
+    auto g = c_.index.lock_shard(l.shard);
+    c_.slots.end_lease(l.ref);
+    c_.slots.end_borrow(l.ref);
+}
+
+} // namespace daxkv

@@ -1,0 +1,103 @@
+// The read path: get, get_batch, contains, leases, and the steps the GPU
+// get shares. A read is
+//   borrow (under the key's shard lock: the slot's borrow count goes up,
+//           the access is recorded in the LRU)
+//   -> copy (no lock held)
+//   -> end the borrow (a slot whose entry was replaced or removed meanwhile
+//      is freed by its last borrower),
+// or, when the bytes cannot be trusted (a failed checksum, a fault), the
+// entry is dropped and the slot quarantined.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+#include "store/core.hpp"
+#include "store/entries.hpp"
+#include "store/item.hpp"
+
+namespace daxkv {
+
+class Store;
+
+// A read between its borrow and its end.
+struct Borrow {
+    uint16_t shard = 0;
+    SlotRef ref;
+    const char *src = nullptr;
+    uint64_t len = 0;
+    uint32_t meta_len = 0;
+};
+
+// A lease: the bytes of an entry, borrowed in place until released.
+struct LeaseState {
+    std::shared_ptr<Store> store; // kept alive by the handle (set by lib/capi)
+    uint16_t shard = 0;
+    SlotRef ref;
+    const char *data = nullptr;
+    size_t size = 0;
+    const char *meta = nullptr;
+    size_t meta_len = 0;
+};
+
+class Reads {
+public:
+    Reads(Core &core, Entries &entries) : c_(core), entries_(entries) {}
+    Reads(const Reads &) = delete;
+    Reads &operator=(const Reads &) = delete;
+
+    // 0, or the expected outcomes -ENOENT (a miss) and -ENOBUFS (cap too
+    // small; *len_out still gets the value's length); throws Error (-EIO:
+    // the bytes faulted or failed their checksum).
+    int get(std::string_view key, void *dst, size_t cap, size_t *len_out);
+    // Positional: the hits (with kPrefix the length of the leading run of
+    // hits, later items -ENOENT); each item's status as get's.
+    int get_batch(daxkv_item *items, size_t n, unsigned flags);
+    // 1 committed, 0 not.
+    int contains(std::string_view key);
+    int contains_batch(daxkv_item *items, size_t n, unsigned flags);
+    // 0 with *out set, or -ENOENT; throws Error.
+    int lease(std::string_view key, std::unique_ptr<LeaseState> *out);
+    void release(LeaseState &l) noexcept;
+
+    // The steps.
+    // Borrow key's committed entry if it fits cap (and meta_cap, unless
+    // SIZE_MAX): 0, -ENOENT or -ENOBUFS, with the sizes reported.
+    int borrow(std::string_view key, size_t cap, size_t *len_out, size_t meta_cap, Borrow &out,
+               size_t *meta_len_out = nullptr);
+    void end(const Borrow &b) noexcept;
+    // The borrowing pass of a read batch (host or GPU): check each item,
+    // borrow it and report the sizes needed; with prefix, stop at the first
+    // failure and mark the rest -ENOENT. Returns where a prefix stopped, n
+    // if it did not.
+    size_t borrow_batch(daxkv_item *items, size_t n, bool prefix, std::vector<Borrow> &borrows,
+                        std::vector<size_t> &item_of);
+    // What a read batch returns: the hits, or with prefix the length of the
+    // leading run of items found (before stop).
+    static int batch_result(const daxkv_item *items, size_t stop, bool prefix, int hits) noexcept;
+    // verify=read: whether b's bytes match their checksum (block_hashes:
+    // those its copy computed; null: hashed here, from the arena).
+    bool verify(const Borrow &b, const uint64_t *block_hashes) const noexcept;
+    // The bytes of b failed their checksum: the entry is dropped, its slot
+    // quarantined; throws -EIO (the message starts with what).
+    [[noreturn]] void failed_checksum(const Borrow &b, const char *what);
+    // The copy out of b failed with rc (engine/fault.hpp): end_copy() drops
+    // the entry and quarantines its slot for a media fault, and ends the
+    // borrow (the entry kept) for any other failure; copy_failed() does the
+    // same and throws -EIO.
+    [[noreturn]] void copy_failed(const Borrow &b, int rc, const char *what);
+    void end_copy(const Borrow &b, int rc) noexcept;
+    // A value of len bytes copied out: a hit.
+    void count_hit(uint64_t len) noexcept;
+
+private:
+    void quarantine(const Borrow &b, bool media) noexcept;
+
+    Core &c_;
+    Entries &entries_;
+};
+
+} // namespace daxkv

@@ -1,0 +1,187 @@
+#include "store/recovery.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "internal/error.hpp"
+
+namespace daxkv {
+namespace {
+
+// What the rebuild needs of an entry, copied out of the mapping in slot
+// order: reading keys from the headers again in shard order would be a
+// cache and TLB miss per entry.
+struct Found {
+    uint64_t hash;
+    Version v;
+    std::string key;
+};
+
+// Offer a recovered version for its key (l locked), and withdraw whichever
+// commit lost: the offered one (stale), or the one the index had
+// (replaced), whose slot is freed as after a replace when it was in use.
+Index::Offer offer(Core &c, Index::Locked &l, const Version &v, uint64_t tick, bool in_use) {
+    Version loser;
+    const Index::Offer o = c.index.insert_recovered(l, v, tick, &loser);
+    if (o == Index::Offer::stale) {
+        c.pool.arena(v.ref.arena).withdraw(v.ref.slot);
+    } else if (o == Index::Offer::replaced) {
+        c.pool.arena(loser.ref.arena).withdraw(loser.ref.slot);
+        if (in_use)
+            c.slots.retire(loser.ref);
+    }
+    return o;
+}
+
+} // namespace
+
+void recover_pool(Core &c) {
+    // Scan every arena (each scan runs on threads of its own), then rebuild
+    // the index shard by shard on as many threads: with a million entries
+    // the index inserts cost as much as the scan. Shards share nothing; the
+    // slots are taken afterwards, from the winners.
+    std::vector<std::vector<Found>> per_shard(Index::kShards);
+    size_t total = 0;
+    // Pool history (history.cpp): the devices' removal tables merged, and
+    // each device's floor as its last open left it. Sequence numbers go on
+    // above every floor, entry and removal the devices know of.
+    std::vector<uint64_t> floor(c.pool.size(), 0);
+    uint64_t top = 0, removed_away = 0;
+    if (c.history.kept()) {
+        for (uint32_t a = 0; a < c.pool.size(); ++a) {
+            const auto &ar = c.pool[a].arena;
+            if (!ar || ar->mapping().volatile_memory())
+                continue;
+            floor[a] = ar->seq_floor();
+            top = std::max(top, c.history.take_device(*ar));
+        }
+    }
+    for (uint32_t a = 0; a < c.pool.size(); ++a) {
+        arena::Arena *ar = c.pool[a].arena.get();
+        if (!ar)
+            continue; // missing at open
+        arena::RecoveryCounts counts;
+        std::vector<arena::RecoveredEntry> found = ar->scan(counts);
+        c.recovered.torn += counts.torn;
+        c.recovered.corrupt += counts.corrupt;
+        c.recovered.usec += counts.usec;
+        total += found.size();
+        for (auto &v : per_shard)
+            v.reserve(v.size() + found.size() * 5 / (4 * Index::kShards) + 1);
+        for (const auto &r : found) {
+            const std::string_view key(r.key, r.key_len);
+            const uint64_t h = Index::hash(key);
+            top = std::max(top, r.seq);
+            if (c.history.kept() && c.history.removed_while_away(h, r.seq, floor[a])) {
+                // Removed (or replaced, then removed) while this device was
+                // away: the pool's history says it is gone.
+                ar->withdraw(r.slot);
+                ++removed_away;
+                continue;
+            }
+            per_shard[Index::shard_of(h)].push_back(
+                Found{h, Version{SlotRef{a, r.slot, r.generation}, r.value_len, r.meta_len, r.seq},
+                      std::string(key)});
+        }
+    }
+    std::atomic<size_t> next_shard{0};
+    std::atomic<uint64_t> stale{0}, max_seq{0};
+    auto rebuild = [&] {
+        for (size_t i; (i = next_shard.fetch_add(1)) < Index::kShards;) {
+            // In commit order, each linked at the LRU tail with its sequence
+            // number as its tick: the oldest commit is the first victim.
+            std::vector<Found> &list = per_shard[i];
+            std::sort(list.begin(), list.end(),
+                      [](const Found &x, const Found &y) { return x.v.seq < y.v.seq; });
+            c.index.reserve_shard(static_cast<uint16_t>(i), list.size());
+            uint64_t shard_max = 0, shard_stale = 0;
+            for (const Found &f : list) {
+                Index::Locked l = c.index.lookup(f.key, f.hash);
+                if (offer(c, l, f.v, f.v.seq, false) != Index::Offer::added)
+                    ++shard_stale; // two commits of one key: one withdrawn
+                shard_max = std::max(shard_max, f.v.seq);
+            }
+            stale.fetch_add(shard_stale, std::memory_order_relaxed);
+            uint64_t m = max_seq.load(std::memory_order_relaxed);
+            while (shard_max > m && !max_seq.compare_exchange_weak(m, shard_max)) {
+            }
+        }
+    };
+    const unsigned threads = std::max(1u, std::min(c.cfg.effective_workers(), 16u));
+    if (threads == 1 || total < 4096) {
+        rebuild();
+    } else {
+        std::vector<std::thread> pool;
+        for (unsigned t = 1; t < threads; ++t)
+            pool.emplace_back(rebuild);
+        rebuild();
+        for (auto &th : pool)
+            th.join();
+    }
+    // The winners own their slots.
+    c.index.for_each_locked([&](const Entry &e) {
+        if (e.committed())
+            c.slots.take_recovered(e.ref().arena, e.ref().slot, e.ref().gen);
+    });
+    const int64_t entries = c.index.entries();
+    c.recovered.stale += stale.load() + removed_away;
+    c.recovered.recovered = static_cast<uint64_t>(entries);
+    c.index.set_next_tick(max_seq.load() + 1);
+    if (!c.history.kept()) {
+        c.history.start_at(max_seq.load() + 1);
+        return;
+    }
+    // Above the wall clock too: two opens that each lacked a device are
+    // ordered by when they happened (history.cpp).
+    const auto wall = std::chrono::system_clock::now().time_since_epoch();
+    top = std::max(top, static_cast<uint64_t>(
+                            std::chrono::duration_cast<std::chrono::nanoseconds>(wall).count()));
+    c.history.raise_floor(top);
+    for (uint32_t a = 0; a < c.pool.size(); ++a)
+        c.history.share(a);
+}
+
+void adopt_device(Core &c, uint32_t a, uint64_t floor) {
+    DeviceRow &d = c.pool[a];
+    arena::RecoveryCounts counts;
+    std::vector<arena::RecoveredEntry> found = d.arena->scan(counts);
+    uint64_t adopted = 0, stale = 0, removed = 0, top = 0;
+    for (const auto &r : found)
+        top = std::max(top, r.seq);
+    // Later commits must be newer than anything on the device.
+    c.history.raise_floor(top);
+    for (const auto &r : found) {
+        const std::string_view key(r.key, r.key_len);
+        const uint64_t h = Index::hash(key);
+        Index::Locked l = c.index.lookup(key, h);
+        if (c.history.kept() && c.history.removed_while_away(h, r.seq, floor)) {
+            d.arena->withdraw(r.slot);
+            ++removed;
+            continue;
+        }
+        // A newer commit than the pool's wins; the pool's goes, as after a
+        // replace (pins belong to the key and stay).
+        const Index::Offer o = offer(
+            c, l, Version{SlotRef{a, r.slot, r.generation}, r.value_len, r.meta_len, r.seq}, 0, true);
+        if (o != Index::Offer::added)
+            ++stale;
+        if (o == Index::Offer::stale)
+            continue;
+        c.slots.take_recovered(a, r.slot, r.generation);
+        ++adopted;
+    }
+    if (adopted || stale || removed || counts.torn || counts.corrupt)
+        log(kLogInfo,
+            "device %u: %llu entries recovered, %llu stale (a newer commit of the key won), "
+            "%llu removed while the device was away, %llu torn, %llu corrupt",
+            d.id, static_cast<unsigned long long>(adopted),
+            static_cast<unsigned long long>(stale), static_cast<unsigned long long>(removed),
+            static_cast<unsigned long long>(counts.torn),
+            static_cast<unsigned long long>(counts.corrupt));
+}
+
+} // namespace daxkv

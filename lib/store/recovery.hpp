@@ -1,0 +1,23 @@
+// Recovery: the committed entries the devices hold, brought into the index
+// by one rule, at open (every device, the index empty) and when a device is
+// added at run time (the index in use): of two commits of one key the
+// newest wins and the other is withdrawn; an entry that the pool history
+// says was removed or replaced while its device was away is withdrawn.
+#pragma once
+
+#include <cstdint>
+
+#include "store/core.hpp"
+
+namespace daxkv {
+
+// At open: every device scanned, the index rebuilt shard by shard on up to
+// 16 threads, the winners' slots taken, and the pool history started above
+// everything the devices know of. Fills core.recovered.
+void recover_pool(Core &core);
+
+// A device added at run time into row a, whose history floor was floor
+// before it joined: its entries join the index.
+void adopt_device(Core &core, uint32_t a, uint64_t floor);
+
+} // namespace daxkv

@@ -1,0 +1,118 @@
+#include "store/reservations.hpp"
+
+#include <cerrno>
+#include <shared_mutex>
+
+#include "arena/checksum.hpp"
+
+namespace daxkv {
+
+int Reservations::reserve(std::string_view key, size_t len,
+                          std::unique_ptr<ReservationState> *out) {
+    CallGate::Call call(c_.gate);
+    Pending p;
+    if (int rc = writes_.claim(key, len, 0, p))
+        return rc;
+    std::unique_ptr<ReservationState> r;
+    try {
+        r = std::make_unique<ReservationState>();
+        r->key.assign(key);
+        r->hash = p.hash;
+        r->data = p.dst;
+        r->len = len;
+        {
+            std::shared_lock<std::shared_mutex> pool(c_.pool.mapping_lock());
+            r->device = c_.pool[p.inflight->ref.arena].arena;
+        }
+        p.inflight->reservation = true;
+        std::lock_guard<std::mutex> g(m_);
+        open_.insert(r.get());
+    } catch (...) {
+        writes_.abandon(p);
+        throw;
+    }
+    r->inflight = std::move(p.inflight);
+    *out = std::move(r);
+    return 0;
+}
+
+uint8_t Reservations::end(ReservationState &r, bool committing) noexcept {
+    std::lock_guard<std::mutex> g(m_);
+    open_.erase(&r);
+    Inflight &inf = *r.inflight;
+    uint8_t was = Inflight::kHeld;
+    if (committing && inf.phase.compare_exchange_strong(was, Inflight::kCommitting))
+        return Inflight::kHeld;
+    return inf.phase.load();
+}
+
+Pending Reservations::pending_of(ReservationState &r) noexcept {
+    Pending p;
+    p.key = r.key;
+    p.hash = r.hash;
+    p.inflight = std::move(r.inflight);
+    p.dst = r.data;
+    return p;
+}
+
+int Reservations::commit(ReservationState &r) {
+    const uint8_t was = end(r, true);
+    Pending p = pending_of(r);
+    if (was == Inflight::kDetached) {
+        // Its device was removed (or shrunk) with DAXKV_FORCE: nothing of it
+        // may be written there any more.
+        writes_.abandon(p);
+        c_.counters.puts_failed++;
+        fail(-ECANCELED, "a forced removal or shrink of its device cancelled the reservation");
+    }
+    try {
+        CallGate::Call call(c_.gate);
+        const bool hashed = c_.copier.hashes_writes();
+        int status = 0;
+        Finished w{&p, r.meta.data(), static_cast<uint32_t>(r.meta.size()),
+                   hashed ? arena::value_checksum(r.data, r.len) : 0, &status};
+        writes_.commit_on_devices(&w, 1, hashed);
+        return writes_.commit_in_index(w);
+    } catch (...) {
+        writes_.abandon(p); // after shutdown, or out of memory: the slot goes back
+        throw;
+    }
+}
+
+void Reservations::abort(ReservationState &r) noexcept {
+    end(r, false);
+    Pending p = pending_of(r);
+    writes_.abandon(p);
+}
+
+size_t Reservations::on_device(uint32_t a, uint32_t from_slot, bool detach) {
+    std::lock_guard<std::mutex> g(m_);
+    size_t n = 0;
+    for (ReservationState *r : open_) {
+        Inflight &inf = *r->inflight;
+        if (inf.ref.arena != a || inf.ref.slot < from_slot)
+            continue;
+        uint8_t held = Inflight::kHeld;
+        if (!detach) {
+            n += inf.phase.load() == held;
+            continue;
+        }
+        if (!inf.phase.compare_exchange_strong(held, Inflight::kDetached))
+            continue; // its commit has begun: waited for like any write
+        ++n;
+        Index::Locked l = c_.index.lookup(r->key, r->hash);
+        if (!inf.canceled) {
+            // The key is no longer in flight: contains, put and remove see
+            // what is committed, as after an abort.
+            if (l && l->inflight == &inf) {
+                l->inflight = nullptr;
+                c_.index.erase_if_empty(l);
+            }
+            inf.canceled = true;
+        }
+        c_.pool[a].detached++;
+    }
+    return n;
+}
+
+} // namespace daxkv

@@ -1,0 +1,65 @@
+// Reservations: a slot handed to the caller to fill in place, committed or
+// aborted later (the write path's claim and commit, with the copy left to
+// the caller). The registry of open reservations lets hotplug find those on
+// a device it empties: it never waits for one (its caller holds it as long
+// as it likes) but refuses (-EBUSY) or, with DAXKV_FORCE, detaches it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+
+#include "store/core.hpp"
+#include "store/writes.hpp"
+
+namespace daxkv {
+
+class Store;
+
+struct ReservationState {
+    std::shared_ptr<Store> store; // kept alive by the handle (set by lib/capi)
+    std::string key;
+    uint64_t hash = 0;
+    std::unique_ptr<Inflight> inflight;
+    char *data = nullptr;
+    size_t len = 0;
+    std::string meta;
+    // The device of the slot: mapped for as long as the caller may write.
+    std::shared_ptr<arena::Arena> device;
+};
+
+class Reservations {
+public:
+    Reservations(Core &core, Writes &writes) : c_(core), writes_(writes) {}
+    Reservations(const Reservations &) = delete;
+    Reservations &operator=(const Reservations &) = delete;
+
+    // 0 with *out set, or kExisted (*out stays null); throws Error.
+    int reserve(std::string_view key, size_t len, std::unique_ptr<ReservationState> *out);
+    // 0; throws Error (-ECANCELED when a forced removal or shrink of its
+    // device detached it, or a forced remove of the key cancelled it).
+    int commit(ReservationState &r);
+    void abort(ReservationState &r) noexcept;
+
+    // Open reservations with a slot of device a at from_slot or above; with
+    // detach, each of them is detached (its commit fails with -ECANCELED).
+    // resv_m_ may be followed by a shard lock.
+    size_t on_device(uint32_t a, uint32_t from_slot, bool detach);
+
+private:
+    // r ends (commit or abort): out of the registry. Returns the phase it
+    // had, having claimed it for its commit when it was held.
+    uint8_t end(ReservationState &r, bool committing) noexcept;
+    static Pending pending_of(ReservationState &r) noexcept;
+
+    Core &c_;
+    Writes &writes_;
+    std::mutex m_;
+    std::unordered_set<ReservationState *> open_;
+};
+
+} // namespace daxkv

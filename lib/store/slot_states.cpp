@@ -1,0 +1,82 @@
+#include "store/slot_states.hpp"
+
+namespace daxkv {
+
+SlotStates::SlotStates(Pool &pool) : pool_(pool), rows_(new std::vector<SlotState>[kMaxDevices]) {}
+
+void SlotStates::size_device(uint32_t a, uint32_t slots) { rows_[a].assign(slots, SlotState{}); }
+
+SlotRef SlotStates::start_write(uint32_t a, uint32_t slot) noexcept {
+    SlotState &st = rows_[a][slot];
+    st.generation_++;
+    st.status_ = SlotStatus::inflight;
+    st.borrows_ = 0;
+    return SlotRef{a, slot, st.generation_};
+}
+
+void SlotStates::commit(const SlotRef &r) noexcept {
+    rows_[r.arena][r.slot].status_ = SlotStatus::committed;
+}
+
+void SlotStates::release(const SlotRef &r) noexcept { free(r); }
+
+void SlotStates::free(const SlotRef &r) noexcept {
+    rows_[r.arena][r.slot].status_ = SlotStatus::free;
+    DeviceRow &d = pool_[r.arena];
+    d.alloc->release(r.slot);
+    if (d.state.load(std::memory_order_relaxed) != DevState::active)
+        pool_.slot_freed(r.arena); // a drain, remove or resize may be waiting for it
+}
+
+void SlotStates::retire(const SlotRef &r) noexcept {
+    SlotState &st = rows_[r.arena][r.slot];
+    if (st.borrows_ > 0) {
+        st.status_ = SlotStatus::pending_free;
+        pending_free_++;
+    } else {
+        free(r);
+    }
+}
+
+void SlotStates::give_back(uint32_t a, uint32_t slot) noexcept { pool_[a].alloc->release(slot); }
+
+void SlotStates::end_borrow(const SlotRef &r) noexcept {
+    SlotState &st = rows_[r.arena][r.slot];
+    st.borrows_--;
+    if (st.borrows_ == 0 && st.status_ == SlotStatus::pending_free) {
+        pending_free_--;
+        free(r);
+    }
+}
+
+void SlotStates::quarantine(const SlotRef &r) noexcept {
+    SlotState &st = rows_[r.arena][r.slot];
+    st.borrows_--;
+    if (st.status_ == SlotStatus::pending_free)
+        pending_free_--;
+    if (st.status_ != SlotStatus::quarantined)
+        pool_[r.arena].quarantined++; // never freed: a removal must not wait for it
+    st.status_ = SlotStatus::quarantined;
+}
+
+void SlotStates::lease(const SlotRef &r) noexcept {
+    // hotplug tells leases from reads in progress
+    if (rows_[r.arena][r.slot].leases_++ == 0)
+        leased_slots_++;
+    leases_++;
+}
+
+void SlotStates::end_lease(const SlotRef &r) noexcept {
+    if (--rows_[r.arena][r.slot].leases_ == 0)
+        leased_slots_--;
+    leases_--;
+}
+
+void SlotStates::take_recovered(uint32_t a, uint32_t slot, uint32_t generation) {
+    pool_[a].alloc->take(slot);
+    SlotState &st = rows_[a][slot];
+    st.generation_ = generation;
+    st.status_ = SlotStatus::committed;
+}
+
+} // namespace daxkv

@@ -1,0 +1,252 @@
+#include "store/writes.hpp"
+
+#include <cerrno>
+#include <vector>
+
+namespace daxkv {
+
+int Writes::claim(std::string_view key, uint64_t len, unsigned flags, Pending &out) {
+    if (len > c_.cfg.slot_bytes)
+        fail(-E2BIG, "value of %llu bytes is larger than slot_bytes (%llu)",
+             static_cast<unsigned long long>(len),
+             static_cast<unsigned long long>(c_.cfg.slot_bytes));
+    out.key = key;
+    out.hash = Index::hash(key);
+    auto inf = std::make_unique<Inflight>();
+    inf->len = len;
+    {
+        Index::Locked l = c_.index.lookup(key, out.hash);
+        if (l && (l->inflight || (l->committed() && !(flags & kReplace)))) {
+            c_.counters.puts_existed++;
+            return kExisted;
+        }
+        if (!l)
+            c_.index.add(l);
+        l->inflight = inf.get();
+        c_.slots.write_started();
+    }
+    SlotRef ref;
+    try {
+        ref = acquire_slot();
+    } catch (...) {
+        Index::Locked l = c_.index.lookup(key, out.hash);
+        c_.slots.write_ended();
+        c_.counters.puts_failed++;
+        if (!inf->canceled) {
+            l->inflight = nullptr;
+            c_.index.erase_if_empty(l);
+        }
+        throw;
+    }
+    {
+        auto g = c_.index.lock_shard(Index::shard_of(out.hash));
+        if (inf->canceled) {
+            c_.slots.write_ended();
+            c_.counters.puts_failed++; // counted as a commit counts a cancelled write
+            c_.slots.give_back(ref.arena, ref.slot);
+            fail(-ECANCELED, "a forced remove cancelled the write");
+        }
+        ref = c_.slots.start_write(ref.arena, ref.slot);
+        inf->ref = ref;
+    }
+    out.dst = c_.pool.arena(ref.arena).slot_data(ref.slot);
+    out.inflight = std::move(inf);
+    return 0;
+}
+
+int Writes::claim_item(const daxkv_item &it, size_t i, unsigned flags, Pending &p) {
+    return item_status([&] {
+        check_key(it.key, it.key_len);
+        if (!it.data && it.len)
+            fail(-EINVAL, "item %zu: data is NULL", i);
+        if (it.meta_len > c_.cfg.meta_bytes)
+            fail(-E2BIG, "item %zu: metadata larger than meta_bytes", i);
+        if (!it.meta && it.meta_len)
+            fail(-EINVAL, "item %zu: meta is NULL", i);
+        return claim(key_of(it), it.len, flags, p);
+    });
+}
+
+SlotRef Writes::acquire_slot() {
+    for (int attempt = 0; attempt < 1024; ++attempt) {
+        // The least-used writable device (pool.cpp: placement).
+        uint32_t best = c_.pool.pick_device();
+        if (best != UINT32_MAX) {
+            uint32_t slot = c_.pool[best].alloc->allocate();
+            if (slot != UINT32_MAX)
+                return SlotRef{best, slot, 0};
+            continue; // raced with another writer: look again
+        }
+        if (!c_.pool.any_writable())
+            fail(-ENOSPC, "no writable device (every device is draining, being changed or "
+                          "removed): evicting would not make room");
+        if (c_.cfg.eviction == Eviction::none)
+            fail(-ENOSPC, "no free slot (eviction=none): %s", describe_full().c_str());
+        if (!entries_.evict_one())
+            fail(-ENOSPC, "no free slot and nothing evictable: %s", describe_full().c_str());
+    }
+    fail(-ENOSPC, "no free slot after repeated eviction under contention: %s",
+         describe_full().c_str());
+}
+
+std::string Writes::describe_full() const {
+    return format("%lld entries, %lld pinned, %lld in flight, %lld waiting for leases",
+                  static_cast<long long>(c_.index.entries()),
+                  static_cast<long long>(c_.index.pinned()),
+                  static_cast<long long>(c_.slots.inflight()),
+                  static_cast<long long>(c_.slots.pending_free()));
+}
+
+void Writes::copy_failed(Pending &p, int rc, const std::string &what) {
+    abandon(p);
+    c_.counters.puts_failed++;
+    fail(-EIO, "%s (%d)", what.c_str(), rc);
+}
+
+void Writes::commit_on_devices(Finished *w, size_t n, bool hashed) noexcept {
+    // The header bodies, each commit recorded in the pool history (older
+    // versions of the key on devices away now must not come back, even when
+    // this device is the one missing then), and every value and header
+    // written back; then one fence before any commit word.
+    for (size_t k = 0; k < n; ++k) {
+        const Pending &p = *w[k].p;
+        const Inflight &inf = *p.inflight;
+        arena::Arena &ar = c_.pool.arena(inf.ref.arena);
+        w[k].seq = c_.history.next_seq();
+        ar.write_body(inf.ref.slot, w[k].seq, inf.ref.gen, p.key.data(),
+                      static_cast<uint16_t>(p.key.size()), w[k].meta, w[k].meta_len, inf.len,
+                      w[k].value_hash, hashed);
+        c_.history.stage_commit(p.hash, w[k].seq);
+        ar.stage_entry(inf.ref.slot, inf.len);
+    }
+    c_.pool.fence_all();
+    // The commit words, then one fence: a crash leaves each entry whole or
+    // absent.
+    for (size_t k = 0; k < n; ++k) {
+        const Inflight &inf = *w[k].p->inflight;
+        c_.pool.arena(inf.ref.arena).stage_commit(inf.ref.slot, w[k].seq);
+    }
+    c_.pool.fence_all();
+}
+
+int Writes::commit_in_index(Finished &w) {
+    Pending &p = *w.p;
+    Inflight &inf = *p.inflight;
+    Index::Locked l = c_.index.lookup(p.key, p.hash);
+    c_.slots.write_ended();
+    if (inf.canceled) {
+        c_.pool.arena(inf.ref.arena).withdraw(inf.ref.slot);
+        c_.slots.release(inf.ref);
+        c_.counters.puts_failed++;
+        p.inflight.reset();
+        fail(-ECANCELED, "a forced remove cancelled the write");
+    }
+    l->inflight = nullptr;
+    const uint32_t pins = l->pins(); // they belong to the key and survive a replace
+    entries_.retire(l); // a replace: the old version goes after the new commit
+    c_.index.commit(l, Version{inf.ref, inf.len, w.meta_len, w.seq}, pins);
+    c_.slots.commit(inf.ref);
+    c_.counters.puts++;
+    c_.counters.bytes_written += inf.len;
+    c_.metrics.item_bytes.record(inf.len);
+    p.inflight.reset();
+    return 0;
+}
+
+void Writes::commit_batch(Finished *w, size_t n, bool hashed) {
+    commit_on_devices(w, n, hashed);
+    for (size_t k = 0; k < n; ++k)
+        *w[k].status = item_status([&] { return commit_in_index(w[k]); });
+}
+
+void Writes::abandon(Pending &p) noexcept {
+    if (!p.inflight)
+        return;
+    Inflight &inf = *p.inflight;
+    Index::Locked l = c_.index.lookup(p.key, p.hash);
+    c_.slots.write_ended();
+    if (!inf.canceled) {
+        l->inflight = nullptr;
+        c_.index.erase_if_empty(l);
+    }
+    if (inf.phase.load() == Inflight::kDetached)
+        c_.pool[inf.ref.arena].detached--;
+    c_.slots.release(inf.ref);
+    p.inflight.reset();
+}
+
+int Writes::put(std::string_view key, const void *val, size_t len, unsigned flags) {
+    CallGate::Call call(c_.gate);
+    LatencyTimer timer(c_.metrics.put_latency);
+    Pending p;
+    if (int rc = claim(key, len, flags, p))
+        return rc;
+    const bool hashed = c_.copier.hashes_writes();
+    BlockHashes hashes;
+    const size_t off = hashed ? hashes.add(len) : 0;
+    const int copy_rc =
+        c_.copier.run_one(c_.copier.write(p.dst, val, len, len, hashed ? hashes.at(off) : nullptr),
+                          [&] { abandon(p); });
+    if (copy_rc)
+        copy_failed(p, copy_rc, "copying the value into the arena failed");
+    int status = 0;
+    Finished w{&p, nullptr, 0, hashed ? hashes.combined(off, len) : 0, &status};
+    commit_on_devices(&w, 1, hashed);
+    return commit_in_index(w);
+}
+
+int Writes::put_batch(daxkv_item *items, size_t n, unsigned flags) {
+    CallGate::Call call(c_.gate);
+    LatencyTimer timer(c_.metrics.batch_latency);
+    c_.metrics.batches.fetch_add(1, std::memory_order_relaxed);
+    const bool hashed = c_.copier.hashes_writes();
+    std::vector<Pending> pend(n);
+    std::vector<size_t> op_item, hash_off(n, 0);
+    BlockHashes hashes;
+    std::vector<engine::CopyOp> ops;
+    std::vector<int> copy_rc;
+    op_item.reserve(n);
+    try {
+        for (size_t i = 0; i < n; ++i) {
+            daxkv_item &it = items[i];
+            it.status = claim_item(it, i, flags, pend[i]);
+            if (it.status != 0)
+                continue;
+            if (hashed)
+                hash_off[i] = hashes.add(it.len);
+            op_item.push_back(i);
+        }
+        ops.reserve(op_item.size());
+        for (size_t i : op_item)
+            ops.push_back(c_.copier.write(pend[i].dst, items[i].data, items[i].len, items[i].len,
+                                          hashed ? hashes.at(hash_off[i]) : nullptr));
+        c_.copier.run(ops, copy_rc);
+    } catch (...) {
+        for (auto &p : pend)
+            abandon(p);
+        throw;
+    }
+    // Every copy of the batch has finished (run() waits for all): only now
+    // is a failed item's slot given back.
+    std::vector<Finished> done;
+    done.reserve(ops.size());
+    for (size_t k = 0; k < ops.size(); ++k) {
+        const size_t i = op_item[k];
+        daxkv_item &it = items[i];
+        it.status = item_status([&] {
+            if (copy_rc[k])
+                copy_failed(pend[i], copy_rc[k], format("item %zu: copying the value failed", i));
+            done.push_back(Finished{&pend[i], it.meta, static_cast<uint32_t>(it.meta_len),
+                                    hashed ? hashes.combined(hash_off[i], it.len) : 0,
+                                    &it.status});
+            return 0;
+        });
+    }
+    commit_batch(done.data(), done.size(), hashed);
+    int stored = 0;
+    for (const Finished &w : done)
+        stored += *w.status == 0;
+    return stored;
+}
+
+} // namespace daxkv

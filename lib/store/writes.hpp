@@ -1,0 +1,81 @@
+// The write path: put, put_batch, and the steps the reservations and the
+// GPU put share. A write is
+//   claim (the key and a slot, under the key's shard lock)
+//   -> copy (no lock held)
+//   -> commit: on the devices (header, pool history, commit word; with
+//      durability=power every value and header of a batch written back,
+//      one fence, every commit word, one fence), then in the index (under
+//      the shard lock, the old version retired)
+// or, when anything fails after the claim, abandon (the slot goes back).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "store/core.hpp"
+#include "store/entries.hpp"
+#include "store/item.hpp"
+
+namespace daxkv {
+
+// A write between its claim and its commit or abandon.
+struct Pending {
+    std::string_view key; // the caller's bytes (or the reservation's), kept until then
+    uint64_t hash = 0;
+    std::unique_ptr<Inflight> inflight;
+    char *dst = nullptr; // the slot's payload
+};
+
+// A write whose bytes are in its slot, ready to commit.
+struct Finished {
+    Pending *p = nullptr;
+    const void *meta = nullptr;
+    uint32_t meta_len = 0;
+    uint64_t value_hash = 0;
+    int *status = nullptr; // where the commit's result goes
+    uint64_t seq = 0;      // given by commit_on_devices
+};
+
+class Writes {
+public:
+    Writes(Core &core, Entries &entries) : c_(core), entries_(entries) {}
+    Writes(const Writes &) = delete;
+    Writes &operator=(const Writes &) = delete;
+
+    // 0, or kExisted (the key is committed, without kReplace, or being
+    // written); throws Error otherwise.
+    int put(std::string_view key, const void *val, size_t len, unsigned flags);
+    // The count of items stored; each item's status as put's.
+    int put_batch(daxkv_item *items, size_t n, unsigned flags);
+
+    // The steps.
+    // Claim key for a value of len bytes: 0 with out holding the key and a
+    // slot, or kExisted; throws Error (-E2BIG, -ENOSPC, -ECANCELED).
+    int claim(std::string_view key, uint64_t len, unsigned flags, Pending &out);
+    // The checks and the claim of item i of a batch; its status.
+    int claim_item(const daxkv_item &it, size_t i, unsigned flags, Pending &p);
+    // The copy into p's slot failed with rc: abandons p and throws -EIO
+    // ("<what> (<rc>)").
+    [[noreturn]] void copy_failed(Pending &p, int rc, const std::string &what);
+    // Commit n finished writes whose copies all succeeded: on the devices,
+    // then each in the index, with its status.
+    void commit_batch(Finished *w, size_t n, bool hashed);
+    // The two halves, for a single write: commit_in_index throws what
+    // commit_batch records as a status.
+    void commit_on_devices(Finished *w, size_t n, bool hashed) noexcept;
+    int commit_in_index(Finished &w);
+    // Give p's slot back (its write failed, or was aborted). No-op when p
+    // holds nothing.
+    void abandon(Pending &p) noexcept;
+
+private:
+    SlotRef acquire_slot();
+    std::string describe_full() const;
+
+    Core &c_;
+    Entries &entries_;
+};
+
+} // namespace daxkv
