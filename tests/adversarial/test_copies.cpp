@@ -8,8 +8,13 @@
 // Bad inputs tried here: an arena file cut below its payloads under a
 // running store, then migrated away and read by get_batch_cuda; copies
 // failed by the engine's fault injector during a migration and during the
-// staged GPU put.
+// staged GPU get and put. And, whatever the path, every copy that reads an
+// arena runs under the SIGBUS guard with sigbus=handle (and none without):
+// the copies are built in one place (lib/store/copies.hpp), so no path can
+// drift from the others.
 #include <dlfcn.h>
+
+#include <atomic>
 
 #include "capi/handles.hpp"
 #include "engine/copy_engine.hpp"
@@ -32,6 +37,25 @@ public:
         };
         return in(op.src) || in(op.dst) ? -EIO : 0;
     }
+
+private:
+    const char *lo_, *hi_;
+};
+
+// Records, of the ops that read from [lo, hi), how many ran and how many
+// were guarded against SIGBUS.
+class SeeReads : public daxkv::engine::FaultHook {
+public:
+    SeeReads(const char *lo, const char *hi) : lo_(lo), hi_(hi) {}
+    int before_chunk(const daxkv::engine::CopyOp &op, size_t offset, size_t) noexcept override {
+        auto c = static_cast<const char *>(op.src);
+        if (offset == 0 && c >= lo_ && c < hi_) {
+            reads++;
+            guarded += op.guard_source;
+        }
+        return 0;
+    }
+    std::atomic<int> reads{0}, guarded{0};
 
 private:
     const char *lo_, *hi_;
@@ -141,6 +165,26 @@ struct Fake {
     }
 };
 
+// Items for keys 0..n-1 of kSlot bytes of device memory each (freed with
+// this), for a GPU get.
+struct DeviceItems {
+    DeviceItems(Fake &f, uint32_t n) : f_(f), dev(n), keys(n), items(n) {
+        for (uint32_t i = 0; i < n; ++i) {
+            f_.malloc(&dev[i], kSlot);
+            keys[i] = key_of(i);
+            items[i] = daxkv_item{keys[i].data(), keys[i].size(), dev[i], kSlot, nullptr, 0, 0};
+        }
+    }
+    ~DeviceItems() {
+        for (void *p : dev)
+            f_.free(p);
+    }
+    Fake &f_;
+    std::vector<void *> dev;
+    std::vector<std::string> keys;
+    std::vector<daxkv_item> items;
+};
+
 TEST_F(Copies, StagedGpuReadOfATruncatedArenaIsEioNotSigbus) {
     SKIP_SIGBUS_UNDER_TSAN();
     std::string msg = child_check([&]() -> std::string {
@@ -221,6 +265,100 @@ TEST_F(Copies, StagedGpuPutWhoseCopyFailsCommitsNothing) {
         return out;
     });
     EXPECT_EQ(msg, "");
+}
+
+TEST_F(Copies, StagedGpuReadWhoseCopyFailsIsEioAndKeepsTheEntry) {
+    std::string msg = child_check([&]() -> std::string {
+        Fake f;
+        if (!f.open())
+            return std::string("fake runtime: ") + dlerror();
+        StorePtr s = open_pool(1, 8);
+        for (uint32_t i = 0; i < 2; ++i)
+            if (put_key(s.get(), i, 1))
+                return "put failed";
+        const daxkv::arena::Arena &a = s->store->core().pool.arena(0);
+        FailRange hook(a.slot_data(0), a.mapping().base() + a.mapping().size());
+        DeviceItems d(f, 2);
+        int rc;
+        {
+            HookScope scope(&hook);
+            rc = daxkv_get_batch_cuda(s.get(), d.items.data(), 2, nullptr, 0);
+        }
+        std::string out;
+        if (rc != 0)
+            out += "get_batch_cuda returned " + std::to_string(rc) + ", expected 0; ";
+        for (auto &it : d.items)
+            if (it.status != -EIO)
+                out += "item status " + std::to_string(it.status) + ", expected -EIO; ";
+        // Not a media fault: the entries stay, and read back whole.
+        for (uint32_t i = 0; i < 2; ++i) {
+            std::string bad = check_key(s.get(), i, 1);
+            if (!bad.empty())
+                out += bad + "; ";
+        }
+        s.reset();
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+// Every path that reads an arena: get, get_batch, a lease-free migration,
+// the staged GPU get. With sigbus=handle each of their copies is guarded;
+// without it none is.
+TEST_F(Copies, EveryCopyOutOfAnArenaIsGuardedExactlyWhenAsked) {
+    for (const char *mode : {"handle", "default"}) {
+        std::string msg = child_check([&]() -> std::string {
+            Fake f;
+            if (!f.open())
+                return std::string("fake runtime: ") + dlerror();
+            StorePtr s = open_pool(1, 8, {{"sigbus", mode}});
+            for (uint32_t i = 0; i < 4; ++i)
+                if (put_key(s.get(), i, 1))
+                    return "put failed";
+            const daxkv::arena::Arena &a = s->store->core().pool.arena(0);
+            SeeReads see(a.mapping().base(), a.mapping().base() + a.mapping().size());
+            const bool want = std::string(mode) == "handle";
+            std::string out;
+            auto expect = [&](const char *path, int min_reads) {
+                if (see.reads < min_reads)
+                    out += std::string(path) + ": " + std::to_string(see.reads) + " reads seen; ";
+                if (see.guarded != (want ? see.reads.load() : 0))
+                    out += std::string(path) + ": " + std::to_string(see.guarded) + " of " +
+                           std::to_string(see.reads) + " reads guarded; ";
+                see.reads = 0;
+                see.guarded = 0;
+            };
+            HookScope scope(&see);
+            if (check_key(s.get(), 0, 1) != "")
+                return "get failed";
+            expect("get", 1);
+            std::vector<std::vector<uint8_t>> bufs(4, std::vector<uint8_t>(kSlot));
+            std::vector<std::string> keys(4);
+            std::vector<daxkv_item> items(4);
+            for (uint32_t i = 0; i < 4; ++i) {
+                keys[i] = key_of(i);
+                items[i] = daxkv_item{keys[i].data(), keys[i].size(), bufs[i].data(), kSlot,
+                                      nullptr, 0, 0};
+            }
+            if (daxkv_get_batch(s.get(), items.data(), 4, 0) != 4)
+                return std::string("get_batch: ") + daxkv_errmsg();
+            expect("get_batch", 4);
+            DeviceItems d(f, 4);
+            if (daxkv_get_batch_cuda(s.get(), d.items.data(), 4, nullptr, 0) != 4)
+                return std::string("get_batch_cuda: ") + daxkv_errmsg();
+            expect("staged GPU get", 1);
+            std::string d1 = dir_.file("dest");
+            if (daxkv_device_add(s.get(), d1.c_str(), dev_bytes_for(8)))
+                return std::string("add: ") + daxkv_errmsg();
+            daxkv_hotplug_result r = result();
+            if (daxkv_device_remove(s.get(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r))
+                return std::string("remove: ") + daxkv_errmsg();
+            expect("migration", 4);
+            s.reset();
+            return out;
+        });
+        EXPECT_EQ(msg, "") << "sigbus=" << mode;
+    }
 }
 
 } // namespace
