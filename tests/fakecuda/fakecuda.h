@@ -54,6 +54,8 @@ typedef void (*fakecuda_set_fn)(const char *key, long value);
  *   device_allocs            live cudaMalloc buffers
  *   sticky_error             this thread's pending error (not cleared)
  *   queued                   operations waiting on the stream
+ *   queued_copies            of those, the copies (a host function stays
+ *                            queued until it has returned)
  *   calls:NAME               calls of NAME since reset (e.g. calls:cudaMemcpyAsync)
  *   pageable_copies          async copies whose host side was neither
  *                            within one registered range nor allocated

@@ -255,6 +255,10 @@ long fakecuda_get(const char *key) {
         return last_error;
     if (k == "queued")
         return static_cast<long>(f.queue.size());
+    // Copies only: a host function's op stays queued until it has returned.
+    if (k == "queued_copies")
+        return static_cast<long>(std::count_if(f.queue.begin(), f.queue.end(),
+                                               [](const Op &op) { return op.type == Op::copy; }));
     if (k == "pageable_copies")
         return f.pageable;
     if (k == "violations")

@@ -773,7 +773,7 @@ TEST_F(Cuda, UnregisterWaitsForReadsStillCopying) {
     auto got = get_items(64 * 1024);
     ASSERT_EQ(daxkv_get_batch_cuda(s(), got.data(), 1, stream_, 0), 1);
     EXPECT_EQ(daxkv_cuda_unregister(s()), 0);
-    EXPECT_EQ(fake().get("queued"), 0) << "unregistered before the copy ran";
+    EXPECT_EQ(fake().get("queued_copies"), 0) << "unregistered before the copy ran";
     EXPECT_TRUE(out_matches(0));
 }
 
