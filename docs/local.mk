@@ -82,6 +82,7 @@ dist_man_MANS = \
 # The guides, shipped in the release tarball (and by the packages as documentation).
 EXTRA_DIST += \
 	docs/architecture.md \
+	docs/hacking.md \
 	docs/lmcache-integration.md \
 	docs/on-device-format.md \
 	docs/operations.md \

@@ -2,11 +2,26 @@
  * libdaxkv - a KV-cache store for LLM inference on byte-addressable memory
  * tiers (Device-DAX persistent memory, CXL memory expanders, files, RAM).
  *
- * This is the only public header. It is C99 and C++ clean. Every function is
- * thread-safe. Every int-returning function returns 0 on success, a small
- * positive value for a documented success variant, or a negative error code
- * (a negative errno, or one of the DAXKV_E_* codes below). After a failure,
- * daxkv_errmsg() describes it for the calling thread.
+ * This is the only public header. It is C99 and C++ clean. Every
+ * int-returning function returns 0 on success, a small positive value for a
+ * documented success variant, or a negative error code (a negative errno, or
+ * one of the DAXKV_E_* codes below). After a failure, daxkv_errmsg()
+ * describes it for the calling thread.
+ *
+ * Threads. A store may be used from any number of threads at once, and so
+ * may the functions that take no handle. A daxkv_config, daxkv_reservation
+ * or daxkv_cursor is used by one thread at a time; a lease's accessors may
+ * be called from any thread, but no call on the lease may overlap or follow
+ * daxkv_lease_release. No call on a store may overlap or follow
+ * daxkv_close (daxkv_shutdown waits for the calls already inside).
+ * The library runs threads of its own: each store's copy workers
+ * (workers - 1 of them: the calling thread is one), the daxkv_submit
+ * dispatcher (from the first submission it does not run inline), the
+ * publisher of the statistics page (stats_interval), an event thread for
+ * the log events of no call (once there is one to log), and short-lived
+ * threads that scan and index the devices at open; daxkv_memcpy_batch uses
+ * one process-wide pool of copy threads. The log callback runs on the
+ * caller's thread or the event thread (daxkv_set_log_fn).
  *
  * SPDX-License-Identifier: Apache-2.0
  */
