@@ -6,6 +6,7 @@
 
 #include "arena/format.hpp"
 #include "internal/util.hpp"
+#include "store/gpu.hpp"
 #include "store/gpu_state.hpp"
 
 namespace daxkv {

@@ -24,7 +24,7 @@
 #include "cuda/registration.hpp"
 #include "cuda/runtime.hpp"
 #include "cuda/staging.hpp"
-#include "store/gpu.hpp"
+#include "internal/error.hpp"
 
 namespace daxkv {
 namespace cuda {

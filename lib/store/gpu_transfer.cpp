@@ -7,6 +7,7 @@
 #include <shared_mutex>
 
 #include "arena/checksum.hpp"
+#include "store/gpu.hpp"
 #include "store/gpu_state.hpp"
 
 namespace daxkv {

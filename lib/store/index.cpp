@@ -17,7 +17,7 @@ Index::Locked Index::lookup(std::string_view key, uint64_t hash, uint16_t i) {
         if (it != sh.map.end())
             e = it->second.get();
     }
-    return Locked(sh, std::move(g), key, hash, e);
+    return Locked(sh, i, std::move(g), key, hash, e);
 }
 
 Entry &Index::add(Locked &l) {

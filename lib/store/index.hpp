@@ -97,15 +97,17 @@ public:
         explicit operator bool() const noexcept { return e_ != nullptr; }
         std::string_view key() const noexcept { return key_; }
         uint64_t hash() const noexcept { return hash_; }
-        uint16_t shard() const noexcept { return shard_of(hash_); }
+        // The shard locked.
+        uint16_t shard() const noexcept { return shard_; }
         void unlock() noexcept { lock_.unlock(); }
 
     private:
         friend class Index;
-        Locked(Shard &sh, std::unique_lock<std::mutex> lock, std::string_view key, uint64_t hash,
-               Entry *e) noexcept
-            : sh_(&sh), lock_(std::move(lock)), key_(key), hash_(hash), e_(e) {}
+        Locked(Shard &sh, uint16_t shard, std::unique_lock<std::mutex> lock, std::string_view key,
+               uint64_t hash, Entry *e) noexcept
+            : sh_(&sh), shard_(shard), lock_(std::move(lock)), key_(key), hash_(hash), e_(e) {}
         Shard *sh_;
+        uint16_t shard_;
         std::unique_lock<std::mutex> lock_;
         std::string_view key_; // the caller's bytes, or the entry's
         uint64_t hash_;
@@ -234,7 +236,7 @@ bool Index::evict_one(Skip &&skip, Take &&take) {
         for (Entry *e = sh.lru_head; e; e = e->next_) {
             if (skip(static_cast<const Entry &>(*e)))
                 continue;
-            Locked l(sh, std::move(g), e->key_, e->hash_, e);
+            Locked l(sh, static_cast<uint16_t>(pick), std::move(g), e->key_, e->hash_, e);
             take(l);
             return true;
         }
