@@ -67,6 +67,7 @@ EXTRA_DIST += \
 	ffi/python/tests/test_errors.py \
 	ffi/python/tests/test_header.py \
 	ffi/python/tests/test_keys.py \
+	ffi/python/tests/test_log_env.py \
 	ffi/python/tests/test_metrics.py \
 	ffi/python/tests/test_peek.py \
 	ffi/python/tests/test_pool.py \
