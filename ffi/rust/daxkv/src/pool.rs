@@ -86,12 +86,9 @@ impl Store {
     pub fn add_device(&self, path: impl AsRef<Path>, bytes: u64) -> Result<()> {
         let path = path.as_ref();
         let p = path_cstring("device path", path)?;
-        let fresh = os::absent(&[path.to_path_buf()]);
         let rc = unsafe { sys::daxkv_device_add(self.h(), p.as_ptr(), bytes) };
         if rc < 0 {
-            let e = crate::Error::from_code(rc);
-            os::remove_leftovers(&fresh);
-            return Err(e);
+            return Err(crate::Error::from_code(rc));
         }
         Ok(())
     }
