@@ -907,10 +907,14 @@ int Store::put_batch(daxkv_item *items, size_t n, unsigned flags) {
             c.arena_is_dst = true;
             c.src = it.data;
             c.len = it.len;
-            c.nontemporal = streams(it.len);
             ops.push_back(c);
             op_item.push_back(i);
         }
+        // Streaming or not is decided for the batch: many small values
+        // moved at once pass through the cache as one large one would.
+        const bool nt = streams(batch_bytes(ops));
+        for (engine::CopyOp &c : ops)
+            c.nontemporal = nt;
         if (hashed)
             for (size_t k = 0; k < ops.size(); ++k) {
                 ops[k].block_hashes = hashes.data() + hash_off[op_item[k]];
@@ -1012,9 +1016,11 @@ int Store::get_batch(daxkv_item *items, size_t n, unsigned flags) {
         ops[k].dst = items[item_of[k]].data;
         ops[k].src = borrows[k].src;
         ops[k].len = borrows[k].len;
-        ops[k].nontemporal = streams(borrows[k].len);
         ops[k].guard_source = cfg_.sigbus_handle;
     }
+    const bool nt = streams(batch_bytes(ops)); // for the batch, as put_batch
+    for (engine::CopyOp &c : ops)
+        c.nontemporal = nt;
     std::vector<int> copy_rc(ops.size(), 0);
     for (size_t k = 0; verify && k < ops.size(); ++k) {
         ops[k].block_hashes = hashes.data() + hash_off[k];

@@ -302,11 +302,18 @@ private:
     int copy_failed(const Borrow &b, int rc) noexcept;
 
     std::string describe_full() const;
-    // Whether a copy of len bytes, into the arena or out of it, streams
-    // (non-temporal stores: nt_stores, auto from kNonTemporalMin).
+    // Whether copies of len bytes, into the arena or out of it, stream
+    // (non-temporal stores: nt_stores, auto from kNonTemporalMin). len is
+    // what one call moves: a value, or every value of a batch.
     bool streams(uint64_t len) const noexcept {
         return cfg_.nt_stores == NtStores::on ||
                (cfg_.nt_stores == NtStores::auto_ && len >= kNonTemporalMin);
+    }
+    static uint64_t batch_bytes(const std::vector<engine::CopyOp> &ops) noexcept {
+        uint64_t total = 0;
+        for (const engine::CopyOp &c : ops)
+            total += c.len;
+        return total;
     }
     // The borrowing pass of a read batch (host or GPU): check each item,
     // begin_read it and report the sizes needed; with prefix, stop at the
