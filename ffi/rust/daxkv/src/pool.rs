@@ -1,7 +1,6 @@
 //! The device pool: runtime add, remove, resize and drain (hotplug=1), and
 //! the pool status.
 
-use crate::os;
 use crate::{check, path_cstring, sys, DeviceState, Result, Store};
 use std::os::raw::c_int;
 use std::path::Path;
