@@ -133,7 +133,10 @@ impl Store {
             None => -1,
             // Whole milliseconds, rounded up so that a short timeout still
             // waits; the longest finite wait is about 24 days.
-            Some(t) => t.as_nanos().div_ceil(1_000_000).min(c_int::MAX as u128) as c_int,
+            Some(t) => {
+                let ns = t.as_nanos();
+                (ns / 1_000_000 + u128::from(ns % 1_000_000 != 0)).min(c_int::MAX as u128) as c_int
+            }
         };
         check(unsafe { sys::daxkv_device_wait_drained(self.h(), p.as_ptr(), ms) }).map(|_| ())
     }
