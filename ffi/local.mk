@@ -14,7 +14,6 @@ EXTRA_DIST += \
 	ffi/go/daxkv/dk.h \
 	ffi/go/daxkv/errors.go \
 	ffi/go/daxkv/example_test.go \
-	ffi/go/daxkv/files.go \
 	ffi/go/daxkv/go.mod \
 	ffi/go/daxkv/header_test.go \
 	ffi/go/daxkv/keys.go \
@@ -67,6 +66,7 @@ EXTRA_DIST += \
 	ffi/python/tests/test_errors.py \
 	ffi/python/tests/test_header.py \
 	ffi/python/tests/test_keys.py \
+	ffi/python/tests/test_log_env.py \
 	ffi/python/tests/test_metrics.py \
 	ffi/python/tests/test_peek.py \
 	ffi/python/tests/test_pool.py \
@@ -85,7 +85,6 @@ EXTRA_DIST += \
 	ffi/rust/daxkv/src/aio.rs \
 	ffi/rust/daxkv/src/cuda.rs \
 	ffi/rust/daxkv/src/devices.rs \
-	ffi/rust/daxkv/src/json.rs \
 	ffi/rust/daxkv/src/keys.rs \
 	ffi/rust/daxkv/src/lib.rs \
 	ffi/rust/daxkv/src/log.rs \

@@ -103,13 +103,16 @@ DAXKV_API const char *daxkv_errmsg(void);
 
 typedef void (*daxkv_log_fn)(int level, const char *msg, void *arg);
 /**
- * Install a process-wide log callback for messages up to max_level. NULL
- * turns logging off (the default: the library never prints by itself). The
- * callback runs with no library lock held: the events of a call are handed
- * out on the caller's thread when the call is done (daxkv_errmsg() stays
- * that call's), the events of no call (a drain completing, a batch run by
- * the daxkv_submit dispatcher) on a thread of the store. The callback may
- * call any daxkv function, closing the store included.
+ * Install a process-wide log callback for messages up to max_level; NULL
+ * removes it. The callback runs with no library lock held: the events of a
+ * call are handed out on the caller's thread when the call is done
+ * (daxkv_errmsg() stays that call's), the events of no call (a drain
+ * completing, a batch run by the daxkv_submit dispatcher) on a thread of the
+ * store. The callback may call any daxkv function, closing the store
+ * included. Without a callback
+ * the library writes nothing, unless DAXKV_LOG_LEVEL (err, warning, info,
+ * debug) was set when it was loaded: lines then go to standard error or to
+ * DAXKV_LOG_FILE (see daxkv_set_log_fn(3)).
  */
 DAXKV_API void daxkv_set_log_fn(daxkv_log_fn fn, int max_level, void *arg);
 

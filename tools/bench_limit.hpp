@@ -12,7 +12,8 @@ namespace daxkv_cli {
 // GB/s of `threads` threads copying bytes from src to dst in total (bytes /
 // threads each, one contiguous range a thread), best of `rounds`, taking the
 // fastest of glibc's memcpy and streaming-store loops of every vector width
-// the CPU has (16, 32 and 64 bytes).
+// the CPU has (16, 32 and 64 bytes), each over the whole range and over four
+// parts of it at a time.
 double copy_limit_gbs(char *dst, const char *src, size_t bytes, unsigned threads, int rounds);
 
 } // namespace daxkv_cli

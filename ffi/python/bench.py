@@ -5,6 +5,9 @@
    with bytes keys and through the LMCache drop-in (daxkv.lmcache.DaxCore).
 2. put and get of 4 MiB buffers, each against ctypes.memmove of the same
    bytes measured in the same run, printed as ratios (1.0 = memcpy speed).
+3. Batches of 1 MiB and 32 MiB values through the binding (put_many,
+   get_many_into) against daxkv_put_batch / daxkv_get_batch called on an
+   item array built once (the C figure: no Python per call), as ratios.
 
 Usage: bench.py [--path PATH] [--seconds S]   (default PATH: mem:)
 """
@@ -84,10 +87,64 @@ def main():
         print(f"get_into 4 MiB                 : {g * gb:8.2f} GB/s  ratio to memmove {g / mm:5.2f}")
         print(f"lease acquire+release (0 copy) : {lz / 1e6:8.3f} M ops/s")
 
+    batch_ratios(args)
+
     with DaxCore(device_path="mem:", max_dax_size_bytes=64 * MiB, slot_bytes=1 * MiB) as core:
         skeys = [f"vllm@model@1@0@{0xABC000 + i:x}@bfloat16" for i in range(1000)]
         r = rate(lambda: core.exists_many(skeys), args.seconds) * len(skeys)
         print(f"DaxCore.exists_many x1000 keys : {r / 1e6:8.2f} M keys/s  (str keys, encoded per call)")
+
+
+def batch_ratios(args):
+    """The binding's batch calls against the same C calls made directly."""
+    from daxkv import _lib
+    from daxkv._batch import _Batch
+
+    lib = daxkv.library()
+    for value, count in ((1 * MiB, 256), (32 * MiB, 16)):
+        total = value * count
+        path = args.path if args.path == "mem:" else f"{args.path}.{value}"
+        with daxkv.Store(path=path, size=total + count * 8192 + 64 * MiB, slot_bytes=value,
+                         eviction="none") as s:
+            keys = [b"batch/%d" % i for i in range(count)]
+            src = [bytearray(os.urandom(64)) * (value // 64) for _ in range(count)]
+            dst = [bytearray(value) for _ in range(count)]
+
+            def addrs(bufs):
+                return [ctypes.addressof((ctypes.c_char * value).from_buffer(b)) for b in bufs]
+
+            # The C figure: one item array, prepared outside the timing.
+            put_items, get_items = _Batch(keys), _Batch(keys)
+            put_items.set_column(_lib.W_DATA, addrs(src))
+            put_items.set_column(_lib.W_LEN, [value] * count)
+            get_items.set_column(_lib.W_DATA, addrs(dst))
+            get_items.set_column(_lib.W_LEN, [value] * count)
+            h = s._enter()
+            try:
+                def c_put():
+                    lib.daxkv_remove_batch(h, put_items.items, count, _lib.FORCE)
+                    assert lib.daxkv_put_batch(h, put_items.items, count, 0) == count
+
+                def c_get():
+                    assert lib.daxkv_get_batch(h, get_items.items, count, 0) == count
+
+                c_put_rate = rate(c_put, args.seconds)
+                c_get_rate = rate(c_get, args.seconds)
+            finally:
+                s._leave()
+
+            def py_put():
+                s.remove_many(keys, force=True)
+                s.put_many(keys, src)
+
+            py_put_rate = rate(py_put, args.seconds)
+            py_get_rate = rate(lambda: s.get_many_into(keys, dst), args.seconds)
+            assert dst == src
+            gb = total / 1e9
+            print(f"put_many {count} x {value // MiB} MiB        : {py_put_rate * gb:8.2f} GB/s  "
+                  f"ratio to C {py_put_rate / c_put_rate:5.2f}  (C {c_put_rate * gb:.2f} GB/s)")
+            print(f"get_many_into {count} x {value // MiB} MiB   : {py_get_rate * gb:8.2f} GB/s  "
+                  f"ratio to C {py_get_rate / c_get_rate:5.2f}  (C {c_get_rate * gb:.2f} GB/s)")
 
 
 if __name__ == "__main__":

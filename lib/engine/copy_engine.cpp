@@ -18,20 +18,42 @@ namespace {
 static_assert(CopyEngine::kChunkBytes % arena::kHashBlock == 0,
               "chunks must hold whole hash blocks");
 
-int copy_bytes(void *dst, const void *src, size_t n, bool nt, bool guard) noexcept {
-    if (guard)
-        return guarded_copy(dst, src, n, nt);
-    platform::copy_bytes(dst, src, n, nt);
-    return 0;
-}
+// Chunks up to this size may run together, interleaved (platform::
+// copy_streams); a larger one has lanes enough of its own.
+constexpr size_t kGroupChunkMax = 1 << 20;
 
-// Copy one hash block and hash it in the same pass (platform/copy.hpp).
-int copy_block(void *dst, const void *src, size_t n, bool nt, bool guard, uint64_t *hash) noexcept {
-    if (guard)
-        return guarded_copy_and_hash(dst, src, n, nt, hash);
-    *hash = platform::copy_and_hash(dst, src, n, nt);
-    return 0;
-}
+// The copy streams of a group, handed to copy_streams a few dozen at a time
+// (the lanes refill from them; no allocation on the copy path).
+class StreamBatch {
+public:
+    explicit StreamBatch(bool guard, const void *lo, size_t n) noexcept
+        : guard_(guard), lo_(lo), n_(n) {}
+    void add(void *dst, const void *src, size_t len, uint64_t *hash, bool nt) noexcept {
+        if (count_ == kCap)
+            flush();
+        s_[count_++] = platform::CopyStream{dst, src, len, hash, nt};
+    }
+    // Copies what is left; the first failure (a SIGBUS in a guarded chunk).
+    int flush() noexcept {
+        if (count_ && rc_ == 0) {
+            if (guard_)
+                rc_ = guarded_copy_streams(s_, count_, lo_, n_);
+            else
+                platform::copy_streams(s_, count_);
+        }
+        count_ = 0;
+        return rc_;
+    }
+
+private:
+    static constexpr size_t kCap = 32;
+    platform::CopyStream s_[kCap];
+    size_t count_ = 0;
+    bool guard_;
+    const void *lo_;
+    size_t n_;
+    int rc_ = 0;
+};
 
 } // namespace
 
@@ -101,44 +123,78 @@ CopyEngine::Plan CopyEngine::make_plan(const CopyOp *ops, size_t n) {
     return p;
 }
 
-int CopyEngine::execute(const Chunk &c) noexcept {
-    const CopyOp &op = *c.op;
-    if (FaultHook *h = fault_hook())
-        if (int rc = h->before_chunk(op, c.offset, c.len))
-            return rc;
-    auto *d = static_cast<char *>(op.dst) + c.offset;
-    auto *s = static_cast<const char *>(op.src) + c.offset;
-    if (op.overlap_safe) {
-        std::memmove(d, s, c.len);
-        return 0;
-    }
-    int rc = 0;
-    if (!op.block_hashes) {
-        rc = copy_bytes(d, s, c.len, op.nontemporal, op.guard_source);
-    } else {
-        // Chunks start on hash-block boundaries; each block is hashed as it
-        // is copied.
-        for (size_t done = 0; done < c.len && rc == 0; done += arena::kHashBlock) {
-            const size_t block_len = std::min(c.len - done, static_cast<size_t>(arena::kHashBlock));
-            rc = copy_block(d + done, s + done, block_len, op.nontemporal, op.guard_source,
-                            &op.block_hashes[(c.offset + done) / arena::kHashBlock]);
+void CopyEngine::execute(const Chunk *chunks, size_t n, const Plan &plan, int *errors) noexcept {
+    FaultHook *hook = fault_hook();
+    bool fence = false;
+    // A group holds several chunks only when none guards its source or
+    // needs memmove (group_chunks): the guarded and the overlapping ones
+    // come alone, and so a failure is always that of its own chunk.
+    const bool guard = n == 1 && chunks[0].op->guard_source;
+    StreamBatch batch(guard, guard ? static_cast<const char *>(chunks[0].op->src) + chunks[0].offset
+                                   : nullptr,
+                      guard ? chunks[0].len : 0);
+    for (size_t i = 0; i < n; ++i) {
+        const Chunk &c = chunks[i];
+        const CopyOp &op = *c.op;
+        if (hook) {
+            if (int rc = hook->before_chunk(op, c.offset, c.len)) {
+                record(errors, plan, *c.run, rc);
+                continue;
+            }
         }
+        auto *d = static_cast<char *>(op.dst) + c.offset;
+        auto *s = static_cast<const char *>(op.src) + c.offset;
+        if (op.overlap_safe) {
+            std::memmove(d, s, c.len);
+            continue;
+        }
+        fence = fence || op.nontemporal;
+        if (!op.block_hashes) {
+            batch.add(d, s, c.len, nullptr, op.nontemporal);
+            continue;
+        }
+        // Chunks start on hash-block boundaries; each block is a stream of
+        // its own, hashed as it is copied.
+        for (size_t done = 0; done < c.len; done += arena::kHashBlock)
+            batch.add(d + done, s + done,
+                      std::min(c.len - done, static_cast<size_t>(arena::kHashBlock)),
+                      &op.block_hashes[(c.offset + done) / arena::kHashBlock], op.nontemporal);
     }
-    // Streaming stores are weakly ordered: fence them before the chunk is
+    if (int rc = batch.flush())
+        record(errors, plan, *chunks[0].run, rc);
+    // Streaming stores are weakly ordered: fence them before the chunks are
     // counted as done and another thread may read the destination.
-    if (op.nontemporal)
+    if (fence)
         platform::store_fence();
-    return rc;
+}
+
+std::vector<CopyEngine::Group> CopyEngine::group_chunks(const std::vector<Chunk> &chunks) {
+    std::vector<Group> groups;
+    groups.reserve(chunks.size());
+    auto joins = [](const Chunk &c) {
+        return !c.op->guard_source && !c.op->overlap_safe && c.len <= kGroupChunkMax;
+    };
+    for (uint32_t i = 0; i < chunks.size(); ++i) {
+        if (!groups.empty() && joins(chunks[i])) {
+            Group &g = groups.back();
+            if (g.count < platform::kCopyLanes && joins(chunks[g.first])) {
+                g.count++;
+                continue;
+            }
+        }
+        groups.push_back(Group{i, 1});
+    }
+    return groups;
 }
 
 void CopyEngine::work(Job &job) noexcept {
-    const size_t n = job.chunks.size();
+    const size_t n = job.groups.size();
     for (;;) {
         size_t i = job.next.fetch_add(1, std::memory_order_relaxed);
         if (i >= n)
             return;
-        if (int rc = execute(job.chunks[i]))
-            record(job.errors, *job.plan, *job.chunks[i].run, rc);
+        const Group &group = job.groups[i];
+        execute(&job.chunks[group.first], group.count, *job.plan, job.errors);
         if (job.done.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
             std::lock_guard<std::mutex> g(job.m);
             job.finished = true;
@@ -156,7 +212,7 @@ void CopyEngine::worker_main() noexcept {
             if (stop_ && queue_.empty())
                 return;
             job = queue_.front();
-            if (job->next.load(std::memory_order_relaxed) >= job->chunks.size()) {
+            if (job->next.load(std::memory_order_relaxed) >= job->groups.size()) {
                 queue_.pop_front(); // fully handed out: nothing left to take
                 continue;
             }
@@ -176,17 +232,21 @@ void CopyEngine::run(const CopyOp *ops, size_t n, int *errors) {
     }
     if (n == 1 && ops[0].len && (workers_ == 1 || total < kInlineBytes)) {
         // The common single small op: no plan to build.
-        Run run{&ops[0], ops[0].len, 0, 1};
-        if (int rc = execute(Chunk{&ops[0], 0, ops[0].len, &run}))
-            if (errors)
-                errors[0] = rc;
+        Plan plan;
+        plan.members.push_back(0);
+        plan.runs.push_back(Run{&ops[0], ops[0].len, 0, 1});
+        const Chunk c{&ops[0], 0, ops[0].len, &plan.runs[0]};
+        execute(&c, 1, plan, errors);
         return;
     }
     const Plan plan = make_plan(ops, n);
     if (workers_ == 1 || total < kInlineBytes) {
+        std::vector<Chunk> chunks;
+        chunks.reserve(plan.runs.size());
         for (const Run &r : plan.runs)
-            if (int rc = execute(Chunk{r.op, 0, r.len, &r}))
-                record(errors, plan, r, rc);
+            chunks.push_back(Chunk{r.op, 0, r.len, &r});
+        for (const Group &g : group_chunks(chunks))
+            execute(&chunks[g.first], g.count, plan, errors);
         return;
     }
     auto job = std::make_shared<Job>();
@@ -206,6 +266,7 @@ void CopyEngine::run(const CopyOp *ops, size_t n, int *errors) {
     }
     if (job->chunks.empty())
         return;
+    job->groups = group_chunks(job->chunks);
     {
         std::lock_guard<std::mutex> g(qm_);
         queue_.push_back(job);

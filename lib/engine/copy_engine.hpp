@@ -87,10 +87,16 @@ private:
         size_t offset, len;
         const Run *run;
     };
+    // Consecutive chunks (neighbours in the arena) that one thread copies
+    // interleaved: up to platform::kCopyLanes small ones, or one alone.
+    struct Group {
+        uint32_t first, count;
+    };
     struct Job {
         const Plan *plan = nullptr;
         int *errors = nullptr;
         std::vector<Chunk> chunks;
+        std::vector<Group> groups;
         std::atomic<size_t> next{0};
         std::atomic<size_t> done{0};
         std::mutex m;
@@ -98,7 +104,9 @@ private:
         bool finished = false;
     };
 
-    static int execute(const Chunk &c) noexcept;
+    // Copy a group's chunks, recording each failure in errors.
+    static void execute(const Chunk *chunks, size_t n, const Plan &plan, int *errors) noexcept;
+    static std::vector<Group> group_chunks(const std::vector<Chunk> &chunks);
     static void record(int *errors, const Plan &plan, const Run &run, int rc) noexcept;
     void work(Job &job) noexcept;
     void worker_main() noexcept;

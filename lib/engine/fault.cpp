@@ -95,15 +95,9 @@ int guarded(const void *src, size_t n, Copy &&copy) noexcept {
 
 } // namespace
 
-int guarded_copy(void *dst, const void *src, size_t n, bool nt) noexcept {
-    return guarded(src, n, [&] { platform::copy_bytes(dst, src, n, nt); });
-}
-
-int guarded_copy_and_hash(void *dst, const void *src, size_t n, bool nt, uint64_t *hash) noexcept {
-    // Through a volatile pointer: the store must not be cached in a
-    // register across the sigsetjmp.
-    uint64_t *volatile out = hash;
-    return guarded(src, n, [&] { *out = platform::copy_and_hash(dst, src, n, nt); });
+int guarded_copy_streams(const platform::CopyStream *streams, size_t count, const void *lo,
+                         size_t n) noexcept {
+    return guarded(lo, n, [&] { platform::copy_streams(streams, count); });
 }
 
 FaultHook *fault_hook() noexcept { return g_hook.load(std::memory_order_acquire); }

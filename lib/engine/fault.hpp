@@ -18,6 +18,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "platform/copy.hpp"
+
 namespace daxkv {
 namespace engine {
 
@@ -37,13 +39,12 @@ constexpr int kMediaFault = -133; // -EHWPOISON
 void install_sigbus_handler();
 bool sigbus_handler_installed() noexcept;
 
-// Copy n bytes from src to dst (non-temporal stores when nt); a SIGBUS on a
-// load from [src, src+n) returns kMediaFault instead of killing the process.
-// Only meaningful once install_sigbus_handler() ran; without it a fault
-// takes the default action.
-int guarded_copy(void *dst, const void *src, size_t n, bool nt) noexcept;
-// The same, storing XXH3-64 of the bytes in *hash (platform::copy_and_hash).
-int guarded_copy_and_hash(void *dst, const void *src, size_t n, bool nt, uint64_t *hash) noexcept;
+// platform::copy_streams() of streams whose sources all lie in [lo, lo+n);
+// a SIGBUS on a load from that range returns kMediaFault instead of killing
+// the process. Only meaningful once install_sigbus_handler() ran; without it
+// a fault takes the default action.
+int guarded_copy_streams(const platform::CopyStream *streams, size_t count, const void *lo,
+                         size_t n) noexcept;
 
 // ---------------------------------------------------------------------------
 // Fault injection (tests only)

@@ -2,9 +2,16 @@
 #include "daxkv.h" // daxkv_log_fn, the caller's callback type: LogFn
 
 #include <atomic>
+#include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <ctime>
+#include <fcntl.h>
 #include <mutex>
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <vector>
 
 namespace daxkv {
@@ -35,12 +42,108 @@ void store_message(std::string msg) noexcept {
     }
 }
 
+// Logging without code: DAXKV_LOG_LEVEL (err, warning, info, debug, or the
+// DAXKV_LOG_* number) and DAXKV_LOG_FILE (a path, appended to; a path that
+// ends in '-' gets the process id added; unset or unusable: standard error),
+// read once when the library is loaded. A callback set by daxkv_set_log_fn
+// takes precedence while it is set.
+struct EnvLog {
+    int level = -1; // -1: DAXKV_LOG_LEVEL unset or not understood
+    int fd = -1;
+
+    EnvLog() noexcept {
+        const char *lv = std::getenv("DAXKV_LOG_LEVEL");
+        if (!lv || !*lv)
+            return;
+        level = parse_level(lv);
+        if (level < 0)
+            return;
+        fd = STDERR_FILENO;
+        const char *path = std::getenv("DAXKV_LOG_FILE");
+        if (!path || !*path)
+            return;
+        std::string name = path;
+        if (name.back() == '-')
+            name += std::to_string(::getpid());
+        const int f = ::open(name.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+        if (f >= 0)
+            fd = f;
+        else
+            write_line(DAXKV_LOG_WARNING, "cannot open DAXKV_LOG_FILE " + name + " (" +
+                                              std::strerror(errno) + "): logging to stderr");
+    }
+
+    static int parse_level(const char *v) noexcept {
+        static const struct {
+            const char *name;
+            int level;
+        } names[] = {{"err", DAXKV_LOG_ERR},         {"error", DAXKV_LOG_ERR},
+                     {"warning", DAXKV_LOG_WARNING}, {"warn", DAXKV_LOG_WARNING},
+                     {"info", DAXKV_LOG_INFO},       {"debug", DAXKV_LOG_DEBUG}};
+        for (const auto &n : names)
+            if (::strcasecmp(v, n.name) == 0)
+                return n.level;
+        char *end = nullptr;
+        const long n = std::strtol(v, &end, 10);
+        if (*end == '\0' && n >= DAXKV_LOG_ERR && n <= DAXKV_LOG_DEBUG)
+            return static_cast<int>(n);
+        return -1;
+    }
+
+    static const char *level_name(int level) noexcept {
+        return level <= DAXKV_LOG_ERR       ? "err"
+               : level <= DAXKV_LOG_WARNING ? "warning"
+               : level <= DAXKV_LOG_INFO    ? "info"
+                                            : "debug";
+    }
+
+    // "2026-12-02T05:46:00.123456Z daxkv[1234] warning: message", one write
+    // a line, so that lines of several threads and processes never mix.
+    void write_line(int lvl, const std::string &msg) const noexcept {
+        const int out = fd >= 0 ? fd : STDERR_FILENO;
+        struct timeval tv;
+        ::gettimeofday(&tv, nullptr);
+        struct tm tm;
+        ::gmtime_r(&tv.tv_sec, &tm);
+        char head[96];
+        const int n = std::snprintf(head, sizeof head,
+                                    "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ daxkv[%d] %s: ",
+                                    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                                    tm.tm_min, tm.tm_sec, static_cast<long>(tv.tv_usec),
+                                    static_cast<int>(::getpid()), level_name(lvl));
+        try {
+            std::string line(head, n > 0 ? static_cast<size_t>(n) : 0);
+            line += msg;
+            line += '\n';
+            const char *p = line.data();
+            size_t left = line.size();
+            while (left) {
+                const ssize_t w = ::write(out, p, left);
+                if (w < 0 && errno == EINTR)
+                    continue;
+                if (w <= 0)
+                    return; // nowhere to log to: dropped
+                p += w;
+                left -= static_cast<size_t>(w);
+            }
+        } catch (...) {
+            // out of memory while logging: dropped
+        }
+    }
+};
+
+const EnvLog &env_log() noexcept {
+    static const EnvLog env; // read at the first log call, or at load (below)
+    return env;
+}
+
 // Logging state. The callback and its argument are read together under a
-// lock, but the callback itself runs without it.
+// lock, but the callback itself runs without it. With no callback,
+// log_max_level is the environment's level.
 std::mutex log_mutex;
 daxkv_log_fn log_fn = nullptr;
 void *log_arg = nullptr;
-std::atomic<int> log_max_level{-1};
+std::atomic<int> log_max_level{env_log().level};
 
 // Events held back by the LogDefer scopes of this thread.
 struct Deferred {
@@ -60,6 +163,8 @@ void deliver(int level, const std::string &msg) noexcept {
     }
     if (fn)
         fn(level, msg.c_str(), arg);
+    else if (level <= env_log().level)
+        env_log().write_line(level, msg);
 }
 
 } // namespace
@@ -170,7 +275,8 @@ void set_log_fn(daxkv_log_fn fn, int max_level, void *arg) noexcept {
     std::lock_guard<std::mutex> g(log_mutex);
     log_fn = fn;
     log_arg = arg;
-    log_max_level.store(fn ? max_level : -1, std::memory_order_relaxed);
+    // Without a callback, the environment's logging (if any) comes back.
+    log_max_level.store(fn ? max_level : env_log().level, std::memory_order_relaxed);
 }
 
 } // namespace daxkv

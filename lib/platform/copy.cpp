@@ -1,5 +1,6 @@
 #include "platform/copy.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cpuid.h>
 #include <cstring>
@@ -117,18 +118,43 @@ uint64_t xxh3_long_sse2(char *dst, const char *src, size_t len, bool copy, bool 
     return merge_accs(out, len);
 }
 
-void stream_sse2(char *d, const char *s, size_t n) noexcept {
-    for (; n >= 64; n -= 64, d += 64, s += 64) {
-        const __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s));
-        const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 16));
-        const __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 32));
-        const __m128i e = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 48));
-        _mm_stream_si128(reinterpret_cast<__m128i *>(d), a);
-        _mm_stream_si128(reinterpret_cast<__m128i *>(d + 16), b);
-        _mm_stream_si128(reinterpret_cast<__m128i *>(d + 32), c);
-        _mm_stream_si128(reinterpret_cast<__m128i *>(d + 48), e);
-    }
-    std::memcpy(d, s, n);
+// One piece of a lane (copy_streams): n bytes, a multiple of 64.
+void piece_copy_sse2(char *d, const char *s, size_t n, bool stream) noexcept {
+    for (; n; n -= 64, d += 64, s += 64)
+        for (int i = 0; i < 4; ++i) {
+            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s) + i);
+            if (stream)
+                _mm_stream_si128(reinterpret_cast<__m128i *>(d) + i, v);
+            else
+                _mm_storeu_si128(reinterpret_cast<__m128i *>(d) + i, v);
+        }
+}
+
+// nstripes stripes of a hashed lane, copied and accumulated into acc (kept
+// in memory between pieces); a scramble after them when they end a block.
+void piece_hash_sse2(uint64_t *acc_mem, char *d, const char *s, size_t nstripes, size_t key0,
+                     bool scramble, bool stream) noexcept {
+    __m128i acc[4];
+    for (int i = 0; i < 4; ++i)
+        acc[i] = _mm_load_si128(reinterpret_cast<const __m128i *>(acc_mem) + i);
+    for (size_t k = 0; k < nstripes; ++k)
+        sse2_round(acc, s + k * kStripe, d + k * kStripe, kSecret + 8 * (key0 + k), true, stream);
+    if (scramble)
+        sse2_scramble(acc);
+    for (int i = 0; i < 4; ++i)
+        _mm_store_si128(reinterpret_cast<__m128i *>(acc_mem) + i, acc[i]);
+}
+
+// The last stripe (the input's final 64 bytes, with their own key) and the
+// merge: the end of a hashed lane.
+uint64_t finish_sse2(uint64_t *acc_mem, const char *src, size_t len) noexcept {
+    __m128i acc[4];
+    for (int i = 0; i < 4; ++i)
+        acc[i] = _mm_load_si128(reinterpret_cast<const __m128i *>(acc_mem) + i);
+    sse2_round(acc, src + len - kStripe, nullptr, kLastKey, false, false);
+    for (int i = 0; i < 4; ++i)
+        _mm_store_si128(reinterpret_cast<__m128i *>(acc_mem) + i, acc[i]);
+    return merge_accs(acc_mem, len);
 }
 
 // --- AVX2 ------------------------------------------------------------------------------
@@ -188,18 +214,36 @@ DAXKV_AVX2 uint64_t xxh3_long_avx2(char *dst, const char *src, size_t len, bool 
     return merge_accs(out, len);
 }
 
-DAXKV_AVX2 void stream_avx2(char *d, const char *s, size_t n) noexcept {
-    for (; n >= 128; n -= 128, d += 128, s += 128) {
-        const __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s));
-        const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + 32));
-        const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + 64));
-        const __m256i e = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + 96));
-        _mm256_stream_si256(reinterpret_cast<__m256i *>(d), a);
-        _mm256_stream_si256(reinterpret_cast<__m256i *>(d + 32), b);
-        _mm256_stream_si256(reinterpret_cast<__m256i *>(d + 64), c);
-        _mm256_stream_si256(reinterpret_cast<__m256i *>(d + 96), e);
-    }
-    std::memcpy(d, s, n);
+DAXKV_AVX2 void piece_copy_avx2(char *d, const char *s, size_t n, bool stream) noexcept {
+    for (; n; n -= 64, d += 64, s += 64)
+        for (int i = 0; i < 2; ++i) {
+            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s) + i);
+            if (stream)
+                _mm256_stream_si256(reinterpret_cast<__m256i *>(d) + i, v);
+            else
+                _mm256_storeu_si256(reinterpret_cast<__m256i *>(d) + i, v);
+        }
+}
+
+DAXKV_AVX2 void piece_hash_avx2(uint64_t *acc_mem, char *d, const char *s, size_t nstripes,
+                                size_t key0, bool scramble, bool stream) noexcept {
+    __m256i acc[2] = {_mm256_load_si256(reinterpret_cast<const __m256i *>(acc_mem)),
+                      _mm256_load_si256(reinterpret_cast<const __m256i *>(acc_mem) + 1)};
+    for (size_t k = 0; k < nstripes; ++k)
+        avx2_round(acc, s + k * kStripe, d + k * kStripe, kSecret + 8 * (key0 + k), true, stream);
+    if (scramble)
+        avx2_scramble(acc);
+    _mm256_store_si256(reinterpret_cast<__m256i *>(acc_mem), acc[0]);
+    _mm256_store_si256(reinterpret_cast<__m256i *>(acc_mem) + 1, acc[1]);
+}
+
+DAXKV_AVX2 uint64_t finish_avx2(uint64_t *acc_mem, const char *src, size_t len) noexcept {
+    __m256i acc[2] = {_mm256_load_si256(reinterpret_cast<const __m256i *>(acc_mem)),
+                      _mm256_load_si256(reinterpret_cast<const __m256i *>(acc_mem) + 1)};
+    avx2_round(acc, src + len - kStripe, nullptr, kLastKey, false, false);
+    _mm256_store_si256(reinterpret_cast<__m256i *>(acc_mem), acc[0]);
+    _mm256_store_si256(reinterpret_cast<__m256i *>(acc_mem) + 1, acc[1]);
+    return merge_accs(acc_mem, len);
 }
 
 // --- AVX-512 ---------------------------------------------------------------------------
@@ -259,18 +303,31 @@ DAXKV_AVX512 uint64_t xxh3_long_avx512(char *dst, const char *src, size_t len, b
     return merge_accs(out, len);
 }
 
-DAXKV_AVX512 void stream_avx512(char *d, const char *s, size_t n) noexcept {
-    for (; n >= 256; n -= 256, d += 256, s += 256) {
-        const __m512i a = _mm512_loadu_si512(s);
-        const __m512i b = _mm512_loadu_si512(s + 64);
-        const __m512i c = _mm512_loadu_si512(s + 128);
-        const __m512i e = _mm512_loadu_si512(s + 192);
-        _mm512_stream_si512(reinterpret_cast<__m512i *>(d), a);
-        _mm512_stream_si512(reinterpret_cast<__m512i *>(d + 64), b);
-        _mm512_stream_si512(reinterpret_cast<__m512i *>(d + 128), c);
-        _mm512_stream_si512(reinterpret_cast<__m512i *>(d + 192), e);
+DAXKV_AVX512 void piece_copy_avx512(char *d, const char *s, size_t n, bool stream) noexcept {
+    for (; n; n -= 64, d += 64, s += 64) {
+        const __m512i v = _mm512_loadu_si512(s);
+        if (stream)
+            _mm512_stream_si512(reinterpret_cast<__m512i *>(d), v);
+        else
+            _mm512_storeu_si512(d, v);
     }
-    std::memcpy(d, s, n);
+}
+
+DAXKV_AVX512 void piece_hash_avx512(uint64_t *acc_mem, char *d, const char *s, size_t nstripes,
+                                    size_t key0, bool scramble, bool stream) noexcept {
+    __m512i acc = _mm512_load_si512(acc_mem);
+    for (size_t k = 0; k < nstripes; ++k)
+        avx512_round(acc, s + k * kStripe, d + k * kStripe, kSecret + 8 * (key0 + k), true, stream);
+    if (scramble)
+        avx512_scramble(acc);
+    _mm512_store_si512(acc_mem, acc);
+}
+
+DAXKV_AVX512 uint64_t finish_avx512(uint64_t *acc_mem, const char *src, size_t len) noexcept {
+    __m512i acc = _mm512_load_si512(acc_mem);
+    avx512_round(acc, src + len - kStripe, nullptr, kLastKey, false, false);
+    _mm512_store_si512(acc_mem, acc);
+    return merge_accs(acc_mem, len);
 }
 
 #pragma GCC diagnostic pop
@@ -321,7 +378,170 @@ uint64_t xxh3_long(char *dst, const char *src, size_t len, bool copy, bool nt) n
     return xxh3_long_sse2(dst, src, len, copy, nt);
 }
 
+// --- lanes: several copies interleaved ------------------------------------------------
+
+struct Kernels {
+    void (*copy)(char *d, const char *s, size_t n, bool stream) noexcept;
+    void (*hash)(uint64_t *acc, char *d, const char *s, size_t nstripes, size_t key0,
+                 bool scramble, bool stream) noexcept;
+    uint64_t (*finish)(uint64_t *acc, const char *src, size_t len) noexcept;
+};
+
+const Kernels &kernels() noexcept {
+    static const Kernels sse2{piece_copy_sse2, piece_hash_sse2, finish_sse2};
+    static const Kernels avx2{piece_copy_avx2, piece_hash_avx2, finish_avx2};
+    static const Kernels avx512{piece_copy_avx512, piece_hash_avx512, finish_avx512};
+    switch (g_isa.load(std::memory_order_relaxed)) {
+    case CopyIsa::avx512: return avx512;
+    case CopyIsa::avx2: return avx2;
+    case CopyIsa::sse2: break;
+    }
+    return sse2;
+}
+
+// A plain copy at least this long is cut into kCopyLanes lanes of its own.
+constexpr size_t kSplitMin = 64 * 1024;
+// A lane advances by one piece at a time: one XXH3 block (16 stripes) for a
+// hashed lane, as many bytes for a plain one.
+constexpr size_t kPiece = kBlock;
+
+// One copy in progress among the interleaved ones.
+struct Lane {
+    char *dst;
+    const char *src;
+    size_t len, off;
+    uint64_t *hash; // null: a plain copy
+    bool stream;
+    size_t body_end;                        // plain: where whole 64-byte lines end
+    size_t stripes_done, stripes, scrambled; // hashed: the Schedule, in stripes
+    alignas(64) uint64_t acc[8];
+
+    void start(const CopyStream &c) noexcept {
+        dst = static_cast<char *>(c.dst);
+        src = static_cast<const char *>(c.src);
+        len = c.len;
+        hash = c.hash;
+        off = 0;
+        if (hash) {
+            // Streaming stores need aligned lines; the stripes follow the
+            // source, so a destination off the line is stored plainly.
+            stream = c.nt && (reinterpret_cast<uintptr_t>(dst) & 63) == 0;
+            const Schedule sch(len);
+            stripes_done = 0;
+            stripes = sch.blocks * kStripesPerBlock + sch.tail_stripes;
+            scrambled = sch.blocks * kStripesPerBlock;
+            const uint64_t init[8] = XXH3_INIT_ACC;
+            std::memcpy(acc, init, sizeof acc);
+        } else {
+            stream = c.nt;
+            if (stream) {
+                // Align the destination to a line, then whole lines.
+                off = (64 - (reinterpret_cast<uintptr_t>(dst) & 63)) & 63;
+                std::memcpy(dst, src, off);
+            }
+            body_end = off + (len - off) / 64 * 64;
+        }
+    }
+
+    // One piece; true when the lane is done (its tail copied, its hash out).
+    bool step(const Kernels &k) noexcept {
+        if (hash) {
+            const size_t n = std::min(kStripesPerBlock - stripes_done % kStripesPerBlock,
+                                      stripes - stripes_done);
+            const bool scramble =
+                (stripes_done + n) % kStripesPerBlock == 0 && stripes_done + n <= scrambled;
+            k.hash(acc, dst + off, src + off, n, stripes_done % kStripesPerBlock, scramble, stream);
+            off += n * kStripe;
+            stripes_done += n;
+            if (stripes_done < stripes)
+                return false;
+            std::memcpy(dst + off, src + off, len - off);
+            *hash = k.finish(acc, src, len);
+            return true;
+        }
+        const size_t n = std::min(kPiece, body_end - off);
+        k.copy(dst + off, src + off, n, stream);
+        off += n;
+        if (off < body_end)
+            return false;
+        std::memcpy(dst + off, src + off, len - off);
+        return true;
+    }
+};
+
+// The streams one after another, a plain one of kSplitMin or more as
+// kCopyLanes parts of it; a short one (below kStreamMin) is done at once.
+class StreamCursor {
+public:
+    StreamCursor(const CopyStream *s, size_t n) noexcept : s_(s), n_(n) {}
+
+    // The next stream (or part) long enough for a lane; false at the end.
+    bool next(CopyStream &out) noexcept {
+        while (i_ < n_) {
+            const CopyStream &c = s_[i_];
+            if (c.len < kStreamMin) {
+                ++i_;
+                short_copy(c);
+                continue;
+            }
+            if (c.hash || c.len < kSplitMin) {
+                ++i_;
+                out = c;
+                return true;
+            }
+            // Parts on 4 KiB boundaries; the last takes the rest.
+            const size_t per = c.len / kCopyLanes / 4096 * 4096;
+            const size_t from = part_ * per;
+            out = c;
+            out.dst = static_cast<char *>(c.dst) + from;
+            out.src = static_cast<const char *>(c.src) + from;
+            out.len = part_ + 1 == kCopyLanes ? c.len - from : per;
+            if (++part_ == kCopyLanes) {
+                part_ = 0;
+                ++i_;
+            }
+            return true;
+        }
+        return false;
+    }
+
+private:
+    static void short_copy(const CopyStream &c) noexcept {
+        std::memcpy(c.dst, c.src, c.len);
+        if (c.hash)
+            *c.hash = XXH3_64bits(c.src, c.len);
+    }
+
+    const CopyStream *s_;
+    size_t n_, i_ = 0;
+    unsigned part_ = 0;
+};
+
 } // namespace
+
+void copy_streams(const CopyStream *streams, size_t n) noexcept {
+    const Kernels &k = kernels();
+    StreamCursor cursor(streams, n);
+    Lane lanes[kCopyLanes];
+    size_t active = 0;
+    CopyStream next;
+    for (;;) {
+        while (active < kCopyLanes && cursor.next(next))
+            lanes[active++].start(next);
+        if (!active)
+            return;
+        // One piece of each lane in turn: the memory system follows
+        // several streams at once, each from its own pages.
+        for (size_t l = 0; l < active;) {
+            if (lanes[l].step(k)) {
+                if (l != --active)
+                    lanes[l] = lanes[active];
+            } else {
+                ++l;
+            }
+        }
+    }
+}
 
 CopyIsa copy_isa() noexcept { return g_isa.load(std::memory_order_relaxed); }
 
@@ -337,31 +557,19 @@ const char *copy_isa_name(CopyIsa isa) noexcept {
 bool copy_isa_supported(CopyIsa isa) noexcept { return supported(isa); }
 
 void copy_bytes(void *dst, const void *src, size_t n, bool nt) noexcept {
-    auto *d = static_cast<char *>(dst);
-    auto *s = static_cast<const char *>(src);
     if (!nt || n < kStreamMin) {
-        std::memcpy(d, s, n);
+        std::memcpy(dst, src, n);
         return;
     }
-    // Align the destination to a cache line, then stream whole lines.
-    const size_t head = (64 - (reinterpret_cast<uintptr_t>(d) & 63)) & 63;
-    std::memcpy(d, s, head);
-    d += head;
-    s += head;
-    n -= head;
-    switch (g_isa.load(std::memory_order_relaxed)) {
-    case CopyIsa::avx512: stream_avx512(d, s, n); return;
-    case CopyIsa::avx2: stream_avx2(d, s, n); return;
-    case CopyIsa::sse2: stream_sse2(d, s, n); return;
-    }
+    const CopyStream one{dst, src, n, nullptr, true};
+    copy_streams(&one, 1);
 }
 
 uint64_t copy_and_hash(void *dst, const void *src, size_t n, bool nt) noexcept {
-    if (n < kStreamMin) {
-        std::memcpy(dst, src, n);
-        return XXH3_64bits(src, n);
-    }
-    return xxh3_long(static_cast<char *>(dst), static_cast<const char *>(src), n, true, nt);
+    uint64_t h = 0;
+    const CopyStream one{dst, src, n, &h, nt};
+    copy_streams(&one, 1);
+    return h;
 }
 
 uint64_t hash_bytes_xxh3(const void *p, size_t n) noexcept {

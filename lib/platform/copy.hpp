@@ -24,12 +24,35 @@ const char *copy_isa_name(CopyIsa isa) noexcept;
 bool copy_isa_supported(CopyIsa isa) noexcept;
 
 // Copy n bytes; stream (non-temporal stores, no read for ownership of the
-// destination's lines) when nt. No fence: call store_fence() (cpu.hpp)
-// before another thread may read dst. Ranges must not overlap.
+// destination's lines) when nt, a large copy as several interleaved lanes
+// (copy_streams). No fence: call store_fence() (cpu.hpp) before another
+// thread may read dst. Ranges must not overlap.
 void copy_bytes(void *dst, const void *src, size_t n, bool nt) noexcept;
 
 // Copy n bytes and return XXH3_64bits() of them, in one pass.
 uint64_t copy_and_hash(void *dst, const void *src, size_t n, bool nt) noexcept;
+
+// One copy of a copy_streams() call: len bytes from src to dst, with
+// streaming stores when nt; with hash set, XXH3_64bits() of the bytes is
+// stored there.
+struct CopyStream {
+    void *dst;
+    const void *src;
+    size_t len;
+    uint64_t *hash;
+    bool nt;
+};
+
+// Up to this many copies advance together.
+constexpr size_t kCopyLanes = 4;
+
+// Copy (and hash) every stream, as copy_bytes / copy_and_hash would, but
+// kCopyLanes at a time, interleaved 1 KiB at a time: the memory system
+// serves several streams at once faster than one (its prefetchers follow
+// each; none has to start again at every page). A plain copy of 64 KiB or
+// more is cut into kCopyLanes parts of its own. No fence (see copy_bytes).
+// Ranges must not overlap.
+void copy_streams(const CopyStream *streams, size_t n) noexcept;
 
 // XXH3_64bits() of n bytes with this CPU's widest routine.
 uint64_t hash_bytes_xxh3(const void *p, size_t n) noexcept;

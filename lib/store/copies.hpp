@@ -1,7 +1,10 @@
 // Every copy the store makes into or out of its arenas is built here, so
 // that the rules cannot drift apart between the paths:
-// - non-temporal stores: by the value's size (nt_stores, auto from
-//   kNonTemporalMin), for copies that write the arena or a caller's buffer;
+// - non-temporal stores: by the size of what one call moves (nt_stores,
+//   auto from kNonTemporalMin), for copies that write the arena or a
+//   caller's buffer: a value, or every value of a batch (run_batch), since
+//   many small values moved at once pass through the cache as one large
+//   one would;
 // - the SIGBUS guard (sigbus=handle): on every copy that reads the arena;
 // - hashing: per 1 MiB block as the bytes pass, when verify asks for it;
 // - errors: run() reports every op's result; the caller looks at each.
@@ -57,6 +60,17 @@ public:
     void run(const std::vector<engine::CopyOp> &ops, std::vector<int> &errors) const {
         errors.assign(ops.size(), 0);
         run(ops.data(), ops.size(), errors.data());
+    }
+    // The ops of one batch call (put_batch, get_batch): streaming is decided
+    // for the bytes of the whole batch, then they run as run() runs them.
+    void run_batch(std::vector<engine::CopyOp> &ops, std::vector<int> &errors) const {
+        uint64_t total = 0;
+        for (const engine::CopyOp &op : ops)
+            total += op.len;
+        const bool nt = streams(total);
+        for (engine::CopyOp &op : ops)
+            op.nontemporal = nt;
+        run(ops, errors);
     }
     // One op; its result. When the engine itself fails (out of memory),
     // undo() runs before the exception goes on.

@@ -195,7 +195,7 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
         for (size_t k = 0; k < borrows.size(); ++k)
             ops[k] = c_.copier.read(items[item_of[k]].data, borrows[k].src, borrows[k].len,
                                     verify_read ? hashes.at(hash_off[k]) : nullptr);
-        c_.copier.run(ops, copy_rc);
+        c_.copier.run_batch(ops, copy_rc);
     } catch (...) {
         for (auto &b : borrows)
             end(b);

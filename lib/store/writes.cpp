@@ -220,7 +220,7 @@ int Writes::put_batch(daxkv_item *items, size_t n, unsigned flags) {
         for (size_t i : op_item)
             ops.push_back(c_.copier.write(pend[i].dst, items[i].data, items[i].len, items[i].len,
                                           hashed ? hashes.at(hash_off[i]) : nullptr));
-        c_.copier.run(ops, copy_rc);
+        c_.copier.run_batch(ops, copy_rc);
     } catch (...) {
         for (auto &p : pend)
             abandon(p);

@@ -116,8 +116,11 @@ void open_path(const char *img, size_t size) {
         req.create = false;
         auto map = daxkv::platform::Mapping::open(req);
         ar::Arena arena(std::move(map), opt);
-        // Only an arena of this layout, or an all-zero start, opens.
-        EXPECT(layout_matches || r.state == ar::ImageState::empty);
+        // Only an arena of this layout, an all-zero start, or an arena of
+        // another layout whose last user kept no index (nothing to lose:
+        // the open lays it out anew) opens.
+        EXPECT(layout_matches || r.state == ar::ImageState::empty ||
+               (r.state == ar::ImageState::arena && !r.recoverable));
         ar::RecoveryCounts counts;
         std::vector<ar::RecoveredEntry> got = arena.scan(counts);
         if (r.state == ar::ImageState::arena && r.recoverable) {

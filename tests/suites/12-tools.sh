@@ -316,6 +316,27 @@ expect 0 "info on a durability=none arena" -- "$daxkv" info "$n" --json
 check_json "not recoverable" "$dir/out" 'not j["superblock"]["recoverable"] and j["entries"]["live"] == 0'
 expect 0 "check on a durability=none arena" -- "$daxkv" check "$n"
 
+# --- Logging without code: DAXKV_LOG_LEVEL and DAXKV_LOG_FILE ---------------
+logrun() { "$daxkv" bench --arena "$dir/log.arena" --count 2 --value-size 64KiB --rounds 1 --no-small --no-progress; }
+expect 0 "no DAXKV_LOG_LEVEL: nothing logged" -- logrun
+if [ ! -s "$dir/err" ]; then ok; else bad "the library printed without being asked: $(head -3 "$dir/err")"; fi
+DAXKV_LOG_LEVEL=info expect 0 "DAXKV_LOG_LEVEL=info" -- logrun
+if grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z daxkv\[[0-9]+\] info: opened store: 1 device' "$dir/err"; then ok; else bad "info lines on stderr: $(head -3 "$dir/err")"; fi
+DAXKV_LOG_LEVEL=6 expect 0 "DAXKV_LOG_LEVEL=6 (DAXKV_LOG_INFO)" -- logrun
+if grep -q ' info: opened store' "$dir/err"; then ok; else bad "DAXKV_LOG_LEVEL=6: $(head -3 "$dir/err")"; fi
+for quiet in warning err 4 bogus 99 ""; do
+    DAXKV_LOG_LEVEL=$quiet expect 0 "DAXKV_LOG_LEVEL=$quiet" -- logrun
+    if ! grep -q ' info: ' "$dir/err"; then ok; else bad "DAXKV_LOG_LEVEL=$quiet logged info: $(head -3 "$dir/err")"; fi
+done
+DAXKV_LOG_LEVEL=INFO DAXKV_LOG_FILE=$dir/daxkv.log expect 0 "DAXKV_LOG_FILE" -- logrun
+if [ ! -s "$dir/err" ] && grep -q ' info: opened store' "$dir/daxkv.log"; then ok; else bad "DAXKV_LOG_FILE: stderr '$(head -2 "$dir/err")', file '$(head -2 "$dir/daxkv.log" 2>&1)'"; fi
+DAXKV_LOG_LEVEL=info DAXKV_LOG_FILE=$dir/daxkv.log expect 0 "DAXKV_LOG_FILE appends" -- logrun
+if [ "$(grep -c ' info: opened store' "$dir/daxkv.log")" -eq 2 ]; then ok; else bad "DAXKV_LOG_FILE is appended to"; fi
+DAXKV_LOG_LEVEL=info DAXKV_LOG_FILE=$dir/per-pid- expect 0 "DAXKV_LOG_FILE ending in -" -- logrun
+if ls "$dir"/per-pid-[0-9]* >/dev/null 2>&1; then ok; else bad "DAXKV_LOG_FILE=...- names a file per process: $(ls "$dir")"; fi
+DAXKV_LOG_LEVEL=info DAXKV_LOG_FILE=$dir/no/such/dir/log expect 0 "DAXKV_LOG_FILE that cannot be opened" -- logrun
+if grep -q "cannot open DAXKV_LOG_FILE $dir/no/such/dir/log" "$dir/err" && grep -q ' info: opened store' "$dir/err"; then ok; else bad "an unusable DAXKV_LOG_FILE falls back to stderr: $(head -3 "$dir/err")"; fi
+
 # --- A running store: stats and status read it without stopping it ----------
 # A writer (tests/tools/live_writer.py, through the Python binding) keeps a
 # store open on a file and works on it; the commands read what it publishes.

@@ -15,7 +15,6 @@ static int dk_config_add_device(daxkv_config *c, const char *p, uint64_t n, char
 import "C"
 
 import (
-	"encoding/json"
 	"runtime"
 	"unsafe"
 )
@@ -23,9 +22,6 @@ import (
 // Config is a store configuration. It is not safe for concurrent use.
 type Config struct {
 	c *C.daxkv_config
-	// The device paths, as far as they are known: a failed Open removes
-	// the arena files it created, and the library's configuration is opaque.
-	devices []string
 }
 
 // NewConfig returns an empty configuration; Free it when done.
@@ -49,7 +45,7 @@ func ConfigFromJSON(json string) (*Config, error) {
 	if rc := C.dk_config_from_json(&c, cs, &msg); rc < 0 {
 		return nil, mkerr(rc, "daxkv_config_from_json", msg)
 	}
-	cfg := &Config{c: c, devices: jsonDevicePaths(json)}
+	cfg := &Config{c: c}
 	runtime.SetFinalizer(cfg, (*Config).Free)
 	return cfg, nil
 }
@@ -86,32 +82,7 @@ func (cfg *Config) AddDevice(path string, bytes uint64) error {
 	if rc := C.dk_config_add_device(cfg.c, p, C.uint64_t(bytes), &msg); rc < 0 {
 		return mkerr(rc, "daxkv_config_add_device", msg)
 	}
-	cfg.devices = append(cfg.devices, path)
 	return nil
-}
-
-// jsonDevicePaths are the "device_path" values of an LMCache dax
-// configuration (top level and "devices" list). The library accepted the
-// text already; anything unexpected just yields fewer paths.
-func jsonDevicePaths(text string) []string {
-	var doc map[string]json.RawMessage
-	if json.Unmarshal([]byte(text), &doc) != nil {
-		return nil
-	}
-	var out []string
-	var p string
-	if json.Unmarshal(doc["device_path"], &p) == nil && p != "" {
-		out = append(out, p)
-	}
-	var devs []map[string]json.RawMessage
-	if json.Unmarshal(doc["devices"], &devs) == nil {
-		for _, d := range devs {
-			if json.Unmarshal(d["device_path"], &p) == nil && p != "" {
-				out = append(out, p)
-			}
-		}
-	}
-	return out
 }
 
 // Free releases the configuration. Idempotent.

@@ -116,16 +116,12 @@ func (s *Store) withPath(op, path string, call func(h *C.daxkv_store, p *C.char,
 // AddDevice maps and adds a device to the pool (bytes 0: the whole device
 // or existing file); an arena already on it is recovered. Adding a path
 // already active with the same size does nothing. Needs hotplug=1 (else
-// ErrPermission). A file the call created is removed again if it fails.
+// ErrPermission). A failed add leaves nothing behind (the library removes a
+// file it created).
 func (s *Store) AddDevice(path string, bytes uint64) error {
-	fresh := absentPaths([]string{path})
-	err := s.withPath("daxkv_device_add", path, func(h *C.daxkv_store, p *C.char, msg **C.char) C.int {
+	return s.withPath("daxkv_device_add", path, func(h *C.daxkv_store, p *C.char, msg **C.char) C.int {
 		return C.dk_device_add(h, p, C.uint64_t(bytes), msg)
 	})
-	if err != nil {
-		removeLeftovers(fresh)
-	}
-	return err
 }
 
 // RemoveDevice takes a device out of the pool. Entries pinned or leased

@@ -221,16 +221,6 @@ func bytes4MiB(b byte) []byte {
 	return out
 }
 
-func TestJSONDevicePaths(t *testing.T) {
-	got := jsonDevicePaths(`{"devices": [{"device_path": "/a\"b"}, {"x": 1}, {"device_path": "/c\u00e9"}], "device_path": "/top"}`)
-	if fmt.Sprint(got) != `[/top /a"b /cé]` {
-		t.Fatalf("%q", got)
-	}
-	if got := jsonDevicePaths(`[1]`); got != nil {
-		t.Fatalf("%q", got)
-	}
-}
-
 func TestDiscovery(t *testing.T) {
 	devs, err := ListDevices()
 	if err != nil {

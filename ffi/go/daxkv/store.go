@@ -40,15 +40,12 @@ func Open(cfg *Config) (*Store, error) {
 	if cfg == nil || cfg.c == nil {
 		return nil, invalid("daxkv_open", "nil or freed configuration")
 	}
-	fresh := absentPaths(cfg.devices)
 	var h *C.daxkv_store
 	var msg *C.char
 	rc := C.dk_open(&h, cfg.c, &msg)
 	runtime.KeepAlive(cfg)
 	if rc < 0 {
-		err := mkerr(rc, "daxkv_open", msg)
-		removeLeftovers(fresh)
-		return nil, err
+		return nil, mkerr(rc, "daxkv_open", msg)
 	}
 	s := &Store{h: h, async: newAsyncState(h)}
 	// A safety net only: stores should be closed explicitly.

@@ -81,7 +81,9 @@ _log_callbacks: List[Any] = []
 
 
 def set_log_callback(fn: Optional[Callable[[int, str], None]], max_level: int = _lib.LOG_WARNING) -> None:
-    """Route the library's log messages (level, text) to fn; None turns it off.
+    """Route the library's log messages (level, text) to fn; None turns the
+    callback off (the library is then silent, or logs as DAXKV_LOG_LEVEL and
+    DAXKV_LOG_FILE say when they were set at load).
 
     fn may run on library threads; exceptions it raises are printed by
     ctypes and otherwise ignored.

@@ -10,7 +10,43 @@
 #![no_std]
 #![allow(non_camel_case_types)]
 
-use core::ffi::{c_char, c_int, c_uint, c_void};
+use core::ffi::c_void;
+
+// The C types other than c_void are in core only from Rust 1.64
+// (core::ffi::c_char etc.), and std::os::raw is out of reach of a no_std
+// crate, so they are spelled out here exactly as core and std define them for
+// Linux, libdaxkv's only platform: the same types, hence the same API
+// (tests/header.rs checks them against std::os::raw).
+type c_int = i32;
+type c_uint = u32;
+#[cfg(any(
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "csky",
+    target_arch = "hexagon",
+    target_arch = "msp430",
+    target_arch = "powerpc",
+    target_arch = "powerpc64",
+    target_arch = "riscv32",
+    target_arch = "riscv64",
+    target_arch = "s390x",
+    target_arch = "xtensa"
+))]
+type c_char = u8;
+#[cfg(not(any(
+    target_arch = "aarch64",
+    target_arch = "arm",
+    target_arch = "csky",
+    target_arch = "hexagon",
+    target_arch = "msp430",
+    target_arch = "powerpc",
+    target_arch = "powerpc64",
+    target_arch = "riscv32",
+    target_arch = "riscv64",
+    target_arch = "s390x",
+    target_arch = "xtensa"
+)))]
+type c_char = i8;
 
 pub const DAXKV_KEY_MAX: usize = 512;
 pub const DAXKV_EXISTED: c_int = 1;

@@ -4,7 +4,7 @@
 
 use daxkv_sys::*;
 use std::collections::BTreeMap;
-use std::mem::{offset_of, size_of};
+use std::mem::size_of;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -166,6 +166,26 @@ fn header_constants(h: &str) -> Vec<String> {
             (name.starts_with("DAXKV_") && !name.contains('(') && name != "DAXKV_API").then(|| name.to_string())
         })
         .collect()
+}
+
+// The C types src/lib.rs spells out (core::ffi's are stable only from Rust
+// 1.64) are std's: these only compile if they are the same types.
+const _: unsafe extern "C" fn() -> *const std::os::raw::c_char = daxkv_version_string;
+const _: unsafe extern "C" fn() -> std::os::raw::c_uint = daxkv_version_number;
+const _: unsafe extern "C" fn(std::os::raw::c_int) -> *const std::os::raw::c_char = daxkv_strerror;
+
+/// A field's offset, as std::mem::offset_of! (Rust 1.77) gives it: the
+/// distance from a struct's address to its field's, with no reference to
+/// the uninitialised value made.
+macro_rules! offset_of {
+    ($t:ty, $f:ident) => {{
+        let v = std::mem::MaybeUninit::<$t>::uninit();
+        let base = v.as_ptr();
+        // SAFETY: addr_of! only computes the address of a field of the
+        // allocation behind `base`; nothing is read.
+        let field = unsafe { std::ptr::addr_of!((*base).$f) };
+        field as usize - base as usize
+    }};
 }
 
 fn size_of_field<T, F>(_: impl Fn(&T) -> &F) -> usize {

@@ -25,8 +25,8 @@ use crate::os::{self, EventFd};
 use crate::{check, libc_errno, sys, Error, ItemResult, Result, Store};
 use std::collections::HashMap;
 use std::future::Future;
-use std::os::fd::{BorrowedFd, RawFd};
 use std::os::raw::{c_int, c_uint, c_void};
+use std::os::unix::io::{BorrowedFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -438,7 +438,7 @@ impl Ticket<'_> {
             return Ok(Some(Completion::new(self.tag, rc, e.batch)));
         }
         if let Some(w) = waker {
-            if !e.waker.as_ref().is_some_and(|old| old.will_wake(w)) {
+            if !matches!(&e.waker, Some(old) if old.will_wake(w)) {
                 e.waker = Some(w.clone());
             }
             if let Err(err) = aio.ensure_helper(&mut inner, h) {

@@ -41,14 +41,13 @@ use std::ffi::{CStr, CString};
 use std::fmt;
 use std::os::raw::{c_int, c_void};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
 
 mod aio;
 mod cuda;
 mod devices;
-mod json;
 mod keys;
 mod log;
 mod os;
@@ -225,9 +224,6 @@ fn path_cstring(what: &str, p: &Path) -> Result<CString> {
 /// A store configuration (daxkv_config).
 pub struct Config {
     c: NonNull<sys::daxkv_config>,
-    /// The device paths, as far as they are known: a failed open removes
-    /// the arena files it created, and the library's configuration is opaque.
-    devices: Vec<PathBuf>,
 }
 
 // The builder is plain data owned by this value; the library keeps no
@@ -240,7 +236,7 @@ impl Config {
         let mut p = ptr::null_mut();
         check(unsafe { sys::daxkv_config_new(&mut p) })?;
         let c = NonNull::new(p).ok_or_else(|| Error::invalid("daxkv_config_new returned no configuration"))?;
-        Ok(Config { c, devices: Vec::new() })
+        Ok(Config { c })
     }
 
     /// LMCache's dax adapter JSON (single-device or "devices" form).
@@ -249,7 +245,7 @@ impl Config {
         let mut p = ptr::null_mut();
         check(unsafe { sys::daxkv_config_from_json(&mut p, j.as_ptr()) })?;
         let c = NonNull::new(p).ok_or_else(|| Error::invalid("daxkv_config_from_json returned no configuration"))?;
-        Ok(Config { c, devices: json::device_paths(json).into_iter().map(PathBuf::from).collect() })
+        Ok(Config { c })
     }
 
     /// Set a key (slot_bytes, eviction, durability, ...). Returns self for chaining.
@@ -264,7 +260,6 @@ impl Config {
     pub fn add_device(&mut self, path: &str, bytes: u64) -> Result<&mut Self> {
         let p = cstring("device path", path)?;
         check(unsafe { sys::daxkv_config_add_device(self.c.as_ptr(), p.as_ptr(), bytes) })?;
-        self.devices.push(PathBuf::from(path));
         Ok(self)
     }
 }
@@ -299,13 +294,10 @@ impl Store {
     /// Open (and recover) a store. On failure nothing stays open or
     /// mapped, and arena files the attempt created are removed again.
     pub fn open(cfg: &Config) -> Result<Store> {
-        let fresh = os::absent(&cfg.devices);
         let mut p = ptr::null_mut();
         let rc = unsafe { sys::daxkv_open(&mut p, cfg.c.as_ptr()) };
         if rc < 0 {
-            let e = Error::from_code(rc);
-            os::remove_leftovers(&fresh);
-            return Err(e);
+            return Err(Error::from_code(rc));
         }
         let h = NonNull::new(p).ok_or_else(|| Error::invalid("daxkv_open returned no store"))?;
         Ok(Store { h, aio: Arc::default() })

@@ -1,13 +1,11 @@
 //! The few Linux calls std does not offer (waiting on file descriptors,
-//! eventfd, flock), declared by hand: the crate depends on nothing from
+//! eventfd), declared by hand: the crate depends on nothing from
 //! crates.io, and these come from the C library std already links.
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::raw::{c_int, c_short, c_uint, c_ulong};
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::os::unix::io::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 #[repr(C)]
@@ -20,13 +18,10 @@ struct PollFd {
 const POLLIN: c_short = 0x1;
 const EFD_NONBLOCK: c_int = 0o4000;
 const EFD_CLOEXEC: c_int = 0o2000000;
-const LOCK_EX: c_int = 2;
-const LOCK_NB: c_int = 4;
 
 extern "C" {
     fn poll(fds: *mut PollFd, nfds: c_ulong, timeout: c_int) -> c_int;
     fn eventfd(initval: c_uint, flags: c_int) -> c_int;
-    fn flock(fd: c_int, operation: c_int) -> c_int;
 }
 
 /// Wait until one of `fds` is readable or `timeout` passes (None: no
@@ -76,37 +71,4 @@ impl EventFd {
     pub(crate) fn raw(&self) -> RawFd {
         self.0.as_raw_fd()
     }
-}
-
-/// Paths that do not exist now (as anything, dangling links included).
-pub(crate) fn absent(paths: &[PathBuf]) -> Vec<PathBuf> {
-    paths.iter().filter(|p| p.as_os_str() != "mem:" && std::fs::symlink_metadata(p).is_err()).cloned().collect()
-}
-
-/// Remove the regular files among `paths` that a failed open or add left
-/// behind. A file another store holds (its flock is taken) is left alone:
-/// another process may have created the same path meanwhile and be using
-/// it. The lock is held while the file is unlinked, and the path must still
-/// name the locked file.
-pub(crate) fn remove_leftovers(paths: &[PathBuf]) {
-    for p in paths {
-        let _ = remove_if_unlocked(p);
-    }
-}
-
-fn remove_if_unlocked(p: &Path) -> io::Result<()> {
-    let meta = std::fs::symlink_metadata(p)?;
-    if !meta.file_type().is_file() {
-        return Ok(());
-    }
-    let f = File::open(p)?;
-    if unsafe { flock(f.as_raw_fd(), LOCK_EX | LOCK_NB) } != 0 {
-        return Ok(()); // in use
-    }
-    let held = f.metadata()?;
-    let now = std::fs::symlink_metadata(p)?;
-    if held.dev() == now.dev() && held.ino() == now.ino() {
-        std::fs::remove_file(p)?;
-    }
-    Ok(()) // closing f releases the lock
 }

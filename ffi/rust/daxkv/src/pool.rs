@@ -1,7 +1,6 @@
 //! The device pool: runtime add, remove, resize and drain (hotplug=1), and
 //! the pool status.
 
-use crate::os;
 use crate::{check, path_cstring, sys, DeviceState, Result, Store};
 use std::os::raw::c_int;
 use std::path::Path;
@@ -86,12 +85,9 @@ impl Store {
     pub fn add_device(&self, path: impl AsRef<Path>, bytes: u64) -> Result<()> {
         let path = path.as_ref();
         let p = path_cstring("device path", path)?;
-        let fresh = os::absent(&[path.to_path_buf()]);
         let rc = unsafe { sys::daxkv_device_add(self.h(), p.as_ptr(), bytes) };
         if rc < 0 {
-            let e = crate::Error::from_code(rc);
-            os::remove_leftovers(&fresh);
-            return Err(e);
+            return Err(crate::Error::from_code(rc));
         }
         Ok(())
     }
@@ -137,7 +133,10 @@ impl Store {
             None => -1,
             // Whole milliseconds, rounded up so that a short timeout still
             // waits; the longest finite wait is about 24 days.
-            Some(t) => t.as_nanos().div_ceil(1_000_000).min(c_int::MAX as u128) as c_int,
+            Some(t) => {
+                let ns = t.as_nanos();
+                (ns / 1_000_000 + u128::from(ns % 1_000_000 != 0)).min(c_int::MAX as u128) as c_int
+            }
         };
         check(unsafe { sys::daxkv_device_wait_drained(self.h(), p.as_ptr(), ms) }).map(|_| ())
     }

@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use daxkv::{Batch, Completion, ErrorKind, Outcome, Store};
 use std::future::Future;
-use std::os::fd::AsRawFd;
+use std::os::unix::io::AsRawFd;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
@@ -64,18 +64,27 @@ fn every_operation_through_wait() {
 
     let c = s.submit(Batch::get([("k1", 64), ("absent", 64), ("k2", 4)], false)).unwrap().wait().unwrap();
     assert_eq!(c.result.as_ref().unwrap(), &1);
-    let Outcome::Get(v) = c.outcome else { panic!() };
+    let v = match c.outcome {
+        Outcome::Get(v) => v,
+        _ => panic!(),
+    };
     assert_eq!(v[0].as_ref().unwrap().as_deref(), Some(&[1u8; 10][..]));
     assert_eq!(v[1].as_ref().unwrap(), &None);
     assert_eq!(v[2].as_ref().unwrap_err().kind(), ErrorKind::BufferTooSmall);
 
     let c = s.submit(Batch::contains(["k0", "absent", "k2"], true, false)).unwrap().wait().unwrap();
-    let Outcome::Contains(v) = c.outcome else { panic!() };
+    let v = match c.outcome {
+        Outcome::Contains(v) => v,
+        _ => panic!(),
+    };
     assert_eq!(v.into_iter().map(Result::unwrap).collect::<Vec<_>>(), vec![true, false, true]);
     assert_eq!(s.remove(b"k0", false).unwrap_err().kind(), ErrorKind::Busy, "contains pinned it");
 
     let c = s.submit(Batch::remove(["k0", "absent"], true)).unwrap().wait().unwrap();
-    let Outcome::Remove(v) = c.outcome else { panic!() };
+    let v = match c.outcome {
+        Outcome::Remove(v) => v,
+        _ => panic!(),
+    };
     assert_eq!(v.into_iter().map(Result::unwrap).collect::<Vec<_>>(), vec![true, false]);
     assert!(!s.contains(b"k0").unwrap());
 
@@ -87,7 +96,10 @@ fn every_operation_through_wait() {
     let c = s.submit(Batch::remove(Vec::<Vec<u8>>::new(), false)).unwrap().wait().unwrap();
     assert_eq!(c.result.unwrap(), 0);
     let c = s.submit(Batch::put([("", "v"), ("ok", "v")], false)).unwrap().wait().unwrap();
-    let Outcome::Put(v) = c.outcome else { panic!() };
+    let v = match c.outcome {
+        Outcome::Put(v) => v,
+        _ => panic!(),
+    };
     assert_eq!(v[0].as_ref().unwrap_err().kind(), ErrorKind::InvalidArgument);
     assert!(v[1].as_ref().unwrap());
 
@@ -112,7 +124,10 @@ fn futures_complete_without_a_runtime() {
         .map(|b| s.submit(Batch::get((b * 4..b * 4 + 4).map(|i| (format!("k{i}"), 64 << 10)), false)).unwrap())
         .collect();
     for (b, c) in block_on_all(gets).into_iter().enumerate() {
-        let Outcome::Get(v) = c.unwrap().outcome else { panic!() };
+        let v = match c.unwrap().outcome {
+            Outcome::Get(v) => v,
+            _ => panic!(),
+        };
         for (j, r) in v.into_iter().enumerate() {
             let i = b * 4 + j;
             assert_eq!(r.unwrap().unwrap(), vec![(i % 251) as u8; 32 << 10]);
@@ -209,7 +224,10 @@ fn shutdown_cancels_what_is_queued() {
             Err(e) => {
                 assert_eq!(e.kind(), ErrorKind::Cancelled);
                 cancelled += 1;
-                let Outcome::Put(v) = &c.outcome else { panic!() };
+                let v = match &c.outcome {
+                    Outcome::Put(v) => v,
+                    _ => panic!(),
+                };
                 assert!(v.iter().all(|r| r.as_ref().unwrap_err().kind() == ErrorKind::Cancelled));
             }
         }

@@ -40,7 +40,7 @@ fn readme_lists_every_c_function() {
     let src: String = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/src"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .filter(|p| p.extension() == Some(std::ffi::OsStr::new("rs")))
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect();
     for f in &funcs {
