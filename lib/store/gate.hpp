@@ -20,11 +20,9 @@ public:
     class Call {
     public:
         explicit Call(CallGate &g) : g_(g) {
-            // Count first, then look at the flag: close() sets the flag, then
-            // waits for the count, so every call either sees the flag or is
-            // waited for.
-            g_.calls_.fetch_add(1, std::memory_order_seq_cst);
-            if (g_.closed_.load(std::memory_order_seq_cst)) {
+            // The count and the closed flag are one word: a call either
+            // entered before close() (and is waited for) or sees the flag.
+            if (g_.word_.fetch_add(1, std::memory_order_seq_cst) & kClosed) {
                 g_.leave();
                 fail(-ESHUTDOWN, "the store is shut down");
             }
@@ -38,27 +36,45 @@ public:
     };
 
     // No call enters from now on; the ones inside go on.
-    void close() noexcept { closed_.store(true, std::memory_order_seq_cst); }
-    bool closed() const noexcept { return closed_.load(std::memory_order_seq_cst); }
-    // Wait until every call inside has left (after close()).
+    void close() noexcept {
+        if ((word_.fetch_or(kClosed, std::memory_order_seq_cst) & ~kClosed) == 0)
+            set_idle(); // no call inside: none will leave to say so
+    }
+    bool closed() const noexcept { return word_.load(std::memory_order_seq_cst) & kClosed; }
+    // Wait until every call inside has left (after close()). Once this
+    // returns, no call touches the gate any more: the last one to leave set
+    // idle_ under m_ and notified before unlocking, so the owner may destroy
+    // the gate (and the store around it) right away.
     void wait_idle() {
         std::unique_lock<std::mutex> g(m_);
-        cv_.wait(g, [this] { return calls_.load(std::memory_order_seq_cst) == 0; });
+        cv_.wait(g, [this] { return idle_; });
     }
-    int64_t in_flight() const noexcept { return calls_.load(); }
+    int64_t in_flight() const noexcept {
+        return static_cast<int64_t>(word_.load() & ~kClosed);
+    }
 
 private:
+    static constexpr uint64_t kClosed = uint64_t{1} << 63;
+
     void leave() noexcept {
-        if (calls_.fetch_sub(1, std::memory_order_seq_cst) == 1 && closed()) {
-            std::lock_guard<std::mutex> g(m_);
-            cv_.notify_all();
-        }
+        // The last call out of a closed gate says so. Nothing after the
+        // decrement may read the gate's other fields: a waiter that sees
+        // the count at zero could destroy it; so whether this call was the
+        // last one of a closed gate comes from the decrement itself.
+        if (word_.fetch_sub(1, std::memory_order_seq_cst) == (kClosed | 1))
+            set_idle();
+    }
+    void set_idle() noexcept {
+        std::lock_guard<std::mutex> g(m_);
+        idle_ = true;
+        cv_.notify_all();
     }
 
-    std::atomic<bool> closed_{false};
-    std::atomic<int64_t> calls_{0};
+    // kClosed | the number of calls inside.
+    std::atomic<uint64_t> word_{0};
     std::mutex m_;
     std::condition_variable cv_;
+    bool idle_ = false; // guarded by m_
 };
 
 } // namespace daxkv

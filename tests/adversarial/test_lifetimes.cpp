@@ -466,10 +466,17 @@ TEST_F(Reentrant, DrainCompletionOnTheEventThreadAndCloseFromThere) {
             std::string out;
             if (daxkv_device_remove(s.get(), paths_[0].c_str(), DAXKV_DRAIN, 0, &r))
                 return std::string("drain: ") + daxkv_errmsg();
-            for (uint32_t i = 0; i < 2; ++i) {
-                std::string k = key_of(i);
-                daxkv_remove(s.get(), k.data(), k.size(), 0);
-            }
+            // Both keys go in one call: the drain completes inside it, and
+            // a callback that closes the store may do so as soon as that
+            // call returns (no call may follow daxkv_close, and which of
+            // two removals empties the device depends on placement).
+            std::string k0 = key_of(0), k1 = key_of(1);
+            daxkv_item items[2] = {};
+            items[0].key = k0.data();
+            items[0].key_len = k0.size();
+            items[1].key = k1.data();
+            items[1].key_len = k1.size();
+            daxkv_remove_batch(s.get(), items, 2, 0);
             if (close_from_callback) {
                 // The callback closes the store from the event thread.
                 daxkv_store *raw = s.release();

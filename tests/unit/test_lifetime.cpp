@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "helpers.hpp"
+#include "store/gate.hpp"
 
 using namespace daxkv_test;
 using namespace std::chrono_literals;
@@ -874,4 +875,47 @@ TEST_F(Lifetime, ConcurrentReservationsAndForcedRemoves) {
     EXPECT_EQ(st.slots_used, st.entries);
     EXPECT_EQ(st.puts_failed, uint64_t(failed_puts.load()));
     EXPECT_EQ(st.puts, uint64_t(committed.load()));
+}
+
+// The gate that shutdown closes is destroyed with the store as soon as
+// wait_idle() returns. The last call to leave must not touch the gate after
+// the waiter can see it gone: here every round destroys the gate the moment
+// wait_idle() returns while that call's Call is being destroyed on another
+// thread (ASan and TSan report the use after free this once was: leave()
+// read the closed flag and locked the mutex after its decrement).
+TEST(CallGate, DestroyedByItsWaiterAsTheLastCallLeaves) {
+    for (int round = 0; round < 2000; ++round) {
+        auto gate = std::make_unique<daxkv::CallGate>();
+        std::atomic<bool> inside{false}, go{false};
+        std::thread caller([&] {
+            daxkv::CallGate::Call call(*gate);
+            inside = true;
+            while (!go.load())
+                std::this_thread::yield();
+        }); // ~Call: the last one out of a closed gate
+        while (!inside.load())
+            std::this_thread::yield();
+        gate->close();
+        EXPECT_EQ(gate->in_flight(), 1);
+        go = true;
+        gate->wait_idle();
+        gate.reset();
+        caller.join();
+    }
+}
+
+TEST(CallGate, CallsAfterCloseAreRefusedAndAnEmptyGateIsIdleAtOnce) {
+    daxkv::CallGate gate;
+    gate.close();
+    gate.wait_idle(); // nothing inside: returns at once
+    try {
+        daxkv::CallGate::Call call(gate);
+        ADD_FAILURE() << "a call entered a closed gate";
+    } catch (const daxkv::Error &e) {
+        EXPECT_EQ(e.code(), -ESHUTDOWN);
+    }
+    EXPECT_EQ(gate.in_flight(), 0);
+    EXPECT_TRUE(gate.closed());
+    gate.close(); // twice: still closed, still idle
+    gate.wait_idle();
 }
