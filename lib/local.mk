@@ -45,7 +45,7 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/store/pool.cpp lib/store/pool.hpp \
 	lib/store/slot_states.cpp lib/store/slot_states.hpp \
 	lib/store/history.cpp lib/store/history.hpp \
-	lib/store/index.cpp lib/store/index.hpp \
+	lib/store/index.cpp lib/store/index.hpp lib/store/entry_table.hpp \
 	lib/store/copies.cpp lib/store/copies.hpp \
 	lib/store/core.hpp \
 	lib/store/entries.cpp lib/store/entries.hpp \

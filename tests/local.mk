@@ -30,6 +30,7 @@ tests_unit_daxkv_unit_SOURCES = \
 	tests/unit/test_store.cpp \
 	tests/unit/test_batch.cpp \
 	tests/unit/test_lifetime.cpp \
+	tests/unit/test_entry_table.cpp \
 	tests/unit/test_arena.cpp \
 	tests/unit/test_discovery.cpp \
 	tests/unit/test_cuda.cpp \

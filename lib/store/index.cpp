@@ -13,9 +13,7 @@ Index::Locked Index::lookup(std::string_view key, uint64_t hash, uint16_t i) {
     std::unique_lock<std::mutex> g(sh.m);
     Entry *e = nullptr;
     if (shard_of(hash) == i) {
-        auto it = sh.map.find(KeyRef{key, hash});
-        if (it != sh.map.end())
-            e = it->second.get();
+        e = sh.entries.find(key, hash, [](const Entry &x) -> std::string_view { return x.key_; });
     }
     return Locked(sh, i, std::move(g), key, hash, e);
 }
@@ -25,7 +23,7 @@ Entry &Index::add(Locked &l) {
     owned->key_.assign(l.key_);
     owned->hash_ = l.hash_;
     Entry *e = owned.get();
-    l.sh_->map.emplace(KeyRef{e->key_, e->hash_}, std::move(owned));
+    l.sh_->entries.insert(std::move(owned), l.hash_);
     l.e_ = e;
     return *e;
 }
@@ -34,7 +32,7 @@ void Index::erase_if_empty(Locked &l) noexcept {
     Entry *e = l.e_;
     if (!e || e->committed_ || e->inflight)
         return;
-    l.sh_->map.erase(KeyRef{e->key_, e->hash_});
+    l.sh_->entries.erase(e, e->hash_);
     l.e_ = nullptr;
 }
 

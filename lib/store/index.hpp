@@ -19,10 +19,10 @@
 #include <mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <utility>
 
 #include "store/config.hpp"
+#include "store/entry_table.hpp"
 #include "store/slot_states.hpp"
 
 namespace daxkv {
@@ -157,7 +157,7 @@ public:
     // Room for n entries in shard i (recovery, before it inserts them).
     void reserve_shard(uint16_t i, size_t n) {
         std::lock_guard<std::mutex> g(shards_[i].m);
-        shards_[i].map.reserve(n);
+        shards_[i].entries.reserve(n);
     }
     // Ticks of later accesses start above t (after recovery).
     void set_next_tick(uint64_t t) noexcept { tick_.store(t); }
@@ -171,8 +171,7 @@ public:
     template <typename F>
     void for_each_in_shard(size_t i, F &&f) {
         std::lock_guard<std::mutex> g(shards_[i].m);
-        for (const auto &kv : shards_[i].map)
-            f(static_cast<const Entry &>(*kv.second));
+        shards_[i].entries.for_each([&](const Entry &e) { f(e); });
     }
 
     // The victim search: the least recently used committed entry for which
@@ -188,19 +187,9 @@ public:
     int64_t pinned() const noexcept { return pinned_.load(); }
 
 private:
-    struct KeyRef {
-        std::string_view bytes;
-        uint64_t hash;
-        bool operator==(const KeyRef &o) const noexcept {
-            return hash == o.hash && bytes == o.bytes;
-        }
-    };
-    struct KeyRefHash {
-        size_t operator()(const KeyRef &k) const noexcept { return static_cast<size_t>(k.hash); }
-    };
     struct alignas(64) Shard {
         std::mutex m;
-        std::unordered_map<KeyRef, std::unique_ptr<Entry>, KeyRefHash> map;
+        EntryTable<Entry> entries;
         Entry *lru_head = nullptr, *lru_tail = nullptr;
         std::atomic<uint64_t> head_tick{UINT64_MAX}; // read without the lock by eviction
     };
