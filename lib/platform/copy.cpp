@@ -405,6 +405,9 @@ constexpr size_t kSplitMin = 64 * 1024;
 // hashed lane, as many bytes for a plain one.
 constexpr size_t kPiece = kBlock;
 
+// Lines of a lane's source prefetched when it starts.
+constexpr size_t kStartLines = 4;
+
 // One copy in progress among the interleaved ones.
 struct Lane {
     char *dst;
@@ -413,6 +416,7 @@ struct Lane {
     uint64_t *hash; // null: a plain copy
     bool stream;
     size_t body_end;                        // plain: where whole 64-byte lines end
+    size_t head;                            // plain: bytes before them, not yet copied
     size_t stripes_done, stripes, scrambled; // hashed: the Schedule, in stripes
     alignas(64) uint64_t acc[8];
 
@@ -421,7 +425,7 @@ struct Lane {
         src = static_cast<const char *>(c.src);
         len = c.len;
         hash = c.hash;
-        off = 0;
+        off = head = 0;
         if (hash) {
             // Streaming stores need aligned lines; the stripes follow the
             // source, so a destination off the line is stored plainly.
@@ -434,13 +438,16 @@ struct Lane {
             std::memcpy(acc, init, sizeof acc);
         } else {
             stream = c.nt;
-            if (stream) {
-                // Align the destination to a line, then whole lines.
-                off = (64 - (reinterpret_cast<uintptr_t>(dst) & 63)) & 63;
-                std::memcpy(dst, src, off);
-            }
+            // Streaming: align the destination to a line (the head is
+            // copied by the first step), then whole lines.
+            head = off = stream ? (64 - (reinterpret_cast<uintptr_t>(dst) & 63)) & 63 : 0;
             body_end = off + (len - off) / 64 * 64;
         }
+        // The source's first lines are asked for now and read by the first
+        // step, after the other lanes have asked for theirs: a batch of
+        // small values waits for their first misses together, not in turn.
+        for (size_t i = 0; i < kStartLines * 64 && i < len; i += 64)
+            __builtin_prefetch(src + i);
     }
 
     // One piece; true when the lane is done (its tail copied, its hash out).
@@ -458,6 +465,10 @@ struct Lane {
             std::memcpy(dst + off, src + off, len - off);
             *hash = k.finish(acc, src, len);
             return true;
+        }
+        if (head) {
+            std::memcpy(dst, src, head); // the bytes before the first whole line
+            head = 0;
         }
         const size_t n = std::min(kPiece, body_end - off);
         k.copy(dst + off, src + off, n, stream);
