@@ -297,6 +297,10 @@ def main() -> int:
     lib = os.path.join(REPO, "build", "lib", ".libs", "libdaxkv.so.0")
     if not env.get("DAXKV_LIBRARY") and os.path.exists(lib):
         env["DAXKV_LIBRARY"] = lib
+    elif env.get("DAXKV_LIBRARY") and os.sep in env["DAXKV_LIBRARY"]:
+        # The workers run in the assembled tree: a path relative to here
+        # would name nothing there.
+        env["DAXKV_LIBRARY"] = os.path.abspath(env["DAXKV_LIBRARY"])
     results = []
     try:
         for size in [parse_size(s) for s in args.sizes.split(",")]:
@@ -309,7 +313,11 @@ def main() -> int:
                      str(args.rounds), args.dir],
                     env=e, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 if proc.returncode != 0:
-                    print(f"{c} {human(size)}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+                    # A failed run leaves its MemoryObjs to the garbage
+                    # collector, whose warnings would bury the traceback.
+                    err = "".join(line for line in proc.stderr.splitlines(True)
+                                  if "is being garbage collected" not in line)
+                    print(f"{c} {human(size)}: failed\n{err[-4000:]}", file=sys.stderr)
                     return 1
                 r = json.loads(proc.stdout.strip().splitlines()[-1])
                 results.append(r)
