@@ -173,6 +173,10 @@ class DaxCore(Generic[KeyT]):
         self._persist = bool(persist_enabled)
 
         options.setdefault("durability", "process" if self._persist else "none")
+        if not self._persist:
+            # A volatile tier recovers nothing, so checksums of its values
+            # would never be checked (verify=read asks for them explicitly).
+            options.setdefault("verify", "off")
         self._store = self._open_store(meta_bytes, grow_limit, options)
         try:
             layout = self._store.device_layout(device_path)

@@ -230,6 +230,10 @@ class DaxkvL2Adapter(L2AdapterInterface):
         self._recovered: List[Tuple[ObjectKey, int]] = []
         opts = dict(config.store_options)
         opts.setdefault("durability", "process" if config.persist_enabled else "none")
+        if not config.persist_enabled:
+            # Nothing is recovered, so value checksums would never be
+            # checked (verify=read asks for them explicitly).
+            opts.setdefault("verify", "off")
         opts.setdefault("meta_bytes", DEFAULT_META_BYTES)
         opts.setdefault("grow_limit", "auto")  # resize grows a device as far as it goes
         try:
