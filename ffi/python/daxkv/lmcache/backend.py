@@ -35,7 +35,7 @@ from lmcache.v1.storage_backend.abstract_backend import StoragePluginInterface
 from .. import _lib
 from . import _native
 from .core import DaxCore, _data_ptr, _is_multi_tensor, _meta_of
-from .keys import encode_key
+from .keys import encode_key, encode_keys
 
 __all__ = ["DaxkvBackend"]
 
@@ -166,7 +166,7 @@ class DaxkvBackend(StoragePluginInterface):
         """Consecutive hits from the start (one libdaxkv prefix lookup)."""
         if not keys or self._core.is_closing():
             return 0
-        return self._core.store.prefix_length([encode_key(k) for k in keys], pin=pin)
+        return self._core.store.prefix_length(encode_keys(keys), pin=pin)
 
     async def batched_async_contains(self, lookup_id: str, keys: List[Any], pin: bool = False) -> int:
         del lookup_id
@@ -218,7 +218,7 @@ class DaxkvBackend(StoragePluginInterface):
         return None
 
     def _submit_async(self, todo: List[Tuple[Any, Any]], cb: Optional[Callable[[Any], None]]) -> List[concurrent.futures.Future]:
-        kbs = [encode_key(k) for k, _ in todo]
+        kbs = encode_keys([k for k, _ in todo])
         futures = [concurrent.futures.Future() for _ in todo]
         for _, obj in todo:
             obj.ref_count_up()  # the objects stay allocated until the copy is done

@@ -38,7 +38,7 @@ from ..errors import (
     Shutdown,
 )
 from . import _native
-from .keys import decode_key, encode_key
+from .keys import decode_key, encode_key, encode_keys
 from .meta import DEFAULT_META_BYTES, EntryMeta, decode_meta, encode_meta
 
 __all__ = ["DaxCore", "DaxPutFromPtrResult", "DaxReadReservation", "DaxCoreError"]
@@ -568,13 +568,13 @@ class DaxCore(Generic[KeyT]):
         external lock count (released by unlock_many)."""
         if not keys or self._closing or self._closed:
             return [False] * len(keys)
-        return _native.contains_many(self._store, [encode_key(k) for k in keys], lock)
+        return _native.contains_many(self._store, encode_keys(keys), lock)
 
     def unlock_many(self, keys: List[KeyT]) -> None:
         """Drop one external lock per key (never below zero)."""
         if not keys or self._closed:
             return
-        _native.unpin_many(self._store, [encode_key(k) for k in keys])
+        _native.unpin_many(self._store, encode_keys(keys))
 
     def delete_many(self, keys: List[KeyT], *, force: bool = False) -> List[bool]:
         """Delete keys. Without force, locked and in-flight keys are left
@@ -583,7 +583,7 @@ class DaxCore(Generic[KeyT]):
         finalize_reads."""
         if not keys or self._closed:
             return [False] * len(keys)
-        return _native.remove_many(self._store, [encode_key(k) for k in keys], force)
+        return _native.remove_many(self._store, encode_keys(keys), force)
 
     def snapshot_keys(self) -> List[KeyT]:
         """Committed keys (recovered ones included), as a list that later
@@ -630,7 +630,7 @@ class DaxCore(Generic[KeyT]):
         if not keys or not self._begin_read():
             return reservations, results
         try:
-            leased = _native.lease_many(self._store, [encode_key(k) for k in keys], prefix=prefix_only)
+            leased = _native.lease_many(self._store, encode_keys(keys), prefix=prefix_only)
             unreadable: List[_native.Leased] = []
             for lz in leased:
                 try:
@@ -697,7 +697,7 @@ class DaxCore(Generic[KeyT]):
             return results
         try:
             get = _native.GetBatch(
-                [encode_key(keys[i]) for i in idx],
+                encode_keys([keys[i] for i in idx]),
                 [_data_ptr(objs[i]) for i in idx],
                 [int(objs[i].get_size()) for i in idx],
                 self._store_meta_bytes(),
