@@ -15,7 +15,7 @@ import logging
 import os
 import select
 import threading
-from typing import Any, Callable, Dict, List, NamedTuple, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from .. import _lib
 from .._batch import _Batch
@@ -103,6 +103,22 @@ def put_one(store: Store, kb: bytes, addr: int, size: int, meta: bytes) -> int:
     finally:
         store._leave()
     return it.status if rc >= 0 else rc
+
+
+def raw_stats(store: Store) -> Any:
+    """The store's daxkv_stats struct as it is (no Stats snapshot, whose
+    histograms take tens of microseconds to build: LMCache's adapter asks
+    for the usage of every device on every store). Raises Shutdown."""
+    st = _lib.Stats()
+    st.struct_size = ctypes.sizeof(st)
+    h = store._enter()
+    try:
+        rc = library().daxkv_stats(h, st)
+    finally:
+        store._leave()
+    if rc < 0:
+        raise _error(rc, "daxkv_stats")
+    return st
 
 
 def run_batch(store: Store, fn_name: str, batch: _Batch, flags: int = 0) -> int:
@@ -193,36 +209,42 @@ class Leased(NamedTuple):
     offset: int  # from the device's payload base
 
 
-def lease_many(store: Store, kbs: List[bytes], *, prefix: bool) -> List[Leased]:
+def lease_many(store: Store, kbs: List[bytes], *, prefix: bool, failed: Optional[List[int]] = None) -> List[Leased]:
     """Lease each key's entry (misses skipped; with prefix, stop at the
-    first miss). The caller releases every handle with release_leases."""
+    first miss). The positions of keys that were not leased go to failed
+    when given. The caller releases every handle with release_leases."""
     L = library()
+    acquire, lmeta, lslot, lsize = L.daxkv_lease_acquire, L.daxkv_lease_meta, L.daxkv_lease_slot, L.daxkv_lease_size
     out_h = ctypes.c_void_p()
     n = ctypes.c_size_t(0)
     si = _lib.SlotInfo()
     si.struct_size = ctypes.sizeof(si)
+    string_at = ctypes.string_at
     leased: List[Leased] = []
+    add = leased.append
     try:
         h = store._enter()
     except Shutdown:
         return leased
     try:
+        # ctypes passes out_h, n and si by reference (the argument types
+        # are pointers to them); the data address is payload_base + offset.
         for i, kb in enumerate(kbs):
-            rc = L.daxkv_lease_acquire(h, kb, len(kb), ctypes.byref(out_h))
+            rc = acquire(h, kb, len(kb), out_h)
             if rc < 0:
                 if rc not in (-_errno.ENOENT, -_errno.EIO, -_errno.ESHUTDOWN):
                     logger.warning("DAX lease failed: %s", strerror(rc))
+                if failed is not None:
+                    failed.append(i)
                 if prefix:
                     break
                 continue
             lease = out_h.value
-            p = L.daxkv_lease_meta(lease, ctypes.byref(n))
-            meta = ctypes.string_at(p, n.value) if p and n.value else b""
-            L.daxkv_lease_slot(lease, ctypes.byref(si))
-            leased.append(
-                Leased(i, lease, L.daxkv_lease_data(lease) or 0, L.daxkv_lease_size(lease), meta,
-                       si.slot, si.generation, si.offset)
-            )
+            p = lmeta(lease, n)
+            meta = string_at(p, n.value) if p and n.value else b""
+            lslot(lease, si)
+            add(Leased(i, lease, (si.payload_base or 0) + si.offset, lsize(lease), meta,
+                       si.slot, si.generation, si.offset))
     except BaseException:
         release_leases(leased)
         raise

@@ -164,9 +164,7 @@ class DaxkvBackend(StoragePluginInterface):
 
     def batched_contains(self, keys: List[Any], pin: bool = False) -> int:
         """Consecutive hits from the start (one libdaxkv prefix lookup)."""
-        if not keys or self._core.is_closing():
-            return 0
-        return self._core.store.prefix_length(encode_keys(keys), pin=pin)
+        return self._core.prefix_hits(keys, pin=pin)
 
     async def batched_async_contains(self, lookup_id: str, keys: List[Any], pin: bool = False) -> int:
         del lookup_id

@@ -539,7 +539,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
         """Slot-based usage: occupied slots (those still read after a delete
         included) times slot_bytes, over the pool's slots."""
         try:
-            st = self._store.stats()
+            st = _native.raw_stats(self._store)
             used, capacity = st.slots_used * self._slot_bytes, st.slots_total * self._slot_bytes
         except Shutdown:
             used = capacity = 0
@@ -571,7 +571,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
             closing = self._closing or self._closed
             inflight = dict(self._inflight)
         try:
-            leased = self._store.stats().slots_leased
+            leased = _native.raw_stats(self._store).slots_leased
         except Shutdown:
             leased = 0
         devices = pool.get("devices", [])
