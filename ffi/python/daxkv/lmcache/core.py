@@ -442,35 +442,44 @@ class DaxCore(Generic[KeyT]):
             )
         results = [False] * len(keys)
         idx: List[int] = []
-        kbs: List[bytes] = []
-        addrs: List[int] = []
         sizes: List[int] = []
-        metas: List[bytes] = []
         slot = self._slot_bytes
-        for i, (key, obj) in enumerate(zip(keys, objs)):
+        for i, obj in enumerate(objs):
             if _is_multi_tensor(obj):
-                logger.error("DaxCore does not support multi-tensor allocations for key %s", key)
+                logger.error("DaxCore does not support multi-tensor allocations for key %s", keys[i])
                 continue
             size = int(obj.get_size())
             if size > slot:
                 continue
             idx.append(i)
-            kbs.append(encode_key(key))
-            addrs.append(_data_ptr(obj))
             sizes.append(size)
-            metas.append(_meta_of(obj))
-        if not kbs or not self._begin_write(kbs):
+        if not idx:
             return results
+        if len(idx) == len(keys):
+            statuses = self._put_prepared(keys, objs, sizes)
+        else:
+            statuses = self._put_prepared([keys[i] for i in idx], [objs[i] for i in idx], sizes)
+        for j, s in zip(idx, statuses):
+            # 0 stored; 1 already committed or in flight (nothing written).
+            results[j] = s >= 0
+        return results
+
+    def _put_prepared(self, keys: List[KeyT], objs: List[Any], sizes: List[int]) -> List[int]:
+        """Store single-tensor objects of the given sizes (at most a slot
+        each): the status per key, 0 stored, 1 already there or in flight,
+        negative failed (-ESHUTDOWN when the core is closing)."""
+        kbs = encode_keys(keys)
+        addrs = [_data_ptr(o) for o in objs]
+        metas = [_meta_of(o) for o in objs]
+        if not self._begin_write(kbs):
+            return [-_errno.ESHUTDOWN] * len(kbs)
         epoch = self._known_epoch
         try:
             statuses = self._put_batch(kbs, addrs, sizes, metas)
         finally:
             self._end_write(kbs)
-        for j, s in zip(idx, statuses):
-            # 0 stored; 1 already committed or in flight (nothing written).
-            results[j] = s >= 0
         self._remember([k for k, s in zip(kbs, statuses) if s == 0], epoch)
-        return results
+        return statuses
 
     def _put_batch(self, kbs: List[bytes], addrs: List[int], sizes: List[int], metas: List[bytes]) -> List[int]:
         if len(kbs) == 1:
@@ -796,6 +805,48 @@ class DaxCore(Generic[KeyT]):
         if not reservations:
             self._end_read()
         return reservations, results
+
+    def lease_entries(self, keys: List[KeyT], *, prefix_only: bool) -> List[Tuple[int, int, int, int, EntryMeta]]:
+        """reserve_reads for daxkv's own backend, without the reservation
+        objects: (position in keys, lease, address, size, metadata) per
+        readable entry. Pass the list to release_entries once copied."""
+        if not keys or not self._begin_read():
+            return []
+        out: List[Tuple[int, int, int, int, EntryMeta]] = []
+        leased: List[_native.Leased] = []
+        try:
+            kbs = encode_keys(keys)
+            missed: List[int] = []
+            leased = _native.lease_many(self._store, kbs, prefix=prefix_only, failed=missed)
+            if missed:
+                self._forget([kbs[i] for i in missed])
+            unreadable: List[int] = []
+            for lz in leased:
+                try:
+                    meta = decode_meta(lz.meta)
+                except ValueError:
+                    meta = EntryMeta(None, None, None, None)
+                if (prefix_only and (unreadable or lz.index != len(out))) or (
+                    meta.shape is None or meta.dtype is None or meta.fmt is None
+                ):
+                    unreadable.append(lz.handle)
+                    continue
+                out.append((lz.index, lz.handle, lz.address, lz.size, meta))
+            _native.release_leases(unreadable)
+        except BaseException:
+            _native.release_leases([e[1] for e in out])
+            self._end_read()
+            raise
+        if not out:
+            self._end_read()
+        return out
+
+    def release_entries(self, entries: List[Tuple[int, int, int, int, EntryMeta]]) -> None:
+        """Release what lease_entries gave (exactly once)."""
+        if not entries:
+            return
+        _native.release_leases([e[1] for e in entries])
+        self._end_read()
 
     def reserve_reads_for_keys(self, keys: List[KeyT]) -> List[DaxReadReservation[KeyT]]:
         """Reserve readable entries of explicit keys (see reserve_reads)."""
