@@ -198,18 +198,28 @@ def unpin_many(store: Store, kbs: List[bytes]) -> None:
         store._leave()
 
 
-class Leased(NamedTuple):
-    index: int  # position in the caller's key list
-    handle: int  # daxkv_lease *
-    address: int  # the value's first byte
-    size: int
-    meta: bytes
-    slot: int
-    generation: int
-    offset: int  # from the device's payload base
+class Leases:
+    """Leased entries, column by column (lists of ints and bytes: no object
+    per entry for the garbage collector to track; a restore of thousands of
+    small chunks otherwise pays for collections over every live object)."""
+
+    __slots__ = ("index", "handle", "address", "size", "meta", "slot", "generation", "offset")
+
+    def __init__(self) -> None:
+        self.index: List[int] = []  # position in the caller's key list
+        self.handle: List[int] = []  # daxkv_lease *
+        self.address: List[int] = []  # the value's first byte
+        self.size: List[int] = []
+        self.meta: List[bytes] = []
+        self.slot: List[int] = []
+        self.generation: List[int] = []
+        self.offset: List[int] = []  # from the device's payload base
+
+    def __len__(self) -> int:
+        return len(self.handle)
 
 
-def lease_many(store: Store, kbs: List[bytes], *, prefix: bool, failed: Optional[List[int]] = None) -> List[Leased]:
+def lease_many(store: Store, kbs: List[bytes], *, prefix: bool, failed: Optional[List[int]] = None) -> Leases:
     """Lease each key's entry (misses skipped; with prefix, stop at the
     first miss). The positions of keys that were not leased go to failed
     when given. The caller releases every handle with release_leases."""
@@ -220,12 +230,13 @@ def lease_many(store: Store, kbs: List[bytes], *, prefix: bool, failed: Optional
     si = _lib.SlotInfo()
     si.struct_size = ctypes.sizeof(si)
     string_at = ctypes.string_at
-    leased: List[Leased] = []
-    add = leased.append
+    leases = Leases()
+    c_index, c_handle, c_address, c_size = leases.index, leases.handle, leases.address, leases.size
+    c_meta, c_slot, c_generation, c_offset = leases.meta, leases.slot, leases.generation, leases.offset
     try:
         h = store._enter()
     except Shutdown:
-        return leased
+        return leases
     try:
         # ctypes passes out_h, n and si by reference (the argument types
         # are pointers to them); the data address is payload_base + offset.
@@ -240,23 +251,32 @@ def lease_many(store: Store, kbs: List[bytes], *, prefix: bool, failed: Optional
                     break
                 continue
             lease = out_h.value
+            c_handle.append(lease)
+            c_index.append(i)
             p = lmeta(lease, n)
-            meta = string_at(p, n.value) if p and n.value else b""
+            c_meta.append(string_at(p, n.value) if p and n.value else b"")
             lslot(lease, si)
-            add(Leased(i, lease, (si.payload_base or 0) + si.offset, lsize(lease), meta,
-                       si.slot, si.generation, si.offset))
+            off = si.offset
+            c_address.append((si.payload_base or 0) + off)
+            c_offset.append(off)
+            c_slot.append(si.slot)
+            c_generation.append(si.generation)
+            c_size.append(lsize(lease))
     except BaseException:
-        release_leases(leased)
+        release_leases(leases.handle)
         raise
     finally:
         store._leave()
-    return leased
+    # A failure between appends leaves the columns uneven; the handles
+    # were released above, so only whole rows are ever read.
+    return leases
 
 
-def release_leases(leased: List[Any]) -> None:
+def release_leases(handles: List[int]) -> None:
+    """Release lease handles."""
     release = library().daxkv_lease_release
-    for lz in leased:
-        release(lz.handle if isinstance(lz, Leased) else lz)
+    for h in handles:
+        release(h)
 
 
 def memcpy_many(dsts: List[int], srcs: List[int], sizes: List[int]) -> None:

@@ -282,16 +282,15 @@ class DaxkvBackend(StoragePluginInterface):
         once on libdaxkv's workers, release the leases."""
         entries = self._core.lease_entries(keys, prefix_only=prefix_only)
         results: List[Optional[Any]] = [None] * len(keys)
-        if not entries:
+        if not len(entries):
             return [] if prefix_only else results
         outputs: List[Any] = []
         try:
-            outputs = self._allocate([e[4] for e in entries])
-            _native.memcpy_many([_data_ptr(o) for o in outputs], [e[2] for e in entries],
-                                [e[3] for e in entries])
-            for e, o in zip(entries, outputs):
-                o.metadata.cached_positions = e[4].cached_positions
-                results[e[0]] = o
+            outputs = self._allocate(entries.meta)
+            _native.memcpy_many([_data_ptr(o) for o in outputs], entries.address, entries.size)
+            for i, m, o in zip(entries.index, entries.meta, outputs):
+                o.metadata.cached_positions = m.cached_positions
+                results[i] = o
         except BaseException:
             for o in outputs:
                 o.ref_count_down()

@@ -759,93 +759,104 @@ class DaxCore(Generic[KeyT]):
         results = [False] * len(keys)
         if not keys or not self._begin_read():
             return reservations, results
+        ls = _native.Leases()
         try:
             kbs = encode_keys(keys)
             missed: List[int] = []
-            leased = _native.lease_many(self._store, kbs, prefix=prefix_only, failed=missed)
+            ls = _native.lease_many(self._store, kbs, prefix=prefix_only, failed=missed)
             if missed:
                 self._forget([kbs[i] for i in missed])
-            unreadable: List[_native.Leased] = []
+            unreadable: List[int] = []
             new = object.__new__
-            for lz in leased:
+            for j, index in enumerate(ls.index):
                 try:
-                    meta = decode_meta(lz.meta)
+                    meta = decode_meta(ls.meta[j])
                 except ValueError:
                     meta = EntryMeta(None, None, None, None)
-                if prefix_only and (unreadable or lz.index != len(reservations)):
-                    unreadable.append(lz)  # past the first gap of the prefix
+                if prefix_only and (unreadable or index != len(reservations)):
+                    unreadable.append(ls.handle[j])  # past the first gap of the prefix
                     continue
                 if meta.shape is None or meta.dtype is None or meta.fmt is None:
-                    unreadable.append(lz)  # no layout to restore it with
+                    unreadable.append(ls.handle[j])  # no layout to restore it with
                     continue
                 # The frozen dataclass's own __init__ sets each field through
                 # object.__setattr__ (three times the cost): filled directly,
                 # the instance is the same.
                 r = new(DaxReadReservation)
-                r.__dict__.update(
-                    result_index=lz.index,
-                    key=keys[lz.index],
-                    offset=lz.offset,
-                    size=lz.size,
-                    shape=meta.shape,
-                    dtype=meta.dtype,
-                    fmt=meta.fmt,
-                    cached_positions=meta.cached_positions,
-                    slot_id=lz.slot,
-                    generation=lz.generation,
-                    _lease=lz.handle,
-                )
+                d = r.__dict__
+                d["result_index"] = index
+                d["key"] = keys[index]
+                d["offset"] = ls.offset[j]
+                d["size"] = ls.size[j]
+                d["shape"] = meta.shape
+                d["dtype"] = meta.dtype
+                d["fmt"] = meta.fmt
+                d["cached_positions"] = meta.cached_positions
+                d["slot_id"] = ls.slot[j]
+                d["generation"] = ls.generation[j]
+                d["_lease"] = ls.handle[j]
                 reservations.append(r)
-                results[lz.index] = True
+                results[index] = True
             _native.release_leases(unreadable)
         except BaseException:
-            _native.release_leases([r._lease for r in reservations])
+            _native.release_leases(ls.handle)
             self._end_read()
             raise
         if not reservations:
             self._end_read()
         return reservations, results
 
-    def lease_entries(self, keys: List[KeyT], *, prefix_only: bool) -> List[Tuple[int, int, int, int, EntryMeta]]:
+    def lease_entries(self, keys: List[KeyT], *, prefix_only: bool) -> "_native.Leases":
         """reserve_reads for daxkv's own backend, without the reservation
-        objects: (position in keys, lease, address, size, metadata) per
-        readable entry. Pass the list to release_entries once copied."""
+        objects: the readable entries' leases as columns (index: position
+        in keys; address, size, and meta: the decoded EntryMeta). Pass them
+        to release_entries once copied."""
+        ls = _native.Leases()
         if not keys or not self._begin_read():
-            return []
-        out: List[Tuple[int, int, int, int, EntryMeta]] = []
-        leased: List[_native.Leased] = []
+            return ls
         try:
             kbs = encode_keys(keys)
             missed: List[int] = []
-            leased = _native.lease_many(self._store, kbs, prefix=prefix_only, failed=missed)
+            ls = _native.lease_many(self._store, kbs, prefix=prefix_only, failed=missed)
             if missed:
                 self._forget([kbs[i] for i in missed])
-            unreadable: List[int] = []
-            for lz in leased:
+            metas: List[EntryMeta] = []
+            for blob in ls.meta:
                 try:
-                    meta = decode_meta(lz.meta)
+                    metas.append(decode_meta(blob))
                 except ValueError:
-                    meta = EntryMeta(None, None, None, None)
-                if (prefix_only and (unreadable or lz.index != len(out))) or (
-                    meta.shape is None or meta.dtype is None or meta.fmt is None
-                ):
-                    unreadable.append(lz.handle)
-                    continue
-                out.append((lz.index, lz.handle, lz.address, lz.size, meta))
-            _native.release_leases(unreadable)
+                    metas.append(EntryMeta(None, None, None, None))
+            ls.meta = metas  # type: ignore[assignment]
+            keep = [
+                j for j, m in enumerate(metas)
+                if m.shape is not None and m.dtype is not None and m.fmt is not None
+            ]
+            if prefix_only:
+                n = 0
+                while n < len(keep) and keep[n] == n and ls.index[n] == n:
+                    n += 1
+                keep = keep[:n]
+            if len(keep) != len(ls):
+                out = _native.Leases()
+                for name in ("index", "handle", "address", "size", "meta"):
+                    col = getattr(ls, name)
+                    setattr(out, name, [col[j] for j in keep])
+                kept = set(keep)
+                _native.release_leases([h for j, h in enumerate(ls.handle) if j not in kept])
+                ls = out
         except BaseException:
-            _native.release_leases([e[1] for e in out])
+            _native.release_leases(ls.handle)
             self._end_read()
             raise
-        if not out:
+        if not len(ls):
             self._end_read()
-        return out
+        return ls
 
-    def release_entries(self, entries: List[Tuple[int, int, int, int, EntryMeta]]) -> None:
+    def release_entries(self, leases: "_native.Leases") -> None:
         """Release what lease_entries gave (exactly once)."""
-        if not entries:
+        if not len(leases):
             return
-        _native.release_leases([e[1] for e in entries])
+        _native.release_leases(leases.handle)
         self._end_read()
 
     def reserve_reads_for_keys(self, keys: List[KeyT]) -> List[DaxReadReservation[KeyT]]:
