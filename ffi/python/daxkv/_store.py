@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import itertools
 import os
 import threading
 import weakref
@@ -166,7 +167,11 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
             raise _error(rc, "daxkv_open")
         self._h: Optional[int] = out.value
         self._cond = threading.Condition(threading.Lock())
-        self._users = 0
+        # Calls using the handle, counted without a lock: next() on an
+        # itertools.count is atomic under the GIL, and a lock taken twice
+        # per call would cost more than the library call it guards.
+        self._entered = itertools.count()
+        self._left = itertools.count()
         self._box: List[Optional[int]] = [out.value]
         self._async: Optional[_AsyncState] = None  # submitted batches, created on first use
         # Safety net for stores that are never closed; also runs at exit.
@@ -175,18 +180,28 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
     # -- lifetime -----------------------------------------------------------
 
     def _enter(self) -> int:
-        with self._cond:
-            h = self._h
-            if h is None:
-                raise Shutdown(-_errno.ESHUTDOWN, "the store is closed", "daxkv")
-            self._users += 1
-            return h
+        # Counted before the handle is read: close() clears the handle
+        # first, then waits for every call counted here to leave.
+        next(self._entered)
+        h = self._h
+        if h is None:
+            self._leave()
+            raise Shutdown(-_errno.ESHUTDOWN, "the store is closed", "daxkv")
+        return h
 
     def _leave(self) -> None:
-        with self._cond:
-            self._users -= 1
-            if self._users == 0 and self._h is None:
+        next(self._left)
+        if self._h is None:
+            with self._cond:
                 self._cond.notify_all()
+
+    def _calls_in_flight(self) -> bool:
+        # Each probe advances both counters by one, which keeps their
+        # difference. Left is read first: a call that enters and leaves
+        # between the two reads can only make the difference larger.
+        left = next(self._left)
+        entered = next(self._entered)
+        return entered != left
 
     def _text(self, fn: Any, op: str) -> str:
         h = self._enter()
@@ -225,8 +240,8 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
         # no thread can still be about to pass it to the library.
         library().daxkv_shutdown(h)
         with self._cond:
-            while self._users:
-                self._cond.wait()
+            while self._calls_in_flight():
+                self._cond.wait(0.05)
         self._finalizer.detach()
         _close_handle(self._box)
         self._drop_pending()

@@ -292,6 +292,56 @@ def test_put_rejections_return_false(make_core):
     release(big, multi, obj)
 
 
+def test_lookups_of_known_keys_follow_deletes_and_failed_reads(make_core):
+    # exists_many answers keys it saw committed without a library call: a
+    # delete (plain, forced, or of a key that is not there) and a read that
+    # finds an entry gone must make it ask the library again.
+    core = make_core(4)
+    obj = byte_obj(S, 5)
+    a, b, c = ekey(1), ekey(2), ekey(3)
+    assert core.put_many([a, b], [obj, obj]) == [True, True]
+    assert core.exists_many([a]) == [True]
+    assert core.exists_many([a, b, c]) == [True, True, False]
+    assert core.delete_many([a]) == [True]
+    assert core.exists_many([a]) == [False]
+    assert core.exists_many([a, b]) == [False, True]
+    assert core.put_one(a, obj) is True
+    assert core.exists_many([a]) == [True]
+    assert core.exists_many([a], lock=True) == [True]
+    assert core.delete_many([a]) == [False]  # locked: stays
+    assert core.exists_many([a]) == [True]
+    assert core.delete_many([a], force=True) == [True]
+    assert core.exists_many([a]) == [False]
+    assert core.prefix_hits([b, a]) == 1
+    # Removed behind the core's back (through its store): a read that
+    # misses it makes lookups ask the library again.
+    assert core.exists_many([b]) == [True]
+    core.store.remove(core_key_bytes(b), force=True)
+    reservations, hits = core.reserve_reads([b], prefix_only=False)
+    assert hits == [False] and reservations == []
+    assert core.exists_many([b]) == [False]
+    assert core.prefix_hits([b]) == 0
+    release(obj)
+
+
+def test_a_lookup_racing_a_delete_does_not_bring_the_key_back(make_core):
+    core = make_core(2)
+    obj = byte_obj(S, 6)
+    key = ekey(9)
+    assert core.put_one(key, obj) is True
+    epoch = core._known_epoch  # a lookup read it, then the library found the key
+    assert core.delete_many([key]) == [True]
+    core._remember([core_key_bytes(key)], epoch)  # that lookup ends after the delete
+    assert core.exists_many([key]) == [False]
+    release(obj)
+
+
+def core_key_bytes(key):
+    from daxkv.lmcache import encode_key
+
+    return encode_key(key)
+
+
 # -- 4. finalize_reads and deleted-but-reserved slots ----------------------------------
 
 

@@ -15,7 +15,7 @@ import logging
 import os
 import select
 import threading
-from typing import Any, Callable, Dict, List, NamedTuple, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from .. import _lib
 from .._batch import _Batch
@@ -105,6 +105,22 @@ def put_one(store: Store, kb: bytes, addr: int, size: int, meta: bytes) -> int:
     return it.status if rc >= 0 else rc
 
 
+def raw_stats(store: Store) -> Any:
+    """The store's daxkv_stats struct as it is (no Stats snapshot, whose
+    histograms take tens of microseconds to build: LMCache's adapter asks
+    for the usage of every device on every store). Raises Shutdown."""
+    st = _lib.Stats()
+    st.struct_size = ctypes.sizeof(st)
+    h = store._enter()
+    try:
+        rc = library().daxkv_stats(h, st)
+    finally:
+        store._leave()
+    if rc < 0:
+        raise _error(rc, "daxkv_stats")
+    return st
+
+
 def run_batch(store: Store, fn_name: str, batch: _Batch, flags: int = 0) -> int:
     """Run a synchronous batch call; per-item statuses stay in the batch. A
     closed store gives -ESHUTDOWN for every item."""
@@ -182,59 +198,85 @@ def unpin_many(store: Store, kbs: List[bytes]) -> None:
         store._leave()
 
 
-class Leased(NamedTuple):
-    index: int  # position in the caller's key list
-    handle: int  # daxkv_lease *
-    address: int  # the value's first byte
-    size: int
-    meta: bytes
-    slot: int
-    generation: int
-    offset: int  # from the device's payload base
+class Leases:
+    """Leased entries, column by column (lists of ints and bytes: no object
+    per entry for the garbage collector to track; a restore of thousands of
+    small chunks otherwise pays for collections over every live object)."""
+
+    __slots__ = ("index", "handle", "address", "size", "meta", "slot", "generation", "offset")
+
+    def __init__(self) -> None:
+        self.index: List[int] = []  # position in the caller's key list
+        self.handle: List[int] = []  # daxkv_lease *
+        self.address: List[int] = []  # the value's first byte
+        self.size: List[int] = []
+        self.meta: List[bytes] = []
+        self.slot: List[int] = []
+        self.generation: List[int] = []
+        self.offset: List[int] = []  # from the device's payload base
+
+    def __len__(self) -> int:
+        return len(self.handle)
 
 
-def lease_many(store: Store, kbs: List[bytes], *, prefix: bool) -> List[Leased]:
+def lease_many(store: Store, kbs: List[bytes], *, prefix: bool, failed: Optional[List[int]] = None) -> Leases:
     """Lease each key's entry (misses skipped; with prefix, stop at the
-    first miss). The caller releases every handle with release_leases."""
+    first miss). The positions of keys that were not leased go to failed
+    when given. The caller releases every handle with release_leases."""
     L = library()
+    acquire, lmeta, lslot, lsize = L.daxkv_lease_acquire, L.daxkv_lease_meta, L.daxkv_lease_slot, L.daxkv_lease_size
     out_h = ctypes.c_void_p()
     n = ctypes.c_size_t(0)
     si = _lib.SlotInfo()
     si.struct_size = ctypes.sizeof(si)
-    leased: List[Leased] = []
+    string_at = ctypes.string_at
+    leases = Leases()
+    c_index, c_handle, c_address, c_size = leases.index, leases.handle, leases.address, leases.size
+    c_meta, c_slot, c_generation, c_offset = leases.meta, leases.slot, leases.generation, leases.offset
     try:
         h = store._enter()
     except Shutdown:
-        return leased
+        return leases
     try:
+        # ctypes passes out_h, n and si by reference (the argument types
+        # are pointers to them); the data address is payload_base + offset.
         for i, kb in enumerate(kbs):
-            rc = L.daxkv_lease_acquire(h, kb, len(kb), ctypes.byref(out_h))
+            rc = acquire(h, kb, len(kb), out_h)
             if rc < 0:
                 if rc not in (-_errno.ENOENT, -_errno.EIO, -_errno.ESHUTDOWN):
                     logger.warning("DAX lease failed: %s", strerror(rc))
+                if failed is not None:
+                    failed.append(i)
                 if prefix:
                     break
                 continue
             lease = out_h.value
-            p = L.daxkv_lease_meta(lease, ctypes.byref(n))
-            meta = ctypes.string_at(p, n.value) if p and n.value else b""
-            L.daxkv_lease_slot(lease, ctypes.byref(si))
-            leased.append(
-                Leased(i, lease, L.daxkv_lease_data(lease) or 0, L.daxkv_lease_size(lease), meta,
-                       si.slot, si.generation, si.offset)
-            )
+            c_handle.append(lease)
+            c_index.append(i)
+            p = lmeta(lease, n)
+            c_meta.append(string_at(p, n.value) if p and n.value else b"")
+            lslot(lease, si)
+            off = si.offset
+            c_address.append((si.payload_base or 0) + off)
+            c_offset.append(off)
+            c_slot.append(si.slot)
+            c_generation.append(si.generation)
+            c_size.append(lsize(lease))
     except BaseException:
-        release_leases(leased)
+        release_leases(leases.handle)
         raise
     finally:
         store._leave()
-    return leased
+    # A failure between appends leaves the columns uneven; the handles
+    # were released above, so only whole rows are ever read.
+    return leases
 
 
-def release_leases(leased: List[Any]) -> None:
+def release_leases(handles: List[int]) -> None:
+    """Release lease handles."""
     release = library().daxkv_lease_release
-    for lz in leased:
-        release(lz.handle if isinstance(lz, Leased) else lz)
+    for h in handles:
+        release(h)
 
 
 def memcpy_many(dsts: List[int], srcs: List[int], sizes: List[int]) -> None:

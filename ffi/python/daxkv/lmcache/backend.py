@@ -35,7 +35,7 @@ from lmcache.v1.storage_backend.abstract_backend import StoragePluginInterface
 from .. import _lib
 from . import _native
 from .core import DaxCore, _data_ptr, _is_multi_tensor, _meta_of
-from .keys import encode_key
+from .keys import encode_key, encode_keys
 
 __all__ = ["DaxkvBackend"]
 
@@ -164,9 +164,7 @@ class DaxkvBackend(StoragePluginInterface):
 
     def batched_contains(self, keys: List[Any], pin: bool = False) -> int:
         """Consecutive hits from the start (one libdaxkv prefix lookup)."""
-        if not keys or self._core.is_closing():
-            return 0
-        return self._core.store.prefix_length([encode_key(k) for k in keys], pin=pin)
+        return self._core.prefix_hits(keys, pin=pin)
 
     async def batched_async_contains(self, lookup_id: str, keys: List[Any], pin: bool = False) -> int:
         del lookup_id
@@ -194,31 +192,42 @@ class DaxkvBackend(StoragePluginInterface):
         if self._is_closed_or_closing():
             raise RuntimeError("DaxkvBackend is closing")
         todo: List[Tuple[Any, Any]] = []
+        sizes: List[int] = []
+        slot = self.slot_bytes
         for key, obj in zip(keys, objs):
             if _is_multi_tensor(obj):
                 logger.error("DaxkvBackend does not support multi-tensor allocations: key=%s", key)
                 continue
             size = int(obj.get_size())
-            if size > self.slot_bytes:
-                raise ValueError(f"DaxkvBackend: object size {size} for key {key} exceeds slot size {self.slot_bytes}")
-            # A duplicate is a no-op success without a completion callback.
-            if self.contains(key) or self.exists_in_put_tasks(key):
-                continue
+            if size > slot:
+                raise ValueError(f"DaxkvBackend: object size {size} for key {key} exceeds slot size {slot}")
             todo.append((key, obj))
+            sizes.append(size)
         if not todo:
             return None
         if self._engine is not None and self.loop is not None and self.loop.is_running():
-            return self._submit_async(todo, on_complete_callback)
-        results = self._core.put_many([k for k, _ in todo], [o for _, o in todo])
-        for (key, _), ok in zip(todo, results):
-            if ok:
+            # A duplicate is a no-op success without a completion callback:
+            # it is left out here, as LMCache's backend does.
+            kept = [i for i, (key, _) in enumerate(todo) if not (self.contains(key) or self.exists_in_put_tasks(key))]
+            if not kept:
+                return None
+            return self._submit_async([todo[i] for i in kept], on_complete_callback)
+        # A key already stored or being written comes back EXISTED from the
+        # batch, without a copy: a no-op success without a callback, which
+        # spares asking the library about every key first.
+        statuses = self._core._put_prepared([k for k, _ in todo], [o for _, o in todo], sizes)
+        full = False
+        for (key, _), s in zip(todo, statuses):
+            if s == 0:
                 self._callback(key, on_complete_callback)
-        if not all(results):
+            elif s < 0:
+                full = True
+        if full:
             raise RuntimeError("No free slots available; eviction required")
         return None
 
     def _submit_async(self, todo: List[Tuple[Any, Any]], cb: Optional[Callable[[Any], None]]) -> List[concurrent.futures.Future]:
-        kbs = [encode_key(k) for k, _ in todo]
+        kbs = encode_keys([k for k, _ in todo])
         futures = [concurrent.futures.Future() for _ in todo]
         for _, obj in todo:
             obj.ref_count_up()  # the objects stay allocated until the copy is done
@@ -271,42 +280,37 @@ class DaxkvBackend(StoragePluginInterface):
     def _restore(self, keys: List[Any], prefix_only: bool) -> List[Optional[Any]]:
         """Lease the entries, allocate outputs of their layouts, copy each
         once on libdaxkv's workers, release the leases."""
-        reservations, _ = self._core.reserve_reads(keys, prefix_only=prefix_only)
+        entries = self._core.lease_entries(keys, prefix_only=prefix_only)
         results: List[Optional[Any]] = [None] * len(keys)
-        if not reservations:
+        if not len(entries):
             return [] if prefix_only else results
         outputs: List[Any] = []
         try:
-            outputs = self._allocate(reservations)
-            base = self._core.base_ptr
-            _native.memcpy_many(
-                [_data_ptr(o) for o in outputs],
-                [base + r.offset for r in reservations],
-                [r.size for r in reservations],
-            )
-            for r, o in zip(reservations, outputs):
-                o.metadata.cached_positions = r.cached_positions
-                results[r.result_index] = o
+            outputs = self._allocate(entries.meta)
+            _native.memcpy_many([_data_ptr(o) for o in outputs], entries.address, entries.size)
+            for i, m, o in zip(entries.index, entries.meta, outputs):
+                o.metadata.cached_positions = m.cached_positions
+                results[i] = o
         except BaseException:
             for o in outputs:
                 o.ref_count_down()
             raise
         finally:
-            self._core.finalize_reads(reservations, set())
+            self._core.release_entries(entries)
         if prefix_only:
-            return [results[r.result_index] for r in reservations]
+            return outputs
         return results
 
-    def _allocate(self, reservations: List[Any]) -> List[Any]:
-        """One output per reservation, in order; batched per layout."""
+    def _allocate(self, metas: List[Any]) -> List[Any]:
+        """One output per entry metadata, in order; batched per layout."""
         groups: "OrderedDict[Tuple[Any, ...], List[int]]" = OrderedDict()
-        for i, r in enumerate(reservations):
-            groups.setdefault((tuple(r.shape), r.dtype, r.fmt), []).append(i)
-        outputs: List[Any] = [None] * len(reservations)
+        for i, m in enumerate(metas):
+            groups.setdefault((tuple(m.shape), m.dtype, m.fmt), []).append(i)
+        outputs: List[Any] = [None] * len(metas)
         allocated: List[Any] = []
         try:
             for (_, dtype, fmt), idx in groups.items():
-                first = reservations[idx[0]]
+                first = metas[idx[0]]
                 objs = None
                 if len(idx) > 1:
                     objs = self.local_cpu_backend.batched_allocate(first.shape, dtype, len(idx), fmt)

@@ -38,7 +38,7 @@ from ..errors import (
     Shutdown,
 )
 from . import _native
-from .keys import decode_key, encode_key
+from .keys import decode_key, encode_key, encode_keys
 from .meta import DEFAULT_META_BYTES, EntryMeta, decode_meta, encode_meta
 
 __all__ = ["DaxCore", "DaxPutFromPtrResult", "DaxReadReservation", "DaxCoreError"]
@@ -99,21 +99,36 @@ def _is_multi_tensor(obj: Any) -> bool:
 
 # Encoded metadata by layout: a deployment stores a handful of shapes, and
 # encoding per put would cost more than the bookkeeping around the copy.
-_meta_by_layout: Dict[Tuple[Any, ...], bytes] = {}
+# Keyed by the shape and the identities of dtype and format (torch dtypes
+# and MemoryFormat members are singletons; hashing an Enum member runs
+# Python code), each entry holding those objects so that an id is never
+# matched to another object.
+_meta_by_layout: Dict[Tuple[Any, ...], Tuple[Any, Any, bytes]] = {}
 
 
 def _meta_of(obj: Any) -> bytes:
     m = obj.metadata
     if m.cached_positions is not None:
         return encode_meta(m.shape, m.dtype, m.fmt, m.cached_positions)
-    layout = (tuple(m.shape) if m.shape is not None else None, m.dtype, m.fmt)
-    blob = _meta_by_layout.get(layout)
-    if blob is None:
-        blob = encode_meta(m.shape, m.dtype, m.fmt, None)
-        if len(_meta_by_layout) > 1024:
-            _meta_by_layout.clear()
-        _meta_by_layout[layout] = blob
+    shape, dtype, fmt = m.shape, m.dtype, m.fmt
+    try:
+        layout = (shape, id(dtype), id(fmt))
+        hit = _meta_by_layout.get(layout)
+    except TypeError:  # an unhashable shape (a list)
+        layout = (tuple(shape), id(dtype), id(fmt))
+        hit = _meta_by_layout.get(layout)
+    if hit is not None and hit[0] is dtype and hit[1] is fmt:
+        return hit[2]
+    blob = encode_meta(shape, dtype, fmt, None)
+    if len(_meta_by_layout) > 1024:
+        _meta_by_layout.clear()
+    _meta_by_layout[layout] = (dtype, fmt, blob)
     return blob
+
+
+# Known committed keys a core remembers at most (a set of encoded keys; a
+# full set starts over).
+_KNOWN_MAX = 1 << 18
 
 
 class DaxCore(Generic[KeyT]):
@@ -126,6 +141,11 @@ class DaxCore(Generic[KeyT]):
     ``remap`` may grow the arena; default ``"auto"``: to the device's or
     file's size) and any other ``daxkv.Store`` option (``durability``,
     ``verify``, ``workers``, ``on_mismatch``, ...).
+
+    Lookups without a lock answer keys the core saw committed from memory;
+    entries leave only through the core (eviction is off). An entry removed
+    through ``store`` directly is still reported by ``exists_many`` until a
+    read of it misses or the core deletes it.
     """
 
     def __init__(
@@ -165,6 +185,19 @@ class DaxCore(Generic[KeyT]):
 
         self._state_lock = threading.RLock()
         self._state_condition = threading.Condition(self._state_lock)
+        # Threads in close() or remap() waiting for reads and writes to end:
+        # the ends of reads and writes notify only when there are any.
+        self._drain_waiters = 0
+        # Encoded keys this core has seen committed (stored through it, or
+        # found by a lookup). LMCache's wrappers ask key by key whether a
+        # key is there, and a set answers in a tenth of a library call. An
+        # entry leaves the store only through this core: eviction is off,
+        # and deletes and failed reads forget their keys. _known_epoch
+        # changes with every forget, so a lookup or store that overlapped
+        # one does not bring back a key it made stale.
+        self._known: Set[bytes] = set()
+        self._known_lock = threading.Lock()
+        self._known_epoch = 0
         self._active_writes = 0
         self._active_reads = 0
         self._inflight: Dict[bytes, int] = {}
@@ -172,7 +205,12 @@ class DaxCore(Generic[KeyT]):
         self._closed = False
         self._persist = bool(persist_enabled)
 
+        self._L = library()
         options.setdefault("durability", "process" if self._persist else "none")
+        if not self._persist:
+            # A volatile tier recovers nothing, so checksums of its values
+            # would never be checked (verify=read asks for them explicitly).
+            options.setdefault("verify", "off")
         self._store = self._open_store(meta_bytes, grow_limit, options)
         try:
             layout = self._store.device_layout(device_path)
@@ -327,9 +365,8 @@ class DaxCore(Generic[KeyT]):
 
     def has_inflight(self, key: KeyT) -> bool:
         """Whether a write of key through this core is under way."""
-        kb = encode_key(key)
-        with self._state_lock:
-            return kb in self._inflight
+        # One dict membership test is atomic; the lock would add nothing.
+        return encode_key(key) in self._inflight
 
     # -- bookkeeping ---------------------------------------------------------
 
@@ -353,7 +390,8 @@ class DaxCore(Generic[KeyT]):
                 else:
                     del inflight[k]
             self._active_writes -= 1
-            self._state_condition.notify_all()
+            if self._drain_waiters:
+                self._state_condition.notify_all()
 
     def _begin_read(self) -> bool:
         with self._state_lock:
@@ -368,10 +406,29 @@ class DaxCore(Generic[KeyT]):
                 self._active_reads -= 1
             else:
                 logger.warning("DaxCore active read count underflow")
-            self._state_condition.notify_all()
+            if self._drain_waiters:
+                self._state_condition.notify_all()
 
     def _handle(self) -> int:
         return self._store._enter()
+
+    def _remember(self, kbs: List[bytes], epoch: int) -> None:
+        """Note kbs as committed, unless a forget ran since epoch was read
+        (before the library call that found them)."""
+        with self._known_lock:
+            if self._known_epoch != epoch or self._closed:
+                return
+            known = self._known
+            if len(known) + len(kbs) > _KNOWN_MAX:
+                known.clear()
+            known.update(kbs)
+
+    def _forget(self, kbs: List[bytes]) -> None:
+        """Drop kbs from the known keys; called after the library call that
+        removed (or failed to read) them."""
+        with self._known_lock:
+            self._known_epoch += 1
+            self._known.difference_update(kbs)
 
     # -- writes --------------------------------------------------------------
 
@@ -385,33 +442,44 @@ class DaxCore(Generic[KeyT]):
             )
         results = [False] * len(keys)
         idx: List[int] = []
-        kbs: List[bytes] = []
-        addrs: List[int] = []
         sizes: List[int] = []
-        metas: List[bytes] = []
         slot = self._slot_bytes
-        for i, (key, obj) in enumerate(zip(keys, objs)):
+        for i, obj in enumerate(objs):
             if _is_multi_tensor(obj):
-                logger.error("DaxCore does not support multi-tensor allocations for key %s", key)
+                logger.error("DaxCore does not support multi-tensor allocations for key %s", keys[i])
                 continue
             size = int(obj.get_size())
             if size > slot:
                 continue
             idx.append(i)
-            kbs.append(encode_key(key))
-            addrs.append(_data_ptr(obj))
             sizes.append(size)
-            metas.append(_meta_of(obj))
-        if not kbs or not self._begin_write(kbs):
+        if not idx:
             return results
-        try:
-            statuses = self._put_batch(kbs, addrs, sizes, metas)
-        finally:
-            self._end_write(kbs)
+        if len(idx) == len(keys):
+            statuses = self._put_prepared(keys, objs, sizes)
+        else:
+            statuses = self._put_prepared([keys[i] for i in idx], [objs[i] for i in idx], sizes)
         for j, s in zip(idx, statuses):
             # 0 stored; 1 already committed or in flight (nothing written).
             results[j] = s >= 0
         return results
+
+    def _put_prepared(self, keys: List[KeyT], objs: List[Any], sizes: List[int]) -> List[int]:
+        """Store single-tensor objects of the given sizes (at most a slot
+        each): the status per key, 0 stored, 1 already there or in flight,
+        negative failed (-ESHUTDOWN when the core is closing)."""
+        kbs = encode_keys(keys)
+        addrs = [_data_ptr(o) for o in objs]
+        metas = [_meta_of(o) for o in objs]
+        if not self._begin_write(kbs):
+            return [-_errno.ESHUTDOWN] * len(kbs)
+        epoch = self._known_epoch
+        try:
+            statuses = self._put_batch(kbs, addrs, sizes, metas)
+        finally:
+            self._end_write(kbs)
+        self._remember([k for k, s in zip(kbs, statuses) if s == 0], epoch)
+        return statuses
 
     def _put_batch(self, kbs: List[bytes], addrs: List[int], sizes: List[int], metas: List[bytes]) -> List[int]:
         if len(kbs) == 1:
@@ -453,7 +521,10 @@ class DaxCore(Generic[KeyT]):
             return False
         try:
             if writer is None:
+                epoch = self._known_epoch
                 s = self._put_batch([kb], [_data_ptr(obj)], [size], [_meta_of(obj)])[0]
+                if s == 0:
+                    self._remember([kb], epoch)
                 if s >= 0:
                     return True
                 if s == -_errno.ENOSPC:
@@ -466,16 +537,17 @@ class DaxCore(Generic[KeyT]):
             self._end_write([kb])
 
     def _put_with_writer(self, key: KeyT, kb: bytes, obj: Any, size: int, writer: _CopyFn) -> bool:
-        L = library()
+        L = self._L
         r = ctypes.c_void_p()
+        store = self._store
         try:
-            h = self._handle()
+            h = store._enter()
         except Shutdown:
             return False
         try:
-            rc = L.daxkv_reserve(h, kb, len(kb), size, ctypes.byref(r))
+            rc = L.daxkv_reserve(h, kb, len(kb), size, r)
         finally:
-            self._store._leave()
+            store._leave()
         if rc == _lib.EXISTED:
             return True  # committed or in flight: a no-op success
         if rc == -_errno.ENOSPC:
@@ -490,18 +562,21 @@ class DaxCore(Generic[KeyT]):
             rc = L.daxkv_reservation_set_meta(r, meta, len(meta))
             if rc < 0:
                 raise _error(rc, "daxkv_reservation_set_meta")
-            si = _lib.SlotInfo()
-            si.struct_size = ctypes.sizeof(si)
-            rc = L.daxkv_reservation_slot(r, ctypes.byref(si))
-            if rc < 0:
-                raise _error(rc, "daxkv_reservation_slot")
+            # The slot's payload lies at base_ptr + offset: the core has one
+            # device, whose slots start at base_ptr.
+            offset = (L.daxkv_reservation_data(r) or 0) - self._base_ptr
+            if offset < 0:
+                raise _error(-_errno.EINVAL, "daxkv_reservation_data")
             try:
-                writer(si.offset, obj, size)
+                writer(offset, obj, size)
             except Exception as exc:
                 raise RuntimeError(f"DAX write failed for key {key}: {exc}") from exc
             handle, r = r, None
+            epoch = self._known_epoch
             rc = L.daxkv_commit(handle)  # frees the reservation whatever happens
             committed = rc == 0
+            if committed:
+                self._remember([kb], epoch)
             if rc < 0 and rc not in (-_errno.ECANCELED, -_errno.ESHUTDOWN):
                 raise RuntimeError(f"DAX write failed for key {key}: {_error(rc, 'daxkv_commit')}")
             return committed
@@ -562,15 +637,70 @@ class DaxCore(Generic[KeyT]):
     def exists_many(self, keys: List[KeyT], lock: bool = False) -> List[bool]:
         """Per key, whether it is committed; lock=True increments each hit's
         external lock count (released by unlock_many)."""
-        if not keys or self._closing or self._closed:
+        if self._closing or self._closed or not keys:
             return [False] * len(keys)
-        return _native.contains_many(self._store, [encode_key(k) for k in keys], lock)
+        if len(keys) == 1:
+            # LMCache's wrappers ask key by key: a known key needs no library
+            # call, another one call, no batch.
+            kb = encode_key(keys[0])
+            if not lock and kb in self._known:
+                return [True]
+            store = self._store
+            epoch = self._known_epoch
+            try:
+                h = store._enter()
+            except Shutdown:
+                return [False]
+            try:
+                if lock:
+                    hit = self._L.daxkv_pin(h, kb, len(kb)) == 0
+                else:
+                    hit = self._L.daxkv_contains(h, kb, len(kb)) == 1
+            finally:
+                store._leave()
+            if hit:
+                self._remember([kb], epoch)
+            return [hit]
+        kbs = encode_keys(keys)
+        if not lock:
+            known = self._known
+            if all(kb in known for kb in kbs):
+                return [True] * len(kbs)
+        epoch = self._known_epoch
+        hits = _native.contains_many(self._store, kbs, lock)
+        self._remember([kb for kb, hit in zip(kbs, hits) if hit], epoch)
+        return hits
+
+    def prefix_hits(self, keys: List[KeyT], pin: bool = False) -> int:
+        """How many keys from the start are committed (pinning each of them
+        with pin=True): daxkv's backend's prefix lookup."""
+        if self._closing or self._closed or not keys:
+            return 0
+        kbs = encode_keys(keys)
+        start = 0
+        if not pin:
+            known = self._known
+            for kb in kbs:
+                if kb not in known:
+                    break
+                start += 1
+            if start == len(kbs):
+                return start
+        rest = kbs[start:] if start else kbs
+        epoch = self._known_epoch
+        try:
+            count = self._store.prefix_length(rest, pin=pin)
+        except Shutdown:
+            return 0
+        if count:
+            self._remember(rest[:count], epoch)
+        return start + count
 
     def unlock_many(self, keys: List[KeyT]) -> None:
         """Drop one external lock per key (never below zero)."""
         if not keys or self._closed:
             return
-        _native.unpin_many(self._store, [encode_key(k) for k in keys])
+        _native.unpin_many(self._store, encode_keys(keys))
 
     def delete_many(self, keys: List[KeyT], *, force: bool = False) -> List[bool]:
         """Delete keys. Without force, locked and in-flight keys are left
@@ -579,7 +709,11 @@ class DaxCore(Generic[KeyT]):
         finalize_reads."""
         if not keys or self._closed:
             return [False] * len(keys)
-        return _native.remove_many(self._store, [encode_key(k) for k in keys], force)
+        kbs = encode_keys(keys)
+        try:
+            return _native.remove_many(self._store, kbs, force)
+        finally:
+            self._forget(kbs)
 
     def snapshot_keys(self) -> List[KeyT]:
         """Committed keys (recovered ones included), as a list that later
@@ -625,44 +759,105 @@ class DaxCore(Generic[KeyT]):
         results = [False] * len(keys)
         if not keys or not self._begin_read():
             return reservations, results
+        ls = _native.Leases()
         try:
-            leased = _native.lease_many(self._store, [encode_key(k) for k in keys], prefix=prefix_only)
-            unreadable: List[_native.Leased] = []
-            for lz in leased:
+            kbs = encode_keys(keys)
+            missed: List[int] = []
+            ls = _native.lease_many(self._store, kbs, prefix=prefix_only, failed=missed)
+            if missed:
+                self._forget([kbs[i] for i in missed])
+            unreadable: List[int] = []
+            new = object.__new__
+            for j, index in enumerate(ls.index):
                 try:
-                    meta = decode_meta(lz.meta)
+                    meta = decode_meta(ls.meta[j])
                 except ValueError:
                     meta = EntryMeta(None, None, None, None)
-                if prefix_only and (unreadable or lz.index != len(reservations)):
-                    unreadable.append(lz)  # past the first gap of the prefix
+                if prefix_only and (unreadable or index != len(reservations)):
+                    unreadable.append(ls.handle[j])  # past the first gap of the prefix
                     continue
                 if meta.shape is None or meta.dtype is None or meta.fmt is None:
-                    unreadable.append(lz)  # no layout to restore it with
+                    unreadable.append(ls.handle[j])  # no layout to restore it with
                     continue
-                reservations.append(
-                    DaxReadReservation(
-                        result_index=lz.index,
-                        key=keys[lz.index],
-                        offset=lz.offset,
-                        size=lz.size,
-                        shape=meta.shape,
-                        dtype=meta.dtype,
-                        fmt=meta.fmt,
-                        cached_positions=meta.cached_positions,
-                        slot_id=lz.slot,
-                        generation=lz.generation,
-                        _lease=lz.handle,
-                    )
-                )
-                results[lz.index] = True
+                # The frozen dataclass's own __init__ sets each field through
+                # object.__setattr__ (three times the cost): filled directly,
+                # the instance is the same.
+                r = new(DaxReadReservation)
+                d = r.__dict__
+                d["result_index"] = index
+                d["key"] = keys[index]
+                d["offset"] = ls.offset[j]
+                d["size"] = ls.size[j]
+                d["shape"] = meta.shape
+                d["dtype"] = meta.dtype
+                d["fmt"] = meta.fmt
+                d["cached_positions"] = meta.cached_positions
+                d["slot_id"] = ls.slot[j]
+                d["generation"] = ls.generation[j]
+                d["_lease"] = ls.handle[j]
+                reservations.append(r)
+                results[index] = True
             _native.release_leases(unreadable)
         except BaseException:
-            _native.release_leases([r._lease for r in reservations])
+            _native.release_leases(ls.handle)
             self._end_read()
             raise
         if not reservations:
             self._end_read()
         return reservations, results
+
+    def lease_entries(self, keys: List[KeyT], *, prefix_only: bool) -> "_native.Leases":
+        """reserve_reads for daxkv's own backend, without the reservation
+        objects: the readable entries' leases as columns (index: position
+        in keys; address, size, and meta: the decoded EntryMeta). Pass them
+        to release_entries once copied."""
+        ls = _native.Leases()
+        if not keys or not self._begin_read():
+            return ls
+        try:
+            kbs = encode_keys(keys)
+            missed: List[int] = []
+            ls = _native.lease_many(self._store, kbs, prefix=prefix_only, failed=missed)
+            if missed:
+                self._forget([kbs[i] for i in missed])
+            metas: List[EntryMeta] = []
+            for blob in ls.meta:
+                try:
+                    metas.append(decode_meta(blob))
+                except ValueError:
+                    metas.append(EntryMeta(None, None, None, None))
+            ls.meta = metas  # type: ignore[assignment]
+            keep = [
+                j for j, m in enumerate(metas)
+                if m.shape is not None and m.dtype is not None and m.fmt is not None
+            ]
+            if prefix_only:
+                n = 0
+                while n < len(keep) and keep[n] == n and ls.index[n] == n:
+                    n += 1
+                keep = keep[:n]
+            if len(keep) != len(ls):
+                out = _native.Leases()
+                for name in ("index", "handle", "address", "size", "meta"):
+                    col = getattr(ls, name)
+                    setattr(out, name, [col[j] for j in keep])
+                kept = set(keep)
+                _native.release_leases([h for j, h in enumerate(ls.handle) if j not in kept])
+                ls = out
+        except BaseException:
+            _native.release_leases(ls.handle)
+            self._end_read()
+            raise
+        if not len(ls):
+            self._end_read()
+        return ls
+
+    def release_entries(self, leases: "_native.Leases") -> None:
+        """Release what lease_entries gave (exactly once)."""
+        if not len(leases):
+            return
+        _native.release_leases(leases.handle)
+        self._end_read()
 
     def reserve_reads_for_keys(self, keys: List[KeyT]) -> List[DaxReadReservation[KeyT]]:
         """Reserve readable entries of explicit keys (see reserve_reads)."""
@@ -692,15 +887,20 @@ class DaxCore(Generic[KeyT]):
         if not idx or not self._begin_read():
             return results
         try:
+            kbs = encode_keys([keys[i] for i in idx])
             get = _native.GetBatch(
-                [encode_key(keys[i]) for i in idx],
+                kbs,
                 [_data_ptr(objs[i]) for i in idx],
                 [int(objs[i].get_size()) for i in idx],
                 self._store_meta_bytes(),
             )
             if _native.run_batch(self._store, "daxkv_get_batch", get.batch) < 0:
                 return results
-            for j, (s, _, blob) in enumerate(get.results()):
+            got = get.results()
+            gone = [kbs[j] for j, r in enumerate(got) if r[0] in (-_errno.ENOENT, -_errno.EIO)]
+            if gone:
+                self._forget(gone)
+            for j, (s, _, blob) in enumerate(got):
                 i = idx[j]
                 if s != 0:
                     if s not in (-_errno.ENOENT, -_errno.ENOBUFS, -_errno.ESHUTDOWN):
@@ -733,7 +933,7 @@ class DaxCore(Generic[KeyT]):
             if self._max_slots <= 0 or self._closed:
                 return (0.0, 0.0)
         try:
-            st = self._store.stats()
+            st = _native.raw_stats(self._store)
         except Shutdown:
             return (0.0, 0.0)
         live = st.slots_used
@@ -761,7 +961,7 @@ class DaxCore(Generic[KeyT]):
             }
         if not closed:
             try:
-                st = self._store.stats()
+                st = _native.raw_stats(self._store)
                 status["live_slot_count"] = st.slots_used
                 status["locked_key_count"] = st.entries_pinned
                 status["borrowed_slot_count"] = st.slots_leased
@@ -799,13 +999,17 @@ class DaxCore(Generic[KeyT]):
         with self._state_lock:
             if self._closed:
                 raise RuntimeError("DaxCore is closed")
-            while self._active_writes > 0 or self._active_reads > 0:
-                if not self._state_condition.wait(timeout=30.0):
-                    logger.warning(
-                        "DaxCore remap: still waiting for %d writes, %d reads",
-                        self._active_writes,
-                        self._active_reads,
-                    )
+            self._drain_waiters += 1
+            try:
+                while self._active_writes > 0 or self._active_reads > 0:
+                    if not self._state_condition.wait(timeout=30.0):
+                        logger.warning(
+                            "DaxCore remap: still waiting for %d writes, %d reads",
+                            self._active_writes,
+                            self._active_reads,
+                        )
+            finally:
+                self._drain_waiters -= 1
             if not self.can_shrink_to(new_max_slots):
                 raise ValueError("new DAX arena would cut off live slots")
             try:
@@ -835,17 +1039,23 @@ class DaxCore(Generic[KeyT]):
             if self._closed:
                 return
             self._closing = True
-            while self._active_writes > 0 or self._active_reads > 0:
-                if not self._state_condition.wait(timeout=30.0):
-                    logger.warning(
-                        "DaxCore close: still waiting for %d writes, %d reads",
-                        self._active_writes,
-                        self._active_reads,
-                    )
+            self._drain_waiters += 1
+            try:
+                while self._active_writes > 0 or self._active_reads > 0:
+                    if not self._state_condition.wait(timeout=30.0):
+                        logger.warning(
+                            "DaxCore close: still waiting for %d writes, %d reads",
+                            self._active_writes,
+                            self._active_reads,
+                        )
+            finally:
+                self._drain_waiters -= 1
             if self._closed:
                 return
             self._closed = True
             self._inflight.clear()
+            with self._known_lock:
+                self._known.clear()
             fd, self._fd = self._fd, None
             view, self._arena_view = self._arena_view, None
             self._arena_array = None

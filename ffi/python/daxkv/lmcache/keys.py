@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any, Callable, Dict, Optional, Tuple, Type
+from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
-__all__ = ["encode_key", "decode_key", "register_key_type", "KEY_MAX"]
+__all__ = ["encode_key", "encode_keys", "decode_key", "register_key_type", "KEY_MAX"]
 
 KEY_MAX = 512
 
@@ -239,25 +239,48 @@ def _encoder_for(t: type) -> Callable[[Any], bytes]:
 # keys have equal encodings, so equality-based caching is exact.
 _recent: Dict[Any, bytes] = {}
 _RECENT_MAX = 1 << 16
+# The same, by object identity (each entry holds its key, so the id is not
+# reused while the entry lives): LMCache passes the same key objects from
+# lookup to load to unlock, and the identity lookup skips the key's own
+# __hash__ (a Python method over five or six fields for LMCache's keys). It
+# relies on keys not being mutated once used, which LMCache's own dicts
+# keyed by them rely on too.
+_by_id: Dict[int, Tuple[Any, bytes]] = {}
 
 
 def encode_key(key: Any) -> bytes:
     """The key's bytes in the store. Raises TypeError for an unknown type and
     ValueError for a key longer than 512 bytes once encoded."""
+    e = _by_id.get(id(key))
+    if e is not None and e[0] is key:
+        return e[1]
     try:
         hit = _recent.get(key)
     except TypeError:  # unhashable: not a key LMCache could index either
         hit = None
-    if hit is not None:
-        return hit
-    b = _encode(key)
-    if len(_recent) >= _RECENT_MAX:
-        _recent.clear()
-    try:
-        _recent[key] = b
-    except TypeError:
-        pass
-    return b
+    if hit is None:
+        hit = _encode(key)
+        if len(_recent) >= _RECENT_MAX:
+            _recent.clear()
+        try:
+            _recent[key] = hit
+        except TypeError:
+            return hit
+    if len(_by_id) >= _RECENT_MAX:
+        _by_id.clear()
+    _by_id[id(key)] = (key, hit)
+    return hit
+
+
+def encode_keys(keys: Any) -> List[bytes]:
+    """encode_key of each key, in order."""
+    get = _by_id.get
+    out: List[bytes] = []
+    add = out.append
+    for k in keys:
+        e = get(id(k))
+        add(e[1] if e is not None and e[0] is k else encode_key(k))
+    return out
 
 
 def _encode(key: Any) -> bytes:

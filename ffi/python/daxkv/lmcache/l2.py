@@ -44,7 +44,7 @@ from .._batch import _Batch
 from .._store import Store
 from ..errors import DaxKVError, InvalidArgument, NotFound, NoSpace, PermissionDenied, Busy, Shutdown
 from . import _native
-from .keys import decode_key, encode_key
+from .keys import decode_key, encode_key, encode_keys
 from .meta import DEFAULT_META_BYTES, decode_meta
 
 __all__ = ["DaxkvL2Adapter", "DaxkvL2AdapterConfig"]
@@ -230,6 +230,10 @@ class DaxkvL2Adapter(L2AdapterInterface):
         self._recovered: List[Tuple[ObjectKey, int]] = []
         opts = dict(config.store_options)
         opts.setdefault("durability", "process" if config.persist_enabled else "none")
+        if not config.persist_enabled:
+            # Nothing is recovered, so value checksums would never be
+            # checked (verify=read asks for them explicitly).
+            opts.setdefault("verify", "off")
         opts.setdefault("meta_bytes", DEFAULT_META_BYTES)
         opts.setdefault("grow_limit", "auto")  # resize grows a device as far as it goes
         try:
@@ -422,27 +426,31 @@ class DaxkvL2Adapter(L2AdapterInterface):
     # -- lookup and lock ---------------------------------------------------------
 
     def submit_lookup_and_lock_task(self, keys: List[ObjectKey], layout_desc: Any = None) -> L2TaskId:
-        """Look up keys and lock (pin) each hit until submit_unlock."""
+        """Look up keys and lock (pin) each hit until submit_unlock.
+
+        The lookup runs here, in one library call (a hash lookup per key,
+        no copy), and its result is posted at once: handing it to a thread
+        would cost more than the lookup itself."""
         del layout_desc  # every entry carries its own layout
         task_id = self._new_task("lookup")
-        task = _Task(task_id, list(keys), None, list(range(len(keys))))
-        if not keys:
-            self._finish("lookup", task_id, Bitmap(0))
-            return task_id
-        try:
-            self._engine.submit(_lib.OP_CONTAINS, _Batch([encode_key(k) for k in keys]), _lib.PIN,
-                                lambda rc, b: self._lookup_done(task, b))
-        except DaxKVError:
-            logger.exception("DAX L2 lookup submission failed")
-            self._finish("lookup", task_id, Bitmap(len(keys)))
+        n = len(keys)
+        bitmap = Bitmap(n)
+        if n:
+            batch = _Batch(encode_keys(keys))
+            rc = _native.run_batch(self._store, "daxkv_contains_batch", batch, _lib.PIN)
+            if rc < 0 and rc != -_errno.ESHUTDOWN:
+                logger.error("DAX L2 lookup failed: %s", _native.strerror(rc))
+            elif rc > 0:
+                st = batch.statuses()
+                if rc == n:
+                    for i in range(n):
+                        bitmap.set(i)
+                else:
+                    for i, s in enumerate(st):
+                        if s == 1:
+                            bitmap.set(i)
+        self._finish("lookup", task_id, bitmap)
         return task_id
-
-    def _lookup_done(self, task: _Task, batch: _Batch) -> None:
-        bitmap = Bitmap(len(task.keys))
-        for i, s in enumerate(batch.statuses()):
-            if s == 1:
-                bitmap.set(i)
-        self._finish("lookup", task.task_id, bitmap)
 
     def query_lookup_and_lock_result(self, task_id: L2TaskId) -> Optional[Bitmap]:
         with self._lock:
@@ -452,7 +460,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
         """Drop one lock per key (never below zero)."""
         if not keys:
             return
-        batch = _Batch([encode_key(k) for k in keys])
+        batch = _Batch(encode_keys(keys))
         _native.run_batch(self._store, "daxkv_unpin_batch", batch)
 
     # -- load --------------------------------------------------------------------
@@ -472,7 +480,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
             self._finish("load", task_id, Bitmap(len(keys)))
             return task_id
         get = _native.GetBatch(
-            [encode_key(keys[i]) for i in index],
+            encode_keys([keys[i] for i in index]),
             [_data_ptr(objects[i]) for i in index],
             [int(objects[i].get_size()) for i in index],
             self._meta_cap,
@@ -516,7 +524,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
         is reused once the read ends."""
         if not keys or self._closed:
             return
-        batch = _Batch([encode_key(k) for k in keys])
+        batch = _Batch(encode_keys(keys))
         _native.run_batch(self._store, "daxkv_remove_batch", batch)
         deleted = []
         seen = set()
@@ -531,7 +539,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
         """Slot-based usage: occupied slots (those still read after a delete
         included) times slot_bytes, over the pool's slots."""
         try:
-            st = self._store.stats()
+            st = _native.raw_stats(self._store)
             used, capacity = st.slots_used * self._slot_bytes, st.slots_total * self._slot_bytes
         except Shutdown:
             used = capacity = 0
@@ -563,7 +571,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
             closing = self._closing or self._closed
             inflight = dict(self._inflight)
         try:
-            leased = self._store.stats().slots_leased
+            leased = _native.raw_stats(self._store).slots_leased
         except Shutdown:
             leased = 0
         devices = pool.get("devices", [])
