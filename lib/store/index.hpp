@@ -1,4 +1,4 @@
-// The key index: 64 shards keyed by the XXH3 of the key, each a hash map of
+// The key index: 64 shards keyed by the XXH3 of the key, each a hash table of
 // entries and an LRU list of the committed ones (head: least recently used).
 //
 // Invariants, kept here and nowhere else: an entry is in its shard's LRU
