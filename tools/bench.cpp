@@ -287,9 +287,9 @@ int cmd_bench(const Args &a) {
         std::vector<daxkv_lease *> leases(B, nullptr);
         for (uint64_t base = 0; base + B <= small_count; base += B) {
             for (size_t j = 0; j < B; ++j)
-                if (int rc = daxkv_lease_acquire(ss, sk[base + j].data(), sk[base + j].size(),
+                if (int lrc = daxkv_lease_acquire(ss, sk[base + j].data(), sk[base + j].size(),
                                                  &leases[j]))
-                    return fail_call("lease (small values)", rc);
+                    return fail_call("lease (small values)", lrc);
             auto t1 = Clock::now();
             for (size_t j = 0; j < B; ++j)
                 std::memcpy(bout.data() + j * small_size, daxkv_lease_data(leases[j]),

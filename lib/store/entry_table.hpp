@@ -13,6 +13,7 @@
 // never degrades with churn. The load stays at or below 1/2.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -46,6 +47,17 @@ public:
             if (s.hash == hash && key_of(*s.entry) == key)
                 return s.entry;
         }
+    }
+
+    // Ask for the line of hash's first slot, without the shard's lock: a
+    // batch asks for all of its keys' lines before it looks any of them up,
+    // so that their cache misses overlap. Reads only the atomic view of the
+    // array, which may be stale (the array replaced since): a prefetch of a
+    // stale address costs a line and never faults.
+    void prefetch(uint64_t hash) const noexcept {
+        const Slot *slots = view_.load(std::memory_order_relaxed);
+        if (slots)
+            __builtin_prefetch(slots + home(hash, view_mask_.load(std::memory_order_relaxed)));
     }
 
     // Take e, whose key has no entry yet. Throws std::bad_alloc (nothing
@@ -126,10 +138,17 @@ private:
         slots_ = std::move(fresh);
         cap_ = cap;
         mask_ = cap - 1;
+        // A prefetch may pair the new array with the old mask, or the other
+        // way round, for a moment: at worst it asks for a line in vain.
+        view_mask_.store(mask_, std::memory_order_relaxed);
+        view_.store(slots_.get(), std::memory_order_relaxed);
     }
 
     std::unique_ptr<Slot[]> slots_;
     size_t cap_ = 0, mask_ = 0, size_ = 0;
+    // slots_ and mask_ for prefetch(), which runs without the lock.
+    std::atomic<const Slot *> view_{nullptr};
+    std::atomic<size_t> view_mask_{0};
 };
 
 } // namespace daxkv

@@ -114,6 +114,12 @@ public:
         Entry *e_;
     };
 
+    // Ask for the cache line where lookup() of a key with this hash starts
+    // (no lock taken; see EntryTable::prefetch).
+    void prefetch(uint64_t hash) const noexcept {
+        shards_[shard_of(hash)].entries.prefetch(hash);
+    }
+
     Locked lookup(std::string_view key) { return lookup(key, hash(key)); }
     Locked lookup(std::string_view key, uint64_t hash) { return lookup(key, hash, shard_of(hash)); }
     // With shard i locked whatever the key: the entry only if the key

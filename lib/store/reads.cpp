@@ -8,12 +8,32 @@
 
 namespace daxkv {
 
-int Reads::borrow(std::string_view key, size_t cap, size_t *len_out, size_t meta_cap,
-                  Borrow &out, size_t *meta_len_out) {
+namespace {
+
+// The hashes of a batch's keys (0 for a key that check_key refuses), each
+// key's first index line asked for as soon as its hash is known: by the time
+// the lookups reach an item, its line is there or on its way, and the misses
+// of a thousand keys overlap instead of coming one after another.
+std::vector<uint64_t> hash_keys(const Index &index, const daxkv_item *items, size_t n) {
+    std::vector<uint64_t> hashes(n, 0);
+    for (size_t i = 0; i < n; ++i) {
+        const daxkv_item &it = items[i];
+        if (!it.key || it.key_len == 0 || it.key_len > arena::kKeyMax)
+            continue;
+        hashes[i] = Index::hash(key_of(it));
+        index.prefetch(hashes[i]);
+    }
+    return hashes;
+}
+
+} // namespace
+
+int Reads::borrow(std::string_view key, uint64_t hash, size_t cap, size_t *len_out,
+                  size_t meta_cap, Borrow &out, size_t *meta_len_out) {
     // A read that gets this far succeeds unless the bytes fail verification,
     // which drops the entry anyway: the access is recorded here, under the
     // lock already held, rather than by a second lookup after the copy.
-    Index::Locked l = c_.index.lookup(key);
+    Index::Locked l = c_.index.lookup(key, hash);
     if (!l || !l->committed()) {
         c_.counters.misses++;
         return set_error(-ENOENT, "key not found");
@@ -135,6 +155,7 @@ size_t Reads::borrow_batch(daxkv_item *items, size_t n, bool prefix, std::vector
                            std::vector<size_t> &item_of) {
     borrows.reserve(n);
     item_of.reserve(n);
+    const std::vector<uint64_t> hashes = hash_keys(c_.index, items, n);
     for (size_t i = 0; i < n; ++i) {
         daxkv_item &it = items[i];
         it.status = item_status([&] {
@@ -144,7 +165,7 @@ size_t Reads::borrow_batch(daxkv_item *items, size_t n, bool prefix, std::vector
             Borrow b;
             size_t len_out = 0, meta_len_out = 0;
             const size_t meta_cap = it.meta ? it.meta_len : SIZE_MAX;
-            int rc = borrow(key_of(it), it.len, &len_out, meta_cap, b, &meta_len_out);
+            int rc = borrow(key_of(it), hashes[i], it.len, &len_out, meta_cap, b, &meta_len_out);
             if (rc == -ENOBUFS) {
                 // Report the sizes needed: the value's, and the metadata's
                 // when a metadata buffer was given (it may be the one too small).
@@ -236,11 +257,12 @@ int Reads::contains_batch(daxkv_item *items, size_t n, unsigned flags) {
     CallGate::Call call(c_.gate);
     const bool prefix = flags & kPrefix, pin_hits = flags & kPin;
     int hits = 0;
+    const std::vector<uint64_t> hashes = hash_keys(c_.index, items, n);
     for (size_t i = 0; i < n; ++i) {
         daxkv_item &it = items[i];
         it.status = item_status([&] {
             check_key(it.key, it.key_len);
-            Index::Locked l = c_.index.lookup(key_of(it));
+            Index::Locked l = c_.index.lookup(key_of(it), hashes[i]);
             const int hit = l && l->committed() ? 1 : 0;
             if (hit && pin_hits)
                 c_.index.pin(l); // at UINT32_MAX pins it stays pinned

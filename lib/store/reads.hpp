@@ -66,8 +66,12 @@ public:
     // The steps.
     // Borrow key's committed entry if it fits cap (and meta_cap, unless
     // SIZE_MAX): 0, -ENOENT or -ENOBUFS, with the sizes reported.
-    int borrow(std::string_view key, size_t cap, size_t *len_out, size_t meta_cap, Borrow &out,
-               size_t *meta_len_out = nullptr);
+    // hash: Index::hash(key), computed ahead by a batch.
+    int borrow(std::string_view key, uint64_t hash, size_t cap, size_t *len_out, size_t meta_cap,
+               Borrow &out, size_t *meta_len_out = nullptr);
+    int borrow(std::string_view key, size_t cap, size_t *len_out, size_t meta_cap, Borrow &out) {
+        return borrow(key, Index::hash(key), cap, len_out, meta_cap, out);
+    }
     void end(const Borrow &b) noexcept;
     // The borrowing pass of a read batch (host or GPU): check each item,
     // borrow it and report the sizes needed; with prefix, stop at the first
