@@ -194,10 +194,11 @@ int Gpu::put_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
     std::vector<uint64_t> direct_hash(n, 0);
     BlockHashes hashes;
     bool enqueued = false, direct = false;
+    const std::vector<uint64_t> key_hashes = c_.index.hash_items(items, n);
     try {
         for (size_t i = 0; i < n; ++i) {
             daxkv_item &it = items[i];
-            it.status = writes_.claim_item(it, i, flags, pend[i]);
+            it.status = writes_.claim_item(it, i, key_hashes[i], flags, pend[i]);
             if (it.status == 0)
                 idx.push_back(i);
         }

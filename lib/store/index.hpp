@@ -20,9 +20,11 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "store/config.hpp"
 #include "store/entry_table.hpp"
+#include "store/item.hpp"
 #include "store/slot_states.hpp"
 
 namespace daxkv {
@@ -119,6 +121,13 @@ public:
     void prefetch(uint64_t hash) const noexcept {
         shards_[shard_of(hash)].entries.prefetch(hash);
     }
+
+    // The hashes of a batch's keys (0 for a key that check_key refuses),
+    // each key's first index line asked for as soon as its hash is known:
+    // by the time the batch looks an item up, its line is there or on its
+    // way, and the misses of a thousand keys overlap instead of coming one
+    // after another.
+    std::vector<uint64_t> hash_items(const daxkv_item *items, size_t n) const;
 
     Locked lookup(std::string_view key) { return lookup(key, hash(key)); }
     Locked lookup(std::string_view key, uint64_t hash) { return lookup(key, hash, shard_of(hash)); }

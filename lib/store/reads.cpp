@@ -8,26 +8,6 @@
 
 namespace daxkv {
 
-namespace {
-
-// The hashes of a batch's keys (0 for a key that check_key refuses), each
-// key's first index line asked for as soon as its hash is known: by the time
-// the lookups reach an item, its line is there or on its way, and the misses
-// of a thousand keys overlap instead of coming one after another.
-std::vector<uint64_t> hash_keys(const Index &index, const daxkv_item *items, size_t n) {
-    std::vector<uint64_t> hashes(n, 0);
-    for (size_t i = 0; i < n; ++i) {
-        const daxkv_item &it = items[i];
-        if (!it.key || it.key_len == 0 || it.key_len > arena::kKeyMax)
-            continue;
-        hashes[i] = Index::hash(key_of(it));
-        index.prefetch(hashes[i]);
-    }
-    return hashes;
-}
-
-} // namespace
-
 int Reads::borrow(std::string_view key, uint64_t hash, size_t cap, size_t *len_out,
                   size_t meta_cap, Borrow &out, size_t *meta_len_out) {
     // A read that gets this far succeeds unless the bytes fail verification,
@@ -155,7 +135,7 @@ size_t Reads::borrow_batch(daxkv_item *items, size_t n, bool prefix, std::vector
                            std::vector<size_t> &item_of) {
     borrows.reserve(n);
     item_of.reserve(n);
-    const std::vector<uint64_t> hashes = hash_keys(c_.index, items, n);
+    const std::vector<uint64_t> hashes = c_.index.hash_items(items, n);
     for (size_t i = 0; i < n; ++i) {
         daxkv_item &it = items[i];
         it.status = item_status([&] {
@@ -257,7 +237,7 @@ int Reads::contains_batch(daxkv_item *items, size_t n, unsigned flags) {
     CallGate::Call call(c_.gate);
     const bool prefix = flags & kPrefix, pin_hits = flags & kPin;
     int hits = 0;
-    const std::vector<uint64_t> hashes = hash_keys(c_.index, items, n);
+    const std::vector<uint64_t> hashes = c_.index.hash_items(items, n);
     for (size_t i = 0; i < n; ++i) {
         daxkv_item &it = items[i];
         it.status = item_status([&] {

@@ -5,13 +5,14 @@
 
 namespace daxkv {
 
-int Writes::claim(std::string_view key, uint64_t len, unsigned flags, Pending &out) {
+int Writes::claim(std::string_view key, uint64_t hash, uint64_t len, unsigned flags,
+                  Pending &out) {
     if (len > c_.cfg.slot_bytes)
         fail(-E2BIG, "value of %llu bytes is larger than slot_bytes (%llu)",
              static_cast<unsigned long long>(len),
              static_cast<unsigned long long>(c_.cfg.slot_bytes));
     out.key = key;
-    out.hash = Index::hash(key);
+    out.hash = hash;
     auto inf = std::make_unique<Inflight>();
     inf->len = len;
     {
@@ -54,7 +55,8 @@ int Writes::claim(std::string_view key, uint64_t len, unsigned flags, Pending &o
     return 0;
 }
 
-int Writes::claim_item(const daxkv_item &it, size_t i, unsigned flags, Pending &p) {
+int Writes::claim_item(const daxkv_item &it, size_t i, uint64_t hash, unsigned flags,
+                       Pending &p) {
     return item_status([&] {
         check_key(it.key, it.key_len);
         if (!it.data && it.len)
@@ -63,7 +65,7 @@ int Writes::claim_item(const daxkv_item &it, size_t i, unsigned flags, Pending &
             fail(-E2BIG, "item %zu: metadata larger than meta_bytes", i);
         if (!it.meta && it.meta_len)
             fail(-EINVAL, "item %zu: meta is NULL", i);
-        return claim(key_of(it), it.len, flags, p);
+        return claim(key_of(it), hash, it.len, flags, p);
     });
 }
 
@@ -206,10 +208,11 @@ int Writes::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     std::vector<engine::CopyOp> ops;
     std::vector<int> copy_rc;
     op_item.reserve(n);
+    const std::vector<uint64_t> key_hashes = c_.index.hash_items(items, n);
     try {
         for (size_t i = 0; i < n; ++i) {
             daxkv_item &it = items[i];
-            it.status = claim_item(it, i, flags, pend[i]);
+            it.status = claim_item(it, i, key_hashes[i], flags, pend[i]);
             if (it.status != 0)
                 continue;
             if (hashed)

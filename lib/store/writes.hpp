@@ -53,9 +53,13 @@ public:
     // The steps.
     // Claim key for a value of len bytes: 0 with out holding the key and a
     // slot, or kExisted; throws Error (-E2BIG, -ENOSPC, -ECANCELED).
-    int claim(std::string_view key, uint64_t len, unsigned flags, Pending &out);
+    int claim(std::string_view key, uint64_t len, unsigned flags, Pending &out) {
+        return claim(key, Index::hash(key), len, flags, out);
+    }
+    // hash: Index::hash(key), computed ahead by a batch.
+    int claim(std::string_view key, uint64_t hash, uint64_t len, unsigned flags, Pending &out);
     // The checks and the claim of item i of a batch; its status.
-    int claim_item(const daxkv_item &it, size_t i, unsigned flags, Pending &p);
+    int claim_item(const daxkv_item &it, size_t i, uint64_t hash, unsigned flags, Pending &p);
     // The copy into p's slot failed with rc: abandons p and throws -EIO
     // ("<what> (<rc>)").
     [[noreturn]] void copy_failed(Pending &p, int rc, const std::string &what);
