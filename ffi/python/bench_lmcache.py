@@ -84,13 +84,14 @@ def timed_best(rounds, prepare, run, cleanup, reps=1):
     best = None
     for _ in range(rounds):
         dt = 0.0
+        # As timeit does: a full collection of the hundred thousand objects
+        # torch and LMCache keep alive takes tens of milliseconds, and would
+        # land in whichever phase happened to allocate past the threshold.
+        # Once per round: right after a collection the caches are cold, and
+        # a lookup of a few keys takes ten times as long.
+        gc.collect()
         for _ in range(reps):
             state = prepare()
-            # As timeit does: a full collection of the hundred thousand
-            # objects torch and LMCache keep alive takes tens of
-            # milliseconds, and would land in whichever phase happened to
-            # allocate past the threshold.
-            gc.collect()
             gc.disable()
             try:
                 t0 = time.perf_counter()

@@ -315,6 +315,44 @@ def test_store_lookup_load_through_the_event_fds(tmp_path, adapters):
     release(*objs, *targets)
 
 
+def test_tasks_in_several_pieces_complete_once(tmp_path, adapters, monkeypatch):
+    # A task goes to the library in pieces; the last piece to complete
+    # finishes it: one event, one result, every key accounted once.
+    import daxkv.lmcache.l2 as l2
+
+    monkeypatch.setattr(l2, "_PIECE_ITEMS", 3)
+    adapter = adapters(one_device(tmp_path, slots=12))
+    listener = Recorder()
+    adapter.register_listener(listener)
+    keys = [okey(100 + i) for i in range(10)]
+    objs = [mobj(float(i)) for i in range(10)]
+    assert store(adapter, keys[:1], objs[:1]).is_successful()
+    result = store(adapter, keys[:8], objs[:8])
+    assert result.is_successful() and result.bytes_transferred() == 8 * S
+    assert [k for ks, _ in listener.stored for k in ks] == keys[:8]
+    assert lookup(adapter, keys) == [True] * 8 + [False] * 2
+    adapter.submit_unlock(keys[:8])
+    targets = [mobj(-1.0) for _ in range(10)]
+    order = [9] + list(range(8)) + [8]  # misses first and last, the rest in pieces between
+    assert load(adapter, [keys[i] for i in order], [targets[i] for i in order]) == [False] + [True] * 8 + [False]
+    for i in range(8):
+        assert obj_bytes(targets[i]) == obj_bytes(objs[i])
+    assert torch.all(targets[9].tensor == -1.0)
+    accessed = [k for ks in listener.accessed for k in ks]
+    assert len(accessed) == 8 and set(accessed) == set(keys[:8])
+    assert load(adapter, keys[:8], targets[:8]) == [True] * 8
+    # a store that cannot fit: the pieces that fail make the task fail
+    more = [okey(200 + i) for i in range(7)]
+    extra = [mobj(1.0) for _ in range(7)]
+    assert not store(adapter, more, extra).is_successful()
+    assert sum(lookup(adapter, more)) == 4  # the room there was
+    adapter.submit_unlock(more)
+    assert len([k for ks, _ in listener.stored for k in ks]) == 12
+    status = adapter.report_status()
+    assert (status["inflight_store_tasks"], status["inflight_load_tasks"]) == (0, 0)
+    release(*objs, *targets, *extra)
+
+
 def test_lookup_locks_until_unlock_and_delete_skips_locked_keys(tmp_path, adapters):
     adapter = adapters(one_device(tmp_path))
     listener = Recorder()

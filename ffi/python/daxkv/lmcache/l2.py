@@ -175,10 +175,19 @@ class DaxkvL2AdapterConfig(L2AdapterConfigBase):
         )
 
 
-class _Task:
-    """A submitted LMCache task: what its completion needs."""
+# A task's items go to the library in pieces of about this many bytes (at
+# most _PIECE_ITEMS items): the library copies the first piece while the
+# next one is prepared, and a load's completions are read while later
+# pieces are copied.
+_PIECE_BYTES = 16 << 20
+_PIECE_ITEMS = 512
 
-    __slots__ = ("task_id", "keys", "objs", "index", "failed_early")
+
+class _Task:
+    """A submitted LMCache task: what its completion needs, and how many of
+    its pieces are still out (the last one to complete finishes it)."""
+
+    __slots__ = ("task_id", "keys", "objs", "index", "failed_early", "lock", "left", "ok", "result")
 
     def __init__(self, task_id: int, keys: List[ObjectKey], objs: Optional[List[Any]], index: List[int]) -> None:
         self.task_id = task_id
@@ -186,6 +195,19 @@ class _Task:
         self.objs = objs
         self.index = index  # positions of the submitted items in keys
         self.failed_early = len(index) != len(keys)
+        self.lock = threading.Lock()
+        self.left = 0  # pieces not yet completed
+        self.ok = 0  # items stored or loaded
+        self.result: Any = None  # a load's bitmap
+
+    def piece_done(self, ok: int, failed: bool = False) -> bool:
+        """Count a completed (or never submitted) piece; True for the last."""
+        with self.lock:
+            self.ok += ok
+            if failed:
+                self.failed_early = True
+            self.left -= 1
+            return self.left == 0
 
 
 def _http(exc: DaxKVError) -> int:
@@ -216,6 +238,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
         super().__init__(max_capacity_bytes=sum(size for _, size in config.devices))
         self._config = config
         self._slot_bytes = config.slot_bytes
+        self._piece = max(1, min(_PIECE_ITEMS, _PIECE_BYTES // config.slot_bytes))
         self._lock = threading.Lock()
         self._closing = False
         self._closed = False
@@ -394,29 +417,44 @@ class DaxkvL2Adapter(L2AdapterInterface):
             metas.append(_meta_of(obj))
         task = _Task(task_id, list(keys), list(objects), index)
         if not kbs:
-            self._store_done(task, 0, None)
+            task.left = 1
+            self._store_done(task, 0, 0, None)
             return task_id
-        try:
-            self._engine.submit(_lib.OP_PUT, _native.PutBatch(kbs, addrs, sizes, metas), 0,
-                                lambda rc, b: self._store_done(task, rc, b))
-        except DaxKVError:
-            logger.exception("DAX L2 store submission failed")
-            self._store_done(task, 0, None)
+        step = self._piece
+        starts = range(0, len(kbs), step)
+        task.left = len(starts)
+        for n, a in enumerate(starts):
+            b = a + step
+            try:
+                self._engine.submit(_lib.OP_PUT, _native.PutBatch(kbs[a:b], addrs[a:b], sizes[a:b], metas[a:b]),
+                                    0, lambda rc, put, a=a: self._store_done(task, a, rc, put))
+            except DaxKVError:
+                logger.exception("DAX L2 store submission failed")
+                for _ in range(len(starts) - n):  # this piece and those not submitted
+                    self._store_done(task, a, 0, None)
+                break
         return task_id
 
-    def _store_done(self, task: _Task, rc: int, put: Optional[_native.PutBatch]) -> None:
+    def _store_done(self, task: _Task, first: int, rc: int, put: Optional[_native.PutBatch]) -> None:
+        """A piece of a store completed (put None: it was never submitted);
+        the last one finishes the task."""
         statuses = put.batch.statuses() if put is not None else []
-        ok = [s >= 0 for s in statuses]
-        new = [task.keys[task.index[j]] for j, s in enumerate(statuses) if s == 0]
-        for j, s in enumerate(statuses):
-            if s < 0 and s not in (-_errno.ENOSPC, -_errno.ESHUTDOWN):
+        ok = 0
+        new = []
+        for j, s in enumerate(statuses, first):
+            if s >= 0:
+                ok += 1
+                if s == 0:
+                    new.append(task.keys[task.index[j]])
+            elif s not in (-_errno.ENOSPC, -_errno.ESHUTDOWN):
                 logger.warning("DAX L2 store of key %s failed: %s", task.keys[task.index[j]], _native.strerror(s))
-        success = not task.failed_early and all(ok)
         # Listeners first (LMCache's controllers account the bytes there), so
         # that a caller woken by the completion sees the new keys counted.
         if new:
             self._notify_keys_stored(new, [self._slot_bytes] * len(new))
-        self._finish("store", task.task_id, L2StoreResult(success, self._slot_bytes * sum(ok)))
+        if task.piece_done(ok, failed=put is None or ok != len(statuses)):
+            success = not task.failed_early
+            self._finish("store", task.task_id, L2StoreResult(success, self._slot_bytes * task.ok))
 
     def pop_completed_store_tasks(self) -> Dict[L2TaskId, L2StoreResult]:
         with self._lock:
@@ -440,15 +478,12 @@ class DaxkvL2Adapter(L2AdapterInterface):
             rc = _native.run_batch(self._store, "daxkv_contains_batch", batch, _lib.PIN)
             if rc < 0 and rc != -_errno.ESHUTDOWN:
                 logger.error("DAX L2 lookup failed: %s", _native.strerror(rc))
+            elif rc == n:
+                bitmap = Bitmap(n, n)  # every key found: all bits at once
             elif rc > 0:
-                st = batch.statuses()
-                if rc == n:
-                    for i in range(n):
+                for i, s in enumerate(batch.statuses()):
+                    if s == 1:
                         bitmap.set(i)
-                else:
-                    for i, s in enumerate(st):
-                        if s == 1:
-                            bitmap.set(i)
         self._finish("lookup", task_id, bitmap)
         return task_id
 
@@ -479,39 +514,57 @@ class DaxkvL2Adapter(L2AdapterInterface):
         if not index:
             self._finish("load", task_id, Bitmap(len(keys)))
             return task_id
-        get = _native.GetBatch(
-            encode_keys([keys[i] for i in index]),
-            [_data_ptr(objects[i]) for i in index],
-            [int(objects[i].get_size()) for i in index],
-            self._meta_cap,
-        )
-        try:
-            self._engine.submit(_lib.OP_GET, get, 0, lambda rc, g: self._load_done(task, g))
-        except DaxKVError:
-            logger.exception("DAX L2 load submission failed")
-            self._finish("load", task_id, Bitmap(len(keys)))
+        kbs = encode_keys([keys[i] for i in index])
+        addrs = [_data_ptr(objects[i]) for i in index]
+        caps = [int(objects[i].get_size()) for i in index]
+        task.result = []  # positions loaded, gathered piece by piece
+        step = self._piece
+        starts = range(0, len(kbs), step)
+        task.left = len(starts)
+        for n, a in enumerate(starts):
+            b = a + step
+            try:
+                get = _native.GetBatch(kbs[a:b], addrs[a:b], caps[a:b], self._meta_cap)
+                self._engine.submit(_lib.OP_GET, get, 0, lambda rc, g, a=a: self._load_done(task, a, g))
+            except DaxKVError:
+                logger.exception("DAX L2 load submission failed")
+                for _ in range(len(starts) - n):  # this piece and those not submitted
+                    self._load_done(task, a, None)
+                break
         return task_id
 
-    def _load_done(self, task: _Task, get: _native.GetBatch) -> None:
-        bitmap = Bitmap(len(task.keys))
-        loaded = []
-        for j, (s, _, blob) in enumerate(get.results()):
-            i = task.index[j]
+    def _load_done(self, task: _Task, first: int, get: Optional[_native.GetBatch]) -> None:
+        """A piece of a load completed (get None: it was never submitted);
+        the last one finishes the task."""
+        positions: List[int] = []
+        objs = task.objs
+        assert objs is not None
+        index, keys = task.index, task.keys
+        for j, (s, _, blob) in enumerate(get.results() if get is not None else (), first):
+            i = index[j]
             if s != 0:
                 if s not in (-_errno.ENOENT, -_errno.ENOBUFS, -_errno.ESHUTDOWN):
-                    logger.error("DAX L2 load of key %s failed: %s", task.keys[i], _native.strerror(s))
+                    logger.error("DAX L2 load of key %s failed: %s", keys[i], _native.strerror(s))
                 continue
             try:
                 meta = decode_meta(blob)
             except ValueError:
                 continue
-            assert task.objs is not None
-            task.objs[i].metadata.cached_positions = meta.cached_positions
-            bitmap.set(i)
-            loaded.append(task.keys[i])
-        self._finish("load", task.task_id, bitmap)
-        if loaded:
-            self._notify_keys_accessed(loaded)
+            objs[i].metadata.cached_positions = meta.cached_positions
+            positions.append(i)
+        with task.lock:
+            task.result.extend(positions)
+        if task.piece_done(len(positions)):
+            n = len(keys)
+            if len(task.result) == n:
+                bitmap = Bitmap(n, n)  # every key loaded: all bits at once
+            else:
+                bitmap = Bitmap(n)
+                for i in task.result:
+                    bitmap.set(i)
+            self._finish("load", task.task_id, bitmap)
+        if positions:
+            self._notify_keys_accessed([keys[i] for i in positions])
 
     def query_load_result(self, task_id: L2TaskId) -> Optional[Bitmap]:
         with self._lock:
