@@ -51,7 +51,7 @@ except ImportError as exc:  # the stand-ins alone: LMCache's sources are missing
 # First Party
 from daxkv.lmcache import decode_key
 from daxkv.lmcache.l2 import DaxkvL2Adapter, DaxkvL2AdapterConfig
-from dk_helpers import make_device, obj_bytes, release
+from dk_helpers import make_device, multi_obj, obj_bytes, release
 from lmcache.v1.distributed.api import ObjectKey
 from lmcache.v1.distributed.config import EvictionConfig
 from lmcache.v1.distributed.internal_api import L2AdapterListener
@@ -348,9 +348,16 @@ def test_tasks_in_several_pieces_complete_once(tmp_path, adapters, monkeypatch):
     assert sum(lookup(adapter, more)) == 4  # the room there was
     adapter.submit_unlock(more)
     assert len([k for ks, _ in listener.stored for k in ks]) == 12
+    # empty tasks, and a piece whose only object is refused before the copy
+    assert store(adapter, [], []).is_successful()
+    assert load(adapter, [], []) == []
+    assert lookup(adapter, []) == []
+    multi = multi_obj()
+    assert not store(adapter, [okey(300), okey(301), okey(302), keys[0]], [multi, multi, multi, objs[0]]).is_successful()
+    assert load(adapter, [keys[1], okey(300), keys[2]], [targets[1], multi, targets[2]]) == [True, False, True]
     status = adapter.report_status()
     assert (status["inflight_store_tasks"], status["inflight_load_tasks"]) == (0, 0)
-    release(*objs, *targets, *extra)
+    release(*objs, *targets, *extra, multi)
 
 
 def test_lookup_locks_until_unlock_and_delete_skips_locked_keys(tmp_path, adapters):

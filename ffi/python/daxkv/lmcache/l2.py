@@ -396,48 +396,63 @@ class DaxkvL2Adapter(L2AdapterInterface):
     # -- store -------------------------------------------------------------------
 
     def submit_store_task(self, keys: List[ObjectKey], objects: List[Any]) -> L2TaskId:
-        """Store objects (one libdaxkv batch); the result comes through the
-        store event fd. A key already stored counts as stored."""
+        """Store objects (libdaxkv batches, one per piece of the task); the
+        result comes through the store event fd. A key already stored
+        counts as stored."""
         if len(keys) != len(objects):
             raise ValueError(
                 f"keys and objects must have the same length, got {len(keys)} and {len(objects)}"
             )
         task_id = self._new_task("store")
-        index, kbs, addrs, sizes, metas = [], [], [], [], []
         from .core import _data_ptr, _is_multi_tensor, _meta_of
 
-        for i, (key, obj) in enumerate(zip(keys, objects)):
-            if _is_multi_tensor(obj) or int(obj.get_size()) > self._slot_bytes:
-                logger.error("DAX L2 store skips key %s: multi-tensor or larger than a slot", key)
-                continue
-            index.append(i)
-            kbs.append(encode_key(key))
-            addrs.append(_data_ptr(obj))
-            sizes.append(int(obj.get_size()))
-            metas.append(_meta_of(obj))
-        task = _Task(task_id, list(keys), list(objects), index)
-        if not kbs:
-            task.left = 1
-            self._store_done(task, 0, 0, None)
-            return task_id
+        n = len(keys)
+        task = _Task(task_id, list(keys), list(objects), [])
+        task.failed_early = False
         step = self._piece
-        starts = range(0, len(kbs), step)
-        task.left = len(starts)
-        for n, a in enumerate(starts):
-            b = a + step
+        starts = range(0, n, step)
+        task.left = len(starts) or 1
+        if not n:
+            self._store_done(task, 0, 0, None, False)
+            return task_id
+        slot = self._slot_bytes
+        index = task.index
+        # Each piece is prepared and submitted in turn: the library copies
+        # one while the next is prepared.
+        for p, a in enumerate(starts):
+            first = len(index)
+            names, addrs, sizes, metas = [], [], [], []
+            skipped = False
+            for i in range(a, min(a + step, n)):
+                obj = objects[i]
+                size = int(obj.get_size())
+                if _is_multi_tensor(obj) or size > slot:
+                    logger.error("DAX L2 store skips key %s: multi-tensor or larger than a slot", keys[i])
+                    skipped = True
+                    continue
+                index.append(i)
+                names.append(keys[i])
+                addrs.append(_data_ptr(obj))
+                sizes.append(size)
+                metas.append(_meta_of(obj))
+            if not names:
+                self._store_done(task, first, 0, None, skipped)
+                continue
             try:
-                self._engine.submit(_lib.OP_PUT, _native.PutBatch(kbs[a:b], addrs[a:b], sizes[a:b], metas[a:b]),
-                                    0, lambda rc, put, a=a: self._store_done(task, a, rc, put))
+                self._engine.submit(
+                    _lib.OP_PUT, _native.PutBatch(encode_keys(names), addrs, sizes, metas), 0,
+                    lambda rc, put, first=first, skipped=skipped: self._store_done(task, first, rc, put, skipped))
             except DaxKVError:
                 logger.exception("DAX L2 store submission failed")
-                for _ in range(len(starts) - n):  # this piece and those not submitted
-                    self._store_done(task, a, 0, None)
+                for _ in range(len(starts) - p):  # this piece and those not submitted
+                    self._store_done(task, first, 0, None, True)
                 break
         return task_id
 
-    def _store_done(self, task: _Task, first: int, rc: int, put: Optional[_native.PutBatch]) -> None:
-        """A piece of a store completed (put None: it was never submitted);
-        the last one finishes the task."""
+    def _store_done(self, task: _Task, first: int, rc: int, put: Optional[_native.PutBatch], failed: bool) -> None:
+        """A piece of a store completed (put None: nothing of it was
+        submitted; failed: some of its keys were refused before); the last
+        one finishes the task."""
         statuses = put.batch.statuses() if put is not None else []
         ok = 0
         new = []
@@ -452,7 +467,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
         # that a caller woken by the completion sees the new keys counted.
         if new:
             self._notify_keys_stored(new, [self._slot_bytes] * len(new))
-        if task.piece_done(ok, failed=put is None or ok != len(statuses)):
+        if task.piece_done(ok, failed=failed or ok != len(statuses)):
             success = not task.failed_early
             self._finish("store", task.task_id, L2StoreResult(success, self._slot_bytes * task.ok))
 
@@ -501,7 +516,8 @@ class DaxkvL2Adapter(L2AdapterInterface):
     # -- load --------------------------------------------------------------------
 
     def submit_load_task(self, keys: List[ObjectKey], objects: List[Any]) -> L2TaskId:
-        """Copy entries into the caller's objects (one libdaxkv batch)."""
+        """Copy entries into the caller's objects (libdaxkv batches, one per
+        piece of the task)."""
         if len(keys) != len(objects):
             raise ValueError(
                 f"keys and objects must have the same length, got {len(keys)} and {len(objects)}"
@@ -509,27 +525,37 @@ class DaxkvL2Adapter(L2AdapterInterface):
         from .core import _data_ptr, _is_multi_tensor
 
         task_id = self._new_task("load")
-        index = [i for i, o in enumerate(objects) if not _is_multi_tensor(o)]
-        task = _Task(task_id, list(keys), list(objects), index)
-        if not index:
-            self._finish("load", task_id, Bitmap(len(keys)))
-            return task_id
-        kbs = encode_keys([keys[i] for i in index])
-        addrs = [_data_ptr(objects[i]) for i in index]
-        caps = [int(objects[i].get_size()) for i in index]
+        n = len(keys)
+        task = _Task(task_id, list(keys), list(objects), [])
         task.result = []  # positions loaded, gathered piece by piece
         step = self._piece
-        starts = range(0, len(kbs), step)
-        task.left = len(starts)
-        for n, a in enumerate(starts):
-            b = a + step
+        starts = range(0, n, step)
+        task.left = len(starts) or 1
+        if not n:
+            self._load_done(task, 0, None)
+            return task_id
+        index = task.index
+        for p, a in enumerate(starts):
+            first = len(index)
+            names, addrs, caps = [], [], []
+            for i in range(a, min(a + step, n)):
+                obj = objects[i]
+                if _is_multi_tensor(obj):
+                    continue
+                index.append(i)
+                names.append(keys[i])
+                addrs.append(_data_ptr(obj))
+                caps.append(int(obj.get_size()))
+            if not names:
+                self._load_done(task, first, None)
+                continue
             try:
-                get = _native.GetBatch(kbs[a:b], addrs[a:b], caps[a:b], self._meta_cap)
-                self._engine.submit(_lib.OP_GET, get, 0, lambda rc, g, a=a: self._load_done(task, a, g))
+                get = _native.GetBatch(encode_keys(names), addrs, caps, self._meta_cap)
+                self._engine.submit(_lib.OP_GET, get, 0, lambda rc, g, first=first: self._load_done(task, first, g))
             except DaxKVError:
                 logger.exception("DAX L2 load submission failed")
-                for _ in range(len(starts) - n):  # this piece and those not submitted
-                    self._load_done(task, a, None)
+                for _ in range(len(starts) - p):  # this piece and those not submitted
+                    self._load_done(task, first, None)
                 break
         return task_id
 
