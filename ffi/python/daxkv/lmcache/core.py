@@ -423,6 +423,15 @@ class DaxCore(Generic[KeyT]):
                 known.clear()
             known.update(kbs)
 
+    def _remember_one(self, kb: bytes, epoch: int) -> None:
+        """_remember of one key."""
+        with self._known_lock:
+            if self._known_epoch == epoch and not self._closed:
+                known = self._known
+                if len(known) >= _KNOWN_MAX:
+                    known.clear()
+                known.add(kb)
+
     def _forget(self, kbs: List[bytes]) -> None:
         """Drop kbs from the known keys; called after the library call that
         removed (or failed to read) them."""
@@ -517,14 +526,20 @@ class DaxCore(Generic[KeyT]):
         if size > self._slot_bytes:
             return False
         kb = encode_key(key)
-        if not self._begin_write([kb]):
-            return False
+        # _begin_write and _end_write for one key, inline: LMCache's backend
+        # stores key by key.
+        with self._state_lock:
+            if self._closing or self._closed:
+                return False
+            self._active_writes += 1
+            inflight = self._inflight
+            inflight[kb] = inflight.get(kb, 0) + 1
         try:
             if writer is None:
                 epoch = self._known_epoch
                 s = self._put_batch([kb], [_data_ptr(obj)], [size], [_meta_of(obj)])[0]
                 if s == 0:
-                    self._remember([kb], epoch)
+                    self._remember_one(kb, epoch)
                 if s >= 0:
                     return True
                 if s == -_errno.ENOSPC:
@@ -534,7 +549,15 @@ class DaxCore(Generic[KeyT]):
                 raise RuntimeError(f"DAX write failed for key {key}: {library().daxkv_strerror(s).decode()}")
             return self._put_with_writer(key, kb, obj, size, writer)
         finally:
-            self._end_write([kb])
+            with self._state_lock:
+                c = inflight[kb] - 1
+                if c:
+                    inflight[kb] = c
+                else:
+                    del inflight[kb]
+                self._active_writes -= 1
+                if self._drain_waiters:
+                    self._state_condition.notify_all()
 
     def _put_with_writer(self, key: KeyT, kb: bytes, obj: Any, size: int, writer: _CopyFn) -> bool:
         L = self._L
@@ -576,7 +599,7 @@ class DaxCore(Generic[KeyT]):
             rc = L.daxkv_commit(handle)  # frees the reservation whatever happens
             committed = rc == 0
             if committed:
-                self._remember([kb], epoch)
+                self._remember_one(kb, epoch)
             if rc < 0 and rc not in (-_errno.ECANCELED, -_errno.ESHUTDOWN):
                 raise RuntimeError(f"DAX write failed for key {key}: {_error(rc, 'daxkv_commit')}")
             return committed
@@ -659,7 +682,7 @@ class DaxCore(Generic[KeyT]):
             finally:
                 store._leave()
             if hit:
-                self._remember([kb], epoch)
+                self._remember_one(kb, epoch)
             return [hit]
         kbs = encode_keys(keys)
         if not lock:
