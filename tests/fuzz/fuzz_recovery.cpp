@@ -151,7 +151,7 @@ void open_path(const char *img, size_t size) {
         EXPECT(!layout_matches);
         EXPECT(r.state != ar::ImageState::empty || e.code() == -EINVAL);
         if (r.state == ar::ImageState::damaged_arena)
-            EXPECT(e.code() == DAXKV_E_CORRUPT || e.code() == -EINVAL);
+            EXPECT(e.code() == daxkv::kErrCorrupt || e.code() == -EINVAL);
         std::vector<char> now = read_file(path, n);
         EXPECT(std::memcmp(now.data(), img, n) == 0);
     }
