@@ -24,7 +24,7 @@ import errno as _errno
 import logging
 import os
 import threading
-from typing import Any, Callable, Dict, Generic, Hashable, List, Optional, Set, Tuple, TypeVar
+from typing import Any, Callable, Dict, Generic, Hashable, List, Optional, Sequence, Set, Tuple, TypeVar
 
 from .. import _lib
 from .._library import _error, library
@@ -380,7 +380,7 @@ class DaxCore(Generic[KeyT]):
                 inflight[k] = inflight.get(k, 0) + 1
             return True
 
-    def _end_write(self, kbs: List[bytes]) -> None:
+    def _end_write(self, kbs: Sequence[bytes]) -> None:
         with self._state_lock:
             inflight = self._inflight
             for k in kbs:
@@ -526,8 +526,8 @@ class DaxCore(Generic[KeyT]):
         if size > self._slot_bytes:
             return False
         kb = encode_key(key)
-        # _begin_write and _end_write for one key, inline: LMCache's backend
-        # stores key by key.
+        # _begin_write for one key, inline (LMCache's backend stores key by
+        # key); _end_write below.
         with self._state_lock:
             if self._closing or self._closed:
                 return False
@@ -549,15 +549,7 @@ class DaxCore(Generic[KeyT]):
                 raise RuntimeError(f"DAX write failed for key {key}: {library().daxkv_strerror(s).decode()}")
             return self._put_with_writer(key, kb, obj, size, writer)
         finally:
-            with self._state_lock:
-                c = inflight[kb] - 1
-                if c:
-                    inflight[kb] = c
-                else:
-                    del inflight[kb]
-                self._active_writes -= 1
-                if self._drain_waiters:
-                    self._state_condition.notify_all()
+            self._end_write((kb,))
 
     def _put_with_writer(self, key: KeyT, kb: bytes, obj: Any, size: int, writer: _CopyFn) -> bool:
         L = self._L
