@@ -340,7 +340,7 @@ public:
     }
 
     // Apply one acknowledged operation to the model, checking its result.
-    // degraded: a device of the session was missing (or came back), so a
+    // degraded: a device of the open was missing (or came back), so a
     // present key may be invisible.
     void apply(const Rec &r) {
         touch(r, false);
@@ -412,7 +412,7 @@ public:
 
 private:
     // The keys an operation changed: their last change was seen by the
-    // session's witnesses. One in flight may or may not have changed them:
+    // open's witnesses. One in flight may or may not have changed them:
     // then only the devices that saw both the change before and this one
     // count.
     void touch(const Rec &r, bool in_flight) {
@@ -536,7 +536,7 @@ bool run_round(uint64_t seed, uint64_t round, std::vector<State> &model,
     int wst = 0;
     ::waitpid(pid, &wst, 0);
 
-    // The session's witnesses: the devices it ran with, less those a removal
+    // The open's witnesses: the devices it ran with, less those a removal
     // (by migration or eviction) took out of the pool; they stop recording.
     uint32_t witnesses = ran_with;
     for (size_t i = 0; i < recs.size(); ++i) {
@@ -546,7 +546,7 @@ bool run_round(uint64_t seed, uint64_t round, std::vector<State> &model,
             (q.kind == kBegin ? last : q.rc == 0))
             witnesses &= ~(1u << q.dev);
     }
-    // A device missing from the session makes a present key possibly
+    // A device missing from the open makes a present key possibly
     // invisible.
     Round R(seed, round, model, hist, ran_with != kAll, witnesses);
     if (!(WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL))
@@ -565,7 +565,7 @@ bool run_round(uint64_t seed, uint64_t round, std::vector<State> &model,
         R.allow_inflight(*inflight, alt);
 
     // The next history step: one device in three rounds is missing at the
-    // reopen (and at the next round's session); the others come back.
+    // reopen (and at the next round's open); the others come back.
     uint32_t next = kAll;
     if (splitmix(x) % 3 == 0)
         next &= ~(1u << (splitmix(x) % kDevices));
