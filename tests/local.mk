@@ -98,13 +98,13 @@ EXTRA_DIST += tests/vm/run-guest-tests.sh tests/vm/guest-list-check.sh tests/vm/
 # every acknowledged operation. Run by tests/suites/15-crash.sh (200 rounds);
 # `make check-long` runs KILL_ROUNDS of them.
 check_PROGRAMS += tests/crash/kill_test
-tests_crash_kill_test_SOURCES = tests/crash/kill_test.cpp
+tests_crash_kill_test_SOURCES = tests/crash/kill_test.cpp tests/crash/kill_common.hpp
 tests_crash_kill_test_LDADD = lib/libdaxkv.la
 KILL_ROUNDS = 5000
 # The same across the histories of a pool: hotplug calls killed, devices
 # missing at some opens and back at later ones.
 check_PROGRAMS += tests/crash/pool_kill_test
-tests_crash_pool_kill_test_SOURCES = tests/crash/pool_kill_test.cpp
+tests_crash_pool_kill_test_SOURCES = tests/crash/pool_kill_test.cpp tests/crash/kill_common.hpp
 tests_crash_pool_kill_test_LDADD = lib/libdaxkv.la
 
 check-long: tests/crash/kill_test$(EXEEXT) tests/crash/pool_kill_test$(EXEEXT)
@@ -148,7 +148,7 @@ fuzz-long:
 # Listed file by file: a directory here would also ship the objects a build
 # tree keeps under the same name.
 EXTRA_DIST += tests/adversarial/cli.sh
-EXTRA_DIST += tests/crash/kill_test.cpp tests/crash/pool_kill_test.cpp tests/fuzz/fuzz_recovery.cpp \
+EXTRA_DIST += tests/crash/kill_test.cpp tests/crash/pool_kill_test.cpp tests/crash/kill_common.hpp tests/fuzz/fuzz_recovery.cpp \
 	tests/fuzz/make_seeds.cpp
 
 # The store that tests/suites/12-tools.sh reads with daxkv stats and status.

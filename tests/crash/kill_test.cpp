@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "daxkv.h"
+#include "kill_common.hpp"
 
 namespace {
 
@@ -474,57 +475,15 @@ bool run_round(const std::string &path, uint64_t seed, uint64_t round, std::vect
 } // namespace
 
 int main(int argc, char **argv) {
-    uint64_t rounds = 200, seed = 0;
-    bool have_seed = false, verbose = false;
-    std::string dir;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--rounds" && i + 1 < argc)
-            rounds = std::strtoull(argv[++i], nullptr, 10);
-        else if (a == "--seed" && i + 1 < argc) {
-            seed = std::strtoull(argv[++i], nullptr, 10);
-            have_seed = true;
-        } else if (a == "--dir" && i + 1 < argc)
-            dir = argv[++i];
-        else if (a == "--verbose")
-            verbose = true;
-        else {
-            std::fprintf(stderr, "usage: %s [--rounds N] [--seed S] [--dir DIR] [--verbose]\n",
-                         argv[0]);
-            return 2;
-        }
-    }
-    if (!have_seed) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        seed = static_cast<uint64_t>(ts.tv_nsec) ^ (static_cast<uint64_t>(getpid()) << 20);
-        seed %= 1000000000ull;
-    }
-    if (dir.empty()) {
-        const char *t = std::getenv("TMPDIR");
-        dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : t ? t : "/tmp";
-    }
-    // A regular-file arena may not live under /dev: reach /dev/shm through a
-    // symlinked directory, as the unit tests do.
-    std::string tmpl = (std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
-                       std::string("/daxkv-kill.XXXXXX");
-    std::vector<char> t(tmpl.begin(), tmpl.end());
-    t.push_back('\0');
-    if (!mkdtemp(t.data())) {
-        std::perror("mkdtemp");
+    kill_test::Options opt;
+    if (!kill_test::parse(argc, argv, opt))
+        return 2;
+    const uint64_t rounds = opt.rounds, seed = opt.seed;
+    const bool verbose = opt.verbose;
+    kill_test::WorkDir work;
+    if (!work.make(opt, "daxkv-kill"))
         return 1;
-    }
-    std::string work = t.data(), arena_dir = work;
-    if (dir.rfind("/dev/", 0) == 0) {
-        std::string real = dir + "/daxkv-kill-" + std::to_string(getpid());
-        ::mkdir(real.c_str(), 0700);
-        arena_dir = work + "/shm";
-        if (::symlink(real.c_str(), arena_dir.c_str()) != 0) {
-            std::perror("symlink");
-            return 1;
-        }
-    }
-    const std::string path = arena_dir + "/kill.arena";
+    const std::string path = work.path() + "/kill.arena";
     std::printf("kill test: %" PRIu64 " rounds, seed %" PRIu64 ", arena %s\n", rounds, seed,
                 path.c_str());
     std::fflush(stdout);
@@ -537,16 +496,7 @@ int main(int argc, char **argv) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     ::unlink(path.c_str());
-    if (arena_dir != work) {
-        char real[4096];
-        ssize_t n = ::readlink(arena_dir.c_str(), real, sizeof real - 1);
-        ::unlink(arena_dir.c_str());
-        if (n > 0) {
-            real[n] = '\0';
-            ::rmdir(real);
-        }
-    }
-    ::rmdir(work.c_str());
+    work.remove();
     if (failed)
         std::printf("kill test FAILED with seed %" PRIu64 " (replay: tests/crash/kill_test --seed %" PRIu64
                     " --rounds %" PRIu64 ")\n",

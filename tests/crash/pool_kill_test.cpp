@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "daxkv.h"
+#include "kill_common.hpp"
 
 namespace {
 
@@ -670,57 +671,15 @@ bool run_round(uint64_t seed, uint64_t round, std::vector<State> &model,
 } // namespace
 
 int main(int argc, char **argv) {
-    uint64_t rounds = 200, seed = 0;
-    bool have_seed = false, verbose = false;
-    std::string dir;
-    for (int i = 1; i < argc; ++i) {
-        std::string a = argv[i];
-        if (a == "--rounds" && i + 1 < argc)
-            rounds = std::strtoull(argv[++i], nullptr, 10);
-        else if (a == "--seed" && i + 1 < argc) {
-            seed = std::strtoull(argv[++i], nullptr, 10);
-            have_seed = true;
-        } else if (a == "--dir" && i + 1 < argc)
-            dir = argv[++i];
-        else if (a == "--verbose")
-            verbose = true;
-        else {
-            std::fprintf(stderr, "usage: %s [--rounds N] [--seed S] [--dir DIR] [--verbose]\n",
-                         argv[0]);
-            return 2;
-        }
-    }
-    if (!have_seed) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        seed = static_cast<uint64_t>(ts.tv_nsec) ^ (static_cast<uint64_t>(getpid()) << 20);
-        seed %= 1000000000ull;
-    }
-    if (dir.empty()) {
-        const char *t = std::getenv("TMPDIR");
-        dir = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : t ? t : "/tmp";
-    }
-    // A regular-file arena may not live under /dev: reach /dev/shm through a
-    // symlinked directory, as the unit tests do.
-    std::string tmpl = (std::getenv("TMPDIR") ? std::getenv("TMPDIR") : "/tmp") +
-                       std::string("/daxkv-poolkill.XXXXXX");
-    std::vector<char> t(tmpl.begin(), tmpl.end());
-    t.push_back('\0');
-    if (!mkdtemp(t.data())) {
-        std::perror("mkdtemp");
+    kill_test::Options opt;
+    if (!kill_test::parse(argc, argv, opt))
+        return 2;
+    const uint64_t rounds = opt.rounds, seed = opt.seed;
+    const bool verbose = opt.verbose;
+    kill_test::WorkDir work;
+    if (!work.make(opt, "daxkv-poolkill"))
         return 1;
-    }
-    std::string work = t.data(), real;
-    g_dir = work;
-    if (dir.rfind("/dev/", 0) == 0) {
-        real = dir + "/daxkv-poolkill-" + std::to_string(getpid());
-        ::mkdir(real.c_str(), 0700);
-        g_dir = work + "/shm";
-        if (::symlink(real.c_str(), g_dir.c_str()) != 0) {
-            std::perror("symlink");
-            return 1;
-        }
-    }
+    g_dir = work.path();
     std::printf("pool kill test: %" PRIu64 " rounds, seed %" PRIu64 ", devices in %s\n", rounds,
                 seed, g_dir.c_str());
     std::fflush(stdout);
@@ -749,11 +708,7 @@ int main(int argc, char **argv) {
         ::unlink(dev_path(d).c_str());
         ::unlink((dev_path(d) + ".away").c_str());
     }
-    if (!real.empty()) {
-        ::unlink(g_dir.c_str());
-        ::rmdir(real.c_str());
-    }
-    ::rmdir(work.c_str());
+    work.remove();
     if (failed)
         std::printf("pool kill test FAILED with seed %" PRIu64
                     " (replay: tests/crash/pool_kill_test --seed %" PRIu64 " --rounds %" PRIu64
