@@ -168,21 +168,26 @@ void CopyEngine::execute(const Chunk *chunks, size_t n, const Plan &plan, int *e
         platform::store_fence();
 }
 
-std::vector<CopyEngine::Group> CopyEngine::group_chunks(const std::vector<Chunk> &chunks) {
+std::vector<CopyEngine::Group> CopyEngine::group_chunks(const std::vector<Chunk> &chunks,
+                                                        size_t max_bytes) {
     std::vector<Group> groups;
     groups.reserve(chunks.size());
     auto joins = [](const Chunk &c) {
         return !c.op->guard_source && !c.op->overlap_safe && c.len <= kGroupChunkMax;
     };
+    size_t bytes = 0; // of the last group
     for (uint32_t i = 0; i < chunks.size(); ++i) {
         if (!groups.empty() && joins(chunks[i])) {
             Group &g = groups.back();
-            if (g.count < platform::kCopyLanes && joins(chunks[g.first])) {
+            if (g.count < platform::kCopyLanes && joins(chunks[g.first]) &&
+                bytes + chunks[i].len <= max_bytes) {
                 g.count++;
+                bytes += chunks[i].len;
                 continue;
             }
         }
         groups.push_back(Group{i, 1});
+        bytes = chunks[i].len;
     }
     return groups;
 }
@@ -245,7 +250,7 @@ void CopyEngine::run(const CopyOp *ops, size_t n, int *errors) {
         chunks.reserve(plan.runs.size());
         for (const Run &r : plan.runs)
             chunks.push_back(Chunk{r.op, 0, r.len, &r});
-        for (const Group &g : group_chunks(chunks))
+        for (const Group &g : group_chunks(chunks, SIZE_MAX))
             execute(&chunks[g.first], g.count, plan, errors);
         return;
     }
@@ -266,7 +271,9 @@ void CopyEngine::run(const CopyOp *ops, size_t n, int *errors) {
     }
     if (job->chunks.empty())
         return;
-    job->groups = group_chunks(job->chunks);
+    // Groups no larger than a worker's share, so that a batch of a few
+    // small chunks still runs on every worker.
+    job->groups = group_chunks(job->chunks, std::max(kChunkBytes, total / workers_));
     {
         std::lock_guard<std::mutex> g(qm_);
         queue_.push_back(job);

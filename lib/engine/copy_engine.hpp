@@ -106,7 +106,8 @@ private:
 
     // Copy a group's chunks, recording each failure in errors.
     static void execute(const Chunk *chunks, size_t n, const Plan &plan, int *errors) noexcept;
-    static std::vector<Group> group_chunks(const std::vector<Chunk> &chunks);
+    // Groups of up to platform::kCopyLanes chunks and max_bytes.
+    static std::vector<Group> group_chunks(const std::vector<Chunk> &chunks, size_t max_bytes);
     static void record(int *errors, const Plan &plan, const Run &run, int rc) noexcept;
     void work(Job &job) noexcept;
     void worker_main() noexcept;

@@ -64,6 +64,47 @@ struct Schedule {
           covered(blocks * kBlock + tail_stripes * kStripe) {}
 };
 
+// --- lanes: several copies interleaved (copy_streams) ----------------------------------
+//
+// Up to kCopyLanes copies advance together in rounds: in a round every lane
+// moves the same number of bytes, kInterleave of each in turn, so that the
+// memory system sees all their streams at once. The per-ISA round routines
+// below are the inner loops; copy_streams (at the end) starts, refills and
+// ends the lanes.
+
+// Bytes of one lane copied before the next lane's turn: four lines, short
+// enough that every lane's stream stays busy, long enough for whole-line
+// bursts (on the machines measured, README "Speed", 256 bytes beat 1 KiB).
+constexpr size_t kInterleave = 256;
+// How far ahead of a lane's reads its source lines are asked for: the
+// hardware prefetchers alone, following eight streams, leave the loads
+// waiting (on the machines measured, README "Speed", asking 1 KiB ahead
+// gains 5 to 10%, most of it in the hashed copies).
+constexpr size_t kPrefetchAhead = 1024;
+constexpr size_t kInterleaveStripes = kInterleave / kStripe;
+
+struct Lane {
+    char *dst;          // where the next bytes go
+    const char *src;    // where they come from
+    size_t left;        // plain: bytes of whole lines left; hashed: stripes left
+    size_t head, tail;  // plain: bytes before the first whole line; both: bytes after the last
+    bool stream;        // non-temporal stores
+    unsigned phase;     // hashed: stripes into the current 1 KiB block
+    uint64_t *hash;     // where the hash goes; null for a plain copy
+    const char *input;  // hashed: the whole input and its length (the last stripe, the merge)
+    size_t len;
+    alignas(64) uint64_t acc[8];
+};
+
+// After a round of n bytes (plain) or n stripes (hashed).
+inline void advance(Lane *const *lanes, size_t nl, size_t bytes, size_t n) noexcept {
+    for (size_t l = 0; l < nl; ++l) {
+        lanes[l]->dst += bytes;
+        lanes[l]->src += bytes;
+        lanes[l]->left -= n;
+    }
+}
+
 // --- SSE2 (every x86-64 CPU) -------------------------------------------------------
 
 inline void sse2_round(__m128i acc[4], const char *src, char *dst, const uint8_t *key,
@@ -94,23 +135,21 @@ inline void sse2_scramble(__m128i acc[4]) noexcept {
     }
 }
 
-uint64_t xxh3_long_sse2(char *dst, const char *src, size_t len, bool copy, bool nt) noexcept {
+// XXH3_64bits() of len > 240 bytes (hash_bytes_xxh3).
+uint64_t xxh3_long_sse2(const char *src, size_t len) noexcept {
     alignas(16) uint64_t init[8] = XXH3_INIT_ACC;
     __m128i acc[4];
     for (int i = 0; i < 4; ++i)
         acc[i] = _mm_load_si128(reinterpret_cast<const __m128i *>(init) + i);
-    const bool stream = copy && nt && (reinterpret_cast<uintptr_t>(dst) & 15) == 0;
     const Schedule s(len);
     size_t off = 0;
     for (size_t b = 0; b < s.blocks; ++b) {
         for (size_t k = 0; k < kStripesPerBlock; ++k, off += kStripe)
-            sse2_round(acc, src + off, dst + off, kSecret + 8 * k, copy, stream);
+            sse2_round(acc, src + off, nullptr, kSecret + 8 * k, false, false);
         sse2_scramble(acc);
     }
     for (size_t k = 0; k < s.tail_stripes; ++k, off += kStripe)
-        sse2_round(acc, src + off, dst + off, kSecret + 8 * k, copy, stream);
-    if (copy)
-        std::memcpy(dst + off, src + off, len - off);
+        sse2_round(acc, src + off, nullptr, kSecret + 8 * k, false, false);
     sse2_round(acc, src + len - kStripe, nullptr, kLastKey, false, false);
     alignas(16) uint64_t out[8];
     for (int i = 0; i < 4; ++i)
@@ -118,43 +157,62 @@ uint64_t xxh3_long_sse2(char *dst, const char *src, size_t len, bool copy, bool 
     return merge_accs(out, len);
 }
 
-// One piece of a lane (copy_streams): n bytes, a multiple of 64.
-void piece_copy_sse2(char *d, const char *s, size_t n, bool stream) noexcept {
-    for (; n; n -= 64, d += 64, s += 64)
-        for (int i = 0; i < 4; ++i) {
-            const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s) + i);
-            if (stream)
-                _mm_stream_si128(reinterpret_cast<__m128i *>(d) + i, v);
-            else
-                _mm_storeu_si128(reinterpret_cast<__m128i *>(d) + i, v);
+// The rounds of copy_streams: every lane given advances by bytes (plain;
+// a multiple of 64) or by stripes (hashed), kInterleave bytes at a time.
+void round_copy_sse2(Lane *const *lanes, size_t nl, size_t bytes) noexcept {
+    for (size_t off = 0; off < bytes; off += kInterleave) {
+        const size_t n = std::min(kInterleave, bytes - off);
+        for (size_t l = 0; l < nl; ++l) {
+            const char *s = lanes[l]->src + off;
+            char *d = lanes[l]->dst + off;
+            for (size_t b = 0; b < n; b += 64) {
+                __builtin_prefetch(s + b + kPrefetchAhead);
+                for (int i = 0; i < 4; ++i) {
+                    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + b) + i);
+                    if (lanes[l]->stream)
+                        _mm_stream_si128(reinterpret_cast<__m128i *>(d + b) + i, v);
+                    else
+                        _mm_storeu_si128(reinterpret_cast<__m128i *>(d + b) + i, v);
+                }
+            }
         }
+    }
+    advance(lanes, nl, bytes, bytes);
 }
 
-// nstripes stripes of a hashed lane, copied and accumulated into acc (kept
-// in memory between pieces); a scramble after them when they end a block.
-void piece_hash_sse2(uint64_t *acc_mem, char *d, const char *s, size_t nstripes, size_t key0,
-                     bool scramble, bool stream) noexcept {
-    __m128i acc[4];
-    for (int i = 0; i < 4; ++i)
-        acc[i] = _mm_load_si128(reinterpret_cast<const __m128i *>(acc_mem) + i);
-    for (size_t k = 0; k < nstripes; ++k)
-        sse2_round(acc, s + k * kStripe, d + k * kStripe, kSecret + 8 * (key0 + k), true, stream);
-    if (scramble)
-        sse2_scramble(acc);
-    for (int i = 0; i < 4; ++i)
-        _mm_store_si128(reinterpret_cast<__m128i *>(acc_mem) + i, acc[i]);
+void round_hash_sse2(Lane *const *lanes, size_t nl, size_t stripes) noexcept {
+    for (size_t k = 0; k < stripes; k += kInterleaveStripes) {
+        const size_t n = std::min(kInterleaveStripes, stripes - k);
+        for (size_t l = 0; l < nl; ++l) {
+            Lane &x = *lanes[l];
+            __m128i acc[4];
+            for (int i = 0; i < 4; ++i)
+                acc[i] = _mm_load_si128(reinterpret_cast<const __m128i *>(x.acc) + i);
+            for (size_t j = 0, off = k * kStripe; j < n; ++j, off += kStripe) {
+                __builtin_prefetch(x.src + off + kPrefetchAhead);
+                sse2_round(acc, x.src + off, x.dst + off, kSecret + 8 * x.phase, true, x.stream);
+                if (++x.phase == kStripesPerBlock) {
+                    x.phase = 0;
+                    sse2_scramble(acc);
+                }
+            }
+            for (int i = 0; i < 4; ++i)
+                _mm_store_si128(reinterpret_cast<__m128i *>(x.acc) + i, acc[i]);
+        }
+    }
+    advance(lanes, nl, stripes * kStripe, stripes);
 }
 
 // The last stripe (the input's final 64 bytes, with their own key) and the
 // merge: the end of a hashed lane.
-uint64_t finish_sse2(uint64_t *acc_mem, const char *src, size_t len) noexcept {
+uint64_t finish_sse2(Lane &x) noexcept {
     __m128i acc[4];
     for (int i = 0; i < 4; ++i)
-        acc[i] = _mm_load_si128(reinterpret_cast<const __m128i *>(acc_mem) + i);
-    sse2_round(acc, src + len - kStripe, nullptr, kLastKey, false, false);
+        acc[i] = _mm_load_si128(reinterpret_cast<const __m128i *>(x.acc) + i);
+    sse2_round(acc, x.input + x.len - kStripe, nullptr, kLastKey, false, false);
     for (int i = 0; i < 4; ++i)
-        _mm_store_si128(reinterpret_cast<__m128i *>(acc_mem) + i, acc[i]);
-    return merge_accs(acc_mem, len);
+        _mm_store_si128(reinterpret_cast<__m128i *>(x.acc) + i, acc[i]);
+    return merge_accs(x.acc, x.len);
 }
 
 // --- AVX2 ------------------------------------------------------------------------------
@@ -190,23 +248,19 @@ DAXKV_AVX2 inline void avx2_scramble(__m256i acc[2]) noexcept {
     }
 }
 
-DAXKV_AVX2 uint64_t xxh3_long_avx2(char *dst, const char *src, size_t len, bool copy,
-                                   bool nt) noexcept {
+DAXKV_AVX2 uint64_t xxh3_long_avx2(const char *src, size_t len) noexcept {
     alignas(32) uint64_t init[8] = XXH3_INIT_ACC;
     __m256i acc[2] = {_mm256_load_si256(reinterpret_cast<const __m256i *>(init)),
                       _mm256_load_si256(reinterpret_cast<const __m256i *>(init) + 1)};
-    const bool stream = copy && nt && (reinterpret_cast<uintptr_t>(dst) & 31) == 0;
     const Schedule s(len);
     size_t off = 0;
     for (size_t b = 0; b < s.blocks; ++b) {
         for (size_t k = 0; k < kStripesPerBlock; ++k, off += kStripe)
-            avx2_round(acc, src + off, dst + off, kSecret + 8 * k, copy, stream);
+            avx2_round(acc, src + off, nullptr, kSecret + 8 * k, false, false);
         avx2_scramble(acc);
     }
     for (size_t k = 0; k < s.tail_stripes; ++k, off += kStripe)
-        avx2_round(acc, src + off, dst + off, kSecret + 8 * k, copy, stream);
-    if (copy)
-        std::memcpy(dst + off, src + off, len - off);
+        avx2_round(acc, src + off, nullptr, kSecret + 8 * k, false, false);
     avx2_round(acc, src + len - kStripe, nullptr, kLastKey, false, false);
     alignas(32) uint64_t out[8];
     _mm256_store_si256(reinterpret_cast<__m256i *>(out), acc[0]);
@@ -214,36 +268,57 @@ DAXKV_AVX2 uint64_t xxh3_long_avx2(char *dst, const char *src, size_t len, bool 
     return merge_accs(out, len);
 }
 
-DAXKV_AVX2 void piece_copy_avx2(char *d, const char *s, size_t n, bool stream) noexcept {
-    for (; n; n -= 64, d += 64, s += 64)
-        for (int i = 0; i < 2; ++i) {
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s) + i);
-            if (stream)
-                _mm256_stream_si256(reinterpret_cast<__m256i *>(d) + i, v);
-            else
-                _mm256_storeu_si256(reinterpret_cast<__m256i *>(d) + i, v);
+DAXKV_AVX2 void round_copy_avx2(Lane *const *lanes, size_t nl, size_t bytes) noexcept {
+    for (size_t off = 0; off < bytes; off += kInterleave) {
+        const size_t n = std::min(kInterleave, bytes - off);
+        for (size_t l = 0; l < nl; ++l) {
+            const char *s = lanes[l]->src + off;
+            char *d = lanes[l]->dst + off;
+            for (size_t b = 0; b < n; b += 64) {
+                __builtin_prefetch(s + b + kPrefetchAhead);
+                for (int i = 0; i < 2; ++i) {
+                    const __m256i v =
+                        _mm256_loadu_si256(reinterpret_cast<const __m256i *>(s + b) + i);
+                    if (lanes[l]->stream)
+                        _mm256_stream_si256(reinterpret_cast<__m256i *>(d + b) + i, v);
+                    else
+                        _mm256_storeu_si256(reinterpret_cast<__m256i *>(d + b) + i, v);
+                }
+            }
         }
+    }
+    advance(lanes, nl, bytes, bytes);
 }
 
-DAXKV_AVX2 void piece_hash_avx2(uint64_t *acc_mem, char *d, const char *s, size_t nstripes,
-                                size_t key0, bool scramble, bool stream) noexcept {
-    __m256i acc[2] = {_mm256_load_si256(reinterpret_cast<const __m256i *>(acc_mem)),
-                      _mm256_load_si256(reinterpret_cast<const __m256i *>(acc_mem) + 1)};
-    for (size_t k = 0; k < nstripes; ++k)
-        avx2_round(acc, s + k * kStripe, d + k * kStripe, kSecret + 8 * (key0 + k), true, stream);
-    if (scramble)
-        avx2_scramble(acc);
-    _mm256_store_si256(reinterpret_cast<__m256i *>(acc_mem), acc[0]);
-    _mm256_store_si256(reinterpret_cast<__m256i *>(acc_mem) + 1, acc[1]);
+DAXKV_AVX2 void round_hash_avx2(Lane *const *lanes, size_t nl, size_t stripes) noexcept {
+    for (size_t k = 0; k < stripes; k += kInterleaveStripes) {
+        const size_t n = std::min(kInterleaveStripes, stripes - k);
+        for (size_t l = 0; l < nl; ++l) {
+            Lane &x = *lanes[l];
+            __m256i acc[2] = {_mm256_load_si256(reinterpret_cast<const __m256i *>(x.acc)),
+                              _mm256_load_si256(reinterpret_cast<const __m256i *>(x.acc) + 1)};
+            for (size_t j = 0, off = k * kStripe; j < n; ++j, off += kStripe) {
+                __builtin_prefetch(x.src + off + kPrefetchAhead);
+                avx2_round(acc, x.src + off, x.dst + off, kSecret + 8 * x.phase, true, x.stream);
+                if (++x.phase == kStripesPerBlock) {
+                    x.phase = 0;
+                    avx2_scramble(acc);
+                }
+            }
+            _mm256_store_si256(reinterpret_cast<__m256i *>(x.acc), acc[0]);
+            _mm256_store_si256(reinterpret_cast<__m256i *>(x.acc) + 1, acc[1]);
+        }
+    }
+    advance(lanes, nl, stripes * kStripe, stripes);
 }
 
-DAXKV_AVX2 uint64_t finish_avx2(uint64_t *acc_mem, const char *src, size_t len) noexcept {
-    __m256i acc[2] = {_mm256_load_si256(reinterpret_cast<const __m256i *>(acc_mem)),
-                      _mm256_load_si256(reinterpret_cast<const __m256i *>(acc_mem) + 1)};
-    avx2_round(acc, src + len - kStripe, nullptr, kLastKey, false, false);
-    _mm256_store_si256(reinterpret_cast<__m256i *>(acc_mem), acc[0]);
-    _mm256_store_si256(reinterpret_cast<__m256i *>(acc_mem) + 1, acc[1]);
-    return merge_accs(acc_mem, len);
+DAXKV_AVX2 uint64_t finish_avx2(Lane &x) noexcept {
+    __m256i acc[2] = {_mm256_load_si256(reinterpret_cast<const __m256i *>(x.acc)),
+                      _mm256_load_si256(reinterpret_cast<const __m256i *>(x.acc) + 1)};
+    avx2_round(acc, x.input + x.len - kStripe, nullptr, kLastKey, false, false);
+    _mm256_store_si256(reinterpret_cast<__m256i *>(x.acc), acc[0]);
+    _mm256_store_si256(reinterpret_cast<__m256i *>(x.acc) + 1, acc[1]);
+    return merge_accs(x.acc, x.len);
 }
 
 // --- AVX-512 ---------------------------------------------------------------------------
@@ -281,53 +356,68 @@ DAXKV_AVX512 inline void avx512_scramble(__m512i &acc) noexcept {
     acc = _mm512_add_epi64(lo, _mm512_slli_epi64(hi, 32));
 }
 
-DAXKV_AVX512 uint64_t xxh3_long_avx512(char *dst, const char *src, size_t len, bool copy,
-                                       bool nt) noexcept {
+DAXKV_AVX512 uint64_t xxh3_long_avx512(const char *src, size_t len) noexcept {
     alignas(64) uint64_t init[8] = XXH3_INIT_ACC;
     __m512i acc = _mm512_load_si512(init);
-    const bool stream = copy && nt && (reinterpret_cast<uintptr_t>(dst) & 63) == 0;
     const Schedule s(len);
     size_t off = 0;
     for (size_t b = 0; b < s.blocks; ++b) {
         for (size_t k = 0; k < kStripesPerBlock; ++k, off += kStripe)
-            avx512_round(acc, src + off, dst + off, kSecret + 8 * k, copy, stream);
+            avx512_round(acc, src + off, nullptr, kSecret + 8 * k, false, false);
         avx512_scramble(acc);
     }
     for (size_t k = 0; k < s.tail_stripes; ++k, off += kStripe)
-        avx512_round(acc, src + off, dst + off, kSecret + 8 * k, copy, stream);
-    if (copy)
-        std::memcpy(dst + off, src + off, len - off);
+        avx512_round(acc, src + off, nullptr, kSecret + 8 * k, false, false);
     avx512_round(acc, src + len - kStripe, nullptr, kLastKey, false, false);
     alignas(64) uint64_t out[8];
     _mm512_store_si512(out, acc);
     return merge_accs(out, len);
 }
 
-DAXKV_AVX512 void piece_copy_avx512(char *d, const char *s, size_t n, bool stream) noexcept {
-    for (; n; n -= 64, d += 64, s += 64) {
-        const __m512i v = _mm512_loadu_si512(s);
-        if (stream)
-            _mm512_stream_si512(reinterpret_cast<__m512i *>(d), v);
-        else
-            _mm512_storeu_si512(d, v);
+DAXKV_AVX512 void round_copy_avx512(Lane *const *lanes, size_t nl, size_t bytes) noexcept {
+    for (size_t off = 0; off < bytes; off += kInterleave) {
+        const size_t n = std::min(kInterleave, bytes - off);
+        for (size_t l = 0; l < nl; ++l) {
+            const char *s = lanes[l]->src + off;
+            char *d = lanes[l]->dst + off;
+            for (size_t b = 0; b < n; b += 64) {
+                __builtin_prefetch(s + b + kPrefetchAhead);
+                const __m512i v = _mm512_loadu_si512(s + b);
+                if (lanes[l]->stream)
+                    _mm512_stream_si512(reinterpret_cast<__m512i *>(d + b), v);
+                else
+                    _mm512_storeu_si512(d + b, v);
+            }
+        }
     }
+    advance(lanes, nl, bytes, bytes);
 }
 
-DAXKV_AVX512 void piece_hash_avx512(uint64_t *acc_mem, char *d, const char *s, size_t nstripes,
-                                    size_t key0, bool scramble, bool stream) noexcept {
-    __m512i acc = _mm512_load_si512(acc_mem);
-    for (size_t k = 0; k < nstripes; ++k)
-        avx512_round(acc, s + k * kStripe, d + k * kStripe, kSecret + 8 * (key0 + k), true, stream);
-    if (scramble)
-        avx512_scramble(acc);
-    _mm512_store_si512(acc_mem, acc);
+DAXKV_AVX512 void round_hash_avx512(Lane *const *lanes, size_t nl, size_t stripes) noexcept {
+    for (size_t k = 0; k < stripes; k += kInterleaveStripes) {
+        const size_t n = std::min(kInterleaveStripes, stripes - k);
+        for (size_t l = 0; l < nl; ++l) {
+            Lane &x = *lanes[l];
+            __m512i acc = _mm512_load_si512(x.acc);
+            for (size_t j = 0, off = k * kStripe; j < n; ++j, off += kStripe) {
+                __builtin_prefetch(x.src + off + kPrefetchAhead);
+                avx512_round(acc, x.src + off, x.dst + off, kSecret + 8 * x.phase, true, x.stream);
+                if (++x.phase == kStripesPerBlock) {
+                    x.phase = 0;
+                    avx512_scramble(acc);
+                }
+            }
+            _mm512_store_si512(x.acc, acc);
+        }
+    }
+    advance(lanes, nl, stripes * kStripe, stripes);
 }
 
-DAXKV_AVX512 uint64_t finish_avx512(uint64_t *acc_mem, const char *src, size_t len) noexcept {
-    __m512i acc = _mm512_load_si512(acc_mem);
-    avx512_round(acc, src + len - kStripe, nullptr, kLastKey, false, false);
-    _mm512_store_si512(acc_mem, acc);
-    return merge_accs(acc_mem, len);
+DAXKV_AVX512 uint64_t finish_avx512(Lane &x) noexcept {
+    __m512i acc = _mm512_load_si512(x.acc);
+    avx512_round(acc, x.input + x.len - kStripe, nullptr, kLastKey, false, false);
+    _mm512_store_si512(x.acc, acc);
+    return merge_accs(x.acc, x.len);
 }
 
 #pragma GCC diagnostic pop
@@ -369,28 +459,27 @@ CopyIsa detect() noexcept {
 
 std::atomic<CopyIsa> g_isa{detect()};
 
-uint64_t xxh3_long(char *dst, const char *src, size_t len, bool copy, bool nt) noexcept {
+uint64_t xxh3_long(const char *src, size_t len) noexcept {
     switch (g_isa.load(std::memory_order_relaxed)) {
-    case CopyIsa::avx512: return xxh3_long_avx512(dst, src, len, copy, nt);
-    case CopyIsa::avx2: return xxh3_long_avx2(dst, src, len, copy, nt);
+    case CopyIsa::avx512: return xxh3_long_avx512(src, len);
+    case CopyIsa::avx2: return xxh3_long_avx2(src, len);
     case CopyIsa::sse2: break;
     }
-    return xxh3_long_sse2(dst, src, len, copy, nt);
+    return xxh3_long_sse2(src, len);
 }
 
-// --- lanes: several copies interleaved ------------------------------------------------
+// --- copy_streams: lanes started, refilled and ended --------------------------------
 
 struct Kernels {
-    void (*copy)(char *d, const char *s, size_t n, bool stream) noexcept;
-    void (*hash)(uint64_t *acc, char *d, const char *s, size_t nstripes, size_t key0,
-                 bool scramble, bool stream) noexcept;
-    uint64_t (*finish)(uint64_t *acc, const char *src, size_t len) noexcept;
+    void (*copy)(Lane *const *lanes, size_t nl, size_t bytes) noexcept;
+    void (*hash)(Lane *const *lanes, size_t nl, size_t stripes) noexcept;
+    uint64_t (*finish)(Lane &lane) noexcept;
 };
 
 const Kernels &kernels() noexcept {
-    static const Kernels sse2{piece_copy_sse2, piece_hash_sse2, finish_sse2};
-    static const Kernels avx2{piece_copy_avx2, piece_hash_avx2, finish_avx2};
-    static const Kernels avx512{piece_copy_avx512, piece_hash_avx512, finish_avx512};
+    static const Kernels sse2{round_copy_sse2, round_hash_sse2, finish_sse2};
+    static const Kernels avx2{round_copy_avx2, round_hash_avx2, finish_avx2};
+    static const Kernels avx512{round_copy_avx512, round_hash_avx512, finish_avx512};
     switch (g_isa.load(std::memory_order_relaxed)) {
     case CopyIsa::avx512: return avx512;
     case CopyIsa::avx2: return avx2;
@@ -401,84 +490,55 @@ const Kernels &kernels() noexcept {
 
 // A plain copy at least this long is cut into kCopyLanes lanes of its own.
 constexpr size_t kSplitMin = 64 * 1024;
-// A lane advances by one piece at a time: one XXH3 block (16 stripes) for a
-// hashed lane, as many bytes for a plain one.
-constexpr size_t kPiece = kBlock;
+static_assert(kSplitMin / kCopyLanes >= 4096, "every part of a split copy is a lane's worth");
 
 // Lines of a lane's source prefetched when it starts.
 constexpr size_t kStartLines = 4;
 
-// One copy in progress among the interleaved ones.
-struct Lane {
-    char *dst;
-    const char *src;
-    size_t len, off;
-    uint64_t *hash; // null: a plain copy
-    bool stream;
-    size_t body_end;                        // plain: where whole 64-byte lines end
-    size_t head;                            // plain: bytes before them, not yet copied
-    size_t stripes_done, stripes, scrambled; // hashed: the Schedule, in stripes
-    alignas(64) uint64_t acc[8];
-
-    void start(const CopyStream &c) noexcept {
-        dst = static_cast<char *>(c.dst);
-        src = static_cast<const char *>(c.src);
-        len = c.len;
-        hash = c.hash;
-        off = head = 0;
-        if (hash) {
-            // Streaming stores need aligned lines; the stripes follow the
-            // source, so a destination off the line is stored plainly.
-            stream = c.nt && (reinterpret_cast<uintptr_t>(dst) & 63) == 0;
-            const Schedule sch(len);
-            stripes_done = 0;
-            stripes = sch.blocks * kStripesPerBlock + sch.tail_stripes;
-            scrambled = sch.blocks * kStripesPerBlock;
-            const uint64_t init[8] = XXH3_INIT_ACC;
-            std::memcpy(acc, init, sizeof acc);
-        } else {
-            stream = c.nt;
-            // Streaming: align the destination to a line (the head is
-            // copied by the first step), then whole lines.
-            head = off = stream ? (64 - (reinterpret_cast<uintptr_t>(dst) & 63)) & 63 : 0;
-            body_end = off + (len - off) / 64 * 64;
-        }
-        // The source's first lines are asked for now and read by the first
-        // step, after the other lanes have asked for theirs: a batch of
-        // small values waits for their first misses together, not in turn.
-        for (size_t i = 0; i < kStartLines * 64 && i < len; i += 64)
-            __builtin_prefetch(src + i);
+void start_lane(Lane &x, const CopyStream &c) noexcept {
+    x.dst = static_cast<char *>(c.dst);
+    x.src = x.input = static_cast<const char *>(c.src);
+    x.len = c.len;
+    x.hash = c.hash;
+    x.head = 0;
+    if (x.hash) {
+        // Streaming stores need aligned lines; the stripes follow the
+        // source, so a destination off the line is stored plainly.
+        x.stream = c.nt && (reinterpret_cast<uintptr_t>(x.dst) & 63) == 0;
+        const Schedule sch(x.len);
+        x.left = sch.blocks * kStripesPerBlock + sch.tail_stripes;
+        x.tail = x.len - sch.covered;
+        x.phase = 0;
+        const uint64_t init[8] = XXH3_INIT_ACC;
+        std::memcpy(x.acc, init, sizeof x.acc);
+    } else {
+        // Streaming: the bytes before the destination's first whole line
+        // (the head) are copied plainly, then whole lines.
+        x.stream = c.nt;
+        x.head = x.stream ? (64 - (reinterpret_cast<uintptr_t>(x.dst) & 63)) & 63 : 0;
+        x.left = (x.len - x.head) / 64 * 64;
+        x.tail = x.len - x.head - x.left;
     }
+    // The source's first lines are asked for now and read once every new
+    // lane has asked for its own: a batch of small values waits for their
+    // first misses together, not in turn.
+    for (size_t i = 0; i < kStartLines * 64 && i < x.len; i += 64)
+        __builtin_prefetch(x.src + i);
+}
 
-    // One piece; true when the lane is done (its tail copied, its hash out).
-    bool step(const Kernels &k) noexcept {
-        if (hash) {
-            const size_t n = std::min(kStripesPerBlock - stripes_done % kStripesPerBlock,
-                                      stripes - stripes_done);
-            const bool scramble =
-                (stripes_done + n) % kStripesPerBlock == 0 && stripes_done + n <= scrambled;
-            k.hash(acc, dst + off, src + off, n, stripes_done % kStripesPerBlock, scramble, stream);
-            off += n * kStripe;
-            stripes_done += n;
-            if (stripes_done < stripes)
-                return false;
-            std::memcpy(dst + off, src + off, len - off);
-            *hash = k.finish(acc, src, len);
-            return true;
-        }
-        if (head) {
-            std::memcpy(dst, src, head); // the bytes before the first whole line
-            head = 0;
-        }
-        const size_t n = std::min(kPiece, body_end - off);
-        k.copy(dst + off, src + off, n, stream);
-        off += n;
-        if (off < body_end)
-            return false;
-        std::memcpy(dst + off, src + off, len - off);
-        return true;
-    }
-};
+void copy_head(Lane &x) noexcept {
+    std::memcpy(x.dst, x.src, x.head);
+    x.dst += x.head;
+    x.src += x.head;
+}
+
+// Every line (or stripe) of the lane is copied: the bytes after them, and
+// the hash.
+void end_lane(Lane &x, const Kernels &k) noexcept {
+    std::memcpy(x.dst, x.src, x.tail);
+    if (x.hash)
+        *x.hash = k.finish(x);
+}
 
 // The streams one after another, a plain one of kSplitMin or more as
 // kCopyLanes parts of it; a short one (below kStreamMin) is done at once.
@@ -534,22 +594,43 @@ void copy_streams(const CopyStream *streams, size_t n) noexcept {
     const Kernels &k = kernels();
     StreamCursor cursor(streams, n);
     Lane lanes[kCopyLanes];
+    Lane *plain[kCopyLanes], *hashed[kCopyLanes];
     size_t active = 0;
     CopyStream next;
     for (;;) {
+        const size_t old = active;
         while (active < kCopyLanes && cursor.next(next))
-            lanes[active++].start(next);
+            start_lane(lanes[active++], next);
+        for (size_t l = old; l < active; ++l)
+            copy_head(lanes[l]);
         if (!active)
             return;
-        // One piece of each lane in turn: the memory system follows
-        // several streams at once, each from its own pages.
-        for (size_t l = 0; l < active;) {
-            if (lanes[l].step(k)) {
-                if (l != --active)
-                    lanes[l] = lanes[active];
+        // A round: every lane of a kind moves as far as the shortest of
+        // them can; that one (at least) then ends, and a new lane takes
+        // its place.
+        size_t np = 0, nh = 0, bytes = SIZE_MAX, stripes = SIZE_MAX;
+        for (size_t l = 0; l < active; ++l) {
+            Lane &x = lanes[l];
+            if (x.hash) {
+                hashed[nh++] = &x;
+                stripes = std::min(stripes, x.left);
             } else {
-                ++l;
+                plain[np++] = &x;
+                bytes = std::min(bytes, x.left);
             }
+        }
+        if (np)
+            k.copy(plain, np, bytes);
+        if (nh)
+            k.hash(hashed, nh, stripes);
+        for (size_t l = 0; l < active;) {
+            if (lanes[l].left) {
+                ++l;
+                continue;
+            }
+            end_lane(lanes[l], k);
+            if (l != --active)
+                lanes[l] = lanes[active];
         }
     }
 }
@@ -586,7 +667,7 @@ uint64_t copy_and_hash(void *dst, const void *src, size_t n, bool nt) noexcept {
 uint64_t hash_bytes_xxh3(const void *p, size_t n) noexcept {
     if (n < kStreamMin)
         return XXH3_64bits(p, n);
-    return xxh3_long(nullptr, static_cast<const char *>(p), n, false, false);
+    return xxh3_long(static_cast<const char *>(p), n);
 }
 
 namespace testing {

@@ -44,10 +44,10 @@ struct CopyStream {
 };
 
 // Up to this many copies advance together.
-constexpr size_t kCopyLanes = 4;
+constexpr size_t kCopyLanes = 8;
 
 // Copy (and hash) every stream, as copy_bytes / copy_and_hash would, but
-// kCopyLanes at a time, interleaved 1 KiB at a time: the memory system
+// kCopyLanes at a time, interleaved 256 bytes at a time: the memory system
 // serves several streams at once faster than one (its prefetchers follow
 // each; none has to start again at every page). A plain copy of 64 KiB or
 // more is cut into kCopyLanes parts of its own. No fence (see copy_bytes).

@@ -8,11 +8,16 @@
 // the plan), ops contiguous on one side only, a hashed op, a guarded op, an
 // overlap-safe op and ops differing in non-temporal stores next to mergeable
 // ones (never merged), an empty batch.
+#include <chrono>
 #include <cstring>
+#include <mutex>
+#include <set>
+#include <thread>
 #include <numeric>
 #include <vector>
 
 #include "engine/copy_engine.hpp"
+#include "engine/fault.hpp"
 #include "helpers.hpp"
 
 using namespace daxkv_test;
@@ -112,6 +117,50 @@ TEST(EngineRun, MergedAndSplitRunsAreByteExactInlineAndOnWorkers) {
             ASSERT_EQ(0, std::memcmp(got, arena.data() + i * piece, piece)) << "op " << i;
             EXPECT_EQ(errors[i], 0);
         }
+    }
+}
+
+// A batch of a few chunks (one 8 MiB op cut into 1 MiB chunks, which the
+// engine may also group to copy them interleaved) still runs on more than
+// one thread: groups are never larger than a worker's share of the batch.
+// Each chunk is slowed by a fault hook so that an idle worker surely wakes
+// in time to take one.
+TEST(EngineRun, AFewChunksAreSpreadOverTheWorkersNotGroupedOntoOne) {
+    class ThreadProbe : public daxkv::engine::FaultHook {
+    public:
+        int before_chunk(const CopyOp &, size_t, size_t) noexcept override {
+            {
+                std::lock_guard<std::mutex> g(m_);
+                threads_.insert(std::this_thread::get_id());
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
+            return 0;
+        }
+        size_t threads() {
+            std::lock_guard<std::mutex> g(m_);
+            return threads_.size();
+        }
+
+    private:
+        std::mutex m_;
+        std::set<std::thread::id> threads_;
+    };
+    for (bool hashed : {false, true}) {
+        SCOPED_TRACE(hashed);
+        const size_t len = 8 << 20;
+        std::vector<uint8_t> src = pattern(3, len), dst(len, 0);
+        std::vector<uint64_t> hashes(8, 0);
+        CopyOp o = op(dst.data(), src.data(), len);
+        o.block_hashes = hashed ? hashes.data() : nullptr;
+        CopyEngine engine(2);
+        ThreadProbe probe;
+        daxkv::engine::testing::set_fault_hook(&probe);
+        int error = 0;
+        engine.run(&o, 1, &error);
+        daxkv::engine::testing::set_fault_hook(nullptr);
+        EXPECT_EQ(error, 0);
+        EXPECT_EQ(dst, src);
+        EXPECT_EQ(probe.threads(), 2u);
     }
 }
 
