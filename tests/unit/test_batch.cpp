@@ -8,6 +8,7 @@
 //     length, NULL meta with a length                            -> status -EINVAL
 //   per item: value larger than slot_bytes, meta larger than
 //     meta_bytes                                                 -> status -E2BIG
+//   the same, in different parts of a batch of many megabytes    -> each item's own status
 //   per item: destination or meta buffer too small               -> status -ENOBUFS, needed length in len
 //   per item: full arena with eviction=none                      -> status -ENOSPC
 //   per item: remove of a pinned key without DAXKV_FORCE         -> status -EBUSY
@@ -122,6 +123,39 @@ TEST_F(Batch, LargeBatchRunsOnTheWorkerPoolByteExact) {
         ASSERT_EQ(gets[i].len, lens[i]);
         EXPECT_EQ(0, std::memcmp(bufs_[i].data(), expected(keys[i], lens[i]).data(), lens[i]))
             << keys[i];
+    }
+}
+
+// A batch of many megabytes is claimed, copied and committed in parts (the
+// next part claimed while the last is copied); every item must still come
+// out as if the batch were one: failures in any part are that item's alone,
+// a key given twice in different parts is stored once (the second sees the
+// first committed), and every value is byte-exact.
+TEST_F(Batch, PutBatchInManyPartsGivesEachItemItsOwnResult) {
+    const size_t kVal = 64 * 1024, kN = 96; // 6 MiB: parts of 1 MiB
+    open(StoreSpec{kVal, kN + 8}.set("workers", "2"));
+    std::vector<std::string> keys;
+    std::vector<size_t> lens;
+    for (size_t i = 0; i < kN; ++i) {
+        keys.push_back(key_of(i));
+        lens.push_back(kVal - (i % 7) * 4099);
+    }
+    keys[60] = keys[10]; // a duplicate, parts after the first
+    lens[5] = kVal + 1;  // larger than a slot: -E2BIG
+    auto items = put_items(keys, lens);
+    items[30].key_len = 0;     // -EINVAL
+    items[75].data = nullptr;  // -EINVAL (a length without data)
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), items.size(), 0), static_cast<int>(kN - 4));
+    for (size_t i = 0; i < kN; ++i) {
+        const int want = i == 5 ? -E2BIG : i == 30 || i == 75 ? -EINVAL : i == 60 ? DAXKV_EXISTED : 0;
+        EXPECT_EQ(items[i].status, want) << "item " << i;
+    }
+    EXPECT_EQ(stats().entries, kN - 4);
+    EXPECT_EQ(stats().slots_inflight, 0u);
+    for (size_t i = 0; i < kN; ++i) {
+        if (items[i].status != 0)
+            continue;
+        EXPECT_TRUE(value(keys[i]) == expected(keys[i], lens[i])) << "item " << i;
     }
 }
 

@@ -162,6 +162,39 @@ TEST_F(Faults, PutBatchWithAFailedCopyKeepsTheOldVersionAndFreesTheSlot) {
     EXPECT_EQ(st.puts_failed, failed_before + 1);
 }
 
+// A batch of many megabytes goes in parts; a copy failing in a later part
+// fails that item alone, after the earlier parts were committed and while
+// the next part may be in flight: every other item is stored, no slot is
+// left in flight, and the failed item's slot is free again.
+TEST_F(Faults, PutBatchInPartsWithAFailedCopyInALaterPart) {
+    const size_t kVal = 64 * 1024, kN = 64; // 4 MiB: parts of 1 MiB
+    open(StoreSpec(kVal, kN).set("workers", "2"));
+    std::vector<std::vector<uint8_t>> vals;
+    for (size_t i = 0; i < kN; ++i)
+        vals.push_back(pattern(700 + i, kVal));
+    keys_.clear();
+    for (size_t i = 0; i < kN; ++i)
+        keys_.push_back(key_of(i));
+    std::vector<daxkv_item> items = items_for(vals);
+    Injector inj;
+    inj.fail_at = vals[50].data();
+    int rc;
+    {
+        HookScope hs(&inj);
+        rc = daxkv_put_batch(s(), items.data(), items.size(), 0);
+    }
+    EXPECT_EQ(rc, static_cast<int>(kN - 1));
+    EXPECT_EQ(items[50].status, -EIO);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "item 50")) << daxkv_errmsg();
+    for (size_t i = 0; i < kN; ++i)
+        if (i != 50)
+            EXPECT_TRUE(value(keys_[i]) == vals[i]) << i;
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.entries, kN - 1);
+    EXPECT_EQ(st.slots_free, 1u);
+    EXPECT_EQ(st.slots_inflight, 0u);
+}
+
 TEST_F(Faults, SingleKeyPutAndGetReportTheFailureAndKeepState) {
     open(StoreSpec(64 * 1024, 4));
     put_all(1, 1000, 400);
