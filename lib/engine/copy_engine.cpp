@@ -199,20 +199,13 @@ void CopyEngine::work(Job &job) noexcept {
         if (i >= n)
             return;
         const Group &group = job.groups[i];
-        execute(&job.chunks[group.first], group.count, job.plan, job.errors);
+        execute(&job.chunks[group.first], group.count, *job.plan, job.errors);
         if (job.done.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
             std::lock_guard<std::mutex> g(job.m);
             job.finished = true;
             job.cv.notify_all();
         }
     }
-}
-
-void CopyEngine::wait(Job &job) noexcept {
-    if (job.groups.empty())
-        return;
-    std::unique_lock<std::mutex> g(job.m);
-    job.cv.wait(g, [&] { return job.finished; });
 }
 
 void CopyEngine::worker_main() noexcept {
@@ -234,20 +227,6 @@ void CopyEngine::worker_main() noexcept {
 }
 
 void CopyEngine::run(const CopyOp *ops, size_t n, int *errors) {
-    if (n == 1 && ops[0].len && (workers_ == 1 || ops[0].len < kInlineBytes)) {
-        // The common single small op: no plan to build, nothing to hand over.
-        Plan plan;
-        plan.members.push_back(0);
-        plan.runs.push_back(Run{&ops[0], ops[0].len, 0, 1});
-        const Chunk c{&ops[0], 0, ops[0].len, &plan.runs[0]};
-        execute(&c, 1, plan, errors);
-        return;
-    }
-    Started s = start(ops, n, errors);
-    s.finish();
-}
-
-CopyEngine::Started CopyEngine::start(const CopyOp *ops, size_t n, int *errors) {
     size_t total = 0;
     for (size_t i = 0; i < n; ++i) {
         total += ops[i].len;
@@ -256,51 +235,53 @@ CopyEngine::Started CopyEngine::start(const CopyOp *ops, size_t n, int *errors) 
         if (!ops[i].len && ops[i].block_hashes)
             ops[i].block_hashes[0] = XXH3_64bits(ops[i].src, 0);
     }
-    Started started;
-    started.engine_ = this;
-    started.job_ = std::make_shared<Job>();
-    Job &job = *started.job_;
-    job.plan = make_plan(ops, n);
-    job.errors = errors;
-    if (workers_ == 1 || total < kInlineBytes) {
-        // All of it on the calling thread, in finish().
-        job.chunks.reserve(job.plan.runs.size());
-        for (const Run &r : job.plan.runs)
-            job.chunks.push_back(Chunk{r.op, 0, r.len, &r});
-        job.groups = group_chunks(job.chunks, SIZE_MAX);
-        return started;
+    if (n == 1 && ops[0].len && (workers_ == 1 || total < kInlineBytes)) {
+        // The common single small op: no plan to build.
+        Plan plan;
+        plan.members.push_back(0);
+        plan.runs.push_back(Run{&ops[0], ops[0].len, 0, 1});
+        const Chunk c{&ops[0], 0, ops[0].len, &plan.runs[0]};
+        execute(&c, 1, plan, errors);
+        return;
     }
+    const Plan plan = make_plan(ops, n);
+    if (workers_ == 1 || total < kInlineBytes) {
+        std::vector<Chunk> chunks;
+        chunks.reserve(plan.runs.size());
+        for (const Run &r : plan.runs)
+            chunks.push_back(Chunk{r.op, 0, r.len, &r});
+        for (const Group &g : group_chunks(chunks, SIZE_MAX))
+            execute(&chunks[g.first], g.count, plan, errors);
+        return;
+    }
+    auto job = std::make_shared<Job>();
+    job->plan = &plan;
+    job->errors = errors;
     // Split so that every worker gets several chunks (load balance), but no
     // chunk is smaller than kChunkBytes (per-chunk cost).
     size_t target = std::max(kChunkBytes, total / (size_t(workers_) * 4) / kChunkBytes *
                                               kChunkBytes);
-    for (const Run &r : job.plan.runs) {
+    for (const Run &r : plan.runs) {
         if (r.op->overlap_safe || r.len <= target) {
-            job.chunks.push_back(Chunk{r.op, 0, r.len, &r});
+            job->chunks.push_back(Chunk{r.op, 0, r.len, &r});
             continue;
         }
         for (size_t off = 0; off < r.len; off += target)
-            job.chunks.push_back(Chunk{r.op, off, std::min(target, r.len - off), &r});
+            job->chunks.push_back(Chunk{r.op, off, std::min(target, r.len - off), &r});
     }
+    if (job->chunks.empty())
+        return;
     // Groups no larger than a worker's share, so that a batch of a few
     // small chunks still runs on every worker.
-    job.groups = group_chunks(job.chunks, std::max(kChunkBytes, total / workers_));
-    if (job.groups.size() > 1) {
-        {
-            std::lock_guard<std::mutex> g(qm_);
-            queue_.push_back(started.job_);
-        }
-        qcv_.notify_all();
+    job->groups = group_chunks(job->chunks, std::max(kChunkBytes, total / workers_));
+    {
+        std::lock_guard<std::mutex> g(qm_);
+        queue_.push_back(job);
     }
-    return started;
-}
-
-void CopyEngine::Started::finish() noexcept {
-    if (!job_)
-        return;
-    engine_->work(*job_);
-    engine_->wait(*job_);
-    job_.reset();
+    qcv_.notify_all();
+    work(*job);
+    std::unique_lock<std::mutex> g(job->m);
+    job->cv.wait(g, [&] { return job->finished; });
 }
 
 CopyEngine &shared_engine() {

@@ -59,42 +59,6 @@ public:
     // of the batch has finished or been skipped: nothing of the batch is
     // touched after it returns.
     void run(const CopyOp *ops, size_t n, int *errors = nullptr);
-
-private:
-    struct Job;
-
-public:
-    // run() in two steps, so that the calling thread can do other work
-    // while the workers copy (a batch call claims the next part of its
-    // batch, or commits the last, meanwhile): start() plans the batch and
-    // hands it to the workers (on an engine of one worker, or for a batch
-    // below kInlineBytes, nothing is handed over); finish() copies what no
-    // worker has taken yet on the calling thread and waits for the rest.
-    // ops, errors and the bytes they point at must stay valid, and unread
-    // by the caller, until finish() returns; a Started that is destroyed
-    // unfinished is finished then.
-    class Started {
-    public:
-        Started() = default;
-        Started(Started &&) noexcept = default;
-        Started &operator=(Started &&o) noexcept {
-            if (this != &o) {
-                finish();
-                engine_ = o.engine_;
-                job_ = std::move(o.job_);
-            }
-            return *this;
-        }
-        ~Started() { finish(); }
-        void finish() noexcept;
-
-    private:
-        friend class CopyEngine;
-        CopyEngine *engine_ = nullptr;
-        std::shared_ptr<Job> job_;
-    };
-    Started start(const CopyOp *ops, size_t n, int *errors = nullptr);
-
     unsigned workers() const noexcept { return workers_; }
     const std::vector<int> &cpus() const noexcept { return cpus_; }
 
@@ -129,7 +93,7 @@ private:
         uint32_t first, count;
     };
     struct Job {
-        Plan plan;
+        const Plan *plan = nullptr;
         int *errors = nullptr;
         std::vector<Chunk> chunks;
         std::vector<Group> groups;
@@ -146,7 +110,6 @@ private:
     static std::vector<Group> group_chunks(const std::vector<Chunk> &chunks, size_t max_bytes);
     static void record(int *errors, const Plan &plan, const Run &run, int rc) noexcept;
     void work(Job &job) noexcept;
-    void wait(Job &job) noexcept;
     void worker_main() noexcept;
 
     unsigned workers_;

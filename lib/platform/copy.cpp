@@ -492,8 +492,10 @@ const Kernels &kernels() noexcept {
 constexpr size_t kSplitMin = 64 * 1024;
 static_assert(kSplitMin / kCopyLanes >= 4096, "every part of a split copy is a lane's worth");
 
-// Lines of a lane's source prefetched when it starts.
-constexpr size_t kStartLines = 4;
+// Lines of a lane's source prefetched when it starts: as far ahead as the
+// rounds then keep asking (a lane of 64 KiB waits noticeably for its first
+// kilobyte otherwise).
+constexpr size_t kStartLines = kPrefetchAhead / 64;
 
 void start_lane(Lane &x, const CopyStream &c) noexcept {
     x.dst = static_cast<char *>(c.dst);

@@ -67,21 +67,11 @@ public:
         uint64_t total = 0;
         for (const engine::CopyOp &op : ops)
             total += op.len;
-        const bool nt = batch_streams(total);
+        const bool nt = streams(total);
         for (engine::CopyOp &op : ops)
             op.nontemporal = nt;
         run(ops, errors);
     }
-    // A part of one batch call, started on the workers while the calling
-    // thread goes on (engine::CopyEngine::start); each op's nontemporal is
-    // the batch's (batch_streams).
-    engine::CopyEngine::Started start(const engine::CopyOp *ops, size_t n, int *errors) const {
-        for (size_t k = 0; k < n; ++k)
-            errors[k] = 0;
-        return engine_->start(ops, n, errors);
-    }
-    // Whether the ops of a batch call of total bytes stream their stores.
-    bool batch_streams(uint64_t total) const noexcept { return streams(total); }
     // One op; its result. When the engine itself fails (out of memory),
     // undo() runs before the exception goes on.
     template <typename Undo>

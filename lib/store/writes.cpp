@@ -1,8 +1,6 @@
 #include "store/writes.hpp"
 
-#include <algorithm>
 #include <cerrno>
-#include <new>
 #include <vector>
 
 namespace daxkv {
@@ -199,126 +197,55 @@ int Writes::put(std::string_view key, const void *val, size_t len, unsigned flag
     return commit_in_index(w);
 }
 
-namespace {
-
-// A batch is claimed, copied and committed in parts of about this many
-// bytes, a part's copy on the workers while the calling thread claims the
-// next part and commits the last: the claims and commits, one item at a
-// time on the calling thread, no longer leave the workers idle. A part is
-// never smaller than what the engine hands to its workers at all.
-constexpr uint64_t kPartMin = 2 * engine::CopyEngine::kInlineBytes;
-constexpr uint64_t kPartMax = 32u << 20;
-constexpr unsigned kPartsPerBatch = 16;
-
-} // namespace
-
 int Writes::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     CallGate::Call call(c_.gate);
     LatencyTimer timer(c_.metrics.batch_latency);
     c_.metrics.batches.fetch_add(1, std::memory_order_relaxed);
     const bool hashed = c_.copier.hashes_writes();
-    const std::vector<uint64_t> key_hashes = c_.index.hash_items(items, n);
-    // Everything the parts use is allocated now: the ops and block hashes
-    // of a part being copied must not move while the next part is claimed.
     std::vector<Pending> pend(n);
     std::vector<size_t> op_item, hash_off(n, 0);
-    std::vector<engine::CopyOp> ops;
-    std::vector<int> copy_rc(n, 0);
-    std::vector<Finished> done;
     BlockHashes hashes;
+    std::vector<engine::CopyOp> ops;
+    std::vector<int> copy_rc;
     op_item.reserve(n);
-    ops.reserve(n);
-    done.reserve(n);
-    uint64_t total = 0;
-    for (size_t i = 0; i < n; ++i) {
-        // A value too large for a slot fails its claim: no room for it.
-        const uint64_t len = items[i].len <= c_.cfg.slot_bytes ? items[i].len : 0;
-        total += len;
-        if (hashed)
-            hash_off[i] = hashes.add(len);
-    }
-    const bool nt = c_.copier.batch_streams(total);
-    const uint64_t part_bytes = std::min(kPartMax, std::max(kPartMin, total / kPartsPerBatch));
-
-    size_t next = 0; // the first item not claimed yet
-    // Claims items until a part's bytes are claimed (or none are left); the
-    // part is ops [first, ops.size()).
-    auto claim_part = [&] {
-        for (uint64_t bytes = 0; next < n && bytes < part_bytes;) {
-            const size_t i = next++;
+    const std::vector<uint64_t> key_hashes = c_.index.hash_items(items, n);
+    try {
+        for (size_t i = 0; i < n; ++i) {
             daxkv_item &it = items[i];
-            try {
-                it.status = claim_item(it, i, key_hashes[i], flags, pend[i]);
-            } catch (const std::bad_alloc &) {
-                // This item alone fails (claim leaves nothing behind); the
-                // parts committed before it stay committed.
-                it.status = set_error(-ENOMEM, "item %zu: out of memory", i);
-            }
+            it.status = claim_item(it, i, key_hashes[i], flags, pend[i]);
             if (it.status != 0)
                 continue;
+            if (hashed)
+                hash_off[i] = hashes.add(it.len);
             op_item.push_back(i);
-            ops.push_back(c_.copier.write(pend[i].dst, it.data, it.len, it.len,
+        }
+        ops.reserve(op_item.size());
+        for (size_t i : op_item)
+            ops.push_back(c_.copier.write(pend[i].dst, items[i].data, items[i].len, items[i].len,
                                           hashed ? hashes.at(hash_off[i]) : nullptr));
-            ops.back().nontemporal = nt;
-            bytes += it.len;
-        }
-    };
-    auto start_part = [&](size_t first, size_t last) {
-        engine::CopyEngine::Started s;
-        if (first == last)
-            return s;
-        try {
-            s = c_.copier.start(&ops[first], last - first, &copy_rc[first]);
-        } catch (const std::bad_alloc &) {
-            for (size_t k = first; k < last; ++k)
-                copy_rc[k] = -ENOMEM;
-        }
-        return s;
-    };
-    // Every copy of the part has finished: a failed item's slot goes back
-    // (only now), the others commit.
-    auto commit_part = [&](size_t first, size_t last) {
-        const size_t from = done.size();
-        for (size_t k = first; k < last; ++k) {
-            const size_t i = op_item[k];
-            daxkv_item &it = items[i];
-            it.status = item_status([&] {
-                if (copy_rc[k] == -ENOMEM) {
-                    abandon(pend[i]);
-                    fail(-ENOMEM, "item %zu: out of memory", i);
-                }
-                if (copy_rc[k])
-                    copy_failed(pend[i], copy_rc[k], format("item %zu: copying the value failed", i));
-                done.push_back(Finished{&pend[i], it.meta, static_cast<uint32_t>(it.meta_len),
-                                        hashed ? hashes.combined(hash_off[i], it.len) : 0,
-                                        &it.status});
-                return 0;
-            });
-        }
-        commit_batch(done.data() + from, done.size() - from, hashed);
-    };
-
-    try {
-        claim_part();
-        size_t first = 0, last = ops.size();
-        engine::CopyEngine::Started copying = start_part(first, last);
-        while (first < last || next < n) {
-            claim_part(); // while the workers copy [first, last)
-            const size_t following_last = ops.size();
-            copying.finish();
-            engine::CopyEngine::Started following = start_part(last, following_last);
-            commit_part(first, last); // while the workers copy the following part
-            first = last;
-            last = following_last;
-            copying = std::move(following);
-        }
+        c_.copier.run_batch(ops, copy_rc);
     } catch (...) {
-        // The parts being copied were finished as they went out of scope;
-        // what is not committed goes back.
         for (auto &p : pend)
             abandon(p);
         throw;
     }
+    // Every copy of the batch has finished (run() waits for all): only now
+    // is a failed item's slot given back.
+    std::vector<Finished> done;
+    done.reserve(ops.size());
+    for (size_t k = 0; k < ops.size(); ++k) {
+        const size_t i = op_item[k];
+        daxkv_item &it = items[i];
+        it.status = item_status([&] {
+            if (copy_rc[k])
+                copy_failed(pend[i], copy_rc[k], format("item %zu: copying the value failed", i));
+            done.push_back(Finished{&pend[i], it.meta, static_cast<uint32_t>(it.meta_len),
+                                    hashed ? hashes.combined(hash_off[i], it.len) : 0,
+                                    &it.status});
+            return 0;
+        });
+    }
+    commit_batch(done.data(), done.size(), hashed);
     int stored = 0;
     for (const Finished &w : done)
         stored += *w.status == 0;

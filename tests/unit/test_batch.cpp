@@ -8,7 +8,7 @@
 //     length, NULL meta with a length                            -> status -EINVAL
 //   per item: value larger than slot_bytes, meta larger than
 //     meta_bytes                                                 -> status -E2BIG
-//   the same, in different parts of a batch of many megabytes    -> each item's own status
+//   the same, spread through a batch of many megabytes          -> each item's own status
 //   per item: destination or meta buffer too small               -> status -ENOBUFS, needed length in len
 //   per item: full arena with eviction=none                      -> status -ENOSPC
 //   per item: remove of a pinned key without DAXKV_FORCE         -> status -EBUSY
@@ -126,13 +126,11 @@ TEST_F(Batch, LargeBatchRunsOnTheWorkerPoolByteExact) {
     }
 }
 
-// A batch of many megabytes is claimed, copied and committed in parts (the
-// next part claimed while the last is copied); every item must still come
-// out as if the batch were one: failures in any part are that item's alone,
-// a key given twice in different parts is stored once (the second sees the
-// first committed), and every value is byte-exact.
-TEST_F(Batch, PutBatchInManyPartsGivesEachItemItsOwnResult) {
-    const size_t kVal = 64 * 1024, kN = 96; // 6 MiB: parts of 1 MiB
+// A batch of many megabytes on the workers, failures spread through it:
+// each is that item's alone, a key given twice far apart is stored once,
+// and every value is byte-exact.
+TEST_F(Batch, PutBatchOfManyMegabytesGivesEachItemItsOwnResult) {
+    const size_t kVal = 64 * 1024, kN = 96;
     open(StoreSpec{kVal, kN + 8}.set("workers", "2"));
     std::vector<std::string> keys;
     std::vector<size_t> lens;
@@ -140,7 +138,7 @@ TEST_F(Batch, PutBatchInManyPartsGivesEachItemItsOwnResult) {
         keys.push_back(key_of(i));
         lens.push_back(kVal - (i % 7) * 4099);
     }
-    keys[60] = keys[10]; // a duplicate, parts after the first
+    keys[60] = keys[10]; // a duplicate, far from the first
     lens[5] = kVal + 1;  // larger than a slot: -E2BIG
     auto items = put_items(keys, lens);
     items[30].key_len = 0;     // -EINVAL

@@ -164,38 +164,6 @@ TEST(EngineRun, AFewChunksAreSpreadOverTheWorkersNotGroupedOntoOne) {
     }
 }
 
-// start() hands a batch to the workers and returns; the calling thread may
-// work meanwhile; finish() (or the Started going out of scope unfinished)
-// returns only when every byte is copied. Also an empty batch, and a
-// Started moved from one name to another.
-TEST(EngineRun, StartedBatchesFinishOnFinishOrWhenDestroyed) {
-    const size_t len = 6 << 20;
-    std::vector<uint8_t> src = pattern(11, len);
-    CopyEngine engine(2);
-    {
-        std::vector<uint8_t> dst(len, 0);
-        CopyOp o = op(dst.data(), src.data(), len);
-        int error = 1;
-        CopyEngine::Started s = engine.start(&o, 1, &error);
-        s.finish();
-        EXPECT_EQ(dst, src);
-        s.finish(); // a second finish does nothing
-    }
-    {
-        std::vector<uint8_t> dst(len, 0);
-        CopyOp o = op(dst.data(), src.data(), len);
-        {
-            CopyEngine::Started s = engine.start(&o, 1);
-            CopyEngine::Started moved = std::move(s);
-        } // finished here, before dst is looked at
-        EXPECT_EQ(dst, src);
-    }
-    {
-        CopyEngine::Started s = engine.start(nullptr, 0);
-        s.finish();
-    }
-}
-
 // Through the store: slots filled to slot_bytes sit back to back, and a
 // restore into one buffer in key order is one merged copy; the bytes and
 // every item's status and length are what they would be item by item.

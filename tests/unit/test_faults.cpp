@@ -162,12 +162,12 @@ TEST_F(Faults, PutBatchWithAFailedCopyKeepsTheOldVersionAndFreesTheSlot) {
     EXPECT_EQ(st.puts_failed, failed_before + 1);
 }
 
-// A batch of many megabytes goes in parts; a copy failing in a later part
-// fails that item alone, after the earlier parts were committed and while
-// the next part may be in flight: every other item is stored, no slot is
-// left in flight, and the failed item's slot is free again.
-TEST_F(Faults, PutBatchInPartsWithAFailedCopyInALaterPart) {
-    const size_t kVal = 64 * 1024, kN = 64; // 4 MiB: parts of 1 MiB
+// In a batch of many megabytes of small values (grouped several to a
+// worker's turn), one failed copy fails that item alone: every other item
+// is stored, no slot is left in flight, and the failed item's slot is free
+// again.
+TEST_F(Faults, PutBatchOfManySmallValuesWithOneFailedCopy) {
+    const size_t kVal = 64 * 1024, kN = 64;
     open(StoreSpec(kVal, kN).set("workers", "2"));
     std::vector<std::vector<uint8_t>> vals;
     for (size_t i = 0; i < kN; ++i)
