@@ -45,6 +45,7 @@ dist_man_MANS = \
 	docs/man/daxkv_lease_meta.3 \
 	docs/man/daxkv_lease_release.3 \
 	docs/man/daxkv_lease_size.3 \
+	docs/man/daxkv_lease_batch.3 \
 	docs/man/daxkv_lease_slot.3 \
 	docs/man/daxkv_list_devices.3 \
 	docs/man/daxkv_memcpy_batch.3 \

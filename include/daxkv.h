@@ -302,6 +302,33 @@ DAXKV_API const void *daxkv_lease_meta(const daxkv_lease *l, size_t *len);
 /** NULL is fine. */
 DAXKV_API void daxkv_lease_release(daxkv_lease *l);
 
+/** One key of daxkv_lease_batch, and what its lease gives. */
+typedef struct daxkv_lease_item {
+    const void *key;     /* in */
+    size_t key_len;      /* in */
+    daxkv_lease *lease;  /* out: release with daxkv_lease_release; NULL unless status is 0 */
+    const void *data;    /* out: daxkv_lease_data */
+    size_t size;         /* out: daxkv_lease_size */
+    const void *meta;    /* out: daxkv_lease_meta */
+    size_t meta_len;     /* out */
+    uint64_t slot;       /* out: daxkv_lease_slot's slot, generation, offset and device_id */
+    uint64_t generation; /* out */
+    uint64_t offset;     /* out */
+    uint32_t device_id;  /* out */
+    int status;          /* out: 0, or the error daxkv_lease_acquire would return */
+} daxkv_lease_item;
+
+/**
+ * daxkv_lease_acquire of every item's key in one call, with each lease's
+ * accessors and slot filled in. Returns the number leased.
+ * DAXKV_PREFIX: stops at the first item not leased and returns the prefix
+ * length; later items get status -ENOENT. -EINVAL for NULL items with
+ * n > 0, n above INT32_MAX or unknown flags; -ESHUTDOWN after shutdown;
+ * -ENOMEM: nothing stays leased.
+ */
+DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t n,
+                                unsigned flags);
+
 /**
  * Reserve a slot for key to be filled in place. The key is in flight until
  * commit or abort. DAXKV_EXISTED (with *out = NULL) if present or in flight.
@@ -756,8 +783,10 @@ DAXKV_API void daxkv_cursor_close(daxkv_cursor *c);
 
 /**
  * Copy n ranges (memmove semantics per range; zero lengths skipped) on the
- * library's worker pool. flags must be 0. A range that wraps the address
- * space is -EINVAL.
+ * library's worker pool. A batch of 256 KiB or more is written with
+ * streaming (non-temporal) stores, fenced before the call returns: the
+ * copied bytes are not left in the CPU caches. flags must be 0. A range
+ * that wraps the address space is -EINVAL.
  */
 DAXKV_API int daxkv_memcpy_batch(void *const *dst, const void *const *src, const size_t *len,
                                  size_t n, unsigned flags);

@@ -98,7 +98,8 @@ inline Store &store_of(daxkv_store *s) {
 
 // The array of a batch call: NULL only when empty, and a count the int
 // result can hold.
-inline int check_items(const daxkv_item *items, size_t n) {
+template <typename Item>
+int check_items(const Item *items, size_t n) {
     if (!items && n)
         return set_error(-EINVAL, "items is NULL but n is %zu", n);
     if (n > static_cast<size_t>(INT32_MAX))

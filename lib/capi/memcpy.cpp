@@ -3,6 +3,7 @@
 
 #include "capi/handles.hpp"
 #include "engine/copy_engine.hpp"
+#include "store/copies.hpp"
 
 using namespace daxkv;
 
@@ -20,6 +21,7 @@ DAXKV_API int daxkv_memcpy_batch(void *const *dst, const void *const *src, const
                              !dst ? "dst" : !src ? "src" : "len");
         std::vector<engine::CopyOp> ops;
         ops.reserve(n);
+        uint64_t total = 0;
         for (size_t i = 0; i < n; ++i) {
             if (len[i] == 0)
                 continue;
@@ -37,7 +39,15 @@ DAXKV_API int daxkv_memcpy_batch(void *const *dst, const void *const *src, const
             // Overlapping ranges keep memmove semantics: one piece, one thread.
             op.overlap_safe = d < s + len[i] && s < d + len[i];
             ops.push_back(op);
+            total += len[i];
         }
+        // Streaming stores by the batch's bytes, as the store's batches
+        // decide (store/copies.hpp): a large batch would only push the
+        // caller's other data out of the cache. The engine fences them
+        // before it returns.
+        if (total >= kNonTemporalMin)
+            for (engine::CopyOp &op : ops)
+                op.nontemporal = true;
         engine::shared_engine().run(ops.data(), ops.size());
         return 0;
     });

@@ -1,9 +1,13 @@
 // Leases (read in place) and reservations (write in place).
+#include <cerrno>
 #include <cstring>
+#include <memory>
 
 #include "capi/handles.hpp"
 
 using namespace daxkv;
+using daxkv::capi::check_flags;
+using daxkv::capi::check_items;
 using daxkv::capi::key_arg;
 using daxkv::capi::store_of;
 
@@ -53,6 +57,67 @@ DAXKV_API void daxkv_lease_release(daxkv_lease *l) {
         l->state.reset();
     }
     delete l;
+}
+
+DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t n,
+                                unsigned flags) {
+    return guarded([&] {
+        Store &st = store_of(s);
+        if (int rc = check_items(items, n))
+            return rc;
+        if (int rc = check_flags(flags, DAXKV_PREFIX, "lease_batch"))
+            return rc;
+        for (size_t i = 0; i < n; ++i)
+            items[i].lease = nullptr;
+        // A failure of the whole call (out of memory, shutdown) releases
+        // what it leased: nothing stays leased.
+        auto release_all = [&] {
+            for (size_t i = 0; i < n; ++i) {
+                daxkv_lease_release(items[i].lease);
+                items[i].lease = nullptr;
+            }
+        };
+        int leased = 0;
+        try {
+            for (size_t i = 0; i < n; ++i) {
+                daxkv_lease_item &it = items[i];
+                it.status = item_status([&] {
+                    auto l = std::make_unique<daxkv_lease>();
+                    const int rc = st.reads().lease(key_arg(it.key, it.key_len), &l->state);
+                    if (rc)
+                        return rc;
+                    l->state->store = s->store; // the lease keeps the store alive
+                    const LeaseState &ls = *l->state;
+                    const SlotLocation loc = locate(st, ls);
+                    it.data = ls.data;
+                    it.size = ls.size;
+                    it.meta = ls.meta;
+                    it.meta_len = ls.meta_len;
+                    it.slot = loc.slot;
+                    it.generation = loc.generation;
+                    it.offset = loc.offset;
+                    it.device_id = loc.device_id;
+                    it.lease = l.release();
+                    return 0;
+                });
+                if (it.status == -ESHUTDOWN) {
+                    release_all();
+                    return set_error(-ESHUTDOWN, "the store is shut down");
+                }
+                if (it.status == 0) {
+                    ++leased;
+                } else if (flags & DAXKV_PREFIX) {
+                    for (size_t j = i + 1; j < n; ++j)
+                        items[j].status = -ENOENT;
+                    break;
+                }
+            }
+        } catch (...) {
+            release_all();
+            throw;
+        }
+        return leased;
+    });
 }
 
 DAXKV_API int daxkv_reserve(daxkv_store *s, const void *key, size_t key_len, size_t len,

@@ -18,6 +18,11 @@
 //   put into a 1-slot arena whose only slot is held by a lease
 //     or an in-flight read of a removed entry                    -> -ENOSPC
 //   lease released after daxkv_close                             -> safe (ASan)
+//   lease_batch: NULL items with n > 0, n above INT32_MAX,
+//     unknown flags, NULL store                                  -> -EINVAL (call)
+//   lease_batch items: NULL key, key length 0 and 513            -> status -EINVAL
+//   lease_batch items: missing key                               -> status -ENOENT
+//   lease_batch after shutdown                                   -> -ESHUTDOWN, nothing leased
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -275,6 +280,94 @@ TEST_F(Lifetime, LeaseMetaAndMissAndBadArguments) {
     daxkv_lease_meta(ok.get(), &ml);
     EXPECT_EQ(ml, 0u);
     EXPECT_EQ(daxkv_lease_meta(ok.get(), nullptr), daxkv_lease_meta(ok.get(), &ml));
+}
+
+// daxkv_lease_batch: every item as daxkv_lease_acquire and its accessors
+// would give it (data, size, metadata, slot), misses and bad keys as item
+// statuses, DAXKV_PREFIX stopping at the first item not leased; the leases
+// hold their slots like single ones.
+TEST_F(Lifetime, LeaseBatchGivesWhatSingleLeasesGive) {
+    open(StoreSpec{4096, 8, 16});
+    std::string meta = "shape:2x3";
+    ASSERT_EQ(put("a", pattern(1, 100)), 0);
+    ASSERT_EQ(daxkv_put_batch(s(), nullptr, 0, 0), 0);
+    {
+        std::vector<uint8_t> v = pattern(2, 4096);
+        daxkv_item it{"b", 1, v.data(), v.size(), &meta[0], meta.size(), 0};
+        ASSERT_EQ(daxkv_put_batch(s(), &it, 1, 0), 1);
+    }
+    const std::string k513(513, 'q');
+    std::vector<daxkv_lease_item> items(6);
+    auto set_key = [&](size_t i, const void *k, size_t len) {
+        items[i] = daxkv_lease_item{};
+        items[i].key = k;
+        items[i].key_len = len;
+        items[i].lease = reinterpret_cast<daxkv_lease *>(0x1); // must be overwritten
+    };
+    set_key(0, "a", 1);
+    set_key(1, "b", 1);
+    set_key(2, "missing", 7);
+    set_key(3, nullptr, 1);
+    set_key(4, "", 0);
+    set_key(5, k513.data(), k513.size());
+    ASSERT_EQ(daxkv_lease_batch(s(), items.data(), items.size(), 0), 2) << daxkv_errmsg();
+    EXPECT_EQ(items[2].status, -ENOENT);
+    for (size_t i : {3, 4, 5})
+        EXPECT_EQ(items[i].status, -EINVAL) << i;
+    for (size_t i = 2; i < items.size(); ++i)
+        EXPECT_EQ(items[i].lease, nullptr) << i;
+    for (size_t i : {0, 1}) {
+        const daxkv_lease_item &it = items[i];
+        ASSERT_EQ(it.status, 0);
+        LeasePtr one = lease(i == 0 ? "a" : "b");
+        EXPECT_EQ(it.data, daxkv_lease_data(one.get()));
+        EXPECT_EQ(it.size, daxkv_lease_size(one.get()));
+        size_t ml = 0;
+        EXPECT_EQ(it.meta, daxkv_lease_meta(one.get(), &ml));
+        EXPECT_EQ(it.meta_len, ml);
+        daxkv_slot_info si{};
+        si.struct_size = sizeof si;
+        ASSERT_EQ(daxkv_lease_slot(one.get(), &si), 0);
+        EXPECT_EQ(it.slot, si.slot);
+        EXPECT_EQ(it.generation, si.generation);
+        EXPECT_EQ(it.offset, si.offset);
+        EXPECT_EQ(it.device_id, si.device_id);
+        EXPECT_EQ(static_cast<const char *>(si.payload_base) + si.offset, it.data);
+    }
+    EXPECT_EQ(items[1].meta_len, meta.size());
+    EXPECT_EQ(std::string(static_cast<const char *>(items[1].meta), items[1].meta_len), meta);
+    EXPECT_EQ(0, std::memcmp(items[1].data, pattern(2, 4096).data(), 4096));
+    // The leases hold their slots: the bytes survive a remove.
+    ASSERT_EQ(daxkv_remove(s(), "a", 1, 0), 0);
+    EXPECT_EQ(0, std::memcmp(items[0].data, pattern(1, 100).data(), 100));
+    EXPECT_EQ(stats().leases_active, 2u);
+    for (auto &it : items)
+        daxkv_lease_release(it.lease);
+    EXPECT_EQ(stats().leases_active, 0u);
+
+    // DAXKV_PREFIX: "b" then a miss; the rest are not looked at.
+    set_key(0, "b", 1);
+    set_key(1, "missing", 7);
+    set_key(2, "b", 1);
+    EXPECT_EQ(daxkv_lease_batch(s(), items.data(), 3, DAXKV_PREFIX), 1);
+    EXPECT_EQ(items[1].status, -ENOENT);
+    EXPECT_EQ(items[2].status, -ENOENT);
+    EXPECT_EQ(items[2].lease, nullptr);
+    daxkv_lease_release(items[0].lease);
+
+    // Bad calls: nothing is looked at, nothing leased.
+    EXPECT_EQ(daxkv_lease_batch(s(), nullptr, 1, 0), -EINVAL);
+    EXPECT_EQ(daxkv_lease_batch(s(), items.data(), size_t(INT32_MAX) + 1, 0), -EINVAL);
+    EXPECT_EQ(daxkv_lease_batch(s(), items.data(), 1, 0x80), -EINVAL);
+    EXPECT_EQ(daxkv_lease_batch(nullptr, items.data(), 1, 0), -EINVAL);
+    EXPECT_EQ(daxkv_lease_batch(s(), nullptr, 0, 0), 0);
+    EXPECT_EQ(stats().leases_active, 0u);
+
+    // After shutdown: the call fails as a whole.
+    set_key(0, "b", 1);
+    ASSERT_EQ(daxkv_shutdown(s()), 0);
+    EXPECT_EQ(daxkv_lease_batch(s(), items.data(), 1, 0), -ESHUTDOWN);
+    EXPECT_EQ(items[0].lease, nullptr);
 }
 
 // A read copying out of an entry while it is removed: the slot is not

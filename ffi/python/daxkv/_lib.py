@@ -211,6 +211,33 @@ class DeviceInfo(ctypes.Structure):
     ]
 
 
+class LeaseItem(ctypes.Structure):
+    """struct daxkv_lease_item (daxkv_lease_batch)."""
+
+    _fields_ = [
+        ("key", ctypes.c_void_p),
+        ("key_len", ctypes.c_size_t),
+        ("lease", ctypes.c_void_p),
+        ("data", ctypes.c_void_p),
+        ("size", ctypes.c_size_t),
+        ("meta", ctypes.c_void_p),
+        ("meta_len", ctypes.c_size_t),
+        ("slot", ctypes.c_uint64),
+        ("generation", ctypes.c_uint64),
+        ("offset", ctypes.c_uint64),
+        ("device_id", ctypes.c_uint32),
+        ("status", ctypes.c_int),
+    ]
+
+
+#: LeaseItem's fields in 8-byte words (and the status in 4-byte ints), for
+#: reading its columns through strided memoryviews.
+LEASE_WORDS = ctypes.sizeof(LeaseItem) // 8
+LEASE_INTS = ctypes.sizeof(LeaseItem) // 4
+LW = {name: getattr(LeaseItem, name).offset // 8 for name, _ in LeaseItem._fields_}
+LI_STATUS = LeaseItem.status.offset // 4
+
+
 class SlotInfo(ctypes.Structure):
     """daxkv_slot_info (struct_size first)."""
 
@@ -305,6 +332,7 @@ PROTOTYPES = {
     "daxkv_lease_size": (_sz, [_p]),
     "daxkv_lease_meta": (_p, [_p, _psz]),
     "daxkv_lease_release": (None, [_p]),
+    "daxkv_lease_batch": (_int, [_p, ctypes.POINTER(LeaseItem), _sz, _uint]),
     "daxkv_reserve": (_int, [_p, _p, _sz, _sz, _pp]),
     "daxkv_reservation_data": (_p, [_p]),
     "daxkv_reservation_size": (_sz, [_p]),

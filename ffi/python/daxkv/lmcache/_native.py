@@ -11,6 +11,7 @@ from __future__ import annotations
 import array
 import ctypes
 import errno as _errno
+import itertools
 import logging
 import os
 import select
@@ -221,54 +222,58 @@ class Leases:
 
 def lease_many(store: Store, kbs: List[bytes], *, prefix: bool, failed: Optional[List[int]] = None) -> Leases:
     """Lease each key's entry (misses skipped; with prefix, stop at the
-    first miss). The positions of keys that were not leased go to failed
-    when given. The caller releases every handle with release_leases."""
-    L = library()
-    acquire, lmeta, lslot, lsize = L.daxkv_lease_acquire, L.daxkv_lease_meta, L.daxkv_lease_slot, L.daxkv_lease_size
-    out_h = ctypes.c_void_p()
-    n = ctypes.c_size_t(0)
-    si = _lib.SlotInfo()
-    si.struct_size = ctypes.sizeof(si)
-    string_at = ctypes.string_at
+    first miss) in one daxkv_lease_batch call. The positions of keys that
+    were not leased go to failed when given. The caller releases every
+    handle with release_leases."""
     leases = Leases()
-    c_index, c_handle, c_address, c_size = leases.index, leases.handle, leases.address, leases.size
-    c_meta, c_slot, c_generation, c_offset = leases.meta, leases.slot, leases.generation, leases.offset
+    n = len(kbs)
+    if not n:
+        return leases
+    items = (_lib.LeaseItem * n)()
+    raw = memoryview(items).cast("B")
+    words, ints = raw.cast("Q"), raw.cast("i")
+    stride = _lib.LEASE_WORDS
+    blob = b"".join(kbs)
+    lengths = array.array("Q", map(len, kbs))
+    offsets = array.array("Q", itertools.accumulate(lengths, initial=id(blob) + _BYTES_OFFSET))
+    del offsets[-1]
+    w = _lib.LW
+    words[w["key"] :: stride] = offsets
+    words[w["key_len"] :: stride] = lengths
     try:
         h = store._enter()
     except Shutdown:
         return leases
     try:
-        # ctypes passes out_h, n and si by reference (the argument types
-        # are pointers to them); the data address is payload_base + offset.
-        for i, kb in enumerate(kbs):
-            rc = acquire(h, kb, len(kb), out_h)
-            if rc < 0:
-                if rc not in (-_errno.ENOENT, -_errno.EIO, -_errno.ESHUTDOWN):
-                    logger.warning("DAX lease failed: %s", strerror(rc))
-                if failed is not None:
-                    failed.append(i)
-                if prefix:
-                    break
-                continue
-            lease = out_h.value
-            c_handle.append(lease)
-            c_index.append(i)
-            p = lmeta(lease, n)
-            c_meta.append(string_at(p, n.value) if p and n.value else b"")
-            lslot(lease, si)
-            off = si.offset
-            c_address.append((si.payload_base or 0) + off)
-            c_offset.append(off)
-            c_slot.append(si.slot)
-            c_generation.append(si.generation)
-            c_size.append(lsize(lease))
-    except BaseException:
-        release_leases(leases.handle)
-        raise
+        rc = library().daxkv_lease_batch(h, items, n, _lib.PREFIX if prefix else 0)
     finally:
         store._leave()
-    # A failure between appends leaves the columns uneven; the handles
-    # were released above, so only whole rows are ever read.
+    if rc < 0:
+        if rc != -_errno.ESHUTDOWN:
+            logger.warning("DAX lease batch failed: %s", strerror(rc))
+        return leases
+    statuses = ints[_lib.LI_STATUS :: _lib.LEASE_INTS].tolist()
+    ok = [i for i, st in enumerate(statuses) if st == 0]
+    for i, st in enumerate(statuses):
+        if st != 0:
+            if st not in (-_errno.ENOENT, -_errno.EIO, -_errno.ESHUTDOWN):
+                logger.warning("DAX lease failed: %s", strerror(st))
+            if failed is not None and not (prefix and i > len(ok)):
+                failed.append(i)
+
+    def column(name: str) -> List[int]:
+        col = words[w[name] :: stride].tolist()
+        return col if len(ok) == n else [col[i] for i in ok]
+
+    leases.index = ok
+    leases.handle = column("lease")
+    leases.address = column("data")
+    leases.size = column("size")
+    leases.slot = column("slot")
+    leases.generation = column("generation")
+    leases.offset = column("offset")
+    string_at = ctypes.string_at
+    leases.meta = [string_at(p, m) if m else b"" for p, m in zip(column("meta"), column("meta_len"))]
     return leases
 
 
