@@ -244,6 +244,53 @@ func TestLeaseLifetime(t *testing.T) {
 	}
 }
 
+func TestLeaseManyGivesWhatSingleLeasesGive(t *testing.T) {
+	s := open(t, nil)
+	s.Put([]byte("a"), []byte("first"), false)
+	s.Put([]byte("b"), []byte("second"), false)
+	keys := [][]byte{[]byte("a"), []byte("missing"), []byte("b"), {}}
+	leases, errs, err := s.LeaseMany(keys, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"first", "", "second", ""} {
+		if want == "" {
+			if leases[i] != nil {
+				t.Fatalf("item %d leased", i)
+			}
+			continue
+		}
+		if got, err := leases[i].Bytes(); err != nil || string(got) != want || errs[i] != nil {
+			t.Fatalf("item %d: %q %v %v", i, got, err, errs[i])
+		}
+	}
+	if !errors.Is(errs[1], ErrNotFound) {
+		t.Fatalf("missing key: %v", errs[1])
+	}
+	if !errors.Is(errs[3], ErrInvalid) { // key length 0
+		t.Fatalf("empty key: %v", errs[3])
+	}
+	for _, l := range leases {
+		if l != nil {
+			l.Release()
+		}
+	}
+	// prefix: the run before the first miss.
+	leases, _, err = s.LeaseMany(keys, true)
+	if err != nil || len(leases) != 1 || leases[0] == nil {
+		t.Fatalf("prefix: %v %v", leases, err)
+	}
+	leases[0].Release()
+	st, _ := s.Stats()
+	if st.LeasesActive != 0 {
+		t.Fatalf("%d leases left", st.LeasesActive)
+	}
+	s.Close()
+	if _, _, err := s.LeaseMany(keys, false); !errors.Is(err, ErrShutdown) {
+		t.Fatalf("lease_many on a closed store: %v", err)
+	}
+}
+
 func TestLeaseKeepsStoreReachable(t *testing.T) {
 	var l *Lease
 	func() {

@@ -58,6 +58,12 @@ static const dk_layout_row dk_layout[] = {
 	DK_F(daxkv_slot_info, slot), DK_F(daxkv_slot_info, generation), DK_F(daxkv_slot_info, offset),
 	DK_F(daxkv_slot_info, payload_base),
 
+	DK_T(daxkv_lease_item), DK_F(daxkv_lease_item, key), DK_F(daxkv_lease_item, key_len),
+	DK_F(daxkv_lease_item, lease), DK_F(daxkv_lease_item, data), DK_F(daxkv_lease_item, size),
+	DK_F(daxkv_lease_item, meta), DK_F(daxkv_lease_item, meta_len), DK_F(daxkv_lease_item, slot),
+	DK_F(daxkv_lease_item, generation), DK_F(daxkv_lease_item, offset), DK_F(daxkv_lease_item, device_id),
+	DK_F(daxkv_lease_item, status),
+
 	DK_T(daxkv_device_layout), DK_F(daxkv_device_layout, struct_size), DK_F(daxkv_device_layout, device_id),
 	DK_F(daxkv_device_layout, state), DK_F(daxkv_device_layout, device_index),
 	DK_F(daxkv_device_layout, slot_bytes), DK_F(daxkv_device_layout, layout_slots),
@@ -106,6 +112,7 @@ func cgoStructs() map[string]reflect.Type {
 		"daxkv_device_info":    reflect.TypeOf(C.struct_daxkv_device_info{}),
 		"daxkv_hotplug_result": reflect.TypeOf(C.struct_daxkv_hotplug_result{}),
 		"daxkv_slot_info":      reflect.TypeOf(C.struct_daxkv_slot_info{}),
+		"daxkv_lease_item":     reflect.TypeOf(C.struct_daxkv_lease_item{}),
 		"daxkv_device_layout":  reflect.TypeOf(C.struct_daxkv_device_layout{}),
 		"daxkv_key_info":       reflect.TypeOf(C.struct_daxkv_key_info{}),
 	}

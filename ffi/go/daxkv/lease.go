@@ -13,6 +13,33 @@ static int dk_lease_acquire(daxkv_store *s, const void *k, size_t kl, daxkv_leas
 static int dk_reserve(daxkv_store *s, const void *k, size_t kl, size_t n, daxkv_reservation **out, char **msg) { int rc = daxkv_reserve(s, k, kl, n, out); *msg = dk_msg(rc); return rc; }
 static int dk_set_meta(daxkv_reservation *r, const void *m, size_t n, char **msg) { int rc = daxkv_reservation_set_meta(r, m, n); *msg = dk_msg(rc); return rc; }
 static int dk_commit(daxkv_reservation *r, char **msg) { int rc = daxkv_commit(r); *msg = dk_msg(rc); return rc; }
+
+// daxkv_lease_batch over keys packed back to back (cgo forbids passing Go
+// memory that holds Go pointers, so the item array is built here): each
+// key's lease (NULL if not leased) and status.
+static int dk_lease_batch(daxkv_store *s, const char *keys, const size_t *klens, size_t n, unsigned flags,
+                          daxkv_lease **leases, int *status, char **msg) {
+	*msg = NULL;
+	daxkv_lease_item *it = calloc(n ? n : 1, sizeof *it);
+	if (!it) {
+		*msg = strdup("out of memory");
+		return -ENOMEM;
+	}
+	size_t ko = 0;
+	for (size_t i = 0; i < n; i++) {
+		it[i].key = keys + ko;
+		it[i].key_len = klens[i];
+		ko += klens[i];
+	}
+	int rc = daxkv_lease_batch(s, it, n, flags);
+	*msg = dk_msg(rc);
+	for (size_t i = 0; i < n; i++) {
+		leases[i] = it[i].lease;
+		status[i] = it[i].status;
+	}
+	free(it);
+	return rc;
+}
 */
 import "C"
 
@@ -46,6 +73,52 @@ func (s *Store) Lease(key []byte) (*Lease, error) {
 	lease := &Lease{l: l, store: s}
 	runtime.SetFinalizer(lease, (*Lease).Release)
 	return lease, nil
+}
+
+// LeaseMany leases every key's entry in one call (daxkv_lease_batch). Per
+// key: its lease, or nil with the key's error (ErrNotFound on a miss) in
+// errs. With prefix, only the leading run of leased keys is returned.
+// Every lease returned must be released.
+func (s *Store) LeaseMany(keys [][]byte, prefix bool) ([]*Lease, []error, error) {
+	h, err := s.enter()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer s.leave()
+	if len(keys) == 0 {
+		return nil, nil, nil
+	}
+	p := packKeys(keys)
+	raw := make([]*C.daxkv_lease, len(keys))
+	status := make([]C.int, len(keys))
+	var f C.unsigned
+	if prefix {
+		f = C.DAXKV_PREFIX
+	}
+	var msg *C.char
+	kp := (*C.char)(unsafe.Pointer(&p.keys[:1][0]))
+	rc := C.dk_lease_batch(h, kp, &p.klens[0], C.size_t(len(keys)), f, &raw[0], &status[0], &msg)
+	if rc < 0 {
+		return nil, nil, mkerr(rc, "daxkv_lease_batch", msg)
+	}
+	n := len(keys)
+	if prefix {
+		n = int(rc)
+	}
+	leases := make([]*Lease, n)
+	errs := make([]error, n)
+	for i := range raw {
+		if raw[i] == nil {
+			if i < n {
+				errs[i] = itemErr("daxkv_lease_batch", status[i])
+			}
+			continue
+		}
+		l := &Lease{l: raw[i], store: s}
+		runtime.SetFinalizer(l, (*Lease).Release)
+		leases[i] = l
+	}
+	return leases, errs, nil
 }
 
 // Len is the entry's size (0 after Release).

@@ -1,7 +1,8 @@
 """Zero copy: leases (an entry's bytes read in place) and reservations (a
 slot filled in place, then committed).
 
-_ZeroCopyCalls (Store.lease and Store.reserve, mixed into Store) hands out
+_ZeroCopyCalls (Store.lease, Store.lease_many and Store.reserve, mixed
+into Store) hands out
 Lease and Reservation objects; they hold the C handles, stay valid after
 the store is closed, and say where their bytes lie (SlotInfo).
 """
@@ -13,12 +14,12 @@ import dataclasses
 import errno as _errno
 import sys
 import weakref
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Sequence
 
 from . import _lib
-from ._buffers import Buffer, Key, _Buffers, _key
-from ._library import _error, _optional, library
-from .errors import Exists, InvalidArgument
+from ._buffers import _BYTES_OFFSET, Buffer, Key, _Buffers, _key, _keys
+from ._library import _error, _item_error, _optional, library
+from .errors import BatchError, Exists, InvalidArgument
 
 
 class _ZeroCopyCalls:
@@ -37,6 +38,37 @@ class _ZeroCopyCalls:
         finally:
             self._leave()
         return Lease(out.value)
+
+    def lease_many(self, keys: Sequence[Key], *, prefix: bool = False) -> List[Optional["Lease"]]:
+        """Lease every key's entry in one call (daxkv_lease_batch): a Lease
+        per key, None for a key that is not committed. With prefix, only
+        the leading run of leased keys. Raises BatchError for other item
+        failures (the leases of the others are released with their Lease
+        objects)."""
+        ks = _keys(keys)
+        n = len(ks)
+        h = self._enter()
+        try:
+            if not n:
+                return []
+            items = (_lib.LeaseItem * n)()
+            for it, k in zip(items, ks):  # ks keeps the key bytes alive
+                it.key = id(k) + _BYTES_OFFSET
+                it.key_len = len(k)
+            rc = library().daxkv_lease_batch(h, items, n, _lib.PREFIX if prefix else 0)
+            if rc < 0:
+                raise _error(rc, "daxkv_lease_batch")
+        finally:
+            self._leave()
+        results: List[Optional[Lease]] = [Lease(it.lease) if it.lease else None for it in items]
+        statuses = [it.status for it in items]
+        if prefix:
+            results, statuses = results[:rc], statuses[:rc]
+        errors = {i: _item_error(s, "daxkv_lease_batch", i) for i, s in enumerate(statuses)
+                  if s not in (0, -_errno.ENOENT)}
+        if errors:
+            raise BatchError("daxkv_lease_batch", statuses, errors, results)
+        return results
 
     def reserve(self, key: Key, size: int, *, meta: Optional[Buffer] = None) -> "Reservation":
         """Reserve a slot of size bytes for key, to be filled in place.

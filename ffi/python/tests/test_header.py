@@ -26,6 +26,7 @@ STRUCTS = {
     "daxkv_hotplug_result": _lib.HotplugResult,
     "daxkv_device_info": _lib.DeviceInfo,
     "daxkv_slot_info": _lib.SlotInfo,
+    "daxkv_lease_item": _lib.LeaseItem,
     "daxkv_device_layout": _lib.DeviceLayout,
     "daxkv_key_info": _lib.KeyInfo,
 }

@@ -37,6 +37,32 @@ def test_lease_counts_and_release(store):
     assert store.stats().leases_active == base
 
 
+def test_lease_many_gives_what_single_leases_give(store):
+    store.put(b"a", b"first")
+    store.put(b"b", b"second")
+    leases = store.lease_many([b"a", b"missing", "b"])
+    assert [bytes(x.data) if x else None for x in leases] == [b"first", None, b"second"]
+    assert store.stats().leases_active == 2
+    for x in leases:
+        if x:
+            x.release()
+    assert store.stats().leases_active == 0
+    # prefix: the run before the first miss; an empty batch.
+    head = store.lease_many([b"a", b"missing", b"b"], prefix=True)
+    assert len(head) == 1 and bytes(head[0].data) == b"first"
+    head[0].release()
+    assert store.lease_many([]) == []
+    # A bad key fails its item: BatchError, the good leases released with it.
+    with pytest.raises(daxkv.BatchError) as ei:
+        store.lease_many([b"a", b"x" * 513])
+    assert ei.value.statuses[1] == -errno.EINVAL
+    del ei
+    gc.collect()
+    assert store.stats().leases_active == 0
+    with pytest.raises(TypeError):
+        store.lease_many(b"a")  # a lone key, not a sequence
+
+
 def test_lease_miss(store):
     with pytest.raises(daxkv.NotFound) as ei:
         store.lease(b"nope")

@@ -293,6 +293,43 @@ impl Default for daxkv_slot_info {
     }
 }
 
+/// One key of daxkv_lease_batch, and what its lease gives.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct daxkv_lease_item {
+    pub key: *const c_void,
+    pub key_len: usize,
+    pub lease: *mut daxkv_lease,
+    pub data: *const c_void,
+    pub size: usize,
+    pub meta: *const c_void,
+    pub meta_len: usize,
+    pub slot: u64,
+    pub generation: u64,
+    pub offset: u64,
+    pub device_id: u32,
+    pub status: c_int,
+}
+
+impl Default for daxkv_lease_item {
+    fn default() -> Self {
+        daxkv_lease_item {
+            key: core::ptr::null(),
+            key_len: 0,
+            lease: core::ptr::null_mut(),
+            data: core::ptr::null(),
+            size: 0,
+            meta: core::ptr::null(),
+            meta_len: 0,
+            slot: 0,
+            generation: 0,
+            offset: 0,
+            device_id: 0,
+            status: 0,
+        }
+    }
+}
+
 /// A device of the pool as its arena is laid out.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
@@ -420,6 +457,7 @@ extern "C" {
     pub fn daxkv_lease_size(l: *const daxkv_lease) -> usize;
     pub fn daxkv_lease_meta(l: *const daxkv_lease, len: *mut usize) -> *const c_void;
     pub fn daxkv_lease_release(l: *mut daxkv_lease);
+    pub fn daxkv_lease_batch(s: *mut daxkv_store, items: *mut daxkv_lease_item, n: usize, flags: c_uint) -> c_int;
 
     pub fn daxkv_reserve(
         s: *mut daxkv_store,

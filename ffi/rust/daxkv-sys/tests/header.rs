@@ -226,6 +226,8 @@ fn rust_layouts() -> Vec<RustLayout> {
         layout!(daxkv_hotplug_result; struct_size, state, device_index, reserved0, moved_keys,
             moved_bytes, deleted_keys, source_slots_freed, old_size_bytes, new_size_bytes, evicted_keys),
         layout!(daxkv_slot_info; struct_size, device_id, slot, generation, offset, payload_base),
+        layout!(daxkv_lease_item; key, key_len, lease, data, size, meta, meta_len, slot, generation, offset,
+            device_id, status),
         layout!(daxkv_device_layout; struct_size, device_id, state, device_index, slot_bytes, layout_slots,
             usable_slots, used_end, arena_bytes, data_offset, payload_base),
         layout!(daxkv_key_info; struct_size, device_id, key, key_len, meta, meta_len, value_len, slot, seq,

@@ -471,6 +471,30 @@ impl Store {
         Ok(Lease { l: NonNull::new(p).expect("daxkv_lease_acquire returned NULL"), _store: std::marker::PhantomData })
     }
 
+    /// Lease every key's entry in one call (daxkv_lease_batch): per key,
+    /// Ok(Some(lease)), Ok(None) if it is not committed, or its error.
+    /// With `prefix`, only the leading run of leased keys is returned.
+    pub fn lease_many(&self, keys: &[&[u8]], prefix: bool) -> Result<Vec<ItemResult<Option<Lease<'_>>>>> {
+        let mut items: Vec<sys::daxkv_lease_item> = keys
+            .iter()
+            .map(|k| sys::daxkv_lease_item { key: k.as_ptr().cast(), key_len: k.len(), ..Default::default() })
+            .collect();
+        let flags = if prefix { sys::DAXKV_PREFIX } else { 0 };
+        let n = check(unsafe { sys::daxkv_lease_batch(self.h(), items.as_mut_ptr(), items.len(), flags) })?;
+        // Every lease becomes a Lease at once, so that each is released
+        // (on drop) whatever is returned.
+        let results: Vec<ItemResult<Option<Lease<'_>>>> = items
+            .iter()
+            .map(|it| match NonNull::new(it.lease) {
+                Some(l) => Ok(Some(Lease { l, _store: std::marker::PhantomData })),
+                None if it.status == -libc_errno::ENOENT => Ok(None),
+                None => Err(Error::item(it.status)),
+            })
+            .collect();
+        let take = if prefix { n as usize } else { results.len() };
+        Ok(results.into_iter().take(take).collect())
+    }
+
     /// Reserve a slot of `len` bytes for `key`, to fill in place. Ok(None)
     /// if the key is already present or in flight.
     pub fn reserve(&self, key: &[u8], len: usize) -> Result<Option<Reservation<'_>>> {

@@ -102,6 +102,32 @@ fn batch_item_errors_do_not_fail_the_batch() {
 }
 
 #[test]
+fn lease_many_gives_what_single_leases_give() {
+    let s = open();
+    s.put(b"a", b"first", false).unwrap();
+    s.put(b"b", b"second", false).unwrap();
+    let keys: [&[u8]; 4] = [b"a", b"missing", b"b", b""];
+    let r = s.lease_many(&keys, false).unwrap();
+    assert_eq!(r.len(), 4);
+    assert_eq!(&r[0].as_ref().unwrap().as_ref().unwrap()[..], b"first");
+    assert!(r[1].as_ref().unwrap().is_none());
+    assert_eq!(&r[2].as_ref().unwrap().as_ref().unwrap()[..], b"second");
+    match &r[3] {
+        Err(e) => assert_eq!(e.kind(), ErrorKind::InvalidArgument), // key length 0
+        Ok(_) => panic!("an empty key was leased"),
+    }
+    assert_eq!(s.stats().unwrap().leases_active, 2);
+    drop(r);
+    assert_eq!(s.stats().unwrap().leases_active, 0);
+    // prefix: the run before the first miss.
+    let p = s.lease_many(&keys, true).unwrap();
+    assert_eq!(p.len(), 1);
+    drop(p);
+    assert!(s.lease_many(&[], false).unwrap().is_empty());
+    assert_eq!(s.stats().unwrap().leases_active, 0);
+}
+
+#[test]
 fn lease_and_reservation() {
     let s = open();
     {
