@@ -23,6 +23,19 @@ from ._library import _error, _item_error, library
 from .errors import BatchError, InvalidArgument
 
 
+def _key_columns(words: memoryview, stride: int, key_word: int, len_word: int, keys: List[bytes]) -> bytes:
+    """Point the key and key-length columns of an item array (its 8-byte
+    words, stride words an item) at keys, joined into one blob. Returns
+    the blob: it must live as long as the array is used."""
+    blob = b"".join(keys)
+    lengths = array("Q", map(len, keys))
+    offsets = array("Q", accumulate(lengths, initial=id(blob) + _BYTES_OFFSET))
+    del offsets[-1]
+    words[key_word::stride] = offsets
+    words[len_word::stride] = lengths
+    return blob
+
+
 class _Batch:
     """A daxkv_item array for a list of keys, filled column-wise.
 
@@ -39,14 +52,7 @@ class _Batch:
         raw = memoryview(self.items).cast("B")
         self.words = raw.cast("Q")
         self.ints = raw.cast("i")
-        blob = self.keys_blob = b"".join(keys)
-        base = id(blob) + _BYTES_OFFSET
-        lengths = array("Q", map(len, keys))
-        offsets = array("Q", accumulate(lengths, initial=base))
-        del offsets[-1]
-        w = _lib.ITEM_WORDS
-        self.words[_lib.W_KEY :: w] = offsets
-        self.words[_lib.W_KEY_LEN :: w] = lengths
+        self.keys_blob = _key_columns(self.words, _lib.ITEM_WORDS, _lib.W_KEY, _lib.W_KEY_LEN, keys)
 
     def set_column(self, word: int, values: Sequence[int]) -> None:
         self.words[word :: _lib.ITEM_WORDS] = array("Q", values)

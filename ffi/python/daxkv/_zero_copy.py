@@ -17,7 +17,8 @@ import weakref
 from typing import Any, List, Optional, Sequence
 
 from . import _lib
-from ._buffers import _BYTES_OFFSET, Buffer, Key, _Buffers, _key, _keys
+from ._batch import _key_columns
+from ._buffers import Buffer, Key, _Buffers, _key, _keys
 from ._library import _error, _item_error, _optional, library
 from .errors import BatchError, Exists, InvalidArgument
 
@@ -52,10 +53,11 @@ class _ZeroCopyCalls:
             if not n:
                 return []
             items = (_lib.LeaseItem * n)()
-            for it, k in zip(items, ks):  # ks keeps the key bytes alive
-                it.key = id(k) + _BYTES_OFFSET
-                it.key_len = len(k)
+            words = memoryview(items).cast("B").cast("Q")
+            # The array points into keys_blob until the call returns.
+            keys_blob = _key_columns(words, _lib.LEASE_WORDS, _lib.LW["key"], _lib.LW["key_len"], ks)
             rc = library().daxkv_lease_batch(h, items, n, _lib.PREFIX if prefix else 0)
+            del keys_blob
             if rc < 0:
                 raise _error(rc, "daxkv_lease_batch")
         finally:

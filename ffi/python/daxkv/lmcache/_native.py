@@ -11,7 +11,6 @@ from __future__ import annotations
 import array
 import ctypes
 import errno as _errno
-import itertools
 import logging
 import os
 import select
@@ -19,7 +18,7 @@ import threading
 from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from .. import _lib
-from .._batch import _Batch
+from .._batch import _Batch, _key_columns
 from .._buffers import _BYTES_OFFSET
 from .._library import _error, library
 from .._store import Store
@@ -233,13 +232,9 @@ def lease_many(store: Store, kbs: List[bytes], *, prefix: bool, failed: Optional
     raw = memoryview(items).cast("B")
     words, ints = raw.cast("Q"), raw.cast("i")
     stride = _lib.LEASE_WORDS
-    blob = b"".join(kbs)
-    lengths = array.array("Q", map(len, kbs))
-    offsets = array.array("Q", itertools.accumulate(lengths, initial=id(blob) + _BYTES_OFFSET))
-    del offsets[-1]
     w = _lib.LW
-    words[w["key"] :: stride] = offsets
-    words[w["key_len"] :: stride] = lengths
+    # The array points into keys_blob, which lives until the function returns.
+    keys_blob = _key_columns(words, stride, w["key"], w["key_len"], kbs)
     try:
         h = store._enter()
     except Shutdown:
@@ -248,6 +243,7 @@ def lease_many(store: Store, kbs: List[bytes], *, prefix: bool, failed: Optional
         rc = library().daxkv_lease_batch(h, items, n, _lib.PREFIX if prefix else 0)
     finally:
         store._leave()
+    del keys_blob
     if rc < 0:
         if rc != -_errno.ESHUTDOWN:
             logger.warning("DAX lease batch failed: %s", strerror(rc))
