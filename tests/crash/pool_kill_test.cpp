@@ -83,7 +83,11 @@ struct Rec {
     uint32_t n;
     int32_t rc;
     uint32_t hop, dev;
-    uint64_t present; // kRemoveEvict / kShrinkEvict: contains() of each key after the call
+    // kRemoveEvict / kShrinkEvict: contains() of each key before and after
+    // the call. Only a key visible before can be deleted by it (and so have
+    // its removal recorded); a key whose entry lies on a device away now is
+    // not changed by it.
+    uint64_t present_before, present;
     Item it[kBatchMax];
 };
 static_assert(sizeof(Rec) <= 512, "pipe record must stay atomic");
@@ -192,6 +196,8 @@ uint64_t presence(daxkv_store *s) {
         if (r.op == kHotplug) {
             r.hop = 1 + static_cast<uint32_t>(splitmix(x) % 7);
             r.dev = static_cast<uint32_t>(splitmix(x) % kDevices);
+            if (r.hop == kRemoveEvict || r.hop == kShrinkEvict)
+                r.present_before = presence(s);
         }
         for (uint32_t j = 0; j < r.n; ++j) {
             Item &it = r.it[j];
@@ -293,8 +299,8 @@ struct State {
     bool present = false;   // the last acknowledged operation wrote v
     bool maybe_gone = false; // present, but its entry may be gone (see the top)
     Value v;
-    // Values an operation in flight at a kill may have written, while the
-    // key has not been seen since (its device was missing at the checks).
+    // Values an operation in flight at a kill may have written, while a
+    // device was missing at every check since (it may hold them).
     std::vector<Value> maybe;
     // An older value was accepted (its last change unwitnessed): until the
     // next change, or a check with every device present, any of its values
@@ -346,17 +352,13 @@ public:
     void apply(const Rec &r) {
         touch(r, false);
         if (r.op == kHotplug) {
-            if ((r.hop == kRemoveEvict || r.hop == kShrinkEvict) && r.rc == 0)
+            // Deleted by the eviction (whatever it returned: one that failed
+            // part way may have deleted some): visible before, gone after.
+            // A key that was not visible (its device away) is not touched.
+            if (r.hop == kRemoveEvict || r.hop == kShrinkEvict)
                 for (uint32_t k = 0; k < kKeys; ++k)
-                    if (!(r.present >> k & 1) && model_[k].present) {
-                        // Deleted by the eviction, or invisible (its device
-                        // away): it must not come back with this value
-                        // unless it is invisible, so it may stay.
-                        if (degraded_)
-                            model_[k].maybe_gone = true;
-                        else
-                            model_[k] = State{};
-                    }
+                    if ((r.present_before >> k & 1) && !(r.present >> k & 1))
+                        model_[k] = State{};
             return;
         }
         for (uint32_t j = 0; j < r.n; ++j) {
@@ -401,7 +403,8 @@ public:
         if (r.op == kHotplug) {
             if (r.hop == kRemoveEvict || r.hop == kShrinkEvict)
                 for (uint32_t k = 0; k < kKeys; ++k)
-                    alt[k].push_back(State{});
+                    if (r.present_before >> k & 1)
+                        alt[k].push_back(State{});
             return;
         }
         for (uint32_t j = 0; j < r.n; ++j) {
@@ -421,9 +424,12 @@ private:
             h.witnesses = in_flight ? h.witnesses & witnesses_ : witnesses_;
         };
         if (r.op == kHotplug) {
-            if ((r.hop == kRemoveEvict || r.hop == kShrinkEvict) && (in_flight || r.rc == 0))
-                for (auto &h : hist_)
-                    seen(h);
+            // An eviction changes the keys it deletes: visible before, and
+            // gone after (or maybe gone, while it is in flight).
+            if (r.hop == kRemoveEvict || r.hop == kShrinkEvict)
+                for (uint32_t k = 0; k < kKeys; ++k)
+                    if ((r.present_before >> k & 1) && (in_flight || !(r.present >> k & 1)))
+                        seen(hist_[k]);
             return;
         }
         for (uint32_t j = 0; j < r.n; ++j) {
@@ -634,7 +640,18 @@ bool run_round(uint64_t seed, uint64_t round, std::vector<State> &model,
                 // it says is the state from now on. Otherwise an older value
                 // accepted leniently keeps the key unknown.
                 const bool unknown = next != kAll && (model[k].unknown || !match);
-                model[k] = State{true, false, v, {}, unknown};
+                // A device missing now may hold what the operation in flight
+                // wrote: a commit durable on it, whose older version here
+                // was not yet withdrawn. It may show when that device comes
+                // back, as for a key that read absent.
+                std::vector<Value> maybe;
+                if (missing) {
+                    maybe = model[k].maybe;
+                    for (const State &a : alt[k])
+                        if (a.present && !(a.v == v))
+                            maybe.push_back(a.v);
+                }
+                model[k] = State{true, false, v, std::move(maybe), unknown};
             }
             if (next == kAll)
                 hist[k].witnesses = next;
