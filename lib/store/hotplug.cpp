@@ -59,12 +59,20 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
         log(kLogErr, "device add of %s failed: %s", path.c_str(), e.what());
         fail(e.code(), "failed to map the device (%s; the cause is logged)", error_text(e.code()));
     }
+    const uint32_t limit = fresh.alloc->slots();
     {
         // Readers of every row (status, stats) are kept out while it changes.
         std::unique_lock<std::shared_mutex> g(c_.pool.mapping_lock());
         c_.slots.size_device(a, static_cast<uint32_t>(fresh.arena->layout().slot_count));
         row->arena = std::move(fresh.arena);
-        row->alloc = std::move(fresh.alloc);
+        // An old row keeps its allocator: a writer that chose the row before
+        // its device left may still call it (and gets no slot, limit 0,
+        // until the device is active again below). A new row is not
+        // published yet.
+        if (old_row >= 0)
+            row->alloc->reset(fresh.alloc->formatted());
+        else
+            row->alloc = std::move(fresh.alloc);
         row->numa_node = fresh.numa_node;
         row->missing_reason.clear();
         if (old_row < 0)
@@ -86,6 +94,10 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
     adopt_device(c_, a, floor);
     row->arena->keep();
     // Only now does it take new entries (an old row is visible already).
+    // Its slot states were sized above: the allocator's lock orders them
+    // before any slot a writer gets from it.
+    if (old_row >= 0)
+        row->alloc->set_limit(limit);
     row->state.store(DevState::active);
     if (old_row < 0)
         c_.pool.rows().publish();
@@ -145,8 +157,16 @@ int Hotplug::remove(const std::string &path, MoveMode mode, unsigned flags, Hotp
         if (!dest && !keys.empty())
             fail(-ENOSPC, "no other writable device to migrate %zu entries to", keys.size());
     }
+    // No new slot from here on. The state alone does not stop a writer
+    // that chose the device before it changed: one that got a slot after
+    // the wait below found the device empty wrote into the unmapped arena.
+    const uint32_t old_limit = d.alloc->slots();
     d.state.store(migrate ? DevState::migrating : DevState::removing);
-    Undo restore([&] { d.state.store(old_state); });
+    d.alloc->set_limit(0);
+    Undo restore([&] {
+        d.alloc->set_limit(old_limit);
+        d.state.store(old_state);
+    });
     int rc = 0;
     if (migrate)
         migrate_keys(a, keys, false, ms);
@@ -162,7 +182,6 @@ int Hotplug::remove(const std::string &path, MoveMode mode, unsigned flags, Hotp
         // Nothing refers to the device any more (no entries, no borrows):
         // readers of every device's arena (status) are kept out while it goes.
         std::unique_lock<std::shared_mutex> g(c_.pool.mapping_lock());
-        d.alloc->set_limit(0);
         d.state.store(DevState::removed);
         d.arena.reset();
     });

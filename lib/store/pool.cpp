@@ -10,10 +10,12 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <shared_mutex>
 #include <utility>
 
 #include "internal/error.hpp"
 #include "internal/util.hpp"
+#include "platform/cpu.hpp"
 #include "platform/numa.hpp"
 
 namespace daxkv {
@@ -272,11 +274,20 @@ bool Pool::any_writable() const noexcept {
 void Pool::fence_all() const noexcept {
     if (cfg_.durability != arena::Durability::power)
         return;
-    // Rows are never unmapped while a write that staged on them is in
-    // flight (removal waits for every slot of the device to be free).
-    for (uint32_t a = 0; a < rows_.size(); ++a)
-        if (const auto &ar = rows_[a].arena)
-            ar->fence();
+    // The rows this write staged on stay mapped (a removal waits for every
+    // slot of its device to be free), but another row may be leaving or
+    // joining: a removal resets its arena, an add sets it, both under the
+    // mapping lock.
+    try {
+        std::shared_lock<std::shared_mutex> g(mapping_m_);
+        for (uint32_t a = 0; a < rows_.size(); ++a)
+            if (const auto &ar = rows_[a].arena)
+                ar->fence();
+    } catch (...) {
+        // The lock failed: a device's fence is the CPU's store fence, which
+        // orders every device's write-backs at once.
+        platform::store_fence();
+    }
 }
 
 void Pool::slot_freed(uint32_t a) noexcept {

@@ -109,4 +109,15 @@ void SlotAllocator::set_limit(uint32_t limit) {
     free_low_ = n;
 }
 
+void SlotAllocator::reset(uint32_t slots) {
+    SlotAllocator fresh(slots);
+    std::lock_guard<std::mutex> g(m_);
+    slots_ = fresh.slots_;
+    limit_ = 0;
+    free_ = fresh.free_;
+    free_low_ = 0;
+    words_.swap(fresh.words_);
+    summary_.swap(fresh.summary_);
+}
+
 } // namespace daxkv

@@ -34,6 +34,11 @@ public:
     // Hide (or show again) the slots at and above limit; clamped to the
     // arena's slot count.
     void set_limit(uint32_t limit);
+    // Start over for an arena of `slots` slots, all free and none usable
+    // (limit 0) until set_limit: a device added back into its old row
+    // keeps the row's allocator, which a writer that chose the row before
+    // the device left may still be calling.
+    void reset(uint32_t slots);
 
 private:
     // bit set = free. summary_ bit w set = words_[w] has a free bit.
