@@ -64,6 +64,7 @@ dist_man_MANS = \
 	docs/man/daxkv_reservation_size.3 \
 	docs/man/daxkv_reservation_slot.3 \
 	docs/man/daxkv_reserve.3 \
+	docs/man/daxkv_reserve_meta.3 \
 	docs/man/daxkv_set_log_fn.3 \
 	docs/man/daxkv_shutdown.3 \
 	docs/man/daxkv_stats.3 \

@@ -335,6 +335,16 @@ DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t 
  */
 DAXKV_API int daxkv_reserve(daxkv_store *s, const void *key, size_t key_len, size_t len,
                             daxkv_reservation **out);
+/**
+ * daxkv_reserve with the entry's metadata attached (as
+ * daxkv_reservation_set_meta) and the address of the bytes to fill in
+ * *data (data may be NULL), in one call: for callers that store key by key
+ * and pay for every call. On failure or DAXKV_EXISTED nothing is reserved,
+ * *out and *data are NULL.
+ */
+DAXKV_API int daxkv_reserve_meta(daxkv_store *s, const void *key, size_t key_len, size_t len,
+                                 const void *meta, size_t meta_len, void **data,
+                                 daxkv_reservation **out);
 DAXKV_API void *daxkv_reservation_data(daxkv_reservation *r);
 DAXKV_API size_t daxkv_reservation_size(const daxkv_reservation *r);
 /** Attach a metadata blob (copied) to be committed with the entry. */

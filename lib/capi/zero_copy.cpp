@@ -138,6 +138,40 @@ DAXKV_API int daxkv_reserve(daxkv_store *s, const void *key, size_t key_len, siz
     });
 }
 
+DAXKV_API int daxkv_reserve_meta(daxkv_store *s, const void *key, size_t key_len, size_t len,
+                                 const void *meta, size_t meta_len, void **data,
+                                 daxkv_reservation **out) {
+    return guarded([&] {
+        if (data)
+            *data = nullptr;
+        if (!out)
+            return set_error(-EINVAL, "out is NULL");
+        *out = nullptr;
+        Store &st = store_of(s);
+        const std::string_view k = key_arg(key, key_len);
+        // The metadata is checked before a slot is taken: a failure leaves
+        // nothing reserved.
+        if (!meta && meta_len)
+            return set_error(-EINVAL, "meta is NULL but its length is %zu", meta_len);
+        const uint32_t cap = st.config().meta_bytes;
+        if (meta_len > cap)
+            return set_error(-E2BIG, "metadata of %zu bytes is larger than meta_bytes (%u)",
+                             meta_len, cap);
+        auto r = std::make_unique<daxkv_reservation>();
+        std::string blob = meta_len ? std::string(static_cast<const char *>(meta), meta_len)
+                                    : std::string();
+        int rc = st.reservations().reserve(k, len, &r->state);
+        if (rc == 0) {
+            r->state->meta.swap(blob);
+            r->state->store = s->store; // the reservation keeps the store alive
+            if (data)
+                *data = r->state->data;
+            *out = r.release();
+        }
+        return rc;
+    });
+}
+
 DAXKV_API void *daxkv_reservation_data(daxkv_reservation *r) {
     return r && r->state ? r->state->data : nullptr;
 }

@@ -537,6 +537,83 @@ TEST_F(Lifetime, ReserveRejectsBadArguments) {
     EXPECT_EQ(len, 0u);
 }
 
+// daxkv_reserve_meta is daxkv_reserve + daxkv_reservation_set_meta +
+// daxkv_reservation_data. Bad inputs tried: NULL out, NULL store, empty and
+// 513-byte keys, NULL key, a value larger than slot_bytes, metadata larger
+// than meta_bytes, NULL metadata with a length, a key present or in flight;
+// each leaves nothing reserved and *out and *data NULL.
+TEST_F(Lifetime, ReserveMetaIsReserveAndSetMetaInOneCall) {
+    open(StoreSpec{4096, 2, 64});
+    std::vector<uint8_t> v = pattern(3, 700), meta = pattern(4, 64), fat(65, 1);
+    daxkv_reservation *r = nullptr;
+    void *data = nullptr;
+    ASSERT_EQ(daxkv_reserve_meta(s(), "k", 1, v.size(), meta.data(), meta.size(), &data, &r), 0)
+        << daxkv_errmsg();
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(data, daxkv_reservation_data(r));
+    EXPECT_EQ(daxkv_reservation_size(r), v.size());
+    std::memcpy(data, v.data(), v.size());
+    // In flight: a second reservation of the key is DAXKV_EXISTED.
+    daxkv_reservation *r2 = reinterpret_cast<daxkv_reservation *>(0x1);
+    void *d2 = reinterpret_cast<void *>(0x1);
+    EXPECT_EQ(daxkv_reserve_meta(s(), "k", 1, 10, nullptr, 0, &d2, &r2), DAXKV_EXISTED);
+    EXPECT_EQ(r2, nullptr);
+    EXPECT_EQ(d2, nullptr);
+    ASSERT_EQ(daxkv_commit(r), 0);
+    std::vector<uint8_t> buf(4096, 0), mbuf(64, 0);
+    daxkv_item it{"k", 1, buf.data(), buf.size(), mbuf.data(), mbuf.size(), 0};
+    ASSERT_EQ(daxkv_get_batch(s(), &it, 1, 0), 1);
+    EXPECT_EQ(it.len, v.size());
+    EXPECT_EQ(0, std::memcmp(buf.data(), v.data(), v.size()));
+    EXPECT_EQ(it.meta_len, meta.size());
+    EXPECT_EQ(mbuf, meta);
+    // Committed: DAXKV_EXISTED too.
+    EXPECT_EQ(daxkv_reserve_meta(s(), "k", 1, 10, nullptr, 0, &d2, &r2), DAXKV_EXISTED);
+    EXPECT_EQ(r2, nullptr);
+
+    // Bad inputs: nothing reserved, a message that says what.
+    const struct daxkv_stats before = stats();
+    auto refused = [&](int rc, int want, const char *what) {
+        EXPECT_EQ(rc, want) << what;
+        EXPECT_EQ(r2, nullptr) << what;
+        EXPECT_EQ(d2, nullptr) << what;
+        r2 = reinterpret_cast<daxkv_reservation *>(0x1);
+        d2 = reinterpret_cast<void *>(0x1);
+    };
+    r2 = reinterpret_cast<daxkv_reservation *>(0x1);
+    d2 = reinterpret_cast<void *>(0x1);
+    refused(daxkv_reserve_meta(s(), "n", 1, 10, fat.data(), fat.size(), &d2, &r2), -E2BIG,
+            "metadata over meta_bytes");
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "meta_bytes")) << daxkv_errmsg();
+    refused(daxkv_reserve_meta(s(), "n", 1, 10, nullptr, 3, &d2, &r2), -EINVAL,
+            "NULL metadata with a length");
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "meta is NULL")) << daxkv_errmsg();
+    refused(daxkv_reserve_meta(s(), "n", 1, 4097, nullptr, 0, &d2, &r2), -E2BIG,
+            "value over slot_bytes");
+    refused(daxkv_reserve_meta(s(), "", 0, 10, nullptr, 0, &d2, &r2), -EINVAL, "empty key");
+    refused(daxkv_reserve_meta(s(), nullptr, 1, 10, nullptr, 0, &d2, &r2), -EINVAL, "NULL key");
+    std::string k513(513, 'z');
+    refused(daxkv_reserve_meta(s(), k513.data(), k513.size(), 10, nullptr, 0, &d2, &r2),
+            -EINVAL, "513-byte key");
+    refused(daxkv_reserve_meta(nullptr, "n", 1, 10, nullptr, 0, &d2, &r2), -EINVAL,
+            "NULL store");
+    EXPECT_EQ(daxkv_reserve_meta(s(), "n", 1, 10, nullptr, 0, &d2, nullptr), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "out is NULL")) << daxkv_errmsg();
+    EXPECT_EQ(d2, nullptr);
+    const struct daxkv_stats after = stats();
+    EXPECT_EQ(after.slots_free, before.slots_free);
+    EXPECT_EQ(after.slots_inflight, 0u);
+    EXPECT_EQ(daxkv_contains(s(), "n", 1), 0);
+
+    // data may be NULL; no metadata commits an entry without any.
+    ASSERT_EQ(daxkv_reserve_meta(s(), "n", 1, 0, nullptr, 0, nullptr, &r), 0);
+    ASSERT_EQ(daxkv_commit(r), 0);
+    daxkv_item it2{"n", 1, buf.data(), buf.size(), mbuf.data(), mbuf.size(), 0};
+    ASSERT_EQ(daxkv_get_batch(s(), &it2, 1, 0), 1);
+    EXPECT_EQ(it2.len, 0u);
+    EXPECT_EQ(it2.meta_len, 0u);
+}
+
 // ---------------------------------------------------------------------------
 // Shutdown
 
@@ -569,6 +646,11 @@ TEST_F(Lifetime, EveryCallAfterShutdownIsEshutdown) {
     daxkv_reservation *r = reinterpret_cast<daxkv_reservation *>(0x1);
     EXPECT_EQ(daxkv_reserve(s(), "r", 1, 10, &r), -ESHUTDOWN);
     EXPECT_EQ(r, nullptr);
+    r = reinterpret_cast<daxkv_reservation *>(0x1);
+    void *data = reinterpret_cast<void *>(0x1);
+    EXPECT_EQ(daxkv_reserve_meta(s(), "r", 1, 10, "m", 1, &data, &r), -ESHUTDOWN);
+    EXPECT_EQ(r, nullptr);
+    EXPECT_EQ(data, nullptr);
     // Observing the store stays possible, and says it is shut down.
     struct daxkv_stats st = stats();
     EXPECT_EQ(st.entries, 1u);

@@ -317,6 +317,38 @@ func TestLeaseKeepsStoreReachable(t *testing.T) {
 	l.Release()
 }
 
+func TestReservationWithMeta(t *testing.T) {
+	s := open(t, nil)
+	r, ok, err := s.ReserveWithMeta([]byte("rm"), 4, []byte("shape"))
+	if err != nil || !ok {
+		t.Fatal(err)
+	}
+	if _, ok, _ := s.ReserveWithMeta([]byte("rm"), 4, nil); ok {
+		t.Fatal("second reservation of an in-flight key")
+	}
+	r.Fill(func(b []byte) error { copy(b, "abcd"); return nil })
+	if err := r.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	l, _ := s.Lease([]byte("rm"))
+	m, _ := l.Meta()
+	b, _ := l.Bytes()
+	l.Release()
+	if string(b) != "abcd" || string(m) != "shape" {
+		t.Fatalf("%q %q", b, m)
+	}
+	// Metadata larger than meta_bytes reserves nothing.
+	if _, ok, err := s.ReserveWithMeta([]byte("fat"), 4, make([]byte, 1<<20)); ok || !errors.Is(err, ErrTooBig) {
+		t.Fatalf("oversized metadata: %v %v", ok, err)
+	}
+	if ok, _ := s.Put([]byte("fat"), []byte("v"), false); !ok {
+		t.Fatal("a refused reservation left the key in flight")
+	}
+	if _, _, err := s.ReserveWithMeta([]byte("neg"), -1, nil); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("negative size: %v", err)
+	}
+}
+
 func TestReservation(t *testing.T) {
 	s := open(t, nil)
 	r, ok, err := s.Reserve([]byte("r"), 4)

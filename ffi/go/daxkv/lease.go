@@ -11,6 +11,7 @@ package daxkv
 // Each helper returns the code and, on failure, the message (see dk.h).
 static int dk_lease_acquire(daxkv_store *s, const void *k, size_t kl, daxkv_lease **out, char **msg) { int rc = daxkv_lease_acquire(s, k, kl, out); *msg = dk_msg(rc); return rc; }
 static int dk_reserve(daxkv_store *s, const void *k, size_t kl, size_t n, daxkv_reservation **out, char **msg) { int rc = daxkv_reserve(s, k, kl, n, out); *msg = dk_msg(rc); return rc; }
+static int dk_reserve_meta(daxkv_store *s, const void *k, size_t kl, size_t n, const void *m, size_t ml, daxkv_reservation **out, char **msg) { int rc = daxkv_reserve_meta(s, k, kl, n, m, ml, NULL, out); *msg = dk_msg(rc); return rc; }
 static int dk_set_meta(daxkv_reservation *r, const void *m, size_t n, char **msg) { int rc = daxkv_reservation_set_meta(r, m, n); *msg = dk_msg(rc); return rc; }
 static int dk_commit(daxkv_reservation *r, char **msg) { int rc = daxkv_commit(r); *msg = dk_msg(rc); return rc; }
 
@@ -194,8 +195,19 @@ type Reservation struct {
 // Reserve reserves size bytes for key. ok is false (and r nil) if the key
 // is already present or in flight.
 func (s *Store) Reserve(key []byte, size int) (r *Reservation, ok bool, err error) {
+	return s.reserve("daxkv_reserve", key, size, nil, false)
+}
+
+// ReserveWithMeta is Reserve with the entry's metadata attached in the same
+// library call (daxkv_reserve_meta); metadata larger than meta_bytes
+// reserves nothing.
+func (s *Store) ReserveWithMeta(key []byte, size int, meta []byte) (r *Reservation, ok bool, err error) {
+	return s.reserve("daxkv_reserve_meta", key, size, meta, true)
+}
+
+func (s *Store) reserve(fn string, key []byte, size int, meta []byte, withMeta bool) (*Reservation, bool, error) {
 	if size < 0 {
-		return nil, false, invalid("daxkv_reserve", "negative size")
+		return nil, false, invalid(fn, "negative size")
 	}
 	h, err := s.enter()
 	if err != nil {
@@ -204,9 +216,14 @@ func (s *Store) Reserve(key []byte, size int) (r *Reservation, ok bool, err erro
 	defer s.leave()
 	var p *C.daxkv_reservation
 	var msg *C.char
-	rc := C.dk_reserve(h, ptr(key), C.size_t(len(key)), C.size_t(size), &p, &msg)
+	var rc C.int
+	if withMeta {
+		rc = C.dk_reserve_meta(h, ptr(key), C.size_t(len(key)), C.size_t(size), ptr(meta), C.size_t(len(meta)), &p, &msg)
+	} else {
+		rc = C.dk_reserve(h, ptr(key), C.size_t(len(key)), C.size_t(size), &p, &msg)
+	}
 	if rc < 0 {
-		return nil, false, mkerr(rc, "daxkv_reserve", msg)
+		return nil, false, mkerr(rc, fn, msg)
 	}
 	if rc == C.DAXKV_EXISTED || p == nil {
 		return nil, false, nil

@@ -549,18 +549,32 @@ class DaxCore(Generic[KeyT]):
                 raise RuntimeError(f"DAX write failed for key {key}: {library().daxkv_strerror(s).decode()}")
             return self._put_with_writer(key, kb, obj, size, writer)
         finally:
-            self._end_write((kb,))
+            # _end_write for one key, inline.
+            with self._state_lock:
+                n = inflight[kb] - 1
+                if n:
+                    inflight[kb] = n
+                else:
+                    del inflight[kb]
+                self._active_writes -= 1
+                if self._drain_waiters:
+                    self._state_condition.notify_all()
 
     def _put_with_writer(self, key: KeyT, kb: bytes, obj: Any, size: int, writer: _CopyFn) -> bool:
         L = self._L
+        meta = _meta_of(obj)
         r = ctypes.c_void_p()
+        data = ctypes.c_void_p()
         store = self._store
         try:
             h = store._enter()
         except Shutdown:
             return False
         try:
-            rc = L.daxkv_reserve(h, kb, len(kb), size, r)
+            # The reservation with its metadata and the slot's address in
+            # one call: LMCache's backend stores key by key, and each
+            # library call through ctypes costs a few hundred nanoseconds.
+            rc = L.daxkv_reserve_meta(h, kb, len(kb), size, meta, len(meta), data, r)
         finally:
             store._leave()
         if rc == _lib.EXISTED:
@@ -570,18 +584,14 @@ class DaxCore(Generic[KeyT]):
         if rc == -_errno.ESHUTDOWN:
             return False
         if rc < 0:
-            raise _error(rc, "daxkv_reserve")
+            raise _error(rc, "daxkv_reserve_meta")
         committed = False
         try:
-            meta = _meta_of(obj)
-            rc = L.daxkv_reservation_set_meta(r, meta, len(meta))
-            if rc < 0:
-                raise _error(rc, "daxkv_reservation_set_meta")
             # The slot's payload lies at base_ptr + offset: the core has one
             # device, whose slots start at base_ptr.
-            offset = (L.daxkv_reservation_data(r) or 0) - self._base_ptr
+            offset = (data.value or 0) - self._base_ptr
             if offset < 0:
-                raise _error(-_errno.EINVAL, "daxkv_reservation_data")
+                raise _error(-_errno.EINVAL, "daxkv_reserve_meta")
             try:
                 writer(offset, obj, size)
             except Exception as exc:

@@ -466,6 +466,16 @@ extern "C" {
         len: usize,
         out: *mut *mut daxkv_reservation,
     ) -> c_int;
+    pub fn daxkv_reserve_meta(
+        s: *mut daxkv_store,
+        key: *const c_void,
+        key_len: usize,
+        len: usize,
+        meta: *const c_void,
+        meta_len: usize,
+        data: *mut *mut c_void,
+        out: *mut *mut daxkv_reservation,
+    ) -> c_int;
     pub fn daxkv_reservation_data(r: *mut daxkv_reservation) -> *mut c_void;
     pub fn daxkv_reservation_size(r: *const daxkv_reservation) -> usize;
     pub fn daxkv_reservation_set_meta(r: *mut daxkv_reservation, meta: *const c_void, len: usize) -> c_int;

@@ -506,6 +506,29 @@ impl Store {
         Ok(Some(Reservation { r: NonNull::new(p).unwrap(), _store: std::marker::PhantomData }))
     }
 
+    /// `reserve` with the entry's metadata attached in the same library
+    /// call (daxkv_reserve_meta). Ok(None) if the key is already present or
+    /// in flight; metadata larger than `meta_bytes` reserves nothing.
+    pub fn reserve_with_meta(&self, key: &[u8], len: usize, meta: &[u8]) -> Result<Option<Reservation<'_>>> {
+        let mut p = ptr::null_mut();
+        let rc = check(unsafe {
+            sys::daxkv_reserve_meta(
+                self.h(),
+                key.as_ptr().cast(),
+                key.len(),
+                len,
+                meta.as_ptr().cast(),
+                meta.len(),
+                ptr::null_mut(),
+                &mut p,
+            )
+        })?;
+        if rc == sys::DAXKV_EXISTED || p.is_null() {
+            return Ok(None);
+        }
+        Ok(Some(Reservation { r: NonNull::new(p).unwrap(), _store: std::marker::PhantomData }))
+    }
+
     /// Counters and capacity.
     pub fn stats(&self) -> Result<Stats> {
         let mut st = Stats { struct_size: std::mem::size_of::<Stats>() as u32, ..Default::default() };

@@ -159,6 +159,27 @@ fn lease_and_reservation() {
 }
 
 #[test]
+fn reservation_with_its_metadata_in_one_call() {
+    let s = open_with(&[("meta_bytes", "64")]);
+    {
+        let mut r = s.reserve_with_meta(b"m", 4, b"shape").unwrap().expect("fresh key");
+        r.data_mut().copy_from_slice(b"abcd");
+        assert!(s.reserve_with_meta(b"m", 4, b"x").unwrap().is_none()); // in flight
+        r.commit().unwrap();
+    }
+    let l = s.lease(b"m").unwrap();
+    assert_eq!(&l[..], b"abcd");
+    assert_eq!(l.meta(), b"shape");
+    drop(l);
+    assert!(s.reserve_with_meta(b"m", 4, b"").unwrap().is_none()); // committed
+    // Metadata larger than meta_bytes reserves nothing.
+    let fat = [7u8; 65];
+    assert_eq!(s.reserve_with_meta(b"n", 4, &fat).err().unwrap().kind(), ErrorKind::TooBig);
+    assert!(!s.contains(b"n").unwrap());
+    assert!(s.put(b"n", b"v", false).unwrap());
+}
+
+#[test]
 fn shutdown_refuses_new_calls() {
     let s = open();
     s.put(b"k", b"v", false).unwrap();
