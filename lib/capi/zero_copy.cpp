@@ -120,27 +120,23 @@ DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t 
     });
 }
 
-DAXKV_API int daxkv_reserve(daxkv_store *s, const void *key, size_t key_len, size_t len,
-                            daxkv_reservation **out) {
-    return guarded([&] {
-        if (!out)
-            return set_error(-EINVAL, "out is NULL");
-        *out = nullptr;
-        Store &st = store_of(s);
-        const std::string_view k = key_arg(key, key_len);
-        auto r = std::make_unique<daxkv_reservation>();
-        int rc = st.reservations().reserve(k, len, &r->state);
-        if (rc == 0) {
-            r->state->store = s->store; // the reservation keeps the store alive
-            *out = r.release();
-        }
-        return rc;
-    });
+namespace {
+
+// Metadata a reservation is to commit with, against the store's
+// meta_bytes: 0, or the error (with its message).
+int check_meta(uint32_t cap, const void *meta, size_t len) {
+    if (!meta && len)
+        return set_error(-EINVAL, "meta is NULL but its length is %zu", len);
+    if (len > cap)
+        return set_error(-E2BIG, "metadata of %zu bytes is larger than meta_bytes (%u)", len,
+                         cap);
+    return 0;
 }
 
-DAXKV_API int daxkv_reserve_meta(daxkv_store *s, const void *key, size_t key_len, size_t len,
-                                 const void *meta, size_t meta_len, void **data,
-                                 daxkv_reservation **out) {
+// daxkv_reserve and daxkv_reserve_meta. The metadata is checked before a
+// slot is taken: a failure leaves nothing reserved.
+int reserve(daxkv_store *s, const void *key, size_t key_len, size_t len, const void *meta,
+            size_t meta_len, void **data, daxkv_reservation **out) {
     return guarded([&] {
         if (data)
             *data = nullptr;
@@ -149,14 +145,8 @@ DAXKV_API int daxkv_reserve_meta(daxkv_store *s, const void *key, size_t key_len
         *out = nullptr;
         Store &st = store_of(s);
         const std::string_view k = key_arg(key, key_len);
-        // The metadata is checked before a slot is taken: a failure leaves
-        // nothing reserved.
-        if (!meta && meta_len)
-            return set_error(-EINVAL, "meta is NULL but its length is %zu", meta_len);
-        const uint32_t cap = st.config().meta_bytes;
-        if (meta_len > cap)
-            return set_error(-E2BIG, "metadata of %zu bytes is larger than meta_bytes (%u)",
-                             meta_len, cap);
+        if (int rc = check_meta(st.config().meta_bytes, meta, meta_len))
+            return rc;
         auto r = std::make_unique<daxkv_reservation>();
         std::string blob = meta_len ? std::string(static_cast<const char *>(meta), meta_len)
                                     : std::string();
@@ -172,6 +162,19 @@ DAXKV_API int daxkv_reserve_meta(daxkv_store *s, const void *key, size_t key_len
     });
 }
 
+} // namespace
+
+DAXKV_API int daxkv_reserve(daxkv_store *s, const void *key, size_t key_len, size_t len,
+                            daxkv_reservation **out) {
+    return reserve(s, key, key_len, len, nullptr, 0, nullptr, out);
+}
+
+DAXKV_API int daxkv_reserve_meta(daxkv_store *s, const void *key, size_t key_len, size_t len,
+                                 const void *meta, size_t meta_len, void **data,
+                                 daxkv_reservation **out) {
+    return reserve(s, key, key_len, len, meta, meta_len, data, out);
+}
+
 DAXKV_API void *daxkv_reservation_data(daxkv_reservation *r) {
     return r && r->state ? r->state->data : nullptr;
 }
@@ -184,12 +187,8 @@ DAXKV_API int daxkv_reservation_set_meta(daxkv_reservation *r, const void *meta,
     return guarded([&] {
         if (!r || !r->state)
             return set_error(-EINVAL, "reservation is NULL");
-        if (!meta && len)
-            return set_error(-EINVAL, "meta is NULL but its length is %zu", len);
-        uint32_t cap = r->state->store->config().meta_bytes;
-        if (len > cap)
-            return set_error(-E2BIG, "metadata of %zu bytes is larger than meta_bytes (%u)", len,
-                             cap);
+        if (int rc = check_meta(r->state->store->config().meta_bytes, meta, len))
+            return rc;
         r->state->meta.assign(static_cast<const char *>(meta), len);
         return 0;
     });
