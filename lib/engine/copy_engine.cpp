@@ -192,20 +192,32 @@ std::vector<CopyEngine::Group> CopyEngine::group_chunks(const std::vector<Chunk>
     return groups;
 }
 
-void CopyEngine::work(Job &job) noexcept {
+bool CopyEngine::work_one(Job &job) noexcept {
     const size_t n = job.groups.size();
-    for (;;) {
-        size_t i = job.next.fetch_add(1, std::memory_order_relaxed);
-        if (i >= n)
-            return;
-        const Group &group = job.groups[i];
-        execute(&job.chunks[group.first], group.count, *job.plan, job.errors);
-        if (job.done.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
-            std::lock_guard<std::mutex> g(job.m);
-            job.finished = true;
-            job.cv.notify_all();
-        }
+    const size_t i = job.next.fetch_add(1, std::memory_order_relaxed);
+    if (i >= n)
+        return false;
+    const Group &group = job.groups[i];
+    execute(&job.chunks[group.first], group.count, job.plan, job.errors);
+    if (job.done.fetch_add(1, std::memory_order_acq_rel) + 1 == n) {
+        std::lock_guard<std::mutex> g(job.m);
+        job.finished = true;
+        job.cv.notify_all();
     }
+    return true;
+}
+
+void CopyEngine::work(Job &job) noexcept {
+    while (work_one(job)) {
+    }
+}
+
+std::shared_ptr<CopyEngine::Job> CopyEngine::queued_work() noexcept {
+    std::lock_guard<std::mutex> g(qm_);
+    for (const std::shared_ptr<Job> &job : queue_)
+        if (job->next.load(std::memory_order_relaxed) < job->groups.size())
+            return job;
+    return nullptr;
 }
 
 void CopyEngine::worker_main() noexcept {
@@ -227,6 +239,11 @@ void CopyEngine::worker_main() noexcept {
 }
 
 void CopyEngine::run(const CopyOp *ops, size_t n, int *errors) {
+    Ticket t = start(ops, n, errors);
+    finish(t);
+}
+
+CopyEngine::Ticket CopyEngine::start(const CopyOp *ops, size_t n, int *errors) {
     size_t total = 0;
     for (size_t i = 0; i < n; ++i) {
         total += ops[i].len;
@@ -242,9 +259,9 @@ void CopyEngine::run(const CopyOp *ops, size_t n, int *errors) {
         plan.runs.push_back(Run{&ops[0], ops[0].len, 0, 1});
         const Chunk c{&ops[0], 0, ops[0].len, &plan.runs[0]};
         execute(&c, 1, plan, errors);
-        return;
+        return Ticket();
     }
-    const Plan plan = make_plan(ops, n);
+    Plan plan = make_plan(ops, n);
     if (workers_ == 1 || total < kInlineBytes) {
         std::vector<Chunk> chunks;
         chunks.reserve(plan.runs.size());
@@ -252,16 +269,16 @@ void CopyEngine::run(const CopyOp *ops, size_t n, int *errors) {
             chunks.push_back(Chunk{r.op, 0, r.len, &r});
         for (const Group &g : group_chunks(chunks, SIZE_MAX))
             execute(&chunks[g.first], g.count, plan, errors);
-        return;
+        return Ticket();
     }
     auto job = std::make_shared<Job>();
-    job->plan = &plan;
+    job->plan = std::move(plan); // the runs stay where they are: chunks may point at them
     job->errors = errors;
     // Split so that every worker gets several chunks (load balance), but no
     // chunk is smaller than kChunkBytes (per-chunk cost).
     size_t target = std::max(kChunkBytes, total / (size_t(workers_) * 4) / kChunkBytes *
                                               kChunkBytes);
-    for (const Run &r : plan.runs) {
+    for (const Run &r : job->plan.runs) {
         if (r.op->overlap_safe || r.len <= target) {
             job->chunks.push_back(Chunk{r.op, 0, r.len, &r});
             continue;
@@ -270,7 +287,7 @@ void CopyEngine::run(const CopyOp *ops, size_t n, int *errors) {
             job->chunks.push_back(Chunk{r.op, off, std::min(target, r.len - off), &r});
     }
     if (job->chunks.empty())
-        return;
+        return Ticket();
     // Groups no larger than a worker's share, so that a batch of a few
     // small chunks still runs on every worker.
     job->groups = group_chunks(job->chunks, std::max(kChunkBytes, total / workers_));
@@ -279,9 +296,29 @@ void CopyEngine::run(const CopyOp *ops, size_t n, int *errors) {
         queue_.push_back(job);
     }
     qcv_.notify_all();
-    work(*job);
-    std::unique_lock<std::mutex> g(job->m);
-    job->cv.wait(g, [&] { return job->finished; });
+    return Ticket(std::move(job));
+}
+
+void CopyEngine::finish(Ticket &t) noexcept {
+    if (!t.job_)
+        return;
+    Job &job = *t.job_;
+    work(job);
+    // The batch's last groups are on other threads. Rather than wait idle,
+    // copy a group of a batch queued after it (a pipelined caller's next
+    // one) at a time until they are done.
+    while (job.done.load(std::memory_order_acquire) < job.groups.size()) {
+        std::shared_ptr<Job> other = queued_work();
+        if (!other || !work_one(*other))
+            break;
+    }
+    wait(job);
+    t.job_.reset();
+}
+
+void CopyEngine::wait(Job &job) noexcept {
+    std::unique_lock<std::mutex> g(job.m);
+    job.cv.wait(g, [&] { return job.finished; });
 }
 
 CopyEngine &shared_engine() {

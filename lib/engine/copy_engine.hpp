@@ -59,6 +59,18 @@ public:
     // of the batch has finished or been skipped: nothing of the batch is
     // touched after it returns.
     void run(const CopyOp *ops, size_t n, int *errors = nullptr);
+
+    // run() in two halves, so that the caller can do other work while the
+    // workers copy: start() hands the batch to the workers (a batch that
+    // run() would copy on the calling thread alone is copied before it
+    // returns), finish() has the calling thread join in and returns when
+    // every chunk has finished. Batches started one after another are taken
+    // up in that order. The ops, and errors, stay the caller's until then;
+    // a Ticket destroyed unfinished waits for its batch first.
+    class Ticket;
+    Ticket start(const CopyOp *ops, size_t n, int *errors = nullptr);
+    void finish(Ticket &t) noexcept;
+
     unsigned workers() const noexcept { return workers_; }
     const std::vector<int> &cpus() const noexcept { return cpus_; }
 
@@ -93,7 +105,7 @@ private:
         uint32_t first, count;
     };
     struct Job {
-        const Plan *plan = nullptr;
+        Plan plan;
         int *errors = nullptr;
         std::vector<Chunk> chunks;
         std::vector<Group> groups;
@@ -104,12 +116,17 @@ private:
         bool finished = false;
     };
 
+    static void wait(Job &job) noexcept;
     // Copy a group's chunks, recording each failure in errors.
     static void execute(const Chunk *chunks, size_t n, const Plan &plan, int *errors) noexcept;
     // Groups of up to platform::kCopyLanes chunks and max_bytes.
     static std::vector<Group> group_chunks(const std::vector<Chunk> &chunks, size_t max_bytes);
     static void record(int *errors, const Plan &plan, const Run &run, int rc) noexcept;
+    // Copy one group of job (false: none is left to take), or every group
+    // left; a queued batch with a group left to take, or null.
+    bool work_one(Job &job) noexcept;
     void work(Job &job) noexcept;
+    std::shared_ptr<Job> queued_work() noexcept;
     void worker_main() noexcept;
 
     unsigned workers_;
@@ -119,6 +136,30 @@ private:
     std::condition_variable qcv_;
     std::deque<std::shared_ptr<Job>> queue_;
     bool stop_ = false;
+};
+
+class CopyEngine::Ticket {
+public:
+    Ticket() = default;
+    Ticket(Ticket &&) noexcept = default;
+    Ticket &operator=(Ticket &&other) noexcept {
+        if (this != &other) {
+            settle();
+            job_ = std::move(other.job_);
+        }
+        return *this;
+    }
+    ~Ticket() { settle(); }
+
+private:
+    friend class CopyEngine;
+    explicit Ticket(std::shared_ptr<Job> job) noexcept : job_(std::move(job)) {}
+    void settle() noexcept {
+        if (job_)
+            CopyEngine::wait(*job_);
+        job_.reset();
+    }
+    std::shared_ptr<Job> job_;
 };
 
 // A process-wide engine for daxkv_memcpy_batch (created on first use).

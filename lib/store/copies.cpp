@@ -59,6 +59,12 @@ void Copier::run(const engine::CopyOp *ops, size_t n, int *errors) const {
     engine_->run(ops, n, errors);
 }
 
+engine::CopyEngine::Ticket Copier::start(const engine::CopyOp *ops, size_t n, int *errors) const {
+    for (size_t k = 0; k < n; ++k)
+        errors[k] = 0;
+    return engine_->start(ops, n, errors);
+}
+
 size_t BlockHashes::add(uint64_t len) {
     const size_t off = n_, n = n_ + arena::hash_block_count(len);
     if (n > kLocal) {

@@ -72,6 +72,17 @@ public:
             op.nontemporal = nt;
         run(ops, errors);
     }
+    // run() in two halves (engine::CopyEngine::start): start() zeroes
+    // errors[0..n) and hands the ops to the workers; finish() joins them and
+    // returns when every op has finished.
+    engine::CopyEngine::Ticket start(const engine::CopyOp *ops, size_t n, int *errors) const;
+    void finish(engine::CopyEngine::Ticket &t) const noexcept { engine_->finish(t); }
+    // Whether the copies of a call that moves len bytes in all stream their
+    // stores (run_batch decides it for a batch this way).
+    bool streams(uint64_t len) const noexcept {
+        return cfg_.nt_stores == NtStores::on ||
+               (cfg_.nt_stores == NtStores::auto_ && len >= kNonTemporalMin);
+    }
     // One op; its result. When the engine itself fails (out of memory),
     // undo() runs before the exception goes on.
     template <typename Undo>
@@ -87,11 +98,6 @@ public:
     }
 
 private:
-    bool streams(uint64_t len) const noexcept {
-        return cfg_.nt_stores == NtStores::on ||
-               (cfg_.nt_stores == NtStores::auto_ && len >= kNonTemporalMin);
-    }
-
     const Config &cfg_;
     std::unique_ptr<engine::CopyEngine> engine_;
 };

@@ -197,55 +197,108 @@ int Writes::put(std::string_view key, const void *val, size_t len, unsigned flag
     return commit_in_index(w);
 }
 
+namespace {
+
+// A batch's copies are handed to the workers a segment at a time, so that
+// the calling thread's per-item work overlaps them: it claims the next
+// segment while the workers copy the last one, and once every item is
+// claimed, commits each segment as soon as its copies are done while the
+// workers go on with the next. Every claim still comes before the first
+// commit: the items of one batch are in flight together, so they cannot
+// evict each other, and a key given twice is stored once.
+constexpr uint64_t kSegmentBytes = 4 << 20;
+
+} // namespace
+
 int Writes::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     CallGate::Call call(c_.gate);
     LatencyTimer timer(c_.metrics.batch_latency);
     c_.metrics.batches.fetch_add(1, std::memory_order_relaxed);
     const bool hashed = c_.copier.hashes_writes();
-    std::vector<Pending> pend(n);
-    std::vector<size_t> op_item, hash_off(n, 0);
-    BlockHashes hashes;
-    std::vector<engine::CopyOp> ops;
-    std::vector<int> copy_rc;
-    op_item.reserve(n);
     const std::vector<uint64_t> key_hashes = c_.index.hash_items(items, n);
+    // Every value's block hashes get their place before the first copy
+    // starts (a copy in flight writes into it); the bytes of the whole batch
+    // decide whether its copies stream.
+    BlockHashes hashes;
+    std::vector<size_t> hash_off(n, 0);
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; ++i) {
+        if (items[i].len > c_.cfg.slot_bytes)
+            continue; // refused by its claim
+        total += items[i].len;
+        if (hashed)
+            hash_off[i] = hashes.add(items[i].len);
+    }
+    const bool nt = c_.copier.streams(total);
+    // Nothing below grows past these sizes: a copy in flight points into
+    // pend, ops and copy_rc.
+    std::vector<Pending> pend(n);
+    std::vector<size_t> op_item;
+    std::vector<engine::CopyOp> ops;
+    std::vector<int> copy_rc(n, 0);
+    std::vector<Finished> done;
+    op_item.reserve(n);
+    ops.reserve(n);
+    done.reserve(n);
     try {
+        // The segments whose copies are under way, and where each ends in
+        // ops. Destroyed before the handler below runs, they wait for their
+        // copies first.
+        const size_t max_segments = std::min<uint64_t>(n, total / kSegmentBytes + 1);
+        std::vector<engine::CopyEngine::Ticket> copying;
+        std::vector<size_t> segment_end;
+        copying.reserve(max_segments);
+        segment_end.reserve(max_segments);
+        size_t segment_first = 0;
+        uint64_t segment_bytes = 0;
+        auto start_segment = [&] {
+            segment_end.push_back(ops.size());
+            copying.push_back(c_.copier.start(&ops[segment_first], ops.size() - segment_first,
+                                              &copy_rc[segment_first]));
+            segment_first = ops.size();
+            segment_bytes = 0;
+        };
         for (size_t i = 0; i < n; ++i) {
             daxkv_item &it = items[i];
             it.status = claim_item(it, i, key_hashes[i], flags, pend[i]);
             if (it.status != 0)
                 continue;
-            if (hashed)
-                hash_off[i] = hashes.add(it.len);
             op_item.push_back(i);
-        }
-        ops.reserve(op_item.size());
-        for (size_t i : op_item)
-            ops.push_back(c_.copier.write(pend[i].dst, items[i].data, items[i].len, items[i].len,
+            ops.push_back(c_.copier.write(pend[i].dst, it.data, it.len, it.len,
                                           hashed ? hashes.at(hash_off[i]) : nullptr));
-        c_.copier.run_batch(ops, copy_rc);
+            ops.back().nontemporal = nt;
+            segment_bytes += it.len;
+            if (segment_bytes >= kSegmentBytes)
+                start_segment();
+        }
+        if (ops.size() > segment_first)
+            start_segment();
+        // A failed copy gives its item's slot back only once the copies of
+        // its segment have all finished.
+        size_t k = 0;
+        for (size_t seg = 0; seg < copying.size(); ++seg) {
+            c_.copier.finish(copying[seg]);
+            const size_t first = done.size();
+            for (; k < segment_end[seg]; ++k) {
+                const size_t i = op_item[k];
+                daxkv_item &it = items[i];
+                it.status = item_status([&] {
+                    if (copy_rc[k])
+                        copy_failed(pend[i], copy_rc[k],
+                                    format("item %zu: copying the value failed", i));
+                    done.push_back(Finished{&pend[i], it.meta, static_cast<uint32_t>(it.meta_len),
+                                            hashed ? hashes.combined(hash_off[i], it.len) : 0,
+                                            &it.status});
+                    return 0;
+                });
+            }
+            commit_batch(done.data() + first, done.size() - first, hashed);
+        }
     } catch (...) {
         for (auto &p : pend)
             abandon(p);
         throw;
     }
-    // Every copy of the batch has finished (run() waits for all): only now
-    // is a failed item's slot given back.
-    std::vector<Finished> done;
-    done.reserve(ops.size());
-    for (size_t k = 0; k < ops.size(); ++k) {
-        const size_t i = op_item[k];
-        daxkv_item &it = items[i];
-        it.status = item_status([&] {
-            if (copy_rc[k])
-                copy_failed(pend[i], copy_rc[k], format("item %zu: copying the value failed", i));
-            done.push_back(Finished{&pend[i], it.meta, static_cast<uint32_t>(it.meta_len),
-                                    hashed ? hashes.combined(hash_off[i], it.len) : 0,
-                                    &it.status});
-            return 0;
-        });
-    }
-    commit_batch(done.data(), done.size(), hashed);
     int stored = 0;
     for (const Finished &w : done)
         stored += *w.status == 0;

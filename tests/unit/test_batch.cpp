@@ -157,6 +157,59 @@ TEST_F(Batch, PutBatchOfManyMegabytesGivesEachItemItsOwnResult) {
     }
 }
 
+// A batch of many segments (its copies go to the workers a few megabytes
+// at a time while the next items are claimed, and each segment commits as
+// soon as its copies are done): every claim still comes before the first
+// commit. The items cannot evict each other even when the batch is larger
+// than the arena, and a key given twice, segments apart, is stored once
+// (the second is DAXKV_EXISTED, with DAXKV_REPLACE too: the first is in
+// flight when it is claimed). With checksums on and off.
+class SegmentedBatch : public Batch {
+protected:
+    void run(const char *verify) {
+        const size_t kVal = 64 * 1024, kSlots = 200, kN = 320; // 20 MiB of values
+        open(StoreSpec{kVal, kSlots}.set("eviction", "lru").set("verify", verify));
+        ASSERT_EQ(put("old", pattern(1, 100)), 0);
+        std::vector<std::string> keys;
+        std::vector<size_t> lens;
+        for (size_t i = 0; i < kN; ++i) {
+            keys.push_back(key_of(i));
+            lens.push_back(kVal - (i % 5) * 1000);
+        }
+        keys[150] = keys[3];  // a duplicate, segments after the first
+        lens[100] = kVal + 1; // -E2BIG in the middle of a segment
+        auto items = put_items(keys, lens);
+        items[120].data = nullptr; // -EINVAL
+        // 200 slots, "old" evictable: the first 200 items that can be
+        // stored are, "old" goes, and then nothing else can.
+        const int stored = daxkv_put_batch(s(), items.data(), items.size(), DAXKV_REPLACE);
+        ASSERT_EQ(stored, static_cast<int>(kSlots)) << daxkv_errmsg();
+        size_t ok = 0;
+        for (size_t i = 0; i < kN; ++i) {
+            const int want = i == 100   ? -E2BIG
+                             : i == 120 ? -EINVAL
+                             : i == 150 ? DAXKV_EXISTED
+                             : ok < kSlots ? 0
+                                           : -ENOSPC;
+            EXPECT_EQ(items[i].status, want) << "item " << i;
+            if (items[i].status == 0) {
+                ++ok;
+                EXPECT_TRUE(value(keys[i]) == expected(keys[i], lens[i])) << "item " << i;
+            }
+        }
+        EXPECT_EQ(ok, kSlots);
+        EXPECT_EQ(contains("old"), 0);
+        EXPECT_TRUE(value(keys[3]) == expected(keys[3], lens[3]));
+        const struct daxkv_stats st = stats();
+        EXPECT_EQ(st.entries, kSlots);
+        EXPECT_EQ(st.evictions, 1u);
+        EXPECT_EQ(st.slots_inflight, 0u);
+    }
+};
+
+TEST_F(SegmentedBatch, ClaimsEveryItemBeforeItCommitsAnyWithChecksums) { run("recover"); }
+TEST_F(SegmentedBatch, ClaimsEveryItemBeforeItCommitsAnyWithoutChecksums) { run("off"); }
+
 TEST_F(Batch, GetBatchLeavesPositionalHoles) {
     open();
     auto items = put_items({"a", "c"}, {100, 300});

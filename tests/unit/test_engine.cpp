@@ -8,6 +8,8 @@
 // the plan), ops contiguous on one side only, a hashed op, a guarded op, an
 // overlap-safe op and ops differing in non-temporal stores next to mergeable
 // ones (never merged), an empty batch.
+#include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <mutex>
@@ -162,6 +164,66 @@ TEST(EngineRun, AFewChunksAreSpreadOverTheWorkersNotGroupedOntoOne) {
         EXPECT_EQ(dst, src);
         EXPECT_EQ(probe.threads(), 2u);
     }
+}
+
+// start() and finish(): batches started one after another while the caller
+// goes on are copied byte-exact, each with its own errors, and finish()
+// returns only when its batch is done; a batch that run() would copy inline
+// (small, or one worker) is done when start() returns; a Ticket destroyed
+// unfinished waits for its batch before the buffers can go.
+TEST(EngineStart, BatchesStartedAheadAreCopiedAndJoinedInTurn) {
+    class Slow : public daxkv::engine::FaultHook {
+    public:
+        const void *slow_at = nullptr;
+        std::atomic<int> finished{0};
+        int before_chunk(const CopyOp &o, size_t, size_t) noexcept override {
+            if (o.dst == slow_at) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(50));
+                finished++;
+            }
+            return 0;
+        }
+    };
+    const size_t piece = 1 << 20, per_batch = 4, batches = 5;
+    std::vector<uint8_t> src = pattern(11, piece * per_batch * batches);
+    std::vector<uint8_t> dst(src.size(), 0);
+    std::vector<CopyOp> ops;
+    for (size_t i = 0; i < per_batch * batches; ++i)
+        ops.push_back(op(dst.data() + i * piece, src.data() + i * piece, piece));
+    std::vector<int> errors(ops.size(), 0);
+    CopyEngine engine(2);
+    std::vector<CopyEngine::Ticket> tickets;
+    for (size_t b = 0; b < batches; ++b)
+        tickets.push_back(engine.start(&ops[b * per_batch], per_batch, &errors[b * per_batch]));
+    for (size_t b = 0; b < batches; ++b) {
+        engine.finish(tickets[b]);
+        ASSERT_EQ(0, std::memcmp(dst.data() + b * per_batch * piece,
+                                 src.data() + b * per_batch * piece, per_batch * piece))
+            << "batch " << b;
+    }
+    EXPECT_EQ(dst, src);
+    EXPECT_EQ(errors, std::vector<int>(ops.size(), 0));
+    CopyEngine::Ticket none;
+    engine.finish(none); // nothing started: nothing to join
+
+    // Inline: done on return.
+    std::vector<uint8_t> small_src = pattern(12, 4096), small_dst(4096, 0);
+    CopyOp small = op(small_dst.data(), small_src.data(), 4096);
+    CopyEngine::Ticket inline_t = engine.start(&small, 1, nullptr);
+    EXPECT_EQ(small_dst, small_src);
+    engine.finish(inline_t);
+
+    // Destroyed unfinished: waits for the slow chunk.
+    Slow slow;
+    std::fill(dst.begin(), dst.end(), 0);
+    slow.slow_at = dst.data();
+    daxkv::engine::testing::set_fault_hook(&slow);
+    {
+        CopyEngine::Ticket t = engine.start(ops.data(), per_batch, errors.data());
+    }
+    daxkv::engine::testing::set_fault_hook(nullptr);
+    EXPECT_EQ(slow.finished.load(), 1);
+    EXPECT_EQ(0, std::memcmp(dst.data(), src.data(), per_batch * piece));
 }
 
 // Through the store: slots filled to slot_bytes sit back to back, and a
