@@ -30,6 +30,14 @@ Index::Locked Index::lookup(std::string_view key, uint64_t hash, uint16_t i) {
     return Locked(sh, i, std::move(g), key, hash, e);
 }
 
+Index::Locked Index::lookup_inflight(Entry *e, const Inflight &inf, std::string_view key,
+                                    uint64_t hash) {
+    const uint16_t i = shard_of(hash);
+    Shard &sh = shards_[i];
+    std::unique_lock<std::mutex> g(sh.m);
+    return Locked(sh, i, std::move(g), key, hash, inf.canceled ? nullptr : e);
+}
+
 Entry &Index::add(Locked &l) {
     auto owned = std::make_unique<Entry>();
     owned->key_.assign(l.key_);

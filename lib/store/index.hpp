@@ -135,6 +135,12 @@ public:
     // belongs to that shard (a key read back from a slot header that may be
     // damaged, while the slot's state is the shard's).
     Locked lookup(std::string_view key, uint64_t hash, uint16_t i);
+    // The key's shard locked and the entry of a write in flight, found
+    // without a lookup: e is the entry the write's claim found or added,
+    // which stays while the write is in flight (erase_if_empty keeps it);
+    // null once a forced remove has cancelled the write, after which the
+    // entry may be gone. Both happen under this shard's lock.
+    Locked lookup_inflight(Entry *e, const Inflight &inf, std::string_view key, uint64_t hash);
     // Shard i locked: to change the state of a slot one of its entries owns
     // (a borrow ending) when the key is not at hand.
     std::unique_lock<std::mutex> lock_shard(uint16_t i) {

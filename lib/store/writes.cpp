@@ -1,5 +1,6 @@
 #include "store/writes.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <vector>
 
@@ -24,13 +25,14 @@ int Writes::claim(std::string_view key, uint64_t hash, uint64_t len, unsigned fl
         if (!l)
             c_.index.add(l);
         l->inflight = inf.get();
+        out.entry = l.entry();
         c_.slots.write_started();
     }
     SlotRef ref;
     try {
         ref = acquire_slot();
     } catch (...) {
-        Index::Locked l = c_.index.lookup(key, out.hash);
+        Index::Locked l = c_.index.lookup_inflight(out.entry, *inf, key, out.hash);
         c_.slots.write_ended();
         c_.counters.puts_failed++;
         if (!inf->canceled) {
@@ -110,7 +112,21 @@ void Writes::commit_on_devices(Finished *w, size_t n, bool hashed) noexcept {
     // versions of the key on devices away now must not come back, even when
     // this device is the one missing then), and every value and header
     // written back; then one fence before any commit word.
+    // The headers are cold (a batch's slots were last written long ago):
+    // ask for the lines of the ones a few items ahead, so that their misses
+    // overlap instead of coming one after another.
+    constexpr size_t kAhead = 4;
+    auto prefetch_header = [&](size_t k) {
+        const SlotRef &ref = w[k].p->inflight->ref;
+        const arena::SlotHeader *h = c_.pool.arena(ref.arena).header(ref.slot);
+        __builtin_prefetch(h, 1);
+        __builtin_prefetch(h + 1, 1); // the key's first line
+    };
+    for (size_t k = 0; k < std::min(n, kAhead); ++k)
+        prefetch_header(k);
     for (size_t k = 0; k < n; ++k) {
+        if (k + kAhead < n)
+            prefetch_header(k + kAhead);
         const Pending &p = *w[k].p;
         const Inflight &inf = *p.inflight;
         arena::Arena &ar = c_.pool.arena(inf.ref.arena);
@@ -131,10 +147,16 @@ void Writes::commit_on_devices(Finished *w, size_t n, bool hashed) noexcept {
     c_.pool.fence_all();
 }
 
+Index::Locked Writes::locate(const Pending &p) {
+    if (p.entry)
+        return c_.index.lookup_inflight(p.entry, *p.inflight, p.key, p.hash);
+    return c_.index.lookup(p.key, p.hash);
+}
+
 int Writes::commit_in_index(Finished &w) {
     Pending &p = *w.p;
     Inflight &inf = *p.inflight;
-    Index::Locked l = c_.index.lookup(p.key, p.hash);
+    Index::Locked l = locate(p);
     c_.slots.write_ended();
     if (inf.canceled) {
         c_.pool.arena(inf.ref.arena).withdraw(inf.ref.slot);
@@ -165,7 +187,7 @@ void Writes::abandon(Pending &p) noexcept {
     if (!p.inflight)
         return;
     Inflight &inf = *p.inflight;
-    Index::Locked l = c_.index.lookup(p.key, p.hash);
+    Index::Locked l = locate(p);
     c_.slots.write_ended();
     if (!inf.canceled) {
         l->inflight = nullptr;

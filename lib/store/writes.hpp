@@ -26,6 +26,9 @@ struct Pending {
     uint64_t hash = 0;
     std::unique_ptr<Inflight> inflight;
     char *dst = nullptr; // the slot's payload
+    // The key's entry, as the claim left it (Index::lookup_inflight); null
+    // where the write was not claimed here (a reservation's): looked up.
+    Entry *entry = nullptr;
 };
 
 // A write whose bytes are in its slot, ready to commit.
@@ -75,6 +78,9 @@ public:
     void abandon(Pending &p) noexcept;
 
 private:
+    // p's key, its shard locked: its entry, or null once a forced remove
+    // has cancelled the write.
+    Index::Locked locate(const Pending &p);
     SlotRef acquire_slot();
     std::string describe_full() const;
 

@@ -43,6 +43,7 @@ public:
     const void *slow_at = nullptr;
     int slow_ms = 0;
     std::atomic<int> failed{0};
+    std::atomic<int> slow_started{0};
     std::atomic<int> slow_finished{0};
 
     int before_chunk(const CopyOp &op, size_t, size_t) noexcept override {
@@ -51,6 +52,7 @@ public:
             return fail_code;
         }
         if (slow_at && (op.dst == slow_at || op.src == slow_at)) {
+            slow_started++;
             std::this_thread::sleep_for(std::chrono::milliseconds(slow_ms));
             slow_finished++;
         }
@@ -161,6 +163,60 @@ TEST_F(Faults, PutBatchWithAFailedCopyKeepsTheOldVersionAndFreesTheSlot) {
     EXPECT_EQ(st.slots_inflight, 0u);
     EXPECT_EQ(st.puts_failed, failed_before + 1);
 }
+
+// A forced remove of a key while the batch that writes it is still copying
+// cancels that write: the item fails with -ECANCELED, its slot comes back,
+// and the batch's commit never touches the key's entry, which the remove
+// may have erased (the sanitizer builds would catch a touch). For a new key
+// and for a key whose older version the batch replaces.
+class FaultsCancel : public Faults {
+protected:
+    void run(bool replacing) {
+        open(StoreSpec(kMiB, 12).set("workers", "2"));
+        keys_ = {key_of(0), key_of(1), key_of(2), key_of(3), key_of(4), key_of(5)};
+        if (replacing)
+            ASSERT_EQ(put(keys_[3], pattern(9, 1000)), 0);
+        std::vector<std::vector<uint8_t>> vals;
+        for (size_t i = 0; i < keys_.size(); ++i)
+            vals.push_back(pattern(800 + i, kMiB));
+        std::vector<daxkv_item> items = items_for(vals);
+        Injector inj;
+        inj.slow_at = vals[3].data();
+        inj.slow_ms = 100;
+        int rc = 0, removed = 1;
+        {
+            HookScope hs(&inj);
+            std::thread remover([&] {
+                while (inj.slow_started.load() == 0)
+                    std::this_thread::yield();
+                removed = remove(keys_[3], DAXKV_FORCE);
+            });
+            rc = daxkv_put_batch(s(), items.data(), items.size(), DAXKV_REPLACE);
+            remover.join();
+        }
+        EXPECT_EQ(removed, 0) << daxkv_errmsg();
+        EXPECT_EQ(rc, 5);
+        for (size_t i = 0; i < keys_.size(); ++i) {
+            if (i == 3) {
+                EXPECT_EQ(items[i].status, -ECANCELED);
+                EXPECT_EQ(contains(keys_[i]), 0);
+                continue;
+            }
+            EXPECT_EQ(items[i].status, 0) << i;
+            EXPECT_TRUE(value(keys_[i]) == vals[i]) << i;
+        }
+        const struct daxkv_stats st = stats();
+        EXPECT_EQ(st.entries, 5u);
+        EXPECT_EQ(st.slots_inflight, 0u);
+        EXPECT_EQ(st.slots_free, 7u);
+        // The key can be written again.
+        EXPECT_EQ(put(keys_[3], vals[3]), 0);
+        EXPECT_TRUE(value(keys_[3]) == vals[3]);
+    }
+};
+
+TEST_F(FaultsCancel, PutBatchOfANewKeyCancelledByAForcedRemoveWhileItCopies) { run(false); }
+TEST_F(FaultsCancel, PutBatchReplacingAKeyCancelledByAForcedRemoveWhileItCopies) { run(true); }
 
 // In a batch of many megabytes of small values (grouped several to a
 // worker's turn), one failed copy fails that item alone: every other item
