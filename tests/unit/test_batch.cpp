@@ -49,6 +49,14 @@ protected:
         }
         return items;
     }
+    // n keys (key_of(0..n)), item i of len - (i % period) * step bytes.
+    static void numbered(size_t n, size_t len, size_t period, size_t step,
+                         std::vector<std::string> &keys, std::vector<size_t> &lens) {
+        for (size_t i = 0; i < n; ++i) {
+            keys.push_back(key_of(i));
+            lens.push_back(len - (i % period) * step);
+        }
+    }
     std::vector<daxkv_item> get_items(const std::vector<std::string> &keys, size_t cap,
                                       size_t meta_cap = 0) {
         keys_ = keys;
@@ -134,10 +142,7 @@ TEST_F(Batch, PutBatchOfManyMegabytesGivesEachItemItsOwnResult) {
     open(StoreSpec{kVal, kN + 8}.set("workers", "2"));
     std::vector<std::string> keys;
     std::vector<size_t> lens;
-    for (size_t i = 0; i < kN; ++i) {
-        keys.push_back(key_of(i));
-        lens.push_back(kVal - (i % 7) * 4099);
-    }
+    numbered(kN, kVal, 7, 4099, keys, lens);
     keys[60] = keys[10]; // a duplicate, far from the first
     lens[5] = kVal + 1;  // larger than a slot: -E2BIG
     auto items = put_items(keys, lens);
@@ -172,10 +177,7 @@ protected:
         ASSERT_EQ(put("old", pattern(1, 100)), 0);
         std::vector<std::string> keys;
         std::vector<size_t> lens;
-        for (size_t i = 0; i < kN; ++i) {
-            keys.push_back(key_of(i));
-            lens.push_back(kVal - (i % 5) * 1000);
-        }
+        numbered(kN, kVal, 5, 1000, keys, lens);
         keys[150] = keys[3];  // a duplicate, segments after the first
         lens[100] = kVal + 1; // -E2BIG in the middle of a segment
         auto items = put_items(keys, lens);
