@@ -27,6 +27,12 @@ namespace daxkv {
 // (README, "Speed").
 constexpr size_t kNonTemporalMin = 256 * 1024;
 
+// A large batch hands its copies to the workers this many bytes at a time
+// (Copier::start), so that the calling thread's per-item work overlaps
+// them: put_batch claims the next items, get_batch borrows them, while the
+// workers copy the ones before; each segment is then finished in turn.
+constexpr uint64_t kSegmentBytes = 4 << 20;
+
 class Copier {
 public:
     explicit Copier(const Config &cfg) : cfg_(cfg) {}

@@ -132,7 +132,7 @@ int Reads::get(std::string_view key, void *dst, size_t cap, size_t *len_out) {
 }
 
 size_t Reads::borrow_batch(daxkv_item *items, size_t n, bool prefix, std::vector<Borrow> &borrows,
-                           std::vector<size_t> &item_of) {
+                           std::vector<size_t> &item_of, const std::function<void()> &borrowed) {
     borrows.reserve(n);
     item_of.reserve(n);
     const std::vector<uint64_t> hashes = c_.index.hash_items(items, n);
@@ -159,6 +159,10 @@ size_t Reads::borrow_batch(daxkv_item *items, size_t n, bool prefix, std::vector
             }
             return rc;
         });
+        // Outside item_status: what borrowed throws is the batch's failure,
+        // not this item's (the caller ends every borrow made).
+        if (it.status == 0 && borrowed)
+            borrowed();
         if (it.status && prefix) {
             for (size_t j = i + 1; j < n; ++j)
                 items[j].status = -ENOENT;
@@ -183,46 +187,92 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
     c_.metrics.batches.fetch_add(1, std::memory_order_relaxed);
     const bool prefix = flags & kPrefix;
     const bool verify_read = c_.copier.verifies_reads();
+    // The copies go to the workers a segment at a time (kSegmentBytes):
+    // the next items are borrowed while they copy the ones before, and each
+    // segment's borrows end as soon as its copies have all finished.
+    // Every item's block hashes get their place before the first copy
+    // starts (a copy in flight writes into it), as many as its buffer could
+    // take; the buffers' bytes decide whether the copies stream.
+    BlockHashes hashes;
+    std::vector<size_t> hash_off(n, 0);
+    uint64_t room = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const uint64_t most = std::min<uint64_t>(items[i].len, c_.cfg.slot_bytes);
+        room += most;
+        if (verify_read)
+            hash_off[i] = hashes.add(most);
+    }
+    const bool nt = c_.copier.streams(room);
+    // Nothing below grows past these sizes: a copy in flight points into
+    // ops and copy_rc.
     std::vector<Borrow> borrows;
     std::vector<size_t> item_of;
-    const size_t stop = borrow_batch(items, n, prefix, borrows, item_of);
-    BlockHashes hashes;
-    std::vector<size_t> hash_off(borrows.size(), 0);
-    std::vector<engine::CopyOp> ops(borrows.size());
-    std::vector<int> copy_rc;
+    std::vector<engine::CopyOp> ops;
+    std::vector<int> copy_rc(n, 0);
+    borrows.reserve(n);
+    item_of.reserve(n);
+    ops.reserve(n);
+    size_t stop = n;
+    std::vector<engine::CopyEngine::Ticket> copying;
+    std::vector<size_t> segment_end;
     try {
-        for (size_t k = 0; verify_read && k < borrows.size(); ++k)
-            hash_off[k] = hashes.add(borrows[k].len);
-        for (size_t k = 0; k < borrows.size(); ++k)
-            ops[k] = c_.copier.read(items[item_of[k]].data, borrows[k].src, borrows[k].len,
-                                    verify_read ? hashes.at(hash_off[k]) : nullptr);
-        c_.copier.run_batch(ops, copy_rc);
+        const size_t max_segments = std::min<uint64_t>(n, room / kSegmentBytes + 1);
+        copying.reserve(max_segments);
+        segment_end.reserve(max_segments);
+        size_t segment_first = 0;
+        uint64_t segment_bytes = 0;
+        auto start_segment = [&] {
+            copying.push_back(c_.copier.start(&ops[segment_first], ops.size() - segment_first,
+                                              &copy_rc[segment_first]));
+            segment_end.push_back(ops.size());
+            segment_first = ops.size();
+            segment_bytes = 0;
+        };
+        stop = borrow_batch(items, n, prefix, borrows, item_of, [&] {
+            const Borrow &b = borrows.back();
+            const size_t i = item_of.back();
+            ops.push_back(c_.copier.read(items[i].data, b.src, b.len,
+                                         verify_read ? hashes.at(hash_off[i]) : nullptr));
+            ops.back().nontemporal = nt;
+            segment_bytes += b.len;
+            if (segment_bytes >= kSegmentBytes)
+                start_segment();
+        });
+        if (ops.size() > segment_first)
+            start_segment();
     } catch (...) {
+        copying.clear(); // each waits for its copies
         for (auto &b : borrows)
             end(b);
         throw;
     }
     int hits = 0;
-    for (size_t k = 0; k < borrows.size(); ++k) {
-        const Borrow &b = borrows[k];
-        daxkv_item &it = items[item_of[k]];
-        it.status = item_status([&] {
-            // Every copy of the batch has finished: only now is a borrow ended.
-            if (copy_rc[k])
-                copy_failed(b, copy_rc[k], "");
-            if (verify_read && !verify(b, b.len ? hashes.at(hash_off[k]) : nullptr))
-                failed_checksum(b, "");
-            if (it.meta) {
-                std::memcpy(it.meta, c_.pool.arena(b.ref.arena).header_meta(b.ref.slot),
-                            b.meta_len);
-                it.meta_len = b.meta_len;
-            }
-            it.len = b.len;
-            end(b);
-            count_hit(b.len);
-            return 0;
-        });
-        hits += it.status == 0;
+    size_t k = 0;
+    for (size_t seg = 0; seg < copying.size(); ++seg) {
+        c_.copier.finish(copying[seg]);
+        for (; k < segment_end[seg]; ++k) {
+            const Borrow &b = borrows[k];
+            daxkv_item &it = items[item_of[k]];
+            it.status = item_status([&] {
+                // Every copy of the segment has finished: only now is a
+                // borrow ended.
+                if (copy_rc[k])
+                    copy_failed(b, copy_rc[k], "");
+                if (verify_read &&
+                    !verify(b, b.len ? hashes.at(hash_off[item_of[k]]) : nullptr))
+                    failed_checksum(b, "");
+                if (it.meta) {
+                    std::memcpy(it.meta, c_.pool.arena(b.ref.arena).header_meta(b.ref.slot),
+                                b.meta_len);
+                    it.meta_len = b.meta_len;
+                }
+                it.len = b.len;
+                end(b);
+                count_hit(b.len);
+                return 0;
+            });
+            hits += it.status == 0;
+        }
     }
     return batch_result(items, stop, prefix, hits);
 }

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string_view>
 #include <vector>
@@ -76,9 +77,11 @@ public:
     // The borrowing pass of a read batch (host or GPU): check each item,
     // borrow it and report the sizes needed; with prefix, stop at the first
     // failure and mark the rest -ENOENT. Returns where a prefix stopped, n
-    // if it did not.
+    // if it did not. borrowed, when set, is called after each item borrowed;
+    // what it throws leaves borrow_batch (the caller ends the borrows made).
     size_t borrow_batch(daxkv_item *items, size_t n, bool prefix, std::vector<Borrow> &borrows,
-                        std::vector<size_t> &item_of);
+                        std::vector<size_t> &item_of,
+                        const std::function<void()> &borrowed = nullptr);
     // What a read batch returns: the hits, or with prefix the length of the
     // leading run of items found (before stop).
     static int batch_result(const daxkv_item *items, size_t stop, bool prefix, int hits) noexcept;

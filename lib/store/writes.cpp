@@ -219,23 +219,16 @@ int Writes::put(std::string_view key, const void *val, size_t len, unsigned flag
     return commit_in_index(w);
 }
 
-namespace {
-
-// A batch's copies are handed to the workers a segment at a time, so that
-// the calling thread's per-item work overlaps them: it claims the next
-// segment while the workers copy the last one, and once every item is
-// claimed, commits each segment as soon as its copies are done while the
-// workers go on with the next. Every claim still comes before the first
-// commit: the items of one batch are in flight together, so they cannot
-// evict each other, and a key given twice is stored once.
-constexpr uint64_t kSegmentBytes = 4 << 20;
-
-} // namespace
-
 int Writes::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     CallGate::Call call(c_.gate);
     LatencyTimer timer(c_.metrics.batch_latency);
     c_.metrics.batches.fetch_add(1, std::memory_order_relaxed);
+    // The copies go to the workers a segment at a time (kSegmentBytes):
+    // the next items are claimed while they copy the ones before, and once
+    // every item is claimed each segment is committed as soon as its copies
+    // end, while the workers go on with the next. Every claim comes before
+    // the first commit: the items of one batch are in flight together, so
+    // they cannot evict each other, and a key given twice is stored once.
     const bool hashed = c_.copier.hashes_writes();
     const std::vector<uint64_t> key_hashes = c_.index.hash_items(items, n);
     // Every value's block hashes get their place before the first copy
