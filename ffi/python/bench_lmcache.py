@@ -18,7 +18,10 @@ non-MP: the backend allocates from LMCache's CPU allocator). Each figure is
 the best of --rounds, timed with the garbage collector off (as timeit
 does); a lookup round starts with an untimed lookup, then repeats the
 lookup until it has covered 4096 keys and counts the mean; every restore is
-checked byte for byte.
+checked byte for byte. The daxkv rows also time the library's C batch
+calls (daxkv_put_batch, daxkv_get_batch) on the plugin's own store with the
+same chunks, one round of each in turn, and print the plugin's ratio to
+them.
 
 LMCache's files come from $LMCACHE_SRC or ../shared/lmcache-upstream beside
 the repository, assembled with the stand-ins of tests/lmcache (as the
@@ -109,6 +112,46 @@ def timed_best(rounds, prepare, run, cleanup, reps=1, warmup=False):
         dt /= reps
         best = dt if best is None else min(best, dt)
     return best
+
+
+def timed_best_pair(rounds, a, b):
+    """timed_best of two (prepare, run, cleanup) triples, one round of each
+    in turn, so that both meet the same states of the machine (two figures
+    measured one after the other move by 10-20 % here)."""
+    best = [None, None]
+    for _ in range(rounds):
+        for side, (prepare, run, cleanup) in enumerate((a, b)):
+            dt = timed_best(1, prepare, run, cleanup)
+            best[side] = dt if best[side] is None else min(best[side], dt)
+    return best
+
+
+class CBatches:
+    """The C reference for daxkv's plugins: daxkv_put_batch and
+    daxkv_get_batch of the same chunks, keys and metadata on the plugin's
+    own store, one call each, item arrays built outside the timing."""
+
+    def __init__(self, store, keys, srcs, dsts):
+        from daxkv import _lib
+        from daxkv.lmcache import _native
+        from daxkv.lmcache.core import _data_ptr, _meta_of
+        from daxkv.lmcache.keys import encode_keys
+
+        self.store, self.n, self.native, self.force = store, len(keys), _native, _lib.FORCE
+        kbs = encode_keys(keys)
+        self.put = _native.PutBatch(kbs, [_data_ptr(o) for o in srcs], [int(o.get_size()) for o in srcs],
+                                    [_meta_of(o) for o in srcs])
+        self.get = _native.GetBatch(kbs, [_data_ptr(o) for o in dsts], [int(o.get_size()) for o in dsts],
+                                    store.stats().meta_bytes)
+
+    def store_one(self, _):
+        assert self.native.run_batch(self.store, "daxkv_put_batch", self.put.batch) == self.n, "C store failed"
+
+    def delete_all(self, _, __):
+        self.native.run_batch(self.store, "daxkv_remove_batch", self.put.batch, self.force)
+
+    def restore(self, _):
+        assert self.native.run_batch(self.store, "daxkv_get_batch", self.get.batch) == self.n, "C restore missed"
 
 
 # A lookup of a few dozen keys takes tens of microseconds: each round looks
@@ -218,7 +261,12 @@ def worker(config: str, chunk: int, total: int, rounds: int, arena_dir: str) -> 
             assert all(b.test(i) for i in range(n)), "load missed"
 
         try:
-            out["store_s"] = timed_best(rounds, lambda: None, store, delete_all)
+            if config == "daxkv-mp":
+                c = CBatches(adapter._store, keys, srcs, dsts)
+                out["store_s"], out["c_store_s"] = timed_best_pair(
+                    rounds, (lambda: None, store, delete_all), (lambda: None, c.store_one, c.delete_all))
+            else:
+                out["store_s"] = timed_best(rounds, lambda: None, store, delete_all)
             store(None)
             out["lookup_s"] = timed_best(rounds, lambda: None, lookup, unlock, lookup_reps, warmup=True)
             if config != "daxkv-mp":
@@ -231,7 +279,11 @@ def worker(config: str, chunk: int, total: int, rounds: int, arena_dir: str) -> 
                 out["core_lookup_s"] = timed_best(
                     rounds, lambda: None, lambda _: core.exists_many(keys, lock=True),
                     lambda _, __: core.unlock_many(keys), lookup_reps, warmup=True)
-            out["restore_s"] = timed_best(rounds, lambda: None, load, check)
+            if config == "daxkv-mp":
+                out["restore_s"], out["c_restore_s"] = timed_best_pair(
+                    rounds, (lambda: None, load, check), (lambda: None, c.restore, lambda _, __: None))
+            else:
+                out["restore_s"] = timed_best(rounds, lambda: None, load, check)
             for s, d in zip(srcs, dsts):
                 assert torch.equal(s.raw_tensor, d.raw_tensor), "restored bytes differ"
         finally:
@@ -289,10 +341,23 @@ def worker(config: str, chunk: int, total: int, rounds: int, arena_dir: str) -> 
                 o.ref_count_down()
 
         try:
-            out["store_s"] = timed_best(rounds, lambda: None, store, delete_all)
+            if config == "daxkv-backend":
+                dsts = [make_obj(-1) for _ in range(n)]
+                c = CBatches(backend._core.store, keys, srcs, dsts)
+                out["store_s"], out["c_store_s"] = timed_best_pair(
+                    rounds, (lambda: None, store, delete_all), (lambda: None, c.store_one, c.delete_all))
+            else:
+                out["store_s"] = timed_best(rounds, lambda: None, store, delete_all)
             store(None)
             out["lookup_s"] = timed_best(rounds, lambda: None, lookup, check_lookup, lookup_reps, warmup=True)
-            out["restore_s"] = timed_best(rounds, lambda: None, restore, check_restore)
+            if config == "daxkv-backend":
+                out["restore_s"], out["c_restore_s"] = timed_best_pair(
+                    rounds, (lambda: None, restore, check_restore), (lambda: None, c.restore, lambda _, __: None))
+                for s, d in zip(srcs, dsts):
+                    assert torch.equal(s.raw_tensor, d.raw_tensor), "restored bytes differ (C reference)"
+                    d.ref_count_down()
+            else:
+                out["restore_s"] = timed_best(rounds, lambda: None, restore, check_restore)
         finally:
             backend.close()
     for s in srcs:
@@ -389,6 +454,15 @@ def print_ratios(results) -> None:
                 continue
             print(f"{a + ' / ' + b:34s} {human(size):>7s} {rb['store_s'] / ra['store_s']:7.2f} "
                   f"{rb['lookup_s'] / ra['lookup_s']:7.2f} {rb['restore_s'] / ra['restore_s']:7.2f}")
+    print("\ndaxkv's plugins against the C batch calls on the same store (rounds alternating):")
+    for a in ("daxkv-mp", "daxkv-backend"):
+        for size in sizes:
+            ra = by.get((a, size))
+            if ra and "c_store_s" in ra:
+                print(f"{a + ' / C batch calls':34s} {human(size):>7s} {ra['c_store_s'] / ra['store_s']:7.2f} "
+                      f"{'':>7s} {ra['c_restore_s'] / ra['restore_s']:7.2f}   "
+                      f"(C {ra['chunks'] * ra['chunk'] / 1e9 / ra['c_store_s']:.2f} / "
+                      f"{ra['chunks'] * ra['chunk'] / 1e9 / ra['c_restore_s']:.2f} GB/s)")
     print("\nlookups (exists_many with lock) on the adapter's core itself, without its thread hand-off:")
     for size in sizes:
         ra, rb = by.get(("dropin-mp", size)), by.get(("lmcache-mp", size))

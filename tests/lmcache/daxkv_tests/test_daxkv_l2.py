@@ -315,12 +315,28 @@ def test_store_lookup_load_through_the_event_fds(tmp_path, adapters):
     release(*objs, *targets)
 
 
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 5, 9, 10, 11, 100, 257])
+def test_pieces_cover_every_item_once_with_small_ends(n):
+    from daxkv.lmcache.l2 import _pieces
+
+    step, edge = 4, 2
+    pieces = _pieces(n, step, edge)
+    assert [i for a, b in pieces for i in range(a, b)] == list(range(n))
+    assert all(a < b for a, b in pieces) or n == 0
+    if n <= 2 * edge:
+        assert pieces == [(0, n)]
+    else:
+        assert pieces[0] == (0, edge) and pieces[-1] == (n - edge, n)
+        assert all(b - a <= step for a, b in pieces)
+
+
 def test_tasks_in_several_pieces_complete_once(tmp_path, adapters, monkeypatch):
     # A task goes to the library in pieces; the last piece to complete
     # finishes it: one event, one result, every key accounted once.
     import daxkv.lmcache.l2 as l2
 
     monkeypatch.setattr(l2, "_PIECE_ITEMS", 3)
+    monkeypatch.setattr(l2, "_EDGE_BYTES", S)  # first and last pieces of one item
     adapter = adapters(one_device(tmp_path, slots=12))
     listener = Recorder()
     adapter.register_listener(listener)

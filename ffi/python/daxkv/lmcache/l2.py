@@ -177,14 +177,27 @@ class DaxkvL2AdapterConfig(L2AdapterConfigBase):
         )
 
 
-# A task's items go to the library in pieces of about this many bytes (at
-# most _PIECE_ITEMS items): the library copies the first piece while the
-# next one is prepared, and a load's completions are read while later
-# pieces are copied. Each piece costs a hand-off to the library's dispatcher
-# thread and a completion: with 16 MiB pieces 1 MiB chunks restored at 0.78
-# of the C call's speed, with 64 MiB 0.89 (ffi/python/bench_lmcache.py).
+# A task's items go to the library in pieces of about _PIECE_BYTES (at most
+# _PIECE_ITEMS items): the library copies one piece while the next one is
+# prepared, and a load's completions are read while later pieces are
+# copied. Each piece costs a hand-off to the library's dispatcher thread and
+# a completion: with 16 MiB pieces 1 MiB chunks restored at 0.78 of the C
+# call's speed, with 64 MiB 0.89 (ffi/python/bench_lmcache.py). The first
+# and the last piece are smaller (about _EDGE_BYTES): nothing is copied
+# while the first is prepared, and nothing is left to copy while the last
+# one's completion is read.
 _PIECE_BYTES = 64 << 20
 _PIECE_ITEMS = 512
+_EDGE_BYTES = 8 << 20
+
+
+def _pieces(n: int, step: int, edge: int) -> List[Tuple[int, int]]:
+    """[start, end) of each piece of an n-item task: the first and the last
+    edge items, the rest step items at a time; one piece if n <= 2 * edge."""
+    if n <= 2 * edge:
+        return [(0, n)]
+    cuts = [0, edge, *range(edge + step, n - edge, step), n - edge, n]
+    return list(zip(cuts, cuts[1:]))
 
 
 class _Task:
@@ -243,6 +256,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
         self._config = config
         self._slot_bytes = config.slot_bytes
         self._piece = max(1, min(_PIECE_ITEMS, _PIECE_BYTES // config.slot_bytes))
+        self._edge = max(1, min(self._piece, _EDGE_BYTES // config.slot_bytes))
         self._lock = threading.Lock()
         self._closing = False
         self._closed = False
@@ -413,9 +427,8 @@ class DaxkvL2Adapter(L2AdapterInterface):
         n = len(keys)
         task = _Task(task_id, list(keys), list(objects), [])
         task.failed_early = False
-        step = self._piece
-        starts = range(0, n, step)
-        task.left = len(starts) or 1
+        pieces = _pieces(n, self._piece, self._edge)
+        task.left = len(pieces) or 1
         if not n:
             self._store_done(task, 0, 0, None, False)
             return task_id
@@ -423,11 +436,11 @@ class DaxkvL2Adapter(L2AdapterInterface):
         index = task.index
         # Each piece is prepared and submitted in turn: the library copies
         # one while the next is prepared.
-        for p, a in enumerate(starts):
+        for p, (a, b) in enumerate(pieces):
             first = len(index)
             names, addrs, sizes, metas = [], [], [], []
             skipped = False
-            for i in range(a, min(a + step, n)):
+            for i in range(a, b):
                 obj = objects[i]
                 size = int(obj.get_size())
                 if _is_multi_tensor(obj) or size > slot:
@@ -448,7 +461,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
                     lambda rc, put, first=first, skipped=skipped: self._store_done(task, first, rc, put, skipped))
             except DaxKVError:
                 logger.exception("DAX L2 store submission failed")
-                for _ in range(len(starts) - p):  # this piece and those not submitted
+                for _ in range(len(pieces) - p):  # this piece and those not submitted
                     self._store_done(task, first, 0, None, True)
                 break
         return task_id
@@ -532,17 +545,16 @@ class DaxkvL2Adapter(L2AdapterInterface):
         n = len(keys)
         task = _Task(task_id, list(keys), list(objects), [])
         task.result = []  # positions loaded, gathered piece by piece
-        step = self._piece
-        starts = range(0, n, step)
-        task.left = len(starts) or 1
+        pieces = _pieces(n, self._piece, self._edge)
+        task.left = len(pieces) or 1
         if not n:
             self._load_done(task, 0, None)
             return task_id
         index = task.index
-        for p, a in enumerate(starts):
+        for p, (a, b) in enumerate(pieces):
             first = len(index)
             names, addrs, caps = [], [], []
-            for i in range(a, min(a + step, n)):
+            for i in range(a, b):
                 obj = objects[i]
                 if _is_multi_tensor(obj):
                     continue
@@ -558,7 +570,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
                 self._engine.submit(_lib.OP_GET, get, 0, lambda rc, g, first=first: self._load_done(task, first, g))
             except DaxKVError:
                 logger.exception("DAX L2 load submission failed")
-                for _ in range(len(starts) - p):  # this piece and those not submitted
+                for _ in range(len(pieces) - p):  # this piece and those not submitted
                     self._load_done(task, first, None)
                 break
         return task_id
