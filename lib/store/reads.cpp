@@ -192,7 +192,9 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
     // segment's borrows end as soon as its copies have all finished.
     // Every item's block hashes get their place before the first copy
     // starts (a copy in flight writes into it), as many as its buffer could
-    // take; the buffers' bytes decide whether the copies stream.
+    // take. Whether the copies stream is decided, as for any batch, by the
+    // bytes the batch moves: the bytes borrowed when a segment starts are
+    // at least a segment's for all but a batch's only segment.
     BlockHashes hashes;
     std::vector<size_t> hash_off(n, 0);
     uint64_t room = 0;
@@ -202,7 +204,6 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
         if (verify_read)
             hash_off[i] = hashes.add(most);
     }
-    const bool nt = c_.copier.streams(room);
     // Nothing below grows past these sizes: a copy in flight points into
     // ops and copy_rc.
     std::vector<Borrow> borrows;
@@ -220,8 +221,11 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
         copying.reserve(max_segments);
         segment_end.reserve(max_segments);
         size_t segment_first = 0;
-        uint64_t segment_bytes = 0;
+        uint64_t segment_bytes = 0, borrowed_bytes = 0;
         auto start_segment = [&] {
+            const bool nt = c_.copier.streams(borrowed_bytes);
+            for (size_t k = segment_first; k < ops.size(); ++k)
+                ops[k].nontemporal = nt;
             copying.push_back(c_.copier.start(&ops[segment_first], ops.size() - segment_first,
                                               &copy_rc[segment_first]));
             segment_end.push_back(ops.size());
@@ -233,8 +237,8 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
             const size_t i = item_of.back();
             ops.push_back(c_.copier.read(items[i].data, b.src, b.len,
                                          verify_read ? hashes.at(hash_off[i]) : nullptr));
-            ops.back().nontemporal = nt;
             segment_bytes += b.len;
+            borrowed_bytes += b.len;
             if (segment_bytes >= kSegmentBytes)
                 start_segment();
         });

@@ -2,9 +2,11 @@
 
 # Count a GoogleTest binary's per-test results from its output file.
 # Prints "PASSED FAILED"; a test that started but never finished (a crash)
-# counts as failed. Skipped tests (GTEST_SKIP: a sanitizer that cannot run
-# them, file-only tests on a device) count neither way; they are named on
-# stderr.
+# counts as failed, and so does a binary that never reached its closing
+# "[==========] N tests ... ran." line without a test to blame (missing,
+# not built, or dead before its first test). Skipped tests (GTEST_SKIP: a
+# sanitizer that cannot run them, file-only tests on a device) count
+# neither way; they are named on stderr.
 gtest_counts() {
     local log=$1 ok failed runs skipped
     ok=$(grep -c '^\[       OK \]' "$log" || true)
@@ -13,6 +15,9 @@ gtest_counts() {
     runs=$(grep -c '^\[ RUN      \]' "$log" || true)
     if [ "$runs" -gt $((ok + failed + skipped)) ]; then
         failed=$((runs - ok - skipped))
+    elif ! grep -qE '^\[==========\] [0-9]+ tests? from [0-9]+ test suites? ran\.' "$log"; then
+        failed=$((failed + 1))
+        echo "($log: the test binary did not run to its end: $(head -c 200 "$log" | head -n 1))" >&2
     fi
     if [ "$skipped" -gt 0 ]; then
         echo "($skipped skipped: $(grep -E '^\[  SKIPPED \] .*\([0-9]+ ms\)$' "$log" |
