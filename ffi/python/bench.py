@@ -8,7 +8,8 @@
 3. Batches of 1 MiB and 32 MiB values through the binding (put_many,
    get_many_into) against daxkv_put_batch / daxkv_get_batch called on an
    item array built once (the C figure: no Python per call), as ratios;
-   the two are timed in alternating rounds.
+   the two are timed in alternating rounds, and each figure is the median
+   of its rounds.
 
 Usage: bench.py [--path PATH] [--seconds S]   (default PATH: mem:)
 """
@@ -16,6 +17,7 @@ Usage: bench.py [--path PATH] [--seconds S]   (default PATH: mem:)
 import argparse
 import ctypes
 import os
+import statistics
 import sys
 import time
 
@@ -42,20 +44,21 @@ def rate(fn, seconds):
 
 
 def paired_rates(fa, fb, seconds):
-    """Best calls/s of fa and of fb, measured in alternating rounds of about
-    50 ms each, so that both meet the same states of the machine (a ratio
-    of two rates measured one after the other moves by 10-20 % here)."""
+    """Calls/s of fa and of fb, each the median of rounds of about 50 ms
+    run in turn, so that both meet the same states of the machine (a ratio
+    of two rates measured one after the other moves by 10-20 % here, and a
+    ratio of the best rounds by several per cent)."""
     fa(), fb()
-    best = [0.0, 0.0]
+    rates = ([], [])
     end = time.perf_counter() + 2 * seconds
-    while time.perf_counter() < end:
+    while time.perf_counter() < end or len(rates[1]) < 3:
         for side, fn in enumerate((fa, fb)):
             n, t0 = 0, time.perf_counter()
             while n < 4 or time.perf_counter() - t0 < 0.05:
                 fn()
                 n += 1
-            best[side] = max(best[side], n / (time.perf_counter() - t0))
-    return best
+            rates[side].append(n / (time.perf_counter() - t0))
+    return statistics.median(rates[0]), statistics.median(rates[1])
 
 
 def main():

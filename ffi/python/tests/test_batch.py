@@ -149,3 +149,31 @@ def test_large_batch(store):
     store.put_many(ks[:10], [b"v"] * 10)
     hits = store.contains_many(ks)
     assert sum(hits) == 10 and hits[:10] == [True] * 10
+
+
+def test_buffer_exports_are_held_until_the_batch_ends():
+    # Every kind of buffer gives its own address and length, and a
+    # bytearray (its fast path) or a writable memoryview (the buffer
+    # protocol) cannot be resized while the library may write into it.
+    from daxkv._buffers import _Buffers
+
+    ba = bytearray(b"abcdef")
+    other = bytearray(b"0123456789")
+    mv = memoryview(other)[2:]
+    empty = bytearray()
+    with _Buffers() as bufs:
+        addr, n = bufs.add(ba, True, "ba")
+        assert n == 6 and ctypes.string_at(addr, n) == b"abcdef"
+        addr, n = bufs.add(mv, True, "mv")
+        assert n == 8 and ctypes.string_at(addr, n) == b"23456789"
+        assert bufs.add(empty, True, "empty")[1] == 0
+        with pytest.raises(BufferError):
+            ba.extend(b"x")
+        with pytest.raises(BufferError):
+            other.extend(b"x")
+        with pytest.raises(TypeError, match="ro: expected a writable"):
+            bufs.add(memoryview(b"read-only"), True, "ro")
+    ba.extend(b"x")  # released
+    mv.release()
+    other.extend(b"x")
+    assert ba == b"abcdefx" and other == b"0123456789x"
