@@ -110,11 +110,11 @@ class _AsyncCalls:
         try:
             if buffers is not None and batch is not None:
                 writable = code == _lib.OP_GET
-                pairs = [bufs.add(b, writable, f"buffers[{i}]") for i, b in enumerate(buffers)]
-                batch.set_column(_lib.W_DATA, [p[0] for p in pairs])
-                batch.set_column(_lib.W_LEN, [p[1] for p in pairs])
+                addrs, lens = bufs.add_many(buffers, writable, "buffers")
+                batch.set_column(_lib.W_DATA, addrs)
+                batch.set_column(_lib.W_LEN, lens)
                 if metas is not None:
-                    mp = [(0, 0) if m is None else bufs.add(m, False, f"metas[{i}]") for i, m in enumerate(metas)]
+                    mp = [(0, 0) if m is None else bufs.add(m, False, "metas", i) for i, m in enumerate(metas)]
                     batch.set_column(_lib.W_META, [p[0] for p in mp])
                     batch.set_column(_lib.W_META_LEN, [p[1] for p in mp])
         except BaseException:

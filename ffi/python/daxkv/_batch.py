@@ -152,12 +152,11 @@ class _BatchCalls:
             return []
         batch = _Batch(kb)
         with _Buffers() as bufs:
-            add = bufs.add
-            pairs = [add(v, False, f"values[{i}]") for i, v in enumerate(values)]
-            batch.set_column(_lib.W_DATA, [p[0] for p in pairs])
-            batch.set_column(_lib.W_LEN, [p[1] for p in pairs])
+            addrs, lens = bufs.add_many(values, False, "values")
+            batch.set_column(_lib.W_DATA, addrs)
+            batch.set_column(_lib.W_LEN, lens)
             if metas is not None:
-                mp = [(0, 0) if m is None else add(m, False, f"metas[{i}]") for i, m in enumerate(metas)]
+                mp = [(0, 0) if m is None else bufs.add(m, False, "metas", i) for i, m in enumerate(metas)]
                 batch.set_column(_lib.W_META, [p[0] for p in mp])
                 batch.set_column(_lib.W_META_LEN, [p[1] for p in mp])
             self._run("daxkv_put_batch", batch, _lib.REPLACE if replace else 0)
@@ -188,10 +187,9 @@ class _BatchCalls:
             return []
         batch = _Batch(kb)
         with _Buffers() as bufs:
-            add = bufs.add
-            pairs = [add(d, True, f"dsts[{i}]") for i, d in enumerate(dsts)]
-            batch.set_column(_lib.W_DATA, [p[0] for p in pairs])
-            batch.set_column(_lib.W_LEN, [p[1] for p in pairs])
+            addrs, caps = bufs.add_many(dsts, True, "dsts")
+            batch.set_column(_lib.W_DATA, addrs)
+            batch.set_column(_lib.W_LEN, caps)
             count = self._run("daxkv_get_batch", batch, _lib.PREFIX if prefix else 0)
         return _get_results(
             "daxkv_get_batch", batch.statuses(), batch.column(_lib.W_LEN), count if prefix else None
@@ -278,8 +276,8 @@ def memcpy_batch(dsts: Sequence[Buffer], srcs: Sequence[Buffer], lengths: Option
     if n == 0:
         return
     with _Buffers() as bufs:
-        d = [bufs.add(x, True, f"dsts[{i}]") for i, x in enumerate(dsts)]
-        s = [bufs.add(x, False, f"srcs[{i}]") for i, x in enumerate(srcs)]
+        d = [bufs.add(x, True, "dsts", i) for i, x in enumerate(dsts)]
+        s = [bufs.add(x, False, "srcs", i) for i, x in enumerate(srcs)]
         lens = [sp[1] for sp in s] if lengths is None else [int(x) for x in lengths]
         for i, ln in enumerate(lens):
             if ln < 0 or ln > s[i][1] or ln > d[i][1]:

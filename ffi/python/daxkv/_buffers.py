@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-from typing import Any, Iterable, List, Tuple, Union
+from typing import Any, Iterable, List, Optional, Tuple, Union
 
 from . import _lib
 from .errors import InvalidArgument
@@ -65,6 +65,10 @@ _BYTES_OFFSET = ctypes.cast(ctypes.c_char_p(_probe), ctypes.c_void_p).value - id
 del _probe
 
 
+def _label(what: str, index: Optional[int]) -> str:
+    return what if index is None else f"{what}[{index}]"
+
+
 class _Buffers:
     """Addresses of a list of buffers, held (exports acquired) until close().
 
@@ -78,7 +82,10 @@ class _Buffers:
         self.views: List[_PyBuffer] = []
         self.keep: List[Any] = []
 
-    def add(self, obj: Buffer, writable: bool, what: str) -> Tuple[int, int]:
+    def add(self, obj: Buffer, writable: bool, what: str, index: Optional[int] = None) -> Tuple[int, int]:
+        """The address and length of obj, its export held until close().
+        An error names it what, or what[index] (formatted only then: a
+        batch adds thousands of buffers)."""
         t = type(obj)
         if t is bytes and not writable:
             self.keep.append(obj)
@@ -92,29 +99,36 @@ class _Buffers:
             return _addressof(head), len(obj)
         if t is tuple:
             if len(obj) != 2:
-                raise TypeError(f"{what}: an address pair must be (address, length)")
+                raise TypeError(f"{_label(what, index)}: an address pair must be (address, length)")
             addr, length = obj
             if not isinstance(addr, int) or not isinstance(length, int):
-                raise TypeError(f"{what}: address and length must be integers")
+                raise TypeError(f"{_label(what, index)}: address and length must be integers")
             if addr <= 0 and length > 0:
-                raise InvalidArgument(-_errno.EINVAL, f"{what}: NULL address with length {length}")
+                raise InvalidArgument(-_errno.EINVAL, f"{_label(what, index)}: NULL address with length {length}")
             if addr < 0 or length < 0 or addr >= 1 << 64 or length >= 1 << 63:
-                raise InvalidArgument(-_errno.EINVAL, f"{what}: address or length out of range")
+                raise InvalidArgument(-_errno.EINVAL, f"{_label(what, index)}: address or length out of range")
             return addr, length
         if obj is None:
-            raise TypeError(f"{what}: expected a buffer or an (address, length) pair, got None")
+            raise TypeError(f"{_label(what, index)}: expected a buffer or an (address, length) pair, got None")
         view = _PyBuffer()
         try:
             _get_buffer(obj, ctypes.byref(view), _PyBUF_WRITABLE if writable else _PyBUF_SIMPLE)
         except (BufferError, ValueError) as exc:  # numpy says ValueError
             kind = "a writable contiguous" if writable else "a contiguous"
-            raise TypeError(f"{what}: expected {kind} buffer, got {t.__name__}: {exc}") from None
+            raise TypeError(f"{_label(what, index)}: expected {kind} buffer, got {t.__name__}: {exc}") from None
         except TypeError:
             raise TypeError(
-                f"{what}: expected a buffer or an (address, length) pair, got {t.__name__}"
+                f"{_label(what, index)}: expected a buffer or an (address, length) pair, got {t.__name__}"
             ) from None
         self.views.append(view)
         return view.buf or 0, view.len
+
+    def add_many(self, objs: Iterable[Buffer], writable: bool, what: str) -> Tuple[List[int], List[int]]:
+        """add() of each of objs, the i-th named what[i]: their addresses
+        and their lengths."""
+        add = self.add
+        pairs = [add(obj, writable, what, i) for i, obj in enumerate(objs)]
+        return [p[0] for p in pairs], [p[1] for p in pairs]
 
     def close(self) -> None:
         for v in self.views:

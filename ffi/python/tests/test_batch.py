@@ -177,3 +177,25 @@ def test_buffer_exports_are_held_until_the_batch_ends():
     mv.release()
     other.extend(b"x")
     assert ba == b"abcdefx" and other == b"0123456789x"
+
+
+def test_a_bad_buffer_is_named_by_its_position(store):
+    # Bad inputs: None among the values, a read-only destination, a
+    # malformed address pair, a NULL address with a length; each error
+    # names the item, and nothing is stored.
+    with pytest.raises(TypeError, match=r"values\[2\]: expected a buffer or an \(address, length\) pair, got None"):
+        store.put_many([b"a", b"b", b"c"], [b"1", b"2", None])
+    assert store.contains_many([b"a", b"b", b"c"]) == [False] * 3
+    store.put_many([b"a", b"b"], [b"1", b"2"])
+    with pytest.raises(TypeError, match=r"dsts\[1\]: expected a writable contiguous buffer, got bytes"):
+        store.get_many_into([b"a", b"b"], [bytearray(4), b"read"])
+    with pytest.raises(TypeError, match=r"values\[0\]: an address pair must be \(address, length\)"):
+        store.put_many([b"x"], [(1, 2, 3)])
+    with pytest.raises(daxkv.InvalidArgument, match=r"dsts\[0\]: NULL address with length 8"):
+        store.get_many_into([b"a"], [(0, 8)])
+    with pytest.raises(TypeError, match=r"metas\[1\]"):
+        store.put_many([b"m1", b"m2"], [b"1", b"2"], metas=[b"ok", 5])
+    with pytest.raises(TypeError, match=r"srcs\[1\]: expected a buffer"):
+        daxkv.memcpy_batch([bytearray(2), bytearray(2)], [b"ab", None])
+    with pytest.raises(TypeError, match=r"buffers\[0\]: expected a writable"):
+        store.submit("get", [b"a"], [b"ro"])
