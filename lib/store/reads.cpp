@@ -189,41 +189,48 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
     const bool verify_read = c_.copier.verifies_reads();
     // The copies go to the workers a segment at a time (kSegmentBytes):
     // the next items are borrowed while they copy the ones before, and each
-    // segment's borrows end as soon as its copies have all finished.
-    // Every item's block hashes get their place before the first copy
-    // starts (a copy in flight writes into it), as many as its buffer could
-    // take. Whether the copies stream is decided, as for any batch, by the
-    // bytes the batch moves: the bytes borrowed when a segment starts are
-    // at least a segment's for all but a batch's only segment.
-    BlockHashes hashes;
-    std::vector<size_t> hash_off(n, 0);
-    uint64_t room = 0;
-    for (size_t i = 0; i < n; ++i) {
-        const uint64_t most = std::min<uint64_t>(items[i].len, c_.cfg.slot_bytes);
-        room += most;
-        if (verify_read)
-            hash_off[i] = hashes.add(most);
-    }
+    // segment's borrows end as soon as its copies have all finished. A
+    // segment's block hashes (verify=read) get their places, sized by the
+    // values borrowed, before its copies start: a copy in flight writes
+    // into them. Whether the copies stream is decided, as for any batch, by
+    // the bytes the batch moves: the bytes borrowed when a segment starts
+    // are at least a segment's for all but a batch's only segment.
+    uint64_t room = 0; // what the buffers can take: bounds the segments
+    for (size_t i = 0; i < n; ++i)
+        room += std::min<uint64_t>(items[i].len, c_.cfg.slot_bytes);
+    const size_t max_segments = std::min<uint64_t>(n, room / kSegmentBytes + 1);
     // Nothing below grows past these sizes: a copy in flight points into
-    // ops and copy_rc.
+    // ops, copy_rc and the segments' hashes.
     std::vector<Borrow> borrows;
     std::vector<size_t> item_of;
     std::vector<engine::CopyOp> ops;
     std::vector<int> copy_rc(n, 0);
+    std::vector<BlockHashes> segment_hashes;
+    std::vector<size_t> hash_off;
     borrows.reserve(n);
     item_of.reserve(n);
     ops.reserve(n);
+    if (verify_read) {
+        segment_hashes.reserve(max_segments);
+        hash_off.resize(n);
+    }
     size_t stop = n;
     std::vector<engine::CopyEngine::Ticket> copying;
     std::vector<size_t> segment_end;
     try {
-        const size_t max_segments = std::min<uint64_t>(n, room / kSegmentBytes + 1);
         copying.reserve(max_segments);
         segment_end.reserve(max_segments);
         size_t segment_first = 0;
         uint64_t segment_bytes = 0, borrowed_bytes = 0;
         auto start_segment = [&] {
             const bool nt = c_.copier.streams(borrowed_bytes);
+            if (verify_read) {
+                BlockHashes &h = segment_hashes.emplace_back();
+                for (size_t k = segment_first; k < ops.size(); ++k)
+                    hash_off[k] = h.add(ops[k].len);
+                for (size_t k = segment_first; k < ops.size(); ++k) // h holds them all now
+                    ops[k].block_hashes = h.at(hash_off[k]);
+            }
             for (size_t k = segment_first; k < ops.size(); ++k)
                 ops[k].nontemporal = nt;
             copying.push_back(c_.copier.start(&ops[segment_first], ops.size() - segment_first,
@@ -234,9 +241,7 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
         };
         stop = borrow_batch(items, n, prefix, borrows, item_of, [&] {
             const Borrow &b = borrows.back();
-            const size_t i = item_of.back();
-            ops.push_back(c_.copier.read(items[i].data, b.src, b.len,
-                                         verify_read ? hashes.at(hash_off[i]) : nullptr));
+            ops.push_back(c_.copier.read(items[item_of.back()].data, b.src, b.len, nullptr));
             segment_bytes += b.len;
             borrowed_bytes += b.len;
             if (segment_bytes >= kSegmentBytes)
@@ -262,8 +267,7 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
                 // borrow ended.
                 if (copy_rc[k])
                     copy_failed(b, copy_rc[k], "");
-                if (verify_read &&
-                    !verify(b, b.len ? hashes.at(hash_off[item_of[k]]) : nullptr))
+                if (verify_read && !verify(b, b.len ? ops[k].block_hashes : nullptr))
                     failed_checksum(b, "");
                 if (it.meta) {
                     std::memcpy(it.meta, c_.pool.arena(b.ref.arena).header_meta(b.ref.slot),
