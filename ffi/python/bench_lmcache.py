@@ -131,13 +131,17 @@ class CBatches:
     daxkv_get_batch of the same chunks, keys and metadata on the plugin's
     own store, one call each, item arrays built outside the timing."""
 
-    def __init__(self, store, keys, srcs, dsts):
+    def __init__(self, store, keys, srcs, make_obj):
         from daxkv import _lib
         from daxkv.lmcache import _native
         from daxkv.lmcache.core import _data_ptr, _meta_of
         from daxkv.lmcache.keys import encode_keys
 
         self.store, self.n, self.native, self.force = store, len(keys), _native, _lib.FORCE
+        self.srcs = srcs
+        # Destinations of its own: the plugin's restored bytes are checked
+        # apart from these.
+        self.dsts = dsts = [make_obj(-1) for _ in keys]
         kbs = encode_keys(keys)
         self.put = _native.PutBatch(kbs, [_data_ptr(o) for o in srcs], [int(o.get_size()) for o in srcs],
                                     [_meta_of(o) for o in srcs])
@@ -152,6 +156,22 @@ class CBatches:
 
     def restore(self, _):
         assert self.native.run_batch(self.store, "daxkv_get_batch", self.get.batch) == self.n, "C restore missed"
+
+    def close(self):
+        """Check the bytes the C restores gave, and free the destinations."""
+        import torch
+
+        for src, dst in zip(self.srcs, self.dsts):
+            assert torch.equal(src.raw_tensor, dst.raw_tensor), "restored bytes differ (C reference)"
+            dst.ref_count_down()
+
+
+def timed_with_c(rounds, triple, c_triple):
+    """timed_best of a (prepare, run, cleanup) triple, and with c_triple
+    (the C reference) that one's too, in alternating rounds; None without."""
+    if c_triple is None:
+        return timed_best(rounds, *triple), None
+    return timed_best_pair(rounds, triple, c_triple)
 
 
 # A lookup of a few dozen keys takes tens of microseconds: each round looks
@@ -261,12 +281,9 @@ def worker(config: str, chunk: int, total: int, rounds: int, arena_dir: str) -> 
             assert all(b.test(i) for i in range(n)), "load missed"
 
         try:
-            if config == "daxkv-mp":
-                c = CBatches(adapter._store, keys, srcs, dsts)
-                out["store_s"], out["c_store_s"] = timed_best_pair(
-                    rounds, (lambda: None, store, delete_all), (lambda: None, c.store_one, c.delete_all))
-            else:
-                out["store_s"] = timed_best(rounds, lambda: None, store, delete_all)
+            c = CBatches(adapter._store, keys, srcs, make_obj) if config == "daxkv-mp" else None
+            out["store_s"], out["c_store_s"] = timed_with_c(
+                rounds, (lambda: None, store, delete_all), c and (lambda: None, c.store_one, c.delete_all))
             store(None)
             out["lookup_s"] = timed_best(rounds, lambda: None, lookup, unlock, lookup_reps, warmup=True)
             if config != "daxkv-mp":
@@ -279,13 +296,12 @@ def worker(config: str, chunk: int, total: int, rounds: int, arena_dir: str) -> 
                 out["core_lookup_s"] = timed_best(
                     rounds, lambda: None, lambda _: core.exists_many(keys, lock=True),
                     lambda _, __: core.unlock_many(keys), lookup_reps, warmup=True)
-            if config == "daxkv-mp":
-                out["restore_s"], out["c_restore_s"] = timed_best_pair(
-                    rounds, (lambda: None, load, check), (lambda: None, c.restore, lambda _, __: None))
-            else:
-                out["restore_s"] = timed_best(rounds, lambda: None, load, check)
+            out["restore_s"], out["c_restore_s"] = timed_with_c(
+                rounds, (lambda: None, load, check), c and (lambda: None, c.restore, lambda _, __: None))
             for s, d in zip(srcs, dsts):
                 assert torch.equal(s.raw_tensor, d.raw_tensor), "restored bytes differ"
+            if c:
+                c.close()
         finally:
             adapter.close()
     else:
@@ -341,23 +357,15 @@ def worker(config: str, chunk: int, total: int, rounds: int, arena_dir: str) -> 
                 o.ref_count_down()
 
         try:
-            if config == "daxkv-backend":
-                dsts = [make_obj(-1) for _ in range(n)]
-                c = CBatches(backend._core.store, keys, srcs, dsts)
-                out["store_s"], out["c_store_s"] = timed_best_pair(
-                    rounds, (lambda: None, store, delete_all), (lambda: None, c.store_one, c.delete_all))
-            else:
-                out["store_s"] = timed_best(rounds, lambda: None, store, delete_all)
+            c = CBatches(backend._core.store, keys, srcs, make_obj) if config == "daxkv-backend" else None
+            out["store_s"], out["c_store_s"] = timed_with_c(
+                rounds, (lambda: None, store, delete_all), c and (lambda: None, c.store_one, c.delete_all))
             store(None)
             out["lookup_s"] = timed_best(rounds, lambda: None, lookup, check_lookup, lookup_reps, warmup=True)
-            if config == "daxkv-backend":
-                out["restore_s"], out["c_restore_s"] = timed_best_pair(
-                    rounds, (lambda: None, restore, check_restore), (lambda: None, c.restore, lambda _, __: None))
-                for s, d in zip(srcs, dsts):
-                    assert torch.equal(s.raw_tensor, d.raw_tensor), "restored bytes differ (C reference)"
-                    d.ref_count_down()
-            else:
-                out["restore_s"] = timed_best(rounds, lambda: None, restore, check_restore)
+            out["restore_s"], out["c_restore_s"] = timed_with_c(
+                rounds, (lambda: None, restore, check_restore), c and (lambda: None, c.restore, lambda _, __: None))
+            if c:
+                c.close()
         finally:
             backend.close()
     for s in srcs:
@@ -458,7 +466,7 @@ def print_ratios(results) -> None:
     for a in ("daxkv-mp", "daxkv-backend"):
         for size in sizes:
             ra = by.get((a, size))
-            if ra and "c_store_s" in ra:
+            if ra and ra.get("c_store_s"):
                 print(f"{a + ' / C batch calls':34s} {human(size):>7s} {ra['c_store_s'] / ra['store_s']:7.2f} "
                       f"{'':>7s} {ra['c_restore_s'] / ra['restore_s']:7.2f}   "
                       f"(C {ra['chunks'] * ra['chunk'] / 1e9 / ra['c_store_s']:.2f} / "
