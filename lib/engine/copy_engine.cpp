@@ -243,7 +243,7 @@ void CopyEngine::run(const CopyOp *ops, size_t n, int *errors) {
     finish(t);
 }
 
-CopyEngine::Ticket CopyEngine::start(const CopyOp *ops, size_t n, int *errors) {
+CopyEngine::Ticket CopyEngine::start(const CopyOp *ops, size_t n, int *errors, bool hand_off) {
     size_t total = 0;
     for (size_t i = 0; i < n; ++i) {
         total += ops[i].len;
@@ -252,7 +252,8 @@ CopyEngine::Ticket CopyEngine::start(const CopyOp *ops, size_t n, int *errors) {
         if (!ops[i].len && ops[i].block_hashes)
             ops[i].block_hashes[0] = XXH3_64bits(ops[i].src, 0);
     }
-    if (n == 1 && ops[0].len && (workers_ == 1 || total < kInlineBytes)) {
+    const bool alone = workers_ == 1 || (!hand_off && total < kInlineBytes);
+    if (n == 1 && ops[0].len && alone) {
         // The common single small op: no plan to build.
         Plan plan;
         plan.members.push_back(0);
@@ -262,7 +263,7 @@ CopyEngine::Ticket CopyEngine::start(const CopyOp *ops, size_t n, int *errors) {
         return Ticket();
     }
     Plan plan = make_plan(ops, n);
-    if (workers_ == 1 || total < kInlineBytes) {
+    if (alone) {
         std::vector<Chunk> chunks;
         chunks.reserve(plan.runs.size());
         for (const Run &r : plan.runs)

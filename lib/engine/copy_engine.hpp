@@ -67,8 +67,11 @@ public:
     // every chunk has finished. Batches started one after another are taken
     // up in that order. The ops, and errors, stay the caller's until then;
     // a Ticket destroyed unfinished waits for its batch first.
+    // hand_off: the batch goes to the workers however small it is (with
+    // more than one worker): the caller has work of its own to do while
+    // they copy, so copying inline would only delay it.
     class Ticket;
-    Ticket start(const CopyOp *ops, size_t n, int *errors = nullptr);
+    Ticket start(const CopyOp *ops, size_t n, int *errors = nullptr, bool hand_off = false);
     void finish(Ticket &t) noexcept;
 
     unsigned workers() const noexcept { return workers_; }

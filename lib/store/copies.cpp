@@ -59,10 +59,26 @@ void Copier::run(const engine::CopyOp *ops, size_t n, int *errors) const {
     engine_->run(ops, n, errors);
 }
 
-engine::CopyEngine::Ticket Copier::start(const engine::CopyOp *ops, size_t n, int *errors) const {
+engine::CopyEngine::Ticket Copier::start(const engine::CopyOp *ops, size_t n, int *errors,
+                                         bool hand_off) const {
     for (size_t k = 0; k < n; ++k)
         errors[k] = 0;
-    return engine_->start(ops, n, errors);
+    return engine_->start(ops, n, errors, hand_off);
+}
+
+SegmentedCopies::SegmentedCopies(const Copier &copier, size_t n, uint64_t bytes)
+    : copier_(copier) {
+    const size_t max = max_segments(n, bytes);
+    tickets_.reserve(max);
+    ends_.reserve(max);
+}
+
+void SegmentedCopies::start(const engine::CopyOp *ops, size_t end, int *errors, bool more) {
+    tickets_.push_back(copier_.start(ops + first_, end - first_, errors + first_, more));
+    ends_.push_back(end);
+    first_ = end;
+    items_ = 0;
+    bytes_ = 0;
 }
 
 size_t BlockHashes::add(uint64_t len) {

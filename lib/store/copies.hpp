@@ -13,6 +13,7 @@
 // buffer (the staged GPU get).
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -27,11 +28,29 @@ namespace daxkv {
 // (README, "Speed").
 constexpr size_t kNonTemporalMin = 256 * 1024;
 
-// A large batch hands its copies to the workers this many bytes at a time
-// (Copier::start), so that the calling thread's per-item work overlaps
+// A batch hands its copies to the workers a segment at a time
+// (SegmentedCopies), so that the calling thread's per-item work overlaps
 // them: put_batch claims the next items, get_batch borrows them, while the
 // workers copy the ones before; each segment is then finished in turn.
+// A segment ends at kSegmentBytes, or sooner at kSegmentItems items once
+// it holds kSegmentMinBytes: a thousand values of 4 KiB would otherwise be
+// one segment, the workers idle while the caller prepares all of them
+// (the caller's work per item is then as long as the copy of the item).
+// Below kSegmentMinBytes handing a segment over costs more than it saves.
 constexpr uint64_t kSegmentBytes = 4 << 20;
+constexpr size_t kSegmentItems = 128;
+constexpr uint64_t kSegmentMinBytes = 64 << 10;
+
+inline bool segment_full(size_t items, uint64_t bytes) noexcept {
+    return bytes >= kSegmentBytes || (items >= kSegmentItems && bytes >= kSegmentMinBytes);
+}
+
+// At most this many segments for n items of bytes in all: each but the
+// last holds kSegmentBytes or kSegmentItems items.
+inline size_t max_segments(size_t n, uint64_t bytes) noexcept {
+    return static_cast<size_t>(
+        std::min<uint64_t>(n, bytes / kSegmentBytes + n / kSegmentItems + 1));
+}
 
 class Copier {
 public:
@@ -78,10 +97,11 @@ public:
             op.nontemporal = nt;
         run(ops, errors);
     }
-    // run() in two halves (engine::CopyEngine::start): start() zeroes
-    // errors[0..n) and hands the ops to the workers; finish() joins them and
-    // returns when every op has finished.
-    engine::CopyEngine::Ticket start(const engine::CopyOp *ops, size_t n, int *errors) const;
+    // run() in two halves (engine::CopyEngine::start, hand_off as there):
+    // start() zeroes errors[0..n) and hands the ops to the workers;
+    // finish() joins them and returns when every op has finished.
+    engine::CopyEngine::Ticket start(const engine::CopyOp *ops, size_t n, int *errors,
+                                     bool hand_off = false) const;
     void finish(engine::CopyEngine::Ticket &t) const noexcept { engine_->finish(t); }
     // Whether the copies of a call that moves len bytes in all stream their
     // stores (run_batch decides it for a batch this way).
@@ -106,6 +126,45 @@ public:
 private:
     const Config &cfg_;
     std::unique_ptr<engine::CopyEngine> engine_;
+};
+
+// The segments of one batch whose copies are under way. The caller
+// appends ops to its array one at a time and tells add() their lengths;
+// when add() says the open segment is full, start() hands it to the
+// workers, and once every op is in, start() hands over the rest. Then the
+// caller finishes each segment in turn and looks at its ops' results.
+// Destroyed (or clear()ed), it waits for every copy it started: the ops
+// and errors stay the caller's until then, and the caller reserves them
+// for the whole batch (a copy in flight points into them).
+class SegmentedCopies {
+public:
+    // For a batch of at most n ops of at most bytes in all.
+    SegmentedCopies(const Copier &copier, size_t n, uint64_t bytes);
+
+    // An op of len bytes joined the open segment; true when it is full.
+    bool add(uint64_t len) noexcept { return segment_full(++items_, bytes_ += len); }
+    // Where the open segment starts in the ops, and whether it has any.
+    size_t first() const noexcept { return first_; }
+    bool open(size_t end) const noexcept { return end > first_; }
+    // Hand ops[first() .. end) to the workers, errors[] for their results.
+    // more: whether more ops of the batch follow (a segment cut short for
+    // that goes to the workers however small: see CopyEngine::start).
+    void start(const engine::CopyOp *ops, size_t end, int *errors, bool more);
+
+    size_t count() const noexcept { return tickets_.size(); }
+    // Where segment i ends in the ops.
+    size_t end(size_t i) const noexcept { return ends_[i]; }
+    // Returns when every copy of segment i has finished.
+    void finish(size_t i) noexcept { copier_.finish(tickets_[i]); }
+    // Wait for every copy started (the failure path, before the ops go).
+    void clear() noexcept { tickets_.clear(); }
+
+private:
+    const Copier &copier_;
+    std::vector<engine::CopyEngine::Ticket> tickets_;
+    std::vector<size_t> ends_;
+    size_t first_ = 0, items_ = 0;
+    uint64_t bytes_ = 0;
 };
 
 // The block hashes of the values of one call, each value's in a run of

@@ -187,7 +187,7 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
     c_.metrics.batches.fetch_add(1, std::memory_order_relaxed);
     const bool prefix = flags & kPrefix;
     const bool verify_read = c_.copier.verifies_reads();
-    // The copies go to the workers a segment at a time (kSegmentBytes):
+    // The copies go to the workers a segment at a time (SegmentedCopies):
     // the next items are borrowed while they copy the ones before, and each
     // segment's borrows end as soon as its copies have all finished. A
     // segment's block hashes (verify=read) get their places, sized by the
@@ -198,7 +198,7 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
     uint64_t room = 0; // what the buffers can take: bounds the segments
     for (size_t i = 0; i < n; ++i)
         room += std::min<uint64_t>(items[i].len, c_.cfg.slot_bytes);
-    const size_t max_segments = std::min<uint64_t>(n, room / kSegmentBytes + 1);
+    const size_t max_segments = daxkv::max_segments(n, room);
     // Nothing below grows past these sizes: a copy in flight points into
     // ops, copy_rc and the segments' hashes.
     std::vector<Borrow> borrows;
@@ -215,51 +215,43 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
         hash_off.resize(n);
     }
     size_t stop = n;
-    std::vector<engine::CopyEngine::Ticket> copying;
-    std::vector<size_t> segment_end;
+    SegmentedCopies copying(c_.copier, n, room);
     try {
-        copying.reserve(max_segments);
-        segment_end.reserve(max_segments);
-        size_t segment_first = 0;
-        uint64_t segment_bytes = 0, borrowed_bytes = 0;
-        auto start_segment = [&] {
+        uint64_t borrowed_bytes = 0;
+        auto start_segment = [&](bool more) {
+            const size_t first = copying.first();
             const bool nt = c_.copier.streams(borrowed_bytes);
             if (verify_read) {
                 BlockHashes &h = segment_hashes.emplace_back();
-                for (size_t k = segment_first; k < ops.size(); ++k)
+                for (size_t k = first; k < ops.size(); ++k)
                     hash_off[k] = h.add(ops[k].len);
-                for (size_t k = segment_first; k < ops.size(); ++k) // h holds them all now
+                for (size_t k = first; k < ops.size(); ++k) // h holds them all now
                     ops[k].block_hashes = h.at(hash_off[k]);
             }
-            for (size_t k = segment_first; k < ops.size(); ++k)
+            for (size_t k = first; k < ops.size(); ++k)
                 ops[k].nontemporal = nt;
-            copying.push_back(c_.copier.start(&ops[segment_first], ops.size() - segment_first,
-                                              &copy_rc[segment_first]));
-            segment_end.push_back(ops.size());
-            segment_first = ops.size();
-            segment_bytes = 0;
+            copying.start(ops.data(), ops.size(), copy_rc.data(), more);
         };
         stop = borrow_batch(items, n, prefix, borrows, item_of, [&] {
             const Borrow &b = borrows.back();
             ops.push_back(c_.copier.read(items[item_of.back()].data, b.src, b.len, nullptr));
-            segment_bytes += b.len;
             borrowed_bytes += b.len;
-            if (segment_bytes >= kSegmentBytes)
-                start_segment();
+            if (copying.add(b.len))
+                start_segment(item_of.back() + 1 < n);
         });
-        if (ops.size() > segment_first)
-            start_segment();
+        if (copying.open(ops.size()))
+            start_segment(false);
     } catch (...) {
-        copying.clear(); // each waits for its copies
+        copying.clear(); // waits for the copies started
         for (auto &b : borrows)
             end(b);
         throw;
     }
     int hits = 0;
     size_t k = 0;
-    for (size_t seg = 0; seg < copying.size(); ++seg) {
-        c_.copier.finish(copying[seg]);
-        for (; k < segment_end[seg]; ++k) {
+    for (size_t seg = 0; seg < copying.count(); ++seg) {
+        copying.finish(seg);
+        for (; k < copying.end(seg); ++k) {
             const Borrow &b = borrows[k];
             daxkv_item &it = items[item_of[k]];
             it.status = item_status([&] {

@@ -223,7 +223,7 @@ int Writes::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     CallGate::Call call(c_.gate);
     LatencyTimer timer(c_.metrics.batch_latency);
     c_.metrics.batches.fetch_add(1, std::memory_order_relaxed);
-    // The copies go to the workers a segment at a time (kSegmentBytes):
+    // The copies go to the workers a segment at a time (SegmentedCopies):
     // the next items are claimed while they copy the ones before, and once
     // every item is claimed each segment is committed as soon as its copies
     // end, while the workers go on with the next. Every claim comes before
@@ -256,23 +256,9 @@ int Writes::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     ops.reserve(n);
     done.reserve(n);
     try {
-        // The segments whose copies are under way, and where each ends in
-        // ops. Destroyed before the handler below runs, they wait for their
-        // copies first.
-        const size_t max_segments = std::min<uint64_t>(n, total / kSegmentBytes + 1);
-        std::vector<engine::CopyEngine::Ticket> copying;
-        std::vector<size_t> segment_end;
-        copying.reserve(max_segments);
-        segment_end.reserve(max_segments);
-        size_t segment_first = 0;
-        uint64_t segment_bytes = 0;
-        auto start_segment = [&] {
-            segment_end.push_back(ops.size());
-            copying.push_back(c_.copier.start(&ops[segment_first], ops.size() - segment_first,
-                                              &copy_rc[segment_first]));
-            segment_first = ops.size();
-            segment_bytes = 0;
-        };
+        // Destroyed before the handler below runs, the segments wait for
+        // their copies first.
+        SegmentedCopies copying(c_.copier, n, total);
         for (size_t i = 0; i < n; ++i) {
             daxkv_item &it = items[i];
             it.status = claim_item(it, i, key_hashes[i], flags, pend[i]);
@@ -282,19 +268,18 @@ int Writes::put_batch(daxkv_item *items, size_t n, unsigned flags) {
             ops.push_back(c_.copier.write(pend[i].dst, it.data, it.len, it.len,
                                           hashed ? hashes.at(hash_off[i]) : nullptr));
             ops.back().nontemporal = nt;
-            segment_bytes += it.len;
-            if (segment_bytes >= kSegmentBytes)
-                start_segment();
+            if (copying.add(it.len))
+                copying.start(ops.data(), ops.size(), copy_rc.data(), i + 1 < n);
         }
-        if (ops.size() > segment_first)
-            start_segment();
+        if (copying.open(ops.size()))
+            copying.start(ops.data(), ops.size(), copy_rc.data(), false);
         // A failed copy gives its item's slot back only once the copies of
         // its segment have all finished.
         size_t k = 0;
-        for (size_t seg = 0; seg < copying.size(); ++seg) {
-            c_.copier.finish(copying[seg]);
+        for (size_t seg = 0; seg < copying.count(); ++seg) {
+            copying.finish(seg);
             const size_t first = done.size();
-            for (; k < segment_end[seg]; ++k) {
+            for (; k < copying.end(seg); ++k) {
                 const size_t i = op_item[k];
                 daxkv_item &it = items[i];
                 it.status = item_status([&] {

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "helpers.hpp"
+#include "store/copies.hpp"
 
 using namespace daxkv_test;
 
@@ -164,17 +165,19 @@ TEST_F(Batch, PutBatchOfManyMegabytesGivesEachItemItsOwnResult) {
     }
 }
 
-// A batch of many segments (its copies go to the workers a few megabytes
-// at a time while the next items are claimed, and each segment commits as
-// soon as its copies are done): every claim still comes before the first
-// commit. The items cannot evict each other even when the batch is larger
-// than the arena, and a key given twice, segments apart, is stored once
-// (the second is DAXKV_EXISTED, with DAXKV_REPLACE too: the first is in
-// flight when it is claimed). With checksums on and off.
+// A batch of many segments (its copies go to the workers a few megabytes,
+// or a hundred-odd small values, at a time while the next items are
+// claimed, and each segment commits as soon as its copies are done):
+// every claim still comes before the first commit. The items cannot evict
+// each other even when the batch is larger than the arena, and a key
+// given twice, segments apart, is stored once (the second is
+// DAXKV_EXISTED, with DAXKV_REPLACE too: the first is in flight when it is
+// claimed). With checksums on and off; values of 64 KiB (segments cut by
+// their bytes) and of 4 KiB (cut by their count).
 class SegmentedBatch : public Batch {
 protected:
-    void run(const char *verify) {
-        const size_t kVal = 64 * 1024, kSlots = 200, kN = 320; // 20 MiB of values
+    void run(const char *verify, size_t kVal = 64 * 1024) {
+        const size_t kSlots = 200, kN = 320; // 20 MiB of values at 64 KiB
         open(StoreSpec{kVal, kSlots}.set("eviction", "lru").set("verify", verify));
         ASSERT_EQ(put("old", pattern(1, 100)), 0);
         std::vector<std::string> keys;
@@ -217,8 +220,10 @@ protected:
 // its checksum (verify=read), all in later segments, fail those items
 // alone; every other value is byte-exact, no borrow is left behind; with
 // DAXKV_PREFIX the batch stops at a miss in a later segment.
-TEST_F(SegmentedBatch, GetBatchOfManySegmentsGivesEachItemItsOwnResult) {
-    const size_t kVal = 64 * 1024, kN = 320; // 20 MiB of values
+class SegmentedGet : public SegmentedBatch, public ::testing::WithParamInterface<size_t> {};
+
+TEST_P(SegmentedGet, GetBatchOfManySegmentsGivesEachItemItsOwnResult) {
+    const size_t kVal = GetParam(), kN = 320; // 20 MiB of values at 64 KiB
     open(StoreSpec{kVal, kN + 8}.set("verify", "read"));
     std::vector<std::string> keys;
     std::vector<size_t> lens;
@@ -265,6 +270,11 @@ TEST_F(SegmentedBatch, GetBatchOfManySegmentsGivesEachItemItsOwnResult) {
     }
     EXPECT_EQ(stats().slots_pending_free, 0u);
 }
+
+INSTANTIATE_TEST_SUITE_P(ValueSizes, SegmentedGet, ::testing::Values(64 * 1024, 4096),
+                         [](const ::testing::TestParamInfo<size_t> &i) {
+                             return std::to_string(i.param / 1024) + "KiB";
+                         });
 
 namespace {
 
@@ -328,6 +338,7 @@ TEST_F(SegmentedBatch, GetBatchSizesItsHashPlacesByTheValuesNotByTheBuffersRoom)
 
 TEST_F(SegmentedBatch, ClaimsEveryItemBeforeItCommitsAnyWithChecksums) { run("recover"); }
 TEST_F(SegmentedBatch, ClaimsEveryItemBeforeItCommitsAnyWithoutChecksums) { run("off"); }
+TEST_F(SegmentedBatch, ClaimsEveryItemBeforeItCommitsAnyOfSmallValues) { run("recover", 4096); }
 
 TEST_F(Batch, GetBatchLeavesPositionalHoles) {
     open();
@@ -667,4 +678,46 @@ TEST_F(Batch, RemoveBatchCountsAndReportsPerItem) {
     EXPECT_EQ(st.entries, 0u);
     EXPECT_EQ(st.slots_free, 4u);
     EXPECT_EQ(st.removes, 3u);
+}
+
+// How a batch is cut into segments (store/copies.hpp): by bytes for large
+// values, by count once a segment holds enough bytes for small ones, and
+// never into more segments than max_segments() says (the vectors a batch
+// reserves for them must not grow while copies point into them). Sizes
+// tried: empty values, 1 byte, 100 bytes, 4 KiB, 64 KiB, 4 MiB, 64 MiB, and
+// mixes of them.
+TEST(SegmentRule, SegmentsEndByBytesOrByCountAndNeverExceedTheirBound) {
+    using daxkv::kSegmentBytes;
+    using daxkv::kSegmentItems;
+    using daxkv::kSegmentMinBytes;
+    EXPECT_TRUE(daxkv::segment_full(1, kSegmentBytes));
+    EXPECT_FALSE(daxkv::segment_full(kSegmentItems - 1, kSegmentBytes - 1));
+    EXPECT_TRUE(daxkv::segment_full(kSegmentItems, kSegmentMinBytes));
+    EXPECT_FALSE(daxkv::segment_full(kSegmentItems, kSegmentMinBytes - 1))
+        << "a segment of many tiny values is not worth handing over";
+    EXPECT_FALSE(daxkv::segment_full(100000, 0));
+
+    const std::vector<std::vector<uint64_t>> patterns = {
+        {0}, {1}, {100}, {4096}, {64 << 10}, {4 << 20}, {64ull << 20},
+        {4096, 100, 0, 64 << 10}, {1, 4 << 20, 4096, 4096, 4096}};
+    for (const auto &pat : patterns) {
+        for (size_t n : {size_t(1), size_t(127), size_t(128), size_t(1000), size_t(5000)}) {
+            size_t segments = 0, items = 0;
+            uint64_t bytes = 0, total = 0;
+            for (size_t i = 0; i < n; ++i) {
+                const uint64_t len = pat[i % pat.size()];
+                total += len;
+                bytes += len;
+                if (daxkv::segment_full(++items, bytes)) {
+                    ++segments;
+                    items = 0;
+                    bytes = 0;
+                }
+            }
+            segments += items > 0;
+            EXPECT_LE(segments, daxkv::max_segments(n, total))
+                << n << " values, pattern starting " << pat[0];
+            EXPECT_LE(daxkv::max_segments(n, total), n);
+        }
+    }
 }

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstring>
 #include <mutex>
 #include <set>
@@ -224,6 +225,57 @@ TEST(EngineStart, BatchesStartedAheadAreCopiedAndJoinedInTurn) {
     daxkv::engine::testing::set_fault_hook(nullptr);
     EXPECT_EQ(slow.finished.load(), 1);
     EXPECT_EQ(0, std::memcmp(dst.data(), src.data(), per_batch * piece));
+}
+
+// start(hand_off): a batch far below kInlineBytes goes to a worker instead
+// of being copied by the caller before start() returns; finish() waits
+// for it. The chunk is held until the caller, back from start(), has seen
+// a worker take it up: a chunk run inline would never get its release (it
+// gives up after 10 s and says so).
+TEST(EngineStart, AHandedOffSmallBatchIsCopiedByAWorkerWhileTheCallerGoesOn) {
+    class Held : public daxkv::engine::FaultHook {
+    public:
+        std::mutex m;
+        std::condition_variable cv;
+        bool entered = false, released = false, timed_out = false;
+        std::thread::id ran_on;
+        int before_chunk(const CopyOp &, size_t, size_t) noexcept override {
+            std::unique_lock<std::mutex> g(m);
+            ran_on = std::this_thread::get_id();
+            entered = true;
+            cv.notify_all();
+            timed_out = !cv.wait_for(g, std::chrono::seconds(10), [&] { return released; });
+            return 0;
+        }
+    };
+    std::vector<uint8_t> src = pattern(13, 4096), dst(4096, 0);
+    CopyOp small = op(dst.data(), src.data(), src.size());
+    int error = 0;
+    CopyEngine engine(2);
+    Held held;
+    daxkv::engine::testing::set_fault_hook(&held);
+    CopyEngine::Ticket t = engine.start(&small, 1, &error, /*hand_off=*/true);
+    {
+        // A worker takes the chunk up (the caller has not joined yet).
+        std::unique_lock<std::mutex> g(held.m);
+        EXPECT_TRUE(held.cv.wait_for(g, std::chrono::seconds(10), [&] { return held.entered; }))
+            << "no worker took the batch up";
+        held.released = true;
+    }
+    held.cv.notify_all();
+    engine.finish(t);
+    daxkv::engine::testing::set_fault_hook(nullptr);
+    EXPECT_FALSE(held.timed_out) << "start() copied the batch itself";
+    EXPECT_NE(held.ran_on, std::this_thread::get_id());
+    EXPECT_EQ(dst, src);
+    EXPECT_EQ(error, 0);
+
+    // With one worker (the caller alone) there is no one to hand it to.
+    CopyEngine alone(1);
+    std::fill(dst.begin(), dst.end(), 0);
+    CopyEngine::Ticket t1 = alone.start(&small, 1, nullptr, /*hand_off=*/true);
+    EXPECT_EQ(dst, src) << "copied before start() returned";
+    alone.finish(t1);
 }
 
 // Through the store: slots filled to slot_bytes sit back to back, and a

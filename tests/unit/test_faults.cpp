@@ -174,8 +174,9 @@ protected:
     void run(bool replacing) {
         open(StoreSpec(kMiB, 12).set("workers", "2"));
         keys_ = {key_of(0), key_of(1), key_of(2), key_of(3), key_of(4), key_of(5)};
-        if (replacing)
+        if (replacing) {
             ASSERT_EQ(put(keys_[3], pattern(9, 1000)), 0);
+        }
         std::vector<std::vector<uint8_t>> vals;
         for (size_t i = 0; i < keys_.size(); ++i)
             vals.push_back(pattern(800 + i, kMiB));
@@ -242,9 +243,11 @@ TEST_F(Faults, PutBatchOfManySmallValuesWithOneFailedCopy) {
     EXPECT_EQ(rc, static_cast<int>(kN - 1));
     EXPECT_EQ(items[50].status, -EIO);
     EXPECT_TRUE(contains_text(daxkv_errmsg(), "item 50")) << daxkv_errmsg();
-    for (size_t i = 0; i < kN; ++i)
-        if (i != 50)
+    for (size_t i = 0; i < kN; ++i) {
+        if (i != 50) {
             EXPECT_TRUE(value(keys_[i]) == vals[i]) << i;
+        }
+    }
     struct daxkv_stats st = stats();
     EXPECT_EQ(st.entries, kN - 1);
     EXPECT_EQ(st.slots_free, 1u);
