@@ -36,10 +36,13 @@ constexpr size_t kNonTemporalMin = 256 * 1024;
 // it holds kSegmentMinBytes: a thousand values of 4 KiB would otherwise be
 // one segment, the workers idle while the caller prepares all of them
 // (the caller's work per item is then as long as the copy of the item).
-// Below kSegmentMinBytes handing a segment over costs more than it saves.
+// kSegmentMinBytes is kNonTemporalMin: whether a read batch streams is
+// decided when its first segment starts, from the bytes borrowed by then,
+// and only a batch's last segment may start with fewer (its only one, for
+// a batch that moves less in all).
 constexpr uint64_t kSegmentBytes = 4 << 20;
 constexpr size_t kSegmentItems = 128;
-constexpr uint64_t kSegmentMinBytes = 64 << 10;
+constexpr uint64_t kSegmentMinBytes = kNonTemporalMin;
 
 inline bool segment_full(size_t items, uint64_t bytes) noexcept {
     return bytes >= kSegmentBytes || (items >= kSegmentItems && bytes >= kSegmentMinBytes);

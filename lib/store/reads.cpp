@@ -194,7 +194,8 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
     // values borrowed, before its copies start: a copy in flight writes
     // into them. Whether the copies stream is decided, as for any batch, by
     // the bytes the batch moves: the bytes borrowed when a segment starts
-    // are at least a segment's for all but a batch's only segment.
+    // are at least kSegmentMinBytes (kNonTemporalMin) for all but a batch's
+    // only segment.
     uint64_t room = 0; // what the buffers can take: bounds the segments
     for (size_t i = 0; i < n; ++i)
         room += std::min<uint64_t>(items[i].len, c_.cfg.slot_bytes);

@@ -19,9 +19,11 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "engine/fault.hpp"
 #include "helpers.hpp"
 #include "store/copies.hpp"
 
@@ -334,6 +336,59 @@ TEST_F(SegmentedBatch, GetBatchSizesItsHashPlacesByTheValuesNotByTheBuffersRoom)
     EXPECT_LT(grown, 32u * 1024) << "peak resident memory grew by " << grown << " KiB";
     for (size_t i = 0; i < kN; i += 997)
         EXPECT_EQ(gets[i].status, -ENOENT) << "item " << i;
+}
+
+// Whether a batch's copies stream (nt_stores=auto) is decided by the bytes
+// the whole batch moves, for all of its segments alike: 1,000 values of
+// 1 KiB (1000 KiB, over kNonTemporalMin, cut into several segments) all
+// stream, stored and read back; 200 of them (200 KiB) none, even read into
+// buffers of 64 KiB each (bad input tried: buffers far larger than the
+// values, whose room must not decide).
+TEST_F(Batch, EverySegmentOfABatchStreamsAsTheWholeBatchDecides) {
+    class Recorder : public daxkv::engine::FaultHook {
+    public:
+        std::mutex m;
+        size_t streamed = 0, cached = 0;
+        int before_chunk(const daxkv::engine::CopyOp &op, size_t, size_t) noexcept override {
+            std::lock_guard<std::mutex> g(m);
+            ++(op.nontemporal ? streamed : cached);
+            return 0;
+        }
+        void reset() {
+            std::lock_guard<std::mutex> g(m);
+            streamed = cached = 0;
+        }
+    };
+    const size_t kVal = 1024, kN = 1000, kFew = 200;
+    static_assert(kN * kVal >= daxkv::kNonTemporalMin && kFew * kVal < daxkv::kNonTemporalMin,
+                  "one batch over the threshold, one under it");
+    open(StoreSpec{kVal, kN}.set("workers", "2").set("nt_stores", "auto"));
+    std::vector<std::string> keys;
+    std::vector<size_t> lens;
+    numbered(kN, kVal, 1, 0, keys, lens);
+    Recorder rec;
+    daxkv::engine::testing::set_fault_hook(&rec);
+    auto puts = put_items(keys, lens);
+    const int stored = daxkv_put_batch(s(), puts.data(), kN, 0);
+    const size_t put_streamed = rec.streamed, put_cached = rec.cached;
+    rec.reset();
+    auto gets = get_items(keys, kVal);
+    const int read = daxkv_get_batch(s(), gets.data(), kN, 0);
+    const size_t get_streamed = rec.streamed, get_cached = rec.cached;
+    rec.reset();
+    std::vector<std::string> few(keys.begin(), keys.begin() + kFew);
+    auto small = get_items(few, 64 * 1024);
+    const int read_few = daxkv_get_batch(s(), small.data(), kFew, 0);
+    daxkv::engine::testing::set_fault_hook(nullptr);
+    ASSERT_EQ(stored, static_cast<int>(kN)) << daxkv_errmsg();
+    ASSERT_EQ(read, static_cast<int>(kN)) << daxkv_errmsg();
+    ASSERT_EQ(read_few, static_cast<int>(kFew)) << daxkv_errmsg();
+    EXPECT_EQ(put_streamed, kN);
+    EXPECT_EQ(put_cached, 0u);
+    EXPECT_EQ(get_streamed, kN);
+    EXPECT_EQ(get_cached, 0u) << "a segment started before the batch had moved enough bytes";
+    EXPECT_EQ(rec.streamed, 0u);
+    EXPECT_EQ(rec.cached, kFew);
 }
 
 TEST_F(SegmentedBatch, ClaimsEveryItemBeforeItCommitsAnyWithChecksums) { run("recover"); }
@@ -694,7 +749,7 @@ TEST(SegmentRule, SegmentsEndByBytesOrByCountAndNeverExceedTheirBound) {
     EXPECT_FALSE(daxkv::segment_full(kSegmentItems - 1, kSegmentBytes - 1));
     EXPECT_TRUE(daxkv::segment_full(kSegmentItems, kSegmentMinBytes));
     EXPECT_FALSE(daxkv::segment_full(kSegmentItems, kSegmentMinBytes - 1))
-        << "a segment of many tiny values is not worth handing over";
+        << "a segment would start before its batch had moved bytes enough to decide streaming";
     EXPECT_FALSE(daxkv::segment_full(100000, 0));
 
     const std::vector<std::vector<uint64_t>> patterns = {
