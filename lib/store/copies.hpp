@@ -35,7 +35,8 @@ constexpr size_t kNonTemporalMin = 256 * 1024;
 // A segment ends at kSegmentBytes, or sooner at kSegmentItems items once
 // it holds kSegmentMinBytes: a thousand values of 4 KiB would otherwise be
 // one segment, the workers idle while the caller prepares all of them
-// (the caller's work per item is then as long as the copy of the item).
+// (for small values the caller's work per item takes about as long as the
+// item's copy).
 // kSegmentMinBytes is kNonTemporalMin: whether a read batch streams is
 // decided when its first segment starts, from the bytes borrowed by then,
 // and only a batch's last segment may start with fewer (its only one, for
@@ -150,8 +151,9 @@ public:
     size_t first() const noexcept { return first_; }
     bool open(size_t end) const noexcept { return end > first_; }
     // Hand ops[first() .. end) to the workers, errors[] for their results.
-    // more: whether more ops of the batch follow (a segment cut short for
-    // that goes to the workers however small: see CopyEngine::start).
+    // more: whether more ops of the batch follow (such a segment goes to
+    // the workers even below CopyEngine::kInlineBytes: the caller has the
+    // next items to prepare meanwhile).
     void start(const engine::CopyOp *ops, size_t end, int *errors, bool more);
 
     size_t count() const noexcept { return tickets_.size(); }
