@@ -67,10 +67,9 @@ engine::CopyEngine::Ticket Copier::start(const engine::CopyOp *ops, size_t n, in
 }
 
 SegmentedCopies::SegmentedCopies(const Copier &copier, size_t n, uint64_t bytes)
-    : copier_(copier) {
-    const size_t max = max_segments(n, bytes);
-    tickets_.reserve(max);
-    ends_.reserve(max);
+    : copier_(copier), max_count_(max_segments(n, bytes)) {
+    tickets_.reserve(max_count_);
+    ends_.reserve(max_count_);
 }
 
 void SegmentedCopies::start(const engine::CopyOp *ops, size_t end, int *errors, bool more) {

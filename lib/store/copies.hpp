@@ -157,6 +157,9 @@ public:
     void start(const engine::CopyOp *ops, size_t end, int *errors, bool more);
 
     size_t count() const noexcept { return tickets_.size(); }
+    // The most segments the batch can have (max_segments()): what the
+    // caller reserves for anything it keeps per segment.
+    size_t max_count() const noexcept { return max_count_; }
     // Where segment i ends in the ops.
     size_t end(size_t i) const noexcept { return ends_[i]; }
     // Returns when every copy of segment i has finished.
@@ -166,6 +169,7 @@ public:
 
 private:
     const Copier &copier_;
+    size_t max_count_;
     std::vector<engine::CopyEngine::Ticket> tickets_;
     std::vector<size_t> ends_;
     size_t first_ = 0, items_ = 0;

@@ -199,7 +199,6 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
     uint64_t room = 0; // what the buffers can take: bounds the segments
     for (size_t i = 0; i < n; ++i)
         room += std::min<uint64_t>(items[i].len, c_.cfg.slot_bytes);
-    const size_t max_segments = daxkv::max_segments(n, room);
     // Nothing below grows past these sizes: a copy in flight points into
     // ops, copy_rc and the segments' hashes.
     std::vector<Borrow> borrows;
@@ -208,15 +207,15 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
     std::vector<int> copy_rc(n, 0);
     std::vector<BlockHashes> segment_hashes;
     std::vector<size_t> hash_off;
+    SegmentedCopies copying(c_.copier, n, room);
     borrows.reserve(n);
     item_of.reserve(n);
     ops.reserve(n);
     if (verify_read) {
-        segment_hashes.reserve(max_segments);
+        segment_hashes.reserve(copying.max_count());
         hash_off.resize(n);
     }
     size_t stop = n;
-    SegmentedCopies copying(c_.copier, n, room);
     try {
         uint64_t borrowed_bytes = 0;
         auto start_segment = [&](bool more) {
