@@ -172,12 +172,14 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
         log(kLogErr, "%s", warning.c_str());
 
     int hits = 0;
+    ItemTally copied(c_.metrics.item_bytes);
     for (size_t k = 0; k < kept; ++k) {
         if (items[item_of[k]].status != 0)
             continue;
-        reads_.count_hit(borrows[k].len);
+        copied.count(borrows[k].len);
         ++hits;
     }
+    reads_.count_hits(copied);
     return Reads::batch_result(items, stop, prefix, hits);
 }
 

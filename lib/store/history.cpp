@@ -64,13 +64,14 @@ void History::write_floor(uint64_t limit) {
     seq_limit_.store(limit, std::memory_order_release);
 }
 
-uint64_t History::next_seq() noexcept {
-    const uint64_t v = next_seq_.fetch_add(1, std::memory_order_relaxed);
-    if (kept() && v >= seq_limit_.load(std::memory_order_acquire)) {
+uint64_t History::next_seqs(uint64_t n) noexcept {
+    const uint64_t v = next_seq_.fetch_add(n, std::memory_order_relaxed);
+    const uint64_t last = v + n - 1;
+    if (kept() && last >= seq_limit_.load(std::memory_order_acquire)) {
         try {
             std::lock_guard<std::mutex> g(seq_m_);
-            if (v >= seq_limit_.load(std::memory_order_relaxed))
-                write_floor(v + kSeqLease);
+            if (last >= seq_limit_.load(std::memory_order_relaxed))
+                write_floor(last + kSeqLease);
         } catch (...) {
             // Not recorded (a lock that failed): a device's floor then lags
             // behind what it holds, which can only drop entries at an open.
@@ -92,35 +93,28 @@ void History::raise_floor(uint64_t v) {
 }
 
 void History::record_removal(uint64_t hash) noexcept {
-    if (kept())
-        note(hash, next_seq(), true);
+    if (!kept())
+        return;
+    const uint64_t r = next_seq(); // before the lock: it may write the floors under it
+    note(Devices(pool_), hash, r, true);
 }
 
-void History::stage_commit(uint64_t hash, uint64_t seq) noexcept {
-    if (kept())
-        note(hash, seq, false);
-}
-
-void History::note(uint64_t hash, uint64_t r, bool durable) noexcept {
+void History::note(const Devices &devices, uint64_t hash, uint64_t r, bool durable) noexcept {
     const uint32_t b = arena::removal_bucket(hash);
     std::atomic<uint64_t> &mem = removals_[b];
     uint64_t cur = mem.load(std::memory_order_relaxed);
     while (cur < r && !mem.compare_exchange_weak(cur, r)) {
     }
-    try {
-        std::shared_lock<std::shared_mutex> pool(pool_.mapping_lock());
-        for (uint32_t a = 0; a < pool_.size(); ++a) {
-            const auto &ar = pool_[a].arena;
-            if (!records(ar))
-                continue;
-            if (durable)
-                ar->note_removal(b, r);
-            else
-                ar->stage_removal(b, r);
-        }
-    } catch (...) {
-        // A lock that failed: the devices may miss this change, and a
-        // device away now could bring the key back. Nothing better to do.
+    if (!devices.lock.owns_lock())
+        return;
+    for (uint32_t a = 0; a < pool_.size(); ++a) {
+        const auto &ar = pool_[a].arena;
+        if (!records(ar))
+            continue;
+        if (durable)
+            ar->note_removal(b, r);
+        else
+            ar->stage_removal(b, r);
     }
 }
 

@@ -7,8 +7,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstddef>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 
 #include "store/config.hpp"
 #include "store/pool.hpp"
@@ -25,7 +27,9 @@ public:
     bool kept() const noexcept { return cfg_.durability != arena::Durability::none; }
     // A new sequence number; before it is handed out, every device records
     // a floor above it.
-    uint64_t next_seq() noexcept;
+    uint64_t next_seq() noexcept { return next_seqs(1); }
+    // n consecutive sequence numbers (a batch's commits): the first.
+    uint64_t next_seqs(uint64_t n) noexcept;
     // Later sequence numbers are larger than v (and every device says so).
     void raise_floor(uint64_t v);
     // Record on every device, durably, that the key with this hash is
@@ -35,7 +39,20 @@ public:
     // Record on every device that the key with this hash was committed at
     // seq, written back but not fenced: the commit's fence (arena.hpp)
     // makes it durable before the commit word is stored.
-    void stage_commit(uint64_t hash, uint64_t seq) noexcept;
+    void stage_commit(uint64_t hash, uint64_t seq) noexcept {
+        stage_commits(seq, 1, [hash](size_t) { return hash; });
+    }
+    // stage_commit of the n commits of a batch, the devices looked up once
+    // for all of them: commit k is of the key whose hash is hash_of(k), at
+    // sequence number first + k.
+    template <class HashOf>
+    void stage_commits(uint64_t first, size_t n, HashOf &&hash_of) noexcept {
+        if (!kept() || n == 0)
+            return;
+        const Devices devices(pool_);
+        for (size_t k = 0; k < n; ++k)
+            note(devices, hash_of(k), first + k, false);
+    }
     // Whether an entry of seq found on a device whose floor was floor was
     // removed while that device was away (a removal or a newer version that
     // the device did not see).
@@ -55,7 +72,25 @@ public:
     void start_at(uint64_t v) noexcept { next_seq_.store(v); }
 
 private:
-    void note(uint64_t hash, uint64_t r, bool durable) noexcept;
+    // The pool's rows held still (a removal unmaps a device under the
+    // mapping lock) while changes are noted on them; none if the lock
+    // could not be taken.
+    struct Devices {
+        explicit Devices(Pool &pool) noexcept : lock(pool.mapping_lock(), std::defer_lock) {
+            try {
+                lock.lock();
+            } catch (...) {
+                // A lock that failed: the devices miss these changes, and a
+                // device away now could bring their keys back. Nothing
+                // better to do.
+            }
+        }
+        std::shared_lock<std::shared_mutex> lock;
+    };
+    // The change r of the key with this hash: raised in the pool's table,
+    // and on every recording device, written back (staged) or also fenced
+    // (durable).
+    void note(const Devices &devices, uint64_t hash, uint64_t r, bool durable) noexcept;
     void write_floor(uint64_t limit); // seq_m_ held
 
     const Config &cfg_;

@@ -60,29 +60,34 @@ void Index::lru_link_tail(Shard &sh, Entry *e, uint64_t tick) noexcept {
     e->tick_ = tick;
     e->prev_ = sh.lru_tail;
     e->next_ = nullptr;
-    if (sh.lru_tail)
+    if (sh.lru_tail) {
         sh.lru_tail->next_ = e;
-    else
+    } else {
         sh.lru_head = e;
+        sh.head_tick.store(tick, std::memory_order_relaxed);
+    }
     sh.lru_tail = e;
     e->in_lru_ = true;
-    sh.head_tick.store(sh.lru_head->tick_, std::memory_order_relaxed);
 }
 
 void Index::lru_unlink(Shard &sh, Entry *e) noexcept {
     if (!e->in_lru_)
         return;
-    if (e->prev_)
+    // head_tick changes only with the head: the head is the shard's least
+    // recently used entry, a cache miss to read on every touch.
+    if (e->prev_) {
         e->prev_->next_ = e->next_;
-    else
+    } else {
         sh.lru_head = e->next_;
+        sh.head_tick.store(sh.lru_head ? sh.lru_head->tick_ : UINT64_MAX,
+                           std::memory_order_relaxed);
+    }
     if (e->next_)
         e->next_->prev_ = e->prev_;
     else
         sh.lru_tail = e->prev_;
     e->prev_ = e->next_ = nullptr;
     e->in_lru_ = false;
-    sh.head_tick.store(sh.lru_head ? sh.lru_head->tick_ : UINT64_MAX, std::memory_order_relaxed);
 }
 
 void Index::commit(Locked &l, const Version &v, uint32_t pins, uint64_t tick) noexcept {

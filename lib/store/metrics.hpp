@@ -43,6 +43,10 @@ public:
         b_[index(v, unit_)].fetch_add(1, std::memory_order_relaxed);
         sum_.fetch_add(v, std::memory_order_relaxed);
     }
+    // The values counted in v (its buckets and sum; its count is derived)
+    // added at once: a batch's, tallied first in a HistogramValues.
+    void add(const HistogramValues &v) noexcept;
+    uint64_t unit() const noexcept { return unit_; }
     HistogramValues read() const noexcept;
 
 private:
@@ -55,6 +59,37 @@ struct Metrics {
     Histogram put_latency{kHistNsUnit}, get_latency{kHistNsUnit}, batch_latency{kHistNsUnit},
         item_bytes{kHistBytesUnit};
     std::atomic<uint64_t> batches{0};
+};
+
+// Values a batch moved (stored, or copied out), tallied here and added to
+// the store's counters once: an atomic addition each for the count, the
+// bytes and the size histogram would be a tenth of the calling thread's
+// time in a batch of small values.
+class ItemTally {
+public:
+    explicit ItemTally(const Histogram &sizes) noexcept : unit_(sizes.unit()) {}
+    void count(uint64_t len) noexcept {
+        ++items_;
+        sizes_.sum += len;
+        sizes_.bucket[Histogram::index(len, unit_)]++;
+    }
+    // Added to the counters of items and bytes and to the size histogram;
+    // the tally starts over.
+    void add_to(std::atomic<uint64_t> &items, std::atomic<uint64_t> &bytes,
+                Histogram &sizes) noexcept {
+        if (!items_)
+            return;
+        items.fetch_add(items_, std::memory_order_relaxed);
+        bytes.fetch_add(sizes_.sum, std::memory_order_relaxed);
+        sizes.add(sizes_);
+        items_ = 0;
+        sizes_ = HistogramValues();
+    }
+
+private:
+    uint64_t unit_;
+    uint64_t items_ = 0;
+    HistogramValues sizes_; // count unused: items_ counts
 };
 
 // Records the time from construction to destruction into h.

@@ -113,10 +113,9 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
             for (int attempt = 0; slot == UINT32_MAX; ++attempt) {
                 std::vector<std::pair<double, uint32_t>> order; // least used first
                 for (uint32_t t : targets) {
-                    uint32_t total = c_.pool[t].alloc->slots();
-                    if (total)
-                        order.emplace_back(1.0 - double(c_.pool[t].alloc->free_count()) / total,
-                                           t);
+                    const SlotAllocator::Occupancy o = c_.pool[t].alloc->occupancy();
+                    if (o.slots)
+                        order.emplace_back(1.0 - double(o.free) / o.slots, t);
                 }
                 std::sort(order.begin(), order.end());
                 for (const auto &o : order) {

@@ -250,11 +250,11 @@ uint32_t Pool::pick_device() const noexcept {
         const DeviceRow &d = rows_[a];
         if (!dev_writable(d.state.load(std::memory_order_acquire)))
             continue;
-        uint32_t total = d.alloc->slots(), free = d.alloc->free_count();
-        if (free == 0 || total == 0)
+        const SlotAllocator::Occupancy o = d.alloc->occupancy();
+        if (o.free == 0 || o.slots == 0)
             continue;
         bool local = node >= 0 && d.numa_node == node;
-        double use = 1.0 - double(free) / double(total);
+        double use = 1.0 - double(o.free) / double(o.slots);
         if ((local && !best_local) || (local == best_local && use < best_use)) {
             best = a;
             best_local = local;

@@ -104,12 +104,6 @@ void Reads::end_copy(const Borrow &b, int rc) noexcept {
         end(b);
 }
 
-void Reads::count_hit(uint64_t len) noexcept {
-    c_.counters.hits++;
-    c_.counters.bytes_read += len;
-    c_.metrics.item_bytes.record(len);
-}
-
 int Reads::get(std::string_view key, void *dst, size_t cap, size_t *len_out) {
     CallGate::Call call(c_.gate);
     LatencyTimer timer(c_.metrics.get_latency);
@@ -248,6 +242,7 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
         throw;
     }
     int hits = 0;
+    ItemTally copied(c_.metrics.item_bytes);
     size_t k = 0;
     for (size_t seg = 0; seg < copying.count(); ++seg) {
         copying.finish(seg);
@@ -268,12 +263,13 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
                 }
                 it.len = b.len;
                 end(b);
-                count_hit(b.len);
+                copied.count(b.len);
                 return 0;
             });
             hits += it.status == 0;
         }
     }
+    count_hits(copied);
     return batch_result(items, stop, prefix, hits);
 }
 

@@ -97,8 +97,16 @@ public:
     // same and throws -EIO.
     [[noreturn]] void copy_failed(const Borrow &b, int rc, const char *what);
     void end_copy(const Borrow &b, int rc) noexcept;
-    // A value of len bytes copied out: a hit.
-    void count_hit(uint64_t len) noexcept;
+    // A value of len bytes copied out: a hit. A batch tallies its hits
+    // first (ItemTally) and counts them once.
+    void count_hit(uint64_t len) noexcept {
+        ItemTally hit(c_.metrics.item_bytes);
+        hit.count(len);
+        count_hits(hit);
+    }
+    void count_hits(ItemTally &hits) noexcept {
+        hits.add_to(c_.counters.hits, c_.counters.bytes_read, c_.metrics.item_bytes);
+    }
 
 private:
     void quarantine(const Borrow &b, bool media) noexcept;

@@ -41,8 +41,9 @@ StatsSnapshot Reports::stats() const {
         std::shared_lock<std::shared_mutex> pool(c_.pool.mapping_lock());
         for (const auto &a : c_.pool.rows()) {
             s.devices += dev_counted(a.state.load(std::memory_order_relaxed));
-            s.slots_total += a.alloc->slots();
-            s.slots_free += a.alloc->free_count();
+            const SlotAllocator::Occupancy o = a.alloc->occupancy();
+            s.slots_total += o.slots;
+            s.slots_free += o.free;
         }
     }
     s.capacity_bytes = s.slots_total * s.slot_bytes;
@@ -91,12 +92,13 @@ std::string Reports::status_json() const {
                 continue; // removed or missing: see daxkv_pool_status_json
             const auto &info = a.arena->mapping().info();
             const auto &lay = a.arena->layout();
+            const SlotAllocator::Occupancy o = a.alloc->occupancy();
             devs.push_back({{"path", json_bytes(info.path)},
                             {"kind", platform::kind_name(info.kind)},
                             {"arena_bytes", lay.arena_bytes},
-                            {"slots", a.alloc->slots()},
+                            {"slots", o.slots},
                             {"layout_slots", lay.slot_count},
-                            {"slots_free", a.alloc->free_count()},
+                            {"slots_free", o.free},
                             {"uuid", uuid_text(a.arena->superblock().uuid)},
                             {"numa_node", info.numa_node}});
         }
@@ -130,8 +132,9 @@ std::vector<DeviceGauges> Reports::device_gauges() const {
             continue;
         DeviceGauges g;
         g.path = d.path;
-        g.slots = d.alloc->slots();
-        g.slots_free = d.alloc->free_count();
+        const SlotAllocator::Occupancy o = d.alloc->occupancy();
+        g.slots = o.slots;
+        g.slots_free = o.free;
         out.push_back(std::move(g));
     }
     return out;

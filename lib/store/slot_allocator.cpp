@@ -11,6 +11,7 @@ SlotAllocator::SlotAllocator(uint32_t slots)
         words_.back() = (uint64_t(1) << (slots % 64)) - 1;
     if (words_.size() % 64)
         summary_.back() = (uint64_t(1) << (words_.size() % 64)) - 1;
+    publish();
 }
 
 uint32_t SlotAllocator::allocate() {
@@ -27,6 +28,7 @@ uint32_t SlotAllocator::allocate() {
             summary_[s] &= ~(uint64_t(1) << (w % 64));
         --free_;
         --free_low_;
+        publish();
         return static_cast<uint32_t>(w * 64 + b);
     }
     return UINT32_MAX;
@@ -46,6 +48,7 @@ bool SlotAllocator::take(uint32_t slot) {
     --free_;
     if (slot < limit_)
         --free_low_;
+    publish();
     return true;
 }
 
@@ -60,16 +63,7 @@ void SlotAllocator::release(uint32_t slot) {
     ++free_;
     if (slot < limit_)
         ++free_low_;
-}
-
-uint32_t SlotAllocator::free_count() const {
-    std::lock_guard<std::mutex> g(m_);
-    return free_low_;
-}
-
-uint32_t SlotAllocator::slots() const {
-    std::lock_guard<std::mutex> g(m_);
-    return limit_;
+    publish();
 }
 
 uint32_t SlotAllocator::used() const {
@@ -107,6 +101,7 @@ void SlotAllocator::set_limit(uint32_t limit) {
     for (uint32_t s = limit_ / 64 * 64; s < limit_; ++s)
         n += is_free(s);
     free_low_ = n;
+    publish();
 }
 
 void SlotAllocator::reset(uint32_t slots) {
@@ -118,6 +113,7 @@ void SlotAllocator::reset(uint32_t slots) {
     free_low_ = 0;
     words_.swap(fresh.words_);
     summary_.swap(fresh.summary_);
+    publish();
 }
 
 } // namespace daxkv

@@ -4,6 +4,7 @@
 // they are never handed out and not counted as free capacity.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -18,10 +19,22 @@ public:
     // Take a specific slot (recovery). Returns false if it was not free.
     bool take(uint32_t slot);
     void release(uint32_t slot);
+    // Usable slots (the limit) and the free ones among them, as one
+    // allocation or release left them both. Read without the lock: every
+    // write picks a device by these (Pool::pick_device), so they must not
+    // cost a lock each.
+    struct Occupancy {
+        uint32_t slots = 0;
+        uint32_t free = 0;
+    };
+    Occupancy occupancy() const noexcept {
+        const uint64_t v = occupancy_.load(std::memory_order_acquire);
+        return Occupancy{static_cast<uint32_t>(v >> 32), static_cast<uint32_t>(v)};
+    }
     // Free slots below the limit.
-    uint32_t free_count() const;
+    uint32_t free_count() const noexcept { return occupancy().free; }
     // Usable slots (the limit).
-    uint32_t slots() const;
+    uint32_t slots() const noexcept { return occupancy().slots; }
     // Slots of the arena, usable or not.
     uint32_t formatted() const noexcept { return slots_; }
     // Slots taken anywhere in the arena (above the limit too).
@@ -45,12 +58,17 @@ private:
     bool is_free(uint32_t slot) const noexcept {
         return (words_[slot / 64] >> (slot % 64)) & 1;
     }
+    // limit_ and free_low_ published together (m_ held).
+    void publish() noexcept {
+        occupancy_.store(uint64_t(limit_) << 32 | free_low_, std::memory_order_release);
+    }
     uint32_t slots_;
     uint32_t limit_;
     uint32_t free_;      // everywhere
     uint32_t free_low_;  // below limit_
     std::vector<uint64_t> words_;
     std::vector<uint64_t> summary_;
+    std::atomic<uint64_t> occupancy_{0}; // limit_ << 32 | free_low_
     mutable std::mutex m_;
 };
 

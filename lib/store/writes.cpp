@@ -122,21 +122,24 @@ void Writes::commit_on_devices(Finished *w, size_t n, bool hashed) noexcept {
         __builtin_prefetch(h, 1);
         __builtin_prefetch(h + 1, 1); // the key's first line
     };
+    if (n == 0)
+        return;
     for (size_t k = 0; k < std::min(n, kAhead); ++k)
         prefetch_header(k);
+    const uint64_t first_seq = c_.history.next_seqs(n);
     for (size_t k = 0; k < n; ++k) {
         if (k + kAhead < n)
             prefetch_header(k + kAhead);
         const Pending &p = *w[k].p;
         const Inflight &inf = *p.inflight;
         arena::Arena &ar = c_.pool.arena(inf.ref.arena);
-        w[k].seq = c_.history.next_seq();
+        w[k].seq = first_seq + k;
         ar.write_body(inf.ref.slot, w[k].seq, inf.ref.gen, p.key.data(),
                       static_cast<uint16_t>(p.key.size()), w[k].meta, w[k].meta_len, inf.len,
                       w[k].value_hash, hashed);
-        c_.history.stage_commit(p.hash, w[k].seq);
         ar.stage_entry(inf.ref.slot, inf.len);
     }
+    c_.history.stage_commits(first_seq, n, [w](size_t k) { return w[k].p->hash; });
     c_.pool.fence_all();
     // The commit words, then one fence: a crash leaves each entry whole or
     // absent.
@@ -153,7 +156,7 @@ Index::Locked Writes::locate(const Pending &p) {
     return c_.index.lookup(p.key, p.hash);
 }
 
-int Writes::commit_in_index(Finished &w) {
+int Writes::commit_in_index(Finished &w, ItemTally &commits) {
     Pending &p = *w.p;
     Inflight &inf = *p.inflight;
     Index::Locked l = locate(p);
@@ -170,17 +173,17 @@ int Writes::commit_in_index(Finished &w) {
     entries_.retire(l); // a replace: the old version goes after the new commit
     c_.index.commit(l, Version{inf.ref, inf.len, w.meta_len, w.seq}, pins);
     c_.slots.commit(inf.ref);
-    c_.counters.puts++;
-    c_.counters.bytes_written += inf.len;
-    c_.metrics.item_bytes.record(inf.len);
+    commits.count(inf.len);
     p.inflight.reset();
     return 0;
 }
 
 void Writes::commit_batch(Finished *w, size_t n, bool hashed) {
     commit_on_devices(w, n, hashed);
+    ItemTally commits(c_.metrics.item_bytes);
     for (size_t k = 0; k < n; ++k)
-        *w[k].status = item_status([&] { return commit_in_index(w[k]); });
+        *w[k].status = item_status([&] { return commit_in_index(w[k], commits); });
+    count_commits(commits);
 }
 
 void Writes::abandon(Pending &p) noexcept {

@@ -70,9 +70,19 @@ public:
     // then each in the index, with its status.
     void commit_batch(Finished *w, size_t n, bool hashed);
     // The two halves, for a single write: commit_in_index throws what
-    // commit_batch records as a status.
+    // commit_batch records as a status, and counts its commit in commits
+    // (count_commits adds them to the store's counters).
     void commit_on_devices(Finished *w, size_t n, bool hashed) noexcept;
-    int commit_in_index(Finished &w);
+    int commit_in_index(Finished &w, ItemTally &commits);
+    int commit_in_index(Finished &w) {
+        ItemTally commits(c_.metrics.item_bytes);
+        const int rc = commit_in_index(w, commits);
+        count_commits(commits);
+        return rc;
+    }
+    void count_commits(ItemTally &commits) noexcept {
+        commits.add_to(c_.counters.puts, c_.counters.bytes_written, c_.metrics.item_bytes);
+    }
     // Give p's slot back (its write failed, or was aborted). No-op when p
     // holds nothing.
     void abandon(Pending &p) noexcept;

@@ -29,11 +29,13 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <random>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <sys/stat.h>
@@ -224,6 +226,47 @@ TEST(SlotAllocator, LargeCountsCrossSummaryWords) {
     EXPECT_EQ(one.allocate(), UINT32_MAX);
     EXPECT_EQ(zero.allocate(), UINT32_MAX);
     EXPECT_EQ(zero.free_count(), 0u);
+}
+
+// The occupancy a writer reads without the lock to choose a device is always
+// a pair that one moment of the allocator had: never more free slots than
+// usable ones, whatever allocations, releases and limit changes run beside.
+TEST(SlotAllocator, OccupancyReadWithoutTheLockIsAlwaysAConsistentPair) {
+    const uint32_t n = 4096;
+    daxkv::SlotAllocator a(n);
+    std::atomic<bool> stop{false};
+    std::thread changer([&] {
+        std::vector<uint32_t> held;
+        for (int round = 0; round < 2000; ++round) {
+            a.set_limit(round % 2 ? n / 4 : n); // shrink under the taken slots, grow back
+            for (int i = 0; i < 64; ++i) {
+                uint32_t s = a.allocate();
+                if (s != UINT32_MAX)
+                    held.push_back(s);
+            }
+            std::vector<uint32_t> kept; // every other one goes back
+            for (size_t i = 0; i < held.size(); ++i) {
+                if (i % 2)
+                    kept.push_back(held[i]);
+                else
+                    a.release(held[i]);
+            }
+            held.swap(kept);
+        }
+        stop = true;
+    });
+    uint64_t reads = 0;
+    while (!stop) {
+        const daxkv::SlotAllocator::Occupancy o = a.occupancy();
+        ASSERT_LE(o.free, o.slots) << "after " << reads << " reads";
+        ASSERT_TRUE(o.slots == n || o.slots == n / 4) << o.slots;
+        ++reads;
+    }
+    changer.join();
+    a.set_limit(n);
+    const daxkv::SlotAllocator::Occupancy o = a.occupancy();
+    EXPECT_EQ(o.slots, n);
+    EXPECT_EQ(o.free, n - a.used());
 }
 
 // ---------------------------------------------------------------------------

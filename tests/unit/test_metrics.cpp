@@ -295,6 +295,81 @@ TEST_F(Metrics, CountersAndHistogramsFollowTheCalls) {
     EXPECT_EQ(e.value["daxkv_item_bytes_sum"], double(st.item_bytes.sum));
 }
 
+// A batch adds its commits (and its hits) to the counters and the size
+// histogram once per segment or once per call, not once per value: the
+// totals must still be exact, across segments (300 values make several),
+// with the items that were not stored (or not copied out) left out. Refused items tried: a key already stored, a key given twice
+// in the batch, a value over slot_bytes, a NULL key, NULL data.
+TEST_F(Metrics, ABatchCountsEachStoredValueOnceAcrossItsSegments) {
+    open(StoreSpec(64 * 1024, 512));
+    ASSERT_EQ(put("there", pattern(1, 10)), 0);
+    const struct daxkv_stats before = stats();
+    std::vector<std::string> keys;
+    std::vector<std::vector<uint8_t>> vals;
+    for (int i = 0; i < 300; ++i) {
+        keys.push_back("k" + std::to_string(i));
+        vals.push_back(pattern(i, i % 3 == 0 ? 100 : i % 3 == 1 ? 10000 : 65536));
+    }
+    std::vector<daxkv_item> items;
+    uint64_t bytes = 0, small = 0, mid = 0, large = 0;
+    for (int i = 0; i < 300; ++i) {
+        items.push_back({keys[i].data(), keys[i].size(), vals[i].data(), vals[i].size(), nullptr,
+                         0, 0});
+        bytes += vals[i].size();
+        (vals[i].size() == 100 ? small : vals[i].size() == 10000 ? mid : large)++;
+    }
+    std::vector<uint8_t> huge(64 * 1024 + 1);
+    items.push_back({"there", 5, vals[0].data(), 1, nullptr, 0, 0});       // stored before
+    items.push_back({keys[7].data(), keys[7].size(), vals[7].data(), 1, nullptr, 0, 0}); // twice
+    items.push_back({"huge", 4, huge.data(), huge.size(), nullptr, 0, 0}); // over slot_bytes
+    items.push_back({nullptr, 3, vals[0].data(), 1, nullptr, 0, 0});       // NULL key
+    items.push_back({"nodata", 6, nullptr, 5, nullptr, 0, 0});             // NULL data
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), items.size(), 0), 300);
+    EXPECT_EQ(items[300].status, DAXKV_EXISTED);
+    EXPECT_EQ(items[301].status, DAXKV_EXISTED); // the key's first item is in flight
+    EXPECT_EQ(items[302].status, -E2BIG);
+    EXPECT_EQ(items[303].status, -EINVAL);
+    EXPECT_EQ(items[304].status, -EINVAL);
+
+    // The 300 values' sizes, added to the histogram between from and to.
+    auto expect_sizes_counted = [&](const daxkv_histogram &from, const daxkv_histogram &to) {
+        EXPECT_EQ(to.count - from.count, 300u);
+        EXPECT_EQ(to.sum - from.sum, bytes);
+        EXPECT_EQ(to.bucket[0] - from.bucket[0], small); // <= 4 KiB
+        EXPECT_EQ(to.bucket[2] - from.bucket[2], mid);   // <= 16 KiB
+        EXPECT_EQ(to.bucket[4] - from.bucket[4], large); // <= 64 KiB
+        uint64_t counted = 0;
+        for (int b = 0; b < DAXKV_HIST_BUCKETS; ++b)
+            counted += to.bucket[b] - from.bucket[b];
+        EXPECT_EQ(counted, 300u);
+    };
+    const struct daxkv_stats st = stats();
+    EXPECT_EQ(st.puts - before.puts, 300u);
+    EXPECT_EQ(st.puts_existed - before.puts_existed, 2u);
+    EXPECT_EQ(st.bytes_written - before.bytes_written, bytes);
+    expect_sizes_counted(before.item_bytes, st.item_bytes);
+
+    // The same values copied out by one batch, with a miss and a buffer too
+    // small: hits and bytes read counted once each, the sizes again.
+    std::vector<std::vector<uint8_t>> out(300, std::vector<uint8_t>(64 * 1024));
+    std::vector<daxkv_item> gets;
+    for (int i = 0; i < 300; ++i)
+        gets.push_back({keys[i].data(), keys[i].size(), out[i].data(), out[i].size(), nullptr, 0,
+                        0});
+    uint8_t tiny[8];
+    gets.push_back({"missing", 7, out[0].data(), out[0].size(), nullptr, 0, 0});
+    gets.push_back({keys[2].data(), keys[2].size(), tiny, sizeof tiny, nullptr, 0, 0});
+    ASSERT_EQ(daxkv_get_batch(s(), gets.data(), gets.size(), 0), 300);
+    EXPECT_EQ(gets[301].status, -ENOBUFS);
+    for (int i = 0; i < 300; ++i)
+        ASSERT_EQ(std::vector<uint8_t>(out[i].begin(), out[i].begin() + gets[i].len), vals[i]) << i;
+    const struct daxkv_stats rd = stats();
+    EXPECT_EQ(rd.hits - st.hits, 300u);
+    EXPECT_EQ(rd.misses - st.misses, 1u);
+    EXPECT_EQ(rd.bytes_read - st.bytes_read, bytes);
+    expect_sizes_counted(st.item_bytes, rd.item_bytes);
+}
+
 TEST_F(Metrics, AsyncCountersSplitCompletedAndCancelled) {
     open(StoreSpec(4096, 8));
     daxkv_item it = {"k", 1, nullptr, 0, nullptr, 0, 0};

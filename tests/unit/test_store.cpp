@@ -305,6 +305,67 @@ TEST_F(Store, GetMovesToMostRecentlyUsed) {
     EXPECT_EQ(contains("b"), 0);
 }
 
+// Eviction follows the order of use exactly, across the index's shards:
+// a model list kept beside random gets, replaces, removes, batch gets and
+// new keys names the one key every eviction must take. A shard's oldest
+// tick, which eviction reads without the shard's lock, must follow every
+// change of that shard's list.
+TEST_F(Store, EvictionTakesExactlyTheLeastRecentlyUsedKeyAcrossShards) {
+    const uint32_t slots = 48;
+    open(StoreSpec{4096, slots}.set("eviction", "lru"));
+    std::vector<std::string> order; // least recently used first
+    auto use = [&](const std::string &k) {
+        order.erase(std::remove(order.begin(), order.end(), k), order.end());
+        order.push_back(k);
+    };
+    uint64_t seed = 12345;
+    auto next = [&](uint64_t n) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        return (seed >> 33) % n;
+    };
+    int fresh = 0;
+    for (int step = 0; step < 1500; ++step) {
+        const uint64_t op = next(10);
+        if (order.empty() || op < 3) { // a new key: evicts once the store is full
+            const std::string k = "k" + std::to_string(fresh++);
+            const bool full = order.size() == slots;
+            const std::string victim = full ? order.front() : "";
+            const uint64_t evictions = stats().evictions;
+            ASSERT_EQ(put(k, pattern(fresh, 64)), 0) << step;
+            if (full) {
+                ASSERT_EQ(stats().evictions, evictions + 1) << step;
+                ASSERT_EQ(contains(victim), 0) << "step " << step << ": " << victim
+                                               << " should have been evicted";
+                order.erase(order.begin());
+            }
+            use(k);
+            continue;
+        }
+        const std::string k = order[next(order.size())];
+        if (op < 6) {
+            ASSERT_EQ(value(k).size(), 64u) << step;
+        } else if (op < 7) {
+            std::vector<uint8_t> out(64);
+            daxkv_item it{k.data(), k.size(), out.data(), out.size(), nullptr, 0, 0};
+            ASSERT_EQ(daxkv_get_batch(s(), &it, 1, 0), 1) << step;
+        } else if (op < 9 && order.size() < slots) {
+            // (In a full store a replace evicts too: its new version takes
+            // a slot before the old one goes.)
+            ASSERT_EQ(put(k, pattern(step, 64), DAXKV_REPLACE), 0) << step;
+        } else if (op == 9) {
+            ASSERT_EQ(remove(k), 0) << step;
+            order.erase(std::find(order.begin(), order.end(), k));
+            continue;
+        } else {
+            ASSERT_EQ(value(k).size(), 64u) << step;
+        }
+        use(k);
+    }
+    EXPECT_GT(stats().evictions, 100u);
+    for (const std::string &k : order)
+        EXPECT_EQ(contains(k), 1) << k;
+}
+
 TEST_F(Store, LeaseMovesToMostRecentlyUsed) {
     open({4096, 2});
     ASSERT_EQ(put("a", v1()), 0);
