@@ -97,9 +97,16 @@ CopyEngine::Plan CopyEngine::make_plan(const CopyOp *ops, size_t n) {
         const CopyOp &o = ops[i];
         return reinterpret_cast<uintptr_t>(o.arena_is_dst ? o.dst : o.src);
     };
-    if (p.members.size() > 1)
-        std::stable_sort(p.members.begin(), p.members.end(),
-                         [&](uint32_t a, uint32_t b) { return arena_addr(a) < arena_addr(b); });
+    // In arena order, ties in the order given. A batch's slots often come
+    // in order already (the allocator hands out the lowest free slot): then
+    // nothing is sorted, and when they do not, std::sort with the index as
+    // tie-break orders them as a stable sort would, without its buffer.
+    auto before = [&](uint32_t a, uint32_t b) {
+        const uintptr_t x = arena_addr(a), y = arena_addr(b);
+        return x < y || (x == y && a < b);
+    };
+    if (!std::is_sorted(p.members.begin(), p.members.end(), before))
+        std::sort(p.members.begin(), p.members.end(), before);
     const bool may_merge = fault_hook() == nullptr;
     auto mergeable = [](const CopyOp &o) {
         return !o.block_hashes && !o.overlap_safe && !o.guard_source;

@@ -70,11 +70,14 @@ public:
     }
 
     // Remove and delete e (an entry of this table, with that hash).
-    void erase(const E *e, uint64_t hash) noexcept {
+    void erase(const E *e, uint64_t hash) noexcept { remove(e, hash); }
+
+    // Remove e (an entry of this table, with that hash) and hand it back.
+    std::unique_ptr<E> remove(const E *e, uint64_t hash) noexcept {
         size_t i = home(hash, mask_);
         while (slots_[i].entry != e)
             i = (i + 1) & mask_;
-        delete slots_[i].entry;
+        std::unique_ptr<E> removed(slots_[i].entry);
         // Backward shift: move each later entry of the run into the hole
         // when its home slot does not lie (cyclically) after the hole.
         for (size_t hole = i, j = (i + 1) & mask_;; j = (j + 1) & mask_) {
@@ -90,6 +93,7 @@ public:
             }
         }
         --size_;
+        return removed;
     }
 
     // Room for n entries without growing.

@@ -39,11 +39,23 @@ Index::Locked Index::lookup_inflight(Entry *e, const Inflight &inf, std::string_
 }
 
 Entry &Index::add(Locked &l) {
-    auto owned = std::make_unique<Entry>();
-    owned->key_.assign(l.key_);
-    owned->hash_ = l.hash_;
+    std::vector<std::unique_ptr<Entry>> &spare = l.sh_->spare;
+    std::unique_ptr<Entry> owned;
+    if (spare.empty()) {
+        owned = std::make_unique<Entry>();
+    } else {
+        owned = std::move(spare.back());
+        spare.pop_back();
+    }
     Entry *e = owned.get();
-    l.sh_->entries.insert(std::move(owned), l.hash_);
+    try {
+        e->reset(l.key_, l.hash_);
+        l.sh_->entries.insert(std::move(owned), l.hash_);
+    } catch (...) {
+        if (owned && spare.size() < kSpareEntries)
+            spare.push_back(std::move(owned)); // within its capacity: no allocation
+        throw;
+    }
     l.e_ = e;
     return *e;
 }
@@ -52,7 +64,9 @@ void Index::erase_if_empty(Locked &l) noexcept {
     Entry *e = l.e_;
     if (!e || e->committed_ || e->inflight)
         return;
-    l.sh_->entries.erase(e, e->hash_);
+    std::unique_ptr<Entry> gone = l.sh_->entries.remove(e, e->hash_);
+    if (l.sh_->spare.size() < kSpareEntries)
+        l.sh_->spare.push_back(std::move(gone)); // within its capacity: no allocation
     l.e_ = nullptr;
 }
 

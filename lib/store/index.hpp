@@ -75,6 +75,19 @@ private:
     Entry *prev_ = nullptr, *next_ = nullptr;
     uint64_t tick_ = 0;
     bool in_lru_ = false;
+
+    // Made the entry of key, as new, keeping the key's buffer (a spare).
+    void reset(std::string_view key, uint64_t hash) {
+        key_.assign(key);
+        hash_ = hash;
+        committed_ = false;
+        v_ = Version();
+        pins_ = 0;
+        prev_ = next_ = nullptr;
+        tick_ = 0;
+        in_lru_ = false;
+        inflight = nullptr;
+    }
 };
 
 class Index {
@@ -208,9 +221,23 @@ public:
     int64_t pinned() const noexcept { return pinned_.load(); }
 
 private:
+    // Entries a shard keeps when their keys go, for the keys that come
+    // next: a store that replaces its values (remove, put) would otherwise
+    // free an entry and its key's buffer and allocate both again for every
+    // value, a tenth of a small value's put.
+    // Under AddressSanitizer none are kept, so that a use of an entry after
+    // its key went stays a use after free that it reports.
+#if defined(__SANITIZE_ADDRESS__)
+    static constexpr size_t kSpareEntries = 0;
+#else
+    static constexpr size_t kSpareEntries = 32;
+#endif
+
     struct alignas(64) Shard {
+        Shard() { spare.reserve(kSpareEntries); } // kept without allocating (noexcept)
         std::mutex m;
         EntryTable<Entry> entries;
+        std::vector<std::unique_ptr<Entry>> spare;
         Entry *lru_head = nullptr, *lru_tail = nullptr;
         std::atomic<uint64_t> head_tick{UINT64_MAX}; // read without the lock by eviction
     };
