@@ -27,6 +27,17 @@ int Writes::claim(std::string_view key, uint64_t hash, uint64_t len, unsigned fl
         l->inflight = inf.get();
         out.entry = l.entry();
         c_.slots.write_started();
+        // A free slot is taken here, under the key's lock (an allocator's
+        // lock comes inside a shard lock), which spares the second round
+        // below; making room by eviction takes other shards' locks, so it
+        // waits until this one is released.
+        SlotRef ref;
+        if (take_free_slot(ref)) {
+            inf->ref = c_.slots.start_write(ref.arena, ref.slot);
+            out.dst = c_.pool.arena(ref.arena).slot_data(ref.slot);
+            out.inflight = std::move(inf);
+            return 0;
+        }
     }
     SlotRef ref;
     try {
@@ -71,16 +82,25 @@ int Writes::claim_item(const daxkv_item &it, size_t i, uint64_t hash, unsigned f
     });
 }
 
+bool Writes::take_free_slot(SlotRef &out) noexcept {
+    // The least-used writable device (pool.cpp: placement).
+    const uint32_t best = c_.pool.pick_device();
+    if (best == UINT32_MAX)
+        return false;
+    const uint32_t slot = c_.pool[best].alloc->allocate();
+    if (slot == UINT32_MAX)
+        return false;
+    out = SlotRef{best, slot, 0};
+    return true;
+}
+
 SlotRef Writes::acquire_slot() {
     for (int attempt = 0; attempt < 1024; ++attempt) {
-        // The least-used writable device (pool.cpp: placement).
-        uint32_t best = c_.pool.pick_device();
-        if (best != UINT32_MAX) {
-            uint32_t slot = c_.pool[best].alloc->allocate();
-            if (slot != UINT32_MAX)
-                return SlotRef{best, slot, 0};
-            continue; // raced with another writer: look again
-        }
+        SlotRef ref;
+        if (take_free_slot(ref))
+            return ref;
+        if (c_.pool.pick_device() != UINT32_MAX)
+            continue; // raced with another writer for the last free slot: look again
         if (!c_.pool.any_writable())
             fail(-ENOSPC, "no writable device (every device is draining, being changed or "
                           "removed): evicting would not make room");

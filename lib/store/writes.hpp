@@ -91,6 +91,10 @@ private:
     // p's key, its shard locked: its entry, or null once a forced remove
     // has cancelled the write.
     Index::Locked locate(const Pending &p);
+    // A free slot of the least-used writable device, without evicting:
+    // false when there is none.
+    bool take_free_slot(SlotRef &out) noexcept;
+    // A slot, evicting to make room (per eviction); throws -ENOSPC.
     SlotRef acquire_slot();
     std::string describe_full() const;
 
