@@ -336,7 +336,7 @@ def test_tasks_in_several_pieces_complete_once(tmp_path, adapters, monkeypatch):
     import daxkv.lmcache.l2 as l2
 
     monkeypatch.setattr(l2, "_PIECE_ITEMS", 3)
-    monkeypatch.setattr(l2, "_EDGE_BYTES", S)  # first and last pieces of one item
+    monkeypatch.setattr(l2, "_EDGE_ITEMS", 1)  # first and last pieces of one item
     adapter = adapters(one_device(tmp_path, slots=12))
     listener = Recorder()
     adapter.register_listener(listener)
