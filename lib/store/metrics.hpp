@@ -69,7 +69,7 @@ class ItemTally {
 public:
     explicit ItemTally(const Histogram &sizes) noexcept : unit_(sizes.unit()) {}
     void count(uint64_t len) noexcept {
-        ++items_;
+        ++sizes_.count;
         sizes_.sum += len;
         sizes_.bucket[Histogram::index(len, unit_)]++;
     }
@@ -77,19 +77,17 @@ public:
     // the tally starts over.
     void add_to(std::atomic<uint64_t> &items, std::atomic<uint64_t> &bytes,
                 Histogram &sizes) noexcept {
-        if (!items_)
+        if (!sizes_.count)
             return;
-        items.fetch_add(items_, std::memory_order_relaxed);
+        items.fetch_add(sizes_.count, std::memory_order_relaxed);
         bytes.fetch_add(sizes_.sum, std::memory_order_relaxed);
         sizes.add(sizes_);
-        items_ = 0;
         sizes_ = HistogramValues();
     }
 
 private:
     uint64_t unit_;
-    uint64_t items_ = 0;
-    HistogramValues sizes_; // count unused: items_ counts
+    HistogramValues sizes_; // the items, their bytes and their sizes
 };
 
 // Records the time from construction to destruction into h.
