@@ -16,12 +16,13 @@ LMCache loads it by configuration, through its plugin adapter type::
 ``on_mismatch``, ``numa``, ``nt_stores``.
 
 All devices form one libdaxkv pool. Stores and loads are libdaxkv batches
-(one per piece of about 16 MiB) submitted to its asynchronous engine
-(daxkv_submit); one thread sleeps on the store's event fd and completes
-LMCache's tasks, signalling LMCache's store and load event fds. A lookup is
-one batch run in the submitting call, its result posted on the lookup event
-fd at once. Hotplug goes through LMCache's generic
-``reconfigure`` routes (status, add, remove, resize) with LMCache's HTTP codes.
+(one per piece of a task: 512 items, the first and last 128) submitted to
+its asynchronous engine (daxkv_submit); one thread sleeps on the store's
+event fd and completes LMCache's tasks, signalling LMCache's store and
+load event fds. A lookup is one batch run in the submitting call, its
+result posted on the lookup event fd at once. Hotplug goes through
+LMCache's generic ``reconfigure`` routes (status, add, remove, resize)
+with LMCache's HTTP codes.
 """
 
 from __future__ import annotations
