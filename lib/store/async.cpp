@@ -54,10 +54,12 @@ int AsyncQueue::submit(AsyncOp op, daxkv_item *items, size_t n, unsigned flags, 
     completed_.fetch_add(1, std::memory_order_relaxed);
     complete(tag, op, rc);
     {
+        // Notified under the lock: shutdown waits for !busy_ and may then
+        // free this queue, so nothing of it is touched once m_ is released.
         std::lock_guard<std::mutex> g(m_);
         busy_ = false;
+        cv_.notify_all(); // the dispatcher (queued batches) and shutdown wait for !busy_
     }
-    cv_.notify_all(); // the dispatcher (queued batches) and shutdown wait for !busy_
     return 0;
 }
 

@@ -10,13 +10,16 @@
 namespace daxkv {
 namespace {
 
-SlotLocation location_of(const DeviceRow &d, const SlotRef &r, uint64_t slot_bytes) {
+// mapped: the arena the entry's bytes are in, as its holder keeps it mapped
+// (a device row's own arena is gone once the device is removed).
+SlotLocation location_of(const DeviceRow &d, const arena::Arena &mapped, const SlotRef &r,
+                         uint64_t slot_bytes) {
     SlotLocation loc;
     loc.device_id = d.id;
     loc.slot = r.slot;
     loc.generation = r.gen;
     loc.offset = uint64_t(r.slot) * slot_bytes;
-    loc.payload_base = d.arena->slot_data(0);
+    loc.payload_base = mapped.slot_data(0);
     return loc;
 }
 
@@ -47,13 +50,18 @@ void snapshot_shard(Core &c, size_t i, int device, std::vector<KeyRecord> &out) 
 } // namespace
 
 SlotLocation locate(Store &s, const LeaseState &l) {
-    return location_of(s.core().pool[l.ref.arena], l.ref, s.config().slot_bytes);
+    // A lease keeps its device in the pool: its removal waits for it.
+    const DeviceRow &d = s.core().pool[l.ref.arena];
+    return location_of(d, *d.arena, l.ref, s.config().slot_bytes);
 }
 
 SlotLocation locate(Store &s, const ReservationState &r) {
     if (!r.inflight)
         fail(-EINVAL, "the reservation holds no slot");
-    return location_of(s.core().pool[r.inflight->ref.arena], r.inflight->ref,
+    // A forced removal of its device detaches the reservation without
+    // waiting for it: the row's arena may be gone, the reservation's own
+    // mapping is not.
+    return location_of(s.core().pool[r.inflight->ref.arena], *r.device, r.inflight->ref,
                        s.config().slot_bytes);
 }
 

@@ -25,13 +25,17 @@ int Reservations::reserve(std::string_view key, size_t len,
             r->device = c_.pool[p.inflight->ref.arena].arena;
         }
         p.inflight->reservation = true;
+        // Holding its slot before it is listed: on_device() reads the slot
+        // of every listed reservation as soon as it can take m_.
+        r->inflight = std::move(p.inflight);
         std::lock_guard<std::mutex> g(m_);
         open_.insert(r.get());
     } catch (...) {
+        if (r && r->inflight)
+            p.inflight = std::move(r->inflight);
         writes_.abandon(p);
         throw;
     }
-    r->inflight = std::move(p.inflight);
     *out = std::move(r);
     return 0;
 }
@@ -65,6 +69,11 @@ int Reservations::commit(ReservationState &r) {
         c_.counters.puts_failed++;
         fail(-ECANCELED, "a forced removal or shrink of its device cancelled the reservation");
     }
+    // Its device stays in the pool while the write is in flight; the
+    // reservation's own reference to the mapping is let go now, so that a
+    // removal that waited for this write does not leave the file mapped
+    // (and locked) behind it.
+    r.device.reset();
     try {
         CallGate::Call call(c_.gate);
         const bool hashed = c_.copier.hashes_writes();
@@ -80,8 +89,15 @@ int Reservations::commit(ReservationState &r) {
 }
 
 void Reservations::abort(ReservationState &r) noexcept {
-    end(r, false);
+    const uint8_t phase = end(r, false);
     Pending p = pending_of(r);
+    // Held until the slot is given back only where a forced removal
+    // detached it (the pool may have let go of the device then). Otherwise
+    // the pool holds the device until the slot is back, and a removal that
+    // waits for it must find the file unmapped (and unlocked) once it ends.
+    std::shared_ptr<arena::Arena> device = std::move(r.device);
+    if (phase != Inflight::kDetached)
+        device.reset();
     writes_.abandon(p);
 }
 

@@ -413,6 +413,28 @@ TEST_F(Async, ShutdownWithBatchesInFlightGivesEachAResult) {
     EXPECT_EQ(daxkv_poll(s(), out.data(), out.size()), 0);
 }
 
+TEST_F(Async, CloseRightAfterAnInlineCompletionWaitsForItsSubmitter) {
+    // A small batch runs inside daxkv_submit and posts its completion
+    // before the call returns; a caller that sees it and closes the store
+    // at once must not free the queue under the submitter's feet (the
+    // thread sanitizer build sees the queue touched after close otherwise).
+    for (int round = 0; round < 200; ++round) {
+        open(StoreSpec(4096, 8));
+        Batch p = make("i" + std::to_string(round) + "-", 1, 64, true);
+        std::thread submitter([&] {
+            EXPECT_EQ(daxkv_submit(s(), DAXKV_OP_PUT, p.items.data(), 1, 0, 7), 0) << daxkv_errmsg();
+        });
+        daxkv_completion c{};
+        int n = 0;
+        for (long spins = 0; n == 0 && spins < 100000000; ++spins)
+            n = daxkv_poll(s(), &c, 1);
+        ASSERT_EQ(n, 1) << "no completion";
+        EXPECT_EQ(c.result, 1);
+        store_.reset(); // daxkv_shutdown + daxkv_close while the submitter may still be returning
+        submitter.join();
+    }
+}
+
 TEST_F(Async, CloseWithUncollectedCompletionsAndQueuedBatches) {
     // Nothing leaks (the sanitizer build checks) and close returns.
     int fds = count_fds();

@@ -477,6 +477,76 @@ TEST_F(Pool, ForcedRemoveWaitsForLeasesWhichStayValid) {
         EXPECT_EQ(check(i), "");
 }
 
+TEST_F(Pool, ADetachedReservationStillTellsItsSlot) {
+    // A forced removal detaches a reservation and lets go of the device's
+    // row, but the reservation keeps the mapping it writes to:
+    // daxkv_reservation_slot still addresses its bytes.
+    open_pool(2, 8);
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_DRAIN, 0, nullptr), 0)
+        << daxkv_errmsg(); // new entries go to dev1
+    daxkv_reservation *r = nullptr;
+    void *data = nullptr;
+    ASSERT_EQ(daxkv_reserve_meta(s(), "k", 1, 64, nullptr, 0, &data, &r), 0) << daxkv_errmsg();
+    daxkv_slot_info before, after;
+    before.struct_size = after.struct_size = sizeof before;
+    ASSERT_EQ(daxkv_reservation_slot(r, &before), 0) << daxkv_errmsg();
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[1].c_str(), DAXKV_EVICT, DAXKV_FORCE, nullptr), 0)
+        << daxkv_errmsg();
+    std::memset(data, 'x', 64);
+    ASSERT_EQ(daxkv_reservation_slot(r, &after), 0) << daxkv_errmsg();
+    EXPECT_EQ(static_cast<char *>(after.payload_base) + after.offset, data);
+    EXPECT_EQ(after.device_id, before.device_id);
+    EXPECT_EQ(after.slot, before.slot);
+    EXPECT_EQ(after.generation, before.generation);
+    EXPECT_EQ(daxkv_commit(r), -ECANCELED);
+}
+
+TEST_F(Pool, ReservationsRacingRemovalsOfTheirDevice) {
+    // Reservations taken and aborted while their device is removed and
+    // added back, round after round: a reservation is listed for removals
+    // to see only once it holds its slot, and a removal that succeeded
+    // leaves the file unmapped and unlocked, so that adding it back at once
+    // works (an aborted reservation no longer keeps the mapping past the
+    // return of its slot).
+    open_pool(2, 16);
+    std::atomic<bool> stop{false};
+    std::vector<std::thread> reservers;
+    for (int t = 0; t < 2; ++t)
+        reservers.emplace_back([&, t] {
+            for (long n = 0; !stop.load(); ++n) {
+                std::string k = "r" + std::to_string(t) + "-" + std::to_string(n % 64);
+                daxkv_reservation *r = nullptr;
+                if (daxkv_reserve(s(), k.data(), k.size(), 64, &r) == 0)
+                    daxkv_abort(r);
+            }
+        });
+    const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+    int removed = 0;
+    std::string failure;
+    while (failure.empty() && std::chrono::steady_clock::now() < until) {
+        const int rc = daxkv_device_remove(s(), paths_[1].c_str(), DAXKV_EVICT, 0, nullptr);
+        if (rc == -EBUSY)
+            continue; // a reservation held a slot there at the check
+        if (rc != 0) {
+            failure = "remove: " + std::to_string(rc) + " " + daxkv_errmsg();
+            break;
+        }
+        ++removed;
+        if (int a = daxkv_device_add(s(), paths_[1].c_str(), dev_bytes()))
+            failure = "add after a removal: " + std::to_string(a) + " " + daxkv_errmsg();
+    }
+    stop = true;
+    for (auto &t : reservers)
+        t.join();
+    ASSERT_EQ(failure, "");
+    EXPECT_GT(removed, 0);
+    struct daxkv_stats st;
+    st.struct_size = sizeof st;
+    ASSERT_EQ(daxkv_stats(s(), &st), 0);
+    EXPECT_EQ(st.slots_inflight, 0u);
+    EXPECT_EQ(st.slots_used, 0u);
+}
+
 TEST_F(Pool, AQuarantinedSlotDoesNotHoldUpRemovalOrDrain) {
     open_pool(2, 8, {{"verify", "read"}});
     fill(0, 6); // key 0 lands first: dev0, slot 0
