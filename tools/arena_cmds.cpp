@@ -88,6 +88,7 @@ nlohmann::json to_json(const std::string &path, const pf::Mapping &m, const ar::
                      {"dropped_stale", r.stale},
                      {"bad_header", r.bad_header},
                      {"bad_value", r.bad_value},
+                     {"bad_removal_words", r.bad_removals},
                      {"usec", r.usec}};
     nlohmann::json f = nlohmann::json::array();
     for (const auto &x : r.findings) {
@@ -245,6 +246,11 @@ int cmd_check(const Args &a) {
                         " with a bad header, %" PRIu64 " with a bad value, %" PRIu64
                         " stale duplicates\n",
                         r.live, r.torn, r.bad_header, r.bad_value, r.stale);
+        if (r.bad_removals)
+            std::printf("  %" PRIu64 " words of the removal table out of range%s\n",
+                        r.bad_removals,
+                        repair ? ": set to the arena's floor" : " (an open sets them to the "
+                                                                "arena's floor)");
         if (!r.findings.empty())
             print_findings(r, 50);
         if (repair && r.withdrawn)

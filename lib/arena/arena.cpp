@@ -147,6 +147,7 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
         } else {
             sb_ = sb;
             usable_.store(usable_slots_of(sb));
+            repair_removal_table();
             // Repair a damaged or older second copy.
             if (!rep.valid_a || !rep.valid_b)
                 write_superblock();
@@ -292,6 +293,33 @@ void Arena::set_seq_floor(uint64_t v) {
         return;
     sb_.seq_floor = v;
     write_superblock();
+}
+
+// The removal table is outside the superblock's checksum: a word at or
+// above kSeqMax is damage (format.hpp), which would otherwise carry the
+// pool's sequence numbers past 2^64. Each such word becomes the arena's
+// floor, a change as recent as any this device may have seen: the entries
+// of its bucket here are judged removed at this open (lost from the cache,
+// never brought back stale), and later commits, numbered above the floor,
+// are not.
+void Arena::repair_removal_table() {
+    uint32_t damaged = 0;
+    for (uint32_t b = 0; b < kRemovalBuckets; ++b) {
+        uint64_t *w = removal_word(b);
+        if (*w >= kSeqMax) {
+            *w = sb_.seq_floor;
+            ++damaged;
+        }
+    }
+    if (!damaged)
+        return;
+    for (uint64_t block = 0; block < 2; ++block)
+        map_->persist(map_->base() + block * kSuperblockBytes + kRemovalTableOffset,
+                      kSuperblockBytes - kRemovalTableOffset);
+    log(kLogWarning,
+        "%s: %u words of the removal table were out of range (damaged) and are set to the "
+        "arena's floor; entries of their buckets on this device are dropped",
+        map_->info().path.c_str(), damaged);
 }
 
 uint64_t Arena::removal(uint32_t b) const noexcept {

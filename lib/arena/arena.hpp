@@ -187,6 +187,7 @@ private:
     void explain_unusable_superblocks(bool only_truncation) const;
     uint64_t usable_at_format() const;
     void write_superblock(); // sb_m_ held, or before the arena is shared
+    void repair_removal_table(); // at open, before the arena is shared
     uint64_t *removal_word(uint32_t b) const noexcept {
         return reinterpret_cast<uint64_t *>(map_->base() + (b / kRemovalBucketsPerBlock) *
                                                                kSuperblockBytes +

@@ -62,6 +62,14 @@ struct Superblock {
 };
 static_assert(sizeof(Superblock) == 256, "superblock layout");
 
+// Sequence numbers (slot headers' seq and commit, seq_floor, the removal
+// table's words) stay below kSeqMax: they start near the wall clock in
+// nanoseconds (about 2^60.6 in 2026) and grow by one per commit or removal,
+// so a value at or above it (2^63, the year 2262 in nanoseconds) is damage.
+// Taken as a number it would carry the pool's numbers past 2^64, where
+// they wrap, and every later commit would lose to it at the next open.
+constexpr uint64_t kSeqMax = uint64_t(1) << 63;
+
 // The removal table (pool history): kRemovalBuckets 64-bit words, the
 // largest sequence number at which a key of each bucket was removed,
 // evicted or dropped (0: none). It fills the rest of the two superblock

@@ -96,6 +96,20 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
         persist(bad, sizeof r.sb);
         r.superblock_rewritten = true;
     }
+    // The removal table, judged as an open judges it.
+    for (uint64_t block = 0; block < 2; ++block) {
+        auto *words = reinterpret_cast<uint64_t *>(base + block * kSuperblockBytes +
+                                                   kRemovalTableOffset);
+        for (uint32_t i = 0; i < kRemovalBucketsPerBlock; ++i) {
+            if (words[i] < kSeqMax)
+                continue;
+            r.bad_removals++;
+            if (opt.repair) {
+                words[i] = r.sb.seq_floor;
+                persist(&words[i], sizeof words[i]);
+            }
+        }
+    }
     // An arena last used with durability=none: its headers are not trusted
     // and an open clears them; there are no entries to judge.
     if (!r.recoverable)

@@ -45,6 +45,9 @@ struct ImageReport {
     uint64_t value_bytes = 0; // sum of the live entries' value_len
     uint64_t max_seq = 0;
     uint64_t torn = 0, bad_header = 0, bad_value = 0, stale = 0;
+    // Removal-table words out of range (kSeqMax and above): an open sets
+    // them to the floor (Arena::repair_removal_table), as a repair does.
+    uint64_t bad_removals = 0;
     std::vector<SlotFinding> findings; // damaged and stale slots, by slot
     // Repair.
     uint64_t withdrawn = 0;   // commit words cleared
@@ -55,7 +58,8 @@ struct ImageReport {
     // duplicates are what a crash mid-replace leaves; recovery resolves them).
     bool damaged() const noexcept {
         return (state == ImageState::arena && (!copy_a_valid || !copy_b_valid)) ||
-               state == ImageState::damaged_arena || torn || bad_header || bad_value;
+               state == ImageState::damaged_arena || torn || bad_header || bad_value ||
+               bad_removals;
     }
 };
 

@@ -44,7 +44,8 @@ bool superblock_valid(const Superblock &sb, uint64_t backed_bytes) noexcept {
         return false;
     if (sb.key_max != kKeyMax || sb.header_offset != kHeaderOffset || sb.slot_count == 0 ||
         sb.slot_count > UINT32_MAX || sb.slot_bytes == 0 ||
-        sb.header_bytes != header_bytes_for(sb.meta_bytes) || sb.usable_slots > sb.slot_count)
+        sb.header_bytes != header_bytes_for(sb.meta_bytes) || sb.usable_slots > sb.slot_count ||
+        sb.seq_floor >= kSeqMax)
         return false;
     // Bounds, with overflow checks: headers then data inside the arena, and
     // the usable slots' payloads inside what the device has.
@@ -99,6 +100,8 @@ SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
         return SlotVerdict::empty;
     if (commit != h->seq)
         return SlotVerdict::torn;
+    if (h->seq >= kSeqMax)
+        return SlotVerdict::bad_header; // a number no commit is given (format.hpp)
     // Bounds before the checksum: it reads key_len and meta_len bytes.
     if (h->key_len < 1 || h->key_len > kKeyMax || h->meta_len > l.meta_bytes ||
         h->value_len > l.slot_bytes)

@@ -12,10 +12,16 @@
 // added back by daxkv_device_add instead of an open; an arena holding two
 // committed versions of one key (what a crash mid-replace leaves) given to
 // daxkv_device_add, and one whose key the pool holds older or newer.
+// Damaged history: removal-table words of erased media (all ones), of
+// 2^64 - 4096 and of exactly 2^64 - 1 on one device of the pool.
 #include <chrono>
 #include <cstdio>
 #include <thread>
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "arena/format.hpp"
 #include "common.hpp"
 
 using namespace adv;
@@ -281,4 +287,56 @@ TEST_F(History, AddResolvesAKeyThePoolHoldsByTheNewestCommit) {
     EXPECT_EQ(daxkv_remove(s(), k.data(), k.size(), 0), -EBUSY);
 }
 
+TEST_F(History, OutOfRangeRemovalWordsLoseNoLaterWrite) {
+    // The removal table is outside the superblock's checksum. Words at or
+    // above 2^63 (erased media, a stray write) once carried the pool's
+    // sequence numbers past 2^64: every later commit then lost to them at
+    // the next open, on this device and, once the word was shared, on the
+    // healthy one too. They are now damage, set to the device's floor.
+    slots_ = 64;
+    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 12; ++i)
+        ASSERT_EQ(put_key(s(), i, 1), 0);
+    store_.reset();
+    {
+        const int fd = ::open(a_.c_str(), O_RDWR);
+        ASSERT_GE(fd, 0);
+        const uint32_t n = daxkv::arena::kRemovalBucketsPerBlock;
+        std::vector<uint64_t> ones(n, ~uint64_t(0));
+        const off_t table_a = daxkv::arena::kRemovalTableOffset;
+        const off_t table_b = daxkv::arena::kSuperblockBytes + daxkv::arena::kRemovalTableOffset;
+        ASSERT_EQ(::pwrite(fd, ones.data(), n * 8, table_a), ssize_t(n * 8));
+        const uint64_t near_top[2] = {~uint64_t(0) - 4095, ~uint64_t(0)};
+        ASSERT_EQ(::pwrite(fd, near_top, sizeof near_top, table_b), ssize_t(sizeof near_top));
+        ::close(fd);
+    }
+    // Each open takes new keys and replaces old ones; every one of them
+    // must be there at the next open, round after round.
+    uint32_t next = 12;
+    for (int round = 0; round < 3; ++round) {
+        ASSERT_EQ(open(), 0) << daxkv_errmsg();
+        for (uint32_t i = next; i < next + 20; ++i)
+            ASSERT_EQ(put_key(s(), i, 1), 0) << daxkv_errmsg();
+        next += 20;
+        store_.reset();
+        ASSERT_EQ(open(), 0) << daxkv_errmsg();
+        for (uint32_t i = 12; i < next; ++i)
+            EXPECT_EQ(check_key(s(), i, 1), "") << "round " << round << " key " << i;
+        store_.reset();
+    }
+    // The healthy device alone keeps what it holds: nothing damaged was
+    // shared with it.
+    ASSERT_EQ(open(), 0) << daxkv_errmsg();
+    const std::vector<uint32_t> on_b = keys_on(next, 1);
+    store_.reset();
+    ASSERT_GE(on_b.size(), 10u);
+    hide(a_);
+    ASSERT_EQ(open(), 0) << daxkv_errmsg();
+    for (uint32_t i : on_b)
+        EXPECT_EQ(check_key(s(), i, 1), "") << "key " << i;
+    store_.reset();
+    unhide(a_);
+}
+
 } // namespace
+
