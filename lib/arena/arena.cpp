@@ -49,10 +49,16 @@ SuperblockReport Arena::inspect(const platform::Mapping &map) {
 
 SuperblockReport Arena::inspect_file(const std::string &path) {
     SuperblockReport r;
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    // Judged by where the path leads, as the open that follows judges it
+    // (a symlink is followed). Only a regular file is opened, and without
+    // blocking: a FIFO put at the path would otherwise hold the open until
+    // a writer came; the file type is checked again on what was opened.
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
+        return r;
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return r;
-    struct stat st;
     char buf[kHeaderOffset];
     const bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
                     ::pread(fd, buf, sizeof buf, 0) == static_cast<ssize_t>(sizeof buf);

@@ -247,8 +247,8 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
             m->created_file_ = true;
         else if (!exists && errno != EEXIST)
             fail_errno(errno, "cannot create " + req.path);
-        else
-            fd.fd = ::open(req.path.c_str(), O_RDWR | O_CLOEXEC);
+        else // not blocking: a FIFO put at the path since it was judged fails below
+            fd.fd = ::open(req.path.c_str(), O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         if (fd.fd < 0)
             fail_errno(errno, "cannot open " + req.path);
         m->fd_ = fd.release(); // closed (and a created file removed) by ~Mapping from here
@@ -403,8 +403,14 @@ Mapping::~Mapping() {
         else if (grown_from_)
             (void)::ftruncate(fd_, static_cast<off_t>(grown_from_)); // its size as found
     }
-    if (fd_ >= 0)
-        ::close(fd_); // releases the flock
+    if (fd_ >= 0) {
+        // Unlocked before the close: a flock belongs to the open file
+        // description, which a child forked meanwhile shares (the fd is only
+        // closed at its exec), and closing our fd alone would leave the
+        // arena locked until the child exits.
+        (void)::flock(fd_, LOCK_UN);
+        ::close(fd_);
+    }
 }
 
 namespace {

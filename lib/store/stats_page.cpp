@@ -144,8 +144,13 @@ StatsPage::~StatsPage() {
         ::munmap(map_, kPageBytes);
     if (!tmp_name_.empty())
         ::unlink(tmp_name_.c_str());
-    if (fd_ >= 0)
-        ::close(fd_); // drops the flock: a name still left is stale from here on
+    if (fd_ >= 0) {
+        // Drops the flock: a name still left is stale from here on. Unlocked
+        // first, as a child forked meanwhile shares the lock (Mapping does
+        // the same).
+        (void)::flock(fd_, LOCK_UN);
+        ::close(fd_);
+    }
 }
 
 void StatsPage::name_device(const std::string &device_path) {
@@ -219,7 +224,8 @@ void remove_stale_pages() noexcept {
         if (std::strncmp(de->d_name, "daxkv-stats.", 12) != 0)
             continue;
         const std::string name = dir + "/" + de->d_name;
-        const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        // Not blocking: anyone may put a FIFO of that name in the directory.
+        const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
         if (fd < 0)
             continue;
         struct stat held, now;
@@ -289,7 +295,8 @@ void StatsPublisher::unname_device(const std::string &device_path) noexcept {
 
 PageSnapshot read_stats_page(const std::string &device_path) {
     const std::string name = in_dir(stats_page_name(device_path));
-    const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+    // Not blocking: anyone may put a FIFO of that name in the directory.
+    const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0) {
         if (errno == ENOENT)
             fail(-ENOENT, "no running store publishes statistics for %s (none has it open, or "

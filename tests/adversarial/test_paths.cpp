@@ -6,7 +6,10 @@
 // symlink chain climbing into /dev, "/dev/shm/../NAME", a regular file under
 // /dev given to daxkv_probe, a probe path longer than daxkv_device_info
 // holds; a directory, a FIFO, a socket, /dev/null, a symlink loop, a file
-// inside a regular file, a missing directory, a path ending in "/"; an open
+// inside a regular file, a missing directory, a path ending in "/" (each
+// with grow_limit 0 and auto); an arena reopened with grow_limit=auto
+// through a symlink; an arena closed while a forked child holds its file
+// description; an open
 // that fails after creating its file (a slot larger than the arena, a second
 // device that is foreign), of an existing zeroed file and of an existing
 // empty one; a device_add whose arena holds no slot; a file system too small
@@ -167,11 +170,65 @@ TEST_F(Paths, FileTypesAndBrokenPathsAreRefusedAndCreateNothing) {
         {dir_.file("no-such-dir/x"), -ENOENT},
         {dir_.file("missing/"), -EINVAL},
     };
-    for (const Case &c : cases) {
-        EXPECT_EQ(open_devices({{c.path, 1 << 20}}), c.want) << c.path << ": " << daxkv_errmsg();
-        EXPECT_EQ(list_dir(dir_.path()), before) << c.path << " created something";
+    // grow_limit=auto reads an existing arena's layout before the open: the
+    // same answers, and a FIFO does not hold it (an alarm ends the test
+    // rather than let it hang).
+    for (const char *grow : {"0", "auto"}) {
+        for (const Case &c : cases) {
+            ::alarm(30);
+            EXPECT_EQ(open_devices({{c.path, 1 << 20}}, {{"grow_limit", grow}}), c.want)
+                << c.path << " grow_limit=" << grow << ": " << daxkv_errmsg();
+            ::alarm(0);
+            EXPECT_EQ(list_dir(dir_.path()), before) << c.path << " created something";
+        }
     }
     ::close(sock);
+}
+
+TEST_F(Paths, AnArenaClosedWhileAForkedChildLivesCanBeOpenedAgain) {
+    // A server that forks workers: the child shares the open file
+    // description that holds the arena's lock. Once the parent closed its
+    // store, the arena is free again, whatever the child does.
+    const std::string path = dir_.file("forked.arena");
+    ASSERT_EQ(open_devices({{path, dev_bytes_for(4)}}), 0) << daxkv_errmsg();
+    ASSERT_EQ(put_key(store_.get(), 1, 1), 0);
+    int ready[2];
+    ASSERT_EQ(::pipe(ready), 0);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        char c;
+        ::close(ready[1]);
+        (void)::read(ready[0], &c, 1); // until the parent is done
+        ::_exit(0);
+    }
+    ::close(ready[0]);
+    store_.reset();
+    const int rc = open_devices({{path, dev_bytes_for(4)}});
+    const std::string msg = daxkv_errmsg();
+    ::close(ready[1]);
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_EQ(rc, 0) << msg;
+    EXPECT_EQ(check_key(store_.get(), 1, 1), "");
+}
+
+TEST_F(Paths, GrowLimitAutoReadsAnArenaThroughASymlink) {
+    // An arena laid out to grow to 4 MiB, opened at 1 MiB: reopened with
+    // grow_limit=auto it keeps its room, by its own name and through a
+    // symlink alike (the layout is read where the path leads).
+    const uint64_t bytes = 1 << 20;
+    ASSERT_EQ(open_devices({{dir_.file("grow.arena"), bytes}}, {{"grow_limit", "4MiB"}}), 0)
+        << daxkv_errmsg();
+    ASSERT_EQ(put_key(store_.get(), 1, 1), 0);
+    store_.reset();
+    ASSERT_EQ(::symlink("grow.arena", dir_.file("grow.link").c_str()), 0);
+    for (const char *name : {"grow.arena", "grow.link"}) {
+        ASSERT_EQ(open_devices({{dir_.file(name), bytes}}, {{"grow_limit", "auto"}}), 0)
+            << name << ": " << daxkv_errmsg();
+        EXPECT_EQ(check_key(store_.get(), 1, 1), "") << name;
+        store_.reset();
+    }
 }
 
 // ---------------------------------------------------------------------------
