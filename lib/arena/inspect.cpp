@@ -6,6 +6,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "internal/util.hpp"
+
 namespace daxkv {
 namespace arena {
 namespace {
@@ -28,23 +30,6 @@ const char *image_state_name(ImageState s) noexcept {
     case ImageState::foreign: return "foreign";
     }
     return "?";
-}
-
-std::string printable_key(const char *p, size_t n) {
-    static const char hex[] = "0123456789abcdef";
-    std::string out;
-    out.reserve(n);
-    for (size_t i = 0; i < n; ++i) {
-        auto c = static_cast<unsigned char>(p[i]);
-        if (c >= 0x20 && c < 0x7f && c != '\\') {
-            out += static_cast<char>(c);
-        } else {
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
 }
 
 // Slots between two progress reports: frequent enough to move a display,
@@ -133,7 +118,7 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
         f.seq = h->seq;
         f.value_len = h->value_len;
         if (trust_key)
-            f.key = printable_key(reinterpret_cast<const char *>(h + 1), h->key_len);
+            f.key = printable(std::string_view(reinterpret_cast<const char *>(h + 1), h->key_len));
         r.findings.push_back(std::move(f));
     };
     // Newest commit of each key so far: (slot, seq). Ties go to the later

@@ -77,8 +77,6 @@ struct CheckOptions {
 // with opt.repair, and then only commit words and a damaged superblock copy.
 ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt);
 
-// Keys are bytes: a printable rendering with \xNN escapes (valid UTF-8, JSON-safe).
-std::string printable_key(const char *p, size_t n);
 
 } // namespace arena
 } // namespace daxkv

@@ -17,12 +17,12 @@ namespace {
 // Parse the leading digits; reject empty, signs, overflow.
 uint64_t parse_digits(const std::string &text, size_t &pos, const char *what) {
     if (pos >= text.size() || !std::isdigit(static_cast<unsigned char>(text[pos])))
-        fail(-EINVAL, "%s: '%s' is not a non-negative integer", what, text.c_str());
+        fail(-EINVAL, "%s: '%s' is not a non-negative integer", what, printable(text).c_str());
     uint64_t v = 0;
     while (pos < text.size() && std::isdigit(static_cast<unsigned char>(text[pos]))) {
         unsigned d = static_cast<unsigned>(text[pos] - '0');
         if (v > (std::numeric_limits<uint64_t>::max() - d) / 10)
-            fail(-EINVAL, "%s: '%s' overflows 64 bits", what, text.c_str());
+            fail(-EINVAL, "%s: '%s' overflows 64 bits", what, printable(text).c_str());
         v = v * 10 + d;
         ++pos;
     }
@@ -35,7 +35,7 @@ uint64_t parse_uint(const std::string &text, const char *what) {
     size_t pos = 0;
     uint64_t v = parse_digits(text, pos, what);
     if (pos != text.size())
-        fail(-EINVAL, "%s: '%s' is not a non-negative integer", what, text.c_str());
+        fail(-EINVAL, "%s: '%s' is not a non-negative integer", what, printable(text).c_str());
     return v;
 }
 
@@ -65,10 +65,10 @@ uint64_t parse_size(const std::string &text, const char *what) {
                 }
         if (!found)
             fail(-EINVAL, "%s: '%s' has an unknown unit '%s' (use B, KiB, MiB, GiB or TiB)", what,
-                 text.c_str(), suffix.c_str());
+                 printable(text).c_str(), printable(suffix).c_str());
     }
     if (v > std::numeric_limits<uint64_t>::max() / mult)
-        fail(-EINVAL, "%s: '%s' overflows 64 bits", what, text.c_str());
+        fail(-EINVAL, "%s: '%s' overflows 64 bits", what, printable(text).c_str());
     return v * mult;
 }
 
@@ -78,7 +78,26 @@ bool parse_bool(const std::string &text, const char *what) {
     if (text == "0" || text == "false" || text == "no" || text == "off")
         return false;
     fail(-EINVAL, "%s: '%s' is not a boolean (use 1/0, true/false, yes/no, on/off)", what,
-         text.c_str());
+         printable(text).c_str());
+}
+
+std::string printable(std::string_view bytes) {
+    const char *p = bytes.data();
+    const size_t n = bytes.size();
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+        auto c = static_cast<unsigned char>(p[i]);
+        if (c >= 0x20 && c < 0x7f && c != '\\') {
+            out += static_cast<char>(c);
+        } else {
+            out += "\\x";
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
 }
 
 uint64_t hash_bytes(const void *p, size_t n) noexcept { return XXH3_64bits(p, n); }

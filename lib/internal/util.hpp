@@ -22,6 +22,9 @@ uint64_t parse_size(const std::string &text, const char *what);
 uint64_t parse_uint(const std::string &text, const char *what);
 // "on/off, 1/0, true/false, yes/no".
 bool parse_bool(const std::string &text, const char *what);
+// Bytes as printable text for a message: printable ASCII as it is, every
+// other byte (and the backslash) as \xNN. Valid UTF-8 and JSON-safe.
+std::string printable(std::string_view bytes);
 
 // 64-bit hash of a byte string (XXH3).
 uint64_t hash_bytes(const void *p, size_t n) noexcept;

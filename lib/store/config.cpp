@@ -7,16 +7,11 @@
 
 #include <nlohmann/json.hpp>
 
-#include "arena/inspect.hpp"
 #include "internal/error.hpp"
 #include "internal/util.hpp"
 
 namespace daxkv {
 namespace {
-
-// A key or value from the caller, fit for a message: bytes that are not
-// printable ASCII (a newline that would forge a log line, a NUL) as \xNN.
-std::string printable(const std::string &s) { return arena::printable_key(s.data(), s.size()); }
 
 // ---------------------------------------------------------------------------
 // The configuration keys. One table: daxkv_config_set parses through it, the
@@ -275,6 +270,24 @@ void no_nul(const std::string &s, const std::string &what) {
         fail(-EINVAL, "%s contains a NUL character (\\u0000)", what.c_str());
 }
 
+// The same for every key and string anywhere in v, nested objects and
+// lists included (LMCache options the core passes over are no exception:
+// the document is refused whole, as the contract says).
+void no_nul_anywhere(const json &v, const std::string &where) {
+    if (v.is_string()) {
+        no_nul(v.get<std::string>(), where);
+    } else if (v.is_object()) {
+        for (auto it = v.begin(); it != v.end(); ++it) {
+            no_nul(it.key(), "a key in " + where);
+            no_nul_anywhere(it.value(), where + "." + printable(it.key()));
+        }
+    } else if (v.is_array()) {
+        size_t i = 0;
+        for (const auto &e : v)
+            no_nul_anywhere(e, where + "[" + std::to_string(i++) + "]");
+    }
+}
+
 // A JSON value of a daxkv key, as the text daxkv_config_set takes.
 std::string as_text(const json &v, const std::string &key) {
     if (v.is_string())
@@ -333,8 +346,7 @@ Config Config::from_json(const std::string &text) {
         const std::string &k = it.key();
         const json &v = it.value();
         no_nul(k, "a configuration key");
-        if (v.is_string())
-            no_nul(v.get<std::string>(), "the value of " + printable(k));
+        no_nul_anywhere(v, "the value of " + printable(k));
         if (k == "type") {
             if (!v.is_string() || v.get<std::string>() != "dax")
                 fail(-EINVAL, "type must be \"dax\"");

@@ -8,8 +8,11 @@
 // flags, struct_size 0 and 4, counts above INT32_MAX, unknown ops and modes):
 // every daxkv_* function of lib/libdaxkv.map; configuration values with
 // trailing bytes, signs, spaces, hex, units in the wrong case, and a key
-// with a newline; LMCache JSON with "\u0000" in a device path, a key and a
-// value, a key given twice, a non-object, nesting 20 deep, 1 MiB + 1 bytes,
+// with a newline; values of every kind of key (numbers, sizes, booleans,
+// choices) with a newline, an escape sequence and bytes 0x01 and 0xff, which
+// the message must show as \xNN; LMCache JSON with "\u0000" in a device
+// path, a key and a value, also nested in objects and lists the core passes
+// over, a key given twice, a non-object, nesting 20 deep, 1 MiB + 1 bytes,
 // numbers where strings go and back, max_dax_size_gb of 0, -1, 1e-300, NaN
 // text and 2 PiB.
 #include <climits>
@@ -223,6 +226,17 @@ TEST_F(Input, ConfigurationValues) {
         EXPECT_CODE(daxkv_config_set(cfg.get(), c.key, c.value), -EINVAL, c.what);
     // A key with a newline is shown escaped, not as two lines.
     EXPECT_CODE(daxkv_config_set(cfg.get(), "slot\nbytes", "1"), -EINVAL, "slot\\x0abytes");
+    // So is a value, whatever kind of key takes it: the message never
+    // carries a raw control byte (a forged log line, a terminal escape).
+    for (const char *key : {"slot_bytes", "workers", "meta_bytes", "grow_limit", "stats_interval",
+                            "hotplug", "create", "cuda_staging_bytes", "eviction"}) {
+        for (const char *value : {"5\n", "4096\x1b[31m", "\x01", "1\xff"}) {
+            EXPECT_EQ(daxkv_config_set(cfg.get(), key, value), -EINVAL) << key;
+            const std::string msg = daxkv_errmsg();
+            for (unsigned char ch : msg)
+                EXPECT_TRUE(ch >= 0x20 && ch < 0x7f) << key << ": " << msg;
+        }
+    }
     EXPECT_CODE(daxkv_config_set(cfg.get(), nullptr, "1"), -EINVAL, "key");
     EXPECT_CODE(daxkv_config_set(nullptr, "slot_bytes", "1"), -EINVAL, "config");
     EXPECT_CODE(daxkv_config_add_device(cfg.get(), nullptr, 0), -EINVAL, "path");
@@ -250,6 +264,16 @@ TEST_F(Input, JsonStringsThatAreNotWhatTheySeem) {
          "NUL"},
         {"{" + base + "\"device_path\": \"" + p + "\", \"eviction\": \"lru\\u0000none\"}", "NUL"},
         {"{" + base + "\"device_path\": \"" + p + "\", \"slot_bytes\\u0000x\": 1}", "NUL"},
+        // Inside objects and lists the core passes over (LMCache's options):
+        // refused all the same.
+        {"{" + base + "\"device_path\": \"" + p + "\", \"eviction\": {\"policy\\u0000\": \"lru\"}}",
+         "NUL"},
+        {"{" + base + "\"device_path\": \"" + p + "\", \"eviction\": {\"policy\": \"l\\u0000ru\"}}",
+         "NUL"},
+        {"{\"slot_bytes\": 4096, \"devices\": [{\"device_path\": \"" + p +
+             "\", \"max_dax_size_gb\": 0.01, \"note\\u0000\": \"x\"}]}",
+         "NUL"},
+        {"{" + base + "\"device_path\": \"" + p + "\", \"serde\": [\"a\", [\"b\\u0000\"]]}", "NUL"},
         // One key, two values: which counts is not for the parser to decide.
         {"{" + base + "\"device_path\": \"" + p + "\", \"slot_bytes\": 8192}", "twice"},
         {"{\"slot_bytes\": 4096, \"devices\": [{\"device_path\": \"" + p +

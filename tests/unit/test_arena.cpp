@@ -50,6 +50,7 @@
 #include "arena/format.hpp"
 #include "arena/inspect.hpp"
 #include "helpers.hpp"
+#include "internal/util.hpp"
 #include "store/slot_allocator.hpp"
 
 using namespace daxkv_test;
@@ -796,7 +797,7 @@ TEST(CheckImage, ClassifiesWhatIsNotAnArena) {
     r = ar::check_image(img.data(), img.size(), ar::CheckOptions{});
     EXPECT_EQ(r.state, ar::ImageState::damaged_arena);
     EXPECT_TRUE(r.damaged());
-    EXPECT_EQ(ar::printable_key("a\x01\xff\\", 4), "a\\x01\\xff\\x5c");
+    EXPECT_EQ(daxkv::printable(std::string_view("a\x01\xff\\", 4)), "a\\x01\\xff\\x5c");
 }
 
 // ---------------------------------------------------------------------------
