@@ -26,11 +26,14 @@ Bad inputs tried here:
   an active path with another size (add); remove and resize of a device
   with locked keys; a resize past the room its file was laid out for; a
   migrating remove with no room elsewhere;
-* every task submission after close.
+* every task submission after close;
+* a submission refused because close() stopped the engine, and one
+  refused for another reason.
 """
 
 # Standard
 import argparse
+import logging
 import json
 import select
 
@@ -748,3 +751,46 @@ def test_submissions_after_close_raise(tmp_path):
     adapter.delete([okey(1)])  # a no-op once closed
     adapter.close()  # idempotent
     release(obj)
+
+
+# -- close racing a submission ----------------------------------------------------------
+
+
+def test_close_racing_a_submission_is_not_an_error(tmp_path, adapters, caplog):
+    adapter = adapters(one_device(tmp_path))
+    obj = mobj(1.0)
+    assert store(adapter, [okey(1)], [obj]).is_successful()
+    # close() has stopped the engine but not yet marked the adapter closed:
+    # the submission is refused with Shutdown, an expected end.
+    adapter._engine.close()
+    target = mobj(0.0)
+    with caplog.at_level(logging.DEBUG, logger="daxkv.lmcache"):
+        assert not store(adapter, [okey(2)], [obj]).is_successful()
+        assert load(adapter, [okey(1)], [target]) == [False]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and r.name.startswith("daxkv")]
+    refused = [r for r in caplog.records if "submission refused: the adapter is closing" in r.getMessage()]
+    assert len(refused) == 2 and all(r.levelno == logging.DEBUG and r.exc_info is None for r in refused)
+    status = adapter.report_status()
+    assert (status["inflight_store_tasks"], status["inflight_load_tasks"]) == (0, 0)
+    release(obj, target)
+
+
+def test_a_failed_submission_is_an_error_and_completes_the_task(tmp_path, adapters, monkeypatch, caplog):
+    from daxkv.errors import OutOfMemory
+
+    adapter = adapters(one_device(tmp_path))
+    obj = mobj(1.0)
+
+    def refuse(*args, **kwargs):
+        raise OutOfMemory(-12, "no memory", "daxkv_submit")
+
+    monkeypatch.setattr(adapter._engine, "submit", refuse)
+    target = mobj(0.0)
+    with caplog.at_level(logging.ERROR, logger="daxkv.lmcache"):
+        assert not store(adapter, [okey(2)], [obj]).is_successful()
+        assert load(adapter, [okey(2)], [target]) == [False]
+    failed = [r for r in caplog.records if "submission failed" in r.getMessage()]
+    assert len(failed) == 2 and all(r.levelno == logging.ERROR and r.exc_info for r in failed)
+    status = adapter.report_status()
+    assert (status["inflight_store_tasks"], status["inflight_load_tasks"]) == (0, 0)
+    release(obj, target)
