@@ -16,7 +16,9 @@ Bad inputs tried here:
   0, -1 and "abc"; world_size 2; config, metadata or local_cpu_backend
   None; dax.device_path naming a missing file (through the launcher, which
   logs the failure and skips the plugin);
-* lookups and restores of keys never stored, after a delete and after close.
+* lookups and restores of keys never stored, after a delete and after close;
+* restores when LMCache's CPU allocator has no room (beside LMCache's own
+  DaxBackend).
 """
 
 # Standard
@@ -405,3 +407,51 @@ def test_missing_device_is_logged_and_skipped(launch, tmp_path, caplog):
         f"[Errno 2] No such file or directory: '{missing}'"
     ) in caplog.text
     assert not os.path.exists(missing)
+
+
+# -- restores without CPU memory -------------------------------------------------------
+
+
+@pytest.mark.parametrize("plugin", ["daxkv", "dax"])
+def test_restore_without_cpu_memory_as_lmcache_does(tmp_path, plugin):
+    # LMCache's own DaxBackend (plugin "dax") is the reference: get_blocking
+    # is a miss when its CPU allocator gives nothing; its batched restores
+    # raise RuntimeError.
+    alloc = MixedMemoryAllocator(1 << 20)
+    path = make_device(tmp_path / "dax.bin", 1 << 20)
+    modules = {"daxkv": ("daxkv.lmcache.backend", "DaxkvBackend"),
+               "dax": ("lmcache.v1.storage_backend.plugins.dax_backend", "DaxBackend")}
+    config = _config({f"storage_plugin.{plugin}.module_path": modules[plugin][0],
+                      f"storage_plugin.{plugin}.class_name": modules[plugin][1],
+                      "dax.device_path": path, "dax.max_dax_size": 4 * CHUNK_BYTES / GIB,
+                      "local_cpu.evict_max_wait_ms": 50, "local_cpu.evict_retry_interval_ms": 10}, plugin=False)
+    config.storage_plugins = [plugin]
+    metadata = _metadata()
+    cpu = LocalCPUBackend(config=config, metadata=metadata, dst_device="cpu", memory_allocator=alloc)
+    backends = OrderedDict()
+    storage_plugin_launcher(config, metadata, None, cpu, "cpu", backends)
+    backend = backends[plugin]
+    held = []
+    try:
+        obj = alloc.allocate([torch.Size(SHAPE)], [torch.bfloat16], fmt=MemoryFormat.KV_T2D)
+        obj.tensor.fill_(3.0)
+        backend.batched_submit_put_task([ekey(1)], [obj])
+        assert wait_until(lambda: backend.contains(ekey(1)))
+        held.append(obj)
+        while True:  # the CPU tier fills with objects in use: nothing to evict
+            x = alloc.allocate([torch.Size(SHAPE)], [torch.bfloat16], fmt=MemoryFormat.KV_T2D)
+            if x is None:
+                break
+            held.append(x)
+        assert backend.get_blocking(ekey(1)) is None
+        with pytest.raises(RuntimeError, match=r"^\w+ batched restore allocation failed$"):
+            backend.batched_get_blocking([ekey(1)])
+        assert backend.contains(ekey(1)) is True  # still there once memory is back
+        release(held.pop())
+        out = backend.get_blocking(ekey(1))
+        assert _first(out) == 3.0
+        release(out)
+    finally:
+        release(*held)
+        backend.close()
+        alloc.close()

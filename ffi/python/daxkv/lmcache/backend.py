@@ -277,22 +277,29 @@ class DaxkvBackend(StoragePluginInterface):
 
     # -- restores ------------------------------------------------------------------
 
-    def _restore(self, keys: List[Any], prefix_only: bool) -> List[Optional[Any]]:
+    def _restore(self, keys: List[Any], prefix_only: bool, miss_on_no_memory: bool = False) -> List[Optional[Any]]:
         """Lease the entries, allocate outputs of their layouts, copy each
-        once on libdaxkv's workers, release the leases."""
+        once on libdaxkv's workers, release the leases. When the CPU
+        allocator cannot give the outputs: every key a miss with
+        miss_on_no_memory (get_blocking, as LMCache's), else RuntimeError
+        (the batched restores, as LMCache's)."""
         entries = self._core.lease_entries(keys, prefix_only=prefix_only)
         results: List[Optional[Any]] = [None] * len(keys)
         if not len(entries):
             return [] if prefix_only else results
-        outputs: List[Any] = []
+        outputs: Optional[List[Any]] = []
         try:
             outputs = self._allocate(entries.meta)
+            if outputs is None:
+                if miss_on_no_memory:
+                    return [] if prefix_only else results
+                raise RuntimeError("DaxkvBackend batched restore allocation failed")
             _native.memcpy_many([_data_ptr(o) for o in outputs], entries.address, entries.size)
             for i, m, o in zip(entries.index, entries.meta, outputs):
                 o.metadata.cached_positions = m.cached_positions
                 results[i] = o
         except BaseException:
-            for o in outputs:
+            for o in outputs or ():
                 o.ref_count_down()
             raise
         finally:
@@ -301,8 +308,9 @@ class DaxkvBackend(StoragePluginInterface):
             return outputs
         return results
 
-    def _allocate(self, metas: List[Any]) -> List[Any]:
-        """One output per entry metadata, in order; batched per layout."""
+    def _allocate(self, metas: List[Any]) -> Optional[List[Any]]:
+        """One output per entry metadata, in order; batched per layout. None
+        (nothing left allocated) when the CPU allocator has no room."""
         groups: "OrderedDict[Tuple[Any, ...], List[int]]" = OrderedDict()
         for i, m in enumerate(metas):
             groups.setdefault((tuple(m.shape), m.dtype, m.fmt), []).append(i)
@@ -319,7 +327,9 @@ class DaxkvBackend(StoragePluginInterface):
                     for _ in idx:
                         o = self.local_cpu_backend.allocate(first.shape, dtype, fmt)
                         if o is None:
-                            raise RuntimeError("DaxkvBackend restore allocation failed")
+                            for a in allocated:
+                                a.ref_count_down()
+                            return None
                         objs.append(o)
                         allocated.append(o)
                 else:
@@ -335,7 +345,9 @@ class DaxkvBackend(StoragePluginInterface):
     def get_blocking(self, key: Any) -> Optional[Any]:
         if self._is_closed_or_closing():
             return None
-        return self._restore([key], False)[0]
+        # As LMCache's DaxBackend.get_blocking: no CPU memory for the output
+        # is a miss (its batched restores raise instead).
+        return self._restore([key], False, miss_on_no_memory=True)[0]
 
     def batched_get_blocking(self, keys: List[Any]) -> List[Optional[Any]]:
         if not keys or self._is_closed_or_closing():
