@@ -17,8 +17,8 @@ Bad inputs tried here:
   None; dax.device_path naming a missing file (through the launcher, which
   logs the failure and skips the plugin);
 * lookups and restores of keys never stored, after a delete and after close;
-* restores when LMCache's CPU allocator has no room (beside LMCache's own
-  DaxBackend).
+* token positions whose metadata is larger than meta_bytes; restores when
+  LMCache's CPU allocator has no room (beside LMCache's own DaxBackend).
 """
 
 # Standard
@@ -407,6 +407,51 @@ def test_missing_device_is_logged_and_skipped(launch, tmp_path, caplog):
         f"[Errno 2] No such file or directory: '{missing}'"
     ) in caplog.text
     assert not os.path.exists(missing)
+
+
+# -- metadata larger than meta_bytes ----------------------------------------------------
+
+
+def _scattered_positions(n=300, seed=0):
+    # 300 token positions in no progression: about 1 KiB encoded, more than
+    # the default meta_bytes (512).
+    import random
+
+    rng = random.Random(seed)
+    return torch.tensor(sorted(rng.sample(range(1_000_000), n)))
+
+
+def test_metadata_larger_than_meta_bytes_is_not_stored_and_is_not_a_full_arena(launch, caplog):
+    backend, _, _ = launch(slots=4)
+    big_meta = _obj(5)
+    big_meta.metadata.cached_positions = _scattered_positions()
+    plain = _obj(6)
+    seen = []
+    with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
+        # Every slot is free: this is no reason for LMCache to evict.
+        assert backend.batched_submit_put_task([ekey(1), ekey(2)], [big_meta, plain], on_complete_callback=seen.append) is None
+    assert seen == [ekey(2)]
+    assert backend.contains(ekey(1)) is False and backend.contains(ekey(2)) is True
+    assert backend.get_blocking(ekey(1)) is None
+    why = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "meta_bytes" in r.getMessage()]
+    assert len(why) == 1 and "larger than meta_bytes (512 bytes)" in why[0] and "raise the meta_bytes option" in why[0]
+    # A full arena still asks for eviction.
+    more = [_obj(i) for i in range(4)]
+    with pytest.raises(RuntimeError, match=r"^No free slots available; eviction required$"):
+        backend.batched_submit_put_task([ekey(10 + i) for i in range(4)], more)
+    _release_all([big_meta, plain] + more)
+
+
+def test_daxkv_meta_bytes_makes_room_for_the_positions(launch):
+    backend, _, _ = launch(extra={"daxkv.meta_bytes": 4096})
+    obj = _obj(5)
+    obj.metadata.cached_positions = _scattered_positions()
+    seen = []
+    assert backend.batched_submit_put_task([ekey(1)], [obj], on_complete_callback=seen.append) is None
+    assert seen == [ekey(1)]
+    out = backend.get_blocking(ekey(1))
+    assert torch.equal(out.metadata.cached_positions, obj.metadata.cached_positions)
+    release(obj, out)
 
 
 # -- restores without CPU memory -------------------------------------------------------

@@ -775,3 +775,26 @@ def test_report_status_and_usage_values(make_core):
     assert (status["live_slot_count"], status["borrowed_slot_count"], status["active_read_count"]) == (0, 0, 0)
     assert core.usage() == (0.0, 0.0)
     release(*objs)
+
+
+# -- metadata the library cannot hold ----------------------------------------------------
+
+
+def test_metadata_larger_than_meta_bytes_is_a_failed_write_not_a_full_arena(make_core, caplog):
+    import logging
+    import random
+
+    core = make_core(2)
+    obj, other = byte_obj(S, 3), byte_obj(S, 4)
+    # 300 positions in no progression: about 1 KiB encoded
+    obj.metadata.cached_positions = torch.tensor(sorted(random.Random(0).sample(range(1_000_000), 300)))
+    for writer in (None, lambda offset, o, size: None):
+        with pytest.raises(RuntimeError) as info:
+            core.put_one(ekey(1), obj, writer=writer)
+        assert "No free slots" not in str(info.value)
+        assert "larger than meta_bytes (512 bytes); raise the meta_bytes option" in str(info.value)
+    with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
+        assert core.put_many([ekey(1), ekey(2)], [obj, other]) == [False, True]
+    assert any("larger than meta_bytes" in r.getMessage() for r in caplog.records)
+    assert core.report_status()["live_slot_count"] == 1
+    release(obj, other)

@@ -27,8 +27,9 @@ Bad inputs tried here:
   with locked keys; a resize past the room its file was laid out for; a
   migrating remove with no room elsewhere;
 * every task submission after close;
-* a submission refused because close() stopped the engine, and one
-  refused for another reason.
+* token positions whose metadata is larger than meta_bytes; a submission
+  refused because close() stopped the engine, and one refused for another
+  reason.
 """
 
 # Standard
@@ -751,6 +752,34 @@ def test_submissions_after_close_raise(tmp_path):
     adapter.delete([okey(1)])  # a no-op once closed
     adapter.close()  # idempotent
     release(obj)
+
+
+# -- metadata larger than meta_bytes ----------------------------------------------------
+
+
+def test_metadata_larger_than_meta_bytes_fails_the_store_saying_why(tmp_path, adapters, caplog):
+    import random
+
+    rng = random.Random(0)
+    positions = torch.tensor(sorted(rng.sample(range(1_000_000), 300)))  # about 1 KiB encoded
+    adapter = adapters(one_device(tmp_path))
+    obj, plain = mobj(3.0), mobj(4.0)
+    obj.metadata.cached_positions = positions
+    with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
+        result = store(adapter, [okey(1), okey(2)], [obj, plain])
+    assert not result.is_successful()
+    why = [r.getMessage() for r in caplog.records if "meta_bytes" in r.getMessage()]
+    assert len(why) == 1
+    assert "larger than meta_bytes (512 bytes)" in why[0] and "raise meta_bytes in adapter_params" in why[0]
+    assert lookup(adapter, [okey(1), okey(2)]) == [False, True]
+    adapter.submit_unlock([okey(2)])
+    # with room for it, it is stored and its positions come back
+    roomy = adapters(one_device(tmp_path, name="roomy.bin", meta_bytes=4096))
+    assert store(roomy, [okey(1)], [obj]).is_successful()
+    target = mobj(0.0)
+    assert load(roomy, [okey(1)], [target]) == [True]
+    assert torch.equal(target.metadata.cached_positions, positions)
+    release(obj, plain, target)
 
 
 # -- close racing a submission ----------------------------------------------------------

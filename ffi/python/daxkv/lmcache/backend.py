@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import errno as _errno
 import logging
 import threading
 from collections import OrderedDict
@@ -182,6 +183,10 @@ class DaxkvBackend(StoragePluginInterface):
         """Store a batch in one libdaxkv call (or one submission with
         dax.async_put, returning a future per key).
 
+        An item the library refuses for another reason than room (metadata
+        larger than meta_bytes, a failed copy) is logged and not stored: no
+        completion callback, as for a failed write in LMCache's backend.
+
         Raises:
             ValueError: lengths differ, or an object exceeds the slot size.
             RuntimeError: the backend is closing, or no slot is free.
@@ -220,8 +225,10 @@ class DaxkvBackend(StoragePluginInterface):
         for (key, _), s in zip(todo, statuses):
             if s == 0:
                 self._callback(key, on_complete_callback)
-            elif s < 0:
+            elif s == -_errno.ENOSPC:
                 full = True
+            # Other failures (logged by the core, with the reason) leave the
+            # key not stored; a closing store (-ESHUTDOWN) stores nothing.
         if full:
             raise RuntimeError("No free slots available; eviction required")
         return None
@@ -253,7 +260,10 @@ class DaxkvBackend(StoragePluginInterface):
                 if s >= 0:
                     fut.set_result(None)
                 else:
-                    fut.set_exception(RuntimeError(f"DAX write failed for key {key}: {_native.strerror(s)}"))
+                    why = self._core._write_failure(s)
+                    if s not in (-_errno.ENOSPC, -_errno.ESHUTDOWN):
+                        logger.warning("DAX write of key %s failed: %s", key, why)
+                    fut.set_exception(RuntimeError(f"DAX write failed for key {key}: {why}"))
 
         try:
             self._engine.submit(_lib.OP_PUT, put, 0, done)  # type: ignore[union-attr]

@@ -97,6 +97,19 @@ def _is_multi_tensor(obj: Any) -> bool:
     return len(obj.get_shapes()) > 1
 
 
+def _write_failure(status: int, meta_cap: int = 0) -> str:
+    """Why a write failed, for the log: -E2BIG of an item whose key and
+    size were checked before means its metadata (shape, dtype, format and
+    token positions) is larger than the store's meta_bytes."""
+    if status == -_errno.E2BIG:
+        cap = f" ({meta_cap} bytes)" if meta_cap else ""
+        return (
+            f"its metadata (shape, dtype, format, token positions) is larger than meta_bytes{cap}; "
+            "raise the meta_bytes option to store it"
+        )
+    return _native.strerror(status)
+
+
 # Encoded metadata by layout: a deployment stores a handful of shapes, and
 # encoding per put would cost more than the bookkeeping around the copy.
 # Keyed by the shape and the identities of dtype and format (torch dtypes
@@ -494,7 +507,7 @@ class DaxCore(Generic[KeyT]):
         if len(kbs) == 1:
             s = _native.put_one(self._store, kbs[0], addrs[0], sizes[0], metas[0])
             if s < 0 and s not in (-_errno.ENOSPC, -_errno.ESHUTDOWN):
-                logger.warning("DAX write of key %r failed: %s", decode_key(kbs[0]), _native.strerror(s))
+                logger.warning("DAX write of key %r failed: %s", decode_key(kbs[0]), self._write_failure(s))
             return [s]
         put = _native.PutBatch(kbs, addrs, sizes, metas)
         rc = _native.run_batch(self._store, "daxkv_put_batch", put.batch)
@@ -503,8 +516,15 @@ class DaxCore(Generic[KeyT]):
         statuses = put.batch.statuses()
         for k, s in zip(kbs, statuses):
             if s < 0 and s not in (-_errno.ENOSPC, -_errno.ESHUTDOWN):
-                logger.warning("DAX write of key %r failed: %s", decode_key(k), _native.strerror(s))
+                logger.warning("DAX write of key %r failed: %s", decode_key(k), self._write_failure(s))
         return statuses
+
+    def _write_failure(self, status: int) -> str:
+        try:
+            cap = self._store_meta_bytes() if status == -_errno.E2BIG else 0
+        except DaxKVError:
+            cap = 0
+        return _write_failure(status, cap)
 
     def put_one(self, key: KeyT, obj: Any, *, writer: Optional[_CopyFn] = None) -> bool:
         """Store one memory object.
@@ -546,7 +566,7 @@ class DaxCore(Generic[KeyT]):
                     raise RuntimeError("No free slots available; eviction required")
                 if s == -_errno.ESHUTDOWN:
                     return False
-                raise RuntimeError(f"DAX write failed for key {key}: {library().daxkv_strerror(s).decode()}")
+                raise RuntimeError(f"DAX write failed for key {key}: {self._write_failure(s)}")
             return self._put_with_writer(key, kb, obj, size, writer)
         finally:
             # _end_write for one key, inline.
@@ -583,6 +603,8 @@ class DaxCore(Generic[KeyT]):
             raise RuntimeError("No free slots available; eviction required")
         if rc == -_errno.ESHUTDOWN:
             return False
+        if rc == -_errno.E2BIG:
+            raise RuntimeError(f"DAX write failed for key {key}: {self._write_failure(rc)}")
         if rc < 0:
             raise _error(rc, "daxkv_reserve_meta")
         committed = False

@@ -488,6 +488,12 @@ class DaxkvL2Adapter(L2AdapterInterface):
                 ok += 1
                 if s == 0:
                     new.append(task.keys[task.index[j]])
+            elif s == -_errno.E2BIG:
+                # Keys and sizes were checked before: the metadata is too big.
+                logger.warning(
+                    "DAX L2 store of key %s failed: its metadata (shape, dtype, format, token positions) "
+                    "is larger than meta_bytes (%d bytes); raise meta_bytes in adapter_params to store it",
+                    task.keys[task.index[j]], self._meta_cap)
             elif s not in (-_errno.ENOSPC, -_errno.ESHUTDOWN):
                 logger.warning("DAX L2 store of key %s failed: %s", task.keys[task.index[j]], _native.strerror(s))
         # Listeners first (LMCache's controllers account the bytes there), so
