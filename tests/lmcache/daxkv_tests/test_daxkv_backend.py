@@ -17,8 +17,10 @@ Bad inputs tried here:
   None; dax.device_path naming a missing file (through the launcher, which
   logs the failure and skips the plugin);
 * lookups and restores of keys never stored, after a delete and after close;
-* token positions whose metadata is larger than meta_bytes; restores when
-  LMCache's CPU allocator has no room (beside LMCache's own DaxBackend).
+* a key longer than libdaxkv's 512-byte limit once encoded (a 500-character
+  request tag) through every call; token positions whose metadata is larger
+  than meta_bytes; restores when LMCache's CPU allocator has no room (beside
+  LMCache's own DaxBackend).
 """
 
 # Standard
@@ -35,6 +37,7 @@ import torch
 # First Party
 from daxkv.lmcache.backend import DaxkvBackend
 from dk_helpers import ekey, kv_obj, make_device, obj_bytes, release, wait_until
+from lmcache.utils import CacheEngineKey
 from lmcache.v1.config import LMCacheEngineConfig
 from lmcache.v1.memory_allocators.mixed_memory_allocator import MixedMemoryAllocator
 from lmcache.v1.memory_management import MemoryFormat
@@ -407,6 +410,51 @@ def test_missing_device_is_logged_and_skipped(launch, tmp_path, caplog):
         f"[Errno 2] No such file or directory: '{missing}'"
     ) in caplog.text
     assert not os.path.exists(missing)
+
+
+# -- keys longer than the library holds -------------------------------------------------
+
+
+def _long_key(i):
+    # A request tag long enough that the key's encoding passes libdaxkv's
+    # 512-byte limit; LMCache's own DaxBackend indexes it as any other key.
+    return CacheEngineKey("test_model", 1, 0, i, torch.bfloat16, request_configs={"lmcache.tag.user": "u" * 500})
+
+
+def test_keys_too_long_for_the_library_are_never_stored_and_never_raise(launch, caplog):
+    backend, _, _ = launch()
+    long_key = _long_key(7)
+    objs = [_obj(1), _obj(2), _obj(3)]
+    seen = []
+    with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
+        assert backend.batched_submit_put_task([ekey(1), long_key, ekey(2)], objs, on_complete_callback=seen.append) is None
+    # The other keys of the batch are stored; the long one is logged once,
+    # with its length, and gets no completion callback.
+    assert seen == [ekey(1), ekey(2)]
+    skipped = [r for r in caplog.records if "above libdaxkv's key limit of 512 bytes" in r.getMessage()]
+    assert len(skipped) == 1 and skipped[0].levelno == logging.WARNING
+    assert " bytes once encoded" in skipped[0].getMessage()
+    assert backend.core.report_status()["live_slot_count"] == 2
+    # Every lookup, restore and removal of it is a miss or a no-op.
+    assert backend.contains(long_key) is False
+    assert backend.contains(long_key, pin=True) is False
+    assert backend.pin(long_key) is False
+    assert backend.unpin(long_key) is False
+    assert backend.exists_in_put_tasks(long_key) is False
+    assert backend.batched_contains([long_key]) == 0
+    assert backend.batched_contains([ekey(1), long_key, ekey(2)]) == 1  # the prefix ends there
+    assert backend.get_blocking(long_key) is None
+    got = backend.batched_get_blocking([ekey(1), long_key, ekey(2)])
+    assert [_first(o) for o in got] == [1.0, None, 3.0]
+    prefix = asyncio.run(backend.batched_get_non_blocking("lookup", [ekey(1), long_key, ekey(2)]))
+    assert [_first(o) for o in prefix] == [1.0]
+    assert backend.remove(long_key) is False
+    assert backend.batched_remove([long_key, ekey(2)]) == 1
+    assert backend.contains(ekey(2)) is False and backend.contains(ekey(1)) is True
+    # a batch of only such keys stores nothing
+    assert backend.batched_submit_put_task([long_key], objs[1:2]) is None
+    assert backend.core.report_status()["live_slot_count"] == 1
+    _release_all(objs + got + prefix)
 
 
 # -- metadata larger than meta_bytes ----------------------------------------------------

@@ -777,6 +777,52 @@ def test_report_status_and_usage_values(make_core):
     release(*objs)
 
 
+# -- keys longer than the library holds -------------------------------------------------
+
+
+def test_keys_too_long_for_the_library_miss_and_never_raise(make_core, caplog):
+    import logging
+
+    core = make_core(4)
+    long_key = CacheEngineKey("test_model", 1, 0, 9, torch.bfloat16, request_configs={"lmcache.tag.user": "u" * 500})
+    objs = [byte_obj(S, i) for i in range(3)]
+    keys = [ekey(1), long_key, ekey(2)]
+    with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
+        assert core.put_many(keys, objs) == [True, False, True]
+        assert core.put_one(long_key, objs[1]) is False
+        assert core.put_one(long_key, objs[1], writer=lambda *a: None) is False
+        assert core.put_reserved_from_ptr(
+            long_key, objs[1].data_ptr, S, torch.Size([S]), torch.uint8, MemoryFormat.KV_2LTD, None
+        ) is DaxPutFromPtrResult.INVALID
+    skipped = [r for r in caplog.records if "above libdaxkv's key limit of 512 bytes" in r.getMessage()]
+    assert len(skipped) == 4 and all(r.levelno == logging.WARNING for r in skipped)
+    assert core.exists_many([long_key]) == [False]
+    assert core.exists_many(keys) == [True, False, True]
+    assert core.exists_many(keys, lock=True) == [True, False, True]
+    core.unlock_many(keys)
+    assert core.report_status()["locked_key_count"] == 0
+    assert core.has_inflight(long_key) is False
+    assert core.prefix_hits(keys) == 1 and core.prefix_hits([long_key]) == 0
+    reservations, hits = core.reserve_reads(keys, prefix_only=False)
+    assert hits == [True, False, True] and [r.result_index for r in reservations] == [0, 2]
+    core.finalize_reads(reservations, set())
+    reservations, hits = core.reserve_reads(keys, prefix_only=True)
+    assert hits == [True, False, False] and [r.result_index for r in reservations] == [0]
+    core.finalize_reads(reservations, set())
+    leases = core.lease_entries(keys, prefix_only=False)
+    assert leases.index == [0, 2]
+    core.release_entries(leases)
+    leases = core.lease_entries([long_key, ekey(1)], prefix_only=True)
+    assert len(leases) == 0
+    targets = [byte_obj(S, 50 + i) for i in range(3)]
+    assert core.load_many_into(keys, targets) == [True, False, True]
+    assert obj_bytes(targets[2]) == pattern(S, 2)
+    assert core.delete_many([long_key]) == [False]
+    assert core.delete_many(keys) == [True, False, True]
+    assert core.report_status()["live_slot_count"] == 0
+    release(*objs, *targets)
+
+
 # -- metadata the library cannot hold ----------------------------------------------------
 
 

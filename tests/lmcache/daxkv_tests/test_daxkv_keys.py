@@ -19,6 +19,7 @@ Bad inputs tried here:
 """
 
 # Standard
+import logging
 import struct
 
 # Third Party
@@ -27,6 +28,7 @@ import torch
 
 # First Party
 from daxkv.lmcache import DaxCore, decode_key, encode_key
+from daxkv.lmcache.keys import KeyTooLong
 from dk_helpers import byte_obj, make_device, obj_bytes, pattern, release
 from lmcache.utils import CacheEngineKey, LayerCacheEngineKey
 from lmcache.v1.distributed.api import ObjectKey
@@ -191,16 +193,21 @@ def test_unknown_key_type_is_a_type_error(core, key):
     ],
     ids=["bytes-513", "str-601", "object-624", "object-hash-70000", "engine-model-70000"],
 )
-def test_over_long_key_is_a_value_error(core, key, encoded_len):
+def test_over_long_key_is_a_value_error(core, key, encoded_len, caplog):
     with pytest.raises(ValueError) as info:
         encode_key(key)
+    assert isinstance(info.value, KeyTooLong)
     if encoded_len is not None:
         assert str(info.value).endswith(f" is {encoded_len} bytes once encoded, above the limit of 512")
+        assert info.value.length == encoded_len
     else:
         assert str(info.value).endswith(", above the limit of 512")
+    # The core does not raise for it: the key is not stored (logged once).
     obj = byte_obj(S, 1)
-    with pytest.raises(ValueError):
-        core.put_many([key], [obj])
+    with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
+        assert core.put_many([key], [obj]) == [False]
+    skipped = [r for r in caplog.records if "above libdaxkv's key limit of 512 bytes" in r.getMessage()]
+    assert len(skipped) == 1 and skipped[0].levelno == logging.WARNING
     assert core.report_status()["live_slot_count"] == 0
     assert len(encode_key(b"x" * 511)) == 512  # the longest that fits
     release(obj)

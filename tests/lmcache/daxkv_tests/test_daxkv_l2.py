@@ -27,9 +27,10 @@ Bad inputs tried here:
   with locked keys; a resize past the room its file was laid out for; a
   migrating remove with no room elsewhere;
 * every task submission after close;
-* token positions whose metadata is larger than meta_bytes; a submission
-  refused because close() stopped the engine, and one refused for another
-  reason.
+* a key longer than libdaxkv's 512-byte limit once encoded (a cache_salt
+  of 128 four-byte characters) in a late piece of a task; token positions
+  whose metadata is larger than meta_bytes; a submission refused because
+  close() stopped the engine, and one refused for another reason.
 """
 
 # Standard
@@ -752,6 +753,52 @@ def test_submissions_after_close_raise(tmp_path):
     adapter.delete([okey(1)])  # a no-op once closed
     adapter.close()  # idempotent
     release(obj)
+
+
+# -- keys longer than the library holds -------------------------------------------------
+
+
+def long_okey(i):
+    # The longest cache_salt LMCache's ObjectKey takes (128 characters, 4
+    # bytes each in UTF-8): the key's encoding passes libdaxkv's 512 bytes.
+    return okey(i, salt="\U0001F600" * 128)
+
+
+def test_keys_too_long_for_the_library_fail_their_store_and_miss(tmp_path, adapters, monkeypatch, caplog):
+    import daxkv.lmcache.l2 as l2
+
+    # Pieces of three items: the long key lies in a late piece, after
+    # others were submitted.
+    monkeypatch.setattr(l2, "_PIECE_ITEMS", 3)
+    monkeypatch.setattr(l2, "_EDGE_ITEMS", 1)
+    adapter = adapters(one_device(tmp_path, slots=12))
+    listener = Recorder()
+    adapter.register_listener(listener)
+    keys = [okey(i) for i in range(10)]
+    keys[7] = long_okey(7)
+    objs = [mobj(float(i)) for i in range(10)]
+    with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
+        result = store(adapter, keys, objs)  # completes: one event, one result
+    assert not result.is_successful()  # not every key stored
+    skipped = [r for r in caplog.records if "above libdaxkv's key limit of 512 bytes" in r.getMessage()]
+    assert len(skipped) == 1 and skipped[0].levelno == logging.WARNING
+    assert "is 549 bytes once encoded" in skipped[0].getMessage()
+    assert [k for ks, _ in listener.stored for k in ks] == keys[:7] + keys[8:]
+    assert lookup(adapter, keys) == [True] * 7 + [False] + [True] * 2
+    assert lookup(adapter, [keys[7]]) == [False]
+    adapter.submit_unlock(keys)
+    targets = [mobj(-1.0) for _ in range(10)]
+    assert load(adapter, keys, targets) == [True] * 7 + [False] + [True] * 2
+    assert torch.all(targets[7].tensor == -1.0)
+    assert load(adapter, [keys[7]], targets[7:8]) == [False]
+    adapter.delete([keys[7]])  # a no-op
+    adapter.delete([keys[7], keys[0]])
+    assert listener.deleted == [[keys[0]]]
+    assert not store(adapter, [keys[7]], objs[7:8]).is_successful()
+    status = adapter.report_status()
+    assert (status["live_slot_count"], status["locked_key_count"], status["inflight_store_tasks"],
+            status["inflight_lookup_tasks"], status["inflight_load_tasks"]) == (8, 0, 0, 0, 0)
+    release(*objs, *targets)
 
 
 # -- metadata larger than meta_bytes ----------------------------------------------------

@@ -35,8 +35,8 @@ from lmcache.v1.storage_backend.abstract_backend import StoragePluginInterface
 
 from .. import _lib
 from . import _native
-from .core import DaxCore, _data_ptr, _is_multi_tensor, _meta_of
-from .keys import encode_key, encode_keys
+from .core import DaxCore, _data_ptr, _is_multi_tensor, _meta_of, _warn_key_too_long
+from .keys import KeyTooLong, encode_key, encode_keys_partial
 
 __all__ = ["DaxkvBackend"]
 
@@ -147,8 +147,12 @@ class DaxkvBackend(StoragePluginInterface):
     def exists_in_put_tasks(self, key: Any) -> bool:
         if self._core.has_inflight(key):
             return True
+        try:
+            kb = encode_key(key)
+        except KeyTooLong:
+            return False  # a key libdaxkv cannot hold is never written
         with self._close_lock:
-            return encode_key(key) in self._async_keys
+            return kb in self._async_keys
 
     def pin(self, key: Any) -> bool:
         return self._core.exists_many([key], lock=True)[0]
@@ -183,9 +187,11 @@ class DaxkvBackend(StoragePluginInterface):
         """Store a batch in one libdaxkv call (or one submission with
         dax.async_put, returning a future per key).
 
-        An item the library refuses for another reason than room (metadata
-        larger than meta_bytes, a failed copy) is logged and not stored: no
-        completion callback, as for a failed write in LMCache's backend.
+        A key the store cannot hold (longer than libdaxkv's 512-byte key
+        limit once encoded) and an item the library refuses for another
+        reason than room (metadata larger than meta_bytes, a failed copy)
+        are logged and not stored: no completion callback, as for a failed
+        write in LMCache's backend.
 
         Raises:
             ValueError: lengths differ, or an object exceeds the slot size.
@@ -210,6 +216,15 @@ class DaxkvBackend(StoragePluginInterface):
             sizes.append(size)
         if not todo:
             return None
+        too_long: List[Tuple[int, KeyTooLong]] = []
+        _, pos = encode_keys_partial([k for k, _ in todo], too_long)
+        if pos is not None:
+            for i, exc in too_long:
+                _warn_key_too_long("DaxkvBackend skips", todo[i][0], exc)
+            todo = [todo[i] for i in pos]
+            sizes = [sizes[i] for i in pos]
+            if not todo:
+                return None
         if self._engine is not None and self.loop is not None and self.loop.is_running():
             # A duplicate is a no-op success without a completion callback:
             # it is left out here, as LMCache's backend does.
@@ -234,7 +249,7 @@ class DaxkvBackend(StoragePluginInterface):
         return None
 
     def _submit_async(self, todo: List[Tuple[Any, Any]], cb: Optional[Callable[[Any], None]]) -> List[concurrent.futures.Future]:
-        kbs = encode_keys([k for k, _ in todo])
+        kbs, _ = encode_keys_partial([k for k, _ in todo])  # every key fits (checked by the caller)
         futures = [concurrent.futures.Future() for _ in todo]
         for _, obj in todo:
             obj.ref_count_up()  # the objects stay allocated until the copy is done

@@ -38,7 +38,7 @@ from ..errors import (
     Shutdown,
 )
 from . import _native
-from .keys import decode_key, encode_key, encode_keys
+from .keys import KEY_MAX, KeyTooLong, decode_key, encode_key, encode_keys_partial
 from .meta import DEFAULT_META_BYTES, EntryMeta, decode_meta, encode_meta
 
 __all__ = ["DaxCore", "DaxPutFromPtrResult", "DaxReadReservation", "DaxCoreError"]
@@ -95,6 +95,15 @@ def _data_ptr(obj: Any) -> int:
 
 def _is_multi_tensor(obj: Any) -> bool:
     return len(obj.get_shapes()) > 1
+
+
+def _warn_key_too_long(what: str, key: Any, exc: KeyTooLong) -> None:
+    """Log (once per refused store) a key libdaxkv cannot hold."""
+    logger.warning(
+        "%s key %.200r: it is %d bytes once encoded, above libdaxkv's key limit of %d bytes, "
+        "so it is not stored",
+        what, key, exc.length, KEY_MAX,
+    )
 
 
 def _write_failure(status: int, meta_cap: int = 0) -> str:
@@ -154,6 +163,11 @@ class DaxCore(Generic[KeyT]):
     ``remap`` may grow the arena; default ``"auto"``: to the device's or
     file's size) and any other ``daxkv.Store`` option (``durability``,
     ``verify``, ``workers``, ``on_mismatch``, ...).
+
+    A key longer than libdaxkv's 512-byte key limit once encoded is never
+    stored: its writes are refused (logged at warning level), its lookups
+    and reads miss, and deleting or unlocking it does nothing; no method
+    raises for it.
 
     Lookups without a lock answer keys the core saw committed from memory;
     entries leave only through the core (eviction is off). An entry removed
@@ -379,7 +393,10 @@ class DaxCore(Generic[KeyT]):
     def has_inflight(self, key: KeyT) -> bool:
         """Whether a write of key through this core is under way."""
         # One dict membership test is atomic; the lock would add nothing.
-        return encode_key(key) in self._inflight
+        try:
+            return encode_key(key) in self._inflight
+        except KeyTooLong:
+            return False  # never stored, so never written
 
     # -- bookkeeping ---------------------------------------------------------
 
@@ -489,8 +506,22 @@ class DaxCore(Generic[KeyT]):
     def _put_prepared(self, keys: List[KeyT], objs: List[Any], sizes: List[int]) -> List[int]:
         """Store single-tensor objects of the given sizes (at most a slot
         each): the status per key, 0 stored, 1 already there or in flight,
-        negative failed (-ESHUTDOWN when the core is closing)."""
-        kbs = encode_keys(keys)
+        negative failed (-ESHUTDOWN when the core is closing, -ENAMETOOLONG
+        for a key longer than libdaxkv's limit once encoded, which is logged
+        and never stored)."""
+        too_long: List[Tuple[int, KeyTooLong]] = []
+        kbs, pos = encode_keys_partial(keys, too_long)
+        if pos is not None:
+            for i, exc in too_long:
+                _warn_key_too_long("DAX write skips", keys[i], exc)
+            out = [-_errno.ENAMETOOLONG] * len(keys)
+            if pos:
+                got = self._put_prepared(
+                    [keys[i] for i in pos], [objs[i] for i in pos], [sizes[i] for i in pos]
+                )
+                for i, st in zip(pos, got):
+                    out[i] = st
+            return out
         addrs = [_data_ptr(o) for o in objs]
         metas = [_meta_of(o) for o in objs]
         if not self._begin_write(kbs):
@@ -533,7 +564,8 @@ class DaxCore(Generic[KeyT]):
         ``base_ptr + dax_offset`` (default: libdaxkv's own copy).
 
         Returns True if the key was committed or was already committed or in
-        flight; False for a multi-tensor or oversize object, a closing core
+        flight; False for a multi-tensor or oversize object, a key longer
+        than libdaxkv's 512-byte limit once encoded (logged), a closing core
         or a write cancelled by a forced delete.
 
         Raises:
@@ -545,7 +577,11 @@ class DaxCore(Generic[KeyT]):
         size = int(obj.get_size())
         if size > self._slot_bytes:
             return False
-        kb = encode_key(key)
+        try:
+            kb = encode_key(key)
+        except KeyTooLong as exc:
+            _warn_key_too_long("DAX write skips", key, exc)
+            return False
         # _begin_write for one key, inline (LMCache's backend stores key by
         # key); _end_write below.
         with self._state_lock:
@@ -647,7 +683,11 @@ class DaxCore(Generic[KeyT]):
             return DaxPutFromPtrResult.INVALID
         if src_ptr <= 0:
             return DaxPutFromPtrResult.INVALID
-        kb = encode_key(key)
+        try:
+            kb = encode_key(key)
+        except KeyTooLong as exc:
+            _warn_key_too_long("DAX write skips", key, exc)
+            return DaxPutFromPtrResult.INVALID
         with self._state_lock:
             if self._closing or self._closed:
                 return DaxPutFromPtrResult.CLOSED
@@ -689,7 +729,10 @@ class DaxCore(Generic[KeyT]):
         if len(keys) == 1:
             # LMCache's wrappers ask key by key: a known key needs no library
             # call, another one call, no batch.
-            kb = encode_key(keys[0])
+            try:
+                kb = encode_key(keys[0])
+            except KeyTooLong:
+                return [False]  # a key libdaxkv cannot hold is never stored
             if not lock and kb in self._known:
                 return [True]
             store = self._store
@@ -708,7 +751,14 @@ class DaxCore(Generic[KeyT]):
             if hit:
                 self._remember_one(kb, epoch)
             return [hit]
-        kbs = encode_keys(keys)
+        kbs, pos = encode_keys_partial(keys)
+        if pos is not None:
+            # Keys libdaxkv cannot hold (too long) are never stored: misses.
+            out = [False] * len(keys)
+            if pos:
+                for i, hit in zip(pos, self.exists_many([keys[i] for i in pos], lock=lock)):
+                    out[i] = hit
+            return out
         if not lock:
             known = self._known
             if all(kb in known for kb in kbs):
@@ -723,7 +773,15 @@ class DaxCore(Generic[KeyT]):
         with pin=True): daxkv's backend's prefix lookup."""
         if self._closing or self._closed or not keys:
             return 0
-        kbs = encode_keys(keys)
+        kbs, pos = encode_keys_partial(keys)
+        if pos is not None:
+            # The prefix ends at the first key libdaxkv cannot hold (never stored).
+            n = 0
+            while n < len(pos) and pos[n] == n:
+                n += 1
+            kbs = kbs[:n]
+            if not kbs:
+                return 0
         start = 0
         if not pin:
             known = self._known
@@ -747,7 +805,9 @@ class DaxCore(Generic[KeyT]):
         """Drop one external lock per key (never below zero)."""
         if not keys or self._closed:
             return
-        _native.unpin_many(self._store, encode_keys(keys))
+        kbs, _ = encode_keys_partial(keys)  # keys too long were never stored or locked
+        if kbs:
+            _native.unpin_many(self._store, kbs)
 
     def delete_many(self, keys: List[KeyT], *, force: bool = False) -> List[bool]:
         """Delete keys. Without force, locked and in-flight keys are left
@@ -756,7 +816,14 @@ class DaxCore(Generic[KeyT]):
         finalize_reads."""
         if not keys or self._closed:
             return [False] * len(keys)
-        kbs = encode_keys(keys)
+        kbs, pos = encode_keys_partial(keys)
+        if pos is not None:
+            # Keys libdaxkv cannot hold (too long) were never stored: no-ops.
+            out = [False] * len(keys)
+            if pos:
+                for i, gone in zip(pos, self.delete_many([keys[i] for i in pos], force=force)):
+                    out[i] = gone
+            return out
         try:
             return _native.remove_many(self._store, kbs, force)
         finally:
@@ -808,11 +875,13 @@ class DaxCore(Generic[KeyT]):
             return reservations, results
         ls = _native.Leases()
         try:
-            kbs = encode_keys(keys)
+            kbs, pos = self._readable(keys, prefix_only)
             missed: List[int] = []
             ls = _native.lease_many(self._store, kbs, prefix=prefix_only, failed=missed)
             if missed:
                 self._forget([kbs[i] for i in missed])
+            if pos is not None:
+                ls.index = [pos[i] for i in ls.index]
             unreadable: List[int] = []
             new = object.__new__
             for j, index in enumerate(ls.index):
@@ -862,11 +931,13 @@ class DaxCore(Generic[KeyT]):
         if not keys or not self._begin_read():
             return ls
         try:
-            kbs = encode_keys(keys)
+            kbs, pos = self._readable(keys, prefix_only)
             missed: List[int] = []
             ls = _native.lease_many(self._store, kbs, prefix=prefix_only, failed=missed)
             if missed:
                 self._forget([kbs[i] for i in missed])
+            if pos is not None:
+                ls.index = [pos[i] for i in ls.index]
             metas: List[EntryMeta] = []
             for blob in ls.meta:
                 try:
@@ -898,6 +969,19 @@ class DaxCore(Generic[KeyT]):
         if not len(ls):
             self._end_read()
         return ls
+
+    @staticmethod
+    def _readable(keys: List[KeyT], prefix_only: bool) -> Tuple[List[bytes], Optional[List[int]]]:
+        """The encodings of the keys to read, and (None when every key is
+        there) their positions in keys: a key longer than libdaxkv's limit
+        was never stored, a miss (with prefix_only, the end of the prefix)."""
+        kbs, pos = encode_keys_partial(keys)
+        if pos is not None and prefix_only:
+            n = 0
+            while n < len(pos) and pos[n] == n:
+                n += 1
+            return kbs[:n], None
+        return kbs, pos
 
     def release_entries(self, leases: "_native.Leases") -> None:
         """Release what lease_entries gave (exactly once)."""
@@ -931,10 +1015,12 @@ class DaxCore(Generic[KeyT]):
             )
         results = [False] * len(keys)
         idx = [i for i, o in enumerate(objs) if not _is_multi_tensor(o)]
+        kbs, pos = encode_keys_partial([keys[i] for i in idx])
+        if pos is not None:
+            idx = [idx[j] for j in pos]  # keys too long were never stored: misses
         if not idx or not self._begin_read():
             return results
         try:
-            kbs = encode_keys([keys[i] for i in idx])
             get = _native.GetBatch(
                 kbs,
                 [_data_ptr(objs[i]) for i in idx],

@@ -24,7 +24,15 @@ import json
 import struct
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
-__all__ = ["encode_key", "encode_keys", "decode_key", "register_key_type", "KEY_MAX"]
+__all__ = [
+    "encode_key",
+    "encode_keys",
+    "encode_keys_partial",
+    "decode_key",
+    "register_key_type",
+    "KeyTooLong",
+    "KEY_MAX",
+]
 
 KEY_MAX = 512
 
@@ -36,6 +44,16 @@ _TAG_OBJECT_KEY = 0x05
 
 _U16 = struct.Struct("<H")
 _Q3 = struct.Struct("<qqq")
+
+
+class KeyTooLong(ValueError):
+    """A key whose encoding is longer than libdaxkv's key limit (KEY_MAX
+    bytes): the library cannot hold it. ``length`` is the encoded length
+    (for a field past a 16-bit length, a lower bound)."""
+
+    def __init__(self, message: str, length: int) -> None:
+        super().__init__(message)
+        self.length = length
 
 
 class _FieldTooLong(ValueError):
@@ -250,7 +268,7 @@ _by_id: Dict[int, Tuple[Any, bytes]] = {}
 
 def encode_key(key: Any) -> bytes:
     """The key's bytes in the store. Raises TypeError for an unknown type and
-    ValueError for a key longer than 512 bytes once encoded."""
+    KeyTooLong (a ValueError) for a key longer than 512 bytes once encoded."""
     e = _by_id.get(id(key))
     if e is not None and e[0] is key:
         return e[1]
@@ -283,6 +301,31 @@ def encode_keys(keys: Any) -> List[bytes]:
     return out
 
 
+def encode_keys_partial(
+    keys: Any, too_long: Optional[List[Tuple[int, "KeyTooLong"]]] = None
+) -> Tuple[List[bytes], Optional[List[int]]]:
+    """The encodings of the keys libdaxkv can hold, and None when that is
+    every key, else the positions in keys of those encodings: a key longer
+    than KEY_MAX once encoded is left out, (its position, the KeyTooLong)
+    going to too_long when given. TypeError for an unknown key type."""
+    try:
+        return encode_keys(keys), None
+    except KeyTooLong:
+        pass
+    out: List[bytes] = []
+    pos: List[int] = []
+    for i, k in enumerate(keys):
+        try:
+            kb = encode_key(k)
+        except KeyTooLong as exc:
+            if too_long is not None:
+                too_long.append((i, exc))
+            continue
+        out.append(kb)
+        pos.append(i)
+    return out, pos
+
+
 def _encode(key: Any) -> bytes:
     enc = _ENCODERS.get(type(key))
     if enc is None:
@@ -291,12 +334,15 @@ def _encode(key: Any) -> bytes:
     try:
         b = enc(key)
     except _FieldTooLong as exc:
-        raise ValueError(
+        raise KeyTooLong(
             f"a key of type {type(key).__name__} has a field of {exc.args[0]} bytes, "
-            f"above the limit of {KEY_MAX}"
+            f"above the limit of {KEY_MAX}",
+            exc.args[0],
         ) from None
     if len(b) > KEY_MAX:
-        raise ValueError(f"key {key!r} is {len(b)} bytes once encoded, above the limit of {KEY_MAX}")
+        raise KeyTooLong(
+            f"key {key!r} is {len(b)} bytes once encoded, above the limit of {KEY_MAX}", len(b)
+        )
     return b
 
 

@@ -47,7 +47,7 @@ from .._batch import _Batch
 from .._store import Store
 from ..errors import DaxKVError, InvalidArgument, NotFound, NoSpace, PermissionDenied, Busy, Shutdown
 from . import _native
-from .keys import decode_key, encode_key, encode_keys
+from .keys import KeyTooLong, decode_key, encode_key, encode_keys_partial
 from .meta import DEFAULT_META_BYTES, decode_meta
 
 __all__ = ["DaxkvL2Adapter", "DaxkvL2AdapterConfig"]
@@ -419,14 +419,21 @@ class DaxkvL2Adapter(L2AdapterInterface):
     def submit_store_task(self, keys: List[ObjectKey], objects: List[Any]) -> L2TaskId:
         """Store objects (libdaxkv batches, one per piece of the task); the
         result comes through the store event fd. A key already stored
-        counts as stored."""
+        counts as stored; a key libdaxkv cannot hold (longer than its
+        512-byte limit once encoded) is logged and fails the task for it."""
         if len(keys) != len(objects):
             raise ValueError(
                 f"keys and objects must have the same length, got {len(keys)} and {len(objects)}"
             )
-        task_id = self._new_task("store")
-        from .core import _data_ptr, _is_multi_tensor, _meta_of
+        from .core import _data_ptr, _is_multi_tensor, _meta_of, _warn_key_too_long
 
+        # The keys are encoded before the task is counted: once it is, every
+        # piece completes (or is failed), whatever a key or object holds.
+        too_long: List[Tuple[int, KeyTooLong]] = []
+        kbs, pos = encode_keys_partial(keys, too_long)
+        task_id = self._new_task("store")
+        for i, exc in too_long:
+            _warn_key_too_long("DAX L2 store skips", keys[i], exc)
         n = len(keys)
         task = _Task(task_id, list(keys), list(objects), [])
         task.failed_early = False
@@ -435,42 +442,50 @@ class DaxkvL2Adapter(L2AdapterInterface):
         if not n:
             self._store_done(task, 0, 0, None, False)
             return task_id
+        # Position in keys -> encoding (None: a key too long to store).
+        if pos is None:
+            key_bytes: List[Optional[bytes]] = kbs  # type: ignore[assignment]
+        else:
+            key_bytes = [None] * n
+            for i, kb in zip(pos, kbs):
+                key_bytes[i] = kb
         slot = self._slot_bytes
         index = task.index
         # Each piece is prepared and submitted in turn: the library copies
         # one while the next is prepared.
         for p, (a, b) in enumerate(pieces):
             first = len(index)
-            names, addrs, sizes, metas = [], [], [], []
-            skipped = False
-            for i in range(a, b):
-                obj = objects[i]
-                size = int(obj.get_size())
-                if _is_multi_tensor(obj) or size > slot:
-                    logger.error("DAX L2 store skips key %s: multi-tensor or larger than a slot", keys[i])
-                    skipped = True
-                    continue
-                index.append(i)
-                names.append(keys[i])
-                addrs.append(_data_ptr(obj))
-                sizes.append(size)
-                metas.append(_meta_of(obj))
-            if not names:
-                self._store_done(task, first, 0, None, skipped)
-                continue
             try:
+                names, addrs, sizes, metas = [], [], [], []
+                skipped = False
+                for i in range(a, b):
+                    kb = key_bytes[i]
+                    if kb is None:
+                        skipped = True
+                        continue
+                    obj = objects[i]
+                    size = int(obj.get_size())
+                    if _is_multi_tensor(obj) or size > slot:
+                        logger.error("DAX L2 store skips key %s: multi-tensor or larger than a slot", keys[i])
+                        skipped = True
+                        continue
+                    addrs.append(_data_ptr(obj))
+                    sizes.append(size)
+                    metas.append(_meta_of(obj))
+                    names.append(kb)
+                    index.append(i)
+                if not names:
+                    self._store_done(task, first, 0, None, skipped)
+                    continue
                 self._engine.submit(
-                    _lib.OP_PUT, _native.PutBatch(encode_keys(names), addrs, sizes, metas), 0,
+                    _lib.OP_PUT, _native.PutBatch(names, addrs, sizes, metas), 0,
                     lambda rc, put, first=first, skipped=skipped: self._store_done(task, first, rc, put, skipped))
-            except Shutdown:
-                # close() stopped the engine after the task was counted: an
-                # expected end, not an error; the task completes as failed.
-                logger.debug("DAX L2 store submission refused: the adapter is closing")
-                for _ in range(len(pieces) - p):  # this piece and those not submitted
-                    self._store_done(task, first, 0, None, True)
-                break
-            except DaxKVError:
-                logger.exception("DAX L2 store submission failed")
+            except Exception as exc:
+                if isinstance(exc, Shutdown):
+                    # close() raced the submission: expected, the task fails.
+                    logger.debug("DAX L2 store submission refused: the adapter is closing")
+                else:
+                    logger.exception("DAX L2 store submission failed")
                 for _ in range(len(pieces) - p):  # this piece and those not submitted
                     self._store_done(task, first, 0, None, True)
                 break
@@ -518,20 +533,26 @@ class DaxkvL2Adapter(L2AdapterInterface):
         no copy), and its result is posted at once: handing it to a thread
         would cost more than the lookup itself."""
         del layout_desc  # every entry carries its own layout
+        # Encoded before the task is counted; a key libdaxkv cannot hold
+        # (too long) was never stored: a miss.
+        kbs, pos = encode_keys_partial(keys)
         task_id = self._new_task("lookup")
         n = len(keys)
         bitmap = Bitmap(n)
-        if n:
-            batch = _Batch(encode_keys(keys))
-            rc = _native.run_batch(self._store, "daxkv_contains_batch", batch, _lib.PIN)
-            if rc < 0 and rc != -_errno.ESHUTDOWN:
-                logger.error("DAX L2 lookup failed: %s", _native.strerror(rc))
-            elif rc == n:
-                bitmap = Bitmap(n, n)  # every key found: all bits at once
-            elif rc > 0:
-                for i, s in enumerate(batch.statuses()):
-                    if s == 1:
-                        bitmap.set(i)
+        try:
+            if kbs:
+                batch = _Batch(kbs)
+                rc = _native.run_batch(self._store, "daxkv_contains_batch", batch, _lib.PIN)
+                if rc < 0 and rc != -_errno.ESHUTDOWN:
+                    logger.error("DAX L2 lookup failed: %s", _native.strerror(rc))
+                elif rc == n:
+                    bitmap = Bitmap(n, n)  # every key found: all bits at once
+                elif rc > 0:
+                    for j, s in enumerate(batch.statuses()):
+                        if s == 1:
+                            bitmap.set(j if pos is None else pos[j])
+        except Exception:
+            logger.exception("DAX L2 lookup failed")
         self._finish("lookup", task_id, bitmap)
         return task_id
 
@@ -543,8 +564,9 @@ class DaxkvL2Adapter(L2AdapterInterface):
         """Drop one lock per key (never below zero)."""
         if not keys:
             return
-        batch = _Batch(encode_keys(keys))
-        _native.run_batch(self._store, "daxkv_unpin_batch", batch)
+        kbs, _ = encode_keys_partial(keys)  # keys too long were never stored or locked
+        if kbs:
+            _native.run_batch(self._store, "daxkv_unpin_batch", _Batch(kbs))
 
     # -- load --------------------------------------------------------------------
 
@@ -557,6 +579,15 @@ class DaxkvL2Adapter(L2AdapterInterface):
             )
         from .core import _data_ptr, _is_multi_tensor
 
+        # Encoded before the task is counted; a key libdaxkv cannot hold
+        # (too long) was never stored: a miss.
+        kbs, pos = encode_keys_partial(keys)
+        if pos is None:
+            key_bytes: List[Optional[bytes]] = kbs  # type: ignore[assignment]
+        else:
+            key_bytes = [None] * len(keys)
+            for i, kb in zip(pos, kbs):
+                key_bytes[i] = kb
         task_id = self._new_task("load")
         n = len(keys)
         task = _Task(task_id, list(keys), list(objects), [])
@@ -569,30 +600,28 @@ class DaxkvL2Adapter(L2AdapterInterface):
         index = task.index
         for p, (a, b) in enumerate(pieces):
             first = len(index)
-            names, addrs, caps = [], [], []
-            for i in range(a, b):
-                obj = objects[i]
-                if _is_multi_tensor(obj):
-                    continue
-                index.append(i)
-                names.append(keys[i])
-                addrs.append(_data_ptr(obj))
-                caps.append(int(obj.get_size()))
-            if not names:
-                self._load_done(task, first, None)
-                continue
             try:
-                get = _native.GetBatch(encode_keys(names), addrs, caps, self._meta_cap)
-                self._engine.submit(_lib.OP_GET, get, 0, lambda rc, g, first=first: self._load_done(task, first, g))
-            except Shutdown:
-                # close() stopped the engine after the task was counted: an
-                # expected end, not an error; the keys miss.
-                logger.debug("DAX L2 load submission refused: the adapter is closing")
-                for _ in range(len(pieces) - p):  # this piece and those not submitted
+                names, addrs, caps = [], [], []
+                for i in range(a, b):
+                    kb = key_bytes[i]
+                    obj = objects[i]
+                    if kb is None or _is_multi_tensor(obj):
+                        continue
+                    addrs.append(_data_ptr(obj))
+                    caps.append(int(obj.get_size()))
+                    names.append(kb)
+                    index.append(i)
+                if not names:
                     self._load_done(task, first, None)
-                break
-            except DaxKVError:
-                logger.exception("DAX L2 load submission failed")
+                    continue
+                get = _native.GetBatch(names, addrs, caps, self._meta_cap)
+                self._engine.submit(_lib.OP_GET, get, 0, lambda rc, g, first=first: self._load_done(task, first, g))
+            except Exception as exc:
+                if isinstance(exc, Shutdown):
+                    # close() raced the submission: expected, the keys miss.
+                    logger.debug("DAX L2 load submission refused: the adapter is closing")
+                else:
+                    logger.exception("DAX L2 load submission failed")
                 for _ in range(len(pieces) - p):  # this piece and those not submitted
                     self._load_done(task, first, None)
                 break
@@ -642,7 +671,12 @@ class DaxkvL2Adapter(L2AdapterInterface):
         is reused once the read ends."""
         if not keys or self._closed:
             return
-        batch = _Batch(encode_keys(keys))
+        kbs, pos = encode_keys_partial(keys)  # keys too long were never stored
+        if not kbs:
+            return
+        if pos is not None:
+            keys = [keys[i] for i in pos]
+        batch = _Batch(kbs)
         _native.run_batch(self._store, "daxkv_remove_batch", batch)
         deleted = []
         seen = set()
