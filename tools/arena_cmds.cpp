@@ -37,11 +37,14 @@ int report_error(const char *cmd, const daxkv::Error &e) {
     return kExitFailed;
 }
 
+// An arena as it is, to look at: a sparse file stays sparse (no blocks
+// reserved, no pages populated beyond what is read).
 std::unique_ptr<pf::Mapping> open_existing(const std::string &path) {
     pf::MapRequest req;
     req.path = path;
     req.bytes = 0; // the whole device or file
     req.create = false;
+    req.inspect = true;
     return pf::Mapping::open(req);
 }
 

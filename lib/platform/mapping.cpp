@@ -304,7 +304,7 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         // write into a hole.
         if (have == 0)
             m->sized_empty_ = !m->created_file_;
-        const int rc = allocate_blocks(m->fd_, 0, m->backed());
+        const int rc = req.inspect ? 0 : allocate_blocks(m->fd_, 0, m->backed());
         if (rc != 0) {
             if (have == 0 && ::ftruncate(m->fd_, 0) != 0) {
                 // leave it empty if we can; the error below says why
@@ -329,8 +329,8 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
     // third of a memcpy. Device-DAX faults are per 2 MiB or 1 GiB and cheap.
     // A file with room to grow past its end is populated up to the end only.
     const bool is_file = m->info_.kind == DeviceKind::file;
-    const bool populate_part = is_file && m->backed() < m->size_;
-    if (is_file && !populate_part)
+    const bool populate_part = is_file && m->backed() < m->size_ && !req.inspect;
+    if (is_file && !populate_part && !req.inspect)
         mmap_flags |= MAP_POPULATE;
     if (fd.fd >= 0)
         m->fd_ = fd.release();

@@ -35,6 +35,10 @@ struct MapRequest {
     // rounded up to the device alignment, or the whole device when it is
     // smaller (the arena then lays out the slots that fit).
     bool fit = false;
+    // An existing file mapped to be read (and repaired in place) as it is:
+    // its blocks are not reserved and its pages not populated, so that
+    // looking at a sparse arena (daxkv info, check) does not fill it.
+    bool inspect = false;
 };
 
 class Mapping {

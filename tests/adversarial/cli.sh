@@ -9,7 +9,8 @@
 # format of a new file, an empty file, a zeroed file and a file of foreign
 # bytes with a slot larger than the file; format through /dev/shm/../NAME
 # and through a symlink to a missing /dev node; bench with a chunk count of
-# 2^64-1; info on an arena cut short.
+# 2^64-1; info on an arena cut short; info and check on a sparse copy of
+# an arena and on 1 TiB of sparse zeros.
 set -u
 build=$1
 daxkv=$build/tools/daxkv
@@ -86,6 +87,24 @@ truncate -s 600KiB "$dir/cut"
 "$daxkv" info "$dir/cut" --json >"$dir/out" 2>"$dir/err"
 rc=$?
 if [ $rc -lt 128 ]; then ok; else bad "info on a cut arena died (exit $rc)"; fi
+
+# Looking at a sparse arena leaves it sparse: info and check change nothing
+# (on tmpfs the blocks would be memory), and a sparse file of zeros far
+# larger than its file system is an empty device, not -ENOSPC.
+expect 0 "format an arena to copy sparse" -- "$daxkv" format "$dir/full" --slot-bytes 4096 --size 64MiB
+cp --sparse=always "$dir/full" "$dir/sparse"
+before=$(stat -c %b "$dir/sparse")
+expect 0 "info on a sparse arena" -- "$daxkv" info "$dir/sparse"
+expect 0 "check on a sparse arena" -- "$daxkv" check "$dir/sparse" --no-progress
+after=$(stat -c %b "$dir/sparse")
+[ "$after" -eq "$before" ] && ok || bad "info and check filled a sparse arena ($before -> $after blocks)"
+truncate -s 1T "$dir/zeros" 2>/dev/null
+if [ -e "$dir/zeros" ]; then
+    expect 1 "info on 1 TiB of sparse zeros (an empty device)" -- "$daxkv" info "$dir/zeros"
+    grep -q "no arena" "$dir/out" && ok || bad "info on sparse zeros does not say there is no arena: $(head -2 "$dir/out" "$dir/err")"
+    expect 4 "check on 1 TiB of sparse zeros" -- "$daxkv" check "$dir/zeros" --no-progress
+    grep -q -i "nospc\|no room\|reserve" "$dir/err" && bad "check on sparse zeros tried to reserve blocks" || ok
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
