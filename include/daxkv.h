@@ -320,7 +320,11 @@ typedef struct daxkv_lease_item {
 
 /**
  * daxkv_lease_acquire of every item's key in one call, with each lease's
- * accessors and slot filled in. Returns the number leased.
+ * accessors and slot filled in. Returns the number leased. An item whose
+ * lease would wait behind a shrink of its device (daxkv_device_resize) is
+ * never waited for while the call holds leases of earlier items, which the
+ * shrink may be waiting for: the batch releases them, waits, and starts
+ * over from the first item.
  * DAXKV_PREFIX: stops at the first item not leased and returns the prefix
  * length; later items get status -ENOENT. -EINVAL for NULL items with
  * n > 0, n above INT32_MAX or unknown flags; -ESHUTDOWN after shutdown;

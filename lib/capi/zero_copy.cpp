@@ -77,13 +77,20 @@ DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t 
                 items[i].lease = nullptr;
             }
         };
+        // An item whose device has its lease gate up (a shrink waiting for
+        // the leases of that device) is waited for as
+        // daxkv_lease_acquire waits, but never while this call holds leases
+        // of its own: the call may be what is waited for (the leases taken
+        // for earlier items). It gives them back, waits, and starts over.
         int leased = 0;
         try {
             for (size_t i = 0; i < n; ++i) {
                 daxkv_lease_item &it = items[i];
+                uint32_t gated = UINT32_MAX;
                 it.status = item_status([&] {
                     auto l = std::make_unique<daxkv_lease>();
-                    const int rc = st.reads().lease(key_arg(it.key, it.key_len), &l->state);
+                    const int rc = st.reads().lease(key_arg(it.key, it.key_len), &l->state,
+                                                    leased ? &gated : nullptr);
                     if (rc)
                         return rc;
                     l->state->store = s->store; // the lease keeps the store alive
@@ -100,6 +107,13 @@ DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t 
                     it.lease = l.release();
                     return 0;
                 });
+                if (it.status == -EAGAIN && gated != UINT32_MAX) {
+                    release_all();
+                    leased = 0;
+                    st.reads().wait_lease_gate(gated); // -ESHUTDOWN: thrown
+                    i = SIZE_MAX;                      // from the first item again
+                    continue;
+                }
                 if (it.status == -ESHUTDOWN) {
                     release_all();
                     return set_error(-ESHUTDOWN, "the store is shut down");

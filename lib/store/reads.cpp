@@ -305,7 +305,7 @@ int Reads::contains_batch(daxkv_item *items, size_t n, unsigned flags) {
     return hits;
 }
 
-int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out) {
+int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out, uint32_t *gated) {
     CallGate::Call call(c_.gate);
     Borrow b;
     for (;;) {
@@ -313,9 +313,13 @@ int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out) {
             return rc;
         if (!c_.pool.lease_gated(b.ref.arena))
             break;
+        end(b);
+        if (gated) {
+            *gated = b.ref.arena;
+            return set_error(-EAGAIN, "the entry's device is resizing");
+        }
         // A resize of that device is waiting for its leases: new ones wait
         // (pool.hpp), so that it cannot starve.
-        end(b);
         c_.pool.wait_lease_gate(b.ref.arena);
     }
     if (c_.copier.verifies_reads() && !verify(b, nullptr))
@@ -340,6 +344,11 @@ int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out) {
     c_.counters.hits++;
     *out = std::move(l);
     return 0;
+}
+
+void Reads::wait_lease_gate(uint32_t a) {
+    CallGate::Call call(c_.gate);
+    c_.pool.wait_lease_gate(a);
 }
 
 void Reads::release(LeaseState &l) noexcept {

@@ -1,7 +1,8 @@
 // Lifetimes and locks: shutdown and close racing every call that blocks,
 // hotplug against reservations and leases held by the caller (from the same
-// thread, too), and a log callback that calls back into the library on every
-// path that logs.
+// thread, too), a lease batch against a shrink that waits for the batch's own
+// leases, and a log callback that calls back into the library on every path
+// that logs.
 //
 // The scenarios that used to hang or crash run in a child process with an
 // alarm, so that a hang fails one test instead of the suite.
@@ -214,6 +215,85 @@ TEST_F(Lifetimes, ShutdownWakesALeaseWaitingBehindALeaseGate) {
             out += "resize returned " + std::to_string(rc_resize) + "; ";
         if (rc_lease != -ESHUTDOWN)
             out += "the gated lease returned " + std::to_string(rc_lease) + "; ";
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+TEST_F(Lifetimes, ALeaseBatchNeverWaitsBehindAShrinkWhileHoldingLeases) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(1, 8);
+        for (uint32_t i = 0; i < 8; ++i)
+            if (put_key(s.get(), i, 1))
+                return "put failed";
+        // Keys 4..7 in slots 4..7 (lowest free slot first); slots 0..3 freed
+        // for them to move to when the device shrinks to 4 slots.
+        for (uint32_t i = 0; i < 4; ++i) {
+            std::string k = key_of(i);
+            if (daxkv_remove(s.get(), k.data(), k.size(), 0))
+                return "remove failed";
+        }
+        daxkv_store *raw = s.get();
+        daxkv::Store &st = *raw->store;
+        // Key 7 (above the new end) first, then key 4 over and over: enough
+        // items for the batch to still be running when the shrink raises its
+        // lease gate.
+        constexpr size_t kItems = 20000;
+        std::vector<std::string> keys(kItems, key_of(4));
+        keys[0] = key_of(7);
+        std::vector<daxkv_lease_item> items(kItems);
+        for (size_t i = 0; i < kItems; ++i) {
+            std::memset(&items[i], 0, sizeof items[i]);
+            items[i].key = keys[i].data();
+            items[i].key_len = keys[i].size();
+        }
+        int rc_batch = INT32_MIN;
+        std::thread batch;
+        // Between the copies and the switch of the shrink's migration: the
+        // batch starts and leases key 7 in its old slot, then goes on while
+        // the shrink switches the entries, raises the lease gate and waits
+        // for the leases of the old slots (the batch's own). Before, the
+        // batch then waited at the gate for its next item while holding
+        // them: neither call ever returned.
+        st.hotplug().set_hook([&](int phase) {
+            if (phase != 1)
+                return;
+            batch = std::thread(
+                [&] { rc_batch = daxkv_lease_batch(raw, items.data(), items.size(), 0); });
+            for (int i = 0; i < 200000 && st.core().slots.leases() == 0; ++i)
+                std::this_thread::sleep_for(std::chrono::microseconds(50));
+        });
+        daxkv_hotplug_result r = result();
+        int rc = daxkv_device_resize(raw, paths_[0].c_str(), 4 * kSlot, DAXKV_MIGRATE,
+                                     DAXKV_FORCE, &r);
+        st.hotplug().set_hook(nullptr);
+        if (batch.joinable())
+            batch.join();
+        std::string out;
+        if (rc != 0)
+            out += "forced shrink: " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+        if (rc_batch != static_cast<int>(kItems))
+            out += "the batch leased " + std::to_string(rc_batch) + " of " +
+                   std::to_string(kItems) + "; ";
+        size_t bad = 0;
+        for (size_t i = 0; i < kItems; ++i) {
+            const uint32_t k = i == 0 ? 7 : 4;
+            const std::vector<uint8_t> want = val(k);
+            if (items[i].status != 0 || items[i].size != want.size() ||
+                std::memcmp(items[i].data, want.data(), want.size()) != 0 || items[i].slot >= 4)
+                ++bad;
+            daxkv_lease_release(items[i].lease);
+        }
+        if (bad)
+            out += std::to_string(bad) + " items not leased at their new place; ";
+        if (pool_status(raw)["devices"][0]["max_slots"] != 4)
+            out += "the shrink did not happen; ";
+        for (uint32_t i = 4; i < 8; ++i) {
+            std::string b = check_key(raw, i, 1);
+            if (!b.empty())
+                out += b + "; ";
+        }
         return out;
     });
     EXPECT_EQ(msg, "");
