@@ -177,9 +177,9 @@ DAXKV_API int daxkv_open(daxkv_store **out, const daxkv_config *cfg);
 /**
  * New calls get -ESHUTDOWN; waits for calls in flight. Calls that block
  * (daxkv_device_wait_drained, a forced removal or shrink waiting for leases,
- * a lease waiting behind a resize) are woken and return -ESHUTDOWN, leaving
- * their device as it was. The handle stays valid; outstanding leases and
- * reservations keep the mapping alive.
+ * a lease waiting behind a removal or resize) are woken and return
+ * -ESHUTDOWN, leaving their device as it was. The handle stays valid;
+ * outstanding leases and reservations keep the mapping alive.
  */
 DAXKV_API int daxkv_shutdown(daxkv_store *s);
 /** Shutdown, then free the handle. NULL is fine. */
@@ -321,10 +321,10 @@ typedef struct daxkv_lease_item {
 /**
  * daxkv_lease_acquire of every item's key in one call, with each lease's
  * accessors and slot filled in. Returns the number leased. An item whose
- * lease would wait behind a shrink of its device (daxkv_device_resize) is
- * never waited for while the call holds leases of earlier items, which the
- * shrink may be waiting for: the batch releases them, waits, and starts
- * over from the first item.
+ * lease would wait behind a removal or shrink of its device
+ * (daxkv_device_remove, daxkv_device_resize) is never waited for while the
+ * call holds leases of earlier items, which that call may be waiting for:
+ * the batch releases them, waits, and starts over from the first item.
  * DAXKV_PREFIX: stops at the first item not leased and returns the prefix
  * length; later items get status -ENOENT. -EINVAL for NULL items with
  * n > 0, n above INT32_MAX or unknown flags; -ESHUTDOWN after shutdown;
@@ -649,7 +649,10 @@ DAXKV_API int daxkv_device_add(daxkv_store *s, const char *path, uint64_t bytes)
  * (-ENOSPC), so a retry behaves like the first try. DAXKV_EVICT deletes the entries. Both fail
  * with -EBUSY, before changing anything, while entries of the device are
  * pinned or leased, unless flags has DAXKV_FORCE (pins move with migrated
- * entries; the call then waits for leases before unmapping). An open
+ * entries; the call then waits for leases before unmapping). Without
+ * DAXKV_FORCE the call never waits for a lease: from its check to its end,
+ * new leases of the device's entries wait for it, and then find the entry
+ * where the call left it. An open
  * reservation of the device gives -EBUSY too; with DAXKV_FORCE it is
  * cancelled instead of waited for: its commit fails with -ECANCELED, and the
  * device stays mapped for the caller's writes until it is committed or
@@ -671,11 +674,12 @@ DAXKV_API int daxkv_device_remove(daxkv_store *s, const char *path, int mode, un
  * devices, all or nothing, -ENOSPC when there is no room) or deletes them
  * (DAXKV_EVICT, only with DAXKV_FORCE; without it -EBUSY: a shrink never
  * drops a key silently). Pinned or leased entries above the new end give
- * -EBUSY unless DAXKV_FORCE; new leases of the device wait while the resize
- * waits for the old ones. Open reservations above the new end are treated
- * as by daxkv_device_remove. The usable size is recorded on the device, so a
- * reopen keeps it. -EINVAL bad mode or a size below one slot; -ENOENT
- * unknown device.
+ * -EBUSY unless DAXKV_FORCE; new leases of the device wait while a forced
+ * resize waits for the old ones, and for the whole of one without
+ * DAXKV_FORCE, which never waits for a lease (as daxkv_device_remove). Open
+ * reservations above the new end are treated as by daxkv_device_remove.
+ * The usable size is recorded on the device, so a reopen keeps it. -EINVAL
+ * bad mode or a size below one slot; -ENOENT unknown device.
  */
 DAXKV_API int daxkv_device_resize(daxkv_store *s, const char *path, uint64_t bytes, int mode,
                                   unsigned flags, daxkv_hotplug_result *out);

@@ -77,8 +77,8 @@ DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t 
                 items[i].lease = nullptr;
             }
         };
-        // An item whose device has its lease gate up (a shrink waiting for
-        // the leases of that device) is waited for as
+        // An item whose device has its lease gate up (a removal or shrink
+        // under way, pool.hpp) is waited for as
         // daxkv_lease_acquire waits, but never while this call holds leases
         // of its own: the call may be what is waited for (the leases taken
         // for earlier items). It gives them back, waits, and starts over.

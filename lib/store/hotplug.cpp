@@ -15,6 +15,33 @@
 
 namespace daxkv {
 
+namespace {
+
+// The lease gate of a device (pool.hpp) when a change raised it, lowered
+// again when the change ends, whatever its outcome.
+class DeviceGates {
+public:
+    DeviceGates(Pool &pool, uint32_t a) : pool_(pool), a_(a) {}
+    ~DeviceGates() {
+        if (leases_)
+            pool_.set_lease_gate(a_, false);
+    }
+    DeviceGates(const DeviceGates &) = delete;
+    DeviceGates &operator=(const DeviceGates &) = delete;
+    void leases() {
+        if (!leases_)
+            pool_.set_lease_gate(a_, true);
+        leases_ = true;
+    }
+
+private:
+    Pool &pool_;
+    uint32_t a_;
+    bool leases_ = false;
+};
+
+} // namespace
+
 void Hotplug::check_enabled(const char *what) const {
     if (!c_.cfg.hotplug)
         fail(-EPERM, "%s: DAX hotplug is disabled (open the store with hotplug=1)", what);
@@ -140,16 +167,22 @@ int Hotplug::remove(const std::string &path, MoveMode mode, unsigned flags, Hotp
         return 0;
     }
 
+    // Without force, no lease of the device's entries may arrive after the
+    // check below: it would be waited for. New ones wait until the call
+    // ends; the ones taken before are all seen by the check (Reads::lease).
+    const bool migrate = mode == MoveMode::migrate;
+    DeviceGates gates(c_.pool, a);
+    if (!force)
+        gates.leases();
     bool blocked = false;
-    std::vector<std::string> keys = keys_on(a, 0, &blocked);
-    if (blocked && !force)
+    std::vector<std::string> keys = keys_on(a, 0, force ? nullptr : &blocked);
+    if (blocked)
         return set_error(-EBUSY, "the device has pinned or leased entries; use DAXKV_FORCE "
                                  "(it then waits for the leases)");
     if (size_t open = force ? 0 : reservations_.on_device(a, 0, false))
         return set_error(-EBUSY, "%zu reservation(s) of the device are open: commit or abort "
                                  "them, or use DAXKV_FORCE (their commits then fail with "
                                  "-ECANCELED)", open);
-    const bool migrate = mode == MoveMode::migrate;
     if (migrate) {
         bool dest = false;
         for (uint32_t t = 0; t < c_.pool.size(); ++t)
@@ -248,9 +281,15 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
         out = HotplugResult{old_state, a, old_bytes, c_.pool.usable_bytes(a), ms};
         return 0;
     }
+    // Without force, new leases of the device's entries wait from before
+    // the check below to the end of the call (see remove), so that it never
+    // waits for one.
+    DeviceGates gates(c_.pool, a);
+    if (!force)
+        gates.leases();
     bool blocked = false;
-    std::vector<std::string> keys = keys_on(a, new_limit, &blocked);
-    if (blocked && !force)
+    std::vector<std::string> keys = keys_on(a, new_limit, force ? nullptr : &blocked);
+    if (blocked)
         return set_error(-EBUSY, "entries above the new end are pinned or leased; use "
                                  "DAXKV_FORCE (it then waits for the leases)");
     if (size_t open = force ? 0 : reservations_.on_device(a, new_limit, false))
@@ -274,9 +313,9 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
         rc = evict_keys(a, keys, force, ms);
     if (rc == 0) {
         // New leases of the device wait while the old ones above the end
-        // are waited for, so a stream of new leases cannot starve the resize.
-        c_.pool.set_lease_gate(a, true);
-        Undo ungate([&] { c_.pool.set_lease_gate(a, false); });
+        // are waited for (force), so that a stream of new leases cannot
+        // starve the resize.
+        gates.leases();
         rc = wait_until_empty(a, new_limit, migrate, force, true, ms);
     }
     if (rc != 0)

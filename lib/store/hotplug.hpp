@@ -67,8 +67,8 @@ private:
     struct Move;
     void check_enabled(const char *what) const;
     // Keys of the committed entries on device a at slot from_slot or above.
-    // *blocked: one of them is pinned or leased (a get copying out of a slot
-    // is not: it ends on its own).
+    // *blocked: one of them is pinned or leased, or a slot there is leased
+    // (a get copying out of a slot is not: it ends on its own).
     std::vector<std::string> keys_on(uint32_t a, uint32_t from_slot, bool *blocked);
     // migrate.cpp.
     void migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool same_device,

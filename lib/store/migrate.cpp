@@ -53,8 +53,12 @@ std::vector<std::string> Hotplug::keys_on(uint32_t a, uint32_t from_slot, bool *
         any = any || e.pins() > 0 || c_.slots.at(e.ref()).leases() > 0;
         keys.push_back(e.key());
     });
-    if (blocked)
-        *blocked = any;
+    if (blocked) {
+        // And the slots still leased whose entries were replaced or removed:
+        // they are waited for like the others. Every lease marked before
+        // the scan above passed its shard is counted here.
+        *blocked = any || c_.slots.leased_from(a, from_slot) > 0;
+    }
     return keys;
 }
 

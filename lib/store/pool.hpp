@@ -63,7 +63,10 @@ struct DeviceRow {
     uint32_t id = 0;    // never reused within a store
     int numa_node = -1;
     std::atomic<DevState> state{DevState::active};
-    // While set, new leases of entries on this device wait (resize).
+    // While set, new leases of entries on this device wait: a removal or
+    // shrink that must not see one arrive (without force: from its check of
+    // the leases to its end), or that waits for the old ones (a forced
+    // shrink). Looked at under the entry's shard lock (Reads::lease).
     std::atomic<bool> lease_gate{false};
     // A draining device that became empty.
     std::atomic<bool> drained{false};

@@ -307,33 +307,48 @@ int Reads::contains_batch(daxkv_item *items, size_t n, unsigned flags) {
 
 int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out, uint32_t *gated) {
     CallGate::Call call(c_.gate);
+    // Allocated first: nothing is borrowed or leased yet if it fails.
+    auto l = std::make_unique<LeaseState>();
     Borrow b;
     for (;;) {
-        if (int rc = borrow(key, SIZE_MAX, nullptr, SIZE_MAX, b))
-            return rc;
-        if (!c_.pool.lease_gated(b.ref.arena))
-            break;
-        end(b);
-        if (gated) {
-            *gated = b.ref.arena;
-            return set_error(-EAGAIN, "the entry's device is resizing");
+        Index::Locked e = c_.index.lookup(key);
+        if (!e || !e->committed()) {
+            c_.counters.misses++;
+            return set_error(-ENOENT, "key not found");
         }
-        // A resize of that device is waiting for its leases: new ones wait
-        // (pool.hpp), so that it cannot starve.
-        c_.pool.wait_lease_gate(b.ref.arena);
+        const Version &v = e->version();
+        // The gate is looked at, and the lease marked, under the shard lock
+        // that hotplug's check of the device's leases takes too: a lease is
+        // either seen by that check or sees the gate, never taken between
+        // the two (it would then be waited for by a call that must not).
+        if (c_.pool.lease_gated(v.ref.arena)) {
+            const uint32_t a = v.ref.arena;
+            e.unlock();
+            if (gated) {
+                *gated = a;
+                return set_error(-EAGAIN, "the entry's device is resizing or being removed");
+            }
+            // A removal or shrink of that device is under way: new leases
+            // wait (pool.hpp), so that it cannot starve, then look again.
+            c_.pool.wait_lease_gate(a);
+            continue;
+        }
+        c_.slots.borrow(v.ref);
+        c_.slots.lease(v.ref); // hotplug tells leases from reads in progress
+        c_.index.touch(e);
+        b.shard = e.shard();
+        b.ref = v.ref;
+        b.src = c_.pool.arena(v.ref.arena).slot_data(v.ref.slot);
+        b.len = v.value_len;
+        b.meta_len = v.meta_len;
+        break;
     }
-    if (c_.copier.verifies_reads() && !verify(b, nullptr))
-        failed_checksum(b, "");
-    std::unique_ptr<LeaseState> l;
-    try {
-        l = std::make_unique<LeaseState>();
-    } catch (...) {
-        end(b);
-        throw;
-    }
-    {
-        auto g = c_.index.lock_shard(b.shard);
-        c_.slots.lease(b.ref); // hotplug tells leases from reads in progress
+    if (c_.copier.verifies_reads() && !verify(b, nullptr)) {
+        {
+            auto g = c_.index.lock_shard(b.shard);
+            c_.slots.end_lease(b.ref);
+        }
+        failed_checksum(b, ""); // ends the borrow
     }
     l->shard = b.shard;
     l->ref = b.ref;

@@ -61,10 +61,10 @@ public:
     int contains(std::string_view key);
     int contains_batch(daxkv_item *items, size_t n, unsigned flags);
     // 0 with *out set, or -ENOENT; throws Error. An entry on a device whose
-    // lease gate is up (a shrink under way) is waited for; with gated set it
-    // is not: -EAGAIN, with *gated its device, and nothing leased (for a
-    // caller that holds leases of its own, which that shrink may be waiting
-    // for: it gives them back before it waits).
+    // lease gate is up (a removal or shrink under way) is waited for; with
+    // gated set it is not: -EAGAIN, with *gated its device, and nothing
+    // leased (for a caller that holds leases of its own, which that removal
+    // or shrink may be waiting for: it gives them back before it waits).
     int lease(std::string_view key, std::unique_ptr<LeaseState> *out,
               uint32_t *gated = nullptr);
     // Wait while device a's lease gate is up; throws -ESHUTDOWN at shutdown.

@@ -61,15 +61,23 @@ void SlotStates::quarantine(const SlotRef &r) noexcept {
 
 void SlotStates::lease(const SlotRef &r) noexcept {
     // hotplug tells leases from reads in progress
-    if (rows_[r.arena][r.slot].leases_++ == 0)
+    if (rows_[r.arena][r.slot].leases_.fetch_add(1, std::memory_order_relaxed) == 0)
         leased_slots_++;
     leases_++;
 }
 
 void SlotStates::end_lease(const SlotRef &r) noexcept {
-    if (--rows_[r.arena][r.slot].leases_ == 0)
+    if (rows_[r.arena][r.slot].leases_.fetch_sub(1, std::memory_order_relaxed) == 1)
         leased_slots_--;
     leases_--;
+}
+
+uint32_t SlotStates::leased_from(uint32_t a, uint32_t from_slot) const noexcept {
+    const std::vector<SlotState> &row = rows_[a];
+    uint32_t n = 0;
+    for (size_t i = from_slot; i < row.size(); ++i)
+        n += row[i].leases() > 0;
+    return n;
 }
 
 void SlotStates::take_recovered(uint32_t a, uint32_t slot, uint32_t generation) {

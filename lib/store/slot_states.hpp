@@ -31,16 +31,31 @@ enum class SlotStatus : uint8_t { free, inflight, committed, pending_free, quara
 
 class SlotState {
 public:
+    SlotState() = default;
+    // Copied only while nothing refers to the slot (size_device).
+    SlotState(const SlotState &o) noexcept
+        : generation_(o.generation_), borrows_(o.borrows_), leases_(o.leases()),
+          status_(o.status_) {}
+    SlotState &operator=(const SlotState &o) noexcept {
+        generation_ = o.generation_;
+        borrows_ = o.borrows_;
+        leases_.store(o.leases(), std::memory_order_relaxed);
+        status_ = o.status_;
+        return *this;
+    }
     uint32_t generation() const noexcept { return generation_; }
     uint32_t borrows() const noexcept { return borrows_; }
-    uint32_t leases() const noexcept { return leases_; }
+    uint32_t leases() const noexcept { return leases_.load(std::memory_order_relaxed); }
     SlotStatus status() const noexcept { return status_; }
 
 private:
     friend class SlotStates;
     uint32_t generation_ = 0;
     uint32_t borrows_ = 0; // leases and reads copying out of the slot
-    uint32_t leases_ = 0;  // of the borrows, the leases (they block hotplug)
+    // Of the borrows, the leases (they block hotplug). Changed under the
+    // shard lock like the rest; atomic so that hotplug can count the leased
+    // slots of a device without knowing their keys (leased_from).
+    std::atomic<uint32_t> leases_{0};
     SlotStatus status_ = SlotStatus::free;
 };
 
@@ -80,6 +95,11 @@ public:
     void quarantine(const SlotRef &r) noexcept;
     void lease(const SlotRef &r) noexcept;
     void end_lease(const SlotRef &r) noexcept;
+    // The slots of device a at from_slot or above that hold a lease, those
+    // of replaced or removed entries included. Exact for the leases marked
+    // before the caller took (and dropped) every shard lock; hotplug calls
+    // it after its scan of the index, with the device's lease gate up.
+    uint32_t leased_from(uint32_t a, uint32_t from_slot) const noexcept;
 
     // Recovery: a committed entry found on device a.
     void take_recovered(uint32_t a, uint32_t slot, uint32_t generation);

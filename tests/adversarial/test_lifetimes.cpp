@@ -299,6 +299,104 @@ TEST_F(Lifetimes, ALeaseBatchNeverWaitsBehindAShrinkWhileHoldingLeases) {
     EXPECT_EQ(msg, "");
 }
 
+// A call that enters the store from another thread while a hotplug call is
+// stopped in its hook: up to `ms` for it to be done, for a call that returns
+// at once; one that waits behind the hotplug call is left waiting.
+bool done_within(const std::atomic<bool> &done, int ms) {
+    for (int i = 0; i < ms * 20 && !done.load(); ++i)
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+    return done.load();
+}
+
+TEST_F(Lifetimes, ARemovalOrShrinkWithoutForceNeverWaitsForALeaseTakenDuringIt) {
+    for (int shrink = 0; shrink < 2; ++shrink) {
+        std::string msg = child_check([&]() -> std::string {
+            ::alarm(kAlarm);
+            // Room on dev1 for all of dev0's entries (nothing evicted).
+            StorePtr s = open_pool(shrink ? 1 : 2, shrink ? 8 : 16);
+            const uint32_t n = shrink ? 8 : 12;
+            for (uint32_t i = 0; i < n; ++i)
+                if (put_key(s.get(), i, 1))
+                    return "put failed";
+            daxkv_store *raw = s.get();
+            daxkv::Store &st = *raw->store;
+            uint32_t key = 0;
+            if (shrink) {
+                // Keys 4..7 in slots 4..7 move down to the slots freed here.
+                for (uint32_t i = 0; i < 4; ++i) {
+                    std::string k = key_of(i);
+                    if (daxkv_remove(raw, k.data(), k.size(), 0))
+                        return "remove failed";
+                }
+                key = 7;
+            } else {
+                std::vector<uint32_t> on0 = keys_on(raw, n, 0);
+                if (on0.empty())
+                    return "no key on dev0";
+                key = on0.back();
+            }
+            // Between the copies and the switch, after the call has found no
+            // lease: another thread leases an entry that is being moved and
+            // holds it until the call has returned. Before, the call then
+            // waited for that lease (forever, here) as if forced.
+            std::atomic<bool> leased{false}, returned{false};
+            int rc_lease = 1;
+            daxkv_lease *l = nullptr;
+            std::thread leaser;
+            st.hotplug().set_hook([&](int phase) {
+                if (phase != 1 || leaser.joinable())
+                    return;
+                leaser = std::thread([&] {
+                    std::string k = key_of(key);
+                    rc_lease = daxkv_lease_acquire(raw, k.data(), k.size(), &l);
+                    leased = true;
+                    while (!returned.load())
+                        std::this_thread::sleep_for(std::chrono::microseconds(100));
+                });
+                done_within(leased, 200);
+            });
+            daxkv_hotplug_result r = result();
+            int rc = shrink ? daxkv_device_resize(raw, paths_[0].c_str(), 4 * kSlot,
+                                                  DAXKV_MIGRATE, 0, &r)
+                            : daxkv_device_remove(raw, paths_[0].c_str(), DAXKV_MIGRATE, 0, &r);
+            returned = true;
+            st.hotplug().set_hook(nullptr);
+            if (leaser.joinable())
+                leaser.join();
+            std::string out;
+            // The lease came after the call's check: it waited for the call
+            // and leased the entry where the call moved it.
+            if (rc != 0)
+                out += "the call returned " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+            if (rc_lease != 0) {
+                out += "the lease returned " + std::to_string(rc_lease) + "; ";
+            } else {
+                const std::vector<uint8_t> want = val(key);
+                daxkv_slot_info si;
+                std::memset(&si, 0, sizeof si);
+                si.struct_size = sizeof si;
+                if (daxkv_lease_size(l) != want.size() ||
+                    std::memcmp(daxkv_lease_data(l), want.data(), want.size()) != 0)
+                    out += "the lease has the wrong bytes; ";
+                else if (daxkv_lease_slot(l, &si) != 0 ||
+                         (shrink ? si.slot >= 4 : si.device_id == 0))
+                    out += "the lease is not of the entry's new place; ";
+            }
+            daxkv_lease_release(l);
+            const json d = pool_status(raw)["devices"][0];
+            if (shrink ? d["max_slots"] != 4 : d["state"] != "removed")
+                out += "the call did not happen: " + d.dump() + "; ";
+            for (uint32_t i = shrink ? 4 : 0; i < n; ++i) {
+                std::string b = check_key(raw, i, 1);
+                if (!b.empty())
+                    out += b + "; ";
+            }
+            return out;
+        });
+        EXPECT_EQ(msg, "") << (shrink ? "shrink" : "removal");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Hotplug against reservations held by the caller
 
