@@ -66,7 +66,7 @@ extern "C" {
 #define DAXKV_FORCE (1u << 1)
 /** get_batch / contains_batch: stop at the first miss, return the prefix. */
 #define DAXKV_PREFIX (1u << 2)
-/** contains_batch: pin every hit (LMCache's "lookup and lock"). */
+/** contains_batch: pin every hit (LMCache's "lookup and lock"; as daxkv_pin). */
 #define DAXKV_PIN (1u << 3)
 
 /* ------------------------------------------------------------------------ */
@@ -177,7 +177,7 @@ DAXKV_API int daxkv_open(daxkv_store **out, const daxkv_config *cfg);
 /**
  * New calls get -ESHUTDOWN; waits for calls in flight. Calls that block
  * (daxkv_device_wait_drained, a forced removal or shrink waiting for leases,
- * a lease waiting behind a removal or resize) are woken and return
+ * a lease or pin waiting behind a removal or resize) are woken and return
  * -ESHUTDOWN, leaving their device as it was. The handle stays valid;
  * outstanding leases and reservations keep the mapping alive.
  */
@@ -209,7 +209,11 @@ DAXKV_API int daxkv_get(daxkv_store *s, const void *key, size_t key_len,
 DAXKV_API int daxkv_contains(daxkv_store *s, const void *key, size_t key_len);
 /** -EBUSY if pinned (or in flight) unless DAXKV_FORCE; -ENOENT on a miss. */
 DAXKV_API int daxkv_remove(daxkv_store *s, const void *key, size_t key_len, unsigned flags);
-/** Pin (refcount) a committed entry: it is neither evicted nor removed. */
+/**
+ * Pin (refcount) a committed entry: it is neither evicted nor removed. While
+ * a daxkv_device_remove(DAXKV_EVICT) without DAXKV_FORCE of the entry's
+ * device is under way, waits for it (then -ENOENT if it deleted the entry).
+ */
 DAXKV_API int daxkv_pin(daxkv_store *s, const void *key, size_t key_len);
 /** Drop one pin; never goes below zero (-ENOENT if absent or not pinned). */
 DAXKV_API int daxkv_unpin(daxkv_store *s, const void *key, size_t key_len);
@@ -651,8 +655,8 @@ DAXKV_API int daxkv_device_add(daxkv_store *s, const char *path, uint64_t bytes)
  * pinned or leased, unless flags has DAXKV_FORCE (pins move with migrated
  * entries; the call then waits for leases before unmapping). Without
  * DAXKV_FORCE the call never waits for a lease: from its check to its end,
- * new leases of the device's entries wait for it, and then find the entry
- * where the call left it. An open
+ * new leases of the device's entries (and, with DAXKV_EVICT, new pins) wait
+ * for it, and then find the entry where the call left it. An open
  * reservation of the device gives -EBUSY too; with DAXKV_FORCE it is
  * cancelled instead of waited for: its commit fails with -ECANCELED, and the
  * device stays mapped for the caller's writes until it is committed or
@@ -676,10 +680,12 @@ DAXKV_API int daxkv_device_remove(daxkv_store *s, const char *path, int mode, un
  * drops a key silently). Pinned or leased entries above the new end give
  * -EBUSY unless DAXKV_FORCE; new leases of the device wait while a forced
  * resize waits for the old ones, and for the whole of one without
- * DAXKV_FORCE, which never waits for a lease (as daxkv_device_remove). Open
- * reservations above the new end are treated as by daxkv_device_remove.
- * The usable size is recorded on the device, so a reopen keeps it. -EINVAL
- * bad mode or a size below one slot; -ENOENT unknown device.
+ * DAXKV_FORCE, which never waits for a lease (as daxkv_device_remove).
+ * Entries written above the new end during a DAXKV_EVICT shrink without
+ * DAXKV_FORCE give -EBUSY, nothing deleted. Open reservations above the new
+ * end are treated as by daxkv_device_remove. The usable size is recorded
+ * on the device, so a reopen keeps it. -EINVAL bad mode or a size below one
+ * slot; -ENOENT unknown device.
  */
 DAXKV_API int daxkv_device_resize(daxkv_store *s, const char *path, uint64_t bytes, int mode,
                                   unsigned flags, daxkv_hotplug_result *out);

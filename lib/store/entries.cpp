@@ -69,12 +69,23 @@ int Entries::remove_key(std::string_view key, unsigned flags) {
 
 int Entries::pin(std::string_view key) {
     CallGate::Call call(c_.gate);
-    Index::Locked l = c_.index.lookup(key);
-    if (!l || !l->committed())
-        return set_error(-ENOENT, "key not found");
-    if (!c_.index.pin(l))
-        fail(-EOVERFLOW, "pin count overflow");
-    return 0;
+    for (;;) {
+        Index::Locked l = c_.index.lookup(key);
+        if (!l || !l->committed())
+            return set_error(-ENOENT, "key not found");
+        // An eviction of the entry's device is under way (pool.hpp): wait
+        // for it, then look again. The gate is looked at under the shard
+        // lock its check of the pins takes too.
+        if (c_.pool.pin_gated(l->ref().arena)) {
+            const uint32_t a = l->ref().arena;
+            l.unlock();
+            c_.pool.wait_pin_gate(a);
+            continue;
+        }
+        if (!c_.index.pin(l))
+            fail(-EOVERFLOW, "pin count overflow");
+        return 0;
+    }
 }
 
 int Entries::unpin(std::string_view key) {

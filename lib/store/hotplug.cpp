@@ -17,14 +17,16 @@ namespace daxkv {
 
 namespace {
 
-// The lease gate of a device (pool.hpp) when a change raised it, lowered
-// again when the change ends, whatever its outcome.
+// The lease and pin gates of a device (pool.hpp) that a change raised,
+// lowered again when it ends, whatever its outcome.
 class DeviceGates {
 public:
     DeviceGates(Pool &pool, uint32_t a) : pool_(pool), a_(a) {}
     ~DeviceGates() {
         if (leases_)
             pool_.set_lease_gate(a_, false);
+        if (pins_)
+            pool_.set_pin_gate(a_, false);
     }
     DeviceGates(const DeviceGates &) = delete;
     DeviceGates &operator=(const DeviceGates &) = delete;
@@ -33,11 +35,16 @@ public:
             pool_.set_lease_gate(a_, true);
         leases_ = true;
     }
+    void pins() {
+        if (!pins_)
+            pool_.set_pin_gate(a_, true);
+        pins_ = true;
+    }
 
 private:
     Pool &pool_;
     uint32_t a_;
-    bool leases_ = false;
+    bool leases_ = false, pins_ = false;
 };
 
 } // namespace
@@ -109,6 +116,7 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
     }
     row->drained.store(false);
     row->lease_gate.store(false);
+    row->pin_gate.store(false);
     row->quarantined.store(0);
     // Pool history: the device's floor as it was (what it saw of the pool),
     // and its removal table taken into the pool's.
@@ -167,13 +175,18 @@ int Hotplug::remove(const std::string &path, MoveMode mode, unsigned flags, Hotp
         return 0;
     }
 
-    // Without force, no lease of the device's entries may arrive after the
-    // check below: it would be waited for. New ones wait until the call
-    // ends; the ones taken before are all seen by the check (Reads::lease).
+    // Without force, no lease (and, for an eviction, no pin) of the device's
+    // entries may arrive after the check below: such a lease would be
+    // waited for, and such a pin would be deleted or stop the eviction half
+    // done. New ones wait until the call ends; the ones taken before are
+    // all seen by the check (Reads::lease, Entries::pin).
     const bool migrate = mode == MoveMode::migrate;
     DeviceGates gates(c_.pool, a);
-    if (!force)
+    if (!force) {
         gates.leases();
+        if (!migrate)
+            gates.pins(); // a migration moves pins with their entries
+    }
     bool blocked = false;
     std::vector<std::string> keys = keys_on(a, 0, force ? nullptr : &blocked);
     if (blocked)
@@ -283,7 +296,8 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
     }
     // Without force, new leases of the device's entries wait from before
     // the check below to the end of the call (see remove), so that it never
-    // waits for one.
+    // waits for one. No pin gate: a migration moves pins with the entries,
+    // and an eviction without force deletes nothing.
     DeviceGates gates(c_.pool, a);
     if (!force)
         gates.leases();

@@ -233,8 +233,9 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
 }
 
 // Delete the entries of keys that still lie on src. Without force a pinned
-// or leased one stops it with -EBUSY (the ones before it are gone: they
-// were plain cache entries the caller asked to drop).
+// or leased one stops it with -EBUSY; the callers see that none can be (the
+// device's lease and pin gates are up from before their check), so that
+// an eviction without force deletes everything or nothing.
 int Hotplug::evict_keys(uint32_t src, const std::vector<std::string> &keys, bool force,
                         MoveStats &ms) {
     for (const auto &k : keys) {
@@ -251,6 +252,10 @@ int Hotplug::evict_keys(uint32_t src, const std::vector<std::string> &keys, bool
         c_.counters.evictions++;
         ms.deleted_keys++;
         ms.freed++;
+        if (hook_ && ms.deleted_keys == 1) {
+            l.unlock();
+            hook_(3);
+        }
     }
     return 0;
 }
@@ -286,6 +291,13 @@ int Hotplug::wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool
             return 0;
         std::vector<std::string> keys = keys_on(a, from_slot, nullptr);
         if (!keys.empty()) {
+            // Writes that were in flight when the call began, committed
+            // since. A shrink without force drops no key: it fails instead,
+            // having dropped none (it only starts with none to drop).
+            if (!migrate && !force && same_device)
+                return set_error(-EBUSY, "%zu entries were written above the new end during "
+                                         "the shrink; use DAXKV_MIGRATE, or DAXKV_EVICT with "
+                                         "DAXKV_FORCE", keys.size());
             if (migrate)
                 migrate_keys(a, keys, same_device, ms);
             else if (int rc = evict_keys(a, keys, force, ms))

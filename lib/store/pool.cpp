@@ -319,9 +319,22 @@ void Pool::wait_lease_gate(uint32_t a) {
         fail(-ESHUTDOWN, "the store is shut down");
 }
 
+void Pool::set_pin_gate(uint32_t a, bool on) noexcept {
+    std::lock_guard<std::mutex> g(ev_m_);
+    rows_[a].pin_gate.store(on, std::memory_order_release);
+    ev_cv_.notify_all();
+}
+
+void Pool::wait_pin_gate(uint32_t a) {
+    std::unique_lock<std::mutex> g(ev_m_);
+    ev_cv_.wait(g, [&] { return !pin_gated(a) || gate_.closed(); });
+    if (gate_.closed())
+        fail(-ESHUTDOWN, "the store is shut down");
+}
+
 void Pool::wake_all() noexcept {
-    // Calls that block (waiting for a drain, for leases, behind a lease
-    // gate) look at the gate under ev_m_: after this they see it closed.
+    // Calls that block (waiting for a drain, for leases, behind a lease or
+    // pin gate) look at the gate under ev_m_: after this they see it closed.
     std::lock_guard<std::mutex> g(ev_m_);
     ev_cv_.notify_all();
 }

@@ -68,6 +68,11 @@ struct DeviceRow {
     // the leases to its end), or that waits for the old ones (a forced
     // shrink). Looked at under the entry's shard lock (Reads::lease).
     std::atomic<bool> lease_gate{false};
+    // While set, new pins of entries on this device wait: a removal by
+    // eviction without force, from its check of the pins to its end (an
+    // entry pinned after the check would be deleted, or stop the eviction
+    // half done). Looked at under the entry's shard lock.
+    std::atomic<bool> pin_gate{false};
     // A draining device that became empty.
     std::atomic<bool> drained{false};
     std::atomic<uint64_t> drained_unix_ns{0};
@@ -157,6 +162,12 @@ public:
     void set_lease_gate(uint32_t a, bool on) noexcept;
     // Wait while device a's lease gate is up; throws -ESHUTDOWN at shutdown.
     void wait_lease_gate(uint32_t a);
+    bool pin_gated(uint32_t a) const noexcept {
+        return rows_[a].pin_gate.load(std::memory_order_acquire);
+    }
+    void set_pin_gate(uint32_t a, bool on) noexcept;
+    // Wait while device a's pin gate is up; throws -ESHUTDOWN at shutdown.
+    void wait_pin_gate(uint32_t a);
     // Wait for the next signal (a slot freed, a gate lowered, shutdown), at
     // most until `until`. The caller looks at what it waits for under the
     // lock signals() returns, so that no signal is missed.

@@ -286,14 +286,26 @@ int Reads::contains_batch(daxkv_item *items, size_t n, unsigned flags) {
     const std::vector<uint64_t> hashes = c_.index.hash_items(items, n);
     for (size_t i = 0; i < n; ++i) {
         daxkv_item &it = items[i];
+        uint32_t gated = UINT32_MAX;
         it.status = item_status([&] {
             check_key(it.key, it.key_len);
             Index::Locked l = c_.index.lookup(key_of(it), hashes[i]);
             const int hit = l && l->committed() ? 1 : 0;
+            if (hit && pin_hits && c_.pool.pin_gated(l->ref().arena)) {
+                gated = l->ref().arena; // waited for below, as daxkv_pin waits
+                return 0;
+            }
             if (hit && pin_hits)
                 c_.index.pin(l); // at UINT32_MAX pins it stays pinned
             return hit;
         });
+        if (gated != UINT32_MAX) {
+            // The pins this call took are not waited for by the eviction
+            // behind the gate (it never waits for pins): it ends on its own.
+            c_.pool.wait_pin_gate(gated);
+            --i; // the same item again
+            continue;
+        }
         if (it.status == 1) {
             ++hits;
         } else if (prefix) {

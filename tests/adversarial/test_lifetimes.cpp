@@ -1,8 +1,9 @@
 // Lifetimes and locks: shutdown and close racing every call that blocks,
 // hotplug against reservations and leases held by the caller (from the same
 // thread, too), a lease batch against a shrink that waits for the batch's own
-// leases, and a log callback that calls back into the library on every path
-// that logs.
+// leases, leases and pins taken while a removal or shrink without force runs,
+// and a log callback that calls back into the library on every path that
+// logs.
 //
 // The scenarios that used to hang or crash run in a child process with an
 // alarm, so that a hang fails one test instead of the suite.
@@ -18,6 +19,7 @@
 // add, adopt, remove, failed grow, drain completion on the event thread,
 // checksum failures on the caller's and on the dispatcher's thread, CUDA
 // registration), and one that closes the store from the event thread.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -394,6 +396,98 @@ TEST_F(Lifetimes, ARemovalOrShrinkWithoutForceNeverWaitsForALeaseTakenDuringIt) 
             return out;
         });
         EXPECT_EQ(msg, "") << (shrink ? "shrink" : "removal");
+    }
+}
+
+TEST_F(Lifetimes, ARemovalByEvictionWithoutForceDeletesNothingOrEverything) {
+    // How the keys are locked: daxkv_pin, daxkv_lease_acquire, or one
+    // daxkv_contains_batch with DAXKV_PIN.
+    for (int how = 0; how < 3; ++how) {
+        std::string msg = child_check([&]() -> std::string {
+            ::alarm(kAlarm);
+            StorePtr s = open_pool(2, 8);
+            constexpr uint32_t n = 12;
+            for (uint32_t i = 0; i < n; ++i)
+                if (put_key(s.get(), i, 1))
+                    return "put failed";
+            daxkv_store *raw = s.get();
+            daxkv::Store &st = *raw->store;
+            std::vector<uint32_t> on0 = keys_on(raw, n, 0);
+            if (on0.size() < 2)
+                return "fewer than two keys on dev0";
+            // After the eviction has found nothing pinned or leased and has
+            // deleted its first entry: another thread pins (or leases) every
+            // key of the device. Before, the eviction then stopped at the
+            // first of them with -EBUSY, the entries before it deleted.
+            // rcs: 0 locked, -ENOENT not there.
+            std::atomic<bool> done{false};
+            std::vector<int> rcs(on0.size(), 1);
+            std::vector<daxkv_lease *> leases(on0.size(), nullptr);
+            std::thread locker;
+            st.hotplug().set_hook([&](int phase) {
+                if (phase != 3 || locker.joinable())
+                    return;
+                locker = std::thread([&] {
+                    std::vector<std::string> keys;
+                    for (uint32_t k : on0)
+                        keys.push_back(key_of(k));
+                    if (how == 2) {
+                        std::vector<daxkv_item> items(keys.size());
+                        for (size_t i = 0; i < keys.size(); ++i) {
+                            std::memset(&items[i], 0, sizeof items[i]);
+                            items[i].key = keys[i].data();
+                            items[i].key_len = keys[i].size();
+                        }
+                        daxkv_contains_batch(raw, items.data(), items.size(), DAXKV_PIN);
+                        for (size_t i = 0; i < keys.size(); ++i)
+                            rcs[i] = items[i].status == 1 ? 0 : -ENOENT;
+                    }
+                    for (size_t i = 0; i < keys.size() && how < 2; ++i)
+                        rcs[i] = how ? daxkv_lease_acquire(raw, keys[i].data(), keys[i].size(),
+                                                           &leases[i])
+                                     : daxkv_pin(raw, keys[i].data(), keys[i].size());
+                    done = true;
+                });
+                done_within(done, 200);
+            });
+            daxkv_hotplug_result r = result();
+            int rc = daxkv_device_remove(raw, paths_[0].c_str(), DAXKV_EVICT, 0, &r);
+            st.hotplug().set_hook(nullptr);
+            if (locker.joinable())
+                locker.join();
+            std::string out;
+            size_t present = 0;
+            for (uint32_t k : on0)
+                present += daxkv_contains(raw, key_of(k).data(), key_of(k).size()) == 1;
+            if (rc == 0) {
+                // The pins (leases) came after the call's check: they waited
+                // for it and found the keys gone.
+                if (present)
+                    out += std::to_string(present) + " keys of dev0 left; ";
+                for (size_t i = 0; i < on0.size(); ++i)
+                    if (rcs[i] != -ENOENT)
+                        out += "key " + std::to_string(on0[i]) + " locked after its eviction (" +
+                               std::to_string(rcs[i]) + "); ";
+                if (r.deleted_keys != on0.size())
+                    out += "deleted_keys " + std::to_string(r.deleted_keys) + "; ";
+            } else {
+                out += "the removal returned " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+                if (present != on0.size())
+                    out += "and deleted " + std::to_string(on0.size() - present) +
+                           " keys of dev0 first; ";
+            }
+            for (size_t i = 0; i < on0.size(); ++i)
+                daxkv_lease_release(leases[i]);
+            for (uint32_t i = 0; i < n; ++i) {
+                if (std::find(on0.begin(), on0.end(), i) != on0.end())
+                    continue;
+                std::string b = check_key(raw, i, 1);
+                if (!b.empty())
+                    out += b + "; ";
+            }
+            return out;
+        });
+        EXPECT_EQ(msg, "") << (how == 0 ? "pins" : how == 1 ? "leases" : "contains_batch");
     }
 }
 
