@@ -306,28 +306,17 @@ void Pool::slot_freed(uint32_t a) noexcept {
     ev_cv_.notify_all();
 }
 
-void Pool::set_lease_gate(uint32_t a, bool on) noexcept {
+// A device's gates are raised and lowered under ev_m_ and waited for on
+// ev_cv_, with shutdown (gate_) waking every waiter.
+void Pool::set_gate(std::atomic<bool> &gate, bool on) noexcept {
     std::lock_guard<std::mutex> g(ev_m_);
-    rows_[a].lease_gate.store(on, std::memory_order_release);
+    gate.store(on, std::memory_order_release);
     ev_cv_.notify_all();
 }
 
-void Pool::wait_lease_gate(uint32_t a) {
+void Pool::wait_gate(const std::atomic<bool> &gate) {
     std::unique_lock<std::mutex> g(ev_m_);
-    ev_cv_.wait(g, [&] { return !lease_gated(a) || gate_.closed(); });
-    if (gate_.closed())
-        fail(-ESHUTDOWN, "the store is shut down");
-}
-
-void Pool::set_pin_gate(uint32_t a, bool on) noexcept {
-    std::lock_guard<std::mutex> g(ev_m_);
-    rows_[a].pin_gate.store(on, std::memory_order_release);
-    ev_cv_.notify_all();
-}
-
-void Pool::wait_pin_gate(uint32_t a) {
-    std::unique_lock<std::mutex> g(ev_m_);
-    ev_cv_.wait(g, [&] { return !pin_gated(a) || gate_.closed(); });
+    ev_cv_.wait(g, [&] { return !gate.load(std::memory_order_acquire) || gate_.closed(); });
     if (gate_.closed())
         fail(-ESHUTDOWN, "the store is shut down");
 }

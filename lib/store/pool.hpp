@@ -159,15 +159,15 @@ public:
     bool lease_gated(uint32_t a) const noexcept {
         return rows_[a].lease_gate.load(std::memory_order_acquire);
     }
-    void set_lease_gate(uint32_t a, bool on) noexcept;
+    void set_lease_gate(uint32_t a, bool on) noexcept { set_gate(rows_[a].lease_gate, on); }
     // Wait while device a's lease gate is up; throws -ESHUTDOWN at shutdown.
-    void wait_lease_gate(uint32_t a);
+    void wait_lease_gate(uint32_t a) { wait_gate(rows_[a].lease_gate); }
     bool pin_gated(uint32_t a) const noexcept {
         return rows_[a].pin_gate.load(std::memory_order_acquire);
     }
-    void set_pin_gate(uint32_t a, bool on) noexcept;
+    void set_pin_gate(uint32_t a, bool on) noexcept { set_gate(rows_[a].pin_gate, on); }
     // Wait while device a's pin gate is up; throws -ESHUTDOWN at shutdown.
-    void wait_pin_gate(uint32_t a);
+    void wait_pin_gate(uint32_t a) { wait_gate(rows_[a].pin_gate); }
     // Wait for the next signal (a slot freed, a gate lowered, shutdown), at
     // most until `until`. The caller looks at what it waits for under the
     // lock signals() returns, so that no signal is missed.
@@ -184,6 +184,8 @@ public:
     std::shared_mutex &mapping_lock() const noexcept { return mapping_m_; }
 
 private:
+    void set_gate(std::atomic<bool> &gate, bool on) noexcept;
+    void wait_gate(const std::atomic<bool> &gate);
     void size_for_payloads(uint64_t bytes, platform::MapRequest &req,
                            arena::Arena::Options &ao) const;
     uint64_t auto_grow_limit(const std::string &path) const;

@@ -29,6 +29,12 @@ int Reads::borrow(std::string_view key, uint64_t hash, size_t cap, size_t *len_o
     if (meta_cap != SIZE_MAX && meta_cap < v.meta_len)
         return set_error(-ENOBUFS, "metadata buffer holds %zu bytes, the entry has %u",
                          meta_cap, v.meta_len);
+    start_borrow(l, out);
+    return 0;
+}
+
+void Reads::start_borrow(Index::Locked &l, Borrow &out) {
+    const Version &v = l->version();
     c_.slots.borrow(v.ref);
     c_.index.touch(l);
     out.shard = l.shard();
@@ -36,7 +42,6 @@ int Reads::borrow(std::string_view key, uint64_t hash, size_t cap, size_t *len_o
     out.src = c_.pool.arena(v.ref.arena).slot_data(v.ref.slot);
     out.len = v.value_len;
     out.meta_len = v.meta_len;
-    return 0;
 }
 
 void Reads::end(const Borrow &b) noexcept {
@@ -345,14 +350,8 @@ int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out, uint32_
             c_.pool.wait_lease_gate(a);
             continue;
         }
-        c_.slots.borrow(v.ref);
+        start_borrow(e, b);
         c_.slots.lease(v.ref); // hotplug tells leases from reads in progress
-        c_.index.touch(e);
-        b.shard = e.shard();
-        b.ref = v.ref;
-        b.src = c_.pool.arena(v.ref.arena).slot_data(v.ref.slot);
-        b.len = v.value_len;
-        b.meta_len = v.meta_len;
         break;
     }
     if (c_.copier.verifies_reads() && !verify(b, nullptr)) {

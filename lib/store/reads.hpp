@@ -116,6 +116,9 @@ public:
     }
 
 private:
+    // Borrow the committed entry l holds (its lock held): the slot's read
+    // count, the LRU touch, and where its bytes are.
+    void start_borrow(Index::Locked &l, Borrow &out);
     void quarantine(const Borrow &b, bool media) noexcept;
 
     Core &c_;

@@ -97,6 +97,18 @@ def _is_multi_tensor(obj: Any) -> bool:
     return len(obj.get_shapes()) > 1
 
 
+def _for_storable(
+    keys: List[Any], pos: List[int], call: Callable[[List[Any]], List[bool]]
+) -> List[bool]:
+    """call() of the keys at positions pos (those libdaxkv can hold), its
+    answers put back in place; False for every other key."""
+    out = [False] * len(keys)
+    if pos:
+        for i, answer in zip(pos, call([keys[i] for i in pos])):
+            out[i] = answer
+    return out
+
+
 def _warn_key_too_long(what: str, key: Any, exc: KeyTooLong) -> None:
     """Log (once per refused store) a key libdaxkv cannot hold."""
     logger.warning(
@@ -754,11 +766,7 @@ class DaxCore(Generic[KeyT]):
         kbs, pos = encode_keys_partial(keys)
         if pos is not None:
             # Keys libdaxkv cannot hold (too long) are never stored: misses.
-            out = [False] * len(keys)
-            if pos:
-                for i, hit in zip(pos, self.exists_many([keys[i] for i in pos], lock=lock)):
-                    out[i] = hit
-            return out
+            return _for_storable(keys, pos, lambda ks: self.exists_many(ks, lock=lock))
         if not lock:
             known = self._known
             if all(kb in known for kb in kbs):
@@ -819,11 +827,7 @@ class DaxCore(Generic[KeyT]):
         kbs, pos = encode_keys_partial(keys)
         if pos is not None:
             # Keys libdaxkv cannot hold (too long) were never stored: no-ops.
-            out = [False] * len(keys)
-            if pos:
-                for i, gone in zip(pos, self.delete_many([keys[i] for i in pos], force=force)):
-                    out[i] = gone
-            return out
+            return _for_storable(keys, pos, lambda ks: self.delete_many(ks, force=force))
         try:
             return _native.remove_many(self._store, kbs, force)
         finally:
