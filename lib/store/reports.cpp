@@ -41,13 +41,15 @@ StatsSnapshot Reports::stats() const {
         std::shared_lock<std::shared_mutex> pool(c_.pool.mapping_lock());
         for (const auto &a : c_.pool.rows()) {
             s.devices += dev_counted(a.state.load(std::memory_order_relaxed));
-            const SlotAllocator::Occupancy o = a.alloc->occupancy();
-            s.slots_total += o.slots;
-            s.slots_free += o.free;
+            // Taken slots are counted wherever they lie: during a shrink
+            // those past the new end are neither usable nor free.
+            const SlotAllocator::Census c = a.alloc->census();
+            s.slots_total += c.occupancy.slots;
+            s.slots_free += c.occupancy.free;
+            s.slots_used += c.used;
         }
     }
     s.capacity_bytes = s.slots_total * s.slot_bytes;
-    s.slots_used = s.slots_total - s.slots_free;
     s.entries = nonneg(c_.index.entries());
     s.entries_pinned = nonneg(c_.index.pinned());
     s.slots_inflight = nonneg(c_.slots.inflight());

@@ -71,6 +71,11 @@ uint32_t SlotAllocator::used() const {
     return slots_ - free_;
 }
 
+SlotAllocator::Census SlotAllocator::census() const {
+    std::lock_guard<std::mutex> g(m_);
+    return Census{Occupancy{limit_, free_low_}, slots_ - free_};
+}
+
 uint32_t SlotAllocator::used_from(uint32_t from) const {
     std::lock_guard<std::mutex> g(m_);
     uint32_t used = 0;

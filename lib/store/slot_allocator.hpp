@@ -39,6 +39,13 @@ public:
     uint32_t formatted() const noexcept { return slots_; }
     // Slots taken anywhere in the arena (above the limit too).
     uint32_t used() const;
+    // The occupancy and used() as of one moment (under the lock): during a
+    // shrink, slots above the limit are taken but neither usable nor free.
+    struct Census {
+        Occupancy occupancy;
+        uint32_t used = 0;
+    };
+    Census census() const;
     // Slots taken at or above from (a shrink waits for these to empty).
     uint32_t used_from(uint32_t from) const;
     // One past the highest slot taken (0 when none is): a shrink to n slots

@@ -819,6 +819,33 @@ TEST_F(Pool, MemoryDevicesGrowIntoTheirReserve) {
         EXPECT_EQ(check(i), "") << i;
 }
 
+TEST_F(Pool, StatsCountTheSlotsPastTheEndOfAShrinkAsUsed) {
+    // During a shrink the entries past the new end still hold their slots:
+    // slots_used counted only the taken slots below the end (limit minus
+    // free), 4 here instead of 8, as if the entries being moved had none.
+    open_pool(1, 8);
+    fill(0, 8);
+    for (uint32_t i = 0; i < 4; ++i)
+        ASSERT_EQ(daxkv_remove(s(), key_of(i).data(), key_of(i).size(), 0), 0);
+    struct daxkv_stats during {};
+    core().hotplug().set_hook([&](int phase) {
+        if (phase == 1 && !during.struct_size)
+            during = get_stats(s()); // every entry copied below the end, none switched yet
+    });
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 4 * kSlot, DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    core().hotplug().set_hook(nullptr);
+    ASSERT_NE(during.struct_size, 0u);
+    EXPECT_EQ(during.slots_total, 4u);
+    EXPECT_EQ(during.entries, 4u);
+    EXPECT_EQ(during.slots_used, 8u); // four entries past the end, their copies below it
+    EXPECT_EQ(during.slots_free, 0u);
+    const struct daxkv_stats after = get_stats(s());
+    EXPECT_EQ(after.slots_used, 4u);
+    EXPECT_EQ(after.slots_used + after.slots_free, after.slots_total);
+}
+
 TEST_F(Pool, PutsDuringAShrinkOfTheOnlyDeviceFailWithoutEvicting) {
     open_pool(1, 8);
     fill(0, 8);
