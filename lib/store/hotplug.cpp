@@ -213,6 +213,8 @@ int Hotplug::remove(const std::string &path, MoveMode mode, unsigned flags, Hotp
         d.alloc->set_limit(old_limit);
         d.state.store(old_state);
     });
+    if (int rc = recheck_reservations(a, 0, force))
+        return rc;
     int rc = 0;
     if (migrate)
         migrate_keys(a, keys, false, ms);
@@ -236,6 +238,19 @@ int Hotplug::remove(const std::string &path, MoveMode mode, unsigned flags, Hotp
         d.path.c_str(), static_cast<unsigned long long>(ms.moved_keys),
         static_cast<unsigned long long>(ms.deleted_keys));
     out = HotplugResult{DevState::removed, a, old_bytes, 0, ms};
+    return 0;
+}
+
+int Hotplug::recheck_reservations(uint32_t a, uint32_t from_slot, bool force) {
+    if (force)
+        return 0; // the wait detaches them
+    // A reservation that took its slot before the limit changed may not be
+    // listed yet: the check before missed it, and the wait afterwards would
+    // find it only once entries were deleted or moved.
+    reservations_.settle();
+    if (size_t open = reservations_.on_device(a, from_slot, false))
+        return set_error(-EBUSY, "%zu reservation(s) of the device were opened during the "
+                                 "call; commit or abort them, or use DAXKV_FORCE", open);
     return 0;
 }
 
@@ -320,6 +335,8 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
         d.alloc->set_limit(old_limit);
         d.state.store(old_state);
     });
+    if (int rc = recheck_reservations(a, new_limit, force))
+        return rc;
     int rc = 0;
     if (migrate)
         migrate_keys(a, keys, true, ms);

@@ -71,6 +71,10 @@ private:
     // *blocked: one of them is pinned or leased, or a slot there is leased
     // (a get copying out of a slot is not: it ends on its own).
     std::vector<std::string> keys_on(uint32_t a, uint32_t from_slot, bool *blocked);
+    // After device a stopped handing out slots at from_slot and above:
+    // without force, -EBUSY (nothing changed yet) when a reservation took
+    // one there after the first check; 0 otherwise.
+    int recheck_reservations(uint32_t a, uint32_t from_slot, bool force);
     // migrate.cpp.
     void migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool same_device,
                       MoveStats &ms);

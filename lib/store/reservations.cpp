@@ -7,9 +7,32 @@
 
 namespace daxkv {
 
+// A reservation from its start to its listing (or its failure), as
+// settle() sees it.
+class Reservations::UnderWay {
+public:
+    explicit UnderWay(Reservations &r) : r_(r) {
+        std::lock_guard<std::mutex> g(r_.m_);
+        ticket_ = r_.next_ticket_++;
+        r_.unlisted_.insert(ticket_);
+    }
+    ~UnderWay() {
+        std::lock_guard<std::mutex> g(r_.m_);
+        r_.unlisted_.erase(ticket_);
+        r_.listed_.notify_all();
+    }
+    UnderWay(const UnderWay &) = delete;
+    UnderWay &operator=(const UnderWay &) = delete;
+
+private:
+    Reservations &r_;
+    uint64_t ticket_;
+};
+
 int Reservations::reserve(std::string_view key, size_t len,
                           std::unique_ptr<ReservationState> *out) {
     CallGate::Call call(c_.gate);
+    UnderWay under_way(*this);
     Pending p;
     if (int rc = writes_.claim(key, len, 0, p))
         return rc;
@@ -28,6 +51,8 @@ int Reservations::reserve(std::string_view key, size_t len,
         // Holding its slot before it is listed: on_device() reads the slot
         // of every listed reservation as soon as it can take m_.
         r->inflight = std::move(p.inflight);
+        if (hook_)
+            hook_(r->inflight->ref.arena);
         std::lock_guard<std::mutex> g(m_);
         open_.insert(r.get());
     } catch (...) {
@@ -99,6 +124,17 @@ void Reservations::abort(ReservationState &r) noexcept {
     if (phase != Inflight::kDetached)
         device.reset();
     writes_.abandon(p);
+}
+
+void Reservations::settle() {
+    std::unique_lock<std::mutex> g(m_);
+    if (unlisted_.empty())
+        return;
+    // Only those that began before: later ones cannot take a slot the
+    // caller has stopped handing out, and waiting for them could last for
+    // as long as reservations keep coming.
+    const uint64_t last = next_ticket_ - 1;
+    listed_.wait(g, [&] { return unlisted_.empty() || *unlisted_.begin() > last; });
 }
 
 size_t Reservations::on_device(uint32_t a, uint32_t from_slot, bool detach) {

@@ -5,10 +5,13 @@
 // as it likes) but refuses (-EBUSY) or, with DAXKV_FORCE, detaches it.
 #pragma once
 
+#include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <string_view>
 #include <unordered_set>
@@ -49,8 +52,20 @@ public:
     // detach, each of them is detached (its commit fails with -ECANCELED).
     // resv_m_ may be followed by a shard lock.
     size_t on_device(uint32_t a, uint32_t from_slot, bool detach);
+    // Waits until every reservation that began before this call is listed
+    // (or has failed). A reservation holds its slot before it is listed:
+    // hotplug, having stopped new slots on a device, settles before its
+    // last look, so that none of the device's slots is held by a
+    // reservation it cannot see. Returns at once when none is under way.
+    void settle();
+
+    // Tests only: called in reserve() between taking the slot and listing
+    // it, with the row of the slot's device.
+    void set_hook(std::function<void(uint32_t device)> fn) { hook_ = std::move(fn); }
 
 private:
+    class UnderWay;
+
     // r ends (commit or abort): out of the registry. Returns the phase it
     // had, having claimed it for its commit when it was held.
     uint8_t end(ReservationState &r, bool committing) noexcept;
@@ -60,6 +75,12 @@ private:
     Writes &writes_;
     std::mutex m_;
     std::unordered_set<ReservationState *> open_;
+    // Reservations under way (claiming their slot, not listed yet), by the
+    // number each took when it began; settle() waits for those it saw.
+    uint64_t next_ticket_ = 0;
+    std::set<uint64_t> unlisted_;
+    std::condition_variable listed_;
+    std::function<void(uint32_t)> hook_;
 };
 
 } // namespace daxkv

@@ -15,6 +15,7 @@
 // bad placement value.
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <mutex>
 #include <random>
@@ -545,6 +546,52 @@ TEST_F(Pool, ReservationsRacingRemovalsOfTheirDevice) {
     ASSERT_EQ(daxkv_stats(s(), &st), 0);
     EXPECT_EQ(st.slots_inflight, 0u);
     EXPECT_EQ(st.slots_used, 0u);
+}
+
+TEST_F(Pool, AReservationListedAfterTheCheckStopsAnEvictionBeforeItDeletes) {
+    // A reservation that took its slot on the device before the removal
+    // stopped new slots there, but was listed only after the removal's
+    // check: the removal (DAXKV_EVICT, no force) used to delete the
+    // device's entries and then fail -EBUSY at its wait. It fails before
+    // deleting any.
+    open_pool(2, 8);
+    fill(0, 6);
+    std::mutex m;
+    std::condition_variable cv;
+    bool claimed = false;
+    uint32_t device = UINT32_MAX;
+    core().reservations().set_hook([&](uint32_t dev) {
+        {
+            std::lock_guard<std::mutex> g(m);
+            device = dev;
+            claimed = true;
+        }
+        cv.notify_all();
+        // Long enough for the removal to pass its check and stop new slots.
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    });
+    daxkv_reservation *r = nullptr;
+    int reserved = 1;
+    std::thread t([&] { reserved = daxkv_reserve(s(), "late", 4, 64, &r); });
+    {
+        std::unique_lock<std::mutex> g(m);
+        cv.wait(g, [&] { return claimed; });
+    }
+    const int rc = daxkv_device_remove(s(), paths_[device].c_str(), DAXKV_EVICT, 0, nullptr);
+    const std::string msg = daxkv_errmsg();
+    t.join();
+    core().reservations().set_hook(nullptr);
+    ASSERT_EQ(reserved, 0);
+    EXPECT_EQ(rc, -EBUSY) << msg;
+    EXPECT_NE(msg.find("reservation"), std::string::npos) << msg;
+    for (uint32_t i = 0; i < 6; ++i)
+        EXPECT_EQ(check(i), "") << i;
+    EXPECT_EQ(get_stats(s()).evictions, 0u);
+    // The reservation commits, and the device takes new entries again.
+    EXPECT_EQ(daxkv_commit(r), 0) << daxkv_errmsg();
+    fill(10, 4);
+    for (uint32_t i = 10; i < 14; ++i)
+        EXPECT_EQ(check(i), "") << i;
 }
 
 TEST_F(Pool, AQuarantinedSlotDoesNotHoldUpRemovalOrDrain) {
