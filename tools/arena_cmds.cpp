@@ -92,6 +92,7 @@ nlohmann::json to_json(const std::string &path, const pf::Mapping &m, const ar::
                      {"bad_header", r.bad_header},
                      {"bad_value", r.bad_value},
                      {"bad_removal_words", r.bad_removals},
+                     {"bad_seq_floor", r.bad_floor},
                      {"usec", r.usec}};
     nlohmann::json f = nlohmann::json::array();
     for (const auto &x : r.findings) {
@@ -249,6 +250,9 @@ int cmd_check(const Args &a) {
                         " with a bad header, %" PRIu64 " with a bad value, %" PRIu64
                         " stale duplicates\n",
                         r.live, r.torn, r.bad_header, r.bad_value, r.stale);
+        if (r.bad_floor)
+            std::printf("  the superblock's seq_floor is out of range%s\n",
+                        repair ? ": cleared" : " (an open clears it)");
         if (r.bad_removals)
             std::printf("  %" PRIu64 " words of the removal table out of range%s\n",
                         r.bad_removals,

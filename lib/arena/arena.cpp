@@ -80,7 +80,7 @@ SuperblockReport Arena::inspect_file(const std::string &path) {
 }
 
 Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
-    : map_(std::move(map)), opt_(opt) {
+    : map_(std::move(map)), opt_(opt), seq_limit_(seq_limit()) {
     const uint64_t size = map_->size();
     const std::string &path = map_->info().path;
     if (opt_.slot_bytes == 0)
@@ -153,9 +153,10 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
         } else {
             sb_ = sb;
             usable_.store(usable_slots_of(sb));
+            const bool floor_repaired = repair_seq_floor();
             repair_removal_table();
-            // Repair a damaged or older second copy.
-            if (!rep.valid_a || !rep.valid_b)
+            // Repair a damaged or older second copy (and a damaged floor).
+            if (!rep.valid_a || !rep.valid_b || floor_repaired)
                 write_superblock();
         }
     }
@@ -301,10 +302,28 @@ void Arena::set_seq_floor(uint64_t v) {
     write_superblock();
 }
 
+// A floor at or above the limit (format.hpp, kSeqAhead) is damage: the pool
+// would go on above it and record a floor at or above kSeqMax, a superblock
+// no open accepts. It becomes 0, as in an image written before the field
+// existed: this device's entries of buckets that saw a change are dropped at
+// this open (lost from the cache, never brought back stale). Returns whether
+// it was damaged (sb_ changed, to be written).
+bool Arena::repair_seq_floor() {
+    if (sb_.seq_floor < seq_limit_)
+        return false;
+    log(kLogWarning,
+        "%s: the superblock's seq_floor %llu is out of range (damaged) and is cleared; "
+        "entries of keys the pool changed are dropped from this device",
+        map_->info().path.c_str(), static_cast<unsigned long long>(sb_.seq_floor));
+    sb_.seq_floor = 0;
+    return true;
+}
+
 // The removal table is outside the superblock's checksum: a word at or
-// above kSeqMax is damage (format.hpp), which would otherwise carry the
-// pool's sequence numbers past 2^64. Each such word becomes the arena's
-// floor, a change as recent as any this device may have seen: the entries
+// above the limit (kSeqMax, or kSeqAhead past the clock) is damage
+// (format.hpp), which would otherwise carry the pool's sequence numbers
+// past 2^63 and 2^64. Each such word becomes the arena's floor, a change
+// as recent as any this device may have seen: the entries
 // of its bucket here are judged removed at this open (lost from the cache,
 // never brought back stale), and later commits, numbered above the floor,
 // are not.
@@ -312,7 +331,7 @@ void Arena::repair_removal_table() {
     uint32_t damaged = 0;
     for (uint32_t b = 0; b < kRemovalBuckets; ++b) {
         uint64_t *w = removal_word(b);
-        if (*w >= kSeqMax) {
+        if (*w >= seq_limit_) {
             *w = sb_.seq_floor;
             ++damaged;
         }
@@ -498,7 +517,7 @@ std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts) {
             SlotHeader *h = header(slot);
             uint64_t commit = __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE);
             SlotVerdict v = classify_slot(h, commit, layout_, slot_data(slot),
-                                          opt_.verify != Verify::off);
+                                          opt_.verify != Verify::off, seq_limit_);
             if (v == SlotVerdict::empty)
                 continue;
             if (v != SlotVerdict::ok) {

@@ -187,6 +187,7 @@ private:
     void explain_unusable_superblocks(bool only_truncation) const;
     uint64_t usable_at_format() const;
     void write_superblock(); // sb_m_ held, or before the arena is shared
+    bool repair_seq_floor();     // at open, before the arena is shared
     void repair_removal_table(); // at open, before the arena is shared
     uint64_t *removal_word(uint32_t b) const noexcept {
         return reinterpret_cast<uint64_t *>(map_->base() + (b / kRemovalBucketsPerBlock) *
@@ -204,6 +205,7 @@ private:
     bool formatted_ = false;
     bool recoverable_ = false;
     bool undo_format_ = false; // formatted a zeroed device this open; undone unless kept
+    uint64_t seq_limit_ = kSeqMax; // seq_limit() at open: numbers read stay below it
     std::atomic<uint64_t> usable_{0};
 };
 
@@ -226,6 +228,11 @@ uint64_t usable_slots_of(const Superblock &sb) noexcept;
 // XXH3-64 of header bytes 8..55, the key and the metadata.
 uint64_t header_checksum(const SlotHeader *h, uint64_t key_len, uint64_t meta_len) noexcept;
 
+// The bound a sequence number read from a device now stays below
+// (format.hpp, kSeqAhead): the wall clock in nanoseconds plus kSeqAhead, at
+// most kSeqMax.
+uint64_t seq_limit() noexcept;
+
 enum class SlotVerdict {
     empty,      // commit word 0
     ok,         // a whole entry
@@ -238,9 +245,10 @@ const char *verdict_name(SlotVerdict v) noexcept;
 // Judge one slot header (commit: its commit word, loaded by the caller)
 // against a validated layout. data is the slot's payload; its checksum is
 // compared only when check_value is set and the header says it was hashed.
-// Reads nothing outside the header and the payload of that slot.
+// A seq at or above limit (seq_limit()) is a bad header. Reads nothing
+// outside the header and the payload of that slot.
 SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
-                          const char *data, bool check_value) noexcept;
+                          const char *data, bool check_value, uint64_t limit) noexcept;
 
 } // namespace arena
 } // namespace daxkv

@@ -70,6 +70,16 @@ static_assert(sizeof(Superblock) == 256, "superblock layout");
 // they wrap, and every later commit would lose to it at the next open.
 constexpr uint64_t kSeqMax = uint64_t(1) << 63;
 
+// A number read from a device is also damage when it is more than
+// kSeqAhead (2^61 ns, about 73 years) ahead of the wall clock of the
+// reader (seq_limit). A pool goes on above every number it reads and
+// records its own limit (seq_floor) 2^20 above that: a number that passed
+// a fixed bound just below it would make the pool write one at or above
+// kSeqMax (an invalid superblock, commits dropped at the next open), and
+// every open after would go on from it again. A bound that moves with the
+// clock leaves the pool room, and what it writes passes the next open's.
+constexpr uint64_t kSeqAhead = uint64_t(1) << 61;
+
 // The removal table (pool history): kRemovalBuckets 64-bit words, the
 // largest sequence number at which a key of each bucket was removed,
 // evicted or dropped (0: none). It fills the rest of the two superblock

@@ -75,7 +75,21 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
     r.sb = r.copy_a_valid && (!r.copy_b_valid || a.sb_generation >= b.sb_generation) ? a : b;
     r.layout = layout_of(r.sb);
     r.recoverable = (r.sb.flags & kSbRecoverable) != 0;
-    if (opt.repair && (!r.copy_a_valid || !r.copy_b_valid)) {
+    // Sequence numbers too far ahead of the clock are damage, as an open
+    // judges them (Arena::repair_seq_floor, repair_removal_table).
+    const uint64_t limit = seq_limit();
+    r.bad_floor = r.sb.seq_floor >= limit;
+    if (opt.repair && r.bad_floor) {
+        // Both copies, as Arena::write_superblock writes them.
+        r.sb.seq_floor = 0;
+        r.sb.sb_generation++;
+        r.sb.checksum = superblock_checksum(r.sb);
+        for (char *copy : {base, base + kSuperblockBytes}) {
+            std::memcpy(copy, &r.sb, sizeof r.sb);
+            persist(copy, sizeof r.sb);
+        }
+        r.superblock_rewritten = true;
+    } else if (opt.repair && (!r.copy_a_valid || !r.copy_b_valid)) {
         char *bad = r.copy_a_valid ? base + kSuperblockBytes : base;
         std::memcpy(bad, &r.sb, sizeof r.sb);
         persist(bad, sizeof r.sb);
@@ -86,7 +100,7 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
         auto *words = reinterpret_cast<uint64_t *>(base + block * kSuperblockBytes +
                                                    kRemovalTableOffset);
         for (uint32_t i = 0; i < kRemovalBucketsPerBlock; ++i) {
-            if (words[i] < kSeqMax)
+            if (words[i] < limit)
                 continue;
             r.bad_removals++;
             if (opt.repair) {
@@ -133,7 +147,7 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
         SlotHeader *h = header(s);
         uint64_t commit = __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE);
         const char *data = base + l.data_offset + s * l.slot_bytes;
-        SlotVerdict v = classify_slot(h, commit, l, data, opt.check_values);
+        SlotVerdict v = classify_slot(h, commit, l, data, opt.check_values, limit);
         if (v == SlotVerdict::empty)
             continue;
         r.committed++;

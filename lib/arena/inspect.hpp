@@ -45,9 +45,12 @@ struct ImageReport {
     uint64_t value_bytes = 0; // sum of the live entries' value_len
     uint64_t max_seq = 0;
     uint64_t torn = 0, bad_header = 0, bad_value = 0, stale = 0;
-    // Removal-table words out of range (kSeqMax and above): an open sets
+    // Removal-table words out of range (seq_limit() and above): an open sets
     // them to the floor (Arena::repair_removal_table), as a repair does.
     uint64_t bad_removals = 0;
+    // The superblock's seq_floor out of range (seq_limit() and above): an
+    // open clears it (Arena::repair_seq_floor), as a repair does.
+    bool bad_floor = false;
     std::vector<SlotFinding> findings; // damaged and stale slots, by slot
     // Repair.
     uint64_t withdrawn = 0;   // commit words cleared
@@ -59,7 +62,7 @@ struct ImageReport {
     bool damaged() const noexcept {
         return (state == ImageState::arena && (!copy_a_valid || !copy_b_valid)) ||
                state == ImageState::damaged_arena || torn || bad_header || bad_value ||
-               bad_removals;
+               bad_removals || bad_floor;
     }
 };
 
@@ -74,7 +77,8 @@ struct CheckOptions {
 };
 
 // Inspect the size bytes at base. Reads nothing outside them; writes only
-// with opt.repair, and then only commit words and a damaged superblock copy.
+// with opt.repair, and then only commit words, removal-table words and the
+// superblock copies (a damaged copy, or both for a damaged floor).
 ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt);
 
 

@@ -1,6 +1,7 @@
 // The parser of on-device metadata (superblocks, slot headers) and the
 // layout arithmetic: pure functions of bytes and sizes, shared by the
 // arena, the recovery scan, daxkv check and the fuzz target.
+#include <chrono>
 #include <cstring>
 
 #define XXH_INLINE_ALL
@@ -94,13 +95,21 @@ const char *verdict_name(SlotVerdict v) noexcept {
     return "?";
 }
 
+uint64_t seq_limit() noexcept {
+    const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    const uint64_t wall = now > 0 ? static_cast<uint64_t>(now) : 0;
+    return wall < kSeqMax - kSeqAhead ? wall + kSeqAhead : kSeqMax;
+}
+
 SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
-                          const char *data, bool check_value) noexcept {
+                          const char *data, bool check_value, uint64_t limit) noexcept {
     if (commit == 0)
         return SlotVerdict::empty;
     if (commit != h->seq)
         return SlotVerdict::torn;
-    if (h->seq >= kSeqMax)
+    if (h->seq >= kSeqMax || h->seq >= limit)
         return SlotVerdict::bad_header; // a number no commit is given (format.hpp)
     // Bounds before the checksum: it reads key_len and meta_len bytes.
     if (h->key_len < 1 || h->key_len > kKeyMax || h->meta_len > l.meta_bytes ||

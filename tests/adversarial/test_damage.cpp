@@ -7,7 +7,10 @@
 // arena file truncated inside its payloads and inside its slot headers; an
 // arena of format version 2 (checksums intact); random bytes written over
 // the superblocks, the removal table, the slot headers and the payloads, 200
-// seeds.
+// seeds; sequence numbers far ahead of the clock with their checksums
+// intact: a slot's seq (and commit word), the superblock's seq_floor and a
+// removal-table word of 2^63 - 1, 2^63 - 2^19 (less than one floor raise
+// below 2^63) and 2^62.
 #include "arena/inspect.hpp"
 #include "common.hpp"
 #include "internal/util.hpp"
@@ -91,6 +94,80 @@ TEST_F(Damage, AnArenaOfAnotherFormatVersionIsForeignNamingTheVersion) {
         daxkv::arena::check_image(&img[0], img.size(), daxkv::arena::CheckOptions{});
     EXPECT_EQ(r.state, daxkv::arena::ImageState::other_version);
     EXPECT_EQ(r.sb.format_version, 2u);
+}
+
+TEST_F(Damage, SequenceNumbersFarAheadOfTheClockLeaveTheArenaOpenable) {
+    // Numbers below 2^63 were taken as numbers: the pool went on above
+    // them and recorded a seq_floor at or above 2^63, so that the next open
+    // found both superblock copies invalid ("damaged") and every entry was
+    // lost. Numbers more than kSeqAhead ahead of the clock are damage now:
+    // such an entry is dropped, such a floor cleared, such a word set to the
+    // floor, and what the store writes after passes the next open.
+    namespace ar = daxkv::arena;
+    const uint64_t top = uint64_t(1) << 63;
+    std::string failures;
+    for (const std::string where : {"seq", "floor", "word"}) {
+        for (uint64_t v : {top - 1, top - (uint64_t(1) << 19), uint64_t(1) << 62}) {
+            const std::string what = where + "=" + std::to_string(v);
+            std::string a = dir_.file("s");
+            ::unlink(a.c_str());
+            make(a, 32, 8);
+            {
+                FileMap m(a);
+                ASSERT_TRUE(m.ok());
+                auto *sb = reinterpret_cast<ar::Superblock *>(m.base());
+                if (where == "seq") {
+                    auto *h = reinterpret_cast<ar::SlotHeader *>(m.base() + sb->header_offset);
+                    ASSERT_NE(h->commit, 0u);
+                    h->seq = h->commit = v;
+                    h->body_hash = ar::header_checksum(h, h->key_len, h->meta_len);
+                } else if (where == "floor") {
+                    for (uint64_t off : {uint64_t(0), ar::kSuperblockBytes}) {
+                        auto *c = reinterpret_cast<ar::Superblock *>(m.base() + off);
+                        c->seq_floor = v;
+                        c->checksum = ar::superblock_checksum(*c);
+                    }
+                } else {
+                    reinterpret_cast<uint64_t *>(m.base() + ar::kRemovalTableOffset)[5] = v;
+                }
+            }
+            std::string img = read_file(a);
+            ar::ImageReport before = ar::check_image(&img[0], img.size(), ar::CheckOptions{});
+            if (!before.damaged())
+                failures += what + ": daxkv check calls it clean\n";
+            std::string msg = child_check([&]() -> std::string {
+                std::string out;
+                for (uint32_t round = 0; round < 3; ++round) {
+                    ConfigPtr cfg = config({}, {{a, 0}});
+                    daxkv_store *s = nullptr;
+                    int rc = daxkv_open(&s, cfg.get());
+                    if (rc != 0)
+                        return "open " + std::to_string(round) + " returned " +
+                               std::to_string(rc) + ": " + daxkv_errmsg();
+                    // The first keys read back whole or not at all (dropped
+                    // with the damage); the keys put since, whole.
+                    for (uint32_t i = 0; i < 8 + 4 * round; ++i) {
+                        std::string bad = check_key(s, i, 1);
+                        const bool dropped = i < 8 && bad.find(": -2 ") != std::string::npos;
+                        if (!bad.empty() && !dropped)
+                            out += "open " + std::to_string(round) + ": " + bad + "; ";
+                    }
+                    for (uint32_t i = 8 + 4 * round; i < 12 + 4 * round; ++i)
+                        if (put_key(s, i, 1) != 0)
+                            out += std::string("put: ") + daxkv_errmsg() + "; ";
+                    daxkv_close(s);
+                }
+                return out;
+            });
+            if (!msg.empty())
+                failures += what + ": " + msg + "\n";
+            img = read_file(a);
+            ar::ImageReport after = ar::check_image(&img[0], img.size(), ar::CheckOptions{});
+            if (after.state != ar::ImageState::arena || after.damaged())
+                failures += what + ": the image the store left is not clean\n";
+        }
+    }
+    EXPECT_EQ(failures, "");
 }
 
 TEST_F(Damage, RandomDamageNeverCrashesAndNeverReadsBackWhatWasNotWritten) {
