@@ -149,6 +149,8 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
                  static_cast<unsigned long long>(layout_.slot_bytes), layout_.meta_bytes,
                  static_cast<unsigned long long>(layout_.arena_bytes));
         if (!same) {
+            if (!opt_.reformat) // a reformat asked for stays (daxkv_open(3))
+                save_for_undo();
             format();
         } else {
             sb_ = sb;
@@ -163,6 +165,11 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
 
     bool want_recovery = opt_.durability != Durability::none && !map_->volatile_memory();
     bool was_recoverable = (sb_.flags & kSbRecoverable) != 0;
+    // The flag follows the durability asked for; a failed open gives the
+    // arena its old superblocks back (a store that kept an index must not
+    // lose its entries to an open that never ran).
+    if (!formatted_ && want_recovery != was_recoverable)
+        save_for_undo();
     if (want_recovery) {
         if (!was_recoverable && !formatted_) {
             // The last user kept no index (durability=none): headers may
@@ -222,13 +229,29 @@ void Arena::explain_unusable_superblocks(bool only_truncation) const {
 void Arena::keep() noexcept {
     map_->keep();
     undo_format_ = false;
+    undo_blocks_.reset();
 }
 
 Arena::~Arena() {
     if (undo_format_) {
         std::memset(map_->base(), 0, kHeaderOffset);
         map_->persist(map_->base(), kHeaderOffset);
+    } else if (undo_blocks_) {
+        std::memcpy(map_->base(), undo_blocks_.get(), kHeaderOffset);
+        map_->persist(map_->base(), kHeaderOffset);
     }
+}
+
+// Before this open changes what an arena that was there says of itself
+// (its recoverable flag, or its layout when its last user kept no index):
+// the superblock blocks as they are, put back by a destruction without
+// keep(). The removal tables go back too: what the open merged into them
+// came from the other devices, which keep it.
+void Arena::save_for_undo() {
+    if (undo_blocks_ || undo_format_ || map_->created())
+        return;
+    undo_blocks_.reset(new char[kHeaderOffset]);
+    std::memcpy(undo_blocks_.get(), map_->base(), kHeaderOffset);
 }
 
 void Arena::format() {

@@ -94,10 +94,12 @@ public:
     ~Arena();
 
     // The open this arena belongs to succeeded: keep what it created (a new
-    // file, a format of a zeroed device). An arena destroyed without keep()
-    // removes the file its mapping created, and zeroes again the
-    // superblocks it wrote on a device that was all zero, so that a failed
-    // open leaves the target as it was.
+    // file, a format of a zeroed device) and changed (the recoverable flag;
+    // a layout replaced where the last user kept no index). An arena
+    // destroyed without keep() removes the file its mapping created, zeroes
+    // again the superblocks it wrote on a device that was all zero, and
+    // puts back the superblock blocks it changed, so that a failed open
+    // leaves the target as it was.
     void keep() noexcept;
 
     const Layout &layout() const noexcept { return layout_; }
@@ -184,6 +186,7 @@ public:
 
 private:
     void format();
+    void save_for_undo();
     void explain_unusable_superblocks(bool only_truncation) const;
     uint64_t usable_at_format() const;
     void write_superblock(); // sb_m_ held, or before the arena is shared
@@ -205,6 +208,8 @@ private:
     bool formatted_ = false;
     bool recoverable_ = false;
     bool undo_format_ = false; // formatted a zeroed device this open; undone unless kept
+    // The superblock blocks before this open changed them; put back unless kept.
+    std::unique_ptr<char[]> undo_blocks_;
     uint64_t seq_limit_ = kSeqMax; // seq_limit() at open: numbers read stay below it
     std::atomic<uint64_t> usable_{0};
 };

@@ -12,7 +12,10 @@
 // description; an open
 // that fails after creating its file (a slot larger than the arena, a second
 // device that is foreign), of an existing zeroed file and of an existing
-// empty one; a device_add whose arena holds no slot; a file system too small
+// empty one, and of existing arenas whose superblock it changes (one
+// holding entries opened with durability=none, one last used with
+// durability=none opened with durability=process and with another
+// slot_bytes) when a later device is a directory; a device_add whose arena holds no slot; a file system too small
 // for the arena asked for; a sparse file (and a sparse copy of an arena)
 // larger than its file system; device paths with bytes 0xff 0xfe and a
 // lone continuation byte.
@@ -271,6 +274,45 @@ TEST_F(Paths, FailedOpenLeavesAZeroedFileZeroedAndAnEmptyFileEmpty) {
                            {{"slot_bytes", "8192"}}),
               0)
         << daxkv_errmsg();
+}
+
+TEST_F(Paths, FailedPoolOpenLeavesExistingArenasAsTheyWere) {
+    // The open sets or clears an arena's recoverable flag for the
+    // durability asked for, and replaces the layout of one whose last user
+    // kept no index. A later device that failed the open left those changes
+    // behind: an arena holding entries, opened with durability=none in a
+    // pool whose second path was wrong, lost its flag, and the next correct
+    // open cleared every entry; an arena last used with durability=none was
+    // left in the new layout and marked recoverable, so that the open with
+    // its old configuration became DAXKV_E_FOREIGN.
+    std::string held = dir_.file("held"), loose = dir_.file("loose"), bad = dir_.file("dir");
+    ASSERT_EQ(::mkdir(bad.c_str(), 0700), 0);
+    ASSERT_EQ(open_devices({{held, dev_bytes_for(8)}}), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 6; ++i)
+        ASSERT_EQ(put_key(store_.get(), i, 1), 0);
+    ASSERT_EQ(open_devices({{loose, dev_bytes_for(8)}}, {{"durability", "none"}}), 0)
+        << daxkv_errmsg();
+    store_.reset();
+    const uint64_t held_hash = file_hash(held), loose_hash = file_hash(loose);
+    struct Attempt {
+        std::string path;
+        std::vector<std::pair<std::string, std::string>> opts;
+    };
+    for (const Attempt &t : {Attempt{held, {{"durability", "none"}}},
+                             Attempt{loose, {}},
+                             Attempt{loose, {{"slot_bytes", "8192"}}}}) {
+        EXPECT_EQ(open_devices({{t.path, 0}, {bad, dev_bytes_for(8)}}, t.opts), -EISDIR);
+        EXPECT_EQ(file_hash(t.path), t.path == held ? held_hash : loose_hash)
+            << t.path << " changed by a failed open with " << t.opts.size() << " options";
+    }
+    ASSERT_EQ(open_devices({{held, 0}}), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 6; ++i)
+        EXPECT_EQ(check_key(store_.get(), i, 1), "");
+    store_.reset();
+    // Its last user kept no index: any layout replaces it, the old one too.
+    EXPECT_EQ(open_devices({{loose, 0}}), 0) << daxkv_errmsg();
+    store_.reset();
+    ::rmdir(bad.c_str());
 }
 
 TEST_F(Paths, FailedDeviceAddRemovesTheFileItCreated) {
