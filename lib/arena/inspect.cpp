@@ -135,8 +135,8 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
             f.key = printable(std::string_view(reinterpret_cast<const char *>(h + 1), h->key_len));
         r.findings.push_back(std::move(f));
     };
-    // Newest commit of each key so far: (slot, seq). Ties go to the later
-    // slot, as in Store::recover.
+    // Newest commit of each key so far: (slot, seq). Of two with one seq
+    // the earlier slot stays, as in recover_pool.
     std::unordered_map<std::string_view, std::pair<uint64_t, uint64_t>> newest;
     // Only the usable slots: the payloads above them need not exist (room
     // to grow into, at the end of a file arena).
@@ -167,7 +167,7 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
             newest.emplace(key, std::make_pair(s, h->seq));
             continue;
         }
-        uint64_t loser = it->second.second > h->seq ? s : it->second.first;
+        uint64_t loser = it->second.second >= h->seq ? s : it->second.first;
         if (loser != s)
             it->second = std::make_pair(s, h->seq);
         r.stale++;

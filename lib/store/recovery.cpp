@@ -93,10 +93,18 @@ void recover_pool(Core &c) {
     auto rebuild = [&] {
         for (size_t i; (i = next_shard.fetch_add(1)) < Index::kShards;) {
             // In commit order, each linked at the LRU tail with its sequence
-            // number as its tick: the oldest commit is the first victim.
+            // number as its tick: the oldest commit is the first victim. Two
+            // commits of one key with one seq (a damaged or copied image)
+            // go by device, then slot: the first offered stays, as daxkv
+            // check judges them.
             std::vector<Found> &list = per_shard[i];
-            std::sort(list.begin(), list.end(),
-                      [](const Found &x, const Found &y) { return x.v.seq < y.v.seq; });
+            std::sort(list.begin(), list.end(), [](const Found &x, const Found &y) {
+                if (x.v.seq != y.v.seq)
+                    return x.v.seq < y.v.seq;
+                if (x.v.ref.arena != y.v.ref.arena)
+                    return x.v.ref.arena < y.v.ref.arena;
+                return x.v.ref.slot < y.v.ref.slot;
+            });
             c.index.reserve_shard(static_cast<uint16_t>(i), list.size());
             uint64_t shard_max = 0, shard_stale = 0;
             for (const Found &f : list) {

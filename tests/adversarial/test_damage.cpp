@@ -10,7 +10,7 @@
 // seeds; sequence numbers far ahead of the clock with their checksums
 // intact: a slot's seq (and commit word), the superblock's seq_floor and a
 // removal-table word of 2^63 - 1, 2^63 - 2^19 (less than one floor raise
-// below 2^63) and 2^62.
+// below 2^63) and 2^62; two whole commits of one key with one seq.
 #include "arena/inspect.hpp"
 #include "common.hpp"
 #include "internal/util.hpp"
@@ -168,6 +168,63 @@ TEST_F(Damage, SequenceNumbersFarAheadOfTheClockLeaveTheArenaOpenable) {
         }
     }
     EXPECT_EQ(failures, "");
+}
+
+TEST_F(Damage, TwoCommitsOfAKeyWithOneSeqGoAsDaxkvCheckSays) {
+    // Two whole entries of one key with one seq: daxkv check kept the one
+    // in the later slot and --repair withdrew the earlier, while the open
+    // kept the one it was offered first (the earlier slot, by the order an
+    // unstable sort left): check reported, and --repair made, another
+    // answer than the open's. Both now keep the earlier slot.
+    namespace ar = daxkv::arena;
+    std::string a = dir_.file("a");
+    make(a, 16, 8);
+    uint32_t first = 0, second = 0;
+    {
+        FileMap m(a);
+        ASSERT_TRUE(m.ok());
+        auto *sb = reinterpret_cast<ar::Superblock *>(m.base());
+        auto hdr = [&](uint32_t s) {
+            return reinterpret_cast<ar::SlotHeader *>(m.base() + sb->header_offset +
+                                                      s * sb->header_bytes);
+        };
+        auto key = [&](uint32_t s) {
+            return std::string(reinterpret_cast<char *>(hdr(s) + 1), hdr(s)->key_len);
+        };
+        for (uint32_t s = 0; s < 8; ++s) {
+            if (key(s) == key_of(0))
+                first = s;
+            if (key(s) == key_of(1))
+                second = s;
+        }
+        ASSERT_LT(first, second);
+        // Slot `second` becomes a commit of key 0 (value of key 1) with
+        // key 0's seq.
+        ar::SlotHeader *h = hdr(second);
+        const std::string k0 = key_of(0);
+        std::memcpy(h + 1, k0.data(), k0.size());
+        h->key_len = static_cast<uint16_t>(k0.size());
+        h->seq = h->commit = hdr(first)->seq;
+        h->body_hash = ar::header_checksum(h, h->key_len, h->meta_len);
+    }
+    std::string img = read_file(a);
+    ar::ImageReport r = ar::check_image(&img[0], img.size(), ar::CheckOptions{});
+    ASSERT_EQ(r.stale, 1u);
+    ASSERT_EQ(r.findings.size(), 1u);
+    EXPECT_EQ(r.findings[0].slot, second) << "daxkv check drops the earlier slot";
+    for (bool repair_first : {false, true}) {
+        if (repair_first) {
+            ar::CheckOptions fix;
+            fix.repair = true;
+            ar::check_image(&img[0], img.size(), fix);
+        }
+        write_file(a, img);
+        ConfigPtr cfg = config({}, {{a, 0}});
+        daxkv_store *s = nullptr;
+        ASSERT_EQ(daxkv_open(&s, cfg.get()), 0) << daxkv_errmsg();
+        EXPECT_EQ(check_key(s, 0, 1), "") << (repair_first ? "after --repair" : "open alone");
+        daxkv_close(s);
+    }
 }
 
 TEST_F(Damage, RandomDamageNeverCrashesAndNeverReadsBackWhatWasNotWritten) {
