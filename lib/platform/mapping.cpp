@@ -147,6 +147,10 @@ void lock_exclusive(int fd, const std::string &what) {
     long holder = -1;
     if (::fstat(fd, &st) == 0)
         holder = lock_holder_pid(st.st_dev, st.st_ino);
+    if (holder > 0 && holder == static_cast<long>(::getpid()))
+        fail(-EBUSY, "%s is already open in this process (pid %ld): in another store, or "
+                     "listed twice in this pool (through another name, a link or /proc/self/fd)",
+             what.c_str(), holder);
     if (holder > 0)
         fail(-EBUSY, "%s is in use by another daxkv store (pid %ld holds its lock)", what.c_str(),
              holder);

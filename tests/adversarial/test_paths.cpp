@@ -315,6 +315,30 @@ TEST_F(Paths, FailedPoolOpenLeavesExistingArenasAsTheyWere) {
     ::rmdir(bad.c_str());
 }
 
+TEST_F(Paths, OneFileListedTwiceInAPoolIsEbusyNamingThisProcess) {
+    // The same arena under a second name (a hard link, a symlink; the same
+    // name twice is refused by daxkv_config_add_device already): the
+    // second open of it in the pool meets the first one's lock. It was
+    // refused, but as "in use by another daxkv store" naming this very
+    // process; the message now says the file is open here already. The
+    // failed open leaves the arena as it was.
+    std::string a = dir_.file("a"), hard = dir_.file("hard"), soft = dir_.file("soft");
+    ASSERT_EQ(open_devices({{a, dev_bytes_for(8)}}), 0) << daxkv_errmsg();
+    ASSERT_EQ(put_key(store_.get(), 1, 1), 0);
+    store_.reset();
+    ASSERT_EQ(::link(a.c_str(), hard.c_str()), 0);
+    ASSERT_EQ(::symlink(a.c_str(), soft.c_str()), 0);
+    const uint64_t before = file_hash(a);
+    for (const std::string &alias : {hard, soft}) {
+        EXPECT_EQ(open_devices({{a, 0}, {alias, 0}}), -EBUSY) << alias;
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "already open in this process"))
+            << alias << ": " << daxkv_errmsg();
+        EXPECT_EQ(file_hash(a), before) << alias;
+    }
+    ASSERT_EQ(open_devices({{hard, 0}}), 0) << daxkv_errmsg();
+    EXPECT_EQ(check_key(store_.get(), 1, 1), "");
+}
+
 TEST_F(Paths, FailedDeviceAddRemovesTheFileItCreated) {
     std::string d0 = dir_.file("d0");
     ASSERT_EQ(open_devices({{d0, dev_bytes_for(8)}}, {{"hotplug", "1"}}), 0) << daxkv_errmsg();

@@ -905,6 +905,8 @@ TEST_F(Arena, SecondOpenInTheSameProcessIsEbusyNamingThePid) {
     EXPECT_EQ(open_store(&second, path_, {4096, 4}), -EBUSY);
     EXPECT_TRUE(contains_text(daxkv_errmsg(), "pid " + std::to_string(::getpid())))
         << daxkv_errmsg();
+    // Not "another daxkv store" of some other process: this one.
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "already open in this process")) << daxkv_errmsg();
     EXPECT_EQ(count_fds(), fds);
     EXPECT_EQ(count_maps(real_path_), maps);
     EXPECT_EQ(file_hash(path_), before);
