@@ -245,6 +245,7 @@ void Reports::start_publishing(StatsEncoder encode) {
 }
 
 void Reports::device_added(const std::string &path) noexcept {
+    std::lock_guard<std::mutex> g(publisher_m_);
     if (!publisher_)
         return;
     publisher_->name_device(path); // without a name, daxkv stats finds the store by another
@@ -252,6 +253,7 @@ void Reports::device_added(const std::string &path) noexcept {
 }
 
 void Reports::device_removed(const std::string &path) noexcept {
+    std::lock_guard<std::mutex> g(publisher_m_);
     if (!publisher_)
         return;
     publisher_->unname_device(path);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -60,9 +61,14 @@ public:
     // The statistics page (stats_interval; none for 0). A page that cannot
     // be made is logged: statistics never keep a store from opening.
     void start_publishing(StatsEncoder encode);
-    void stop_publishing() noexcept { publisher_.reset(); }
+    // Shutdown stops publishing while hotplug calls are still inside the
+    // store: the publisher goes only once none of them uses it.
+    void stop_publishing() noexcept {
+        std::lock_guard<std::mutex> g(publisher_m_);
+        publisher_.reset();
+    }
     // A device joined or left the pool: the page is named after it (or no
-    // longer) and published at once.
+    // longer) and published at once (nothing once publishing stopped).
     void device_added(const std::string &path) noexcept;
     void device_removed(const std::string &path) noexcept;
 
@@ -70,6 +76,7 @@ private:
     Core &c_;
     const AsyncQueue &async_;
     std::string store_id_;
+    std::mutex publisher_m_; // publisher_ after the open: its reset and its users
     std::unique_ptr<StatsPublisher> publisher_;
 };
 

@@ -8,7 +8,9 @@
 // publishes for; a "mem:" path; NULL out, struct_size 0 and 4; NULL buf
 // with cap > 0; a buffer one byte short; a page file of another format; a
 // page whose store was killed; stats_interval above one hour and not a
-// number.
+// number; daxkv_shutdown while another thread adds and removes a device
+// of the pool.
+#include <atomic>
 #include <chrono>
 #include <thread>
 
@@ -225,6 +227,40 @@ TEST_F(StatsPage, PoolDevicesAddedLaterAreNamedAndRemovedOnesUnnamed) {
     peek(second, &rc);
     EXPECT_EQ(rc, -ENOENT);
     EXPECT_EQ(peek(path_).devices, 1u);
+}
+
+// Shutdown stopped publishing before it waited for the calls inside the
+// store: a device add or removal on another thread named or unnamed its page
+// through the publisher being destroyed (a use after free; ThreadSanitizer
+// reports the race between the reset and the hotplug call's read even when
+// the two do not overlap in time, as nothing but a relaxed counter orders
+// them here).
+TEST_F(StatsPage, AShutdownStopsPublishingOnlyOnceNoHotplugCallUsesThePage) {
+    FILE_ARENA_ONLY();
+    open(StoreSpec(4096, 8).set("hotplug", "1").set("stats_interval", "3600000"));
+    const std::string second = dir_.file("second");
+    const uint64_t bytes = arena_bytes_for(4096, 4, 256);
+    std::atomic<int> rounds{0}, last{0};
+    std::thread hotplug([&] {
+        daxkv_hotplug_result r;
+        r.struct_size = sizeof r;
+        for (;;) {
+            int rc = daxkv_device_add(s(), second.c_str(), bytes);
+            if (rc == 0)
+                rc = daxkv_device_remove(s(), second.c_str(), DAXKV_EVICT, 0, &r);
+            if (rc != 0) {
+                last.store(rc, std::memory_order_relaxed);
+                return;
+            }
+            rounds.fetch_add(1, std::memory_order_relaxed);
+        }
+    });
+    while (rounds.load(std::memory_order_relaxed) < 3 && last.load(std::memory_order_relaxed) == 0)
+        std::this_thread::yield();
+    EXPECT_EQ(daxkv_shutdown(s()), 0);
+    hotplug.join();
+    EXPECT_EQ(last.load(), -ESHUTDOWN);
+    EXPECT_EQ(pages(), 0u);
 }
 
 } // namespace
