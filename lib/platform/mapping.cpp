@@ -247,11 +247,10 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         // that was there, and creates nothing through a symlink: a symlink
         // to a file that does not exist is -ENOENT, not followed.
         fd.fd = exists ? -1 : ::open(req.path.c_str(), O_RDWR | O_CLOEXEC | O_CREAT | O_EXCL, 0600);
-        if (fd.fd >= 0)
-            m->created_file_ = true;
-        else if (!exists && errno != EEXIST)
+        const bool created = fd.fd >= 0;
+        if (!created && !exists && errno != EEXIST)
             fail_errno(errno, "cannot create " + req.path);
-        else // not blocking: a FIFO put at the path since it was judged fails below
+        else if (!created) // not blocking: a FIFO put at the path since it was judged fails below
             fd.fd = ::open(req.path.c_str(), O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         if (fd.fd < 0)
             fail_errno(errno, "cannot open " + req.path);
@@ -271,6 +270,17 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
             fail(-ENODEV, "%s is not a Device-DAX device (a file arena may not live under /dev)",
                  req.path.c_str());
         lock_exclusive(m->fd_, req.path);
+        // Only the holder of the lock undoes what it created: an open that
+        // created the file but lost the lock to another opener of the path
+        // removed the file that opener holds. And the file is judged as it
+        // is now: before the lock, a creator that failed may have removed
+        // it, or one that closed since may have sized and formatted it.
+        m->created_file_ = created;
+        if (::fstat(m->fd_, &st) != 0)
+            fail_errno(errno, "cannot stat " + req.path);
+        if (st.st_nlink == 0)
+            fail(-EBUSY, "%s was removed by another open of it that failed; open it again",
+                 req.path.c_str());
 
         uint64_t have = static_cast<uint64_t>(st.st_size);
         uint64_t want = req.bytes ? req.bytes : have;
