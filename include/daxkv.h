@@ -23,6 +23,13 @@
  * one process-wide pool of copy threads. The log callback runs on the
  * caller's thread or the event thread (daxkv_set_log_fn).
  *
+ * Fork. A store belongs to the process that opened it. In a child forked
+ * after the open, every call on the store and on its leases, reservations
+ * and cursors fails with -EPERM, and daxkv_close, daxkv_lease_release,
+ * daxkv_abort and daxkv_cursor_close let go of them without touching the
+ * parent's devices; the child opens stores of its own on other devices and
+ * has its own daxkv_memcpy_batch threads.
+ *
  * SPDX-License-Identifier: Apache-2.0
  */
 #ifndef DAXKV_H

@@ -17,6 +17,7 @@ lib_libdaxkv_arena_la_SOURCES = \
 	lib/platform/cpu.cpp lib/platform/cpu.hpp \
 	lib/platform/device.hpp \
 	lib/platform/discovery.cpp lib/platform/discovery_testing.hpp \
+	lib/platform/fork.cpp lib/platform/fork.hpp \
 	lib/platform/devdax_open.cpp lib/platform/devdax_open.hpp \
 	lib/platform/copy.cpp lib/platform/copy.hpp \
 	lib/platform/mapping.cpp lib/platform/mapping.hpp \

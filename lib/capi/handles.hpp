@@ -89,12 +89,29 @@ int check_versioned(const T *out, const char *what) {
     return 0;
 }
 
-// The store behind a handle, or an -EINVAL error for NULL.
+// A store this process inherited from the one it was forked from
+// (Store::inherited): -EPERM. Its threads are not here, and its devices are
+// the parent's.
+inline void check_owned(const Store &st) {
+    if (st.inherited())
+        fail(-EPERM, "the store was opened before this process was forked from its parent; a "
+                     "forked child may not use it (it may open stores of its own)");
+}
+
+// The store behind a handle: -EINVAL for NULL, -EPERM for one inherited
+// through fork.
 inline Store &store_of(daxkv_store *s) {
     if (!s || !s->store)
         fail(-EINVAL, "store handle is NULL");
+    check_owned(*s->store);
     return *s->store;
 }
+
+// What a forked child inherited is never shut down, released or destroyed
+// there: that would wait for threads it does not have, and unlock, unmap
+// or write what the parent still uses. Its handles are let go of by
+// keeping what they held here, untouched, until the child exits or execs.
+void keep_inherited(std::shared_ptr<void> &&what) noexcept;
 
 // The array of a batch call: NULL only when empty, and a count the int
 // result can hold.

@@ -18,6 +18,7 @@ DAXKV_API int daxkv_lease_slot(const daxkv_lease *l, daxkv_slot_info *out) {
             return set_error(-EINVAL, "lease is NULL or released");
         if (int rc = check_versioned(out, "out"))
             return rc;
+        capi::check_owned(*l->state->store);
         copy_versioned(out, capi::public_slot(locate(*l->state->store, *l->state)));
         return 0;
     });
@@ -29,6 +30,7 @@ DAXKV_API int daxkv_reservation_slot(const daxkv_reservation *r, daxkv_slot_info
             return set_error(-EINVAL, "reservation is NULL or finished");
         if (int rc = check_versioned(out, "out"))
             return rc;
+        capi::check_owned(*r->state->store);
         copy_versioned(out, capi::public_slot(locate(*r->state->store, *r->state)));
         return 0;
     });
@@ -66,6 +68,7 @@ DAXKV_API int daxkv_cursor_next(daxkv_cursor *c, daxkv_key_info *out) {
     return guarded([&] {
         if (!c || !c->cursor)
             return set_error(-EINVAL, "cursor is NULL");
+        capi::check_owned(c->cursor->store());
         if (int rc = check_versioned(out, "out"))
             return rc;
         const KeyRecord *r = c->cursor->next();
@@ -76,6 +79,10 @@ DAXKV_API int daxkv_cursor_next(daxkv_cursor *c, daxkv_key_info *out) {
     });
 }
 
-DAXKV_API void daxkv_cursor_close(daxkv_cursor *c) { delete c; }
+DAXKV_API void daxkv_cursor_close(daxkv_cursor *c) {
+    if (c && c->cursor && c->cursor->store().inherited())
+        capi::keep_inherited(std::shared_ptr<KeyCursor>(std::move(c->cursor)));
+    delete c;
+}
 
 } // extern "C"

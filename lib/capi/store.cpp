@@ -1,5 +1,8 @@
 // Store lifetime, single-key operations, batches and statistics.
 #include <cstring>
+#include <mutex>
+#include <new>
+#include <vector>
 
 #include "capi/convert.hpp"
 #include "capi/handles.hpp"
@@ -9,6 +12,22 @@ using daxkv::capi::check_flags;
 using daxkv::capi::check_items;
 using daxkv::capi::key_arg;
 using daxkv::capi::store_of;
+
+void daxkv::capi::keep_inherited(std::shared_ptr<void> &&what) noexcept {
+    // Never destroyed: nothing of it may run in this process.
+    static std::mutex m;
+    static auto *kept = new (std::nothrow) std::vector<std::shared_ptr<void>>();
+    try {
+        std::lock_guard<std::mutex> g(m);
+        if (kept) {
+            kept->push_back(std::move(what)); // left as it was if this throws
+            return;
+        }
+    } catch (...) {
+    }
+    // Out of memory: the reference is given up without being dropped.
+    static_cast<void>(new (std::nothrow) std::shared_ptr<void>(std::move(what)));
+}
 
 extern "C" {
 
@@ -36,6 +55,11 @@ DAXKV_API int daxkv_shutdown(daxkv_store *s) {
 DAXKV_API void daxkv_close(daxkv_store *s) {
     if (!s)
         return;
+    if (s->store && s->store->inherited()) {
+        capi::keep_inherited(std::move(s->store));
+        delete s;
+        return;
+    }
     LogDefer defer; // the store's last events go out once it is gone
     if (s->store)
         s->store->shutdown();

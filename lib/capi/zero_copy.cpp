@@ -48,6 +48,11 @@ DAXKV_API const void *daxkv_lease_meta(const daxkv_lease *l, size_t *len) {
 DAXKV_API void daxkv_lease_release(daxkv_lease *l) {
     if (!l)
         return;
+    if (l->state && l->state->store->inherited()) {
+        capi::keep_inherited(std::shared_ptr<LeaseState>(std::move(l->state)));
+        delete l;
+        return;
+    }
     LogDefer defer; // the last release of a closed store destroys it
     if (l->state) {
         // Keep the store alive until the release is done, even if this was
@@ -216,6 +221,11 @@ DAXKV_API int daxkv_commit(daxkv_reservation *r) {
     return guarded([&] {
         if (!owned->state)
             return set_error(-EINVAL, "reservation is empty");
+        if (owned->state->store->inherited()) {
+            capi::keep_inherited(std::shared_ptr<ReservationState>(std::move(owned->state)));
+            return set_error(-EPERM, "the reservation was made before this process was forked "
+                                     "from its parent; a forked child may not commit it");
+        }
         std::shared_ptr<Store> keep = owned->state->store;
         return keep->reservations().commit(*owned->state);
     });
@@ -224,6 +234,11 @@ DAXKV_API int daxkv_commit(daxkv_reservation *r) {
 DAXKV_API void daxkv_abort(daxkv_reservation *r) {
     if (!r)
         return;
+    if (r->state && r->state->store->inherited()) {
+        capi::keep_inherited(std::shared_ptr<ReservationState>(std::move(r->state)));
+        delete r;
+        return;
+    }
     LogDefer defer;
     if (r->state) {
         std::shared_ptr<Store> keep = r->state->store;

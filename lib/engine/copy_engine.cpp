@@ -9,6 +9,7 @@
 #include "arena/format.hpp"
 #include "platform/copy.hpp"
 #include "platform/cpu.hpp"
+#include "platform/fork.hpp"
 #include "platform/numa.hpp"
 
 namespace daxkv {
@@ -330,11 +331,29 @@ void CopyEngine::wait(Job &job) noexcept {
 }
 
 CopyEngine &shared_engine() {
-    static CopyEngine engine([] {
+    // One per process. A child forked from a process that had made one
+    // inherits it without its threads (and perhaps with its lock held by a
+    // thread that is not there): it makes its own, and leaves the
+    // inherited one untouched. None is ever destroyed, so that no call in
+    // flight at exit finds its engine gone.
+    struct Shared {
+        CopyEngine engine;
+        uint64_t generation;
+    };
+    static std::atomic<Shared *> current{nullptr};
+    const uint64_t generation = platform::fork_generation();
+    Shared *cur = current.load(std::memory_order_acquire);
+    if (cur && cur->generation == generation)
+        return cur->engine;
+    static std::mutex m;
+    std::lock_guard<std::mutex> g(m);
+    cur = current.load(std::memory_order_acquire);
+    if (!cur || cur->generation != generation) {
         unsigned n = std::thread::hardware_concurrency();
-        return std::max(1u, std::min(n ? n : 1u, 8u));
-    }());
-    return engine;
+        cur = new Shared{CopyEngine(std::max(1u, std::min(n ? n : 1u, 8u))), generation};
+        current.store(cur, std::memory_order_release);
+    }
+    return cur->engine;
 }
 
 } // namespace engine

@@ -67,6 +67,7 @@ public:
     // The next key, or nullptr at the end. The record stays valid until the
     // next call. Throws Error(-ESHUTDOWN) once the store is shut down.
     const KeyRecord *next();
+    const Store &store() const noexcept { return *store_; }
 
 private:
     std::shared_ptr<Store> store_;

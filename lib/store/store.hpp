@@ -19,6 +19,7 @@
 
 #include <memory>
 
+#include "platform/fork.hpp"
 #include "store/async.hpp"
 #include "store/config.hpp"
 #include "store/core.hpp"
@@ -50,6 +51,10 @@ public:
     // the calls in flight are waited for.
     void shutdown();
 
+    // This process is a child forked after the open (platform/fork.hpp):
+    // the store's threads are not here and its devices are the parent's.
+    bool inherited() const noexcept { return platform::fork_generation() != generation_; }
+
     const Config &config() const noexcept { return core_->cfg; }
     Core &core() noexcept { return *core_; }
     Entries &entries() noexcept { return *entries_; }
@@ -75,6 +80,7 @@ private:
     std::unique_ptr<AsyncQueue> async_;
     std::unique_ptr<Reports> reports_;
     std::unique_ptr<Hotplug> hotplug_;
+    const uint64_t generation_ = platform::fork_generation();
 };
 
 } // namespace daxkv

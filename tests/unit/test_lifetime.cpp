@@ -23,12 +23,17 @@
 //   lease_batch items: NULL key, key length 0 and 513            -> status -EINVAL
 //   lease_batch items: missing key                               -> status -ENOENT
 //   lease_batch after shutdown                                   -> -ESHUTDOWN, nothing leased
+//   in a child forked after the open: every call on the store,
+//     daxkv_commit, daxkv_lease_slot, daxkv_cursor_next          -> -EPERM, nothing written;
+//     daxkv_close, daxkv_abort, lease release, cursor close     -> return at once
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <random>
 #include <string>
@@ -40,6 +45,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "helpers.hpp"
@@ -661,6 +667,153 @@ TEST_F(Lifetime, EveryCallAfterShutdownIsEshutdown) {
     store_.reset();
     open({4096, 4});
     EXPECT_EQ(value("k"), pattern(1, 10));
+}
+
+// Runs body in a child forked now and returns what the child reported:
+// "" when every check held, else the first failure; "hung" when it did not
+// exit within 20 s (it is killed then).
+static std::string in_forked_child(const std::function<std::string()> &body) {
+    int pipe_fd[2];
+    if (::pipe(pipe_fd) != 0)
+        return "pipe failed";
+    const pid_t child = ::fork();
+    if (child == 0) {
+        ::close(pipe_fd[0]);
+        std::string failure = body();
+        if (failure.empty())
+            failure = "ok";
+        ssize_t w = ::write(pipe_fd[1], failure.data(), failure.size());
+        ::_exit(w == static_cast<ssize_t>(failure.size()) ? 0 : 1);
+    }
+    ::close(pipe_fd[1]);
+    std::string report;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    int status = 0;
+    bool exited = false;
+    while (std::chrono::steady_clock::now() < until) {
+        if (::waitpid(child, &status, WNOHANG) == child) {
+            exited = true;
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!exited) {
+        ::kill(child, SIGKILL);
+        ::waitpid(child, &status, 0);
+        ::close(pipe_fd[0]);
+        return "hung";
+    }
+    char buf[512];
+    ssize_t n;
+    while ((n = ::read(pipe_fd[0], buf, sizeof buf)) > 0)
+        report.append(buf, static_cast<size_t>(n));
+    ::close(pipe_fd[0]);
+    return report == "ok" ? "" : report.empty() ? "no report" : report;
+}
+
+TEST_F(Lifetime, AForkedChildCannotUseAnInheritedStoreAndLettingGoOfItDoesNotHang) {
+    // A child forked after the open has none of the store's threads and
+    // shares its devices with the parent. daxkv_close there waited for the
+    // submit dispatcher, which is not in the child, and hung; calls wrote to
+    // the parent's arena behind its index. Now every call on what the child
+    // inherited is -EPERM, and letting go of it (close, release, abort,
+    // cursor close) returns at once, touching nothing of the parent's.
+    open({4096, 8});
+    const std::vector<uint8_t> v = pattern(3, 1000);
+    ASSERT_EQ(put("k", v), 0);
+    daxkv_lease *l = nullptr;
+    ASSERT_EQ(daxkv_lease_acquire(s(), "k", 1, &l), 0);
+    daxkv_reservation *r1 = nullptr, *r2 = nullptr;
+    ASSERT_EQ(daxkv_reserve(s(), "r1", 2, 64, &r1), 0);
+    ASSERT_EQ(daxkv_reserve(s(), "r2", 2, 64, &r2), 0);
+    daxkv_cursor *c = nullptr;
+    ASSERT_EQ(daxkv_cursor_open(s(), nullptr, &c), 0);
+    // The dispatcher runs: a submitted batch started it.
+    daxkv_item it{"k", 1, nullptr, 0, nullptr, 0, 0};
+    ASSERT_EQ(daxkv_submit(s(), DAXKV_OP_CONTAINS, &it, 1, 0, 7), 0);
+    daxkv_completion done{};
+    for (int i = 0; i < 2000 && daxkv_poll(s(), &done, 1) == 0; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_EQ(done.tag, 7u);
+    const uint64_t before = file_hash(path_);
+    daxkv_store *raw = store_.release();
+
+    const std::string child = in_forked_child([&]() -> std::string {
+        char buf[4096];
+        size_t len = 0;
+        auto expect_eperm = [](const char *what, int rc) -> std::string {
+            if (rc != -EPERM)
+                return std::string(what) + ": " + std::to_string(rc);
+            if (!std::strstr(daxkv_errmsg(), "forked"))
+                return std::string(what) + " message: " + daxkv_errmsg();
+            return "";
+        };
+        std::string f;
+        char one = 'v';
+        daxkv_item put_it{"n", 1, &one, 1, nullptr, 0, 0};
+        daxkv_item get_it{"k", 1, buf, sizeof buf, nullptr, 0, 0};
+        daxkv_lease *l2 = nullptr;
+        daxkv_reservation *r3 = nullptr;
+        daxkv_slot_info si;
+        si.struct_size = sizeof si;
+        daxkv_key_info ki;
+        ki.struct_size = sizeof ki;
+        const std::pair<const char *, int> calls[] = {
+            {"put", daxkv_put(raw, "n", 1, "v", 1, 0)},
+            {"get", daxkv_get(raw, "k", 1, buf, sizeof buf, &len)},
+            {"contains", daxkv_contains(raw, "k", 1)},
+            {"remove", daxkv_remove(raw, "k", 1, DAXKV_FORCE)},
+            {"pin", daxkv_pin(raw, "k", 1)},
+            {"put_batch", daxkv_put_batch(raw, &put_it, 1, 0)},
+            {"get_batch", daxkv_get_batch(raw, &get_it, 1, 0)},
+            {"submit", daxkv_submit(raw, DAXKV_OP_GET, &get_it, 1, 0, 8)},
+            {"lease_acquire", daxkv_lease_acquire(raw, "k", 1, &l2)},
+            {"reserve", daxkv_reserve(raw, "r3", 2, 64, &r3)},
+            {"shutdown", daxkv_shutdown(raw)},
+            {"lease_slot", daxkv_lease_slot(l, &si)},
+            {"cursor_next", daxkv_cursor_next(c, &ki)},
+            {"commit", daxkv_commit(r1)},
+        };
+        for (const auto &call : calls)
+            if (!(f = expect_eperm(call.first, call.second)).empty())
+                return f;
+        if (l2 || r3)
+            return "a lease or reservation was handed out";
+        // The lease's bytes are the parent's mapping: still readable.
+        if (std::memcmp(daxkv_lease_data(l), v.data(), v.size()) != 0)
+            return "lease bytes";
+        daxkv_abort(r2);
+        daxkv_lease_release(l);
+        daxkv_cursor_close(c);
+        daxkv_close(raw);
+        // The child's own copies run on a copy engine of its own.
+        std::vector<char> a(8 << 20, 'a'), b(8 << 20, 'b');
+        void *dst = b.data();
+        const void *src = a.data();
+        const size_t n = a.size();
+        if (int rc = daxkv_memcpy_batch(&dst, &src, &n, 1, 0))
+            return "memcpy_batch: " + std::to_string(rc);
+        if (a != b)
+            return "memcpy_batch copied wrong bytes";
+        return "";
+    });
+    EXPECT_EQ(child, "");
+    store_.reset(raw);
+    // Nothing the child did reached the parent's store or its arena.
+    EXPECT_EQ(file_hash(path_), before);
+    EXPECT_EQ(value("k"), v);
+    EXPECT_EQ(contains("n"), 0);
+    EXPECT_EQ(std::memcmp(daxkv_lease_data(l), v.data(), v.size()), 0);
+    EXPECT_EQ(daxkv_commit(r1), 0) << daxkv_errmsg();
+    daxkv_abort(r2);
+    daxkv_lease_release(l);
+    daxkv_key_info ki;
+    ki.struct_size = sizeof ki;
+    EXPECT_EQ(daxkv_cursor_next(c, &ki), 1) << daxkv_errmsg();
+    daxkv_cursor_close(c);
+    // The parent still holds its arena's lock.
+    StorePtr second;
+    EXPECT_EQ(open_store(&second, path_, {4096, 8}), -EBUSY);
 }
 
 TEST_F(Lifetime, LeaseOutlivesShutdownAndClose) {

@@ -107,3 +107,43 @@ def test_leases_across_threads(store):
     for t in ts:
         t.join()
     assert out == [b"s" * 4096] * 8
+
+
+def test_a_forked_child_cannot_use_the_store_and_its_exit_does_not_hang(tmp_path):
+    # A child forked after the open (os.fork, multiprocessing's fork start)
+    # inherits the store without its threads. Its calls are PermissionDenied
+    # (-EPERM), and the close its exit runs (the store's finalizer) returns
+    # at once instead of waiting for threads that are not there.
+    import os
+    import time
+
+    s = open_store(tmp_path)
+    s.put(b"k", b"v" * 100)
+    pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            try:
+                s.put(b"n", b"x")
+                code = 2
+            except daxkv.PermissionDenied as e:
+                code = 0 if "forked" in str(e) else 3
+            s.close()
+        except BaseException:
+            code = 4
+        os._exit(code)
+    deadline = time.monotonic() + 20
+    status = None
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.01)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the child hung")
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert s.get(b"k") == b"v" * 100
+    assert s.get(b"n") is None
+    s.close()
