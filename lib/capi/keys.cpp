@@ -82,6 +82,7 @@ DAXKV_API int daxkv_cursor_next(daxkv_cursor *c, daxkv_key_info *out) {
 DAXKV_API void daxkv_cursor_close(daxkv_cursor *c) {
     if (c && c->cursor && c->cursor->store().inherited())
         capi::keep_inherited(std::shared_ptr<KeyCursor>(std::move(c->cursor)));
+    LogDefer defer; // the last reference to a closed store destroys it
     delete c;
 }
 

@@ -376,11 +376,22 @@ int Hotplug::wait_drained(const std::string &path, int timeout_ms) {
     DeviceRow &d = c_.pool[a];
     auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
     auto g = c_.pool.signals();
-    for (;;) {
-        if (d.state.load() != DevState::draining)
-            fail(-EINVAL, "the device is %s, not draining", dev_state_name(d.state.load()));
-        if (d.drained.load())
+    for (bool waited = false;; waited = true) {
+        const DevState st = d.state.load();
+        if (st != DevState::draining) {
+            if (!waited)
+                fail(-EINVAL, "the device is %s, not draining", dev_state_name(st));
+            // Changed since the wait began. A removal or a resize under way
+            // may fail and leave it draining: wait on. Any other state
+            // comes after a removal (draining ends no other way), which
+            // left nothing of the device in the pool, even if the path has
+            // been added again since: it drained.
+            if (st != DevState::removing && st != DevState::migrating &&
+                st != DevState::resizing)
+                return 0;
+        } else if (d.drained.load()) {
             return 0;
+        }
         if (c_.gate.closed())
             fail(-ESHUTDOWN, "the store is shut down");
         auto slice = std::chrono::steady_clock::now() + std::chrono::milliseconds(50);

@@ -683,6 +683,32 @@ TEST_F(Pool, DrainStopsNewEntriesAndReportsCompletion) {
     EXPECT_EQ(daxkv_device_wait_drained(s(), dir_.file("d2").c_str(), 0), 0);
 }
 
+TEST_F(Pool, AWaitForADrainEndsWhenTheDeviceIsRemovedMeanwhile) {
+    // A device that cannot drain (its entries are pinned) is removed with
+    // DAXKV_FORCE while a thread waits for its drain: the waiter woke to a
+    // device no longer draining and failed -EINVAL ("not draining"); the
+    // removal emptied it, so the wait is over: 0.
+    open_pool(2, 8);
+    fill(0, 4);
+    for (uint32_t i = 0; i < 4; ++i)
+        ASSERT_EQ(daxkv_pin(s(), key_of(i).data(), key_of(i).size()), 0);
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_DRAIN, 0, nullptr), 0);
+    std::atomic<int> waited{1};
+    std::string msg;
+    std::thread waiter([&] {
+        waited = daxkv_device_wait_drained(s(), paths_[0].c_str(), 20000);
+        msg = daxkv_errmsg();
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    EXPECT_EQ(waited.load(), 1); // still waiting: the pinned entries stay
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_EVICT, DAXKV_FORCE, nullptr), 0)
+        << daxkv_errmsg();
+    waiter.join();
+    EXPECT_EQ(waited.load(), 0) << msg;
+    // A wait that begins after the removal finds no such device, as before.
+    EXPECT_EQ(daxkv_device_wait_drained(s(), paths_[0].c_str(), 0), -ENOENT);
+}
+
 // ---------------------------------------------------------------------------
 // resize
 
