@@ -320,6 +320,31 @@ def test_store_lookup_load_through_the_event_fds(tmp_path, adapters):
     release(*objs, *targets)
 
 
+def test_a_load_tells_its_listeners_before_it_completes(tmp_path, adapters):
+    # The load's completion woke the caller before the listeners heard of
+    # the keys accessed: a caller (or LMCache's eviction controller, which
+    # counts accesses there) could see the load done and the keys not yet
+    # touched. A slow listener makes the order visible.
+    import time
+
+    class SlowRecorder(Recorder):
+        def on_l2_keys_accessed(self, keys):
+            time.sleep(0.2)
+            super().on_l2_keys_accessed(keys)
+
+    adapter = adapters(one_device(tmp_path))
+    listener = SlowRecorder()
+    adapter.register_listener(listener)
+    k0 = okey(20)
+    obj = mobj(5.0)
+    assert store(adapter, [k0], [obj]).is_successful()
+    target = mobj(0.0)
+    assert load(adapter, [k0], [target]) == [True]
+    assert listener.accessed == [[k0]]
+    adapter.submit_unlock([k0])
+    release(obj, target)
+
+
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 5, 9, 10, 11, 100, 257])
 def test_pieces_cover_every_item_once_with_small_ends(n):
     from daxkv.lmcache.l2 import _pieces

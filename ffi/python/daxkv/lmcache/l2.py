@@ -648,6 +648,11 @@ class DaxkvL2Adapter(L2AdapterInterface):
             positions.append(i)
         with task.lock:
             task.result.extend(positions)
+        # Listeners first, as for a store (and as LMCache's own adapter
+        # does): a caller woken by the completion finds the keys' access
+        # already recorded by the eviction controllers.
+        if positions:
+            self._notify_keys_accessed([keys[i] for i in positions])
         if task.piece_done(len(positions)):
             n = len(keys)
             if len(task.result) == n:
@@ -657,8 +662,6 @@ class DaxkvL2Adapter(L2AdapterInterface):
                 for i in task.result:
                     bitmap.set(i)
             self._finish("load", task.task_id, bitmap)
-        if positions:
-            self._notify_keys_accessed([keys[i] for i in positions])
 
     def query_load_result(self, task_id: L2TaskId) -> Optional[Bitmap]:
         with self._lock:
