@@ -183,6 +183,33 @@ long lock_holder_pid(uint64_t st_dev, uint64_t st_ino) {
     return -1;
 }
 
+void lock_exclusive(int fd, const std::string &what) {
+    int rc;
+    do {
+        rc = ::flock(fd, LOCK_EX | LOCK_NB);
+    } while (rc != 0 && errno == EINTR);
+    if (rc == 0)
+        return;
+    const int e = errno;
+    if (e != EWOULDBLOCK)
+        fail_errno(e, "cannot lock " + what);
+    struct stat st;
+    long holder = -1;
+    if (::fstat(fd, &st) == 0)
+        holder = lock_holder_pid(st.st_dev, st.st_ino);
+    if (holder > 0 && holder == static_cast<long>(::getpid()))
+        fail(-EBUSY, "%s is already open in this process (pid %ld): in another store, or "
+                     "listed twice in this pool (through another name, a link or /proc/self/fd)",
+             what.c_str(), holder);
+    if (holder > 0)
+        fail(-EBUSY, "%s is in use by another daxkv store (pid %ld holds its lock)", what.c_str(),
+             holder);
+    fail(-EBUSY, "%s is in use by another daxkv store (its lock is held; the holder is not "
+                 "visible in /proc/locks)",
+         what.c_str());
+}
+
+
 DaxOpenResult open_devdax(const std::string &path, uint64_t requested_bytes) {
     // Identify the device before opening it: a device in system-ram mode
     // fails open() with a bare ENXIO, and a non-DAX node (a tty, a disk)
@@ -222,22 +249,7 @@ DaxOpenResult open_devdax(const std::string &path, uint64_t requested_bytes) {
     // One process owns an arena at a time. flock (not fcntl) locks belong to
     // the open file description, so they are not dropped when some other
     // part of the process closes another fd of the same node.
-    int rc;
-    do {
-        rc = ::flock(fd.get(), LOCK_EX | LOCK_NB);
-    } while (rc != 0 && errno == EINTR);
-    if (rc != 0) {
-        int err = errno;
-        if (err != EWOULDBLOCK)
-            fail_errno(err, "cannot lock Device-DAX device " + path);
-        long holder = lock_holder_pid(fst.st_dev, fst.st_ino);
-        if (holder > 0)
-            fail(-EBUSY, "%s is in use: another process holds its lock (pid %ld)", path.c_str(),
-                 holder);
-        fail(-EBUSY, "%s is in use: another open file holds its lock (holder not visible in "
-                     "/proc/locks)",
-             path.c_str());
-    }
+    lock_exclusive(fd.get(), path);
 
     DaxOpenResult r;
     r.info = std::move(info);

@@ -47,5 +47,10 @@ DaxOpenResult open_devdax(const std::string &path, uint64_t requested_bytes);
 // opened the device twice. Exposed for tests.
 long lock_holder_pid(uint64_t st_dev, uint64_t st_ino);
 
+// Take an exclusive, non-blocking flock on fd (a device or a file arena).
+// On conflict throws Error(-EBUSY) naming the holder's pid when
+// lock_holder_pid sees it, and saying so when the holder is this process.
+void lock_exclusive(int fd, const std::string &what);
+
 } // namespace platform
 } // namespace daxkv

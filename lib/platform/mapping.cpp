@@ -137,26 +137,6 @@ std::string resolve_file(const std::string &path) {
     fail(-ELOOP, "%s: too many levels of symbolic links", path.c_str());
 }
 
-void lock_exclusive(int fd, const std::string &what) {
-    if (::flock(fd, LOCK_EX | LOCK_NB) == 0)
-        return;
-    int e = errno;
-    if (e != EWOULDBLOCK)
-        fail_errno(e, "cannot lock " + what);
-    struct stat st;
-    long holder = -1;
-    if (::fstat(fd, &st) == 0)
-        holder = lock_holder_pid(st.st_dev, st.st_ino);
-    if (holder > 0 && holder == static_cast<long>(::getpid()))
-        fail(-EBUSY, "%s is already open in this process (pid %ld): in another store, or "
-                     "listed twice in this pool (through another name, a link or /proc/self/fd)",
-             what.c_str(), holder);
-    if (holder > 0)
-        fail(-EBUSY, "%s is in use by another daxkv store (pid %ld holds its lock)", what.c_str(),
-             holder);
-    fail(-EBUSY, "%s is in use by another daxkv store (its lock is held)", what.c_str());
-}
-
 std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
     std::unique_ptr<Mapping> m(new Mapping());
     int mmap_flags = MAP_SHARED;

@@ -118,10 +118,6 @@ std::string resolve_file(const std::string &path);
 // file by mistake), except in /dev/shm. Given a resolve_file() result.
 bool file_arena_refused(const std::string &resolved);
 
-// Take an exclusive, non-blocking flock on fd. On conflict throws
-// Error(-EBUSY) naming the holder's pid (from /proc/locks) when it can.
-void lock_exclusive(int fd, const std::string &what);
-
 namespace testing {
 // Sees every write_back() and drain() of every mapping, whatever its kind
 // (the unit tests count the fences of a batch with it). Installed by tests
