@@ -62,54 +62,72 @@ void in_parts(char *d, const char *s, size_t n) {
     Stream(d + Parts * part, s + Parts * part, n - Parts * part);
 }
 
-double best_seconds(char *dst, const char *src, size_t bytes, unsigned threads, int rounds,
-                    CopyFn copy) {
-    // Ranges start on 4 KiB boundaries (as slots and page-aligned buffers
-    // do); the last thread takes the remainder.
+// Seconds for `threads` threads to copy bytes from src to dst with copy,
+// once. Ranges start on 4 KiB boundaries (as slots and page-aligned
+// buffers do); the last thread takes the remainder.
+double timed_copy(char *dst, const char *src, size_t bytes, unsigned threads, CopyFn copy) {
     const size_t per = bytes / threads / 4096 * 4096;
-    double best = 1e30;
-    for (int r = 0; r < rounds; ++r) {
-        std::vector<std::thread> pool;
-        const auto t0 = std::chrono::steady_clock::now();
-        for (unsigned t = 1; t < threads; ++t) {
-            const size_t off = t * per, len = t + 1 == threads ? bytes - off : per;
-            pool.emplace_back([=] {
-                copy(dst + off, src + off, len);
-                _mm_sfence();
-            });
-        }
-        copy(dst, src, threads == 1 ? bytes : per);
-        _mm_sfence();
-        for (auto &th : pool)
-            th.join();
-        best = std::min(
-            best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    std::vector<std::thread> pool;
+    const auto t0 = std::chrono::steady_clock::now();
+    for (unsigned t = 1; t < threads; ++t) {
+        const size_t off = t * per, len = t + 1 == threads ? bytes - off : per;
+        pool.emplace_back([=] {
+            copy(dst + off, src + off, len);
+            _mm_sfence();
+        });
     }
-    return best;
+    copy(dst, src, threads == 1 ? bytes : per);
+    _mm_sfence();
+    for (auto &th : pool)
+        th.join();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+struct Loop {
+    const char *name;
+    CopyFn copy;
+};
+
+std::vector<Loop> loops() {
+    std::vector<Loop> v = {{"memcpy", libc_copy},
+                           {"sse2", stream_sse2},
+                           {"sse2 4 parts", in_parts<stream_sse2, 4, 1024>},
+                           {"sse2 8 parts prefetch", in_parts<stream_sse2, 8, 256, 1024>}};
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2")) {
+        v.push_back({"avx2", stream_avx2});
+        v.push_back({"avx2 4 parts", in_parts<stream_avx2, 4, 1024>});
+        v.push_back({"avx2 8 parts prefetch", in_parts<stream_avx2, 8, 256, 1024>});
+    }
+    if (__builtin_cpu_supports("avx512f")) {
+        v.push_back({"avx512", stream_avx512});
+        v.push_back({"avx512 4 parts", in_parts<stream_avx512, 4, 1024>});
+        v.push_back({"avx512 8 parts prefetch", in_parts<stream_avx512, 8, 256, 1024>});
+    }
+    return v;
 }
 
 } // namespace
 
-double copy_limit_gbs(char *dst, const char *src, size_t bytes, unsigned threads, int rounds) {
-    threads = std::max(1u, threads);
-    rounds = std::max(1, rounds);
-    std::vector<CopyFn> copies = {libc_copy, stream_sse2, in_parts<stream_sse2, 4, 1024>,
-                                  in_parts<stream_sse2, 8, 256, 1024>};
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2")) {
-        copies.push_back(stream_avx2);
-        copies.push_back(in_parts<stream_avx2, 4, 1024>);
-        copies.push_back(in_parts<stream_avx2, 8, 256, 1024>);
+CopyLimit::CopyLimit(char *dst, const char *src, size_t bytes, unsigned threads)
+    : dst_(dst), src_(src), bytes_(bytes), threads_(std::max(1u, threads)) {
+    double fastest = 1e30;
+    for (const Loop &l : loops()) {
+        const double t = timed_copy(dst_, src_, bytes_, threads_, l.copy);
+        if (t < fastest) {
+            fastest = t;
+            copy_ = l.copy;
+            loop_ = l.name;
+        }
     }
-    if (__builtin_cpu_supports("avx512f")) {
-        copies.push_back(stream_avx512);
-        copies.push_back(in_parts<stream_avx512, 4, 1024>);
-        copies.push_back(in_parts<stream_avx512, 8, 256, 1024>);
-    }
-    double best = 1e30;
-    for (CopyFn c : copies)
-        best = std::min(best, best_seconds(dst, src, bytes, threads, rounds, c));
-    return static_cast<double>(bytes) / best / 1e9;
+}
+
+void CopyLimit::sample() {
+    best_ = std::min(best_, timed_copy(dst_, src_, bytes_, threads_, copy_));
+}
+
+double CopyLimit::gb_per_s() const {
+    return best_ < 1e30 ? static_cast<double>(bytes_) / best_ / 1e9 : 0.0;
 }
 
 } // namespace daxkv_cli

@@ -308,6 +308,14 @@ expect 0 "format --force over a damaged arena" -- "$daxkv" format "$e" --slot-by
 expect 0 "info: formatted, empty" -- "$daxkv" info "$e" --json
 check_json "empty after format" "$dir/out" 'j["entries"]["live"] == 0 and j["entries"]["committed_headers"] == 0'
 
+# The benchmark's limit: one figure and the loop it was measured with per
+# thread count (1, 2 and the store's workers), and the ratios are the
+# figures divided by the limit at the store's worker count.
+expect 0 "bench --json with 3 workers" -- "$daxkv" bench --arena "$dir/lim.arena" --count 8 \
+    --value-size 64KiB --rounds 2 --workers 3 --no-small --json
+check_json "bench: the limit of each thread count, its loop, and the ratios to it" "$dir/out" \
+    'sorted(j["limit_gb_per_s"]) == sorted(j["limit_loop"]) == ["1_thread", "2_threads", "3_threads"] and all(v > 0 for v in j["limit_gb_per_s"].values()) and all(isinstance(v, str) and v for v in j["limit_loop"].values()) and abs(j["store_vs_limit"] * j["limit_gb_per_s"]["3_threads"] - j["store_gb_per_s"]) < 1e-6 * j["store_gb_per_s"] and abs(j["restore_vs_limit"] * j["limit_gb_per_s"]["3_threads"] - j["restore_gb_per_s"]) < 1e-6 * j["restore_gb_per_s"] and j["verified_chunks"] == 8 and j["mismatched_chunks"] == 0'
+
 # An arena last used with durability=none has no entries to check.
 n=$dir/n.arena
 expect 0 "bench with durability=none" -- "$daxkv" bench --arena "$n" --count 4 --value-size 64KiB \
