@@ -138,6 +138,8 @@ private:
     std::mutex qm_;
     std::condition_variable qcv_;
     std::deque<std::shared_ptr<Job>> queue_;
+    std::atomic<size_t> queued_{0};      // queue_.size(), for a worker spinning without qm_
+    std::atomic<bool> spinning_{false}; // a worker is spinning (worker_main)
     bool stop_ = false;
 };
 

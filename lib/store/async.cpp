@@ -6,19 +6,9 @@
 #include <unistd.h>
 
 #include "internal/error.hpp"
+#include "platform/cpu.hpp"
 
 namespace daxkv {
-namespace {
-
-inline void cpu_relax() noexcept {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    asm volatile("yield");
-#endif
-}
-
-} // namespace
 
 AsyncQueue::~AsyncQueue() {
     shutdown();
@@ -165,19 +155,10 @@ void to_event_thread(int level, std::string msg, void *events) noexcept {
 } // namespace
 
 void AsyncQueue::dispatcher() noexcept {
-    using Clock = std::chrono::steady_clock;
     for (;;) {
         // Look for the next batch for a short while before sleeping.
-        // Every few rounds the CPU is offered to another thread: on a
-        // machine with fewer CPUs than busy threads, the submitter may be
-        // waiting for this very CPU.
-        auto until = Clock::now() + std::chrono::microseconds(kAsyncSpinMicros);
-        for (unsigned i = 1; queued_.load(std::memory_order_acquire) == 0 && Clock::now() < until;
-             ++i) {
-            cpu_relax();
-            if (i % 64 == 0)
-                std::this_thread::yield();
-        }
+        platform::spin_while([this] { return queued_.load(std::memory_order_acquire) == 0; },
+                             std::chrono::microseconds(kAsyncSpinMicros));
         Batch b;
         {
             std::unique_lock<std::mutex> g(m_);
