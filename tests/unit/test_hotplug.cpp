@@ -825,11 +825,19 @@ TEST_F(Pool, GrowLimitIsPartOfTheLayoutAndTooSmallAnOpenIsEinval) {
     EXPECT_TRUE(contains_text(daxkv_errmsg(), "another layout"));
     opts_ = {};
     EXPECT_EQ(try_open(paths_), DAXKV_E_FOREIGN);
+    // The message says how to open it: the grow_limit it was made with, or
+    // auto (not on_mismatch=reformat, which would throw its entries away).
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "grow_limit=auto")) << daxkv_errmsg();
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "grow_limit=" + std::to_string(limit)))
+        << daxkv_errmsg();
+    EXPECT_FALSE(contains_text(daxkv_errmsg(), "reformat")) << daxkv_errmsg();
     EXPECT_EQ(file_hash(paths_[0]), before);
-    opts_ = {{"grow_limit", std::to_string(limit)}};
-    reopen(paths_);
-    for (uint32_t i = 0; i < 4; ++i)
-        EXPECT_EQ(check(i), "") << i;
+    for (const char *fix : {"auto", ""}) {
+        opts_ = {{"grow_limit", *fix ? std::string(fix) : std::to_string(limit)}};
+        reopen(paths_);
+        for (uint32_t i = 0; i < 4; ++i)
+            EXPECT_EQ(check(i), "") << fix << " " << i;
+    }
     // A grow_limit whose slot headers leave no room for one slot in the
     // bytes opened with.
     store_.reset();
