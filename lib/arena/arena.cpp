@@ -139,19 +139,30 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
         // An arena whose last user kept no index (durability=none) holds
         // nothing any open would recover: another layout simply replaces it.
         const bool holds_entries = (sb.flags & kSbRecoverable) != 0;
-        // Only the size laid out differs: the arena was made with another
-        // grow_limit (or none) than this open's. grow_limit=auto keeps an
-        // existing arena's layout, whatever it was made with.
+        // Only the size laid out differs. Either the arena has room to grow
+        // beyond what is opened (made with a grow_limit this open does not
+        // give: grow_limit=auto keeps an existing arena's layout), or the
+        // file or device is now larger than the arena (extended since, or a
+        // size asked for above the one it was made with): its own size
+        // opens it.
         if (!same && !opt_.reformat && holds_entries && sb.slot_bytes == layout_.slot_bytes &&
-            sb.meta_bytes == layout_.meta_bytes)
+            sb.meta_bytes == layout_.meta_bytes) {
+            const auto laid_out = static_cast<unsigned long long>(sb.arena_bytes);
+            if (sb.arena_bytes > map_->backed())
+                fail(kErrForeign,
+                     "%s holds a daxkv arena of another layout: laid out to grow to %llu bytes, "
+                     "where this open lays out %llu; it is left untouched (open it with "
+                     "grow_limit=auto, which keeps an existing arena's layout, or "
+                     "grow_limit=%llu)",
+                     path.c_str(), laid_out,
+                     static_cast<unsigned long long>(layout_.arena_bytes), laid_out);
             fail(kErrForeign,
-                 "%s holds a daxkv arena of another layout: laid out for %llu bytes (its size, "
-                 "or the grow_limit it was made with), where this open lays out %llu; it is "
-                 "left untouched (open it with grow_limit=auto, which keeps an existing arena's "
-                 "layout, or grow_limit=%llu)",
-                 path.c_str(), static_cast<unsigned long long>(sb.arena_bytes),
-                 static_cast<unsigned long long>(layout_.arena_bytes),
-                 static_cast<unsigned long long>(sb.arena_bytes));
+                 "%s holds a daxkv arena of another layout: %llu bytes, where this open lays out "
+                 "%llu (the file or device is larger than the arena); it is left untouched (open "
+                 "it with its size, %llu bytes)",
+                 path.c_str(), laid_out, static_cast<unsigned long long>(layout_.arena_bytes),
+                 laid_out);
+        }
         if (!same && !opt_.reformat && holds_entries)
             fail(kErrForeign,
                  "%s holds a daxkv arena of another layout (slot_bytes %llu, meta_bytes %u, "

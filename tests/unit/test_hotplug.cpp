@@ -813,6 +813,45 @@ TEST_F(Pool, ResizeGrowsPastTheOpenedSizeUpToGrowLimitAndReopenKeepsTheSize) {
     EXPECT_EQ(status()["devices"][0]["max_slots"], lay.slot_count);
 }
 
+// A file arena that grew outside the library (truncate -s +4K) opened as
+// "the whole file" (bytes=0): refused and untouched, and the message gives
+// the size that opens it, which does (not grow_limit=auto, which keeps a
+// layout but cannot shrink the file's size to it).
+TEST_F(Pool, AFileLargerThanItsArenaOpenedWholeNamesTheArenasSize) {
+    open_pool(1, 16);
+    fill(0, 4);
+    store_.reset();
+    ASSERT_EQ(::truncate(paths_[0].c_str(), static_cast<off_t>(dev_bytes() + 4096)), 0);
+    const uint64_t before = file_hash(paths_[0]);
+    auto open_whole = [&](const char *grow_limit) {
+        store_.reset();
+        daxkv_config *raw = nullptr;
+        EXPECT_EQ(daxkv_config_new(&raw), 0);
+        ConfigPtr cfg(raw);
+        EXPECT_EQ(daxkv_config_set(raw, "slot_bytes", std::to_string(kSlot).c_str()), 0);
+        if (grow_limit) {
+            EXPECT_EQ(daxkv_config_set(raw, "grow_limit", grow_limit), 0);
+        }
+        EXPECT_EQ(daxkv_config_add_device(raw, paths_[0].c_str(), 0), 0);
+        daxkv_store *st = nullptr;
+        const int rc = daxkv_open(&st, raw);
+        if (rc == 0)
+            store_.reset(st);
+        return rc;
+    };
+    for (const char *grow_limit : {static_cast<const char *>(nullptr), "auto"}) {
+        EXPECT_EQ(open_whole(grow_limit), DAXKV_E_FOREIGN) << (grow_limit ? grow_limit : "-");
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "open it with its size, " +
+                                                      std::to_string(dev_bytes()) + " bytes"))
+            << daxkv_errmsg();
+        EXPECT_FALSE(contains_text(daxkv_errmsg(), "reformat")) << daxkv_errmsg();
+        EXPECT_EQ(file_hash(paths_[0]), before);
+    }
+    reopen(paths_); // with dev_bytes(), the size the message gave
+    for (uint32_t i = 0; i < 4; ++i)
+        EXPECT_EQ(check(i), "") << i;
+}
+
 TEST_F(Pool, GrowLimitIsPartOfTheLayoutAndTooSmallAnOpenIsEinval) {
     const uint64_t limit = arena_bytes_for(kSlot, 64, 256);
     open_pool(1, 16, {{"grow_limit", std::to_string(limit)}});
