@@ -137,15 +137,20 @@ class _AsyncCalls:
             if waiter is not None:
                 a.waiters[tag] = waiter
         ok = False
-        h = self._enter()
         try:
-            items = batch.items if batch is not None else None
-            rc = fn(h, code, items, len(kb), flags, tag)
-            if rc < 0:
-                raise _error(rc, "daxkv_submit")
-            ok = True
+            # Inside the cleanup's reach: a closed store refuses here, and
+            # the batch registered above must not stay pending with its
+            # buffers' exports held.
+            h = self._enter()
+            try:
+                items = batch.items if batch is not None else None
+                rc = fn(h, code, items, len(kb), flags, tag)
+                if rc < 0:
+                    raise _error(rc, "daxkv_submit")
+                ok = True
+            finally:
+                self._leave()
         finally:
-            self._leave()
             if not ok:
                 with a.lock:
                     a.pending.pop(tag, None)

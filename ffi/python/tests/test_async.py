@@ -15,6 +15,8 @@ pending in the binding):
   - poll(max=0), poll(timeout=-1): InvalidArgument
   - submit after shutdown: Shutdown (poll still works)
   - submit / poll / event_fd after close: Shutdown
+  - submit of a get into a bytearray after close or shutdown: Shutdown,
+    nothing pending and the bytearray's export released
 """
 
 import array
@@ -281,6 +283,21 @@ def test_close_with_unpolled_completions(tmp_path):
     for call in (lambda: s.poll(), s.event_fd, lambda: s.submit("contains", [b"a"])):
         with pytest.raises(daxkv.Shutdown):
             call()
+
+
+def test_submit_after_close_holds_nothing(tmp_path):
+    # A refused submission must not stay pending nor keep its buffers'
+    # exports: after close, and after shutdown (the library refuses it).
+    for stop in ("close", "shutdown"):
+        (tmp_path / stop).mkdir()
+        s = open_store(tmp_path / stop)
+        getattr(s, stop)()
+        dst = bytearray(8)
+        with pytest.raises(daxkv.Shutdown):
+            s.submit("get", [b"k"], [dst])
+        assert s.pending() == 0
+        dst.extend(b"x")  # no export left behind: resizable
+        s.close()
 
 
 def test_bad_inputs(store):
