@@ -191,8 +191,7 @@ class _AsyncCalls:
         """
         if not isinstance(max, int) or isinstance(max, bool) or max < 1:
             raise InvalidArgument(-_errno.EINVAL, f"max must be an int >= 1, got {max!r}", "poll")
-        if timeout is not None and timeout < 0:
-            raise InvalidArgument(-_errno.EINVAL, f"timeout must be >= 0 or None, got {timeout!r}", "poll")
+        timeout = _timeout_seconds(timeout, "poll")
         a = self._async_state()
         with a.lock:
             out = [a.ready.popleft() for _ in range(min(max, len(a.ready)))]
@@ -459,6 +458,25 @@ def _op_code(op: Union[int, str]) -> int:
     if not -(1 << 31) <= op < 1 << 31:
         raise InvalidArgument(-_errno.EINVAL, f"op out of range: {op}", "submit")
     return op  # unknown ints are the library's to refuse (InvalidArgument)
+
+
+#: The longest wait a timeout gives, in seconds (what daxkv_device_wait_drained
+#: takes in milliseconds); a longer one, infinity included, waits without limit.
+TIMEOUT_MAX_S = (2**31 - 1) / 1000
+
+
+def _timeout_seconds(timeout: Any, op: str) -> Optional[float]:
+    """A caller's timeout in seconds as a wait takes it: None (no limit) for
+    None and for timeouts beyond TIMEOUT_MAX_S, which select() and the
+    library's millisecond timeouts cannot represent. InvalidArgument for
+    anything but a number >= 0 (NaN, bool and str included)."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+        raise InvalidArgument(-_errno.EINVAL, f"timeout must be >= 0 or None, got {timeout!r}", op)
+    if timeout > TIMEOUT_MAX_S:
+        return None
+    return float(timeout)
 
 
 def _set_future(fut: Any, value: Any) -> None:

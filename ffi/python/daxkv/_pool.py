@@ -14,6 +14,7 @@ import json
 from typing import Any, Dict, Optional, Union
 
 from . import _lib
+from ._async import _timeout_seconds
 from ._library import _error, _optional
 from .errors import InvalidArgument
 
@@ -78,14 +79,8 @@ class _PoolCalls:
         """Wait until a draining device holds no entries: True when drained,
         False on timeout (seconds; None: no limit). InvalidArgument if the
         device is not draining, NotFound if unknown."""
-        if timeout is None:
-            ms = -1
-        else:
-            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
-                raise InvalidArgument(
-                    -_errno.EINVAL, f"timeout must be >= 0 or None, got {timeout!r}", "device_wait_drained"
-                )
-            ms = min(int(timeout * 1000), 2**31 - 1)
+        seconds = _timeout_seconds(timeout, "device_wait_drained")
+        ms = -1 if seconds is None else int(seconds * 1000)
         rc = self._path_call("daxkv_device_wait_drained", path, ms)
         if rc == -_errno.ETIMEDOUT:
             return False

@@ -12,7 +12,9 @@ pending in the binding):
   - a flag the op does not take (replace for get, pin for put): InvalidArgument
   - a tag out of range (-1, 2**64) or not an int: InvalidArgument
   - a tag whose batch was not polled yet: InvalidArgument
-  - poll(max=0), poll(timeout=-1): InvalidArgument
+  - poll(max=0), poll(timeout=-1), poll(timeout=NaN), poll(timeout="1"),
+    poll(timeout=True): InvalidArgument; poll(timeout=inf) and 1e300 wait
+    without limit
   - submit after shutdown: Shutdown (poll still works)
   - submit / poll / event_fd after close: Shutdown
   - submit of a get into a bytearray after close or shutdown: Shutdown,
@@ -166,6 +168,18 @@ def test_poll_timeout_wakes_on_completion(sstore):
     t = store.submit("put", keys, [b"v" * 4096] * BIG)
     got = store.poll(timeout=None)  # blocks until the dispatcher posted it
     assert [c.tag for c in got] == [t] and got[0].result == BIG
+
+
+@pytest.mark.parametrize("timeout", [float("inf"), 1e300])
+def test_poll_with_an_unbounded_timeout_waits_for_a_completion(store, timeout):
+    store.put(b"k", b"v")
+    late = threading.Timer(0.1, lambda: store.submit("contains", [b"k"], tag=5))
+    late.start()
+    try:
+        (c,) = store.poll(timeout=timeout)
+    finally:
+        late.join()
+    assert (c.tag, c.results()) == (5, [True])
 
 
 def test_explicit_tags(store):
@@ -325,6 +339,9 @@ def test_bad_inputs(store):
         (daxkv.InvalidArgument, lambda: store.submit("contains", [b"a"], tag="1")),
         (daxkv.InvalidArgument, lambda: store.poll(max=0)),
         (daxkv.InvalidArgument, lambda: store.poll(timeout=-1)),
+        (daxkv.InvalidArgument, lambda: store.poll(timeout=float("nan"))),
+        (daxkv.InvalidArgument, lambda: store.poll(timeout="1")),
+        (daxkv.InvalidArgument, lambda: store.poll(timeout=True)),
     ]
     for exc, call in bad:
         with pytest.raises(exc):

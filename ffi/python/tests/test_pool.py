@@ -9,7 +9,8 @@ Bad inputs covered here:
     type (1.5, None): TypeError; an unknown mode number (99): InvalidArgument
   - a negative or too large size: InvalidArgument; a size of the wrong type: TypeError
   - "drain" for resize: InvalidArgument (the library's refusal)
-  - a timeout < 0 for device_wait_drained: InvalidArgument
+  - a timeout < 0, NaN or "1" for device_wait_drained: InvalidArgument;
+    an infinite or huge one (inf, 1e300) waits without limit
   - wait_drained on a device that is not draining: InvalidArgument
   - removing the only device (holding an entry) with migrate: NoSpace
   - removing a device with pinned entries without force: Busy
@@ -135,6 +136,8 @@ def test_drain_and_wait_drained(tmp_path):
         s.remove_many(list(vals))
         assert s.device_wait_drained(dev0, timeout=5) is True
         assert s.device_wait_drained(dev0) is True
+        assert s.device_wait_drained(dev0, timeout=float("inf")) is True  # no limit
+        assert s.device_wait_drained(dev0, timeout=1e300) is True
         assert dev_row(s.pool_status(), dev0).get("drained") is True
         with pytest.raises(daxkv.InvalidArgument):
             s.device_wait_drained(str(tmp_path / "dev1"), timeout=0)  # not draining
@@ -195,6 +198,9 @@ def test_bad_inputs(tmp_path):
             (daxkv.InvalidArgument, lambda: s.device_resize(dev0, SIZE // 2, "drain")),
             (daxkv.InvalidArgument, lambda: s.device_wait_drained(dev0, -1)),
             (daxkv.InvalidArgument, lambda: s.device_wait_drained(dev0, 0)),
+            (daxkv.InvalidArgument, lambda: s.device_wait_drained(dev0, float("inf"))),
+            (daxkv.InvalidArgument, lambda: s.device_wait_drained(dev0, float("nan"))),
+            (daxkv.InvalidArgument, lambda: s.device_wait_drained(dev0, "1")),
             (daxkv.NoSpace, lambda: s.device_remove(dev0, "migrate")),
             (daxkv.Busy, lambda: s.device_add(dev0, SIZE // 2)),
         ]
