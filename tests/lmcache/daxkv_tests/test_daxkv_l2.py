@@ -26,7 +26,7 @@ Bad inputs tried here:
   an active path with another size (add); remove and resize of a device
   with locked keys; a resize past the room its file was laid out for; a
   migrating remove with no room elsewhere;
-* every task submission after close;
+* every task submission after close; list_l2_keys after close;
 * a key longer than libdaxkv's 512-byte limit once encoded (a cache_salt
   of 128 four-byte characters) in a late piece of a task; token positions
   whose metadata is larger than meta_bytes; a submission refused because
@@ -57,7 +57,7 @@ except ImportError as exc:  # the stand-ins alone: LMCache's sources are missing
 from daxkv.lmcache import decode_key
 from daxkv.lmcache.l2 import DaxkvL2Adapter, DaxkvL2AdapterConfig
 from dk_helpers import make_device, multi_obj, obj_bytes, release
-from lmcache.v1.distributed.api import ObjectKey
+from lmcache.v1.distributed.api import KeyListPage, ObjectKey
 from lmcache.v1.distributed.config import EvictionConfig
 from lmcache.v1.distributed.internal_api import L2AdapterListener
 from lmcache.v1.distributed.l2_adapters import create_l2_adapter
@@ -776,6 +776,7 @@ def test_submissions_after_close_raise(tmp_path):
     status = adapter.report_status()
     assert (status["is_healthy"], status["closing"]) == (False, True)
     adapter.delete([okey(1)])  # a no-op once closed
+    assert adapter.list_l2_keys() == KeyListPage(entries=(), next_page_token=None)
     adapter.close()  # idempotent
     release(obj)
 

@@ -366,16 +366,21 @@ class DaxkvL2Adapter(L2AdapterInterface):
             raise ValueError("page_size must be positive")
         after = bytes.fromhex(cursor) if cursor else b""
         found = []
-        for info in self._store.keys():
-            if info.key <= after:
-                continue
-            try:
-                key = decode_key(info.key)
-            except ValueError:
-                continue
-            if not isinstance(key, ObjectKey) or (model_name is not None and key.model_name != model_name):
-                continue
-            found.append((info.key, key))
+        try:
+            for info in self._store.keys():
+                if info.key <= after:
+                    continue
+                try:
+                    key = decode_key(info.key)
+                except ValueError:
+                    continue
+                if not isinstance(key, ObjectKey) or (model_name is not None and key.model_name != model_name):
+                    continue
+                found.append((info.key, key))
+        except Shutdown:
+            # Closed (or closing meanwhile): it holds nothing any more, as
+            # for the adapter's other queries.
+            return KeyListPage(entries=(), next_page_token=None)
         found.sort(key=lambda t: t[0])
         page = found[:page_size]
         entries = tuple(KeyEntry(key=k.to_encoded_object_key(), size_bytes=self._slot_bytes) for _, k in page)
