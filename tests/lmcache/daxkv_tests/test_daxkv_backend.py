@@ -25,6 +25,7 @@ Bad inputs tried here:
 
 # Standard
 import asyncio
+import concurrent.futures
 import logging
 import os
 import threading
@@ -274,6 +275,79 @@ def test_async_put_with_a_running_loop_returns_futures(launch):
         # a duplicate is still a no-op: no futures, no callback
         assert backend.batched_submit_put_task([ekey(0)], objs[:1], on_complete_callback=seen.append) is None
         assert len(seen) == 2
+        backend.close()
+        _release_all(objs)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def test_async_put_refused_beside_one_in_flight_of_the_same_key(launch, monkeypatch):
+    # Two threads store the same key at once: both pass the duplicate check
+    # before either registers it. The first submission is in flight (its
+    # completion held back) when the second is refused; the first must
+    # still complete its future and hand its object back.
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=loop)
+        both_checked = threading.Barrier(2, timeout=10)
+        real_check = backend.exists_in_put_tasks
+
+        def racing_check(key):
+            found = real_check(key)
+            both_checked.wait()
+            return found
+
+        monkeypatch.setattr(backend, "exists_in_put_tasks", racing_check)
+        engine = backend._engine
+        real_submit = engine.submit
+        submissions = []
+        submissions_lock = threading.Lock()
+        second_refused = threading.Event()
+
+        def submit(op, batch, flags, done):
+            with submissions_lock:
+                submissions.append(batch)
+                first = len(submissions) == 1
+            if not first:
+                raise RuntimeError("refused")
+
+            def held_done(rc, b):
+                assert second_refused.wait(10)
+                done(rc, b)
+
+            real_submit(op, batch, flags, held_done)
+
+        monkeypatch.setattr(engine, "submit", submit)
+        objs = [_obj(7), _obj(7)]
+        futures = [None, None]
+
+        def put(i):
+            futures[i] = backend.batched_submit_put_task([ekey(0)], [objs[i]])
+
+        threads = [threading.Thread(target=put, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        outcomes = []
+        for fs in futures:
+            try:
+                outcomes.append(fs[0].result(timeout=0))
+            except concurrent.futures.TimeoutError:
+                outcomes.append("pending")
+            except RuntimeError:
+                outcomes.append("refused")
+        assert sorted(outcomes, key=str) == ["pending", "refused"]
+        second_refused.set()
+        pending = futures[outcomes.index("pending")][0]
+        assert pending.result(timeout=10) is None
+        assert [o.get_ref_count() for o in objs] == [1, 1]
+        assert real_check(ekey(0)) is False
+        assert _first(backend.get_blocking(ekey(0))) == 7.0
         backend.close()
         _release_all(objs)
     finally:

@@ -261,13 +261,7 @@ class DaxkvBackend(StoragePluginInterface):
 
         def done(rc: int, batch: _native.PutBatch) -> None:
             statuses = batch.batch.statuses()
-            with self._close_lock:
-                for kb in kbs:
-                    n = self._async_keys[kb] - 1
-                    if n:
-                        self._async_keys[kb] = n
-                    else:
-                        del self._async_keys[kb]
+            self._async_keys_done(kbs)
             for (key, obj), fut, s in zip(todo, futures, statuses):
                 if s == 0:
                     self._callback(key, cb)
@@ -283,13 +277,24 @@ class DaxkvBackend(StoragePluginInterface):
         try:
             self._engine.submit(_lib.OP_PUT, put, 0, done)  # type: ignore[union-attr]
         except BaseException as exc:
-            with self._close_lock:
-                for kb in kbs:
-                    self._async_keys.pop(kb, None)
+            # Only this submission's counts: another one of the same key
+            # (from another thread) may be in flight and count on its own.
+            self._async_keys_done(kbs)
             for (_, obj), fut in zip(todo, futures):
                 obj.ref_count_down()
                 fut.set_exception(RuntimeError(f"DAX write submission failed: {exc}"))
         return futures
+
+    def _async_keys_done(self, kbs: List[bytes]) -> None:
+        """Drop one in-flight count per key of a submission (its keys
+        counted once per occurrence)."""
+        with self._close_lock:
+            for kb in kbs:
+                n = self._async_keys[kb] - 1
+                if n:
+                    self._async_keys[kb] = n
+                else:
+                    del self._async_keys[kb]
 
     @staticmethod
     def _callback(key: Any, cb: Optional[Callable[[Any], None]]) -> None:
