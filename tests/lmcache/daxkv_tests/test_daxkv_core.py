@@ -30,11 +30,14 @@ Bad inputs tried here:
 * every call after close and while close waits (put_many, put_one,
   put_reserved_from_ptr, exists_many, reserve_reads, load_many_into,
   snapshot_keys, entries, delete_many, unlock_many, usage, can_shrink_to,
-  report_status, remap, a second close).
+  report_status, remap, a second close);
+* a slice of arena_view, a view of mmap_obj, and both, held across close
+  and read afterwards.
 """
 
 # Standard
 import ctypes
+import gc
 import os
 import threading
 
@@ -43,6 +46,7 @@ import pytest
 import torch
 
 # First Party
+import daxkv
 from daxkv.lmcache import DaxCore, DaxCoreError, DaxPutFromPtrResult, DaxReadReservation
 from dk_helpers import (
     byte_obj,
@@ -414,6 +418,41 @@ def test_properties_while_open_and_after_close(tmp_path):
     assert open_fds() == fds_before
     core.close()  # idempotent
     release(*objs)
+
+
+@pytest.mark.parametrize("held", ["arena_view slice", "mmap_obj", "both"])
+def test_views_of_the_arena_held_across_close_stay_readable(tmp_path, held):
+    # LMCache's core cannot close an mmap while a view of it is exported, so
+    # such a view stays readable; reading one after close once crashed the
+    # process (the store unmapped the arena under it).
+    path = make_device(tmp_path / "dax.bin", 2 * S)
+    core = DaxCore(device_path=path, max_dax_size_bytes=2 * S, slot_bytes=S)
+    obj = byte_obj(S, 81)
+    assert core.put_one(ekey(1), obj) is True
+    r, rs = reserve_one(core, ekey(1))
+    core.finalize_reads(rs, set())
+    views = []
+    if held != "mmap_obj":
+        views.append(core.arena_view[r.offset : r.offset + S])
+    if held != "arena_view slice":
+        views.append(memoryview(core.mmap_obj).cast("B")[r.offset : r.offset + S])
+    store = core.store
+    core.close()
+    assert (core.mmap_obj, core.arena_view) == (None, None)
+    with pytest.raises(daxkv.Shutdown):
+        store.contains(b"anything")  # no new calls, as after a close
+    for view in views:
+        assert bytes(view) == pattern(S, 81)
+    assert not store.closed  # the mapping stays while a view does
+    views.pop().release()
+    gc.collect()
+    if views:
+        assert bytes(views[0]) == pattern(S, 81)
+        assert not store.closed
+        views.pop().release()
+        gc.collect()
+    assert store.closed  # the last view gone: the store is closed
+    release(obj)
 
 
 # -- 6. remap and can_shrink_to --------------------------------------------------------

@@ -24,6 +24,7 @@ import errno as _errno
 import logging
 import os
 import threading
+import weakref
 from typing import Any, Callable, Dict, Generic, Hashable, List, Optional, Sequence, Set, Tuple, TypeVar
 
 from .. import _lib
@@ -165,6 +166,22 @@ def _meta_of(obj: Any) -> bytes:
 _KNOWN_MAX = 1 << 18
 
 
+class _LastView:
+    """Runs a callback once the last of a known number of views is gone."""
+
+    def __init__(self, callback: Callable[[], None], views: int) -> None:
+        self._callback = callback
+        self._left = views
+        self._lock = threading.Lock()
+
+    def gone(self) -> None:
+        with self._lock:
+            self._left -= 1
+            last = self._left == 0
+        if last:
+            self._callback()
+
+
 class DaxCore(Generic[KeyT]):
     """Thread-safe shared core for DAX-backed fixed-slot storage, on libdaxkv.
 
@@ -268,6 +285,9 @@ class DaxCore(Generic[KeyT]):
             self._max_slots = layout.usable_slots
             self._arena_view: Optional[memoryview] = None
             self._arena_array: Any = None
+            # Every arena array handed out (remap makes new ones): a caller's
+            # view keeps its array alive, and the mapping must outlive it.
+            self._arena_arrays: List["weakref.ref[Any]"] = []
             # LMCache's core holds the device open; so does this one ("mem:",
             # libdaxkv's anonymous memory, has no file).
             self._fd: Optional[int] = (
@@ -341,6 +361,8 @@ class DaxCore(Generic[KeyT]):
     def _map_views(self) -> None:
         n = self._max_slots * self._slot_bytes
         arr = (ctypes.c_char * n).from_address(self._base_ptr)
+        self._arena_arrays = [a for a in self._arena_arrays if a() is not None]
+        self._arena_arrays.append(weakref.ref(arr))
         self._arena_array = arr
         self._arena_view = memoryview(arr).cast("B")
 
@@ -1201,8 +1223,22 @@ class DaxCore(Generic[KeyT]):
             try:
                 view.release()
             except BufferError:
-                pass  # a caller still holds a slice; the store keeps the mapping alive
-        self._store.close()
+                pass  # a caller still holds a slice of it (handled below)
+        # The store unmaps the arena when it is closed, and a caller may still
+        # hold a view of mmap_obj or arena_view (LMCache's core cannot close
+        # its mmap then, so such a view stays readable there). While one
+        # does, the store is only shut down (no new calls); the last view to
+        # go closes it.
+        held = [a for a in (r() for r in self._arena_arrays) if a is not None]
+        self._arena_arrays = []
+        if held:
+            self._store.shutdown()
+            last_view = _LastView(self._store.close, len(held))
+            for arr in held:
+                weakref.finalize(arr, last_view.gone)
+            del held, arr
+        else:
+            self._store.close()
         if fd is not None:
             os.close(fd)
 
