@@ -174,6 +174,9 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
         self._left = itertools.count()
         self._box: List[Optional[int]] = [out.value]
         self._async: Optional[_AsyncState] = None  # submitted batches, created on first use
+        # Set once close() has freed the handle: from then on the library
+        # touches no item of a submitted batch.
+        self._freed = threading.Event()
         # Safety net for stores that are never closed; also runs at exit.
         self._finalizer = weakref.finalize(self, _close_handle, self._box)
 
@@ -244,6 +247,7 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
                 self._cond.wait(0.05)
         self._finalizer.detach()
         _close_handle(self._box)
+        self._freed.set()
         self._drop_pending()
 
     def __enter__(self) -> "Store":

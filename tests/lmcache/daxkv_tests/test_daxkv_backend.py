@@ -37,7 +37,7 @@ import torch
 
 # First Party
 from daxkv.lmcache.backend import DaxkvBackend
-from dk_helpers import ekey, kv_obj, make_device, obj_bytes, release, wait_until
+from dk_helpers import ekey, kv_obj, make_device, obj_bytes, open_fds, release, wait_until
 from lmcache.utils import CacheEngineKey
 from lmcache.v1.config import LMCacheEngineConfig
 from lmcache.v1.memory_allocators.mixed_memory_allocator import MixedMemoryAllocator
@@ -349,6 +349,61 @@ def test_async_put_refused_beside_one_in_flight_of_the_same_key(launch, monkeypa
         assert real_check(ekey(0)) is False
         assert _first(backend.get_blocking(ekey(0))) == 7.0
         backend.close()
+        _release_all(objs)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
+def test_async_puts_complete_when_the_core_is_closed_under_them(launch, monkeypatch):
+    # The core (a public property) closed directly while a submitted put's
+    # completion is not yet collected: its future must still settle, its
+    # object be handed back, and the backend's close() return.
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        fds_before = open_fds()
+        backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=loop)
+        engine = backend._engine
+        real_submit = engine.submit
+        in_first_completion = threading.Event()
+        core_closed = threading.Event()
+        calls = []
+
+        def submit(op, batch, flags, done):
+            calls.append(batch)
+            if len(calls) > 1:
+                return real_submit(op, batch, flags, done)
+
+            def held_done(rc, b):
+                # The completion thread waits here while the second put
+                # completes in the library and the core is closed.
+                in_first_completion.set()
+                assert core_closed.wait(10)
+                done(rc, b)
+
+            return real_submit(op, batch, flags, held_done)
+
+        monkeypatch.setattr(engine, "submit", submit)
+        objs = [_obj(1), _obj(2)]
+        first = backend.batched_submit_put_task([ekey(0)], objs[:1])
+        assert in_first_completion.wait(10)
+        second = backend.batched_submit_put_task([ekey(1)], objs[1:])
+        backend.core.close()
+        core_closed.set()
+        assert first[0].result(timeout=10) is None
+        try:
+            second[0].result(timeout=10)  # stored before the close, or refused by it
+        except RuntimeError:
+            pass
+        closer = threading.Thread(target=backend.close, daemon=True)
+        closer.start()
+        closer.join(10)
+        assert not closer.is_alive(), "close() hangs on a put whose completion was lost"
+        assert [o.get_ref_count() for o in objs] == [1, 1]
+        assert open_fds() == fds_before
         _release_all(objs)
     finally:
         loop.call_soon_threadsafe(loop.stop)

@@ -327,6 +327,8 @@ class AsyncEngine:
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)
         self._pending: Dict[int, Tuple[Any, Callable[[int, Any], None]]] = {}
+        self._submitting = 0  # submissions registered in _pending, not yet answered
+        self._abandoned = False  # the store was closed under the engine
         self._next_tag = 1
         self._event_fd = store.event_fd()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -339,13 +341,15 @@ class AsyncEngine:
         runs when it completed. Raises on a refused submission."""
         items = batch.batch if hasattr(batch, "batch") else batch
         with self._lock:
-            if self._stopping:
+            if self._stopping or self._abandoned:
                 raise Shutdown(-_errno.ESHUTDOWN, "the adapter is closing", "daxkv_submit")
             tag = self._next_tag
             self._next_tag += 1
             # Registered first: a small batch may complete inline and be
             # polled before daxkv_submit returns.
             self._pending[tag] = (batch, done)
+            self._submitting += 1
+        submitted = False
         try:
             h = self._store._enter()
             try:
@@ -354,11 +358,13 @@ class AsyncEngine:
                 self._store._leave()
             if rc < 0:
                 raise _error(rc, "daxkv_submit")
-        except BaseException:
+            submitted = True
+        finally:
             with self._lock:
-                self._pending.pop(tag, None)
+                self._submitting -= 1
+                if not submitted:
+                    self._pending.pop(tag, None)
                 self._drained.notify_all()
-            raise
 
     def _run(self) -> None:
         L = library()
@@ -380,6 +386,7 @@ class AsyncEngine:
                 try:
                     h = self._store._enter()
                 except Shutdown:
+                    self._complete_abandoned()
                     return
                 try:
                     n = L.daxkv_poll(h, arr, cap)
@@ -389,6 +396,22 @@ class AsyncEngine:
                     break
                 for i in range(n):
                     self._complete(arr[i].tag, arr[i].result)
+
+    def _complete_abandoned(self) -> None:
+        """The store was closed under the engine (its owner's close, not the
+        engine's): the completions it had not yet handed over are gone with
+        it. Once it is freed, the library touches no item any more and
+        every item holds its final status (shutdown posts a completion for
+        every batch), so each batch still pending completes here with
+        -ESHUTDOWN; its callback reads what became of each item."""
+        self._store._freed.wait()
+        with self._lock:
+            self._abandoned = True  # no new submissions
+            while self._submitting:  # each is refused by the closed store
+                self._drained.wait()
+            tags = list(self._pending)
+        for tag in tags:
+            self._complete(tag, -_errno.ESHUTDOWN)
 
     def _complete(self, tag: int, result: int) -> None:
         with self._lock:
