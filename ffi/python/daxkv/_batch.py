@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import operator
 from array import array
 from itertools import accumulate
 from typing import Any, Callable, List, Optional, Sequence
@@ -264,6 +265,17 @@ class _BatchCalls:
         return results
 
 
+def _length(value: Any, index: int) -> int:
+    """An integer length (numpy's integers too); int() would also take
+    2.5 as 2 and "2" as 2."""
+    if isinstance(value, bool):
+        raise TypeError(f"lengths[{index}]: expected an int, got bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"lengths[{index}]: expected an int, got {type(value).__name__}") from None
+
+
 def memcpy_batch(dsts: Sequence[Buffer], srcs: Sequence[Buffer], lengths: Optional[Sequence[int]] = None) -> None:
     """Copy many ranges on the library's worker pool (memmove per range).
 
@@ -278,7 +290,7 @@ def memcpy_batch(dsts: Sequence[Buffer], srcs: Sequence[Buffer], lengths: Option
     with _Buffers() as bufs:
         d = [bufs.add(x, True, "dsts", i) for i, x in enumerate(dsts)]
         s = [bufs.add(x, False, "srcs", i) for i, x in enumerate(srcs)]
-        lens = [sp[1] for sp in s] if lengths is None else [int(x) for x in lengths]
+        lens = [sp[1] for sp in s] if lengths is None else [_length(x, i) for i, x in enumerate(lengths)]
         for i, ln in enumerate(lens):
             if ln < 0 or ln > s[i][1] or ln > d[i][1]:
                 raise InvalidArgument(

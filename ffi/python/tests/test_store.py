@@ -209,6 +209,15 @@ def test_memcpy_batch():
         daxkv.memcpy_batch([bytearray(1)], [b"too long"])
     with pytest.raises(TypeError):
         daxkv.memcpy_batch([b"read-only"], [b"x"])
+    # A length must be an int: 2.5, "2", True and None were once taken as
+    # int(length) and copied (2.5 as 2, True as 1) or raised from int().
+    dst = bytearray(4)
+    for length in (2.5, "2", True, None):
+        with pytest.raises(TypeError):
+            daxkv.memcpy_batch([dst], [b"abcd"], [length])
+    assert dst == bytearray(4)
+    with pytest.raises(daxkv.InvalidArgument):
+        daxkv.memcpy_batch([dst], [b"abcd"], [-1])
 
 
 def test_log_callback_can_be_set_and_cleared():
