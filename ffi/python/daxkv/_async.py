@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import errno as _errno
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import _lib
 from ._batch import _Batch, _check_lengths, _contains_results, _get_results, _put_results, _remove_results
@@ -233,7 +233,7 @@ class _AsyncCalls:
             comp = _completion(c, p)
             if waiter is not None:
                 loop, fut = waiter
-                loop.call_soon_threadsafe(_set_future, fut, comp)
+                _in_loop(loop, _set_future, fut, comp)
             else:
                 out.append(comp)
         return out
@@ -290,9 +290,7 @@ class _AsyncCalls:
             with a.lock:
                 waiters, a.waiters = a.waiters, {}
             for loop, fut in waiters.values():
-                loop.call_soon_threadsafe(
-                    _fail_future, fut, Shutdown(-_errno.ESHUTDOWN, "the store is closed", "daxkv_poll")
-                )
+                _in_loop(loop, _fail_future, fut, Shutdown(-_errno.ESHUTDOWN, "the store is closed", "daxkv_poll"))
         if done:
             a = self._async_state()
             with a.lock:
@@ -325,12 +323,7 @@ class _AsyncCalls:
         for p in pending.values():
             p.bufs.close()
         for loop, fut in waiters.values():
-            try:
-                loop.call_soon_threadsafe(
-                    _fail_future, fut, Shutdown(-_errno.ESHUTDOWN, "the store was closed", "daxkv_poll")
-                )
-            except RuntimeError:
-                pass  # that loop is closed
+            _in_loop(loop, _fail_future, fut, Shutdown(-_errno.ESHUTDOWN, "the store was closed", "daxkv_poll"))
 
 
 class _Pending:
@@ -477,6 +470,18 @@ def _timeout_seconds(timeout: Any, op: str) -> Optional[float]:
     if timeout > TIMEOUT_MAX_S:
         return None
     return float(timeout)
+
+
+def _in_loop(loop: Any, fn: Callable[..., None], *args: Any) -> None:
+    """fn(*args) on an awaiting coroutine's loop. A loop closed since (its
+    await was cancelled and asyncio.run returned) has nobody left to tell:
+    the completion or failure is dropped, and the poll or close handing it
+    over goes on with the others."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:
+        if not loop.is_closed():
+            raise
 
 
 def _set_future(fut: Any, value: Any) -> None:

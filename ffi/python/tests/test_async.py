@@ -17,6 +17,8 @@ pending in the binding):
     without limit
   - submit after shutdown: Shutdown (poll still works)
   - submit / poll / event_fd after close: Shutdown
+  - poll() meeting the completion of an await cancelled on an event loop
+    that was closed since: the completion dropped, the others returned
   - submit of a get into a bytearray after close or shutdown: Shutdown,
     nothing pending and the bytearray's export released
 """
@@ -435,6 +437,37 @@ def test_asyncio_leaves_other_completions_to_poll(store):
     assert c.op_name == "put" and c.results() == [True]
     (other,) = store.poll()
     assert other.tag == t and other.results() == [False]
+
+
+def test_poll_drops_the_completion_of_an_await_whose_loop_is_closed():
+    # An await cancelled while its batch is in flight, its event loop then
+    # closed: the batch's completion is dropped when a later poll() meets
+    # it, and that poll still returns the other completions. It once raised
+    # RuntimeError ("Event loop is closed") and lost the completions polled
+    # with it.
+    MiB = 1 << 20
+    with daxkv.Store(path="mem:", size=80 * MiB, slot_bytes=MiB) as s:
+        keys = [f"slow{i}".encode() for i in range(64)]
+        vals = [b"s" * MiB] * len(keys)
+
+        async def abandon():
+            task = asyncio.ensure_future(s.submit_async("put", keys, vals))
+            await asyncio.sleep(0)  # submitted, now awaiting its completion
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(abandon())
+        assert s.pending() == 1  # still copying (64 MiB)
+        tag = s.submit("contains", [b"other"])
+        done = []
+        for _ in range(100):
+            if not s.pending():
+                break
+            done += s.poll(timeout=0.1)
+        assert [c.tag for c in done] == [tag]
+        assert s.pending() == 0
+        assert s.get(keys[-1]) == vals[-1]  # the batch itself ran
 
 
 def test_asyncio_errors(store):
