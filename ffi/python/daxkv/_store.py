@@ -138,11 +138,24 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
                 cfg.add_device(path, size)
             elif size:
                 raise InvalidArgument(-_errno.EINVAL, "size= needs path=", "Store")
-            for d in devices or ():
+            if isinstance(devices, (str, bytes, os.PathLike)):
+                # A lone path would be iterated as one device per character.
+                raise TypeError("devices must be a list of paths or (path, size) pairs, got a single path")
+            try:
+                device_list = list(devices or ())
+            except TypeError:
+                raise TypeError(
+                    f"devices must be a list of paths or (path, size) pairs, got {type(devices).__name__}"
+                ) from None
+            for i, d in enumerate(device_list):
                 if isinstance(d, tuple):
+                    if len(d) != 2:
+                        raise TypeError(f"devices[{i}]: expected (path, size), got a tuple of {len(d)}")
                     cfg.add_device(*d)
-                else:
+                elif isinstance(d, (str, bytes, os.PathLike)):
                     cfg.add_device(d, 0)
+                else:
+                    raise TypeError(f"devices[{i}]: expected a path or a (path, size) pair, got {type(d).__name__}")
             self._open(cfg)
         finally:
             cfg.free()

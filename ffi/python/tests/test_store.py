@@ -183,6 +183,26 @@ def test_devices_list_and_from_json(tmp_path):
         assert s.stats().slot_bytes == SLOT
 
 
+def test_devices_of_the_wrong_shape_are_refused(tmp_path, monkeypatch):
+    # A lone path given as devices= was iterated character by character,
+    # each character opened as a device path (relative to the working
+    # directory); a pair of the wrong length raised from the call's
+    # argument binding.
+    monkeypatch.chdir(tmp_path)
+    bad = [
+        str(tmp_path / "dev0"),
+        b"ab",
+        [(str(tmp_path / "dev0"), 8 * MiB, 5)],
+        [(str(tmp_path / "dev0"),)],
+        [None],
+        5,
+    ]
+    for devices in bad:
+        with pytest.raises(TypeError):
+            daxkv.Store(devices=devices, slot_bytes="1MiB")
+    assert os.listdir(tmp_path) == []
+
+
 def test_context_manager_closes(tmp_path):
     with open_store(tmp_path) as s:
         s.put(b"a", b"b")
