@@ -202,26 +202,36 @@ class _AsyncCalls:
     def _poll_raw(self, cap: int, timeout: Optional[float]) -> List["Completion"]:
         fn = _optional("daxkv_poll")
         arr = (_lib.Completion * cap)()
-        fd = self.event_fd() if timeout != 0 else -1
+        a = self._async_state()
+        fds = [self.event_fd(), a.stop_fd()] if timeout != 0 else []
         while True:
             h = self._enter()
             try:
                 rc = fn(h, arr, cap)
                 if rc < 0:
                     raise _error(rc, "daxkv_poll")
+                if rc > 0 or timeout == 0 or a.stopped:
+                    # Once shut down, nothing more can complete: waiting
+                    # would never end.
+                    break
+                # Nothing waiting: sleep on the eventfd, then poll again
+                # (another thread may have taken what woke us). The sleep
+                # counts as a call in flight: close() wakes it through the
+                # stop fd and waits for it before the eventfd is closed.
+                import select
+
+                r, _, _ = select.select(fds, [], [], timeout)
             finally:
                 self._leave()
-            if rc > 0 or timeout == 0:
-                break
-            # Nothing waiting: sleep on the eventfd, then poll again (another
-            # thread may have taken what woke us).
-            import select
-
-            r, _, _ = select.select([fd], [], [], timeout)
             if not r:
                 break
             timeout = None if timeout is None else 0.0
         return self._deliver([arr[i] for i in range(rc)])
+
+    def _stop_polls(self) -> None:
+        # shutdown() and close(): a poll asleep waiting for a completion
+        # wakes up, and later ones do not sleep.
+        self._async_state().stop()
 
     def _deliver(self, raw: List["_lib.Completion"]) -> List["Completion"]:
         a = self._async_state()
@@ -316,6 +326,7 @@ class _AsyncCalls:
         a = self._async
         if a is None:
             return
+        a.close_stop_fd()
         with a.lock:
             pending, a.pending = a.pending, {}
             waiters, a.waiters = a.waiters, {}
@@ -349,7 +360,7 @@ class _Pending:
 
 
 class _AsyncState:
-    __slots__ = ("lock", "pending", "ready", "waiters", "readers", "next_tag")
+    __slots__ = ("lock", "pending", "ready", "waiters", "readers", "next_tag", "stopped", "_stop_pipe")
 
     def __init__(self) -> None:
         import collections
@@ -360,6 +371,41 @@ class _AsyncState:
         self.waiters: Dict[int, Tuple[Any, Any]] = {}  # tag -> (loop, future)
         self.readers: Dict[Any, int] = {}  # loop -> coroutines waiting on it
         self.next_tag = 1
+        self.stopped = False  # shut down or closed: nothing more completes
+        # (read end, write end), made by the first poll that sleeps:
+        # readable for good once stopped.
+        self._stop_pipe: Optional[Tuple[int, int]] = None
+
+    def stop_fd(self) -> int:
+        """A descriptor readable once the store is shut down, for a poll's
+        sleep beside the event fd."""
+        import os
+
+        with self.lock:
+            if self._stop_pipe is None:
+                self._stop_pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+                if self.stopped:
+                    os.write(self._stop_pipe[1], b"x")
+            return self._stop_pipe[0]
+
+    def stop(self) -> None:
+        import os
+
+        with self.lock:
+            if self.stopped:
+                return
+            self.stopped = True
+            if self._stop_pipe is not None:
+                os.write(self._stop_pipe[1], b"x")
+
+    def close_stop_fd(self) -> None:
+        # Only once no call is in flight (close()): no poll sleeps on it.
+        import os
+
+        with self.lock:
+            pipe, self._stop_pipe = self._stop_pipe, None
+        for fd in pipe or ():
+            os.close(fd)
 
 
 @dataclasses.dataclass

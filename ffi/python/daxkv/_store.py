@@ -239,6 +239,7 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
                 raise _error(rc, "daxkv_shutdown")
         finally:
             self._leave()
+        self._stop_polls()
 
     def close(self) -> None:
         """Shut down and free the store. Idempotent.
@@ -255,6 +256,7 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
         # before daxkv_shutdown returns; the handle itself is freed only when
         # no thread can still be about to pass it to the library.
         library().daxkv_shutdown(h)
+        self._stop_polls()  # a poll asleep on the event fd is a call in flight
         with self._cond:
             while self._calls_in_flight():
                 self._cond.wait(0.05)

@@ -17,6 +17,9 @@ pending in the binding):
     without limit
   - submit after shutdown: Shutdown (poll still works)
   - submit / poll / event_fd after close: Shutdown
+  - close() or shutdown() while another thread waits in poll(timeout=None):
+    the wait ends (Shutdown after close, [] after shutdown); poll(timeout=None)
+    after shutdown returns at once
   - poll() meeting the completion of an await cancelled on an event loop
     that was closed since: the completion dropped, the others returned
   - submit of a get into a bytearray after close or shutdown: Shutdown,
@@ -27,9 +30,11 @@ import array
 import asyncio
 import errno
 import gc
+import os
 import select
 import selectors
 import threading
+import time
 import weakref
 
 import pytest
@@ -182,6 +187,45 @@ def test_poll_with_an_unbounded_timeout_waits_for_a_completion(store, timeout):
     finally:
         late.join()
     assert (c.tag, c.results()) == (5, [True])
+
+
+@pytest.mark.parametrize("stop", ["close", "shutdown"])
+def test_a_poll_waiting_without_limit_is_woken_by_close_and_shutdown(tmp_path, stop):
+    # Nothing can complete once the store is shut down: a poll waiting for
+    # a completion must return ([] after shutdown, Shutdown after close)
+    # instead of sleeping on the event fd for ever (or, after close, on a
+    # descriptor the store had closed).
+    fds_before = len(os.listdir("/proc/self/fd"))
+    s = open_store(tmp_path)
+    outcome = {}
+
+    def wait():
+        try:
+            outcome["polled"] = s.poll(timeout=None)
+        except daxkv.Shutdown:
+            outcome["raised"] = "Shutdown"
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    time.sleep(0.2)  # asleep on the event fd
+    getattr(s, stop)()
+    waiter.join(5)
+    assert not waiter.is_alive(), f"{stop}() left a poll(timeout=None) asleep"
+    if stop == "close":
+        assert outcome == {"raised": "Shutdown"}
+    else:
+        assert outcome == {"polled": []}
+        assert s.poll(timeout=None) == []  # returns at once once shut down
+        assert s.poll(timeout=30) == []
+        s.close()
+    assert len(os.listdir("/proc/self/fd")) == fds_before
+
+
+def test_poll_without_limit_after_shutdown_returns_at_once(tmp_path):
+    # shut down before anything asynchronous was used
+    with open_store(tmp_path) as s:
+        s.shutdown()
+        assert s.poll(timeout=None) == []
 
 
 def test_explicit_tags(store):
