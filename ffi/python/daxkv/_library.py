@@ -78,6 +78,15 @@ def _optional(name: str) -> Any:
 # Every callback ever installed is kept: a library thread may still be
 # running the previous one while it is being replaced.
 _log_callbacks: List[Any] = []
+# Per thread, how deep it is in log callbacks: the library may run one on
+# the caller's thread before the call returns, so a Store call of this
+# thread may be in flight around it (Store.close must not wait for it).
+_in_log_callback = threading.local()
+
+
+def in_log_callback() -> bool:
+    """Whether this thread is running the log callback."""
+    return getattr(_in_log_callback, "depth", 0) > 0
 
 
 def set_log_callback(fn: Optional[Callable[[int, str], None]], max_level: int = _lib.LOG_WARNING) -> None:
@@ -94,7 +103,11 @@ def set_log_callback(fn: Optional[Callable[[int, str], None]], max_level: int = 
         return
 
     def trampoline(level: int, msg: bytes, _arg: Any) -> None:
-        fn(level, msg.decode("utf-8", "replace") if msg else "")
+        _in_log_callback.depth = getattr(_in_log_callback, "depth", 0) + 1
+        try:
+            fn(level, msg.decode("utf-8", "replace") if msg else "")
+        finally:
+            _in_log_callback.depth -= 1
 
     cb = _lib.LOG_FN(trampoline)
     _log_callbacks.append(cb)

@@ -27,7 +27,7 @@ from ._batch import _BatchCalls
 from ._buffers import Buffer, Key, _Buffers, _key
 from ._cuda import _CudaCalls
 from ._cursor import _CursorCalls
-from ._library import _error, library
+from ._library import _error, in_log_callback, library
 from ._pool import _PoolCalls
 from ._stats import _read_text, _StatsCalls
 from ._zero_copy import _ZeroCopyCalls
@@ -190,6 +190,9 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
         # Set once close() has freed the handle: from then on the library
         # touches no item of a submitted batch.
         self._freed = threading.Event()
+        # close() could not wait for the calls in flight: the last to leave
+        # frees the handle.
+        self._free_on_leave = False
         # Safety net for stores that are never closed; also runs at exit.
         self._finalizer = weakref.finalize(self, _close_handle, self._box)
 
@@ -208,8 +211,14 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
     def _leave(self) -> None:
         next(self._left)
         if self._h is None:
+            free = False
             with self._cond:
                 self._cond.notify_all()
+                if self._free_on_leave and not self._calls_in_flight():
+                    self._free_on_leave = False
+                    free = True
+            if free:
+                self._free()
 
     def _calls_in_flight(self) -> bool:
         # Each probe advances both counters by one, which keeps their
@@ -244,9 +253,19 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
     def close(self) -> None:
         """Shut down and free the store. Idempotent.
 
+        Called from the log callback, it does not wait for the calls in
+        flight (the callback may run inside one, on its thread): the last
+        of them frees the store as it returns.
+
         Leases and reservations taken from it stay valid (the library keeps
         the mapping alive for them); only new calls fail with Shutdown.
         """
+        self._close(wait=not in_log_callback())
+
+    def _close(self, wait: bool) -> None:
+        # wait=False: for callers that may run inside a call of this store
+        # on their own thread (the log callback, a garbage-collection
+        # finalizer), which must not wait for the calls in flight.
         with self._cond:
             h = self._h
             if h is None:
@@ -258,8 +277,20 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
         library().daxkv_shutdown(h)
         self._stop_polls()  # a poll asleep on the event fd is a call in flight
         with self._cond:
-            while self._calls_in_flight():
-                self._cond.wait(0.05)
+            if not wait:
+                # The library may run the log callback on a caller's thread
+                # before that call returns: this thread may be inside a
+                # call of this store, and waiting would wait for itself.
+                # The last call to leave frees the handle instead.
+                if self._calls_in_flight():
+                    self._free_on_leave = True
+                    return
+            else:
+                while self._calls_in_flight():
+                    self._cond.wait(0.05)
+        self._free()
+
+    def _free(self) -> None:
         self._finalizer.detach()
         _close_handle(self._box)
         self._freed.set()

@@ -247,6 +247,36 @@ def test_log_callback_can_be_set_and_cleared():
     assert all(isinstance(m, str) for _, m in seen)
 
 
+def test_log_callback_may_close_the_store_whose_call_logs(tmp_path):
+    # The library hands a call's log events to the callback on the
+    # caller's thread before the call returns, and lets the callback close
+    # the store. close() there once waited for the calls in flight, its own
+    # thread's among them: the thread hung for ever.
+    import threading
+
+    s = daxkv.Store(devices=[(str(tmp_path / "a"), 8 * MiB)], slot_bytes="1MiB", hotplug=1)
+    seen = []
+
+    def close_on_add(level, msg):
+        seen.append(msg)
+        if "added" in msg:
+            s.close()
+
+    daxkv.set_log_callback(close_on_add, daxkv.LOG_INFO)
+    try:
+        adder = threading.Thread(target=lambda: s.device_add(str(tmp_path / "b"), 8 * MiB), daemon=True)
+        adder.start()
+        adder.join(10)
+        assert not adder.is_alive(), "close() from the log callback waited for its own call"
+    finally:
+        daxkv.set_log_callback(None)
+    assert any("added" in m for m in seen)
+    assert s.closed
+    with pytest.raises(daxkv.Shutdown):
+        s.contains(b"k")
+    s.close()  # idempotent
+
+
 def _compile_fake_lib(tmp_path, number, string):
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:

@@ -1233,7 +1233,9 @@ class DaxCore(Generic[KeyT]):
         self._arena_arrays = []
         if held:
             self._store.shutdown()
-            last_view = _LastView(self._store.close, len(held))
+            # Closed from a finalizer, which may run on a thread inside a
+            # call of this store: without waiting for the calls in flight.
+            last_view = _LastView(lambda store=self._store: store._close(wait=False), len(held))
             for arr in held:
                 weakref.finalize(arr, last_view.gone)
             del held, arr
