@@ -411,6 +411,41 @@ def test_async_puts_complete_when_the_core_is_closed_under_them(launch, monkeypa
         loop.close()
 
 
+def test_close_from_an_async_put_completion_callback(launch):
+    # on_complete_callback runs on the completion thread; a close() from it
+    # once waited for that thread to complete the other puts and to join
+    # itself: it hung, and so did every future still pending.
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        fds_before = open_fds()
+        backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=loop)
+        closed = threading.Event()
+        both_submitted = threading.Event()
+
+        def close_backend(key):
+            assert both_submitted.wait(10)  # the second put is pending
+            backend.close()
+            closed.set()
+
+        objs = [_obj(1), _obj(2)]
+        futures = backend.batched_submit_put_task([ekey(0)], objs[:1], on_complete_callback=close_backend)
+        futures += backend.batched_submit_put_task([ekey(1)], objs[1:])
+        both_submitted.set()
+        assert closed.wait(10), "close() from the completion callback hangs"
+        done, pending = concurrent.futures.wait(futures, timeout=10)
+        assert not pending
+        assert wait_until(lambda: not backend._engine._thread.is_alive())
+        assert [o.get_ref_count() for o in objs] == [1, 1]
+        assert open_fds() == fds_before
+        _release_all(objs)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
 def test_async_put_needs_an_event_loop(tmp_path, allocator):
     path = make_device(tmp_path / "dax.bin", 1 << 20)
     config = _config({"dax.device_path": path, "dax.max_dax_size": 0.001, "dax.async_put": True}, plugin=False)

@@ -329,6 +329,7 @@ class AsyncEngine:
         self._pending: Dict[int, Tuple[Any, Callable[[int, Any], None]]] = {}
         self._submitting = 0  # submissions registered in _pending, not yet answered
         self._abandoned = False  # the store was closed under the engine
+        self._close_pipe_on_exit = False  # close() ran on the thread itself
         self._next_tag = 1
         self._event_fd = store.event_fd()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -367,6 +368,15 @@ class AsyncEngine:
                 self._drained.notify_all()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            with self._lock:
+                closes_pipe = self._close_pipe_on_exit
+            if closes_pipe:
+                self._close_pipe()
+
+    def _loop(self) -> None:
         L = library()
         cap = 64
         arr = (_lib.Completion * cap)()
@@ -435,14 +445,29 @@ class AsyncEngine:
             if self._stopping and not self._thread.is_alive():
                 return
             self._stopping = True
+            if threading.current_thread() is self._thread:
+                # From a completion callback: only this thread completes
+                # the batches still pending, and it cannot join itself. It
+                # completes them, ends its loop and closes the pipe then.
+                self._close_pipe_on_exit = True
+                return
             while self._pending:
                 self._drained.wait()
         try:
             os.write(self._wake_w, b"x")
-        except OSError:
-            pass
+        except (OSError, ValueError):
+            pass  # closed already by the thread's own close()
         self._thread.join()
-        for fd in (self._wake_r, self._wake_w):
+        self._close_pipe()
+
+    def _close_pipe(self) -> None:
+        # Once: the thread's exit and a close() from another thread may
+        # both get here, and a number closed twice may be another file's.
+        with self._lock:
+            fds, self._wake_r, self._wake_w = (self._wake_r, self._wake_w), -1, -1
+        for fd in fds:
+            if fd < 0:
+                continue
             try:
                 os.close(fd)
             except OSError:
