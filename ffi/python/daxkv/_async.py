@@ -360,7 +360,7 @@ class _Pending:
 
 
 class _AsyncState:
-    __slots__ = ("lock", "pending", "ready", "waiters", "readers", "next_tag", "stopped", "_stop_pipe")
+    __slots__ = ("lock", "pending", "ready", "waiters", "readers", "next_tag", "stopped", "_stop_pipe", "_freed")
 
     def __init__(self) -> None:
         import collections
@@ -375,6 +375,7 @@ class _AsyncState:
         # (read end, write end), made by the first poll that sleeps:
         # readable for good once stopped.
         self._stop_pipe: Optional[Tuple[int, int]] = None
+        self._freed = False  # the store is freed: no pipe is made any more
 
     def stop_fd(self) -> int:
         """A descriptor readable once the store is shut down, for a poll's
@@ -382,6 +383,9 @@ class _AsyncState:
         import os
 
         with self.lock:
+            if self._freed:
+                # A poll that got past its check of the store as it closed.
+                raise Shutdown(-_errno.ESHUTDOWN, "the store is closed", "daxkv_poll")
             if self._stop_pipe is None:
                 self._stop_pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
                 if self.stopped:
@@ -404,6 +408,7 @@ class _AsyncState:
 
         with self.lock:
             pipe, self._stop_pipe = self._stop_pipe, None
+            self._freed = True
         for fd in pipe or ():
             os.close(fd)
 
