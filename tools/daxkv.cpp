@@ -5,9 +5,11 @@
 // Each command has a CommandSpec (its options, help and the function that
 // runs it); this file dispatches to them. Exit statuses: 0 done, 1 the
 // operation failed, 2 the command line was refused (check adds its own).
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <exception>
+#include <fcntl.h>
 #include <new>
 #include <string>
 #include <vector>
@@ -101,11 +103,21 @@ int run_command(const CommandSpec &cmd, int argc, char **argv) {
     }
 }
 
-} // namespace
-} // namespace daxkv_cli
+// Descriptors 0, 1 and 2 the tool was started without are taken by
+// /dev/null, read-only: a file the tool or the library opens (an arena)
+// would otherwise get one of those numbers, and what is printed to
+// standard output or error would be written into it. Read-only, so that
+// printing to a stream that was closed still fails, as it would have.
+void occupy_closed_standard_descriptors() {
+    for (int fd = 0; fd <= 2; ++fd) {
+        if (::fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        // The lowest free number: fd, as the lower ones are open by now.
+        (void)::open("/dev/null", O_RDONLY);
+    }
+}
 
-int main(int argc, char **argv) {
-    using namespace daxkv_cli;
+int run_main(int argc, char **argv, const CommandSpec *&ran) {
     if (argc < 2) {
         usage(stderr);
         return kExitUsage;
@@ -115,8 +127,10 @@ int main(int argc, char **argv) {
         usage(stdout);
         return kExitOk;
     }
-    if (first == "--version")
-        return run_command(*find_command("version"), argc - 1, argv + 1);
+    if (first == "--version") {
+        ran = find_command("version");
+        return run_command(*ran, argc - 1, argv + 1);
+    }
     if (first == "--list-cmds") { // for shell completion
         for (const CommandSpec *c : commands())
             std::printf("%s\n", c->name);
@@ -128,6 +142,7 @@ int main(int argc, char **argv) {
             return kExitOk;
         }
         const CommandSpec *c = find_command(argv[2]);
+        ran = c;
         if (!c || argc > 3)
             return usage_error(nullptr,
                                c ? std::string("unexpected argument '") + argv[3] + "'"
@@ -140,5 +155,16 @@ int main(int argc, char **argv) {
     const CommandSpec *c = find_command(first);
     if (!c)
         return usage_error(nullptr, "'" + first + "' is not a daxkv command");
+    ran = c;
     return run_command(*c, argc - 1, argv + 1);
+}
+
+} // namespace
+} // namespace daxkv_cli
+
+int main(int argc, char **argv) {
+    using namespace daxkv_cli;
+    occupy_closed_standard_descriptors();
+    const CommandSpec *ran = nullptr;
+    return run_main(argc, argv, ran);
 }

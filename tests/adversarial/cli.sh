@@ -10,7 +10,8 @@
 # bytes with a slot larger than the file; format through /dev/shm/../NAME
 # and through a symlink to a missing /dev node; bench with a chunk count of
 # 2^64-1; info on an arena cut short; info and check on a sparse copy of
-# an arena and on 1 TiB of sparse zeros.
+# an arena and on 1 TiB of sparse zeros; info, check, check --repair and
+# a refused format with standard input, output or error closed.
 set -u
 build=$1
 daxkv=$build/tools/daxkv
@@ -105,6 +106,30 @@ if [ -e "$dir/zeros" ]; then
     expect 4 "check on 1 TiB of sparse zeros" -- "$daxkv" check "$dir/zeros" --no-progress
     grep -q -i "nospc\|no room\|reserve" "$dir/err" && bad "check on sparse zeros tried to reserve blocks" || ok
 fi
+
+# Standard streams closed: the arena the command opens must not take their
+# numbers, or what the command prints (a refusal, a report) is written into
+# the arena. The program itself, not the libtool wrapper script, which
+# would occupy a closed descriptor with its own file.
+real=$build/tools/.libs/daxkv
+[ -x "$real" ] || real=$daxkv
+run_real() { LD_LIBRARY_PATH=$build/lib/.libs${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} "$real" "$@"; }
+expect 0 "format an arena for the closed-stream checks" -- "$daxkv" format "$dir/std" --slot-bytes 4096 --size 1MiB
+cp "$dir/std" "$dir/std.before"
+for closed in 0 1 2; do
+    for cmd in "format --slot-bytes 8192" "info" "info --json" "check" "check --repair --json"; do
+        # shellcheck disable=SC2086 # the command's words
+        case $closed in
+        0) run_real $cmd "$dir/std" <&- >/dev/null 2>&1 ;;
+        1) run_real $cmd "$dir/std" >&- 2>/dev/null ;;
+        2) run_real $cmd "$dir/std" 2>&- >/dev/null ;;
+        esac
+        cmp -s "$dir/std" "$dir/std.before" && ok || {
+            bad "daxkv $cmd with descriptor $closed closed changed the arena"
+            cp "$dir/std.before" "$dir/std"
+        }
+    done
+done
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
