@@ -385,12 +385,13 @@ const CommandSpec &check_command() {
             {"no-progress", 0, nullptr, "no progress display (none is drawn off a terminal)"},
         },
         "exit status: 0 clean, 1 damage found and repaired, 2 usage error, 3 damage\n"
-        "found, 4 no arena to check (empty, foreign, both superblocks damaged) or an\n"
-        "error.",
+        "found, 4 no arena to check (empty, foreign, both superblocks damaged), an\n"
+        "error, or a report that could not be written.",
         "PATH",
         1,
         1,
         cmd_check,
+        kCheckNoArena,
     };
     return c;
 }

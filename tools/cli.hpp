@@ -37,6 +37,9 @@ struct CommandSpec {
     const char *positional;          // name of the positional argument ("PATH"), or nullptr
     size_t min_positional, max_positional;
     int (*run)(const Args &);
+    // The exit status of a run whose output could not be written (standard
+    // output closed, or a full disk behind it).
+    int failed_status = kExitFailed;
 };
 
 // A command line a command cannot run. what names the option (or argument)

@@ -117,6 +117,20 @@ void occupy_closed_standard_descriptors() {
     }
 }
 
+// Output that could not be written (standard output closed, a full disk,
+// a broken file system) makes the run fail, with the reason: a script
+// must not take a report it never got for a success.
+int finish_output(const CommandSpec *cmd, int rc) {
+    errno = 0;
+    if (std::fflush(stdout) == 0 && !std::ferror(stdout))
+        return rc;
+    const int err = errno;
+    progress_clear();
+    std::fprintf(stderr, "daxkv%s%s: write error on standard output%s%s\n", cmd ? " " : "",
+                 cmd ? cmd->name : "", err ? ": " : "", err ? std::strerror(err) : "");
+    return cmd ? cmd->failed_status : kExitFailed;
+}
+
 int run_main(int argc, char **argv, const CommandSpec *&ran) {
     if (argc < 2) {
         usage(stderr);
@@ -166,5 +180,6 @@ int main(int argc, char **argv) {
     using namespace daxkv_cli;
     occupy_closed_standard_descriptors();
     const CommandSpec *ran = nullptr;
-    return run_main(argc, argv, ran);
+    const int rc = run_main(argc, argv, ran);
+    return finish_output(ran, rc);
 }

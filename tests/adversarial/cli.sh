@@ -11,7 +11,8 @@
 # and through a symlink to a missing /dev node; bench with a chunk count of
 # 2^64-1; info on an arena cut short; info and check on a sparse copy of
 # an arena and on 1 TiB of sparse zeros; info, check, check --repair and
-# a refused format with standard input, output or error closed.
+# a refused format with standard input, output or error closed; output
+# to a full device (/dev/full) and to a closed standard output.
 set -u
 build=$1
 daxkv=$build/tools/daxkv
@@ -130,6 +131,21 @@ for closed in 0 1 2; do
         }
     done
 done
+
+# Output that cannot be written is a failure with its reason, not exit 0.
+for cmd in "info" "info --json" "check" "probe" "version" "help" "info --help"; do
+    args=("$dir/std")
+    case $cmd in version | help | *--help) args=() ;; esac
+    # shellcheck disable=SC2086 # the command's words
+    "$daxkv" $cmd "${args[@]}" >/dev/full 2>"$dir/err"
+    rc=$?
+    want=1
+    [ "$cmd" = check ] && want=4
+    if [ $rc -eq $want ] && grep -q "write error" "$dir/err"; then ok; else bad "daxkv $cmd >/dev/full: exit $rc (want $want), $(head -c 200 "$dir/err")"; fi
+done
+"$daxkv" info "$dir/std" >&- 2>"$dir/err"
+rc=$?
+if [ $rc -eq 1 ] && grep -q "write error" "$dir/err"; then ok; else bad "daxkv info with standard output closed: exit $rc, $(head -c 200 "$dir/err")"; fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
