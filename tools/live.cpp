@@ -97,7 +97,11 @@ int repeat(const Watch &w, const char *cmd,
     try {
         for (uint64_t n = 0;; ++n) {
             report(n == 0);
-            std::fflush(stdout);
+            // Output that cannot be written ends the watch: it would
+            // otherwise run until interrupted, showing nothing (main()
+            // reports the write error).
+            if (std::fflush(stdout) != 0 || std::ferror(stdout))
+                return kExitFailed;
             if (!w.on || (w.count && n + 1 >= w.count))
                 return kExitOk;
             std::this_thread::sleep_for(std::chrono::duration<double>(w.interval_s));

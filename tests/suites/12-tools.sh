@@ -13,7 +13,8 @@
 # list, options of another benchmark, two benchmarks at once, no PATH, a
 # second PATH, a missing file, a file of random bytes, an all-zero file, a
 # daxkv arena (valid and with both superblocks damaged) given to format
-# without --force, --slot-bytes 0, a slot larger than the file.
+# without --force, --slot-bytes 0, a slot larger than the file, stats and
+# status --watch writing to /dev/full and to a closed standard output.
 set -u
 build=$1
 pass=0 fail=0
@@ -406,6 +407,17 @@ assert rows[2]["puts"] > rows[0]["puts"], "the writer wrote nothing in 0.4 s"
     if [ "$(grep -c '^store ' "$dir/out")" -eq 2 ] && [ "$(grep -c '^  per second ' "$dir/out")" -eq 1 ]; then ok; else bad "two reports, rates in the second: $(cat "$dir/out")"; fi
     expect 0 "status --count 2 --json" -- "$daxkv" status "$live" -c 2 -i 0.1 --json
     if [ "$(wc -l <"$dir/out")" -eq 2 ]; then ok; else bad "status --count 2 --json prints two lines"; fi
+    # A watch whose output cannot be written (a full disk behind it, or
+    # standard output closed) ends at once with the reason, not never.
+    for sink in full closed; do
+        if [ $sink = full ]; then
+            timeout 20 "$daxkv" stats "$live" --watch --interval 0.1 >/dev/full 2>"$dir/err"
+        else
+            timeout 20 "$daxkv" status "$live" --watch --interval 0.1 >&- 2>"$dir/err"
+        fi
+        rc=$?
+        if [ $rc -eq 1 ] && grep -q "write error" "$dir/err"; then ok; else bad "a watch writing to a $sink standard output: exit $rc, $(head -c 200 "$dir/err")"; fi
+    done
     # A watch ends, with the reason, when the store goes away.
     "$daxkv" stats "$live" --watch --interval 0.1 >"$dir/watch.out" 2>"$dir/watch.err" &
     watcher=$!
