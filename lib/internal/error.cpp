@@ -1,5 +1,6 @@
 #include "internal/error.hpp"
 #include "daxkv.h" // daxkv_log_fn, the caller's callback type: LogFn
+#include "internal/util.hpp"
 
 #include <atomic>
 #include <cerrno>
@@ -67,7 +68,7 @@ struct EnvLog {
             name += std::to_string(::getpid());
         const int f = ::open(name.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
         if (f >= 0)
-            fd = f;
+            fd = fd_above_standard_streams(f);
         else
             write_line(DAXKV_LOG_WARNING, "cannot open DAXKV_LOG_FILE " + name + " (" +
                                               std::strerror(errno) + "): logging to stderr");

@@ -4,6 +4,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <limits>
+#include <fcntl.h>
+#include <unistd.h>
 
 #define XXH_INLINE_ALL
 #include <uuid/uuid.h>
@@ -119,6 +121,16 @@ std::string uuid_text(const uint8_t (&u)[16]) {
     char out[37];
     uuid_unparse_lower(u, out);
     return out;
+}
+
+int fd_above_standard_streams(int fd) noexcept {
+    if (fd < 0 || fd > STDERR_FILENO)
+        return fd;
+    const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, STDERR_FILENO + 1);
+    if (moved < 0)
+        return fd;
+    ::close(fd);
+    return moved;
 }
 
 } // namespace daxkv

@@ -17,6 +17,14 @@ constexpr bool is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 // Parse "4096", "4KiB", "256MiB", "2GiB", "1TiB" (also K/M/G/T and KB/MB..,
 // all binary). Throws Error(-EINVAL) naming `what` on malformed, negative or
 // overflowing input.
+// A descriptor the library keeps, moved above 0, 1 and 2 (close-on-exec).
+// A process may run with standard input, output or error closed; a file
+// kept under one of those numbers would receive what the process (or the
+// library's log, on descriptor 2) writes to that stream. Returns the new
+// descriptor, with fd closed; fd itself (still open) if it is already
+// above 2, negative, or cannot be moved (no descriptor left).
+int fd_above_standard_streams(int fd) noexcept;
+
 uint64_t parse_size(const std::string &text, const char *what);
 // Parse a non-negative integer (no suffix). Same errors.
 uint64_t parse_uint(const std::string &text, const char *what);

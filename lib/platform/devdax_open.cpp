@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "internal/error.hpp"
+#include "internal/util.hpp"
 #include "platform/discovery_testing.hpp"
 
 namespace daxkv {
@@ -234,7 +235,7 @@ DaxOpenResult open_devdax(const std::string &path, uint64_t requested_bytes) {
                  path.c_str(), info.name.c_str());
         fail_errno(err, "cannot open Device-DAX device " + path);
     }
-    FdGuard fd(raw);
+    FdGuard fd(fd_above_standard_streams(raw));
 
     // The path may have been replaced between stat() and open(): describe
     // what was actually opened.

@@ -234,6 +234,7 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
             fd.fd = ::open(req.path.c_str(), O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         if (fd.fd < 0)
             fail_errno(errno, "cannot open " + req.path);
+        fd.fd = fd_above_standard_streams(fd.fd);
         m->fd_ = fd.release(); // closed (and a created file removed) by ~Mapping from here
         if (::fstat(m->fd_, &st) != 0)
             fail_errno(errno, "cannot stat " + req.path);

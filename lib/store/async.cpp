@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "internal/error.hpp"
+#include "internal/util.hpp"
 #include "platform/cpu.hpp"
 
 namespace daxkv {
@@ -70,7 +71,7 @@ int AsyncQueue::open_fd_locked() {
     int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (fd < 0)
         fail_errno(errno, "eventfd");
-    efd_ = fd;
+    efd_ = fd_above_standard_streams(fd);
     if (!done_.empty()) { // completions posted before anyone asked for the fd
         uint64_t one = 1;
         ssize_t w = ::write(efd_, &one, sizeof one);

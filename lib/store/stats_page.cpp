@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "internal/error.hpp"
+#include "internal/util.hpp"
 
 namespace daxkv {
 namespace {
@@ -110,6 +111,7 @@ StatsPage::StatsPage(const std::string &store_id) {
             fail_errno(errno, "cannot create a statistics page in " + stats_dir());
         tmp_name_ = tmpl;
     }
+    fd_ = fd_above_standard_streams(fd_);
     // Readable by everyone who may look at the store's numbers; the page
     // holds counters, device paths and ids, never keys or values.
     if (::fchmod(fd_, 0644) != 0 || ::ftruncate(fd_, kPageBytes) != 0 ||

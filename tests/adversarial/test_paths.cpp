@@ -18,7 +18,9 @@
 // slot_bytes) when a later device is a directory; a device_add whose arena holds no slot; a file system too small
 // for the arena asked for; a sparse file (and a sparse copy of an arena)
 // larger than its file system; device paths with bytes 0xff 0xfe and a
-// lone continuation byte.
+// lone continuation byte; a store opened (and a device added, a file arena
+// created, the eventfd asked for) by a process with descriptors 0, 1 and 2
+// closed.
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -456,6 +458,46 @@ TEST_F(Paths, StatusJsonCarriesPathsThatAreNotUtf8ByteForByte) {
         EXPECT_EQ(p.is_string(), n == names[2]);
         store_.reset();
     }
+}
+
+// ---------------------------------------------------------------------------
+// Standard descriptors
+
+// A process started with standard error (or input, or output) closed: the
+// descriptors the store keeps (its arena files, its statistics page) must
+// not take those numbers (the completion eventfd neither). The library's own log lines go to descriptor 2,
+// and so does whatever the program prints: written into an arena file,
+// they land on its superblock.
+TEST_F(Paths, StoreKeepsNoDescriptorOfTheStandardStreams) {
+    const std::string existing = dir_.file("existing"), created = dir_.file("created"),
+                      added = dir_.file("added"), stats = dir_.file("stats");
+    ASSERT_EQ(::mkdir(stats.c_str(), 0700), 0);
+    ASSERT_EQ(open_devices({{existing, dev_bytes_for(8)}}), 0) << daxkv_errmsg();
+    store_.reset();
+    std::string msg = child_check([&]() -> std::string {
+        ::setenv("DAXKV_STATS_DIR", stats.c_str(), 1);
+        for (int fd = 0; fd <= 2; ++fd)
+            ::close(fd);
+        ConfigPtr cfg = config({{"hotplug", "1"}, {"stats_interval", "1000"}},
+                               {{existing, 0}, {created, dev_bytes_for(8)}});
+        daxkv_store *s = nullptr;
+        if (int rc = daxkv_open(&s, cfg.get()))
+            return "daxkv_open: " + std::to_string(rc) + ": " + daxkv_errmsg();
+        std::string held;
+        if (int rc = daxkv_device_add(s, added.c_str(), dev_bytes_for(8)))
+            held = "daxkv_device_add: " + std::to_string(rc) + ": " + daxkv_errmsg();
+        if (daxkv_event_fd(s) < 0)
+            held += std::string("daxkv_event_fd: ") + daxkv_errmsg() + "; ";
+        for (int fd = 0; fd <= 2; ++fd) {
+            char target[4096] = {};
+            const std::string link = "/proc/self/fd/" + std::to_string(fd);
+            if (::readlink(link.c_str(), target, sizeof target - 1) > 0)
+                held += "descriptor " + std::to_string(fd) + " is " + target + "; ";
+        }
+        daxkv_close(s);
+        return held;
+    });
+    EXPECT_EQ(msg, "");
 }
 
 } // namespace
