@@ -273,6 +273,24 @@ int cmd_check(const Args &a) {
     }
 }
 
+// Whether format may write over what check_image found at path: an
+// empty target, or --force. Otherwise says what is there and why not.
+bool allowed_to_format(const Args &a, const std::string &path, const ar::ImageReport &before) {
+    if (before.state == ar::ImageState::empty || a.has("force"))
+        return true;
+    if (before.state == ar::ImageState::arena)
+        errorf("daxkv format: %s holds a daxkv arena (%" PRIu64 " live entries, slot_bytes %" PRIu64
+               "); add --force to replace it\n",
+               path.c_str(), before.live, before.sb.slot_bytes);
+    else
+        errorf("daxkv format: %s holds %s; add --force to overwrite it\n", path.c_str(),
+               before.state == ar::ImageState::foreign ? "data that is not a daxkv arena"
+               : before.state == ar::ImageState::other_version
+                   ? "a daxkv arena of another format version"
+                   : "a daxkv arena with both superblock copies damaged");
+    return false;
+}
+
 int cmd_format(const Args &a) {
     if (!a.has("slot-bytes"))
         throw UsageError{"missing --slot-bytes (the payload bytes of one slot)"};
@@ -291,23 +309,25 @@ int cmd_format(const Args &a) {
         auto m = pf::Mapping::open(req);
         Progress progress(a, "reading what is there");
         if (!m->created()) {
-            ar::ImageReport before =
-                ar::check_image(m->base(), m->size(), options_for(*m, false, false, &progress));
+            // What is there is judged on the whole file: a --size below
+            // what it holds maps a prefix, in which an arena's superblocks
+            // fail their bounds (an arena would be taken for foreign data
+            // or a damaged arena). The whole file is mapped on its own, as
+            // the device lock allows one mapping of it at a time.
+            std::unique_ptr<pf::Mapping> whole;
+            if (m->device_bytes() > m->size()) {
+                m.reset();
+                whole = open_existing(path);
+            }
+            const pf::Mapping &judged = whole ? *whole : *m;
+            ar::ImageReport before = ar::check_image(
+                judged.base(), judged.size(), options_for(judged, false, false, &progress));
             progress.finish();
-            if (before.state != ar::ImageState::empty && !a.has("force")) {
-                if (before.state == ar::ImageState::arena)
-                    errorf("daxkv format: %s holds a daxkv arena (%" PRIu64
-                           " live entries, slot_bytes %" PRIu64 "); add --force to "
-                           "replace it\n",
-                           path.c_str(), before.live, before.sb.slot_bytes);
-                else
-                    errorf("daxkv format: %s holds %s; add --force to overwrite it\n", path.c_str(),
-                           before.state == ar::ImageState::foreign
-                               ? "data that is not a daxkv arena"
-                           : before.state == ar::ImageState::other_version
-                               ? "a daxkv arena of another format version"
-                               : "a daxkv arena with both superblock copies damaged");
+            if (!allowed_to_format(a, path, before))
                 return kExitFailed;
+            if (whole) {
+                whole.reset();
+                m = pf::Mapping::open(req);
             }
         }
         progress.phase("clearing slot headers");

@@ -9,7 +9,8 @@
 # format of a new file, an empty file, a zeroed file and a file of foreign
 # bytes with a slot larger than the file; format through /dev/shm/../NAME
 # and through a symlink to a missing /dev node; bench with a chunk count of
-# 2^64-1; info on an arena cut short; info and check on a sparse copy of
+# 2^64-1; format with a --size of 4097, 8191, 12288 and 64 KiB of a 1 MiB
+# arena; info on an arena cut short; info and check on a sparse copy of
 # an arena and on 1 TiB of sparse zeros; info, check, check --repair and
 # a refused format with standard input, output or error closed; output
 # to a full device (/dev/full) and to a closed standard output.
@@ -75,6 +76,18 @@ done
 expect 1 "format of a new file with a slot larger than it" -- \
     "$daxkv" format "$dir/new" --slot-bytes 2MiB --size 1MiB
 [ -e "$dir/new" ] && bad "a failed format left a new file" || ok
+
+# A format with a --size below what the file holds judges the whole file:
+# an arena there is an arena (not foreign data, not a damaged arena),
+# refused without --force and left as it was.
+expect 0 "format a 1 MiB arena to format smaller" -- "$daxkv" format "$dir/larger" --slot-bytes 4096 --size 1MiB
+cp "$dir/larger" "$dir/larger.before"
+for size in 4097 8191 12288 64KiB; do
+    expect 1 "format --size $size of a larger arena without --force" -- \
+        "$daxkv" format "$dir/larger" --slot-bytes 4096 --size $size
+    grep -q "holds a daxkv arena (0 live entries" "$dir/err" && ok || bad "format --size $size of a larger arena: $(head -c 200 "$dir/err")"
+    cmp -s "$dir/larger" "$dir/larger.before" && ok || bad "a refused format --size $size changed the arena"
+done
 
 # Nothing is created in /dev, whatever the path says.
 expect 1 "format of /dev/shm/../NAME" -- "$daxkv" format "/dev/shm/..${devname#/dev}" --slot-bytes 4096 --size 1MiB
