@@ -17,6 +17,7 @@
 #include "bench_async.hpp"
 #include "bench_limit.hpp"
 #include "bench_sweep.hpp"
+#include "bench_arena.hpp"
 #include "bench_util.hpp"
 #include "cli.hpp"
 #include "daxkv.h"
@@ -113,7 +114,11 @@ int cmd_bench(const Args &a) {
         daxkv_config_free(cfg);
         return fail_call("configuration", rc);
     }
-    unlink(arena.c_str());
+    if (const std::string why = make_way_for_bench_arena(arena); !why.empty()) {
+        daxkv_config_free(cfg);
+        errorf("daxkv bench: %s\n", why.c_str());
+        return kExitFailed;
+    }
     if ((rc = daxkv_config_add_device(cfg, arena.c_str(), arena_size))) {
         daxkv_config_free(cfg);
         return fail_call("add_device", rc);

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "arena/arena.hpp"
+#include "bench_arena.hpp"
 #include "cli.hpp"
 #include "daxkv.h"
 
@@ -103,8 +104,11 @@ int cmd_bench_reopen(const Args &a) {
         {"verify", verify},
         {"workers", workers}};
 
+    if (const std::string why = make_way_for_bench_arena(arena); !why.empty()) {
+        errorf("daxkv bench --reopen: %s\n", why.c_str());
+        return kExitFailed;
+    }
     Progress progress(a, "filling the arena");
-    unlink(arena.c_str());
     daxkv_store *s = nullptr;
     int rc = open_store(&s, arena, bytes, settings);
     if (rc)
@@ -260,6 +264,11 @@ int cmd_bench_verify_cost(const Args &a) {
     const std::string arena = a.get("arena", default_arena("daxkv-bench.arena"));
     const std::string workers =
         a.has("workers") ? std::to_string(a.count("workers", 0, 1, 256)) : "";
+    // Once, before the runs: each run then replaces the arena the last left.
+    if (const std::string why = make_way_for_bench_arena(arena); !why.empty()) {
+        errorf("daxkv bench --verify-cost: %s\n", why.c_str());
+        return kExitFailed;
+    }
     const uint64_t total = count * value_size;
     uint64_t bytes = count * (value_size + 4096) + (8ull << 20);
     bytes = (bytes + (2ull << 20) - 1) / (2ull << 20) * (2ull << 20);

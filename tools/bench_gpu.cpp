@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_arena.hpp"
 #include "cli.hpp"
 #include "cuda/runtime.hpp"
 #include "daxkv.h"
@@ -149,8 +150,10 @@ int cmd_bench_gpu(const Args &a) {
     }
 
     // The store: one arena file sized for the values.
-    b.arena = a.get("arena", access("/dev/shm", W_OK) == 0 ? "/dev/shm/daxkv-bench-gpu.arena"
-                                                           : "/tmp/daxkv-bench-gpu.arena");
+    // b.arena (which b removes) is set only once the path is the benchmark's.
+    const std::string arena = a.get("arena", access("/dev/shm", W_OK) == 0
+                                                 ? "/dev/shm/daxkv-bench-gpu.arena"
+                                                 : "/tmp/daxkv-bench-gpu.arena");
     b.keep = a.has("keep");
     if (!arena_size)
         arena_size = (count * (value_size + 4096) + (8ull << 20) + (2ull << 20) - 1) /
@@ -176,7 +179,12 @@ int cmd_bench_gpu(const Args &a) {
         daxkv_config_free(cfg);
         return daxkv_fail("configuration", rc);
     }
-    unlink(b.arena.c_str());
+    if (const std::string why = make_way_for_bench_arena(arena); !why.empty()) {
+        daxkv_config_free(cfg);
+        errorf("daxkv bench --gpu: %s\n", why.c_str());
+        return kExitFailed;
+    }
+    b.arena = arena;
     rc = daxkv_config_add_device(cfg, b.arena.c_str(), arena_size);
     if (!rc)
         rc = daxkv_open(&b.store, cfg);

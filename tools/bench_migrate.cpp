@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "bench_arena.hpp"
 #include "cli.hpp"
 #include "daxkv.h"
 
@@ -150,8 +151,12 @@ int cmd_bench_migrate(const Args &a) {
         daxkv_config_free(cfg);
         return fail("configuration", rc);
     }
-    unlink(dev[0].c_str());
-    unlink(dev[1].c_str());
+    for (const std::string &d : dev)
+        if (const std::string why = make_way_for_bench_arena(d); !why.empty()) {
+            daxkv_config_free(cfg);
+            errorf("daxkv bench --migrate: %s\n", why.c_str());
+            return kExitFailed;
+        }
     rc = daxkv_config_add_device(cfg, dev[0].c_str(), dev_bytes);
     daxkv_store *s = nullptr;
     if (!rc)

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_sweep.hpp"
+#include "bench_arena.hpp"
 #include "bench_util.hpp"
 #include "daxkv.h"
 
@@ -274,6 +275,11 @@ int cmd_bench_sweep(const Args &a) {
             workers.push_back(static_cast<unsigned>(cpus));
     }
     const std::string arena = a.get("arena", default_arena());
+    // Once, before the points: each point then replaces the arena the last left.
+    if (const std::string why = make_way_for_bench_arena(arena); !why.empty()) {
+        errorf("daxkv bench --sweep: %s\n", why.c_str());
+        return kExitFailed;
+    }
     const std::string verify = a.choice("verify", "recover", {"off", "recover", "read"});
     std::vector<Point> pts;
     const bool json = a.has("json");
@@ -361,6 +367,10 @@ int cmd_bench_lmcache(const Args &a) {
     if (!workers)
         workers = static_cast<uint64_t>(std::max(1L, std::min(8L, sysconf(_SC_NPROCESSORS_ONLN))));
     const std::string arena = a.get("arena", default_arena());
+    if (const std::string why = make_way_for_bench_arena(arena); !why.empty()) {
+        errorf("daxkv bench --workload lmcache: %s\n", why.c_str());
+        return kExitFailed;
+    }
     try {
         Buffer src(chunks * chunk_bytes), dst(chunks_per_doc * chunk_bytes);
         for (uint64_t i = 0; i < chunks; ++i)

@@ -8,7 +8,7 @@ bin_PROGRAMS += tools/daxkv
 # as tests/gpu/gpu_check does), for cudaMalloc and the cudaMemcpy reference.
 tools_daxkv_SOURCES = tools/daxkv.cpp tools/bench.cpp tools/bench_gpu.cpp tools/bench_migrate.cpp \
 	tools/bench_async.cpp tools/bench_async.hpp tools/bench_sweep.cpp tools/bench_sweep.hpp \
-	tools/bench_util.hpp tools/devices.cpp tools/arena_cmds.cpp tools/bench_durability.cpp \
+	tools/bench_util.hpp tools/bench_arena.hpp tools/devices.cpp tools/arena_cmds.cpp tools/bench_durability.cpp \
 	tools/cli.cpp tools/cli.hpp tools/live.cpp tools/bench_limit.cpp tools/bench_limit.hpp lib/cuda/runtime.cpp
 tools_daxkv_CPPFLAGS = $(AM_CPPFLAGS) $(JSON_CFLAGS) $(XXHASH_CFLAGS) $(UUID_CFLAGS)
 tools_daxkv_LDADD = lib/libdaxkv.la lib/libdaxkv_arena.la $(UUID_LIBS) -lpthread

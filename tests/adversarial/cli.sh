@@ -9,7 +9,9 @@
 # format of a new file, an empty file, a zeroed file and a file of foreign
 # bytes with a slot larger than the file; format through /dev/shm/../NAME
 # and through a symlink to a missing /dev node; bench with a chunk count of
-# 2^64-1; format with a --size of 4097, 8191, 12288 and 64 KiB of a 1 MiB
+# 2^64-1; bench (each mode that takes --arena but --gpu) at a file of
+# random bytes and at an arena whose lock another process holds, bench
+# --migrate with random bytes at its second arena's name; format with a --size of 4097, 8191, 12288 and 64 KiB of a 1 MiB
 # arena; info on an arena cut short; info and check on a sparse copy of
 # an arena and on 1 TiB of sparse zeros; info, check, check --repair and
 # a refused format with standard input, output or error closed; output
@@ -88,6 +90,43 @@ for size in 4097 8191 12288 64KiB; do
     grep -q "holds a daxkv arena (0 live entries" "$dir/err" && ok || bad "format --size $size of a larger arena: $(head -c 200 "$dir/err")"
     cmp -s "$dir/larger" "$dir/larger.before" && ok || bad "a refused format --size $size changed the arena"
 done
+
+# bench replaces only an arena of its own at --arena: a file of other data
+# and an arena a running store holds (its lock taken here by a stand-in)
+# are refused and left where they were, whatever the mode.
+head -c 65536 /dev/urandom >"$dir/precious"
+cp "$dir/precious" "$dir/precious.before"
+expect 0 "format an arena to hold" -- "$daxkv" format "$dir/held" --slot-bytes 4096 --size 1MiB
+cp "$dir/held" "$dir/held.before"
+python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "rb")
+fcntl.flock(f, fcntl.LOCK_EX)
+open(sys.argv[2], "w").close()
+time.sleep(60)' "$dir/held" "$dir/held.locked" &
+holder=$!
+for _ in $(seq 100); do [ -e "$dir/held.locked" ] && break; sleep 0.05; done
+small="--count 2 --value-size 64KiB --rounds 1 --no-small --no-progress"
+for target in precious held; do
+    for mode in "" "--reopen --count 100" "--verify-cost --count 2 --value-size 64KiB" \
+        "--sweep --min-size 64KiB --max-size 64KiB --bytes 1MiB --workers 1 --rounds 1" \
+        "--workload lmcache --tokens 512 --docs 1 --queries 1"; do
+        # shellcheck disable=SC2086 # the options are words
+        if [ -z "$mode" ]; then set -- $small; else set -- $mode; fi
+        "$daxkv" bench "$@" --arena "$dir/$target" >"$dir/out" 2>"$dir/err"
+        rc=$?
+        [ $rc -eq 1 ] && ok || bad "bench ${mode:-(default)} --arena $target: exit $rc, $(head -c 200 "$dir/err")"
+        cmp -s "$dir/$target" "$dir/$target.before" && ok || bad "bench ${mode:-(default)} --arena $target replaced it"
+    done
+done
+kill $holder 2>/dev/null
+wait $holder 2>/dev/null
+# --migrate: the directory's two arena files, one of them other data.
+mkdir "$dir/mig"
+cp "$dir/precious.before" "$dir/mig/daxkv-bench-mig1.arena"
+expect 1 "bench --migrate with other data at its second arena's name" -- \
+    "$daxkv" bench --migrate --count 2 --value-size 64KiB --rounds 1 --no-progress --arena "$dir/mig"
+cmp -s "$dir/mig/daxkv-bench-mig1.arena" "$dir/precious.before" && ok || bad "bench --migrate replaced other data"
+[ -e "$dir/mig/daxkv-bench-mig0.arena" ] && bad "a refused bench --migrate left its first arena" || ok
 
 # Nothing is created in /dev, whatever the path says.
 expect 1 "format of /dev/shm/../NAME" -- "$daxkv" format "/dev/shm/..${devname#/dev}" --slot-bytes 4096 --size 1MiB

@@ -1,0 +1,49 @@
+// The arena file of the daxkv bench commands: what may be replaced by it.
+#pragma once
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <string>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "arena/arena.hpp"
+
+namespace daxkv_cli {
+
+// Make way for the benchmark's arena file at path: the benchmark formats
+// (and unless --keep removes) it, so what is there is removed only if it is
+// a daxkv arena no store has open (one a run left with --keep, or of
+// another size), an empty file or zeros. Anything else (other data, an
+// arena a running store holds, a device, a directory) is left as it is and
+// refused: returns why, or "" once nothing is at path.
+inline std::string make_way_for_bench_arena(const std::string &path) {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0)
+        return errno == ENOENT ? "" : path + ": " + std::strerror(errno);
+    if (!S_ISREG(st.st_mode))
+        return path + " is not a regular file; the benchmark's arena is a file it may replace";
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return "cannot open " + path + ": " + std::strerror(errno);
+    std::string why;
+    // The store's own lock (platform::lock_exclusive): held, a store has
+    // the arena open. Held here until the file is removed.
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        why = errno == EWOULDBLOCK ? path + " is in use by another daxkv store"
+                                   : "cannot lock " + path + ": " + std::strerror(errno);
+    } else if (st.st_size != 0) {
+        const daxkv::arena::SuperblockReport r = daxkv::arena::Arena::inspect_file(path);
+        if (!r.valid_a && !r.valid_b && !r.zeroed)
+            why = path + " holds data that is not a daxkv arena; the benchmark replaces only "
+                         "an arena (give --arena a new file, or remove it)";
+    }
+    if (why.empty() && ::unlink(path.c_str()) != 0 && errno != ENOENT)
+        why = "cannot remove " + path + ": " + std::strerror(errno);
+    ::close(fd);
+    return why;
+}
+
+} // namespace daxkv_cli
