@@ -265,6 +265,8 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
 
         uint64_t have = static_cast<uint64_t>(st.st_size);
         uint64_t want = req.bytes ? req.bytes : have;
+        if (want == 0 && req.inspect) // a look at what is there, which has no size to give
+            fail(-EINVAL, "%s is empty (0 bytes): no arena", req.path.c_str());
         if (want == 0)
             fail(-EINVAL, "%s is empty: give the arena size to create it", req.path.c_str());
         want = round_down(want, kPage);

@@ -12,7 +12,7 @@
 # 2^64-1; bench (each mode that takes --arena but --gpu) at a file of
 # random bytes and at an arena whose lock another process holds, bench
 # --migrate with random bytes at its second arena's name; format with a --size of 4097, 8191, 12288 and 64 KiB of a 1 MiB
-# arena; info on an arena cut short; info and check on a sparse copy of
+# arena; info and check on a file of 0 bytes; info on an arena cut short; info and check on a sparse copy of
 # an arena and on 1 TiB of sparse zeros; info, check, check --repair and
 # a refused format with standard input, output or error closed; output
 # to a full device (/dev/full) and to a closed standard output.
@@ -127,6 +127,16 @@ expect 1 "bench --migrate with other data at its second arena's name" -- \
     "$daxkv" bench --migrate --count 2 --value-size 64KiB --rounds 1 --no-progress --arena "$dir/mig"
 cmp -s "$dir/mig/daxkv-bench-mig1.arena" "$dir/precious.before" && ok || bad "bench --migrate replaced other data"
 [ -e "$dir/mig/daxkv-bench-mig0.arena" ] && bad "a refused bench --migrate left its first arena" || ok
+
+# A file of 0 bytes holds no arena: info and check say so (exit 1 and 4),
+# without telling to give a size, which neither takes.
+: >"$dir/zero-bytes"
+for cmd in info check; do
+    want=1
+    [ $cmd = check ] && want=4
+    expect $want "$cmd on a file of 0 bytes" -- "$daxkv" $cmd "$dir/zero-bytes"
+    if grep -q "no arena" "$dir/err" && ! grep -q "give the arena size" "$dir/err"; then ok; else bad "$cmd on a file of 0 bytes: $(head -c 200 "$dir/err")"; fi
+done
 
 # Nothing is created in /dev, whatever the path says.
 expect 1 "format of /dev/shm/../NAME" -- "$daxkv" format "/dev/shm/..${devname#/dev}" --slot-bytes 4096 --size 1MiB
