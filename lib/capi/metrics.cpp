@@ -33,6 +33,13 @@ struct daxkv_stats peeked_stats(const PageSnapshot &snap) {
     return x;
 }
 
+// A count of a published status JSON: 0 unless it is a number a count can
+// be (a publisher of another version may write the field otherwise).
+uint64_t peeked_count(const nlohmann::json &device, const char *name) {
+    const auto it = device.find(name);
+    return it != device.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+}
+
 // The per-device gauges of a published status JSON.
 std::vector<DeviceGauges> peeked_devices(const PageSnapshot &snap) {
     std::vector<DeviceGauges> out;
@@ -44,8 +51,8 @@ std::vector<DeviceGauges> peeked_devices(const PageSnapshot &snap) {
             continue;
         DeviceGauges g;
         g.path = d["path"].get<std::string>();
-        g.slots = d.value("slots", uint64_t(0));
-        g.slots_free = d.value("slots_free", uint64_t(0));
+        g.slots = peeked_count(d, "slots");
+        g.slots_free = peeked_count(d, "slots_free");
         out.push_back(std::move(g));
     }
     return out;

@@ -7,7 +7,9 @@
 // Bad inputs tried here: NULL, empty and over-long paths; a path no store
 // publishes for; a "mem:" path; NULL out, struct_size 0 and 4; NULL buf
 // with cap > 0; a buffer one byte short; a page file of another format; a
-// page whose store was killed; stats_interval above one hour and not a
+// page whose status JSON has a device's slots as a string, slots_free
+// negative, arena_bytes 1e300, and devices that are not objects; a page
+// whose store was killed; stats_interval above one hour and not a
 // number; daxkv_shutdown while another thread adds and removes a device
 // of the pool.
 #include <atomic>
@@ -208,6 +210,42 @@ TEST_F(StatsPage, APageOfAnotherFormatAndAShortBuffer) {
     struct daxkv_stats st;
     st.struct_size = sizeof st;
     EXPECT_EQ(daxkv_stats_peek(other.c_str(), &st), -EPROTO);
+    ::close(fd);
+}
+
+// A page in this format whose status JSON has fields of other types (a
+// publisher of another version may write them so): the Prometheus text
+// leaves out what it cannot read, it is not an internal error.
+TEST_F(StatsPage, AStatusWithFieldsOfOtherTypesIsReadAroundThem) {
+    const std::string other = dir_.file("other");
+    write_file(other, "x");
+    const std::string status =
+        R"({"devices":[{"path":"a","slots":"many","slots_free":-1},)"
+        R"({"path":"b","slots":8,"slots_free":1e300},7,{"path":3}],"state":5})";
+    std::string page(32 * 1024, '\0');
+    auto put_word = [&](size_t off, uint64_t v) { std::memcpy(&page[off], &v, 8); };
+    std::memcpy(&page[0], "DAXKVSTP", 8);
+    put_word(8, 1);                            // version
+    put_word(16, 2);                           // seq: a whole publication
+    put_word(24, static_cast<uint64_t>(::getpid()));
+    put_word(32, 1);                           // published_unix_ns
+    put_word(40, 0);                           // stats_len
+    put_word(48, status.size());               // status_len
+    std::memcpy(&page[56], "store", 5);        // store_id
+    std::memcpy(&page[8192], status.data(), status.size());
+    const std::string name = pages_.path() + "/" + daxkv::stats_page_name(other);
+    write_file(name, page);
+    const int fd = ::open(name.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_SH), 0); // held, as a running store holds its page
+    size_t needed = 0;
+    EXPECT_EQ(daxkv_stats_prometheus_peek(other.c_str(), nullptr, 0, &needed), -ENOBUFS)
+        << daxkv_errmsg();
+    std::string text(needed, '\0');
+    EXPECT_EQ(daxkv_stats_prometheus_peek(other.c_str(), &text[0], text.size(), nullptr), 0)
+        << daxkv_errmsg();
+    EXPECT_NE(text.find("daxkv_device_slots{store=\"store\",device=\"b\"} 8"), std::string::npos)
+        << text;
     ::close(fd);
 }
 
