@@ -305,29 +305,34 @@ int cmd_stats(const Args &a) {
 
 // --- daxkv status -------------------------------------------------------------
 
+// A field of the status JSON as text: a string as it is, anything else in
+// JSON, "?" when absent or when j is not an object (a publisher of
+// another version may write a field otherwise).
+std::string field_text(const nlohmann::json &j, const char *name) {
+    if (!j.is_object())
+        return "?";
+    const auto it = j.find(name);
+    if (it == j.end())
+        return "?";
+    return it->is_string() ? it->get<std::string>() : it->dump();
+}
+
 void print_status(const nlohmann::json &j) {
-    const auto &p = j.value("publisher", nlohmann::json::object());
-    std::printf("store %s: %s, pid %s, libdaxkv %s\n",
-                p.value("store_id", std::string("?")).c_str(),
-                j.value("state", std::string("?")).c_str(),
-                p.contains("pid") ? p["pid"].dump().c_str() : "?",
-                j.value("version", std::string("?")).c_str());
+    const auto publisher = j.find("publisher");
+    const nlohmann::json &p = publisher != j.end() ? *publisher : nlohmann::json::object();
+    std::printf("store %s: %s, pid %s, libdaxkv %s\n", field_text(p, "store_id").c_str(),
+                field_text(j, "state").c_str(), field_text(p, "pid").c_str(),
+                field_text(j, "version").c_str());
     std::printf("  slot_bytes %s, meta_bytes %s, eviction %s, durability %s, verify %s, "
                 "workers %s\n",
-                j.value("slot_bytes", nlohmann::json()).dump().c_str(),
-                j.value("meta_bytes", nlohmann::json()).dump().c_str(),
-                j.value("eviction", std::string("?")).c_str(),
-                j.value("durability", std::string("?")).c_str(),
-                j.value("verify", std::string("?")).c_str(),
-                j.value("workers", nlohmann::json()).dump().c_str());
+                field_text(j, "slot_bytes").c_str(), field_text(j, "meta_bytes").c_str(),
+                field_text(j, "eviction").c_str(), field_text(j, "durability").c_str(),
+                field_text(j, "verify").c_str(), field_text(j, "workers").c_str());
     if (j.contains("devices") && j["devices"].is_array()) {
         for (const auto &d : j["devices"]) {
-            std::printf("  %s: %s, %s slots, %s bytes, uuid %s\n",
-                        d.value("path", std::string("?")).c_str(),
-                        d.value("kind", std::string("?")).c_str(),
-                        d.value("slots", nlohmann::json()).dump().c_str(),
-                        d.value("arena_bytes", nlohmann::json()).dump().c_str(),
-                        d.value("uuid", std::string("?")).c_str());
+            std::printf("  %s: %s, %s slots, %s bytes, uuid %s\n", field_text(d, "path").c_str(),
+                        field_text(d, "kind").c_str(), field_text(d, "slots").c_str(),
+                        field_text(d, "arena_bytes").c_str(), field_text(d, "uuid").c_str());
         }
     }
 }

@@ -14,7 +14,10 @@
 # second PATH, a missing file, a file of random bytes, an all-zero file, a
 # daxkv arena (valid and with both superblocks damaged) given to format
 # without --force, --slot-bytes 0, a slot larger than the file, stats and
-# status --watch writing to /dev/full and to a closed standard output.
+# status --watch writing to /dev/full and to a closed standard output, a
+# statistics page whose status has a number for state, an array for
+# version, null for eviction and a device with a number for its path, an
+# object for its kind, a string for its slots and false for its uuid.
 set -u
 build=$1
 pass=0 fail=0
@@ -367,6 +370,36 @@ done
 expect 2 "stats without PATH" -- "$daxkv" stats
 expect 2 "status with two PATHs" -- "$daxkv" status "$live" "$live"
 expect 2 "status --prometheus (not an option of status)" -- "$daxkv" status "$live" --prometheus
+
+# A page in this format whose status has fields of other types (as a
+# publisher of another version may write them): status and stats show what
+# they can, not a JSON type error. A stand-in writes the page and holds it
+# as a running store would.
+forged=$dir/forged.arena
+: >"$forged"
+python3 -c '
+import fcntl, os, struct, sys, time
+st = os.stat(sys.argv[1])
+status = b"{\"state\":5,\"version\":[1],\"eviction\":null,\"devices\":[{\"path\":7,\"kind\":{},\"slots\":\"many\",\"uuid\":false},3]}"
+page = bytearray(32 * 1024)
+page[0:56] = b"DAXKVSTP" + struct.pack("<QQQQQQ", 1, 2, os.getpid(), time.time_ns(), 0, len(status))
+page[56:61] = b"store"
+page[8192:8192 + len(status)] = status
+name = os.path.join(sys.argv[2], "daxkv-stats.f%x.%x" % (st.st_dev, st.st_ino))
+open(name, "wb").write(page)
+f = open(name, "rb")
+fcntl.flock(f, fcntl.LOCK_SH)
+open(sys.argv[3], "w").close()
+time.sleep(30)' "$forged" "$DAXKV_STATS_DIR" "$dir/forged.ready" &
+forger=$!
+for _ in $(seq 100); do [ -e "$dir/forged.ready" ] && break; sleep 0.05; done
+for cmd in status "status --json" stats "stats --json" "stats --prometheus"; do
+    # shellcheck disable=SC2086 # the options are words
+    expect 0 "$cmd of a page with fields of other types" -- "$daxkv" $cmd "$forged"
+done
+kill $forger 2>/dev/null
+wait $forger 2>/dev/null
+rm -f "$DAXKV_STATS_DIR"/daxkv-stats.*
 
 start_writer() {
     rm -f "$dir/ready" "$dir/stop"
