@@ -38,13 +38,16 @@ int report_error(const char *cmd, const daxkv::Error &e) {
 }
 
 // An arena as it is, to look at: a sparse file stays sparse (no blocks
-// reserved, no pages populated beyond what is read).
-std::unique_ptr<pf::Mapping> open_existing(const std::string &path) {
+// reserved, no pages populated beyond what is read). Unless it is to be
+// written (check --repair), a file is opened read-only: one its reader may
+// read but not write can be looked at.
+std::unique_ptr<pf::Mapping> open_existing(const std::string &path, bool writable) {
     pf::MapRequest req;
     req.path = path;
     req.bytes = 0; // the whole device or file
     req.create = false;
     req.inspect = true;
+    req.read_only = !writable;
     return pf::Mapping::open(req);
 }
 
@@ -188,7 +191,7 @@ ar::CheckOptions options_for(const pf::Mapping &m, bool repair, bool values, Pro
 int cmd_info(const Args &a) {
     const std::string &path = a.positional[0];
     try {
-        auto m = open_existing(path);
+        auto m = open_existing(path, false);
         Progress progress(a, a.has("no-values") ? "reading slot headers" : "checking slots");
         ar::ImageReport r = ar::check_image(m->base(), m->size(),
                                             options_for(*m, false, !a.has("no-values"), &progress));
@@ -214,7 +217,7 @@ int cmd_check(const Args &a) {
     const std::string &path = a.positional[0];
     const bool repair = a.has("repair"), json = a.has("json");
     try {
-        auto m = open_existing(path);
+        auto m = open_existing(path, repair);
         Progress progress(a, repair ? "checking and repairing slots" : "checking slots");
         ar::ImageReport r = ar::check_image(
             m->base(), m->size(), options_for(*m, repair, !a.has("no-values"), &progress));
@@ -317,7 +320,7 @@ int cmd_format(const Args &a) {
             std::unique_ptr<pf::Mapping> whole;
             if (m->device_bytes() > m->size()) {
                 m.reset();
-                whole = open_existing(path);
+                whole = open_existing(path, false);
             }
             const pf::Mapping &judged = whole ? *whole : *m;
             ar::ImageReport before = ar::check_image(

@@ -140,6 +140,8 @@ std::string resolve_file(const std::string &path) {
 std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
     std::unique_ptr<Mapping> m(new Mapping());
     int mmap_flags = MAP_SHARED;
+    // Only a look at an existing file can do without write access.
+    const bool read_only = req.read_only && req.inspect && !req.create;
     FdGuard fd{-1};
     // Sizes become off_t and mmap lengths: above INT64_MAX they would turn
     // negative (and no device, file or address space is that large).
@@ -231,7 +233,8 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         if (!created && !exists && errno != EEXIST)
             fail_errno(errno, "cannot create " + req.path);
         else if (!created) // not blocking: a FIFO put at the path since it was judged fails below
-            fd.fd = ::open(req.path.c_str(), O_RDWR | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+            fd.fd = ::open(req.path.c_str(),
+                           (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         if (fd.fd < 0)
             fail_errno(errno, "cannot open " + req.path);
         fd.fd = fd_above_standard_streams(fd.fd);
@@ -331,12 +334,13 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         mmap_flags |= MAP_POPULATE;
     if (fd.fd >= 0)
         m->fd_ = fd.release();
-    void *p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, mmap_flags, m->fd_, 0);
+    const int prot = read_only && is_file ? PROT_READ : PROT_READ | PROT_WRITE;
+    void *p = ::mmap(nullptr, m->size_, prot, mmap_flags, m->fd_, 0);
     if (p == MAP_FAILED && (mmap_flags & MAP_SYNC) && (errno == EOPNOTSUPP || errno == EINVAL)) {
         // MAP_SYNC is refused by devices that need no synchronous faults;
         // cache-line flushes still give durability on the DAX mapping.
         mmap_flags = MAP_SHARED | (mmap_flags & MAP_POPULATE);
-        p = ::mmap(nullptr, m->size_, PROT_READ | PROT_WRITE, mmap_flags, m->fd_, 0);
+        p = ::mmap(nullptr, m->size_, prot, mmap_flags, m->fd_, 0);
     }
     if (p == MAP_FAILED)
         fail_errno(errno, format("cannot map %llu bytes of %s",

@@ -39,6 +39,9 @@ struct MapRequest {
     // its blocks are not reserved and its pages not populated, so that
     // looking at a sparse arena (daxkv info, check) does not fill it.
     bool inspect = false;
+    // With inspect: a file mapped only to be read (opened O_RDONLY, mapped
+    // PROT_READ), so that one its reader may not write can be looked at.
+    bool read_only = false;
 };
 
 class Mapping {

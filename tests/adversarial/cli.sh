@@ -12,7 +12,8 @@
 # 2^64-1; bench (each mode that takes --arena but --gpu) at a file of
 # random bytes and at an arena whose lock another process holds, bench
 # --migrate with random bytes at its second arena's name; format with a --size of 4097, 8191, 12288 and 64 KiB of a 1 MiB
-# arena; info and check on a file of 0 bytes; info on an arena cut short; info and check on a sparse copy of
+# arena; info and check on a file of 0 bytes; info, check and check
+# --repair by a user who may read the arena but not write it; info on an arena cut short; info and check on a sparse copy of
 # an arena and on 1 TiB of sparse zeros; info, check, check --repair and
 # a refused format with standard input, output or error closed; output
 # to a full device (/dev/full) and to a closed standard output.
@@ -137,6 +138,22 @@ for cmd in info check; do
     expect $want "$cmd on a file of 0 bytes" -- "$daxkv" $cmd "$dir/zero-bytes"
     if grep -q "no arena" "$dir/err" && ! grep -q "give the arena size" "$dir/err"; then ok; else bad "$cmd on a file of 0 bytes: $(head -c 200 "$dir/err")"; fi
 done
+
+# An arena its reader may read but not write: info and check look at it
+# (check --repair, which writes, is refused). Run as an unprivileged user
+# when the suite runs as root, which may write anything.
+if [ "$(id -u)" -eq 0 ] && command -v runuser >/dev/null && id nobody >/dev/null 2>&1 &&
+    runuser -u nobody -- test -x "$daxkv"; then
+    mkdir "$dir/shared"
+    chmod 755 "$dir" "$dir/shared"
+    expect 0 "format an arena to share read-only" -- "$daxkv" format "$dir/shared/ro" --slot-bytes 4096 --size 1MiB
+    chmod 644 "$dir/shared/ro"
+    expect 0 "info on an arena readable, not writable" -- runuser -u nobody -- "$daxkv" info "$dir/shared/ro"
+    expect 0 "check on an arena readable, not writable" -- runuser -u nobody -- "$daxkv" check "$dir/shared/ro"
+    expect 4 "check --repair on an arena readable, not writable" -- runuser -u nobody -- "$daxkv" check --repair "$dir/shared/ro"
+    grep -qi "permission denied" "$dir/err" && ok || bad "check --repair without write permission: $(head -c 200 "$dir/err")"
+    chmod 700 "$dir"
+fi
 
 # Nothing is created in /dev, whatever the path says.
 expect 1 "format of /dev/shm/../NAME" -- "$daxkv" format "/dev/shm/..${devname#/dev}" --slot-bytes 4096 --size 1MiB
