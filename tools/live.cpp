@@ -7,6 +7,7 @@
 // device, so they work while the store runs (info and check refuse an arena
 // in use). --watch repeats the report; for stats it then shows the rates
 // since the previous report.
+#include <cctype>
 #include <cerrno>
 #include <cinttypes>
 #include <cmath>
@@ -82,7 +83,12 @@ Watch watch_options(const Args &a) {
         char *end = nullptr;
         errno = 0;
         double s = std::strtod(v.c_str(), &end);
-        if (v.empty() || *end || errno || !std::isfinite(s) || s < 0.1 || s > 3600)
+        // A decimal number: strtod also takes leading blanks, a sign and
+        // hexadecimal, which no other number of the tool does.
+        const bool decimal = !v.empty() && (std::isdigit(static_cast<unsigned char>(v[0])) ||
+                                            v[0] == '.') &&
+                             v.find_first_of("xX") == std::string::npos;
+        if (!decimal || *end || errno || !std::isfinite(s) || s < 0.1 || s > 3600)
             refuse("interval", v, "is not a number of seconds in 0.1..3600");
         w.interval_s = s;
     }

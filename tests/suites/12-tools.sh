@@ -14,7 +14,8 @@
 # second PATH, a missing file, a file of random bytes, an all-zero file, a
 # daxkv arena (valid and with both superblocks damaged) given to format
 # without --force, --slot-bytes 0, a slot larger than the file, stats and
-# status --watch writing to /dev/full and to a closed standard output, a
+# status --watch writing to /dev/full and to a closed standard output,
+# --interval ' 1', '+1', '0x10' and '0X1p2', a
 # statistics page whose status has a number for state, an array for
 # version, null for eviction and a device with a number for its path, an
 # object for its kind, a string for its slots and false for its uuid.
@@ -366,6 +367,10 @@ for bad_args in "--interval 0" "--interval 0.05" "--interval abc" "--interval 36
     # shellcheck disable=SC2086 # the options are words
     expect 2 "stats $bad_args" -- "$daxkv" stats "$live" $bad_args
     if grep -qE -- "^daxkv stats: --(interval|count|json)" "$dir/err"; then ok; else bad "stats $bad_args names the option: $(head -1 "$dir/err")"; fi
+done
+# strtod's leniencies are not the tool's: leading blanks, a sign, hex.
+for v in " 1" "+1" "0x10" "0X1p2"; do
+    expect 2 "stats --interval '$v'" -- "$daxkv" stats "$live" --interval "$v"
 done
 expect 2 "stats without PATH" -- "$daxkv" stats
 expect 2 "status with two PATHs" -- "$daxkv" status "$live" "$live"
