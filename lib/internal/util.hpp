@@ -14,9 +14,6 @@ constexpr uint64_t round_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a
 constexpr uint64_t round_down(uint64_t v, uint64_t a) { return v / a * a; }
 constexpr bool is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 
-// Parse "4096", "4KiB", "256MiB", "2GiB", "1TiB" (also K/M/G/T and KB/MB..,
-// all binary). Throws Error(-EINVAL) naming `what` on malformed, negative or
-// overflowing input.
 // A descriptor the library keeps, moved above 0, 1 and 2 (close-on-exec).
 // A process may run with standard input, output or error closed; a file
 // kept under one of those numbers would receive what the process (or the
@@ -25,6 +22,9 @@ constexpr bool is_pow2(uint64_t v) { return v && !(v & (v - 1)); }
 // above 2, negative, or cannot be moved (no descriptor left).
 int fd_above_standard_streams(int fd) noexcept;
 
+// Parse "4096", "4KiB", "256MiB", "2GiB", "1TiB" (also K/M/G/T and KB/MB..,
+// all binary). Throws Error(-EINVAL) naming `what` on malformed, negative or
+// overflowing input.
 uint64_t parse_size(const std::string &text, const char *what);
 // Parse a non-negative integer (no suffix). Same errors.
 uint64_t parse_uint(const std::string &text, const char *what);
