@@ -112,6 +112,21 @@ def launch(tmp_path, allocator):
         b.close()
 
 
+@pytest.fixture
+def running_loop():
+    """An asyncio loop running on a thread of its own, as LMCache's engine
+    gives its storage backends for async puts."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield loop
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+
 def _obj(fill, shape=SHAPE):
     return kv_obj(shape, float(fill), fmt=MemoryFormat.KV_T2D)
 
@@ -257,193 +272,161 @@ def test_full_arena_is_a_runtime_error_after_storing_what_fits(launch):
     _release_all(objs)
 
 
-def test_async_put_with_a_running_loop_returns_futures(launch):
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=loop)
-        seen = []
-        objs = [_obj(5), _obj(6)]
-        futures = backend.batched_submit_put_task([ekey(0), ekey(1)], objs, on_complete_callback=seen.append)
-        assert isinstance(futures, list) and len(futures) == 2
-        assert [f.result(timeout=10) for f in futures] == [None, None]
-        assert sorted(k.chunk_hash for k in seen) == [0, 1]
-        # the objects were held for the copy and handed back
-        assert [o.get_ref_count() for o in objs] == [1, 1]
-        assert [_first(backend.get_blocking(ekey(i))) for i in range(2)] == [5.0, 6.0]
-        # a duplicate is still a no-op: no futures, no callback
-        assert backend.batched_submit_put_task([ekey(0)], objs[:1], on_complete_callback=seen.append) is None
-        assert len(seen) == 2
-        backend.close()
-        _release_all(objs)
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
+def test_async_put_with_a_running_loop_returns_futures(launch, running_loop):
+    backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=running_loop)
+    seen = []
+    objs = [_obj(5), _obj(6)]
+    futures = backend.batched_submit_put_task([ekey(0), ekey(1)], objs, on_complete_callback=seen.append)
+    assert isinstance(futures, list) and len(futures) == 2
+    assert [f.result(timeout=10) for f in futures] == [None, None]
+    assert sorted(k.chunk_hash for k in seen) == [0, 1]
+    # the objects were held for the copy and handed back
+    assert [o.get_ref_count() for o in objs] == [1, 1]
+    assert [_first(backend.get_blocking(ekey(i))) for i in range(2)] == [5.0, 6.0]
+    # a duplicate is still a no-op: no futures, no callback
+    assert backend.batched_submit_put_task([ekey(0)], objs[:1], on_complete_callback=seen.append) is None
+    assert len(seen) == 2
+    backend.close()
+    _release_all(objs)
 
 
-def test_async_put_refused_beside_one_in_flight_of_the_same_key(launch, monkeypatch):
+def test_async_put_refused_beside_one_in_flight_of_the_same_key(launch, running_loop, monkeypatch):
     # Two threads store the same key at once: both pass the duplicate check
     # before either registers it. The first submission is in flight (its
     # completion held back) when the second is refused; the first must
     # still complete its future and hand its object back.
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=loop)
-        both_checked = threading.Barrier(2, timeout=10)
-        real_check = backend.exists_in_put_tasks
+    backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=running_loop)
+    both_checked = threading.Barrier(2, timeout=10)
+    real_check = backend.exists_in_put_tasks
 
-        def racing_check(key):
-            found = real_check(key)
-            both_checked.wait()
-            return found
+    def racing_check(key):
+        found = real_check(key)
+        both_checked.wait()
+        return found
 
-        monkeypatch.setattr(backend, "exists_in_put_tasks", racing_check)
-        engine = backend._engine
-        real_submit = engine.submit
-        submissions = []
-        submissions_lock = threading.Lock()
-        second_refused = threading.Event()
+    monkeypatch.setattr(backend, "exists_in_put_tasks", racing_check)
+    engine = backend._engine
+    real_submit = engine.submit
+    submissions = []
+    submissions_lock = threading.Lock()
+    second_refused = threading.Event()
 
-        def submit(op, batch, flags, done):
-            with submissions_lock:
-                submissions.append(batch)
-                first = len(submissions) == 1
-            if not first:
-                raise RuntimeError("refused")
+    def submit(op, batch, flags, done):
+        with submissions_lock:
+            submissions.append(batch)
+            first = len(submissions) == 1
+        if not first:
+            raise RuntimeError("refused")
 
-            def held_done(rc, b):
-                assert second_refused.wait(10)
-                done(rc, b)
+        def held_done(rc, b):
+            assert second_refused.wait(10)
+            done(rc, b)
 
-            real_submit(op, batch, flags, held_done)
+        real_submit(op, batch, flags, held_done)
 
-        monkeypatch.setattr(engine, "submit", submit)
-        objs = [_obj(7), _obj(7)]
-        futures = [None, None]
+    monkeypatch.setattr(engine, "submit", submit)
+    objs = [_obj(7), _obj(7)]
+    futures = [None, None]
 
-        def put(i):
-            futures[i] = backend.batched_submit_put_task([ekey(0)], [objs[i]])
+    def put(i):
+        futures[i] = backend.batched_submit_put_task([ekey(0)], [objs[i]])
 
-        threads = [threading.Thread(target=put, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(10)
-        outcomes = []
-        for fs in futures:
-            try:
-                outcomes.append(fs[0].result(timeout=0))
-            except concurrent.futures.TimeoutError:
-                outcomes.append("pending")
-            except RuntimeError:
-                outcomes.append("refused")
-        assert sorted(outcomes, key=str) == ["pending", "refused"]
-        second_refused.set()
-        pending = futures[outcomes.index("pending")][0]
-        assert pending.result(timeout=10) is None
-        assert [o.get_ref_count() for o in objs] == [1, 1]
-        assert real_check(ekey(0)) is False
-        assert _first(backend.get_blocking(ekey(0))) == 7.0
-        backend.close()
-        _release_all(objs)
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
+    threads = [threading.Thread(target=put, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    outcomes = []
+    for fs in futures:
+        try:
+            outcomes.append(fs[0].result(timeout=0))
+        except concurrent.futures.TimeoutError:
+            outcomes.append("pending")
+        except RuntimeError:
+            outcomes.append("refused")
+    assert sorted(outcomes, key=str) == ["pending", "refused"]
+    second_refused.set()
+    pending = futures[outcomes.index("pending")][0]
+    assert pending.result(timeout=10) is None
+    assert [o.get_ref_count() for o in objs] == [1, 1]
+    assert real_check(ekey(0)) is False
+    assert _first(backend.get_blocking(ekey(0))) == 7.0
+    backend.close()
+    _release_all(objs)
 
 
-def test_async_puts_complete_when_the_core_is_closed_under_them(launch, monkeypatch):
+def test_async_puts_complete_when_the_core_is_closed_under_them(launch, running_loop, monkeypatch):
     # The core (a public property) closed directly while a submitted put's
     # completion is not yet collected: its future must still settle, its
     # object be handed back, and the backend's close() return.
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
+    fds_before = open_fds()
+    backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=running_loop)
+    engine = backend._engine
+    real_submit = engine.submit
+    in_first_completion = threading.Event()
+    core_closed = threading.Event()
+    calls = []
+
+    def submit(op, batch, flags, done):
+        calls.append(batch)
+        if len(calls) > 1:
+            return real_submit(op, batch, flags, done)
+
+        def held_done(rc, b):
+            # The completion thread waits here while the second put
+            # completes in the library and the core is closed.
+            in_first_completion.set()
+            assert core_closed.wait(10)
+            done(rc, b)
+
+        return real_submit(op, batch, flags, held_done)
+
+    monkeypatch.setattr(engine, "submit", submit)
+    objs = [_obj(1), _obj(2)]
+    first = backend.batched_submit_put_task([ekey(0)], objs[:1])
+    assert in_first_completion.wait(10)
+    second = backend.batched_submit_put_task([ekey(1)], objs[1:])
+    backend.core.close()
+    core_closed.set()
+    assert first[0].result(timeout=10) is None
     try:
-        fds_before = open_fds()
-        backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=loop)
-        engine = backend._engine
-        real_submit = engine.submit
-        in_first_completion = threading.Event()
-        core_closed = threading.Event()
-        calls = []
-
-        def submit(op, batch, flags, done):
-            calls.append(batch)
-            if len(calls) > 1:
-                return real_submit(op, batch, flags, done)
-
-            def held_done(rc, b):
-                # The completion thread waits here while the second put
-                # completes in the library and the core is closed.
-                in_first_completion.set()
-                assert core_closed.wait(10)
-                done(rc, b)
-
-            return real_submit(op, batch, flags, held_done)
-
-        monkeypatch.setattr(engine, "submit", submit)
-        objs = [_obj(1), _obj(2)]
-        first = backend.batched_submit_put_task([ekey(0)], objs[:1])
-        assert in_first_completion.wait(10)
-        second = backend.batched_submit_put_task([ekey(1)], objs[1:])
-        backend.core.close()
-        core_closed.set()
-        assert first[0].result(timeout=10) is None
-        try:
-            second[0].result(timeout=10)  # stored before the close, or refused by it
-        except RuntimeError:
-            pass
-        closer = threading.Thread(target=backend.close, daemon=True)
-        closer.start()
-        closer.join(10)
-        assert not closer.is_alive(), "close() hangs on a put whose completion was lost"
-        assert [o.get_ref_count() for o in objs] == [1, 1]
-        assert open_fds() == fds_before
-        _release_all(objs)
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
+        second[0].result(timeout=10)  # stored before the close, or refused by it
+    except RuntimeError:
+        pass
+    closer = threading.Thread(target=backend.close, daemon=True)
+    closer.start()
+    closer.join(10)
+    assert not closer.is_alive(), "close() hangs on a put whose completion was lost"
+    assert [o.get_ref_count() for o in objs] == [1, 1]
+    assert open_fds() == fds_before
+    _release_all(objs)
 
 
-def test_close_from_an_async_put_completion_callback(launch):
+def test_close_from_an_async_put_completion_callback(launch, running_loop):
     # on_complete_callback runs on the completion thread; a close() from it
     # once waited for that thread to complete the other puts and to join
     # itself: it hung, and so did every future still pending.
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        fds_before = open_fds()
-        backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=loop)
-        closed = threading.Event()
-        both_submitted = threading.Event()
+    fds_before = open_fds()
+    backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=running_loop)
+    closed = threading.Event()
+    both_submitted = threading.Event()
 
-        def close_backend(key):
-            assert both_submitted.wait(10)  # the second put is pending
-            backend.close()
-            closed.set()
+    def close_backend(key):
+        assert both_submitted.wait(10)  # the second put is pending
+        backend.close()
+        closed.set()
 
-        objs = [_obj(1), _obj(2)]
-        futures = backend.batched_submit_put_task([ekey(0)], objs[:1], on_complete_callback=close_backend)
-        futures += backend.batched_submit_put_task([ekey(1)], objs[1:])
-        both_submitted.set()
-        assert closed.wait(10), "close() from the completion callback hangs"
-        done, pending = concurrent.futures.wait(futures, timeout=10)
-        assert not pending
-        assert wait_until(lambda: not backend._engine._thread.is_alive())
-        assert [o.get_ref_count() for o in objs] == [1, 1]
-        assert open_fds() == fds_before
-        _release_all(objs)
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-        loop.close()
+    objs = [_obj(1), _obj(2)]
+    futures = backend.batched_submit_put_task([ekey(0)], objs[:1], on_complete_callback=close_backend)
+    futures += backend.batched_submit_put_task([ekey(1)], objs[1:])
+    both_submitted.set()
+    assert closed.wait(10), "close() from the completion callback hangs"
+    done, pending = concurrent.futures.wait(futures, timeout=10)
+    assert not pending
+    assert wait_until(lambda: not backend._engine._thread.is_alive())
+    assert [o.get_ref_count() for o in objs] == [1, 1]
+    assert open_fds() == fds_before
+    _release_all(objs)
 
 
 def test_async_put_needs_an_event_loop(tmp_path, allocator):
