@@ -475,9 +475,31 @@ TEST_F(Paths, StoreKeepsNoDescriptorOfTheStandardStreams) {
     ASSERT_EQ(open_devices({{existing, dev_bytes_for(8)}}), 0) << daxkv_errmsg();
     store_.reset();
     std::string msg = child_check([&]() -> std::string {
-        ::setenv("DAXKV_STATS_DIR", stats.c_str(), 1);
-        for (int fd = 0; fd <= 2; ++fd)
-            ::close(fd);
+        // Under TSan this runs in the test program itself (no forks): its
+        // standard streams and environment are put back when the check ends.
+        struct Surroundings {
+            int saved[3];
+            const char *old_dir = ::getenv("DAXKV_STATS_DIR");
+            std::string stats_dir = old_dir ? old_dir : "";
+            explicit Surroundings(const std::string &dir) {
+                ::setenv("DAXKV_STATS_DIR", dir.c_str(), 1);
+                for (int fd = 0; fd <= 2; ++fd) {
+                    saved[fd] = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+                    ::close(fd);
+                }
+            }
+            ~Surroundings() {
+                for (int fd = 0; fd <= 2; ++fd)
+                    if (saved[fd] >= 0) {
+                        ::dup2(saved[fd], fd);
+                        ::close(saved[fd]);
+                    }
+                if (old_dir)
+                    ::setenv("DAXKV_STATS_DIR", stats_dir.c_str(), 1);
+                else
+                    ::unsetenv("DAXKV_STATS_DIR");
+            }
+        } surroundings(stats);
         ConfigPtr cfg = config({{"hotplug", "1"}, {"stats_interval", "1000"}},
                                {{existing, 0}, {created, dev_bytes_for(8)}});
         daxkv_store *s = nullptr;
