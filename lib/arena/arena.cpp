@@ -139,39 +139,37 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
         // An arena whose last user kept no index (durability=none) holds
         // nothing any open would recover: another layout simply replaces it.
         const bool holds_entries = (sb.flags & kSbRecoverable) != 0;
-        // Only the size laid out differs. Either the arena has room to grow
-        // beyond what is opened (made with a grow_limit this open does not
-        // give: grow_limit=auto keeps an existing arena's layout), or the
-        // file or device is now larger than the arena (extended since, or a
-        // size asked for above the one it was made with): its own size
-        // opens it.
-        if (!same && !opt_.reformat && holds_entries && sb.slot_bytes == layout_.slot_bytes &&
-            sb.meta_bytes == layout_.meta_bytes) {
+        if (!same && !opt_.reformat && holds_entries) {
+            // Only the size laid out differs. Either the arena has room to
+            // grow beyond what is opened (made with a grow_limit this open
+            // does not give: grow_limit=auto keeps an existing arena's
+            // layout), or the file or device is now larger than the arena
+            // (extended since, or a size asked for above the one it was
+            // made with): its own size opens it.
             const auto laid_out = static_cast<unsigned long long>(sb.arena_bytes);
-            if (sb.arena_bytes > map_->backed())
+            const auto asked = static_cast<unsigned long long>(layout_.arena_bytes);
+            if (sb.slot_bytes == layout_.slot_bytes && sb.meta_bytes == layout_.meta_bytes) {
+                if (sb.arena_bytes > map_->backed())
+                    fail(kErrForeign,
+                         "%s holds a daxkv arena of another layout: laid out to grow to %llu "
+                         "bytes, where this open lays out %llu; it is left untouched (open it "
+                         "with grow_limit=auto, which keeps an existing arena's layout, or "
+                         "grow_limit=%llu)",
+                         path.c_str(), laid_out, asked, laid_out);
                 fail(kErrForeign,
-                     "%s holds a daxkv arena of another layout: laid out to grow to %llu bytes, "
-                     "where this open lays out %llu; it is left untouched (open it with "
-                     "grow_limit=auto, which keeps an existing arena's layout, or "
-                     "grow_limit=%llu)",
-                     path.c_str(), laid_out,
-                     static_cast<unsigned long long>(layout_.arena_bytes), laid_out);
-            fail(kErrForeign,
-                 "%s holds a daxkv arena of another layout: %llu bytes, where this open lays out "
-                 "%llu (the file or device is larger than the arena); it is left untouched (open "
-                 "it with its size, %llu bytes)",
-                 path.c_str(), laid_out, static_cast<unsigned long long>(layout_.arena_bytes),
-                 laid_out);
-        }
-        if (!same && !opt_.reformat && holds_entries)
+                     "%s holds a daxkv arena of another layout: %llu bytes, where this open lays "
+                     "out %llu (the file or device is larger than the arena); it is left "
+                     "untouched (open it with its size, %llu bytes)",
+                     path.c_str(), laid_out, asked, laid_out);
+            }
             fail(kErrForeign,
                  "%s holds a daxkv arena of another layout (slot_bytes %llu, meta_bytes %u, "
                  "%llu bytes; asked for slot_bytes %llu, meta_bytes %u, %llu bytes); it is left "
                  "untouched (use on_mismatch=reformat to replace it)",
                  path.c_str(), static_cast<unsigned long long>(sb.slot_bytes), sb.meta_bytes,
-                 static_cast<unsigned long long>(sb.arena_bytes),
-                 static_cast<unsigned long long>(layout_.slot_bytes), layout_.meta_bytes,
-                 static_cast<unsigned long long>(layout_.arena_bytes));
+                 laid_out, static_cast<unsigned long long>(layout_.slot_bytes),
+                 layout_.meta_bytes, asked);
+        }
         if (!same) {
             if (!opt_.reformat) // a reformat asked for stays (daxkv_open(3))
                 save_for_undo();
