@@ -53,6 +53,17 @@ uint64_t merge_accs(const uint64_t acc[8], size_t len) noexcept {
     return h;
 }
 
+// merge_accs from a routine that used the wide registers: their upper
+// halves cleared first. GCC leaves them dirty across its (tail) call of a
+// function that does not use them, and the SSE code of the caller that
+// follows then runs with the penalty of dirty upper state: the per-value
+// ends of the fused copies cost more than their 4 KiB of stripes.
+__attribute__((target("avx"))) inline uint64_t merge_accs_clean(const uint64_t acc[8],
+                                                                 size_t len) noexcept {
+    _mm256_zeroupper();
+    return merge_accs(acc, len);
+}
+
 // The stripe schedule of an input of len > 240 bytes, the same for every
 // ISA: full 1 KiB blocks (16 stripes, then a scramble), the stripes of the
 // last partial block, then the last 64 bytes once more with their own key.
@@ -109,6 +120,7 @@ inline void advance(Lane *const *lanes, size_t nl, size_t bytes, size_t n) noexc
 
 inline void sse2_round(__m128i acc[4], const char *src, char *dst, const uint8_t *key,
                        bool copy, bool stream) noexcept {
+#pragma GCC unroll 4
     for (int i = 0; i < 4; ++i) {
         const __m128i d = _mm_loadu_si128(reinterpret_cast<const __m128i *>(src) + i);
         if (copy) {
@@ -126,6 +138,7 @@ inline void sse2_round(__m128i acc[4], const char *src, char *dst, const uint8_t
 
 inline void sse2_scramble(__m128i acc[4]) noexcept {
     const __m128i prime = _mm_set1_epi32(static_cast<int>(XXH_PRIME32_1));
+#pragma GCC unroll 4
     for (int i = 0; i < 4; ++i) {
         __m128i a = _mm_xor_si128(acc[i], _mm_srli_epi64(acc[i], 47));
         a = _mm_xor_si128(a, _mm_loadu_si128(reinterpret_cast<const __m128i *>(kScrambleKey) + i));
@@ -180,6 +193,24 @@ void round_copy_sse2(Lane *const *lanes, size_t nl, size_t bytes) noexcept {
     advance(lanes, nl, bytes, bytes);
 }
 
+// A lane's turn in a hashed round: n stripes from src to dst. The lane's
+// fields are taken into locals first: the stores to dst may alias a Lane
+// as far as the compiler knows, so a loop on x.phase, x.src and x.dst
+// reloads them after every stripe (and carries x.phase through a store
+// and a load), which halved the loop's speed.
+template <bool kStream>
+inline void hash_turn_sse2(__m128i acc[4], const char *src, char *dst, size_t n,
+                           unsigned &phase) noexcept {
+    for (size_t j = 0, off = 0; j < n; ++j, off += kStripe) {
+        __builtin_prefetch(src + off + kPrefetchAhead);
+        sse2_round(acc, src + off, dst + off, kSecret + 8 * phase, true, kStream);
+        if (++phase == kStripesPerBlock) {
+            phase = 0;
+            sse2_scramble(acc);
+        }
+    }
+}
+
 void round_hash_sse2(Lane *const *lanes, size_t nl, size_t stripes) noexcept {
     for (size_t k = 0; k < stripes; k += kInterleaveStripes) {
         const size_t n = std::min(kInterleaveStripes, stripes - k);
@@ -188,14 +219,12 @@ void round_hash_sse2(Lane *const *lanes, size_t nl, size_t stripes) noexcept {
             __m128i acc[4];
             for (int i = 0; i < 4; ++i)
                 acc[i] = _mm_load_si128(reinterpret_cast<const __m128i *>(x.acc) + i);
-            for (size_t j = 0, off = k * kStripe; j < n; ++j, off += kStripe) {
-                __builtin_prefetch(x.src + off + kPrefetchAhead);
-                sse2_round(acc, x.src + off, x.dst + off, kSecret + 8 * x.phase, true, x.stream);
-                if (++x.phase == kStripesPerBlock) {
-                    x.phase = 0;
-                    sse2_scramble(acc);
-                }
-            }
+            unsigned phase = x.phase;
+            if (x.stream)
+                hash_turn_sse2<true>(acc, x.src + k * kStripe, x.dst + k * kStripe, n, phase);
+            else
+                hash_turn_sse2<false>(acc, x.src + k * kStripe, x.dst + k * kStripe, n, phase);
+            x.phase = phase;
             for (int i = 0; i < 4; ++i)
                 _mm_store_si128(reinterpret_cast<__m128i *>(x.acc) + i, acc[i]);
         }
@@ -221,6 +250,7 @@ uint64_t finish_sse2(Lane &x) noexcept {
 
 DAXKV_AVX2 inline void avx2_round(__m256i acc[2], const char *src, char *dst, const uint8_t *key,
                                   bool copy, bool stream) noexcept {
+#pragma GCC unroll 4
     for (int i = 0; i < 2; ++i) {
         const __m256i d = _mm256_loadu_si256(reinterpret_cast<const __m256i *>(src) + i);
         if (copy) {
@@ -239,6 +269,7 @@ DAXKV_AVX2 inline void avx2_round(__m256i acc[2], const char *src, char *dst, co
 
 DAXKV_AVX2 inline void avx2_scramble(__m256i acc[2]) noexcept {
     const __m256i prime = _mm256_set1_epi32(static_cast<int>(XXH_PRIME32_1));
+#pragma GCC unroll 4
     for (int i = 0; i < 2; ++i) {
         __m256i a = _mm256_xor_si256(acc[i], _mm256_srli_epi64(acc[i], 47));
         a = _mm256_xor_si256(a, _mm256_loadu_si256(reinterpret_cast<const __m256i *>(kScrambleKey) + i));
@@ -265,7 +296,7 @@ DAXKV_AVX2 uint64_t xxh3_long_avx2(const char *src, size_t len) noexcept {
     alignas(32) uint64_t out[8];
     _mm256_store_si256(reinterpret_cast<__m256i *>(out), acc[0]);
     _mm256_store_si256(reinterpret_cast<__m256i *>(out) + 1, acc[1]);
-    return merge_accs(out, len);
+    return merge_accs_clean(out, len);
 }
 
 DAXKV_AVX2 void round_copy_avx2(Lane *const *lanes, size_t nl, size_t bytes) noexcept {
@@ -290,6 +321,20 @@ DAXKV_AVX2 void round_copy_avx2(Lane *const *lanes, size_t nl, size_t bytes) noe
     advance(lanes, nl, bytes, bytes);
 }
 
+// A lane's turn (see hash_turn_sse2).
+template <bool kStream>
+DAXKV_AVX2 inline void hash_turn_avx2(__m256i acc[2], const char *src, char *dst, size_t n,
+                                      unsigned &phase) noexcept {
+    for (size_t j = 0, off = 0; j < n; ++j, off += kStripe) {
+        __builtin_prefetch(src + off + kPrefetchAhead);
+        avx2_round(acc, src + off, dst + off, kSecret + 8 * phase, true, kStream);
+        if (++phase == kStripesPerBlock) {
+            phase = 0;
+            avx2_scramble(acc);
+        }
+    }
+}
+
 DAXKV_AVX2 void round_hash_avx2(Lane *const *lanes, size_t nl, size_t stripes) noexcept {
     for (size_t k = 0; k < stripes; k += kInterleaveStripes) {
         const size_t n = std::min(kInterleaveStripes, stripes - k);
@@ -297,14 +342,12 @@ DAXKV_AVX2 void round_hash_avx2(Lane *const *lanes, size_t nl, size_t stripes) n
             Lane &x = *lanes[l];
             __m256i acc[2] = {_mm256_load_si256(reinterpret_cast<const __m256i *>(x.acc)),
                               _mm256_load_si256(reinterpret_cast<const __m256i *>(x.acc) + 1)};
-            for (size_t j = 0, off = k * kStripe; j < n; ++j, off += kStripe) {
-                __builtin_prefetch(x.src + off + kPrefetchAhead);
-                avx2_round(acc, x.src + off, x.dst + off, kSecret + 8 * x.phase, true, x.stream);
-                if (++x.phase == kStripesPerBlock) {
-                    x.phase = 0;
-                    avx2_scramble(acc);
-                }
-            }
+            unsigned phase = x.phase;
+            if (x.stream)
+                hash_turn_avx2<true>(acc, x.src + k * kStripe, x.dst + k * kStripe, n, phase);
+            else
+                hash_turn_avx2<false>(acc, x.src + k * kStripe, x.dst + k * kStripe, n, phase);
+            x.phase = phase;
             _mm256_store_si256(reinterpret_cast<__m256i *>(x.acc), acc[0]);
             _mm256_store_si256(reinterpret_cast<__m256i *>(x.acc) + 1, acc[1]);
         }
@@ -318,7 +361,7 @@ DAXKV_AVX2 uint64_t finish_avx2(Lane &x) noexcept {
     avx2_round(acc, x.input + x.len - kStripe, nullptr, kLastKey, false, false);
     _mm256_store_si256(reinterpret_cast<__m256i *>(x.acc), acc[0]);
     _mm256_store_si256(reinterpret_cast<__m256i *>(x.acc) + 1, acc[1]);
-    return merge_accs(x.acc, x.len);
+    return merge_accs_clean(x.acc, x.len);
 }
 
 // --- AVX-512 ---------------------------------------------------------------------------
@@ -371,7 +414,7 @@ DAXKV_AVX512 uint64_t xxh3_long_avx512(const char *src, size_t len) noexcept {
     avx512_round(acc, src + len - kStripe, nullptr, kLastKey, false, false);
     alignas(64) uint64_t out[8];
     _mm512_store_si512(out, acc);
-    return merge_accs(out, len);
+    return merge_accs_clean(out, len);
 }
 
 DAXKV_AVX512 void round_copy_avx512(Lane *const *lanes, size_t nl, size_t bytes) noexcept {
@@ -393,20 +436,32 @@ DAXKV_AVX512 void round_copy_avx512(Lane *const *lanes, size_t nl, size_t bytes)
     advance(lanes, nl, bytes, bytes);
 }
 
+// A lane's turn (see hash_turn_sse2).
+template <bool kStream>
+DAXKV_AVX512 inline void hash_turn_avx512(__m512i &acc, const char *src, char *dst, size_t n,
+                                          unsigned &phase) noexcept {
+    for (size_t j = 0, off = 0; j < n; ++j, off += kStripe) {
+        __builtin_prefetch(src + off + kPrefetchAhead);
+        avx512_round(acc, src + off, dst + off, kSecret + 8 * phase, true, kStream);
+        if (++phase == kStripesPerBlock) {
+            phase = 0;
+            avx512_scramble(acc);
+        }
+    }
+}
+
 DAXKV_AVX512 void round_hash_avx512(Lane *const *lanes, size_t nl, size_t stripes) noexcept {
     for (size_t k = 0; k < stripes; k += kInterleaveStripes) {
         const size_t n = std::min(kInterleaveStripes, stripes - k);
         for (size_t l = 0; l < nl; ++l) {
             Lane &x = *lanes[l];
             __m512i acc = _mm512_load_si512(x.acc);
-            for (size_t j = 0, off = k * kStripe; j < n; ++j, off += kStripe) {
-                __builtin_prefetch(x.src + off + kPrefetchAhead);
-                avx512_round(acc, x.src + off, x.dst + off, kSecret + 8 * x.phase, true, x.stream);
-                if (++x.phase == kStripesPerBlock) {
-                    x.phase = 0;
-                    avx512_scramble(acc);
-                }
-            }
+            unsigned phase = x.phase;
+            if (x.stream)
+                hash_turn_avx512<true>(acc, x.src + k * kStripe, x.dst + k * kStripe, n, phase);
+            else
+                hash_turn_avx512<false>(acc, x.src + k * kStripe, x.dst + k * kStripe, n, phase);
+            x.phase = phase;
             _mm512_store_si512(x.acc, acc);
         }
     }
@@ -417,7 +472,7 @@ DAXKV_AVX512 uint64_t finish_avx512(Lane &x) noexcept {
     __m512i acc = _mm512_load_si512(x.acc);
     avx512_round(acc, x.input + x.len - kStripe, nullptr, kLastKey, false, false);
     _mm512_store_si512(x.acc, acc);
-    return merge_accs(x.acc, x.len);
+    return merge_accs_clean(x.acc, x.len);
 }
 
 #pragma GCC diagnostic pop
