@@ -41,27 +41,25 @@ uint64_t mul128_fold64(uint64_t a, uint64_t b) noexcept {
     return static_cast<uint64_t>(p) ^ static_cast<uint64_t>(p >> 64);
 }
 
-// XXH3's merge of the 8 accumulators into the 64-bit result.
-uint64_t merge_accs(const uint64_t acc[8], size_t len) noexcept {
-    const uint8_t *s = kSecret + kMergeAccsStart;
+// XXH3's merge of the 8 accumulators into the 64-bit result, each already
+// xored with its word of the secret (kMergeKey).
+inline uint64_t merge_keyed(const uint64_t k[8], size_t len) noexcept {
     uint64_t h = static_cast<uint64_t>(len) * XXH_PRIME64_1;
     for (int i = 0; i < 4; ++i)
-        h += mul128_fold64(acc[2 * i] ^ read64(s + 16 * i), acc[2 * i + 1] ^ read64(s + 16 * i + 8));
+        h += mul128_fold64(k[2 * i], k[2 * i + 1]);
     h ^= h >> 37;
     h *= 0x165667919E3779F9ULL;
     h ^= h >> 32;
     return h;
 }
 
-// merge_accs from a routine that used the wide registers: their upper
-// halves cleared first. GCC leaves them dirty across its (tail) call of a
-// function that does not use them, and the SSE code of the caller that
-// follows then runs with the penalty of dirty upper state: the per-value
-// ends of the fused copies cost more than their 4 KiB of stripes.
-__attribute__((target("avx"))) inline uint64_t merge_accs_clean(const uint64_t acc[8],
-                                                                 size_t len) noexcept {
-    _mm256_zeroupper();
-    return merge_accs(acc, len);
+const uint8_t *const kMergeKey = kSecret + kMergeAccsStart;
+
+uint64_t merge_accs(const uint64_t acc[8], size_t len) noexcept {
+    uint64_t k[8];
+    for (int i = 0; i < 8; ++i)
+        k[i] = acc[i] ^ read64(kMergeKey + 8 * i);
+    return merge_keyed(k, len);
 }
 
 // The stripe schedule of an input of len > 240 bytes, the same for every
@@ -279,6 +277,29 @@ DAXKV_AVX2 inline void avx2_scramble(__m256i acc[2]) noexcept {
     }
 }
 
+// The merge straight from the registers: read back from memory, the
+// accumulators' wide stores do not forward to 8-byte loads, and every
+// value's end waited for them (a fifth of a 4 KiB fused copy). The upper
+// halves are cleared before the scalar part: GCC leaves them dirty across
+// a call to a function that does not use them, and the SSE code of the
+// caller then pays the dirty-upper-state penalty.
+DAXKV_AVX2 uint64_t merge_avx2(__m256i acc0, __m256i acc1, size_t len) noexcept {
+    const __m256i *key = reinterpret_cast<const __m256i *>(kMergeKey);
+    const __m256i k0 = _mm256_xor_si256(acc0, _mm256_loadu_si256(key));
+    const __m256i k1 = _mm256_xor_si256(acc1, _mm256_loadu_si256(key + 1));
+    uint64_t k[8];
+    k[0] = _mm256_extract_epi64(k0, 0);
+    k[1] = _mm256_extract_epi64(k0, 1);
+    k[2] = _mm256_extract_epi64(k0, 2);
+    k[3] = _mm256_extract_epi64(k0, 3);
+    k[4] = _mm256_extract_epi64(k1, 0);
+    k[5] = _mm256_extract_epi64(k1, 1);
+    k[6] = _mm256_extract_epi64(k1, 2);
+    k[7] = _mm256_extract_epi64(k1, 3);
+    _mm256_zeroupper();
+    return merge_keyed(k, len);
+}
+
 DAXKV_AVX2 uint64_t xxh3_long_avx2(const char *src, size_t len) noexcept {
     alignas(32) uint64_t init[8] = XXH3_INIT_ACC;
     __m256i acc[2] = {_mm256_load_si256(reinterpret_cast<const __m256i *>(init)),
@@ -293,10 +314,7 @@ DAXKV_AVX2 uint64_t xxh3_long_avx2(const char *src, size_t len) noexcept {
     for (size_t k = 0; k < s.tail_stripes; ++k, off += kStripe)
         avx2_round(acc, src + off, nullptr, kSecret + 8 * k, false, false);
     avx2_round(acc, src + len - kStripe, nullptr, kLastKey, false, false);
-    alignas(32) uint64_t out[8];
-    _mm256_store_si256(reinterpret_cast<__m256i *>(out), acc[0]);
-    _mm256_store_si256(reinterpret_cast<__m256i *>(out) + 1, acc[1]);
-    return merge_accs_clean(out, len);
+    return merge_avx2(acc[0], acc[1], len);
 }
 
 DAXKV_AVX2 void round_copy_avx2(Lane *const *lanes, size_t nl, size_t bytes) noexcept {
@@ -359,9 +377,7 @@ DAXKV_AVX2 uint64_t finish_avx2(Lane &x) noexcept {
     __m256i acc[2] = {_mm256_load_si256(reinterpret_cast<const __m256i *>(x.acc)),
                       _mm256_load_si256(reinterpret_cast<const __m256i *>(x.acc) + 1)};
     avx2_round(acc, x.input + x.len - kStripe, nullptr, kLastKey, false, false);
-    _mm256_store_si256(reinterpret_cast<__m256i *>(x.acc), acc[0]);
-    _mm256_store_si256(reinterpret_cast<__m256i *>(x.acc) + 1, acc[1]);
-    return merge_accs_clean(x.acc, x.len);
+    return merge_avx2(acc[0], acc[1], x.len);
 }
 
 // --- AVX-512 ---------------------------------------------------------------------------
@@ -399,6 +415,11 @@ DAXKV_AVX512 inline void avx512_scramble(__m512i &acc) noexcept {
     acc = _mm512_add_epi64(lo, _mm512_slli_epi64(hi, 32));
 }
 
+// The merge from the registers (see merge_avx2).
+DAXKV_AVX512 uint64_t merge_avx512(__m512i acc, size_t len) noexcept {
+    return merge_avx2(_mm512_castsi512_si256(acc), _mm512_extracti64x4_epi64(acc, 1), len);
+}
+
 DAXKV_AVX512 uint64_t xxh3_long_avx512(const char *src, size_t len) noexcept {
     alignas(64) uint64_t init[8] = XXH3_INIT_ACC;
     __m512i acc = _mm512_load_si512(init);
@@ -412,9 +433,7 @@ DAXKV_AVX512 uint64_t xxh3_long_avx512(const char *src, size_t len) noexcept {
     for (size_t k = 0; k < s.tail_stripes; ++k, off += kStripe)
         avx512_round(acc, src + off, nullptr, kSecret + 8 * k, false, false);
     avx512_round(acc, src + len - kStripe, nullptr, kLastKey, false, false);
-    alignas(64) uint64_t out[8];
-    _mm512_store_si512(out, acc);
-    return merge_accs_clean(out, len);
+    return merge_avx512(acc, len);
 }
 
 DAXKV_AVX512 void round_copy_avx512(Lane *const *lanes, size_t nl, size_t bytes) noexcept {
@@ -471,8 +490,7 @@ DAXKV_AVX512 void round_hash_avx512(Lane *const *lanes, size_t nl, size_t stripe
 DAXKV_AVX512 uint64_t finish_avx512(Lane &x) noexcept {
     __m512i acc = _mm512_load_si512(x.acc);
     avx512_round(acc, x.input + x.len - kStripe, nullptr, kLastKey, false, false);
-    _mm512_store_si512(x.acc, acc);
-    return merge_accs_clean(x.acc, x.len);
+    return merge_avx512(acc, x.len);
 }
 
 #pragma GCC diagnostic pop
