@@ -93,17 +93,26 @@ constexpr size_t kPrefetchAhead = 1024;
 constexpr size_t kInterleaveStripes = kInterleave / kStripe;
 
 struct Lane {
-    char *dst;          // where the next bytes go
+    char *dst;          // where the next bytes go (hashed: the next stripe's)
     const char *src;    // where they come from
     size_t left;        // plain: bytes of whole lines left; hashed: stripes left
     size_t head, tail;  // plain: bytes before the first whole line; both: bytes after the last
     bool stream;        // non-temporal stores
     unsigned phase;     // hashed: stripes into the current 1 KiB block
     uint64_t *hash;     // where the hash goes; null for a plain copy
-    const char *input;  // hashed: the whole input and its length (the last stripe, the merge)
-    size_t len;
+    // Hashed, streamed to a destination off the line: the destination's
+    // lines start this many bytes into the stripes, and lines of them are
+    // left to copy (0 otherwise: the stripes are copied as they are hashed).
+    size_t shift, lines;
+    char *out;          // the whole output, the input and its length (the
+    const char *input;  // last stripe, the merge, the bytes after the
+    size_t len;         // last line)
     alignas(64) uint64_t acc[8];
 };
+
+// How a hashed round stores the stripes it hashes: plainly, streaming, or
+// not at all (a shifted lane copies its lines apart, Lane::shift).
+enum class Stores { plain, stream, none };
 
 // After a round of n bytes (plain) or n stripes (hashed).
 inline void advance(Lane *const *lanes, size_t nl, size_t bytes, size_t n) noexcept {
@@ -196,17 +205,25 @@ void round_copy_sse2(Lane *const *lanes, size_t nl, size_t bytes) noexcept {
 // as far as the compiler knows, so a loop on x.phase, x.src and x.dst
 // reloads them after every stripe (and carries x.phase through a store
 // and a load), which halved the loop's speed.
-template <bool kStream>
+template <Stores kStores>
 inline void hash_turn_sse2(__m128i acc[4], const char *src, char *dst, size_t n,
                            unsigned &phase) noexcept {
     for (size_t j = 0, off = 0; j < n; ++j, off += kStripe) {
         __builtin_prefetch(src + off + kPrefetchAhead);
-        sse2_round(acc, src + off, dst + off, kSecret + 8 * phase, true, kStream);
+        sse2_round(acc, src + off, dst + off, kSecret + 8 * phase, kStores != Stores::none,
+                   kStores == Stores::stream);
         if (++phase == kStripesPerBlock) {
             phase = 0;
             sse2_scramble(acc);
         }
     }
+}
+
+// Whole lines to a line-aligned destination, streaming (a shifted lane's).
+inline void stream_lines_sse2(const char *src, char *dst, size_t lines) noexcept {
+    for (size_t off = 0; off < lines * 64; off += 16)
+        _mm_stream_si128(reinterpret_cast<__m128i *>(dst + off),
+                         _mm_loadu_si128(reinterpret_cast<const __m128i *>(src + off)));
 }
 
 void round_hash_sse2(Lane *const *lanes, size_t nl, size_t stripes) noexcept {
@@ -218,10 +235,18 @@ void round_hash_sse2(Lane *const *lanes, size_t nl, size_t stripes) noexcept {
             for (int i = 0; i < 4; ++i)
                 acc[i] = _mm_load_si128(reinterpret_cast<const __m128i *>(x.acc) + i);
             unsigned phase = x.phase;
-            if (x.stream)
-                hash_turn_sse2<true>(acc, x.src + k * kStripe, x.dst + k * kStripe, n, phase);
-            else
-                hash_turn_sse2<false>(acc, x.src + k * kStripe, x.dst + k * kStripe, n, phase);
+            const char *s = x.src + k * kStripe;
+            char *d = x.dst + k * kStripe;
+            if (x.shift) {
+                hash_turn_sse2<Stores::none>(acc, s, d, n, phase);
+                const size_t lines = std::min(n, x.lines);
+                stream_lines_sse2(s + x.shift, d + x.shift, lines);
+                x.lines -= lines;
+            } else if (x.stream) {
+                hash_turn_sse2<Stores::stream>(acc, s, d, n, phase);
+            } else {
+                hash_turn_sse2<Stores::plain>(acc, s, d, n, phase);
+            }
             x.phase = phase;
             for (int i = 0; i < 4; ++i)
                 _mm_store_si128(reinterpret_cast<__m128i *>(x.acc) + i, acc[i]);
@@ -340,17 +365,24 @@ DAXKV_AVX2 void round_copy_avx2(Lane *const *lanes, size_t nl, size_t bytes) noe
 }
 
 // A lane's turn (see hash_turn_sse2).
-template <bool kStream>
+template <Stores kStores>
 DAXKV_AVX2 inline void hash_turn_avx2(__m256i acc[2], const char *src, char *dst, size_t n,
                                       unsigned &phase) noexcept {
     for (size_t j = 0, off = 0; j < n; ++j, off += kStripe) {
         __builtin_prefetch(src + off + kPrefetchAhead);
-        avx2_round(acc, src + off, dst + off, kSecret + 8 * phase, true, kStream);
+        avx2_round(acc, src + off, dst + off, kSecret + 8 * phase, kStores != Stores::none,
+                   kStores == Stores::stream);
         if (++phase == kStripesPerBlock) {
             phase = 0;
             avx2_scramble(acc);
         }
     }
+}
+
+DAXKV_AVX2 inline void stream_lines_avx2(const char *src, char *dst, size_t lines) noexcept {
+    for (size_t off = 0; off < lines * 64; off += 32)
+        _mm256_stream_si256(reinterpret_cast<__m256i *>(dst + off),
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i *>(src + off)));
 }
 
 DAXKV_AVX2 void round_hash_avx2(Lane *const *lanes, size_t nl, size_t stripes) noexcept {
@@ -361,10 +393,18 @@ DAXKV_AVX2 void round_hash_avx2(Lane *const *lanes, size_t nl, size_t stripes) n
             __m256i acc[2] = {_mm256_load_si256(reinterpret_cast<const __m256i *>(x.acc)),
                               _mm256_load_si256(reinterpret_cast<const __m256i *>(x.acc) + 1)};
             unsigned phase = x.phase;
-            if (x.stream)
-                hash_turn_avx2<true>(acc, x.src + k * kStripe, x.dst + k * kStripe, n, phase);
-            else
-                hash_turn_avx2<false>(acc, x.src + k * kStripe, x.dst + k * kStripe, n, phase);
+            const char *s = x.src + k * kStripe;
+            char *d = x.dst + k * kStripe;
+            if (x.shift) {
+                hash_turn_avx2<Stores::none>(acc, s, d, n, phase);
+                const size_t lines = std::min(n, x.lines);
+                stream_lines_avx2(s + x.shift, d + x.shift, lines);
+                x.lines -= lines;
+            } else if (x.stream) {
+                hash_turn_avx2<Stores::stream>(acc, s, d, n, phase);
+            } else {
+                hash_turn_avx2<Stores::plain>(acc, s, d, n, phase);
+            }
             x.phase = phase;
             _mm256_store_si256(reinterpret_cast<__m256i *>(x.acc), acc[0]);
             _mm256_store_si256(reinterpret_cast<__m256i *>(x.acc) + 1, acc[1]);
@@ -456,17 +496,23 @@ DAXKV_AVX512 void round_copy_avx512(Lane *const *lanes, size_t nl, size_t bytes)
 }
 
 // A lane's turn (see hash_turn_sse2).
-template <bool kStream>
+template <Stores kStores>
 DAXKV_AVX512 inline void hash_turn_avx512(__m512i &acc, const char *src, char *dst, size_t n,
                                           unsigned &phase) noexcept {
     for (size_t j = 0, off = 0; j < n; ++j, off += kStripe) {
         __builtin_prefetch(src + off + kPrefetchAhead);
-        avx512_round(acc, src + off, dst + off, kSecret + 8 * phase, true, kStream);
+        avx512_round(acc, src + off, dst + off, kSecret + 8 * phase, kStores != Stores::none,
+                     kStores == Stores::stream);
         if (++phase == kStripesPerBlock) {
             phase = 0;
             avx512_scramble(acc);
         }
     }
+}
+
+DAXKV_AVX512 inline void stream_lines_avx512(const char *src, char *dst, size_t lines) noexcept {
+    for (size_t off = 0; off < lines * 64; off += 64)
+        _mm512_stream_si512(reinterpret_cast<__m512i *>(dst + off), _mm512_loadu_si512(src + off));
 }
 
 DAXKV_AVX512 void round_hash_avx512(Lane *const *lanes, size_t nl, size_t stripes) noexcept {
@@ -476,10 +522,18 @@ DAXKV_AVX512 void round_hash_avx512(Lane *const *lanes, size_t nl, size_t stripe
             Lane &x = *lanes[l];
             __m512i acc = _mm512_load_si512(x.acc);
             unsigned phase = x.phase;
-            if (x.stream)
-                hash_turn_avx512<true>(acc, x.src + k * kStripe, x.dst + k * kStripe, n, phase);
-            else
-                hash_turn_avx512<false>(acc, x.src + k * kStripe, x.dst + k * kStripe, n, phase);
+            const char *s = x.src + k * kStripe;
+            char *d = x.dst + k * kStripe;
+            if (x.shift) {
+                hash_turn_avx512<Stores::none>(acc, s, d, n, phase);
+                const size_t lines = std::min(n, x.lines);
+                stream_lines_avx512(s + x.shift, d + x.shift, lines);
+                x.lines -= lines;
+            } else if (x.stream) {
+                hash_turn_avx512<Stores::stream>(acc, s, d, n, phase);
+            } else {
+                hash_turn_avx512<Stores::plain>(acc, s, d, n, phase);
+            }
             x.phase = phase;
             _mm512_store_si512(x.acc, acc);
         }
@@ -571,18 +625,30 @@ static_assert(kSplitMin / kCopyLanes >= 4096, "every part of a split copy is a l
 constexpr size_t kStartLines = kPrefetchAhead / 64;
 
 void start_lane(Lane &x, const CopyStream &c) noexcept {
-    x.dst = static_cast<char *>(c.dst);
+    x.dst = x.out = static_cast<char *>(c.dst);
     x.src = x.input = static_cast<const char *>(c.src);
     x.len = c.len;
     x.hash = c.hash;
-    x.head = 0;
+    x.head = x.shift = x.lines = 0;
     if (x.hash) {
-        // Streaming stores need aligned lines; the stripes follow the
-        // source, so a destination off the line is stored plainly.
-        x.stream = c.nt && (reinterpret_cast<uintptr_t>(x.dst) & 63) == 0;
+        // The stripes follow the source. Streaming stores need whole lines
+        // of the destination: when its lines fall elsewhere, the bytes
+        // before its first line are copied now, its lines in each turn
+        // apart from the stripes (one more load each, from the cache), and
+        // the rest at the end. Storing the stripes plainly instead (one
+        // read for ownership of every line) ran restores with verify=read
+        // into a malloc'ed buffer at less than half the speed.
+        const size_t to_line = (64 - (reinterpret_cast<uintptr_t>(x.dst) & 63)) & 63;
+        x.stream = c.nt && to_line == 0;
         const Schedule sch(x.len);
         x.left = sch.blocks * kStripesPerBlock + sch.tail_stripes;
         x.tail = x.len - sch.covered;
+        if (c.nt && to_line) {
+            x.shift = to_line;
+            x.lines = (x.len - to_line) / 64; // never more than the stripes
+            x.tail = x.len - to_line - x.lines * 64;
+            std::memcpy(x.dst, x.src, to_line);
+        }
         x.phase = 0;
         const uint64_t init[8] = XXH3_INIT_ACC;
         std::memcpy(x.acc, init, sizeof x.acc);
@@ -610,7 +676,7 @@ void copy_head(Lane &x) noexcept {
 // Every line (or stripe) of the lane is copied: the bytes after them, and
 // the hash.
 void end_lane(Lane &x, const Kernels &k) noexcept {
-    std::memcpy(x.dst, x.src, x.tail);
+    std::memcpy(x.out + x.len - x.tail, x.input + x.len - x.tail, x.tail);
     if (x.hash)
         *x.hash = k.finish(x);
 }

@@ -83,6 +83,51 @@ TEST_P(CopyRoutines, EveryLengthToPastTheStreamThresholdAndEveryAlignment) {
     }
 }
 
+// A hashed copy that streams to a destination off the line copies the
+// destination's lines apart from the stripes it hashes: one line fewer than
+// stripes when the bytes after the last stripe are fewer than the bytes
+// before the destination's first line, as many otherwise.
+TEST_P(CopyRoutines, HashedStreamsToEveryDestinationOffset) {
+    IsaGuard g(GetParam());
+    Buffers b(65536 + 256);
+    for (size_t dof = 0; dof < 64; ++dof)
+        for (size_t len : {kStreamMin, kStreamMin + 1, kStreamMin + dof, kStreamMin + dof + 1,
+                           kStreamMin + 63, kStreamMin + 64, size_t(65536) + dof,
+                           size_t(65536) + 64 - dof})
+            for (size_t so : {size_t(0), size_t(5)})
+                b.check(len, so, dof, true, true);
+}
+
+TEST_P(CopyRoutines, InterleavedHashedStreamsAtEveryShift) {
+    IsaGuard isa(GetParam());
+    // Eight lanes of different lengths and destination offsets, refilled as
+    // they end: every shift from 0 to 63 with both line counts.
+    constexpr size_t kSlot = 20000;
+    std::vector<uint8_t> src(64 * kSlot), dst(64 * kSlot + 64, 0xA5);
+    std::mt19937_64 rng(5);
+    for (auto &v : src)
+        v = static_cast<uint8_t>(rng());
+    std::vector<CopyStream> streams;
+    std::vector<uint64_t> hashes(64, 0);
+    std::vector<size_t> lens;
+    for (size_t i = 0; i < 64; ++i) {
+        const size_t len = kStreamMin + (i * 977) % (kSlot - kStreamMin - 64);
+        lens.push_back(len);
+        streams.push_back(CopyStream{dst.data() + i * kSlot + i, src.data() + i * kSlot, len,
+                                     &hashes[i], true});
+    }
+    copy_streams(streams.data(), streams.size());
+    for (size_t i = 0; i < 64; ++i) {
+        const uint8_t *d = dst.data() + i * kSlot + i, *s = src.data() + i * kSlot;
+        ASSERT_EQ(std::memcmp(d, s, lens[i]), 0) << "stream " << i;
+        EXPECT_EQ(hashes[i], XXH3_64bits(s, lens[i])) << "stream " << i;
+        for (const uint8_t *p = dst.data() + i * kSlot; p < d; ++p)
+            ASSERT_EQ(*p, 0xA5) << "wrote before stream " << i;
+        for (const uint8_t *p = d + lens[i]; p < dst.data() + (i + 1) * kSlot + (i + 1); ++p)
+            ASSERT_EQ(*p, 0xA5) << "wrote past stream " << i;
+    }
+}
+
 TEST_P(CopyRoutines, BoundariesAndLargeOddLengths) {
     IsaGuard g(GetParam());
     std::mt19937_64 rng(7);
