@@ -68,34 +68,5 @@ void flush_range(const void *p, size_t n) noexcept {
 
 void store_fence() noexcept { _mm_sfence(); }
 
-void memcpy_nontemporal(void *dst, const void *src, size_t n) noexcept {
-    auto *d = static_cast<char *>(dst);
-    auto *s = static_cast<const char *>(src);
-    // Head: bring dst to 16-byte alignment with an ordinary copy.
-    size_t head = (16 - (reinterpret_cast<uintptr_t>(d) & 15)) & 15;
-    if (head > n)
-        head = n;
-    std::memcpy(d, s, head);
-    d += head;
-    s += head;
-    n -= head;
-    // Body: 64 bytes per iteration, streaming stores (SSE2 is baseline).
-    while (n >= 64) {
-        __m128i a = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s));
-        __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 16));
-        __m128i c = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 32));
-        __m128i e = _mm_loadu_si128(reinterpret_cast<const __m128i *>(s + 48));
-        _mm_stream_si128(reinterpret_cast<__m128i *>(d), a);
-        _mm_stream_si128(reinterpret_cast<__m128i *>(d + 16), b);
-        _mm_stream_si128(reinterpret_cast<__m128i *>(d + 32), c);
-        _mm_stream_si128(reinterpret_cast<__m128i *>(d + 48), e);
-        d += 64;
-        s += 64;
-        n -= 64;
-    }
-    std::memcpy(d, s, n);
-    _mm_sfence();
-}
-
 } // namespace platform
 } // namespace daxkv

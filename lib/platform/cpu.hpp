@@ -50,9 +50,5 @@ template <class Busy> void spin_while(Busy busy, std::chrono::microseconds limit
     }
 }
 
-// Copy with non-temporal stores to dst (bypassing the cache); ends with a
-// store fence. Falls back to memcpy for small or unaligned tails.
-void memcpy_nontemporal(void *dst, const void *src, size_t n) noexcept;
-
 } // namespace platform
 } // namespace daxkv
