@@ -1,7 +1,6 @@
 #include "platform/cpu.hpp"
 
 #include <cpuid.h>
-#include <cstring>
 #include <emmintrin.h>
 #include <immintrin.h>
 
