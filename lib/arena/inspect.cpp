@@ -135,9 +135,19 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
             f.key = printable(std::string_view(reinterpret_cast<const char *>(h + 1), h->key_len));
         r.findings.push_back(std::move(f));
     };
-    // Newest commit of each key so far: (slot, seq). Of two with one seq
-    // the earlier slot stays, as in recover_pool.
-    std::unordered_map<std::string_view, std::pair<uint64_t, uint64_t>> newest;
+    // Newest commit of each key so far. Of two with one seq the earlier
+    // slot stays, as in recover_pool.
+    struct Newest {
+        uint64_t slot, seq;
+        bool value_checked;
+    };
+    std::unordered_map<std::string_view, Newest> newest;
+    auto data_of = [&](uint64_t s) { return base + l.data_offset + s * l.slot_bytes; };
+    auto value_ok = [&](uint64_t s) {
+        const SlotHeader *h = header(s);
+        return classify_slot(h, __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE), l, data_of(s),
+                             true, limit) == SlotVerdict::ok;
+    };
     // Only the usable slots: the payloads above them need not exist (room
     // to grow into, at the end of a file arena).
     const uint64_t usable = usable_slots_of(r.sb);
@@ -146,8 +156,7 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
             opt.progress(s, usable);
         SlotHeader *h = header(s);
         uint64_t commit = __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE);
-        const char *data = base + l.data_offset + s * l.slot_bytes;
-        SlotVerdict v = classify_slot(h, commit, l, data, opt.check_values, limit);
+        SlotVerdict v = classify_slot(h, commit, l, data_of(s), opt.check_values, limit);
         if (v == SlotVerdict::empty)
             continue;
         r.committed++;
@@ -162,14 +171,29 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
             continue;
         }
         std::string_view key(reinterpret_cast<const char *>(h + 1), h->key_len);
+        const Newest here{s, h->seq, opt.check_values};
         auto it = newest.find(key);
         if (it == newest.end()) {
-            newest.emplace(key, std::make_pair(s, h->seq));
+            newest.emplace(key, here);
             continue;
         }
-        uint64_t loser = it->second.second >= h->seq ? s : it->second.first;
-        if (loser != s)
-            it->second = std::make_pair(s, h->seq);
+        Newest &known = it->second;
+        const bool here_wins = known.seq < h->seq;
+        Newest winner = here_wins ? here : known;
+        const uint64_t loser = here_wins ? known.slot : s;
+        // Without value checks, an older version goes only once the newer
+        // one's value is checked: an open that checks values drops a newer
+        // version whose value is damaged and keeps the older one, and a
+        // repair that withdrew the older one would lose the key.
+        if (!winner.value_checked && !value_ok(winner.slot)) {
+            r.bad_value++;
+            finding(winner.slot, header(winner.slot), verdict_name(SlotVerdict::bad_value), true);
+            withdraw(header(winner.slot));
+            known = here_wins ? known : here;
+            continue;
+        }
+        winner.value_checked = true;
+        known = winner;
         r.stale++;
         finding(loser, header(loser), "stale", true);
         withdraw(header(loser));
@@ -177,7 +201,7 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
     if (opt.progress)
         opt.progress(usable, usable);
     for (const auto &kv : newest) {
-        const SlotHeader *h = header(kv.second.first);
+        const SlotHeader *h = header(kv.second.slot);
         r.live++;
         r.value_bytes += h->value_len;
         r.max_seq = std::max(r.max_seq, h->seq);
