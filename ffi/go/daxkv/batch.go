@@ -94,6 +94,16 @@ func packKeys(keys [][]byte) packed {
 	return p
 }
 
+// addLen adds a caller's length to a running total. ok is false when the
+// total would pass the largest int: a wrapped sum could pass the check
+// against the buffer while the regions it adds up lie far outside it.
+func addLen(total, l int) (int, bool) {
+	if l > int(^uint(0)>>1)-total {
+		return total, false
+	}
+	return total + l, true
+}
+
 func (s *Store) batch(op C.int, name string, keys [][]byte, data []byte, lens []C.size_t, flags C.unsigned) ([]C.int, int, error) {
 	if len(keys) == 0 {
 		if _, err := s.enter(); err != nil {
@@ -136,7 +146,10 @@ func (s *Store) PutManyFrom(keys [][]byte, buf []byte, lens []int, replace bool)
 			return nil, nil, invalid("daxkv_put_batch", "negative length")
 		}
 		cl[i] = C.size_t(l)
-		total += l
+		var ok bool
+		if total, ok = addLen(total, l); !ok {
+			return nil, nil, invalid("daxkv_put_batch", "lens exceed the buffer")
+		}
 	}
 	if total > len(buf) {
 		return nil, nil, invalid("daxkv_put_batch", "lens exceed the buffer")
@@ -196,7 +209,10 @@ func (s *Store) GetManyInto(keys [][]byte, buf []byte, caps []int, prefix bool) 
 			return nil, nil, 0, invalid("daxkv_get_batch", "negative capacity")
 		}
 		cl[i] = C.size_t(c)
-		total += c
+		var ok bool
+		if total, ok = addLen(total, c); !ok {
+			return nil, nil, 0, invalid("daxkv_get_batch", "caps exceed the buffer")
+		}
 	}
 	if total > len(buf) {
 		return nil, nil, 0, invalid("daxkv_get_batch", "caps exceed the buffer")

@@ -475,3 +475,31 @@ func TestVersion(t *testing.T) {
 		t.Fatalf("%s vs %d", Version(), n)
 	}
 }
+
+// Lengths and capacities are checked against the buffer by their sum; a
+// sum that wraps around must not let C address memory outside it. Bad
+// inputs: PutManyFrom lens {MaxInt, MaxInt, 2} (sum wraps to 0, the third
+// value would be read from 2 bytes before buf), GetManyInto caps of the
+// same shape, and caps {MaxInt, 1} (sum wraps negative, the second region
+// would start MaxInt bytes past buf).
+func TestBatchLengthsThatOverflow(t *testing.T) {
+	s := open(t, nil)
+	const maxInt = int(^uint(0) >> 1)
+	ks := [][]byte{[]byte("o1"), []byte("o2"), []byte("o3")}
+	buf := make([]byte, 8)
+	stored, _, err := s.PutManyFrom(ks, buf, []int{maxInt, maxInt, 2}, false)
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("put lens wrapping to 0: stored %v, err %v", stored, err)
+	}
+	if ok, _ := s.Contains([]byte("o3")); ok {
+		t.Fatal("a value read from outside the buffer was stored")
+	}
+	// The keys are absent, so the library writes nothing even where the
+	// check is missing.
+	if _, _, _, err := s.GetManyInto(ks, buf, []int{maxInt, maxInt, 2}, false); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("get caps wrapping to 0: %v", err)
+	}
+	if _, _, _, err := s.GetManyInto(ks[:2], buf, []int{maxInt, 1}, false); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("get caps wrapping negative: %v", err)
+	}
+}
