@@ -25,6 +25,10 @@ static dk_async *dk_async_new(const char *keys, const size_t *klens, const char 
                               const size_t *lens, size_t n) {
 	size_t kb = 0, db = 0;
 	for (size_t i = 0; i < n; i++) {
+		// A wrapped sum would allocate less than the items are told they
+		// have: refuse it as the allocation it cannot be.
+		if (klens[i] > SIZE_MAX - kb || (lens && lens[i] > SIZE_MAX - db))
+			return NULL;
 		kb += klens[i];
 		if (lens)
 			db += lens[i];
@@ -192,9 +196,14 @@ func (s *Store) SubmitGet(keys [][]byte, caps []int, prefix bool, tag uint64) (<
 	if len(keys) != len(caps) {
 		return nil, invalid("daxkv_submit", "keys and caps differ in length")
 	}
+	total := 0
 	for _, c := range caps {
 		if c < 0 {
 			return nil, invalid("daxkv_submit", "negative capacity")
+		}
+		var ok bool
+		if total, ok = addLen(total, c); !ok {
+			return nil, invalid("daxkv_submit", "the capacities add up to more than an int holds")
 		}
 	}
 	var f C.unsigned

@@ -240,3 +240,27 @@ func TestFinalizerClosesAnAbandonedStore(t *testing.T) {
 		t.Fatalf("%d goroutines, %d before: the store was never finalized", n, before)
 	}
 }
+
+// A get batch's destination buffers are allocated in C from the sum of the
+// capacities. Bad inputs: capacities {1<<62} x 4, whose size_t sum wraps
+// to 0 (each item would get a 2^62-byte capacity in a one-byte
+// allocation), and {MaxInt, MaxInt, 2}, whose int sum wraps. The keys are
+// absent, so nothing is written even where the check is missing.
+func TestSubmitGetCapacitiesThatOverflow(t *testing.T) {
+	s := open(t, nil)
+	const maxInt = int(^uint(0) >> 1)
+	for _, caps := range [][]int{{1 << 62, 1 << 62, 1 << 62, 1 << 62}, {maxInt, maxInt, 2}} {
+		ks := make([][]byte, len(caps))
+		for i := range ks {
+			ks[i] = []byte(fmt.Sprintf("absent%d", i))
+		}
+		ch, err := s.SubmitGet(ks, caps, false, 7)
+		if err == nil {
+			recv(t, ch)
+			t.Fatalf("caps %v: submitted", caps)
+		}
+		if !errors.Is(err, ErrInvalid) {
+			t.Fatalf("caps %v: %v, want ErrInvalid", caps, err)
+		}
+	}
+}
