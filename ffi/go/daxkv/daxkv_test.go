@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 )
 
 const mib = 1 << 20
@@ -501,5 +502,100 @@ func TestBatchLengthsThatOverflow(t *testing.T) {
 	}
 	if _, _, _, err := s.GetManyInto(ks[:2], buf, []int{maxInt, 1}, false); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("get caps wrapping negative: %v", err)
+	}
+}
+
+// finishes runs f and fails the test if it has not returned within 10 s
+// (a deadlock would otherwise hang the whole test binary).
+func finishes(t *testing.T, what string, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s: still blocked after 10 s", what)
+	}
+}
+
+// A View's callback may use its lease: its accessors, and Release. Bad
+// inputs: Release called inside View (the lease must go back once View
+// returns, not deadlock); Release called on another goroutine during a
+// View, then Len/Meta/Slot/Bytes inside the View (they report the lease
+// released, while the View's bytes stay valid until it returns).
+func TestLeaseUsedInsideView(t *testing.T) {
+	s := open(t, nil)
+	s.Put([]byte("k"), []byte("payload"), false)
+	t.Run("Release", func(t *testing.T) { leaseReleasedInsideView(t, s) })
+	t.Run("accessors", func(t *testing.T) { leaseAccessorsInsideView(t, s) })
+}
+
+func leaseReleasedInsideView(t *testing.T, s *Store) {
+	l, err := s.Lease([]byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	finishes(t, "Release inside View", func() {
+		err = l.View(func(b []byte) error {
+			l.Release()
+			if string(b) != "payload" { // still valid until View returns
+				return fmt.Errorf("bytes after Release inside View: %q", b)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.View(func([]byte) error { return nil }); err != ErrReleased {
+		t.Fatalf("view after release: %v", err)
+	}
+	if st, _ := s.Stats(); st.LeasesActive != 0 {
+		t.Fatalf("%d leases active after View returned", st.LeasesActive)
+	}
+}
+
+func leaseAccessorsInsideView(t *testing.T, s *Store) {
+	l, err := s.Lease([]byte("k"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	finishes(t, "Release on another goroutine during View", func() {
+		err = l.View(func(b []byte) error {
+			released := make(chan struct{})
+			go func() {
+				l.Release()
+				close(released)
+			}()
+			<-released // Release must not wait for this View
+			if n := l.Len(); n != 0 {
+				return fmt.Errorf("Len after Release: %d", n)
+			}
+			if _, err := l.Meta(); err != ErrReleased {
+				return fmt.Errorf("Meta after Release: %v", err)
+			}
+			if _, err := l.Slot(); err != ErrReleased {
+				return fmt.Errorf("Slot after Release: %v", err)
+			}
+			if _, err := l.Bytes(); err != ErrReleased {
+				return fmt.Errorf("Bytes after Release: %v", err)
+			}
+			if string(b) != "payload" {
+				return fmt.Errorf("bytes during View after Release: %q", b)
+			}
+			if st, _ := s.Stats(); st.LeasesActive != 1 {
+				return fmt.Errorf("%d leases active during View, want 1", st.LeasesActive)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := s.Stats(); st.LeasesActive != 0 {
+		t.Fatalf("%d leases active after View returned", st.LeasesActive)
 	}
 }

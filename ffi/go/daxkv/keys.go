@@ -215,14 +215,14 @@ func slotInfo(c *C.daxkv_slot_info) SlotInfo {
 
 // Slot says which slot holds the leased entry.
 func (l *Lease) Slot() (SlotInfo, error) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.l == nil {
+	p := l.use()
+	if p == nil {
 		return SlotInfo{}, ErrReleased
 	}
+	defer l.done()
 	var c C.daxkv_slot_info
 	var msg *C.char
-	if rc := C.dk_lease_slot(l.l, &c, &msg); rc < 0 {
+	if rc := C.dk_lease_slot(p, &c, &msg); rc < 0 {
 		return SlotInfo{}, mkerr(rc, "daxkv_lease_slot", msg)
 	}
 	return slotInfo(&c), nil

@@ -53,10 +53,46 @@ import (
 // Lease is a read-only, zero-copy borrow of an entry's bytes. It keeps its
 // store reachable, and the library keeps the bytes valid until Release,
 // even after the store is closed.
+//
+// No lock is held while a View's callback runs, so the callback may call
+// the lease's other methods, Release included: a Release during a View
+// (on any goroutine) returns at once, later calls see the lease released,
+// and the lease goes back to the library when the last View returns.
 type Lease struct {
-	mu    sync.RWMutex
-	l     *C.daxkv_lease
-	store *Store // keeps the store (and its finalizer) from running first
+	mu       sync.Mutex
+	l        *C.daxkv_lease
+	store    *Store // keeps the store (and its finalizer) from running first
+	users    int    // calls using l now (Views and accessors)
+	released bool   // Release was called; l goes back once users is 0
+}
+
+// use hands out l for one call, or nil once the lease is released. Each
+// non-nil result is paired with a call of done.
+func (l *Lease) use() *C.daxkv_lease {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.l == nil || l.released {
+		return nil
+	}
+	l.users++
+	return l.l
+}
+
+func (l *Lease) done() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.users--
+	if l.users == 0 && l.released {
+		l.free()
+	}
+}
+
+// free gives the lease back to the library; l.mu is held.
+func (l *Lease) free() {
+	C.daxkv_lease_release(l.l)
+	l.l = nil
+	l.store = nil
+	runtime.SetFinalizer(l, nil)
 }
 
 // Lease borrows key's bytes in place. ErrNotFound on a miss.
@@ -124,26 +160,26 @@ func (s *Store) LeaseMany(keys [][]byte, prefix bool) ([]*Lease, []error, error)
 
 // Len is the entry's size (0 after Release).
 func (l *Lease) Len() int {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.l == nil {
+	p := l.use()
+	if p == nil {
 		return 0
 	}
-	return int(C.daxkv_lease_size(l.l))
+	defer l.done()
+	return int(C.daxkv_lease_size(p))
 }
 
 // View calls fn with the bytes in place. The slice is valid only during
 // fn and must not be written or retained.
 func (l *Lease) View(fn func(data []byte) error) error {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.l == nil {
+	p := l.use()
+	if p == nil {
 		return ErrReleased
 	}
-	n := int(C.daxkv_lease_size(l.l))
+	defer l.done()
+	n := int(C.daxkv_lease_size(p))
 	var b []byte
 	if n > 0 {
-		b = unsafe.Slice((*byte)(C.daxkv_lease_data(l.l)), n)
+		b = unsafe.Slice((*byte)(C.daxkv_lease_data(p)), n)
 	}
 	return fn(b)
 }
@@ -160,28 +196,30 @@ func (l *Lease) Bytes() ([]byte, error) {
 
 // Meta returns a copy of the entry's metadata blob.
 func (l *Lease) Meta() ([]byte, error) {
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.l == nil {
+	p := l.use()
+	if p == nil {
 		return nil, ErrReleased
 	}
+	defer l.done()
 	var n C.size_t
-	p := C.daxkv_lease_meta(l.l, &n)
-	if p == nil || n == 0 {
+	m := C.daxkv_lease_meta(p, &n)
+	if m == nil || n == 0 {
 		return []byte{}, nil
 	}
-	return C.GoBytes(p, C.int(n)), nil
+	return C.GoBytes(m, C.int(n)), nil
 }
 
-// Release returns the lease. Idempotent; later View calls return ErrReleased.
+// Release returns the lease. Idempotent; later calls return ErrReleased
+// (Len 0). During a View it only marks the lease released: it goes back
+// when the View returns.
 func (l *Lease) Release() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.l != nil {
-		C.daxkv_lease_release(l.l)
-		l.l = nil
-		l.store = nil
-		runtime.SetFinalizer(l, nil)
+	if l.l != nil && !l.released {
+		l.released = true
+		if l.users == 0 {
+			l.free()
+		}
 	}
 }
 
