@@ -16,6 +16,7 @@ import "C"
 import (
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // LogLevel is a message's severity (syslog's levels).
@@ -69,7 +70,34 @@ func SetLogger(maxLevel LogLevel, fn func(level LogLevel, msg string)) {
 	C.dk_set_log(1, C.int(maxLevel))
 }
 
+// The threads running the logger now, by thread id. A cgo callback keeps
+// its goroutine on the thread that called it, so a goroutine in a log
+// callback finds its thread here: Store.Close uses it not to wait for the
+// call whose message is being delivered.
+var (
+	logThreadsMu sync.Mutex
+	logThreads   = map[int]int{}
+)
+
+func inLogCallback() bool {
+	tid := syscall.Gettid()
+	logThreadsMu.Lock()
+	defer logThreadsMu.Unlock()
+	return logThreads[tid] > 0
+}
+
 func deliverLog(level int, msg *C.char) {
+	tid := syscall.Gettid()
+	logThreadsMu.Lock()
+	logThreads[tid]++
+	logThreadsMu.Unlock()
+	defer func() {
+		logThreadsMu.Lock()
+		if logThreads[tid]--; logThreads[tid] == 0 {
+			delete(logThreads, tid)
+		}
+		logThreadsMu.Unlock()
+	}()
 	defer func() { _ = recover() }()
 	fn, _ := logger.Load().(logFunc)
 	if fn == nil || msg == nil {

@@ -1,10 +1,12 @@
 package daxkv
 
 import (
+	"errors"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // The logger is process-wide; the package's tests do not run in parallel.
@@ -89,4 +91,77 @@ func TestLogger(t *testing.T) {
 	if LogErr.String() != "error" || LogDebug.String() != "debug" {
 		t.Fatal(LogErr, LogDebug)
 	}
+}
+
+// The library lets a log callback call into the store, closing it
+// included, and hands a call's messages out on the caller's goroutine
+// before the call returns. Bad inputs: a logger that closes the store from
+// inside the AddDevice call whose message it receives, and a logger that
+// makes another call on the store while Close waits on another goroutine.
+func TestLoggerCallsIntoTheStore(t *testing.T) {
+	defer SetLogger(0, nil)
+	dir := t.TempDir()
+
+	t.Run("Close", func(t *testing.T) {
+		s := openHotplug(t, filepath.Join(dir, "a"))
+		SetLogger(LogInfo, func(_ LogLevel, m string) {
+			if strings.Contains(m, "added") {
+				s.Close()
+			}
+		})
+		finishes(t, "Close inside a call's log callback", func() {
+			if err := s.AddDevice(filepath.Join(dir, "b"), 4*mib); err != nil {
+				t.Errorf("add: %v", err)
+			}
+		})
+		SetLogger(0, nil)
+		if _, err := s.Put([]byte("k"), []byte("v"), false); !errors.Is(err, ErrShutdown) {
+			t.Fatalf("put after the callback closed the store: %v", err)
+		}
+		s.mu.Lock()
+		freed := s.h == nil
+		s.mu.Unlock()
+		if !freed {
+			t.Fatal("the store was not freed once the call returned")
+		}
+		// The devices were let go of: they open again.
+		s2 := openFiles(t, []string{filepath.Join(dir, "a"), filepath.Join(dir, "b")}, 4*mib, nil)
+		s2.Close()
+	})
+
+	t.Run("call while Close waits", func(t *testing.T) {
+		s := openHotplug(t, filepath.Join(dir, "c"))
+		closed := make(chan struct{})
+		SetLogger(LogInfo, func(_ LogLevel, m string) {
+			if !strings.Contains(m, "added") {
+				return
+			}
+			go func() {
+				s.Close()
+				close(closed)
+			}()
+			time.Sleep(50 * time.Millisecond) // let Close wait for this call
+			if _, err := s.Stats(); err != nil && !errors.Is(err, ErrShutdown) {
+				t.Errorf("stats inside the callback: %v", err)
+			}
+		})
+		finishes(t, "a store call in a log callback while Close waits", func() {
+			if err := s.AddDevice(filepath.Join(dir, "d"), 4*mib); err != nil {
+				t.Errorf("add: %v", err)
+			}
+			<-closed
+		})
+		SetLogger(0, nil)
+	})
+}
+
+// openHotplug opens a store on one file with hotplug=1, with no Close at
+// the end of the test: one that deadlocked must not hang the cleanup too.
+func openHotplug(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := OpenOptions(path, 4*mib, map[string]string{"slot_bytes": "1MiB", "hotplug": "1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -28,10 +28,19 @@ import (
 )
 
 // Store is an open store, safe for concurrent use.
+//
+// Every call counts itself in calls while it uses the handle; Close frees
+// the handle only once no call uses it. No lock is held during a library
+// call, because the library hands a call's log messages to the logger on
+// the caller's goroutine before the call returns, and the logger may call
+// into the store again, Close included.
 type Store struct {
-	mu    sync.RWMutex // read-held by every call; Close takes it to free the handle
-	h     *C.daxkv_store
-	async *asyncState // batches submitted and not yet delivered
+	mu      sync.Mutex
+	idle    sync.Cond // broadcast when the handle has been freed
+	h       *C.daxkv_store
+	calls   int         // calls using h now
+	closing bool        // Close has begun: new calls fail with ErrShutdown
+	async   *asyncState // batches submitted and not yet delivered
 }
 
 // Open opens (and recovers) a store. On failure nothing stays open, and
@@ -48,6 +57,7 @@ func Open(cfg *Config) (*Store, error) {
 		return nil, mkerr(rc, "daxkv_open", msg)
 	}
 	s := &Store{h: h, async: newAsyncState(h)}
+	s.idle.L = &s.mu
 	// A safety net only: stores should be closed explicitly.
 	runtime.SetFinalizer(s, (*Store).Close)
 	return s, nil
@@ -73,17 +83,43 @@ func OpenOptions(path string, bytes uint64, options map[string]string) (*Store, 
 
 var errClosed = &Error{Code: -int(syscall.ESHUTDOWN), Op: "daxkv", Message: "the store is closed"}
 
-// enter read-locks the store for one call; the handle cannot be freed until leave.
+// enter counts one call on the store; the handle cannot be freed until
+// leave. It never blocks, so a call made from a log callback (inside
+// another call) cannot wait for a Close that waits for that call.
 func (s *Store) enter() (*C.daxkv_store, error) {
-	s.mu.RLock()
-	if s.h == nil {
-		s.mu.RUnlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.h == nil || s.closing {
 		return nil, errClosed
 	}
+	s.calls++
 	return s.h, nil
 }
 
-func (s *Store) leave() { s.mu.RUnlock() }
+// leave ends a call; the last one out after Close began frees the handle.
+// Once Close has begun no call enters, so that happens exactly once.
+func (s *Store) leave() {
+	s.mu.Lock()
+	s.calls--
+	last := s.calls == 0 && s.closing && s.h != nil
+	h := s.h
+	s.mu.Unlock()
+	if !last {
+		return
+	}
+	// No call is in flight and the store is shut down: every batch has
+	// posted its completion (ran or cancelled). Deliver them all. s.mu is
+	// not held: daxkv_close may hand messages to the logger, which may
+	// call into the store (and get ErrShutdown).
+	s.async.drain()
+	C.daxkv_close(h)
+	s.async.abandon()
+	runtime.SetFinalizer(s, nil)
+	s.mu.Lock()
+	s.h = nil
+	s.idle.Broadcast()
+	s.mu.Unlock()
+}
 
 // Shutdown refuses new calls (ErrShutdown); leases stay valid.
 func (s *Store) Shutdown() error {
@@ -100,33 +136,45 @@ func (s *Store) Shutdown() error {
 }
 
 // Close shuts the store down and frees it, after calls in flight on other
-// goroutines return. Leases and reservations stay valid. Idempotent.
+// goroutines return. Leases and reservations stay valid. Idempotent. From
+// a log callback of a call on this store, it returns at once and the store
+// is freed when that call returns.
 func (s *Store) Close() error {
-	s.mu.RLock()
+	inCallback := inLogCallback()
+	s.mu.Lock()
+	if s.h == nil {
+		s.mu.Unlock()
+		return nil
+	}
+	first := !s.closing
+	s.closing = true
 	h := s.h
-	if h != nil {
+	if first {
+		s.calls++ // Close's own use of the handle, until leave below
+	}
+	s.mu.Unlock()
+	if first {
 		// Makes calls in flight finish promptly; the handle stays valid.
 		var msg *C.char
 		C.dk_shutdown(h, &msg)
 		if msg != nil {
 			C.free(unsafe.Pointer(msg))
 		}
+		// The completion goroutine uses the handle: it stops first (it
+		// takes no store lock, so calls in flight cannot hold it up).
+		s.async.stop()
+		s.leave()
 	}
-	s.mu.RUnlock()
-	// The completion goroutine uses the handle: it stops first (it takes
-	// no store lock, so calls in flight cannot hold it up).
-	s.async.stop()
+	if inCallback {
+		// The call whose message this is may be a call on this store:
+		// waiting for it would never end. The last call out frees it.
+		return nil
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.h != nil {
-		// No call is in flight and the store is shut down: every batch has
-		// posted its completion (ran or cancelled). Deliver them all.
-		s.async.drain()
-		C.daxkv_close(s.h)
-		s.h = nil
-		s.async.abandon()
-		runtime.SetFinalizer(s, nil)
+	for s.h != nil {
+		s.idle.Wait()
 	}
+	s.mu.Unlock()
 	return nil
 }
 
