@@ -16,7 +16,9 @@
 //!   [`Ticket::try_take`].
 //!
 //! Collecting is shared: whichever of these drains the library's queue
-//! routes every completion to its own ticket. The one combination to avoid
+//! routes every completion to its own ticket. Until the event fd has been
+//! asked for, [`Store::submit`] and dropping a ticket collect too, so the
+//! batches of tickets dropped unclaimed are freed as they finish. The one combination to avoid
 //! is a `try_take` poll loop driven only by the event fd while other tickets
 //! of the same store are awaited as futures: the helper thread may collect
 //! the loop's completions without the fd becoming readable for it.
@@ -213,6 +215,9 @@ struct Inner {
     pending: HashMap<u64, Entry>,
     /// The library's event fd, once asked for.
     efd: Option<RawFd>,
+    /// [`Store::event_fd`] handed the fd out: a poll loop of the caller's
+    /// may be waiting for it to become readable.
+    fd_lent: bool,
     helper: Option<JoinHandle<()>>,
     helper_running: bool,
     /// Wakes the helper thread out of poll(2) when the store closes.
@@ -263,6 +268,19 @@ impl State {
             if n < buf.len() {
                 return Ok(total);
             }
+        }
+    }
+
+    /// Collect what the library has finished, so that the batches of
+    /// dropped tickets are freed even when nothing else ever collects
+    /// (fire and forget). Not once the event fd was lent: collecting here
+    /// would take completions from under a poll loop waiting for the fd,
+    /// and that loop collects (and frees) them itself.
+    fn reap(inner: &mut Inner, h: *mut sys::daxkv_store) {
+        if !inner.fd_lent {
+            // A failure here is reported by the next collection that is
+            // asked for; freeing early is only an economy.
+            let _ = State::drain(inner, h);
         }
     }
 
@@ -368,7 +386,11 @@ impl Store {
         let items = batch.items.as_mut_ptr();
         // Registered before submitting: a small batch runs inside
         // daxkv_submit and its completion can be collected at once.
-        self.aio.lock().pending.insert(tag, Entry { batch, done: None, waker: None, abandoned: false });
+        {
+            let mut inner = self.aio.lock();
+            State::reap(&mut inner, self.h());
+            inner.pending.insert(tag, Entry { batch, done: None, waker: None, abandoned: false });
+        }
         let rc = unsafe { sys::daxkv_submit(self.h(), op, items, n, flags, tag) };
         if rc < 0 {
             let e = Error::from_code(rc);
@@ -382,7 +404,9 @@ impl Store {
     /// collected. Owned by the store (do not close it); register it with a
     /// reactor and call [`Store::collect_completions`] when it is readable.
     pub fn event_fd(&self) -> Result<BorrowedFd<'_>> {
-        let fd = State::event_fd(&mut self.aio.lock(), self.h())?;
+        let mut inner = self.aio.lock();
+        let fd = State::event_fd(&mut inner, self.h())?;
+        inner.fd_lent = true;
         // Valid until daxkv_close, which only happens when the store (which
         // this borrow ties the fd to) is dropped.
         Ok(unsafe { BorrowedFd::borrow_raw(fd) })
@@ -468,6 +492,7 @@ impl Drop for Ticket<'_> {
             return;
         }
         let mut inner = self.store.aio.lock();
+        State::reap(&mut inner, self.store.h());
         if let Some(e) = inner.pending.get_mut(&self.tag) {
             if e.done.is_some() {
                 inner.pending.remove(&self.tag);
@@ -510,5 +535,46 @@ fn block_on(t: &mut Ticket<'_>, deadline: Option<Instant>) -> Option<Result<Comp
                 thread::park_timeout(d - now);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Batch, Config, Store};
+    use std::time::{Duration, Instant};
+
+    fn pending(s: &Store) -> usize {
+        s.aio.lock().pending.len()
+    }
+
+    /// Fire-and-forget: tickets dropped at once, nobody collecting. Bad
+    /// inputs: 64 abandoned put batches of 64 KiB values, then one more
+    /// submission and one more dropped ticket. The binding must let go of
+    /// every batch the library has finished with, not keep all of them
+    /// (values included) until the store closes.
+    #[test]
+    fn abandoned_tickets_do_not_pile_up() {
+        let mut cfg = Config::new().unwrap();
+        cfg.set("slot_bytes", "1MiB").unwrap().add_device("mem:", 24 << 20).unwrap();
+        cfg.set("eviction", "lru").unwrap();
+        let s = Store::open(&cfg).unwrap();
+        let n = 64u64;
+        for i in 0..n {
+            drop(s.submit(Batch::put([(format!("k{i}"), vec![i as u8; 64 << 10])], true)).unwrap());
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while s.stats().unwrap().async_completed < n {
+            assert!(Instant::now() < deadline, "the batches never completed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(s.submit(Batch::contains(["k0"], false, false)).unwrap());
+        assert!(pending(&s) <= 1, "{} batches kept after the library finished them", pending(&s));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while s.stats().unwrap().async_completed < n + 1 {
+            assert!(Instant::now() < deadline, "the last batch never completed");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        drop(s.submit(Batch::contains(["k1"], false, false)).unwrap());
+        assert!(pending(&s) <= 1, "{} batches kept after the library finished them", pending(&s));
     }
 }
