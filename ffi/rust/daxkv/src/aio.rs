@@ -444,7 +444,9 @@ impl Ticket<'_> {
     /// Block until the batch finishes or `timeout` passes (Ok(None); the
     /// ticket stays usable).
     pub fn wait_timeout(&mut self, timeout: Duration) -> Result<Option<Completion>> {
-        block_on(self, Some(Instant::now() + timeout)).transpose()
+        // Instant + Duration panics past the clock's range: a timeout that
+        // long is no limit.
+        block_on(self, Instant::now().checked_add(timeout)).transpose()
     }
 
     fn poll_with(&mut self, waker: Option<&Waker>) -> Result<Option<Completion>> {

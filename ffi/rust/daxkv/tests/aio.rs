@@ -210,6 +210,18 @@ fn wait_timeout_and_try_take() {
     assert!(t.wait_timeout(Duration::from_millis(1)).is_err(), "already taken");
 }
 
+/// A timeout too long for the clock to add. Bad inputs: Duration::MAX and
+/// u64::MAX seconds, which must wait like no limit rather than panic.
+#[test]
+fn wait_timeout_without_end() {
+    let s = open_mem(&[]);
+    for (i, d) in [Duration::MAX, Duration::from_secs(u64::MAX)].into_iter().enumerate() {
+        let mut t = s.submit(put_batch(10 * i, 2, 40 << 10)).unwrap();
+        let c = t.wait_timeout(d).unwrap().expect("no deadline: the wait ends with the completion");
+        assert_eq!(c.result.unwrap(), 2);
+    }
+}
+
 #[test]
 fn shutdown_cancels_what_is_queued() {
     let s = open_mem(&[("eviction", "lru")]);
