@@ -167,8 +167,8 @@ func newAsyncState(h *C.daxkv_store) *asyncState {
 	return &asyncState{h: h, pending: map[uint64]*pendingBatch{}}
 }
 
-// SubmitPut queues a put batch. The values are copied, so the slices may
-// be reused at once. The channel receives the completion, then closes.
+// SubmitPut queues a put batch. The keys and values are copied, so the
+// slices may be reused at once (every Submit call copies its keys). The channel receives the completion, then closes.
 func (s *Store) SubmitPut(keys, values [][]byte, replace bool, tag uint64) (<-chan Completion, error) {
 	if len(keys) != len(values) {
 		return nil, invalid("daxkv_submit", "keys and values differ in length")
@@ -267,7 +267,15 @@ func (s *Store) submit(op Op, keys [][]byte, data []byte, lens []int, flags C.un
 		C.free(unsafe.Pointer(a))
 		return nil, err
 	}
-	pb := &pendingBatch{a: a, op: op, tag: tag, keys: keys, ch: make(chan Completion, 1)}
+	// The completion names the keys as they were submitted: slices of the
+	// packed copy, since the caller may reuse its buffers at once.
+	own := make([][]byte, len(keys))
+	off := 0
+	for i, k := range keys {
+		own[i] = p.keys[off : off+len(k) : off+len(k)]
+		off += len(k)
+	}
+	pb := &pendingBatch{a: a, op: op, tag: tag, keys: own, ch: make(chan Completion, 1)}
 	// Registered before submitting: a small batch runs inside daxkv_submit
 	// and its completion can be collected at once.
 	st.mu.Lock()

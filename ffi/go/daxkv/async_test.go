@@ -264,3 +264,25 @@ func TestSubmitGetCapacitiesThatOverflow(t *testing.T) {
 		}
 	}
 }
+
+// A completion names the keys of its batch, as they were submitted. Bad
+// input: the caller reuses its key buffers (and value buffers, which the
+// documentation allows) at once for the next batch, before the first
+// completion is received.
+func TestCompletionKeysSurviveBufferReuse(t *testing.T) {
+	s := open(t, nil)
+	kbuf := []byte("first")
+	vbuf := []byte("one")
+	ch1 := must(s.SubmitPut([][]byte{kbuf}, [][]byte{vbuf}, false, 1))
+	copy(kbuf, "other")
+	copy(vbuf, "two")
+	ch2 := must(s.SubmitPut([][]byte{kbuf}, [][]byte{vbuf}, false, 2))
+	copy(kbuf, "xxxxx")
+	c1, c2 := recv(t, ch1), recv(t, ch2)
+	if string(c1.Keys[0]) != "first" || string(c2.Keys[0]) != "other" {
+		t.Fatalf("completion keys %q and %q, want \"first\" and \"other\"", c1.Keys[0], c2.Keys[0])
+	}
+	if v, _, _ := s.Get([]byte("first")); string(v) != "one" {
+		t.Fatalf("first = %q", v)
+	}
+}
