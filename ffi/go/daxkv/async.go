@@ -396,7 +396,7 @@ func (pb *pendingBatch) deliver(rc int) {
 		s := int(it.status)
 		switch {
 		case pb.op == OpGet && s == 0:
-			c.Values[i] = C.GoBytes(it.data, C.int(it.len))
+			c.Values[i] = goBytes(it.data, it.len)
 		case s == -int(syscall.ENOENT) && (pb.op == OpGet || pb.op == OpRemove):
 			// a miss
 		case s < 0:

@@ -62,7 +62,9 @@ func (cfg *Config) Set(key, value string) error {
 	defer C.free(unsafe.Pointer(k))
 	defer C.free(unsafe.Pointer(v))
 	var msg *C.char
-	if rc := C.dk_config_set(cfg.c, k, v, &msg); rc < 0 {
+	rc := C.dk_config_set(cfg.c, k, v, &msg)
+	runtime.KeepAlive(cfg) // its finalizer (Free) must not run during the call
+	if rc < 0 {
 		return mkerr(rc, "daxkv_config_set", msg)
 	}
 	return nil
@@ -79,7 +81,9 @@ func (cfg *Config) AddDevice(path string, bytes uint64) error {
 	p := C.CString(path)
 	defer C.free(unsafe.Pointer(p))
 	var msg *C.char
-	if rc := C.dk_config_add_device(cfg.c, p, C.uint64_t(bytes), &msg); rc < 0 {
+	rc := C.dk_config_add_device(cfg.c, p, C.uint64_t(bytes), &msg)
+	runtime.KeepAlive(cfg) // its finalizer (Free) must not run during the call
+	if rc < 0 {
 		return mkerr(rc, "daxkv_config_add_device", msg)
 	}
 	return nil

@@ -54,6 +54,17 @@ func ptr(b []byte) unsafe.Pointer {
 	return unsafe.Pointer(&b[0])
 }
 
+// goBytes copies n bytes of C memory into a new slice. C.GoBytes takes a
+// C int: a value of 2 GiB or more (slot_bytes has no such limit) turned
+// negative there, and the goroutine delivering it panicked.
+func goBytes(p unsafe.Pointer, n C.size_t) []byte {
+	out := make([]byte, int(n))
+	if n > 0 {
+		copy(out, unsafe.Slice((*byte)(p), int(n)))
+	}
+	return out
+}
+
 func hasNUL(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] == 0 {

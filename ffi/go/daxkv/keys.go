@@ -128,8 +128,8 @@ func (kc *KeyCursor) Next() (info KeyInfo, ok bool, err error) {
 		// The key and metadata pointers only last until the next call on
 		// the cursor: copy them now, under the lock.
 		return KeyInfo{
-			Key:      C.GoBytes(k.key, C.int(k.key_len)),
-			Meta:     C.GoBytes(k.meta, C.int(k.meta_len)),
+			Key:      goBytes(k.key, k.key_len),
+			Meta:     goBytes(k.meta, k.meta_len),
 			ValueLen: uint64(k.value_len),
 			DeviceID: uint32(k.device_id),
 			Slot:     uint64(k.slot),

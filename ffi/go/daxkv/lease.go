@@ -206,7 +206,7 @@ func (l *Lease) Meta() ([]byte, error) {
 	if m == nil || n == 0 {
 		return []byte{}, nil
 	}
-	return C.GoBytes(m, C.int(n)), nil
+	return goBytes(m, n), nil
 }
 
 // Release returns the lease. Idempotent; later calls return ErrReleased
@@ -276,7 +276,10 @@ func (r *Reservation) Len() int {
 	if r.r == nil {
 		return 0
 	}
-	return int(C.daxkv_reservation_size(r.r))
+	n := int(C.daxkv_reservation_size(r.r))
+	// Its finalizer (Abort) must not run while the library reads it.
+	runtime.KeepAlive(r)
+	return n
 }
 
 // Fill calls fn with the reserved bytes in place; the slice is valid only
@@ -301,7 +304,9 @@ func (r *Reservation) SetMeta(meta []byte) error {
 		return ErrReleased
 	}
 	var msg *C.char
-	if rc := C.dk_set_meta(r.r, ptr(meta), C.size_t(len(meta)), &msg); rc < 0 {
+	rc := C.dk_set_meta(r.r, ptr(meta), C.size_t(len(meta)), &msg)
+	runtime.KeepAlive(r) // its finalizer (Abort) must not run during the call
+	if rc < 0 {
 		return mkerr(rc, "daxkv_reservation_set_meta", msg)
 	}
 	return nil
