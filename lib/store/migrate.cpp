@@ -284,10 +284,15 @@ int Hotplug::wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool
         }
         // Quarantined slots (a failed checksum) stay taken and hold nothing,
         // and so do the slots of detached reservations until their callers
-        // end them. Above a shrink's end they are counted wherever they lie,
-        // which can only end the wait early for a lease: harmless, as a
-        // shrink does not unmap; a removal (from_slot 0) counts exactly.
-        if (d.alloc->used_from(from_slot) <= d.quarantined.load() + d.detached.load())
+        // end them: only those at or above from_slot are set against the
+        // slots taken there. Counted wherever they lay, one below a
+        // shrink's end ended the wait while a write above it was still in
+        // flight, which then committed beyond the recorded end. Taken
+        // first: a reservation that ends between the two counts is waited
+        // for, never one too few.
+        const uint32_t used = d.alloc->used_from(from_slot);
+        if (used <= c_.slots.quarantined_from(a, from_slot) +
+                        reservations_.detached_on(a, from_slot))
             return 0;
         std::vector<std::string> keys = keys_on(a, from_slot, nullptr);
         if (!keys.empty()) {

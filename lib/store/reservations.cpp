@@ -167,4 +167,15 @@ size_t Reservations::on_device(uint32_t a, uint32_t from_slot, bool detach) {
     return n;
 }
 
+size_t Reservations::detached_on(uint32_t a, uint32_t from_slot) {
+    std::lock_guard<std::mutex> g(m_);
+    size_t n = 0;
+    for (ReservationState *r : open_) {
+        const Inflight &inf = *r->inflight;
+        n += inf.ref.arena == a && inf.ref.slot >= from_slot &&
+             inf.phase.load() == Inflight::kDetached;
+    }
+    return n;
+}
+
 } // namespace daxkv

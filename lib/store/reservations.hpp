@@ -52,6 +52,9 @@ public:
     // detach, each of them is detached (its commit fails with -ECANCELED).
     // resv_m_ may be followed by a shard lock.
     size_t on_device(uint32_t a, uint32_t from_slot, bool detach);
+    // Of those, the ones detached and not yet ended: their slots stay
+    // taken for as long as their callers hold them, and hold nothing.
+    size_t detached_on(uint32_t a, uint32_t from_slot);
     // Waits until every reservation that began before this call is listed
     // (or has failed). A reservation holds its slot before it is listed:
     // hotplug, having stopped new slots on a device, settles before its

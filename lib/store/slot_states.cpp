@@ -57,6 +57,7 @@ void SlotStates::quarantine(const SlotRef &r) noexcept {
     if (st.status_ != SlotStatus::quarantined)
         pool_[r.arena].quarantined++; // never freed: a removal must not wait for it
     st.status_ = SlotStatus::quarantined;
+    st.quarantined_.store(true, std::memory_order_relaxed);
 }
 
 void SlotStates::lease(const SlotRef &r) noexcept {
@@ -77,6 +78,14 @@ uint32_t SlotStates::leased_from(uint32_t a, uint32_t from_slot) const noexcept 
     uint32_t n = 0;
     for (size_t i = from_slot; i < row.size(); ++i)
         n += row[i].leases() > 0;
+    return n;
+}
+
+uint32_t SlotStates::quarantined_from(uint32_t a, uint32_t from_slot) const noexcept {
+    const std::vector<SlotState> &row = rows_[a];
+    uint32_t n = 0;
+    for (size_t i = from_slot; i < row.size(); ++i)
+        n += row[i].quarantined();
     return n;
 }
 

@@ -35,17 +35,19 @@ public:
     // Copied only while nothing refers to the slot (size_device).
     SlotState(const SlotState &o) noexcept
         : generation_(o.generation_), borrows_(o.borrows_), leases_(o.leases()),
-          status_(o.status_) {}
+          quarantined_(o.quarantined()), status_(o.status_) {}
     SlotState &operator=(const SlotState &o) noexcept {
         generation_ = o.generation_;
         borrows_ = o.borrows_;
         leases_.store(o.leases(), std::memory_order_relaxed);
+        quarantined_.store(o.quarantined(), std::memory_order_relaxed);
         status_ = o.status_;
         return *this;
     }
     uint32_t generation() const noexcept { return generation_; }
     uint32_t borrows() const noexcept { return borrows_; }
     uint32_t leases() const noexcept { return leases_.load(std::memory_order_relaxed); }
+    bool quarantined() const noexcept { return quarantined_.load(std::memory_order_relaxed); }
     SlotStatus status() const noexcept { return status_; }
 
 private:
@@ -56,6 +58,9 @@ private:
     // shard lock like the rest; atomic so that hotplug can count the leased
     // slots of a device without knowing their keys (leased_from).
     std::atomic<uint32_t> leases_{0};
+    // status_ is quarantined, for good: atomic so that hotplug can count
+    // the quarantined slots of part of a device (quarantined_from).
+    std::atomic<bool> quarantined_{false};
     SlotStatus status_ = SlotStatus::free;
 };
 
@@ -100,6 +105,8 @@ public:
     // before the caller took (and dropped) every shard lock; hotplug calls
     // it after its scan of the index, with the device's lease gate up.
     uint32_t leased_from(uint32_t a, uint32_t from_slot) const noexcept;
+    // The quarantined slots of device a at from_slot or above.
+    uint32_t quarantined_from(uint32_t a, uint32_t from_slot) const noexcept;
 
     // Recovery: a committed entry found on device a.
     void take_recovered(uint32_t a, uint32_t slot, uint32_t generation);

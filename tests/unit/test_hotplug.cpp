@@ -28,6 +28,8 @@
 #include <nlohmann/json.hpp>
 
 #include "capi/handles.hpp"
+#include "engine/copy_engine.hpp"
+#include "engine/fault.hpp"
 #include "helpers.hpp"
 
 using namespace daxkv_test;
@@ -623,6 +625,113 @@ TEST_F(Pool, AQuarantinedSlotDoesNotHoldUpRemovalOrDrain) {
     ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0)
         << daxkv_errmsg();
     EXPECT_EQ(r.state, uint32_t(DAXKV_DEV_REMOVED));
+}
+
+// A hang of the scenario below kills the test binary (SIGALRM) instead of
+// blocking it; disarmed when the test ends, however it ends.
+struct HangGuard {
+    HangGuard() { ::alarm(30); }
+    ~HangGuard() { ::alarm(0); }
+    HangGuard(const HangGuard &) = delete;
+    HangGuard &operator=(const HangGuard &) = delete;
+};
+
+TEST_F(Pool, AShrinkWaitsForAWriteAboveTheEndBesideAQuarantinedSlot) {
+    // A shrink waits until nothing above the new end is in use. Its wait
+    // took the device's quarantined slots (and detached reservations) off
+    // the slots in use above the end wherever they lay: with one slot
+    // quarantined below the end, a put in flight above it ended the wait
+    // at once, the shrink recorded the new size, and the put then
+    // committed beyond it (describe: used_end above usable_slots), where a
+    // reopen, which reads only the usable slots, lost the acknowledged key.
+    //
+    // Races tried: a put whose copy is held while the shrink runs, on a
+    // device with a quarantined slot below the new end; the copy is let go
+    // once the shrink returned or (where it waits for the put, as it must)
+    // after 300 ms.
+    HangGuard hang_guard;
+    open_pool(1, 8, {{"verify", "read"}, {"eviction", "none"}});
+    fill(0, 4); // slots 0..3
+    const daxkv::arena::Layout lay = daxkv::arena::compute_layout(dev_bytes(), kSlot, 256);
+    {
+        FileMap m(paths_[0]);
+        ASSERT_TRUE(m.ok());
+        m.base()[lay.data_offset + 100] ^= 0x5a; // key 0's value, slot 0
+    }
+    std::vector<uint8_t> buf(kSlot);
+    size_t len = 0;
+    ASSERT_EQ(daxkv_get(s(), key_of(0).data(), key_of(0).size(), buf.data(), buf.size(), &len),
+              -EIO); // slot 0 quarantined, key 0 gone
+
+    // The put of key 9 takes slot 4 and is held in its copy.
+    const std::vector<uint8_t> v9 = val(9);
+    struct Hold : daxkv::engine::FaultHook {
+        const void *src = nullptr;
+        std::mutex m;
+        std::condition_variable cv;
+        bool held = false, go = false;
+        int before_chunk(const daxkv::engine::CopyOp &op, size_t, size_t) noexcept override {
+            if (op.src != src)
+                return 0;
+            std::unique_lock<std::mutex> g(m);
+            held = true;
+            cv.notify_all();
+            cv.wait(g, [&] { return go; });
+            return 0;
+        }
+        void release() {
+            std::lock_guard<std::mutex> g(m);
+            go = true;
+            cv.notify_all();
+        }
+    } hold;
+    hold.src = v9.data();
+    daxkv::engine::testing::set_fault_hook(&hold);
+    int put_rc = 1;
+    std::thread writer([&] {
+        const std::string k = key_of(9);
+        put_rc = daxkv_put(s(), k.data(), k.size(), v9.data(), v9.size(), 0);
+    });
+    {
+        std::unique_lock<std::mutex> g(hold.m);
+        hold.cv.wait(g, [&] { return hold.held; });
+    }
+    std::mutex m;
+    std::condition_variable cv;
+    bool resized = false;
+    int resize_rc = 1;
+    std::string resize_msg;
+    std::thread shrinker([&] {
+        auto r = result();
+        const int rc = daxkv_device_resize(s(), paths_[0].c_str(), 4 * kSlot, DAXKV_MIGRATE, 0,
+                                           &r);
+        std::lock_guard<std::mutex> g(m);
+        resize_rc = rc;
+        resize_msg = daxkv_errmsg();
+        resized = true;
+        cv.notify_all();
+    });
+    {
+        std::unique_lock<std::mutex> g(m);
+        cv.wait_for(g, std::chrono::milliseconds(300), [&] { return resized; });
+    }
+    hold.release();
+    writer.join();
+    shrinker.join();
+    daxkv::engine::testing::set_fault_hook(nullptr);
+    ASSERT_EQ(put_rc, 0) << daxkv_errmsg();
+    // The put landed above the end of a shrink that waited for it: moving
+    // it finds no free slot below the end (eviction=none).
+    EXPECT_EQ(resize_rc, -ENOSPC) << resize_msg;
+    daxkv_device_layout dl;
+    dl.struct_size = sizeof dl;
+    ASSERT_EQ(daxkv_device_describe(s(), paths_[0].c_str(), &dl), 0);
+    EXPECT_LE(dl.used_end, dl.usable_slots);
+    EXPECT_EQ(check(9), "");
+    reopen(paths_);
+    EXPECT_EQ(check(9), "");
+    for (uint32_t i = 1; i < 4; ++i)
+        EXPECT_EQ(check(i), "") << i;
 }
 
 TEST_F(Pool, RemoveEvictDeletesTheDevicesEntries) {
