@@ -273,15 +273,6 @@ int Hotplug::wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool
         if (c_.gate.closed())
             fail(-ESHUTDOWN, "the store was shut down while the device waited to empty; it is "
                              "left as it was");
-        // A reservation is held by its caller for as long as it likes (from
-        // this very thread, maybe): never waited for. Without force one is
-        // -EBUSY; with force it is detached (its commit fails -ECANCELED).
-        if (size_t open = reservations_.on_device(a, from_slot, force)) {
-            if (!force)
-                return set_error(-EBUSY, "%zu reservation(s) of the device were opened "
-                                         "meanwhile; commit or abort them, or use DAXKV_FORCE",
-                                 open);
-        }
         // Quarantined slots (a failed checksum) stay taken and hold nothing,
         // and so do the slots of detached reservations until their callers
         // end them: only those at or above from_slot are set against the
@@ -291,9 +282,29 @@ int Hotplug::wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool
         // first: a reservation that ends between the two counts is waited
         // for, never one too few.
         const uint32_t used = d.alloc->used_from(from_slot);
-        if (used <= c_.slots.quarantined_from(a, from_slot) +
-                        reservations_.detached_on(a, from_slot))
+        const size_t idle =
+            c_.slots.quarantined_from(a, from_slot) + reservations_.detached_on(a, from_slot);
+        if (used <= idle)
             return 0;
+        // A reservation is held by its caller for as long as it likes (from
+        // this very thread, maybe): never waited for. Without force one is
+        // -EBUSY; with force it is detached (its commit fails -ECANCELED).
+        // Counted after the slots taken, as no new one can take a slot
+        // here: each one counted holds one of them.
+        const size_t open = reservations_.on_device(a, from_slot, false);
+        if (open && !force)
+            return set_error(-EBUSY, "%zu reservation(s) of the device were opened "
+                                     "meanwhile; commit or abort them, or use DAXKV_FORCE",
+                             open);
+        // Open reservations are detached only once they are all that is
+        // left: detached first, they stayed cancelled when the call then
+        // failed (no room for an entry committed meanwhile), with the
+        // device left in the pool. One whose commit begins before it is
+        // detached is waited for like any write (the next round sees it).
+        if (open && used <= idle + open) {
+            reservations_.on_device(a, from_slot, true);
+            continue;
+        }
         std::vector<std::string> keys = keys_on(a, from_slot, nullptr);
         if (!keys.empty()) {
             // Writes that were in flight when the call began, committed

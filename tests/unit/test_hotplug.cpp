@@ -734,6 +734,105 @@ TEST_F(Pool, AShrinkWaitsForAWriteAboveTheEndBesideAQuarantinedSlot) {
         EXPECT_EQ(check(i), "") << i;
 }
 
+TEST_F(Pool, AForcedRemovalThatFailsLeavesItsReservationsOpen) {
+    // A forced removal cancels the device's open reservations instead of
+    // waiting for them, but only as the last thing before it succeeds: it
+    // used to cancel them first, then fail (-ENOSPC) when a put committed
+    // meanwhile found no room elsewhere, leaving the device in the pool and
+    // its reservations cancelled (their commits -ECANCELED), so that a
+    // failed call had changed what it promises to leave as it was.
+    //
+    // Races tried: a put onto the device, held in its copy from before the
+    // removal until the removal has moved the device's other entries into
+    // the destination's last free slot, so that the put's entry then finds
+    // no room (eviction=none).
+    HangGuard hang_guard;
+    open_pool(2, 4, {{"eviction", "none"}});
+    daxkv_reservation *r = nullptr;
+    ASSERT_EQ(daxkv_reserve(s(), "held", 4, 100, &r), 0) << daxkv_errmsg(); // dev0
+    std::memset(daxkv_reservation_data(r), 0x5a, 100);
+    fill(1, 5); // dev1, dev0, dev1, dev0, dev1
+    {
+        const std::string k = key_of(4);
+        ASSERT_EQ(daxkv_remove(s(), k.data(), k.size(), 0), 0); // dev0: the reservation, key 2
+    }
+    ASSERT_EQ(entries_on(0), 1u);
+    ASSERT_EQ(entries_on(1), 3u);
+
+    // Key 9 goes to dev0 (the less used) and is held in its copy.
+    const std::vector<uint8_t> v9 = val(9);
+    struct Hold : daxkv::engine::FaultHook {
+        const void *src = nullptr;
+        std::mutex m;
+        std::condition_variable cv;
+        bool held = false, go = false;
+        int before_chunk(const daxkv::engine::CopyOp &op, size_t, size_t) noexcept override {
+            if (op.src != src)
+                return 0;
+            std::unique_lock<std::mutex> g(m);
+            held = true;
+            cv.notify_all();
+            cv.wait(g, [&] { return go; });
+            return 0;
+        }
+    } hold;
+    hold.src = v9.data();
+    daxkv::engine::testing::set_fault_hook(&hold);
+    std::mutex m;
+    std::condition_variable cv;
+    int put_rc = 1;
+    bool put_done = false;
+    std::thread writer([&] {
+        const std::string k = key_of(9);
+        const int rc = daxkv_put(s(), k.data(), k.size(), v9.data(), v9.size(), 0);
+        std::lock_guard<std::mutex> g(m);
+        put_rc = rc;
+        put_done = true;
+        cv.notify_all();
+    });
+    {
+        std::unique_lock<std::mutex> g(hold.m);
+        hold.cv.wait(g, [&] { return hold.held; });
+    }
+    // Once key 2 has moved (and filled dev1), the put commits on dev0.
+    bool once = false;
+    core().hotplug().set_hook([&](int phase) {
+        if (phase != 2 || once)
+            return;
+        once = true;
+        {
+            std::lock_guard<std::mutex> g(hold.m);
+            hold.go = true;
+            hold.cv.notify_all();
+        }
+        std::unique_lock<std::mutex> g(m);
+        cv.wait(g, [&] { return put_done; });
+    });
+    auto res = result();
+    const int rc = daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, DAXKV_FORCE, &res);
+    const std::string msg = daxkv_errmsg();
+    core().hotplug().set_hook(nullptr);
+    writer.join();
+    daxkv::engine::testing::set_fault_hook(nullptr);
+    ASSERT_TRUE(once);
+    ASSERT_EQ(put_rc, 0);
+    EXPECT_EQ(rc, -ENOSPC) << msg;
+    EXPECT_EQ(state_of(0), "active");
+    // The reservation is as it was: it commits, and reads back.
+    EXPECT_EQ(daxkv_commit(r), 0) << daxkv_errmsg();
+    std::vector<uint8_t> buf(kSlot);
+    size_t len = 0;
+    ASSERT_EQ(daxkv_get(s(), "held", 4, buf.data(), buf.size(), &len), 0) << daxkv_errmsg();
+    ASSERT_EQ(len, 100u);
+    EXPECT_EQ(buf[0], 0x5a);
+    EXPECT_EQ(buf[99], 0x5a);
+    for (uint32_t i : {1u, 2u, 3u, 5u, 9u})
+        EXPECT_EQ(check(i), "") << i;
+    const struct daxkv_stats st = get_stats(s());
+    EXPECT_EQ(st.entries, 6u);
+    EXPECT_EQ(st.slots_used, 6u);
+}
+
 TEST_F(Pool, RemoveEvictDeletesTheDevicesEntries) {
     open_pool(2, 8);
     fill(0, 8);
