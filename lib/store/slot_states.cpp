@@ -38,7 +38,14 @@ void SlotStates::retire(const SlotRef &r) noexcept {
     }
 }
 
-void SlotStates::give_back(uint32_t a, uint32_t slot) noexcept { pool_[a].alloc->release(slot); }
+void SlotStates::give_back(uint32_t a, uint32_t slot) noexcept {
+    DeviceRow &d = pool_[a];
+    d.alloc->release(slot);
+    // As free(): a drain (or a removal) may have looked while the slot was
+    // taken, and finds the device empty only when told.
+    if (d.state.load(std::memory_order_relaxed) != DevState::active)
+        pool_.slot_freed(a);
+}
 
 void SlotStates::end_borrow(const SlotRef &r) noexcept {
     SlotState &st = rows_[r.arena][r.slot];

@@ -87,9 +87,23 @@ bool Writes::take_free_slot(SlotRef &out) noexcept {
     const uint32_t best = c_.pool.pick_device();
     if (best == UINT32_MAX)
         return false;
-    const uint32_t slot = c_.pool[best].alloc->allocate();
+    if (pick_hook_)
+        pick_hook_(best);
+    DeviceRow &d = c_.pool[best];
+    const uint32_t slot = d.alloc->allocate();
     if (slot == UINT32_MAX)
         return false;
+    // A drain stops new entries by the state alone (it keeps the device's
+    // slots usable), and finds the device drained when none of its slots
+    // is taken: a write that picked the device before the drain began, and
+    // took its slot after the drain looked, put an entry on a device
+    // already reported drained. Looked at again after the slot is taken
+    // (the allocator's lock orders the two): one of the two sees the
+    // other, and the slot goes back here, which tells the drain.
+    if (!dev_writable(d.state.load())) {
+        c_.slots.give_back(best, slot);
+        return false;
+    }
     out = SlotRef{best, slot, 0};
     return true;
 }

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string_view>
 
@@ -87,6 +88,10 @@ public:
     // holds nothing.
     void abandon(Pending &p) noexcept;
 
+    // Tests only: called when a write has picked the device for its slot,
+    // before it takes one there, with the device's row.
+    void set_pick_hook(std::function<void(uint32_t device)> fn) { pick_hook_ = std::move(fn); }
+
 private:
     // p's key, its shard locked: its entry, or null once a forced remove
     // has cancelled the write.
@@ -100,6 +105,7 @@ private:
 
     Core &c_;
     Entries &entries_;
+    std::function<void(uint32_t)> pick_hook_;
 };
 
 } // namespace daxkv

@@ -833,6 +833,50 @@ TEST_F(Pool, AForcedRemovalThatFailsLeavesItsReservationsOpen) {
     EXPECT_EQ(st.slots_used, 6u);
 }
 
+TEST_F(Pool, AWriteThatPickedADeviceBeforeItsDrainNeverLandsOnItAfter) {
+    // A drain stops new entries by the device's state and reports the
+    // device drained when none of its slots is taken. A put that had picked
+    // the device before the drain began took its slot there after the
+    // drain had looked: the device said drained (and wait_drained returned
+    // 0) while it held the new entry. Now such a put goes elsewhere.
+    //
+    // Races tried: the drain run (and found complete) between a put's
+    // choice of the device and its taking of a slot there; a second put
+    // that races the same way after the device holds entries again.
+    HangGuard hang_guard;
+    open_pool(2, 8);
+    bool once = false;
+    int drain_rc = 1, wait_rc = 1;
+    core().writes().set_pick_hook([&](uint32_t dev) {
+        if (once || dev != 0)
+            return;
+        once = true;
+        // On another thread: this one holds the key's shard lock.
+        std::thread t([&] {
+            drain_rc = daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_DRAIN, 0, nullptr);
+            wait_rc = daxkv_device_wait_drained(s(), paths_[0].c_str(), 0);
+        });
+        t.join();
+    });
+    const int rc = put(1);
+    core().writes().set_pick_hook(nullptr);
+    ASSERT_TRUE(once);
+    ASSERT_EQ(drain_rc, 0);
+    ASSERT_EQ(wait_rc, 0); // empty when the drain began
+    ASSERT_EQ(rc, 0) << daxkv_errmsg();
+    EXPECT_EQ(check(1), "");
+    // Drained means empty.
+    EXPECT_EQ(entries_on(0), 0u);
+    EXPECT_EQ(entries_on(1), 1u);
+    EXPECT_EQ(status()["devices"][0]["drained"], true);
+    EXPECT_EQ(get_stats(s()).slots_used, 1u);
+    // And the device is still removed without anything to move.
+    auto r = result();
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(r.moved_keys, 0u);
+}
+
 TEST_F(Pool, RemoveEvictDeletesTheDevicesEntries) {
     open_pool(2, 8);
     fill(0, 8);
