@@ -699,7 +699,8 @@ DAXKV_API int daxkv_device_resize(daxkv_store *s, const char *path, uint64_t byt
 /**
  * Wait until a draining device holds no entries (it drains as entries are
  * removed, replaced or evicted). 0 drained; -ETIMEDOUT after timeout_ms
- * (negative: no limit); -EINVAL the device is not draining; -ENOENT unknown;
+ * (negative: no limit); -EINVAL the device is not draining (nor being
+ * removed or resized from draining, which is waited for); -ENOENT unknown;
  * -ESHUTDOWN when the store is shut down meanwhile (shutdown waits for it).
  * Drain completion is also logged (DAXKV_LOG_INFO) and shown as "drained"
  * in daxkv_pool_status_json.

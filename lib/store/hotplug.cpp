@@ -207,6 +207,7 @@ int Hotplug::remove(const std::string &path, MoveMode mode, unsigned flags, Hotp
     // that chose the device before it changed: one that got a slot after
     // the wait below found the device empty wrote into the unmapped arena.
     const uint32_t old_limit = d.alloc->slots();
+    d.changing_from.store(old_state);
     d.state.store(migrate ? DevState::migrating : DevState::removing);
     d.alloc->set_limit(0);
     Undo restore([&] {
@@ -329,6 +330,7 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
         return set_error(-EBUSY, "the shrink would drop %zu live entries; use DAXKV_MIGRATE, "
                                  "or DAXKV_EVICT with DAXKV_FORCE", keys.size());
     const bool migrate = mode == MoveMode::migrate;
+    d.changing_from.store(old_state);
     d.state.store(DevState::resizing);
     d.alloc->set_limit(new_limit); // no new slot above the end from here on
     Undo restore([&] {
@@ -379,15 +381,17 @@ int Hotplug::wait_drained(const std::string &path, int timeout_ms) {
     for (bool waited = false;; waited = true) {
         const DevState st = d.state.load();
         if (st != DevState::draining) {
-            if (!waited)
+            // A removal or a resize under way may fail and leave it
+            // draining: wait on, whether it began before this wait or
+            // during it (then only if it found the device draining).
+            const bool changing = st == DevState::removing || st == DevState::migrating ||
+                                  st == DevState::resizing;
+            if (!waited && !(changing && d.changing_from.load() == DevState::draining))
                 fail(-EINVAL, "the device is %s, not draining", dev_state_name(st));
-            // Changed since the wait began. A removal or a resize under way
-            // may fail and leave it draining: wait on. Any other state
-            // comes after a removal (draining ends no other way), which
-            // left nothing of the device in the pool, even if the path has
-            // been added again since: it drained.
-            if (st != DevState::removing && st != DevState::migrating &&
-                st != DevState::resizing)
+            // Any other state comes after a removal (draining ends no other
+            // way), which left nothing of the device in the pool, even if
+            // the path has been added again since: it drained.
+            if (!changing)
                 return 0;
         } else if (d.drained.load()) {
             return 0;

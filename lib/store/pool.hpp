@@ -63,6 +63,10 @@ struct DeviceRow {
     uint32_t id = 0;    // never reused within a store
     int numa_node = -1;
     std::atomic<DevState> state{DevState::active};
+    // The state a removal or resize under way found the device in (written
+    // before the state that says so): a wait for a drain begun during the
+    // change of a draining device waits on, as one begun before it does.
+    std::atomic<DevState> changing_from{DevState::active};
     // While set, new leases of entries on this device wait: a removal or
     // shrink that must not see one arrive (without force: from its check of
     // the leases to its end), or that waits for the old ones (a forced

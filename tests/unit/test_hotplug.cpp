@@ -877,6 +877,62 @@ TEST_F(Pool, AWriteThatPickedADeviceBeforeItsDrainNeverLandsOnItAfter) {
     EXPECT_EQ(r.moved_keys, 0u);
 }
 
+TEST_F(Pool, AWaitForADrainBegunDuringARemovalOfTheDrainingDeviceWaits) {
+    // daxkv_device_wait_drained waits on while a removal or resize of the
+    // draining device is under way (it may fail and leave the device
+    // draining, or remove it, which drains it), but did so only when the
+    // wait began before the change: a wait begun during it failed at once
+    // with -EINVAL ("the device is migrating, not draining"), although the
+    // device was draining before the call and is again if the call fails.
+    // It now waits as one begun before the change does.
+    //
+    // Races tried: waits with timeouts 0 and 50 ms begun while a removal (DAXKV_MIGRATE) of the draining device has
+    // copied its entries and not yet switched them; a wait on a device that
+    // is being removed without having been draining still fails -EINVAL.
+    HangGuard hang_guard;
+    open_pool(3, 8);
+    fill(0, 6); // two entries on each device
+    ASSERT_EQ(entries_on(0), 2u);
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_DRAIN, 0, nullptr), 0);
+    int during_0 = 1, during_50 = 1;
+    bool once = false;
+    core().hotplug().set_hook([&](int phase) {
+        if (phase != 1 || once)
+            return;
+        once = true;
+        std::thread t([&] {
+            during_0 = daxkv_device_wait_drained(s(), paths_[0].c_str(), 0);
+            during_50 = daxkv_device_wait_drained(s(), paths_[0].c_str(), 50);
+        });
+        t.join();
+    });
+    auto r = result();
+    EXPECT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    core().hotplug().set_hook(nullptr);
+    ASSERT_TRUE(once);
+    EXPECT_EQ(during_0, -ETIMEDOUT);
+    EXPECT_EQ(during_50, -ETIMEDOUT);
+    for (uint32_t i = 0; i < 6; ++i)
+        EXPECT_EQ(check(i), "") << i;
+
+    // A device that was active when its removal began is not draining.
+    int active_rc = 1;
+    once = false;
+    core().hotplug().set_hook([&](int phase) {
+        if (phase != 1 || once)
+            return;
+        once = true;
+        std::thread t([&] { active_rc = daxkv_device_wait_drained(s(), paths_[1].c_str(), 0); });
+        t.join();
+    });
+    EXPECT_EQ(daxkv_device_remove(s(), paths_[1].c_str(), DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    core().hotplug().set_hook(nullptr);
+    ASSERT_TRUE(once);
+    EXPECT_EQ(active_rc, -EINVAL);
+}
+
 TEST_F(Pool, RemoveEvictDeletesTheDevicesEntries) {
     open_pool(2, 8);
     fill(0, 8);
