@@ -276,7 +276,7 @@ int Hotplug::wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool
         // Quarantined slots (a failed checksum) stay taken and hold nothing,
         // and so do the slots of detached reservations until their callers
         // end them: only those at or above from_slot are set against the
-        // slots taken there. Counted wherever they lay, one below a
+        // slots taken there. Counted wherever they lie, one below a
         // shrink's end ended the wait while a write above it was still in
         // flight, which then committed beyond the recorded end. Taken
         // first: a reservation that ends between the two counts is waited
