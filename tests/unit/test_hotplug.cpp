@@ -154,6 +154,29 @@ bool logged(const std::string &needle) {
             return true;
     return false;
 }
+// Holds the copy whose source is src in its first chunk (a fault hook of
+// the copy engine) until release(); held says it got there.
+struct HoldCopy : daxkv::engine::FaultHook {
+    const void *src = nullptr;
+    std::mutex m;
+    std::condition_variable cv;
+    bool held = false, go = false;
+    int before_chunk(const daxkv::engine::CopyOp &op, size_t, size_t) noexcept override {
+        if (op.src != src)
+            return 0;
+        std::unique_lock<std::mutex> g(m);
+        held = true;
+        cv.notify_all();
+        cv.wait(g, [&] { return go; });
+        return 0;
+    }
+    void release() {
+        std::lock_guard<std::mutex> g(m);
+        go = true;
+        cv.notify_all();
+    }
+};
+
 struct LogCapture {
     LogCapture() {
         std::lock_guard<std::mutex> g(g_log_m);
@@ -665,26 +688,7 @@ TEST_F(Pool, AShrinkWaitsForAWriteAboveTheEndBesideAQuarantinedSlot) {
 
     // The put of key 9 takes slot 4 and is held in its copy.
     const std::vector<uint8_t> v9 = val(9);
-    struct Hold : daxkv::engine::FaultHook {
-        const void *src = nullptr;
-        std::mutex m;
-        std::condition_variable cv;
-        bool held = false, go = false;
-        int before_chunk(const daxkv::engine::CopyOp &op, size_t, size_t) noexcept override {
-            if (op.src != src)
-                return 0;
-            std::unique_lock<std::mutex> g(m);
-            held = true;
-            cv.notify_all();
-            cv.wait(g, [&] { return go; });
-            return 0;
-        }
-        void release() {
-            std::lock_guard<std::mutex> g(m);
-            go = true;
-            cv.notify_all();
-        }
-    } hold;
+    HoldCopy hold;
     hold.src = v9.data();
     daxkv::engine::testing::set_fault_hook(&hold);
     int put_rc = 1;
@@ -761,21 +765,7 @@ TEST_F(Pool, AForcedRemovalThatFailsLeavesItsReservationsOpen) {
 
     // Key 9 goes to dev0 (the less used) and is held in its copy.
     const std::vector<uint8_t> v9 = val(9);
-    struct Hold : daxkv::engine::FaultHook {
-        const void *src = nullptr;
-        std::mutex m;
-        std::condition_variable cv;
-        bool held = false, go = false;
-        int before_chunk(const daxkv::engine::CopyOp &op, size_t, size_t) noexcept override {
-            if (op.src != src)
-                return 0;
-            std::unique_lock<std::mutex> g(m);
-            held = true;
-            cv.notify_all();
-            cv.wait(g, [&] { return go; });
-            return 0;
-        }
-    } hold;
+    HoldCopy hold;
     hold.src = v9.data();
     daxkv::engine::testing::set_fault_hook(&hold);
     std::mutex m;
@@ -800,11 +790,7 @@ TEST_F(Pool, AForcedRemovalThatFailsLeavesItsReservationsOpen) {
         if (phase != 2 || once)
             return;
         once = true;
-        {
-            std::lock_guard<std::mutex> g(hold.m);
-            hold.go = true;
-            hold.cv.notify_all();
-        }
+        hold.release();
         std::unique_lock<std::mutex> g(m);
         cv.wait(g, [&] { return put_done; });
     });
