@@ -207,7 +207,12 @@ int Gpu::put_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
 
         std::shared_lock<std::shared_mutex> reg(cs.reg_m);
         direct = cs.reg != nullptr;
-        if (direct) {
+        if (idx.empty()) {
+            // No item was claimed: nothing to copy or to wait for. An event
+            // recorded anyway would make the call wait for unrelated work on
+            // the caller's stream, and a failed wait would leave its sticky
+            // error behind with no item to report it.
+        } else if (direct) {
             // Direct: the DMA writes into the claimed slots in the registered
             // arena; one event after the last copy says when all are done.
             cuda::Event ev = nullptr;

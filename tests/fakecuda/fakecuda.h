@@ -43,6 +43,12 @@ typedef void (*fakecuda_reset_fn)(void);
  *                            cudaErrorInvalidValue (0: none)
  *   fail_launch_host_func    every cudaLaunchHostFunc fails (0/1)
  *   fail_host_alloc          every cudaHostAlloc fails (0/1)
+ *   fail_event_create        every cudaEventCreateWithFlags fails with
+ *                            cudaErrorMemoryAllocation (0/1)
+ *   fail_event_record        every cudaEventRecord fails with
+ *                            cudaErrorInvalidValue (0/1)
+ *   fail_event_sync          every cudaEventSynchronize fails with
+ *                            cudaErrorInvalidValue, after the wait (0/1)
  *   copy_delay_us            the stream thread sleeps before each copy
  *   hold                     1: the stream thread executes nothing until 0
  */
@@ -52,6 +58,7 @@ typedef void (*fakecuda_set_fn)(const char *key, long value);
  *   max_register_bytes       the largest single cudaHostRegister since reset
  *   host_allocs              live cudaHostAlloc buffers
  *   device_allocs            live cudaMalloc buffers
+ *   events                   live events (created and not destroyed)
  *   sticky_error             this thread's pending error (not cleared)
  *   queued                   operations waiting on the stream
  *   queued_copies            of those, the copies (a host function stays

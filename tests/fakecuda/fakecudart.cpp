@@ -59,11 +59,12 @@ struct Fake {
     bool hold = false;
     // Settings.
     long devices = 1, host_register_supported = 1, fail_register_at = 0, fail_memcpy_at = 0,
-         fail_launch_host_func = 0, fail_host_alloc = 0, copy_delay_us = 0;
+         fail_launch_host_func = 0, fail_host_alloc = 0, copy_delay_us = 0,
+         fail_event_create = 0, fail_event_record = 0, fail_event_sync = 0;
     // State.
     std::map<uintptr_t, size_t> registered, host_allocs, device_allocs;
     std::map<std::string, long> calls;
-    long register_calls = 0, memcpy_calls = 0, pageable = 0, violations = 0;
+    long register_calls = 0, memcpy_calls = 0, pageable = 0, violations = 0, events = 0;
     size_t max_register = 0;
     std::string violation;
     std::vector<fakecuda_call> log;
@@ -85,6 +86,7 @@ struct Fake {
         fail_launch_host_func = env("FAKECUDA_FAIL_LAUNCH_HOST_FUNC", 0);
         fail_host_alloc = env("FAKECUDA_FAIL_HOST_ALLOC", 0);
         copy_delay_us = env("FAKECUDA_COPY_DELAY_US", 0);
+        fail_event_create = fail_event_record = fail_event_sync = 0;
         hold = false;
     }
 
@@ -226,6 +228,12 @@ void fakecuda_set(const char *key, long value) {
         f.fail_host_alloc = value;
     else if (k == "copy_delay_us")
         f.copy_delay_us = value;
+    else if (k == "fail_event_create")
+        f.fail_event_create = value;
+    else if (k == "fail_event_record")
+        f.fail_event_record = value;
+    else if (k == "fail_event_sync")
+        f.fail_event_sync = value;
     else if (k == "hold")
         f.hold = value != 0;
     else
@@ -251,6 +259,8 @@ long fakecuda_get(const char *key) {
         return static_cast<long>(f.host_allocs.size());
     if (k == "device_allocs")
         return static_cast<long>(f.device_allocs.size());
+    if (k == "events")
+        return f.events;
     if (k == "sticky_error")
         return last_error;
     if (k == "queued")
@@ -548,7 +558,12 @@ int cudaEventCreateWithFlags(void **event, unsigned flags) {
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
     (void)flags;
+    if (f.fail_event_create) {
+        *event = nullptr;
+        return fail_with(kMemoryAllocation);
+    }
     *event = new Event;
+    f.events++;
     return kSuccess;
 }
 
@@ -556,7 +571,10 @@ int cudaEventDestroy(void *event) {
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
+    if (!event)
+        return fail_with(kInvalidValue);
     delete static_cast<Event *>(event);
+    f.events--;
     return kSuccess;
 }
 
@@ -564,6 +582,10 @@ int cudaEventRecord(void *event, void *stream) {
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
+    if (f.fail_event_record) {
+        f.record(__func__, event, stream, 0, 0, kInvalidValue);
+        return fail_with(kInvalidValue);
+    }
     Op op{Op::marker};
     static_cast<Event *>(event)->seq = f.push(op);
     f.record(__func__, event, stream, 0, 0, kSuccess);
@@ -574,9 +596,11 @@ int cudaEventSynchronize(void *event) {
     Fake &f = fake();
     std::unique_lock<std::mutex> g(f.m);
     f.enter(__func__);
-    f.record(__func__, event, nullptr, 0, 0, kSuccess);
+    // Recorded before the wait: tests see a call that is waiting.
+    const bool fail = f.fail_event_sync != 0;
+    f.record(__func__, event, nullptr, 0, 0, fail ? kInvalidValue : kSuccess);
     f.wait_done(g, static_cast<Event *>(event)->seq);
-    return kSuccess;
+    return fail ? fail_with(kInvalidValue) : kSuccess;
 }
 
 int cudaEventQuery(void *event) {

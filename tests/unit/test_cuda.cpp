@@ -20,8 +20,10 @@
 //   any call after daxkv_shutdown                                -> -ESHUTDOWN
 //   config cuda_register_chunk 0, 4095, 4097, 65GiB, "abc";
 //     cuda_staging_bytes 0, 1000, 1536KiB, 2GiB                  -> -EINVAL
+//   a put batch that claims nothing (all keys exist, all items bad, n = 0)
+//     with cudaEventSynchronize failing -> 0, no CUDA call, no sticky error
 // Injected failures: the 3rd registration chunk, the Nth async copy (put and
-// get, both paths), cudaLaunchHostFunc, cudaHostAlloc.
+// get, both paths), cudaLaunchHostFunc, cudaHostAlloc, cudaEventSynchronize.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -664,6 +666,43 @@ TEST_P(CudaPaths, FailedCopyMidBatchFailsOnlyItsItem) {
     struct daxkv_stats st = stats();
     EXPECT_EQ(st.slots_pending_free, 0u) << "a borrow was not released";
     EXPECT_EQ(st.slots_used, 0u);
+}
+
+// Bad inputs: a put batch in which no item is claimed (every key already
+// stored without DAXKV_REPLACE; NULL key, value over slot_bytes, NULL data;
+// n = 0), with every cudaEventSynchronize failing. Nothing is copied, so
+// nothing may be waited for: the call neither waits for earlier work on the
+// caller's stream nor leaves a sticky error behind.
+TEST_P(CudaPaths, PutWithNothingClaimedNeitherWaitsNorLeavesAStickyError) {
+    open_cuda(64 * 1024, 8);
+    maybe_register();
+    make_values({1000, 2000});
+    auto items = put_items();
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_, 0), 2);
+    sync();
+    fake().reset(); // counters from here; the registration stays
+    const long events = fake().get("events"); // a staging set's stay with the store
+    fake().set("fail_event_sync", 1);
+    auto again = put_items();
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), again.data(), again.size(), stream_, 0), 0);
+    EXPECT_EQ(again[0].status, DAXKV_EXISTED);
+    EXPECT_EQ(again[1].status, DAXKV_EXISTED);
+    std::string k = "new";
+    daxkv_item bad[3] = {{nullptr, 3, dev_[0]->data(), 10, nullptr, 0, 0},
+                         {k.data(), k.size(), dev_[0]->data(), 65 * 1024, nullptr, 0, 0},
+                         {k.data(), k.size(), nullptr, 10, nullptr, 0, 0}};
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), bad, 3, stream_, 0), 0);
+    EXPECT_EQ(bad[0].status, -EINVAL);
+    EXPECT_EQ(bad[1].status, -E2BIG);
+    EXPECT_EQ(bad[2].status, -EINVAL);
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), bad, 0, stream_, 0), 0);
+    for (const char *fn : {"cudaEventCreateWithFlags", "cudaEventRecord", "cudaEventSynchronize",
+                           "cudaStreamSynchronize", "cudaMemcpyAsync"})
+        EXPECT_EQ(calls(fn), 0) << fn;
+    EXPECT_EQ(fake().get("sticky_error"), 0);
+    EXPECT_EQ(fake().get("events"), events);
+    EXPECT_EQ(stats().slots_inflight, 0u);
+    EXPECT_EQ(value(keys_[1]), src_[1]);
 }
 
 TEST_P(CudaPaths, WriteIsInvisibleUntilItsCopyCompleted) {
