@@ -7,6 +7,8 @@
 //   no CUDA runtime (DAXKV_TEST_CUDART names a missing file): available 0,
 //     register / unregister / get / put                          -> -ENOTSUP
 //   a runtime without GPU (cudaGetDeviceCount fails)             -> available 0, -ENODEV
+//   a real libcudart without a usable GPU (skipped where there is
+//     none, or where it sees a GPU): every GPU call              -> -ENODEV
 //   a GPU that cannot register host memory                       -> register -ENOTSUP
 //   NULL store                                                   -> -EINVAL (every call)
 //   unknown flags: register 0x1, get DAXKV_REPLACE, put DAXKV_PREFIX -> -EINVAL
@@ -31,6 +33,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <dirent.h>
 #include <dlfcn.h>
 #include <string>
 #include <thread>
@@ -234,6 +237,77 @@ TEST_F(Cuda, RuntimeWithoutGpuSaysENODEVAndClearsTheStickyError) {
     open(StoreSpec(4096, 4));
     EXPECT_EQ(daxkv_cuda_register(s(), 0), -ENODEV);
     EXPECT_EQ(daxkv_get_batch_cuda(s(), nullptr, 0, stream_, 0), -ENODEV);
+}
+
+// A real libcudart on a host without a usable GPU (no driver, or no
+// device): where one can be loaded (DAXKV_TEST_REAL_CUDART, else the usual
+// sonames on the loader's path or in /usr/local/cuda), every GPU call says
+// -ENODEV with the runtime's own reason, repeated calls open nothing more
+// (file descriptors), and the rest of the API keeps working.
+// Bad inputs: register with and without DAXKV_CUDA_MAPPED, unregister, get
+// and put of one item with a NULL stream and of none, each twice.
+TEST_F(Cuda, RealRuntimeWithoutGpuSaysENODEVAndTheStoreKeepsWorking) {
+    std::vector<std::string> names;
+    if (const char *e = std::getenv("DAXKV_TEST_REAL_CUDART"); e && *e)
+        names.push_back(e);
+    for (const char *n : {"libcudart.so.13", "libcudart.so.12", "/usr/local/cuda/lib64/libcudart.so.13",
+                          "/usr/local/cuda/lib64/libcudart.so.12"})
+        names.push_back(n);
+    std::string found;
+    for (const auto &n : names)
+        if (void *h = dlopen(n.c_str(), RTLD_NOW | RTLD_LOCAL)) {
+            int (*count)(int *) = reinterpret_cast<int (*)(int *)>(dlsym(h, "cudaGetDeviceCount"));
+            int devices = 0;
+            if (count && count(&devices) == 0 && devices > 0)
+                GTEST_SKIP() << n << " sees a GPU: tests/gpu covers this host";
+            found = n;
+            break;
+        }
+    if (found.empty())
+        GTEST_SKIP() << "no real libcudart here (set DAXKV_TEST_REAL_CUDART to name one)";
+    use_runtime(found.c_str());
+    EXPECT_EQ(daxkv_cuda_available(), 0);
+    const std::string why = daxkv_errmsg();
+    EXPECT_TRUE(contains_text(why.c_str(), "no GPU is usable")) << why;
+    EXPECT_TRUE(contains_text(why.c_str(), "cudaGetDeviceCount")) << why;
+    open(StoreSpec(4096, 8));
+    std::vector<uint8_t> v = pattern(1, 4096);
+    ASSERT_EQ(put("k", v), 0);
+    std::string k = "k", k2 = "k2";
+    char buf[4096];
+    auto fds = [] {
+        size_t n = 0;
+        if (DIR *d = opendir("/proc/self/fd")) {
+            while (readdir(d))
+                ++n;
+            closedir(d);
+        }
+        return n;
+    };
+    size_t before = 0;
+    for (int round = 0; round < 2; ++round) {
+        EXPECT_EQ(daxkv_cuda_register(s(), 0), -ENODEV);
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "CUDA is not usable")) << daxkv_errmsg();
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "no GPU is usable")) << daxkv_errmsg();
+        EXPECT_EQ(daxkv_cuda_register(s(), DAXKV_CUDA_MAPPED), -ENODEV);
+        EXPECT_EQ(daxkv_cuda_unregister(s()), -ENODEV);
+        daxkv_item g{k.data(), k.size(), buf, sizeof buf, nullptr, 0, 7};
+        daxkv_item p{k2.data(), k2.size(), buf, sizeof buf, nullptr, 0, 7};
+        EXPECT_EQ(daxkv_get_batch_cuda(s(), &g, 1, nullptr, 0), -ENODEV);
+        EXPECT_EQ(daxkv_put_batch_cuda(s(), &p, 1, nullptr, 0), -ENODEV);
+        EXPECT_EQ(daxkv_get_batch_cuda(s(), nullptr, 0, nullptr, 0), -ENODEV);
+        EXPECT_EQ(daxkv_put_batch_cuda(s(), nullptr, 0, nullptr, 0), -ENODEV);
+        EXPECT_EQ(p.status, 7) << "the items are untouched";
+        EXPECT_EQ(daxkv_cuda_available(), 0);
+        if (round == 0)
+            before = fds();
+        else
+            EXPECT_EQ(fds(), before) << "a call without a GPU left a file descriptor open";
+    }
+    EXPECT_EQ(value("k"), v);
+    EXPECT_EQ(contains("k2"), 0);
+    EXPECT_EQ(put("k2", v), 0);
+    EXPECT_EQ(value("k2"), v);
 }
 
 TEST_F(Cuda, AvailableWithTheFakeRuntime) {
