@@ -128,6 +128,7 @@ int Gpu::register_arenas(unsigned flags) {
         cs.reg.reset(new cuda::HostRegistration(cs.rt, rs, c_.cfg.cuda_register_chunk,
                                                 cuda::register_flags(flags)));
         cs.reg_flags = flags;
+        cs.reg_lost.clear();
         chunks = cs.reg->chunks();
     }
     // Logged with no lock held: the log callback is the caller's code.
@@ -141,6 +142,11 @@ int Gpu::unregister_arenas() {
     size_t stuck = 0;
     {
         std::unique_lock<std::shared_mutex> g(cs.reg_m);
+        if (!cs.reg && !cs.reg_lost.empty())
+            return set_error(-ENOENT,
+                             "the arenas are not registered with CUDA: a device change dropped "
+                             "their registration and registering them again failed (%s)",
+                             cs.reg_lost.c_str());
         if (!cs.reg)
             return set_error(-ENOENT, "the arenas are not registered with CUDA");
         // Reads enqueued earlier may still be copying out of the registered
@@ -187,6 +193,7 @@ void Gpu::around_mapping_change(const std::function<void()> &change) {
                                                          cuda::register_flags(cs->reg_flags)));
             } catch (const std::exception &e) {
                 failure = e.what();
+                cs->reg_lost = failure;
             }
         }
     }

@@ -59,6 +59,9 @@ struct StoreState {
     std::shared_mutex reg_m;
     std::unique_ptr<HostRegistration> reg;
     unsigned reg_flags = 0;
+    // Why a device change dropped the registration (registering the arenas
+    // again failed); empty otherwise. Said by an unregister that finds none.
+    std::string reg_lost;
     // Direct reads whose DMA has not completed yet.
     std::mutex m;
     std::condition_variable cv;

@@ -19,6 +19,7 @@
 //   per item: destination or metadata buffer too small           -> status -ENOBUFS, needed size reported
 //   register again with other flags                              -> -EBUSY
 //   unregister when not registered                               -> -ENOENT
+//   unregister after a device add whose re-registration failed   -> -ENOENT, with the cause
 //   any call after daxkv_shutdown                                -> -ESHUTDOWN
 //   config cuda_register_chunk 0, 4095, 4097, 65GiB, "abc";
 //     cuda_staging_bytes 0, 1000, 1536KiB, 2GiB                  -> -EINVAL
@@ -497,6 +498,47 @@ TEST_F(Cuda, DeviceRemoveAndAddKeepTheRegistrationExact) {
     read_all_on_gpu();
     EXPECT_EQ(fake().get("pageable_copies"), 0);
     // Unregistered at close as before (TearDown checks violations and ranges).
+}
+
+// Bad input: a device added while the arenas are registered, with the 3rd
+// cudaHostRegister of the re-registration failing. The registration is
+// dropped whole (nothing stays registered, no sticky error), transfers go
+// on staged, and an unregister that finds none says why rather than only
+// "not registered"; registering again works and clears that.
+TEST_F(Cuda, RegistrationDroppedByADeviceChangeIsExplainedByUnregister) {
+    const uint64_t arena = arena_bytes_for(4096, 8, 256);
+    const std::string second = dir_.file("second");
+    ConfigPtr cfg;
+    ASSERT_EQ(make_config(&cfg, path_,
+                          StoreSpec{4096, 8}.set("hotplug", "1").set("cuda_staging_bytes", "1MiB")),
+              0);
+    daxkv_store *raw = nullptr;
+    ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
+    store_.reset(raw);
+    spec_ = StoreSpec{4096, 8};
+    std::vector<uint8_t> v = pattern(77, 3000);
+    ASSERT_EQ(put("k", v), 0);
+    ASSERT_EQ(daxkv_cuda_register(s(), 0), 0) << daxkv_errmsg();
+    fake().set("fail_register_at", 2); // the second arena's chunk of the re-registration
+    ASSERT_EQ(daxkv_device_add(s(), second.c_str(), arena), 0) << daxkv_errmsg();
+    EXPECT_EQ(fake().get("registered_ranges"), 0);
+    EXPECT_EQ(fake().get("sticky_error"), 0);
+    EXPECT_EQ(daxkv_cuda_unregister(s()), -ENOENT);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "a device change dropped")) << daxkv_errmsg();
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "cudaHostRegister: out of memory")) << daxkv_errmsg();
+
+    DevBuf out(4096);
+    std::string k = "k";
+    daxkv_item it{k.data(), k.size(), out.data(), 4096, nullptr, 0, 0};
+    ASSERT_EQ(daxkv_get_batch_cuda(s(), &it, 1, stream_, 0), 1) << daxkv_errmsg();
+    sync();
+    EXPECT_EQ(0, std::memcmp(out.data(), v.data(), v.size()));
+
+    ASSERT_EQ(daxkv_cuda_register(s(), 0), 0) << daxkv_errmsg();
+    EXPECT_EQ(fake().get("registered_ranges"), 2);
+    ASSERT_EQ(daxkv_cuda_unregister(s()), 0);
+    EXPECT_EQ(daxkv_cuda_unregister(s()), -ENOENT);
+    EXPECT_FALSE(contains_text(daxkv_errmsg(), "device change")) << daxkv_errmsg();
 }
 
 TEST_F(Cuda, GrowingAFileArenaExtendsTheRegistration) {
