@@ -427,7 +427,7 @@ struct daxkv_stats {
     /* Fields below were added after the first layout: filled only when
      * struct_size covers them. */
     uint64_t copy_faults; /* reads that faulted (sigbus=handle): entry dropped, slot quarantined */
-    uint64_t batches;         /* put and get batch calls, synchronous and submitted */
+    uint64_t batches;         /* put and get batch calls, synchronous (GPU too) and submitted */
     uint64_t async_submitted; /* batches queued by daxkv_submit */
     uint64_t async_completed; /* ... that ran and posted their completion */
     uint64_t async_cancelled; /* ... cancelled by shutdown */

@@ -15,6 +15,10 @@ namespace daxkv {
 int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
     CallGate::Call call(c_.gate);
     cuda::StoreState &cs = state();
+    // A batch call as the host ones are (statistics): counted once CUDA is
+    // there to run it, timed to its return (the bytes may arrive later).
+    LatencyTimer timer(c_.metrics.batch_latency);
+    c_.metrics.batches.fetch_add(1, std::memory_order_relaxed);
     const cuda::Runtime &rt = cs.rt;
     auto s = static_cast<cuda::Stream>(stream);
     const bool prefix = flags & kPrefix;
@@ -186,6 +190,8 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
 int Gpu::put_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
     CallGate::Call call(c_.gate);
     cuda::StoreState &cs = state();
+    LatencyTimer timer(c_.metrics.batch_latency);
+    c_.metrics.batches.fetch_add(1, std::memory_order_relaxed);
     const cuda::Runtime &rt = cs.rt;
     auto s = static_cast<cuda::Stream>(stream);
     const bool hashed = c_.copier.hashes_writes();

@@ -20,6 +20,7 @@
 //   register again with other flags                              -> -EBUSY
 //   unregister when not registered                               -> -ENOENT
 //   unregister after a device add whose re-registration failed   -> -ENOENT, with the cause
+//   a GPU batch refused for want of a runtime                    -> not in daxkv_stats.batches
 //   any call after daxkv_shutdown                                -> -ESHUTDOWN
 //   config cuda_register_chunk 0, 4095, 4097, 65GiB, "abc";
 //     cuda_staging_bytes 0, 1000, 1536KiB, 2GiB                  -> -EINVAL
@@ -819,6 +820,35 @@ TEST_P(CudaPaths, PutWithNothingClaimedNeitherWaitsNorLeavesAStickyError) {
     EXPECT_EQ(fake().get("events"), events);
     EXPECT_EQ(stats().slots_inflight, 0u);
     EXPECT_EQ(value(keys_[1]), src_[1]);
+}
+
+// The statistics count a GPU batch as the host batches are counted: one
+// call in batches and batch_latency, its values in item_bytes. Inputs: a
+// put and a get of two values, an empty put (n = 0), and, without a
+// runtime, a refused call (not a batch: not counted).
+TEST_P(CudaPaths, GpuBatchesCountInTheBatchStatistics) {
+    open_cuda(64 * 1024, 8);
+    maybe_register();
+    make_values({6000, 100});
+    const struct daxkv_stats st0 = stats();
+    auto items = put_items();
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), 2, stream_, 0), 2);
+    auto got = get_items(64 * 1024);
+    ASSERT_EQ(daxkv_get_batch_cuda(s(), got.data(), 2, stream_, 0), 2);
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), 0, stream_, 0), 0);
+    sync();
+    const struct daxkv_stats st1 = stats();
+    EXPECT_EQ(st1.batches - st0.batches, 3u);
+    EXPECT_EQ(st1.batch_latency.count - st0.batch_latency.count, 3u);
+    EXPECT_EQ(st1.item_bytes.count - st0.item_bytes.count, 4u);
+    if (!direct()) {
+        use_runtime("/nonexistent/libcudart.so.12");
+        store_.reset(); // a fresh store: the runtime is chosen at its first GPU call
+        open_cuda(64 * 1024, 8);
+        const uint64_t before = stats().batches;
+        EXPECT_EQ(daxkv_get_batch_cuda(s(), got.data(), 2, stream_, 0), -ENOTSUP);
+        EXPECT_EQ(stats().batches, before);
+    }
 }
 
 TEST_P(CudaPaths, WriteIsInvisibleUntilItsCopyCompleted) {
