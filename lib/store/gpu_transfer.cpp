@@ -61,6 +61,8 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
         auto batch = std::make_unique<cuda::ReadBatch>();
         auto held = std::make_shared<std::vector<Borrow>>();
         held->reserve(kept);
+        std::vector<size_t> sent; // the items whose copies were enqueued
+        sent.reserve(kept);
         batch->state = &cs;
         Reads &reads = reads_;
         batch->release = [&reads, held]() {
@@ -83,6 +85,7 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
             // Even a failed item may have pieces enqueued: keep it borrowed
             // until the stream passed them.
             held->push_back(b);
+            sent.push_back(item_of[k]);
         }
         if (!held->empty()) {
             cs.begin_pending();
@@ -100,6 +103,13 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
                 }
                 batch->release();
                 cs.end_pending();
+                // The wait failed: whether the copies completed is unknown,
+                // so no item of them may say its bytes were read.
+                if (w != cuda::kSuccess)
+                    for (size_t i : sent)
+                        if (items[i].status == 0)
+                            fail_item(items[i],
+                                      cuda::copy_error(rt, i, "cudaStreamSynchronize", w));
             }
         }
     } else {

@@ -49,6 +49,7 @@ typedef void (*fakecuda_reset_fn)(void);
  *                            cudaErrorInvalidValue (0/1)
  *   fail_event_sync          every cudaEventSynchronize fails with
  *                            cudaErrorInvalidValue, after the wait (0/1)
+ *   fail_stream_sync         every cudaStreamSynchronize fails likewise (0/1)
  *   copy_delay_us            the stream thread sleeps before each copy
  *   hold                     1: the stream thread executes nothing until 0
  */

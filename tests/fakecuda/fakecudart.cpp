@@ -60,7 +60,7 @@ struct Fake {
     // Settings.
     long devices = 1, host_register_supported = 1, fail_register_at = 0, fail_memcpy_at = 0,
          fail_launch_host_func = 0, fail_host_alloc = 0, copy_delay_us = 0,
-         fail_event_create = 0, fail_event_record = 0, fail_event_sync = 0;
+         fail_event_create = 0, fail_event_record = 0, fail_event_sync = 0, fail_stream_sync = 0;
     // State.
     std::map<uintptr_t, size_t> registered, host_allocs, device_allocs;
     std::map<std::string, long> calls;
@@ -86,7 +86,7 @@ struct Fake {
         fail_launch_host_func = env("FAKECUDA_FAIL_LAUNCH_HOST_FUNC", 0);
         fail_host_alloc = env("FAKECUDA_FAIL_HOST_ALLOC", 0);
         copy_delay_us = env("FAKECUDA_COPY_DELAY_US", 0);
-        fail_event_create = fail_event_record = fail_event_sync = 0;
+        fail_event_create = fail_event_record = fail_event_sync = fail_stream_sync = 0;
         hold = false;
     }
 
@@ -234,6 +234,8 @@ void fakecuda_set(const char *key, long value) {
         f.fail_event_record = value;
     else if (k == "fail_event_sync")
         f.fail_event_sync = value;
+    else if (k == "fail_stream_sync")
+        f.fail_stream_sync = value;
     else if (k == "hold")
         f.hold = value != 0;
     else
@@ -531,9 +533,11 @@ int cudaStreamSynchronize(void *stream) {
     Fake &f = fake();
     std::unique_lock<std::mutex> g(f.m);
     f.enter(__func__);
-    f.record(__func__, nullptr, stream, 0, 0, kSuccess);
+    // Recorded before the wait: tests see a call that is waiting.
+    const bool fail = f.fail_stream_sync != 0;
+    f.record(__func__, nullptr, stream, 0, 0, fail ? kInvalidValue : kSuccess);
     f.wait_done(g, f.enqueued);
-    return kSuccess;
+    return fail ? fail_with(kInvalidValue) : kSuccess;
 }
 
 int cudaLaunchHostFunc(void *stream, HostFn fn, void *user) {

@@ -27,7 +27,8 @@
 //   a put batch that claims nothing (all keys exist, all items bad, n = 0)
 //     with cudaEventSynchronize failing -> 0, no CUDA call, no sticky error
 // Injected failures: the 3rd registration chunk, the Nth async copy (put and
-// get, both paths), cudaLaunchHostFunc, cudaHostAlloc, cudaEventSynchronize.
+// get, both paths), cudaLaunchHostFunc, cudaHostAlloc, cudaEventSynchronize,
+// cudaStreamSynchronize.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -978,6 +979,31 @@ TEST_F(Cuda, WithoutHostFunctionsTheReadWaitsForItsCopies) {
     ASSERT_EQ(remove(keys_[0]), 0);
     EXPECT_EQ(stats().slots_pending_free, 0u) << "the borrow was kept after the wait";
     EXPECT_EQ(fake().get("sticky_error"), 0);
+}
+
+// Injected: cudaLaunchHostFunc fails, and so does the cudaStreamSynchronize
+// the read falls back to. Whether the copies completed is unknown: the item
+// says -EIO (not a hit), nothing stays borrowed, no sticky error is left,
+// and the next read works.
+TEST_F(Cuda, ReadWhoseFallbackWaitFailsReportsItsItemsFailed) {
+    open_cuda(64 * 1024, 4);
+    ASSERT_EQ(daxkv_cuda_register(s(), 0), 0);
+    make_values({60000, 0});
+    auto items = put_items();
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), 2, stream_, 0), 2);
+    fake().set("fail_launch_host_func", 1);
+    fake().set("fail_stream_sync", 1);
+    auto got = get_items(64 * 1024);
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), got.data(), 2, stream_, 0), 1);
+    EXPECT_EQ(got[0].status, -EIO);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "cudaStreamSynchronize")) << daxkv_errmsg();
+    EXPECT_EQ(got[1].status, 0) << "an empty value needs no copy";
+    EXPECT_EQ(stats().leases_active, 0u);
+    EXPECT_EQ(fake().get("sticky_error"), 0);
+    fake().set("fail_stream_sync", 0);
+    got = get_items(64 * 1024);
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), got.data(), 2, stream_, 0), 2);
+    EXPECT_TRUE(out_matches(0));
 }
 
 TEST_F(Cuda, StagingBuffersThatCannotBeAllocatedFailTheCall) {
