@@ -231,37 +231,46 @@ int Gpu::put_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
         } else if (direct) {
             // Direct: the DMA writes into the claimed slots in the registered
             // arena; one event after the last copy says when all are done.
-            cuda::Event ev = nullptr;
-            cuda::Error e = rt.EventCreateWithFlags(&ev, cuda::kEventDisableTiming);
-            if (e != cuda::kSuccess) {
-                rt.GetLastError();
-                ev = nullptr; // fall back to waiting for the whole stream
-            }
-            for (size_t i : idx) {
-                daxkv_item &it = items[i];
-                enqueued = true;
-                e = it.len ? cuda::copy_registered(
-                                 rt, static_cast<char *>(it.data), pend[i].dst, it.len,
-                                 c_.pool.arena(pend[i].inflight->ref.arena).mapping().base(),
-                                 c_.cfg.cuda_register_chunk, cuda::kMemcpyDeviceToHost, s)
-                           : cuda::kSuccess;
-                if (e != cuda::kSuccess)
-                    fail_item(it, cuda::copy_error(rt, i, "cudaMemcpyAsync", e));
-            }
-            const char *what = "cudaEventSynchronize";
-            e = ev ? rt.EventRecord(ev, s) : cuda::kErrorInvalidValue;
-            if (e == cuda::kSuccess) {
-                e = rt.EventSynchronize(ev);
-            } else {
-                rt.GetLastError();
-                what = "cudaStreamSynchronize";
-                e = rt.StreamSynchronize(s);
-            }
-            if (ev)
-                rt.EventDestroy(ev);
-            enqueued = false;
+            // Empty values need no copy, and a batch of only those no wait.
+            bool copies = false;
             for (size_t i : idx)
-                if (e != cuda::kSuccess)
+                copies = copies || items[i].len != 0;
+            cuda::Error e = cuda::kSuccess;
+            const char *what = "cudaEventSynchronize";
+            if (copies) {
+                cuda::Event ev = nullptr;
+                e = rt.EventCreateWithFlags(&ev, cuda::kEventDisableTiming);
+                if (e != cuda::kSuccess) {
+                    rt.GetLastError();
+                    ev = nullptr; // fall back to waiting for the whole stream
+                }
+                for (size_t i : idx) {
+                    daxkv_item &it = items[i];
+                    if (!it.len)
+                        continue;
+                    enqueued = true;
+                    e = cuda::copy_registered(
+                        rt, static_cast<char *>(it.data), pend[i].dst, it.len,
+                        c_.pool.arena(pend[i].inflight->ref.arena).mapping().base(),
+                        c_.cfg.cuda_register_chunk, cuda::kMemcpyDeviceToHost, s);
+                    if (e != cuda::kSuccess)
+                        fail_item(it, cuda::copy_error(rt, i, "cudaMemcpyAsync", e));
+                }
+                e = ev ? rt.EventRecord(ev, s) : cuda::kErrorInvalidValue;
+                if (e == cuda::kSuccess) {
+                    e = rt.EventSynchronize(ev);
+                } else {
+                    rt.GetLastError();
+                    what = "cudaStreamSynchronize";
+                    e = rt.StreamSynchronize(s);
+                }
+                if (ev)
+                    rt.EventDestroy(ev);
+                enqueued = false;
+            }
+            // A failed wait fails the items whose copies it was for.
+            for (size_t i : idx)
+                if (e != cuda::kSuccess && items[i].len)
                     fail_item(items[i], cuda::copy_error(rt, i, what, e));
             // The checksum is taken from the arena after the DMA (no CPU pass
             // saw the bytes before).

@@ -852,6 +852,39 @@ TEST_P(CudaPaths, GpuBatchesCountInTheBatchStatistics) {
     }
 }
 
+// Empty values in a put batch need no copy: they are stored whatever
+// happens to the copies of the others, on both paths alike. Inputs: values
+// of 0, 3000 and 0 bytes with every cudaEventRecord and
+// cudaStreamSynchronize failing (the copies' completion cannot be known),
+// then a batch of only empty values, which makes no CUDA call at all.
+TEST_P(CudaPaths, EmptyValuesAreStoredWhateverTheWaitForOtherCopiesSays) {
+    open_cuda(64 * 1024, 8);
+    maybe_register();
+    make_values({0, 3000, 0});
+    auto items = put_items();
+    fake().set("fail_event_record", 1);
+    fake().set("fail_stream_sync", 1);
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), items.data(), 3, stream_, 0), 2);
+    EXPECT_EQ(items[0].status, 0);
+    EXPECT_EQ(items[1].status, -EIO);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "cudaStreamSynchronize")) << daxkv_errmsg();
+    EXPECT_EQ(items[2].status, 0);
+    EXPECT_EQ(fake().get("sticky_error"), 0);
+    fake().set("fail_event_record", 0);
+    fake().set("fail_stream_sync", 0);
+    EXPECT_EQ(value(keys_[0]).size(), 0u);
+    EXPECT_EQ(contains(keys_[1]), 0);
+    EXPECT_EQ(value(keys_[2]).size(), 0u);
+    EXPECT_EQ(stats().slots_inflight, 0u);
+
+    fake().reset();
+    std::vector<daxkv_item> empties = {items[0], items[2]};
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), empties.data(), 2, stream_, DAXKV_REPLACE), 2);
+    for (const char *fn : {"cudaEventCreateWithFlags", "cudaEventRecord", "cudaEventSynchronize",
+                           "cudaStreamSynchronize", "cudaMemcpyAsync"})
+        EXPECT_EQ(calls(fn), 0) << fn;
+}
+
 TEST_P(CudaPaths, WriteIsInvisibleUntilItsCopyCompleted) {
     open_cuda(64 * 1024, 8);
     maybe_register();
