@@ -178,7 +178,7 @@ int cmd_bench(const Args &a) {
     // stores into the warm arena.
     set_items(src.p);
     if ((rc = daxkv_put_batch(store, items.data(), count, 0)) != static_cast<int>(count))
-        return fail_call("warm-up put_batch", rc < 0 ? rc : items[0].status);
+        return fail_call("warm-up put_batch", batch_failure(rc, items));
     advance("warming the arena");
     double best_store = 1e30, best_restore = 1e30;
     uint64_t verified = 0, mismatched = 0;
@@ -194,10 +194,7 @@ int cmd_bench(const Args &a) {
         rc = daxkv_put_batch(store, items.data(), count, 0);
         double t = seconds_since(t0);
         if (rc != static_cast<int>(count)) {
-            for (auto &it : items)
-                if (it.status)
-                    return fail_call("put_batch", it.status);
-            return fail_call("put_batch", rc);
+            return fail_call("put_batch", batch_failure(rc, items));
         }
         best_store = std::min(best_store, t);
         advance("store (put_batch)");

@@ -21,6 +21,7 @@
 
 #include "arena/arena.hpp"
 #include "bench_arena.hpp"
+#include "bench_util.hpp"
 #include "cli.hpp"
 #include "daxkv.h"
 
@@ -306,9 +307,9 @@ int cmd_bench_verify_cost(const Args &a) {
                                       value_size, nullptr, 0, 0};
         };
         set_items(src.data());
-        if (daxkv_put_batch(s, items.data(), count, 0) != static_cast<int>(count)) {
+        if ((rc = daxkv_put_batch(s, items.data(), count, 0)) != static_cast<int>(count)) {
             daxkv_close(s);
-            return fail_call("warm-up put_batch", items[0].status);
+            return fail_call("warm-up put_batch", batch_failure(rc, items));
         }
         double best_store = 1e30, best_restore = 1e30;
         for (uint64_t r = 0; r < rounds; ++r) {
@@ -319,7 +320,7 @@ int cmd_bench_verify_cost(const Args &a) {
             best_store = std::min(best_store, seconds_since(t0));
             if (rc != static_cast<int>(count)) {
                 daxkv_close(s);
-                return fail_call("put_batch", items[0].status);
+                return fail_call("put_batch", batch_failure(rc, items));
             }
             set_items(dst.data());
             t0 = Clock::now();

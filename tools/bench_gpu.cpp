@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_arena.hpp"
+#include "bench_util.hpp"
 #include "cli.hpp"
 #include "cuda/runtime.hpp"
 #include "daxkv.h"
@@ -31,16 +32,6 @@ namespace cu = daxkv::cuda;
 
 double seconds_since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-void fill_pattern(char *p, size_t n, uint64_t seed) {
-    uint64_t x = seed * 0x9E3779B97F4A7C15ull + 1;
-    for (size_t i = 0; i < n; i += 8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        std::memcpy(p + i, &x, std::min<size_t>(8, n - i));
-    }
 }
 
 // Owns what the bench allocates from CUDA and the store.
@@ -213,7 +204,7 @@ int cmd_bench_gpu(const Args &a) {
     set_items(b.dev_src);
     if ((rc = daxkv_put_batch_cuda(b.store, items.data(), count, s, 0)) !=
         static_cast<int>(count))
-        return daxkv_fail("warm-up put_batch_cuda", rc < 0 ? rc : items[0].status);
+        return daxkv_fail("warm-up put_batch_cuda", batch_failure(rc, items));
 
     struct Result {
         double put = 1e30, get = 1e30;
@@ -229,7 +220,7 @@ int cmd_bench_gpu(const Args &a) {
             rc = daxkv_put_batch_cuda(b.store, items.data(), count, s, 0);
             double t = seconds_since(t0);
             if (rc != static_cast<int>(count))
-                return daxkv_fail("put_batch_cuda", rc < 0 ? rc : -EIO);
+                return daxkv_fail("put_batch_cuda", batch_failure(rc, items));
             res.put = std::min(res.put, t);
 
             set_items(b.dev_dst);
@@ -238,7 +229,7 @@ int cmd_bench_gpu(const Args &a) {
             cu::Error se = rt.StreamSynchronize(s);
             t = seconds_since(t0);
             if (rc != static_cast<int>(count))
-                return daxkv_fail("get_batch_cuda", rc < 0 ? rc : -EIO);
+                return daxkv_fail("get_batch_cuda", batch_failure(rc, items));
             if (se)
                 return cuda_fail(rt, "cudaStreamSynchronize", se);
             res.get = std::min(res.get, t);

@@ -141,8 +141,9 @@ Point measure(const std::string &arena, uint64_t size, uint64_t count, unsigned 
     try {
         double best[5] = {1e30, 1e30, 1e30, 1e30, 1e30};
         set_items(src.p);
-        if (daxkv_put_batch(s, items.data(), count, 0) != static_cast<int>(count))
-            fail("warm-up put_batch", items[0].status);
+        const int warm = daxkv_put_batch(s, items.data(), count, 0);
+        if (warm != static_cast<int>(count))
+            fail("warm-up put_batch", batch_failure(warm, items));
         for (unsigned r = 0; r < rounds; ++r) {
             auto t0 = Clock::now();
             for (uint64_t i = 0; i < count; ++i)
@@ -157,7 +158,7 @@ Point measure(const std::string &arena, uint64_t size, uint64_t count, unsigned 
                                : daxkv_put_batch(s, items.data(), count, 0);
                 best[1 + 2 * async] = std::min(best[1 + 2 * async], since(t0));
                 if (rc != static_cast<int>(count))
-                    fail("store", rc < 0 ? rc : -EIO);
+                    fail("store", batch_failure(rc, items));
                 set_items(dst.p);
                 t0 = Clock::now();
                 rc = async ? run_async(s, DAXKV_OP_GET, items, 8)
@@ -392,7 +393,7 @@ int cmd_bench_lmcache(const Args &a) {
         int rc = daxkv_put_batch(s, items.data(), chunks, 0);
         double t_store = since(t0);
         if (rc != static_cast<int>(chunks))
-            fail("store", rc < 0 ? rc : items[0].status);
+            fail("store", batch_failure(rc, items));
         // Queries: a document and a prompt length; the cached prefix is
         // looked up (contains_batch, DAXKV_PREFIX) and restored.
         std::mt19937_64 rng(42);

@@ -1,10 +1,14 @@
 // Pieces shared by the daxkv bench commands.
 #pragma once
 
+#include <cerrno>
 #include <cstdint>
 #include <cstring>
 #include <new>
 #include <sys/mman.h>
+#include <vector>
+
+#include <daxkv.h>
 
 namespace daxkv_cli {
 
@@ -40,6 +44,18 @@ inline void fill_pattern(char *p, size_t n, uint64_t seed) {
     }
     for (; i < n; ++i)
         p[i] = static_cast<char>(x >> (8 * (i % 8)));
+}
+
+// Why a batch call did fewer than all of its items: the call's own error,
+// else the first item's that failed (an item that did not fail says 0,
+// "Success", which explains nothing), else -EIO.
+inline int batch_failure(int rc, const std::vector<daxkv_item> &items) {
+    if (rc < 0)
+        return rc;
+    for (const daxkv_item &it : items)
+        if (it.status < 0)
+            return it.status;
+    return -EIO;
 }
 
 } // namespace daxkv_cli
