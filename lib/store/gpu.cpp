@@ -96,26 +96,35 @@ cuda::StoreState &Gpu::state() {
     return *state_;
 }
 
-std::vector<cuda::HostRange> Gpu::ranges() const {
-    // Every mapped device of the pool (removed and missing ones have none);
-    // a removal or an add changes a row's arena under the mapping lock.
-    std::vector<cuda::HostRange> out;
+std::unique_ptr<cuda::HostRegistration> Gpu::register_mapped(const cuda::StoreState &cs,
+                                                             unsigned flags, size_t *arenas) const {
+    // Every mapped device of the pool (removed and missing ones have none).
+    // A removal unmaps under the exclusive mapping lock: the shared one is
+    // held until every range is registered, so none is unmapped meanwhile.
+    // (The caller's exclusive registration lock orders this before any
+    // mapping change that finds the arenas registered; one that found no
+    // CUDA state at all is kept out only by this lock.)
+    std::vector<cuda::HostRange> rs;
     std::shared_lock<std::shared_mutex> pool(c_.pool.mapping_lock());
     for (const auto &a : c_.pool.rows()) {
         if (!a.arena)
             continue;
         const platform::Mapping &m = a.arena->mapping();
         // Only what exists: a file arena's mapping may reach past its end.
-        out.push_back(cuda::HostRange{m.base(), m.backed(), m.info().path});
+        rs.push_back(cuda::HostRange{m.base(), m.backed(), m.info().path});
     }
-    return out;
+    if (register_hook_)
+        register_hook_();
+    if (arenas)
+        *arenas = rs.size();
+    return std::unique_ptr<cuda::HostRegistration>(new cuda::HostRegistration(
+        cs.rt, rs, c_.cfg.cuda_register_chunk, cuda::register_flags(flags)));
 }
 
 int Gpu::register_arenas(unsigned flags) {
     CallGate::Call call(c_.gate);
     cuda::StoreState &cs = state();
-    std::vector<cuda::HostRange> rs = ranges();
-    size_t chunks = 0;
+    size_t arenas = 0, chunks = 0;
     {
         std::unique_lock<std::shared_mutex> g(cs.reg_m);
         if (cs.reg) {
@@ -125,14 +134,13 @@ int Gpu::register_arenas(unsigned flags) {
                                      "daxkv_cuda_unregister first",
                              cs.reg_flags);
         }
-        cs.reg.reset(new cuda::HostRegistration(cs.rt, rs, c_.cfg.cuda_register_chunk,
-                                                cuda::register_flags(flags)));
+        cs.reg = register_mapped(cs, flags, &arenas);
         cs.reg_flags = flags;
         cs.reg_lost.clear();
         chunks = cs.reg->chunks();
     }
     // Logged with no lock held: the log callback is the caller's code.
-    log(kLogInfo, "registered %zu arena(s) with CUDA in %zu chunk(s)", rs.size(), chunks);
+    log(kLogInfo, "registered %zu arena(s) with CUDA in %zu chunk(s)", arenas, chunks);
     return 0;
 }
 
@@ -188,9 +196,7 @@ void Gpu::around_mapping_change(const std::function<void()> &change) {
         change();
         if (had) {
             try {
-                cs->reg.reset(new cuda::HostRegistration(cs->rt, ranges(),
-                                                         c_.cfg.cuda_register_chunk,
-                                                         cuda::register_flags(cs->reg_flags)));
+                cs->reg = register_mapped(*cs, cs->reg_flags, nullptr);
             } catch (const std::exception &e) {
                 failure = e.what();
                 cs->reg_lost = failure;

@@ -25,7 +25,7 @@ namespace cuda {
 // The GPU side of a store: registration, staging buffers, transfers in
 // flight (gpu.cpp).
 struct StoreState;
-struct HostRange;
+class HostRegistration;
 struct StoreStateDeleter {
     void operator()(StoreState *s) const noexcept;
 };
@@ -54,9 +54,16 @@ public:
     // the devices mapped afterwards.
     void around_mapping_change(const std::function<void()> &change);
 
+    // Test hook: runs between gathering the mapped ranges and registering
+    // them.
+    void set_register_hook(std::function<void()> fn) { register_hook_ = std::move(fn); }
+
 private:
     cuda::StoreState &state();
-    std::vector<cuda::HostRange> ranges() const;
+    // A registration of every mapped arena; the caller holds the state's
+    // registration lock exclusively. Throws as HostRegistration does.
+    std::unique_ptr<cuda::HostRegistration> register_mapped(const cuda::StoreState &cs,
+                                                            unsigned flags, size_t *arenas) const;
 
     Core &c_;
     Reads &reads_;
@@ -64,6 +71,7 @@ private:
     // Created by the first CUDA call.
     std::mutex m_;
     std::unique_ptr<cuda::StoreState, cuda::StoreStateDeleter> state_;
+    std::function<void()> register_hook_;
 };
 
 } // namespace daxkv

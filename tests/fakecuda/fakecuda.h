@@ -71,7 +71,9 @@ typedef void (*fakecuda_set_fn)(const char *key, long value);
  *   violations               unsafe uses seen: CUDA calls from a host
  *                            function, cudaHostUnregister or cudaFreeHost of
  *                            memory a queued copy still uses, IoMemory flags,
- *                            a registration above 64 GiB
+ *                            a registration above 64 GiB, registering
+ *                            memory that is not mapped, a registered
+ *                            range unmapped before its unregistration
  */
 typedef long (*fakecuda_get_fn)(const char *key);
 /* Copy up to cap recorded calls into out; returns how many were recorded. */

@@ -18,6 +18,9 @@
 #include <thread>
 #include <vector>
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 namespace {
 
 // cudaError_t values used here.
@@ -186,6 +189,16 @@ Fake &fake() {
 int fail_with(int e) {
     last_error = e;
     return e;
+}
+
+// Whether every page of [p, p + n) is mapped: a real runtime cannot pin
+// pages that do not exist (msync checks the mappings and fails with ENOMEM
+// on a hole; MS_ASYNC writes nothing back).
+bool mapped(const void *p, size_t n) {
+    const uintptr_t page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+    const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+    const uintptr_t start = a & ~(page - 1);
+    return msync(reinterpret_cast<void *>(start), a + n - start, MS_ASYNC) == 0;
 }
 
 } // namespace
@@ -384,6 +397,8 @@ int cudaHostRegister(void *ptr, size_t size, unsigned flags) {
         r = fail_with(kMemoryAllocation);
     else if (Fake::overlaps(f.registered, reinterpret_cast<uintptr_t>(ptr), size))
         r = fail_with(kAlreadyRegistered);
+    else if (!mapped(ptr, size))
+        r = fail_with(kInvalidValue), f.violate("cudaHostRegister of memory that is not mapped");
     else
         f.registered[reinterpret_cast<uintptr_t>(ptr)] = size;
     f.record(__func__, ptr, nullptr, size, static_cast<int>(flags), r);
@@ -401,6 +416,8 @@ int cudaHostUnregister(void *ptr) {
     } else {
         if (f.queued_touches(it->first, it->second))
             f.violate("cudaHostUnregister of a range a queued copy still uses");
+        if (!mapped(ptr, it->second))
+            f.violate("a registered range was unmapped before cudaHostUnregister");
         f.record(__func__, ptr, nullptr, it->second, 0, r);
         f.registered.erase(it);
         return r;

@@ -38,10 +38,12 @@
 #include <cstring>
 #include <dirent.h>
 #include <dlfcn.h>
+#include <future>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "capi/handles.hpp"
 #include "cuda/runtime.hpp"
 #include "fakecuda.h"
 #include "helpers.hpp"
@@ -500,6 +502,62 @@ TEST_F(Cuda, DeviceRemoveAndAddKeepTheRegistrationExact) {
     read_all_on_gpu();
     EXPECT_EQ(fake().get("pageable_copies"), 0);
     // Unregistered at close as before (TearDown checks violations and ranges).
+}
+
+// A device removed while daxkv_cuda_register runs: the registration either
+// sees the device (and the removal then drops it and registers the rest
+// again) or does not, but never registers a range gathered before the
+// device was unmapped. The hook starts the removal after the ranges are
+// gathered and gives it time to finish before they are registered; the
+// fake runtime refuses, and counts as a violation, a registration of
+// memory that is not mapped.
+TEST_F(Cuda, RegisterRacingADeviceRemovalRegistersOnlyMappedArenas) {
+    const uint64_t arena = arena_bytes_for(4096, 8, 256);
+    const std::string second = dir_.file("second");
+    ConfigPtr cfg;
+    ASSERT_EQ(make_config(&cfg, path_,
+                          StoreSpec{4096, 8}.set("hotplug", "1").set("cuda_staging_bytes", "1MiB")),
+              0);
+    ASSERT_EQ(daxkv_config_add_device(cfg.get(), second.c_str(), arena), 0);
+    daxkv_store *raw = nullptr;
+    ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
+    store_.reset(raw);
+    spec_ = StoreSpec{4096, 8};
+    for (int i = 0; i < 4; ++i)
+        ASSERT_EQ(put(key_of(i), pattern(700 + i, 1000)), 0);
+
+    daxkv::Gpu &gpu = store_->store->gpu();
+    std::future<int> removal;
+    gpu.set_register_hook([&] {
+        removal = std::async(std::launch::async, [&] {
+            daxkv_hotplug_result r;
+            std::memset(&r, 0, sizeof r);
+            r.struct_size = sizeof r;
+            int rc = daxkv_device_remove(s(), path_.c_str(), DAXKV_MIGRATE, 0, &r);
+            return rc;
+        });
+        // Long enough for an unhindered removal; one kept out returns later.
+        removal.wait_for(std::chrono::milliseconds(300));
+    });
+    const int rc = daxkv_cuda_register(s(), 0);
+    gpu.set_register_hook(nullptr);
+    ASSERT_TRUE(removal.valid());
+    EXPECT_EQ(removal.get(), 0) << daxkv_errmsg();
+    EXPECT_EQ(rc, 0) << daxkv_errmsg();
+    EXPECT_EQ(fake().get("violations"), 0) << fake().violation();
+    // What is registered is exactly the device left.
+    EXPECT_EQ(fake().get("registered_ranges"), 1);
+    EXPECT_EQ(fake().get("registered_bytes"), static_cast<long>(arena));
+    DevBuf out(4 * 1000);
+    for (int i = 0; i < 4; ++i) {
+        std::string k = key_of(i);
+        daxkv_item it{k.data(), k.size(), out.data() + i * 1000, 1000, nullptr, 0, 0};
+        ASSERT_EQ(daxkv_get_batch_cuda(s(), &it, 1, stream_, 0), 1) << daxkv_errmsg();
+    }
+    sync();
+    for (int i = 0; i < 4; ++i)
+        EXPECT_EQ(0, std::memcmp(out.data() + i * 1000, pattern(700 + i, 1000).data(), 1000));
+    EXPECT_EQ(fake().get("pageable_copies"), 0) << "a direct copy read unregistered memory";
 }
 
 // Bad input: a device added while the arenas are registered, with the 3rd
