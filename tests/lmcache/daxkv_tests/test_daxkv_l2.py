@@ -345,6 +345,37 @@ def test_a_load_tells_its_listeners_before_it_completes(tmp_path, adapters):
     release(obj, target)
 
 
+def test_a_raising_listener_does_not_lose_the_task(tmp_path, adapters):
+    # A listener (LMCache's eviction controller) that raised while told of
+    # a store or a load left the task unfinished: no result and no wakeup
+    # ever came, and the caller waited for good. LMCache's own adapter
+    # posts the result whatever its listeners do.
+    class Raising(Recorder):
+        def on_l2_keys_stored(self, keys, sizes):
+            super().on_l2_keys_stored(keys, sizes)
+            raise RuntimeError("listener failed")
+
+        def on_l2_keys_accessed(self, keys):
+            super().on_l2_keys_accessed(keys)
+            raise RuntimeError("listener failed")
+
+    adapter = adapters(one_device(tmp_path))
+    listener = Raising()
+    adapter.register_listener(listener)
+    k0 = okey(30)
+    obj = mobj(2.0)
+    result = store(adapter, [k0], [obj])
+    assert result.is_successful() and result.bytes_transferred() == S
+    assert listener.stored == [([k0], [S])]
+    target = mobj(0.0)
+    assert load(adapter, [k0], [target]) == [True]
+    assert obj_bytes(target) == obj_bytes(obj)
+    assert listener.accessed == [[k0]]
+    status = adapter.report_status()
+    assert (status["inflight_store_tasks"], status["inflight_load_tasks"]) == (0, 0)
+    release(obj, target)
+
+
 @pytest.mark.parametrize("n", [0, 1, 2, 3, 4, 5, 9, 10, 11, 100, 257])
 def test_pieces_cover_every_item_once_with_small_ends(n):
     from daxkv.lmcache.l2 import _pieces

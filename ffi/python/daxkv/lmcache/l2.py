@@ -32,7 +32,7 @@ import logging
 import os
 import threading
 from types import MappingProxyType
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from lmcache.native_storage_ops import Bitmap
 from lmcache.v1.distributed.api import KeyEntry, KeyListPage, ObjectKey
@@ -519,10 +519,21 @@ class DaxkvL2Adapter(L2AdapterInterface):
         # Listeners first (LMCache's controllers account the bytes there), so
         # that a caller woken by the completion sees the new keys counted.
         if new:
-            self._notify_keys_stored(new, [self._slot_bytes] * len(new))
+            self._tell_listeners("stored", self._notify_keys_stored, new, [self._slot_bytes] * len(new))
         if task.piece_done(ok, failed=failed or ok != len(statuses)):
             success = not task.failed_early
             self._finish("store", task.task_id, L2StoreResult(success, self._slot_bytes * task.ok))
+
+    @staticmethod
+    def _tell_listeners(what: str, notify: Callable[..., None], *args: Any) -> None:
+        """notify(*args) from a completion: a listener that raises is
+        logged, and the task still finishes (its caller waits on the event
+        fd for it, as LMCache's adapter posts its results whatever its
+        listeners do)."""
+        try:
+            notify(*args)
+        except Exception:
+            logger.exception("a DAX L2 listener failed on keys %s", what)
 
     def pop_completed_store_tasks(self) -> Dict[L2TaskId, L2StoreResult]:
         with self._lock:
@@ -657,7 +668,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
         # does): a caller woken by the completion finds the keys' access
         # already recorded by the eviction controllers.
         if positions:
-            self._notify_keys_accessed([keys[i] for i in positions])
+            self._tell_listeners("accessed", self._notify_keys_accessed, [keys[i] for i in positions])
         if task.piece_done(len(positions)):
             n = len(keys)
             if len(task.result) == n:
