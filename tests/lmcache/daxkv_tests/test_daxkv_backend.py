@@ -512,6 +512,12 @@ def test_restart_through_daxkv_persist_enabled(launch, tmp_path, persist):
         ({"dax.device_path": "DEV", "dax.max_dax_size": 0}, "extra_config['dax.max_dax_size'] must be > 0"),
         ({"dax.device_path": "DEV", "dax.max_dax_size": -1}, "extra_config['dax.max_dax_size'] must be > 0"),
         ({"dax.device_path": "DEV", "dax.max_dax_size": "abc"}, "extra_config['dax.max_dax_size'] must be a number of GiB"),
+        # dax.restore_workers is LMCache's positive integer knob
+        *(
+            ({"dax.device_path": "DEV", "dax.max_dax_size": 0.001, "dax.restore_workers": bad},
+             "extra_config['dax.restore_workers'] must be a positive integer")
+            for bad in (None, "x", "0", 0, -2, [4])
+        ),
     ],
 )
 def test_bad_configuration_is_a_value_error(tmp_path, allocator, extra, message, caplog):

@@ -54,6 +54,19 @@ def _to_bool(value: Any) -> bool:
     return str(value).strip().lower() in {"true", "1", "yes", "on"}
 
 
+def _positive_int_extra(extra: Dict[str, Any], key: str) -> int:
+    """An integer knob as LMCache's DaxBackend reads it: anything int()
+    takes, above zero; else ValueError naming the key, as its constructor
+    documents for a bad setting (int() alone raises TypeError for None)."""
+    try:
+        value = int(extra[key])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"extra_config['{key}'] must be a positive integer") from exc
+    if value <= 0:
+        raise ValueError(f"extra_config['{key}'] must be a positive integer")
+    return value
+
+
 class DaxkvBackend(StoragePluginInterface):
     """LMCache storage plugin backed by a libdaxkv store on one DAX device."""
 
@@ -97,7 +110,7 @@ class DaxkvBackend(StoragePluginInterface):
 
         options: Dict[str, Any] = {}
         if "dax.restore_workers" in extra:
-            options["workers"] = int(extra["dax.restore_workers"])
+            options["workers"] = _positive_int_extra(extra, "dax.restore_workers")
         for name in _OPTIONS:
             if f"daxkv.{name}" in extra:
                 options[name] = extra[f"daxkv.{name}"]
