@@ -40,6 +40,7 @@ import ctypes
 import gc
 import os
 import threading
+import weakref
 
 # Third Party
 import pytest
@@ -452,6 +453,32 @@ def test_views_of_the_arena_held_across_close_stay_readable(tmp_path, held):
         views.pop().release()
         gc.collect()
     assert store.closed  # the last view gone: the store is closed
+    release(obj)
+
+
+@pytest.mark.parametrize("held", ["arena_view slice", "mmap_obj"])
+def test_views_of_the_arena_outlive_a_core_dropped_without_close(tmp_path, held):
+    # A core garbage-collected without close() took its store along, whose
+    # finalizer unmapped the arena under the caller's view: reading it
+    # crashed the process. LMCache's mmap stays mapped while exported.
+    path = make_device(tmp_path / "dax.bin", 2 * S)
+    core = DaxCore(device_path=path, max_dax_size_bytes=2 * S, slot_bytes=S)
+    obj = byte_obj(S, 82)
+    assert core.put_one(ekey(1), obj) is True
+    r, rs = reserve_one(core, ekey(1))
+    core.finalize_reads(rs, set())
+    if held == "mmap_obj":
+        view = memoryview(core.mmap_obj).cast("B")[r.offset : r.offset + S]
+    else:
+        view = core.arena_view[r.offset : r.offset + S]
+    store = weakref.ref(core.store)
+    del core, r, rs
+    gc.collect()
+    assert store() is not None and not store().closed  # checked before the read
+    assert bytes(view) == pattern(S, 82)
+    view.release()
+    gc.collect()
+    assert store() is None  # the last view gone, the store is freed
     release(obj)
 
 

@@ -361,6 +361,12 @@ class DaxCore(Generic[KeyT]):
     def _map_views(self) -> None:
         n = self._max_slots * self._slot_bytes
         arr = (ctypes.c_char * n).from_address(self._base_ptr)
+        # The store maps the arena and unmaps it when it is freed, which its
+        # finalizer does once nothing refers to it: a core dropped without
+        # close() would leave a caller's view of the array pointing at
+        # unmapped memory. The array holds the store, so the mapping lasts
+        # as long as any view (as an mmap lasts while it is exported).
+        arr._daxkv_store = self._store
         self._arena_arrays = [a for a in self._arena_arrays if a() is not None]
         self._arena_arrays.append(weakref.ref(arr))
         self._arena_array = arr
