@@ -191,6 +191,28 @@ def test_batched_get_non_blocking_returns_the_hit_prefix(launch):
     _release_all(objs + got + all_hits)
 
 
+def test_an_entry_larger_than_its_layout_is_a_miss_not_an_overflow(launch):
+    # An entry's value longer than its recorded shape and dtype hold (a
+    # put_reserved_from_ptr with a size beyond the shape, or an arena
+    # recovered from another writer) was copied whole into an output
+    # allocated for that shape: past its end, over the allocator's next
+    # object.
+    backend, _, _ = launch()
+    src = _obj(5, FULL)
+    small = torch.Size((2, 1, 8))  # 64 bytes of bf16; the value is 2048
+    assert backend.core.put_reserved_from_ptr(
+        ekey(1), src.data_ptr, src.get_size(), small, torch.bfloat16, MemoryFormat.KV_T2D, None
+    ).name == "INSERTED"
+    good = _obj(3)
+    backend.batched_submit_put_task([ekey(2)], [good])
+    assert backend.get_blocking(ekey(1)) is None
+    out = backend.batched_get_blocking([ekey(1), ekey(2)])
+    assert out[0] is None and _first(out[1]) == 3.0
+    prefix = asyncio.run(backend.batched_get_non_blocking("l", [ekey(2), ekey(1), ekey(2)]))
+    assert [_first(o) for o in prefix] == [3.0]
+    _release_all([src, good, *out, *prefix])
+
+
 def test_batched_contains_counts_the_prefix_and_pins_it(launch):
     backend, _, _ = launch()
     objs = [_obj(1), _obj(3)]

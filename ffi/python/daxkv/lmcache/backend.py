@@ -337,10 +337,19 @@ class DaxkvBackend(StoragePluginInterface):
                 if miss_on_no_memory:
                     return [] if prefix_only else results
                 raise RuntimeError("DaxkvBackend batched restore allocation failed")
-            _native.memcpy_many([_data_ptr(o) for o in outputs], entries.address, entries.size)
-            for i, m, o in zip(entries.index, entries.meta, outputs):
-                o.metadata.cached_positions = m.cached_positions
-                results[i] = o
+            keep = self._fitting(keys, entries, outputs, prefix_only)
+            if len(keep) != len(outputs):
+                kept = set(keep)
+                dropped = [o for j, o in enumerate(outputs) if j not in kept]
+                outputs = [outputs[j] for j in keep]
+                for o in dropped:
+                    o.ref_count_down()
+            _native.memcpy_many(
+                [_data_ptr(o) for o in outputs], [entries.address[j] for j in keep], [entries.size[j] for j in keep]
+            )
+            for j, o in zip(keep, outputs):
+                o.metadata.cached_positions = entries.meta[j].cached_positions
+                results[entries.index[j]] = o
         except BaseException:
             for o in outputs or ():
                 o.ref_count_down()
@@ -350,6 +359,27 @@ class DaxkvBackend(StoragePluginInterface):
         if prefix_only:
             return outputs
         return results
+
+    @staticmethod
+    def _fitting(keys: List[Any], entries: "_native.Leases", outputs: List[Any], prefix_only: bool) -> List[int]:
+        """The positions in entries whose value fits the output allocated
+        for its layout (with prefix_only, up to the first that does not).
+        An entry longer than its recorded shape and dtype hold (stored by
+        put_reserved_from_ptr with a larger size, or recovered from another
+        writer) would be copied past its output's end: it is a miss."""
+        keep = []
+        for j, (o, size) in enumerate(zip(outputs, entries.size)):
+            if int(o.get_size()) >= size:
+                keep.append(j)
+                continue
+            logger.warning(
+                "DaxkvBackend: DAX entry of key %s holds %d bytes, more than its layout %s %s (%d bytes); "
+                "treated as a miss", keys[entries.index[j]], size, tuple(entries.meta[j].shape),
+                entries.meta[j].dtype, int(o.get_size()),
+            )
+            if prefix_only:
+                break
+        return keep
 
     def _allocate(self, metas: List[Any]) -> Optional[List[Any]]:
         """One output per entry metadata, in order; batched per layout. None
