@@ -37,6 +37,7 @@ Bad inputs tried here:
 import argparse
 import logging
 import json
+import os
 import select
 
 # Third Party
@@ -770,6 +771,25 @@ def test_drain_add_and_resize(tmp_path, adapters):
     assert [live for _, _, live in device_rows(adapter)] == [0, 2, 3]
     assert adapter.get_usage().total_capacity_bytes == 8 * S
     release(obj)
+
+
+def test_a_device_path_that_is_not_utf8_is_found_after_add(tmp_path, adapters):
+    # The library's status JSON gives a path that is not valid UTF-8 as an
+    # array of its bytes; the adapter compared that with the str it was
+    # given, so a successful add answered 404 and the device was never
+    # found again by the reconfigure routes.
+    adapter = adapters({"devices": [], "slot_bytes": S, "hotplug_enabled": True})
+    # The file name's byte 0xff, as Python (and a JSON body's "\udcff") spells it.
+    path = make_device(os.path.join(str(tmp_path), "dax\udcff.bin"), 4 * S)
+    result = adapter.reconfigure("add", {"device_path": path, "size_bytes": 2 * S})
+    assert (result["status"], result["device"]["device_path"]) == ("ok", path)
+    assert adapter.reconfigure("add", {"device_path": path, "size_bytes": 2 * S})["status"] == "ok"
+    assert _reconfigure_error(adapter, "add", {"device_path": path, "size_bytes": 4 * S})[0] == 409
+    assert device_rows(adapter) == [(path, "active", 0)]
+    assert adapter.report_status()["devices"][0]["device_path"] == path
+    assert adapter.reconfigure("resize", {"device_path": path, "size_bytes": 4 * S})["state"] == "active"
+    assert adapter.get_usage().total_capacity_bytes == 4 * S
+    assert adapter.reconfigure("remove", {"device_path": path, "mode": "evict"})["state"] == "removed"
 
 
 def test_global_eviction_follows_the_devices(tmp_path, adapters):

@@ -727,6 +727,13 @@ class DaxkvL2Adapter(L2AdapterInterface):
         """The pool in LMCache's hotplug_status shape."""
         try:
             status = self._store.pool_status()
+            for d in status.get("devices", []):
+                path = d.get("device_path")
+                if isinstance(path, list):
+                    # The library writes a path that is not valid UTF-8 as
+                    # its bytes; LMCache (and the routes below) name devices
+                    # by str, as os.fsdecode spells such a path.
+                    d["device_path"] = os.fsdecode(bytes(path))
             # The store always allows hotplug (to size reopened devices);
             # whether the adapter does is the configuration's.
             status["hotplug_enabled"] = self._config.hotplug_enabled
