@@ -47,6 +47,12 @@ def _device_buffer(obj: Any, writable: bool, what: str) -> Tuple[int, int]:
             raise TypeError(f"{what}: not a CUDA tensor (device {getattr(obj, 'device', '?')})")
         if not obj.is_contiguous():
             raise TypeError(f"{what}: the tensor is not contiguous")
+        # A lazy conjugate or negative view shares its base's memory: its
+        # bytes are the values before the conjugation or negation.
+        for bit, fix in (("is_conj", "resolve_conj"), ("is_neg", "resolve_neg")):
+            flag = getattr(obj, bit, None)
+            if callable(flag) and flag():
+                raise TypeError(f"{what}: the tensor is a lazy view whose bytes are not its values; {fix}() it first")
         return int(obj.data_ptr()), int(obj.numel()) * int(obj.element_size())
     cai = getattr(obj, "__cuda_array_interface__", None)
     if isinstance(cai, dict):

@@ -126,6 +126,33 @@ def test_device_buffers():
             dev(bad, True, "x")
 
 
+class LazyViewTensor(FakeTensor):
+    """A tensor whose conjugate or negative bit is set (torch's x.conj() of
+    a complex tensor, x._neg_view()): contiguous, and its data_ptr() holds
+    the values before the conjugation or negation."""
+
+    def __init__(self, conj=False, neg=False):
+        super().__init__(0x2000, 10, 8)
+        self.conj, self.neg = conj, neg
+
+    def is_conj(self):
+        return self.conj
+
+    def is_neg(self):
+        return self.neg
+
+
+def test_lazy_conjugate_or_negative_views_are_refused():
+    # Their bytes are not their values: a put stored the unconjugated
+    # values and a get wrote values that read back conjugated (or negated).
+    dev = _cuda._device_buffer
+    assert dev(LazyViewTensor(), True, "x") == (0x2000, 80)
+    for view in (LazyViewTensor(conj=True), LazyViewTensor(neg=True)):
+        for writable in (True, False):
+            with pytest.raises(TypeError, match="resolve"):
+                dev(view, writable, "x")
+
+
 def test_streams(monkeypatch):
     st = _cuda._cuda_stream
     assert st(0x1234) == 0x1234
