@@ -26,6 +26,8 @@ if HAVE_GTEST
 check_PROGRAMS += tests/unit/daxkv_unit
 tests_unit_daxkv_unit_SOURCES = \
 	tests/unit/helpers.hpp \
+	tests/unit/alloc_failure.hpp \
+	tests/unit/alloc_failure.cpp \
 	tests/unit/test_config.cpp \
 	tests/unit/test_store.cpp \
 	tests/unit/test_batch.cpp \
@@ -49,6 +51,10 @@ tests_unit_daxkv_unit_CPPFLAGS = $(AM_CPPFLAGS) $(GTEST_CFLAGS) $(XXHASH_CFLAGS)
 	-DDAXKV_SOURCE_DIR='"$(abs_top_srcdir)"'
 EXTRA_tests_unit_daxkv_unit_DEPENDENCIES = tests/fakecuda/libfakecudart.la
 tests_unit_daxkv_unit_LDADD = lib/libdaxkv_core.la $(GTEST_LIBS) -lpthread
+# The fake CUDA runtime looks this up to keep its own allocations out of the
+# out-of-memory injection (alloc_failure.hpp).
+tests_unit_daxkv_unit_LDFLAGS = $(AM_LDFLAGS) \
+	-Wl,--export-dynamic-symbol=daxkv_test_pause_allocation_failures
 TESTS += tests/unit/daxkv_unit
 endif
 

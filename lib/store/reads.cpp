@@ -117,7 +117,13 @@ int Reads::get(std::string_view key, void *dst, size_t cap, size_t *len_out) {
         return rc;
     const bool verify_read = c_.copier.verifies_reads();
     BlockHashes hashes;
-    const size_t off = verify_read ? hashes.add(b.len) : 0;
+    size_t off = 0;
+    try {
+        off = verify_read ? hashes.add(b.len) : 0; // a value over 2 MiB allocates
+    } catch (...) {
+        end(b);
+        throw;
+    }
     const int copy_rc = c_.copier.run_one(
         c_.copier.read(dst, b.src, b.len, verify_read ? hashes.at(off) : nullptr),
         [&] { end(b); });

@@ -239,12 +239,15 @@ void Writes::abandon(Pending &p) noexcept {
 int Writes::put(std::string_view key, const void *val, size_t len, unsigned flags) {
     CallGate::Call call(c_.gate);
     LatencyTimer timer(c_.metrics.put_latency);
+    // The block hashes' room is allocated before the claim: a claimed write
+    // that fails must be abandoned, and a value over 2 MiB needs memory for
+    // them (one too large for a slot is refused by the claim).
+    const bool hashed = c_.copier.hashes_writes();
+    BlockHashes hashes;
+    const size_t off = hashed && len <= c_.cfg.slot_bytes ? hashes.add(len) : 0;
     Pending p;
     if (int rc = claim(key, len, flags, p))
         return rc;
-    const bool hashed = c_.copier.hashes_writes();
-    BlockHashes hashes;
-    const size_t off = hashed ? hashes.add(len) : 0;
     const int copy_rc =
         c_.copier.run_one(c_.copier.write(p.dst, val, len, len, hashed ? hashes.at(off) : nullptr),
                           [&] { abandon(p); });

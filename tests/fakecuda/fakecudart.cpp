@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include <dlfcn.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -186,6 +187,27 @@ Fake &fake() {
     return *f;
 }
 
+// The test suite's out-of-memory injection fails the n-th allocation of a
+// thread with operator new; a real runtime allocates with malloc, outside
+// it. The fake's own allocations on a caller's thread are therefore kept out
+// of the count, where the program has one.
+class AllocationPause {
+public:
+    AllocationPause() noexcept { adjust(+1); }
+    ~AllocationPause() { adjust(-1); }
+    AllocationPause(const AllocationPause &) = delete;
+    AllocationPause &operator=(const AllocationPause &) = delete;
+
+private:
+    static void adjust(int delta) noexcept {
+        using Fn = void (*)(int);
+        static const Fn pause =
+            reinterpret_cast<Fn>(dlsym(RTLD_DEFAULT, "daxkv_test_pause_allocation_failures"));
+        if (pause)
+            pause(delta);
+    }
+};
+
 int fail_with(int e) {
     last_error = e;
     return e;
@@ -209,6 +231,7 @@ extern "C" {
 // Control interface
 
 void fakecuda_reset(void) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::unique_lock<std::mutex> g(f.m);
     f.hold = false;
@@ -224,6 +247,7 @@ void fakecuda_reset(void) {
 }
 
 void fakecuda_set(const char *key, long value) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     std::string k = key;
@@ -257,6 +281,7 @@ void fakecuda_set(const char *key, long value) {
 }
 
 long fakecuda_get(const char *key) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     std::string k = key;
@@ -296,6 +321,7 @@ long fakecuda_get(const char *key) {
 }
 
 size_t fakecuda_log(struct fakecuda_call *out, size_t cap) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     for (size_t i = 0; i < cap && i < f.log.size(); ++i)
@@ -305,6 +331,7 @@ size_t fakecuda_log(struct fakecuda_call *out, size_t cap) {
 
 const char *fakecuda_violation(void) {
     static char copy[256]; // tests read it from one thread
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     std::snprintf(copy, sizeof copy, "%s", f.violation.c_str());
@@ -315,6 +342,7 @@ const char *fakecuda_violation(void) {
 // The runtime API
 
 int cudaGetDeviceCount(int *count) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
@@ -325,6 +353,7 @@ int cudaGetDeviceCount(int *count) {
 }
 
 int cudaGetDevice(int *device) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
@@ -333,6 +362,7 @@ int cudaGetDevice(int *device) {
 }
 
 int cudaDeviceGetAttribute(int *value, int attr, int device) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
@@ -371,6 +401,7 @@ const char *cudaGetErrorString(int err) {
 }
 
 int cudaGetLastError(void) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
@@ -381,6 +412,7 @@ int cudaGetLastError(void) {
 }
 
 int cudaHostRegister(void *ptr, size_t size, unsigned flags) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
@@ -406,6 +438,7 @@ int cudaHostRegister(void *ptr, size_t size, unsigned flags) {
 }
 
 int cudaHostUnregister(void *ptr) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
@@ -427,6 +460,7 @@ int cudaHostUnregister(void *ptr) {
 }
 
 int cudaHostAlloc(void **ptr, size_t size, unsigned flags) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
@@ -443,6 +477,7 @@ int cudaHostAlloc(void **ptr, size_t size, unsigned flags) {
 }
 
 int cudaFreeHost(void *ptr) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
@@ -458,6 +493,7 @@ int cudaFreeHost(void *ptr) {
 }
 
 int cudaMalloc(void **ptr, size_t size) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
@@ -469,6 +505,7 @@ int cudaMalloc(void **ptr, size_t size) {
 }
 
 int cudaFree(void *ptr) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
@@ -483,6 +520,7 @@ int cudaFree(void *ptr) {
 }
 
 int cudaMemcpyAsync(void *dst, const void *src, size_t n, int kind, void *stream) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
@@ -512,6 +550,7 @@ int cudaMemcpyAsync(void *dst, const void *src, size_t n, int kind, void *stream
 }
 
 int cudaMemcpy(void *dst, const void *src, size_t n, int kind) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::unique_lock<std::mutex> g(f.m);
     f.enter(__func__);
@@ -529,6 +568,7 @@ int cudaMemcpy(void *dst, const void *src, size_t n, int kind) {
 }
 
 int cudaStreamCreate(void **stream) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
@@ -538,6 +578,7 @@ int cudaStreamCreate(void **stream) {
 }
 
 int cudaStreamDestroy(void *stream) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::unique_lock<std::mutex> g(f.m);
     f.enter(__func__);
@@ -547,6 +588,7 @@ int cudaStreamDestroy(void *stream) {
 }
 
 int cudaStreamSynchronize(void *stream) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::unique_lock<std::mutex> g(f.m);
     f.enter(__func__);
@@ -558,6 +600,7 @@ int cudaStreamSynchronize(void *stream) {
 }
 
 int cudaLaunchHostFunc(void *stream, HostFn fn, void *user) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
@@ -575,6 +618,7 @@ int cudaLaunchHostFunc(void *stream, HostFn fn, void *user) {
 }
 
 int cudaEventCreateWithFlags(void **event, unsigned flags) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
@@ -589,6 +633,7 @@ int cudaEventCreateWithFlags(void **event, unsigned flags) {
 }
 
 int cudaEventDestroy(void *event) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
@@ -600,6 +645,7 @@ int cudaEventDestroy(void *event) {
 }
 
 int cudaEventRecord(void *event, void *stream) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
@@ -614,6 +660,7 @@ int cudaEventRecord(void *event, void *stream) {
 }
 
 int cudaEventSynchronize(void *event) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::unique_lock<std::mutex> g(f.m);
     f.enter(__func__);
@@ -625,6 +672,7 @@ int cudaEventSynchronize(void *event) {
 }
 
 int cudaEventQuery(void *event) {
+    const AllocationPause pause;
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "alloc_failure.hpp"
 #include "engine/fault.hpp"
 #include "helpers.hpp"
 #include "store/copies.hpp"
@@ -734,6 +735,211 @@ TEST_F(Batch, RemoveBatchCountsAndReportsPerItem) {
     EXPECT_EQ(st.slots_free, 4u);
     EXPECT_EQ(st.removes, 3u);
 }
+
+// Out of memory at any allocation the calling thread makes during a batch
+// call: it succeeds, or fails whole with -ENOMEM; it never returns wrong
+// bytes and leaves no write claimed, no entry borrowed and no key pinned.
+// A sweep fails each allocation of the call in turn (alloc_failure.hpp),
+// for put_batch (new keys, and DAXKV_REPLACE of stored ones), get_batch,
+// contains_batch with DAXKV_PIN and remove_batch, with and without
+// checksums; the values are large enough to go to the copy workers.
+class BatchOutOfMemory : public Batch, public ::testing::WithParamInterface<const char *> {
+protected:
+    void SetUp() override { numbered(10, 60000, 3, 7000, names_, lens_); }
+    // Every key stored with the value of `seed` (the batch's own: 0).
+    void store_all(uint64_t seed) {
+        for (size_t i = 0; i < names_.size(); ++i) {
+            remove(names_[i], DAXKV_FORCE);
+            ASSERT_EQ(put(names_[i], value_of(i, seed)), 0);
+        }
+    }
+    std::vector<uint8_t> value_of(size_t i, uint64_t seed) const {
+        return seed ? pattern(seed + i, lens_[i]) : expected(names_[i], lens_[i]);
+    }
+    // Nothing of the call outlives it; the keys are removed afterwards.
+    void nothing_held(const std::string &when) {
+        EXPECT_EQ(stats().slots_inflight, 0u) << when << ": a write stayed claimed";
+        for (const auto &k : names_) {
+            int rc = remove(k);
+            EXPECT_TRUE(rc == 0 || rc == -ENOENT) << when << ": " << k << ": " << daxkv_errmsg();
+        }
+        struct daxkv_stats st = stats();
+        EXPECT_EQ(st.slots_pending_free, 0u) << when << ": a borrow was not ended";
+        EXPECT_EQ(st.slots_used, 0u) << when;
+    }
+    // Fails allocation 1, 2, ... of call() until one run needs no failure.
+    // allocates: whether the call allocates on the calling thread at all.
+    template <typename Setup, typename Call, typename Check>
+    void sweep(const std::string &what, Setup setup, Call call, Check check,
+               bool allocates = true) {
+        long n = 1;
+        for (;; ++n) {
+            setup();
+            int rc;
+            bool fired;
+            {
+                FailNthAllocation oom(n);
+                rc = call();
+                fired = allocation_failed();
+            }
+            const std::string when = what + ", allocation " + std::to_string(n);
+            if (rc == -ENOMEM) {
+                EXPECT_TRUE(fired) << when;
+            }
+            check(rc, when);
+            nothing_held(when);
+            if (!fired || HasFailure())
+                break;
+        }
+        if (allocates)
+            EXPECT_GT(n, 1) << what << " allocates nothing on the calling thread?";
+        else
+            EXPECT_EQ(n, 1) << what << " allocates now: make the sweep expect it";
+    }
+
+    std::vector<std::string> names_;
+    std::vector<size_t> lens_;
+};
+
+TEST_P(BatchOutOfMemory, AnyAllocationFailingLeavesNothingHeld) {
+    open(StoreSpec{64 * 1024, 32}.set("verify", GetParam()));
+    const size_t n = names_.size();
+    std::vector<daxkv_item> items;
+    sweep(
+        "put_batch", [&] { items = put_items(names_, lens_); },
+        [&] { return daxkv_put_batch(s(), items.data(), n, 0); },
+        [&](int rc, const std::string &when) {
+            for (size_t i = 0; i < n; ++i) {
+                if (rc == -ENOMEM) {
+                    EXPECT_EQ(contains(names_[i]), 0) << when << ": stored by a failed call";
+                } else {
+                    EXPECT_EQ(value(names_[i]), value_of(i, 0)) << when;
+                }
+            }
+            if (rc != -ENOMEM) {
+                EXPECT_EQ(rc, static_cast<int>(n)) << when << ": " << daxkv_errmsg();
+            }
+        });
+    sweep(
+        "put_batch DAXKV_REPLACE",
+        [&] {
+            store_all(77);
+            items = put_items(names_, lens_);
+        },
+        [&] { return daxkv_put_batch(s(), items.data(), n, DAXKV_REPLACE); },
+        [&](int rc, const std::string &when) {
+            // A failed call may have committed a segment before it ran out:
+            // each key holds its old value or its new one, whole.
+            for (size_t i = 0; i < n; ++i) {
+                std::vector<uint8_t> got = value(names_[i]);
+                if (rc == -ENOMEM) {
+                    EXPECT_TRUE(got == value_of(i, 77) || got == value_of(i, 0)) << when;
+                } else {
+                    EXPECT_EQ(got, value_of(i, 0)) << when;
+                }
+            }
+            if (rc != -ENOMEM) {
+                EXPECT_EQ(rc, static_cast<int>(n)) << when << ": " << daxkv_errmsg();
+            }
+        });
+    sweep(
+        "get_batch",
+        [&] {
+            store_all(0);
+            items = get_items(names_, 64 * 1024);
+        },
+        [&] { return daxkv_get_batch(s(), items.data(), n, 0); },
+        [&](int rc, const std::string &when) {
+            if (rc != -ENOMEM) {
+                EXPECT_EQ(rc, static_cast<int>(n)) << when << ": " << daxkv_errmsg();
+                for (size_t i = 0; i < n; ++i) {
+                    EXPECT_EQ(items[i].len, lens_[i]) << when;
+                    EXPECT_EQ(0, std::memcmp(bufs_[i].data(), value_of(i, 0).data(), lens_[i]))
+                        << when << ": " << names_[i];
+                }
+            }
+            for (size_t i = 0; i < n; ++i)
+                EXPECT_EQ(value(names_[i]), value_of(i, 0)) << when << ": the entry is intact";
+        });
+    sweep(
+        "contains_batch DAXKV_PIN",
+        [&] {
+            store_all(0);
+            items = key_items(names_);
+        },
+        [&] { return daxkv_contains_batch(s(), items.data(), n, DAXKV_PIN); },
+        [&](int rc, const std::string &when) {
+            if (rc != -ENOMEM) {
+                EXPECT_EQ(rc, static_cast<int>(n)) << when << ": " << daxkv_errmsg();
+                for (const auto &k : names_)
+                    EXPECT_EQ(unpin(k), 0) << when;
+            }
+        });
+    sweep(
+        "remove_batch",
+        [&] {
+            store_all(0);
+            items = key_items(names_);
+        },
+        [&] { return daxkv_remove_batch(s(), items.data(), n, 0); },
+        [&](int rc, const std::string &when) {
+            for (size_t i = 0; i < n; ++i) {
+                if (rc != -ENOMEM) {
+                    EXPECT_EQ(contains(names_[i]), 0) << when;
+                } else if (contains(names_[i]) == 1) {
+                    EXPECT_EQ(value(names_[i]), value_of(i, 0)) << when;
+                }
+            }
+            if (rc != -ENOMEM) {
+                EXPECT_EQ(rc, static_cast<int>(n)) << when << ": " << daxkv_errmsg();
+            }
+        },
+        false);
+}
+
+// The same for daxkv_put and daxkv_get of one value of 3 MiB (more block
+// hashes than a single put keeps without allocating).
+TEST_P(BatchOutOfMemory, SinglePutAndGetOfALargeValue) {
+    open(StoreSpec{4 << 20, 4}.set("verify", GetParam()));
+    names_ = {"large"};
+    lens_ = {3 << 20};
+    const std::vector<uint8_t> v = value_of(0, 0);
+    sweep(
+        "daxkv_put", [] {}, [&] { return put(names_[0], v); },
+        [&](int rc, const std::string &when) {
+            if (rc == -ENOMEM) {
+                EXPECT_EQ(contains(names_[0]), 0) << when << ": stored by a failed call";
+            } else {
+                EXPECT_EQ(rc, 0) << when << ": " << daxkv_errmsg();
+                EXPECT_EQ(value(names_[0]), v) << when;
+            }
+        });
+    std::vector<uint8_t> out;
+    sweep(
+        "daxkv_get",
+        [&] {
+            store_all(0);
+            out.assign(4 << 20, 0xEE);
+        },
+        [&] {
+            size_t len = 0;
+            int rc = daxkv_get(s(), names_[0].data(), names_[0].size(), out.data(), out.size(),
+                               &len);
+            return rc == 0 && len != v.size() ? -EPROTO : rc;
+        },
+        [&](int rc, const std::string &when) {
+            if (rc != -ENOMEM) {
+                EXPECT_EQ(rc, 0) << when << ": " << daxkv_errmsg();
+                EXPECT_EQ(0, std::memcmp(out.data(), v.data(), v.size())) << when;
+            }
+            EXPECT_EQ(value(names_[0]), v) << when << ": the entry is intact";
+        });
+}
+
+INSTANTIATE_TEST_SUITE_P(Checksums, BatchOutOfMemory, ::testing::Values("recover", "read", "off"),
+                         [](const ::testing::TestParamInfo<const char *> &p) {
+                             return std::string(p.param);
+                         });
 
 // How a batch is cut into segments (store/copies.hpp): by bytes for large
 // values, by count once a segment holds enough bytes for small ones, and
