@@ -61,8 +61,9 @@ void *open_library(std::string &path, std::string &why) {
     return nullptr;
 }
 
+// Sets st.current or st.reason. Throws only std::bad_alloc, having
+// published nothing.
 void load(LoaderState &st) {
-    st.attempted = true;
     std::string path, why;
     void *h = open_library(path, why);
     if (!h) {
@@ -118,8 +119,10 @@ void load(LoaderState &st) {
         n = 0;
     }
     rt->devices = n;
-    st.current.store(rt.get(), std::memory_order_release);
+    // Kept before it is published: a failed push_back leaves nothing
+    // pointing at a table about to be freed.
     st.tables.push_back(std::move(rt));
+    st.current.store(st.tables.back().get(), std::memory_order_release);
 }
 
 } // namespace
@@ -131,18 +134,24 @@ std::string Runtime::describe(const char *what, Error err) const {
     return std::string(what) + ": " + (s ? s : "unknown error") + buf;
 }
 
-const Runtime *runtime() noexcept {
+const Runtime *load_runtime() {
     LoaderState &st = state();
     if (const Runtime *r = st.current.load(std::memory_order_acquire))
         return r;
-    try {
-        std::lock_guard<std::mutex> g(st.m);
-        if (!st.attempted)
-            load(st);
-    } catch (...) {
-        return nullptr; // out of memory while loading: no runtime
+    std::lock_guard<std::mutex> g(st.m);
+    if (!st.attempted) {
+        load(st);
+        st.attempted = true; // only once load() decided, not when it threw
     }
     return st.current.load(std::memory_order_acquire);
+}
+
+const Runtime *runtime() noexcept {
+    try {
+        return load_runtime();
+    } catch (...) {
+        return nullptr; // out of memory while loading: none this time
+    }
 }
 
 std::string unavailable_reason() {

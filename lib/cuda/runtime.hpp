@@ -54,6 +54,10 @@ struct Runtime {
 // loaded (unavailable_reason() says why). A runtime with devices == 0 is
 // loaded but has no usable GPU (no driver, no device).
 const Runtime *runtime() noexcept;
+// As runtime(), but running out of memory while loading throws
+// std::bad_alloc (nothing is decided: the next call loads again) rather
+// than looking like no runtime.
+const Runtime *load_runtime();
 
 // Why there is no runtime or no device; empty when a device is usable.
 std::string unavailable_reason();

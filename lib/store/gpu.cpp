@@ -45,7 +45,7 @@ std::vector<Fill> plan_fills(const std::vector<uint64_t> &lens, size_t cap) {
 }
 
 const Runtime &require_runtime() {
-    const Runtime *rt = runtime();
+    const Runtime *rt = load_runtime();
     if (!rt)
         fail(-ENOTSUP, "CUDA is not available: %s", unavailable_reason().c_str());
     if (rt->devices <= 0)

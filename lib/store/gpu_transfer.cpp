@@ -24,162 +24,205 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
     const bool prefix = flags & kPrefix;
 
     // Borrow every hit, as get_batch does (same statuses, same prefix rule).
+    // Until a borrow is ended or handed to the completion of the copies
+    // reading it (open[k] false), this call ends it if it throws (out of
+    // memory): after the copies already enqueued on the stream have passed.
     std::vector<Borrow> borrows;
     std::vector<size_t> item_of;
-    const size_t stop = reads_.borrow_batch(items, n, prefix, borrows, item_of);
-
-    // Host-side work first: checksums (verify=read checks the bytes in the
-    // arena before any DMA), metadata, value lengths.
-    size_t kept = 0;
-    for (size_t k = 0; k < borrows.size(); ++k) {
-        const Borrow &b = borrows[k];
-        daxkv_item &it = items[item_of[k]];
-        it.status = item_status([&] {
-            if (c_.copier.verifies_reads() && !reads_.verify(b, nullptr))
-                reads_.failed_checksum(b, format("item %zu: ", item_of[k]).c_str());
-            return 0;
-        });
-        if (it.status != 0)
-            continue;
-        if (it.meta) {
-            std::memcpy(it.meta, c_.pool.arena(b.ref.arena).header_meta(b.ref.slot), b.meta_len);
-            it.meta_len = b.meta_len;
-        }
-        it.len = b.len;
-        borrows[kept] = b;
-        item_of[kept] = item_of[k];
-        ++kept;
-    }
-    borrows.resize(kept);
-    item_of.resize(kept);
-
+    std::vector<bool> open;
+    std::unique_ptr<cuda::ReadBatch> batch; // the direct copies' completion, until handed over
+    bool enqueued = false;
+    size_t stop = n;
     std::string warning; // logged once no lock is held
-    std::shared_lock<std::shared_mutex> reg(cs.reg_m);
-    if (cs.reg) {
-        // Direct: the DMA reads the registered arena. Everything that can
-        // throw is allocated before the first copy is enqueued.
-        auto batch = std::make_unique<cuda::ReadBatch>();
-        auto held = std::make_shared<std::vector<Borrow>>();
-        held->reserve(kept);
-        std::vector<size_t> sent; // the items whose copies were enqueued
-        sent.reserve(kept);
-        batch->state = &cs;
-        Reads &reads = reads_;
-        batch->release = [&reads, held]() {
-            for (const Borrow &b : *held)
-                reads.end(b);
-        };
-        for (size_t k = 0; k < kept; ++k) {
+    std::shared_lock<std::shared_mutex> reg(cs.reg_m, std::defer_lock);
+    try {
+        open.reserve(n); // no allocation below, the handler's included
+        stop = reads_.borrow_batch(items, n, prefix, borrows, item_of);
+        open.assign(borrows.size(), true);
+
+        // Host-side work first: checksums (verify=read checks the bytes in
+        // the arena before any DMA), metadata, value lengths.
+        for (size_t k = 0; k < borrows.size(); ++k) {
             const Borrow &b = borrows[k];
             daxkv_item &it = items[item_of[k]];
-            if (!b.len) {
-                reads_.end(b);
+            it.status = item_status([&] {
+                if (c_.copier.verifies_reads() && !reads_.verify(b, nullptr)) {
+                    const std::string what = format("item %zu: ", item_of[k]);
+                    open[k] = false; // failed_checksum ends it, whatever it throws
+                    reads_.failed_checksum(b, what.c_str());
+                }
+                return 0;
+            });
+            if (it.status != 0)
                 continue;
+            if (it.meta) {
+                std::memcpy(it.meta, c_.pool.arena(b.ref.arena).header_meta(b.ref.slot),
+                            b.meta_len);
+                it.meta_len = b.meta_len;
             }
-            cuda::Error e = cuda::copy_registered(
-                rt, static_cast<char *>(it.data), const_cast<char *>(b.src), b.len,
-                c_.pool.arena(b.ref.arena).mapping().base(), c_.cfg.cuda_register_chunk,
-                cuda::kMemcpyHostToDevice, s);
-            if (e != cuda::kSuccess)
-                fail_item(it, cuda::copy_error(rt, item_of[k], "cudaMemcpyAsync", e));
-            // Even a failed item may have pieces enqueued: keep it borrowed
-            // until the stream passed them.
-            held->push_back(b);
-            sent.push_back(item_of[k]);
+            it.len = b.len;
         }
-        if (!held->empty()) {
-            cs.begin_pending();
-            cuda::Error e = rt.LaunchHostFunc(s, cuda::read_batch_done, batch.get());
-            if (e == cuda::kSuccess) {
-                batch.release(); // read_batch_done owns it now
+        size_t kept = 0; // the items that passed, moved to the front
+        for (size_t k = 0; k < borrows.size(); ++k) {
+            if (items[item_of[k]].status != 0)
+                continue;
+            borrows[kept] = borrows[k];
+            item_of[kept] = item_of[k];
+            open[kept] = true;
+            ++kept;
+        }
+        borrows.resize(kept);
+        item_of.resize(kept);
+        open.resize(kept);
+
+        reg.lock();
+        if (cs.reg) {
+            // Direct: the DMA reads the registered arena. Everything that
+            // can throw is allocated before the first copy is enqueued.
+            batch = std::make_unique<cuda::ReadBatch>();
+            auto held = std::make_shared<std::vector<Borrow>>();
+            held->reserve(kept);
+            std::vector<size_t> sent; // the items whose copies were enqueued
+            sent.reserve(kept);
+            batch->state = &cs;
+            Reads &reads = reads_;
+            batch->release = [&reads, held]() {
+                for (const Borrow &b : *held)
+                    reads.end(b);
+            };
+            for (size_t k = 0; k < kept; ++k) {
+                const Borrow &b = borrows[k];
+                daxkv_item &it = items[item_of[k]];
+                open[k] = false;
+                if (!b.len) {
+                    reads_.end(b);
+                    continue;
+                }
+                // Even a failed item may have pieces enqueued: keep it
+                // borrowed until the stream passed them.
+                held->push_back(b);
+                sent.push_back(item_of[k]);
+                enqueued = true;
+                cuda::Error e = cuda::copy_registered(
+                    rt, static_cast<char *>(it.data), const_cast<char *>(b.src), b.len,
+                    c_.pool.arena(b.ref.arena).mapping().base(), c_.cfg.cuda_register_chunk,
+                    cuda::kMemcpyHostToDevice, s);
+                if (e != cuda::kSuccess)
+                    fail_item(it, cuda::copy_error(rt, item_of[k], "cudaMemcpyAsync", e));
+            }
+            if (held->empty()) {
+                batch.reset();
             } else {
-                // No host function: wait for the copies here instead.
-                std::string d = rt.describe("cudaLaunchHostFunc", e);
-                rt.GetLastError();
-                cuda::Error w = rt.StreamSynchronize(s);
-                if (w != cuda::kSuccess) {
-                    warning = d + format("; cudaStreamSynchronize: cuda error %d", w);
+                cs.begin_pending();
+                cuda::Error e = rt.LaunchHostFunc(s, cuda::read_batch_done, batch.get());
+                if (e == cuda::kSuccess) {
+                    batch.release(); // read_batch_done owns it now
+                } else {
+                    // No host function: wait for the copies here instead.
                     rt.GetLastError();
+                    cuda::Error w = rt.StreamSynchronize(s);
+                    if (w != cuda::kSuccess)
+                        rt.GetLastError();
+                    batch->release();
+                    batch.reset();
+                    cs.end_pending();
+                    std::string d = rt.describe("cudaLaunchHostFunc", e);
+                    if (w != cuda::kSuccess)
+                        warning = d + format("; cudaStreamSynchronize: cuda error %d", w);
+                    // The wait failed: whether the copies completed is
+                    // unknown, so no item of them may say its bytes were
+                    // read.
+                    if (w != cuda::kSuccess)
+                        for (size_t i : sent)
+                            if (items[i].status == 0)
+                                fail_item(items[i],
+                                          cuda::copy_error(rt, i, "cudaStreamSynchronize", w));
                 }
-                batch->release();
-                cs.end_pending();
-                // The wait failed: whether the copies completed is unknown,
-                // so no item of them may say its bytes were read.
-                if (w != cuda::kSuccess)
-                    for (size_t i : sent)
-                        if (items[i].status == 0)
-                            fail_item(items[i],
-                                      cuda::copy_error(rt, i, "cudaStreamSynchronize", w));
             }
-        }
-    } else {
-        // Staged: workers fill one pinned buffer while the DMA of the other
-        // runs; the arena is read only by the workers, so every borrow ends
-        // before the call returns.
-        std::vector<uint64_t> lens(kept);
-        for (size_t k = 0; k < kept; ++k)
-            lens[k] = borrows[k].len;
-        // A copy out of the arena that fails, as in get_batch: a media fault
-        // (SIGBUS, sigbus=handle) drops the entry and quarantines its slot.
-        std::vector<int> fault(kept, 0);
-        try {
-            std::vector<cuda::Fill> fills = cuda::plan_fills(lens, cs.pool.buffer_bytes());
-            cuda::SetHold hold{cs.pool, fills.empty() ? nullptr : cs.pool.take()};
-            std::vector<engine::CopyOp> ops;
-            std::vector<const cuda::Piece *> op_piece;
-            std::vector<int> copy_rc;
-            for (size_t f = 0; f < fills.size(); ++f) {
-                cuda::StagingBuffer &buf = hold.set->buf[f % 2];
-                cuda::Error e = cs.pool.wait(buf);
-                ops.clear();
-                for (const cuda::Piece &p : fills[f]) {
-                    daxkv_item &it = items[item_of[p.value]];
-                    if (e != cuda::kSuccess)
-                        fail_item(it, cuda::copy_error(rt, item_of[p.value],
-                                                       "waiting for a staging buffer", e));
-                    if (it.status != 0)
-                        continue;
-                    ops.push_back(c_.copier.stage_out(buf.p + p.staged, borrows[p.value].src + p.off,
-                                                      p.len));
-                    op_piece.push_back(&p);
+            enqueued = false;
+        } else {
+            // Staged: workers fill one pinned buffer while the DMA of the other
+            // runs; the arena is read only by the workers, so every borrow ends
+            // before the call returns.
+            std::vector<uint64_t> lens(kept);
+            for (size_t k = 0; k < kept; ++k)
+                lens[k] = borrows[k].len;
+            // A copy out of the arena that fails, as in get_batch: a media fault
+            // (SIGBUS, sigbus=handle) drops the entry and quarantines its slot.
+            std::vector<int> fault(kept, 0);
+            try {
+                std::vector<cuda::Fill> fills = cuda::plan_fills(lens, cs.pool.buffer_bytes());
+                cuda::SetHold hold{cs.pool, fills.empty() ? nullptr : cs.pool.take()};
+                std::vector<engine::CopyOp> ops;
+                std::vector<const cuda::Piece *> op_piece;
+                std::vector<int> copy_rc;
+                for (size_t f = 0; f < fills.size(); ++f) {
+                    cuda::StagingBuffer &buf = hold.set->buf[f % 2];
+                    cuda::Error e = cs.pool.wait(buf);
+                    ops.clear();
+                    for (const cuda::Piece &p : fills[f]) {
+                        daxkv_item &it = items[item_of[p.value]];
+                        if (e != cuda::kSuccess)
+                            fail_item(it, cuda::copy_error(rt, item_of[p.value],
+                                                           "waiting for a staging buffer", e));
+                        if (it.status != 0)
+                            continue;
+                        ops.push_back(c_.copier.stage_out(buf.p + p.staged, borrows[p.value].src + p.off,
+                                                          p.len));
+                        op_piece.push_back(&p);
+                    }
+                    c_.copier.run(ops, copy_rc);
+                    for (size_t k = 0; k < ops.size(); ++k) {
+                        if (!copy_rc[k])
+                            continue;
+                        const size_t v = op_piece[k]->value;
+                        fail_item(items[item_of[v]],
+                                  Error(-EIO, format("item %zu: copying the entry out failed (%d)",
+                                                     item_of[v], copy_rc[k])));
+                        if (fault[v] != engine::kMediaFault)
+                            fault[v] = copy_rc[k];
+                    }
+                    op_piece.clear();
+                    for (const cuda::Piece &p : fills[f]) {
+                        daxkv_item &it = items[item_of[p.value]];
+                        if (it.status != 0)
+                            continue;
+                        e = rt.MemcpyAsync(static_cast<char *>(it.data) + p.off, buf.p + p.staged,
+                                           p.len, cuda::kMemcpyHostToDevice, s);
+                        if (e != cuda::kSuccess)
+                            fail_item(it, cuda::copy_error(rt, item_of[p.value], "cudaMemcpyAsync", e));
+                    }
+                    e = cs.pool.mark(buf, s);
+                    for (const cuda::Piece &p : fills[f])
+                        if (e != cuda::kSuccess)
+                            fail_item(items[item_of[p.value]],
+                                      cuda::copy_error(rt, item_of[p.value], "cudaStreamSynchronize",
+                                                       e));
                 }
-                c_.copier.run(ops, copy_rc);
-                for (size_t k = 0; k < ops.size(); ++k) {
-                    if (!copy_rc[k])
-                        continue;
-                    const size_t v = op_piece[k]->value;
-                    fail_item(items[item_of[v]],
-                              Error(-EIO, format("item %zu: copying the entry out failed (%d)",
-                                                 item_of[v], copy_rc[k])));
-                    if (fault[v] != engine::kMediaFault)
-                        fault[v] = copy_rc[k];
-                }
-                op_piece.clear();
-                for (const cuda::Piece &p : fills[f]) {
-                    daxkv_item &it = items[item_of[p.value]];
-                    if (it.status != 0)
-                        continue;
-                    e = rt.MemcpyAsync(static_cast<char *>(it.data) + p.off, buf.p + p.staged,
-                                       p.len, cuda::kMemcpyHostToDevice, s);
-                    if (e != cuda::kSuccess)
-                        fail_item(it, cuda::copy_error(rt, item_of[p.value], "cudaMemcpyAsync", e));
-                }
-                e = cs.pool.mark(buf, s);
-                for (const cuda::Piece &p : fills[f])
-                    if (e != cuda::kSuccess)
-                        fail_item(items[item_of[p.value]],
-                                  cuda::copy_error(rt, item_of[p.value], "cudaStreamSynchronize",
-                                                   e));
+            } catch (...) {
+                // Copies already enqueued read only the staging buffers, which
+                // their events keep from reuse; the borrows can go.
+                for (size_t k = 0; k < kept; ++k)
+                    reads_.end_copy(borrows[k], fault[k]);
+                open.assign(kept, false);
+                throw;
             }
-        } catch (...) {
-            // Copies already enqueued read only the staging buffers, which
-            // their events keep from reuse; the borrows can go.
             for (size_t k = 0; k < kept; ++k)
                 reads_.end_copy(borrows[k], fault[k]);
-            throw;
         }
-        for (size_t k = 0; k < kept; ++k)
-            reads_.end_copy(borrows[k], fault[k]);
+    } catch (...) {
+        // Nothing may end a borrow a copy still reads: wait for the copies
+        // enqueued (the registration lock is still held, so the arenas stay
+        // registered meanwhile).
+        if (enqueued && rt.StreamSynchronize(s) != cuda::kSuccess)
+            rt.GetLastError();
+        if (batch && batch->release) // set before the first borrow goes to it
+            batch->release();
+        open.resize(borrows.size(), true); // borrow_batch threw: all of them
+        for (size_t k = 0; k < open.size(); ++k)
+            if (open[k])
+                reads_.end(borrows[k]);
+        throw;
     }
     reg.unlock();
     if (!warning.empty())
@@ -187,7 +230,7 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
 
     int hits = 0;
     ItemTally copied(c_.metrics.item_bytes);
-    for (size_t k = 0; k < kept; ++k) {
+    for (size_t k = 0; k < borrows.size(); ++k) {
         if (items[item_of[k]].status != 0)
             continue;
         copied.count(borrows[k].len);
@@ -210,6 +253,8 @@ int Gpu::put_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
     idx.reserve(n);
     std::vector<size_t> hash_off(n, 0);
     std::vector<uint64_t> direct_hash(n, 0);
+    std::vector<Finished> done; // before any claim: nothing after them may fail
+    done.reserve(n);
     BlockHashes hashes;
     bool enqueued = false, direct = false;
     const std::vector<uint64_t> key_hashes = c_.index.hash_items(items, n);
@@ -360,8 +405,6 @@ int Gpu::put_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
         throw;
     }
 
-    std::vector<Finished> done;
-    done.reserve(idx.size());
     for (size_t i : idx) {
         daxkv_item &it = items[i];
         if (it.status != 0) {

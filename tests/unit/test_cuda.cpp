@@ -45,6 +45,7 @@
 
 #include "capi/handles.hpp"
 #include "cuda/runtime.hpp"
+#include "alloc_failure.hpp"
 #include "fakecuda.h"
 #include "helpers.hpp"
 
@@ -842,6 +843,81 @@ TEST_P(CudaPaths, FailedCopyMidBatchFailsOnlyItsItem) {
     struct daxkv_stats st = stats();
     EXPECT_EQ(st.slots_pending_free, 0u) << "a borrow was not released";
     EXPECT_EQ(st.slots_used, 0u);
+}
+
+// Out of memory at any allocation the calling thread makes during a GPU
+// batch: the call succeeds, or fails whole with -ENOMEM having stored
+// nothing; either way no slot stays borrowed or claimed and no copy is left
+// reading or writing the arena. A sweep fails each allocation in turn
+// (alloc_failure.hpp).
+TEST_P(CudaPaths, OutOfMemoryAnywhereInABatchLeavesNothingHeld) {
+    open_cuda(64 * 1024, 16, "64MiB");
+    maybe_register();
+    make_values({1000, 0, 3000, 64 * 1024, 5000});
+    auto nothing_held = [&](const std::string &when) {
+        struct daxkv_stats st = stats();
+        EXPECT_EQ(st.slots_inflight, 0u) << when;
+        for (const auto &k : keys_)
+            remove(k);
+        st = stats();
+        EXPECT_EQ(st.slots_pending_free, 0u) << when << ": a borrow was not ended";
+        EXPECT_EQ(st.slots_used, 0u) << when;
+    };
+
+    long n = 1;
+    for (;; ++n) {
+        auto items = put_items();
+        int rc;
+        bool fired;
+        {
+            FailNthAllocation oom(n);
+            rc = daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_, 0);
+            fired = allocation_failed();
+        }
+        sync();
+        const std::string when = "put, allocation " + std::to_string(n);
+        if (rc == -ENOMEM) {
+            EXPECT_TRUE(fired) << when;
+            for (const auto &k : keys_)
+                EXPECT_EQ(contains(k), 0) << when << ": " << k << " stored by a failed call";
+        } else {
+            EXPECT_EQ(rc, static_cast<int>(keys_.size())) << when << ": " << daxkv_errmsg();
+            for (size_t i = 0; i < keys_.size(); ++i)
+                EXPECT_EQ(value(keys_[i]), src_[i]) << when << ": " << keys_[i];
+        }
+        nothing_held(when);
+        if (!fired)
+            break;
+    }
+    EXPECT_GT(n, 1) << "the put allocates nothing on the calling thread?";
+
+    for (n = 1;; ++n) {
+        for (size_t i = 0; i < keys_.size(); ++i)
+            ASSERT_EQ(put(keys_[i], src_[i]), 0);
+        auto got = get_items(64 * 1024);
+        int rc;
+        bool fired;
+        {
+            FailNthAllocation oom(n);
+            rc = daxkv_get_batch_cuda(s(), got.data(), got.size(), stream_, 0);
+            fired = allocation_failed();
+        }
+        sync();
+        const std::string when = "get, allocation " + std::to_string(n);
+        if (rc == -ENOMEM) {
+            EXPECT_TRUE(fired) << when;
+        } else {
+            EXPECT_EQ(rc, static_cast<int>(keys_.size())) << when << ": " << daxkv_errmsg();
+            for (size_t i = 0; i < keys_.size(); ++i)
+                EXPECT_TRUE(out_matches(i)) << when << ": " << keys_[i];
+        }
+        for (size_t i = 0; i < keys_.size(); ++i)
+            EXPECT_EQ(value(keys_[i]), src_[i]) << when << ": the entry is intact";
+        nothing_held(when);
+        if (!fired)
+            break;
+    }
+    EXPECT_GT(n, 1) << "the get allocates nothing on the calling thread?";
 }
 
 // Bad inputs: a put batch in which no item is claimed (every key already
