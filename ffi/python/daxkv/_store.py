@@ -31,7 +31,7 @@ from ._library import _error, in_log_callback, library
 from ._pool import _PoolCalls
 from ._stats import _read_text, _StatsCalls
 from ._zero_copy import _ZeroCopyCalls
-from .errors import BufferTooSmall, InvalidArgument, NotFound, Shutdown
+from .errors import BatchError, BufferTooSmall, InvalidArgument, NotFound, Shutdown
 
 
 def _option_value(name: str, value: Any) -> str:
@@ -311,7 +311,13 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
         """Store value under key. True if stored, False if the key was
         already present or in flight (nothing written) and replace is False."""
         if meta is not None:
-            return self.put_many([key], [value], replace=replace, metas=[meta])[0]
+            # Through a one-item batch (the library's only put that takes
+            # metadata): its failure is raised as what it is (TooBig,
+            # NoSpace, ...), as daxkv_put's would be, not as a BatchError.
+            try:
+                return self.put_many([key], [value], replace=replace, metas=[meta])[0]
+            except BatchError as exc:
+                raise exc.first from None
         k = _key(key)
         with _Buffers() as bufs:
             addr, length = bufs.add(value, False, "value")

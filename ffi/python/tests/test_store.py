@@ -88,6 +88,20 @@ def test_value_larger_than_slot(store):
     assert not store.contains(b"big")
 
 
+def test_metadata_larger_than_meta_bytes(store):
+    # A single put reports its own failure whether or not it carries
+    # metadata: TooBig, as for an oversize value, not a one-item BatchError.
+    limit = store.stats().meta_bytes
+    with pytest.raises(daxkv.TooBig) as ei:
+        store.put(b"m", b"v", meta=bytes(limit + 1))
+    assert not isinstance(ei.value, daxkv.BatchError)
+    assert ei.value.errno == errno.E2BIG
+    assert not store.contains(b"m")
+    assert store.put(b"m", b"v", meta=bytes(limit))
+    with store.lease(b"m") as lease:
+        assert lease.meta == bytes(limit)
+
+
 def test_remove_pin_unpin(store):
     store.put(b"k", b"v")
     store.pin(b"k")
