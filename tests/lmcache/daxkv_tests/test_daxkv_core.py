@@ -32,7 +32,12 @@ Bad inputs tried here:
   snapshot_keys, entries, delete_many, unlock_many, usage, can_shrink_to,
   report_status, remap, a second close);
 * a slice of arena_view, a view of mmap_obj, and both, held across close
-  and read afterwards.
+  and read afterwards;
+* stored metadata that does not decode: a progression of 2**32 - 1
+  positions (with and without a layout), a billion position deltas in two
+  bytes, one position more than POSITIONS_MAX, an int8 position of 500, a
+  position past 64 bits, positions of dtype quint8, a dimension past 64
+  bits; cached positions one more than POSITIONS_MAX to encode.
 """
 
 # Standard
@@ -48,7 +53,16 @@ import torch
 
 # First Party
 import daxkv
-from daxkv.lmcache import DaxCore, DaxCoreError, DaxPutFromPtrResult, DaxReadReservation
+from daxkv.lmcache import (
+    DaxCore,
+    DaxCoreError,
+    DaxPutFromPtrResult,
+    DaxReadReservation,
+    decode_meta,
+    encode_key,
+    encode_meta,
+)
+from daxkv.lmcache.meta import POSITIONS_MAX
 from dk_helpers import (
     byte_obj,
     ekey,
@@ -637,6 +651,57 @@ def test_metadata_comes_back_as_torch_types(make_core, name):
     meta = entries[0][2]
     assert (meta.shape, meta.dtype, meta.fmt) == (torch.Size([2, 4, 64]), torch.bfloat16, MemoryFormat.KV_T2D)
     release(obj, dst)
+
+
+def _with_positions(tail: bytes) -> bytes:
+    """Stored metadata of a (2, 4, 64) bfloat16 KV_T2D entry whose positions
+    part is tail (dtype name, count, kind, ...)."""
+    layout = encode_meta(torch.Size([2, 4, 64]), torch.bfloat16, MemoryFormat.KV_T2D)
+    return bytes((layout[0], layout[1] | 8)) + layout[2:] + tail
+
+
+GARBLED_META = {
+    # positions only: a progression of 2**32 - 1 values in 14 bytes
+    "huge-progression": b"\x01\x08\x05int64\xff\xff\xff\xff\x0f\x00\x00\x00",
+    "huge-progression-with-layout": _with_positions(b"\x05int64\xff\xff\xff\xff\x0f\x00\x00\x00"),
+    # a billion deltas announced, two present
+    "deltas-past-the-end": _with_positions(b"\x05int64\x80\x94\xeb\xdc\x03\x01\x02\x02"),
+    # one more than the format's limit, as a progression
+    "progression-past-the-limit": _with_positions(b"\x05int64\x81\x80\x40\x00\x00\x02"),
+    # values torch cannot hold in the stored dtype
+    "position-past-int8": _with_positions(b"\x04int8\x01\x00\xe8\x07\x00"),
+    "position-past-64-bits": _with_positions(b"\x05int64\x01\x00" + b"\xff" * 10 + b"\x01\x00"),
+    "not-a-tensor-dtype": _with_positions(b"\x06quint8\x01\x00\x02\x00"),
+    # a dimension torch.Size accepts but cannot use
+    "dimension-past-64-bits": encode_meta([2, 2**70, 64], torch.bfloat16, MemoryFormat.KV_T2D),
+}
+
+
+@pytest.mark.parametrize("name", list(GARBLED_META))
+def test_garbled_metadata_is_a_miss_not_an_allocation_or_an_exception(make_core, name):
+    # Counts and values in stored metadata are bounded by the bytes present
+    # and by the format before anything is built from them; what does not
+    # decode is a ValueError, which every reader turns into a miss.
+    blob = GARBLED_META[name]
+    with pytest.raises(ValueError):
+        decode_meta(blob)
+    core = make_core(2)
+    assert core.store.put(encode_key(ekey(1)), pattern(S, 1), meta=blob)
+    assert core.exists_many([ekey(1)]) == [True]
+    assert core.reserve_reads([ekey(1)], prefix_only=False) == ([], [False])
+    assert core.reserve_reads([ekey(1)], prefix_only=True) == ([], [False])
+    dst = kv_obj((2, 4, 64), 0.0)
+    assert core.load_many_into([ekey(1)], [dst]) == [False]
+    assert core.entries() == []
+    assert core.report_status()["borrowed_slot_count"] == 0
+    release(dst)
+
+
+def test_positions_up_to_the_format_limit_round_trip():
+    longest = torch.arange(0, 2 * POSITIONS_MAX, 2)
+    assert decode_meta(encode_meta(None, None, None, longest)).cached_positions.tolist() == longest.tolist()
+    with pytest.raises(ValueError):
+        encode_meta(None, None, None, torch.arange(POSITIONS_MAX + 1))
 
 
 def test_load_many_into_refuses_small_multi_tensor_and_missing(make_core):

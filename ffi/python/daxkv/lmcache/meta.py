@@ -12,22 +12,32 @@ types: ``torch.Size``, ``torch.dtype``, ``MemoryFormat`` and a tensor.
     [fmt]       length-prefixed MemoryFormat member name
     [dtype]     length-prefixed torch dtype name ("bfloat16")
     [shape]     ndim, then each dimension as an unsigned varint
-    [positions] dtype name, count (varint), kind: 0 an arithmetic
-                progression (start, step as signed varints), 1 the values
-                as signed varint deltas
+    [positions] dtype name, count (varint, at most POSITIONS_MAX), kind:
+                0 an arithmetic progression (start, step as signed
+                varints), 1 the values as signed varint deltas
+
+Stored bytes are not trusted: a count larger than the bytes that follow can
+hold, or than POSITIONS_MAX, is malformed metadata (ValueError) rather than
+a reason to build a list that large.
 """
 
 from __future__ import annotations
 
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-__all__ = ["EntryMeta", "encode_meta", "decode_meta", "DEFAULT_META_BYTES"]
+__all__ = ["EntryMeta", "encode_meta", "decode_meta", "DEFAULT_META_BYTES", "POSITIONS_MAX"]
 
 #: Metadata capacity a DaxCore asks its store for: a 4-D shape, dtype and
 #: format take about 30 bytes; positions of a 256-token chunk in one
 #: progression about 10, and in the worst case (scattered 64-bit positions)
 #: 10 bytes each.
 DEFAULT_META_BYTES = 512
+
+#: Most token positions one entry's metadata holds: they are the positions
+#: of the tokens of one chunk (256 in LMCache's default configuration). A
+#: progression encodes any count in a few bytes, so without a limit a
+#: garbled or crafted count would have the decoder build a list of billions.
+POSITIONS_MAX = 1 << 20
 
 _VERSION = 1
 _F_SHAPE, _F_DTYPE, _F_FMT, _F_POS = 1, 2, 4, 8
@@ -95,6 +105,9 @@ def _encode_positions(out: bytearray, pos: Any) -> None:
     values: List[int] = [int(v) for v in (pos.tolist() if hasattr(pos, "tolist") else pos)]
     if hasattr(pos, "dim") and pos.dim() != 1:
         raise ValueError("cached_positions must be one-dimensional")
+    if len(values) > POSITIONS_MAX:
+        # Refused here so that every blob written also decodes.
+        raise ValueError(f"{len(values)} cached positions, more than {POSITIONS_MAX}")
     _put_name(out, _dtype_name(pos.dtype) if hasattr(pos, "dtype") else "int64")
     _uvarint(out, len(values))
     if len(values) >= 2:
@@ -119,8 +132,13 @@ def _decode_positions(b: bytes, pos: int) -> Tuple[Any, int]:
 
     name, pos = _get_name(b, pos)
     count, pos = _read_uvarint(b, pos)
+    if count > POSITIONS_MAX:
+        raise ValueError(f"{count} cached positions, more than {POSITIONS_MAX}")
     kind = b[pos]
     pos += 1
+    if kind == 1 and count > len(b) - pos:
+        # Each value's delta takes at least one byte.
+        raise ValueError(f"{count} cached positions in {len(b) - pos} bytes")
     if kind == 0:
         start, pos = _read_svarint(b, pos)
         step, pos = _read_svarint(b, pos)
@@ -180,7 +198,10 @@ def decode_meta(blob: bytes) -> EntryMeta:
         return EntryMeta(None, None, None, None)
     try:
         meta = _decode(blob)
-    except (IndexError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
+    except (IndexError, UnicodeDecodeError, KeyError, TypeError, AttributeError, OverflowError, RuntimeError) as exc:
+        # RuntimeError and OverflowError: torch refusing a dimension or a
+        # position that does not fit its type (an int8 position of 500, a
+        # value past 64 bits) or a dtype it cannot build a tensor of.
         raise ValueError(f"malformed entry metadata ({exc})") from exc
     if meta.cached_positions is None:
         # A tensor is mutable: only position-free metadata is shared.
@@ -213,6 +234,9 @@ def _decode(b: bytes) -> EntryMeta:
         dims = []
         for _ in range(ndim):
             d, pos = _read_uvarint(b, pos)
+            if d >= 1 << 63:
+                # torch.Size takes it, then fails wherever it is used.
+                raise ValueError(f"dimension {d} does not fit 64 bits")
             dims.append(d)
         shape = torch.Size(dims)
     if flags & _F_POS:
