@@ -297,6 +297,49 @@ def test_put_one_existing_or_inflight_key_is_a_noop_success(make_core):
     release(first, second)
 
 
+def test_forced_delete_of_a_write_in_flight_reports_it_until_the_write_ends(make_core):
+    # LMCache's core keeps a write that a forced delete cancelled in flight
+    # until its writer returns, and each forced delete of the key meanwhile,
+    # a repeat in the same list included, reports True. A plain delete
+    # leaves in-flight keys alone; a committed key is deleted once.
+    core = make_core(4)
+    obj = byte_obj(S, 1)
+    key = ekey(1)
+    seen = {}
+
+    def writer(force):
+        def copy(offset, memory_obj, size):
+            seen[force] = (
+                core.delete_many([key, key], force=force),
+                core.delete_many([key], force=force),
+                core.delete_many([ekey(9), ekey(9)], force=force),
+                core.has_inflight(key),
+            )
+            ctypes.memmove(core.base_ptr + offset, memory_obj.data_ptr, size)
+
+        return copy
+
+    assert core.put_one(key, obj, writer=writer(False)) is True
+    assert seen[False] == ([False, False], [False], [False, False], True)
+    assert core.exists_many([key]) == [True]
+    assert core.delete_many([key, key]) == [True, False]
+
+    assert core.put_one(key, obj, writer=writer(True)) is False  # cancelled
+    assert seen[True] == ([True, True], [True], [False, False], True)
+    assert core.has_inflight(key) is False
+    assert core.exists_many([key]) == [False]
+    assert core.delete_many([key], force=True) == [False]  # the write has ended
+
+    assert core.put_one(key, obj) is True
+    assert core.delete_many([key, key], force=True) == [True, False]
+    assert core.put_one(key, obj) is True
+    assert core.exists_many([key], lock=True) == [True]
+    assert core.delete_many([key, key]) == [False, False]
+    assert core.delete_many([key, key], force=True) == [True, False]
+    assert core.report_status()["live_slot_count"] == 0
+    release(obj)
+
+
 def test_put_rejections_return_false(make_core):
     core = make_core(2)
     big, multi, obj = byte_obj(S + 1, 1), multi_obj(), byte_obj(S, 2)

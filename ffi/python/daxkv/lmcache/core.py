@@ -257,6 +257,11 @@ class DaxCore(Generic[KeyT]):
         self._active_writes = 0
         self._active_reads = 0
         self._inflight: Dict[bytes, int] = {}
+        # Keys whose write (still in _inflight) a forced delete cancelled:
+        # LMCache's core keeps such a write in flight until its writer
+        # returns, and reports every forced delete of it meanwhile as done,
+        # while libdaxkv forgets the cancelled reservation at once.
+        self._cancelled: Set[bytes] = set()
         self._closing = False
         self._closed = False
         self._persist = bool(persist_enabled)
@@ -459,6 +464,8 @@ class DaxCore(Generic[KeyT]):
                     inflight[k] = n
                 else:
                     del inflight[k]
+                    if self._cancelled:
+                        self._cancelled.discard(k)
             self._active_writes -= 1
             if self._drain_waiters:
                 self._state_condition.notify_all()
@@ -652,6 +659,8 @@ class DaxCore(Generic[KeyT]):
                     inflight[kb] = n
                 else:
                     del inflight[kb]
+                    if self._cancelled:
+                        self._cancelled.discard(kb)
                 self._active_writes -= 1
                 if self._drain_waiters:
                     self._state_condition.notify_all()
@@ -848,18 +857,45 @@ class DaxCore(Generic[KeyT]):
     def delete_many(self, keys: List[KeyT], *, force: bool = False) -> List[bool]:
         """Delete keys. Without force, locked and in-flight keys are left
         alone; with force, locked keys go and in-flight writes are cancelled.
-        A slot still borrowed by a read reservation is reused only after
-        finalize_reads."""
+        A cancelled write stays in flight until its writer returns, and a
+        forced delete of its key until then (a repeat in the same list
+        included) is True, as in LMCache's core; a committed key is deleted
+        (True) once. A slot still borrowed by a read reservation is reused
+        only after finalize_reads."""
         if not keys or self._closed:
             return [False] * len(keys)
         kbs, pos = encode_keys_partial(keys)
         if pos is not None:
             # Keys libdaxkv cannot hold (too long) were never stored: no-ops.
             return _for_storable(keys, pos, lambda ks: self.delete_many(ks, force=force))
+        uncommitted: Set[bytes] = set()
+        if force and self._inflight:
+            # Keys being written through this core and not committed yet:
+            # removing one cancels its write.
+            with self._state_lock:
+                writing = [kb for kb in set(kbs) if kb in self._inflight]
+            for kb in writing:
+                try:
+                    if not self._store.contains(kb):
+                        uncommitted.add(kb)
+                except Shutdown:
+                    break
         try:
-            return _native.remove_many(self._store, kbs, force)
+            results = _native.remove_many(self._store, kbs, force)
         finally:
             self._forget(kbs)
+        if force and (uncommitted or self._cancelled):
+            with self._state_lock:
+                cancelled = self._cancelled
+                for i, kb in enumerate(kbs):
+                    if kb not in self._inflight:
+                        continue  # the write has ended (or there is none)
+                    if results[i]:
+                        if kb in uncommitted:
+                            cancelled.add(kb)
+                    elif kb in cancelled:
+                        results[i] = True
+        return results
 
     def snapshot_keys(self) -> List[KeyT]:
         """Committed keys (recovered ones included), as a list that later
@@ -1219,6 +1255,7 @@ class DaxCore(Generic[KeyT]):
                 return
             self._closed = True
             self._inflight.clear()
+            self._cancelled.clear()
             with self._known_lock:
                 self._known.clear()
             fd, self._fd = self._fd, None
