@@ -411,7 +411,7 @@ void Arena::note_removal(uint32_t b, uint64_t seq) noexcept {
     fence(); // durable before the caller clears the removed entry's commit word
 }
 
-void Arena::merge_removals(const uint64_t *table) {
+void Arena::merge_removals(const uint64_t *table) noexcept {
     for (uint32_t b = 0; b < kRemovalBuckets; ++b) {
         uint64_t *w = removal_word(b);
         uint64_t cur = __atomic_load_n(w, __ATOMIC_RELAXED);

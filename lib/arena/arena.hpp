@@ -169,7 +169,7 @@ public:
     void stage_removal(uint32_t b, uint64_t seq) noexcept;
     // Raise every word to at least the given table's (kRemovalBuckets words),
     // durably.
-    void merge_removals(const uint64_t *table);
+    void merge_removals(const uint64_t *table) noexcept;
 
     // Scan every slot header: return the committed entries that validate,
     // clear the ones that do not, count both. Stale duplicates are resolved

@@ -224,10 +224,13 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
             fail(-ENOENT, "%s does not exist", req.path.c_str());
         // Opened by the name given, so that the kernel follows the symlinks
         // on the way with its own protections (fs.protected_symlinks); only
-        // where it leads was decided above. O_EXCL tells a file this open
+        // where it leads was decided above. The name a failed open removes
+        // what it created by is set before (a copy that cannot fail later,
+        // when the file exists). O_EXCL tells a file this open
         // creates (removed again if the open fails, see keep()) from one
         // that was there, and creates nothing through a symlink: a symlink
         // to a file that does not exist is -ENOENT, not followed.
+        m->file_path_ = target;
         fd.fd = exists ? -1 : ::open(req.path.c_str(), O_RDWR | O_CLOEXEC | O_CREAT | O_EXCL, 0600);
         const bool created = fd.fd >= 0;
         if (!created && !exists && errno != EEXIST)
@@ -239,12 +242,23 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
             fail_errno(errno, "cannot open " + req.path);
         fd.fd = fd_above_standard_streams(fd.fd);
         m->fd_ = fd.release(); // closed (and a created file removed) by ~Mapping from here
+        // Locked before anything else can fail (it allocates nothing when it
+        // succeeds): only the holder of the lock undoes what it created. An
+        // open that created the file but lost the lock to another opener of
+        // the path removed the file that opener holds; one that created it
+        // and failed before it tried (out of memory) left it behind. And
+        // the file is judged as it is once locked: before, a creator that
+        // failed may have removed it, or one that closed since may have
+        // sized and formatted it.
+        lock_exclusive(m->fd_, req.path);
+        m->created_file_ = created;
         if (::fstat(m->fd_, &st) != 0)
             fail_errno(errno, "cannot stat " + req.path);
-        const std::string opened = fd_path(m->fd_);
-        m->file_path_ = opened.empty() ? target : opened;
         m->file_dev_ = st.st_dev;
         m->file_ino_ = st.st_ino;
+        const std::string opened = fd_path(m->fd_);
+        if (!opened.empty())
+            m->file_path_ = opened;
         if (!S_ISREG(st.st_mode))
             fail(-ENODEV, "%s is not a regular file", req.path.c_str());
         // A directory on the way swapped for a symlink after the check
@@ -253,15 +267,6 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         if (!opened.empty() && file_arena_refused(opened))
             fail(-ENODEV, "%s is not a Device-DAX device (a file arena may not live under /dev)",
                  req.path.c_str());
-        lock_exclusive(m->fd_, req.path);
-        // Only the holder of the lock undoes what it created: an open that
-        // created the file but lost the lock to another opener of the path
-        // removed the file that opener holds. And the file is judged as it
-        // is now: before the lock, a creator that failed may have removed
-        // it, or one that closed since may have sized and formatted it.
-        m->created_file_ = created;
-        if (::fstat(m->fd_, &st) != 0)
-            fail_errno(errno, "cannot stat " + req.path);
         if (st.st_nlink == 0)
             fail(-EBUSY, "%s was removed by another open of it that failed; open it again",
                  req.path.c_str());

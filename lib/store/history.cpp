@@ -135,14 +135,16 @@ uint64_t History::take_device(const arena::Arena &ar) noexcept {
     return top;
 }
 
-void History::share(uint32_t a) {
+void History::share(uint32_t a) noexcept {
     const auto &ar = pool_[a].arena;
     if (!kept() || !records(ar))
         return;
-    std::vector<uint64_t> table(arena::kRemovalBuckets);
+    // On the stack (a few KiB): a device added to the pool is in use before
+    // its table is shared, so this must not fail.
+    uint64_t table[arena::kRemovalBuckets];
     for (uint32_t b = 0; b < arena::kRemovalBuckets; ++b)
         table[b] = removals_[b].load(std::memory_order_relaxed);
-    ar->merge_removals(table.data());
+    ar->merge_removals(table);
 }
 
 void History::write_floor_to(arena::Arena &ar) {

@@ -64,7 +64,7 @@ public:
     uint64_t take_device(const arena::Arena &ar) noexcept;
     // Give device a the pool's removal table (at open, and when a device
     // is added).
-    void share(uint32_t a);
+    void share(uint32_t a) noexcept;
     // Record the current floor on a device that joins the pool.
     void write_floor_to(arena::Arena &ar);
     // Start handing out numbers at v (an open without history: above every

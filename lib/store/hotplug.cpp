@@ -94,6 +94,8 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
         fail(e.code(), "failed to map the device (%s; the cause is logged)", error_text(e.code()));
     }
     const uint32_t limit = fresh.alloc->slots();
+    // Copied before the row takes the arena: nothing may fail after that.
+    std::string new_path = old_row < 0 ? path : std::string();
     {
         // Readers of every row (status, stats) are kept out while it changes.
         std::unique_lock<std::shared_mutex> g(c_.pool.mapping_lock());
@@ -110,7 +112,7 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
         row->numa_node = fresh.numa_node;
         row->missing_reason.clear();
         if (old_row < 0)
-            row->path = path; // an old row has it already (read without a lock)
+            row->path = std::move(new_path); // an old row has it already (read without a lock)
         row->bytes = bytes;
         row->id = c_.pool.next_device_id();
     }

@@ -76,7 +76,10 @@ StatsSnapshot Reports::stats() const {
 std::string Reports::status_json() const {
     const StatsSnapshot s = stats();
     const engine::CopyEngine *engine = c_.copier.engine();
-    nlohmann::json j;
+    // An object from the start: nlohmann's operator[] turns a null into an
+    // object in place, and when that allocation fails it leaves a value
+    // its destructor asserts on (or crashes on, without assertions).
+    nlohmann::json j = nlohmann::json::object();
     j["version"] = DAXKV_VERSION_STRING;
     j["state"] = c_.gate.closed() ? "shutdown" : "open";
     j["slot_bytes"] = c_.cfg.slot_bytes;
@@ -158,7 +161,10 @@ std::string Reports::pool_status_json() const {
         c.locked += e.pins() > 0;
         c.borrowed += c_.slots.at(e.ref()).leases() > 0;
     });
-    nlohmann::json j;
+    // An object from the start: nlohmann's operator[] turns a null into an
+    // object in place, and when that allocation fails it leaves a value
+    // its destructor asserts on (or crashes on, without assertions).
+    nlohmann::json j = nlohmann::json::object();
     uint64_t cap = 0, used = 0, live = 0, locked = 0, borrowed = 0;
     bool healthy = !c_.gate.closed();
     uint32_t counted = 0;

@@ -1,0 +1,282 @@
+// Out of memory at any allocation the calling thread makes, for the calls
+// that hold something of the store when they return: leases, reservations
+// and their commit, opening a store, and hotplug. A sweep fails each
+// allocation of a call in turn (alloc_failure.hpp); after every run the
+// call has succeeded, or failed with -ENOMEM having left nothing behind:
+// no lease, no slot claimed or borrowed, no key in flight, no file created,
+// and (under AddressSanitizer, in CI) no memory.
+// (The batch calls' sweeps are in test_batch.cpp, the GPU batches' in
+// test_cuda.cpp.)
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstring>
+#include <string>
+#include <sys/stat.h>
+#include <vector>
+
+#include "alloc_failure.hpp"
+#include "helpers.hpp"
+
+using namespace daxkv_test;
+
+namespace {
+
+class OutOfMemory : public StoreFixture {
+protected:
+    // Fails allocation 1, 2, ... of call() until a run needs no failure;
+    // check(rc, when) runs unarmed after each. Returns the runs made.
+    template <typename Setup, typename Call, typename Check>
+    long sweep(const std::string &what, Setup setup, Call call, Check check) {
+        long n = 1;
+        for (;; ++n) {
+            setup();
+            int rc;
+            bool fired;
+            {
+                FailNthAllocation oom(n);
+                rc = call();
+                fired = allocation_failed();
+            }
+            const std::string when = what + ", allocation " + std::to_string(n);
+            // What failed may have been best effort (a log line, the name
+            // of a statistics page): the call may still succeed.
+            if (fired) {
+                EXPECT_TRUE(rc == -ENOMEM || rc == 0) << when << ": " << rc << " "
+                                                      << daxkv_errmsg();
+            }
+            check(rc, when);
+            if (!fired || HasFailure())
+                break;
+        }
+        return n;
+    }
+    // Nothing held: no write claimed, nothing borrowed; removes every key.
+    void nothing_held(const std::vector<std::string> &keys, const std::string &when) {
+        EXPECT_EQ(stats().slots_inflight, 0u) << when << ": a write stayed claimed";
+        for (const auto &k : keys) {
+            int rc = remove(k);
+            EXPECT_TRUE(rc == 0 || rc == -ENOENT) << when << ": " << k << ": " << daxkv_errmsg();
+        }
+        struct daxkv_stats st = stats();
+        EXPECT_EQ(st.slots_pending_free, 0u) << when << ": a borrow or lease was not ended";
+        EXPECT_EQ(st.slots_used, 0u) << when;
+    }
+};
+
+TEST_F(OutOfMemory, LeasesLeaveNothingLeased) {
+    open(StoreSpec{64 * 1024, 16});
+    const std::vector<std::string> keys = {"a", "b", "c", "d"};
+    auto store_all = [&] {
+        for (size_t i = 0; i < keys.size(); ++i) {
+            if (contains(keys[i]) != 1) {
+                ASSERT_EQ(put(keys[i], pattern(i, 3000 + i)), 0);
+            }
+        }
+    };
+    daxkv_lease *l = nullptr;
+    long runs = sweep(
+        "daxkv_lease_acquire", store_all,
+        [&] { return daxkv_lease_acquire(s(), "b", 1, &l); },
+        [&](int rc, const std::string &when) {
+            if (rc == 0) {
+                ASSERT_NE(l, nullptr);
+                EXPECT_EQ(daxkv_lease_size(l), 3001u) << when;
+                daxkv_lease_release(l);
+            } else {
+                EXPECT_EQ(l, nullptr) << when;
+            }
+            l = nullptr;
+            nothing_held(keys, when);
+        });
+    EXPECT_GT(runs, 1) << "daxkv_lease_acquire allocates nothing?";
+
+    std::vector<daxkv_lease_item> items(keys.size());
+    runs = sweep(
+        "daxkv_lease_batch",
+        [&] {
+            store_all();
+            for (size_t i = 0; i < keys.size(); ++i) {
+                std::memset(&items[i], 0, sizeof items[i]);
+                items[i].key = keys[i].data();
+                items[i].key_len = keys[i].size();
+            }
+        },
+        [&] { return daxkv_lease_batch(s(), items.data(), items.size(), 0); },
+        [&](int rc, const std::string &when) {
+            for (size_t i = 0; i < keys.size(); ++i) {
+                if (rc == static_cast<int>(keys.size())) {
+                    EXPECT_EQ(items[i].size, 3000 + i) << when;
+                    EXPECT_EQ(0, std::memcmp(items[i].data, pattern(i, 3000 + i).data(),
+                                             items[i].size))
+                        << when;
+                } else if (rc == -ENOMEM) {
+                    EXPECT_EQ(items[i].lease, nullptr) << when << ": item " << i << " leased";
+                } else {
+                    ADD_FAILURE() << when << ": " << rc << " " << daxkv_errmsg();
+                }
+                daxkv_lease_release(items[i].lease);
+            }
+            nothing_held(keys, when);
+        });
+    EXPECT_GT(runs, 1) << "daxkv_lease_batch allocates nothing?";
+}
+
+TEST_F(OutOfMemory, ReservationsLeaveNothingInFlight) {
+    open(StoreSpec{64 * 1024, 16});
+    const std::vector<std::string> keys = {"r"};
+    const std::vector<uint8_t> v = pattern(42, 5000), meta = pattern(43, 40);
+    daxkv_reservation *r = nullptr;
+    long runs = sweep(
+        "daxkv_reserve_meta", [] {},
+        [&] {
+            void *data = nullptr;
+            int rc = daxkv_reserve_meta(s(), "r", 1, v.size(), meta.data(), meta.size(), &data,
+                                        &r);
+            if (rc == 0)
+                std::memcpy(data, v.data(), v.size());
+            return rc;
+        },
+        [&](int rc, const std::string &when) {
+            if (rc == 0) {
+                EXPECT_EQ(daxkv_commit(r), 0) << when << ": " << daxkv_errmsg();
+                EXPECT_EQ(value("r"), v) << when;
+            } else {
+                EXPECT_EQ(r, nullptr) << when;
+                EXPECT_EQ(contains("r"), 0) << when;
+            }
+            r = nullptr;
+            nothing_held(keys, when);
+        });
+    EXPECT_GT(runs, 1) << "daxkv_reserve_meta allocates nothing?";
+
+    // The commit: whatever it returns, the reservation is gone, and the key
+    // holds the value whole or nothing.
+    sweep(
+        "daxkv_reservation_set_meta and daxkv_commit",
+        [&] {
+            ASSERT_EQ(daxkv_reserve(s(), "r", 1, v.size(), &r), 0) << daxkv_errmsg();
+            std::memcpy(daxkv_reservation_data(r), v.data(), v.size());
+        },
+        [&] {
+            int rc = daxkv_reservation_set_meta(r, meta.data(), meta.size());
+            if (rc != 0) {
+                daxkv_abort(r);
+                return rc;
+            }
+            return daxkv_commit(r);
+        },
+        [&](int rc, const std::string &when) {
+            if (rc == 0) {
+                EXPECT_EQ(value("r"), v) << when;
+            } else {
+                EXPECT_EQ(contains("r"), 0) << when;
+            }
+            r = nullptr;
+            nothing_held(keys, when);
+        });
+}
+
+TEST_F(OutOfMemory, OpenCreatesNothingAndKeepsNothing) {
+    // A fresh arena file each run: a failed open creates no file (and
+    // leaves none of its own locked or mapped: the next open succeeds).
+    // Without a statistics page: its status is JSON text made with
+    // nlohmann::json, whose destructor allocates (a failure there ends the
+    // process, see "Out of memory" in the README).
+    const std::string path = dir_.file("fresh");
+    ConfigPtr cfg;
+    ASSERT_EQ(make_config(&cfg, path, StoreSpec{64 * 1024, 16}.set("stats_interval", "0")), 0)
+        << daxkv_errmsg();
+    long runs = sweep(
+        "daxkv_open", [&] { ::unlink(path.c_str()); },
+        [&] {
+            daxkv_store *raw = nullptr;
+            int rc = daxkv_open(&raw, cfg.get());
+            store_.reset(raw);
+            if (rc != 0 && raw)
+                return -EPROTO; // a failed open hands out no store
+            return rc;
+        },
+        [&](int rc, const std::string &when) {
+            struct stat st;
+            if (rc == 0) {
+                EXPECT_EQ(put("k", pattern(1, 100)), 0) << when;
+                store_.reset();
+            } else {
+                EXPECT_NE(::stat(path.c_str(), &st), 0) << when << ": a failed open left the file";
+            }
+        });
+    EXPECT_GT(runs, 1) << "daxkv_open allocates nothing?";
+    // Reopening the last arena made finds its entry.
+    daxkv_store *raw = nullptr;
+    ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
+    store_.reset(raw);
+    EXPECT_EQ(value("k"), pattern(1, 100));
+}
+
+TEST_F(OutOfMemory, HotplugLeavesThePoolAsItWas) {
+    const uint64_t arena = arena_bytes_for(64 * 1024, 8, 256);
+    const std::string second = dir_.file("second");
+    ConfigPtr cfg;
+    // Without a statistics page, as in the test above.
+    ASSERT_EQ(make_config(&cfg, path_,
+                          StoreSpec{64 * 1024, 8}.set("hotplug", "1").set("stats_interval", "0")),
+              0);
+    daxkv_store *raw = nullptr;
+    ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
+    store_.reset(raw);
+    spec_ = StoreSpec{64 * 1024, 8};
+    const std::vector<std::string> keys = {"h0", "h1", "h2", "h3"};
+    auto devices = [&] { return stats().devices; };
+    sweep(
+        "daxkv_device_add", [] {}, [&] { return daxkv_device_add(s(), second.c_str(), arena); },
+        [&](int rc, const std::string &when) {
+            if (rc == 0) {
+                EXPECT_EQ(devices(), 2u) << when;
+            } else {
+                EXPECT_EQ(devices(), 1u) << when;
+            }
+            for (size_t i = 0; i < keys.size(); ++i)
+                ASSERT_EQ(put(keys[i], pattern(i, 9000)), 0) << when << ": " << daxkv_errmsg();
+            for (size_t i = 0; i < keys.size(); ++i)
+                EXPECT_EQ(value(keys[i]), pattern(i, 9000)) << when;
+            nothing_held(keys, when);
+            if (rc == 0) {
+                daxkv_hotplug_result r;
+                std::memset(&r, 0, sizeof r);
+                r.struct_size = sizeof r;
+                EXPECT_EQ(daxkv_device_remove(s(), second.c_str(), DAXKV_MIGRATE, 0, &r), 0)
+                    << when << ": " << daxkv_errmsg();
+            }
+        });
+    ASSERT_EQ(daxkv_device_add(s(), second.c_str(), arena), 0) << daxkv_errmsg();
+    sweep(
+        "daxkv_device_remove",
+        [&] {
+            for (size_t i = 0; i < keys.size(); ++i)
+                ASSERT_EQ(put(keys[i], pattern(i, 9000), DAXKV_REPLACE), 0) << daxkv_errmsg();
+        },
+        [&] {
+            daxkv_hotplug_result r;
+            std::memset(&r, 0, sizeof r);
+            r.struct_size = sizeof r;
+            return daxkv_device_remove(s(), second.c_str(), DAXKV_MIGRATE, 0, &r);
+        },
+        [&](int rc, const std::string &when) {
+            for (size_t i = 0; i < keys.size(); ++i)
+                EXPECT_EQ(value(keys[i]), pattern(i, 9000)) << when << ": " << keys[i];
+            nothing_held(keys, when);
+            if (rc == 0) {
+                EXPECT_EQ(devices(), 1u) << when;
+            } else {
+                EXPECT_EQ(devices(), 2u) << when;
+                // The device that stayed takes entries again.
+                for (size_t i = 0; i < 12; ++i)
+                    EXPECT_EQ(put("f" + std::to_string(i), pattern(i, 100)), 0) << when;
+                for (size_t i = 0; i < 12; ++i)
+                    remove("f" + std::to_string(i));
+            }
+        });
+}
+
+} // namespace
