@@ -9,6 +9,13 @@
 // either succeeded or failed whole (-ENOMEM) and left nothing behind.
 #pragma once
 
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <string>
+
+#include "daxkv.h"
+
 namespace daxkv_test {
 
 // Arm: the n-th allocation from now fails (n > 0); 0 disarms.
@@ -24,6 +31,37 @@ public:
     FailNthAllocation(const FailNthAllocation &) = delete;
     FailNthAllocation &operator=(const FailNthAllocation &) = delete;
 };
+
+// The sweep: for n = 1, 2, ...: setup() unarmed, call() with its n-th
+// allocation failing, then check(rc, when) unarmed (when names the run
+// for messages), until a run in which no allocation failed (the call
+// made fewer than n) or the test has failed. A run whose allocation failed
+// returns -ENOMEM, or 0 where what failed was best effort (a log line, the
+// name of a statistics page). Returns the runs made: 1 when the call
+// allocates nothing on the calling thread.
+template <typename Setup, typename Call, typename Check>
+long sweep_allocations(const std::string &what, Setup setup, Call call, Check check) {
+    long n = 1;
+    for (;; ++n) {
+        setup();
+        int rc;
+        bool fired;
+        {
+            FailNthAllocation oom(n);
+            rc = call();
+            fired = allocation_failed();
+        }
+        const std::string when = what + ", allocation " + std::to_string(n);
+        if (fired) {
+            EXPECT_TRUE(rc == -ENOMEM || rc >= 0) << when << ": " << rc << " " << daxkv_errmsg();
+        } else {
+            EXPECT_NE(rc, -ENOMEM) << when << ": -ENOMEM with no allocation failed";
+        }
+        check(rc, when);
+        if (!fired || ::testing::Test::HasFailure())
+            return n;
+    }
+}
 
 } // namespace daxkv_test
 

@@ -504,6 +504,18 @@ protected:
         return LeasePtr(l);
     }
     struct daxkv_stats stats() { return get_stats(s()); }
+    // Nothing of a call that has returned is held: no write claimed, no
+    // entry borrowed or leased, no key pinned. Removes the keys to see it.
+    void expect_nothing_held(const std::vector<std::string> &keys, const std::string &when) {
+        EXPECT_EQ(stats().slots_inflight, 0u) << when << ": a write stayed claimed";
+        for (const auto &k : keys) {
+            int rc = remove(k);
+            EXPECT_TRUE(rc == 0 || rc == -ENOENT) << when << ": " << k << ": " << daxkv_errmsg();
+        }
+        struct daxkv_stats st = stats();
+        EXPECT_EQ(st.slots_pending_free, 0u) << when << ": a borrow or lease was not ended";
+        EXPECT_EQ(st.slots_used, 0u) << when;
+    }
 
     StoreFixture() {
         if (test_device())

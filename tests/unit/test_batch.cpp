@@ -756,45 +756,20 @@ protected:
     std::vector<uint8_t> value_of(size_t i, uint64_t seed) const {
         return seed ? pattern(seed + i, lens_[i]) : expected(names_[i], lens_[i]);
     }
-    // Nothing of the call outlives it; the keys are removed afterwards.
-    void nothing_held(const std::string &when) {
-        EXPECT_EQ(stats().slots_inflight, 0u) << when << ": a write stayed claimed";
-        for (const auto &k : names_) {
-            int rc = remove(k);
-            EXPECT_TRUE(rc == 0 || rc == -ENOENT) << when << ": " << k << ": " << daxkv_errmsg();
-        }
-        struct daxkv_stats st = stats();
-        EXPECT_EQ(st.slots_pending_free, 0u) << when << ": a borrow was not ended";
-        EXPECT_EQ(st.slots_used, 0u) << when;
-    }
-    // Fails allocation 1, 2, ... of call() until one run needs no failure.
+    // The sweep (alloc_failure.hpp), nothing held after every run.
     // allocates: whether the call allocates on the calling thread at all.
     template <typename Setup, typename Call, typename Check>
     void sweep(const std::string &what, Setup setup, Call call, Check check,
                bool allocates = true) {
-        long n = 1;
-        for (;; ++n) {
-            setup();
-            int rc;
-            bool fired;
-            {
-                FailNthAllocation oom(n);
-                rc = call();
-                fired = allocation_failed();
-            }
-            const std::string when = what + ", allocation " + std::to_string(n);
-            if (rc == -ENOMEM) {
-                EXPECT_TRUE(fired) << when;
-            }
+        const long n = sweep_allocations(what, setup, call, [&](int rc, const std::string &when) {
             check(rc, when);
-            nothing_held(when);
-            if (!fired || HasFailure())
-                break;
-        }
-        if (allocates)
+            expect_nothing_held(names_, when);
+        });
+        if (allocates) {
             EXPECT_GT(n, 1) << what << " allocates nothing on the calling thread?";
-        else
+        } else {
             EXPECT_EQ(n, 1) << what << " allocates now: make the sweep expect it";
+        }
     }
 
     std::vector<std::string> names_;

@@ -24,43 +24,9 @@ namespace {
 
 class OutOfMemory : public StoreFixture {
 protected:
-    // Fails allocation 1, 2, ... of call() until a run needs no failure;
-    // check(rc, when) runs unarmed after each. Returns the runs made.
     template <typename Setup, typename Call, typename Check>
     long sweep(const std::string &what, Setup setup, Call call, Check check) {
-        long n = 1;
-        for (;; ++n) {
-            setup();
-            int rc;
-            bool fired;
-            {
-                FailNthAllocation oom(n);
-                rc = call();
-                fired = allocation_failed();
-            }
-            const std::string when = what + ", allocation " + std::to_string(n);
-            // What failed may have been best effort (a log line, the name
-            // of a statistics page): the call may still succeed.
-            if (fired) {
-                EXPECT_TRUE(rc == -ENOMEM || rc == 0) << when << ": " << rc << " "
-                                                      << daxkv_errmsg();
-            }
-            check(rc, when);
-            if (!fired || HasFailure())
-                break;
-        }
-        return n;
-    }
-    // Nothing held: no write claimed, nothing borrowed; removes every key.
-    void nothing_held(const std::vector<std::string> &keys, const std::string &when) {
-        EXPECT_EQ(stats().slots_inflight, 0u) << when << ": a write stayed claimed";
-        for (const auto &k : keys) {
-            int rc = remove(k);
-            EXPECT_TRUE(rc == 0 || rc == -ENOENT) << when << ": " << k << ": " << daxkv_errmsg();
-        }
-        struct daxkv_stats st = stats();
-        EXPECT_EQ(st.slots_pending_free, 0u) << when << ": a borrow or lease was not ended";
-        EXPECT_EQ(st.slots_used, 0u) << when;
+        return sweep_allocations(what, setup, call, check);
     }
 };
 
@@ -87,7 +53,7 @@ TEST_F(OutOfMemory, LeasesLeaveNothingLeased) {
                 EXPECT_EQ(l, nullptr) << when;
             }
             l = nullptr;
-            nothing_held(keys, when);
+            expect_nothing_held(keys, when);
         });
     EXPECT_GT(runs, 1) << "daxkv_lease_acquire allocates nothing?";
 
@@ -117,7 +83,7 @@ TEST_F(OutOfMemory, LeasesLeaveNothingLeased) {
                 }
                 daxkv_lease_release(items[i].lease);
             }
-            nothing_held(keys, when);
+            expect_nothing_held(keys, when);
         });
     EXPECT_GT(runs, 1) << "daxkv_lease_batch allocates nothing?";
 }
@@ -146,7 +112,7 @@ TEST_F(OutOfMemory, ReservationsLeaveNothingInFlight) {
                 EXPECT_EQ(contains("r"), 0) << when;
             }
             r = nullptr;
-            nothing_held(keys, when);
+            expect_nothing_held(keys, when);
         });
     EXPECT_GT(runs, 1) << "daxkv_reserve_meta allocates nothing?";
 
@@ -173,7 +139,7 @@ TEST_F(OutOfMemory, ReservationsLeaveNothingInFlight) {
                 EXPECT_EQ(contains("r"), 0) << when;
             }
             r = nullptr;
-            nothing_held(keys, when);
+            expect_nothing_held(keys, when);
         });
 }
 
@@ -240,7 +206,7 @@ TEST_F(OutOfMemory, HotplugLeavesThePoolAsItWas) {
                 ASSERT_EQ(put(keys[i], pattern(i, 9000)), 0) << when << ": " << daxkv_errmsg();
             for (size_t i = 0; i < keys.size(); ++i)
                 EXPECT_EQ(value(keys[i]), pattern(i, 9000)) << when;
-            nothing_held(keys, when);
+            expect_nothing_held(keys, when);
             if (rc == 0) {
                 daxkv_hotplug_result r;
                 std::memset(&r, 0, sizeof r);
@@ -265,7 +231,7 @@ TEST_F(OutOfMemory, HotplugLeavesThePoolAsItWas) {
         [&](int rc, const std::string &when) {
             for (size_t i = 0; i < keys.size(); ++i)
                 EXPECT_EQ(value(keys[i]), pattern(i, 9000)) << when << ": " << keys[i];
-            nothing_held(keys, when);
+            expect_nothing_held(keys, when);
             if (rc == 0) {
                 EXPECT_EQ(devices(), 1u) << when;
             } else {
