@@ -339,7 +339,8 @@ typedef struct daxkv_lease_item {
  * DAXKV_PREFIX: stops at the first item not leased and returns the prefix
  * length; later items get status -ENOENT. -EINVAL for NULL items with
  * n > 0, n above INT32_MAX or unknown flags; -ESHUTDOWN after shutdown;
- * -ENOMEM: nothing stays leased.
+ * -ENOMEM. After -ESHUTDOWN or -ENOMEM nothing stays leased: every item
+ * has that status, no lease and no data or meta.
  */
 DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t n,
                                 unsigned flags);

@@ -74,13 +74,27 @@ DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t 
             return rc;
         for (size_t i = 0; i < n; ++i)
             items[i].lease = nullptr;
-        // A failure of the whole call (out of memory, shutdown) releases
-        // what it leased: nothing stays leased.
         auto release_all = [&] {
             for (size_t i = 0; i < n; ++i) {
                 daxkv_lease_release(items[i].lease);
                 items[i].lease = nullptr;
             }
+        };
+        // A failure of the whole call (out of memory, shutdown) releases
+        // what it leased: nothing stays leased, and every item says so. An
+        // item left with status 0 and the address of bytes given back would
+        // be read as leased, while its slot is freed and written again.
+        auto fail_all = [&](int rc) {
+            release_all();
+            for (size_t i = 0; i < n; ++i) {
+                daxkv_lease_item &it = items[i];
+                it.data = nullptr;
+                it.size = 0;
+                it.meta = nullptr;
+                it.meta_len = 0;
+                it.status = rc;
+            }
+            return rc;
         };
         // An item whose device has its lease gate up (a removal or shrink
         // under way, pool.hpp) is waited for as
@@ -119,10 +133,8 @@ DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t 
                     i = SIZE_MAX;                      // from the first item again
                     continue;
                 }
-                if (it.status == -ESHUTDOWN) {
-                    release_all();
-                    return set_error(-ESHUTDOWN, "the store is shut down");
-                }
+                if (it.status == -ESHUTDOWN)
+                    return fail_all(set_error(-ESHUTDOWN, "the store is shut down"));
                 if (it.status == 0) {
                     ++leased;
                 } else if (flags & DAXKV_PREFIX) {
@@ -132,8 +144,7 @@ DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t 
                 }
             }
         } catch (...) {
-            release_all();
-            throw;
+            return fail_all(error_from_exception());
         }
         return leased;
     });

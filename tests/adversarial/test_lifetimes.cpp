@@ -10,7 +10,8 @@
 //
 // Bad inputs tried here: daxkv_close and daxkv_shutdown while another
 // thread waits in daxkv_device_wait_drained(-1), in a forced removal or
-// shrink waiting for a lease, and behind a resize's lease gate; a removal
+// shrink waiting for a lease, behind a resize's lease gate, and in a lease
+// batch that gave its leases back to wait at that gate; a removal
 // (migrate, evict) and a shrink of a device with an open reservation, from
 // the thread that holds it, with and without DAXKV_FORCE; writing into, and
 // committing, a reservation whose device was removed; a log callback that
@@ -217,6 +218,82 @@ TEST_F(Lifetimes, ShutdownWakesALeaseWaitingBehindALeaseGate) {
             out += "resize returned " + std::to_string(rc_resize) + "; ";
         if (rc_lease != -ESHUTDOWN)
             out += "the gated lease returned " + std::to_string(rc_lease) + "; ";
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+TEST_F(Lifetimes, ALeaseBatchWokenByShutdownLeavesNoItemLookingLeased) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(2, 8);
+        for (uint32_t i = 0; i < 16; ++i)
+            if (put_key(s.get(), i, 1))
+                return "put failed";
+        daxkv_store *raw = s.get();
+        std::vector<uint32_t> on0 = keys_on(raw, 16, 0), on1 = keys_on(raw, 16, 1);
+        if (on0.size() < 5 || on1.empty())
+            return "the keys are not spread over both devices";
+        // dev0's highest entry stays leased: the forced shrink evicts the
+        // entries above its new end, raises the lease gate and waits.
+        std::string high = key_of(on0.back());
+        daxkv_lease *l = nullptr;
+        if (daxkv_lease_acquire(raw, high.data(), high.size(), &l))
+            return "lease failed";
+        daxkv_hotplug_result r = result();
+        int rc_resize = 1;
+        std::thread resize([&] {
+            rc_resize = daxkv_device_resize(raw, paths_[0].c_str(), 4 * kSlot, DAXKV_EVICT,
+                                            DAXKV_FORCE, &r);
+        });
+        for (int i = 0; i < 200000 && pool_status(raw)["devices"][0]["lease_gate"] != true; ++i)
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        if (pool_status(raw)["devices"][0]["lease_gate"] != true)
+            return "the resize never gated leases";
+        // The first item (dev1) is leased, the second (dev0, below the new
+        // end) meets the gate: the batch gives the first lease back and
+        // waits, until shutdown wakes it.
+        std::vector<std::string> keys = {key_of(on1.front()), key_of(on0.front())};
+        std::vector<daxkv_lease_item> items(keys.size());
+        for (size_t i = 0; i < keys.size(); ++i) {
+            std::memset(&items[i], 0, sizeof items[i]);
+            items[i].key = keys[i].data();
+            items[i].key_len = keys[i].size();
+            items[i].status = 12345;
+        }
+        const uint64_t hits = get_stats(raw).hits;
+        int rc_batch = 1;
+        std::thread batch(
+            [&] { rc_batch = daxkv_lease_batch(raw, items.data(), items.size(), 0); });
+        // Until the batch has leased the first item and given it back.
+        auto gave_back = [&] {
+            struct daxkv_stats st = get_stats(raw);
+            return st.hits > hits && st.leases_active == 1;
+        };
+        for (int i = 0; i < 200000 && !gave_back(); ++i)
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        if (!gave_back())
+            return "the batch never leased its first item";
+        daxkv_shutdown(raw);
+        resize.join();
+        batch.join();
+        std::string out;
+        if (rc_batch != -ESHUTDOWN)
+            out += "the batch returned " + std::to_string(rc_batch) + "; ";
+        // Nothing stays leased: no item may say it is (status 0) or point
+        // at the bytes of a lease given back.
+        for (size_t i = 0; i < items.size(); ++i) {
+            const daxkv_lease_item &it = items[i];
+            if (it.status != -ESHUTDOWN)
+                out += "item " + std::to_string(i) + " has status " + std::to_string(it.status) +
+                       "; ";
+            if (it.lease || it.data || it.size || it.meta || it.meta_len)
+                out += "item " + std::to_string(i) + " still points at a lease; ";
+            daxkv_lease_release(it.lease);
+        }
+        if (rc_resize != -ESHUTDOWN)
+            out += "resize returned " + std::to_string(rc_resize) + "; ";
+        daxkv_lease_release(l);
         return out;
     });
     EXPECT_EQ(msg, "");
