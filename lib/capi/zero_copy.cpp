@@ -20,6 +20,8 @@ DAXKV_API int daxkv_lease_acquire(daxkv_store *s, const void *key, size_t key_le
             return set_error(-EINVAL, "out is NULL");
         *out = nullptr;
         Store &st = store_of(s);
+        // In flight until the lease holds the store (see lease_batch).
+        CallGate::Call call(st.core().gate);
         const std::string_view k = key_arg(key, key_len);
         auto l = std::make_unique<daxkv_lease>();
         int rc = st.reads().lease(k, &l->state);
@@ -103,6 +105,11 @@ DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t 
         // for earlier items). It gives them back, waits, and starts over.
         int leased = 0;
         try {
+            // The whole pass is one call in flight, not only each item's
+            // lease: after a lease and between items it reads the handle and
+            // the store, which a shutdown that no longer waited for it (and
+            // a close right after) would free under it.
+            CallGate::Call call(st.core().gate);
             for (size_t i = 0; i < n; ++i) {
                 daxkv_lease_item &it = items[i];
                 uint32_t gated = UINT32_MAX;
@@ -174,6 +181,8 @@ int reserve(daxkv_store *s, const void *key, size_t key_len, size_t len, const v
             return set_error(-EINVAL, "out is NULL");
         *out = nullptr;
         Store &st = store_of(s);
+        // In flight until the reservation holds the store (see lease_batch).
+        CallGate::Call call(st.core().gate);
         const std::string_view k = key_arg(key, key_len);
         if (int rc = check_meta(st.config().meta_bytes, meta, meta_len))
             return rc;

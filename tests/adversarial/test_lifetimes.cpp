@@ -10,8 +10,9 @@
 //
 // Bad inputs tried here: daxkv_close and daxkv_shutdown while another
 // thread waits in daxkv_device_wait_drained(-1), in a forced removal or
-// shrink waiting for a lease, behind a resize's lease gate, and in a lease
-// batch that gave its leases back to wait at that gate; a removal
+// shrink waiting for a lease, behind a resize's lease gate, in a lease
+// batch that gave its leases back to wait at that gate, and in a lease
+// batch stopped (by a fault on its item's page) after it leased; a removal
 // (migrate, evict) and a shrink of a device with an open reservation, from
 // the thread that holds it, with and without DAXKV_FORCE; writing into, and
 // committing, a reservation whose device was removed; a log callback that
@@ -23,7 +24,11 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstddef>
 #include <thread>
+
+#include <signal.h>
+#include <sys/mman.h>
 
 #include "capi/handles.hpp"
 #include "common.hpp"
@@ -294,6 +299,86 @@ TEST_F(Lifetimes, ALeaseBatchWokenByShutdownLeavesNoItemLookingLeased) {
         if (rc_resize != -ESHUTDOWN)
             out += "resize returned " + std::to_string(rc_resize) + "; ";
         daxkv_lease_release(l);
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+// A lease batch stopped where it writes an item's output, after the item's
+// lease was taken: the item's data field lies on a page that is read-only
+// until shutdown has begun (the fault handler waits for that, then opens the
+// page and the write goes on).
+struct StopAtItemWrite {
+    static char *page;
+    static const daxkv::CallGate *gate;
+    static std::atomic<bool> stopped, shutdown_returned, returned_while_stopped;
+    static void on_fault(int, siginfo_t *si, void *) {
+        char *at = static_cast<char *>(si->si_addr);
+        if (at < page || at >= page + 4096) {
+            ::signal(SIGSEGV, SIG_DFL); // not ours: fault again, and die of it
+            return;
+        }
+        stopped = true;
+        // Shutdown has closed the gate and either waits for this call or
+        // (the bug) has returned without it.
+        while (!gate->closed() || (gate->in_flight() == 0 && !shutdown_returned.load()))
+            sched_yield();
+        returned_while_stopped = shutdown_returned.load();
+        ::mprotect(page, 4096, PROT_READ | PROT_WRITE);
+    }
+};
+char *StopAtItemWrite::page = nullptr;
+const daxkv::CallGate *StopAtItemWrite::gate = nullptr;
+std::atomic<bool> StopAtItemWrite::stopped{false}, StopAtItemWrite::shutdown_returned{false},
+    StopAtItemWrite::returned_while_stopped{false};
+
+TEST_F(Lifetimes, ShutdownWaitsForALeaseBatchUntilItReturns) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(1, 8);
+        if (put_key(s.get(), 0, 1))
+            return "put failed";
+        daxkv_store *raw = s.get();
+        // The item ends where its data field begins: key, key_len and lease
+        // on a writable page, data and the rest on the next one.
+        char *two = static_cast<char *>(
+            ::mmap(nullptr, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+        if (two == MAP_FAILED)
+            return "mmap failed";
+        auto *item = reinterpret_cast<daxkv_lease_item *>(two + 4096 -
+                                                          offsetof(daxkv_lease_item, data));
+        std::string k = key_of(0);
+        item->key = k.data();
+        item->key_len = k.size();
+        StopAtItemWrite::page = two + 4096;
+        StopAtItemWrite::gate = &raw->store->core().gate;
+        struct sigaction sa = {};
+        sa.sa_sigaction = &StopAtItemWrite::on_fault;
+        sa.sa_flags = SA_SIGINFO;
+        ::sigaction(SIGSEGV, &sa, nullptr);
+        ::mprotect(two + 4096, 4096, PROT_READ);
+        int rc_batch = INT32_MIN;
+        std::thread batch([&] { rc_batch = daxkv_lease_batch(raw, item, 1, 0); });
+        while (!StopAtItemWrite::stopped.load())
+            sched_yield();
+        // The batch has its item's lease and is still inside the call.
+        std::thread shut([&] {
+            daxkv_shutdown(raw);
+            StopAtItemWrite::shutdown_returned = true;
+        });
+        batch.join();
+        shut.join();
+        ::signal(SIGSEGV, SIG_DFL);
+        std::string out;
+        if (StopAtItemWrite::returned_while_stopped)
+            out += "daxkv_shutdown returned while the lease batch was still inside the call "
+                   "(a daxkv_close then frees the handle and the store under it); ";
+        if (rc_batch != 1)
+            out += "the batch returned " + std::to_string(rc_batch) + "; ";
+        if (item->status != 0 || !item->lease ||
+            std::memcmp(item->data, val(0).data(), val(0).size()) != 0)
+            out += "the item is not leased with its bytes; ";
+        daxkv_lease_release(item->lease);
         return out;
     });
     EXPECT_EQ(msg, "");
