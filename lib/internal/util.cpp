@@ -3,7 +3,9 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
+#include <memory>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -131,6 +133,14 @@ int fd_above_standard_streams(int fd) noexcept {
         return fd;
     ::close(fd);
     return moved;
+}
+
+std::string real_path(const std::string &p) {
+    struct Free {
+        void operator()(char *r) const noexcept { std::free(r); }
+    };
+    const std::unique_ptr<char, Free> r(::realpath(p.c_str(), nullptr));
+    return r ? std::string(r.get()) : std::string();
 }
 
 } // namespace daxkv

@@ -34,6 +34,10 @@ bool parse_bool(const std::string &text, const char *what);
 // other byte (and the backslash) as \xNN. Valid UTF-8 and JSON-safe.
 std::string printable(std::string_view bytes);
 
+// realpath(3) as a string; empty on failure (errno set). What realpath
+// allocated is freed even when the copy into the string runs out of memory.
+std::string real_path(const std::string &p);
+
 // 64-bit hash of a byte string (XXH3).
 uint64_t hash_bytes(const void *p, size_t n) noexcept;
 

@@ -33,6 +33,7 @@
 #endif
 
 #include "internal/error.hpp"
+#include "internal/util.hpp"
 
 namespace daxkv {
 namespace platform {
@@ -66,16 +67,6 @@ bool ends_with(const std::string &s, const char *suffix) {
 std::string base_name(const std::string &p) {
     size_t slash = p.find_last_of('/');
     return slash == std::string::npos ? p : p.substr(slash + 1);
-}
-
-// realpath() as a string; empty on failure (errno set).
-std::string real_path(const std::string &p) {
-    char *r = ::realpath(p.c_str(), nullptr);
-    if (!r)
-        return std::string();
-    std::string s(r);
-    std::free(r);
-    return s;
 }
 
 // Read a small sysfs attribute, without the trailing newline. Returns false

@@ -104,11 +104,9 @@ std::string join_path(const std::string &dir, const std::string &name) {
 std::string resolve_file(const std::string &path) {
     std::string p = path;
     for (int hops = 0; hops < 40; ++hops) {
-        if (char *r = ::realpath(p.c_str(), nullptr)) {
-            std::string out(r);
-            std::free(r);
+        std::string out = real_path(p);
+        if (!out.empty())
             return out;
-        }
         if (errno != ENOENT)
             fail_errno(errno, "cannot resolve " + path);
         const size_t slash = p.find_last_of('/');
@@ -118,11 +116,11 @@ std::string resolve_file(const std::string &path) {
         const std::string name = slash == std::string::npos ? p : p.substr(slash + 1);
         if (name.empty() || name == "." || name == "..")
             fail(-EINVAL, "%s does not name a file", path.c_str());
-        char *rd = ::realpath(dir.c_str(), nullptr);
-        if (!rd)
-            fail_errno(errno, "cannot access the directory of " + path);
-        const std::string rdir(rd);
-        std::free(rd);
+        const std::string rdir = real_path(dir);
+        if (rdir.empty()) {
+            const int e = errno;
+            fail_errno(e, "cannot access the directory of " + path);
+        }
         const std::string full = join_path(rdir, name);
         struct stat lst;
         if (::lstat(full.c_str(), &lst) != 0 || !S_ISLNK(lst.st_mode))

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <memory>
 #include <pthread.h>
 #include <sched.h>
 #include <thread>
@@ -24,7 +25,12 @@ Topology host_topology() {
         int ncpus = numa_num_configured_cpus();
         t.cpus.resize(static_cast<size_t>(max) + 1);
         t.distance.assign(t.cpus.size(), std::vector<int>(t.cpus.size(), 0));
-        struct bitmask *mask = numa_allocate_cpumask();
+        // Freed however the loop ends (push_back may run out of memory).
+        struct FreeMask {
+            void operator()(struct bitmask *m) const noexcept { numa_free_cpumask(m); }
+        };
+        const std::unique_ptr<struct bitmask, FreeMask> owned(numa_allocate_cpumask());
+        struct bitmask *mask = owned.get();
         for (int n = 0; n <= max; ++n) {
             if (mask && numa_node_to_cpus(n, mask) == 0)
                 for (int c = 0; c < ncpus; ++c)
@@ -33,8 +39,6 @@ Topology host_topology() {
             for (int m = 0; m <= max; ++m)
                 t.distance[n][m] = numa_distance(n, m);
         }
-        if (mask)
-            numa_free_cpumask(mask);
         return t;
     }
 #endif
