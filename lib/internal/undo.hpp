@@ -1,25 +1,34 @@
 // Runs an undo step when a change fails, however it fails (an error
 // returned or an exception): dismissed once the change holds.
+//
+// The step is kept as it is given (a lambda), never in a std::function:
+// making an Undo must not fail, as it is made once the change has begun
+// (out of memory there would leave the change without its undo).
 #pragma once
 
-#include <functional>
+#include <type_traits>
 #include <utility>
 
 namespace daxkv {
 
+template <typename F>
 class Undo {
+    static_assert(std::is_nothrow_move_constructible_v<F>,
+                  "an undo step must be movable without failing");
+
 public:
-    explicit Undo(std::function<void()> f) : f_(std::move(f)) {}
+    explicit Undo(F f) noexcept : f_(std::move(f)) {}
     ~Undo() {
-        if (f_)
+        if (armed_)
             f_();
     }
-    void dismiss() noexcept { f_ = nullptr; }
+    void dismiss() noexcept { armed_ = false; }
     Undo(const Undo &) = delete;
     Undo &operator=(const Undo &) = delete;
 
 private:
-    std::function<void()> f_;
+    F f_;
+    bool armed_ = true;
 };
 
 } // namespace daxkv

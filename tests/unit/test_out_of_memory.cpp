@@ -4,14 +4,18 @@
 // allocation of a call in turn (alloc_failure.hpp); after every run the
 // call has succeeded, or failed with -ENOMEM having left nothing behind:
 // no lease, no slot claimed or borrowed, no key in flight, no file created,
-// and (under AddressSanitizer, in CI) no memory.
+// and (under AddressSanitizer, in CI) no memory. Also the calls that
+// change an entry in place (daxkv_put with DAXKV_REPLACE, daxkv_remove,
+// daxkv_pin), daxkv_submit, a cursor's walk and a device's resize.
 // (The batch calls' sweeps are in test_batch.cpp, the GPU batches' in
 // test_cuda.cpp.)
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <sys/stat.h>
 #include <vector>
 
@@ -242,6 +246,163 @@ TEST_F(OutOfMemory, HotplugLeavesThePoolAsItWas) {
                 for (size_t i = 0; i < 12; ++i)
                     remove("f" + std::to_string(i));
             }
+        });
+}
+
+TEST_F(OutOfMemory, ChangesOfOneEntryAreWholeOrNone) {
+    open(StoreSpec{64 * 1024, 16});
+    const std::vector<std::string> keys = {"e"};
+    const std::vector<uint8_t> old_v = pattern(1, 7000), new_v = pattern(2, 9000);
+    sweep(
+        "daxkv_put DAXKV_REPLACE", [&] { ASSERT_EQ(put("e", old_v, DAXKV_REPLACE), 0); },
+        [&] { return put("e", new_v, DAXKV_REPLACE); },
+        [&](int rc, const std::string &when) {
+            EXPECT_EQ(value("e"), rc == 0 ? new_v : old_v) << when;
+            expect_nothing_held(keys, when);
+        });
+    sweep(
+        "daxkv_remove", [&] { ASSERT_EQ(put("e", old_v), 0); }, [&] { return remove("e"); },
+        [&](int rc, const std::string &when) {
+            if (rc != 0) {
+                EXPECT_EQ(value("e"), old_v) << when;
+            }
+            EXPECT_EQ(contains("e"), rc == 0 ? 0 : 1) << when;
+            expect_nothing_held(keys, when);
+        });
+    sweep(
+        "daxkv_pin", [&] { ASSERT_EQ(put("e", old_v), 0); }, [&] { return pin("e"); },
+        [&](int rc, const std::string &when) {
+            // Pinned exactly when the call says so: a remove without force
+            // is refused then, and goes through otherwise.
+            EXPECT_EQ(remove("e"), rc == 0 ? -EBUSY : 0) << when;
+            if (rc == 0) {
+                EXPECT_EQ(unpin("e"), 0) << when;
+            }
+            expect_nothing_held(keys, when);
+        });
+}
+
+TEST_F(OutOfMemory, SubmitQueuesTheBatchOrNothing) {
+    open(StoreSpec{64 * 1024, 16});
+    const std::vector<std::string> keys = {"q0", "q1", "q2"};
+    std::vector<std::vector<uint8_t>> vals;
+    for (size_t i = 0; i < keys.size(); ++i)
+        vals.push_back(pattern(30 + i, 2000 + i));
+    std::vector<daxkv_item> items(keys.size());
+    uint64_t tag = 0;
+    // Every completion that arrives within a while (none expected when
+    // the submit failed).
+    auto completions = [&](bool expect_one) {
+        std::vector<daxkv_completion> got;
+        daxkv_completion c[4];
+        for (int waited = 0; waited < 5000 && got.size() < (expect_one ? 1u : 2u); ++waited) {
+            int k = daxkv_poll(s(), c, 4);
+            for (int i = 0; i < k; ++i)
+                got.push_back(c[i]);
+            if (!expect_one && waited >= 20)
+                break; // 20 ms without it is enough for a batch that never was
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        return got;
+    };
+    sweep(
+        "daxkv_submit",
+        [&] {
+            for (size_t i = 0; i < keys.size(); ++i)
+                items[i] = daxkv_item{keys[i].data(), keys[i].size(), vals[i].data(),
+                                      vals[i].size(), nullptr, 0, 12345};
+            ++tag;
+        },
+        [&] { return daxkv_submit(s(), DAXKV_OP_PUT, items.data(), items.size(), 0, tag); },
+        [&](int rc, const std::string &when) {
+            std::vector<daxkv_completion> got = completions(rc == 0);
+            if (rc == 0) {
+                // A small batch may run on the calling thread (and report
+                // running out of memory through its completion).
+                ASSERT_EQ(got.size(), 1u) << when;
+                EXPECT_EQ(got[0].tag, tag) << when;
+                EXPECT_TRUE(got[0].result == 3 || got[0].result == -ENOMEM)
+                    << when << ": " << got[0].result;
+                for (size_t i = 0; i < keys.size(); ++i) {
+                    if (got[0].result == 3) {
+                        EXPECT_EQ(value(keys[i]), vals[i]) << when;
+                    } else {
+                        EXPECT_EQ(contains(keys[i]), 0) << when;
+                    }
+                }
+            } else {
+                EXPECT_TRUE(got.empty()) << when << ": a refused batch completed";
+                for (const auto &k : keys)
+                    EXPECT_EQ(contains(k), 0) << when;
+            }
+            expect_nothing_held(keys, when);
+        });
+}
+
+TEST_F(OutOfMemory, CursorWalksOrFails) {
+    open(StoreSpec{64 * 1024, 16});
+    const std::vector<std::string> keys = {"c0", "c1", "c2", "c3", "c4"};
+    for (size_t i = 0; i < keys.size(); ++i)
+        ASSERT_EQ(put(keys[i], pattern(i, 100)), 0);
+    size_t seen = 0;
+    const long runs = sweep(
+        "daxkv_cursor_open and daxkv_cursor_next", [&] { seen = 0; },
+        [&] {
+            daxkv_cursor *c = nullptr;
+            int rc = daxkv_cursor_open(s(), nullptr, &c);
+            if (rc != 0)
+                return c ? -EPROTO : rc;
+            daxkv_key_info info;
+            std::memset(&info, 0, sizeof info);
+            info.struct_size = sizeof info;
+            while ((rc = daxkv_cursor_next(c, &info)) == 1)
+                ++seen;
+            daxkv_cursor_close(c);
+            return rc;
+        },
+        [&](int rc, const std::string &when) {
+            if (rc == 0) {
+                EXPECT_EQ(seen, keys.size()) << when;
+            }
+            EXPECT_EQ(stats().slots_pending_free, 0u) << when;
+        });
+    EXPECT_GT(runs, 1) << "the walk allocates nothing?";
+    expect_nothing_held(keys, "after the walks");
+}
+
+TEST_F(OutOfMemory, ResizeKeepsEveryEntry) {
+    const uint64_t arena = arena_bytes_for(64 * 1024, 8, 256);
+    const std::string second = dir_.file("second");
+    ConfigPtr cfg;
+    ASSERT_EQ(make_config(&cfg, path_,
+                          StoreSpec{64 * 1024, 8}.set("hotplug", "1").set("stats_interval", "0")),
+              0);
+    ASSERT_EQ(daxkv_config_add_device(cfg.get(), second.c_str(), arena), 0);
+    daxkv_store *raw = nullptr;
+    ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
+    store_.reset(raw);
+    spec_ = StoreSpec{64 * 1024, 8};
+    std::vector<std::string> keys;
+    for (int i = 0; i < 8; ++i)
+        keys.push_back("z" + std::to_string(i));
+    auto resize = [&](uint64_t bytes) {
+        daxkv_hotplug_result r;
+        std::memset(&r, 0, sizeof r);
+        r.struct_size = sizeof r;
+        return daxkv_device_resize(s(), path_.c_str(), bytes, DAXKV_MIGRATE, 0, &r);
+    };
+    sweep(
+        "daxkv_device_resize (shrink, migrating)",
+        [&] {
+            ASSERT_EQ(resize(8 * 64 * 1024), 0) << daxkv_errmsg();
+            for (size_t i = 0; i < keys.size(); ++i)
+                ASSERT_EQ(put(keys[i], pattern(i, 5000), DAXKV_REPLACE), 0) << daxkv_errmsg();
+        },
+        [&] { return resize(2 * 64 * 1024); },
+        [&](int, const std::string &when) {
+            for (size_t i = 0; i < keys.size(); ++i)
+                EXPECT_EQ(value(keys[i]), pattern(i, 5000)) << when << ": " << keys[i];
+            expect_nothing_held(keys, when);
         });
 }
 
