@@ -904,6 +904,25 @@ TEST_P(CudaPaths, OutOfMemoryAnywhereInABatchLeavesNothingHeld) {
     EXPECT_GT(runs, 1) << "the get allocates nothing on the calling thread?";
 }
 
+// Out of memory at any allocation of daxkv_cuda_register: a failed call
+// leaves nothing registered and no sticky error; the next one registers.
+TEST_F(Cuda, OutOfMemoryWhileRegisteringLeavesNothingRegistered) {
+    open_cuda(4096, 64, "64KiB"); // several chunks
+    const long runs = sweep_allocations(
+        "daxkv_cuda_register", [] {}, [&] { return daxkv_cuda_register(s(), 0); },
+        [&](int rc, const std::string &when) {
+            if (rc == 0) {
+                EXPECT_GT(fake().get("registered_ranges"), 1) << when;
+                EXPECT_EQ(daxkv_cuda_unregister(s()), 0) << when << ": " << daxkv_errmsg();
+            } else {
+                EXPECT_EQ(daxkv_cuda_unregister(s()), -ENOENT) << when;
+            }
+            EXPECT_EQ(fake().get("registered_ranges"), 0) << when;
+            EXPECT_EQ(fake().get("sticky_error"), 0) << when;
+        });
+    EXPECT_GT(runs, 1) << "registering allocates nothing?";
+}
+
 // Bad inputs: a put batch in which no item is claimed (every key already
 // stored without DAXKV_REPLACE; NULL key, value over slot_bytes, NULL data;
 // n = 0), with every cudaEventSynchronize failing. Nothing is copied, so
