@@ -94,7 +94,11 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
         fail(e.code(), "failed to map the device (%s; the cause is logged)", error_text(e.code()));
     }
     const uint32_t limit = fresh.alloc->slots();
-    // Copied before the row takes the arena: nothing may fail after that.
+    // Read and copied before the row takes the arena: a failure from there
+    // on would leave the device mapped (and locked) in a row that is not in
+    // use. The scan runs threads and allocates for every entry.
+    arena::RecoveryCounts counts;
+    const std::vector<arena::RecoveredEntry> found = fresh.arena->scan(counts);
     std::string new_path = old_row < 0 ? path : std::string();
     {
         // Readers of every row (status, stats) are kept out while it changes.
@@ -128,7 +132,7 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
         floor = row->arena->seq_floor();
         c_.history.raise_floor(c_.history.take_device(*row->arena));
     }
-    adopt_device(c_, a, floor);
+    adopt_device(c_, a, floor, found, counts);
     row->arena->keep();
     // Only now does it take new entries (an old row is visible already).
     // Its slot states were sized above: the allocator's lock orders them

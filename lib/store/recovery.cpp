@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <new>
 #include <string>
 #include <thread>
 #include <vector>
@@ -153,11 +154,11 @@ void recover_pool(Core &c) {
         c.history.share(a);
 }
 
-void adopt_device(Core &c, uint32_t a, uint64_t floor) {
+void adopt_device(Core &c, uint32_t a, uint64_t floor,
+                  const std::vector<arena::RecoveredEntry> &found,
+                  const arena::RecoveryCounts &counts) {
     DeviceRow &d = c.pool[a];
-    arena::RecoveryCounts counts;
-    std::vector<arena::RecoveredEntry> found = d.arena->scan(counts);
-    uint64_t adopted = 0, stale = 0, removed = 0, top = 0;
+    uint64_t adopted = 0, stale = 0, removed = 0, unindexed = 0, top = 0;
     for (const auto &r : found)
         top = std::max(top, r.seq);
     // Later commits must be newer than anything on the device.
@@ -173,8 +174,19 @@ void adopt_device(Core &c, uint32_t a, uint64_t floor) {
         }
         // A newer commit than the pool's wins; the pool's goes, as after a
         // replace (pins belong to the key and stay).
-        const Index::Offer o = offer(
-            c, l, Version{SlotRef{a, r.slot, r.generation}, r.value_len, r.meta_len, r.seq}, 0, true);
+        Index::Offer o;
+        try {
+            o = offer(c, l,
+                      Version{SlotRef{a, r.slot, r.generation}, r.value_len, r.meta_len, r.seq},
+                      0, true);
+        } catch (const std::bad_alloc &) {
+            // No memory for a new key's entry (nothing changed): the device
+            // is in the pool already, so the add goes on without it. The
+            // entry stays on the device, its slot free to be written over;
+            // a later open finds it if it is not.
+            ++unindexed;
+            continue;
+        }
         if (o != Index::Offer::added)
             ++stale;
         if (o == Index::Offer::stale)
@@ -182,6 +194,9 @@ void adopt_device(Core &c, uint32_t a, uint64_t floor) {
         c.slots.take_recovered(a, r.slot, r.generation);
         ++adopted;
     }
+    if (unindexed)
+        log(kLogWarning, "device %u: %llu entries left out of the index for want of memory",
+            d.id, static_cast<unsigned long long>(unindexed));
     if (adopted || stale || removed || counts.torn || counts.corrupt)
         log(kLogInfo,
             "device %u: %llu entries recovered, %llu stale (a newer commit of the key won), "

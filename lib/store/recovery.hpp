@@ -6,7 +6,9 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
+#include "arena/arena.hpp"
 #include "store/core.hpp"
 
 namespace daxkv {
@@ -17,7 +19,10 @@ namespace daxkv {
 void recover_pool(Core &core);
 
 // A device added at run time into row a, whose history floor was floor
-// before it joined: its entries join the index.
-void adopt_device(Core &core, uint32_t a, uint64_t floor);
+// before it joined: its entries, found by its arena's scan() before the row
+// took it (a scan that fails leaves the pool as it was), join the index.
+void adopt_device(Core &core, uint32_t a, uint64_t floor,
+                  const std::vector<arena::RecoveredEntry> &found,
+                  const arena::RecoveryCounts &counts);
 
 } // namespace daxkv

@@ -16,7 +16,8 @@ namespace daxkv_test {
 
 void fail_nth_allocation(long n) noexcept {
     countdown = n > 0 ? n : 0;
-    fired = false;
+    if (n > 0)
+        fired = false;
 }
 
 bool allocation_failed() noexcept { return fired; }

@@ -20,7 +20,7 @@ namespace daxkv_test {
 
 // Arm: the n-th allocation from now fails (n > 0); 0 disarms.
 void fail_nth_allocation(long n) noexcept;
-// Whether the armed failure fired since it was armed.
+// Whether the failure fired since it was last armed (also once disarmed).
 bool allocation_failed() noexcept;
 
 // Arms on construction, disarms on destruction.

@@ -249,6 +249,72 @@ TEST_F(OutOfMemory, HotplugLeavesThePoolAsItWas) {
         });
 }
 
+// Adding a device that holds entries (scanned, then adopted into the
+// index): a failed add leaves the device unmapped and unlocked (another
+// store opens it next), a successful one finds its entries.
+TEST_F(OutOfMemory, AddingADeviceWithEntries) {
+    const uint64_t arena = arena_bytes_for(64 * 1024, 8, 256);
+    const std::string second = dir_.file("second");
+    ConfigPtr cfg;
+    ASSERT_EQ(make_config(&cfg, path_,
+                          StoreSpec{64 * 1024, 8}.set("hotplug", "1").set("stats_interval", "0")),
+              0);
+    daxkv_store *raw = nullptr;
+    ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
+    store_.reset(raw);
+    spec_ = StoreSpec{64 * 1024, 8};
+    std::vector<std::string> keys;
+    int round = 0;
+    sweep(
+        "daxkv_device_add of a device with entries",
+        [&] {
+            // The device on its own, with entries of new keys.
+            keys.clear();
+            for (int i = 0; i < 3; ++i)
+                keys.push_back("r" + std::to_string(round) + "-" + std::to_string(i));
+            ++round;
+            StorePtr own;
+            ASSERT_EQ(open_store(&own, second, StoreSpec{64 * 1024, 8}.set("stats_interval", "0")),
+                      0)
+                << daxkv_errmsg();
+            for (size_t i = 0; i < keys.size(); ++i) {
+                const std::vector<uint8_t> v = pattern(round * 10 + i, 4000);
+                ASSERT_EQ(daxkv_put(own.get(), keys[i].data(), keys[i].size(), v.data(), v.size(),
+                                    0),
+                          0)
+                    << daxkv_errmsg();
+            }
+        },
+        [&] { return daxkv_device_add(s(), second.c_str(), arena); },
+        [&](int rc, const std::string &when) {
+            EXPECT_EQ(stats().devices, rc == 0 ? 2u : 1u) << when;
+            if (rc == 0) {
+                // An entry there was no memory to index is left out (and
+                // stays on the device); one that is in reads right.
+                size_t in = 0;
+                for (size_t i = 0; i < keys.size(); ++i) {
+                    if (contains(keys[i]) == 1) {
+                        EXPECT_EQ(value(keys[i]), pattern(round * 10 + i, 4000)) << when;
+                        ++in;
+                    }
+                }
+                if (!allocation_failed()) {
+                    EXPECT_EQ(in, keys.size()) << when;
+                }
+                daxkv_hotplug_result r;
+                std::memset(&r, 0, sizeof r);
+                r.struct_size = sizeof r;
+                EXPECT_EQ(daxkv_device_remove(s(), second.c_str(), DAXKV_EVICT, DAXKV_FORCE, &r),
+                          0)
+                    << when << ": " << daxkv_errmsg();
+            } else {
+                for (const auto &k : keys)
+                    EXPECT_EQ(contains(k), 0) << when << ": " << k;
+            }
+            expect_nothing_held(keys, when);
+        });
+}
+
 TEST_F(OutOfMemory, ChangesOfOneEntryAreWholeOrNone) {
     open(StoreSpec{64 * 1024, 16});
     const std::vector<std::string> keys = {"e"};
