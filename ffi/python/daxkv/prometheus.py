@@ -125,11 +125,19 @@ class _Snapshot:
         self.devices = devices  # (path, slots, slots_free)
 
 
+def _count(v: Any) -> int:
+    # A count of a status as the library reads one for its own Prometheus
+    # text: 0 unless an integer a uint64 holds. A status read from a page
+    # may hold anything there (a string, null, a negative or a float), and
+    # one that cannot be read must not fail the scrape of every store.
+    return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 64 else 0
+
+
 def _device_rows(status: Dict[str, Any]) -> List[Tuple[str, int, int]]:
     rows = []
     for d in status.get("devices") or ():  # absent when a huge status was cut
         if isinstance(d, dict) and isinstance(d.get("path"), str):
-            rows.append((d["path"], int(d.get("slots", 0)), int(d.get("slots_free", 0))))
+            rows.append((d["path"], _count(d.get("slots")), _count(d.get("slots_free"))))
     return rows
 
 

@@ -1,9 +1,16 @@
 """daxkv.prometheus.StoreCollector: a Store's statistics, and those of a
 store read by its device path, as prometheus_client metric families, the
-same series as the library's own Prometheus text."""
+same series as the library's own Prometheus text.
 
+Bad inputs tried here: a page (held locked, as a running store holds
+its own) whose status gives a device's slots as a string, null, 1e300 and
+true, and slots_free as null and -1."""
+
+import fcntl
+import json
 import math
 import os
+import struct
 import time
 
 import pytest
@@ -133,6 +140,46 @@ def test_a_store_running_elsewhere_by_its_path(tmp_path, stats_dir):
     assert v[("daxkv_device_slots_free", (("device", str(arena)), ("store", sid)))] >= 1
     # Gone: nothing to report (an exporter keeps running).
     assert scrape(arena) == ""
+
+
+def test_a_page_with_counts_of_other_types(tmp_path, stats_dir):
+    # A device count the collector could not turn into an int failed the
+    # whole scrape (every store of the collector); the library reads such
+    # a count as 0 in its own Prometheus text.
+    dev = tmp_path / "other"
+    dev.write_bytes(b"x")
+    status = json.dumps(
+        {
+            "devices": [
+                {"path": "a", "slots": "many", "slots_free": None},
+                {"path": "b", "slots": 8, "slots_free": -1},
+                {"path": "c", "slots": 1e300, "slots_free": 3},
+                {"path": "d", "slots": None},
+                {"path": "e", "slots": True},
+            ]
+        }
+    ).encode()
+    page = bytearray(32 * 1024)
+    # magic, version, seq (even: whole), pid, published_unix_ns, stats_len, status_len
+    struct.pack_into("<8s6Q", page, 0, b"DAXKVSTP", 1, 2, os.getpid(), 1, 0, len(status))
+    page[56:61] = b"store"
+    page[8192 : 8192 + len(status)] = status
+    st = os.stat(dev)
+    name = stats_dir / ("daxkv-stats.f%x.%x" % (st.st_dev, st.st_ino))
+    name.write_bytes(bytes(page))
+    with open(name, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_SH)
+        v = samples(scrape(dev))
+        lib = samples(daxkv.stats_prometheus_peek(dev))
+
+    def gauge(samples_, family):
+        return {dict(labels)["device"]: val for (n, labels), val in samples_.items() if n == family}
+
+    assert gauge(v, "daxkv_device_slots") == {"a": 0, "b": 8, "c": 0, "d": 0, "e": 0}
+    assert gauge(v, "daxkv_device_slots_free") == {"a": 0, "b": 0, "c": 3, "d": 0, "e": 0}
+    # As the library's own text of the same page.
+    assert gauge(lib, "daxkv_device_slots") == gauge(v, "daxkv_device_slots")
+    assert gauge(lib, "daxkv_device_slots_free") == gauge(v, "daxkv_device_slots_free")
 
 
 def test_several_stores_in_one_collector(tmp_path):
