@@ -1,7 +1,7 @@
 // daxkv stats / daxkv status: look at a running store from outside it.
 //
 // A store publishes its statistics and status every stats_interval
-// milliseconds into a page other processes map read-only
+// milliseconds into a page other processes read
 // (daxkv_stats_peek(3)); these commands read that page, found by the path of
 // any device the store has open. Nothing is opened, locked or changed on the
 // device, so they work while the store runs (info and check refuse an arena

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
+#include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
@@ -49,7 +50,8 @@ uint64_t unix_ns() {
                                      .count());
 }
 
-// Word-wise atomic copies: a reader racing a writer sees each word whole.
+// Word-wise atomic copies: a reader racing a writer through a mapping (as
+// readers of earlier versions do) sees each word whole.
 void store_words(char *dst, const char *src, size_t n) noexcept {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -64,19 +66,27 @@ void store_words(char *dst, const char *src, size_t n) noexcept {
     }
 }
 
-void load_words(char *dst, const char *src, size_t n) noexcept {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w = __atomic_load_n(reinterpret_cast<const uint64_t *>(src + i), __ATOMIC_RELAXED);
-        std::memcpy(dst + i, &w, 8);
+// n bytes of fd at off. false when the file ends first: anyone who may
+// write the page may also cut it short while it is being read.
+bool read_at(int fd, void *dst, size_t n, off_t off) noexcept {
+    char *p = static_cast<char *>(dst);
+    while (n) {
+        const ssize_t r = ::pread(fd, p, n, off);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return false;
+        p += r;
+        n -= static_cast<size_t>(r);
+        off += r;
     }
-    if (i < n) {
-        uint64_t w = __atomic_load_n(reinterpret_cast<const uint64_t *>(src + i), __ATOMIC_RELAXED);
-        std::memcpy(dst + i, &w, n - i);
-    }
+    return true;
 }
 
-uint64_t load(const uint64_t &v) noexcept { return __atomic_load_n(&v, __ATOMIC_ACQUIRE); }
+[[noreturn]] void cut_short(const std::string &name) {
+    fail(-EPROTO, "%s is not a daxkv statistics page (it was cut short while being read)",
+         name.c_str());
+}
 
 std::string in_dir(const std::string &name) { return stats_dir() + "/" + name; }
 
@@ -313,41 +323,47 @@ PageSnapshot read_stats_page(const std::string &device_path) {
     if (::flock(fd, LOCK_EX | LOCK_NB) == 0)
         fail(-ENOENT, "the store that published statistics for %s is no longer running",
              device_path.c_str());
+    // Read with pread, not through a mapping: the page's file may be cut
+    // short at any moment (by whoever planted it, as the directory is
+    // anyone's), and a mapping read past the end of the file raises SIGBUS
+    // in the reader. A cut shows here as a short read instead.
     struct stat st;
     if (::fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < kPageBytes)
         fail(-EPROTO, "%s is not a daxkv statistics page", name.c_str());
-    void *p = ::mmap(nullptr, kPageBytes, PROT_READ, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED)
-        fail_errno(errno, "cannot map the statistics page " + name);
-    struct Unmap {
-        void *p;
-        ~Unmap() { ::munmap(p, kPageBytes); }
-    } unmap{p};
-    const char *map = static_cast<const char *>(p);
-    const auto *h = reinterpret_cast<const Header *>(map);
-    if (std::memcmp(h->magic, kMagic, sizeof kMagic) != 0 || load(h->version) != kVersion)
+    Header h;
+    if (!read_at(fd, &h, sizeof h, 0))
+        cut_short(name);
+    if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.version != kVersion)
         fail(-EPROTO, "%s is a statistics page of another format", name.c_str());
+    // Each read is a copy the writer may overlap (words torn included): a
+    // snapshot counts only when seq was even and the same before and after.
     for (int attempt = 0; attempt < 1000; ++attempt) {
-        const uint64_t s1 = load(h->seq);
+        uint64_t s1 = 0, s2 = 0;
+        if (!read_at(fd, &s1, sizeof s1, offsetof(Header, seq)))
+            cut_short(name);
         if (s1 & 1 || s1 == 0) {
             std::this_thread::sleep_for(std::chrono::microseconds(100));
             continue;
         }
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+        if (!read_at(fd, &h, sizeof h, 0))
+            cut_short(name);
         PageSnapshot snap;
-        const size_t sl = std::min<uint64_t>(load(h->stats_len), kStatsCap);
-        const size_t tl = std::min<uint64_t>(load(h->status_len), kStatusCap);
+        const size_t sl = std::min<uint64_t>(h.stats_len, kStatsCap);
+        const size_t tl = std::min<uint64_t>(h.status_len, kStatusCap);
         snap.stats.resize(sl);
         snap.status.resize(tl);
-        load_words(&snap.stats[0], map + kStatsOffset, sl);
-        load_words(&snap.status[0], map + kStatusOffset, tl);
-        snap.pid = load(h->pid);
-        snap.published_unix_ns = load(h->published_unix_ns);
-        char id[kIdCap];
-        load_words(id, h->store_id, kIdCap);
-        id[kIdCap - 1] = '\0';
-        snap.store_id = id;
+        if (!read_at(fd, &snap.stats[0], sl, kStatsOffset) ||
+            !read_at(fd, &snap.status[0], tl, kStatusOffset))
+            cut_short(name);
+        snap.pid = h.pid;
+        snap.published_unix_ns = h.published_unix_ns;
+        h.store_id[kIdCap - 1] = '\0';
+        snap.store_id = h.store_id;
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
-        if (load(h->seq) == s1)
+        if (!read_at(fd, &s2, sizeof s2, offsetof(Header, seq)))
+            cut_short(name);
+        if (s2 == s1)
             return snap;
     }
     fail(-EAGAIN, "no whole publication of %s's statistics after 1000 tries", device_path.c_str());

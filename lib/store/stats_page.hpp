@@ -12,9 +12,11 @@
 // lock is free is stale (its store died) and is reported as absent.
 //
 // Readers and the writer meet through a sequence counter in the page
-// (odd while a publication is being written); every field is copied with
-// 8-byte atomic loads and stores, so a reader never sees a torn word and
-// retries until it gets one whole publication.
+// (odd while a publication is being written). The writer stores every field
+// with 8-byte atomic stores into its mapping; a reader copies the page with
+// pread (a copy the writer may tear) and retries until the counter was even
+// and unchanged around its copy: one whole publication. Readers never map
+// the page, as its file may be cut short under them.
 #pragma once
 
 #include <condition_variable>

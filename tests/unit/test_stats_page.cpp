@@ -9,9 +9,10 @@
 // with cap > 0; a buffer one byte short; a page file of another format; a
 // page whose status JSON has a device's slots as a string, slots_free
 // negative, arena_bytes 1e300, and devices that are not objects; a page
-// whose store was killed; stats_interval above one hour and not a
-// number; daxkv_shutdown while another thread adds and removes a device
-// of the pool.
+// whose store was killed; a page cut to nothing and restored over and over
+// while it is read; stats_interval above one hour and not a number;
+// daxkv_shutdown while another thread adds and removes a device of the
+// pool.
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -63,6 +64,23 @@ protected:
             ::closedir(d);
         }
         return n;
+    }
+
+    // The bytes of a page in the publisher's format (store id "store",
+    // no stats), with the caller's seq and status JSON.
+    static std::string page_bytes(uint64_t seq, const std::string &status) {
+        std::string page(32 * 1024, '\0');
+        auto put_word = [&](size_t off, uint64_t v) { std::memcpy(&page[off], &v, 8); };
+        std::memcpy(&page[0], "DAXKVSTP", 8);
+        put_word(8, 1);   // version
+        put_word(16, seq);
+        put_word(24, static_cast<uint64_t>(::getpid()));
+        put_word(32, 1);  // published_unix_ns
+        put_word(40, 0);  // stats_len
+        put_word(48, status.size());
+        std::memcpy(&page[56], "store", 5);
+        std::memcpy(&page[8192], status.data(), status.size());
+        return page;
     }
 
     TempDir pages_;
@@ -247,6 +265,50 @@ TEST_F(StatsPage, AStatusWithFieldsOfOtherTypesIsReadAroundThem) {
     EXPECT_NE(text.find("daxkv_device_slots{store=\"store\",device=\"b\"} 8"), std::string::npos)
         << text;
     ::close(fd);
+}
+
+// A page that whoever planted it cuts short and restores over and over,
+// held locked as a live page, while another process reads it: readers
+// mapped the page, and a read through the mapping while the file was
+// empty raised SIGBUS. Its seq stays odd, so a reader keeps reading the
+// page for its whole retry loop instead of finishing at once. Read in a
+// child, so that a crash shows as a failure here.
+TEST_F(StatsPage, APageCutShortWhileItIsReadIsAnErrorNotACrash) {
+    const std::string other = dir_.file("other");
+    write_file(other, "x");
+    const std::string page = page_bytes(3, "{}"); // seq odd: being written, for good
+    const std::string name = pages_.path() + "/" + daxkv::stats_page_name(other);
+    write_file(name, page);
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        const int fd = ::open(name.c_str(), O_RDWR);
+        if (fd < 0 || ::flock(fd, LOCK_SH) != 0)
+            ::_exit(2);
+        std::atomic<bool> done{false};
+        std::thread cutter([&] {
+            while (!done.load(std::memory_order_relaxed)) {
+                (void)!::ftruncate(fd, 0);
+                (void)!::pwrite(fd, page.data(), page.size(), 0);
+            }
+        });
+        int bad = 0;
+        for (int i = 0; i < 50; ++i) {
+            struct daxkv_stats st;
+            std::memset(&st, 0, sizeof st);
+            st.struct_size = sizeof st;
+            const int rc = daxkv_stats_peek(other.c_str(), &st);
+            bad += rc != -EPROTO && rc != -EAGAIN;
+        }
+        done.store(true);
+        cutter.join();
+        ::_exit(bad ? 1 : 0);
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    EXPECT_FALSE(WIFSIGNALED(status)) << "the reader died of signal " << WTERMSIG(status);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "a peek returned something other than -EPROTO or -EAGAIN";
 }
 
 TEST_F(StatsPage, PoolDevicesAddedLaterAreNamedAndRemovedOnesUnnamed) {
