@@ -78,14 +78,32 @@ public:
     std::string take() { return std::move(out_); }
 
 private:
+    // A sample of any length: a device path can be longer than any fixed
+    // buffer once escaped (4096 quotes are 8192 bytes), and one read from a
+    // statistics page can be of any length. A cut sample would lose its
+    // value and newline and run into the next one.
     void line(const char *fmt, ...) __attribute__((format(printf, 2, 3))) {
-        char buf[4608]; // a device path (at most 4096 bytes) and the rest of a sample
+        char buf[512];
         va_list ap;
         va_start(ap, fmt);
-        int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
-        va_end(ap);
-        if (n > 0)
-            out_.append(buf, static_cast<size_t>(n) < sizeof buf ? n : sizeof buf - 1);
+        struct End {
+            va_list &ap;
+            ~End() { va_end(ap); }
+        } end{ap};
+        va_list again;
+        va_copy(again, ap);
+        End end_again{again};
+        const int n = std::vsnprintf(buf, sizeof buf, fmt, ap);
+        if (n <= 0)
+            return;
+        if (static_cast<size_t>(n) < sizeof buf) {
+            out_.append(buf, static_cast<size_t>(n));
+            return;
+        }
+        const size_t at = out_.size();
+        out_.resize(at + static_cast<size_t>(n) + 1);
+        std::vsnprintf(&out_[at], static_cast<size_t>(n) + 1, fmt, again);
+        out_.resize(at + static_cast<size_t>(n));
     }
     std::string labels_;
     std::string out_;

@@ -10,9 +10,9 @@
 // page whose status JSON has a device's slots as a string, slots_free
 // negative, arena_bytes 1e300, and devices that are not objects; a page
 // whose store was killed; a page cut to nothing and restored over and over
-// while it is read; stats_interval above one hour and not a number;
-// daxkv_shutdown while another thread adds and removes a device of the
-// pool.
+// while it is read; a page whose device path is 5000 bytes long;
+// stats_interval above one hour and not a number; daxkv_shutdown while
+// another thread adds and removes a device of the pool.
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -309,6 +309,34 @@ TEST_F(StatsPage, APageCutShortWhileItIsReadIsAnErrorNotACrash) {
     EXPECT_FALSE(WIFSIGNALED(status)) << "the reader died of signal " << WTERMSIG(status);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
         << "a peek returned something other than -EPROTO or -EAGAIN";
+}
+
+// A device path longer than the buffer a Prometheus sample was printed
+// into (4608 bytes): the sample was cut, its value and newline lost, and
+// the next sample ran into it.
+TEST_F(StatsPage, APrometheusSampleWithALongDevicePathIsWhole) {
+    const std::string other = dir_.file("other");
+    write_file(other, "x");
+    const std::string path(5000, 'p');
+    const std::string status = R"({"devices":[{"path":")" + path +
+                               R"(","slots":8,"slots_free":1},{"path":"b","slots":2}]})";
+    const std::string name = pages_.path() + "/" + daxkv::stats_page_name(other);
+    write_file(name, page_bytes(2, status));
+    const int fd = ::open(name.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_SH), 0); // held, as a running store holds its page
+    size_t needed = 0;
+    ASSERT_EQ(daxkv_stats_prometheus_peek(other.c_str(), nullptr, 0, &needed), -ENOBUFS)
+        << daxkv_errmsg();
+    std::string text(needed, '\0');
+    ASSERT_EQ(daxkv_stats_prometheus_peek(other.c_str(), &text[0], text.size(), nullptr), 0)
+        << daxkv_errmsg();
+    text.resize(needed - 1);
+    EXPECT_NE(text.find("daxkv_device_slots{store=\"store\",device=\"" + path + "\"} 8\n" +
+                        "daxkv_device_slots{store=\"store\",device=\"b\"} 2\n"),
+              std::string::npos)
+        << text.substr(text.find("# TYPE daxkv_device_slots"), 200);
+    ::close(fd);
 }
 
 TEST_F(StatsPage, PoolDevicesAddedLaterAreNamedAndRemovedOnesUnnamed) {
