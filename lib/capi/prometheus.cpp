@@ -5,6 +5,7 @@
 #include <cstdarg>
 #include <cstdio>
 
+#include "internal/json_text.hpp"
 #include "store/counters.hpp"
 
 namespace daxkv {
@@ -12,17 +13,39 @@ namespace capi {
 
 namespace {
 
-// A label value in the exposition format's escaping.
+// A label value in the exposition format's escaping. The format is UTF-8,
+// but a device path is bytes (and a store id read from a statistics page
+// is whatever the page holds): a byte that is not part of a well-formed
+// UTF-8 sequence, and NUL (which would end the sample's text early), is
+// written as the text \xNN, as the library writes such bytes in its error
+// messages. Raw, such a byte makes the whole text invalid: Prometheus
+// refuses the scrape, and the Python binding cannot decode it.
 std::string label_value(const std::string &v) {
     std::string out;
-    for (char c : v) {
-        if (c == '\\' || c == '"')
-            out += '\\';
-        if (c == '\n') {
-            out += "\\n";
-            continue;
+    const auto *s = reinterpret_cast<const unsigned char *>(v.data());
+    for (size_t i = 0; i < v.size();) {
+        const unsigned c = s[i];
+        if (c >= 0x80) {
+            const size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+            if (i + len <= v.size() && valid_utf8(v.data() + i, len)) {
+                out.append(v, i, len);
+                i += len;
+                continue;
+            }
         }
-        out += c;
+        if (c >= 0x80 || c == 0) {
+            char esc[8];
+            std::snprintf(esc, sizeof esc, "\\\\x%02x", c);
+            out += esc;
+        } else if (c == '\\' || c == '"') {
+            out += '\\';
+            out += static_cast<char>(c);
+        } else if (c == '\n') {
+            out += "\\n";
+        } else {
+            out += static_cast<char>(c);
+        }
+        ++i;
     }
     return out;
 }

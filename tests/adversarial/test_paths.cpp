@@ -17,14 +17,16 @@
 // durability=none opened with durability=process and with another
 // slot_bytes) when a later device is a directory; a device_add whose arena holds no slot; a file system too small
 // for the arena asked for; a sparse file (and a sparse copy of an arena)
-// larger than its file system; device paths with bytes 0xff 0xfe and a
-// lone continuation byte; a store opened (and a device added, a file arena
+// larger than its file system; device paths with bytes 0xff 0xfe, a
+// lone continuation byte and a cut three-byte sequence (in the status JSON
+// and the Prometheus text); a store opened (and a device added, a file arena
 // created, the eventfd asked for) by a process with descriptors 0, 1 and 2
 // closed.
 #include <sys/socket.h>
 #include <sys/un.h>
 
 #include "common.hpp"
+#include "internal/json_text.hpp"
 
 using namespace adv;
 
@@ -456,6 +458,33 @@ TEST_F(Paths, StatusJsonCarriesPathsThatAreNotUtf8ByteForByte) {
             EXPECT_EQ(back, path);
         }
         EXPECT_EQ(p.is_string(), n == names[2]);
+        store_.reset();
+    }
+}
+
+// The device label of the Prometheus text: the exposition format is UTF-8,
+// and a path's bytes that are not went into it raw (Prometheus refuses
+// such a scrape; the Python binding failed to decode it). They are written
+// as the text \xNN; a path that is UTF-8 is written as it is.
+TEST_F(Paths, PrometheusTextOfPathsThatAreNotUtf8IsUtf8) {
+    const std::string names[] = {std::string("arena-\xff\xfe"), std::string("arena-\x80"),
+                                 std::string("arena-\xc3\xa9"), std::string("arena-\xe2\x82")};
+    const std::string labels[] = {"arena-\\\\xff\\\\xfe", "arena-\\\\x80", "arena-\xc3\xa9",
+                                  "arena-\\\\xe2\\\\x82"};
+    for (size_t i = 0; i < 4; ++i) {
+        const std::string path = dir_.file(names[i]);
+        ASSERT_EQ(open_devices({{path, dev_bytes_for(4)}}), 0) << daxkv_errmsg();
+        size_t needed = 0;
+        ASSERT_EQ(daxkv_stats_prometheus(store_.get(), nullptr, 0, &needed), -ENOBUFS);
+        std::string text(needed, '\0');
+        ASSERT_EQ(daxkv_stats_prometheus(store_.get(), &text[0], text.size(), nullptr), 0)
+            << daxkv_errmsg();
+        text.resize(needed - 1);
+        EXPECT_TRUE(daxkv::valid_utf8(text.data(), text.size()))
+            << "the text for a path with bytes of " << names[i] << " is not UTF-8";
+        EXPECT_NE(text.find("device=\"" + dir_.path() + "/" + labels[i] + "\"}"),
+                  std::string::npos)
+            << text.substr(text.find("daxkv_device_slots{"), 300);
         store_.reset();
     }
 }
