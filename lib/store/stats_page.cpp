@@ -308,28 +308,37 @@ void StatsPublisher::unname_device(const std::string &device_path) noexcept {
 PageSnapshot read_stats_page(const std::string &device_path) {
     const std::string name = in_dir(stats_page_name(device_path));
     // Not blocking: anyone may put a FIFO of that name in the directory.
-    const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    // Not following a symlink: a publisher names its page with a link of
+    // the file itself, and anyone may put a symlink there to another
+    // store's page (whose numbers would pass for this device's) or to a
+    // device node, which opening alone may act on.
+    const int fd =
+        ::open(name.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY | O_NOFOLLOW);
     if (fd < 0) {
         if (errno == ENOENT)
             fail(-ENOENT, "no running store publishes statistics for %s (none has it open, or "
                           "its stats_interval is 0)", device_path.c_str());
+        if (errno == ELOOP)
+            fail(-EPROTO, "%s is a symbolic link, not a daxkv statistics page", name.c_str());
         fail_errno(errno, "cannot read the statistics page " + name);
     }
     struct FdCloser {
         int fd;
         ~FdCloser() { ::close(fd); }
     } closer{fd};
+    struct stat st;
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        fail(-EPROTO, "%s is not a daxkv statistics page (not a regular file)", name.c_str());
     // A free lock: the store that wrote the page is gone.
     if (::flock(fd, LOCK_EX | LOCK_NB) == 0)
         fail(-ENOENT, "the store that published statistics for %s is no longer running",
              device_path.c_str());
+    if (static_cast<size_t>(st.st_size) < kPageBytes)
+        fail(-EPROTO, "%s is not a daxkv statistics page", name.c_str());
     // Read with pread, not through a mapping: the page's file may be cut
     // short at any moment (by whoever planted it, as the directory is
     // anyone's), and a mapping read past the end of the file raises SIGBUS
     // in the reader. A cut shows here as a short read instead.
-    struct stat st;
-    if (::fstat(fd, &st) != 0 || static_cast<size_t>(st.st_size) < kPageBytes)
-        fail(-EPROTO, "%s is not a daxkv statistics page", name.c_str());
     Header h;
     if (!read_at(fd, &h, sizeof h, 0))
         cut_short(name);

@@ -10,9 +10,11 @@
 // page whose status JSON has a device's slots as a string, slots_free
 // negative, arena_bytes 1e300, and devices that are not objects; a page
 // whose store was killed; a page cut to nothing and restored over and over
-// while it is read; a page whose device path is 5000 bytes long;
-// stats_interval above one hour and not a number; daxkv_shutdown while
-// another thread adds and removes a device of the pool.
+// while it is read; a page whose device path is 5000 bytes long; a
+// symlink to another store's live page, a directory and a FIFO under a
+// page name; stats_interval above one hour and not a number;
+// daxkv_shutdown while another thread adds and removes a device of the
+// pool.
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -337,6 +339,36 @@ TEST_F(StatsPage, APrometheusSampleWithALongDevicePathIsWhole) {
               std::string::npos)
         << text.substr(text.find("# TYPE daxkv_device_slots"), 200);
     ::close(fd);
+}
+
+// A symlink under one device's page name to the live page of another
+// store: readers followed it and reported that store's numbers as this
+// device's. A publisher never names its page with a symlink, nor with
+// anything but a regular file.
+TEST_F(StatsPage, ASymlinkOrAnotherFileTypeUnderAPageNameIsNotAPage) {
+    FILE_ARENA_ONLY();
+    open(StoreSpec(4096, 8));
+    const std::string other = dir_.file("other");
+    write_file(other, "x");
+    const std::string name = pages_.path() + "/" + daxkv::stats_page_name(other);
+    ASSERT_EQ(::symlink((pages_.path() + "/" + daxkv::stats_page_name(path_)).c_str(),
+                        name.c_str()),
+              0);
+    int rc = 0;
+    const struct daxkv_stats st = peek(other, &rc);
+    EXPECT_EQ(rc, -EPROTO) << "read as a page with " << st.slots_total << " slots";
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "symbolic link")) << daxkv_errmsg();
+    ASSERT_EQ(::unlink(name.c_str()), 0);
+    // A directory and a FIFO (which a blocking open would wait on).
+    ASSERT_EQ(::mkdir(name.c_str(), 0700), 0);
+    peek(other, &rc);
+    EXPECT_EQ(rc, -EPROTO) << daxkv_errmsg();
+    ASSERT_EQ(::rmdir(name.c_str()), 0);
+    ASSERT_EQ(::mkfifo(name.c_str(), 0600), 0);
+    peek(other, &rc);
+    EXPECT_EQ(rc, -EPROTO) << daxkv_errmsg();
+    // The store's own page is read as ever.
+    EXPECT_EQ(peek(path_).slots_total, 8u);
 }
 
 TEST_F(StatsPage, PoolDevicesAddedLaterAreNamedAndRemovedOnesUnnamed) {
