@@ -29,6 +29,9 @@ constexpr size_t kStatsOffset = 4096, kStatsCap = 4096;
 constexpr size_t kStatusOffset = kStatsOffset + kStatsCap;
 constexpr size_t kStatusCap = kPageBytes - kStatusOffset;
 constexpr size_t kIdCap = 64;
+// Header::held: the store holds an OFD read lock on the page (beside the
+// shared flock that every publisher holds).
+constexpr uint64_t kHeldOfd = 1;
 
 // The first bytes of the page. Every field is 8-byte aligned and accessed
 // with atomic loads and stores (the page is shared between processes).
@@ -41,6 +44,10 @@ struct Header {
     uint64_t stats_len;
     uint64_t status_len;
     char store_id[kIdCap];
+    // kHeld* bits: the locks a reader may test without taking them. 0 in
+    // the page of a publisher that holds only the flock (the page's bytes
+    // past the fields a version writes are zero).
+    uint64_t held;
 };
 static_assert(sizeof(Header) <= kStatsOffset, "the header fits before the stats");
 
@@ -86,6 +93,32 @@ bool read_at(int fd, void *dst, size_t n, off_t off) noexcept {
 [[noreturn]] void cut_short(const std::string &name) {
     fail(-EPROTO, "%s is not a daxkv statistics page (it was cut short while being read)",
          name.c_str());
+}
+
+// A lock over the whole file, for fcntl.
+struct flock whole_file(short type) noexcept {
+    struct flock l;
+    std::memset(&l, 0, sizeof l);
+    l.l_type = type;
+    l.l_whence = SEEK_SET;
+    return l;
+}
+
+// Whether a store holds the page: it holds the page's locks until it
+// closes. Where the page says its store holds an OFD lock, F_OFD_GETLK
+// tests for it without taking anything. A flock can be tested only by
+// taking it (an exclusive one is free only when no store holds its shared
+// one), and a reader holding it for that test made every other reader
+// testing the same dead store's page at that moment (or a store sweeping
+// stale pages) take the reader's lock for the store's, and report the
+// dead store's last numbers as a running store's.
+bool page_held(int fd, const Header &h) noexcept {
+    if (h.held & kHeldOfd) {
+        struct flock l = whole_file(F_WRLCK);
+        if (::fcntl(fd, F_OFD_GETLK, &l) == 0)
+            return l.l_type != F_UNLCK;
+    }
+    return ::flock(fd, LOCK_EX | LOCK_NB) != 0;
 }
 
 std::string in_dir(const std::string &name) { return stats_dir() + "/" + name; }
@@ -146,6 +179,12 @@ StatsPage::StatsPage(const std::string &store_id) {
     h->version = kVersion;
     h->pid = static_cast<uint64_t>(::getpid());
     std::strncpy(h->store_id, store_id.c_str(), kIdCap - 1);
+    // Taken after the flock: a reader that finds the OFD lock flagged but
+    // not held knows the store is gone. Without OFD locks (a kernel before
+    // 3.15), readers test the flock alone.
+    struct flock l = whole_file(F_RDLCK);
+    if (::fcntl(fd_, F_OFD_SETLK, &l) == 0)
+        h->held = kHeldOfd;
 }
 
 StatsPage::~StatsPage() {
@@ -157,9 +196,11 @@ StatsPage::~StatsPage() {
     if (!tmp_name_.empty())
         ::unlink(tmp_name_.c_str());
     if (fd_ >= 0) {
-        // Drops the flock: a name still left is stale from here on. Unlocked
-        // first, as a child forked meanwhile shares the lock (Mapping does
-        // the same).
+        // Drops the locks: a name still left is stale from here on.
+        // Unlocked first, as a child forked meanwhile shares them (Mapping
+        // does the same).
+        struct flock l = whole_file(F_UNLCK);
+        (void)::fcntl(fd_, F_OFD_SETLK, &l);
         (void)::flock(fd_, LOCK_UN);
         ::close(fd_);
     }
@@ -329,10 +370,6 @@ PageSnapshot read_stats_page(const std::string &device_path) {
     struct stat st;
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         fail(-EPROTO, "%s is not a daxkv statistics page (not a regular file)", name.c_str());
-    // A free lock: the store that wrote the page is gone.
-    if (::flock(fd, LOCK_EX | LOCK_NB) == 0)
-        fail(-ENOENT, "the store that published statistics for %s is no longer running",
-             device_path.c_str());
     if (static_cast<size_t>(st.st_size) < kPageBytes)
         fail(-EPROTO, "%s is not a daxkv statistics page", name.c_str());
     // Read with pread, not through a mapping: the page's file may be cut
@@ -344,6 +381,9 @@ PageSnapshot read_stats_page(const std::string &device_path) {
         cut_short(name);
     if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0 || h.version != kVersion)
         fail(-EPROTO, "%s is a statistics page of another format", name.c_str());
+    if (!page_held(fd, h))
+        fail(-ENOENT, "the store that published statistics for %s is no longer running",
+             device_path.c_str());
     // Each read is a copy the writer may overlap (words torn included): a
     // snapshot counts only when seq was even and the same before and after.
     for (int attempt = 0; attempt < 1000; ++attempt) {

@@ -8,8 +8,11 @@
 // identity. The page has one name per device of the store, derived from the
 // device's identity (st_dev/st_ino of a file, st_rdev of a Device-DAX node),
 // so a reader finds it from any path of any device of the pool. The store
-// holds a shared flock on the page for as long as it is open: a page whose
-// lock is free is stale (its store died) and is reported as absent.
+// holds a shared flock and an OFD read lock on the page for as long as it
+// is open: a page whose locks are free is stale (its store died) and is
+// reported as absent. Readers test the OFD lock, which takes no lock of
+// their own; the flock (all that publishers of earlier versions hold, and
+// what stale pages are swept by) can only be tested by taking it.
 //
 // Readers and the writer meet through a sequence counter in the page
 // (odd while a publication is being written). The writer stores every field

@@ -9,12 +9,12 @@
 // with cap > 0; a buffer one byte short; a page file of another format; a
 // page whose status JSON has a device's slots as a string, slots_free
 // negative, arena_bytes 1e300, and devices that are not objects; a page
-// whose store was killed; a page cut to nothing and restored over and over
-// while it is read; a page whose device path is 5000 bytes long; a
-// symlink to another store's live page, a directory and a FIFO under a
-// page name; stats_interval above one hour and not a number;
-// daxkv_shutdown while another thread adds and removes a device of the
-// pool.
+// whose store was killed, also while another reader holds its test of the
+// page's lock; a page cut to nothing and restored over and over while it
+// is read; a page whose device path is 5000 bytes long; a symlink to
+// another store's live page, a directory and a FIFO under a page name;
+// stats_interval above one hour and not a number; daxkv_shutdown while
+// another thread adds and removes a device of the pool.
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -177,6 +177,35 @@ TEST_F(StatsPage, AKilledStoresPageIsAbsentAndSweptByTheNextStore) {
     StorePtr s2;
     ASSERT_EQ(open_store(&s2, other.file("arena"), StoreSpec(4096, 4)), 0) << daxkv_errmsg();
     EXPECT_EQ(pages(), 1u) << "only the new store's page is left";
+}
+
+// A dead store's page while another reader (or a store sweeping stale
+// pages) tests it: readers tested the page's flock by taking it
+// exclusively, so the one that came second found it taken, took that for
+// the store's lock, and reported the dead store's last numbers as valid.
+TEST_F(StatsPage, ADeadStoresPageIsAbsentWhileAnotherReaderTestsIt) {
+    FILE_ARENA_ONLY();
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        StorePtr s;
+        if (open_store(&s, path_, StoreSpec(4096, 8)) != 0)
+            ::_exit(1);
+        ::raise(SIGKILL); // dies holding the page
+        ::_exit(2);
+    }
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the child failed to open its store";
+    const std::string name = pages_.path() + "/" + daxkv::stats_page_name(path_);
+    const int fd = ::open(name.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_EX | LOCK_NB), 0); // the other reader's test, held
+    int rc = 0;
+    const struct daxkv_stats st = peek(path_, &rc);
+    EXPECT_EQ(rc, -ENOENT) << "read as a running store with " << st.slots_total << " slots";
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "no longer running")) << daxkv_errmsg();
+    ::close(fd);
 }
 
 TEST_F(StatsPage, NoPageWithAZeroIntervalAndBadArguments) {
