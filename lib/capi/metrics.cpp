@@ -91,8 +91,22 @@ DAXKV_API int daxkv_status_peek(const char *path, char *buf, size_t cap, size_t 
         if (int rc = check_buffer(buf, cap))
             return rc;
         const PageSnapshot snap = read_stats_page(path);
-        auto j = nlohmann::json::parse(snap.status, nullptr, false);
-        if (j.is_discarded() || !j.is_object())
+        // Nesting deeper than any publisher writes (a device's fields, in
+        // the devices array of the status object) is read as no status, as
+        // text that is not a JSON object is: passed on, a page's thousands
+        // of nested arrays made a text that readers with a nesting limit
+        // (Python's json module) fail on, and a recursive reader may
+        // overflow its stack on.
+        constexpr int kMaxStatusDepth = 64;
+        bool too_deep = false;
+        auto j = nlohmann::json::parse(
+            snap.status,
+            [&](int depth, nlohmann::json::parse_event_t, nlohmann::json &) {
+                too_deep = too_deep || depth > kMaxStatusDepth;
+                return true;
+            },
+            false);
+        if (j.is_discarded() || !j.is_object() || too_deep)
             j = nlohmann::json::object();
         j["publisher"] = {{"pid", snap.pid},
                           {"store_id", snap.store_id},

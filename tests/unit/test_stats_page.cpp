@@ -12,9 +12,10 @@
 // whose store was killed, also while another reader holds its test of the
 // page's lock; a page cut to nothing and restored over and over while it
 // is read; a page whose device path is 5000 bytes long; a symlink to
-// another store's live page, a directory and a FIFO under a page name;
-// stats_interval above one hour and not a number; daxkv_shutdown while
-// another thread adds and removes a device of the pool.
+// another store's live page, a directory and a FIFO under a page name; a
+// status of 12000 nested arrays; stats_interval above one hour and not a
+// number; daxkv_shutdown while another thread adds and removes a device of
+// the pool.
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -398,6 +399,35 @@ TEST_F(StatsPage, ASymlinkOrAnotherFileTypeUnderAPageNameIsNotAPage) {
     EXPECT_EQ(rc, -EPROTO) << daxkv_errmsg();
     // The store's own page is read as ever.
     EXPECT_EQ(peek(path_).slots_total, 8u);
+}
+
+// A status of 12000 nested arrays: daxkv_status_peek passed it on, and
+// the Python binding's status_peek (json.loads) raised RecursionError.
+// It is read as no status, as one that is not a JSON object is.
+TEST_F(StatsPage, AStatusNestedDeeperThanAPublisherWritesIsNotPassedOn) {
+    const std::string other = dir_.file("other");
+    write_file(other, "x");
+    const std::string deep =
+        R"({"devices":)" + std::string(12000, '[') + std::string(12000, ']') + "}";
+    const std::string name = pages_.path() + "/" + daxkv::stats_page_name(other);
+    write_file(name, page_bytes(2, deep));
+    const int fd = ::open(name.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_SH), 0); // held, as a running store holds its page
+    const std::string text = status(other);
+    int deepest = 0;
+    const auto j = nlohmann::json::parse(
+        text,
+        [&](int depth, nlohmann::json::parse_event_t, nlohmann::json &) {
+            deepest = std::max(deepest, depth);
+            return true;
+        },
+        false);
+    ASSERT_TRUE(j.is_object()) << text.substr(0, 200);
+    EXPECT_LE(deepest, 3) << text.substr(0, 200);
+    EXPECT_FALSE(j.contains("devices"));
+    EXPECT_EQ(j["publisher"]["store_id"].get<std::string>(), "store");
+    ::close(fd);
 }
 
 TEST_F(StatsPage, PoolDevicesAddedLaterAreNamedAndRemovedOnesUnnamed) {
