@@ -188,9 +188,9 @@ StatsPage::StatsPage(const std::string &store_id) {
 }
 
 StatsPage::~StatsPage() {
-    for (const auto &name : names_)
-        if (is_ours(name))
-            ::unlink(name.c_str());
+    for (const auto &n : names_)
+        if (is_ours(n.name))
+            ::unlink(n.name.c_str());
     if (map_)
         ::munmap(map_, kPageBytes);
     if (!tmp_name_.empty())
@@ -210,6 +210,9 @@ void StatsPage::name_device(const std::string &device_path) {
     if (device_path == "mem:")
         return;
     const std::string name = in_dir(stats_page_name(device_path));
+    // Made before the page gets the name, so that keeping it cannot fail.
+    Name given{device_path, name};
+    names_.reserve(names_.size() + 1);
     // Linked under the temporary name's directory first, then renamed over
     // the name: a stale page of a store that died is replaced atomically.
     const std::string staging = name + ".new";
@@ -223,8 +226,21 @@ void StatsPage::name_device(const std::string &device_path) {
         ::unlink(staging.c_str());
         fail_errno(e, "cannot name the statistics page " + name);
     }
-    if (std::find(names_.begin(), names_.end(), name) == names_.end())
-        names_.push_back(name);
+    const auto it = std::find_if(names_.begin(), names_.end(),
+                                 [&](const Name &n) { return n.device_path == device_path; });
+    if (it == names_.end()) {
+        names_.push_back(std::move(given));
+        return;
+    }
+    // The path leads to another file than when it was named.
+    if (it->name != name && is_ours(it->name) && !named_twice(it->name))
+        ::unlink(it->name.c_str());
+    it->name = std::move(given.name);
+}
+
+bool StatsPage::named_twice(const std::string &name) const noexcept {
+    return std::count_if(names_.begin(), names_.end(),
+                         [&](const Name &n) { return n.name == name; }) > 1;
 }
 
 // Whether name still refers to this page: it may meanwhile belong to
@@ -235,17 +251,18 @@ bool StatsPage::is_ours(const std::string &name) const noexcept {
            ours.st_dev == theirs.st_dev && ours.st_ino == theirs.st_ino;
 }
 
+// The name given for device_path is removed, not the one the path leads to
+// now: the device's file may have been deleted (the path leads nowhere) or
+// replaced since, and the name left behind would be the page name of
+// whichever file next gets the removed file's inode number.
 void StatsPage::unname_device(const std::string &device_path) noexcept {
-    if (device_path == "mem:")
+    const auto it = std::find_if(names_.begin(), names_.end(),
+                                 [&](const Name &n) { return n.device_path == device_path; });
+    if (it == names_.end())
         return;
-    try {
-        const std::string name = in_dir(stats_page_name(device_path));
-        if (is_ours(name))
-            ::unlink(name.c_str());
-        names_.erase(std::remove(names_.begin(), names_.end(), name), names_.end());
-    } catch (...) {
-        // The device path no longer resolves: the destructor removes the name.
-    }
+    if (is_ours(it->name) && !named_twice(it->name))
+        ::unlink(it->name.c_str());
+    names_.erase(it);
 }
 
 void StatsPage::publish(const void *stats, size_t stats_len, const std::string &status) noexcept {

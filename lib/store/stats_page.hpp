@@ -48,9 +48,10 @@ public:
     StatsPage &operator=(const StatsPage &) = delete;
 
     // Give the page the name of device_path (replacing a stale page of that
-    // name); remove it again. Both no-ops for paths no other process can
-    // name ("mem:"). name_device throws Error. The destructor removes the
-    // names still given.
+    // name); remove it again (the name it was given, wherever the path
+    // leads by then). Both no-ops for paths no other process can name
+    // ("mem:"). name_device throws Error. The destructor removes the names
+    // still given.
     void name_device(const std::string &device_path);
     void unname_device(const std::string &device_path) noexcept;
 
@@ -60,10 +61,17 @@ public:
 
 private:
     bool is_ours(const std::string &name) const noexcept;
+    // Whether name is given for more than one device path (two spellings
+    // of one file): removed only with the last.
+    bool named_twice(const std::string &name) const noexcept;
+    struct Name {
+        std::string device_path; // as given to name_device
+        std::string name;        // the page's name it got then
+    };
     int fd_ = -1;
     char *map_ = nullptr;
     std::string tmp_name_;
-    std::vector<std::string> names_; // given by name_device, removed at destruction
+    std::vector<Name> names_; // given by name_device, removed at destruction
 };
 
 // Publishes a page at a fixed interval from a thread of its own, until it

@@ -13,7 +13,8 @@
 // page's lock; a page cut to nothing and restored over and over while it
 // is read; a page whose device path is 5000 bytes long; a symlink to
 // another store's live page, a directory and a FIFO under a page name; a
-// status of 12000 nested arrays; stats_interval above one hour and not a
+// status of 12000 nested arrays; a device whose file is deleted before it
+// is removed from the pool; stats_interval above one hour and not a
 // number; daxkv_shutdown while another thread adds and removes a device of
 // the pool.
 #include <atomic>
@@ -445,6 +446,27 @@ TEST_F(StatsPage, PoolDevicesAddedLaterAreNamedAndRemovedOnesUnnamed) {
     int rc = 0;
     peek(second, &rc);
     EXPECT_EQ(rc, -ENOENT);
+    EXPECT_EQ(peek(path_).devices, 1u);
+}
+
+// A device whose file was deleted before it was removed from the pool:
+// the page's name for it was looked up again from the path at removal,
+// which no longer leads anywhere, so the name stayed until the store
+// closed. Once the removed file's inode number is reused, that name is the
+// page name of another file, and a reader of that file got this store's
+// page.
+TEST_F(StatsPage, ADeviceDeletedBeforeItsRemovalLosesItsName) {
+    FILE_ARENA_ONLY();
+    open(StoreSpec(4096, 8).set("hotplug", "1"));
+    const std::string second = dir_.file("second");
+    ASSERT_EQ(daxkv_device_add(s(), second.c_str(), arena_bytes_for(4096, 4, 256)), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(pages(), 2u);
+    ASSERT_EQ(::unlink(second.c_str()), 0);
+    daxkv_hotplug_result r;
+    r.struct_size = sizeof r;
+    ASSERT_EQ(daxkv_device_remove(s(), second.c_str(), DAXKV_EVICT, 0, &r), 0) << daxkv_errmsg();
+    EXPECT_EQ(pages(), 1u) << "the removed device's name is left";
     EXPECT_EQ(peek(path_).devices, 1u);
 }
 
