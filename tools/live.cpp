@@ -207,6 +207,33 @@ std::string bound_text(uint64_t bound, uint64_t unit) {
                                                : human_bytes(static_cast<double>(bound)));
 }
 
+// Text from a statistics page, for a terminal. The page is anyone's to
+// write (its directory is shared): control characters in it (C0, DEL, and
+// C1 as UTF-8 encodes them) would be terminal commands, so they are shown
+// as \xNN. Other bytes, UTF-8 text included, go out as they are.
+std::string terminal_text(const std::string &s) {
+    std::string out;
+    out.reserve(s.size());
+    char hex[8];
+    for (size_t i = 0; i < s.size(); ++i) {
+        const auto c = static_cast<unsigned char>(s[i]);
+        const bool c1 = c == 0xc2 && i + 1 < s.size() &&
+                        static_cast<unsigned char>(s[i + 1]) >= 0x80 &&
+                        static_cast<unsigned char>(s[i + 1]) <= 0x9f;
+        if (c < 0x20 || c == 0x7f || c1) {
+            std::snprintf(hex, sizeof hex, "\\x%02x", c);
+            out += hex;
+            if (c1) {
+                std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned char>(s[++i]));
+                out += hex;
+            }
+            continue;
+        }
+        out += s[i];
+    }
+    return out;
+}
+
 std::string publisher_line(const std::string &path) {
     const auto status = nlohmann::json::parse(peek_text(daxkv_status_peek, path), nullptr, false);
     if (!status.is_object() || !status.contains("publisher"))
@@ -217,7 +244,8 @@ std::string publisher_line(const std::string &path) {
          static_cast<double>(p.value("published_unix_ns", uint64_t(0)))) / 1e9;
     char b[256];
     std::snprintf(b, sizeof b, "store %s, pid %" PRIu64 ", published %.1f s ago",
-                  p.value("store_id", std::string("?")).c_str(), p.value("pid", uint64_t(0)),
+                  terminal_text(p.value("store_id", std::string("?"))).c_str(),
+                  p.value("pid", uint64_t(0)),
                   age_s < 0 ? 0.0 : age_s);
     return b;
 }
@@ -320,7 +348,7 @@ std::string field_text(const nlohmann::json &j, const char *name) {
     const auto it = j.find(name);
     if (it == j.end())
         return "?";
-    return it->is_string() ? it->get<std::string>() : it->dump();
+    return terminal_text(it->is_string() ? it->get<std::string>() : it->dump());
 }
 
 void print_status(const nlohmann::json &j) {

@@ -18,7 +18,8 @@
 # --interval ' 1', '+1', '0x10' and '0X1p2', a
 # statistics page whose status has a number for state, an array for
 # version, null for eviction and a device with a number for its path, an
-# object for its kind, a string for its slots and false for its uuid.
+# object for its kind, a string for its slots and false for its uuid, and
+# terminal commands (ESC, BEL, C1 CSI) in its store id and a device path.
 set -u
 build=$1
 pass=0 fail=0
@@ -379,16 +380,19 @@ expect 2 "status --prometheus (not an option of status)" -- "$daxkv" status "$li
 # A page in this format whose status has fields of other types (as a
 # publisher of another version may write them): status and stats show what
 # they can, not a JSON type error. A stand-in writes the page and holds it
-# as a running store would.
+# as a running store would. Its store id and a device path hold terminal
+# commands (the page's directory is anyone's to write): status and stats
+# show them as \xNN, never as control characters.
 forged=$dir/forged.arena
 : >"$forged"
 python3 -c '
 import fcntl, os, struct, sys, time
 st = os.stat(sys.argv[1])
-status = b"{\"state\":5,\"version\":[1],\"eviction\":null,\"devices\":[{\"path\":7,\"kind\":{},\"slots\":\"many\",\"uuid\":false},3]}"
+status = b"{\"state\":5,\"version\":[1],\"eviction\":null,\"devices\":[{\"path\":7,\"kind\":{},\"slots\":\"many\",\"uuid\":false},3,{\"path\":\"/x\\u001b]0;owned\\u0007\\u009b2J\"}]}"
 page = bytearray(32 * 1024)
 page[0:56] = b"DAXKVSTP" + struct.pack("<QQQQQQ", 1, 2, os.getpid(), time.time_ns(), 0, len(status))
-page[56:61] = b"store"
+sid = b"st\x1b]0;x\x07\xc2\x9bore"
+page[56:56 + len(sid)] = sid
 page[8192:8192 + len(status)] = status
 name = os.path.join(sys.argv[2], "daxkv-stats.f%x.%x" % (st.st_dev, st.st_ino))
 open(name, "wb").write(page)
@@ -401,6 +405,13 @@ for _ in $(seq 100); do [ -e "$dir/forged.ready" ] && break; sleep 0.05; done
 for cmd in status "status --json" stats "stats --json" "stats --prometheus"; do
     # shellcheck disable=SC2086 # the options are words
     expect 0 "$cmd of a page with fields of other types" -- "$daxkv" $cmd "$forged"
+    case $cmd in
+    status | stats)
+        if LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]\|\xc2[\x80-\x9f]' "$dir/out"; then
+            bad "$cmd wrote a page's control characters to the terminal: $(od -c "$dir/out" | head -5)"
+        elif grep -qF 'x1b]0;' "$dir/out"; then ok; else bad "$cmd shows the escaped text: $(cat "$dir/out")"; fi
+        ;;
+    esac
 done
 kill $forger 2>/dev/null
 wait $forger 2>/dev/null
