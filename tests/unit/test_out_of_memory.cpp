@@ -32,6 +32,24 @@ protected:
     long sweep(const std::string &what, Setup setup, Call call, Check check) {
         return sweep_allocations(what, setup, call, check);
     }
+    // A store of 8 slots of 64 KiB over path_ (and second, when given) with
+    // hotplug and without a statistics page (see
+    // OpenCreatesNothingAndKeepsNothing).
+    void open_hotplug(const std::string &second = std::string()) {
+        const StoreSpec spec =
+            StoreSpec{64 * 1024, 8}.set("hotplug", "1").set("stats_interval", "0");
+        ConfigPtr cfg;
+        ASSERT_EQ(make_config(&cfg, path_, spec), 0) << daxkv_errmsg();
+        if (!second.empty()) {
+            ASSERT_EQ(daxkv_config_add_device(cfg.get(), second.c_str(), spec_arena_bytes(spec)),
+                      0)
+                << daxkv_errmsg();
+        }
+        daxkv_store *raw = nullptr;
+        ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
+        store_.reset(raw);
+        spec_ = spec;
+    }
 };
 
 TEST_F(OutOfMemory, LeasesLeaveNothingLeased) {
@@ -187,15 +205,7 @@ TEST_F(OutOfMemory, OpenCreatesNothingAndKeepsNothing) {
 TEST_F(OutOfMemory, HotplugLeavesThePoolAsItWas) {
     const uint64_t arena = arena_bytes_for(64 * 1024, 8, 256);
     const std::string second = dir_.file("second");
-    ConfigPtr cfg;
-    // Without a statistics page, as in the test above.
-    ASSERT_EQ(make_config(&cfg, path_,
-                          StoreSpec{64 * 1024, 8}.set("hotplug", "1").set("stats_interval", "0")),
-              0);
-    daxkv_store *raw = nullptr;
-    ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
-    store_.reset(raw);
-    spec_ = StoreSpec{64 * 1024, 8};
+    open_hotplug();
     const std::vector<std::string> keys = {"h0", "h1", "h2", "h3"};
     auto devices = [&] { return stats().devices; };
     sweep(
@@ -255,14 +265,7 @@ TEST_F(OutOfMemory, HotplugLeavesThePoolAsItWas) {
 TEST_F(OutOfMemory, AddingADeviceWithEntries) {
     const uint64_t arena = arena_bytes_for(64 * 1024, 8, 256);
     const std::string second = dir_.file("second");
-    ConfigPtr cfg;
-    ASSERT_EQ(make_config(&cfg, path_,
-                          StoreSpec{64 * 1024, 8}.set("hotplug", "1").set("stats_interval", "0")),
-              0);
-    daxkv_store *raw = nullptr;
-    ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
-    store_.reset(raw);
-    spec_ = StoreSpec{64 * 1024, 8};
+    open_hotplug();
     std::vector<std::string> keys;
     int round = 0;
     sweep(
@@ -437,17 +440,8 @@ TEST_F(OutOfMemory, CursorWalksOrFails) {
 }
 
 TEST_F(OutOfMemory, ResizeKeepsEveryEntry) {
-    const uint64_t arena = arena_bytes_for(64 * 1024, 8, 256);
     const std::string second = dir_.file("second");
-    ConfigPtr cfg;
-    ASSERT_EQ(make_config(&cfg, path_,
-                          StoreSpec{64 * 1024, 8}.set("hotplug", "1").set("stats_interval", "0")),
-              0);
-    ASSERT_EQ(daxkv_config_add_device(cfg.get(), second.c_str(), arena), 0);
-    daxkv_store *raw = nullptr;
-    ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
-    store_.reset(raw);
-    spec_ = StoreSpec{64 * 1024, 8};
+    open_hotplug(second);
     std::vector<std::string> keys;
     for (int i = 0; i < 8; ++i)
         keys.push_back("z" + std::to_string(i));
