@@ -468,21 +468,26 @@ void Arena::clear_commit_words(uint64_t from, uint64_t to) {
 void Arena::write_body(uint32_t slot, uint64_t seq, uint32_t generation, const void *key,
                        uint16_t key_len, const void *meta, uint32_t meta_len, uint64_t value_len,
                        uint64_t value_hash, bool hashed) noexcept {
+    // The fields are laid out and summed here, then stored: the header's
+    // lines are cold, and a sum read back from them would wait for every
+    // line to arrive before the next write could begin.
+    SlotHeader fields{};
+    fields.seq = seq;
+    fields.value_len = value_len;
+    fields.value_hash = hashed ? value_hash : 0;
+    fields.generation = generation;
+    fields.key_len = key_len;
+    fields.flags = hashed ? kHdrValueHashed : 0;
+    fields.meta_len = meta_len;
+    const char *body = reinterpret_cast<const char *>(&fields) + offsetof(SlotHeader, seq);
+    const uint64_t sum = body_checksum(body, key, key_len, meta, meta_len);
     SlotHeader *h = header(slot);
-    h->seq = seq;
-    h->value_len = value_len;
-    h->value_hash = hashed ? value_hash : 0;
-    h->generation = generation;
-    h->key_len = key_len;
-    h->flags = hashed ? kHdrValueHashed : 0;
-    h->meta_len = meta_len;
-    h->reserved0 = 0;
-    h->reserved1 = 0;
+    std::memcpy(reinterpret_cast<char *>(h) + offsetof(SlotHeader, seq), body, kBodyFieldBytes);
     char *k = reinterpret_cast<char *>(h + 1);
     std::memcpy(k, key, key_len);
     if (meta_len)
         std::memcpy(k + kKeyMax, meta, meta_len);
-    h->body_hash = header_checksum(h, key_len, meta_len);
+    h->body_hash = sum;
 }
 
 void Arena::stage_entry(uint32_t slot, uint64_t value_len) const noexcept {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -232,6 +233,12 @@ Layout layout_of(const Superblock &sb) noexcept;
 uint64_t usable_slots_of(const Superblock &sb) noexcept;
 // XXH3-64 of header bytes 8..55, the key and the metadata.
 uint64_t header_checksum(const SlotHeader *h, uint64_t key_len, uint64_t meta_len) noexcept;
+// The same sum of those pieces wherever they are: fields, the header's
+// kBodyFieldBytes from seq on; a header's writer sums them before it stores
+// them, not read back from the device.
+constexpr size_t kBodyFieldBytes = offsetof(SlotHeader, body_hash) - offsetof(SlotHeader, seq);
+uint64_t body_checksum(const void *fields, const void *key, uint64_t key_len, const void *meta,
+                       uint64_t meta_len) noexcept;
 
 // The bound a sequence number read from a device now stays below
 // (format.hpp, kSeqAhead): the wall clock in nanoseconds plus kSeqAhead, at

@@ -18,23 +18,31 @@ uint64_t superblock_checksum(const Superblock &sb) noexcept {
     return XXH3_64bits(&sb, offsetof(Superblock, checksum));
 }
 
-uint64_t header_checksum(const SlotHeader *h, uint64_t key_len, uint64_t meta_len) noexcept {
+uint64_t body_checksum(const void *fields, const void *key, uint64_t key_len, const void *meta,
+                       uint64_t meta_len) noexcept {
     // Usually short: one-shot hashing of a gathered copy is several times
     // faster than the streaming state (the reopen scan checks a million).
-    const uint64_t n = 48 + key_len + meta_len;
+    const uint64_t n = kBodyFieldBytes + key_len + meta_len;
     if (n <= 1024) {
         char buf[1024];
-        std::memcpy(buf, reinterpret_cast<const char *>(h) + 8, 48);
-        std::memcpy(buf + 48, h + 1, key_len);
-        std::memcpy(buf + 48 + key_len, reinterpret_cast<const char *>(h + 1) + kKeyMax, meta_len);
+        std::memcpy(buf, fields, kBodyFieldBytes);
+        std::memcpy(buf + kBodyFieldBytes, key, key_len);
+        if (meta_len)
+            std::memcpy(buf + kBodyFieldBytes + key_len, meta, meta_len);
         return XXH3_64bits(buf, n);
     }
     XXH3_state_t st;
     XXH3_64bits_reset(&st);
-    XXH3_64bits_update(&st, reinterpret_cast<const char *>(h) + 8, 48);
-    XXH3_64bits_update(&st, h + 1, key_len);
-    XXH3_64bits_update(&st, reinterpret_cast<const char *>(h + 1) + kKeyMax, meta_len);
+    XXH3_64bits_update(&st, fields, kBodyFieldBytes);
+    XXH3_64bits_update(&st, key, key_len);
+    XXH3_64bits_update(&st, meta, meta_len);
     return XXH3_64bits_digest(&st);
+}
+
+uint64_t header_checksum(const SlotHeader *h, uint64_t key_len, uint64_t meta_len) noexcept {
+    const char *fields = reinterpret_cast<const char *>(h) + offsetof(SlotHeader, seq);
+    const char *body = reinterpret_cast<const char *>(h + 1);
+    return body_checksum(fields, body, key_len, body + kKeyMax, meta_len);
 }
 
 bool superblock_valid(const Superblock &sb, uint64_t backed_bytes) noexcept {

@@ -248,7 +248,7 @@ int Gpu::put_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
     const cuda::Runtime &rt = cs.rt;
     auto s = static_cast<cuda::Stream>(stream);
     const bool hashed = c_.copier.hashes_writes();
-    std::vector<Pending> pend(n);
+    PendingBatch pend(n);
     std::vector<size_t> idx; // items with a claim
     idx.reserve(n);
     std::vector<size_t> hash_off(n, 0);
@@ -257,7 +257,7 @@ int Gpu::put_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
     done.reserve(n);
     BlockHashes hashes;
     bool enqueued = false, direct = false;
-    const std::vector<uint64_t> key_hashes = c_.index.hash_items(items, n);
+    const Index::KeyHashes key_hashes = c_.index.hash_items(items, n);
     try {
         for (size_t i = 0; i < n; ++i) {
             daxkv_item &it = items[i];

@@ -8,16 +8,16 @@ Index::Index(const Config &cfg) : cfg_(cfg), shards_(new Shard[kShards]) {}
 
 uint64_t Index::hash(std::string_view key) noexcept { return hash_bytes(key.data(), key.size()); }
 
-std::vector<uint64_t> Index::hash_items(const daxkv_item *items, size_t n) const {
-    std::vector<uint64_t> hashes(n, 0);
+Index::KeyHashes::KeyHashes(const Index &index, const daxkv_item *items, size_t n)
+    : index_(index), hashes_(n, 0) {
     for (size_t i = 0; i < n; ++i) {
         const daxkv_item &it = items[i];
         if (!it.key || it.key_len == 0 || it.key_len > arena::kKeyMax)
             continue;
-        hashes[i] = hash(key_of(it));
-        prefetch(hashes[i]);
+        hashes_[i] = hash(key_of(it));
+        if (i < kAhead)
+            index.prefetch(hashes_[i]);
     }
-    return hashes;
 }
 
 Index::Locked Index::lookup(std::string_view key, uint64_t hash, uint16_t i) {

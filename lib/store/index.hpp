@@ -135,12 +135,29 @@ public:
         shards_[shard_of(hash)].entries.prefetch(hash);
     }
 
-    // The hashes of a batch's keys (0 for a key that check_key refuses),
-    // each key's first index line asked for as soon as its hash is known:
-    // by the time the batch looks an item up, its line is there or on its
-    // way, and the misses of a thousand keys overlap instead of coming one
-    // after another.
-    std::vector<uint64_t> hash_items(const daxkv_item *items, size_t n) const;
+    // The hashes of a batch's keys (0 for a key that check_key refuses).
+    // Reading item i's asks for the first index line of item i + kAhead,
+    // the first kAhead lines being asked for up front: the misses of many
+    // keys overlap, and each line arrives shortly before its lookup. (Lines
+    // asked for all at once were gone by the time a large batch reached its
+    // later items: its copies stream through the cache in between.)
+    class KeyHashes {
+    public:
+        static constexpr size_t kAhead = 16;
+        KeyHashes(const Index &index, const daxkv_item *items, size_t n);
+        uint64_t operator[](size_t i) const noexcept {
+            if (i + kAhead < hashes_.size())
+                index_.prefetch(hashes_[i + kAhead]);
+            return hashes_[i];
+        }
+
+    private:
+        const Index &index_;
+        std::vector<uint64_t> hashes_;
+    };
+    KeyHashes hash_items(const daxkv_item *items, size_t n) const {
+        return KeyHashes(*this, items, n);
+    }
 
     Locked lookup(std::string_view key) { return lookup(key, hash(key)); }
     Locked lookup(std::string_view key, uint64_t hash) { return lookup(key, hash, shard_of(hash)); }

@@ -140,7 +140,7 @@ size_t Reads::borrow_batch(daxkv_item *items, size_t n, bool prefix, std::vector
                            std::vector<size_t> &item_of, const std::function<void()> &borrowed) {
     borrows.reserve(n);
     item_of.reserve(n);
-    const std::vector<uint64_t> hashes = c_.index.hash_items(items, n);
+    const Index::KeyHashes hashes = c_.index.hash_items(items, n);
     for (size_t i = 0; i < n; ++i) {
         daxkv_item &it = items[i];
         it.status = item_status([&] {
@@ -294,7 +294,7 @@ int Reads::contains_batch(daxkv_item *items, size_t n, unsigned flags) {
     CallGate::Call call(c_.gate);
     const bool prefix = flags & kPrefix, pin_hits = flags & kPin;
     int hits = 0;
-    const std::vector<uint64_t> hashes = c_.index.hash_items(items, n);
+    const Index::KeyHashes hashes = c_.index.hash_items(items, n);
     for (size_t i = 0; i < n; ++i) {
         daxkv_item &it = items[i];
         uint32_t gated = UINT32_MAX;

@@ -27,7 +27,7 @@ struct ReservationState {
     std::shared_ptr<Store> store; // kept alive by the handle (set by lib/capi)
     std::string key;
     uint64_t hash = 0;
-    std::unique_ptr<Inflight> inflight;
+    InflightPtr inflight;
     char *data = nullptr;
     size_t len = 0;
     std::string meta;

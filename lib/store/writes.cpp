@@ -14,7 +14,8 @@ int Writes::claim(std::string_view key, uint64_t hash, uint64_t len, unsigned fl
              static_cast<unsigned long long>(c_.cfg.slot_bytes));
     out.key = key;
     out.hash = hash;
-    auto inf = std::make_unique<Inflight>();
+    InflightPtr inf = out.room ? InflightPtr(out.room, InflightRelease{false})
+                               : InflightPtr(new Inflight);
     inf->len = len;
     {
         Index::Locked l = c_.index.lookup(key, out.hash);
@@ -270,7 +271,7 @@ int Writes::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     // the first commit: the items of one batch are in flight together, so
     // they cannot evict each other, and a key given twice is stored once.
     const bool hashed = c_.copier.hashes_writes();
-    const std::vector<uint64_t> key_hashes = c_.index.hash_items(items, n);
+    const Index::KeyHashes key_hashes = c_.index.hash_items(items, n);
     // Every value's block hashes get their place before the first copy
     // starts (a copy in flight writes into it); the bytes of the whole batch
     // decide whether its copies stream.
@@ -287,7 +288,7 @@ int Writes::put_batch(daxkv_item *items, size_t n, unsigned flags) {
     const bool nt = c_.copier.streams(total);
     // Nothing below grows past these sizes: a copy in flight points into
     // pend, ops and copy_rc.
-    std::vector<Pending> pend(n);
+    PendingBatch pend(n);
     std::vector<size_t> op_item;
     std::vector<engine::CopyOp> ops;
     std::vector<int> copy_rc(n, 0);

@@ -174,6 +174,39 @@ TEST(Layout, TooSmallArenasHaveNoSlots) {
 }
 
 // ---------------------------------------------------------------------------
+
+// A header's writer sums its pieces before it stores them (body_checksum);
+// recovery sums what the header holds (header_checksum). Both are the
+// on-device format's sum: XXH3-64 of header bytes 8..55, the key and the
+// metadata, one after the other; checked on both of body_checksum's paths
+// (a gathered copy up to 1024 bytes, the streaming state above), with no
+// metadata, a one-byte key and the longest key.
+TEST(Layout, BodyChecksumOfThePiecesIsTheHeadersSum) {
+    std::mt19937_64 rng(17);
+    for (uint32_t key_len : {1u, 40u, static_cast<uint32_t>(ar::kKeyMax)}) {
+        for (uint32_t meta_len : {0u, 1u, 300u, 1000u, 5000u}) {
+            std::vector<char> header(ar::header_bytes_for(meta_len), 0);
+            for (char &c : header)
+                c = static_cast<char>(rng());
+            auto *h = reinterpret_cast<ar::SlotHeader *>(header.data());
+            h->key_len = static_cast<uint16_t>(key_len);
+            h->meta_len = meta_len;
+            const char *fields = header.data() + offsetof(ar::SlotHeader, seq);
+            const char *key = header.data() + sizeof(ar::SlotHeader);
+            const char *meta = key + ar::kKeyMax;
+            std::string whole(fields, ar::kBodyFieldBytes);
+            whole.append(key, key_len).append(meta, meta_len);
+            const uint64_t expected = XXH3_64bits(whole.data(), whole.size());
+            // The pieces from elsewhere: copies, as a writer holds them.
+            const std::string f(fields, ar::kBodyFieldBytes), k(key, key_len), m(meta, meta_len);
+            EXPECT_EQ(ar::body_checksum(f.data(), k.data(), key_len, m.data(), meta_len), expected)
+                << key_len << "/" << meta_len;
+            EXPECT_EQ(ar::header_checksum(h, key_len, meta_len), expected)
+                << key_len << "/" << meta_len;
+        }
+    }
+    EXPECT_EQ(ar::kBodyFieldBytes, 48u);
+}
 // Slot allocator
 
 TEST(SlotAllocator, HandsOutTheLowestFreeSlotFirst) {
