@@ -42,12 +42,17 @@ DAXKV_API int daxkv_submit(daxkv_store *s, int op, daxkv_item *items, size_t n, 
 }
 
 DAXKV_API int daxkv_event_fd(daxkv_store *s) {
-    return guarded([&] { return store_of(s).async().event_fd(); });
+    return guarded([&] {
+        Store &st = store_of(s);
+        CallGate::Observer seen(st.core().gate); // waited for by a shutdown begun meanwhile
+        return st.async().event_fd();
+    });
 }
 
 DAXKV_API int daxkv_poll(daxkv_store *s, daxkv_completion *out, size_t cap) {
     return guarded([&] {
         Store &st = store_of(s);
+        CallGate::Observer seen(st.core().gate); // waited for by a shutdown begun meanwhile
         if (!out)
             return set_error(-EINVAL, "out is NULL");
         if (cap == 0)

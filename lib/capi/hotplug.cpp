@@ -100,6 +100,7 @@ DAXKV_API int daxkv_device_wait_drained(daxkv_store *s, const char *path, int ti
 DAXKV_API int daxkv_pool_status_json(daxkv_store *s, char *buf, size_t cap, size_t *needed) {
     return guarded([&] {
         Store &st = store_of(s);
+        CallGate::Observer seen(st.core().gate); // waited for by a shutdown begun meanwhile
         if (int rc = capi::check_buffer(buf, cap))
             return rc;
         return capi::copy_text(st.reports().pool_status_json(), buf, cap, needed, "pool status");

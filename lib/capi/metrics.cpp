@@ -65,6 +65,7 @@ extern "C" {
 DAXKV_API int daxkv_stats_prometheus(daxkv_store *s, char *buf, size_t cap, size_t *needed) {
     return guarded([&] {
         Store &st = store_of(s);
+        CallGate::Observer seen(st.core().gate); // waited for by a shutdown begun meanwhile
         if (int rc = check_buffer(buf, cap))
             return rc;
         return copy_text(prometheus_text(capi::public_stats(st.reports().stats()),

@@ -180,6 +180,7 @@ DAXKV_API int daxkv_unpin_batch(daxkv_store *s, daxkv_item *items, size_t n, uns
 DAXKV_API int daxkv_stats(daxkv_store *s, struct daxkv_stats *out) {
     return guarded([&] {
         Store &st = store_of(s);
+        CallGate::Observer seen(st.core().gate); // waited for by a shutdown begun meanwhile
         if (!out)
             return set_error(-EINVAL, "out is NULL");
         if (out->struct_size < sizeof(uint32_t) * 2)
@@ -193,6 +194,7 @@ DAXKV_API int daxkv_stats(daxkv_store *s, struct daxkv_stats *out) {
 DAXKV_API int daxkv_status_json(daxkv_store *s, char *buf, size_t cap, size_t *needed) {
     return guarded([&] {
         Store &st = store_of(s);
+        CallGate::Observer seen(st.core().gate); // waited for by a shutdown begun meanwhile
         if (int rc = capi::check_buffer(buf, cap))
             return rc;
         return capi::copy_text(st.reports().status_json(), buf, cap, needed, "status");

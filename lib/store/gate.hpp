@@ -1,13 +1,15 @@
 // The calls in flight of a store, so that shutdown can wait for them. Every
-// call that reaches the store's state holds a CallGate::Call while it runs;
-// shutdown closes the gate (later calls get -ESHUTDOWN), wakes the calls
-// that wait for something (pool.hpp), then waits until none is left.
+// call that reaches the store's state holds a CallGate::Call while it runs
+// (or, one that works after shutdown too, a CallGate::Observer); shutdown
+// closes the gate (later calls get -ESHUTDOWN), wakes the calls that wait
+// for something (pool.hpp), then waits until none is left.
 #pragma once
 
 #include <atomic>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 
 #include "internal/error.hpp"
@@ -34,6 +36,35 @@ public:
     private:
         CallGate &g_;
     };
+
+    // A call that observes the store (statistics, status, completions) and
+    // so stays possible after shutdown: it enters whether or not the gate is
+    // closed. One that entered before close() is waited for like any call;
+    // one that finds the gate closed runs uncounted: shutdown has begun, and
+    // the caller orders that call before daxkv_close.
+    class Observer {
+    public:
+        explicit Observer(CallGate &g) : g_(g) {
+            counted_ = !(g_.word_.fetch_add(1, std::memory_order_seq_cst) & kClosed);
+            if (!counted_)
+                g_.leave();
+            else if (g_.observer_hook_)
+                g_.observer_hook_();
+        }
+        ~Observer() {
+            if (counted_)
+                g_.leave();
+        }
+        Observer(const Observer &) = delete;
+        Observer &operator=(const Observer &) = delete;
+
+    private:
+        CallGate &g_;
+        bool counted_;
+    };
+
+    // Tests only: run by each observer that entered an open gate, counted.
+    void set_observer_hook(std::function<void()> fn) { observer_hook_ = std::move(fn); }
 
     // No call enters from now on; the ones inside go on.
     void close() noexcept {
@@ -75,6 +106,7 @@ private:
     std::mutex m_;
     std::condition_variable cv_;
     bool idle_ = false; // guarded by m_
+    std::function<void()> observer_hook_;
 };
 
 } // namespace daxkv

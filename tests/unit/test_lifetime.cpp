@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "helpers.hpp"
+#include "capi/handles.hpp"
 #include "store/gate.hpp"
 
 using namespace daxkv_test;
@@ -905,6 +906,79 @@ TEST_F(Lifetime, ShutdownWaitsForCallsBlockedInCopies) {
     open(StoreSpec{n, 4});
     EXPECT_EQ(value("fresh"), fresh);
     EXPECT_EQ(value("existing"), existing);
+}
+
+// The calls that still work after shutdown (statistics, status, the
+// completions) are calls in flight like any other: a shutdown begun while
+// one is inside waits for it, so that a daxkv_close after the shutdown
+// cannot free the store under it. Each is held inside (the gate's observer
+// hook) while another thread shuts the store down.
+TEST_F(Lifetime, ShutdownWaitsForObservingCallsInside) {
+    const std::vector<std::pair<const char *, std::function<int(daxkv_store *)>>> calls = {
+        {"daxkv_stats",
+         [](daxkv_store *st) {
+             struct daxkv_stats out{};
+             out.struct_size = sizeof out;
+             return daxkv_stats(st, &out);
+         }},
+        {"daxkv_status_json",
+         [](daxkv_store *st) {
+             char buf[16];
+             size_t needed = 0;
+             return daxkv_status_json(st, buf, sizeof buf, &needed); // -ENOBUFS is fine
+         }},
+        {"daxkv_stats_prometheus",
+         [](daxkv_store *st) {
+             char buf[16];
+             size_t needed = 0;
+             return daxkv_stats_prometheus(st, buf, sizeof buf, &needed);
+         }},
+        {"daxkv_pool_status_json",
+         [](daxkv_store *st) {
+             char buf[16];
+             size_t needed = 0;
+             return daxkv_pool_status_json(st, buf, sizeof buf, &needed);
+         }},
+        {"daxkv_event_fd", [](daxkv_store *st) { return daxkv_event_fd(st); }},
+        {"daxkv_poll",
+         [](daxkv_store *st) {
+             daxkv_completion out[4];
+             return daxkv_poll(st, out, 4);
+         }},
+    };
+    for (const auto &[name, call] : calls) {
+        SCOPED_TRACE(name);
+        open({4096, 4});
+        daxkv::CallGate &gate = s()->store->core().gate;
+        std::atomic<bool> inside{false}, release{false}, shut_returned{false};
+        gate.set_observer_hook([&] {
+            inside = true;
+            while (!release)
+                std::this_thread::sleep_for(1ms);
+        });
+        int rc = INT32_MIN, rc_shut = 1;
+        std::thread observer([&, call = call] { rc = call(s()); });
+        ASSERT_TRUE(eventually([&] { return inside.load(); })) << name << " never entered the gate";
+        std::thread closer([&] {
+            rc_shut = daxkv_shutdown(s());
+            shut_returned = true;
+        });
+        // Shutdown has begun once new calls are refused.
+        EXPECT_TRUE(eventually([&] { return contains("k") == -ESHUTDOWN; }));
+        std::this_thread::sleep_for(50ms);
+        EXPECT_FALSE(shut_returned.load()) << "shutdown returned with " << name << " inside";
+        release = true;
+        observer.join();
+        closer.join();
+        gate.set_observer_hook(nullptr);
+        EXPECT_TRUE(shut_returned.load());
+        EXPECT_EQ(rc_shut, 0);
+        EXPECT_TRUE(rc >= 0 || rc == -ENOBUFS) << rc << " " << daxkv_errmsg();
+        // After the shutdown the same call runs, uncounted, and returns.
+        const int after = call(s());
+        EXPECT_TRUE(after >= 0 || after == -ENOBUFS) << after;
+        store_.reset();
+    }
 }
 
 // Threads hammering large puts and gets while the store is shut down: every
