@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <thread>
 
 #include <dirent.h>
@@ -95,6 +96,63 @@ bool read_at(int fd, void *dst, size_t n, off_t off) noexcept {
          name.c_str());
 }
 
+std::function<void(const std::string &)> sweep_hook;
+std::function<void()> naming_lock_busy_hook;
+
+// The statistics directory's naming lock, held (an exclusive flock of the
+// directory itself: nothing is created for it) while a store gives or
+// removes a page name, creates a page under a temporary name, or sweeps
+// stale pages. Without it a sweep that had found a name stale could unlink
+// it just after a live store had renamed its fresh page over it, and could
+// unlink a page made under a temporary name before its store had locked
+// it. The directory is shared by every user, so anyone may hold the lock:
+// one not had within kNamingWait is gone without (the races above are back
+// then; statistics are never a reason to hold a store up longer).
+constexpr auto kNamingWait = std::chrono::milliseconds(250);
+
+class NamingLock {
+public:
+    NamingLock() noexcept {
+        try {
+            fd_ = take(stats_dir());
+        } catch (...) {
+            // No memory for the path: gone without, as when it is held.
+        }
+    }
+    ~NamingLock() {
+        if (fd_ >= 0) {
+            // Unlocked first: a child forked meanwhile shares the lock, and
+            // would hold it for as long as it keeps the descriptor.
+            (void)::flock(fd_, LOCK_UN);
+            ::close(fd_);
+        }
+    }
+    NamingLock(const NamingLock &) = delete;
+    NamingLock &operator=(const NamingLock &) = delete;
+
+private:
+    // The directory's fd with the lock held, or -1.
+    static int take(const std::string &dir) noexcept {
+        const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+            return -1;
+        const auto until = std::chrono::steady_clock::now() + kNamingWait;
+        while (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            if ((errno != EWOULDBLOCK && errno != EINTR) ||
+                std::chrono::steady_clock::now() >= until) {
+                ::close(fd);
+                return -1;
+            }
+            if (naming_lock_busy_hook)
+                naming_lock_busy_hook();
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+        return fd;
+    }
+
+    int fd_ = -1;
+};
+
 // A lock over the whole file, for fcntl.
 struct flock whole_file(short type) noexcept {
     struct flock l;
@@ -147,7 +205,10 @@ StatsPage::StatsPage(const std::string &store_id) {
     // nothing is left behind under another name if the process dies.
     // File systems without O_TMPFILE get a temporary name instead.
     fd_ = ::open(stats_dir().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
+    // A temporary name is swept as stale until its flock is taken below.
+    std::unique_ptr<NamingLock> naming;
     if (fd_ < 0) {
+        naming = std::make_unique<NamingLock>();
         std::string tmpl = in_dir("daxkv-stats.new.XXXXXX");
         fd_ = ::mkostemp(&tmpl[0], O_CLOEXEC);
         if (fd_ < 0)
@@ -188,6 +249,7 @@ StatsPage::StatsPage(const std::string &store_id) {
 }
 
 StatsPage::~StatsPage() {
+    NamingLock naming;
     for (const auto &n : names_)
         if (is_ours(n.name))
             ::unlink(n.name.c_str());
@@ -216,6 +278,7 @@ void StatsPage::name_device(const std::string &device_path) {
     // Linked under the temporary name's directory first, then renamed over
     // the name: a stale page of a store that died is replaced atomically.
     const std::string staging = name + ".new";
+    NamingLock naming;
     ::unlink(staging.c_str());
     const std::string self = tmp_name_.empty() ? "/proc/self/fd/" + std::to_string(fd_) : tmp_name_;
     if (::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, staging.c_str(),
@@ -260,6 +323,7 @@ void StatsPage::unname_device(const std::string &device_path) noexcept {
                                  [&](const Name &n) { return n.device_path == device_path; });
     if (it == names_.end())
         return;
+    NamingLock naming;
     if (is_ours(it->name) && !named_twice(it->name))
         ::unlink(it->name.c_str());
     names_.erase(it);
@@ -290,6 +354,7 @@ void remove_stale_pages() noexcept {
     DIR *d = ::opendir(dir.c_str());
     if (!d)
         return;
+    NamingLock naming;
     while (struct dirent *de = ::readdir(d)) {
         if (std::strncmp(de->d_name, "daxkv-stats.", 12) != 0)
             continue;
@@ -303,8 +368,11 @@ void remove_stale_pages() noexcept {
         // still refers to the file whose lock we hold.
         if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::fstat(fd, &held) == 0 &&
             ::lstat(name.c_str(), &now) == 0 && held.st_dev == now.st_dev &&
-            held.st_ino == now.st_ino)
+            held.st_ino == now.st_ino) {
+            if (sweep_hook)
+                sweep_hook(name);
             ::unlink(name.c_str());
+        }
         ::close(fd);
     }
     ::closedir(d);
@@ -434,5 +502,12 @@ PageSnapshot read_stats_page(const std::string &device_path) {
     }
     fail(-EAGAIN, "no whole publication of %s's statistics after 1000 tries", device_path.c_str());
 }
+
+namespace testing {
+
+void set_sweep_hook(std::function<void(const std::string &)> fn) { sweep_hook = std::move(fn); }
+void set_naming_lock_busy_hook(std::function<void()> fn) { naming_lock_busy_hook = std::move(fn); }
+
+} // namespace testing
 
 } // namespace daxkv

@@ -12,7 +12,10 @@
 // is open: a page whose locks are free is stale (its store died) and is
 // reported as absent. Readers test the OFD lock, which takes no lock of
 // their own; the flock (all that publishers of earlier versions hold, and
-// what stale pages are swept by) can only be tested by taking it.
+// what stale pages are swept by) can only be tested by taking it. Names are
+// given, removed and swept under an exclusive flock of the directory (the
+// naming lock), so that a sweep never removes a name a live store has just
+// renamed its page over.
 //
 // Readers and the writer meet through a sequence counter in the page
 // (odd while a publication is being written). The writer stores every field
@@ -110,6 +113,15 @@ private:
 // Remove the pages in the statistics directory whose store is gone (a
 // process that died leaves its page behind; each new publisher sweeps).
 void remove_stale_pages() noexcept;
+
+namespace testing {
+// Tests only: run by remove_stale_pages between finding a page's name
+// stale and removing it (the directory's naming lock held, when it was had).
+void set_sweep_hook(std::function<void(const std::string &name)> fn);
+// Tests only: run each time the directory's naming lock is found held by
+// someone else.
+void set_naming_lock_busy_hook(std::function<void()> fn);
+} // namespace testing
 
 // One publication as a reader got it.
 struct PageSnapshot {

@@ -16,7 +16,8 @@
 // status of 12000 nested arrays; a device whose file is deleted before it
 // is removed from the pool; stats_interval above one hour and not a
 // number; daxkv_shutdown while another thread adds and removes a device of
-// the pool.
+// the pool; a live store naming its page over a name a sweep has just found
+// stale.
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -505,3 +506,38 @@ TEST_F(StatsPage, AShutdownStopsPublishingOnlyOnceNoHotplugCallUsesThePage) {
 }
 
 } // namespace
+
+// A sweep removes a name it found stale with the statistics directory's
+// naming lock held: a live store that renames its fresh page over that name
+// meanwhile waits for the lock, and its name is not the one removed. The
+// sweep is held between its check and its unlink (the sweep hook) until
+// the live store's naming is seen waiting for the lock (or 2 s went by).
+TEST_F(StatsPage, ASweepNeverRemovesTheNameALiveStoreJustGaveItsPage) {
+    const std::string device = dir_.file("device");
+    { std::ofstream(device) << "x"; }
+    const std::string name = pages_.path() + "/" + daxkv::stats_page_name(device);
+    // A dead store's page under the device's page name: nobody holds it.
+    { std::ofstream(name, std::ios::binary) << page_bytes(2, "{}"); }
+    daxkv::StatsPage live("live"); // holds its page's locks
+    live.publish(nullptr, 0, "{}");
+    std::atomic<int> waited{0};
+    std::thread namer;
+    daxkv::testing::set_naming_lock_busy_hook([&] { ++waited; });
+    daxkv::testing::set_sweep_hook([&](const std::string &swept) {
+        if (swept != name || namer.joinable())
+            return;
+        namer = std::thread([&] { live.name_device(device); });
+        const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+        while (waited == 0 && std::chrono::steady_clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    });
+    daxkv::remove_stale_pages();
+    ASSERT_TRUE(namer.joinable()) << "the sweep did not find the dead store's page stale";
+    namer.join();
+    daxkv::testing::set_sweep_hook(nullptr);
+    daxkv::testing::set_naming_lock_busy_hook(nullptr);
+    EXPECT_GT(waited.load(), 0) << "the live store named its page while the sweep held the name";
+    // The name is the live page's.
+    const daxkv::PageSnapshot got = daxkv::read_stats_page(device);
+    EXPECT_EQ(got.store_id, "live");
+}
