@@ -478,22 +478,31 @@ def test_properties_while_open_and_after_close(tmp_path):
     release(*objs)
 
 
+def _own_core_with_one_stored_slot(tmp_path, seed):
+    """A core on a two-slot file holding pattern(S, seed) under ekey(1):
+    returns the core, the object put and the slot's offset in the arena.
+    Not make_core's: that fixture keeps its cores alive and closes them at
+    teardown, and these tests close or drop theirs while views remain."""
+    path = make_device(tmp_path / "dax.bin", 2 * S)
+    core = DaxCore(device_path=path, max_dax_size_bytes=2 * S, slot_bytes=S)
+    obj = byte_obj(S, seed)
+    assert core.put_one(ekey(1), obj) is True
+    r, rs = reserve_one(core, ekey(1))
+    core.finalize_reads(rs, set())
+    return core, obj, r.offset
+
+
 @pytest.mark.parametrize("held", ["arena_view slice", "mmap_obj", "both"])
 def test_views_of_the_arena_held_across_close_stay_readable(tmp_path, held):
     # LMCache's core cannot close an mmap while a view of it is exported, so
     # such a view stays readable; reading one after close once crashed the
     # process (the store unmapped the arena under it).
-    path = make_device(tmp_path / "dax.bin", 2 * S)
-    core = DaxCore(device_path=path, max_dax_size_bytes=2 * S, slot_bytes=S)
-    obj = byte_obj(S, 81)
-    assert core.put_one(ekey(1), obj) is True
-    r, rs = reserve_one(core, ekey(1))
-    core.finalize_reads(rs, set())
+    core, obj, at = _own_core_with_one_stored_slot(tmp_path, 81)
     views = []
     if held != "mmap_obj":
-        views.append(core.arena_view[r.offset : r.offset + S])
+        views.append(core.arena_view[at : at + S])
     if held != "arena_view slice":
-        views.append(memoryview(core.mmap_obj).cast("B")[r.offset : r.offset + S])
+        views.append(memoryview(core.mmap_obj).cast("B")[at : at + S])
     store = core.store
     core.close()
     assert (core.mmap_obj, core.arena_view) == (None, None)
@@ -518,18 +527,13 @@ def test_views_of_the_arena_outlive_a_core_dropped_without_close(tmp_path, held)
     # A core garbage-collected without close() took its store along, whose
     # finalizer unmapped the arena under the caller's view: reading it
     # crashed the process. LMCache's mmap stays mapped while exported.
-    path = make_device(tmp_path / "dax.bin", 2 * S)
-    core = DaxCore(device_path=path, max_dax_size_bytes=2 * S, slot_bytes=S)
-    obj = byte_obj(S, 82)
-    assert core.put_one(ekey(1), obj) is True
-    r, rs = reserve_one(core, ekey(1))
-    core.finalize_reads(rs, set())
+    core, obj, at = _own_core_with_one_stored_slot(tmp_path, 82)
     if held == "mmap_obj":
-        view = memoryview(core.mmap_obj).cast("B")[r.offset : r.offset + S]
+        view = memoryview(core.mmap_obj).cast("B")[at : at + S]
     else:
-        view = core.arena_view[r.offset : r.offset + S]
+        view = core.arena_view[at : at + S]
     store = weakref.ref(core.store)
-    del core, r, rs
+    del core
     gc.collect()
     assert store() is not None and not store().closed  # checked before the read
     assert bytes(view) == pattern(S, 82)
