@@ -71,6 +71,24 @@ protected:
         return n;
     }
 
+    // A store on path_ opened in a child that is killed while it runs: its
+    // page stays behind with no process publishing it, as a crashed store
+    // leaves it (a shutdown would have removed the page).
+    void kill_a_store_holding_its_page() {
+        const pid_t child = ::fork();
+        ASSERT_GE(child, 0);
+        if (child == 0) {
+            StorePtr s;
+            if (open_store(&s, path_, StoreSpec(4096, 8)) != 0)
+                ::_exit(1);
+            ::raise(SIGKILL); // dies holding the page
+            ::_exit(2);
+        }
+        int status = 0;
+        ::waitpid(child, &status, 0);
+        ASSERT_TRUE(WIFSIGNALED(status)) << "the child failed to open its store";
+    }
+
     // The bytes of a page in the publisher's format (store id "store",
     // no stats), with the caller's seq and status JSON.
     static std::string page_bytes(uint64_t seq, const std::string &status) {
@@ -86,6 +104,28 @@ protected:
         std::memcpy(&page[56], "store", 5);
         std::memcpy(&page[8192], status.data(), status.size());
         return page;
+    }
+
+    // A hotplug store on path_ with a second device (*second: its path) of
+    // 4 slots added to its pool, each device published under a page name of
+    // its own.
+    void open_a_pool_of_two(std::string *second) {
+        open(StoreSpec(4096, 8).set("hotplug", "1"));
+        *second = dir_.file("second");
+        ASSERT_EQ(daxkv_device_add(s(), second->c_str(), arena_bytes_for(4096, 4, 256)), 0)
+            << daxkv_errmsg();
+        EXPECT_EQ(pages(), 2u);
+    }
+
+    // Writes bytes as the page of device `device` and holds it locked on
+    // *fd, as a running store holds its page, so that readers take it for
+    // a live store's page until *fd is closed.
+    void hold_live_page(const std::string &device, const std::string &bytes, int *fd) {
+        const std::string name = pages_.path() + "/" + daxkv::stats_page_name(device);
+        write_file(name, bytes);
+        *fd = ::open(name.c_str(), O_RDONLY);
+        ASSERT_GE(*fd, 0);
+        ASSERT_EQ(::flock(*fd, LOCK_SH), 0);
     }
 
     TempDir pages_;
@@ -158,18 +198,7 @@ TEST_F(StatsPage, AnotherProcessReadsThePage) {
 
 TEST_F(StatsPage, AKilledStoresPageIsAbsentAndSweptByTheNextStore) {
     FILE_ARENA_ONLY();
-    const pid_t child = ::fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-        StorePtr s;
-        if (open_store(&s, path_, StoreSpec(4096, 8)) != 0)
-            ::_exit(1);
-        ::raise(SIGKILL); // dies holding the page
-        ::_exit(2);
-    }
-    int status = 0;
-    ::waitpid(child, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "the child failed to open its store";
+    ASSERT_NO_FATAL_FAILURE(kill_a_store_holding_its_page());
     EXPECT_EQ(pages(), 1u) << "a killed store leaves its page";
     int rc = 0;
     peek(path_, &rc);
@@ -188,18 +217,7 @@ TEST_F(StatsPage, AKilledStoresPageIsAbsentAndSweptByTheNextStore) {
 // the store's lock, and reported the dead store's last numbers as valid.
 TEST_F(StatsPage, ADeadStoresPageIsAbsentWhileAnotherReaderTestsIt) {
     FILE_ARENA_ONLY();
-    const pid_t child = ::fork();
-    ASSERT_GE(child, 0);
-    if (child == 0) {
-        StorePtr s;
-        if (open_store(&s, path_, StoreSpec(4096, 8)) != 0)
-            ::_exit(1);
-        ::raise(SIGKILL); // dies holding the page
-        ::_exit(2);
-    }
-    int status = 0;
-    ::waitpid(child, &status, 0);
-    ASSERT_TRUE(WIFSIGNALED(status)) << "the child failed to open its store";
+    ASSERT_NO_FATAL_FAILURE(kill_a_store_holding_its_page());
     const std::string name = pages_.path() + "/" + daxkv::stats_page_name(path_);
     const int fd = ::open(name.c_str(), O_RDONLY);
     ASSERT_GE(fd, 0);
@@ -254,11 +272,8 @@ TEST_F(StatsPage, APageOfAnotherFormatAndAShortBuffer) {
     // a live page would be.
     const std::string other = dir_.file("other");
     write_file(other, "x");
-    const std::string page = pages_.path() + "/" + daxkv::stats_page_name(other);
-    write_file(page, std::string(40000, 'J'));
-    const int fd = ::open(page.c_str(), O_RDONLY);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(::flock(fd, LOCK_SH), 0);
+    int fd = -1;
+    ASSERT_NO_FATAL_FAILURE(hold_live_page(other, std::string(40000, 'J'), &fd));
     struct daxkv_stats st;
     st.struct_size = sizeof st;
     EXPECT_EQ(daxkv_stats_peek(other.c_str(), &st), -EPROTO);
@@ -285,11 +300,8 @@ TEST_F(StatsPage, AStatusWithFieldsOfOtherTypesIsReadAroundThem) {
     put_word(48, status.size());               // status_len
     std::memcpy(&page[56], "store", 5);        // store_id
     std::memcpy(&page[8192], status.data(), status.size());
-    const std::string name = pages_.path() + "/" + daxkv::stats_page_name(other);
-    write_file(name, page);
-    const int fd = ::open(name.c_str(), O_RDONLY);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(::flock(fd, LOCK_SH), 0); // held, as a running store holds its page
+    int fd = -1;
+    ASSERT_NO_FATAL_FAILURE(hold_live_page(other, page, &fd));
     size_t needed = 0;
     EXPECT_EQ(daxkv_stats_prometheus_peek(other.c_str(), nullptr, 0, &needed), -ENOBUFS)
         << daxkv_errmsg();
@@ -354,11 +366,8 @@ TEST_F(StatsPage, APrometheusSampleWithALongDevicePathIsWhole) {
     const std::string path(5000, 'p');
     const std::string status = R"({"devices":[{"path":")" + path +
                                R"(","slots":8,"slots_free":1},{"path":"b","slots":2}]})";
-    const std::string name = pages_.path() + "/" + daxkv::stats_page_name(other);
-    write_file(name, page_bytes(2, status));
-    const int fd = ::open(name.c_str(), O_RDONLY);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(::flock(fd, LOCK_SH), 0); // held, as a running store holds its page
+    int fd = -1;
+    ASSERT_NO_FATAL_FAILURE(hold_live_page(other, page_bytes(2, status), &fd));
     size_t needed = 0;
     ASSERT_EQ(daxkv_stats_prometheus_peek(other.c_str(), nullptr, 0, &needed), -ENOBUFS)
         << daxkv_errmsg();
@@ -411,11 +420,8 @@ TEST_F(StatsPage, AStatusNestedDeeperThanAPublisherWritesIsNotPassedOn) {
     write_file(other, "x");
     const std::string deep =
         R"({"devices":)" + std::string(12000, '[') + std::string(12000, ']') + "}";
-    const std::string name = pages_.path() + "/" + daxkv::stats_page_name(other);
-    write_file(name, page_bytes(2, deep));
-    const int fd = ::open(name.c_str(), O_RDONLY);
-    ASSERT_GE(fd, 0);
-    ASSERT_EQ(::flock(fd, LOCK_SH), 0); // held, as a running store holds its page
+    int fd = -1;
+    ASSERT_NO_FATAL_FAILURE(hold_live_page(other, page_bytes(2, deep), &fd));
     const std::string text = status(other);
     int deepest = 0;
     const auto j = nlohmann::json::parse(
@@ -434,11 +440,8 @@ TEST_F(StatsPage, AStatusNestedDeeperThanAPublisherWritesIsNotPassedOn) {
 
 TEST_F(StatsPage, PoolDevicesAddedLaterAreNamedAndRemovedOnesUnnamed) {
     FILE_ARENA_ONLY();
-    open(StoreSpec(4096, 8).set("hotplug", "1"));
-    const std::string second = dir_.file("second");
-    ASSERT_EQ(daxkv_device_add(s(), second.c_str(), arena_bytes_for(4096, 4, 256)), 0)
-        << daxkv_errmsg();
-    EXPECT_EQ(pages(), 2u);
+    std::string second;
+    ASSERT_NO_FATAL_FAILURE(open_a_pool_of_two(&second));
     EXPECT_EQ(peek(second).devices, 2u);
     daxkv_hotplug_result r;
     r.struct_size = sizeof r;
@@ -458,11 +461,8 @@ TEST_F(StatsPage, PoolDevicesAddedLaterAreNamedAndRemovedOnesUnnamed) {
 // page.
 TEST_F(StatsPage, ADeviceDeletedBeforeItsRemovalLosesItsName) {
     FILE_ARENA_ONLY();
-    open(StoreSpec(4096, 8).set("hotplug", "1"));
-    const std::string second = dir_.file("second");
-    ASSERT_EQ(daxkv_device_add(s(), second.c_str(), arena_bytes_for(4096, 4, 256)), 0)
-        << daxkv_errmsg();
-    EXPECT_EQ(pages(), 2u);
+    std::string second;
+    ASSERT_NO_FATAL_FAILURE(open_a_pool_of_two(&second));
     ASSERT_EQ(::unlink(second.c_str()), 0);
     daxkv_hotplug_result r;
     r.struct_size = sizeof r;
