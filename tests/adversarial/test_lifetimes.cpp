@@ -87,6 +87,19 @@ protected:
         }
         return out;
     }
+    // A forced shrink of dev0 to 4 slots, started on the thread `resize` (rc
+    // gets its result) and waited on until it raises dev0's lease gate: from
+    // then on it waits for the lease the caller holds above the new end.
+    // EVICT|FORCE: nothing to migrate to, the entries above go. False if the
+    // gate never rose; the thread is started either way.
+    bool shrink_until_it_gates_leases(daxkv_store *raw, std::thread &resize, int &rc) {
+        resize = std::thread([raw, &rc, path = paths_[0], r = result()]() mutable {
+            rc = daxkv_device_resize(raw, path.c_str(), 4 * kSlot, DAXKV_EVICT, DAXKV_FORCE, &r);
+        });
+        for (int i = 0; i < 200000 && pool_status(raw)["devices"][0]["lease_gate"] != true; ++i)
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        return pool_status(raw)["devices"][0]["lease_gate"] == true;
+    }
     TempDir dir_;
     std::vector<std::string> paths_;
     int pools_ = 0;
@@ -197,16 +210,9 @@ TEST_F(Lifetimes, ShutdownWakesALeaseWaitingBehindALeaseGate) {
         if (daxkv_lease_acquire(s.get(), high.data(), high.size(), &l))
             return "lease failed";
         daxkv_store *raw = s.get();
-        daxkv_hotplug_result r = result();
         int rc_resize = 1, rc_lease = 1;
-        // EVICT|FORCE: nothing to migrate to, the entries above go.
-        std::thread resize([&] {
-            rc_resize = daxkv_device_resize(raw, paths_[0].c_str(), 4 * kSlot, DAXKV_EVICT,
-                                            DAXKV_FORCE, &r);
-        });
-        for (int i = 0; i < 200000 && pool_status(raw)["devices"][0]["lease_gate"] != true; ++i)
-            std::this_thread::sleep_for(std::chrono::microseconds(50));
-        if (pool_status(raw)["devices"][0]["lease_gate"] != true)
+        std::thread resize;
+        if (!shrink_until_it_gates_leases(raw, resize, rc_resize))
             return "the resize never gated leases";
         daxkv_lease *l2 = nullptr;
         std::thread lease(
@@ -245,15 +251,9 @@ TEST_F(Lifetimes, ALeaseBatchWokenByShutdownLeavesNoItemLookingLeased) {
         daxkv_lease *l = nullptr;
         if (daxkv_lease_acquire(raw, high.data(), high.size(), &l))
             return "lease failed";
-        daxkv_hotplug_result r = result();
         int rc_resize = 1;
-        std::thread resize([&] {
-            rc_resize = daxkv_device_resize(raw, paths_[0].c_str(), 4 * kSlot, DAXKV_EVICT,
-                                            DAXKV_FORCE, &r);
-        });
-        for (int i = 0; i < 200000 && pool_status(raw)["devices"][0]["lease_gate"] != true; ++i)
-            std::this_thread::sleep_for(std::chrono::microseconds(50));
-        if (pool_status(raw)["devices"][0]["lease_gate"] != true)
+        std::thread resize;
+        if (!shrink_until_it_gates_leases(raw, resize, rc_resize))
             return "the resize never gated leases";
         // The first item (dev1) is leased, the second (dev0, below the new
         // end) meets the gate: the batch gives the first lease back and
