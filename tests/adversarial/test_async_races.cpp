@@ -1,0 +1,1042 @@
+// Races between the asynchronous batches, zero-copy leases, reservations,
+// cursors and the calls that take entries or devices away: each scenario runs
+// two or more threads through the C API against each other and then checks
+// what every call returned and what the store holds.
+//
+// Races tried here: daxkv_submit from several threads (small batches that
+// run inline, large ones for the dispatcher) while another thread calls
+// daxkv_shutdown, then daxkv_poll until every accepted batch has its one
+// completion and the event fd is quiet; asynchronous DAXKV_REPLACE puts of
+// keys leased by the caller (the leased bytes must not change); asynchronous
+// forced removes of keys with open reservations (commit is 0 or -ECANCELED,
+// and the key then holds the committed bytes or nothing); a forced removal
+// of a device (DAXKV_MIGRATE and DAXKV_EVICT) while asynchronous gets and
+// puts of its keys run and a lease of one of them is held (released by the
+// caller only after the removal blocked on it); lease batches against
+// forced removes and replaces of their keys (every leased value stays whole
+// until released); reservations (daxkv_reserve_meta) written into and
+// committed while a forced removal of their device cancels them; a cursor
+// walk beside puts, removes and the removal of a device (every key that
+// stays committed is reported exactly once, never a torn key); daxkv_poll
+// and daxkv_event_fd after shutdown.
+#include <poll.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "capi/handles.hpp"
+#include "common.hpp"
+
+using namespace adv;
+
+namespace {
+
+constexpr unsigned kAlarm = 30;
+
+// Poll until `want` completions were taken (or about 20 s went by).
+std::vector<daxkv_completion> collect(daxkv_store *s, size_t want) {
+    std::vector<daxkv_completion> got;
+    for (int spins = 0; got.size() < want && spins < 200000; ++spins) {
+        daxkv_completion c[16];
+        int n = daxkv_poll(s, c, 16);
+        if (n < 0)
+            break;
+        got.insert(got.end(), c, c + n);
+        if (n == 0)
+            std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    return got;
+}
+
+bool fd_readable(int fd) {
+    struct pollfd p = {fd, POLLIN, 0};
+    return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+class AsyncRaces : public ::testing::Test {
+protected:
+    StorePtr open_pool(uint32_t n, uint32_t slots,
+                       std::vector<std::pair<std::string, std::string>> opts = {}) {
+        paths_.clear();
+        std::vector<std::pair<std::string, uint64_t>> devs;
+        const std::string prefix =
+            "ar" + std::to_string(::getpid()) + "-" + std::to_string(pools_++) + "-";
+        for (uint32_t i = 0; i < n; ++i) {
+            paths_.push_back(dir_.file(prefix + "dev" + std::to_string(i)));
+            devs.emplace_back(paths_.back(), dev_bytes_for(slots));
+        }
+        opts.emplace_back("hotplug", "1");
+        ConfigPtr cfg = config(opts, devs);
+        daxkv_store *s = nullptr;
+        int rc = daxkv_open(&s, cfg.get());
+        EXPECT_EQ(rc, 0) << daxkv_errmsg();
+        return StorePtr(rc == 0 ? s : nullptr);
+    }
+    // The keys (of 0..n-1) whose entries lie on device row d.
+    std::vector<uint32_t> keys_on(daxkv_store *s, uint32_t n, size_t d) {
+        std::vector<uint32_t> out;
+        for (uint32_t i = 0; i < n; ++i) {
+            std::string k = key_of(i);
+            daxkv_lease *l = nullptr;
+            if (daxkv_lease_acquire(s, k.data(), k.size(), &l) != 0)
+                continue;
+            uint64_t b = pool_status(s)["devices"][d]["borrowed_slot_count"];
+            daxkv_lease_release(l);
+            if (b == 1)
+                out.push_back(i);
+        }
+        return out;
+    }
+    TempDir dir_;
+    std::vector<std::string> paths_;
+    int pools_ = 0;
+};
+
+// Items of one batch with their own keys and buffers.
+struct Batch {
+    std::vector<std::string> keys;
+    std::vector<std::vector<uint8_t>> bufs;
+    std::vector<daxkv_item> items;
+    Batch(uint32_t first, uint32_t n, uint64_t version, bool put) {
+        for (uint32_t i = 0; i < n; ++i) {
+            keys.push_back(key_of(first + i));
+            bufs.push_back(put ? val(first + i, version) : std::vector<uint8_t>(kSlot));
+        }
+        for (uint32_t i = 0; i < n; ++i) {
+            daxkv_item it{};
+            it.key = keys[i].data();
+            it.key_len = keys[i].size();
+            it.data = bufs[i].data();
+            it.len = bufs[i].size();
+            it.status = 12345;
+            items.push_back(it);
+        }
+    }
+};
+
+} // namespace
+
+// ---------------------------------------------------------------------------
+// Submission against shutdown
+
+TEST_F(AsyncRaces, SubmittersRacingShutdownEachAcceptedBatchCompletesOnce) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(1, 256);
+        daxkv_store *raw = s.get();
+        const int fd = daxkv_event_fd(raw);
+        if (fd < 0)
+            return "event_fd failed";
+        constexpr int kThreads = 3, kPerThread = 40;
+        // Every batch of every thread, kept alive until the end.
+        std::vector<std::vector<std::unique_ptr<Batch>>> batches(kThreads);
+        std::vector<std::vector<uint64_t>> accepted(kThreads);
+        std::vector<std::string> errs(kThreads);
+        std::atomic<int> started{0};
+        std::vector<std::thread> ts;
+        for (int t = 0; t < kThreads; ++t) {
+            ts.emplace_back([&, t] {
+                ++started;
+                for (int b = 0; b < kPerThread; ++b) {
+                    // Small batches (inline), and batches of 80 items that
+                    // go to the dispatcher.
+                    const uint32_t n = (b % 3 == 0) ? 80 : 4;
+                    const uint32_t first = static_cast<uint32_t>(t * 80);
+                    const bool put = b % 2 == 0;
+                    batches[t].emplace_back(new Batch(first, n, 1, put));
+                    Batch &bt = *batches[t].back();
+                    const uint64_t tag = (uint64_t(t) << 32) | uint64_t(b);
+                    int rc = daxkv_submit(raw, put ? DAXKV_OP_PUT : DAXKV_OP_GET,
+                                          bt.items.data(), bt.items.size(),
+                                          put ? DAXKV_REPLACE : 0, tag);
+                    if (rc == 0) {
+                        accepted[t].push_back(tag);
+                    } else if (rc != -ESHUTDOWN) {
+                        errs[t] = "submit returned " + std::to_string(rc);
+                        return;
+                    } else {
+                        // Refused: the items are the caller's, untouched.
+                        for (auto &it : bt.items)
+                            if (it.status != 12345) {
+                                errs[t] = "a refused batch had its items written";
+                                return;
+                            }
+                    }
+                }
+            });
+        }
+        while (started.load() < kThreads)
+            std::this_thread::yield();
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        int src = daxkv_shutdown(raw);
+        for (auto &t : ts)
+            t.join();
+        std::string out;
+        for (auto &e : errs)
+            if (!e.empty())
+                out += e + "; ";
+        if (src != 0)
+            out += "shutdown returned " + std::to_string(src) + "; ";
+        size_t total = 0;
+        std::set<uint64_t> want;
+        for (auto &a : accepted) {
+            total += a.size();
+            want.insert(a.begin(), a.end());
+        }
+        // Every accepted batch has its completion once shutdown returned
+        // (or, for a submission that raced it, once that submit returned).
+        std::vector<daxkv_completion> got = collect(raw, total);
+        std::set<uint64_t> seen;
+        for (auto &c : got) {
+            if (!want.count(c.tag))
+                out += "completion of a tag never accepted; ";
+            if (!seen.insert(c.tag).second)
+                out += "a completion returned twice; ";
+            if (c.result < 0 && c.result != -ECANCELED)
+                out += "a batch failed with " + std::to_string(c.result) + "; ";
+        }
+        if (seen.size() != want.size())
+            out += std::to_string(want.size() - seen.size()) + " accepted batches never completed; ";
+        daxkv_completion extra;
+        if (daxkv_poll(raw, &extra, 1) != 0)
+            out += "a completion beyond the accepted ones; ";
+        if (fd_readable(fd))
+            out += "the event fd is readable with nothing to poll; ";
+        if (daxkv_event_fd(raw) != fd)
+            out += "the event fd changed after shutdown; ";
+        // Every item of every accepted batch has a final status.
+        for (int t = 0; t < kThreads; ++t)
+            for (size_t b = 0; b < batches[t].size(); ++b) {
+                const uint64_t tag = (uint64_t(t) << 32) | uint64_t(b);
+                if (!want.count(tag))
+                    continue;
+                for (auto &it : batches[t][b]->items)
+                    if (it.status == 12345) {
+                        out += "an item of a completed batch has no status; ";
+                        break;
+                    }
+            }
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+// ---------------------------------------------------------------------------
+// Leases against replaces and removes
+
+TEST_F(AsyncRaces, AsyncReplacePutsNeverChangeLeasedBytes) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(2, 64);
+        daxkv_store *raw = s.get();
+        constexpr uint32_t kKeys = 8;
+        for (uint32_t i = 0; i < kKeys; ++i)
+            if (put_key(raw, i, 1))
+                return "put failed";
+        std::vector<daxkv_lease_item> li(kKeys);
+        std::vector<std::string> keys;
+        for (uint32_t i = 0; i < kKeys; ++i)
+            keys.push_back(key_of(i));
+        for (uint32_t i = 0; i < kKeys; ++i) {
+            li[i] = daxkv_lease_item{};
+            li[i].key = keys[i].data();
+            li[i].key_len = keys[i].size();
+        }
+        if (daxkv_lease_batch(raw, li.data(), kKeys, 0) != int(kKeys))
+            return std::string("lease_batch: ") + daxkv_errmsg();
+        std::string out;
+        // Replace every key many times (inline and on the dispatcher), and
+        // remove some with force, while the leases are held.
+        std::vector<std::unique_ptr<Batch>> batches;
+        size_t submitted = 0;
+        for (uint64_t v = 2; v < 30; ++v) {
+            batches.emplace_back(new Batch(0, kKeys, v, true));
+            Batch &b = *batches.back();
+            if (daxkv_submit(raw, DAXKV_OP_PUT, b.items.data(), b.items.size(), DAXKV_REPLACE,
+                             v) != 0)
+                return "submit failed";
+            ++submitted;
+            if (v % 7 == 0) {
+                batches.emplace_back(new Batch(0, kKeys / 2, v, false));
+                Batch &r = *batches.back();
+                if (daxkv_submit(raw, DAXKV_OP_REMOVE, r.items.data(), r.items.size(),
+                                 DAXKV_FORCE, 1000 + v) != 0)
+                    return "submit remove failed";
+                ++submitted;
+            }
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                std::string bad = check_versioned(i, li[i].data, li[i].size);
+                if (!bad.empty())
+                    return "leased bytes of key " + std::to_string(i) + " changed: " + bad;
+                ValueHeader h;
+                std::memcpy(&h, li[i].data, sizeof h);
+                if (h.version != 1)
+                    return "leased value now reads version " + std::to_string(h.version);
+            }
+        }
+        std::vector<daxkv_completion> got = collect(raw, submitted);
+        if (got.size() != submitted)
+            out += "missing completions; ";
+        for (auto &c : got)
+            if (c.op == DAXKV_OP_PUT && c.result != int(kKeys))
+                out += "a replace batch stored " + std::to_string(c.result) + "; ";
+        for (uint32_t i = 0; i < kKeys; ++i) {
+            std::string bad = check_versioned(i, li[i].data, li[i].size);
+            if (!bad.empty())
+                out += "leased bytes changed at the end: " + bad + "; ";
+            if (daxkv_lease_data(li[i].lease) != li[i].data)
+                out += "lease data address differs from the batch's; ";
+        }
+        for (auto &l : li)
+            daxkv_lease_release(l.lease);
+        for (uint32_t i = 0; i < kKeys; ++i) {
+            std::string bad = check_key(raw, i, 29);
+            if (!bad.empty())
+                out += bad + "; ";
+        }
+        // Every slot the leases held came back: only the live keys use slots.
+        json st = pool_status(raw);
+        uint64_t live = 0, borrowed = 0;
+        for (auto &d : st["devices"]) {
+            live += d["live_slot_count"].get<uint64_t>();
+            borrowed += d["borrowed_slot_count"].get<uint64_t>();
+        }
+        if (live != kKeys)
+            out += "live slots " + std::to_string(live) + ", expected " + std::to_string(kKeys) +
+                   "; ";
+        if (borrowed != 0)
+            out += "slots still borrowed after release; ";
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+TEST_F(AsyncRaces, LeaseBatchesRacingForcedRemovesAndReplacesSeeWholeValues) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(2, 64);
+        daxkv_store *raw = s.get();
+        constexpr uint32_t kKeys = 12;
+        for (uint32_t i = 0; i < kKeys; ++i)
+            if (put_key(raw, i, 1))
+                return "put failed";
+        std::atomic<bool> stop{false};
+        std::string werr;
+        std::thread writer([&] {
+            uint64_t v = 2;
+            while (!stop.load()) {
+                for (uint32_t i = 0; i < kKeys && !stop.load(); ++i) {
+                    std::string k = key_of(i);
+                    int rc = (v + i) % 3 == 0 ? daxkv_remove(raw, k.data(), k.size(), DAXKV_FORCE)
+                                              : put_key(raw, i, v, DAXKV_REPLACE);
+                    if (rc < 0 && rc != -ENOENT && rc != -ECANCELED && rc != -ENOSPC) {
+                        werr = "writer got " + std::to_string(rc) + " " + daxkv_errmsg();
+                        return;
+                    }
+                }
+                ++v;
+            }
+        });
+        std::vector<std::string> keys;
+        for (uint32_t i = 0; i < kKeys; ++i)
+            keys.push_back(key_of(i));
+        std::string out;
+        for (int round = 0; round < 300 && out.empty(); ++round) {
+            std::vector<daxkv_lease_item> li(kKeys);
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                li[i] = daxkv_lease_item{};
+                li[i].key = keys[i].data();
+                li[i].key_len = keys[i].size();
+                li[i].status = 777;
+            }
+            const unsigned flags = round % 2 ? DAXKV_PREFIX : 0;
+            int n = daxkv_lease_batch(raw, li.data(), kKeys, flags);
+            if (n < 0) {
+                out += "lease_batch returned " + std::to_string(n) + "; ";
+                break;
+            }
+            int leased = 0;
+            bool prefix_ended = false;
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                if (li[i].status == 0) {
+                    ++leased;
+                    if (prefix_ended && (flags & DAXKV_PREFIX))
+                        out += "a leased item after the prefix ended; ";
+                    if (!li[i].lease) {
+                        out += "status 0 without a lease; ";
+                        continue;
+                    }
+                    // Held a little while the writer replaces and removes.
+                    std::string bad = check_versioned(i, li[i].data, li[i].size);
+                    if (!bad.empty())
+                        out += "leased value of key " + std::to_string(i) + ": " + bad + "; ";
+                } else {
+                    prefix_ended = true;
+                    if (li[i].lease)
+                        out += "a failed item has a lease; ";
+                    if (li[i].status != -ENOENT)
+                        out += "item status " + std::to_string(li[i].status) + "; ";
+                }
+            }
+            if (n != leased && !(flags & DAXKV_PREFIX))
+                out += "returned " + std::to_string(n) + " but " + std::to_string(leased) +
+                       " items leased; ";
+            std::this_thread::yield();
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                if (li[i].status == 0) {
+                    std::string bad = check_versioned(i, li[i].data, li[i].size);
+                    if (!bad.empty())
+                        out += "leased value changed while held: " + bad + "; ";
+                }
+                daxkv_lease_release(li[i].lease);
+            }
+        }
+        stop = true;
+        writer.join();
+        if (!werr.empty())
+            out += werr + "; ";
+        json st = pool_status(raw);
+        for (auto &d : st["devices"])
+            if (d["borrowed_slot_count"].get<uint64_t>() != 0)
+                out += "slots still borrowed after every release; ";
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+TEST_F(AsyncRaces, AsyncReplacePutsRacingForcedRemovesLeakNoSlot) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(2, 128);
+        daxkv_store *raw = s.get();
+        constexpr uint32_t kKeys = 100; // over the inline limit: the dispatcher runs them
+        std::atomic<bool> stop{false};
+        std::atomic<uint64_t> removed{0};
+        std::string rerr;
+        std::thread remover([&] {
+            uint32_t i = 0;
+            while (!stop.load()) {
+                std::string k = key_of(i++ % kKeys);
+                int rc = daxkv_remove(raw, k.data(), k.size(), DAXKV_FORCE);
+                if (rc == 0)
+                    ++removed;
+                else if (rc != -ENOENT) {
+                    rerr = "forced remove returned " + std::to_string(rc);
+                    return;
+                }
+            }
+        });
+        std::vector<std::unique_ptr<Batch>> batches;
+        for (uint64_t v = 1; v <= 20; ++v) {
+            batches.emplace_back(new Batch(0, kKeys, v, true));
+            Batch &b = *batches.back();
+            if (daxkv_submit(raw, DAXKV_OP_PUT, b.items.data(), b.items.size(), DAXKV_REPLACE,
+                             v) != 0)
+                return "submit failed";
+        }
+        std::vector<daxkv_completion> got = collect(raw, batches.size());
+        stop = true;
+        remover.join();
+        std::string out = rerr.empty() ? "" : rerr + "; ";
+        if (got.size() != batches.size())
+            return out + "missing completions";
+        for (auto &c : got) {
+            Batch &b = *batches[c.tag - 1];
+            int stored = 0;
+            for (auto &it : b.items) {
+                if (it.status == 0)
+                    ++stored;
+                else if (it.status != -ECANCELED && it.status != DAXKV_EXISTED)
+                    out += "put item status " + std::to_string(it.status) + "; ";
+            }
+            if (stored != c.result)
+                out += "batch result " + std::to_string(c.result) + " but " +
+                       std::to_string(stored) + " items stored; ";
+        }
+        // What is left reads whole, and only what is left takes slots.
+        uint64_t present = 0;
+        for (uint32_t i = 0; i < kKeys; ++i) {
+            std::string k = key_of(i);
+            std::vector<uint8_t> buf(kSlot);
+            size_t len = 0;
+            int g = daxkv_get(raw, k.data(), k.size(), buf.data(), buf.size(), &len);
+            if (g == 0) {
+                ++present;
+                std::string bad = check_versioned(i, buf.data(), len);
+                if (!bad.empty())
+                    out += "key " + std::to_string(i) + ": " + bad + "; ";
+            } else if (g != -ENOENT) {
+                out += "get returned " + std::to_string(g) + "; ";
+            }
+        }
+        json st = pool_status(raw);
+        uint64_t live = 0;
+        for (auto &d : st["devices"])
+            live += d["live_slot_count"].get<uint64_t>();
+        if (live != present)
+            out += std::to_string(live) + " slots live for " + std::to_string(present) +
+                   " keys present; ";
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+// ---------------------------------------------------------------------------
+// Reservations against forced removes of their keys and devices
+
+TEST_F(AsyncRaces, AsyncForcedRemovesRacingReservationsLeaveWholeValuesOrNothing) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(1, 64);
+        daxkv_store *raw = s.get();
+        constexpr uint32_t kKeys = 16;
+        std::string out;
+        std::vector<std::unique_ptr<Batch>> batches;
+        size_t submitted = 0;
+        for (int round = 0; round < 40 && out.empty(); ++round) {
+            // Reserve every key, fill half, then remove them all with force
+            // (asynchronously) while the rest is filled.
+            std::vector<daxkv_reservation *> rs(kKeys, nullptr);
+            const uint64_t v = uint64_t(round) + 1;
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                std::string k = key_of(i);
+                auto want = val(i, v);
+                const char meta[] = "m";
+                void *data = nullptr;
+                int rc = daxkv_reserve_meta(raw, k.data(), k.size(), want.size(), meta, 1, &data,
+                                            &rs[i]);
+                if (rc != 0)
+                    return "reserve_meta returned " + std::to_string(rc) + " " + daxkv_errmsg();
+                if (data != daxkv_reservation_data(rs[i]))
+                    return "reserve_meta data differs from reservation_data";
+                if (i % 2 == 0)
+                    std::memcpy(data, want.data(), want.size());
+            }
+            batches.emplace_back(new Batch(0, kKeys, 0, false));
+            Batch &b = *batches.back();
+            if (daxkv_submit(raw, DAXKV_OP_REMOVE, b.items.data(), b.items.size(), DAXKV_FORCE,
+                             uint64_t(round)) != 0)
+                return "submit failed";
+            ++submitted;
+            std::vector<int> commit(kKeys);
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                auto want = val(i, v);
+                if (i % 2 == 1)
+                    std::memcpy(daxkv_reservation_data(rs[i]), want.data(), want.size());
+                if (i % 5 == 4) {
+                    daxkv_abort(rs[i]);
+                    commit[i] = 1;
+                } else {
+                    commit[i] = daxkv_commit(rs[i]);
+                }
+            }
+            std::vector<daxkv_completion> got = collect(raw, 1);
+            if (got.size() != 1 || got[0].result < 0)
+                return "the remove batch did not complete";
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                const int st = b.items[i].status;
+                if (commit[i] != 0 && commit[i] != -ECANCELED && commit[i] != 1)
+                    out += "commit returned " + std::to_string(commit[i]) + "; ";
+                std::string bad = check_key(raw, i, v);
+                std::string gone = check_key(raw, i, 0);
+                // The remove ran before or after the commit: either the key
+                // was removed (0, or cancelled in flight: 0 too) or it is
+                // not there for the remove (-ENOENT, -EBUSY never with force).
+                if (st != 0 && st != -ENOENT)
+                    out += "forced remove item status " + std::to_string(st) + "; ";
+                if (commit[i] == 0) {
+                    if (!bad.empty() && !gone.empty())
+                        out += "committed key " + std::to_string(i) + ": " + bad + "; ";
+                } else if (!gone.empty()) {
+                    out += "key " + std::to_string(i) + " present after a cancelled commit or "
+                                                        "abort; ";
+                }
+                // Clean up for the next round.
+                std::string k = key_of(i);
+                daxkv_remove(raw, k.data(), k.size(), DAXKV_FORCE);
+            }
+        }
+        json st = pool_status(raw);
+        if (st["devices"][0]["live_slot_count"].get<uint64_t>() != 0)
+            out += "slots left taken after every key was removed: " +
+                   st["devices"][0]["live_slot_count"].dump() + "; ";
+        (void)submitted;
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+TEST_F(AsyncRaces, ReservationsWrittenWhileAForcedDeviceRemovalCancelsThem) {
+    for (int evict = 0; evict < 2; ++evict) {
+        std::string msg = child_check([&]() -> std::string {
+            ::alarm(kAlarm);
+            StorePtr s = open_pool(2, 32);
+            daxkv_store *raw = s.get();
+            std::string out;
+            // Reservations on both devices (placement takes the least used).
+            constexpr uint32_t kKeys = 8;
+            std::vector<daxkv_reservation *> rs(kKeys, nullptr);
+            std::vector<void *> data(kKeys, nullptr);
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                std::string k = key_of(i);
+                auto want = val(i, 1);
+                if (daxkv_reserve_meta(raw, k.data(), k.size(), want.size(), "x", 1, &data[i],
+                                       &rs[i]) != 0)
+                    return std::string("reserve: ") + daxkv_errmsg();
+            }
+            daxkv_hotplug_result r = result();
+            int rc = daxkv_device_remove(raw, paths_[0].c_str(),
+                                         evict ? DAXKV_EVICT : DAXKV_MIGRATE, DAXKV_FORCE, &r);
+            if (rc != 0)
+                return "forced removal with open reservations returned " + std::to_string(rc) +
+                       " " + daxkv_errmsg();
+            // The caller may still write into every reservation (the device
+            // stays mapped for them), then commit: cancelled ones fail with
+            // -ECANCELED and leave nothing.
+            int cancelled = 0;
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                auto want = val(i, 1);
+                std::memcpy(data[i], want.data(), want.size());
+                int c = daxkv_commit(rs[i]);
+                if (c == -ECANCELED) {
+                    ++cancelled;
+                    std::string gone = check_key(raw, i, 0);
+                    if (!gone.empty())
+                        out += "cancelled key " + std::to_string(i) + ": " + gone + "; ";
+                } else if (c == 0) {
+                    std::string bad = check_key(raw, i, 1);
+                    if (!bad.empty())
+                        out += "committed key " + std::to_string(i) + ": " + bad + "; ";
+                } else {
+                    out += "commit returned " + std::to_string(c) + "; ";
+                }
+            }
+            if (cancelled == 0)
+                out += "no reservation lay on the removed device; ";
+            json st = pool_status(raw);
+            if (st["devices"][0]["state"] != "removed")
+                out += "device 0 is " + st["devices"][0]["state"].dump() + "; ";
+            // The key of a cancelled reservation can be stored again.
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                int p = put_key(raw, i, 2, DAXKV_REPLACE);
+                if (p != 0)
+                    out += "put after the removal returned " + std::to_string(p) + "; ";
+                std::string bad = check_key(raw, i, 2);
+                if (!bad.empty())
+                    out += bad + "; ";
+            }
+            return out;
+        });
+        EXPECT_EQ(msg, "") << (evict ? "evict" : "migrate");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Device removal against asynchronous batches and leases
+
+TEST_F(AsyncRaces, ForcedDeviceRemovalDuringAsyncBatchesAndAHeldLease) {
+    for (int evict = 0; evict < 2; ++evict) {
+        std::string msg = child_check([&]() -> std::string {
+            ::alarm(kAlarm);
+            StorePtr s = open_pool(3, 64);
+            daxkv_store *raw = s.get();
+            constexpr uint32_t kKeys = 40;
+            for (uint32_t i = 0; i < kKeys; ++i)
+                if (put_key(raw, i, 1))
+                    return "put failed";
+            std::vector<uint32_t> on0 = keys_on(raw, kKeys, 0);
+            if (on0.empty())
+                return "no key on dev0";
+            std::string lk = key_of(on0[0]);
+            daxkv_lease *l = nullptr;
+            if (daxkv_lease_acquire(raw, lk.data(), lk.size(), &l))
+                return "lease failed";
+            std::atomic<int> rrc{1};
+            daxkv_hotplug_result r = result();
+            std::thread remover([&] {
+                rrc = daxkv_device_remove(raw, paths_[0].c_str(),
+                                          evict ? DAXKV_EVICT : DAXKV_MIGRATE, DAXKV_FORCE, &r);
+            });
+            // Gets and replaces of every key, asynchronously, meanwhile.
+            std::vector<std::unique_ptr<Batch>> batches;
+            size_t submitted = 0;
+            std::string out;
+            for (int b = 0; b < 12; ++b) {
+                const bool put = b % 3 == 2;
+                batches.emplace_back(new Batch(0, kKeys, 1, put));
+                Batch &bt = *batches.back();
+                if (daxkv_submit(raw, put ? DAXKV_OP_PUT : DAXKV_OP_GET, bt.items.data(),
+                                 bt.items.size(), put ? DAXKV_REPLACE : 0, uint64_t(b)) != 0)
+                    return "submit failed";
+                ++submitted;
+            }
+            std::vector<daxkv_completion> got = collect(raw, submitted);
+            if (got.size() != submitted)
+                out += "missing completions (a batch waits on the removal?); ";
+            // Every get returned whole values or misses (evicted keys).
+            for (size_t b = 0; b < batches.size(); ++b) {
+                if (b % 3 == 2)
+                    continue;
+                Batch &bt = *batches[b];
+                for (uint32_t i = 0; i < kKeys; ++i) {
+                    const daxkv_item &it = bt.items[i];
+                    if (it.status == 0) {
+                        std::string bad = check_versioned(i, it.data, it.len);
+                        if (!bad.empty())
+                            out += "async get of key " + std::to_string(i) + ": " + bad + "; ";
+                    } else if (it.status != -ENOENT) {
+                        out += "async get status " + std::to_string(it.status) + "; ";
+                    }
+                }
+            }
+            // The leased bytes are intact while the removal waits.
+            if (check_versioned(on0[0], daxkv_lease_data(l), daxkv_lease_size(l)) != "")
+                out += "leased bytes changed during the removal; ";
+            if (rrc.load() != 1)
+                out += "the forced removal returned " + std::to_string(rrc.load()) +
+                       " while a lease of its device was held; ";
+            daxkv_lease_release(l);
+            remover.join();
+            if (rrc.load() != 0)
+                out += "forced removal returned " + std::to_string(rrc.load()) + "; ";
+            json st = pool_status(raw);
+            if (st["devices"][0]["state"] != "removed")
+                out += "dev0 is " + st["devices"][0]["state"].dump() + "; ";
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                std::string k = key_of(i);
+                std::vector<uint8_t> buf(kSlot);
+                size_t len = 0;
+                int g = daxkv_get(raw, k.data(), k.size(), buf.data(), buf.size(), &len);
+                if (g == 0) {
+                    std::string bad = check_versioned(i, buf.data(), len);
+                    if (!bad.empty())
+                        out += "key " + std::to_string(i) + " after removal: " + bad + "; ";
+                } else if (g != -ENOENT || !evict) {
+                    out += "get after removal " + std::to_string(g) + "; ";
+                }
+            }
+            return out;
+        });
+        EXPECT_EQ(msg, "") << (evict ? "evict" : "migrate");
+    }
+}
+
+TEST_F(AsyncRaces, AShrinkDuringAsyncReplacePutsLeavesNothingAboveTheEnd) {
+    for (int force = 0; force < 2; ++force) {
+        std::string msg = child_check([&]() -> std::string {
+            ::alarm(kAlarm);
+            StorePtr s = open_pool(1, 64);
+            daxkv_store *raw = s.get();
+            constexpr uint32_t kKeys = 12;
+            // Fill the device up high first, so that the live keys lie above
+            // the new end, then free the low slots.
+            for (uint32_t i = 0; i < 48; ++i)
+                if (put_key(raw, 100 + i, 1))
+                    return "fill failed";
+            for (uint32_t i = 0; i < kKeys; ++i)
+                if (put_key(raw, i, 1))
+                    return "put failed";
+            for (uint32_t i = 0; i < 48; ++i) {
+                std::string k = key_of(100 + i);
+                daxkv_remove(raw, k.data(), k.size(), 0);
+            }
+            // Small batches (they run inline in the submitting thread, as
+            // the resize runs in this one), each key replaced 24 times.
+            std::vector<std::unique_ptr<Batch>> batches;
+            for (uint64_t v = 2; v <= 25; ++v)
+                batches.emplace_back(new Batch(0, kKeys, v, true));
+            std::atomic<bool> go{false};
+            std::string serr;
+            std::thread submitter([&] {
+                while (!go.load())
+                    std::this_thread::yield();
+                for (auto &b : batches) {
+                    if (daxkv_submit(raw, DAXKV_OP_PUT, b->items.data(), b->items.size(),
+                                     DAXKV_REPLACE, 0) != 0)
+                        serr = "submit failed";
+                    std::this_thread::yield();
+                }
+            });
+            go = true;
+            daxkv_hotplug_result r = result();
+            int rc = daxkv_device_resize(raw, paths_[0].c_str(), 32 * kSlot, DAXKV_MIGRATE,
+                                         force ? DAXKV_FORCE : 0, &r);
+            submitter.join();
+            std::vector<daxkv_completion> got = collect(raw, batches.size());
+            std::string out = serr;
+            if (got.size() != batches.size())
+                out += "missing completions; ";
+            // Writes above the end may make a shrink without force give up
+            // (-EBUSY): then the device keeps its size.
+            if (rc != 0 && !(rc == -EBUSY && !force))
+                out += "shrink returned " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+            daxkv_device_layout lay;
+            std::memset(&lay, 0, sizeof lay);
+            lay.struct_size = sizeof lay;
+            if (daxkv_device_describe(raw, paths_[0].c_str(), &lay) != 0)
+                return out + "describe failed";
+            const uint64_t end = rc == 0 ? 32 : 64;
+            if (lay.usable_slots != end)
+                out += "usable slots " + std::to_string(lay.usable_slots) + "; ";
+            daxkv_cursor *c = nullptr;
+            if (daxkv_cursor_open(raw, nullptr, &c) != 0)
+                return out + "cursor_open failed";
+            daxkv_key_info ki;
+            int n = 0;
+            for (;;) {
+                std::memset(&ki, 0, sizeof ki);
+                ki.struct_size = sizeof ki;
+                if (daxkv_cursor_next(c, &ki) != 1)
+                    break;
+                ++n;
+                if (ki.slot >= end)
+                    out += "an entry at slot " + std::to_string(ki.slot) + " past the end; ";
+            }
+            daxkv_cursor_close(c);
+            if (n != int(kKeys))
+                out += std::to_string(n) + " keys walked; ";
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                std::string bad = check_key(raw, i, 25);
+                if (!bad.empty())
+                    out += bad + "; ";
+            }
+            json st = pool_status(raw);
+            if (st["devices"][0]["live_slot_count"].get<uint64_t>() != kKeys)
+                out += "live slots " + st["devices"][0]["live_slot_count"].dump() + "; ";
+            return out;
+        });
+        EXPECT_EQ(msg, "") << (force ? "force" : "no force");
+    }
+}
+
+TEST_F(AsyncRaces, PinsTakenAsynchronouslyAcrossAForcedDeviceRemoval) {
+    for (int evict = 0; evict < 2; ++evict) {
+        std::string msg = child_check([&]() -> std::string {
+            ::alarm(kAlarm);
+            StorePtr s = open_pool(2, 64);
+            daxkv_store *raw = s.get();
+            constexpr uint32_t kKeys = 16;
+            for (uint32_t i = 0; i < kKeys; ++i)
+                if (put_key(raw, i, 1))
+                    return "put failed";
+            std::vector<uint32_t> on0 = keys_on(raw, kKeys, 0);
+            if (on0.empty())
+                return "no key on dev0";
+            // Pin every key twice, asynchronously (look up and lock).
+            Batch pin(0, kKeys, 0, false);
+            for (int k = 0; k < 2; ++k) {
+                if (daxkv_submit(raw, DAXKV_OP_CONTAINS, pin.items.data(), pin.items.size(),
+                                 DAXKV_PIN, 7) != 0)
+                    return "submit failed";
+                std::vector<daxkv_completion> got = collect(raw, 1);
+                if (got.size() != 1 || got[0].result != int(kKeys))
+                    return "the pinning batch did not hit every key";
+            }
+            std::string out;
+            // Without force the pins stop the removal, which changes nothing.
+            daxkv_hotplug_result r = result();
+            int rc = daxkv_device_remove(raw, paths_[0].c_str(),
+                                         evict ? DAXKV_EVICT : DAXKV_MIGRATE, 0, &r);
+            if (rc != -EBUSY)
+                out += "removal of pinned entries without force returned " +
+                       std::to_string(rc) + "; ";
+            if (pool_status(raw)["devices"][0]["state"] != "active")
+                out += "the refused removal left the device changed; ";
+            r = result();
+            rc = daxkv_device_remove(raw, paths_[0].c_str(), evict ? DAXKV_EVICT : DAXKV_MIGRATE,
+                                     DAXKV_FORCE, &r);
+            if (rc != 0)
+                return out + "forced removal returned " + std::to_string(rc);
+            std::set<uint32_t> gone(on0.begin(), on0.end());
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                std::string k = key_of(i);
+                const bool deleted = evict && gone.count(i);
+                // A moved entry keeps its pins; a deleted one has none left.
+                int u1 = daxkv_unpin(raw, k.data(), k.size());
+                int u2 = daxkv_unpin(raw, k.data(), k.size());
+                int u3 = daxkv_unpin(raw, k.data(), k.size());
+                if (deleted ? (u1 != -ENOENT || u2 != -ENOENT)
+                            : (u1 != 0 || u2 != 0 || u3 != -ENOENT))
+                    out += "key " + std::to_string(i) + (deleted ? " (deleted)" : " (kept)") +
+                           ": unpins " + std::to_string(u1) + "," + std::to_string(u2) + "," +
+                           std::to_string(u3) + "; ";
+                if (deleted) {
+                    // Stored again: a new entry, not pinned by anyone.
+                    if (put_key(raw, i, 2))
+                        out += "put again failed; ";
+                    int rm = daxkv_remove(raw, k.data(), k.size(), 0);
+                    if (rm != 0)
+                        out += "remove of the new entry returned " + std::to_string(rm) + "; ";
+                } else {
+                    std::string bad = check_key(raw, i, 1);
+                    if (!bad.empty())
+                        out += bad + "; ";
+                }
+            }
+            struct daxkv_stats st = get_stats(raw);
+            (void)st;
+            return out;
+        });
+        EXPECT_EQ(msg, "") << (evict ? "evict" : "migrate");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Cursors against puts, removes and a device removal
+
+TEST_F(AsyncRaces, CursorWalkBesideWritesAndADeviceRemovalReportsStableKeysOnce) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(2, 128);
+        daxkv_store *raw = s.get();
+        constexpr uint32_t kStable = 60, kChurn = 40;
+        for (uint32_t i = 0; i < kStable + kChurn; ++i)
+            if (put_key(raw, i, 1))
+                return "put failed";
+        std::string out;
+        for (int round = 0; round < 4 && out.empty(); ++round) {
+            std::atomic<bool> stop{false};
+            std::thread churn([&] {
+                uint64_t v = 2;
+                while (!stop.load()) {
+                    for (uint32_t i = kStable; i < kStable + kChurn; ++i) {
+                        std::string k = key_of(i);
+                        if ((i + v) % 2)
+                            daxkv_remove(raw, k.data(), k.size(), DAXKV_FORCE);
+                        else
+                            put_key(raw, i, v, DAXKV_REPLACE);
+                    }
+                    ++v;
+                }
+            });
+            daxkv_cursor *c = nullptr;
+            if (daxkv_cursor_open(raw, nullptr, &c) != 0)
+                return std::string("cursor_open: ") + daxkv_errmsg();
+            std::map<std::string, int> seen;
+            daxkv_key_info ki;
+            int n = 0, rc;
+            bool removed = false;
+            std::thread remover;
+            std::atomic<int> rrc{1};
+            for (;;) {
+                std::memset(&ki, 0, sizeof ki);
+                ki.struct_size = sizeof ki;
+                rc = daxkv_cursor_next(c, &ki);
+                if (rc != 1)
+                    break;
+                std::string k(static_cast<const char *>(ki.key), ki.key_len);
+                if (k.compare(0, 4, "key-") != 0)
+                    out += "a torn key reported; ";
+                ++seen[k];
+                if (++n == 20 && round % 2 == 1 && !removed) {
+                    // Take a device away in the middle of the walk: its
+                    // stable keys move to the other device.
+                    removed = true;
+                    remover = std::thread([&] {
+                        daxkv_hotplug_result r = result();
+                        rrc = daxkv_device_remove(raw, paths_[round / 2 % 2 == 0 ? 0 : 1].c_str(),
+                                                  DAXKV_MIGRATE, DAXKV_FORCE, &r);
+                    });
+                }
+            }
+            daxkv_cursor_close(c);
+            if (remover.joinable())
+                remover.join();
+            stop = true;
+            churn.join();
+            if (rc != 0)
+                out += "cursor_next ended with " + std::to_string(rc) + "; ";
+            for (uint32_t i = 0; i < kStable; ++i) {
+                auto it = seen.find(key_of(i));
+                // A migrated key moves to another device during the walk
+                // but stays committed throughout: still exactly once.
+                if (it == seen.end())
+                    out += "stable " + key_of(i) + " never reported; ";
+                else if (it->second != 1)
+                    out += "stable " + key_of(i) + " reported " + std::to_string(it->second) +
+                           " times" + (removed ? " (with a migration)" : "") + "; ";
+            }
+            if (removed && rrc.load() != 0)
+                out += "removal returned " + std::to_string(rrc.load()) + "; ";
+            if (removed) {
+                // Add the device back for the next rounds.
+                const std::string &p = paths_[round / 2 % 2 == 0 ? 0 : 1];
+                if (daxkv_device_add(raw, p.c_str(), dev_bytes_for(128)) != 0)
+                    out += std::string("add back: ") + daxkv_errmsg() + "; ";
+            }
+        }
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+TEST_F(AsyncRaces, CursorOfARemovedDeviceAndAfterShutdown) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(2, 32);
+        daxkv_store *raw = s.get();
+        for (uint32_t i = 0; i < 20; ++i)
+            if (put_key(raw, i, 1))
+                return "put failed";
+        std::string out;
+        daxkv_cursor *c = nullptr;
+        if (daxkv_cursor_open(raw, paths_[0].c_str(), &c) != 0)
+            return std::string("cursor_open: ") + daxkv_errmsg();
+        daxkv_key_info ki;
+        std::memset(&ki, 0, sizeof ki);
+        ki.struct_size = sizeof ki;
+        int rc = daxkv_cursor_next(c, &ki);
+        if (rc != 1)
+            out += "first next returned " + std::to_string(rc) + "; ";
+        daxkv_hotplug_result r = result();
+        if (daxkv_device_remove(raw, paths_[0].c_str(), DAXKV_EVICT, DAXKV_FORCE, &r) != 0)
+            out += std::string("removal: ") + daxkv_errmsg() + "; ";
+        // The walk of a device that is gone: no entry of it is left, and
+        // nothing it reports may be of the other device.
+        int more = 0;
+        for (;;) {
+            std::memset(&ki, 0, sizeof ki);
+            ki.struct_size = sizeof ki;
+            rc = daxkv_cursor_next(c, &ki);
+            if (rc != 1)
+                break;
+            ++more;
+        }
+        if (rc != 0)
+            out += "walk of the removed device ended with " + std::to_string(rc) + "; ";
+        daxkv_cursor_close(c);
+        // A cursor over everything, then shutdown in its middle.
+        if (daxkv_cursor_open(raw, nullptr, &c) != 0)
+            return out + "cursor_open 2: " + daxkv_errmsg();
+        std::memset(&ki, 0, sizeof ki);
+        ki.struct_size = sizeof ki;
+        rc = daxkv_cursor_next(c, &ki);
+        if (rc != 1)
+            out += "next before shutdown returned " + std::to_string(rc) + "; ";
+        if (daxkv_shutdown(raw) != 0)
+            out += "shutdown failed; ";
+        // Records copied before the shutdown may still be handed out; the
+        // walk then ends with -ESHUTDOWN, not with a normal end or a crash.
+        for (int k = 0; k < 1000; ++k) {
+            std::memset(&ki, 0, sizeof ki);
+            ki.struct_size = sizeof ki;
+            rc = daxkv_cursor_next(c, &ki);
+            if (rc != 1)
+                break;
+        }
+        if (rc != -ESHUTDOWN)
+            out += "the walk after shutdown ended with " + std::to_string(rc) + "; ";
+        daxkv_cursor_close(c);
+        daxkv_cursor *c2 = reinterpret_cast<daxkv_cursor *>(0x1);
+        rc = daxkv_cursor_open(raw, nullptr, &c2);
+        if (rc != -ESHUTDOWN)
+            out += "open after shutdown returned " + std::to_string(rc) + "; ";
+        (void)more;
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
