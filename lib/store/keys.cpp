@@ -103,7 +103,18 @@ const KeyRecord *KeyCursor::next() {
             return nullptr;
         batch_.clear();
         pos_ = 0;
-        snapshot_shard(store_->core(), shard_++, device_, batch_);
+        // The shard counts as walked only once its copy is whole. A copy
+        // that fails (-ENOMEM, -ESHUTDOWN) is dropped and the next call
+        // takes the same shard again: counted as walked, its keys were
+        // never reported (or only some of them), and after shutdown enough
+        // calls ended the walk as if it had seen every key.
+        try {
+            snapshot_shard(store_->core(), shard_, device_, batch_);
+        } catch (...) {
+            batch_.clear();
+            throw;
+        }
+        ++shard_;
     }
     return &batch_[pos_++];
 }

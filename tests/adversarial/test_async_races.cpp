@@ -6,19 +6,41 @@
 // Races tried here: daxkv_submit from several threads (small batches that
 // run inline, large ones for the dispatcher) while another thread calls
 // daxkv_shutdown, then daxkv_poll until every accepted batch has its one
-// completion and the event fd is quiet; asynchronous DAXKV_REPLACE puts of
-// keys leased by the caller (the leased bytes must not change); asynchronous
-// forced removes of keys with open reservations (commit is 0 or -ECANCELED,
-// and the key then holds the committed bytes or nothing); a forced removal
-// of a device (DAXKV_MIGRATE and DAXKV_EVICT) while asynchronous gets and
-// puts of its keys run and a lease of one of them is held (released by the
-// caller only after the removal blocked on it); lease batches against
-// forced removes and replaces of their keys (every leased value stays whole
-// until released); reservations (daxkv_reserve_meta) written into and
-// committed while a forced removal of their device cancels them; a cursor
-// walk beside puts, removes and the removal of a device (every key that
-// stays committed is reported exactly once, never a torn key); daxkv_poll
-// and daxkv_event_fd after shutdown.
+// completion and the event fd is quiet; asynchronous DAXKV_REPLACE puts and
+// forced removes of keys leased by the caller (the leased bytes must not
+// change, and every slot comes back at release); asynchronous replace puts
+// against a thread of forced removes (batch results match item statuses,
+// no slot leaks); asynchronous forced removes of keys with open
+// reservations (commit is 0 or -ECANCELED, and the key then holds the
+// committed bytes or nothing); a forced removal of a device (DAXKV_MIGRATE
+// and DAXKV_EVICT) while asynchronous gets and puts of its keys run and a
+// lease of one of them is held (released only after the removal blocked on
+// it); a device removed and added back eight times while asynchronous gets
+// and replaces run; a shrink (with and without DAXKV_FORCE) beside
+// asynchronous replace puts (nothing left above the new end); pins taken by
+// an asynchronous contains (DAXKV_PIN) across a forced removal, and racing
+// a removal by eviction without force; lease batches against forced
+// removes and replaces of their keys (every leased value stays whole until
+// released); reservations (daxkv_reserve_meta) written into and committed
+// while a forced removal of their device cancels them; a cursor walk beside
+// puts, removes and the removal of a device (every key that stays committed
+// is reported exactly once, never a torn key), of a device removed during
+// the walk, and across shutdown.
+//
+// Bad inputs tried here: daxkv_lease_batch with a NULL store, NULL items,
+// n above INT32_MAX, unknown flags, NULL, empty and oversized keys, and a
+// bad first item with DAXKV_PREFIX; daxkv_reserve_meta with out NULL, NULL
+// metadata of non-zero length, metadata over meta_bytes, a value over
+// slot_bytes, a NULL key, a key present and a key in flight (*out and
+// *data NULL after each, nothing reserved); daxkv_cursor_open with a NULL
+// store, an empty or unknown path and out NULL; daxkv_cursor_next with a
+// NULL cursor, out NULL, struct_size 4 and 16, and past the end; a walk
+// called again and again after shutdown.
+//
+// Found: a cursor walk counted the index shard it was copying as walked
+// even when the copy failed, so that a caller calling again after -ENOMEM
+// never saw that shard's keys, and one calling on after shutdown got 0 (the
+// end of the walk) after 64 calls.
 #include <poll.h>
 #include <unistd.h>
 
@@ -885,6 +907,160 @@ TEST_F(AsyncRaces, PinsTakenAsynchronouslyAcrossAForcedDeviceRemoval) {
     }
 }
 
+TEST_F(AsyncRaces, DeviceRemovedAndAddedBackWhileAsyncBatchesRun) {
+    for (int evict = 0; evict < 2; ++evict) {
+        std::string msg = child_check([&]() -> std::string {
+            ::alarm(kAlarm);
+            StorePtr s = open_pool(2, 256);
+            daxkv_store *raw = s.get();
+            constexpr uint32_t kKeys = 70; // over the inline limit: the dispatcher runs them
+            for (uint32_t i = 0; i < kKeys; ++i)
+                if (put_key(raw, i, 1))
+                    return "put failed";
+            std::atomic<bool> stop{false};
+            std::vector<std::unique_ptr<Batch>> batches;
+            std::string serr;
+            std::thread submitter([&] {
+                for (uint64_t v = 2; !stop.load() && v < 400; ++v) {
+                    const bool put = v % 2 == 0;
+                    batches.emplace_back(new Batch(0, kKeys, v, put));
+                    Batch &b = *batches.back();
+                    if (daxkv_submit(raw, put ? DAXKV_OP_PUT : DAXKV_OP_GET, b.items.data(),
+                                     b.items.size(), put ? DAXKV_REPLACE : 0, v) != 0) {
+                        serr = "submit failed";
+                        return;
+                    }
+                    // Keep a few batches in flight, not hundreds.
+                    while (!stop.load() &&
+                           get_stats(raw).async_submitted > get_stats(raw).async_completed + 4)
+                        std::this_thread::yield();
+                }
+            });
+            std::string out;
+            for (int cycle = 0; cycle < 8 && out.empty(); ++cycle) {
+                daxkv_hotplug_result r = result();
+                int rc = daxkv_device_remove(raw, paths_[0].c_str(),
+                                             evict ? DAXKV_EVICT : DAXKV_MIGRATE, DAXKV_FORCE, &r);
+                if (rc != 0)
+                    out += "removal returned " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+                rc = daxkv_device_add(raw, paths_[0].c_str(), dev_bytes_for(256));
+                if (rc != 0)
+                    out += "add returned " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+            }
+            stop = true;
+            submitter.join();
+            out += serr;
+            std::vector<daxkv_completion> got = collect(raw, batches.size());
+            if (got.size() != batches.size())
+                out += "missing completions; ";
+            for (auto &c : got)
+                if (c.result < 0)
+                    out += "batch " + std::to_string(c.tag) + " failed " +
+                           std::to_string(c.result) + "; ";
+            for (auto &b : batches)
+                for (uint32_t i = 0; i < kKeys; ++i) {
+                    const daxkv_item &it = b->items[i];
+                    if (it.status == 0 && b->bufs[i].size() == kSlot) {
+                        std::string bad = check_versioned(i, it.data, it.len);
+                        if (!bad.empty())
+                            out += "async get of key " + std::to_string(i) + ": " + bad + "; ";
+                    } else if (it.status < 0 && it.status != -ENOENT && it.status != -ENOSPC) {
+                        out += "item status " + std::to_string(it.status) + "; ";
+                    }
+                }
+            uint64_t present = 0;
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                std::string k = key_of(i);
+                std::vector<uint8_t> buf(kSlot);
+                size_t len = 0;
+                int g = daxkv_get(raw, k.data(), k.size(), buf.data(), buf.size(), &len);
+                if (g == 0) {
+                    ++present;
+                    std::string bad = check_versioned(i, buf.data(), len);
+                    if (!bad.empty())
+                        out += "key " + std::to_string(i) + ": " + bad + "; ";
+                } else if (g != -ENOENT || !evict) {
+                    out += "get returned " + std::to_string(g) + "; ";
+                }
+            }
+            json st = pool_status(raw);
+            uint64_t live = 0;
+            for (auto &d : st["devices"])
+                live += d["live_slot_count"].get<uint64_t>();
+            if (live != present)
+                out += std::to_string(live) + " slots live for " + std::to_string(present) +
+                       " keys; ";
+            return out;
+        });
+        EXPECT_EQ(msg, "") << (evict ? "evict" : "migrate");
+    }
+}
+
+TEST_F(AsyncRaces, AsyncPinsRacingARemovalByEvictionWithoutForce) {
+    for (int round = 0; round < 6; ++round) {
+        std::string msg = child_check([&]() -> std::string {
+            ::alarm(kAlarm);
+            StorePtr s = open_pool(2, 128);
+            daxkv_store *raw = s.get();
+            constexpr uint32_t kKeys = 100; // over the inline limit: the dispatcher runs it
+            for (uint32_t i = 0; i < kKeys; ++i)
+                if (put_key(raw, i, 1))
+                    return "put failed";
+            Batch pin(0, kKeys, 0, false);
+            std::atomic<bool> go{false};
+            int rrc = 1;
+            daxkv_hotplug_result r = result();
+            std::thread remover([&] {
+                while (!go.load())
+                    std::this_thread::yield();
+                if (round % 2)
+                    std::this_thread::sleep_for(std::chrono::microseconds(200));
+                rrc = daxkv_device_remove(raw, paths_[0].c_str(), DAXKV_EVICT, 0, &r);
+            });
+            go = true;
+            if (daxkv_submit(raw, DAXKV_OP_CONTAINS, pin.items.data(), pin.items.size(),
+                             DAXKV_PIN, 1) != 0)
+                return "submit failed";
+            remover.join();
+            std::vector<daxkv_completion> got = collect(raw, 1);
+            if (got.size() != 1)
+                return "the pinning batch never completed";
+            std::string out;
+            if (rrc != 0 && rrc != -EBUSY)
+                out += "removal returned " + std::to_string(rrc) + "; ";
+            const std::string state = pool_status(raw)["devices"][0]["state"];
+            if ((rrc == 0) != (state == "removed"))
+                out += "removal returned " + std::to_string(rrc) + " but the device is " + state +
+                       "; ";
+            int hits = 0;
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                const int st = pin.items[i].status;
+                std::string k = key_of(i);
+                int u1 = daxkv_unpin(raw, k.data(), k.size());
+                int u2 = daxkv_unpin(raw, k.data(), k.size());
+                if (st == 1) {
+                    ++hits;
+                    if (u1 != 0 || u2 != -ENOENT)
+                        out += "pinned key " + std::to_string(i) + ": unpins " +
+                               std::to_string(u1) + "," + std::to_string(u2) + "; ";
+                } else if (st == 0) {
+                    if (u1 != -ENOENT)
+                        out += "key " + std::to_string(i) + " missed by the batch but pinned; ";
+                    if (rrc != 0)
+                        out += "a miss although the removal failed; ";
+                } else {
+                    out += "item status " + std::to_string(st) + "; ";
+                }
+            }
+            if (hits != got[0].result)
+                out += "result " + std::to_string(got[0].result) + " for " +
+                       std::to_string(hits) + " hits; ";
+            return out;
+        });
+        EXPECT_EQ(msg, "") << "round " << round;
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Cursors against puts, removes and a device removal
 
@@ -1036,6 +1212,199 @@ TEST_F(AsyncRaces, CursorOfARemovedDeviceAndAfterShutdown) {
         if (rc != -ESHUTDOWN)
             out += "open after shutdown returned " + std::to_string(rc) + "; ";
         (void)more;
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+// ---------------------------------------------------------------------------
+// Bad arguments to the calls of this file that test_input.cpp does not reach
+
+TEST_F(AsyncRaces, BadArgumentsToLeaseBatchReserveMetaAndCursorsLeaveNothingBehind) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(1, 16);
+        daxkv_store *raw = s.get();
+        std::string out;
+        auto expect = [&](int got, int want, const char *what) {
+            if (got != want)
+                out += std::string(what) + " returned " + std::to_string(got) + ", expected " +
+                       std::to_string(want) + "; ";
+        };
+        if (put_key(raw, 0, 1))
+            return "put failed";
+        const std::string k0 = key_of(0);
+        // lease_batch: the call's own arguments.
+        daxkv_lease_item li[3];
+        std::memset(li, 0, sizeof li);
+        li[0].key = k0.data();
+        li[0].key_len = k0.size();
+        expect(daxkv_lease_batch(nullptr, li, 1, 0), -EINVAL, "lease_batch(NULL store)");
+        expect(daxkv_lease_batch(raw, nullptr, 1, 0), -EINVAL, "lease_batch(NULL items)");
+        expect(daxkv_lease_batch(raw, nullptr, 0, 0), 0, "lease_batch(NULL, 0)");
+        expect(daxkv_lease_batch(raw, li, size_t(INT32_MAX) + 1, 0), -EINVAL,
+               "lease_batch(n > INT32_MAX)");
+        expect(daxkv_lease_batch(raw, li, 1, DAXKV_FORCE), -EINVAL, "lease_batch(FORCE)");
+        if (li[0].lease)
+            out += "a refused lease_batch left a lease; ";
+        // Per item: a NULL key, an empty and an oversized key.
+        std::string big(DAXKV_KEY_MAX + 1, 'k');
+        li[0].key = nullptr;
+        li[0].key_len = 3;
+        li[1].key = k0.data();
+        li[1].key_len = 0;
+        li[2].key = big.data();
+        li[2].key_len = big.size();
+        expect(daxkv_lease_batch(raw, li, 3, 0), 0, "lease_batch(bad keys)");
+        for (auto &it : li) {
+            expect(it.status, -EINVAL, "bad key item status");
+            if (it.lease)
+                out += "a bad key item has a lease; ";
+        }
+        // With PREFIX the first bad item stops the batch.
+        daxkv_lease_item two[2];
+        std::memset(two, 0, sizeof two);
+        two[0].key = nullptr;
+        two[0].key_len = 1;
+        two[1].key = k0.data();
+        two[1].key_len = k0.size();
+        expect(daxkv_lease_batch(raw, two, 2, DAXKV_PREFIX), 0, "lease_batch(PREFIX, bad first)");
+        expect(two[1].status, -ENOENT, "item after the prefix");
+        if (two[1].lease)
+            out += "an item after the prefix was leased; ";
+        json st = pool_status(raw);
+        if (st["devices"][0]["borrowed_slot_count"].get<uint64_t>() != 0)
+            out += "a slot stays borrowed after refused lease batches; ";
+
+        // reserve_meta: *out and *data are NULL after every failure, and
+        // nothing is reserved (the key can be reserved right after).
+        const std::string k1 = key_of(1);
+        daxkv_reservation *r = reinterpret_cast<daxkv_reservation *>(0x1);
+        void *data = reinterpret_cast<void *>(0x1);
+        auto reset = [&] {
+            r = reinterpret_cast<daxkv_reservation *>(0x1);
+            data = reinterpret_cast<void *>(0x1);
+        };
+        auto cleared = [&](const char *what) {
+            if (r != nullptr || data != nullptr)
+                out += std::string(what) + " left *out or *data set; ";
+        };
+        expect(daxkv_reserve_meta(raw, k1.data(), k1.size(), 10, "m", 1, &data, nullptr), -EINVAL,
+               "reserve_meta(out NULL)");
+        if (data != nullptr)
+            out += "reserve_meta(out NULL) left *data set; ";
+        reset();
+        expect(daxkv_reserve_meta(raw, k1.data(), k1.size(), 10, nullptr, 5, &data, &r), -EINVAL,
+               "reserve_meta(meta NULL, len 5)");
+        cleared("reserve_meta(meta NULL)");
+        reset();
+        std::string fat(100000, 'm');
+        expect(daxkv_reserve_meta(raw, k1.data(), k1.size(), 10, fat.data(), fat.size(), &data,
+                                  &r),
+               -E2BIG, "reserve_meta(meta over meta_bytes)");
+        cleared("reserve_meta(big meta)");
+        reset();
+        expect(daxkv_reserve_meta(raw, k1.data(), k1.size(), kSlot + 1, "m", 1, &data, &r),
+               -E2BIG, "reserve_meta(len over slot_bytes)");
+        cleared("reserve_meta(big value)");
+        reset();
+        expect(daxkv_reserve_meta(raw, nullptr, 4, 10, "m", 1, &data, &r), -EINVAL,
+               "reserve_meta(NULL key)");
+        cleared("reserve_meta(NULL key)");
+        reset();
+        expect(daxkv_reserve_meta(raw, k0.data(), k0.size(), 10, "m", 1, &data, &r),
+               DAXKV_EXISTED, "reserve_meta(present key)");
+        cleared("reserve_meta(present key)");
+        reset();
+        expect(daxkv_reserve_meta(raw, k1.data(), k1.size(), 10, "m", 1, &data, &r), 0,
+               "reserve_meta after the failures");
+        if (r && r != reinterpret_cast<daxkv_reservation *>(0x1)) {
+            daxkv_reservation *r2 = reinterpret_cast<daxkv_reservation *>(0x1);
+            void *d2 = reinterpret_cast<void *>(0x1);
+            expect(daxkv_reserve_meta(raw, k1.data(), k1.size(), 10, "m", 1, &d2, &r2),
+                   DAXKV_EXISTED, "reserve_meta(key in flight)");
+            if (r2 || d2)
+                out += "reserve_meta(in flight) left *out or *data set; ";
+            daxkv_abort(r);
+        }
+        st = pool_status(raw);
+        if (st["devices"][0]["live_slot_count"].get<uint64_t>() != 1)
+            out += "slots taken after the failed reservations: " +
+                   st["devices"][0]["live_slot_count"].dump() + "; ";
+
+        // Cursors.
+        daxkv_cursor *c = reinterpret_cast<daxkv_cursor *>(0x1);
+        expect(daxkv_cursor_open(nullptr, nullptr, &c), -EINVAL, "cursor_open(NULL store)");
+        c = reinterpret_cast<daxkv_cursor *>(0x1);
+        expect(daxkv_cursor_open(raw, "", &c), -EINVAL, "cursor_open(\"\")");
+        if (c)
+            out += "cursor_open(\"\") left *out set; ";
+        c = reinterpret_cast<daxkv_cursor *>(0x1);
+        expect(daxkv_cursor_open(raw, "/no/such/device", &c), -ENOENT, "cursor_open(unknown)");
+        if (c)
+            out += "cursor_open(unknown) left *out set; ";
+        expect(daxkv_cursor_open(raw, nullptr, nullptr), -EINVAL, "cursor_open(out NULL)");
+        daxkv_key_info ki;
+        std::memset(&ki, 0, sizeof ki);
+        ki.struct_size = sizeof ki;
+        expect(daxkv_cursor_next(nullptr, &ki), -EINVAL, "cursor_next(NULL)");
+        c = nullptr;
+        if (daxkv_cursor_open(raw, nullptr, &c) != 0)
+            return out + "cursor_open failed";
+        expect(daxkv_cursor_next(c, nullptr), -EINVAL, "cursor_next(out NULL)");
+        ki.struct_size = 4;
+        expect(daxkv_cursor_next(c, &ki), -EINVAL, "cursor_next(struct_size 4)");
+        // The refused calls did not use up the one key: a short struct
+        // (an older caller's) gets only its prefix written.
+        std::vector<uint8_t> shortbuf(16, 0xEE);
+        uint32_t sz = 16;
+        std::memcpy(shortbuf.data(), &sz, sizeof sz);
+        auto *short_ki = reinterpret_cast<daxkv_key_info *>(shortbuf.data());
+        int rc = daxkv_cursor_next(c, short_ki);
+        expect(rc, 1, "cursor_next(struct_size 16)");
+        std::memset(&ki, 0, sizeof ki);
+        ki.struct_size = sizeof ki;
+        expect(daxkv_cursor_next(c, &ki), 0, "cursor_next at the end");
+        expect(daxkv_cursor_next(c, &ki), 0, "cursor_next past the end");
+        daxkv_cursor_close(c);
+        daxkv_cursor_close(nullptr);
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+// ---------------------------------------------------------------------------
+// A walk that failed goes on where it failed
+
+TEST_F(AsyncRaces, AWalkStoppedByShutdownKeepsSayingSoAndNeverEndsNormally) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(1, 16);
+        daxkv_store *raw = s.get();
+        for (uint32_t i = 0; i < 4; ++i)
+            if (put_key(raw, i, 1))
+                return "put failed";
+        daxkv_cursor *c = nullptr;
+        if (daxkv_cursor_open(raw, nullptr, &c) != 0)
+            return "cursor_open failed";
+        if (daxkv_shutdown(raw) != 0)
+            return "shutdown failed";
+        std::string out;
+        // Every call of a walk the shutdown interrupted fails the same way:
+        // one that failed must not count its part of the walk as done, or
+        // enough retries would end the walk as if every key had been seen.
+        daxkv_key_info ki;
+        for (int k = 0; k < 200; ++k) {
+            std::memset(&ki, 0, sizeof ki);
+            ki.struct_size = sizeof ki;
+            int rc = daxkv_cursor_next(c, &ki);
+            if (rc != -ESHUTDOWN) {
+                out += "call " + std::to_string(k + 1) + " after shutdown returned " +
+                       std::to_string(rc) + ", expected -ESHUTDOWN";
+                break;
+            }
+        }
+        daxkv_cursor_close(c);
         return out;
     });
     EXPECT_EQ(msg, "");

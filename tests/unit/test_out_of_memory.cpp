@@ -439,6 +439,60 @@ TEST_F(OutOfMemory, CursorWalksOrFails) {
     expect_nothing_held(keys, "after the walks");
 }
 
+// A walk whose next call failed for memory goes on where it was when the
+// caller calls again: every key is still reported exactly once (the failed
+// call used to count the index shard it was copying as walked, and the keys
+// of that shard were never reported).
+TEST_F(OutOfMemory, ACursorWalkGoesOnAfterAFailedNext) {
+    open(StoreSpec{4096, 64});
+    constexpr int kKeys = 40; // over several index shards
+    for (int i = 0; i < kKeys; ++i)
+        ASSERT_EQ(put("w" + std::to_string(i), pattern(i, 64)), 0);
+    for (long n = 1;; ++n) {
+        daxkv_cursor *c = nullptr;
+        ASSERT_EQ(daxkv_cursor_open(s(), nullptr, &c), 0);
+        int seen[kKeys] = {};
+        int failures = 0, rc = 0, bad = 0;
+        bool fired;
+        {
+            // No allocation of this test's own while armed: the keys are
+            // counted in a plain array.
+            FailNthAllocation oom(n);
+            for (int calls = 0; calls < 10 * kKeys; ++calls) {
+                daxkv_key_info info;
+                std::memset(&info, 0, sizeof info);
+                info.struct_size = sizeof info;
+                rc = daxkv_cursor_next(c, &info);
+                if (rc == -ENOMEM) {
+                    ++failures;
+                    continue; // the caller tries again
+                }
+                if (rc != 1)
+                    break;
+                const char *k = static_cast<const char *>(info.key);
+                int id = 0;
+                for (size_t j = 1; j < info.key_len; ++j)
+                    id = id * 10 + (k[j] - '0');
+                if (id >= 0 && id < kKeys)
+                    ++seen[id];
+                else
+                    ++bad;
+            }
+            fired = allocation_failed();
+        }
+        daxkv_cursor_close(c);
+        const std::string when = "allocation " + std::to_string(n);
+        EXPECT_EQ(rc, 0) << when;
+        EXPECT_EQ(bad, 0) << when;
+        EXPECT_LE(failures, 1) << when;
+        for (int i = 0; i < kKeys; ++i)
+            EXPECT_EQ(seen[i], 1) << when << ": key w" << i << " reported " << seen[i]
+                                  << " times";
+        if (!fired || HasFailure())
+            break;
+    }
+}
+
 TEST_F(OutOfMemory, ResizeKeepsEveryEntry) {
     const std::string second = dir_.file("second");
     open_hotplug(second);
