@@ -99,10 +99,21 @@ size_t AsyncQueue::poll(size_t cap, const std::function<void(size_t, const Compl
     waiting_.store(done_.size(), std::memory_order_release);
     // The fd is readable exactly while completions wait: both sides change
     // the queue and the counter under cm_.
-    if (k && done_.empty() && efd_ >= 0) {
-        uint64_t v;
-        ssize_t r = ::read(efd_, &v, sizeof v);
-        (void)r; // EAGAIN: already zero
+    if (k && efd_ >= 0) {
+        if (done_.empty()) {
+            uint64_t v;
+            ssize_t r = ::read(efd_, &v, sizeof v);
+            (void)r; // EAGAIN: already zero
+        } else {
+            // Some still wait. A caller may have read the fd when it woke
+            // (as eventfd users do) and then taken fewer than were waiting:
+            // the counter is zero then, and its event loop would sleep with
+            // completions left. Adding one keeps the fd readable; the read
+            // above, once the queue is empty, clears the whole count.
+            uint64_t one = 1;
+            ssize_t w = ::write(efd_, &one, sizeof one);
+            (void)w;
+        }
     }
     return k;
 }

@@ -34,13 +34,16 @@
 // slot_bytes, a NULL key, a key present and a key in flight (*out and
 // *data NULL after each, nothing reserved); daxkv_cursor_open with a NULL
 // store, an empty or unknown path and out NULL; daxkv_cursor_next with a
-// NULL cursor, out NULL, struct_size 4 and 16, and past the end; a walk
+// NULL cursor, out NULL, struct_size 4 and 16, and past the end; an event
+// fd read by the caller before each daxkv_poll of one completion; a walk
 // called again and again after shutdown.
 //
 // Found: a cursor walk counted the index shard it was copying as walked
 // even when the copy failed, so that a caller calling again after -ENOMEM
 // never saw that shard's keys, and one calling on after shutdown got 0 (the
-// end of the walk) after 64 calls.
+// end of the walk) after 64 calls; and a caller that read the event fd
+// (as eventfd users do) and then polled fewer completions than were waiting
+// was left with a quiet fd and completions waiting.
 #include <poll.h>
 #include <unistd.h>
 
@@ -1368,6 +1371,53 @@ TEST_F(AsyncRaces, BadArgumentsToLeaseBatchReserveMetaAndCursorsLeaveNothingBehi
         expect(daxkv_cursor_next(c, &ki), 0, "cursor_next past the end");
         daxkv_cursor_close(c);
         daxkv_cursor_close(nullptr);
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+// ---------------------------------------------------------------------------
+// The event fd of a caller that reads it, as eventfd users do
+
+TEST_F(AsyncRaces, AnEventFdReadByTheCallerIsReadableAgainWhileCompletionsWait) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(1, 16);
+        daxkv_store *raw = s.get();
+        const int fd = daxkv_event_fd(raw);
+        if (fd < 0)
+            return "event_fd failed";
+        Batch b(0, 2, 0, false);
+        // Three small batches: each runs inline, its completion waits.
+        for (uint64_t t = 1; t <= 3; ++t)
+            if (daxkv_submit(raw, DAXKV_OP_CONTAINS, b.items.data(), b.items.size(), 0, t) != 0)
+                return "submit failed";
+        std::string out;
+        if (!fd_readable(fd))
+            return "the fd is not readable with three completions waiting";
+        // An event loop woken by the fd reads (clears) it, then takes what
+        // its buffer holds: one completion at a time here.
+        for (int left = 3; left > 0; --left) {
+            uint64_t v = 0;
+            ssize_t rd = ::read(fd, &v, sizeof v);
+            if (rd != sizeof v)
+                out += "read of a readable fd failed; ";
+            daxkv_completion c;
+            if (daxkv_poll(raw, &c, 1) != 1) {
+                out += "poll found nothing; ";
+                break;
+            }
+            // Completions still wait: the next turn of the loop must be woken.
+            if (left > 1 && !fd_readable(fd))
+                out += std::to_string(left - 1) +
+                       " completion(s) wait but the fd is not readable (an event loop "
+                       "sleeps forever); ";
+        }
+        if (fd_readable(fd))
+            out += "the fd is readable with nothing waiting; ";
+        daxkv_completion c;
+        if (daxkv_poll(raw, &c, 1) != 0)
+            out += "a completion left over; ";
         return out;
     });
     EXPECT_EQ(msg, "");
