@@ -340,7 +340,8 @@ typedef struct daxkv_lease_item {
  * length; later items get status -ENOENT. -EINVAL for NULL items with
  * n > 0, n above INT32_MAX or unknown flags; -ESHUTDOWN after shutdown;
  * -ENOMEM. After -ESHUTDOWN or -ENOMEM nothing stays leased: every item
- * has that status, no lease and no data or meta.
+ * has that status, no lease and no data or meta. An item whose status is
+ * not 0 has every output NULL or 0.
  */
 DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t n,
                                 unsigned flags);

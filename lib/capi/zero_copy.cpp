@@ -74,28 +74,36 @@ DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t 
             return rc;
         if (int rc = check_flags(flags, DAXKV_PREFIX, "lease_batch"))
             return rc;
+        // An item holds a lease's outputs only while it holds the lease:
+        // an address of bytes given back would be read by a caller that
+        // looks at data before status, while its slot is freed and written
+        // again (after a start over, an item leased in the first pass may
+        // fail in the next, or be left -ENOENT behind a prefix's end). So
+        // every item that ends without a lease is cleared; the others are
+        // first written once leased.
+        auto clear = [](daxkv_lease_item &it) {
+            it.lease = nullptr;
+            it.data = nullptr;
+            it.size = 0;
+            it.meta = nullptr;
+            it.meta_len = 0;
+            it.slot = it.generation = it.offset = 0;
+            it.device_id = 0;
+        };
         for (size_t i = 0; i < n; ++i)
             items[i].lease = nullptr;
         auto release_all = [&] {
             for (size_t i = 0; i < n; ++i) {
                 daxkv_lease_release(items[i].lease);
-                items[i].lease = nullptr;
+                clear(items[i]);
             }
         };
         // A failure of the whole call (out of memory, shutdown) releases
-        // what it leased: nothing stays leased, and every item says so. An
-        // item left with status 0 and the address of bytes given back would
-        // be read as leased, while its slot is freed and written again.
+        // what it leased: nothing stays leased, and every item says so.
         auto fail_all = [&](int rc) {
             release_all();
-            for (size_t i = 0; i < n; ++i) {
-                daxkv_lease_item &it = items[i];
-                it.data = nullptr;
-                it.size = 0;
-                it.meta = nullptr;
-                it.meta_len = 0;
-                it.status = rc;
-            }
+            for (size_t i = 0; i < n; ++i)
+                items[i].status = rc;
             return rc;
         };
         // An item whose device has its lease gate up (a removal or shrink
@@ -144,9 +152,14 @@ DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t 
                     return fail_all(set_error(-ESHUTDOWN, "the store is shut down"));
                 if (it.status == 0) {
                     ++leased;
-                } else if (flags & DAXKV_PREFIX) {
-                    for (size_t j = i + 1; j < n; ++j)
+                    continue;
+                }
+                clear(it);
+                if (flags & DAXKV_PREFIX) {
+                    for (size_t j = i + 1; j < n; ++j) {
+                        clear(items[j]);
                         items[j].status = -ENOENT;
+                    }
                     break;
                 }
             }

@@ -12,7 +12,9 @@
 // thread waits in daxkv_device_wait_drained(-1), in a forced removal or
 // shrink waiting for a lease, behind a resize's lease gate, in a lease
 // batch that gave its leases back to wait at that gate, and in a lease
-// batch stopped (by a fault on its item's page) after it leased; a removal
+// batch stopped (by a fault on its item's page) after it leased; a lease
+// batch that starts over after the gate with its first item's key removed
+// meanwhile; a removal
 // (migrate, evict) and a shrink of a device with an open reservation, from
 // the thread that holds it, with and without DAXKV_FORCE; writing into, and
 // committing, a reservation whose device was removed; a log callback that
@@ -299,6 +301,77 @@ TEST_F(Lifetimes, ALeaseBatchWokenByShutdownLeavesNoItemLookingLeased) {
         if (rc_resize != -ESHUTDOWN)
             out += "resize returned " + std::to_string(rc_resize) + "; ";
         daxkv_lease_release(l);
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+// A lease batch that meets a lease gate gives back what it leased, waits,
+// and starts over: an item leased in the first pass that fails in the next
+// (its key removed meanwhile) keeps nothing of the lease it gave back. It
+// used to keep the first lease's data, size and metadata pointers, to
+// bytes freed and written again, beside its status -ENOENT.
+TEST_F(Lifetimes, ALeaseBatchThatStartsOverKeepsNothingOfALeaseItGaveBack) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(2, 8);
+        for (uint32_t i = 0; i < 16; ++i)
+            if (put_key(s.get(), i, 1))
+                return "put failed";
+        daxkv_store *raw = s.get();
+        std::vector<uint32_t> on0 = keys_on(raw, 16, 0), on1 = keys_on(raw, 16, 1);
+        if (on0.size() < 5 || on1.empty())
+            return "the keys are not spread over both devices";
+        // dev0's highest entry stays leased: the forced shrink raises the
+        // lease gate and waits for that lease.
+        std::string high = key_of(on0.back());
+        daxkv_lease *l = nullptr;
+        if (daxkv_lease_acquire(raw, high.data(), high.size(), &l))
+            return "lease failed";
+        int rc_resize = 1;
+        std::thread resize;
+        if (!shrink_until_it_gates_leases(raw, resize, rc_resize))
+            return "the resize never gated leases";
+        // The first item (dev1) is leased, the second (dev0) meets the gate.
+        std::vector<std::string> keys = {key_of(on1.front()), key_of(on0.front())};
+        std::vector<daxkv_lease_item> items(keys.size());
+        for (size_t i = 0; i < keys.size(); ++i) {
+            std::memset(&items[i], 0, sizeof items[i]);
+            items[i].key = keys[i].data();
+            items[i].key_len = keys[i].size();
+        }
+        const uint64_t hits = get_stats(raw).hits;
+        int rc_batch = 1;
+        std::thread batch(
+            [&] { rc_batch = daxkv_lease_batch(raw, items.data(), items.size(), 0); });
+        auto gave_back = [&] {
+            struct daxkv_stats st = get_stats(raw);
+            return st.hits > hits && st.leases_active == 1;
+        };
+        for (int i = 0; i < 200000 && !gave_back(); ++i)
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        if (!gave_back())
+            return "the batch never leased its first item";
+        // While the batch waits: its first key goes, then the shrink ends.
+        std::string out;
+        if (daxkv_remove(raw, keys[0].data(), keys[0].size(), DAXKV_FORCE) != 0)
+            out += "the remove of the first key failed; ";
+        daxkv_lease_release(l);
+        resize.join();
+        batch.join();
+        if (rc_resize != 0)
+            out += "resize returned " + std::to_string(rc_resize) + "; ";
+        if (rc_batch != 1)
+            out += "the batch returned " + std::to_string(rc_batch) + "; ";
+        const daxkv_lease_item &gone = items[0], &kept = items[1];
+        if (gone.status != -ENOENT)
+            out += "the removed key's item has status " + std::to_string(gone.status) + "; ";
+        if (gone.lease || gone.data || gone.size || gone.meta || gone.meta_len || gone.slot ||
+            gone.generation || gone.offset || gone.device_id)
+            out += "the removed key's item still points at the lease it gave back; ";
+        if (kept.status != 0 || !kept.lease || !kept.data)
+            out += "the second item was not leased; ";
+        daxkv_lease_release(kept.lease);
         return out;
     });
     EXPECT_EQ(msg, "");
