@@ -255,11 +255,29 @@ func (s *Store) ContainsMany(keys [][]byte, pin bool) ([]bool, error) {
 		return nil, err
 	}
 	out := make([]bool, len(keys))
+	var failed C.int
 	for i, v := range st {
-		if v < 0 {
-			return nil, itemErr("daxkv_contains_batch", v)
+		if v < 0 && failed == 0 {
+			failed = v
 		}
 		out[i] = v == 1
+	}
+	if failed != 0 {
+		if pin {
+			// Only the error is returned, so the caller cannot tell which
+			// keys the call pinned: drop those pins again rather than
+			// leave entries that can be neither evicted nor removed.
+			var hit [][]byte
+			for i, ok := range out {
+				if ok {
+					hit = append(hit, keys[i])
+				}
+			}
+			if len(hit) > 0 {
+				s.batch(C.DK_UNPIN, "daxkv_unpin_batch", hit, nil, nil, 0)
+			}
+		}
+		return nil, itemErr("daxkv_contains_batch", failed)
 	}
 	return out, nil
 }

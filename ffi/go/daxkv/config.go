@@ -38,6 +38,10 @@ func NewConfig() (*Config, error) {
 
 // ConfigFromJSON parses LMCache's dax adapter JSON.
 func ConfigFromJSON(json string) (*Config, error) {
+	// C would parse only the text before a NUL byte and ignore the rest.
+	if hasNUL(json) {
+		return nil, invalid("daxkv_config_from_json", "JSON contains a NUL byte")
+	}
 	cs := C.CString(json)
 	defer C.free(unsafe.Pointer(cs))
 	var c *C.daxkv_config

@@ -599,3 +599,36 @@ func leaseAccessorsInsideView(t *testing.T, s *Store) {
 		t.Fatalf("%d leases active after View returned", st.LeasesActive)
 	}
 }
+
+// A batch lookup that pins its hits and fails on another item reports only
+// the error: the caller cannot know which keys it pinned, so none may stay
+// pinned (they could then be neither evicted nor removed).
+func TestContainsManyPinFailureLeavesNoPins(t *testing.T) {
+	s := open(t, nil)
+	if ok, err := s.Put([]byte("a"), []byte("v"), false); !ok || err != nil {
+		t.Fatalf("put: %v %v", ok, err)
+	}
+	long := bytes.Repeat([]byte("k"), KeyMax+1)
+	if _, err := s.ContainsMany([][]byte{[]byte("a"), long}, true); err == nil {
+		t.Fatal("a too-long key in a pinning batch was not reported")
+	}
+	if ok, err := s.Remove([]byte("a"), false); !ok || err != nil {
+		t.Fatalf("remove after the failed pinning batch: %v %v (a pin was left behind)", ok, err)
+	}
+}
+
+// JSON with a NUL byte: C would parse only what comes before it.
+func TestConfigFromJSONRefusesNUL(t *testing.T) {
+	j := `{"device_path": "mem:", "max_dax_size_gb": 0.015625, "slot_bytes": 1048576}`
+	cfg, err := ConfigFromJSON(j)
+	if err != nil {
+		t.Fatalf("valid JSON: %v", err)
+	}
+	cfg.Free()
+	if cfg, err := ConfigFromJSON(j + "\x00 trailing bytes C never sees"); !errors.Is(err, ErrInvalid) {
+		if cfg != nil {
+			cfg.Free()
+		}
+		t.Fatalf("JSON with a NUL byte: %v, want ErrInvalid", err)
+	}
+}
