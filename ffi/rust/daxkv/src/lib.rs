@@ -257,8 +257,10 @@ impl Config {
     }
 
     /// Add a device: /dev/daxX.Y, a regular file, or "mem:"; bytes = 0 is the whole device.
-    pub fn add_device(&mut self, path: &str, bytes: u64) -> Result<&mut Self> {
-        let p = cstring("device path", path)?;
+    /// A path, not a string: the pool calls take device paths that are not
+    /// UTF-8, and a store that holds one must be reopened with it.
+    pub fn add_device(&mut self, path: impl AsRef<Path>, bytes: u64) -> Result<&mut Self> {
+        let p = path_cstring("device path", path.as_ref())?;
         check(unsafe { sys::daxkv_config_add_device(self.c.as_ptr(), p.as_ptr(), bytes) })?;
         Ok(self)
     }

@@ -197,3 +197,24 @@ fn prometheus_text() {
     s.shutdown().unwrap();
     assert!(s.stats_prometheus().unwrap().contains(&format!("daxkv_puts_total{{store=\"{id}\"}} 2\n")));
 }
+
+/// A device whose path is not UTF-8: the pool calls take it (paths go to
+/// the library byte for byte), so a store that grew onto it must also be
+/// reopened with it, through the configuration.
+#[test]
+fn device_path_that_is_not_utf8() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let d = TempDir::new("nonutf8");
+    let (a, b) = (d.join("a"), d.path().join(OsStr::from_bytes(b"b-\xff\xfe")));
+    let s = open_files(&[&a], 8 * MIB, &[("hotplug", "1")]);
+    s.add_device(&b, 8 * MIB).unwrap();
+    s.remove_device(&a, RemoveMode::Migrate, false).unwrap();
+    assert!(s.put(b"k", b"on the second device", false).unwrap());
+    drop(s);
+    let mut cfg = Config::new().unwrap();
+    cfg.set("slot_bytes", "1MiB").unwrap().add_device(&b, 8 * MIB).unwrap();
+    let s = Store::open(&cfg).unwrap();
+    assert_eq!(s.get(b"k").unwrap().as_deref(), Some(&b"on the second device"[..]));
+    assert_eq!(s.keys(Some(&b)).unwrap().count(), 1);
+}
