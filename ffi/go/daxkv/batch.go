@@ -245,6 +245,8 @@ func (s *Store) GetManyInto(keys [][]byte, buf []byte, caps []int, prefix bool) 
 }
 
 // ContainsMany reports per key whether it is committed; pin pins every hit.
+// When an item fails (a bad key), only its error is returned, and the call
+// leaves no key pinned.
 func (s *Store) ContainsMany(keys [][]byte, pin bool) ([]bool, error) {
 	var f C.unsigned
 	if pin {
