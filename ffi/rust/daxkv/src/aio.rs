@@ -223,6 +223,10 @@ struct Inner {
     /// Wakes the helper thread out of poll(2) when the store closes.
     stop_fd: Option<Arc<EventFd>>,
     stopping: bool,
+    /// The process that started the helper thread and made `stop_fd`. A
+    /// child forked after that has neither the thread nor an eventfd of its
+    /// own (it shares the parent's).
+    owner: u32,
 }
 
 /// The store's side of the asynchronous API: batches in flight, by tag.
@@ -318,6 +322,7 @@ impl State {
             .spawn(move || me.helper(handle, efd, stop))
             .map_err(|e| Error::io("cannot start the completion thread", e))?;
         inner.helper = Some(t);
+        inner.owner = std::process::id();
         inner.helper_running = true;
         Ok(())
     }
@@ -354,6 +359,16 @@ impl State {
         let t = {
             let mut inner = self.lock();
             inner.stopping = true;
+            if inner.stop_fd.is_some() && inner.owner != std::process::id() {
+                // A child forked after the helper started: the thread is
+                // the parent's (it does not run here) and the stop eventfd
+                // is shared with the parent, whose helper a signal would
+                // stop being able to sleep. Touch neither.
+                if let Some(t) = inner.helper.take() {
+                    std::mem::forget(t);
+                }
+                return;
+            }
             if let Some(s) = &inner.stop_fd {
                 s.signal();
             }
@@ -547,6 +562,56 @@ mod tests {
 
     fn pending(s: &Store) -> usize {
         s.aio.lock().pending.len()
+    }
+
+    extern "C" {
+        fn fork() -> i32;
+        fn waitpid(pid: i32, status: *mut i32, options: i32) -> i32;
+        fn kill(pid: i32, sig: i32) -> i32;
+        fn _exit(code: i32) -> !;
+    }
+
+    /// The header lets a child forked after the open close the store. The
+    /// child has no completion thread (threads do not survive a fork) and
+    /// shares the parent's stop eventfd: dropping the store there must
+    /// neither wait for that thread nor signal the parent's.
+    #[test]
+    fn forked_child_drops_the_store_without_touching_the_parents_helper() {
+        let mut cfg = Config::new().unwrap();
+        cfg.set("slot_bytes", "1MiB").unwrap().add_device("mem:", 8 << 20).unwrap();
+        let s = Store::open(&cfg).unwrap();
+        // The helper thread runs (blocked in poll) from here on.
+        {
+            let mut inner = s.aio.lock();
+            s.aio.ensure_helper(&mut inner, s.h()).unwrap();
+        }
+        let stop = s.aio.lock().stop_fd.clone().unwrap();
+        let pid = unsafe { fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            drop(s);
+            unsafe { _exit(0) }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut status = 0;
+        loop {
+            let r = unsafe { waitpid(pid, &mut status, 1 /* WNOHANG */) };
+            if r == pid {
+                break;
+            }
+            if Instant::now() > deadline {
+                unsafe {
+                    kill(pid, 9);
+                    waitpid(pid, &mut status, 0);
+                }
+                panic!("the forked child hung dropping the store");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(status, 0, "the child did not exit cleanly");
+        let readable = crate::os::wait_readable(&[stop.raw()], Some(Duration::ZERO)).unwrap();
+        assert!(!readable[0], "the child signalled the parent's stop eventfd");
+        assert!(s.aio.lock().helper_running, "the parent's helper thread was stopped by the child");
     }
 
     /// Fire-and-forget: tickets dropped at once, nobody collecting. Bad
