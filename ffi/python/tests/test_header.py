@@ -88,9 +88,17 @@ def c_values(tmp_path_factory):
     d = tmp_path_factory.mktemp("probe")
     (d / "probe.c").write_text(_probe_source())
     incs = [f"-I{TOP / 'include'}"]
-    for build in ("build", "."):
-        if (TOP / build / "include" / "daxkv_version.h").exists():
-            incs.append(f"-I{TOP / build / 'include'}")
+    builds = [TOP / "build", TOP]
+    lib = os.environ.get("DAXKV_LIBRARY")
+    if lib:
+        # An out-of-tree build (configure run elsewhere) generates
+        # daxkv_version.h in its own include/: <build>/lib/.libs/libdaxkv.so.0.
+        p = pathlib.Path(lib).resolve()
+        builds += [p.parent.parent.parent, p.parent.parent, p.parent]
+    for build in builds:
+        if (build / "include" / "daxkv_version.h").exists():
+            incs.append(f"-I{build / 'include'}")
+            break
     subprocess.run([cc, "-std=c99", *incs, str(d / "probe.c"), "-o", str(d / "probe")], check=True)
     out = subprocess.run([str(d / "probe")], check=True, capture_output=True, text=True).stdout
     values = {}
