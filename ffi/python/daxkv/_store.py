@@ -13,6 +13,7 @@ it.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import errno as _errno
 import itertools
@@ -100,6 +101,27 @@ def _close_handle(box: List[Optional[int]]) -> None:
     box[0] = None
     if h:
         library().daxkv_close(h)
+
+
+# Stores still open, closed at interpreter exit through Store._close: it
+# shuts the store down and waits for the calls in flight. Daemon threads
+# keep running while the atexit handlers do, so freeing the handle under
+# them (as the garbage-collection finalizer does, which is safe only once
+# nothing can reference the store) would be a use after free.
+_open_stores: "weakref.WeakSet[Store]" = weakref.WeakSet()
+
+
+def _close_open_stores() -> None:
+    for s in list(_open_stores):
+        if s._pid != os.getpid():
+            # Inherited through fork: let go of it without touching the
+            # parent's state (its stop pipe is shared with the parent).
+            s._finalizer()
+        else:
+            s._close(wait=True)
+
+
+atexit.register(_close_open_stores)
 
 
 class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _PoolCalls, _CursorCalls):
@@ -193,8 +215,12 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
         # close() could not wait for the calls in flight: the last to leave
         # frees the handle.
         self._free_on_leave = False
-        # Safety net for stores that are never closed; also runs at exit.
+        # Safety net for stores that are never closed. Not at exit, where
+        # other threads may still be inside calls: _close_open_stores.
         self._finalizer = weakref.finalize(self, _close_handle, self._box)
+        self._finalizer.atexit = False
+        self._pid = os.getpid()
+        _open_stores.add(self)
 
     # -- lifetime -----------------------------------------------------------
 

@@ -130,8 +130,10 @@ class Lease:
         else:
             arr = (ctypes.c_char * 0)()
         # The C lease is released when the last Python view of its bytes
-        # dies, never earlier.
-        weakref.finalize(arr, _release_lease, handle)
+        # dies, never earlier. Not at exit: views may still be read there
+        # (by daemon threads, by other exit handlers), and releasing the
+        # lease would let a closing store unmap the bytes under them.
+        weakref.finalize(arr, _release_lease, handle).atexit = False
         self._arr = arr
         self._view: Optional[memoryview] = _view(arr, readonly=True)
 
@@ -232,7 +234,9 @@ class Reservation:
             arr = (ctypes.c_char * self.size).from_address(ptr)
         else:
             arr = (ctypes.c_char * 0)()
-        weakref.finalize(arr, _finish_reservation, self._state)
+        # Not at exit, for the same reason as a lease's: live views may
+        # still write into the slot.
+        weakref.finalize(arr, _finish_reservation, self._state).atexit = False
         self._arr: Optional[ctypes.Array] = arr
         self._view: Optional[memoryview] = _view(arr, readonly=False)
 
