@@ -360,7 +360,9 @@ class _Pending:
 
 
 class _AsyncState:
-    __slots__ = ("lock", "pending", "ready", "waiters", "readers", "next_tag", "stopped", "_stop_pipe", "_freed")
+    __slots__ = (
+        "lock", "pending", "ready", "waiters", "readers", "next_tag", "stopped", "_stop_pipe", "_pipe_pid", "_freed"
+    )
 
     def __init__(self) -> None:
         import collections
@@ -375,6 +377,7 @@ class _AsyncState:
         # (read end, write end), made by the first poll that sleeps:
         # readable for good once stopped.
         self._stop_pipe: Optional[Tuple[int, int]] = None
+        self._pipe_pid = 0  # the process that made the pipe
         self._freed = False  # the store is freed: no pipe is made any more
 
     def stop_fd(self) -> int:
@@ -386,8 +389,14 @@ class _AsyncState:
             if self._freed:
                 # A poll that got past its check of the store as it closed.
                 raise Shutdown(-_errno.ESHUTDOWN, "the store is closed", "daxkv_poll")
-            if self._stop_pipe is None:
+            if self._stop_pipe is None or self._pipe_pid != os.getpid():
+                # A pipe inherited through fork is shared with the parent:
+                # a child's own is made afresh (closing its copies of the
+                # parent's leaves the parent's alone).
+                for fd in self._stop_pipe or ():
+                    os.close(fd)
                 self._stop_pipe = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+                self._pipe_pid = os.getpid()
                 if self.stopped:
                     os.write(self._stop_pipe[1], b"x")
             return self._stop_pipe[0]
@@ -399,7 +408,10 @@ class _AsyncState:
             if self.stopped:
                 return
             self.stopped = True
-            if self._stop_pipe is not None:
+            # Not into a pipe inherited through fork: it is the parent's
+            # too, and would wake the parent's polls for good (a poll
+            # with a timeout returned at once, one without spun).
+            if self._stop_pipe is not None and self._pipe_pid == os.getpid():
                 os.write(self._stop_pipe[1], b"x")
 
     def close_stop_fd(self) -> None:

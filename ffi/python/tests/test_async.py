@@ -528,3 +528,37 @@ def test_asyncio_errors(store):
     store.shutdown()
     with pytest.raises(daxkv.Shutdown):
         asyncio.run(cancelled_put())
+
+
+def test_a_forked_childs_close_leaves_the_parents_poll_waiting(tmp_path):
+    # The pipe that wakes sleeping polls at shutdown is inherited by a
+    # forked child; the child's close() wrote into it, so every later poll
+    # of the parent found it readable: poll(timeout=...) returned at once
+    # and poll(timeout=None) spun.
+    import os
+    import time
+
+    s = open_store(tmp_path)
+    try:
+        s.poll(timeout=0.01)  # a poll that sleeps makes the pipe
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                s.close()
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        t0 = time.monotonic()
+        assert s.poll(timeout=0.3) == []
+        assert time.monotonic() - t0 >= 0.25, "the parent's poll no longer waits"
+        s.put(b"k", b"v")
+        tag = s.submit("get", [b"k"], [bytearray(8)])
+        got = []
+        while not got:
+            got = s.poll(timeout=5.0)
+        assert got[0].tag == tag and got[0].results() == [1]
+    finally:
+        s.close()
