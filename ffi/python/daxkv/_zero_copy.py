@@ -143,23 +143,34 @@ class Lease:
             raise ValueError("the lease was released")
         return self._view
 
+    def _held(self) -> ctypes.Array:
+        # The array whose finalizer releases the C lease: held in a local
+        # by an accessor for the length of its call, so that a release()
+        # on another thread cannot free the lease under the call.
+        arr = self._arr
+        if self._view is None or arr is None:
+            raise ValueError("the lease was released")
+        return arr
+
     @property
     def meta(self) -> bytes:
         """The entry's metadata blob (a copy)."""
-        if self._view is None:
-            raise ValueError("the lease was released")
+        arr = self._held()
         n = ctypes.c_size_t(0)
         p = library().daxkv_lease_meta(self._handle, ctypes.byref(n))
-        return ctypes.string_at(p, n.value) if p and n.value else b""
+        out = ctypes.string_at(p, n.value) if p and n.value else b""
+        del arr  # only now may the lease go
+        return out
 
     def tobytes(self) -> bytes:
         return self.data.tobytes()
 
     def slot(self) -> "SlotInfo":
         """Where the entry's bytes are (daxkv_lease_slot)."""
-        if self._view is None:
-            raise ValueError("the lease was released")
-        return _slot_info("daxkv_lease_slot", self._handle)
+        arr = self._held()
+        info = _slot_info("daxkv_lease_slot", self._handle)
+        del arr
+        return info
 
     def __len__(self) -> int:
         return self.size
@@ -254,17 +265,24 @@ class Reservation:
 
     def slot(self) -> "SlotInfo":
         """Where the reserved bytes are (daxkv_reservation_slot)."""
-        if self._arr is None:
+        # arr held for the call: an abort() on another thread cannot let
+        # the finalizer free the reservation under it.
+        arr = self._arr
+        if arr is None:
             raise ValueError("the reservation was committed or aborted")
-        return _slot_info("daxkv_reservation_slot", self._state[0])
+        info = _slot_info("daxkv_reservation_slot", self._state[0])
+        del arr
+        return info
 
     def set_meta(self, meta: Buffer) -> None:
         """Attach a metadata blob (copied) to be committed with the entry."""
-        if self._arr is None:
+        arr = self._arr  # held for the call, as in slot()
+        if arr is None:
             raise ValueError("the reservation was committed or aborted")
         with _Buffers() as bufs:
             addr, n = bufs.add(meta, False, "meta")
             rc = library().daxkv_reservation_set_meta(self._state[0], addr, n)
+            del arr
             if rc < 0:
                 raise _error(rc, "daxkv_reservation_set_meta")
 

@@ -206,3 +206,63 @@ def test_zero_length_reservation_and_lease(store):
         assert len(r.data) == 0
     with store.lease(b"empty") as lease:
         assert lease.tobytes() == b""
+
+
+class _RacingLibrary:
+    """The library, with the C lease or reservation released or aborted
+    by another thread just as an accessor enters its C call; records the
+    release/abort instead of letting the accessor use a freed handle."""
+
+    def __init__(self, real, racing_call, finish, other_thread):
+        self.real, self.racing_call, self.finish, self.other_thread = real, racing_call, finish, other_thread
+        self.finished = []
+
+    def __getattr__(self, name):
+        fn = getattr(self.real, name)
+        if name == self.finish:
+
+            def finish(h):
+                self.finished.append(h)
+                fn(h)
+
+            return finish
+        if name == self.racing_call:
+
+            def call(h, *args):
+                import gc
+                import threading
+
+                t = threading.Thread(target=self.other_thread)
+                t.start()
+                t.join()
+                gc.collect()
+                assert not self.finished, f"{self.finish} ran while {name} was in flight"
+                return fn(h, *args)
+
+            return call
+        return fn
+
+
+def test_lease_meta_keeps_the_lease_while_another_thread_releases_it(store, monkeypatch):
+    # release() on another thread dropped the last reference to the array
+    # whose finalizer releases the C lease while meta was inside
+    # daxkv_lease_meta: a use after free of the lease.
+    from daxkv import _zero_copy
+
+    store.put(b"k", b"v" * 100, meta=b"m" * 20)
+    lease = store.lease(b"k")
+    racing = _RacingLibrary(_zero_copy.library(), "daxkv_lease_meta", "daxkv_lease_release", lease.release)
+    monkeypatch.setattr(_zero_copy, "library", lambda: racing)
+    assert lease.meta == b"m" * 20
+    assert lease.released and len(racing.finished) == 1
+
+
+def test_reservation_set_meta_keeps_the_slot_while_another_thread_aborts(store, monkeypatch):
+    from daxkv import _zero_copy
+
+    r = store.reserve(b"k", 100)
+    racing = _RacingLibrary(_zero_copy.library(), "daxkv_reservation_set_meta", "daxkv_abort", r.abort)
+    monkeypatch.setattr(_zero_copy, "library", lambda: racing)
+    r.set_meta(b"m" * 20)
+    assert r.done and len(racing.finished) == 1
+    assert store.get(b"k") is None
