@@ -21,7 +21,7 @@ from typing import Any, Callable, List, Optional, Sequence
 from . import _lib
 from ._buffers import _BYTES_OFFSET, Buffer, Key, _Buffers, _keys
 from ._library import _error, _item_error, library
-from .errors import BatchError, InvalidArgument
+from .errors import BatchError, BufferTooSmall, InvalidArgument
 
 
 def _key_columns(words: memoryview, stride: int, key_word: int, len_word: int, keys: List[bytes]) -> bytes:
@@ -72,8 +72,16 @@ def _check_lengths(op: str, keys: Sequence[Any], other: Sequence[Any], what: str
         )
 
 
-def _fail(op: str, statuses: List[int], ok: Callable[[int], bool], results: list) -> None:
+def _fail(
+    op: str, statuses: List[int], ok: Callable[[int], bool], results: list, lens: Optional[List[int]] = None
+) -> None:
     errors = {i: _item_error(s, op, i) for i, s in enumerate(statuses) if not ok(s)}
+    if lens is not None:
+        # A get item too small for its value has the value's length in its
+        # len column: the same needed that get_into's BufferTooSmall has.
+        for i, e in errors.items():
+            if isinstance(e, BufferTooSmall):
+                e.needed = lens[i]
     if errors:
         raise BatchError(op, statuses, errors, results)
 
@@ -94,7 +102,7 @@ def _get_results(op: str, st: List[int], lens: List[int], count: Optional[int] =
     results: List[Optional[int]] = [n if s == 0 else None for s, n in zip(st, lens)]
     if count is not None:
         results, st = results[:count], st[:count]
-    _fail(op, st, lambda s: s == 0 or s == -_errno.ENOENT, results)
+    _fail(op, st, lambda s: s == 0 or s == -_errno.ENOENT, results, lens)
     return results
 
 

@@ -562,3 +562,16 @@ def test_a_forked_childs_close_leaves_the_parents_poll_waiting(tmp_path):
         assert got[0].tag == tag and got[0].results() == [1]
     finally:
         s.close()
+
+
+def test_a_too_small_destination_reports_the_size_it_needs(store):
+    store.put(b"k", b"v" * 100)
+    tag = store.submit("get", [b"k"], [bytearray(10)])
+    got = []
+    while not got:
+        got = store.poll(timeout=5.0)
+    assert got[0].tag == tag
+    with pytest.raises(daxkv.BatchError) as ei:
+        got[0].results()
+    assert isinstance(ei.value.first, daxkv.BufferTooSmall)
+    assert ei.value.first.needed == 100

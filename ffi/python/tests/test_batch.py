@@ -102,6 +102,8 @@ def test_too_small_destination_in_batch(store):
     assert e.statuses[1] == -errno.ENOBUFS
     assert isinstance(e.errors[1], daxkv.BufferTooSmall)
     assert isinstance(e.first, daxkv.BufferTooSmall)
+    # The size the item needs, as get_into's BufferTooSmall reports it.
+    assert e.errors[1].needed == 100
     # The other items were still copied.
     assert e.results[0] == 10 and e.results[2] == 10 and e.results[1] is None
     assert bytes(dsts[2][:10]) == b"z" * 10
