@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import operator
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
 from . import _lib
@@ -69,6 +70,20 @@ def _label(what: str, index: Optional[int]) -> str:
     return what if index is None else f"{what}[{index}]"
 
 
+def _pair_ints(addr: Any, length: Any) -> Optional[Tuple[int, int]]:
+    """An (address, length) pair's integers: ints and integer types such
+    as numpy's (operator.index), as memcpy_batch's lengths take them; not
+    bool, which int() would take as 0 or 1 bytes. None if not integers."""
+    if type(addr) is int and type(length) is int:
+        return addr, length
+    if isinstance(addr, bool) or isinstance(length, bool):
+        return None
+    try:
+        return operator.index(addr), operator.index(length)
+    except TypeError:
+        return None
+
+
 class _Buffers:
     """Addresses of a list of buffers, held (exports acquired) until close().
 
@@ -100,9 +115,10 @@ class _Buffers:
         if t is tuple:
             if len(obj) != 2:
                 raise TypeError(f"{_label(what, index)}: an address pair must be (address, length)")
-            addr, length = obj
-            if not isinstance(addr, int) or not isinstance(length, int):
+            pair = _pair_ints(*obj)
+            if pair is None:
                 raise TypeError(f"{_label(what, index)}: address and length must be integers")
+            addr, length = pair
             if addr <= 0 and length > 0:
                 raise InvalidArgument(-_errno.EINVAL, f"{_label(what, index)}: NULL address with length {length}")
             if addr < 0 or length < 0 or addr >= 1 << 64 or length >= 1 << 63:

@@ -16,7 +16,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 from . import _lib
 from ._batch import _Batch, _check_lengths, _get_results, _put_results
-from ._buffers import Key, _keys
+from ._buffers import Key, _keys, _pair_ints
 from ._library import _error, _optional, library
 from .errors import InvalidArgument
 
@@ -33,9 +33,10 @@ def _device_buffer(obj: Any, writable: bool, what: str) -> Tuple[int, int]:
     if type(obj) is tuple:
         if len(obj) != 2:
             raise TypeError(f"{what}: a device buffer pair must be (pointer, nbytes)")
-        addr, length = obj
-        if not all(isinstance(x, int) and not isinstance(x, bool) for x in obj):
+        pair = _pair_ints(*obj)
+        if pair is None:
             raise TypeError(f"{what}: pointer and nbytes must be integers")
+        addr, length = pair
         if addr <= 0 and length > 0:
             raise InvalidArgument(-_errno.EINVAL, f"{what}: NULL pointer with nbytes {length}")
         if addr < 0 or length < 0 or addr >= 1 << 64 or length >= 1 << 63:

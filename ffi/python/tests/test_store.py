@@ -348,3 +348,18 @@ def test_probe_and_list_devices(tmp_path):
         daxkv.probe(str(tmp_path / "absent"))
     with pytest.raises(daxkv.InvalidArgument):
         daxkv.probe("bad\0path")
+
+
+def test_address_pairs_take_numpy_integers_and_refuse_bool(store):
+    # Pointer and length columns often come from numpy arrays; memcpy_batch
+    # took their integers, the batches refused them. A bool is no length:
+    # True was taken as a 1-byte value.
+    np = pytest.importorskip("numpy")
+    src = np.frombuffer(b"numpy-ints", dtype=np.uint8)
+    addrs = np.array([src.ctypes.data], dtype=np.uint64)
+    lens = np.array([src.nbytes], dtype=np.int64)
+    assert store.put_many_ptr([b"n"], addrs, lens) == [True]
+    assert store.get(b"n") == b"numpy-ints"
+    with pytest.raises(TypeError, match="integers"):
+        store.put_many_ptr([b"b"], [src.ctypes.data], [True])
+    assert store.get(b"b") is None
