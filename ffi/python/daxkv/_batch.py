@@ -21,7 +21,7 @@ from typing import Any, Callable, List, Optional, Sequence
 from . import _lib
 from ._buffers import _BYTES_OFFSET, Buffer, Key, _Buffers, _keys
 from ._library import _error, _item_error, library
-from .errors import BatchError, BufferTooSmall, InvalidArgument
+from .errors import BatchError, BufferTooSmall, DaxKVError, InvalidArgument
 
 
 def _key_columns(words: memoryview, stride: int, key_word: int, len_word: int, keys: List[bytes]) -> bytes:
@@ -88,6 +88,15 @@ def _fail(
 
 # What a batch returns per item, from its statuses. count, where given, is
 # a PREFIX batch's result: only that many items (the prefix) are reported.
+# The item the prefix stopped at is still checked: a miss ends a prefix,
+# but a failure (a destination too small, a bad key) is raised as it is
+# without PREFIX, not passed off as a miss.
+
+
+def _prefix_statuses(st: List[int], count: int) -> List[int]:
+    """The statuses a PREFIX batch's errors are looked for in: the
+    prefix's and the one of the item it stopped at."""
+    return st[: count + 1]
 
 
 def _put_results(op: str, st: List[int]) -> List[bool]:
@@ -101,7 +110,7 @@ def _get_results(op: str, st: List[int], lens: List[int], count: Optional[int] =
     """The value's length, None for a miss."""
     results: List[Optional[int]] = [n if s == 0 else None for s, n in zip(st, lens)]
     if count is not None:
-        results, st = results[:count], st[:count]
+        results, st = results[:count], _prefix_statuses(st, count)
     _fail(op, st, lambda s: s == 0 or s == -_errno.ENOENT, results, lens)
     return results
 
@@ -110,7 +119,7 @@ def _contains_results(op: str, st: List[int], count: Optional[int] = None) -> Li
     """True if the key is committed."""
     results = [s == 1 for s in st]
     if count is not None:
-        results, st = results[:count], st[:count]
+        results, st = results[:count], _prefix_statuses(st, count)
     _fail(op, st, lambda s: s >= 0, results)
     return results
 
@@ -225,26 +234,49 @@ class _BatchCalls:
 
     def contains_many(self, keys: Sequence[Key], *, pin: bool = False) -> List[bool]:
         """Per key, whether it is committed. pin=True pins every hit
-        (LMCache's lookup-and-lock); release with unpin_many."""
+        (LMCache's lookup-and-lock); release with unpin_many. When an item
+        fails (BatchError), the hits it pinned are unpinned again."""
         kb = _keys(keys)
         if not kb:
             self._enter(), self._leave()
             return []
         batch = _Batch(kb)
         self._run("daxkv_contains_batch", batch, _lib.PIN if pin else 0)
-        return _contains_results("daxkv_contains_batch", batch.statuses())
+        try:
+            return _contains_results("daxkv_contains_batch", batch.statuses())
+        except BatchError:
+            if pin:
+                self._drop_pins(kb, batch.statuses())
+            raise
+
+    def _drop_pins(self, kb: List[bytes], statuses: List[int]) -> None:
+        # A pinning lookup that raises: callers handling the error would
+        # rarely unpin its hits, and a pin left behind keeps the entry
+        # from being evicted or removed for good.
+        hits = [k for k, s in zip(kb, statuses) if s == 1]
+        if hits:
+            try:
+                self.unpin_many(hits)
+            except DaxKVError:
+                pass  # the store is closing: the pins go with it
 
     def prefix_length(self, keys: Sequence[Key], *, pin: bool = False) -> int:
         """Number of consecutive committed keys from the start (pinning them
-        when pin=True)."""
+        when pin=True). A key that fails (a bad key, ...) raises BatchError
+        rather than ending the prefix; the keys pinned are unpinned again."""
         kb = _keys(keys)
         if not kb:
             self._enter(), self._leave()
             return 0
         batch = _Batch(kb)
         count = self._run("daxkv_contains_batch", batch, _lib.PREFIX | (_lib.PIN if pin else 0))
-        st = batch.statuses()[:count]
-        _fail("daxkv_contains_batch", st, lambda s: s >= 0, [True] * count)
+        st = _prefix_statuses(batch.statuses(), count)
+        try:
+            _fail("daxkv_contains_batch", st, lambda s: s >= 0, [True] * count)
+        except BatchError:
+            if pin:
+                self._drop_pins(kb, st)
+            raise
         return count
 
     def remove_many(self, keys: Sequence[Key], *, force: bool = False) -> List[bool]:

@@ -17,7 +17,7 @@ import weakref
 from typing import Any, List, Optional, Sequence
 
 from . import _lib
-from ._batch import _key_columns
+from ._batch import _key_columns, _prefix_statuses
 from ._buffers import Buffer, Key, _Buffers, _key, _keys
 from ._library import _error, _item_error, _optional, library
 from .errors import BatchError, Exists, InvalidArgument
@@ -65,7 +65,9 @@ class _ZeroCopyCalls:
         results: List[Optional[Lease]] = [Lease(it.lease) if it.lease else None for it in items]
         statuses = [it.status for it in items]
         if prefix:
-            results, statuses = results[:rc], statuses[:rc]
+            # The item the prefix stopped at is checked too: a failure there
+            # is raised, not passed off as a miss (_prefix_statuses).
+            results, statuses = results[:rc], _prefix_statuses(statuses, rc)
         errors = {i: _item_error(s, "daxkv_lease_batch", i) for i, s in enumerate(statuses)
                   if s not in (0, -_errno.ENOENT)}
         if errors:

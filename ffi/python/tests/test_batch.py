@@ -201,3 +201,36 @@ def test_a_bad_buffer_is_named_by_its_position(store):
         daxkv.memcpy_batch([bytearray(2), bytearray(2)], [b"ab", None])
     with pytest.raises(TypeError, match=r"buffers\[0\]: expected a writable"):
         store.submit("get", [b"a"], [b"ro"])
+
+
+def test_a_prefix_stopped_by_a_failure_raises_it(store):
+    # PREFIX stops at the first item that is not copied; the binding
+    # reported only the prefix, so a destination too small, or a bad key,
+    # read as a miss that ended it.
+    store.put_many([b"a", b"b", b"c"], [b"1" * 10, b"2" * 100, b"3" * 10])
+    with pytest.raises(daxkv.BatchError) as ei:
+        store.get_many_into([b"a", b"b", b"c"], [bytearray(16) for _ in range(3)], prefix=True)
+    assert isinstance(ei.value.errors[1], daxkv.BufferTooSmall) and ei.value.results == [10]
+    bad = b"x" * (daxkv.KEY_MAX + 1)
+    with pytest.raises(daxkv.BatchError):
+        store.prefix_length([b"a", bad, b"c"])
+    with pytest.raises(daxkv.BatchError):
+        store.contains_many([b"a", bad], pin=False)
+    with pytest.raises(daxkv.BatchError):
+        store.lease_many([b"a", bad, b"c"], prefix=True)
+    # A miss still ends the prefix quietly.
+    assert store.get_many_into([b"a", b"nope", b"c"], [bytearray(128) for _ in range(3)], prefix=True) == [10]
+    assert store.prefix_length([b"a", b"nope", b"c"]) == 1
+
+
+@pytest.mark.parametrize("prefix", [False, True])
+def test_a_failed_pinning_lookup_leaves_no_pin(store, prefix):
+    bad = b"x" * (daxkv.KEY_MAX + 1)
+    store.put(b"a", b"v")
+    with pytest.raises(daxkv.BatchError):
+        if prefix:
+            store.prefix_length([b"a", bad], pin=True)
+        else:
+            store.contains_many([b"a", bad], pin=True)
+    assert store.stats().entries_pinned == 0
+    assert store.remove(b"a")  # not Busy: no pin was left behind
