@@ -200,10 +200,13 @@ class _AsyncCalls:
         return out
 
     def _poll_raw(self, cap: int, timeout: Optional[float]) -> List["Completion"]:
+        import time
+
         fn = _optional("daxkv_poll")
         arr = (_lib.Completion * cap)()
         a = self._async_state()
         fds = [self.event_fd(), a.stop_fd()] if timeout != 0 else []
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             h = self._enter()
             try:
@@ -225,7 +228,10 @@ class _AsyncCalls:
                 self._leave()
             if not r:
                 break
-            timeout = None if timeout is None else 0.0
+            # Woken, but another thread may take what woke us: wait on
+            # for what is left of the timeout, not return at once.
+            if deadline is not None:
+                timeout = max(0.0, deadline - time.monotonic())
         return self._deliver([arr[i] for i in range(rc)])
 
     def _stop_polls(self) -> None:

@@ -575,3 +575,30 @@ def test_a_too_small_destination_reports_the_size_it_needs(store):
         got[0].results()
     assert isinstance(ei.value.first, daxkv.BufferTooSmall)
     assert ei.value.first.needed == 100
+
+
+def test_a_poll_woken_for_a_completion_another_thread_took_waits_on(store, monkeypatch):
+    # Two threads polling: one wakes on the event fd, the other takes the
+    # completion first. The woken poll returned [] at once instead of
+    # waiting out its timeout. Here the "other thread" takes it from inside
+    # the sleep, right after the event fd became readable.
+    import select
+    import time
+
+    real_select = select.select
+    stolen = []
+
+    def racing_select(r, w, x, timeout=None):
+        if not stolen:
+            store.submit("contains", [b"k"])  # runs inline: its completion waits
+            ready = real_select(r, w, x, timeout)
+            stolen.extend(store.poll(timeout=0))  # taken before the waker polls
+            return ready
+        return real_select(r, w, x, timeout)
+
+    monkeypatch.setattr(select, "select", racing_select)
+    t0 = time.monotonic()
+    assert store.poll(timeout=0.5) == []
+    elapsed = time.monotonic() - t0
+    assert len(stolen) == 1
+    assert elapsed >= 0.4, f"the poll gave up after {elapsed:.3f}s of its 0.5s timeout"
