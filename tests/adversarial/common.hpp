@@ -282,6 +282,67 @@ private:
     }
 };
 
+// A store, hotplug on, over one file device of `slots` slots at each of
+// paths (created or reused as they are).
+inline StorePtr open_hotplug_pool(const std::vector<std::string> &paths, uint32_t slots,
+                                  std::vector<std::pair<std::string, std::string>> opts = {}) {
+    std::vector<std::pair<std::string, uint64_t>> devs;
+    for (auto &p : paths)
+        devs.emplace_back(p, dev_bytes_for(slots));
+    opts.emplace_back("hotplug", "1");
+    ConfigPtr cfg = config(opts, devs);
+    daxkv_store *s = nullptr;
+    int rc = daxkv_open(&s, cfg.get());
+    EXPECT_EQ(rc, 0) << daxkv_errmsg();
+    return StorePtr(rc == 0 ? s : nullptr);
+}
+
+// The keys (of 0..n-1) whose entries lie on device row d: a lease of such a
+// key borrows one slot of that device.
+inline std::vector<uint32_t> keys_on(daxkv_store *s, uint32_t n, size_t d) {
+    std::vector<uint32_t> out;
+    for (uint32_t i = 0; i < n; ++i) {
+        std::string k = key_of(i);
+        daxkv_lease *l = nullptr;
+        if (daxkv_lease_acquire(s, k.data(), k.size(), &l) != 0)
+            continue;
+        uint64_t b = pool_status(s)["devices"][d]["borrowed_slot_count"];
+        daxkv_lease_release(l);
+        if (b == 1)
+            out.push_back(i);
+    }
+    return out;
+}
+
+// A fixture that opens pools of fresh file devices in a directory of its own.
+class PoolFixture : public ::testing::Test {
+protected:
+    explicit PoolFixture(std::string name_prefix) : name_prefix_(std::move(name_prefix)) {}
+
+    // A pool of n file devices of `slots` slots each, hotplug on; paths_
+    // names them. Each call opens devices of its own (a scenario may follow
+    // another one that left its devices changed). The names carry the pid
+    // as well as the count: a scenario in a forked child counts its pools in
+    // its own copy of pools_, and its devices stay in dir_ after it exits,
+    // so the parent's next pool must not take the same names.
+    StorePtr open_pool(uint32_t n, uint32_t slots,
+                       std::vector<std::pair<std::string, std::string>> opts = {}) {
+        paths_.clear();
+        const std::string prefix =
+            name_prefix_ + std::to_string(::getpid()) + "-" + std::to_string(pools_++) + "-";
+        for (uint32_t i = 0; i < n; ++i)
+            paths_.push_back(dir_.file(prefix + "dev" + std::to_string(i)));
+        return open_hotplug_pool(paths_, slots, std::move(opts));
+    }
+
+    TempDir dir_;
+    std::vector<std::string> paths_;
+    int pools_ = 0;
+
+private:
+    std::string name_prefix_;
+};
+
 // The entries of a directory (names), for "nothing created".
 inline std::vector<std::string> list_dir(const std::string &dir) {
     std::vector<std::string> out;

@@ -82,43 +82,9 @@ bool fd_readable(int fd) {
     return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
-class AsyncRaces : public ::testing::Test {
+class AsyncRaces : public PoolFixture {
 protected:
-    StorePtr open_pool(uint32_t n, uint32_t slots,
-                       std::vector<std::pair<std::string, std::string>> opts = {}) {
-        paths_.clear();
-        std::vector<std::pair<std::string, uint64_t>> devs;
-        const std::string prefix =
-            "ar" + std::to_string(::getpid()) + "-" + std::to_string(pools_++) + "-";
-        for (uint32_t i = 0; i < n; ++i) {
-            paths_.push_back(dir_.file(prefix + "dev" + std::to_string(i)));
-            devs.emplace_back(paths_.back(), dev_bytes_for(slots));
-        }
-        opts.emplace_back("hotplug", "1");
-        ConfigPtr cfg = config(opts, devs);
-        daxkv_store *s = nullptr;
-        int rc = daxkv_open(&s, cfg.get());
-        EXPECT_EQ(rc, 0) << daxkv_errmsg();
-        return StorePtr(rc == 0 ? s : nullptr);
-    }
-    // The keys (of 0..n-1) whose entries lie on device row d.
-    std::vector<uint32_t> keys_on(daxkv_store *s, uint32_t n, size_t d) {
-        std::vector<uint32_t> out;
-        for (uint32_t i = 0; i < n; ++i) {
-            std::string k = key_of(i);
-            daxkv_lease *l = nullptr;
-            if (daxkv_lease_acquire(s, k.data(), k.size(), &l) != 0)
-                continue;
-            uint64_t b = pool_status(s)["devices"][d]["borrowed_slot_count"];
-            daxkv_lease_release(l);
-            if (b == 1)
-                out.push_back(i);
-        }
-        return out;
-    }
-    TempDir dir_;
-    std::vector<std::string> paths_;
-    int pools_ = 0;
+    AsyncRaces() : PoolFixture("ar") {}
 };
 
 // Items of one batch with their own keys and buffers.

@@ -71,17 +71,9 @@ protected:
     StorePtr open_pool(uint32_t n, uint32_t slots,
                        std::vector<std::pair<std::string, std::string>> opts = {}) {
         paths_.clear();
-        std::vector<std::pair<std::string, uint64_t>> devs;
-        for (uint32_t i = 0; i < n; ++i) {
+        for (uint32_t i = 0; i < n; ++i)
             paths_.push_back(dir_.file("dev" + std::to_string(i)));
-            devs.emplace_back(paths_.back(), dev_bytes_for(slots));
-        }
-        opts.emplace_back("hotplug", "1");
-        ConfigPtr cfg = config(opts, devs);
-        daxkv_store *s = nullptr;
-        int rc = daxkv_open(&s, cfg.get());
-        EXPECT_EQ(rc, 0) << daxkv_errmsg();
-        return StorePtr(rc == 0 ? s : nullptr);
+        return open_hotplug_pool(paths_, slots, std::move(opts));
     }
     TempDir dir_;
     std::vector<std::string> paths_;
