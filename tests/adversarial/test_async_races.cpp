@@ -82,9 +82,106 @@ bool fd_readable(int fd) {
     return ::poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
 }
 
+// Puts keys 0..n-1 at version 1; false at the first that fails.
+bool put_keys(daxkv_store *s, uint32_t n) {
+    for (uint32_t i = 0; i < n; ++i)
+        if (put_key(s, i, 1))
+            return false;
+    return true;
+}
+
+// What is wrong with keys 0..n-1 against `version` ("" when each reads it).
+std::string check_keys(daxkv_store *s, uint32_t n, uint64_t version) {
+    std::string out;
+    for (uint32_t i = 0; i < n; ++i) {
+        std::string bad = check_key(s, i, version);
+        if (!bad.empty())
+            out += bad + "; ";
+    }
+    return out;
+}
+
+// Reads keys 0..n-1 back: "" when every one found is whole and every other
+// get missed (-ENOENT) where misses_allowed; else what is wrong, `when`
+// following the key in the message. present, where given, counts the keys
+// found.
+std::string read_back_whole(daxkv_store *s, uint32_t n, bool misses_allowed,
+                            const std::string &when, uint64_t *present = nullptr) {
+    std::string out;
+    for (uint32_t i = 0; i < n; ++i) {
+        std::string k = key_of(i);
+        std::vector<uint8_t> buf(kSlot);
+        size_t len = 0;
+        int g = daxkv_get(s, k.data(), k.size(), buf.data(), buf.size(), &len);
+        if (g == 0) {
+            if (present)
+                ++*present;
+            std::string bad = check_versioned(i, buf.data(), len);
+            if (!bad.empty())
+                out += "key " + std::to_string(i) + when + ": " + bad + "; ";
+        } else if (g != -ENOENT || !misses_allowed) {
+            out += "get" + when + " returned " + std::to_string(g) + "; ";
+        }
+    }
+    return out;
+}
+
+// The slots taken by live entries, over every device of a pool status.
+uint64_t live_slots(const json &st) {
+    uint64_t live = 0;
+    for (auto &d : st["devices"])
+        live += d["live_slot_count"].get<uint64_t>();
+    return live;
+}
+
+// A key_info ready for daxkv_cursor_next: zeroed, struct_size set.
+daxkv_key_info key_info() {
+    daxkv_key_info ki;
+    std::memset(&ki, 0, sizeof ki);
+    ki.struct_size = sizeof ki;
+    return ki;
+}
+
+// The cursor's next step, into ki made ready again: what daxkv_cursor_next
+// returned.
+int next_key(daxkv_cursor *c, daxkv_key_info &ki) {
+    ki = key_info();
+    return daxkv_cursor_next(c, &ki);
+}
+
 class AsyncRaces : public PoolFixture {
 protected:
     AsyncRaces() : PoolFixture("ar") {}
+
+    // open_pool(n, slots) with keys 0..keys-1 put (version 1); null if the
+    // open or a put failed.
+    StorePtr open_filled_pool(uint32_t n, uint32_t slots, uint32_t keys) {
+        StorePtr s = open_pool(n, slots);
+        if (!s || !put_keys(s.get(), keys))
+            return StorePtr();
+        return s;
+    }
+    // Runs scenario in a child with an alarm, so that a crash or a hang
+    // fails this test alone; the scenario returns what went wrong, or "".
+    static void expect_clean(const std::function<std::string()> &scenario) {
+        std::string msg = child_check([&] {
+            ::alarm(kAlarm);
+            return scenario();
+        });
+        EXPECT_EQ(msg, "");
+    }
+    // The same for each variant of a scenario (0, 1, ...), a failure naming
+    // the variant.
+    static void expect_clean_each(const std::vector<std::string> &variants,
+                                  const std::function<std::string(int)> &scenario) {
+        for (size_t v = 0; v < variants.size(); ++v) {
+            std::string msg = child_check([&] {
+                ::alarm(kAlarm);
+                return scenario(static_cast<int>(v));
+            });
+            EXPECT_EQ(msg, "") << variants[v];
+        }
+    }
 };
 
 // Items of one batch with their own keys and buffers.
@@ -115,8 +212,7 @@ struct Batch {
 // Submission against shutdown
 
 TEST_F(AsyncRaces, SubmittersRacingShutdownEachAcceptedBatchCompletesOnce) {
-    std::string msg = child_check([&]() -> std::string {
-        ::alarm(kAlarm);
+    expect_clean([&]() -> std::string {
         StorePtr s = open_pool(1, 256);
         daxkv_store *raw = s.get();
         const int fd = daxkv_event_fd(raw);
@@ -213,21 +309,18 @@ TEST_F(AsyncRaces, SubmittersRacingShutdownEachAcceptedBatchCompletesOnce) {
             }
         return out;
     });
-    EXPECT_EQ(msg, "");
 }
 
 // ---------------------------------------------------------------------------
 // Leases against replaces and removes
 
 TEST_F(AsyncRaces, AsyncReplacePutsNeverChangeLeasedBytes) {
-    std::string msg = child_check([&]() -> std::string {
-        ::alarm(kAlarm);
-        StorePtr s = open_pool(2, 64);
-        daxkv_store *raw = s.get();
+    expect_clean([&]() -> std::string {
         constexpr uint32_t kKeys = 8;
-        for (uint32_t i = 0; i < kKeys; ++i)
-            if (put_key(raw, i, 1))
-                return "put failed";
+        StorePtr s = open_filled_pool(2, 64, kKeys);
+        if (!s)
+            return "put failed";
+        daxkv_store *raw = s.get();
         std::vector<daxkv_lease_item> li(kKeys);
         std::vector<std::string> keys;
         for (uint32_t i = 0; i < kKeys; ++i)
@@ -284,11 +377,7 @@ TEST_F(AsyncRaces, AsyncReplacePutsNeverChangeLeasedBytes) {
         }
         for (auto &l : li)
             daxkv_lease_release(l.lease);
-        for (uint32_t i = 0; i < kKeys; ++i) {
-            std::string bad = check_key(raw, i, 29);
-            if (!bad.empty())
-                out += bad + "; ";
-        }
+        out += check_keys(raw, kKeys, 29);
         // Every slot the leases held came back: only the live keys use slots.
         json st = pool_status(raw);
         uint64_t live = 0, borrowed = 0;
@@ -303,18 +392,15 @@ TEST_F(AsyncRaces, AsyncReplacePutsNeverChangeLeasedBytes) {
             out += "slots still borrowed after release; ";
         return out;
     });
-    EXPECT_EQ(msg, "");
 }
 
 TEST_F(AsyncRaces, LeaseBatchesRacingForcedRemovesAndReplacesSeeWholeValues) {
-    std::string msg = child_check([&]() -> std::string {
-        ::alarm(kAlarm);
-        StorePtr s = open_pool(2, 64);
-        daxkv_store *raw = s.get();
+    expect_clean([&]() -> std::string {
         constexpr uint32_t kKeys = 12;
-        for (uint32_t i = 0; i < kKeys; ++i)
-            if (put_key(raw, i, 1))
-                return "put failed";
+        StorePtr s = open_filled_pool(2, 64, kKeys);
+        if (!s)
+            return "put failed";
+        daxkv_store *raw = s.get();
         std::atomic<bool> stop{false};
         std::string werr;
         std::thread writer([&] {
@@ -396,12 +482,10 @@ TEST_F(AsyncRaces, LeaseBatchesRacingForcedRemovesAndReplacesSeeWholeValues) {
                 out += "slots still borrowed after every release; ";
         return out;
     });
-    EXPECT_EQ(msg, "");
 }
 
 TEST_F(AsyncRaces, AsyncReplacePutsRacingForcedRemovesLeakNoSlot) {
-    std::string msg = child_check([&]() -> std::string {
-        ::alarm(kAlarm);
+    expect_clean([&]() -> std::string {
         StorePtr s = open_pool(2, 128);
         daxkv_store *raw = s.get();
         constexpr uint32_t kKeys = 100; // over the inline limit: the dispatcher runs them
@@ -450,38 +534,20 @@ TEST_F(AsyncRaces, AsyncReplacePutsRacingForcedRemovesLeakNoSlot) {
         }
         // What is left reads whole, and only what is left takes slots.
         uint64_t present = 0;
-        for (uint32_t i = 0; i < kKeys; ++i) {
-            std::string k = key_of(i);
-            std::vector<uint8_t> buf(kSlot);
-            size_t len = 0;
-            int g = daxkv_get(raw, k.data(), k.size(), buf.data(), buf.size(), &len);
-            if (g == 0) {
-                ++present;
-                std::string bad = check_versioned(i, buf.data(), len);
-                if (!bad.empty())
-                    out += "key " + std::to_string(i) + ": " + bad + "; ";
-            } else if (g != -ENOENT) {
-                out += "get returned " + std::to_string(g) + "; ";
-            }
-        }
-        json st = pool_status(raw);
-        uint64_t live = 0;
-        for (auto &d : st["devices"])
-            live += d["live_slot_count"].get<uint64_t>();
+        out += read_back_whole(raw, kKeys, true, "", &present);
+        const uint64_t live = live_slots(pool_status(raw));
         if (live != present)
             out += std::to_string(live) + " slots live for " + std::to_string(present) +
                    " keys present; ";
         return out;
     });
-    EXPECT_EQ(msg, "");
 }
 
 // ---------------------------------------------------------------------------
 // Reservations against forced removes of their keys and devices
 
 TEST_F(AsyncRaces, AsyncForcedRemovesRacingReservationsLeaveWholeValuesOrNothing) {
-    std::string msg = child_check([&]() -> std::string {
-        ::alarm(kAlarm);
+    expect_clean([&]() -> std::string {
         StorePtr s = open_pool(1, 64);
         daxkv_store *raw = s.get();
         constexpr uint32_t kKeys = 16;
@@ -558,423 +624,363 @@ TEST_F(AsyncRaces, AsyncForcedRemovesRacingReservationsLeaveWholeValuesOrNothing
         (void)submitted;
         return out;
     });
-    EXPECT_EQ(msg, "");
 }
 
 TEST_F(AsyncRaces, ReservationsWrittenWhileAForcedDeviceRemovalCancelsThem) {
-    for (int evict = 0; evict < 2; ++evict) {
-        std::string msg = child_check([&]() -> std::string {
-            ::alarm(kAlarm);
-            StorePtr s = open_pool(2, 32);
-            daxkv_store *raw = s.get();
-            std::string out;
-            // Reservations on both devices (placement takes the least used).
-            constexpr uint32_t kKeys = 8;
-            std::vector<daxkv_reservation *> rs(kKeys, nullptr);
-            std::vector<void *> data(kKeys, nullptr);
-            for (uint32_t i = 0; i < kKeys; ++i) {
-                std::string k = key_of(i);
-                auto want = val(i, 1);
-                if (daxkv_reserve_meta(raw, k.data(), k.size(), want.size(), "x", 1, &data[i],
-                                       &rs[i]) != 0)
-                    return std::string("reserve: ") + daxkv_errmsg();
-            }
-            daxkv_hotplug_result r = result();
-            int rc = daxkv_device_remove(raw, paths_[0].c_str(),
-                                         evict ? DAXKV_EVICT : DAXKV_MIGRATE, DAXKV_FORCE, &r);
-            if (rc != 0)
-                return "forced removal with open reservations returned " + std::to_string(rc) +
-                       " " + daxkv_errmsg();
-            // The caller may still write into every reservation (the device
-            // stays mapped for them), then commit: cancelled ones fail with
-            // -ECANCELED and leave nothing.
-            int cancelled = 0;
-            for (uint32_t i = 0; i < kKeys; ++i) {
-                auto want = val(i, 1);
-                std::memcpy(data[i], want.data(), want.size());
-                int c = daxkv_commit(rs[i]);
-                if (c == -ECANCELED) {
-                    ++cancelled;
-                    std::string gone = check_key(raw, i, 0);
-                    if (!gone.empty())
-                        out += "cancelled key " + std::to_string(i) + ": " + gone + "; ";
-                } else if (c == 0) {
-                    std::string bad = check_key(raw, i, 1);
-                    if (!bad.empty())
-                        out += "committed key " + std::to_string(i) + ": " + bad + "; ";
-                } else {
-                    out += "commit returned " + std::to_string(c) + "; ";
-                }
-            }
-            if (cancelled == 0)
-                out += "no reservation lay on the removed device; ";
-            json st = pool_status(raw);
-            if (st["devices"][0]["state"] != "removed")
-                out += "device 0 is " + st["devices"][0]["state"].dump() + "; ";
-            // The key of a cancelled reservation can be stored again.
-            for (uint32_t i = 0; i < kKeys; ++i) {
-                int p = put_key(raw, i, 2, DAXKV_REPLACE);
-                if (p != 0)
-                    out += "put after the removal returned " + std::to_string(p) + "; ";
-                std::string bad = check_key(raw, i, 2);
+    expect_clean_each({"migrate", "evict"}, [&](int evict) -> std::string {
+        StorePtr s = open_pool(2, 32);
+        daxkv_store *raw = s.get();
+        std::string out;
+        // Reservations on both devices (placement takes the least used).
+        constexpr uint32_t kKeys = 8;
+        std::vector<daxkv_reservation *> rs(kKeys, nullptr);
+        std::vector<void *> data(kKeys, nullptr);
+        for (uint32_t i = 0; i < kKeys; ++i) {
+            std::string k = key_of(i);
+            auto want = val(i, 1);
+            if (daxkv_reserve_meta(raw, k.data(), k.size(), want.size(), "x", 1, &data[i],
+                                   &rs[i]) != 0)
+                return std::string("reserve: ") + daxkv_errmsg();
+        }
+        daxkv_hotplug_result r = result();
+        int rc = daxkv_device_remove(raw, paths_[0].c_str(),
+                                     evict ? DAXKV_EVICT : DAXKV_MIGRATE, DAXKV_FORCE, &r);
+        if (rc != 0)
+            return "forced removal with open reservations returned " + std::to_string(rc) +
+                   " " + daxkv_errmsg();
+        // The caller may still write into every reservation (the device
+        // stays mapped for them), then commit: cancelled ones fail with
+        // -ECANCELED and leave nothing.
+        int cancelled = 0;
+        for (uint32_t i = 0; i < kKeys; ++i) {
+            auto want = val(i, 1);
+            std::memcpy(data[i], want.data(), want.size());
+            int c = daxkv_commit(rs[i]);
+            if (c == -ECANCELED) {
+                ++cancelled;
+                std::string gone = check_key(raw, i, 0);
+                if (!gone.empty())
+                    out += "cancelled key " + std::to_string(i) + ": " + gone + "; ";
+            } else if (c == 0) {
+                std::string bad = check_key(raw, i, 1);
                 if (!bad.empty())
-                    out += bad + "; ";
+                    out += "committed key " + std::to_string(i) + ": " + bad + "; ";
+            } else {
+                out += "commit returned " + std::to_string(c) + "; ";
             }
-            return out;
-        });
-        EXPECT_EQ(msg, "") << (evict ? "evict" : "migrate");
-    }
+        }
+        if (cancelled == 0)
+            out += "no reservation lay on the removed device; ";
+        json st = pool_status(raw);
+        if (st["devices"][0]["state"] != "removed")
+            out += "device 0 is " + st["devices"][0]["state"].dump() + "; ";
+        // The key of a cancelled reservation can be stored again.
+        for (uint32_t i = 0; i < kKeys; ++i) {
+            int p = put_key(raw, i, 2, DAXKV_REPLACE);
+            if (p != 0)
+                out += "put after the removal returned " + std::to_string(p) + "; ";
+            std::string bad = check_key(raw, i, 2);
+            if (!bad.empty())
+                out += bad + "; ";
+        }
+        return out;
+    });
 }
 
 // ---------------------------------------------------------------------------
 // Device removal against asynchronous batches and leases
 
 TEST_F(AsyncRaces, ForcedDeviceRemovalDuringAsyncBatchesAndAHeldLease) {
-    for (int evict = 0; evict < 2; ++evict) {
-        std::string msg = child_check([&]() -> std::string {
-            ::alarm(kAlarm);
-            StorePtr s = open_pool(3, 64);
-            daxkv_store *raw = s.get();
-            constexpr uint32_t kKeys = 40;
-            for (uint32_t i = 0; i < kKeys; ++i)
-                if (put_key(raw, i, 1))
-                    return "put failed";
-            std::vector<uint32_t> on0 = keys_on(raw, kKeys, 0);
-            if (on0.empty())
-                return "no key on dev0";
-            std::string lk = key_of(on0[0]);
-            daxkv_lease *l = nullptr;
-            if (daxkv_lease_acquire(raw, lk.data(), lk.size(), &l))
-                return "lease failed";
-            std::atomic<int> rrc{1};
-            daxkv_hotplug_result r = result();
-            std::thread remover([&] {
-                rrc = daxkv_device_remove(raw, paths_[0].c_str(),
-                                          evict ? DAXKV_EVICT : DAXKV_MIGRATE, DAXKV_FORCE, &r);
-            });
-            // Gets and replaces of every key, asynchronously, meanwhile.
-            std::vector<std::unique_ptr<Batch>> batches;
-            size_t submitted = 0;
-            std::string out;
-            for (int b = 0; b < 12; ++b) {
-                const bool put = b % 3 == 2;
-                batches.emplace_back(new Batch(0, kKeys, 1, put));
-                Batch &bt = *batches.back();
-                if (daxkv_submit(raw, put ? DAXKV_OP_PUT : DAXKV_OP_GET, bt.items.data(),
-                                 bt.items.size(), put ? DAXKV_REPLACE : 0, uint64_t(b)) != 0)
-                    return "submit failed";
-                ++submitted;
-            }
-            std::vector<daxkv_completion> got = collect(raw, submitted);
-            if (got.size() != submitted)
-                out += "missing completions (a batch waits on the removal?); ";
-            // Every get returned whole values or misses (evicted keys).
-            for (size_t b = 0; b < batches.size(); ++b) {
-                if (b % 3 == 2)
-                    continue;
-                Batch &bt = *batches[b];
-                for (uint32_t i = 0; i < kKeys; ++i) {
-                    const daxkv_item &it = bt.items[i];
-                    if (it.status == 0) {
-                        std::string bad = check_versioned(i, it.data, it.len);
-                        if (!bad.empty())
-                            out += "async get of key " + std::to_string(i) + ": " + bad + "; ";
-                    } else if (it.status != -ENOENT) {
-                        out += "async get status " + std::to_string(it.status) + "; ";
-                    }
-                }
-            }
-            // The leased bytes are intact while the removal waits.
-            if (check_versioned(on0[0], daxkv_lease_data(l), daxkv_lease_size(l)) != "")
-                out += "leased bytes changed during the removal; ";
-            if (rrc.load() != 1)
-                out += "the forced removal returned " + std::to_string(rrc.load()) +
-                       " while a lease of its device was held; ";
-            daxkv_lease_release(l);
-            remover.join();
-            if (rrc.load() != 0)
-                out += "forced removal returned " + std::to_string(rrc.load()) + "; ";
-            json st = pool_status(raw);
-            if (st["devices"][0]["state"] != "removed")
-                out += "dev0 is " + st["devices"][0]["state"].dump() + "; ";
-            for (uint32_t i = 0; i < kKeys; ++i) {
-                std::string k = key_of(i);
-                std::vector<uint8_t> buf(kSlot);
-                size_t len = 0;
-                int g = daxkv_get(raw, k.data(), k.size(), buf.data(), buf.size(), &len);
-                if (g == 0) {
-                    std::string bad = check_versioned(i, buf.data(), len);
-                    if (!bad.empty())
-                        out += "key " + std::to_string(i) + " after removal: " + bad + "; ";
-                } else if (g != -ENOENT || !evict) {
-                    out += "get after removal " + std::to_string(g) + "; ";
-                }
-            }
-            return out;
+    expect_clean_each({"migrate", "evict"}, [&](int evict) -> std::string {
+        constexpr uint32_t kKeys = 40;
+        StorePtr s = open_filled_pool(3, 64, kKeys);
+        if (!s)
+            return "put failed";
+        daxkv_store *raw = s.get();
+        std::vector<uint32_t> on0 = keys_on(raw, kKeys, 0);
+        if (on0.empty())
+            return "no key on dev0";
+        std::string lk = key_of(on0[0]);
+        daxkv_lease *l = nullptr;
+        if (daxkv_lease_acquire(raw, lk.data(), lk.size(), &l))
+            return "lease failed";
+        std::atomic<int> rrc{1};
+        daxkv_hotplug_result r = result();
+        std::thread remover([&] {
+            rrc = daxkv_device_remove(raw, paths_[0].c_str(),
+                                      evict ? DAXKV_EVICT : DAXKV_MIGRATE, DAXKV_FORCE, &r);
         });
-        EXPECT_EQ(msg, "") << (evict ? "evict" : "migrate");
-    }
+        // Gets and replaces of every key, asynchronously, meanwhile.
+        std::vector<std::unique_ptr<Batch>> batches;
+        size_t submitted = 0;
+        std::string out;
+        for (int b = 0; b < 12; ++b) {
+            const bool put = b % 3 == 2;
+            batches.emplace_back(new Batch(0, kKeys, 1, put));
+            Batch &bt = *batches.back();
+            if (daxkv_submit(raw, put ? DAXKV_OP_PUT : DAXKV_OP_GET, bt.items.data(),
+                             bt.items.size(), put ? DAXKV_REPLACE : 0, uint64_t(b)) != 0)
+                return "submit failed";
+            ++submitted;
+        }
+        std::vector<daxkv_completion> got = collect(raw, submitted);
+        if (got.size() != submitted)
+            out += "missing completions (a batch waits on the removal?); ";
+        // Every get returned whole values or misses (evicted keys).
+        for (size_t b = 0; b < batches.size(); ++b) {
+            if (b % 3 == 2)
+                continue;
+            Batch &bt = *batches[b];
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                const daxkv_item &it = bt.items[i];
+                if (it.status == 0) {
+                    std::string bad = check_versioned(i, it.data, it.len);
+                    if (!bad.empty())
+                        out += "async get of key " + std::to_string(i) + ": " + bad + "; ";
+                } else if (it.status != -ENOENT) {
+                    out += "async get status " + std::to_string(it.status) + "; ";
+                }
+            }
+        }
+        // The leased bytes are intact while the removal waits.
+        if (check_versioned(on0[0], daxkv_lease_data(l), daxkv_lease_size(l)) != "")
+            out += "leased bytes changed during the removal; ";
+        if (rrc.load() != 1)
+            out += "the forced removal returned " + std::to_string(rrc.load()) +
+                   " while a lease of its device was held; ";
+        daxkv_lease_release(l);
+        remover.join();
+        if (rrc.load() != 0)
+            out += "forced removal returned " + std::to_string(rrc.load()) + "; ";
+        json st = pool_status(raw);
+        if (st["devices"][0]["state"] != "removed")
+            out += "dev0 is " + st["devices"][0]["state"].dump() + "; ";
+        out += read_back_whole(raw, kKeys, evict, " after removal");
+        return out;
+    });
 }
 
 TEST_F(AsyncRaces, AShrinkDuringAsyncReplacePutsLeavesNothingAboveTheEnd) {
-    for (int force = 0; force < 2; ++force) {
-        std::string msg = child_check([&]() -> std::string {
-            ::alarm(kAlarm);
-            StorePtr s = open_pool(1, 64);
-            daxkv_store *raw = s.get();
-            constexpr uint32_t kKeys = 12;
-            // Fill the device up high first, so that the live keys lie above
-            // the new end, then free the low slots.
-            for (uint32_t i = 0; i < 48; ++i)
-                if (put_key(raw, 100 + i, 1))
-                    return "fill failed";
-            for (uint32_t i = 0; i < kKeys; ++i)
-                if (put_key(raw, i, 1))
-                    return "put failed";
-            for (uint32_t i = 0; i < 48; ++i) {
-                std::string k = key_of(100 + i);
-                daxkv_remove(raw, k.data(), k.size(), 0);
+    expect_clean_each({"no force", "force"}, [&](int force) -> std::string {
+        StorePtr s = open_pool(1, 64);
+        daxkv_store *raw = s.get();
+        constexpr uint32_t kKeys = 12;
+        // Fill the device up high first, so that the live keys lie above
+        // the new end, then free the low slots.
+        for (uint32_t i = 0; i < 48; ++i)
+            if (put_key(raw, 100 + i, 1))
+                return "fill failed";
+        if (!put_keys(raw, kKeys))
+            return "put failed";
+        for (uint32_t i = 0; i < 48; ++i) {
+            std::string k = key_of(100 + i);
+            daxkv_remove(raw, k.data(), k.size(), 0);
+        }
+        // Small batches (they run inline in the submitting thread, as
+        // the resize runs in this one), each key replaced 24 times.
+        std::vector<std::unique_ptr<Batch>> batches;
+        for (uint64_t v = 2; v <= 25; ++v)
+            batches.emplace_back(new Batch(0, kKeys, v, true));
+        std::atomic<bool> go{false};
+        std::string serr;
+        std::thread submitter([&] {
+            while (!go.load())
+                std::this_thread::yield();
+            for (auto &b : batches) {
+                if (daxkv_submit(raw, DAXKV_OP_PUT, b->items.data(), b->items.size(),
+                                 DAXKV_REPLACE, 0) != 0)
+                    serr = "submit failed";
+                std::this_thread::yield();
             }
-            // Small batches (they run inline in the submitting thread, as
-            // the resize runs in this one), each key replaced 24 times.
-            std::vector<std::unique_ptr<Batch>> batches;
-            for (uint64_t v = 2; v <= 25; ++v)
-                batches.emplace_back(new Batch(0, kKeys, v, true));
-            std::atomic<bool> go{false};
-            std::string serr;
-            std::thread submitter([&] {
-                while (!go.load())
-                    std::this_thread::yield();
-                for (auto &b : batches) {
-                    if (daxkv_submit(raw, DAXKV_OP_PUT, b->items.data(), b->items.size(),
-                                     DAXKV_REPLACE, 0) != 0)
-                        serr = "submit failed";
-                    std::this_thread::yield();
-                }
-            });
-            go = true;
-            daxkv_hotplug_result r = result();
-            int rc = daxkv_device_resize(raw, paths_[0].c_str(), 32 * kSlot, DAXKV_MIGRATE,
-                                         force ? DAXKV_FORCE : 0, &r);
-            submitter.join();
-            std::vector<daxkv_completion> got = collect(raw, batches.size());
-            std::string out = serr;
-            if (got.size() != batches.size())
-                out += "missing completions; ";
-            // Writes above the end may make a shrink without force give up
-            // (-EBUSY): then the device keeps its size.
-            if (rc != 0 && !(rc == -EBUSY && !force))
-                out += "shrink returned " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
-            daxkv_device_layout lay;
-            std::memset(&lay, 0, sizeof lay);
-            lay.struct_size = sizeof lay;
-            if (daxkv_device_describe(raw, paths_[0].c_str(), &lay) != 0)
-                return out + "describe failed";
-            const uint64_t end = rc == 0 ? 32 : 64;
-            if (lay.usable_slots != end)
-                out += "usable slots " + std::to_string(lay.usable_slots) + "; ";
-            daxkv_cursor *c = nullptr;
-            if (daxkv_cursor_open(raw, nullptr, &c) != 0)
-                return out + "cursor_open failed";
-            daxkv_key_info ki;
-            int n = 0;
-            for (;;) {
-                std::memset(&ki, 0, sizeof ki);
-                ki.struct_size = sizeof ki;
-                if (daxkv_cursor_next(c, &ki) != 1)
-                    break;
-                ++n;
-                if (ki.slot >= end)
-                    out += "an entry at slot " + std::to_string(ki.slot) + " past the end; ";
-            }
-            daxkv_cursor_close(c);
-            if (n != int(kKeys))
-                out += std::to_string(n) + " keys walked; ";
-            for (uint32_t i = 0; i < kKeys; ++i) {
-                std::string bad = check_key(raw, i, 25);
-                if (!bad.empty())
-                    out += bad + "; ";
-            }
-            json st = pool_status(raw);
-            if (st["devices"][0]["live_slot_count"].get<uint64_t>() != kKeys)
-                out += "live slots " + st["devices"][0]["live_slot_count"].dump() + "; ";
-            return out;
         });
-        EXPECT_EQ(msg, "") << (force ? "force" : "no force");
-    }
+        go = true;
+        daxkv_hotplug_result r = result();
+        int rc = daxkv_device_resize(raw, paths_[0].c_str(), 32 * kSlot, DAXKV_MIGRATE,
+                                     force ? DAXKV_FORCE : 0, &r);
+        submitter.join();
+        std::vector<daxkv_completion> got = collect(raw, batches.size());
+        std::string out = serr;
+        if (got.size() != batches.size())
+            out += "missing completions; ";
+        // Writes above the end may make a shrink without force give up
+        // (-EBUSY): then the device keeps its size.
+        if (rc != 0 && !(rc == -EBUSY && !force))
+            out += "shrink returned " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+        daxkv_device_layout lay;
+        std::memset(&lay, 0, sizeof lay);
+        lay.struct_size = sizeof lay;
+        if (daxkv_device_describe(raw, paths_[0].c_str(), &lay) != 0)
+            return out + "describe failed";
+        const uint64_t end = rc == 0 ? 32 : 64;
+        if (lay.usable_slots != end)
+            out += "usable slots " + std::to_string(lay.usable_slots) + "; ";
+        daxkv_cursor *c = nullptr;
+        if (daxkv_cursor_open(raw, nullptr, &c) != 0)
+            return out + "cursor_open failed";
+        daxkv_key_info ki;
+        int n = 0;
+        for (;;) {
+            if (next_key(c, ki) != 1)
+                break;
+            ++n;
+            if (ki.slot >= end)
+                out += "an entry at slot " + std::to_string(ki.slot) + " past the end; ";
+        }
+        daxkv_cursor_close(c);
+        if (n != int(kKeys))
+            out += std::to_string(n) + " keys walked; ";
+        out += check_keys(raw, kKeys, 25);
+        json st = pool_status(raw);
+        if (st["devices"][0]["live_slot_count"].get<uint64_t>() != kKeys)
+            out += "live slots " + st["devices"][0]["live_slot_count"].dump() + "; ";
+        return out;
+    });
 }
 
 TEST_F(AsyncRaces, PinsTakenAsynchronouslyAcrossAForcedDeviceRemoval) {
-    for (int evict = 0; evict < 2; ++evict) {
-        std::string msg = child_check([&]() -> std::string {
-            ::alarm(kAlarm);
-            StorePtr s = open_pool(2, 64);
-            daxkv_store *raw = s.get();
-            constexpr uint32_t kKeys = 16;
-            for (uint32_t i = 0; i < kKeys; ++i)
-                if (put_key(raw, i, 1))
-                    return "put failed";
-            std::vector<uint32_t> on0 = keys_on(raw, kKeys, 0);
-            if (on0.empty())
-                return "no key on dev0";
-            // Pin every key twice, asynchronously (look up and lock).
-            Batch pin(0, kKeys, 0, false);
-            for (int k = 0; k < 2; ++k) {
-                if (daxkv_submit(raw, DAXKV_OP_CONTAINS, pin.items.data(), pin.items.size(),
-                                 DAXKV_PIN, 7) != 0)
-                    return "submit failed";
-                std::vector<daxkv_completion> got = collect(raw, 1);
-                if (got.size() != 1 || got[0].result != int(kKeys))
-                    return "the pinning batch did not hit every key";
+    expect_clean_each({"migrate", "evict"}, [&](int evict) -> std::string {
+        constexpr uint32_t kKeys = 16;
+        StorePtr s = open_filled_pool(2, 64, kKeys);
+        if (!s)
+            return "put failed";
+        daxkv_store *raw = s.get();
+        std::vector<uint32_t> on0 = keys_on(raw, kKeys, 0);
+        if (on0.empty())
+            return "no key on dev0";
+        // Pin every key twice, asynchronously (look up and lock).
+        Batch pin(0, kKeys, 0, false);
+        for (int k = 0; k < 2; ++k) {
+            if (daxkv_submit(raw, DAXKV_OP_CONTAINS, pin.items.data(), pin.items.size(),
+                             DAXKV_PIN, 7) != 0)
+                return "submit failed";
+            std::vector<daxkv_completion> got = collect(raw, 1);
+            if (got.size() != 1 || got[0].result != int(kKeys))
+                return "the pinning batch did not hit every key";
+        }
+        std::string out;
+        // Without force the pins stop the removal, which changes nothing.
+        daxkv_hotplug_result r = result();
+        int rc = daxkv_device_remove(raw, paths_[0].c_str(),
+                                     evict ? DAXKV_EVICT : DAXKV_MIGRATE, 0, &r);
+        if (rc != -EBUSY)
+            out += "removal of pinned entries without force returned " +
+                   std::to_string(rc) + "; ";
+        if (pool_status(raw)["devices"][0]["state"] != "active")
+            out += "the refused removal left the device changed; ";
+        r = result();
+        rc = daxkv_device_remove(raw, paths_[0].c_str(), evict ? DAXKV_EVICT : DAXKV_MIGRATE,
+                                 DAXKV_FORCE, &r);
+        if (rc != 0)
+            return out + "forced removal returned " + std::to_string(rc);
+        std::set<uint32_t> gone(on0.begin(), on0.end());
+        for (uint32_t i = 0; i < kKeys; ++i) {
+            std::string k = key_of(i);
+            const bool deleted = evict && gone.count(i);
+            // A moved entry keeps its pins; a deleted one has none left.
+            int u1 = daxkv_unpin(raw, k.data(), k.size());
+            int u2 = daxkv_unpin(raw, k.data(), k.size());
+            int u3 = daxkv_unpin(raw, k.data(), k.size());
+            if (deleted ? (u1 != -ENOENT || u2 != -ENOENT)
+                        : (u1 != 0 || u2 != 0 || u3 != -ENOENT))
+                out += "key " + std::to_string(i) + (deleted ? " (deleted)" : " (kept)") +
+                       ": unpins " + std::to_string(u1) + "," + std::to_string(u2) + "," +
+                       std::to_string(u3) + "; ";
+            if (deleted) {
+                // Stored again: a new entry, not pinned by anyone.
+                if (put_key(raw, i, 2))
+                    out += "put again failed; ";
+                int rm = daxkv_remove(raw, k.data(), k.size(), 0);
+                if (rm != 0)
+                    out += "remove of the new entry returned " + std::to_string(rm) + "; ";
+            } else {
+                std::string bad = check_key(raw, i, 1);
+                if (!bad.empty())
+                    out += bad + "; ";
             }
-            std::string out;
-            // Without force the pins stop the removal, which changes nothing.
-            daxkv_hotplug_result r = result();
-            int rc = daxkv_device_remove(raw, paths_[0].c_str(),
-                                         evict ? DAXKV_EVICT : DAXKV_MIGRATE, 0, &r);
-            if (rc != -EBUSY)
-                out += "removal of pinned entries without force returned " +
-                       std::to_string(rc) + "; ";
-            if (pool_status(raw)["devices"][0]["state"] != "active")
-                out += "the refused removal left the device changed; ";
-            r = result();
-            rc = daxkv_device_remove(raw, paths_[0].c_str(), evict ? DAXKV_EVICT : DAXKV_MIGRATE,
-                                     DAXKV_FORCE, &r);
-            if (rc != 0)
-                return out + "forced removal returned " + std::to_string(rc);
-            std::set<uint32_t> gone(on0.begin(), on0.end());
-            for (uint32_t i = 0; i < kKeys; ++i) {
-                std::string k = key_of(i);
-                const bool deleted = evict && gone.count(i);
-                // A moved entry keeps its pins; a deleted one has none left.
-                int u1 = daxkv_unpin(raw, k.data(), k.size());
-                int u2 = daxkv_unpin(raw, k.data(), k.size());
-                int u3 = daxkv_unpin(raw, k.data(), k.size());
-                if (deleted ? (u1 != -ENOENT || u2 != -ENOENT)
-                            : (u1 != 0 || u2 != 0 || u3 != -ENOENT))
-                    out += "key " + std::to_string(i) + (deleted ? " (deleted)" : " (kept)") +
-                           ": unpins " + std::to_string(u1) + "," + std::to_string(u2) + "," +
-                           std::to_string(u3) + "; ";
-                if (deleted) {
-                    // Stored again: a new entry, not pinned by anyone.
-                    if (put_key(raw, i, 2))
-                        out += "put again failed; ";
-                    int rm = daxkv_remove(raw, k.data(), k.size(), 0);
-                    if (rm != 0)
-                        out += "remove of the new entry returned " + std::to_string(rm) + "; ";
-                } else {
-                    std::string bad = check_key(raw, i, 1);
-                    if (!bad.empty())
-                        out += bad + "; ";
-                }
-            }
-            struct daxkv_stats st = get_stats(raw);
-            (void)st;
-            return out;
-        });
-        EXPECT_EQ(msg, "") << (evict ? "evict" : "migrate");
-    }
+        }
+        struct daxkv_stats st = get_stats(raw);
+        (void)st;
+        return out;
+    });
 }
 
 TEST_F(AsyncRaces, DeviceRemovedAndAddedBackWhileAsyncBatchesRun) {
-    for (int evict = 0; evict < 2; ++evict) {
-        std::string msg = child_check([&]() -> std::string {
-            ::alarm(kAlarm);
-            StorePtr s = open_pool(2, 256);
-            daxkv_store *raw = s.get();
-            constexpr uint32_t kKeys = 70; // over the inline limit: the dispatcher runs them
-            for (uint32_t i = 0; i < kKeys; ++i)
-                if (put_key(raw, i, 1))
-                    return "put failed";
-            std::atomic<bool> stop{false};
-            std::vector<std::unique_ptr<Batch>> batches;
-            std::string serr;
-            std::thread submitter([&] {
-                for (uint64_t v = 2; !stop.load() && v < 400; ++v) {
-                    const bool put = v % 2 == 0;
-                    batches.emplace_back(new Batch(0, kKeys, v, put));
-                    Batch &b = *batches.back();
-                    if (daxkv_submit(raw, put ? DAXKV_OP_PUT : DAXKV_OP_GET, b.items.data(),
-                                     b.items.size(), put ? DAXKV_REPLACE : 0, v) != 0) {
-                        serr = "submit failed";
-                        return;
-                    }
-                    // Keep a few batches in flight, not hundreds.
-                    while (!stop.load() &&
-                           get_stats(raw).async_submitted > get_stats(raw).async_completed + 4)
-                        std::this_thread::yield();
+    expect_clean_each({"migrate", "evict"}, [&](int evict) -> std::string {
+        constexpr uint32_t kKeys = 70; // over the inline limit: the dispatcher runs them
+        StorePtr s = open_filled_pool(2, 256, kKeys);
+        if (!s)
+            return "put failed";
+        daxkv_store *raw = s.get();
+        std::atomic<bool> stop{false};
+        std::vector<std::unique_ptr<Batch>> batches;
+        std::string serr;
+        std::thread submitter([&] {
+            for (uint64_t v = 2; !stop.load() && v < 400; ++v) {
+                const bool put = v % 2 == 0;
+                batches.emplace_back(new Batch(0, kKeys, v, put));
+                Batch &b = *batches.back();
+                if (daxkv_submit(raw, put ? DAXKV_OP_PUT : DAXKV_OP_GET, b.items.data(),
+                                 b.items.size(), put ? DAXKV_REPLACE : 0, v) != 0) {
+                    serr = "submit failed";
+                    return;
                 }
-            });
-            std::string out;
-            for (int cycle = 0; cycle < 8 && out.empty(); ++cycle) {
-                daxkv_hotplug_result r = result();
-                int rc = daxkv_device_remove(raw, paths_[0].c_str(),
-                                             evict ? DAXKV_EVICT : DAXKV_MIGRATE, DAXKV_FORCE, &r);
-                if (rc != 0)
-                    out += "removal returned " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
-                rc = daxkv_device_add(raw, paths_[0].c_str(), dev_bytes_for(256));
-                if (rc != 0)
-                    out += "add returned " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+                // Keep a few batches in flight, not hundreds.
+                while (!stop.load() &&
+                       get_stats(raw).async_submitted > get_stats(raw).async_completed + 4)
+                    std::this_thread::yield();
             }
-            stop = true;
-            submitter.join();
-            out += serr;
-            std::vector<daxkv_completion> got = collect(raw, batches.size());
-            if (got.size() != batches.size())
-                out += "missing completions; ";
-            for (auto &c : got)
-                if (c.result < 0)
-                    out += "batch " + std::to_string(c.tag) + " failed " +
-                           std::to_string(c.result) + "; ";
-            for (auto &b : batches)
-                for (uint32_t i = 0; i < kKeys; ++i) {
-                    const daxkv_item &it = b->items[i];
-                    if (it.status == 0 && b->bufs[i].size() == kSlot) {
-                        std::string bad = check_versioned(i, it.data, it.len);
-                        if (!bad.empty())
-                            out += "async get of key " + std::to_string(i) + ": " + bad + "; ";
-                    } else if (it.status < 0 && it.status != -ENOENT && it.status != -ENOSPC) {
-                        out += "item status " + std::to_string(it.status) + "; ";
-                    }
-                }
-            uint64_t present = 0;
-            for (uint32_t i = 0; i < kKeys; ++i) {
-                std::string k = key_of(i);
-                std::vector<uint8_t> buf(kSlot);
-                size_t len = 0;
-                int g = daxkv_get(raw, k.data(), k.size(), buf.data(), buf.size(), &len);
-                if (g == 0) {
-                    ++present;
-                    std::string bad = check_versioned(i, buf.data(), len);
-                    if (!bad.empty())
-                        out += "key " + std::to_string(i) + ": " + bad + "; ";
-                } else if (g != -ENOENT || !evict) {
-                    out += "get returned " + std::to_string(g) + "; ";
-                }
-            }
-            json st = pool_status(raw);
-            uint64_t live = 0;
-            for (auto &d : st["devices"])
-                live += d["live_slot_count"].get<uint64_t>();
-            if (live != present)
-                out += std::to_string(live) + " slots live for " + std::to_string(present) +
-                       " keys; ";
-            return out;
         });
-        EXPECT_EQ(msg, "") << (evict ? "evict" : "migrate");
-    }
+        std::string out;
+        for (int cycle = 0; cycle < 8 && out.empty(); ++cycle) {
+            daxkv_hotplug_result r = result();
+            int rc = daxkv_device_remove(raw, paths_[0].c_str(),
+                                         evict ? DAXKV_EVICT : DAXKV_MIGRATE, DAXKV_FORCE, &r);
+            if (rc != 0)
+                out += "removal returned " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+            rc = daxkv_device_add(raw, paths_[0].c_str(), dev_bytes_for(256));
+            if (rc != 0)
+                out += "add returned " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+        }
+        stop = true;
+        submitter.join();
+        out += serr;
+        std::vector<daxkv_completion> got = collect(raw, batches.size());
+        if (got.size() != batches.size())
+            out += "missing completions; ";
+        for (auto &c : got)
+            if (c.result < 0)
+                out += "batch " + std::to_string(c.tag) + " failed " +
+                       std::to_string(c.result) + "; ";
+        for (auto &b : batches)
+            for (uint32_t i = 0; i < kKeys; ++i) {
+                const daxkv_item &it = b->items[i];
+                if (it.status == 0 && b->bufs[i].size() == kSlot) {
+                    std::string bad = check_versioned(i, it.data, it.len);
+                    if (!bad.empty())
+                        out += "async get of key " + std::to_string(i) + ": " + bad + "; ";
+                } else if (it.status < 0 && it.status != -ENOENT && it.status != -ENOSPC) {
+                    out += "item status " + std::to_string(it.status) + "; ";
+                }
+            }
+        uint64_t present = 0;
+        out += read_back_whole(raw, kKeys, evict, "", &present);
+        const uint64_t live = live_slots(pool_status(raw));
+        if (live != present)
+            out += std::to_string(live) + " slots live for " + std::to_string(present) +
+                   " keys; ";
+        return out;
+    });
 }
 
 TEST_F(AsyncRaces, AsyncPinsRacingARemovalByEvictionWithoutForce) {
     for (int round = 0; round < 6; ++round) {
         std::string msg = child_check([&]() -> std::string {
             ::alarm(kAlarm);
-            StorePtr s = open_pool(2, 128);
-            daxkv_store *raw = s.get();
             constexpr uint32_t kKeys = 100; // over the inline limit: the dispatcher runs it
-            for (uint32_t i = 0; i < kKeys; ++i)
-                if (put_key(raw, i, 1))
-                    return "put failed";
+            StorePtr s = open_filled_pool(2, 128, kKeys);
+            if (!s)
+                return "put failed";
+            daxkv_store *raw = s.get();
             Batch pin(0, kKeys, 0, false);
             std::atomic<bool> go{false};
             int rrc = 1;
@@ -1034,14 +1040,12 @@ TEST_F(AsyncRaces, AsyncPinsRacingARemovalByEvictionWithoutForce) {
 // Cursors against puts, removes and a device removal
 
 TEST_F(AsyncRaces, CursorWalkBesideWritesAndADeviceRemovalReportsStableKeysOnce) {
-    std::string msg = child_check([&]() -> std::string {
-        ::alarm(kAlarm);
+    expect_clean([&]() -> std::string {
         StorePtr s = open_pool(2, 128);
         daxkv_store *raw = s.get();
         constexpr uint32_t kStable = 60, kChurn = 40;
-        for (uint32_t i = 0; i < kStable + kChurn; ++i)
-            if (put_key(raw, i, 1))
-                return "put failed";
+        if (!put_keys(raw, kStable + kChurn))
+            return "put failed";
         std::string out;
         for (int round = 0; round < 4 && out.empty(); ++round) {
             std::atomic<bool> stop{false};
@@ -1068,9 +1072,7 @@ TEST_F(AsyncRaces, CursorWalkBesideWritesAndADeviceRemovalReportsStableKeysOnce)
             std::thread remover;
             std::atomic<int> rrc{1};
             for (;;) {
-                std::memset(&ki, 0, sizeof ki);
-                ki.struct_size = sizeof ki;
-                rc = daxkv_cursor_next(c, &ki);
+                rc = next_key(c, ki);
                 if (rc != 1)
                     break;
                 std::string k(static_cast<const char *>(ki.key), ki.key_len);
@@ -1116,25 +1118,20 @@ TEST_F(AsyncRaces, CursorWalkBesideWritesAndADeviceRemovalReportsStableKeysOnce)
         }
         return out;
     });
-    EXPECT_EQ(msg, "");
 }
 
 TEST_F(AsyncRaces, CursorOfARemovedDeviceAndAfterShutdown) {
-    std::string msg = child_check([&]() -> std::string {
-        ::alarm(kAlarm);
+    expect_clean([&]() -> std::string {
         StorePtr s = open_pool(2, 32);
         daxkv_store *raw = s.get();
-        for (uint32_t i = 0; i < 20; ++i)
-            if (put_key(raw, i, 1))
-                return "put failed";
+        if (!put_keys(raw, 20))
+            return "put failed";
         std::string out;
         daxkv_cursor *c = nullptr;
         if (daxkv_cursor_open(raw, paths_[0].c_str(), &c) != 0)
             return std::string("cursor_open: ") + daxkv_errmsg();
         daxkv_key_info ki;
-        std::memset(&ki, 0, sizeof ki);
-        ki.struct_size = sizeof ki;
-        int rc = daxkv_cursor_next(c, &ki);
+        int rc = next_key(c, ki);
         if (rc != 1)
             out += "first next returned " + std::to_string(rc) + "; ";
         daxkv_hotplug_result r = result();
@@ -1144,9 +1141,7 @@ TEST_F(AsyncRaces, CursorOfARemovedDeviceAndAfterShutdown) {
         // nothing it reports may be of the other device.
         int more = 0;
         for (;;) {
-            std::memset(&ki, 0, sizeof ki);
-            ki.struct_size = sizeof ki;
-            rc = daxkv_cursor_next(c, &ki);
+            rc = next_key(c, ki);
             if (rc != 1)
                 break;
             ++more;
@@ -1157,9 +1152,7 @@ TEST_F(AsyncRaces, CursorOfARemovedDeviceAndAfterShutdown) {
         // A cursor over everything, then shutdown in its middle.
         if (daxkv_cursor_open(raw, nullptr, &c) != 0)
             return out + "cursor_open 2: " + daxkv_errmsg();
-        std::memset(&ki, 0, sizeof ki);
-        ki.struct_size = sizeof ki;
-        rc = daxkv_cursor_next(c, &ki);
+        rc = next_key(c, ki);
         if (rc != 1)
             out += "next before shutdown returned " + std::to_string(rc) + "; ";
         if (daxkv_shutdown(raw) != 0)
@@ -1167,9 +1160,7 @@ TEST_F(AsyncRaces, CursorOfARemovedDeviceAndAfterShutdown) {
         // Records copied before the shutdown may still be handed out; the
         // walk then ends with -ESHUTDOWN, not with a normal end or a crash.
         for (int k = 0; k < 1000; ++k) {
-            std::memset(&ki, 0, sizeof ki);
-            ki.struct_size = sizeof ki;
-            rc = daxkv_cursor_next(c, &ki);
+            rc = next_key(c, ki);
             if (rc != 1)
                 break;
         }
@@ -1183,15 +1174,13 @@ TEST_F(AsyncRaces, CursorOfARemovedDeviceAndAfterShutdown) {
         (void)more;
         return out;
     });
-    EXPECT_EQ(msg, "");
 }
 
 // ---------------------------------------------------------------------------
 // Bad arguments to the calls of this file that test_input.cpp does not reach
 
 TEST_F(AsyncRaces, BadArgumentsToLeaseBatchReserveMetaAndCursorsLeaveNothingBehind) {
-    std::string msg = child_check([&]() -> std::string {
-        ::alarm(kAlarm);
+    expect_clean([&]() -> std::string {
         StorePtr s = open_pool(1, 16);
         daxkv_store *raw = s.get();
         std::string out;
@@ -1313,9 +1302,7 @@ TEST_F(AsyncRaces, BadArgumentsToLeaseBatchReserveMetaAndCursorsLeaveNothingBehi
         if (c)
             out += "cursor_open(unknown) left *out set; ";
         expect(daxkv_cursor_open(raw, nullptr, nullptr), -EINVAL, "cursor_open(out NULL)");
-        daxkv_key_info ki;
-        std::memset(&ki, 0, sizeof ki);
-        ki.struct_size = sizeof ki;
+        daxkv_key_info ki = key_info();
         expect(daxkv_cursor_next(nullptr, &ki), -EINVAL, "cursor_next(NULL)");
         c = nullptr;
         if (daxkv_cursor_open(raw, nullptr, &c) != 0)
@@ -1331,23 +1318,19 @@ TEST_F(AsyncRaces, BadArgumentsToLeaseBatchReserveMetaAndCursorsLeaveNothingBehi
         auto *short_ki = reinterpret_cast<daxkv_key_info *>(shortbuf.data());
         int rc = daxkv_cursor_next(c, short_ki);
         expect(rc, 1, "cursor_next(struct_size 16)");
-        std::memset(&ki, 0, sizeof ki);
-        ki.struct_size = sizeof ki;
-        expect(daxkv_cursor_next(c, &ki), 0, "cursor_next at the end");
+        expect(next_key(c, ki), 0, "cursor_next at the end");
         expect(daxkv_cursor_next(c, &ki), 0, "cursor_next past the end");
         daxkv_cursor_close(c);
         daxkv_cursor_close(nullptr);
         return out;
     });
-    EXPECT_EQ(msg, "");
 }
 
 // ---------------------------------------------------------------------------
 // The event fd of a caller that reads it, as eventfd users do
 
 TEST_F(AsyncRaces, AnEventFdReadByTheCallerIsReadableAgainWhileCompletionsWait) {
-    std::string msg = child_check([&]() -> std::string {
-        ::alarm(kAlarm);
+    expect_clean([&]() -> std::string {
         StorePtr s = open_pool(1, 16);
         daxkv_store *raw = s.get();
         const int fd = daxkv_event_fd(raw);
@@ -1386,20 +1369,17 @@ TEST_F(AsyncRaces, AnEventFdReadByTheCallerIsReadableAgainWhileCompletionsWait) 
             out += "a completion left over; ";
         return out;
     });
-    EXPECT_EQ(msg, "");
 }
 
 // ---------------------------------------------------------------------------
 // A walk that failed goes on where it failed
 
 TEST_F(AsyncRaces, AWalkStoppedByShutdownKeepsSayingSoAndNeverEndsNormally) {
-    std::string msg = child_check([&]() -> std::string {
-        ::alarm(kAlarm);
+    expect_clean([&]() -> std::string {
         StorePtr s = open_pool(1, 16);
         daxkv_store *raw = s.get();
-        for (uint32_t i = 0; i < 4; ++i)
-            if (put_key(raw, i, 1))
-                return "put failed";
+        if (!put_keys(raw, 4))
+            return "put failed";
         daxkv_cursor *c = nullptr;
         if (daxkv_cursor_open(raw, nullptr, &c) != 0)
             return "cursor_open failed";
@@ -1411,9 +1391,7 @@ TEST_F(AsyncRaces, AWalkStoppedByShutdownKeepsSayingSoAndNeverEndsNormally) {
         // enough retries would end the walk as if every key had been seen.
         daxkv_key_info ki;
         for (int k = 0; k < 200; ++k) {
-            std::memset(&ki, 0, sizeof ki);
-            ki.struct_size = sizeof ki;
-            int rc = daxkv_cursor_next(c, &ki);
+            int rc = next_key(c, ki);
             if (rc != -ESHUTDOWN) {
                 out += "call " + std::to_string(k + 1) + " after shutdown returned " +
                        std::to_string(rc) + ", expected -ESHUTDOWN";
@@ -1423,5 +1401,4 @@ TEST_F(AsyncRaces, AWalkStoppedByShutdownKeepsSayingSoAndNeverEndsNormally) {
         daxkv_cursor_close(c);
         return out;
     });
-    EXPECT_EQ(msg, "");
 }
