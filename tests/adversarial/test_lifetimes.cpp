@@ -69,6 +69,65 @@ protected:
             std::this_thread::sleep_for(std::chrono::microseconds(50));
         return pool_status(raw)["devices"][0]["lease_gate"] == true;
     }
+
+    // A lease batch waiting at dev0's lease gate, with what it waits on.
+    struct GatedLeaseBatch {
+        StorePtr store;
+        daxkv_lease *held = nullptr; // dev0's highest entry, which the shrink waits for
+        std::thread resize, batch;
+        int rc_resize = 1, rc_batch = 1;
+        std::vector<std::string> keys; // on dev1, then on dev0 below the new end
+        std::vector<daxkv_lease_item> items;
+    };
+    // A pool of two holding keys 0..15; the caller's lease on dev0's highest
+    // entry, which a forced shrink of dev0 waits for with the lease gate up;
+    // then a lease batch of a key on dev1 and one on dev0 below the new end,
+    // run on g.batch until it has leased the first item and given it back
+    // to wait at the gate for the second. "" or what went wrong.
+    std::string start_a_lease_batch_at_the_gate(GatedLeaseBatch &g) {
+        g.store = open_pool(2, 8);
+        for (uint32_t i = 0; i < 16; ++i)
+            if (put_key(g.store.get(), i, 1))
+                return "put failed";
+        daxkv_store *raw = g.store.get();
+        std::vector<uint32_t> on0 = keys_on(raw, 16, 0), on1 = keys_on(raw, 16, 1);
+        if (on0.size() < 5 || on1.empty())
+            return "the keys are not spread over both devices";
+        const std::string high = key_of(on0.back());
+        if (daxkv_lease_acquire(raw, high.data(), high.size(), &g.held))
+            return "lease failed";
+        if (!shrink_until_it_gates_leases(raw, g.resize, g.rc_resize))
+            return "the resize never gated leases";
+        g.keys = {key_of(on1.front()), key_of(on0.front())};
+        g.items.resize(g.keys.size());
+        for (size_t i = 0; i < g.keys.size(); ++i) {
+            std::memset(&g.items[i], 0, sizeof g.items[i]);
+            g.items[i].key = g.keys[i].data();
+            g.items[i].key_len = g.keys[i].size();
+            g.items[i].status = 12345;
+        }
+        const uint64_t hits = get_stats(raw).hits;
+        g.batch = std::thread(
+            [&g, raw] { g.rc_batch = daxkv_lease_batch(raw, g.items.data(), g.items.size(), 0); });
+        auto gave_back = [&] {
+            struct daxkv_stats st = get_stats(raw);
+            return st.hits > hits && st.leases_active == 1;
+        };
+        for (int i = 0; i < 200000 && !gave_back(); ++i)
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        return gave_back() ? "" : "the batch never leased its first item";
+    }
+    // In a child with the alarm: the stage above, then what the test does
+    // with the batch waiting at the gate. What went wrong, "" if nothing.
+    std::string with_a_lease_batch_at_the_gate(
+        const std::function<std::string(GatedLeaseBatch &)> &then) {
+        return child_check([&]() -> std::string {
+            ::alarm(kAlarm);
+            GatedLeaseBatch g;
+            std::string staged = start_a_lease_batch_at_the_gate(g);
+            return staged.empty() ? then(g) : staged;
+        });
+    }
 };
 
 // ---------------------------------------------------------------------------
@@ -201,60 +260,20 @@ TEST_F(Lifetimes, ShutdownWakesALeaseWaitingBehindALeaseGate) {
 }
 
 TEST_F(Lifetimes, ALeaseBatchWokenByShutdownLeavesNoItemLookingLeased) {
-    std::string msg = child_check([&]() -> std::string {
-        ::alarm(kAlarm);
-        StorePtr s = open_pool(2, 8);
-        for (uint32_t i = 0; i < 16; ++i)
-            if (put_key(s.get(), i, 1))
-                return "put failed";
-        daxkv_store *raw = s.get();
-        std::vector<uint32_t> on0 = keys_on(raw, 16, 0), on1 = keys_on(raw, 16, 1);
-        if (on0.size() < 5 || on1.empty())
-            return "the keys are not spread over both devices";
-        // dev0's highest entry stays leased: the forced shrink evicts the
-        // entries above its new end, raises the lease gate and waits.
-        std::string high = key_of(on0.back());
-        daxkv_lease *l = nullptr;
-        if (daxkv_lease_acquire(raw, high.data(), high.size(), &l))
-            return "lease failed";
-        int rc_resize = 1;
-        std::thread resize;
-        if (!shrink_until_it_gates_leases(raw, resize, rc_resize))
-            return "the resize never gated leases";
-        // The first item (dev1) is leased, the second (dev0, below the new
-        // end) meets the gate: the batch gives the first lease back and
-        // waits, until shutdown wakes it.
-        std::vector<std::string> keys = {key_of(on1.front()), key_of(on0.front())};
-        std::vector<daxkv_lease_item> items(keys.size());
-        for (size_t i = 0; i < keys.size(); ++i) {
-            std::memset(&items[i], 0, sizeof items[i]);
-            items[i].key = keys[i].data();
-            items[i].key_len = keys[i].size();
-            items[i].status = 12345;
-        }
-        const uint64_t hits = get_stats(raw).hits;
-        int rc_batch = 1;
-        std::thread batch(
-            [&] { rc_batch = daxkv_lease_batch(raw, items.data(), items.size(), 0); });
-        // Until the batch has leased the first item and given it back.
-        auto gave_back = [&] {
-            struct daxkv_stats st = get_stats(raw);
-            return st.hits > hits && st.leases_active == 1;
-        };
-        for (int i = 0; i < 200000 && !gave_back(); ++i)
-            std::this_thread::sleep_for(std::chrono::microseconds(50));
-        if (!gave_back())
-            return "the batch never leased its first item";
-        daxkv_shutdown(raw);
-        resize.join();
-        batch.join();
+    // The first item (dev1) is leased, the second (dev0, below the new end)
+    // meets the gate: the batch gives the first lease back and waits, until
+    // shutdown wakes it.
+    std::string msg = with_a_lease_batch_at_the_gate([](GatedLeaseBatch &g) -> std::string {
+        daxkv_shutdown(g.store.get());
+        g.resize.join();
+        g.batch.join();
         std::string out;
-        if (rc_batch != -ESHUTDOWN)
-            out += "the batch returned " + std::to_string(rc_batch) + "; ";
+        if (g.rc_batch != -ESHUTDOWN)
+            out += "the batch returned " + std::to_string(g.rc_batch) + "; ";
         // Nothing stays leased: no item may say it is (status 0) or point
         // at the bytes of a lease given back.
-        for (size_t i = 0; i < items.size(); ++i) {
-            const daxkv_lease_item &it = items[i];
+        for (size_t i = 0; i < g.items.size(); ++i) {
+            const daxkv_lease_item &it = g.items[i];
             if (it.status != -ESHUTDOWN)
                 out += "item " + std::to_string(i) + " has status " + std::to_string(it.status) +
                        "; ";
@@ -262,9 +281,9 @@ TEST_F(Lifetimes, ALeaseBatchWokenByShutdownLeavesNoItemLookingLeased) {
                 out += "item " + std::to_string(i) + " still points at a lease; ";
             daxkv_lease_release(it.lease);
         }
-        if (rc_resize != -ESHUTDOWN)
-            out += "resize returned " + std::to_string(rc_resize) + "; ";
-        daxkv_lease_release(l);
+        if (g.rc_resize != -ESHUTDOWN)
+            out += "resize returned " + std::to_string(g.rc_resize) + "; ";
+        daxkv_lease_release(g.held);
         return out;
     });
     EXPECT_EQ(msg, "");
@@ -276,58 +295,19 @@ TEST_F(Lifetimes, ALeaseBatchWokenByShutdownLeavesNoItemLookingLeased) {
 // used to keep the first lease's data, size and metadata pointers, to
 // bytes freed and written again, beside its status -ENOENT.
 TEST_F(Lifetimes, ALeaseBatchThatStartsOverKeepsNothingOfALeaseItGaveBack) {
-    std::string msg = child_check([&]() -> std::string {
-        ::alarm(kAlarm);
-        StorePtr s = open_pool(2, 8);
-        for (uint32_t i = 0; i < 16; ++i)
-            if (put_key(s.get(), i, 1))
-                return "put failed";
-        daxkv_store *raw = s.get();
-        std::vector<uint32_t> on0 = keys_on(raw, 16, 0), on1 = keys_on(raw, 16, 1);
-        if (on0.size() < 5 || on1.empty())
-            return "the keys are not spread over both devices";
-        // dev0's highest entry stays leased: the forced shrink raises the
-        // lease gate and waits for that lease.
-        std::string high = key_of(on0.back());
-        daxkv_lease *l = nullptr;
-        if (daxkv_lease_acquire(raw, high.data(), high.size(), &l))
-            return "lease failed";
-        int rc_resize = 1;
-        std::thread resize;
-        if (!shrink_until_it_gates_leases(raw, resize, rc_resize))
-            return "the resize never gated leases";
-        // The first item (dev1) is leased, the second (dev0) meets the gate.
-        std::vector<std::string> keys = {key_of(on1.front()), key_of(on0.front())};
-        std::vector<daxkv_lease_item> items(keys.size());
-        for (size_t i = 0; i < keys.size(); ++i) {
-            std::memset(&items[i], 0, sizeof items[i]);
-            items[i].key = keys[i].data();
-            items[i].key_len = keys[i].size();
-        }
-        const uint64_t hits = get_stats(raw).hits;
-        int rc_batch = 1;
-        std::thread batch(
-            [&] { rc_batch = daxkv_lease_batch(raw, items.data(), items.size(), 0); });
-        auto gave_back = [&] {
-            struct daxkv_stats st = get_stats(raw);
-            return st.hits > hits && st.leases_active == 1;
-        };
-        for (int i = 0; i < 200000 && !gave_back(); ++i)
-            std::this_thread::sleep_for(std::chrono::microseconds(50));
-        if (!gave_back())
-            return "the batch never leased its first item";
+    std::string msg = with_a_lease_batch_at_the_gate([](GatedLeaseBatch &g) -> std::string {
         // While the batch waits: its first key goes, then the shrink ends.
         std::string out;
-        if (daxkv_remove(raw, keys[0].data(), keys[0].size(), DAXKV_FORCE) != 0)
+        if (daxkv_remove(g.store.get(), g.keys[0].data(), g.keys[0].size(), DAXKV_FORCE) != 0)
             out += "the remove of the first key failed; ";
-        daxkv_lease_release(l);
-        resize.join();
-        batch.join();
-        if (rc_resize != 0)
-            out += "resize returned " + std::to_string(rc_resize) + "; ";
-        if (rc_batch != 1)
-            out += "the batch returned " + std::to_string(rc_batch) + "; ";
-        const daxkv_lease_item &gone = items[0], &kept = items[1];
+        daxkv_lease_release(g.held);
+        g.resize.join();
+        g.batch.join();
+        if (g.rc_resize != 0)
+            out += "resize returned " + std::to_string(g.rc_resize) + "; ";
+        if (g.rc_batch != 1)
+            out += "the batch returned " + std::to_string(g.rc_batch) + "; ";
+        const daxkv_lease_item &gone = g.items[0], &kept = g.items[1];
         if (gone.status != -ENOENT)
             out += "the removed key's item has status " + std::to_string(gone.status) + "; ";
         if (gone.lease || gone.data || gone.size || gone.meta || gone.meta_len || gone.slot ||
