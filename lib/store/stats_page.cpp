@@ -7,7 +7,7 @@
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
+#include <optional>
 #include <thread>
 
 #include <dirent.h>
@@ -206,9 +206,9 @@ StatsPage::StatsPage(const std::string &store_id) {
     // File systems without O_TMPFILE get a temporary name instead.
     fd_ = ::open(stats_dir().c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0644);
     // A temporary name is swept as stale until its flock is taken below.
-    std::unique_ptr<NamingLock> naming;
+    std::optional<NamingLock> naming;
     if (fd_ < 0) {
-        naming = std::make_unique<NamingLock>();
+        naming.emplace();
         std::string tmpl = in_dir("daxkv-stats.new.XXXXXX");
         fd_ = ::mkostemp(&tmpl[0], O_CLOEXEC);
         if (fd_ < 0)
@@ -249,7 +249,10 @@ StatsPage::StatsPage(const std::string &store_id) {
 }
 
 StatsPage::~StatsPage() {
-    NamingLock naming;
+    // Only a page with names to remove waits for the naming lock.
+    std::optional<NamingLock> naming;
+    if (!names_.empty() || !tmp_name_.empty())
+        naming.emplace();
     for (const auto &n : names_)
         if (is_ours(n.name))
             ::unlink(n.name.c_str());
