@@ -295,6 +295,21 @@ int Reads::contains_batch(daxkv_item *items, size_t n, unsigned flags) {
     const bool prefix = flags & kPrefix, pin_hits = flags & kPin;
     int hits = 0;
     const Index::KeyHashes hashes = c_.index.hash_items(items, n);
+    // The items this call pinned (a hit at UINT32_MAX pins is not one of
+    // them). A call that fails as a whole after pinning some (shutdown
+    // while it waits at a pin gate) drops those pins: the caller, told the
+    // call failed, has nothing to unpin.
+    std::vector<bool> pinned(pin_hits ? n : 0);
+    auto drop_pins = [&]() noexcept {
+        for (size_t j = 0; j < pinned.size(); ++j) {
+            if (pinned[j]) {
+                Index::Locked l = c_.index.lookup(key_of(items[j]), hashes[j]);
+                if (l && l->committed())
+                    c_.index.unpin(l);
+            }
+            items[j].status = 0;
+        }
+    };
     for (size_t i = 0; i < n; ++i) {
         daxkv_item &it = items[i];
         uint32_t gated = UINT32_MAX;
@@ -307,13 +322,18 @@ int Reads::contains_batch(daxkv_item *items, size_t n, unsigned flags) {
                 return 0;
             }
             if (hit && pin_hits)
-                c_.index.pin(l); // at UINT32_MAX pins it stays pinned
+                pinned[i] = c_.index.pin(l); // at UINT32_MAX pins it stays pinned
             return hit;
         });
         if (gated != UINT32_MAX) {
             // The pins this call took are not waited for by the eviction
             // behind the gate (it never waits for pins): it ends on its own.
-            c_.pool.wait_pin_gate(gated);
+            try {
+                c_.pool.wait_pin_gate(gated);
+            } catch (...) {
+                drop_pins();
+                throw;
+            }
             --i; // the same item again
             continue;
         }

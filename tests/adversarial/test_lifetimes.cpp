@@ -670,6 +670,84 @@ TEST_F(Lifetimes, ARemovalByEvictionWithoutForceDeletesNothingOrEverything) {
     }
 }
 
+TEST_F(Lifetimes, APinningContainsBatchStoppedByShutdownAtAPinGateKeepsNoPin) {
+    // A daxkv_contains_batch with DAXKV_PIN pins its hits one by one and
+    // waits at the pin gate of a device being emptied by eviction. Shut
+    // down while it waited, it returned -ESHUTDOWN with the hits before the
+    // gate still pinned: the caller, told the whole call failed, had no pin
+    // to drop, and the entries stayed pinned for the store's life. It now
+    // drops them, and every item's status is 0.
+    //
+    // Tried: the batch's keys of dev1 first (pinned before the gate), then
+    // one of dev0 (gated); shutdown from a third thread once the dev1 keys
+    // are pinned, while the eviction is stopped after its first deletion.
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(2, 8);
+        constexpr uint32_t n = 12;
+        for (uint32_t i = 0; i < n; ++i)
+            if (put_key(s.get(), i, 1))
+                return "put failed";
+        daxkv_store *raw = s.get();
+        daxkv::Store &st = *raw->store;
+        const std::vector<uint32_t> on0 = keys_on(raw, n, 0), on1 = keys_on(raw, n, 1);
+        if (on0.size() < 2 || on1.empty())
+            return "the keys are not on both devices";
+        // The eviction deletes on0[0] first and stops in the hook; on0[1] is
+        // still there, behind the pin gate.
+        std::vector<std::string> keys;
+        for (uint32_t k : on1)
+            keys.push_back(key_of(k));
+        keys.push_back(key_of(on0.back()));
+        std::vector<daxkv_item> items(keys.size());
+        for (size_t i = 0; i < keys.size(); ++i) {
+            std::memset(&items[i], 0, sizeof items[i]);
+            items[i].key = keys[i].data();
+            items[i].key_len = keys[i].size();
+        }
+        int batch_rc = 1, shutdown_rc = 1;
+        std::atomic<bool> batch_done{false};
+        std::thread batch, stopper;
+        st.hotplug().set_hook([&](int phase) {
+            if (phase != 3 || batch.joinable())
+                return;
+            batch = std::thread([&] {
+                batch_rc = daxkv_contains_batch(raw, items.data(), items.size(), DAXKV_PIN);
+                batch_done = true;
+            });
+            // Every dev1 key pinned: the batch is at (or on its way to)
+            // the gate, which stays up until this hook returns.
+            for (int i = 0; i < 100000 && get_stats(raw).entries_pinned < on1.size(); ++i)
+                std::this_thread::sleep_for(std::chrono::microseconds(50));
+            stopper = std::thread([&] { shutdown_rc = daxkv_shutdown(raw); });
+            done_within(batch_done, 5000);
+        });
+        daxkv_hotplug_result r = result();
+        const int rc = daxkv_device_remove(raw, paths_[0].c_str(), DAXKV_EVICT, 0, &r);
+        st.hotplug().set_hook(nullptr);
+        if (batch.joinable())
+            batch.join();
+        if (stopper.joinable())
+            stopper.join();
+        std::string out;
+        if (rc != 0 && rc != -ESHUTDOWN) // it may stop at the shutdown
+            out += "the removal returned " + std::to_string(rc) + "; ";
+        if (shutdown_rc != 0)
+            out += "shutdown returned " + std::to_string(shutdown_rc) + "; ";
+        if (batch_rc != -ESHUTDOWN)
+            out += "the batch returned " + std::to_string(batch_rc) + ", not -ESHUTDOWN; ";
+        const uint64_t pinned = get_stats(raw).entries_pinned;
+        if (pinned)
+            out += std::to_string(pinned) + " entries left pinned by the failed batch; ";
+        for (size_t i = 0; i < items.size(); ++i)
+            if (items[i].status != 0)
+                out += "item " + std::to_string(i) + " status " +
+                       std::to_string(items[i].status) + "; ";
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
 // ---------------------------------------------------------------------------
 // Hotplug against reservations held by the caller
 
