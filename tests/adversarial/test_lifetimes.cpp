@@ -369,6 +369,10 @@ TEST_F(Lifetimes, ShutdownWaitsForALeaseBatchUntilItReturns) {
         item->key_len = k.size();
         StopAtItemWrite::page = two + 4096;
         StopAtItemWrite::gate = &raw->store->core().gate;
+        // Fresh flags for every run (--gtest_repeat, and runs without fork).
+        StopAtItemWrite::stopped = false;
+        StopAtItemWrite::shutdown_returned = false;
+        StopAtItemWrite::returned_while_stopped = false;
         struct sigaction sa = {};
         sa.sa_sigaction = &StopAtItemWrite::on_fault;
         sa.sa_flags = SA_SIGINFO;
@@ -396,6 +400,7 @@ TEST_F(Lifetimes, ShutdownWaitsForALeaseBatchUntilItReturns) {
             std::memcmp(item->data, val(0).data(), val(0).size()) != 0)
             out += "the item is not leased with its bytes; ";
         daxkv_lease_release(item->lease);
+        ::munmap(two, 8192);
         return out;
     });
     EXPECT_EQ(msg, "");
