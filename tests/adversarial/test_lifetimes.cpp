@@ -56,6 +56,16 @@ class Lifetimes : public PoolFixture {
 protected:
     Lifetimes() : PoolFixture("pool") {}
 
+    // Two devices of 8 slots holding keys 0..n-1 (version 1); null if a put
+    // failed.
+    StorePtr two_devices_holding(uint32_t n) {
+        StorePtr s = open_pool(2, 8);
+        for (uint32_t i = 0; i < n; ++i)
+            if (put_key(s.get(), i, 1))
+                return nullptr;
+        return s;
+    }
+
     // A forced shrink of dev0 to 4 slots, started on the thread `resize` (rc
     // gets its result) and waited on until it raises dev0's lease gate: from
     // then on it waits for the lease the caller holds above the new end.
@@ -85,10 +95,9 @@ protected:
     // run on g.batch until it has leased the first item and given it back
     // to wait at the gate for the second. "" or what went wrong.
     std::string start_a_lease_batch_at_the_gate(GatedLeaseBatch &g) {
-        g.store = open_pool(2, 8);
-        for (uint32_t i = 0; i < 16; ++i)
-            if (put_key(g.store.get(), i, 1))
-                return "put failed";
+        g.store = two_devices_holding(16);
+        if (!g.store)
+            return "put failed";
         daxkv_store *raw = g.store.get();
         std::vector<uint32_t> on0 = keys_on(raw, 16, 0), on1 = keys_on(raw, 16, 1);
         if (on0.size() < 5 || on1.empty())
@@ -136,10 +145,9 @@ protected:
 TEST_F(Lifetimes, CloseWakesAWaitForADrainAndWaitsForIt) {
     std::string msg = child_check([&]() -> std::string {
         ::alarm(kAlarm);
-        StorePtr s = open_pool(2, 8);
-        for (uint32_t i = 0; i < 8; ++i)
-            if (put_key(s.get(), i, 1))
-                return "put failed";
+        StorePtr s = two_devices_holding(8);
+        if (!s)
+            return "put failed";
         daxkv_hotplug_result r = result();
         if (daxkv_device_remove(s.get(), paths_[0].c_str(), DAXKV_DRAIN, 0, &r))
             return std::string("drain: ") + daxkv_errmsg();
@@ -178,10 +186,9 @@ TEST_F(Lifetimes, ShutdownWakesAForcedRemovalOrShrinkWaitingForALease) {
     for (int shrink = 0; shrink < 2; ++shrink) {
         std::string msg = child_check([&]() -> std::string {
             ::alarm(kAlarm);
-            StorePtr s = open_pool(2, 8);
-            for (uint32_t i = 0; i < 12; ++i)
-                if (put_key(s.get(), i, 1))
-                    return "put failed";
+            StorePtr s = two_devices_holding(12);
+            if (!s)
+                return "put failed";
             std::vector<uint32_t> on0 = keys_on(s.get(), 12, 0);
             if (on0.empty())
                 return "no key on dev0";
@@ -589,11 +596,10 @@ TEST_F(Lifetimes, ARemovalByEvictionWithoutForceDeletesNothingOrEverything) {
     for (int how = 0; how < 3; ++how) {
         std::string msg = child_check([&]() -> std::string {
             ::alarm(kAlarm);
-            StorePtr s = open_pool(2, 8);
             constexpr uint32_t n = 12;
-            for (uint32_t i = 0; i < n; ++i)
-                if (put_key(s.get(), i, 1))
-                    return "put failed";
+            StorePtr s = two_devices_holding(n);
+            if (!s)
+                return "put failed";
             daxkv_store *raw = s.get();
             daxkv::Store &st = *raw->store;
             std::vector<uint32_t> on0 = keys_on(raw, n, 0);
@@ -688,11 +694,10 @@ TEST_F(Lifetimes, APinningContainsBatchStoppedByShutdownAtAPinGateKeepsNoPin) {
     // are pinned, while the eviction is stopped after its first deletion.
     std::string msg = child_check([&]() -> std::string {
         ::alarm(kAlarm);
-        StorePtr s = open_pool(2, 8);
         constexpr uint32_t n = 12;
-        for (uint32_t i = 0; i < n; ++i)
-            if (put_key(s.get(), i, 1))
-                return "put failed";
+        StorePtr s = two_devices_holding(n);
+        if (!s)
+            return "put failed";
         daxkv_store *raw = s.get();
         daxkv::Store &st = *raw->store;
         const std::vector<uint32_t> on0 = keys_on(raw, n, 0), on1 = keys_on(raw, n, 1);
