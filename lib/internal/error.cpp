@@ -63,15 +63,19 @@ struct EnvLog {
         const char *path = std::getenv("DAXKV_LOG_FILE");
         if (!path || !*path)
             return;
-        std::string name = path;
-        if (name.back() == '-')
-            name += std::to_string(::getpid());
-        const int f = ::open(name.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-        if (f >= 0)
-            fd = fd_above_standard_streams(f);
-        else
-            write_line(DAXKV_LOG_WARNING, "cannot open DAXKV_LOG_FILE " + name + " (" +
-                                              std::strerror(errno) + "): logging to stderr");
+        try {
+            std::string name = path;
+            if (name.back() == '-')
+                name += std::to_string(::getpid());
+            const int f = ::open(name.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+            if (f >= 0)
+                fd = fd_above_standard_streams(f);
+            else
+                write_line(DAXKV_LOG_WARNING, "cannot open DAXKV_LOG_FILE " + name + " (" +
+                                                  std::strerror(errno) + "): logging to stderr");
+        } catch (...) {
+            // No memory for the file's name: the log goes to stderr.
+        }
     }
 
     static int parse_level(const char *v) noexcept {

@@ -63,4 +63,72 @@ inline nlohmann::json json_bytes(const std::string &s) {
     return a;
 }
 
+// Documents built without running out of memory fatally.
+//
+// nlohmann::json destroys a non-empty array or object by moving its
+// elements onto a heap stack of its own (a std::vector), so destroying one
+// can throw std::bad_alloc, and that ends the process: a destructor is
+// noexcept, and a second exception while a std::bad_alloc unwinds is fatal
+// anyway. take_apart() empties a value leaf first, so that every container
+// is destroyed empty, which allocates nothing. It recurses as deep as the
+// value goes: it is meant for the documents the library builds itself (a
+// few levels), never for parsed input.
+inline void take_apart(nlohmann::json &v) noexcept {
+    if (!v.is_structured())
+        return;
+    for (auto &child : v)
+        take_apart(child);
+    v.clear(); // containers of empty containers and scalars: no allocation
+}
+
+// A document under construction, taken apart (above) however its scope
+// ends: a call that runs out of memory while building its JSON throws
+// std::bad_alloc (-ENOMEM at the C ABI) instead of ending the process.
+// What goes into it follows three rules, for the same reason:
+//   - no initializer lists of pairs ({{"key", value}, ...}): each pair is
+//     a temporary array, destroyed with an allocation if a later one fails;
+//   - a structured value is built in place (object_at, set_bytes) or in a
+//     JsonTree of its own and moved in (move_into, append_to), never
+//     assigned from a temporary: the temporary outlives a failed insertion
+//     of its key;
+//   - scalars and strings may be assigned: destroying them allocates
+//     nothing.
+class JsonTree {
+public:
+    explicit JsonTree(nlohmann::json::value_t kind) : v_(kind) {}
+    ~JsonTree() { take_apart(v_); }
+    JsonTree(const JsonTree &) = delete;
+    JsonTree &operator=(const JsonTree &) = delete;
+
+    nlohmann::json &operator[](const char *key) { return v_[key]; }
+    nlohmann::json &value() noexcept { return v_; }
+    // Moves the document to slot (already in its parent), leaving null.
+    void move_into(nlohmann::json &slot) noexcept { slot = std::move(v_); }
+    // Appends the document to the array `to`; on a failure it is still
+    // here, and taken apart with this tree.
+    void append_to(nlohmann::json &to) { to.push_back(std::move(v_)); }
+    std::string dump() const { return v_.dump(); }
+
+private:
+    nlohmann::json v_;
+};
+
+// parent[key], made an empty object to be filled in place.
+inline nlohmann::json &object_at(nlohmann::json &parent, const char *key) {
+    nlohmann::json &v = parent[key];
+    v = nlohmann::json::object();
+    return v;
+}
+
+// at = json_bytes(s), built in place (at lies in a JsonTree).
+inline void set_bytes(nlohmann::json &at, const std::string &s) {
+    if (valid_utf8(s.data(), s.size())) {
+        at = s;
+        return;
+    }
+    at = nlohmann::json::array();
+    for (unsigned char c : s)
+        at.push_back(static_cast<unsigned>(c));
+}
+
 } // namespace daxkv

@@ -76,10 +76,12 @@ StatsSnapshot Reports::stats() const {
 std::string Reports::status_json() const {
     const StatsSnapshot s = stats();
     const engine::CopyEngine *engine = c_.copier.engine();
-    // An object from the start: nlohmann's operator[] turns a null into an
-    // object in place, and when that allocation fails it leaves a value
-    // its destructor asserts on (or crashes on, without assertions).
-    nlohmann::json j = nlohmann::json::object();
+    // Built as json_text.hpp's JsonTree says, so that running out of memory
+    // here is -ENOMEM, not the end of the process. An object from the
+    // start: nlohmann's operator[] turns a null into an object in place,
+    // and when that allocation fails it leaves a value its destructor
+    // asserts on (or crashes on, without assertions).
+    JsonTree j(nlohmann::json::value_t::object);
     j["version"] = DAXKV_VERSION_STRING;
     j["state"] = c_.gate.closed() ? "shutdown" : "open";
     j["slot_bytes"] = c_.cfg.slot_bytes;
@@ -88,9 +90,15 @@ std::string Reports::status_json() const {
     j["durability"] = config_word(c_.cfg.durability);
     j["verify"] = config_word(c_.cfg.verify);
     j["workers"] = engine ? engine->workers() : 0;
-    j["worker_cpus"] = engine ? engine->cpus() : std::vector<int>();
-    nlohmann::json devs = nlohmann::json::array();
     {
+        nlohmann::json &cpus = j["worker_cpus"];
+        cpus = nlohmann::json::array();
+        if (engine)
+            for (int cpu : engine->cpus())
+                cpus.push_back(cpu);
+    }
+    {
+        JsonTree devs(nlohmann::json::value_t::array);
         std::shared_lock<std::shared_mutex> pool(c_.pool.mapping_lock()); // a removal unmaps under it
         for (const auto &a : c_.pool.rows()) {
             if (!a.arena)
@@ -98,34 +106,46 @@ std::string Reports::status_json() const {
             const auto &info = a.arena->mapping().info();
             const auto &lay = a.arena->layout();
             const SlotAllocator::Occupancy o = a.alloc->occupancy();
-            devs.push_back({{"path", json_bytes(info.path)},
-                            {"kind", platform::kind_name(info.kind)},
-                            {"arena_bytes", lay.arena_bytes},
-                            {"slots", o.slots},
-                            {"layout_slots", lay.slot_count},
-                            {"slots_free", o.free},
-                            {"uuid", uuid_text(a.arena->superblock().uuid)},
-                            {"numa_node", info.numa_node}});
+            JsonTree dev(nlohmann::json::value_t::object);
+            set_bytes(dev["path"], info.path);
+            dev["kind"] = platform::kind_name(info.kind);
+            dev["arena_bytes"] = lay.arena_bytes;
+            dev["slots"] = o.slots;
+            dev["layout_slots"] = lay.slot_count;
+            dev["slots_free"] = o.free;
+            dev["uuid"] = uuid_text(a.arena->superblock().uuid);
+            dev["numa_node"] = info.numa_node;
+            dev.append_to(devs.value());
         }
+        devs.move_into(j["devices"]);
     }
-    j["devices"] = devs;
     j["capacity_bytes"] = s.capacity_bytes;
     j["used_bytes"] = s.slots_used * s.slot_bytes;
     j["entries"] = s.entries;
     j["entries_pinned"] = s.entries_pinned;
-    j["slots"] = {{"total", s.slots_total}, {"used", s.slots_used}, {"free", s.slots_free},
-                  {"inflight", s.slots_inflight}, {"pending_free", s.slots_pending_free}};
+    {
+        nlohmann::json &slots = object_at(j.value(), "slots");
+        slots["total"] = s.slots_total;
+        slots["used"] = s.slots_used;
+        slots["free"] = s.slots_free;
+        slots["inflight"] = s.slots_inflight;
+        slots["pending_free"] = s.slots_pending_free;
+    }
     j["leases_active"] = s.leases_active;
-    nlohmann::json counters = nlohmann::json::object();
+    {
+        nlohmann::json &counters = object_at(j.value(), "counters");
 #define DAXKV_COUNTER_JSON(name, prometheus, help) counters[#name] = s.counters.name;
-    DAXKV_STORE_COUNTERS(DAXKV_COUNTER_JSON)
+        DAXKV_STORE_COUNTERS(DAXKV_COUNTER_JSON)
 #undef DAXKV_COUNTER_JSON
-    j["counters"] = counters;
-    j["recovery"] = {{"recovered", s.recovered_entries},
-                     {"dropped_torn", s.recovery_dropped_torn},
-                     {"dropped_corrupt", s.recovery_dropped_corrupt},
-                     {"dropped_stale", s.recovery_dropped_stale},
-                     {"usec", s.recovery_usec}};
+    }
+    {
+        nlohmann::json &recovery = object_at(j.value(), "recovery");
+        recovery["recovered"] = s.recovered_entries;
+        recovery["dropped_torn"] = s.recovery_dropped_torn;
+        recovery["dropped_corrupt"] = s.recovery_dropped_corrupt;
+        recovery["dropped_stale"] = s.recovery_dropped_stale;
+        recovery["usec"] = s.recovery_usec;
+    }
     return j.dump();
 }
 
@@ -161,14 +181,12 @@ std::string Reports::pool_status_json() const {
         c.locked += e.pins() > 0;
         c.borrowed += c_.slots.at(e.ref()).leases() > 0;
     });
-    // An object from the start: nlohmann's operator[] turns a null into an
-    // object in place, and when that allocation fails it leaves a value
-    // its destructor asserts on (or crashes on, without assertions).
-    nlohmann::json j = nlohmann::json::object();
+    // Built as json_text.hpp's JsonTree says (see status_json).
+    JsonTree j(nlohmann::json::value_t::object);
     uint64_t cap = 0, used = 0, live = 0, locked = 0, borrowed = 0;
     bool healthy = !c_.gate.closed();
     uint32_t counted = 0;
-    nlohmann::json devs = nlohmann::json::array();
+    JsonTree devs(nlohmann::json::value_t::array);
     std::shared_lock<std::shared_mutex> pool(c_.pool.mapping_lock());
     for (uint32_t a = 0; a < n; ++a) {
         const DeviceRow &d = c_.pool[a];
@@ -184,26 +202,25 @@ std::string Reports::pool_status_json() const {
             counted++;
             healthy = healthy && mapped;
         }
-        nlohmann::json dj = {
-            {"index", a},
-            {"device_id", d.id},
-            {"device_path", json_bytes(d.path)},
-            {"state", dev_state_name(st)},
-            {"is_healthy", mapped && dev_counted(st)},
-            {"max_dax_size_bytes", slots * c_.cfg.slot_bytes},
-            {"slot_bytes", c_.cfg.slot_bytes},
-            {"max_slots", slots},
-            {"formatted_slots", d.alloc->formatted()},
-            {"live_slot_count", in_use},
-            {"entry_count", per[a].live},
-            {"locked_key_count", per[a].locked},
-            {"borrowed_slot_count", per[a].borrowed},
-            {"lease_gate", d.lease_gate.load()},
-            {"numa_node", d.numa_node},
-            {"supports_restart_recovery", mapped &&
-                                              c_.cfg.durability != arena::Durability::none &&
-                                              !d.arena->mapping().volatile_memory()},
-        };
+        JsonTree dj(nlohmann::json::value_t::object);
+        dj["index"] = a;
+        dj["device_id"] = d.id;
+        set_bytes(dj["device_path"], d.path);
+        dj["state"] = dev_state_name(st);
+        dj["is_healthy"] = mapped && dev_counted(st);
+        dj["max_dax_size_bytes"] = slots * c_.cfg.slot_bytes;
+        dj["slot_bytes"] = c_.cfg.slot_bytes;
+        dj["max_slots"] = slots;
+        dj["formatted_slots"] = d.alloc->formatted();
+        dj["live_slot_count"] = in_use;
+        dj["entry_count"] = per[a].live;
+        dj["locked_key_count"] = per[a].locked;
+        dj["borrowed_slot_count"] = per[a].borrowed;
+        dj["lease_gate"] = d.lease_gate.load();
+        dj["numa_node"] = d.numa_node;
+        dj["supports_restart_recovery"] = mapped &&
+                                          c_.cfg.durability != arena::Durability::none &&
+                                          !d.arena->mapping().volatile_memory();
         if (st == DevState::draining) {
             dj["drained"] = d.drained.load();
             if (d.drained.load())
@@ -211,7 +228,7 @@ std::string Reports::pool_status_json() const {
         }
         if (st == DevState::missing)
             dj["error"] = "device not found at open";
-        devs.push_back(std::move(dj));
+        dj.append_to(devs.value());
     }
     j["hotplug_enabled"] = c_.cfg.hotplug;
     j["slot_bytes"] = c_.cfg.slot_bytes;
@@ -223,7 +240,7 @@ std::string Reports::pool_status_json() const {
     j["borrowed_slot_count"] = borrowed;
     j["num_devices"] = counted;
     j["is_healthy"] = healthy;
-    j["devices"] = std::move(devs);
+    devs.move_into(j["devices"]);
     return j.dump();
 }
 

@@ -5,8 +5,10 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstddef>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <thread>
 
@@ -335,30 +337,37 @@ void StatsPage::unname_device(const std::string &device_path) noexcept {
 void StatsPage::publish(const void *stats, size_t stats_len, const std::string &status) noexcept {
     auto *h = reinterpret_cast<Header *>(map_);
     stats_len = std::min(stats_len, kStatsCap);
-    std::string cut;
-    const std::string *text = &status;
+    // A status too long for the page is replaced by a note of its length,
+    // written without allocating (this runs when memory may have run out).
+    char cut[64];
+    const char *text = status.data();
+    size_t text_len = status.size();
     if (status.size() > kStatusCap) {
-        cut = "{\"truncated\":true,\"bytes\":" + std::to_string(status.size()) + "}";
-        text = &cut;
+        text_len = static_cast<size_t>(std::snprintf(cut, sizeof cut,
+                                                     "{\"truncated\":true,\"bytes\":%zu}",
+                                                     status.size()));
+        text = cut;
     }
     const uint64_t seq = __atomic_load_n(&h->seq, __ATOMIC_RELAXED);
     __atomic_store_n(&h->seq, seq + 1, __ATOMIC_RELAXED); // odd: being written
     __atomic_thread_fence(__ATOMIC_RELEASE);
     store_words(map_ + kStatsOffset, static_cast<const char *>(stats), stats_len);
-    store_words(map_ + kStatusOffset, text->data(), text->size());
+    store_words(map_ + kStatusOffset, text, text_len);
     __atomic_store_n(&h->stats_len, uint64_t(stats_len), __ATOMIC_RELAXED);
-    __atomic_store_n(&h->status_len, uint64_t(text->size()), __ATOMIC_RELAXED);
+    __atomic_store_n(&h->status_len, uint64_t(text_len), __ATOMIC_RELAXED);
     __atomic_store_n(&h->published_unix_ns, unix_ns(), __ATOMIC_RELAXED);
     __atomic_store_n(&h->seq, seq + 2, __ATOMIC_RELEASE); // even: whole
 }
 
-void remove_stale_pages() noexcept {
+namespace {
+
+void sweep_stale_pages() {
     const std::string dir = stats_dir();
-    DIR *d = ::opendir(dir.c_str());
+    std::unique_ptr<DIR, int (*)(DIR *)> d(::opendir(dir.c_str()), ::closedir);
     if (!d)
         return;
     NamingLock naming;
-    while (struct dirent *de = ::readdir(d)) {
+    while (struct dirent *de = ::readdir(d.get())) {
         if (std::strncmp(de->d_name, "daxkv-stats.", 12) != 0)
             continue;
         const std::string name = dir + "/" + de->d_name;
@@ -378,7 +387,16 @@ void remove_stale_pages() noexcept {
         }
         ::close(fd);
     }
-    ::closedir(d);
+}
+
+} // namespace
+
+void remove_stale_pages() noexcept {
+    try {
+        sweep_stale_pages();
+    } catch (...) {
+        // No memory for a path: the stale pages stay for a later sweep.
+    }
 }
 
 StatsPublisher::StatsPublisher(const std::string &store_id, unsigned interval_ms,

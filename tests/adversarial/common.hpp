@@ -343,19 +343,4 @@ private:
     std::string name_prefix_;
 };
 
-// The entries of a directory (names), for "nothing created".
-inline std::vector<std::string> list_dir(const std::string &dir) {
-    std::vector<std::string> out;
-    if (DIR *d = ::opendir(dir.c_str())) {
-        while (struct dirent *de = ::readdir(d)) {
-            std::string n = de->d_name;
-            if (n != "." && n != "..")
-                out.push_back(n);
-        }
-        ::closedir(d);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-}
-
 } // namespace adv

@@ -16,6 +16,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
@@ -44,6 +45,21 @@ namespace daxkv_test {
 
 // ---------------------------------------------------------------------------
 // Files and directories
+
+// The entries of a directory (names), for "nothing created".
+inline std::vector<std::string> list_dir(const std::string &dir) {
+    std::vector<std::string> out;
+    if (DIR *d = ::opendir(dir.c_str())) {
+        while (struct dirent *de = ::readdir(d)) {
+            std::string n = de->d_name;
+            if (n != "." && n != "..")
+                out.push_back(n);
+        }
+        ::closedir(d);
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+}
 
 inline void remove_tree(const std::string &path) {
     struct stat st;

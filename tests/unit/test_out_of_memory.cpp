@@ -6,8 +6,8 @@
 // no lease, no slot claimed or borrowed, no key in flight, no file created,
 // and (under AddressSanitizer, in CI) no memory. Also the calls that
 // change an entry in place (daxkv_put with DAXKV_REPLACE, daxkv_remove,
-// daxkv_pin), daxkv_submit, a cursor's walk and a device's resize.
-// (The batch calls' sweeps are in test_batch.cpp, the GPU batches' in
+// daxkv_pin), daxkv_submit, a cursor's walk and a device's resize, and the
+// status calls, which must fail whole and never end the process. (The batch calls' sweeps are in test_batch.cpp, the GPU batches' in
 // test_cuda.cpp.)
 #include <gtest/gtest.h>
 
@@ -28,16 +28,19 @@ namespace {
 
 class OutOfMemory : public StoreFixture {
 protected:
+    // Statistics pages go to a directory of the test's, looked at for
+    // pages left behind.
+    OutOfMemory() { ::setenv("DAXKV_STATS_DIR", pages_.path().c_str(), 1); }
+    ~OutOfMemory() override { ::unsetenv("DAXKV_STATS_DIR"); }
+
     template <typename Setup, typename Call, typename Check>
     long sweep(const std::string &what, Setup setup, Call call, Check check) {
         return sweep_allocations(what, setup, call, check);
     }
     // A store of 8 slots of 64 KiB over path_ (and second, when given) with
-    // hotplug and without a statistics page (see
-    // OpenCreatesNothingAndKeepsNothing).
+    // hotplug (and a statistics page).
     void open_hotplug(const std::string &second = std::string()) {
-        const StoreSpec spec =
-            StoreSpec{64 * 1024, 8}.set("hotplug", "1").set("stats_interval", "0");
+        const StoreSpec spec = StoreSpec{64 * 1024, 8}.set("hotplug", "1");
         ConfigPtr cfg;
         ASSERT_EQ(make_config(&cfg, path_, spec), 0) << daxkv_errmsg();
         if (!second.empty()) {
@@ -50,6 +53,8 @@ protected:
         store_.reset(raw);
         spec_ = spec;
     }
+
+    TempDir pages_;
 };
 
 TEST_F(OutOfMemory, LeasesLeaveNothingLeased) {
@@ -168,38 +173,45 @@ TEST_F(OutOfMemory, ReservationsLeaveNothingInFlight) {
 TEST_F(OutOfMemory, OpenCreatesNothingAndKeepsNothing) {
     // A fresh arena file each run: a failed open creates no file (and
     // leaves none of its own locked or mapped: the next open succeeds).
-    // Without a statistics page: its status is JSON text made with
-    // nlohmann::json, whose destructor allocates (a failure there ends the
-    // process, see "Out of memory" in the README).
-    const std::string path = dir_.file("fresh");
-    ConfigPtr cfg;
-    ASSERT_EQ(make_config(&cfg, path, StoreSpec{64 * 1024, 16}.set("stats_interval", "0")), 0)
-        << daxkv_errmsg();
-    long runs = sweep(
-        "daxkv_open", [&] { ::unlink(path.c_str()); },
-        [&] {
-            daxkv_store *raw = nullptr;
-            int rc = daxkv_open(&raw, cfg.get());
-            store_.reset(raw);
-            if (rc != 0 && raw)
-                return -EPROTO; // a failed open hands out no store
-            return rc;
-        },
-        [&](int rc, const std::string &when) {
-            struct stat st;
-            if (rc == 0) {
-                EXPECT_EQ(put("k", pattern(1, 100)), 0) << when;
-                store_.reset();
-            } else {
-                EXPECT_NE(::stat(path.c_str(), &st), 0) << when << ": a failed open left the file";
-            }
-        });
-    EXPECT_GT(runs, 1) << "daxkv_open allocates nothing?";
-    // Reopening the last arena made finds its entry.
-    daxkv_store *raw = nullptr;
-    ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
-    store_.reset(raw);
-    EXPECT_EQ(value("k"), pattern(1, 100));
+    // Without a statistics page, and with one: its status JSON is built at
+    // open, and neither a failed open nor a closed store leaves a page.
+    for (const char *interval : {"0", "1000"}) {
+        SCOPED_TRACE(std::string("stats_interval=") + interval);
+        const std::string path = dir_.file(std::string("fresh-") + interval);
+        ConfigPtr cfg;
+        ASSERT_EQ(make_config(&cfg, path, StoreSpec{64 * 1024, 16}.set("stats_interval", interval)),
+                  0)
+            << daxkv_errmsg();
+        long runs = sweep(
+            "daxkv_open", [&] { ::unlink(path.c_str()); },
+            [&] {
+                daxkv_store *raw = nullptr;
+                int rc = daxkv_open(&raw, cfg.get());
+                store_.reset(raw);
+                if (rc != 0 && raw)
+                    return -EPROTO; // a failed open hands out no store
+                return rc;
+            },
+            [&](int rc, const std::string &when) {
+                struct stat st;
+                if (rc == 0) {
+                    EXPECT_EQ(put("k", pattern(1, 100)), 0) << when;
+                    store_.reset();
+                } else {
+                    EXPECT_NE(::stat(path.c_str(), &st), 0)
+                        << when << ": a failed open left the file";
+                }
+                EXPECT_EQ(list_dir(pages_.path()), std::vector<std::string>())
+                    << when << ": a statistics page left behind";
+            });
+        EXPECT_GT(runs, 1) << "daxkv_open allocates nothing?";
+        // Reopening the last arena made finds its entry.
+        daxkv_store *raw = nullptr;
+        ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
+        store_.reset(raw);
+        EXPECT_EQ(value("k"), pattern(1, 100));
+        store_.reset();
+    }
 }
 
 TEST_F(OutOfMemory, HotplugLeavesThePoolAsItWas) {
@@ -233,6 +245,10 @@ TEST_F(OutOfMemory, HotplugLeavesThePoolAsItWas) {
     sweep(
         "daxkv_device_remove",
         [&] {
+            // Removed by a run whose failed allocation was best effort (the
+            // statistics page's name): here again for the next run.
+            if (devices() == 1)
+                ASSERT_EQ(daxkv_device_add(s(), second.c_str(), arena), 0) << daxkv_errmsg();
             for (size_t i = 0; i < keys.size(); ++i)
                 ASSERT_EQ(put(keys[i], pattern(i, 9000), DAXKV_REPLACE), 0) << daxkv_errmsg();
         },
@@ -249,7 +265,7 @@ TEST_F(OutOfMemory, HotplugLeavesThePoolAsItWas) {
             if (rc == 0) {
                 EXPECT_EQ(devices(), 1u) << when;
             } else {
-                EXPECT_EQ(devices(), 2u) << when;
+                EXPECT_EQ(devices(), 2u) << when << ": " << rc << " " << daxkv_errmsg();
                 // The device that stayed takes entries again.
                 for (size_t i = 0; i < 12; ++i)
                     EXPECT_EQ(put("f" + std::to_string(i), pattern(i, 100)), 0) << when;
@@ -257,6 +273,45 @@ TEST_F(OutOfMemory, HotplugLeavesThePoolAsItWas) {
                     remove("f" + std::to_string(i));
             }
         });
+}
+
+// The status calls build their JSON with nlohmann-json, whose destructor
+// allocates: a document destroyed while memory had run out (the
+// std::bad_alloc unwinding through it) ended the process with
+// std::terminate. They now fail whole with -ENOMEM at every allocation,
+// and give the whole document when they succeed.
+//
+// Tried: every allocation of daxkv_status_json and daxkv_pool_status_json
+// on a pool of two devices holding entries, the second draining (its extra
+// fields) and named by a path that is not UTF-8 (bytes 0xff 0xfe: its path
+// is an array of byte values).
+TEST_F(OutOfMemory, StatusCallsFailWholeAndNeverEndTheProcess) {
+    const std::string second = dir_.file("second\xff\xfe");
+    open_hotplug(second);
+    for (int i = 0; i < 6; ++i)
+        ASSERT_EQ(put("s" + std::to_string(i), pattern(i, 5000)), 0) << daxkv_errmsg();
+    daxkv_hotplug_result r;
+    std::memset(&r, 0, sizeof r);
+    r.struct_size = sizeof r;
+    ASSERT_EQ(daxkv_device_remove(s(), second.c_str(), DAXKV_DRAIN, 0, &r), 0) << daxkv_errmsg();
+    const std::pair<const char *, int (*)(daxkv_store *, char *, size_t, size_t *)> calls[] = {
+        {"daxkv_status_json", daxkv_status_json},
+        {"daxkv_pool_status_json", daxkv_pool_status_json}};
+    for (const auto &[name, call] : calls) {
+        std::vector<char> buf(1 << 16);
+        size_t needed = 0;
+        ASSERT_EQ(call(s(), buf.data(), buf.size(), &needed), 0) << name << ": " << daxkv_errmsg();
+        const std::string whole(buf.data());
+        ASSERT_NE(whole.find("[47,"), std::string::npos) << name << ": no path as bytes: " << whole;
+        const long runs = sweep(
+            name, [] {}, [&] { return call(s(), buf.data(), buf.size(), &needed); },
+            [&](int rc, const std::string &when) {
+                if (rc == 0) {
+                    EXPECT_EQ(std::string(buf.data()), whole) << when;
+                }
+            });
+        EXPECT_GT(runs, 20) << name << " allocates next to nothing?";
+    }
 }
 
 // Adding a device that holds entries (scanned, then adopted into the
