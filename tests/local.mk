@@ -119,10 +119,11 @@ check-long: tests/crash/kill_test$(EXEEXT) tests/crash/pool_kill_test$(EXEEXT)
 	$(top_builddir)/tests/crash/kill_test --rounds $(KILL_ROUNDS)
 	$(top_builddir)/tests/crash/pool_kill_test --rounds $(KILL_ROUNDS)
 
-# The libFuzzer target over the recovery parser (tests/fuzz) and the
-# program that writes its seed corpus. The target is built only in a tree
-# configured with --enable-fuzzer (clang); `make fuzz` there runs it for
-# FUZZ_SECONDS. From any tree, `make fuzz-long` builds such a tree next to
+# The libFuzzer targets (tests/fuzz): the recovery parser, with the program
+# that writes its seed corpus, and the statistics page and configuration
+# readers. The targets are built only in a tree configured with
+# --enable-fuzzer (clang); `make fuzz` and `make fuzz-peek` there run them
+# for FUZZ_SECONDS each. From any tree, `make fuzz-long` builds such a tree next to
 # this one and fuzzes for an hour (tests/suites/25-fuzz.sh).
 check_PROGRAMS += tests/fuzz/make_seeds
 tests_fuzz_make_seeds_SOURCES = tests/fuzz/make_seeds.cpp
@@ -136,6 +137,11 @@ tests_fuzz_fuzz_recovery_SOURCES = tests/fuzz/fuzz_recovery.cpp
 tests_fuzz_fuzz_recovery_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS)
 tests_fuzz_fuzz_recovery_LDADD = lib/libdaxkv_core.la -lpthread
 tests_fuzz_fuzz_recovery_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LDFLAGS)
+check_PROGRAMS += tests/fuzz/fuzz_peek
+tests_fuzz_fuzz_peek_SOURCES = tests/fuzz/fuzz_peek.cpp
+tests_fuzz_fuzz_peek_CPPFLAGS = $(AM_CPPFLAGS) $(JSON_CFLAGS)
+tests_fuzz_fuzz_peek_LDADD = lib/libdaxkv_core.la -lpthread
+tests_fuzz_fuzz_peek_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LDFLAGS)
 
 fuzz: tests/fuzz/fuzz_recovery$(EXEEXT) tests/fuzz/make_seeds$(EXEEXT)
 	rm -rf $(FUZZ_DIR) && mkdir -p $(FUZZ_DIR)/seeds $(FUZZ_DIR)/corpus
@@ -143,21 +149,30 @@ fuzz: tests/fuzz/fuzz_recovery$(EXEEXT) tests/fuzz/make_seeds$(EXEEXT)
 	tests/fuzz/fuzz_recovery -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=20 \
 		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/ \
 		$(FUZZ_DIR)/corpus $(FUZZ_DIR)/seeds
+
+# The page and configuration readers (fuzz_peek.cpp), seeded by the target.
+fuzz-peek: tests/fuzz/fuzz_peek$(EXEEXT)
+	rm -rf $(FUZZ_DIR)/peek-seeds $(FUZZ_DIR)/peek-corpus
+	mkdir -p $(FUZZ_DIR)/peek-seeds $(FUZZ_DIR)/peek-corpus
+	DAXKV_FUZZ_SEEDS=$(FUZZ_DIR)/peek-seeds tests/fuzz/fuzz_peek
+	tests/fuzz/fuzz_peek -max_total_time=$(FUZZ_SECONDS) -max_len=32768 -timeout=20 \
+		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/peek- \
+		$(FUZZ_DIR)/peek-corpus $(FUZZ_DIR)/peek-seeds
 else
-fuzz:
-	@echo "make fuzz: this tree was configured without --enable-fuzzer; use make fuzz-long" >&2
+fuzz fuzz-peek:
+	@echo "make $@: this tree was configured without --enable-fuzzer; use make fuzz-long" >&2
 	@exit 1
 endif
 
 fuzz-long:
 	FUZZ_SECONDS=$${FUZZ_SECONDS:-3600} bash $(top_srcdir)/tests/suites/25-fuzz.sh $(abs_top_builddir)
 
-.PHONY: check-long fuzz fuzz-long
+.PHONY: check-long fuzz fuzz-peek fuzz-long
 # Listed file by file: a directory here would also ship the objects a build
 # tree keeps under the same name.
 EXTRA_DIST += tests/adversarial/cli.sh
 EXTRA_DIST += tests/crash/kill_test.cpp tests/crash/pool_kill_test.cpp tests/crash/kill_common.hpp tests/fuzz/fuzz_recovery.cpp \
-	tests/fuzz/make_seeds.cpp
+	tests/fuzz/make_seeds.cpp tests/fuzz/fuzz_peek.cpp
 
 # The store that tests/suites/12-tools.sh reads with daxkv stats and status.
 EXTRA_DIST += tests/tools/live_writer.py

@@ -16,10 +16,13 @@ namespace {
 // A label value in the exposition format's escaping. The format is UTF-8,
 // but a device path is bytes (and a store id read from a statistics page
 // is whatever the page holds): a byte that is not part of a well-formed
-// UTF-8 sequence, and NUL (which would end the sample's text early), is
-// written as the text \xNN, as the library writes such bytes in its error
-// messages. Raw, such a byte makes the whole text invalid: Prometheus
-// refuses the scrape, and the Python binding cannot decode it.
+// UTF-8 sequence is written as the text \xNN, as the library writes such
+// bytes in its error messages. Raw, such a byte makes the whole text
+// invalid: Prometheus refuses the scrape, and the Python binding cannot
+// decode it. So is a control character (NUL would end the sample's text
+// early; ESC, BEL, CR or a C1 control such as CSI, from a hostile page or
+// a file name, would act on the terminal that shows the text), but for the
+// newline, which the format escapes as \n.
 std::string label_value(const std::string &v) {
     std::string out;
     const auto *s = reinterpret_cast<const unsigned char *>(v.data());
@@ -27,21 +30,23 @@ std::string label_value(const std::string &v) {
         const unsigned c = s[i];
         if (c >= 0x80) {
             const size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
-            if (i + len <= v.size() && valid_utf8(v.data() + i, len)) {
+            // U+0080..U+009F (C1 controls, CSI among them) are escaped too.
+            const bool c1 = c == 0xc2 && i + 1 < v.size() && s[i + 1] < 0xa0;
+            if (!c1 && i + len <= v.size() && valid_utf8(v.data() + i, len)) {
                 out.append(v, i, len);
                 i += len;
                 continue;
             }
         }
-        if (c >= 0x80 || c == 0) {
-            char esc[8];
-            std::snprintf(esc, sizeof esc, "\\\\x%02x", c);
-            out += esc;
-        } else if (c == '\\' || c == '"') {
+        if (c == '\\' || c == '"') {
             out += '\\';
             out += static_cast<char>(c);
         } else if (c == '\n') {
             out += "\\n";
+        } else if (c >= 0x80 || c < 0x20 || c == 0x7f) {
+            char esc[8];
+            std::snprintf(esc, sizeof esc, "\\\\x%02x", c);
+            out += esc;
         } else {
             out += static_cast<char>(c);
         }

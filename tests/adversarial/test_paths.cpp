@@ -19,7 +19,8 @@
 // for the arena asked for; a sparse file (and a sparse copy of an arena)
 // larger than its file system; device paths with bytes 0xff 0xfe, a
 // lone continuation byte and a cut three-byte sequence (in the status JSON
-// and the Prometheus text); a store opened (and a device added, a file arena
+// and the Prometheus text), and with ESC, BEL, CR, DEL, the C1 CSI, a
+// newline and a tab (in the Prometheus text); a store opened (and a device added, a file arena
 // created, the eventfd asked for) by a process with descriptors 0, 1 and 2
 // closed.
 #include <sys/socket.h>
@@ -465,13 +466,20 @@ TEST_F(Paths, StatusJsonCarriesPathsThatAreNotUtf8ByteForByte) {
 // The device label of the Prometheus text: the exposition format is UTF-8,
 // and a path's bytes that are not went into it raw (Prometheus refuses
 // such a scrape; the Python binding failed to decode it). They are written
-// as the text \xNN; a path that is UTF-8 is written as it is.
+// as the text \xNN; a path that is UTF-8 is written as it is. So are
+// control characters, which went in raw and acted on the terminal showing
+// the text (ESC sequences, BEL, CR, the C1 CSI), but for the newline (\n).
 TEST_F(Paths, PrometheusTextOfPathsThatAreNotUtf8IsUtf8) {
     const std::string names[] = {std::string("arena-\xff\xfe"), std::string("arena-\x80"),
-                                 std::string("arena-\xc3\xa9"), std::string("arena-\xe2\x82")};
+                                 std::string("arena-\xc3\xa9"), std::string("arena-\xe2\x82"),
+                                 std::string("arena-\x1b[2J\x07\r\x7f"),
+                                 std::string("arena-\xc2\x9b" "31m\xc2\xa0"),
+                                 std::string("arena-\n\t")};
     const std::string labels[] = {"arena-\\\\xff\\\\xfe", "arena-\\\\x80", "arena-\xc3\xa9",
-                                  "arena-\\\\xe2\\\\x82"};
-    for (size_t i = 0; i < 4; ++i) {
+                                  "arena-\\\\xe2\\\\x82",
+                                  "arena-\\\\x1b[2J\\\\x07\\\\x0d\\\\x7f",
+                                  "arena-\\\\xc2\\\\x9b" "31m\xc2\xa0", "arena-\\n\\\\x09"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; ++i) {
         const std::string path = dir_.file(names[i]);
         ASSERT_EQ(open_devices({{path, dev_bytes_for(4)}}), 0) << daxkv_errmsg();
         size_t needed = 0;
@@ -482,6 +490,12 @@ TEST_F(Paths, PrometheusTextOfPathsThatAreNotUtf8IsUtf8) {
         text.resize(needed - 1);
         EXPECT_TRUE(daxkv::valid_utf8(text.data(), text.size()))
             << "the text for a path with bytes of " << names[i] << " is not UTF-8";
+        for (unsigned char c : text)
+            if ((c < 0x20 && c != '\n') || c == 0x7f) {
+                ADD_FAILURE() << "control character " << unsigned(c) << " in the text of path "
+                              << i;
+                break;
+            }
         EXPECT_NE(text.find("device=\"" + dir_.path() + "/" + labels[i] + "\"}"),
                   std::string::npos)
             << text.substr(text.find("daxkv_device_slots{"), 300);

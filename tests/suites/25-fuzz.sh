@@ -1,8 +1,10 @@
 #!/bin/bash
-# libFuzzer over the recovery parser (tests/fuzz/fuzz_recovery.cpp): a tree
-# built with clang, ASan+UBSan and -fsanitize=fuzzer next to the main build,
-# the seed corpus replayed, then FUZZ_SECONDS (default 60) of fuzzing.
-# $1: main build directory. Crash inputs are kept in build-fuzz/fuzz-work/.
+# libFuzzer over the recovery parser (tests/fuzz/fuzz_recovery.cpp) and over
+# the statistics page and configuration readers (tests/fuzz/fuzz_peek.cpp):
+# a tree built with clang, ASan+UBSan and -fsanitize=fuzzer next to the main
+# build, the recovery seed corpus replayed, then FUZZ_SECONDS (default 60)
+# of fuzzing for each target. $1: main build directory. Crash inputs are
+# kept in build-fuzz/fuzz-work/.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
@@ -20,9 +22,10 @@ mkdir -p "$dir"
 if (cd "$dir" && { [ -f Makefile ] || "$src/configure" --quiet CC=clang CXX=clang++ \
         --enable-sanitizers=address,undefined --enable-fuzzer \
         CFLAGS="-O1 -g" CXXFLAGS="-O1 -g"; } &&
-        make -j"$(nproc)" tests/fuzz/fuzz_recovery tests/fuzz/make_seeds >build.log 2>&1); then
+        make -j"$(nproc)" tests/fuzz/fuzz_recovery tests/fuzz/fuzz_peek tests/fuzz/make_seeds \
+            >build.log 2>&1); then
     pass=$((pass + 1))
-    echo "fuzz target built with clang (ASan, UBSan, libFuzzer)"
+    echo "fuzz targets built with clang (ASan, UBSan, libFuzzer)"
 else
     echo "fuzz build failed"
     tail -20 "$dir/build.log" 2>/dev/null || tail -20 "$dir/config.log"
@@ -50,5 +53,14 @@ else
     fail=$((fail + 1))
     echo "fuzzing found a failure:"
     grep -E -A25 'ERROR: |expectation violated|runtime error|Test unit written' fuzz.log | head -60
+fi
+if make FUZZ_SECONDS="$seconds" fuzz-peek >fuzz-peek.log 2>&1; then
+    pass=$((pass + 1))
+    echo "fuzzing the page and configuration readers: $seconds s, $(grep -Eo 'stat::number_of_executed_units: *[0-9]+' fuzz-peek.log | grep -Eo '[0-9]+$') runs, no failure;" \
+        "corpus $(ls fuzz-work/peek-corpus | wc -l) inputs"
+else
+    fail=$((fail + 1))
+    echo "fuzzing the page and configuration readers found a failure:"
+    grep -E -A25 'ERROR: |expectation violated|runtime error|Test unit written' fuzz-peek.log | head -60
 fi
 echo "SUITE fuzz: $pass passed, $fail failed"

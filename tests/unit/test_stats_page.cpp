@@ -91,7 +91,8 @@ protected:
 
     // The bytes of a page in the publisher's format (store id "store",
     // no stats), with the caller's seq and status JSON.
-    static std::string page_bytes(uint64_t seq, const std::string &status) {
+    static std::string page_bytes(uint64_t seq, const std::string &status,
+                                  const std::string &store_id = "store") {
         std::string page(32 * 1024, '\0');
         auto put_word = [&](size_t off, uint64_t v) { std::memcpy(&page[off], &v, 8); };
         std::memcpy(&page[0], "DAXKVSTP", 8);
@@ -101,7 +102,7 @@ protected:
         put_word(32, 1);  // published_unix_ns
         put_word(40, 0);  // stats_len
         put_word(48, status.size());
-        std::memcpy(&page[56], "store", 5);
+        std::memcpy(&page[56], store_id.data(), std::min<size_t>(store_id.size(), 63));
         std::memcpy(&page[8192], status.data(), status.size());
         return page;
     }
@@ -120,6 +121,16 @@ protected:
     // Writes bytes as the page of device `device` and holds it locked on
     // *fd, as a running store holds its page, so that readers take it for
     // a live store's page until *fd is closed.
+    std::string prometheus_peek(const std::string &path) {
+        size_t needed = 0;
+        EXPECT_EQ(daxkv_stats_prometheus_peek(path.c_str(), nullptr, 0, &needed), -ENOBUFS)
+            << daxkv_errmsg();
+        std::string text(needed, '\0');
+        EXPECT_EQ(daxkv_stats_prometheus_peek(path.c_str(), &text[0], text.size(), nullptr), 0)
+            << daxkv_errmsg();
+        text.resize(needed ? needed - 1 : 0);
+        return text;
+    }
     void hold_live_page(const std::string &device, const std::string &bytes, int *fd) {
         const std::string name = pages_.path() + "/" + daxkv::stats_page_name(device);
         write_file(name, bytes);
@@ -289,26 +300,35 @@ TEST_F(StatsPage, AStatusWithFieldsOfOtherTypesIsReadAroundThem) {
     const std::string status =
         R"({"devices":[{"path":"a","slots":"many","slots_free":-1},)"
         R"({"path":"b","slots":8,"slots_free":1e300},7,{"path":3}],"state":5})";
-    std::string page(32 * 1024, '\0');
-    auto put_word = [&](size_t off, uint64_t v) { std::memcpy(&page[off], &v, 8); };
-    std::memcpy(&page[0], "DAXKVSTP", 8);
-    put_word(8, 1);                            // version
-    put_word(16, 2);                           // seq: a whole publication
-    put_word(24, static_cast<uint64_t>(::getpid()));
-    put_word(32, 1);                           // published_unix_ns
-    put_word(40, 0);                           // stats_len
-    put_word(48, status.size());               // status_len
-    std::memcpy(&page[56], "store", 5);        // store_id
-    std::memcpy(&page[8192], status.data(), status.size());
     int fd = -1;
-    ASSERT_NO_FATAL_FAILURE(hold_live_page(other, page, &fd));
-    size_t needed = 0;
-    EXPECT_EQ(daxkv_stats_prometheus_peek(other.c_str(), nullptr, 0, &needed), -ENOBUFS)
-        << daxkv_errmsg();
-    std::string text(needed, '\0');
-    EXPECT_EQ(daxkv_stats_prometheus_peek(other.c_str(), &text[0], text.size(), nullptr), 0)
-        << daxkv_errmsg();
+    ASSERT_NO_FATAL_FAILURE(hold_live_page(other, page_bytes(2, status), &fd));
+    const std::string text = prometheus_peek(other);
     EXPECT_NE(text.find("daxkv_device_slots{store=\"store\",device=\"b\"} 8"), std::string::npos)
+        << text;
+    ::close(fd);
+}
+
+// A page's store id and device paths are whatever its publisher wrote, and
+// went into the Prometheus text's labels with their control characters
+// raw: escape sequences reached the terminal or dashboard that shows the
+// text. They are written as \xNN now (the newline as \n).
+//
+// Tried: a store id of ESC ] 0 ; x BEL (a terminal title), CR and DEL; a
+// device path of ESC [ 2 J (clear screen), the C1 CSI and a newline.
+TEST_F(StatsPage, ControlCharactersOfAPageNeverReachThePrometheusText) {
+    const std::string other = dir_.file("other");
+    write_file(other, "x");
+    const std::string status =
+        "{\"devices\":[{\"path\":\"p\\u001b[2J\\u009b1m\\n\",\"slots\":4,\"slots_free\":1}]}";
+    int fd = -1;
+    ASSERT_NO_FATAL_FAILURE(
+        hold_live_page(other, page_bytes(2, status, "s\x1b]0;x\x07\r\x7f"), &fd));
+    const std::string text = prometheus_peek(other);
+    for (unsigned char c : text)
+        ASSERT_FALSE((c < 0x20 && c != '\n') || c == 0x7f) << unsigned(c) << " in " << text;
+    EXPECT_NE(text.find("daxkv_device_slots{store=\"s\\\\x1b]0;x\\\\x07\\\\x0d\\\\x7f\","
+                        "device=\"p\\\\x1b[2J\\\\xc2\\\\x9b" "1m\\n\"} 4"),
+              std::string::npos)
         << text;
     ::close(fd);
 }
@@ -368,13 +388,7 @@ TEST_F(StatsPage, APrometheusSampleWithALongDevicePathIsWhole) {
                                R"(","slots":8,"slots_free":1},{"path":"b","slots":2}]})";
     int fd = -1;
     ASSERT_NO_FATAL_FAILURE(hold_live_page(other, page_bytes(2, status), &fd));
-    size_t needed = 0;
-    ASSERT_EQ(daxkv_stats_prometheus_peek(other.c_str(), nullptr, 0, &needed), -ENOBUFS)
-        << daxkv_errmsg();
-    std::string text(needed, '\0');
-    ASSERT_EQ(daxkv_stats_prometheus_peek(other.c_str(), &text[0], text.size(), nullptr), 0)
-        << daxkv_errmsg();
-    text.resize(needed - 1);
+    const std::string text = prometheus_peek(other);
     EXPECT_NE(text.find("daxkv_device_slots{store=\"store\",device=\"" + path + "\"} 8\n" +
                         "daxkv_device_slots{store=\"store\",device=\"b\"} 2\n"),
               std::string::npos)
