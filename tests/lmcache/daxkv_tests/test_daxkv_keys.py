@@ -15,7 +15,15 @@ Bad inputs tried here:
   ObjectKey, a str key with invalid UTF-8, a CacheEngineKey whose tags are
   not a JSON list of pairs ("[1]", "{}" and "[[1]]"), whose dtype name is
   not a torch dtype ("Tensor"), whose int hash is not hex, an ObjectKey,
-  a CacheEngineKey and a LayerCacheEngineKey followed by extra bytes.
+  a CacheEngineKey and a LayerCacheEngineKey followed by extra bytes;
+* chunk hashes that are integers of another type: numpy int64 3, -1 and
+  2**62, numpy uint64 2**63, a 0-d torch int64 tensor (each must encode as
+  the int it equals, whatever was encoded before, and never as that many
+  zero bytes); a str chunk hash; an ObjectKey with an int chunk hash (3,
+  which must not be taken for b"\\0\\0\\0");
+* integer fields past 64 bits: worker_id 2**64, world_size -2**63 - 1,
+  layer_id 2**63, kv_rank 2**64, object_group_id 2**63 (never stored, a
+  miss, no exception from the core).
 """
 
 # Standard
@@ -23,13 +31,15 @@ import logging
 import struct
 
 # Third Party
+import numpy as np
 import pytest
 import torch
 
 # First Party
 from daxkv.lmcache import DaxCore, decode_key, encode_key
-from daxkv.lmcache.keys import KeyTooLong
-from dk_helpers import byte_obj, make_device, obj_bytes, pattern, release
+from daxkv.lmcache import keys as keys_module
+from daxkv.lmcache.keys import KeyNotStorable, KeyTooLong
+from dk_helpers import byte_obj, ekey, make_device, obj_bytes, pattern, release
 from lmcache.utils import CacheEngineKey, LayerCacheEngineKey
 from lmcache.v1.distributed.api import ObjectKey
 
@@ -245,3 +255,88 @@ def test_malformed_stored_bytes_are_a_value_error(name):
         decode_key(blob)
     if message is not None:
         assert str(info.value) == message
+
+
+def _forget_encodings():
+    """Drop the codec's caches of recent encodings, as a restarted process
+    starts without them."""
+    keys_module._recent.clear()
+    keys_module._by_id.clear()
+
+
+@pytest.mark.parametrize(
+    "h",
+    [np.int64(3), np.int64(-1), np.int64(2**62), np.uint64(2**63), torch.tensor(3)],
+    ids=["np-3", "np-minus-1", "np-2-62", "np-u-2-63", "torch-3"],
+)
+def test_integer_chunk_hashes_of_other_types_encode_as_the_int_they_equal(h):
+    as_int = int(h)
+    _forget_encodings()
+    fresh = encode_key(CacheEngineKey("m", 1, 0, h, torch.bfloat16))
+    _forget_encodings()
+    assert fresh == encode_key(CacheEngineKey("m", 1, 0, as_int, torch.bfloat16))
+    assert decode_key(fresh) == CacheEngineKey("m", 1, 0, as_int, torch.bfloat16)
+
+
+def test_numpy_chunk_hash_and_zero_bytes_hash_are_different_entries(core):
+    # bytes(np.int64(3)) is b"\0\0\0": the integer hash must not share the
+    # entry of the byte-string hash of three zero bytes.
+    _forget_encodings()
+    _distinct_entries(
+        core,
+        CacheEngineKey("m", 1, 0, b"\0\0\0", torch.bfloat16),
+        CacheEngineKey("m", 1, 0, np.int64(3), torch.bfloat16),
+    )
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        CacheEngineKey("m", 1, 0, "abc", torch.bfloat16),
+        ObjectKey(chunk_hash=3, model_name="m", kv_rank=0),
+    ],
+    ids=["engine-str-hash", "object-int-hash"],
+)
+def test_chunk_hash_of_a_type_the_encoding_cannot_hold_is_a_type_error(core, key):
+    _forget_encodings()
+    with pytest.raises(TypeError) as info:
+        encode_key(key)
+    assert "chunk_hash of type" in str(info.value)
+    obj = byte_obj(S, 1)
+    with pytest.raises(TypeError):
+        core.put_many([key], [obj])
+    assert core.report_status()["live_slot_count"] == 0
+    release(obj)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        CacheEngineKey("m", 1, 2**64, 1, torch.bfloat16),
+        CacheEngineKey("m", -(2**63) - 1, 0, 1, torch.bfloat16),
+        LayerCacheEngineKey("m", 1, 0, 1, torch.bfloat16, layer_id=2**63),
+        ObjectKey(chunk_hash=b"h", model_name="m", kv_rank=2**64),
+        ObjectKey(chunk_hash=b"h", model_name="m", kv_rank=0, object_group_id=2**63),
+    ],
+    ids=["worker-2-64", "world-below-i64", "layer-2-63", "kv-rank-2-64", "group-2-63"],
+)
+def test_integer_fields_past_64_bits_are_never_stored_and_never_raise(core, key, caplog):
+    with pytest.raises(KeyNotStorable) as info:
+        encode_key(key)
+    assert "stored in 64 bits" in str(info.value)
+    assert not isinstance(info.value, KeyTooLong)
+    obj = byte_obj(S, 1)
+    with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
+        assert core.put_many([key], [obj]) == [False]
+        assert core.put_one(key, obj) is False
+    assert sum("stored in 64 bits" in r.getMessage() for r in caplog.records) == 2
+    assert core.exists_many([key]) == [False]
+    assert core.exists_many([key, ekey(1)], lock=True) == [False, False]
+    assert core.delete_many([key]) == [False]
+    core.unlock_many([key])
+    assert core.reserve_reads([key], prefix_only=False) == ([], [False])
+    dst = byte_obj(S, 0)
+    assert core.load_many_into([key], [dst]) == [False]
+    assert core.has_inflight(key) is False
+    assert core.report_status()["live_slot_count"] == 0
+    release(obj, dst)

@@ -36,7 +36,7 @@ from lmcache.v1.storage_backend.abstract_backend import StoragePluginInterface
 from .. import _lib
 from . import _native
 from .core import DaxCore, _data_ptr, _is_multi_tensor, _meta_of, _warn_key_too_long
-from .keys import KeyTooLong, encode_key, encode_keys_partial
+from .keys import KeyNotStorable, encode_key, encode_keys_partial
 
 __all__ = ["DaxkvBackend"]
 
@@ -162,7 +162,7 @@ class DaxkvBackend(StoragePluginInterface):
             return True
         try:
             kb = encode_key(key)
-        except KeyTooLong:
+        except KeyNotStorable:
             return False  # a key libdaxkv cannot hold is never written
         with self._close_lock:
             return kb in self._async_keys
@@ -229,7 +229,7 @@ class DaxkvBackend(StoragePluginInterface):
             sizes.append(size)
         if not todo:
             return None
-        too_long: List[Tuple[int, KeyTooLong]] = []
+        too_long: List[Tuple[int, KeyNotStorable]] = []
         _, pos = encode_keys_partial([k for k, _ in todo], too_long)
         if pos is not None:
             for i, exc in too_long:

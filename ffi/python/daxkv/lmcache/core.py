@@ -39,7 +39,7 @@ from ..errors import (
     Shutdown,
 )
 from . import _native
-from .keys import KEY_MAX, KeyTooLong, decode_key, encode_key, encode_keys_partial
+from .keys import KEY_MAX, KeyNotStorable, KeyTooLong, decode_key, encode_key, encode_keys_partial
 from .meta import DEFAULT_META_BYTES, EntryMeta, decode_meta, encode_meta
 
 __all__ = ["DaxCore", "DaxPutFromPtrResult", "DaxReadReservation", "DaxCoreError"]
@@ -110,8 +110,11 @@ def _for_storable(
     return out
 
 
-def _warn_key_too_long(what: str, key: Any, exc: KeyTooLong) -> None:
+def _warn_key_too_long(what: str, key: Any, exc: KeyNotStorable) -> None:
     """Log (once per refused store) a key libdaxkv cannot hold."""
+    if not isinstance(exc, KeyTooLong):
+        logger.warning("%s key %.200r: %s, so it is not stored", what, key, exc)
+        return
     logger.warning(
         "%s key %.200r: it is %d bytes once encoded, above libdaxkv's key limit of %d bytes, "
         "so it is not stored",
@@ -440,7 +443,7 @@ class DaxCore(Generic[KeyT]):
         # One dict membership test is atomic; the lock would add nothing.
         try:
             return encode_key(key) in self._inflight
-        except KeyTooLong:
+        except KeyNotStorable:
             return False  # never stored, so never written
 
     # -- bookkeeping ---------------------------------------------------------
@@ -556,7 +559,7 @@ class DaxCore(Generic[KeyT]):
         negative failed (-ESHUTDOWN when the core is closing, -ENAMETOOLONG
         for a key longer than libdaxkv's limit once encoded, which is logged
         and never stored)."""
-        too_long: List[Tuple[int, KeyTooLong]] = []
+        too_long: List[Tuple[int, KeyNotStorable]] = []
         kbs, pos = encode_keys_partial(keys, too_long)
         if pos is not None:
             for i, exc in too_long:
@@ -626,7 +629,7 @@ class DaxCore(Generic[KeyT]):
             return False
         try:
             kb = encode_key(key)
-        except KeyTooLong as exc:
+        except KeyNotStorable as exc:
             _warn_key_too_long("DAX write skips", key, exc)
             return False
         # _begin_write for one key, inline (LMCache's backend stores key by
@@ -734,7 +737,7 @@ class DaxCore(Generic[KeyT]):
             return DaxPutFromPtrResult.INVALID
         try:
             kb = encode_key(key)
-        except KeyTooLong as exc:
+        except KeyNotStorable as exc:
             _warn_key_too_long("DAX write skips", key, exc)
             return DaxPutFromPtrResult.INVALID
         with self._state_lock:
@@ -780,7 +783,7 @@ class DaxCore(Generic[KeyT]):
             # call, another one call, no batch.
             try:
                 kb = encode_key(keys[0])
-            except KeyTooLong:
+            except KeyNotStorable:
                 return [False]  # a key libdaxkv cannot hold is never stored
             if not lock and kb in self._known:
                 return [True]

@@ -21,6 +21,7 @@ Other key types can be added with :func:`register_key_type`.
 from __future__ import annotations
 
 import json
+import operator
 import struct
 from typing import Any, Callable, Dict, List, Optional, Tuple, Type
 
@@ -31,6 +32,7 @@ __all__ = [
     "decode_key",
     "register_key_type",
     "KeyTooLong",
+    "KeyNotStorable",
     "KEY_MAX",
 ]
 
@@ -43,10 +45,16 @@ _TAG_LAYER_KEY = 0x04
 _TAG_OBJECT_KEY = 0x05
 
 _U16 = struct.Struct("<H")
-_Q3 = struct.Struct("<qqq")
+_I64 = struct.Struct("<q")
 
 
-class KeyTooLong(ValueError):
+class KeyNotStorable(ValueError):
+    """A key of a known type that libdaxkv cannot hold: its encoding would
+    be too long (KeyTooLong), or an integer field does not fit the 64 bits
+    the encoding gives it. Such a key is never stored, so it is a miss."""
+
+
+class KeyTooLong(KeyNotStorable):
     """A key whose encoding is longer than libdaxkv's key limit (KEY_MAX
     bytes): the library cannot hold it. ``length`` is the encoded length
     (for a field past a 16-bit length, a lower bound)."""
@@ -54,6 +62,28 @@ class KeyTooLong(ValueError):
     def __init__(self, message: str, length: int) -> None:
         super().__init__(message)
         self.length = length
+
+
+class _FieldOutOfRange(ValueError):
+    """An integer key field outside the signed 64 bits it is stored in."""
+
+
+_I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _put_i64(out: bytearray, *values: Any) -> None:
+    for v in values:
+        v = operator.index(v)
+        if not _I64_MIN <= v <= _I64_MAX:
+            raise _FieldOutOfRange(v)
+        out += _I64.pack(v)
+
+
+def _bytes_field(h: Any, what: str) -> bytes:
+    # bytes(x) of an integer is x zero bytes: only byte strings are taken.
+    if isinstance(h, (bytes, bytearray, memoryview)):
+        return bytes(h)
+    raise TypeError(f"{what} of type {type(h).__name__} is not bytes")
 
 
 class _FieldTooLong(ValueError):
@@ -104,22 +134,30 @@ def _torch_dtype(name: str) -> Any:
 def _encode_engine_key(key: Any, tag: int) -> bytes:
     out = bytearray((tag,))
     _put_str(out, key.model_name)
-    out += struct.pack("<qq", key.world_size, key.worker_id)
+    _put_i64(out, key.world_size, key.worker_id)
     h = key.chunk_hash
-    if isinstance(h, int):
-        # Arbitrary precision, signed: hex digits keep every bit.
-        out.append(0)
-        _put_str(out, format(h, "x"))
-    else:
+    if isinstance(h, (bytes, bytearray, memoryview)):
         out.append(1)
         _put_blob(out, bytes(h))
+    else:
+        # An integer of any kind (a numpy or torch integer is encoded as the
+        # int it equals, as LMCache's equality and hashing see it).
+        # Arbitrary precision, signed: hex digits keep every bit.
+        try:
+            h = operator.index(h)
+        except TypeError:
+            raise TypeError(
+                f"chunk_hash of type {type(h).__name__} is neither an integer nor bytes"
+            ) from None
+        out.append(0)
+        _put_str(out, format(h, "x"))
     _put_str(out, _dtype_name(key.dtype))
     tags = key.tags
     # Tag values are what the request configuration held (strings, numbers,
     # booleans); JSON keeps their types, so equality survives the round trip.
     _put_str(out, json.dumps(list(tags)) if tags else "")
     if tag == _TAG_LAYER_KEY:
-        out += struct.pack("<q", key.layer_id)
+        _put_i64(out, key.layer_id)
     return bytes(out)
 
 
@@ -175,9 +213,9 @@ def _check_end(b: bytes, pos: int) -> None:
 
 def _encode_object_key(key: Any, tag: int) -> bytes:
     out = bytearray((tag,))
-    _put_blob(out, bytes(key.chunk_hash))
+    _put_blob(out, _bytes_field(key.chunk_hash, "ObjectKey chunk_hash"))
     _put_str(out, key.model_name)
-    out += struct.pack("<qq", key.kv_rank, getattr(key, "object_group_id", 0))
+    _put_i64(out, key.kv_rank, getattr(key, "object_group_id", 0))
     _put_str(out, getattr(key, "cache_salt", ""))
     return bytes(out)
 
@@ -267,8 +305,10 @@ _by_id: Dict[int, Tuple[Any, bytes]] = {}
 
 
 def encode_key(key: Any) -> bytes:
-    """The key's bytes in the store. Raises TypeError for an unknown type and
-    KeyTooLong (a ValueError) for a key longer than 512 bytes once encoded."""
+    """The key's bytes in the store. Raises TypeError for an unknown type (or
+    a field of a type the encoding has no room for), KeyTooLong (a
+    KeyNotStorable, a ValueError) for a key longer than 512 bytes once
+    encoded, and KeyNotStorable for an integer field past 64 bits."""
     e = _by_id.get(id(key))
     if e is not None and e[0] is key:
         return e[1]
@@ -302,22 +342,23 @@ def encode_keys(keys: Any) -> List[bytes]:
 
 
 def encode_keys_partial(
-    keys: Any, too_long: Optional[List[Tuple[int, "KeyTooLong"]]] = None
+    keys: Any, too_long: Optional[List[Tuple[int, "KeyNotStorable"]]] = None
 ) -> Tuple[List[bytes], Optional[List[int]]]:
     """The encodings of the keys libdaxkv can hold, and None when that is
     every key, else the positions in keys of those encodings: a key longer
-    than KEY_MAX once encoded is left out, (its position, the KeyTooLong)
-    going to too_long when given. TypeError for an unknown key type."""
+    than KEY_MAX once encoded (or another KeyNotStorable) is left out, (its
+    position, the exception) going to too_long when given. TypeError for an
+    unknown key type."""
     try:
         return encode_keys(keys), None
-    except KeyTooLong:
+    except KeyNotStorable:
         pass
     out: List[bytes] = []
     pos: List[int] = []
     for i, k in enumerate(keys):
         try:
             kb = encode_key(k)
-        except KeyTooLong as exc:
+        except KeyNotStorable as exc:
             if too_long is not None:
                 too_long.append((i, exc))
             continue
@@ -338,6 +379,11 @@ def _encode(key: Any) -> bytes:
             f"a key of type {type(key).__name__} has a field of {exc.args[0]} bytes, "
             f"above the limit of {KEY_MAX}",
             exc.args[0],
+        ) from None
+    except _FieldOutOfRange as exc:
+        raise KeyNotStorable(
+            f"a key of type {type(key).__name__} has the integer {exc.args[0]} in a field "
+            "stored in 64 bits"
         ) from None
     if len(b) > KEY_MAX:
         raise KeyTooLong(

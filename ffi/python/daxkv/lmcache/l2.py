@@ -47,7 +47,7 @@ from .._batch import _Batch
 from .._store import Store
 from ..errors import DaxKVError, InvalidArgument, NotFound, NoSpace, PermissionDenied, Busy, Shutdown
 from . import _native
-from .keys import KeyTooLong, decode_key, encode_key, encode_keys_partial
+from .keys import KeyNotStorable, decode_key, encode_key, encode_keys_partial
 from .meta import DEFAULT_META_BYTES, decode_meta
 
 __all__ = ["DaxkvL2Adapter", "DaxkvL2AdapterConfig"]
@@ -434,7 +434,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
 
         # The keys are encoded before the task is counted: once it is, every
         # piece completes (or is failed), whatever a key or object holds.
-        too_long: List[Tuple[int, KeyTooLong]] = []
+        too_long: List[Tuple[int, KeyNotStorable]] = []
         kbs, pos = encode_keys_partial(keys, too_long)
         task_id = self._new_task("store")
         for i, exc in too_long:
