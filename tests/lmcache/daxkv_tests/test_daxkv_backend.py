@@ -20,7 +20,9 @@ Bad inputs tried here:
 * a key longer than libdaxkv's 512-byte limit once encoded (a 500-character
   request tag) through every call; token positions whose metadata is larger
   than meta_bytes; restores when LMCache's CPU allocator has no room (beside
-  LMCache's own DaxBackend).
+  LMCache's own DaxBackend);
+* token positions the metadata cannot hold (fractional floats 0.5 and 1.5,
+  a 2-D tensor) in a batch beside a plain object, sync and async.
 """
 
 # Standard
@@ -663,6 +665,41 @@ def test_metadata_larger_than_meta_bytes_is_not_stored_and_is_not_a_full_arena(l
     with pytest.raises(RuntimeError, match=r"^No free slots available; eviction required$"):
         backend.batched_submit_put_task([ekey(10 + i) for i in range(4)], more)
     _release_all([big_meta, plain] + more)
+
+
+@pytest.mark.parametrize("async_put", [False, True])
+def test_positions_the_metadata_cannot_hold_are_not_stored_and_never_raise(launch, running_loop, async_put, caplog):
+    # Fractional float positions would come back truncated, a 2-D tensor
+    # cannot be encoded at all: the key is skipped (logged), its neighbours
+    # stored, nothing raises, and no reference or in-flight mark is left.
+    extra = {"dax.async_put": "true"} if async_put else {}
+    backend, _, _ = launch(slots=4, extra=extra, loop=running_loop if async_put else None)
+    fractional, flat, plain = _obj(5), _obj(6), _obj(7)
+    fractional.metadata.cached_positions = torch.tensor([0.5, 1.5])
+    flat.metadata.cached_positions = torch.zeros(2, 2, dtype=torch.long)
+    seen = []
+    with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
+        futures = backend.batched_submit_put_task(
+            [ekey(1), ekey(2), ekey(3)], [fractional, flat, plain], on_complete_callback=seen.append
+        )
+    if async_put:
+        assert len(futures) == 1
+        futures[0].result(timeout=10)
+    else:
+        assert futures is None
+    assert seen == [ekey(3)]
+    assert sum("metadata cannot be stored" in r.getMessage() for r in caplog.records) == 2
+    assert [backend.contains(ekey(i)) for i in (1, 2, 3)] == [False, False, True]
+    assert [backend.exists_in_put_tasks(ekey(i)) for i in (1, 2, 3)] == [False, False, False]
+    assert [o.get_ref_count() for o in (fractional, flat, plain)] == [1, 1, 1]
+    assert backend.get_blocking(ekey(1)) is None
+    # The keys stay storable with metadata that can be held.
+    again = _obj(8)
+    futures = backend.batched_submit_put_task([ekey(1)], [again])
+    if async_put:
+        futures[0].result(timeout=10)
+    assert backend.contains(ekey(1)) is True
+    _release_all([fractional, flat, plain, again])
 
 
 def test_daxkv_meta_bytes_makes_room_for_the_positions(launch):

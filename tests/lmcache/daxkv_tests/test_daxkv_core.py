@@ -37,7 +37,11 @@ Bad inputs tried here:
   positions (with and without a layout), a billion position deltas in two
   bytes, one position more than POSITIONS_MAX, an int8 position of 500, a
   position past 64 bits, positions of dtype quint8, a dimension past 64
-  bits; cached positions one more than POSITIONS_MAX to encode.
+  bits; cached positions one more than POSITIONS_MAX to encode;
+* cached positions the encoding cannot hold exactly, in put_many beside a
+  plain object and in put_one with and without a writer: a 2-D tensor, a
+  0-d tensor, fractional floats, NaN, infinity, a complex, a list holding
+  a str; integral float64 positions (stored exactly).
 """
 
 # Standard
@@ -1022,3 +1026,54 @@ def test_metadata_larger_than_meta_bytes_is_a_failed_write_not_a_full_arena(make
     assert any("larger than meta_bytes" in r.getMessage() for r in caplog.records)
     assert core.report_status()["live_slot_count"] == 1
     release(obj, other)
+
+
+# Token positions that the metadata encoding cannot hold exactly: a 2-D
+# tensor, a 0-d tensor, fractional float positions (0.5, 1.5), a NaN, an
+# infinity, complex positions, a list holding a str.
+UNSTORABLE_POSITIONS = {
+    "2-d": torch.zeros(2, 3, dtype=torch.long),
+    "0-d": torch.tensor(5),
+    "fractional": torch.tensor([0.5, 1.5, 2.5]),
+    "nan": torch.tensor([1.0, float("nan")]),
+    "inf": torch.tensor([float("inf")]),
+    "complex": torch.tensor([1 + 2j]),
+    "list-with-str": [1, "x"],
+}
+
+
+@pytest.mark.parametrize("name", list(UNSTORABLE_POSITIONS))
+def test_positions_the_metadata_cannot_hold_fail_that_write_only(make_core, name, caplog):
+    import logging
+
+    core = make_core(4)
+    bad, good = byte_obj(S, 3), byte_obj(S, 4)
+    bad.metadata.cached_positions = UNSTORABLE_POSITIONS[name]
+    with pytest.raises(ValueError):
+        encode_meta(None, None, None, UNSTORABLE_POSITIONS[name])
+    # A batch stores its other keys; the bad one is a logged failure, never
+    # stored with positions other than its own, never an exception.
+    with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
+        assert core.put_many([ekey(1), ekey(2)], [bad, good]) == [False, True]
+    assert any("metadata cannot be stored" in r.getMessage() for r in caplog.records)
+    for writer in (None, lambda offset, o, size: None):
+        with pytest.raises(RuntimeError) as info:
+            core.put_one(ekey(1), bad, writer=writer)
+        assert "metadata cannot be stored" in str(info.value)
+    assert core.exists_many([ekey(1), ekey(2)]) == [False, True]
+    assert core.report_status()["live_slot_count"] == 1
+    assert core.report_status()["active_write_count"] == 0
+    assert not core.has_inflight(ekey(1))
+    release(bad, good)
+
+
+def test_integral_float_positions_come_back_exactly(make_core):
+    core = make_core(2)
+    obj = byte_obj(S, 3)
+    obj.metadata.cached_positions = torch.tensor([0.0, 3.0, -7.0, 2.0**40], dtype=torch.float64)
+    assert core.put_many([ekey(1)], [obj]) == [True]
+    r, rs = reserve_one(core, ekey(1))
+    core.finalize_reads(rs, set())
+    assert r.cached_positions.dtype == torch.float64
+    assert r.cached_positions.tolist() == [0.0, 3.0, -7.0, 2.0**40]
+    release(obj)

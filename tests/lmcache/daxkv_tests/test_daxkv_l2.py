@@ -30,7 +30,9 @@ Bad inputs tried here:
 * a key longer than libdaxkv's 512-byte limit once encoded (a cache_salt
   of 128 four-byte characters) in a late piece of a task; token positions
   whose metadata is larger than meta_bytes; a submission refused because
-  close() stopped the engine, and one refused for another reason.
+  close() stopped the engine, and one refused for another reason;
+* token positions the metadata cannot hold (fractional floats 0.5 and 1.5,
+  a 2-D tensor) beside a plain object in one store task.
 """
 
 # Standard
@@ -904,6 +906,23 @@ def test_metadata_larger_than_meta_bytes_fails_the_store_saying_why(tmp_path, ad
     assert load(roomy, [okey(1)], [target]) == [True]
     assert torch.equal(target.metadata.cached_positions, positions)
     release(obj, plain, target)
+
+
+def test_positions_the_metadata_cannot_hold_fail_the_store_of_that_key_only(tmp_path, adapters, caplog):
+    adapter = adapters(one_device(tmp_path))
+    fractional, flat, plain = mobj(3.0), mobj(4.0), mobj(5.0)
+    fractional.metadata.cached_positions = torch.tensor([0.5, 1.5])
+    flat.metadata.cached_positions = torch.zeros(2, 2, dtype=torch.long)
+    with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
+        result = store(adapter, [okey(1), okey(2), okey(3)], [fractional, flat, plain])
+    assert not result.is_successful()
+    assert sum("metadata cannot be stored" in r.getMessage() for r in caplog.records) == 2
+    assert lookup(adapter, [okey(1), okey(2), okey(3)]) == [False, False, True]
+    adapter.submit_unlock([okey(3)])
+    target = mobj(0.0)
+    assert load(adapter, [okey(3)], [target]) == [True]
+    assert obj_bytes(target) == obj_bytes(plain)
+    release(fractional, flat, plain, target)
 
 
 # -- close racing a submission ----------------------------------------------------------

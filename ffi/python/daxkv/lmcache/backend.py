@@ -35,7 +35,7 @@ from lmcache.v1.storage_backend.abstract_backend import StoragePluginInterface
 
 from .. import _lib
 from . import _native
-from .core import DaxCore, _data_ptr, _is_multi_tensor, _meta_of, _warn_key_too_long
+from .core import DaxCore, _data_ptr, _is_multi_tensor, _metas_of, _warn_key_too_long
 from .keys import KeyNotStorable, encode_key, encode_keys_partial
 
 __all__ = ["DaxkvBackend"]
@@ -238,13 +238,22 @@ class DaxkvBackend(StoragePluginInterface):
             sizes = [sizes[i] for i in pos]
             if not todo:
                 return None
+        # Metadata the encoding cannot hold (logged): not stored, no callback.
+        metas, bad = _metas_of("DaxkvBackend skips", [k for k, _ in todo], [o for _, o in todo])
+        if bad:
+            keep = [i for i, m in enumerate(metas) if m is not None]
+            todo = [todo[i] for i in keep]
+            sizes = [sizes[i] for i in keep]
+            metas = [metas[i] for i in keep]
+            if not todo:
+                return None
         if self._engine is not None and self.loop is not None and self.loop.is_running():
             # A duplicate is a no-op success without a completion callback:
             # it is left out here, as LMCache's backend does.
             kept = [i for i, (key, _) in enumerate(todo) if not (self.contains(key) or self.exists_in_put_tasks(key))]
             if not kept:
                 return None
-            return self._submit_async([todo[i] for i in kept], on_complete_callback)
+            return self._submit_async([todo[i] for i in kept], [metas[i] for i in kept], on_complete_callback)
         # A key already stored or being written comes back EXISTED from the
         # batch, without a copy: a no-op success without a callback, which
         # spares asking the library about every key first.
@@ -261,16 +270,20 @@ class DaxkvBackend(StoragePluginInterface):
             raise RuntimeError("No free slots available; eviction required")
         return None
 
-    def _submit_async(self, todo: List[Tuple[Any, Any]], cb: Optional[Callable[[Any], None]]) -> List[concurrent.futures.Future]:
+    def _submit_async(
+        self, todo: List[Tuple[Any, Any]], metas: List[Any], cb: Optional[Callable[[Any], None]]
+    ) -> List[concurrent.futures.Future]:
         kbs, _ = encode_keys_partial([k for k, _ in todo])  # every key fits (checked by the caller)
+        # Built before anything is counted: what raises here leaves no
+        # reference taken and no key marked in flight.
+        put = _native.PutBatch(kbs, [_data_ptr(o) for _, o in todo], [int(o.get_size()) for _, o in todo],
+                               metas)
         futures = [concurrent.futures.Future() for _ in todo]
         for _, obj in todo:
             obj.ref_count_up()  # the objects stay allocated until the copy is done
         with self._close_lock:
             for kb in kbs:
                 self._async_keys[kb] = self._async_keys.get(kb, 0) + 1
-        put = _native.PutBatch(kbs, [_data_ptr(o) for _, o in todo], [int(o.get_size()) for _, o in todo],
-                               [_meta_of(o) for _, o in todo])
 
         def done(rc: int, batch: _native.PutBatch) -> None:
             statuses = batch.batch.statuses()

@@ -164,6 +164,24 @@ def _meta_of(obj: Any) -> bytes:
     return blob
 
 
+def _metas_of(what: str, keys: Sequence[Any], objs: Sequence[Any]) -> Tuple[List[Optional[bytes]], bool]:
+    """_meta_of of each object, None (logged) for one whose metadata the
+    encoding cannot hold (positions that are not integers, a 2-D position
+    tensor, ...); and whether there is any None. LMCache's core keeps the
+    metadata objects as they are; here such an entry is not stored, so
+    that it never comes back with metadata other than its own."""
+    metas: List[Optional[bytes]] = []
+    bad = False
+    for key, obj in zip(keys, objs):
+        try:
+            metas.append(_meta_of(obj))
+        except ValueError as exc:
+            logger.warning("%s key %.200r: its metadata cannot be stored (%s)", what, key, exc)
+            metas.append(None)
+            bad = True
+    return metas, bad
+
+
 # Known committed keys a core remembers at most (a set of encoded keys; a
 # full set starts over).
 _KNOWN_MAX = 1 << 18
@@ -572,8 +590,19 @@ class DaxCore(Generic[KeyT]):
                 for i, st in zip(pos, got):
                     out[i] = st
             return out
+        metas, bad = _metas_of("DAX write skips", keys, objs)
+        if bad:
+            # Those keys fail (logged); the others are stored.
+            out = [-_errno.EINVAL] * len(keys)
+            pos = [i for i, m in enumerate(metas) if m is not None]
+            if pos:
+                got = self._put_prepared(
+                    [keys[i] for i in pos], [objs[i] for i in pos], [sizes[i] for i in pos]
+                )
+                for i, st in zip(pos, got):
+                    out[i] = st
+            return out
         addrs = [_data_ptr(o) for o in objs]
-        metas = [_meta_of(o) for o in objs]
         if not self._begin_write(kbs):
             return [-_errno.ESHUTDOWN] * len(kbs)
         epoch = self._known_epoch
@@ -632,6 +661,10 @@ class DaxCore(Generic[KeyT]):
         except KeyNotStorable as exc:
             _warn_key_too_long("DAX write skips", key, exc)
             return False
+        try:
+            meta = _meta_of(obj)
+        except ValueError as exc:
+            raise RuntimeError(f"DAX write failed for key {key}: its metadata cannot be stored ({exc})") from exc
         # _begin_write for one key, inline (LMCache's backend stores key by
         # key); _end_write below.
         with self._state_lock:
@@ -643,7 +676,7 @@ class DaxCore(Generic[KeyT]):
         try:
             if writer is None:
                 epoch = self._known_epoch
-                s = self._put_batch([kb], [_data_ptr(obj)], [size], [_meta_of(obj)])[0]
+                s = self._put_batch([kb], [_data_ptr(obj)], [size], [meta])[0]
                 if s == 0:
                     self._remember_one(kb, epoch)
                 if s >= 0:
@@ -653,7 +686,7 @@ class DaxCore(Generic[KeyT]):
                 if s == -_errno.ESHUTDOWN:
                     return False
                 raise RuntimeError(f"DAX write failed for key {key}: {self._write_failure(s)}")
-            return self._put_with_writer(key, kb, obj, size, writer)
+            return self._put_with_writer(key, kb, meta, size, obj, writer)
         finally:
             # _end_write for one key, inline.
             with self._state_lock:
@@ -668,9 +701,8 @@ class DaxCore(Generic[KeyT]):
                 if self._drain_waiters:
                     self._state_condition.notify_all()
 
-    def _put_with_writer(self, key: KeyT, kb: bytes, obj: Any, size: int, writer: _CopyFn) -> bool:
+    def _put_with_writer(self, key: KeyT, kb: bytes, meta: bytes, size: int, obj: Any, writer: _CopyFn) -> bool:
         L = self._L
-        meta = _meta_of(obj)
         r = ctypes.c_void_p()
         data = ctypes.c_void_p()
         store = self._store

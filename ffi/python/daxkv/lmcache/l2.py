@@ -474,9 +474,16 @@ class DaxkvL2Adapter(L2AdapterInterface):
                         logger.error("DAX L2 store skips key %s: multi-tensor or larger than a slot", keys[i])
                         skipped = True
                         continue
+                    try:
+                        meta = _meta_of(obj)
+                    except ValueError as exc:
+                        # Never stored with metadata other than its own.
+                        logger.warning("DAX L2 store skips key %s: its metadata cannot be stored (%s)", keys[i], exc)
+                        skipped = True
+                        continue
                     addrs.append(_data_ptr(obj))
                     sizes.append(size)
-                    metas.append(_meta_of(obj))
+                    metas.append(meta)
                     names.append(kb)
                     index.append(i)
                 if not names:

@@ -23,6 +23,7 @@ a reason to build a list that large.
 
 from __future__ import annotations
 
+import operator
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 __all__ = ["EntryMeta", "encode_meta", "decode_meta", "DEFAULT_META_BYTES", "POSITIONS_MAX"]
@@ -101,10 +102,21 @@ def _dtype_name(dtype: Any) -> str:
     return str(dtype).rpartition(".")[2]
 
 
+def _position(v: Any) -> int:
+    # The decoder builds the positions back from ints in the stored dtype:
+    # a value that is not an integer (0.5, NaN, a complex) would come back
+    # as another value, so it is refused rather than truncated.
+    if isinstance(v, float):
+        if not v.is_integer():
+            raise ValueError(f"cached position {v!r} is not an integer")
+        return int(v)
+    return operator.index(v)
+
+
 def _encode_positions(out: bytearray, pos: Any) -> None:
-    values: List[int] = [int(v) for v in (pos.tolist() if hasattr(pos, "tolist") else pos)]
     if hasattr(pos, "dim") and pos.dim() != 1:
         raise ValueError("cached_positions must be one-dimensional")
+    values: List[int] = [_position(v) for v in (pos.tolist() if hasattr(pos, "tolist") else pos)]
     if len(values) > POSITIONS_MAX:
         # Refused here so that every blob written also decodes.
         raise ValueError(f"{len(values)} cached positions, more than {POSITIONS_MAX}")
@@ -156,7 +168,17 @@ def _decode_positions(b: bytes, pos: int) -> Tuple[Any, int]:
 
 
 def encode_meta(shape: Any, dtype: Any, fmt: Any, cached_positions: Any = None) -> bytes:
-    """The stored bytes of an entry's metadata (any field may be None)."""
+    """The stored bytes of an entry's metadata (any field may be None).
+    ValueError for metadata the encoding cannot hold exactly (positions
+    that are not a one-dimensional sequence of integers, a negative
+    dimension, more than 255 dimensions, a name that is not ASCII)."""
+    try:
+        return _encode_meta(shape, dtype, fmt, cached_positions)
+    except (TypeError, OverflowError, AttributeError, UnicodeEncodeError) as exc:
+        raise ValueError(f"metadata the encoding cannot hold ({exc})") from exc
+
+
+def _encode_meta(shape: Any, dtype: Any, fmt: Any, cached_positions: Any) -> bytes:
     out = bytearray((_VERSION, 0))
     flags = 0
     if fmt is not None:
