@@ -32,7 +32,9 @@ Bad inputs tried here:
   whose metadata is larger than meta_bytes; a submission refused because
   close() stopped the engine, and one refused for another reason;
 * token positions the metadata cannot hold (fractional floats 0.5 and 1.5,
-  a 2-D tensor) beside a plain object in one store task.
+  a 2-D tensor) beside a plain object in one store task;
+* close() from another thread while a lookup has run its batch and is
+  still to post its result on the lookup event fd.
 """
 
 # Standard
@@ -966,3 +968,53 @@ def test_a_failed_submission_is_an_error_and_completes_the_task(tmp_path, adapte
     status = adapter.report_status()
     assert (status["inflight_store_tasks"], status["inflight_load_tasks"]) == (0, 0)
     release(obj, target)
+
+
+def test_close_waits_for_a_lookup_in_flight_before_closing_its_event_fd(tmp_path, adapters, monkeypatch):
+    # A lookup runs in the submitting thread and posts its result on the
+    # lookup event fd. close() from another thread must not close that fd
+    # while a lookup is still to post: the notify would fail, or write into
+    # whatever file took the fd's number meanwhile. LMCache's adapter waits
+    # for its submitted tasks before it closes its event notifiers.
+    import threading
+
+    import daxkv.lmcache.l2 as l2_module
+
+    adapter = adapters(one_device(tmp_path))
+    obj = mobj(1.0)
+    assert store(adapter, [okey(1)], [obj]).is_successful()
+    in_lookup, go_on = threading.Event(), threading.Event()
+    real_run_batch = l2_module._native.run_batch
+
+    def slow_run_batch(store_, fn_name, batch, flags=0):
+        rc = real_run_batch(store_, fn_name, batch, flags)
+        if fn_name == "daxkv_contains_batch":
+            in_lookup.set()
+            assert go_on.wait(10)
+        return rc
+
+    monkeypatch.setattr(l2_module._native, "run_batch", slow_run_batch)
+    efd = adapter._lookup_efd
+    posted = []
+    real_notify = efd.notify
+
+    def notify():
+        posted.append(efd.fileno() >= 0)  # the fd still open when posted to
+        real_notify()
+
+    monkeypatch.setattr(efd, "notify", notify)
+    ids = []
+    looker = threading.Thread(target=lambda: ids.append(adapter.submit_lookup_and_lock_task([okey(1)], None)))
+    looker.start()
+    assert in_lookup.wait(10)
+    closer = threading.Thread(target=adapter.close)
+    closer.start()
+    closer.join(0.3)
+    assert closer.is_alive(), "close() returned while a lookup was still to post its result"
+    go_on.set()
+    looker.join(10)
+    closer.join(10)
+    assert not looker.is_alive() and not closer.is_alive()
+    assert posted == [True]
+    assert efd.fileno() == -1  # closed once the lookup had posted
+    release(obj)

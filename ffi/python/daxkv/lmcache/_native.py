@@ -439,6 +439,10 @@ class AsyncEngine:
         with self._lock:
             return len(self._pending)
 
+    def on_thread(self) -> bool:
+        """Whether the caller is the completion thread (in a callback)."""
+        return threading.current_thread() is self._thread
+
     def close(self) -> None:
         """Wait for every submitted batch, then stop the thread."""
         with self._lock:

@@ -265,6 +265,11 @@ class DaxkvL2Adapter(L2AdapterInterface):
         self._closed = False
         self._next_task_id: L2TaskId = 0
         self._inflight = {"store": 0, "lookup": 0, "load": 0}
+        # Tasks counted and not yet posted on their event fd (a result
+        # stored but its notify to come counts): close() waits for them
+        # before it closes the fds.
+        self._unposted = 0
+        self._posted = threading.Condition(self._lock)
         self._completed_store: Dict[L2TaskId, L2StoreResult] = {}
         self._completed_lookup: Dict[L2TaskId, Bitmap] = {}
         self._completed_load: Dict[L2TaskId, Bitmap] = {}
@@ -405,6 +410,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
             task_id = self._next_task_id
             self._next_task_id += 1
             self._inflight[kind] += 1
+            self._unposted += 1
             return task_id
 
     def _finish(self, kind: str, task_id: L2TaskId, result: Any) -> None:
@@ -418,6 +424,11 @@ class DaxkvL2Adapter(L2AdapterInterface):
             efd.notify()
         except OSError:
             logger.debug("event fd closed during shutdown")
+        finally:
+            with self._lock:
+                self._unposted -= 1
+                if not self._unposted:
+                    self._posted.notify_all()
 
     # -- store -------------------------------------------------------------------
 
@@ -914,6 +925,17 @@ class DaxkvL2Adapter(L2AdapterInterface):
                 return
             self._closing = True
         self._engine.close()
+        if not self._engine.on_thread():
+            # Lookups run in their submitters' threads: the event fds stay
+            # open until every counted task has posted its result (LMCache's
+            # adapter shuts its executors down, waiting, before it closes
+            # its notifiers). On the completion thread (a listener closing
+            # the adapter) the tasks still pending are completed by this
+            # very thread once close returns: no wait there.
+            with self._lock:
+                while self._unposted:
+                    if not self._posted.wait(timeout=30.0):
+                        logger.warning("DAX L2 adapter close: still waiting for %d tasks to post", self._unposted)
         self._store.close()
         for efd in (self._store_efd, self._lookup_efd, self._load_efd):
             efd.close()
