@@ -21,6 +21,8 @@ Bad inputs tried here:
   the int it equals, whatever was encoded before, and never as that many
   zero bytes); a str chunk hash; an ObjectKey with an int chunk hash (3,
   which must not be taken for b"\\0\\0\\0");
+* a tag value that is a tuple holding a tuple and an empty tuple (must
+  decode to an equal, hashable key);
 * integer fields past 64 bits: worker_id 2**64, world_size -2**63 - 1,
   layer_id 2**63, kv_rank 2**64, object_group_id 2**63 (never stored, a
   miss, no exception from the core).
@@ -137,6 +139,8 @@ ROUND_TRIP = [
     CacheEngineKey("llama", 1, 0, b"\x00\x7b\xff", torch.float32),
     CacheEngineKey("m", 1, 0, 9, torch.bfloat16, request_configs={"lmcache.tag.user": "alice", "lmcache.tag.n": 3, "lmcache.tag.b": True, "other": 1}),
     LayerCacheEngineKey("llama", 1, 0, 5, torch.float16, layer_id=31),
+    # a tuple tag value (JSON writes it as a list; it must come back a tuple)
+    CacheEngineKey("m", 1, 0, 9, torch.bfloat16, request_configs={"lmcache.tag.v": (1, ("a", 2.5), ())}),
     ObjectKey(chunk_hash=b"\xde\xad\xbe\xef", model_name="llama", kv_rank=ObjectKey.ComputeKVRank(8, 3, 8, 3), object_group_id=2, cache_salt="s-1"),
 ]
 

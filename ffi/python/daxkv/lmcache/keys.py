@@ -184,7 +184,7 @@ def _decode_engine_key(b: bytes, layer: bool) -> Any:
             isinstance(p, list) and len(p) == 2 and isinstance(p[0], str) for p in pairs
         ):
             raise ValueError(f"malformed stored key (tags {tags_text!r} are not name, value pairs)")
-        request_configs = {"lmcache.tag." + k: v for k, v in pairs}
+        request_configs = {"lmcache.tag." + k: _hashable(v) for k, v in pairs}
     args = dict(
         model_name=model,
         world_size=world_size,
@@ -199,6 +199,14 @@ def _decode_engine_key(b: bytes, layer: bool) -> Any:
         return LayerCacheEngineKey(layer_id=layer_id, **args)
     _check_end(b, pos)
     return CacheEngineKey(**args)
+
+
+def _hashable(v: Any) -> Any:
+    # JSON writes a tuple as a list. A key LMCache can index (hashable)
+    # holds tuples, never lists, so a list read back was a tuple.
+    if isinstance(v, list):
+        return tuple(_hashable(x) for x in v)
+    return v
 
 
 def _check_end(b: bytes, pos: int) -> None:
