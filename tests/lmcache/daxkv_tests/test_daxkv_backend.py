@@ -13,7 +13,7 @@ Bad inputs tried here:
   stored; a non-blocking restore whose first key is missing;
 * dax.async_put true without an event loop;
 * configurations: no dax.device_path, a blank one; dax.max_dax_size absent,
-  0, -1 and "abc"; world_size 2; config, metadata or local_cpu_backend
+  0, -1, "abc", "inf" and "nan"; world_size 2; config, metadata or local_cpu_backend
   None; dax.device_path naming a missing file (through the launcher, which
   logs the failure and skips the plugin);
 * lookups and restores of keys never stored, after a delete and after close;
@@ -537,6 +537,8 @@ def test_restart_through_daxkv_persist_enabled(launch, tmp_path, persist):
         ({"dax.device_path": "DEV", "dax.max_dax_size": 0}, "extra_config['dax.max_dax_size'] must be > 0"),
         ({"dax.device_path": "DEV", "dax.max_dax_size": -1}, "extra_config['dax.max_dax_size'] must be > 0"),
         ({"dax.device_path": "DEV", "dax.max_dax_size": "abc"}, "extra_config['dax.max_dax_size'] must be a number of GiB"),
+        ({"dax.device_path": "DEV", "dax.max_dax_size": "inf"}, "extra_config['dax.max_dax_size'] must be a finite number of GiB"),
+        ({"dax.device_path": "DEV", "dax.max_dax_size": "nan"}, "extra_config['dax.max_dax_size'] must be > 0"),
         # dax.restore_workers is LMCache's positive integer knob
         *(
             ({"dax.device_path": "DEV", "dax.max_dax_size": 0.001, "dax.restore_workers": bad},

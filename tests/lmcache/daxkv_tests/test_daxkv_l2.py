@@ -10,7 +10,8 @@ Bad inputs tried here:
 * adapter_params: slot_bytes missing, 0, "128", True, 128.0; device_path
   together with devices; devices "x", [1], an entry with a blank path,
   with max_dax_size_gb "1", with a size below one slot; device_path 5;
-  max_dax_size_gb missing and 0; hotplug_enabled "yes"; persist_enabled 1;
+  max_dax_size_gb missing, 0, infinity and NaN (and infinity in devices);
+  hotplug_enabled "yes"; persist_enabled 1;
   num_load_workers 0; num_store_workers "2"; unknown members "bogus" and
   "zzz"; durability 1.5, ["x"] and "sometimes"; neither a device nor
   hotplug; a device path that does not exist;
@@ -253,6 +254,10 @@ BAD_PARAMS = [
     ({"device_path": 5}, "device_path must be a non-empty string"),
     ({"max_dax_size_gb": MISSING}, "max_dax_size_gb must be a positive number"),
     ({"max_dax_size_gb": 0}, "max_dax_size_gb must be a positive number"),
+    ({"max_dax_size_gb": float("inf")}, "max_dax_size_gb must be a positive number"),
+    ({"max_dax_size_gb": float("nan")}, "max_dax_size_gb must be a positive number"),
+    ({"device_path": MISSING, "max_dax_size_gb": MISSING, "devices": [{"device_path": DEV, "max_dax_size_gb": float("inf")}]},
+     "devices[0].max_dax_size_gb must be a positive number"),
     ({"hotplug_enabled": "yes"}, "hotplug_enabled must be a boolean"),
     ({"persist_enabled": 1}, "persist_enabled must be a boolean"),
     ({"num_load_workers": 0}, "num_load_workers must be a positive integer"),

@@ -27,6 +27,7 @@ import asyncio
 import concurrent.futures
 import errno as _errno
 import logging
+import math
 import threading
 from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -105,6 +106,8 @@ class DaxkvBackend(StoragePluginInterface):
             raise ValueError("extra_config['dax.max_dax_size'] must be a number of GiB") from exc
         if not self.max_dax_size > 0:
             raise ValueError("extra_config['dax.max_dax_size'] must be > 0")
+        if self.max_dax_size == math.inf:
+            raise ValueError("extra_config['dax.max_dax_size'] must be a finite number of GiB")
         if self.local_cpu_backend is None:
             raise ValueError("DaxkvBackend requires local_cpu_backend")
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno as _errno
 import logging
+import math
 import os
 import threading
 from types import MappingProxyType
@@ -67,7 +68,9 @@ def _positive_int(value: Any, name: str) -> int:
 
 
 def _positive_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+    # Finite too: an infinite size has no byte count (int() of it raises
+    # OverflowError).
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
         raise ValueError(f"{name} must be a positive number")
     return float(value)
 
