@@ -21,6 +21,7 @@ Bad inputs tried here:
   request tag) through every call; token positions whose metadata is larger
   than meta_bytes; restores when LMCache's CPU allocator has no room (beside
   LMCache's own DaxBackend);
+* an entry whose recorded layout is 2**40 bfloat16 values (restores);
 * token positions the metadata cannot hold (fractional floats 0.5 and 1.5,
   a 2-D tensor) in a batch beside a plain object, sync and async.
 """
@@ -668,6 +669,33 @@ def test_metadata_larger_than_meta_bytes_is_not_stored_and_is_not_a_full_arena(l
     with pytest.raises(RuntimeError, match=r"^No free slots available; eviction required$"):
         backend.batched_submit_put_task([ekey(10 + i) for i in range(4)], more)
     _release_all([big_meta, plain] + more)
+
+
+def test_a_layout_larger_than_a_slot_is_a_miss_not_an_endless_allocation(launch):
+    # An entry whose recorded layout is 2**40 bfloat16 values (damaged or
+    # foreign metadata; put_reserved_from_ptr takes any layout): LMCache's
+    # CPU backend waited for two TiB to be freed, by default forever, and the
+    # restore hung. Here it waits 2 s at most, so that such a wait fails the
+    # test rather than hanging it; the entry must be a miss at once.
+    import time
+
+    from daxkv.lmcache import encode_key, encode_meta
+
+    backend, _, _ = launch(extra={"local_cpu.evict_max_wait_ms": 2000})
+    meta = encode_meta(torch.Size([2**40]), torch.bfloat16, MemoryFormat.KV_T2D)
+    assert backend.core.store.put(encode_key(ekey(1)), b"\x01" * 64, meta=meta)
+    got = []
+    start = time.monotonic()
+    reader = threading.Thread(
+        target=lambda: got.append((backend.get_blocking(ekey(1)), backend.batched_get_blocking([ekey(1)]))),
+        daemon=True,
+    )
+    reader.start()
+    reader.join(10)
+    assert not reader.is_alive(), "the restore of an entry with a two-TiB layout hangs"
+    assert got == [(None, [None])]
+    assert time.monotonic() - start < 1.5, "the restore waited for memory for a layout no slot holds"
+    assert asyncio.run(backend.batched_get_non_blocking("l", [ekey(1)])) == []
 
 
 @pytest.mark.parametrize("async_put", [False, True])

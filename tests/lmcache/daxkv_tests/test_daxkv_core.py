@@ -41,7 +41,9 @@ Bad inputs tried here:
 * cached positions the encoding cannot hold exactly, in put_many beside a
   plain object and in put_one with and without a writer: a 2-D tensor, a
   0-d tensor, fractional floats, NaN, infinity, a complex, a list holding
-  a str; integral float64 positions (stored exactly).
+  a str; integral float64 positions (stored exactly);
+* entries whose layout does not hold their value or does not fit a slot
+  (listed at test_reservations_never_hold_more_than_their_layout_allocates).
 """
 
 # Standard
@@ -1077,3 +1079,41 @@ def test_integral_float_positions_come_back_exactly(make_core):
     assert r.cached_positions.dtype == torch.float64
     assert r.cached_positions.tolist() == [0.0, 3.0, -7.0, 2.0**40]
     release(obj)
+
+
+# Entries whose recorded layout does not hold their value: LMCache's own
+# DaxBackend (on this core, the drop-in) allocates reservation.shape and
+# dtype, then copies reservation.size bytes into it. Tried: a value of a
+# slot under a layout of 32 bytes (put_reserved_from_ptr, which LMCache's
+# core accepts, and stored directly); a layout of 2**40 bfloat16 values for
+# a 64-byte value, a layout of one byte more than a slot, and a value of 33
+# bytes under a layout of 32.
+def _layout_cases(core):
+    obj = byte_obj(S, 7)
+    assert core.put_reserved_from_ptr(
+        ekey(1), obj.data_ptr, S, torch.Size([2, 1, 8]), torch.bfloat16, MemoryFormat.KV_T2D, None
+    ) is DaxPutFromPtrResult.INSERTED
+    for i, (shape, dtype, size) in enumerate(
+        [([2**40], torch.bfloat16, 64), ([S + 1], torch.uint8, S), ([2, 1, 8], torch.bfloat16, 33)],
+        start=2,
+    ):
+        assert core.store.put(encode_key(ekey(i)), pattern(size, i), meta=encode_meta(torch.Size(shape), dtype, MemoryFormat.KV_T2D))
+    # and one that is fine: a value smaller than its layout (a narrowed object)
+    assert core.store.put(encode_key(ekey(9)), pattern(16, 9), meta=encode_meta(torch.Size([2, 1, 8]), torch.bfloat16, MemoryFormat.KV_T2D))
+    release(obj)
+    return [ekey(i) for i in range(1, 5)]
+
+
+def test_reservations_never_hold_more_than_their_layout_allocates(make_core):
+    core = make_core(8)
+    bad = _layout_cases(core)
+    for prefix_only in (False, True):
+        rs, hits = core.reserve_reads(bad + [ekey(9)], prefix_only=prefix_only)
+        core.finalize_reads(rs, set())  # first: a failed check must not leave close() waiting
+        assert hits == [False] * len(bad) + [not prefix_only]
+        assert [r.key for r in rs] == ([] if prefix_only else [ekey(9)])
+    leases = core.lease_entries(bad + [ekey(9)], prefix_only=False)
+    core.release_entries(leases)
+    assert leases.index == [len(bad)]
+    assert core.report_status()["borrowed_slot_count"] == 0
+    assert core.report_status()["active_read_count"] == 0

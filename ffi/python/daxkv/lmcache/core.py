@@ -182,6 +182,34 @@ def _metas_of(what: str, keys: Sequence[Any], objs: Sequence[Any]) -> Tuple[List
     return metas, bad
 
 
+# Bytes of one element by torch dtype (torch 1.13's dtypes have no
+# itemsize); 0 for a dtype torch cannot allocate.
+_itemsize: Dict[Any, int] = {}
+
+
+def _restorable(meta: EntryMeta, size: int, slot_bytes: int) -> bool:
+    """Whether an entry can be restored into an allocation of its recorded
+    layout, as LMCache's readers do (allocate shape and dtype, then copy the
+    entry's size): the layout is complete, holds the value, and is no
+    larger than a slot (no object this core stores is). Damaged or foreign
+    metadata, or a put_reserved_from_ptr of a size beyond its shape, would
+    have the copy run past the allocation, or have the allocation wait for
+    memory no slot could ever need."""
+    shape, dtype = meta.shape, meta.dtype
+    if shape is None or dtype is None or meta.fmt is None:
+        return False
+    n = _itemsize.get(dtype)
+    if n is None:
+        import torch
+
+        try:
+            n = torch.empty((), dtype=dtype).element_size()
+        except (RuntimeError, TypeError):
+            n = 0
+        _itemsize[dtype] = n
+    return size <= shape.numel() * n <= slot_bytes
+
+
 # Known committed keys a core remembers at most (a set of encoded keys; a
 # full set starts over).
 _KNOWN_MAX = 1 << 18
@@ -995,7 +1023,7 @@ class DaxCore(Generic[KeyT]):
                 if prefix_only and (unreadable or index != len(reservations)):
                     unreadable.append(ls.handle[j])  # past the first gap of the prefix
                     continue
-                if meta.shape is None or meta.dtype is None or meta.fmt is None:
+                if not _restorable(meta, ls.size[j], self._slot_bytes):
                     unreadable.append(ls.handle[j])  # no layout to restore it with
                     continue
                 # The frozen dataclass's own __init__ sets each field through
@@ -1048,10 +1076,8 @@ class DaxCore(Generic[KeyT]):
                 except ValueError:
                     metas.append(EntryMeta(None, None, None, None))
             ls.meta = metas  # type: ignore[assignment]
-            keep = [
-                j for j, m in enumerate(metas)
-                if m.shape is not None and m.dtype is not None and m.fmt is not None
-            ]
+            slot = self._slot_bytes
+            keep = [j for j, m in enumerate(metas) if _restorable(m, ls.size[j], slot)]
             if prefix_only:
                 n = 0
                 while n < len(keep) and keep[n] == n and ls.index[n] == n:
