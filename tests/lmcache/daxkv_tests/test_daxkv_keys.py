@@ -21,6 +21,9 @@ Bad inputs tried here:
   the int it equals, whatever was encoded before, and never as that many
   zero bytes); a str chunk hash; an ObjectKey with an int chunk hash (3,
   which must not be taken for b"\\0\\0\\0");
+* lone surrogates (as json.loads gives them) in a str key, a model name, a
+  tag value and a cache salt, beside the replacement character and the
+  character a surrogate pair stands for;
 * a tag value that is a tuple holding a tuple and an empty tuple (must
   decode to an equal, hashable key);
 * integer fields past 64 bits: worker_id 2**64, world_size -2**63 - 1,
@@ -124,8 +127,22 @@ def test_object_keys_differing_in_one_field_are_different_entries(core, field, o
             LayerCacheEngineKey("llama", 1, 0, 123, torch.bfloat16, layer_id=1),
         ),
         (b"abc", "abc"),
+        # Lone surrogates (what json.loads gives for a "\ud800" escape in a
+        # request): kept apart from the replacement character and from the
+        # character a surrogate pair stands for.
+        ("a\udcff", "a\ufffd"),
+        ("\ud83d\ude00", "\U0001f600"),
+        (
+            CacheEngineKey("m\ud800x", 1, 0, 1, torch.bfloat16),
+            CacheEngineKey("m\ufffdx", 1, 0, 1, torch.bfloat16),
+        ),
+        (
+            ObjectKey(chunk_hash=b"h", model_name="m", kv_rank=0, cache_salt="s\udfff"),
+            ObjectKey(chunk_hash=b"h", model_name="m", kv_rank=0, cache_salt="s"),
+        ),
     ],
-    ids=["tags", "tag-value", "tag-type", "int-vs-bytes-hash", "dtype", "worker", "layer-vs-plain", "layer-id", "bytes-vs-str"],
+    ids=["tags", "tag-value", "tag-type", "int-vs-bytes-hash", "dtype", "worker", "layer-vs-plain", "layer-id",
+         "bytes-vs-str", "str-surrogate", "str-surrogate-pair", "model-surrogate", "salt-surrogate"],
 )
 def test_engine_keys_lmcache_tells_apart_are_different_entries(core, a, b):
     _distinct_entries(core, a, b)
@@ -139,6 +156,9 @@ ROUND_TRIP = [
     CacheEngineKey("llama", 1, 0, b"\x00\x7b\xff", torch.float32),
     CacheEngineKey("m", 1, 0, 9, torch.bfloat16, request_configs={"lmcache.tag.user": "alice", "lmcache.tag.n": 3, "lmcache.tag.b": True, "other": 1}),
     LayerCacheEngineKey("llama", 1, 0, 5, torch.float16, layer_id=31),
+    "lone \udc80 surrogate",
+    CacheEngineKey("m\ud800", 1, 0, 9, torch.bfloat16, request_configs={"lmcache.tag.t": "\udfff"}),
+    ObjectKey(chunk_hash=b"h", model_name="\ud800m", kv_rank=0, cache_salt="\udcff"),
     # a tuple tag value (JSON writes it as a list; it must come back a tuple)
     CacheEngineKey("m", 1, 0, 9, torch.bfloat16, request_configs={"lmcache.tag.v": (1, ("a", 2.5), ())}),
     ObjectKey(chunk_hash=b"\xde\xad\xbe\xef", model_name="llama", kv_rank=ObjectKey.ComputeKVRank(8, 3, 8, 3), object_group_id=2, cache_salt="s-1"),

@@ -10,7 +10,7 @@ to the one that was stored.
 An encoding is a tag byte followed by the fields:
 
     0x01 bytes           the key itself
-    0x02 str             UTF-8
+    0x02 str             UTF-8 (lone surrogates as surrogatepass writes them)
     0x03 CacheEngineKey  model, world size, worker id, chunk hash, dtype, tags
     0x04 LayerCacheEngineKey   the same and the layer id
     0x05 ObjectKey       chunk hash, model, kv rank, object group, cache salt
@@ -91,14 +91,21 @@ class _FieldTooLong(ValueError):
     over KEY_MAX anyway)."""
 
 
+# Strings are UTF-8, lone surrogates included (json.loads gives them for a
+# "\ud800" escape, so a request can carry one in a cache salt): with
+# surrogatepass they take the three bytes strict UTF-8 never produces, so
+# every str has its own encoding and decodes back to itself.
+_UTF8, _SURROGATES = "utf-8", "surrogatepass"
+
+
 def _put_str(out: bytearray, s: str) -> None:
-    _put_blob(out, s.encode("utf-8"))
+    _put_blob(out, s.encode(_UTF8, _SURROGATES))
 
 
 def _get_str(b: bytes, pos: int) -> Tuple[str, int]:
     (n,) = _U16.unpack_from(b, pos)
     pos += 2
-    return b[pos : pos + n].decode("utf-8"), pos + n
+    return b[pos : pos + n].decode(_UTF8, _SURROGATES), pos + n
 
 
 def _put_blob(out: bytearray, b: bytes) -> None:
@@ -257,7 +264,7 @@ _KNOWN: Dict[Tuple[str, str], Tuple[int, Callable[[Any, int], bytes]]] = {
 }
 _DECODERS: Dict[int, Callable[[bytes], Any]] = {
     _TAG_BYTES: lambda b: bytes(b[1:]),
-    _TAG_STR: lambda b: b[1:].decode("utf-8"),
+    _TAG_STR: lambda b: b[1:].decode(_UTF8, _SURROGATES),
     _TAG_ENGINE_KEY: lambda b: _decode_engine_key(b, False),
     _TAG_LAYER_KEY: lambda b: _decode_engine_key(b, True),
     _TAG_OBJECT_KEY: _decode_object_key,
@@ -265,7 +272,7 @@ _DECODERS: Dict[int, Callable[[bytes], Any]] = {
 # type -> encoder, filled on first sight of each type.
 _ENCODERS: Dict[type, Callable[[Any], bytes]] = {
     bytes: lambda k: b"\x01" + k,
-    str: lambda k: b"\x02" + k.encode("utf-8"),
+    str: lambda k: b"\x02" + k.encode(_UTF8, _SURROGATES),
 }
 
 
