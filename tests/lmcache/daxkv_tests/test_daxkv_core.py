@@ -1086,22 +1086,25 @@ def test_integral_float_positions_come_back_exactly(make_core):
 # dtype, then copies reservation.size bytes into it. Tried: a value of a
 # slot under a layout of 32 bytes (put_reserved_from_ptr, which LMCache's
 # core accepts, and stored directly); a layout of 2**40 bfloat16 values for
-# a 64-byte value, a layout of one byte more than a slot, and a value of 33
-# bytes under a layout of 32.
+# a 64-byte value, a layout of one byte more than a slot, a value of 33
+# bytes under a layout of 32, layouts whose element count wraps in 64 bits.
 def _layout_cases(core):
     obj = byte_obj(S, 7)
     assert core.put_reserved_from_ptr(
         ekey(1), obj.data_ptr, S, torch.Size([2, 1, 8]), torch.bfloat16, MemoryFormat.KV_T2D, None
     ) is DaxPutFromPtrResult.INSERTED
     for i, (shape, dtype, size) in enumerate(
-        [([2**40], torch.bfloat16, 64), ([S + 1], torch.uint8, S), ([2, 1, 8], torch.bfloat16, 33)],
+        [([2**40], torch.bfloat16, 64), ([S + 1], torch.uint8, S), ([2, 1, 8], torch.bfloat16, 33),
+         # element counts that wrap in 64 bits (torch.Size.numel() gives 4 and 0)
+         ([2**62 + 1, 4], torch.uint8, 4), ([2**32, 2**32], torch.uint8, 0)],
         start=2,
     ):
         assert core.store.put(encode_key(ekey(i)), pattern(size, i), meta=encode_meta(torch.Size(shape), dtype, MemoryFormat.KV_T2D))
     # and one that is fine: a value smaller than its layout (a narrowed object)
     assert core.store.put(encode_key(ekey(9)), pattern(16, 9), meta=encode_meta(torch.Size([2, 1, 8]), torch.bfloat16, MemoryFormat.KV_T2D))
+    assert core.report_status()["live_slot_count"] == 7
     release(obj)
-    return [ekey(i) for i in range(1, 5)]
+    return [ekey(i) for i in range(1, 7)]
 
 
 def test_reservations_never_hold_more_than_their_layout_allocates(make_core):

@@ -22,6 +22,7 @@ import dataclasses
 import enum
 import errno as _errno
 import logging
+import math
 import os
 import threading
 import weakref
@@ -207,7 +208,9 @@ def _restorable(meta: EntryMeta, size: int, slot_bytes: int) -> bool:
         except (RuntimeError, TypeError):
             n = 0
         _itemsize[dtype] = n
-    return size <= shape.numel() * n <= slot_bytes
+    # In Python ints: torch.Size.numel() wraps in 64 bits ([2**62 + 1, 4]
+    # gives 4).
+    return size <= math.prod(shape) * n <= slot_bytes
 
 
 # Known committed keys a core remembers at most (a set of encoded keys; a
