@@ -8,7 +8,8 @@ Bad inputs tried here:
 * a batch with an object larger than the slot; keys and objects of
   different lengths (2 and 1); a batch larger than the free slots; a key
   stored twice (sync and async); an on_complete_callback that raises
-  KeyError; a put while close waits;
+  KeyError; a put while close waits; async put futures cancelled by the
+  caller before their copy completed;
 * unpin and remove (not forced) of a pinned key, unpin of a key no longer
   stored; a non-blocking restore whose first key is missing;
 * dax.async_put true without an event loop;
@@ -313,6 +314,37 @@ def test_async_put_with_a_running_loop_returns_futures(launch, running_loop):
     assert backend.batched_submit_put_task([ekey(0)], objs[:1], on_complete_callback=seen.append) is None
     assert len(seen) == 2
     backend.close()
+    _release_all(objs)
+
+
+def test_async_put_futures_cancelled_by_the_caller_do_not_stop_the_others(launch, running_loop, monkeypatch):
+    # A caller may cancel a returned future before its copy completes
+    # (concurrent.futures lets a pending future be cancelled). Setting a
+    # result on it raises InvalidStateError; that once ended the completion
+    # there: the later keys' futures never settled, their objects kept the
+    # reference taken for the copy, and their callbacks never ran.
+    backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=running_loop)
+    engine = backend._engine
+    real_submit = engine.submit
+    release_completion = threading.Event()
+
+    def submit(op, batch, flags, done):
+        def held_done(rc, b):
+            assert release_completion.wait(10)
+            done(rc, b)
+
+        return real_submit(op, batch, flags, held_done)
+
+    monkeypatch.setattr(engine, "submit", submit)
+    seen = []
+    objs = [_obj(5), _obj(6), _obj(7)]
+    futures = backend.batched_submit_put_task([ekey(0), ekey(1), ekey(2)], objs, on_complete_callback=seen.append)
+    assert futures[0].cancel() and futures[1].cancel()
+    release_completion.set()
+    assert futures[2].result(timeout=10) is None
+    assert wait_until(lambda: [o.get_ref_count() for o in objs] == [1, 1, 1])
+    assert sorted(k.chunk_hash for k in seen) == [0, 1, 2]  # stored, so reported
+    assert [backend.contains(ekey(i)) for i in range(3)] == [True, True, True]
     _release_all(objs)
 
 

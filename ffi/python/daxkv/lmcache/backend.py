@@ -68,6 +68,18 @@ def _positive_int_extra(extra: Dict[str, Any], key: str) -> int:
     return value
 
 
+def _settle(fut: concurrent.futures.Future, result: Any, exc: Optional[BaseException]) -> None:
+    """Set a returned future's outcome, unless its caller has cancelled it
+    meanwhile (which makes setting it raise InvalidStateError)."""
+    try:
+        if exc is None:
+            fut.set_result(result)
+        else:
+            fut.set_exception(exc)
+    except concurrent.futures.InvalidStateError:
+        pass
+
+
 class DaxkvBackend(StoragePluginInterface):
     """LMCache storage plugin backed by a libdaxkv store on one DAX device."""
 
@@ -296,12 +308,12 @@ class DaxkvBackend(StoragePluginInterface):
                     self._callback(key, cb)
                 obj.ref_count_down()
                 if s >= 0:
-                    fut.set_result(None)
+                    _settle(fut, None, None)
                 else:
                     why = self._core._write_failure(s)
                     if s not in (-_errno.ENOSPC, -_errno.ESHUTDOWN):
                         logger.warning("DAX write of key %s failed: %s", key, why)
-                    fut.set_exception(RuntimeError(f"DAX write failed for key {key}: {why}"))
+                    _settle(fut, None, RuntimeError(f"DAX write failed for key {key}: {why}"))
 
         try:
             self._engine.submit(_lib.OP_PUT, put, 0, done)  # type: ignore[union-attr]
