@@ -43,7 +43,8 @@ Bad inputs tried here:
   0-d tensor, fractional floats, NaN, infinity, a complex, a list holding
   a str; integral float64 positions (stored exactly);
 * entries whose layout does not hold their value or does not fit a slot
-  (listed at test_reservations_never_hold_more_than_their_layout_allocates).
+  (listed at test_reservations_never_hold_more_than_their_layout_allocates);
+* finalize_reads and release_entries called twice on the same reservations.
 """
 
 # Standard
@@ -1120,3 +1121,52 @@ def test_reservations_never_hold_more_than_their_layout_allocates(make_core):
     assert leases.index == [len(bad)]
     assert core.report_status()["borrowed_slot_count"] == 0
     assert core.report_status()["active_read_count"] == 0
+
+
+# A reservation or a set of leases finalized twice (an error path that
+# finalizes in its handler and again in a finally). LMCache's core logs an
+# underflow; daxkv's released the library's lease handles twice, a
+# use-after-free that crashed the process or, once the handle's memory
+# served another reader's lease, ended that reader's lease under it. Run in
+# a child process, so that a crash is a failed test rather than the end of
+# the run. Tried: finalize_reads twice (with another reader's reservation
+# of the same key taken in between), release_entries twice.
+_DOUBLE_FINALIZE = r"""
+import os, sys, ctypes, torch
+from daxkv.lmcache import DaxCore
+from dk_helpers import byte_obj, ekey, make_device, pattern
+S = 1024
+path = make_device(os.path.join(sys.argv[1], "dax.bin"), 16 * S)
+core = DaxCore(device_path=path, max_dax_size_bytes=8 * S, slot_bytes=S)
+assert core.put_many([ekey(1), ekey(2)], [byte_obj(S, 1), byte_obj(S, 2)]) == [True, True]
+first, _ = core.reserve_reads([ekey(1)], prefix_only=False)
+core.finalize_reads(first, set())
+other, _ = core.reserve_reads([ekey(1)], prefix_only=False)  # another reader
+core.finalize_reads(first, set())  # again: must leave the other reader's lease alone
+status = core.report_status()
+assert (status["borrowed_slot_count"], status["active_read_count"]) == (1, 1), status
+assert core.delete_many([ekey(1)], force=True) == [True]
+assert core.put_many([ekey(3)], [byte_obj(S, 3)]) == [True]  # must not take the borrowed slot
+assert ctypes.string_at(core.base_ptr + other[0].offset, S) == pattern(S, 1)
+core.finalize_reads(other, set())
+leases = core.lease_entries([ekey(2)], prefix_only=False)
+core.release_entries(leases)
+core.release_entries(leases)
+status = core.report_status()
+assert (status["borrowed_slot_count"], status["active_read_count"]) == (0, 0), status
+core.close()
+print("survived")
+"""
+
+
+def test_finalizing_twice_neither_crashes_nor_ends_another_readers_lease(tmp_path):
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    run = subprocess.run(
+        [sys.executable, "-c", _DOUBLE_FINALIZE, str(tmp_path)],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
+    assert run.stdout.strip().endswith("survived")

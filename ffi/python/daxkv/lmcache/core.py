@@ -1116,10 +1116,15 @@ class DaxCore(Generic[KeyT]):
         return kbs, pos
 
     def release_entries(self, leases: "_native.Leases") -> None:
-        """Release what lease_entries gave (exactly once)."""
+        """Release what lease_entries gave (again: nothing, and a warning)."""
         if not len(leases):
             return
-        _native.release_leases(leases.handle)
+        with self._state_lock:  # once, as finalize_reads
+            handles, leases.handle = leases.handle, []
+        if not handles:
+            logger.warning("DaxCore release_entries: the leases were released already")
+            return
+        _native.release_leases(handles)
         self._end_read()
 
     def reserve_reads_for_keys(self, keys: List[KeyT]) -> List[DaxReadReservation[KeyT]]:
@@ -1134,7 +1139,21 @@ class DaxCore(Generic[KeyT]):
         del touched_keys  # recency is LMCache's controllers' business
         if not reservations:
             return
-        _native.release_leases([r._lease for r in reservations if r._lease])
+        # Each lease is released once: a reservation finalized again (an
+        # error path that finalizes twice) finds its handle taken. A handle
+        # released twice would be freed twice, or, once its memory serves
+        # another reader's lease, end that lease under its reader.
+        with self._state_lock:
+            handles = []
+            for r in reservations:
+                h = r.__dict__.get("_lease", 0)
+                if h:
+                    r.__dict__["_lease"] = 0
+                    handles.append(h)
+        if not handles:
+            logger.warning("DaxCore finalize_reads: the reservations were finalized already")
+            return
+        _native.release_leases(handles)
         self._end_read()
 
     def load_many_into(self, keys: List[KeyT], objs: List[Any]) -> List[bool]:
