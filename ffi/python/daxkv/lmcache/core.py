@@ -606,8 +606,8 @@ class DaxCore(Generic[KeyT]):
         """Store single-tensor objects of the given sizes (at most a slot
         each): the status per key, 0 stored, 1 already there or in flight,
         negative failed (-ESHUTDOWN when the core is closing, -ENAMETOOLONG
-        for a key longer than libdaxkv's limit once encoded, which is logged
-        and never stored)."""
+        for a key libdaxkv cannot hold once encoded, -EINVAL for metadata
+        the encoding cannot hold; both logged and never stored)."""
         too_long: List[Tuple[int, KeyNotStorable]] = []
         kbs, pos = encode_keys_partial(keys, too_long)
         if pos is not None:
@@ -679,7 +679,8 @@ class DaxCore(Generic[KeyT]):
         or a write cancelled by a forced delete.
 
         Raises:
-            RuntimeError: no slot is free, or the copy failed.
+            RuntimeError: no slot is free, the copy failed, or the metadata
+                (token positions) cannot be stored.
         """
         if _is_multi_tensor(obj):
             logger.error("DaxCore does not support multi-tensor allocations for key %s", key)
@@ -1116,7 +1117,7 @@ class DaxCore(Generic[KeyT]):
         return kbs, pos
 
     def release_entries(self, leases: "_native.Leases") -> None:
-        """Release what lease_entries gave (again: nothing, and a warning)."""
+        """Release what lease_entries gave (a second release does nothing)."""
         if not len(leases):
             return
         with self._state_lock:  # once, as finalize_reads
