@@ -24,6 +24,8 @@ Bad inputs tried here:
 * lone surrogates (as json.loads gives them) in a str key, a model name, a
   tag value and a cache salt, beside the replacement character and the
   character a surrogate pair stands for;
+* stored keys of a registered type whose decoder raises KeyError,
+  RuntimeError or AssertionError;
 * a tag value that is a tuple holding a tuple and an empty tuple (must
   decode to an equal, hashable key);
 * integer fields past 64 bits: worker_id 2**64, world_size -2**63 - 1,
@@ -364,3 +366,41 @@ def test_integer_fields_past_64_bits_are_never_stored_and_never_raise(core, key,
     assert core.has_inflight(key) is False
     assert core.report_status()["live_slot_count"] == 0
     release(obj, dst)
+
+
+def test_a_stored_key_whose_decoder_fails_is_skipped_not_raised(core, monkeypatch):
+    # Stored keys are read back at restart (snapshot_keys, entries, the L2
+    # adapter's recovery). A key type registered by an application whose
+    # decoder no longer takes what an earlier version stored (here it raises
+    # KeyError; tried also: RuntimeError, AssertionError) must make that entry
+    # unlisted, not the listing fail.
+    class Custom:
+        def __init__(self, name):
+            self.name = name
+
+        def __eq__(self, other):
+            return isinstance(other, Custom) and other.name == self.name
+
+        def __hash__(self):
+            return hash(self.name)
+
+    # The registry is global: this test registers into copies of it.
+    monkeypatch.setattr(keys_module, "_DECODERS", dict(keys_module._DECODERS))
+    monkeypatch.setattr(keys_module, "_ENCODERS", dict(keys_module._ENCODERS))
+    for i, error in enumerate((KeyError, RuntimeError, AssertionError)):
+        tag = 0x30 + i
+
+        def decode(body, error=error):
+            raise error(body)
+
+        keys_module.register_key_type(Custom, tag, lambda k: k.name.encode(), decode)
+        key = Custom(f"c{i}")
+        _forget_encodings()
+        obj = byte_obj(S, i)
+        assert core.put_many([key, ekey(i)], [obj, byte_obj(S, 10 + i)]) == [True, True]
+        with pytest.raises(ValueError):
+            decode_key(encode_key(key))
+        assert set(core.snapshot_keys()) == {ekey(j) for j in range(i + 1)}
+        assert {k for k, _, _ in core.entries()} == {ekey(j) for j in range(i + 1)}
+        release(obj)
+    _forget_encodings()

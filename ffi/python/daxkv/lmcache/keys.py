@@ -417,5 +417,11 @@ def decode_key(b: bytes) -> Any:
         raise ValueError(f"key with unknown type tag {b[0]:#x}")
     try:
         return dec(b)
-    except (struct.error, UnicodeDecodeError, json.JSONDecodeError, IndexError, TypeError) as exc:
-        raise ValueError(f"malformed stored key ({exc})") from exc
+    except ValueError:
+        raise
+    except Exception as exc:
+        # Stored bytes are not trusted, and a decoder registered by an
+        # application may fail on what an earlier version of it stored:
+        # whatever it raises, the bytes are not a key (restart recovery
+        # skips them rather than failing).
+        raise ValueError(f"malformed stored key ({type(exc).__name__}: {exc})") from exc
