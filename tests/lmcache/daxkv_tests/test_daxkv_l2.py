@@ -35,7 +35,8 @@ Bad inputs tried here:
 * token positions the metadata cannot hold (fractional floats 0.5 and 1.5,
   a 2-D tensor) beside a plain object in one store task;
 * close() from another thread while a lookup has run its batch and is
-  still to post its result on the lookup event fd.
+  still to post its result on the lookup event fd; close() from a listener
+  on the completion thread (its task then posts to a closed event fd).
 """
 
 # Standard
@@ -62,7 +63,7 @@ except ImportError as exc:  # the stand-ins alone: LMCache's sources are missing
 # First Party
 from daxkv.lmcache import decode_key
 from daxkv.lmcache.l2 import DaxkvL2Adapter, DaxkvL2AdapterConfig
-from dk_helpers import make_device, multi_obj, obj_bytes, release
+from dk_helpers import make_device, multi_obj, obj_bytes, release, wait_until
 from lmcache.v1.distributed.api import KeyListPage, ObjectKey
 from lmcache.v1.distributed.config import EvictionConfig
 from lmcache.v1.distributed.internal_api import L2AdapterListener
@@ -1023,3 +1024,34 @@ def test_close_waits_for_a_lookup_in_flight_before_closing_its_event_fd(tmp_path
     assert posted == [True]
     assert efd.fileno() == -1  # closed once the lookup had posted
     release(obj)
+
+
+def test_close_from_a_listener_on_the_completion_thread(tmp_path, adapters, caplog):
+    # An eviction controller may shut the adapter down from a listener
+    # callback, which runs on the completion thread: close() must neither
+    # wait for that thread (it is the caller) nor for the task it is
+    # completing, and that task's completion must end without an error
+    # although its event fd is closed by then (posting to a closed
+    # notifier raised ValueError out of the completion).
+    import threading
+
+    adapter = adapters(one_device(tmp_path))
+    closed = []
+
+    class Closer(Recorder):
+        def on_l2_keys_stored(self, keys, sizes):
+            super().on_l2_keys_stored(keys, sizes)
+            adapter.close()
+            closed.append(threading.current_thread())
+
+    adapter.register_listener(Closer())
+    objs = [mobj(1.0), mobj(2.0)]
+    with caplog.at_level(logging.DEBUG, logger="daxkv.lmcache"):
+        task = adapter.submit_store_task([okey(1), okey(2)], objs)
+        assert wait_until(lambda: closed and adapter._unposted == 0, timeout=10)
+    assert closed[0] is not threading.main_thread()
+    assert adapter.report_status()["closing"] is True
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+    done = adapter.pop_completed_store_tasks()
+    assert list(done) == [task] and done[task].is_successful()
+    release(*objs)

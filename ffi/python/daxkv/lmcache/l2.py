@@ -425,7 +425,9 @@ class DaxkvL2Adapter(L2AdapterInterface):
         efd = {"store": self._store_efd, "lookup": self._lookup_efd, "load": self._load_efd}[kind]
         try:
             efd.notify()
-        except OSError:
+        except (OSError, ValueError):
+            # Closed by close() (from a listener on the completion thread):
+            # LMCache's notifier raises ValueError for its fd of -1 then.
             logger.debug("event fd closed during shutdown")
         finally:
             with self._lock:
