@@ -19,6 +19,20 @@ from lmcache.v1.memory_management import MemoryFormat
 _ALLOC = AdHocMemoryAllocator(device="cpu")
 
 
+class SizedAs:
+    """A MemoryObj that reports another size than its buffer's (a hostile
+    or broken object)."""
+
+    def __init__(self, obj, size):
+        self._obj, self._size = obj, size
+
+    def __getattr__(self, name):
+        return getattr(self._obj, name)
+
+    def get_size(self):
+        return self._size
+
+
 def make_device(path, size: int, content: bytes = b"") -> str:
     """A sparse file of ``size`` bytes, starting with ``content``."""
     path = str(path)

@@ -5,7 +5,7 @@ alone (storage_plugins=["daxkv"] and extra_config).
 
 Bad inputs tried here:
 
-* a batch with an object larger than the slot; keys and objects of
+* a batch with an object larger than the slot, one reporting a size of -1; keys and objects of
   different lengths (2 and 1); a batch larger than the free slots; a key
   stored twice (sync and async); an on_complete_callback that raises
   KeyError; a put while close waits; async put futures cancelled by the
@@ -42,7 +42,7 @@ import torch
 
 # First Party
 from daxkv.lmcache.backend import DaxkvBackend
-from dk_helpers import ekey, kv_obj, make_device, obj_bytes, open_fds, release, wait_until
+from dk_helpers import SizedAs, ekey, kv_obj, make_device, obj_bytes, open_fds, release, wait_until
 from lmcache.utils import CacheEngineKey
 from lmcache.v1.config import LMCacheEngineConfig
 from lmcache.v1.memory_allocators.mixed_memory_allocator import MixedMemoryAllocator
@@ -280,8 +280,13 @@ def test_oversize_object_is_a_value_error(launch):
     assert backend.contains(ekey(5)) is False
     with pytest.raises(ValueError, match=r"^keys and objs must have the same length, got 2 and 1$"):
         backend.batched_submit_put_task([ekey(1), ekey(2)], [big])
+    # an object reporting a negative size (a broken MemoryObj)
+    small = _obj(1)
+    with pytest.raises(ValueError) as info:
+        backend.batched_submit_put_task([ekey(6)], [SizedAs(small, -1)])
+    assert str(info.value) == f"DaxkvBackend: object size -1 for key {ekey(6)} is negative"
     assert backend.core.report_status()["live_slot_count"] == 0
-    release(big)
+    release(big, small)
 
 
 def test_full_arena_is_a_runtime_error_after_storing_what_fits(launch):

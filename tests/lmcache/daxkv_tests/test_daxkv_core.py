@@ -44,7 +44,9 @@ Bad inputs tried here:
   a str; integral float64 positions (stored exactly);
 * entries whose layout does not hold their value or does not fit a slot
   (listed at test_reservations_never_hold_more_than_their_layout_allocates);
-* finalize_reads and release_entries called twice on the same reservations.
+* finalize_reads and release_entries called twice on the same reservations;
+* objects reporting a size of -1, -2**63 and 2**64 + 5 to put_many, put_one
+  and (as destinations) load_many_into.
 """
 
 # Standard
@@ -71,6 +73,7 @@ from daxkv.lmcache import (
 )
 from daxkv.lmcache.meta import POSITIONS_MAX
 from dk_helpers import (
+    SizedAs,
     byte_obj,
     ekey,
     kv_obj,
@@ -1170,3 +1173,29 @@ def test_finalizing_twice_neither_crashes_nor_ends_another_readers_lease(tmp_pat
     )
     assert run.returncode == 0, (run.returncode, run.stderr[-2000:])
     assert run.stdout.strip().endswith("survived")
+
+
+@pytest.mark.parametrize("size", [-1, -(2**63), 2**64 + 5])
+def test_objects_reporting_sizes_no_slot_holds(make_core, size, caplog):
+    # A negative size passed the "larger than a slot" check, went to the
+    # library as a huge unsigned one and came back as "metadata larger than
+    # meta_bytes"; as a destination, a negative or a past-64-bit size raised
+    # OverflowError out of load_many_into for the whole batch.
+    import logging
+
+    core = make_core(4)
+    src = byte_obj(S, 3)
+    with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
+        assert core.put_many([ekey(1)], [SizedAs(src, size)]) == [False]
+        assert core.put_one(ekey(1), SizedAs(src, size)) is False
+    assert not [r for r in caplog.records if "meta_bytes" in r.getMessage()]
+    assert core.report_status()["live_slot_count"] == 0
+    assert core.put_many([ekey(2)], [src]) == [True]
+    dst, other = byte_obj(S, 0), byte_obj(S, 0)
+    got = core.load_many_into([ekey(2), ekey(2)], [SizedAs(dst, size), other])
+    # A destination past 64 bits takes the entry (it is no larger than a
+    # slot); a negative one takes nothing. The other item loads either way.
+    assert got == [size > 0, True]
+    assert obj_bytes(dst) == (pattern(S, 3) if size > 0 else pattern(S, 0))
+    assert obj_bytes(other) == pattern(S, 3)
+    release(src, dst, other)

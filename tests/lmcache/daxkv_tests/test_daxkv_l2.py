@@ -36,7 +36,8 @@ Bad inputs tried here:
   a 2-D tensor) beside a plain object in one store task;
 * close() from another thread while a lookup has run its batch and is
   still to post its result on the lookup event fd; close() from a listener
-  on the completion thread (its task then posts to a closed event fd).
+  on the completion thread (its task then posts to a closed event fd);
+* objects reporting a size of -1 and 2**64 + 5 in store and load tasks.
 """
 
 # Standard
@@ -63,7 +64,7 @@ except ImportError as exc:  # the stand-ins alone: LMCache's sources are missing
 # First Party
 from daxkv.lmcache import decode_key
 from daxkv.lmcache.l2 import DaxkvL2Adapter, DaxkvL2AdapterConfig
-from dk_helpers import make_device, multi_obj, obj_bytes, release, wait_until
+from dk_helpers import SizedAs, make_device, multi_obj, obj_bytes, release, wait_until
 from lmcache.v1.distributed.api import KeyListPage, ObjectKey
 from lmcache.v1.distributed.config import EvictionConfig
 from lmcache.v1.distributed.internal_api import L2AdapterListener
@@ -1055,3 +1056,21 @@ def test_close_from_a_listener_on_the_completion_thread(tmp_path, adapters, capl
     done = adapter.pop_completed_store_tasks()
     assert list(done) == [task] and done[task].is_successful()
     release(*objs)
+
+
+@pytest.mark.parametrize("size", [-1, 2**64 + 5])
+def test_objects_reporting_sizes_no_slot_holds_fail_only_themselves(tmp_path, adapters, size):
+    # A store of an object with a negative size is refused for that key; a
+    # load into a destination of a negative size misses, one past 64 bits
+    # takes the entry; neither fails the other keys of the task.
+    adapter = adapters(one_device(tmp_path))
+    src, plain = mobj(3.0), mobj(4.0)
+    result = store(adapter, [okey(1), okey(2)], [SizedAs(src, size), plain])
+    assert not result.is_successful()
+    assert lookup(adapter, [okey(1), okey(2)]) == [False, True]
+    adapter.submit_unlock([okey(2)])
+    dst, other = mobj(0.0), mobj(0.0)
+    assert load(adapter, [okey(2), okey(2)], [SizedAs(dst, size), other]) == [size > 0, True]
+    assert obj_bytes(other) == obj_bytes(plain)
+    assert (obj_bytes(dst) == obj_bytes(plain)) is (size > 0)
+    release(src, plain, dst, other)

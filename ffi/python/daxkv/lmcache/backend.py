@@ -240,6 +240,8 @@ class DaxkvBackend(StoragePluginInterface):
             size = int(obj.get_size())
             if size > slot:
                 raise ValueError(f"DaxkvBackend: object size {size} for key {key} exceeds slot size {slot}")
+            if size < 0:
+                raise ValueError(f"DaxkvBackend: object size {size} for key {key} is negative")
             todo.append((key, obj))
             sizes.append(size)
         if not todo:

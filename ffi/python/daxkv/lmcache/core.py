@@ -587,8 +587,8 @@ class DaxCore(Generic[KeyT]):
                 logger.error("DaxCore does not support multi-tensor allocations for key %s", keys[i])
                 continue
             size = int(obj.get_size())
-            if size > slot:
-                continue
+            if not 0 <= size <= slot:
+                continue  # larger than a slot (or no size at all)
             idx.append(i)
             sizes.append(size)
         if not idx:
@@ -686,7 +686,7 @@ class DaxCore(Generic[KeyT]):
             logger.error("DaxCore does not support multi-tensor allocations for key %s", key)
             return False
         size = int(obj.get_size())
-        if size > self._slot_bytes:
+        if not 0 <= size <= self._slot_bytes:
             return False
         try:
             kb = encode_key(key)
@@ -1166,7 +1166,11 @@ class DaxCore(Generic[KeyT]):
                 "keys and objs must have the same length, " f"got {len(keys)} and {len(objs)}"
             )
         results = [False] * len(keys)
-        idx = [i for i, o in enumerate(objs) if not _is_multi_tensor(o)]
+        # A destination that reports a negative size holds nothing; one
+        # larger than a slot takes any entry (none is larger).
+        slot = self._slot_bytes
+        caps = [min(int(o.get_size()), slot) for o in objs]
+        idx = [i for i, o in enumerate(objs) if caps[i] >= 0 and not _is_multi_tensor(o)]
         kbs, pos = encode_keys_partial([keys[i] for i in idx])
         if pos is not None:
             idx = [idx[j] for j in pos]  # keys too long were never stored: misses
@@ -1176,7 +1180,7 @@ class DaxCore(Generic[KeyT]):
             get = _native.GetBatch(
                 kbs,
                 [_data_ptr(objs[i]) for i in idx],
-                [int(objs[i].get_size()) for i in idx],
+                [caps[i] for i in idx],
                 self._store_meta_bytes(),
             )
             if _native.run_batch(self._store, "daxkv_get_batch", get.batch) < 0:

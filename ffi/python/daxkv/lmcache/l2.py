@@ -486,7 +486,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
                         continue
                     obj = objects[i]
                     size = int(obj.get_size())
-                    if _is_multi_tensor(obj) or size > slot:
+                    if _is_multi_tensor(obj) or not 0 <= size <= slot:
                         logger.error("DAX L2 store skips key %s: multi-tensor or larger than a slot", keys[i])
                         skipped = True
                         continue
@@ -644,10 +644,13 @@ class DaxkvL2Adapter(L2AdapterInterface):
                 for i in range(a, b):
                     kb = key_bytes[i]
                     obj = objects[i]
-                    if kb is None or _is_multi_tensor(obj):
+                    # A negative size holds nothing; one beyond a slot takes
+                    # any entry (none is larger).
+                    cap = min(int(obj.get_size()), self._slot_bytes) if kb is not None else -1
+                    if cap < 0 or _is_multi_tensor(obj):
                         continue
                     addrs.append(_data_ptr(obj))
-                    caps.append(int(obj.get_size()))
+                    caps.append(cap)
                     names.append(kb)
                     index.append(i)
                 if not names:
