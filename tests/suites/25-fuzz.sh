@@ -44,23 +44,18 @@ else
     fail=$((fail + 1))
     echo "seed corpus replay failed"; tail -30 fuzz-seeds.log
 fi
-# Bounded fuzzing.
-if make FUZZ_SECONDS="$seconds" fuzz >fuzz.log 2>&1; then
-    pass=$((pass + 1))
-    echo "fuzzing: $seconds s, $(grep -Eo 'stat::number_of_executed_units: *[0-9]+' fuzz.log | grep -Eo '[0-9]+$') runs, no failure;" \
-        "corpus $(ls fuzz-work/corpus | wc -l) inputs"
-else
-    fail=$((fail + 1))
-    echo "fuzzing found a failure:"
-    grep -E -A25 'ERROR: |expectation violated|runtime error|Test unit written' fuzz.log | head -60
-fi
-if make FUZZ_SECONDS="$seconds" fuzz-peek >fuzz-peek.log 2>&1; then
-    pass=$((pass + 1))
-    echo "fuzzing the page and configuration readers: $seconds s, $(grep -Eo 'stat::number_of_executed_units: *[0-9]+' fuzz-peek.log | grep -Eo '[0-9]+$') runs, no failure;" \
-        "corpus $(ls fuzz-work/peek-corpus | wc -l) inputs"
-else
-    fail=$((fail + 1))
-    echo "fuzzing the page and configuration readers found a failure:"
-    grep -E -A25 'ERROR: |expectation violated|runtime error|Test unit written' fuzz-peek.log | head -60
-fi
+# Bounded fuzzing: run_fuzzer MAKE-TARGET LOG CORPUS WHAT.
+run_fuzzer() {
+    if make FUZZ_SECONDS="$seconds" "$1" >"$2" 2>&1; then
+        pass=$((pass + 1))
+        echo "fuzzing $4: $seconds s, $(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$2" | grep -Eo '[0-9]+$') runs, no failure;" \
+            "corpus $(ls "$3" | wc -l) inputs"
+    else
+        fail=$((fail + 1))
+        echo "fuzzing $4 found a failure:"
+        grep -E -A25 'ERROR: |expectation violated|runtime error|Test unit written' "$2" | head -60
+    fi
+}
+run_fuzzer fuzz fuzz.log fuzz-work/corpus "the recovery parser"
+run_fuzzer fuzz-peek fuzz-peek.log fuzz-work/peek-corpus "the page and configuration readers"
 echo "SUITE fuzz: $pass passed, $fail failed"

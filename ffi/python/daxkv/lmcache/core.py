@@ -602,6 +602,18 @@ class DaxCore(Generic[KeyT]):
             results[j] = s >= 0
         return results
 
+    def _put_only(
+        self, keys: List[KeyT], objs: List[Any], sizes: List[int], pos: List[int], refused: int
+    ) -> List[int]:
+        """_put_prepared of the keys at positions pos; status refused for the
+        others."""
+        out = [refused] * len(keys)
+        if pos:
+            got = self._put_prepared([keys[i] for i in pos], [objs[i] for i in pos], [sizes[i] for i in pos])
+            for i, st in zip(pos, got):
+                out[i] = st
+        return out
+
     def _put_prepared(self, keys: List[KeyT], objs: List[Any], sizes: List[int]) -> List[int]:
         """Store single-tensor objects of the given sizes (at most a slot
         each): the status per key, 0 stored, 1 already there or in flight,
@@ -613,26 +625,12 @@ class DaxCore(Generic[KeyT]):
         if pos is not None:
             for i, exc in too_long:
                 _warn_key_too_long("DAX write skips", keys[i], exc)
-            out = [-_errno.ENAMETOOLONG] * len(keys)
-            if pos:
-                got = self._put_prepared(
-                    [keys[i] for i in pos], [objs[i] for i in pos], [sizes[i] for i in pos]
-                )
-                for i, st in zip(pos, got):
-                    out[i] = st
-            return out
+            return self._put_only(keys, objs, sizes, pos, -_errno.ENAMETOOLONG)
         metas, bad = _metas_of("DAX write skips", keys, objs)
         if bad:
             # Those keys fail (logged); the others are stored.
-            out = [-_errno.EINVAL] * len(keys)
             pos = [i for i, m in enumerate(metas) if m is not None]
-            if pos:
-                got = self._put_prepared(
-                    [keys[i] for i in pos], [objs[i] for i in pos], [sizes[i] for i in pos]
-                )
-                for i, st in zip(pos, got):
-                    out[i] = st
-            return out
+            return self._put_only(keys, objs, sizes, pos, -_errno.EINVAL)
         addrs = [_data_ptr(o) for o in objs]
         if not self._begin_write(kbs):
             return [-_errno.ESHUTDOWN] * len(kbs)
