@@ -103,7 +103,7 @@ std::unique_ptr<cuda::HostRegistration> Gpu::register_mapped(const cuda::StoreSt
     // held until every range is registered, so none is unmapped meanwhile.
     // (The caller's exclusive registration lock orders this before any
     // mapping change that finds the arenas registered; one that found no
-    // CUDA state at all is kept out only by this lock.)
+    // CUDA state at all ran before the state was created.)
     std::vector<cuda::HostRange> rs;
     std::shared_lock<std::shared_mutex> pool(c_.pool.mapping_lock());
     for (const auto &a : c_.pool.rows()) {
@@ -171,12 +171,15 @@ int Gpu::unregister_arenas() {
 void Gpu::around_mapping_change(const std::function<void()> &change) {
     cuda::StoreState *cs;
     {
-        std::lock_guard<std::mutex> g(m_);
+        std::unique_lock<std::mutex> g(m_);
         cs = state_.get();
-    }
-    if (!cs) {
-        change(); // no CUDA call was ever made: nothing is registered
-        return;
+        if (!cs) {
+            // No CUDA call was ever made: nothing is registered. The change
+            // runs with the state's creation held off: a first register
+            // that went ahead registered a device this change then unmaps.
+            change();
+            return;
+        }
     }
     std::string failure;
     size_t stuck = 0;

@@ -568,6 +568,51 @@ TEST_F(Cuda, RegisterRacingADeviceRemovalRegistersOnlyMappedArenas) {
     EXPECT_EQ(fake().get("pageable_copies"), 0) << "a direct copy read unregistered memory";
 }
 
+// The same race the other way round: the store's first CUDA call is a
+// register that starts while a removal, which found no CUDA state yet, is
+// about to unmap its device. The test holds the mapping lock (shared, as a
+// status reader does) so that the removal waits at the unmap; a register
+// that went ahead then registered the device about to go, and the removal
+// unmapped a registered range (the fake counts its unregistration later as
+// a violation, and the registration is one range too many).
+TEST_F(Cuda, FirstRegisterRacingTheUnmapOfARemovalRegistersOnlyWhatStays) {
+    const uint64_t arena = arena_bytes_for(4096, 8, 256);
+    const std::string second = dir_.file("second");
+    open_pool_of_two(second, arena);
+    for (int i = 0; i < 4; ++i)
+        ASSERT_EQ(put(key_of(i), pattern(710 + i, 1000)), 0);
+
+    daxkv::Store &st = *store_->store;
+    const uint32_t row = st.core().pool.find(path_);
+    std::future<int> removal, reg;
+    {
+        std::shared_lock<std::shared_mutex> reader(st.core().pool.mapping_lock());
+        removal = std::async(std::launch::async, [&] {
+            daxkv_hotplug_result r;
+            std::memset(&r, 0, sizeof r);
+            r.struct_size = sizeof r;
+            return daxkv_device_remove(s(), path_.c_str(), DAXKV_MIGRATE, 0, &r);
+        });
+        // Until the removal is at the unmap, which waits for the reader.
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (st.core().pool[row].state.load() != daxkv::DevState::removing &&
+               std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        ASSERT_EQ(st.core().pool[row].state.load(), daxkv::DevState::removing);
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        reg = std::async(std::launch::async, [&] { return daxkv_cuda_register(s(), 0); });
+        // A register that does not wait for the unmap is done by now.
+        reg.wait_for(std::chrono::milliseconds(300));
+    }
+    EXPECT_EQ(removal.get(), 0) << daxkv_errmsg();
+    EXPECT_EQ(reg.get(), 0);
+    EXPECT_EQ(fake().get("registered_ranges"), 1);
+    EXPECT_EQ(fake().get("registered_bytes"), static_cast<long>(arena));
+    EXPECT_EQ(daxkv_cuda_unregister(s()), 0) << daxkv_errmsg();
+    EXPECT_EQ(fake().get("violations"), 0) << fake().violation();
+    EXPECT_EQ(fake().get("registered_ranges"), 0);
+}
+
 // Bad input: a device added while the arenas are registered, with the 3rd
 // cudaHostRegister of the re-registration failing. The registration is
 // dropped whole (nothing stays registered, no sticky error), transfers go
