@@ -50,6 +50,14 @@ typedef void (*fakecuda_reset_fn)(void);
  *   fail_event_sync          every cudaEventSynchronize fails with
  *                            cudaErrorInvalidValue, after the wait (0/1)
  *   fail_stream_sync         every cudaStreamSynchronize fails likewise (0/1)
+ *   fail_call_at             the Nth call from now of any entry below fails
+ *                            as that entry's own setting above makes it
+ *                            fail (0: none): cudaGetDevice and
+ *                            cudaDeviceGetAttribute (cudaErrorInvalidValue),
+ *                            cudaHostRegister, cudaHostAlloc, cudaMemcpyAsync,
+ *                            cudaLaunchHostFunc, cudaEventCreateWithFlags,
+ *                            cudaEventRecord, cudaEventSynchronize,
+ *                            cudaStreamSynchronize
  *   copy_delay_us            the stream thread sleeps before each copy
  *   hold                     1: the stream thread executes nothing until 0
  */
@@ -65,6 +73,8 @@ typedef void (*fakecuda_set_fn)(const char *key, long value);
  *   queued_copies            of those, the copies (a host function stays
  *                            queued until it has returned)
  *   calls:NAME               calls of NAME since reset (e.g. calls:cudaMemcpyAsync)
+ *   api_calls                calls of the entries fail_call_at counts, since
+ *                            reset
  *   pageable_copies          async copies whose host side was neither
  *                            within one registered range nor allocated
  *                            with cudaHostAlloc

@@ -64,11 +64,13 @@ struct Fake {
     // Settings.
     long devices = 1, host_register_supported = 1, fail_register_at = 0, fail_memcpy_at = 0,
          fail_launch_host_func = 0, fail_host_alloc = 0, copy_delay_us = 0,
-         fail_event_create = 0, fail_event_record = 0, fail_event_sync = 0, fail_stream_sync = 0;
+         fail_event_create = 0, fail_event_record = 0, fail_event_sync = 0, fail_stream_sync = 0,
+         fail_call_at = 0;
     // State.
     std::map<uintptr_t, size_t> registered, host_allocs, device_allocs;
     std::map<std::string, long> calls;
-    long register_calls = 0, memcpy_calls = 0, pageable = 0, violations = 0, events = 0;
+    long register_calls = 0, memcpy_calls = 0, pageable = 0, violations = 0, events = 0,
+         api_calls = 0;
     size_t max_register = 0;
     std::string violation;
     std::vector<fakecuda_call> log;
@@ -91,6 +93,7 @@ struct Fake {
         fail_host_alloc = env("FAKECUDA_FAIL_HOST_ALLOC", 0);
         copy_delay_us = env("FAKECUDA_COPY_DELAY_US", 0);
         fail_event_create = fail_event_record = fail_event_sync = fail_stream_sync = 0;
+        fail_call_at = 0;
         hold = false;
     }
 
@@ -116,6 +119,12 @@ struct Fake {
     void enter(const char *fn) {
         if (in_host_fn)
             violate(std::string(fn) + " called from a host function");
+    }
+    // The entries that can fail (fail_call_at): counts the call; true when
+    // it is the one to fail.
+    bool injected() {
+        ++api_calls;
+        return fail_call_at && api_calls == fail_call_at;
     }
 
     static bool inside(const std::map<uintptr_t, size_t> &m, const void *p, size_t n) {
@@ -240,7 +249,7 @@ void fakecuda_reset(void) {
     f.load_settings();
     f.calls.clear();
     f.log.clear();
-    f.register_calls = f.memcpy_calls = f.pageable = f.violations = 0;
+    f.register_calls = f.memcpy_calls = f.pageable = f.violations = f.api_calls = 0;
     f.max_register = 0;
     f.violation.clear();
     last_error = kSuccess;
@@ -273,6 +282,8 @@ void fakecuda_set(const char *key, long value) {
         f.fail_event_sync = value;
     else if (k == "fail_stream_sync")
         f.fail_stream_sync = value;
+    else if (k == "fail_call_at")
+        f.fail_call_at = value ? f.api_calls + value : 0;
     else if (k == "hold")
         f.hold = value != 0;
     else
@@ -313,6 +324,8 @@ long fakecuda_get(const char *key) {
         return f.pageable;
     if (k == "violations")
         return f.violations;
+    if (k == "api_calls")
+        return f.api_calls;
     if (k.rfind("calls:", 0) == 0) {
         auto it = f.calls.find(k.substr(6));
         return it == f.calls.end() ? 0 : it->second;
@@ -357,6 +370,8 @@ int cudaGetDevice(int *device) {
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
+    if (f.injected())
+        return fail_with(kInvalidValue);
     *device = 0;
     return kSuccess;
 }
@@ -366,7 +381,7 @@ int cudaDeviceGetAttribute(int *value, int attr, int device) {
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
-    if (device != 0 || !value)
+    if (f.injected() || device != 0 || !value)
         return fail_with(kInvalidValue);
     *value = attr == 99 ? static_cast<int>(f.host_register_supported) : 0;
     return kSuccess;
@@ -418,6 +433,7 @@ int cudaHostRegister(void *ptr, size_t size, unsigned flags) {
     f.enter(__func__);
     f.register_calls++;
     f.max_register = std::max(f.max_register, size);
+    const bool inject = f.injected();
     int r = kSuccess;
     if (flags & kRegisterIoMemory)
         f.violate("cudaHostRegister with cudaHostRegisterIoMemory");
@@ -425,7 +441,7 @@ int cudaHostRegister(void *ptr, size_t size, unsigned flags) {
         f.violate("cudaHostRegister of more than 64 GiB in one call");
     if (!ptr || !size)
         r = fail_with(kInvalidValue);
-    else if (f.fail_register_at && f.register_calls == f.fail_register_at)
+    else if (inject || (f.fail_register_at && f.register_calls == f.fail_register_at))
         r = fail_with(kMemoryAllocation);
     else if (Fake::overlaps(f.registered, reinterpret_cast<uintptr_t>(ptr), size))
         r = fail_with(kAlreadyRegistered);
@@ -466,8 +482,9 @@ int cudaHostAlloc(void **ptr, size_t size, unsigned flags) {
     f.enter(__func__);
     int r = kSuccess;
     *ptr = nullptr;
-    if (f.fail_host_alloc || !size)
-        r = fail_with(f.fail_host_alloc ? kMemoryAllocation : kInvalidValue);
+    const bool inject = f.injected();
+    if (inject || f.fail_host_alloc || !size)
+        r = fail_with(inject || f.fail_host_alloc ? kMemoryAllocation : kInvalidValue);
     else if (!(*ptr = std::aligned_alloc(4096, (size + 4095) / 4096 * 4096)))
         r = fail_with(kMemoryAllocation);
     else
@@ -527,7 +544,8 @@ int cudaMemcpyAsync(void *dst, const void *src, size_t n, int kind, void *stream
     f.memcpy_calls++;
     int r = kSuccess;
     const void *host = kind == kH2D ? src : dst, *dev = kind == kH2D ? dst : src;
-    if (f.fail_memcpy_at && f.memcpy_calls == f.fail_memcpy_at)
+    const bool inject = f.injected();
+    if (inject || (f.fail_memcpy_at && f.memcpy_calls == f.fail_memcpy_at))
         r = fail_with(kInvalidValue);
     else if ((kind != kH2D && kind != kD2H) || !dst || !src)
         r = fail_with(kInvalidValue);
@@ -593,7 +611,7 @@ int cudaStreamSynchronize(void *stream) {
     std::unique_lock<std::mutex> g(f.m);
     f.enter(__func__);
     // Recorded before the wait: tests see a call that is waiting.
-    const bool fail = f.fail_stream_sync != 0;
+    const bool fail = f.injected() || f.fail_stream_sync != 0;
     f.record(__func__, nullptr, stream, 0, 0, fail ? kInvalidValue : kSuccess);
     f.wait_done(g, f.enqueued);
     return fail ? fail_with(kInvalidValue) : kSuccess;
@@ -605,8 +623,9 @@ int cudaLaunchHostFunc(void *stream, HostFn fn, void *user) {
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
     int r = kSuccess;
-    if (f.fail_launch_host_func || !fn) {
-        r = fail_with(f.fail_launch_host_func ? kNotSupported : kInvalidValue);
+    const bool inject = f.injected();
+    if (inject || f.fail_launch_host_func || !fn) {
+        r = fail_with(inject || f.fail_launch_host_func ? kNotSupported : kInvalidValue);
     } else {
         Op op{Op::hostfn};
         op.fn = fn;
@@ -623,7 +642,7 @@ int cudaEventCreateWithFlags(void **event, unsigned flags) {
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
     (void)flags;
-    if (f.fail_event_create) {
+    if (f.injected() || f.fail_event_create) {
         *event = nullptr;
         return fail_with(kMemoryAllocation);
     }
@@ -649,7 +668,7 @@ int cudaEventRecord(void *event, void *stream) {
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
-    if (f.fail_event_record) {
+    if (f.injected() || f.fail_event_record) {
         f.record(__func__, event, stream, 0, 0, kInvalidValue);
         return fail_with(kInvalidValue);
     }
@@ -665,7 +684,7 @@ int cudaEventSynchronize(void *event) {
     std::unique_lock<std::mutex> g(f.m);
     f.enter(__func__);
     // Recorded before the wait: tests see a call that is waiting.
-    const bool fail = f.fail_event_sync != 0;
+    const bool fail = f.injected() || f.fail_event_sync != 0;
     f.record(__func__, event, nullptr, 0, 0, fail ? kInvalidValue : kSuccess);
     f.wait_done(g, static_cast<Event *>(event)->seq);
     return fail ? fail_with(kInvalidValue) : kSuccess;

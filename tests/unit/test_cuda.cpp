@@ -949,6 +949,108 @@ TEST_P(CudaPaths, OutOfMemoryAnywhereInABatchLeavesNothingHeld) {
     EXPECT_GT(runs, 1) << "the get allocates nothing on the calling thread?";
 }
 
+// Every CUDA call of a batch failing in turn (the fake's fail_call_at: the
+// Nth call of cudaMemcpyAsync, cudaEventCreateWithFlags, cudaEventRecord,
+// cudaEventSynchronize, cudaStreamSynchronize, cudaLaunchHostFunc,
+// cudaHostAlloc, each with the error a real runtime gives). Values that
+// are empty, 1 byte, unaligned, the staging buffer size plus and minus one
+// and larger than two staging buffers, over registration chunks of 256 KiB
+// (a value crosses several); one key new, the others replaced. Whatever
+// call fails: each item is 0 with the new bytes or -EIO with the key as it
+// was, the return value counts the 0s, no sticky error is left, no write
+// stays claimed and no entry borrowed, and the fake saw nothing unsafe.
+TEST_P(CudaPaths, EveryCudaCallOfABatchFailingInTurn) {
+    open_cuda(4 << 20, 24, "256KiB");
+    maybe_register();
+    make_values({0, 1, 4097, (1 << 20) - 1, (1 << 20) + 1, (2 << 20) + 300, 65});
+    std::vector<std::vector<uint8_t>> old(keys_.size());
+    for (size_t i = 0; i < keys_.size(); ++i)
+        if (i != 3)
+            old[i] = pattern(3000 + i, src_[i].size() / 2 + 1);
+    auto put_old = [&] {
+        for (size_t i = 0; i < keys_.size(); ++i)
+            if (i != 3)
+                ASSERT_EQ(put(keys_[i], old[i], DAXKV_REPLACE), 0);
+    };
+    auto check_held = [&](const std::string &when) {
+        EXPECT_EQ(fake().get("sticky_error"), 0) << when;
+        EXPECT_EQ(fake().get("violations"), 0) << when << ": " << fake().violation();
+        EXPECT_EQ(stats().leases_active, 0u) << when;
+        expect_nothing_held(keys_, when);
+    };
+    for (int what = 0; what < 2; ++what) {
+        const bool putting = what == 0;
+        long n = 1;
+        for (;; ++n) {
+            const std::string when = std::string(putting ? "put" : "get") + ", call " +
+                                     std::to_string(n) + " failing";
+            put_old();
+            std::vector<std::vector<uint8_t>> now = old;
+            if (!putting) {
+                auto items = put_items();
+                ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_,
+                                               DAXKV_REPLACE),
+                          static_cast<int>(items.size()))
+                    << daxkv_errmsg();
+                now = src_;
+            }
+            fake().reset();
+            fake().set("fail_call_at", n);
+            int rc;
+            std::vector<daxkv_item> items = putting ? put_items() : get_items(4 << 20);
+            if (putting)
+                rc = daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_,
+                                          DAXKV_REPLACE);
+            else
+                rc = daxkv_get_batch_cuda(s(), items.data(), items.size(), stream_, 0);
+            const bool hit = fake().get("api_calls") >= n;
+            fake().set("fail_call_at", 0);
+            EXPECT_EQ(fake().get("sticky_error"), 0) << when;
+            sync();
+            int ok = 0;
+            // A call that fails whole (staging buffers or their events not
+            // allocated): -ENOMEM, every key as it was.
+            if (rc < 0) {
+                EXPECT_EQ(rc, -ENOMEM) << when << ": " << daxkv_errmsg();
+                for (size_t i = 0; putting && i < items.size(); ++i) {
+                    if (i == 3)
+                        EXPECT_EQ(contains(keys_[i]), 0) << when;
+                    else
+                        EXPECT_EQ(value(keys_[i]), old[i]) << when << ": item " << i;
+                }
+            }
+            for (size_t i = 0; rc >= 0 && i < items.size(); ++i) {
+                const int st = items[i].status;
+                EXPECT_TRUE(st == 0 || st == -EIO) << when << ": item " << i << " " << st;
+                ok += st == 0;
+                if (putting) {
+                    if (st == 0)
+                        EXPECT_EQ(value(keys_[i]), src_[i]) << when << ": item " << i;
+                    else if (i == 3)
+                        EXPECT_EQ(contains(keys_[i]), 0) << when;
+                    else
+                        EXPECT_EQ(value(keys_[i]), old[i]) << when << ": item " << i;
+                } else if (st == 0) {
+                    EXPECT_EQ(items[i].len, now[i].size()) << when;
+                    EXPECT_TRUE(now[i].empty() ||
+                                std::memcmp(out_[i]->data(), now[i].data(), now[i].size()) == 0)
+                        << when << ": item " << i << " has wrong bytes";
+                }
+            }
+            if (rc >= 0) {
+                EXPECT_EQ(rc, ok) << when;
+            }
+            if (!hit) {
+                EXPECT_EQ(ok, static_cast<int>(items.size())) << when;
+            }
+            check_held(when);
+            if (::testing::Test::HasFailure() || !hit)
+                break;
+        }
+        EXPECT_GT(n, 8) << (putting ? "put" : "get") << ": too few CUDA calls to sweep";
+    }
+}
+
 // Out of memory at any allocation of daxkv_cuda_register: a failed call
 // leaves nothing registered and no sticky error; the next one registers.
 TEST_F(Cuda, OutOfMemoryWhileRegisteringLeavesNothingRegistered) {
