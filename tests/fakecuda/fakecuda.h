@@ -9,6 +9,10 @@
  * is a legal CUDA schedule); events and host functions complete in that
  * order. It records every call, checks what a real runtime would reject or
  * what would be unsafe on a real GPU, and injects failures on request.
+ * A stream argument must be 0, cudaStreamLegacy (1), cudaStreamPerThread
+ * (2) or a stream cudaStreamCreate made and cudaStreamDestroy did not end;
+ * any other fails with cudaErrorInvalidResourceHandle (400), as a real
+ * runtime's checked handles do.
  */
 #ifndef FAKECUDA_H
 #define FAKECUDA_H

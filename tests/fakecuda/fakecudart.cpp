@@ -13,6 +13,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <set>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -27,7 +28,7 @@ namespace {
 // cudaError_t values used here.
 constexpr int kSuccess = 0, kInvalidValue = 1, kMemoryAllocation = 2, kNoDevice = 100,
               kNotReady = 600, kAlreadyRegistered = 712, kNotRegistered = 713,
-              kNotSupported = 801;
+              kInvalidResourceHandle = 400, kNotSupported = 801;
 constexpr int kH2H = 0, kH2D = 1, kD2H = 2;
 constexpr unsigned kRegisterIoMemory = 0x04;
 
@@ -68,6 +69,7 @@ struct Fake {
          fail_call_at = 0;
     // State.
     std::map<uintptr_t, size_t> registered, host_allocs, device_allocs;
+    std::set<const void *> streams; // created and not destroyed
     std::map<std::string, long> calls;
     long register_calls = 0, memcpy_calls = 0, pageable = 0, violations = 0, events = 0,
          api_calls = 0;
@@ -140,6 +142,12 @@ struct Fake {
             if (a < r.first + r.second && r.first < a + n)
                 return true;
         return false;
+    }
+    // The legacy default stream (0 or cudaStreamLegacy), the per-thread one
+    // (cudaStreamPerThread), or one created and not destroyed.
+    bool stream_ok(const void *s) const {
+        auto v = reinterpret_cast<uintptr_t>(s);
+        return v <= 2 || streams.count(s) != 0;
     }
     bool queued_touches(uintptr_t a, size_t n) const {
         for (const Op &op : queue) {
@@ -408,6 +416,8 @@ const char *cudaGetErrorString(int err) {
         return "part or all of the requested memory range is already mapped";
     case kNotRegistered:
         return "pointer does not correspond to a registered memory region";
+    case kInvalidResourceHandle:
+        return "invalid resource handle";
     case kNotSupported:
         return "operation not supported";
     default:
@@ -547,6 +557,8 @@ int cudaMemcpyAsync(void *dst, const void *src, size_t n, int kind, void *stream
     const bool inject = f.injected();
     if (inject || (f.fail_memcpy_at && f.memcpy_calls == f.fail_memcpy_at))
         r = fail_with(kInvalidValue);
+    else if (!f.stream_ok(stream))
+        r = fail_with(kInvalidResourceHandle);
     else if ((kind != kH2D && kind != kD2H) || !dst || !src)
         r = fail_with(kInvalidValue);
     else if (!Fake::inside(f.device_allocs, dev, n) || Fake::inside(f.device_allocs, host, n))
@@ -563,7 +575,6 @@ int cudaMemcpyAsync(void *dst, const void *src, size_t n, int kind, void *stream
         }
     }
     f.record(__func__, dst, src, n, kind, r);
-    (void)stream;
     return r;
 }
 
@@ -592,6 +603,7 @@ int cudaStreamCreate(void **stream) {
     f.enter(__func__);
     static int next = 1;
     *stream = new Stream{next++};
+    f.streams.insert(*stream);
     return kSuccess;
 }
 
@@ -600,6 +612,8 @@ int cudaStreamDestroy(void *stream) {
     Fake &f = fake();
     std::unique_lock<std::mutex> g(f.m);
     f.enter(__func__);
+    if (!f.streams.erase(stream))
+        return fail_with(kInvalidResourceHandle);
     f.wait_done(g, f.enqueued); // CUDA defers the release until the stream is idle
     delete static_cast<Stream *>(stream);
     return kSuccess;
@@ -610,6 +624,10 @@ int cudaStreamSynchronize(void *stream) {
     Fake &f = fake();
     std::unique_lock<std::mutex> g(f.m);
     f.enter(__func__);
+    if (!f.stream_ok(stream)) {
+        f.record(__func__, nullptr, stream, 0, 0, kInvalidResourceHandle);
+        return fail_with(kInvalidResourceHandle);
+    }
     // Recorded before the wait: tests see a call that is waiting.
     const bool fail = f.injected() || f.fail_stream_sync != 0;
     f.record(__func__, nullptr, stream, 0, 0, fail ? kInvalidValue : kSuccess);
@@ -624,7 +642,9 @@ int cudaLaunchHostFunc(void *stream, HostFn fn, void *user) {
     f.enter(__func__);
     int r = kSuccess;
     const bool inject = f.injected();
-    if (inject || f.fail_launch_host_func || !fn) {
+    if (!f.stream_ok(stream)) {
+        r = fail_with(kInvalidResourceHandle);
+    } else if (inject || f.fail_launch_host_func || !fn) {
         r = fail_with(inject || f.fail_launch_host_func ? kNotSupported : kInvalidValue);
     } else {
         Op op{Op::hostfn};
@@ -668,6 +688,10 @@ int cudaEventRecord(void *event, void *stream) {
     Fake &f = fake();
     std::lock_guard<std::mutex> g(f.m);
     f.enter(__func__);
+    if (!f.stream_ok(stream)) {
+        f.record(__func__, event, stream, 0, 0, kInvalidResourceHandle);
+        return fail_with(kInvalidResourceHandle);
+    }
     if (f.injected() || f.fail_event_record) {
         f.record(__func__, event, stream, 0, 0, kInvalidValue);
         return fail_with(kInvalidValue);

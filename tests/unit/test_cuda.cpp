@@ -968,9 +968,11 @@ TEST_P(CudaPaths, EveryCudaCallOfABatchFailingInTurn) {
         if (i != 3)
             old[i] = pattern(3000 + i, src_[i].size() / 2 + 1);
     auto put_old = [&] {
-        for (size_t i = 0; i < keys_.size(); ++i)
-            if (i != 3)
+        for (size_t i = 0; i < keys_.size(); ++i) {
+            if (i != 3) {
                 ASSERT_EQ(put(keys_[i], old[i], DAXKV_REPLACE), 0);
+            }
+        }
     };
     auto check_held = [&](const std::string &when) {
         EXPECT_EQ(fake().get("sticky_error"), 0) << when;
@@ -998,11 +1000,12 @@ TEST_P(CudaPaths, EveryCudaCallOfABatchFailingInTurn) {
             fake().set("fail_call_at", n);
             int rc;
             std::vector<daxkv_item> items = putting ? put_items() : get_items(4 << 20);
-            if (putting)
+            if (putting) {
                 rc = daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_,
                                           DAXKV_REPLACE);
-            else
+            } else {
                 rc = daxkv_get_batch_cuda(s(), items.data(), items.size(), stream_, 0);
+            }
             const bool hit = fake().get("api_calls") >= n;
             fake().set("fail_call_at", 0);
             EXPECT_EQ(fake().get("sticky_error"), 0) << when;
@@ -1013,10 +1016,11 @@ TEST_P(CudaPaths, EveryCudaCallOfABatchFailingInTurn) {
             if (rc < 0) {
                 EXPECT_EQ(rc, -ENOMEM) << when << ": " << daxkv_errmsg();
                 for (size_t i = 0; putting && i < items.size(); ++i) {
-                    if (i == 3)
+                    if (i == 3) {
                         EXPECT_EQ(contains(keys_[i]), 0) << when;
-                    else
+                    } else {
                         EXPECT_EQ(value(keys_[i]), old[i]) << when << ": item " << i;
+                    }
                 }
             }
             for (size_t i = 0; rc >= 0 && i < items.size(); ++i) {
@@ -1024,12 +1028,13 @@ TEST_P(CudaPaths, EveryCudaCallOfABatchFailingInTurn) {
                 EXPECT_TRUE(st == 0 || st == -EIO) << when << ": item " << i << " " << st;
                 ok += st == 0;
                 if (putting) {
-                    if (st == 0)
+                    if (st == 0) {
                         EXPECT_EQ(value(keys_[i]), src_[i]) << when << ": item " << i;
-                    else if (i == 3)
+                    } else if (i == 3) {
                         EXPECT_EQ(contains(keys_[i]), 0) << when;
-                    else
+                    } else {
                         EXPECT_EQ(value(keys_[i]), old[i]) << when << ": item " << i;
+                    }
                 } else if (st == 0) {
                     EXPECT_EQ(items[i].len, now[i].size()) << when;
                     EXPECT_TRUE(now[i].empty() ||
@@ -1049,6 +1054,72 @@ TEST_P(CudaPaths, EveryCudaCallOfABatchFailingInTurn) {
         }
         EXPECT_GT(n, 8) << (putting ? "put" : "get") << ": too few CUDA calls to sweep";
     }
+}
+
+// Bad streams and bad device pointers, on both paths: a stream handle never
+// created, one already destroyed; a host pointer where a device one
+// belongs, a device range that runs past its allocation. Each non-empty
+// item fails -EIO (an empty one needs no copy and succeeds), a put leaves
+// the key as it was, no sticky error is left behind, nothing stays claimed
+// or borrowed, and a good stream works at once afterwards.
+TEST_P(CudaPaths, BadStreamsAndDevicePointersFailTheirItemsAndHoldNothing) {
+    open_cuda(4 << 20, 16, "256KiB");
+    maybe_register();
+    make_values({3000, 0, (1 << 20) + 5});
+    void *gone = nullptr;
+    ASSERT_EQ(fake().stream_create(&gone), 0);
+    ASSERT_EQ(fake().stream_destroy(gone), 0);
+    void *const never = reinterpret_cast<void *>(uintptr_t{0x7f00dead0000});
+    for (void *bad : {never, gone}) {
+        const std::string when = bad == never ? "a stream never created" : "a destroyed stream";
+        auto items = put_items();
+        EXPECT_EQ(daxkv_put_batch_cuda(s(), items.data(), items.size(), bad, 0), 1) << when;
+        EXPECT_EQ(items[0].status, -EIO) << when;
+        EXPECT_EQ(items[1].status, 0) << when << ": an empty value needs no copy";
+        EXPECT_EQ(items[2].status, -EIO) << when;
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "invalid resource handle")) << daxkv_errmsg();
+        EXPECT_EQ(fake().get("sticky_error"), 0) << when;
+        EXPECT_EQ(contains(keys_[0]), 0) << when;
+        EXPECT_EQ(contains(keys_[2]), 0) << when;
+        EXPECT_EQ(stats().slots_inflight, 0u) << when;
+        ASSERT_EQ(remove(keys_[1]), 0);
+
+        items = put_items();
+        ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_, 0), 3);
+        auto got = get_items(4 << 20);
+        EXPECT_EQ(daxkv_get_batch_cuda(s(), got.data(), got.size(), bad, 0), 1) << when;
+        EXPECT_EQ(got[0].status, -EIO) << when;
+        EXPECT_EQ(got[1].status, 0) << when;
+        EXPECT_EQ(got[2].status, -EIO) << when;
+        EXPECT_EQ(fake().get("sticky_error"), 0) << when;
+        EXPECT_EQ(fake().get("violations"), 0) << when << ": " << fake().violation();
+        expect_nothing_held(keys_, when);
+    }
+
+    // Pointers: host memory as the device side, a range past the allocation.
+    std::vector<uint8_t> host(8192, 0x5A);
+    auto items = put_items();
+    items[0].data = host.data();
+    items[2].data = dev_[2]->data() + 4096; // 4096 bytes past its end
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_, 0), 1);
+    EXPECT_EQ(items[0].status, -EIO);
+    EXPECT_EQ(items[2].status, -EIO);
+    EXPECT_EQ(fake().get("sticky_error"), 0);
+    EXPECT_EQ(contains(keys_[0]), 0);
+    EXPECT_EQ(contains(keys_[2]), 0);
+    ASSERT_EQ(remove(keys_[1]), 0);
+    items = put_items();
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_, 0), 3);
+    auto got = get_items(4 << 20);
+    got[0].data = host.data();
+    got[2].data = out_[2]->data() + out_[2]->size() - 100; // the value runs past its end
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), got.data(), got.size(), stream_, 0), 1);
+    EXPECT_EQ(got[0].status, -EIO);
+    EXPECT_EQ(got[2].status, -EIO);
+    sync();
+    EXPECT_EQ(host[0], 0x5A) << "a refused copy wrote into host memory";
+    EXPECT_EQ(fake().get("sticky_error"), 0);
+    expect_nothing_held(keys_, "bad pointers");
 }
 
 // Out of memory at any allocation of daxkv_cuda_register: a failed call
