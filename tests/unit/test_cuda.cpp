@@ -1524,4 +1524,202 @@ TEST_F(Cuda, ConcurrentTransfersWhileRegistrationChanges) {
     EXPECT_EQ(bad.load(), 0);
 }
 
+// Everything at once, over a pool of three devices: GPU puts (with
+// DAXKV_REPLACE) and gets of values of 24 bytes, unaligned, one byte under
+// and over the 1 MiB staging buffer and split over two buffers; the
+// registration toggled; one device removed and added back (migrating, with
+// and without DAXKV_FORCE); another shrunk and grown; keys force-removed
+// and replaced from the host. Every value a GPU get says it read is one
+// version of its key, byte for byte; every status is one the batch calls
+// document for what happened; nothing stays claimed or borrowed; the fake
+// saw nothing unsafe (a registered range unmapped, a buffer freed under a
+// copy); and closing the store while a read's DMA is held waits for it.
+TEST_F(Cuda, GpuTransfersWhileTheRegistrationThePoolAndTheKeysChange) {
+    const uint64_t slot = 2 << 20;
+    const uint64_t arena = arena_bytes_for(slot, 12, 256);
+    const std::string second = dir_.file("second"), third = dir_.file("third");
+    ConfigPtr cfg;
+    ASSERT_EQ(make_config(&cfg, path_,
+                          StoreSpec{slot, 12}
+                              .set("hotplug", "1")
+                              .set("cuda_staging_bytes", "1MiB")
+                              .set("cuda_register_chunk", "256KiB")),
+              0);
+    ASSERT_EQ(daxkv_config_add_device(cfg.get(), second.c_str(), arena), 0);
+    ASSERT_EQ(daxkv_config_add_device(cfg.get(), third.c_str(), arena), 0);
+    daxkv_store *raw = nullptr;
+    ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
+    store_.reset(raw);
+    spec_ = StoreSpec{slot, 12};
+
+    constexpr uint32_t kKeys = 16;
+    const size_t sizes[] = {24, 4097, (1 << 20) - 1, (1 << 20) + 1, (3 << 19) + 3};
+    std::vector<std::string> keys;
+    for (uint32_t i = 0; i < kKeys; ++i)
+        keys.push_back(key_of(i));
+    std::atomic<bool> stop{false};
+    std::atomic<uint64_t> version{0};
+    std::mutex bad_m;
+    std::vector<std::string> bad;
+    auto report = [&](const std::string &what) {
+        std::lock_guard<std::mutex> g(bad_m);
+        if (bad.size() < 20)
+            bad.push_back(what);
+    };
+    auto hotplug_result = [] {
+        daxkv_hotplug_result r;
+        std::memset(&r, 0, sizeof r);
+        r.struct_size = sizeof r;
+        return r;
+    };
+
+    std::vector<std::thread> threads;
+    std::atomic<int> gets_checked{0}, readds{0}, resizes{0}, registrations{0};
+    for (int w = 0; w < 2; ++w)
+        threads.emplace_back([&, w] {
+            void *st = nullptr;
+            fake().stream_create(&st);
+            uint64_t rng = 88172645463325252ull + w;
+            auto next = [&] {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                return rng;
+            };
+            DevBuf in(slot);
+            std::vector<std::unique_ptr<DevBuf>> outs;
+            for (int k = 0; k < 3; ++k)
+                outs.emplace_back(new DevBuf(slot));
+            while (!stop) {
+                const uint32_t i = next() % kKeys;
+                const size_t len = sizes[next() % 5];
+                const std::vector<uint8_t> v = versioned_value(i, ++version, len);
+                std::memcpy(in.data(), v.data(), len);
+                daxkv_item it{keys[i].data(), keys[i].size(), in.data(), len, nullptr, 0, 0};
+                const int rc = daxkv_put_batch_cuda(s(), &it, 1, st, DAXKV_REPLACE);
+                // Stored; being written by the other worker; no room while
+                // the pool shrinks; cancelled by a forced remove.
+                if (rc < 0 || (it.status != 0 && it.status != DAXKV_EXISTED &&
+                               it.status != -ENOSPC && it.status != -ECANCELED))
+                    report("put " + keys[i] + ": rc " + std::to_string(rc) + " status " +
+                           std::to_string(it.status) + ": " + daxkv_errmsg());
+                fake().stream_sync(st); // the device buffer is rewritten next round
+                daxkv_item g[3];
+                uint32_t gk[3];
+                for (int k = 0; k < 3; ++k) {
+                    gk[k] = next() % kKeys;
+                    g[k] = daxkv_item{keys[gk[k]].data(), keys[gk[k]].size(), outs[k]->data(),
+                                      slot, nullptr, 0, 0};
+                }
+                const int got = daxkv_get_batch_cuda(s(), g, 3, st, 0);
+                fake().stream_sync(st);
+                int hits = 0;
+                for (int k = 0; k < 3; ++k) {
+                    if (g[k].status == 0) {
+                        ++hits;
+                        std::string why = check_versioned(gk[k], outs[k]->data(), g[k].len);
+                        if (!why.empty())
+                            report("get " + keys[gk[k]] + ": " + why);
+                        gets_checked++;
+                    } else if (g[k].status != -ENOENT) {
+                        report("get " + keys[gk[k]] + ": status " + std::to_string(g[k].status));
+                    }
+                }
+                if (got != hits)
+                    report("get returned " + std::to_string(got) + " for " +
+                           std::to_string(hits) + " hits: " + daxkv_errmsg());
+            }
+            fake().stream_sync(st);
+            fake().stream_destroy(st);
+        });
+    threads.emplace_back([&] { // the registration
+        while (!stop) {
+            if (int rc = daxkv_cuda_register(s(), 0))
+                report("register: " + std::to_string(rc) + " " + daxkv_errmsg());
+            registrations++;
+            std::this_thread::sleep_for(std::chrono::milliseconds(3));
+            if (int rc = daxkv_cuda_unregister(s()))
+                report("unregister: " + std::to_string(rc) + " " + daxkv_errmsg());
+        }
+    });
+    threads.emplace_back([&] { // one device out and back in
+        for (unsigned round = 0; !stop; ++round) {
+            daxkv_hotplug_result r = hotplug_result();
+            const unsigned flags = round % 2 ? DAXKV_FORCE : 0;
+            int rc = daxkv_device_remove(s(), third.c_str(), DAXKV_MIGRATE, flags, &r);
+            if (rc == -ENOSPC || rc == -EBUSY)
+                continue; // no room for its entries elsewhere; a write in flight
+            if (rc != 0) {
+                report("remove: " + std::to_string(rc) + " " + daxkv_errmsg());
+                return;
+            }
+            if ((rc = daxkv_device_add(s(), third.c_str(), arena)) != 0) {
+                report("add: " + std::to_string(rc) + " " + daxkv_errmsg());
+                return;
+            }
+            readds++;
+        }
+    });
+    threads.emplace_back([&] { // another one shrunk and grown
+        for (unsigned round = 0; !stop; ++round) {
+            daxkv_hotplug_result r = hotplug_result();
+            const uint64_t bytes = (round % 2 ? 12 : 5) * slot;
+            int rc = daxkv_device_resize(s(), second.c_str(), bytes, DAXKV_MIGRATE,
+                                         round % 4 == 1 ? DAXKV_FORCE : 0, &r);
+            if (rc != 0 && rc != -ENOSPC && rc != -EBUSY)
+                report("resize: " + std::to_string(rc) + " " + daxkv_errmsg());
+            resizes += rc == 0;
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+    });
+    threads.emplace_back([&] { // the host removes and replaces keys
+        for (uint32_t round = 0; !stop; ++round) {
+            const uint32_t i = round * 7 % kKeys;
+            if (round % 3 == 0) {
+                int rc = remove(keys[i], DAXKV_FORCE);
+                if (rc != 0 && rc != -ENOENT)
+                    report("remove " + keys[i] + ": " + std::to_string(rc));
+            } else {
+                int rc = put(keys[i], versioned_value(i, ++version, 3000), DAXKV_REPLACE);
+                if (rc != 0 && rc != DAXKV_EXISTED && rc != -ENOSPC && rc != -ECANCELED)
+                    report("host put " + keys[i] + ": " + std::to_string(rc) + " " +
+                           daxkv_errmsg());
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    stop = true;
+    for (auto &t : threads)
+        t.join();
+    for (const auto &b : bad)
+        ADD_FAILURE() << b;
+    EXPECT_GT(gets_checked.load(), 20);
+    EXPECT_GT(readds.load(), 2);
+    EXPECT_GT(resizes.load(), 2);
+    EXPECT_GT(registrations.load(), 2);
+    EXPECT_EQ(fake().get("violations"), 0) << fake().violation();
+    EXPECT_EQ(stats().leases_active, 0u);
+    expect_nothing_held(keys, "after the storm");
+
+    // Close while a direct read's DMA is held.
+    ASSERT_EQ(daxkv_cuda_register(s(), 0), 0) << daxkv_errmsg();
+    const std::vector<uint8_t> v = versioned_value(1, 1, (1 << 20) + 1);
+    ASSERT_EQ(put(keys[1], v), 0);
+    DevBuf out(slot);
+    daxkv_item it{keys[1].data(), keys[1].size(), out.data(), slot, nullptr, 0, 0};
+    fake().set("hold", 1);
+    ASSERT_EQ(daxkv_get_batch_cuda(s(), &it, 1, stream_, 0), 1);
+    std::atomic<bool> closed{false};
+    std::thread closer([&, raw = store_.release()] {
+        daxkv_close(raw);
+        closed = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));
+    EXPECT_FALSE(closed.load()) << "the store went away under a DMA";
+    fake().set("hold", 0);
+    closer.join();
+    EXPECT_EQ(check_versioned(1, out.data(), v.size()), "");
+}
+
 } // namespace
