@@ -46,8 +46,11 @@ std::unique_ptr<StagingSet> StagingPool::take() {
             std::string what = rt_.describe(b.p ? "cudaEventCreateWithFlags" : "cudaHostAlloc", e);
             rt_.GetLastError();
             destroy(*set);
-            fail(-ENOMEM, "no pinned staging buffer of %s: %s", human_bytes(bytes_).c_str(),
-                 what.c_str());
+            // Out of memory is -ENOMEM; any other refusal (a GPU taken in
+            // exclusive-process mode, a broken context) is another CUDA
+            // error: -EIO.
+            fail(e == kErrorMemoryAllocation ? -ENOMEM : -EIO, "no pinned staging buffer of %s: %s",
+                 human_bytes(bytes_).c_str(), what.c_str());
         }
     }
     return set;

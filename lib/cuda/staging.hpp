@@ -37,7 +37,8 @@ public:
     StagingPool &operator=(const StagingPool &) = delete;
 
     // A set for one transfer: a free one, or a new one (throws Error
-    // -ENOMEM when cudaHostAlloc fails).
+    // -ENOMEM when cudaHostAlloc or cudaEventCreateWithFlags runs out of
+    // memory, -EIO when either fails otherwise).
     std::unique_ptr<StagingSet> take();
     // Return a set (its DMAs may still be running).
     void give(std::unique_ptr<StagingSet> set) noexcept;

@@ -46,7 +46,9 @@ typedef void (*fakecuda_reset_fn)(void);
  *   fail_memcpy_at           the Nth cudaMemcpyAsync from now fails with
  *                            cudaErrorInvalidValue (0: none)
  *   fail_launch_host_func    every cudaLaunchHostFunc fails (0/1)
- *   fail_host_alloc          every cudaHostAlloc fails (0/1)
+ *   fail_host_alloc          every cudaHostAlloc fails (0/1: with
+ *                            cudaErrorMemoryAllocation; above 1: with that
+ *                            cudaError_t, e.g. 46 cudaErrorDevicesUnavailable)
  *   fail_event_create        every cudaEventCreateWithFlags fails with
  *                            cudaErrorMemoryAllocation (0/1)
  *   fail_event_record        every cudaEventRecord fails with

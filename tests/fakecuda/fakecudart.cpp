@@ -26,7 +26,8 @@
 namespace {
 
 // cudaError_t values used here.
-constexpr int kSuccess = 0, kInvalidValue = 1, kMemoryAllocation = 2, kNoDevice = 100,
+constexpr int kSuccess = 0, kInvalidValue = 1, kMemoryAllocation = 2, kDevicesUnavailable = 46,
+              kNoDevice = 100,
               kNotReady = 600, kAlreadyRegistered = 712, kNotRegistered = 713,
               kInvalidResourceHandle = 400, kNotSupported = 801;
 constexpr int kH2H = 0, kH2D = 1, kD2H = 2;
@@ -418,6 +419,8 @@ const char *cudaGetErrorString(int err) {
         return "pointer does not correspond to a registered memory region";
     case kInvalidResourceHandle:
         return "invalid resource handle";
+    case kDevicesUnavailable:
+        return "CUDA-capable device(s) is/are busy or unavailable";
     case kNotSupported:
         return "operation not supported";
     default:
@@ -494,7 +497,9 @@ int cudaHostAlloc(void **ptr, size_t size, unsigned flags) {
     *ptr = nullptr;
     const bool inject = f.injected();
     if (inject || f.fail_host_alloc || !size)
-        r = fail_with(inject || f.fail_host_alloc ? kMemoryAllocation : kInvalidValue);
+        r = fail_with(inject || f.fail_host_alloc == 1 ? kMemoryAllocation
+                      : f.fail_host_alloc                  ? static_cast<int>(f.fail_host_alloc)
+                                                           : kInvalidValue);
     else if (!(*ptr = std::aligned_alloc(4096, (size + 4095) / 4096 * 4096)))
         r = fail_with(kMemoryAllocation);
     else

@@ -1408,6 +1408,31 @@ TEST_F(Cuda, StagingBuffersThatCannotBeAllocatedFailTheCall) {
     EXPECT_EQ(daxkv_put_batch_cuda(s(), items.data(), 1, stream_, 0), 1);
 }
 
+// Bad input: staging buffers refused for another reason than memory (the
+// GPU is in exclusive-process mode and taken: cudaHostAlloc says
+// cudaErrorDevicesUnavailable). That is "another CUDA error" of the man
+// page, -EIO naming the call, not -ENOMEM; nothing is stored or held, and
+// no sticky error is left.
+TEST_F(Cuda, StagingBuffersRefusedForAnotherReasonThanMemoryAreEIO) {
+    open_cuda(64 * 1024, 4);
+    make_values({60000});
+    auto items = put_items();
+    fake().set("fail_host_alloc", 46);
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), items.data(), 1, stream_, 0), -EIO);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "cudaHostAlloc")) << daxkv_errmsg();
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "busy or unavailable")) << daxkv_errmsg();
+    EXPECT_EQ(fake().get("sticky_error"), 0);
+    EXPECT_EQ(contains(keys_[0]), 0);
+    fake().set("fail_host_alloc", 0);
+    ASSERT_EQ(put(keys_[0], src_[0]), 0);
+    auto got = get_items(64 * 1024);
+    fake().set("fail_host_alloc", 46);
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), got.data(), 1, stream_, 0), -EIO);
+    EXPECT_EQ(fake().get("sticky_error"), 0);
+    expect_nothing_held(keys_, "after the refused staging buffers");
+    EXPECT_EQ(fake().get("host_allocs"), 0);
+}
+
 // ---------------------------------------------------------------------------
 // The staged pipeline: one buffer is filled while the other one's DMA runs
 
