@@ -1141,6 +1141,34 @@ TEST_F(Cuda, OutOfMemoryWhileRegisteringLeavesNothingRegistered) {
     EXPECT_GT(runs, 1) << "registering allocates nothing?";
 }
 
+// Every CUDA call of daxkv_cuda_register failing in turn (cudaGetDevice,
+// cudaDeviceGetAttribute, each chunk's cudaHostRegister): -EIO for the
+// queries, -ENOMEM for a chunk the driver has no memory for; nothing stays
+// registered, no sticky error is left, and the next call registers.
+TEST_F(Cuda, EveryCudaCallOfARegistrationFailingInTurn) {
+    open_cuda(4096, 64, "64KiB"); // several chunks
+    long n = 1;
+    for (;; ++n) {
+        const std::string when = "call " + std::to_string(n) + " failing";
+        fake().reset();
+        fake().set("fail_call_at", n);
+        const int rc = daxkv_cuda_register(s(), 0);
+        const bool hit = fake().get("api_calls") >= n;
+        fake().set("fail_call_at", 0);
+        EXPECT_EQ(fake().get("sticky_error"), 0) << when;
+        if (!hit) {
+            EXPECT_EQ(rc, 0) << when << ": " << daxkv_errmsg();
+            break;
+        }
+        EXPECT_TRUE(rc == (n <= 2 ? -EIO : -ENOMEM)) << when << ": " << rc;
+        EXPECT_EQ(fake().get("registered_ranges"), 0) << when;
+        ASSERT_EQ(daxkv_cuda_register(s(), 0), 0) << when << ": " << daxkv_errmsg();
+        ASSERT_EQ(daxkv_cuda_unregister(s()), 0) << when;
+    }
+    EXPECT_GT(n, 4);
+    EXPECT_EQ(fake().get("violations"), 0) << fake().violation();
+}
+
 // Bad inputs: a put batch in which no item is claimed (every key already
 // stored without DAXKV_REPLACE; NULL key, value over slot_bytes, NULL data;
 // n = 0), with every cudaEventSynchronize failing. Nothing is copied, so
