@@ -18,6 +18,13 @@
 //   per item: value larger than slot_bytes, meta > meta_bytes    -> status -E2BIG
 //   per item: destination or metadata buffer too small           -> status -ENOBUFS, needed size reported
 //   register again with other flags                              -> -EBUSY
+//   register with part of the arena registered by the application -> -EBUSY,
+//     only this call's chunks unregistered
+//   a first register racing the unmap of a device removal        -> only the
+//     devices that stay are registered
+//   a stream never created, a destroyed stream, a host pointer as the
+//     device side, a device range past its allocation            -> item -EIO
+//   staging buffers refused with cudaErrorDevicesUnavailable     -> -EIO (not -ENOMEM)
 //   unregister when not registered                               -> -ENOENT
 //   unregister after a device add whose re-registration failed   -> -ENOENT, with the cause
 //   a GPU batch refused for want of a runtime                    -> not in daxkv_stats.batches
@@ -28,7 +35,9 @@
 //     with cudaEventSynchronize failing -> 0, no CUDA call, no sticky error
 // Injected failures: the 3rd registration chunk, the Nth async copy (put and
 // get, both paths), cudaLaunchHostFunc, cudaHostAlloc, cudaEventSynchronize,
-// cudaStreamSynchronize.
+// cudaStreamSynchronize; and each CUDA call of a register and of a put and
+// a get batch in turn (fail_call_at), values of 0, 1, unaligned, staging
+// size +-1 and over two staging buffers.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -730,6 +739,42 @@ TEST_F(Cuda, ThirdChunkFailsRollsBackClearsTheErrorAndStagedPathWorks) {
     EXPECT_GT(calls("cudaHostAlloc"), 0);
 
     // Registration works once the fault is gone.
+    EXPECT_EQ(daxkv_cuda_register(s(), 0), 0) << daxkv_errmsg();
+}
+
+// Bad input: part of the arena already registered by the application
+// itself (cudaHostRegister of a leased value's page). The man page's
+// -EBUSY; only the chunks this call registered are unregistered again, the
+// application's registration stays, no sticky error is left, and once the
+// application lets go the store registers.
+TEST_F(Cuda, ArenaPartlyRegisteredBySomeoneElseIsEBUSY) {
+    open_cuda(4096, 64, "64KiB");
+    std::vector<uint8_t> v = pattern(9, 3000);
+    // Keys until one lies past the first chunk, so that the call registers
+    // something before it fails.
+    auto reg = reinterpret_cast<int (*)(void *, size_t, unsigned)>(
+        dlsym(fake().h, "cudaHostRegister"));
+    auto unreg = reinterpret_cast<int (*)(void *)>(dlsym(fake().h, "cudaHostUnregister"));
+    ASSERT_TRUE(reg && unreg);
+    void *page = nullptr;
+    for (int i = 0; i < 40 && !page; ++i) {
+        ASSERT_EQ(put(key_of(i), v), 0);
+        LeasePtr l = lease(key_of(i));
+        auto p = reinterpret_cast<uintptr_t>(daxkv_lease_data(l.get()));
+        const auto base = reinterpret_cast<uintptr_t>(
+            store_->store->core().pool.arena(0).mapping().base());
+        if (p - base >= 3 * 64 * 1024)
+            page = reinterpret_cast<void *>(p & ~uintptr_t{4095});
+    }
+    ASSERT_NE(page, nullptr);
+    ASSERT_EQ(reg(page, 4096, 0), 0);
+    EXPECT_EQ(daxkv_cuda_register(s(), 0), -EBUSY);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "already")) << daxkv_errmsg();
+    EXPECT_GT(calls("cudaHostRegister"), 1) << "the call failed before registering anything";
+    EXPECT_EQ(fake().get("registered_ranges"), 1) << "only the application's range stays";
+    EXPECT_EQ(fake().get("sticky_error"), 0);
+    EXPECT_EQ(daxkv_cuda_unregister(s()), -ENOENT);
+    ASSERT_EQ(unreg(page), 0);
     EXPECT_EQ(daxkv_cuda_register(s(), 0), 0) << daxkv_errmsg();
 }
 
