@@ -136,12 +136,22 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
     row->arena->keep();
     // Only now does it take new entries (an old row is visible already).
     // Its slot states were sized above: the allocator's lock orders them
-    // before any slot a writer gets from it.
-    if (old_row >= 0)
-        row->alloc->set_limit(limit);
-    row->state.store(DevState::active);
-    if (old_row < 0)
-        c_.pool.rows().publish();
+    // before any slot a writer gets from it. If the arenas are registered
+    // with CUDA, the registration is redone around this, to cover the new
+    // device too, before any GPU transfer picks its path: one that found
+    // the old registration copied the device's entries from pageable memory.
+    // (The change is handed over by reference: a std::function that
+    // allocated could fail here, with the device mapped and not in use.)
+    const auto activate = [&] {
+        if (old_row >= 0)
+            row->alloc->set_limit(limit);
+        row->state.store(DevState::active);
+        if (old_row < 0)
+            c_.pool.rows().publish();
+    };
+    gpu_.around_mapping_change([&activate] { activate(); });
+    if (hook_)
+        hook_(4);
     reports_.device_added(path);
     if (history) {
         // From here every floor raise reaches the device too; this one
@@ -151,9 +161,6 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
         for (uint32_t i = 0; i < c_.pool.size(); ++i)
             c_.history.share(i);
     }
-    // If the arenas are registered with CUDA, register the new one too, so
-    // that GPU transfers of its entries copy directly as well.
-    gpu_.around_mapping_change([] {});
     log(kLogInfo, "device %u (%s) added: %u slots", row->id, path.c_str(), row->alloc->slots());
     return 0;
 }

@@ -60,8 +60,9 @@ public:
     int wait_drained(const std::string &path, int timeout_ms);
 
     // Tests only: called between the copy and the switch phases of a
-    // migration (phase 1), after the switch (phase 2), and after an
-    // eviction's first entry is deleted (phase 3), with no lock held.
+    // migration (phase 1), after the switch (phase 2), after an eviction's
+    // first entry is deleted (phase 3), and once a device added takes new
+    // entries (phase 4), with no lock held.
     void set_hook(std::function<void(int phase)> fn) { hook_ = std::move(fn); }
 
 private:

@@ -521,6 +521,37 @@ TEST_F(Cuda, DeviceRemoveAndAddKeepTheRegistrationExact) {
     // Unregistered at close as before (TearDown checks violations and ranges).
 }
 
+// A GPU transfer made as soon as a device added to a registered pool takes
+// new entries (the hotplug hook's phase 4, on the adding thread): the new,
+// empty device is the least used, so the put's value goes there, and the
+// direct copy must find it registered. It found the registration of the
+// devices before the add, and copied from pageable memory, when the device
+// took entries before its registration was redone.
+TEST_F(Cuda, ADeviceAddedTakesEntriesOnlyOnceItIsRegistered) {
+    const uint64_t arena = arena_bytes_for(4096, 8, 256);
+    const std::string second = dir_.file("second"), third = dir_.file("third");
+    open_pool_of_two(second, arena);
+    for (int i = 0; i < 6; ++i)
+        ASSERT_EQ(put(key_of(i), pattern(800 + i, 1000)), 0);
+    ASSERT_EQ(daxkv_cuda_register(s(), 0), 0) << daxkv_errmsg();
+    make_values({3000});
+    std::vector<daxkv_item> items = put_items();
+    int stored = -100;
+    long pageable = -1;
+    store_->store->hotplug().set_hook([&](int phase) {
+        if (phase != 4)
+            return;
+        stored = daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_, 0);
+        pageable = fake().get("pageable_copies");
+    });
+    ASSERT_EQ(daxkv_device_add(s(), third.c_str(), arena), 0) << daxkv_errmsg();
+    store_->store->hotplug().set_hook(nullptr);
+    EXPECT_EQ(stored, 1);
+    EXPECT_EQ(pageable, 0) << "a direct copy wrote into unregistered memory";
+    EXPECT_EQ(value(keys_[0]), src_[0]);
+    EXPECT_EQ(fake().get("registered_ranges"), 3);
+}
+
 // A device removed while daxkv_cuda_register runs: the registration either
 // sees the device (and the removal then drops it and registers the rest
 // again) or does not, but never registers a range gathered before the
