@@ -22,6 +22,9 @@
 //     only this call's chunks unregistered
 //   a first register racing the unmap of a device removal        -> only the
 //     devices that stay are registered
+//   a GPU put as soon as a device added to a registered pool takes
+//     entries                                                    -> copied into
+//     registered memory
 //   a stream never created, a destroyed stream, a host pointer as the
 //     device side, a device range past its allocation            -> item -EIO
 //   staging buffers refused with cudaErrorDevicesUnavailable     -> -EIO (not -ENOMEM)
