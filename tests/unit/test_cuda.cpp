@@ -555,6 +555,64 @@ TEST_F(Cuda, ADeviceAddedTakesEntriesOnlyOnceItIsRegistered) {
     EXPECT_EQ(fake().get("registered_ranges"), 3);
 }
 
+// Out of memory at any allocation of a device add (and its removal again)
+// in a registered pool: the add either fails with the pool and the
+// registration as they were, or adds the device registered (or with the
+// registration dropped, which unregister explains); nothing the fake sees
+// is unsafe.
+TEST_F(Cuda, OutOfMemoryWhileAddingADeviceToARegisteredPool) {
+    const uint64_t arena = arena_bytes_for(4096, 8, 256);
+    const std::string second = dir_.file("second"), third = dir_.file("third");
+    // No statistics page, as in the out-of-memory suite: building its JSON
+    // is not what this sweep is about.
+    ConfigPtr cfg;
+    ASSERT_EQ(make_config(&cfg, path_,
+                          StoreSpec{4096, 8}
+                              .set("hotplug", "1")
+                              .set("cuda_staging_bytes", "1MiB")
+                              .set("stats_interval", "0")),
+              0);
+    ASSERT_EQ(daxkv_config_add_device(cfg.get(), second.c_str(), arena), 0);
+    daxkv_store *raw = nullptr;
+    ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
+    store_.reset(raw);
+    spec_ = StoreSpec{4096, 8};
+    for (int i = 0; i < 4; ++i)
+        ASSERT_EQ(put(key_of(i), pattern(820 + i, 1000)), 0);
+    auto devices = [&] { return stats().devices; };
+    const long runs = sweep_allocations(
+        "daxkv_device_add",
+        [&] {
+            if (fake().get("registered_ranges") == 0) {
+                ASSERT_EQ(daxkv_cuda_register(s(), 0), 0) << daxkv_errmsg();
+            }
+        },
+        [&] { return daxkv_device_add(s(), third.c_str(), arena); },
+        [&](int rc, const std::string &when) {
+            EXPECT_EQ(fake().get("violations"), 0) << when << ": " << fake().violation();
+            if (rc != 0) {
+                EXPECT_EQ(devices(), 2u) << when;
+                EXPECT_EQ(fake().get("registered_ranges"), 2) << when;
+                return;
+            }
+            EXPECT_EQ(devices(), 3u) << when;
+            const long ranges = fake().get("registered_ranges");
+            EXPECT_TRUE(ranges == 3 || ranges == 0) << when << ": " << ranges;
+            if (ranges == 0) {
+                EXPECT_EQ(daxkv_cuda_unregister(s()), -ENOENT) << when;
+                EXPECT_TRUE(contains_text(daxkv_errmsg(), "device change")) << daxkv_errmsg();
+            }
+            for (int i = 0; i < 4; ++i)
+                EXPECT_EQ(value(key_of(i)), pattern(820 + i, 1000)) << when;
+            daxkv_hotplug_result r;
+            std::memset(&r, 0, sizeof r);
+            r.struct_size = sizeof r;
+            ASSERT_EQ(daxkv_device_remove(s(), third.c_str(), DAXKV_MIGRATE, 0, &r), 0)
+                << when << ": " << daxkv_errmsg();
+        });
+    EXPECT_GT(runs, 5) << "the add allocates nothing on the calling thread?";
+}
+
 // A device removed while daxkv_cuda_register runs: the registration either
 // sees the device (and the removal then drops it and registers the rest
 // again) or does not, but never registers a range gathered before the
