@@ -555,11 +555,11 @@ TEST_F(Cuda, ADeviceAddedTakesEntriesOnlyOnceItIsRegistered) {
     EXPECT_EQ(fake().get("registered_ranges"), 3);
 }
 
-// Out of memory at any allocation of a device add (and its removal again)
-// in a registered pool: the add either fails with the pool and the
-// registration as they were, or adds the device registered (or with the
-// registration dropped, which unregister explains); nothing the fake sees
-// is unsafe.
+// Out of memory at any allocation of a device add, then of a removal, in a
+// registered pool: each call either fails with the pool and the
+// registration as they were, or changes the pool with the registration
+// redone (or dropped, which unregister explains); nothing the fake sees is
+// unsafe.
 TEST_F(Cuda, OutOfMemoryWhileAddingADeviceToARegisteredPool) {
     const uint64_t arena = arena_bytes_for(4096, 8, 256);
     const std::string second = dir_.file("second"), third = dir_.file("third");
@@ -611,6 +611,43 @@ TEST_F(Cuda, OutOfMemoryWhileAddingADeviceToARegisteredPool) {
                 << when << ": " << daxkv_errmsg();
         });
     EXPECT_GT(runs, 5) << "the add allocates nothing on the calling thread?";
+
+    // And of its removal: the device removed (the registration redone for
+    // the rest, or dropped and explained), or the pool and the
+    // registration as they were.
+    const long removals = sweep_allocations(
+        "daxkv_device_remove",
+        [&] {
+            if (devices() == 2u) {
+                ASSERT_EQ(daxkv_device_add(s(), third.c_str(), arena), 0) << daxkv_errmsg();
+            }
+            if (fake().get("registered_ranges") == 0) {
+                ASSERT_EQ(daxkv_cuda_register(s(), 0), 0) << daxkv_errmsg();
+            }
+        },
+        [&] {
+            daxkv_hotplug_result r;
+            std::memset(&r, 0, sizeof r);
+            r.struct_size = sizeof r;
+            return daxkv_device_remove(s(), third.c_str(), DAXKV_MIGRATE, 0, &r);
+        },
+        [&](int rc, const std::string &when) {
+            EXPECT_EQ(fake().get("violations"), 0) << when << ": " << fake().violation();
+            for (int i = 0; i < 4; ++i)
+                EXPECT_EQ(value(key_of(i)), pattern(820 + i, 1000)) << when;
+            if (rc != 0) {
+                EXPECT_EQ(devices(), 3u) << when;
+                EXPECT_EQ(fake().get("registered_ranges"), 3) << when;
+                return;
+            }
+            EXPECT_EQ(devices(), 2u) << when;
+            const long ranges = fake().get("registered_ranges");
+            EXPECT_TRUE(ranges == 2 || ranges == 0) << when << ": " << ranges;
+            if (ranges == 0) {
+                EXPECT_EQ(daxkv_cuda_unregister(s()), -ENOENT) << when;
+            }
+        });
+    EXPECT_GT(removals, 5) << "the removal allocates nothing on the calling thread?";
 }
 
 // A device removed while daxkv_cuda_register runs: the registration either
