@@ -563,14 +563,9 @@ TEST_F(Cuda, ADeviceAddedTakesEntriesOnlyOnceItIsRegistered) {
 TEST_F(Cuda, OutOfMemoryWhileAddingADeviceToARegisteredPool) {
     const uint64_t arena = arena_bytes_for(4096, 8, 256);
     const std::string second = dir_.file("second"), third = dir_.file("third");
-    // No statistics page, as in the out-of-memory suite: building its JSON
-    // is not what this sweep is about.
     ConfigPtr cfg;
     ASSERT_EQ(make_config(&cfg, path_,
-                          StoreSpec{4096, 8}
-                              .set("hotplug", "1")
-                              .set("cuda_staging_bytes", "1MiB")
-                              .set("stats_interval", "0")),
+                          StoreSpec{4096, 8}.set("hotplug", "1").set("cuda_staging_bytes", "1MiB")),
               0);
     ASSERT_EQ(daxkv_config_add_device(cfg.get(), second.c_str(), arena), 0);
     daxkv_store *raw = nullptr;
