@@ -632,3 +632,82 @@ func TestConfigFromJSONRefusesNUL(t *testing.T) {
 		t.Fatalf("JSON with a NUL byte: %v, want ErrInvalid", err)
 	}
 }
+
+// A Reservation finished from inside its own Fill, while the callback still
+// holds the slice. Bad inputs tried: Abort inside Fill, then a reservation
+// of another key (which the library handed the same slot) filled and
+// committed, then the first callback writing its slice (the other key read
+// back the first callback's bytes); Commit inside Fill (the entry was
+// committed while the callback could still write it); Len, SetMeta, Slot
+// and Fill after an Abort inside Fill; Abort twice inside Fill.
+func TestReservationFinishedInsideFill(t *testing.T) {
+	s := open(t, nil)
+	r, ok, err := s.Reserve([]byte("a"), 4)
+	if !ok || err != nil {
+		t.Fatalf("reserve a: %v %v", ok, err)
+	}
+	err = r.Fill(func(b []byte) error {
+		r.Abort()
+		r.Abort()
+		if n := r.Len(); n != 0 {
+			return fmt.Errorf("Len after Abort inside Fill: %d", n)
+		}
+		if err := r.SetMeta([]byte("m")); err != ErrReleased {
+			return fmt.Errorf("SetMeta after Abort inside Fill: %v", err)
+		}
+		if _, err := r.Slot(); err != ErrReleased {
+			return fmt.Errorf("Slot after Abort inside Fill: %v", err)
+		}
+		if err := r.Fill(func([]byte) error { return nil }); err != ErrReleased {
+			return fmt.Errorf("Fill after Abort inside Fill: %v", err)
+		}
+		r2, ok, err := s.Reserve([]byte("b"), 4)
+		if !ok || err != nil {
+			return fmt.Errorf("reserve b: %v %v", ok, err)
+		}
+		if err := r2.Fill(func(b2 []byte) error { copy(b2, "good"); return nil }); err != nil {
+			return err
+		}
+		if err := r2.Commit(); err != nil {
+			return err
+		}
+		copy(b, "evil") // still this callback's slice
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _, err := s.Get([]byte("b")); string(v) != "good" || err != nil {
+		t.Fatalf("b = %q, %v; want \"good\" (another reservation's Fill wrote it)", v, err)
+	}
+	if err := r.Commit(); err != ErrReleased {
+		t.Fatalf("commit after abort: %v", err)
+	}
+	if r3, ok, err := s.Reserve([]byte("a"), 4); !ok || err != nil {
+		t.Fatalf("a still in flight after Fill returned: %v %v", ok, err)
+	} else {
+		r3.Abort()
+	}
+
+	r, _, _ = s.Reserve([]byte("c"), 4)
+	err = r.Fill(func(b []byte) error {
+		copy(b, "half")
+		if err := r.Commit(); !errors.Is(err, ErrBusy) {
+			return fmt.Errorf("commit inside Fill: %v, want ErrBusy", err)
+		}
+		copy(b, "full")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.Contains([]byte("c")); ok {
+		t.Fatal("c committed by a Commit inside Fill")
+	}
+	if err := r.Commit(); err != nil {
+		t.Fatalf("commit after Fill: %v", err)
+	}
+	if v, _, _ := s.Get([]byte("c")); string(v) != "full" {
+		t.Fatalf("c = %q, want \"full\"", v)
+	}
+}

@@ -230,12 +230,13 @@ func (l *Lease) Slot() (SlotInfo, error) {
 
 // Slot says which slot the reservation fills.
 func (r *Reservation) Slot() (SlotInfo, error) {
-	if r.r == nil {
+	p := r.live()
+	if p == nil {
 		return SlotInfo{}, ErrReleased
 	}
 	var c C.daxkv_slot_info
 	var msg *C.char
-	rc := C.dk_reservation_slot(r.r, &c, &msg)
+	rc := C.dk_reservation_slot(p, &c, &msg)
 	runtime.KeepAlive(r)
 	if rc < 0 {
 		return SlotInfo{}, mkerr(rc, "daxkv_reservation_slot", msg)

@@ -47,6 +47,7 @@ import "C"
 import (
 	"runtime"
 	"sync"
+	"syscall"
 	"unsafe"
 )
 
@@ -225,9 +226,25 @@ func (l *Lease) Release() {
 
 // Reservation is a slot reserved for a key, filled in place and made
 // visible by Commit. Not safe for concurrent use.
+//
+// Fill's callback may call Abort: the slot goes back to the library only
+// when Fill returns, since the callback still holds the slice (returned
+// at once, the slot could be reserved again for another key and the
+// callback's writes land in that key's value). Commit inside Fill fails
+// with ErrBusy and leaves the reservation as it was.
 type Reservation struct {
-	r     *C.daxkv_reservation
-	store *Store
+	r       *C.daxkv_reservation
+	store   *Store
+	filling int  // Fill callbacks running now
+	aborted bool // Abort was called during a Fill; r goes back when filling is 0
+}
+
+// live is the reservation, or nil once it is committed or aborted.
+func (r *Reservation) live() *C.daxkv_reservation {
+	if r.aborted {
+		return nil
+	}
+	return r.r
 }
 
 // Reserve reserves size bytes for key. ok is false (and r nil) if the key
@@ -273,7 +290,7 @@ func (s *Store) reserve(fn string, key []byte, size int, meta []byte, withMeta b
 
 // Len is the reserved size.
 func (r *Reservation) Len() int {
-	if r.r == nil {
+	if r.live() == nil {
 		return 0
 	}
 	n := int(C.daxkv_reservation_size(r.r))
@@ -283,24 +300,32 @@ func (r *Reservation) Len() int {
 }
 
 // Fill calls fn with the reserved bytes in place; the slice is valid only
-// during fn.
+// during fn. An Abort inside fn takes effect when fn returns.
 func (r *Reservation) Fill(fn func(buf []byte) error) error {
-	if r.r == nil {
+	p := r.live()
+	if p == nil {
 		return ErrReleased
 	}
-	n := int(C.daxkv_reservation_size(r.r))
+	n := int(C.daxkv_reservation_size(p))
 	var b []byte
 	if n > 0 {
-		b = unsafe.Slice((*byte)(C.daxkv_reservation_data(r.r)), n)
+		b = unsafe.Slice((*byte)(C.daxkv_reservation_data(p)), n)
 	}
-	err := fn(b)
-	runtime.KeepAlive(r)
-	return err
+	r.filling++
+	defer func() {
+		r.filling--
+		if r.filling == 0 && r.aborted {
+			r.aborted = false
+			r.Abort()
+		}
+		runtime.KeepAlive(r)
+	}()
+	return fn(b)
 }
 
 // SetMeta attaches a metadata blob (copied) to be committed with the entry.
 func (r *Reservation) SetMeta(meta []byte) error {
-	if r.r == nil {
+	if r.live() == nil {
 		return ErrReleased
 	}
 	var msg *C.char
@@ -313,10 +338,15 @@ func (r *Reservation) SetMeta(meta []byte) error {
 }
 
 // Commit makes the entry visible. The reservation is finished even on
-// error (ErrCanceled after a forced remove, ErrShutdown after shutdown).
+// error (ErrCanceled after a forced remove, ErrShutdown after shutdown),
+// except inside Fill, where it fails with ErrBusy and changes nothing.
 func (r *Reservation) Commit() error {
-	if r.r == nil {
+	if r.live() == nil {
 		return ErrReleased
+	}
+	if r.filling > 0 {
+		return &Error{Code: -int(syscall.EBUSY), Op: "daxkv_commit",
+			Message: "the reservation is being filled: commit it after Fill returns"}
 	}
 	p := r.r
 	r.r, r.store = nil, nil
@@ -328,8 +358,15 @@ func (r *Reservation) Commit() error {
 	return nil
 }
 
-// Abort drops the reservation. Idempotent.
+// Abort drops the reservation. Idempotent. Inside Fill it takes effect
+// when Fill returns (later calls see the reservation released at once).
 func (r *Reservation) Abort() {
+	if r.filling > 0 {
+		if r.r != nil {
+			r.aborted = true
+		}
+		return
+	}
 	if r.r != nil {
 		C.daxkv_abort(r.r)
 		r.r, r.store = nil, nil
