@@ -219,6 +219,50 @@ func TestMemcpyBatch(t *testing.T) {
 	}
 }
 
+// daxkv_memcpy_batch copies distinct ranges concurrently and requires that
+// they do not overlap; a range overlapping itself is a memmove. Bad inputs
+// tried: two ranges writing the same bytes of dst; one range reading the
+// bytes another writes, with dst and src the same buffer, and with dst and
+// src different slices of one array; ranges of the same buffer that only
+// touch (allowed); the same source read by two ranges (allowed); a range
+// overlapping itself (allowed, a memmove); an empty range inside another
+// (allowed).
+func TestMemcpyBatchOverlappingRanges(t *testing.T) {
+	buf := []byte("0123456789abcdef")
+	refused := []struct {
+		name     string
+		dst, src []byte
+		ranges   []CopyRange
+	}{
+		{"two writes of the same bytes", make([]byte, 16), buf,
+			[]CopyRange{{DstOff: 0, SrcOff: 0, Len: 8}, {DstOff: 4, SrcOff: 8, Len: 8}}},
+		{"a read of bytes another range writes", buf, buf,
+			[]CopyRange{{DstOff: 0, SrcOff: 8, Len: 4}, {DstOff: 8, SrcOff: 12, Len: 4}}},
+		{"slices of one array", buf[:8], buf[6:],
+			[]CopyRange{{DstOff: 0, SrcOff: 0, Len: 2}, {DstOff: 6, SrcOff: 8, Len: 2}}},
+	}
+	for _, c := range refused {
+		before := string(buf)
+		dstBefore := string(c.dst)
+		if err := MemcpyBatch(c.dst, c.src, c.ranges); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: %v, want ErrInvalid", c.name, err)
+		}
+		if string(buf) != before || string(c.dst) != dstBefore {
+			t.Errorf("%s: buffers changed by a refused call", c.name)
+		}
+	}
+	b := []byte("0123456789abcdef")
+	if err := MemcpyBatch(b, b, []CopyRange{{DstOff: 0, SrcOff: 8, Len: 4}, {DstOff: 4, SrcOff: 8, Len: 4}}); err != nil ||
+		string(b) != "89ab89ab89abcdef" {
+		t.Fatalf("touching ranges, one source: %q %v", b, err)
+	}
+	b = []byte("0123456789abcdef")
+	if err := MemcpyBatch(b, b, []CopyRange{{DstOff: 2, SrcOff: 0, Len: 8}, {DstOff: 4, SrcOff: 12, Len: 0}}); err != nil ||
+		string(b) != "0101234567abcdef" {
+		t.Fatalf("memmove range with an empty range inside: %q %v", b, err)
+	}
+}
+
 // A store dropped without Close (a bug, but one the finalizer covers)
 // must not be kept alive by its delivering goroutine.
 func TestFinalizerClosesAnAbandonedStore(t *testing.T) {

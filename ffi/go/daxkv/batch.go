@@ -73,6 +73,7 @@ import "C"
 
 import (
 	"fmt"
+	"sort"
 	"unsafe"
 )
 
@@ -333,7 +334,10 @@ type CopyRange struct {
 // MemcpyBatch copies ranges between two buffers on the library's copy
 // workers (memmove semantics per range). Each range must lie inside its
 // buffer. Go's rules for passing memory to C allow one buffer per
-// argument, hence offsets rather than a list of slices.
+// argument, hence offsets rather than a list of slices. The library copies
+// distinct ranges at the same time, so a range may not write bytes that
+// another range writes or reads (dst and src may be the same buffer, or
+// slices of one array): ErrInvalid, and nothing is copied.
 func MemcpyBatch(dst, src []byte, ranges []CopyRange) error {
 	n := len(ranges)
 	if n == 0 {
@@ -351,10 +355,51 @@ func MemcpyBatch(dst, src []byte, ranges []CopyRange) error {
 	if len(dst) == 0 || len(src) == 0 {
 		return nil // every range is empty
 	}
+	if i, j, ok := rangesOverlap(dst, src, ranges); ok {
+		return invalid("daxkv_memcpy_batch", fmt.Sprintf("ranges %d and %d overlap: one writes bytes the other writes or reads", i, j))
+	}
 	var msg *C.char
 	rc := C.dk_memcpy_batch((*C.char)(unsafe.Pointer(&dst[0])), (*C.char)(unsafe.Pointer(&src[0])), &doff[0], &soff[0], &lens[0], C.size_t(n), &msg)
 	if rc < 0 {
 		return mkerr(rc, "daxkv_memcpy_batch", msg)
 	}
 	return nil
+}
+
+// rangesOverlap finds two distinct ranges of a MemcpyBatch where one writes
+// bytes the other writes or reads, by address (the buffers may share
+// memory). Ranges are within their buffers and neither buffer is empty.
+func rangesOverlap(dst, src []byte, ranges []CopyRange) (int, int, bool) {
+	type span struct {
+		lo, hi uintptr
+		i      int
+	}
+	db, sb := uintptr(unsafe.Pointer(&dst[0])), uintptr(unsafe.Pointer(&src[0]))
+	var w []span
+	for i, r := range ranges {
+		if r.Len > 0 {
+			lo := db + uintptr(r.DstOff)
+			w = append(w, span{lo, lo + uintptr(r.Len), i})
+		}
+	}
+	sort.Slice(w, func(a, b int) bool { return w[a].lo < w[b].lo })
+	for k := 1; k < len(w); k++ {
+		if w[k].lo < w[k-1].hi {
+			return w[k-1].i, w[k].i, true
+		}
+	}
+	// The writes are disjoint and sorted: those a read overlaps are one run.
+	for j, r := range ranges {
+		if r.Len == 0 {
+			continue
+		}
+		lo := sb + uintptr(r.SrcOff)
+		hi := lo + uintptr(r.Len)
+		for k := sort.Search(len(w), func(k int) bool { return w[k].hi > lo }); k < len(w) && w[k].lo < hi; k++ {
+			if w[k].i != j {
+				return w[k].i, j, true
+			}
+		}
+	}
+	return 0, 0, false
 }
