@@ -14,6 +14,7 @@ static void dk_set_log(int on, int max_level) {
 import "C"
 
 import (
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -54,10 +55,12 @@ type logFunc func(LogLevel, string)
 
 // SetLogger sends the library's messages up to maxLevel to fn, process-wide
 // (replacing any earlier logger); a nil fn turns logging off (the default:
-// the library never prints by itself). fn runs on the thread that logs (a
-// goroutine's or one of the library's own), with no library lock held, and
-// must not block for long; a panic in it is recovered and the message
-// dropped, since it cannot unwind through the library's C frames.
+// the library never prints by itself). fn runs on a goroutine of its own
+// while the thread that logs (a goroutine's or one of the library's own)
+// waits for it, with no library lock held, and must not block for long; a
+// panic in it is recovered and the message dropped, since it cannot unwind
+// through the library's C frames, and a runtime.Goexit in it ends only
+// that goroutine.
 func SetLogger(maxLevel LogLevel, fn func(level LogLevel, msg string)) {
 	setting.Lock()
 	defer setting.Unlock()
@@ -70,8 +73,8 @@ func SetLogger(maxLevel LogLevel, fn func(level LogLevel, msg string)) {
 	C.dk_set_log(1, C.int(maxLevel))
 }
 
-// The threads running the logger now, by thread id. A cgo callback keeps
-// its goroutine on the thread that called it, so a goroutine in a log
+// The threads running the logger now, by thread id. The goroutine that
+// runs the logger is locked to its thread, so a goroutine in a log
 // callback finds its thread here: Store.Close uses it not to wait for the
 // call whose message is being delivered.
 var (
@@ -87,22 +90,36 @@ func inLogCallback() bool {
 }
 
 func deliverLog(level int, msg *C.char) {
-	tid := syscall.Gettid()
-	logThreadsMu.Lock()
-	logThreads[tid]++
-	logThreadsMu.Unlock()
-	defer func() {
-		logThreadsMu.Lock()
-		if logThreads[tid]--; logThreads[tid] == 0 {
-			delete(logThreads, tid)
-		}
-		logThreadsMu.Unlock()
-	}()
-	defer func() { _ = recover() }()
 	fn, _ := logger.Load().(logFunc)
 	if fn == nil || msg == nil {
 		return
 	}
 	// The message is only valid during the call: copy it.
-	fn(LogLevel(level), C.GoString(msg))
+	text := C.GoString(msg)
+	// fn runs on a goroutine of its own, which this callback waits for: a
+	// runtime.Goexit in fn (t.FailNow, t.Fatal) would otherwise end the
+	// goroutine that is inside the library call, abandoning the library's
+	// frames (the call never returns, and what it holds is never freed).
+	// The helper keeps to one thread, registered as a logging thread, so
+	// that a Close in fn does not wait for the call being logged.
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		tid := syscall.Gettid()
+		logThreadsMu.Lock()
+		logThreads[tid]++
+		logThreadsMu.Unlock()
+		defer func() {
+			logThreadsMu.Lock()
+			if logThreads[tid]--; logThreads[tid] == 0 {
+				delete(logThreads, tid)
+			}
+			logThreadsMu.Unlock()
+		}()
+		defer func() { _ = recover() }()
+		fn(LogLevel(level), text)
+	}()
+	<-done
 }

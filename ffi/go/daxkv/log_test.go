@@ -3,6 +3,7 @@ package daxkv
 import (
 	"errors"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -164,4 +165,42 @@ func openHotplug(t *testing.T, path string) *Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// A logger that ends its goroutine: runtime.Goexit, as t.FailNow, t.Fatal
+// and t.SkipNow call. Bad inputs tried: Goexit in the logger during Open
+// (the goroutine that called Open died inside the library: Open never
+// returned, and the store it opened was never closed); panic(nil) in the
+// logger.
+func TestLoggerGoexit(t *testing.T) {
+	defer SetLogger(0, nil)
+	dir := t.TempDir()
+	for _, end := range []struct {
+		name string
+		fn   func()
+	}{{"Goexit", runtime.Goexit}, {"panic(nil)", func() { panic(nil) }}} {
+		SetLogger(LogInfo, func(LogLevel, string) { end.fn() })
+		returned := make(chan error, 1)
+		finishes(t, end.name+" in the logger during Open", func() {
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				s, err := OpenOptions(filepath.Join(dir, end.name), 4*mib, map[string]string{"slot_bytes": "1MiB"})
+				if err == nil {
+					s.Close()
+				}
+				returned <- err
+			}()
+			<-done
+		})
+		SetLogger(0, nil)
+		select {
+		case err := <-returned:
+			if err != nil {
+				t.Fatalf("%s: open: %v", end.name, err)
+			}
+		default:
+			t.Fatalf("%s in the logger: Open never returned to its goroutine", end.name)
+		}
+	}
 }
