@@ -48,19 +48,28 @@ static SETTING: Mutex<()> = Mutex::new(());
 extern "C" fn trampoline(level: c_int, msg: *const c_char, _arg: *mut c_void) {
     // A panic must not unwind into C (it would abort the process): it is
     // caught and the message dropped.
-    let _ = catch_unwind(AssertUnwindSafe(|| {
+    let r = catch_unwind(AssertUnwindSafe(|| {
         let f = LOGGER.read().unwrap_or_else(|e| e.into_inner()).clone();
         if let (Some(f), false) = (f, msg.is_null()) {
             let text = unsafe { CStr::from_ptr(msg) }.to_string_lossy();
             f(LogLevel::from_raw(level), &text);
         }
     }));
+    if let Err(payload) = r {
+        // The payload's drop may panic too (any type can be a payload):
+        // caught as well, and the payload of that panic is leaked rather
+        // than dropped here.
+        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            std::mem::forget(again);
+        }
+    }
 }
 
 /// Send the library's messages up to `max_level` to `f`, process-wide
 /// (replacing any earlier logger). `f` runs on the thread that logs (a
 /// caller's or one of the library's), with no library lock held; a panic in
-/// it is caught and the message dropped.
+/// it is caught and the message dropped (as is a panic in dropping that
+/// panic's payload).
 pub fn set_log_fn<F>(max_level: LogLevel, f: F)
 where
     F: Fn(LogLevel, &str) + Send + Sync + 'static,

@@ -39,6 +39,21 @@ fn log_callback() {
     s.put(b"k", b"v", false).unwrap();
     drop(s);
 
+    // Bad input: a logger that panics with a payload whose drop panics
+    // too. The payload is dropped after the first panic was caught, still
+    // inside the extern "C" trampoline: that second panic aborted the
+    // process.
+    struct Bomb;
+    impl Drop for Bomb {
+        fn drop(&mut self) {
+            panic!("a panic payload whose drop panics");
+        }
+    }
+    daxkv::set_log_fn(LogLevel::Debug, |_, _| std::panic::panic_any(Bomb));
+    let s = open_mem(&[]);
+    s.put(b"k", b"v", false).unwrap();
+    drop(s);
+
     // Off again: nothing arrives.
     let sink = Arc::clone(&seen);
     daxkv::set_log_fn(LogLevel::Debug, move |level, msg| sink.lock().unwrap().push((level, msg.to_string())));
