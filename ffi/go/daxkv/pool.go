@@ -168,18 +168,29 @@ func (s *Store) ResizeDevice(path string, bytes uint64, mode ResizeMode, force b
 // when the device is not draining. Close waits for it to return, which it
 // does within a few milliseconds of a shutdown.
 func (s *Store) WaitDrained(path string, timeout time.Duration) error {
-	ms := -1
-	if timeout >= 0 {
-		// Whole milliseconds, rounded up so that a short timeout still waits.
-		m := (timeout + time.Millisecond - 1) / time.Millisecond
-		if m > math.MaxInt32 {
-			m = math.MaxInt32
-		}
-		ms = int(m)
-	}
+	ms := waitMillis(timeout)
 	return s.withPath("daxkv_device_wait_drained", path, func(h *C.daxkv_store, p *C.char, msg **C.char) C.int {
 		return C.dk_wait_drained(h, p, C.int(ms), msg)
 	})
+}
+
+// waitMillis is a WaitDrained timeout in whole milliseconds for C: -1 for a
+// negative one (no limit), else rounded up so that a short timeout still
+// waits, at most the largest C int. Rounding up by adding first wrapped a
+// timeout within a millisecond of the largest Duration to a negative
+// count, which waited without a limit.
+func waitMillis(timeout time.Duration) int {
+	if timeout < 0 {
+		return -1
+	}
+	m := timeout / time.Millisecond
+	if timeout%time.Millisecond != 0 {
+		m++
+	}
+	if m > math.MaxInt32 {
+		m = math.MaxInt32
+	}
+	return int(m)
 }
 
 // PoolStatusJSON returns the pool as JSON, in the shape of LMCache's

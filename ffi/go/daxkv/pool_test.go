@@ -3,6 +3,7 @@ package daxkv
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -285,5 +286,33 @@ func TestPrometheus(t *testing.T) {
 	s.Close()
 	if _, err := s.StatsPrometheus(); !errors.Is(err, ErrShutdown) {
 		t.Fatalf("closed: %v", err)
+	}
+}
+
+// WaitDrained's timeout as C gets it. Bad inputs tried: the largest
+// Duration and durations within a millisecond of it (rounding up by adding
+// first wrapped them negative: a wait without a limit), a nanosecond, zero,
+// -1, the smallest Duration, and a Duration just past the largest C int of
+// milliseconds.
+func TestWaitMillis(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want int
+	}{
+		{math.MaxInt64, math.MaxInt32},
+		{math.MaxInt64 - 1, math.MaxInt32},
+		{math.MaxInt64 - time.Millisecond + 2, math.MaxInt32},
+		{time.Duration(math.MaxInt32)*time.Millisecond + 1, math.MaxInt32},
+		{time.Duration(math.MaxInt32) * time.Millisecond, math.MaxInt32},
+		{time.Nanosecond, 1},
+		{time.Millisecond, 1},
+		{time.Millisecond + 1, 2},
+		{0, 0},
+		{-1, -1},
+		{math.MinInt64, -1},
+	} {
+		if got := waitMillis(c.d); got != c.want {
+			t.Errorf("waitMillis(%d) = %d, want %d", int64(c.d), got, c.want)
+		}
 	}
 }
