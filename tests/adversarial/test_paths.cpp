@@ -22,7 +22,9 @@
 // and the Prometheus text), and with ESC, BEL, CR, DEL, the C1 CSI, a
 // newline and a tab (in the Prometheus text); a store opened (and a device added, a file arena
 // created, the eventfd asked for) by a process with descriptors 0, 1 and 2
-// closed.
+// closed. A member of a running pool given to daxkv_device_add again through
+// a hard link, a symlink, "sub/../NAME" and /proc/self/fd/N, and opened by a
+// second store of the same process (by its name and both aliases).
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -563,6 +565,44 @@ TEST_F(Paths, StoreKeepsNoDescriptorOfTheStandardStreams) {
         return held;
     });
     EXPECT_EQ(msg, "");
+}
+
+TEST_F(Paths, AMemberAddedAgainUnderAnotherNameIsRefusedAndChangesNothing) {
+    std::string a = dir_.file("a"), b = dir_.file("b");
+    ::mkdir(dir_.file("sub").c_str(), 0700);
+    std::string hard = dir_.file("hard"), soft = dir_.file("soft");
+    std::string dotdot = dir_.file("sub") + "/../a";
+    ASSERT_EQ(open_devices({{a, dev_bytes_for(8)}, {b, dev_bytes_for(8)}}, {{"hotplug", "1"}}), 0)
+        << daxkv_errmsg();
+    for (uint32_t i = 0; i < 10; ++i)
+        ASSERT_EQ(put_key(store_.get(), i, 1), 0);
+    ASSERT_EQ(::link(a.c_str(), hard.c_str()), 0);
+    ASSERT_EQ(::symlink(a.c_str(), soft.c_str()), 0);
+    const int fd = ::open(a.c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    const std::string viafd = "/proc/self/fd/" + std::to_string(fd);
+    for (const std::string &alias : {hard, soft, dotdot, viafd}) {
+        const int rc = daxkv_device_add(store_.get(), alias.c_str(), dev_bytes_for(8));
+        EXPECT_EQ(rc, -EBUSY) << alias << ": " << daxkv_errmsg();
+        EXPECT_EQ(pool_status(store_.get())["devices"].size(), 2u) << alias;
+        for (uint32_t i = 0; i < 10; ++i)
+            EXPECT_EQ(check_key(store_.get(), i, 1), "") << alias << " key " << i;
+    }
+    ::close(fd);
+    // A second store of this process on a member (through an alias).
+    for (const std::string &alias : {a, hard, soft}) {
+        ConfigPtr cfg = config({}, {{alias, 0}});
+        daxkv_store *s2 = nullptr;
+        EXPECT_EQ(daxkv_open(&s2, cfg.get()), -EBUSY) << alias;
+        if (s2)
+            daxkv_close(s2);
+    }
+    for (uint32_t i = 0; i < 10; ++i)
+        EXPECT_EQ(check_key(store_.get(), i, 1), "") << i;
+    store_.reset();
+    ASSERT_EQ(open_devices({{a, 0}, {b, 0}}), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 10; ++i)
+        EXPECT_EQ(check_key(store_.get(), i, 1), "") << i;
 }
 
 } // namespace
