@@ -347,6 +347,33 @@ void Arena::set_seq_floor(uint64_t v) {
     write_superblock();
 }
 
+uint64_t Arena::session() const {
+    std::lock_guard<std::mutex> g(sb_m_);
+    return sb_.session;
+}
+
+bool Arena::session_closed() const {
+    std::lock_guard<std::mutex> g(sb_m_);
+    return sb_.session_closed != 0;
+}
+
+void Arena::set_session(uint64_t s) {
+    std::lock_guard<std::mutex> g(sb_m_);
+    if (sb_.session == s && sb_.session_closed == 0)
+        return;
+    sb_.session = s;
+    sb_.session_closed = 0;
+    write_superblock();
+}
+
+void Arena::mark_closed() {
+    std::lock_guard<std::mutex> g(sb_m_);
+    if (sb_.session_closed == 1)
+        return;
+    sb_.session_closed = 1;
+    write_superblock();
+}
+
 // A floor at or above the limit (format.hpp, kSeqAhead) is damage: the pool
 // would go on above it and record a floor at or above kSeqMax, a superblock
 // no open accepts. It becomes 0, as in an image written before the field

@@ -160,6 +160,14 @@ public:
     uint64_t seq_floor() const;
     // Record a new floor in the superblock (durably). Thread-safe.
     void set_seq_floor(uint64_t v);
+    // The open of the pool the arena last took part in and whether it ended
+    // with a clean close (the superblock's session fields). set_session
+    // records a new open (not closed), mark_closed its clean end; both
+    // durably. Thread-safe.
+    uint64_t session() const;
+    bool session_closed() const;
+    void set_session(uint64_t s);
+    void mark_closed();
     // The removal table: bucket b's word, and raising it to at least seq
     // (made durable as the durability mode asks) before a removal's commit
     // word is cleared. Thread-safe.

@@ -57,7 +57,12 @@ struct Superblock {
     // Pool history: every sequence number the pool issued while this arena
     // was one of its devices is below this (0 in older images).
     uint64_t seq_floor;
-    uint64_t reserved[15];    // zero; room for later fields
+    // The open of the pool this arena last took part in (its first sequence
+    // number; 0: not recorded), and whether that open's store was closed
+    // cleanly while it was a device (1) or not (0).
+    uint64_t session;
+    uint64_t session_closed;
+    uint64_t reserved[13];    // zero; room for later fields
     uint64_t checksum;        // XXH3-64 of every byte before this field
 };
 static_assert(sizeof(Superblock) == 256, "superblock layout");

@@ -22,6 +22,13 @@
 //   one missing when the old one comes back. Buckets are shared by many
 //   keys: a collision drops an entry that was not changed (a cache entry
 //   lost), never the other way round.
+// - A floor is only what a device saw if it stayed in the pool to the end
+//   of the open that wrote it. An image copied while the store ran and put
+//   back after a clean close (or added during the open it was copied in)
+//   did not: each open records itself on every device (session) and a
+//   clean close marks it there, so such an image is told by its record,
+//   and its entries are judged by its own removal table instead (a change
+//   of the bucket that it did not record was missed).
 // - What a device that comes back cannot know is a change that only absent
 //   devices saw: the guarantee holds while one device that was in the pool
 //   at the change is present.
@@ -121,6 +128,49 @@ void History::note(const Devices &devices, uint64_t hash, uint64_t r, bool durab
 bool History::removed_while_away(uint64_t hash, uint64_t seq, uint64_t floor) const noexcept {
     const uint64_t r = removals_[arena::removal_bucket(hash)].load(std::memory_order_relaxed);
     return r != 0 && r > seq && r >= floor;
+}
+
+std::vector<uint64_t> History::own_table(const arena::Arena &ar) {
+    std::vector<uint64_t> t(arena::kRemovalBuckets);
+    for (uint32_t b = 0; b < arena::kRemovalBuckets; ++b)
+        t[b] = ar.removal(b);
+    return t;
+}
+
+bool History::missed(uint64_t hash, uint64_t seq,
+                     const std::vector<uint64_t> &own) const noexcept {
+    const uint32_t b = arena::removal_bucket(hash);
+    const uint64_t r = removals_[b].load(std::memory_order_relaxed);
+    return r > seq && r > own[b];
+}
+
+void History::start_session() {
+    if (!kept())
+        return;
+    session_.store(next_seq_.load());
+    std::shared_lock<std::shared_mutex> pool(pool_.mapping_lock());
+    for (uint32_t a = 0; a < pool_.size(); ++a)
+        if (records(pool_[a].arena))
+            pool_[a].arena->set_session(session_.load());
+}
+
+void History::write_session_to(arena::Arena &ar) {
+    if (kept() && session_.load() != 0)
+        ar.set_session(session_.load());
+}
+
+void History::close_session() noexcept {
+    if (!kept() || session_.load() == 0)
+        return;
+    try {
+        std::shared_lock<std::shared_mutex> pool(pool_.mapping_lock());
+        for (uint32_t a = 0; a < pool_.size(); ++a)
+            if (records(pool_[a].arena))
+                pool_[a].arena->mark_closed();
+    } catch (...) {
+        // Not marked: the next open trusts these devices' floors as after
+        // a crash.
+    }
 }
 
 uint64_t History::take_device(const arena::Arena &ar) noexcept {

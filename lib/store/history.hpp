@@ -11,6 +11,7 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <vector>
 
 #include "store/config.hpp"
 #include "store/pool.hpp"
@@ -57,6 +58,24 @@ public:
     // removed while that device was away (a removal or a newer version that
     // the device did not see).
     bool removed_while_away(uint64_t hash, uint64_t seq, uint64_t floor) const noexcept;
+    // A device's own removal table (kRemovalBuckets words), as it holds it
+    // before the pool's is shared with it.
+    static std::vector<uint64_t> own_table(const arena::Arena &ar);
+    // Whether the pool holds a change of hash's bucket newer than seq that
+    // the device whose own table is `own` did not record: for a device
+    // whose floor cannot be trusted (an image of it taken while the store
+    // ran: see session()).
+    bool missed(uint64_t hash, uint64_t seq, const std::vector<uint64_t> &own) const noexcept;
+    // This open of the pool (its first sequence number; 0 before
+    // start_session), recorded on every device with the session fields of
+    // its superblock, and marked on them at a clean close. A device whose
+    // record names an open that another device closed cleanly, or the
+    // running open (given to daxkv_device_add), is an image taken while
+    // that open ran: its floor overstates what it saw.
+    uint64_t session() const noexcept { return session_.load(); }
+    void start_session();
+    void write_session_to(arena::Arena &ar);
+    void close_session() noexcept;
 
     // A device's record taken into the pool's: its removal table merged;
     // returns the largest sequence number the device knows of (its floor,
@@ -102,6 +121,7 @@ private:
     std::atomic<uint64_t> seq_limit_{0};
     // The pool's removal table, as every device holds it (kRemovalBuckets).
     std::unique_ptr<std::atomic<uint64_t>[]> removals_;
+    std::atomic<uint64_t> session_{0};
 };
 
 } // namespace daxkv

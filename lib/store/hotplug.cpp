@@ -126,13 +126,19 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
     row->quarantined.store(0);
     // Pool history: the device's floor as it was (what it saw of the pool),
     // and its removal table taken into the pool's.
+    // An arena that names the running open as its last is an image of a
+    // device taken during it (a device removed during it holds nothing):
+    // its own table says what it saw, not its floor.
     uint64_t floor = 0;
+    std::vector<uint64_t> own;
     const bool history = c_.history.kept() && !row->arena->mapping().volatile_memory();
     if (history) {
         floor = row->arena->seq_floor();
+        if (row->arena->session() != 0 && row->arena->session() == c_.history.session())
+            own = History::own_table(*row->arena);
         c_.history.raise_floor(c_.history.take_device(*row->arena));
     }
-    adopt_device(c_, a, floor, found, counts);
+    adopt_device(c_, a, floor, own, found, counts);
     row->arena->keep();
     // Only now does it take new entries (an old row is visible already).
     // Its slot states were sized above: the allocator's lock orders them
@@ -157,6 +163,7 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
         // From here every floor raise reaches the device too; this one
         // covers those made before it was in the table.
         c_.history.write_floor_to(*row->arena);
+        c_.history.write_session_to(*row->arena);
         std::shared_lock<std::shared_mutex> pool(c_.pool.mapping_lock());
         for (uint32_t i = 0; i < c_.pool.size(); ++i)
             c_.history.share(i);

@@ -51,8 +51,28 @@ void recover_pool(Core &c) {
     // each device's floor as its last open left it. Sequence numbers go on
     // above every floor, entry and removal the devices know of.
     std::vector<uint64_t> floor(c.pool.size(), 0);
+    // A device whose last open was closed cleanly on another device of
+    // that open but not on it is an image of it taken while the store ran
+    // (a copy of its file): its floor counts changes made after the image
+    // as seen. Its entries are judged by its own removal table instead: a
+    // change of the bucket that the table does not hold was missed.
+    std::vector<std::vector<uint64_t>> own(c.pool.size());
     uint64_t top = 0, removed_away = 0;
     if (c.history.kept()) {
+        for (uint32_t a = 0; a < c.pool.size(); ++a) {
+            const auto &ar = c.pool[a].arena;
+            if (!ar || ar->mapping().volatile_memory() || ar->session() == 0 ||
+                ar->session_closed())
+                continue;
+            for (uint32_t x = 0; x < c.pool.size(); ++x) {
+                const auto &other = c.pool[x].arena;
+                if (x != a && other && !other->mapping().volatile_memory() &&
+                    other->session() == ar->session() && other->session_closed()) {
+                    own[a] = History::own_table(*ar);
+                    break;
+                }
+            }
+        }
         for (uint32_t a = 0; a < c.pool.size(); ++a) {
             const auto &ar = c.pool[a].arena;
             if (!ar || ar->mapping().volatile_memory())
@@ -77,7 +97,8 @@ void recover_pool(Core &c) {
             const std::string_view key(r.key, r.key_len);
             const uint64_t h = Index::hash(key);
             top = std::max(top, r.seq);
-            if (c.history.kept() && c.history.removed_while_away(h, r.seq, floor[a])) {
+            if (c.history.kept() && (c.history.removed_while_away(h, r.seq, floor[a]) ||
+                                     (!own[a].empty() && c.history.missed(h, r.seq, own[a])))) {
                 // Removed (or replaced, then removed) while this device was
                 // away: the pool's history says it is gone.
                 ar->withdraw(r.slot);
@@ -152,9 +173,10 @@ void recover_pool(Core &c) {
     c.history.raise_floor(top);
     for (uint32_t a = 0; a < c.pool.size(); ++a)
         c.history.share(a);
+    c.history.start_session();
 }
 
-void adopt_device(Core &c, uint32_t a, uint64_t floor,
+void adopt_device(Core &c, uint32_t a, uint64_t floor, const std::vector<uint64_t> &own,
                   const std::vector<arena::RecoveredEntry> &found,
                   const arena::RecoveryCounts &counts) {
     DeviceRow &d = c.pool[a];
@@ -167,7 +189,8 @@ void adopt_device(Core &c, uint32_t a, uint64_t floor,
         const std::string_view key(r.key, r.key_len);
         const uint64_t h = Index::hash(key);
         Index::Locked l = c.index.lookup(key, h);
-        if (c.history.kept() && c.history.removed_while_away(h, r.seq, floor)) {
+        if (c.history.kept() && (c.history.removed_while_away(h, r.seq, floor) ||
+                                 (!own.empty() && c.history.missed(h, r.seq, own)))) {
             d.arena->withdraw(r.slot);
             ++removed;
             continue;

@@ -21,7 +21,9 @@ void recover_pool(Core &core);
 // A device added at run time into row a, whose history floor was floor
 // before it joined: its entries, found by its arena's scan() before the row
 // took it (a scan that fails leaves the pool as it was), join the index.
-void adopt_device(Core &core, uint32_t a, uint64_t floor,
+// own: the device's own removal table when its floor cannot be trusted
+// (History::session), else empty.
+void adopt_device(Core &core, uint32_t a, uint64_t floor, const std::vector<uint64_t> &own,
                   const std::vector<arena::RecoveredEntry> &found,
                   const arena::RecoveryCounts &counts);
 

@@ -58,6 +58,8 @@ void Store::shutdown() {
     core_->gate.close();
     core_->pool.wake_all(); // calls that wait return -ESHUTDOWN, and are waited for
     core_->gate.wait_idle();
+    // Every call has returned: the devices saw every change of this open.
+    core_->history.close_session();
 }
 
 } // namespace daxkv

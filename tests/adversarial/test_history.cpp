@@ -14,6 +14,14 @@
 // daxkv_device_add, and one whose key the pool holds older or newer.
 // Damaged history: removal-table words of erased media (all ones), of
 // 2^64 - 4096 and of exactly 2^64 - 1 on one device of the pool.
+// Device identity: a device replaced by an older byte copy of itself, taken
+// after a clean close and taken while the store ran (with keys replaced and
+// removed after the copy), the latter put back for the next open and given
+// to daxkv_device_add in the open it was copied in; a copy of a member (the
+// same uuid) added beside it, then the member removed by migration and by
+// eviction and added back, and the pool reopened with both; the two
+// devices' files exchanged between opens; an arena of another pool holding
+// the same keys added.
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -336,6 +344,158 @@ TEST_F(History, OutOfRangeRemovalWordsLoseNoLaterWrite) {
         EXPECT_EQ(check_key(s(), i, 1), "") << "key " << i;
     store_.reset();
     unhide(a_);
+}
+
+// Copies a file byte for byte (what cp does).
+void copy_file(const std::string &from, const std::string &to) {
+    std::FILE *in = std::fopen(from.c_str(), "rb");
+    std::FILE *out = std::fopen(to.c_str(), "wb");
+    ASSERT_TRUE(in && out);
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, in)) > 0)
+        ASSERT_EQ(std::fwrite(buf, 1, n, out), n);
+    std::fclose(in);
+    std::fclose(out);
+}
+
+TEST_F(History, AnOlderCopyOfADeviceBringsBackNoReplacedOrRemovedValue) {
+    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 12; ++i)
+        ASSERT_EQ(put_key(s(), i, 1), 0);
+    const std::vector<uint32_t> on_a = keys_on(12, 0);
+    ASSERT_GE(on_a.size(), 3u);
+    store_.reset();
+    copy_file(a_, a_ + ".old");
+    ASSERT_EQ(open(), 0) << daxkv_errmsg();
+    for (size_t j = 1; j < on_a.size(); ++j)
+        ASSERT_EQ(put_key(s(), on_a[j], 2, DAXKV_REPLACE), 0) << daxkv_errmsg();
+    ASSERT_EQ(remove(on_a[0]), 0);
+    store_.reset();
+    ASSERT_EQ(std::rename((a_ + ".old").c_str(), a_.c_str()), 0);
+    ASSERT_EQ(open(), 0) << daxkv_errmsg();
+    for (size_t j = 0; j < on_a.size(); ++j) {
+        const uint32_t i = on_a[j];
+        EXPECT_NE(check_key(s(), i, 1), "") << "key " << i << " reads its replaced value";
+        if (j == 0)
+            EXPECT_EQ(check_key(s(), i, 0), "");
+    }
+}
+
+TEST_F(History, ACopyTakenWhileOpenBringsBackNoReplacedOrRemovedValue) {
+    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 12; ++i)
+        ASSERT_EQ(put_key(s(), i, 1), 0);
+    const std::vector<uint32_t> on_a = keys_on(12, 0);
+    ASSERT_GE(on_a.size(), 3u);
+    copy_file(a_, a_ + ".old");
+    for (size_t j = 1; j < on_a.size(); ++j)
+        ASSERT_EQ(put_key(s(), on_a[j], 2, DAXKV_REPLACE), 0) << daxkv_errmsg();
+    ASSERT_EQ(remove(on_a[0]), 0);
+    store_.reset();
+    ASSERT_EQ(std::rename((a_ + ".old").c_str(), a_.c_str()), 0);
+    ASSERT_EQ(open(), 0) << daxkv_errmsg();
+    for (size_t j = 0; j < on_a.size(); ++j) {
+        const uint32_t i = on_a[j];
+        EXPECT_NE(check_key(s(), i, 1), "") << "key " << i << " reads its replaced value";
+        if (j == 0)
+            EXPECT_EQ(check_key(s(), i, 0), "");
+    }
+}
+
+TEST_F(History, ACopyOfAMemberAddedBesideItThenTheMemberRemoved) {
+    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 12; ++i)
+        ASSERT_EQ(put_key(s(), i, 1), 0);
+    const std::vector<uint32_t> on_a = keys_on(12, 0);
+    ASSERT_GE(on_a.size(), 3u);
+    store_.reset();
+    const std::string c = dir_.file("c");
+    copy_file(a_, c);
+    ASSERT_EQ(open(), 0) << daxkv_errmsg();
+    // Replace a key of A, remove another, before the copy joins.
+    ASSERT_EQ(put_key(s(), on_a[1], 2, DAXKV_REPLACE), 0);
+    ASSERT_EQ(remove(on_a[0]), 0);
+    ASSERT_EQ(daxkv_device_add(s(), c.c_str(), dev_bytes_for(slots_)), 0) << daxkv_errmsg();
+    auto want = [&](uint32_t i) -> uint64_t { return i == on_a[0] ? 0 : i == on_a[1] ? 2 : 1; };
+    for (uint32_t i = 0; i < 12; ++i)
+        EXPECT_EQ(check_key(s(), i, want(i)), "") << "after add, key " << i;
+    for (int mode : {DAXKV_MIGRATE, DAXKV_EVICT}) {
+        daxkv_hotplug_result r = result();
+        ASSERT_EQ(daxkv_device_remove(s(), a_.c_str(), mode, 0, &r), 0) << daxkv_errmsg();
+        for (uint32_t i = 0; i < 12; ++i) {
+            std::string bad = check_key(s(), i, want(i));
+            if (!bad.empty() && mode == DAXKV_EVICT)
+                bad = check_key(s(), i, 0); // evicted with A
+            EXPECT_EQ(bad, "") << "mode " << mode << " key " << i;
+        }
+        ASSERT_EQ(daxkv_device_add(s(), a_.c_str(), dev_bytes_for(slots_)), 0) << daxkv_errmsg();
+    }
+    store_.reset();
+    // Reopen with the copy in the configuration as well.
+    ConfigPtr cfg = config({{"hotplug", "1"}, {"create", "0"}},
+                           {{a_, 0}, {b_, 0}, {c, 0}});
+    daxkv_store *st = nullptr;
+    ASSERT_EQ(daxkv_open(&st, cfg.get()), 0) << daxkv_errmsg();
+    store_.reset(st);
+    for (uint32_t i = 0; i < 12; ++i) {
+        std::string bad = check_key(s(), i, want(i));
+        if (!bad.empty())
+            bad = check_key(s(), i, 0);
+        EXPECT_EQ(bad, "") << "reopened, key " << i;
+    }
+}
+
+TEST_F(History, DevicesSwappedBetweenOpensAndOneFromAnotherPool) {
+    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 12; ++i)
+        ASSERT_EQ(put_key(s(), i, 1), 0);
+    store_.reset();
+    ASSERT_EQ(std::rename(a_.c_str(), (a_ + ".t").c_str()), 0);
+    ASSERT_EQ(std::rename(b_.c_str(), a_.c_str()), 0);
+    ASSERT_EQ(std::rename((a_ + ".t").c_str(), b_.c_str()), 0);
+    ASSERT_EQ(open(), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 12; ++i)
+        EXPECT_EQ(check_key(s(), i, 1), "") << "swapped, key " << i;
+    for (uint32_t i = 0; i < 6; ++i)
+        ASSERT_EQ(put_key(s(), i, 2, DAXKV_REPLACE), 0);
+    store_.reset();
+    // Another pool with its own versions of the same keys.
+    const std::string x = dir_.file("x");
+    {
+        StorePtr other = open_hotplug_pool({x}, slots_);
+        ASSERT_TRUE(other);
+        for (uint32_t i = 0; i < 12; ++i)
+            ASSERT_EQ(put_key(other.get(), i, 7), 0);
+    }
+    ASSERT_EQ(open(), 0) << daxkv_errmsg();
+    const int rc = daxkv_device_add(s(), x.c_str(), dev_bytes_for(slots_));
+    for (uint32_t i = 0; i < 12; ++i) {
+        std::string bad = check_key(s(), i, i < 6 ? 2 : 1);
+        if (!bad.empty() && rc == 0)
+            bad = check_key(s(), i, 7);
+        EXPECT_EQ(bad, "") << "add rc " << rc << ", key " << i;
+    }
+}
+
+TEST_F(History, ACopyTakenWhileOpenAndAddedInThatOpenBringsBackNothingStale) {
+    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 12; ++i)
+        ASSERT_EQ(put_key(s(), i, 1), 0);
+    const std::vector<uint32_t> on_a = keys_on(12, 0);
+    ASSERT_GE(on_a.size(), 3u);
+    const std::string c = dir_.file("c");
+    copy_file(a_, c);
+    for (size_t j = 1; j < on_a.size(); ++j)
+        ASSERT_EQ(put_key(s(), on_a[j], 2, DAXKV_REPLACE), 0) << daxkv_errmsg();
+    ASSERT_EQ(remove(on_a[0]), 0);
+    // A goes with what it holds; the copy comes in its place.
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_remove(s(), a_.c_str(), DAXKV_EVICT, 0, &r), 0) << daxkv_errmsg();
+    ASSERT_EQ(daxkv_device_add(s(), c.c_str(), dev_bytes_for(slots_)), 0) << daxkv_errmsg();
+    for (uint32_t i : on_a)
+        EXPECT_NE(check_key(s(), i, 1), "") << "key " << i << " reads its replaced value";
+    EXPECT_EQ(check_key(s(), on_a[0], 0), "");
 }
 
 } // namespace
