@@ -26,9 +26,10 @@
 //   of the open that wrote it. An image copied while the store ran and put
 //   back after a clean close (or added during the open it was copied in)
 //   did not: each open records itself on every device (session) and a
-//   clean close marks it there, so such an image is told by its record,
-//   and its entries are judged by its own removal table instead (a change
-//   of the bucket that it did not record was missed).
+//   clean close marks it there, so such an image is told by its record
+//   (not closed, beside a device closed then or later), and its entries are
+//   judged by its own removal table as well (a change of the bucket that it
+//   did not record was missed).
 // - What a device that comes back cannot know is a change that only absent
 //   devices saw: the guarantee holds while one device that was in the pool
 //   at the change is present.

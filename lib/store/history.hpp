@@ -69,9 +69,10 @@ public:
     // This open of the pool (its first sequence number; 0 before
     // start_session), recorded on every device with the session fields of
     // its superblock, and marked on them at a clean close. A device whose
-    // record names an open that another device closed cleanly, or the
-    // running open (given to daxkv_device_add), is an image taken while
-    // that open ran: its floor overstates what it saw.
+    // record names an open not closed on it, while another device closed
+    // that open or a later one cleanly, or whose record names the running
+    // open (given to daxkv_device_add), may be an image taken while that
+    // open ran: its floor may overstate what it saw.
     uint64_t session() const noexcept { return session_.load(); }
     void start_session();
     void write_session_to(arena::Arena &ar);

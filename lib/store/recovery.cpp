@@ -51,10 +51,11 @@ void recover_pool(Core &c) {
     // each device's floor as its last open left it. Sequence numbers go on
     // above every floor, entry and removal the devices know of.
     std::vector<uint64_t> floor(c.pool.size(), 0);
-    // A device whose last open was closed cleanly on another device of
-    // that open but not on it is an image of it taken while the store ran
-    // (a copy of its file): its floor counts changes made after the image
-    // as seen. Its entries are judged by its own removal table instead: a
+    // A device whose last open was not closed on it, while another device
+    // present was closed cleanly at the end of that open or of a later one,
+    // is an image of it taken while the store ran (a copy of its file), or
+    // one that crashed with its open and then stayed away: its floor may
+    // count changes made after the image as seen. Its entries are judged by its own removal table instead: a
     // change of the bucket that the table does not hold was missed.
     std::vector<std::vector<uint64_t>> own(c.pool.size());
     uint64_t top = 0, removed_away = 0;
@@ -67,7 +68,7 @@ void recover_pool(Core &c) {
             for (uint32_t x = 0; x < c.pool.size(); ++x) {
                 const auto &other = c.pool[x].arena;
                 if (x != a && other && !other->mapping().volatile_memory() &&
-                    other->session() == ar->session() && other->session_closed()) {
+                    other->session() >= ar->session() && other->session_closed()) {
                     own[a] = History::own_table(*ar);
                     break;
                 }

@@ -383,23 +383,35 @@ TEST_F(History, AnOlderCopyOfADeviceBringsBackNoReplacedOrRemovedValue) {
 }
 
 TEST_F(History, ACopyTakenWhileOpenBringsBackNoReplacedOrRemovedValue) {
-    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
-    for (uint32_t i = 0; i < 12; ++i)
-        ASSERT_EQ(put_key(s(), i, 1), 0);
-    const std::vector<uint32_t> on_a = keys_on(12, 0);
-    ASSERT_GE(on_a.size(), 3u);
-    copy_file(a_, a_ + ".old");
-    for (size_t j = 1; j < on_a.size(); ++j)
-        ASSERT_EQ(put_key(s(), on_a[j], 2, DAXKV_REPLACE), 0) << daxkv_errmsg();
-    ASSERT_EQ(remove(on_a[0]), 0);
-    store_.reset();
-    ASSERT_EQ(std::rename((a_ + ".old").c_str(), a_.c_str()), 0);
-    ASSERT_EQ(open(), 0) << daxkv_errmsg();
-    for (size_t j = 0; j < on_a.size(); ++j) {
-        const uint32_t i = on_a[j];
-        EXPECT_NE(check_key(s(), i, 1), "") << "key " << i << " reads its replaced value";
-        if (j == 0)
-            EXPECT_EQ(check_key(s(), i, 0), "");
+    // Put back at the next open, and after one more open of the pool
+    // (closed cleanly).
+    for (int later = 0; later < 2; ++later) {
+        ::unlink(a_.c_str());
+        ::unlink(b_.c_str());
+        ASSERT_EQ(open(true), 0) << daxkv_errmsg();
+        for (uint32_t i = 0; i < 12; ++i)
+            ASSERT_EQ(put_key(s(), i, 1), 0);
+        const std::vector<uint32_t> on_a = keys_on(12, 0);
+        ASSERT_GE(on_a.size(), 3u);
+        copy_file(a_, a_ + ".old");
+        for (size_t j = 1; j < on_a.size(); ++j)
+            ASSERT_EQ(put_key(s(), on_a[j], 2, DAXKV_REPLACE), 0) << daxkv_errmsg();
+        ASSERT_EQ(remove(on_a[0]), 0);
+        store_.reset();
+        if (later) {
+            ASSERT_EQ(open(), 0) << daxkv_errmsg();
+            store_.reset();
+        }
+        ASSERT_EQ(std::rename((a_ + ".old").c_str(), a_.c_str()), 0);
+        ASSERT_EQ(open(), 0) << daxkv_errmsg();
+        for (size_t j = 0; j < on_a.size(); ++j) {
+            const uint32_t i = on_a[j];
+            EXPECT_NE(check_key(s(), i, 1), "")
+                << later << ": key " << i << " reads its replaced value";
+            if (j == 0)
+                EXPECT_EQ(check_key(s(), i, 0), "") << later;
+        }
+        store_.reset();
     }
 }
 
