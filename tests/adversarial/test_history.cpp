@@ -21,7 +21,8 @@
 // same uuid) added beside it, then the member removed by migration and by
 // eviction and added back, and the pool reopened with both; the two
 // devices' files exchanged between opens; an arena of another pool holding
-// the same keys added.
+// the same keys added; a close cut between the devices (one marked
+// closed, the other not).
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -29,6 +30,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "arena/arena.hpp"
 #include "arena/format.hpp"
 #include "common.hpp"
 
@@ -508,6 +510,39 @@ TEST_F(History, ACopyTakenWhileOpenAndAddedInThatOpenBringsBackNothingStale) {
     for (uint32_t i : on_a)
         EXPECT_NE(check_key(s(), i, 1), "") << "key " << i << " reads its replaced value";
     EXPECT_EQ(check_key(s(), on_a[0], 0), "");
+}
+
+TEST_F(History, ACloseCutBeforeItMarkedEveryDeviceLosesNoValue) {
+    // A kill during a close can leave one device marked closed and the
+    // other not: the one not marked is judged by its own removal table,
+    // which holds every change of the open, so nothing is lost.
+    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 12; ++i)
+        ASSERT_EQ(put_key(s(), i, 1), 0);
+    const std::vector<uint32_t> on_a = keys_on(12, 0);
+    ASSERT_GE(on_a.size(), 3u);
+    for (uint32_t i = 0; i < 12; i += 3)
+        ASSERT_EQ(put_key(s(), i, 2, DAXKV_REPLACE), 0);
+    ASSERT_EQ(remove(on_a[1]), 0);
+    store_.reset();
+    {
+        const int fd = ::open(a_.c_str(), O_RDWR);
+        ASSERT_GE(fd, 0);
+        for (off_t off : {off_t(0), off_t(daxkv::arena::kSuperblockBytes)}) {
+            daxkv::arena::Superblock sb;
+            ASSERT_EQ(::pread(fd, &sb, sizeof sb, off), ssize_t(sizeof sb));
+            ASSERT_NE(sb.session, 0u);
+            ASSERT_EQ(sb.session_closed, 1u);
+            sb.session_closed = 0;
+            sb.checksum = daxkv::arena::superblock_checksum(sb);
+            ASSERT_EQ(::pwrite(fd, &sb, sizeof sb, off), ssize_t(sizeof sb));
+        }
+        ::close(fd);
+    }
+    ASSERT_EQ(open(), 0) << daxkv_errmsg();
+    for (uint32_t i = 0; i < 12; ++i)
+        EXPECT_EQ(check_key(s(), i, i == on_a[1] ? 0 : i % 3 == 0 ? 2 : 1), "") << "key " << i;
+    EXPECT_EQ(store_status(s())["recovery"]["dropped_stale"], 0) << store_status(s())["recovery"];
 }
 
 } // namespace
