@@ -70,6 +70,12 @@ protected:
     }
     std::string state(size_t d) { return pool_status(s())["devices"][d]["state"]; }
     // Keys of [0, n) whose entries lie on device row d.
+    // A new pool holding keys 0..n-1 (version 1).
+    void open_holding(uint32_t n) {
+        ASSERT_EQ(open(true), 0) << daxkv_errmsg();
+        for (uint32_t i = 0; i < n; ++i)
+            ASSERT_EQ(put_key(s(), i, 1), 0);
+    }
     std::vector<uint32_t> keys_on(uint32_t n, size_t d) {
         std::vector<uint32_t> out;
         for (uint32_t i = 0; i < n; ++i) {
@@ -102,9 +108,7 @@ protected:
 };
 
 TEST_F(History, ADeviceMissingAtOneOpenBringsBackNoReplacedOrRemovedValue) {
-    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
-    for (uint32_t i = 0; i < 12; ++i)
-        ASSERT_EQ(put_key(s(), i, 1), 0);
+    ASSERT_NO_FATAL_FAILURE(open_holding(12));
     const std::vector<uint32_t> on_b = keys_on(12, 1), on_a = keys_on(12, 0);
     ASSERT_GE(on_b.size(), 4u);
     ASSERT_GE(on_a.size(), 2u);
@@ -174,9 +178,7 @@ TEST_F(History, EvictionsWhileAwayStayEvicted) {
 }
 
 TEST_F(History, TwoOpensThatEachLackedADeviceAreOrderedByWhenTheyHappened) {
-    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
-    for (uint32_t i = 0; i < 12; ++i)
-        ASSERT_EQ(put_key(s(), i, 1), 0);
+    ASSERT_NO_FATAL_FAILURE(open_holding(12));
     const std::vector<uint32_t> on_b = keys_on(12, 1);
     ASSERT_FALSE(on_b.empty());
     const uint32_t k = on_b[0];
@@ -200,9 +202,7 @@ TEST_F(History, TwoOpensThatEachLackedADeviceAreOrderedByWhenTheyHappened) {
 }
 
 TEST_F(History, ADeviceAddedBackAtRunTimeBringsBackNothingStale) {
-    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
-    for (uint32_t i = 0; i < 12; ++i)
-        ASSERT_EQ(put_key(s(), i, 1), 0);
+    ASSERT_NO_FATAL_FAILURE(open_holding(12));
     const std::vector<uint32_t> on_b = keys_on(12, 1);
     ASSERT_GE(on_b.size(), 3u);
     store_.reset();
@@ -304,9 +304,7 @@ TEST_F(History, OutOfRangeRemovalWordsLoseNoLaterWrite) {
     // the next open, on this device and, once the word was shared, on the
     // healthy one too. They are now damage, set to the device's floor.
     slots_ = 64;
-    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
-    for (uint32_t i = 0; i < 12; ++i)
-        ASSERT_EQ(put_key(s(), i, 1), 0);
+    ASSERT_NO_FATAL_FAILURE(open_holding(12));
     store_.reset();
     {
         const int fd = ::open(a_.c_str(), O_RDWR);
@@ -362,9 +360,7 @@ void copy_file(const std::string &from, const std::string &to) {
 }
 
 TEST_F(History, AnOlderCopyOfADeviceBringsBackNoReplacedOrRemovedValue) {
-    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
-    for (uint32_t i = 0; i < 12; ++i)
-        ASSERT_EQ(put_key(s(), i, 1), 0);
+    ASSERT_NO_FATAL_FAILURE(open_holding(12));
     const std::vector<uint32_t> on_a = keys_on(12, 0);
     ASSERT_GE(on_a.size(), 3u);
     store_.reset();
@@ -418,9 +414,7 @@ TEST_F(History, ACopyTakenWhileOpenBringsBackNoReplacedOrRemovedValue) {
 }
 
 TEST_F(History, ACopyOfAMemberAddedBesideItThenTheMemberRemoved) {
-    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
-    for (uint32_t i = 0; i < 12; ++i)
-        ASSERT_EQ(put_key(s(), i, 1), 0);
+    ASSERT_NO_FATAL_FAILURE(open_holding(12));
     const std::vector<uint32_t> on_a = keys_on(12, 0);
     ASSERT_GE(on_a.size(), 3u);
     store_.reset();
@@ -461,9 +455,7 @@ TEST_F(History, ACopyOfAMemberAddedBesideItThenTheMemberRemoved) {
 }
 
 TEST_F(History, DevicesSwappedBetweenOpensAndOneFromAnotherPool) {
-    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
-    for (uint32_t i = 0; i < 12; ++i)
-        ASSERT_EQ(put_key(s(), i, 1), 0);
+    ASSERT_NO_FATAL_FAILURE(open_holding(12));
     store_.reset();
     ASSERT_EQ(std::rename(a_.c_str(), (a_ + ".t").c_str()), 0);
     ASSERT_EQ(std::rename(b_.c_str(), a_.c_str()), 0);
@@ -493,9 +485,7 @@ TEST_F(History, DevicesSwappedBetweenOpensAndOneFromAnotherPool) {
 }
 
 TEST_F(History, ACopyTakenWhileOpenAndAddedInThatOpenBringsBackNothingStale) {
-    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
-    for (uint32_t i = 0; i < 12; ++i)
-        ASSERT_EQ(put_key(s(), i, 1), 0);
+    ASSERT_NO_FATAL_FAILURE(open_holding(12));
     const std::vector<uint32_t> on_a = keys_on(12, 0);
     ASSERT_GE(on_a.size(), 3u);
     const std::string c = dir_.file("c");
@@ -516,9 +506,7 @@ TEST_F(History, ACloseCutBeforeItMarkedEveryDeviceLosesNoValue) {
     // A kill during a close can leave one device marked closed and the
     // other not: the one not marked is judged by its own removal table,
     // which holds every change of the open, so nothing is lost.
-    ASSERT_EQ(open(true), 0) << daxkv_errmsg();
-    for (uint32_t i = 0; i < 12; ++i)
-        ASSERT_EQ(put_key(s(), i, 1), 0);
+    ASSERT_NO_FATAL_FAILURE(open_holding(12));
     const std::vector<uint32_t> on_a = keys_on(12, 0);
     ASSERT_GE(on_a.size(), 3u);
     for (uint32_t i = 0; i < 12; i += 3)
