@@ -347,30 +347,30 @@ void Arena::set_seq_floor(uint64_t v) {
     write_superblock();
 }
 
-uint64_t Arena::session() const {
+uint64_t Arena::last_open() const {
     std::lock_guard<std::mutex> g(sb_m_);
-    return sb_.session;
+    return sb_.last_open;
 }
 
-bool Arena::session_closed() const {
+bool Arena::closed_cleanly() const {
     std::lock_guard<std::mutex> g(sb_m_);
-    return sb_.session_closed != 0;
+    return sb_.closed_cleanly != 0;
 }
 
-void Arena::set_session(uint64_t s) {
+void Arena::set_last_open(uint64_t s) {
     std::lock_guard<std::mutex> g(sb_m_);
-    if (sb_.session == s && sb_.session_closed == 0)
+    if (sb_.last_open == s && sb_.closed_cleanly == 0)
         return;
-    sb_.session = s;
-    sb_.session_closed = 0;
+    sb_.last_open = s;
+    sb_.closed_cleanly = 0;
     write_superblock();
 }
 
 void Arena::mark_closed() {
     std::lock_guard<std::mutex> g(sb_m_);
-    if (sb_.session_closed == 1)
+    if (sb_.closed_cleanly == 1)
         return;
-    sb_.session_closed = 1;
+    sb_.closed_cleanly = 1;
     write_superblock();
 }
 

@@ -161,12 +161,12 @@ public:
     // Record a new floor in the superblock (durably). Thread-safe.
     void set_seq_floor(uint64_t v);
     // The open of the pool the arena last took part in and whether it ended
-    // with a clean close (the superblock's session fields). set_session
+    // with a clean close (the superblock's last-open fields). set_last_open
     // records a new open (not closed), mark_closed its clean end; both
     // durably. Thread-safe.
-    uint64_t session() const;
-    bool session_closed() const;
-    void set_session(uint64_t s);
+    uint64_t last_open() const;
+    bool closed_cleanly() const;
+    void set_last_open(uint64_t s);
     void mark_closed();
     // The removal table: bucket b's word, and raising it to at least seq
     // (made durable as the durability mode asks) before a removal's commit

@@ -60,8 +60,8 @@ struct Superblock {
     // The open of the pool this arena last took part in (its first sequence
     // number; 0: not recorded), and whether that open's store was closed
     // cleanly while it was a device (1) or not (0).
-    uint64_t session;
-    uint64_t session_closed;
+    uint64_t last_open;
+    uint64_t closed_cleanly;
     uint64_t reserved[13];    // zero; room for later fields
     uint64_t checksum;        // XXH3-64 of every byte before this field
 };

@@ -25,7 +25,7 @@
 // - A floor is only what a device saw if it stayed in the pool to the end
 //   of the open that wrote it. An image copied while the store ran and put
 //   back after a clean close (or added during the open it was copied in)
-//   did not: each open records itself on every device (session) and a
+//   did not: each open records itself on every device (last_open) and a
 //   clean close marks it there, so such an image is told by its record
 //   (not closed, beside a device closed then or later), and its entries are
 //   judged by its own removal table as well (a change of the bucket that it
@@ -145,23 +145,23 @@ bool History::missed(uint64_t hash, uint64_t seq,
     return r > seq && r > own[b];
 }
 
-void History::start_session() {
+void History::begin_open() {
     if (!kept())
         return;
-    session_.store(next_seq_.load());
+    open_id_.store(next_seq_.load());
     std::shared_lock<std::shared_mutex> pool(pool_.mapping_lock());
     for (uint32_t a = 0; a < pool_.size(); ++a)
         if (records(pool_[a].arena))
-            pool_[a].arena->set_session(session_.load());
+            pool_[a].arena->set_last_open(open_id_.load());
 }
 
-void History::write_session_to(arena::Arena &ar) {
-    if (kept() && session_.load() != 0)
-        ar.set_session(session_.load());
+void History::write_open_to(arena::Arena &ar) {
+    if (kept() && open_id_.load() != 0)
+        ar.set_last_open(open_id_.load());
 }
 
-void History::close_session() noexcept {
-    if (!kept() || session_.load() == 0)
+void History::mark_clean_close() noexcept {
+    if (!kept() || open_id_.load() == 0)
         return;
     try {
         std::shared_lock<std::shared_mutex> pool(pool_.mapping_lock());

@@ -64,19 +64,19 @@ public:
     // Whether the pool holds a change of hash's bucket newer than seq that
     // the device whose own table is `own` did not record: for a device
     // whose floor cannot be trusted (an image of it taken while the store
-    // ran: see session()).
+    // ran: see open_id()).
     bool missed(uint64_t hash, uint64_t seq, const std::vector<uint64_t> &own) const noexcept;
     // This open of the pool (its first sequence number; 0 before
-    // start_session), recorded on every device with the session fields of
+    // begin_open), recorded on every device with the last-open fields of
     // its superblock, and marked on them at a clean close. A device whose
     // record names an open not closed on it, while another device closed
     // that open or a later one cleanly, or whose record names the running
     // open (given to daxkv_device_add), may be an image taken while that
     // open ran: its floor may overstate what it saw.
-    uint64_t session() const noexcept { return session_.load(); }
-    void start_session();
-    void write_session_to(arena::Arena &ar);
-    void close_session() noexcept;
+    uint64_t open_id() const noexcept { return open_id_.load(); }
+    void begin_open();
+    void write_open_to(arena::Arena &ar);
+    void mark_clean_close() noexcept;
 
     // A device's record taken into the pool's: its removal table merged;
     // returns the largest sequence number the device knows of (its floor,
@@ -122,7 +122,7 @@ private:
     std::atomic<uint64_t> seq_limit_{0};
     // The pool's removal table, as every device holds it (kRemovalBuckets).
     std::unique_ptr<std::atomic<uint64_t>[]> removals_;
-    std::atomic<uint64_t> session_{0};
+    std::atomic<uint64_t> open_id_{0};
 };
 
 } // namespace daxkv

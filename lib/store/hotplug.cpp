@@ -134,7 +134,7 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
     const bool history = c_.history.kept() && !row->arena->mapping().volatile_memory();
     if (history) {
         floor = row->arena->seq_floor();
-        if (row->arena->session() != 0 && row->arena->session() == c_.history.session())
+        if (row->arena->last_open() != 0 && row->arena->last_open() == c_.history.open_id())
             own = History::own_table(*row->arena);
         c_.history.raise_floor(c_.history.take_device(*row->arena));
     }
@@ -163,7 +163,7 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
         // From here every floor raise reaches the device too; this one
         // covers those made before it was in the table.
         c_.history.write_floor_to(*row->arena);
-        c_.history.write_session_to(*row->arena);
+        c_.history.write_open_to(*row->arena);
         std::shared_lock<std::shared_mutex> pool(c_.pool.mapping_lock());
         for (uint32_t i = 0; i < c_.pool.size(); ++i)
             c_.history.share(i);

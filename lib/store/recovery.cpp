@@ -62,13 +62,13 @@ void recover_pool(Core &c) {
     if (c.history.kept()) {
         for (uint32_t a = 0; a < c.pool.size(); ++a) {
             const auto &ar = c.pool[a].arena;
-            if (!ar || ar->mapping().volatile_memory() || ar->session() == 0 ||
-                ar->session_closed())
+            if (!ar || ar->mapping().volatile_memory() || ar->last_open() == 0 ||
+                ar->closed_cleanly())
                 continue;
             for (uint32_t x = 0; x < c.pool.size(); ++x) {
                 const auto &other = c.pool[x].arena;
                 if (x != a && other && !other->mapping().volatile_memory() &&
-                    other->session() >= ar->session() && other->session_closed()) {
+                    other->last_open() >= ar->last_open() && other->closed_cleanly()) {
                     own[a] = History::own_table(*ar);
                     break;
                 }
@@ -174,7 +174,7 @@ void recover_pool(Core &c) {
     c.history.raise_floor(top);
     for (uint32_t a = 0; a < c.pool.size(); ++a)
         c.history.share(a);
-    c.history.start_session();
+    c.history.begin_open();
 }
 
 void adopt_device(Core &c, uint32_t a, uint64_t floor, const std::vector<uint64_t> &own,

@@ -22,7 +22,7 @@ void recover_pool(Core &core);
 // before it joined: its entries, found by its arena's scan() before the row
 // took it (a scan that fails leaves the pool as it was), join the index.
 // own: the device's own removal table when its floor cannot be trusted
-// (History::session), else empty.
+// (History::open_id), else empty.
 void adopt_device(Core &core, uint32_t a, uint64_t floor, const std::vector<uint64_t> &own,
                   const std::vector<arena::RecoveredEntry> &found,
                   const arena::RecoveryCounts &counts);

@@ -59,7 +59,7 @@ void Store::shutdown() {
     core_->pool.wake_all(); // calls that wait return -ESHUTDOWN, and are waited for
     core_->gate.wait_idle();
     // Every call has returned: the devices saw every change of this open.
-    core_->history.close_session();
+    core_->history.mark_clean_close();
 }
 
 } // namespace daxkv

@@ -519,9 +519,9 @@ TEST_F(History, ACloseCutBeforeItMarkedEveryDeviceLosesNoValue) {
         for (off_t off : {off_t(0), off_t(daxkv::arena::kSuperblockBytes)}) {
             daxkv::arena::Superblock sb;
             ASSERT_EQ(::pread(fd, &sb, sizeof sb, off), ssize_t(sizeof sb));
-            ASSERT_NE(sb.session, 0u);
-            ASSERT_EQ(sb.session_closed, 1u);
-            sb.session_closed = 0;
+            ASSERT_NE(sb.last_open, 0u);
+            ASSERT_EQ(sb.closed_cleanly, 1u);
+            sb.closed_cleanly = 0;
             sb.checksum = daxkv::arena::superblock_checksum(sb);
             ASSERT_EQ(::pwrite(fd, &sb, sizeof sb, off), ssize_t(sizeof sb));
         }
