@@ -13,7 +13,7 @@ lib_LTLIBRARIES += lib/libdaxkv.la
 lib_libdaxkv_arena_la_SOURCES = \
 	lib/internal/error.cpp lib/internal/error.hpp lib/internal/error_text.cpp \
 	lib/internal/util.cpp lib/internal/util.hpp lib/internal/undo.hpp \
-	lib/internal/json_text.hpp \
+	lib/internal/json_text.cpp lib/internal/json_text.hpp \
 	lib/platform/cpu.cpp lib/platform/cpu.hpp \
 	lib/platform/device.hpp \
 	lib/platform/discovery.cpp lib/platform/discovery_testing.hpp \

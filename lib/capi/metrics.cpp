@@ -7,6 +7,7 @@
 #include "capi/convert.hpp"
 #include "capi/handles.hpp"
 #include "capi/prometheus.hpp"
+#include "internal/json_text.hpp"
 #include "store/stats_page.hpp"
 
 using namespace daxkv;
@@ -40,17 +41,37 @@ uint64_t peeked_count(const nlohmann::json &device, const char *name) {
     return it != device.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
 }
 
+// Nesting deeper than any publisher writes (a device's fields, in the
+// devices array of the status object) is read as no status, as text that
+// is not a JSON object is: passed on, a page's thousands of nested arrays
+// made a text that readers with a nesting limit (Python's json module)
+// fail on, and a recursive reader may overflow its stack on.
+constexpr JsonLimits kPublishedStatus{64, /*refuse_duplicate_keys=*/false};
+
+// The published status JSON as an object in tree: empty when the page's
+// text is not one (or nests too deep).
+void read_published_status(JsonTree &tree, const PageSnapshot &snap) {
+    if (!parse_json(tree, snap.status, kPublishedStatus).empty() || !tree.value().is_object())
+        tree.reset(nlohmann::json::value_t::object);
+}
+
 // The per-device gauges of a published status JSON.
 std::vector<DeviceGauges> peeked_devices(const PageSnapshot &snap) {
     std::vector<DeviceGauges> out;
-    const auto j = nlohmann::json::parse(snap.status, nullptr, false);
-    if (j.is_discarded() || !j.contains("devices") || !j["devices"].is_array())
+    JsonTree tree(nlohmann::json::value_t::null);
+    read_published_status(tree, snap);
+    const nlohmann::json &j = tree.value();
+    const auto devices = j.find("devices");
+    if (devices == j.end() || !devices->is_array())
         return out;
-    for (const auto &d : j["devices"]) {
-        if (!d.is_object() || !d.contains("path") || !d["path"].is_string())
+    for (const auto &d : *devices) {
+        if (!d.is_object())
+            continue;
+        const auto path = d.find("path");
+        if (path == d.end() || !path->is_string())
             continue;
         DeviceGauges g;
-        g.path = d["path"].get<std::string>();
+        g.path = path->get<std::string>();
         g.slots = peeked_count(d, "slots");
         g.slots_free = peeked_count(d, "slots_free");
         out.push_back(std::move(g));
@@ -92,26 +113,13 @@ DAXKV_API int daxkv_status_peek(const char *path, char *buf, size_t cap, size_t 
         if (int rc = check_buffer(buf, cap))
             return rc;
         const PageSnapshot snap = read_stats_page(path);
-        // Nesting deeper than any publisher writes (a device's fields, in
-        // the devices array of the status object) is read as no status, as
-        // text that is not a JSON object is: passed on, a page's thousands
-        // of nested arrays made a text that readers with a nesting limit
-        // (Python's json module) fail on, and a recursive reader may
-        // overflow its stack on.
-        constexpr int kMaxStatusDepth = 64;
-        bool too_deep = false;
-        auto j = nlohmann::json::parse(
-            snap.status,
-            [&](int depth, nlohmann::json::parse_event_t, nlohmann::json &) {
-                too_deep = too_deep || depth > kMaxStatusDepth;
-                return true;
-            },
-            false);
-        if (j.is_discarded() || !j.is_object() || too_deep)
-            j = nlohmann::json::object();
-        j["publisher"] = {{"pid", snap.pid},
-                          {"store_id", snap.store_id},
-                          {"published_unix_ns", snap.published_unix_ns}};
+        JsonTree tree(nlohmann::json::value_t::null);
+        read_published_status(tree, snap);
+        nlohmann::json &publisher = object_at(tree.value(), "publisher");
+        publisher["pid"] = snap.pid;
+        publisher["store_id"] = snap.store_id;
+        publisher["published_unix_ns"] = snap.published_unix_ns;
+        const nlohmann::json &j = tree.value();
         return copy_text(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), buf,
                          cap, needed, "status");
     });

@@ -1,3 +1,5 @@
+// JSON text in and out of the library.
+//
 // Byte strings (paths, keys) in JSON output. JSON text is Unicode: a path
 // that is not valid UTF-8 cannot be a JSON string as it is, and nlohmann's
 // dump() throws on one. So a byte string goes out as a string when it is
@@ -72,7 +74,7 @@ inline nlohmann::json json_bytes(const std::string &s) {
 // anyway. take_apart() empties a value leaf first, so that every container
 // is destroyed empty, which allocates nothing. It recurses as deep as the
 // value goes: it is meant for the documents the library builds itself (a
-// few levels), never for parsed input.
+// few levels) and for parsed input whose depth parse_json() bounded.
 inline void take_apart(nlohmann::json &v) noexcept {
     if (!v.is_structured())
         return;
@@ -108,14 +110,40 @@ public:
     // here, and taken apart with this tree.
     void append_to(nlohmann::json &to) { to.push_back(std::move(v_)); }
     std::string dump() const { return v_.dump(); }
+    // Takes the document apart and starts again with an empty one of kind.
+    void reset(nlohmann::json::value_t kind) {
+        take_apart(v_);
+        v_ = kind; // destroys an empty container or a scalar: no allocation
+    }
 
 private:
     nlohmann::json v_;
 };
 
-// parent[key], made an empty object to be filled in place.
+// Parsing into a JsonTree, for text from outside (a configuration, a
+// statistics page another process wrote). nlohmann::json::parse builds its
+// document where a failure destroys it, so running out of memory mid-parse
+// ended the process; this parser places every value in the tree as it
+// starts, so what a failure leaves is taken apart with the tree. It also
+// stops at the first container nested deeper than max_depth, before
+// building it: take_apart() then never recurses deeper than that.
+struct JsonLimits {
+    int max_depth;               // containers open at once, the outermost counted
+    bool refuse_duplicate_keys;  // a key given twice in one object
+};
+
+// Parses text into tree (which must hold null). Returns an empty string,
+// or why the text was refused, worded to follow the name of what was
+// parsed ("is malformed: ...", "nests deeper than N levels", "gives the
+// key \"k\" twice in one object"), the tree then holding part of the
+// document. Throws std::bad_alloc.
+std::string parse_json(JsonTree &tree, const std::string &text, const JsonLimits &limits);
+
+// parent[key], made an empty object to be filled in place (what it held
+// taken apart first: a parsed document may already have the key).
 inline nlohmann::json &object_at(nlohmann::json &parent, const char *key) {
     nlohmann::json &v = parent[key];
+    take_apart(v);
     v = nlohmann::json::object();
     return v;
 }

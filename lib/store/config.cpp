@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "internal/error.hpp"
+#include "internal/json_text.hpp"
 #include "internal/util.hpp"
 
 namespace daxkv {
@@ -307,35 +308,19 @@ Config Config::from_json(const std::string &text) {
     if (text.size() > kJsonMaxBytes)
         fail(-EINVAL, "configuration JSON is %zu bytes, above the limit of %zu", text.size(),
              kJsonMaxBytes);
-    // Depth is limited while parsing: nlohmann's parser recurses, so a
-    // hostile document must be stopped before it exhausts the stack. A key
-    // given twice in one object is refused: which of the two values counts
-    // would be the parser's choice, not the writer's.
-    std::vector<std::vector<std::string>> keys;
-    json::parser_callback_t depth_guard = [&keys](int depth, json::parse_event_t ev, json &parsed) {
-        if (depth > kJsonMaxDepth)
-            fail(-EINVAL, "configuration JSON nests deeper than %d levels", kJsonMaxDepth);
-        if (ev == json::parse_event_t::object_start) {
-            keys.emplace_back();
-        } else if (ev == json::parse_event_t::object_end) {
-            if (!keys.empty())
-                keys.pop_back();
-        } else if (ev == json::parse_event_t::key && !keys.empty()) {
-            const std::string k = parsed.get<std::string>();
-            for (const auto &seen : keys.back())
-                if (seen == k)
-                    fail(-EINVAL, "configuration JSON gives the key \"%s\" twice in one object",
-                         printable(k).c_str());
-            keys.back().push_back(k);
-        }
-        return true;
-    };
-    json doc;
-    try {
-        doc = json::parse(text, depth_guard);
-    } catch (const json::exception &e) {
-        fail(-EINVAL, "configuration JSON is malformed: %s", e.what());
-    }
+    // Depth is limited while parsing: a hostile document must be refused
+    // before it costs more than its own bytes, and taking a document apart
+    // recurses as deep as it nests. A key given twice in one object is
+    // refused: which of the two values counts would be the parser's choice,
+    // not the writer's. The document lives in a JsonTree, so running out of
+    // memory anywhere below fails the call (-ENOMEM) instead of ending the
+    // process.
+    JsonTree tree(json::value_t::null);
+    const std::string refusal =
+        parse_json(tree, text, JsonLimits{kJsonMaxDepth, /*refuse_duplicate_keys=*/true});
+    if (!refusal.empty())
+        fail(-EINVAL, "configuration JSON %s", refusal.c_str());
+    const json &doc = tree.value();
     if (!doc.is_object())
         fail(-EINVAL, "configuration JSON must be an object");
 

@@ -378,6 +378,27 @@ TEST(ConfigJson, HostileNestingIsRejectedWithoutCrashing) {
     EXPECT_TRUE(contains_text(daxkv_errmsg(), "nest")) << daxkv_errmsg();
 }
 
+// "16 levels of nesting" (daxkv_config_new(3)): the document's object and
+// 15 more containers inside it, full or empty, are accepted; one more is
+// refused, named, before it is built.
+TEST(ConfigJson, NestingUpToTheLimitIsAcceptedAndOneMoreRefused) {
+    const auto nested = [](int containers, const char *innermost) {
+        std::string open, close;
+        for (int i = 0; i < containers; ++i) {
+            open += i % 2 ? "[" : "{\"a\":";
+            close = (i % 2 ? "]" : "}") + close;
+        }
+        return R"({"slot_bytes":4096,)" + kDev + R"(,"serde":)" + open + innermost + close + "}";
+    };
+    // The document's object, n containers, and the innermost value.
+    const std::pair<int, const char *> at_the_limit[] = {{15, "1"}, {14, "{}"}, {14, "[]"}};
+    for (const auto &[n, innermost] : at_the_limit) {
+        EXPECT_EQ(from_json(nested(n, innermost)), 0) << n << innermost << ": " << daxkv_errmsg();
+        EXPECT_EQ(from_json(nested(n + 1, innermost)), -EINVAL) << n + 1 << innermost;
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "deeper than 16")) << daxkv_errmsg();
+    }
+}
+
 TEST(ConfigJson, HugeStringsAreRejected) {
     std::string two_mib(2 * MiB, 'x');
     EXPECT_EQ(from_json(R"({"slot_bytes":4096,"device_path":")" + two_mib +

@@ -7,7 +7,8 @@
 // and (under AddressSanitizer, in CI) no memory. Also the calls that
 // change an entry in place (daxkv_put with DAXKV_REPLACE, daxkv_remove,
 // daxkv_pin), daxkv_submit, a cursor's walk and a device's resize, and the
-// status calls, which must fail whole and never end the process. (The batch calls' sweeps are in test_batch.cpp, the GPU batches' in
+// calls that build or parse JSON (the status calls, daxkv_config_from_json,
+// the peeks), which must fail whole and never end the process. (The batch calls' sweeps are in test_batch.cpp, the GPU batches' in
 // test_cuda.cpp.)
 #include <gtest/gtest.h>
 
@@ -247,8 +248,9 @@ TEST_F(OutOfMemory, HotplugLeavesThePoolAsItWas) {
         [&] {
             // Removed by a run whose failed allocation was best effort (the
             // statistics page's name): here again for the next run.
-            if (devices() == 1)
+            if (devices() == 1) {
                 ASSERT_EQ(daxkv_device_add(s(), second.c_str(), arena), 0) << daxkv_errmsg();
+            }
             for (size_t i = 0; i < keys.size(); ++i)
                 ASSERT_EQ(put(keys[i], pattern(i, 9000), DAXKV_REPLACE), 0) << daxkv_errmsg();
         },
@@ -311,6 +313,68 @@ TEST_F(OutOfMemory, StatusCallsFailWholeAndNeverEndTheProcess) {
                 }
             });
         EXPECT_GT(runs, 20) << name << " allocates next to nothing?";
+    }
+}
+
+// The calls that parse JSON from outside: a configuration
+// (daxkv_config_from_json), and the status a running store published on its
+// statistics page, read by another process (daxkv_status_peek, and
+// daxkv_stats_prometheus_peek for its per-device gauges). nlohmann's parser
+// destroyed its partial document, an allocation of its own, when one of
+// its allocations failed, and that ended the process: a failed allocation
+// anywhere in a parse now fails the call whole with -ENOMEM.
+//
+// Tried: every allocation of a configuration of two devices with nested
+// LMCache options (an object holding a list of objects and lists); of both
+// peeks of a live pool's page (two devices, one named by a path that is
+// not UTF-8).
+TEST_F(OutOfMemory, ParsingJsonFailsWholeAndNeverEndsTheProcess) {
+    const std::string second = dir_.file("second\xff\xfe");
+    const std::string config =
+        "{\"slot_bytes\": 65536, \"hotplug_enabled\": true, \"devices\": ["
+        "{\"device_path\": \"" + dir_.file("a") + "\", \"max_dax_size_gb\": 0.001},"
+        "{\"device_path\": \"" + dir_.file("b") + "\", \"max_dax_size_gb\": 0.002}],"
+        "\"eviction\": {\"policy\": \"lru\", \"tiers\": [{\"a\": [1, 2.5, null]}, [[\"x\"]]]},"
+        "\"serde\": [\"naive\", {\"level\": 3}], \"persist_enabled\": false}";
+    {
+        daxkv_config *cfg = nullptr;
+        ASSERT_EQ(daxkv_config_from_json(&cfg, config.c_str()), 0) << daxkv_errmsg();
+        daxkv_config_free(cfg);
+    }
+    long runs = sweep(
+        "daxkv_config_from_json", [] {},
+        [&] {
+            daxkv_config *cfg = nullptr;
+            const int rc = daxkv_config_from_json(&cfg, config.c_str());
+            if ((rc == 0) != (cfg != nullptr))
+                return -EPROTO; // a configuration exactly when it succeeds
+            daxkv_config_free(cfg);
+            return rc;
+        },
+        [](int, const std::string &) {});
+    EXPECT_GT(runs, 30) << "daxkv_config_from_json allocates next to nothing?";
+
+    open_hotplug(second);
+    for (int i = 0; i < 4; ++i)
+        ASSERT_EQ(put("p" + std::to_string(i), pattern(i, 3000)), 0) << daxkv_errmsg();
+    const std::pair<const char *, int (*)(const char *, char *, size_t, size_t *)> peeks[] = {
+        {"daxkv_status_peek", daxkv_status_peek},
+        {"daxkv_stats_prometheus_peek", daxkv_stats_prometheus_peek}};
+    for (const auto &[name, peek] : peeks) {
+        std::vector<char> buf(1 << 16);
+        size_t needed = 0;
+        ASSERT_EQ(peek(path_.c_str(), buf.data(), buf.size(), &needed), 0)
+            << name << ": " << daxkv_errmsg();
+        ASSERT_NE(std::string(buf.data()).find(path_), std::string::npos)
+            << name << ": the page's devices are not in " << buf.data();
+        runs = sweep(
+            name, [] {}, [&] { return peek(path_.c_str(), buf.data(), buf.size(), &needed); },
+            [&](int rc, const std::string &when) {
+                if (rc == 0) {
+                    EXPECT_NE(std::string(buf.data()).find(path_), std::string::npos) << when;
+                }
+            });
+        EXPECT_GT(runs, 10) << name << " allocates next to nothing?";
     }
 }
 
