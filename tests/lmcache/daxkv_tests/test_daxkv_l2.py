@@ -37,7 +37,9 @@ Bad inputs tried here:
 * close() from another thread while a lookup has run its batch and is
   still to post its result on the lookup event fd; close() from a listener
   on the completion thread (its task then posts to a closed event fd);
-* objects reporting a size of -1 and 2**64 + 5 in store and load tasks.
+* objects reporting a size of -1 and 2**64 + 5 in store and load tasks;
+* a delete, an evicting device removal and a listener registration
+  between the library's commit of a store and the store's completion.
 """
 
 # Standard
@@ -500,6 +502,86 @@ def test_byte_accounting_by_cache_salt(tmp_path, adapters):
     adapter.delete([alice1, okey(99, "carol")])
     usage = adapter.get_usage()
     assert (usage.total_bytes_used, dict(usage.bytes_by_cache_salt)) == (S, {"bob": S})
+    release(*objs)
+
+
+def _between_commit_and_completion(adapter, monkeypatch, action):
+    """Run action() once, on the completion thread, after the library has
+    committed a store's keys and before the adapter completes the store
+    (where a delete from LMCache's eviction controller, or a listener's
+    registration, may land)."""
+    done = adapter._store_done
+    pending = [action]
+
+    def store_done(*args):
+        if pending:
+            pending.pop()()
+        done(*args)
+
+    monkeypatch.setattr(adapter, "_store_done", store_done)
+
+
+def test_a_key_deleted_before_its_store_completes_is_never_counted(tmp_path, adapters, monkeypatch, caplog):
+    adapter = adapters(one_device(tmp_path))
+    listener = Recorder()
+    adapter.register_listener(listener)
+    objs = [mobj(1.0), mobj(2.0)]
+    kept, gone = okey(40), okey(41)
+    assert store(adapter, [kept], objs[:1]).is_successful()
+    _between_commit_and_completion(adapter, monkeypatch, lambda: adapter.delete([gone]))
+    with caplog.at_level(logging.WARNING):
+        store(adapter, [gone], objs[1:])
+    assert lookup(adapter, [gone]) == [False]
+    # Told neither deleted (before it was told stored: LMCache's accounting
+    # went below zero) nor stored afterwards (a key its eviction controller
+    # would count and never find).
+    assert listener.stored == [([kept], [S])]
+    assert listener.deleted == []
+    usage = adapter.get_usage()
+    assert (usage.total_bytes_used, dict(usage.bytes_by_cache_salt)) == (S, {"": S})
+    assert "underflow" not in caplog.text
+    # A later delete of it tells nobody; the kept key still goes once.
+    adapter.delete([gone, kept])
+    assert listener.deleted == [[kept]]
+    assert adapter.get_usage().total_bytes_used == 0
+    release(*objs)
+
+
+def test_a_listener_registered_before_a_store_completes_is_told_once(tmp_path, adapters, monkeypatch):
+    adapter = adapters(one_device(tmp_path))
+    first, late = Recorder(), Recorder()
+    adapter.register_listener(first)
+    obj = mobj(3.0)
+    key = okey(42)
+    _between_commit_and_completion(adapter, monkeypatch, lambda: adapter.register_listener(late))
+    assert store(adapter, [key], [obj]).is_successful()
+    assert first.stored == [([key], [S])]
+    assert late.stored == [([key], [S])]  # by the completion, not also at registration
+    release(obj)
+
+
+def test_keys_evicted_by_a_device_change_before_their_store_completes_are_never_counted(
+    tmp_path, adapters, monkeypatch
+):
+    params = one_device(tmp_path, slots=4, hotplug_enabled=True)
+    adapter = adapters(params)
+    listener = Recorder()
+    adapter.register_listener(listener)
+    other = make_device(tmp_path / "other.bin", 4 * S)
+    adapter.hotplug_add_device(other, 4 * S)
+    objs = [mobj(float(i)) for i in range(4)]
+    keys = [okey(50 + i) for i in range(4)]
+    path = params["device_path"]
+    _between_commit_and_completion(
+        adapter, monkeypatch, lambda: adapter.hotplug_remove_device(path, "evict", force=True))
+    store(adapter, keys, objs)
+    there = lookup(adapter, keys)
+    adapter.submit_unlock([k for k, t in zip(keys, there) if t])
+    told = [k for ks, _ in listener.stored for k in ks]
+    # Told stored: exactly the keys still there (those on the other device).
+    assert sorted(told, key=lambda k: k.chunk_hash) == [k for k, t in zip(keys, there) if t]
+    assert listener.deleted == []
+    assert adapter.get_usage().total_bytes_used == S * sum(there)
     release(*objs)
 
 

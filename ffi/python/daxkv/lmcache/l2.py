@@ -27,6 +27,7 @@ with LMCache's HTTP codes.
 
 from __future__ import annotations
 
+import contextlib
 import errno as _errno
 import logging
 import math
@@ -48,7 +49,7 @@ from .._batch import _Batch
 from .._store import Store
 from ..errors import DaxKVError, InvalidArgument, NotFound, NoSpace, PermissionDenied, Busy, Shutdown
 from . import _native
-from .keys import KeyNotStorable, decode_key, encode_key, encode_keys_partial
+from .keys import KeyNotStorable, decode_key, encode_keys, encode_keys_partial
 from .meta import DEFAULT_META_BYTES, decode_meta
 
 __all__ = ["DaxkvL2Adapter", "DaxkvL2AdapterConfig"]
@@ -279,7 +280,16 @@ class DaxkvL2Adapter(L2AdapterInterface):
         self._store_efd = create_event_notifier()
         self._lookup_efd = create_event_notifier()
         self._load_efd = create_event_notifier()
-        self._recovered: List[Tuple[ObjectKey, int]] = []
+        # The keys listeners have been told are stored (and not since told
+        # deleted), by encoding. A store's completion comes after the library
+        # committed its keys: a delete or an eviction running in between
+        # removes a key no listener has heard of yet. Each key is told
+        # stored at most once and deleted only after it was told stored, in
+        # the order of those decisions (taken, with their notifications,
+        # under _told_lock), so LMCache's byte accounting and eviction
+        # controllers never count a key twice, nor one that is gone.
+        self._told: Dict[bytes, ObjectKey] = {}
+        self._told_lock = threading.RLock()  # a listener may delete from its callback
         opts = dict(config.store_options)
         opts.setdefault("durability", "process" if config.persist_enabled else "none")
         if not config.persist_enabled:
@@ -332,38 +342,30 @@ class DaxkvL2Adapter(L2AdapterInterface):
         that the eviction controller knows (and can evict) it; listeners
         registered later are told about it at registration."""
         keys: List[ObjectKey] = []
-        for info in self._store.keys():
-            try:
-                key = decode_key(info.key)
-            except ValueError:
-                continue
-            if isinstance(key, ObjectKey):
-                keys.append(key)
-        if keys:
-            self._notify_keys_stored(keys, [self._slot_bytes] * len(keys))
-            logger.info("DAX L2 adapter recovered %d entries", len(keys))
-
-    def register_listener(self, listener: Any) -> None:
-        """Register a listener; it is told at once about every key the
-        adapter holds (recovered ones included), as if they were just stored."""
-        super().register_listener(listener)
-        keys = [k for k, _ in self._current_keys()]
-        if keys:
-            listener.on_l2_keys_stored(keys, [self._slot_bytes] * len(keys))
-
-    def _current_keys(self) -> List[Tuple[ObjectKey, int]]:
-        out = []
-        try:
+        with self._told_lock:
             for info in self._store.keys():
                 try:
                     key = decode_key(info.key)
                 except ValueError:
                     continue
-                if isinstance(key, ObjectKey):
-                    out.append((key, info.value_len))
-        except Shutdown:
-            pass
-        return out
+                if isinstance(key, ObjectKey) and info.key not in self._told:
+                    self._told[info.key] = key
+                    keys.append(key)
+            if keys:
+                self._notify_keys_stored(keys, [self._slot_bytes] * len(keys))
+        if keys:
+            logger.info("DAX L2 adapter recovered %d entries", len(keys))
+
+    def register_listener(self, listener: Any) -> None:
+        """Register a listener; it is told at once about every key the
+        adapter's listeners were told is stored (recovered ones included),
+        as if they were just stored. A store still completing tells it with
+        the others."""
+        with self._told_lock:
+            super().register_listener(listener)
+            keys = list(self._told.values())
+            if keys:
+                listener.on_l2_keys_stored(keys, [self._slot_bytes] * len(keys))
 
     def list_l2_keys(
         self, model_name: Optional[str] = None, page_size: int = 500, cursor: Optional[str] = None
@@ -542,10 +544,43 @@ class DaxkvL2Adapter(L2AdapterInterface):
         # Listeners first (LMCache's controllers account the bytes there), so
         # that a caller woken by the completion sees the new keys counted.
         if new:
-            self._tell_listeners("stored", self._notify_keys_stored, new, [self._slot_bytes] * len(new))
+            self._tell_stored(new)
         if task.piece_done(ok, failed=failed or ok != len(statuses)):
             success = not task.failed_early
             self._finish("store", task.task_id, L2StoreResult(success, self._slot_bytes * task.ok))
+
+    def _tell_stored(self, keys: List[ObjectKey]) -> None:
+        """Tell the listeners about the keys a store inserted that are still
+        there and that they have not been told about yet."""
+        with self._told_lock:
+            kbs = encode_keys(keys)
+            fresh: Dict[bytes, ObjectKey] = {}
+            for key, kb in zip(keys, kbs):
+                if kb not in self._told:
+                    fresh.setdefault(kb, key)
+            if not fresh:
+                return
+            # A delete (or an evicting hotplug) between the library's commit
+            # and this completion removed the key: not told at all.
+            present = _native.contains_many(self._store, list(fresh), False)
+            told = []
+            for (kb, key), there in zip(fresh.items(), present):
+                if there:
+                    self._told[kb] = key
+                    told.append(key)
+            if told:
+                self._tell_listeners("stored", self._notify_keys_stored, told, [self._slot_bytes] * len(told))
+
+    def _tell_gone(self, kbs: List[bytes]) -> None:
+        """Tell the listeners about the keys removed from the library that
+        they were told are stored (the caller holds _told_lock)."""
+        gone = []
+        for kb in kbs:
+            key = self._told.pop(kb, None)
+            if key is not None:
+                gone.append(key)
+        if gone:
+            self._notify_keys_deleted(gone, [self._slot_bytes] * len(gone))
 
     @staticmethod
     def _tell_listeners(what: str, notify: Callable[..., None], *args: Any) -> None:
@@ -719,18 +754,12 @@ class DaxkvL2Adapter(L2AdapterInterface):
         kbs, pos = encode_keys_partial(keys)  # keys too long were never stored
         if not kbs:
             return
-        if pos is not None:
-            keys = [keys[i] for i in pos]
         batch = _Batch(kbs)
-        _native.run_batch(self._store, "daxkv_remove_batch", batch)
-        deleted = []
-        seen = set()
-        for key, s in zip(keys, batch.statuses()):
-            if s == 0 and key not in seen:
-                seen.add(key)
-                deleted.append(key)
-        if deleted:
-            self._notify_keys_deleted(deleted, [self._slot_bytes] * len(deleted))
+        with self._told_lock:
+            _native.run_batch(self._store, "daxkv_remove_batch", batch)
+            # A key removed before its store's completion told anyone of it
+            # is not told deleted either (that completion finds it gone).
+            self._tell_gone([kb for kb, s in zip(kbs, batch.statuses()) if s == 0])
 
     def get_usage(self) -> AdapterUsage:
         """Slot-based usage: occupied slots (those still read after a delete
@@ -865,20 +894,20 @@ class DaxkvL2Adapter(L2AdapterInterface):
 
     def hotplug_remove_device(self, device_path: str, mode: str, force: bool = False) -> dict:
         self._ensure_hotplug_enabled()
-        before = {k for k, _ in self._keys_on(device_path)} if mode == "evict" else set()
-        try:
-            r = self._store.device_remove(device_path, mode, force=force)
-        except DaxKVError as exc:
-            raise L2ReconfigureError(_http(exc), exc.message) from exc
+        # An evicting change deletes keys: no store completion or delete
+        # decides about them meanwhile (a migration deletes none).
+        with self._told_lock if mode == "evict" else contextlib.nullcontext():
+            before = self._keys_on(device_path) if mode == "evict" else []
+            try:
+                r = self._store.device_remove(device_path, mode, force=force)
+            except DaxKVError as exc:
+                raise L2ReconfigureError(_http(exc), exc.message) from exc
+            self._tell_evicted(before)
         index = r.device_index
         if mode == "drain":
             return {"status": "ok", "operation": "drain", "adapter_index": 0,
                     "device_path": device_path, "index": index, "state": "draining"}
         self._recalculate_capacity()
-        if before:
-            gone = [k for k in before if not self._store.contains(encode_key(k))]
-            if gone:
-                self._notify_keys_deleted(gone, [self._slot_bytes] * len(gone))
         return {"status": "ok", "operation": "remove", "adapter_index": 0, "device_path": device_path,
                 "index": index, "moved_keys": r.moved_keys, "moved_bytes": r.moved_bytes,
                 "deleted_keys": r.deleted_keys, "source_slots_freed": r.source_slots_freed,
@@ -888,16 +917,16 @@ class DaxkvL2Adapter(L2AdapterInterface):
         self._ensure_hotplug_enabled()
         if size_bytes // self._slot_bytes <= 0:
             raise L2ReconfigureError(400, "size_bytes does not fit one slot")
-        before = {k for k, _ in self._keys_on(device_path)} if mode == "evict" else set()
-        try:
-            r = self._store.device_resize(device_path, size_bytes, mode, force=force)
-        except DaxKVError as exc:
-            raise L2ReconfigureError(_http(exc), exc.message) from exc
+        # An evicting change deletes keys: no store completion or delete
+        # decides about them meanwhile (a migration deletes none).
+        with self._told_lock if mode == "evict" else contextlib.nullcontext():
+            before = self._keys_on(device_path) if mode == "evict" else []
+            try:
+                r = self._store.device_resize(device_path, size_bytes, mode, force=force)
+            except DaxKVError as exc:
+                raise L2ReconfigureError(_http(exc), exc.message) from exc
+            self._tell_evicted(before)
         self._recalculate_capacity()
-        if before:
-            gone = [k for k in before if not self._store.contains(encode_key(k))]
-            if gone:
-                self._notify_keys_deleted(gone, [self._slot_bytes] * len(gone))
         return {"status": "ok", "operation": "resize", "adapter_index": 0, "device_path": device_path,
                 "index": r.device_index, "old_size_bytes": r.old_size_bytes,
                 "new_size_bytes": r.new_size_bytes, "state": r.state}
@@ -912,17 +941,20 @@ class DaxkvL2Adapter(L2AdapterInterface):
             if d.get("state") not in ("removed", "missing")
         )
 
-    def _keys_on(self, device_path: str) -> List[Tuple[ObjectKey, int]]:
-        out = []
+    def _keys_on(self, device_path: str) -> List[bytes]:
+        """The encodings of the keys stored on a device."""
         try:
-            for info in self._store.keys(device_path):
-                try:
-                    out.append((decode_key(info.key), info.value_len))
-                except ValueError:
-                    continue
+            return [info.key for info in self._store.keys(device_path)]
         except (NotFound, Shutdown):
-            pass
-        return out
+            return []
+
+    def _tell_evicted(self, before: List[bytes]) -> None:
+        """After an evicting remove or resize: tell the listeners about the
+        keys that were on the device and are gone (the caller holds
+        _told_lock, taken before the device's keys were listed)."""
+        if before:
+            present = _native.contains_many(self._store, before, False)
+            self._tell_gone([kb for kb, there in zip(before, present) if not there])
 
     # -- lifetime ----------------------------------------------------------------------
 
