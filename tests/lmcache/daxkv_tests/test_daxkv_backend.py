@@ -24,7 +24,8 @@ Bad inputs tried here:
   LMCache's own DaxBackend);
 * an entry whose recorded layout is 2**40 bfloat16 values (restores);
 * token positions the metadata cannot hold (fractional floats 0.5 and 1.5,
-  a 2-D tensor) in a batch beside a plain object, sync and async.
+  a 2-D tensor) in a batch beside a plain object, sync and async;
+* a non-blocking restore cancelled by its caller while it copies.
 """
 
 # Standard
@@ -834,3 +835,46 @@ def test_restore_without_cpu_memory_as_lmcache_does(tmp_path, plugin):
         release(*held)
         backend.close()
         alloc.close()
+
+
+def test_a_cancelled_non_blocking_restore_gives_its_outputs_back(launch, running_loop, monkeypatch):
+    # LMCache awaits batched_get_non_blocking in a task of its event loop; a
+    # task cancelled while the restore runs on its executor thread never
+    # receives the MemoryObjs the restore allocated from LMCache's CPU
+    # allocator, so nobody else would give them back.
+    backend, cpu, _ = launch()
+    objs = [_obj(1), _obj(2)]
+    backend.batched_submit_put_task([ekey(0), ekey(1)], objs)
+    allocated = []
+    real_allocate = backend._allocate
+
+    def recording_allocate(metas):
+        outs = real_allocate(metas)
+        allocated.extend(outs or ())
+        return outs
+
+    in_copy = threading.Event()
+    go_on = threading.Event()
+    real_fitting = backend._fitting
+
+    def gated_fitting(*args):
+        in_copy.set()
+        assert go_on.wait(10)
+        return real_fitting(*args)
+
+    monkeypatch.setattr(backend, "_allocate", recording_allocate)
+    monkeypatch.setattr(backend, "_fitting", gated_fitting)
+    fut = asyncio.run_coroutine_threadsafe(backend.batched_get_non_blocking("l", [ekey(0), ekey(1)]), running_loop)
+    assert in_copy.wait(5)
+    fut.cancel()
+    assert wait_until(fut.cancelled)
+    go_on.set()
+    assert wait_until(lambda: backend.core.report_status()["borrowed_slot_count"] == 0)
+    assert len(allocated) == 2
+    assert wait_until(lambda: all(o.get_ref_count() == 0 for o in allocated))
+    # a restore that is not cancelled still hands its outputs to the caller
+    got = asyncio.run_coroutine_threadsafe(
+        backend.batched_get_non_blocking("l", [ekey(0), ekey(1)]), running_loop).result(5)
+    assert [_first(o) for o in got] == [1.0, 2.0]
+    assert all(o.get_ref_count() == 1 for o in got)
+    release(*objs, *got)

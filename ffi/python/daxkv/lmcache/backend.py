@@ -80,6 +80,12 @@ def _settle(fut: concurrent.futures.Future, result: Any, exc: Optional[BaseExcep
         pass
 
 
+def _release_all(objs: Sequence[Any]) -> None:
+    """Drop the reference a restore handed out on each object."""
+    for o in objs:
+        o.ref_count_down()
+
+
 class DaxkvBackend(StoragePluginInterface):
     """LMCache storage plugin backed by a libdaxkv store on one DAX device."""
 
@@ -464,7 +470,29 @@ class DaxkvBackend(StoragePluginInterface):
         if not keys or self._is_closed_or_closing():
             return []
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self._restore, list(keys), True)
+        # A caller cancelled while the restore runs never receives the
+        # outputs it allocated from LMCache's allocator: whichever of the
+        # restore's end and the cancellation comes second gives them back.
+        lock = threading.Lock()
+        state: Dict[str, Any] = {"abandoned": False, "outputs": None}
+
+        def restore() -> List[Any]:
+            outputs = self._restore(list(keys), True)
+            with lock:
+                if not state["abandoned"]:
+                    state["outputs"] = outputs
+                    return outputs
+            _release_all(outputs)
+            return []
+
+        try:
+            return await loop.run_in_executor(None, restore)
+        except BaseException:
+            with lock:
+                state["abandoned"] = True
+                outputs, state["outputs"] = state["outputs"], None
+            _release_all(outputs or ())
+            raise
 
     def get_allocator_backend(self) -> Any:
         if self.local_cpu_backend is None:
