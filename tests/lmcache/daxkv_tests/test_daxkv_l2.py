@@ -39,7 +39,9 @@ Bad inputs tried here:
   on the completion thread (its task then posts to a closed event fd);
 * objects reporting a size of -1 and 2**64 + 5 in store and load tasks;
 * a delete, an evicting device removal and a listener registration
-  between the library's commit of a store and the store's completion.
+  between the library's commit of a store and the store's completion;
+* a device holding persisted entries added back by reconfigure after a
+  restart without it.
 """
 
 # Standard
@@ -623,6 +625,44 @@ def test_restart_reports_recovered_keys_and_loads_them(tmp_path, persist):
         adapter.delete([keys[0]])
         assert dict(adapter.get_usage().bytes_by_cache_salt) == {"alice": S, "bob": S, "": S}
         release(*targets)
+    finally:
+        adapter.close()
+        release(*objs)
+
+
+def test_a_device_added_back_with_its_entries_tells_the_listeners_of_them(tmp_path):
+    # A device left out of the configuration at a restart and added back
+    # by reconfigure brings its arena's entries back into the pool: unless
+    # the listeners hear of them, LMCache's byte accounting misses them
+    # and its eviction controller never evicts them.
+    first, second = make_device(tmp_path / "a.bin", 8 * S), make_device(tmp_path / "b.bin", 8 * S)
+    devices = [{"device_path": p, "max_dax_size_gb": 8 * S / GIB} for p in (first, second)]
+    params = {"devices": devices, "slot_bytes": S, "persist_enabled": True, "hotplug_enabled": True}
+    keys = [okey(60 + i, salt="alice" if i % 3 else "") for i in range(12)]
+    objs = [mobj(float(i + 1)) for i in range(12)]
+    adapter = build(params)
+    assert store(adapter, keys, objs).is_successful()
+    adapter.close()
+
+    adapter = build(dict(params, devices=devices[:1]))
+    try:
+        listener = Recorder()
+        adapter.register_listener(listener)
+        (at_open, _), = listener.stored
+        assert 0 < len(at_open) < 12
+        adapter.hotplug_add_device(second, 8 * S)
+        assert lookup(adapter, keys) == [True] * 12
+        adapter.submit_unlock(keys)
+        told = [k for ks, _ in listener.stored for k in ks]
+        assert sorted(told, key=lambda k: k.chunk_hash) == keys
+        usage = adapter.get_usage()
+        assert dict(usage.bytes_by_cache_salt) == {"alice": 8 * S, "": 4 * S}
+        # adding it again changes nothing; deleting every key tells each once
+        adapter.hotplug_add_device(second, 8 * S)
+        assert len([k for ks, _ in listener.stored for k in ks]) == 12
+        adapter.delete(keys)
+        assert sorted((k for ks in listener.deleted for k in ks), key=lambda k: k.chunk_hash) == keys
+        assert dict(adapter.get_usage().bytes_by_cache_salt) == {}
     finally:
         adapter.close()
         release(*objs)

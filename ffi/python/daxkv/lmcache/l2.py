@@ -341,20 +341,35 @@ class DaxkvL2Adapter(L2AdapterInterface):
         """Count what the store recovered in LMCache's byte accounting, so
         that the eviction controller knows (and can evict) it; listeners
         registered later are told about it at registration."""
+        n = self._tell_found(None)
+        if n:
+            logger.info("DAX L2 adapter recovered %d entries", n)
+
+    def _tell_found(self, device_path: Optional[str]) -> int:
+        """Tell the listeners, as just stored, about the entries the library
+        holds (on one device, or in the pool) that they have not been told
+        about: those it recovered at open, or found on a device added back
+        with its arena. Without this, LMCache's accounting and eviction
+        controller never learn of them, and nothing ever evicts them."""
         keys: List[ObjectKey] = []
         with self._told_lock:
-            for info in self._store.keys():
-                try:
-                    key = decode_key(info.key)
-                except ValueError:
-                    continue
-                if isinstance(key, ObjectKey) and info.key not in self._told:
-                    self._told[info.key] = key
-                    keys.append(key)
+            try:
+                infos = self._store.keys() if device_path is None else self._store.keys(device_path)
+                for info in infos:
+                    if info.key in self._told:
+                        continue
+                    try:
+                        key = decode_key(info.key)
+                    except ValueError:
+                        continue
+                    if isinstance(key, ObjectKey):
+                        self._told[info.key] = key
+                        keys.append(key)
+            except (NotFound, Shutdown):
+                pass  # removed or closed meanwhile: what was listed is told
             if keys:
-                self._notify_keys_stored(keys, [self._slot_bytes] * len(keys))
-        if keys:
-            logger.info("DAX L2 adapter recovered %d entries", len(keys))
+                self._tell_listeners("stored", self._notify_keys_stored, keys, [self._slot_bytes] * len(keys))
+        return len(keys)
 
     def register_listener(self, listener: Any) -> None:
         """Register a listener; it is told at once about every key the
@@ -889,6 +904,9 @@ class DaxkvL2Adapter(L2AdapterInterface):
             logger.error("DAX hotplug add failed: %s", exc)
             raise L2ReconfigureError(400, "failed to map DAX device") from exc
         self._recalculate_capacity()
+        n = self._tell_found(device_path)
+        if n:
+            logger.info("DAX L2 adapter found %d entries on the added device", n)
         index, dev = self._device_row(device_path)
         return {"status": "ok", "operation": "add", "adapter_index": 0, "device": dev}
 
