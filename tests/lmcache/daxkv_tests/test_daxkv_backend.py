@@ -25,12 +25,16 @@ Bad inputs tried here:
 * an entry whose recorded layout is 2**40 bfloat16 values (restores);
 * token positions the metadata cannot hold (fractional floats 0.5 and 1.5,
   a 2-D tensor) in a batch beside a plain object, sync and async;
-* a non-blocking restore cancelled by its caller while it copies.
+* a non-blocking restore cancelled by its caller while it copies;
+* writes cancelled by a forced remove (the library's -ECANCELED), async
+  and sync.
 """
 
 # Standard
+import array
 import asyncio
 import concurrent.futures
+import errno
 import importlib
 import logging
 import os
@@ -42,6 +46,8 @@ import pytest
 import torch
 
 # First Party
+from daxkv import _lib
+from daxkv.lmcache import _native
 from daxkv.lmcache.backend import DaxkvBackend
 from dk_helpers import SizedAs, ekey, kv_obj, make_device, obj_bytes, open_fds, release, wait_until
 from lmcache.utils import CacheEngineKey
@@ -878,3 +884,41 @@ def test_a_cancelled_non_blocking_restore_gives_its_outputs_back(launch, running
     assert [_first(o) for o in got] == [1.0, 2.0]
     assert all(o.get_ref_count() == 1 for o in got)
     release(*objs, *got)
+
+
+def _status_of_every_item(batch, status):
+    """The library's answer to every item of a batch, as if it gave status."""
+    items = batch.batch if hasattr(batch, "batch") else batch
+    items.ints[_lib.I_STATUS :: _lib.ITEM_INTS] = array.array("i", [status] * items.n)
+
+
+def test_a_write_cancelled_by_a_forced_remove_is_not_an_error(launch, running_loop, monkeypatch, caplog):
+    # LMCache's remove() forces by default; one racing a store cancels the
+    # copy under way (the library answers -ECANCELED). LMCache's own core
+    # drops that write without an error: the async put's future raised and
+    # each such write was logged at warning level.
+    backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=running_loop)
+    engine = backend._engine
+    real_submit = engine.submit
+
+    def submit(op, batch, flags, done):
+        def cancelled(rc, b):
+            _status_of_every_item(b, -errno.ECANCELED)
+            done(rc, b)
+
+        return real_submit(op, batch, flags, cancelled)
+
+    monkeypatch.setattr(engine, "submit", submit)
+    seen = []
+    objs = [_obj(5), _obj(6)]
+    with caplog.at_level(logging.DEBUG, logger="daxkv.lmcache"):
+        futures = backend.batched_submit_put_task([ekey(0), ekey(1)], objs, on_complete_callback=seen.append)
+        assert [f.result(timeout=10) for f in futures] == [None, None]
+        assert wait_until(lambda: [o.get_ref_count() for o in objs] == [1, 1])
+        assert seen == []  # not stored: no completion callback
+        assert backend.exists_in_put_tasks(ekey(0)) is False
+        # the synchronous batch path: not stored, not logged as a failure
+        monkeypatch.setattr(_native, "put_one", lambda *a: -errno.ECANCELED)
+        assert backend.core._put_prepared([ekey(2)], [objs[0]], [objs[0].get_size()]) == [-errno.ECANCELED]
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    _release_all(objs)

@@ -41,11 +41,14 @@ Bad inputs tried here:
 * a delete, an evicting device removal and a listener registration
   between the library's commit of a store and the store's completion;
 * a device holding persisted entries added back by reconfigure after a
-  restart without it.
+  restart without it;
+* a store whose copies a forced removal cancelled (-ECANCELED).
 """
 
 # Standard
 import argparse
+import array
+import errno
 import logging
 import json
 import os
@@ -66,6 +69,7 @@ except ImportError as exc:  # the stand-ins alone: LMCache's sources are missing
     pytest.skip(f"LMCache's L2 adapter modules are not available ({exc})", allow_module_level=True)
 
 # First Party
+from daxkv import _lib
 from daxkv.lmcache import decode_key
 from daxkv.lmcache.l2 import DaxkvL2Adapter, DaxkvL2AdapterConfig
 from dk_helpers import SizedAs, make_device, multi_obj, obj_bytes, release, wait_until
@@ -584,6 +588,34 @@ def test_keys_evicted_by_a_device_change_before_their_store_completes_are_never_
     assert sorted(told, key=lambda k: k.chunk_hash) == [k for k, t in zip(keys, there) if t]
     assert listener.deleted == []
     assert adapter.get_usage().total_bytes_used == S * sum(there)
+    release(*objs)
+
+
+def test_a_store_cancelled_by_a_forced_removal_fails_quietly(tmp_path, adapters, monkeypatch, caplog):
+    # A forced device removal or shrink cancels the copies under way on the
+    # device (the library answers -ECANCELED): the keys are not stored, the
+    # task says so, and nothing is logged as a failure.
+    adapter = adapters(one_device(tmp_path))
+    listener = Recorder()
+    adapter.register_listener(listener)
+    engine = adapter._engine
+    real_submit = engine.submit
+
+    def submit(op, batch, flags, done):
+        def cancelled(rc, b):
+            items = b.batch
+            items.ints[_lib.I_STATUS :: _lib.ITEM_INTS] = array.array("i", [-errno.ECANCELED] * items.n)
+            done(rc, b)
+
+        return real_submit(op, batch, flags, cancelled)
+
+    monkeypatch.setattr(engine, "submit", submit)
+    objs = [mobj(1.0), mobj(2.0)]
+    with caplog.at_level(logging.DEBUG, logger="daxkv.lmcache"):
+        result = store(adapter, [okey(70), okey(71)], objs)
+    assert (result.is_successful(), result.bytes_transferred()) == (False, 0)
+    assert listener.stored == []
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
     release(*objs)
 
 

@@ -40,6 +40,12 @@ def blob_column(blobs: List[bytes]) -> Tuple[bytes, List[int], List[int]]:
     return joined, addrs, lens
 
 
+#: Write failures that are outcomes, not faults, and go unlogged: no room
+#: (the caller hears of it), the store closing, and a write cancelled by a
+#: forced delete of its key (LMCache's core drops such a write silently).
+QUIET_WRITE_FAILURES = (-_errno.ENOSPC, -_errno.ESHUTDOWN, -_errno.ECANCELED)
+
+
 def strerror(code: int) -> str:
     return library().daxkv_strerror(code).decode()
 

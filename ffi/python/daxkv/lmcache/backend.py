@@ -315,11 +315,13 @@ class DaxkvBackend(StoragePluginInterface):
                 if s == 0:
                     self._callback(key, cb)
                 obj.ref_count_down()
-                if s >= 0:
+                if s >= 0 or s == -_errno.ECANCELED:
+                    # Cancelled by a forced remove of its key: not stored,
+                    # and no error, as LMCache's own async put ends then.
                     _settle(fut, None, None)
                 else:
                     why = self._core._write_failure(s)
-                    if s not in (-_errno.ENOSPC, -_errno.ESHUTDOWN):
+                    if s not in _native.QUIET_WRITE_FAILURES:
                         logger.warning("DAX write of key %s failed: %s", key, why)
                     _settle(fut, None, RuntimeError(f"DAX write failed for key {key}: {why}"))
 

@@ -645,7 +645,7 @@ class DaxCore(Generic[KeyT]):
     def _put_batch(self, kbs: List[bytes], addrs: List[int], sizes: List[int], metas: List[bytes]) -> List[int]:
         if len(kbs) == 1:
             s = _native.put_one(self._store, kbs[0], addrs[0], sizes[0], metas[0])
-            if s < 0 and s not in (-_errno.ENOSPC, -_errno.ESHUTDOWN):
+            if s < 0 and s not in _native.QUIET_WRITE_FAILURES:
                 logger.warning("DAX write of key %r failed: %s", decode_key(kbs[0]), self._write_failure(s))
             return [s]
         put = _native.PutBatch(kbs, addrs, sizes, metas)
@@ -654,7 +654,7 @@ class DaxCore(Generic[KeyT]):
             return [rc] * len(kbs)
         statuses = put.batch.statuses()
         for k, s in zip(kbs, statuses):
-            if s < 0 and s not in (-_errno.ENOSPC, -_errno.ESHUTDOWN):
+            if s < 0 and s not in _native.QUIET_WRITE_FAILURES:
                 logger.warning("DAX write of key %r failed: %s", decode_key(k), self._write_failure(s))
         return statuses
 

@@ -554,7 +554,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
                     "DAX L2 store of key %s failed: its metadata (shape, dtype, format, token positions) "
                     "is larger than meta_bytes (%d bytes); raise meta_bytes in adapter_params to store it",
                     task.keys[task.index[j]], self._meta_cap)
-            elif s not in (-_errno.ENOSPC, -_errno.ESHUTDOWN):
+            elif s not in _native.QUIET_WRITE_FAILURES:
                 logger.warning("DAX L2 store of key %s failed: %s", task.keys[task.index[j]], _native.strerror(s))
         # Listeners first (LMCache's controllers account the bytes there), so
         # that a caller woken by the completion sees the new keys counted.
