@@ -42,7 +42,8 @@ Bad inputs tried here:
   between the library's commit of a store and the store's completion;
 * a device holding persisted entries added back by reconfigure after a
   restart without it;
-* a store whose copies a forced removal cancelled (-ECANCELED).
+* a store whose copies a forced removal cancelled (-ECANCELED);
+* close() from a listener told of a delete while a store completes.
 """
 
 # Standard
@@ -53,6 +54,7 @@ import logging
 import json
 import os
 import select
+import threading
 
 # Third Party
 import pytest
@@ -588,6 +590,44 @@ def test_keys_evicted_by_a_device_change_before_their_store_completes_are_never_
     assert sorted(told, key=lambda k: k.chunk_hash) == [k for k, t in zip(keys, there) if t]
     assert listener.deleted == []
     assert adapter.get_usage().total_bytes_used == S * sum(there)
+    release(*objs)
+
+
+def test_close_from_a_listener_told_of_a_delete_while_a_store_completes(tmp_path, adapters, monkeypatch):
+    # A listener told of deleted keys closes the adapter (on the deleting
+    # thread) while a store's completion is due: close() waits for that
+    # completion, which must not wait in turn for the delete to end.
+    adapter = adapters(one_device(tmp_path))
+    objs = [mobj(1.0), mobj(2.0)]
+    assert store(adapter, [okey(80)], objs[:1]).is_successful()
+    engine = adapter._engine
+    real_submit = engine.submit
+    go_on = threading.Event()
+
+    def submit(op, batch, flags, done):
+        def held(rc, b):
+            assert go_on.wait(10)
+            done(rc, b)
+
+        return real_submit(op, batch, flags, held)
+
+    monkeypatch.setattr(engine, "submit", submit)
+    adapter.submit_store_task([okey(81)], objs[1:])  # its completion waits for go_on
+
+    class Closer(Recorder):
+        def on_l2_keys_deleted(self, keys):
+            super().on_l2_keys_deleted(keys)
+            go_on.set()
+            adapter.close()
+
+    closer = Closer()
+    adapter.register_listener(closer)
+    deleter = threading.Thread(target=adapter.delete, args=([okey(80)],), daemon=True)
+    deleter.start()
+    deleter.join(15)
+    assert not deleter.is_alive()
+    assert closer.deleted == [[okey(80)]]
+    assert adapter.report_status()["closing"] is True
     release(*objs)
 
 

@@ -567,24 +567,36 @@ class DaxkvL2Adapter(L2AdapterInterface):
     def _tell_stored(self, keys: List[ObjectKey]) -> None:
         """Tell the listeners about the keys a store inserted that are still
         there and that they have not been told about yet."""
-        with self._told_lock:
-            kbs = encode_keys(keys)
-            fresh: Dict[bytes, ObjectKey] = {}
-            for key, kb in zip(keys, kbs):
-                if kb not in self._told:
-                    fresh.setdefault(kb, key)
-            if not fresh:
+        # On the completion thread: a listener that closes the adapter while
+        # it holds _told_lock (told of a delete) waits in close() for this
+        # very completion; once the adapter is closing, its listeners are
+        # told nothing more.
+        while not self._told_lock.acquire(timeout=0.05):
+            if self._closing:
                 return
-            # A delete (or an evicting hotplug) between the library's commit
-            # and this completion removed the key: not told at all.
-            present = _native.contains_many(self._store, list(fresh), False)
-            told = []
-            for (kb, key), there in zip(fresh.items(), present):
-                if there:
-                    self._told[kb] = key
-                    told.append(key)
-            if told:
-                self._tell_listeners("stored", self._notify_keys_stored, told, [self._slot_bytes] * len(told))
+        try:
+            self._tell_stored_locked(keys)
+        finally:
+            self._told_lock.release()
+
+    def _tell_stored_locked(self, keys: List[ObjectKey]) -> None:
+        kbs = encode_keys(keys)
+        fresh: Dict[bytes, ObjectKey] = {}
+        for key, kb in zip(keys, kbs):
+            if kb not in self._told:
+                fresh.setdefault(kb, key)
+        if not fresh:
+            return
+        # A delete (or an evicting hotplug) between the library's commit
+        # and this completion removed the key: not told at all.
+        present = _native.contains_many(self._store, list(fresh), False)
+        told = []
+        for (kb, key), there in zip(fresh.items(), present):
+            if there:
+                self._told[kb] = key
+                told.append(key)
+        if told:
+            self._tell_listeners("stored", self._notify_keys_stored, told, [self._slot_bytes] * len(told))
 
     def _tell_gone(self, kbs: List[bytes]) -> None:
         """Tell the listeners about the keys removed from the library that
