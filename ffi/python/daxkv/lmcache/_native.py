@@ -54,9 +54,10 @@ class PutBatch:
     """A daxkv_put_batch (or OP_PUT submission) of values at raw addresses,
     each with its metadata blob."""
 
-    __slots__ = ("batch", "keep")
+    __slots__ = ("batch", "keep", "kbs")
 
     def __init__(self, kbs: List[bytes], addrs: List[int], sizes: List[int], metas: List[bytes]) -> None:
+        self.kbs = kbs  # the key encodings, in item order
         self.batch = _Batch(kbs)
         self.batch.set_column(_lib.W_DATA, addrs)
         self.batch.set_column(_lib.W_LEN, sizes)

@@ -49,7 +49,7 @@ from .._batch import _Batch
 from .._store import Store
 from ..errors import DaxKVError, InvalidArgument, NotFound, NoSpace, PermissionDenied, Busy, Shutdown
 from . import _native
-from .keys import KeyNotStorable, decode_key, encode_keys, encode_keys_partial
+from .keys import KeyNotStorable, decode_key, encode_keys_partial
 from .meta import DEFAULT_META_BYTES, decode_meta
 
 __all__ = ["DaxkvL2Adapter", "DaxkvL2AdapterConfig"]
@@ -547,7 +547,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
             if s >= 0:
                 ok += 1
                 if s == 0:
-                    new.append(task.keys[task.index[j]])
+                    new.append((put.kbs[j - first], task.keys[task.index[j]]))
             elif s == -_errno.E2BIG:
                 # Keys and sizes were checked before: the metadata is too big.
                 logger.warning(
@@ -564,9 +564,10 @@ class DaxkvL2Adapter(L2AdapterInterface):
             success = not task.failed_early
             self._finish("store", task.task_id, L2StoreResult(success, self._slot_bytes * task.ok))
 
-    def _tell_stored(self, keys: List[ObjectKey]) -> None:
-        """Tell the listeners about the keys a store inserted that are still
-        there and that they have not been told about yet."""
+    def _tell_stored(self, keys: List[Tuple[bytes, ObjectKey]]) -> None:
+        """Tell the listeners about the keys a store inserted (encoding,
+        key) that are still there and that they have not been told about
+        yet."""
         # On the completion thread: a listener that closes the adapter while
         # it holds _told_lock (told of a delete) waits in close() for this
         # very completion; once the adapter is closing, its listeners are
@@ -579,10 +580,9 @@ class DaxkvL2Adapter(L2AdapterInterface):
         finally:
             self._told_lock.release()
 
-    def _tell_stored_locked(self, keys: List[ObjectKey]) -> None:
-        kbs = encode_keys(keys)
+    def _tell_stored_locked(self, keys: List[Tuple[bytes, ObjectKey]]) -> None:
         fresh: Dict[bytes, ObjectKey] = {}
-        for key, kb in zip(keys, kbs):
+        for kb, key in keys:
             if kb not in self._told:
                 fresh.setdefault(kb, key)
         if not fresh:
