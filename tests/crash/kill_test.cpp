@@ -1,5 +1,7 @@
 // Kill test: a child process runs a seeded mixed workload (put, put with
-// DAXKV_REPLACE, remove, replacing batches) on a file arena and reports each
+// DAXKV_REPLACE, remove, replacing batches, batch removals, reservations
+// filled in place and committed with metadata or aborted) on a file arena
+// and reports each
 // operation to the parent through a pipe, once before it starts and once
 // when it has returned (with its result). The parent SIGKILLs the child at a
 // random moment, reopens the arena and checks every key against what the
@@ -13,8 +15,14 @@
 //   - no other key exists, and recovery dropped no torn or corrupt entry (a
 //     killed process cannot tear a write: the kernel keeps every store).
 // The arena carries over from round to round, so later rounds recover
-// arenas that earlier recoveries wrote. Rounds alternate durability=process
-// and durability=power, and verify=recover and verify=read.
+// arenas that earlier recoveries wrote. Rounds alternate durability=process,
+// durability=power and durability=none (whose entries no later open may
+// bring back), and verify=recover and verify=read; the reopen after a kill
+// uses the other durability and verify mode than the killed writer did.
+// Some rounds use a second, smaller arena with eviction=lru, so that puts,
+// batches and reservations evict: there an acknowledged value may be gone,
+// but a key that is present holds exactly its last acknowledged value (or
+// the in-flight one).
 //
 // Each result the child reports is checked against the model too (a put
 // without DAXKV_REPLACE that says EXISTED for a key the model holds absent
@@ -50,10 +58,11 @@ constexpr uint32_t kKeys = 64;          // key space
 constexpr uint64_t kSlotBytes = 8192;   // values are 0..kSlotBytes bytes
 constexpr uint32_t kMetaBytes = 64;
 constexpr uint64_t kArenaBytes = 4u << 20; // ~450 slots: 2 x kKeys + a batch never fill it
+constexpr uint64_t kEvictArenaBytes = 320u << 10; // ~36 slots: fewer than kKeys, so puts evict
 constexpr uint32_t kBatchMax = 4;
 constexpr uint32_t kMaxAcks = 400;      // the kill comes after 0..kMaxAcks acknowledgements
 
-enum Op : uint32_t { kPut = 1, kReplace, kRemove, kBatch };
+enum Op : uint32_t { kPut = 1, kReplace, kRemove, kBatch, kRemoveBatch, kReserve, kReserveAbort };
 enum RecKind : uint32_t { kBegin = 1, kAck };
 
 struct Item {
@@ -94,11 +103,23 @@ std::string key_name(uint32_t k) { return "kill/key/" + std::to_string(k); }
 struct Mode {
     const char *durability;
     const char *verify;
+    bool evict; // the small arena, eviction=lru
 };
 Mode mode_of(uint64_t round) {
-    static const Mode modes[] = {
-        {"process", "recover"}, {"process", "read"}, {"power", "recover"}, {"process", "recover"}};
-    return modes[round % 4];
+    static const Mode modes[] = {{"process", "recover", false}, {"process", "read", false},
+                                 {"power", "recover", false},   {"process", "recover", true},
+                                 {"none", "recover", false},    {"process", "recover", false},
+                                 {"power", "read", true},       {"none", "read", true}};
+    return modes[round % 8];
+}
+
+// How the arena is opened again after the kill: another durability and
+// verify mode than the writer's.
+Mode reopen_mode_of(Mode m) {
+    Mode r = m;
+    r.durability = std::strcmp(m.durability, "process") == 0 ? "power" : "process";
+    r.verify = std::strcmp(m.verify, "read") == 0 ? "recover" : "read";
+    return r;
 }
 
 int open_store(daxkv_store **s, const std::string &path, Mode m) {
@@ -111,7 +132,9 @@ int open_store(daxkv_store **s, const std::string &path, Mode m) {
         {"meta_bytes", std::to_string(kMetaBytes)},
         {"durability", m.durability},
         {"verify", m.verify},
-        {"eviction", "none"}, // a full arena must fail, not silently evict
+        // The large arena must never be full: there a full arena fails
+        // rather than silently evicting.
+        {"eviction", m.evict ? "lru" : "none"},
         {"on_mismatch", "fail"},
         {"workers", "2"}};
     for (const auto &kv : settings)
@@ -119,7 +142,7 @@ int open_store(daxkv_store **s, const std::string &path, Mode m) {
             daxkv_config_free(cfg);
             return rc;
         }
-    if ((rc = daxkv_config_add_device(cfg, path.c_str(), kArenaBytes))) {
+    if ((rc = daxkv_config_add_device(cfg, path.c_str(), m.evict ? kEvictArenaBytes : kArenaBytes))) {
         daxkv_config_free(cfg);
         return rc;
     }
@@ -155,8 +178,16 @@ void send(int fd, const Rec &r) {
         Rec r{};
         r.kind = kBegin;
         uint64_t pick = splitmix(x) % 100;
-        r.op = pick < 30 ? kPut : pick < 60 ? kReplace : pick < 85 ? kRemove : kBatch;
-        r.n = r.op == kBatch ? 2 + static_cast<uint32_t>(splitmix(x) % (kBatchMax - 1)) : 1;
+        r.op = pick < 25   ? kPut
+               : pick < 50 ? kReplace
+               : pick < 65 ? kRemove
+               : pick < 78 ? kBatch
+               : pick < 85 ? kRemoveBatch
+               : pick < 96 ? kReserve
+                           : kReserveAbort;
+        r.n = r.op == kBatch || r.op == kRemoveBatch
+                  ? 2 + static_cast<uint32_t>(splitmix(x) % (kBatchMax - 1))
+                  : 1;
         for (uint32_t j = 0; j < r.n; ++j) {
             Item &it = r.it[j];
             bool fresh;
@@ -206,8 +237,49 @@ void send(int fd, const Rec &r) {
                 r.it[j].status = items[j].status;
             break;
         }
+        case kRemoveBatch: {
+            std::string keys[kBatchMax];
+            daxkv_item items[kBatchMax];
+            for (uint32_t j = 0; j < r.n; ++j) {
+                keys[j] = key_name(r.it[j].key);
+                items[j] = daxkv_item{keys[j].data(), keys[j].size(), nullptr, 0, nullptr, 0, 0};
+            }
+            r.rc = daxkv_remove_batch(s, items, r.n, 0);
+            for (uint32_t j = 0; j < r.n; ++j)
+                r.it[j].status = items[j].status;
+            break;
         }
-        if (r.op != kBatch)
+        case kReserve:
+        case kReserveAbort: {
+            // The metadata goes with the reservation, with set_meta after it,
+            // or first a stand-in that set_meta replaces.
+            const uint64_t how = r.it[0].vseed % 3;
+            daxkv_reservation *res = nullptr;
+            void *data = nullptr;
+            std::vector<char> stand_in(meta[0].rbegin(), meta[0].rend());
+            if (how == 1) {
+                r.rc = daxkv_reserve(s, k0.data(), k0.size(), r.it[0].len, &res);
+                data = res ? daxkv_reservation_data(res) : nullptr;
+            } else {
+                const std::vector<char> &m = how == 0 ? meta[0] : stand_in;
+                r.rc = daxkv_reserve_meta(s, k0.data(), k0.size(), r.it[0].len, m.data(),
+                                          m.size(), &data, &res);
+            }
+            if (r.rc == 0) {
+                if (r.it[0].len)
+                    std::memcpy(data, val[0].data(), r.it[0].len);
+                if (how != 0 && daxkv_reservation_set_meta(res, meta[0].data(), meta[0].size()))
+                    _exit(4);
+                if (r.op == kReserve) {
+                    r.rc = daxkv_commit(res);
+                } else {
+                    daxkv_abort(res);
+                }
+            }
+            break;
+        }
+        }
+        if (r.op != kBatch && r.op != kRemoveBatch)
             r.it[0].status = r.rc;
         r.kind = kAck;
         send(fd, r);
@@ -236,13 +308,22 @@ std::string describe(const State &s) {
 }
 
 const char *op_name(uint32_t op) {
-    return op == kPut ? "put" : op == kReplace ? "replace" : op == kRemove ? "remove" : "batch";
+    switch (op) {
+    case kPut: return "put";
+    case kReplace: return "replace";
+    case kRemove: return "remove";
+    case kBatch: return "batch";
+    case kRemoveBatch: return "remove batch";
+    case kReserve: return "reservation";
+    case kReserveAbort: return "aborted reservation";
+    }
+    return "?";
 }
 
 class Round {
 public:
-    Round(uint64_t seed, uint64_t round, std::vector<State> &model, bool verbose)
-        : seed_(seed), round_(round), model_(model), verbose_(verbose) {}
+    Round(uint64_t seed, uint64_t round, std::vector<State> &model, bool evicts, bool verbose)
+        : seed_(seed), round_(round), model_(model), evicts_(evicts), verbose_(verbose) {}
 
     bool failed() const { return failed_; }
 
@@ -266,15 +347,19 @@ public:
             const Item &it = r.it[j];
             State &st = model_[it.key];
             State fresh{true, it.len, it.meta_len, it.vseed};
+            // Where puts evict, a key the model holds may be gone.
+            const bool maybe_absent = !st.present || evicts_;
             switch (r.op) {
             case kPut:
-                if (it.status == 0 && !st.present)
-                    st = fresh;
+            case kReserve:
+            case kReserveAbort:
+                if (it.status == 0 && maybe_absent)
+                    st = r.op == kReserveAbort ? st : fresh;
                 else if (it.status == DAXKV_EXISTED && st.present)
                     ;
                 else
-                    fail("put of key %u returned %d while the model holds it %s", it.key,
-                         it.status, describe(st).c_str());
+                    fail("%s of key %u returned %d while the model holds it %s", op_name(r.op),
+                         it.key, it.status, describe(st).c_str());
                 break;
             case kReplace:
             case kBatch:
@@ -284,7 +369,8 @@ public:
                     fail("%s of key %u returned %d", op_name(r.op), it.key, it.status);
                 break;
             case kRemove:
-                if ((it.status == 0 && st.present) || (it.status == -ENOENT && !st.present))
+            case kRemoveBatch:
+                if ((it.status == 0 && st.present) || (it.status == -ENOENT && maybe_absent))
                     st = State{};
                 else
                     fail("remove of key %u returned %d while the model holds it %s", it.key,
@@ -300,11 +386,11 @@ public:
             const Item &it = r.it[j];
             const State &st = model_[it.key];
             State fresh{true, it.len, it.meta_len, it.vseed};
-            if (r.op == kPut && !st.present)
+            if ((r.op == kPut || r.op == kReserve) && (!st.present || evicts_))
                 alt[it.key].push_back(fresh);
             else if (r.op == kReplace || r.op == kBatch)
                 alt[it.key].push_back(fresh);
-            else if (r.op == kRemove)
+            else if (r.op == kRemove || r.op == kRemoveBatch)
                 alt[it.key].push_back(State{});
         }
     }
@@ -312,6 +398,7 @@ public:
 private:
     uint64_t seed_, round_;
     std::vector<State> &model_;
+    bool evicts_;
     bool verbose_;
     bool failed_ = false;
 };
@@ -365,7 +452,7 @@ bool run_round(const std::string &path, uint64_t seed, uint64_t round, std::vect
     }
     ::close(pfd[1]);
 
-    Round R(seed, round, model, verbose);
+    Round R(seed, round, model, mode.evict, verbose);
     std::vector<Rec> recs;
     uint64_t acks = 0;
     bool killed = false;
@@ -389,6 +476,14 @@ bool run_round(const std::string &path, uint64_t seed, uint64_t round, std::vect
     if (!(WIFSIGNALED(wst) && WTERMSIG(wst) == SIGKILL))
         R.fail("the child ended on its own (status %d) before the kill", wst);
 
+    // A writer with durability=none recovers nothing and leaves nothing
+    // that a later open may recover: once it has opened (it reports only
+    // after its open) every key is absent to it and after it. Killed during
+    // its open, the arena holds what it held before, or nothing.
+    const bool keeps_nothing = std::strcmp(mode.durability, "none") == 0;
+    const std::vector<State> before = model;
+    if (keeps_nothing && !recs.empty())
+        model.assign(kKeys, State{});
     // Replay the records: acknowledged operations move the model; a begin
     // with no acknowledgement after it is the one in flight.
     const Rec *inflight = nullptr;
@@ -401,14 +496,23 @@ bool run_round(const std::string &path, uint64_t seed, uint64_t round, std::vect
         }
     }
     std::vector<std::vector<State>> accept(kKeys);
-    for (uint32_t k = 0; k < kKeys; ++k)
+    for (uint32_t k = 0; k < kKeys; ++k) {
+        if (keeps_nothing) {
+            accept[k].push_back(State{});
+            if (recs.empty())
+                accept[k].push_back(before[k]);
+            continue;
+        }
         accept[k].push_back(model[k]);
-    if (inflight)
+        if (mode.evict)
+            accept[k].push_back(State{}); // evicted
+    }
+    if (inflight && !keeps_nothing)
         R.allow_inflight(*inflight, accept);
 
     // Reopen and check every key.
     daxkv_store *s = nullptr;
-    int rc = open_store(&s, path, mode);
+    int rc = open_store(&s, path, reopen_mode_of(mode));
     if (rc) {
         R.fail("reopen failed: %s (%d): %s", daxkv_strerror(rc), rc, daxkv_errmsg());
         return false;
@@ -464,9 +568,9 @@ bool run_round(const std::string &path, uint64_t seed, uint64_t round, std::vect
                st.entries, present);
     daxkv_close(s);
     if (verbose)
-        std::printf("round %" PRIu64 ": %s/%s, killed after %" PRIu64 " acks%s, %" PRIu64
+        std::printf("round %" PRIu64 ": %s/%s%s, killed after %" PRIu64 " acks%s, %" PRIu64
                     " keys present, %s\n",
-                    round, mode.durability, mode.verify, acks,
+                    round, mode.durability, mode.verify, mode.evict ? " (evicting)" : "", acks,
                     inflight ? " (one op in flight)" : "", present,
                     R.failed() ? "FAILED" : "ok");
     return !R.failed();
@@ -484,18 +588,24 @@ int main(int argc, char **argv) {
     if (!work.make(opt, "daxkv-kill"))
         return 1;
     const std::string path = work.path() + "/kill.arena";
+    const std::string evict_path = work.path() + "/evict.arena";
     std::printf("kill test: %" PRIu64 " rounds, seed %" PRIu64 ", arena %s\n", rounds, seed,
                 path.c_str());
     std::fflush(stdout);
 
-    std::vector<State> model(kKeys);
+    std::vector<State> model(kKeys), evict_model(kKeys);
     uint64_t passed = 0, failed = 0;
     auto t0 = std::chrono::steady_clock::now();
-    for (uint64_t r = 0; r < rounds; ++r)
-        (run_round(path, seed, r, model, verbose) ? passed : failed)++;
+    for (uint64_t r = 0; r < rounds; ++r) {
+        const bool evict = mode_of(r).evict;
+        (run_round(evict ? evict_path : path, seed, r, evict ? evict_model : model, verbose)
+             ? passed
+             : failed)++;
+    }
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
     ::unlink(path.c_str());
+    ::unlink(evict_path.c_str());
     work.remove();
     if (failed)
         std::printf("kill test FAILED with seed %" PRIu64 " (replay: tests/crash/kill_test --seed %" PRIu64

@@ -20,8 +20,9 @@
 //     change only absent devices saw cannot be known): otherwise the key may
 //     read any value it ever had, or nothing, never bytes never written;
 //   - no torn or corrupt entry is dropped by recovery.
-// The devices carry over from round to round; rounds cycle through
-// durability=process/power and verify=recover/read.
+// The devices carry over from round to round, listed in another order at
+// each reopen; rounds cycle through durability=process/power and
+// verify=recover/read.
 //
 //   pool_kill_test [--rounds N] [--seed S] [--dir DIR] [--verbose]
 // Prints "N passed, M failed"; on a failure the seed and round to replay it.
@@ -122,6 +123,10 @@ Mode mode_of(uint64_t round) {
 
 std::string g_dir;
 std::string dev_path(uint32_t d) { return g_dir + "/dev" + std::to_string(d); }
+// The order the devices are listed in at the next open: the pool finds its
+// devices by what they hold, not by where they are listed, so every open
+// lists them rotated by another amount.
+uint32_t g_rotation = 0;
 
 int open_pool(daxkv_store **s, Mode m, bool create) {
     daxkv_config *cfg = nullptr;
@@ -144,7 +149,8 @@ int open_pool(daxkv_store **s, Mode m, bool create) {
             return rc;
         }
     for (uint32_t d = 0; d < kDevices && !rc; ++d)
-        rc = daxkv_config_add_device(cfg, dev_path(d).c_str(), kDevBytes);
+        rc = daxkv_config_add_device(cfg, dev_path((d + g_rotation) % kDevices).c_str(),
+                                     kDevBytes);
     if (!rc)
         rc = daxkv_open(s, cfg);
     daxkv_config_free(cfg);
@@ -580,6 +586,7 @@ bool run_round(uint64_t seed, uint64_t round, std::vector<State> &model,
     const bool returning = (next & ~ran_with) != 0;
     const bool missing = next != kAll;
 
+    g_rotation = static_cast<uint32_t>(splitmix(x) % kDevices);
     daxkv_store *s = nullptr;
     int rc = open_pool(&s, mode, false);
     if (rc) {
