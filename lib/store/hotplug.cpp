@@ -128,13 +128,23 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
     // and its removal table taken into the pool's.
     // An arena that names the running open as its last is an image of a
     // device taken during it (a device removed during it holds nothing):
-    // its own table says what it saw, not its floor.
+    // its own table says what it saw, not its floor. So does one that
+    // shares its uuid with a device in the pool and was not closed.
     uint64_t floor = 0;
     std::vector<uint64_t> own;
     const bool history = c_.history.kept() && !row->arena->mapping().volatile_memory();
     if (history) {
         floor = row->arena->seq_floor();
-        if (row->arena->last_open() != 0 && row->arena->last_open() == c_.history.open_id())
+        const uint64_t last = row->arena->last_open();
+        bool copy = false;
+        if (last != 0 && !row->arena->closed_cleanly()) {
+            // A copy of a device of the pool (or the device of a copy in
+            // it), of an open that was not closed: what it saw is in its
+            // own table (recovery.hpp).
+            std::shared_lock<std::shared_mutex> pool(c_.pool.mapping_lock());
+            copy = copy_in_pool(c_, a);
+        }
+        if (last != 0 && (last == c_.history.open_id() || copy))
             own = History::own_table(*row->arena);
         c_.history.raise_floor(c_.history.take_device(*row->arena));
     }

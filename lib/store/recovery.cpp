@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <new>
 #include <string>
 #include <thread>
@@ -40,6 +41,20 @@ Index::Offer offer(Core &c, Index::Locked &l, const Version &v, uint64_t tick, b
 
 } // namespace
 
+bool copy_in_pool(const Core &c, uint32_t a) {
+    const auto &ar = c.pool[a].arena;
+    if (!ar)
+        return false;
+    for (uint32_t x = 0; x < c.pool.size(); ++x) {
+        const auto &other = c.pool[x].arena;
+        if (x != a && other &&
+            std::memcmp(other->superblock().uuid, ar->superblock().uuid,
+                        sizeof ar->superblock().uuid) == 0)
+            return true;
+    }
+    return false;
+}
+
 void recover_pool(Core &c) {
     // Scan every arena (each scan runs on threads of its own), then rebuild
     // the index shard by shard on as many threads: with a million entries
@@ -55,8 +70,12 @@ void recover_pool(Core &c) {
     // present was closed cleanly at the end of that open or of a later one,
     // is an image of it taken while the store ran (a copy of its file), or
     // one that crashed with its open and then stayed away: its floor may
-    // count changes made after the image as seen. Its entries are judged by its own removal table instead: a
-    // change of the bucket that the table does not hold was missed.
+    // count changes made after the image as seen. So is one that carries the
+    // uuid of another device present (a copy beside its device, or the
+    // device beside its copy), when the open it names was not closed: after
+    // a crash no device is marked closed. Its entries are judged by its own
+    // removal table instead: a change of the bucket that the table does not
+    // hold was missed.
     std::vector<std::vector<uint64_t>> own(c.pool.size());
     uint64_t top = 0, removed_away = 0;
     if (c.history.kept()) {
@@ -65,6 +84,10 @@ void recover_pool(Core &c) {
             if (!ar || ar->mapping().volatile_memory() || ar->last_open() == 0 ||
                 ar->closed_cleanly())
                 continue;
+            if (copy_in_pool(c, a)) {
+                own[a] = History::own_table(*ar);
+                continue;
+            }
             for (uint32_t x = 0; x < c.pool.size(); ++x) {
                 const auto &other = c.pool[x].arena;
                 if (x != a && other && !other->mapping().volatile_memory() &&

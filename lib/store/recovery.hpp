@@ -13,6 +13,13 @@
 
 namespace daxkv {
 
+// Whether a device of the pool other than row a, mapped now, carries the
+// uuid of row a's arena: one of the two is a byte copy of the other. A copy
+// taken while the store ran, of an open that then crashed, holds the same
+// record of that open as its device (neither was closed), so only this
+// tells that its floor counts changes it never saw.
+bool copy_in_pool(const Core &core, uint32_t a);
+
 // At open: every device scanned, the index rebuilt shard by shard on up to
 // 16 threads, the winners' slots taken, and the pool history started above
 // everything the devices know of. Fills core.recovered.

@@ -22,7 +22,8 @@
 // eviction and added back, and the pool reopened with both; the two
 // devices' files exchanged between opens; an arena of another pool holding
 // the same keys added; a close cut between the devices (one marked
-// closed, the other not).
+// closed, the other not); a copy taken while the store ran, before it
+// crashed, opened beside its device at the next open or added to it.
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -533,5 +534,54 @@ TEST_F(History, ACloseCutBeforeItMarkedEveryDeviceLosesNoValue) {
     EXPECT_EQ(store_status(s())["recovery"]["dropped_stale"], 0) << store_status(s())["recovery"];
 }
 
-} // namespace
+TEST_F(History, ACopyTakenBeforeACrashBesideItsDeviceBringsBackNothingStale) {
+    // After a crash no device is marked closed, so the copy's record looks
+    // like its device's; the shared uuid tells that one copies the other.
+    for (int added = 0; added < 2; ++added) {
+        ::unlink(a_.c_str());
+        ::unlink(b_.c_str());
+        ASSERT_NO_FATAL_FAILURE(open_holding(12));
+        const std::vector<uint32_t> on_a = keys_on(12, 0);
+        ASSERT_GE(on_a.size(), 3u);
+        const std::string c = dir_.file("c" + std::to_string(added));
+        copy_file(a_, c);
+        for (size_t j = 1; j < on_a.size(); ++j)
+            ASSERT_EQ(put_key(s(), on_a[j], 2, DAXKV_REPLACE), 0) << daxkv_errmsg();
+        ASSERT_EQ(remove(on_a[0]), 0);
+        store_.reset();
+        // What a crash leaves instead of the close: no device marked closed.
+        for (const std::string &dev : {a_, b_}) {
+            const int fd = ::open(dev.c_str(), O_RDWR);
+            ASSERT_GE(fd, 0);
+            for (off_t off : {off_t(0), off_t(daxkv::arena::kSuperblockBytes)}) {
+                daxkv::arena::Superblock sb;
+                ASSERT_EQ(::pread(fd, &sb, sizeof sb, off), ssize_t(sizeof sb));
+                sb.closed_cleanly = 0;
+                sb.checksum = daxkv::arena::superblock_checksum(sb);
+                ASSERT_EQ(::pwrite(fd, &sb, sizeof sb, off), ssize_t(sizeof sb));
+            }
+            ::close(fd);
+        }
+        if (added) {
+            ASSERT_EQ(open(), 0) << daxkv_errmsg();
+            ASSERT_EQ(daxkv_device_add(s(), c.c_str(), dev_bytes_for(slots_)), 0)
+                << daxkv_errmsg();
+        } else {
+            ConfigPtr cfg = config({{"hotplug", "1"}, {"create", "0"}},
+                                   {{a_, 0}, {b_, 0}, {c, 0}});
+            daxkv_store *st = nullptr;
+            ASSERT_EQ(daxkv_open(&st, cfg.get()), 0) << daxkv_errmsg();
+            store_.reset(st);
+        }
+        for (uint32_t i = 0; i < 12; ++i) {
+            const uint64_t want = i == on_a[0] ? 0 : std::find(on_a.begin(), on_a.end(), i) !=
+                                                             on_a.end()
+                                                         ? 2
+                                                         : 1;
+            EXPECT_EQ(check_key(s(), i, want), "") << (added ? "added" : "opened") << ", key " << i;
+        }
+        store_.reset();
+    }
+}
 
+} // namespace
