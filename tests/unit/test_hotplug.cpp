@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <random>
@@ -24,6 +25,7 @@
 
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 
 #include <nlohmann/json.hpp>
 
@@ -340,6 +342,116 @@ TEST_F(Pool, PlacementGoesToTheLeastUsedDeviceAndKnowsNuma) {
     ConfigPtr cfg(raw);
     EXPECT_EQ(daxkv_config_set(raw, "placement", "nearest"), -EINVAL);
     EXPECT_TRUE(contains_text(daxkv_errmsg(), "placement"));
+}
+
+TEST_F(Pool, AProcessKilledAtEachStepOfAChangeOfThePoolLeavesNoWrongValue) {
+    // A child opens the pool, runs one change and dies (_exit, no close:
+    // what a kill leaves) at one of its steps: a migration's copies made
+    // but not committed (1), its entries switched but the device not yet
+    // let go or its new size not recorded (2), the first entry an eviction
+    // deleted (3), an add whose entries were taken in before its floor and
+    // removal table were written (4). The reopen finds every key at its
+    // last acknowledged version, or (where the change deletes) absent;
+    // a removed key never comes back.
+    struct Step {
+        const char *what;
+        int phase;
+        bool deletes;
+        std::function<int()> run;
+    };
+    const std::vector<Step> steps = {
+        {"remove, migrating", 1, false,
+         [this] {
+             auto r = result();
+             return daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r);
+         }},
+        {"remove, migrating", 2, false,
+         [this] {
+             auto r = result();
+             return daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r);
+         }},
+        {"shrink, migrating", 1, false,
+         [this] {
+             auto r = result();
+             return daxkv_device_resize(s(), paths_[0].c_str(), kSlot, DAXKV_MIGRATE, 0, &r);
+         }},
+        {"shrink, migrating", 2, false,
+         [this] {
+             auto r = result();
+             return daxkv_device_resize(s(), paths_[0].c_str(), kSlot, DAXKV_MIGRATE, 0, &r);
+         }},
+        {"remove, evicting", 3, true,
+         [this] {
+             auto r = result();
+             return daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_EVICT, 0, &r);
+         }},
+        {"shrink, evicting", 3, true,
+         [this] {
+             auto r = result();
+             return daxkv_device_resize(s(), paths_[0].c_str(), kSlot, DAXKV_EVICT,
+                                        DAXKV_FORCE, &r);
+         }},
+        {"add of a device holding older values", 4, false,
+         [this] { return daxkv_device_add(s(), paths_[2].c_str(), dev_bytes()); }},
+    };
+    // Key 0 at version 2, key 1 removed, keys 2..6 at version 1.
+    auto version = [](uint32_t i) -> uint64_t { return i == 0 ? 2 : i == 1 ? 0 : 1; };
+    for (const char *durability : {"process", "power"}) {
+        for (const Step &step : steps) {
+            const std::string what = std::string(step.what) + " at step " +
+                                     std::to_string(step.phase) + ", durability=" + durability;
+            store_.reset();
+            for (const std::string &p : paths_)
+                ::unlink(p.c_str());
+            opts_ = {{"durability", durability}};
+            slots_ = 8;
+            paths_ = {dir_.file("dev0"), dir_.file("dev1"), dir_.file("dev2")};
+            // The device an add brings back holds every key at version 1.
+            reopen({paths_[2]});
+            fill(0, 7);
+            store_.reset();
+            // Two opens that each lacked the other's devices are ordered by
+            // when they happened, to about a millisecond.
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            reopen({paths_[0], paths_[1]});
+            fill(0, 7);
+            ASSERT_EQ(put(0, 2, DAXKV_REPLACE), 0) << daxkv_errmsg();
+            const std::string k1 = key_of(1);
+            ASSERT_EQ(daxkv_remove(s(), k1.data(), k1.size(), 0), 0);
+            store_.reset();
+            const pid_t pid = ::fork();
+            ASSERT_GE(pid, 0);
+            if (pid == 0) {
+                if (try_open({paths_[0], paths_[1]}) != 0)
+                    _exit(2);
+                const int phase = step.phase;
+                core().hotplug().set_hook([phase](int at) {
+                    if (at == phase)
+                        _exit(0);
+                });
+                step.run();
+                _exit(3); // the step was never reached
+            }
+            int wst = 0;
+            ASSERT_EQ(::waitpid(pid, &wst, 0), pid);
+            ASSERT_TRUE(WIFEXITED(wst) && WEXITSTATUS(wst) == 0)
+                << what << ": the child ended with status " << wst;
+            // The added device is in the configuration only after its add.
+            reopen(step.phase == 4 ? paths_
+                                   : std::vector<std::string>{paths_[0], paths_[1]});
+            const struct daxkv_stats st = get_stats(s());
+            EXPECT_EQ(st.recovery_dropped_torn + st.recovery_dropped_corrupt, 0u) << what;
+            for (uint32_t i = 0; i < 7; ++i) {
+                if (version(i) == 0) {
+                    EXPECT_EQ(has(i), 0) << what << ": removed key " << i << " came back";
+                    continue;
+                }
+                if (step.deletes && has(i) == 0)
+                    continue; // deleted by the eviction under way
+                EXPECT_EQ(check(i, version(i)), "") << what << ", key " << i;
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------
