@@ -1,6 +1,8 @@
 #!/bin/bash
-# Kill tests: a writer SIGKILLed at random moments, the arena reopened and
-# every acknowledged put, replace and remove checked (tests/crash/kill_test);
+# Kill tests: a writer SIGKILLed at random moments, the arena reopened (in
+# another durability and verify mode) and every acknowledged put, replace,
+# remove, batch and reservation checked, with evicting and durability=none
+# rounds among them (tests/crash/kill_test);
 # the same across the histories of a pool, with hotplug calls killed and
 # devices missing at some opens and back at later ones
 # (tests/crash/pool_kill_test). One pass or failure per round. $1: build
