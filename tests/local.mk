@@ -75,6 +75,7 @@ tests_adversarial_daxkv_adversarial_SOURCES = \
 	tests/adversarial/test_damage.cpp \
 	tests/adversarial/test_input.cpp \
 	tests/adversarial/test_hotplug_model.cpp \
+	tests/adversarial/test_inplace_model.cpp \
 	tests/adversarial/test_users.cpp \
 	tests/adversarial/test_async_races.cpp
 tests_adversarial_daxkv_adversarial_CPPFLAGS = $(AM_CPPFLAGS) $(GTEST_CFLAGS) $(XXHASH_CFLAGS) \

@@ -98,6 +98,11 @@ KeyCursor::KeyCursor(std::shared_ptr<Store> store, const std::string *device_pat
 }
 
 const KeyRecord *KeyCursor::next() {
+    // Every call, not only those that copy a shard: the records of a shard
+    // copied before a shutdown were handed out after it, and a walk whose
+    // last shard was copied before it ended as if nothing had happened.
+    if (store_->core().gate.closed())
+        fail(-ESHUTDOWN, "the store is shut down");
     while (pos_ == batch_.size()) {
         if (shard_ == Index::kShards)
             return nullptr;

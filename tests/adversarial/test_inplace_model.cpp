@@ -1,0 +1,1050 @@
+// Long random sequences of the calls that hold state across calls -
+// reservations (reserve, reserve_meta, set_meta, commit, abort), leases
+// (acquire, batch, release), pins (pin, unpin, unpin_batch, contains_batch
+// with DAXKV_PIN), cursors kept open across other calls - with puts,
+// replaces, removes (forced or not), under constant LRU eviction on a small
+// pool whose devices are added, removed (each mode, forced or not) and
+// resized meanwhile, then shut down with whatever is still open. Checked
+// after every step against a model:
+//   - every call returns a code its documentation allows in the model's
+//     state, and leaves the state the model says;
+//   - a full walk of the keys reports exactly the committed keys, each with
+//     the value length, metadata, pin count and lease count of the model;
+//     a key the model had as possibly evicted is resolved by it, and the
+//     keys that went that way add up to the store's eviction counter (no
+//     key disappears without a cause);
+//   - every byte of every held lease stays the version it was taken of,
+//     whatever happened to its key or device since;
+//   - a cursor kept open reports no key twice, only keys that were
+//     committed at some time during its walk, and every key that stayed
+//     committed for the whole walk.
+//
+// Bad inputs tried here: reserve and reserve_meta of a committed or
+// reserved key (DAXKV_EXISTED, nothing reserved), of a value above
+// slot_bytes and with metadata above meta_bytes (nothing reserved);
+// set_meta above meta_bytes (the old metadata stays); unpin of a key not
+// pinned; remove without force of a pinned or reserved key; pin and lease
+// of a reserved key; commit of a reservation cancelled by a forced remove
+// of its key or a forced removal or shrink of its device; device removal
+// and shrink without force while leases (of live or replaced entries),
+// pins or reservations are on the device; removal of the last writable
+// device; shutdown with leases, reservations and cursors open (commit
+// -ESHUTDOWN, lease bytes intact, cursor -ESHUTDOWN). 2,500 random steps
+// (seed printed; ADV_INPLACE_SEED replays).
+#include <cinttypes>
+#include <map>
+#include <set>
+
+#include "common.hpp"
+
+using namespace adv;
+
+namespace {
+
+constexpr uint32_t kPaths = 3;
+constexpr uint32_t kKeys = 28;
+constexpr uint32_t kSlots = 8; // per device, as added
+constexpr uint32_t kMetaBytes = 48;
+constexpr uint64_t kGrowLimit = 16 * kSlot + (64 << 10);
+constexpr size_t kMaxLeases = 4;
+constexpr size_t kMaxReservations = 3;
+
+// Version v of key k: its length and metadata depend on both, so that a
+// walk or lease reporting another version's length or metadata is caught.
+size_t len_of(uint32_t k, uint64_t v) {
+    uint64_t x = (uint64_t(k) << 40) ^ v;
+    return sizeof(ValueHeader) + splitmix64(x) % (kSlot - sizeof(ValueHeader) + 1);
+}
+std::string meta_of(uint32_t k, uint64_t v) {
+    if (v % 5 == 0)
+        return std::string(); // some versions have none
+    std::string m = "k" + std::to_string(k) + "v" + std::to_string(v) + ":";
+    while (m.size() < 8 + v % (kMetaBytes - 8))
+        m += char('a' + m.size() % 26);
+    return m;
+}
+std::vector<uint8_t> value_of(uint32_t k, uint64_t v) { return versioned_value(k, v, len_of(k, v)); }
+
+struct Key {
+    enum State { kAbsent, kPresent, kMaybe } state = kAbsent; // kMaybe: present or evicted
+    uint64_t version = 0;
+    uint32_t pins = 0;
+    int reservation = -1; // the open reservation that holds the key in flight
+};
+
+struct Lease {
+    daxkv_lease *l = nullptr;
+    uint32_t key = 0;
+    uint64_t version = 0;
+};
+
+struct Reservation {
+    daxkv_reservation *r = nullptr;
+    uint32_t key = 0;
+    uint64_t version = 0; // what it is filled with
+    std::string meta;     // what it is to commit with
+    bool cancelled = false;
+    bool detached = false;        // by a forced removal or shrink of its device
+    int removed_path = -1;        // the path a forced removal detached it from
+};
+
+struct Walk {
+    daxkv_cursor *c = nullptr;
+    std::set<uint32_t> seen;
+    std::set<uint32_t> stable;   // committed when it began and untouched since
+    std::set<uint32_t> was_live; // committed at some time during the walk
+};
+
+class InplaceModel : public ::testing::Test {
+protected:
+    void SetUp() override {
+        for (uint32_t i = 0; i < kPaths; ++i)
+            paths_.push_back(dir_.file("p" + std::to_string(i)));
+        ConfigPtr cfg = config({{"hotplug", "1"}, {"eviction", "lru"},
+                                {"meta_bytes", std::to_string(kMetaBytes)},
+                                {"grow_limit", std::to_string(kGrowLimit)}},
+                               {{paths_[0], dev_bytes_for(kSlots)},
+                                {paths_[1], dev_bytes_for(kSlots)}});
+        daxkv_store *s = nullptr;
+        ASSERT_EQ(daxkv_open(&s, cfg.get()), 0) << daxkv_errmsg();
+        store_.reset(s);
+        in_pool_ = {0, 1};
+        evictions_ = get_stats(s).evictions;
+    }
+    void TearDown() override {
+        for (auto &w : walks_)
+            daxkv_cursor_close(w.c);
+        for (auto &l : leases_)
+            daxkv_lease_release(l.l);
+        for (auto &r : resv_)
+            daxkv_abort(r.r);
+    }
+    daxkv_store *s() const { return store_.get(); }
+
+    // --- the model's helpers ---------------------------------------------
+
+    bool live(uint32_t k) const { return keys_[k].state != Key::kAbsent; }
+
+    // After a call that may have evicted: every committed key that is
+    // neither pinned nor leased (its current version) may be gone.
+    void may_evict() {
+        for (uint32_t k = 0; k < kKeys; ++k) {
+            Key &m = keys_[k];
+            if (m.state == Key::kPresent && m.pins == 0 && leases_of(k, m.version) == 0)
+                m.state = Key::kMaybe;
+        }
+    }
+    size_t leases_of(uint32_t k, uint64_t v) const {
+        size_t n = 0;
+        for (auto &l : leases_)
+            n += l.key == k && l.version == v;
+        return n;
+    }
+    // Key k changed (removed, replaced, evicted): no walk may count on it.
+    void touched(uint32_t k) {
+        for (auto &w : walks_)
+            w.stable.erase(k);
+    }
+    void now_live(uint32_t k) {
+        for (auto &w : walks_)
+            w.was_live.insert(k);
+    }
+    void set_present(uint32_t k, uint64_t v) {
+        touched(k);
+        keys_[k].state = Key::kPresent;
+        keys_[k].version = v;
+        now_live(k);
+    }
+    void set_absent(uint32_t k) {
+        touched(k);
+        keys_[k].state = Key::kAbsent;
+        keys_[k].pins = 0;
+    }
+
+    // Device ids and paths of the pool's rows that are not removed.
+    std::map<uint32_t, uint32_t> device_paths() {
+        std::map<uint32_t, uint32_t> out; // device_id -> path number
+        json st = pool_status(s());
+        for (const json &d : st["devices"]) {
+            if (d["state"] == "removed")
+                continue;
+            for (uint32_t p = 0; p < kPaths; ++p)
+                if (d["device_path"] == paths_[p])
+                    out[d["device_id"]] = p;
+        }
+        return out;
+    }
+
+    // A walk of every committed key, the model checked and its maybes
+    // resolved. Returns "" or what differs; *where gets each key's path.
+    std::string full_walk(std::map<uint32_t, uint32_t> *where = nullptr) {
+        std::string out;
+        daxkv_cursor *c = nullptr;
+        if (int rc = daxkv_cursor_open(s(), nullptr, &c))
+            return "cursor_open " + std::to_string(rc) + " " + daxkv_errmsg();
+        std::map<uint32_t, uint32_t> dev = device_paths();
+        std::set<uint32_t> reported;
+        for (;;) {
+            daxkv_key_info ki;
+            std::memset(&ki, 0xCD, sizeof ki);
+            ki.struct_size = sizeof ki;
+            int rc = daxkv_cursor_next(c, &ki);
+            if (rc == 0)
+                break;
+            if (rc != 1) {
+                out += "cursor_next " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+                break;
+            }
+            std::string key(static_cast<const char *>(ki.key), ki.key_len);
+            if (key.compare(0, 4, "key-") != 0) {
+                out += "walk reports unknown key " + key + "; ";
+                continue;
+            }
+            uint32_t k = static_cast<uint32_t>(std::stoul(key.substr(4)));
+            if (!reported.insert(k).second)
+                out += "walk reports key " + std::to_string(k) + " twice; ";
+            Key &m = keys_[k];
+            if (m.state == Key::kAbsent) {
+                out += "walk reports key " + std::to_string(k) + ", which the model has absent; ";
+                continue;
+            }
+            m.state = Key::kPresent;
+            if (ki.value_len != len_of(k, m.version))
+                out += "key " + std::to_string(k) + " walks with length " +
+                       std::to_string(ki.value_len) + ", version " + std::to_string(m.version) +
+                       " has " + std::to_string(len_of(k, m.version)) + "; ";
+            std::string meta(static_cast<const char *>(ki.meta ? ki.meta : ""), ki.meta_len);
+            if (meta != committed_meta_[k])
+                out += "key " + std::to_string(k) + " walks with metadata '" + meta +
+                       "', expected '" + committed_meta_[k] + "'; ";
+            if (ki.pins != m.pins)
+                out += "key " + std::to_string(k) + " walks with " + std::to_string(ki.pins) +
+                       " pins, the model has " + std::to_string(m.pins) + "; ";
+            if (ki.leases != leases_of(k, m.version))
+                out += "key " + std::to_string(k) + " walks with " + std::to_string(ki.leases) +
+                       " leases, the model has " + std::to_string(leases_of(k, m.version)) + "; ";
+            if (!dev.count(ki.device_id))
+                out += "key " + std::to_string(k) + " on device " +
+                       std::to_string(ki.device_id) + ", which is not in the pool; ";
+            else if (where)
+                (*where)[k] = dev[ki.device_id];
+        }
+        daxkv_cursor_close(c);
+        uint64_t gone = 0;
+        for (uint32_t k = 0; k < kKeys; ++k) {
+            Key &m = keys_[k];
+            if (reported.count(k))
+                continue;
+            if (m.state == Key::kPresent)
+                out += "key " + std::to_string(k) + " (version " + std::to_string(m.version) +
+                       ", " + std::to_string(m.pins) + " pins) is missing from the walk; ";
+            if (m.state == Key::kMaybe) {
+                ++gone;
+                set_absent(k);
+            }
+        }
+        const uint64_t ev = get_stats(s()).evictions;
+        if (ev - evictions_ != gone + expected_extra_evictions_)
+            out += std::to_string(gone) + " keys the model had as evictable went (" +
+                   std::to_string(deleted_) + " of them deleted by a shrink), " +
+                   std::to_string(expected_extra_evictions_) + " more were found evicted, " +
+                   "the eviction counter rose by " + std::to_string(ev - evictions_) + "; ";
+        evictions_ = ev;
+        expected_extra_evictions_ = 0;
+        deleted_ = 0;
+        return out;
+    }
+
+    // Every lease still reads the bytes of its version.
+    std::string check_leases() {
+        std::string out;
+        for (auto &l : leases_) {
+            const void *d = daxkv_lease_data(l.l);
+            size_t n = daxkv_lease_size(l.l);
+            std::string bad = d ? check_versioned(l.key, d, n) : "NULL data";
+            if (bad.empty() && n != len_of(l.key, l.version))
+                bad = "length " + std::to_string(n);
+            if (bad.empty()) {
+                ValueHeader h;
+                std::memcpy(&h, d, sizeof h);
+                if (h.version != l.version)
+                    bad = "version " + std::to_string(h.version);
+            }
+            size_t ml = 0;
+            const void *m = daxkv_lease_meta(l.l, &ml);
+            std::string meta(static_cast<const char *>(m ? m : ""), m ? ml : 0);
+            if (bad.empty() && meta != meta_taken_[{l.key, l.version}])
+                bad = "metadata '" + meta + "'";
+            if (!bad.empty())
+                out += "lease of key " + std::to_string(l.key) + " version " +
+                       std::to_string(l.version) + ": " + bad + "; ";
+        }
+        return out;
+    }
+
+    std::string check_get(uint32_t k) {
+        const Key &m = keys_[k];
+        std::string key = key_of(k);
+        std::vector<uint8_t> buf(kSlot);
+        size_t len = 0;
+        int rc = daxkv_get(s(), key.data(), key.size(), buf.data(), buf.size(), &len);
+        if (m.state == Key::kAbsent)
+            return rc == -ENOENT ? "" : "get of absent key " + std::to_string(k) + ": " +
+                                            std::to_string(rc);
+        if (rc != 0)
+            return "get of key " + std::to_string(k) + ": " + std::to_string(rc) + " " +
+                   daxkv_errmsg();
+        std::string bad = check_versioned(k, buf.data(), len);
+        ValueHeader h;
+        std::memcpy(&h, buf.data(), sizeof h);
+        if (bad.empty() && h.version != m.version)
+            bad = "version " + std::to_string(h.version) + ", expected " +
+                  std::to_string(m.version);
+        return bad.empty() ? "" : "get of key " + std::to_string(k) + ": " + bad;
+    }
+
+    // --- steps -------------------------------------------------------------
+
+    std::string step(uint64_t &x) {
+        // The walk after every step resolved every key: a step starts
+        // knowing which keys are committed.
+        for (uint32_t i = 0; i < kKeys; ++i)
+            if (keys_[i].state == Key::kMaybe)
+                return "key " + std::to_string(i) + " unresolved at the start of a step";
+        const uint64_t pick = splitmix64(x) % 1000;
+        const uint32_t k = static_cast<uint32_t>(splitmix64(x) % kKeys);
+        const std::string key = key_of(k);
+        Key &m = keys_[k];
+        if (std::getenv("ADV_INPLACE_TRACE"))
+            std::printf("  pick %u, key %u (state %d, pins %u)\n", unsigned(pick), k, m.state,
+                        m.pins);
+        char what[128];
+        int rc = 0;
+        auto allowed = [&](std::initializer_list<int> codes) -> std::string {
+            if (std::getenv("ADV_INPLACE_TRACE"))
+                std::printf("  %s: %d\n", what, rc);
+            for (int c : codes)
+                if (rc == c)
+                    return "";
+            return std::string(what) + " returned " + std::to_string(rc) + " (" +
+                   daxkv_errmsg() + ")";
+        };
+
+        if (pick < 170) { // put, maybe replace, maybe with metadata
+            const bool replace = splitmix64(x) % 2;
+            const bool batch = splitmix64(x) % 2;
+            const uint64_t v = ++version_;
+            auto val = value_of(k, v);
+            std::string meta = batch ? meta_of(k, v) : std::string();
+            std::snprintf(what, sizeof what, "put%s of key %u (%s)", replace ? " replace" : "",
+                          k, batch ? "batch" : "single");
+            if (batch) {
+                daxkv_item it{};
+                it.key = key.data();
+                it.key_len = key.size();
+                it.data = val.data();
+                it.len = val.size();
+                it.meta = meta.empty() ? nullptr : &meta[0];
+                it.meta_len = meta.size();
+                rc = daxkv_put_batch(s(), &it, 1, replace ? DAXKV_REPLACE : 0);
+                const int want = it.status == 0 ? 1 : 0;
+                if (rc != want)
+                    return std::string(what) + ": returned " + std::to_string(rc) +
+                           " with item status " + std::to_string(it.status);
+                rc = it.status;
+            } else {
+                rc = daxkv_put(s(), key.data(), key.size(), val.data(), val.size(),
+                               replace ? DAXKV_REPLACE : 0);
+            }
+            if (std::getenv("ADV_INPLACE_TRACE"))
+                std::printf("  %s: %d\n", what, rc);
+            const bool existed_ok = m.reservation >= 0 || (m.state != Key::kAbsent && !replace);
+            const bool stored_ok = m.reservation < 0 && (replace || m.state != Key::kPresent);
+            std::string bad;
+            if (rc == DAXKV_EXISTED && !existed_ok)
+                bad = "EXISTED where nothing was there";
+            else if (rc == 0 && !stored_ok)
+                bad = "stored where the key was present or in flight";
+            else if (rc != 0 && rc != DAXKV_EXISTED && rc != -ENOSPC)
+                bad = allowed({0, DAXKV_EXISTED, -ENOSPC});
+            if (!bad.empty())
+                return std::string(what) + ": " + bad + " (" + std::to_string(rc) + ")";
+            if (rc == DAXKV_EXISTED && m.state == Key::kMaybe)
+                m.state = Key::kPresent;
+            // The claim may have evicted others (never the key it claims).
+            if (rc == 0 || rc == -ENOSPC)
+                may_evict();
+            if (rc == 0) {
+                if (m.state == Key::kAbsent)
+                    m.pins = 0;
+                committed_meta_[k] = meta;
+                meta_taken_[{k, v}] = meta;
+                set_present(k, v);
+            }
+            return "";
+        }
+        if (pick < 260) { // get
+            std::snprintf(what, sizeof what, "get of key %u", k);
+            std::vector<uint8_t> buf(kSlot);
+            size_t len = 0;
+            const bool small = splitmix64(x) % 8 == 0;
+            rc = daxkv_get(s(), key.data(), key.size(), buf.data(), small ? 8 : buf.size(),
+                           &len);
+            if (m.state == Key::kAbsent)
+                return allowed({-ENOENT});
+            if (m.state == Key::kMaybe && rc == -ENOENT) {
+                touched(k);
+                m.state = Key::kAbsent;
+                ++expected_extra_evictions_; // resolved here, not by the walk
+                return "";
+            }
+            m.state = Key::kPresent;
+            if (small)
+                return len == len_of(k, m.version) ? allowed({-ENOBUFS})
+                                                   : std::string(what) + ": needed size " +
+                                                         std::to_string(len);
+            if (rc)
+                return allowed({0});
+            std::string bad = check_versioned(k, buf.data(), len);
+            ValueHeader h;
+            std::memcpy(&h, buf.data(), sizeof h);
+            if (bad.empty() && h.version != m.version)
+                bad = "version " + std::to_string(h.version);
+            return bad.empty() ? "" : std::string(what) + ": " + bad;
+        }
+        if (pick < 330) { // remove, maybe forced
+            const bool force = splitmix64(x) % 3 == 0;
+            std::snprintf(what, sizeof what, "remove%s of key %u", force ? " (force)" : "", k);
+            rc = daxkv_remove(s(), key.data(), key.size(), force ? DAXKV_FORCE : 0);
+            if (m.reservation >= 0) {
+                if (!force)
+                    return allowed({-EBUSY});
+                if (rc == 0) {
+                    resv_[static_cast<size_t>(m.reservation)].cancelled = true;
+                    m.reservation = -1;
+                }
+                return allowed({0});
+            }
+            if (m.state == Key::kAbsent)
+                return allowed({-ENOENT});
+            if (m.pins && !force)
+                return allowed({-EBUSY});
+            if (m.state == Key::kMaybe && rc == -ENOENT) {
+                set_absent(k);
+                ++expected_extra_evictions_;
+                return "";
+            }
+            if (rc == 0)
+                set_absent(k);
+            return allowed({0});
+        }
+        if (pick < 400) { // pin
+            std::snprintf(what, sizeof what, "pin of key %u", k);
+            rc = daxkv_pin(s(), key.data(), key.size());
+            if (m.state == Key::kAbsent || m.reservation >= 0)
+                return allowed({-ENOENT});
+            if (m.state == Key::kMaybe && rc == -ENOENT) {
+                set_absent(k);
+                ++expected_extra_evictions_;
+                return "";
+            }
+            if (rc == 0) {
+                m.state = Key::kPresent;
+                m.pins++;
+            }
+            return allowed({0});
+        }
+        if (pick < 460) { // unpin
+            std::snprintf(what, sizeof what, "unpin of key %u", k);
+            rc = daxkv_unpin(s(), key.data(), key.size());
+            if (m.pins == 0)
+                return allowed({-ENOENT});
+            if (rc == 0)
+                m.pins--;
+            return allowed({0});
+        }
+        if (pick < 490) { // unpin_batch or contains_batch with DAXKV_PIN
+            const bool pin = splitmix64(x) % 2;
+            std::vector<uint32_t> ks;
+            std::vector<std::string> names;
+            const size_t n = 1 + splitmix64(x) % 4;
+            for (size_t i = 0; i < n; ++i) {
+                ks.push_back(static_cast<uint32_t>(splitmix64(x) % kKeys));
+                names.push_back(key_of(ks.back()));
+            }
+            std::vector<daxkv_item> items(n);
+            for (size_t i = 0; i < n; ++i) {
+                items[i] = daxkv_item{};
+                items[i].key = names[i].data();
+                items[i].key_len = names[i].size();
+            }
+            std::snprintf(what, sizeof what, "%s of %zu keys", pin ? "contains_batch(PIN)"
+                                                                   : "unpin_batch", n);
+            rc = pin ? daxkv_contains_batch(s(), items.data(), n, DAXKV_PIN)
+                     : daxkv_unpin_batch(s(), items.data(), n, 0);
+            int count = 0;
+            for (size_t i = 0; i < n; ++i) {
+                Key &mi = keys_[ks[i]];
+                const int st = items[i].status;
+                if (pin) {
+                    const bool hit = st == 1;
+                    if (st != 0 && st != 1)
+                        return std::string(what) + ": item status " + std::to_string(st);
+                    if (hit && (mi.state == Key::kAbsent || mi.reservation >= 0))
+                        return std::string(what) + ": hit of absent key " +
+                               std::to_string(ks[i]);
+                    if (!hit && mi.state == Key::kPresent)
+                        return std::string(what) + ": miss of present key " +
+                               std::to_string(ks[i]);
+                    if (!hit && mi.state == Key::kMaybe) {
+                        set_absent(ks[i]);
+                        ++expected_extra_evictions_;
+                    }
+                    if (hit) {
+                        mi.state = Key::kPresent;
+                        mi.pins++;
+                        ++count;
+                    }
+                } else {
+                    if (mi.pins == 0 && st != -ENOENT)
+                        return std::string(what) + ": unpin of key " + std::to_string(ks[i]) +
+                               " not pinned says " + std::to_string(st);
+                    if (mi.pins > 0 && st != 0)
+                        return std::string(what) + ": unpin of pinned key " +
+                               std::to_string(ks[i]) + " says " + std::to_string(st);
+                    if (st == 0) {
+                        mi.pins--;
+                        ++count;
+                    }
+                }
+            }
+            return rc == count ? "" : std::string(what) + " returned " + std::to_string(rc) +
+                                          ", items say " + std::to_string(count);
+        }
+        if (pick < 560) { // lease acquire
+            if (leases_.size() >= kMaxLeases)
+                return release_one(x);
+            std::snprintf(what, sizeof what, "lease of key %u", k);
+            daxkv_lease *l = nullptr;
+            rc = daxkv_lease_acquire(s(), key.data(), key.size(), &l);
+            if (m.state == Key::kAbsent || m.reservation >= 0)
+                return rc == -ENOENT && !l ? "" : allowed({-ENOENT});
+            if (m.state == Key::kMaybe && rc == -ENOENT) {
+                set_absent(k);
+                ++expected_extra_evictions_;
+                return "";
+            }
+            if (rc == 0) {
+                m.state = Key::kPresent;
+                leases_.push_back(Lease{l, k, m.version});
+            }
+            return allowed({0});
+        }
+        if (pick < 590) { // lease batch
+            const size_t n = 1 + splitmix64(x) % 3;
+            if (leases_.size() + n > kMaxLeases + 2)
+                return release_one(x);
+            const bool prefix = splitmix64(x) % 3 == 0;
+            std::vector<uint32_t> ks;
+            std::vector<std::string> names;
+            for (size_t i = 0; i < n; ++i) {
+                ks.push_back(static_cast<uint32_t>(splitmix64(x) % kKeys));
+                names.push_back(key_of(ks.back()));
+            }
+            std::vector<daxkv_lease_item> items(n);
+            for (size_t i = 0; i < n; ++i) {
+                std::memset(&items[i], 0x5A, sizeof items[i]);
+                items[i].key = names[i].data();
+                items[i].key_len = names[i].size();
+            }
+            std::snprintf(what, sizeof what, "lease_batch%s of %zu keys", prefix ? "(PREFIX)" : "",
+                          n);
+            rc = daxkv_lease_batch(s(), items.data(), n, prefix ? DAXKV_PREFIX : 0);
+            int count = 0;
+            bool stopped = false;
+            for (size_t i = 0; i < n; ++i) {
+                Key &mi = keys_[ks[i]];
+                daxkv_lease_item &it = items[i];
+                if (stopped) {
+                    if (it.status != -ENOENT || it.lease || it.data)
+                        return std::string(what) + ": item after the prefix has status " +
+                               std::to_string(it.status);
+                    continue;
+                }
+                if (it.status == 0) {
+                    if (mi.state == Key::kAbsent || mi.reservation >= 0)
+                        return std::string(what) + ": leased absent key " +
+                               std::to_string(ks[i]);
+                    mi.state = Key::kPresent;
+                    if (it.data != daxkv_lease_data(it.lease) ||
+                        it.size != daxkv_lease_size(it.lease))
+                        return std::string(what) + ": item outputs differ from the lease's";
+                    leases_.push_back(Lease{it.lease, ks[i], mi.version});
+                    ++count;
+                    continue;
+                }
+                if (it.status != -ENOENT || it.lease || it.data || it.size || it.meta)
+                    return std::string(what) + ": item " + std::to_string(i) + " status " +
+                           std::to_string(it.status) + " with outputs left";
+                if (mi.state == Key::kPresent && mi.reservation < 0)
+                    return std::string(what) + ": miss of present key " + std::to_string(ks[i]);
+                if (mi.state == Key::kMaybe) {
+                    set_absent(ks[i]);
+                    ++expected_extra_evictions_;
+                }
+                stopped = prefix;
+            }
+            return rc == count ? "" : std::string(what) + " returned " + std::to_string(rc) +
+                                          ", items say " + std::to_string(count);
+        }
+        if (pick < 630)
+            return release_one(x);
+        if (pick < 700) { // reserve or reserve_meta
+            if (resv_.size() >= kMaxReservations)
+                return end_reservation(x);
+            const uint64_t v = ++version_;
+            const int kind = static_cast<int>(splitmix64(x) % 8);
+            // kind 6: a value above slot_bytes; 7: metadata above meta_bytes.
+            const size_t len = kind == 6 ? kSlot + 1 : len_of(k, v);
+            std::string meta = kind == 7 ? std::string(kMetaBytes + 1, 'm') : meta_of(k, v);
+            const bool with_meta = kind >= 3;
+            std::snprintf(what, sizeof what, "reserve%s of key %u (kind %d)",
+                          with_meta ? "_meta" : "", k, kind);
+            daxkv_reservation *r = reinterpret_cast<daxkv_reservation *>(0x1);
+            void *data = reinterpret_cast<void *>(0x1);
+            if (with_meta)
+                rc = daxkv_reserve_meta(s(), key.data(), key.size(), len,
+                                        meta.empty() ? nullptr : meta.data(), meta.size(), &data,
+                                        &r);
+            else
+                rc = daxkv_reserve(s(), key.data(), key.size(), len, &r);
+            if (rc != 0 && (r != nullptr || (with_meta && data != nullptr)))
+                return std::string(what) + ": " + std::to_string(rc) + " left outputs set";
+            if (kind == 6)
+                return allowed({-E2BIG});
+            if (kind == 7)
+                return allowed({-E2BIG});
+            if (m.reservation >= 0 || m.state == Key::kPresent)
+                return allowed({DAXKV_EXISTED});
+            if (rc == DAXKV_EXISTED && m.state == Key::kMaybe) {
+                m.state = Key::kPresent;
+                return "";
+            }
+            if (rc == -ENOSPC) {
+                may_evict();
+                return "";
+            }
+            if (rc != 0)
+                return allowed({0});
+            if (m.state == Key::kMaybe) {
+                // It was evicted to make room for this very claim, or earlier.
+                set_absent(k);
+                ++expected_extra_evictions_;
+            }
+            may_evict();
+            if (daxkv_reservation_size(r) != len)
+                return std::string(what) + ": size " + std::to_string(daxkv_reservation_size(r));
+            if (with_meta && data != daxkv_reservation_data(r))
+                return std::string(what) + ": data differs from reservation_data";
+            Reservation res;
+            res.r = r;
+            res.key = k;
+            res.version = v;
+            res.meta = with_meta ? meta : std::string();
+            auto val = value_of(k, v);
+            std::memcpy(daxkv_reservation_data(r), val.data(), val.size());
+            m.reservation = static_cast<int>(resv_.size());
+            resv_.push_back(res);
+            return "";
+        }
+        if (pick < 720) { // set_meta on an open reservation, sometimes too large
+            if (resv_.empty())
+                return "";
+            Reservation &res = resv_[splitmix64(x) % resv_.size()];
+            const bool big = splitmix64(x) % 4 == 0;
+            std::string meta = big ? std::string(kMetaBytes + 1, 'B')
+                                   : meta_of(res.key, res.version + 1000000);
+            std::snprintf(what, sizeof what, "set_meta of %zu bytes on key %u", meta.size(),
+                          res.key);
+            rc = daxkv_reservation_set_meta(res.r, meta.data(), meta.size());
+            if (big)
+                return allowed({-E2BIG});
+            if (rc == 0)
+                res.meta = meta;
+            return allowed({0});
+        }
+        if (pick < 800)
+            return end_reservation(x);
+        if (pick < 850)
+            return walk_step(x);
+        return device_step(x);
+    }
+
+    std::string release_one(uint64_t &x) {
+        if (leases_.empty())
+            return "";
+        const size_t i = splitmix64(x) % leases_.size();
+        daxkv_lease_release(leases_[i].l);
+        leases_.erase(leases_.begin() + static_cast<long>(i));
+        return "";
+    }
+
+    std::string end_reservation(uint64_t &x) {
+        if (resv_.empty())
+            return "";
+        const size_t i = splitmix64(x) % resv_.size();
+        Reservation res = resv_[i];
+        resv_.erase(resv_.begin() + static_cast<long>(i));
+        for (uint32_t k = 0; k < kKeys; ++k) {
+            Key &m = keys_[k];
+            if (m.reservation == static_cast<int>(i))
+                m.reservation = -1;
+            else if (m.reservation > static_cast<int>(i))
+                m.reservation--;
+        }
+        Key &m = keys_[res.key];
+        char what[96];
+        if (splitmix64(x) % 4 == 0) {
+            daxkv_abort(res.r);
+            return "";
+        }
+        std::snprintf(what, sizeof what, "commit of key %u version %" PRIu64, res.key,
+                      res.version);
+        const int rc = daxkv_commit(res.r);
+        if (res.cancelled)
+            return rc == -ECANCELED ? "" : std::string(what) + " (cancelled) returned " +
+                                               std::to_string(rc);
+        if (rc != 0)
+            return std::string(what) + " returned " + std::to_string(rc) + " (" +
+                   daxkv_errmsg() + ")";
+        m.pins = 0;
+        committed_meta_[res.key] = res.meta;
+        meta_taken_[{res.key, res.version}] = res.meta;
+        set_present(res.key, res.version);
+        return "";
+    }
+
+    std::string walk_step(uint64_t &x) {
+        const uint64_t pick = splitmix64(x) % 10;
+        if (pick < 2 && walks_.size() < 2) {
+            Walk w;
+            if (int rc = daxkv_cursor_open(s(), nullptr, &w.c))
+                return "cursor_open " + std::to_string(rc);
+            for (uint32_t k = 0; k < kKeys; ++k)
+                if (keys_[k].state == Key::kPresent) {
+                    w.stable.insert(k);
+                    w.was_live.insert(k);
+                } else if (keys_[k].state == Key::kMaybe) {
+                    w.was_live.insert(k);
+                }
+            walks_.push_back(std::move(w));
+            return "";
+        }
+        if (walks_.empty())
+            return "";
+        const size_t i = splitmix64(x) % walks_.size();
+        Walk &w = walks_[i];
+        if (pick < 3) {
+            daxkv_cursor_close(w.c);
+            walks_.erase(walks_.begin() + static_cast<long>(i));
+            return "";
+        }
+        const int steps = 1 + static_cast<int>(splitmix64(x) % 6);
+        for (int j = 0; j < steps; ++j) {
+            daxkv_key_info ki;
+            std::memset(&ki, 0, sizeof ki);
+            ki.struct_size = sizeof ki;
+            const int rc = daxkv_cursor_next(w.c, &ki);
+            if (rc == 0) {
+                std::string out;
+                for (uint32_t k : w.stable)
+                    if (!w.seen.count(k))
+                        out += "walk ended without key " + std::to_string(k) +
+                               ", committed throughout; ";
+                daxkv_cursor_close(w.c);
+                walks_.erase(walks_.begin() + static_cast<long>(i));
+                return out;
+            }
+            if (rc != 1)
+                return "cursor_next returned " + std::to_string(rc);
+            std::string key(static_cast<const char *>(ki.key), ki.key_len);
+            const uint32_t k = static_cast<uint32_t>(std::stoul(key.substr(4)));
+            if (!w.seen.insert(k).second)
+                return "an open walk reports key " + std::to_string(k) + " twice";
+            if (!w.was_live.count(k))
+                return "an open walk reports key " + std::to_string(k) +
+                       ", never committed during it";
+        }
+        return "";
+    }
+
+    std::string device_step(uint64_t &x) {
+        const uint64_t pick = splitmix64(x) % 10;
+        const uint32_t p = static_cast<uint32_t>(splitmix64(x) % kPaths);
+        const std::string &path = paths_[p];
+        const bool in_pool = in_pool_.count(p) != 0;
+        char what[128];
+        int rc = 0;
+        auto allowed = [&](std::initializer_list<int> codes) -> std::string {
+            if (std::getenv("ADV_INPLACE_TRACE"))
+                std::printf("  %s: %d\n", what, rc);
+            for (int c : codes)
+                if (rc == c)
+                    return "";
+            return std::string(what) + " returned " + std::to_string(rc) + " (" +
+                   daxkv_errmsg() + ")";
+        };
+        if (pick < 3) {
+            std::snprintf(what, sizeof what, "add of path %u", p);
+            rc = daxkv_device_add(s(), path.c_str(), dev_bytes_for(kSlots));
+            if (in_pool)
+                return allowed({0, -EBUSY}); // -EBUSY: resized since
+            // A reservation a forced removal detached keeps the device
+            // mapped (and locked) for its caller until it ends.
+            for (auto &res : resv_)
+                if (res.removed_path == static_cast<int>(p))
+                    return allowed({-EBUSY});
+            if (rc == 0)
+                in_pool_.insert(p);
+            // An arena added back recovers its entries (older commits lose).
+            return allowed({0});
+        }
+        // Where everything is, from a walk (which also checks the model).
+        std::map<uint32_t, uint32_t> where;
+        std::string bad = full_walk(&where);
+        if (!bad.empty())
+            return "before a device call: " + bad;
+        std::map<uint32_t, uint32_t> dev = device_paths();
+        bool leased_here = false, pinned_here = false, reserved_here = false;
+        for (auto &l : leases_) {
+            daxkv_slot_info si;
+            si.struct_size = sizeof si;
+            if (daxkv_lease_slot(l.l, &si) != 0)
+                return "lease_slot failed";
+            leased_here = leased_here || (dev.count(si.device_id) && dev[si.device_id] == p);
+        }
+        // Open reservations with a slot of this device, and the slot: each
+        // keeps the device mapped until it ends, and one not detached yet
+        // stops a call without force.
+        std::vector<std::pair<size_t, uint64_t>> resv_on;
+        for (size_t i = 0; i < resv_.size(); ++i) {
+            daxkv_slot_info si;
+            si.struct_size = sizeof si;
+            if (daxkv_reservation_slot(resv_[i].r, &si) != 0)
+                return "reservation_slot failed";
+            // A detached reservation may hold a slot of a device no longer
+            // in the pool (its row's device id is another one's by now).
+            if (!resv_[i].detached && dev.count(si.device_id) && dev[si.device_id] == p)
+                resv_on.emplace_back(i, si.slot);
+        }
+        auto detach = [&](size_t i) {
+            Reservation &res = resv_[i];
+            res.detached = true;
+            res.cancelled = true;
+            if (keys_[res.key].reservation == static_cast<int>(i))
+                keys_[res.key].reservation = -1;
+        };
+        reserved_here = !resv_on.empty();
+        std::set<uint32_t> keys_here;
+        for (auto &kv : where)
+            if (kv.second == p) {
+                keys_here.insert(kv.first);
+                pinned_here = pinned_here || keys_[kv.first].pins > 0;
+            }
+        const bool force = leases_.empty() && splitmix64(x) % 3 == 0;
+        const bool others_writable = in_pool_.size() > 1;
+        daxkv_hotplug_result r = result();
+        if (pick < 7) {
+            const int mode = pick < 5 ? DAXKV_MIGRATE : DAXKV_EVICT;
+            std::snprintf(what, sizeof what, "remove of path %u (mode %d%s)", p, mode,
+                          force ? ", force" : "");
+            rc = daxkv_device_remove(s(), path.c_str(), mode, force ? DAXKV_FORCE : 0, &r);
+            if (std::getenv("ADV_INPLACE_TRACE"))
+                std::printf("  %s: %d (%s) moved %llu evicted %llu, %zu keys there\n", what, rc,
+                            rc ? daxkv_errmsg() : "", (unsigned long long)r.moved_keys,
+                            (unsigned long long)r.evicted_keys, keys_here.size());
+            if (!in_pool)
+                return allowed({-ENOENT});
+            if (!force && (leased_here || pinned_here || reserved_here))
+                return allowed({-EBUSY});
+            if (mode == DAXKV_MIGRATE && !others_writable && !keys_here.empty())
+                return allowed({-ENOSPC});
+            if (rc == -ENOSPC && mode == DAXKV_MIGRATE) {
+                may_evict(); // destinations evicted, then the copies were dropped
+                return "";
+            }
+            if (rc != 0)
+                return allowed({0});
+            in_pool_.erase(p);
+            for (auto &on : resv_on) { // forced: they are detached
+                detach(on.first);
+                resv_[on.first].removed_path = static_cast<int>(p);
+            }
+            if (mode == DAXKV_EVICT) {
+                if (r.deleted_keys != keys_here.size())
+                    return std::string(what) + ": deleted " + std::to_string(r.deleted_keys) +
+                           ", the walk had " + std::to_string(keys_here.size()) + " there";
+                for (uint32_t k : keys_here)
+                    set_absent(k);
+                expected_extra_evictions_ += keys_here.size(); // counted as evictions
+            } else {
+                if (r.moved_keys != keys_here.size())
+                    return std::string(what) + ": moved " + std::to_string(r.moved_keys) +
+                           ", the walk had " + std::to_string(keys_here.size()) + " there";
+                may_evict(); // the destinations made room
+            }
+            return "";
+        }
+        // Resize: grow, or shrink by migration or (forced) eviction.
+        const bool grow = splitmix64(x) % 3 == 0;
+        const int mode = splitmix64(x) % 2 ? DAXKV_MIGRATE : DAXKV_EVICT;
+        const uint64_t bytes = grow ? 16 * kSlot : (2 + splitmix64(x) % 6) * kSlot;
+        std::snprintf(what, sizeof what, "resize of path %u to %" PRIu64 " slots (mode %d%s)", p,
+                      bytes / kSlot, mode, force ? ", force" : "");
+        rc = daxkv_device_resize(s(), path.c_str(), bytes, mode, force ? DAXKV_FORCE : 0, &r);
+        if (!in_pool)
+            return allowed({-ENOENT});
+        const uint64_t new_slots = bytes / kSlot;
+        bool blocked_above = false;
+        for (auto &on : resv_on)
+            blocked_above = blocked_above || on.second >= new_slots;
+        if (!grow && !force && blocked_above)
+            return allowed({-EBUSY});
+        if (rc == 0 && !grow) {
+            for (auto &on : resv_on) // forced: those above the new end are detached
+                if (on.second >= new_slots)
+                    detach(on.first);
+            if (mode == DAXKV_EVICT) {
+                // Those above the new end are deleted: which ones, the walk says.
+                for (uint32_t k : keys_here)
+                    if (keys_[k].state == Key::kPresent)
+                        keys_[k].state = Key::kMaybe;
+                deleted_ += r.deleted_keys;
+            } else {
+                may_evict();
+            }
+        }
+        if (rc == -ENOSPC)
+            may_evict();
+        return allowed({0, -ENOSPC, -EBUSY});
+    }
+
+    TempDir dir_;
+    std::vector<std::string> paths_;
+    StorePtr store_;
+    std::set<uint32_t> in_pool_;
+    Key keys_[kKeys];
+    std::map<uint32_t, std::string> committed_meta_;
+    std::map<std::pair<uint32_t, uint64_t>, std::string> meta_taken_;
+    std::vector<Lease> leases_;
+    std::vector<Reservation> resv_;
+    std::vector<Walk> walks_;
+    uint64_t version_ = 0;
+    uint64_t evictions_ = 0;
+    // Keys found evicted by a call rather than by the walk, and keys deleted
+    // by a shrink, since the last walk: with the keys the walk finds gone,
+    // they account for the rise of the eviction counter.
+    uint64_t expected_extra_evictions_ = 0;
+    uint64_t deleted_ = 0;
+};
+
+TEST_F(InplaceModel, RandomSequencesAgreeWithTheModel) {
+    uint64_t seed = 0;
+    if (const char *e = std::getenv("ADV_INPLACE_SEED"))
+        seed = std::strtoull(e, nullptr, 10);
+    else
+        seed = static_cast<uint64_t>(::getpid()) * 2654435761u +
+               static_cast<uint64_t>(time(nullptr));
+    std::printf("in-place model seed %" PRIu64 " (ADV_INPLACE_SEED=%" PRIu64 " replays)\n", seed,
+                seed);
+    uint64_t x = seed;
+    int steps = 2500;
+    if (const char *e = std::getenv("ADV_INPLACE_STEPS"))
+        steps = std::atoi(e);
+    for (int i = 0; i < steps; ++i) {
+        if (std::getenv("ADV_INPLACE_TRACE"))
+            std::printf("step %d: %zu leases, %zu reservations, %zu walks\n", i, leases_.size(),
+                        resv_.size(), walks_.size());
+        std::string bad = step(x);
+        if (bad.empty())
+            bad = check_leases();
+        if (bad.empty())
+            bad = full_walk();
+        if (bad.empty())
+            bad = check_get(static_cast<uint32_t>(splitmix64(x) % kKeys));
+        ASSERT_EQ(bad, "") << "step " << i << ", seed " << seed;
+    }
+    // Shut down with whatever is still open: the leases' bytes stay, every
+    // open walk and every commit says -ESHUTDOWN, and nothing hangs.
+    if (leases_.empty() && get_stats(s()).entries > 0) {
+        std::string key;
+        for (uint32_t k = 0; k < kKeys && leases_.empty(); ++k) {
+            key = key_of(k);
+            daxkv_lease *l = nullptr;
+            if (keys_[k].state == Key::kPresent &&
+                daxkv_lease_acquire(s(), key.data(), key.size(), &l) == 0)
+                leases_.push_back(Lease{l, k, keys_[k].version});
+        }
+    }
+    ASSERT_EQ(daxkv_shutdown(s()), 0);
+    EXPECT_EQ(check_leases(), "") << "seed " << seed;
+    for (auto &w : walks_) {
+        daxkv_key_info ki;
+        ki.struct_size = sizeof ki;
+        EXPECT_EQ(daxkv_cursor_next(w.c, &ki), -ESHUTDOWN) << "seed " << seed;
+    }
+    for (auto &r : resv_) {
+        const int rc = daxkv_commit(r.r);
+        if (r.cancelled)
+            EXPECT_TRUE(rc == -ESHUTDOWN || rc == -ECANCELED) << rc << ", seed " << seed;
+        else
+            EXPECT_EQ(rc, -ESHUTDOWN) << "seed " << seed;
+        r.r = nullptr;
+    }
+    resv_.clear();
+    daxkv_lease *l = nullptr;
+    EXPECT_EQ(daxkv_lease_acquire(s(), "key-0", 5, &l), -ESHUTDOWN);
+    EXPECT_EQ(l, nullptr);
+    store_.reset(); // closed with the leases and walks still open
+    EXPECT_EQ(check_leases(), "") << "seed " << seed;
+}
+
+} // namespace
+
+namespace {
+
+class InplaceEdges : public PoolFixture {
+protected:
+    InplaceEdges() : PoolFixture("edge") {}
+};
+
+// A walk copies one index shard at a time and hands out its records one per
+// call. Shutdown between two calls: the records still buffered were handed
+// out after it (1, not -ESHUTDOWN), and a walk whose last shard was copied
+// before it ended normally (0). 200 keys in 64 shards leave some shard with
+// two or more, so among cursors advanced 1..200 steps some stop inside one.
+TEST_F(InplaceEdges, AWalkShutDownBetweenTwoRecordsOfAShardSaysSo) {
+    StorePtr s = open_pool(1, 256);
+    ASSERT_TRUE(s);
+    constexpr uint32_t kN = 200;
+    for (uint32_t i = 0; i < kN; ++i)
+        ASSERT_EQ(put_key(s.get(), i, 1), 0) << daxkv_errmsg();
+    std::vector<daxkv_cursor *> walks(kN + 1, nullptr);
+    for (uint32_t j = 0; j <= kN; ++j) {
+        ASSERT_EQ(daxkv_cursor_open(s.get(), nullptr, &walks[j]), 0);
+        for (uint32_t k = 0; k < j; ++k) {
+            daxkv_key_info ki;
+            ki.struct_size = sizeof ki;
+            ASSERT_EQ(daxkv_cursor_next(walks[j], &ki), 1) << "walk " << j << " step " << k;
+        }
+    }
+    ASSERT_EQ(daxkv_shutdown(s.get()), 0);
+    for (uint32_t j = 0; j <= kN; ++j) {
+        daxkv_key_info ki;
+        ki.struct_size = sizeof ki;
+        EXPECT_EQ(daxkv_cursor_next(walks[j], &ki), -ESHUTDOWN) << "walk advanced " << j;
+        daxkv_cursor_close(walks[j]);
+    }
+}
+
+} // namespace
