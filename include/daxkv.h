@@ -669,7 +669,7 @@ DAXKV_API int daxkv_device_add(daxkv_store *s, const char *path, uint64_t bytes)
  * reservation of the device gives -EBUSY too; with DAXKV_FORCE it is
  * cancelled instead of waited for: its commit fails with -ECANCELED, and the
  * device stays mapped for the caller's writes until it is committed or
- * aborted. A migration whose copy fails is -EIO and moves nothing (with
+ * aborted (adding its path back meanwhile is -EBUSY). A migration whose copy fails is -EIO and moves nothing (with
  * sigbus=handle, an entry whose bytes fault is dropped). DAXKV_DRAIN
  * only stops new entries and returns at once; see daxkv_device_wait_drained.
  * -ENOENT no such device in the pool; -ENOSPC no other writable device.
