@@ -1247,6 +1247,7 @@ TEST_F(InplaceEdges, ThreadsMixingEveryHeldCallKeepTheStoreWhole) {
                 } else {
                     std::vector<std::string> names;
                     std::vector<daxkv_lease_item> items(3);
+                    names.reserve(items.size()); // the items point into the names
                     for (auto &it : items) {
                         names.push_back(key_of(splitmix64(x) % kChaosKeys));
                         std::memset(&it, 0, sizeof it);
