@@ -1069,8 +1069,9 @@ namespace {
 // Threads that each run a random mix of the same calls on a small pool under
 // constant eviction (puts, replaces, gets, leases held across other calls,
 // reservations filled while others run, pins and unpins, forced and plain
-// removes, walks), beside a thread that changes the pool without force
-// (removals by migration, drains, adds, resizes). Checked as they go: every
+// removes, walks), beside a thread that changes the pool
+// (removals by migration, forced or not, and by forced eviction, drains,
+// adds, resizes). Checked as they go: every
 // value read is whole and one written for its key; a lease's bytes do not
 // change while it is held; every code is one the call documents. Checked at
 // the end, once every thread let go of what it held: no lease, write or pin
@@ -1304,7 +1305,18 @@ TEST_F(InplaceEdges, ThreadsMixingEveryHeldCallKeepTheStoreWhole) {
                 const std::string &path = paths_[splitmix64(x) % paths_.size()];
                 daxkv_hotplug_result r = result();
                 int rc = 0;
-                switch (splitmix64(x) % 5) {
+                switch (splitmix64(x) % 7) {
+                case 5:
+                case 6: {
+                    // Forced: waits for the workers' leases of the device
+                    // (each lets go of its own soon), detaches reservations.
+                    const int mode = splitmix64(x) % 2 ? DAXKV_MIGRATE : DAXKV_EVICT;
+                    rc = daxkv_device_remove(st, path.c_str(), mode, DAXKV_FORCE, &r);
+                    if (rc != 0 && rc != -ENOSPC && rc != -ENOENT)
+                        report("forced device remove " + std::to_string(rc) + " " +
+                               daxkv_errmsg());
+                    break;
+                }
                 case 0:
                     rc = daxkv_device_remove(st, path.c_str(), DAXKV_MIGRATE, 0, &r);
                     if (rc != 0 && rc != -EBUSY && rc != -ENOSPC && rc != -ENOENT)
@@ -1347,6 +1359,12 @@ TEST_F(InplaceEdges, ThreadsMixingEveryHeldCallKeepTheStoreWhole) {
             return errors;
         // Quiet: nothing is held any more.
         struct daxkv_stats sts = get_stats(st);
+        if (std::getenv("ADV_CHAOS_TRACE"))
+            std::printf("puts %llu hits %llu misses %llu evictions %llu removes %llu\n%s\n",
+                        (unsigned long long)sts.puts, (unsigned long long)sts.hits,
+                        (unsigned long long)sts.misses, (unsigned long long)sts.evictions,
+                        (unsigned long long)sts.removes, pool_status(st).dump().c_str());
+        std::fflush(stdout);
         std::string out;
         if (sts.leases_active || sts.slots_inflight || sts.slots_pending_free ||
             sts.entries_pinned)
