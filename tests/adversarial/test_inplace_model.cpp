@@ -4,7 +4,7 @@
 // with DAXKV_PIN), cursors kept open across other calls - with puts,
 // replaces, removes (forced or not), under constant LRU eviction on a small
 // pool whose devices are added, removed (each mode, forced or not) and
-// resized meanwhile, then shut down with whatever is still open. Checked
+// resized, drained meanwhile, then shut down with whatever is still open. Checked
 // after every step against a model:
 //   - every call returns a code its documentation allows in the model's
 //     state, and leaves the state the model says;
@@ -788,7 +788,7 @@ protected:
     }
 
     std::string device_step(uint64_t &x) {
-        const uint64_t pick = splitmix64(x) % 10;
+        const uint64_t pick = splitmix64(x) % 12;
         const uint32_t p = static_cast<uint32_t>(splitmix64(x) % kPaths);
         const std::string &path = paths_[p];
         const bool in_pool = in_pool_.count(p) != 0;
@@ -865,8 +865,35 @@ protected:
                 pinned_here = pinned_here || keys_[kv.first].pins > 0;
             }
         const bool force = leases_.empty() && splitmix64(x) % 3 == 0;
-        const bool others_writable = in_pool_.size() > 1;
+        bool others_writable = false;
+        for (uint32_t q : in_pool_)
+            others_writable = others_writable || (q != p && !draining_.count(q));
         daxkv_hotplug_result r = result();
+        if (pick == 10) {
+            std::snprintf(what, sizeof what, "drain of path %u", p);
+            rc = daxkv_device_remove(s(), path.c_str(), DAXKV_DRAIN, 0, &r);
+            if (!in_pool)
+                return allowed({-ENOENT});
+            if (rc == 0)
+                draining_.insert(p);
+            return allowed({0});
+        }
+        if (pick == 11) {
+            // Drained once nothing holds a slot of it: no entry, no lease
+            // (of a live or a replaced entry), no reservation that was not
+            // detached.
+            std::snprintf(what, sizeof what, "wait for the drain of path %u (%zu keys, %s, %s)",
+                          p, keys_here.size(), leased_here ? "leased" : "no lease",
+                          reserved_here ? "reserved" : "no reservation");
+            rc = daxkv_device_wait_drained(s(), path.c_str(), 0);
+            if (!in_pool)
+                return allowed({-ENOENT});
+            if (!draining_.count(p))
+                return allowed({-EINVAL});
+            if (keys_here.empty() && !leased_here && !reserved_here)
+                return allowed({0});
+            return allowed({-ETIMEDOUT});
+        }
         if (pick < 7) {
             const int mode = pick < 5 ? DAXKV_MIGRATE : DAXKV_EVICT;
             std::snprintf(what, sizeof what, "remove of path %u (mode %d%s)", p, mode,
@@ -889,6 +916,7 @@ protected:
             if (rc != 0)
                 return allowed({0});
             in_pool_.erase(p);
+            draining_.erase(p);
             for (auto &on : resv_on) // forced: they are detached
                 detach(on.first);
             for (size_t i : resv_mapping)
@@ -946,6 +974,7 @@ protected:
     std::vector<std::string> paths_;
     StorePtr store_;
     std::set<uint32_t> in_pool_;
+    std::set<uint32_t> draining_; // of in_pool_
     Key keys_[kKeys];
     std::map<uint32_t, std::string> committed_meta_;
     std::map<std::pair<uint32_t, uint64_t>, std::string> meta_taken_;
