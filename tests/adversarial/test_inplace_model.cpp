@@ -1181,6 +1181,17 @@ TEST_F(InplaceModel, RandomSequencesAgreeWithTheModel) {
     EXPECT_EQ(l, nullptr);
     store_.reset(); // closed with the leases and walks still open
     EXPECT_EQ(check_leases(), "") << "seed " << seed;
+    for (auto &w : walks_) {
+        daxkv_key_info ki;
+        ki.struct_size = sizeof ki;
+        EXPECT_EQ(daxkv_cursor_next(w.c, &ki), -ESHUTDOWN) << "seed " << seed;
+    }
+    for (auto &ls : leases_) {
+        daxkv_slot_info si;
+        si.struct_size = sizeof si;
+        EXPECT_EQ(daxkv_lease_slot(ls.l, &si), 0) << "seed " << seed;
+        EXPECT_EQ(static_cast<char *>(si.payload_base) + si.offset, daxkv_lease_data(ls.l));
+    }
 }
 
 } // namespace
