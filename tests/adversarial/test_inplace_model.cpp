@@ -231,6 +231,7 @@ protected:
                        std::to_string(ki.device_id) + ", which is not in the pool; ";
             else if (where)
                 (*where)[k] = dev[ki.device_id];
+            slot_of_[k] = ki.slot;
         }
         daxkv_cursor_close(c);
         uint64_t gone = 0;
@@ -953,12 +954,16 @@ protected:
             return "before a device call: " + bad;
         std::map<uint32_t, uint32_t> dev = device_paths();
         bool leased_here = false, pinned_here = false, reserved_here = false;
+        std::vector<uint64_t> leased_slots; // of this device
         for (auto &l : leases_) {
             daxkv_slot_info si;
             si.struct_size = sizeof si;
             if (daxkv_lease_slot(l.l, &si) != 0)
                 return "lease_slot failed";
-            leased_here = leased_here || (dev.count(si.device_id) && dev[si.device_id] == p);
+            const bool here = dev.count(si.device_id) && dev[si.device_id] == p;
+            leased_here = leased_here || here;
+            if (here)
+                leased_slots.push_back(si.slot);
         }
         // Open reservations with a slot of this device, and the slot: each
         // keeps the device mapped until it ends, and one not detached yet
@@ -1074,11 +1079,26 @@ protected:
         if (!in_pool)
             return allowed({-ENOENT});
         const uint64_t new_slots = bytes / kSlot;
-        bool blocked_above = false;
+        if (grow)
+            return allowed({0}); // within the room the arena was laid out with
+        // Without force, a shrink fails before it changes anything when a
+        // reservation, a lease or a pin is above the new end, or (by
+        // eviction) any entry is; below the new end none of them matters.
+        bool held_above = false, entries_above = false;
         for (auto &on : resv_on)
-            blocked_above = blocked_above || on.second >= new_slots;
-        if (!grow && !force && blocked_above)
+            held_above = held_above || on.second >= new_slots;
+        for (uint64_t sl : leased_slots)
+            held_above = held_above || sl >= new_slots;
+        for (uint32_t k : keys_here) {
+            entries_above = entries_above || slot_of_[k] >= new_slots;
+            held_above = held_above || (slot_of_[k] >= new_slots && keys_[k].pins > 0);
+        }
+        if (!force && held_above)
             return allowed({-EBUSY});
+        if (!force && mode == DAXKV_EVICT && entries_above)
+            return allowed({-EBUSY});
+        if (!entries_above && rc != 0)
+            return allowed({0}); // nothing to move
         if (rc == 0 && !grow) {
             for (auto &on : resv_on) // forced: those above the new end are detached
                 if (on.second >= new_slots)
@@ -1095,7 +1115,7 @@ protected:
         }
         if (rc == -ENOSPC)
             may_evict();
-        return allowed({0, -ENOSPC, -EBUSY});
+        return mode == DAXKV_MIGRATE ? allowed({0, -ENOSPC}) : allowed({0});
     }
 
     TempDir dir_;
@@ -1105,6 +1125,7 @@ protected:
     std::set<uint32_t> draining_; // of in_pool_
     Key keys_[kKeys];
     std::map<uint32_t, std::string> committed_meta_;
+    std::map<uint32_t, uint64_t> slot_of_; // as the last full walk saw it
     std::map<std::pair<uint32_t, uint64_t>, std::string> meta_taken_;
     std::vector<Lease> leases_;
     std::vector<Reservation> resv_;
