@@ -687,9 +687,10 @@ DAXKV_API int daxkv_device_remove(daxkv_store *s, const char *path, int mode, un
  * devices, all or nothing, -ENOSPC when there is no room) or deletes them
  * (DAXKV_EVICT, only with DAXKV_FORCE; without it -EBUSY: a shrink never
  * drops a key silently). Pinned or leased entries above the new end give
- * -EBUSY unless DAXKV_FORCE; new leases of the device wait while a forced
- * resize waits for the old ones, and for the whole of one without
- * DAXKV_FORCE, which never waits for a lease (as daxkv_device_remove).
+ * -EBUSY unless DAXKV_FORCE; new leases of entries above the new end wait
+ * while a forced resize waits for the old ones, and for the whole of one
+ * without DAXKV_FORCE, which never waits for a lease (as
+ * daxkv_device_remove); leases of entries below it never wait.
  * Entries written above the new end during a DAXKV_EVICT shrink without
  * DAXKV_FORCE give -EBUSY, nothing deleted. Open reservations above the new
  * end are treated as by daxkv_device_remove. The usable size is recorded

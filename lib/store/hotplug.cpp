@@ -30,9 +30,11 @@ public:
     }
     DeviceGates(const DeviceGates &) = delete;
     DeviceGates &operator=(const DeviceGates &) = delete;
-    void leases() {
+    // New leases of the entries at from_slot and above (a shrink's new
+    // end; 0: the whole device) wait.
+    void leases(uint32_t from_slot = 0) {
         if (!leases_)
-            pool_.set_lease_gate(a_, true);
+            pool_.set_lease_gate(a_, true, from_slot);
         leases_ = true;
     }
     void pins() {
@@ -340,13 +342,14 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
         out = HotplugResult{old_state, a, old_bytes, c_.pool.usable_bytes(a), ms};
         return 0;
     }
-    // Without force, new leases of the device's entries wait from before
-    // the check below to the end of the call (see remove), so that it never
-    // waits for one. No pin gate: a migration moves pins with the entries,
+    // Without force, new leases of the device's entries above the new end
+    // wait from before the check below to the end of the call (see
+    // remove), so that it never waits for one; those below it are never
+    // waited for, and never wait. No pin gate: a migration moves pins with the entries,
     // and an eviction without force deletes nothing.
     DeviceGates gates(c_.pool, a);
     if (!force)
-        gates.leases();
+        gates.leases(new_limit);
     bool blocked = false;
     std::vector<std::string> keys = keys_on(a, new_limit, force ? nullptr : &blocked);
     if (blocked)
@@ -378,7 +381,7 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
         // New leases of the device wait while the old ones above the end
         // are waited for (force), so that a stream of new leases cannot
         // starve the resize.
-        gates.leases();
+        gates.leases(new_limit);
         rc = wait_until_empty(a, new_limit, migrate, force, true, ms);
     }
     if (rc != 0)

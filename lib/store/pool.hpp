@@ -67,11 +67,15 @@ struct DeviceRow {
     // before the state that says so): a wait for a drain begun during the
     // change of a draining device waits on, as one begun before it does.
     std::atomic<DevState> changing_from{DevState::active};
-    // While set, new leases of entries on this device wait: a removal or
-    // shrink that must not see one arrive (without force: from its check of
-    // the leases to its end), or that waits for the old ones (a forced
-    // shrink). Looked at under the entry's shard lock (Reads::lease).
+    // While set, new leases of entries on this device at lease_gate_from
+    // or above wait: a removal (from slot 0) or shrink (from its new end)
+    // that must not see one arrive (without force: from its check of the
+    // leases to its end), or that waits for the old ones (a forced shrink).
+    // Entries below a shrink's end are never waited for: a thread holding
+    // a lease above the end may lease them while the shrink waits for it.
+    // Looked at under the entry's shard lock (Reads::lease).
     std::atomic<bool> lease_gate{false};
+    std::atomic<uint32_t> lease_gate_from{0}; // written before the gate is raised
     // While set, new pins of entries on this device wait: a removal by
     // eviction without force, from its check of the pins to its end (an
     // entry pinned after the check would be deleted, or stop the eviction
@@ -160,10 +164,18 @@ public:
     // Signals. A slot of device a was freed (any lock may be held: only
     // flags, a notification and an event for the event thread).
     void slot_freed(uint32_t a) noexcept;
-    bool lease_gated(uint32_t a) const noexcept {
-        return rows_[a].lease_gate.load(std::memory_order_acquire);
+    // Whether a new lease of the entry in slot of device a must wait.
+    bool lease_gated(uint32_t a, uint32_t slot) const noexcept {
+        return rows_[a].lease_gate.load(std::memory_order_acquire) &&
+               slot >= rows_[a].lease_gate_from.load(std::memory_order_relaxed);
     }
-    void set_lease_gate(uint32_t a, bool on) noexcept { set_gate(rows_[a].lease_gate, on); }
+    // Raise (for the slots at from_slot and above) or lower device a's
+    // lease gate.
+    void set_lease_gate(uint32_t a, bool on, uint32_t from_slot = 0) noexcept {
+        if (on)
+            rows_[a].lease_gate_from.store(from_slot, std::memory_order_relaxed);
+        set_gate(rows_[a].lease_gate, on);
+    }
     // Wait while device a's lease gate is up; throws -ESHUTDOWN at shutdown.
     void wait_lease_gate(uint32_t a) { wait_gate(rows_[a].lease_gate); }
     bool pin_gated(uint32_t a) const noexcept {

@@ -364,7 +364,7 @@ int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out, uint32_
         // that hotplug's check of the device's leases takes too: a lease is
         // either seen by that check or sees the gate, never taken between
         // the two (it would then be waited for by a call that must not).
-        if (c_.pool.lease_gated(v.ref.arena)) {
+        if (c_.pool.lease_gated(v.ref.arena, v.ref.slot)) {
             const uint32_t a = v.ref.arena;
             e.unlock();
             if (gated) {

@@ -1665,3 +1665,92 @@ TEST_F(InplaceEdges, ASlotOfADetachedReservationIsNotHandedOutByAGrowBack) {
 }
 
 } // namespace
+
+namespace {
+
+// A forced shrink waits for the leases above its new end, and meanwhile new
+// leases of the device wait for it. A thread that holds a lease above the
+// end and then leases an entry below it (a reader taking its keys one at a
+// time) waited for the shrink, which waited for that thread: a deadlock.
+// Entries below the new end are never waited for, so their leases need not
+// wait. Tried: the second lease below the end (must not wait), and the
+// held lease released afterwards (the shrink then ends, having moved the
+// entry). Run in a child with an alarm: the deadlock kills it.
+TEST_F(InplaceEdges, ALeaseBelowTheEndOfAForcedShrinkDoesNotWaitForIt) {
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(20);
+        StorePtr s = open_pool(1, 16, {{"eviction", "none"}});
+        if (!s)
+            return "open failed";
+        daxkv_store *st = s.get();
+        for (uint32_t k = 0; k < 12; ++k)
+            if (put_key(st, k, 1) != 0)
+                return "put failed";
+        // The key at the highest slot, and one in a low slot; room below 8
+        // for the first one to move to.
+        uint32_t high = 0, low = 0;
+        uint64_t high_slot = 0, low_slot = UINT64_MAX;
+        std::vector<std::pair<uint64_t, uint32_t>> slots;
+        for (uint32_t k = 0; k < 12; ++k) {
+            std::string key = key_of(k);
+            daxkv_lease *l = nullptr;
+            if (daxkv_lease_acquire(st, key.data(), key.size(), &l) != 0)
+                return "lease failed";
+            daxkv_slot_info si;
+            si.struct_size = sizeof si;
+            daxkv_lease_slot(l, &si);
+            daxkv_lease_release(l);
+            slots.emplace_back(si.slot, k);
+        }
+        std::sort(slots.begin(), slots.end());
+        high = slots.back().second;
+        high_slot = slots.back().first;
+        low = slots.front().second;
+        low_slot = slots.front().first;
+        if (high_slot < 8 || low_slot >= 8)
+            return "unexpected slots " + std::to_string(low_slot) + ", " +
+                   std::to_string(high_slot);
+        // Keep only the low key, the high one, and few others below 8.
+        for (auto &sk : slots) {
+            if (sk.second == high || sk.second == low)
+                continue;
+            std::string key = key_of(sk.second);
+            daxkv_remove(st, key.data(), key.size(), 0);
+        }
+        std::string hk = key_of(high), lk = key_of(low);
+        daxkv_lease *held = nullptr;
+        if (daxkv_lease_acquire(st, hk.data(), hk.size(), &held) != 0)
+            return "lease of the high key failed";
+        int resize_rc = 1;
+        std::thread shrink([&] {
+            daxkv_hotplug_result r = result();
+            resize_rc = daxkv_device_resize(st, paths_[0].c_str(), 8 * kSlot, DAXKV_MIGRATE,
+                                            DAXKV_FORCE, &r);
+        });
+        // Until the shrink waits for the held lease (its gate is up).
+        for (;;) {
+            json d = pool_status(st)["devices"][0];
+            if (d["lease_gate"] == true && d["state"] == "resizing")
+                break;
+            std::this_thread::yield();
+        }
+        std::string out;
+        daxkv_lease *second = nullptr;
+        int rc = daxkv_lease_acquire(st, lk.data(), lk.size(), &second);
+        if (rc != 0)
+            out += "lease below the end: " + std::to_string(rc) + "; ";
+        else if (check_versioned(low, daxkv_lease_data(second), daxkv_lease_size(second)) != "")
+            out += "lease below the end reads wrong bytes; ";
+        daxkv_lease_release(second);
+        daxkv_lease_release(held);
+        shrink.join();
+        if (resize_rc != 0)
+            out += "shrink: " + std::to_string(resize_rc) + "; ";
+        if (!check_key(st, high, 1).empty() || !check_key(st, low, 1).empty())
+            out += check_key(st, high, 1) + check_key(st, low, 1);
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+} // namespace
