@@ -662,7 +662,10 @@ DAXKV_API int daxkv_device_add(daxkv_store *s, const char *path, uint64_t bytes)
  * (-ENOSPC), so a retry behaves like the first try. DAXKV_EVICT deletes the entries. Both fail
  * with -EBUSY, before changing anything, while entries of the device are
  * pinned or leased, unless flags has DAXKV_FORCE (pins move with migrated
- * entries; the call then waits for leases before unmapping). Without
+ * entries; the call then waits for leases before unmapping, and the pool
+ * calls, which run one at a time, wait for it: a thread holding one of
+ * those leases must release it before it calls daxkv_device_add, _remove
+ * or _resize, or it waits for itself). Without
  * DAXKV_FORCE the call never waits for a lease: from its check to its end,
  * new leases of the device's entries (and, with DAXKV_EVICT, new pins) wait
  * for it, and then find the entry where the call left it. An open
