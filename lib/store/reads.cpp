@@ -295,10 +295,9 @@ int Reads::contains_batch(daxkv_item *items, size_t n, unsigned flags) {
     const bool prefix = flags & kPrefix, pin_hits = flags & kPin;
     int hits = 0;
     const Index::KeyHashes hashes = c_.index.hash_items(items, n);
-    // The items this call pinned (a hit at UINT32_MAX pins is not one of
-    // them). A call that fails as a whole after pinning some (shutdown
-    // while it waits at a pin gate) drops those pins: the caller, told the
-    // call failed, has nothing to unpin.
+    // The items this call pinned. A call that fails as a whole after
+    // pinning some (shutdown while it waits at a pin gate) drops those
+    // pins: the caller, told the call failed, has nothing to unpin.
     std::vector<bool> pinned(pin_hits ? n : 0);
     auto drop_pins = [&]() noexcept {
         for (size_t j = 0; j < pinned.size(); ++j) {
@@ -321,8 +320,13 @@ int Reads::contains_batch(daxkv_item *items, size_t n, unsigned flags) {
                 gated = l->ref().arena; // waited for below, as daxkv_pin waits
                 return 0;
             }
-            if (hit && pin_hits)
-                pinned[i] = c_.index.pin(l); // at UINT32_MAX pins it stays pinned
+            if (hit && pin_hits) {
+                // As daxkv_pin: a hit counted but not pinned would have the
+                // caller's unpin drop a pin someone else holds.
+                if (!c_.index.pin(l))
+                    fail(-EOVERFLOW, "pin count overflow");
+                pinned[i] = true;
+            }
             return hit;
         });
         if (gated != UINT32_MAX) {

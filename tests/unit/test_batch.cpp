@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "alloc_failure.hpp"
+#include "capi/handles.hpp"
 #include "engine/fault.hpp"
 #include "helpers.hpp"
 #include "store/copies.hpp"
@@ -714,6 +715,45 @@ TEST_F(Batch, ContainsBatchPinWithPrefixPinsOnlyThePrefix) {
     EXPECT_EQ(remove("d"), 0); // not pinned
     EXPECT_EQ(remove("a"), -EBUSY);
     EXPECT_EQ(remove("b", DAXKV_FORCE), 0);
+}
+
+// A key's pins stop at UINT32_MAX: daxkv_pin says -EOVERFLOW there, and so
+// does a pinning daxkv_contains_batch for that item. It used to count the
+// item a hit, pinned or not, so the caller's later unpin dropped a pin
+// someone else held. (The count is set near the limit through the index:
+// four billion pins are not taken one by one.)
+TEST_F(Batch, ContainsBatchPinAtThePinLimitIsEOVERFLOWForThatItem) {
+    open({4096, 4});
+    auto items = put_items({"a", "b", "c"}, {1, 2, 3});
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), 3, 0), 3);
+    {
+        daxkv::Core &core = store_->store->core();
+        daxkv::Index::Locked l = core.index.lookup("b");
+        ASSERT_TRUE(l && l->committed());
+        const daxkv::Version v = core.index.uncommit(l);
+        core.index.commit(l, v, UINT32_MAX - 1);
+    }
+    EXPECT_EQ(pin("b"), 0); // the last pin there is room for
+    EXPECT_EQ(pin("b"), -EOVERFLOW);
+    auto q = key_items({"a", "b", "c"});
+    EXPECT_EQ(daxkv_contains_batch(s(), q.data(), q.size(), DAXKV_PIN), 2);
+    EXPECT_EQ(q[0].status, 1);
+    EXPECT_EQ(q[1].status, -EOVERFLOW);
+    EXPECT_EQ(q[2].status, 1);
+    // A prefix ends at the item that could not be pinned.
+    auto p = key_items({"a", "b", "c"});
+    EXPECT_EQ(daxkv_contains_batch(s(), p.data(), p.size(), DAXKV_PIN | DAXKV_PREFIX), 1);
+    EXPECT_EQ(p[1].status, -EOVERFLOW);
+    EXPECT_EQ(p[2].status, 0);
+    // a holds the two pins taken, c one; b exactly the pins it had.
+    EXPECT_EQ(stats().entries_pinned, 3u);
+    for (const char *k : {"a", "a", "c"})
+        EXPECT_EQ(unpin(k), 0) << k;
+    EXPECT_EQ(unpin("a"), -ENOENT);
+    EXPECT_EQ(unpin("c"), -ENOENT);
+    EXPECT_EQ(unpin("b"), 0);
+    EXPECT_EQ(pin("b"), 0);
+    EXPECT_EQ(pin("b"), -EOVERFLOW);
 }
 
 TEST_F(Batch, RemoveBatchCountsAndReportsPerItem) {
