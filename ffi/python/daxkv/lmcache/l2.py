@@ -289,6 +289,11 @@ class DaxkvL2Adapter(L2AdapterInterface):
         # under _told_lock), so LMCache's byte accounting and eviction
         # controllers never count a key twice, nor one that is gone.
         self._told: Dict[bytes, ObjectKey] = {}
+        # Calls that may remove keys from the library (deletes, evicting
+        # hotplug), counted under _told_lock as they start: a store piece
+        # whose count has not moved since its submission lost none of its
+        # keys, and its completion tells them without asking the library.
+        self._removals = 0
         self._told_lock = threading.RLock()  # a listener may delete from its callback
         opts = dict(config.store_options)
         opts.setdefault("durability", "process" if config.persist_enabled else "none")
@@ -524,7 +529,8 @@ class DaxkvL2Adapter(L2AdapterInterface):
                     continue
                 self._engine.submit(
                     _lib.OP_PUT, _native.PutBatch(names, addrs, sizes, metas), 0,
-                    lambda rc, put, first=first, skipped=skipped: self._store_done(task, first, rc, put, skipped))
+                    lambda rc, put, first=first, skipped=skipped, removals=self._removals: self._store_done(
+                        task, first, rc, put, skipped, removals))
             except Exception as exc:
                 if isinstance(exc, Shutdown):
                     # close() raced the submission: expected, the task fails.
@@ -536,7 +542,8 @@ class DaxkvL2Adapter(L2AdapterInterface):
                 break
         return task_id
 
-    def _store_done(self, task: _Task, first: int, rc: int, put: Optional[_native.PutBatch], failed: bool) -> None:
+    def _store_done(self, task: _Task, first: int, rc: int, put: Optional[_native.PutBatch], failed: bool,
+                    removals: int = 0) -> None:
         """A piece of a store completed (put None: nothing of it was
         submitted; failed: some of its keys were refused before); the last
         one finishes the task."""
@@ -559,15 +566,15 @@ class DaxkvL2Adapter(L2AdapterInterface):
         # Listeners first (LMCache's controllers account the bytes there), so
         # that a caller woken by the completion sees the new keys counted.
         if new:
-            self._tell_stored(new)
+            self._tell_stored(new, removals)
         if task.piece_done(ok, failed=failed or ok != len(statuses)):
             success = not task.failed_early
             self._finish("store", task.task_id, L2StoreResult(success, self._slot_bytes * task.ok))
 
-    def _tell_stored(self, keys: List[Tuple[bytes, ObjectKey]]) -> None:
+    def _tell_stored(self, keys: List[Tuple[bytes, ObjectKey]], removals: int) -> None:
         """Tell the listeners about the keys a store inserted (encoding,
         key) that are still there and that they have not been told about
-        yet."""
+        yet (removals: the count of removals when the store was submitted)."""
         # On the completion thread: a listener that closes the adapter while
         # it holds _told_lock (told of a delete) waits in close() for this
         # very completion; once the adapter is closing, its listeners are
@@ -576,11 +583,11 @@ class DaxkvL2Adapter(L2AdapterInterface):
             if self._closing:
                 return
         try:
-            self._tell_stored_locked(keys)
+            self._tell_stored_locked(keys, removals)
         finally:
             self._told_lock.release()
 
-    def _tell_stored_locked(self, keys: List[Tuple[bytes, ObjectKey]]) -> None:
+    def _tell_stored_locked(self, keys: List[Tuple[bytes, ObjectKey]], removals: int) -> None:
         fresh: Dict[bytes, ObjectKey] = {}
         for kb, key in keys:
             if kb not in self._told:
@@ -589,7 +596,10 @@ class DaxkvL2Adapter(L2AdapterInterface):
             return
         # A delete (or an evicting hotplug) between the library's commit
         # and this completion removed the key: not told at all.
-        present = _native.contains_many(self._store, list(fresh), False)
+        if self._removals == removals:
+            present = [True] * len(fresh)  # nothing was removed since the submission
+        else:
+            present = _native.contains_many(self._store, list(fresh), False)
         told = []
         for (kb, key), there in zip(fresh.items(), present):
             if there:
@@ -783,6 +793,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
             return
         batch = _Batch(kbs)
         with self._told_lock:
+            self._removals += 1
             _native.run_batch(self._store, "daxkv_remove_batch", batch)
             # A key removed before its store's completion told anyone of it
             # is not told deleted either (that completion finds it gone).
@@ -928,6 +939,8 @@ class DaxkvL2Adapter(L2AdapterInterface):
         # decides about them meanwhile (a migration deletes none).
         with self._told_lock if mode == "evict" else contextlib.nullcontext():
             before = self._keys_on(device_path) if mode == "evict" else []
+            if mode == "evict":
+                self._removals += 1
             try:
                 r = self._store.device_remove(device_path, mode, force=force)
             except DaxKVError as exc:
@@ -951,6 +964,8 @@ class DaxkvL2Adapter(L2AdapterInterface):
         # decides about them meanwhile (a migration deletes none).
         with self._told_lock if mode == "evict" else contextlib.nullcontext():
             before = self._keys_on(device_path) if mode == "evict" else []
+            if mode == "evict":
+                self._removals += 1
             try:
                 r = self._store.device_resize(device_path, size_bytes, mode, force=force)
             except DaxKVError as exc:
