@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <ctime>
 #include <functional>
+#include <initializer_list>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -241,6 +243,29 @@ inline json store_status(daxkv_store *s) {
     } while (rc == -ENOBUFS);
     EXPECT_EQ(rc, 0) << daxkv_errmsg();
     return rc == 0 ? json::parse(buf.c_str()) : json();
+}
+
+// The seed of a random model test: $env_name when set (a failure's seed
+// replays it), else one of this run, printed either way.
+inline uint64_t model_seed(const char *env_name, const char *what) {
+    uint64_t seed;
+    if (const char *e = std::getenv(env_name))
+        seed = std::strtoull(e, nullptr, 10);
+    else
+        seed = static_cast<uint64_t>(::getpid()) * 2654435761u +
+               static_cast<uint64_t>(::time(nullptr));
+    std::printf("%s seed %llu (%s=%llu replays)\n", what, static_cast<unsigned long long>(seed),
+                env_name, static_cast<unsigned long long>(seed));
+    return seed;
+}
+
+// An unexpected return code of a model step ("" when rc is one of codes):
+// what was done, rc and the library's message.
+inline std::string unexpected_code(const char *what, int rc, std::initializer_list<int> codes) {
+    for (int c : codes)
+        if (rc == c)
+            return "";
+    return std::string(what) + " returned " + std::to_string(rc) + " (" + daxkv_errmsg() + ")";
 }
 
 inline daxkv_hotplug_result result() {

@@ -64,6 +64,15 @@ protected:
             store_.reset(s);
         return rc;
     }
+    // Opens the pool's two devices and a third, a copy of one of them, as
+    // they are (none created, their sizes their own).
+    void open_with_copy(const std::string &copy) {
+        store_.reset();
+        ConfigPtr cfg = config({{"hotplug", "1"}, {"create", "0"}}, {{a_, 0}, {b_, 0}, {copy, 0}});
+        daxkv_store *st = nullptr;
+        ASSERT_EQ(daxkv_open(&st, cfg.get()), 0) << daxkv_errmsg();
+        store_.reset(st);
+    }
     // Moves a device's file away (missing at the next open) or back.
     void hide(const std::string &p) { ASSERT_EQ(std::rename(p.c_str(), (p + ".away").c_str()), 0); }
     void unhide(const std::string &p) {
@@ -376,8 +385,9 @@ TEST_F(History, AnOlderCopyOfADeviceBringsBackNoReplacedOrRemovedValue) {
     for (size_t j = 0; j < on_a.size(); ++j) {
         const uint32_t i = on_a[j];
         EXPECT_NE(check_key(s(), i, 1), "") << "key " << i << " reads its replaced value";
-        if (j == 0)
+        if (j == 0) {
             EXPECT_EQ(check_key(s(), i, 0), "");
+        }
     }
 }
 
@@ -407,8 +417,9 @@ TEST_F(History, ACopyTakenWhileOpenBringsBackNoReplacedOrRemovedValue) {
             const uint32_t i = on_a[j];
             EXPECT_NE(check_key(s(), i, 1), "")
                 << later << ": key " << i << " reads its replaced value";
-            if (j == 0)
+            if (j == 0) {
                 EXPECT_EQ(check_key(s(), i, 0), "") << later;
+            }
         }
         store_.reset();
     }
@@ -440,13 +451,8 @@ TEST_F(History, ACopyOfAMemberAddedBesideItThenTheMemberRemoved) {
         }
         ASSERT_EQ(daxkv_device_add(s(), a_.c_str(), dev_bytes_for(slots_)), 0) << daxkv_errmsg();
     }
-    store_.reset();
     // Reopen with the copy in the configuration as well.
-    ConfigPtr cfg = config({{"hotplug", "1"}, {"create", "0"}},
-                           {{a_, 0}, {b_, 0}, {c, 0}});
-    daxkv_store *st = nullptr;
-    ASSERT_EQ(daxkv_open(&st, cfg.get()), 0) << daxkv_errmsg();
-    store_.reset(st);
+    ASSERT_NO_FATAL_FAILURE(open_with_copy(c));
     for (uint32_t i = 0; i < 12; ++i) {
         std::string bad = check_key(s(), i, want(i));
         if (!bad.empty())
@@ -567,11 +573,7 @@ TEST_F(History, ACopyTakenBeforeACrashBesideItsDeviceBringsBackNothingStale) {
             ASSERT_EQ(daxkv_device_add(s(), c.c_str(), dev_bytes_for(slots_)), 0)
                 << daxkv_errmsg();
         } else {
-            ConfigPtr cfg = config({{"hotplug", "1"}, {"create", "0"}},
-                                   {{a_, 0}, {b_, 0}, {c, 0}});
-            daxkv_store *st = nullptr;
-            ASSERT_EQ(daxkv_open(&st, cfg.get()), 0) << daxkv_errmsg();
-            store_.reset(st);
+            ASSERT_NO_FATAL_FAILURE(open_with_copy(c));
         }
         for (uint32_t i = 0; i < 12; ++i) {
             const uint64_t want = i == on_a[0] ? 0 : std::find(on_a.begin(), on_a.end(), i) !=

@@ -227,14 +227,7 @@ TEST_F(HotplugModel, OnePathAddedAndRemovedTwoHundredTimesInEachMode) {
 }
 
 TEST_F(HotplugModel, RandomSequencesAgreeWithTheModel) {
-    uint64_t seed = 0;
-    if (const char *e = std::getenv("ADV_HOTPLUG_SEED"))
-        seed = std::strtoull(e, nullptr, 10);
-    else
-        seed = static_cast<uint64_t>(::getpid()) * 2654435761u +
-               static_cast<uint64_t>(time(nullptr));
-    std::printf("hotplug model seed %" PRIu64 " (ADV_HOTPLUG_SEED=%" PRIu64 " replays)\n", seed,
-                seed);
+    const uint64_t seed = model_seed("ADV_HOTPLUG_SEED", "hotplug model");
     uint64_t x = seed;
     for (int i = 0; i < 3000; ++i) {
         std::string bad = step(x);

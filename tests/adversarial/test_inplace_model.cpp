@@ -100,6 +100,13 @@ struct Walk {
 
 class InplaceModel : public ::testing::Test {
 protected:
+    // unexpected_code(), each step's outcome traced under ADV_INPLACE_TRACE.
+    static std::string outcome(const char *what, int rc, std::initializer_list<int> codes) {
+        if (std::getenv("ADV_INPLACE_TRACE"))
+            std::printf("  %s: %d\n", what, rc);
+        return unexpected_code(what, rc, codes);
+    }
+
     void SetUp() override {
         for (uint32_t i = 0; i < kPaths; ++i)
             paths_.push_back(dir_.file("p" + std::to_string(i)));
@@ -326,15 +333,7 @@ protected:
                         m.pins);
         char what[128];
         int rc = 0;
-        auto allowed = [&](std::initializer_list<int> codes) -> std::string {
-            if (std::getenv("ADV_INPLACE_TRACE"))
-                std::printf("  %s: %d\n", what, rc);
-            for (int c : codes)
-                if (rc == c)
-                    return "";
-            return std::string(what) + " returned " + std::to_string(rc) + " (" +
-                   daxkv_errmsg() + ")";
-        };
+        auto allowed = [&](std::initializer_list<int> codes) { return outcome(what, rc, codes); };
 
         if (pick < 170) { // put, maybe replace, maybe with metadata
             const bool replace = splitmix64(x) % 2;
@@ -923,15 +922,7 @@ protected:
         const bool in_pool = in_pool_.count(p) != 0;
         char what[128];
         int rc = 0;
-        auto allowed = [&](std::initializer_list<int> codes) -> std::string {
-            if (std::getenv("ADV_INPLACE_TRACE"))
-                std::printf("  %s: %d\n", what, rc);
-            for (int c : codes)
-                if (rc == c)
-                    return "";
-            return std::string(what) + " returned " + std::to_string(rc) + " (" +
-                   daxkv_errmsg() + ")";
-        };
+        auto allowed = [&](std::initializer_list<int> codes) { return outcome(what, rc, codes); };
         if (pick < 3) {
             std::snprintf(what, sizeof what, "add of path %u", p);
             rc = daxkv_device_add(s(), path.c_str(), dev_bytes_for(kSlots));
@@ -1142,14 +1133,7 @@ protected:
 };
 
 TEST_F(InplaceModel, RandomSequencesAgreeWithTheModel) {
-    uint64_t seed = 0;
-    if (const char *e = std::getenv("ADV_INPLACE_SEED"))
-        seed = std::strtoull(e, nullptr, 10);
-    else
-        seed = static_cast<uint64_t>(::getpid()) * 2654435761u +
-               static_cast<uint64_t>(time(nullptr));
-    std::printf("in-place model seed %" PRIu64 " (ADV_INPLACE_SEED=%" PRIu64 " replays)\n", seed,
-                seed);
+    const uint64_t seed = model_seed("ADV_INPLACE_SEED", "in-place model");
     uint64_t x = seed;
     int steps = 2500;
     if (const char *e = std::getenv("ADV_INPLACE_STEPS"))

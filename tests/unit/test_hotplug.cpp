@@ -359,38 +359,21 @@ TEST_F(Pool, AProcessKilledAtEachStepOfAChangeOfThePoolLeavesNoWrongValue) {
         bool deletes;
         std::function<int()> run;
     };
+    // Device 0 removed or shrunk to one slot, by migration or eviction.
+    const auto change = [this](bool shrink, int mode, unsigned flags) -> std::function<int()> {
+        return [this, shrink, mode, flags] {
+            auto r = result();
+            return shrink ? daxkv_device_resize(s(), paths_[0].c_str(), kSlot, mode, flags, &r)
+                          : daxkv_device_remove(s(), paths_[0].c_str(), mode, flags, &r);
+        };
+    };
     const std::vector<Step> steps = {
-        {"remove, migrating", 1, false,
-         [this] {
-             auto r = result();
-             return daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r);
-         }},
-        {"remove, migrating", 2, false,
-         [this] {
-             auto r = result();
-             return daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r);
-         }},
-        {"shrink, migrating", 1, false,
-         [this] {
-             auto r = result();
-             return daxkv_device_resize(s(), paths_[0].c_str(), kSlot, DAXKV_MIGRATE, 0, &r);
-         }},
-        {"shrink, migrating", 2, false,
-         [this] {
-             auto r = result();
-             return daxkv_device_resize(s(), paths_[0].c_str(), kSlot, DAXKV_MIGRATE, 0, &r);
-         }},
-        {"remove, evicting", 3, true,
-         [this] {
-             auto r = result();
-             return daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_EVICT, 0, &r);
-         }},
-        {"shrink, evicting", 3, true,
-         [this] {
-             auto r = result();
-             return daxkv_device_resize(s(), paths_[0].c_str(), kSlot, DAXKV_EVICT,
-                                        DAXKV_FORCE, &r);
-         }},
+        {"remove, migrating", 1, false, change(false, DAXKV_MIGRATE, 0)},
+        {"remove, migrating", 2, false, change(false, DAXKV_MIGRATE, 0)},
+        {"shrink, migrating", 1, false, change(true, DAXKV_MIGRATE, 0)},
+        {"shrink, migrating", 2, false, change(true, DAXKV_MIGRATE, 0)},
+        {"remove, evicting", 3, true, change(false, DAXKV_EVICT, 0)},
+        {"shrink, evicting", 3, true, change(true, DAXKV_EVICT, DAXKV_FORCE)},
         {"add of a device holding older values", 4, false,
          [this] { return daxkv_device_add(s(), paths_[2].c_str(), dev_bytes()); }},
     };

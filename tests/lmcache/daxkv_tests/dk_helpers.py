@@ -6,6 +6,7 @@ modules; conftest.py has set up sys.path before)."""
 import ctypes
 import hashlib
 import os
+import threading
 import time
 
 # Third Party
@@ -100,3 +101,18 @@ def release(*objs) -> None:
     for o in objs:
         if o is not None and o.get_ref_count() > 0:
             o.ref_count_down()
+
+
+def hold_completions(monkeypatch, engine, until: threading.Event, timeout: float = 10.0) -> None:
+    """Every batch submitted to the copy engine from now on completes only
+    once until is set (its completion fails the test after timeout)."""
+    real_submit = engine.submit
+
+    def submit(op, batch, flags, done):
+        def held(rc, b):
+            assert until.wait(timeout)
+            done(rc, b)
+
+        return real_submit(op, batch, flags, held)
+
+    monkeypatch.setattr(engine, "submit", submit)

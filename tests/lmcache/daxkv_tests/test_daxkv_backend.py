@@ -49,7 +49,17 @@ import torch
 from daxkv import _lib
 from daxkv.lmcache import _native
 from daxkv.lmcache.backend import DaxkvBackend
-from dk_helpers import SizedAs, ekey, kv_obj, make_device, obj_bytes, open_fds, release, wait_until
+from dk_helpers import (
+    SizedAs,
+    ekey,
+    hold_completions,
+    kv_obj,
+    make_device,
+    obj_bytes,
+    open_fds,
+    release,
+    wait_until,
+)
 from lmcache.utils import CacheEngineKey
 from lmcache.v1.config import LMCacheEngineConfig
 from lmcache.v1.memory_allocators.mixed_memory_allocator import MixedMemoryAllocator
@@ -336,18 +346,8 @@ def test_async_put_futures_cancelled_by_the_caller_do_not_stop_the_others(launch
     # there: the later keys' futures never settled, their objects kept the
     # reference taken for the copy, and their callbacks never ran.
     backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=running_loop)
-    engine = backend._engine
-    real_submit = engine.submit
     release_completion = threading.Event()
-
-    def submit(op, batch, flags, done):
-        def held_done(rc, b):
-            assert release_completion.wait(10)
-            done(rc, b)
-
-        return real_submit(op, batch, flags, held_done)
-
-    monkeypatch.setattr(engine, "submit", submit)
+    hold_completions(monkeypatch, backend._engine, release_completion)
     seen = []
     objs = [_obj(5), _obj(6), _obj(7)]
     futures = backend.batched_submit_put_task([ekey(0), ekey(1), ekey(2)], objs, on_complete_callback=seen.append)

@@ -74,7 +74,7 @@ except ImportError as exc:  # the stand-ins alone: LMCache's sources are missing
 from daxkv import _lib
 from daxkv.lmcache import decode_key
 from daxkv.lmcache.l2 import DaxkvL2Adapter, DaxkvL2AdapterConfig
-from dk_helpers import SizedAs, make_device, multi_obj, obj_bytes, release, wait_until
+from dk_helpers import SizedAs, hold_completions, make_device, multi_obj, obj_bytes, release, wait_until
 from lmcache.v1.distributed.api import KeyListPage, ObjectKey
 from lmcache.v1.distributed.config import EvictionConfig
 from lmcache.v1.distributed.internal_api import L2AdapterListener
@@ -600,18 +600,8 @@ def test_close_from_a_listener_told_of_a_delete_while_a_store_completes(tmp_path
     adapter = adapters(one_device(tmp_path))
     objs = [mobj(1.0), mobj(2.0)]
     assert store(adapter, [okey(80)], objs[:1]).is_successful()
-    engine = adapter._engine
-    real_submit = engine.submit
     go_on = threading.Event()
-
-    def submit(op, batch, flags, done):
-        def held(rc, b):
-            assert go_on.wait(10)
-            done(rc, b)
-
-        return real_submit(op, batch, flags, held)
-
-    monkeypatch.setattr(engine, "submit", submit)
+    hold_completions(monkeypatch, adapter._engine, go_on)
     adapter.submit_store_task([okey(81)], objs[1:])  # its completion waits for go_on
 
     class Closer(Recorder):
