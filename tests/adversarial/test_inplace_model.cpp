@@ -171,6 +171,16 @@ protected:
         keys_[k].pins = 0;
     }
 
+    // A key the model holds maybe evicted, found missing (rc -ENOENT): it
+    // was evicted, which the eviction count must show. Whether rc said so.
+    bool found_evicted(uint32_t k, int rc) {
+        if (keys_[k].state != Key::kMaybe || rc != -ENOENT)
+            return false;
+        set_absent(k);
+        ++expected_extra_evictions_;
+        return true;
+    }
+
     // Device ids and paths of the pool's rows that are not removed.
     std::map<uint32_t, uint32_t> device_paths() {
         std::map<uint32_t, uint32_t> out; // device_id -> path number
@@ -434,11 +444,8 @@ protected:
                 return allowed({-ENOENT});
             if (m.pins && !force)
                 return allowed({-EBUSY});
-            if (m.state == Key::kMaybe && rc == -ENOENT) {
-                set_absent(k);
-                ++expected_extra_evictions_;
+            if (found_evicted(k, rc))
                 return "";
-            }
             if (rc == 0)
                 set_absent(k);
             return allowed({0});
@@ -448,11 +455,8 @@ protected:
             rc = daxkv_pin(s(), key.data(), key.size());
             if (m.state == Key::kAbsent || m.reservation >= 0)
                 return allowed({-ENOENT});
-            if (m.state == Key::kMaybe && rc == -ENOENT) {
-                set_absent(k);
-                ++expected_extra_evictions_;
+            if (found_evicted(k, rc))
                 return "";
-            }
             if (rc == 0) {
                 m.state = Key::kPresent;
                 m.pins++;
@@ -534,11 +538,8 @@ protected:
             rc = daxkv_lease_acquire(s(), key.data(), key.size(), &l);
             if (m.state == Key::kAbsent || m.reservation >= 0)
                 return rc == -ENOENT && !l ? "" : allowed({-ENOENT});
-            if (m.state == Key::kMaybe && rc == -ENOENT) {
-                set_absent(k);
-                ++expected_extra_evictions_;
+            if (found_evicted(k, rc))
                 return "";
-            }
             if (rc == 0) {
                 m.state = Key::kPresent;
                 leases_.push_back(Lease{l, k, m.version});
