@@ -350,6 +350,50 @@ def test_forced_delete_of_a_write_in_flight_reports_it_until_the_write_ends(make
     release(obj)
 
 
+@pytest.mark.parametrize("slots", [1, 4])
+def test_a_put_of_a_key_whose_write_was_cancelled_is_a_noop_until_the_write_ends(make_core, slots):
+    # LMCache's core keeps a write cancelled by a forced delete in flight
+    # until its writer returns: a put_many or put_one of its key meanwhile
+    # is a no-op success (True, nothing copied or stored), also when the
+    # arena has no free slot, and the key is absent once the writer returns.
+    core = make_core(slots)
+    obj, other = byte_obj(S, 1), byte_obj(S, 2)
+    key = ekey(1)
+    seen = {}
+    untouched = []
+
+    def copy(offset, memory_obj, size):
+        ctypes.memmove(core.base_ptr + offset, memory_obj.data_ptr, size)
+        seen["delete"] = core.delete_many([key], force=True)
+        seen["put_many"] = core.put_many([key, key], [other, other])
+        seen["put_one"] = core.put_one(key, other)
+        seen["put_one_writer"] = core.put_one(key, other, writer=lambda o, m, s: untouched.append(o))
+        seen["from_ptr"] = core.put_reserved_from_ptr(
+            key, other.data_ptr, S, other.metadata.shape, other.metadata.dtype, other.metadata.fmt, None
+        )
+        seen["exists"] = core.exists_many([key])
+        seen["snapshot"] = core.snapshot_keys()
+
+    assert core.put_one(key, obj, writer=copy) is False  # cancelled
+    assert seen == {
+        "delete": [True],
+        "put_many": [True, True],
+        "put_one": True,
+        "put_one_writer": True,
+        "from_ptr": DaxPutFromPtrResult.INFLIGHT,
+        "exists": [False],
+        "snapshot": [],
+    }
+    assert untouched == []
+    assert core.exists_many([key]) == [False]
+    assert core.snapshot_keys() == []
+    assert core.report_status()["live_slot_count"] == 0
+    # Once the write has ended the key is stored as usual.
+    assert core.put_many([key], [other]) == [True]
+    assert stored_bytes(core, key) == pattern(S, 2)
+    release(obj, other)
+
+
 def test_put_rejections_return_false(make_core):
     core = make_core(2)
     big, multi, obj = byte_obj(S + 1, 1), multi_obj(), byte_obj(S, 2)

@@ -631,6 +631,14 @@ class DaxCore(Generic[KeyT]):
             # Those keys fail (logged); the others are stored.
             pos = [i for i, m in enumerate(metas) if m is not None]
             return self._put_only(keys, objs, sizes, pos, -_errno.EINVAL)
+        if self._cancelled:
+            # A write a forced delete cancelled stays in flight until its
+            # writer returns, as in LMCache's core: a put of its key
+            # meanwhile is a no-op success (status 1), nothing stored.
+            with self._state_lock:
+                pos = [i for i, kb in enumerate(kbs) if kb not in self._cancelled]
+            if len(pos) != len(kbs):
+                return self._put_only(keys, objs, sizes, pos, 1)
         addrs = [_data_ptr(o) for o in objs]
         if not self._begin_write(kbs):
             return [-_errno.ESHUTDOWN] * len(kbs)
@@ -700,6 +708,9 @@ class DaxCore(Generic[KeyT]):
         with self._state_lock:
             if self._closing or self._closed:
                 return False
+            if kb in self._cancelled:
+                # Its cancelled write is still in flight (see _put_prepared).
+                return True
             self._active_writes += 1
             inflight = self._inflight
             inflight[kb] = inflight.get(kb, 0) + 1
