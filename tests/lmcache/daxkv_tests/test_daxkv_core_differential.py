@@ -1,0 +1,604 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Differential random test: daxkv.lmcache.DaxCore against LMCache's own
+``lmcache.v1.storage_backend.dax.core.DaxCore`` (imported from the tree the
+conftest assembles from LMCache's sources; skipped without them).
+
+Each seed builds one core of each kind on its own small file (a few slots,
+so that "full" happens often) and drives both with the same random sequence
+of the calls LMCache's ``DaxBackend`` and ``dax`` L2 adapter make, comparing
+every observable result after each call. A failure names the seed, the step
+and the call; ``DAXKV_DIFF_SEED=N`` replays seed N alone and
+``DAXKV_DIFF_SEEDS=N`` runs seeds 0..N-1 (default 24, ~120 steps each).
+
+Calls and inputs tried:
+
+* put_many of 1-3 keys (a repeat in the list included) with single-tensor
+  objects of 1 byte up to a slot (uint8, int32, float16, bfloat16, float32;
+  1-D and 2-D shapes; every MemoryFormat; no positions, a progression, or a
+  few scattered int64 positions), objects one element past a slot, and
+  two-tensor objects;
+* put_one without a writer, and with a writer (as DaxBackend passes one)
+  that copies, that copies half and raises, or that copies and then, while
+  the write is in flight, makes nested calls on the same key: exists_many
+  (with and without lock), has_inflight, put_many, put_one,
+  put_reserved_from_ptr, reserve_reads, delete_many plain and forced (once
+  or twice), snapshot_keys, report_status, and a put_many of another key;
+* put_reserved_from_ptr from a stored object (as the adapter's migration
+  passes a reservation's fields), with size 0, size past a slot, and
+  source pointer 0;
+* exists_many with and without lock, unlock_many (also of keys never
+  locked), delete_many plain and forced of present, absent, locked,
+  borrowed and repeated keys;
+* reserve_reads (prefix_only both ways) and reserve_reads_for_keys,
+  finalized at once or held over later calls (up to three at a time, so
+  that deletes hit borrowed slots), load_many_into with destinations
+  exactly large enough, larger, one byte too small, and two-tensor;
+* snapshot_keys, usage, report_status, can_shrink_to, remap growing,
+  shrinking, to 0 bytes, below one slot and past the file's size;
+* close, then every call again, and a second close.
+
+Compared: return values, exception types (by their built-in base class:
+the drop-in may raise a subclass of what LMCache raises, which callers
+catching LMCache's type still catch), bytes read back through reservations
+and load_many_into, shapes, dtypes, formats and positions, key sets, usage
+and the report_status counters. Not compared, deliberately (documented in
+docs/lmcache-integration.md): which slot an entry gets (slot ids, offsets and
+generations), and so whether a shrink fits; each core is checked against its
+own placement instead (see _check_shrink). The ``supports_restart_recovery``
+field is False for both (a volatile core).
+"""
+
+# Standard
+import ctypes
+import enum
+import importlib.util
+import os
+import random
+import sys
+
+# Third Party
+import pytest
+import torch
+
+# First Party
+import conftest
+from daxkv.lmcache import DaxCore as DaxkvCore
+from dk_helpers import make_device
+from lmcache.utils import CacheEngineKey
+from lmcache.v1.distributed.api import ObjectKey
+from lmcache.v1.memory_allocators.ad_hoc_memory_allocator import AdHocMemoryAllocator
+from lmcache.v1.memory_management import MemoryFormat
+
+if conftest.LMCACHE_TREE is None:
+    pytest.skip(f"LMCache's DaxCore is not available ({conftest.L2_UNAVAILABLE})", allow_module_level=True)
+
+
+def _load_lmcache_core():
+    """LMCache's core module from the assembled tree, under a name of its own
+    (so that nothing binding lmcache.v1.storage_backend.dax.core to daxkv
+    can hand us the drop-in instead)."""
+    path = os.path.join(conftest.LMCACHE_TREE, "lmcache", "v1", "storage_backend", "dax", "core.py")
+    name = "lmcache_dax_core_control"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+_LMC = _load_lmcache_core()
+
+S = 256  # slot bytes
+SLOTS = 5  # initial slots
+ROOM = 12  # slots of room in each file (remap grows into it)
+_ALLOC = AdHocMemoryAllocator(device="cpu")
+_DTYPES = [torch.uint8, torch.int32, torch.float16, torch.bfloat16, torch.float32]
+_FMTS = list(MemoryFormat)
+
+
+def _esize(dtype):
+    return torch.empty((), dtype=dtype).element_size()
+
+
+# -- inputs ------------------------------------------------------------------------
+
+
+def _keys(rng, n):
+    if rng.random() < 0.5:
+        return [CacheEngineKey("m", 1, 0, 1000 + i, torch.bfloat16) for i in range(n)]
+    return [ObjectKey(chunk_hash=bytes([i, 7]) * 4, model_name="m", kv_rank=0) for i in range(n)]
+
+
+def _positions(rng):
+    r = rng.random()
+    if r < 0.6:
+        return None
+    if r < 0.8:
+        a = rng.randrange(0, 4096)
+        return torch.arange(a, a + rng.randrange(1, 64), dtype=torch.int64)
+    return torch.tensor(sorted(rng.sample(range(100000), rng.randrange(1, 8))), dtype=torch.int64)
+
+
+def _obj(rng, *, oversize=False):
+    """A single-tensor MemoryObj of random layout, size at most a slot (one
+    element past it when oversize), filled with random bytes."""
+    dtype = rng.choice(_DTYPES)
+    es = _esize(dtype)
+    n = S // es + 1 if oversize else rng.randrange(1, S // es + 1)
+    shape = [2, n // 2] if n % 2 == 0 and rng.random() < 0.5 else [n]
+    obj = _ALLOC.allocate([torch.Size(shape)], [dtype], fmt=rng.choice(_FMTS))
+    size = obj.get_size()
+    ctypes.memmove(obj.data_ptr, bytes(rng.getrandbits(8) for _ in range(size)), size)
+    obj.metadata.cached_positions = _positions(rng)
+    return obj
+
+
+def _multi():
+    return _ALLOC.allocate([torch.Size([2, 4]), torch.Size([2, 4])], [torch.uint8, torch.uint8])
+
+
+def _dest(rng, need):
+    """A destination for load_many_into: (size or 'multi', fill byte)."""
+    r = rng.random()
+    if r < 0.1:
+        return ("multi", 0)
+    if r < 0.25 and need > 1:
+        return (need - 1, rng.randrange(256))
+    return (need + rng.choice([0, 0, 1, 17]), rng.randrange(256))
+
+
+def _make_dest(spec):
+    size, fill = spec
+    if size == "multi":
+        return _multi()
+    obj = _ALLOC.allocate([torch.Size([size])], [torch.uint8])
+    ctypes.memset(obj.data_ptr, fill, size)
+    return obj
+
+
+# -- observations ------------------------------------------------------------------
+
+
+def _exc(e):
+    """An exception by its first built-in class (DaxCoreError is a
+    RuntimeError, as LMCache's core raises)."""
+    for cls in type(e).__mro__:
+        if cls.__module__ == "builtins":
+            return ("raises", cls.__name__)
+    return ("raises", type(e).__name__)
+
+
+def _pos(p):
+    if p is None:
+        return None
+    return (str(p.dtype), p.tolist())
+
+
+def _reservation(core, r):
+    return (
+        r.result_index,
+        r.key,
+        r.size,
+        tuple(r.shape),
+        r.dtype,
+        r.fmt,
+        _pos(r.cached_positions),
+        ctypes.string_at(core.base_ptr + r.offset, r.size),
+    )
+
+
+_STATUS_FIELDS = (
+    "is_healthy",
+    "max_dax_size_bytes",
+    "slot_bytes",
+    "max_slots",
+    "live_slot_count",
+    "locked_key_count",
+    "borrowed_slot_count",
+    "active_read_count",
+    "active_write_count",
+    "closing",
+    "supports_restart_recovery",
+)
+
+
+def _status(core):
+    st = core.report_status()
+    return {k: st[k] for k in _STATUS_FIELDS}
+
+
+class Mismatch(AssertionError):
+    pass
+
+
+class Side:
+    """One core and what the sequence holds on it (read reservations)."""
+
+    def __init__(self, name, core):
+        self.name = name
+        self.core = core
+        self.held = []  # reservations lists not finalized yet, in order
+
+    def finalize_all(self):
+        while self.held:
+            self.core.finalize_reads(self.held.pop(0), set())
+
+
+def _call(fn, *args, **kw):
+    """fn's result, its exception as _exc gives it; a DaxPutFromPtrResult by
+    name (each module has its own enum class)."""
+    try:
+        out = fn(*args, **kw)
+    except Exception as e:  # compared, never swallowed
+        return _exc(e)
+    if isinstance(out, enum.Enum):
+        return ("result", type(out).__name__, out.name)
+    return out
+
+
+# -- the calls ---------------------------------------------------------------------
+
+
+class Sequence_:
+    def __init__(self, seed, tmp_path):
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.keys = _keys(self.rng, 2 * SLOTS + 2)
+        self.sides = []
+        for name, cls in (("lmcache", _LMC.DaxCore), ("daxkv", DaxkvCore)):
+            path = make_device(os.path.join(tmp_path, f"{name}-{seed}.bin"), ROOM * S)
+            self.sides.append(Side(name, cls(device_path=path, max_dax_size_bytes=SLOTS * S, slot_bytes=S)))
+        self.step = 0
+        self.what = ""
+        self.keep = []  # source objects (alive for the whole sequence)
+
+    # Each op takes its inputs from self.rng once, then runs on both sides.
+    def both(self, run, tolerate=None):
+        outs = [run(side) for side in self.sides]
+        if outs[0] != outs[1] and not (tolerate and tolerate(*outs)):
+            raise Mismatch(
+                f"seed {self.seed} (replay: DAXKV_DIFF_SEED={self.seed}) step {self.step} {self.what}:\n"
+                f"  lmcache: {outs[0]!r}\n  daxkv:   {outs[1]!r}"
+            )
+        return outs
+
+    def pick(self, lo=1, hi=3):
+        return [self.rng.choice(self.keys) for _ in range(self.rng.randint(lo, hi))]
+
+    def src(self):
+        r = self.rng.random()
+        obj = _multi() if r < 0.05 else _obj(self.rng, oversize=r < 0.12)
+        self.keep.append(obj)
+        return obj
+
+    # -- writes
+    def op_put_many(self):
+        keys = self.pick()
+        objs = [self.src() for _ in keys]
+        self.what = f"put_many({keys}, sizes={[o.get_size() for o in objs]})"
+        self.both(lambda s: _call(s.core.put_many, keys, objs))
+
+    def op_put_one(self):
+        key = self.rng.choice(self.keys)
+        obj = self.src()
+        mode = self.rng.choice(["none", "copy", "copy", "raise", "nested", "nested"])
+        nested = []
+        if mode == "nested":
+            pool = [
+                "exists", "exists_lock", "has_inflight", "put_many_same", "put_one_same",
+                "from_ptr_same", "reserve_same", "delete_plain", "delete_force", "delete_force",
+                "delete_force_twice", "snapshot", "status", "put_many_other",
+            ]
+            nested = [self.rng.choice(pool) for _ in range(self.rng.randint(1, 4))]
+            other, other_obj = self.rng.choice(self.keys), self.src()
+        self.what = f"put_one({key}, size={obj.get_size()}, writer={mode}, nested={nested})"
+
+        def run(side):
+            core = side.core
+            trace = []
+
+            def copy(offset, o, size):
+                ctypes.memmove(core.base_ptr + offset, o.data_ptr, size)
+
+            def writer(offset, o, size):
+                trace.append(("writer", size))
+                if mode == "raise":
+                    ctypes.memmove(core.base_ptr + offset, o.data_ptr, size // 2)
+                    raise ValueError("copy failed")
+                copy(offset, o, size)
+                for n in nested:
+                    trace.append((n, self._nested(side, n, key, obj, other, other_obj)))
+
+            result = _call(core.put_one, key, obj, writer=None if mode == "none" else writer)
+            return result, trace
+
+        self.both(run)
+
+    def _nested(self, side, n, key, obj, other, other_obj):
+        core = side.core
+        if n == "exists":
+            return _call(core.exists_many, [key])
+        if n == "exists_lock":
+            return _call(core.exists_many, [key], lock=True)
+        if n == "has_inflight":
+            return core.has_inflight(key)
+        if n == "put_many_same":
+            return _call(core.put_many, [key], [obj])
+        if n == "put_one_same":
+            return _call(core.put_one, key, obj)
+        if n == "from_ptr_same":
+            m = obj.metadata
+            return _call(
+                core.put_reserved_from_ptr, key, obj.data_ptr, obj.get_size(), m.shape, m.dtype, m.fmt,
+                m.cached_positions,
+            )
+        if n == "reserve_same":
+            rs, hits = core.reserve_reads([key], prefix_only=False)
+            core.finalize_reads(rs, set())
+            return hits
+        if n == "delete_plain":
+            return _call(core.delete_many, [key])
+        if n == "delete_force":
+            return _call(core.delete_many, [key], force=True)
+        if n == "delete_force_twice":
+            return _call(core.delete_many, [key, key], force=True)
+        if n == "snapshot":
+            return set(core.snapshot_keys())
+        if n == "status":
+            return _status(core), core.usage()
+        if n == "put_many_other":
+            return _call(core.put_many, [other], [other_obj])
+        raise AssertionError(n)
+
+    def op_from_ptr(self):
+        key = self.rng.choice(self.keys)
+        obj = self.src()
+        if len(obj.get_shapes()) > 1:
+            return
+        m = obj.metadata
+        size, ptr = obj.get_size(), obj.data_ptr
+        r = self.rng.random()
+        if r < 0.05:
+            size = 0
+        elif r < 0.1:
+            size = S + 1
+        elif r < 0.15:
+            ptr = 0
+        self.what = f"put_reserved_from_ptr({key}, size={size}, ptr={'0' if not ptr else 'obj'})"
+        self.both(
+            lambda s: _call(
+                s.core.put_reserved_from_ptr, key, ptr, size, m.shape, m.dtype, m.fmt, m.cached_positions
+            )
+        )
+
+    # -- lookups and locks
+    def op_exists(self):
+        keys = self.pick(1, 4)
+        lock = self.rng.random() < 0.5
+        self.what = f"exists_many({keys}, lock={lock})"
+        self.both(lambda s: _call(s.core.exists_many, keys, lock=lock))
+
+    def op_unlock(self):
+        keys = self.pick(1, 3)
+        self.what = f"unlock_many({keys})"
+        self.both(lambda s: _call(s.core.unlock_many, keys))
+
+    def op_delete(self):
+        keys = self.pick(1, 4)
+        force = self.rng.random() < 0.4
+        self.what = f"delete_many({keys}, force={force})"
+        self.both(lambda s: _call(s.core.delete_many, keys, force=force))
+
+    # -- reads
+    def op_reserve(self):
+        keys = self.pick(1, 4)
+        kind = self.rng.choice(["prefix", "holes", "for_keys"])
+        hold = self.rng.random() < 0.35 and len(self.sides[0].held) < 3
+        self.what = f"reserve_reads({keys}, {kind}, hold={hold})"
+
+        def run(side):
+            if kind == "for_keys":
+                rs = side.core.reserve_reads_for_keys(keys)
+                hits = None
+            else:
+                rs, hits = side.core.reserve_reads(keys, prefix_only=kind == "prefix")
+            out = (hits, [_reservation(side.core, r) for r in rs])
+            if hold and rs:
+                side.held.append(rs)
+            else:
+                side.core.finalize_reads(rs, {r.key for r in rs})
+            return out
+
+        self.both(run)
+
+    def op_finalize(self):
+        if not self.sides[0].held:
+            return
+        i = self.rng.randrange(len(self.sides[0].held))
+        self.what = f"finalize_reads(held #{i})"
+        # The held bytes are still the entry's own until now, even if it was
+        # deleted meanwhile.
+        self.both(lambda s: [_reservation(s.core, r) for r in s.held[i]])
+        for s in self.sides:
+            s.core.finalize_reads(s.held.pop(i), set())
+
+    def op_load(self):
+        keys = self.pick(1, 3)
+        need = [self._stored_size(k) for k in keys]
+        specs = [_dest(self.rng, n or self.rng.randrange(1, S + 1)) for n in need]
+        self.what = f"load_many_into({keys}, dests={specs})"
+
+        def run(side):
+            dests = [_make_dest(sp) for sp in specs]
+            self.keep.extend(dests)
+            result = _call(side.core.load_many_into, keys, dests)
+            got = []
+            for d in dests:
+                if len(d.get_shapes()) > 1:
+                    got.append("multi")
+                else:
+                    got.append((ctypes.string_at(d.data_ptr, d.get_size()), _pos(d.metadata.cached_positions)))
+            return result, got
+
+        self.both(run)
+
+    def _stored_size(self, key):
+        """The size stored under key (LMCache's side), None when absent."""
+        core = self.sides[0].core
+        rs, _ = core.reserve_reads([key], prefix_only=False)
+        try:
+            return rs[0].size if rs else None
+        finally:
+            core.finalize_reads(rs, set())
+
+    # -- capacity and views
+    def op_snapshot(self):
+        self.what = "snapshot_keys()"
+        # Compared as a set of equal keys and a length (no repeats), not by
+        # order or repr: LMCache's list is in its dict's order, and the
+        # drop-in's keys are decoded from the arena, equal (hash and ==) to
+        # the stored ones; a CacheEngineKey without tags comes back with
+        # request_configs None (a field LMCache's key equality ignores,
+        # as LMCache's own CacheEngineKey.from_string gives).
+        self.both(lambda s: (lambda ks: (set(ks), len(ks)))(s.core.snapshot_keys()))
+
+    def op_status(self):
+        self.what = "report_status(), usage()"
+        self.both(lambda s: (_status(s.core), s.core.usage()))
+        self._check_shrink()
+
+    def _check_shrink(self):
+        """can_shrink_to against each core's own placement: True exactly when
+        no committed or borrowed slot lies at or above the limit (which
+        slots those are is each core's choice)."""
+        for side in self.sides:
+            core = side.core
+            rs = core.reserve_reads_for_keys(list(core.snapshot_keys()))
+            try:
+                used = {r.slot_id for r in rs} | {r.slot_id for held in side.held for r in held}
+            finally:
+                core.finalize_reads(rs, set())
+            for n in range(0, core.max_slots + 2):
+                want = n > 0 and all(slot < n for slot in used)
+                got = core.can_shrink_to(n)
+                if got != want:
+                    raise Mismatch(
+                        f"seed {self.seed} step {self.step}: {side.name}.can_shrink_to({n}) is {got}, "
+                        f"its used slots are {sorted(used)}"
+                    )
+
+    def op_remap(self):
+        r = self.rng.random()
+        if r < 0.05:
+            size = 0
+        elif r < 0.1:
+            size = S - 1
+        elif r < 0.2:
+            size = (ROOM + 2) * S
+        else:
+            size = self.rng.randrange(1, ROOM - 1) * S + self.rng.choice([0, 0, 17])
+        self.what = f"remap({size}) ({size // S} slots)"
+        for s in self.sides:  # remap waits for reads to end
+            s.finalize_all()
+        fits = [s.core.can_shrink_to(size // S) for s in self.sides]
+
+        def tolerate(a, b):
+            # Where the entries lie differs by design: a shrink that fits one
+            # core's placement and not the other's succeeds on one side only.
+            # Otherwise both must match.
+            return fits[0] != fits[1] and a == (None if fits[0] else ("raises", "ValueError")) and b == (
+                None if fits[1] else ("raises", "ValueError")
+            )
+
+        self.both(lambda s: _call(s.core.remap, size), tolerate)
+        self.both(lambda s: (s.core.max_slots, s.core.arena_bytes))
+
+    def op_close_midway(self):
+        """close(), every call after it, a second close."""
+        self.what = "close() and calls after it"
+        for s in self.sides:
+            s.finalize_all()
+        key = self.rng.choice(self.keys)
+        obj = _obj(self.rng)
+        self.keep.append(obj)
+
+        def run(side):
+            c = side.core
+            m = obj.metadata
+            out = [_call(c.close), c.is_closing()]
+            out.append(_call(c.put_many, [key], [obj]))
+            out.append(_call(c.put_one, key, obj))
+            out.append(
+                _call(c.put_reserved_from_ptr, key, obj.data_ptr, obj.get_size(), m.shape, m.dtype, m.fmt, None)
+            )
+            out.append(_call(c.exists_many, [key], lock=True))
+            out.append(_call(c.exists_many, [key]))
+            out.append(_call(lambda: c.reserve_reads([key], prefix_only=False)[1]))
+            out.append(_call(c.reserve_reads_for_keys, [key]))
+            dest = _make_dest((S, 0))
+            self.keep.append(dest)
+            out.append(_call(c.load_many_into, [key], [dest]))
+            out.append(_call(c.delete_many, [key], force=True))
+            out.append(_call(c.unlock_many, [key]))
+            out.append(_call(c.snapshot_keys))
+            out.append(_call(c.usage))
+            out.append(_call(c.can_shrink_to, 1))
+            out.append(_call(c.remap, S))
+            out.append(_call(c.has_inflight, key))
+            st = c.report_status()
+            out.append((st["is_healthy"], st["closing"], st["active_read_count"], st["active_write_count"]))
+            out.append(_call(c.close))
+            return out
+
+        self.both(run)
+
+    OPS = [
+        ("op_put_many", 14),
+        ("op_put_one", 14),
+        ("op_from_ptr", 5),
+        ("op_exists", 10),
+        ("op_unlock", 6),
+        ("op_delete", 10),
+        ("op_reserve", 10),
+        ("op_finalize", 5),
+        ("op_load", 8),
+        ("op_snapshot", 4),
+        ("op_status", 4),
+        ("op_remap", 3),
+    ]
+
+    def run(self, steps):
+        names = [n for n, _ in self.OPS]
+        weights = [w for _, w in self.OPS]
+        try:
+            for self.step in range(steps):
+                getattr(self, self.rng.choices(names, weights)[0])()
+                # The cheap views after every call, so that a divergence is
+                # caught at the call that made it.
+                self.what = f"(after) snapshot/status"
+                self.both(lambda s: (set(s.core.snapshot_keys()), _status(s.core), s.core.usage()))
+            self.step = steps
+            self.op_close_midway()
+        finally:
+            for s in self.sides:
+                try:
+                    s.finalize_all()
+                finally:
+                    s.core.close()
+            for obj in self.keep:
+                if obj.get_ref_count() > 0:
+                    obj.ref_count_down()
+
+
+def _seeds():
+    one = os.environ.get("DAXKV_DIFF_SEED")
+    if one is not None:
+        return [int(one)]
+    return list(range(int(os.environ.get("DAXKV_DIFF_SEEDS", "24"))))
+
+
+@pytest.mark.parametrize("seed", _seeds())
+def test_daxkv_core_matches_lmcache_core(seed, tmp_path):
+    Sequence_(seed, tmp_path).run(int(os.environ.get("DAXKV_DIFF_STEPS", "120")))
