@@ -12,15 +12,19 @@ and the call; ``DAXKV_DIFF_SEED=N`` replays seed N alone and
 
 Calls and inputs tried:
 
+* keys: CacheEngineKeys with and without request tags, or ObjectKeys with
+  and without a cache salt or an object group;
 * put_many of 1-3 keys (a repeat in the list included) with single-tensor
-  objects of 1 byte up to a slot (uint8, int32, float16, bfloat16, float32;
+  objects of 0 bytes up to a slot (uint8, int32, float16, bfloat16, float32;
   1-D and 2-D shapes; every MemoryFormat; no positions, a progression, or a
   few scattered int64 positions), objects one element past a slot, and
   two-tensor objects;
 * put_one without a writer, and with a writer (as DaxBackend passes one)
   that copies, that copies half and raises, or that copies and then, while
-  the write is in flight, makes nested calls on the same key: exists_many
-  (with and without lock), has_inflight, put_many, put_one,
+  the write is in flight, makes nested calls on the same key (and then
+  returns, or raises): exists_many
+  (with and without lock), has_inflight, put_many, put_one (with and
+  without a writer),
   put_reserved_from_ptr, reserve_reads, delete_many plain and forced (once
   or twice), snapshot_keys, report_status, and a put_many of another key;
 * put_reserved_from_ptr from a stored object (as the adapter's migration
@@ -33,8 +37,10 @@ Calls and inputs tried:
   finalized at once or held over later calls (up to three at a time, so
   that deletes hit borrowed slots), load_many_into with destinations
   exactly large enough, larger, one byte too small, and two-tensor;
-* snapshot_keys, usage, report_status, can_shrink_to, remap growing,
+* snapshot_keys (and the drop-in's entries() against LMCache's recorded
+  sizes and metadata), usage, report_status, can_shrink_to, remap growing,
   shrinking, to 0 bytes, below one slot and past the file's size;
+* empty key lists, and keys and objects of different lengths;
 * close, then every call again, and a second close.
 
 Compared: return values, exception types (by their built-in base class:
@@ -106,9 +112,24 @@ def _esize(dtype):
 
 
 def _keys(rng, n):
+    """n distinct keys of one kind: the backend's CacheEngineKeys (some with
+    request tags, which their equality includes) or the adapter's
+    ObjectKeys (some with a cache salt or another object group)."""
     if rng.random() < 0.5:
-        return [CacheEngineKey("m", 1, 0, 1000 + i, torch.bfloat16) for i in range(n)]
-    return [ObjectKey(chunk_hash=bytes([i, 7]) * 4, model_name="m", kv_rank=0) for i in range(n)]
+        return [
+            CacheEngineKey(
+                "m", 1, 0, 1000 + i // 2, torch.bfloat16,
+                request_configs={"lmcache.tag.user": "u"} if i % 2 else {},
+            )
+            for i in range(n)
+        ]
+    return [
+        ObjectKey(
+            chunk_hash=bytes([i // 3, 7]) * 4, model_name="m", kv_rank=0,
+            object_group_id=1 if i % 3 == 1 else 0, cache_salt="s" if i % 3 == 2 else "",
+        )
+        for i in range(n)
+    ]
 
 
 def _positions(rng):
@@ -126,11 +147,17 @@ def _obj(rng, *, oversize=False):
     element past it when oversize), filled with random bytes."""
     dtype = rng.choice(_DTYPES)
     es = _esize(dtype)
-    n = S // es + 1 if oversize else rng.randrange(1, S // es + 1)
+    if oversize:
+        n = S // es + 1
+    elif rng.random() < 0.03:
+        n = 0  # an empty tensor: stored and read back as 0 bytes
+    else:
+        n = rng.randrange(1, S // es + 1)
     shape = [2, n // 2] if n % 2 == 0 and rng.random() < 0.5 else [n]
     obj = _ALLOC.allocate([torch.Size(shape)], [dtype], fmt=rng.choice(_FMTS))
     size = obj.get_size()
-    ctypes.memmove(obj.data_ptr, bytes(rng.getrandbits(8) for _ in range(size)), size)
+    if size:
+        ctypes.memmove(obj.data_ptr, bytes(rng.getrandbits(8) for _ in range(size)), size)
     obj.metadata.cached_positions = _positions(rng)
     return obj
 
@@ -283,13 +310,13 @@ class Sequence_:
     def op_put_one(self):
         key = self.rng.choice(self.keys)
         obj = self.src()
-        mode = self.rng.choice(["none", "copy", "copy", "raise", "nested", "nested"])
+        mode = self.rng.choice(["none", "copy", "copy", "raise", "nested", "nested", "nested_raise"])
         nested = []
-        if mode == "nested":
+        if mode.startswith("nested"):
             pool = [
                 "exists", "exists_lock", "has_inflight", "put_many_same", "put_one_same",
                 "from_ptr_same", "reserve_same", "delete_plain", "delete_force", "delete_force",
-                "delete_force_twice", "snapshot", "status", "put_many_other",
+                "delete_force_twice", "snapshot", "status", "put_many_other", "put_one_writer_same",
             ]
             nested = [self.rng.choice(pool) for _ in range(self.rng.randint(1, 4))]
             other, other_obj = self.rng.choice(self.keys), self.src()
@@ -310,6 +337,8 @@ class Sequence_:
                 copy(offset, o, size)
                 for n in nested:
                     trace.append((n, self._nested(side, n, key, obj, other, other_obj)))
+                if mode == "nested_raise":
+                    raise ValueError("copy failed after the nested calls")
 
             result = _call(core.put_one, key, obj, writer=None if mode == "none" else writer)
             return result, trace
@@ -328,6 +357,9 @@ class Sequence_:
             return _call(core.put_many, [key], [obj])
         if n == "put_one_same":
             return _call(core.put_one, key, obj)
+        if n == "put_one_writer_same":
+            called = []
+            return _call(core.put_one, key, obj, writer=lambda o, m, size: called.append(size)), called
         if n == "from_ptr_same":
             m = obj.metadata
             return _call(
@@ -372,6 +404,32 @@ class Sequence_:
                 s.core.put_reserved_from_ptr, key, ptr, size, m.shape, m.dtype, m.fmt, m.cached_positions
             )
         )
+
+    def op_edges(self):
+        """Empty lists and lists of different lengths."""
+        key = self.rng.choice(self.keys)
+        obj = self.src()
+        prefix = self.rng.random() < 0.5
+        self.what = f"empty and mismatched lists ({key})"
+
+        def run(side):
+            c = side.core
+            rs, hits = c.reserve_reads([], prefix_only=prefix)
+            return [
+                _call(c.put_many, [], []),
+                _call(c.put_many, [key, key], [obj]),
+                _call(c.put_many, [], [obj]),
+                _call(c.load_many_into, [key], []),
+                _call(c.load_many_into, [], []),
+                _call(c.exists_many, [], lock=True),
+                _call(c.delete_many, [], force=True),
+                _call(c.unlock_many, []),
+                (rs, hits),
+                _call(c.reserve_reads_for_keys, []),
+                _call(c.finalize_reads, [], set()),
+            ]
+
+        self.both(run)
 
     # -- lookups and locks
     def op_exists(self):
@@ -463,6 +521,22 @@ class Sequence_:
         # request_configs None (a field LMCache's key equality ignores,
         # as LMCache's own CacheEngineKey.from_string gives).
         self.both(lambda s: (lambda ks: (set(ks), len(ks)))(s.core.snapshot_keys()))
+        # daxkv's entries() (its restart accounting) against what LMCache's
+        # core records for each committed key.
+        want = {}
+        lmc = self.sides[0].core
+        rs = lmc.reserve_reads_for_keys(lmc.snapshot_keys())
+        try:
+            for r in rs:
+                want[r.key] = (r.size, tuple(r.shape), r.dtype, r.fmt, _pos(r.cached_positions))
+        finally:
+            lmc.finalize_reads(rs, set())
+        got = {
+            k: (size, tuple(m.shape), m.dtype, m.fmt, _pos(m.cached_positions))
+            for k, size, m in self.sides[1].core.entries()
+        }
+        if got != want:
+            raise Mismatch(f"seed {self.seed} step {self.step} entries():\n  lmcache: {want!r}\n  daxkv:   {got!r}")
 
     def op_status(self):
         self.what = "report_status(), usage()"
@@ -512,7 +586,14 @@ class Sequence_:
                 None if fits[1] else ("raises", "ValueError")
             )
 
-        self.both(lambda s: _call(s.core.remap, size), tolerate)
+        before = [s.core.arena_bytes for s in self.sides]
+        outs = self.both(lambda s: _call(s.core.remap, size), tolerate)
+        if outs[0] != outs[1]:
+            # The side whose shrink went through grows back (always allowed),
+            # so that both go on with the same number of slots.
+            for s, out, old in zip(self.sides, outs, before):
+                if out is None:
+                    s.core.remap(old)
         self.both(lambda s: (s.core.max_slots, s.core.arena_bytes))
 
     def op_close_midway(self):
@@ -567,6 +648,7 @@ class Sequence_:
         ("op_snapshot", 4),
         ("op_status", 4),
         ("op_remap", 3),
+        ("op_edges", 1),
     ]
 
     def run(self, steps):
