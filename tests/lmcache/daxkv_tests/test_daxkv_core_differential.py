@@ -41,6 +41,9 @@ Calls and inputs tried:
   sizes and metadata), usage, report_status, can_shrink_to, remap growing,
   shrinking, to 0 bytes, below one slot and past the file's size;
 * empty key lists, and keys and objects of different lengths;
+* a growing remap, and close, on another thread while reads are held: the
+  calls made while it waits, that it waits until the last finalize_reads,
+  and what it returns;
 * close, then every call again, and a second close.
 
 Compared: return values, exception types (by their built-in base class:
@@ -61,6 +64,8 @@ import importlib.util
 import os
 import random
 import sys
+import threading
+import time
 
 # Third Party
 import pytest
@@ -69,7 +74,7 @@ import torch
 # First Party
 import conftest
 from daxkv.lmcache import DaxCore as DaxkvCore
-from dk_helpers import make_device
+from dk_helpers import make_device, wait_until
 from lmcache.utils import CacheEngineKey
 from lmcache.v1.distributed.api import ObjectKey
 from lmcache.v1.memory_allocators.ad_hoc_memory_allocator import AdHocMemoryAllocator
@@ -596,14 +601,93 @@ class Sequence_:
                     s.core.remap(old)
         self.both(lambda s: (s.core.max_slots, s.core.arena_bytes))
 
+    def _while_blocked(self, name, call, during, after_each=None):
+        """call() on a thread while this thread holds read reservations
+        (close and remap wait for them): what the calls in during() give
+        meanwhile, whether call is still waiting after each finalize_reads
+        but the last, and whether it returned (in time) after the last."""
+
+        def run(side):
+            box = {}
+
+            def body():
+                box["out"] = _call(call, side.core)
+
+            t = threading.Thread(target=body, daemon=True)
+            t.start()
+            out = []
+            try:
+                if name == "close":
+                    wait_until(side.core.is_closing, 5.0)
+                time.sleep(0.02)
+                out.append(("waiting", t.is_alive()))
+                out.append(during(side))
+            finally:
+                while side.held:
+                    side.core.finalize_reads(side.held.pop(0), set())
+                    if side.held:
+                        time.sleep(0.01)
+                        out.append(("still waiting", t.is_alive()))
+                t.join(10.0)
+            out.append(("returned", not t.is_alive(), box.get("out")))
+            return out
+
+        self.both(run)
+
+    def op_remap_while_reading(self):
+        """A growing remap while reads are reserved: it waits for them."""
+        if not self.sides[0].held:
+            return
+        size = self.rng.randrange(self.sides[0].core.max_slots, ROOM - 1) * S
+        key, obj = self.rng.choice(self.keys), self.src()
+        self.what = f"remap({size}) while {len(self.sides[0].held)} reads are held"
+
+        def during(side):
+            c = side.core
+            return [
+                _call(c.put_many, [key], [obj]),
+                _call(c.exists_many, [key]),
+                _status(c),
+                _call(c.usage),
+            ]
+
+        self._while_blocked("remap", lambda c: c.remap(size), during)
+        self.both(lambda s: (s.core.max_slots, s.core.arena_bytes))
+
     def op_close_midway(self):
         """close(), every call after it, a second close."""
         self.what = "close() and calls after it"
-        for s in self.sides:
-            s.finalize_all()
         key = self.rng.choice(self.keys)
         obj = _obj(self.rng)
         self.keep.append(obj)
+        if self.sides[0].held and self.rng.random() < 0.7:
+            self.what = f"close() while {len(self.sides[0].held)} reads are held"
+            victims = self.pick(1, 3)
+
+            def during(side):
+                # While close waits: no new reads or writes; deletes,
+                # unlocks and the finalize_reads of the held reads go on.
+                c = side.core
+                dest = _make_dest((S, 0))
+                self.keep.append(dest)
+                return [
+                    c.is_closing(),
+                    _call(c.put_many, [key], [obj]),
+                    _call(c.put_one, key, obj),
+                    _call(c.exists_many, [key], lock=True),
+                    _call(lambda: c.reserve_reads([key], prefix_only=False)[1]),
+                    _call(c.load_many_into, [key], [dest]),
+                    _call(c.snapshot_keys),
+                    _call(c.unlock_many, victims),
+                    _call(c.delete_many, victims),
+                    _call(c.delete_many, victims, force=True),
+                    _call(c.usage),
+                    _status(c),
+                ]
+
+            self._while_blocked("close", lambda c: c.close(), during)
+        for s in self.sides:
+            s.finalize_all()
 
         def run(side):
             c = side.core
@@ -649,6 +733,7 @@ class Sequence_:
         ("op_status", 4),
         ("op_remap", 3),
         ("op_edges", 1),
+        ("op_remap_while_reading", 1),
     ]
 
     def run(self, steps):
