@@ -20,13 +20,13 @@ Calls and inputs tried:
   few scattered int64 positions), objects one element past a slot, and
   two-tensor objects;
 * put_one without a writer, and with a writer (as DaxBackend passes one)
-  that copies, that copies half and raises, or that copies and then, while
-  the write is in flight, makes nested calls on the same key (and then
-  returns, or raises): exists_many
-  (with and without lock), has_inflight, put_many, put_one (with and
-  without a writer),
-  put_reserved_from_ptr, reserve_reads, delete_many plain and forced (once
-  or twice), snapshot_keys, report_status, and a put_many of another key;
+  that copies; that copies half and raises; or that, while the write is
+  in flight, makes nested calls on the same key, copying before or after
+  them, and then returns or raises. The nested calls: exists_many (with
+  and without lock), has_inflight, put_many, put_one (with and without a
+  writer), put_reserved_from_ptr, reserve_reads, delete_many plain and
+  forced (once or twice), snapshot_keys, report_status, can_shrink_to,
+  and a put_many of another key (which must not get the writer's slot);
 * put_reserved_from_ptr from a stored object (as the adapter's migration
   passes a reservation's fields), with size 0, size past a slot, and
   source pointer 0;
@@ -52,9 +52,12 @@ catching LMCache's type still catch), bytes read back through reservations
 and load_many_into, shapes, dtypes, formats and positions, key sets, usage
 and the report_status counters. Not compared, deliberately (documented in
 docs/lmcache-integration.md): which slot an entry gets (slot ids, offsets and
-generations), and so whether a shrink fits; each core is checked against its
-own placement instead (see _check_shrink). The ``supports_restart_recovery``
-field is False for both (a volatile core).
+generations), and so whether a shrink fits; each core's can_shrink_to is
+checked against its own placement instead (_check_shrink, and after each
+nested call in a writer), where a write cancelled by a forced delete stops
+counting for LMCache's can_shrink_to at once and for the drop-in's when its
+writer returns. The ``supports_restart_recovery`` field is False for both
+(a volatile core).
 """
 
 # Standard
