@@ -40,6 +40,11 @@ Calls and inputs tried:
 * snapshot_keys (and the drop-in's entries() against LMCache's recorded
   sizes and metadata), usage, report_status, can_shrink_to, remap growing,
   shrinking, to 0 bytes, below one slot and past the file's size;
+* the adapter's migration to a second core of the same kind (3 slots):
+  reserve_reads_for_keys on the source, put_reserved_from_ptr from the
+  source's arena into the target, finalize_reads, delete_many of the moved
+  keys (plain or forced), with the target sometimes full and sometimes
+  already holding the key; the target's entries, bytes and counters after;
 * empty key lists, and keys and objects of different lengths;
 * a growing remap, and close, on another thread while reads are held: the
   calls made while it waits, that it waits until the last finalize_reads,
@@ -107,6 +112,7 @@ _LMC = _load_lmcache_core()
 S = 256  # slot bytes
 SLOTS = 5  # initial slots
 ROOM = 12  # slots of room in each file (remap grows into it)
+TARGET_SLOTS = 3  # slots of the migration target
 _ALLOC = AdHocMemoryAllocator(device="cpu")
 _DTYPES = [torch.uint8, torch.int32, torch.float16, torch.bfloat16, torch.float32]
 _FMTS = list(MemoryFormat)
@@ -285,6 +291,10 @@ class Sequence_:
         for name, cls in (("lmcache", _LMC.DaxCore), ("daxkv", DaxkvCore)):
             path = make_device(os.path.join(tmp_path, f"{name}-{seed}.bin"), ROOM * S)
             self.sides.append(Side(name, cls(device_path=path, max_dax_size_bytes=SLOTS * S, slot_bytes=S)))
+            # A second device of the same kind: the adapter's migration
+            # target (put_reserved_from_ptr from the first one's arena).
+            tpath = make_device(os.path.join(tmp_path, f"{name}-{seed}-target.bin"), TARGET_SLOTS * S)
+            self.sides[-1].target = cls(device_path=tpath, max_dax_size_bytes=TARGET_SLOTS * S, slot_bytes=S)
         self.step = 0
         self.what = ""
         self.keep = []  # source objects (alive for the whole sequence)
@@ -454,6 +464,44 @@ class Sequence_:
                 _call(c.reserve_reads_for_keys, []),
                 _call(c.finalize_reads, [], set()),
             ]
+
+        self.both(run)
+
+    def op_migrate(self):
+        """The adapter's migration of keys to another device: reserve them
+        on the source, put_reserved_from_ptr each reservation into the
+        target from the source's arena, finalize, then delete the moved
+        keys from the source (forced or not); sometimes the target drops
+        keys first (to make room)."""
+        keys = self.pick(1, 3)
+        force = self.rng.random() < 0.5
+        drop = self.pick(1, 3) if self.rng.random() < 0.4 else []
+        self.what = f"migrate({keys}, force={force}, target drops {drop})"
+
+        def run(side):
+            src, dst = side.core, side.target
+            out = [_call(dst.delete_many, drop, force=True)]
+            rs = src.reserve_reads_for_keys(keys)
+            moved = []
+            try:
+                for r in rs:
+                    res = _call(
+                        dst.put_reserved_from_ptr, r.key, src.base_ptr + r.offset, r.size, r.shape, r.dtype, r.fmt,
+                        r.cached_positions,
+                    )
+                    out.append((r.key, res))
+                    if res == ("result", "DaxPutFromPtrResult", "INSERTED"):
+                        moved.append(r.key)
+            finally:
+                src.finalize_reads(rs, set(moved))
+            out.append(_call(src.delete_many, moved, force=force))
+            trs = dst.reserve_reads_for_keys(dst.snapshot_keys())
+            try:
+                out.append(sorted((_reservation(dst, r)[2:] for r in trs), key=repr))
+            finally:
+                dst.finalize_reads(trs, set())
+            out.append((_status(dst), dst.usage()))
+            return out
 
         self.both(run)
 
@@ -775,6 +823,7 @@ class Sequence_:
         ("op_remap", 3),
         ("op_edges", 1),
         ("op_remap_while_reading", 1),
+        ("op_migrate", 4),
     ]
 
     def run(self, steps):
@@ -795,6 +844,7 @@ class Sequence_:
                     s.finalize_all()
                 finally:
                     s.core.close()
+                    s.target.close()
             for obj in self.keep:
                 if obj.get_ref_count() > 0:
                     obj.ref_count_down()
