@@ -278,10 +278,11 @@ typedef struct daxkv_completion {
  * Queue a batch: op's batch call runs on the store's dispatcher thread with
  * these items and flags (batches run in submission order). Returns 0 once
  * queued, -EINVAL for a bad op, flags the op does not take, or NULL items
- * with n > 0, -ESHUTDOWN after shutdown. The items (and the buffers they
- * point at) stay the caller's and must stay valid until the batch's
- * completion has been returned by daxkv_poll; then their statuses are
- * final. Shutdown completes the batch running and cancels those still
+ * with n > 0, -ESHUTDOWN after shutdown, -ENOMEM, or -EAGAIN when the
+ * dispatcher thread cannot be started (nothing is queued on failure). The
+ * items (and the buffers they point at) stay the caller's and must stay
+ * valid until the batch's completion has been returned by daxkv_poll; then
+ * their statuses are final. Shutdown completes the batch running and cancels those still
  * queued (result and item statuses -ECANCELED) before it returns.
  */
 DAXKV_API int daxkv_submit(daxkv_store *s, int op, daxkv_item *items, size_t n,
@@ -824,7 +825,8 @@ DAXKV_API void daxkv_cursor_close(daxkv_cursor *c);
  * library's worker pool. A batch of 256 KiB or more is written with
  * streaming (non-temporal) stores, fenced before the call returns: the
  * copied bytes are not left in the CPU caches. flags must be 0. A range
- * that wraps the address space is -EINVAL.
+ * that wraps the address space is -EINVAL; -ENOMEM; -EAGAIN when the copy
+ * threads cannot be started (nothing copied).
  */
 DAXKV_API int daxkv_memcpy_batch(void *const *dst, const void *const *src, const size_t *len,
                                  size_t n, unsigned flags);

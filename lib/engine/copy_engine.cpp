@@ -70,16 +70,28 @@ constexpr std::chrono::microseconds kSpin{200};
 
 CopyEngine::CopyEngine(unsigned workers, std::vector<int> cpus)
     : workers_(std::max(1u, workers)), cpus_(std::move(cpus)) {
-    for (unsigned i = 1; i < workers_; ++i)
-        threads_.emplace_back([this] {
-            // A failure to pin (CPUs offline, a cpuset of the container)
-            // costs locality, not correctness: the worker runs unpinned.
-            platform::pin_current_thread(cpus_);
-            worker_main();
-        });
+    try {
+        threads_.reserve(workers_ - 1);
+        for (unsigned i = 1; i < workers_; ++i)
+            threads_.emplace_back([this] {
+                // A failure to pin (CPUs offline, a cpuset of the container)
+                // costs locality, not correctness: the worker runs unpinned.
+                platform::pin_current_thread(cpus_);
+                worker_main();
+            });
+    } catch (...) {
+        // A thread that cannot be started (-EAGAIN) or its state that cannot
+        // be allocated (-ENOMEM) fails the construction; the workers already
+        // running must end first, as a joinable std::thread destroyed by the
+        // unwinding would terminate the process.
+        stop_workers();
+        throw;
+    }
 }
 
-CopyEngine::~CopyEngine() {
+CopyEngine::~CopyEngine() { stop_workers(); }
+
+void CopyEngine::stop_workers() noexcept {
     {
         std::lock_guard<std::mutex> g(qm_);
         stop_ = true;
@@ -87,6 +99,7 @@ CopyEngine::~CopyEngine() {
     qcv_.notify_all();
     for (auto &t : threads_)
         t.join();
+    threads_.clear();
 }
 
 void CopyEngine::record(int *errors, const Plan &plan, const Run &run, int rc) noexcept {

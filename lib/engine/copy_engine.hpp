@@ -131,6 +131,8 @@ private:
     void work(Job &job) noexcept;
     std::shared_ptr<Job> queued_work() noexcept;
     void worker_main() noexcept;
+    // Ends and joins the pool's threads (those started so far).
+    void stop_workers() noexcept;
 
     unsigned workers_;
     std::vector<int> cpus_;

@@ -170,8 +170,16 @@ void recover_pool(Core &c) {
         rebuild();
     } else {
         std::vector<std::thread> pool;
-        for (unsigned t = 1; t < threads; ++t)
-            pool.emplace_back(rebuild);
+        try {
+            pool.reserve(threads - 1);
+            for (unsigned t = 1; t < threads; ++t)
+                pool.emplace_back(rebuild);
+        } catch (...) {
+            // A thread that cannot be started, or no memory for one: the
+            // shards are handed out one at a time, so the threads running
+            // and this one still rebuild all of them. Unwinding instead
+            // would destroy running threads, which ends the process.
+        }
         rebuild();
         for (auto &th : pool)
             th.join();

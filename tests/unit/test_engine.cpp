@@ -7,7 +7,8 @@
 // Bad or awkward inputs tried here: empty ops among the others (left out of
 // the plan), ops contiguous on one side only, a hashed op, a guarded op, an
 // overlap-safe op and ops differing in non-temporal stores next to mergeable
-// ones (never merged), an empty batch.
+// ones (never merged), an empty batch; an engine whose construction runs
+// out of memory after some of its threads have started.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -21,6 +22,7 @@
 
 #include "engine/copy_engine.hpp"
 #include "engine/fault.hpp"
+#include "alloc_failure.hpp"
 #include "helpers.hpp"
 
 using namespace daxkv_test;
@@ -305,4 +307,34 @@ TEST(EngineRun, RestoreOfConsecutiveFullSlotsIntoOneBuffer) {
         EXPECT_EQ(items[i].len, 4096u);
         ASSERT_EQ(0, std::memcmp(out.data() + i * 4096, vals[i].data(), 4096)) << "key " << i;
     }
+}
+
+// Each allocation of the constructor fails in turn, the later ones after
+// worker threads are already running: the constructor throws having ended
+// those threads (a running std::thread destroyed by the unwinding would end
+// the process), and an engine built afterwards still copies.
+TEST(EngineLifetime, AConstructionThatRunsOutOfMemoryEndsTheThreadsItStarted) {
+    long failed = 0;
+    for (long n = 1;; ++n) {
+        bool threw = false;
+        {
+            FailNthAllocation oom(n);
+            try {
+                CopyEngine engine(4);
+            } catch (const std::bad_alloc &) {
+                threw = true;
+            }
+            ASSERT_EQ(threw, allocation_failed()) << "allocation " << n;
+        }
+        if (!threw)
+            break;
+        ++failed;
+    }
+    // The vector of threads and each of the three threads' state.
+    EXPECT_GE(failed, 3);
+    std::vector<uint8_t> src = pattern(5, 1 << 20), dst(src.size(), 0);
+    CopyEngine engine(4);
+    CopyOp o = op(dst.data(), src.data(), src.size());
+    engine.run(&o, 1);
+    EXPECT_EQ(dst, src);
 }
