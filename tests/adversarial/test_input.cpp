@@ -5,7 +5,8 @@
 //
 // Bad inputs tried here, per function (NULL handle, NULL out pointers,
 // NULL or empty or overlong keys, NULL buffers with nonzero lengths, unknown
-// flags, struct_size 0 and 4, counts above INT32_MAX, unknown ops and modes):
+// flags, struct_size 0 and 4, counts above INT32_MAX, unknown ops and modes,
+// an unpin of a stored key with no pin, and of one whose pin was dropped):
 // every daxkv_* function of lib/libdaxkv.map; configuration values with
 // trailing bytes, signs, spaces, hex, units in the wrong case, and a key
 // with a newline; values of every kind of key (numbers, sizes, booleans,
@@ -206,6 +207,20 @@ TEST_F(Input, KeysBuffersFlagsAndCounts) {
     EXPECT_CODE(daxkv_device_add(s(), nullptr, 0), -EINVAL, "NULL");
     EXPECT_CODE(daxkv_device_wait_drained(s(), path_.c_str(), 0), -EINVAL, "not draining");
     EXPECT_EQ(pool_status(s())["devices"].size(), 1u);
+}
+
+// Keys in the wrong state rather than bad arguments: the code each page's
+// ERRORS names for that state (daxkv_put(3): -ENOENT for an unpin of a key
+// that is stored but not pinned, not -EINVAL), also for the pin dropped one
+// too many times.
+TEST_F(Input, UnpinOfAKeyWithoutAPinIsENOENT) {
+    const std::string k = key_of(0);
+    EXPECT_CODE(daxkv_unpin(s(), k.data(), k.size()), -ENOENT, "not pinned");
+    ASSERT_EQ(daxkv_pin(s(), k.data(), k.size()), 0) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_unpin(s(), k.data(), k.size()), 0) << daxkv_errmsg();
+    EXPECT_CODE(daxkv_unpin(s(), k.data(), k.size()), -ENOENT, "not pinned");
+    EXPECT_CODE(daxkv_unpin(s(), "absent", 6), -ENOENT, "not found");
+    EXPECT_EQ(get_stats(s()).entries_pinned, 0u);
 }
 
 TEST_F(Input, ConfigurationValues) {
