@@ -239,6 +239,9 @@ DAXKV_API int daxkv_reservation_set_meta(daxkv_reservation *r, const void *meta,
     return guarded([&] {
         if (!r || !r->state)
             return set_error(-EINVAL, "reservation is NULL");
+        // In a forked child the metadata would go nowhere: the child may
+        // only let go of the reservation (libdaxkv(3)).
+        capi::check_owned(*r->state->store);
         if (int rc = check_meta(r->state->store->config().meta_bytes, meta, len))
             return rc;
         r->state->meta.assign(static_cast<const char *>(meta), len);

@@ -24,7 +24,10 @@
 //   lease_batch items: missing key                               -> status -ENOENT
 //   lease_batch after shutdown                                   -> -ESHUTDOWN, nothing leased
 //   in a child forked after the open: every call on the store,
-//     daxkv_commit, daxkv_lease_slot, daxkv_cursor_next          -> -EPERM, nothing written;
+//     daxkv_commit, daxkv_lease_slot, daxkv_cursor_next,
+//     daxkv_reservation_set_meta, daxkv_reservation_slot,
+//     daxkv_cursor_open, daxkv_lease_batch, daxkv_event_fd,
+//     daxkv_poll                                                 -> -EPERM, nothing written;
 //     daxkv_close, daxkv_abort, lease release, cursor close     -> return at once
 #include <gtest/gtest.h>
 
@@ -759,6 +762,11 @@ TEST_F(Lifetime, AForkedChildCannotUseAnInheritedStoreAndLettingGoOfItDoesNotHan
         si.struct_size = sizeof si;
         daxkv_key_info ki;
         ki.struct_size = sizeof ki;
+        daxkv_cursor *c2 = nullptr;
+        daxkv_completion cc;
+        daxkv_lease_item li{};
+        li.key = "k";
+        li.key_len = 1;
         const std::pair<const char *, int> calls[] = {
             {"put", daxkv_put(raw, "n", 1, "v", 1, 0)},
             {"get", daxkv_get(raw, "k", 1, buf, sizeof buf, &len)},
@@ -774,12 +782,19 @@ TEST_F(Lifetime, AForkedChildCannotUseAnInheritedStoreAndLettingGoOfItDoesNotHan
             {"lease_slot", daxkv_lease_slot(l, &si)},
             {"cursor_next", daxkv_cursor_next(c, &ki)},
             {"commit", daxkv_commit(r1)},
+            {"reservation_set_meta", daxkv_reservation_set_meta(r2, "m", 1)},
+            {"reservation_slot", daxkv_reservation_slot(r2, &si)},
+            {"cursor_open", daxkv_cursor_open(raw, nullptr, &c2)},
+            {"unpin", daxkv_unpin(raw, "k", 1)},
+            {"lease_batch", daxkv_lease_batch(raw, &li, 1, 0)},
+            {"event_fd", daxkv_event_fd(raw)},
+            {"poll", daxkv_poll(raw, &cc, 1)},
         };
         for (const auto &call : calls)
             if (!(f = expect_eperm(call.first, call.second)).empty())
                 return f;
-        if (l2 || r3)
-            return "a lease or reservation was handed out";
+        if (l2 || r3 || c2 || li.lease)
+            return "a lease, reservation or cursor was handed out";
         // The lease's bytes are the parent's mapping: still readable.
         if (std::memcmp(daxkv_lease_data(l), v.data(), v.size()) != 0)
             return "lease bytes";
