@@ -316,6 +316,78 @@ TEST_F(OutOfMemory, StatusCallsFailWholeAndNeverEndTheProcess) {
     }
 }
 
+// The calls that describe devices: a probe of a file arena (its path is
+// copied), the list of the machine's DAX devices, and a pool device's
+// layout. Each fails whole with -ENOMEM, leaving what it would fill as it
+// was, or gives what it gives unarmed.
+//
+// Tried: every allocation of daxkv_probe of the store's arena, of
+// daxkv_list_devices with room for 4 entries, and of daxkv_device_describe
+// of the store's device.
+TEST_F(OutOfMemory, DeviceDescriptionsFailWhole) {
+    open_hotplug();
+    daxkv_device_info want;
+    std::memset(&want, 0, sizeof want);
+    want.struct_size = sizeof want;
+    ASSERT_EQ(daxkv_probe(path_.c_str(), &want), 0) << daxkv_errmsg();
+    daxkv_device_info got;
+    const long runs = sweep(
+        "daxkv_probe",
+        [&] {
+            std::memset(&got, 0xab, sizeof got);
+            got.struct_size = sizeof got;
+        },
+        [&] { return daxkv_probe(path_.c_str(), &got); },
+        [&](int rc, const std::string &when) {
+            if (rc == 0) {
+                EXPECT_EQ(std::memcmp(&got, &want, sizeof got), 0) << when;
+            } else {
+                EXPECT_EQ(got.path[0], static_cast<char>(0xab)) << when << ": filled in";
+            }
+        });
+    EXPECT_GT(runs, 1) << "daxkv_probe allocates nothing?";
+
+    size_t want_count = 0;
+    ASSERT_EQ(daxkv_list_devices(nullptr, 0, &want_count), 0) << daxkv_errmsg();
+    daxkv_device_info list[4];
+    size_t count = 0;
+    sweep(
+        "daxkv_list_devices",
+        [&] {
+            count = 12345;
+            for (auto &d : list)
+                d.struct_size = sizeof d;
+        },
+        [&] { return daxkv_list_devices(list, 4, &count); },
+        [&](int rc, const std::string &when) {
+            if (rc == -ENOMEM) {
+                EXPECT_EQ(count, 12345u) << when;
+            } else {
+                EXPECT_EQ(count, want_count) << when;
+                EXPECT_EQ(rc, want_count > 4 ? -ENOBUFS : 0) << when;
+            }
+        });
+
+    daxkv_device_layout lay_want, lay;
+    std::memset(&lay_want, 0, sizeof lay_want);
+    lay_want.struct_size = sizeof lay_want;
+    ASSERT_EQ(daxkv_device_describe(s(), path_.c_str(), &lay_want), 0) << daxkv_errmsg();
+    sweep(
+        "daxkv_device_describe",
+        [&] {
+            std::memset(&lay, 0xab, sizeof lay);
+            lay.struct_size = sizeof lay;
+        },
+        [&] { return daxkv_device_describe(s(), path_.c_str(), &lay); },
+        [&](int rc, const std::string &when) {
+            if (rc == 0) {
+                EXPECT_EQ(std::memcmp(&lay, &lay_want, sizeof lay), 0) << when;
+            } else {
+                EXPECT_EQ(lay.slot_bytes, 0xababababababababull) << when << ": filled in";
+            }
+        });
+}
+
 // The calls that parse JSON from outside: a configuration
 // (daxkv_config_from_json), and the status a running store published on its
 // statistics page, read by another process (daxkv_status_peek, and
