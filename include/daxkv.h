@@ -772,8 +772,8 @@ typedef struct daxkv_device_layout {
 
 /**
  * The layout of the pool's device at path. 0; -ENOENT no such device (a
- * removed one included); -EINVAL bad arguments or a struct_size below 8;
- * -ESHUTDOWN.
+ * removed one included); -EBUSY "mem:" with more than one such device;
+ * -EINVAL bad arguments or a struct_size below 8; -ESHUTDOWN; -ENOMEM.
  */
 DAXKV_API int daxkv_device_describe(daxkv_store *s, const char *path, daxkv_device_layout *out);
 
@@ -803,7 +803,8 @@ typedef struct daxkv_cursor daxkv_cursor;
  * a key added or removed during the walk may or may not be. Keys in flight
  * (reserved, not committed) are not reported. The cursor keeps the store
  * alive; close it with daxkv_cursor_close. 0; -EINVAL; -ENOENT unknown
- * device; -ESHUTDOWN; -ENOMEM.
+ * device; -EBUSY "mem:" with more than one such device; -ESHUTDOWN;
+ * -ENOMEM.
  */
 DAXKV_API int daxkv_cursor_open(daxkv_store *s, const char *device_path, daxkv_cursor **out);
 /**

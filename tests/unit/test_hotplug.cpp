@@ -12,7 +12,8 @@
 // a grow_limit that leaves no room for one slot, and another grow_limit at
 // reopen; a path that does not exist (create=0) and a file that is not an
 // arena (no path in the message); the same path added with another size; a
-// bad placement value.
+// bad placement value; "mem:" named to a pool of two "mem:" devices, which
+// that path cannot tell apart.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -1325,6 +1326,37 @@ TEST_F(Pool, MemoryDevicesGrowIntoTheirReserve) {
     for (uint32_t i = 0; i < 3; ++i)
         EXPECT_EQ(check(i), "") << i;
     for (uint32_t i = 10; i < 40; ++i)
+        EXPECT_EQ(check(i), "") << i;
+}
+
+// Every "mem:" device has the same path: a call that names a device by its
+// path cannot tell two of them apart. Each is -EBUSY, as the pages list it,
+// with a message that says why, and neither device is touched.
+TEST_F(Pool, AMemoryPathNamingTwoDevicesIsEBUSYEverywhere) {
+    reopen({"mem:", "mem:"});
+    fill(0, 4);
+    daxkv_hotplug_result r = result();
+    auto expect_ambiguous = [](int rc, const char *call) {
+        EXPECT_EQ(rc, -EBUSY) << call;
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "told apart")) << call << ": " << daxkv_errmsg();
+    };
+    expect_ambiguous(daxkv_device_remove(s(), "mem:", DAXKV_MIGRATE, 0, &r), "remove");
+    expect_ambiguous(daxkv_device_remove(s(), "mem:", DAXKV_DRAIN, DAXKV_FORCE, &r),
+                     "remove, forced drain");
+    expect_ambiguous(daxkv_device_resize(s(), "mem:", 4 * kSlot, DAXKV_EVICT, DAXKV_FORCE, &r),
+                     "resize");
+    expect_ambiguous(daxkv_device_wait_drained(s(), "mem:", 0), "wait_drained");
+    daxkv_device_layout lay;
+    lay.struct_size = sizeof lay;
+    expect_ambiguous(daxkv_device_describe(s(), "mem:", &lay), "describe");
+    daxkv_cursor *c = reinterpret_cast<daxkv_cursor *>(&lay);
+    expect_ambiguous(daxkv_cursor_open(s(), "mem:", &c), "cursor_open");
+    EXPECT_EQ(c, nullptr);
+    const json st = status();
+    ASSERT_EQ(st["devices"].size(), 2u);
+    for (const auto &d : st["devices"])
+        EXPECT_EQ(d["state"], "active") << d.dump();
+    for (uint32_t i = 0; i < 4; ++i)
         EXPECT_EQ(check(i), "") << i;
 }
 
