@@ -482,7 +482,7 @@ DAXKV_API int daxkv_stats_prometheus(daxkv_store *s, char *buf, size_t cap, size
  * published (at most stats_interval old). Fills the first out->struct_size
  * bytes. 0; -ENOENT no running store publishes for path; -EACCES; -EPROTO a
  * page of another format; -EAGAIN the store was publishing throughout;
- * -EINVAL bad arguments.
+ * -EINVAL bad arguments; -ENOMEM.
  */
 DAXKV_API int daxkv_stats_peek(const char *path, struct daxkv_stats *out);
 /**
