@@ -47,6 +47,11 @@ DAXKV_API int daxkv_device_add(daxkv_store *s, const char *path, uint64_t bytes)
         Store &st = store_of(s);
         if (int rc = check_path(path))
             return rc;
+        // Anonymous memory has no size of its own to take. Checked here:
+        // a failure to map is reported without its cause (which names the
+        // path), and this one is the caller's argument.
+        if (!bytes && std::strcmp(path, "mem:") == 0)
+            return set_error(-EINVAL, "a \"mem:\" device needs a size (bytes is 0)");
         if (int rc = bytes ? check_size(st, bytes) : 0)
             return rc;
         return st.hotplug().add(path, bytes);

@@ -13,7 +13,7 @@
 // reopen; a path that does not exist (create=0) and a file that is not an
 // arena (no path in the message); the same path added with another size; a
 // bad placement value; "mem:" named to a pool of two "mem:" devices, which
-// that path cannot tell apart.
+// that path cannot tell apart; "mem:" added with bytes 0.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -1327,6 +1327,19 @@ TEST_F(Pool, MemoryDevicesGrowIntoTheirReserve) {
         EXPECT_EQ(check(i), "") << i;
     for (uint32_t i = 10; i < 40; ++i)
         EXPECT_EQ(check(i), "") << i;
+}
+
+// "mem:" added with bytes 0 (the whole device, for a device or a file):
+// anonymous memory has no size to take. The add is -EINVAL with a message
+// that says so; before, the mapping's cause was only logged and the
+// message said "failed to map the device (Invalid argument ...)".
+TEST_F(Pool, AddingMemoryWithoutASizeNamesTheMissingSize) {
+    open_pool(1, 8);
+    EXPECT_EQ(daxkv_device_add(s(), "mem:", 0), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "needs a size")) << daxkv_errmsg();
+    EXPECT_EQ(status()["devices"].size(), 1u);
+    ASSERT_EQ(daxkv_device_add(s(), "mem:", dev_bytes()), 0) << daxkv_errmsg();
+    EXPECT_EQ(status()["devices"].size(), 2u);
 }
 
 // Every "mem:" device has the same path: a call that names a device by its
