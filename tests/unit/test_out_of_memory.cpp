@@ -347,8 +347,12 @@ TEST_F(OutOfMemory, DeviceDescriptionsFailWhole) {
         });
     EXPECT_GT(runs, 1) << "daxkv_probe allocates nothing?";
 
+    // How many DAX devices the machine has (none on most test machines,
+    // two in the test guest: then room for none is -ENOBUFS).
     size_t want_count = 0;
-    ASSERT_EQ(daxkv_list_devices(nullptr, 0, &want_count), 0) << daxkv_errmsg();
+    const int listed = daxkv_list_devices(nullptr, 0, &want_count);
+    ASSERT_TRUE(listed == 0 || (listed == -ENOBUFS && want_count > 0))
+        << listed << ", " << want_count << " devices: " << daxkv_errmsg();
     daxkv_device_info list[4];
     size_t count = 0;
     sweep(
