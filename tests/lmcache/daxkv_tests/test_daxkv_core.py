@@ -16,6 +16,9 @@ Bad inputs tried here:
   an object larger than the slot; a two-tensor object; a put after close;
 * put_many / load_many_into with lists of different lengths (2 keys, 1
   object);
+* a put_one or put_many of a key from another thread between a forced
+  delete's library call and its note of the write it cancelled, and a
+  put_one with a writer that begins while a forced delete of its key runs;
 * put_reserved_from_ptr with size 0, size slot_bytes + 1, source pointer
   0, a key already stored, a full arena;
 * reserve_reads of an empty key list; unlock_many of a key holding no
@@ -392,6 +395,121 @@ def test_a_put_of_a_key_whose_write_was_cancelled_is_a_noop_until_the_write_ends
     assert core.put_many([key], [other]) == [True]
     assert stored_bytes(core, key) == pattern(S, 2)
     release(obj, other)
+
+
+class _PutOnAnotherThread:
+    """call() on a thread of its own; settled is set once it has returned,
+    or once it waits for a forced delete of its key to end (the core's
+    _await_deletes, which the test wraps), whichever comes first."""
+
+    def __init__(self, core, monkeypatch, call, settled=None):
+        self.settled = settled or threading.Event()
+        self.result = None
+        self.error = None
+        original = getattr(core, "_await_deletes", None)
+
+        def await_deletes(*args):
+            self.settled.set()
+            return original(*args)
+
+        monkeypatch.setattr(core, "_await_deletes", await_deletes, raising=False)
+
+        def run():
+            try:
+                self.result = call()
+            except BaseException as exc:  # reported by the test's assertions
+                self.error = exc
+            finally:
+                self.settled.set()
+
+        self.thread = threading.Thread(target=run, daemon=True)
+        self.thread.start()
+
+
+@pytest.mark.parametrize("how", ["put_one", "put_many"])
+def test_a_put_during_a_forced_delete_of_a_cancelled_write_stores_nothing(make_core, monkeypatch, how):
+    # LMCache's forced delete is one step under its core's lock: a put of
+    # the key from another thread comes before it (a no-op, the write is in
+    # flight) or after it (a no-op, the cancelled write is still in
+    # flight). libdaxkv forgets the cancelled reservation inside the
+    # library call; a put landing between that call and the core's note of
+    # the cancellation must not store the key.
+    core = make_core(4)
+    obj, other = byte_obj(S, 1), byte_obj(S, 2)
+    key = ekey(1)
+    remove_many = daxkv.lmcache._native.remove_many
+    puts = []
+
+    def removing(store, kbs, force):
+        results = remove_many(store, kbs, force)
+        if force and not puts:
+            call = (lambda: core.put_one(key, other)) if how == "put_one" else (
+                lambda: core.put_many([key], [other]))
+            puts.append(_PutOnAnotherThread(core, monkeypatch, call))
+            puts[0].settled.wait()
+        return results
+
+    monkeypatch.setattr(daxkv.lmcache._native, "remove_many", removing)
+    seen = {}
+
+    def copy(offset, memory_obj, size):
+        ctypes.memmove(core.base_ptr + offset, memory_obj.data_ptr, size)
+        seen["delete"] = core.delete_many([key], force=True)
+        puts[0].thread.join()
+        seen["exists"] = core.exists_many([key])
+
+    assert core.put_one(key, obj, writer=copy) is False  # cancelled
+    put = puts[0]
+    assert put.error is None
+    assert put.result == (True if how == "put_one" else [True])
+    assert seen == {"delete": [True], "exists": [False]}
+    assert core.exists_many([key]) == [False]
+    assert core.report_status()["live_slot_count"] == 0
+    release(obj, other)
+
+
+def test_a_write_a_forced_delete_cancels_is_noted_even_if_it_began_during_the_delete(make_core, monkeypatch):
+    # A put_one whose writer starts while a forced delete of its key is
+    # under way: the delete comes before it (the write stores the key) or
+    # after it (the write is cancelled, and a put of the key until its
+    # writer returns is a no-op). Never both: a cancelled write, and
+    # another put's bytes stored meanwhile.
+    core = make_core(4)
+    first, second = byte_obj(S, 1), byte_obj(S, 2)
+    key = ekey(1)
+    in_writer = threading.Event()
+    settled = threading.Event()  # in the writer, or waiting for the delete
+    finish = threading.Event()
+    remove_many = daxkv.lmcache._native.remove_many
+    puts = []
+
+    def copy(offset, memory_obj, size):
+        ctypes.memmove(core.base_ptr + offset, memory_obj.data_ptr, size)
+        in_writer.set()
+        settled.set()
+        finish.wait()
+
+    def removing(store, kbs, force):
+        if force and not puts:
+            call = lambda: core.put_one(key, first, writer=copy)  # noqa: E731
+            puts.append(_PutOnAnotherThread(core, monkeypatch, call, settled))
+            settled.wait()
+        return remove_many(store, kbs, force)
+
+    monkeypatch.setattr(daxkv.lmcache._native, "remove_many", removing)
+    assert core.delete_many([key], force=True) in ([True], [False])
+    put = puts[0]
+    in_writer.wait()
+    # The first write is in flight: a put of its key is a no-op.
+    assert core.put_one(key, second) is True
+    finish.set()
+    put.thread.join()
+    assert put.error is None
+    if put.result:
+        assert stored_bytes(core, key) == pattern(S, 1)
+    else:
+        assert core.exists_many([key]) == [False]
+    release(first, second)
 
 
 def test_put_rejections_return_false(make_core):

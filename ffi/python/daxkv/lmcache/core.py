@@ -314,6 +314,14 @@ class DaxCore(Generic[KeyT]):
         # returns, and reports every forced delete of it meanwhile as done,
         # while libdaxkv forgets the cancelled reservation at once.
         self._cancelled: Set[bytes] = set()
+        # Keys a forced delete is removing (a count per delete under way),
+        # from before its library call until it has noted the writes it
+        # cancelled. libdaxkv forgets a cancelled reservation inside that
+        # call, so a put of such a key waits for the delete to end
+        # (_await_deletes), where LMCache's delete is one step under its
+        # lock; nothing waits while holding the lock across a library call.
+        self._deleting: Dict[bytes, int] = {}
+        self._delete_waiters = 0  # puts waiting in _await_deletes
         self._closing = False
         self._closed = False
         self._persist = bool(persist_enabled)
@@ -497,15 +505,38 @@ class DaxCore(Generic[KeyT]):
 
     # -- bookkeeping ---------------------------------------------------------
 
-    def _begin_write(self, kbs: List[bytes]) -> bool:
+    def _begin_write(self, kbs: List[bytes]) -> Optional[List[int]]:
+        """Count a write of kbs in flight: the positions of the keys to
+        write, None (nothing counted) when the core is closing. A key whose
+        cancelled write is still in flight is left out (a no-op, as in
+        LMCache's core); pass the keys written to _end_write."""
         with self._state_lock:
+            if self._deleting:
+                self._await_deletes(kbs)
             if self._closing or self._closed:
-                return False
+                return None
+            pos = range(len(kbs))
+            if self._cancelled:
+                pos = [i for i, kb in enumerate(kbs) if kb not in self._cancelled]
             self._active_writes += 1
             inflight = self._inflight
-            for k in kbs:
+            for i in pos:
+                k = kbs[i]
                 inflight[k] = inflight.get(k, 0) + 1
-            return True
+            return pos  # type: ignore[return-value]
+
+    def _await_deletes(self, kbs: Sequence[bytes]) -> None:
+        """Wait (holding the state lock) until no forced delete is removing
+        any of kbs; the delete notes what it cancelled before it ends, so
+        that the caller then sees the key as LMCache's core would after
+        the delete."""
+        deleting = self._deleting
+        while any(kb in deleting for kb in kbs):
+            self._delete_waiters += 1
+            try:
+                self._state_condition.wait()
+            finally:
+                self._delete_waiters -= 1
 
     def _end_write(self, kbs: Sequence[bytes]) -> None:
         with self._state_lock:
@@ -631,23 +662,29 @@ class DaxCore(Generic[KeyT]):
             # Those keys fail (logged); the others are stored.
             pos = [i for i, m in enumerate(metas) if m is not None]
             return self._put_only(keys, objs, sizes, pos, -_errno.EINVAL)
-        if self._cancelled:
+        addrs = [_data_ptr(o) for o in objs]
+        pos = self._begin_write(kbs)
+        if pos is None:
+            return [-_errno.ESHUTDOWN] * len(kbs)
+        if len(pos) != len(kbs):
             # A write a forced delete cancelled stays in flight until its
             # writer returns, as in LMCache's core: a put of its key
             # meanwhile is a no-op success (status 1), nothing stored.
-            with self._state_lock:
-                pos = [i for i, kb in enumerate(kbs) if kb not in self._cancelled]
-            if len(pos) != len(kbs):
-                return self._put_only(keys, objs, sizes, pos, 1)
-        addrs = [_data_ptr(o) for o in objs]
-        if not self._begin_write(kbs):
-            return [-_errno.ESHUTDOWN] * len(kbs)
+            kbs = [kbs[i] for i in pos]
+            addrs = [addrs[i] for i in pos]
+            sizes = [sizes[i] for i in pos]
+            metas = [metas[i] for i in pos]
         epoch = self._known_epoch
         try:
-            statuses = self._put_batch(kbs, addrs, sizes, metas)
+            statuses = self._put_batch(kbs, addrs, sizes, metas) if kbs else []
         finally:
             self._end_write(kbs)
         self._remember([k for k, s in zip(kbs, statuses) if s == 0], epoch)
+        if len(pos) != len(keys):
+            out = [1] * len(keys)
+            for i, st in zip(pos, statuses):
+                out[i] = st
+            return out
         return statuses
 
     def _put_batch(self, kbs: List[bytes], addrs: List[int], sizes: List[int], metas: List[bytes]) -> List[int]:
@@ -706,6 +743,8 @@ class DaxCore(Generic[KeyT]):
         # _begin_write for one key, inline (LMCache's backend stores key by
         # key); _end_write below.
         with self._state_lock:
+            if self._deleting:
+                self._await_deletes((kb,))
             if self._closing or self._closed:
                 return False
             if kb in self._cancelled:
@@ -813,17 +852,22 @@ class DaxCore(Generic[KeyT]):
         except KeyNotStorable as exc:
             _warn_key_too_long("DAX write skips", key, exc)
             return DaxPutFromPtrResult.INVALID
+        try:
+            meta = encode_meta(shape, dtype, fmt, cached_positions)
+        except (ValueError, TypeError, AttributeError):
+            meta = None
         with self._state_lock:
+            if self._deleting:
+                self._await_deletes((kb,))
             if self._closing or self._closed:
                 return DaxPutFromPtrResult.CLOSED
             if kb in self._inflight:
                 return DaxPutFromPtrResult.INFLIGHT
-        try:
-            meta = encode_meta(shape, dtype, fmt, cached_positions)
-        except (ValueError, TypeError, AttributeError):
-            return DaxPutFromPtrResult.INVALID
-        if not self._begin_write([kb]):
-            return DaxPutFromPtrResult.CLOSED
+            if meta is None:
+                return DaxPutFromPtrResult.INVALID
+            # _begin_write, in the same hold of the lock as the checks.
+            self._active_writes += 1
+            self._inflight[kb] = 1
         try:
             s = self._put_batch([kb], [int(src_ptr)], [int(size)], [meta])[0]
         finally:
@@ -936,7 +980,9 @@ class DaxCore(Generic[KeyT]):
         A cancelled write stays in flight until its writer returns, and a
         forced delete of its key until then (a repeat in the same list
         included) is True, as in LMCache's core; a committed key is deleted
-        (True) once. A slot still borrowed by a read reservation is reused
+        (True) once. A forced delete is one step for puts of its keys, as
+        LMCache's is under its lock: a put from another thread meanwhile
+        waits for it. A slot still borrowed by a read reservation is reused
         only after finalize_reads."""
         if not keys or self._closed:
             return [False] * len(keys)
@@ -944,34 +990,66 @@ class DaxCore(Generic[KeyT]):
         if pos is not None:
             # Keys libdaxkv cannot hold (too long) were never stored: no-ops.
             return _for_storable(keys, pos, lambda ks: self.delete_many(ks, force=force))
-        uncommitted: Set[bytes] = set()
-        if force and self._inflight:
+        if not force:
+            try:
+                return _native.remove_many(self._store, kbs, force)
+            finally:
+                self._forget(kbs)
+        # From here until the cancelled writes are noted, puts of these
+        # keys wait (_await_deletes): one landing after the library call
+        # would find no reservation of its key and store it, and one
+        # beginning before it would have its write cancelled unnoted.
+        marked = list(set(kbs))
+        with self._state_lock:
+            deleting = self._deleting
+            for kb in marked:
+                deleting[kb] = deleting.get(kb, 0) + 1
+            writing = [kb for kb in marked if kb in self._inflight]
+        try:
             # Keys being written through this core and not committed yet:
             # removing one cancels its write.
-            with self._state_lock:
-                writing = [kb for kb in set(kbs) if kb in self._inflight]
+            uncommitted: Set[bytes] = set()
             for kb in writing:
                 try:
                     if not self._store.contains(kb):
                         uncommitted.add(kb)
                 except Shutdown:
                     break
-        try:
-            results = _native.remove_many(self._store, kbs, force)
-        finally:
-            self._forget(kbs)
-        if force and (uncommitted or self._cancelled):
+            try:
+                results = _native.remove_many(self._store, kbs, force)
+            finally:
+                self._forget(kbs)
             with self._state_lock:
                 cancelled = self._cancelled
-                for i, kb in enumerate(kbs):
-                    if kb not in self._inflight:
-                        continue  # the write has ended (or there is none)
-                    if results[i]:
-                        if kb in uncommitted:
-                            cancelled.add(kb)
-                    elif kb in cancelled:
-                        results[i] = True
+                if uncommitted or cancelled:
+                    for i, kb in enumerate(kbs):
+                        if kb not in self._inflight:
+                            continue  # the write has ended (or there is none)
+                        if results[i]:
+                            if kb in uncommitted:
+                                cancelled.add(kb)
+                        elif kb in cancelled:
+                            results[i] = True
+                self._end_deleting(marked)
+                marked = []
+        finally:
+            if marked:
+                with self._state_lock:
+                    self._end_deleting(marked)
         return results
+
+    def _end_deleting(self, kbs: List[bytes]) -> None:
+        """Drop a forced delete's marks of kbs (the state lock held) and
+        wake the puts waiting for them."""
+        deleting = self._deleting
+        for kb in kbs:
+            n = deleting[kb] - 1
+            if n:
+                deleting[kb] = n
+            else:
+                del deleting[kb]
+        if self._delete_waiters:
+            self._state_condition.notify_all()
 
     def snapshot_keys(self) -> List[KeyT]:
         """Committed keys (recovered ones included), as a list that later
