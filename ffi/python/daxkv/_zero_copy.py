@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import errno as _errno
+import pickle
 import sys
 import weakref
 from typing import Any, List, Optional, Sequence
@@ -112,7 +113,9 @@ def _release_lease(handle: int) -> None:
 class Lease:
     """A read-only, zero-copy view of an entry's bytes in the arena.
 
-    ``data`` is a read-only memoryview of the bytes in place. release() (or
+    ``data`` is a read-only memoryview of the bytes in place; nothing
+    reachable from it (its ``obj``, a cast, numpy.frombuffer) writes into
+    the arena. release() (or
     leaving the ``with`` block) invalidates ``data``: using it afterwards
     raises ValueError. Views derived from it (slices, numpy.frombuffer)
     keep the underlying lease alive until they are garbage collected, so no
@@ -127,17 +130,20 @@ class Lease:
         self._handle = handle
         self.size: int = L.daxkv_lease_size(handle)
         ptr = L.daxkv_lease_data(handle)
-        if self.size and ptr:
-            arr = (ctypes.c_char * self.size).from_address(ptr)
-        else:
-            arr = (ctypes.c_char * 0)()
+        # A read-only memoryview of the bytes that owns nothing (its obj is
+        # None): a view of a ctypes array would lead back to the array,
+        # which writes, through its obj.
+        owner = _read_only_memory(ptr if self.size else None, self.size if ptr else 0)
         # The C lease is released when the last Python view of its bytes
         # dies, never earlier. Not at exit: views may still be read there
         # (by daemon threads, by other exit handlers), and releasing the
         # lease would let a closing store unmap the bytes under them.
-        weakref.finalize(arr, _release_lease, handle).atexit = False
-        self._arr = arr
-        self._view: Optional[memoryview] = _view(arr, readonly=True)
+        weakref.finalize(owner, _release_lease, handle).atexit = False
+        self._arr = owner
+        # Views exported from a PickleBuffer of owner refer to owner (their
+        # obj), so every view derived from data keeps it, and the lease,
+        # alive; a view of owner itself would not.
+        self._view: Optional[memoryview] = memoryview(pickle.PickleBuffer(owner))
 
     @property
     def data(self) -> memoryview:
@@ -145,8 +151,8 @@ class Lease:
             raise ValueError("the lease was released")
         return self._view
 
-    def _held(self) -> ctypes.Array:
-        # The array whose finalizer releases the C lease: held in a local
+    def _held(self) -> memoryview:
+        # The view whose finalizer releases the C lease: held in a local
         # by an accessor for the length of its call, so that a release()
         # on another thread cannot free the lease under the call.
         arr = self._arr
@@ -206,13 +212,19 @@ class Lease:
         return f"<daxkv.Lease size={self.size}{' released' if self.released else ''}>"
 
 
-def _view(arr: ctypes.Array, readonly: bool) -> memoryview:
+_memory_view = ctypes.pythonapi.PyMemoryView_FromMemory
+_memory_view.restype = ctypes.py_object
+_memory_view.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int]
+_PyBUF_READ = 0x100
+
+
+def _read_only_memory(ptr: Optional[int], size: int) -> memoryview:
+    return _memory_view(ptr, size, _PyBUF_READ)
+
+
+def _view(arr: ctypes.Array) -> memoryview:
     base = memoryview(arr)
     v = base.cast("B")
-    if readonly:
-        out = v.toreadonly()
-        v.release()
-        v = out
     base.release()
     return v
 
@@ -251,7 +263,7 @@ class Reservation:
         # still write into the slot.
         weakref.finalize(arr, _finish_reservation, self._state).atexit = False
         self._arr: Optional[ctypes.Array] = arr
-        self._view: Optional[memoryview] = _view(arr, readonly=False)
+        self._view: Optional[memoryview] = _view(arr)
 
     @property
     def done(self) -> bool:
@@ -262,7 +274,7 @@ class Reservation:
         if self._arr is None:
             raise ValueError("the reservation was committed or aborted")
         if self._view is None:
-            self._view = _view(self._arr, readonly=False)
+            self._view = _view(self._arr)
         return self._view
 
     def slot(self) -> "SlotInfo":

@@ -1,5 +1,6 @@
 """Leases (zero-copy reads) and reservations (zero-copy writes)."""
 
+import ctypes
 import errno
 import gc
 
@@ -25,6 +26,43 @@ def test_lease_is_read_only_view(store):
         lease.data
     assert lease.released
     lease.release()  # idempotent
+
+
+def _writable_routes(view):
+    """Buffers reachable from a view by the obvious routes: the view, its
+    casts, and each object down its .obj chain."""
+    seen = [view, view.cast("B"), view.cast("B").cast("c")]
+    obj = view.obj
+    while obj is not None and len(seen) < 16:
+        seen.append(obj)
+        obj = getattr(obj, "obj", None)
+    return seen
+
+
+@pytest.mark.parametrize("how", ["lease", "lease_many"])
+def test_nothing_a_lease_hands_out_writes_the_entry(store, how):
+    # A lease reads the entry in place: no object reachable from its data
+    # (the memoryview's .obj, a cast, numpy) may write into the arena.
+    np = pytest.importorskip("numpy")
+    store.put(b"k", b"payload")
+    lease = store.lease(b"k") if how == "lease" else store.lease_many([b"k"])[0]
+    with lease:
+        for buf in _writable_routes(lease.data):
+            if isinstance(buf, ctypes.Array):
+                with pytest.raises(TypeError):
+                    buf[0] = b"X"  # a ctypes array always writes
+            assert memoryview(buf).readonly, type(buf)
+            with pytest.raises(TypeError):
+                ctypes.c_char.from_buffer(buf)
+            with pytest.raises(TypeError):
+                memoryview(buf)[0:1] = b"X"
+        arr = np.frombuffer(lease.data, dtype=np.uint8)
+        assert not arr.flags.writeable
+        with pytest.raises(ValueError):
+            arr.flags.writeable = True
+        del arr
+        assert lease.tobytes() == b"payload"
+    assert store.get(b"k") == b"payload"
 
 
 def test_lease_counts_and_release(store):
