@@ -19,6 +19,9 @@ Bad inputs tried here:
 * a put_one or put_many of a key from another thread between a forced
   delete's library call and its note of the write it cancelled, and a
   put_one with a writer that begins while a forced delete of its key runs;
+* lookups from another thread between a delete's (plain or forced)
+  library call and its bookkeeping, after a lookup with a lock,
+  snapshot_keys or entries() found the key gone;
 * put_reserved_from_ptr with size 0, size slot_bytes + 1, source pointer
   0, a key already stored, a full arena;
 * reserve_reads of an empty key list; unlock_many of a key holding no
@@ -510,6 +513,45 @@ def test_a_write_a_forced_delete_cancels_is_noted_even_if_it_began_during_the_de
     else:
         assert core.exists_many([key]) == [False]
     release(first, second)
+
+
+@pytest.mark.parametrize("force", [False, True])
+@pytest.mark.parametrize("seen_by", ["lock", "snapshot", "entries"])
+def test_a_key_seen_gone_during_a_delete_is_not_reported_present_again(make_core, monkeypatch, force, seen_by):
+    # LMCache's delete is one step under its core's lock: once a lookup
+    # from another thread has found the key gone (a lookup with a lock,
+    # snapshot_keys, entries), no later lookup finds it (without a put).
+    # The drop-in's lookups answer keys it saw committed from memory; a
+    # delete updates that memory after its library call.
+    core = make_core(4)
+    obj = byte_obj(S, 1)
+    key = ekey(1)
+    assert core.put_one(key, obj) is True
+    assert core.exists_many([key]) == [True]  # known: answered from memory
+    remove_many = daxkv.lmcache._native.remove_many
+    seen = {}
+
+    def look():
+        if seen_by == "lock":
+            seen["first"] = core.exists_many([key], lock=True)
+        elif seen_by == "snapshot":
+            seen["first"] = [key in core.snapshot_keys()]
+        else:
+            seen["first"] = [key in [k for k, _, _ in core.entries()]]
+        seen["then"] = (core.exists_many([key]), core.exists_many([key, ekey(2)]), core.prefix_hits([key]))
+
+    def removing(store, kbs, f):
+        results = remove_many(store, kbs, f)
+        t = threading.Thread(target=look)
+        t.start()
+        t.join()
+        return results
+
+    monkeypatch.setattr(daxkv.lmcache._native, "remove_many", removing)
+    assert core.delete_many([key], force=force) == [True]
+    assert seen == {"first": [False], "then": ([False], [False, False], 0)}
+    assert core.exists_many([key]) == [False]
+    release(obj)
 
 
 def test_put_rejections_return_false(make_core):

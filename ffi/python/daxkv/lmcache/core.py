@@ -314,12 +314,13 @@ class DaxCore(Generic[KeyT]):
         # returns, and reports every forced delete of it meanwhile as done,
         # while libdaxkv forgets the cancelled reservation at once.
         self._cancelled: Set[bytes] = set()
-        # Keys a forced delete is removing (a count per delete under way),
-        # from before its library call until it has noted the writes it
-        # cancelled. libdaxkv forgets a cancelled reservation inside that
-        # call, so a put of such a key waits for the delete to end
-        # (_await_deletes), where LMCache's delete is one step under its
-        # lock; nothing waits while holding the lock across a library call.
+        # Keys a delete is removing (a count per delete under way), from
+        # before its library call until it has forgotten them and noted the
+        # writes it cancelled: LMCache's delete is one step under its lock.
+        # Lookups of them meanwhile ask the library, not _known. libdaxkv
+        # forgets a cancelled reservation inside that call, so a put of such
+        # a key waits for the delete to end (_await_deletes); nothing waits
+        # while holding the lock across a library call.
         self._deleting: Dict[bytes, int] = {}
         self._delete_waiters = 0  # puts waiting in _await_deletes
         self._closing = False
@@ -902,7 +903,7 @@ class DaxCore(Generic[KeyT]):
                 kb = encode_key(keys[0])
             except KeyNotStorable:
                 return [False]  # a key libdaxkv cannot hold is never stored
-            if not lock and kb in self._known:
+            if not lock and kb in self._known and not (self._deleting and kb in self._deleting):
                 return [True]
             store = self._store
             epoch = self._known_epoch
@@ -925,8 +926,8 @@ class DaxCore(Generic[KeyT]):
             # Keys libdaxkv cannot hold (too long) are never stored: misses.
             return _for_storable(keys, pos, lambda ks: self.exists_many(ks, lock=lock))
         if not lock:
-            known = self._known
-            if all(kb in known for kb in kbs):
+            known, deleting = self._known, self._deleting
+            if all(kb in known for kb in kbs) and not (deleting and any(kb in deleting for kb in kbs)):
                 return [True] * len(kbs)
         epoch = self._known_epoch
         hits = _native.contains_many(self._store, kbs, lock)
@@ -950,8 +951,9 @@ class DaxCore(Generic[KeyT]):
         start = 0
         if not pin:
             known = self._known
+            deleting = self._deleting
             for kb in kbs:
-                if kb not in known:
+                if kb not in known or (deleting and kb in deleting):
                     break
                 start += 1
             if start == len(kbs):
@@ -980,31 +982,28 @@ class DaxCore(Generic[KeyT]):
         A cancelled write stays in flight until its writer returns, and a
         forced delete of its key until then (a repeat in the same list
         included) is True, as in LMCache's core; a committed key is deleted
-        (True) once. A forced delete is one step for puts of its keys, as
-        LMCache's is under its lock: a put from another thread meanwhile
-        waits for it. A slot still borrowed by a read reservation is reused
-        only after finalize_reads."""
+        (True) once. A delete is one step for lookups and puts of its keys,
+        as LMCache's is under its lock: lookups from other threads meanwhile
+        ask the library, puts wait for it. A slot still borrowed by a read
+        reservation is reused only after finalize_reads."""
         if not keys or self._closed:
             return [False] * len(keys)
         kbs, pos = encode_keys_partial(keys)
         if pos is not None:
             # Keys libdaxkv cannot hold (too long) were never stored: no-ops.
             return _for_storable(keys, pos, lambda ks: self.delete_many(ks, force=force))
-        if not force:
-            try:
-                return _native.remove_many(self._store, kbs, force)
-            finally:
-                self._forget(kbs)
-        # From here until the cancelled writes are noted, puts of these
-        # keys wait (_await_deletes): one landing after the library call
-        # would find no reservation of its key and store it, and one
-        # beginning before it would have its write cancelled unnoted.
+        # From here until the keys are forgotten and the cancelled writes
+        # noted, lookups of these keys ask the library (a key it removed
+        # is still among the known ones until _forget) and puts of them
+        # wait (_await_deletes): one landing after the library call would
+        # find no reservation of its key and store it, and one beginning
+        # before it would have its write cancelled unnoted.
         marked = list(set(kbs))
         with self._state_lock:
             deleting = self._deleting
             for kb in marked:
                 deleting[kb] = deleting.get(kb, 0) + 1
-            writing = [kb for kb in marked if kb in self._inflight]
+            writing = [kb for kb in marked if kb in self._inflight] if force else []
         try:
             # Keys being written through this core and not committed yet:
             # removing one cancels its write.
@@ -1021,7 +1020,7 @@ class DaxCore(Generic[KeyT]):
                 self._forget(kbs)
             with self._state_lock:
                 cancelled = self._cancelled
-                if uncommitted or cancelled:
+                if force and (uncommitted or cancelled):
                     for i, kb in enumerate(kbs):
                         if kb not in self._inflight:
                             continue  # the write has ended (or there is none)
@@ -1039,8 +1038,8 @@ class DaxCore(Generic[KeyT]):
         return results
 
     def _end_deleting(self, kbs: List[bytes]) -> None:
-        """Drop a forced delete's marks of kbs (the state lock held) and
-        wake the puts waiting for them."""
+        """Drop a delete's marks of kbs (the state lock held) and wake the
+        puts waiting for them."""
         deleting = self._deleting
         for kb in kbs:
             n = deleting[kb] - 1
