@@ -39,6 +39,8 @@ checks invariants rather than results call by call:
   exactly what one put of that key wrote: each value carries its key and
   a version, its bytes, layout and positions derive from both, and a
   version counts once its put has begun;
+* no read returns the value of a put that stored nothing (a full arena,
+  a failed copy, a write cancelled by a forced delete);
 * a reservation's bytes do not change until finalize_reads, whatever is
   deleted or stored meanwhile;
 * no call raises what LMCache's core never raises for it (put_one: a
@@ -198,11 +200,20 @@ class Run:
         self.keys = [CacheEngineKey("m", 1, 0, 7000 + i, torch.bfloat16) for i in range(KEYS)]
         self.index = {k: i for i, k in enumerate(self.keys)}
         self.versions = [set() for _ in self.keys]
+        # (key index, version) of the puts that stored nothing (a full
+        # arena, a failed or cancelled copy), and of every value read.
+        self.dead = set()
+        self.read = set()
         self.lock = threading.Lock()
         self.errors = []
 
     def fail(self, what):
         raise Broken(f"{self.kind} core, seed {self.seed} (replay: DAXKV_CONCURRENT_SEED={self.seed}): {what}")
+
+    def stored_nothing(self, key, obj):
+        ki, version = HEADER.unpack_from(ctypes.string_at(obj.data_ptr, HEADER.size))
+        with self.lock:
+            self.dead.add((ki, version))
 
     def begin_put(self, ki, version):
         with self.lock:
@@ -218,6 +229,7 @@ class Run:
         got_ki, version = HEADER.unpack_from(data)
         with self.lock:
             begun = version in self.versions[ki]
+            self.read.add((got_ki, version))
         if got_ki != ki or not begun:
             self.fail(f"{what}: {key} read the value of key {got_ki} version {version}, never put for it")
         want = _value(ki, version)
@@ -297,8 +309,10 @@ class Worker:
             ctypes.memmove(base + offset + half, memory_obj.data_ptr + half, size - half)
 
         try:
-            core.put_one(key, obj, writer=writer)
+            if core.put_one(key, obj, writer=writer) is False and wrote:
+                self.run.stored_nothing(key, obj)  # cancelled by a forced delete
         except RuntimeError as exc:
+            self.run.stored_nothing(key, obj)
             msg = str(exc)
             if msg == _FULL:
                 if wrote:
@@ -318,6 +332,7 @@ class Worker:
         try:
             ok = self.core.put_many([key], [obj])
             if ok == [False]:
+                self.run.stored_nothing(key, obj)
                 self.evict(self.core)  # full: LMCache's adapter evicts by usage
             elif ok != [True]:
                 self.run.fail(f"put_many of one key returned {ok}")
@@ -560,6 +575,12 @@ def _quiescent(run, core):
     return present
 
 
+def _nothing_read_that_was_not_stored(run):
+    both = run.read & run.dead
+    if both:
+        run.fail(f"read values (key index, version) whose puts stored nothing: {sorted(both)}")
+
+
 def _close_while_reading(run):
     """close() on another thread while a reservation is held: it waits for
     finalize_reads, the bytes stay meanwhile, and every call is then a no-op."""
@@ -622,6 +643,7 @@ def test_concurrent_calls_keep_the_invariants(kind, seed, tmp_path):
             )
         for core in run.cores:
             _quiescent(run, core)
+        _nothing_read_that_was_not_stored(run)
         run.cores[1].close()
         _close_while_reading(run)
     finally:
