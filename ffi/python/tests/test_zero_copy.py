@@ -200,6 +200,29 @@ def test_commit_refused_while_views_alive(store):
     assert store.get(b"r") == b"12345678"
 
 
+def test_commit_refused_while_anything_taken_from_data_can_write(store):
+    # The writable routes into a reservation's slot (the array behind its
+    # data, numpy): commit waits until none is left, so nothing writes
+    # into the entry once it is visible.
+    np = pytest.importorskip("numpy")
+    r = store.reserve(b"r", 8)
+    r.data[:] = b"12345678"
+    behind = r.data.obj
+    with pytest.raises(BufferError):
+        r.commit()
+    del behind
+    arr = np.frombuffer(r.data, dtype=np.uint8)
+    assert arr.flags.writeable
+    with pytest.raises(BufferError):
+        r.commit()
+    del arr
+    gc.collect()
+    r.commit()
+    with pytest.raises(ValueError):
+        r.data
+    assert store.get(b"r") == b"12345678"
+
+
 def test_abort_with_live_view_is_deferred(store):
     r = store.reserve(b"r", 8)
     part = r.data[:]
