@@ -4,7 +4,8 @@
 tree the conftest assembles from LMCache's sources; skipped without them)
 run under the same workload as the control.
 
-Several threads share one core of a kind and make the calls LMCache's
+Several threads share two cores of one kind (LMCache's own, or the
+drop-in: the adapter's two devices) and make the calls LMCache's
 ``DaxBackend`` and ``dax`` L2 adapter make at the same time:
 
 * put_one with a writer that copies into ``base_ptr + offset`` (the
@@ -29,8 +30,6 @@ Several threads share one core of a kind and make the calls LMCache's
   has_inflight (the backend's contains and exists_in_put_tasks);
 * snapshot_keys, usage, report_status (and the drop-in's entries());
 * close at the end, while a read reservation is held.
-
-Both cores of a run are of one kind: LMCache's own, or the drop-in.
 
 Interleavings differ between the cores and between runs, so the test
 checks invariants rather than results call by call:
