@@ -527,10 +527,9 @@ class DaxCore(Generic[KeyT]):
             return pos  # type: ignore[return-value]
 
     def _await_deletes(self, kbs: Sequence[bytes]) -> None:
-        """Wait (holding the state lock) until no forced delete is removing
-        any of kbs; the delete notes what it cancelled before it ends, so
-        that the caller then sees the key as LMCache's core would after
-        the delete."""
+        """Wait (holding the state lock) until no delete is removing any of
+        kbs; a delete notes what it cancelled before it ends, so that the
+        caller then sees the key as LMCache's core would after the delete."""
         deleting = self._deleting
         while any(kb in deleting for kb in kbs):
             self._delete_waiters += 1
