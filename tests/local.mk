@@ -115,10 +115,17 @@ KILL_ROUNDS = 5000
 check_PROGRAMS += tests/crash/pool_kill_test
 tests_crash_pool_kill_test_SOURCES = tests/crash/pool_kill_test.cpp tests/crash/kill_common.hpp
 tests_crash_pool_kill_test_LDADD = lib/libdaxkv.la
+# Opens that create their file arena killed: the path holds a whole arena
+# or nothing.
+check_PROGRAMS += tests/crash/create_kill_test
+tests_crash_create_kill_test_SOURCES = tests/crash/create_kill_test.cpp tests/crash/kill_common.hpp
+tests_crash_create_kill_test_LDADD = lib/libdaxkv.la
 
-check-long: tests/crash/kill_test$(EXEEXT) tests/crash/pool_kill_test$(EXEEXT)
+check-long: tests/crash/kill_test$(EXEEXT) tests/crash/pool_kill_test$(EXEEXT) \
+		tests/crash/create_kill_test$(EXEEXT)
 	$(top_builddir)/tests/crash/kill_test --rounds $(KILL_ROUNDS)
 	$(top_builddir)/tests/crash/pool_kill_test --rounds $(KILL_ROUNDS)
+	$(top_builddir)/tests/crash/create_kill_test --rounds $(KILL_ROUNDS)
 
 # The libFuzzer targets (tests/fuzz): the recovery parser, with the program
 # that writes its seed corpus, and the statistics page and configuration
@@ -172,7 +179,8 @@ fuzz-long:
 # Listed file by file: a directory here would also ship the objects a build
 # tree keeps under the same name.
 EXTRA_DIST += tests/adversarial/cli.sh
-EXTRA_DIST += tests/crash/kill_test.cpp tests/crash/pool_kill_test.cpp tests/crash/kill_common.hpp tests/fuzz/fuzz_recovery.cpp \
+EXTRA_DIST += tests/crash/kill_test.cpp tests/crash/pool_kill_test.cpp tests/crash/create_kill_test.cpp \
+	tests/crash/kill_common.hpp tests/fuzz/fuzz_recovery.cpp \
 	tests/fuzz/make_seeds.cpp tests/fuzz/fuzz_peek.cpp
 
 # The store that tests/suites/12-tools.sh reads with daxkv stats and status.

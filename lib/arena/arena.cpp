@@ -207,6 +207,8 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
         sb_.flags &= ~kSbRecoverable;
         write_superblock();
     }
+    // The arena is whole: a file this open created gets its path only now.
+    map_->name_new_file();
 }
 
 // Neither copy is valid, but a copy whose checksum holds is not damaged: an

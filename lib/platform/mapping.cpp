@@ -78,6 +78,82 @@ int allocate_blocks(int fd, uint64_t from, uint64_t to) {
     return rc;
 }
 
+std::atomic<bool> temporary_names{false};
+
+std::string dir_of(const std::string &path) {
+    const size_t slash = path.find_last_of('/');
+    return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string name_of(const std::string &path) {
+    const size_t slash = path.find_last_of('/');
+    return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// A new file for the arena at path, in path's directory but not at path: an
+// unnamed one (O_TMPFILE), or, where the file system has no O_TMPFILE, one
+// under a hidden temporary name, returned in temp. An fd, or -1 and errno.
+// The mode is the one an open(O_CREAT, 0600) would give, the umask applied.
+int create_unnamed(const std::string &path, std::string &temp) {
+    const std::string dir = dir_of(path);
+    if (!temporary_names.load(std::memory_order_relaxed)) {
+        const int fd = ::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        // A kernel without O_TMPFILE sees O_DIRECTORY | O_RDWR: EISDIR.
+        if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+            return fd;
+    }
+    // A kill leaves this name behind (daxkv_open(3)); it is never taken for
+    // the arena. The arena's name is cut short so that the temporary one
+    // stays within NAME_MAX.
+    std::string tmpl = (dir == "/" ? "" : dir) + "/." + name_of(path).substr(0, 200) +
+                       ".daxkv-new.XXXXXX";
+    const int fd = ::mkostemp(&tmpl[0], O_CLOEXEC);
+    if (fd >= 0)
+        temp = tmpl;
+    return fd;
+}
+
+// Give the unnamed file fd the name path, never replacing what is there: 0,
+// or an errno (EEXIST: something is at path). AT_EMPTY_PATH needs
+// CAP_DAC_READ_SEARCH on most kernels (ENOENT without it); /proc/self/fd
+// does the same for anyone.
+int link_unnamed(int fd, const std::string &path) {
+    if (::linkat(fd, "", AT_FDCWD, path.c_str(), AT_EMPTY_PATH) == 0)
+        return 0;
+    if (errno != ENOENT && errno != EPERM)
+        return errno;
+    const std::string self = "/proc/self/fd/" + std::to_string(fd);
+    return ::linkat(AT_FDCWD, self.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0
+               ? 0
+               : errno;
+}
+
+// Move the temporary name to path, never replacing what is there: 0 or an
+// errno (EEXIST: something is at path). File systems without
+// RENAME_NOREPLACE get a link and an unlink: between the two the file has
+// both names, and a kill there leaves the temporary one as well.
+int rename_noreplace(const std::string &temp, const std::string &path) {
+    if (::renameat2(AT_FDCWD, temp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0)
+        return 0;
+    if (errno != EINVAL && errno != ENOSYS)
+        return errno;
+    if (::link(temp.c_str(), path.c_str()) != 0)
+        return errno;
+    (void)::unlink(temp.c_str());
+    return 0;
+}
+
+// Make the name of the file at path durable: fsync its directory. 0 or an
+// errno.
+int sync_directory_of(const std::string &path) {
+    const int dfd = ::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return errno;
+    const int rc = ::fsync(dfd) == 0 ? 0 : errno;
+    ::close(dfd);
+    return rc;
+}
+
 } // namespace
 
 // A regular file under /dev is almost always a mistake (a missing DAX node
@@ -224,22 +300,26 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         // on the way with its own protections (fs.protected_symlinks); only
         // where it leads was decided above. The name a failed open removes
         // what it created by is set before (a copy that cannot fail later,
-        // when the file exists). O_EXCL tells a file this open
-        // creates (removed again if the open fails, see keep()) from one
-        // that was there, and creates nothing through a symlink: a symlink
-        // to a file that does not exist is -ENOENT, not followed.
+        // when the file exists). A missing file is made in the directory
+        // without a name, and gets the path only once its arena is whole
+        // (name_new_file): a process killed meanwhile leaves nothing at the
+        // path. Nothing is created through a symlink: one to a file that
+        // does not exist is opened as it is, -ENOENT.
         m->file_path_ = target;
-        fd.fd = exists ? -1 : ::open(req.path.c_str(), O_RDWR | O_CLOEXEC | O_CREAT | O_EXCL, 0600);
-        const bool created = fd.fd >= 0;
-        if (!created && !exists && errno != EEXIST)
-            fail_errno(errno, "cannot create " + req.path);
-        else if (!created) // not blocking: a FIFO put at the path since it was judged fails below
+        struct stat lst;
+        const bool created = !exists && ::lstat(req.path.c_str(), &lst) != 0 && errno == ENOENT;
+        if (created)
+            fd.fd = create_unnamed(req.path, m->temp_path_);
+        else // not blocking: a FIFO put at the path since it was judged fails below
             fd.fd = ::open(req.path.c_str(),
                            (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
         if (fd.fd < 0)
-            fail_errno(errno, "cannot open " + req.path);
+            fail_errno(errno, (created ? "cannot create " : "cannot open ") + req.path);
         fd.fd = fd_above_standard_streams(fd.fd);
         m->fd_ = fd.release(); // closed (and a created file removed) by ~Mapping from here
+        m->unnamed_ = created;
+        m->remap_named_ = created && m->temp_path_.empty();
+        m->sync_ = req.sync;
         // Locked before anything else can fail (it allocates nothing when it
         // succeeds): only the holder of the lock undoes what it created. An
         // open that created the file but lost the lock to another opener of
@@ -247,15 +327,18 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         // and failed before it tried (out of memory) left it behind. And
         // the file is judged as it is once locked: before, a creator that
         // failed may have removed it, or one that closed since may have
-        // sized and formatted it.
+        // sized and formatted it. (A new file is nobody else's: it has no
+        // name yet, and it is locked before it gets one.)
         lock_exclusive(m->fd_, req.path);
         m->created_file_ = created;
         if (::fstat(m->fd_, &st) != 0)
             fail_errno(errno, "cannot stat " + req.path);
         m->file_dev_ = st.st_dev;
         m->file_ino_ = st.st_ino;
-        const std::string opened = fd_path(m->fd_);
-        if (!opened.empty())
+        // An unnamed file is "DIR/#INODE (deleted)" to the kernel: judged
+        // when it has its name.
+        const std::string opened = m->remap_named_ ? std::string() : fd_path(m->fd_);
+        if (!opened.empty() && !created)
             m->file_path_ = opened;
         if (!S_ISREG(st.st_mode))
             fail(-ENODEV, "%s is not a regular file", req.path.c_str());
@@ -265,7 +348,7 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         if (!opened.empty() && file_arena_refused(opened))
             fail(-ENODEV, "%s is not a Device-DAX device (a file arena may not live under /dev)",
                  req.path.c_str());
-        if (st.st_nlink == 0)
+        if (st.st_nlink == 0 && !created)
             fail(-EBUSY, "%s was removed by another open of it that failed; open it again",
                  req.path.c_str());
 
@@ -332,8 +415,11 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
     // third of a memcpy. Device-DAX faults are per 2 MiB or 1 GiB and cheap.
     // A file with room to grow past its end is populated up to the end only.
     const bool is_file = m->info_.kind == DeviceKind::file;
-    const bool populate_part = is_file && m->backed() < m->size_ && !req.inspect;
-    if (is_file && !populate_part && !req.inspect)
+    // An unnamed file is populated when it is mapped again through its
+    // name (name_new_file); until then only its superblocks are written.
+    const bool populate_now = is_file && !req.inspect && !m->remap_named_;
+    const bool populate_part = populate_now && m->backed() < m->size_;
+    if (populate_now && !populate_part)
         mmap_flags |= MAP_POPULATE;
     if (fd.fd >= 0)
         m->fd_ = fd.release();
@@ -389,6 +475,78 @@ void Mapping::extend(uint64_t bytes) {
     backed_.store(bytes, std::memory_order_release);
 }
 
+void Mapping::name_new_file() {
+    if (!unnamed_)
+        return;
+    const std::string &path = info_.path;
+    // With durability=power the file's blocks and size are durable before
+    // the name that makes it an arena is.
+    if (sync_ && ::fdatasync(fd_) != 0)
+        fail_errno(errno, "cannot write the new arena " + path + " back");
+    const int rc = temp_path_.empty() ? link_unnamed(fd_, path) : rename_noreplace(temp_path_, path);
+    if (rc == EEXIST)
+        throw NameTaken(format("%s was created by another open at the same time",
+                               path.c_str()));
+    if (rc != 0)
+        fail_errno(rc, "cannot give the new arena its name " + path);
+    // From here a failed open removes it by its name (~Mapping), if the
+    // path still names it.
+    unnamed_ = false;
+    temp_path_.clear();
+    struct stat st;
+    const std::string resolved = real_path(path);
+    if (!resolved.empty() && ::stat(resolved.c_str(), &st) == 0 && st.st_dev == file_dev_ &&
+        st.st_ino == file_ino_)
+        file_path_ = resolved;
+    // A directory on the way swapped for a symlink since the path was
+    // judged would have taken the file elsewhere.
+    if (file_arena_refused(file_path_))
+        fail(-ENODEV, "%s is not a Device-DAX device (a file arena may not live under /dev)",
+             path.c_str());
+    if (remap_named_) {
+        // An O_TMPFILE file keeps the name it was made with ("DIR/#INODE
+        // (deleted)") in /proc/PID/fd and /proc/PID/maps even once linked,
+        // as if the arena had been removed. Opened, locked and mapped again
+        // through its name (the same pages, at the same address), it shows
+        // as the file it is. Should the name lead elsewhere already, all
+        // stays as it is.
+        FdGuard named{::open(path.c_str(),
+                             O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY)};
+        named.fd = named.fd >= 0 ? fd_above_standard_streams(named.fd) : -1;
+        if (named.fd >= 0 && ::fstat(named.fd, &st) == 0 && st.st_dev == file_dev_ &&
+            st.st_ino == file_ino_) {
+            // The lock moves to the new descriptor. Between the two, another
+            // open of the path may take it: that open has a whole arena,
+            // which this one then leaves to it (-EBUSY), file and all.
+            created_file_ = false;
+            (void)::flock(fd_, LOCK_UN);
+            lock_exclusive(named.fd, path);
+            created_file_ = true;
+            ::close(fd_);
+            fd_ = named.release();
+            // A mapping that reaches past the file's end (room to grow) is
+            // populated up to the end only, as at open.
+            const bool whole = backed() == size_;
+            if (::mmap(base_, size_, PROT_READ | PROT_WRITE,
+                       MAP_SHARED | MAP_FIXED | (whole ? MAP_POPULATE : 0), fd_,
+                       0) == MAP_FAILED)
+                // A failed MAP_FIXED may have unmapped the range: nothing of
+                // it is usable, and the open fails.
+                fail_errno(errno, "cannot map the new arena " + path + " again");
+            if (!whole)
+                populate(0, backed());
+        } else {
+            populate(0, backed());
+        }
+        remap_named_ = false;
+    }
+    if (sync_) {
+        const int e = sync_directory_of(path);
+        if (e != 0)
+            fail_errno(e, "cannot make the name of the new arena " + path + " durable");
+    }
+}
+
 void Mapping::keep() noexcept { keep_ = true; }
 
 Mapping::~Mapping() {
@@ -397,11 +555,15 @@ Mapping::~Mapping() {
     if (!keep_ && fd_ >= 0) {
         // The open this mapping belongs to failed: what it created goes,
         // while the lock still keeps other openers out. The file is removed
-        // only if the path still names it.
+        // only if the path (or its temporary name) still names it; an
+        // unnamed one goes with its fd.
         struct stat st;
-        if (created_file_ && ::lstat(file_path_.c_str(), &st) == 0 && st.st_dev == file_dev_ &&
-            st.st_ino == file_ino_)
-            (void)::unlink(file_path_.c_str());
+        const std::string &name = temp_path_.empty() ? file_path_ : temp_path_;
+        if (unnamed_ && temp_path_.empty()) {
+            // nothing at any path
+        } else if (created_file_ && ::lstat(name.c_str(), &st) == 0 && st.st_dev == file_dev_ &&
+                   st.st_ino == file_ino_)
+            (void)::unlink(name.c_str());
         else if (sized_empty_)
             (void)::ftruncate(fd_, 0);
         else if (grown_from_)
@@ -423,6 +585,10 @@ std::atomic<testing::PersistProbe *> persist_probe{nullptr};
 
 void testing::set_persist_probe(PersistProbe *probe) noexcept {
     persist_probe.store(probe, std::memory_order_release);
+}
+
+void testing::force_temporary_names(bool on) noexcept {
+    temporary_names.store(on, std::memory_order_relaxed);
 }
 
 void Mapping::write_back(const void *p, size_t n) const noexcept {

@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include "internal/error.hpp"
 #include "platform/device.hpp"
 
 namespace daxkv {
@@ -68,6 +69,15 @@ public:
     const DeviceInfo &info() const noexcept { return info_; }
     // The file was created (or was empty) by this open.
     bool created() const noexcept { return created_; }
+    // A file arena this open created has no name until here (or a hidden
+    // temporary one, on a file system without O_TMPFILE): once the arena
+    // in it is whole, it gets its path, never replacing what is there, so
+    // that a process killed while creating it leaves nothing at the path.
+    // With durability=power (sync) the file and then its directory are
+    // made durable. Nothing to do for any other mapping. Throws NameTaken
+    // when another open named its own new arena at the path first (the
+    // file made here is then dropped with the mapping), Error otherwise.
+    void name_new_file();
     // The open this mapping belongs to succeeded: keep what it did. A
     // mapping destroyed without keep() removes the file its open created
     // (or empties again one it sized, or gives one it extended its old size
@@ -104,12 +114,24 @@ private:
     // File arenas: what this open did to the file system, undone by the
     // destructor unless keep() was called.
     bool created_file_ = false; // the file did not exist
+    bool unnamed_ = false;      // created, and not yet at its path (name_new_file)
+    std::string temp_path_;     // the hidden name it has until then, without O_TMPFILE
+    bool remap_named_ = false;  // O_TMPFILE: mapped again through its name once it has one
+    bool sync_ = false;         // durability=power: the new name is made durable
     bool sized_empty_ = false;  // it existed, empty, and was sized
     bool keep_ = false;
     std::string file_path_;     // resolved
     dev_t file_dev_ = 0;
     ino_t file_ino_ = 0;
     DeviceInfo info_;
+};
+
+// Thrown by name_new_file(): another open gave the path its own new arena
+// first. The open that gets it opens that arena instead, as any open of a
+// file that exists (store/pool.cpp).
+class NameTaken : public Error {
+public:
+    explicit NameTaken(std::string msg) : Error(-EEXIST, std::move(msg)) {}
 };
 
 // The absolute path, with no symlink, "." or "..", of the file that path
@@ -134,6 +156,10 @@ public:
 // Install (or, with nullptr, remove) the probe; the caller keeps it alive
 // until it is removed.
 void set_persist_probe(PersistProbe *probe) noexcept;
+// Create new file arenas under a hidden temporary name, as on a file system
+// without O_TMPFILE (true), or unnamed where the file system allows it
+// (false, the default).
+void force_temporary_names(bool on) noexcept;
 } // namespace testing
 
 } // namespace platform

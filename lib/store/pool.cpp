@@ -50,8 +50,29 @@ const char *dev_state_name(DevState s) noexcept {
     return "?";
 }
 
-// Map the device and validate (or format) its arena into row.
+// Two opens that create one new file arena at once each make their own
+// file, and the first to give it the path wins (Mapping::name_new_file). The
+// other's file is dropped, and it opens the path again, as any open that
+// finds the file there: the winner holds it (-EBUSY), or it has closed it
+// and the arena opens, or its open failed and removed it, and this one
+// creates it. Three times at most: then other opens keep creating and
+// removing it.
 void Pool::map_device(DeviceRow &row, const DeviceSpec &d) const {
+    for (int attempt = 1;; ++attempt) {
+        try {
+            map_device_once(row, d);
+            return;
+        } catch (const platform::NameTaken &e) {
+            if (attempt == 3)
+                fail(-EBUSY, "%s; it was removed and created again by other opens meanwhile, "
+                             "open it again",
+                     e.what());
+        }
+    }
+}
+
+// Map the device and validate (or format) its arena into row.
+void Pool::map_device_once(DeviceRow &row, const DeviceSpec &d) const {
     platform::MapRequest req;
     req.path = d.path;
     req.bytes = d.bytes;

@@ -136,7 +136,8 @@ public:
 
     // Opening. open_device appends a row for d (missing, with
     // tolerate_missing, when it is absent); map_device maps d and validates
-    // or formats its arena into row. Both throw Error.
+    // or formats its arena into row (map_device_once, once more where
+    // another open created the same new file first). Both throw Error.
     DeviceRow &open_device(const DeviceSpec &d, bool tolerate_missing);
     void map_device(DeviceRow &row, const DeviceSpec &d) const;
     uint32_t next_device_id() noexcept { return next_id_++; }
@@ -202,6 +203,7 @@ public:
 private:
     void set_gate(std::atomic<bool> &gate, bool on) noexcept;
     void wait_gate(const std::atomic<bool> &gate);
+    void map_device_once(DeviceRow &row, const DeviceSpec &d) const;
     void size_for_payloads(uint64_t bytes, platform::MapRequest &req,
                            arena::Arena::Options &ao) const;
     uint64_t auto_grow_limit(const std::string &path) const;

@@ -22,6 +22,12 @@
 //   four threads opening one file that does not exist yet, at once
 //                                                                -> one store, the others
 //     -EBUSY; its file stays (a loser that had created it removed it)
+//   two processes doing the same                                 -> the same, and the path
+//     holds the winner's arena, whole, and nothing else is left
+//   a symlink to a file that does not exist                      -> -ENOENT, nothing created
+//   new files made unnamed (O_TMPFILE) and under a hidden temporary name:
+//     an open that fails before or after the file has its name   -> nothing left in the
+//     directory (the crash suite kills opens while they create)
 //   damaged entries: payload bit flip, header bit flip, torn
 //     commit word, value_len past the slot with a valid header
 //     checksum, two commits of one key                           -> dropped at reopen, counted
@@ -42,6 +48,7 @@
 #include <vector>
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 
@@ -54,6 +61,7 @@
 #include "arena/inspect.hpp"
 #include "helpers.hpp"
 #include "internal/util.hpp"
+#include "platform/mapping.hpp"
 #include "store/slot_allocator.hpp"
 
 using namespace daxkv_test;
@@ -1041,6 +1049,192 @@ TEST_F(Arena, OpensRacingToCreateOneFileLeaveTheWinnersArena) {
         ASSERT_EQ(open_store(&again, path, StoreSpec(4096, 4).set("create", "0")), 0)
             << "round " << round << ": " << daxkv_errmsg();
         EXPECT_EQ(daxkv_contains(again.get(), "k", 1), 1) << "round " << round;
+    }
+}
+
+namespace {
+
+// Runs a test with new file arenas made unnamed (O_TMPFILE) and, as on a
+// file system without O_TMPFILE, under a hidden temporary name.
+class NewFile : public Arena, public ::testing::WithParamInterface<bool> {
+protected:
+    NewFile() { daxkv::platform::testing::force_temporary_names(GetParam()); }
+    ~NewFile() override { daxkv::platform::testing::force_temporary_names(false); }
+    // What the arena's directory holds, the arena's own name left out.
+    std::vector<std::string> others() const {
+        std::vector<std::string> out;
+        for (const std::string &n : list_dir(dir_.path()))
+            if (n != "arena")
+                out.push_back(n);
+        return out;
+    }
+};
+
+std::string param_name(const ::testing::TestParamInfo<bool> &info) {
+    return info.param ? "TemporaryName" : "Unnamed";
+}
+
+} // namespace
+
+INSTANTIATE_TEST_SUITE_P(Arena, NewFile, ::testing::Bool(), param_name);
+
+TEST_P(NewFile, ItIsTheArenaAtThePathUnderItsOwnNameAndMode) {
+    FILE_ARENA_ONLY();
+    const mode_t mask = ::umask(022);
+    open({4096, 4});
+    ::umask(mask);
+    ASSERT_EQ(put("a", pattern(1, 100)), 0);
+    struct stat st;
+    ASSERT_EQ(::lstat(path_.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    EXPECT_EQ(st.st_nlink, 1u);
+    EXPECT_TRUE(others().empty()) << others()[0];
+    // Mapped and open as the file at the path (not "#INODE (deleted)").
+    EXPECT_GE(count_maps(real_path_), 1);
+    EXPECT_EQ(count_fds_to(real_path_), 1);
+    reopen(StoreSpec(4096, 4).set("create", "0"));
+    EXPECT_EQ(value("a"), pattern(1, 100));
+    store_.reset();
+    EXPECT_TRUE(others().empty());
+}
+
+TEST_P(NewFile, DurabilityPowerCreatesAWholeArena) {
+    FILE_ARENA_ONLY();
+    open(StoreSpec(4096, 4).set("durability", "power"));
+    ASSERT_EQ(put("a", pattern(2, 100)), 0);
+    reopen(StoreSpec(4096, 4).set("create", "0"));
+    EXPECT_EQ(value("a"), pattern(2, 100));
+    EXPECT_TRUE(others().empty());
+}
+
+TEST_P(NewFile, AFailedOpenLeavesNothingInTheDirectory) {
+    FILE_ARENA_ONLY();
+    // Fails in the arena (no slot fits), before the file has its name.
+    StoreSpec huge{4096, 4};
+    huge.slot_bytes = 1 * MiB;
+    huge.arena_bytes = arena_bytes_for(4096, 4, 256);
+    expect_open_fails(path_, huge, -EINVAL);
+    EXPECT_FALSE(file_exists(path_));
+    EXPECT_TRUE(others().empty()) << others()[0];
+    // Fails after it has its name: a second device of the pool that is a
+    // directory. The first device's new file is removed again.
+    ConfigPtr cfg;
+    ASSERT_EQ(make_config(&cfg, path_, {4096, 4}), 0);
+    ASSERT_EQ(daxkv_config_add_device(cfg.get(), dir_.path().c_str(),
+                                      arena_bytes_for(4096, 4, 256)),
+              0);
+    daxkv_store *raw = nullptr;
+    EXPECT_EQ(daxkv_open(&raw, cfg.get()), -EISDIR) << daxkv_errmsg();
+    EXPECT_FALSE(file_exists(path_));
+    EXPECT_TRUE(others().empty()) << others()[0];
+}
+
+TEST_P(NewFile, ASymlinkToAMissingFileIsNotFollowed) {
+    FILE_ARENA_ONLY();
+    const std::string target = dir_.file("target");
+    const std::string link = dir_.file("link");
+    ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+    expect_open_fails(link, {4096, 4}, -ENOENT);
+    EXPECT_FALSE(file_exists(target));
+    struct stat st;
+    EXPECT_EQ(::lstat(link.c_str(), &st), 0);
+    EXPECT_TRUE(S_ISLNK(st.st_mode));
+    EXPECT_EQ(list_dir(dir_.path()).size(), 1u);
+}
+
+TEST_P(NewFile, PoolMembersAreCreatedWholeToo) {
+    FILE_ARENA_ONLY();
+    const std::string second = dir_.file("second");
+    ConfigPtr cfg;
+    ASSERT_EQ(make_config(&cfg, path_, StoreSpec(4096, 4).set("hotplug", "1")), 0);
+    ASSERT_EQ(daxkv_config_add_device(cfg.get(), second.c_str(), arena_bytes_for(4096, 4, 256)),
+              0);
+    daxkv_store *raw = nullptr;
+    ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << daxkv_errmsg();
+    StorePtr pool(raw);
+    EXPECT_GE(count_maps(real_path_), 1);
+    EXPECT_GE(count_maps(dir_.real_file("second")), 1);
+    // A device added to the open pool, too.
+    const std::string third = dir_.file("third");
+    ASSERT_EQ(daxkv_device_add(raw, third.c_str(), arena_bytes_for(4096, 4, 256)), 0)
+        << daxkv_errmsg();
+    EXPECT_GE(count_maps(dir_.real_file("third")), 1);
+    pool.reset();
+    std::vector<std::string> names = list_dir(dir_.path());
+    std::sort(names.begin(), names.end());
+    EXPECT_EQ(names, (std::vector<std::string>{"arena", "second", "third"}));
+    for (const std::string &p : {path_, second, third}) {
+        StorePtr one;
+        EXPECT_EQ(open_store(&one, p, StoreSpec(4096, 4).set("create", "0")), 0)
+            << p << ": " << daxkv_errmsg();
+    }
+}
+
+TEST_P(NewFile, ProcessesRacingToCreateOneFileEndWithOneArena) {
+    FILE_ARENA_ONLY();
+    // Two processes open one path that does not exist, at once. Each holds
+    // its store (if it opened) until the parent has both results: one
+    // opens, the other finds the winner's arena held (-EBUSY), and the
+    // path holds the winner's arena, whole.
+    for (int round = 0; round < 40; ++round) {
+        remove_tree(path_);
+        int go[2], results[2], release[2];
+        ASSERT_EQ(::pipe(go), 0);
+        ASSERT_EQ(::pipe(results), 0);
+        ASSERT_EQ(::pipe(release), 0);
+        pid_t pids[2];
+        for (int c = 0; c < 2; ++c) {
+            pids[c] = ::fork();
+            ASSERT_GE(pids[c], 0);
+            if (pids[c] == 0) {
+                ::close(go[1]);
+                ::close(results[0]);
+                ::close(release[1]);
+                char b;
+                if (::read(go[0], &b, 1) != 0) // EOF: both start
+                    _exit(5);
+                StorePtr st;
+                int rc = open_store(&st, path_, {4096, 4});
+                const std::string key = "k" + std::to_string(c);
+                if (rc == 0 && daxkv_put(st.get(), key.data(), key.size(), "v", 1, 0) != 0)
+                    rc = 1;
+                const int32_t msg[2] = {c, rc};
+                if (::write(results[1], msg, sizeof msg) != sizeof msg)
+                    _exit(6);
+                while (::read(release[0], &b, 1) > 0) {
+                }
+                st.reset();
+                _exit(0);
+            }
+        }
+        ::close(go[0]);
+        ::close(results[1]);
+        ::close(release[0]);
+        ::close(go[1]); // both start now
+        int rcs[2] = {1, 1};
+        for (int i = 0; i < 2; ++i) {
+            int32_t msg[2];
+            ASSERT_EQ(::read(results[0], msg, sizeof msg), static_cast<ssize_t>(sizeof msg));
+            rcs[msg[0]] = msg[1];
+        }
+        ::close(release[1]);
+        ::close(results[0]);
+        for (pid_t p : pids) {
+            int wst = 0;
+            ASSERT_EQ(::waitpid(p, &wst, 0), p);
+            EXPECT_TRUE(WIFEXITED(wst) && WEXITSTATUS(wst) == 0) << wst;
+        }
+        const int winners = (rcs[0] == 0) + (rcs[1] == 0);
+        ASSERT_EQ(winners, 1) << "round " << round << ": " << rcs[0] << ", " << rcs[1];
+        const int winner = rcs[0] == 0 ? 0 : 1;
+        EXPECT_EQ(rcs[1 - winner], -EBUSY) << "round " << round;
+        EXPECT_TRUE(others().empty()) << "round " << round << ": " << others()[0];
+        StorePtr again;
+        ASSERT_EQ(open_store(&again, path_, StoreSpec(4096, 4).set("create", "0")), 0)
+            << "round " << round << ": " << daxkv_errmsg();
+        const std::string key = "k" + std::to_string(winner);
+        EXPECT_EQ(daxkv_contains(again.get(), key.data(), key.size()), 1) << "round " << round;
     }
 }
 
