@@ -8,7 +8,7 @@
 # (tests/crash/pool_kill_test); and opens that create their file arena,
 # killed while they create it: the path holds a whole arena or nothing
 # (tests/crash/create_kill_test). One pass or failure per round. $1: build
-# directory. KILL_ROUNDS (default 1000 each, about 5 s each) and KILL_SEED
+# directory. KILL_ROUNDS (default 1000 each: about 5, 8 and 25 s) and KILL_SEED
 # (default: random, printed) replay a run.
 set -u
 build=$1
