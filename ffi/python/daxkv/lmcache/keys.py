@@ -15,6 +15,10 @@ An encoding is a tag byte followed by the fields:
     0x04 LayerCacheEngineKey   the same and the layer id
     0x05 ObjectKey       chunk hash, model, kv rank, object group, cache salt
 
+Two keys LMCache tells apart never share an encoding: what the encoding
+cannot tell apart is refused, an unhashable key and a subclass of LMCache's
+key classes (TypeError).
+
 Other key types can be added with :func:`register_key_type`.
 """
 
@@ -291,7 +295,16 @@ def register_key_type(
 def _encoder_for(t: type) -> Callable[[Any], bytes]:
     for klass in t.__mro__:
         known = _KNOWN.get((klass.__module__, klass.__name__))
-        if known is not None and klass is t:
+        if known is not None:
+            if klass is not t:
+                # LMCache's keys equal only keys of their exact type: the
+                # subclass's keys would share the entries of the class's.
+                raise TypeError(
+                    f"cannot store a key of type {t.__module__}.{t.__qualname__}: it is a "
+                    f"subclass of LMCache's {klass.__name__}, whose keys are never equal to "
+                    "it, and the encoding has no room for its type "
+                    "(daxkv.lmcache.keys.register_key_type adds it)"
+                )
             tag, fn = known
             return lambda k, tag=tag, fn=fn: fn(k, tag)
         enc = _ENCODERS.get(klass)
@@ -320,8 +333,9 @@ _by_id: Dict[int, Tuple[Any, bytes]] = {}
 
 
 def encode_key(key: Any) -> bytes:
-    """The key's bytes in the store. Raises TypeError for an unknown type (or
-    a field of a type the encoding has no room for), KeyTooLong (a
+    """The key's bytes in the store. Raises TypeError for an unknown type (a
+    subclass of LMCache's key classes included), an unhashable key or a
+    field of a type the encoding has no room for, KeyTooLong (a
     KeyNotStorable, a ValueError) for a key longer than 512 bytes once
     encoded, and KeyNotStorable for an integer field past 64 bits."""
     e = _by_id.get(id(key))
@@ -329,7 +343,10 @@ def encode_key(key: Any) -> bytes:
         return e[1]
     try:
         hit = _recent.get(key)
-    except TypeError:  # unhashable: not a key LMCache could index either
+    except TypeError:
+        _check_hashable(key)
+        # Hashable, but comparing it with a cached key of the same hash
+        # raised (numpy's int64 == Decimal does): encode it afresh.
         hit = None
     if hit is None:
         hit = _encode(key)
@@ -338,11 +355,23 @@ def encode_key(key: Any) -> bytes:
         try:
             _recent[key] = hit
         except TypeError:
-            return hit
+            pass
     if len(_by_id) >= _RECENT_MAX:
         _by_id.clear()
     _by_id[id(key)] = (key, hit)
     return hit
+
+
+def _check_hashable(key: Any) -> None:
+    try:
+        hash(key)
+    except TypeError as exc:
+        # LMCache indexes its tier by the key's hash: an unhashable key (a
+        # list in a tag value) is no key there, and its encoding would be
+        # that of a different key (the same tag holding a tuple).
+        raise TypeError(
+            f"cannot store an unhashable key of type {type(key).__qualname__} ({exc})"
+        ) from None
 
 
 def encode_keys(keys: Any) -> List[bytes]:

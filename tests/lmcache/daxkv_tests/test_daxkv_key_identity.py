@@ -1,0 +1,171 @@
+# SPDX-License-Identifier: Apache-2.0
+"""A key is one entry in daxkv exactly when LMCache takes it for one entry.
+
+LMCache's DaxCore, its storage backend and its L2 adapter index their tier
+by key objects in dicts: two keys are one entry when they are equal and
+hash alike (``CacheEngineKey.__eq__`` compares the model, world size,
+worker id, chunk hash, dtype and the tags tuple with ``==`` and only for
+the very same class; ``ObjectKey`` is a frozen dataclass). daxkv stores
+keys by their encoding (``daxkv.lmcache.keys``), so
+
+* keys LMCache tells apart must never encode alike (the one would load the
+  other's value);
+* keys LMCache finds equal must encode alike (else a lookup misses what
+  LMCache finds), whatever the types of their fields;
+* what the encoding cannot hold is refused: KeyNotStorable (a miss) or
+  TypeError, never another key's encoding.
+
+Encodings are computed with the codec's caches emptied, since a cache
+keyed by equality hides an encoder that tells equal keys apart.
+
+Bad inputs tried here:
+
+* keys LMCache cannot hash (a list, or a tuple holding a list, in a tag
+  value; a bytearray chunk hash);
+* keys of subclasses of CacheEngineKey, LayerCacheEngineKey and ObjectKey,
+  encoded before and after their base class;
+"""
+
+
+# Standard
+from decimal import Decimal
+import json
+from fractions import Fraction
+import random
+import struct
+
+# Third Party
+import numpy as np
+import pytest
+import torch
+
+# First Party
+from daxkv.lmcache import DaxCore, decode_key, encode_key
+from daxkv.lmcache import keys as keys_module
+from daxkv.lmcache.keys import KEY_MAX, KeyNotStorable, KeyTooLong
+from dk_helpers import byte_obj, make_device, obj_bytes, pattern, release
+from lmcache.utils import TORCH_DTYPE_TO_STR_DTYPE, CacheEngineKey, LayerCacheEngineKey
+from lmcache.v1.distributed.api import ObjectKey
+
+S = 256
+
+
+@pytest.fixture
+def core(tmp_path):
+    path = make_device(tmp_path / "dax.bin", 16 * S)
+    c = DaxCore(device_path=path, max_dax_size_bytes=16 * S, slot_bytes=S)
+    yield c
+    c.close()
+
+
+def _forget_encodings():
+    keys_module._recent.clear()
+    keys_module._by_id.clear()
+
+
+def fresh_encoding(key):
+    """What the encoder itself gives for key (no cached encoding of an
+    equal key): ("bytes", b), ("not storable", exception class name) or
+    ("TypeError",)."""
+    _forget_encodings()
+    try:
+        return ("bytes", encode_key(key))
+    except KeyNotStorable as exc:
+        return ("not storable", type(exc).__name__)
+    except TypeError:
+        return ("TypeError",)
+
+
+def lmcache_same(a, b):
+    """Whether a dict keyed by a finds b: LMCache's idea of one entry. None
+    when the dict could not tell: the keys hash alike and comparing them
+    raises (numpy's True_ == (1, 2) does), as LMCache's index would."""
+    if hash(a) != hash(b):
+        return False
+    try:
+        return bool(a == b)
+    except (TypeError, ValueError):
+        return None
+
+
+def hashable(key):
+    try:
+        hash(key)
+    except TypeError:
+        return False
+    return True
+
+
+def engine(*tag_value, **fields):
+    """A CacheEngineKey with the fields given, and a tag "t" holding
+    tag_value when one is given."""
+    args = dict(model_name="m", world_size=1, worker_id=0, chunk_hash=7, dtype=torch.bfloat16)
+    args.update(fields)
+    if tag_value:
+        args["request_configs"] = {"lmcache.tag.t": tag_value[0]}
+    return CacheEngineKey(**args)
+
+
+# -- keys LMCache cannot index, and subclasses of its key classes --------------
+
+
+def test_unhashable_keys_are_a_type_error_and_never_take_the_tuple_keys_entry(core):
+    # A list tag value makes the key unhashable: LMCache's index raises
+    # TypeError for it. Its encoding was that of the key holding the
+    # tuple, which LMCache tells apart from it.
+    listed, tupled = engine([1, 2]), engine((1, 2))
+    assert listed != tupled and not hashable(listed)
+    for key in (listed, engine((1, [2])), engine(7, chunk_hash=bytearray(b"\x07"))):
+        with pytest.raises(TypeError) as info:
+            _forget_encodings()
+            encode_key(key)
+        assert "unhashable" in str(info.value)
+    obj = byte_obj(S, 1)
+    assert core.put_many([tupled], [obj]) == [True]
+    with pytest.raises(TypeError):
+        core.exists_many([listed])
+    dst = byte_obj(S, 0)
+    with pytest.raises(TypeError):
+        core.load_many_into([listed], [dst])
+    assert core.report_status()["live_slot_count"] == 1
+    release(obj, dst)
+
+class SubEngineKey(CacheEngineKey):
+    __slots__ = ()
+
+
+class SubLayerKey(LayerCacheEngineKey):
+    __slots__ = ()
+
+
+class SubObjectKey(ObjectKey):
+    pass
+
+
+SUBCLASS_PAIRS = [
+    (CacheEngineKey("m", 1, 0, 7, torch.bfloat16), SubEngineKey("m", 1, 0, 7, torch.bfloat16)),
+    (LayerCacheEngineKey("m", 1, 0, 7, torch.bfloat16, layer_id=1),
+     SubLayerKey("m", 1, 0, 7, torch.bfloat16, layer_id=1)),
+    (ObjectKey(chunk_hash=b"h", model_name="m", kv_rank=0), SubObjectKey(chunk_hash=b"h", model_name="m", kv_rank=0)),
+]
+
+
+@pytest.mark.parametrize("base, sub", SUBCLASS_PAIRS, ids=["engine", "layer", "object"])
+@pytest.mark.parametrize("base_first", [True, False], ids=["base-first", "sub-first"])
+def test_a_subclass_of_an_lmcache_key_never_takes_its_base_keys_entry(core, monkeypatch, base, sub, base_first):
+    # LMCache's keys are equal only to keys of their exact class. Once the
+    # base class had been encoded, the subclass's keys were encoded as it.
+    assert base != sub and sub != base
+    monkeypatch.setattr(keys_module, "_ENCODERS", dict(keys_module._ENCODERS))
+    _forget_encodings()
+    if base_first:
+        encode_key(base)
+    with pytest.raises(TypeError) as info:
+        encode_key(sub)
+    assert f"subclass of LMCache's {type(base).__name__}" in str(info.value)
+    obj = byte_obj(S, 1)
+    assert core.put_many([base], [obj]) == [True]
+    with pytest.raises(TypeError):
+        core.exists_many([sub])
+    assert core.exists_many([base]) == [True]
+    release(obj)
