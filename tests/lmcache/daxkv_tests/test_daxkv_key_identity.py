@@ -24,6 +24,9 @@ Bad inputs tried here:
   value; a bytearray chunk hash);
 * keys of subclasses of CacheEngineKey, LayerCacheEngineKey and ObjectKey,
   encoded before and after their base class;
+* integer fields given as integral floats (1.0, -0.0, float(2**70)),
+  numpy floats and bools, and as 1.5, 0.5 and NaN; a str chunk hash;
+* model names that are not str (None, b"m", 5);
 """
 
 
@@ -168,4 +171,54 @@ def test_a_subclass_of_an_lmcache_key_never_takes_its_base_keys_entry(core, monk
     with pytest.raises(TypeError):
         core.exists_many([sub])
     assert core.exists_many([base]) == [True]
+    release(obj)
+
+
+# -- integer and string fields -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "plain, other",
+    [
+        (engine(world_size=2), engine(world_size=2.0)),
+        (engine(worker_id=1), engine(worker_id=np.True_)),
+        (engine(chunk_hash=3), engine(chunk_hash=3.0)),
+        (engine(chunk_hash=0), engine(chunk_hash=-0.0)),
+        (engine(chunk_hash=2**70), engine(chunk_hash=float(2**70))),
+        (LayerCacheEngineKey("m", 1, 0, 7, torch.bfloat16, layer_id=3),
+         LayerCacheEngineKey("m", 1, 0, 7, torch.bfloat16, layer_id=np.float64(3.0))),
+        (ObjectKey(chunk_hash=b"h", model_name="m", kv_rank=5, object_group_id=1),
+         ObjectKey(chunk_hash=b"h", model_name="m", kv_rank=5.0, object_group_id=True)),
+    ],
+    ids=["world-float", "worker-np-bool", "hash-float", "hash-minus-zero", "hash-2-70-float", "layer-np-float",
+         "object-float-rank"],
+)
+def test_integer_fields_given_as_equal_numbers_encode_as_the_int(plain, other):
+    assert lmcache_same(plain, other)
+    assert fresh_encoding(other) == fresh_encoding(plain)
+    assert fresh_encoding(plain)[0] == "bytes"
+
+
+@pytest.mark.parametrize(
+    "key",
+    [engine(world_size=1.5), engine(chunk_hash=0.5), engine(chunk_hash="7"), engine(worker_id=float("nan")),
+     ObjectKey(chunk_hash=b"h", model_name="m", kv_rank=0.5)],
+    ids=["world-1.5", "hash-0.5", "hash-str", "worker-nan", "rank-0.5"],
+)
+def test_integer_fields_no_int_equals_are_a_type_error(key):
+    assert fresh_encoding(key) == ("TypeError",)
+
+
+@pytest.mark.parametrize("model", [None, b"m", 5], ids=["none", "bytes", "int"])
+def test_a_model_name_that_is_not_str_is_a_type_error(core, model):
+    # It raised AttributeError ('bytes' object has no attribute 'encode'),
+    # which the core's callers do not expect from a key.
+    key = engine(model_name=model)
+    with pytest.raises(TypeError) as info:
+        _forget_encodings()
+        encode_key(key)
+    assert "model_name of type" in str(info.value)
+    obj = byte_obj(S, 1)
+    with pytest.raises(TypeError):
+        core.put_many([key], [obj])
     release(obj)

@@ -17,7 +17,9 @@ An encoding is a tag byte followed by the fields:
 
 Two keys LMCache tells apart never share an encoding: what the encoding
 cannot tell apart is refused, an unhashable key and a subclass of LMCache's
-key classes (TypeError).
+key classes (TypeError). An integer field is written as the int its value
+equals (an integral float, a bool or a numpy integer alike), so equal keys
+of other field types find each other's entries.
 
 Other key types can be added with :func:`register_key_type`.
 """
@@ -75,9 +77,52 @@ class _FieldOutOfRange(ValueError):
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 
 
+def _as_int(v: Any, what: str) -> int:
+    """The int that LMCache's equality takes an integer field for: the
+    field itself for an int of any type (a bool, a numpy or torch integer),
+    and for a float or another number equal to an int and hashed alike
+    (1.0 == 1), that int. TypeError for anything else."""
+    i = _int_of(v)
+    if i is not None:
+        return i
+    f = _float_equal_to(v)
+    if f is not None and f.is_integer():
+        return int(f)
+    raise TypeError(f"{what} of type {type(v).__name__} is not an integer")
+
+
+def _int_of(v: Any) -> Optional[int]:
+    # The int an integer of any type (bool, numpy, torch) stands for.
+    t = type(v)
+    if t.__name__ == "bool_" and t.__module__ == "numpy":
+        # numpy warns when its bools are taken as indices; they equal 0 and
+        # 1 all the same.
+        return int(bool(v))
+    try:
+        return operator.index(v)
+    except TypeError:
+        return None
+
+
+def _float_equal_to(v: Any) -> Optional[float]:
+    # The float that Python's == and hash take v for, if any: a dict keyed by
+    # either finds the other.
+    if isinstance(v, float):
+        return float(v)
+    if isinstance(v, (str, bytes, bytearray, memoryview)):
+        return None  # float() parses them, but no number equals them
+    try:
+        f = float(v)
+        same = bool(f == v) and hash(f) == hash(v)
+    except Exception:
+        return None
+    return f if same else None
+
+
 def _put_i64(out: bytearray, *values: Any) -> None:
     for v in values:
-        v = operator.index(v)
+        if type(v) is not int:
+            v = _as_int(v, "an integer key field")
         if not _I64_MIN <= v <= _I64_MAX:
             raise _FieldOutOfRange(v)
         out += _I64.pack(v)
@@ -102,7 +147,9 @@ class _FieldTooLong(ValueError):
 _UTF8, _SURROGATES = "utf-8", "surrogatepass"
 
 
-def _put_str(out: bytearray, s: str) -> None:
+def _put_str(out: bytearray, s: str, what: str = "a string key field") -> None:
+    if type(s) is not str and not isinstance(s, str):
+        raise TypeError(f"{what} of type {type(s).__name__} is not str")
     _put_blob(out, s.encode(_UTF8, _SURROGATES))
 
 
@@ -144,18 +191,20 @@ def _torch_dtype(name: str) -> Any:
 
 def _encode_engine_key(key: Any, tag: int) -> bytes:
     out = bytearray((tag,))
-    _put_str(out, key.model_name)
+    _put_str(out, key.model_name, "model_name")
     _put_i64(out, key.world_size, key.worker_id)
     h = key.chunk_hash
     if isinstance(h, (bytes, bytearray, memoryview)):
         out.append(1)
         _put_blob(out, bytes(h))
     else:
-        # An integer of any kind (a numpy or torch integer is encoded as the
-        # int it equals, as LMCache's equality and hashing see it).
-        # Arbitrary precision, signed: hex digits keep every bit.
+        # An integer of any kind (a numpy or torch integer, an integral
+        # float) is encoded as the int it equals, as LMCache's equality and
+        # hashing see it. Arbitrary precision, signed: hex digits keep
+        # every bit.
         try:
-            h = operator.index(h)
+            if type(h) is not int:
+                h = _as_int(h, "chunk_hash")
         except TypeError:
             raise TypeError(
                 f"chunk_hash of type {type(h).__name__} is neither an integer nor bytes"
@@ -233,9 +282,9 @@ def _check_end(b: bytes, pos: int) -> None:
 def _encode_object_key(key: Any, tag: int) -> bytes:
     out = bytearray((tag,))
     _put_blob(out, _bytes_field(key.chunk_hash, "ObjectKey chunk_hash"))
-    _put_str(out, key.model_name)
+    _put_str(out, key.model_name, "model_name")
     _put_i64(out, key.kv_rank, getattr(key, "object_group_id", 0))
-    _put_str(out, getattr(key, "cache_salt", ""))
+    _put_str(out, getattr(key, "cache_salt", ""), "cache_salt")
     return bytes(out)
 
 
