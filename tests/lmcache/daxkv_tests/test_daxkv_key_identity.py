@@ -27,6 +27,19 @@ Bad inputs tried here:
 * integer fields given as integral floats (1.0, -0.0, float(2**70)),
   numpy floats and bools, and as 1.5, 0.5 and NaN; a str chunk hash;
 * model names that are not str (None, b"m", 5);
+* tag values equal under another type: 1, True, 1.0, numpy int64/uint8/
+  float32 1, numpy True, Fraction(1), Decimal(1); 0, False, -0.0, numpy
+  -0.0 and False; 10**16 and 1e16; 0.5 as float, numpy float32 and
+  Fraction; tuples holding them; tag values equal to nothing of another
+  type: 2**53 + 1 and float(2**53), 0.1 and numpy float32 0.1, inf and
+  -inf, Fraction(1, 3), "1", "true", "null", None, nested tuples;
+* NaN tag values (two NaN objects, and one in a tuple);
+* tag values the encoding has no room for: bytes, frozenset,
+  Fraction(1, 3), Decimal("0.1");
+* a tag value of 10**5000 (its digits are past Python's limit for int to
+  str);
+* entries stored in the earlier encoding of tags holding True, 1.0, -0.0,
+  1e16, NaN and (1, False);
 """
 
 
@@ -222,3 +235,163 @@ def test_a_model_name_that_is_not_str_is_a_type_error(core, model):
     with pytest.raises(TypeError):
         core.put_many([key], [obj])
     release(obj)
+
+
+# -- tag values -----------------------------------------------------------------
+
+
+EQUAL_TAG_VALUES = {
+    "one": [1, True, 1.0, np.int64(1), np.uint8(1), np.float32(1.0), np.True_, Fraction(1), Decimal(1)],
+    "zero": [0, False, 0.0, -0.0, np.float64(-0.0), np.False_],
+    "1e16": [10**16, 1e16, np.float64(1e16)],
+    "half": [0.5, np.float32(0.5), np.float64(0.5), Fraction(1, 2)],
+    "tuple": [(1, 0.5, (0,)), (True, np.float32(0.5), (-0.0,)), (1.0, Fraction(1, 2), (False,))],
+}
+
+
+@pytest.mark.parametrize("name", list(EQUAL_TAG_VALUES))
+def test_tag_values_python_calls_equal_encode_alike(name):
+    values = EQUAL_TAG_VALUES[name]
+    keys = [engine(v) for v in values]
+    assert all(lmcache_same(keys[0], k) for k in keys)
+    encodings = [fresh_encoding(k) for k in keys]
+    assert encodings == [encodings[0]] * len(keys), [e[-1] for e in encodings]
+    # Whatever the cache saw first, equal keys get the one encoding.
+    _forget_encodings()
+    assert [encode_key(k) for k in reversed(keys)] == [encodings[0][1]] * len(keys)
+
+
+@pytest.mark.parametrize("name", list(EQUAL_TAG_VALUES))
+def test_a_key_stored_with_a_tag_value_is_found_under_every_equal_value(core, name):
+    values = EQUAL_TAG_VALUES[name]
+    obj = byte_obj(S, 3)
+    _forget_encodings()
+    assert core.put_many([engine(values[-1])], [obj]) == [True]
+    for v in values:
+        _forget_encodings()  # as after a restart: nothing cached
+        dst = byte_obj(S, 0)
+        assert core.load_many_into([engine(v)], [dst]) == [True]
+        assert obj_bytes(dst) == pattern(S, 3)
+        release(dst)
+    assert core.report_status()["live_slot_count"] == 1
+    release(obj)
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        (2**53 + 1, float(2**53)),
+        (0.1, np.float32(0.1)),
+        (1, "1"),
+        (True, "true"),
+        (None, "null"),
+        (None, 0),
+        (float("inf"), 2**1000),
+        (float("inf"), float("-inf")),
+        (Fraction(1, 3), 1 / 3),
+        ((1, 2), (1, (2,))),
+        ((), ((),)),
+        ("a", ("a",)),
+    ],
+    ids=["2-53", "f32-0.1", "int-str", "true-str", "none-str", "none-zero", "inf-int", "inf-minus-inf",
+         "third", "nested", "empty-nested", "str-tuple"],
+)
+def test_tag_values_python_tells_apart_never_encode_alike(a, b):
+    ka, kb = engine(a), engine(b)
+    assert not lmcache_same(ka, kb)
+    ea, eb = fresh_encoding(ka), fresh_encoding(kb)
+    assert ea != eb or ea[0] != "bytes"
+
+
+def test_earlier_encodings_of_strings_ints_floats_and_tuples_are_unchanged():
+    """Tag values whose encoding was already exact keep it: entries stored
+    before are still found."""
+    head = b"\x03\x01\x00m" + struct.pack("<qq", 1, 0) + b"\x00\x01\x007" + b"\x08\x00bfloat16"
+    for value, text in [
+        ("x", b'[["t", "x"]]'),
+        ("\u00e9\ud800", b'[["t", "\\u00e9\\ud800"]]'),
+        (3, b'[["t", 3]]'),
+        (-(2**70), b'[["t", -1180591620717411303424]]'),
+        (0.25, b'[["t", 0.25]]'),
+        (float("inf"), b'[["t", Infinity]]'),
+        (None, b'[["t", null]]'),
+        ((1, ("a", 2.5), ()), b'[["t", [1, ["a", 2.5], []]]]'),
+    ]:
+        assert fresh_encoding(engine(value)) == ("bytes", head + struct.pack("<H", len(text)) + text)
+
+
+def test_nan_tag_values_are_never_stored(core):
+    # A NaN equals no other NaN: LMCache finds such a key only through the
+    # very NaN object it was stored with, which no encoding can stand for.
+    a, b = engine(float("nan")), engine(float("nan"))
+    assert not lmcache_same(a, b)
+    for key in (a, b, engine((1, float("nan")))):
+        with pytest.raises(KeyNotStorable) as info:
+            _forget_encodings()
+            encode_key(key)
+        assert "NaN" in str(info.value)
+        assert not isinstance(info.value, KeyTooLong)
+    obj = byte_obj(S, 1)
+    assert core.put_many([a], [obj]) == [False]
+    assert core.exists_many([a]) == [False]
+    assert core.report_status()["live_slot_count"] == 0
+    release(obj)
+
+@pytest.mark.parametrize("value", [b"x", frozenset({1}), Fraction(1, 3), Decimal("0.1")],
+                         ids=["bytes", "frozenset", "third", "decimal-0.1"])
+def test_tag_values_without_a_form_in_the_encoding_are_a_type_error(value):
+    _forget_encodings()
+    with pytest.raises(TypeError) as info:
+        encode_key(engine(value))
+    assert "tag value of type" in str(info.value)
+
+
+def test_a_tag_int_past_the_key_limit_is_too_long_not_a_value_error(core):
+    # Its decimal digits are past Python's limit on int to str conversion
+    # (4300): json raised a plain ValueError, which no caller takes for a
+    # miss.
+    key = engine(10**5000)
+    with pytest.raises(KeyTooLong):
+        _forget_encodings()
+        encode_key(key)
+    obj = byte_obj(S, 1)
+    assert core.put_many([key], [obj]) == [False]
+    assert core.exists_many([key]) == [False]
+    release(obj)
+
+
+LEGACY_TAGS = [
+    (True, b'[["t", true]]'),
+    (1.0, b'[["t", 1.0]]'),
+    (-0.0, b'[["t", -0.0]]'),
+    (1e16, b'[["t", 1e+16]]'),
+    (float("nan"), b'[["t", NaN]]'),
+    ((1, False), b'[["t", [1, false]]]'),
+]
+
+
+def test_entries_stored_in_the_earlier_encoding_of_their_tags_are_not_listed(core, monkeypatch):
+    # Earlier versions wrote tag values with json.dumps as they came. No
+    # lookup finds those entries now, and no delete of the key they decode
+    # to removes them: they are not listed as that key (LMCache's accounting
+    # would hold a key it can never delete).
+    plain = engine("x")
+    legacy = [engine(v) for v, _ in LEGACY_TAGS]
+    monkeypatch.setattr(keys_module, "_tags_text", lambda tags: json.dumps(list(tags)))
+    stored = [fresh_encoding(k)[1] for k in legacy]
+    assert [b[-len(text):] for b, (_, text) in zip(stored, LEGACY_TAGS)] == [t for _, t in LEGACY_TAGS]
+    objs = [byte_obj(S, i) for i in range(len(legacy) + 1)]
+    for k, obj in zip(legacy + [plain], objs):
+        _forget_encodings()  # each key in the encoding the earlier versions gave it alone
+        assert core.put_many([k], [obj]) == [True]
+    monkeypatch.undo()
+    _forget_encodings()
+    for b in stored:
+        with pytest.raises(ValueError):
+            decode_key(b)
+    assert core.snapshot_keys() == [plain]
+    assert [k for k, _, _ in core.entries()] == [plain]
+    assert core.exists_many(legacy[:4] + legacy[5:]) == [False] * 5
+    assert core.exists_many([plain]) == [True]
+    assert core.report_status()["live_slot_count"] == len(legacy) + 1  # their slots stay taken
+    release(*objs)

@@ -111,15 +111,24 @@ def _for_storable(
     return out
 
 
+def _key_for_log(key: Any) -> str:
+    # A key's repr can raise: one holding an int of more digits than
+    # Python converts to str (which is why it is refused) does.
+    try:
+        return repr(key)[:200]
+    except Exception:
+        return f"<{type(key).__name__} without a repr>"
+
+
 def _warn_key_too_long(what: str, key: Any, exc: KeyNotStorable) -> None:
     """Log (once per refused store) a key libdaxkv cannot hold."""
     if not isinstance(exc, KeyTooLong):
-        logger.warning("%s key %.200r: %s, so it is not stored", what, key, exc)
+        logger.warning("%s key %s: %s, so it is not stored", what, _key_for_log(key), exc)
         return
     logger.warning(
-        "%s key %.200r: it is %d bytes once encoded, above libdaxkv's key limit of %d bytes, "
+        "%s key %s: it is %d bytes once encoded, above libdaxkv's key limit of %d bytes, "
         "so it is not stored",
-        what, key, exc.length, KEY_MAX,
+        what, _key_for_log(key), exc.length, KEY_MAX,
     )
 
 
@@ -177,7 +186,7 @@ def _metas_of(what: str, keys: Sequence[Any], objs: Sequence[Any]) -> Tuple[List
         try:
             metas.append(_meta_of(obj))
         except ValueError as exc:
-            logger.warning("%s key %.200r: its metadata cannot be stored (%s)", what, key, exc)
+            logger.warning("%s key %s: its metadata cannot be stored (%s)", what, _key_for_log(key), exc)
             metas.append(None)
             bad = True
     return metas, bad

@@ -15,11 +15,13 @@ An encoding is a tag byte followed by the fields:
     0x04 LayerCacheEngineKey   the same and the layer id
     0x05 ObjectKey       chunk hash, model, kv rank, object group, cache salt
 
-Two keys LMCache tells apart never share an encoding: what the encoding
-cannot tell apart is refused, an unhashable key and a subclass of LMCache's
-key classes (TypeError). An integer field is written as the int its value
-equals (an integral float, a bool or a numpy integer alike), so equal keys
-of other field types find each other's entries.
+Two keys share an encoding exactly when LMCache's index (a dict) takes them
+for one key. A field is written in the form of its value's class under
+Python's equality: an integral float, a bool or a numpy integer as the int
+it equals, a numpy float as the float it equals; so equal keys of other
+field types find each other's entries. What no encoding can tell apart is
+refused: an unhashable key and a subclass of LMCache's key classes
+(TypeError), a NaN tag value (KeyNotStorable, a miss).
 
 Other key types can be added with :func:`register_key_type`.
 """
@@ -72,6 +74,10 @@ class KeyTooLong(KeyNotStorable):
 
 class _FieldOutOfRange(ValueError):
     """An integer key field outside the signed 64 bits it is stored in."""
+
+
+class _NotAKeyValue(ValueError):
+    """A field value that no stored key can stand for (a NaN tag value)."""
 
 
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
@@ -213,9 +219,7 @@ def _encode_engine_key(key: Any, tag: int) -> bytes:
         _put_str(out, format(h, "x"))
     _put_str(out, _dtype_name(key.dtype))
     tags = key.tags
-    # Tag values are what the request configuration held (strings, numbers,
-    # booleans); JSON keeps their types, so equality survives the round trip.
-    _put_str(out, json.dumps(list(tags)) if tags else "")
+    _put_str(out, _tags_text(tags) if tags else "")
     if tag == _TAG_LAYER_KEY:
         _put_i64(out, key.layer_id)
     return bytes(out)
@@ -256,9 +260,82 @@ def _decode_engine_key(b: bytes, layer: bool) -> Any:
     if layer:
         (layer_id,) = struct.unpack_from("<q", b, pos)
         _check_end(b, pos + 8)
-        return LayerCacheEngineKey(layer_id=layer_id, **args)
-    _check_end(b, pos)
-    return CacheEngineKey(**args)
+        key: Any = LayerCacheEngineKey(layer_id=layer_id, **args)
+    else:
+        _check_end(b, pos)
+        key = CacheEngineKey(**args)
+    # Earlier versions wrote some tag values in a form of their own (true,
+    # 1.0, NaN) where the key now has the form of every value equal to it.
+    # No lookup of the key finds such an entry, and no delete of it removes
+    # it: it is not listed as that key.
+    if _encode_engine_key(key, b[0]) != bytes(b):
+        raise ValueError(
+            f"stored key in an earlier encoding of its tags ({tags_text!r}): no lookup finds it"
+        )
+    return key
+
+
+def _tags_text(tags: Any) -> str:
+    # Tags are compared as a tuple of (name, value) pairs, in order. Their
+    # values are what the request configuration held (strings, numbers,
+    # booleans, tuples of them); JSON writes each value in the form of its
+    # class under Python's equality, so keys LMCache finds equal have one
+    # text and keys it tells apart have different ones.
+    return json.dumps([[name, _tag_value(v)] for name, v in tags])
+
+
+# Decimal digits of an int this wide make the tags alone longer than a key.
+_TAG_INT_BITS_MAX = 1700
+
+
+def _tag_value(v: Any) -> Any:
+    """The JSON form of a tag value: the same for every value equal to it
+    (and hashed alike, as a dict needs), different for every other.
+
+    Strings, None and ints are written as they are (the encoding of
+    earlier versions). Numbers that equal an int (True, 1.0, -0.0, numpy
+    integers and floats) are written as that int; other floats as
+    themselves (a float's repr is exact); tuples element by element. NaN
+    equals no other NaN (LMCache's index finds such a key only through the
+    very same object), so no encoding can find it again: KeyNotStorable.
+    Other types (bytes, frozensets, lists) have no JSON form here:
+    TypeError."""
+    t = type(v)
+    if t is str or v is None:
+        return v
+    if t is int:
+        return v if v.bit_length() <= _TAG_INT_BITS_MAX else _tag_int(v)
+    if t is float:
+        return _tag_float(v)
+    if t is tuple:
+        return [_tag_value(x) for x in v]
+    if isinstance(v, str):
+        return v
+    if isinstance(v, tuple):
+        return [_tag_value(x) for x in v]
+    i = _int_of(v)
+    if i is not None:
+        return _tag_int(i)
+    f = _float_equal_to(v)
+    if f is None:
+        raise TypeError(f"a tag value of type {t.__name__} cannot be stored in a key")
+    return _tag_float(f)
+
+
+def _tag_float(f: float) -> Any:
+    if f != f:
+        raise _NotAKeyValue("a NaN tag value, which equals no other NaN")
+    if f.is_integer():
+        return _tag_int(int(f))
+    return f
+
+
+def _tag_int(i: int) -> int:
+    if i.bit_length() > _TAG_INT_BITS_MAX:
+        # json would write it (up to Python's limit on digits), but the key
+        # could not hold it.
+        raise _FieldTooLong(KEY_MAX + 1)
+    return i
 
 
 def _hashable(v: Any) -> Any:
@@ -386,7 +463,8 @@ def encode_key(key: Any) -> bytes:
     subclass of LMCache's key classes included), an unhashable key or a
     field of a type the encoding has no room for, KeyTooLong (a
     KeyNotStorable, a ValueError) for a key longer than 512 bytes once
-    encoded, and KeyNotStorable for an integer field past 64 bits."""
+    encoded, and KeyNotStorable for an integer field past 64 bits or a NaN
+    tag value."""
     e = _by_id.get(id(key))
     if e is not None and e[0] is key:
         return e[1]
@@ -478,6 +556,8 @@ def _encode(key: Any) -> bytes:
             f"a key of type {type(key).__name__} has the integer {exc.args[0]} in a field "
             "stored in 64 bits"
         ) from None
+    except _NotAKeyValue as exc:
+        raise KeyNotStorable(f"a key of type {type(key).__name__} has {exc.args[0]}") from None
     if len(b) > KEY_MAX:
         raise KeyTooLong(
             f"key {key!r} is {len(b)} bytes once encoded, above the limit of {KEY_MAX}", len(b)
