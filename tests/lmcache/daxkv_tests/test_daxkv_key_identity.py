@@ -15,8 +15,11 @@ keys by their encoding (``daxkv.lmcache.keys``), so
 * what the encoding cannot hold is refused: KeyNotStorable (a miss) or
   TypeError, never another key's encoding.
 
-Encodings are computed with the codec's caches emptied, since a cache
-keyed by equality hides an encoder that tells equal keys apart.
+The differential test draws pairs of keys from pools built to hold many
+values that are equal under another type, and compares the encodings with
+LMCache's equality. Encodings are computed with the codec's caches
+emptied, since a cache keyed by equality hides an encoder that tells equal
+keys apart.
 
 Bad inputs tried here:
 
@@ -40,13 +43,21 @@ Bad inputs tried here:
   str);
 * entries stored in the earlier encoding of tags holding True, 1.0, -0.0,
   1e16, NaN and (1, False);
+* strings with "@", "%", NUL, lone surrogates, combining characters, and
+  keys whose ``to_string`` forms collide;
+* keys encoded at 512 bytes and at 513;
+* in random pairs: all of the above, chunk hashes as ints, numpy ints,
+  integral floats, huge ints, bytes, memoryviews, bytearrays, str and 0.5,
+  every dtype, tags in other orders, request configs that are no tag, raw
+  bytes and str keys and subclasses of bytes and str, ObjectKeys with
+  every field varied.
 """
 
 
 # Standard
 from decimal import Decimal
-import json
 from fractions import Fraction
+import json
 import random
 import struct
 
@@ -395,3 +406,247 @@ def test_entries_stored_in_the_earlier_encoding_of_their_tags_are_not_listed(cor
     assert core.exists_many([plain]) == [True]
     assert core.report_status()["live_slot_count"] == len(legacy) + 1  # their slots stay taken
     release(*objs)
+
+
+# -- string forms, the length limit, random and adversarial pairs ---------------
+
+
+def test_keys_whose_string_forms_collide_are_different_entries(core):
+    # LMCache's to_string joins fields with "@" and tags with "%": these
+    # pairs have one string form and are different keys. (Tags in another
+    # order are different keys too: LMCache compares the tags tuple.)
+    pairs = [
+        (engine(request_configs={"lmcache.tag.x": "1@y%2"}),
+         engine(request_configs={"lmcache.tag.x": "1", "lmcache.tag.y": "2"})),
+        (engine(request_configs={"lmcache.tag.x%1": "2"}), engine(request_configs={"lmcache.tag.x": "1%2"})),
+        (engine(chunk_hash=0x7B), engine(chunk_hash=b"\x7b")),
+    ]
+    for i, (a, b) in enumerate(pairs):
+        assert a.to_string() == b.to_string()
+        assert not lmcache_same(a, b)
+        ea, eb = fresh_encoding(a), fresh_encoding(b)
+        assert ea[0] == eb[0] == "bytes" and ea != eb
+        objs = [byte_obj(S, 2 * i), byte_obj(S, 2 * i + 1)]
+        assert core.put_many([a, b], objs) == [True, True]
+        dst = [byte_obj(S, 0), byte_obj(S, 0)]
+        assert core.load_many_into([a, b], dst) == [True, True]
+        assert [obj_bytes(d) for d in dst] == [pattern(S, 2 * i), pattern(S, 2 * i + 1)]
+        release(*objs, *dst)
+
+
+def test_keys_at_the_length_limit_fit_and_one_byte_more_does_not():
+    # 35 bytes of fields besides the model name for chunk hash 7 and
+    # bfloat16 without tags.
+    fits = engine(model_name="m" * (KEY_MAX - 35))
+    over = engine(model_name="m" * (KEY_MAX - 34))
+    over_utf8 = engine(model_name="\u00e9" * ((KEY_MAX - 34) // 2))
+    assert len(fresh_encoding(fits)[1]) == KEY_MAX
+    assert fresh_encoding(over) == ("not storable", "KeyTooLong")
+    assert fresh_encoding(over_utf8) == ("not storable", "KeyTooLong")
+    assert decode_key(fresh_encoding(fits)[1]) == fits
+
+NAN = float("nan")
+STRINGS = ["m", "a", "a@b", "a@1", "", "\x00", "m\x00", "\u00e9", "e\u0301", "\ud800", "\udcff", "\ufffd",
+           "\U0001f600", "%", "a%b", "m" * 477, "m" * 478, "\u00e9" * 239]
+INTS = [0, False, 0.0, -0.0, np.int64(0), 1, True, 1.0, np.int32(1), np.uint64(1), np.True_, 2, np.int16(2),
+        2.0, -1, np.int64(-1), -1.0, 2**63 - 1, np.int64(2**63 - 1), -(2**63), 2**63, -(2**63) - 1, 1.5]
+CHUNK_HASHES = [0, False, 0.0, np.int64(0), 3, np.int64(3), np.uint64(3), 3.0, np.float64(3.0), -3, 2**64 + 3,
+                2**200, -(2**200), b"\x03", b"\x00\x00\x00", b"", memoryview(b"\x03"), b"3", "3", 0.5,
+                bytearray(b"\x03")]
+DTYPES = sorted(set(TORCH_DTYPE_TO_STR_DTYPE), key=str)
+TAG_NAMES = ["a", "b", "a@b", "x%1", "", "\ud800"]
+TAG_VALUES = [
+    "x", "1", "true", "null", "", "\x00", "\ud800", "a@b", "a%b",
+    None, 1, True, 1.0, np.int64(1), np.float32(1.0), np.True_, Fraction(1), 0, False, -0.0, 0.0,
+    0.5, np.float32(0.5), Fraction(1, 2), 0.1, np.float32(0.1), 1e16, 10**16, 2**53 + 1, float(2**53),
+    2**100, -(2**100), float("inf"), float("-inf"), NAN,
+    (1, 2), (1.0, True), (), ((),), ("a", (1,)), (1, (2, (3,))), (True, (np.int64(2), (3.0,))),
+    [1, 2], (1, [2]), b"x", frozenset({1}), 10**600,
+]
+OBJECT_HASHES = [b"\x01", memoryview(b"\x01"), b"\x01\x00", b"", b"\x00", 1, bytearray(b"\x01")]
+SALTS = ["", "s", "\ud800", "\u00e9", "s" * 128]
+GROUPS = [0, False, 0.0, 1, True, np.int64(1), 2**63]
+RAW = [b"", b"a", b"a\x00", b"\x02a", "a", "", "a\x00", "\ud800", "\ufffd"]
+
+
+class StrKey(str):
+    pass
+
+
+class BytesKey(bytes):
+    pass
+
+
+def _equal_to(rng, pool, v):
+    """A value of pool that a dict takes for v (often of another type), or
+    v itself."""
+    def same(w):
+        try:
+            return hash(w) == hash(v) and bool(w == v)
+        except (TypeError, ValueError):
+            return False
+
+    return rng.choice([w for w in pool if same(w)] or [v])
+
+
+def _draw_tags(rng, tags):
+    """tags (a list of (name, value)) redrawn in part: a value changed (to
+    an equal one of another type, or to any), an order changed, one dropped
+    or added, or all drawn anew."""
+    move = rng.randrange(7)
+    tags = list(tags)
+    if move in (5, 6):
+        tags = [(n, _equal_to(rng, TAG_VALUES, v)) for n, v in tags]
+    elif move == 0 and tags:
+        i = rng.randrange(len(tags))
+        tags[i] = (tags[i][0], rng.choice(TAG_VALUES))
+    elif move == 1 and len(tags) > 1:
+        rng.shuffle(tags)
+    elif move == 2 and tags:
+        del tags[rng.randrange(len(tags))]
+    elif move == 3:
+        names = {n for n, _ in tags}
+        free = [n for n in TAG_NAMES if n not in names]
+        if free:
+            tags.append((rng.choice(free), rng.choice(TAG_VALUES)))
+    else:
+        names = rng.sample(TAG_NAMES, rng.randrange(4))
+        tags = [(n, rng.choice(TAG_VALUES)) for n in names]
+    return tags
+
+
+def _draw(rng, spec=None):
+    """A key spec (kind and fields), or spec with some of it redrawn."""
+    if spec is None or rng.random() < 0.1:
+        kind = rng.choice(["engine", "engine", "layer", "sub", "object", "object", "raw"])
+        spec = {"kind": kind}
+        redraw = 1.0
+    else:
+        spec = dict(spec)
+        redraw = 0.15
+        if rng.random() < 0.1:
+            spec["kind"] = {"engine": "layer", "layer": "engine", "sub": "engine"}.get(spec["kind"], spec["kind"])
+    kind = spec["kind"]
+    fields = {
+        "engine": {"model_name": STRINGS, "world_size": INTS, "worker_id": INTS, "chunk_hash": CHUNK_HASHES,
+                   "dtype": DTYPES},
+        "object": {"chunk_hash": OBJECT_HASHES, "model_name": STRINGS, "kv_rank": INTS,
+                   "object_group_id": GROUPS, "cache_salt": SALTS},
+        "raw": {"value": RAW, "wrap": [False, True]},
+    }[{"layer": "engine", "sub": "engine"}.get(kind, kind)]
+    if kind == "layer":
+        fields = dict(fields, layer_id=INTS)
+    for name, pool in fields.items():
+        if name not in spec or rng.random() < redraw:
+            spec[name] = rng.choice(pool)
+        elif rng.random() < 0.4:
+            spec[name] = _equal_to(rng, pool, spec[name])
+    if kind in ("engine", "layer", "sub") and ("tags" not in spec or rng.random() < 2 * redraw):
+        spec["tags"] = _draw_tags(rng, spec.get("tags", []))
+        spec["extra_config"] = rng.random() < 0.2  # a request config that is no tag
+    return spec
+
+
+def _build(spec):
+    kind = spec["kind"]
+    if kind == "raw":
+        v = spec["value"]
+        if spec["wrap"]:
+            return StrKey(v) if isinstance(v, str) else BytesKey(v)
+        return v
+    if kind == "object":
+        fields = {k: spec[k] for k in ("chunk_hash", "model_name", "kv_rank", "object_group_id", "cache_salt")}
+        return ObjectKey(**fields)
+    configs = {"lmcache.tag." + n: v for n, v in spec["tags"]}
+    if spec["extra_config"]:
+        configs["lmcache.other"] = 1
+    cls = {"engine": CacheEngineKey, "layer": LayerCacheEngineKey, "sub": SubEngineKey}[kind]
+    fields = {k: spec[k] for k in ("model_name", "world_size", "worker_id", "chunk_hash", "dtype")}
+    if kind == "layer":
+        fields["layer_id"] = spec["layer_id"]
+    return cls(request_configs=configs or None, **fields)
+
+
+def _pairs(seed, n):
+    rng = random.Random(seed)
+    out = []
+    while len(out) < n:
+        a_spec = _draw(rng)
+        b_spec = _draw(rng, a_spec)
+        try:
+            out.append((_build(a_spec), _build(b_spec)))
+        except ValueError:  # ObjectKey refuses "@" in a model name, "@" and NUL in a salt
+            continue
+    return out
+
+
+def _check_key(key, outcome):
+    """What a key's own encoding must be: TypeError for what LMCache cannot
+    index; an encoding that fits and decodes back to an equal key of the
+    same type, and is its own key's encoding again."""
+    if not hashable(key):
+        assert outcome == ("TypeError",)
+        return
+    if outcome[0] != "bytes":
+        return
+    b = outcome[1]
+    assert len(b) <= KEY_MAX
+    back = decode_key(b)
+    assert type(back) is type(key) or (isinstance(key, (str, bytes)) and isinstance(back, (str, bytes)))
+    assert lmcache_same(back, key)
+    assert fresh_encoding(back) == outcome
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_encodings_are_equal_exactly_when_lmcache_finds_the_keys_equal(seed):
+    pairs = _pairs(seed, 2500)
+    same_count = unlike_same = told_apart = refused = 0
+    encodings = {}
+    for a, b in pairs:
+        ea, eb = fresh_encoding(a), fresh_encoding(b)
+        _check_key(a, ea)
+        _check_key(b, eb)
+        if not (hashable(a) and hashable(b)):
+            continue
+        same = lmcache_same(a, b)
+        if same is None:  # LMCache's index would raise comparing them
+            continue
+        if same:
+            same_count += 1
+            unlike_same += repr(a) != repr(b)
+            # One entry for LMCache: one encoding, or refused alike.
+            assert ea == eb, (a, b)
+        elif ea[0] == eb[0] == "bytes":
+            told_apart += 1
+            assert ea != eb, (a, b)
+        else:
+            refused += 1
+        for k, e in ((a, ea), (b, eb)):
+            if e[0] == "bytes":
+                encodings.setdefault(e[1], []).append(k)
+    # Across all pairs: keys that share an encoding are all one entry.
+    for keys in encodings.values():
+        assert all(lmcache_same(keys[0], k) is not False for k in keys[1:]), keys
+    # The draw exercises what it is meant to.
+    assert unlike_same > 150 and told_apart > 300 and refused > 100, (unlike_same, told_apart, refused)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_cached_encodings_are_the_encoders_whatever_order_keys_come_in(seed):
+    # The codec caches encodings by equality and by identity: a key must get
+    # what the encoder gives it, not the encoding of an equal key of other
+    # field types encoded earlier.
+    rng = random.Random(100 + seed)
+    keys = [k for pair in _pairs(100 + seed, 1500) for k in pair if hashable(k)]
+    expected = [fresh_encoding(k) for k in keys]
+    order = list(range(len(keys)))
+    rng.shuffle(order)
+    _forget_encodings()
+    for i in order:
+        try:
+            got = ("bytes", encode_key(keys[i]))
+        except KeyNotStorable as exc:
+            got = ("not storable", type(exc).__name__)
+        except TypeError:
+            got = ("TypeError",)
+        assert got == expected[i], keys[i]
