@@ -249,6 +249,16 @@ def _decode_engine_key(b: bytes, layer: bool) -> Any:
         ):
             raise ValueError(f"malformed stored key (tags {tags_text!r} are not name, value pairs)")
         request_configs = {"lmcache.tag." + k: _hashable(v) for k, v in pairs}
+        # Earlier versions wrote some tag values in a form of their own
+        # (true, 1.0, NaN) where the key now has the form of every value
+        # equal to it. No lookup of the key finds such an entry, and no
+        # delete of it removes it: it is not listed as that key. (Only tags
+        # changed form; the other fields are written as they always were.)
+        tags = tuple((k[len("lmcache.tag."):], v) for k, v in request_configs.items())
+        if len(tags) != len(pairs) or _tags_text(tags) != tags_text:
+            raise ValueError(
+                f"stored key in an earlier encoding of its tags ({tags_text!r}): no lookup finds it"
+            )
     args = dict(
         model_name=model,
         world_size=world_size,
@@ -260,19 +270,9 @@ def _decode_engine_key(b: bytes, layer: bool) -> Any:
     if layer:
         (layer_id,) = struct.unpack_from("<q", b, pos)
         _check_end(b, pos + 8)
-        key: Any = LayerCacheEngineKey(layer_id=layer_id, **args)
-    else:
-        _check_end(b, pos)
-        key = CacheEngineKey(**args)
-    # Earlier versions wrote some tag values in a form of their own (true,
-    # 1.0, NaN) where the key now has the form of every value equal to it.
-    # No lookup of the key finds such an entry, and no delete of it removes
-    # it: it is not listed as that key.
-    if _encode_engine_key(key, b[0]) != bytes(b):
-        raise ValueError(
-            f"stored key in an earlier encoding of its tags ({tags_text!r}): no lookup finds it"
-        )
-    return key
+        return LayerCacheEngineKey(layer_id=layer_id, **args)
+    _check_end(b, pos)
+    return CacheEngineKey(**args)
 
 
 def _tags_text(tags: Any) -> str:
