@@ -194,8 +194,11 @@ EXTRA_DIST += \
 	tests/lmcache/daxkv_tests/dk_helpers.py \
 	tests/lmcache/daxkv_tests/test_daxkv_backend.py \
 	tests/lmcache/daxkv_tests/test_daxkv_core.py \
+	tests/lmcache/daxkv_tests/test_daxkv_core_concurrent.py \
+	tests/lmcache/daxkv_tests/test_daxkv_core_differential.py \
 	tests/lmcache/daxkv_tests/test_daxkv_core_open.py \
 	tests/lmcache/daxkv_tests/test_daxkv_core_persist.py \
+	tests/lmcache/daxkv_tests/test_daxkv_key_identity.py \
 	tests/lmcache/daxkv_tests/test_daxkv_keys.py \
 	tests/lmcache/daxkv_tests/test_daxkv_l2.py \
 	tests/lmcache/run.py \
