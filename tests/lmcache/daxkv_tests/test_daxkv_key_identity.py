@@ -650,3 +650,35 @@ def test_cached_encodings_are_the_encoders_whatever_order_keys_come_in(seed):
         except TypeError:
             got = ("TypeError",)
         assert got == expected[i], keys[i]
+
+
+def test_pairs_through_the_core_share_an_entry_exactly_when_lmcache_finds_them_equal(core):
+    # End to end: b stored after a (nothing cached between) overwrites
+    # nothing and loads a's bytes when LMCache takes them for one key, and
+    # is an entry of its own otherwise.
+    tried = shared = 0
+    for a, b in _pairs(200, 3000):
+        if not (hashable(a) and hashable(b)) or fresh_encoding(a)[0] != "bytes" or fresh_encoding(b)[0] != "bytes":
+            continue
+        same = lmcache_same(a, b)
+        if same is None or isinstance(a, (str, bytes)):
+            continue
+        tried += 1
+        shared += bool(same)
+        objs = [byte_obj(S, 1), byte_obj(S, 2)]
+        _forget_encodings()
+        assert core.put_many([a], objs[:1]) == [True]
+        _forget_encodings()
+        assert core.put_many([b], objs[1:]) == [True]
+        _forget_encodings()
+        dst = byte_obj(S, 0)
+        assert core.load_many_into([b], [dst]) == [True]
+        assert obj_bytes(dst) == pattern(S, 1 if same else 2), (a, b)
+        assert core.report_status()["live_slot_count"] == (1 if same else 2)
+        _forget_encodings()
+        core.delete_many([a, b])
+        assert core.report_status()["live_slot_count"] == 0
+        release(*objs, dst)
+        if tried == 300:
+            break
+    assert tried == 300 and shared > 30, shared
