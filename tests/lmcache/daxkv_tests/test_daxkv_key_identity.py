@@ -42,7 +42,8 @@ Bad inputs tried here:
 * a tag value of 10**5000 (its digits are past Python's limit for int to
   str);
 * entries stored in the earlier encoding of tags holding True, 1.0, -0.0,
-  1e16, NaN and (1, False);
+  1e16, NaN and (1, False), listed in the same process and recovered by a
+  persistent core;
 * strings with "@", "%", NUL, lone surrogates, combining characters, and
   keys whose ``to_string`` forms collide;
 * keys encoded at 512 bytes and at 513;
@@ -58,6 +59,7 @@ Bad inputs tried here:
 from decimal import Decimal
 from fractions import Fraction
 import json
+import logging
 import random
 import struct
 
@@ -156,6 +158,38 @@ def test_unhashable_keys_are_a_type_error_and_never_take_the_tuple_keys_entry(co
         core.load_many_into([listed], [dst])
     assert core.report_status()["live_slot_count"] == 1
     release(obj, dst)
+
+def test_a_persistent_core_removes_entries_stored_in_the_earlier_encoding_when_it_opens(tmp_path, monkeypatch, caplog):
+    # Left in place they would hold their slots for good: no lookup finds
+    # them and no delete removes them.
+    path = make_device(tmp_path / "dax.bin", 16 * S)
+    plain = engine("x")
+    legacy = [engine(v) for v, _ in LEGACY_TAGS]
+    objs = [byte_obj(S, i) for i in range(len(legacy) + 1)]
+    c = DaxCore(device_path=path, max_dax_size_bytes=16 * S, slot_bytes=S, persist_enabled=True)
+    try:
+        monkeypatch.setattr(keys_module, "_tags_text", lambda tags: json.dumps(list(tags)))
+        for k, obj in zip(legacy + [plain], objs):
+            _forget_encodings()
+            assert c.put_many([k], [obj]) == [True]
+        monkeypatch.undo()
+        assert c.report_status()["live_slot_count"] == len(legacy) + 1
+    finally:
+        c.close()
+    _forget_encodings()
+    with caplog.at_level(logging.INFO, logger="daxkv.lmcache"):
+        c = DaxCore(device_path=path, max_dax_size_bytes=16 * S, slot_bytes=S, persist_enabled=True)
+    try:
+        assert c.report_status()["live_slot_count"] == 1
+        assert c.snapshot_keys() == [plain]
+        dst = byte_obj(S, 0)
+        assert c.load_many_into([plain], [dst]) == [True]
+        assert obj_bytes(dst) == pattern(S, len(legacy))
+        assert sum(f"removed {len(legacy)} entries" in r.getMessage() for r in caplog.records) == 1
+        release(*objs, dst)
+    finally:
+        c.close()
+
 
 class SubEngineKey(CacheEngineKey):
     __slots__ = ()

@@ -40,7 +40,15 @@ from ..errors import (
     Shutdown,
 )
 from . import _native
-from .keys import KEY_MAX, KeyNotStorable, KeyTooLong, decode_key, encode_key, encode_keys_partial
+from .keys import (
+    KEY_MAX,
+    KeyNotStorable,
+    KeyTooLong,
+    decode_key,
+    encode_key,
+    encode_keys_partial,
+    stored_in_an_earlier_encoding,
+)
 from .meta import DEFAULT_META_BYTES, EntryMeta, decode_meta, encode_meta
 
 __all__ = ["DaxCore", "DaxPutFromPtrResult", "DaxReadReservation", "DaxCoreError"]
@@ -372,6 +380,29 @@ class DaxCore(Generic[KeyT]):
             self._store.close()
             raise
         self._map_views()
+        if self._persist:
+            self._drop_entries_no_key_reaches()
+
+    def _drop_entries_no_key_reaches(self) -> None:
+        """Remove the recovered entries that earlier versions stored under a
+        form of their key's tags that no key encodes to now (true, 1.0,
+        NaN): no lookup finds them and no delete removes them, so they
+        would hold their slots for good. No other thread uses the core yet."""
+        try:
+            stale = [
+                info.key for info in self._store.keys(self._device_path)
+                if stored_in_an_earlier_encoding(info.key)
+            ]
+            removed = sum(self._store.remove(kb, force=True) for kb in stale)
+        except DaxKVError as exc:
+            logger.warning("DAX recovery of %s could not look for unreachable entries: %s", self._device_path, exc)
+            return
+        if removed:
+            logger.info(
+                "DAX recovery of %s removed %d entries stored under an earlier encoding of their "
+                "keys' tags, which no lookup finds",
+                self._device_path, removed,
+            )
 
     def _check_openable(self) -> None:
         if self._device_path == "mem:":

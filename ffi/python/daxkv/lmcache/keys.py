@@ -80,6 +80,11 @@ class _NotAKeyValue(ValueError):
     """A field value that no stored key can stand for (a NaN tag value)."""
 
 
+class _EarlierTagEncoding(ValueError):
+    """Stored bytes of a CacheEngineKey whose tags are in a form that
+    earlier versions wrote and no key encodes to now."""
+
+
 _I64_MIN, _I64_MAX = -(1 << 63), (1 << 63) - 1
 
 
@@ -255,8 +260,12 @@ def _decode_engine_key(b: bytes, layer: bool) -> Any:
         # delete of it removes it: it is not listed as that key. (Only tags
         # changed form; the other fields are written as they always were.)
         tags = tuple((k[len("lmcache.tag."):], v) for k, v in request_configs.items())
-        if len(tags) != len(pairs) or _tags_text(tags) != tags_text:
-            raise ValueError(
+        try:
+            text: Optional[str] = _tags_text(tags)
+        except (TypeError, ValueError):  # NaN; a JSON object of an unhashable key
+            text = None
+        if len(tags) != len(pairs) or text != tags_text:
+            raise _EarlierTagEncoding(
                 f"stored key in an earlier encoding of its tags ({tags_text!r}): no lookup finds it"
             )
     args = dict(
@@ -563,6 +572,22 @@ def _encode(key: Any) -> bytes:
             f"key {key!r} is {len(b)} bytes once encoded, above the limit of {KEY_MAX}", len(b)
         )
     return b
+
+
+def stored_in_an_earlier_encoding(b: bytes) -> bool:
+    """Whether stored bytes are those of a CacheEngineKey (or
+    LayerCacheEngineKey) whose tags earlier versions wrote in a form that no
+    key encodes to now (true, 1.0, NaN): no lookup finds such an entry and no
+    delete removes it."""
+    if not b or b[0] not in (_TAG_ENGINE_KEY, _TAG_LAYER_KEY):
+        return False
+    try:
+        decode_key(b)
+    except _EarlierTagEncoding:
+        return True
+    except ValueError:
+        return False
+    return False
 
 
 def decode_key(b: bytes) -> Any:
