@@ -434,6 +434,10 @@ def test_entries_stored_in_the_earlier_encoding_of_their_tags_are_not_listed(cor
     for b in stored:
         with pytest.raises(ValueError):
             decode_key(b)
+        assert keys_module.stored_in_an_earlier_encoding(b)
+    current = [fresh_encoding(k)[1] for k in [plain, engine(), engine(True), *SUBCLASS_PAIRS[2][:1]]]
+    for b in current + [stored[0][:-3], b"", b"\x03", b"\x03\xff\xff", b"\x05" + stored[0][1:]]:
+        assert not keys_module.stored_in_an_earlier_encoding(b)
     assert core.snapshot_keys() == [plain]
     assert [k for k, _, _ in core.entries()] == [plain]
     assert core.exists_many(legacy[:4] + legacy[5:]) == [False] * 5

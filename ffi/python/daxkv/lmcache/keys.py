@@ -582,7 +582,18 @@ def stored_in_an_earlier_encoding(b: bytes) -> bool:
     if not b or b[0] not in (_TAG_ENGINE_KEY, _TAG_LAYER_KEY):
         return False
     try:
+        # Only tags changed form: skip to them (model, world size and worker
+        # id, chunk hash, dtype) and decode no key without any.
+        (n,) = _U16.unpack_from(b, 1)
+        pos = 1 + 2 + n + 16 + 1
+        for _ in range(3):  # the chunk hash, the dtype name, the tags
+            (n,) = _U16.unpack_from(b, pos)
+            pos += 2 + n
+        if n == 0:
+            return False
         decode_key(b)
+    except struct.error:
+        return False
     except _EarlierTagEncoding:
         return True
     except ValueError:
