@@ -28,14 +28,16 @@ Bad inputs tried here:
 * keys of subclasses of CacheEngineKey, LayerCacheEngineKey and ObjectKey,
   encoded before and after their base class;
 * integer fields given as integral floats (1.0, -0.0, float(2**70)),
-  numpy floats and bools, and as 1.5, 0.5 and NaN; a str chunk hash;
+  numpy floats and bools, 1 + 0j, and as 1.5, 0.5 and NaN; a str chunk
+  hash;
 * model names that are not str (None, b"m", 5);
 * tag values equal under another type: 1, True, 1.0, numpy int64/uint8/
-  float32 1, numpy True, Fraction(1), Decimal(1); 0, False, -0.0, numpy
-  -0.0 and False; 10**16 and 1e16; 0.5 as float, numpy float32 and
-  Fraction; tuples holding them; tag values equal to nothing of another
-  type: 2**53 + 1 and float(2**53), 0.1 and numpy float32 0.1, inf and
-  -inf, Fraction(1, 3), "1", "true", "null", None, nested tuples;
+  float32 1, numpy True, Fraction(1), Decimal(1), 1 + 0j; 0, False, -0.0,
+  numpy -0.0 and False; 10**16 and 1e16; 0.5 as float, numpy float32,
+  Fraction and complex; tuples holding them; tag values equal to nothing
+  of another type: 2**53 + 1 and float(2**53), 0.1 and numpy float32 0.1,
+  1 and 1 + 1j, inf and -inf, Fraction(1, 3), "1", "true", "null", None,
+  nested tuples;
 * NaN tag values (two NaN objects, and one in a tuple);
 * tag values the encoding has no room for: bytes, frozenset,
   Fraction(1, 3), Decimal("0.1");
@@ -240,6 +242,7 @@ def test_a_subclass_of_an_lmcache_key_never_takes_its_base_keys_entry(core, monk
     [
         (engine(world_size=2), engine(world_size=2.0)),
         (engine(worker_id=1), engine(worker_id=np.True_)),
+        (engine(worker_id=1), engine(worker_id=1 + 0j)),
         (engine(chunk_hash=3), engine(chunk_hash=3.0)),
         (engine(chunk_hash=0), engine(chunk_hash=-0.0)),
         (engine(chunk_hash=2**70), engine(chunk_hash=float(2**70))),
@@ -248,7 +251,7 @@ def test_a_subclass_of_an_lmcache_key_never_takes_its_base_keys_entry(core, monk
         (ObjectKey(chunk_hash=b"h", model_name="m", kv_rank=5, object_group_id=1),
          ObjectKey(chunk_hash=b"h", model_name="m", kv_rank=5.0, object_group_id=True)),
     ],
-    ids=["world-float", "worker-np-bool", "hash-float", "hash-minus-zero", "hash-2-70-float", "layer-np-float",
+    ids=["world-float", "worker-np-bool", "worker-complex", "hash-float", "hash-minus-zero", "hash-2-70-float", "layer-np-float",
          "object-float-rank"],
 )
 def test_integer_fields_given_as_equal_numbers_encode_as_the_int(plain, other):
@@ -286,7 +289,7 @@ def test_a_model_name_that_is_not_str_is_a_type_error(core, model):
 
 
 EQUAL_TAG_VALUES = {
-    "one": [1, True, 1.0, np.int64(1), np.uint8(1), np.float32(1.0), np.True_, Fraction(1), Decimal(1)],
+    "one": [1, True, 1.0, np.int64(1), np.uint8(1), np.float32(1.0), np.True_, Fraction(1), Decimal(1), 1 + 0j],
     "zero": [0, False, 0.0, -0.0, np.float64(-0.0), np.False_],
     "1e16": [10**16, 1e16, np.float64(1e16)],
     "half": [0.5, np.float32(0.5), np.float64(0.5), Fraction(1, 2)],
@@ -331,6 +334,7 @@ def test_a_key_stored_with_a_tag_value_is_found_under_every_equal_value(core, na
         (True, "true"),
         (None, "null"),
         (None, 0),
+        (1, 1 + 1j),
         (float("inf"), 2**1000),
         (float("inf"), float("-inf")),
         (Fraction(1, 3), 1 / 3),
@@ -338,7 +342,7 @@ def test_a_key_stored_with_a_tag_value_is_found_under_every_equal_value(core, na
         ((), ((),)),
         ("a", ("a",)),
     ],
-    ids=["2-53", "f32-0.1", "int-str", "true-str", "none-str", "none-zero", "inf-int", "inf-minus-inf",
+    ids=["2-53", "f32-0.1", "int-str", "true-str", "none-str", "none-zero", "int-complex", "inf-int", "inf-minus-inf",
          "third", "nested", "empty-nested", "str-tuple"],
 )
 def test_tag_values_python_tells_apart_never_encode_alike(a, b):
@@ -496,7 +500,7 @@ TAG_NAMES = ["a", "b", "a@b", "x%1", "", "\ud800"]
 TAG_VALUES = [
     "x", "1", "true", "null", "", "\x00", "\ud800", "a@b", "a%b",
     None, 1, True, 1.0, np.int64(1), np.float32(1.0), np.True_, Fraction(1), 0, False, -0.0, 0.0,
-    0.5, np.float32(0.5), Fraction(1, 2), 0.1, np.float32(0.1), 1e16, 10**16, 2**53 + 1, float(2**53),
+    0.5, np.float32(0.5), Fraction(1, 2), 0.5 + 0j, 1j, 0.1, np.float32(0.1), 1e16, 10**16, 2**53 + 1, float(2**53),
     2**100, -(2**100), float("inf"), float("-inf"), NAN,
     (1, 2), (1.0, True), (), ((),), ("a", (1,)), (1, (2, (3,))), (True, (np.int64(2), (3.0,))),
     [1, 2], (1, [2]), b"x", frozenset({1}), 10**600,

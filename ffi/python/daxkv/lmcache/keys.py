@@ -123,7 +123,13 @@ def _float_equal_to(v: Any) -> Optional[float]:
     if isinstance(v, (str, bytes, bytearray, memoryview)):
         return None  # float() parses them, but no number equals them
     try:
-        f = float(v)
+        try:
+            f = float(v)
+        except TypeError:
+            # A complex number with no imaginary part equals its real part.
+            if v.imag != 0:
+                return None
+            f = float(v.real)
         same = bool(f == v) and hash(f) == hash(v)
     except Exception:
         return None
