@@ -42,7 +42,8 @@ Bad inputs tried here:
 * tag values the encoding has no room for: bytes, frozenset,
   Fraction(1, 3), Decimal("0.1");
 * a tag value of 10**5000 (its digits are past Python's limit for int to
-  str);
+  str), and chunk hashes, world sizes, layer ids and kv ranks of as many
+  digits;
 * entries stored in the earlier encoding of tags holding True, 1.0, -0.0,
   1e16, NaN and (1, False), listed in the same process and recovered by a
   persistent core;
@@ -406,6 +407,30 @@ def test_a_tag_int_past_the_key_limit_is_too_long_not_a_value_error(core):
     obj = byte_obj(S, 1)
     assert core.put_many([key], [obj]) == [False]
     assert core.exists_many([key]) == [False]
+    release(obj)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        engine(chunk_hash=10**5000),
+        engine(chunk_hash=-(2**20000)),
+        engine(world_size=10**5000),
+        LayerCacheEngineKey("m", 1, 0, 7, torch.bfloat16, layer_id=-(10**5000)),
+        ObjectKey(chunk_hash=b"h", model_name="m", kv_rank=10**5000),
+    ],
+    ids=["hash-10-5000", "hash-minus-2-20000", "world-10-5000", "layer-minus-10-5000", "rank-10-5000"],
+)
+def test_integer_fields_past_the_digits_python_prints_are_not_storable_not_a_value_error(core, key):
+    # The messages of KeyTooLong and KeyNotStorable printed the key or the
+    # int, which raises ValueError past 4300 digits: the core raised it.
+    with pytest.raises(KeyNotStorable):
+        _forget_encodings()
+        encode_key(key)
+    obj = byte_obj(S, 1)
+    assert core.put_many([key], [obj]) == [False]
+    assert core.exists_many([key]) == [False]
+    assert core.delete_many([key]) == [False]
     release(obj)
 
 

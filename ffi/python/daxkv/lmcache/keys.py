@@ -568,16 +568,33 @@ def _encode(key: Any) -> bytes:
         ) from None
     except _FieldOutOfRange as exc:
         raise KeyNotStorable(
-            f"a key of type {type(key).__name__} has the integer {exc.args[0]} in a field "
-            "stored in 64 bits"
+            f"a key of type {type(key).__name__} has the integer {_int_for_message(exc.args[0])} "
+            "in a field stored in 64 bits"
         ) from None
     except _NotAKeyValue as exc:
         raise KeyNotStorable(f"a key of type {type(key).__name__} has {exc.args[0]}") from None
     if len(b) > KEY_MAX:
         raise KeyTooLong(
-            f"key {key!r} is {len(b)} bytes once encoded, above the limit of {KEY_MAX}", len(b)
+            f"key {_key_for_message(key)} is {len(b)} bytes once encoded, above the limit of "
+            f"{KEY_MAX}",
+            len(b),
         )
     return b
+
+
+# Python converts ints of more than 4300 digits to str only by raising
+# ValueError, which no caller takes for a key that cannot be stored.
+
+
+def _int_for_message(i: int) -> str:
+    return str(i) if i.bit_length() <= 256 else f"of {i.bit_length()} bits"
+
+
+def _key_for_message(key: Any) -> str:
+    try:
+        return repr(key)
+    except ValueError:
+        return f"of type {type(key).__name__}"
 
 
 def stored_in_an_earlier_encoding(b: bytes) -> bool:
