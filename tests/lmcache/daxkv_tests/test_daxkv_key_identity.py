@@ -44,6 +44,7 @@ Bad inputs tried here:
 * a tag value of 10**5000 (its digits are past Python's limit for int to
   str), and chunk hashes, world sizes, layer ids and kv ranks of as many
   digits;
+* a failed write (EIO) of a key of a registered type whose decoder raises;
 * entries stored in the earlier encoding of tags holding True, 1.0, -0.0,
   1e16, NaN and (1, False), listed in the same process and recovered by a
   persistent core;
@@ -431,6 +432,36 @@ def test_integer_fields_past_the_digits_python_prints_are_not_storable_not_a_val
     assert core.put_many([key], [obj]) == [False]
     assert core.exists_many([key]) == [False]
     assert core.delete_many([key]) == [False]
+    release(obj)
+
+
+def test_a_failed_write_of_a_key_whose_decoder_fails_is_logged_not_raised(core, monkeypatch, caplog):
+    # The warning named the key by decoding its bytes; a registered key
+    # type's decoder that raised made put_many raise instead of answering.
+    class Custom:
+        def __init__(self, name):
+            self.name = name
+
+        def __eq__(self, other):
+            return isinstance(other, Custom) and other.name == self.name
+
+        def __hash__(self):
+            return hash(self.name)
+
+    def decode(body):
+        raise KeyError(body)
+
+    monkeypatch.setattr(keys_module, "_DECODERS", dict(keys_module._DECODERS))
+    monkeypatch.setattr(keys_module, "_ENCODERS", dict(keys_module._ENCODERS))
+    keys_module.register_key_type(Custom, 0x3F, lambda k: k.name.encode(), decode)
+    from daxkv.lmcache import _native
+
+    monkeypatch.setattr(_native, "put_one", lambda *args: -5)  # EIO
+    obj = byte_obj(S, 1)
+    with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
+        assert core.put_many([Custom("c")], [obj]) == [False]
+    assert any("DAX write of key b'?c' failed" in r.getMessage() for r in caplog.records)
+    _forget_encodings()
     release(obj)
 
 

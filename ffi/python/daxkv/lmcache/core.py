@@ -128,6 +128,15 @@ def _key_for_log(key: Any) -> str:
         return f"<{type(key).__name__} without a repr>"
 
 
+def _stored_key_for_log(kb: bytes) -> str:
+    # The decoder of a key type an application registered may fail on the
+    # bytes it was given: the failed write is logged all the same.
+    try:
+        return _key_for_log(decode_key(kb))
+    except ValueError:
+        return repr(kb[:200])
+
+
 def _warn_key_too_long(what: str, key: Any, exc: KeyNotStorable) -> None:
     """Log (once per refused store) a key libdaxkv cannot hold."""
     if not isinstance(exc, KeyTooLong):
@@ -731,7 +740,7 @@ class DaxCore(Generic[KeyT]):
         if len(kbs) == 1:
             s = _native.put_one(self._store, kbs[0], addrs[0], sizes[0], metas[0])
             if s < 0 and s not in _native.QUIET_WRITE_FAILURES:
-                logger.warning("DAX write of key %r failed: %s", decode_key(kbs[0]), self._write_failure(s))
+                logger.warning("DAX write of key %s failed: %s", _stored_key_for_log(kbs[0]), self._write_failure(s))
             return [s]
         put = _native.PutBatch(kbs, addrs, sizes, metas)
         rc = _native.run_batch(self._store, "daxkv_put_batch", put.batch)
@@ -740,7 +749,7 @@ class DaxCore(Generic[KeyT]):
         statuses = put.batch.statuses()
         for k, s in zip(kbs, statuses):
             if s < 0 and s not in _native.QUIET_WRITE_FAILURES:
-                logger.warning("DAX write of key %r failed: %s", decode_key(k), self._write_failure(s))
+                logger.warning("DAX write of key %s failed: %s", _stored_key_for_log(k), self._write_failure(s))
         return statuses
 
     def _write_failure(self, status: int) -> str:
