@@ -19,7 +19,10 @@ The differential test draws pairs of keys from pools built to hold many
 values that are equal under another type, and compares the encodings with
 LMCache's equality. Encodings are computed with the codec's caches
 emptied, since a cache keyed by equality hides an encoder that tells equal
-keys apart.
+keys apart. The pools hold no torch tensors: a tensor hashes by identity,
+so LMCache's own index finds a key with a tensor chunk hash only through
+that very tensor, while daxkv stores an integer tensor as the int it equals
+(test_daxkv_keys.py).
 
 Bad inputs tried here:
 
@@ -57,7 +60,6 @@ Bad inputs tried here:
   bytes and str keys and subclasses of bytes and str, ObjectKeys with
   every field varied.
 """
-
 
 # Standard
 from decimal import Decimal
