@@ -165,38 +165,6 @@ def test_unhashable_keys_are_a_type_error_and_never_take_the_tuple_keys_entry(co
     assert core.report_status()["live_slot_count"] == 1
     release(obj, dst)
 
-def test_a_persistent_core_removes_entries_stored_in_the_earlier_encoding_when_it_opens(tmp_path, monkeypatch, caplog):
-    # Left in place they would hold their slots for good: no lookup finds
-    # them and no delete removes them.
-    path = make_device(tmp_path / "dax.bin", 16 * S)
-    plain = engine("x")
-    legacy = [engine(v) for v, _ in LEGACY_TAGS]
-    objs = [byte_obj(S, i) for i in range(len(legacy) + 1)]
-    c = DaxCore(device_path=path, max_dax_size_bytes=16 * S, slot_bytes=S, persist_enabled=True)
-    try:
-        monkeypatch.setattr(keys_module, "_tags_text", lambda tags: json.dumps(list(tags)))
-        for k, obj in zip(legacy + [plain], objs):
-            _forget_encodings()
-            assert c.put_many([k], [obj]) == [True]
-        monkeypatch.undo()
-        assert c.report_status()["live_slot_count"] == len(legacy) + 1
-    finally:
-        c.close()
-    _forget_encodings()
-    with caplog.at_level(logging.INFO, logger="daxkv.lmcache"):
-        c = DaxCore(device_path=path, max_dax_size_bytes=16 * S, slot_bytes=S, persist_enabled=True)
-    try:
-        assert c.report_status()["live_slot_count"] == 1
-        assert c.snapshot_keys() == [plain]
-        dst = byte_obj(S, 0)
-        assert c.load_many_into([plain], [dst]) == [True]
-        assert obj_bytes(dst) == pattern(S, len(legacy))
-        assert sum(f"removed {len(legacy)} entries" in r.getMessage() for r in caplog.records) == 1
-        release(*objs, dst)
-    finally:
-        c.close()
-
-
 class SubEngineKey(CacheEngineKey):
     __slots__ = ()
 
@@ -506,6 +474,38 @@ def test_entries_stored_in_the_earlier_encoding_of_their_tags_are_not_listed(cor
     assert core.exists_many([plain]) == [True]
     assert core.report_status()["live_slot_count"] == len(legacy) + 1  # their slots stay taken
     release(*objs)
+
+
+def test_a_persistent_core_removes_entries_stored_in_the_earlier_encoding_when_it_opens(tmp_path, monkeypatch, caplog):
+    # Left in place they would hold their slots for good: no lookup finds
+    # them and no delete removes them.
+    path = make_device(tmp_path / "dax.bin", 16 * S)
+    plain = engine("x")
+    legacy = [engine(v) for v, _ in LEGACY_TAGS]
+    objs = [byte_obj(S, i) for i in range(len(legacy) + 1)]
+    c = DaxCore(device_path=path, max_dax_size_bytes=16 * S, slot_bytes=S, persist_enabled=True)
+    try:
+        monkeypatch.setattr(keys_module, "_tags_text", lambda tags: json.dumps(list(tags)))
+        for k, obj in zip(legacy + [plain], objs):
+            _forget_encodings()
+            assert c.put_many([k], [obj]) == [True]
+        monkeypatch.undo()
+        assert c.report_status()["live_slot_count"] == len(legacy) + 1
+    finally:
+        c.close()
+    _forget_encodings()
+    with caplog.at_level(logging.INFO, logger="daxkv.lmcache"):
+        c = DaxCore(device_path=path, max_dax_size_bytes=16 * S, slot_bytes=S, persist_enabled=True)
+    try:
+        assert c.report_status()["live_slot_count"] == 1
+        assert c.snapshot_keys() == [plain]
+        dst = byte_obj(S, 0)
+        assert c.load_many_into([plain], [dst]) == [True]
+        assert obj_bytes(dst) == pattern(S, len(legacy))
+        assert sum(f"removed {len(legacy)} entries" in r.getMessage() for r in caplog.records) == 1
+        release(*objs, dst)
+    finally:
+        c.close()
 
 
 # -- string forms, the length limit, random and adversarial pairs ---------------
