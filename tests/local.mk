@@ -77,7 +77,8 @@ tests_adversarial_daxkv_adversarial_SOURCES = \
 	tests/adversarial/test_hotplug_model.cpp \
 	tests/adversarial/test_inplace_model.cpp \
 	tests/adversarial/test_users.cpp \
-	tests/adversarial/test_async_races.cpp
+	tests/adversarial/test_async_races.cpp \
+	tests/adversarial/test_contracts.cpp
 tests_adversarial_daxkv_adversarial_CPPFLAGS = $(AM_CPPFLAGS) $(GTEST_CFLAGS) $(XXHASH_CFLAGS) \
 	$(JSON_CFLAGS) -I$(top_srcdir)/tests/fakecuda -DFAKECUDART_PATH='"$(FAKECUDART)"'
 EXTRA_tests_adversarial_daxkv_adversarial_DEPENDENCIES = tests/fakecuda/libfakecudart.la

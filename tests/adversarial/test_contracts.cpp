@@ -1,0 +1,505 @@
+// Each call's contract, as its man page states it, held against inputs a
+// careless or hostile caller gives: every item's status, every output of an
+// item that failed, the call failing whole (nothing leased, nothing
+// reserved, nothing copied) where the page says so, and a message that names
+// what was wrong without carrying a raw control byte.
+//
+// Bad inputs tried here, per area:
+//  - daxkv_lease_batch: present, absent and duplicate keys mixed with NULL
+//    keys and keys of length 0 and DAXKV_KEY_MAX + 1, items whose outputs
+//    hold garbage before the call, DAXKV_PREFIX with the miss or the bad
+//    key first and in the middle, n above INT32_MAX, NULL items with n 0
+//    and with n 1, unknown flags, 20000 leases of one key in one call,
+//    keys of a draining device and of a device removed by eviction, a call
+//    after shutdown, a call in a forked child, and the leases released
+//    partly and in another order than taken.
+//  - daxkv_memcpy_batch: ranges of one batch that write the same bytes, or
+//    write what another range reads (refused), a range that overlaps
+//    itself (memmove), ranges of length 0 with NULL pointers, NULL arrays
+//    with n 0, a range ending at the last byte of the address space, and
+//    the arena's own bytes (a lease's and a reservation's) as source and
+//    destination.
+//  - configuration: sizes with suffixes at and past 2^64 ("16EiB",
+//    "17179869184GiB", "1e30", "-1MiB", "0x10", "1.5MiB", "NaN"), every key
+//    with an empty string, numbers where words go, JSON members with the
+//    wrong type (floats, negatives, 2^64, objects, lists, null) for every
+//    key of daxkv_config_set, and device paths holding a newline and an
+//    escape sequence, given twice.
+//  - reservations: commit after a forced remove of the key, after shutdown
+//    and after close, from another thread than the one that reserved,
+//    metadata one byte above meta_bytes (set_meta and reserve_meta), a
+//    set_meta that failed keeping the metadata set before, and an abort
+//    after shutdown.
+//  - status and statistics: daxkv_status_json, daxkv_stats_prometheus and
+//    daxkv_pool_status_json with cap 0, 1 and needed - 1 (the buffer left
+//    as it was), NULL needed, a size query followed by the call with
+//    exactly that size; daxkv_stats with struct_size 8, UINT32_MAX and
+//    a size that ends inside a member; all of them while another thread
+//    adds and removes devices.
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <thread>
+
+#include "common.hpp"
+
+using namespace adv;
+
+namespace {
+
+class Contracts : public PoolFixture {
+protected:
+    Contracts() : PoolFixture("contracts") {}
+
+    // Two devices of 8 slots holding keys 0..n-1 (version 1).
+    StorePtr open_filled(uint32_t n, std::vector<std::pair<std::string, std::string>> opts = {}) {
+        StorePtr s = open_pool(2, 8, std::move(opts));
+        if (!s)
+            return s;
+        for (uint32_t i = 0; i < n; ++i)
+            if (put_key(s.get(), i, 1) != 0) {
+                ADD_FAILURE() << "put " << i << ": " << daxkv_errmsg();
+                return StorePtr();
+            }
+        return s;
+    }
+
+    // An item whose outputs hold garbage, as a caller's uninitialised array.
+    static daxkv_lease_item garbage_item(const void *key, size_t key_len) {
+        daxkv_lease_item it;
+        std::memset(&it, 0xA5, sizeof it);
+        it.key = key;
+        it.key_len = key_len;
+        return it;
+    }
+
+    // "" when every output of an item that holds no lease is NULL or 0.
+    static std::string cleared(const daxkv_lease_item &it, size_t i) {
+        if (it.lease || it.data || it.size || it.meta || it.meta_len || it.slot ||
+            it.generation || it.offset || it.device_id)
+            return "item " + std::to_string(i) + " (status " + std::to_string(it.status) +
+                   ") holds no lease but has outputs set";
+        return "";
+    }
+
+    static void release_items(std::vector<daxkv_lease_item> &items) {
+        for (auto &it : items) {
+            daxkv_lease_release(it.lease);
+            it.lease = nullptr;
+        }
+    }
+};
+
+// ---------------------------------------------------------------------------
+// daxkv_lease_batch
+
+TEST_F(Contracts, LeaseBatchGivesEachItemWhatASingleLeaseWould) {
+    StorePtr s = open_filled(4);
+    ASSERT_TRUE(s);
+    const std::string k0 = key_of(0), k1 = key_of(1), absent = "absent";
+    const std::string too_long(DAXKV_KEY_MAX + 1, 'k');
+    std::vector<daxkv_lease_item> items = {
+        garbage_item(k0.data(), k0.size()),         // present
+        garbage_item(absent.data(), absent.size()), // absent
+        garbage_item(k0.data(), k0.size()),         // the same key again
+        garbage_item(nullptr, 4),                   // NULL key
+        garbage_item(k1.data(), 0),                 // empty key
+        garbage_item(too_long.data(), too_long.size()),
+        garbage_item(k1.data(), k1.size()),
+    };
+    const int want[] = {0, -ENOENT, 0, -EINVAL, -EINVAL, -EINVAL, 0};
+    ASSERT_EQ(daxkv_lease_batch(s.get(), items.data(), items.size(), 0), 3) << daxkv_errmsg();
+    for (size_t i = 0; i < items.size(); ++i) {
+        EXPECT_EQ(items[i].status, want[i]) << "item " << i;
+        if (items[i].status != 0) {
+            EXPECT_EQ(cleared(items[i], i), "");
+            continue;
+        }
+        // What the single-key calls say about the same lease.
+        ASSERT_NE(items[i].lease, nullptr);
+        EXPECT_EQ(items[i].data, daxkv_lease_data(items[i].lease));
+        EXPECT_EQ(items[i].size, daxkv_lease_size(items[i].lease));
+        size_t ml = 0;
+        EXPECT_EQ(items[i].meta, daxkv_lease_meta(items[i].lease, &ml));
+        EXPECT_EQ(items[i].meta_len, ml);
+        daxkv_slot_info si;
+        si.struct_size = sizeof si;
+        ASSERT_EQ(daxkv_lease_slot(items[i].lease, &si), 0);
+        EXPECT_EQ(items[i].slot, si.slot);
+        EXPECT_EQ(items[i].generation, si.generation);
+        EXPECT_EQ(items[i].offset, si.offset);
+        EXPECT_EQ(items[i].device_id, si.device_id);
+        const uint32_t id = i == 6 ? 1 : 0;
+        EXPECT_EQ(check_versioned(id, items[i].data, items[i].size), "") << "item " << i;
+    }
+    EXPECT_NE(items[0].lease, items[2].lease) << "two items share one lease";
+    EXPECT_EQ(items[0].data, items[2].data);
+    EXPECT_EQ(get_stats(s.get()).leases_active, 3u);
+    // Released in another order than taken, one at a time.
+    daxkv_lease_release(items[2].lease);
+    EXPECT_EQ(get_stats(s.get()).leases_active, 2u);
+    EXPECT_EQ(check_versioned(0, items[0].data, items[0].size), "");
+    daxkv_lease_release(items[6].lease);
+    daxkv_lease_release(items[0].lease);
+    EXPECT_EQ(get_stats(s.get()).leases_active, 0u);
+    EXPECT_EQ(get_stats(s.get()).slots_leased, 0u);
+}
+
+TEST_F(Contracts, LeaseBatchPrefixStopsAtTheFirstItemNotLeased) {
+    StorePtr s = open_filled(4);
+    ASSERT_TRUE(s);
+    const std::string k0 = key_of(0), k1 = key_of(1), absent = "absent";
+    // The miss first: nothing leased, every item -ENOENT and cleared.
+    std::vector<daxkv_lease_item> items = {garbage_item(absent.data(), absent.size()),
+                                           garbage_item(k0.data(), k0.size()),
+                                           garbage_item(k1.data(), k1.size())};
+    EXPECT_EQ(daxkv_lease_batch(s.get(), items.data(), items.size(), DAXKV_PREFIX), 0);
+    for (size_t i = 0; i < items.size(); ++i) {
+        EXPECT_EQ(items[i].status, -ENOENT) << i;
+        EXPECT_EQ(cleared(items[i], i), "");
+    }
+    // A bad key in the middle keeps its own status; the rest are -ENOENT.
+    items = {garbage_item(k0.data(), k0.size()), garbage_item(nullptr, 3),
+             garbage_item(k1.data(), k1.size())};
+    EXPECT_EQ(daxkv_lease_batch(s.get(), items.data(), items.size(), DAXKV_PREFIX), 1);
+    EXPECT_EQ(items[0].status, 0);
+    EXPECT_EQ(items[1].status, -EINVAL);
+    EXPECT_EQ(items[2].status, -ENOENT);
+    EXPECT_EQ(cleared(items[1], 1), "");
+    EXPECT_EQ(cleared(items[2], 2), "");
+    EXPECT_EQ(get_stats(s.get()).leases_active, 1u);
+    release_items(items);
+    EXPECT_EQ(get_stats(s.get()).leases_active, 0u);
+}
+
+TEST_F(Contracts, LeaseBatchRefusedWholeLeavesTheItemsAndTheStoreAsTheyWere) {
+    StorePtr s = open_filled(2);
+    ASSERT_TRUE(s);
+    const std::string k0 = key_of(0);
+    daxkv_lease_item it = garbage_item(k0.data(), k0.size());
+    const daxkv_lease_item before = it;
+    EXPECT_EQ(daxkv_lease_batch(s.get(), &it, size_t(INT32_MAX) + 1, 0), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "too large")) << daxkv_errmsg();
+    EXPECT_EQ(std::memcmp(&it, &before, sizeof it), 0);
+    EXPECT_EQ(daxkv_lease_batch(s.get(), &it, 1, DAXKV_PIN), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "flags")) << daxkv_errmsg();
+    EXPECT_EQ(std::memcmp(&it, &before, sizeof it), 0);
+    EXPECT_EQ(daxkv_lease_batch(s.get(), nullptr, 1, 0), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "items")) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_lease_batch(s.get(), nullptr, 0, 0), 0);
+    EXPECT_EQ(daxkv_lease_batch(s.get(), &it, 0, DAXKV_PREFIX), 0);
+    EXPECT_EQ(std::memcmp(&it, &before, sizeof it), 0);
+    EXPECT_EQ(get_stats(s.get()).leases_active, 0u);
+}
+
+TEST_F(Contracts, LeaseBatchOfManyLeasesOfOneKey) {
+    StorePtr s = open_filled(1);
+    ASSERT_TRUE(s);
+    const std::string k0 = key_of(0);
+    std::vector<daxkv_lease_item> items(20000, garbage_item(k0.data(), k0.size()));
+    ASSERT_EQ(daxkv_lease_batch(s.get(), items.data(), items.size(), DAXKV_PREFIX),
+              static_cast<int>(items.size()))
+        << daxkv_errmsg();
+    EXPECT_EQ(get_stats(s.get()).leases_active, items.size());
+    EXPECT_EQ(get_stats(s.get()).slots_leased, 1u);
+    // Removed while leased: the key goes, its slot waits for the last lease
+    // and its bytes stay as they were until then.
+    EXPECT_EQ(daxkv_remove(s.get(), k0.data(), k0.size(), 0), 0) << daxkv_errmsg();
+    EXPECT_EQ(get_stats(s.get()).slots_pending_free, 1u);
+    const size_t half = items.size() / 2;
+    for (size_t i = 0; i < half; ++i) {
+        daxkv_lease_release(items[i].lease);
+        items[i].lease = nullptr;
+    }
+    EXPECT_EQ(check_versioned(0, items[half].data, items[half].size), "");
+    EXPECT_EQ(get_stats(s.get()).slots_pending_free, 1u);
+    release_items(items);
+    const struct daxkv_stats st = get_stats(s.get());
+    EXPECT_EQ(st.leases_active, 0u);
+    EXPECT_EQ(st.slots_pending_free, 0u);
+    EXPECT_EQ(st.slots_used, 0u);
+}
+
+TEST_F(Contracts, LeaseBatchOfDrainingAndRemovedDevices) {
+    StorePtr s = open_filled(8);
+    ASSERT_TRUE(s);
+    const std::vector<uint32_t> on0 = keys_on(s.get(), 8, 0), on1 = keys_on(s.get(), 8, 1);
+    ASSERT_FALSE(on0.empty());
+    ASSERT_FALSE(on1.empty());
+    std::vector<std::string> keys;
+    for (uint32_t i = 0; i < 8; ++i)
+        keys.push_back(key_of(i));
+    auto batch = [&] {
+        std::vector<daxkv_lease_item> items;
+        for (auto &k : keys)
+            items.push_back(garbage_item(k.data(), k.size()));
+        return items;
+    };
+    // Draining: still readable, so every key is leased.
+    ASSERT_EQ(daxkv_device_remove(s.get(), paths_[0].c_str(), DAXKV_DRAIN, 0, nullptr), 0)
+        << daxkv_errmsg();
+    auto items = batch();
+    EXPECT_EQ(daxkv_lease_batch(s.get(), items.data(), items.size(), 0), 8) << daxkv_errmsg();
+    release_items(items);
+    // Removed with its entries: those are -ENOENT, the rest leased.
+    ASSERT_EQ(daxkv_device_remove(s.get(), paths_[0].c_str(), DAXKV_EVICT, 0, nullptr), 0)
+        << daxkv_errmsg();
+    items = batch();
+    EXPECT_EQ(daxkv_lease_batch(s.get(), items.data(), items.size(), 0),
+              static_cast<int>(on1.size()));
+    for (uint32_t i : on0) {
+        EXPECT_EQ(items[i].status, -ENOENT) << i;
+        EXPECT_EQ(cleared(items[i], i), "");
+    }
+    for (uint32_t i : on1) {
+        EXPECT_EQ(items[i].status, 0) << i;
+        EXPECT_EQ(check_versioned(i, items[i].data, items[i].size), "");
+    }
+    release_items(items);
+    EXPECT_EQ(get_stats(s.get()).leases_active, 0u);
+}
+
+TEST_F(Contracts, LeaseBatchAfterShutdownFailsWholeAndEveryItemSaysSo) {
+    StorePtr s = open_filled(2);
+    ASSERT_TRUE(s);
+    const std::string k0 = key_of(0), k1 = key_of(1);
+    std::vector<daxkv_lease_item> items = {garbage_item(k0.data(), k0.size()),
+                                           garbage_item(k1.data(), k1.size())};
+    ASSERT_EQ(daxkv_shutdown(s.get()), 0);
+    EXPECT_EQ(daxkv_lease_batch(s.get(), items.data(), items.size(), 0), -ESHUTDOWN);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "shut down")) << daxkv_errmsg();
+    for (size_t i = 0; i < items.size(); ++i) {
+        EXPECT_EQ(items[i].status, -ESHUTDOWN);
+        EXPECT_EQ(cleared(items[i], i), "");
+    }
+}
+
+TEST_F(Contracts, LeaseBatchInAForkedChildIsEpermAndLeasesNothing) {
+    if (!kForks)
+        GTEST_SKIP() << "needs a forked child";
+    StorePtr s = open_filled(2);
+    ASSERT_TRUE(s);
+    const std::string k0 = key_of(0), k1 = key_of(1);
+    // A lease of the parent's, taken before the fork, let go of in the child.
+    std::vector<daxkv_lease_item> held = {garbage_item(k1.data(), k1.size())};
+    ASSERT_EQ(daxkv_lease_batch(s.get(), held.data(), 1, 0), 1);
+    const std::string msg = child_check([&]() -> std::string {
+        daxkv_lease_item it = garbage_item(k0.data(), k0.size());
+        int rc = daxkv_lease_batch(s.get(), &it, 1, 0);
+        if (rc != -EPERM)
+            return "lease_batch in the child returned " + std::to_string(rc);
+        if (!contains_text(daxkv_errmsg(), "forked"))
+            return std::string("message: ") + daxkv_errmsg();
+        daxkv_lease_release(held[0].lease);
+        return "";
+    });
+    EXPECT_EQ(msg, "");
+    // The parent's lease is the parent's still.
+    EXPECT_EQ(get_stats(s.get()).leases_active, 1u);
+    EXPECT_EQ(check_versioned(1, held[0].data, held[0].size), "");
+    release_items(held);
+    EXPECT_EQ(get_stats(s.get()).leases_active, 0u);
+}
+
+// ---------------------------------------------------------------------------
+// Configuration
+
+// A message that may be logged or shown: no raw control byte in it.
+std::string raw_control_byte(const char *msg) {
+    for (const char *p = msg; *p; ++p) {
+        const auto ch = static_cast<unsigned char>(*p);
+        if (ch < 0x20 || ch == 0x7f)
+            return std::string("raw byte ") + std::to_string(ch) + " in '" + msg + "'";
+    }
+    return "";
+}
+
+TEST_F(Contracts, SizesPastSixtyFourBitsAndNumbersThatAreNotSizes) {
+    ConfigPtr cfg = config({}, {});
+    const char *sizes[] = {"16EiB", "16E", "17179869184GiB", "16777216TiB", "18446744073709551616",
+                           "18446744073709551615K", "1e30", "-1MiB", "0x10", "1.5MiB", "NaN",
+                           "inf", "+4096", "4096\n", "４０９６", "MiB", "1 MiB"};
+    for (const char *key : {"slot_bytes", "meta_bytes", "grow_limit", "cuda_register_chunk",
+                            "cuda_staging_bytes"}) {
+        for (const char *v : sizes) {
+            EXPECT_EQ(daxkv_config_set(cfg.get(), key, v), -EINVAL) << key << "=" << v;
+            EXPECT_TRUE(contains_text(daxkv_errmsg(), key)) << daxkv_errmsg();
+            EXPECT_EQ(raw_control_byte(daxkv_errmsg()), "");
+        }
+    }
+    for (const char *key : {"workers", "stats_interval"})
+        for (const char *v : {"18446744073709551616", "-1", "1.0", "1e3", "0x10", "", "1K"})
+            EXPECT_EQ(daxkv_config_set(cfg.get(), key, v), -EINVAL) << key << "=" << v;
+    // Every key refuses the empty string, naming itself.
+    for (const char *key : {"slot_bytes", "eviction", "durability", "on_mismatch", "workers",
+                            "meta_bytes", "verify", "hotplug", "create", "nt_stores",
+                            "cuda_register_chunk", "cuda_staging_bytes", "placement", "numa",
+                            "sigbus", "grow_limit", "capacity", "stats_interval"}) {
+        EXPECT_EQ(daxkv_config_set(cfg.get(), key, ""), -EINVAL) << key;
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), key)) << daxkv_errmsg();
+    }
+    // The largest size that fits is taken where the key allows it.
+    EXPECT_EQ(daxkv_config_set(cfg.get(), "grow_limit", "64TiB"), 0) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_config_set(cfg.get(), "grow_limit", "65537GiB"), -EINVAL);
+}
+
+// ---------------------------------------------------------------------------
+// Reservations
+
+TEST_F(Contracts, ReservationsEndedByAForcedRemoveShutdownOrCloseCommitNothing) {
+    StorePtr s = open_filled(0);
+    ASSERT_TRUE(s);
+    auto v = val(7);
+    auto reserve = [&](const char *k) {
+        daxkv_reservation *r = nullptr;
+        EXPECT_EQ(daxkv_reserve(s.get(), k, std::strlen(k), v.size(), &r), 0) << daxkv_errmsg();
+        if (r)
+            std::memcpy(daxkv_reservation_data(r), v.data(), v.size());
+        return r;
+    };
+    // The key removed with force while reserved: -ECANCELED, nothing there.
+    daxkv_reservation *r = reserve("forced");
+    ASSERT_NE(r, nullptr);
+    EXPECT_EQ(daxkv_remove(s.get(), "forced", 6, 0), -EBUSY);
+    EXPECT_EQ(daxkv_remove(s.get(), "forced", 6, DAXKV_FORCE), 0) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_commit(r), -ECANCELED);
+    EXPECT_EQ(daxkv_contains(s.get(), "forced", 6), 0);
+    EXPECT_EQ(get_stats(s.get()).slots_inflight, 0u);
+    // Committed on another thread than the one that reserved it.
+    r = reserve("thread");
+    ASSERT_NE(r, nullptr);
+    int rc = 1;
+    std::thread([&] { rc = daxkv_commit(r); }).join();
+    EXPECT_EQ(rc, 0) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_contains(s.get(), "thread", 6), 1);
+    // Metadata one byte above meta_bytes: -E2BIG, the metadata set before
+    // is what commits.
+    r = reserve("meta");
+    ASSERT_NE(r, nullptr);
+    std::vector<uint8_t> meta(257, 0x33);
+    EXPECT_EQ(daxkv_reservation_set_meta(r, meta.data(), 16), 0);
+    EXPECT_EQ(daxkv_reservation_set_meta(r, meta.data(), meta.size()), -E2BIG);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "meta_bytes")) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_reservation_set_meta(r, nullptr, 1), -EINVAL);
+    ASSERT_EQ(daxkv_commit(r), 0) << daxkv_errmsg();
+    daxkv_lease *l = nullptr;
+    ASSERT_EQ(daxkv_lease_acquire(s.get(), "meta", 4, &l), 0);
+    size_t ml = 0;
+    const void *m = daxkv_lease_meta(l, &ml);
+    EXPECT_EQ(ml, 16u);
+    EXPECT_TRUE(m && std::memcmp(m, meta.data(), 16) == 0);
+    daxkv_lease_release(l);
+    // reserve_meta with too much metadata reserves nothing.
+    void *data = this;
+    r = reinterpret_cast<daxkv_reservation *>(this);
+    EXPECT_EQ(daxkv_reserve_meta(s.get(), "big", 3, 8, meta.data(), meta.size(), &data, &r),
+              -E2BIG);
+    EXPECT_EQ(r, nullptr);
+    EXPECT_EQ(data, nullptr);
+    EXPECT_EQ(get_stats(s.get()).slots_inflight, 0u);
+    // Shutdown between reserve and commit: -ESHUTDOWN, the slot back, and a
+    // reservation aborted after shutdown likewise.
+    daxkv_reservation *late = reserve("late");
+    daxkv_reservation *dropped = reserve("dropped");
+    ASSERT_TRUE(late && dropped);
+    const uint64_t used = get_stats(s.get()).slots_used;
+    ASSERT_EQ(daxkv_shutdown(s.get()), 0);
+    EXPECT_EQ(daxkv_commit(late), -ESHUTDOWN);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "shut down")) << daxkv_errmsg();
+    daxkv_abort(dropped);
+    struct daxkv_stats st;
+    st.struct_size = sizeof st;
+    if (daxkv_stats(s.get(), &st) == 0) {
+        EXPECT_EQ(st.slots_inflight, 0u);
+        EXPECT_EQ(st.slots_used, used - 2);
+    }
+    // Closed with a reservation open: it keeps the mapping alive until it
+    // ends, and it commits nothing.
+    StorePtr s2 = open_pool(1, 8);
+    ASSERT_TRUE(s2);
+    daxkv_reservation *orphan = nullptr;
+    ASSERT_EQ(daxkv_reserve(s2.get(), "orphan", 6, v.size(), &orphan), 0);
+    s2.reset();
+    std::memcpy(daxkv_reservation_data(orphan), v.data(), v.size());
+    EXPECT_EQ(daxkv_commit(orphan), -ESHUTDOWN);
+}
+
+// ---------------------------------------------------------------------------
+// Status and statistics
+
+TEST_F(Contracts, TextOutputsOfEverySizeWhileThePoolChanges) {
+    StorePtr s = open_filled(4);
+    ASSERT_TRUE(s);
+    using TextCall = int (*)(daxkv_store *, char *, size_t, size_t *);
+    const struct {
+        const char *name;
+        TextCall call;
+    } calls[] = {{"status_json", daxkv_status_json},
+                 {"stats_prometheus", daxkv_stats_prometheus},
+                 {"pool_status_json", daxkv_pool_status_json}};
+    std::atomic<bool> stop{false};
+    const std::string extra = dir_.file("contracts-extra");
+    std::atomic<int> changes{0};
+    std::thread changer([&] {
+        while (!stop.load()) {
+            if (daxkv_device_add(s.get(), extra.c_str(), dev_bytes_for(4)) == 0 &&
+                daxkv_device_remove(s.get(), extra.c_str(), DAXKV_MIGRATE, DAXKV_FORCE,
+                                    nullptr) == 0)
+                changes++;
+        }
+    });
+    for (int round = 0; round < 200; ++round) {
+        for (const auto &c : calls) {
+            // The size query: NULL with cap 0, with and without needed.
+            size_t need = 0;
+            ASSERT_EQ(c.call(s.get(), nullptr, 0, &need), -ENOBUFS) << c.name;
+            ASSERT_GT(need, 1u) << c.name;
+            EXPECT_EQ(c.call(s.get(), nullptr, 0, nullptr), -ENOBUFS) << c.name;
+            // A buffer one byte short, and of one byte: untouched.
+            std::string small(need - 1, '#');
+            size_t need2 = 0;
+            const int rc = c.call(s.get(), &small[0], small.size(), &need2);
+            if (rc == -ENOBUFS) {
+                EXPECT_EQ(small, std::string(need - 1, '#')) << c.name << ": written on -ENOBUFS";
+            } else {
+                // The text shrank meanwhile (the extra device went): it fits.
+                EXPECT_EQ(rc, 0) << c.name;
+                EXPECT_EQ(std::strlen(small.c_str()) + 1, need2) << c.name;
+            }
+            char one = '#';
+            EXPECT_EQ(c.call(s.get(), &one, 1, nullptr), -ENOBUFS) << c.name;
+            EXPECT_EQ(one, '#') << c.name;
+            // Enough room: the text, its NUL, and *needed its size.
+            std::string big(need + 4096, '#');
+            ASSERT_EQ(c.call(s.get(), &big[0], big.size(), &need2), 0) << c.name << daxkv_errmsg();
+            EXPECT_EQ(std::strlen(big.c_str()) + 1, need2) << c.name;
+            if (c.call != daxkv_stats_prometheus) {
+                EXPECT_TRUE(json::accept(big.c_str())) << c.name;
+            }
+        }
+        // daxkv_stats with the smallest size, one that ends inside a member,
+        // and one larger than the struct: the bytes past it untouched.
+        struct Padded {
+            struct daxkv_stats st;
+            uint8_t tail[64];
+        } p;
+        for (uint32_t size : {8u, 13u, static_cast<uint32_t>(sizeof p.st),
+                              static_cast<uint32_t>(sizeof p)}) {
+            std::memset(&p, 0xCD, sizeof p);
+            p.st.struct_size = size;
+            ASSERT_EQ(daxkv_stats(s.get(), &p.st), 0) << size;
+            EXPECT_EQ(p.st.struct_size, size);
+            const auto *bytes = reinterpret_cast<const uint8_t *>(&p);
+            const size_t written = std::min<size_t>(size, sizeof p.st);
+            for (size_t i = written; i < sizeof p; ++i)
+                ASSERT_EQ(bytes[i], 0xCD) << "struct_size " << size << ": byte " << i << " written";
+        }
+    }
+    stop = true;
+    changer.join();
+    EXPECT_GT(changes.load(), 0) << "the pool never changed: " << daxkv_errmsg();
+    for (uint32_t i = 0; i < 4; ++i)
+        EXPECT_EQ(check_key(s.get(), i, 1), "");
+}
+
+} // namespace
