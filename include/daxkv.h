@@ -825,9 +825,11 @@ DAXKV_API void daxkv_cursor_close(daxkv_cursor *c);
  * Copy n ranges (memmove semantics per range; zero lengths skipped) on the
  * library's worker pool. A batch of 256 KiB or more is written with
  * streaming (non-temporal) stores, fenced before the call returns: the
- * copied bytes are not left in the CPU caches. flags must be 0. A range
- * that wraps the address space is -EINVAL; -ENOMEM; -EAGAIN when the copy
- * threads cannot be started (nothing copied).
+ * copied bytes are not left in the CPU caches. flags must be 0. Ranges may
+ * read the same bytes, but a batch in which a range writes a byte that
+ * another range writes or reads is -EINVAL, as is a range that wraps the
+ * address space (nothing copied); -ENOMEM; -EAGAIN when the copy threads
+ * cannot be started (nothing copied).
  */
 DAXKV_API int daxkv_memcpy_batch(void *const *dst, const void *const *src, const size_t *len,
                                  size_t n, unsigned flags);

@@ -302,6 +302,88 @@ TEST_F(Contracts, LeaseBatchInAForkedChildIsEpermAndLeasesNothing) {
 }
 
 // ---------------------------------------------------------------------------
+// daxkv_memcpy_batch
+
+// Two ranges of one batch that write the same bytes, or one that writes what
+// another reads, are copied on different threads in no set order: the bytes
+// that land depend on the schedule. The call refuses such a batch whole.
+TEST_F(Contracts, MemcpyRangesThatWriteWhatAnotherRangeTouchesAreRefused) {
+    // Large enough that the ranges go to the worker pool, not one thread.
+    const size_t n = 3 << 20;
+    std::vector<uint8_t> a = pattern(11, 2 * n), b = pattern(12, 2 * n), c(2 * n, 0xEE);
+    const std::vector<uint8_t> a0 = a, b0 = b, c0 = c;
+    struct Case {
+        const char *what;
+        void *dst[2];
+        const void *src[2];
+        size_t len[2];
+    };
+    const Case cases[] = {
+        // Both write the same destination.
+        {"same destination", {c.data(), c.data()}, {a.data(), b.data()}, {n, n}},
+        // Destinations that share their last and first byte.
+        {"destinations overlap by one byte", {c.data(), c.data() + n - 1}, {a.data(), b.data()},
+         {n, n}},
+        // Range 1 writes what range 0 reads.
+        {"destination overlaps another's source", {c.data(), a.data() + 7}, {a.data(), b.data()},
+         {n, n}},
+        // Range 0 writes what range 1 reads.
+        {"source overlaps another's destination", {a.data() + n, c.data()}, {b.data(), a.data() + n + 5},
+         {n, n}},
+    };
+    for (const Case &cs : cases) {
+        EXPECT_EQ(daxkv_memcpy_batch(cs.dst, cs.src, cs.len, 2, 0), -EINVAL) << cs.what;
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "overlap")) << cs.what << ": " << daxkv_errmsg();
+        EXPECT_TRUE(a == a0 && b == b0 && c == c0) << cs.what << ": a refused batch copied";
+    }
+    // What is not a conflict: one source read by two ranges, a range that
+    // overlaps itself (memmove), and ranges that touch without sharing a byte.
+    void *d[3] = {c.data(), c.data() + n, a.data() + 1};
+    const void *s[3] = {b.data(), b.data(), a.data()};
+    size_t len[3] = {n, n, n};
+    ASSERT_EQ(daxkv_memcpy_batch(d, s, len, 3, 0), 0) << daxkv_errmsg();
+    EXPECT_EQ(std::memcmp(c.data(), b0.data(), n), 0);
+    EXPECT_EQ(std::memcmp(c.data() + n, b0.data(), n), 0);
+    EXPECT_EQ(std::memcmp(a.data() + 1, a0.data(), n), 0);
+    // Zero lengths conflict with nothing, whatever their pointers.
+    void *dz[3] = {c.data(), c.data(), nullptr};
+    const void *sz[3] = {b.data(), c.data(), nullptr};
+    size_t lz[3] = {16, 0, 0};
+    EXPECT_EQ(daxkv_memcpy_batch(dz, sz, lz, 3, 0), 0) << daxkv_errmsg();
+}
+
+TEST_F(Contracts, MemcpyIntoAndOutOfTheArenaItself) {
+    StorePtr s = open_filled(2);
+    ASSERT_TRUE(s);
+    const std::string k0 = key_of(0);
+    daxkv_lease *l = nullptr;
+    ASSERT_EQ(daxkv_lease_acquire(s.get(), k0.data(), k0.size(), &l), 0);
+    const size_t len = daxkv_lease_size(l);
+    daxkv_reservation *r = nullptr;
+    ASSERT_EQ(daxkv_reserve(s.get(), "copy", 4, len, &r), 0) << daxkv_errmsg();
+    // Arena to arena, and the same arena bytes back onto themselves.
+    void *d[2] = {daxkv_reservation_data(r), const_cast<void *>(daxkv_lease_data(l))};
+    const void *src[2] = {daxkv_lease_data(l), daxkv_lease_data(l)};
+    size_t ln[2] = {len, 0};
+    ASSERT_EQ(daxkv_memcpy_batch(d, src, ln, 2, 0), 0) << daxkv_errmsg();
+    // The lease's bytes as the destination of one range and the source of
+    // another: refused, the entry unchanged.
+    std::vector<uint8_t> other(len, 0x5A);
+    void *d2[2] = {const_cast<void *>(daxkv_lease_data(l)), other.data()};
+    const void *s2[2] = {other.data(), daxkv_lease_data(l)};
+    size_t l2[2] = {len, len};
+    EXPECT_EQ(daxkv_memcpy_batch(d2, s2, l2, 2, 0), -EINVAL);
+    EXPECT_EQ(check_versioned(0, daxkv_lease_data(l), len), "");
+    daxkv_lease_release(l);
+    ASSERT_EQ(daxkv_commit(r), 0) << daxkv_errmsg();
+    std::vector<uint8_t> back(kSlot);
+    size_t got = 0;
+    ASSERT_EQ(daxkv_get(s.get(), "copy", 4, back.data(), back.size(), &got), 0);
+    EXPECT_EQ(check_versioned(0, back.data(), got), "");
+    EXPECT_EQ(check_key(s.get(), 0, 1), "");
+}
+
+// ---------------------------------------------------------------------------
 // Configuration
 
 // A message that may be logged or shown: no raw control byte in it.
