@@ -299,7 +299,11 @@ std::string as_text(const json &v, const std::string &key) {
         return std::to_string(v.get<uint64_t>());
     if (v.is_number_integer())
         return std::to_string(v.get<int64_t>()); // negative: set() rejects it
-    fail(-EINVAL, "%s: expected a string, number or boolean", key.c_str());
+    // Every number a key takes is whole: 2.5 workers is not rounded, and
+    // 4096.0 is refused too rather than taken as what it happens to equal.
+    if (v.is_number_float())
+        fail(-EINVAL, "%s: %s is not an integer", printable(key).c_str(), v.dump().c_str());
+    fail(-EINVAL, "%s: expected a string, number or boolean", printable(key).c_str());
 }
 
 } // namespace

@@ -425,6 +425,60 @@ TEST_F(Contracts, SizesPastSixtyFourBitsAndNumbersThatAreNotSizes) {
     EXPECT_EQ(daxkv_config_set(cfg.get(), "grow_limit", "65537GiB"), -EINVAL);
 }
 
+// JSON members of every daxkv_config_set key with values of the wrong JSON
+// type: each is -EINVAL, with a message that names the member and says what
+// it wanted (a number that is not an integer is not "not a number").
+TEST_F(Contracts, JsonMembersOfTheWrongTypeNameTheMemberAndTheProblem) {
+    const std::string p = dir_.file("json-dev");
+    const std::string head = "{\"slot_bytes\": 4096, \"device_path\": \"" + p +
+                             "\", \"max_dax_size_gb\": 0.01, ";
+    struct Case {
+        std::string member;
+        std::string value;
+        const char *what; // also in the message
+    };
+    const Case cases[] = {
+        {"workers", "2.5", "integer"},
+        {"workers", "1e2", "integer"},
+        {"meta_bytes", "256.0", "integer"},
+        {"stats_interval", "-1", "stats_interval"},
+        {"stats_interval", "18446744073709551616", "stats_interval"},
+        {"grow_limit", "1.5", "integer"},
+        {"cuda_staging_bytes", "[1048576]", "cuda_staging_bytes"},
+        {"cuda_register_chunk", "{\"v\": 4096}", "cuda_register_chunk"},
+        {"hotplug", "null", "hotplug"},
+        {"durability", "true", "durability"},
+        {"slot_bytes", "4096.5", "slot_bytes"},
+        {"num_load_workers", "0.5", "num_load_workers"},
+        {"num_load_workers", "-3", "num_load_workers"},
+        {"hotplug_enabled", "\"yes\"", "hotplug_enabled"},
+        {"type", "\"\"", "type"},
+    };
+    for (const Case &c : cases) {
+        std::string json = head + "\"" + c.member + "\": " + c.value + "}";
+        if (c.member == "slot_bytes") // not twice: that is refused for being twice
+            json = "{\"slot_bytes\": " + c.value + ", \"device_path\": \"" + p +
+                   "\", \"max_dax_size_gb\": 0.01}";
+        daxkv_config *cfg = reinterpret_cast<daxkv_config *>(this);
+        EXPECT_EQ(daxkv_config_from_json(&cfg, json.c_str()), -EINVAL) << json;
+        EXPECT_EQ(cfg, nullptr);
+        daxkv_config_free(cfg == reinterpret_cast<daxkv_config *>(this) ? nullptr : cfg);
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), c.member)) << json << ": " << daxkv_errmsg();
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), c.what)) << json << ": " << daxkv_errmsg();
+    }
+    // An unknown member with a newline in its name and a value no key
+    // takes: the message shows the name escaped.
+    for (const char *value : {"[1]", "0.5", "null"}) {
+        const std::string json = head + "\"bad\\nkey\": " + value + "}";
+        daxkv_config *cfg = nullptr;
+        EXPECT_EQ(daxkv_config_from_json(&cfg, json.c_str()), -EINVAL) << json;
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "bad\\x0akey")) << daxkv_errmsg();
+        EXPECT_EQ(raw_control_byte(daxkv_errmsg()), "");
+        daxkv_config_free(cfg);
+    }
+    EXPECT_TRUE(list_dir(dir_.path()).empty()) << "a refused configuration created a file";
+}
+
 // ---------------------------------------------------------------------------
 // Reservations
 
