@@ -2,6 +2,7 @@
 #include "daxkv.h" // daxkv_log_fn, the caller's callback type: LogFn
 #include "internal/util.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -35,8 +36,37 @@ std::string vformat(const char *fmt, va_list ap) {
     return std::string(big.data(), static_cast<size_t>(n));
 }
 
+// Messages name what the caller gave (device paths, keys of a JSON
+// document), and are printed and logged line by line: a control byte in
+// one (a newline, an escape sequence) would forge a line or drive a
+// terminal. Each is shown as \xNN, as printable() shows bytes; the rest
+// of the text, UTF-8 included, stays as it is.
+void escape_control_bytes(std::string &msg) {
+    auto is_control = [](char ch) {
+        const auto c = static_cast<unsigned char>(ch);
+        return c < 0x20 || c == 0x7f;
+    };
+    if (std::none_of(msg.begin(), msg.end(), is_control))
+        return;
+    static const char hex[] = "0123456789abcdef";
+    std::string out;
+    out.reserve(msg.size() + 16);
+    for (char ch : msg) {
+        if (!is_control(ch)) {
+            out += ch;
+            continue;
+        }
+        const auto c = static_cast<unsigned char>(ch);
+        out += "\\x";
+        out += hex[c >> 4];
+        out += hex[c & 15];
+    }
+    msg.swap(out);
+}
+
 void store_message(std::string msg) noexcept {
     try {
+        escape_control_bytes(msg);
         tls_message = std::move(msg);
     } catch (...) {
         tls_message.clear(); // out of memory while reporting: keep it empty
@@ -242,6 +272,7 @@ void log(int level, const char *fmt, ...) noexcept {
         va_start(ap, fmt);
         std::string s = vformat(fmt, ap);
         va_end(ap);
+        escape_control_bytes(s);
         if (defer_depth > 0) {
             deferred.push_back(Deferred{level, std::move(s)});
             return;

@@ -479,6 +479,48 @@ TEST_F(Contracts, JsonMembersOfTheWrongTypeNameTheMemberAndTheProblem) {
     EXPECT_TRUE(list_dir(dir_.path()).empty()) << "a refused configuration created a file";
 }
 
+// A device path is the caller's bytes: a message that names it (a path
+// given twice, an arena that holds no slot) shows them as the key and
+// value messages do, never a raw newline or escape sequence.
+TEST_F(Contracts, MessagesNamingADevicePathCarryNoRawControlBytes) {
+    const std::string p = dir_.file("evil\nline\x1b[31m");
+    ConfigPtr cfg = config({}, {});
+    ASSERT_EQ(daxkv_config_add_device(cfg.get(), p.c_str(), 1 << 20), 0);
+    EXPECT_EQ(daxkv_config_add_device(cfg.get(), p.c_str(), 1 << 20), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "already")) << daxkv_errmsg();
+    EXPECT_EQ(raw_control_byte(daxkv_errmsg()), "");
+    std::string esc = "evil\\nline\\u001b[31m";
+    const std::string json = "{\"slot_bytes\": 1073741824, \"device_path\": \"" + dir_.path() +
+                             "/" + esc + "\", \"max_dax_size_gb\": 0.5}";
+    daxkv_config *out = nullptr;
+    EXPECT_EQ(daxkv_config_from_json(&out, json.c_str()), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "one slot")) << daxkv_errmsg();
+    EXPECT_EQ(raw_control_byte(daxkv_errmsg()), "");
+    const std::string json2 = "{\"slot_bytes\": 4096, \"devices\": [{\"device_path\": \"" +
+                              dir_.path() + "/" + esc + "\", \"max_dax_size_gb\": 0.01}, " +
+                              "{\"device_path\": \"" + dir_.path() + "/" + esc +
+                              "\", \"max_dax_size_gb\": 0.01}]}";
+    EXPECT_EQ(daxkv_config_from_json(&out, json2.c_str()), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "already")) << daxkv_errmsg();
+    EXPECT_EQ(raw_control_byte(daxkv_errmsg()), "");
+    // Opening it: the file cannot be created under a name that is not
+    // there, and the message says so without the raw bytes.
+    ConfigPtr open_cfg = config({{"create", "0"}}, {{p, 1 << 20}});
+    daxkv_store *st = nullptr;
+    EXPECT_EQ(daxkv_open(&st, open_cfg.get()), -ENOENT);
+    EXPECT_EQ(raw_control_byte(daxkv_errmsg()), "");
+    EXPECT_EQ(st, nullptr);
+    // A failed add logs its cause with the path: escaped there too.
+    StorePtr pool = open_pool(1, 8, {{"create", "0"}});
+    ASSERT_TRUE(pool);
+    LogCapture log;
+    EXPECT_EQ(daxkv_device_add(pool.get(), p.c_str(), dev_bytes_for(8)), -ENOENT);
+    EXPECT_EQ(raw_control_byte(daxkv_errmsg()), "");
+    EXPECT_TRUE(LogCapture::logged("evil\\x0aline\\x1b[31m")) << "the cause was not logged";
+    EXPECT_FALSE(LogCapture::logged("\n")) << "a raw newline was logged";
+    EXPECT_FALSE(LogCapture::logged("\x1b")) << "a raw escape was logged";
+}
+
 // ---------------------------------------------------------------------------
 // Reservations
 
