@@ -827,9 +827,10 @@ DAXKV_API void daxkv_cursor_close(daxkv_cursor *c);
  * streaming (non-temporal) stores, fenced before the call returns: the
  * copied bytes are not left in the CPU caches. flags must be 0. Ranges may
  * read the same bytes, but a batch in which a range writes a byte that
- * another range writes or reads is -EINVAL, as is a range that wraps the
- * address space (nothing copied); -ENOMEM; -EAGAIN when the copy threads
- * cannot be started (nothing copied).
+ * another range writes or reads is -EINVAL, as are a range that wraps the
+ * address space and an n no array of pointers could have (nothing copied);
+ * -ENOMEM; -EAGAIN when the copy threads cannot be started (nothing
+ * copied).
  */
 DAXKV_API int daxkv_memcpy_batch(void *const *dst, const void *const *src, const size_t *len,
                                  size_t n, unsigned flags);

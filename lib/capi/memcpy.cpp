@@ -1,5 +1,6 @@
 // daxkv_memcpy_batch: LMCache's batched_memcpy on the copy engine.
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "capi/handles.hpp"
@@ -68,6 +69,9 @@ DAXKV_API int daxkv_memcpy_batch(void *const *dst, const void *const *src, const
         if (!dst || !src || !len)
             return set_error(-EINVAL, "memcpy_batch: %s is NULL",
                              !dst ? "dst" : !src ? "src" : "len");
+        if (n > SIZE_MAX / sizeof(void *))
+            return set_error(-EINVAL, "memcpy_batch: n %zu is larger than an array of "
+                                      "pointers can be", n);
         std::vector<engine::CopyOp> ops;
         ops.reserve(n);
         std::vector<Span> writes, reads;

@@ -11,6 +11,7 @@
 #include <ctime>
 #include <fcntl.h>
 #include <mutex>
+#include <stdexcept>
 #include <strings.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -244,6 +245,12 @@ int error_from_exception() noexcept {
         return e.code();
     } catch (const std::bad_alloc &) {
         store_message("out of memory");
+        return -ENOMEM;
+    } catch (const std::length_error &e) {
+        // A container asked for more than it can ever hold (a count the
+        // caller gave, grown past what memory could be): out of memory as
+        // surely as when the allocation is refused, not a library fault.
+        store_message(std::string("out of memory (") + e.what() + ")");
         return -ENOMEM;
     } catch (const std::system_error &e) {
         store_message(e.what());

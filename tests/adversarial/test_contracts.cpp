@@ -47,6 +47,18 @@ using namespace adv;
 
 namespace {
 
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kAddressSanitizer = true;
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+#else
+constexpr bool kAddressSanitizer = false;
+#endif
+
 class Contracts : public PoolFixture {
 protected:
     Contracts() : PoolFixture("contracts") {}
@@ -381,6 +393,31 @@ TEST_F(Contracts, MemcpyIntoAndOutOfTheArenaItself) {
     ASSERT_EQ(daxkv_get(s.get(), "copy", 4, back.data(), back.size(), &got), 0);
     EXPECT_EQ(check_versioned(0, back.data(), got), "");
     EXPECT_EQ(check_key(s.get(), 0, 1), "");
+}
+
+// A count no array could have (its pointers would outrun the address
+// space) is a bad argument, and one the library cannot hold its work for is
+// out of memory: never an "internal error" -EIO, and nothing read past the
+// arrays' first entries or copied.
+TEST_F(Contracts, MemcpyCountsNoArrayCouldHave) {
+    char a[8] = {1, 2, 3, 4, 5, 6, 7, 8}, b[8] = {};
+    void *d[1] = {b};
+    const void *s[1] = {a};
+    size_t len[1] = {0};
+    for (size_t n : {SIZE_MAX, SIZE_MAX / sizeof(void *) + 1}) {
+        EXPECT_EQ(daxkv_memcpy_batch(d, s, len, n, 0), -EINVAL) << n;
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "n ")) << daxkv_errmsg();
+    }
+    std::vector<size_t> too_many = {SIZE_MAX / sizeof(void *), size_t(1) << 58};
+    // One the allocator is asked for and refuses: AddressSanitizer ends the
+    // process there instead of letting the allocation fail.
+    if (!kAddressSanitizer)
+        too_many.push_back(size_t(1) << 50);
+    for (size_t n : too_many) {
+        EXPECT_EQ(daxkv_memcpy_batch(d, s, len, n, 0), -ENOMEM) << n << ": " << daxkv_errmsg();
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "out of memory")) << daxkv_errmsg();
+    }
+    EXPECT_EQ(b[0], 0);
 }
 
 // ---------------------------------------------------------------------------
