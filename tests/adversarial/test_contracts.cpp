@@ -642,6 +642,119 @@ TEST_F(Contracts, ReservationsEndedByAForcedRemoveShutdownOrCloseCommitNothing) 
 // ---------------------------------------------------------------------------
 // Status and statistics
 
+// The peek calls read what a store publishes, with the two-call sizing of
+// the store's own text calls; tried with NULL and one-byte buffers, a
+// buffer one byte short, NULL needed, struct sizes 8, 13 and above the
+// struct, a path with a newline, and the path of no store.
+TEST_F(Contracts, PeekCallsAtEveryBufferSize) {
+    StorePtr s = open_filled(3);
+    ASSERT_TRUE(s);
+    const char *path = paths_[0].c_str();
+    using PeekText = int (*)(const char *, char *, size_t, size_t *);
+    for (PeekText call : {daxkv_status_peek, daxkv_stats_prometheus_peek}) {
+        size_t need = 0;
+        ASSERT_EQ(call(path, nullptr, 0, &need), -ENOBUFS) << daxkv_errmsg();
+        ASSERT_GT(need, 1u);
+        EXPECT_EQ(call(path, nullptr, 0, nullptr), -ENOBUFS);
+        EXPECT_EQ(call(path, nullptr, 5, &need), -EINVAL);
+        char one = '#';
+        EXPECT_EQ(call(path, &one, 1, nullptr), -ENOBUFS);
+        EXPECT_EQ(one, '#');
+        // The page may be published again between the calls: a size that
+        // was enough may have grown, never by much.
+        std::string buf(need + 4096, '#');
+        size_t got = 0;
+        ASSERT_EQ(call(path, &buf[0], buf.size(), &got), 0) << daxkv_errmsg();
+        EXPECT_EQ(std::strlen(buf.c_str()) + 1, got);
+        if (call == daxkv_status_peek) {
+            EXPECT_TRUE(json::accept(buf.c_str()));
+        }
+        std::string short_buf(got - 1, '#');
+        const int rc = call(path, &short_buf[0], short_buf.size(), &need);
+        if (rc == -ENOBUFS) {
+            EXPECT_EQ(short_buf, std::string(got - 1, '#')) << "written on -ENOBUFS";
+        }
+        EXPECT_EQ(call("/nonexistent/contracts", &buf[0], buf.size(), &got), -ENOENT);
+        EXPECT_EQ(call("", &buf[0], buf.size(), &got), -EINVAL);
+        EXPECT_EQ(call(nullptr, &buf[0], buf.size(), &got), -EINVAL);
+        const std::string odd = dir_.file("no\nstore");
+        EXPECT_EQ(call(odd.c_str(), &buf[0], buf.size(), &got), -ENOENT);
+        EXPECT_EQ(raw_control_byte(daxkv_errmsg()), "");
+    }
+    struct Padded {
+        struct daxkv_stats st;
+        uint8_t tail[64];
+    } p;
+    for (uint32_t size : {8u, 13u, static_cast<uint32_t>(sizeof p.st),
+                          static_cast<uint32_t>(sizeof p)}) {
+        std::memset(&p, 0xCD, sizeof p);
+        p.st.struct_size = size;
+        ASSERT_EQ(daxkv_stats_peek(path, &p.st), 0) << size << ": " << daxkv_errmsg();
+        EXPECT_EQ(p.st.struct_size, size);
+        const auto *bytes = reinterpret_cast<const uint8_t *>(&p);
+        for (size_t i = std::min<size_t>(size, sizeof p.st); i < sizeof p; ++i)
+            ASSERT_EQ(bytes[i], 0xCD) << "struct_size " << size << ": byte " << i << " written";
+    }
+    EXPECT_EQ(p.st.devices, 2u);
+    p.st.struct_size = 4;
+    EXPECT_EQ(daxkv_stats_peek(path, &p.st), -EINVAL);
+    EXPECT_EQ(daxkv_stats_peek(path, nullptr), -EINVAL);
+    EXPECT_EQ(daxkv_stats_peek(nullptr, &p.st), -EINVAL);
+    // Gone with the store.
+    p.st.struct_size = sizeof p.st;
+    s.reset();
+    EXPECT_EQ(daxkv_stats_peek(path, &p.st), -ENOENT);
+}
+
+// A value that fails its checksum (verify=read) fails its own item with
+// -EIO, its outputs cleared and its entry dropped; the batch leases the
+// others, and with DAXKV_PREFIX stops there.
+TEST_F(Contracts, LeaseBatchItemThatFailsItsChecksum) {
+    StorePtr s = open_filled(4, {{"verify", "read"}});
+    ASSERT_TRUE(s);
+    const std::vector<uint32_t> on0 = keys_on(s.get(), 4, 0);
+    ASSERT_FALSE(on0.empty());
+    const uint32_t bad = on0[0];
+    {
+        // Flip a byte of the value in the file, behind the store's back.
+        const std::string k = key_of(bad);
+        daxkv_lease *l = nullptr;
+        ASSERT_EQ(daxkv_lease_acquire(s.get(), k.data(), k.size(), &l), 0);
+        daxkv_slot_info si;
+        si.struct_size = sizeof si;
+        ASSERT_EQ(daxkv_lease_slot(l, &si), 0);
+        daxkv_device_layout lay;
+        lay.struct_size = sizeof lay;
+        ASSERT_EQ(daxkv_device_describe(s.get(), paths_[0].c_str(), &lay), 0) << daxkv_errmsg();
+        daxkv_lease_release(l);
+        FileMap fm(paths_[0]);
+        ASSERT_TRUE(fm.ok());
+        fm.base()[lay.data_offset + si.offset + 100] ^= 0xFF;
+    }
+    std::vector<std::string> keys;
+    for (uint32_t i = 0; i < 4; ++i)
+        keys.push_back(key_of(i));
+    std::vector<daxkv_lease_item> items;
+    for (auto &k : keys)
+        items.push_back(garbage_item(k.data(), k.size()));
+    std::swap(items[0], items[bad]); // the bad one first
+    std::swap(keys[0], keys[bad]);
+    EXPECT_EQ(daxkv_lease_batch(s.get(), items.data(), items.size(), DAXKV_PREFIX), 0);
+    EXPECT_EQ(items[0].status, -EIO);
+    for (size_t i = 0; i < items.size(); ++i) {
+        if (i > 0) {
+            EXPECT_EQ(items[i].status, -ENOENT) << i;
+        }
+        EXPECT_EQ(cleared(items[i], i), "");
+    }
+    // Dropped: a miss now, and the others lease.
+    EXPECT_EQ(daxkv_lease_batch(s.get(), items.data(), items.size(), 0), 3);
+    EXPECT_EQ(items[0].status, -ENOENT);
+    EXPECT_EQ(get_stats(s.get()).verify_failures, 1u);
+    release_items(items);
+    EXPECT_EQ(get_stats(s.get()).leases_active, 0u);
+}
+
 TEST_F(Contracts, TextOutputsOfEverySizeWhileThePoolChanges) {
     StorePtr s = open_filled(4);
     ASSERT_TRUE(s);
