@@ -254,6 +254,23 @@ def test_memcpy_batch():
         daxkv.memcpy_batch([dst], [b"abcd"], [-1])
 
 
+def test_memcpy_batch_refuses_ranges_that_write_what_another_touches():
+    # The ranges run on different threads in no set order: one destination
+    # given twice, or a destination that another range reads, is refused
+    # whole and nothing is copied. One source read twice is fine.
+    buf = bytearray(b"\0" * 64)
+    with pytest.raises(daxkv.InvalidArgument, match="overlap"):
+        daxkv.memcpy_batch([buf, buf], [b"a" * 64, b"b" * 64])
+    src = bytearray(b"s" * 64)
+    view = memoryview(src)
+    with pytest.raises(daxkv.InvalidArgument, match="overlap"):
+        daxkv.memcpy_batch([buf, view[8:16]], [src, b"x" * 8])
+    assert buf == bytearray(64) and src == bytearray(b"s" * 64)
+    a, b = bytearray(64), bytearray(64)
+    daxkv.memcpy_batch([a, b], [src, src])
+    assert a == src and b == src
+
+
 def test_log_callback_can_be_set_and_cleared():
     seen = []
     daxkv.set_log_callback(lambda lvl, msg: seen.append((lvl, msg)), daxkv.LOG_DEBUG)
