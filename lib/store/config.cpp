@@ -293,8 +293,11 @@ void no_nul_anywhere(const json &v, const std::string &where) {
 std::string as_text(const json &v, const std::string &key) {
     if (v.is_string())
         return v.get<std::string>();
+    // As the words daxkv_config_set takes for a boolean, which no key that
+    // takes a number or another word accepts: true is not 1 byte of
+    // metadata, nor false a stats_interval of 0.
     if (v.is_boolean())
-        return v.get<bool>() ? "1" : "0";
+        return v.get<bool>() ? "true" : "false";
     if (v.is_number_unsigned())
         return std::to_string(v.get<uint64_t>());
     if (v.is_number_integer())

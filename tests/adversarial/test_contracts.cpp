@@ -516,6 +516,36 @@ TEST_F(Contracts, JsonMembersOfTheWrongTypeNameTheMemberAndTheProblem) {
     EXPECT_TRUE(list_dir(dir_.path()).empty()) << "a refused configuration created a file";
 }
 
+// A JSON boolean is a boolean: for hotplug and create it is the switch,
+// for a key that takes a number or a word it is refused (eviction that is
+// not a string is LMCache's option, accepted and ignored) (true was taken
+// as 1: "meta_bytes": true asked for one byte of metadata, and
+// "stats_interval": false turned the publication off).
+TEST_F(Contracts, JsonBooleansGoOnlyWhereABooleanGoes) {
+    const std::string p = dir_.file("json-dev");
+    const std::string head = "{\"slot_bytes\": 4096, \"device_path\": \"" + p +
+                             "\", \"max_dax_size_gb\": 0.01, ";
+    for (const char *key : {"meta_bytes", "stats_interval", "workers", "grow_limit",
+                            "cuda_register_chunk", "cuda_staging_bytes", "durability", "verify", "on_mismatch", "nt_stores", "placement",
+                            "numa", "sigbus", "capacity"}) {
+        for (const char *value : {"true", "false"}) {
+            const std::string json = head + "\"" + key + "\": " + value + "}";
+            daxkv_config *cfg = nullptr;
+            EXPECT_EQ(daxkv_config_from_json(&cfg, json.c_str()), -EINVAL) << json;
+            EXPECT_TRUE(contains_text(daxkv_errmsg(), key)) << json << ": " << daxkv_errmsg();
+            daxkv_config_free(cfg);
+        }
+    }
+    for (const char *key : {"hotplug", "create", "hotplug_enabled"}) {
+        for (const char *value : {"true", "false"}) {
+            const std::string json = head + "\"" + key + "\": " + value + "}";
+            daxkv_config *cfg = nullptr;
+            EXPECT_EQ(daxkv_config_from_json(&cfg, json.c_str()), 0) << json << daxkv_errmsg();
+            daxkv_config_free(cfg);
+        }
+    }
+}
+
 // A device path is the caller's bytes: a message that names it (a path
 // given twice, an arena that holds no slot) shows them as the key and
 // value messages do, never a raw newline or escape sequence.
