@@ -36,8 +36,10 @@ from .errors import BatchError, BufferTooSmall, InvalidArgument, NotFound, Shutd
 
 
 def _option_value(name: str, value: Any) -> str:
+    # The words daxkv_config_set takes for a boolean, which only its boolean
+    # keys accept: meta_bytes=True is not one byte of metadata.
     if isinstance(value, bool):
-        return "1" if value else "0"
+        return "true" if value else "false"
     if isinstance(value, (int, str)):
         return str(value)
     raise TypeError(f"option {name}: expected str, int or bool, got {type(value).__name__}")

@@ -271,6 +271,18 @@ def test_memcpy_batch_refuses_ranges_that_write_what_another_touches():
     assert a == src and b == src
 
 
+def test_a_boolean_option_goes_only_where_a_boolean_goes(tmp_path):
+    # True was passed as "1": meta_bytes=True opened a store with one byte
+    # of metadata per entry, stats_interval=False one that never published.
+    for name in ("meta_bytes", "stats_interval", "workers", "grow_limit", "verify"):
+        with pytest.raises(daxkv.InvalidArgument, match=name):
+            open_store(tmp_path, **{name: True})
+    s = open_store(tmp_path, hotplug=True, create=True)
+    s.put(b"k", b"v")
+    assert s.get(b"k") == b"v"
+    s.close()
+
+
 def test_log_callback_can_be_set_and_cleared():
     seen = []
     daxkv.set_log_callback(lambda lvl, msg: seen.append((lvl, msg)), daxkv.LOG_DEBUG)
