@@ -15,16 +15,18 @@
 //    partly and in another order than taken.
 //  - daxkv_memcpy_batch: ranges of one batch that write the same bytes, or
 //    write what another range reads (refused), a range that overlaps
-//    itself (memmove), ranges of length 0 with NULL pointers, NULL arrays
-//    with n 0, a range ending at the last byte of the address space, and
-//    the arena's own bytes (a lease's and a reservation's) as source and
-//    destination.
+//    itself (memmove), ranges of length 0 with NULL pointers, counts of
+//    SIZE_MAX, SIZE_MAX / 8 + 1, SIZE_MAX / 8, 2^58 and 2^50 with arrays
+//    of one range, and the arena's own bytes (a lease's and a
+//    reservation's) as source and destination.
 //  - configuration: sizes with suffixes at and past 2^64 ("16EiB",
 //    "17179869184GiB", "1e30", "-1MiB", "0x10", "1.5MiB", "NaN"), every key
 //    with an empty string, numbers where words go, JSON members with the
 //    wrong type (floats, negatives, 2^64, objects, lists, null) for every
-//    key of daxkv_config_set, and device paths holding a newline and an
-//    escape sequence, given twice.
+//    key of daxkv_config_set, true and false for every key that is not a
+//    boolean, a member name with a newline, and device paths holding a
+//    newline and an escape sequence, given twice, too large for one slot,
+//    missing at open and at daxkv_device_add (the message and the log).
 //  - reservations: commit after a forced remove of the key, after shutdown
 //    and after close, from another thread than the one that reserved,
 //    metadata one byte above meta_bytes (set_meta and reserve_meta), a
@@ -32,10 +34,14 @@
 //    after shutdown.
 //  - status and statistics: daxkv_status_json, daxkv_stats_prometheus and
 //    daxkv_pool_status_json with cap 0, 1 and needed - 1 (the buffer left
-//    as it was), NULL needed, a size query followed by the call with
-//    exactly that size; daxkv_stats with struct_size 8, UINT32_MAX and
-//    a size that ends inside a member; all of them while another thread
-//    adds and removes devices.
+//    as it was), NULL needed, a size query followed by a call with room;
+//    daxkv_stats with struct_size 8, 13 (ending inside a member), its own
+//    size and one above it (the bytes past the struct untouched); all of
+//    them while another thread
+//    adds and removes devices; the peek calls likewise, with NULL, empty
+//    and missing paths, and after the store closed.
+//  - a lease batch item whose value fails its checksum (verify=read), first
+//    in a DAXKV_PREFIX batch.
 #include <algorithm>
 #include <atomic>
 #include <climits>
