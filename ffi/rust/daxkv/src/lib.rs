@@ -85,6 +85,18 @@ pub enum ErrorKind {
     Foreign,
     Exists,
     TimedOut,
+    /// EAGAIN: a thread the call needed could not be started, or a store's
+    /// statistics page was being rewritten throughout; a later try may work.
+    TryAgain,
+    /// EPROTO: a statistics page of another format.
+    Protocol,
+    /// EISDIR: a path that must name a device or file names a directory.
+    IsADirectory,
+    /// EMFILE, ENFILE: no file descriptor was left (the event fd).
+    TooManyOpenFiles,
+    /// EOVERFLOW: a count (an entry's pins) would overflow.
+    Overflow,
+    /// A code the library does not document; [`Error::code`] keeps it.
     Other,
 }
 
@@ -151,6 +163,11 @@ impl Error {
             ENOTSUP => ErrorKind::NotSupported,
             EEXIST => ErrorKind::Exists,
             ETIMEDOUT => ErrorKind::TimedOut,
+            EAGAIN => ErrorKind::TryAgain,
+            EPROTO => ErrorKind::Protocol,
+            EISDIR => ErrorKind::IsADirectory,
+            EMFILE | ENFILE => ErrorKind::TooManyOpenFiles,
+            EOVERFLOW => ErrorKind::Overflow,
             _ if self.code == sys::DAXKV_E_CORRUPT => ErrorKind::Corrupt,
             _ if self.code == sys::DAXKV_E_FOREIGN => ErrorKind::Foreign,
             _ => ErrorKind::Other,
@@ -174,13 +191,19 @@ mod libc_errno {
     pub const ENOENT: i32 = 2;
     pub const EIO: i32 = 5;
     pub const E2BIG: i32 = 7;
+    pub const EAGAIN: i32 = 11;
     pub const ENOMEM: i32 = 12;
     pub const EACCES: i32 = 13;
     pub const EBUSY: i32 = 16;
     pub const EEXIST: i32 = 17;
     pub const ENODEV: i32 = 19;
+    pub const EISDIR: i32 = 21;
     pub const EINVAL: i32 = 22;
+    pub const ENFILE: i32 = 23;
+    pub const EMFILE: i32 = 24;
     pub const ENOSPC: i32 = 28;
+    pub const EPROTO: i32 = 71;
+    pub const EOVERFLOW: i32 = 75;
     pub const ENOTSUP: i32 = 95;
     pub const ENOBUFS: i32 = 105;
     pub const ESHUTDOWN: i32 = 108;
@@ -716,4 +739,60 @@ pub fn memcpy_batch(dst: &mut [&mut [u8]], src: &[&[u8]]) -> Result<()> {
     let s: Vec<*const c_void> = src.iter().map(|s| s.as_ptr().cast()).collect();
     let l: Vec<usize> = src.iter().map(|s| s.len()).collect();
     check(unsafe { sys::daxkv_memcpy_batch(d.as_ptr(), s.as_ptr(), l.as_ptr(), d.len(), 0) }).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{sys, Error, ErrorKind};
+    use std::collections::BTreeSet;
+
+    /// Linux values of the errno names the C ABI's documentation uses.
+    const ERRNO: &[(&str, i32)] = &[
+        ("EPERM", 1), ("ENOENT", 2), ("EIO", 5), ("E2BIG", 7), ("EAGAIN", 11), ("ENOMEM", 12),
+        ("EACCES", 13), ("EBUSY", 16), ("EEXIST", 17), ("ENODEV", 19), ("EISDIR", 21), ("EINVAL", 22),
+        ("ENFILE", 23), ("EMFILE", 24), ("ENOSPC", 28), ("EPROTO", 71), ("EOVERFLOW", 75),
+        ("ENOTSUP", 95), ("ENOBUFS", 105), ("ESHUTDOWN", 108), ("ETIMEDOUT", 110), ("ECANCELED", 125),
+    ];
+
+    /// Every "-ENAME" the header and the man pages name.
+    fn documented_errno_names() -> BTreeSet<String> {
+        let top = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
+        let mut texts = vec![std::fs::read_to_string(top.join("include/daxkv.h")).unwrap()];
+        for e in std::fs::read_dir(top.join("docs/man")).unwrap() {
+            texts.push(std::fs::read_to_string(e.unwrap().path()).unwrap());
+        }
+        let mut names = BTreeSet::new();
+        for t in &texts {
+            // The header writes "-ENOENT", the man pages "\-ENOENT".
+            for (i, _) in t.match_indices("-E") {
+                let name: String = t[i + 1..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit()).collect();
+                if name.len() > 2 {
+                    names.insert(name);
+                }
+            }
+        }
+        names
+    }
+
+    /// Bad input: every error code the C ABI documents and the library's
+    /// own codes. Each must give a kind of its own, never Other.
+    #[test]
+    fn every_documented_code_has_a_kind_of_its_own() {
+        let names = documented_errno_names();
+        assert!(names.contains("ENOENT") && names.contains("EPROTO"), "the documentation was not read: {names:?}");
+        for name in &names {
+            let code = ERRNO
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("{name} is documented but not in this test's table"))
+                .1;
+            let e = Error::item(-code);
+            assert_ne!(e.kind(), ErrorKind::Other, "-{name} ({}) is documented but maps to Other", -code);
+            assert_eq!(e.code(), -code);
+            assert_eq!(e.errno(), Some(code));
+        }
+        assert_eq!(Error::item(sys::DAXKV_E_CORRUPT).kind(), ErrorKind::Corrupt);
+        assert_eq!(Error::item(sys::DAXKV_E_FOREIGN).kind(), ErrorKind::Foreign);
+    }
+
 }

@@ -11,8 +11,9 @@
 //! [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument) for an
 //! empty path or `"mem:"` (which no other process can name);
 //! [`ErrorKind::PermissionDenied`](crate::ErrorKind::PermissionDenied);
-//! `EPROTO` (a page of another format) and `EAGAIN` (the store was
-//! publishing throughout the attempts) as [`ErrorKind::Other`](crate::ErrorKind::Other).
+//! [`ErrorKind::Protocol`](crate::ErrorKind::Protocol) (`EPROTO`: a page of
+//! another format) and [`ErrorKind::TryAgain`](crate::ErrorKind::TryAgain)
+//! (`EAGAIN`: the store was publishing throughout the attempts).
 
 use crate::{check, path_cstring, read_text, sys, Result, Stats};
 use std::path::Path;
