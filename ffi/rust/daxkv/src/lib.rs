@@ -147,7 +147,9 @@ impl Error {
 
     pub fn kind(&self) -> ErrorKind {
         use libc_errno::*;
-        match -self.code {
+        // Negating i32::MIN overflows (a panic in debug builds): wrapped, it
+        // stays negative and matches no errno.
+        match self.code.wrapping_neg() {
             ENOENT => ErrorKind::NotFound,
             ENOSPC => ErrorKind::NoSpace,
             E2BIG => ErrorKind::TooBig,
@@ -795,4 +797,15 @@ mod tests {
         assert_eq!(Error::item(sys::DAXKV_E_FOREIGN).kind(), ErrorKind::Foreign);
     }
 
+    /// Bad input: codes the C ABI does not document: -9999, -4095, the
+    /// smallest i32 (whose negation overflows) and a positive one. Each is
+    /// Other, with its code kept.
+    #[test]
+    fn an_undocumented_code_is_other_and_kept() {
+        for code in [-9999, -4095, i32::MIN, 7] {
+            let e = Error::item(code);
+            assert_eq!(e.kind(), ErrorKind::Other, "code {code}");
+            assert_eq!(e.code(), code, "an unknown code must be kept");
+        }
+    }
 }
