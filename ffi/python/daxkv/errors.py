@@ -124,6 +124,31 @@ class NotSupported(DaxKVError):
     host memory."""
 
 
+class TimedOut(DaxKVError, TimeoutError):
+    """-ETIMEDOUT: the time given to wait ran out."""
+
+
+class TryAgain(DaxKVError):
+    """-EAGAIN: a thread the call needed could not be started, or a store's
+    statistics page was being rewritten throughout; a later try may work."""
+
+
+class Protocol(DaxKVError):
+    """-EPROTO: a statistics page of another format."""
+
+
+class IsADirectory(DaxKVError, IsADirectoryError):
+    """-EISDIR: a path that must name a device or file names a directory."""
+
+
+class TooManyOpenFiles(DaxKVError):
+    """-EMFILE / -ENFILE: no file descriptor was left (the event fd)."""
+
+
+class Overflow(DaxKVError, OverflowError):
+    """-EOVERFLOW: a count (an entry's pins) would overflow."""
+
+
 class BatchError(DaxKVError):
     """One or more items of a batch failed with an unexpected status.
 
@@ -169,6 +194,13 @@ _BY_CODE: Dict[int, Type[DaxKVError]] = {
     -_errno.ENOMEM: OutOfMemory,
     -_errno.EIO: MediaError,
     -_errno.ENOTSUP: NotSupported,
+    -_errno.ETIMEDOUT: TimedOut,
+    -_errno.EAGAIN: TryAgain,
+    -_errno.EPROTO: Protocol,
+    -_errno.EISDIR: IsADirectory,
+    -_errno.EMFILE: TooManyOpenFiles,
+    -_errno.ENFILE: TooManyOpenFiles,
+    -_errno.EOVERFLOW: Overflow,
     _lib.E_CORRUPT: Corrupt,
     _lib.E_FOREIGN: Foreign,
 }

@@ -205,6 +205,37 @@ def test_error_class_mapping():
     assert e.errno is None and "DAXKV_E_FOREIGN" in str(e)
 
 
+def _documented_errno_names():
+    """Every "-ENAME" the C header and the man pages name."""
+    import pathlib
+    import re
+
+    top = pathlib.Path(__file__).resolve().parents[3]
+    texts = [(top / "include" / "daxkv.h").read_text()]
+    texts += [p.read_text() for p in sorted((top / "docs" / "man").iterdir())]
+    return {m for t in texts for m in re.findall(r"-(E[A-Z][A-Z0-9]+)\b", t)}
+
+
+def test_every_documented_code_has_a_class_of_its_own():
+    # Bad input: every error code the C ABI documents, and codes it does
+    # not (-9999, -4095). A documented code must raise a class of its own,
+    # which keeps the code, pickles, and prints the code's name.
+    names = _documented_errno_names()
+    assert {"ENOENT", "EPROTO", "EAGAIN", "ETIMEDOUT"} <= names, names
+    for name in sorted(names):
+        code = -getattr(errno, name)
+        cls = daxkv.error_class(code)
+        assert cls is not daxkv.DaxKVError, f"-{name} is documented but has no class of its own"
+        e = cls(code, "detail", "daxkv_op")
+        assert e.code == code and e.errno == -code and e.message == "detail"
+        assert name in str(e)
+        again = pickle.loads(pickle.dumps(e))
+        assert type(again) is cls and again.code == code
+    for code in (-9999, -4095):
+        assert daxkv.error_class(code) is daxkv.DaxKVError
+        assert daxkv.DaxKVError(code).code == code
+
+
 def test_foreign_device_is_refused(tmp_path):
     p = tmp_path / "foreign"
     p.write_bytes(b"this is not a daxkv arena" * 1000000)
