@@ -383,6 +383,16 @@ impl State {
 /// A submitted batch: its claim on the [`Completion`]. Borrows the store,
 /// which therefore outlives it. Dropping it unclaimed is fine: the binding
 /// keeps the batch's buffers until the library is done with them.
+///
+/// ```compile_fail
+/// # use daxkv::{Batch, Config, Store};
+/// # let mut cfg = Config::new().unwrap();
+/// # cfg.set("slot_bytes", "1MiB").unwrap().add_device("mem:", 16 << 20).unwrap();
+/// let store = Store::open(&cfg).unwrap();
+/// let ticket = store.submit(Batch::contains(["k"], false, false)).unwrap();
+/// drop(store); // error: `store` is still borrowed by `ticket`
+/// ticket.wait().unwrap();
+/// ```
 #[must_use = "a dropped ticket discards the batch's results"]
 pub struct Ticket<'s> {
     store: &'s Store,
@@ -418,6 +428,16 @@ impl Store {
     /// The library's event fd: readable while completions wait to be
     /// collected. Owned by the store (do not close it); register it with a
     /// reactor and call [`Store::collect_completions`] when it is readable.
+    ///
+    /// ```compile_fail
+    /// # use daxkv::{Config, Store};
+    /// # let mut cfg = Config::new().unwrap();
+    /// # cfg.set("slot_bytes", "1MiB").unwrap().add_device("mem:", 16 << 20).unwrap();
+    /// let store = Store::open(&cfg).unwrap();
+    /// let fd = store.event_fd().unwrap();
+    /// drop(store); // error: the fd is closed with the store
+    /// println!("{fd:?}");
+    /// ```
     pub fn event_fd(&self) -> Result<BorrowedFd<'_>> {
         let mut inner = self.aio.lock();
         let fd = State::event_fd(&mut inner, self.h())?;

@@ -622,6 +622,21 @@ impl Drop for Store {
 /// drop(store); // error: `store` is still borrowed by `lease`
 /// assert_eq!(&lease[..], b"v");
 /// ```
+///
+/// Nor can the bytes outlive the lease that holds them:
+///
+/// ```compile_fail
+/// # use daxkv::{Config, Store};
+/// # let mut cfg = Config::new().unwrap();
+/// # cfg.set("slot_bytes", "1MiB").unwrap().add_device("mem:", 16 << 20).unwrap();
+/// # let store = Store::open(&cfg).unwrap();
+/// # store.put(b"k", b"v", false).unwrap();
+/// let bytes: &[u8] = {
+///     let lease = store.lease(b"k").unwrap();
+///     &lease[..] // error: `lease` is dropped (released) here
+/// };
+/// assert_eq!(bytes, b"v");
+/// ```
 pub struct Lease<'s> {
     l: NonNull<sys::daxkv_lease>,
     _store: std::marker::PhantomData<&'s Store>,
@@ -672,6 +687,33 @@ impl Drop for Lease<'_> {
 
 /// A slot reserved for a key, filled through `data_mut()` and made visible
 /// by `commit()`. Aborted on drop unless committed.
+///
+/// The slice `data_mut()` gives cannot be written after the reservation is
+/// committed (or aborted), when the slot may already be another entry's:
+///
+/// ```compile_fail
+/// # use daxkv::{Config, Store};
+/// # let mut cfg = Config::new().unwrap();
+/// # cfg.set("slot_bytes", "1MiB").unwrap().add_device("mem:", 16 << 20).unwrap();
+/// # let store = Store::open(&cfg).unwrap();
+/// let mut r = store.reserve(b"k", 4).unwrap().unwrap();
+/// let buf = r.data_mut();
+/// r.commit().unwrap(); // error: `r` is still borrowed by `buf`
+/// buf[0] = 1;
+/// ```
+///
+/// It is used by one thread at a time (the C ABI's rule), so it is not
+/// `Sync`:
+///
+/// ```compile_fail
+/// # use daxkv::{Config, Store};
+/// # let mut cfg = Config::new().unwrap();
+/// # cfg.set("slot_bytes", "1MiB").unwrap().add_device("mem:", 16 << 20).unwrap();
+/// # let store = Store::open(&cfg).unwrap();
+/// fn shared<T: Sync>(_: &T) {}
+/// let r = store.reserve(b"k", 4).unwrap().unwrap();
+/// shared(&r); // error: `Reservation` is not `Sync`
+/// ```
 pub struct Reservation<'s> {
     r: NonNull<sys::daxkv_reservation>,
     _store: std::marker::PhantomData<&'s Store>,
