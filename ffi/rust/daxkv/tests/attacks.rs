@@ -88,3 +88,31 @@ fn sizes_past_the_c_int_range_are_refused_not_truncated() {
     assert!(s.put(&long, b"v", false).is_err());
     assert_eq!(s.stats().unwrap().entries, 0);
 }
+
+/// Bad input: a forced remove of a leased key, then puts that fill every
+/// slot the store has (the removed entry's slot included, were it freed),
+/// while other threads read the lease. The leased bytes must stay the
+/// entry's until the lease is dropped.
+#[test]
+fn a_leased_entry_keeps_its_bytes_through_a_forced_remove_and_refill() {
+    let s = open_mem(&[("eviction", "lru")]);
+    let old = vec![0xa5u8; 4096];
+    assert!(s.put(b"k", &old, false).unwrap());
+    let lease = s.lease(b"k").unwrap();
+    assert!(s.remove(b"k", true).unwrap());
+    std::thread::scope(|t| {
+        for _ in 0..2 {
+            t.spawn(|| {
+                for _ in 0..200 {
+                    assert!(lease.iter().all(|&b| b == 0xa5), "the leased bytes changed");
+                }
+            });
+        }
+        for i in 0..64u32 {
+            let _ = s.put(format!("fill{i}").as_bytes(), &vec![0x5a; 4096], true);
+        }
+    });
+    assert_eq!(&lease[..], &old[..]);
+    drop(lease);
+    assert_eq!(s.get(b"k").unwrap(), None);
+}
