@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::os::raw::{c_int, c_uint, c_void};
 use std::os::unix::io::{BorrowedFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -263,7 +264,7 @@ impl State {
                     } else {
                         e.done = Some(c.result);
                         if let Some(w) = e.waker.take() {
-                            w.wake();
+                            wake(w);
                         }
                     }
                 }
@@ -343,7 +344,7 @@ impl State {
                 // futures (their next poll reports it) instead of spinning.
                 for e in inner.pending.values_mut() {
                     if let Some(w) = e.waker.take() {
-                        w.wake();
+                        wake(w);
                     }
                 }
             }
@@ -376,6 +377,21 @@ impl State {
         };
         if let Some(t) = t {
             let _ = t.join();
+        }
+    }
+}
+
+/// Wake a future. A waker is the executor's (or the caller's) code, and it
+/// runs here with the state's lock held, on the completion thread or on a
+/// thread collecting for another ticket: a panic in it is caught, so that
+/// it neither ends the completion thread (which would still count as
+/// running, and wake no future again) nor fails an unrelated call. The
+/// panicking waker's own future is the one left unwoken. A panic in
+/// dropping the panic's payload is caught too, and that payload leaked.
+fn wake(w: Waker) {
+    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || w.wake())) {
+        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+            std::mem::forget(again);
         }
     }
 }
@@ -632,6 +648,52 @@ mod tests {
         let readable = crate::os::wait_readable(&[stop.raw()], Some(Duration::ZERO)).unwrap();
         assert!(!readable[0], "the child signalled the parent's stop eventfd");
         assert!(s.aio.lock().helper_running, "the parent's helper thread was stopped by the child");
+    }
+
+    struct PanickingWaker(std::sync::atomic::AtomicBool);
+
+    impl std::task::Wake for PanickingWaker {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+            panic!("a waker that panics");
+        }
+    }
+
+    /// Bad input: a future polled with a waker that panics when woken (an
+    /// executor's bug, or a waker of the caller's own). The panic is that
+    /// waker's: the completion thread must survive it, or be known to be
+    /// gone, so that the futures awaited after it are still woken.
+    #[test]
+    fn a_panicking_waker_does_not_leave_the_other_futures_unwoken() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        use std::task::Waker;
+        let mut cfg = Config::new().unwrap();
+        cfg.set("slot_bytes", "1MiB").unwrap().add_device("mem:", 8 << 20).unwrap();
+        let s = Store::open(&cfg).unwrap();
+        let woken = Arc::new(PanickingWaker(AtomicBool::new(false)));
+        let t = s.submit(Batch::contains(["k"], false, false)).unwrap();
+        // The waker is registered as a poll would, and the completion
+        // thread started for it.
+        {
+            let mut inner = s.aio.lock();
+            inner.pending.get_mut(&t.tag).unwrap().waker = Some(Waker::from(Arc::clone(&woken)));
+            s.aio.ensure_helper(&mut inner, s.h()).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let helper_gone = || s.aio.lock().helper.as_ref().map_or(true, |h| h.is_finished());
+        // With no other future waiting, the thread ends after waking this
+        // one, however the waker behaved.
+        while !helper_gone() {
+            assert!(Instant::now() < deadline, "the completion thread never finished");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert!(woken.0.load(Ordering::SeqCst), "the completion thread never woke the future");
+        assert!(!s.aio.lock().helper_running, "the completion thread is gone but counts as running");
+        drop(t);
+        // A future awaited now is woken by a completion thread of its own.
+        let c = s.submit(Batch::contains(["k"], false, false)).unwrap();
+        assert!(c.wait().is_ok());
     }
 
     /// Fire-and-forget: tickets dropped at once, nobody collecting. Bad
