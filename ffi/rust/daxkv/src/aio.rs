@@ -250,9 +250,12 @@ impl State {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Move every completion waiting in the library to its entry and wake
-    /// its future. Returns how many were collected.
-    fn drain(inner: &mut Inner, h: *mut sys::daxkv_store) -> Result<usize> {
+    /// Move every completion waiting in the library to its entry, and its
+    /// future's waker to `woken`. Returns how many were collected. The
+    /// wakers are for the caller to [`wake_all`] once it has let go of the
+    /// lock: a waker may call into the store (an executor that polls the
+    /// woken task at once), which takes the lock again.
+    fn drain(inner: &mut Inner, h: *mut sys::daxkv_store, woken: &mut Vec<Waker>) -> Result<usize> {
         let mut buf = [sys::daxkv_completion::default(); 64];
         let mut total = 0;
         loop {
@@ -263,9 +266,7 @@ impl State {
                         inner.pending.remove(&c.tag);
                     } else {
                         e.done = Some(c.result);
-                        if let Some(w) = e.waker.take() {
-                            wake(w);
-                        }
+                        woken.extend(e.waker.take());
                     }
                 }
             }
@@ -281,11 +282,11 @@ impl State {
     /// (fire and forget). Not once the event fd was lent: collecting here
     /// would take completions from under a poll loop waiting for the fd,
     /// and that loop collects (and frees) them itself.
-    fn reap(inner: &mut Inner, h: *mut sys::daxkv_store) {
+    fn reap(inner: &mut Inner, h: *mut sys::daxkv_store, woken: &mut Vec<Waker>) {
         if !inner.fd_lent {
             // A failure here is reported by the next collection that is
             // asked for; freeing early is only an economy.
-            let _ = State::drain(inner, h);
+            let _ = State::drain(inner, h, woken);
         }
     }
 
@@ -333,22 +334,25 @@ impl State {
     fn helper(&self, h: Handle, efd: RawFd, stop: Arc<EventFd>) {
         loop {
             let ready = os::wait_readable(&[efd, stop.raw()], None);
-            let mut inner = self.lock();
-            if inner.stopping {
-                inner.helper_running = false;
-                return;
-            }
-            let drained = ready.is_ok() && State::drain(&mut inner, h.0).is_ok();
-            if !drained {
-                // Waiting or collecting failed: hand the failure to the
-                // futures (their next poll reports it) instead of spinning.
-                for e in inner.pending.values_mut() {
-                    if let Some(w) = e.waker.take() {
-                        wake(w);
-                    }
+            let mut woken = Vec::new();
+            {
+                let mut inner = self.lock();
+                if inner.stopping {
+                    inner.helper_running = false;
+                    return;
+                }
+                let drained = ready.is_ok() && State::drain(&mut inner, h.0, &mut woken).is_ok();
+                if !drained {
+                    // Waiting or collecting failed: hand the failure to the
+                    // futures (their next poll reports it) instead of spinning.
+                    woken.extend(inner.pending.values_mut().filter_map(|e| e.waker.take()));
                 }
             }
-            if !inner.pending.values().any(|e| e.waker.is_some()) {
+            wake_all(woken);
+            // Decided under the lock, and the thread ends with it held: a
+            // poll that finds the helper not running may join it at once.
+            let mut inner = self.lock();
+            if inner.stopping || !inner.pending.values().any(|e| e.waker.is_some()) {
                 inner.helper_running = false;
                 return;
             }
@@ -381,17 +385,20 @@ impl State {
     }
 }
 
-/// Wake a future. A waker is the executor's (or the caller's) code, and it
-/// runs here with the state's lock held, on the completion thread or on a
-/// thread collecting for another ticket: a panic in it is caught, so that
-/// it neither ends the completion thread (which would still count as
-/// running, and wake no future again) nor fails an unrelated call. The
-/// panicking waker's own future is the one left unwoken. A panic in
-/// dropping the panic's payload is caught too, and that payload leaked.
-fn wake(w: Waker) {
-    if let Err(payload) = catch_unwind(AssertUnwindSafe(move || w.wake())) {
-        if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-            std::mem::forget(again);
+/// Wake futures, with the state's lock let go (a waker may call into the
+/// store). A waker is the executor's (or the caller's) code, run on the
+/// completion thread or on a thread collecting for another ticket: a panic
+/// in it is caught, so that it neither ends the completion thread (which
+/// would still count as running, and wake no future again) nor fails an
+/// unrelated call. The panicking waker's own future is the one left
+/// unwoken. A panic in dropping the panic's payload is caught too, and
+/// that payload leaked.
+fn wake_all(woken: Vec<Waker>) {
+    for w in woken {
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(move || w.wake())) {
+            if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+                std::mem::forget(again);
+            }
         }
     }
 }
@@ -427,11 +434,13 @@ impl Store {
         let items = batch.items.as_mut_ptr();
         // Registered before submitting: a small batch runs inside
         // daxkv_submit and its completion can be collected at once.
+        let mut woken = Vec::new();
         {
             let mut inner = self.aio.lock();
-            State::reap(&mut inner, self.h());
+            State::reap(&mut inner, self.h(), &mut woken);
             inner.pending.insert(tag, Entry { batch, done: None, waker: None, abandoned: false });
         }
+        wake_all(woken);
         let rc = unsafe { sys::daxkv_submit(self.h(), op, items, n, flags, tag) };
         if rc < 0 {
             let e = Error::from_code(rc);
@@ -467,7 +476,10 @@ impl Store {
     /// each goes to its ticket, whose future is woken. Returns how many
     /// were collected. Works after shutdown, so every result arrives.
     pub fn collect_completions(&self) -> Result<usize> {
-        State::drain(&mut self.aio.lock(), self.h())
+        let mut woken = Vec::new();
+        let r = State::drain(&mut self.aio.lock(), self.h(), &mut woken);
+        wake_all(woken);
+        r
     }
 }
 
@@ -501,13 +513,22 @@ impl Ticket<'_> {
     }
 
     fn poll_with(&mut self, waker: Option<&Waker>) -> Result<Option<Completion>> {
+        let mut woken = Vec::new();
+        let r = self.poll_locked(waker, &mut woken);
+        wake_all(woken);
+        r
+    }
+
+    /// [`Ticket::poll_with`] under the state's lock; the wakers of the other
+    /// tickets it completes go to `woken`.
+    fn poll_locked(&mut self, waker: Option<&Waker>, woken: &mut Vec<Waker>) -> Result<Option<Completion>> {
         if self.taken {
             return Err(Error::invalid("the completion was already taken"));
         }
         let aio = &self.store.aio;
         let h = self.store.h();
         let mut inner = aio.lock();
-        State::drain(&mut inner, h)?;
+        State::drain(&mut inner, h, woken)?;
         let e = inner.pending.get_mut(&self.tag).ok_or_else(|| Error::invalid("unknown ticket"))?;
         if let Some(rc) = e.done {
             let e = inner.pending.remove(&self.tag).unwrap();
@@ -544,16 +565,20 @@ impl Drop for Ticket<'_> {
         if self.taken {
             return;
         }
-        let mut inner = self.store.aio.lock();
-        State::reap(&mut inner, self.store.h());
-        if let Some(e) = inner.pending.get_mut(&self.tag) {
-            if e.done.is_some() {
-                inner.pending.remove(&self.tag);
-            } else {
-                e.abandoned = true;
-                e.waker = None;
+        let mut woken = Vec::new();
+        {
+            let mut inner = self.store.aio.lock();
+            State::reap(&mut inner, self.store.h(), &mut woken);
+            if let Some(e) = inner.pending.get_mut(&self.tag) {
+                if e.done.is_some() {
+                    inner.pending.remove(&self.tag);
+                } else {
+                    e.abandoned = true;
+                    e.waker = None;
+                }
             }
         }
+        wake_all(woken);
     }
 }
 
@@ -694,6 +719,53 @@ mod tests {
         // A future awaited now is woken by a completion thread of its own.
         let c = s.submit(Batch::contains(["k"], false, false)).unwrap();
         assert!(c.wait().is_ok());
+    }
+
+    struct CollectingWaker {
+        store: std::sync::Arc<Store>,
+        collected: std::sync::atomic::AtomicBool,
+    }
+
+    impl std::task::Wake for CollectingWaker {
+        fn wake(self: std::sync::Arc<Self>) {
+            // As an executor that polls a task as soon as it is woken.
+            let _ = self.store.collect_completions();
+            self.collected.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Bad input: a waker that calls into the store when woken (an executor
+    /// that polls the woken task at once, on the waking thread). Wakers run
+    /// after the state's lock is let go: the call returns, rather than wait
+    /// forever for a lock its own thread holds.
+    #[test]
+    fn a_waker_that_calls_into_the_store_does_not_deadlock() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        use std::task::Waker;
+        let mut cfg = Config::new().unwrap();
+        cfg.set("slot_bytes", "1MiB").unwrap().add_device("mem:", 8 << 20).unwrap();
+        let s = Arc::new(Store::open(&cfg).unwrap());
+        let w = Arc::new(CollectingWaker { store: Arc::clone(&s), collected: AtomicBool::new(false) });
+        let t = s.submit(Batch::contains(["k"], false, false)).unwrap();
+        {
+            let mut inner = s.aio.lock();
+            inner.pending.get_mut(&t.tag).unwrap().waker = Some(Waker::from(Arc::clone(&w)));
+            s.aio.ensure_helper(&mut inner, s.h()).unwrap();
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !w.collected.load(Ordering::SeqCst) {
+            if Instant::now() > deadline {
+                // The completion thread is stuck for good: dropping the
+                // store would wait for it too.
+                std::mem::forget(t);
+                std::mem::forget(w);
+                std::mem::forget(s);
+                panic!("the waker's call into the store never returned");
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(t);
     }
 
     /// Fire-and-forget: tickets dropped at once, nobody collecting. Bad
