@@ -184,7 +184,8 @@ DAXKV_API int daxkv_open(daxkv_store **out, const daxkv_config *cfg);
 /**
  * New calls get -ESHUTDOWN; waits for calls in flight. Calls that block
  * (daxkv_device_wait_drained, a forced removal or shrink waiting for leases,
- * a lease or pin waiting behind a removal or resize) are woken and return
+ * a lease or pin waiting behind a removal or resize, a change of the pool
+ * waiting for another one) are woken and return
  * -ESHUTDOWN, leaving their device as it was. The handle stays valid;
  * outstanding leases and reservations keep the mapping alive.
  */
@@ -304,7 +305,12 @@ DAXKV_API int daxkv_poll(daxkv_store *s, daxkv_completion *out, size_t cap);
 /* Zero copy                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/** Borrow an entry's bytes in place. Counts as an access (LRU). */
+/**
+ * Borrow an entry's bytes in place. Counts as an access (LRU). A lease of an
+ * entry above the end of a shrink under way waits for it
+ * (daxkv_device_resize); -EDEADLK instead when that shrink is a forced one
+ * waiting for a lease the calling thread holds (the message names it).
+ */
 DAXKV_API int daxkv_lease_acquire(daxkv_store *s, const void *key, size_t key_len,
                                   daxkv_lease **out);
 DAXKV_API const void *daxkv_lease_data(const daxkv_lease *l);
@@ -340,8 +346,10 @@ typedef struct daxkv_lease_item {
  * DAXKV_PREFIX: stops at the first item not leased and returns the prefix
  * length; later items get status -ENOENT. -EINVAL for NULL items with
  * n > 0, n above INT32_MAX or unknown flags; -ESHUTDOWN after shutdown;
- * -ENOMEM. After -ESHUTDOWN or -ENOMEM nothing stays leased: every item
- * has that status, no lease and no data or meta. An item whose status is
+ * -EDEADLK when an item would wait behind a forced shrink that waits for a
+ * lease the calling thread acquired earlier; -ENOMEM. After -ESHUTDOWN,
+ * -EDEADLK or -ENOMEM nothing stays leased: every item has that status, no
+ * lease and no data or meta. An item whose status is
  * not 0 has every output NULL or 0.
  */
 DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t n,
@@ -664,10 +672,17 @@ DAXKV_API int daxkv_device_add(daxkv_store *s, const char *path, uint64_t bytes)
  * with -EBUSY, before changing anything, while entries of the device are
  * pinned or leased, unless flags has DAXKV_FORCE (pins move with migrated
  * entries; the call then waits for leases before unmapping, and the pool
- * calls, which run one at a time, wait for it: a thread holding one of
- * those leases must release it before it calls daxkv_device_add, _remove
- * or _resize, or it waits for itself). Without
- * DAXKV_FORCE the call never waits for a lease: from its check to its end,
+ * calls, which run one at a time, wait for it). A call that would so wait
+ * for a lease of its own thread fails at once with -EDEADLK, changing
+ * nothing, its message naming the lease's slot and device id: a forced
+ * removal of a device whose entries the thread leases, and
+ * daxkv_device_add, _remove or _resize while a forced removal or shrink
+ * waits for a lease of the thread. A lease is the (operating-system)
+ * thread's that acquired it until it is released, on whatever thread: one
+ * handed to another thread to release still gives its acquirer -EDEADLK,
+ * and a thread that never acquired it waits. A pool call waiting for
+ * another one gets -ESHUTDOWN when the store is shut down meanwhile.
+ * Without DAXKV_FORCE the call never waits for a lease: from its check to its end,
  * new leases of the device's entries (and, with DAXKV_EVICT, new pins) wait
  * for it, and then find the entry where the call left it. An open
  * reservation of the device gives -EBUSY too; with DAXKV_FORCE it is
@@ -692,9 +707,12 @@ DAXKV_API int daxkv_device_remove(daxkv_store *s, const char *path, int mode, un
  * (DAXKV_EVICT, only with DAXKV_FORCE; without it -EBUSY: a shrink never
  * drops a key silently). Pinned or leased entries above the new end give
  * -EBUSY unless DAXKV_FORCE; new leases of entries above the new end wait
- * while a forced resize waits for the old ones, and for the whole of one
+ * while a forced resize waits for the old ones (-EDEADLK on a thread that
+ * holds one of those), and for the whole of one
  * without DAXKV_FORCE, which never waits for a lease (as
- * daxkv_device_remove); leases of entries below it never wait.
+ * daxkv_device_remove); leases of entries below it never wait. A forced
+ * shrink by a thread that leases an entry above the new end is -EDEADLK,
+ * as is a forced removal (daxkv_device_remove).
  * Entries written above the new end during a DAXKV_EVICT shrink without
  * DAXKV_FORCE give -EBUSY, nothing deleted. Open reservations above the new
  * end are treated as by daxkv_device_remove. The usable size is recorded
@@ -706,7 +724,10 @@ DAXKV_API int daxkv_device_resize(daxkv_store *s, const char *path, uint64_t byt
 /**
  * Wait until a draining device holds no entries (it drains as entries are
  * removed, replaced or evicted). 0 drained; -ETIMEDOUT after timeout_ms
- * (negative: no limit); -EINVAL the device is not draining (nor being
+ * (negative: no limit); -EDEADLK instead of a wait while the calling
+ * thread holds a lease of a slot of the device (it stays taken until the
+ * lease is released; timeout_ms 0 stays -ETIMEDOUT, as it does not wait);
+ * -EINVAL the device is not draining (nor being
  * removed or resized from draining, which is waited for); -ENOENT unknown;
  * -ESHUTDOWN when the store is shut down meanwhile (shutdown waits for it).
  * Drain completion is also logged (DAXKV_LOG_INFO) and shown as "drained"

@@ -110,7 +110,8 @@ DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t 
         // under way, pool.hpp) is waited for as
         // daxkv_lease_acquire waits, but never while this call holds leases
         // of its own: the call may be what is waited for (the leases taken
-        // for earlier items). It gives them back, waits, and starts over.
+        // for earlier items). It gives them back, waits, and starts over;
+        // -EDEADLK when what is waited for is a lease of an earlier call.
         int leased = 0;
         try {
             // The whole pass is one call in flight, not only each item's
@@ -150,6 +151,12 @@ DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t 
                 }
                 if (it.status == -ESHUTDOWN)
                     return fail_all(set_error(-ESHUTDOWN, "the store is shut down"));
+                // The item would wait for a lease this thread took in an
+                // earlier call (its message says which): so would it after
+                // a start over. The whole call fails, as when the wait
+                // after giving this call's leases back finds the same.
+                if (it.status == -EDEADLK)
+                    return fail_all(-EDEADLK);
                 if (it.status == 0) {
                     ++leased;
                     continue;

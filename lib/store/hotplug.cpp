@@ -1,5 +1,5 @@
 // Runtime changes of the pool: add, remove (migrate, evict, drain) and
-// resize. hotplug.hpp's lock m_ only keeps two runtime changes apart; the
+// resize. hotplug.hpp's turn only keeps two runtime changes apart; the
 // data path never takes it. A device's state decides what the data path
 // does with it (pool.hpp); a change that fails leaves the device as it was
 // (Undo), never migrating, resizing or gating leases. Moving entries away
@@ -51,6 +51,43 @@ private:
 
 } // namespace
 
+class Hotplug::Turn {
+public:
+    Turn(Hotplug &h, const char *what) : h_(h) { h_.take_turn(what); }
+    ~Turn() { h_.give_turn(); }
+    Turn(const Turn &) = delete;
+    Turn &operator=(const Turn &) = delete;
+
+private:
+    Hotplug &h_;
+};
+
+void Hotplug::take_turn(const char *what) {
+    auto g = c_.pool.signals();
+    for (;;) {
+        // A call that entered before the shutdown, but got here after it,
+        // changes nothing: shutdown wakes the calls that wait, and a change
+        // begun now would run on after them.
+        if (c_.gate.closed())
+            fail(-ESHUTDOWN, "the store is shut down");
+        if (!busy_)
+            break;
+        // The change under way may be a forced one waiting for leases
+        // (wait_until_empty), which wakes this wait when it begins to.
+        c_.pool.fail_if_caller_holds_awaited_lease(what);
+        c_.pool.wait_signal(g);
+    }
+    busy_ = true;
+}
+
+void Hotplug::give_turn() noexcept {
+    {
+        auto g = c_.pool.signals();
+        busy_ = false;
+    }
+    c_.pool.wake_all();
+}
+
 void Hotplug::check_enabled(const char *what) const {
     if (!c_.cfg.hotplug)
         fail(-EPERM, "%s: DAX hotplug is disabled (open the store with hotplug=1)", what);
@@ -59,7 +96,7 @@ void Hotplug::check_enabled(const char *what) const {
 int Hotplug::add(const std::string &path, uint64_t bytes) {
     check_enabled("add");
     CallGate::Call call(c_.gate);
-    std::lock_guard<std::mutex> hp(m_);
+    Turn turn(*this, "the add waits for the forced removal or shrink under way, which");
     // A path that left the pool (removed, or missing at open) comes back in
     // its old row: a path added and removed again and again does not use up
     // the table. Not a row that detached reservations still free slots of.
@@ -187,7 +224,7 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
 int Hotplug::remove(const std::string &path, MoveMode mode, unsigned flags, HotplugResult &out) {
     check_enabled("remove");
     CallGate::Call call(c_.gate);
-    std::lock_guard<std::mutex> hp(m_);
+    Turn turn(*this, "the removal waits for the forced removal or shrink under way, which");
     const uint32_t a = c_.pool.find(path);
     DeviceRow &d = c_.pool[a];
     const bool force = flags & kForce;
@@ -207,6 +244,10 @@ int Hotplug::remove(const std::string &path, MoveMode mode, unsigned flags, Hotp
         return 0;
     }
 
+    // With force the call waits for the leases of the device's entries:
+    // never for one of this thread, which would wait for the call.
+    if (force)
+        c_.pool.fail_if_caller_leases(a, 0, "a forced removal of the device");
     // Without force, no lease (and, for an eviction, no pin) of the device's
     // entries may arrive after the check below: such a lease would be
     // waited for, and such a pin would be deleted or stop the eviction half
@@ -292,7 +333,7 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
     const uint64_t want = bytes / c_.cfg.slot_bytes;
     check_enabled("resize");
     CallGate::Call call(c_.gate);
-    std::lock_guard<std::mutex> hp(m_);
+    Turn turn(*this, "the resize waits for the forced removal or shrink under way, which");
     const uint32_t a = c_.pool.find(path);
     DeviceRow &d = c_.pool[a];
     const DevState old_state = d.state.load();
@@ -342,6 +383,10 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
         out = HotplugResult{old_state, a, old_bytes, c_.pool.usable_bytes(a), ms};
         return 0;
     }
+    // With force the call waits for the leases above the new end (see
+    // remove).
+    if (force)
+        c_.pool.fail_if_caller_leases(a, new_limit, "a forced shrink of the device");
     // Without force, new leases of the device's entries above the new end
     // wait from before the check below to the end of the call (see
     // remove), so that it never waits for one; those below it are never
@@ -405,7 +450,7 @@ int Hotplug::wait_drained(const std::string &path, int timeout_ms) {
     // A call in flight like any other: shutdown wakes it (-ESHUTDOWN) and
     // waits for it, so that the store is never freed under it.
     CallGate::Call call(c_.gate);
-    // No m_: a removal can hold it for long, and a published row's path
+    // No turn: a removal can hold it for long, and a published row's path
     // never changes.
     const uint32_t a = c_.pool.find(path);
     DeviceRow &d = c_.pool[a];
@@ -437,6 +482,9 @@ int Hotplug::wait_drained(const std::string &path, int timeout_ms) {
                 return set_error(-ETIMEDOUT, "the device still holds %u slots", d.alloc->used());
             slice = std::min(slice, deadline);
         }
+        // A slot this thread leases stays taken, and the device can neither
+        // drain nor be removed, until the lease is released.
+        c_.pool.fail_if_caller_leases(a, 0, "the drain of the device");
         c_.pool.wait_signal(g, slice);
     }
 }

@@ -90,8 +90,15 @@ private:
     Reservations &reservations_;
     Gpu &gpu_;
     Reports &reports_;
-    // One runtime change at a time (never taken by the data path).
-    std::mutex m_;
+    // One runtime change at a time (never taken by the data path): the
+    // change under way holds the turn, the others wait for it. A caller
+    // that would wait for a change waiting for a lease of the caller's
+    // thread fails instead (-EDEADLK), and one that would begin after the
+    // store was shut down with -ESHUTDOWN. what: the call, for the message.
+    class Turn;
+    void take_turn(const char *what);
+    void give_turn() noexcept;
+    bool busy_ = false; // guarded by the pool's signals' lock
     std::function<void(int)> hook_;
 };
 

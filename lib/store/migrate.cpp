@@ -267,6 +267,20 @@ int Hotplug::evict_keys(uint32_t src, const std::vector<std::string> &keys, bool
 int Hotplug::wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool force,
                               bool same_device, MoveStats &ms) {
     DeviceRow &d = c_.pool[a];
+    // With force this waits for the leases of the slots at from_slot and
+    // above: the calls that would wait for it from a thread holding one of
+    // them (behind the pool's turn or the lease gate) fail instead.
+    struct AwaitedLeases {
+        Pool &pool;
+        uint32_t a;
+        bool on;
+        ~AwaitedLeases() {
+            if (on)
+                pool.set_leases_awaited(a, false);
+        }
+    } awaited{c_.pool, a, force};
+    if (force)
+        c_.pool.set_leases_awaited(a, true, from_slot);
     for (;;) {
         // Leases and writes of callers may never end: shutdown does not
         // wait for them, so neither does this call.

@@ -17,6 +17,7 @@
 #include "internal/util.hpp"
 #include "platform/cpu.hpp"
 #include "platform/numa.hpp"
+#include "store/held_leases.hpp"
 
 namespace daxkv {
 namespace {
@@ -340,6 +341,42 @@ void Pool::wait_gate(const std::atomic<bool> &gate) {
     ev_cv_.wait(g, [&] { return !gate.load(std::memory_order_acquire) || gate_.closed(); });
     if (gate_.closed())
         fail(-ESHUTDOWN, "the store is shut down");
+}
+
+void Pool::wait_lease_gate(uint32_t a) {
+    const DeviceRow &d = rows_[a];
+    std::unique_lock<std::mutex> g(ev_m_);
+    while (d.lease_gate.load(std::memory_order_acquire) && !gate_.closed()) {
+        // The gate stays up until the change behind it ends, and a forced
+        // one ends only once the leases it waits for are released.
+        if (d.leases_awaited.load())
+            fail_if_caller_leases(a, d.leases_awaited_from.load(),
+                                  "this lease waits for the forced shrink of its device, which");
+        ev_cv_.wait(g);
+    }
+    if (gate_.closed())
+        fail(-ESHUTDOWN, "the store is shut down");
+}
+
+void Pool::set_leases_awaited(uint32_t a, bool on, uint32_t from_slot) noexcept {
+    std::lock_guard<std::mutex> g(ev_m_);
+    if (on)
+        rows_[a].leases_awaited_from.store(from_slot);
+    rows_[a].leases_awaited.store(on);
+    ev_cv_.notify_all(); // the calls waiting behind the change look again
+}
+
+void Pool::fail_if_caller_leases(uint32_t a, uint32_t from_slot, const char *what) const {
+    uint32_t slot = 0;
+    if (HeldLeases::calling_thread_holds(this, a, from_slot, &slot))
+        fail(-EDEADLK, "%s would wait for a lease that this thread holds (slot %u of device "
+                       "%u); release that lease first", what, slot, rows_[a].id);
+}
+
+void Pool::fail_if_caller_holds_awaited_lease(const char *what) const {
+    for (uint32_t a = 0; a < size(); ++a)
+        if (rows_[a].leases_awaited.load())
+            fail_if_caller_leases(a, rows_[a].leases_awaited_from.load(), what);
 }
 
 void Pool::wake_all() noexcept {

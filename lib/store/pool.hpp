@@ -76,6 +76,12 @@ struct DeviceRow {
     // Looked at under the entry's shard lock (Reads::lease).
     std::atomic<bool> lease_gate{false};
     std::atomic<uint32_t> lease_gate_from{0}; // written before the gate is raised
+    // While set, a forced removal or shrink waits for the leases of this
+    // device at leases_awaited_from and above: a thread holding one of them
+    // must not wait for that call (held_leases.hpp). Changed under the
+    // signals' lock, which the waits that look at it hold.
+    std::atomic<bool> leases_awaited{false};
+    std::atomic<uint32_t> leases_awaited_from{0};
     // While set, new pins of entries on this device wait: a removal by
     // eviction without force, from its check of the pins to its end (an
     // entry pinned after the check would be deleted, or stop the eviction
@@ -177,8 +183,20 @@ public:
             rows_[a].lease_gate_from.store(from_slot, std::memory_order_relaxed);
         set_gate(rows_[a].lease_gate, on);
     }
-    // Wait while device a's lease gate is up; throws -ESHUTDOWN at shutdown.
-    void wait_lease_gate(uint32_t a) { wait_gate(rows_[a].lease_gate); }
+    // Wait while device a's lease gate is up; throws -ESHUTDOWN at shutdown,
+    // and -EDEADLK when the change behind the gate waits for a lease the
+    // calling thread holds.
+    void wait_lease_gate(uint32_t a);
+    // A forced change of device a waits (on) or no longer waits (off) for
+    // the leases at from_slot and above.
+    void set_leases_awaited(uint32_t a, bool on, uint32_t from_slot = 0) noexcept;
+    // Throw -EDEADLK, with a message that names the lease, when the calling
+    // thread holds a lease of device a at from_slot or above. what: the
+    // start of the message, before " would wait for a lease".
+    void fail_if_caller_leases(uint32_t a, uint32_t from_slot, const char *what) const;
+    // The same for the leases a forced change under way waits for. Called
+    // with the signals' lock held.
+    void fail_if_caller_holds_awaited_lease(const char *what) const;
     bool pin_gated(uint32_t a) const noexcept {
         return rows_[a].pin_gate.load(std::memory_order_acquire);
     }
@@ -193,7 +211,8 @@ public:
                      std::chrono::steady_clock::time_point until) const {
         ev_cv_.wait_until(g, until);
     }
-    // Wake every waiter (shutdown).
+    void wait_signal(std::unique_lock<std::mutex> &g) const { ev_cv_.wait(g); }
+    // Wake every waiter (shutdown, a change of the pool giving its turn back).
     void wake_all() noexcept;
 
     // Shared by readers of every device's arena (status, stats); exclusive

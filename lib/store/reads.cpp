@@ -356,6 +356,7 @@ int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out, uint32_
     CallGate::Call call(c_.gate);
     // Allocated first: nothing is borrowed or leased yet if it fails.
     auto l = std::make_unique<LeaseState>();
+    std::shared_ptr<HeldLeases> taker = HeldLeases::mine();
     Borrow b;
     for (;;) {
         Index::Locked e = c_.index.lookup(key);
@@ -397,6 +398,10 @@ int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out, uint32_
     l->size = b.len;
     l->meta = c_.pool.arena(b.ref.arena).header_meta(b.ref.slot);
     l->meta_len = b.meta_len;
+    l->held.pool = &c_.pool;
+    l->held.arena = b.ref.arena;
+    l->held.slot = b.ref.slot;
+    taker->add(l->held, std::move(taker));
     c_.counters.hits++;
     *out = std::move(l);
     return 0;
@@ -408,6 +413,9 @@ void Reads::wait_lease_gate(uint32_t a) {
 }
 
 void Reads::release(LeaseState &l) noexcept {
+    // Out of its taker's list first: a taker that looks meanwhile waits for
+    // a lease that is going rather than failing for one already gone.
+    HeldLeases::remove(l.held);
     auto g = c_.index.lock_shard(l.shard);
     c_.slots.end_lease(l.ref);
     c_.slots.end_borrow(l.ref);

@@ -18,6 +18,7 @@
 
 #include "store/core.hpp"
 #include "store/entries.hpp"
+#include "store/held_leases.hpp"
 #include "store/item.hpp"
 
 namespace daxkv {
@@ -42,6 +43,7 @@ struct LeaseState {
     size_t size = 0;
     const char *meta = nullptr;
     size_t meta_len = 0;
+    HeldLease held; // in the list of the thread that took it until released
 };
 
 class Reads {
@@ -65,9 +67,12 @@ public:
     // gated set it is not: -EAGAIN, with *gated its device, and nothing
     // leased (for a caller that holds leases of its own, which that removal
     // or shrink may be waiting for: it gives them back before it waits).
+    // -EDEADLK (thrown) instead of a wait that would wait for a lease the
+    // calling thread took earlier (held_leases.hpp).
     int lease(std::string_view key, std::unique_ptr<LeaseState> *out,
               uint32_t *gated = nullptr);
-    // Wait while device a's lease gate is up; throws -ESHUTDOWN at shutdown.
+    // Wait while device a's lease gate is up; throws -ESHUTDOWN at shutdown,
+    // -EDEADLK as lease does.
     void wait_lease_gate(uint32_t a);
     void release(LeaseState &l) noexcept;
 

@@ -2,8 +2,8 @@
 // hotplug against reservations and leases held by the caller (from the same
 // thread, too), a lease batch against a shrink that waits for the batch's own
 // leases, leases and pins taken while a removal or shrink without force runs,
-// and a log callback that calls back into the library on every path that
-// logs.
+// every call that would wait for a lease of its own thread (-EDEADLK), and a
+// log callback that calls back into the library on every path that logs.
 //
 // The scenarios that used to hang or crash run in a child process with an
 // alarm, so that a hang fails one test instead of the suite.
@@ -17,7 +17,14 @@
 // meanwhile; a removal
 // (migrate, evict) and a shrink of a device with an open reservation, from
 // the thread that holds it, with and without DAXKV_FORCE; writing into, and
-// committing, a reservation whose device was removed; a log callback that
+// committing, a reservation whose device was removed; daxkv_device_add,
+// _remove and _resize from a thread holding a lease that a forced removal
+// or shrink waits for; a forced removal or shrink (migrate, evict) of a
+// device the caller leases from, above and below the new end; a lease, by
+// the holder of an awaited lease, of an entry committed above the end of a
+// forced shrink; daxkv_device_wait_drained(-1) holding a lease of a slot of
+// the draining device; a lease taken on a thread that has ended, released
+// on another while a third calls the pool; a log callback that
 // calls daxkv_device_add, the status calls, contains and wait_drained from
 // inside every event the library logs (open, missing device, add, failed
 // add, adopt, remove, failed grow, drain completion on the event thread,
@@ -46,6 +53,20 @@ constexpr unsigned kAlarm = 30;
 bool wait_in_flight(daxkv_store *s, int64_t n) {
     for (int i = 0; i < 200000; ++i) {
         if (s->store->core().gate.in_flight() >= n)
+            return true;
+        std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    return false;
+}
+
+// The state of device row d as the pool status says it.
+std::string state_of(daxkv_store *s, size_t d) { return pool_status(s)["devices"][d]["state"]; }
+
+// Until device row d leaves `from` (a change of the pool has begun); false
+// if it never did.
+bool wait_state_leaves(daxkv_store *s, size_t d, const std::string &from) {
+    for (int i = 0; i < 200000; ++i) {
+        if (state_of(s, d) != from)
             return true;
         std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
@@ -240,6 +261,53 @@ TEST_F(Lifetimes, ShutdownWakesAForcedRemovalOrShrinkWaitingForALease) {
         });
         EXPECT_EQ(msg, "") << (shrink ? "shrink" : "removal");
     }
+}
+
+TEST_F(Lifetimes, ShutdownWakesAPoolCallWaitingForAnotherOne) {
+    // A pool call waiting for a forced removal that waits for a lease: the
+    // shutdown wakes both with -ESHUTDOWN. The waiting one used to go on
+    // once the removal had returned, and add its device to a store that was
+    // shut down.
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = two_devices_holding(8);
+        if (!s)
+            return "put failed";
+        daxkv_store *raw = s.get();
+        std::vector<uint32_t> on0 = keys_on(raw, 8, 0);
+        if (on0.empty())
+            return "no key on dev0";
+        const std::string k = key_of(on0.back());
+        daxkv_lease *l = nullptr;
+        if (daxkv_lease_acquire(raw, k.data(), k.size(), &l))
+            return "lease failed";
+        int rc_forced = 1, rc_add = 1;
+        std::thread forced([&, r = result()]() mutable {
+            rc_forced = daxkv_device_remove(raw, paths_[0].c_str(), DAXKV_MIGRATE, DAXKV_FORCE,
+                                            &r);
+        });
+        std::string out;
+        if (!wait_state_leaves(raw, 0, "active"))
+            out += "the forced removal never began; ";
+        const std::string added = dir_.file("added-" + std::to_string(::getpid()));
+        std::thread add([&] { rc_add = daxkv_device_add(raw, added.c_str(), dev_bytes_for(8)); });
+        if (!wait_in_flight(raw, 2))
+            out += "the add never entered the store; ";
+        const int rc = daxkv_shutdown(raw);
+        forced.join();
+        add.join();
+        if (rc != 0)
+            out += "shutdown returned " + std::to_string(rc) + "; ";
+        if (rc_forced != -ESHUTDOWN)
+            out += "the forced removal returned " + std::to_string(rc_forced) + "; ";
+        if (rc_add != -ESHUTDOWN)
+            out += "the waiting add returned " + std::to_string(rc_add) + "; ";
+        if (pool_status(raw)["devices"].size() != 2)
+            out += "the pool changed after the shutdown; ";
+        daxkv_lease_release(l);
+        return out;
+    });
+    EXPECT_EQ(msg, "");
 }
 
 TEST_F(Lifetimes, ShutdownWakesALeaseWaitingBehindALeaseGate) {
@@ -869,6 +937,358 @@ TEST_F(Lifetimes, AShrinkNeverWaitsForAReservationAboveTheEnd) {
             out = "unforced shrink over a reservation returned " + std::to_string(rc);
         if (daxkv_commit(res) != 0)
             out += std::string("; the reservation could not commit: ") + daxkv_errmsg();
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+// ---------------------------------------------------------------------------
+// A thread that holds a lease a forced removal or shrink waits for
+
+TEST_F(Lifetimes, APoolCallOfALeaseHolderBehindAForcedChangeWaitingForItsLeaseIsEdeadlk) {
+    // A forced removal or shrink waits for the leases of the device's
+    // entries (above the new end), and the pool calls run one at a time:
+    // a thread holding one of those leases that then called
+    // daxkv_device_add, _remove or _resize waited for a call that waited
+    // for its lease, and neither ever returned (the alarm). Now such a call
+    // fails at once with -EDEADLK, naming the lease, and changes nothing;
+    // a thread that holds no such lease still waits behind the forced call,
+    // and both go on once the lease is released.
+    for (int shrink = 0; shrink < 2; ++shrink) {
+        std::string msg = child_check([&]() -> std::string {
+            ::alarm(kAlarm);
+            StorePtr s = two_devices_holding(8); // 4 entries on each device
+            if (!s)
+                return "put failed";
+            daxkv_store *raw = s.get();
+            std::vector<uint32_t> on0 = keys_on(raw, 8, 0);
+            if (on0.size() != 4)
+                return "the keys are not spread over both devices";
+            // dev0's highest slot: above the end of a shrink to 2 slots.
+            const std::string k = key_of(on0.back());
+            daxkv_lease *l = nullptr;
+            if (daxkv_lease_acquire(raw, k.data(), k.size(), &l))
+                return std::string("lease: ") + daxkv_errmsg();
+            int rc_forced = 1;
+            std::thread forced([&, r = result()]() mutable {
+                rc_forced = shrink ? daxkv_device_resize(raw, paths_[0].c_str(), 2 * kSlot,
+                                                         DAXKV_MIGRATE, DAXKV_FORCE, &r)
+                                   : daxkv_device_remove(raw, paths_[0].c_str(), DAXKV_MIGRATE,
+                                                         DAXKV_FORCE, &r);
+            });
+            std::string out;
+            if (!wait_state_leaves(raw, 0, "active"))
+                out += "the forced call never began; ";
+            const std::string added = dir_.file("added-" + std::to_string(::getpid()) + "-" +
+                                                std::to_string(shrink));
+            daxkv_hotplug_result r = result();
+            const int calls[3] = {
+                daxkv_device_add(raw, added.c_str(), dev_bytes_for(8)),
+                daxkv_device_remove(raw, paths_[1].c_str(), DAXKV_MIGRATE, 0, &r),
+                daxkv_device_resize(raw, paths_[1].c_str(), 4 * kSlot, DAXKV_MIGRATE, 0, &r),
+            };
+            const std::string last_msg = daxkv_errmsg();
+            for (int i = 0; i < 3; ++i)
+                if (calls[i] != -EDEADLK)
+                    out += "pool call " + std::to_string(i) + " returned " +
+                           std::to_string(calls[i]) + "; ";
+            if (!contains_text(last_msg.c_str(), "lease"))
+                out += "the message does not name the lease: " + last_msg + "; ";
+            json st = pool_status(raw);
+            if (st["devices"].size() != 2 || st["devices"][1]["state"] != "active" ||
+                st["devices"][1]["max_slots"] != 8)
+                out += "a refused pool call changed the pool: " + st["devices"].dump() + "; ";
+            if (std::memcmp(daxkv_lease_data(l), val(on0.back()).data(), 64) != 0)
+                out += "the leased bytes changed; ";
+            // A thread that holds no lease waits behind the forced call.
+            int rc_other = 1;
+            std::thread other([&] {
+                rc_other = daxkv_device_add(raw, added.c_str(), dev_bytes_for(8));
+            });
+            if (!wait_in_flight(raw, 2))
+                out += "the other pool call never entered the store; ";
+            daxkv_lease_release(l);
+            forced.join();
+            other.join();
+            if (rc_forced != 0)
+                out += "the forced call returned " + std::to_string(rc_forced) + "; ";
+            if (rc_other != 0)
+                out += "the pool call of a thread without leases returned " +
+                       std::to_string(rc_other) + "; ";
+            for (uint32_t i = 0; i < 8; ++i) {
+                std::string b = check_key(raw, i, 1);
+                if (!b.empty())
+                    out += b + "; ";
+            }
+            return out;
+        });
+        EXPECT_EQ(msg, "") << (shrink ? "shrink" : "removal");
+    }
+}
+
+TEST_F(Lifetimes, AForcedChangeOfADeviceWhoseLeaseTheCallerHoldsIsEdeadlk) {
+    // A thread that holds a lease of an entry of a device, then removes the
+    // device (or shrinks it below the entry) with DAXKV_FORCE, waited for
+    // its own lease for good. Now -EDEADLK before anything changes; a lease
+    // below a shrink's end is never waited for, so that shrink goes on.
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = two_devices_holding(8);
+        if (!s)
+            return "put failed";
+        daxkv_store *raw = s.get();
+        std::vector<uint32_t> on0 = keys_on(raw, 8, 0);
+        if (on0.size() != 4)
+            return "the keys are not spread over both devices";
+        const std::string k = key_of(on0.back()); // slot 3 of dev0
+        daxkv_lease *l = nullptr;
+        if (daxkv_lease_acquire(raw, k.data(), k.size(), &l))
+            return std::string("lease: ") + daxkv_errmsg();
+        std::string out;
+        daxkv_hotplug_result r = result();
+        struct Try {
+            const char *what;
+            int rc;
+            std::string msg;
+        };
+        std::vector<Try> tries;
+        for (int mode : {DAXKV_MIGRATE, DAXKV_EVICT}) {
+            int rc = daxkv_device_remove(raw, paths_[0].c_str(), mode, DAXKV_FORCE, &r);
+            tries.push_back({"remove", rc, daxkv_errmsg()});
+            rc = daxkv_device_resize(raw, paths_[0].c_str(), 2 * kSlot, mode, DAXKV_FORCE, &r);
+            tries.push_back({"shrink", rc, daxkv_errmsg()});
+        }
+        for (auto &t : tries) {
+            if (t.rc != -EDEADLK)
+                out += std::string(t.what) + " returned " + std::to_string(t.rc) + "; ";
+            else if (!contains_text(t.msg.c_str(), "lease"))
+                out += std::string(t.what) + ": the message does not name the lease: " + t.msg +
+                       "; ";
+        }
+        json st = pool_status(raw);
+        if (st["devices"][0]["state"] != "active" || st["devices"][0]["max_slots"] != 8 ||
+            st["devices"][0]["entry_count"] != 4)
+            out += "a refused call changed dev0: " + st["devices"][0].dump() + "; ";
+        // The lease is in slot 3: a shrink to 4 slots never waits for it.
+        int rc = daxkv_device_resize(raw, paths_[0].c_str(), 4 * kSlot, DAXKV_MIGRATE,
+                                     DAXKV_FORCE, &r);
+        if (rc != 0)
+            out += "a forced shrink above the lease returned " + std::to_string(rc) + " " +
+                   daxkv_errmsg() + "; ";
+        if (std::memcmp(daxkv_lease_data(l), val(on0.back()).data(), 64) != 0)
+            out += "the leased bytes changed; ";
+        daxkv_lease_release(l);
+        rc = daxkv_device_remove(raw, paths_[0].c_str(), DAXKV_MIGRATE, DAXKV_FORCE, &r);
+        if (rc != 0)
+            out += "the forced removal after the release returned " + std::to_string(rc) + " " +
+                   daxkv_errmsg() + "; ";
+        for (uint32_t i = 0; i < 8; ++i) {
+            std::string b = check_key(raw, i, 1);
+            if (!b.empty())
+                out += b + "; ";
+        }
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+TEST_F(Lifetimes, ALeaseAtTheGateOfAForcedShrinkWaitingForTheCallersLeaseIsEdeadlk) {
+    // While a forced shrink waits for the leases above its new end, new
+    // leases there wait at its lease gate until it ends. A thread holding
+    // one of the old leases that leased an entry committed above the end
+    // meanwhile (a reservation that took its slot before the shrink)
+    // waited for the shrink, which waited for that thread: both hung. Now
+    // the new lease fails with -EDEADLK; the shrink moves the entry and
+    // ends once the old lease is released.
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(1, 8);
+        daxkv_store *raw = s.get();
+        daxkv::Store &st = *raw->store;
+        for (uint32_t i = 0; i < 7; ++i) // slots 0..6
+            if (put_key(raw, i, 1))
+                return "put failed";
+        daxkv_reservation *res = nullptr; // slot 7
+        if (daxkv_reserve(raw, "r", 1, 100, &res))
+            return std::string("reserve: ") + daxkv_errmsg();
+        std::memset(daxkv_reservation_data(res), 'r', 100);
+        for (uint32_t i = 0; i < 4; ++i) { // room below the new end
+            std::string k = key_of(i);
+            if (daxkv_remove(raw, k.data(), k.size(), 0))
+                return "remove failed";
+        }
+        const std::string k6 = key_of(6);
+        daxkv_lease *l = nullptr; // slot 6
+        if (daxkv_lease_acquire(raw, k6.data(), k6.size(), &l))
+            return std::string("lease: ") + daxkv_errmsg();
+        // The shrink's migration of the committed reservation stops between
+        // its copy and its switch (the entry still above the end, the gate
+        // up) until this thread has tried to lease it.
+        std::atomic<bool> committed{false}, at_switch{false}, tried{false};
+        st.hotplug().set_hook([&](int phase) {
+            if (phase != 1 || !committed.load())
+                return;
+            at_switch = true;
+            while (!tried.load())
+                std::this_thread::sleep_for(std::chrono::microseconds(50));
+        });
+        int rc_shrink = 1;
+        std::thread shrink([&, r = result()]() mutable {
+            rc_shrink = daxkv_device_resize(raw, paths_[0].c_str(), 4 * kSlot, DAXKV_MIGRATE,
+                                            DAXKV_FORCE, &r);
+        });
+        std::string out;
+        for (int i = 0; i < 200000 && pool_status(raw)["devices"][0]["lease_gate"] != true; ++i)
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        if (pool_status(raw)["devices"][0]["lease_gate"] != true)
+            out += "the shrink never gated leases; ";
+        // Not cancelled: the shrink waits for the lease as well.
+        committed = true;
+        int rc = daxkv_commit(res);
+        if (rc != 0)
+            out += "commit returned " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+        for (int i = 0; i < 200000 && !at_switch.load(); ++i)
+            std::this_thread::sleep_for(std::chrono::microseconds(50));
+        if (!at_switch.load())
+            out += "the shrink never moved the committed entry; ";
+        daxkv_lease *l2 = nullptr;
+        rc = daxkv_lease_acquire(raw, "r", 1, &l2);
+        const std::string lease_msg = daxkv_errmsg();
+        tried = true;
+        if (rc != -EDEADLK)
+            out += "the lease at the gate returned " + std::to_string(rc) + "; ";
+        else if (!contains_text(lease_msg.c_str(), "lease"))
+            out += "the message does not name the lease: " + lease_msg + "; ";
+        daxkv_lease_release(l2);
+        daxkv_lease_release(l);
+        shrink.join();
+        st.hotplug().set_hook(nullptr);
+        if (rc_shrink != 0)
+            out += "the forced shrink returned " + std::to_string(rc_shrink) + "; ";
+        if (pool_status(raw)["devices"][0]["max_slots"] != 4)
+            out += "the shrink did not happen; ";
+        std::vector<uint8_t> buf(kSlot);
+        size_t len = 0;
+        if (daxkv_get(raw, "r", 1, buf.data(), buf.size(), &len) != 0 || len != 100 ||
+            buf[0] != 'r' || buf[99] != 'r')
+            out += "the reserved key does not read back; ";
+        for (uint32_t i = 4; i < 7; ++i) {
+            std::string b = check_key(raw, i, 1);
+            if (!b.empty())
+                out += b + "; ";
+        }
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+TEST_F(Lifetimes, AWaitForADrainOfADeviceWhoseSlotTheCallerLeasesIsEdeadlk) {
+    // A leased slot stays taken until its lease is released, even once its
+    // entry is removed, and a draining device is drained only once every
+    // slot is free (and cannot be removed without waiting for the lease
+    // either): daxkv_device_wait_drained with no time limit, from the
+    // thread holding the lease, never returned. Now -EDEADLK; once the
+    // lease is released the drain completes.
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = two_devices_holding(8);
+        if (!s)
+            return "put failed";
+        daxkv_store *raw = s.get();
+        std::vector<uint32_t> on0 = keys_on(raw, 8, 0);
+        if (on0.empty())
+            return "no key on dev0";
+        const std::string k = key_of(on0.front());
+        daxkv_lease *l = nullptr;
+        if (daxkv_lease_acquire(raw, k.data(), k.size(), &l))
+            return std::string("lease: ") + daxkv_errmsg();
+        daxkv_hotplug_result r = result();
+        if (daxkv_device_remove(raw, paths_[0].c_str(), DAXKV_DRAIN, 0, &r))
+            return std::string("drain: ") + daxkv_errmsg();
+        for (uint32_t i : on0) { // every entry of dev0 goes, the leased one too
+            std::string key = key_of(i);
+            if (daxkv_remove(raw, key.data(), key.size(), 0))
+                return "remove failed";
+        }
+        std::string out;
+        int rc = daxkv_device_wait_drained(raw, paths_[0].c_str(), -1);
+        if (rc != -EDEADLK)
+            out += "the wait returned " + std::to_string(rc) + "; ";
+        else if (!contains_text(daxkv_errmsg(), "lease"))
+            out += std::string("the message does not name the lease: ") + daxkv_errmsg() + "; ";
+        daxkv_lease_release(l);
+        rc = daxkv_device_wait_drained(raw, paths_[0].c_str(), -1);
+        if (rc != 0)
+            out += "the wait after the release returned " + std::to_string(rc) + " " +
+                   daxkv_errmsg() + "; ";
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
+TEST_F(Lifetimes, ALeaseBelongsToTheThreadThatTookItUntilItIsReleasedAnywhere) {
+    // Leases may be released on another thread than the one that took them.
+    // One taken by a thread that has ended, released by a third thread,
+    // ends a forced removal's wait; a thread that never took it waits behind
+    // the removal rather than failing (-EDEADLK is for the taker), and a
+    // thread whose lease another thread released holds it no more.
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = two_devices_holding(8);
+        if (!s)
+            return "put failed";
+        daxkv_store *raw = s.get();
+        std::vector<uint32_t> on0 = keys_on(raw, 8, 0), on1 = keys_on(raw, 8, 1);
+        if (on0.size() != 4 || on1.size() != 4)
+            return "the keys are not spread over both devices";
+        daxkv_lease *l = nullptr;
+        std::thread taker([&] {
+            const std::string k = key_of(on0.back());
+            daxkv_lease_acquire(raw, k.data(), k.size(), &l);
+        });
+        taker.join();
+        if (!l)
+            return "lease failed";
+        int rc_forced = 1;
+        std::thread forced([&, r = result()]() mutable {
+            rc_forced = daxkv_device_remove(raw, paths_[0].c_str(), DAXKV_MIGRATE, DAXKV_FORCE,
+                                            &r);
+        });
+        std::string out;
+        if (!wait_state_leaves(raw, 0, "active"))
+            out += "the forced removal never began; ";
+        // This thread calls the pool while another releases the lease.
+        std::thread releaser([&] {
+            if (wait_in_flight(raw, 2))
+                daxkv_lease_release(l);
+            else
+                out += "the pool call never entered the store; ";
+        });
+        const std::string added = dir_.file("added-" + std::to_string(::getpid()));
+        int rc = daxkv_device_add(raw, added.c_str(), dev_bytes_for(8));
+        if (rc != 0)
+            out += "a pool call of a thread without leases returned " + std::to_string(rc) +
+                   " " + daxkv_errmsg() + "; ";
+        releaser.join();
+        forced.join();
+        if (rc_forced != 0)
+            out += "the forced removal returned " + std::to_string(rc_forced) + "; ";
+        // A lease of this thread, released by another: no longer this thread's.
+        const std::string k1 = key_of(on1.back());
+        daxkv_lease *l1 = nullptr;
+        if (daxkv_lease_acquire(raw, k1.data(), k1.size(), &l1))
+            return out + "lease of dev1 failed";
+        std::thread([&] { daxkv_lease_release(l1); }).join();
+        daxkv_hotplug_result r = result();
+        rc = daxkv_device_remove(raw, paths_[1].c_str(), DAXKV_MIGRATE, DAXKV_FORCE, &r);
+        if (rc != 0)
+            out += "a forced removal after another thread released the caller's lease "
+                   "returned " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
+        for (uint32_t i = 0; i < 8; ++i) {
+            std::string b = check_key(raw, i, 1);
+            if (!b.empty())
+                out += b + "; ";
+        }
         return out;
     });
     EXPECT_EQ(msg, "");
