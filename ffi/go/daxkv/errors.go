@@ -71,6 +71,11 @@ var (
 	ErrNotSupported   = sentinel(syscall.ENOTSUP)
 	ErrCorrupt        = &Error{Code: ECorrupt, Message: "on-device metadata is corrupt"}
 	ErrForeign        = &Error{Code: EForeign, Message: "the device holds data that is not a daxkv arena"}
+	// ErrDeadlock: the call would wait for a lease the calling OS thread
+	// acquired (a forced device removal or shrink waits for it). Goroutines
+	// move between threads: one that holds leases across a pool call runs
+	// it on the thread that acquired them with runtime.LockOSThread.
+	ErrDeadlock = sentinel(syscall.EDEADLK)
 	// ErrReleased is returned by a Lease or Reservation used after release,
 	// commit or abort.
 	ErrReleased = errors.New("daxkv: lease or reservation already released")

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -34,6 +35,33 @@ func dirEntries(t *testing.T, dir string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func TestForcedRemovalOfADeviceThisThreadLeasesFromIsDeadlock(t *testing.T) {
+	// The library knows a lease by the OS thread that acquired it: this
+	// goroutine stays on one thread from the lease to the removal.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	s := openFiles(t, []string{a}, 8*mib, map[string]string{"hotplug": "1"})
+	putN(t, s, "k", 2)
+	if err := s.AddDevice(b, 8*mib); err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.Lease([]byte("k0")) // on a, the only device when it was put
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RemoveDevice(a, RemoveMigrate, true); !errors.Is(err, ErrDeadlock) ||
+		!strings.Contains(err.Error(), "lease") {
+		l.Release()
+		t.Fatalf("forced removal of a leased device: %v", err)
+	}
+	l.Release()
+	if r, err := s.RemoveDevice(a, RemoveMigrate, true); err != nil || r.State != DeviceRemoved {
+		t.Fatalf("after the release: %+v %v", r, err)
+	}
 }
 
 func TestAddMigrateRemove(t *testing.T) {

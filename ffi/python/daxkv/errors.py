@@ -90,6 +90,12 @@ class Cancelled(DaxKVError):
     """-ECANCELED: a forced remove cancelled the reservation."""
 
 
+class Deadlock(DaxKVError):
+    """-EDEADLK: the call would wait for a lease the calling thread holds (a
+    forced device removal or shrink waits for it); the message names the
+    lease. Release it, then call again."""
+
+
 class Corrupt(DaxKVError):
     """DAXKV_E_CORRUPT: on-device metadata is invalid."""
 
@@ -187,6 +193,7 @@ _BY_CODE: Dict[int, Type[DaxKVError]] = {
     -_errno.ENOBUFS: BufferTooSmall,
     -_errno.ESHUTDOWN: Shutdown,
     -_errno.ECANCELED: Cancelled,
+    -_errno.EDEADLK: Deadlock,
     -_errno.EINVAL: InvalidArgument,
     -_errno.ENODEV: NoDevice,
     -_errno.EACCES: PermissionDenied,

@@ -14,6 +14,7 @@ Bad inputs covered here:
   - wait_drained on a device that is not draining: InvalidArgument
   - removing the only device (holding an entry) with migrate: NoSpace
   - removing a device with pinned entries without force: Busy
+  - a forced removal or shrink of a device this thread leases from: Deadlock
   - adding an active device again with another size: Busy
   - every call after close: Shutdown
 """
@@ -174,6 +175,27 @@ def test_busy_pinned_and_force(tmp_path):
         r = s.device_remove(dev0, "migrate", force=True)
         assert r.state == "removed"
         assert s.stats().entries_pinned == len(vals)  # pins moved with the entries
+        for k, v in vals.items():
+            assert s.get(k) == v
+
+
+def test_forced_change_of_a_device_this_thread_leases_from_is_deadlock(tmp_path):
+    # It would wait for the leases, held by the thread that waits.
+    with pool(tmp_path, 2) as s:
+        dev0 = str(tmp_path / "dev0")
+        vals = values(6)
+        s.put_many(list(vals), list(vals.values()))
+        leases = [s.lease(k) for k in vals]  # some of them on dev0
+        with pytest.raises(daxkv.Deadlock) as ei:
+            s.device_remove(dev0, "migrate", force=True)
+        assert ei.value.errno == errno.EDEADLK and "lease" in ei.value.message
+        with pytest.raises(daxkv.Deadlock):
+            s.device_resize(dev0, SLOT, "migrate", force=True)
+        assert dev_row(s.pool_status(), dev0)["state"] == "active"  # nothing changed
+        for lease in leases:
+            lease.release()
+        r = s.device_remove(dev0, "migrate", force=True)
+        assert r.state == "removed"
         for k, v in vals.items():
             assert s.get(k) == v
 

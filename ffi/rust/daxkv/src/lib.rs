@@ -75,6 +75,9 @@ pub enum ErrorKind {
     BufferTooSmall,
     Shutdown,
     Cancelled,
+    /// The call would wait for a lease the calling thread holds (a forced
+    /// device removal or shrink waits for it): release it, then call again.
+    Deadlock,
     InvalidArgument,
     NoDevice,
     PermissionDenied,
@@ -157,6 +160,7 @@ impl Error {
             ENOBUFS => ErrorKind::BufferTooSmall,
             ESHUTDOWN => ErrorKind::Shutdown,
             ECANCELED => ErrorKind::Cancelled,
+            EDEADLK => ErrorKind::Deadlock,
             EINVAL => ErrorKind::InvalidArgument,
             ENODEV => ErrorKind::NoDevice,
             EACCES | EPERM => ErrorKind::PermissionDenied,
@@ -204,6 +208,7 @@ mod libc_errno {
     pub const ENFILE: i32 = 23;
     pub const EMFILE: i32 = 24;
     pub const ENOSPC: i32 = 28;
+    pub const EDEADLK: i32 = 35;
     pub const EPROTO: i32 = 71;
     pub const EOVERFLOW: i32 = 75;
     pub const ENOTSUP: i32 = 95;

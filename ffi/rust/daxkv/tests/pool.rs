@@ -51,6 +51,24 @@ fn add_migrate_away_and_remove() {
 }
 
 #[test]
+fn forced_removal_of_a_device_this_thread_leases_from_is_deadlock() {
+    // It would wait for the lease, which this thread holds while it waits.
+    let d = TempDir::new("deadlock");
+    let (a, b) = (d.join("a"), d.join("b"));
+    let s = open_files(&[&a], 8 * MIB, &[("hotplug", "1")]);
+    put_n(&s, "k", 2);
+    s.add_device(&b, 8 * MIB).unwrap();
+    let lease = s.lease(b"k0").unwrap(); // on a, the only device when it was put
+    let e = s.remove_device(&a, RemoveMode::Migrate, true).unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Deadlock, "{e}");
+    assert!(e.message().contains("lease"), "{e}");
+    assert_eq!(s.describe_device(&a).unwrap().state, DeviceState::Active, "nothing changed");
+    drop(lease);
+    assert_eq!(s.remove_device(&a, RemoveMode::Migrate, true).unwrap().state, DeviceState::Removed);
+    assert_eq!(s.get(b"k0").unwrap().unwrap(), vec![0u8; 1000]);
+}
+
+#[test]
 fn resize_and_drain() {
     let d = TempDir::new("resize");
     let (a, b) = (d.join("a"), d.join("b"));
