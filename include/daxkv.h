@@ -725,8 +725,10 @@ DAXKV_API int daxkv_device_resize(daxkv_store *s, const char *path, uint64_t byt
  * Wait until a draining device holds no entries (it drains as entries are
  * removed, replaced or evicted). 0 drained; -ETIMEDOUT after timeout_ms
  * (negative: no limit); -EDEADLK instead of a wait while the calling
- * thread holds a lease of a slot of the device (it stays taken until the
- * lease is released; timeout_ms 0 stays -ETIMEDOUT, as it does not wait);
+ * thread holds a lease of a slot of the device, or a reservation there
+ * (not cancelled by a forced removal or shrink): that slot stays taken
+ * until the lease is released or the reservation ended (timeout_ms 0 stays
+ * -ETIMEDOUT, as it does not wait);
  * -EINVAL the device is not draining (nor being
  * removed or resized from draining, which is waited for); -ENOENT unknown;
  * -ESHUTDOWN when the store is shut down meanwhile (shutdown waits for it).

@@ -53,7 +53,7 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/store/recovery.cpp lib/store/recovery.hpp \
 	lib/store/writes.cpp lib/store/writes.hpp \
 	lib/store/reservations.cpp lib/store/reservations.hpp \
-	lib/store/reads.cpp lib/store/reads.hpp lib/store/held_leases.hpp \
+	lib/store/reads.cpp lib/store/reads.hpp lib/store/held_slots.hpp \
 	lib/store/gpu.cpp lib/store/gpu.hpp lib/store/gpu_state.hpp \
 	lib/store/gpu_transfer.cpp \
 	lib/store/async.cpp lib/store/async.hpp \

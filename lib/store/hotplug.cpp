@@ -482,9 +482,10 @@ int Hotplug::wait_drained(const std::string &path, int timeout_ms) {
                 return set_error(-ETIMEDOUT, "the device still holds %u slots", d.alloc->used());
             slice = std::min(slice, deadline);
         }
-        // A slot this thread leases stays taken, and the device can neither
-        // drain nor be removed, until the lease is released.
-        c_.pool.fail_if_caller_leases(a, 0, "the drain of the device");
+        // A slot this thread leases or reserves stays taken, and the device
+        // can neither drain nor (for a lease) be removed, until the lease
+        // is released or the reservation ended.
+        c_.pool.fail_if_caller_holds_slots(a, "the drain of the device");
         c_.pool.wait_signal(g, slice);
     }
 }

@@ -17,7 +17,7 @@
 #include "internal/util.hpp"
 #include "platform/cpu.hpp"
 #include "platform/numa.hpp"
-#include "store/held_leases.hpp"
+#include "store/held_slots.hpp"
 
 namespace daxkv {
 namespace {
@@ -366,11 +366,17 @@ void Pool::set_leases_awaited(uint32_t a, bool on, uint32_t from_slot) noexcept 
     ev_cv_.notify_all(); // the calls waiting behind the change look again
 }
 
-void Pool::fail_if_caller_leases(uint32_t a, uint32_t from_slot, const char *what) const {
+void Pool::fail_if_caller_holds(uint32_t a, uint32_t from_slot, bool reservations,
+                                const char *what) const {
     uint32_t slot = 0;
-    if (HeldLeases::calling_thread_holds(this, a, from_slot, &slot))
+    bool lease = true;
+    if (!HeldSlots::calling_thread_holds(this, a, from_slot, reservations, &slot, &lease))
+        return;
+    if (lease)
         fail(-EDEADLK, "%s would wait for a lease that this thread holds (slot %u of device "
                        "%u); release that lease first", what, slot, rows_[a].id);
+    fail(-EDEADLK, "%s would wait for a reservation that this thread holds (slot %u of device "
+                   "%u); commit or abort it first", what, slot, rows_[a].id);
 }
 
 void Pool::fail_if_caller_holds_awaited_lease(const char *what) const {

@@ -78,7 +78,7 @@ struct DeviceRow {
     std::atomic<uint32_t> lease_gate_from{0}; // written before the gate is raised
     // While set, a forced removal or shrink waits for the leases of this
     // device at leases_awaited_from and above: a thread holding one of them
-    // must not wait for that call (held_leases.hpp). Changed under the
+    // must not wait for that call (held_slots.hpp). Changed under the
     // signals' lock, which the waits that look at it hold.
     std::atomic<bool> leases_awaited{false};
     std::atomic<uint32_t> leases_awaited_from{0};
@@ -193,7 +193,13 @@ public:
     // Throw -EDEADLK, with a message that names the lease, when the calling
     // thread holds a lease of device a at from_slot or above. what: the
     // start of the message, before " would wait for a lease".
-    void fail_if_caller_leases(uint32_t a, uint32_t from_slot, const char *what) const;
+    void fail_if_caller_leases(uint32_t a, uint32_t from_slot, const char *what) const {
+        fail_if_caller_holds(a, from_slot, false, what);
+    }
+    // The same for the leases and the open reservations of device a.
+    void fail_if_caller_holds_slots(uint32_t a, const char *what) const {
+        fail_if_caller_holds(a, 0, true, what);
+    }
     // The same for the leases a forced change under way waits for. Called
     // with the signals' lock held.
     void fail_if_caller_holds_awaited_lease(const char *what) const;
@@ -220,6 +226,8 @@ public:
     std::shared_mutex &mapping_lock() const noexcept { return mapping_m_; }
 
 private:
+    void fail_if_caller_holds(uint32_t a, uint32_t from_slot, bool reservations,
+                              const char *what) const;
     void set_gate(std::atomic<bool> &gate, bool on) noexcept;
     void wait_gate(const std::atomic<bool> &gate);
     void map_device_once(DeviceRow &row, const DeviceSpec &d) const;

@@ -356,7 +356,7 @@ int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out, uint32_
     CallGate::Call call(c_.gate);
     // Allocated first: nothing is borrowed or leased yet if it fails.
     auto l = std::make_unique<LeaseState>();
-    std::shared_ptr<HeldLeases> taker = HeldLeases::mine();
+    std::shared_ptr<HeldSlots> taker = HeldSlots::mine();
     Borrow b;
     for (;;) {
         Index::Locked e = c_.index.lookup(key);
@@ -415,7 +415,7 @@ void Reads::wait_lease_gate(uint32_t a) {
 void Reads::release(LeaseState &l) noexcept {
     // Out of its taker's list first: a taker that looks meanwhile waits for
     // a lease that is going rather than failing for one already gone.
-    HeldLeases::remove(l.held);
+    HeldSlots::remove(l.held);
     auto g = c_.index.lock_shard(l.shard);
     c_.slots.end_lease(l.ref);
     c_.slots.end_borrow(l.ref);

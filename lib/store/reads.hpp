@@ -18,7 +18,7 @@
 
 #include "store/core.hpp"
 #include "store/entries.hpp"
-#include "store/held_leases.hpp"
+#include "store/held_slots.hpp"
 #include "store/item.hpp"
 
 namespace daxkv {
@@ -43,7 +43,7 @@ struct LeaseState {
     size_t size = 0;
     const char *meta = nullptr;
     size_t meta_len = 0;
-    HeldLease held; // in the list of the thread that took it until released
+    HeldSlot held; // in the list of the thread that took it until released
 };
 
 class Reads {
@@ -68,7 +68,7 @@ public:
     // leased (for a caller that holds leases of its own, which that removal
     // or shrink may be waiting for: it gives them back before it waits).
     // -EDEADLK (thrown) instead of a wait that would wait for a lease the
-    // calling thread took earlier (held_leases.hpp).
+    // calling thread took earlier (held_slots.hpp).
     int lease(std::string_view key, std::unique_ptr<LeaseState> *out,
               uint32_t *gated = nullptr);
     // Wait while device a's lease gate is up; throws -ESHUTDOWN at shutdown,

@@ -32,6 +32,7 @@ private:
 int Reservations::reserve(std::string_view key, size_t len,
                           std::unique_ptr<ReservationState> *out) {
     CallGate::Call call(c_.gate);
+    std::shared_ptr<HeldSlots> taker = HeldSlots::mine(); // before the slot is taken
     UnderWay under_way(*this);
     Pending p;
     if (int rc = writes_.claim(key, len, 0, p))
@@ -55,6 +56,11 @@ int Reservations::reserve(std::string_view key, size_t len,
             hook_(r->inflight->ref.arena);
         std::lock_guard<std::mutex> g(m_);
         open_.insert(r.get());
+        r->held.pool = &c_.pool;
+        r->held.arena = r->inflight->ref.arena;
+        r->held.slot = r->inflight->ref.slot;
+        r->held.lease = false;
+        taker->add(r->held, std::move(taker));
     } catch (...) {
         if (r && r->inflight)
             p.inflight = std::move(r->inflight);
@@ -68,6 +74,7 @@ int Reservations::reserve(std::string_view key, size_t len,
 uint8_t Reservations::end(ReservationState &r, bool committing) noexcept {
     std::lock_guard<std::mutex> g(m_);
     open_.erase(&r);
+    HeldSlots::remove(r.held);
     Inflight &inf = *r.inflight;
     uint8_t was = Inflight::kHeld;
     if (committing && inf.phase.compare_exchange_strong(was, Inflight::kCommitting))
@@ -163,6 +170,8 @@ size_t Reservations::on_device(uint32_t a, uint32_t from_slot, bool detach) {
             inf.canceled = true;
         }
         c_.pool[a].detached++;
+        // Its slot holds up no drain any more (hotplug.cpp, wait_drained).
+        HeldSlots::remove(r->held);
     }
     return n;
 }

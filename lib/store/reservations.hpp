@@ -17,6 +17,7 @@
 #include <unordered_set>
 
 #include "store/core.hpp"
+#include "store/held_slots.hpp"
 #include "store/writes.hpp"
 
 namespace daxkv {
@@ -33,6 +34,8 @@ struct ReservationState {
     std::string meta;
     // The device of the slot: mapped for as long as the caller may write.
     std::shared_ptr<arena::Arena> device;
+    // In the list of the thread that made it until it ends or is detached.
+    HeldSlot held;
 };
 
 class Reservations {

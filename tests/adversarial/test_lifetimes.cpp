@@ -1226,6 +1226,57 @@ TEST_F(Lifetimes, AWaitForADrainOfADeviceWhoseSlotTheCallerLeasesIsEdeadlk) {
     EXPECT_EQ(msg, "");
 }
 
+TEST_F(Lifetimes, AWaitForADrainOfADeviceWhereTheCallerHoldsAReservationIsEdeadlk) {
+    // An open reservation keeps its slot taken until it is committed or
+    // aborted (its commit would put an entry on the device), so the device
+    // it was made on does not drain meanwhile: a wait without time limit
+    // for the drain, from the thread holding it, never returned. Now
+    // -EDEADLK. A thread that does not hold it waits, even when it was
+    // handed over to another thread (which commits it here); once its entry
+    // is removed the drain completes.
+    std::string msg = child_check([&]() -> std::string {
+        ::alarm(kAlarm);
+        StorePtr s = open_pool(1, 8);
+        daxkv_store *raw = s.get();
+        daxkv_reservation *res = nullptr; // on dev0, the only device
+        if (daxkv_reserve(raw, "r", 1, 100, &res))
+            return std::string("reserve: ") + daxkv_errmsg();
+        std::memset(daxkv_reservation_data(res), 'r', 100);
+        const std::string d1 = dir_.file("added-" + std::to_string(::getpid()));
+        if (daxkv_device_add(raw, d1.c_str(), dev_bytes_for(8)))
+            return std::string("add: ") + daxkv_errmsg();
+        daxkv_hotplug_result r = result();
+        if (daxkv_device_remove(raw, paths_[0].c_str(), DAXKV_DRAIN, 0, &r))
+            return std::string("drain: ") + daxkv_errmsg();
+        std::string out;
+        int rc = daxkv_device_wait_drained(raw, paths_[0].c_str(), -1);
+        if (rc != -EDEADLK)
+            out += "the wait returned " + std::to_string(rc) + "; ";
+        else if (!contains_text(daxkv_errmsg(), "reservation"))
+            out += std::string("the message does not name the reservation: ") +
+                   daxkv_errmsg() + "; ";
+        // Handed to another thread, which commits it: this one holds none.
+        int rc_wait = 1;
+        std::thread waiter;
+        std::thread([&] {
+            waiter = std::thread(
+                [&] { rc_wait = daxkv_device_wait_drained(raw, paths_[0].c_str(), -1); });
+            if (!wait_in_flight(raw, 1))
+                out += "the wait never entered the store; ";
+            if (daxkv_commit(res) != 0)
+                out += std::string("commit: ") + daxkv_errmsg() + "; ";
+            if (daxkv_remove(raw, "r", 1, 0) != 0)
+                out += std::string("remove: ") + daxkv_errmsg() + "; ";
+        }).join();
+        waiter.join();
+        if (rc_wait != 0)
+            out += "the wait of a thread holding nothing returned " + std::to_string(rc_wait) +
+                   "; ";
+        return out;
+    });
+    EXPECT_EQ(msg, "");
+}
+
 TEST_F(Lifetimes, ALeaseBelongsToTheThreadThatTookItUntilItIsReleasedAnywhere) {
     // Leases may be released on another thread than the one that took them.
     // One taken by a thread that has ended, released by a third thread,
