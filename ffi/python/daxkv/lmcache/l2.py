@@ -47,7 +47,7 @@ from lmcache.v1.platform import create_event_notifier
 from .. import _lib
 from .._batch import _Batch
 from .._store import Store
-from ..errors import DaxKVError, InvalidArgument, NotFound, NoSpace, PermissionDenied, Busy, Shutdown
+from ..errors import DaxKVError, Deadlock, InvalidArgument, NotFound, NoSpace, PermissionDenied, Busy, Shutdown
 from . import _native
 from .keys import KeyNotStorable, decode_key, encode_keys_partial
 from .meta import DEFAULT_META_BYTES, decode_meta
@@ -235,12 +235,14 @@ class _Task:
 
 
 def _http(exc: DaxKVError) -> int:
-    """LMCache's HTTP code for a libdaxkv hotplug error."""
+    """LMCache's HTTP code for a libdaxkv hotplug error. A change refused
+    because the calling thread holds a lease it would wait for (Deadlock)
+    conflicts with that lease, as a locked key does (409)."""
     if isinstance(exc, PermissionDenied):
         return 403
     if isinstance(exc, NotFound):
         return 404
-    if isinstance(exc, Busy):
+    if isinstance(exc, (Busy, Deadlock)):
         return 409
     if isinstance(exc, NoSpace):
         return 507
