@@ -1154,11 +1154,29 @@ TEST_F(Lifetimes, ALeaseAtTheGateOfAForcedShrinkWaitingForTheCallersLeaseIsEdead
         daxkv_lease *l2 = nullptr;
         rc = daxkv_lease_acquire(raw, "r", 1, &l2);
         const std::string lease_msg = daxkv_errmsg();
+        // A batch waits there as well (the first item, or after it gave
+        // back its own leases of earlier items, key 4 below the end).
+        const std::string k4 = key_of(4);
+        daxkv_lease_item items[3];
+        std::memset(items, 0, sizeof items);
+        items[0].key = items[2].key = "r";
+        items[0].key_len = items[2].key_len = 1;
+        items[1].key = k4.data();
+        items[1].key_len = k4.size();
+        const int rc_first = daxkv_lease_batch(raw, items, 1, 0);
+        const int rc_later = daxkv_lease_batch(raw, items + 1, 2, 0);
         tried = true;
         if (rc != -EDEADLK)
             out += "the lease at the gate returned " + std::to_string(rc) + "; ";
         else if (!contains_text(lease_msg.c_str(), "lease"))
             out += "the message does not name the lease: " + lease_msg + "; ";
+        if (rc_first != -EDEADLK || rc_later != -EDEADLK)
+            out += "the batches at the gate returned " + std::to_string(rc_first) + " and " +
+                   std::to_string(rc_later) + "; ";
+        for (const auto &it : items)
+            if (it.status != -EDEADLK || it.lease || it.data)
+                out += "an item of a refused batch has status " + std::to_string(it.status) +
+                       (it.lease ? " and a lease" : "") + "; ";
         daxkv_lease_release(l2);
         daxkv_lease_release(l);
         shrink.join();
