@@ -13,7 +13,10 @@
  * or daxkv_cursor is used by one thread at a time; a lease's accessors may
  * be called from any thread, but no call on the lease may overlap or follow
  * daxkv_lease_release. No call on a store may overlap or follow
- * daxkv_close (daxkv_shutdown waits for the calls already inside).
+ * daxkv_close (daxkv_shutdown waits for the calls already inside). A call
+ * that would wait for a lease (or, waiting for a drain, a reservation)
+ * that the calling thread holds fails with -EDEADLK instead (a forced
+ * removal or shrink waits for leases: see daxkv_device_remove).
  * The library runs threads of its own: each store's copy workers
  * (workers - 1 of them: the calling thread is one), the daxkv_submit
  * dispatcher (from the first submission it does not run inline), the

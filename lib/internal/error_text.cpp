@@ -26,7 +26,7 @@ const char *error_text(int code) noexcept {
     case -EIO: return "I/O error: copy fault, media error or checksum mismatch";
     case -ENOTSUP: return "feature not built in";
     case -ECANCELED: return "cancelled by a forced remove";
-    case -EDEADLK: return "would wait for a lease the calling thread holds";
+    case -EDEADLK: return "would wait for a lease or reservation the calling thread holds";
     case -EISDIR: return "is a directory";
     case -ELOOP: return "too many levels of symbolic links";
     case -EOVERFLOW: return "value too large for the counter";

@@ -640,7 +640,8 @@ TEST(Errors, StrerrorIsNonNullAndDistinctForEveryDocumentedCode) {
     const int codes[] = {0,        DAXKV_EXISTED, -EINVAL,     -ENOENT,          -ENOSPC,
                          -E2BIG,   -EBUSY,        -ENOBUFS,    -ESHUTDOWN,       -ENODEV,
                          -EACCES,  -EPERM,        -ENOMEM,     -EIO,             -ENOTSUP,
-                         -ECANCELED, -EISDIR,     -ELOOP,      DAXKV_E_CORRUPT,  DAXKV_E_FOREIGN};
+                         -ECANCELED, -EISDIR,     -ELOOP,      DAXKV_E_CORRUPT,  DAXKV_E_FOREIGN,
+                         -EDEADLK};
     std::set<std::string> seen;
     for (int c : codes) {
         const char *m = daxkv_strerror(c);
