@@ -3,6 +3,11 @@
 // std::bad_alloc. Only that thread's allocations count, so the store's
 // worker threads and other tests are untouched.
 //
+// For the store's own threads (the asynchronous dispatcher, the copy
+// engine's workers, recovery's threads) the other mode counts every thread
+// of the process but the one that armed it: its n-th allocation on any of
+// them fails. The two modes are independent.
+//
 // A sweep arms n = 1, 2, ... around one call until a run completes without
 // the failure firing: every allocation the call makes on the calling
 // thread fails once, and the test checks after each run that the call
@@ -23,6 +28,15 @@ void fail_nth_allocation(long n) noexcept;
 // Whether the failure fired since it was last armed (also once disarmed).
 bool allocation_failed() noexcept;
 
+// Arm for the other threads: the n-th allocation from now made by any
+// thread but the calling one fails (n > 0); 0 disarms.
+void fail_nth_allocation_elsewhere(long n) noexcept;
+// Whether that failure fired since it was last armed (also once disarmed).
+bool allocation_failed_elsewhere() noexcept;
+// Allocations the other threads made since it was last armed (all of them
+// while armed, those up to the failing one once it fired).
+long allocations_elsewhere() noexcept;
+
 // Arms on construction, disarms on destruction.
 class FailNthAllocation {
 public:
@@ -30,6 +44,14 @@ public:
     ~FailNthAllocation() { fail_nth_allocation(0); }
     FailNthAllocation(const FailNthAllocation &) = delete;
     FailNthAllocation &operator=(const FailNthAllocation &) = delete;
+};
+
+class FailNthAllocationElsewhere {
+public:
+    explicit FailNthAllocationElsewhere(long n) noexcept { fail_nth_allocation_elsewhere(n); }
+    ~FailNthAllocationElsewhere() { fail_nth_allocation_elsewhere(0); }
+    FailNthAllocationElsewhere(const FailNthAllocationElsewhere &) = delete;
+    FailNthAllocationElsewhere &operator=(const FailNthAllocationElsewhere &) = delete;
 };
 
 // The sweep: for n = 1, 2, ...: setup() unarmed, call() with its n-th
