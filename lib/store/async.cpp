@@ -18,7 +18,11 @@ AsyncQueue::~AsyncQueue() {
 }
 
 int AsyncQueue::submit(AsyncOp op, daxkv_item *items, size_t n, unsigned flags, uint64_t tag) {
-    const Batch batch{op, items, n, flags, tag};
+    // The batch's node, which later holds its completion: made here, where
+    // running out of memory is still -ENOMEM with nothing queued.
+    Batches mine;
+    mine.push_back(Batch{op, items, n, flags, tag, 0});
+    const Batch &batch = mine.front();
     const bool small = is_small(batch);
     {
         std::lock_guard<std::mutex> g(m_);
@@ -31,7 +35,7 @@ int AsyncQueue::submit(AsyncOp op, daxkv_item *items, size_t n, unsigned flags, 
                 thread_ = std::thread([this] { dispatcher(); }); // may throw: nothing queued
                 started_ = true;
             }
-            queue_.push_back(batch);
+            queue_.splice(queue_.end(), mine);
             queued_.store(queue_.size(), std::memory_order_release);
             submitted_.fetch_add(1, std::memory_order_relaxed);
             cv_.notify_one();
@@ -43,7 +47,7 @@ int AsyncQueue::submit(AsyncOp op, daxkv_item *items, size_t n, unsigned flags, 
     // would cost a thread wake-up, more than the batch itself.
     int rc = execute(batch);
     completed_.fetch_add(1, std::memory_order_relaxed);
-    complete(tag, op, rc);
+    complete(mine, mine.begin(), rc);
     {
         // Notified under the lock: shutdown waits for !busy_ and may then
         // free this queue, so nothing of it is touched once m_ is released.
@@ -93,7 +97,8 @@ size_t AsyncQueue::poll(size_t cap, const std::function<void(size_t, const Compl
     std::lock_guard<std::mutex> g(cm_);
     size_t k = 0;
     while (k < cap && !done_.empty()) {
-        out(k++, done_.front());
+        const Batch &b = done_.front();
+        out(k++, Completion{b.tag, b.op, b.result});
         done_.pop_front();
     }
     waiting_.store(done_.size(), std::memory_order_release);
@@ -118,17 +123,12 @@ size_t AsyncQueue::poll(size_t cap, const std::function<void(size_t, const Compl
     return k;
 }
 
-void AsyncQueue::complete(uint64_t tag, AsyncOp op, int result) noexcept {
+void AsyncQueue::complete(Batches &from, Batches::iterator it, int result) noexcept {
+    it->result = result;
     std::lock_guard<std::mutex> g(cm_);
     bool was_empty = done_.empty();
-    try {
-        done_.push_back(Completion{tag, op, result});
-        waiting_.store(done_.size(), std::memory_order_release);
-    } catch (...) {
-        // Out of memory for one 16-byte record: nothing sane is left to do;
-        // losing a completion would hang the caller, so stop here.
-        std::terminate();
-    }
+    done_.splice(done_.end(), from, it); // the node submit made: nothing to allocate
+    waiting_.store(done_.size(), std::memory_order_release);
     if (was_empty && efd_ >= 0) {
         uint64_t one = 1;
         ssize_t w = ::write(efd_, &one, sizeof one);
@@ -171,29 +171,28 @@ void AsyncQueue::dispatcher() noexcept {
         // Look for the next batch for a short while before sleeping.
         platform::spin_while([this] { return queued_.load(std::memory_order_acquire) == 0; },
                              std::chrono::microseconds(kAsyncSpinMicros));
-        Batch b;
+        Batches running;
         {
             std::unique_lock<std::mutex> g(m_);
             // One batch runs at a time (here or inline in submit), in order.
             cv_.wait(g, [this] { return closed_ || (!queue_.empty() && !busy_); });
             if (queue_.empty())
                 return; // closed, and shutdown took what was left
-            b = queue_.front();
-            queue_.pop_front();
+            running.splice(running.end(), queue_, queue_.begin());
             queued_.store(queue_.size(), std::memory_order_release);
             busy_ = true;
         }
         int rc;
         {
             LogDefer defer(&to_event_thread, &events_);
-            rc = execute(b);
+            rc = execute(running.front());
         }
         completed_.fetch_add(1, std::memory_order_relaxed);
         {
             // Posted and idle in one step: whoever reacts to the completion
             // and submits again finds the queue free, and can run inline.
             std::lock_guard<std::mutex> g(m_);
-            complete(b.tag, b.op, rc);
+            complete(running, running.begin(), rc);
             busy_ = false;
         }
         cv_.notify_all();
@@ -202,7 +201,7 @@ void AsyncQueue::dispatcher() noexcept {
 
 void AsyncQueue::shutdown() noexcept {
     std::lock_guard<std::mutex> sg(shutdown_m_);
-    std::deque<Batch> cancelled;
+    Batches cancelled; // an empty list allocates nothing
     {
         std::lock_guard<std::mutex> g(m_);
         closed_ = true;
@@ -220,11 +219,12 @@ void AsyncQueue::shutdown() noexcept {
         std::unique_lock<std::mutex> g(m_);
         cv_.wait(g, [this] { return !busy_; });
     }
-    for (const Batch &b : cancelled) {
+    while (!cancelled.empty()) {
+        const Batch &b = cancelled.front();
         for (size_t i = 0; i < b.n; ++i)
             b.items[i].status = -ECANCELED;
         cancelled_.fetch_add(1, std::memory_order_relaxed);
-        complete(b.tag, b.op, -ECANCELED);
+        complete(cancelled, cancelled.begin(), -ECANCELED);
     }
 }
 

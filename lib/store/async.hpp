@@ -22,7 +22,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <mutex>
 #include <thread>
 
@@ -71,17 +71,24 @@ public:
     uint64_t cancelled() const noexcept { return cancelled_.load(std::memory_order_relaxed); }
 
 private:
+    // A submitted batch, and later its completion: one list node, made by
+    // submit (the last allocation a batch needs), spliced from the queue to
+    // the completions and freed by the poll that returns it. Nothing of a
+    // batch allocates once it is queued, so its completion is always posted.
     struct Batch {
         AsyncOp op;
         daxkv_item *items;
         size_t n;
         unsigned flags;
         uint64_t tag;
+        int result;
     };
+    using Batches = std::list<Batch>;
     void dispatcher() noexcept;
     static bool is_small(const Batch &b) noexcept;
     int execute(const Batch &b) noexcept;
-    void complete(uint64_t tag, AsyncOp op, int result) noexcept;
+    // Moves the batch at it (of from) to the completions, with its result.
+    void complete(Batches &from, Batches::iterator it, int result) noexcept;
     int open_fd_locked(); // cm_ held
 
     Writes &writes_;
@@ -91,7 +98,7 @@ private:
     // Submission side.
     std::mutex m_;
     std::condition_variable cv_;
-    std::deque<Batch> queue_;
+    Batches queue_;
     std::atomic<size_t> queued_{0}; // queue_.size(), read without m_ while spinning
     bool closed_ = false;
     bool busy_ = false; // a batch is running (on the dispatcher or inline)
@@ -100,7 +107,7 @@ private:
     std::mutex shutdown_m_; // one shutdown joins the dispatcher at a time
     // Completion side.
     std::mutex cm_;
-    std::deque<Completion> done_;
+    Batches done_;
     std::atomic<size_t> waiting_{0}; // done_.size(), read without cm_ by poll
     int efd_ = -1;
     std::atomic<uint64_t> submitted_{0}, completed_{0}, cancelled_{0};

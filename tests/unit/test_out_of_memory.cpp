@@ -17,6 +17,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <poll.h>
 #include <sys/stat.h>
 #include <vector>
 
@@ -716,3 +717,114 @@ TEST_F(OutOfMemory, ResizeKeepsEveryEntry) {
 }
 
 } // namespace
+
+// Out of memory on the threads of the store: the asynchronous dispatcher,
+// the copy engine's workers and recovery's threads. Nothing may end the
+// process; a batch whose allocation failed completes with -ENOMEM (exactly
+// one completion per submit), a copy is whole or its call fails, and an
+// open whose recovery failed is -ENOMEM and leaves the entries where they
+// were.
+namespace {
+
+// Blocks until the store's event fd is readable (no timeout: a completion
+// that never comes hangs the test, which is the failure).
+void wait_readable(int fd) {
+    struct pollfd p = {fd, POLLIN, 0};
+    while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
+    }
+}
+
+} // namespace
+
+TEST_F(OutOfMemory, InlineBatchesPostTheirCompletionWhateverFails) {
+    // Small batches run on the submitting thread. The completion queue grows
+    // by a block now and then as completions wait unpolled; each submit is
+    // swept with every allocation of the calling thread failing in turn.
+    open(StoreSpec{64 * 1024, 16});
+    ASSERT_EQ(put("here", pattern(1, 100)), 0);
+    const std::string key = "here";
+    daxkv_item item;
+    std::vector<uint64_t> expected; // tags of the submits that returned 0
+    uint64_t tag = 0;
+    for (int round = 0; round < 80 && !HasFailure(); ++round) {
+        sweep(
+            "inline submit " + std::to_string(round),
+            [&] {
+                item = daxkv_item{key.data(), key.size(), nullptr, 0, nullptr, 0, 12345};
+                ++tag;
+            },
+            [&] { return daxkv_submit(s(), DAXKV_OP_CONTAINS, &item, 1, 0, tag); },
+            [&](int rc, const std::string &when) {
+                if (rc == 0)
+                    expected.push_back(tag);
+                else
+                    EXPECT_EQ(rc, -ENOMEM) << when;
+            });
+    }
+    std::vector<uint64_t> got;
+    daxkv_completion c[64];
+    for (int k; (k = daxkv_poll(s(), c, 64)) > 0;) {
+        for (int i = 0; i < k; ++i) {
+            got.push_back(c[i].tag);
+            EXPECT_TRUE(c[i].result == 1 || c[i].result == -ENOMEM)
+                << "tag " << c[i].tag << ": " << c[i].result;
+        }
+    }
+    EXPECT_EQ(got, expected);
+}
+
+TEST_F(OutOfMemory, DispatchedBatchesPostTheirCompletionWhateverFails) {
+    // A batch of more than kAsyncInlineItems items runs on the dispatcher:
+    // each of its allocations there fails in turn, over enough batches that
+    // the completion queue needs a new block at least once.
+    open(StoreSpec{64 * 1024, 16});
+    ASSERT_EQ(put("here", pattern(1, 100)), 0);
+    std::vector<std::string> keys;
+    for (int i = 0; i < 80; ++i)
+        keys.push_back(i == 0 ? "here" : "absent" + std::to_string(i));
+    std::vector<daxkv_item> items(keys.size());
+    const int fd = daxkv_event_fd(s());
+    ASSERT_GE(fd, 0) << daxkv_errmsg();
+    uint64_t tag = 0;
+    long failed = 0;
+    for (int round = 0; round < 40 && !HasFailure(); ++round) {
+        for (long n = 1; !HasFailure(); ++n) {
+            const std::string when =
+                "batch " + std::to_string(round) + ", allocation " + std::to_string(n);
+            for (size_t i = 0; i < keys.size(); ++i)
+                items[i] = daxkv_item{keys[i].data(), keys[i].size(), nullptr, 0, nullptr, 0, 1};
+            ++tag;
+            daxkv_completion c[2];
+            int k;
+            bool fired;
+            {
+                FailNthAllocationElsewhere oom(n);
+                ASSERT_EQ(daxkv_submit(s(), DAXKV_OP_CONTAINS, items.data(), items.size(), 0, tag),
+                          0)
+                    << when << ": " << daxkv_errmsg();
+                do {
+                    wait_readable(fd);
+                    k = daxkv_poll(s(), c, 2);
+                } while (k == 0);
+                fired = allocation_failed_elsewhere();
+            }
+            ASSERT_EQ(k, 1) << when;
+            EXPECT_EQ(daxkv_poll(s(), c + 1, 1), 0) << when << ": a second completion";
+            EXPECT_EQ(c[0].tag, tag) << when;
+            if (c[0].result == -ENOMEM) {
+                EXPECT_TRUE(fired) << when << ": -ENOMEM with no allocation failed";
+                ++failed;
+                for (const auto &it : items)
+                    EXPECT_EQ(it.status, -ENOMEM) << when;
+            } else {
+                EXPECT_EQ(c[0].result, 1) << when;
+                EXPECT_EQ(items[0].status, 1) << when;
+                for (size_t i = 1; i < items.size(); ++i)
+                    EXPECT_EQ(items[i].status, 0) << when;
+            }
+            if (!fired)
+                break;
+        }
+    }
+    EXPECT_GT(failed, 0) << "the dispatcher's batches allocate nothing?";
+}
