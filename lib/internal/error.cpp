@@ -74,6 +74,18 @@ void store_message(std::string msg) noexcept {
     }
 }
 
+// The message of an exception caught: copied here, where running out of
+// memory for the copy can still be caught (a std::string argument would be
+// built by the caller, in its catch handler, and end the process from there).
+void store_message(const char *head, const char *tail = "") noexcept {
+    try {
+        tls_message.assign(head);
+        tls_message.append(tail);
+    } catch (...) {
+        tls_message.clear();
+    }
+}
+
 // Logging without code: DAXKV_LOG_LEVEL (err, warning, info, debug, or the
 // DAXKV_LOG_* number) and DAXKV_LOG_FILE (a path, appended to; a path that
 // ends in '-' gets the process id added; unset or unusable: standard error),
@@ -257,7 +269,7 @@ int error_from_exception() noexcept {
         int v = e.code().value();
         return v > 0 ? -v : -EIO;
     } catch (const std::exception &e) {
-        store_message(std::string("internal error: ") + e.what());
+        store_message("internal error: ", e.what());
         return -EIO;
     } catch (...) {
         store_message("internal error: unknown exception");

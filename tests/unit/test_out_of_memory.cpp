@@ -718,6 +718,28 @@ TEST_F(OutOfMemory, ResizeKeepsEveryEntry) {
 
 } // namespace
 
+TEST_F(OutOfMemory, AnErrorsMessageThatCannotBeKeptIsNoCrash) {
+    // The message of a failed call is copied for daxkv_errmsg() after the
+    // error was caught: no memory for that copy leaves the message out.
+    ConfigPtr cfg;
+    ASSERT_EQ(make_config(&cfg, path_, StoreSpec{}), 0);
+    for (long n = 1; !HasFailure(); ++n) {
+        int rc;
+        bool fired;
+        {
+            FailNthAllocation oom(n);
+            rc = daxkv_config_set(cfg.get(), "workers", "0");
+            fired = allocation_failed();
+        }
+        EXPECT_TRUE(rc == -EINVAL || (fired && rc == -ENOMEM)) << "allocation " << n << ": " << rc;
+        if (!fired) {
+            EXPECT_NE(std::string(daxkv_errmsg()).find("workers"), std::string::npos)
+                << daxkv_errmsg();
+            break;
+        }
+    }
+}
+
 // Out of memory on the threads of the store: the asynchronous dispatcher,
 // the copy engine's workers and recovery's threads. Nothing may end the
 // process; a batch whose allocation failed completes with -ENOMEM (exactly
