@@ -1,9 +1,12 @@
 #include "arena/arena.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <exception>
+#include <mutex>
 #include <thread>
 
 #include <fcntl.h>
@@ -588,37 +591,57 @@ std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts) {
         RecoveryCounts counts;
     };
     std::vector<Part> parts(threads);
-    auto work = [&](unsigned t) {
-        Part &p = parts[t];
-        uint64_t begin = n * t / threads, end = n * (t + 1) / threads;
-        for (uint64_t s = begin; s < end; ++s) {
-            auto slot = static_cast<uint32_t>(s);
-            SlotHeader *h = header(slot);
-            uint64_t commit = __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE);
-            SlotVerdict v = classify_slot(h, commit, layout_, slot_data(slot),
-                                          opt_.verify != Verify::off, seq_limit_);
-            if (v == SlotVerdict::empty)
-                continue;
-            if (v != SlotVerdict::ok) {
-                (v == SlotVerdict::torn ? p.counts.torn : p.counts.corrupt)++;
-                withdraw(slot);
-                continue;
+    // The first failure of a part (no memory for its list), rethrown here
+    // once every thread has ended: an exception that left a thread's
+    // function, or this one while threads still ran, would end the process.
+    std::mutex failure_m;
+    std::exception_ptr failure;
+    std::atomic<bool> failed{false};
+    auto work = [&](unsigned t) noexcept {
+        try {
+            Part &p = parts[t];
+            uint64_t begin = n * t / threads, end = n * (t + 1) / threads;
+            for (uint64_t s = begin; s < end && !failed.load(std::memory_order_relaxed); ++s) {
+                auto slot = static_cast<uint32_t>(s);
+                SlotHeader *h = header(slot);
+                uint64_t commit = __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE);
+                SlotVerdict v = classify_slot(h, commit, layout_, slot_data(slot),
+                                              opt_.verify != Verify::off, seq_limit_);
+                if (v == SlotVerdict::empty)
+                    continue;
+                if (v != SlotVerdict::ok) {
+                    (v == SlotVerdict::torn ? p.counts.torn : p.counts.corrupt)++;
+                    withdraw(slot);
+                    continue;
+                }
+                p.entries.push_back(RecoveredEntry{slot, h->generation, h->seq, h->value_len,
+                                                   h->meta_len, h->key_len,
+                                                   reinterpret_cast<const char *>(h + 1)});
             }
-            p.entries.push_back(RecoveredEntry{slot, h->generation, h->seq, h->value_len,
-                                               h->meta_len, h->key_len,
-                                               reinterpret_cast<const char *>(h + 1)});
+        } catch (...) {
+            std::lock_guard<std::mutex> g(failure_m);
+            if (!failure)
+                failure = std::current_exception();
+            failed.store(true, std::memory_order_relaxed);
         }
     };
-    if (threads == 1) {
-        work(0);
-    } else {
-        std::vector<std::thread> pool;
-        for (unsigned t = 1; t < threads; ++t)
-            pool.emplace_back(work, t);
-        work(0);
-        for (auto &th : pool)
-            th.join();
+    // Parts whose thread could not be started (no memory, or the limit on
+    // threads) are scanned here, after this thread's own.
+    std::vector<std::thread> pool;
+    unsigned started = 1;
+    try {
+        pool.reserve(threads - 1);
+        for (; started < threads; ++started)
+            pool.emplace_back(work, started);
+    } catch (...) {
     }
+    work(0);
+    for (unsigned t = started; t < threads; ++t)
+        work(t);
+    for (auto &th : pool)
+        th.join();
+    if (failure)
+        std::rethrow_exception(failure);
     size_t total = 0;
     for (auto &p : parts)
         total += p.entries.size();

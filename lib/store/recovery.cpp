@@ -4,6 +4,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <exception>
+#include <mutex>
 #include <new>
 #include <string>
 #include <thread>
@@ -136,8 +138,10 @@ void recover_pool(Core &c) {
     }
     std::atomic<size_t> next_shard{0};
     std::atomic<uint64_t> stale{0}, max_seq{0};
-    auto rebuild = [&] {
-        for (size_t i; (i = next_shard.fetch_add(1)) < Index::kShards;) {
+    std::atomic<bool> failed{false};
+    auto rebuild_shards = [&] {
+        for (size_t i; !failed.load(std::memory_order_relaxed) &&
+                       (i = next_shard.fetch_add(1)) < Index::kShards;) {
             // In commit order, each linked at the LRU tail with its sequence
             // number as its tick: the oldest commit is the first victim. Two
             // commits of one key with one seq (a damaged or copied image)
@@ -165,6 +169,23 @@ void recover_pool(Core &c) {
             }
         }
     };
+    // The first failure of a shard (no memory for its entries), rethrown
+    // once every thread has ended: an exception that left a thread's
+    // function, or this one while threads still ran, would end the process.
+    // The shards not yet started are left; the open fails and drops the
+    // index.
+    std::mutex failure_m;
+    std::exception_ptr failure;
+    auto rebuild = [&]() noexcept {
+        try {
+            rebuild_shards();
+        } catch (...) {
+            std::lock_guard<std::mutex> g(failure_m);
+            if (!failure)
+                failure = std::current_exception();
+            failed.store(true, std::memory_order_relaxed);
+        }
+    };
     const unsigned threads = std::max(1u, std::min(c.cfg.effective_workers(), 16u));
     if (threads == 1 || total < 4096) {
         rebuild();
@@ -184,6 +205,8 @@ void recover_pool(Core &c) {
         for (auto &th : pool)
             th.join();
     }
+    if (failure)
+        std::rethrow_exception(failure);
     // The winners own their slots.
     c.index.for_each_locked([&](const Entry &e) {
         if (e.committed())

@@ -850,3 +850,46 @@ TEST_F(OutOfMemory, DispatchedBatchesPostTheirCompletionWhateverFails) {
     }
     EXPECT_GT(failed, 0) << "the dispatcher's batches allocate nothing?";
 }
+
+TEST_F(OutOfMemory, RecoveryThreadsFailTheOpenAndKeepEveryEntry) {
+    // Enough entries for the scan and the index rebuild to run on threads
+    // of their own (workers 2: one beside the opening thread). Each of
+    // their allocations fails in turn: the open succeeds, or fails with
+    // -ENOMEM and the next open finds every entry.
+    const StoreSpec spec{4096, 4400};
+    const int entries = 4200;
+    open(spec);
+    for (int i = 0; i < entries; ++i)
+        ASSERT_EQ(put("k" + std::to_string(i), pattern(i, 64)), 0);
+    store_.reset();
+    ConfigPtr cfg;
+    ASSERT_EQ(make_config(&cfg, path_, spec), 0) << daxkv_errmsg();
+    long failed = 0;
+    for (long n = 1; !HasFailure(); ++n) {
+        const std::string when = "allocation " + std::to_string(n);
+        daxkv_store *raw = nullptr;
+        int rc;
+        bool fired;
+        {
+            FailNthAllocationElsewhere oom(n);
+            rc = daxkv_open(&raw, cfg.get());
+            fired = allocation_failed_elsewhere();
+        }
+        store_.reset(raw);
+        if (rc != 0) {
+            EXPECT_EQ(rc, -ENOMEM) << when << ": " << daxkv_errmsg();
+            EXPECT_EQ(raw, nullptr) << when;
+            EXPECT_TRUE(fired) << when;
+            ++failed;
+            ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << when << ": " << daxkv_errmsg();
+            store_.reset(raw);
+        }
+        EXPECT_EQ(stats().entries, static_cast<uint64_t>(entries)) << when;
+        for (int i = 0; i < entries; i += 97)
+            EXPECT_EQ(value("k" + std::to_string(i)), pattern(i, 64)) << when;
+        store_.reset();
+        if (!fired)
+            break;
+    }
+    EXPECT_GT(failed, 0) << "recovery's threads allocate nothing?";
+}
