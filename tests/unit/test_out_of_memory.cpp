@@ -12,6 +12,8 @@
 // test_cuda.cpp.)
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -22,6 +24,8 @@
 #include <vector>
 
 #include "alloc_failure.hpp"
+#include "engine/copy_engine.hpp"
+#include "engine/fault.hpp"
 #include "helpers.hpp"
 
 using namespace daxkv_test;
@@ -849,6 +853,74 @@ TEST_F(OutOfMemory, DispatchedBatchesPostTheirCompletionWhateverFails) {
         }
     }
     EXPECT_GT(failed, 0) << "the dispatcher's batches allocate nothing?";
+}
+TEST_F(OutOfMemory, CopyWorkersNeverEndTheProcess) {
+    // A put and a get large enough to be copied by the engine's workers,
+    // and a daxkv_memcpy_batch (the process's engine): each allocation of
+    // another thread fails in turn. The copy is whole, or the call fails
+    // with -ENOMEM and nothing of it stays. The calling thread's first
+    // chunk waits until a worker has copied one, so that the workers take
+    // part in every call.
+    struct WorkerTakesPart : daxkv::engine::FaultHook {
+        std::thread::id caller = std::this_thread::get_id();
+        std::atomic<bool> worker_copied{false};
+        int before_chunk(const daxkv::engine::CopyOp &, size_t, size_t) noexcept override {
+            if (std::this_thread::get_id() != caller)
+                worker_copied.store(true);
+            else
+                while (!worker_copied.load())
+                    std::this_thread::yield();
+            return 0;
+        }
+    };
+    open(StoreSpec{4 << 20, 4});
+    const std::vector<uint8_t> v = pattern(7, 4 << 20);
+    std::vector<uint8_t> copy(v.size());
+    for (long n = 1; !HasFailure(); ++n) {
+        const std::string when = "allocation " + std::to_string(n);
+        int rc;
+        std::vector<uint8_t> back;
+        bool fired;
+        WorkerTakesPart hook[3];
+        {
+            FailNthAllocationElsewhere oom(n);
+            daxkv::engine::testing::set_fault_hook(&hook[0]);
+            rc = put("big", v);
+            if (rc == 0) {
+                daxkv::engine::testing::set_fault_hook(&hook[1]);
+                rc = get("big", &back);
+            }
+            if (rc == 0) {
+                // The process's engine has a worker beside the caller only
+                // on a machine of more than one CPU.
+                if (std::thread::hardware_concurrency() > 1) {
+                    daxkv::engine::testing::set_fault_hook(&hook[2]);
+                } else {
+                    daxkv::engine::testing::set_fault_hook(nullptr);
+                    hook[2].worker_copied.store(true);
+                }
+                std::fill(copy.begin(), copy.end(), 0);
+                void *dst = copy.data();
+                const void *src = v.data();
+                const size_t len = v.size();
+                rc = daxkv_memcpy_batch(&dst, &src, &len, 1, 0);
+            }
+            daxkv::engine::testing::set_fault_hook(nullptr);
+            fired = allocation_failed_elsewhere();
+        }
+        if (rc == 0) {
+            EXPECT_EQ(back, v) << when;
+            EXPECT_EQ(copy, v) << when;
+            for (const auto &h : hook)
+                EXPECT_TRUE(h.worker_copied.load()) << when;
+        } else {
+            EXPECT_EQ(rc, -ENOMEM) << when << ": " << daxkv_errmsg();
+            EXPECT_TRUE(fired) << when;
+        }
+        expect_nothing_held({"big"}, when);
+        if (!fired)
+            break;
+    }
 }
 
 TEST_F(OutOfMemory, RecoveryThreadsFailTheOpenAndKeepEveryEntry) {
