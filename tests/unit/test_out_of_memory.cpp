@@ -8,8 +8,11 @@
 // change an entry in place (daxkv_put with DAXKV_REPLACE, daxkv_remove,
 // daxkv_pin), daxkv_submit, a cursor's walk and a device's resize, and the
 // calls that build or parse JSON (the status calls, daxkv_config_from_json,
-// the peeks), which must fail whole and never end the process. (The batch calls' sweeps are in test_batch.cpp, the GPU batches' in
-// test_cuda.cpp.)
+// the peeks), which must fail whole and never end the process. Then the
+// store's own threads, whose allocations fail in turn by the mode for
+// other threads: the asynchronous dispatcher, the copy engine's workers and
+// recovery's threads. (The batch calls' sweeps are in test_batch.cpp, the
+// GPU batches' in test_cuda.cpp.)
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -720,8 +723,6 @@ TEST_F(OutOfMemory, ResizeKeepsEveryEntry) {
         });
 }
 
-} // namespace
-
 TEST_F(OutOfMemory, AnErrorsMessageThatCannotBeKeptIsNoCrash) {
     // The message of a failed call is copied for daxkv_errmsg() after the
     // error was caught: no memory for that copy leaves the message out.
@@ -750,7 +751,6 @@ TEST_F(OutOfMemory, AnErrorsMessageThatCannotBeKeptIsNoCrash) {
 // one completion per submit), a copy is whole or its call fails, and an
 // open whose recovery failed is -ENOMEM and leaves the entries where they
 // were.
-namespace {
 
 // Blocks until the store's event fd is readable (no timeout: a completion
 // that never comes hangs the test, which is the failure).
@@ -759,8 +759,6 @@ void wait_readable(int fd) {
     while (::poll(&p, 1, -1) < 0 && errno == EINTR) {
     }
 }
-
-} // namespace
 
 TEST_F(OutOfMemory, InlineBatchesPostTheirCompletionWhateverFails) {
     // Small batches run on the submitting thread. The completion queue grows
@@ -965,3 +963,5 @@ TEST_F(OutOfMemory, RecoveryThreadsFailTheOpenAndKeepEveryEntry) {
     }
     EXPECT_GT(failed, 0) << "recovery's threads allocate nothing?";
 }
+
+} // namespace
