@@ -964,4 +964,42 @@ TEST_F(OutOfMemory, RecoveryThreadsFailTheOpenAndKeepEveryEntry) {
     EXPECT_GT(failed, 0) << "recovery's threads allocate nothing?";
 }
 
+
+TEST_F(OutOfMemory, AnOpenOnSeveralThreadsFailsWholeOrKeepsEveryEntry) {
+    // The opening thread's allocations fail in turn, among them those that
+    // start the scan's and the rebuild's threads (workers 4: three beside
+    // it) while others already run: the open succeeds, or fails with
+    // -ENOMEM and the next open finds every entry.
+    const StoreSpec spec = StoreSpec{4096, 4400}.set("workers", "4");
+    const int entries = 4200;
+    open(spec);
+    for (int i = 0; i < entries; ++i)
+        ASSERT_EQ(put("k" + std::to_string(i), pattern(i, 64)), 0);
+    store_.reset();
+    ConfigPtr cfg;
+    ASSERT_EQ(make_config(&cfg, path_, spec), 0) << daxkv_errmsg();
+    long runs = sweep(
+        "daxkv_open", [] {},
+        [&] {
+            daxkv_store *raw = nullptr;
+            int rc = daxkv_open(&raw, cfg.get());
+            store_.reset(raw);
+            if (rc != 0 && raw)
+                return -EPROTO; // a failed open hands out no store
+            return rc;
+        },
+        [&](int rc, const std::string &when) {
+            if (rc != 0) {
+                daxkv_store *raw = nullptr;
+                ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << when << ": " << daxkv_errmsg();
+                store_.reset(raw);
+            }
+            EXPECT_EQ(stats().entries, static_cast<uint64_t>(entries)) << when;
+            for (int i = 0; i < entries; i += 97)
+                EXPECT_EQ(value("k" + std::to_string(i)), pattern(i, 64)) << when;
+            store_.reset();
+        });
+    EXPECT_GT(runs, 1) << "daxkv_open allocates nothing?";
+}
+
 } // namespace
