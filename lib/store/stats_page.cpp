@@ -441,7 +441,14 @@ std::string StatsPublisher::name_device(const std::string &device_path) noexcept
         page_.name_device(device_path);
         return std::string();
     } catch (const std::exception &e) {
-        return e.what();
+        // The reason is copied here, where no memory for the copy can still
+        // be caught: a return from the catch handler alone would end the
+        // process.
+        try {
+            return e.what();
+        } catch (...) {
+            return "out of memory";
+        }
     } catch (...) {
         return "out of memory";
     }

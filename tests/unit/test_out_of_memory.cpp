@@ -30,6 +30,7 @@
 #include "engine/copy_engine.hpp"
 #include "engine/fault.hpp"
 #include "helpers.hpp"
+#include "store/stats_page.hpp"
 
 using namespace daxkv_test;
 
@@ -743,6 +744,40 @@ TEST_F(OutOfMemory, AnErrorsMessageThatCannotBeKeptIsNoCrash) {
             break;
         }
     }
+}
+
+TEST_F(OutOfMemory, APageThatCannotBeNamedIsLoggedWhateverFails) {
+    // A directory where the statistics page's name is staged: naming the
+    // page fails (the store opens without the name, and logs why). The
+    // reason is copied after the failure was caught; each allocation of the
+    // open fails in turn, that copy's too.
+    FILE_ARENA_ONLY();
+    open(StoreSpec{64 * 1024, 16});
+    store_.reset();
+    const std::string staging = pages_.path() + "/" + daxkv::stats_page_name(path_) + ".new";
+    ASSERT_EQ(::mkdir(staging.c_str(), 0700), 0);
+    ConfigPtr cfg;
+    ASSERT_EQ(make_config(&cfg, path_, StoreSpec{64 * 1024, 16}.set("stats_interval", "1000")), 0)
+        << daxkv_errmsg();
+    long runs = sweep(
+        "daxkv_open", [] {},
+        [&] {
+            daxkv_store *raw = nullptr;
+            int rc = daxkv_open(&raw, cfg.get());
+            store_.reset(raw);
+            return rc;
+        },
+        [&](int rc, const std::string &when) {
+            if (rc == 0) {
+                EXPECT_EQ(put("k", pattern(1, 100), DAXKV_REPLACE), 0) << when;
+            }
+            store_.reset();
+            EXPECT_EQ(list_dir(pages_.path()), std::vector<std::string>{staging.substr(
+                                                   pages_.path().size() + 1)})
+                << when;
+        });
+    EXPECT_GT(runs, 1) << "daxkv_open allocates nothing?";
+    ::rmdir(staging.c_str());
 }
 
 // Out of memory on the threads of the store: the asynchronous dispatcher,
