@@ -56,7 +56,8 @@ public:
     AsyncQueue &operator=(const AsyncQueue &) = delete;
 
     // 0 when queued (or run already: a small batch with nothing ahead);
-    // throws Error(-ESHUTDOWN) after shutdown.
+    // throws Error(-ESHUTDOWN) after shutdown, and std::bad_alloc or
+    // std::system_error (the dispatcher thread) with nothing queued.
     int submit(AsyncOp op, daxkv_item *items, size_t n, unsigned flags, uint64_t tag);
     // The eventfd (created on first use; owned by the store).
     int event_fd();
@@ -73,8 +74,9 @@ public:
 private:
     // A submitted batch, and later its completion: one list node, made by
     // submit (the last allocation a batch needs), spliced from the queue to
-    // the completions and freed by the poll that returns it. Nothing of a
-    // batch allocates once it is queued, so its completion is always posted.
+    // the completions and freed by the poll that returns it. Posting a
+    // completion needs no memory: a batch that runs out of memory (caught
+    // by execute) is completed with -ENOMEM like any other failure.
     struct Batch {
         AsyncOp op;
         daxkv_item *items;
