@@ -887,6 +887,51 @@ TEST_F(OutOfMemory, DispatchedBatchesPostTheirCompletionWhateverFails) {
     }
     EXPECT_GT(failed, 0) << "the dispatcher's batches allocate nothing?";
 }
+TEST_F(OutOfMemory, ShutdownCompletesEveryBatchWhateverFails) {
+    // Batches queued behind one that runs are cancelled by the shutdown, on
+    // the calling thread: each of its allocations fails in turn. Every
+    // submitted batch has exactly one completion, run or cancelled.
+    std::vector<std::string> keys;
+    for (int i = 0; i < 80; ++i)
+        keys.push_back("absent" + std::to_string(i));
+    for (long n = 1; !HasFailure(); ++n) {
+        const std::string when = "allocation " + std::to_string(n);
+        open(StoreSpec{64 * 1024, 16});
+        std::vector<std::vector<daxkv_item>> batches(4, std::vector<daxkv_item>(keys.size()));
+        for (size_t b = 0; b < batches.size(); ++b) {
+            for (size_t i = 0; i < keys.size(); ++i)
+                batches[b][i] = daxkv_item{keys[i].data(), keys[i].size(), nullptr, 0, nullptr, 0, 1};
+            ASSERT_EQ(daxkv_submit(s(), DAXKV_OP_CONTAINS, batches[b].data(), keys.size(), 0, b + 1),
+                      0)
+                << daxkv_errmsg();
+        }
+        int rc;
+        bool fired;
+        {
+            FailNthAllocation oom(n);
+            rc = daxkv_shutdown(s());
+            fired = allocation_failed();
+        }
+        EXPECT_TRUE(rc == 0 || (fired && rc == -ENOMEM)) << when << ": " << rc;
+        if (rc != 0) {
+            EXPECT_EQ(daxkv_shutdown(s()), 0) << when << ": " << daxkv_errmsg();
+        }
+        std::vector<uint64_t> tags;
+        daxkv_completion c[8];
+        for (int k; (k = daxkv_poll(s(), c, 8)) > 0;) {
+            for (int i = 0; i < k; ++i) {
+                tags.push_back(c[i].tag);
+                EXPECT_TRUE(c[i].result == 0 || c[i].result == -ECANCELED)
+                    << when << ": tag " << c[i].tag << ": " << c[i].result;
+            }
+        }
+        EXPECT_EQ(tags, (std::vector<uint64_t>{1, 2, 3, 4})) << when;
+        store_.reset();
+        if (!fired)
+            break;
+    }
+}
+
 TEST_F(OutOfMemory, CopyWorkersNeverEndTheProcess) {
     // A put and a get large enough to be copied by the engine's workers,
     // and a daxkv_memcpy_batch (the process's engine): each allocation of
