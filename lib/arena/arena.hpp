@@ -182,7 +182,9 @@ public:
 
     // Scan every slot header: return the committed entries that validate,
     // clear the ones that do not, count both. Stale duplicates are resolved
-    // by the caller, which knows keys.
+    // by the caller, which knows keys. Runs on up to 16 threads (options'
+    // threads); throws std::bad_alloc when one of them runs out of memory,
+    // after all have ended (slots cleared so far stay cleared).
     std::vector<RecoveredEntry> scan(RecoveryCounts &counts);
     bool recoverable() const noexcept { return recoverable_; }
 
