@@ -20,7 +20,7 @@ var errnoByName = map[string]syscall.Errno{
 	"EPERM": syscall.EPERM, "ENOENT": syscall.ENOENT, "EIO": syscall.EIO, "E2BIG": syscall.E2BIG,
 	"EAGAIN": syscall.EAGAIN, "ENOMEM": syscall.ENOMEM, "EACCES": syscall.EACCES, "EBUSY": syscall.EBUSY,
 	"EEXIST": syscall.EEXIST, "ENODEV": syscall.ENODEV, "EISDIR": syscall.EISDIR, "EINVAL": syscall.EINVAL,
-	"ENFILE": syscall.ENFILE, "EMFILE": syscall.EMFILE, "ENOSPC": syscall.ENOSPC, "EPROTO": syscall.EPROTO,
+	"ENFILE": syscall.ENFILE, "EMFILE": syscall.EMFILE, "ENOSPC": syscall.ENOSPC, "EDEADLK": syscall.EDEADLK, "EPROTO": syscall.EPROTO,
 	"EOVERFLOW": syscall.EOVERFLOW, "ENOTSUP": syscall.ENOTSUP, "ENOBUFS": syscall.ENOBUFS,
 	"ESHUTDOWN": syscall.ESHUTDOWN, "ETIMEDOUT": syscall.ETIMEDOUT, "ECANCELED": syscall.ECANCELED,
 }

@@ -223,8 +223,13 @@ def _code_name(code: int) -> str:
         return "DAXKV_E_CORRUPT"
     if code == _lib.E_FOREIGN:
         return "DAXKV_E_FOREIGN"
-    name = _errno.errorcode.get(-code)
+    name = _CODE_NAMES.get(-code) or _errno.errorcode.get(-code)
     return name if name else str(code)
+
+
+# Names the C ABI's documentation uses where Python's errno module knows
+# the value under another (35 is EDEADLOCK there, an alias of EDEADLK).
+_CODE_NAMES = {_errno.EDEADLK: "EDEADLK"}
 
 
 def _fallback_strerror(code: int) -> str:

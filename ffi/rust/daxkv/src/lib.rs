@@ -799,7 +799,7 @@ mod tests {
     const ERRNO: &[(&str, i32)] = &[
         ("EPERM", 1), ("ENOENT", 2), ("EIO", 5), ("E2BIG", 7), ("EAGAIN", 11), ("ENOMEM", 12),
         ("EACCES", 13), ("EBUSY", 16), ("EEXIST", 17), ("ENODEV", 19), ("EISDIR", 21), ("EINVAL", 22),
-        ("ENFILE", 23), ("EMFILE", 24), ("ENOSPC", 28), ("EPROTO", 71), ("EOVERFLOW", 75),
+        ("ENFILE", 23), ("EMFILE", 24), ("ENOSPC", 28), ("EDEADLK", 35), ("EPROTO", 71), ("EOVERFLOW", 75),
         ("ENOTSUP", 95), ("ENOBUFS", 105), ("ESHUTDOWN", 108), ("ETIMEDOUT", 110), ("ECANCELED", 125),
     ];
 
