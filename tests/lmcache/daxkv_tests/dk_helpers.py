@@ -5,7 +5,9 @@ modules; conftest.py has set up sys.path before)."""
 # Standard
 import ctypes
 import hashlib
+import importlib.util
 import os
+import sys
 import threading
 import time
 
@@ -32,6 +34,23 @@ class SizedAs:
 
     def get_size(self):
         return self._size
+
+
+
+def load_lmcache_core(tree: str):
+    """LMCache's DaxCore module from the assembled ``tree``, unchanged, under
+    a name of its own (one module however many tests load it), so that
+    nothing binding lmcache.v1.storage_backend.dax.core to daxkv can hand
+    over the drop-in instead."""
+    path = os.path.join(tree, "lmcache", "v1", "storage_backend", "dax", "core.py")
+    name = "lmcache_dax_core_control"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 def make_device(path, size: int, content: bytes = b"") -> str:

@@ -64,7 +64,6 @@ sequence), the interleaving is not. Seeds are printed;
 # Standard
 import ctypes
 import faulthandler
-import importlib.util
 import os
 import random
 import struct
@@ -80,7 +79,7 @@ import torch
 # First Party
 import conftest
 from daxkv.lmcache import DaxCore as DaxkvCore
-from dk_helpers import make_device, wait_until
+from dk_helpers import load_lmcache_core, make_device, wait_until
 from lmcache.utils import CacheEngineKey
 from lmcache.v1.memory_allocators.ad_hoc_memory_allocator import AdHocMemoryAllocator
 from lmcache.v1.memory_management import MemoryFormat
@@ -89,24 +88,7 @@ if conftest.LMCACHE_TREE is None:
     pytest.skip(f"LMCache's DaxCore is not available ({conftest.L2_UNAVAILABLE})", allow_module_level=True)
 
 
-
-def _load_lmcache_core():
-    """LMCache's core module from the assembled tree, unchanged, under a
-    name of its own (the one test_daxkv_core_differential.py uses: one
-    module however many tests load it), so that nothing binding
-    lmcache.v1.storage_backend.dax.core to daxkv can hand us the drop-in."""
-    path = os.path.join(conftest.LMCACHE_TREE, "lmcache", "v1", "storage_backend", "dax", "core.py")
-    name = "lmcache_dax_core_control"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-_LMC = _load_lmcache_core()
+_LMC = load_lmcache_core(conftest.LMCACHE_TREE)
 
 S = 512  # slot bytes
 SLOTS = 5
