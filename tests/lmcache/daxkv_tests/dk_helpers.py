@@ -36,7 +36,6 @@ class SizedAs:
         return self._size
 
 
-
 def load_lmcache_core(tree: str):
     """LMCache's DaxCore module from the assembled ``tree``, unchanged, under
     a name of its own (one module however many tests load it), so that
@@ -51,6 +50,31 @@ def load_lmcache_core(tree: str):
     sys.modules[name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+class NamedKey:
+    """A key type of an application's own, equal by its name."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __eq__(self, other):
+        return isinstance(other, NamedKey) and other.name == self.name
+
+    def __hash__(self):
+        return hash(self.name)
+
+
+def register_named_key(monkeypatch, tag: int, decode) -> None:
+    """Registers NamedKey under ``tag``, its name's bytes as its body and
+    ``decode`` as its decoder. The registry is global: this registers into
+    copies of it, which monkeypatch undoes."""
+    # First Party
+    from daxkv.lmcache import keys as keys_module
+
+    monkeypatch.setattr(keys_module, "_DECODERS", dict(keys_module._DECODERS))
+    monkeypatch.setattr(keys_module, "_ENCODERS", dict(keys_module._ENCODERS))
+    keys_module.register_key_type(NamedKey, tag, lambda k: k.name.encode(), decode)
 
 
 def make_device(path, size: int, content: bytes = b"") -> str:

@@ -78,7 +78,7 @@ import torch
 from daxkv.lmcache import DaxCore, decode_key, encode_key
 from daxkv.lmcache import keys as keys_module
 from daxkv.lmcache.keys import KEY_MAX, KeyNotStorable, KeyTooLong
-from dk_helpers import byte_obj, make_device, obj_bytes, pattern, release
+from dk_helpers import NamedKey, byte_obj, make_device, obj_bytes, pattern, register_named_key, release
 from lmcache.utils import TORCH_DTYPE_TO_STR_DTYPE, CacheEngineKey, LayerCacheEngineKey
 from lmcache.v1.distributed.api import ObjectKey
 
@@ -408,28 +408,16 @@ def test_integer_fields_past_the_digits_python_prints_are_not_storable_not_a_val
 def test_a_failed_write_of_a_key_whose_decoder_fails_is_logged_not_raised(core, monkeypatch, caplog):
     # The warning named the key by decoding its bytes; a registered key
     # type's decoder that raised made put_many raise instead of answering.
-    class Custom:
-        def __init__(self, name):
-            self.name = name
-
-        def __eq__(self, other):
-            return isinstance(other, Custom) and other.name == self.name
-
-        def __hash__(self):
-            return hash(self.name)
-
     def decode(body):
         raise KeyError(body)
 
-    monkeypatch.setattr(keys_module, "_DECODERS", dict(keys_module._DECODERS))
-    monkeypatch.setattr(keys_module, "_ENCODERS", dict(keys_module._ENCODERS))
-    keys_module.register_key_type(Custom, 0x3F, lambda k: k.name.encode(), decode)
+    register_named_key(monkeypatch, 0x3F, decode)
     from daxkv.lmcache import _native
 
     monkeypatch.setattr(_native, "put_one", lambda *args: -5)  # EIO
     obj = byte_obj(S, 1)
     with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
-        assert core.put_many([Custom("c")], [obj]) == [False]
+        assert core.put_many([NamedKey("c")], [obj]) == [False]
     assert any("DAX write of key b'?c' failed" in r.getMessage() for r in caplog.records)
     _forget_encodings()
     release(obj)

@@ -46,7 +46,7 @@ import torch
 from daxkv.lmcache import DaxCore, decode_key, encode_key
 from daxkv.lmcache import keys as keys_module
 from daxkv.lmcache.keys import KeyNotStorable, KeyTooLong
-from dk_helpers import byte_obj, ekey, make_device, obj_bytes, pattern, release
+from dk_helpers import NamedKey, byte_obj, ekey, make_device, obj_bytes, pattern, register_named_key, release
 from lmcache.utils import CacheEngineKey, LayerCacheEngineKey
 from lmcache.v1.distributed.api import ObjectKey
 
@@ -374,27 +374,14 @@ def test_a_stored_key_whose_decoder_fails_is_skipped_not_raised(core, monkeypatc
     # decoder no longer takes what an earlier version stored (here it raises
     # KeyError; tried also: RuntimeError, AssertionError) must make that entry
     # unlisted, not the listing fail.
-    class Custom:
-        def __init__(self, name):
-            self.name = name
-
-        def __eq__(self, other):
-            return isinstance(other, Custom) and other.name == self.name
-
-        def __hash__(self):
-            return hash(self.name)
-
-    # The registry is global: this test registers into copies of it.
-    monkeypatch.setattr(keys_module, "_DECODERS", dict(keys_module._DECODERS))
-    monkeypatch.setattr(keys_module, "_ENCODERS", dict(keys_module._ENCODERS))
     for i, error in enumerate((KeyError, RuntimeError, AssertionError)):
         tag = 0x30 + i
 
         def decode(body, error=error):
             raise error(body)
 
-        keys_module.register_key_type(Custom, tag, lambda k: k.name.encode(), decode)
-        key = Custom(f"c{i}")
+        register_named_key(monkeypatch, tag, decode)
+        key = NamedKey(f"c{i}")
         _forget_encodings()
         obj = byte_obj(S, i)
         assert core.put_many([key, ekey(i)], [obj, byte_obj(S, 10 + i)]) == [True, True]
