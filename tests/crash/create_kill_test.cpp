@@ -74,35 +74,17 @@ std::string key_name(uint32_t k) { return "create/key/" + std::to_string(k); }
 const char *durability_of(uint64_t round) { return round % 2 ? "power" : "process"; }
 
 int open_store(daxkv_store **s, const std::string &path, const char *durability, bool create) {
-    daxkv_config *cfg = nullptr;
-    int rc = daxkv_config_new(&cfg);
-    if (rc)
-        return rc;
-    const std::pair<const char *, const char *> settings[] = {
-        {"slot_bytes", "65536"},   {"durability", durability}, {"on_mismatch", "fail"},
-        {"create", create ? "1" : "0"}, {"workers", "1"}};
-    for (const auto &kv : settings)
-        if ((rc = daxkv_config_set(cfg, kv.first, kv.second))) {
-            daxkv_config_free(cfg);
-            return rc;
-        }
     // The reopen takes the file as it is (0: its own size).
-    if ((rc = daxkv_config_add_device(cfg, path.c_str(), create ? kArenaBytes : 0))) {
-        daxkv_config_free(cfg);
-        return rc;
-    }
-    rc = daxkv_open(s, cfg);
-    daxkv_config_free(cfg);
-    return rc;
-}
-
-void send(int fd, const Rec &r) {
-    if (::write(fd, &r, sizeof r) != static_cast<ssize_t>(sizeof r))
-        _exit(3);
+    return kill_test::open_one_arena(s, path, create ? kArenaBytes : 0,
+                                     {{"slot_bytes", "65536"},
+                                      {"durability", durability},
+                                      {"on_mismatch", "fail"},
+                                      {"create", create ? "1" : "0"},
+                                      {"workers", "1"}});
 }
 
 [[noreturn]] void child(int fd, const std::string &path, uint64_t round) {
-    send(fd, Rec{kOpening, 0, 0});
+    kill_test::send_rec(fd, Rec{kOpening, 0, 0});
     const auto t0 = std::chrono::steady_clock::now();
     daxkv_store *s = nullptr;
     if (open_store(&s, path, durability_of(round), true) != 0) {
@@ -111,13 +93,13 @@ void send(int fd, const Rec &r) {
     }
     const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
         std::chrono::steady_clock::now() - t0);
-    send(fd, Rec{kOpened, 0, static_cast<uint64_t>(us.count())});
+    kill_test::send_rec(fd, Rec{kOpened, 0, static_cast<uint64_t>(us.count())});
     for (uint32_t k = 0; k < kKeys; ++k) {
         const std::string key = key_name(k);
         const std::vector<char> v = value_of(k, round);
         if (daxkv_put(s, key.data(), key.size(), v.data(), v.size(), 0) != 0)
             _exit(4);
-        send(fd, Rec{kPutAck, k, 0});
+        kill_test::send_rec(fd, Rec{kPutAck, k, 0});
     }
     for (;;)
         ::pause(); // killed here at the latest

@@ -1,16 +1,24 @@
-// What the two kill tests (kill_test: one arena; pool_kill_test: a pool)
-// share: their command line, and the directory their arenas live in.
+// What the kill tests (kill_test and create_kill_test: one arena;
+// pool_kill_test: a pool) share: their command line, the directory their
+// arenas live in, how a child reports to its parent, and how a store of one
+// arena is opened.
 #pragma once
 
+#include <cerrno>
+#include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "daxkv.h"
 
 namespace kill_test {
 
@@ -95,5 +103,43 @@ public:
 private:
     std::string work_, path_, real_;
 };
+
+// Writes record r whole to fd, through interruptions; a child that cannot
+// report ends with status 3.
+template <class Rec> void send_rec(int fd, const Rec &r) {
+    const char *p = reinterpret_cast<const char *>(&r);
+    size_t left = sizeof r;
+    while (left) {
+        ssize_t w = ::write(fd, p, left);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            _exit(3);
+        p += w;
+        left -= static_cast<size_t>(w);
+    }
+}
+
+// Opens *s on the one arena `path` of `bytes` (0: the file's own size) with
+// `settings` (name, value); the configuration is freed whatever happens.
+inline int open_one_arena(daxkv_store **s, const std::string &path, uint64_t bytes,
+                          std::initializer_list<std::pair<const char *, std::string>> settings) {
+    daxkv_config *cfg = nullptr;
+    int rc = daxkv_config_new(&cfg);
+    if (rc)
+        return rc;
+    for (const auto &kv : settings)
+        if ((rc = daxkv_config_set(cfg, kv.first, kv.second.c_str()))) {
+            daxkv_config_free(cfg);
+            return rc;
+        }
+    if ((rc = daxkv_config_add_device(cfg, path.c_str(), bytes))) {
+        daxkv_config_free(cfg);
+        return rc;
+    }
+    rc = daxkv_open(s, cfg);
+    daxkv_config_free(cfg);
+    return rc;
+}
 
 } // namespace kill_test

@@ -123,46 +123,16 @@ Mode reopen_mode_of(Mode m) {
 }
 
 int open_store(daxkv_store **s, const std::string &path, Mode m) {
-    daxkv_config *cfg = nullptr;
-    int rc = daxkv_config_new(&cfg);
-    if (rc)
-        return rc;
-    const std::pair<const char *, std::string> settings[] = {
-        {"slot_bytes", std::to_string(kSlotBytes)},
-        {"meta_bytes", std::to_string(kMetaBytes)},
-        {"durability", m.durability},
-        {"verify", m.verify},
-        // The large arena must never be full: there a full arena fails
-        // rather than silently evicting.
-        {"eviction", m.evict ? "lru" : "none"},
-        {"on_mismatch", "fail"},
-        {"workers", "2"}};
-    for (const auto &kv : settings)
-        if ((rc = daxkv_config_set(cfg, kv.first, kv.second.c_str()))) {
-            daxkv_config_free(cfg);
-            return rc;
-        }
-    if ((rc = daxkv_config_add_device(cfg, path.c_str(), m.evict ? kEvictArenaBytes : kArenaBytes))) {
-        daxkv_config_free(cfg);
-        return rc;
-    }
-    rc = daxkv_open(s, cfg);
-    daxkv_config_free(cfg);
-    return rc;
-}
-
-void send(int fd, const Rec &r) {
-    const char *p = reinterpret_cast<const char *>(&r);
-    size_t left = sizeof r;
-    while (left) {
-        ssize_t w = ::write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            _exit(3);
-        p += w;
-        left -= static_cast<size_t>(w);
-    }
+    return kill_test::open_one_arena(s, path, m.evict ? kEvictArenaBytes : kArenaBytes,
+                                     {{"slot_bytes", std::to_string(kSlotBytes)},
+                                      {"meta_bytes", std::to_string(kMetaBytes)},
+                                      {"durability", m.durability},
+                                      {"verify", m.verify},
+                                      // The large arena must never be full: there a
+                                      // full arena fails rather than silently evicting.
+                                      {"eviction", m.evict ? "lru" : "none"},
+                                      {"on_mismatch", "fail"},
+                                      {"workers", "2"}});
 }
 
 // The child: runs until killed (or, unexpectedly, out of operations).
@@ -202,7 +172,7 @@ void send(int fd, const Rec &r) {
             it.meta_len = static_cast<uint32_t>(splitmix(x) % (kMetaBytes + 1));
             it.vseed = splitmix(x);
         }
-        send(fd, r);
+        kill_test::send_rec(fd, r);
         for (uint32_t j = 0; j < r.n; ++j) {
             fill(val[j], r.it[j].len, r.it[j].vseed);
             fill(meta[j], r.it[j].meta_len, ~r.it[j].vseed);
@@ -282,7 +252,7 @@ void send(int fd, const Rec &r) {
         if (r.op != kBatch && r.op != kRemoveBatch)
             r.it[0].status = r.rc;
         r.kind = kAck;
-        send(fd, r);
+        kill_test::send_rec(fd, r);
     }
     daxkv_close(s);
     _exit(0);

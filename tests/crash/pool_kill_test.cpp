@@ -157,20 +157,6 @@ int open_pool(daxkv_store **s, Mode m, bool create) {
     return rc;
 }
 
-void send(int fd, const Rec &r) {
-    const char *p = reinterpret_cast<const char *>(&r);
-    size_t left = sizeof r;
-    while (left) {
-        ssize_t w = ::write(fd, p, left);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            _exit(3);
-        p += w;
-        left -= static_cast<size_t>(w);
-    }
-}
-
 uint64_t presence(daxkv_store *s) {
     uint64_t bits = 0;
     for (uint32_t k = 0; k < kKeys; ++k) {
@@ -219,7 +205,7 @@ uint64_t presence(daxkv_store *s) {
             it.meta_len = static_cast<uint32_t>(splitmix(x) % (kMetaBytes + 1));
             it.vseed = splitmix(x);
         }
-        send(fd, r);
+        kill_test::send_rec(fd, r);
         for (uint32_t j = 0; j < r.n; ++j) {
             fill(val[j], r.it[j].len, r.it[j].vseed);
             fill(meta[j], r.it[j].meta_len, ~r.it[j].vseed);
@@ -287,7 +273,7 @@ uint64_t presence(daxkv_store *s) {
         if (r.op != kBatch && r.op != kHotplug)
             r.it[0].status = r.rc;
         r.kind = kAck;
-        send(fd, r);
+        kill_test::send_rec(fd, r);
     }
     daxkv_close(s);
     _exit(0);
