@@ -47,6 +47,39 @@ protected:
     long sweep(const std::string &what, Setup setup, Call call, Check check) {
         return sweep_allocations(what, setup, call, check);
     }
+    // daxkv_open of cfg into store_: its code, or -EPROTO where a failed
+    // open handed out a store all the same.
+    int open_into_store(daxkv_config *cfg) {
+        daxkv_store *raw = nullptr;
+        int rc = daxkv_open(&raw, cfg);
+        store_.reset(raw);
+        if (rc != 0 && raw)
+            return -EPROTO; // a failed open hands out no store
+        return rc;
+    }
+    // An arena of spec over path_ holding `entries` entries, key "k<i>"
+    // holding pattern(i, 64), closed; cfg opens it again.
+    void fill_and_close(const StoreSpec &spec, int entries, ConfigPtr &cfg) {
+        open(spec);
+        for (int i = 0; i < entries; ++i)
+            ASSERT_EQ(put("k" + std::to_string(i), pattern(i, 64)), 0);
+        store_.reset();
+        ASSERT_EQ(make_config(&cfg, path_, spec), 0) << daxkv_errmsg();
+    }
+    // The store holds every entry fill_and_close put there (opened again
+    // with cfg first where the open under test failed); closed after.
+    void expect_every_entry(daxkv_config *cfg, bool reopen, int entries,
+                            const std::string &when) {
+        if (reopen) {
+            daxkv_store *raw = nullptr;
+            ASSERT_EQ(daxkv_open(&raw, cfg), 0) << when << ": " << daxkv_errmsg();
+            store_.reset(raw);
+        }
+        EXPECT_EQ(stats().entries, static_cast<uint64_t>(entries)) << when;
+        for (int i = 0; i < entries; i += 97)
+            EXPECT_EQ(value("k" + std::to_string(i)), pattern(i, 64)) << when;
+        store_.reset();
+    }
     // A store of 8 slots of 64 KiB over path_ (and second, when given) with
     // hotplug (and a statistics page).
     void open_hotplug(const std::string &second = std::string()) {
@@ -194,14 +227,7 @@ TEST_F(OutOfMemory, OpenCreatesNothingAndKeepsNothing) {
             << daxkv_errmsg();
         long runs = sweep(
             "daxkv_open", [&] { ::unlink(path.c_str()); },
-            [&] {
-                daxkv_store *raw = nullptr;
-                int rc = daxkv_open(&raw, cfg.get());
-                store_.reset(raw);
-                if (rc != 0 && raw)
-                    return -EPROTO; // a failed open hands out no store
-                return rc;
-            },
+            [&] { return open_into_store(cfg.get()); },
             [&](int rc, const std::string &when) {
                 struct stat st;
                 if (rc == 0) {
@@ -761,12 +787,7 @@ TEST_F(OutOfMemory, APageThatCannotBeNamedIsLoggedWhateverFails) {
         << daxkv_errmsg();
     long runs = sweep(
         "daxkv_open", [] {},
-        [&] {
-            daxkv_store *raw = nullptr;
-            int rc = daxkv_open(&raw, cfg.get());
-            store_.reset(raw);
-            return rc;
-        },
+        [&] { return open_into_store(cfg.get()); },
         [&](int rc, const std::string &when) {
             if (rc == 0) {
                 EXPECT_EQ(put("k", pattern(1, 100), DAXKV_REPLACE), 0) << when;
@@ -1008,12 +1029,8 @@ TEST_F(OutOfMemory, RecoveryThreadsFailTheOpenAndKeepEveryEntry) {
     // -ENOMEM and the next open finds every entry.
     const StoreSpec spec{4096, 4400};
     const int entries = 4200;
-    open(spec);
-    for (int i = 0; i < entries; ++i)
-        ASSERT_EQ(put("k" + std::to_string(i), pattern(i, 64)), 0);
-    store_.reset();
     ConfigPtr cfg;
-    ASSERT_EQ(make_config(&cfg, path_, spec), 0) << daxkv_errmsg();
+    ASSERT_NO_FATAL_FAILURE(fill_and_close(spec, entries, cfg));
     long failed = 0;
     for (long n = 1; !HasFailure(); ++n) {
         const std::string when = "allocation " + std::to_string(n);
@@ -1031,19 +1048,13 @@ TEST_F(OutOfMemory, RecoveryThreadsFailTheOpenAndKeepEveryEntry) {
             EXPECT_EQ(raw, nullptr) << when;
             EXPECT_TRUE(fired) << when;
             ++failed;
-            ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << when << ": " << daxkv_errmsg();
-            store_.reset(raw);
         }
-        EXPECT_EQ(stats().entries, static_cast<uint64_t>(entries)) << when;
-        for (int i = 0; i < entries; i += 97)
-            EXPECT_EQ(value("k" + std::to_string(i)), pattern(i, 64)) << when;
-        store_.reset();
+        expect_every_entry(cfg.get(), rc != 0, entries, when);
         if (!fired)
             break;
     }
     EXPECT_GT(failed, 0) << "recovery's threads allocate nothing?";
 }
-
 
 TEST_F(OutOfMemory, AnOpenOnSeveralThreadsFailsWholeOrKeepsEveryEntry) {
     // The opening thread's allocations fail in turn, among them those that
@@ -1052,32 +1063,13 @@ TEST_F(OutOfMemory, AnOpenOnSeveralThreadsFailsWholeOrKeepsEveryEntry) {
     // -ENOMEM and the next open finds every entry.
     const StoreSpec spec = StoreSpec{4096, 4400}.set("workers", "4");
     const int entries = 4200;
-    open(spec);
-    for (int i = 0; i < entries; ++i)
-        ASSERT_EQ(put("k" + std::to_string(i), pattern(i, 64)), 0);
-    store_.reset();
     ConfigPtr cfg;
-    ASSERT_EQ(make_config(&cfg, path_, spec), 0) << daxkv_errmsg();
+    ASSERT_NO_FATAL_FAILURE(fill_and_close(spec, entries, cfg));
     long runs = sweep(
         "daxkv_open", [] {},
-        [&] {
-            daxkv_store *raw = nullptr;
-            int rc = daxkv_open(&raw, cfg.get());
-            store_.reset(raw);
-            if (rc != 0 && raw)
-                return -EPROTO; // a failed open hands out no store
-            return rc;
-        },
+        [&] { return open_into_store(cfg.get()); },
         [&](int rc, const std::string &when) {
-            if (rc != 0) {
-                daxkv_store *raw = nullptr;
-                ASSERT_EQ(daxkv_open(&raw, cfg.get()), 0) << when << ": " << daxkv_errmsg();
-                store_.reset(raw);
-            }
-            EXPECT_EQ(stats().entries, static_cast<uint64_t>(entries)) << when;
-            for (int i = 0; i < entries; i += 97)
-                EXPECT_EQ(value("k" + std::to_string(i)), pattern(i, 64)) << when;
-            store_.reset();
+            expect_every_entry(cfg.get(), rc != 0, entries, when);
         });
     EXPECT_GT(runs, 1) << "daxkv_open allocates nothing?";
 }
