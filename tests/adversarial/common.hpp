@@ -213,6 +213,18 @@ inline std::string check_key(daxkv_store *s, uint32_t i, uint64_t version) {
                                       std::to_string(version);
 }
 
+// "" when keys [from, to) of s all read back as `version`, else what is wrong
+// with each, every one followed by "; ".
+inline std::string check_keys(daxkv_store *s, uint32_t from, uint32_t to, uint64_t version) {
+    std::string out;
+    for (uint32_t i = from; i < to; ++i) {
+        std::string bad = check_key(s, i, version);
+        if (!bad.empty())
+            out += bad + "; ";
+    }
+    return out;
+}
+
 inline int put_key(daxkv_store *s, uint32_t i, uint64_t version, unsigned flags = 0) {
     std::string k = key_of(i);
     auto v = val(i, version);

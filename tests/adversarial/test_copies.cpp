@@ -283,11 +283,7 @@ TEST_F(Copies, StagedGpuReadWhoseCopyFailsIsEioAndKeepsTheEntry) {
             if (it.status != -EIO)
                 out += "item status " + std::to_string(it.status) + ", expected -EIO; ";
         // Not a media fault: the entries stay, and read back whole.
-        for (uint32_t i = 0; i < 2; ++i) {
-            std::string bad = check_key(s.get(), i, 1);
-            if (!bad.empty())
-                out += bad + "; ";
-        }
+        out += check_keys(s.get(), 0, 2, 1);
         s.reset();
         return out;
     });

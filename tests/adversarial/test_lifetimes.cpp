@@ -87,6 +87,23 @@ protected:
         return s;
     }
 
+    // two_devices_holding(8), whose keys on dev0 (four) go to on0, and a
+    // lease l of the one in dev0's highest slot, above the end of a shrink
+    // to fewer than 4 slots: "" when all that is so, else what failed.
+    std::string lease_of_dev0s_last_key(StorePtr &s, std::vector<uint32_t> &on0,
+                                        daxkv_lease *&l) {
+        s = two_devices_holding(8);
+        if (!s)
+            return "put failed";
+        on0 = keys_on(s.get(), 8, 0);
+        if (on0.size() != 4)
+            return "the keys are not spread over both devices";
+        const std::string k = key_of(on0.back());
+        if (daxkv_lease_acquire(s.get(), k.data(), k.size(), &l))
+            return std::string("lease: ") + daxkv_errmsg();
+        return "";
+    }
+
     // A shrink of dev0 to 4 slots without force (by migration), started on
     // the thread `resize` (rc gets its result) and stopped in its hook
     // between its copies and its switch, with dev0's lease gate up: a lease
@@ -270,17 +287,13 @@ TEST_F(Lifetimes, ShutdownWakesAPoolCallWaitingForAnotherOne) {
     // shut down.
     std::string msg = child_check([&]() -> std::string {
         ::alarm(kAlarm);
-        StorePtr s = two_devices_holding(8);
-        if (!s)
-            return "put failed";
+        StorePtr s;
+        std::vector<uint32_t> on0;
+        daxkv_lease *l = nullptr; // in dev0's highest slot, slot 3
+        const std::string setup = lease_of_dev0s_last_key(s, on0, l);
+        if (!setup.empty())
+            return setup;
         daxkv_store *raw = s.get();
-        std::vector<uint32_t> on0 = keys_on(raw, 8, 0);
-        if (on0.empty())
-            return "no key on dev0";
-        const std::string k = key_of(on0.back());
-        daxkv_lease *l = nullptr;
-        if (daxkv_lease_acquire(raw, k.data(), k.size(), &l))
-            return "lease failed";
         int rc_forced = 1, rc_add = 1;
         std::thread forced([&, r = result()]() mutable {
             rc_forced = daxkv_device_remove(raw, paths_[0].c_str(), DAXKV_MIGRATE, DAXKV_FORCE,
@@ -567,11 +580,7 @@ TEST_F(Lifetimes, ALeaseBatchNeverWaitsBehindAShrinkWhileHoldingLeases) {
             out += std::to_string(bad) + " items not leased with their bytes; ";
         if (pool_status(raw)["devices"][0]["max_slots"] != 4)
             out += "the shrink did not happen; ";
-        for (uint32_t i = 4; i < 8; ++i) {
-            std::string b = check_key(raw, i, 1);
-            if (!b.empty())
-                out += b + "; ";
-        }
+        out += check_keys(raw, 4, 8, 1);
         return out;
     });
     EXPECT_EQ(msg, "");
@@ -664,11 +673,7 @@ TEST_F(Lifetimes, ARemovalOrShrinkWithoutForceNeverWaitsForALeaseTakenDuringIt) 
             const json d = pool_status(raw)["devices"][0];
             if (shrink ? d["max_slots"] != 4 : d["state"] != "removed")
                 out += "the call did not happen: " + d.dump() + "; ";
-            for (uint32_t i = shrink ? 4 : 0; i < n; ++i) {
-                std::string b = check_key(raw, i, 1);
-                if (!b.empty())
-                    out += b + "; ";
-            }
+            out += check_keys(raw, shrink ? 4 : 0, n, 1);
             return out;
         });
         EXPECT_EQ(msg, "") << (shrink ? "shrink" : "removal");
@@ -957,18 +962,13 @@ TEST_F(Lifetimes, APoolCallOfALeaseHolderBehindAForcedChangeWaitingForItsLeaseIs
     for (int shrink = 0; shrink < 2; ++shrink) {
         std::string msg = child_check([&]() -> std::string {
             ::alarm(kAlarm);
-            StorePtr s = two_devices_holding(8); // 4 entries on each device
-            if (!s)
-                return "put failed";
+            StorePtr s;
+            std::vector<uint32_t> on0;
+            daxkv_lease *l = nullptr; // in dev0's highest slot, slot 3
+            const std::string setup = lease_of_dev0s_last_key(s, on0, l);
+            if (!setup.empty())
+                return setup;
             daxkv_store *raw = s.get();
-            std::vector<uint32_t> on0 = keys_on(raw, 8, 0);
-            if (on0.size() != 4)
-                return "the keys are not spread over both devices";
-            // dev0's highest slot: above the end of a shrink to 2 slots.
-            const std::string k = key_of(on0.back());
-            daxkv_lease *l = nullptr;
-            if (daxkv_lease_acquire(raw, k.data(), k.size(), &l))
-                return std::string("lease: ") + daxkv_errmsg();
             int rc_forced = 1;
             std::thread forced([&, r = result()]() mutable {
                 rc_forced = shrink ? daxkv_device_resize(raw, paths_[0].c_str(), 2 * kSlot,
@@ -1015,11 +1015,7 @@ TEST_F(Lifetimes, APoolCallOfALeaseHolderBehindAForcedChangeWaitingForItsLeaseIs
             if (rc_other != 0)
                 out += "the pool call of a thread without leases returned " +
                        std::to_string(rc_other) + "; ";
-            for (uint32_t i = 0; i < 8; ++i) {
-                std::string b = check_key(raw, i, 1);
-                if (!b.empty())
-                    out += b + "; ";
-            }
+            out += check_keys(raw, 0, 8, 1);
             return out;
         });
         EXPECT_EQ(msg, "") << (shrink ? "shrink" : "removal");
@@ -1033,17 +1029,13 @@ TEST_F(Lifetimes, AForcedChangeOfADeviceWhoseLeaseTheCallerHoldsIsEdeadlk) {
     // below a shrink's end is never waited for, so that shrink goes on.
     std::string msg = child_check([&]() -> std::string {
         ::alarm(kAlarm);
-        StorePtr s = two_devices_holding(8);
-        if (!s)
-            return "put failed";
+        StorePtr s;
+        std::vector<uint32_t> on0;
+        daxkv_lease *l = nullptr; // in dev0's highest slot, slot 3
+        const std::string setup = lease_of_dev0s_last_key(s, on0, l);
+        if (!setup.empty())
+            return setup;
         daxkv_store *raw = s.get();
-        std::vector<uint32_t> on0 = keys_on(raw, 8, 0);
-        if (on0.size() != 4)
-            return "the keys are not spread over both devices";
-        const std::string k = key_of(on0.back()); // slot 3 of dev0
-        daxkv_lease *l = nullptr;
-        if (daxkv_lease_acquire(raw, k.data(), k.size(), &l))
-            return std::string("lease: ") + daxkv_errmsg();
         std::string out;
         daxkv_hotplug_result r = result();
         struct Try {
@@ -1082,11 +1074,7 @@ TEST_F(Lifetimes, AForcedChangeOfADeviceWhoseLeaseTheCallerHoldsIsEdeadlk) {
         if (rc != 0)
             out += "the forced removal after the release returned " + std::to_string(rc) + " " +
                    daxkv_errmsg() + "; ";
-        for (uint32_t i = 0; i < 8; ++i) {
-            std::string b = check_key(raw, i, 1);
-            if (!b.empty())
-                out += b + "; ";
-        }
+        out += check_keys(raw, 0, 8, 1);
         return out;
     });
     EXPECT_EQ(msg, "");
@@ -1190,11 +1178,7 @@ TEST_F(Lifetimes, ALeaseAtTheGateOfAForcedShrinkWaitingForTheCallersLeaseIsEdead
         if (daxkv_get(raw, "r", 1, buf.data(), buf.size(), &len) != 0 || len != 100 ||
             buf[0] != 'r' || buf[99] != 'r')
             out += "the reserved key does not read back; ";
-        for (uint32_t i = 4; i < 7; ++i) {
-            std::string b = check_key(raw, i, 1);
-            if (!b.empty())
-                out += b + "; ";
-        }
+        out += check_keys(raw, 4, 7, 1);
         return out;
     });
     EXPECT_EQ(msg, "");
@@ -1353,11 +1337,7 @@ TEST_F(Lifetimes, ALeaseBelongsToTheThreadThatTookItUntilItIsReleasedAnywhere) {
         if (rc != 0)
             out += "a forced removal after another thread released the caller's lease "
                    "returned " + std::to_string(rc) + " " + daxkv_errmsg() + "; ";
-        for (uint32_t i = 0; i < 8; ++i) {
-            std::string b = check_key(raw, i, 1);
-            if (!b.empty())
-                out += b + "; ";
-        }
+        out += check_keys(raw, 0, 8, 1);
         return out;
     });
     EXPECT_EQ(msg, "");
