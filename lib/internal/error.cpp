@@ -81,6 +81,7 @@ void store_message(const char *head, const char *tail = "") noexcept {
     try {
         tls_message.assign(head);
         tls_message.append(tail);
+        escape_control_bytes(tls_message);
     } catch (...) {
         tls_message.clear();
     }
@@ -262,7 +263,7 @@ int error_from_exception() noexcept {
         // A container asked for more than it can ever hold (a count the
         // caller gave, grown past what memory could be): out of memory as
         // surely as when the allocation is refused, not a library fault.
-        store_message(std::string("out of memory (") + e.what() + ")");
+        store_message("out of memory: ", e.what()); // nothing built here: noexcept
         return -ENOMEM;
     } catch (const std::system_error &e) {
         store_message(e.what());
