@@ -53,16 +53,18 @@ using namespace adv;
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool kAddressSanitizer = true;
+// The sanitizers' allocators end the process where an allocation larger
+// than they support is asked for, instead of letting it fail.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr bool kSanitizerAllocator = true;
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kAddressSanitizer = true;
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+constexpr bool kSanitizerAllocator = true;
 #else
-constexpr bool kAddressSanitizer = false;
+constexpr bool kSanitizerAllocator = false;
 #endif
 #else
-constexpr bool kAddressSanitizer = false;
+constexpr bool kSanitizerAllocator = false;
 #endif
 
 class Contracts : public PoolFixture {
@@ -415,9 +417,9 @@ TEST_F(Contracts, MemcpyCountsNoArrayCouldHave) {
         EXPECT_TRUE(contains_text(daxkv_errmsg(), "n ")) << daxkv_errmsg();
     }
     std::vector<size_t> too_many = {SIZE_MAX / sizeof(void *), size_t(1) << 58};
-    // One the allocator is asked for and refuses: AddressSanitizer ends the
-    // process there instead of letting the allocation fail.
-    if (!kAddressSanitizer)
+    // One the allocator is asked for and refuses: AddressSanitizer and
+    // ThreadSanitizer end the process there instead of letting it fail.
+    if (!kSanitizerAllocator)
         too_many.push_back(size_t(1) << 50);
     for (size_t n : too_many) {
         EXPECT_EQ(daxkv_memcpy_batch(d, s, len, n, 0), -ENOMEM) << n << ": " << daxkv_errmsg();

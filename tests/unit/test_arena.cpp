@@ -1173,6 +1173,12 @@ TEST_P(NewFile, PoolMembersAreCreatedWholeToo) {
 
 TEST_P(NewFile, ProcessesRacingToCreateOneFileEndWithOneArena) {
     FILE_ARENA_ONLY();
+#if defined(__SANITIZE_THREAD__)
+    // ThreadSanitizer cannot follow a fork of a process that has had
+    // threads: the children's stores start threads that clash with the
+    // parent's dead ones ("dup thread"). The plain and the ASan builds run it.
+    GTEST_SKIP() << "processes forked from a threaded process are not testable under TSan";
+#endif
     // Two processes open one path that does not exist, at once. Each holds
     // its store (if it opened) until the parent has both results: one
     // opens, the other finds the winner's arena held (-EBUSY), and the
