@@ -14,7 +14,8 @@ for kind in asan tsan; do
     tsan) flags=thread ;;
     esac
     dir="$root/build-$kind"
-    if ! build_tree "$src" "$dir" --enable-sanitizers=$flags CFLAGS="-O1 -g" CXXFLAGS="-O1 -g"; then
+    if ! BUILD_TARGETS="$TEST_TARGETS tests/adversarial/daxkv_adversarial" \
+        build_tree "$src" "$dir" --enable-sanitizers=$flags CFLAGS="-O1 -g" CXXFLAGS="-O1 -g"; then
         echo "$kind: build failed"; tail -20 "$dir/build.log"
         fail=$((fail + 1)); continue
     fi
