@@ -11,7 +11,7 @@ Bad inputs tried here:
   together with devices; devices "x", [1], an entry with a blank path,
   with max_dax_size_gb "1", with a size below one slot; device_path 5;
   max_dax_size_gb missing, 0, infinity and NaN (and infinity in devices);
-  hotplug_enabled "yes"; persist_enabled 1;
+  hotplug_enabled "yes", "false", 1.0 and None; persist_enabled 1;
   num_load_workers 0; num_store_workers "2"; unknown members "bogus" and
   "zzz"; durability 1.5, ["x"] and "sometimes"; neither a device nor
   hotplug; a device path that does not exist;
@@ -211,6 +211,20 @@ def test_lmcache_plugin_loader_builds_the_adapter(tmp_path, adapters):
     }
 
 
+@pytest.mark.parametrize("value", [True, False, 1, 0, 2])
+def test_hotplug_enabled_reads_as_lmcache_reads_it(tmp_path, adapters, value):
+    # LMCache's own dax adapter config (the reference) takes bool() of the
+    # member; an integer means the same here, and in daxkv_config_from_json.
+    from lmcache.v1.distributed.l2_adapters.dax_l2_adapter import DaxL2AdapterConfig
+
+    params = one_device(tmp_path, hotplug_enabled=value)
+    expected = DaxL2AdapterConfig.from_dict(params).hotplug_enabled
+    assert expected is bool(value)
+    adapter = adapters(params)
+    assert adapter._config.hotplug_enabled is expected
+    assert adapter.report_status()["hotplug_enabled"] is expected
+
+
 def test_l2_adapter_json_option_builds_the_adapter(tmp_path):
     params = one_device(tmp_path)
     spec = {
@@ -271,6 +285,9 @@ BAD_PARAMS = [
     ({"device_path": MISSING, "max_dax_size_gb": MISSING, "devices": [{"device_path": DEV, "max_dax_size_gb": float("inf")}]},
      "devices[0].max_dax_size_gb must be a positive number"),
     ({"hotplug_enabled": "yes"}, "hotplug_enabled must be a boolean"),
+    ({"hotplug_enabled": "false"}, "hotplug_enabled must be a boolean"),
+    ({"hotplug_enabled": 1.0}, "hotplug_enabled must be a boolean"),
+    ({"hotplug_enabled": None}, "hotplug_enabled must be a boolean"),
     ({"persist_enabled": 1}, "persist_enabled must be a boolean"),
     ({"num_load_workers": 0}, "num_load_workers must be a positive integer"),
     ({"num_store_workers": "2"}, "num_store_workers must be a positive integer"),

@@ -132,9 +132,14 @@ class DaxkvL2AdapterConfig(L2AdapterConfigBase):
             if size // slot_bytes <= 0:
                 raise ValueError("configured DAX arena does not fit even one slot")
             devices.append((path, size))
+        # LMCache's adapter takes bool() of the value: true/false and 0/1
+        # (an integer, as daxkv_config_from_json takes it) mean what they
+        # say there too. A string is refused, where LMCache would take
+        # "false" for true.
         hotplug = d.get("hotplug_enabled", False)
-        if not isinstance(hotplug, bool):
+        if not isinstance(hotplug, int):
             raise ValueError("hotplug_enabled must be a boolean")
+        hotplug = bool(hotplug)
         persist = d.get("persist_enabled", False)
         if not isinstance(persist, bool):
             raise ValueError("persist_enabled must be a boolean")
