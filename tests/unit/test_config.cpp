@@ -15,7 +15,8 @@
 //   JSON: truncated documents, non-objects, 100000 nested '[' and
 //     '{', a 2 MiB string, a 900 KiB device path, wrong types for
 //     slot_bytes / max_dax_size_gb / devices / worker counts,
-//     devices empty without hotplug, both device forms, an arena
+//     devices empty without hotplug, hotplug_enabled 1.0 / "false" /
+//     null / [], both device forms, an arena
 //     smaller than one slot, type other than "dax", duplicate
 //     device paths, daxkv keys with bad values                   -> -EINVAL, *out NULL
 #include <gtest/gtest.h>
@@ -23,6 +24,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "capi/handles.hpp"
@@ -458,6 +460,43 @@ TEST(ConfigJson, EmptyDevicesNeedHotplug) {
     ASSERT_EQ(from_json(R"({"slot_bytes":4096,"devices":[],"hotplug_enabled":true})", &c), 0);
     EXPECT_TRUE(c->cfg.hotplug);
     EXPECT_TRUE(c->cfg.devices.empty());
+}
+
+TEST(ConfigJson, HotplugEnabledAsAnIntegerIsReadAsLMCacheReadsIt) {
+    // LMCache's dax adapter takes bool() of the member: 0 is off, any other
+    // integer on. A fraction, a string or null is refused.
+    for (const auto &[v, on] : std::vector<std::pair<const char *, bool>>{
+             {"1", true}, {"2", true}, {"-1", true}, {"0", false}, {"true", true}, {"false", false}}) {
+        ConfigPtr c;
+        ASSERT_EQ(from_json(std::string(R"({"slot_bytes":4096,)") + kDev +
+                                R"(,"hotplug_enabled":)" + v + "}",
+                            &c),
+                  0)
+            << v << ": " << daxkv_errmsg();
+        EXPECT_EQ(c->cfg.hotplug, on) << v;
+    }
+    for (const char *v : {"1.0", "\"false\"", "null", "[]"}) {
+        EXPECT_EQ(from_json(std::string(R"({"slot_bytes":4096,)") + kDev +
+                            R"(,"hotplug_enabled":)" + v + "}"),
+                  -EINVAL)
+            << v;
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "hotplug_enabled")) << daxkv_errmsg();
+    }
+}
+
+TEST(ConfigJson, NumLoadWorkersAboveTheMostRunsTheMost) {
+    // LMCache takes any positive count of load threads; libdaxkv's copy
+    // engine runs at most 256 workers (the limit of the workers key).
+    for (const auto &[v, workers] : std::vector<std::pair<const char *, unsigned>>{
+             {"3", 3}, {"256", 256}, {"257", 256}, {"100000", 256}}) {
+        ConfigPtr c;
+        ASSERT_EQ(from_json(std::string(R"({"slot_bytes":4096,)") + kDev +
+                                R"(,"num_load_workers":)" + v + "}",
+                            &c),
+                  0)
+            << v << ": " << daxkv_errmsg();
+        EXPECT_EQ(c->cfg.workers, workers) << v;
+    }
 }
 
 TEST(ConfigJson, BothDeviceFormsAtOnceAreRejected) {
