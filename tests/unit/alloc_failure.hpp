@@ -61,10 +61,14 @@ public:
 // returns -ENOMEM, or 0 where what failed was best effort (a log line, the
 // name of a statistics page). Returns the runs made: 1 when the call
 // allocates nothing on the calling thread.
+// stride: fail every stride-th allocation only (1: every one); returns
+// the number of runs.
 template <typename Setup, typename Call, typename Check>
-long sweep_allocations(const std::string &what, Setup setup, Call call, Check check) {
-    long n = 1;
-    for (;; ++n) {
+long sweep_allocations(const std::string &what, Setup setup, Call call, Check check,
+                       long stride = 1) {
+    long runs = 0;
+    for (long n = 1;; n += stride) {
+        ++runs;
         setup();
         int rc;
         bool fired;
@@ -81,7 +85,7 @@ long sweep_allocations(const std::string &what, Setup setup, Call call, Check ch
         }
         check(rc, when);
         if (!fired || ::testing::Test::HasFailure())
-            return n;
+            return runs;
     }
 }
 
