@@ -462,24 +462,25 @@ TEST(ConfigJson, EmptyDevicesNeedHotplug) {
     EXPECT_TRUE(c->cfg.devices.empty());
 }
 
+namespace {
+// A one-device JSON configuration with member key set to the JSON text v.
+std::string one_device_with(const char *key, const char *v) {
+    return std::string(R"({"slot_bytes":4096,)") + kDev + ",\"" + key + "\":" + v + "}";
+}
+} // namespace
+
 TEST(ConfigJson, HotplugEnabledAsAnIntegerIsReadAsLMCacheReadsIt) {
     // LMCache's dax adapter takes bool() of the member: 0 is off, any other
     // integer on. A fraction, a string or null is refused.
     for (const auto &[v, on] : std::vector<std::pair<const char *, bool>>{
              {"1", true}, {"2", true}, {"-1", true}, {"0", false}, {"true", true}, {"false", false}}) {
         ConfigPtr c;
-        ASSERT_EQ(from_json(std::string(R"({"slot_bytes":4096,)") + kDev +
-                                R"(,"hotplug_enabled":)" + v + "}",
-                            &c),
-                  0)
+        ASSERT_EQ(from_json(one_device_with("hotplug_enabled", v), &c), 0)
             << v << ": " << daxkv_errmsg();
         EXPECT_EQ(c->cfg.hotplug, on) << v;
     }
     for (const char *v : {"1.0", "\"false\"", "null", "[]"}) {
-        EXPECT_EQ(from_json(std::string(R"({"slot_bytes":4096,)") + kDev +
-                            R"(,"hotplug_enabled":)" + v + "}"),
-                  -EINVAL)
-            << v;
+        EXPECT_EQ(from_json(one_device_with("hotplug_enabled", v)), -EINVAL) << v;
         EXPECT_TRUE(contains_text(daxkv_errmsg(), "hotplug_enabled")) << daxkv_errmsg();
     }
 }
@@ -490,10 +491,7 @@ TEST(ConfigJson, NumLoadWorkersAboveTheMostRunsTheMost) {
     for (const auto &[v, workers] : std::vector<std::pair<const char *, unsigned>>{
              {"3", 3}, {"256", 256}, {"257", 256}, {"100000", 256}}) {
         ConfigPtr c;
-        ASSERT_EQ(from_json(std::string(R"({"slot_bytes":4096,)") + kDev +
-                                R"(,"num_load_workers":)" + v + "}",
-                            &c),
-                  0)
+        ASSERT_EQ(from_json(one_device_with("num_load_workers", v), &c), 0)
             << v << ": " << daxkv_errmsg();
         EXPECT_EQ(c->cfg.workers, workers) << v;
     }
