@@ -34,10 +34,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstddef>
+#include <cstdio>
+#include <string>
 #include <thread>
 
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "capi/handles.hpp"
 #include "common.hpp"
@@ -57,6 +61,31 @@ bool wait_in_flight(daxkv_store *s, int64_t n) {
         std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
     return false;
+}
+
+// Until the thread tid of this process has slept (state S in its /proc
+// stat) in 20 looks in a row, 100 us apart: a call that entered the store
+// may not have reached the wait it is to be woken from yet, and a call
+// that is past that point before the test acts does not wait at all.
+bool wait_thread_asleep(pid_t tid) {
+    const std::string stat = "/proc/self/task/" + std::to_string(tid) + "/stat";
+    int asleep = 0;
+    for (int i = 0; i < 200000 && asleep < 20; ++i) {
+        std::string text;
+        if (FILE *f = std::fopen(stat.c_str(), "r")) {
+            char buf[512];
+            const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+            std::fclose(f);
+            text.assign(buf, n);
+        }
+        // "tid (comm) S ...": the state follows the last ')'.
+        const size_t paren = text.rfind(')');
+        const bool sleeping = paren != std::string::npos && paren + 2 < text.size() &&
+                              text[paren + 2] == 'S';
+        asleep = sleeping ? asleep + 1 : 0;
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
+    }
+    return asleep >= 20;
 }
 
 // The state of device row d as the pool status says it.
@@ -344,10 +373,18 @@ TEST_F(Lifetimes, ShutdownWakesALeaseWaitingBehindALeaseGate) {
         if (!shrink_until_it_gates_leases(raw, resize, rc_resize))
             return "the resize never gated leases";
         daxkv_lease *l2 = nullptr;
-        std::thread lease(
-            [&] { rc_lease = daxkv_lease_acquire(raw, high.data(), high.size(), &l2); });
+        std::atomic<pid_t> lease_tid{0};
+        std::thread lease([&] {
+            lease_tid = static_cast<pid_t>(::syscall(SYS_gettid));
+            rc_lease = daxkv_lease_acquire(raw, high.data(), high.size(), &l2);
+        });
         if (!wait_in_flight(raw, 2))
             return "the lease never entered the store";
+        // In the store is not yet at the gate: shut down before the lease
+        // waits there, the shrink ends, its gate falls, and the lease
+        // (admitted before the shutdown) rightly succeeds.
+        if (!wait_thread_asleep(lease_tid.load()))
+            return "the lease never waited at the gate";
         daxkv_shutdown(raw); // wakes the lease, and the shrink in its hook
         resize.join();
         lease.join();
