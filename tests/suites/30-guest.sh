@@ -17,7 +17,7 @@ seed=${DAXKV_GUEST_SEED:-$(( $(date +%s) % 100000 ))}
 echo "guest: power-off workload seed $seed (DAXKV_GUEST_SEED=$seed replays it)"
 [ -f "$daxkv" ] || daxkv="$build/tools/daxkv"
 # One command may take 240 s: under TCG the unit suite on dax0 takes 74 s
-# on an idle 2-vCPU machine and passed 120 s once the host was busy.
+# on an idle 2-vCPU machine and ran past 120 s once the host was busy.
 "$vm/run-guest-tests.sh" --log "$build/guest-console.log" --timeout 480 --test-timeout 240 \
     --file "$daxkv" --file "$vm/guest-list-check.sh" \
     --file "$build/tests/fakecuda/.libs/libfakecudart.so" \

@@ -54,6 +54,6 @@ build_tree() {
         fi)
 }
 
-# What the second trees' suites run: the library, the unit, C API and
-# adversarial tests and the fake CUDA runtime they load.
+# What every second tree's suite runs: the library, the unit and C API
+# tests and the fake CUDA runtime they load (a suite adds its own).
 TEST_TARGETS="lib/libdaxkv.la tests/fakecuda/libfakecudart.la tests/unit/daxkv_unit tests/capi/capi_test"

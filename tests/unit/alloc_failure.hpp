@@ -61,8 +61,7 @@ public:
 // returns -ENOMEM, or 0 where what failed was best effort (a log line, the
 // name of a statistics page). Returns the runs made: 1 when the call
 // allocates nothing on the calling thread.
-// stride: fail every stride-th allocation only (1: every one); returns
-// the number of runs.
+// stride: fail every stride-th allocation only (1: every one).
 template <typename Setup, typename Call, typename Check>
 long sweep_allocations(const std::string &what, Setup setup, Call call, Check check,
                        long stride = 1) {
