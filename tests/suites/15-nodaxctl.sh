@@ -10,7 +10,7 @@ src=$(cd "$here/../.." && pwd)
 . "$here/lib.sh"
 dir="$(dirname "$1")/build-nodaxctl"
 pass=0 fail=0
-if ! BUILD_TARGETS="$TEST_TARGETS tools/daxkv" build_tree "$src" "$dir" --without-daxctl CFLAGS="-O2 -g" CXXFLAGS="-O2 -g"; then
+if ! build_test_tree "$src" "$dir" "$TEST_PROGRAMS tools/daxkv" --without-daxctl CFLAGS="-O2 -g" CXXFLAGS="-O2 -g"; then
     echo "build --without-daxctl failed"; tail -20 "$dir/build.log"
     echo "SUITE nodaxctl: 0 passed, 1 failed"
     exit 1

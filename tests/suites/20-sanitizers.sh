@@ -1,6 +1,6 @@
 #!/bin/bash
 # The unit, C API and adversarial tests again, built with ASan+UBSan and
-# with TSan.
+# with TSan: the library at -O1, the test programs at -O0 (build_test_tree).
 # $1: main build directory (its parent holds the sanitizer build trees).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,8 +14,8 @@ for kind in asan tsan; do
     tsan) flags=thread ;;
     esac
     dir="$root/build-$kind"
-    if ! BUILD_TARGETS="$TEST_TARGETS tests/adversarial/daxkv_adversarial" \
-        build_tree "$src" "$dir" --enable-sanitizers=$flags CFLAGS="-O1 -g" CXXFLAGS="-O1 -g"; then
+    if ! build_test_tree "$src" "$dir" "$TEST_PROGRAMS tests/adversarial/daxkv_adversarial" \
+        --enable-sanitizers=$flags CFLAGS="-O1 -g" CXXFLAGS="-O1 -g"; then
         echo "$kind: build failed"; tail -20 "$dir/build.log"
         fail=$((fail + 1)); continue
     fi
