@@ -152,16 +152,19 @@ tests_fuzz_fuzz_peek_CPPFLAGS = $(AM_CPPFLAGS) $(JSON_CFLAGS)
 tests_fuzz_fuzz_peek_LDADD = lib/libdaxkv_core.la -lpthread
 tests_fuzz_fuzz_peek_LDFLAGS = $(AM_LDFLAGS) $(FUZZER_LDFLAGS)
 
+# Each target removes only its own files under $(FUZZ_DIR), so that the two
+# can run at once (the fuzz suite runs them side by side).
 fuzz: tests/fuzz/fuzz_recovery$(EXEEXT) tests/fuzz/make_seeds$(EXEEXT)
-	rm -rf $(FUZZ_DIR) && mkdir -p $(FUZZ_DIR)/seeds $(FUZZ_DIR)/corpus
+	rm -rf $(FUZZ_DIR)/seeds $(FUZZ_DIR)/corpus $(FUZZ_DIR)/recovery-*
+	mkdir -p $(FUZZ_DIR)/seeds $(FUZZ_DIR)/corpus
 	tests/fuzz/make_seeds $(FUZZ_DIR)/seeds
 	tests/fuzz/fuzz_recovery -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=20 \
-		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/ \
+		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/recovery- \
 		$(FUZZ_DIR)/corpus $(FUZZ_DIR)/seeds
 
 # The page and configuration readers (fuzz_peek.cpp), seeded by the target.
 fuzz-peek: tests/fuzz/fuzz_peek$(EXEEXT)
-	rm -rf $(FUZZ_DIR)/peek-seeds $(FUZZ_DIR)/peek-corpus
+	rm -rf $(FUZZ_DIR)/peek-*
 	mkdir -p $(FUZZ_DIR)/peek-seeds $(FUZZ_DIR)/peek-corpus
 	DAXKV_FUZZ_SEEDS=$(FUZZ_DIR)/peek-seeds tests/fuzz/fuzz_peek
 	tests/fuzz/fuzz_peek -max_total_time=$(FUZZ_SECONDS) -max_len=32768 -timeout=20 \

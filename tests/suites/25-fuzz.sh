@@ -3,8 +3,8 @@
 # the statistics page and configuration readers (tests/fuzz/fuzz_peek.cpp):
 # a tree built with clang, ASan+UBSan and -fsanitize=fuzzer next to the main
 # build, the recovery seed corpus replayed, then FUZZ_SECONDS (default 60)
-# of fuzzing for each target. $1: main build directory. Crash inputs are
-# kept in build-fuzz/fuzz-work/.
+# of fuzzing for each target, the two side by side. $1: main build
+# directory. Crash inputs are kept in build-fuzz/fuzz-work/.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
@@ -44,9 +44,14 @@ else
     fail=$((fail + 1))
     echo "seed corpus replay failed"; tail -30 fuzz-seeds.log
 fi
-# Bounded fuzzing: run_fuzzer MAKE-TARGET LOG CORPUS WHAT.
-run_fuzzer() {
-    if make FUZZ_SECONDS="$seconds" "$1" >"$2" 2>&1; then
+# Bounded fuzzing, both targets at once (each is one process on one core):
+# start_fuzzer MAKE-TARGET LOG, then finish_fuzzer PID LOG CORPUS WHAT.
+start_fuzzer() {
+    make FUZZ_SECONDS="$seconds" "$1" >"$2" 2>&1 &
+    fuzzer_pid=$!
+}
+finish_fuzzer() {
+    if wait "$1"; then
         pass=$((pass + 1))
         echo "fuzzing $4: $seconds s, $(grep -Eo 'stat::number_of_executed_units: *[0-9]+' "$2" | grep -Eo '[0-9]+$') runs, no failure;" \
             "corpus $(ls "$3" | wc -l) inputs"
@@ -56,6 +61,10 @@ run_fuzzer() {
         grep -E -A25 'ERROR: |expectation violated|runtime error|Test unit written' "$2" | head -60
     fi
 }
-run_fuzzer fuzz fuzz.log fuzz-work/corpus "the recovery parser"
-run_fuzzer fuzz-peek fuzz-peek.log fuzz-work/peek-corpus "the page and configuration readers"
+start_fuzzer fuzz fuzz.log
+recovery_pid=$fuzzer_pid
+start_fuzzer fuzz-peek fuzz-peek.log
+peek_pid=$fuzzer_pid
+finish_fuzzer "$recovery_pid" fuzz.log fuzz-work/corpus "the recovery parser"
+finish_fuzzer "$peek_pid" fuzz-peek.log fuzz-work/peek-corpus "the page and configuration readers"
 echo "SUITE fuzz: $pass passed, $fail failed"
