@@ -1,6 +1,11 @@
 #!/bin/bash
 # The unit, C API and adversarial tests again, built with ASan+UBSan and
 # with TSan: the library at -O1, the test programs at -O0 (build_test_tree).
+# The ASan+UBSan tree is also the build without libdaxctl (configure
+# --without-daxctl: device discovery reads sysfs only, and the unit suite's
+# discovery tests drive that reader over fixture trees); it checks that
+# neither the library nor the daxkv command depends on libdaxctl, and runs
+# the command there. The TSan tree and the main build use libdaxctl.
 # $1: main build directory (its parent holds the sanitizer build trees).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
@@ -8,14 +13,47 @@ src=$(cd "$here/../.." && pwd)
 . "$here/lib.sh"
 root=$(dirname "$1")
 pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "$*: ok"; }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+
+# The tree in $1 was configured --without-daxctl: nothing in it may need
+# libdaxctl, and the daxkv command lists devices through sysfs and formats
+# an arena (its UUID from libuuid, which this build links on its own).
+check_without_daxctl() {
+    local dir=$1 lib arena
+    if grep -q '^#define HAVE_DAXCTL 1' "$dir/config.h"; then
+        bad "configure --without-daxctl still defined HAVE_DAXCTL"
+    else
+        ok "configure --without-daxctl: HAVE_DAXCTL undefined"
+    fi
+    lib=$(ls "$dir"/lib/.libs/libdaxkv.so.* 2>/dev/null | head -n 1)
+    if [ -n "$lib" ] && ! readelf -d "$lib" | grep NEEDED | grep -q daxctl; then
+        ok "libdaxkv without libdaxctl does not need it"
+    else
+        bad "${lib:-libdaxkv.so} missing or linked against libdaxctl"
+    fi
+    arena=$(mktemp -u /tmp/daxkv-nodaxctl.XXXXXX)
+    if (cd "$dir" && ./tools/daxkv list >list.json 2>&1 &&
+        ./tools/daxkv format "$arena" --slot-bytes 4KiB --size 4MiB >format.log 2>&1 &&
+        ./tools/daxkv info "$arena" --json >info.json 2>&1) &&
+        grep -q '"uuid": "[0-9a-f-]\{36\}"' "$dir/info.json" &&
+        ! readelf -d "$dir/tools/.libs/daxkv" 2>/dev/null | grep NEEDED | grep -q daxctl; then
+        ok "daxkv list, format and info without libdaxctl"
+    else
+        bad "daxkv without libdaxctl"; cat "$dir/list.json" "$dir/format.log" "$dir/info.json" | head -20
+    fi
+    rm -f "$arena"
+}
+
 for kind in asan tsan; do
     case $kind in
-    asan) flags=address,undefined ;;
-    tsan) flags=thread ;;
+    asan) flags=address,undefined programs="tools/daxkv" configure=--without-daxctl ;;
+    tsan) flags=thread programs="" configure="" ;;
     esac
     dir="$root/build-$kind"
-    if ! build_test_tree "$src" "$dir" "$TEST_PROGRAMS tests/adversarial/daxkv_adversarial" \
-        --enable-sanitizers=$flags CFLAGS="-O1 -g" CXXFLAGS="-O1 -g"; then
+    # shellcheck disable=SC2086
+    if ! build_test_tree "$src" "$dir" "$TEST_PROGRAMS tests/adversarial/daxkv_adversarial $programs" \
+        --enable-sanitizers=$flags $configure CFLAGS="-O1 -g" CXXFLAGS="-O1 -g"; then
         echo "$kind: build failed"; tail -20 "$dir/build.log"
         fail=$((fail + 1)); continue
     fi
@@ -47,5 +85,6 @@ for kind in asan tsan; do
     [ "$f" -eq 0 ] || grep -E -A6 '^\[  FAILED  \]|Failure' "$dir/adversarial.log" | head -20
     echo "$kind adversarial tests: $p passed, $f failed"
     pass=$((pass + p)) fail=$((fail + f))
+    [ $kind = asan ] && check_without_daxctl "$dir"
 done
 echo "SUITE sanitizers: $pass passed, $fail failed"
