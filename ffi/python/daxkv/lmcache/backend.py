@@ -253,7 +253,7 @@ class DaxkvBackend(StoragePluginInterface):
         if not todo:
             return None
         too_long: List[Tuple[int, KeyNotStorable]] = []
-        _, pos = encode_keys_partial([k for k, _ in todo], too_long)
+        kbs, pos = encode_keys_partial([k for k, _ in todo], too_long)
         if pos is not None:
             for i, exc in too_long:
                 _warn_key_too_long("DaxkvBackend skips", todo[i][0], exc)
@@ -268,6 +268,7 @@ class DaxkvBackend(StoragePluginInterface):
             todo = [todo[i] for i in keep]
             sizes = [sizes[i] for i in keep]
             metas = [metas[i] for i in keep]
+            kbs = [kbs[i] for i in keep]
             if not todo:
                 return None
         if self._engine is not None and self.loop is not None and self.loop.is_running():
@@ -280,7 +281,7 @@ class DaxkvBackend(StoragePluginInterface):
         # A key already stored or being written comes back EXISTED from the
         # batch, without a copy: a no-op success without a callback, which
         # spares asking the library about every key first.
-        statuses = self._core._put_prepared([k for k, _ in todo], [o for _, o in todo], sizes)
+        statuses = self._core._put_encoded(kbs, [o for _, o in todo], sizes, metas)  # type: ignore[arg-type]
         full = False
         for (key, _), s in zip(todo, statuses):
             if s == 0:

@@ -711,6 +711,12 @@ class DaxCore(Generic[KeyT]):
             # Those keys fail (logged); the others are stored.
             pos = [i for i, m in enumerate(metas) if m is not None]
             return self._put_only(keys, objs, sizes, pos, -_errno.EINVAL)
+        return self._put_encoded(kbs, objs, sizes, metas)  # type: ignore[arg-type]
+
+    def _put_encoded(self, kbs: List[bytes], objs: List[Any], sizes: List[int], metas: List[bytes]) -> List[int]:
+        """_put_prepared of keys already encoded, with their metadata blobs
+        (every key fits and every blob encodes): a caller that checked both
+        itself, as DaxkvBackend does, spares encoding them twice."""
         addrs = [_data_ptr(o) for o in objs]
         pos = self._begin_write(kbs)
         if pos is None:
@@ -729,8 +735,8 @@ class DaxCore(Generic[KeyT]):
         finally:
             self._end_write(kbs)
         self._remember([k for k, s in zip(kbs, statuses) if s == 0], epoch)
-        if len(pos) != len(keys):
-            out = [1] * len(keys)
+        if len(pos) != len(objs):
+            out = [1] * len(objs)
             for i, st in zip(pos, statuses):
                 out[i] = st
             return out
