@@ -782,28 +782,33 @@ def test_keys_left_out_for_length_and_for_metadata_leave_each_other_key_with_its
     launch, running_loop, async_put
 ):
     # The backend encodes the keys and the metadata once and leaves out, in
-    # two steps, the keys too long to hold and the metadata that cannot be
-    # encoded: every key that is stored must come back with its own object's
-    # bytes, whatever those steps left out before and between them.
+    # steps, the keys too long to hold, the metadata that cannot be encoded
+    # and (asynchronous puts) the keys already stored: every key that is
+    # stored must come back with its own object's bytes, whatever those
+    # steps left out before and between them.
     extra = {"dax.async_put": "true"} if async_put else {}
     backend, _, _ = launch(slots=8, extra=extra, loop=running_loop if async_put else None)
-    objs = [_obj(10 + i) for i in range(6)]
+    before = _obj(99)
+    futures = backend.batched_submit_put_task([ekey(2)], [before])
+    if async_put:
+        futures[0].result(timeout=10)
+    objs = [_obj(10 + i) for i in range(7)]
     objs[2].metadata.cached_positions = torch.tensor([0.5, 1.5])  # cannot be encoded
     objs[4].metadata.cached_positions = torch.tensor([3, 1, 4])  # can
-    keys = [_long_key(1), ekey(2), ekey(3), _long_key(4), ekey(5), ekey(6)]
+    keys = [_long_key(1), ekey(2), ekey(3), _long_key(4), ekey(5), ekey(6), ekey(7)]
     seen = []
     futures = backend.batched_submit_put_task(keys, objs, on_complete_callback=seen.append)
     if async_put:
         for f in futures:
             f.result(timeout=10)
-    assert seen == [ekey(2), ekey(5), ekey(6)]
-    got = backend.batched_get_blocking([ekey(2), ekey(3), ekey(5), ekey(6)])
-    assert [_first(o) for o in got] == [11.0, None, 14.0, 15.0]
-    for o, want in zip([got[0], got[2], got[3]], [objs[1], objs[4], objs[5]]):
+    assert seen == [ekey(5), ekey(6), ekey(7)]
+    got = backend.batched_get_blocking([ekey(2), ekey(3), ekey(5), ekey(6), ekey(7)])
+    assert [_first(o) for o in got] == [99.0, None, 14.0, 15.0, 16.0]
+    for o, want in zip([got[0], got[2], got[3], got[4]], [before, objs[4], objs[5], objs[6]]):
         assert torch.equal(o.tensor, want.tensor)
     assert torch.equal(got[2].metadata.cached_positions, torch.tensor([3, 1, 4]))
     assert got[0].metadata.cached_positions is None
-    _release_all(objs + got)
+    _release_all(objs + [before] + got)
 
 
 def test_daxkv_meta_bytes_makes_room_for_the_positions(launch):

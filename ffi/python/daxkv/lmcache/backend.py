@@ -277,7 +277,9 @@ class DaxkvBackend(StoragePluginInterface):
             kept = [i for i, (key, _) in enumerate(todo) if not (self.contains(key) or self.exists_in_put_tasks(key))]
             if not kept:
                 return None
-            return self._submit_async([todo[i] for i in kept], [metas[i] for i in kept], on_complete_callback)
+            return self._submit_async(
+                [todo[i] for i in kept], [kbs[i] for i in kept], [metas[i] for i in kept], on_complete_callback
+            )
         # A key already stored or being written comes back EXISTED from the
         # batch, without a copy: a no-op success without a callback, which
         # spares asking the library about every key first.
@@ -295,9 +297,10 @@ class DaxkvBackend(StoragePluginInterface):
         return None
 
     def _submit_async(
-        self, todo: List[Tuple[Any, Any]], metas: List[Any], cb: Optional[Callable[[Any], None]]
+        self, todo: List[Tuple[Any, Any]], kbs: List[bytes], metas: List[Any], cb: Optional[Callable[[Any], None]]
     ) -> List[concurrent.futures.Future]:
-        kbs, _ = encode_keys_partial([k for k, _ in todo])  # every key fits (checked by the caller)
+        """Submit the (key, object) pairs of todo, their keys encoded (kbs)
+        and their metadata blobs (metas) in the same order: a future each."""
         # Built before anything is counted: what raises here leaves no
         # reference taken and no key marked in flight.
         put = _native.PutBatch(kbs, [_data_ptr(o) for _, o in todo], [int(o.get_size()) for _, o in todo],
