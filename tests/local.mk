@@ -45,6 +45,7 @@ tests_unit_daxkv_unit_SOURCES = \
 	tests/unit/test_engine.cpp \
 	tests/unit/test_keys.cpp \
 	tests/unit/test_copy.cpp \
+	tests/unit/test_large_values.cpp \
 	tests/unit/test_commit.cpp \
 	tests/unit/test_stats_page.cpp
 tests_unit_daxkv_unit_CPPFLAGS = $(AM_CPPFLAGS) $(GTEST_CFLAGS) $(XXHASH_CFLAGS) $(JSON_CFLAGS) $(UUID_CFLAGS) \
