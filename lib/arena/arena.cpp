@@ -583,40 +583,57 @@ std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts) {
         return out;
     }
     const uint64_t n = usable_.load();
-    unsigned threads = std::max(1u, std::min<unsigned>(opt_.threads, 16));
-    if (n < 4096)
-        threads = 1;
+    const bool check_values = opt_.verify != Verify::off;
+    // The slots are cut into parts of consecutive slots, which the threads
+    // take in turn and which are joined in slot order (the caller's rule
+    // for duplicates of one seq keeps the lower slot). The work of a slot
+    // is its header and, when values are checked, the bytes of its value:
+    // a few thousand slots of megabytes are as much work as millions of
+    // small ones, and were once scanned by one thread. Parts of about 16
+    // MiB of slots (a millisecond or more of hashing, against a tenth of
+    // that to start a thread; at most 1,024 slots, as headers alone go)
+    // keep the threads even when the entries sit in one end of the arena.
+    const uint64_t bytes_per_slot = check_values ? layout_.slot_bytes : 0;
+    const uint64_t part_slots = std::clamp<uint64_t>(
+        (uint64_t(16) << 20) / std::max<uint64_t>(bytes_per_slot, 1), 1, 1024);
+    const uint64_t nparts = std::max<uint64_t>(1, (n + part_slots - 1) / part_slots);
+    const unsigned threads = static_cast<unsigned>(
+        std::min<uint64_t>(std::max(1u, std::min<unsigned>(opt_.threads, 16)), nparts));
     struct Part {
         std::vector<RecoveredEntry> entries;
         RecoveryCounts counts;
     };
-    std::vector<Part> parts(threads);
+    std::vector<Part> parts(static_cast<size_t>(nparts));
+    std::atomic<uint64_t> next_part{0};
     // The first failure of a part (no memory for its list), rethrown here
     // once every thread has ended: an exception that left a thread's
     // function, or this one while threads still ran, would end the process.
     std::mutex failure_m;
     std::exception_ptr failure;
     std::atomic<bool> failed{false};
-    auto work = [&](unsigned t) noexcept {
+    auto work = [&]() noexcept {
         try {
-            Part &p = parts[t];
-            uint64_t begin = n * t / threads, end = n * (t + 1) / threads;
-            for (uint64_t s = begin; s < end && !failed.load(std::memory_order_relaxed); ++s) {
-                auto slot = static_cast<uint32_t>(s);
-                SlotHeader *h = header(slot);
-                uint64_t commit = __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE);
-                SlotVerdict v = classify_slot(h, commit, layout_, slot_data(slot),
-                                              opt_.verify != Verify::off, seq_limit_);
-                if (v == SlotVerdict::empty)
-                    continue;
-                if (v != SlotVerdict::ok) {
-                    (v == SlotVerdict::torn ? p.counts.torn : p.counts.corrupt)++;
-                    withdraw(slot);
-                    continue;
+            for (uint64_t i; !failed.load(std::memory_order_relaxed) &&
+                             (i = next_part.fetch_add(1, std::memory_order_relaxed)) < nparts;) {
+                Part &p = parts[static_cast<size_t>(i)];
+                const uint64_t end = std::min(n, (i + 1) * part_slots);
+                for (uint64_t s = i * part_slots; s < end; ++s) {
+                    auto slot = static_cast<uint32_t>(s);
+                    SlotHeader *h = header(slot);
+                    uint64_t commit = __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE);
+                    SlotVerdict v = classify_slot(h, commit, layout_, slot_data(slot),
+                                                  check_values, seq_limit_);
+                    if (v == SlotVerdict::empty)
+                        continue;
+                    if (v != SlotVerdict::ok) {
+                        (v == SlotVerdict::torn ? p.counts.torn : p.counts.corrupt)++;
+                        withdraw(slot);
+                        continue;
+                    }
+                    p.entries.push_back(RecoveredEntry{slot, h->generation, h->seq, h->value_len,
+                                                       h->meta_len, h->key_len,
+                                                       reinterpret_cast<const char *>(h + 1)});
                 }
-                p.entries.push_back(RecoveredEntry{slot, h->generation, h->seq, h->value_len,
-                                                   h->meta_len, h->key_len,
-                                                   reinterpret_cast<const char *>(h + 1)});
             }
         } catch (...) {
             std::lock_guard<std::mutex> g(failure_m);
@@ -625,21 +642,19 @@ std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts) {
             failed.store(true, std::memory_order_relaxed);
         }
     };
-    // Parts whose thread could not be started (no memory, or the limit on
-    // threads) are scanned here, after this thread's own.
+    // Threads that could not be started (no memory, or the limit on
+    // threads) leave their parts to the others.
     std::vector<std::thread> pool;
-    unsigned started = 1;
     try {
         pool.reserve(threads - 1);
-        for (; started < threads; ++started)
-            pool.emplace_back(work, started);
+        for (unsigned t = 1; t < threads; ++t)
+            pool.emplace_back(work);
     } catch (...) {
     }
-    work(0);
-    for (unsigned t = started; t < threads; ++t)
-        work(t);
+    work();
     for (auto &th : pool)
         th.join();
+    counts.threads = static_cast<unsigned>(pool.size()) + 1;
     if (failure)
         std::rethrow_exception(failure);
     size_t total = 0;

@@ -56,6 +56,7 @@ struct RecoveryCounts {
     uint64_t corrupt = 0; // checksum or bounds failure
     uint64_t stale = 0;   // an older commit of a key that has a newer one
     uint64_t usec = 0;
+    unsigned threads = 0; // the scan's threads (the most of any device's)
 };
 
 // Result of reading the superblocks without opening for use (daxkv info).

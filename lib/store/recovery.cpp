@@ -116,6 +116,7 @@ void recover_pool(Core &c) {
         c.recovered.torn += counts.torn;
         c.recovered.corrupt += counts.corrupt;
         c.recovered.usec += counts.usec;
+        c.recovered.threads = std::max(c.recovered.threads, counts.threads);
         total += found.size();
         for (auto &v : per_shard)
             v.reserve(v.size() + found.size() * 5 / (4 * Index::kShards) + 1);

@@ -742,6 +742,55 @@ TEST_F(Arena, LargeReopenRebuildsEveryShardInOrder) {
     }
 }
 
+// The scan's work is the slots' headers and, when values are checked, the
+// values' bytes: a few thousand slots of megabytes are as much work as
+// millions of small ones. They were scanned on one thread below 4,096
+// slots; now the slots are cut into parts by bytes to check, taken by the
+// threads in turn, and the entries still come back in slot order.
+TEST(ArenaScan, FewLargeSlotsAreCheckedOnEveryThreadInSlotOrder) {
+    TempDir dir;
+    const std::string path = dir.file("scan.arena");
+    constexpr uint64_t kSlot = 1 << 20;
+    constexpr uint32_t kSlots = 48;
+    {
+        StorePtr store;
+        ASSERT_EQ(open_store(&store, path, StoreSpec{kSlot, kSlots, 0}), 0) << daxkv_errmsg();
+        for (uint32_t i = 0; i < kSlots; ++i) {
+            const std::vector<uint8_t> v = pattern(i, kSlot - i);
+            const std::string k = key_of(i);
+            ASSERT_EQ(daxkv_put(store.get(), k.data(), k.size(), v.data(), v.size(), 0), 0) << i;
+        }
+    }
+    for (const ar::Verify verify : {ar::Verify::recover, ar::Verify::off}) {
+        const char *what = verify == ar::Verify::off ? "verify=off" : "verify=recover";
+        daxkv::platform::MapRequest req;
+        req.path = path;
+        req.create = false;
+        ar::Arena::Options opt;
+        opt.slot_bytes = kSlot;
+        opt.verify = verify;
+        opt.threads = 2;
+        ar::Arena arena(daxkv::platform::Mapping::open(req), opt);
+        ar::RecoveryCounts counts;
+        const std::vector<ar::RecoveredEntry> found = arena.scan(counts);
+        // Checking 48 MiB of values is work for both threads (three parts
+        // of 16 MiB); 48 headers alone are not worth a second one.
+        EXPECT_EQ(counts.threads, verify == ar::Verify::off ? 1u : 2u) << what;
+        EXPECT_EQ(counts.torn + counts.corrupt, 0u) << what;
+        ASSERT_EQ(found.size(), kSlots) << what;
+        std::set<std::string> keys;
+        for (size_t j = 0; j < found.size(); ++j) {
+            if (j) {
+                EXPECT_LT(found[j - 1].slot, found[j].slot) << what << ": not in slot order";
+            }
+            const std::string k(found[j].key, found[j].key_len);
+            keys.insert(k);
+            EXPECT_EQ(found[j].value_len, kSlot - std::stoul(k.substr(4))) << what << " " << k;
+        }
+        EXPECT_EQ(keys.size(), kSlots) << what;
+    }
+}
+
 TEST_F(Arena, EmptyValuesSurviveReopenOnEveryWritePath) {
     // An empty value has one (empty) hash block; every write path must store
     // the checksum recovery computes for it.
