@@ -100,6 +100,10 @@ int guarded_copy_streams(const platform::CopyStream *streams, size_t count, cons
     return guarded(lo, n, [&] { platform::copy_streams(streams, count); });
 }
 
+int guarded_call(const void *lo, size_t n, void (*fn)(void *arg), void *arg) noexcept {
+    return guarded(lo, n, [&] { fn(arg); });
+}
+
 FaultHook *fault_hook() noexcept { return g_hook.load(std::memory_order_acquire); }
 
 namespace testing {

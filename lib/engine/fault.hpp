@@ -46,6 +46,12 @@ bool sigbus_handler_installed() noexcept;
 int guarded_copy_streams(const platform::CopyStream *streams, size_t count, const void *lo,
                          size_t n) noexcept;
 
+// fn(arg) under the same guard, for reads of [lo, lo+n) that copy nothing
+// (a checksum computed in place): kMediaFault when a load from that range
+// faulted and cut fn short, 0 when fn returned. fn must hold nothing that
+// needs destroying: a fault leaves it by a jump.
+int guarded_call(const void *lo, size_t n, void (*fn)(void *arg), void *arg) noexcept;
+
 // ---------------------------------------------------------------------------
 // Fault injection (tests only)
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "arena/checksum.hpp"
+#include "engine/fault.hpp"
 
 namespace daxkv {
 
@@ -89,6 +90,23 @@ size_t BlockHashes::add(uint64_t len) {
     }
     n_ = n;
     return off;
+}
+
+int Copier::checksum(const char *slot, uint64_t len, uint64_t *out) const noexcept {
+    struct Args {
+        const char *slot;
+        uint64_t len;
+        uint64_t *out;
+    } args{slot, len, out};
+    auto hash = [](void *p) {
+        auto *a = static_cast<Args *>(p);
+        *a->out = arena::value_checksum(a->slot, a->len);
+    };
+    if (!cfg_.sigbus_handle) {
+        hash(&args);
+        return 0;
+    }
+    return engine::guarded_call(slot, len, hash, &args);
 }
 
 uint64_t BlockHashes::combined(size_t off, uint64_t len) const noexcept {

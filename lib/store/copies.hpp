@@ -67,6 +67,11 @@ public:
     // Whether writes record a value checksum, and reads check it.
     bool hashes_writes() const noexcept { return cfg_.verify != arena::Verify::off; }
     bool verifies_reads() const noexcept { return cfg_.verify == arena::Verify::read; }
+    // The checksum of len bytes of a slot read in place, not copied (a
+    // lease, a GPU read checked before its DMA): 0 and *out, or
+    // engine::kMediaFault where reading them faulted (SIGBUS, with
+    // sigbus=handle) instead of the process dying, as a copy out does.
+    int checksum(const char *slot, uint64_t len, uint64_t *out) const noexcept;
 
     // A value of len bytes copied out of a slot into the caller's dst;
     // hashes: where its block hashes go (null: not hashed).

@@ -46,10 +46,12 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
             const Borrow &b = borrows[k];
             daxkv_item &it = items[item_of[k]];
             it.status = item_status([&] {
-                if (c_.copier.verifies_reads() && !reads_.verify(b, nullptr)) {
-                    const std::string what = format("item %zu: ", item_of[k]);
-                    open[k] = false; // failed_checksum ends it, whatever it throws
-                    reads_.failed_checksum(b, what.c_str());
+                if (c_.copier.verifies_reads()) {
+                    if (const int rc = reads_.verify_in_place(b)) {
+                        const std::string what = format("item %zu: ", item_of[k]);
+                        open[k] = false; // failed_in_place ends it, whatever it throws
+                        reads_.failed_in_place(b, rc, what.c_str());
+                    }
                 }
                 return 0;
             });

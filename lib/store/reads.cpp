@@ -53,10 +53,28 @@ bool Reads::verify(const Borrow &b, const uint64_t *block_hashes) const noexcept
     const arena::SlotHeader *h = c_.pool.arena(b.ref.arena).header(b.ref.slot);
     if (!(h->flags & arena::kHdrValueHashed))
         return true; // written with verify=off: nothing to check against
-    uint64_t got = block_hashes ? arena::combine_block_hashes(block_hashes,
-                                                              arena::hash_block_count(b.len))
-                                : arena::value_checksum(b.src, b.len);
+    // An empty value is copied without hashing (block_hashes is null): its
+    // checksum is that of no bytes.
+    const uint64_t got = b.len ? arena::combine_block_hashes(block_hashes,
+                                                             arena::hash_block_count(b.len))
+                               : arena::value_checksum(b.src, 0);
     return got == h->value_hash;
+}
+
+int Reads::verify_in_place(const Borrow &b) const noexcept {
+    const arena::SlotHeader *h = c_.pool.arena(b.ref.arena).header(b.ref.slot);
+    if (!(h->flags & arena::kHdrValueHashed))
+        return 0;
+    uint64_t got = 0;
+    if (int rc = c_.copier.checksum(b.src, b.len, &got))
+        return rc;
+    return got == h->value_hash ? 0 : kMismatch;
+}
+
+void Reads::failed_in_place(const Borrow &b, int rc, const char *what) {
+    if (rc == engine::kMediaFault)
+        faulted(b, what);
+    failed_checksum(b, what);
 }
 
 // Drop the entry whose bytes cannot be read or trusted; its slot is never
@@ -92,12 +110,15 @@ void Reads::failed_checksum(const Borrow &b, const char *what) {
 // A media fault (SIGBUS) means the bytes cannot be read: the entry goes and
 // its slot is never reused. Any other copy failure says nothing about the
 // entry, which stays as it was.
+void Reads::faulted(const Borrow &b, const char *what) {
+    quarantine(b, true);
+    fail(-EIO, "%sreading the entry faulted (media error or truncated arena file): entry "
+               "dropped, slot quarantined", what);
+}
+
 void Reads::copy_failed(const Borrow &b, int rc, const char *what) {
-    if (rc == engine::kMediaFault) {
-        quarantine(b, true);
-        fail(-EIO, "%sreading the entry faulted (media error or truncated arena file): entry "
-                   "dropped, slot quarantined", what);
-    }
+    if (rc == engine::kMediaFault)
+        faulted(b, what);
     end(b);
     fail(-EIO, "%scopying the entry out failed (%d); the entry is kept", what, rc);
 }
@@ -385,12 +406,14 @@ int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out, uint32_
         c_.slots.lease(v.ref); // hotplug tells leases from reads in progress
         break;
     }
-    if (c_.copier.verifies_reads() && !verify(b, nullptr)) {
-        {
-            auto g = c_.index.lock_shard(b.shard);
-            c_.slots.end_lease(b.ref);
+    if (c_.copier.verifies_reads()) {
+        if (const int rc = verify_in_place(b)) {
+            {
+                auto g = c_.index.lock_shard(b.shard);
+                c_.slots.end_lease(b.ref);
+            }
+            failed_in_place(b, rc, ""); // ends the borrow
         }
-        failed_checksum(b, ""); // ends the borrow
     }
     l->shard = b.shard;
     l->ref = b.ref;

@@ -97,9 +97,17 @@ public:
     // What a read batch returns: the hits, or with prefix the length of the
     // leading run of items found (before stop).
     static int batch_result(const daxkv_item *items, size_t stop, bool prefix, int hits) noexcept;
-    // verify=read: whether b's bytes match their checksum (block_hashes:
-    // those its copy computed; null: hashed here, from the arena).
+    // verify=read: whether b's bytes match their checksum, from the block
+    // hashes its copy computed (null for an empty value).
     bool verify(const Borrow &b, const uint64_t *block_hashes) const noexcept;
+    // verify=read of bytes read where they are (a lease, a GPU read before
+    // its DMA): 0 when they match, kMismatch when they do not, and
+    // engine::kMediaFault when reading them faulted (SIGBUS, sigbus=handle).
+    static constexpr int kMismatch = 1;
+    int verify_in_place(const Borrow &b) const noexcept;
+    // What verify_in_place() found wrong (rc): the entry is dropped, its
+    // slot quarantined; throws -EIO (the message starts with what).
+    [[noreturn]] void failed_in_place(const Borrow &b, int rc, const char *what);
     // The bytes of b failed their checksum: the entry is dropped, its slot
     // quarantined; throws -EIO (the message starts with what).
     [[noreturn]] void failed_checksum(const Borrow &b, const char *what);
@@ -125,6 +133,8 @@ private:
     // count, the LRU touch, and where its bytes are.
     void start_borrow(Index::Locked &l, Borrow &out);
     void quarantine(const Borrow &b, bool media) noexcept;
+    // Reading b's bytes faulted: quarantine(b, true), and throw -EIO.
+    [[noreturn]] void faulted(const Borrow &b, const char *what);
 
     Core &c_;
     Entries &entries_;

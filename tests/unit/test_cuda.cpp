@@ -987,6 +987,46 @@ TEST_P(CudaPaths, RoundTripOfManySizesWithMetadata) {
     }
 }
 
+TEST_P(CudaPaths, ASigbusCheckingValuesBeforeTheirDmaIsEioPerItem) {
+    // verify=read checks a GPU read's values where they lie, before any
+    // DMA; with sigbus=handle a fault there (a truncated arena file, bad
+    // media) drops the entry and quarantines its slot, as a copy out does,
+    // instead of killing the process.
+    if (test_device())
+        GTEST_SKIP() << "the SIGBUS comes from truncating the arena file";
+#if defined(__SANITIZE_THREAD__)
+    GTEST_SKIP() << "SIGBUS recovery is not testable under TSan (test_faults.cpp)";
+#endif
+    const StoreSpec spec = StoreSpec(64 * 1024, 4)
+                               .set("cuda_staging_bytes", "1MiB")
+                               .set("cuda_register_chunk", "64MiB")
+                               .set("verify", "read")
+                               .set("sigbus", "handle");
+    open(spec);
+    maybe_register();
+    make_values({60000, 50000, 40000});
+    auto items = put_items();
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_, 0), 3)
+        << daxkv_errmsg();
+    sync();
+    const uint64_t payloads = arena_bytes_for(spec.slot_bytes, spec.slots, spec.meta_bytes) -
+                              uint64_t(spec.slots) * spec.slot_bytes;
+    ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(payloads)), 0);
+    const long copies_before = calls("cudaMemcpyAsync");
+    auto got = get_items(64 * 1024);
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), got.data(), got.size(), stream_, 0), 0);
+    for (size_t i = 0; i < got.size(); ++i)
+        EXPECT_EQ(got[i].status, -EIO) << i;
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "faulted")) << daxkv_errmsg();
+    sync();
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.copy_faults, 3u);
+    EXPECT_EQ(st.entries, 0u);
+    EXPECT_EQ(st.slots_inflight, 0u);
+    EXPECT_EQ(st.slots_pending_free, 0u) << "a borrow was not ended";
+    EXPECT_EQ(calls("cudaMemcpyAsync"), copies_before) << "a value that faulted was copied";
+}
+
 TEST_P(CudaPaths, PrefixAndPositionalResultsMatchTheHostBatch) {
     open_cuda(64 * 1024, 8);
     maybe_register();

@@ -11,7 +11,8 @@
 // Bad inputs tried here: sigbus values other than handle/default are in
 // test_config.cpp; a fault address outside daxkv's copies (chained to the
 // previous handler), a SIGBUS with sigbus=default (the process dies), an
-// arena file cut below its payloads (-EIO per item).
+// arena file cut below its payloads (-EIO per item, for copies out and for
+// leases that hash the entry in place with verify=read).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -387,6 +388,42 @@ TEST_F(Faults, SigbusOnEveryWorkerOfAParallelBatch) {
     for (auto &it : items)
         EXPECT_EQ(it.status, -EIO);
     EXPECT_EQ(stats().copy_faults, 4u);
+}
+
+TEST_F(Faults, SigbusHashingALeasedEntryInPlaceIsEioAndQuarantines) {
+    // With verify=read a lease hashes the entry where it lies (it copies
+    // nothing); those loads were not guarded, and a fault there killed the
+    // process whatever sigbus said.
+    FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
+    SKIP_UNDER_TSAN();
+    open(StoreSpec(64 * 1024, 4).set("sigbus", "handle").set("verify", "read"));
+    put_all(3, 60000, 900);
+    ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(payload_offset(spec_))), 0);
+    daxkv_lease *l = nullptr;
+    EXPECT_EQ(daxkv_lease_acquire(s(), keys_[0].data(), keys_[0].size(), &l), -EIO);
+    EXPECT_EQ(l, nullptr);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "faulted")) << daxkv_errmsg();
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "quarantined")) << daxkv_errmsg();
+    EXPECT_EQ(contains(keys_[0]), 0);
+    // In a batch: per item.
+    std::vector<daxkv_lease_item> items(3);
+    for (size_t i = 0; i < items.size(); ++i) {
+        items[i] = daxkv_lease_item{};
+        items[i].key = keys_[i].data();
+        items[i].key_len = keys_[i].size();
+    }
+    EXPECT_EQ(daxkv_lease_batch(s(), items.data(), items.size(), 0), 0);
+    EXPECT_EQ(items[0].status, -ENOENT); // dropped by the first fault
+    for (size_t i = 1; i < items.size(); ++i) {
+        EXPECT_EQ(items[i].status, -EIO) << i;
+        EXPECT_EQ(items[i].lease, nullptr) << i;
+        EXPECT_EQ(items[i].data, nullptr) << i;
+    }
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.copy_faults, 3u);
+    EXPECT_EQ(st.verify_failures, 0u); // faults, not checksum mismatches
+    EXPECT_EQ(st.entries, 0u);
+    EXPECT_EQ(st.slots_free, 1u); // three slots quarantined
 }
 
 class FaultsDeath : public Faults {
