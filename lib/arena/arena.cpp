@@ -575,7 +575,8 @@ void Arena::withdraw(uint32_t slot) noexcept {
         map_->persist(&h->commit, sizeof h->commit);
 }
 
-std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts) {
+std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts,
+                                        std::vector<uint32_t> *unreadable) {
     auto t0 = std::chrono::steady_clock::now();
     std::vector<RecoveredEntry> out;
     if (!recoverable_) {
@@ -601,6 +602,7 @@ std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts) {
         std::min<uint64_t>(std::max(1u, std::min<unsigned>(opt_.threads, 16)), nparts));
     struct Part {
         std::vector<RecoveredEntry> entries;
+        std::vector<uint32_t> unreadable;
         RecoveryCounts counts;
     };
     std::vector<Part> parts(static_cast<size_t>(nparts));
@@ -622,9 +624,14 @@ std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts) {
                     SlotHeader *h = header(slot);
                     uint64_t commit = __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE);
                     SlotVerdict v = classify_slot(h, commit, layout_, slot_data(slot),
-                                                  check_values, seq_limit_);
+                                                  check_values, seq_limit_, opt_.read_value);
                     if (v == SlotVerdict::empty)
                         continue;
+                    if (v == SlotVerdict::unreadable) {
+                        p.counts.corrupt++;
+                        p.unreadable.push_back(slot);
+                        continue;
+                    }
                     if (v != SlotVerdict::ok) {
                         (v == SlotVerdict::torn ? p.counts.torn : p.counts.corrupt)++;
                         withdraw(slot);
@@ -663,6 +670,8 @@ std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts) {
     out.reserve(total);
     for (auto &p : parts) {
         out.insert(out.end(), p.entries.begin(), p.entries.end());
+        if (unreadable)
+            unreadable->insert(unreadable->end(), p.unreadable.begin(), p.unreadable.end());
         counts.torn += p.counts.torn;
         counts.corrupt += p.counts.corrupt;
     }

@@ -50,6 +50,12 @@ struct RecoveredEntry {
     const char *key; // points into the slot header
 };
 
+// How a scan reads a value for its checksum: 0 and *out =
+// value_checksum(data, len), or nonzero where reading the bytes faulted (a
+// SIGBUS caught under sigbus=handle: bad media) instead of the process
+// dying.
+using ValueReader = int (*)(const char *data, uint64_t len, uint64_t *out) noexcept;
+
 struct RecoveryCounts {
     uint64_t recovered = 0;
     uint64_t torn = 0;    // commit word present but not matching the body
@@ -84,6 +90,7 @@ public:
         // rather than for as many as the mapping holds; 0: as many as fit.
         uint64_t slot_count = 0;
         unsigned threads = 1;   // recovery scan parallelism
+        ValueReader read_value = nullptr; // the scan's (null: read directly)
         // When formatting an existing device: called as its slot headers
         // are cleared, with the slots done and the slots to clear (a whole
         // device takes a while); may be empty.
@@ -186,7 +193,12 @@ public:
     // by the caller, which knows keys. Runs on up to 16 threads (options'
     // threads); throws std::bad_alloc when one of them runs out of memory,
     // after all have ended (slots cleared so far stay cleared).
-    std::vector<RecoveredEntry> scan(RecoveryCounts &counts);
+    // Slots whose value could not be read (SlotVerdict::unreadable) are
+    // counted corrupt and left as they are, their commit word kept (a
+    // later open finds them unreadable again, so their bytes are never
+    // reused); their numbers go to unreadable when it is given.
+    std::vector<RecoveredEntry> scan(RecoveryCounts &counts,
+                                     std::vector<uint32_t> *unreadable = nullptr);
     bool recoverable() const noexcept { return recoverable_; }
 
     // Read and classify the superblocks of a mapping (no changes).
@@ -262,6 +274,7 @@ enum class SlotVerdict {
     torn,       // commit word present but not equal to seq
     bad_header, // key_len / meta_len / value_len out of bounds, or body_hash mismatch
     bad_value,  // the value checksum does not match (only when checked)
+    unreadable, // reading the value to check it faulted (a SIGBUS caught by a ValueReader)
 };
 const char *verdict_name(SlotVerdict v) noexcept;
 
@@ -270,8 +283,11 @@ const char *verdict_name(SlotVerdict v) noexcept;
 // compared only when check_value is set and the header says it was hashed.
 // A seq at or above limit (seq_limit()) is a bad header. Reads nothing
 // outside the header and the payload of that slot.
+// read: how the value is read for its checksum (null: directly, where a
+// fault is the process's).
 SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
-                          const char *data, bool check_value, uint64_t limit) noexcept;
+                          const char *data, bool check_value, uint64_t limit,
+                          ValueReader read = nullptr) noexcept;
 
 } // namespace arena
 } // namespace daxkv

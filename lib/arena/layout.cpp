@@ -99,6 +99,7 @@ const char *verdict_name(SlotVerdict v) noexcept {
     case SlotVerdict::torn: return "torn";
     case SlotVerdict::bad_header: return "bad-header";
     case SlotVerdict::bad_value: return "bad-value";
+    case SlotVerdict::unreadable: return "unreadable";
     }
     return "?";
 }
@@ -112,7 +113,8 @@ uint64_t seq_limit() noexcept {
 }
 
 SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
-                          const char *data, bool check_value, uint64_t limit) noexcept {
+                          const char *data, bool check_value, uint64_t limit,
+                          ValueReader read) noexcept {
     if (commit == 0)
         return SlotVerdict::empty;
     if (commit != h->seq)
@@ -125,10 +127,14 @@ SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
         return SlotVerdict::bad_header;
     if (header_checksum(h, h->key_len, h->meta_len) != h->body_hash)
         return SlotVerdict::bad_header;
-    if (check_value && (h->flags & kHdrValueHashed) &&
-        value_checksum(data, h->value_len) != h->value_hash)
-        return SlotVerdict::bad_value;
-    return SlotVerdict::ok;
+    if (!check_value || !(h->flags & kHdrValueHashed))
+        return SlotVerdict::ok;
+    uint64_t sum = 0;
+    if (!read)
+        sum = value_checksum(data, h->value_len);
+    else if (read(data, h->value_len, &sum) != 0)
+        return SlotVerdict::unreadable;
+    return sum == h->value_hash ? SlotVerdict::ok : SlotVerdict::bad_value;
 }
 
 namespace {

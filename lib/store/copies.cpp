@@ -92,21 +92,26 @@ size_t BlockHashes::add(uint64_t len) {
     return off;
 }
 
-int Copier::checksum(const char *slot, uint64_t len, uint64_t *out) const noexcept {
+int guarded_checksum(const char *slot, uint64_t len, uint64_t *out) noexcept {
     struct Args {
         const char *slot;
         uint64_t len;
         uint64_t *out;
     } args{slot, len, out};
-    auto hash = [](void *p) {
-        auto *a = static_cast<Args *>(p);
-        *a->out = arena::value_checksum(a->slot, a->len);
-    };
-    if (!cfg_.sigbus_handle) {
-        hash(&args);
-        return 0;
-    }
-    return engine::guarded_call(slot, len, hash, &args);
+    return engine::guarded_call(
+        slot, len,
+        [](void *p) {
+            auto *a = static_cast<Args *>(p);
+            *a->out = arena::value_checksum(a->slot, a->len);
+        },
+        &args);
+}
+
+int Copier::checksum(const char *slot, uint64_t len, uint64_t *out) const noexcept {
+    if (cfg_.sigbus_handle)
+        return guarded_checksum(slot, len, out);
+    *out = arena::value_checksum(slot, len);
+    return 0;
 }
 
 uint64_t BlockHashes::combined(size_t off, uint64_t len) const noexcept {

@@ -56,6 +56,12 @@ inline size_t max_segments(size_t n, uint64_t bytes) noexcept {
         std::min<uint64_t>(n, bytes / kSegmentBytes + n / kSegmentItems + 1));
 }
 
+// value_checksum() of len bytes of a slot, read under the SIGBUS guard
+// (engine/fault.hpp): 0 and *out, or engine::kMediaFault where reading them
+// faulted. An arena::ValueReader: recovery reads values so with
+// sigbus=handle.
+int guarded_checksum(const char *slot, uint64_t len, uint64_t *out) noexcept;
+
 class Copier {
 public:
     explicit Copier(const Config &cfg) : cfg_(cfg) {}

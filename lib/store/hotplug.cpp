@@ -137,7 +137,8 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
     // on would leave the device mapped (and locked) in a row that is not in
     // use. The scan runs threads and allocates for every entry.
     arena::RecoveryCounts counts;
-    const std::vector<arena::RecoveredEntry> found = fresh.arena->scan(counts);
+    std::vector<uint32_t> unreadable;
+    const std::vector<arena::RecoveredEntry> found = fresh.arena->scan(counts, &unreadable);
     std::string new_path = old_row < 0 ? path : std::string();
     {
         // Readers of every row (status, stats) are kept out while it changes.
@@ -163,6 +164,7 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
     row->lease_gate.store(false);
     row->pin_gate.store(false);
     row->quarantined.store(0);
+    quarantine_unreadable(c_, a, unreadable);
     // Pool history: the device's floor as it was (what it saw of the pool),
     // and its removal table taken into the pool's.
     // An arena that names the running open as its last is an image of a

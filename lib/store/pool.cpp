@@ -17,6 +17,7 @@
 #include "internal/util.hpp"
 #include "platform/cpu.hpp"
 #include "platform/numa.hpp"
+#include "store/copies.hpp"
 #include "store/held_slots.hpp"
 
 namespace daxkv {
@@ -87,6 +88,9 @@ void Pool::map_device_once(DeviceRow &row, const DeviceSpec &d) const {
     ao.verify = cfg_.verify;
     ao.reformat = cfg_.reformat;
     ao.threads = cfg_.effective_workers();
+    // With sigbus=handle the recovery scan reads values under the guard: a
+    // page of bad media drops its entry instead of failing every open.
+    ao.read_value = cfg_.sigbus_handle ? &guarded_checksum : nullptr;
     ao.usable_bytes = d.bytes;
     const bool payload = cfg_.capacity == Capacity::payload && d.bytes;
     if (payload)

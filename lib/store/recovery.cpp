@@ -112,7 +112,11 @@ void recover_pool(Core &c) {
         if (!ar)
             continue; // missing at open
         arena::RecoveryCounts counts;
-        std::vector<arena::RecoveredEntry> found = ar->scan(counts);
+        if (testing::before_recovery_scan)
+            testing::before_recovery_scan(c.pool[a].path);
+        std::vector<uint32_t> unreadable;
+        std::vector<arena::RecoveredEntry> found = ar->scan(counts, &unreadable);
+        quarantine_unreadable(c, a, unreadable);
         c.recovered.torn += counts.torn;
         c.recovered.corrupt += counts.corrupt;
         c.recovered.usec += counts.usec;
@@ -230,6 +234,22 @@ void recover_pool(Core &c) {
     for (uint32_t a = 0; a < c.pool.size(); ++a)
         c.history.share(a);
     c.history.begin_open();
+}
+
+namespace testing {
+std::function<void(const std::string &path)> before_recovery_scan;
+} // namespace testing
+
+void quarantine_unreadable(Core &c, uint32_t a, const std::vector<uint32_t> &slots) {
+    if (slots.empty())
+        return;
+    for (uint32_t slot : slots)
+        c.slots.quarantine_recovered(a, slot);
+    c.counters.copy_faults += slots.size();
+    log(kLogErr,
+        "device %u: %zu entries could not be read to check them (SIGBUS: bad media or a "
+        "truncated file): left out, their slots quarantined (the first is slot %u)",
+        c.pool[a].id, slots.size(), slots.front());
 }
 
 void adopt_device(Core &c, uint32_t a, uint64_t floor, const std::vector<uint64_t> &own,

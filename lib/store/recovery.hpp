@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "arena/arena.hpp"
@@ -33,5 +35,16 @@ void recover_pool(Core &core);
 void adopt_device(Core &core, uint32_t a, uint64_t floor, const std::vector<uint64_t> &own,
                   const std::vector<arena::RecoveredEntry> &found,
                   const arena::RecoveryCounts &counts);
+
+// The slots of row a whose values the scan could not read (arena::Arena::
+// scan's unreadable): taken and quarantined, counted as copy faults, and
+// logged.
+void quarantine_unreadable(Core &core, uint32_t a, const std::vector<uint32_t> &slots);
+
+namespace testing {
+// Called with each device's path just before recovery scans it (tests: to
+// truncate the file under the mapping, as bad media would fault).
+extern std::function<void(const std::string &path)> before_recovery_scan;
+} // namespace testing
 
 } // namespace daxkv

@@ -96,6 +96,14 @@ uint32_t SlotStates::quarantined_from(uint32_t a, uint32_t from_slot) const noex
     return n;
 }
 
+void SlotStates::quarantine_recovered(uint32_t a, uint32_t slot) {
+    pool_[a].alloc->take(slot);
+    SlotState &st = rows_[a][slot];
+    st.status_ = SlotStatus::quarantined;
+    st.quarantined_.store(true, std::memory_order_relaxed);
+    pool_[a].quarantined++;
+}
+
 void SlotStates::take_recovered(uint32_t a, uint32_t slot, uint32_t generation) {
     pool_[a].alloc->take(slot);
     SlotState &st = rows_[a][slot];

@@ -110,6 +110,9 @@ public:
 
     // Recovery: a committed entry found on device a.
     void take_recovered(uint32_t a, uint32_t slot, uint32_t generation);
+    // Recovery: a slot of device a whose value could not be read (a
+    // SIGBUS, sigbus=handle): taken and quarantined, never handed out.
+    void quarantine_recovered(uint32_t a, uint32_t slot);
 
     int64_t inflight() const noexcept { return inflight_.load(); }
     int64_t pending_free() const noexcept { return pending_free_.load(); }

@@ -21,6 +21,9 @@ std::shared_ptr<Store> Store::open(const Config &cfg, StatsEncoder encode) {
     cfg.validate();
     std::shared_ptr<Store> s(new Store(cfg));
     Core &c = *s->core_;
+    // Before the devices open: recovery reads every value under the guard.
+    if (c.cfg.sigbus_handle)
+        engine::install_sigbus_handler();
     // With hotplug a configured device that is absent is reported, not
     // fatal (the pool runs on the others and can get it back by add).
     for (const auto &d : c.cfg.devices) {
@@ -39,8 +42,6 @@ std::shared_ptr<Store> Store::open(const Config &cfg, StatsEncoder encode) {
     s->reports_.reset(new Reports(c, *s->async_));
     s->hotplug_.reset(new Hotplug(c, *s->entries_, *s->reads_, *s->reservations_, *s->gpu_,
                                   *s->reports_));
-    if (c.cfg.sigbus_handle)
-        engine::install_sigbus_handler();
     // Opened: what the open created on the devices stays (until here a
     // failure removed it again).
     for (auto &d : c.pool.rows())
