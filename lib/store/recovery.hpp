@@ -42,8 +42,9 @@ void adopt_device(Core &core, uint32_t a, uint64_t floor, const std::vector<uint
 void quarantine_unreadable(Core &core, uint32_t a, const std::vector<uint32_t> &slots);
 
 namespace testing {
-// Called with each device's path just before recovery scans it (tests: to
-// truncate the file under the mapping, as bad media would fault).
+// Called with each device's path just before recovery scans it, at an open
+// or a daxkv_device_add (tests: to truncate the file under the mapping, as
+// bad media would fault).
 extern std::function<void(const std::string &path)> before_recovery_scan;
 } // namespace testing
 

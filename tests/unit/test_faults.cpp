@@ -457,6 +457,42 @@ TEST_F(Faults, SigbusCheckingValuesAtReopenLeavesThemOutAndQuarantines) {
         EXPECT_EQ(contains(k), 0) << k;
 }
 
+TEST_F(Faults, SigbusCheckingValuesOfAnAddedDeviceLeavesThemOutAndQuarantines) {
+    // The same for a device added at run time: its arena is scanned as at
+    // an open, and the pool goes on with what it could read.
+    FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
+    SKIP_UNDER_TSAN();
+    const StoreSpec spec = StoreSpec(64 * 1024, 4).set("sigbus", "handle").set("hotplug", "1");
+    const std::string second = dir_.file("second.arena");
+    {
+        StorePtr other;
+        ASSERT_EQ(open_store(&other, second, spec), 0) << daxkv_errmsg();
+        for (int i = 0; i < 2; ++i) {
+            const std::vector<uint8_t> v = pattern(1200 + i, 50000);
+            const std::string k = "added-" + std::to_string(i);
+            ASSERT_EQ(daxkv_put(other.get(), k.data(), k.size(), v.data(), v.size(), 0), 0);
+        }
+    }
+    open(spec);
+    put_all(1, 60000, 1300);
+    struct Hook {
+        explicit Hook(uint64_t cut) {
+            daxkv::testing::before_recovery_scan = [cut](const std::string &path) {
+                ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(cut)), 0);
+            };
+        }
+        ~Hook() { daxkv::testing::before_recovery_scan = nullptr; }
+    } hook(payload_offset(spec));
+    ASSERT_EQ(daxkv_device_add(s(), second.c_str(), spec_arena_bytes(spec)), 0) << daxkv_errmsg();
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.copy_faults, 2u);
+    EXPECT_EQ(st.entries, 1u);
+    EXPECT_EQ(st.slots_free, 3u + 2u); // the first device's three, the second's two
+    EXPECT_EQ(contains("added-0"), 0);
+    EXPECT_EQ(contains("added-1"), 0);
+    EXPECT_EQ(value(keys_[0]), vals_[0]);
+}
+
 class FaultsDeath : public Faults {
 protected:
     void SetUp() override {
