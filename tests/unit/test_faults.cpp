@@ -428,6 +428,21 @@ TEST_F(Faults, SigbusHashingALeasedEntryInPlaceIsEioAndQuarantines) {
     EXPECT_EQ(st.slots_free, 1u); // three slots quarantined
 }
 
+// While it lives, each arena file recovery scans (at an open or a device
+// add) is cut to `bytes` just before the scan: its values fault as pages of
+// bad media would.
+class CutBeforeScan {
+public:
+    explicit CutBeforeScan(uint64_t bytes) {
+        daxkv::testing::before_recovery_scan = [bytes](const std::string &path) {
+            ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(bytes)), 0);
+        };
+    }
+    ~CutBeforeScan() { daxkv::testing::before_recovery_scan = nullptr; }
+    CutBeforeScan(const CutBeforeScan &) = delete;
+    CutBeforeScan &operator=(const CutBeforeScan &) = delete;
+};
+
 TEST_F(Faults, SigbusCheckingValuesAtReopenLeavesThemOutAndQuarantines) {
     // Recovery reads every value to check it. A page that faults there (bad
     // media; here the file cut under the new mapping just before the scan)
@@ -438,14 +453,7 @@ TEST_F(Faults, SigbusCheckingValuesAtReopenLeavesThemOutAndQuarantines) {
     open(StoreSpec(64 * 1024, 4).set("sigbus", "handle"));
     put_all(3, 60000, 1100);
     store_.reset();
-    struct Hook {
-        explicit Hook(uint64_t cut) {
-            daxkv::testing::before_recovery_scan = [cut](const std::string &path) {
-                ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(cut)), 0);
-            };
-        }
-        ~Hook() { daxkv::testing::before_recovery_scan = nullptr; }
-    } hook(payload_offset(spec_));
+    const CutBeforeScan cut(payload_offset(spec_));
     open(spec_);
     struct daxkv_stats st = stats();
     EXPECT_EQ(st.recovered_entries, 0u);
@@ -475,14 +483,7 @@ TEST_F(Faults, SigbusCheckingValuesOfAnAddedDeviceLeavesThemOutAndQuarantines) {
     }
     open(spec);
     put_all(1, 60000, 1300);
-    struct Hook {
-        explicit Hook(uint64_t cut) {
-            daxkv::testing::before_recovery_scan = [cut](const std::string &path) {
-                ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(cut)), 0);
-            };
-        }
-        ~Hook() { daxkv::testing::before_recovery_scan = nullptr; }
-    } hook(payload_offset(spec));
+    const CutBeforeScan cut(payload_offset(spec));
     ASSERT_EQ(daxkv_device_add(s(), second.c_str(), spec_arena_bytes(spec)), 0) << daxkv_errmsg();
     struct daxkv_stats st = stats();
     EXPECT_EQ(st.copy_faults, 2u);
