@@ -138,9 +138,8 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
     // use. The scan runs threads and allocates for every entry.
     arena::RecoveryCounts counts;
     std::vector<uint32_t> unreadable;
-    if (testing::before_recovery_scan)
-        testing::before_recovery_scan(path);
-    const std::vector<arena::RecoveredEntry> found = fresh.arena->scan(counts, &unreadable);
+    const std::vector<arena::RecoveredEntry> found =
+        scan_device(*fresh.arena, path, counts, unreadable);
     std::string new_path = old_row < 0 ? path : std::string();
     {
         // Readers of every row (status, stats) are kept out while it changes.

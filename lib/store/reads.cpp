@@ -107,15 +107,15 @@ void Reads::failed_checksum(const Borrow &b, const char *what) {
     fail(-EIO, "%sthe entry failed its checksum and was dropped", what);
 }
 
-// A media fault (SIGBUS) means the bytes cannot be read: the entry goes and
-// its slot is never reused. Any other copy failure says nothing about the
-// entry, which stays as it was.
 void Reads::faulted(const Borrow &b, const char *what) {
     quarantine(b, true);
     fail(-EIO, "%sreading the entry faulted (media error or truncated arena file): entry "
                "dropped, slot quarantined", what);
 }
 
+// A media fault (SIGBUS) means the bytes cannot be read: the entry goes and
+// its slot is never reused. Any other copy failure says nothing about the
+// entry, which stays as it was.
 void Reads::copy_failed(const Borrow &b, int rc, const char *what) {
     if (rc == engine::kMediaFault)
         faulted(b, what);

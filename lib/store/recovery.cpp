@@ -112,10 +112,9 @@ void recover_pool(Core &c) {
         if (!ar)
             continue; // missing at open
         arena::RecoveryCounts counts;
-        if (testing::before_recovery_scan)
-            testing::before_recovery_scan(c.pool[a].path);
         std::vector<uint32_t> unreadable;
-        std::vector<arena::RecoveredEntry> found = ar->scan(counts, &unreadable);
+        std::vector<arena::RecoveredEntry> found =
+            scan_device(*ar, c.pool[a].path, counts, unreadable);
         quarantine_unreadable(c, a, unreadable);
         c.recovered.torn += counts.torn;
         c.recovered.corrupt += counts.corrupt;
@@ -239,6 +238,14 @@ void recover_pool(Core &c) {
 namespace testing {
 std::function<void(const std::string &path)> before_recovery_scan;
 } // namespace testing
+
+std::vector<arena::RecoveredEntry> scan_device(arena::Arena &arena, const std::string &path,
+                                               arena::RecoveryCounts &counts,
+                                               std::vector<uint32_t> &unreadable) {
+    if (testing::before_recovery_scan)
+        testing::before_recovery_scan(path);
+    return arena.scan(counts, &unreadable);
+}
 
 void quarantine_unreadable(Core &c, uint32_t a, const std::vector<uint32_t> &slots) {
     if (slots.empty())

@@ -36,6 +36,12 @@ void adopt_device(Core &core, uint32_t a, uint64_t floor, const std::vector<uint
                   const std::vector<arena::RecoveredEntry> &found,
                   const arena::RecoveryCounts &counts);
 
+// The scan of the arena of the device at path, at an open or an add:
+// arena.scan(), its unreadable slots into unreadable.
+std::vector<arena::RecoveredEntry> scan_device(arena::Arena &arena, const std::string &path,
+                                               arena::RecoveryCounts &counts,
+                                               std::vector<uint32_t> &unreadable);
+
 // The slots of row a whose values the scan could not read (arena::Arena::
 // scan's unreadable): taken and quarantined, counted as copy faults, and
 // logged.

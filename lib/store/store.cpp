@@ -48,15 +48,14 @@ std::shared_ptr<Store> Store::open(const Config &cfg, StatsEncoder encode) {
         if (d.arena)
             d.arena->keep();
     s->reports_->start_publishing(encode);
-    if (c.recovered.threads)
-        log(kLogInfo,
-            "opened store: %u device(s), %lld entries recovered (slots scanned in %.1f ms on "
-            "%u thread(s))",
-            c.pool.size(), static_cast<long long>(c.index.entries()),
-            static_cast<double>(c.recovered.usec) / 1000.0, c.recovered.threads);
-    else
-        log(kLogInfo, "opened store: %u device(s), %lld entries recovered", c.pool.size(),
-            static_cast<long long>(c.index.entries()));
+    // No scan when no arena keeps entries (mem:, durability=none).
+    const std::string scan = c.recovered.threads
+                                 ? format(" (slots scanned in %.1f ms on %u thread(s))",
+                                          static_cast<double>(c.recovered.usec) / 1000.0,
+                                          c.recovered.threads)
+                                 : std::string();
+    log(kLogInfo, "opened store: %u device(s), %lld entries recovered%s", c.pool.size(),
+        static_cast<long long>(c.index.entries()), scan.c_str());
     return s;
 }
 
