@@ -139,9 +139,9 @@ DAXKV_API void daxkv_config_free(daxkv_config *cfg);
  * nt_stores (auto|on|off), cuda_register_chunk (4 KiB..64 GiB),
  * cuda_staging_bytes (1 MiB..1 GiB, whole MiB), placement
  * (least_used|numa), numa (auto|off: copy workers on the devices' NUMA
- * node), sigbus (default|handle: a SIGBUS reading the arena becomes -EIO for
- * that item and quarantines the slot; installs a process-wide handler that
- * chains every other SIGBUS), grow_limit (bytes up to 64 TiB: each arena is
+ * node), sigbus (default|handle: a SIGBUS reading or writing a value in the
+ * arena becomes -EIO for that item and quarantines the slot; installs a
+ * process-wide handler that chains every other SIGBUS), grow_limit (bytes up to 64 TiB: each arena is
  * laid out so that daxkv_device_resize can grow it to this size; fixed when
  * it is formatted, 0 = no room to grow; auto = a new arena to the device's
  * size, an existing one keeps its room), capacity (arena|payload: whether a
@@ -440,7 +440,8 @@ struct daxkv_stats {
     uint64_t recovery_usec;
     /* Fields below were added after the first layout: filled only when
      * struct_size covers them. */
-    uint64_t copy_faults; /* reads that faulted (sigbus=handle): entry dropped, slot quarantined */
+    uint64_t copy_faults; /* copies that faulted (sigbus=handle): slot quarantined, a read's
+                             entry dropped */
     uint64_t batches;         /* put and get batch calls, synchronous (GPU too) and submitted */
     uint64_t async_submitted; /* batches queued by daxkv_submit */
     uint64_t async_completed; /* ... that ran and posted their completion */

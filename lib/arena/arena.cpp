@@ -575,6 +575,32 @@ void Arena::withdraw(uint32_t slot) noexcept {
         map_->persist(&h->commit, sizeof h->commit);
 }
 
+SlotVerdict Arena::judge(uint32_t slot, bool check_value, RecoveredEntry &out) const noexcept {
+    struct Judging {
+        const Arena *arena;
+        uint32_t slot;
+        bool check_value;
+        RecoveredEntry *out;
+        SlotVerdict verdict;
+    } j{this, slot, check_value, &out, SlotVerdict::unreadable};
+    auto read = [](void *arg) noexcept {
+        auto &in = *static_cast<Judging *>(arg);
+        const Arena &a = *in.arena;
+        const SlotHeader *h = a.header(in.slot);
+        in.verdict = classify_slot(h, __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE), a.layout_,
+                                   a.slot_data(in.slot), in.check_value, a.seq_limit_);
+        if (in.verdict == SlotVerdict::ok)
+            *in.out = RecoveredEntry{in.slot,      h->generation, h->seq,
+                                     h->value_len, h->meta_len,   h->key_len,
+                                     reinterpret_cast<const char *>(h + 1)};
+    };
+    if (!opt_.read_guard)
+        read(&j);
+    else if (opt_.read_guard(map_->base(), map_->size(), read, &j) != 0)
+        return SlotVerdict::unreadable;
+    return j.verdict;
+}
+
 std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts,
                                         std::vector<uint32_t> *unreadable) {
     auto t0 = std::chrono::steady_clock::now();
@@ -621,10 +647,8 @@ std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts,
                 const uint64_t end = std::min(n, (i + 1) * part_slots);
                 for (uint64_t s = i * part_slots; s < end; ++s) {
                     auto slot = static_cast<uint32_t>(s);
-                    SlotHeader *h = header(slot);
-                    uint64_t commit = __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE);
-                    SlotVerdict v = classify_slot(h, commit, layout_, slot_data(slot),
-                                                  check_values, seq_limit_, opt_.read_value);
+                    RecoveredEntry e{};
+                    const SlotVerdict v = judge(slot, check_values, e);
                     if (v == SlotVerdict::empty)
                         continue;
                     if (v == SlotVerdict::unreadable) {
@@ -637,9 +661,7 @@ std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts,
                         withdraw(slot);
                         continue;
                     }
-                    p.entries.push_back(RecoveredEntry{slot, h->generation, h->seq, h->value_len,
-                                                       h->meta_len, h->key_len,
-                                                       reinterpret_cast<const char *>(h + 1)});
+                    p.entries.push_back(e);
                 }
             }
         } catch (...) {

@@ -50,11 +50,12 @@ struct RecoveredEntry {
     const char *key; // points into the slot header
 };
 
-// How a scan reads a value for its checksum: 0 and *out =
-// value_checksum(data, len), or nonzero where reading the bytes faulted (a
-// SIGBUS caught under sigbus=handle: bad media) instead of the process
-// dying.
-using ValueReader = int (*)(const char *data, uint64_t len, uint64_t *out) noexcept;
+// How a scan reads what it checks of a slot (its header, and its value's
+// bytes for their checksum): fn(arg) run so that a fault reading [lo,
+// lo+n) (a SIGBUS caught under sigbus=handle: bad media) returns nonzero
+// instead of killing the process; 0 once fn returned. fn holds nothing
+// that needs destroying. engine::guarded_call is one.
+using ReadGuard = int (*)(const void *lo, size_t n, void (*fn)(void *arg), void *arg) noexcept;
 
 struct RecoveryCounts {
     uint64_t recovered = 0;
@@ -64,6 +65,17 @@ struct RecoveryCounts {
     uint64_t usec = 0;
     unsigned threads = 0; // the scan's threads (the most of any device's)
 };
+
+// The scan's judgement of one slot (classify_slot, Arena::scan).
+enum class SlotVerdict {
+    empty,      // commit word 0
+    ok,         // a whole entry
+    torn,       // commit word present but not equal to seq
+    bad_header, // key_len / meta_len / value_len out of bounds, or body_hash mismatch
+    bad_value,  // the value checksum does not match (only when checked)
+    unreadable, // reading the header or the value faulted (a SIGBUS caught by a ReadGuard)
+};
+const char *verdict_name(SlotVerdict v) noexcept;
 
 // Result of reading the superblocks without opening for use (daxkv info).
 struct SuperblockReport {
@@ -90,7 +102,7 @@ public:
         // rather than for as many as the mapping holds; 0: as many as fit.
         uint64_t slot_count = 0;
         unsigned threads = 1;   // recovery scan parallelism
-        ValueReader read_value = nullptr; // the scan's (null: read directly)
+        ReadGuard read_guard = nullptr; // the scan's (null: read directly)
         // When formatting an existing device: called as its slot headers
         // are cleared, with the slots done and the slots to clear (a whole
         // device takes a while); may be empty.
@@ -193,10 +205,11 @@ public:
     // by the caller, which knows keys. Runs on up to 16 threads (options'
     // threads); throws std::bad_alloc when one of them runs out of memory,
     // after all have ended (slots cleared so far stay cleared).
-    // Slots whose value could not be read (SlotVerdict::unreadable) are
-    // counted corrupt and left as they are, their commit word kept (a
-    // later open finds them unreadable again, so their bytes are never
-    // reused); their numbers go to unreadable when it is given.
+    // Slots whose header or value could not be read (options' read_guard
+    // caught a fault: SlotVerdict::unreadable) are counted corrupt and left
+    // as they are, their commit word kept (a later open finds them
+    // unreadable again, so their bytes are never reused); their numbers go
+    // to unreadable when it is given.
     std::vector<RecoveredEntry> scan(RecoveryCounts &counts,
                                      std::vector<uint32_t> *unreadable = nullptr);
     bool recoverable() const noexcept { return recoverable_; }
@@ -223,6 +236,9 @@ private:
                b % kRemovalBucketsPerBlock;
     }
     void clear_commit_words(uint64_t from, uint64_t to); // slots [from, to), durably
+    // The scan's verdict on one slot, read under options' read_guard; out
+    // gets the entry when it is ok.
+    SlotVerdict judge(uint32_t slot, bool check_value, RecoveredEntry &out) const noexcept;
 
     std::unique_ptr<platform::Mapping> map_;
     Options opt_;
@@ -268,26 +284,14 @@ uint64_t body_checksum(const void *fields, const void *key, uint64_t key_len, co
 // most kSeqMax.
 uint64_t seq_limit() noexcept;
 
-enum class SlotVerdict {
-    empty,      // commit word 0
-    ok,         // a whole entry
-    torn,       // commit word present but not equal to seq
-    bad_header, // key_len / meta_len / value_len out of bounds, or body_hash mismatch
-    bad_value,  // the value checksum does not match (only when checked)
-    unreadable, // reading the value to check it faulted (a SIGBUS caught by a ValueReader)
-};
-const char *verdict_name(SlotVerdict v) noexcept;
-
 // Judge one slot header (commit: its commit word, loaded by the caller)
 // against a validated layout. data is the slot's payload; its checksum is
 // compared only when check_value is set and the header says it was hashed.
 // A seq at or above limit (seq_limit()) is a bad header. Reads nothing
-// outside the header and the payload of that slot.
-// read: how the value is read for its checksum (null: directly, where a
-// fault is the process's).
+// outside the header and the payload of that slot (a scan's ReadGuard
+// relies on it). Never unreadable: a fault here is the caller's.
 SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
-                          const char *data, bool check_value, uint64_t limit,
-                          ValueReader read = nullptr) noexcept;
+                          const char *data, bool check_value, uint64_t limit) noexcept;
 
 } // namespace arena
 } // namespace daxkv

@@ -113,8 +113,7 @@ uint64_t seq_limit() noexcept {
 }
 
 SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
-                          const char *data, bool check_value, uint64_t limit,
-                          ValueReader read) noexcept {
+                          const char *data, bool check_value, uint64_t limit) noexcept {
     if (commit == 0)
         return SlotVerdict::empty;
     if (commit != h->seq)
@@ -129,12 +128,8 @@ SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
         return SlotVerdict::bad_header;
     if (!check_value || !(h->flags & kHdrValueHashed))
         return SlotVerdict::ok;
-    uint64_t sum = 0;
-    if (!read)
-        sum = value_checksum(data, h->value_len);
-    else if (read(data, h->value_len, &sum) != 0)
-        return SlotVerdict::unreadable;
-    return sum == h->value_hash ? SlotVerdict::ok : SlotVerdict::bad_value;
+    return value_checksum(data, h->value_len) == h->value_hash ? SlotVerdict::ok
+                                                                : SlotVerdict::bad_value;
 }
 
 namespace {

@@ -27,8 +27,11 @@ constexpr size_t kGroupChunkMax = 1 << 20;
 // (the lanes refill from them; no allocation on the copy path).
 class StreamBatch {
 public:
-    explicit StreamBatch(bool guard, const void *lo, size_t n) noexcept
-        : guard_(guard), lo_(lo), n_(n) {}
+    // Every stream added reads from src and writes into dst: a SIGBUS there
+    // fails the batch (engine/fault.hpp) instead of killing the process
+    // (both empty: not guarded).
+    StreamBatch(GuardedRange src, GuardedRange dst) noexcept
+        : guard_(src.n || dst.n), src_(src), dst_(dst) {}
     void add(void *dst, const void *src, size_t len, uint64_t *hash, bool nt) noexcept {
         if (count_ == kCap)
             flush();
@@ -38,7 +41,7 @@ public:
     int flush() noexcept {
         if (count_ && rc_ == 0) {
             if (guard_)
-                rc_ = guarded_copy_streams(s_, count_, lo_, n_);
+                rc_ = guarded_copy_streams(s_, count_, src_, dst_);
             else
                 platform::copy_streams(s_, count_);
         }
@@ -51,8 +54,7 @@ private:
     platform::CopyStream s_[kCap];
     size_t count_ = 0;
     bool guard_;
-    const void *lo_;
-    size_t n_;
+    GuardedRange src_, dst_;
     int rc_ = 0;
 };
 
@@ -133,7 +135,7 @@ CopyEngine::Plan CopyEngine::make_plan(const CopyOp *ops, size_t n) {
         std::sort(p.members.begin(), p.members.end(), before);
     const bool may_merge = fault_hook() == nullptr;
     auto mergeable = [](const CopyOp &o) {
-        return !o.block_hashes && !o.overlap_safe && !o.guard_source;
+        return !o.block_hashes && !o.overlap_safe && !o.guard_source && !o.guard_dest;
     };
     p.runs.reserve(p.members.size());
     for (uint32_t k = 0; k < p.members.size(); ++k) {
@@ -158,12 +160,18 @@ void CopyEngine::execute(const Chunk *chunks, size_t n, const Plan &plan, int *e
     FaultHook *hook = fault_hook();
     bool fence = false;
     // A group holds several chunks only when none guards its source or
-    // needs memmove (group_chunks): the guarded and the overlapping ones
-    // come alone, and so a failure is always that of its own chunk.
-    const bool guard = n == 1 && chunks[0].op->guard_source;
-    StreamBatch batch(guard, guard ? static_cast<const char *>(chunks[0].op->src) + chunks[0].offset
-                                   : nullptr,
-                      guard ? chunks[0].len : 0);
+    // destination or needs memmove (group_chunks): the guarded and the
+    // overlapping ones come alone, and so a failure is always that of its
+    // own chunk.
+    GuardedRange src, dst;
+    if (n == 1) {
+        const Chunk &c = chunks[0];
+        if (c.op->guard_source)
+            src = GuardedRange{static_cast<const char *>(c.op->src) + c.offset, c.len};
+        if (c.op->guard_dest)
+            dst = GuardedRange{static_cast<char *>(c.op->dst) + c.offset, c.len};
+    }
+    StreamBatch batch(src, dst);
     for (size_t i = 0; i < n; ++i) {
         const Chunk &c = chunks[i];
         const CopyOp &op = *c.op;
@@ -204,7 +212,8 @@ std::vector<CopyEngine::Group> CopyEngine::group_chunks(const std::vector<Chunk>
     std::vector<Group> groups;
     groups.reserve(chunks.size());
     auto joins = [](const Chunk &c) {
-        return !c.op->guard_source && !c.op->overlap_safe && c.len <= kGroupChunkMax;
+        return !c.op->guard_source && !c.op->guard_dest && !c.op->overlap_safe &&
+               c.len <= kGroupChunkMax;
     };
     size_t bytes = 0; // of the last group
     for (uint32_t i = 0; i < chunks.size(); ++i) {

@@ -30,8 +30,10 @@ struct CopyOp {
     // computed on the bytes as they pass through the copy.
     uint64_t *block_hashes = nullptr;
     // Recover from a SIGBUS on a load from src (engine/fault.hpp): the op
-    // fails with kMediaFault instead of the process dying.
+    // fails with kMediaFault instead of the process dying; guard_dest, the
+    // same for a store into dst (kMediaFaultWriting).
     bool guard_source = false;
+    bool guard_dest = false;
     // Which side is the arena (the plan orders ops by arena address):
     // dst for writes into the store, src otherwise.
     bool arena_is_dst = false;
@@ -54,7 +56,8 @@ public:
     // hash, guard against SIGBUS, need memmove, or a fault hook is set (so
     // that a failure is always that of exactly one op).
     // errors (n entries, zeroed by the caller) gets a negative code for each
-    // op that failed: a SIGBUS in a guarded copy (kMediaFault) or an
+    // op that failed: a SIGBUS in a guarded copy (kMediaFault,
+    // kMediaFaultWriting) or an
     // injected fault. Whatever fails, run() returns only after every chunk
     // of the batch has finished or been skipped: nothing of the batch is
     // touched after it returns.

@@ -17,7 +17,8 @@ namespace {
 // allocate (not async-signal-safe).
 struct Recovery {
     sigjmp_buf jb;
-    const char *lo, *hi;
+    const char *lo, *hi;   // loads from here fault as kMediaFault
+    const char *wlo, *whi; // stores into here as kMediaFaultWriting
 };
 thread_local Recovery *tl_recovery __attribute__((tls_model("initial-exec"))) = nullptr;
 
@@ -30,8 +31,11 @@ std::atomic<FaultHook *> g_hook{nullptr};
 void on_sigbus(int sig, siginfo_t *si, void *uc) {
     Recovery *r = tl_recovery;
     const char *addr = static_cast<const char *>(si->si_addr);
+    // SA_NODEFER: SIGBUS is not left blocked by the jumps.
     if (r && addr >= r->lo && addr < r->hi)
-        siglongjmp(r->jb, 1); // SA_NODEFER: SIGBUS is not left blocked
+        siglongjmp(r->jb, 1);
+    if (r && addr >= r->wlo && addr < r->whi)
+        siglongjmp(r->jb, 2);
     // Not a fault of ours: what would have happened without us.
     if (g_prev.sa_flags & SA_SIGINFO) {
         g_prev.sa_sigaction(sig, si, uc);
@@ -75,15 +79,18 @@ bool sigbus_handler_installed() noexcept { return g_installed.load(std::memory_o
 
 namespace {
 
-// Run copy with a recovery point for SIGBUS on loads from [src, src+n).
+// Run copy with a recovery point for SIGBUS on loads from src and stores
+// into dst.
 template <typename Copy>
-int guarded(const void *src, size_t n, Copy &&copy) noexcept {
+int guarded(GuardedRange src, GuardedRange dst, Copy &&copy) noexcept {
     Recovery r;
-    r.lo = static_cast<const char *>(src);
-    r.hi = r.lo + n;
-    if (sigsetjmp(r.jb, 0)) {
+    r.lo = static_cast<const char *>(src.lo);
+    r.hi = r.lo + src.n;
+    r.wlo = static_cast<const char *>(dst.lo);
+    r.whi = r.wlo + dst.n;
+    if (const int side = sigsetjmp(r.jb, 0)) {
         tl_recovery = nullptr;
-        return kMediaFault;
+        return side == 1 ? kMediaFault : kMediaFaultWriting;
     }
     tl_recovery = &r;
     std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -95,13 +102,13 @@ int guarded(const void *src, size_t n, Copy &&copy) noexcept {
 
 } // namespace
 
-int guarded_copy_streams(const platform::CopyStream *streams, size_t count, const void *lo,
-                         size_t n) noexcept {
-    return guarded(lo, n, [&] { platform::copy_streams(streams, count); });
+int guarded_copy_streams(const platform::CopyStream *streams, size_t count, GuardedRange src,
+                         GuardedRange dst) noexcept {
+    return guarded(src, dst, [&] { platform::copy_streams(streams, count); });
 }
 
 int guarded_call(const void *lo, size_t n, void (*fn)(void *arg), void *arg) noexcept {
-    return guarded(lo, n, [&] { fn(arg); });
+    return guarded(GuardedRange{lo, n}, GuardedRange{}, [&] { fn(arg); });
 }
 
 FaultHook *fault_hook() noexcept { return g_hook.load(std::memory_order_acquire); }

@@ -4,10 +4,12 @@
 // - SIGBUS recovery (config sigbus=handle): a truncated file arena, or
 //   poisoned media on real DAX, raises SIGBUS on the load that touches it.
 //   A process-wide handler (installed once, on the caller's request) turns
-//   a SIGBUS whose address lies in the source range of the copy running on
+//   a SIGBUS whose address lies in a guarded range of the copy running on
 //   the faulting thread into a jump back to that copy's recovery point; the
-//   copy reports kMediaFault. Any other SIGBUS is passed on to the handler
-//   that was installed before ours (or the default action).
+//   copy reports kMediaFault (a load from its source faulted) or
+//   kMediaFaultWriting (a store into its destination did). Any other SIGBUS
+//   is passed on to the handler that was installed before ours (or the
+//   default action): a fault in a caller's buffer is the caller's.
 // - A fault injector for tests: a hook the engine consults before every
 //   chunk, which can delay the chunk (a slow worker) or fail it (a failing
 //   worker). Compiled in, but inert until a test installs a hook.
@@ -28,6 +30,10 @@ struct CopyOp;
 // Result of a copy whose source could not be read (SIGBUS: media error or
 // a truncated file). The store reports it as -EIO and quarantines the slot.
 constexpr int kMediaFault = -133; // -EHWPOISON
+// Result of a copy whose destination could not be written (the same causes,
+// on a copy into the arena). The store reports it as -EIO and quarantines
+// the slot it was writing.
+constexpr int kMediaFaultWriting = -134;
 
 // ---------------------------------------------------------------------------
 // SIGBUS recovery
@@ -39,12 +45,19 @@ constexpr int kMediaFault = -133; // -EHWPOISON
 void install_sigbus_handler();
 bool sigbus_handler_installed() noexcept;
 
-// platform::copy_streams() of streams whose sources all lie in [lo, lo+n);
-// a SIGBUS on a load from that range returns kMediaFault instead of killing
-// the process. Only meaningful once install_sigbus_handler() ran; without it
-// a fault takes the default action.
-int guarded_copy_streams(const platform::CopyStream *streams, size_t count, const void *lo,
-                         size_t n) noexcept;
+// A range of memory a guarded copy reads or writes ({nullptr, 0}: none).
+struct GuardedRange {
+    const void *lo = nullptr;
+    size_t n = 0;
+};
+
+// platform::copy_streams() of streams whose sources all lie in src and
+// whose destinations all lie in dst (either may be empty: not guarded); a
+// SIGBUS on a load from src returns kMediaFault, one on a store into dst
+// kMediaFaultWriting, instead of killing the process. Only meaningful once
+// install_sigbus_handler() ran; without it a fault takes the default action.
+int guarded_copy_streams(const platform::CopyStream *streams, size_t count, GuardedRange src,
+                         GuardedRange dst) noexcept;
 
 // fn(arg) under the same guard, for reads of [lo, lo+n) that copy nothing
 // (a checksum computed in place): kMediaFault when a load from that range

@@ -38,6 +38,7 @@ engine::CopyOp Copier::write(char *slot, const void *src, uint64_t len, uint64_t
     op.arena_is_dst = true;
     op.nontemporal = streams(value_len);
     op.block_hashes = hashes;
+    op.guard_dest = cfg_.sigbus_handle;
     return op;
 }
 
@@ -45,6 +46,7 @@ engine::CopyOp Copier::move(char *to, const char *from, uint64_t len) const noex
     engine::CopyOp op = op_of(to, from, len);
     op.nontemporal = streams(len);
     op.guard_source = cfg_.sigbus_handle;
+    op.guard_dest = cfg_.sigbus_handle;
     return op;
 }
 
@@ -92,7 +94,11 @@ size_t BlockHashes::add(uint64_t len) {
     return off;
 }
 
-int guarded_checksum(const char *slot, uint64_t len, uint64_t *out) noexcept {
+int Copier::checksum(const char *slot, uint64_t len, uint64_t *out) const noexcept {
+    if (!cfg_.sigbus_handle) {
+        *out = arena::value_checksum(slot, len);
+        return 0;
+    }
     struct Args {
         const char *slot;
         uint64_t len;
@@ -105,13 +111,6 @@ int guarded_checksum(const char *slot, uint64_t len, uint64_t *out) noexcept {
             *a->out = arena::value_checksum(a->slot, a->len);
         },
         &args);
-}
-
-int Copier::checksum(const char *slot, uint64_t len, uint64_t *out) const noexcept {
-    if (cfg_.sigbus_handle)
-        return guarded_checksum(slot, len, out);
-    *out = arena::value_checksum(slot, len);
-    return 0;
 }
 
 uint64_t BlockHashes::combined(size_t off, uint64_t len) const noexcept {

@@ -5,7 +5,8 @@
 //   caller's buffer: a value, or every value of a batch (run_batch), since
 //   many small values moved at once pass through the cache as one large
 //   one would;
-// - the SIGBUS guard (sigbus=handle): on every copy that reads the arena;
+// - the SIGBUS guard (sigbus=handle): on every copy that reads or writes
+//   the arena, on its arena side (a caller's buffer is the caller's);
 // - hashing: per 1 MiB block as the bytes pass, when verify asks for it;
 // - errors: run() reports every op's result; the caller looks at each.
 // The paths: a read (get, get_batch), a write (put, put_batch, the staged
@@ -55,12 +56,6 @@ inline size_t max_segments(size_t n, uint64_t bytes) noexcept {
     return static_cast<size_t>(
         std::min<uint64_t>(n, bytes / kSegmentBytes + n / kSegmentItems + 1));
 }
-
-// value_checksum() of len bytes of a slot, read under the SIGBUS guard
-// (engine/fault.hpp): 0 and *out, or engine::kMediaFault where reading them
-// faulted. An arena::ValueReader: recovery reads values so with
-// sigbus=handle.
-int guarded_checksum(const char *slot, uint64_t len, uint64_t *out) noexcept;
 
 class Copier {
 public:

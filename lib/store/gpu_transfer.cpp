@@ -6,7 +6,6 @@
 #include <cstring>
 #include <shared_mutex>
 
-#include "arena/checksum.hpp"
 #include "store/gpu.hpp"
 #include "store/gpu_state.hpp"
 
@@ -320,11 +319,16 @@ int Gpu::put_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
                 if (e != cuda::kSuccess && items[i].len)
                     fail_item(items[i], cuda::copy_error(rt, i, what, e));
             // The checksum is taken from the arena after the DMA (no CPU pass
-            // saw the bytes before).
+            // saw the bytes before), under the SIGBUS guard as a read is.
             if (hashed)
                 for (size_t i : idx)
                     if (items[i].status == 0)
-                        direct_hash[i] = arena::value_checksum(pend[i].dst, items[i].len);
+                        if (const int rc =
+                                c_.copier.checksum(pend[i].dst, items[i].len, &direct_hash[i]))
+                            fail_item(items[i],
+                                      writes_.copy_error(
+                                          pend[i], rc,
+                                          format("item %zu: hashing the value in the arena", i)));
         } else {
             // Staged: the DMA of one buffer runs while the workers copy the
             // previous one into the claimed slots, hashing as they go.
@@ -363,14 +367,16 @@ int Gpu::put_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
                 }
                 // A copy into the slot that failed leaves it with bytes that
                 // are not the value: the item fails, its slot goes back
-                // (never committed).
+                // (never committed), or is quarantined where writing it
+                // faulted.
                 c_.copier.run(ops, copy_rc);
                 for (size_t k = 0; k < ops.size(); ++k)
                     if (copy_rc[k])
                         fail_item(items[op_item[k]],
-                                  Error(-EIO, format("item %zu: copying the value into the arena "
-                                                     "failed (%d)",
-                                                     op_item[k], copy_rc[k])));
+                                  writes_.copy_error(pend[op_item[k]], copy_rc[k],
+                                                     format("item %zu: copying the value into "
+                                                            "the arena failed",
+                                                            op_item[k])));
             };
             for (size_t f = 0; f < fills.size(); ++f) {
                 cuda::StagingBuffer &buf = hold.set->buf[f % 2];

@@ -32,6 +32,9 @@ struct Hotplug::Move {
     uint64_t hash = 0;
     SlotRef src, dst;
     uint64_t src_seq = 0, seq = 0, len = 0;
+    // Writing the copy faulted (SIGBUS, sigbus=handle): its slot is
+    // quarantined when the move is dropped.
+    bool dst_faulted = false;
 };
 
 namespace {
@@ -93,7 +96,10 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
     auto drop = [&](Move &mv) noexcept {
         auto g = c_.index.lock_shard(Index::shard_of(mv.hash));
         c_.slots.write_ended();
-        c_.slots.release(mv.dst);
+        if (mv.dst_faulted)
+            c_.slots.quarantine_write(mv.dst);
+        else
+            c_.slots.release(mv.dst);
         c_.slots.end_borrow(mv.src);
     };
     Undo rollback([&] {
@@ -167,11 +173,27 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
         }
         std::vector<int> copy_rc;
         c_.copier.run(ops, copy_rc);
+        // A destination that faulted cannot hold the copy: the migration
+        // fails as any other failed copy fails it, and that slot is never
+        // handed out again. Every such slot is marked before the first
+        // failure unwinds.
+        int failed = 0;
         for (size_t k = 0; k < ops.size(); ++k) {
-            if (copy_rc[k] != 0 && copy_rc[k] != engine::kMediaFault)
-                fail(-EIO, "copying an entry to its new device failed (%d); nothing was moved",
-                     copy_rc[k]);
+            if (copy_rc[k] == engine::kMediaFaultWriting) {
+                Move &mv = moves[first + k];
+                mv.dst_faulted = true;
+                c_.counters.copy_faults++;
+                log(kLogErr, "writing slot %u of device %u faulted (SIGBUS) while migrating: "
+                    "slot quarantined", mv.dst.slot, mv.dst.arena);
+            }
+            if (copy_rc[k] != 0 && copy_rc[k] != engine::kMediaFault && !failed)
+                failed = copy_rc[k];
         }
+        if (failed == engine::kMediaFaultWriting)
+            fail(-EIO, "writing an entry into its new device faulted (media error or truncated "
+                       "arena file): that slot is quarantined; nothing was moved");
+        if (failed)
+            fail(-EIO, "copying an entry to its new device failed (%d); nothing was moved", failed);
         // A source that faulted cannot be read by anyone: its entry is
         // dropped and its slot quarantined, as a get would; the copy goes.
         for (size_t k = ops.size(); k-- > 0;) {

@@ -13,11 +13,11 @@
 #include <shared_mutex>
 #include <utility>
 
+#include "engine/fault.hpp"
 #include "internal/error.hpp"
 #include "internal/util.hpp"
 #include "platform/cpu.hpp"
 #include "platform/numa.hpp"
-#include "store/copies.hpp"
 #include "store/held_slots.hpp"
 
 namespace daxkv {
@@ -88,9 +88,10 @@ void Pool::map_device_once(DeviceRow &row, const DeviceSpec &d) const {
     ao.verify = cfg_.verify;
     ao.reformat = cfg_.reformat;
     ao.threads = cfg_.effective_workers();
-    // With sigbus=handle the recovery scan reads values under the guard: a
-    // page of bad media drops its entry instead of failing every open.
-    ao.read_value = cfg_.sigbus_handle ? &guarded_checksum : nullptr;
+    // With sigbus=handle the recovery scan reads each slot (header and
+    // value) under the guard: a page of bad media leaves its slots out
+    // instead of failing every open.
+    ao.read_guard = cfg_.sigbus_handle ? &engine::guarded_call : nullptr;
     ao.usable_bytes = d.bytes;
     const bool payload = cfg_.capacity == Capacity::payload && d.bytes;
     if (payload)

@@ -254,8 +254,8 @@ void quarantine_unreadable(Core &c, uint32_t a, const std::vector<uint32_t> &slo
         c.slots.quarantine_recovered(a, slot);
     c.counters.copy_faults += slots.size();
     log(kLogErr,
-        "device %u: %zu entries could not be read to check them (SIGBUS: bad media or a "
-        "truncated file): left out, their slots quarantined (the first is slot %u)",
+        "device %u: %zu slots could not be read to check them (SIGBUS: bad media or a "
+        "truncated file): their entries left out, the slots quarantined (the first is slot %u)",
         c.pool[a].id, slots.size(), slots.front());
 }
 

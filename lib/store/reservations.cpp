@@ -3,7 +3,6 @@
 #include <cerrno>
 #include <shared_mutex>
 
-#include "arena/checksum.hpp"
 
 namespace daxkv {
 
@@ -109,13 +108,24 @@ int Reservations::commit(ReservationState &r) {
     try {
         CallGate::Call call(c_.gate);
         const bool hashed = c_.copier.hashes_writes();
+        uint64_t value_hash = 0;
+        if (hashed) {
+            // The caller wrote the bytes in place: they are read for the
+            // first time here, under the SIGBUS guard as a get reads them.
+            if (const int rc = c_.copier.checksum(r.data, r.len, &value_hash)) {
+                c_.counters.puts_failed++;
+                throw writes_.copy_error(p, rc, "hashing the reserved value");
+            }
+        }
         int status = 0;
-        Finished w{&p, r.meta.data(), static_cast<uint32_t>(r.meta.size()),
-                   hashed ? arena::value_checksum(r.data, r.len) : 0, &status};
+        Finished w{&p, r.meta.data(), static_cast<uint32_t>(r.meta.size()), value_hash,
+                   &status};
         writes_.commit_on_devices(&w, 1, hashed);
         return writes_.commit_in_index(w);
     } catch (...) {
-        writes_.abandon(p); // after shutdown, or out of memory: the slot goes back
+        // After shutdown, out of memory, or a fault reading the value: the
+        // slot goes back (quarantined where it faulted).
+        writes_.abandon(p);
         throw;
     }
 }

@@ -56,15 +56,27 @@ void SlotStates::end_borrow(const SlotRef &r) noexcept {
     }
 }
 
+void SlotStates::mark_quarantined(SlotState &st, uint32_t a) noexcept {
+    if (st.status_ != SlotStatus::quarantined)
+        pool_[a].quarantined++; // never freed: a removal must not wait for it
+    st.status_ = SlotStatus::quarantined;
+    st.quarantined_.store(true, std::memory_order_relaxed);
+}
+
 void SlotStates::quarantine(const SlotRef &r) noexcept {
     SlotState &st = rows_[r.arena][r.slot];
     st.borrows_--;
     if (st.status_ == SlotStatus::pending_free)
         pending_free_--;
-    if (st.status_ != SlotStatus::quarantined)
-        pool_[r.arena].quarantined++; // never freed: a removal must not wait for it
-    st.status_ = SlotStatus::quarantined;
-    st.quarantined_.store(true, std::memory_order_relaxed);
+    mark_quarantined(st, r.arena);
+}
+
+void SlotStates::quarantine_write(const SlotRef &r) noexcept {
+    mark_quarantined(rows_[r.arena][r.slot], r.arena);
+    // As free(): a drain or removal waiting for this write counts the slot
+    // among those it need not wait for from now on.
+    if (pool_[r.arena].state.load(std::memory_order_relaxed) != DevState::active)
+        pool_.slot_freed(r.arena);
 }
 
 void SlotStates::lease(const SlotRef &r) noexcept {
@@ -98,10 +110,7 @@ uint32_t SlotStates::quarantined_from(uint32_t a, uint32_t from_slot) const noex
 
 void SlotStates::quarantine_recovered(uint32_t a, uint32_t slot) {
     pool_[a].alloc->take(slot);
-    SlotState &st = rows_[a][slot];
-    st.status_ = SlotStatus::quarantined;
-    st.quarantined_.store(true, std::memory_order_relaxed);
-    pool_[a].quarantined++;
+    mark_quarantined(rows_[a][slot], a);
 }
 
 void SlotStates::take_recovered(uint32_t a, uint32_t slot, uint32_t generation) {

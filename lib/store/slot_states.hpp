@@ -82,6 +82,9 @@ public:
     SlotRef start_write(uint32_t a, uint32_t slot) noexcept;
     void commit(const SlotRef &r) noexcept;
     void release(const SlotRef &r) noexcept;
+    // A write whose slot could not be written or read back (a SIGBUS,
+    // sigbus=handle) is abandoned: the slot is never handed out again.
+    void quarantine_write(const SlotRef &r) noexcept;
     // A committed version is replaced or removed: free, or pending_free
     // while it is borrowed (freed by the last end_borrow).
     void retire(const SlotRef &r) noexcept;
@@ -121,6 +124,8 @@ public:
 
 private:
     void free(const SlotRef &r) noexcept;
+    // st, a slot of device a, quarantined for good (counted once).
+    void mark_quarantined(SlotState &st, uint32_t a) noexcept;
 
     Pool &pool_;
     std::unique_ptr<std::vector<SlotState>[]> rows_;

@@ -136,10 +136,24 @@ std::string Writes::describe_full() const {
                   static_cast<long long>(c_.slots.pending_free()));
 }
 
+Error Writes::copy_error(Pending &p, int rc, const std::string &what) {
+    if (rc != engine::kMediaFault && rc != engine::kMediaFaultWriting)
+        return Error(-EIO, format("%s (%d)", what.c_str(), rc));
+    const SlotRef &ref = p.inflight->ref;
+    p.slot_faulted = true;
+    c_.counters.copy_faults++;
+    log(kLogErr, "%s slot %u of device %u faulted (SIGBUS): write abandoned, slot quarantined",
+        rc == engine::kMediaFault ? "reading" : "writing", ref.slot, ref.arena);
+    return Error(-EIO, format("%s: %s the slot faulted (media error or truncated arena file): "
+                              "slot quarantined",
+                              what.c_str(), rc == engine::kMediaFault ? "reading" : "writing"));
+}
+
 void Writes::copy_failed(Pending &p, int rc, const std::string &what) {
+    Error e = copy_error(p, rc, what);
     abandon(p);
     c_.counters.puts_failed++;
-    fail(-EIO, "%s (%d)", what.c_str(), rc);
+    throw e;
 }
 
 void Writes::commit_on_devices(Finished *w, size_t n, bool hashed) noexcept {
@@ -233,7 +247,10 @@ void Writes::abandon(Pending &p) noexcept {
     }
     if (inf.phase.load() == Inflight::kDetached)
         c_.pool[inf.ref.arena].detached--;
-    c_.slots.release(inf.ref);
+    if (p.slot_faulted)
+        c_.slots.quarantine_write(inf.ref);
+    else
+        c_.slots.release(inf.ref);
     p.inflight.reset();
 }
 

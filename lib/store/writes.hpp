@@ -6,7 +6,8 @@
 //      durability=power every value and header of a batch written back,
 //      one fence, every commit word, one fence), then in the index (under
 //      the shard lock, the old version retired)
-// or, when anything fails after the claim, abandon (the slot goes back).
+// or, when anything fails after the claim, abandon (the slot goes back;
+// one that faulted under the write, with sigbus=handle, is quarantined).
 #pragma once
 
 #include <cstddef>
@@ -42,6 +43,9 @@ struct Pending {
     // Set by a batch: where the claim puts the record (else it allocates one).
     Inflight *room = nullptr;
     char *dst = nullptr; // the slot's payload
+    // Writing (or reading back) the slot faulted (SIGBUS, sigbus=handle):
+    // abandon quarantines it instead of giving it back.
+    bool slot_faulted = false;
     // The key's entry, as the claim left it (Index::lookup_inflight); null
     // where the write was not claimed here (a reservation's): looked up.
     Entry *entry = nullptr;
@@ -101,8 +105,13 @@ public:
     // The checks and the claim of item i of a batch; its status.
     int claim_item(const daxkv_item &it, size_t i, uint64_t hash, unsigned flags, Pending &p);
     // The copy into p's slot failed with rc: abandons p and throws -EIO
-    // ("<what> (<rc>)").
+    // (copy_error's).
     [[noreturn]] void copy_failed(Pending &p, int rc, const std::string &what);
+    // The -EIO for a copy into p's slot (or a read of it) that failed with
+    // rc, "<what>: ..."; a media fault (engine/fault.hpp) is counted and
+    // logged, and marks p so that abandon quarantines its slot. The caller
+    // abandons p.
+    Error copy_error(Pending &p, int rc, const std::string &what);
     // Commit n finished writes whose copies all succeeded: on the devices,
     // then each in the index, with its status.
     void commit_batch(Finished *w, size_t n, bool hashed);
@@ -120,8 +129,8 @@ public:
     void count_commits(ItemTally &commits) noexcept {
         commits.add_to(c_.counters.puts, c_.counters.bytes_written, c_.metrics.item_bytes);
     }
-    // Give p's slot back (its write failed, or was aborted). No-op when p
-    // holds nothing.
+    // Give p's slot back (its write failed, or was aborted), or quarantine
+    // it where p.slot_faulted. No-op when p holds nothing.
     void abandon(Pending &p) noexcept;
 
     // Tests only: called when a write has picked the device for its slot,

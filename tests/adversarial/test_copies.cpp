@@ -9,9 +9,9 @@
 // running store, then migrated away and read by get_batch_cuda; copies
 // failed by the engine's fault injector during a migration and during the
 // staged GPU get and put. And, whatever the path, every copy that reads an
-// arena runs under the SIGBUS guard with sigbus=handle (and none without):
-// the copies are built in one place (lib/store/copies.hpp), so no path can
-// drift from the others.
+// arena, and every copy that writes one, runs under the SIGBUS guard with
+// sigbus=handle (and none without): the copies are built in one place
+// (lib/store/copies.hpp), so no path can drift from the others.
 #include <dlfcn.h>
 
 #include <atomic>
@@ -43,19 +43,46 @@ private:
 };
 
 // Records, of the ops that read from [lo, hi), how many ran and how many
-// were guarded against SIGBUS.
-class SeeReads : public daxkv::engine::FaultHook {
+// were guarded against SIGBUS there; and the same of those that write into
+// it.
+class SeeArena : public daxkv::engine::FaultHook {
 public:
-    SeeReads(const char *lo, const char *hi) : lo_(lo), hi_(hi) {}
+    SeeArena(const char *lo, const char *hi) : lo_(lo), hi_(hi) {}
     int before_chunk(const daxkv::engine::CopyOp &op, size_t offset, size_t) noexcept override {
-        auto c = static_cast<const char *>(op.src);
-        if (offset == 0 && c >= lo_ && c < hi_) {
+        auto in = [&](const void *p) {
+            auto c = static_cast<const char *>(p);
+            return c >= lo_ && c < hi_;
+        };
+        if (offset == 0 && in(op.src)) {
             reads++;
             guarded += op.guard_source;
         }
+        if (offset == 0 && in(op.dst)) {
+            writes++;
+            guarded_writes += op.guard_dest;
+        }
         return 0;
     }
+    // What the copies on one side (writing: into the range, else out of
+    // it) showed since the last call, against at least min of them for
+    // path, all guarded when want and none otherwise: "" when so. The
+    // counts start again.
+    std::string take(const char *path, bool writing, int min, bool want) {
+        std::atomic<int> &seen = writing ? writes : reads;
+        std::atomic<int> &safe = writing ? guarded_writes : guarded;
+        const std::string what = writing ? " writes" : " reads";
+        std::string out;
+        if (seen < min)
+            out += std::string(path) + ": " + std::to_string(seen) + what + " seen; ";
+        if (safe != (want ? seen.load() : 0))
+            out += std::string(path) + ": " + std::to_string(safe) + " of " +
+                   std::to_string(seen) + what + " guarded; ";
+        seen = 0;
+        safe = 0;
+        return out;
+    }
     std::atomic<int> reads{0}, guarded{0};
+    std::atomic<int> writes{0}, guarded_writes{0};
 
 private:
     const char *lo_, *hi_;
@@ -304,17 +331,11 @@ TEST_F(Copies, EveryCopyOutOfAnArenaIsGuardedExactlyWhenAsked) {
                 if (put_key(s.get(), i, 1))
                     return "put failed";
             const daxkv::arena::Arena &a = s->store->core().pool.arena(0);
-            SeeReads see(a.mapping().base(), a.mapping().base() + a.mapping().size());
+            SeeArena see(a.mapping().base(), a.mapping().base() + a.mapping().size());
             const bool want = std::string(mode) == "handle";
             std::string out;
             auto expect = [&](const char *path, int min_reads) {
-                if (see.reads < min_reads)
-                    out += std::string(path) + ": " + std::to_string(see.reads) + " reads seen; ";
-                if (see.guarded != (want ? see.reads.load() : 0))
-                    out += std::string(path) + ": " + std::to_string(see.guarded) + " of " +
-                           std::to_string(see.reads) + " reads guarded; ";
-                see.reads = 0;
-                see.guarded = 0;
+                out += see.take(path, false, min_reads, want);
             };
             HookScope scope(&see);
             if (check_key(s.get(), 0, 1) != "")
@@ -342,6 +363,68 @@ TEST_F(Copies, EveryCopyOutOfAnArenaIsGuardedExactlyWhenAsked) {
             if (daxkv_device_remove(s.get(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r))
                 return std::string("remove: ") + daxkv_errmsg();
             expect("migration", 4);
+            s.reset();
+            return out;
+        });
+        EXPECT_EQ(msg, "") << "sigbus=" << mode;
+    }
+}
+
+// Every path that writes an arena: put, put_batch, the staged GPU put, a
+// migration's copies into their new device. With sigbus=handle each of
+// their copies is guarded on its arena side; without it none is.
+TEST_F(Copies, EveryCopyIntoAnArenaIsGuardedExactlyWhenAsked) {
+    for (const char *mode : {"handle", "default"}) {
+        std::string msg = child_check([&]() -> std::string {
+            Fake f;
+            if (!f.open())
+                return std::string("fake runtime: ") + dlerror();
+            StorePtr s = open_pool(1, 8, {{"sigbus", mode}});
+            const bool want = std::string(mode) == "handle";
+            std::string out;
+            auto expect = [&](SeeArena &see, const char *path, int min_writes) {
+                out += see.take(path, true, min_writes, want);
+            };
+            {
+                const daxkv::arena::Arena &a = s->store->core().pool.arena(0);
+                SeeArena see(a.mapping().base(), a.mapping().base() + a.mapping().size());
+                HookScope scope(&see);
+                if (put_key(s.get(), 0, 1))
+                    return std::string("put: ") + daxkv_errmsg();
+                expect(see, "put", 1);
+                std::vector<std::string> keys(3);
+                std::vector<std::vector<uint8_t>> vals(3);
+                std::vector<daxkv_item> items(3);
+                for (uint32_t i = 0; i < 3; ++i) {
+                    keys[i] = key_of(1 + i);
+                    vals[i] = val(1 + i, 1);
+                    items[i] = daxkv_item{keys[i].data(), keys[i].size(), vals[i].data(),
+                                          vals[i].size(), nullptr, 0, 0};
+                }
+                if (daxkv_put_batch(s.get(), items.data(), 3, 0) != 3)
+                    return std::string("put_batch: ") + daxkv_errmsg();
+                expect(see, "put_batch", 3);
+                void *src = nullptr;
+                f.malloc(&src, kSlot);
+                std::memset(src, 'g', kSlot);
+                std::string k = key_of(7);
+                daxkv_item gpu{k.data(), k.size(), src, kSlot, nullptr, 0, 0};
+                const int rc = daxkv_put_batch_cuda(s.get(), &gpu, 1, nullptr, 0);
+                f.free(src);
+                if (rc != 1)
+                    return std::string("put_batch_cuda: ") + daxkv_errmsg();
+                expect(see, "staged GPU put", 1);
+            }
+            std::string d1 = dir_.file("dest");
+            if (daxkv_device_add(s.get(), d1.c_str(), dev_bytes_for(8)))
+                return std::string("add: ") + daxkv_errmsg();
+            const daxkv::arena::Arena &dest = s->store->core().pool.arena(1);
+            SeeArena see(dest.mapping().base(), dest.mapping().base() + dest.mapping().size());
+            HookScope scope(&see);
+            daxkv_hotplug_result r = result();
+            if (daxkv_device_remove(s.get(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r))
+                return std::string("remove: ") + daxkv_errmsg();
+            expect(see, "migration", 5);
             s.reset();
             return out;
         });

@@ -1027,6 +1027,37 @@ TEST_P(CudaPaths, ASigbusCheckingValuesBeforeTheirDmaIsEioPerItem) {
     EXPECT_EQ(calls("cudaMemcpyAsync"), copies_before) << "a value that faulted was copied";
 }
 
+TEST_F(Cuda, ASigbusWritingStagedValuesIntoTheArenaIsEioPerItem) {
+    // The staged put copies each value from its staging buffer into the
+    // slot on the CPU: with sigbus=handle a fault there (a truncated arena
+    // file, bad media) fails that item and quarantines the slot, as a host
+    // put does, instead of killing the process. (A direct put's DMA writes
+    // the arena itself: a fault there is the driver's to report.)
+    if (test_device())
+        GTEST_SKIP() << "the SIGBUS comes from truncating the arena file";
+#if defined(__SANITIZE_THREAD__)
+    GTEST_SKIP() << "SIGBUS recovery is not testable under TSan (test_faults.cpp)";
+#endif
+    const StoreSpec spec =
+        StoreSpec(64 * 1024, 4).set("cuda_staging_bytes", "1MiB").set("sigbus", "handle");
+    open(spec);
+    make_values({60000, 50000, 40000});
+    const uint64_t payloads = arena_bytes_for(spec.slot_bytes, spec.slots, spec.meta_bytes) -
+                              uint64_t(spec.slots) * spec.slot_bytes;
+    ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(payloads)), 0);
+    auto items = put_items();
+    EXPECT_EQ(daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_, 0), 0);
+    for (size_t i = 0; i < items.size(); ++i)
+        EXPECT_EQ(items[i].status, -EIO) << i;
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "writing the slot faulted")) << daxkv_errmsg();
+    sync();
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.copy_faults, 3u);
+    EXPECT_EQ(st.entries, 0u);
+    EXPECT_EQ(st.slots_free, 1u); // three slots quarantined
+    EXPECT_EQ(st.slots_inflight, 0u);
+}
+
 TEST_P(CudaPaths, PrefixAndPositionalResultsMatchTheHostBatch) {
     open_cuda(64 * 1024, 8);
     maybe_register();

@@ -10,10 +10,13 @@
 //
 // Bad inputs tried here: sigbus values other than handle/default are in
 // test_config.cpp; a fault address outside daxkv's copies (chained to the
-// previous handler), a SIGBUS with sigbus=default (the process dies), an
-// arena file cut below its payloads (-EIO per item, for copies out and for
-// leases that hash the entry in place with verify=read, and for recovery,
-// which checks every value at an open).
+// previous handler, a caller's own buffer among them), a SIGBUS with
+// sigbus=default (the process dies), an arena file cut below its payloads
+// (-EIO per item, for copies out and for leases that hash the entry in
+// place with verify=read, for recovery, which reads every slot header and
+// checks every value at an open, and for writes: put, put_batch, a
+// reservation's commit and a migration's copies, whose slots are
+// quarantined).
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -26,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "arena/format.hpp"
 #include "engine/copy_engine.hpp"
 #include "engine/fault.hpp"
 #include "helpers.hpp"
@@ -83,6 +87,19 @@ protected:
             vals_.push_back(pattern(seed + i, len));
             ASSERT_EQ(put(keys_[i], vals_[i], DAXKV_REPLACE), 0) << daxkv_errmsg();
         }
+    }
+    // A second arena file for spec, beside the store's, holding n entries
+    // "added-<i>" (values of 50,000 bytes from seeds 1200 + i): its path.
+    std::string second_arena(const StoreSpec &spec, int n) {
+        const std::string path = dir_.file("second.arena");
+        StorePtr other;
+        EXPECT_EQ(open_store(&other, path, spec), 0) << daxkv_errmsg();
+        for (int i = 0; other && i < n; ++i) {
+            const std::vector<uint8_t> v = pattern(1200 + i, 50000);
+            const std::string k = "added-" + std::to_string(i);
+            EXPECT_EQ(daxkv_put(other.get(), k.data(), k.size(), v.data(), v.size(), 0), 0);
+        }
+        return path;
     }
     std::vector<daxkv_item> items_for(std::vector<std::vector<uint8_t>> &bufs) {
         std::vector<daxkv_item> items(keys_.size());
@@ -307,6 +324,48 @@ TEST_F(Faults, AMediaFaultDropsTheEntryAndQuarantinesTheSlot) {
     EXPECT_EQ(stats().slots_free, 0u);
 }
 
+TEST_F(Faults, AMediaFaultWritingAbandonsTheWriteAndQuarantinesTheSlot) {
+    // A write into the arena that faulted leaves the slot with bytes that
+    // are not the value on media that cannot be trusted: the item fails,
+    // the key keeps its old version, and the slot is never handed out
+    // again (a failed copy of any other kind gives it back).
+    open(StoreSpec(64 * 1024, 4));
+    put_all(2, 1000, 1800);
+    const std::vector<uint8_t> v0 = pattern(1801, 3000), v1 = pattern(1802, 3000);
+    Injector inj;
+    inj.fail_at = v0.data();
+    inj.fail_code = daxkv::engine::kMediaFaultWriting;
+    std::vector<daxkv_item> items = {
+        daxkv_item{keys_[0].data(), keys_[0].size(), const_cast<uint8_t *>(v0.data()), v0.size(),
+                   nullptr, 0, 12345},
+        daxkv_item{keys_[1].data(), keys_[1].size(), const_cast<uint8_t *>(v1.data()), v1.size(),
+                   nullptr, 0, 12345}};
+    {
+        HookScope hs(&inj);
+        EXPECT_EQ(daxkv_put_batch(s(), items.data(), items.size(), DAXKV_REPLACE), 1);
+    }
+    EXPECT_EQ(items[0].status, -EIO);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "writing the slot faulted")) << daxkv_errmsg();
+    EXPECT_EQ(items[1].status, 0);
+    EXPECT_EQ(value(keys_[0]), vals_[0]);
+    EXPECT_EQ(value(keys_[1]), v1);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.copy_faults, 1u);
+    EXPECT_EQ(st.entries, 2u);
+    EXPECT_EQ(st.slots_free, 1u); // two entries, one slot quarantined
+    EXPECT_EQ(st.slots_inflight, 0u);
+    // The same for a single put.
+    inj.fail_at = v1.data();
+    {
+        HookScope hs(&inj);
+        EXPECT_EQ(put(keys_[0], v1, DAXKV_REPLACE), -EIO);
+    }
+    EXPECT_EQ(value(keys_[0]), vals_[0]);
+    st = stats();
+    EXPECT_EQ(st.copy_faults, 2u);
+    EXPECT_EQ(st.slots_free, 0u);
+}
+
 TEST_F(Faults, AsyncBatchReportsTheFailedItem) {
     open(StoreSpec(4096, 4));
     put_all(3, 2000, 600);
@@ -350,6 +409,42 @@ uint64_t payload_offset(const StoreSpec &spec) {
            uint64_t(spec.slots) * spec.slot_bytes;
 }
 
+// The guard itself: a page that faults, read from and written to by one
+// guarded copy, tells which side faulted.
+TEST(SigbusGuard, ALoadThatFaultedIsTheSourcesAndAStoreThatFaultedTheDestinations) {
+    SKIP_UNDER_TSAN();
+    daxkv::engine::install_sigbus_handler();
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const int fd = ::memfd_create("guard", 0);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(2 * page)), 0);
+    void *m = ::mmap(nullptr, 2 * page, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ASSERT_NE(m, MAP_FAILED);
+    ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(page)), 0); // the second page faults
+    char *good = static_cast<char *>(m), *gone = good + page;
+    std::vector<char> mine(page, 'x');
+    using daxkv::engine::GuardedRange;
+    auto copy = [](void *dst, const void *src, size_t len, GuardedRange s, GuardedRange d) {
+        daxkv::platform::CopyStream st{dst, src, len, nullptr, false};
+        return daxkv::engine::guarded_copy_streams(&st, 1, s, d);
+    };
+    // Whole pages: nothing faults.
+    EXPECT_EQ(copy(good, mine.data(), page, {mine.data(), page}, {good, page}), 0);
+    EXPECT_EQ(good[page - 1], 'x');
+    // A load from the guarded source faults.
+    EXPECT_EQ(copy(mine.data(), gone, page, {gone, page}, {}), daxkv::engine::kMediaFault);
+    // A store into the guarded destination faults (both sides guarded, as a
+    // move between slots is).
+    EXPECT_EQ(copy(gone, good, page, {good, page}, {gone, page}),
+              daxkv::engine::kMediaFaultWriting);
+    EXPECT_EQ(copy(gone, mine.data(), 64, {}, {gone, page}), daxkv::engine::kMediaFaultWriting);
+    // The thread's next fault is caught as well: the jumps left SIGBUS
+    // unblocked.
+    EXPECT_EQ(copy(mine.data(), gone + 64, 64, {gone, page}, {}), daxkv::engine::kMediaFault);
+    ::munmap(m, 2 * page);
+    ::close(fd);
+}
+
 TEST_F(Faults, SigbusReadingATruncatedFileArenaIsEioAndQuarantines) {
     FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
     SKIP_UNDER_TSAN();
@@ -390,6 +485,117 @@ TEST_F(Faults, SigbusOnEveryWorkerOfAParallelBatch) {
     for (auto &it : items)
         EXPECT_EQ(it.status, -EIO);
     EXPECT_EQ(stats().copy_faults, 4u);
+}
+
+// Writes into the arena are guarded as reads out of it are: a put whose
+// slot faults (a page of bad media; here an arena file cut below its
+// payloads) fails that item with -EIO and quarantines the slot, where it
+// killed the process whatever sigbus said. The old version of a key being
+// replaced is kept.
+TEST_F(Faults, SigbusWritingATruncatedFileArenaIsEioAndQuarantines) {
+    FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
+    SKIP_UNDER_TSAN();
+    open(StoreSpec(64 * 1024, 5).set("sigbus", "handle"));
+    put_all(1, 60000, 1500); // slot 0, which the cut keeps
+    ASSERT_EQ(::truncate(path_.c_str(),
+                         static_cast<off_t>(payload_offset(spec_) + spec_.slot_bytes)),
+              0);
+    EXPECT_EQ(put(keys_[0], pattern(1501, 60000), DAXKV_REPLACE), -EIO);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "writing the slot faulted")) << daxkv_errmsg();
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "quarantined")) << daxkv_errmsg();
+    EXPECT_EQ(value(keys_[0]), vals_[0]);
+    // In a batch: per item.
+    const std::vector<uint8_t> a = pattern(1502, 50000), b = pattern(1503, 0);
+    std::vector<daxkv_item> items = {
+        daxkv_item{"new-a", 5, const_cast<uint8_t *>(a.data()), a.size(), nullptr, 0, 12345},
+        daxkv_item{"new-b", 5, const_cast<uint8_t *>(a.data()), 40000, nullptr, 0, 12345},
+        daxkv_item{"empty", 5, const_cast<uint8_t *>(b.data()), 0, nullptr, 0, 12345}};
+    EXPECT_EQ(daxkv_put_batch(s(), items.data(), items.size(), 0), 1);
+    EXPECT_EQ(items[0].status, -EIO);
+    EXPECT_EQ(items[1].status, -EIO);
+    EXPECT_EQ(items[2].status, 0); // an empty value writes no payload byte
+    EXPECT_EQ(contains("new-a"), 0);
+    EXPECT_EQ(contains("new-b"), 0);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.copy_faults, 3u);
+    EXPECT_EQ(st.entries, 2u);
+    EXPECT_EQ(st.slots_free, 0u); // three slots quarantined, two entries
+    EXPECT_EQ(st.slots_inflight, 0u);
+    // The quarantined slots are never handed out: the next put evicts the
+    // least recently used entry, and lands in its slot, which can be
+    // written.
+    const std::vector<uint8_t> after = pattern(1504, 30000);
+    ASSERT_EQ(put("after", after), 0) << daxkv_errmsg();
+    EXPECT_EQ(value("after"), after);
+    EXPECT_EQ(stats().copy_faults, 3u);
+}
+
+TEST_F(Faults, SigbusWritingOnEveryWorkerOfAParallelBatch) {
+    FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
+    SKIP_UNDER_TSAN();
+    open(StoreSpec(kMiB, 4).set("workers", "3").set("sigbus", "handle"));
+    ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(payload_offset(spec_))), 0);
+    keys_ = {key_of(0), key_of(1), key_of(2), key_of(3)};
+    std::vector<std::vector<uint8_t>> in(4, pattern(1600, kMiB));
+    std::vector<daxkv_item> items = items_for(in);
+    EXPECT_EQ(daxkv_put_batch(s(), items.data(), items.size(), 0), 0);
+    for (auto &it : items)
+        EXPECT_EQ(it.status, -EIO);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.copy_faults, 4u);
+    EXPECT_EQ(st.entries, 0u);
+    EXPECT_EQ(st.slots_free, 0u);
+    EXPECT_EQ(st.slots_inflight, 0u);
+    // Nothing left to write into: every slot is quarantined.
+    EXPECT_EQ(put("more", pattern(1601, 1000)), -ENOSPC) << daxkv_errmsg();
+}
+
+TEST_F(Faults, SigbusHashingAReservedValueAtItsCommitIsEioAndQuarantines) {
+    // The caller writes a reservation's bytes in place; its commit reads
+    // them for the first time to hash them (verify=recover), unguarded
+    // before.
+    FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
+    SKIP_UNDER_TSAN();
+    open(StoreSpec(64 * 1024, 4).set("sigbus", "handle"));
+    daxkv_reservation *r = nullptr;
+    ASSERT_EQ(daxkv_reserve(s(), "reserved", 8, 50000, &r), 0) << daxkv_errmsg();
+    std::memset(daxkv_reservation_data(r), 0x5A, 50000);
+    ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(payload_offset(spec_))), 0);
+    EXPECT_EQ(daxkv_commit(r), -EIO);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "reading the slot faulted")) << daxkv_errmsg();
+    EXPECT_EQ(contains("reserved"), 0);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.copy_faults, 1u);
+    EXPECT_EQ(st.entries, 0u);
+    EXPECT_EQ(st.slots_free, 3u); // the reserved slot quarantined
+    EXPECT_EQ(st.slots_inflight, 0u);
+}
+
+TEST_F(Faults, SigbusWritingIntoTheDestinationOfAMigrationFailsItAndQuarantines) {
+    // A migration's copies write into the destination device: a fault
+    // there fails the migration as any failed copy does (nothing moved,
+    // the entries where they were) and quarantines the slots that faulted.
+    FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
+    SKIP_UNDER_TSAN();
+    const StoreSpec spec = StoreSpec(64 * 1024, 4).set("sigbus", "handle").set("hotplug", "1");
+    const std::string second = second_arena(spec, 0);
+    ASSERT_FALSE(HasFailure());
+    open(spec);
+    put_all(2, 60000, 1700);
+    ASSERT_EQ(daxkv_device_add(s(), second.c_str(), spec_arena_bytes(spec)), 0) << daxkv_errmsg();
+    ASSERT_EQ(::truncate(second.c_str(), static_cast<off_t>(payload_offset(spec))), 0);
+    daxkv_hotplug_result r{};
+    r.struct_size = sizeof r;
+    EXPECT_EQ(daxkv_device_remove(s(), path_.c_str(), DAXKV_MIGRATE, 0, &r), -EIO);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "faulted")) << daxkv_errmsg();
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "nothing was moved")) << daxkv_errmsg();
+    for (size_t i = 0; i < keys_.size(); ++i)
+        EXPECT_EQ(value(keys_[i]), vals_[i]) << i;
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.copy_faults, 2u);
+    EXPECT_EQ(st.entries, 2u);
+    EXPECT_EQ(st.slots_free, 2u + 2u); // the first device's two, the second's two
+    EXPECT_EQ(st.slots_inflight, 0u);
 }
 
 TEST_F(Faults, SigbusHashingALeasedEntryInPlaceIsEioAndQuarantines) {
@@ -465,22 +671,43 @@ TEST_F(Faults, SigbusCheckingValuesAtReopenLeavesThemOutAndQuarantines) {
         EXPECT_EQ(contains(k), 0) << k;
 }
 
+TEST_F(Faults, SigbusReadingSlotHeadersAtReopenLeavesThoseSlotsOutAndQuarantines) {
+    // The scan reads every slot header before anything else of a slot; a
+    // page of them that faulted killed every open as a value's page did.
+    // Such a slot cannot be judged, nor its header written: it is left out
+    // and quarantined, whatever it held.
+    FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
+    SKIP_UNDER_TSAN();
+    // verify=off: the scan reads headers alone, so the entries whose
+    // headers lie in the page kept come back (their values are cut too).
+    // Headers of 1 KiB: four to a page, none across two.
+    open(StoreSpec(4096, 16, 1024 - 64 - daxkv::arena::kKeyMax)
+             .set("sigbus", "handle")
+             .set("verify", "off"));
+    ASSERT_EQ(daxkv::arena::header_bytes_for(spec_.meta_bytes), 1024u);
+    put_all(16, 1000, 1900); // key i in slot i
+    store_.reset();
+    const uint64_t whole = 4;
+    const CutBeforeScan cut(daxkv::arena::kHeaderOffset + 4096); // the first page of headers kept
+    open(spec_);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.recovered_entries, whole);
+    EXPECT_EQ(st.recovery_dropped_corrupt, 16 - whole);
+    EXPECT_EQ(st.copy_faults, 16 - whole);
+    EXPECT_EQ(st.entries, whole);
+    EXPECT_EQ(st.slots_free, 0u); // the others quarantined: never handed out
+    for (size_t i = 0; i < keys_.size(); ++i)
+        EXPECT_EQ(contains(keys_[i]), i < whole ? 1 : 0) << i;
+}
+
 TEST_F(Faults, SigbusCheckingValuesOfAnAddedDeviceLeavesThemOutAndQuarantines) {
     // The same for a device added at run time: its arena is scanned as at
     // an open, and the pool goes on with what it could read.
     FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
     SKIP_UNDER_TSAN();
     const StoreSpec spec = StoreSpec(64 * 1024, 4).set("sigbus", "handle").set("hotplug", "1");
-    const std::string second = dir_.file("second.arena");
-    {
-        StorePtr other;
-        ASSERT_EQ(open_store(&other, second, spec), 0) << daxkv_errmsg();
-        for (int i = 0; i < 2; ++i) {
-            const std::vector<uint8_t> v = pattern(1200 + i, 50000);
-            const std::string k = "added-" + std::to_string(i);
-            ASSERT_EQ(daxkv_put(other.get(), k.data(), k.size(), v.data(), v.size(), 0), 0);
-        }
-    }
+    const std::string second = second_arena(spec, 2);
+    ASSERT_FALSE(HasFailure());
     open(spec);
     put_all(1, 60000, 1300);
     const CutBeforeScan cut(payload_offset(spec));
@@ -546,6 +773,33 @@ TEST_F(FaultsDeath, FaultsOutsideOurCopiesGoToThePreviousHandler) {
                 std::_Exit(5);
             volatile const char *p = static_cast<const char *>(m) + full - 1;
             (void)*p; // SIGBUS -> daxkv's handler -> the one installed before -> exit 42
+            std::_Exit(6);
+        },
+        ::testing::ExitedWithCode(42), "");
+}
+
+
+TEST_F(FaultsDeath, AFaultReadingTheCallersBufferOfAPutIsTheCallers) {
+    // A put guards the arena side of its copy, not the caller's: a SIGBUS
+    // on a load from the caller's buffer goes to the handler installed
+    // before, and is not taken for bad media in the slot.
+    FILE_ARENA_ONLY(); // the caller's buffer is a cut mapping of a file
+    SKIP_UNDER_TSAN();
+    EXPECT_EXIT(
+        {
+            struct sigaction sa;
+            std::memset(&sa, 0, sizeof sa);
+            sa.sa_handler = +[](int) { std::_Exit(42); };
+            sigaction(SIGBUS, &sa, nullptr);
+            open(StoreSpec(64 * 1024, 2).set("sigbus", "handle"));
+            const std::string mine = dir_.file("callers.bin");
+            int fd = ::open(mine.c_str(), O_RDWR | O_CREAT, 0600);
+            if (fd < 0 || ::ftruncate(fd, 64 * 1024) != 0)
+                std::_Exit(3);
+            void *m = ::mmap(nullptr, 64 * 1024, PROT_READ, MAP_SHARED, fd, 0);
+            if (m == MAP_FAILED || ::ftruncate(fd, 0) != 0)
+                std::_Exit(5);
+            daxkv_put(s(), "k", 1, m, 60000, 0); // SIGBUS -> the handler before -> exit 42
             std::_Exit(6);
         },
         ::testing::ExitedWithCode(42), "");

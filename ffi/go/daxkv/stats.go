@@ -78,7 +78,7 @@ type Stats struct {
 	RecoveryDroppedCorrupt uint64
 	RecoveryDroppedStale   uint64
 	RecoveryUsec           uint64
-	CopyFaults             uint64    // reads that faulted (sigbus=handle)
+	CopyFaults             uint64    // copies that faulted (sigbus=handle)
 	Batches                uint64    // put and get batch calls, synchronous and submitted
 	AsyncSubmitted         uint64    // batches queued by Submit
 	AsyncCompleted         uint64    // ... that ran and posted their completion
