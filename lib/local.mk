@@ -1,10 +1,12 @@
 # libdaxkv.so: the layers of lib/, bottom to top. They are built as two
 # convenience libraries, which the shared library wraps and the unit tests
 # link directly (to reach internals the version script hides):
-#   libdaxkv_arena: errors and sizes, the platform layer (discovery, mapping)
-#     and the on-device format. The daxkv command links it next to
-#     libdaxkv.so: info, check and format read the on-device format through
-#     the arena's internal API, which the shared library does not export.
+#   libdaxkv_arena: errors and sizes, the platform layer (discovery, mapping,
+#     copy routines), the SIGBUS guard over them (engine/fault.cpp, which
+#     recovery and `daxkv check` read slots under) and the on-device format.
+#     The daxkv command links it next to libdaxkv.so: info, check and format
+#     read the on-device format through the arena's internal API, which the
+#     shared library does not export.
 #   libdaxkv_core: the arena layers plus the copy engine, CUDA, the store and
 #     the C API.
 noinst_LTLIBRARIES += lib/libdaxkv_arena.la lib/libdaxkv_core.la
@@ -20,6 +22,7 @@ lib_libdaxkv_arena_la_SOURCES = \
 	lib/platform/fork.cpp lib/platform/fork.hpp \
 	lib/platform/devdax_open.cpp lib/platform/devdax_open.hpp \
 	lib/platform/copy.cpp lib/platform/copy.hpp \
+	lib/engine/fault.cpp lib/engine/fault.hpp \
 	lib/platform/mapping.cpp lib/platform/mapping.hpp \
 	lib/platform/numa.cpp lib/platform/numa.hpp \
 	lib/arena/format.hpp \
@@ -36,7 +39,6 @@ lib_libdaxkv_core_la_SOURCES = \
 	lib/cuda/runtime.cpp lib/cuda/runtime.hpp \
 	lib/cuda/registration.cpp lib/cuda/registration.hpp \
 	lib/cuda/staging.cpp lib/cuda/staging.hpp \
-	lib/engine/fault.cpp lib/engine/fault.hpp \
 	lib/store/config.cpp lib/store/config.hpp \
 	lib/store/slot_allocator.cpp lib/store/slot_allocator.hpp \
 	lib/store/metrics.cpp lib/store/metrics.hpp \

@@ -15,6 +15,7 @@
 
 #include "arena/arena.hpp"
 #include "arena/inspect.hpp"
+#include "engine/fault.hpp"
 #include "cli.hpp"
 #include "daxkv.h"
 #include "internal/error.hpp"
@@ -85,15 +86,16 @@ nlohmann::json to_json(const std::string &path, const pf::Mapping &m, const ar::
                    {"meta_bytes", sb.meta_bytes}};
     j["entries"] = {{"committed_headers", r.committed},
                     {"live", r.live},
-                    {"free_slots", ar::usable_slots_of(sb) - r.live},
+                    {"free_slots", ar::usable_slots_of(sb) - r.live - r.unreadable},
                     {"value_bytes", r.value_bytes},
                     {"max_seq", r.max_seq}};
     j["recovery"] = {{"would_recover", r.live},
                      {"dropped_torn", r.torn},
-                     {"dropped_corrupt", r.bad_header + r.bad_value},
+                     {"dropped_corrupt", r.bad_header + r.bad_value + r.unreadable},
                      {"dropped_stale", r.stale},
                      {"bad_header", r.bad_header},
                      {"bad_value", r.bad_value},
+                     {"unreadable", r.unreadable},
                      {"bad_removal_words", r.bad_removals},
                      {"bad_seq_floor", r.bad_floor},
                      {"usec", r.usec}};
@@ -171,16 +173,24 @@ void print_info(const std::string &path, const pf::Mapping &m, const ar::ImageRe
     }
     std::printf("  entries: %" PRIu64 " live, %" PRIu64 " free slots, %" PRIu64
                 " value bytes, newest seq %" PRIu64 "\n",
-                r.live, ar::usable_slots_of(sb) - r.live, r.value_bytes, r.max_seq);
+                r.live, ar::usable_slots_of(sb) - r.live - r.unreadable, r.value_bytes,
+                r.max_seq);
     std::printf("  an open would recover %" PRIu64 " and drop %" PRIu64 " torn, %" PRIu64
-                " corrupt (%" PRIu64 " header, %" PRIu64 " value), %" PRIu64 " stale\n",
-                r.live, r.torn, r.bad_header + r.bad_value, r.bad_header, r.bad_value, r.stale);
+                " corrupt (%" PRIu64 " header, %" PRIu64 " value, %" PRIu64
+                " unreadable), %" PRIu64 " stale\n",
+                r.live, r.torn, r.bad_header + r.bad_value + r.unreadable, r.bad_header,
+                r.bad_value, r.unreadable, r.stale);
 }
 
 ar::CheckOptions options_for(const pf::Mapping &m, bool repair, bool values, Progress *progress) {
     ar::CheckOptions o;
     o.repair = repair;
     o.check_values = values;
+    // A page of bad media ends a slot's check, not the command: the slot is
+    // reported unreadable (the command's own process, so the handler is
+    // its to install).
+    daxkv::engine::install_sigbus_handler();
+    o.read_guard = &daxkv::engine::guarded_call;
     const pf::Mapping *mp = &m;
     o.persist = [mp](const void *p, size_t n) { mp->persist(p, n); };
     if (progress && progress->on())
@@ -253,6 +263,10 @@ int cmd_check(const Args &a) {
                         " with a bad header, %" PRIu64 " with a bad value, %" PRIu64
                         " stale duplicates\n",
                         r.live, r.torn, r.bad_header, r.bad_value, r.stale);
+        if (r.unreadable)
+            std::printf("  %" PRIu64 " slots unreadable: reading them faulted (bad media); "
+                        "left as they are, and an open with sigbus=handle quarantines them\n",
+                        r.unreadable);
         if (r.bad_floor)
             std::printf("  the superblock's seq_floor is out of range%s\n",
                         repair ? ": cleared" : " (an open clears it)");

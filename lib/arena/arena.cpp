@@ -576,29 +576,15 @@ void Arena::withdraw(uint32_t slot) noexcept {
 }
 
 SlotVerdict Arena::judge(uint32_t slot, bool check_value, RecoveredEntry &out) const noexcept {
-    struct Judging {
-        const Arena *arena;
-        uint32_t slot;
-        bool check_value;
-        RecoveredEntry *out;
-        SlotVerdict verdict;
-    } j{this, slot, check_value, &out, SlotVerdict::unreadable};
-    auto read = [](void *arg) noexcept {
-        auto &in = *static_cast<Judging *>(arg);
-        const Arena &a = *in.arena;
-        const SlotHeader *h = a.header(in.slot);
-        in.verdict = classify_slot(h, __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE), a.layout_,
-                                   a.slot_data(in.slot), in.check_value, a.seq_limit_);
-        if (in.verdict == SlotVerdict::ok)
-            *in.out = RecoveredEntry{in.slot,      h->generation, h->seq,
-                                     h->value_len, h->meta_len,   h->key_len,
-                                     reinterpret_cast<const char *>(h + 1)};
-    };
-    if (!opt_.read_guard)
-        read(&j);
-    else if (opt_.read_guard(map_->base(), map_->size(), read, &j) != 0)
-        return SlotVerdict::unreadable;
-    return j.verdict;
+    const SlotHeader *h = header(slot);
+    const SlotVerdict v = judge_slot(h, layout_, slot_data(slot), check_value, seq_limit_,
+                                     opt_.read_guard, map_->base(), map_->size());
+    // An entry's header was just read whole: its fields are there to copy.
+    if (v == SlotVerdict::ok)
+        out = RecoveredEntry{slot,         h->generation, h->seq,
+                             h->value_len, h->meta_len,   h->key_len,
+                             reinterpret_cast<const char *>(h + 1)};
+    return v;
 }
 
 std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts,

@@ -292,6 +292,12 @@ uint64_t seq_limit() noexcept;
 // relies on it). Never unreadable: a fault here is the caller's.
 SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
                           const char *data, bool check_value, uint64_t limit) noexcept;
+// classify_slot() of the slot whose header is h, its commit word loaded
+// here, read under guard over [lo, lo+n), the mapping that holds the slot
+// (a null guard: read directly): unreadable where reading it faulted. The
+// recovery scan and `daxkv check` judge slots so.
+SlotVerdict judge_slot(const SlotHeader *h, const Layout &l, const char *data, bool check_value,
+                       uint64_t limit, ReadGuard guard, const void *lo, size_t n) noexcept;
 
 } // namespace arena
 } // namespace daxkv

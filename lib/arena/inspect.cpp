@@ -143,10 +143,18 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
     };
     std::unordered_map<std::string_view, Newest> newest;
     auto data_of = [&](uint64_t s) { return base + l.data_offset + s * l.slot_bytes; };
-    auto value_ok = [&](uint64_t s) {
-        const SlotHeader *h = header(s);
-        return classify_slot(h, __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE), l, data_of(s),
-                             true, limit) == SlotVerdict::ok;
+    auto judge = [&](uint64_t s, bool check_value) {
+        return judge_slot(header(s), l, data_of(s), check_value, limit, opt.read_guard, base,
+                          size);
+    };
+    // A slot that could not be read: nothing of its header is trusted, and
+    // it is left as it is.
+    auto unreadable = [&](uint64_t s) {
+        r.unreadable++;
+        SlotFinding f;
+        f.slot = static_cast<uint32_t>(s);
+        f.reason = verdict_name(SlotVerdict::unreadable);
+        r.findings.push_back(std::move(f));
     };
     // Only the usable slots: the payloads above them need not exist (room
     // to grow into, at the end of a file arena).
@@ -155,10 +163,13 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
         if (opt.progress && s % kProgressSlots == 0)
             opt.progress(s, usable);
         SlotHeader *h = header(s);
-        uint64_t commit = __atomic_load_n(&h->commit, __ATOMIC_ACQUIRE);
-        SlotVerdict v = classify_slot(h, commit, l, data_of(s), opt.check_values, limit);
+        const SlotVerdict v = judge(s, opt.check_values);
         if (v == SlotVerdict::empty)
             continue;
+        if (v == SlotVerdict::unreadable) {
+            unreadable(s);
+            continue;
+        }
         r.committed++;
         if (v != SlotVerdict::ok) {
             (v == SlotVerdict::torn ? r.torn : v == SlotVerdict::bad_header ? r.bad_header
@@ -185,10 +196,17 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
         // one's value is checked: an open that checks values drops a newer
         // version whose value is damaged and keeps the older one, and a
         // repair that withdrew the older one would lose the key.
-        if (!winner.value_checked && !value_ok(winner.slot)) {
-            r.bad_value++;
-            finding(winner.slot, header(winner.slot), verdict_name(SlotVerdict::bad_value), true);
-            withdraw(header(winner.slot));
+        const SlotVerdict checked =
+            winner.value_checked ? SlotVerdict::ok : judge(winner.slot, true);
+        if (checked != SlotVerdict::ok) {
+            if (checked == SlotVerdict::unreadable) {
+                unreadable(winner.slot);
+            } else {
+                r.bad_value++;
+                finding(winner.slot, header(winner.slot), verdict_name(SlotVerdict::bad_value),
+                        true);
+                withdraw(header(winner.slot));
+            }
             known = here_wins ? known : here;
             continue;
         }

@@ -45,6 +45,10 @@ struct ImageReport {
     uint64_t value_bytes = 0; // sum of the live entries' value_len
     uint64_t max_seq = 0;
     uint64_t torn = 0, bad_header = 0, bad_value = 0, stale = 0;
+    // Slots whose header or value faulted when read (CheckOptions'
+    // read_guard caught it: bad media): an open counts them corrupt and
+    // quarantines them, leaving them as they are; so does a repair.
+    uint64_t unreadable = 0;
     // Removal-table words out of range (seq_limit() and above): an open sets
     // them to the floor (Arena::repair_removal_table), as a repair does.
     uint64_t bad_removals = 0;
@@ -62,7 +66,7 @@ struct ImageReport {
     bool damaged() const noexcept {
         return (state == ImageState::arena && (!copy_a_valid || !copy_b_valid)) ||
                state == ImageState::damaged_arena || torn || bad_header || bad_value ||
-               bad_removals || bad_floor;
+               unreadable || bad_removals || bad_floor;
     }
 };
 
@@ -74,6 +78,10 @@ struct CheckOptions {
     // Called now and then with the slots judged so far and the slots to
     // judge (a whole device takes a while); may be empty.
     std::function<void(uint64_t done, uint64_t total)> progress;
+    // How each slot is read (as the recovery scan reads it with
+    // sigbus=handle): a slot whose reading faults is unreadable instead of
+    // the process dying. Null: read directly.
+    ReadGuard read_guard = nullptr;
 };
 
 // Inspect the size bytes at base. Reads nothing outside them; writes only

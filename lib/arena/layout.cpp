@@ -132,6 +132,28 @@ SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
                                                                 : SlotVerdict::bad_value;
 }
 
+SlotVerdict judge_slot(const SlotHeader *h, const Layout &l, const char *data, bool check_value,
+                       uint64_t limit, ReadGuard guard, const void *lo, size_t n) noexcept {
+    struct Judging {
+        const SlotHeader *h;
+        const Layout *l;
+        const char *data;
+        bool check_value;
+        uint64_t limit;
+        SlotVerdict verdict;
+    } j{h, &l, data, check_value, limit, SlotVerdict::unreadable};
+    auto read = [](void *arg) noexcept {
+        auto &in = *static_cast<Judging *>(arg);
+        in.verdict = classify_slot(in.h, __atomic_load_n(&in.h->commit, __ATOMIC_ACQUIRE), *in.l,
+                                   in.data, in.check_value, in.limit);
+    };
+    if (!guard)
+        read(&j);
+    else if (guard(lo, n, read, &j) != 0)
+        return SlotVerdict::unreadable;
+    return j.verdict;
+}
+
 namespace {
 
 // Large arenas start the payloads on a 2 MiB boundary (huge pages, and DAX

@@ -283,7 +283,7 @@ flip "$e" $((hoff + 2 * hbytes + 64)) 2      # slot 2: a key bit (header checksu
 cp "$e" "$dir/e.damaged"
 expect 3 "check finds the damage" -- "$daxkv" check "$e" --json
 cp "$dir/out" "$dir/check.json"
-check_json "check --json counts" "$dir/check.json" 'j["recovery"]["bad_value"] == 1 and j["recovery"]["dropped_torn"] == 1 and j["recovery"]["bad_header"] == 1 and j["entries"]["live"] == 5 and j["damaged"] and j["exit_status"] == 3'
+check_json "check --json counts" "$dir/check.json" 'j["recovery"]["bad_value"] == 1 and j["recovery"]["dropped_torn"] == 1 and j["recovery"]["bad_header"] == 1 and j["recovery"]["unreadable"] == 0 and j["entries"]["live"] == 5 and j["damaged"] and j["exit_status"] == 3'
 check_json "check --json findings" "$dir/check.json" '[(f["slot"], f["reason"]) for f in j["findings"]] == [(0, "bad-value"), (1, "torn"), (2, "bad-header")] and j["findings"][0]["key"].startswith("bench/chunk/")'
 if cmp -s "$e" "$dir/e.damaged"; then ok; else bad "check without --repair changed the arena"; fi
 expect 0 "info on a damaged arena" -- "$daxkv" info "$e"

@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "arena/format.hpp"
+#include "arena/inspect.hpp"
 #include "engine/copy_engine.hpp"
 #include "engine/fault.hpp"
 #include "helpers.hpp"
@@ -698,6 +699,46 @@ TEST_F(Faults, SigbusReadingSlotHeadersAtReopenLeavesThoseSlotsOutAndQuarantines
     EXPECT_EQ(st.slots_free, 0u); // the others quarantined: never handed out
     for (size_t i = 0; i < keys_.size(); ++i)
         EXPECT_EQ(contains(keys_[i]), i < whole ? 1 : 0) << i;
+}
+
+TEST_F(Faults, CheckingAnArenaWhosePageOfHeadersFaultsReportsThoseSlotsUnreadable) {
+    // daxkv check judges slots as the recovery scan does, under the guard:
+    // a page of bad media ends those slots' check, not the command, and
+    // even a repair leaves them as they are.
+    FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
+    SKIP_UNDER_TSAN();
+    daxkv::engine::install_sigbus_handler();
+    open(StoreSpec(4096, 16, 1024 - 64 - daxkv::arena::kKeyMax)); // four headers to a page
+    put_all(16, 1000, 2000);                                       // key i in slot i
+    store_.reset();
+    const uint64_t bytes = spec_arena_bytes(spec_);
+    const int fd = ::open(path_.c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    void *m = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ASSERT_NE(m, MAP_FAILED);
+    ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(daxkv::arena::kHeaderOffset + 4096)), 0);
+    daxkv::arena::CheckOptions opt;
+    opt.check_values = false; // the values are cut too
+    opt.read_guard = &daxkv::engine::guarded_call;
+    for (bool repair : {false, true}) {
+        SCOPED_TRACE(repair);
+        opt.repair = repair;
+        const daxkv::arena::ImageReport r = daxkv::arena::check_image(static_cast<char *>(m),
+                                                                      bytes, opt);
+        EXPECT_EQ(r.state, daxkv::arena::ImageState::arena);
+        EXPECT_EQ(r.live, 4u);
+        EXPECT_EQ(r.unreadable, 12u);
+        EXPECT_TRUE(r.damaged());
+        EXPECT_EQ(r.withdrawn, 0u);
+        ASSERT_EQ(r.findings.size(), 12u);
+        for (size_t i = 0; i < r.findings.size(); ++i) {
+            EXPECT_EQ(r.findings[i].slot, 4 + i);
+            EXPECT_STREQ(r.findings[i].reason, "unreadable");
+            EXPECT_EQ(r.findings[i].key, "");
+        }
+    }
+    ::munmap(m, bytes);
+    ::close(fd);
 }
 
 TEST_F(Faults, SigbusCheckingValuesOfAnAddedDeviceLeavesThemOutAndQuarantines) {
