@@ -24,38 +24,43 @@ static_assert(CopyEngine::kChunkBytes % arena::kHashBlock == 0,
 constexpr size_t kGroupChunkMax = 1 << 20;
 
 // The copy streams of a group, handed to copy_streams a few dozen at a time
-// (the lanes refill from them; no allocation on the copy path).
+// (the lanes refill from them; no allocation on the copy path). Each stream
+// carries the sides its guard covers and a tag, the caller's name for it,
+// given back with its failure.
 class StreamBatch {
 public:
-    // Every stream added reads from src and writes into dst: a SIGBUS there
-    // fails the batch (engine/fault.hpp) instead of killing the process
-    // (both empty: not guarded).
-    StreamBatch(GuardedRange src, GuardedRange dst) noexcept
-        : guard_(src.n || dst.n), src_(src), dst_(dst) {}
-    void add(void *dst, const void *src, size_t len, uint64_t *hash, bool nt) noexcept {
-        if (count_ == kCap)
-            flush();
-        s_[count_++] = platform::CopyStream{dst, src, len, hash, nt};
+    bool full() const noexcept { return count_ == kCap; }
+    void add(const platform::CopyStream &s, uint8_t guard, uint32_t tag) noexcept {
+        s_[count_] = s;
+        guard_[count_] = guard;
+        tag_[count_] = tag;
+        guarded_ = guarded_ || guard;
+        ++count_;
     }
-    // Copies what is left; the first failure (a SIGBUS in a guarded chunk).
-    int flush() noexcept {
-        if (count_ && rc_ == 0) {
-            if (guard_)
-                rc_ = guarded_copy_streams(s_, count_, src_, dst_);
-            else
-                platform::copy_streams(s_, count_);
-        }
+    // Copies the streams added since the last flush; fail(tag, code) for
+    // each one that faulted (a SIGBUS on a guarded side).
+    template <typename Fail>
+    void flush(Fail &&fail) noexcept {
+        if (!count_)
+            return;
+        if (!guarded_)
+            platform::copy_streams(s_, count_);
+        else if (guarded_copy_streams(s_, guard_, count_, codes_))
+            for (size_t i = 0; i < count_; ++i)
+                if (codes_[i])
+                    fail(tag_[i], codes_[i]);
         count_ = 0;
-        return rc_;
+        guarded_ = false;
     }
 
 private:
     static constexpr size_t kCap = 32;
     platform::CopyStream s_[kCap];
+    uint8_t guard_[kCap];
+    uint32_t tag_[kCap];
+    int codes_[kCap];
     size_t count_ = 0;
-    bool guard_;
-    GuardedRange src_, dst_;
-    int rc_ = 0;
+    bool guarded_ = false;
 };
 
 // How long a thread about to sleep for the engine looks for what it waits
@@ -159,19 +164,10 @@ CopyEngine::Plan CopyEngine::make_plan(const CopyOp *ops, size_t n) {
 void CopyEngine::execute(const Chunk *chunks, size_t n, const Plan &plan, int *errors) noexcept {
     FaultHook *hook = fault_hook();
     bool fence = false;
-    // A group holds several chunks only when none guards its source or
-    // destination or needs memmove (group_chunks): the guarded and the
-    // overlapping ones come alone, and so a failure is always that of its
-    // own chunk.
-    GuardedRange src, dst;
-    if (n == 1) {
-        const Chunk &c = chunks[0];
-        if (c.op->guard_source)
-            src = GuardedRange{static_cast<const char *>(c.op->src) + c.offset, c.len};
-        if (c.op->guard_dest)
-            dst = GuardedRange{static_cast<char *>(c.op->dst) + c.offset, c.len};
-    }
-    StreamBatch batch(src, dst);
+    // A fault fails the chunk of the stream it hit, alone: the guard tells
+    // the streams of a group apart (guarded_copy_streams).
+    StreamBatch batch;
+    auto fail = [&](uint32_t i, int rc) { record(errors, plan, *chunks[i].run, rc); };
     for (size_t i = 0; i < n; ++i) {
         const Chunk &c = chunks[i];
         const CopyOp &op = *c.op;
@@ -188,19 +184,29 @@ void CopyEngine::execute(const Chunk *chunks, size_t n, const Plan &plan, int *e
             continue;
         }
         fence = fence || op.nontemporal;
+        const uint8_t guard =
+            (op.guard_source ? kGuardSource : 0) | (op.guard_dest ? kGuardDest : 0);
+        const auto tag = static_cast<uint32_t>(i);
         if (!op.block_hashes) {
-            batch.add(d, s, c.len, nullptr, op.nontemporal);
+            if (batch.full())
+                batch.flush(fail);
+            batch.add(platform::CopyStream{d, s, c.len, nullptr, op.nontemporal}, guard, tag);
             continue;
         }
         // Chunks start on hash-block boundaries; each block is a stream of
         // its own, hashed as it is copied.
-        for (size_t done = 0; done < c.len; done += arena::kHashBlock)
-            batch.add(d + done, s + done,
-                      std::min(c.len - done, static_cast<size_t>(arena::kHashBlock)),
-                      &op.block_hashes[(c.offset + done) / arena::kHashBlock], op.nontemporal);
+        for (size_t done = 0; done < c.len; done += arena::kHashBlock) {
+            if (batch.full())
+                batch.flush(fail);
+            batch.add(platform::CopyStream{
+                          d + done, s + done,
+                          std::min(c.len - done, static_cast<size_t>(arena::kHashBlock)),
+                          &op.block_hashes[(c.offset + done) / arena::kHashBlock],
+                          op.nontemporal},
+                      guard, tag);
+        }
     }
-    if (int rc = batch.flush())
-        record(errors, plan, *chunks[0].run, rc);
+    batch.flush(fail);
     // Streaming stores are weakly ordered: fence them before the chunks are
     // counted as done and another thread may read the destination.
     if (fence)
@@ -211,10 +217,7 @@ std::vector<CopyEngine::Group> CopyEngine::group_chunks(const std::vector<Chunk>
                                                         size_t max_bytes) {
     std::vector<Group> groups;
     groups.reserve(chunks.size());
-    auto joins = [](const Chunk &c) {
-        return !c.op->guard_source && !c.op->guard_dest && !c.op->overlap_safe &&
-               c.len <= kGroupChunkMax;
-    };
+    auto joins = [](const Chunk &c) { return !c.op->overlap_safe && c.len <= kGroupChunkMax; };
     size_t bytes = 0; // of the last group
     for (uint32_t i = 0; i < chunks.size(); ++i) {
         if (!groups.empty() && joins(chunks[i])) {

@@ -45,19 +45,21 @@ constexpr int kMediaFaultWriting = -134;
 void install_sigbus_handler();
 bool sigbus_handler_installed() noexcept;
 
-// A range of memory a guarded copy reads or writes ({nullptr, 0}: none).
-struct GuardedRange {
-    const void *lo = nullptr;
-    size_t n = 0;
-};
+// The sides of a copy stream a guard covers (a bit set; 0: none).
+constexpr uint8_t kGuardSource = 1;
+constexpr uint8_t kGuardDest = 2;
 
-// platform::copy_streams() of streams whose sources all lie in src and
-// whose destinations all lie in dst (either may be empty: not guarded); a
-// SIGBUS on a load from src returns kMediaFault, one on a store into dst
-// kMediaFaultWriting, instead of killing the process. Only meaningful once
-// install_sigbus_handler() ran; without it a fault takes the default action.
-int guarded_copy_streams(const platform::CopyStream *streams, size_t count, GuardedRange src,
-                         GuardedRange dst) noexcept;
+// platform::copy_streams() of count streams, stream i guarded on the sides
+// guard[i] names: a SIGBUS on a load from a guarded source, or a store into
+// a guarded destination, fails that stream alone instead of killing the
+// process. codes[i] gets kMediaFault or kMediaFaultWriting for a stream
+// that faulted, 0 for one copied whole (every other is); returns how many
+// faulted. After a fault every other stream is copied again on its own
+// (the streams' ranges must not overlap). Only meaningful once
+// install_sigbus_handler() ran; without it a fault takes the default
+// action.
+size_t guarded_copy_streams(const platform::CopyStream *streams, const uint8_t *guard,
+                            size_t count, int *codes) noexcept;
 
 // fn(arg) under the same guard, for reads of [lo, lo+n) that copy nothing
 // (a checksum computed in place): kMediaFault when a load from that range

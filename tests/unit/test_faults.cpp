@@ -31,6 +31,7 @@
 
 #include "arena/format.hpp"
 #include "arena/inspect.hpp"
+#include "capi/handles.hpp"
 #include "engine/copy_engine.hpp"
 #include "engine/fault.hpp"
 #include "helpers.hpp"
@@ -410,8 +411,8 @@ uint64_t payload_offset(const StoreSpec &spec) {
            uint64_t(spec.slots) * spec.slot_bytes;
 }
 
-// The guard itself: a page that faults, read from and written to by one
-// guarded copy, tells which side faulted.
+// The guard itself: a page that faults, read from and written to by
+// guarded copies, tells which side of which stream faulted.
 TEST(SigbusGuard, ALoadThatFaultedIsTheSourcesAndAStoreThatFaultedTheDestinations) {
     SKIP_UNDER_TSAN();
     daxkv::engine::install_sigbus_handler();
@@ -424,24 +425,57 @@ TEST(SigbusGuard, ALoadThatFaultedIsTheSourcesAndAStoreThatFaultedTheDestination
     ASSERT_EQ(::ftruncate(fd, static_cast<off_t>(page)), 0); // the second page faults
     char *good = static_cast<char *>(m), *gone = good + page;
     std::vector<char> mine(page, 'x');
-    using daxkv::engine::GuardedRange;
-    auto copy = [](void *dst, const void *src, size_t len, GuardedRange s, GuardedRange d) {
+    using daxkv::engine::kGuardDest;
+    using daxkv::engine::kGuardSource;
+    auto copy = [](void *dst, const void *src, size_t len, uint8_t guard) {
         daxkv::platform::CopyStream st{dst, src, len, nullptr, false};
-        return daxkv::engine::guarded_copy_streams(&st, 1, s, d);
+        int code = 1;
+        daxkv::engine::guarded_copy_streams(&st, &guard, 1, &code);
+        return code;
     };
     // Whole pages: nothing faults.
-    EXPECT_EQ(copy(good, mine.data(), page, {mine.data(), page}, {good, page}), 0);
+    EXPECT_EQ(copy(good, mine.data(), page, kGuardSource | kGuardDest), 0);
     EXPECT_EQ(good[page - 1], 'x');
     // A load from the guarded source faults.
-    EXPECT_EQ(copy(mine.data(), gone, page, {gone, page}, {}), daxkv::engine::kMediaFault);
+    EXPECT_EQ(copy(mine.data(), gone, page, kGuardSource), daxkv::engine::kMediaFault);
     // A store into the guarded destination faults (both sides guarded, as a
     // move between slots is).
-    EXPECT_EQ(copy(gone, good, page, {good, page}, {gone, page}),
+    EXPECT_EQ(copy(gone, good, page, kGuardSource | kGuardDest),
               daxkv::engine::kMediaFaultWriting);
-    EXPECT_EQ(copy(gone, mine.data(), 64, {}, {gone, page}), daxkv::engine::kMediaFaultWriting);
+    EXPECT_EQ(copy(gone, mine.data(), 64, kGuardDest), daxkv::engine::kMediaFaultWriting);
     // The thread's next fault is caught as well: the jumps left SIGBUS
     // unblocked.
-    EXPECT_EQ(copy(mine.data(), gone + 64, 64, {gone, page}, {}), daxkv::engine::kMediaFault);
+    EXPECT_EQ(copy(mine.data(), gone + 64, 64, kGuardSource), daxkv::engine::kMediaFault);
+
+    // Several streams at once, interleaved in the lanes: the ones that
+    // fault fail alone, every other is copied whole.
+    std::vector<std::vector<char>> in(6), out(6);
+    std::vector<daxkv::platform::CopyStream> streams;
+    std::vector<uint8_t> guard;
+    for (size_t i = 0; i < 6; ++i) {
+        in[i].assign(3000 + 512 * i, static_cast<char>('a' + i));
+        out[i].assign(in[i].size(), 0);
+        streams.push_back({out[i].data(), in[i].data(), in[i].size(), nullptr, false});
+        guard.push_back(kGuardSource);
+    }
+    streams[1] = {gone, in[1].data(), in[1].size(), nullptr, false}; // a store faults
+    guard[1] = kGuardDest;
+    streams[4] = {out[4].data(), gone + 8, 1000, nullptr, false}; // a load faults
+    std::vector<int> codes(streams.size(), 1);
+    EXPECT_EQ(daxkv::engine::guarded_copy_streams(streams.data(), guard.data(), streams.size(),
+                                                  codes.data()),
+              2u);
+    for (size_t i = 0; i < streams.size(); ++i) {
+        SCOPED_TRACE(i);
+        if (i == 1) {
+            EXPECT_EQ(codes[i], daxkv::engine::kMediaFaultWriting);
+        } else if (i == 4) {
+            EXPECT_EQ(codes[i], daxkv::engine::kMediaFault);
+        } else {
+            EXPECT_EQ(codes[i], 0);
+            EXPECT_EQ(out[i], in[i]);
+        }
+    }
     ::munmap(m, 2 * page);
     ::close(fd);
 }
@@ -549,6 +583,68 @@ TEST_F(Faults, SigbusWritingOnEveryWorkerOfAParallelBatch) {
     EXPECT_EQ(st.slots_inflight, 0u);
     // Nothing left to write into: every slot is quarantined.
     EXPECT_EQ(put("more", pattern(1601, 1000)), -ENOSPC) << daxkv_errmsg();
+}
+
+TEST_F(Faults, SigbusInSomeItemsOfABatchOfSmallValuesFailsThemAlone) {
+    // Small values are copied several at a time, interleaved (a group of
+    // streams under one guard): a fault fails the items whose slots it
+    // hit, and every other item of the batch is copied whole, both ways.
+    FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
+    SKIP_UNDER_TSAN();
+    open(StoreSpec(4096, 16).set("sigbus", "handle").set("verify", "read"));
+    put_all(8, 4000, 2100); // slots 0..7
+    // Slots 0..3 and 8..11 kept, 4..7 and 12..15 cut: the file ends after
+    // slot 11, and slots 4..7 are cut out of its middle by a second
+    // mapping, as pages of bad media would be.
+    ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(payload_offset(spec_) + 12 * 4096)),
+              0);
+    {
+        daxkv_store *st = s();
+        char *slot4 = st->store->core().pool.arena(0).slot_data(4);
+        const int empty = ::memfd_create("cut", 0);
+        ASSERT_GE(empty, 0);
+        ASSERT_NE(::mmap(slot4, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, empty, 0),
+                  MAP_FAILED);
+        ::close(empty);
+    }
+    std::vector<std::vector<uint8_t>> out(8, std::vector<uint8_t>(4096));
+    std::vector<daxkv_item> items = items_for(out);
+    EXPECT_EQ(daxkv_get_batch(s(), items.data(), items.size(), 0), 4);
+    for (size_t i = 0; i < 8; ++i) {
+        SCOPED_TRACE(i);
+        if (i < 4) {
+            ASSERT_EQ(items[i].status, 0);
+            out[i].resize(items[i].len);
+            EXPECT_EQ(out[i], vals_[i]);
+        } else {
+            EXPECT_EQ(items[i].status, -EIO);
+        }
+    }
+    EXPECT_EQ(stats().copy_faults, 4u);
+    // Writes: eight new keys into slots 8..15, of which 12..15 are cut.
+    std::vector<std::string> keys;
+    std::vector<std::vector<uint8_t>> vals;
+    for (size_t i = 0; i < 8; ++i) {
+        keys.push_back("new-" + std::to_string(i));
+        vals.push_back(pattern(2200 + i, 3000 + 100 * i));
+    }
+    std::vector<daxkv_item> in(8);
+    for (size_t i = 0; i < 8; ++i)
+        in[i] = daxkv_item{keys[i].data(), keys[i].size(), vals[i].data(), vals[i].size(),
+                           nullptr, 0, 12345};
+    EXPECT_EQ(daxkv_put_batch(s(), in.data(), in.size(), 0), 4);
+    for (size_t i = 0; i < 8; ++i) {
+        SCOPED_TRACE(i);
+        EXPECT_EQ(in[i].status, i < 4 ? 0 : -EIO);
+        if (i < 4)
+            EXPECT_EQ(value(keys[i]), vals[i]);
+        else
+            EXPECT_EQ(contains(keys[i]), 0);
+    }
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.copy_faults, 8u);
+    EXPECT_EQ(st.entries, 8u);
+    EXPECT_EQ(st.slots_free, 0u); // eight entries, eight slots quarantined
 }
 
 TEST_F(Faults, SigbusHashingAReservedValueAtItsCommitIsEioAndQuarantines) {
