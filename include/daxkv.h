@@ -139,8 +139,9 @@ DAXKV_API void daxkv_config_free(daxkv_config *cfg);
  * nt_stores (auto|on|off), cuda_register_chunk (4 KiB..64 GiB),
  * cuda_staging_bytes (1 MiB..1 GiB, whole MiB), placement
  * (least_used|numa), numa (auto|off: copy workers on the devices' NUMA
- * node), sigbus (default|handle: a SIGBUS reading or writing a value in the
- * arena becomes -EIO for that item and quarantines the slot; installs a
+ * node), sigbus (default|handle: a SIGBUS reading or writing a value or a
+ * slot header in the arena becomes -EIO for that item and quarantines the
+ * slot; installs a
  * process-wide handler that chains every other SIGBUS), grow_limit (bytes up to 64 TiB: each arena is
  * laid out so that daxkv_device_resize can grow it to this size; fixed when
  * it is formatted, 0 = no room to grow; auto = a new arena to the device's

@@ -497,7 +497,19 @@ void Arena::clear_commit_words(uint64_t from, uint64_t to) {
         map_->persist(header(static_cast<uint32_t>(from)), (to - from) * layout_.header_bytes);
 }
 
-void Arena::write_body(uint32_t slot, uint64_t seq, uint32_t generation, const void *key,
+template <typename Fn>
+bool Arena::guarded(Fn &&fn) const noexcept {
+    if (!opt_.fault_guard) {
+        fn();
+        return true;
+    }
+    // The whole mapping: a slot's header and its value lie far apart, and
+    // a fault anywhere in it is the arena's.
+    return opt_.fault_guard(
+               map_->base(), map_->size(), [](void *f) { (*static_cast<Fn *>(f))(); }, &fn) == 0;
+}
+
+bool Arena::write_body(uint32_t slot, uint64_t seq, uint32_t generation, const void *key,
                        uint16_t key_len, const void *meta, uint32_t meta_len, uint64_t value_len,
                        uint64_t value_hash, bool hashed) noexcept {
     // The fields are laid out and summed here, then stored: the header's
@@ -514,29 +526,36 @@ void Arena::write_body(uint32_t slot, uint64_t seq, uint32_t generation, const v
     const char *body = reinterpret_cast<const char *>(&fields) + offsetof(SlotHeader, seq);
     const uint64_t sum = body_checksum(body, key, key_len, meta, meta_len);
     SlotHeader *h = header(slot);
-    std::memcpy(reinterpret_cast<char *>(h) + offsetof(SlotHeader, seq), body, kBodyFieldBytes);
-    char *k = reinterpret_cast<char *>(h + 1);
-    std::memcpy(k, key, key_len);
-    if (meta_len)
-        std::memcpy(k + kKeyMax, meta, meta_len);
-    h->body_hash = sum;
+    return guarded([&] {
+        std::memcpy(reinterpret_cast<char *>(h) + offsetof(SlotHeader, seq), body,
+                    kBodyFieldBytes);
+        char *k = reinterpret_cast<char *>(h + 1);
+        std::memcpy(k, key, key_len);
+        if (meta_len)
+            std::memcpy(k + kKeyMax, meta, meta_len);
+        h->body_hash = sum;
+    });
 }
 
-void Arena::stage_entry(uint32_t slot, uint64_t value_len) const noexcept {
+bool Arena::stage_entry(uint32_t slot, uint64_t value_len) const noexcept {
     if (opt_.durability != Durability::power)
-        return;
+        return true;
     const SlotHeader *h = header(slot);
-    map_->write_back(slot_data(slot), value_len);
-    map_->write_back(h, sizeof(SlotHeader) + kKeyMax + h->meta_len);
+    return guarded([&] {
+        map_->write_back(slot_data(slot), value_len);
+        map_->write_back(h, sizeof(SlotHeader) + kKeyMax + h->meta_len);
+    });
 }
 
-void Arena::stage_commit(uint32_t slot, uint64_t seq) noexcept {
+bool Arena::stage_commit(uint32_t slot, uint64_t seq) noexcept {
     if (opt_.durability == Durability::none)
-        return;
+        return true;
     SlotHeader *h = header(slot);
-    __atomic_store_n(&h->commit, seq, __ATOMIC_RELEASE);
-    if (opt_.durability == Durability::power)
-        map_->write_back(&h->commit, sizeof h->commit);
+    return guarded([&] {
+        __atomic_store_n(&h->commit, seq, __ATOMIC_RELEASE);
+        if (opt_.durability == Durability::power)
+            map_->write_back(&h->commit, sizeof h->commit);
+    });
 }
 
 void Arena::fence() const noexcept {
@@ -544,41 +563,55 @@ void Arena::fence() const noexcept {
         map_->drain();
 }
 
-void Arena::publish(uint32_t slot, uint64_t seq, uint64_t value_len) noexcept {
-    if (opt_.durability == Durability::none)
-        return;
+bool Arena::publish(uint32_t slot, uint64_t seq, uint64_t value_len) noexcept {
     // The commit word is stored last, after the fence that makes value and
     // body durable: a reader after a crash sees either the whole entry or
     // none of it.
-    stage_entry(slot, value_len);
-    fence();
-    stage_commit(slot, seq);
-    fence();
+    return persist_entry(slot, value_len) && commit(slot, seq);
 }
 
-void Arena::persist_entry(uint32_t slot, uint64_t value_len) const noexcept {
-    stage_entry(slot, value_len);
+bool Arena::persist_entry(uint32_t slot, uint64_t value_len) const noexcept {
+    const bool ok = stage_entry(slot, value_len);
     fence();
+    return ok;
 }
 
-void Arena::commit(uint32_t slot, uint64_t seq) noexcept {
-    stage_commit(slot, seq);
+bool Arena::commit(uint32_t slot, uint64_t seq) noexcept {
+    const bool ok = stage_commit(slot, seq);
     fence();
+    return ok;
 }
 
-void Arena::withdraw(uint32_t slot) noexcept {
+bool Arena::withdraw(uint32_t slot) noexcept {
     SlotHeader *h = header(slot);
-    if (__atomic_load_n(&h->commit, __ATOMIC_RELAXED) == 0)
-        return;
-    __atomic_store_n(&h->commit, uint64_t(0), __ATOMIC_RELEASE);
-    if (opt_.durability == Durability::power)
-        map_->persist(&h->commit, sizeof h->commit);
+    return guarded([&] {
+        if (__atomic_load_n(&h->commit, __ATOMIC_RELAXED) == 0)
+            return;
+        __atomic_store_n(&h->commit, uint64_t(0), __ATOMIC_RELEASE);
+        if (opt_.durability == Durability::power)
+            map_->persist(&h->commit, sizeof h->commit);
+    });
+}
+
+bool Arena::read_checksum(uint32_t slot, bool *hashed, uint64_t *hash) const noexcept {
+    const SlotHeader *h = header(slot);
+    return guarded([&] {
+        *hashed = (h->flags & kHdrValueHashed) != 0;
+        *hash = h->value_hash;
+    });
+}
+
+bool Arena::read_meta(uint32_t slot, void *dst, uint32_t len) const noexcept {
+    if (len == 0)
+        return true; // nothing of the header to read
+    const char *meta = header_meta(slot);
+    return guarded([&] { std::memcpy(dst, meta, len); });
 }
 
 SlotVerdict Arena::judge(uint32_t slot, bool check_value, RecoveredEntry &out) const noexcept {
     const SlotHeader *h = header(slot);
     const SlotVerdict v = judge_slot(h, layout_, slot_data(slot), check_value, seq_limit_,
-                                     opt_.read_guard, map_->base(), map_->size());
+                                     opt_.fault_guard, map_->base(), map_->size());
     // An entry's header was just read whole: its fields are there to copy.
     if (v == SlotVerdict::ok)
         out = RecoveredEntry{slot,         h->generation, h->seq,
@@ -644,7 +677,10 @@ std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts,
                     }
                     if (v != SlotVerdict::ok) {
                         (v == SlotVerdict::torn ? p.counts.torn : p.counts.corrupt)++;
-                        withdraw(slot);
+                        // Its header was just read whole; one that faults
+                        // now is unreadable like any other.
+                        if (!withdraw(slot))
+                            p.unreadable.push_back(slot);
                         continue;
                     }
                     p.entries.push_back(e);

@@ -50,12 +50,14 @@ struct RecoveredEntry {
     const char *key; // points into the slot header
 };
 
-// How a scan reads what it checks of a slot (its header, and its value's
-// bytes for their checksum): fn(arg) run so that a fault reading [lo,
-// lo+n) (a SIGBUS caught under sigbus=handle: bad media) returns nonzero
+// How an arena touches a slot's header and value outside the copy engine
+// (a scan's reads, a running store's header reads and writes): fn(arg) run
+// so that a fault on a load from or a store into [lo, lo+n) (a SIGBUS
+// caught under sigbus=handle: bad media, a truncated file) returns nonzero
 // instead of killing the process; 0 once fn returned. fn holds nothing
-// that needs destroying. engine::guarded_call is one.
-using ReadGuard = int (*)(const void *lo, size_t n, void (*fn)(void *arg), void *arg) noexcept;
+// that needs destroying: a fault leaves it by a jump. engine::guarded_call
+// is one.
+using FaultGuard = int (*)(const void *lo, size_t n, void (*fn)(void *arg), void *arg) noexcept;
 
 struct RecoveryCounts {
     uint64_t recovered = 0;
@@ -73,7 +75,7 @@ enum class SlotVerdict {
     torn,       // commit word present but not equal to seq
     bad_header, // key_len / meta_len / value_len out of bounds, or body_hash mismatch
     bad_value,  // the value checksum does not match (only when checked)
-    unreadable, // reading the header or the value faulted (a SIGBUS caught by a ReadGuard)
+    unreadable, // reading the header or the value faulted (a SIGBUS caught by a FaultGuard)
 };
 const char *verdict_name(SlotVerdict v) noexcept;
 
@@ -102,7 +104,9 @@ public:
         // rather than for as many as the mapping holds; 0: as many as fit.
         uint64_t slot_count = 0;
         unsigned threads = 1;   // recovery scan parallelism
-        ReadGuard read_guard = nullptr; // the scan's (null: read directly)
+        // Under which guard the slot headers are read and written, and a
+        // scan reads values (null: directly, a fault ends the process).
+        FaultGuard fault_guard = nullptr;
         // When formatting an existing device: called as its slot headers
         // are cleared, with the slots done and the slots to clear (a whole
         // device takes a while); may be empty.
@@ -151,30 +155,44 @@ public:
     }
     const char *header_meta(uint32_t slot) const noexcept { return header_key(slot) + kKeyMax; }
 
+    // The entry methods below touch a slot's header (and write back its
+    // value): each returns true, or false where that faulted under the
+    // arena's fault_guard (bad media under the header, or a truncated file:
+    // the slot can be neither trusted nor reused, and the caller quarantines
+    // it; what the method did before the fault is undefined). Without a
+    // guard such a fault ends the process and they return true.
+
     // Write a new entry's header body (the commit word stays 0).
-    void write_body(uint32_t slot, uint64_t seq, uint32_t generation, const void *key,
-                    uint16_t key_len, const void *meta, uint32_t meta_len, uint64_t value_len,
-                    uint64_t value_hash, bool hashed) noexcept;
+    [[nodiscard]] bool write_body(uint32_t slot, uint64_t seq, uint32_t generation,
+                                  const void *key, uint16_t key_len, const void *meta,
+                                  uint32_t meta_len, uint64_t value_len, uint64_t value_hash,
+                                  bool hashed) noexcept;
     // Make value and body durable as the durability mode asks, then store
-    // the commit word. After this returns the entry survives what the mode
-    // promises.
-    void publish(uint32_t slot, uint64_t seq, uint64_t value_len) noexcept;
+    // the commit word. After this returns true the entry survives what the
+    // mode promises.
+    [[nodiscard]] bool publish(uint32_t slot, uint64_t seq, uint64_t value_len) noexcept;
     // publish() in two steps, for a commit that must happen under a lock
     // while the (long) write-back of the value must not: persist_entry()
     // first, with no lock held, then commit().
-    void persist_entry(uint32_t slot, uint64_t value_len) const noexcept;
-    void commit(uint32_t slot, uint64_t seq) noexcept;
+    [[nodiscard]] bool persist_entry(uint32_t slot, uint64_t value_len) const noexcept;
+    [[nodiscard]] bool commit(uint32_t slot, uint64_t seq) noexcept;
     // The same protocol for a batch, fenced once per step rather than once
     // per entry (durability=power; with process only the commit word is
     // stored, with none nothing): stage_entry() writes back each entry's
     // value and body, fence(), stage_commit() stores and writes back each
     // commit word, fence(). An entry is durable, and its commit word only
     // then, after the fence that follows each step.
-    void stage_entry(uint32_t slot, uint64_t value_len) const noexcept;
-    void stage_commit(uint32_t slot, uint64_t seq) noexcept;
+    [[nodiscard]] bool stage_entry(uint32_t slot, uint64_t value_len) const noexcept;
+    [[nodiscard]] bool stage_commit(uint32_t slot, uint64_t seq) noexcept;
     void fence() const noexcept;
     // Withdraw an entry: clear its commit word (durably, per mode).
-    void withdraw(uint32_t slot) noexcept;
+    [[nodiscard]] bool withdraw(uint32_t slot) noexcept;
+    // What a committed entry's header holds beyond what the index keeps:
+    // its value checksum (*hashed false: written with verify=off), and its
+    // metadata (len bytes into dst). A committed header does not change
+    // while the entry is borrowed.
+    [[nodiscard]] bool read_checksum(uint32_t slot, bool *hashed, uint64_t *hash) const noexcept;
+    [[nodiscard]] bool read_meta(uint32_t slot, void *dst, uint32_t len) const noexcept;
 
     // Pool history (docs/on-device-format.md, "Pool history").
     uint64_t seq_floor() const;
@@ -205,7 +223,7 @@ public:
     // by the caller, which knows keys. Runs on up to 16 threads (options'
     // threads); throws std::bad_alloc when one of them runs out of memory,
     // after all have ended (slots cleared so far stay cleared).
-    // Slots whose header or value could not be read (options' read_guard
+    // Slots whose header or value could not be read (options' fault_guard
     // caught a fault: SlotVerdict::unreadable) are counted corrupt and left
     // as they are, their commit word kept (a later open finds them
     // unreadable again, so their bytes are never reused); their numbers go
@@ -236,9 +254,14 @@ private:
                b % kRemovalBucketsPerBlock;
     }
     void clear_commit_words(uint64_t from, uint64_t to); // slots [from, to), durably
-    // The scan's verdict on one slot, read under options' read_guard; out
+    // The scan's verdict on one slot, read under options' fault_guard; out
     // gets the entry when it is ok.
     SlotVerdict judge(uint32_t slot, bool check_value, RecoveredEntry &out) const noexcept;
+
+    // fn() under opt_.fault_guard over the whole mapping: false where it
+    // faulted (see the entry methods).
+    template <typename Fn>
+    bool guarded(Fn &&fn) const noexcept;
 
     std::unique_ptr<platform::Mapping> map_;
     Options opt_;
@@ -288,7 +311,7 @@ uint64_t seq_limit() noexcept;
 // against a validated layout. data is the slot's payload; its checksum is
 // compared only when check_value is set and the header says it was hashed.
 // A seq at or above limit (seq_limit()) is a bad header. Reads nothing
-// outside the header and the payload of that slot (a scan's ReadGuard
+// outside the header and the payload of that slot (a scan's FaultGuard
 // relies on it). Never unreadable: a fault here is the caller's.
 SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
                           const char *data, bool check_value, uint64_t limit) noexcept;
@@ -297,7 +320,7 @@ SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
 // (a null guard: read directly): unreadable where reading it faulted. The
 // recovery scan and `daxkv check` judge slots so.
 SlotVerdict judge_slot(const SlotHeader *h, const Layout &l, const char *data, bool check_value,
-                       uint64_t limit, ReadGuard guard, const void *lo, size_t n) noexcept;
+                       uint64_t limit, FaultGuard guard, const void *lo, size_t n) noexcept;
 
 } // namespace arena
 } // namespace daxkv

@@ -81,7 +81,7 @@ struct CheckOptions {
     // How each slot is read (as the recovery scan reads it with
     // sigbus=handle): a slot whose reading faults is unreadable instead of
     // the process dying. Null: read directly.
-    ReadGuard read_guard = nullptr;
+    FaultGuard read_guard = nullptr;
 };
 
 // Inspect the size bytes at base. Reads nothing outside them; writes only

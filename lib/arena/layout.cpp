@@ -133,7 +133,7 @@ SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
 }
 
 SlotVerdict judge_slot(const SlotHeader *h, const Layout &l, const char *data, bool check_value,
-                       uint64_t limit, ReadGuard guard, const void *lo, size_t n) noexcept {
+                       uint64_t limit, FaultGuard guard, const void *lo, size_t n) noexcept {
     struct Judging {
         const SlotHeader *h;
         const Layout *l;

@@ -8,8 +8,17 @@ void Entries::retire(Index::Locked &l) noexcept {
     if (!l->committed())
         return;
     const SlotRef ref = l->ref();
-    c_.pool.arena(ref.arena).withdraw(ref.slot);
-    c_.slots.retire(ref);
+    if (c_.pool.arena(ref.arena).withdraw(ref.slot)) {
+        c_.slots.retire(ref);
+    } else {
+        // Its header faulted (sigbus=handle): the commit word may still be
+        // there, so the slot is never reused; a reopen finds it unreadable,
+        // or removed by the history recorded before this.
+        c_.counters.copy_faults++;
+        log(kLogErr, "withdrawing the entry in slot %u of device %u faulted (SIGBUS): slot "
+            "quarantined", ref.slot, ref.arena);
+        c_.slots.quarantine_faulted(ref);
+    }
     c_.index.uncommit(l);
 }
 
@@ -21,7 +30,9 @@ void Entries::drop(Index::Locked &l) noexcept {
 
 void Entries::discard(Index::Locked &l) noexcept {
     c_.history.record_removal(l.hash());
-    c_.pool.arena(l->ref().arena).withdraw(l->ref().slot);
+    // A fault clearing its commit word changes nothing: the caller
+    // quarantines the slot whatever happens here.
+    static_cast<void>(c_.pool.arena(l->ref().arena).withdraw(l->ref().slot));
     c_.index.uncommit(l);
     c_.index.erase_if_empty(l);
 }

@@ -45,22 +45,20 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
             const Borrow &b = borrows[k];
             daxkv_item &it = items[item_of[k]];
             it.status = item_status([&] {
-                if (c_.copier.verifies_reads()) {
-                    if (const int rc = reads_.verify_in_place(b)) {
-                        const std::string what = format("item %zu: ", item_of[k]);
-                        open[k] = false; // failed_in_place ends it, whatever it throws
-                        reads_.failed_in_place(b, rc, what.c_str());
-                    }
+                int rc = c_.copier.verifies_reads() ? reads_.verify_in_place(b) : 0;
+                if (rc == 0 && it.meta && !reads_.copy_meta(b, it.meta))
+                    rc = engine::kMediaFault;
+                if (rc) {
+                    const std::string what = format("item %zu: ", item_of[k]);
+                    open[k] = false; // failed_verify ends it, whatever it throws
+                    reads_.failed_verify(b, rc, what.c_str());
                 }
                 return 0;
             });
             if (it.status != 0)
                 continue;
-            if (it.meta) {
-                std::memcpy(it.meta, c_.pool.arena(b.ref.arena).header_meta(b.ref.slot),
-                            b.meta_len);
+            if (it.meta)
                 it.meta_len = b.meta_len;
-            }
             it.len = b.len;
         }
         size_t kept = 0; // the items that passed, moved to the front

@@ -162,8 +162,8 @@ public:
     Locked lookup(std::string_view key) { return lookup(key, hash(key)); }
     Locked lookup(std::string_view key, uint64_t hash) { return lookup(key, hash, shard_of(hash)); }
     // With shard i locked whatever the key: the entry only if the key
-    // belongs to that shard (a key read back from a slot header that may be
-    // damaged, while the slot's state is the shard's).
+    // belongs to that shard (a borrow's key, while the borrowed slot's
+    // state is the shard's).
     Locked lookup(std::string_view key, uint64_t hash, uint16_t i);
     // The key's shard locked and the entry of a write in flight, found
     // without a lookup: e is the entry the write's claim found or added,

@@ -32,6 +32,7 @@ struct Hotplug::Move {
     uint64_t hash = 0;
     SlotRef src, dst;
     uint64_t src_seq = 0, seq = 0, len = 0;
+    uint32_t meta_len = 0;
     // Writing the copy faulted (SIGBUS, sigbus=handle): its slot is
     // quarantined when the move is dropped.
     bool dst_faulted = false;
@@ -91,13 +92,14 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
 
     std::vector<Move> moves;
     moves.reserve(keys.size());
+    std::vector<char> meta(c_.cfg.meta_bytes); // a header's metadata, on its way
     // Undo phase 1 for a claimed entry: free the copy's slot, drop the
     // borrow of the source. Nothing was committed, so nothing else to undo.
     auto drop = [&](Move &mv) noexcept {
         auto g = c_.index.lock_shard(Index::shard_of(mv.hash));
         c_.slots.write_ended();
         if (mv.dst_faulted)
-            c_.slots.quarantine_write(mv.dst);
+            c_.slots.quarantine_faulted(mv.dst);
         else
             c_.slots.release(mv.dst);
         c_.slots.end_borrow(mv.src);
@@ -156,6 +158,7 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
             mv.src = l->ref();
             mv.src_seq = l->version().seq;
             mv.len = l->version().value_len;
+            mv.meta_len = l->version().meta_len;
             mv.seq = c_.history.next_seq();
             chunk_bytes += mv.len;
             moves.push_back(std::move(mv));
@@ -203,6 +206,7 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
             Borrow b;
             b.shard = Index::shard_of(mv.hash);
             b.ref = mv.src;
+            b.key = mv.key;
             reads_.end_copy(b, copy_rc[k]); // ends the move's borrow of the source
             {
                 auto g = c_.index.lock_shard(b.shard);
@@ -211,16 +215,34 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
             }
             moves.erase(moves.begin() + static_cast<std::ptrdiff_t>(first + k));
         }
+        // The headers: the source's checksum and metadata (stable,
+        // committed and borrowed) into the destination's. A header that
+        // faults (sigbus=handle) fails the migration as a faulting copy
+        // does: nothing is moved, and a destination that faulted is
+        // quarantined.
         for (size_t i = first; i < moves.size(); ++i) {
-            const Move &mv = moves[i];
+            Move &mv = moves[i];
             const arena::Arena &from = c_.pool.arena(mv.src.arena);
             arena::Arena &to = c_.pool.arena(mv.dst.arena);
-            const arena::SlotHeader *h = from.header(mv.src.slot);
-            // The source header is stable: committed and borrowed.
-            to.write_body(mv.dst.slot, mv.seq, mv.dst.gen, from.header_key(mv.src.slot),
-                          h->key_len, from.header_meta(mv.src.slot), h->meta_len, mv.len,
-                          h->value_hash, (h->flags & arena::kHdrValueHashed) != 0);
-            to.stage_entry(mv.dst.slot, mv.len);
+            bool hashed = false;
+            uint64_t value_hash = 0;
+            if (!from.read_checksum(mv.src.slot, &hashed, &value_hash) ||
+                !from.read_meta(mv.src.slot, meta.data(), mv.meta_len)) {
+                c_.counters.copy_faults++;
+                fail(-EIO, "reading the header of slot %u of device %u faulted (media error "
+                           "or truncated arena file); nothing was moved",
+                     mv.src.slot, mv.src.arena);
+            }
+            if (!to.write_body(mv.dst.slot, mv.seq, mv.dst.gen, mv.key.data(),
+                               static_cast<uint16_t>(mv.key.size()), meta.data(), mv.meta_len,
+                               mv.len, value_hash, hashed) ||
+                !to.stage_entry(mv.dst.slot, mv.len)) {
+                mv.dst_faulted = true;
+                c_.counters.copy_faults++;
+                fail(-EIO, "writing the header of slot %u of device %u faulted (media error "
+                           "or truncated arena file): slot quarantined; nothing was moved",
+                     mv.dst.slot, mv.dst.arena);
+            }
         }
         c_.pool.fence_all(); // the chunk's copies durable before any is committed
     }
@@ -238,12 +260,30 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
             drop(mv); // replaced or removed meanwhile: the copy never becomes visible
             continue;
         }
-        c_.pool.arena(mv.dst.arena).commit(mv.dst.slot, mv.seq);
+        if (!c_.pool.arena(mv.dst.arena).commit(mv.dst.slot, mv.seq)) {
+            // Its header faulted since it was written (sigbus=handle): the
+            // copy never becomes visible, and its slot is quarantined. The
+            // entry goes too, as one a read finds faulting does: its device
+            // is being emptied.
+            c_.counters.copy_faults++;
+            entries_.drop(l);
+            l.unlock();
+            mv.dst_faulted = true;
+            drop(mv);
+            ms.deleted_keys++;
+            continue;
+        }
         c_.slots.commit(mv.dst);
-        c_.pool.arena(mv.src.arena).withdraw(mv.src.slot);
-        // The source: freed, or by its last lease if it is leased.
+        const bool withdrawn = c_.pool.arena(mv.src.arena).withdraw(mv.src.slot);
+        // The source: freed, or by its last lease if it is leased; one
+        // whose commit word could not be cleared is never reused.
         c_.slots.end_borrow(mv.src);
-        c_.slots.retire(mv.src);
+        if (withdrawn) {
+            c_.slots.retire(mv.src);
+        } else {
+            c_.counters.copy_faults++;
+            c_.slots.quarantine_faulted(mv.src);
+        }
         c_.index.move(l, mv.dst, mv.seq);
         c_.slots.write_ended();
         ms.moved_keys++;

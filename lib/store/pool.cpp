@@ -91,7 +91,7 @@ void Pool::map_device_once(DeviceRow &row, const DeviceSpec &d) const {
     // With sigbus=handle the recovery scan reads each slot (header and
     // value) under the guard: a page of bad media leaves its slots out
     // instead of failing every open.
-    ao.read_guard = cfg_.sigbus_handle ? &engine::guarded_call : nullptr;
+    ao.fault_guard = cfg_.sigbus_handle ? &engine::guarded_call : nullptr;
     ao.usable_bytes = d.bytes;
     const bool payload = cfg_.capacity == Capacity::payload && d.bytes;
     if (payload)

@@ -29,12 +29,13 @@ int Reads::borrow(std::string_view key, uint64_t hash, size_t cap, size_t *len_o
     if (meta_cap != SIZE_MAX && meta_cap < v.meta_len)
         return set_error(-ENOBUFS, "metadata buffer holds %zu bytes, the entry has %u",
                          meta_cap, v.meta_len);
-    start_borrow(l, out);
+    start_borrow(l, key, out);
     return 0;
 }
 
-void Reads::start_borrow(Index::Locked &l, Borrow &out) {
+void Reads::start_borrow(Index::Locked &l, std::string_view key, Borrow &out) {
     const Version &v = l->version();
+    out.key = key;
     c_.slots.borrow(v.ref);
     c_.index.touch(l);
     out.shard = l.shard();
@@ -49,29 +50,34 @@ void Reads::end(const Borrow &b) noexcept {
     c_.slots.end_borrow(b.ref);
 }
 
-bool Reads::verify(const Borrow &b, const uint64_t *block_hashes) const noexcept {
-    const arena::SlotHeader *h = c_.pool.arena(b.ref.arena).header(b.ref.slot);
-    if (!(h->flags & arena::kHdrValueHashed))
-        return true; // written with verify=off: nothing to check against
+int Reads::verify(const Borrow &b, const uint64_t *block_hashes) const noexcept {
+    bool hashed = false;
+    uint64_t want = 0;
+    if (!c_.pool.arena(b.ref.arena).read_checksum(b.ref.slot, &hashed, &want))
+        return engine::kMediaFault;
+    if (!hashed)
+        return 0; // written with verify=off: nothing to check against
     // An empty value is copied without hashing (block_hashes is null): its
     // checksum is that of no bytes.
     const uint64_t got = b.len ? arena::combine_block_hashes(block_hashes,
                                                              arena::hash_block_count(b.len))
                                : arena::value_checksum(b.src, 0);
-    return got == h->value_hash;
+    return got == want ? 0 : kMismatch;
 }
 
 int Reads::verify_in_place(const Borrow &b) const noexcept {
-    const arena::SlotHeader *h = c_.pool.arena(b.ref.arena).header(b.ref.slot);
-    if (!(h->flags & arena::kHdrValueHashed))
+    bool hashed = false;
+    uint64_t want = 0, got = 0;
+    if (!c_.pool.arena(b.ref.arena).read_checksum(b.ref.slot, &hashed, &want))
+        return engine::kMediaFault;
+    if (!hashed)
         return 0;
-    uint64_t got = 0;
     if (int rc = c_.copier.checksum(b.src, b.len, &got))
         return rc;
-    return got == h->value_hash ? 0 : kMismatch;
+    return got == want ? 0 : kMismatch;
 }
 
-void Reads::failed_in_place(const Borrow &b, int rc, const char *what) {
+void Reads::failed_verify(const Borrow &b, int rc, const char *what) {
     if (rc == engine::kMediaFault)
         faulted(b, what);
     failed_checksum(b, what);
@@ -90,12 +96,9 @@ void Reads::quarantine(const Borrow &b, bool media) noexcept {
         log(kLogErr, "entry in slot %u of device %u failed its checksum: dropped", b.ref.slot,
             b.ref.arena);
     }
-    // The key as the slot's header has it, looked up in the borrow's shard
-    // (whose lock orders the slot's state whatever the header says).
-    const arena::Arena &ar = c_.pool.arena(b.ref.arena);
-    std::string_view key(ar.header_key(b.ref.slot),
-                         std::min<size_t>(ar.header(b.ref.slot)->key_len, arena::kKeyMax));
-    Index::Locked l = c_.index.lookup(key, Index::hash(key), b.shard);
+    // The borrow's key, looked up in its shard (whose lock orders the
+    // slot's state); the entry is dropped if it is still the one borrowed.
+    Index::Locked l = c_.index.lookup(b.key, Index::hash(b.key), b.shard);
     if (l && l->committed() && l->ref().slot == b.ref.slot && l->ref().arena == b.ref.arena &&
         l->ref().gen == b.ref.gen)
         entries_.discard(l);
@@ -150,8 +153,10 @@ int Reads::get(std::string_view key, void *dst, size_t cap, size_t *len_out) {
         [&] { end(b); });
     if (copy_rc)
         copy_failed(b, copy_rc, "");
-    if (verify_read && !verify(b, b.len ? hashes.at(off) : nullptr))
-        failed_checksum(b, "");
+    if (verify_read) {
+        if (const int rc = verify(b, b.len ? hashes.at(off) : nullptr))
+            failed_verify(b, rc, "");
+    }
     end(b);
     count_hit(b.len);
     return 0;
@@ -286,11 +291,13 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
                 // borrow ended.
                 if (copy_rc[k])
                     copy_failed(b, copy_rc[k], "");
-                if (verify_read && !verify(b, b.len ? ops[k].block_hashes : nullptr))
-                    failed_checksum(b, "");
+                if (verify_read) {
+                    if (const int rc = verify(b, b.len ? ops[k].block_hashes : nullptr))
+                        failed_verify(b, rc, "");
+                }
                 if (it.meta) {
-                    std::memcpy(it.meta, c_.pool.arena(b.ref.arena).header_meta(b.ref.slot),
-                                b.meta_len);
+                    if (!copy_meta(b, it.meta))
+                        failed_verify(b, engine::kMediaFault, "");
                     it.meta_len = b.meta_len;
                 }
                 it.len = b.len;
@@ -402,7 +409,7 @@ int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out, uint32_
             c_.pool.wait_lease_gate(a);
             continue;
         }
-        start_borrow(e, b);
+        start_borrow(e, key, b);
         c_.slots.lease(v.ref); // hotplug tells leases from reads in progress
         break;
     }
@@ -412,7 +419,7 @@ int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out, uint32_
                 auto g = c_.index.lock_shard(b.shard);
                 c_.slots.end_lease(b.ref);
             }
-            failed_in_place(b, rc, ""); // ends the borrow
+            failed_verify(b, rc, ""); // ends the borrow
         }
     }
     l->shard = b.shard;

@@ -32,6 +32,10 @@ struct Borrow {
     const char *src = nullptr;
     uint64_t len = 0;
     uint32_t meta_len = 0;
+    // The key as the caller gave it (valid for the call): a borrow dropped
+    // for a fault finds its entry by it, not by its header's copy, which
+    // may be what faulted.
+    std::string_view key;
 };
 
 // A lease: the bytes of an entry, borrowed in place until released.
@@ -98,16 +102,25 @@ public:
     // leading run of items found (before stop).
     static int batch_result(const daxkv_item *items, size_t stop, bool prefix, int hits) noexcept;
     // verify=read: whether b's bytes match their checksum, from the block
-    // hashes its copy computed (null for an empty value).
-    bool verify(const Borrow &b, const uint64_t *block_hashes) const noexcept;
-    // verify=read of bytes read where they are (a lease, a GPU read before
-    // its DMA): 0 when they match, kMismatch when they do not, and
-    // engine::kMediaFault when reading them faulted (SIGBUS, sigbus=handle).
+    // hashes its copy computed (null for an empty value): 0 when they
+    // match, kMismatch when they do not, and engine::kMediaFault when
+    // reading the checksum from the slot's header faulted (SIGBUS,
+    // sigbus=handle).
     static constexpr int kMismatch = 1;
+    int verify(const Borrow &b, const uint64_t *block_hashes) const noexcept;
+    // The same for bytes read where they are (a lease, a GPU read before
+    // its DMA); kMediaFault also when reading them faulted.
     int verify_in_place(const Borrow &b) const noexcept;
-    // What verify_in_place() found wrong (rc): the entry is dropped, its
-    // slot quarantined; throws -EIO (the message starts with what).
-    [[noreturn]] void failed_in_place(const Borrow &b, int rc, const char *what);
+    // What verify() or verify_in_place() found wrong (rc): the entry is
+    // dropped, its slot quarantined; throws -EIO (the message starts with
+    // what).
+    [[noreturn]] void failed_verify(const Borrow &b, int rc, const char *what);
+    // b's metadata (b.meta_len bytes) into dst: false where reading it from
+    // the slot's header faulted (sigbus=handle; the caller hands that to
+    // failed_verify as engine::kMediaFault).
+    bool copy_meta(const Borrow &b, void *dst) const noexcept {
+        return c_.pool.arena(b.ref.arena).read_meta(b.ref.slot, dst, b.meta_len);
+    }
     // The bytes of b failed their checksum: the entry is dropped, its slot
     // quarantined; throws -EIO (the message starts with what).
     [[noreturn]] void failed_checksum(const Borrow &b, const char *what);
@@ -129,9 +142,10 @@ public:
     }
 
 private:
-    // Borrow the committed entry l holds (its lock held): the slot's read
-    // count, the LRU touch, and where its bytes are.
-    void start_borrow(Index::Locked &l, Borrow &out);
+    // Borrow the committed entry l holds (its lock held), found by the
+    // caller's key: the slot's read count, the LRU touch, and where its
+    // bytes are.
+    void start_borrow(Index::Locked &l, std::string_view key, Borrow &out);
     void quarantine(const Borrow &b, bool media) noexcept;
     // Reading b's bytes faulted: quarantine(b, true), and throw -EIO.
     [[noreturn]] void faulted(const Borrow &b, const char *what);

@@ -25,6 +25,16 @@ struct Found {
     std::string key;
 };
 
+// Withdraw a commit that lost at recovery (stale, replaced, or removed while
+// its device was away). The scan has just read its header whole; should
+// clearing it fault now (sigbus=handle), the slot stays as it is: a write
+// into it faults on the same header and quarantines it, and a later scan
+// finds it unreadable, or older than what won, as this one did.
+void withdraw_lost(Core &c, uint32_t a, uint32_t slot) noexcept {
+    if (!c.pool.arena(a).withdraw(slot))
+        c.counters.copy_faults++;
+}
+
 // Offer a recovered version for its key (l locked), and withdraw whichever
 // commit lost: the offered one (stale), or the one the index had
 // (replaced), whose slot is freed as after a replace when it was in use.
@@ -32,9 +42,9 @@ Index::Offer offer(Core &c, Index::Locked &l, const Version &v, uint64_t tick, b
     Version loser;
     const Index::Offer o = c.index.insert_recovered(l, v, tick, &loser);
     if (o == Index::Offer::stale) {
-        c.pool.arena(v.ref.arena).withdraw(v.ref.slot);
+        withdraw_lost(c, v.ref.arena, v.ref.slot);
     } else if (o == Index::Offer::replaced) {
-        c.pool.arena(loser.ref.arena).withdraw(loser.ref.slot);
+        withdraw_lost(c, loser.ref.arena, loser.ref.slot);
         if (in_use)
             c.slots.retire(loser.ref);
     }
@@ -131,7 +141,7 @@ void recover_pool(Core &c) {
                                      (!own[a].empty() && c.history.missed(h, r.seq, own[a])))) {
                 // Removed (or replaced, then removed) while this device was
                 // away: the pool's history says it is gone.
-                ar->withdraw(r.slot);
+                withdraw_lost(c, a, r.slot);
                 ++removed_away;
                 continue;
             }
@@ -274,7 +284,7 @@ void adopt_device(Core &c, uint32_t a, uint64_t floor, const std::vector<uint64_
         Index::Locked l = c.index.lookup(key, h);
         if (c.history.kept() && (c.history.removed_while_away(h, r.seq, floor) ||
                                  (!own.empty() && c.history.missed(h, r.seq, own)))) {
-            d.arena->withdraw(r.slot);
+            withdraw_lost(c, a, r.slot);
             ++removed;
             continue;
         }

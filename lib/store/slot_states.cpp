@@ -71,7 +71,7 @@ void SlotStates::quarantine(const SlotRef &r) noexcept {
     mark_quarantined(st, r.arena);
 }
 
-void SlotStates::quarantine_write(const SlotRef &r) noexcept {
+void SlotStates::quarantine_faulted(const SlotRef &r) noexcept {
     mark_quarantined(rows_[r.arena][r.slot], r.arena);
     // As free(): a drain or removal waiting for this write counts the slot
     // among those it need not wait for from now on.

@@ -82,9 +82,10 @@ public:
     SlotRef start_write(uint32_t a, uint32_t slot) noexcept;
     void commit(const SlotRef &r) noexcept;
     void release(const SlotRef &r) noexcept;
-    // A write whose slot could not be written or read back (a SIGBUS,
-    // sigbus=handle) is abandoned: the slot is never handed out again.
-    void quarantine_write(const SlotRef &r) noexcept;
+    // A slot that could not be written or read back (a SIGBUS,
+    // sigbus=handle) by a write, which is abandoned, or by the withdrawal
+    // of its entry: never handed out again. Borrows of it still end.
+    void quarantine_faulted(const SlotRef &r) noexcept;
     // A committed version is replaced or removed: free, or pending_free
     // while it is borrowed (freed by the last end_borrow).
     void retire(const SlotRef &r) noexcept;

@@ -164,6 +164,8 @@ void Writes::commit_on_devices(Finished *w, size_t n, bool hashed) noexcept {
     // The headers are cold (a batch's slots were last written long ago):
     // ask for the lines of the ones a few items ahead, so that their misses
     // overlap instead of coming one after another.
+    // A header that faults (sigbus=handle) leaves its write uncommitted and
+    // marked: commit_in_index abandons it and quarantines the slot.
     constexpr size_t kAhead = 4;
     auto prefetch_header = [&](size_t k) {
         const SlotRef &ref = w[k].p->inflight->ref;
@@ -179,24 +181,37 @@ void Writes::commit_on_devices(Finished *w, size_t n, bool hashed) noexcept {
     for (size_t k = 0; k < n; ++k) {
         if (k + kAhead < n)
             prefetch_header(k + kAhead);
-        const Pending &p = *w[k].p;
+        Pending &p = *w[k].p;
         const Inflight &inf = *p.inflight;
         arena::Arena &ar = c_.pool.arena(inf.ref.arena);
         w[k].seq = first_seq + k;
-        ar.write_body(inf.ref.slot, w[k].seq, inf.ref.gen, p.key.data(),
-                      static_cast<uint16_t>(p.key.size()), w[k].meta, w[k].meta_len, inf.len,
-                      w[k].value_hash, hashed);
-        ar.stage_entry(inf.ref.slot, inf.len);
+        if (!ar.write_body(inf.ref.slot, w[k].seq, inf.ref.gen, p.key.data(),
+                           static_cast<uint16_t>(p.key.size()), w[k].meta, w[k].meta_len,
+                           inf.len, w[k].value_hash, hashed) ||
+            !ar.stage_entry(inf.ref.slot, inf.len))
+            header_faulted(p);
     }
     c_.history.stage_commits(first_seq, n, [w](size_t k) { return w[k].p->hash; });
     c_.pool.fence_all();
     // The commit words, then one fence: a crash leaves each entry whole or
     // absent.
     for (size_t k = 0; k < n; ++k) {
-        const Inflight &inf = *w[k].p->inflight;
-        c_.pool.arena(inf.ref.arena).stage_commit(inf.ref.slot, w[k].seq);
+        Pending &p = *w[k].p;
+        if (p.slot_faulted)
+            continue;
+        const Inflight &inf = *p.inflight;
+        if (!c_.pool.arena(inf.ref.arena).stage_commit(inf.ref.slot, w[k].seq))
+            header_faulted(p);
     }
     c_.pool.fence_all();
+}
+
+void Writes::header_faulted(Pending &p) noexcept {
+    const SlotRef &ref = p.inflight->ref;
+    p.slot_faulted = true;
+    c_.counters.copy_faults++;
+    log(kLogErr, "writing the header of slot %u of device %u faulted (SIGBUS): write "
+        "abandoned, slot quarantined", ref.slot, ref.arena);
 }
 
 Index::Locked Writes::locate(const Pending &p) {
@@ -207,12 +222,22 @@ Index::Locked Writes::locate(const Pending &p) {
 
 int Writes::commit_in_index(Finished &w, ItemTally &commits) {
     Pending &p = *w.p;
+    if (p.slot_faulted) {
+        abandon(p);
+        c_.counters.puts_failed++;
+        fail(-EIO, "writing the entry's header faulted (media error or truncated arena file): "
+                   "slot quarantined");
+    }
     Inflight &inf = *p.inflight;
     Index::Locked l = locate(p);
     c_.slots.write_ended();
     if (inf.canceled) {
-        c_.pool.arena(inf.ref.arena).withdraw(inf.ref.slot);
-        c_.slots.release(inf.ref);
+        if (c_.pool.arena(inf.ref.arena).withdraw(inf.ref.slot)) {
+            c_.slots.release(inf.ref);
+        } else {
+            header_faulted(p);
+            c_.slots.quarantine_faulted(inf.ref);
+        }
         c_.counters.puts_failed++;
         p.inflight.reset();
         fail(-ECANCELED, "a forced remove cancelled the write");
@@ -248,7 +273,7 @@ void Writes::abandon(Pending &p) noexcept {
     if (inf.phase.load() == Inflight::kDetached)
         c_.pool[inf.ref.arena].detached--;
     if (p.slot_faulted)
-        c_.slots.quarantine_write(inf.ref);
+        c_.slots.quarantine_faulted(inf.ref);
     else
         c_.slots.release(inf.ref);
     p.inflight.reset();

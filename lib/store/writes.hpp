@@ -112,6 +112,9 @@ public:
     // logged, and marks p so that abandon quarantines its slot. The caller
     // abandons p.
     Error copy_error(Pending &p, int rc, const std::string &what);
+    // Writing p's slot header faulted (sigbus=handle): counted, logged, and
+    // p marked as copy_error marks it.
+    void header_faulted(Pending &p) noexcept;
     // Commit n finished writes whose copies all succeeded: on the devices,
     // then each in the index, with its status.
     void commit_batch(Finished *w, size_t n, bool hashed);

@@ -1027,6 +1027,58 @@ TEST_P(CudaPaths, ASigbusCheckingValuesBeforeTheirDmaIsEioPerItem) {
     EXPECT_EQ(calls("cudaMemcpyAsync"), copies_before) << "a value that faulted was copied";
 }
 
+TEST_P(CudaPaths, ASigbusReadingTheMetadataOfAGpuReadIsEioPerItem) {
+    // A GPU read returns each entry's metadata from its slot header: with
+    // sigbus=handle a header that faults drops that entry and quarantines
+    // its slot, as a host read does, instead of killing the process.
+    if (test_device())
+        GTEST_SKIP() << "the SIGBUS comes from truncating the arena file";
+#if defined(__SANITIZE_THREAD__)
+    GTEST_SKIP() << "SIGBUS recovery is not testable under TSan (test_faults.cpp)";
+#endif
+    // Headers of 1 KiB, four to a page; the values are empty, so that only
+    // a header can fault (the cut below takes every payload).
+    const StoreSpec spec = StoreSpec(4096, 8, 1024 - 64 - daxkv::arena::kKeyMax)
+                               .set("cuda_staging_bytes", "1MiB")
+                               .set("cuda_register_chunk", "64MiB")
+                               .set("sigbus", "handle");
+    open(spec);
+    maybe_register();
+    make_values({0, 0, 0, 0, 0, 0});
+    std::vector<daxkv_item> items = put_items();
+    const char meta[] = "metadata";
+    for (auto &it : items) {
+        it.meta = const_cast<char *>(meta);
+        it.meta_len = sizeof meta;
+    }
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), items.size(), 0), 6) << daxkv_errmsg();
+    // The first page of headers kept: the entries in slots 0..3.
+    ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(daxkv::arena::kHeaderOffset + 4096)),
+              0);
+    auto got = get_items(16);
+    std::vector<std::vector<char>> metas(got.size(), std::vector<char>(64, 'x'));
+    for (size_t i = 0; i < got.size(); ++i) {
+        got[i].meta = metas[i].data();
+        got[i].meta_len = metas[i].size();
+    }
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), got.data(), got.size(), stream_, 0), 4);
+    sync();
+    for (size_t i = 0; i < got.size(); ++i) {
+        if (i < 4) {
+            EXPECT_EQ(got[i].status, 0) << i;
+            EXPECT_EQ(got[i].meta_len, sizeof meta) << i;
+            EXPECT_STREQ(metas[i].data(), meta) << i;
+        } else {
+            EXPECT_EQ(got[i].status, -EIO) << i;
+        }
+    }
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.copy_faults, 2u);
+    EXPECT_EQ(st.entries, 4u);
+    EXPECT_EQ(st.slots_inflight, 0u);
+    EXPECT_EQ(st.slots_pending_free, 0u) << "a borrow was not ended";
+}
+
 TEST_F(Cuda, ASigbusWritingStagedValuesIntoTheArenaIsEioPerItem) {
     // The staged put copies each value from its staging buffer into the
     // slot on the CPU: with sigbus=handle a fault there (a truncated arena

@@ -16,9 +16,12 @@
 // place with verify=read, for recovery, which reads every slot header and
 // checks every value at an open, and for writes: put, put_batch, a
 // reservation's commit and a migration's copies, whose slots are
-// quarantined).
+// quarantined), and an arena file cut inside its slot headers under a
+// running store (a get's checksum, a batch's metadata host and GPU, a
+// lease, a key walk, a put's commit, a removal, a migration's headers).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -729,6 +732,149 @@ TEST_F(Faults, SigbusHashingALeasedEntryInPlaceIsEioAndQuarantines) {
     EXPECT_EQ(st.verify_failures, 0u); // faults, not checksum mismatches
     EXPECT_EQ(st.entries, 0u);
     EXPECT_EQ(st.slots_free, 1u); // three slots quarantined
+}
+
+// A running store reads and writes slot headers outside its copies: the
+// checksum a read verifies, the metadata it returns, a commit's body and
+// commit word, a removal's commit word, a key walk's metadata. Each of them
+// killed the process on a header page that faulted, whatever sigbus said.
+// The headers lie before every payload: a file cut inside their table cuts
+// every value too, so these entries have empty values (no payload byte is
+// read or written) and only the header can fault.
+class HeaderFaults : public Faults {
+protected:
+    // 12 entries "key-<i>" in slots 0..11 (of 16), empty values, metadata
+    // "meta-<i>"; then, with cut, the file is cut after the first page of
+    // headers (slots 0..3 kept: headers of 1 KiB, four to a page).
+    void open_and_cut(StoreSpec spec, bool cut = true) {
+        open(spec.set("sigbus", "handle"));
+        ASSERT_EQ(daxkv::arena::header_bytes_for(spec_.meta_bytes), 1024u);
+        for (int i = 0; i < 12; ++i) {
+            const std::string k = "key-" + std::to_string(i), m = "meta-" + std::to_string(i);
+            daxkv_item it{k.data(), k.size(), const_cast<char *>(""), 0,
+                          const_cast<char *>(m.data()), m.size(), 12345};
+            ASSERT_EQ(daxkv_put_batch(s(), &it, 1, 0), 1) << daxkv_errmsg();
+        }
+        if (cut) {
+            const auto kept = static_cast<off_t>(daxkv::arena::kHeaderOffset + 4096);
+            ASSERT_EQ(::truncate(path_.c_str(), kept), 0);
+        }
+    }
+    static StoreSpec spec() { return StoreSpec(4096, 16, 1024 - 64 - daxkv::arena::kKeyMax); }
+    // The metadata of k, read with get_batch: 0 and *meta, or the status.
+    int meta_of(const std::string &k, std::string *meta) {
+        char m[512];
+        daxkv_item it{k.data(), k.size(), m, 0, m, sizeof m, 12345};
+        const int rc = daxkv_get_batch(s(), &it, 1, 0);
+        if (rc < 0)
+            return rc;
+        if (it.status == 0)
+            meta->assign(m, it.meta_len);
+        return it.status;
+    }
+};
+
+TEST_F(HeaderFaults, ReadingTheHeadersOfEntriesIsEioAndQuarantines) {
+    FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
+    SKIP_UNDER_TSAN();
+    open_and_cut(spec().set("verify", "read"));
+    // get: the checksum verify=read checks is in the header.
+    std::vector<uint8_t> buf(16);
+    size_t len = 99;
+    EXPECT_EQ(daxkv_get(s(), "key-4", 5, buf.data(), buf.size(), &len), -EIO);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "faulted")) << daxkv_errmsg();
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "quarantined")) << daxkv_errmsg();
+    EXPECT_EQ(contains("key-4"), 0);
+    // get_batch with metadata, per item: the kept header's entry whole.
+    std::string meta;
+    EXPECT_EQ(meta_of("key-5", &meta), -EIO);
+    EXPECT_EQ(meta_of("key-1", &meta), 0);
+    EXPECT_EQ(meta, "meta-1");
+    // A lease checks the entry in place, header included.
+    daxkv_lease *l = nullptr;
+    EXPECT_EQ(daxkv_lease_acquire(s(), "key-6", 5, &l), -EIO);
+    EXPECT_EQ(l, nullptr);
+    // A walk of the keys reports each entry's metadata: the ones whose
+    // header faults are left out (and stay until a read drops them).
+    daxkv_cursor *c = nullptr;
+    ASSERT_EQ(daxkv_cursor_open(s(), nullptr, &c), 0) << daxkv_errmsg();
+    std::vector<std::string> walked;
+    daxkv_key_info k{};
+    k.struct_size = sizeof k;
+    while (daxkv_cursor_next(c, &k) == 1) {
+        walked.emplace_back(static_cast<const char *>(k.key), k.key_len);
+        EXPECT_EQ(std::string(static_cast<const char *>(k.meta), k.meta_len),
+                  "meta-" + walked.back().substr(4));
+    }
+    daxkv_cursor_close(c);
+    std::sort(walked.begin(), walked.end());
+    EXPECT_EQ(walked, (std::vector<std::string>{"key-0", "key-1", "key-2", "key-3"}));
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.copy_faults, 3u + 5u); // three reads, five entries left out of the walk
+    EXPECT_EQ(st.verify_failures, 0u);  // faults, not checksum mismatches
+    EXPECT_EQ(st.entries, 12u - 3u);
+    EXPECT_EQ(st.slots_free, 4u); // the three dropped quarantined
+}
+
+TEST_F(HeaderFaults, WritingTheHeadersOfEntriesIsEioAndQuarantines) {
+    FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
+    SKIP_UNDER_TSAN();
+    open_and_cut(spec());
+    // A removal clears the commit word: the entry goes, its slot is
+    // quarantined (its commit word may still be there).
+    EXPECT_EQ(daxkv_remove(s(), "key-6", 5, 0), 0) << daxkv_errmsg();
+    EXPECT_EQ(contains("key-6"), 0);
+    // A put writes the header of a free slot (12..15, all cut).
+    EXPECT_EQ(daxkv_put(s(), "new", 3, "", 0, 0), -EIO);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "writing the entry's header faulted"))
+        << daxkv_errmsg();
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "quarantined")) << daxkv_errmsg();
+    EXPECT_EQ(contains("new"), 0);
+    // In a batch, per item; a key being replaced keeps its old version.
+    const char m[] = "other";
+    std::vector<daxkv_item> items = {
+        daxkv_item{"key-7", 5, const_cast<char *>(""), 0, const_cast<char *>(m), 5, 12345},
+        daxkv_item{"new-b", 5, const_cast<char *>(""), 0, nullptr, 0, 12345}};
+    EXPECT_EQ(daxkv_put_batch(s(), items.data(), items.size(), DAXKV_REPLACE), 0);
+    EXPECT_EQ(items[0].status, -EIO);
+    EXPECT_EQ(items[1].status, -EIO);
+    EXPECT_EQ(contains("new-b"), 0);
+    std::string meta;
+    EXPECT_EQ(meta_of("key-1", &meta), 0); // a kept header's entry is whole
+    EXPECT_EQ(meta, "meta-1");
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.copy_faults, 4u);
+    EXPECT_EQ(st.entries, 11u); // key-7 among them
+    EXPECT_EQ(st.slots_free, 1u); // four quarantined: key-6's and three writes'
+    EXPECT_EQ(st.slots_inflight, 0u);
+    // The store closes (the superblocks lie before the cut).
+    store_.reset();
+}
+
+TEST_F(HeaderFaults, WritingTheHeadersOfAMigrationFailsItAndQuarantines) {
+    FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
+    SKIP_UNDER_TSAN();
+    const StoreSpec first = spec().set("sigbus", "handle").set("hotplug", "1");
+    const std::string second = second_arena(first, 0);
+    ASSERT_FALSE(HasFailure());
+    open_and_cut(first, false);
+    ASSERT_EQ(daxkv_device_add(s(), second.c_str(), spec_arena_bytes(first)), 0)
+        << daxkv_errmsg();
+    // The second device's headers go: moving an entry writes one there.
+    ASSERT_EQ(::truncate(second.c_str(), static_cast<off_t>(daxkv::arena::kHeaderOffset)), 0);
+    daxkv_hotplug_result r{};
+    r.struct_size = sizeof r;
+    EXPECT_EQ(daxkv_device_remove(s(), path_.c_str(), DAXKV_MIGRATE, 0, &r), -EIO);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "faulted")) << daxkv_errmsg();
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "nothing was moved")) << daxkv_errmsg();
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.copy_faults, 1u);
+    EXPECT_EQ(st.entries, 12u);
+    EXPECT_EQ(st.slots_inflight, 0u);
+    EXPECT_EQ(st.slots_free, 4u + 15u); // the first device's four, the second's but one
+    std::string meta;
+    EXPECT_EQ(meta_of("key-2", &meta), 0);
+    EXPECT_EQ(meta, "meta-2");
 }
 
 // While it lives, each arena file recovery scans (at an open or a device
