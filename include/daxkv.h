@@ -141,7 +141,8 @@ DAXKV_API void daxkv_config_free(daxkv_config *cfg);
  * (least_used|numa), numa (auto|off: copy workers on the devices' NUMA
  * node), sigbus (default|handle: a SIGBUS reading or writing a value or a
  * slot header in the arena becomes -EIO for that item and quarantines the
- * slot; installs a
+ * slot; one in the superblocks fails an open with -EIO, and under a running
+ * store leaves that device's pool history record out; installs a
  * process-wide handler that chains every other SIGBUS), grow_limit (bytes up to 64 TiB: each arena is
  * laid out so that daxkv_device_resize can grow it to this size; fixed when
  * it is formatted, 0 = no room to grow; auto = a new arena to the device's
@@ -441,8 +442,8 @@ struct daxkv_stats {
     uint64_t recovery_usec;
     /* Fields below were added after the first layout: filled only when
      * struct_size covers them. */
-    uint64_t copy_faults; /* copies that faulted (sigbus=handle): slot quarantined, a read's
-                             entry dropped */
+    uint64_t copy_faults; /* copies and slot header or superblock accesses that faulted
+                             (sigbus=handle): slot quarantined, a read's entry dropped */
     uint64_t batches;         /* put and get batch calls, synchronous (GPU too) and submitted */
     uint64_t async_submitted; /* batches queued by daxkv_submit */
     uint64_t async_completed; /* ... that ran and posted their completion */

@@ -133,6 +133,13 @@ void print_state_line(const std::string &path, const ar::ImageReport &r) {
         std::printf("%s: data that is not a daxkv arena ('daxkv format --force' claims it)\n",
                     path.c_str());
         break;
+    case ar::ImageState::unreadable:
+        std::printf("%s: its first 8 KiB (the superblock copies and the removal table) cannot\n"
+                    "  be read: reading them faulted (bad media); an open refuses it, and\n"
+                    "  nothing of it can be judged ('daxkv format --force' starts over where\n"
+                    "  the device takes the writes)\n",
+                    path.c_str());
+        break;
     }
 }
 
@@ -304,6 +311,8 @@ bool allowed_to_format(const Args &a, const std::string &path, const ar::ImageRe
                before.state == ar::ImageState::foreign ? "data that is not a daxkv arena"
                : before.state == ar::ImageState::other_version
                    ? "a daxkv arena of another format version"
+               : before.state == ar::ImageState::unreadable
+                   ? "a first 8 KiB that cannot be read (bad media)"
                    : "a daxkv arena with both superblock copies damaged");
     return false;
 }
@@ -353,6 +362,9 @@ int cmd_format(const Args &a) {
         opt.meta_bytes = static_cast<uint32_t>(meta_bytes);
         opt.durability = ar::Durability::process;
         opt.format = true;
+        // Bad media under what the format writes fails it with -EIO.
+        daxkv::engine::install_sigbus_handler();
+        opt.fault_guard = &daxkv::engine::guarded_call;
         if (progress.on())
             opt.format_progress = [&progress](uint64_t done, uint64_t total) {
                 progress.update(done, total);

@@ -31,6 +31,13 @@ bool all_zero(const char *p, size_t n) {
 
 bool has_magic(const char *p) { return std::memcmp(p, kMagic, sizeof kMagic) == 0; }
 
+// Load every cache line of [p, p+n): where it faults, the guard around it
+// says so.
+void read_bytes(const char *p, uint64_t n) {
+    for (uint64_t i = 0; i < n; i += 64)
+        static_cast<void>(*static_cast<const volatile char *>(p + i));
+}
+
 } // namespace
 
 SuperblockReport Arena::inspect(const platform::Mapping &map) {
@@ -112,7 +119,24 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
              static_cast<unsigned long long>(opt_.slot_bytes),
              static_cast<unsigned long long>(layout_.header_bytes));
 
-    SuperblockReport rep = inspect(*map_);
+    // Bad media under the superblock blocks (or a file cut inside them)
+    // must not end the process: they are read once under the fault_guard,
+    // and from then on every access of them is guarded. Such a device
+    // cannot say what it held, nor which changes of the pool it saw (its
+    // removal table lies there too): it is refused unless it is to be
+    // formatted.
+    const bool blocks_readable =
+        guarded([&] { read_bytes(map_->base(), std::min(kHeaderOffset, map_->backed())); });
+    if (!blocks_readable) {
+        history_faulted_.store(true);
+        if (!map_->created() && !opt_.format && !opt_.reformat)
+            fail(-EIO,
+                 "%s: reading its superblock blocks (the first %llu bytes) faulted (SIGBUS: bad "
+                 "media, or a file cut short); it is left untouched (use on_mismatch=reformat "
+                 "or 'daxkv format' to start over)",
+                 path.c_str(), static_cast<unsigned long long>(kHeaderOffset));
+    }
+    SuperblockReport rep = blocks_readable ? inspect(*map_) : SuperblockReport{};
     if (map_->created() || rep.zeroed || opt_.format) {
         // A new file, anonymous memory, or a zeroed device: ours to format
         // (and anything at all when the caller asks for a format).
@@ -184,7 +208,7 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
             repair_removal_table();
             // Repair a damaged or older second copy (and a damaged floor).
             if (!rep.valid_a || !rep.valid_b || floor_repaired)
-                write_superblock();
+                write_superblock(sb_);
         }
     }
 
@@ -202,13 +226,15 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
             clear_commit_words(0, layout_.slot_count);
         }
         if (!was_recoverable) {
-            sb_.flags |= kSbRecoverable;
-            write_superblock();
+            Superblock next = sb_;
+            next.flags |= kSbRecoverable;
+            write_superblock(next);
         }
         recoverable_ = !formatted_;
     } else if (was_recoverable) {
-        sb_.flags &= ~kSbRecoverable;
-        write_superblock();
+        Superblock next = sb_;
+        next.flags &= ~kSbRecoverable;
+        write_superblock(next);
     }
     // The arena is whole: a file this open created gets its path only now.
     map_->name_new_file();
@@ -260,12 +286,17 @@ void Arena::keep() noexcept {
 }
 
 Arena::~Arena() {
+    // Where the blocks fault, there is nothing to put back.
     if (undo_format_) {
-        std::memset(map_->base(), 0, kHeaderOffset);
-        map_->persist(map_->base(), kHeaderOffset);
+        static_cast<void>(guarded([&] {
+            std::memset(map_->base(), 0, kHeaderOffset);
+            map_->persist(map_->base(), kHeaderOffset);
+        }));
     } else if (undo_blocks_) {
-        std::memcpy(map_->base(), undo_blocks_.get(), kHeaderOffset);
-        map_->persist(map_->base(), kHeaderOffset);
+        static_cast<void>(guarded([&] {
+            std::memcpy(map_->base(), undo_blocks_.get(), kHeaderOffset);
+            map_->persist(map_->base(), kHeaderOffset);
+        }));
     }
 }
 
@@ -306,8 +337,10 @@ void Arena::format() {
             .count());
     // Invalidate the old superblocks first so a crash mid-format leaves a
     // zeroed (formattable) arena rather than an old layout over new headers.
-    std::memset(map_->base(), 0, kHeaderOffset);
-    map_->persist(map_->base(), kHeaderOffset);
+    guarded_or_fail("clearing its superblock blocks", [&] {
+        std::memset(map_->base(), 0, kHeaderOffset);
+        map_->persist(map_->base(), kHeaderOffset);
+    });
     if (!map_->created()) {
         // In steps, so that a caller can show a large device's progress.
         const uint64_t n = layout_.slot_count, step = uint64_t(1) << 16;
@@ -317,7 +350,7 @@ void Arena::format() {
                 opt_.format_progress(std::min(n, s + step), n);
         }
     }
-    write_superblock();
+    write_superblock(sb_);
     formatted_ = true;
 }
 
@@ -348,8 +381,9 @@ void Arena::set_seq_floor(uint64_t v) {
     std::lock_guard<std::mutex> g(sb_m_);
     if (sb_.seq_floor == v)
         return;
-    sb_.seq_floor = v;
-    write_superblock();
+    Superblock next = sb_;
+    next.seq_floor = v;
+    write_superblock(next);
 }
 
 uint64_t Arena::last_open() const {
@@ -366,17 +400,19 @@ void Arena::set_last_open(uint64_t s) {
     std::lock_guard<std::mutex> g(sb_m_);
     if (sb_.last_open == s && sb_.closed_cleanly == 0)
         return;
-    sb_.last_open = s;
-    sb_.closed_cleanly = 0;
-    write_superblock();
+    Superblock next = sb_;
+    next.last_open = s;
+    next.closed_cleanly = 0;
+    write_superblock(next);
 }
 
 void Arena::mark_closed() {
     std::lock_guard<std::mutex> g(sb_m_);
     if (sb_.closed_cleanly == 1)
         return;
-    sb_.closed_cleanly = 1;
-    write_superblock();
+    Superblock next = sb_;
+    next.closed_cleanly = 1;
+    write_superblock(next);
 }
 
 // A floor at or above the limit (format.hpp, kSeqAhead) is damage: the pool
@@ -406,54 +442,66 @@ bool Arena::repair_seq_floor() {
 // are not.
 void Arena::repair_removal_table() {
     uint32_t damaged = 0;
-    for (uint32_t b = 0; b < kRemovalBuckets; ++b) {
-        uint64_t *w = removal_word(b);
-        if (*w >= seq_limit_) {
-            *w = sb_.seq_floor;
-            ++damaged;
+    guarded_or_fail("repairing its removal table", [&] {
+        for (uint32_t b = 0; b < kRemovalBuckets; ++b) {
+            uint64_t *w = removal_word(b);
+            if (*w >= seq_limit_) {
+                *w = sb_.seq_floor;
+                ++damaged;
+            }
         }
-    }
+        if (damaged)
+            for (uint64_t block = 0; block < 2; ++block)
+                map_->persist(map_->base() + block * kSuperblockBytes + kRemovalTableOffset,
+                              kSuperblockBytes - kRemovalTableOffset);
+    });
     if (!damaged)
         return;
-    for (uint64_t block = 0; block < 2; ++block)
-        map_->persist(map_->base() + block * kSuperblockBytes + kRemovalTableOffset,
-                      kSuperblockBytes - kRemovalTableOffset);
     log(kLogWarning,
         "%s: %u words of the removal table were out of range (damaged) and are set to the "
         "arena's floor; entries of their buckets on this device are dropped",
         map_->info().path.c_str(), damaged);
 }
 
-uint64_t Arena::removal(uint32_t b) const noexcept {
-    return __atomic_load_n(removal_word(b), __ATOMIC_ACQUIRE);
+bool Arena::read_removals(uint64_t *table) const noexcept {
+    return history_access([&] {
+        for (uint32_t b = 0; b < kRemovalBuckets; ++b)
+            table[b] = __atomic_load_n(removal_word(b), __ATOMIC_ACQUIRE);
+    });
 }
 
-void Arena::stage_removal(uint32_t b, uint64_t seq) noexcept {
+bool Arena::stage_removal(uint32_t b, uint64_t seq) noexcept {
     uint64_t *w = removal_word(b);
-    uint64_t cur = __atomic_load_n(w, __ATOMIC_RELAXED);
-    while (cur < seq &&
-           !__atomic_compare_exchange_n(w, &cur, seq, true, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
-    }
-    if (opt_.durability == Durability::power)
-        map_->write_back(w, sizeof *w);
-}
-
-void Arena::note_removal(uint32_t b, uint64_t seq) noexcept {
-    stage_removal(b, seq);
-    fence(); // durable before the caller clears the removed entry's commit word
-}
-
-void Arena::merge_removals(const uint64_t *table) noexcept {
-    for (uint32_t b = 0; b < kRemovalBuckets; ++b) {
-        uint64_t *w = removal_word(b);
+    return history_access([&] {
         uint64_t cur = __atomic_load_n(w, __ATOMIC_RELAXED);
-        while (cur < table[b] && !__atomic_compare_exchange_n(w, &cur, table[b], true,
-                                                              __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+        while (cur < seq && !__atomic_compare_exchange_n(w, &cur, seq, true, __ATOMIC_RELEASE,
+                                                         __ATOMIC_RELAXED)) {
         }
-    }
-    for (uint64_t block = 0; block < 2; ++block)
-        map_->persist(map_->base() + block * kSuperblockBytes + kRemovalTableOffset,
-                      kSuperblockBytes - kRemovalTableOffset);
+        if (opt_.durability == Durability::power)
+            map_->write_back(w, sizeof *w);
+    });
+}
+
+bool Arena::note_removal(uint32_t b, uint64_t seq) noexcept {
+    const bool ok = stage_removal(b, seq);
+    fence(); // durable before the caller clears the removed entry's commit word
+    return ok;
+}
+
+bool Arena::merge_removals(const uint64_t *table) noexcept {
+    return history_access([&] {
+        for (uint32_t b = 0; b < kRemovalBuckets; ++b) {
+            uint64_t *w = removal_word(b);
+            uint64_t cur = __atomic_load_n(w, __ATOMIC_RELAXED);
+            while (cur < table[b] &&
+                   !__atomic_compare_exchange_n(w, &cur, table[b], true, __ATOMIC_RELEASE,
+                                                __ATOMIC_RELAXED)) {
+            }
+        }
+        for (uint64_t block = 0; block < 2; ++block)
+            map_->persist(map_->base() + block * kSuperblockBytes + kRemovalTableOffset,
+                          kSuperblockBytes - kRemovalTableOffset);
+    });
 }
 
 void Arena::set_usable_slots(uint64_t n) {
@@ -470,31 +518,40 @@ void Arena::set_usable_slots(uint64_t n) {
         // arena's use of them can be recovered from them.
         clear_commit_words(old, n);
     }
-    sb_.usable_slots = n;
-    write_superblock();
+    Superblock next = sb_;
+    next.usable_slots = n;
+    write_superblock(next);
     usable_.store(n, std::memory_order_release);
 }
 
-void Arena::write_superblock() {
-    sb_.sb_generation++;
-    sb_.checksum = superblock_checksum(sb_);
+void Arena::write_superblock(Superblock next) {
+    next.sb_generation++;
+    next.checksum = superblock_checksum(next);
     // Copy A, durable, then copy B: one copy is always whole.
     char *a = map_->base();
     char *b = map_->base() + kSuperblockBytes;
-    std::memcpy(a, &sb_, sizeof sb_);
-    map_->persist(a, sizeof sb_);
-    std::memcpy(b, &sb_, sizeof sb_);
-    map_->persist(b, sizeof sb_);
+    if (!history_access([&] {
+            std::memcpy(a, &next, sizeof next);
+            map_->persist(a, sizeof next);
+            std::memcpy(b, &next, sizeof next);
+            map_->persist(b, sizeof next);
+        }))
+        fail(-EIO, "%s: writing its superblock faulted (SIGBUS: bad media, or a file cut short)",
+             map_->info().path.c_str());
+    sb_ = next;
 }
 
 void Arena::clear_commit_words(uint64_t from, uint64_t to) {
-    for (uint64_t s = from; s < to; ++s) {
-        SlotHeader *h = header(static_cast<uint32_t>(s));
-        if (h->commit)
-            __atomic_store_n(&h->commit, uint64_t(0), __ATOMIC_RELAXED);
-    }
-    if (to > from)
-        map_->persist(header(static_cast<uint32_t>(from)), (to - from) * layout_.header_bytes);
+    guarded_or_fail("clearing its slot headers", [&] {
+        for (uint64_t s = from; s < to; ++s) {
+            SlotHeader *h = header(static_cast<uint32_t>(s));
+            if (h->commit)
+                __atomic_store_n(&h->commit, uint64_t(0), __ATOMIC_RELAXED);
+        }
+        if (to > from)
+            map_->persist(header(static_cast<uint32_t>(from)),
+                          (to - from) * layout_.header_bytes);
+    });
 }
 
 template <typename Fn>
@@ -507,6 +564,21 @@ bool Arena::guarded(Fn &&fn) const noexcept {
     // a fault anywhere in it is the arena's.
     return opt_.fault_guard(
                map_->base(), map_->size(), [](void *f) { (*static_cast<Fn *>(f))(); }, &fn) == 0;
+}
+
+template <typename Fn>
+bool Arena::history_access(Fn &&fn) const noexcept {
+    if (guarded(std::forward<Fn>(fn)))
+        return true;
+    history_faulted_.store(true, std::memory_order_relaxed);
+    return false;
+}
+
+template <typename Fn>
+void Arena::guarded_or_fail(const char *what, Fn &&fn) {
+    if (!guarded(std::forward<Fn>(fn)))
+        fail(-EIO, "%s: %s faulted (SIGBUS: bad media, or a file cut short)",
+             map_->info().path.c_str(), what);
 }
 
 bool Arena::write_body(uint32_t slot, uint64_t seq, uint32_t generation, const void *key,

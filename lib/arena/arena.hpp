@@ -114,7 +114,10 @@ public:
     };
 
     // Validate (or format) the arena on an open mapping. Throws Error:
-    // kErrForeign, kErrCorrupt, -EINVAL, -ENOSPC.
+    // kErrForeign, kErrCorrupt, -EINVAL, -ENOSPC; -EIO where its superblock
+    // blocks or slot headers faulted under options' fault_guard (a device
+    // whose superblock blocks cannot be read is refused unless asked to
+    // format it).
     Arena(std::unique_ptr<platform::Mapping> map, const Options &opt);
     ~Arena();
 
@@ -139,7 +142,8 @@ public:
     // reopen uses it. Growing gives a file arena the blocks of the new
     // payloads and clears the new slots' commit words first; shrinking
     // expects the slots above the new end to hold nothing. Throws Error
-    // (-EINVAL out of range, -ENOSPC and errno codes from the file system);
+    // (-EINVAL out of range, -ENOSPC and errno codes from the file system,
+    // -EIO where the headers or superblocks faulted under the fault_guard);
     // nothing changes on failure. One caller at a time.
     void set_usable_slots(uint64_t n);
 
@@ -206,17 +210,31 @@ public:
     bool closed_cleanly() const;
     void set_last_open(uint64_t s);
     void mark_closed();
-    // The removal table: bucket b's word, and raising it to at least seq
-    // (made durable as the durability mode asks) before a removal's commit
-    // word is cleared. Thread-safe.
-    uint64_t removal(uint32_t b) const noexcept;
-    void note_removal(uint32_t b, uint64_t seq) noexcept;
+    // The superblock rewrites above throw Error(-EIO) where storing the
+    // superblock faulted under the arena's fault_guard (bad media under the
+    // superblock blocks, or a file cut inside them); the arena then holds
+    // the superblock it held before.
+
+    // The removal table (kRemovalBuckets words). Thread-safe. Under the
+    // fault_guard, each returns false where the table's block faulted (what
+    // it did before the fault is undefined); the block is then as broken
+    // for a later open, which reads it first and refuses the arena.
+    // Read the whole table into table.
+    [[nodiscard]] bool read_removals(uint64_t *table) const noexcept;
+    // Raise bucket b's word to at least seq (made durable as the durability
+    // mode asks) before a removal's commit word is cleared.
+    [[nodiscard]] bool note_removal(uint32_t b, uint64_t seq) noexcept;
     // The same, written back but not fenced: durable at the caller's next
     // fence() (a batch's commits are recorded so).
-    void stage_removal(uint32_t b, uint64_t seq) noexcept;
-    // Raise every word to at least the given table's (kRemovalBuckets words),
-    // durably.
-    void merge_removals(const uint64_t *table) noexcept;
+    [[nodiscard]] bool stage_removal(uint32_t b, uint64_t seq) noexcept;
+    // Raise every word to at least the given table's, durably.
+    [[nodiscard]] bool merge_removals(const uint64_t *table) noexcept;
+    // Whether an access of the superblock blocks faulted before: true the
+    // first time it is asked after one (the pool history logs it once).
+    bool first_history_fault() noexcept {
+        return history_faulted_.load(std::memory_order_relaxed) &&
+               !history_fault_told_.exchange(true);
+    }
 
     // Scan every slot header: return the committed entries that validate,
     // clear the ones that do not, count both. Stale duplicates are resolved
@@ -244,7 +262,13 @@ private:
     void save_for_undo();
     void explain_unusable_superblocks(bool only_truncation) const;
     uint64_t usable_at_format() const;
-    void write_superblock(); // sb_m_ held, or before the arena is shared
+    // Store next as both copies and make it sb_; throws Error(-EIO), sb_
+    // unchanged, where that faulted. sb_m_ held, or before the arena is
+    // shared.
+    void write_superblock(Superblock next);
+    // fn() under guarded(); throws Error(-EIO) naming what, where it faulted.
+    template <typename Fn>
+    void guarded_or_fail(const char *what, Fn &&fn);
     bool repair_seq_floor();     // at open, before the arena is shared
     void repair_removal_table(); // at open, before the arena is shared
     uint64_t *removal_word(uint32_t b) const noexcept {
@@ -262,6 +286,10 @@ private:
     // faulted (see the entry methods).
     template <typename Fn>
     bool guarded(Fn &&fn) const noexcept;
+    // guarded() for the superblock blocks: a fault is remembered
+    // (first_history_fault).
+    template <typename Fn>
+    bool history_access(Fn &&fn) const noexcept;
 
     std::unique_ptr<platform::Mapping> map_;
     Options opt_;
@@ -275,6 +303,9 @@ private:
     std::unique_ptr<char[]> undo_blocks_;
     uint64_t seq_limit_ = kSeqMax; // seq_limit() at open: numbers read stay below it
     std::atomic<uint64_t> usable_{0};
+    // An access of the superblock blocks faulted; whether that was told.
+    mutable std::atomic<bool> history_faulted_{false};
+    std::atomic<bool> history_fault_told_{false};
 };
 
 // The parser of on-device metadata, shared by the recovery scan, daxkv

@@ -28,6 +28,7 @@ const char *image_state_name(ImageState s) noexcept {
     case ImageState::damaged_arena: return "damaged-arena";
     case ImageState::other_version: return "other-version";
     case ImageState::foreign: return "foreign";
+    case ImageState::unreadable: return "unreadable";
     }
     return "?";
 }
@@ -45,6 +46,20 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
     };
     if (size < kHeaderOffset) {
         r.state = all_zero(base, size) ? ImageState::empty : ImageState::foreign;
+        return r;
+    }
+    // Both blocks, superblock copies and removal table, read once under the
+    // guard (as an open reads them): where that faults nothing of the
+    // image can be judged, nor repaired.
+    if (opt.read_guard &&
+        opt.read_guard(
+            base, kHeaderOffset,
+            [](void *p) {
+                for (uint64_t i = 0; i < kHeaderOffset; i += 64)
+                    static_cast<void>(static_cast<const volatile char *>(p)[i]);
+            },
+            base) != 0) {
+        r.state = ImageState::unreadable;
         return r;
     }
     Superblock a, b;

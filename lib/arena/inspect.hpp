@@ -22,6 +22,7 @@ enum class ImageState {
     damaged_arena,    // the magic is there but no copy validates
     other_version,    // an intact superblock of another format version (sb holds it)
     foreign,          // something else
+    unreadable,       // reading them faulted (CheckOptions' read_guard caught it: bad media)
 };
 const char *image_state_name(ImageState s) noexcept;
 
@@ -65,7 +66,8 @@ struct ImageReport {
     // duplicates are what a crash mid-replace leaves; recovery resolves them).
     bool damaged() const noexcept {
         return (state == ImageState::arena && (!copy_a_valid || !copy_b_valid)) ||
-               state == ImageState::damaged_arena || torn || bad_header || bad_value ||
+               state == ImageState::damaged_arena || state == ImageState::unreadable || torn ||
+               bad_header || bad_value ||
                unreadable || bad_removals || bad_floor;
     }
 };
@@ -78,9 +80,10 @@ struct CheckOptions {
     // Called now and then with the slots judged so far and the slots to
     // judge (a whole device takes a while); may be empty.
     std::function<void(uint64_t done, uint64_t total)> progress;
-    // How each slot is read (as the recovery scan reads it with
-    // sigbus=handle): a slot whose reading faults is unreadable instead of
-    // the process dying. Null: read directly.
+    // How the superblock blocks and each slot are read (as an open and the
+    // recovery scan read them with sigbus=handle): blocks whose reading
+    // faults make the image unreadable, a slot whose reading faults is
+    // unreadable, instead of the process dying. Null: read directly.
     FaultGuard read_guard = nullptr;
 };
 

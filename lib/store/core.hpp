@@ -22,7 +22,7 @@ namespace daxkv {
 
 struct Core {
     explicit Core(const Config &c)
-        : cfg(c), pool(cfg, gate, events), slots(pool), index(cfg), history(cfg, pool),
+        : cfg(c), pool(cfg, gate, events), slots(pool), index(cfg), history(cfg, pool, counters),
           copier(cfg) {}
     Core(const Core &) = delete;
     Core &operator=(const Core &) = delete;
@@ -33,8 +33,8 @@ struct Core {
     Pool pool;
     SlotStates slots;
     Index index;
-    History history;
     Counters counters;
+    History history;
     Metrics metrics;
     Copier copier;
     // What recovery found when the store was opened.

@@ -20,7 +20,7 @@
     X(bytes_written, "written_bytes_total", "Value bytes committed.")                          \
     X(bytes_read, "read_bytes_total", "Value bytes copied out.")                               \
     X(verify_failures, "verify_failures_total", "Values that failed their checksum on read.") \
-    X(copy_faults, "copy_faults_total", "Copies and slot header accesses that faulted (SIGBUS); their slots are quarantined.")
+    X(copy_faults, "copy_faults_total", "Copies, slot header and superblock accesses that faulted (SIGBUS); a faulting slot is quarantined.")
 
 namespace daxkv {
 

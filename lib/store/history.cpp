@@ -36,6 +36,7 @@
 #include "store/history.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <shared_mutex>
 #include <vector>
 
@@ -58,18 +59,37 @@ bool records(const std::shared_ptr<arena::Arena> &ar) noexcept {
 
 } // namespace
 
-History::History(const Config &cfg, Pool &pool)
-    : cfg_(cfg), pool_(pool), removals_(new std::atomic<uint64_t>[arena::kRemovalBuckets]()) {}
+History::History(const Config &cfg, Pool &pool, Counters &counters)
+    : cfg_(cfg), pool_(pool), counters_(counters),
+      removals_(new std::atomic<uint64_t>[arena::kRemovalBuckets]()) {}
 
 void History::write_floor(uint64_t limit) {
     {
         // The devices' rows: a removal unmaps a device under the mapping lock.
         std::shared_lock<std::shared_mutex> pool(pool_.mapping_lock());
-        for (uint32_t a = 0; a < pool_.size(); ++a)
-            if (records(pool_[a].arena))
+        for (uint32_t a = 0; a < pool_.size(); ++a) {
+            if (!records(pool_[a].arena))
+                continue;
+            try {
                 pool_[a].arena->set_seq_floor(limit);
+            } catch (const Error &e) {
+                if (e.code() != -EIO)
+                    throw;
+                record_faulted(a, "writing its floor");
+            }
+        }
     }
     seq_limit_.store(limit, std::memory_order_release);
+}
+
+void History::record_faulted(uint32_t a, const char *what) noexcept {
+    counters_.copy_faults++;
+    if (pool_[a].arena->first_history_fault())
+        log(kLogErr,
+            "device %u: %s faulted (SIGBUS: bad media under its superblock blocks, or a file cut "
+            "short): the pool history it keeps misses changes from now on, and an open that "
+            "finds the blocks faulting refuses the device",
+            pool_[a].id, what);
 }
 
 uint64_t History::next_seqs(uint64_t n) noexcept {
@@ -119,10 +139,8 @@ void History::note(const Devices &devices, uint64_t hash, uint64_t r, bool durab
         const auto &ar = pool_[a].arena;
         if (!records(ar))
             continue;
-        if (durable)
-            ar->note_removal(b, r);
-        else
-            ar->stage_removal(b, r);
+        if (!(durable ? ar->note_removal(b, r) : ar->stage_removal(b, r)))
+            record_faulted(a, "recording a change in its removal table");
     }
 }
 
@@ -133,8 +151,9 @@ bool History::removed_while_away(uint64_t hash, uint64_t seq, uint64_t floor) co
 
 std::vector<uint64_t> History::own_table(const arena::Arena &ar) {
     std::vector<uint64_t> t(arena::kRemovalBuckets);
-    for (uint32_t b = 0; b < arena::kRemovalBuckets; ++b)
-        t[b] = ar.removal(b);
+    if (!ar.read_removals(t.data()))
+        fail(-EIO, "%s: reading its removal table faulted (SIGBUS: bad media, or a file cut short)",
+             ar.mapping().info().path.c_str());
     return t;
 }
 
@@ -155,29 +174,31 @@ void History::begin_open() {
             pool_[a].arena->set_last_open(open_id_.load());
 }
 
-void History::write_open_to(arena::Arena &ar) {
-    if (kept() && open_id_.load() != 0)
-        ar.set_last_open(open_id_.load());
-}
-
 void History::mark_clean_close() noexcept {
     if (!kept() || open_id_.load() == 0)
         return;
+    // A device not marked (a lock that failed, a superblock that faulted):
+    // the next open trusts its floor as after a crash.
     try {
         std::shared_lock<std::shared_mutex> pool(pool_.mapping_lock());
-        for (uint32_t a = 0; a < pool_.size(); ++a)
-            if (records(pool_[a].arena))
+        for (uint32_t a = 0; a < pool_.size(); ++a) {
+            if (!records(pool_[a].arena))
+                continue;
+            try {
                 pool_[a].arena->mark_closed();
+            } catch (const Error &) {
+                record_faulted(a, "marking its clean close");
+            }
+        }
     } catch (...) {
-        // Not marked: the next open trusts these devices' floors as after
-        // a crash.
     }
 }
 
-uint64_t History::take_device(const arena::Arena &ar) noexcept {
+uint64_t History::take_device(const arena::Arena &ar,
+                              const std::vector<uint64_t> &table) noexcept {
     uint64_t top = ar.seq_floor();
     for (uint32_t b = 0; b < arena::kRemovalBuckets; ++b) {
-        const uint64_t r = ar.removal(b);
+        const uint64_t r = table[b];
         uint64_t cur = removals_[b].load();
         while (cur < r && !removals_[b].compare_exchange_weak(cur, r)) {
         }
@@ -195,12 +216,24 @@ void History::share(uint32_t a) noexcept {
     uint64_t table[arena::kRemovalBuckets];
     for (uint32_t b = 0; b < arena::kRemovalBuckets; ++b)
         table[b] = removals_[b].load(std::memory_order_relaxed);
-    ar->merge_removals(table);
+    if (!ar->merge_removals(table))
+        record_faulted(a, "sharing the pool's removal table with it");
 }
 
-void History::write_floor_to(arena::Arena &ar) {
-    std::lock_guard<std::mutex> g(seq_m_);
-    ar.set_seq_floor(seq_limit_.load());
+void History::join(uint32_t a) {
+    arena::Arena &ar = *pool_[a].arena;
+    try {
+        {
+            std::lock_guard<std::mutex> g(seq_m_);
+            ar.set_seq_floor(seq_limit_.load());
+        }
+        if (open_id_.load() != 0)
+            ar.set_last_open(open_id_.load());
+    } catch (const Error &e) {
+        if (e.code() != -EIO)
+            throw;
+        record_faulted(a, "recording the pool's floor and open");
+    }
 }
 
 } // namespace daxkv

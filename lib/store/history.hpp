@@ -14,13 +14,14 @@
 #include <vector>
 
 #include "store/config.hpp"
+#include "store/counters.hpp"
 #include "store/pool.hpp"
 
 namespace daxkv {
 
 class History {
 public:
-    History(const Config &cfg, Pool &pool);
+    History(const Config &cfg, Pool &pool, Counters &counters);
     History(const History &) = delete;
     History &operator=(const History &) = delete;
 
@@ -59,7 +60,8 @@ public:
     // the device did not see).
     bool removed_while_away(uint64_t hash, uint64_t seq, uint64_t floor) const noexcept;
     // A device's own removal table (kRemovalBuckets words), as it holds it
-    // before the pool's is shared with it.
+    // before the pool's is shared with it. Throws Error(-EIO) where reading
+    // it faulted (sigbus=handle).
     static std::vector<uint64_t> own_table(const arena::Arena &ar);
     // Whether the pool holds a change of hash's bucket newer than seq that
     // the device whose own table is `own` did not record: for a device
@@ -75,18 +77,19 @@ public:
     // open ran: its floor may overstate what it saw.
     uint64_t open_id() const noexcept { return open_id_.load(); }
     void begin_open();
-    void write_open_to(arena::Arena &ar);
     void mark_clean_close() noexcept;
 
-    // A device's record taken into the pool's: its removal table merged;
-    // returns the largest sequence number the device knows of (its floor,
-    // its removals). Recovery raises the floor above it.
-    uint64_t take_device(const arena::Arena &ar) noexcept;
+    // A device's record taken into the pool's: its removal table (as
+    // own_table read it) merged; returns the largest sequence number the
+    // device knows of (its floor, its removals). Recovery raises the floor
+    // above it.
+    uint64_t take_device(const arena::Arena &ar, const std::vector<uint64_t> &table) noexcept;
     // Give device a the pool's removal table (at open, and when a device
     // is added).
     void share(uint32_t a) noexcept;
-    // Record the current floor on a device that joins the pool.
-    void write_floor_to(arena::Arena &ar);
+    // Record the current floor and this open on device a, which joins the
+    // pool in use (a device added): where that faults, as any record.
+    void join(uint32_t a);
     // Start handing out numbers at v (an open without history: above every
     // entry found).
     void start_at(uint64_t v) noexcept { next_seq_.store(v); }
@@ -112,9 +115,16 @@ private:
     // (durable).
     void note(const Devices &devices, uint64_t hash, uint64_t r, bool durable) noexcept;
     void write_floor(uint64_t limit); // seq_m_ held
+    // Writing device a's record faulted (sigbus=handle; bad media under its
+    // superblock blocks, or a file cut inside them): counted, and logged
+    // the first time. The store goes on without that device's record: a
+    // later open reads the blocks first and refuses the device, so the
+    // changes it missed cannot bring back stale entries.
+    void record_faulted(uint32_t a, const char *what) noexcept;
 
     const Config &cfg_;
     Pool &pool_;
+    Counters &counters_;
     std::atomic<uint64_t> next_seq_{1};
     // Sequence numbers below seq_limit_ may be handed out: every device
     // records it (seq_floor) before. Raised by kSeqLease at a time.

@@ -140,6 +140,9 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
     std::vector<uint32_t> unreadable;
     const std::vector<arena::RecoveredEntry> found =
         scan_device(*fresh.arena, path, counts, unreadable);
+    const bool history = c_.history.kept() && !fresh.arena->mapping().volatile_memory();
+    const std::vector<uint64_t> table =
+        history ? History::own_table(*fresh.arena) : std::vector<uint64_t>();
     std::string new_path = old_row < 0 ? path : std::string();
     {
         // Readers of every row (status, stats) are kept out while it changes.
@@ -174,7 +177,6 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
     // shares its uuid with a device in the pool and was not closed.
     uint64_t floor = 0;
     std::vector<uint64_t> own;
-    const bool history = c_.history.kept() && !row->arena->mapping().volatile_memory();
     if (history) {
         floor = row->arena->seq_floor();
         const uint64_t last = row->arena->last_open();
@@ -187,8 +189,8 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
             copy = copy_in_pool(c_, a);
         }
         if (last != 0 && (last == c_.history.open_id() || copy))
-            own = History::own_table(*row->arena);
-        c_.history.raise_floor(c_.history.take_device(*row->arena));
+            own = table;
+        c_.history.raise_floor(c_.history.take_device(*row->arena, table));
     }
     adopt_device(c_, a, floor, own, found, counts);
     row->arena->keep();
@@ -214,8 +216,7 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
     if (history) {
         // From here every floor raise reaches the device too; this one
         // covers those made before it was in the table.
-        c_.history.write_floor_to(*row->arena);
-        c_.history.write_open_to(*row->arena);
+        c_.history.join(a);
         std::shared_lock<std::shared_mutex> pool(c_.pool.mapping_lock());
         for (uint32_t i = 0; i < c_.pool.size(); ++i)
             c_.history.share(i);

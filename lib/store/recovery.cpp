@@ -114,7 +114,7 @@ void recover_pool(Core &c) {
             if (!ar || ar->mapping().volatile_memory())
                 continue;
             floor[a] = ar->seq_floor();
-            top = std::max(top, c.history.take_device(*ar));
+            top = std::max(top, c.history.take_device(*ar, History::own_table(*ar)));
         }
     }
     for (uint32_t a = 0; a < c.pool.size(); ++a) {

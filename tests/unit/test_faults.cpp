@@ -32,12 +32,15 @@
 #include <thread>
 #include <vector>
 
+#include "arena/arena.hpp"
 #include "arena/format.hpp"
 #include "arena/inspect.hpp"
 #include "capi/handles.hpp"
 #include "engine/copy_engine.hpp"
 #include "engine/fault.hpp"
 #include "helpers.hpp"
+#include "platform/mapping.hpp"
+#include "store/index.hpp"
 #include "store/recovery.hpp"
 
 using namespace daxkv_test;
@@ -79,6 +82,16 @@ struct HookScope {
 
 constexpr size_t kMiB = 1 << 20;
 
+// n pages of a mapping from `page` on fault from now on, as pages of bad
+// media would: an empty file mapped over them (the file stays whole).
+void fault_pages(char *page, size_t n = 1) {
+    const int empty = ::memfd_create("cut", 0);
+    ASSERT_GE(empty, 0);
+    ASSERT_NE(::mmap(page, n * 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, empty, 0),
+              MAP_FAILED);
+    ::close(empty);
+}
+
 class Faults : public StoreFixture {
 protected:
     std::vector<std::string> keys_;
@@ -104,6 +117,16 @@ protected:
             const std::string k = "added-" + std::to_string(i);
             EXPECT_EQ(daxkv_put(other.get(), k.data(), k.size(), v.data(), v.size(), 0), 0);
         }
+        return path;
+    }
+    // A store of four 64 KiB slots with hotplug and sigbus=handle, holding
+    // n entries of len bytes (put_all), and a second arena file for it
+    // holding `second` entries (second_arena): its path.
+    std::string open_beside_second(int second, size_t n, size_t len, uint64_t seed) {
+        const StoreSpec spec = StoreSpec(64 * 1024, 4).set("sigbus", "handle").set("hotplug", "1");
+        const std::string path = second_arena(spec, second);
+        open(spec);
+        put_all(n, len, seed);
         return path;
     }
     std::vector<daxkv_item> items_for(std::vector<std::vector<uint8_t>> &bufs) {
@@ -601,15 +624,7 @@ TEST_F(Faults, SigbusInSomeItemsOfABatchOfSmallValuesFailsThemAlone) {
     // mapping, as pages of bad media would be.
     ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(payload_offset(spec_) + 12 * 4096)),
               0);
-    {
-        daxkv_store *st = s();
-        char *slot4 = st->store->core().pool.arena(0).slot_data(4);
-        const int empty = ::memfd_create("cut", 0);
-        ASSERT_GE(empty, 0);
-        ASSERT_NE(::mmap(slot4, 4 * 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, empty, 0),
-                  MAP_FAILED);
-        ::close(empty);
-    }
+    fault_pages(s()->store->core().pool.arena(0).slot_data(4), 4);
     std::vector<std::vector<uint8_t>> out(8, std::vector<uint8_t>(4096));
     std::vector<daxkv_item> items = items_for(out);
     EXPECT_EQ(daxkv_get_batch(s(), items.data(), items.size(), 0), 4);
@@ -677,11 +692,9 @@ TEST_F(Faults, SigbusWritingIntoTheDestinationOfAMigrationFailsItAndQuarantines)
     // the entries where they were) and quarantines the slots that faulted.
     FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
     SKIP_UNDER_TSAN();
-    const StoreSpec spec = StoreSpec(64 * 1024, 4).set("sigbus", "handle").set("hotplug", "1");
-    const std::string second = second_arena(spec, 0);
+    const std::string second = open_beside_second(0, 2, 60000, 1700);
     ASSERT_FALSE(HasFailure());
-    open(spec);
-    put_all(2, 60000, 1700);
+    const StoreSpec &spec = spec_;
     ASSERT_EQ(daxkv_device_add(s(), second.c_str(), spec_arena_bytes(spec)), 0) << daxkv_errmsg();
     ASSERT_EQ(::truncate(second.c_str(), static_cast<off_t>(payload_offset(spec))), 0);
     daxkv_hotplug_result r{};
@@ -988,11 +1001,9 @@ TEST_F(Faults, SigbusCheckingValuesOfAnAddedDeviceLeavesThemOutAndQuarantines) {
     // an open, and the pool goes on with what it could read.
     FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
     SKIP_UNDER_TSAN();
-    const StoreSpec spec = StoreSpec(64 * 1024, 4).set("sigbus", "handle").set("hotplug", "1");
-    const std::string second = second_arena(spec, 2);
+    const std::string second = open_beside_second(2, 1, 60000, 1300);
     ASSERT_FALSE(HasFailure());
-    open(spec);
-    put_all(1, 60000, 1300);
+    const StoreSpec &spec = spec_;
     const CutBeforeScan cut(payload_offset(spec));
     ASSERT_EQ(daxkv_device_add(s(), second.c_str(), spec_arena_bytes(spec)), 0) << daxkv_errmsg();
     struct daxkv_stats st = stats();
@@ -1002,6 +1013,262 @@ TEST_F(Faults, SigbusCheckingValuesOfAnAddedDeviceLeavesThemOutAndQuarantines) {
     EXPECT_EQ(contains("added-0"), 0);
     EXPECT_EQ(contains("added-1"), 0);
     EXPECT_EQ(value(keys_[0]), vals_[0]);
+}
+
+// The arena's first two pages hold its superblock copies and the removal
+// table of the pool history (copy A and buckets 0..479, copy B and buckets
+// 480..959). A running store writes them on every commit and removal (the
+// history), at floor raises and at close; an open reads them first. A page
+// of them that faulted ended the process, whatever sigbus said.
+class SuperblockFaults : public Faults {
+protected:
+    // Superblock block `block` (0: A, 1: B) of a mapping.
+    static char *block(char *base, int block) {
+        return base + block * daxkv::arena::kSuperblockBytes;
+    }
+    // The block of the removal table that records changes of key k.
+    static int block_of(const std::string &k) {
+        return daxkv::arena::removal_bucket(daxkv::Index::hash(k)) <
+                       daxkv::arena::kRemovalBucketsPerBlock
+                   ? 0
+                   : 1;
+    }
+    // The first key "<prefix><i>" whose changes block `block` records.
+    static std::string key_in(int block, const std::string &prefix) {
+        for (int i = 0;; ++i)
+            if (block_of(prefix + std::to_string(i)) == block)
+                return prefix + std::to_string(i);
+    }
+    static daxkv::arena::Arena::Options options_for(const StoreSpec &spec) {
+        daxkv::arena::Arena::Options opt;
+        opt.slot_bytes = spec.slot_bytes;
+        opt.meta_bytes = spec.meta_bytes;
+        opt.fault_guard = &daxkv::engine::guarded_call;
+        return opt;
+    }
+    std::unique_ptr<daxkv::platform::Mapping> map_existing() {
+        daxkv::platform::MapRequest req;
+        req.path = path_;
+        req.create = false;
+        return daxkv::platform::Mapping::open(req);
+    }
+};
+
+TEST_F(SuperblockFaults, ABlockThatFaultsUnderARunningStoreLeavesItsRecordOutAndNothingElse) {
+    // Every commit and removal raises its key's word of the removal table
+    // before the commit word changes; the close marks both superblock
+    // copies. Where block B faults, the changes it should record are left
+    // out of it (counted, logged once) and the store goes on: an open
+    // reads the blocks first and refuses a device whose blocks fault, so
+    // the record it misses cannot bring back a stale entry.
+    FILE_ARENA_ONLY(); // the store's own file mapping is cut
+    SKIP_UNDER_TSAN();
+    open(StoreSpec(4096, 16).set("sigbus", "handle"));
+    put_all(8, 3000, 2300);
+    fault_pages(block(s()->store->core().pool.arena(0).mapping().base(), 1));
+    size_t in_b = 0, gone = 0;
+    for (size_t i = 0; i < 4; ++i) { // removals: a word of each block
+        EXPECT_EQ(remove(keys_[i]), 0) << keys_[i] << ": " << daxkv_errmsg();
+        EXPECT_EQ(contains(keys_[i]), 0);
+        in_b += block_of(keys_[i]);
+        ++gone;
+    }
+    // A new key and a replacement recorded in block B, one in block A; a
+    // batch of both.
+    const std::string b_new = key_in(1, "new-"), a_new = key_in(0, "new-");
+    const std::vector<uint8_t> v1 = pattern(2400, 2000), v2 = pattern(2401, 2100);
+    EXPECT_EQ(put(b_new, v1), 0) << daxkv_errmsg();
+    EXPECT_EQ(put(a_new, v2), 0) << daxkv_errmsg();
+    in_b += 1;
+    size_t replaced = 4;
+    while (block_of(keys_[replaced]) != 1)
+        ++replaced;
+    vals_[replaced] = pattern(2402, 2500);
+    EXPECT_EQ(put(keys_[replaced], vals_[replaced], DAXKV_REPLACE), 0) << daxkv_errmsg();
+    in_b += 1;
+    const std::string b_batch = key_in(1, "batch-"), a_batch = key_in(0, "batch-");
+    const std::vector<uint8_t> v3 = pattern(2403, 1000), v4 = pattern(2404, 1100);
+    std::vector<daxkv_item> items = {
+        daxkv_item{b_batch.data(), b_batch.size(), const_cast<uint8_t *>(v3.data()), v3.size(),
+                   nullptr, 0, 12345},
+        daxkv_item{a_batch.data(), a_batch.size(), const_cast<uint8_t *>(v4.data()), v4.size(),
+                   nullptr, 0, 12345}};
+    EXPECT_EQ(daxkv_put_batch(s(), items.data(), items.size(), 0), 2) << daxkv_errmsg();
+    in_b += 1;
+    EXPECT_EQ(value(b_new), v1);
+    EXPECT_EQ(value(a_new), v2);
+    EXPECT_EQ(value(keys_[replaced]), vals_[replaced]);
+    EXPECT_EQ(value(b_batch), v3);
+    EXPECT_EQ(value(a_batch), v4);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.copy_faults, in_b); // one per change recorded in block B
+    EXPECT_EQ(st.entries, 8u - gone + 4u);
+    EXPECT_EQ(st.slots_free + st.entries, 16u); // nothing quarantined: no slot faulted
+    // The close marks copy A, then faults on copy B: the process lives.
+    store_.reset();
+    // The file itself is whole (only the store's mapping was cut): it
+    // opens with what the store held.
+    open(spec_);
+    EXPECT_EQ(stats().entries, 8u - gone + 4u);
+    EXPECT_EQ(value(b_new), v1);
+    EXPECT_EQ(value(keys_[replaced]), vals_[replaced]);
+    EXPECT_EQ(value(a_batch), v4);
+    for (size_t i = 0; i < 4; ++i)
+        EXPECT_EQ(contains(keys_[i]), 0) << keys_[i];
+}
+
+TEST_F(SuperblockFaults, AnArenaWhoseSuperblockBlocksFaultIsRefusedUnlessFormatted) {
+    // The open reads both blocks first, under the guard: a device whose
+    // blocks fault cannot say what it holds, nor which changes of the pool
+    // it saw. -EIO, the arena left as it is; a format asked for writes them
+    // (and fails with -EIO where that faults too).
+    FILE_ARENA_ONLY(); // the blocks are cut out of a mapping of the file
+    SKIP_UNDER_TSAN();
+    open(StoreSpec(4096, 16).set("sigbus", "handle"));
+    put_all(4, 3000, 2500);
+    store_.reset();
+    daxkv::engine::install_sigbus_handler();
+    for (int b = 0; b < 2; ++b) {
+        SCOPED_TRACE(b);
+        for (const bool format : {false, true}) {
+            std::unique_ptr<daxkv::platform::Mapping> map = map_existing();
+            fault_pages(block(map->base(), b));
+            daxkv::arena::Arena::Options opt = options_for(spec_);
+            opt.format = format;
+            try {
+                daxkv::arena::Arena arena(std::move(map), opt);
+                ADD_FAILURE() << "opened an arena whose superblock block faults";
+            } catch (const daxkv::Error &e) {
+                EXPECT_EQ(e.code(), -EIO);
+                EXPECT_TRUE(contains_text(e.what(), format ? "clearing its superblock blocks faulted"
+                                                           : "reading its superblock blocks"))
+                    << e.what();
+            }
+        }
+    }
+    // Copy A of the file was cleared by the format that faulted on block B
+    // (a format asked for starts by clearing both); copy B is whole, so the
+    // store opens with its entries.
+    open(spec_);
+    for (size_t i = 0; i < keys_.size(); ++i)
+        EXPECT_EQ(value(keys_[i]), vals_[i]) << keys_[i];
+}
+
+TEST_F(SuperblockFaults, CheckingAnArenaWhoseSuperblockBlocksFaultReportsItUnreadable) {
+    // daxkv check and info read the blocks as an open does, under the
+    // guard: where either faults the image is unreadable (damaged, nothing
+    // judged, nothing repaired) instead of the command dying.
+    FILE_ARENA_ONLY();
+    SKIP_UNDER_TSAN();
+    daxkv::engine::install_sigbus_handler();
+    open(StoreSpec(4096, 16));
+    put_all(4, 1000, 2700);
+    store_.reset();
+    for (int b = 0; b < 2; ++b) {
+        SCOPED_TRACE(b);
+        std::unique_ptr<daxkv::platform::Mapping> map = map_existing();
+        fault_pages(block(map->base(), b));
+        daxkv::arena::CheckOptions opt;
+        opt.read_guard = &daxkv::engine::guarded_call;
+        for (bool repair : {false, true}) {
+            opt.repair = repair;
+            const daxkv::arena::ImageReport r = daxkv::arena::check_image(map->base(),
+                                                                          map->size(), opt);
+            EXPECT_EQ(r.state, daxkv::arena::ImageState::unreadable);
+            EXPECT_STREQ(daxkv::arena::image_state_name(r.state), "unreadable");
+            EXPECT_TRUE(r.damaged());
+            EXPECT_EQ(r.live, 0u);
+            EXPECT_EQ(r.withdrawn, 0u);
+            EXPECT_FALSE(r.superblock_rewritten);
+        }
+    }
+    open(spec_); // the file itself is whole
+    for (size_t i = 0; i < keys_.size(); ++i)
+        EXPECT_EQ(value(keys_[i]), vals_[i]) << keys_[i];
+}
+
+TEST_F(SuperblockFaults, AGrowWhoseNewSlotHeadersFaultIsEioAndChangesNothing) {
+    // A grow clears the new slots' commit words before it records the new
+    // slot count: a header page that faults there failed nothing and ended
+    // the process.
+    FILE_ARENA_ONLY();
+    SKIP_UNDER_TSAN();
+    open(StoreSpec(4096, 16, 1024 - 64 - daxkv::arena::kKeyMax).set("sigbus", "handle"));
+    store_.reset();
+    daxkv::engine::install_sigbus_handler();
+    std::unique_ptr<daxkv::platform::Mapping> map = map_existing();
+    char *base = map->base();
+    daxkv::arena::Arena::Options opt = options_for(spec_);
+    daxkv::arena::Arena arena(std::move(map), opt);
+    ASSERT_EQ(arena.layout().header_bytes, 1024u);
+    ASSERT_EQ(arena.usable_slots(), 16u);
+    arena.set_usable_slots(8); // nothing lives above slot 8
+    fault_pages(base + daxkv::arena::kHeaderOffset + 8 * 1024); // the headers of slots 8..11
+    try {
+        arena.set_usable_slots(16);
+        ADD_FAILURE() << "grew over headers that fault";
+    } catch (const daxkv::Error &e) {
+        EXPECT_EQ(e.code(), -EIO);
+        EXPECT_TRUE(contains_text(e.what(), "clearing its slot headers faulted")) << e.what();
+    }
+    EXPECT_EQ(arena.usable_slots(), 8u);
+    EXPECT_EQ(daxkv::arena::usable_slots_of(arena.superblock()), 8u);
+}
+
+TEST_F(SuperblockFaults, AnOpenOrAddWhoseBlocksFaultAfterTheScanFailsWithEio) {
+    // After its scan an open writes every device's floor and last open and
+    // shares the pool's removal table; an add reads the new device's
+    // table. Where the second block faults there (cut just before the
+    // scan), the open or the add fails with -EIO and nothing is added.
+    FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
+    SKIP_UNDER_TSAN();
+    const std::string second = open_beside_second(2, 3, 3000, 2600);
+    ASSERT_FALSE(HasFailure());
+    const StoreSpec &spec = spec_;
+    {
+        const CutBeforeScan cut(daxkv::arena::kSuperblockBytes);
+        EXPECT_EQ(daxkv_device_add(s(), second.c_str(), spec_arena_bytes(spec)), -EIO);
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "removal table faulted")) << daxkv_errmsg();
+    }
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.devices, 1u);
+    EXPECT_EQ(st.entries, 3u);
+    EXPECT_EQ(contains("added-0"), 0);
+    EXPECT_EQ(value(keys_[2]), vals_[2]);
+    store_.reset();
+    const CutBeforeScan cut(daxkv::arena::kSuperblockBytes);
+    StorePtr again;
+    EXPECT_EQ(open_store(&again, path_, spec), -EIO);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "superblock faulted")) << daxkv_errmsg();
+}
+
+TEST_F(SuperblockFaults, AnAddedDeviceWhoseBlocksFaultOnceInUseStaysWithoutItsRecord) {
+    // Once an added device takes entries, the add records the pool's floor
+    // and open on it and shares the removal table: a fault there cannot
+    // undo the add, so the device stays without that record, as under a
+    // running store.
+    FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
+    SKIP_UNDER_TSAN();
+    const std::string second = open_beside_second(2, 1, 60000, 2800);
+    ASSERT_FALSE(HasFailure());
+    const StoreSpec &spec = spec_;
+    s()->store->hotplug().set_hook([&](int phase) {
+        if (phase == 4) { // the device is in use, its record not yet written
+            ASSERT_EQ(::truncate(second.c_str(), daxkv::arena::kSuperblockBytes), 0);
+        }
+    });
+    EXPECT_EQ(daxkv_device_add(s(), second.c_str(), spec_arena_bytes(spec)), 0) << daxkv_errmsg();
+    s()->store->hotplug().set_hook(nullptr);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.devices, 2u);
+    EXPECT_EQ(st.copy_faults, 2u); // the floor and open; the shared table
+    EXPECT_EQ(st.entries, 3u);
+    EXPECT_EQ(value(keys_[0]), vals_[0]);
+    // The cut took the device's values too: a read of one fails alone.
+    std::vector<uint8_t> out;
+    EXPECT_EQ(get("added-1", &out), -EIO);
+    EXPECT_EQ(contains("added-1"), 0);
+    EXPECT_EQ(stats().entries, 2u);
 }
 
 class FaultsDeath : public Faults {

@@ -72,7 +72,7 @@ _SCALARS: Tuple[Tuple[str, str, str, str], ...] = (
     (
         "copy_faults_total",
         "counter",
-        "Copies and slot header accesses that faulted (SIGBUS); their slots are quarantined.",
+        "Copies, slot header and superblock accesses that faulted (SIGBUS); a faulting slot is quarantined.",
         "copy_faults",
     ),
     ("recovered_entries", "gauge", "Entries recovered when the store was opened.", "recovered_entries"),
