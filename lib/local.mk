@@ -15,6 +15,7 @@ lib_LTLIBRARIES += lib/libdaxkv.la
 lib_libdaxkv_arena_la_SOURCES = \
 	lib/internal/error.cpp lib/internal/error.hpp lib/internal/error_text.cpp \
 	lib/internal/util.cpp lib/internal/util.hpp lib/internal/undo.hpp \
+	lib/internal/take_turns.cpp lib/internal/take_turns.hpp \
 	lib/internal/json_text.cpp lib/internal/json_text.hpp \
 	lib/platform/cpu.cpp lib/platform/cpu.hpp \
 	lib/platform/device.hpp \
@@ -28,7 +29,8 @@ lib_libdaxkv_arena_la_SOURCES = \
 	lib/arena/format.hpp \
 	lib/arena/checksum.cpp lib/arena/checksum.hpp \
 	lib/arena/arena.cpp lib/arena/arena.hpp lib/arena/layout.cpp \
-	lib/arena/inspect.cpp lib/arena/inspect.hpp
+	lib/arena/inspect.cpp lib/arena/inspect.hpp \
+	lib/arena/slot_parts.cpp lib/arena/slot_parts.hpp
 lib_libdaxkv_arena_la_CPPFLAGS = $(AM_CPPFLAGS) $(XXHASH_CFLAGS) $(DAXCTL_CFLAGS) $(UUID_CFLAGS)
 lib_libdaxkv_arena_la_CXXFLAGS = $(AM_CXXFLAGS) -fvisibility=hidden -fvisibility-inlines-hidden
 lib_libdaxkv_arena_la_LIBADD = $(XXHASH_LIBS) $(DAXCTL_LIBS) $(NUMA_LIBS) $(UUID_LIBS) -lpthread

@@ -2,6 +2,7 @@
 // check --repair or format, written) directly through the arena layer, with
 // no store open. Each takes the device's exclusive lock, so none of them runs
 // against an arena a process has open (that is -EBUSY, naming the holder).
+#include <algorithm>
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
@@ -9,6 +10,8 @@
 #include <ctime>
 #include <memory>
 #include <string>
+#include <thread>
+#include <sched.h>
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
@@ -98,7 +101,8 @@ nlohmann::json to_json(const std::string &path, const pf::Mapping &m, const ar::
                      {"unreadable", r.unreadable},
                      {"bad_removal_words", r.bad_removals},
                      {"bad_seq_floor", r.bad_floor},
-                     {"usec", r.usec}};
+                     {"usec", r.usec},
+                     {"threads", r.threads}};
     nlohmann::json f = nlohmann::json::array();
     for (const auto &x : r.findings) {
         nlohmann::json e = {{"slot", x.slot}, {"reason", x.reason}, {"seq", x.seq},
@@ -198,6 +202,13 @@ ar::CheckOptions options_for(const pf::Mapping &m, bool repair, bool values, Pro
     // its to install).
     daxkv::engine::install_sigbus_handler();
     o.read_guard = &daxkv::engine::guarded_call;
+    // A thread per CPU it may run on (taskset, a container's cpuset), at
+    // most 16 (as many as a scan may use).
+    cpu_set_t cpus;
+    const unsigned cpu_count = ::sched_getaffinity(0, sizeof cpus, &cpus) == 0
+                                   ? static_cast<unsigned>(CPU_COUNT(&cpus))
+                                   : std::thread::hardware_concurrency();
+    o.threads = std::max(1u, std::min(cpu_count, 16u));
     const pf::Mapping *mp = &m;
     o.persist = [mp](const void *p, size_t n) { mp->persist(p, n); };
     if (progress && progress->on())
@@ -256,8 +267,8 @@ int cmd_check(const Args &a) {
             print_state_line(path, r);
             return rc;
         }
-        std::printf("%s: %" PRIu64 " slots checked in %.3f s%s\n", path.c_str(),
-                    r.sb.slot_count, r.usec / 1e6,
+        std::printf("%s: %" PRIu64 " slots checked in %.3f s on %u thread(s)%s\n", path.c_str(),
+                    r.sb.slot_count, r.usec / 1e6, r.threads,
                     a.has("no-values") ? " (headers only)" : "");
         if (!r.copy_a_valid || !r.copy_b_valid)
             std::printf("  superblock copy %s is damaged%s\n", r.copy_a_valid ? "B" : "A",

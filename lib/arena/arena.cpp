@@ -5,9 +5,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
-#include <exception>
 #include <mutex>
-#include <thread>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -15,7 +13,9 @@
 #include <uuid/uuid.h>
 
 #include "arena/checksum.hpp"
+#include "arena/slot_parts.hpp"
 #include "internal/error.hpp"
+#include "internal/undo.hpp"
 #include "internal/util.hpp"
 
 namespace daxkv {
@@ -208,7 +208,7 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
             repair_removal_table();
             // Repair a damaged or older second copy (and a damaged floor).
             if (!rep.valid_a || !rep.valid_b || floor_repaired)
-                write_superblock(sb_);
+                write_superblock();
         }
     }
 
@@ -226,15 +226,13 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
             clear_commit_words(0, layout_.slot_count);
         }
         if (!was_recoverable) {
-            Superblock next = sb_;
-            next.flags |= kSbRecoverable;
-            write_superblock(next);
+            sb_.flags |= kSbRecoverable;
+            write_superblock();
         }
         recoverable_ = !formatted_;
     } else if (was_recoverable) {
-        Superblock next = sb_;
-        next.flags &= ~kSbRecoverable;
-        write_superblock(next);
+        sb_.flags &= ~kSbRecoverable;
+        write_superblock();
     }
     // The arena is whole: a file this open created gets its path only now.
     map_->name_new_file();
@@ -350,7 +348,7 @@ void Arena::format() {
                 opt_.format_progress(std::min(n, s + step), n);
         }
     }
-    write_superblock(sb_);
+    write_superblock();
     formatted_ = true;
 }
 
@@ -381,9 +379,7 @@ void Arena::set_seq_floor(uint64_t v) {
     std::lock_guard<std::mutex> g(sb_m_);
     if (sb_.seq_floor == v)
         return;
-    Superblock next = sb_;
-    next.seq_floor = v;
-    write_superblock(next);
+    rewrite(&Superblock::seq_floor, v);
 }
 
 uint64_t Arena::last_open() const {
@@ -400,19 +396,18 @@ void Arena::set_last_open(uint64_t s) {
     std::lock_guard<std::mutex> g(sb_m_);
     if (sb_.last_open == s && sb_.closed_cleanly == 0)
         return;
-    Superblock next = sb_;
-    next.last_open = s;
-    next.closed_cleanly = 0;
-    write_superblock(next);
+    const uint64_t closed = sb_.closed_cleanly;
+    sb_.closed_cleanly = 0;
+    Undo undo([&]() noexcept { sb_.closed_cleanly = closed; });
+    rewrite(&Superblock::last_open, s);
+    undo.dismiss();
 }
 
 void Arena::mark_closed() {
     std::lock_guard<std::mutex> g(sb_m_);
     if (sb_.closed_cleanly == 1)
         return;
-    Superblock next = sb_;
-    next.closed_cleanly = 1;
-    write_superblock(next);
+    rewrite(&Superblock::closed_cleanly, uint64_t(1));
 }
 
 // A floor at or above the limit (format.hpp, kSeqAhead) is damage: the pool
@@ -518,27 +513,37 @@ void Arena::set_usable_slots(uint64_t n) {
         // arena's use of them can be recovered from them.
         clear_commit_words(old, n);
     }
-    Superblock next = sb_;
-    next.usable_slots = n;
-    write_superblock(next);
+    rewrite(&Superblock::usable_slots, n);
     usable_.store(n, std::memory_order_release);
 }
 
-void Arena::write_superblock(Superblock next) {
-    next.sb_generation++;
-    next.checksum = superblock_checksum(next);
+void Arena::write_superblock() {
+    const uint64_t generation = sb_.sb_generation, checksum = sb_.checksum;
+    sb_.sb_generation++;
+    sb_.checksum = superblock_checksum(sb_);
     // Copy A, durable, then copy B: one copy is always whole.
     char *a = map_->base();
     char *b = map_->base() + kSuperblockBytes;
     if (!history_access([&] {
-            std::memcpy(a, &next, sizeof next);
-            map_->persist(a, sizeof next);
-            std::memcpy(b, &next, sizeof next);
-            map_->persist(b, sizeof next);
-        }))
+            std::memcpy(a, &sb_, sizeof sb_);
+            map_->persist(a, sizeof sb_);
+            std::memcpy(b, &sb_, sizeof sb_);
+            map_->persist(b, sizeof sb_);
+        })) {
+        sb_.sb_generation = generation;
+        sb_.checksum = checksum;
         fail(-EIO, "%s: writing its superblock faulted (SIGBUS: bad media, or a file cut short)",
              map_->info().path.c_str());
-    sb_ = next;
+    }
+}
+
+template <typename T>
+void Arena::rewrite(T Superblock::*field, T v) {
+    const T old = sb_.*field;
+    sb_.*field = v;
+    Undo undo([&]() noexcept { sb_.*field = old; });
+    write_superblock();
+    undo.dismiss();
 }
 
 void Arena::clear_commit_words(uint64_t from, uint64_t to) {
@@ -702,84 +707,39 @@ std::vector<RecoveredEntry> Arena::scan(RecoveryCounts &counts,
     }
     const uint64_t n = usable_.load();
     const bool check_values = opt_.verify != Verify::off;
-    // The slots are cut into parts of consecutive slots, which the threads
-    // take in turn and which are joined in slot order (the caller's rule
-    // for duplicates of one seq keeps the lower slot). The work of a slot
-    // is its header and, when values are checked, the bytes of its value:
-    // a few thousand slots of megabytes are as much work as millions of
-    // small ones, and were once scanned by one thread. Parts of about 16
-    // MiB of slots (a millisecond or more of hashing, against a tenth of
-    // that to start a thread; at most 1,024 slots, as headers alone go)
-    // keep the threads even when the entries sit in one end of the arena.
-    const uint64_t bytes_per_slot = check_values ? layout_.slot_bytes : 0;
-    const uint64_t part_slots = std::clamp<uint64_t>(
-        (uint64_t(16) << 20) / std::max<uint64_t>(bytes_per_slot, 1), 1, 1024);
-    const uint64_t nparts = std::max<uint64_t>(1, (n + part_slots - 1) / part_slots);
-    const unsigned threads = static_cast<unsigned>(
-        std::min<uint64_t>(std::max(1u, std::min<unsigned>(opt_.threads, 16)), nparts));
+    // The parts are joined in slot order (the caller's rule for duplicates
+    // of one seq keeps the lower slot).
+    const SlotParts cut(n, check_values ? layout_.slot_bytes : 0);
     struct Part {
         std::vector<RecoveredEntry> entries;
         std::vector<uint32_t> unreadable;
         RecoveryCounts counts;
     };
-    std::vector<Part> parts(static_cast<size_t>(nparts));
-    std::atomic<uint64_t> next_part{0};
-    // The first failure of a part (no memory for its list), rethrown here
-    // once every thread has ended: an exception that left a thread's
-    // function, or this one while threads still ran, would end the process.
-    std::mutex failure_m;
-    std::exception_ptr failure;
-    std::atomic<bool> failed{false};
-    auto work = [&]() noexcept {
-        try {
-            for (uint64_t i; !failed.load(std::memory_order_relaxed) &&
-                             (i = next_part.fetch_add(1, std::memory_order_relaxed)) < nparts;) {
-                Part &p = parts[static_cast<size_t>(i)];
-                const uint64_t end = std::min(n, (i + 1) * part_slots);
-                for (uint64_t s = i * part_slots; s < end; ++s) {
-                    auto slot = static_cast<uint32_t>(s);
-                    RecoveredEntry e{};
-                    const SlotVerdict v = judge(slot, check_values, e);
-                    if (v == SlotVerdict::empty)
-                        continue;
-                    if (v == SlotVerdict::unreadable) {
-                        p.counts.corrupt++;
-                        p.unreadable.push_back(slot);
-                        continue;
-                    }
-                    if (v != SlotVerdict::ok) {
-                        (v == SlotVerdict::torn ? p.counts.torn : p.counts.corrupt)++;
-                        // Its header was just read whole; one that faults
-                        // now is unreadable like any other.
-                        if (!withdraw(slot))
-                            p.unreadable.push_back(slot);
-                        continue;
-                    }
-                    p.entries.push_back(e);
-                }
+    std::vector<Part> parts(static_cast<size_t>(cut.count()));
+    counts.threads = cut.run(opt_.threads, [&](uint64_t i, uint64_t begin, uint64_t end) {
+        Part &p = parts[static_cast<size_t>(i)];
+        for (uint64_t s = begin; s < end; ++s) {
+            auto slot = static_cast<uint32_t>(s);
+            RecoveredEntry e{};
+            const SlotVerdict v = judge(slot, check_values, e);
+            if (v == SlotVerdict::empty)
+                continue;
+            if (v == SlotVerdict::unreadable) {
+                p.counts.corrupt++;
+                p.unreadable.push_back(slot);
+                continue;
             }
-        } catch (...) {
-            std::lock_guard<std::mutex> g(failure_m);
-            if (!failure)
-                failure = std::current_exception();
-            failed.store(true, std::memory_order_relaxed);
+            if (v != SlotVerdict::ok) {
+                (v == SlotVerdict::torn ? p.counts.torn : p.counts.corrupt)++;
+                // Its header was just read whole; one that faults now is
+                // unreadable like any other.
+                if (!withdraw(slot))
+                    p.unreadable.push_back(slot);
+                continue;
+            }
+            p.entries.push_back(e);
         }
-    };
-    // Threads that could not be started (no memory, or the limit on
-    // threads) leave their parts to the others.
-    std::vector<std::thread> pool;
-    try {
-        pool.reserve(threads - 1);
-        for (unsigned t = 1; t < threads; ++t)
-            pool.emplace_back(work);
-    } catch (...) {
-    }
-    work();
-    for (auto &th : pool)
-        th.join();
-    counts.threads = static_cast<unsigned>(pool.size()) + 1;
-    if (failure)
-        std::rethrow_exception(failure);
+    });
     size_t total = 0;
     for (auto &p : parts)
         total += p.entries.size();

@@ -262,10 +262,15 @@ private:
     void save_for_undo();
     void explain_unusable_superblocks(bool only_truncation) const;
     uint64_t usable_at_format() const;
-    // Store next as both copies and make it sb_; throws Error(-EIO), sb_
-    // unchanged, where that faulted. sb_m_ held, or before the arena is
+    // Store sb_ as both copies (a new generation); throws Error(-EIO), sb_
+    // as it was, where that faulted. sb_m_ held, or before the arena is
     // shared.
-    void write_superblock(Superblock next);
+    void write_superblock();
+    // Set one field of sb_ and write it (sb_m_ held); where the write
+    // faults, the field is put back. Only the fields a rewrite changes are
+    // ever stored into sb_: the others (the uuid) are read without the lock.
+    template <typename T>
+    void rewrite(T Superblock::*field, T v);
     // fn() under guarded(); throws Error(-EIO) naming what, where it faulted.
     template <typename Fn>
     void guarded_or_fail(const char *what, Fn &&fn);

@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
+#include "arena/slot_parts.hpp"
 #include "internal/util.hpp"
 
 namespace daxkv {
@@ -32,10 +35,6 @@ const char *image_state_name(ImageState s) noexcept {
     }
     return "?";
 }
-
-// Slots between two progress reports: frequent enough to move a display,
-// rare enough to cost nothing next to hashing the payloads.
-constexpr uint64_t kProgressSlots = 4096;
 
 ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
     auto t0 = std::chrono::steady_clock::now();
@@ -172,13 +171,27 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
         r.findings.push_back(std::move(f));
     };
     // Only the usable slots: the payloads above them need not exist (room
-    // to grow into, at the end of a file arena).
+    // to grow into, at the end of a file arena). Each is judged first, on
+    // opt.threads threads (reading the values is what takes the time),
+    // before anything is written; then, in slot order, what the verdicts
+    // mean (duplicates, withdrawals) is worked out on this thread.
     const uint64_t usable = usable_slots_of(r.sb);
+    std::vector<uint8_t> verdicts(usable);
+    std::mutex progress_m;
+    uint64_t judged = 0;
+    r.threads = SlotParts(usable, opt.check_values ? l.slot_bytes : 0)
+                    .run(opt.threads, [&](uint64_t, uint64_t begin, uint64_t end) {
+                        for (uint64_t s = begin; s < end; ++s)
+                            verdicts[s] = static_cast<uint8_t>(judge(s, opt.check_values));
+                        if (opt.progress) {
+                            std::lock_guard<std::mutex> g(progress_m);
+                            judged += end - begin;
+                            opt.progress(judged, usable);
+                        }
+                    });
     for (uint64_t s = 0; s < usable; ++s) {
-        if (opt.progress && s % kProgressSlots == 0)
-            opt.progress(s, usable);
         SlotHeader *h = header(s);
-        const SlotVerdict v = judge(s, opt.check_values);
+        const auto v = static_cast<SlotVerdict>(verdicts[s]);
         if (v == SlotVerdict::empty)
             continue;
         if (v == SlotVerdict::unreadable) {

@@ -61,6 +61,7 @@ struct ImageReport {
     uint64_t withdrawn = 0;   // commit words cleared
     bool superblock_rewritten = false;
     uint64_t usec = 0;
+    unsigned threads = 0; // threads that judged the slots
 
     // Damage: a bad superblock copy or a torn or corrupt entry (stale
     // duplicates are what a crash mid-replace leaves; recovery resolves them).
@@ -78,13 +79,17 @@ struct CheckOptions {
     // Make [p, p+n) durable after a repair write (Mapping::persist); may be empty.
     std::function<void(const void *, size_t)> persist;
     // Called now and then with the slots judged so far and the slots to
-    // judge (a whole device takes a while); may be empty.
+    // judge (a whole device takes a while), from the judging threads, one
+    // call at a time; may be empty.
     std::function<void(uint64_t done, uint64_t total)> progress;
     // How the superblock blocks and each slot are read (as an open and the
     // recovery scan read them with sigbus=handle): blocks whose reading
     // faults make the image unreadable, a slot whose reading faults is
     // unreadable, instead of the process dying. Null: read directly.
     FaultGuard read_guard = nullptr;
+    // Threads that judge the slots (1..16), as the recovery scan shares
+    // them: in parts of about 16 MiB of values, or 1,024 headers.
+    unsigned threads = 1;
 };
 
 // Inspect the size bytes at base. Reads nothing outside them; writes only

@@ -4,14 +4,12 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
-#include <exception>
-#include <mutex>
 #include <new>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "internal/error.hpp"
+#include "internal/take_turns.hpp"
 
 namespace daxkv {
 namespace {
@@ -150,77 +148,38 @@ void recover_pool(Core &c) {
                       std::string(key)});
         }
     }
-    std::atomic<size_t> next_shard{0};
     std::atomic<uint64_t> stale{0}, max_seq{0};
-    std::atomic<bool> failed{false};
-    auto rebuild_shards = [&] {
-        for (size_t i; !failed.load(std::memory_order_relaxed) &&
-                       (i = next_shard.fetch_add(1)) < Index::kShards;) {
-            // In commit order, each linked at the LRU tail with its sequence
-            // number as its tick: the oldest commit is the first victim. Two
-            // commits of one key with one seq (a damaged or copied image)
-            // go by device, then slot: the first offered stays, as daxkv
-            // check judges them.
-            std::vector<Found> &list = per_shard[i];
-            std::sort(list.begin(), list.end(), [](const Found &x, const Found &y) {
-                if (x.v.seq != y.v.seq)
-                    return x.v.seq < y.v.seq;
-                if (x.v.ref.arena != y.v.ref.arena)
-                    return x.v.ref.arena < y.v.ref.arena;
-                return x.v.ref.slot < y.v.ref.slot;
-            });
-            c.index.reserve_shard(static_cast<uint16_t>(i), list.size());
-            uint64_t shard_max = 0, shard_stale = 0;
-            for (const Found &f : list) {
-                Index::Locked l = c.index.lookup(f.key, f.hash);
-                if (offer(c, l, f.v, f.v.seq, false) != Index::Offer::added)
-                    ++shard_stale; // two commits of one key: one withdrawn
-                shard_max = std::max(shard_max, f.v.seq);
-            }
-            stale.fetch_add(shard_stale, std::memory_order_relaxed);
-            uint64_t m = max_seq.load(std::memory_order_relaxed);
-            while (shard_max > m && !max_seq.compare_exchange_weak(m, shard_max)) {
-            }
-        }
-    };
-    // The first failure of a shard (no memory for its entries), rethrown
-    // once every thread has ended: an exception that left a thread's
-    // function, or this one while threads still ran, would end the process.
-    // The shards not yet started are left; the open fails and drops the
-    // index.
-    std::mutex failure_m;
-    std::exception_ptr failure;
-    auto rebuild = [&]() noexcept {
-        try {
-            rebuild_shards();
-        } catch (...) {
-            std::lock_guard<std::mutex> g(failure_m);
-            if (!failure)
-                failure = std::current_exception();
-            failed.store(true, std::memory_order_relaxed);
-        }
-    };
+    // The shards on as many threads as the store's workers (at most 16).
+    // The first failure of a shard (no memory for its entries) leaves the
+    // shards not yet started; the open fails and drops the index.
     const unsigned threads = std::max(1u, std::min(c.cfg.effective_workers(), 16u));
-    if (threads == 1 || total < 4096) {
-        rebuild();
-    } else {
-        std::vector<std::thread> pool;
-        try {
-            pool.reserve(threads - 1);
-            for (unsigned t = 1; t < threads; ++t)
-                pool.emplace_back(rebuild);
-        } catch (...) {
-            // A thread that cannot be started, or no memory for one: the
-            // shards are handed out one at a time, so the threads running
-            // and this one still rebuild all of them. Unwinding instead
-            // would destroy running threads, which ends the process.
+    take_turns(Index::kShards, total < 4096 ? 1 : threads, [&](uint64_t i) {
+        // In commit order, each linked at the LRU tail with its sequence
+        // number as its tick: the oldest commit is the first victim. Two
+        // commits of one key with one seq (a damaged or copied image)
+        // go by device, then slot: the first offered stays, as daxkv
+        // check judges them.
+        std::vector<Found> &list = per_shard[i];
+        std::sort(list.begin(), list.end(), [](const Found &x, const Found &y) {
+            if (x.v.seq != y.v.seq)
+                return x.v.seq < y.v.seq;
+            if (x.v.ref.arena != y.v.ref.arena)
+                return x.v.ref.arena < y.v.ref.arena;
+            return x.v.ref.slot < y.v.ref.slot;
+        });
+        c.index.reserve_shard(static_cast<uint16_t>(i), list.size());
+        uint64_t shard_max = 0, shard_stale = 0;
+        for (const Found &f : list) {
+            Index::Locked l = c.index.lookup(f.key, f.hash);
+            if (offer(c, l, f.v, f.v.seq, false) != Index::Offer::added)
+                ++shard_stale; // two commits of one key: one withdrawn
+            shard_max = std::max(shard_max, f.v.seq);
         }
-        rebuild();
-        for (auto &th : pool)
-            th.join();
-    }
-    if (failure)
-        std::rethrow_exception(failure);
+        stale.fetch_add(shard_stale, std::memory_order_relaxed);
+        uint64_t m = max_seq.load(std::memory_order_relaxed);
+        while (shard_max > m && !max_seq.compare_exchange_weak(m, shard_max)) {
+        }
+    });
     // The winners own their slots.
     c.index.for_each_locked([&](const Entry &e) {
         if (e.committed())

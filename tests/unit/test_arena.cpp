@@ -871,6 +871,66 @@ TEST_F(Arena, CheckImageFindsWhatRecoveryDropsAndRepairs) {
     EXPECT_EQ(value("a"), pattern(7, 50));
 }
 
+TEST_F(Arena, CheckImageOnSeveralThreadsReportsWhatOneThreadDoes) {
+    // daxkv check judges the slots on several threads, in parts (of 256
+    // slots of 64 KiB here), then works out duplicates and repairs in slot
+    // order: the report is the same whatever the threads. Damage in each
+    // part: flipped payload bits, a torn commit, a stale duplicate.
+    constexpr uint32_t kSlots = 600;
+    open({64 * 1024, kSlots});
+    for (uint32_t i = 0; i + 1 < kSlots; ++i)
+        ASSERT_EQ(put(key_of(i), pattern(i, 300)), 0) << i;
+    ASSERT_EQ(put(key_of(7), pattern(9999, 200), DAXKV_REPLACE), 0); // last slot; 7 withdrawn
+    ar::Layout l = layout();
+    store_.reset();
+    FileMap fm(path_);
+    ASSERT_TRUE(fm.ok());
+    for (uint32_t s : {10u, 300u, 550u})
+        fm.base()[l.data_offset + s * l.slot_bytes + 5] ^= 1;
+    header(fm, l, 260)->seq ^= 4;
+    header(fm, l, 7)->commit = header(fm, l, 7)->seq; // the older version of key 7 back
+    std::vector<ar::ImageReport> reports;
+    for (unsigned threads : {1u, 4u}) {
+        ar::CheckOptions opt;
+        opt.threads = threads;
+        uint64_t last = 0, calls = 0;
+        opt.progress = [&](uint64_t done, uint64_t total) {
+            EXPECT_EQ(total, kSlots);
+            EXPECT_GE(done, last);
+            last = done;
+            ++calls;
+        };
+        reports.push_back(ar::check_image(fm.base(), fm.size(), opt));
+        EXPECT_EQ(last, kSlots);
+        EXPECT_GE(calls, 3u); // a part at a time
+    }
+    EXPECT_EQ(reports[0].threads, 1u);
+    EXPECT_EQ(reports[1].threads, 3u); // three parts
+    for (const ar::ImageReport &r : reports) {
+        SCOPED_TRACE(r.threads);
+        EXPECT_EQ(r.committed, kSlots);
+        EXPECT_EQ(r.live, kSlots - 1 - 4);
+        EXPECT_EQ(r.bad_value, 3u);
+        EXPECT_EQ(r.torn, 1u);
+        EXPECT_EQ(r.stale, 1u);
+        ASSERT_EQ(r.findings.size(), 5u);
+        const std::vector<uint32_t> slots = {7, 10, 260, 300, 550};
+        const std::vector<std::string> reasons = {"stale", "bad-value", "torn", "bad-value",
+                                                  "bad-value"};
+        for (size_t i = 0; i < slots.size(); ++i) {
+            EXPECT_EQ(r.findings[i].slot, slots[i]);
+            EXPECT_EQ(r.findings[i].reason, reasons[i]);
+        }
+        EXPECT_EQ(r.value_bytes, reports[0].value_bytes);
+        EXPECT_EQ(r.max_seq, reports[0].max_seq);
+    }
+    ar::CheckOptions fix;
+    fix.repair = true;
+    fix.threads = 4;
+    EXPECT_EQ(ar::check_image(fm.base(), fm.size(), fix).withdrawn, 5u);
+    EXPECT_FALSE(ar::check_image(fm.base(), fm.size(), ar::CheckOptions{}).damaged());
+}
+
 // A repair without value checks (daxkv check --repair --no-values) withdraws
 // an older version of a key only once the newer one's value is checked: an
 // open drops a newer version whose value is damaged and serves the older

@@ -1140,8 +1140,9 @@ TEST_F(SuperblockFaults, AnArenaWhoseSuperblockBlocksFaultIsRefusedUnlessFormatt
                 ADD_FAILURE() << "opened an arena whose superblock block faults";
             } catch (const daxkv::Error &e) {
                 EXPECT_EQ(e.code(), -EIO);
-                EXPECT_TRUE(contains_text(e.what(), format ? "clearing its superblock blocks faulted"
-                                                           : "reading its superblock blocks"))
+                EXPECT_TRUE(contains_text(e.what(), format
+                                                        ? "clearing its superblock blocks faulted"
+                                                        : "reading its superblock blocks"))
                     << e.what();
             }
         }
