@@ -73,6 +73,10 @@ void Pool::map_device(DeviceRow &row, const DeviceSpec &d) const {
     }
 }
 
+namespace testing {
+std::function<void(const std::string &path)> device_mapped;
+} // namespace testing
+
 // Map the device and validate (or format) its arena into row.
 void Pool::map_device_once(DeviceRow &row, const DeviceSpec &d) const {
     platform::MapRequest req;
@@ -97,6 +101,8 @@ void Pool::map_device_once(DeviceRow &row, const DeviceSpec &d) const {
     if (payload)
         size_for_payloads(d.bytes, req, ao);
     auto map = platform::Mapping::open(req);
+    if (testing::device_mapped)
+        testing::device_mapped(d.path);
     if (payload && cfg_.grow_auto && map->info().kind == platform::DeviceKind::devdax) {
         // Room to grow over the whole device: the slots it holds with their
         // headers (auto_grow_limit mapped all of it).
@@ -203,9 +209,12 @@ DeviceRow &Pool::open_device(const DeviceSpec &d, bool tolerate_missing) {
         map_device(*row, d);
         row->state.store(DevState::active);
     } catch (const Error &e) {
-        // Absent (-ENOENT) or no longer a usable DAX device (-ENODEV, e.g.
-        // onlined as system RAM): the rest of the pool can still serve.
-        if (!tolerate_missing || (e.code() != -ENOENT && e.code() != -ENODEV))
+        // Absent (-ENOENT), no longer a usable DAX device (-ENODEV, e.g.
+        // onlined as system RAM), or with superblocks that fault when read
+        // (-EIO, sigbus=handle: bad media): the rest of the pool can still
+        // serve.
+        if (!tolerate_missing ||
+            (e.code() != -ENOENT && e.code() != -ENODEV && e.code() != -EIO))
             throw;
         row->arena.reset();
         row->alloc.reset(new SlotAllocator(0));

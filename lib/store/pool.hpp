@@ -12,6 +12,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -244,5 +245,11 @@ private:
     mutable std::mutex ev_m_;
     mutable std::condition_variable ev_cv_;
 };
+
+namespace testing {
+// Called with a device's path once it is mapped, before its arena is read
+// (the tests cut a file there, as bad media under its superblocks).
+extern std::function<void(const std::string &path)> device_mapped;
+} // namespace testing
 
 } // namespace daxkv
