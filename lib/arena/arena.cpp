@@ -120,11 +120,12 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
              static_cast<unsigned long long>(layout_.header_bytes));
 
     // Bad media under the superblock blocks (or a file cut inside them)
-    // must not end the process: they are read once under the fault_guard,
-    // and from then on every access of them is guarded. Such a device
-    // cannot say what it held, nor which changes of the pool it saw (its
-    // removal table lies there too): it is refused unless it is to be
-    // formatted.
+    // must not end the process: every line of them is read once under the
+    // fault_guard before the open looks at them, and every write of them
+    // (and the store's reads of the removal table) goes through it too.
+    // Such a device cannot say what it held, nor which changes of the pool
+    // it saw (its removal table lies there too): it is refused unless it is
+    // to be formatted.
     const bool blocks_readable =
         guarded([&] { read_bytes(map_->base(), std::min(kHeaderOffset, map_->backed())); });
     if (!blocks_readable) {

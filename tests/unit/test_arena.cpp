@@ -883,7 +883,7 @@ TEST_F(Arena, CheckImageOnSeveralThreadsReportsWhatOneThreadDoes) {
     ASSERT_EQ(put(key_of(7), pattern(9999, 200), DAXKV_REPLACE), 0); // last slot; 7 withdrawn
     ar::Layout l = layout();
     store_.reset();
-    FileMap fm(path_);
+    FileMap fm(path_, l.arena_bytes); // a device is mapped as far as the arena goes
     ASSERT_TRUE(fm.ok());
     for (uint32_t s : {10u, 300u, 550u})
         fm.base()[l.data_offset + s * l.slot_bytes + 5] ^= 1;
