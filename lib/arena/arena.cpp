@@ -22,21 +22,7 @@ namespace daxkv {
 namespace arena {
 namespace {
 
-bool all_zero(const char *p, size_t n) {
-    for (size_t i = 0; i < n; ++i)
-        if (p[i])
-            return false;
-    return true;
-}
-
 bool has_magic(const char *p) { return std::memcmp(p, kMagic, sizeof kMagic) == 0; }
-
-// Load every cache line of [p, p+n): where it faults, the guard around it
-// says so.
-void read_bytes(const char *p, uint64_t n) {
-    for (uint64_t i = 0; i < n; i += 64)
-        static_cast<void>(*static_cast<const volatile char *>(p + i));
-}
 
 } // namespace
 
@@ -127,7 +113,7 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
     // it saw (its removal table lies there too): it is refused unless it is
     // to be formatted.
     const bool blocks_readable =
-        guarded([&] { read_bytes(map_->base(), std::min(kHeaderOffset, map_->backed())); });
+        guarded([&] { load_lines(map_->base(), std::min(kHeaderOffset, map_->backed())); });
     if (!blocks_readable) {
         history_faulted_.store(true);
         if (!map_->created() && !opt_.format && !opt_.reformat)

@@ -357,6 +357,12 @@ SlotVerdict classify_slot(const SlotHeader *h, uint64_t commit, const Layout &l,
 // recovery scan and `daxkv check` judge slots so.
 SlotVerdict judge_slot(const SlotHeader *h, const Layout &l, const char *data, bool check_value,
                        uint64_t limit, FaultGuard guard, const void *lo, size_t n) noexcept;
+// Load every cache line of [p, p+n): run under a FaultGuard, it says
+// whether the range can be read (the superblock blocks, before an open or a
+// check judges them).
+void load_lines(const char *p, uint64_t n) noexcept;
+// Whether every byte of [p, p+n) is zero.
+bool all_zero(const char *p, size_t n) noexcept;
 
 } // namespace arena
 } // namespace daxkv

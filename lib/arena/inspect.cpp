@@ -13,17 +13,6 @@
 
 namespace daxkv {
 namespace arena {
-namespace {
-
-bool all_zero(const char *p, size_t n) {
-    for (size_t i = 0; i < n; ++i)
-        if (p[i])
-            return false;
-    return true;
-}
-
-} // namespace
-
 const char *image_state_name(ImageState s) noexcept {
     switch (s) {
     case ImageState::arena: return "arena";
@@ -53,10 +42,7 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
     if (opt.read_guard &&
         opt.read_guard(
             base, kHeaderOffset,
-            [](void *p) {
-                for (uint64_t i = 0; i < kHeaderOffset; i += 64)
-                    static_cast<void>(static_cast<const volatile char *>(p)[i]);
-            },
+            [](void *p) { load_lines(static_cast<const char *>(p), kHeaderOffset); },
             base) != 0) {
         r.state = ImageState::unreadable;
         return r;

@@ -154,6 +154,18 @@ SlotVerdict judge_slot(const SlotHeader *h, const Layout &l, const char *data, b
     return j.verdict;
 }
 
+void load_lines(const char *p, uint64_t n) noexcept {
+    for (uint64_t i = 0; i < n; i += 64)
+        static_cast<void>(*static_cast<const volatile char *>(p + i));
+}
+
+bool all_zero(const char *p, size_t n) noexcept {
+    for (size_t i = 0; i < n; ++i)
+        if (p[i])
+            return false;
+    return true;
+}
+
 namespace {
 
 // Large arenas start the payloads on a 2 MiB boundary (huge pages, and DAX

@@ -65,6 +65,29 @@ bool copy_in_pool(const Core &c, uint32_t a) {
     return false;
 }
 
+namespace {
+
+// Whether device a's entries are judged by its own removal table (see
+// recover_pool): its last open was not closed on it, and it is a copy of
+// another device present, or another device was closed cleanly at the end
+// of that open or of a later one.
+bool judged_by_own_table(const Core &c, uint32_t a) {
+    const auto &ar = c.pool[a].arena;
+    if (!ar || ar->mapping().volatile_memory() || ar->last_open() == 0 || ar->closed_cleanly())
+        return false;
+    if (copy_in_pool(c, a))
+        return true;
+    for (uint32_t x = 0; x < c.pool.size(); ++x) {
+        const auto &other = c.pool[x].arena;
+        if (x != a && other && !other->mapping().volatile_memory() &&
+            other->last_open() >= ar->last_open() && other->closed_cleanly())
+            return true;
+    }
+    return false;
+}
+
+} // namespace
+
 void recover_pool(Core &c) {
     // Scan every arena (each scan runs on threads of its own), then rebuild
     // the index shard by shard on as many threads: with a million entries
@@ -91,28 +114,13 @@ void recover_pool(Core &c) {
     if (c.history.kept()) {
         for (uint32_t a = 0; a < c.pool.size(); ++a) {
             const auto &ar = c.pool[a].arena;
-            if (!ar || ar->mapping().volatile_memory() || ar->last_open() == 0 ||
-                ar->closed_cleanly())
-                continue;
-            if (copy_in_pool(c, a)) {
-                own[a] = History::own_table(*ar);
-                continue;
-            }
-            for (uint32_t x = 0; x < c.pool.size(); ++x) {
-                const auto &other = c.pool[x].arena;
-                if (x != a && other && !other->mapping().volatile_memory() &&
-                    other->last_open() >= ar->last_open() && other->closed_cleanly()) {
-                    own[a] = History::own_table(*ar);
-                    break;
-                }
-            }
-        }
-        for (uint32_t a = 0; a < c.pool.size(); ++a) {
-            const auto &ar = c.pool[a].arena;
             if (!ar || ar->mapping().volatile_memory())
                 continue;
             floor[a] = ar->seq_floor();
-            top = std::max(top, c.history.take_device(*ar, History::own_table(*ar)));
+            std::vector<uint64_t> table = History::own_table(*ar);
+            top = std::max(top, c.history.take_device(*ar, table));
+            if (judged_by_own_table(c, a))
+                own[a] = std::move(table);
         }
     }
     for (uint32_t a = 0; a < c.pool.size(); ++a) {
