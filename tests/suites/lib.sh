@@ -41,6 +41,12 @@ plain_counts() {
 # arguments; the log goes to $2/build.log. BUILD_TARGETS, when set, names the
 # only targets to make (a suite that runs a few programs of a second tree
 # need not compile the rest: on two cores the whole tree takes minutes).
+# Otherwise the library, the command and the Python module are built with
+# the configured flags, and then the test programs at -O0 -g: what the tests
+# check is the library, and on two cores the optimizer spent 236 s on the
+# test programs against 126 s at -O0, while the suites that run them took
+# the same time either way (unit 71 s against 67 s, adversarial 21 s, crash
+# 39 s, tools 26 s).
 build_tree() {
     local src=$1 dir=$2
     shift 2
@@ -50,7 +56,8 @@ build_tree() {
             # shellcheck disable=SC2086
             make -j"$(nproc)" $BUILD_TARGETS >build.log 2>&1
         else
-            make -j"$(nproc)" >build.log 2>&1 && make -j"$(nproc)" check TESTS= >>build.log 2>&1
+            make -j"$(nproc)" >build.log 2>&1 &&
+                make -j"$(nproc)" check TESTS= CFLAGS="-O0 -g" CXXFLAGS="-O0 -g" >>build.log 2>&1
         fi)
 }
 
