@@ -45,6 +45,31 @@ check_without_daxctl() {
     rm -f "$arena"
 }
 
+# run_shards DIR PROGRAM LOG [PREFIX...]: the GoogleTest PROGRAM of DIR in
+# as many shards as there are CPUs, side by side (GTEST_TOTAL_SHARDS), each
+# into LOG.N, all of them into LOG; prints "PASSED FAILED" summed over the
+# shards, each judged on its own by gtest_counts (a shard that died is a
+# failure even where the others ran to their end). The tests under the
+# sanitizers spend much of their time on one thread: on two cores two
+# shards took the unit tests from 236 s to 172 s under TSan and from 90 s
+# to 62 s under ASan+UBSan, the adversarial tests from 38 s to 25 s.
+run_shards() {
+    local dir=$1 prog=$2 log=$3 n i p f pass_all=0 fail_all=0
+    shift 3
+    n=$(nproc)
+    for ((i = 0; i < n; i++)); do
+        (cd "$dir" && GTEST_TOTAL_SHARDS=$n GTEST_SHARD_INDEX=$i "$@" "$prog" >"$log.$i" 2>&1) &
+    done
+    wait
+    : >"$log"
+    for ((i = 0; i < n; i++)); do
+        cat "$log.$i" >>"$log"
+        read -r p f < <(gtest_counts "$log.$i")
+        pass_all=$((pass_all + p)) fail_all=$((fail_all + f))
+    done
+    echo "$pass_all $fail_all"
+}
+
 for kind in asan tsan; do
     case $kind in
     asan) flags=address,undefined programs="tools/daxkv" configure=--without-daxctl ;;
@@ -63,8 +88,8 @@ for kind in asan tsan; do
     # TSan needs the legacy address-space layout on kernels with high ASLR entropy.
     run=""
     [ $kind = tsan ] && setarch "$(uname -m)" -R true 2>/dev/null && run="setarch $(uname -m) -R"
-    (cd "$dir" && $run ./tests/unit/daxkv_unit >unit.log 2>&1)
-    read -r p f < <(gtest_counts "$dir/unit.log")
+    # shellcheck disable=SC2086
+    read -r p f < <(run_shards "$dir" ./tests/unit/daxkv_unit "$dir/unit.log" $run)
     if grep -qE 'ERROR: (Address|Thread|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$dir/unit.log"; then
         f=$((f + 1)); grep -E -A12 'ERROR: |WARNING: ThreadSanitizer|runtime error:' "$dir/unit.log" | head -40
     fi
@@ -77,8 +102,9 @@ for kind in asan tsan; do
     fi
     echo "$kind C API test: $p passed, $f failed"
     pass=$((pass + p)) fail=$((fail + f))
-    (cd "$dir" && $run timeout 900 ./tests/adversarial/daxkv_adversarial >adversarial.log 2>&1)
-    read -r p f < <(gtest_counts "$dir/adversarial.log")
+    # shellcheck disable=SC2086
+    read -r p f < <(run_shards "$dir" ./tests/adversarial/daxkv_adversarial "$dir/adversarial.log" \
+        $run timeout 900)
     if grep -qE 'ERROR: (Address|Thread|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$dir/adversarial.log"; then
         f=$((f + 1)); grep -E -A12 'ERROR: |WARNING: ThreadSanitizer|runtime error:' "$dir/adversarial.log" | head -40
     fi
