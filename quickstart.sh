@@ -14,7 +14,7 @@ build_deps="build-essential autoconf automake libtool pkg-config libxxhash-dev
 test_deps="qemu-system-x86 linux-image-amd64 busybox-static ndctl daxctl kmod cpio xz-utils
   python3 python3-pytest python3-numpy python3-torch python3-sortedcontainers python3-prometheus-client golang-go cargo
   debhelper devscripts lintian rpm rpm2cpio abigail-tools groff-base man-db clang libclang-rt-14-dev gnuplot-nox
-  dh-python pybuild-plugin-pyproject python3-all python3-setuptools python3-wheel python3-pip python3-venv"
+  dh-python pybuild-plugin-pyproject python3-all python3-setuptools python3-wheel python3-pip python3-venv shellcheck"
 
 install() {
     local missing=()

@@ -5,7 +5,8 @@
 # in daxctl's JSON, the progress display on a terminal; then info, check and
 # format on file arenas: exit statuses, JSON that parses, damage (payload,
 # header, torn commit word, superblock copies) found, reported and repaired,
-# and format's refusals. $1: build directory.
+# and format's refusals; the project's shell scripts under shellcheck.
+# $1: build directory.
 #
 # Bad inputs tried here: no command, unknown commands and options, options
 # without their value, values given to flags, ambiguous abbreviations, sizes
@@ -221,6 +222,31 @@ comp() { # WORDS...: what completing the last word offers
 [ "$(comp "$daxkv" bench --verify r)" = "recover read" ] && ok || bad "completion of a value: $(comp "$daxkv" bench --verify r)"
 [ -z "$(comp "$daxkv" bench --count "")" ] && ok || bad "no completion after --count"
 [ "$(comp "$daxkv" help fo)" = format ] && ok || bad "completion after help: $(comp "$daxkv" help fo)"
+# A file name with a space is one completion, not a word per part.
+compdir=$(mktemp -d "$base/daxkv-comp.XXXXXX")
+: >"$compdir/two words.arena"
+comp_count() { # WORDS...: how many completions the last word gets
+    bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _daxkv; echo "${#COMPREPLY[@]} ${COMPREPLY[0]-}"' \
+        _ "$src/tools/bash-completion/daxkv" "$@"
+}
+got=$(comp_count "$daxkv" info "$compdir/two w")
+[ "$got" = "1 $compdir/two words.arena" ] && ok || bad "completion of a file name with a space: $got"
+rm -rf "$compdir"
+# The project's shell scripts (the suites, the guest rig, the completion,
+# the package scripts): no shellcheck warning.
+if command -v shellcheck >/dev/null; then
+    mapfile -t scripts < <(cd "$src" && {
+        ls quickstart.sh .ci/run tests/run-all.sh tests/*/*.sh debian/*.postinst
+        grep -l '^#!/bin/sh' debian/tests/*
+    } 2>/dev/null)
+    if out=$(cd "$src" && shellcheck -S warning "${scripts[@]}" && shellcheck -S warning -s bash tools/bash-completion/daxkv 2>&1); then
+        ok
+    else
+        bad "shellcheck on ${#scripts[@]} scripts and the completion:"; echo "$out" | head -30
+    fi
+else
+    echo "shellcheck not installed: the scripts are not checked (apt-get install shellcheck)"
+fi
 
 # --- Usage errors of the arena commands ---------------------------------------
 expect 2 "info without PATH" -- "$daxkv" info
@@ -276,7 +302,6 @@ check_json "8 live entries" "$dir/e.json" 'j["entries"]["live"] == 8 and j["reco
 hoff=$(json "$dir/e.json" 'j["layout"]["header_offset"]')
 hbytes=$(json "$dir/e.json" 'j["layout"]["header_bytes"]')
 doff=$(json "$dir/e.json" 'j["layout"]["data_offset"]')
-sbytes=$(json "$dir/e.json" 'j["layout"]["slot_bytes"]')
 flip "$e" $((doff + 100))                    # slot 0: a payload bit
 flip "$e" $((hoff + hbytes + 8))             # slot 1: seq, so commit != seq (torn)
 flip "$e" $((hoff + 2 * hbytes + 64)) 2      # slot 2: a key bit (header checksum)

@@ -192,7 +192,7 @@ done
 
 # The example programs of libdaxkv-dev, built with their Makefile.
 exdir=/usr/share/doc/libdaxkv-dev/examples
-if [ -f "$exdir/Makefile" ] && [ -f "$exdir/put_get.c" ] && ! ls "$exdir" | grep -q '\.gz$'; then
+if [ -f "$exdir/Makefile" ] && [ -f "$exdir/put_get.c" ] && ! compgen -G "$exdir/*.gz" >/dev/null; then
     rm -rf "$work/examples" && cp -r "$exdir" "$work/examples"
     if (cd "$work/examples" && make run) >"$work/examples.txt" 2>&1 &&
         [ "$(grep -c ': .*\(read back\|restored\|in place\)' "$work/examples.txt")" -eq 3 ]; then
@@ -417,9 +417,9 @@ fi
 # scriptlets, dependencies from the host) and run what they installed.
 rpmroot="$work/rpmroot"
 mkdir -p "$rpmroot"
-for f in $(find "$work/rpmbuild/RPMS" -name '*.rpm' ! -name '*-debug*'); do
+while IFS= read -r f; do
     (cd "$rpmroot" && rpm2cpio "$f" | cpio -idm --quiet) >>"$log" 2>&1
-done
+done < <(find "$work/rpmbuild/RPMS" -name '*.rpm' ! -name '*-debug*')
 if out=$(LD_LIBRARY_PATH="$rpmroot/usr/lib64" "$rpmroot/usr/bin/daxkv" --version 2>&1) &&
     [ "$out" = "daxkv $version (library $version)" ] &&
     LD_LIBRARY_PATH="$rpmroot/usr/lib64" ldd "$rpmroot/usr/bin/daxkv" | grep -q "$rpmroot/usr/lib64/libdaxkv.so.0"; then

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for the suite scripts (sourced, not run).
 
 # Count a GoogleTest binary's per-test results from its output file.
@@ -71,10 +72,11 @@ build_tree() {
 build_test_tree() {
     local src=$1 dir=$2 programs=$3
     shift 3
+    # shellcheck disable=SC2086 # the programs are words
     BUILD_TARGETS="lib/libdaxkv.la tests/fakecuda/libfakecudart.la" build_tree "$src" "$dir" "$@" &&
-        # shellcheck disable=SC2086
         (cd "$dir" && make -j"$(nproc)" CFLAGS="-O0 -g" CXXFLAGS="-O0 -g" $programs >>build.log 2>&1)
 }
 
 # The test programs every second tree runs (a suite adds its own).
+# shellcheck disable=SC2034 # used by the suites that source this
 TEST_PROGRAMS="tests/unit/daxkv_unit tests/capi/capi_test"
