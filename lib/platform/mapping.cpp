@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
 #include <vector>
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/mman.h>
@@ -79,6 +81,7 @@ int allocate_blocks(int fd, uint64_t from, uint64_t to) {
 }
 
 std::atomic<bool> temporary_names{false};
+std::atomic<void (*)(const char *)> temporary_created_hook{nullptr};
 
 std::string dir_of(const std::string &path) {
     const size_t slash = path.find_last_of('/');
@@ -88,6 +91,30 @@ std::string dir_of(const std::string &path) {
 std::string name_of(const std::string &path) {
     const size_t slash = path.find_last_of('/');
     return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+// The hidden temporary names of the arena at path start so, followed by
+// mkostemp's six characters. The arena's name is cut short so that the
+// temporary one stays within NAME_MAX.
+std::string temporary_prefix(const std::string &path) {
+    return "." + name_of(path).substr(0, 200) + ".daxkv-new.";
+}
+constexpr size_t kTemporarySuffix = 6;
+
+// flock(fd, LOCK_EX) of a file nobody else should hold for long: tried
+// without blocking for about a second (an open removing stale temporaries
+// holds one for a few system calls). 0 or an errno.
+int lock_briefly_held(int fd) {
+    for (int tries = 0;; ++tries) {
+        if (::flock(fd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EWOULDBLOCK || tries == 1000)
+            return errno;
+        const struct timespec ms{0, 1000000};
+        ::nanosleep(&ms, nullptr);
+    }
 }
 
 // A new file for the arena at path, in path's directory but not at path: an
@@ -102,15 +129,83 @@ int create_unnamed(const std::string &path, std::string &temp) {
         if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
             return fd;
     }
-    // A kill leaves this name behind (daxkv_open(3)); it is never taken for
-    // the arena. The arena's name is cut short so that the temporary one
-    // stays within NAME_MAX.
-    std::string tmpl = (dir == "/" ? "" : dir) + "/." + name_of(path).substr(0, 200) +
-                       ".daxkv-new.XXXXXX";
-    const int fd = ::mkostemp(&tmpl[0], O_CLOEXEC);
-    if (fd >= 0)
-        temp = tmpl;
-    return fd;
+    // A kill leaves this name behind; it is never taken for the arena, and
+    // the next open of the path removes it (remove_stale_temporaries), as
+    // one that no open holds locked. So the file is locked at once, and
+    // made again should it have lost its name before the lock: an open
+    // removing stale temporaries took it in between.
+    for (int attempt = 0; attempt < 16; ++attempt) {
+        std::string tmpl = (dir == "/" ? "" : dir) + "/" + temporary_prefix(path) + "XXXXXX";
+        const int fd = ::mkostemp(&tmpl[0], O_CLOEXEC);
+        if (fd < 0)
+            return fd;
+        if (auto hook = temporary_created_hook.load(std::memory_order_relaxed))
+            hook(tmpl.c_str());
+        struct stat st;
+        const int e = lock_briefly_held(fd);
+        if (e != 0 || ::fstat(fd, &st) != 0) {
+            const int err = e ? e : errno;
+            (void)::unlink(tmpl.c_str());
+            ::close(fd);
+            errno = err;
+            return -1;
+        }
+        if (st.st_nlink > 0) {
+            temp = tmpl;
+            return fd;
+        }
+        ::close(fd);
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
+// Remove the hidden temporaries of the arena at path that opens killed
+// before their rename left behind (create_unnamed), once that arena is
+// locked by this open (its file is dev and ino; own_temp, the temporary
+// name of the one this open is creating, is left alone). A temporary
+// whose lock can be taken has no open behind it: an open locks its own at
+// once, and makes it again if it was removed before. One that is the
+// arena's own file (a second name, left by a kill between the link and
+// the unlink of a rename without RENAME_NOREPLACE) is removed under the
+// arena's lock. Only regular files of this user are looked at, never
+// followed through a link. Returns how many were removed; errors leave a
+// temporary where it is.
+int remove_stale_temporaries(const std::string &path, const std::string &own_temp, dev_t dev,
+                             ino_t ino) {
+    const int dfd = ::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return 0;
+    DIR *d = ::fdopendir(dfd);
+    if (!d) {
+        ::close(dfd);
+        return 0;
+    }
+    const std::string prefix = temporary_prefix(path);
+    const std::string own = own_temp.empty() ? std::string() : name_of(own_temp);
+    int removed = 0;
+    while (const struct dirent *de = ::readdir(d)) {
+        const std::string_view name(de->d_name);
+        if (name.size() != prefix.size() + kTemporarySuffix ||
+            name.compare(0, prefix.size(), prefix) != 0 || name == own)
+            continue;
+        const int fd = ::openat(dfd, de->d_name,
+                                O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        struct stat st, now;
+        if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == ::geteuid()) {
+            const bool arenas_own = st.st_dev == dev && st.st_ino == ino;
+            if ((arenas_own || ::flock(fd, LOCK_EX | LOCK_NB) == 0) &&
+                ::fstatat(dfd, de->d_name, &now, AT_SYMLINK_NOFOLLOW) == 0 &&
+                now.st_dev == st.st_dev && now.st_ino == st.st_ino &&
+                ::unlinkat(dfd, de->d_name, 0) == 0)
+                ++removed;
+        }
+        ::close(fd); // its lock goes with it
+    }
+    ::closedir(d);
+    return removed;
 }
 
 // Give the unnamed file fd the name path, never replacing what is there: 0,
@@ -335,6 +430,14 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
             fail_errno(errno, "cannot stat " + req.path);
         m->file_dev_ = st.st_dev;
         m->file_ino_ = st.st_ino;
+        if (!read_only && !req.inspect) {
+            if (const int n = remove_stale_temporaries(req.path, m->temp_path_, st.st_dev,
+                                                       st.st_ino))
+                log(kLogInfo, "%s: removed %d hidden temporar%s (%s*) that opens killed while "
+                              "creating the arena left behind",
+                    req.path.c_str(), n, n == 1 ? "y" : "ies",
+                    temporary_prefix(req.path).c_str());
+        }
         // An unnamed file is "DIR/#INODE (deleted)" to the kernel: judged
         // when it has its name.
         const std::string opened = m->remap_named_ ? std::string() : fd_path(m->fd_);
@@ -585,6 +688,10 @@ std::atomic<testing::PersistProbe *> persist_probe{nullptr};
 
 void testing::set_persist_probe(PersistProbe *probe) noexcept {
     persist_probe.store(probe, std::memory_order_release);
+}
+
+void testing::set_temporary_created_hook(void (*hook)(const char *temp)) noexcept {
+    temporary_created_hook.store(hook, std::memory_order_relaxed);
 }
 
 void testing::force_temporary_names(bool on) noexcept {

@@ -160,6 +160,10 @@ void set_persist_probe(PersistProbe *probe) noexcept;
 // without O_TMPFILE (true), or unnamed where the file system allows it
 // (false, the default).
 void force_temporary_names(bool on) noexcept;
+// Called with each hidden temporary name made, before the open locks it
+// (nullptr: none); the tests remove it there, as an open removing stale
+// temporaries may.
+void set_temporary_created_hook(void (*hook)(const char *temp)) noexcept;
 } // namespace testing
 
 } // namespace platform

@@ -10,8 +10,9 @@
 //     with exactly its bytes (the put in flight may be there or not);
 //   - an open that returned (reported) left its arena at the path;
 //   - nothing else is in the directory (a file system without O_TMPFILE
-//     may leave a hidden temporary, ".NAME.daxkv-new.XXXXXX", which is
-//     counted, removed and allowed: daxkv_open(3) documents it).
+//     may leave a hidden temporary, ".NAME.daxkv-new.XXXXXX", which the
+//     next open of the path would remove, as daxkv_open(3) says; here it
+//     is counted, removed and allowed).
 // Rounds alternate durability=process and durability=power. The moment of
 // the kill is drawn from 0 to one and a half times the longest open seen
 // so far (the child reports how long its open took), most of them early in

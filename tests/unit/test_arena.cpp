@@ -47,6 +47,8 @@
 #include <thread>
 #include <vector>
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1351,6 +1353,112 @@ TEST_P(NewFile, ProcessesRacingToCreateOneFileEndWithOneArena) {
         const std::string key = "k" + std::to_string(winner);
         EXPECT_EQ(daxkv_contains(again.get(), key.data(), key.size()), 1) << "round " << round;
     }
+}
+
+TEST_P(NewFile, AnOpenRemovesTheTemporariesKilledOpensLeftAndNothingElse) {
+    FILE_ARENA_ONLY();
+    // What a kill of an open creating the arena on a file system without
+    // O_TMPFILE leaves (.arena.daxkv-new.XXXXXX, unlocked), and names that
+    // are not that: a temporary a live open holds locked, names of another
+    // length or of another arena, a symlink, a directory and a FIFO under
+    // a temporary's name, and (as root) another user's file.
+    const std::string t = ".arena.daxkv-new.";
+    auto at = [&](const std::string &n) { return dir_.file(n); };
+    write_file(at(t + "Stale1"), "left by a kill");
+    write_file(at(t + "Stale12"), "seven characters");
+    write_file(at(".other.daxkv-new.Stale1"), "another arena's");
+    write_file(at("target"), "a symlink's target");
+    ASSERT_EQ(::symlink(at("target").c_str(), at(t + "Link01").c_str()), 0);
+    ASSERT_EQ(::mkdir(at(t + "Dir001").c_str(), 0700), 0);
+    ASSERT_EQ(::mkfifo(at(t + "Fifo01").c_str(), 0600), 0);
+    const int live = ::open(at(t + "Live01").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    ASSERT_GE(live, 0);
+    ASSERT_EQ(::flock(live, LOCK_EX), 0);
+    std::vector<std::string> kept = {t + "Stale12", ".other.daxkv-new.Stale1", "target",
+                                     t + "Link01",  t + "Dir001",  t + "Fifo01", t + "Live01"};
+    if (::geteuid() == 0) {
+        write_file(at(t + "Nobody"), "another user's");
+        ASSERT_EQ(::chown(at(t + "Nobody").c_str(), 65534, 65534), 0);
+        kept.push_back(t + "Nobody");
+    }
+    std::sort(kept.begin(), kept.end());
+    auto left = [&] {
+        std::vector<std::string> names = others();
+        std::sort(names.begin(), names.end());
+        return names;
+    };
+
+    // The open that creates the arena removes the stale temporary.
+    open({4096, 4});
+    ASSERT_EQ(put("a", pattern(3, 100)), 0);
+    EXPECT_EQ(left(), kept);
+    store_.reset();
+
+    // So does an open of the arena as it is, and a second name of the
+    // arena's own file (a kill between the link and the unlink of a rename
+    // without RENAME_NOREPLACE) goes without the arena.
+    write_file(at(t + "Stale2"), "left by another kill");
+    ASSERT_EQ(::link(path_.c_str(), at(t + "Linkd1").c_str()), 0);
+    reopen(StoreSpec(4096, 4).set("create", "0"));
+    EXPECT_EQ(left(), kept);
+    EXPECT_EQ(value("a"), pattern(3, 100));
+    struct stat st;
+    ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_nlink, 1u);
+    store_.reset();
+
+    // The live open's temporary, once it lets go.
+    ::close(live);
+    reopen(StoreSpec(4096, 4).set("create", "0"));
+    kept.erase(std::find(kept.begin(), kept.end(), t + "Live01"));
+    EXPECT_EQ(left(), kept);
+}
+
+namespace {
+std::atomic<int> temporaries_taken{0};
+std::atomic<int> temporaries_to_take{0};
+// As an open removing stale temporaries could, between the creation of a
+// temporary and its lock.
+void take_temporary(const char *temp) {
+    if (temporaries_taken.load() < temporaries_to_take.load()) {
+        ++temporaries_taken;
+        ::unlink(temp);
+    }
+}
+// Only a file under a temporary name (no O_TMPFILE) has a name to lose.
+struct TakingTemporaries {
+    TakingTemporaries() {
+        daxkv::platform::testing::force_temporary_names(true);
+        daxkv::platform::testing::set_temporary_created_hook(take_temporary);
+    }
+    ~TakingTemporaries() {
+        daxkv::platform::testing::set_temporary_created_hook(nullptr);
+        daxkv::platform::testing::force_temporary_names(false);
+    }
+};
+} // namespace
+
+TEST_F(Arena, ATemporaryRemovedBeforeItsOpenLockedItIsMadeAgain) {
+    FILE_ARENA_ONLY();
+    const TakingTemporaries taking;
+    temporaries_taken = 0;
+    temporaries_to_take = 1;
+    open({4096, 4});
+    EXPECT_EQ(temporaries_taken.load(), 1);
+    ASSERT_EQ(put("a", pattern(4, 100)), 0);
+    reopen(StoreSpec(4096, 4).set("create", "0"));
+    EXPECT_EQ(value("a"), pattern(4, 100));
+    EXPECT_EQ(list_dir(dir_.path()), std::vector<std::string>{"arena"});
+    store_.reset();
+
+    // Taken every time: the open gives up (-EAGAIN) and leaves nothing.
+    remove_tree(path_);
+    temporaries_taken = 0;
+    temporaries_to_take = 1000;
+    expect_open_fails(path_, {4096, 4}, -EAGAIN);
+    EXPECT_GT(temporaries_taken.load(), 1);
+    EXPECT_FALSE(file_exists(path_));
+    EXPECT_EQ(list_dir(dir_.path()), std::vector<std::string>{});
 }
 
 TEST_F(Arena, RepeatedFailedOpensLeakNothing) {
