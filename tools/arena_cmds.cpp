@@ -139,9 +139,9 @@ void print_state_line(const std::string &path, const ar::ImageReport &r) {
         break;
     case ar::ImageState::unreadable:
         std::printf("%s: its first 8 KiB (the superblock copies and the removal table) cannot\n"
-                    "  be read: reading them faulted (bad media); an open refuses it, and\n"
-                    "  nothing of it can be judged ('daxkv format --force' starts over where\n"
-                    "  the device takes the writes)\n",
+                    "  be read: reading them faulted (bad media); an open refuses it, a\n"
+                    "  format too, and nothing of it can be judged (clear its media errors,\n"
+                    "  e.g. 'ndctl clear-errors', then 'daxkv format --force' starts over)\n",
                     path.c_str());
         break;
     }

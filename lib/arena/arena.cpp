@@ -110,17 +110,19 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
     // fault_guard before the open looks at them, and every write of them
     // (and the store's reads of the removal table) goes through it too.
     // Such a device cannot say what it held, nor which changes of the pool
-    // it saw (its removal table lies there too): it is refused unless it is
-    // to be formatted.
+    // it saw (its removal table lies there too): it is refused. So it is
+    // when a format is asked for: a format clears both blocks in turn, and
+    // a fault in the second would leave the first cleared, the arena
+    // changed by an open that failed.
     const bool blocks_readable =
         guarded([&] { load_lines(map_->base(), std::min(kHeaderOffset, map_->backed())); });
     if (!blocks_readable) {
         history_faulted_.store(true);
-        if (!map_->created() && !opt_.format && !opt_.reformat)
+        if (!map_->created())
             fail(-EIO,
                  "%s: reading its superblock blocks (the first %llu bytes) faulted (SIGBUS: bad "
-                 "media, or a file cut short); it is left untouched (use on_mismatch=reformat "
-                 "or 'daxkv format' to start over)",
+                 "media, or a file cut short); nothing was written to it, not even a format "
+                 "asked for (clear its media errors first, e.g. 'ndctl clear-errors')",
                  path.c_str(), static_cast<unsigned long long>(kHeaderOffset));
     }
     SuperblockReport rep = blocks_readable ? inspect(*map_) : SuperblockReport{};

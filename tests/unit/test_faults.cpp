@@ -1117,11 +1117,12 @@ TEST_F(SuperblockFaults, ABlockThatFaultsUnderARunningStoreLeavesItsRecordOutAnd
         EXPECT_EQ(contains(keys_[i]), 0) << keys_[i];
 }
 
-TEST_F(SuperblockFaults, AnArenaWhoseSuperblockBlocksFaultIsRefusedUnlessFormatted) {
+TEST_F(SuperblockFaults, AnArenaWhoseSuperblockBlocksFaultIsRefusedAndLeftAsItIs) {
     // The open reads both blocks first, under the guard: a device whose
     // blocks fault cannot say what it holds, nor which changes of the pool
-    // it saw. -EIO, the arena left as it is; a format asked for writes them
-    // (and fails with -EIO where that faults too).
+    // it saw. -EIO, the arena left as it is, also when a format or a
+    // reformat is asked for: a format clears the blocks in turn, and one
+    // that faulted on block B had cleared block A.
     FILE_ARENA_ONLY(); // the blocks are cut out of a mapping of the file
     SKIP_UNDER_TSAN();
     open(StoreSpec(4096, 16).set("sigbus", "handle"));
@@ -1130,27 +1131,29 @@ TEST_F(SuperblockFaults, AnArenaWhoseSuperblockBlocksFaultIsRefusedUnlessFormatt
     daxkv::engine::install_sigbus_handler();
     for (int b = 0; b < 2; ++b) {
         SCOPED_TRACE(b);
-        for (const bool format : {false, true}) {
+        for (const int asked : {0, 1, 2}) { // nothing, a format, a reformat
+            SCOPED_TRACE(asked);
+            const std::string before = read_file(path_);
             std::unique_ptr<daxkv::platform::Mapping> map = map_existing();
             fault_pages(block(map->base(), b));
             daxkv::arena::Arena::Options opt = options_for(spec_);
-            opt.format = format;
+            opt.format = asked == 1;
+            opt.reformat = asked == 2;
             try {
                 daxkv::arena::Arena arena(std::move(map), opt);
                 ADD_FAILURE() << "opened an arena whose superblock block faults";
             } catch (const daxkv::Error &e) {
                 EXPECT_EQ(e.code(), -EIO);
-                EXPECT_TRUE(contains_text(e.what(), format
-                                                        ? "clearing its superblock blocks faulted"
-                                                        : "reading its superblock blocks"))
-                    << e.what();
+                EXPECT_TRUE(contains_text(e.what(), "reading its superblock blocks")) << e.what();
+                EXPECT_TRUE(contains_text(e.what(), "nothing was written")) << e.what();
             }
+            EXPECT_TRUE(read_file(path_) == before) << "the file changed";
         }
     }
-    // Copy A of the file was cleared by the format that faulted on block B
-    // (a format asked for starts by clearing both); copy B is whole, so the
-    // store opens with its entries.
+    // Both copies whole: the store opens with its entries.
     open(spec_);
+    const struct daxkv_stats st = stats();
+    EXPECT_EQ(st.entries, keys_.size());
     for (size_t i = 0; i < keys_.size(); ++i)
         EXPECT_EQ(value(keys_[i]), vals_[i]) << keys_[i];
 }
