@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -151,7 +152,7 @@ int create_unnamed(const std::string &path, std::string &temp) {
             return -1;
         }
         if (st.st_nlink > 0) {
-            temp = tmpl;
+            temp = std::move(tmpl); // noexcept: the fd cannot leak
             return fd;
         }
         ::close(fd);
@@ -173,18 +174,19 @@ int create_unnamed(const std::string &path, std::string &temp) {
 // temporary where it is.
 int remove_stale_temporaries(const std::string &path, const std::string &own_temp, dev_t dev,
                              ino_t ino) {
-    const int dfd = ::open(dir_of(path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    const std::string dir = dir_of(path);
+    const std::string prefix = temporary_prefix(path);
+    const std::string own = own_temp.empty() ? std::string() : name_of(own_temp);
+    const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0)
         return 0;
-    DIR *d = ::fdopendir(dfd);
+    const std::unique_ptr<DIR, int (*)(DIR *)> d(::fdopendir(dfd), ::closedir);
     if (!d) {
         ::close(dfd);
         return 0;
     }
-    const std::string prefix = temporary_prefix(path);
-    const std::string own = own_temp.empty() ? std::string() : name_of(own_temp);
     int removed = 0;
-    while (const struct dirent *de = ::readdir(d)) {
+    while (const struct dirent *de = ::readdir(d.get())) {
         const std::string_view name(de->d_name);
         if (name.size() != prefix.size() + kTemporarySuffix ||
             name.compare(0, prefix.size(), prefix) != 0 || name == own)
@@ -204,7 +206,6 @@ int remove_stale_temporaries(const std::string &path, const std::string &own_tem
         }
         ::close(fd); // its lock goes with it
     }
-    ::closedir(d);
     return removed;
 }
 
@@ -433,10 +434,9 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         if (!read_only && !req.inspect) {
             if (const int n = remove_stale_temporaries(req.path, m->temp_path_, st.st_dev,
                                                        st.st_ino))
-                log(kLogInfo, "%s: removed %d hidden temporar%s (%s*) that opens killed while "
-                              "creating the arena left behind",
-                    req.path.c_str(), n, n == 1 ? "y" : "ies",
-                    temporary_prefix(req.path).c_str());
+                log(kLogInfo, "%s: removed %d hidden temporar%s (.NAME.daxkv-new.*) that opens "
+                              "killed while creating the arena left behind",
+                    req.path.c_str(), n, n == 1 ? "y" : "ies");
         }
         // An unnamed file is "DIR/#INODE (deleted)" to the kernel: judged
         // when it has its name.
