@@ -135,8 +135,9 @@ int create_unnamed(const std::string &path, std::string &temp) {
     // one that no open holds locked. So the file is locked at once, and
     // made again should it have lost its name before the lock: an open
     // removing stale temporaries took it in between.
+    const std::string pattern = (dir == "/" ? "" : dir) + "/" + temporary_prefix(path) + "XXXXXX";
     for (int attempt = 0; attempt < 16; ++attempt) {
-        std::string tmpl = (dir == "/" ? "" : dir) + "/" + temporary_prefix(path) + "XXXXXX";
+        std::string tmpl = pattern; // mkostemp fills in the Xs
         const int fd = ::mkostemp(&tmpl[0], O_CLOEXEC);
         if (fd < 0)
             return fd;

@@ -213,10 +213,11 @@ expect 0 "bench --migrate -j" -- "$daxkv" bench --migrate -n 8 --value-size 64Ki
 check_json "bench --migrate -j" "$dir/out" 'j["verified"] and j["count"] == 8'
 
 # --- Bash completion ----------------------------------------------------------
-comp() { # WORDS...: what completing the last word offers
-    bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _daxkv; echo "${COMPREPLY[*]}"' \
+completions() { # WORDS...: what completing the last word offers, one a line
+    bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _daxkv; if ((${#COMPREPLY[@]})); then printf "%s\n" "${COMPREPLY[@]}"; fi' \
         _ "$src/tools/bash-completion/daxkv" "$@"
 }
+comp() { completions "$@" | paste -sd ' '; } # the same on one line
 [ "$(comp "$daxkv" li)" = list ] && ok || bad "completion of a command: $(comp "$daxkv" li)"
 [ "$(comp "$daxkv" check --re)" = --repair ] && ok || bad "completion of an option: $(comp "$daxkv" check --re)"
 [ "$(comp "$daxkv" bench --verify r)" = "recover read" ] && ok || bad "completion of a value: $(comp "$daxkv" bench --verify r)"
@@ -225,11 +226,8 @@ comp() { # WORDS...: what completing the last word offers
 # A file name with a space is one completion, not a word per part.
 compdir=$(mktemp -d "$base/daxkv-comp.XXXXXX")
 : >"$compdir/two words.arena"
-comp_count() { # WORDS...: how many completions the last word gets
-    bash -c '. "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); _daxkv; echo "${#COMPREPLY[@]} ${COMPREPLY[0]-}"' \
-        _ "$src/tools/bash-completion/daxkv" "$@"
-}
-got=$(comp_count "$daxkv" info "$compdir/two w")
+mapfile -t offered < <(completions "$daxkv" info "$compdir/two w")
+got="${#offered[@]} ${offered[0]-}"
 [ "$got" = "1 $compdir/two words.arena" ] && ok || bad "completion of a file name with a space: $got"
 rm -rf "$compdir"
 # The project's shell scripts (the suites, the guest rig, the completion,
