@@ -117,10 +117,12 @@ class Lease:
     reachable from it (its ``obj``, a cast, numpy.frombuffer) writes into
     the arena. release() (or
     leaving the ``with`` block) invalidates ``data``: using it afterwards
-    raises ValueError. Views derived from it (slices, numpy.frombuffer)
-    keep the underlying lease alive until they are garbage collected, so no
-    Python object can ever point at memory the library has reused. The
-    bytes stay valid after the store is closed while the lease is held.
+    raises ValueError. Views derived from it (slices, numpy.frombuffer),
+    and the data view itself while anything else refers to it (a variable,
+    a torch.frombuffer tensor), keep the underlying lease alive until they
+    are garbage collected, so no Python object can ever point at memory the
+    library has reused. The bytes stay valid after the store is closed
+    while the lease is held.
     """
 
     __slots__ = ("_arr", "_view", "_handle", "size", "__weakref__")
@@ -191,15 +193,27 @@ class Lease:
         return self._view is None
 
     def release(self) -> None:
-        """Invalidate data and drop this object's hold on the lease. Idempotent."""
+        """Invalidate data and drop this object's hold on the lease. Idempotent.
+
+        A data view something else still refers to (a variable,
+        torch.frombuffer's tensor) stays valid, and keeps the lease, until
+        that reference is gone."""
         v = self._view
         if v is None:
             return
         self._view = None
-        try:
-            v.release()
-        except BufferError:
-            pass  # exported to e.g. numpy: the export keeps the lease alive
+        if _referenced_elsewhere(v):
+            # torch.frombuffer keeps a reference to the view, not an export
+            # of its buffer: released, the view would let the lease go
+            # under the tensor's pointer. Left alive, it keeps owner, and
+            # so the lease, until its last holder lets go.
+            pass
+        else:
+            try:
+                v.release()
+            except BufferError:
+                pass  # exported to e.g. numpy: the export keeps the lease alive
+        del v
         self._arr = None
 
     def __enter__(self) -> "Lease":
@@ -216,6 +230,15 @@ _memory_view = ctypes.pythonapi.PyMemoryView_FromMemory
 _memory_view.restype = ctypes.py_object
 _memory_view.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int]
 _PyBUF_READ = 0x100
+
+
+def _referenced_elsewhere(view: memoryview) -> bool:
+    """Whether anything but the caller's one local refers to view.
+
+    getrefcount counts that local and its own argument. A memoryview takes
+    no weak references, so a holder that keeps the view object without an
+    export of its buffer (torch.frombuffer does) is seen only this way."""
+    return sys.getrefcount(view) > 3
 
 
 def _read_only_memory(ptr: Optional[int], size: int) -> memoryview:
@@ -306,14 +329,23 @@ class Reservation:
         arr = self._arr
         if arr is None:
             raise ValueError("the reservation was committed or aborted")
-        if self._view is not None:
+        v, self._view = self._view, None
+        if v is not None:
+            if _referenced_elsewhere(v):
+                # A holder of the data view itself (torch.frombuffer's
+                # tensor keeps the view, not an export) could still write.
+                self._view = v
+                raise BufferError(
+                    "reservation data is still referenced (e.g. by torch.frombuffer); "
+                    "drop those references before commit")
             try:
-                self._view.release()
+                v.release()
             except BufferError:
+                self._view = v
                 raise BufferError(
                     "reservation data is exported (e.g. to numpy); release those views before commit"
                 ) from None
-            self._view = None
+        del v
         # Our reference and getrefcount's argument; a third one is a live
         # view (slice, cast) that could still write after the commit.
         if sys.getrefcount(arr) > 3:
@@ -328,12 +360,15 @@ class Reservation:
         """Drop the reservation; its slot is returned. Idempotent."""
         if self._arr is None:
             return
-        if self._view is not None:
+        v, self._view = self._view, None
+        # A view referenced elsewhere (torch.frombuffer's tensor) is left
+        # alive: it keeps arr, so the abort waits for it too.
+        if v is not None and not _referenced_elsewhere(v):
             try:
-                self._view.release()
+                v.release()
             except BufferError:
                 pass
-            self._view = None
+        del v
         self._arr = None  # the finalizer aborts once the last view is gone
 
     def __enter__(self) -> "Reservation":

@@ -736,6 +736,34 @@ def test_views_of_the_arena_held_across_close_stay_readable(tmp_path, held):
     release(obj)
 
 
+@pytest.mark.parametrize("held", ["arena_view itself", "a torch tensor of arena_view"])
+def test_arena_view_itself_held_across_close_stays_readable(tmp_path, held):
+    # torch.frombuffer keeps a reference to the view object, no export of
+    # its buffer: close() released the view as one nobody used, the store
+    # unmapped the arena, and reading the tensor crashed the process.
+    core, obj, at = _own_core_with_one_stored_slot(tmp_path, 83)
+    if held == "arena_view itself":
+        view = core.arena_view
+
+        def read() -> bytes:
+            return bytes(view[at : at + S])
+    else:
+        torch = pytest.importorskip("torch")
+        view = torch.frombuffer(core.arena_view, dtype=torch.uint8)
+
+        def read() -> bytes:
+            return view[at : at + S].numpy().tobytes()
+    store = core.store
+    core.close()
+    assert core.arena_view is None
+    assert not store.closed  # the mapping stays while the view does
+    assert read() == pattern(S, 83)
+    del view, read
+    gc.collect()
+    assert store.closed  # the last view gone: the store is closed
+    release(obj)
+
+
 @pytest.mark.parametrize("held", ["arena_view slice", "mmap_obj"])
 def test_views_of_the_arena_outlive_a_core_dropped_without_close(tmp_path, held):
     # A core garbage-collected without close() took its store along, whose

@@ -31,6 +31,7 @@ from typing import Any, Callable, Dict, Generic, Hashable, List, Optional, Seque
 from .. import _lib
 from .._library import _error, library
 from .._store import Store
+from .._zero_copy import _referenced_elsewhere
 from ..errors import (
     DaxKVError,
     Foreign,
@@ -1490,11 +1491,15 @@ class DaxCore(Generic[KeyT]):
             view, self._arena_view = self._arena_view, None
             self._arena_array = None
             self._base_ptr = 0
-        if view is not None:
+        # A view a caller still refers to (torch.frombuffer's tensor keeps
+        # the view object, no export of it) is left alive: it keeps the
+        # array, and so the mapping (handled below).
+        if view is not None and not _referenced_elsewhere(view):
             try:
                 view.release()
             except BufferError:
                 pass  # a caller still holds a slice of it (handled below)
+        del view
         # The store unmaps the arena when it is closed, and a caller may still
         # hold a view of mmap_obj or arena_view (LMCache's core cannot close
         # its mmap then, so such a view stays readable there). While one
