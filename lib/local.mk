@@ -16,6 +16,7 @@ lib_libdaxkv_arena_la_SOURCES = \
 	lib/internal/error.cpp lib/internal/error.hpp lib/internal/error_text.cpp \
 	lib/internal/util.cpp lib/internal/util.hpp lib/internal/undo.hpp \
 	lib/internal/take_turns.cpp lib/internal/take_turns.hpp \
+	lib/internal/process_mutex.cpp lib/internal/process_mutex.hpp \
 	lib/internal/json_text.cpp lib/internal/json_text.hpp \
 	lib/platform/cpu.cpp lib/platform/cpu.hpp \
 	lib/platform/device.hpp \

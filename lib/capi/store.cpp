@@ -6,6 +6,7 @@
 
 #include "capi/convert.hpp"
 #include "capi/handles.hpp"
+#include "internal/process_mutex.hpp"
 
 using namespace daxkv;
 using daxkv::capi::check_flags;
@@ -13,12 +14,19 @@ using daxkv::capi::check_items;
 using daxkv::capi::key_arg;
 using daxkv::capi::store_of;
 
+namespace {
+// What keep_inherited keeps, made at load rather than at first use: a
+// grandchild forked while a thread of its parent (a child letting go of
+// what it inherited) made them would wait for that thread's static guard,
+// as it would for a lock of the parent's that a ProcessMutex were not.
+ProcessMutex kept_m;
+auto *const kept = new (std::nothrow) std::vector<std::shared_ptr<void>>();
+} // namespace
+
 void daxkv::capi::keep_inherited(std::shared_ptr<void> &&what) noexcept {
     // Never destroyed: nothing of it may run in this process.
-    static std::mutex m;
-    static auto *kept = new (std::nothrow) std::vector<std::shared_ptr<void>>();
     try {
-        std::lock_guard<std::mutex> g(m);
+        std::lock_guard<ProcessMutex> g(kept_m);
         if (kept) {
             kept->push_back(std::move(what)); // left as it was if this throws
             return;

@@ -8,12 +8,14 @@
 #include <mutex>
 #include <vector>
 
+#include "internal/process_mutex.hpp"
+
 namespace daxkv {
 namespace cuda {
 namespace {
 
 struct LoaderState {
-    std::mutex m;
+    ProcessMutex m; // a child forked during a load loads again
     std::atomic<const Runtime *> current{nullptr};
     bool attempted = false;
     std::string reason;
@@ -138,7 +140,7 @@ const Runtime *load_runtime() {
     LoaderState &st = state();
     if (const Runtime *r = st.current.load(std::memory_order_acquire))
         return r;
-    std::lock_guard<std::mutex> g(st.m);
+    std::lock_guard<ProcessMutex> g(st.m);
     if (!st.attempted) {
         load(st);
         st.attempted = true; // only once load() decided, not when it threw
@@ -159,13 +161,13 @@ std::string unavailable_reason() {
     if (r && r->devices > 0)
         return std::string();
     LoaderState &st = state();
-    std::lock_guard<std::mutex> g(st.m);
+    std::lock_guard<ProcessMutex> g(st.m);
     return st.reason;
 }
 
 void reload_for_testing() noexcept {
     LoaderState &st = state();
-    std::lock_guard<std::mutex> g(st.m);
+    std::lock_guard<ProcessMutex> g(st.m);
     st.current.store(nullptr, std::memory_order_release);
     st.attempted = false;
     st.reason.clear();

@@ -7,6 +7,7 @@
 #include <xxhash.h>
 
 #include "arena/format.hpp"
+#include "internal/process_mutex.hpp"
 #include "platform/copy.hpp"
 #include "platform/cpu.hpp"
 #include "platform/fork.hpp"
@@ -376,10 +377,22 @@ void CopyEngine::wait(Job &job) noexcept {
     job.cv.wait(g, [&] { return job.finished; });
 }
 
+namespace {
+std::atomic<void (*)()> engine_build_hook{nullptr};
+// shared_engine()'s lock. A ProcessMutex: a child forked while a thread of
+// its parent built an engine under it would otherwise wait for that thread
+// for good. Made at load, not at first use: a child forked while another
+// thread was making it would wait for that one's static guard just so.
+ProcessMutex shared_engine_m;
+} // namespace
+
+void testing::set_engine_build_hook(void (*hook)()) noexcept {
+    engine_build_hook.store(hook, std::memory_order_relaxed);
+}
+
 CopyEngine &shared_engine() {
     // One per process. A child forked from a process that had made one
-    // inherits it without its threads (and perhaps with its lock held by a
-    // thread that is not there): it makes its own, and leaves the
+    // inherits it without its threads: it makes its own, and leaves the
     // inherited one untouched. None is ever destroyed, so that no call in
     // flight at exit finds its engine gone.
     struct Shared {
@@ -391,10 +404,11 @@ CopyEngine &shared_engine() {
     Shared *cur = current.load(std::memory_order_acquire);
     if (cur && cur->generation == generation)
         return cur->engine;
-    static std::mutex m;
-    std::lock_guard<std::mutex> g(m);
+    std::lock_guard<ProcessMutex> g(shared_engine_m);
     cur = current.load(std::memory_order_acquire);
     if (!cur || cur->generation != generation) {
+        if (auto hook = engine_build_hook.load(std::memory_order_relaxed))
+            hook();
         unsigned n = std::thread::hardware_concurrency();
         cur = new Shared{CopyEngine(std::max(1u, std::min(n ? n : 1u, 8u))), generation};
         current.store(cur, std::memory_order_release);

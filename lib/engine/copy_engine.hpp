@@ -175,5 +175,12 @@ private:
 // A process-wide engine for daxkv_memcpy_batch (created on first use).
 CopyEngine &shared_engine();
 
+namespace testing {
+// Called by shared_engine() under its lock, just before it builds an
+// engine (the unit tests fork there). Without one, a build costs one
+// relaxed load more.
+void set_engine_build_hook(void (*hook)()) noexcept;
+} // namespace testing
+
 } // namespace engine
 } // namespace daxkv

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "internal/error.hpp"
+#include "internal/process_mutex.hpp"
 #include "platform/copy.hpp"
 
 namespace daxkv {
@@ -54,7 +55,7 @@ int side_of(Recovery *r, const char *addr) noexcept {
 
 struct sigaction g_prev;
 std::atomic<bool> g_installed{false};
-std::mutex g_install_m;
+ProcessMutex g_install_m;
 
 std::atomic<FaultHook *> g_hook{nullptr};
 
@@ -88,7 +89,7 @@ void on_sigbus(int sig, siginfo_t *si, void *uc) {
 } // namespace
 
 void install_sigbus_handler() {
-    std::lock_guard<std::mutex> g(g_install_m);
+    std::lock_guard<ProcessMutex> g(g_install_m);
     if (g_installed.load(std::memory_order_relaxed))
         return;
     struct sigaction sa;

@@ -1,5 +1,6 @@
 #include "internal/error.hpp"
 #include "daxkv.h" // daxkv_log_fn, the caller's callback type: LogFn
+#include "internal/process_mutex.hpp"
 #include "internal/util.hpp"
 
 #include <algorithm>
@@ -189,7 +190,7 @@ const EnvLog &env_log() noexcept {
 // Logging state. The callback and its argument are read together under a
 // lock, but the callback itself runs without it. With no callback,
 // log_max_level is the environment's level.
-std::mutex log_mutex;
+ProcessMutex log_mutex;
 daxkv_log_fn log_fn = nullptr;
 void *log_arg = nullptr;
 std::atomic<int> log_max_level{env_log().level};
@@ -206,7 +207,7 @@ void deliver(int level, const std::string &msg) noexcept {
     daxkv_log_fn fn;
     void *arg;
     {
-        std::lock_guard<std::mutex> g(log_mutex);
+        std::lock_guard<ProcessMutex> g(log_mutex);
         fn = log_fn;
         arg = log_arg;
     }
@@ -328,7 +329,7 @@ LogDefer::~LogDefer() {
 }
 
 void set_log_fn(daxkv_log_fn fn, int max_level, void *arg) noexcept {
-    std::lock_guard<std::mutex> g(log_mutex);
+    std::lock_guard<ProcessMutex> g(log_mutex);
     log_fn = fn;
     log_arg = arg;
     // Without a callback, the environment's logging (if any) comes back.

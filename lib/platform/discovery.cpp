@@ -33,6 +33,7 @@
 #endif
 
 #include "internal/error.hpp"
+#include "internal/process_mutex.hpp"
 #include "internal/util.hpp"
 
 namespace daxkv {
@@ -41,7 +42,7 @@ namespace {
 
 // ----------------------------------------------------------------- settings
 
-std::mutex settings_mutex;
+ProcessMutex settings_mutex;
 std::string sysfs_root_path = "/sys";
 bool daxctl_enabled = true;
 
@@ -51,7 +52,7 @@ struct Settings {
 };
 
 Settings current_settings() {
-    std::lock_guard<std::mutex> g(settings_mutex);
+    std::lock_guard<ProcessMutex> g(settings_mutex);
     // libdaxctl always reads the real /sys; mixing it with a fake tree would
     // describe devices that the fake tree does not have.
     return Settings{sysfs_root_path, daxctl_enabled && sysfs_root_path == "/sys"};
@@ -373,14 +374,14 @@ void drop_seeds(std::vector<DeviceInfo> &v) {
 // ---------------------------------------------------------------- interface
 
 void set_sysfs_root_for_testing(const std::string &root) {
-    std::lock_guard<std::mutex> g(settings_mutex);
+    std::lock_guard<ProcessMutex> g(settings_mutex);
     sysfs_root_path = root.empty() ? std::string("/sys") : root;
     while (sysfs_root_path.size() > 1 && sysfs_root_path.back() == '/')
         sysfs_root_path.pop_back();
 }
 
 void set_daxctl_enabled_for_testing(bool enabled) {
-    std::lock_guard<std::mutex> g(settings_mutex);
+    std::lock_guard<ProcessMutex> g(settings_mutex);
     daxctl_enabled = enabled;
 }
 

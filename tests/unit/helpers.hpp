@@ -18,16 +18,20 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <climits>
+#include <csignal>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -35,6 +39,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "arena/arena.hpp"
@@ -59,6 +64,48 @@ inline std::vector<std::string> list_dir(const std::string &dir) {
     }
     std::sort(out.begin(), out.end());
     return out;
+}
+
+// Runs body in a child forked now and returns what the child reported:
+// "" when every check held, else the first failure; "hung" when it did not
+// exit within the given seconds (it is killed then).
+inline std::string in_forked_child(const std::function<std::string()> &body, int seconds = 20) {
+    int pipe_fd[2];
+    if (::pipe(pipe_fd) != 0)
+        return "pipe failed";
+    const pid_t child = ::fork();
+    if (child == 0) {
+        ::close(pipe_fd[0]);
+        std::string failure = body();
+        if (failure.empty())
+            failure = "ok";
+        ssize_t w = ::write(pipe_fd[1], failure.data(), failure.size());
+        ::_exit(w == static_cast<ssize_t>(failure.size()) ? 0 : 1);
+    }
+    ::close(pipe_fd[1]);
+    std::string report;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    int status = 0;
+    bool exited = false;
+    while (std::chrono::steady_clock::now() < until) {
+        if (::waitpid(child, &status, WNOHANG) == child) {
+            exited = true;
+            break;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!exited) {
+        ::kill(child, SIGKILL);
+        ::waitpid(child, &status, 0);
+        ::close(pipe_fd[0]);
+        return "hung";
+    }
+    char buf[512];
+    ssize_t n;
+    while ((n = ::read(pipe_fd[0], buf, sizeof buf)) > 0)
+        report.append(buf, static_cast<size_t>(n));
+    ::close(pipe_fd[0]);
+    return report == "ok" ? "" : report.empty() ? "no report" : report;
 }
 
 inline void remove_tree(const std::string &path) {

@@ -8,7 +8,8 @@
 // the plan), ops contiguous on one side only, a hashed op, a guarded op, an
 // overlap-safe op and ops differing in non-temporal stores next to mergeable
 // ones (never merged), an empty batch; an engine whose construction runs
-// out of memory after some of its threads have started.
+// out of memory after some of its threads have started; a fork while the
+// process's engine is being built.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -22,6 +23,7 @@
 
 #include "engine/copy_engine.hpp"
 #include "engine/fault.hpp"
+#include "internal/process_mutex.hpp"
 #include "alloc_failure.hpp"
 #include "helpers.hpp"
 
@@ -337,4 +339,90 @@ TEST(EngineLifetime, AConstructionThatRunsOutOfMemoryEndsTheThreadsItStarted) {
     CopyOp o = op(dst.data(), src.data(), src.size());
     engine.run(&o, 1);
     EXPECT_EQ(dst, src);
+}
+
+// --- fork ---------------------------------------------------------------------
+
+TEST(ProcessMutex, AChildFindsItUnlockedThoughAThreadOfItsParentHeldItAtTheFork) {
+#if defined(__SANITIZE_THREAD__)
+    GTEST_SKIP() << "processes forked from a threaded process are not testable under TSan";
+#endif
+    static daxkv::ProcessMutex m;
+    std::atomic<int> step{0};
+    std::thread holder([&] {
+        std::lock_guard<daxkv::ProcessMutex> g(m);
+        step.store(1);
+        while (step.load() != 2)
+            std::this_thread::yield();
+    });
+    while (step.load() != 1)
+        std::this_thread::yield();
+    const std::string child = in_forked_child(
+        [] {
+            if (!m.try_lock())
+                return std::string("the child found the lock its parent's thread held");
+            m.unlock();
+            return std::string();
+        },
+        5);
+    EXPECT_FALSE(m.try_lock()); // the parent's thread still holds it here
+    step.store(2);
+    holder.join();
+    EXPECT_EQ(child, "");
+    EXPECT_TRUE(m.try_lock());
+    m.unlock();
+}
+
+namespace fork_during_build {
+// The process that sets the hook (a trial's child) and how far it is: 1
+// while its first thread is in the build, 2 once the fork is done.
+std::atomic<pid_t> builder{0};
+std::atomic<int> step{0};
+
+void hold_the_build() {
+    if (::getpid() != builder.load())
+        return; // the grandchild builds its own engine straight away
+    step.store(1);
+    while (step.load() != 2)
+        std::this_thread::yield();
+}
+} // namespace fork_during_build
+
+TEST(SharedEngine, AChildForkedWhileItsParentBuildsTheEngineBuildsItsOwn) {
+#if defined(__SANITIZE_THREAD__)
+    GTEST_SKIP() << "processes forked from a threaded process are not testable under TSan";
+#endif
+    // A process's first daxkv_memcpy_batch builds the process's copy
+    // engine under a lock. A child forked by another thread meanwhile got
+    // that lock held by a thread it does not have, and its own first call
+    // waited for it for good. Here a child of the test (which has no engine
+    // yet) forks while its first call's build is held at the hook.
+    using namespace fork_during_build;
+    auto copy_checked = [](uint8_t seed) {
+        std::vector<uint8_t> src = pattern(seed, 256 << 10), dst(src.size(), 0);
+        void *d[] = {dst.data()};
+        const void *s[] = {src.data()};
+        size_t n[] = {src.size()};
+        const int rc = daxkv_memcpy_batch(d, s, n, 1, 0);
+        if (rc != 0)
+            return "daxkv_memcpy_batch: " + std::to_string(rc) + " " + daxkv_errmsg();
+        return dst == src ? std::string() : std::string("the copy differs");
+    };
+    const std::string failure = in_forked_child(
+        [&] {
+            builder.store(::getpid());
+            daxkv::engine::testing::set_engine_build_hook(hold_the_build);
+            std::string first_failure;
+            std::thread first([&] { first_failure = copy_checked(1); });
+            while (step.load() != 1)
+                std::this_thread::yield();
+            const std::string grandchild = in_forked_child([&] { return copy_checked(2); }, 5);
+            step.store(2);
+            first.join();
+            if (!grandchild.empty())
+                return "the child forked during the build: " + grandchild;
+            return first_failure;
+        },
+        15);
+    EXPECT_EQ(failure, "");
 }

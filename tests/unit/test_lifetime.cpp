@@ -673,48 +673,6 @@ TEST_F(Lifetime, EveryCallAfterShutdownIsEshutdown) {
     EXPECT_EQ(value("k"), pattern(1, 10));
 }
 
-// Runs body in a child forked now and returns what the child reported:
-// "" when every check held, else the first failure; "hung" when it did not
-// exit within 20 s (it is killed then).
-static std::string in_forked_child(const std::function<std::string()> &body) {
-    int pipe_fd[2];
-    if (::pipe(pipe_fd) != 0)
-        return "pipe failed";
-    const pid_t child = ::fork();
-    if (child == 0) {
-        ::close(pipe_fd[0]);
-        std::string failure = body();
-        if (failure.empty())
-            failure = "ok";
-        ssize_t w = ::write(pipe_fd[1], failure.data(), failure.size());
-        ::_exit(w == static_cast<ssize_t>(failure.size()) ? 0 : 1);
-    }
-    ::close(pipe_fd[1]);
-    std::string report;
-    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    int status = 0;
-    bool exited = false;
-    while (std::chrono::steady_clock::now() < until) {
-        if (::waitpid(child, &status, WNOHANG) == child) {
-            exited = true;
-            break;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (!exited) {
-        ::kill(child, SIGKILL);
-        ::waitpid(child, &status, 0);
-        ::close(pipe_fd[0]);
-        return "hung";
-    }
-    char buf[512];
-    ssize_t n;
-    while ((n = ::read(pipe_fd[0], buf, sizeof buf)) > 0)
-        report.append(buf, static_cast<size_t>(n));
-    ::close(pipe_fd[0]);
-    return report == "ok" ? "" : report.empty() ? "no report" : report;
-}
-
 TEST_F(Lifetime, AForkedChildCannotUseAnInheritedStoreAndLettingGoOfItDoesNotHang) {
     // A child forked after the open has none of the store's threads and
     // shares its devices with the parent. daxkv_close there waited for the
