@@ -174,6 +174,15 @@ void History::begin_open() {
             pool_[a].arena->set_last_open(open_id_.load());
 }
 
+void History::note_found(const arena::Arena &ar) noexcept {
+    if (!kept() || ar.mapping().volatile_memory() || !ar.closed_cleanly())
+        return;
+    const uint64_t last = ar.last_open();
+    uint64_t cur = closed_through_.load();
+    while (cur < last && !closed_through_.compare_exchange_weak(cur, last)) {
+    }
+}
+
 void History::mark_clean_close() noexcept {
     if (!kept() || open_id_.load() == 0)
         return;

@@ -78,6 +78,16 @@ public:
     uint64_t open_id() const noexcept { return open_id_.load(); }
     void begin_open();
     void mark_clean_close() noexcept;
+    // A device's record as it was found, before this open marked its own
+    // on it: at open (every device present, before begin_open) and when a
+    // device is added (before join). Kept: the latest open found closed
+    // cleanly on a device, since this open's marks hide it from then on.
+    void note_found(const arena::Arena &ar) noexcept;
+    // Whether a device found so far (at open, or added since) recorded a
+    // clean close of open `last` or of a later one.
+    bool closed_since(uint64_t last) const noexcept {
+        return last != 0 && closed_through_.load() >= last;
+    }
 
     // A device's record taken into the pool's: its removal table (as
     // own_table read it) merged; returns the largest sequence number the
@@ -133,6 +143,7 @@ private:
     // The pool's removal table, as every device holds it (kRemovalBuckets).
     std::unique_ptr<std::atomic<uint64_t>[]> removals_;
     std::atomic<uint64_t> open_id_{0};
+    std::atomic<uint64_t> closed_through_{0}; // note_found
 };
 
 } // namespace daxkv

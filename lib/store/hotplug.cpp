@@ -173,23 +173,25 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
     // and its removal table taken into the pool's.
     // An arena that names the running open as its last is an image of a
     // device taken during it (a device removed during it holds nothing):
-    // its own table says what it saw, not its floor. So does one that
-    // shares its uuid with a device in the pool and was not closed.
+    // its own table says what it saw, not its floor. So does one judged so
+    // at an open (recovery.hpp): an image of an earlier open that a device
+    // found in this one saw closed cleanly, or one that shares its uuid
+    // with a device in the pool and was not closed.
     uint64_t floor = 0;
     std::vector<uint64_t> own;
     if (history) {
         floor = row->arena->seq_floor();
         const uint64_t last = row->arena->last_open();
-        bool copy = false;
-        if (last != 0 && !row->arena->closed_cleanly()) {
-            // A copy of a device of the pool (or the device of a copy in
-            // it), of an open that was not closed: what it saw is in its
-            // own table (recovery.hpp).
+        bool image = last != 0 && last == c_.history.open_id();
+        if (!image) {
             std::shared_lock<std::shared_mutex> pool(c_.pool.mapping_lock());
-            copy = copy_in_pool(c_, a);
+            image = judged_by_own_table(c_, a);
         }
-        if (last != 0 && (last == c_.history.open_id() || copy))
+        if (image)
             own = table;
+        // Before join marks this open on it: a clean close it records
+        // tells about images added after it.
+        c_.history.note_found(*row->arena);
         c_.history.raise_floor(c_.history.take_device(*row->arena, table));
     }
     adopt_device(c_, a, floor, own, found, counts);

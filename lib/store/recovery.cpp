@@ -49,12 +49,13 @@ Index::Offer offer(Core &c, Index::Locked &l, const Version &v, uint64_t tick, b
     return o;
 }
 
-} // namespace
-
+// Whether a device of the pool other than row a, mapped now, carries the
+// uuid of row a's arena: one of the two is a byte copy of the other. A copy
+// taken while the store ran, of an open that then crashed, holds the same
+// record of that open as its device (neither was closed), so only this
+// tells that its floor counts changes it never saw.
 bool copy_in_pool(const Core &c, uint32_t a) {
     const auto &ar = c.pool[a].arena;
-    if (!ar)
-        return false;
     for (uint32_t x = 0; x < c.pool.size(); ++x) {
         const auto &other = c.pool[x].arena;
         if (x != a && other &&
@@ -65,28 +66,14 @@ bool copy_in_pool(const Core &c, uint32_t a) {
     return false;
 }
 
-namespace {
+} // namespace
 
-// Whether device a's entries are judged by its own removal table (see
-// recover_pool): its last open was not closed on it, and it is a copy of
-// another device present, or another device was closed cleanly at the end
-// of that open or of a later one.
 bool judged_by_own_table(const Core &c, uint32_t a) {
     const auto &ar = c.pool[a].arena;
     if (!ar || ar->mapping().volatile_memory() || ar->last_open() == 0 || ar->closed_cleanly())
         return false;
-    if (copy_in_pool(c, a))
-        return true;
-    for (uint32_t x = 0; x < c.pool.size(); ++x) {
-        const auto &other = c.pool[x].arena;
-        if (x != a && other && !other->mapping().volatile_memory() &&
-            other->last_open() >= ar->last_open() && other->closed_cleanly())
-            return true;
-    }
-    return false;
+    return c.history.closed_since(ar->last_open()) || copy_in_pool(c, a);
 }
-
-} // namespace
 
 void recover_pool(Core &c) {
     // Scan every arena (each scan runs on threads of its own), then rebuild
@@ -112,6 +99,9 @@ void recover_pool(Core &c) {
     std::vector<std::vector<uint64_t>> own(c.pool.size());
     uint64_t top = 0, removed_away = 0;
     if (c.history.kept()) {
+        for (uint32_t a = 0; a < c.pool.size(); ++a)
+            if (c.pool[a].arena)
+                c.history.note_found(*c.pool[a].arena);
         for (uint32_t a = 0; a < c.pool.size(); ++a) {
             const auto &ar = c.pool[a].arena;
             if (!ar || ar->mapping().volatile_memory())

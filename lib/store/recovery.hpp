@@ -15,12 +15,16 @@
 
 namespace daxkv {
 
-// Whether a device of the pool other than row a, mapped now, carries the
-// uuid of row a's arena: one of the two is a byte copy of the other. A copy
-// taken while the store ran, of an open that then crashed, holds the same
-// record of that open as its device (neither was closed), so only this
-// tells that its floor counts changes it never saw.
-bool copy_in_pool(const Core &core, uint32_t a);
+// Whether row a's device, as found (at open, or added), is judged by its
+// own removal table as well as by its floor, which may count changes it
+// never saw: its record names an open that was not closed on it, and a
+// device found in this open (History::note_found, every device of the
+// open already noted) was closed cleanly at the end of that open or a later
+// one (an image taken while that open ran, or a device that crashed with
+// it and stayed away), or another device mapped now carries its uuid (a
+// copy beside its device, or the device beside its copy: after a crash no
+// device is marked closed). Pool's mapping lock held, or no other thread.
+bool judged_by_own_table(const Core &core, uint32_t a);
 
 // At open: every device scanned, the index rebuilt shard by shard on up to
 // 16 threads, the winners' slots taken, and the pool history started above

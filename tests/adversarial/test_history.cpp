@@ -23,7 +23,8 @@
 // devices' files exchanged between opens; an arena of another pool holding
 // the same keys added; a close cut between the devices (one marked
 // closed, the other not); a copy taken while the store ran, before it
-// crashed, opened beside its device at the next open or added to it.
+// crashed, opened beside its device at the next open or added to it; a
+// copy taken while the store ran, missing at a later open and added to it.
 #include <chrono>
 #include <cstdio>
 #include <thread>
@@ -413,6 +414,47 @@ TEST_F(History, ACopyTakenWhileOpenBringsBackNoReplacedOrRemovedValue) {
         }
         ASSERT_EQ(std::rename((a_ + ".old").c_str(), a_.c_str()), 0);
         ASSERT_EQ(open(), 0) << daxkv_errmsg();
+        for (size_t j = 0; j < on_a.size(); ++j) {
+            const uint32_t i = on_a[j];
+            EXPECT_NE(check_key(s(), i, 1), "")
+                << later << ": key " << i << " reads its replaced value";
+            if (j == 0) {
+                EXPECT_EQ(check_key(s(), i, 0), "") << later;
+            }
+        }
+        store_.reset();
+    }
+}
+
+TEST_F(History, ACopyTakenWhileOpenAddedInALaterOpenBringsBackNoReplacedOrRemovedValue) {
+    // As above, but the copy comes back through daxkv_device_add of the
+    // next open (and of one after it), missing until then. By the add that
+    // open had marked itself on B, hiding B's clean close of the open the
+    // copy was taken in: the add brought back the removed key and the
+    // replaced values, which an open given the same copy withdrew.
+    for (int later = 0; later < 2; ++later) {
+        ::unlink(a_.c_str());
+        ::unlink(b_.c_str());
+        ASSERT_EQ(open(true), 0) << daxkv_errmsg();
+        for (uint32_t i = 0; i < 12; ++i)
+            ASSERT_EQ(put_key(s(), i, 1), 0);
+        const std::vector<uint32_t> on_a = keys_on(12, 0);
+        ASSERT_GE(on_a.size(), 3u);
+        copy_file(a_, a_ + ".old");
+        for (size_t j = 1; j < on_a.size(); ++j)
+            ASSERT_EQ(put_key(s(), on_a[j], 2, DAXKV_REPLACE), 0) << daxkv_errmsg();
+        ASSERT_EQ(remove(on_a[0]), 0);
+        store_.reset();
+        if (later) {
+            ASSERT_EQ(open(), 0) << daxkv_errmsg();
+            store_.reset();
+        }
+        ASSERT_EQ(::unlink(a_.c_str()), 0);
+        ASSERT_EQ(std::rename((a_ + ".old").c_str(), (a_ + ".away").c_str()), 0);
+        ASSERT_EQ(open(), 0) << daxkv_errmsg();
+        ASSERT_EQ(state(0), "missing");
+        unhide(a_);
+        ASSERT_EQ(daxkv_device_add(s(), a_.c_str(), 0), 0) << daxkv_errmsg();
         for (size_t j = 0; j < on_a.size(); ++j) {
             const uint32_t i = on_a[j];
             EXPECT_NE(check_key(s(), i, 1), "")
