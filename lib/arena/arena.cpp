@@ -659,11 +659,26 @@ bool Arena::withdraw(uint32_t slot) noexcept {
     });
 }
 
-bool Arena::read_checksum(uint32_t slot, bool *hashed, uint64_t *hash) const noexcept {
+bool Arena::check_header(uint32_t slot, const void *meta, uint32_t meta_len,
+                         HeaderCheck *out) const noexcept {
     const SlotHeader *h = header(slot);
     return guarded([&] {
-        *hashed = (h->flags & kHdrValueHashed) != 0;
-        *hash = h->value_hash;
+        // The fixed fields are read once: those reported are those checked.
+        SlotHeader fixed;
+        std::memcpy(&fixed, h, sizeof fixed);
+        out->hashed = (fixed.flags & kHdrValueHashed) != 0;
+        out->value_hash = fixed.value_hash;
+        out->value_len = fixed.value_len;
+        out->meta_len = fixed.meta_len;
+        // Bounds before the checksum, which reads key_len and meta_len bytes.
+        out->intact = fixed.key_len >= 1 && fixed.key_len <= kKeyMax &&
+                      fixed.meta_len <= layout_.meta_bytes &&
+                      (!meta || fixed.meta_len == meta_len) &&
+                      body_checksum(reinterpret_cast<const char *>(&fixed) +
+                                        offsetof(SlotHeader, seq),
+                                    header_key(slot), fixed.key_len,
+                                    meta ? meta : header_meta(slot), fixed.meta_len) ==
+                          fixed.body_hash;
     });
 }
 

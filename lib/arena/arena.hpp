@@ -191,11 +191,24 @@ public:
     void fence() const noexcept;
     // Withdraw an entry: clear its commit word (durably, per mode).
     [[nodiscard]] bool withdraw(uint32_t slot) noexcept;
-    // What a committed entry's header holds beyond what the index keeps:
-    // its value checksum (*hashed false: written with verify=off), and its
-    // metadata (len bytes into dst). A committed header does not change
-    // while the entry is borrowed.
-    [[nodiscard]] bool read_checksum(uint32_t slot, bool *hashed, uint64_t *hash) const noexcept;
+    // What a committed entry's header holds beyond what the index keeps,
+    // read once and checked against its own checksum (body_hash): a read
+    // with verify=read, and a move to another slot, trust nothing of a
+    // header that no longer matches it. meta: a copy of the entry's
+    // metadata the caller made (meta_len bytes), checked in place of the
+    // header's own so that the bytes checked are the bytes handed on; null
+    // for the header's. A committed header does not change while the entry
+    // is borrowed: one that did was written over from outside.
+    struct HeaderCheck {
+        bool intact = false;     // fields, key and metadata match body_hash
+        bool hashed = false;     // value_hash is set (false: written with verify=off)
+        uint64_t value_hash = 0;
+        uint64_t value_len = 0;
+        uint32_t meta_len = 0;
+    };
+    [[nodiscard]] bool check_header(uint32_t slot, const void *meta, uint32_t meta_len,
+                                    HeaderCheck *out) const noexcept;
+    // The entry's metadata, len bytes into dst, as they are (unchecked).
     [[nodiscard]] bool read_meta(uint32_t slot, void *dst, uint32_t len) const noexcept;
 
     // Pool history (docs/on-device-format.md, "Pool history").

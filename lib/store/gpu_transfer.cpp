@@ -45,9 +45,10 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
             const Borrow &b = borrows[k];
             daxkv_item &it = items[item_of[k]];
             it.status = item_status([&] {
-                int rc = c_.copier.verifies_reads() ? reads_.verify_in_place(b) : 0;
-                if (rc == 0 && it.meta && !reads_.copy_meta(b, it.meta))
-                    rc = engine::kMediaFault;
+                // The metadata first: verify=read checks the copy handed on.
+                int rc = it.meta && !reads_.copy_meta(b, it.meta) ? engine::kMediaFault : 0;
+                if (rc == 0 && c_.copier.verifies_reads())
+                    rc = reads_.verify_in_place(b, it.meta);
                 if (rc) {
                     const std::string what = format("item %zu: ", item_of[k]);
                     open[k] = false; // failed_verify ends it, whatever it throws

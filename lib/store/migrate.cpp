@@ -197,45 +197,54 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
                        "arena file): that slot is quarantined; nothing was moved");
         if (failed)
             fail(-EIO, "copying an entry to its new device failed (%d); nothing was moved", failed);
-        // A source that faulted cannot be read by anyone: its entry is
-        // dropped and its slot quarantined, as a get would; the copy goes.
-        for (size_t k = ops.size(); k-- > 0;) {
-            if (copy_rc[k] == 0)
-                continue;
-            Move &mv = moves[first + k];
+        // Move i's source could not be read or trusted (rc, as
+        // Reads::end_copy takes it): its entry is dropped and its slot
+        // quarantined, as a get would; the copy goes.
+        auto drop_source = [&](size_t i, int rc) {
+            Move &mv = moves[i];
             Borrow b;
             b.shard = Index::shard_of(mv.hash);
             b.ref = mv.src;
             b.key = mv.key;
-            reads_.end_copy(b, copy_rc[k]); // ends the move's borrow of the source
+            reads_.end_copy(b, rc); // ends the move's borrow of the source
             {
                 auto g = c_.index.lock_shard(b.shard);
                 c_.slots.write_ended();
                 c_.slots.release(mv.dst);
             }
-            moves.erase(moves.begin() + static_cast<std::ptrdiff_t>(first + k));
+            moves.erase(moves.begin() + static_cast<std::ptrdiff_t>(i));
+        };
+        for (size_t k = ops.size(); k-- > 0;) {
+            if (copy_rc[k] != 0)
+                drop_source(first + k, copy_rc[k]);
         }
         // The headers: the source's checksum and metadata (stable,
-        // committed and borrowed) into the destination's. A header that
-        // faults (sigbus=handle) fails the migration as a faulting copy
+        // committed and borrowed) into the destination's. A source header
+        // that no longer matches its own checksum was written over: its
+        // entry is dropped, as recovery and a read with verify=read drop it,
+        // rather than given a new header that would vouch for it. A header
+        // that faults (sigbus=handle) fails the migration as a faulting copy
         // does: nothing is moved, and a destination that faulted is
         // quarantined.
-        for (size_t i = first; i < moves.size(); ++i) {
+        for (size_t i = first; i < moves.size();) {
             Move &mv = moves[i];
             const arena::Arena &from = c_.pool.arena(mv.src.arena);
             arena::Arena &to = c_.pool.arena(mv.dst.arena);
-            bool hashed = false;
-            uint64_t value_hash = 0;
-            if (!from.read_checksum(mv.src.slot, &hashed, &value_hash) ||
-                !from.read_meta(mv.src.slot, meta.data(), mv.meta_len)) {
+            arena::Arena::HeaderCheck hc;
+            if (!from.read_meta(mv.src.slot, meta.data(), mv.meta_len) ||
+                !from.check_header(mv.src.slot, meta.data(), mv.meta_len, &hc)) {
                 c_.counters.copy_faults++;
                 fail(-EIO, "reading the header of slot %u of device %u faulted (media error "
                            "or truncated arena file); nothing was moved",
                      mv.src.slot, mv.src.arena);
             }
+            if (!hc.intact || hc.value_len != mv.len || hc.meta_len != mv.meta_len) {
+                drop_source(i, Reads::kMismatch);
+                continue;
+            }
             if (!to.write_body(mv.dst.slot, mv.seq, mv.dst.gen, mv.key.data(),
                                static_cast<uint16_t>(mv.key.size()), meta.data(), mv.meta_len,
-                               mv.len, value_hash, hashed) ||
+                               mv.len, hc.value_hash, hc.hashed) ||
                 !to.stage_entry(mv.dst.slot, mv.len)) {
                 mv.dst_faulted = true;
                 c_.counters.copy_faults++;
@@ -243,6 +252,7 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
                            "or truncated arena file): slot quarantined; nothing was moved",
                      mv.dst.slot, mv.dst.arena);
             }
+            ++i;
         }
         c_.pool.fence_all(); // the chunk's copies durable before any is committed
     }

@@ -50,31 +50,43 @@ void Reads::end(const Borrow &b) noexcept {
     c_.slots.end_borrow(b.ref);
 }
 
-int Reads::verify(const Borrow &b, const uint64_t *block_hashes) const noexcept {
-    bool hashed = false;
-    uint64_t want = 0;
-    if (!c_.pool.arena(b.ref.arena).read_checksum(b.ref.slot, &hashed, &want))
+int Reads::check_header(const Borrow &b, const void *meta_copy,
+                        arena::Arena::HeaderCheck &hc) const noexcept {
+    if (!c_.pool.arena(b.ref.arena).check_header(b.ref.slot, meta_copy, b.meta_len, &hc))
         return engine::kMediaFault;
-    if (!hashed)
-        return 0; // written with verify=off: nothing to check against
+    // The index's lengths are those the entry was committed with: a header
+    // that says otherwise, or no longer matches its checksum, was written
+    // over since.
+    if (!hc.intact || hc.value_len != b.len || hc.meta_len != b.meta_len)
+        return kMismatch;
+    return 0;
+}
+
+int Reads::verify(const Borrow &b, const uint64_t *block_hashes, const void *meta_copy) const
+    noexcept {
+    arena::Arena::HeaderCheck hc;
+    if (int rc = check_header(b, meta_copy, hc))
+        return rc;
+    if (!hc.hashed)
+        return 0; // written with verify=off: no value checksum to check against
     // An empty value is copied without hashing (block_hashes is null): its
     // checksum is that of no bytes.
     const uint64_t got = b.len ? arena::combine_block_hashes(block_hashes,
                                                              arena::hash_block_count(b.len))
                                : arena::value_checksum(b.src, 0);
-    return got == want ? 0 : kMismatch;
+    return got == hc.value_hash ? 0 : kMismatch;
 }
 
-int Reads::verify_in_place(const Borrow &b) const noexcept {
-    bool hashed = false;
-    uint64_t want = 0, got = 0;
-    if (!c_.pool.arena(b.ref.arena).read_checksum(b.ref.slot, &hashed, &want))
-        return engine::kMediaFault;
-    if (!hashed)
+int Reads::verify_in_place(const Borrow &b, const void *meta_copy) const noexcept {
+    arena::Arena::HeaderCheck hc;
+    if (int rc = check_header(b, meta_copy, hc))
+        return rc;
+    if (!hc.hashed)
         return 0;
+    uint64_t got = 0;
     if (int rc = c_.copier.checksum(b.src, b.len, &got))
         return rc;
-    return got == want ? 0 : kMismatch;
+    return got == hc.value_hash ? 0 : kMismatch;
 }
 
 void Reads::failed_verify(const Borrow &b, int rc, const char *what) {
@@ -127,8 +139,8 @@ void Reads::copy_failed(const Borrow &b, int rc, const char *what) {
 }
 
 void Reads::end_copy(const Borrow &b, int rc) noexcept {
-    if (rc == engine::kMediaFault)
-        quarantine(b, true);
+    if (rc == engine::kMediaFault || rc == kMismatch)
+        quarantine(b, rc == engine::kMediaFault);
     else
         end(b);
 }
@@ -291,15 +303,16 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
                 // borrow ended.
                 if (copy_rc[k])
                     copy_failed(b, copy_rc[k], "");
+                // The metadata first: verify=read checks the copy handed on.
+                if (it.meta && !copy_meta(b, it.meta))
+                    failed_verify(b, engine::kMediaFault, "");
                 if (verify_read) {
-                    if (const int rc = verify(b, b.len ? ops[k].block_hashes : nullptr))
+                    if (const int rc = verify(b, b.len ? ops[k].block_hashes : nullptr,
+                                              it.meta))
                         failed_verify(b, rc, "");
                 }
-                if (it.meta) {
-                    if (!copy_meta(b, it.meta))
-                        failed_verify(b, engine::kMediaFault, "");
+                if (it.meta)
                     it.meta_len = b.meta_len;
-                }
                 it.len = b.len;
                 end(b);
                 copied.count(b.len);

@@ -101,16 +101,22 @@ public:
     // What a read batch returns: the hits, or with prefix the length of the
     // leading run of items found (before stop).
     static int batch_result(const daxkv_item *items, size_t stop, bool prefix, int hits) noexcept;
-    // verify=read: whether b's bytes match their checksum, from the block
-    // hashes its copy computed (null for an empty value): 0 when they
-    // match, kMismatch when they do not, and engine::kMediaFault when
-    // reading the checksum from the slot's header faulted (SIGBUS,
-    // sigbus=handle).
+    // verify=read: whether b's entry still is what was committed: its
+    // header matches its own checksum and the index's lengths (with its
+    // metadata read from meta_copy, b.meta_len bytes the caller copied out,
+    // when not null), and its value's bytes, from the block hashes its copy
+    // computed (null for an empty value), match the value checksum. 0 when
+    // they do, kMismatch when they do not, and engine::kMediaFault when
+    // reading the slot's header faulted (SIGBUS, sigbus=handle).
     static constexpr int kMismatch = 1;
-    int verify(const Borrow &b, const uint64_t *block_hashes) const noexcept;
+    int verify(const Borrow &b, const uint64_t *block_hashes,
+               const void *meta_copy = nullptr) const noexcept;
     // The same for bytes read where they are (a lease, a GPU read before
     // its DMA); kMediaFault also when reading them faulted.
-    int verify_in_place(const Borrow &b) const noexcept;
+    int verify_in_place(const Borrow &b, const void *meta_copy = nullptr) const noexcept;
+    // The header half of both (hc: what it holds).
+    int check_header(const Borrow &b, const void *meta_copy,
+                     arena::Arena::HeaderCheck &hc) const noexcept;
     // What verify() or verify_in_place() found wrong (rc): the entry is
     // dropped, its slot quarantined; throws -EIO (the message starts with
     // what).
@@ -125,9 +131,9 @@ public:
     // quarantined; throws -EIO (the message starts with what).
     [[noreturn]] void failed_checksum(const Borrow &b, const char *what);
     // The copy out of b failed with rc (engine/fault.hpp): end_copy() drops
-    // the entry and quarantines its slot for a media fault, and ends the
-    // borrow (the entry kept) for any other failure; copy_failed() does the
-    // same and throws -EIO.
+    // the entry and quarantines its slot for a media fault (and for
+    // kMismatch, what verify found), and ends the borrow (the entry kept)
+    // for any other failure; copy_failed() does the same and throws -EIO.
     [[noreturn]] void copy_failed(const Borrow &b, int rc, const char *what);
     void end_copy(const Borrow &b, int rc) noexcept;
     // A value of len bytes copied out: a hit. A batch tallies its hits

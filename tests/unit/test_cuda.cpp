@@ -1027,6 +1027,54 @@ TEST_P(CudaPaths, ASigbusCheckingValuesBeforeTheirDmaIsEioPerItem) {
     EXPECT_EQ(calls("cudaMemcpyAsync"), copies_before) << "a value that faulted was copied";
 }
 
+TEST_P(CudaPaths, VerifyReadRefusesAGpuReadWhoseMetadataWasWrittenOver) {
+    // verify=read checks each entry's slot header with its value: a
+    // metadata byte written over in the arena is -EIO for that item, which
+    // is dropped before any DMA; the others come back whole.
+    const StoreSpec spec = StoreSpec(4096, 4)
+                               .set("cuda_staging_bytes", "1MiB")
+                               .set("cuda_register_chunk", "64MiB")
+                               .set("verify", "read");
+    open(spec);
+    maybe_register();
+    make_values({3000, 2000, 1000});
+    std::vector<daxkv_item> items = put_items();
+    char meta[] = "metadata";
+    for (auto &it : items) {
+        it.meta = meta;
+        it.meta_len = sizeof meta;
+    }
+    ASSERT_EQ(daxkv_put_batch(s(), items.data(), items.size(), 0), 3) << daxkv_errmsg();
+    {
+        const auto lay = daxkv::arena::compute_layout(spec_arena_bytes(spec), spec.slot_bytes,
+                                                      spec.meta_bytes);
+        FileMap fm(path_);
+        ASSERT_TRUE(fm.ok());
+        char *key = fm.base() + lay.header_offset + 1 * lay.header_bytes +
+                    sizeof(daxkv::arena::SlotHeader);
+        ASSERT_EQ(std::string(key, 2), "g1");
+        key[daxkv::arena::kKeyMax] ^= 0x01;
+    }
+    auto got = get_items(4096);
+    std::vector<std::vector<char>> metas(got.size(), std::vector<char>(64, 'x'));
+    for (size_t i = 0; i < got.size(); ++i) {
+        got[i].meta = metas[i].data();
+        got[i].meta_len = metas[i].size();
+    }
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), got.data(), got.size(), stream_, 0), 2);
+    sync();
+    EXPECT_EQ(got[1].status, -EIO);
+    for (size_t i : {size_t(0), size_t(2)}) {
+        EXPECT_EQ(got[i].status, 0) << i;
+        EXPECT_TRUE(out_matches(i)) << i;
+        EXPECT_STREQ(metas[i].data(), meta) << i;
+    }
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.verify_failures, 1u);
+    EXPECT_EQ(st.entries, 2u);
+    EXPECT_EQ(st.slots_pending_free, 0u) << "a borrow was not ended";
+}
+
 TEST_P(CudaPaths, ASigbusReadingTheMetadataOfAGpuReadIsEioPerItem) {
     // A GPU read returns each entry's metadata from its slot header: with
     // sigbus=handle a header that faults drops that entry and quarantines

@@ -13,7 +13,8 @@
 // reopen; a path that does not exist (create=0) and a file that is not an
 // arena (no path in the message); the same path added with another size; a
 // bad placement value; "mem:" named to a pool of two "mem:" devices, which
-// that path cannot tell apart; "mem:" added with bytes 0.
+// that path cannot tell apart; "mem:" added with bytes 0; an entry's
+// metadata written over on its device before it is migrated.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -1571,6 +1572,41 @@ TEST_F(Pool, ReplacedOrRemovedDuringMigrationIsNotOverwrittenOrRevived) {
         if (i != removed && i != replaced) {
             EXPECT_EQ(check(i), "") << i;
         }
+}
+
+TEST_F(Pool, AMigrationDropsAnEntryWhoseHeaderWasWrittenOverRatherThanVouchForIt) {
+    // Bad input: a metadata byte of a committed entry flipped in place on
+    // its device. The move gives the copy a header checksum of its own: one
+    // computed over the damaged metadata would make it look whole to every
+    // read and to recovery. It is dropped instead, as recovery drops it.
+    open_pool(1, 8);
+    fill(0, 2); // slots 0 and 1
+    const std::string k = key_of(0);
+    std::string meta = "the metadata of key 0";
+    std::vector<uint8_t> v = val(0);
+    daxkv_item it{k.data(), k.size(), v.data(), v.size(), meta.data(), meta.size(), 0};
+    ASSERT_EQ(daxkv_put_batch(s(), &it, 1, DAXKV_REPLACE), 1) << daxkv_errmsg(); // slot 2
+    {
+        const auto lay = daxkv::arena::compute_layout(dev_bytes(), kSlot, 256);
+        FileMap m(paths_[0]);
+        ASSERT_TRUE(m.ok());
+        char *h = m.base() + lay.header_offset + 2 * lay.header_bytes;
+        char *key = h + sizeof(daxkv::arena::SlotHeader);
+        ASSERT_EQ(std::string(key, k.size()), k);
+        key[daxkv::arena::kKeyMax] ^= 0x01;
+    }
+    const std::string extra = dir_.file("dev1");
+    ASSERT_EQ(daxkv_device_add(s(), extra.c_str(), dev_bytes()), 0) << daxkv_errmsg();
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(r.moved_keys, 1u);
+    EXPECT_EQ(has(0), 0);
+    EXPECT_EQ(check(1), "");
+    EXPECT_EQ(get_stats(s()).verify_failures, 1u);
+    reopen({extra});
+    EXPECT_EQ(has(0), 0);
+    EXPECT_EQ(check(1), "");
 }
 
 // ---------------------------------------------------------------------------

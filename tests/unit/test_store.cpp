@@ -15,6 +15,8 @@
 //   status_json: buffer too small / NULL buffer with capacity    -> -ENOBUFS / -EINVAL
 //   memcpy_batch: NULL arrays, NULL range with a length, flags   -> -EINVAL
 //   a payload corrupted in place under verify=read               -> -EIO, entry dropped
+//   a metadata byte written over under verify=read (get_batch, lease,
+//   lease_batch, cursor)                                          -> -EIO / left out
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -764,6 +766,80 @@ TEST_F(Store, VerifyReadCatchesCorruptionOnLeaseAndBatchGet) {
     struct daxkv_stats st = stats();
     EXPECT_EQ(st.verify_failures, 2u);
     EXPECT_EQ(st.hits, 0u);
+    EXPECT_EQ(st.leases_active, 0u);
+}
+
+// A metadata byte written over in the header of a committed entry: every
+// read with verify=read refuses it, and drops the entry, as it does a value
+// written over. Bad input: one byte of each entry's metadata flipped in
+// place; met by get_batch with a metadata buffer and without one, a lease,
+// a lease batch and the key cursor.
+TEST_F(Store, VerifyReadCatchesMetadataWrittenOverAtEveryRead) {
+    open(StoreSpec{4096, 8}.set("verify", "read"));
+    const std::vector<std::string> keys = {"k0", "k1", "k2", "k3", "k4", "k5"};
+    std::vector<std::string> metas;
+    for (size_t i = 0; i < keys.size(); ++i) {
+        metas.push_back("metadata of " + keys[i]);
+        std::vector<uint8_t> v = pattern(40 + i, 1000);
+        daxkv_item it{keys[i].data(), keys[i].size(), v.data(), v.size(),
+                      metas[i].data(), metas[i].size(), 0};
+        ASSERT_EQ(daxkv_put_batch(s(), &it, 1, 0), 1) << daxkv_errmsg();
+    }
+    auto lay = daxkv::arena::compute_layout(spec_arena_bytes(spec_), 4096, 256);
+    FileMap fm(path_);
+    ASSERT_TRUE(fm.ok());
+    for (size_t slot = 0; slot + 1 < keys.size(); ++slot) { // k5 is left alone
+        char *h = fm.base() + lay.header_offset + slot * lay.header_bytes;
+        char *key = h + sizeof(daxkv::arena::SlotHeader);
+        ASSERT_EQ(std::string(key, 2), keys[slot]) << "slot " << slot;
+        key[daxkv::arena::kKeyMax + 3] ^= 0x20; // "metadata" -> "metAdata"
+    }
+
+    std::vector<uint8_t> buf(4096);
+    std::vector<char> meta(256);
+    daxkv_item with_meta{"k0", 2, buf.data(), buf.size(), meta.data(), meta.size(), 0};
+    EXPECT_EQ(daxkv_get_batch(s(), &with_meta, 1, 0), 0);
+    EXPECT_EQ(with_meta.status, -EIO);
+    daxkv_item no_meta{"k1", 2, buf.data(), buf.size(), nullptr, 0, 0};
+    EXPECT_EQ(daxkv_get_batch(s(), &no_meta, 1, 0), 0);
+    EXPECT_EQ(no_meta.status, -EIO);
+    int rc = 0;
+    LeasePtr l = lease("k2", &rc);
+    EXPECT_EQ(rc, -EIO);
+    EXPECT_EQ(l, nullptr);
+    daxkv_lease_item li{};
+    li.key = "k3";
+    li.key_len = 2;
+    EXPECT_EQ(daxkv_lease_batch(s(), &li, 1, 0), 0);
+    EXPECT_EQ(li.status, -EIO);
+    EXPECT_EQ(li.lease, nullptr);
+
+    // The cursor leaves k4's metadata out, and the read that follows drops it.
+    daxkv_cursor *c = nullptr;
+    ASSERT_EQ(daxkv_cursor_open(s(), nullptr, &c), 0) << daxkv_errmsg();
+    std::set<std::string> listed;
+    daxkv_key_info ki{};
+    ki.struct_size = sizeof ki;
+    while ((rc = daxkv_cursor_next(c, &ki)) == 1) {
+        listed.insert(std::string(static_cast<const char *>(ki.key), ki.key_len));
+        if (ki.key_len == 2 && std::memcmp(ki.key, "k5", 2) == 0) {
+            EXPECT_EQ(std::string(static_cast<const char *>(ki.meta), ki.meta_len), metas[5]);
+        }
+    }
+    daxkv_cursor_close(c);
+    EXPECT_EQ(rc, 0);
+    EXPECT_EQ(listed, std::set<std::string>{"k5"});
+    std::vector<uint8_t> out;
+    EXPECT_EQ(get("k4", &out), -EIO);
+
+    for (size_t i = 0; i + 1 < keys.size(); ++i)
+        EXPECT_EQ(contains(keys[i]), 0) << keys[i];
+    daxkv_item intact{"k5", 2, buf.data(), buf.size(), meta.data(), meta.size(), 0};
+    EXPECT_EQ(daxkv_get_batch(s(), &intact, 1, 0), 1);
+    EXPECT_EQ(std::string(meta.data(), intact.meta_len), metas[5]);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.verify_failures, 5u);
+    EXPECT_EQ(st.entries, 1u);
     EXPECT_EQ(st.leases_active, 0u);
 }
 
