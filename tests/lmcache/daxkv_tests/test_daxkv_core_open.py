@@ -6,7 +6,8 @@ with another size.
 
 Bad inputs tried here:
 
-* device_path "" and None; max_dax_size_bytes 0 and -1; slot_bytes 0 and
+* device_path "", None and 5 (a TypeError, as LMCache's os.open raises);
+  max_dax_size_bytes 0 and -1; slot_bytes 0 and
   -5; max_dax_size_bytes smaller than one slot (on an existing file, and on
   a missing path, which LMCache reports as an open failure first);
 * a path that does not exist; a 4 KiB file (holding bytes) opened with
@@ -97,6 +98,27 @@ def test_file_smaller_than_max_dax_size_is_refused_untouched(tmp_path):
     )
     watch.check()
     assert os.path.getsize(path) == 4 * S and sha256_file(path) == digest
+
+
+def test_a_path_object_or_bytes_opens_as_lmcache_opens_it(tmp_path):
+    # LMCache's core hands device_path to os.open, which takes any path.
+    path = make_device(tmp_path / "dax.bin", 4 * S)
+    import pathlib
+
+    for given in (pathlib.Path(path), os.fsencode(path)):
+        core = DaxCore(device_path=given, max_dax_size_bytes=4 * S, slot_bytes=S)
+        try:
+            assert core.device_path is given
+            obj = byte_obj(S, 7)
+            assert core.put_many([ekey(1)], [obj]) == [True]
+            release(obj)
+            assert core.exists_many([ekey(1)]) == [True]
+        finally:
+            core.close()
+    watch = _Watch(tmp_path)
+    with pytest.raises(TypeError):
+        DaxCore(device_path=5, max_dax_size_bytes=4 * S, slot_bytes=S)
+    watch.check()
 
 
 def test_directory_is_refused_as_lmcache_does(tmp_path):

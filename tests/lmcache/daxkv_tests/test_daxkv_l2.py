@@ -225,6 +225,26 @@ def test_hotplug_enabled_reads_as_lmcache_reads_it(tmp_path, adapters, value):
     assert adapter.report_status()["hotplug_enabled"] is expected
 
 
+def test_configs_lmcache_takes_are_taken_as_lmcache_reads_them(tmp_path, adapters):
+    # LMCache's own dax adapter config (the reference) takes devices over
+    # device_path/max_dax_size_gb given beside it, and null for
+    # hotplug_enabled as false.
+    from lmcache.v1.distributed.l2_adapters.dax_l2_adapter import DaxL2AdapterConfig
+
+    other = make_device(tmp_path / "other.bin", 8 * S)
+    both = one_device(tmp_path, devices=[{"device_path": str(other), "max_dax_size_gb": 8 * S / GIB}])
+    reference = DaxL2AdapterConfig.from_dict(both)
+    assert [d.device_path for d in reference.devices] == [str(other)]
+    adapter = adapters(both)
+    status = adapter.report_status()
+    assert [d["device_path"] for d in status["devices"]] == [str(other)]
+    assert status["max_dax_size_bytes"] == 8 * S
+
+    null_hotplug = one_device(tmp_path, hotplug_enabled=None)
+    assert DaxL2AdapterConfig.from_dict(null_hotplug).hotplug_enabled is False
+    assert adapters(null_hotplug).report_status()["hotplug_enabled"] is False
+
+
 def test_l2_adapter_json_option_builds_the_adapter(tmp_path):
     params = one_device(tmp_path)
     spec = {
@@ -268,7 +288,7 @@ BAD_PARAMS = [
     ({"slot_bytes": "128"}, "slot_bytes must be a positive integer"),
     ({"slot_bytes": True}, "slot_bytes must be a positive integer"),
     ({"slot_bytes": 128.0}, "slot_bytes must be a positive integer"),
-    ({"devices": []}, "give either device_path/max_dax_size_gb or devices, not both"),
+    ({"devices": []}, "devices may be empty only when hotplug_enabled is true"),
     ({"device_path": MISSING, "max_dax_size_gb": MISSING, "devices": "x"}, "devices must be a list"),
     ({"device_path": MISSING, "max_dax_size_gb": MISSING, "devices": [1]}, "devices[0] must be a dict"),
     ({"device_path": MISSING, "max_dax_size_gb": MISSING, "devices": [{"device_path": " ", "max_dax_size_gb": 1e-6}]},
@@ -287,7 +307,6 @@ BAD_PARAMS = [
     ({"hotplug_enabled": "yes"}, "hotplug_enabled must be a boolean"),
     ({"hotplug_enabled": "false"}, "hotplug_enabled must be a boolean"),
     ({"hotplug_enabled": 1.0}, "hotplug_enabled must be a boolean"),
-    ({"hotplug_enabled": None}, "hotplug_enabled must be a boolean"),
     ({"persist_enabled": 1}, "persist_enabled must be a boolean"),
     ({"num_load_workers": 0}, "num_load_workers must be a positive integer"),
     ({"num_store_workers": "2"}, "num_store_workers must be a positive integer"),

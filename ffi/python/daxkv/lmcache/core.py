@@ -26,7 +26,7 @@ import math
 import os
 import threading
 import weakref
-from typing import Any, Callable, Dict, Generic, Hashable, List, Optional, Sequence, Set, Tuple, TypeVar
+from typing import Any, Callable, Dict, Generic, Hashable, List, Optional, Sequence, Set, Tuple, TypeVar, Union
 
 from .. import _lib
 from .._library import _error, library
@@ -286,7 +286,7 @@ class DaxCore(Generic[KeyT]):
     def __init__(
         self,
         *,
-        device_path: str,
+        device_path: Union[str, bytes, "os.PathLike[Any]"],
         max_dax_size_bytes: int,
         slot_bytes: int,
         persist_enabled: bool = False,
@@ -303,11 +303,20 @@ class DaxCore(Generic[KeyT]):
                 than ``max_dax_size_bytes``, or holds data that is not an
                 arena of this layout.
         """
+        if not device_path:
+            raise ValueError("device_path must be a non-empty string")
+        if not isinstance(device_path, (str, bytes, os.PathLike)):
+            # What LMCache's os.open of it raises.
+            raise TypeError(
+                f"device_path must be str, bytes or os.PathLike, not {type(device_path).__name__}"
+            )
+        # Any path LMCache's os.open takes; the property gives back what was
+        # given, as LMCache's does.
+        self._given_device_path = device_path
+        device_path = os.fsdecode(device_path)
         self._device_path = device_path
         self._arena_bytes = max_dax_size_bytes
         self._slot_bytes = slot_bytes
-        if not isinstance(device_path, str) or not device_path:
-            raise ValueError("device_path must be a non-empty string")
         if self._arena_bytes <= 0:
             raise ValueError("max_dax_size_bytes must be > 0")
         if self._slot_bytes <= 0:
@@ -491,9 +500,9 @@ class DaxCore(Generic[KeyT]):
     # -- LMCache's properties ------------------------------------------------
 
     @property
-    def device_path(self) -> str:
-        """Return the path used to open the DAX arena."""
-        return self._device_path
+    def device_path(self) -> Any:
+        """Return the path used to open the DAX arena, as it was given."""
+        return self._given_device_path
 
     @property
     def arena_bytes(self) -> int:

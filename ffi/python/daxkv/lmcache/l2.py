@@ -112,8 +112,11 @@ class DaxkvL2AdapterConfig(L2AdapterConfigBase):
         slot_bytes = _positive_int(d.get("slot_bytes"), "slot_bytes")
         devices: List[Tuple[str, int]] = []
         if "devices" in d:
+            # As LMCache's adapter: devices wins, and the single-device
+            # members beside it are not looked at.
             if "device_path" in d or "max_dax_size_gb" in d:
-                raise ValueError("give either device_path/max_dax_size_gb or devices, not both")
+                logger.warning("DAX L2 adapter: devices is given, so device_path and "
+                               "max_dax_size_gb are ignored")
             raw = d["devices"]
             if not isinstance(raw, list):
                 raise ValueError("devices must be a list")
@@ -132,11 +135,13 @@ class DaxkvL2AdapterConfig(L2AdapterConfigBase):
             if size // slot_bytes <= 0:
                 raise ValueError("configured DAX arena does not fit even one slot")
             devices.append((path, size))
-        # LMCache's adapter takes bool() of the value: true/false and 0/1
-        # (an integer, as daxkv_config_from_json takes it) mean what they
-        # say there too. A string is refused, where LMCache would take
+        # LMCache's adapter takes bool() of the value: true/false, 0/1 (an
+        # integer, as daxkv_config_from_json takes it) and null mean what
+        # they say there too. A string is refused, where LMCache would take
         # "false" for true.
         hotplug = d.get("hotplug_enabled", False)
+        if hotplug is None:
+            hotplug = False
         if not isinstance(hotplug, int):
             raise ValueError("hotplug_enabled must be a boolean")
         hotplug = bool(hotplug)
