@@ -193,6 +193,9 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
         } else {
             sb_ = sb;
             usable_.store(usable_slots_of(sb));
+            // The repairs below are this open's: one that fails (on another
+            // device of the pool, say) puts the blocks back as they were.
+            save_for_undo();
             const bool floor_repaired = repair_seq_floor();
             repair_removal_table();
             // Repair a damaged or older second copy (and a damaged floor).
@@ -288,9 +291,9 @@ Arena::~Arena() {
 }
 
 // Before this open changes what an arena that was there says of itself
-// (its recoverable flag, or its layout when its last user kept no index):
-// the superblock blocks as they are, put back by a destruction without
-// keep(). The removal tables go back too: what the open merged into them
+// (its recoverable flag, its layout when its last user kept no index, or a
+// repair of its superblocks, floor or removal table): the superblock
+// blocks as they are, put back by a destruction without keep(). The removal tables go back too: what the open merged into them
 // came from the other devices, which keep it.
 void Arena::save_for_undo() {
     if (undo_blocks_ || undo_format_ || map_->created())

@@ -14,7 +14,8 @@
 // arena (no path in the message); the same path added with another size; a
 // bad placement value; "mem:" named to a pool of two "mem:" devices, which
 // that path cannot tell apart; "mem:" added with bytes 0; an entry's
-// metadata written over on its device before it is migrated.
+// metadata written over on its device before it is migrated; a member with
+// a damaged superblock copy opened beside a file of random bytes.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -1611,6 +1612,37 @@ TEST_F(Pool, AMigrationDropsAnEntryWhoseHeaderWasWrittenOverRatherThanVouchForIt
 
 // ---------------------------------------------------------------------------
 // Restart
+
+TEST_F(Pool, AnOpenRefusedForAnotherDeviceLeavesADamagedSuperblockCopyAsItWas) {
+    // Bad input: a pool member whose second superblock copy is damaged,
+    // opened beside a file that holds no arena (random bytes). The open is
+    // refused for that file; it must change nothing on the member either:
+    // the repair of the copy is for an open that goes on.
+    open_pool(1, 8);
+    fill(0, 2);
+    store_.reset();
+    {
+        std::fstream f(paths_[0], std::ios::in | std::ios::out | std::ios::binary);
+        f.seekp(static_cast<std::streamoff>(daxkv::arena::kSuperblockBytes + 40));
+        f.put('\x5a');
+    }
+    const std::string before = read_file(paths_[0]).substr(0, daxkv::arena::kHeaderOffset);
+    const std::string foreign = dir_.file("foreign");
+    std::string noise(dev_bytes(), '\0');
+    std::mt19937_64 rng(7);
+    for (char &c : noise)
+        c = static_cast<char>(rng());
+    write_file(foreign, noise);
+    EXPECT_NE(try_open({paths_[0], foreign}), 0);
+    EXPECT_EQ(read_file(paths_[0]).substr(0, daxkv::arena::kHeaderOffset), before)
+        << "a refused open rewrote the member's superblocks";
+    EXPECT_EQ(read_file(foreign), noise);
+    // An open that goes on repairs the copy.
+    reopen({paths_[0]});
+    EXPECT_EQ(check(0), "");
+    store_.reset();
+    EXPECT_NE(read_file(paths_[0]).substr(0, daxkv::arena::kHeaderOffset), before);
+}
 
 TEST_F(Pool, ReopenRecoversEveryDeviceAfterMigration) {
     open_pool(3, 8);
