@@ -14,7 +14,9 @@ Bad inputs tried here:
   stored; a non-blocking restore whose first key is missing;
 * dax.async_put true without an event loop;
 * configurations: no dax.device_path, a blank one; dax.max_dax_size absent,
-  0, -1, "abc", "inf" and "nan"; world_size 2; config, metadata or local_cpu_backend
+  0, -1, "abc", "inf" and "nan"; dax.restore_max_regions 0 and "x",
+  dax.retrieve_staging_slab_bytes -1 and smaller than its regions' chunks
+  (beside LMCache's own DaxBackend); world_size 2; config, metadata or local_cpu_backend
   None; dax.device_path naming a missing file (through the launcher, which
   logs the failure and skips the plugin);
 * lookups and restores of keys never stored, after a delete and after close;
@@ -584,9 +586,10 @@ def test_restart_through_daxkv_persist_enabled(launch, tmp_path, persist):
         ({"dax.device_path": "DEV", "dax.max_dax_size": "abc"}, "extra_config['dax.max_dax_size'] must be a number of GiB"),
         ({"dax.device_path": "DEV", "dax.max_dax_size": "inf"}, "extra_config['dax.max_dax_size'] must be a finite number of GiB"),
         ({"dax.device_path": "DEV", "dax.max_dax_size": "nan"}, "extra_config['dax.max_dax_size'] must be > 0"),
-        # dax.restore_workers is LMCache's positive integer knob
+        # dax.restore_workers is LMCache's positive integer knob, checked once
+        # the device is open (so on a size the 1 MiB device holds)
         *(
-            ({"dax.device_path": "DEV", "dax.max_dax_size": 0.001, "dax.restore_workers": bad},
+            ({"dax.device_path": "DEV", "dax.max_dax_size": 0.0009, "dax.restore_workers": bad},
              "extra_config['dax.restore_workers'] must be a positive integer")
             for bad in (None, "x", "0", 0, -2, [4])
         ),
@@ -607,6 +610,49 @@ def test_bad_configuration_is_a_value_error(tmp_path, allocator, extra, message,
         storage_plugin_launcher(config, _metadata(), None, cpu, "cpu", backends)
     assert list(backends) == []
     assert f"Failed to create backend daxkv: {message}" in caplog.text
+
+
+RESTORE_SETTINGS = [
+    ({"dax.restore_max_regions": 0}, "extra_config['dax.restore_max_regions'] must be a positive integer"),
+    ({"dax.restore_max_regions": "x"}, "extra_config['dax.restore_max_regions'] must be a positive integer"),
+    ({"dax.retrieve_staging_slab_bytes": -1},
+     "extra_config['dax.retrieve_staging_slab_bytes'] must be a positive integer"),
+    ({"dax.restore_max_regions": 4, "dax.retrieve_staging_slab_bytes": 3 * CHUNK_BYTES},
+     f"extra_config['dax.retrieve_staging_slab_bytes'] must be at least {4 * CHUNK_BYTES} bytes"),
+    ({"dax.restore_workers": 3, "dax.retrieve_staging_slab_bytes": 2 * CHUNK_BYTES},
+     f"extra_config['dax.retrieve_staging_slab_bytes'] must be at least {3 * CHUNK_BYTES} bytes"),
+    ({"dax.restore_workers": 0}, "extra_config['dax.restore_workers'] must be a positive integer"),
+    ({"dax.restore_max_regions": 2, "dax.retrieve_staging_slab_bytes": 2 * CHUNK_BYTES}, None),
+]
+
+
+@pytest.mark.parametrize("plugin", ["daxkv", "dax"])
+@pytest.mark.parametrize("settings, message", RESTORE_SETTINGS)
+def test_restore_settings_are_refused_as_lmcache_refuses_them(tmp_path, allocator, plugin, settings, message):
+    # LMCache's own DaxBackend (plugin "dax") is the reference: it stages
+    # restores through a slab these settings size, and refuses a slab too
+    # small for its regions once the device is open. The drop-in has no
+    # slab but takes and refuses the same settings; the device is closed
+    # again after a refusal.
+    if plugin == "dax":
+        try:
+            from lmcache.v1.storage_backend.plugins.dax_backend import DaxBackend as backend_class
+        except ImportError as exc:
+            pytest.skip(f"LMCache's DaxBackend is not available ({exc})")
+    else:
+        backend_class = DaxkvBackend
+    path = make_device(tmp_path / "dax.bin", 1 << 20)
+    config = _config({"dax.device_path": path, "dax.max_dax_size": 4 * CHUNK_BYTES / GIB, **settings},
+                     plugin=False)
+    cpu = LocalCPUBackend(config=config, metadata=_metadata(), dst_device="cpu", memory_allocator=allocator)
+    fds = open_fds()
+    if message is None:
+        backend_class(config=config, metadata=_metadata(), local_cpu_backend=cpu).close()
+    else:
+        with pytest.raises(ValueError) as info:
+            backend_class(config=config, metadata=_metadata(), local_cpu_backend=cpu)
+        assert str(info.value) == message
+    assert open_fds() == fds
 
 
 def test_missing_pieces_are_value_errors(tmp_path, allocator):

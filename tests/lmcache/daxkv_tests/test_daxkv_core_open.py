@@ -7,6 +7,9 @@ with another size.
 Bad inputs tried here:
 
 * device_path "", None and 5 (a TypeError, as LMCache's os.open raises);
+  slot_bytes 1000.5 (refused; LMCache opens); and beside LMCache's own core,
+  device_path b"" and " ", max_dax_size_bytes 4096.0, 4096.5, "4096",
+  True, None and 2**70, slot_bytes 1024.0, "1024", True and 1000;
   max_dax_size_bytes 0 and -1; slot_bytes 0 and
   -5; max_dax_size_bytes smaller than one slot (on an existing file, and on
   a missing path, which LMCache reports as an open failure first);
@@ -25,8 +28,9 @@ import os
 import pytest
 
 # First Party
+import conftest
 from daxkv.lmcache import DaxCore, DaxCoreError
-from dk_helpers import byte_obj, ekey, make_device, open_fds, pattern, release, sha256_file
+from dk_helpers import byte_obj, ekey, load_lmcache_core, make_device, open_fds, pattern, release, sha256_file
 
 S = 1024
 
@@ -119,6 +123,74 @@ def test_a_path_object_or_bytes_opens_as_lmcache_opens_it(tmp_path):
     with pytest.raises(TypeError):
         DaxCore(device_path=5, max_dax_size_bytes=4 * S, slot_bytes=S)
     watch.check()
+
+
+PATH = object()  # the test's 8 KiB device file
+ARGUMENTS = [
+    dict(device_path=5),
+    dict(device_path=b""),
+    dict(device_path=" "),
+    dict(max_dax_size_bytes=4096.0),
+    dict(max_dax_size_bytes=4096.5),
+    dict(max_dax_size_bytes="4096"),
+    dict(max_dax_size_bytes=True),
+    dict(max_dax_size_bytes=None),
+    dict(max_dax_size_bytes=2**70),
+    dict(slot_bytes=1024.0),
+    dict(slot_bytes="1024"),
+    dict(slot_bytes=True),
+    dict(slot_bytes=1000),
+]
+
+
+def _outcome(core_class, directory, change):
+    """How core_class takes the arguments: ("opened", its max_slots) or the
+    error's family and its message up to the cause it quotes, with the
+    device's path as P."""
+    directory.mkdir()
+    path = make_device(directory / "d.bin", 8 * S)
+    kwargs = dict(device_path=path, max_dax_size_bytes=4 * S, slot_bytes=S)
+    kwargs.update(change)
+    try:
+        core = core_class(**kwargs)
+    except Exception as exc:  # the families LMCache's callers tell apart
+        family = next(c for c in (TypeError, ValueError, RuntimeError) if isinstance(exc, c))
+        return family.__name__, str(exc).replace(path, "P").split(": ")[0]
+    try:
+        return "opened", int(core.max_slots)
+    finally:
+        core.close()
+
+
+@pytest.mark.parametrize("change", ARGUMENTS, ids=repr)
+def test_odd_arguments_end_as_lmcache_ends_them(tmp_path, change):
+    # LMCache's own DaxCore (the reference) checks little and lets os.open,
+    # fstat and mmap refuse the rest: each argument here opens both with
+    # the same slots, or is refused by both with an error of the same
+    # family (TypeError, ValueError, RuntimeError), and but for a TypeError
+    # the same message up to the cause it quotes.
+    if conftest.LMCACHE_TREE is None:
+        pytest.skip(f"LMCache's DaxCore is not available ({conftest.L2_UNAVAILABLE})")
+    lmcache_core = load_lmcache_core(conftest.LMCACHE_TREE).DaxCore
+    want = _outcome(lmcache_core, tmp_path / "lmcache", change)
+    got = _outcome(DaxCore, tmp_path / "daxkv", change)
+    if want[0] == "TypeError":
+        assert got[0] == "TypeError"
+    else:
+        assert got == want
+
+
+def test_a_fractional_slot_size_is_refused_where_lmcache_opens(tmp_path):
+    # LMCache's core opens with slot_bytes 1000.5 and computes fractional
+    # slot offsets later; no slot can be laid out that way, so the drop-in
+    # refuses it at once, with nothing created or changed.
+    path = make_device(tmp_path / "d.bin", 8 * S)
+    digest = sha256_file(path)
+    watch = _Watch(tmp_path)
+    with pytest.raises(TypeError, match="slot_bytes"):
+        DaxCore(device_path=path, max_dax_size_bytes=4 * S, slot_bytes=1000.5)
+    watch.check()
+    assert sha256_file(path) == digest
 
 
 def test_directory_is_refused_as_lmcache_does(tmp_path):

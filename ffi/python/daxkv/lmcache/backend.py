@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import errno as _errno
 import logging
 import math
+import os
 import threading
 from collections import OrderedDict
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
@@ -66,6 +68,26 @@ def _positive_int_extra(extra: Dict[str, Any], key: str) -> int:
     if value <= 0:
         raise ValueError(f"extra_config['{key}'] must be a positive integer")
     return value
+
+
+def _check_restore_settings(extra: Dict[str, Any], slot_bytes: int) -> None:
+    """Refuse the restore settings LMCache's DaxBackend refuses, so that a
+    configuration moves between the two unchanged. LMCache stages restores
+    through a pinned slab (dax.retrieve_staging_slab_bytes) cut into
+    dax.restore_max_regions regions of at least one chunk each; this backend
+    copies into LMCache's buffers directly and has no slab, so only
+    dax.restore_workers (the copy engine's workers) is used."""
+    def setting(key: str, default: int) -> int:
+        return _positive_int_extra(extra, key) if key in extra else default
+
+    workers = setting("dax.restore_workers", min(8, max(1, os.cpu_count() or 1)))
+    regions = setting("dax.restore_max_regions", workers)
+    slab = setting("dax.retrieve_staging_slab_bytes", max(256 << 20, regions * slot_bytes))
+    if slab < regions * slot_bytes:
+        raise ValueError(
+            f"extra_config['dax.retrieve_staging_slab_bytes'] must be at least "
+            f"{regions * slot_bytes} bytes"
+        )
 
 
 def _settle(fut: concurrent.futures.Future, result: Any, exc: Optional[BaseException]) -> None:
@@ -131,7 +153,10 @@ class DaxkvBackend(StoragePluginInterface):
 
         options: Dict[str, Any] = {}
         if "dax.restore_workers" in extra:
-            options["workers"] = _positive_int_extra(extra, "dax.restore_workers")
+            # Checked, with LMCache's other restore settings, once the
+            # device is open: LMCache reports a device it cannot open first.
+            with contextlib.suppress(ValueError):
+                options["workers"] = _positive_int_extra(extra, "dax.restore_workers")
         for name in _OPTIONS:
             if f"daxkv.{name}" in extra:
                 options[name] = extra[f"daxkv.{name}"]
@@ -152,6 +177,7 @@ class DaxkvBackend(StoragePluginInterface):
         self._engine: Optional[_native.AsyncEngine] = None
         self._async_keys: Dict[bytes, int] = {}
         try:
+            _check_restore_settings(extra, self.slot_bytes)
             if self.async_put:
                 self._engine = _native.AsyncEngine(self._core.store, "daxkv-backend-puts")
         except BaseException:

@@ -316,6 +316,8 @@ class DaxCore(Generic[KeyT]):
         device_path = os.fsdecode(device_path)
         self._device_path = device_path
         self._arena_bytes = max_dax_size_bytes
+        if isinstance(slot_bytes, bool) or (isinstance(slot_bytes, float) and slot_bytes.is_integer()):
+            slot_bytes = int(slot_bytes)  # LMCache's arithmetic takes 1024.0 as 1024, True as 1
         self._slot_bytes = slot_bytes
         if self._arena_bytes <= 0:
             raise ValueError("max_dax_size_bytes must be > 0")
@@ -431,6 +433,20 @@ class DaxCore(Generic[KeyT]):
         except OSError as exc:
             raise DaxCoreError(f"Failed to open dax device {self._device_path}: {exc}") from exc
 
+    def _refuse_size_as_lmcache(self, path: str, exc: BaseException) -> None:
+        """LMCache sizes the device (fstat) before it maps it: a
+        max_dax_size_bytes past what it has is that RuntimeError, whichever
+        of libdaxkv's checks refused it first."""
+        try:
+            have = os.stat(path).st_size
+        except OSError:
+            return
+        if have and have < self._arena_bytes:
+            raise DaxCoreError(
+                f"max_dax_size_bytes ({self._arena_bytes} bytes) exceeds "
+                f"device capacity ({have} bytes)"
+            ) from exc
+
     def _open_store(self, meta_bytes: int, grow_limit: Any, options: Dict[str, Any]) -> Store:
         path = self._device_path
         try:
@@ -447,19 +463,18 @@ class DaxCore(Generic[KeyT]):
                 **options,
             )
         except NoSpace as exc:
-            try:
-                have = os.stat(path).st_size
-            except OSError:
-                have = 0
-            if have and have < self._arena_bytes:
-                raise DaxCoreError(
-                    f"max_dax_size_bytes ({self._arena_bytes} bytes) exceeds "
-                    f"device capacity ({have} bytes)"
-                ) from exc
+            self._refuse_size_as_lmcache(path, exc)
             raise DaxCoreError(
                 f"Failed to mmap dax arena ({self._arena_bytes} bytes) from {path}: {exc}"
             ) from exc
         except InvalidArgument as exc:
+            self._refuse_size_as_lmcache(path, exc)
+            if not isinstance(self._arena_bytes, int):
+                # LMCache's mmap of it fails, and says so as a RuntimeError.
+                raise DaxCoreError(
+                    f"Failed to mmap dax arena ({self._arena_bytes} bytes) from {path}: "
+                    f"{exc.message}"
+                ) from exc
             raise ValueError(f"invalid DAX arena configuration for {path}: {exc.message}") from exc
         except (Foreign, Corrupt) as exc:
             raise DaxCoreError(
