@@ -191,7 +191,10 @@ DAXKV_API int daxkv_open(daxkv_store **out, const daxkv_config *cfg);
  * (daxkv_device_wait_drained, a forced removal or shrink waiting for leases,
  * a lease or pin waiting behind a removal or resize, a change of the pool
  * waiting for another one) are woken and return
- * -ESHUTDOWN, leaving their device as it was. The handle stays valid;
+ * -ESHUTDOWN, leaving their device in the pool with its state and size (a
+ * forced removal or shrink keeps the entries it moved or deleted before
+ * it waited, and says how many in its result: daxkv_device_add(3)). The
+ * handle stays valid;
  * outstanding leases and reservations keep the mapping alive.
  */
 DAXKV_API int daxkv_shutdown(daxkv_store *s);

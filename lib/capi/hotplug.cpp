@@ -32,8 +32,10 @@ int check_change(unsigned flags, const daxkv_hotplug_result *out, const char *ca
     return 0;
 }
 
+// The result of a change that succeeded, or that failed after it had
+// moved or deleted entries (r.partial: they stay so, and out says how many).
 int finish(int rc, const HotplugResult &r, daxkv_hotplug_result *out) {
-    if (rc == 0 && out)
+    if ((rc == 0 || r.partial) && out)
         capi::copy_versioned(out, capi::public_result(r));
     return rc;
 }

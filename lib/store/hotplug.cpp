@@ -303,7 +303,7 @@ int Hotplug::remove(const std::string &path, MoveMode mode, unsigned flags, Hotp
     if (rc == 0)
         rc = wait_until_empty(a, 0, migrate, force, false, ms);
     if (rc != 0)
-        return rc;
+        return failed_after(rc, old_state, a, old_bytes, ms, out);
     restore.dismiss();
     d.state.store(DevState::removing);
     gpu_.around_mapping_change([&] {
@@ -319,6 +319,17 @@ int Hotplug::remove(const std::string &path, MoveMode mode, unsigned flags, Hotp
         static_cast<unsigned long long>(ms.deleted_keys));
     out = HotplugResult{DevState::removed, a, old_bytes, 0, ms};
     return 0;
+}
+
+int Hotplug::failed_after(int rc, DevState old_state, uint32_t a, uint64_t old_bytes,
+                          const MoveStats &ms, HotplugResult &out) noexcept {
+    // The caller's undo gives the device its state and size back; the
+    // entries moved or deleted stay so, and the result says how many.
+    if (ms.moved_keys || ms.deleted_keys) {
+        out = HotplugResult{old_state, a, old_bytes, old_bytes, ms};
+        out.partial = true;
+    }
+    return rc;
 }
 
 int Hotplug::recheck_reservations(uint32_t a, uint32_t from_slot, bool force) {
@@ -436,7 +447,7 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
         rc = wait_until_empty(a, new_limit, migrate, force, true, ms);
     }
     if (rc != 0)
-        return rc;
+        return failed_after(rc, old_state, a, old_bytes, ms, out);
     // Nothing lives above the new end any more: record the size, so that a
     // reopen keeps it.
     try {

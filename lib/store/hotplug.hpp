@@ -32,6 +32,10 @@ struct HotplugResult {
     uint32_t index = 0;                 // its pool row
     uint64_t old_bytes = 0, new_bytes = 0;
     MoveStats moved;
+    // A removal or shrink that failed after it had moved or deleted
+    // entries (woken by shutdown while it waited for leases): what it did
+    // is reported with the failure, since it stays done.
+    bool partial = false;
 };
 
 // The modes of remove and resize: the values of DAXKV_MIGRATE, DAXKV_EVICT
@@ -49,7 +53,9 @@ public:
 
     // Each: 0, or the expected outcome -EBUSY (the device is busy: pinned,
     // leased or reserved entries, another state, or already in the pool
-    // with another size); throws Error otherwise (-EPERM without
+    // with another size) or -ESHUTDOWN (a removal or shrink woken by
+    // shutdown while it waited to empty the device: out.partial when it
+    // had moved or deleted entries); throws Error otherwise (-EPERM without
     // hotplug=1, -ENOENT no such device, -ENOSPC no room, -EIO, ...).
     int add(const std::string &path, uint64_t bytes);
     int remove(const std::string &path, MoveMode mode, unsigned flags, HotplugResult &out);
@@ -72,6 +78,11 @@ private:
     // *blocked: one of them is pinned or leased, or a slot there is leased
     // (a get copying out of a slot is not: it ends on its own).
     std::vector<std::string> keys_on(uint32_t a, uint32_t from_slot, bool *blocked);
+    // A removal or shrink of device a that fails with rc after it began to
+    // empty the device: rc, with out filled (partial) when it had moved or
+    // deleted entries.
+    static int failed_after(int rc, DevState old_state, uint32_t a, uint64_t old_bytes,
+                            const MoveStats &ms, HotplugResult &out) noexcept;
     // After device a stopped handing out slots at from_slot and above:
     // without force, -EBUSY (nothing changed yet) when a reservation took
     // one there after the first check; 0 otherwise.

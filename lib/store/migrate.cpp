@@ -355,10 +355,21 @@ int Hotplug::wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool
         c_.pool.set_leases_awaited(a, true, from_slot);
     for (;;) {
         // Leases and writes of callers may never end: shutdown does not
-        // wait for them, so neither does this call.
-        if (c_.gate.closed())
-            fail(-ESHUTDOWN, "the store was shut down while the device waited to empty; it is "
-                             "left as it was");
+        // wait for them, so neither does this call. What it did before it
+        // waited stays done: the entries it moved stay where they went, and
+        // those it deleted (DAXKV_EVICT) are gone. The caller puts the
+        // device's place and size back and reports them.
+        if (c_.gate.closed()) {
+            if (ms.moved_keys == 0 && ms.deleted_keys == 0)
+                return set_error(-ESHUTDOWN, "the store was shut down while the device waited to "
+                                             "empty; it is left as it was");
+            return set_error(-ESHUTDOWN, "the store was shut down while the device waited to "
+                                         "empty; it keeps its place and size, and the %llu "
+                                         "entries already moved to other slots stay there, the "
+                                         "%llu already deleted are gone",
+                             static_cast<unsigned long long>(ms.moved_keys),
+                             static_cast<unsigned long long>(ms.deleted_keys));
+        }
         // Quarantined slots (a failed checksum) stay taken and hold nothing,
         // and so do the slots of detached reservations until their callers
         // end them: only those at or above from_slot are set against the

@@ -168,18 +168,23 @@ std::vector<DeviceGauges> Reports::device_gauges() const {
 std::string Reports::pool_status_json() const {
     const uint32_t n = c_.pool.size();
     struct Counts {
-        uint64_t live = 0, locked = 0, borrowed = 0;
+        uint64_t live = 0, locked = 0, borrowed = 0, reading = 0, writing = 0;
     };
     std::vector<Counts> per(n);
-    // Pins and leases live in the index and the slot states: one pass over
-    // the shards.
+    // Pins, leases, reads and writes in progress live in the index and the
+    // slot states: one pass over the shards. A read of an entry replaced
+    // or removed since it began is no longer in the index, and not counted.
     c_.index.for_each_locked([&](const Entry &e) {
+        if (e.inflight && e.inflight->ref.arena < n)
+            per[e.inflight->ref.arena].writing++;
         if (!e.committed() || e.ref().arena >= n)
             return;
         Counts &c = per[e.ref().arena];
+        const SlotState &slot = c_.slots.at(e.ref());
         c.live++;
         c.locked += e.pins() > 0;
-        c.borrowed += c_.slots.at(e.ref()).leases() > 0;
+        c.borrowed += slot.leases() > 0;
+        c.reading += slot.borrows();
     });
     // Built as json_text.hpp's JsonTree says (see status_json).
     JsonTree j(nlohmann::json::value_t::object);
@@ -216,6 +221,8 @@ std::string Reports::pool_status_json() const {
         dj["entry_count"] = per[a].live;
         dj["locked_key_count"] = per[a].locked;
         dj["borrowed_slot_count"] = per[a].borrowed;
+        dj["active_read_count"] = per[a].reading;
+        dj["active_write_count"] = per[a].writing;
         dj["lease_gate"] = d.lease_gate.load();
         dj["numa_node"] = d.numa_node;
         dj["supports_restart_recovery"] = mapped &&

@@ -47,7 +47,7 @@ constexpr uint64_t kSlot = 4096;
 
 // A store over n file devices of `slots` slots each, hotplug on.
 class Pool : public ::testing::Test {
-protected:
+public: // also to the helpers that several tests share
     void open_pool(uint32_t n, uint32_t slots, std::vector<std::pair<std::string, std::string>>
                                                    opts = {}) {
         slots_ = slots;
@@ -600,6 +600,75 @@ TEST_F(Pool, ForcedRemoveWaitsForLeasesWhichStayValid) {
     EXPECT_EQ(r.state, uint32_t(DAXKV_DEV_REMOVED));
     for (uint32_t i = 0; i < 8; ++i)
         EXPECT_EQ(check(i), "");
+}
+
+// A forced eviction (a removal, or a shrink to one slot) deletes the
+// device's entries, then waits for the leases of their slots; woken there
+// by daxkv_shutdown it fails with -ESHUTDOWN. The device keeps its place
+// and size, and the result and the message say what was deleted: that
+// stays so, at the next open too.
+void forced_eviction_woken_by_shutdown(Pool &p, bool shrink) {
+    p.open_pool(2, 8);
+    p.fill(0, 8);
+    const uint64_t on0 = p.entries_on(0);
+    const uint32_t dev0 = p.status()["devices"][0]["device_id"];
+    // A lease of an entry of dev0 above slot 0 (the shrink's new end).
+    daxkv_lease *held = nullptr;
+    std::string leased;
+    for (uint32_t i = 0; i < 8 && !held; ++i) {
+        const std::string k = key_of(i);
+        daxkv_lease *l = nullptr;
+        ASSERT_EQ(daxkv_lease_acquire(p.s(), k.data(), k.size(), &l), 0);
+        daxkv_slot_info where{};
+        where.struct_size = sizeof where;
+        ASSERT_EQ(daxkv_lease_slot(l, &where), 0);
+        if (where.device_id == dev0 && where.slot >= 1) {
+            held = l;
+            leased = k;
+        } else {
+            daxkv_lease_release(l);
+        }
+    }
+    ASSERT_NE(held, nullptr);
+    daxkv_hotplug_result r = p.result();
+    int rc = 1;
+    std::string msg;
+    std::thread t([&] {
+        rc = shrink ? daxkv_device_resize(p.s(), p.paths_[0].c_str(), kSlot, DAXKV_EVICT,
+                                          DAXKV_FORCE, &r)
+                    : daxkv_device_remove(p.s(), p.paths_[0].c_str(), DAXKV_EVICT, DAXKV_FORCE,
+                                          &r);
+        msg = daxkv_errmsg();
+    });
+    // The leased entry is deleted, and the call waits for its lease.
+    for (int i = 0; i < 2000 && daxkv_contains(p.s(), leased.data(), leased.size()) == 1; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    ASSERT_EQ(daxkv_contains(p.s(), leased.data(), leased.size()), 0);
+    EXPECT_EQ(daxkv_shutdown(p.s()), 0);
+    t.join();
+    EXPECT_EQ(rc, -ESHUTDOWN);
+    EXPECT_TRUE(contains_text(msg.c_str(), "already deleted are gone")) << msg;
+    EXPECT_EQ(r.state, uint32_t(DAXKV_DEV_ACTIVE));
+    EXPECT_EQ(r.old_size_bytes, 8 * kSlot);
+    EXPECT_EQ(r.new_size_bytes, 8 * kSlot);
+    EXPECT_EQ(r.moved_keys, 0u);
+    EXPECT_GE(r.deleted_keys, shrink ? 1u : on0);
+    EXPECT_LE(r.deleted_keys, on0);
+    daxkv_lease_release(held);
+    p.reopen(p.paths_);
+    EXPECT_EQ(p.entries_on(0), on0 - r.deleted_keys);
+    EXPECT_EQ(p.status()["devices"][0]["max_slots"], 8);
+    EXPECT_EQ(p.has(0) + p.has(1) + p.has(2) + p.has(3) + p.has(4) + p.has(5) + p.has(6) +
+                  p.has(7),
+              int(8 - r.deleted_keys));
+}
+
+TEST_F(Pool, AForcedEvictingRemovalWokenByShutdownSaysWhatItDeleted) {
+    forced_eviction_woken_by_shutdown(*this, false);
+}
+
+TEST_F(Pool, AForcedEvictingShrinkWokenByShutdownSaysWhatItDeleted) {
+    forced_eviction_woken_by_shutdown(*this, true);
 }
 
 TEST_F(Pool, ADetachedReservationStillTellsItsSlot) {
@@ -1776,7 +1845,23 @@ TEST_F(Pool, StatusHasLmcacheHotplugFields) {
     EXPECT_EQ(st["devices"][0]["device_path"], paths_[0]);
     EXPECT_EQ(st["devices"][0]["max_dax_size_bytes"], 8 * kSlot);
     EXPECT_EQ(st["devices"][0]["supports_restart_recovery"], true);
+    // Reads and writes in progress, per device: the lease, and a reservation.
+    daxkv_reservation *r = nullptr;
+    const std::string fresh = key_of(100);
+    ASSERT_EQ(daxkv_reserve(s(), fresh.data(), fresh.size(), 100, &r), 0) << daxkv_errmsg();
+    st = status();
+    uint64_t reading = 0, writing = 0;
+    for (const auto &d : st["devices"]) {
+        reading += uint64_t(d["active_read_count"]);
+        writing += uint64_t(d["active_write_count"]);
+    }
+    EXPECT_EQ(reading, 1u);
+    EXPECT_EQ(writing, 1u);
+    daxkv_abort(r);
     daxkv_lease_release(l);
+    st = status();
+    for (const auto &d : st["devices"])
+        EXPECT_EQ(uint64_t(d["active_read_count"]) + uint64_t(d["active_write_count"]), 0u);
     // The store's own status lists the same devices.
     size_t need = 0;
     EXPECT_EQ(daxkv_status_json(s(), nullptr, 0, &need), -ENOBUFS);

@@ -244,19 +244,26 @@ class _Task:
             return self.left == 0
 
 
-def _http(exc: DaxKVError) -> int:
-    """LMCache's HTTP code for a libdaxkv hotplug error. A change refused
-    because the calling thread holds a lease it would wait for (Deadlock)
-    conflicts with that lease, as a locked key does (409)."""
-    if isinstance(exc, PermissionDenied):
-        return 403
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, (Busy, Deadlock)):
-        return 409
-    if isinstance(exc, NoSpace):
-        return 507
-    return 400
+def _payload_path(payload: Dict[str, object]) -> str:
+    """A reconfigure payload's device_path, as LMCache reads it."""
+    path = payload.get("device_path")
+    if not isinstance(path, str) or not path.strip():
+        raise L2ReconfigureError(400, "device_path must be a non-empty string")
+    return path.strip()
+
+
+def _payload_size(payload: Dict[str, object]) -> int:
+    size = payload.get("size_bytes")
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise L2ReconfigureError(400, "size_bytes must be a positive integer")
+    return size
+
+
+def _payload_force(payload: Dict[str, object]) -> bool:
+    force = payload.get("force", False)
+    if not isinstance(force, bool):
+        raise L2ReconfigureError(400, "force must be a boolean")
+    return force
 
 
 class DaxkvL2Adapter(L2AdapterInterface):
@@ -289,6 +296,11 @@ class DaxkvL2Adapter(L2AdapterInterface):
         self._completed_store: Dict[L2TaskId, L2StoreResult] = {}
         self._completed_lookup: Dict[L2TaskId, Bitmap] = {}
         self._completed_load: Dict[L2TaskId, Bitmap] = {}
+        # The bytes asked for each device (configured, added or resized to),
+        # as LMCache reports them; a removed device's last size stays.
+        self._sizes: Dict[str, int] = {path: size for path, size in config.devices}
+        # The device rows when the adapter closed (LMCache lists them closed).
+        self._closed_rows: Optional[List[dict]] = None
         self._store_efd = create_event_notifier()
         self._lookup_efd = create_event_notifier()
         self._load_efd = create_event_notifier()
@@ -829,24 +841,63 @@ class DaxkvL2Adapter(L2AdapterInterface):
     # -- status and hotplug ---------------------------------------------------------
 
     def hotplug_status(self) -> dict:
-        """The pool in LMCache's hotplug_status shape."""
-        try:
-            status = self._store.pool_status()
-            for d in status.get("devices", []):
-                path = d.get("device_path")
-                if isinstance(path, list):
-                    # The library writes a path that is not valid UTF-8 as
-                    # its bytes; LMCache (and the routes below) name devices
-                    # by str, as os.fsdecode spells such a path.
-                    d["device_path"] = os.fsdecode(bytes(path))
-            # The store always allows hotplug (to size reopened devices);
-            # whether the adapter does is the configuration's.
-            status["hotplug_enabled"] = self._config.hotplug_enabled
-            return status
-        except Shutdown:
-            return {"hotplug_enabled": self._config.hotplug_enabled, "slot_bytes": self._slot_bytes,
-                    "total_capacity_bytes": 0, "total_used_bytes": 0, "devices": [],
-                    "num_devices": 0, "is_healthy": False}
+        """The pool in LMCache's hotplug_status shape. Each device row has
+        LMCache's members (its size as asked for, reads and writes in
+        progress, the adapter's tasks in flight, closing) beside libdaxkv's
+        own; a removed device keeps its row with its last size, and a closed
+        adapter lists its devices as closed, as LMCache's does."""
+        with self._lock:
+            closing = self._closing or self._closed
+            inflight = dict(self._inflight)
+            closed_rows = self._closed_rows
+        status: Optional[dict] = None
+        if closed_rows is None:
+            try:
+                status = self._store.pool_status()
+            except Shutdown:
+                with self._lock:
+                    closed_rows = self._closed_rows or []
+        if status is None:
+            devices = [dict(row, state="closed", is_healthy=False) for row in closed_rows or []]
+            status = {"slot_bytes": self._slot_bytes, "total_capacity_bytes": 0, "total_used_bytes": 0,
+                      "live_slot_count": 0, "locked_key_count": 0, "borrowed_slot_count": 0,
+                      "is_healthy": False, "devices": devices}
+        else:
+            devices = status.get("devices", [])
+            for d in devices:
+                self._as_lmcache_row(d)
+        for d in devices:
+            # A removed device's core is closed, in LMCache's terms.
+            d["closing"] = closing or d.get("state") in ("removed", "closed")
+            d["inflight_store_tasks"] = inflight["store"]
+            d["inflight_lookup_tasks"] = inflight["lookup"]
+            d["inflight_load_tasks"] = inflight["load"]
+        # The store always allows hotplug (to size reopened devices);
+        # whether the adapter does is the configuration's.
+        status["hotplug_enabled"] = self._config.hotplug_enabled
+        status["num_devices"] = len(devices)
+        return status
+
+    def _as_lmcache_row(self, d: dict) -> None:
+        """A device row of the library's pool status in LMCache's terms."""
+        path = d.get("device_path")
+        if isinstance(path, list):
+            # The library writes a path that is not valid UTF-8 as its
+            # bytes; LMCache (and the routes below) name devices by str, as
+            # os.fsdecode spells such a path.
+            d["device_path"] = path = os.fsdecode(bytes(path))
+        asked = self._sizes.get(path)
+        if asked is None or d.get("state") == "missing":
+            return
+        if d.get("state") == "removed":
+            # LMCache's row of a removed device keeps the size it had.
+            d["max_dax_size_bytes"] = asked
+            d["max_slots"] = asked // self._slot_bytes
+        elif d.get("max_slots") == asked // self._slot_bytes:
+            # The bytes asked for, as LMCache reports them, where the
+            # library holds the slots they make (a size that is not a whole
+            # number of slots, or an arena laid out smaller, would not).
+            d["max_dax_size_bytes"] = asked
 
     def report_status(self) -> dict:
         pool = self.hotplug_status()
@@ -860,12 +911,14 @@ class DaxkvL2Adapter(L2AdapterInterface):
         devices = pool.get("devices", [])
         return {
             "is_healthy": bool(pool.get("is_healthy")) and not self._closed,
-            "type": "daxkv",
+            "type": "dax",  # LMCache's name for the kind of tier
             "device_path": self._config.devices[0][0] if self._config.devices else "",
             "max_dax_size_bytes": pool.get("total_capacity_bytes", 0),
             "slot_bytes": self._slot_bytes,
-            "live_slot_count": sum(int(d.get("live_slot_count", 0)) for d in devices),
-            "locked_key_count": sum(int(d.get("locked_key_count", 0)) for d in devices),
+            "live_slot_count": sum(int(d.get("live_slot_count", 0)) for d in devices
+                                   if d.get("state") != "closed"),
+            "locked_key_count": sum(int(d.get("locked_key_count", 0)) for d in devices
+                                    if d.get("state") != "closed"),
             "borrowed_slot_count": leased,
             "inflight_store_tasks": inflight["store"],
             "inflight_lookup_tasks": inflight["lookup"],
@@ -874,46 +927,40 @@ class DaxkvL2Adapter(L2AdapterInterface):
             "supports_restart_recovery": self._config.persist_enabled,
             "hotplug_enabled": self._config.hotplug_enabled,
             "devices": devices,
-            "num_devices": pool.get("num_devices", 0),
+            "num_devices": len(devices),
         }
 
     def reconfigure_status(self) -> dict:
         return {"backend": "dax", "supported_operations": list(_OPERATIONS), "status": self.hotplug_status()}
 
     def reconfigure(self, operation: str, payload: Dict[str, object]) -> dict:
-        """LMCache's generic reconfigure routes: status, add, remove, resize.
-        Raises L2ReconfigureError with LMCache's HTTP codes."""
+        """LMCache's generic reconfigure routes: status, add, remove, resize,
+        each payload member checked in LMCache's order. Raises
+        L2ReconfigureError with LMCache's HTTP codes and messages."""
         if operation == "status":
             return dict(self.reconfigure_status())
         if not isinstance(payload, dict):
             raise L2ReconfigureError(400, "payload must be a JSON object")
-        if operation not in ("add", "remove", "resize"):
-            raise L2ReconfigureError(400, f"unsupported DAX reconfigure operation: {operation}")
-        path = payload.get("device_path")
-        if not isinstance(path, str) or not path.strip():
-            raise L2ReconfigureError(400, "device_path must be a non-empty string")
-        path = path.strip()
-        force = payload.get("force", False)
-        if not isinstance(force, bool):
-            raise L2ReconfigureError(400, "force must be a boolean")
-        if operation in ("add", "resize"):
-            size = payload.get("size_bytes")
-            if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
-                raise L2ReconfigureError(400, "size_bytes must be a positive integer")
         if operation == "add":
-            return self.hotplug_add_device(path, size)
-        mode = payload.get("mode", "migrate")
+            return self.hotplug_add_device(_payload_path(payload), _payload_size(payload))
         if operation == "remove":
-            if mode not in ("migrate", "evict", "drain"):
+            path = _payload_path(payload)
+            mode = payload.get("mode", "migrate")
+            if not isinstance(mode, str):
                 raise L2ReconfigureError(400, "mode must be migrate, evict, or drain")
-            return self.hotplug_remove_device(path, mode, force)
-        if mode not in ("migrate", "evict"):
-            raise L2ReconfigureError(400, "mode must be migrate or evict")
-        return self.hotplug_resize_device(path, size, mode, force)
+            return self.hotplug_remove_device(path, mode, _payload_force(payload))
+        if operation == "resize":
+            path = _payload_path(payload)
+            size = _payload_size(payload)
+            mode = payload.get("mode", "migrate")
+            if not isinstance(mode, str):
+                raise L2ReconfigureError(400, "mode must be migrate or evict")
+            return self.hotplug_resize_device(path, size, mode, _payload_force(payload))
+        raise L2ReconfigureError(400, f"unsupported DAX reconfigure operation: {operation}")
 
     def _device_row(self, path: str) -> Tuple[int, dict]:
         for i, d in enumerate(self.hotplug_status()["devices"]):
-            if d["device_path"] == path and d["state"] not in ("removed",):
+            if d["device_path"] == path and d["state"] not in ("removed", "missing", "closed"):
                 return i, d
         raise L2ReconfigureError(404, "DAX device not found")
 
@@ -921,14 +968,56 @@ class DaxkvL2Adapter(L2AdapterInterface):
         if not self._config.hotplug_enabled:
             raise L2ReconfigureError(403, "DAX hotplug is disabled")
 
+    def _refused(self, exc: DaxKVError, path: str, what: str) -> L2ReconfigureError:
+        """LMCache's answer to a change of the pool the library refused (the
+        library's reason goes to the log): 404 for a device not in the
+        pool; 409 for one that holds locked (pinned) or borrowed (leased)
+        entries, with LMCache's "blocked" body, or whose shrink would drop
+        entries; 507 where a migration has nowhere to go."""
+        logger.warning("DAX hotplug %s of %s refused: %s", what, path, exc.message)
+        if isinstance(exc, NotFound):
+            return L2ReconfigureError(404, "DAX device not found")
+        if isinstance(exc, Busy):
+            try:
+                _, row = self._device_row(path)
+                locked, borrowed = int(row["locked_key_count"]), int(row["borrowed_slot_count"])
+            except L2ReconfigureError:
+                locked = borrowed = 0
+            if locked or borrowed or what != "resize":
+                return L2ReconfigureError(409, "device has locked or borrowed slots", payload={
+                    "status": "blocked", "reason": "device has externally locked or borrowed slots",
+                    "locked_key_count": locked, "borrowed_slot_count": borrowed})
+            return L2ReconfigureError(409, "resize shrink would drop live keys without migration")
+        if isinstance(exc, NoSpace):
+            others = [d for d in self.hotplug_status()["devices"]
+                      if d["device_path"] != path and d["state"] == "active"]
+            return L2ReconfigureError(
+                507, "insufficient destination DAX capacity" if others else "no active destination DAX capacity")
+        if isinstance(exc, PermissionDenied):
+            return L2ReconfigureError(403, "DAX hotplug is disabled")
+        if isinstance(exc, Deadlock):
+            # The calling thread holds a lease the change would wait for:
+            # it conflicts with that lease, as a locked key does.
+            return L2ReconfigureError(409, exc.message)
+        if what == "resize":
+            return L2ReconfigureError(400, "failed to remap DAX device")
+        return L2ReconfigureError(400, exc.message)
+
     def hotplug_add_device(self, device_path: str, size_bytes: int) -> dict:
         self._ensure_hotplug_enabled()
+        device_path = device_path.strip()
+        if not device_path:
+            raise L2ReconfigureError(400, "device_path must be non-empty")
+        if size_bytes <= 0:
+            raise L2ReconfigureError(400, "size_bytes must be > 0")
         if size_bytes // self._slot_bytes <= 0:
             raise L2ReconfigureError(400, "size_bytes does not fit one slot")
-        for d in self.hotplug_status()["devices"]:
-            if d["device_path"] == device_path and d["state"] not in ("removed", "missing"):
-                if d["max_dax_size_bytes"] != size_bytes // self._slot_bytes * self._slot_bytes:
+        for i, d in enumerate(self.hotplug_status()["devices"]):
+            if d["device_path"] == device_path and d["state"] not in ("removed", "missing", "closed"):
+                # LMCache compares the bytes asked for, not the slots they make.
+                if self._sizes.get(device_path) != size_bytes:
                     raise L2ReconfigureError(409, "device_path already active with a different size")
+                return {"status": "ok", "operation": "add", "adapter_index": 0, "device": d}
         try:
             self._store.device_add(device_path, size_bytes)
         except PermissionDenied as exc:
@@ -938,6 +1027,13 @@ class DaxkvL2Adapter(L2AdapterInterface):
             # the answer does not repeat the path.
             logger.error("DAX hotplug add failed: %s", exc)
             raise L2ReconfigureError(400, "failed to map DAX device") from exc
+        # A device added back, or one that holds an arena, comes with the
+        # size its arena records; LMCache maps the size asked for.
+        try:
+            _native.fit_device(self._store, device_path, size_bytes // self._slot_bytes, self._slot_bytes)
+        except RuntimeError as exc:
+            logger.warning("DAX hotplug add of %s keeps the size its arena has: %s", device_path, exc)
+        self._sizes[device_path] = size_bytes
         self._recalculate_capacity()
         n = self._tell_found(device_path)
         if n:
@@ -947,6 +1043,8 @@ class DaxkvL2Adapter(L2AdapterInterface):
 
     def hotplug_remove_device(self, device_path: str, mode: str, force: bool = False) -> dict:
         self._ensure_hotplug_enabled()
+        if mode not in ("migrate", "evict", "drain"):
+            raise L2ReconfigureError(400, "mode must be migrate, evict, or drain")
         # An evicting change deletes keys: no store completion or delete
         # decides about them meanwhile (a migration deletes none).
         with self._told_lock if mode == "evict" else contextlib.nullcontext():
@@ -956,7 +1054,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
             try:
                 r = self._store.device_remove(device_path, mode, force=force)
             except DaxKVError as exc:
-                raise L2ReconfigureError(_http(exc), exc.message) from exc
+                raise self._refused(exc, device_path, "remove") from exc
             self._tell_evicted(before)
         index = r.device_index
         if mode == "drain":
@@ -970,8 +1068,18 @@ class DaxkvL2Adapter(L2AdapterInterface):
 
     def hotplug_resize_device(self, device_path: str, size_bytes: int, mode: str, force: bool = False) -> dict:
         self._ensure_hotplug_enabled()
+        if mode not in ("migrate", "evict"):
+            raise L2ReconfigureError(400, "mode must be migrate or evict")
+        if size_bytes <= 0:
+            raise L2ReconfigureError(400, "size_bytes must be > 0")
         if size_bytes // self._slot_bytes <= 0:
             raise L2ReconfigureError(400, "size_bytes does not fit one slot")
+        index, row = self._device_row(device_path)
+        old = self._sizes.get(device_path, int(row["max_dax_size_bytes"]))
+        if old == size_bytes:
+            return {"status": "ok", "operation": "resize", "adapter_index": 0, "device_path": device_path,
+                    "index": index, "old_size_bytes": old, "new_size_bytes": size_bytes,
+                    "state": row["state"]}
         # An evicting change deletes keys: no store completion or delete
         # decides about them meanwhile (a migration deletes none).
         with self._told_lock if mode == "evict" else contextlib.nullcontext():
@@ -981,12 +1089,13 @@ class DaxkvL2Adapter(L2AdapterInterface):
             try:
                 r = self._store.device_resize(device_path, size_bytes, mode, force=force)
             except DaxKVError as exc:
-                raise L2ReconfigureError(_http(exc), exc.message) from exc
+                raise self._refused(exc, device_path, "resize") from exc
             self._tell_evicted(before)
+        self._sizes[device_path] = size_bytes
         self._recalculate_capacity()
         return {"status": "ok", "operation": "resize", "adapter_index": 0, "device_path": device_path,
-                "index": r.device_index, "old_size_bytes": r.old_size_bytes,
-                "new_size_bytes": r.new_size_bytes, "state": r.state}
+                "index": r.device_index, "old_size_bytes": old, "new_size_bytes": size_bytes,
+                "state": r.state}
 
     def _recalculate_capacity(self) -> None:
         """As LMCache's adapter after every add, remove and resize: the
@@ -1033,6 +1142,9 @@ class DaxkvL2Adapter(L2AdapterInterface):
                 while self._unposted:
                     if not self._posted.wait(timeout=30.0):
                         logger.warning("DAX L2 adapter close: still waiting for %d tasks to post", self._unposted)
+        rows = self.hotplug_status()["devices"]
+        with self._lock:
+            self._closed_rows = rows
         self._store.close()
         for efd in (self._store_efd, self._lookup_efd, self._load_efd):
             efd.close()
