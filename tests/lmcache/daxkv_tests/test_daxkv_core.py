@@ -143,6 +143,10 @@ def test_generic_subscription_constructs_a_core(tmp_path):
         obj = byte_obj(S, 1)
         assert core.put_one(ekey(1), obj) is True
         assert core.exists_many([ekey(1), ekey(2)]) == [True, False]
+        # Any collection of keys, as LMCache's core iterates over it.
+        assert core.exists_many({ekey(1)}) == [True]
+        assert core.exists_many((ekey(2), ekey(1))) == [False, True]
+        assert core.exists_many(k for k in [ekey(1), ekey(2)]) == [True, False]
         release(obj)
     finally:
         core.close()

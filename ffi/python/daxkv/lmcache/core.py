@@ -973,6 +973,8 @@ class DaxCore(Generic[KeyT]):
     def exists_many(self, keys: List[KeyT], lock: bool = False) -> List[bool]:
         """Per key, whether it is committed; lock=True increments each hit's
         external lock count (released by unlock_many)."""
+        if not isinstance(keys, (list, tuple)):
+            keys = list(keys)  # LMCache's core iterates over any collection of keys
         if self._closing or self._closed or not keys:
             return [False] * len(keys)
         if len(keys) == 1:
