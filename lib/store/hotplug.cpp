@@ -373,6 +373,7 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
     const uint64_t old_bytes = c_.pool.usable_bytes(a);
     MoveStats ms;
     if (new_limit == old_limit) {
+        d.bytes = bytes; // the same slots, asked for as this size from now on
         out = HotplugResult{old_state, a, old_bytes, old_bytes, ms};
         return 0;
     }
@@ -397,6 +398,7 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
         if (d.arena->mapping().backed() != backed)
             gpu_.around_mapping_change([] {});
         d.alloc->set_limit(new_limit);
+        d.bytes = bytes; // what an add of the path compares with (under the turn)
         out = HotplugResult{old_state, a, old_bytes, c_.pool.usable_bytes(a), ms};
         return 0;
     }
@@ -456,6 +458,7 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
         fail(e.code(), "recording the new size failed: %s", e.what());
     }
     restore.dismiss();
+    d.bytes = bytes; // what an add of the path compares with (under the turn)
     d.state.store(old_state);
     if (old_state == DevState::draining)
         c_.pool.slot_freed(a);

@@ -60,7 +60,7 @@ struct DeviceRow {
     // Pool bookkeeping. path, bytes, id and numa_node are written before the
     // device is published and never after.
     std::string path;
-    uint64_t bytes = 0; // as asked for at open or add (0: whole device)
+    uint64_t bytes = 0; // as asked for at open, add or the last resize (0: whole device)
     uint32_t id = 0;    // never reused within a store
     int numa_node = -1;
     std::atomic<DevState> state{DevState::active};

@@ -290,6 +290,16 @@ TEST_F(Pool, AddGrowsCapacityIsIdempotentAndConflictsOnSize) {
     EXPECT_EQ(status()["devices"].size(), 2u);
     // The same path with another size: 409.
     EXPECT_EQ(daxkv_device_add(s(), extra.c_str(), 2 * dev_bytes()), -EBUSY);
+    // After a resize, the size it was resized to is its size.
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_resize(s(), extra.c_str(), 4 * kSlot, DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(daxkv_device_add(s(), extra.c_str(), 4 * kSlot), 0) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_device_add(s(), extra.c_str(), dev_bytes()), -EBUSY);
+    EXPECT_EQ(status()["devices"][1]["max_slots"], 4);
+    ASSERT_EQ(daxkv_device_resize(s(), extra.c_str(), dev_bytes(), DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(daxkv_device_add(s(), extra.c_str(), dev_bytes()), 0);
     // New entries use it.
     fill(0, 12);
     EXPECT_GT(entries_on(1), 0u);
