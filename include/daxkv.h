@@ -72,7 +72,8 @@ extern "C" {
 
 /** put: overwrite an existing entry (crash-safe: the newest commit wins). */
 #define DAXKV_REPLACE (1u << 0)
-/** remove: remove even if pinned; cancels an in-flight reservation. */
+/** remove: remove even if pinned; cancels an in-flight write (one that has
+ *  begun to commit is waited for, then removed). */
 #define DAXKV_FORCE (1u << 1)
 /** get_batch / contains_batch: stop at the first miss, return the prefix. */
 #define DAXKV_PREFIX (1u << 2)
@@ -211,7 +212,8 @@ DAXKV_API void daxkv_close(daxkv_store *s);
  * put: even with DAXKV_REPLACE, the first writer wins and nothing is
  * written); -E2BIG if the value is larger than slot_bytes; -ENOSPC if no
  * slot is free and none is evictable; -ECANCELED if a forced remove of the
- * key cancelled this put while its bytes were being copied (nothing stored).
+ * key cancelled this put before it began to commit (nothing stored; a
+ * forced remove after that waits for the put and removes what it stored).
  */
 DAXKV_API int daxkv_put(daxkv_store *s, const void *key, size_t key_len,
                         const void *val, size_t len, unsigned flags);

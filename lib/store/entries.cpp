@@ -1,6 +1,8 @@
 #include "store/entries.hpp"
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 
 namespace daxkv {
 
@@ -56,26 +58,41 @@ int Entries::remove(std::string_view key, unsigned flags) {
 
 int Entries::remove_key(std::string_view key, unsigned flags) {
     const bool force = flags & kForce;
-    Index::Locked l = c_.index.lookup(key);
-    if (!l) {
-        // A device away now may hold the key: after this call it is gone
-        // all the same (pool history).
-        c_.history.record_removal(l.hash());
-        return set_error(-ENOENT, "key not found");
+    for (unsigned waits = 0;; ++waits) {
+        Index::Locked l = c_.index.lookup(key);
+        if (!l) {
+            // A device away now may hold the key: after this call it is
+            // gone all the same (pool history).
+            c_.history.record_removal(l.hash());
+            return set_error(-ENOENT, "key not found");
+        }
+        if (!force) {
+            if (l->committed() && l->pins())
+                return set_error(-EBUSY, "the key is pinned %u time(s); use DAXKV_FORCE",
+                                 l->pins());
+            if (!l->committed())
+                return set_error(-EBUSY, "the key is being written; use DAXKV_FORCE to cancel it");
+        }
+        if (l->inflight && force) {
+            if (!l->inflight->cancel()) {
+                // Its writer has begun to store the commit word: a crash
+                // from here on finds the write committed, so it cannot be
+                // cancelled. Wait for its commit (a few stores and a fence,
+                // holding no lock this waits for) and remove what it put.
+                l.unlock();
+                if (waits < 64)
+                    std::this_thread::yield();
+                else
+                    std::this_thread::sleep_for(std::chrono::microseconds(50));
+                continue;
+            }
+            l->inflight->canceled = true; // its slot returns at commit or abort
+            l->inflight = nullptr;
+        }
+        drop(l);
+        c_.counters.removes++;
+        return 0;
     }
-    if (!force) {
-        if (l->committed() && l->pins())
-            return set_error(-EBUSY, "the key is pinned %u time(s); use DAXKV_FORCE", l->pins());
-        if (!l->committed())
-            return set_error(-EBUSY, "the key is being written; use DAXKV_FORCE to cancel it");
-    }
-    if (l->inflight && force) {
-        l->inflight->canceled = true; // its slot returns at commit or abort
-        l->inflight = nullptr;
-    }
-    drop(l);
-    c_.counters.removes++;
-    return 0;
 }
 
 int Entries::pin(std::string_view key) {

@@ -34,6 +34,16 @@ struct Inflight {
     SlotRef ref;
     uint64_t len = 0;
     bool canceled = false; // a forced remove withdrew it
+    // Whether the commit word may still be withheld. A forced remove of the
+    // key cancels the write only before its writer begins to store the
+    // commit word (cancel() true), and the writer then stores none, so no
+    // crash can bring the write back; once the writer has begun
+    // (begin_commit() true), the remove waits for the commit and removes
+    // what it committed. Decided once, by whichever comes first.
+    enum : uint8_t { kUndecided, kWillCommit, kWithheld };
+    std::atomic<uint8_t> fate{kUndecided};
+    bool begin_commit() noexcept { return decide(kWillCommit); }
+    bool cancel() noexcept { return decide(kWithheld); }
     // A reservation: held by its caller for as long as the caller likes.
     // A forced device removal or shrink cannot wait for it, so it detaches
     // it instead (phase held -> detached: its commit fails with -ECANCELED);
@@ -41,6 +51,12 @@ struct Inflight {
     bool reservation = false;
     enum : uint8_t { kHeld, kCommitting, kDetached };
     std::atomic<uint8_t> phase{kHeld};
+
+private:
+    bool decide(uint8_t to) noexcept {
+        uint8_t was = kUndecided;
+        return fate.compare_exchange_strong(was, to) || was == to;
+    }
 };
 
 // A key's committed version: where its bytes are, their size, its commit.

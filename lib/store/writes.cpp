@@ -194,16 +194,22 @@ void Writes::commit_on_devices(Finished *w, size_t n, bool hashed) noexcept {
     c_.history.stage_commits(first_seq, n, [w](size_t k) { return w[k].p->hash; });
     c_.pool.fence_all();
     // The commit words, then one fence: a crash leaves each entry whole or
-    // absent.
+    // absent. A write a forced remove cancelled before its word gets none
+    // (commit_in_index then fails it with -ECANCELED); from its word on, a
+    // remove waits for it (Inflight::fate).
     for (size_t k = 0; k < n; ++k) {
         Pending &p = *w[k].p;
         if (p.slot_faulted)
             continue;
-        const Inflight &inf = *p.inflight;
+        Inflight &inf = *p.inflight;
+        if (!inf.begin_commit())
+            continue;
         if (!c_.pool.arena(inf.ref.arena).stage_commit(inf.ref.slot, w[k].seq))
             header_faulted(p);
     }
     c_.pool.fence_all();
+    if (commit_hook_)
+        commit_hook_();
 }
 
 void Writes::header_faulted(Pending &p) noexcept {

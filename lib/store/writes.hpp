@@ -139,6 +139,9 @@ public:
     // Tests only: called when a write has picked the device for its slot,
     // before it takes one there, with the device's row.
     void set_pick_hook(std::function<void(uint32_t device)> fn) { pick_hook_ = std::move(fn); }
+    // Tests only: called once a batch's commit words are stored and fenced,
+    // before the batch is committed in the index.
+    void set_commit_hook(std::function<void()> fn) { commit_hook_ = std::move(fn); }
 
 private:
     // p's key, its shard locked: its entry, or null once a forced remove
@@ -154,6 +157,7 @@ private:
     Core &c_;
     Entries &entries_;
     std::function<void(uint32_t)> pick_hook_;
+    std::function<void()> commit_hook_;
 };
 
 } // namespace daxkv

@@ -39,6 +39,7 @@ protected:
         ASSERT_EQ(daxkv_open(&s, cfg.get()), 0) << daxkv_errmsg();
         store_.reset(s);
         state_[0] = "active";
+        size_[0] = dev_bytes_for(kSlots);
     }
     daxkv_store *s() const { return store_.get(); }
 
@@ -149,9 +150,14 @@ protected:
         if (pick < 67) {
             std::snprintf(what, sizeof what, "add of path %u", p);
             rc = daxkv_device_add(s(), path.c_str(), dev_bytes_for(kSlots));
-            if (rc == 0 && !in_pool)
+            if (rc == 0 && !in_pool) {
                 state_[p] = "active";
-            // An active or draining path added again with the same size: 0.
+                size_[p] = dev_bytes_for(kSlots);
+            }
+            // An active or draining path added again with the size it was
+            // added or last resized with: 0; with another: -EBUSY.
+            if (in_pool && size_[p] != dev_bytes_for(kSlots))
+                return allowed({-EBUSY});
             return allowed({0});
         }
         if (pick < 79) {
@@ -182,6 +188,8 @@ protected:
             rc = daxkv_device_resize(s(), path.c_str(), bytes, mode, 0, &r);
             if (!in_pool)
                 return allowed({-ENOENT});
+            if (rc == 0)
+                size_[p] = bytes;
             if (bytes > kGrowLimit)
                 return allowed({-ENOSPC});
             // A shrink by eviction without force drops no key: -EBUSY when
@@ -201,6 +209,7 @@ protected:
     std::vector<std::string> paths_;
     StorePtr store_;
     std::map<uint32_t, std::string> state_; // paths in the pool
+    std::map<uint32_t, uint64_t> size_;     // their sizes, as added or last resized to
     std::map<uint32_t, uint64_t> model_;    // key -> version
     uint64_t version_ = 0;
 };

@@ -34,6 +34,7 @@
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <condition_variable>
 #include <csignal>
 #include <cstring>
 #include <functional>
@@ -809,6 +810,81 @@ TEST_F(Lifetime, LeaseOutlivesShutdownAndClose) {
     // And the arena is free for the next opener.
     open({4096, 2});
     EXPECT_EQ(value("k"), v);
+}
+
+// A forced remove of a key whose write has begun to store its commit word
+// waits for that write and removes what it committed: it never returns 0
+// while a commit word it did not cancel stands on the device. Before, it
+// returned at once and the writer withdrew the word only later, so a
+// process killed in between brought the removed key back at the next open
+// (with the value of a write that said it was cancelled). Bad input: a
+// forced remove racing a put (DAXKV_REPLACE) and a reservation's commit of
+// the same key, the process then killed (a child's _exit, nothing closed).
+TEST_F(Lifetime, AForcedRemoveWaitsForAWriteThatBeganItsCommitWord) {
+    for (const bool reservation : {false, true}) {
+        SCOPED_TRACE(reservation ? "reservation" : "put");
+        const std::vector<uint8_t> v1 = pattern(1, 100), v2 = pattern(2, 100);
+        open({4096, 4});
+        ASSERT_EQ(put("K", v1), 0);
+        store_.reset();
+        const pid_t child = ::fork();
+        if (child == 0) {
+            open({4096, 4});
+            std::mutex m;
+            std::condition_variable cv;
+            bool parked = false, go = false;
+            s()->store->writes().set_commit_hook([&] {
+                std::unique_lock<std::mutex> g(m);
+                if (go)
+                    return; // the remove's own writes, if any
+                parked = true;
+                cv.notify_all();
+                cv.wait(g, [&] { return go; });
+            });
+            std::thread writer([&] {
+                if (!reservation) {
+                    daxkv_put(s(), "K", 1, v2.data(), v2.size(), DAXKV_REPLACE);
+                    return;
+                }
+                daxkv_reservation *r = nullptr;
+                if (daxkv_remove(s(), "K", 1, 0) != 0 || daxkv_reserve(s(), "K", 1, 100, &r) != 0)
+                    ::_exit(4);
+                std::memcpy(daxkv_reservation_data(r), v2.data(), v2.size());
+                daxkv_commit(r);
+            });
+            {
+                std::unique_lock<std::mutex> g(m);
+                cv.wait(g, [&] { return parked; }); // its commit word is stored
+            }
+            std::atomic<bool> removed{false};
+            std::thread remover([&] {
+                if (daxkv_remove(s(), "K", 1, DAXKV_FORCE) == 0)
+                    removed = true;
+            });
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            if (removed)
+                ::_exit(3); // acknowledged while the word stands: killed here
+            {
+                std::lock_guard<std::mutex> g(m);
+                go = true;
+                cv.notify_all();
+            }
+            writer.join();
+            remover.join();
+            ::_exit(removed ? 0 : 5); // killed after the remove, nothing closed
+        }
+        ASSERT_GT(child, 0);
+        int status = 0;
+        ASSERT_EQ(::waitpid(child, &status, 0), child);
+        ASSERT_TRUE(WIFEXITED(status));
+        EXPECT_EQ(WEXITSTATUS(status), 0) << "3: the remove returned while the write's commit "
+                                             "word stood; 4, 5: the test's own steps failed";
+        open({4096, 4});
+        std::vector<uint8_t> out;
+        EXPECT_EQ(get("K", &out), -ENOENT) << "the removed key came back";
+        store_.reset();
+        ASSERT_EQ(::unlink(path_.c_str()), 0);
+    }
 }
 
 TEST_F(Lifetime, ReservationCommittedAfterShutdownIsRefusedAndFreed) {
