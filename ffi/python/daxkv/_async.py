@@ -136,7 +136,14 @@ class _AsyncCalls:
             a.pending[tag] = pending
             if waiter is not None:
                 a.waiters[tag] = waiter
-        ok = False
+        # The batch is taken back (and its buffers let go) only when the
+        # library certainly does not hold it: the call was never made, or it
+        # returned an error. An exception raised between the call's return
+        # and its result being looked at (KeyboardInterrupt: Python runs
+        # signal handlers right after a call returns) leaves it pending: the
+        # library may be copying into its buffers, and its completion, if
+        # any, is polled as usual.
+        refused = True
         try:
             # Inside the cleanup's reach: a closed store refuses here, and
             # the batch registered above must not stay pending with its
@@ -144,14 +151,16 @@ class _AsyncCalls:
             h = self._enter()
             try:
                 items = batch.items if batch is not None else None
-                rc = fn(h, code, items, len(kb), flags, tag)
+                n = len(kb)
+                refused = False  # nothing that runs Python code before the call
+                rc = fn(h, code, items, n, flags, tag)
                 if rc < 0:
+                    refused = True
                     raise _error(rc, "daxkv_submit")
-                ok = True
             finally:
                 self._leave()
         finally:
-            if not ok:
+            if refused:
                 with a.lock:
                     a.pending.pop(tag, None)
                     a.waiters.pop(tag, None)

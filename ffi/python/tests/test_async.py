@@ -282,6 +282,44 @@ def test_buffer_exports_held_until_polled(sstore):
     d.extend(b"x")
 
 
+def test_an_interrupt_right_after_the_submit_call_leaves_the_batch_pending(sstore, monkeypatch):
+    # KeyboardInterrupt (Python runs signal handlers right after a call
+    # returns) between daxkv_submit's return and its result being looked
+    # at: the library holds the batch, so the binding keeps it pending with
+    # its buffers' exports. Before, it took the batch back and let the
+    # buffers go while the library copied into them (a crash, or the
+    # library writing into freed memory).
+    import daxkv._async as async_mod
+
+    store = sstore
+    keys = [f"i{i}".encode() for i in range(BIG)]
+    store.put_many(keys, [bytes([i % 251]) * 100 for i in range(BIG)])
+    real = async_mod._optional
+
+    def interrupted(name):
+        fn = real(name)
+        if name != "daxkv_submit":
+            return fn
+
+        def call(*args):
+            fn(*args)
+            raise KeyboardInterrupt
+
+        return call
+
+    monkeypatch.setattr(async_mod, "_optional", interrupted)
+    dsts = [bytearray(100) for _ in keys]
+    with pytest.raises(KeyboardInterrupt):
+        store.submit("get", keys, dsts)
+    monkeypatch.setattr(async_mod, "_optional", real)
+    assert store.pending() == 1
+    (done,) = store.poll(timeout=10)
+    assert done.result == BIG
+    assert all(d == bytes([i % 251]) * 100 for i, d in enumerate(dsts))
+    dsts[0].extend(b"x")  # the export is released with the completion
+    assert store.pending() == 0
+
+
 def test_buffers_gc_while_dispatcher_runs(store):
     n = 8
     keys = [f"g{i}".encode() for i in range(n)]
