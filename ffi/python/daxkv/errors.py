@@ -50,7 +50,9 @@ class DaxKVError(Exception):
         return f"{where}{self.message} ({_code_name(self.code)})"
 
     def __reduce__(self):  # keep exceptions picklable (multiprocessing, logging)
-        return (type(self), (self.code, self.message, self.op, self.strerror))
+        # Attributes set after construction (BufferTooSmall.needed) go in
+        # the state, which pickle puts back into __dict__.
+        return (type(self), (self.code, self.message, self.op, self.strerror), dict(self.__dict__))
 
 
 class NotFound(DaxKVError, KeyError):
@@ -182,6 +184,9 @@ class BatchError(DaxKVError):
         self.statuses = statuses
         self.errors = errors
         self.results = results
+
+    def __reduce__(self):
+        return (type(self), (self.op, self.statuses, self.errors, self.results))
 
 
 _BY_CODE: Dict[int, Type[DaxKVError]] = {

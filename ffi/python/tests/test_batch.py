@@ -107,6 +107,15 @@ def test_too_small_destination_in_batch(store):
     # The other items were still copied.
     assert e.results[0] == 10 and e.results[2] == 10 and e.results[1] is None
     assert bytes(dsts[2][:10]) == b"z" * 10
+    # It pickles whole (a worker of a ProcessPoolExecutor raising it), the
+    # needed size of its items' BufferTooSmall included.
+    import pickle
+
+    again = pickle.loads(pickle.dumps(e))
+    assert type(again) is daxkv.BatchError and str(again) == str(e)
+    assert (again.statuses, again.results, again.op) == (e.statuses, e.results, e.op)
+    assert type(again.first) is daxkv.BufferTooSmall and again.errors[1].needed == 100
+    assert pickle.loads(pickle.dumps(e.errors[1])).needed == 100
 
 
 def test_batch_with_failing_items_keeps_the_rest(store):
