@@ -17,8 +17,10 @@ import atexit
 import ctypes
 import errno as _errno
 import itertools
+import logging
 import os
 import threading
+import time
 import weakref
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
@@ -111,6 +113,15 @@ def _close_handle(box: List[Optional[int]]) -> None:
 # them (as the garbage-collection finalizer does, which is safe only once
 # nothing can reference the store) would be a use after free.
 _open_stores: "weakref.WeakSet[Store]" = weakref.WeakSet()
+
+
+_logger = logging.getLogger("daxkv")
+
+# How long close() waits for the Python side of calls in flight, after the
+# library's shutdown has waited for the calls inside it: microseconds of
+# Python work around each call, but a call interrupted at the wrong moment
+# is counted in flight for good.
+_CLOSE_WAIT_S = 5.0
 
 
 def _close_open_stores() -> None:
@@ -314,7 +325,22 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
                     self._free_on_leave = True
                     return
             else:
+                deadline = time.monotonic() + _CLOSE_WAIT_S
                 while self._calls_in_flight():
+                    if time.monotonic() >= deadline:
+                        # A call counted in never left: an exception raised
+                        # between a call's counting and its try block (a
+                        # KeyboardInterrupt: Python runs signal handlers
+                        # right after a call returns) or a thread stuck in
+                        # Python code around one. Waiting on could wait for
+                        # good; freeing the handle could free it under a
+                        # call. The last call to leave frees it instead, and
+                        # if none ever does, it stays until the process ends.
+                        _logger.warning(
+                            "daxkv: Store.close() found calls counted in flight for %.0f s; "
+                            "the store's handle is freed when they leave", _CLOSE_WAIT_S)
+                        self._free_on_leave = True
+                        return
                     self._cond.wait(0.05)
         self._free()
 
