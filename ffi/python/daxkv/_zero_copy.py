@@ -15,7 +15,7 @@ import errno as _errno
 import pickle
 import sys
 import weakref
-from typing import Any, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 from . import _lib
 from ._batch import _key_columns, _prefix_statuses
@@ -31,15 +31,15 @@ class _ZeroCopyCalls:
     def lease(self, key: Key) -> "Lease":
         """Borrow an entry's bytes in place (zero copy). Raises NotFound."""
         k = _key(key)
-        out = ctypes.c_void_p()
+        claim = _Claim(_end_lease)
         h = self._enter()
         try:
-            rc = library().daxkv_lease_acquire(h, k, len(k), ctypes.byref(out))
+            rc = library().daxkv_lease_acquire(h, k, len(k), ctypes.byref(claim.out))
             if rc < 0:
                 raise _error(rc, "daxkv_lease_acquire")
         finally:
             self._leave()
-        return Lease(out.value)
+        return Lease(claim.out.value, claim)
 
     def lease_many(self, keys: Sequence[Key], *, prefix: bool = False) -> List[Optional["Lease"]]:
         """Lease every key's entry in one call (daxkv_lease_batch): a Lease
@@ -86,17 +86,17 @@ class _ZeroCopyCalls:
             raise TypeError(f"size must be an int, got {type(size).__name__}")
         if size < 0 or size >= 1 << 63:
             raise InvalidArgument(-_errno.EINVAL, f"size out of range: {size}", "daxkv_reserve")
-        out = ctypes.c_void_p()
+        claim = _Claim(_finish_reservation)
         h = self._enter()
         try:
-            rc = library().daxkv_reserve(h, k, len(k), size, ctypes.byref(out))
+            rc = library().daxkv_reserve(h, k, len(k), size, ctypes.byref(claim.out))
             if rc < 0:
                 raise _error(rc, "daxkv_reserve")
         finally:
             self._leave()
-        if rc == _lib.EXISTED or not out.value:
+        if rc == _lib.EXISTED or not claim.out.value:
             raise Exists(-_errno.EEXIST, "the key is already stored or in flight", "daxkv_reserve")
-        r = Reservation(out.value)
+        r = Reservation(claim.out.value, claim)
         if meta is not None:
             try:
                 r.set_meta(meta)
@@ -106,8 +106,48 @@ class _ZeroCopyCalls:
         return r
 
 
-def _release_lease(handle: int) -> None:
-    library().daxkv_lease_release(handle)
+# A lease's or reservation's handle and what became of it, shared by the
+# finalizers that may end it: [handle, ended, adopted]. Whichever runs first
+# ends it; ended keeps the others from ending it again.
+_HandleState = List[Any]
+
+
+def _end_lease(state: _HandleState) -> None:
+    if not state[1]:
+        state[1] = True
+        library().daxkv_lease_release(state[0])
+
+
+class _Claim:
+    """The out-parameter of a call that hands over a lease or a reservation,
+    made before the call. The library writes the handle into it in C, so no
+    Python code runs while the handle has no owner: until a Lease or a
+    Reservation adopts it, letting this object go ends the handle. A
+    KeyboardInterrupt raised right after the call returns (Python runs
+    signal handlers there) no longer leaks the lease or leaves the key in
+    flight for good."""
+
+    __slots__ = ("out", "state", "__weakref__")
+
+    def __init__(self, end: Callable[[_HandleState], None]) -> None:
+        self.out = ctypes.c_void_p()
+        self.state: _HandleState = [None, False, False]
+        # Not at exit, for the same reason as an owner's (below).
+        weakref.finalize(self, _end_unadopted, self.out, self.state, end).atexit = False
+
+
+def _end_unadopted(out: ctypes.c_void_p, state: _HandleState, end: Callable[[_HandleState], None]) -> None:
+    if not state[2] and out.value:
+        state[0] = out.value
+        end(state)
+
+
+def _adopt(handle: int, claim: Optional[_Claim]) -> _HandleState:
+    """The state an owner's finalizer ends handle by: the claim's, where
+    the handle came through one, so that the two never both end it."""
+    state = claim.state if claim is not None else [None, False, False]
+    state[0] = handle
+    return state
 
 
 class Lease:
@@ -127,8 +167,9 @@ class Lease:
 
     __slots__ = ("_arr", "_view", "_handle", "size", "__weakref__")
 
-    def __init__(self, handle: int) -> None:
+    def __init__(self, handle: int, claim: Optional[_Claim] = None) -> None:
         L = library()
+        state = _adopt(handle, claim)
         self._handle = handle
         self.size: int = L.daxkv_lease_size(handle)
         ptr = L.daxkv_lease_data(handle)
@@ -140,7 +181,8 @@ class Lease:
         # dies, never earlier. Not at exit: views may still be read there
         # (by daemon threads, by other exit handlers), and releasing the
         # lease would let a closing store unmap the bytes under them.
-        weakref.finalize(owner, _release_lease, handle).atexit = False
+        weakref.finalize(owner, _end_lease, state).atexit = False
+        state[2] = True  # adopted: the claim's finalizer leaves it to owner's
         self._arr = owner
         # Views exported from a PickleBuffer of owner refer to owner (their
         # obj), so every view derived from data keeps it, and the lease,
@@ -252,9 +294,9 @@ def _view(arr: ctypes.Array) -> memoryview:
     return v
 
 
-def _finish_reservation(state: List[Any]) -> None:
-    # state = [handle, done]; a reservation dropped without commit is aborted
-    # once no view of its bytes can still write into the slot.
+def _finish_reservation(state: _HandleState) -> None:
+    # A reservation dropped without commit is aborted once no view of its
+    # bytes can still write into the slot (state[1]: committed or aborted).
     if not state[1]:
         state[1] = True
         library().daxkv_abort(state[0])
@@ -273,9 +315,9 @@ class Reservation:
 
     __slots__ = ("_arr", "_view", "_state", "size", "__weakref__")
 
-    def __init__(self, handle: int) -> None:
+    def __init__(self, handle: int, claim: Optional[_Claim] = None) -> None:
         L = library()
-        self._state: List[Any] = [handle, False]
+        self._state: _HandleState = _adopt(handle, claim)
         self.size: int = L.daxkv_reservation_size(handle)
         ptr = L.daxkv_reservation_data(handle)
         if self.size and ptr:
@@ -285,6 +327,7 @@ class Reservation:
         # Not at exit, for the same reason as a lease's: live views may
         # still write into the slot.
         weakref.finalize(arr, _finish_reservation, self._state).atexit = False
+        self._state[2] = True  # adopted: the claim's finalizer leaves it to arr's
         self._arr: Optional[ctypes.Array] = arr
         self._view: Optional[memoryview] = _view(arr)
 

@@ -100,6 +100,39 @@ def test_lease_many_gives_what_single_leases_give(store):
         store.lease_many(b"a")  # a lone key, not a sequence
 
 
+@pytest.mark.parametrize("call", ["daxkv_lease_acquire", "daxkv_reserve"])
+def test_an_interrupt_right_after_a_lease_or_reservation_is_taken_leaks_nothing(store, monkeypatch, call):
+    # KeyboardInterrupt (Python runs signal handlers right after a call
+    # returns) between the library handing over a lease or a reservation
+    # and its Python object existing: the lease was held, or the key left
+    # in flight, until the process ended. Now the handle's claim ends it.
+    from daxkv import _library
+
+    store.put(b"k", b"v" * 100)
+    lib = _library.library()
+    real = getattr(lib, call)
+
+    def interrupted(*args):
+        rc = real(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lib, call, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        if call == "daxkv_lease_acquire":
+            store.lease(b"k")
+        else:
+            store.reserve(b"new", 100)
+    monkeypatch.setattr(lib, call, real)
+    gc.collect()
+    st = store.stats()
+    assert st.leases_active == 0 and st.slots_inflight == 0
+    with store.reserve(b"new", 10) as r:  # the key is not in flight
+        r.data[:] = b"x" * 10
+    assert store.get(b"new") == b"x" * 10
+    with store.lease(b"k") as lease:
+        assert lease.tobytes() == b"v" * 100
+
+
 def test_lease_miss(store):
     with pytest.raises(daxkv.NotFound) as ei:
         store.lease(b"nope")
