@@ -272,7 +272,8 @@ class _AsyncCalls:
         While a coroutine waits, the loop's reader polls the store:
         completions of batches nobody awaits are kept for the next poll().
         Cancelling the await does not cancel the batch; its completion is
-        then dropped (the buffers are released once it finished).
+        then dropped by the next poll() (or close()) after it finished,
+        which releases its buffers.
         """
         import asyncio
 

@@ -18,6 +18,7 @@ import ctypes
 import errno as _errno
 import itertools
 import logging
+import operator
 import os
 import threading
 import time
@@ -86,8 +87,15 @@ class _Config:
         import os
 
         p = os.fsencode(path)
+        if not isinstance(size, bool):
+            try:
+                size = operator.index(size)  # numpy and torch integers too
+            except TypeError:
+                pass
         if not isinstance(size, int) or isinstance(size, bool) or size < 0 or size >= 1 << 64:
-            raise InvalidArgument(-_errno.EINVAL, f"device size must be an integer >= 0, got {size!r}")
+            raise InvalidArgument(
+                -_errno.EINVAL,
+                f"device size must be an integer in 0 .. 2**64-1, got {size!r} ({type(size).__name__})")
         if b"\0" in p:
             raise InvalidArgument(-_errno.EINVAL, "device path contains a NUL byte", "daxkv_config_add_device")
         rc = library().daxkv_config_add_device(self.h, p, size)

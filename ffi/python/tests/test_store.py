@@ -197,6 +197,21 @@ def test_devices_list_and_from_json(tmp_path):
         assert s.stats().slot_bytes == SLOT
 
 
+def test_a_device_size_may_be_any_integer_type_and_nothing_else(tmp_path):
+    # Bad input: sizes -1, 2**64, 1.0, "8MiB", True; numpy and torch
+    # integers are integers (their message said "must be an integer, got
+    # 8388608").
+    import numpy as np
+
+    for size in (np.int64(8 * MiB), np.uint32(8 * MiB)):
+        with daxkv.Store(path="mem:", size=size, slot_bytes=SLOT) as s:
+            assert s.stats().slots_free > 0
+    for size in (-1, 2**64, 1.0, "8MiB", True):
+        with pytest.raises(daxkv.InvalidArgument, match=r"device size must be an integer in 0 \.\. 2\*\*64-1"):
+            daxkv.Store(path=str(tmp_path / "d"), size=size, slot_bytes=SLOT)
+    assert os.listdir(tmp_path) == []
+
+
 def test_devices_of_the_wrong_shape_are_refused(tmp_path, monkeypatch):
     # A lone path given as devices= was iterated character by character,
     # each character opened as a device path (relative to the working
