@@ -39,7 +39,7 @@ class _ZeroCopyCalls:
                 raise _error(rc, "daxkv_lease_acquire")
         finally:
             self._leave()
-        return Lease(claim.out.value, claim)
+        return Lease(claim.out.value, claim.state)
 
     def lease_many(self, keys: Sequence[Key], *, prefix: bool = False) -> List[Optional["Lease"]]:
         """Lease every key's entry in one call (daxkv_lease_batch): a Lease
@@ -53,7 +53,8 @@ class _ZeroCopyCalls:
         try:
             if not n:
                 return []
-            items = (_lib.LeaseItem * n)()
+            claim = _BatchClaim(n)
+            items = claim.items
             words = memoryview(items).cast("B").cast("Q")
             # The array points into keys_blob until the call returns.
             keys_blob = _key_columns(words, _lib.LEASE_WORDS, _lib.LW["key"], _lib.LW["key_len"], ks)
@@ -63,7 +64,9 @@ class _ZeroCopyCalls:
                 raise _error(rc, "daxkv_lease_batch")
         finally:
             self._leave()
-        results: List[Optional[Lease]] = [Lease(it.lease) if it.lease else None for it in items]
+        results: List[Optional[Lease]] = [
+            Lease(it.lease, state) if it.lease else None for it, state in zip(items, claim.states)
+        ]
         statuses = [it.status for it in items]
         if prefix:
             # The item the prefix stopped at is checked too: a failure there
@@ -96,7 +99,7 @@ class _ZeroCopyCalls:
             self._leave()
         if rc == _lib.EXISTED or not claim.out.value:
             raise Exists(-_errno.EEXIST, "the key is already stored or in flight", "daxkv_reserve")
-        r = Reservation(claim.out.value, claim)
+        r = Reservation(claim.out.value, claim.state)
         if meta is not None:
             try:
                 r.set_meta(meta)
@@ -142,10 +145,31 @@ def _end_unadopted(out: ctypes.c_void_p, state: _HandleState, end: Callable[[_Ha
         end(state)
 
 
-def _adopt(handle: int, claim: Optional[_Claim]) -> _HandleState:
-    """The state an owner's finalizer ends handle by: the claim's, where
+class _BatchClaim:
+    """The item array of daxkv_lease_batch, made before the call, with a
+    state per item: the leases the library writes into it that no Lease
+    adopted are released when this object goes, as _Claim does for one."""
+
+    __slots__ = ("items", "states", "__weakref__")
+
+    def __init__(self, n: int) -> None:
+        self.items = (_lib.LeaseItem * n)()
+        self.states: List[_HandleState] = [[None, False, False] for _ in range(n)]
+        weakref.finalize(self, _end_unadopted_items, self.items, self.states).atexit = False
+
+
+def _end_unadopted_items(items: Any, states: List[_HandleState]) -> None:
+    for it, state in zip(items, states):
+        if not state[2] and it.lease:
+            state[0] = it.lease
+            _end_lease(state)
+
+
+def _adopt(handle: int, state: Optional[_HandleState]) -> _HandleState:
+    """The state an owner's finalizer ends handle by: its claim's, where
     the handle came through one, so that the two never both end it."""
-    state = claim.state if claim is not None else [None, False, False]
+    if state is None:
+        state = [None, False, False]
     state[0] = handle
     return state
 
@@ -167,9 +191,9 @@ class Lease:
 
     __slots__ = ("_arr", "_view", "_handle", "size", "__weakref__")
 
-    def __init__(self, handle: int, claim: Optional[_Claim] = None) -> None:
+    def __init__(self, handle: int, state: Optional[_HandleState] = None) -> None:
         L = library()
-        state = _adopt(handle, claim)
+        state = _adopt(handle, state)
         self._handle = handle
         self.size: int = L.daxkv_lease_size(handle)
         ptr = L.daxkv_lease_data(handle)
@@ -315,9 +339,9 @@ class Reservation:
 
     __slots__ = ("_arr", "_view", "_state", "size", "__weakref__")
 
-    def __init__(self, handle: int, claim: Optional[_Claim] = None) -> None:
+    def __init__(self, handle: int, state: Optional[_HandleState] = None) -> None:
         L = library()
-        self._state: _HandleState = _adopt(handle, claim)
+        self._state: _HandleState = _adopt(handle, state)
         self.size: int = L.daxkv_reservation_size(handle)
         ptr = L.daxkv_reservation_data(handle)
         if self.size and ptr:

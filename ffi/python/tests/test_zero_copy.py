@@ -100,7 +100,7 @@ def test_lease_many_gives_what_single_leases_give(store):
         store.lease_many(b"a")  # a lone key, not a sequence
 
 
-@pytest.mark.parametrize("call", ["daxkv_lease_acquire", "daxkv_reserve"])
+@pytest.mark.parametrize("call", ["daxkv_lease_acquire", "daxkv_lease_batch", "daxkv_reserve"])
 def test_an_interrupt_right_after_a_lease_or_reservation_is_taken_leaks_nothing(store, monkeypatch, call):
     # KeyboardInterrupt (Python runs signal handlers right after a call
     # returns) between the library handing over a lease or a reservation
@@ -120,6 +120,8 @@ def test_an_interrupt_right_after_a_lease_or_reservation_is_taken_leaks_nothing(
     with pytest.raises(KeyboardInterrupt):
         if call == "daxkv_lease_acquire":
             store.lease(b"k")
+        elif call == "daxkv_lease_batch":
+            store.lease_many([b"k", b"absent", b"k"])
         else:
             store.reserve(b"new", 100)
     monkeypatch.setattr(lib, call, real)
