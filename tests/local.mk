@@ -88,7 +88,8 @@ endif
 
 # GPU checks, built everywhere, run on a GPU machine by tests/gpu/run-gpu-tests.sh.
 check_PROGRAMS += tests/gpu/gpu_check
-tests_gpu_gpu_check_SOURCES = tests/gpu/gpu_check.cpp lib/cuda/runtime.cpp
+tests_gpu_gpu_check_SOURCES = tests/gpu/gpu_check.cpp lib/cuda/runtime.cpp \
+	lib/internal/process_mutex.cpp
 tests_gpu_gpu_check_LDADD = lib/libdaxkv.la -lpthread
 EXTRA_DIST += tests/gpu/run-gpu-tests.sh tests/gpu/README.md tests/fakecuda/fakecuda.h
 
