@@ -882,8 +882,7 @@ TEST_F(Lifetime, AForcedRemoveWaitsForAWriteThatBeganItsCommitWord) {
         open({4096, 4});
         std::vector<uint8_t> out;
         EXPECT_EQ(get("K", &out), -ENOENT) << "the removed key came back";
-        store_.reset();
-        ASSERT_EQ(::unlink(path_.c_str()), 0);
+        store_.reset(); // the next round reopens the same arena (a device in the guest rig)
     }
 }
 
