@@ -205,6 +205,12 @@ public:
         uint64_t value_hash = 0;
         uint64_t value_len = 0;
         uint32_t meta_len = 0;
+        // Intact and holding the lengths the index recorded at commit: a
+        // header that says otherwise was written over since.
+        [[nodiscard]] bool matches(uint64_t indexed_value_len,
+                                   uint32_t indexed_meta_len) const noexcept {
+            return intact && value_len == indexed_value_len && meta_len == indexed_meta_len;
+        }
     };
     [[nodiscard]] bool check_header(uint32_t slot, const void *meta, uint32_t meta_len,
                                     HeaderCheck *out) const noexcept;

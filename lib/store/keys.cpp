@@ -54,7 +54,7 @@ void snapshot_shard(Core &c, size_t i, int device, std::vector<KeyRecord> &out) 
                 ++faulted;
                 return;
             }
-            if (!hc.intact || hc.value_len != e.version().value_len) {
+            if (!hc.matches(e.version().value_len, e.version().meta_len)) {
                 ++mismatched;
                 return;
             }

@@ -238,7 +238,7 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
                            "or truncated arena file); nothing was moved",
                      mv.src.slot, mv.src.arena);
             }
-            if (!hc.intact || hc.value_len != mv.len || hc.meta_len != mv.meta_len) {
+            if (!hc.matches(mv.len, mv.meta_len)) {
                 drop_source(i, Reads::kMismatch);
                 continue;
             }

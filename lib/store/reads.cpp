@@ -54,10 +54,7 @@ int Reads::check_header(const Borrow &b, const void *meta_copy,
                         arena::Arena::HeaderCheck &hc) const noexcept {
     if (!c_.pool.arena(b.ref.arena).check_header(b.ref.slot, meta_copy, b.meta_len, &hc))
         return engine::kMediaFault;
-    // The index's lengths are those the entry was committed with: a header
-    // that says otherwise, or no longer matches its checksum, was written
-    // over since.
-    if (!hc.intact || hc.value_len != b.len || hc.meta_len != b.meta_len)
+    if (!hc.matches(b.len, b.meta_len))
         return kMismatch;
     return 0;
 }
