@@ -113,6 +113,8 @@ def test_a_path_object_or_bytes_opens_as_lmcache_opens_it(tmp_path):
         core = DaxCore(device_path=given, max_dax_size_bytes=4 * S, slot_bytes=S)
         try:
             assert core.device_path is given
+            # LMCache's report_status gives back the object it was given too.
+            assert core.report_status()["device_path"] is given
             obj = byte_obj(S, 7)
             assert core.put_many([ekey(1)], [obj]) == [True]
             release(obj)

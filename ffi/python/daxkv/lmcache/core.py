@@ -1403,7 +1403,7 @@ class DaxCore(Generic[KeyT]):
             closed = self._closed
             status = {
                 "is_healthy": not closed,
-                "device_path": self._device_path,
+                "device_path": self._given_device_path,  # as given, as LMCache reports it
                 "max_dax_size_bytes": self._arena_bytes,
                 "slot_bytes": self._slot_bytes,
                 "max_slots": self._max_slots,
