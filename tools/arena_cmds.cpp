@@ -72,6 +72,8 @@ nlohmann::json to_json(const std::string &path, const pf::Mapping &m, const ar::
     j["state"] = ar::image_state_name(r.state);
     if (r.state == ar::ImageState::other_version)
         j["format_version"] = r.sb.format_version;
+    if (r.state == ar::ImageState::truncated)
+        j["slots_end_bytes"] = ar::usable_end_of(r.sb);
     if (r.state != ar::ImageState::arena)
         return j;
     const ar::Superblock &sb = r.sb;
@@ -132,6 +134,13 @@ void print_state_line(const std::string &path, const ar::ImageReport &r) {
         std::printf("%s: a daxkv arena of format version %u, which this daxkv does not read\n"
                     "  (a daxkv that reads it can; 'daxkv format --force' starts over)\n",
                     path.c_str(), r.sb.format_version);
+        break;
+    case ar::ImageState::truncated:
+        std::printf("%s: a daxkv arena cut short: its slots in use end at %" PRIu64 " bytes, but\n"
+                    "  only %" PRIu64 " are there (a truncated file?). Its superblocks are intact\n"
+                    "  and an open refuses it; given back its missing end (the file restored),\n"
+                    "  it opens; 'daxkv format --force' starts over\n",
+                    path.c_str(), ar::usable_end_of(r.sb), r.image_bytes);
         break;
     case ar::ImageState::foreign:
         std::printf("%s: data that is not a daxkv arena ('daxkv format --force' claims it)\n",
@@ -324,6 +333,8 @@ bool allowed_to_format(const Args &a, const std::string &path, const ar::ImageRe
                    ? "a daxkv arena of another format version"
                : before.state == ar::ImageState::unreadable
                    ? "a first 8 KiB that cannot be read (bad media)"
+               : before.state == ar::ImageState::truncated
+                   ? "a daxkv arena cut short (a truncated file) whose superblocks are intact"
                    : "a daxkv arena with both superblock copies damaged");
     return false;
 }

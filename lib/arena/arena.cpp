@@ -33,8 +33,12 @@ SuperblockReport Arena::inspect(const platform::Mapping &map) {
     Superblock a, b;
     std::memcpy(&a, map.base(), sizeof a);
     std::memcpy(&b, map.base() + kSuperblockBytes, sizeof b);
-    r.valid_a = superblock_valid(a, map.backed());
-    r.valid_b = superblock_valid(b, map.backed());
+    // Against what was there: an arena in a file that this open extended
+    // (capacity=payload) and whose slots end past the file's old end was
+    // cut short, and is not whole just because zeros now follow it.
+    const uint64_t found = std::min(map.backed(), map.found_bytes());
+    r.valid_a = superblock_valid(a, found);
+    r.valid_b = superblock_valid(b, found);
     r.zeroed = all_zero(map.base(), kHeaderOffset);
     if (r.valid_a && (!r.valid_b || a.sb_generation >= b.sb_generation))
         r.sb = a;
@@ -251,10 +255,10 @@ void Arena::explain_unusable_superblocks(bool only_truncation) const {
                  path.c_str(), sb.format_version, kFormatVersion);
         if (sb.format_version != kFormatVersion || !superblock_valid(sb, UINT64_MAX))
             continue;
-        const uint64_t end = sb.data_offset + usable_slots_of(sb) * sb.slot_bytes;
-        if (map_->device_bytes() >= end && only_truncation)
+        const uint64_t end = usable_end_of(sb);
+        if (map_->found_bytes() >= end && only_truncation)
             return;
-        if (map_->device_bytes() >= end)
+        if (map_->found_bytes() >= end)
             fail(kErrForeign,
                  "%s holds a daxkv arena of %llu bytes (%llu in use); %llu were asked for. It is "
                  "left untouched (open it with its size, or 0 for the whole file)",
@@ -265,7 +269,7 @@ void Arena::explain_unusable_superblocks(bool only_truncation) const {
              "%s holds a daxkv arena whose slots in use end at %llu bytes, but the device has "
              "only %llu (a truncated file?). It is left untouched",
              path.c_str(), static_cast<unsigned long long>(end),
-             static_cast<unsigned long long>(map_->device_bytes()));
+             static_cast<unsigned long long>(map_->found_bytes()));
     }
 }
 

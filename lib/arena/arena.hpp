@@ -348,6 +348,8 @@ bool superblock_intact(const Superblock &sb) noexcept;
 Layout layout_of(const Superblock &sb) noexcept;
 // The slots in use that a valid superblock records.
 uint64_t usable_slots_of(const Superblock &sb) noexcept;
+// Where the payloads of those slots end: the bytes the device must hold.
+uint64_t usable_end_of(const Superblock &sb) noexcept;
 // XXH3-64 of header bytes 8..55, the key and the metadata.
 uint64_t header_checksum(const SlotHeader *h, uint64_t key_len, uint64_t meta_len) noexcept;
 // The same sum of those pieces wherever they are: fields, the header's

@@ -19,6 +19,7 @@ const char *image_state_name(ImageState s) noexcept {
     case ImageState::empty: return "empty";
     case ImageState::damaged_arena: return "damaged-arena";
     case ImageState::other_version: return "other-version";
+    case ImageState::truncated: return "truncated";
     case ImageState::foreign: return "foreign";
     case ImageState::unreadable: return "unreadable";
     }
@@ -28,6 +29,7 @@ const char *image_state_name(ImageState s) noexcept {
 ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
     auto t0 = std::chrono::steady_clock::now();
     ImageReport r;
+    r.image_bytes = size;
     auto persist = [&](const void *p, size_t n) {
         if (opt.persist)
             opt.persist(p, n);
@@ -54,10 +56,18 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
     r.copy_b_valid = superblock_valid(b, size);
     if (!r.copy_a_valid && !r.copy_b_valid) {
         // As the open judges it (Arena::explain_unusable_superblocks): an
-        // intact copy of another version is not damage.
+        // intact copy of another version is not damage, nor is one whose
+        // slots end past the image (a file cut short: its missing end,
+        // given back, makes it whole).
         for (const Superblock *c : {&a, &b})
             if (superblock_intact(*c) && c->format_version != kFormatVersion) {
                 r.state = ImageState::other_version;
+                r.sb = *c;
+                return r;
+            }
+        for (const Superblock *c : {&a, &b})
+            if (superblock_valid(*c, UINT64_MAX) && usable_end_of(*c) > size) {
+                r.state = ImageState::truncated;
                 r.sb = *c;
                 return r;
             }

@@ -21,6 +21,7 @@ enum class ImageState {
     empty,            // all zero (or shorter than two superblocks): an open formats it
     damaged_arena,    // the magic is there but no copy validates
     other_version,    // an intact superblock of another format version (sb holds it)
+    truncated,        // an intact superblock whose slots end past the image (sb holds it)
     foreign,          // something else
     unreadable,       // reading them faulted (CheckOptions' read_guard caught it: bad media)
 };
@@ -37,7 +38,8 @@ struct SlotFinding {
 struct ImageReport {
     ImageState state = ImageState::empty;
     bool copy_a_valid = false, copy_b_valid = false;
-    Superblock sb{};          // the copy in use (state == arena)
+    uint64_t image_bytes = 0; // the size judged
+    Superblock sb{};          // the copy in use (state == arena; other_version, truncated: that copy)
     Layout layout;            // from sb
     bool recoverable = false; // RECOVERABLE flag: entries survive an open
     // Slot counts (recoverable arenas only).

@@ -67,7 +67,7 @@ bool superblock_valid(const Superblock &sb, uint64_t backed_bytes) noexcept {
         __builtin_add_overflow(data_end, sb.data_offset, &data_end) || data_end > sb.arena_bytes)
         return false;
     // No overflow left: usable <= slot_count.
-    return sb.data_offset + usable_slots_of(sb) * sb.slot_bytes <= backed_bytes;
+    return usable_end_of(sb) <= backed_bytes;
 }
 
 bool superblock_intact(const Superblock &sb) noexcept {
@@ -78,6 +78,10 @@ bool superblock_intact(const Superblock &sb) noexcept {
 
 uint64_t usable_slots_of(const Superblock &sb) noexcept {
     return sb.usable_slots ? sb.usable_slots : sb.slot_count;
+}
+
+uint64_t usable_end_of(const Superblock &sb) noexcept {
+    return sb.data_offset + usable_slots_of(sb) * sb.slot_bytes;
 }
 
 Layout layout_of(const Superblock &sb) noexcept {

@@ -66,6 +66,11 @@ public:
     // Bytes the device or file had at open (a file's size), whatever part
     // of it is mapped.
     uint64_t device_bytes() const noexcept { return device_bytes_; }
+    // The bytes the device held as this open found it: an existing file
+    // that the open extended (capacity=payload's MapRequest::min_existing)
+    // held only grown_from_, and an arena in it is judged against that; the
+    // bytes the extension added are zeros, not the arena's.
+    uint64_t found_bytes() const noexcept { return grown_from_ ? grown_from_ : device_bytes_; }
     const DeviceInfo &info() const noexcept { return info_; }
     // The file was created (or was empty) by this open.
     bool created() const noexcept { return created_; }

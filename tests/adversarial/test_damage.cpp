@@ -4,7 +4,9 @@
 // that were written.
 //
 // Bad inputs tried here: a healthy arena opened with a smaller size; an
-// arena file truncated inside its payloads and inside its slot headers; an
+// arena file truncated inside its payloads and inside its slot headers; a
+// capacity=payload arena file cut to its payload bytes, inside the payloads
+// above them and one page short of its end; an
 // arena of format version 2 (checksums intact); random bytes written over
 // the superblocks, the removal table, the slot headers and the payloads, 200
 // seeds; sequence numbers far ahead of the clock with their checksums
@@ -74,6 +76,69 @@ TEST_F(Damage, ATruncatedArenaFileIsCorruptNamingTheSizesAndNeverFaults) {
         });
         EXPECT_EQ(msg, "") << "cut at " << cut;
         EXPECT_EQ(file_hash(a), h);
+        // daxkv info and check judge it the same way: cut short, not
+        // damaged (they called both superblock copies damaged, and advised
+        // a format).
+        std::string img = read_file(a);
+        daxkv::arena::ImageReport r =
+            daxkv::arena::check_image(&img[0], img.size(), daxkv::arena::CheckOptions{});
+        EXPECT_EQ(r.state, daxkv::arena::ImageState::truncated) << "cut at " << cut;
+        EXPECT_EQ(daxkv::arena::usable_end_of(r.sb), lay.data_offset + 16 * kSlot);
+    }
+}
+
+TEST_F(Damage, ATruncatedPayloadSizedArenaIsCorruptNotExtendedWithZeros) {
+    // capacity=payload lets an existing file of the payload bytes asked for
+    // be extended for the slot headers. A file that already held an arena
+    // and was cut after close was extended with zeros too, and judged
+    // against the extended size: its superblocks looked whole, the zeros
+    // were scanned as payloads, and with verify=off the cut entries read
+    // back as zeros with status 0. It is an arena cut short, refused as the
+    // same file under capacity=arena is, and left as it was found.
+    const uint64_t slots = 16;
+    const uint64_t payload = slots * kSlot;
+    const std::vector<std::pair<std::string, std::string>> opts = {{"capacity", "payload"},
+                                                                   {"verify", "off"}};
+    // Cut to the payload bytes (the least capacity=payload takes of a
+    // file), inside the payloads above that, and one page short.
+    for (uint64_t cut_from_end : {uint64_t(0), uint64_t(1), uint64_t(2)}) {
+        std::string a = dir_.file("p" + std::to_string(cut_from_end));
+        {
+            ConfigPtr cfg = config(opts, {{a, payload}});
+            daxkv_store *s = nullptr;
+            ASSERT_EQ(daxkv_open(&s, cfg.get()), 0) << daxkv_errmsg();
+            for (uint32_t i = 0; i < slots; ++i)
+                ASSERT_EQ(put_key(s, i, 1), 0);
+            daxkv_close(s);
+        }
+        struct stat st;
+        ASSERT_EQ(::stat(a.c_str(), &st), 0);
+        const uint64_t whole = static_cast<uint64_t>(st.st_size);
+        ASSERT_GT(whole, payload + 2 * kSlot);
+        const uint64_t cut = cut_from_end == 0   ? payload
+                             : cut_from_end == 1 ? payload + kSlot + 100
+                                                 : whole - 4096;
+        ASSERT_EQ(::truncate(a.c_str(), static_cast<off_t>(cut)), 0);
+        const uint64_t h = file_hash(a);
+        std::string msg = child_check([&]() -> std::string {
+            ConfigPtr cfg = config(opts, {{a, payload}});
+            daxkv_store *s = nullptr;
+            int rc = daxkv_open(&s, cfg.get());
+            if (rc == 0) {
+                std::string wrong = check_keys(s, 0, slots, 1);
+                daxkv_close(s);
+                return "the open succeeded; " + wrong;
+            }
+            if (rc != DAXKV_E_CORRUPT)
+                return "open returned " + std::to_string(rc) + ": " + daxkv_errmsg();
+            if (!contains_text(daxkv_errmsg(), "truncated"))
+                return std::string("the message does not name the cause: ") + daxkv_errmsg();
+            return "";
+        });
+        EXPECT_EQ(msg, "") << "cut at " << cut;
+        EXPECT_EQ(file_hash(a), h) << "cut at " << cut;
+        ASSERT_EQ(::stat(a.c_str(), &st), 0);
+        EXPECT_EQ(static_cast<uint64_t>(st.st_size), cut) << "the refused open resized the file";
     }
 }
 

@@ -334,6 +334,16 @@ check_json "damaged-arena" "$dir/out" 'j["state"] == "damaged-arena"'
 expect 4 "check: both copies damaged" -- "$daxkv" check "$e"
 expect 1 "format over a damaged arena without --force" -- "$daxkv" format "$e" --slot-bytes 64KiB
 expect 0 "format --force over a damaged arena" -- "$daxkv" format "$e" --slot-bytes 64KiB --force
+# An arena cut short (a truncated file) is not called damaged: its
+# superblocks are intact, and the open refuses it naming both sizes.
+expect 0 "format an arena to cut" -- "$daxkv" format "$dir/cut" --slot-bytes 4096 --size 1MiB
+truncate -s 900000 "$dir/cut"
+expect 1 "info: a cut arena" -- "$daxkv" info "$dir/cut" --json
+check_json "truncated, naming where its slots end" "$dir/out" 'j["state"] == "truncated" and j["slots_end_bytes"] == 1048576'
+expect 4 "check: a cut arena" -- "$daxkv" check "$dir/cut"
+grep -q "cut short" "$dir/out" && ! grep -q "damaged" "$dir/out" && ok || bad "check of a cut arena: $(cat "$dir/out")"
+expect 1 "format over a cut arena without --force" -- "$daxkv" format "$dir/cut" --slot-bytes 4096
+grep -q "cut short" "$dir/err" && ok || bad "format of a cut arena did not say why it refused: $(cat "$dir/err")"
 expect 0 "info: formatted, empty" -- "$daxkv" info "$e" --json
 check_json "empty after format" "$dir/out" 'j["entries"]["live"] == 0 and j["entries"]["committed_headers"] == 0'
 
