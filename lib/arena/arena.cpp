@@ -152,6 +152,11 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
         }
         format();
     } else {
+        // The copy that is not valid may be whole but of another format
+        // version: a daxkv that reads it wrote it, say stopped between its
+        // two copies. It is not damage to repair from this copy.
+        if (!opt_.reformat && !(rep.valid_a && rep.valid_b))
+            refuse_copy_of_another_version();
         const Superblock &sb = rep.sb;
         bool same = sb.slot_bytes == layout_.slot_bytes && sb.meta_bytes == layout_.meta_bytes &&
                     sb.arena_bytes == layout_.arena_bytes &&
@@ -241,19 +246,15 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
 // fault otherwise).
 void Arena::explain_unusable_superblocks(bool only_truncation) const {
     const std::string &path = map_->info().path;
+    if (!only_truncation)
+        refuse_copy_of_another_version();
     for (uint64_t off : {uint64_t(0), kSuperblockBytes}) {
         if (off + sizeof(Superblock) > map_->backed())
             continue;
         Superblock sb;
         std::memcpy(&sb, map_->base() + off, sizeof sb);
-        if (!superblock_intact(sb))
-            continue;
-        if (sb.format_version != kFormatVersion && !only_truncation)
-            fail(kErrForeign,
-                 "%s holds a daxkv arena of format version %u; this library reads version %u. "
-                 "It is left untouched",
-                 path.c_str(), sb.format_version, kFormatVersion);
-        if (sb.format_version != kFormatVersion || !superblock_valid(sb, UINT64_MAX))
+        if (!superblock_intact(sb) || sb.format_version != kFormatVersion ||
+            !superblock_valid(sb, UINT64_MAX))
             continue;
         const uint64_t end = usable_end_of(sb);
         if (map_->found_bytes() >= end && only_truncation)
@@ -270,6 +271,23 @@ void Arena::explain_unusable_superblocks(bool only_truncation) const {
              "only %llu (a truncated file?). It is left untouched",
              path.c_str(), static_cast<unsigned long long>(end),
              static_cast<unsigned long long>(map_->found_bytes()));
+    }
+}
+
+// A superblock copy whose checksum holds but whose version is another is
+// that version's arena (or one a daxkv of it was converting): refused, and
+// left untouched, whatever the other copy holds.
+void Arena::refuse_copy_of_another_version() const {
+    for (uint64_t off : {uint64_t(0), kSuperblockBytes}) {
+        if (off + sizeof(Superblock) > map_->backed())
+            continue;
+        Superblock sb;
+        std::memcpy(&sb, map_->base() + off, sizeof sb);
+        if (superblock_intact(sb) && sb.format_version != kFormatVersion)
+            fail(kErrForeign,
+                 "%s holds a daxkv arena of format version %u (superblock copy %c); this library "
+                 "reads version %u. It is left untouched (use on_mismatch=reformat to replace it)",
+                 map_->info().path.c_str(), sb.format_version, off ? 'B' : 'A', kFormatVersion);
     }
 }
 

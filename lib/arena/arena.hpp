@@ -280,6 +280,7 @@ private:
     void format();
     void save_for_undo();
     void explain_unusable_superblocks(bool only_truncation) const;
+    void refuse_copy_of_another_version() const;
     uint64_t usable_at_format() const;
     // Store sb_ as both copies (a new generation); throws Error(-EIO), sb_
     // as it was, where that faulted. sb_m_ held, or before the arena is

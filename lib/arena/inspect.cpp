@@ -54,17 +54,18 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
     std::memcpy(&b, base + kSuperblockBytes, sizeof b);
     r.copy_a_valid = superblock_valid(a, size);
     r.copy_b_valid = superblock_valid(b, size);
+    // As the open judges it (Arena::refuse_copy_of_another_version): an
+    // intact copy of another version is not damage, whatever the other copy
+    // holds, and is never repaired from it.
+    for (const Superblock *c : {&a, &b})
+        if (superblock_intact(*c) && c->format_version != kFormatVersion) {
+            r.state = ImageState::other_version;
+            r.sb = *c;
+            return r;
+        }
     if (!r.copy_a_valid && !r.copy_b_valid) {
-        // As the open judges it (Arena::explain_unusable_superblocks): an
-        // intact copy of another version is not damage, nor is one whose
-        // slots end past the image (a file cut short: its missing end,
-        // given back, makes it whole).
-        for (const Superblock *c : {&a, &b})
-            if (superblock_intact(*c) && c->format_version != kFormatVersion) {
-                r.state = ImageState::other_version;
-                r.sb = *c;
-                return r;
-            }
+        // Nor is a copy whose slots end past the image (a file cut short:
+        // its missing end, given back, makes it whole).
         for (const Superblock *c : {&a, &b})
             if (superblock_valid(*c, UINT64_MAX) && usable_end_of(*c) > size) {
                 r.state = ImageState::truncated;

@@ -7,7 +7,9 @@
 // arena file truncated inside its payloads and inside its slot headers; a
 // capacity=payload arena file cut to its payload bytes, inside the payloads
 // above them and one page short of its end; an
-// arena of format version 2 (checksums intact); random bytes written over
+// arena of format version 2 (checksums intact); one superblock copy of
+// version 2 (generation above and below the other's) beside a valid
+// version-1 copy; random bytes written over
 // the superblocks, the removal table, the slot headers and the payloads, 200
 // seeds; sequence numbers far ahead of the clock with their checksums
 // intact: a slot's seq (and commit word), the superblock's seq_floor and a
@@ -164,6 +166,48 @@ TEST_F(Damage, AnArenaOfAnotherFormatVersionIsForeignNamingTheVersion) {
         daxkv::arena::check_image(&img[0], img.size(), daxkv::arena::CheckOptions{});
     EXPECT_EQ(r.state, daxkv::arena::ImageState::other_version);
     EXPECT_EQ(r.sb.format_version, 2u);
+}
+
+TEST_F(Damage, ACopyOfAnotherFormatVersionBesideAValidOneIsForeignAndLeftAsItIs) {
+    // What a daxkv of version 2 leaves when it stops between rewriting its
+    // two copies: one copy version 2 (newer, or older), the other a valid
+    // version 1. The open took the version-2 copy for damage and rewrote it
+    // from the other, taking its generation back down; daxkv check called
+    // it damaged and --repair did the same.
+    namespace ar = daxkv::arena;
+    for (uint64_t off : {uint64_t(0), ar::kSuperblockBytes}) {
+        for (int gen_delta : {5, -1}) {
+            std::string a = dir_.file("v" + std::to_string(off) + std::to_string(gen_delta));
+            make(a, 8, 4);
+            {
+                FileMap m(a);
+                ASSERT_TRUE(m.ok());
+                auto *sb = reinterpret_cast<ar::Superblock *>(m.base() + off);
+                sb->format_version = 2;
+                sb->sb_generation += gen_delta;
+                sb->checksum = daxkv::hash_bytes(sb, offsetof(ar::Superblock, checksum));
+            }
+            const std::string what = "copy at " + std::to_string(off) + ", generation " +
+                                     std::to_string(gen_delta);
+            const uint64_t h = file_hash(a);
+            EXPECT_EQ(open_rc(a, 0), DAXKV_E_FOREIGN) << what;
+            EXPECT_TRUE(contains_text(daxkv_errmsg(), "format version 2")) << daxkv_errmsg();
+            EXPECT_EQ(file_hash(a), h) << what;
+            std::string img = read_file(a);
+            ar::CheckOptions repair;
+            repair.repair = true;
+            ar::ImageReport r = ar::check_image(&img[0], img.size(), repair);
+            EXPECT_EQ(r.state, ar::ImageState::other_version) << what;
+            EXPECT_EQ(r.sb.format_version, 2u) << what;
+            EXPECT_EQ(img, read_file(a)) << what << ": the check repaired it";
+            // on_mismatch=reformat may replace it, as for a whole arena of
+            // another version.
+            ConfigPtr cfg = config({{"on_mismatch", "reformat"}}, {{a, 0}});
+            daxkv_store *s = nullptr;
+            EXPECT_EQ(daxkv_open(&s, cfg.get()), 0) << daxkv_errmsg();
+            daxkv_close(s);
+        }
+    }
 }
 
 TEST_F(Damage, SequenceNumbersFarAheadOfTheClockLeaveTheArenaOpenable) {
