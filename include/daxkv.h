@@ -667,7 +667,8 @@ typedef struct daxkv_hotplug_result {
  * wins, and entries removed or replaced while the device was away from the
  * pool do not come back. A path that was removed (or missing at open)
  * comes back in its old row of the status. Adding a path that is already
- * active with the same size does nothing and returns 0; with another size,
+ * in the pool, active or draining, with the same size does nothing and
+ * returns 0 (a draining device stays draining); with another size,
  * -EBUSY (the size it was opened, added or last resized with, compared as
  * given: 0 matches only 0; the path as spelled). -EINVAL bad path, a size that does not fit one slot, or "mem:"
  * with bytes 0; -ENOSPC the pool already has its maximum of 64 rows (one

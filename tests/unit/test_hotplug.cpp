@@ -1135,6 +1135,14 @@ TEST_F(Pool, DrainStopsNewEntriesAndReportsCompletion) {
         EXPECT_EQ(check(i), "");
     EXPECT_EQ(daxkv_device_wait_drained(s(), paths_[0].c_str(), 10), -ETIMEDOUT);
     EXPECT_EQ(daxkv_device_wait_drained(s(), paths_[1].c_str(), 0), -EINVAL);
+    // Adding it again with its size does nothing, as for an active device
+    // (LMCache's adapter answers such an add "ok" and leaves it draining
+    // too); with another size it is -EBUSY. It stays draining.
+    ASSERT_EQ(daxkv_device_add(s(), paths_[0].c_str(), dev_bytes()), 0) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_device_add(s(), paths_[0].c_str(), 2 * dev_bytes()), -EBUSY);
+    EXPECT_EQ(status()["devices"][0]["state"], "draining");
+    fill(20, 1);
+    EXPECT_EQ(entries_on(0), on0);
     // Entries go (removed here; evicted or replaced would do too).
     std::thread waiter([&] { EXPECT_EQ(daxkv_device_wait_drained(s(), paths_[0].c_str(), -1), 0); });
     for (uint32_t i = 0; i < 4; ++i)
