@@ -17,7 +17,15 @@ import threading
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from . import _lib
-from ._batch import _Batch, _check_lengths, _contains_results, _get_results, _put_results, _remove_results
+from ._batch import (
+    _Batch,
+    _check_lengths,
+    _contains_results,
+    _get_results,
+    _prefix_statuses,
+    _put_results,
+    _remove_results,
+)
 from ._buffers import Buffer, Key, _Buffers, _keys
 from ._library import _error, _optional, strerror
 from .errors import DaxKVError, InvalidArgument, Shutdown, error_class
@@ -256,12 +264,27 @@ class _AsyncCalls:
                 p = a.pending.pop(c.tag, None)
                 waiter = a.waiters.pop(c.tag, None)
             comp = _completion(c, p)
+            if p is not None:
+                self._drop_pins_of_failed_lookup(comp)
             if waiter is not None:
                 loop, fut = waiter
                 _in_loop(loop, _set_future, fut, comp)
             else:
                 out.append(comp)
         return out
+
+    def _drop_pins_of_failed_lookup(self, comp: "Completion") -> None:
+        # A pinning lookup whose results() raises (an item failed, or the
+        # batch did) unpins its hits, as contains_many and prefix_length
+        # do; here, once, when it is polled, however often results() is
+        # called after (or never).
+        if comp.op != _lib.OP_CONTAINS or not comp.flags & _lib.PIN or comp.statuses is None:
+            return
+        st = comp.statuses
+        if comp.result >= 0 and comp.flags & _lib.PREFIX:
+            st = _prefix_statuses(st, comp.result)
+        if comp.result < 0 or any(s < 0 for s in st):
+            self._drop_pins(comp.keys, st)
 
     async def submit_async(
         self, op: Union[int, str], keys: Sequence[Key], buffers: Optional[Sequence[Buffer]] = None, **kw: Any
@@ -487,7 +510,9 @@ class Completion:
         """What the synchronous batch method returns for these items:
         put_many's, get_many_into's, contains_many's (prefix: the hits of
         the prefix) or remove_many's list. Raises the batch's error
-        (Cancelled, ...) or BatchError, as those methods do."""
+        (Cancelled, ...) or BatchError, as those methods do; a pinning
+        lookup that raises had its hits unpinned when it was polled, as
+        contains_many unpins them."""
         err = self.error
         if err is not None:
             raise err

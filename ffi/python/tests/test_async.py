@@ -115,6 +115,30 @@ def test_get_prefix_and_contains_prefix_pin(store):
     assert c.results() == [True]
 
 
+def test_a_pinning_lookup_that_fails_unpins_its_hits_as_contains_many_does(store):
+    # Bad inputs: an empty key among hits, with and without prefix, results()
+    # called twice, and a completion whose results() is never called. The
+    # hits stayed pinned: a remove without force was refused for good.
+    store.put_many([b"a", b"b"], [b"1", b"2"])
+    for prefix in (False, True):
+        store.submit("contains", [b"a", b"b", b""], pin=True, prefix=prefix)
+        (c,) = store.poll(timeout=5)
+        for _ in range(2):
+            with pytest.raises(daxkv.BatchError) as info:
+                c.results()
+            assert info.value.statuses[:2] == [1, 1]
+        assert store.stats().entries_pinned == 0, prefix
+    store.submit("contains", [b"", b"a"], pin=True)
+    store.poll(timeout=5)
+    assert store.stats().entries_pinned == 0
+    # A lookup that succeeds keeps its pins.
+    store.submit("contains", [b"a", b"zz"], pin=True)
+    (c,) = store.poll(timeout=5)
+    assert c.results() == [True, False] and store.stats().entries_pinned == 1
+    store.unpin_many([b"a"])
+    assert store.remove(b"a") and store.remove(b"b")
+
+
 def test_batch_on_dispatcher_thread(sstore):
     store = sstore
     keys = [f"big{i}".encode() for i in range(BIG)]
