@@ -66,12 +66,17 @@ SuperblockReport Arena::inspect_file(const std::string &path) {
     if (!ok)
         return r;
     const uint64_t size = static_cast<uint64_t>(st.st_size);
+    r.file_bytes = size;
     Superblock a, b;
     std::memcpy(&a, buf, sizeof a);
     std::memcpy(&b, buf + kSuperblockBytes, sizeof b);
     r.valid_a = superblock_valid(a, size);
     r.valid_b = superblock_valid(b, size);
     r.zeroed = all_zero(buf, sizeof buf);
+    if (!r.valid_a && !r.valid_b)
+        for (const Superblock *c : {&a, &b})
+            if (superblock_valid(*c, UINT64_MAX) && usable_end_of(*c) > size)
+                r.cut_short_end = usable_end_of(*c);
     if (r.valid_a && (!r.valid_b || a.sb_generation >= b.sb_generation))
         r.sb = a;
     else if (r.valid_b)

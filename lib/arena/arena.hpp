@@ -84,6 +84,10 @@ struct SuperblockReport {
     bool valid_a = false, valid_b = false;
     bool zeroed = false;
     Superblock sb{};
+    // inspect_file: neither copy valid for the file, but a whole one whose
+    // slots in use end here, past the file's file_bytes (a truncated file).
+    uint64_t cut_short_end = 0;
+    uint64_t file_bytes = 0;
 };
 
 class Arena {

@@ -100,7 +100,22 @@ void Pool::map_device_once(DeviceRow &row, const DeviceSpec &d) const {
     const bool payload = cfg_.capacity == Capacity::payload && d.bytes;
     if (payload)
         size_for_payloads(d.bytes, req, ao);
-    auto map = platform::Mapping::open(req);
+    std::unique_ptr<platform::Mapping> map;
+    try {
+        map = platform::Mapping::open(req);
+    } catch (const Error &e) {
+        // A file shorter than the size asked for may be an arena cut short:
+        // say so, as an open of it at its own size does (not "no space").
+        const arena::SuperblockReport rep =
+            e.code() == -ENOSPC ? arena::Arena::inspect_file(d.path) : arena::SuperblockReport{};
+        if (rep.cut_short_end)
+            fail(kErrCorrupt,
+                 "%s holds a daxkv arena whose slots in use end at %llu bytes, but the file has "
+                 "only %llu (a truncated file?). It is left untouched",
+                 d.path.c_str(), static_cast<unsigned long long>(rep.cut_short_end),
+                 static_cast<unsigned long long>(rep.file_bytes));
+        throw;
+    }
     if (testing::device_mapped)
         testing::device_mapped(d.path);
     if (payload && cfg_.grow_auto && map->info().kind == platform::DeviceKind::devdax) {
