@@ -66,6 +66,26 @@ bool copy_in_pool(const Core &c, uint32_t a) {
     return false;
 }
 
+// Whether the devices present were last opened by different opens: one of
+// them ran without another since. A floor says which changes its device
+// saw only along one line of opens; an open of a device without another,
+// after an open of the other without it, raises the first one's floor past
+// changes only the second saw. Their entries are judged by their own
+// tables then too (which cost nothing where a device saw every change: its
+// table holds each of them).
+bool histories_diverged(const Core &c) {
+    uint64_t seen = 0;
+    for (uint32_t a = 0; a < c.pool.size(); ++a) {
+        const auto &ar = c.pool[a].arena;
+        if (!ar || ar->mapping().volatile_memory())
+            continue;
+        if (seen && ar->last_open() != seen)
+            return true;
+        seen = ar->last_open() ? ar->last_open() : seen;
+    }
+    return false;
+}
+
 } // namespace
 
 bool judged_by_own_table(const Core &c, uint32_t a) {
@@ -99,6 +119,7 @@ void recover_pool(Core &c) {
     std::vector<std::vector<uint64_t>> own(c.pool.size());
     uint64_t top = 0, removed_away = 0;
     if (c.history.kept()) {
+        const bool diverged = histories_diverged(c);
         for (uint32_t a = 0; a < c.pool.size(); ++a)
             if (c.pool[a].arena)
                 c.history.note_found(*c.pool[a].arena);
@@ -109,7 +130,7 @@ void recover_pool(Core &c) {
             floor[a] = ar->seq_floor();
             std::vector<uint64_t> table = History::own_table(*ar);
             top = std::max(top, c.history.take_device(*ar, table));
-            if (judged_by_own_table(c, a))
+            if (diverged || judged_by_own_table(c, a))
                 own[a] = std::move(table);
         }
     }

@@ -212,6 +212,36 @@ TEST_F(History, TwoOpensThatEachLackedADeviceAreOrderedByWhenTheyHappened) {
     EXPECT_EQ(check_key(s(), k, 3), "");
 }
 
+TEST_F(History, ARemovalOnlyAnotherDeviceSawStaysAfterTheDeviceRanAlone) {
+    // Keys on A removed by an open without A (recorded on B only), then an
+    // open of A alone, then both: the open of A alone raised A's floor past
+    // the removal, so A's floor claimed to have seen it, and the removed
+    // keys came back for good although B, which saw the removal, was there.
+    ASSERT_NO_FATAL_FAILURE(open_holding(12));
+    const std::vector<uint32_t> on_a = keys_on(12, 0);
+    ASSERT_GE(on_a.size(), 2u);
+    store_.reset();
+    next_moment();
+    hide(a_);
+    ASSERT_EQ(open(), 0);
+    EXPECT_EQ(remove(on_a[0]), -ENOENT); // recorded: a key no device present holds
+    store_.reset();
+    unhide(a_);
+    next_moment();
+    hide(b_);
+    ASSERT_EQ(open(), 0);
+    EXPECT_EQ(check_key(s(), on_a[0], 1), ""); // only B saw the removal: back until B is
+    store_.reset();
+    unhide(b_);
+    ASSERT_EQ(open(), 0);
+    EXPECT_EQ(check_key(s(), on_a[0], 0), "");
+    for (size_t j = 1; j < on_a.size(); ++j)
+        EXPECT_EQ(check_key(s(), on_a[j], 1), "") << on_a[j]; // or dropped with its bucket
+    store_.reset();
+    ASSERT_EQ(open(), 0); // and stays removed
+    EXPECT_EQ(check_key(s(), on_a[0], 0), "");
+}
+
 TEST_F(History, ADeviceAddedBackAtRunTimeBringsBackNothingStale) {
     ASSERT_NO_FATAL_FAILURE(open_holding(12));
     const std::vector<uint32_t> on_b = keys_on(12, 1);
