@@ -194,8 +194,16 @@ std::string stats_page_name(const std::string &device_path) {
     if (device_path == "mem:")
         fail(-EINVAL, "\"mem:\" devices have no name another process could look up");
     struct stat st;
-    if (::stat(device_path.c_str(), &st) != 0)
-        fail_errno(errno, "cannot look up the statistics of " + device_path);
+    if (::stat(device_path.c_str(), &st) != 0) {
+        // A path that cannot name anything (a file where a directory
+        // should be, a loop of links, a name too long) does not exist:
+        // -ENOENT, as daxkv_stats_peek(3) says, with the cause.
+        const int err = errno;
+        if (err == ENOENT || err == ENOTDIR || err == ELOOP || err == ENAMETOOLONG)
+            fail(-ENOENT, "cannot look up the statistics of %s: it does not exist (%s)",
+                 device_path.c_str(), std::strerror(err));
+        fail_errno(err, "cannot look up the statistics of " + device_path);
+    }
     if (S_ISCHR(st.st_mode))
         return format("daxkv-stats.c%" PRIx64, static_cast<uint64_t>(st.st_rdev));
     return format("daxkv-stats.f%" PRIx64 ".%" PRIx64, static_cast<uint64_t>(st.st_dev),
@@ -474,6 +482,10 @@ PageSnapshot read_stats_page(const std::string &device_path) {
                           "its stats_interval is 0)", device_path.c_str());
         if (errno == ELOOP)
             fail(-EPROTO, "%s is a symbolic link, not a daxkv statistics page", name.c_str());
+        if (errno == ENOTDIR || errno == ENAMETOOLONG)
+            fail(-ENOENT, "no running store publishes statistics for %s: the statistics "
+                          "directory %s is not a directory or its name is too long "
+                          "(DAXKV_STATS_DIR)", device_path.c_str(), stats_dir().c_str());
         fail_errno(errno, "cannot read the statistics page " + name);
     }
     struct FdCloser {

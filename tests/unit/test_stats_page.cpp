@@ -255,6 +255,21 @@ TEST_F(StatsPage, NoPageWithAZeroIntervalAndBadArguments) {
     EXPECT_EQ(daxkv_stats_peek(std::string(5000, 'a').c_str(), &st), -EINVAL);
     EXPECT_EQ(daxkv_stats_peek("mem:", &st), -EINVAL);
     EXPECT_EQ(daxkv_stats_peek("/no/such/device", &st), -ENOENT);
+    // Paths that do not exist because a file stands where a directory
+    // should: -ENOENT as documented (they were -ENOTDIR), from all three.
+    char text[8];
+    size_t len = 0;
+    for (const std::string &gone : {path_ + "/x", path_ + "/", std::string(300, 'n')}) {
+        EXPECT_EQ(daxkv_stats_peek(gone.c_str(), &st), -ENOENT) << gone;
+        EXPECT_EQ(daxkv_status_peek(gone.c_str(), text, sizeof text, &len), -ENOENT) << gone;
+        EXPECT_EQ(daxkv_stats_prometheus_peek(gone.c_str(), text, sizeof text, &len), -ENOENT)
+            << gone;
+    }
+    // DAXKV_STATS_DIR naming a file: no store can publish there.
+    ::setenv("DAXKV_STATS_DIR", path_.c_str(), 1);
+    EXPECT_EQ(daxkv_stats_peek(path_.c_str(), &st), -ENOENT);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "not a directory")) << daxkv_errmsg();
+    ::setenv("DAXKV_STATS_DIR", pages_.path().c_str(), 1);
     EXPECT_EQ(daxkv_stats_peek(path_.c_str(), nullptr), -EINVAL);
     st.struct_size = 4;
     EXPECT_EQ(daxkv_stats_peek(path_.c_str(), &st), -EINVAL);
