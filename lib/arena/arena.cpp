@@ -75,7 +75,7 @@ SuperblockReport Arena::inspect_file(const std::string &path) {
     r.zeroed = all_zero(buf, sizeof buf);
     if (!r.valid_a && !r.valid_b)
         for (const Superblock *c : {&a, &b})
-            if (superblock_valid(*c, UINT64_MAX) && usable_end_of(*c) > size)
+            if (superblock_cut_short(*c, size))
                 r.cut_short_end = usable_end_of(*c);
     if (r.valid_a && (!r.valid_b || a.sb_generation >= b.sb_generation))
         r.sb = a;
@@ -258,8 +258,7 @@ void Arena::explain_unusable_superblocks(bool only_truncation) const {
             continue;
         Superblock sb;
         std::memcpy(&sb, map_->base() + off, sizeof sb);
-        if (!superblock_intact(sb) || sb.format_version != kFormatVersion ||
-            !superblock_valid(sb, UINT64_MAX))
+        if (!superblock_valid(sb, UINT64_MAX)) // whole, and of this version
             continue;
         const uint64_t end = usable_end_of(sb);
         if (map_->found_bytes() >= end && only_truncation)
@@ -271,11 +270,7 @@ void Arena::explain_unusable_superblocks(bool only_truncation) const {
                  path.c_str(), static_cast<unsigned long long>(sb.arena_bytes),
                  static_cast<unsigned long long>(end),
                  static_cast<unsigned long long>(map_->backed()));
-        fail(kErrCorrupt,
-             "%s holds a daxkv arena whose slots in use end at %llu bytes, but the device has "
-             "only %llu (a truncated file?). It is left untouched",
-             path.c_str(), static_cast<unsigned long long>(end),
-             static_cast<unsigned long long>(map_->found_bytes()));
+        fail_cut_short(path, end, map_->found_bytes());
     }
 }
 

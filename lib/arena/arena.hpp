@@ -355,6 +355,11 @@ Layout layout_of(const Superblock &sb) noexcept;
 uint64_t usable_slots_of(const Superblock &sb) noexcept;
 // Where the payloads of those slots end: the bytes the device must hold.
 uint64_t usable_end_of(const Superblock &sb) noexcept;
+// A whole superblock of this version whose slots in use end past `bytes`:
+// an arena cut short (a truncated file), not a damaged one.
+bool superblock_cut_short(const Superblock &sb, uint64_t bytes) noexcept;
+// Fails with DAXKV_E_CORRUPT saying so (the arena at path is left untouched).
+[[noreturn]] void fail_cut_short(const std::string &path, uint64_t end, uint64_t have);
 // XXH3-64 of header bytes 8..55, the key and the metadata.
 uint64_t header_checksum(const SlotHeader *h, uint64_t key_len, uint64_t meta_len) noexcept;
 // The same sum of those pieces wherever they are: fields, the header's

@@ -67,7 +67,7 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
         // Nor is a copy whose slots end past the image (a file cut short:
         // its missing end, given back, makes it whole).
         for (const Superblock *c : {&a, &b})
-            if (superblock_valid(*c, UINT64_MAX) && usable_end_of(*c) > size) {
+            if (superblock_cut_short(*c, size)) {
                 r.state = ImageState::truncated;
                 r.sb = *c;
                 return r;

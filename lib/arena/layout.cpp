@@ -84,6 +84,17 @@ uint64_t usable_end_of(const Superblock &sb) noexcept {
     return sb.data_offset + usable_slots_of(sb) * sb.slot_bytes;
 }
 
+bool superblock_cut_short(const Superblock &sb, uint64_t bytes) noexcept {
+    return superblock_valid(sb, UINT64_MAX) && usable_end_of(sb) > bytes;
+}
+
+void fail_cut_short(const std::string &path, uint64_t end, uint64_t have) {
+    fail(kErrCorrupt,
+         "%s holds a daxkv arena whose slots in use end at %llu bytes, but the device has only "
+         "%llu (a truncated file?). It is left untouched",
+         path.c_str(), static_cast<unsigned long long>(end), static_cast<unsigned long long>(have));
+}
+
 Layout layout_of(const Superblock &sb) noexcept {
     Layout l;
     l.arena_bytes = sb.arena_bytes;

@@ -109,11 +109,7 @@ void Pool::map_device_once(DeviceRow &row, const DeviceSpec &d) const {
         const arena::SuperblockReport rep =
             e.code() == -ENOSPC ? arena::Arena::inspect_file(d.path) : arena::SuperblockReport{};
         if (rep.cut_short_end)
-            fail(kErrCorrupt,
-                 "%s holds a daxkv arena whose slots in use end at %llu bytes, but the file has "
-                 "only %llu (a truncated file?). It is left untouched",
-                 d.path.c_str(), static_cast<unsigned long long>(rep.cut_short_end),
-                 static_cast<unsigned long long>(rep.file_bytes));
+            arena::fail_cut_short(d.path, rep.cut_short_end, rep.file_bytes);
         throw;
     }
     if (testing::device_mapped)
