@@ -7,6 +7,18 @@
 // committed ones with a pin. Only Index touches an entry's LRU links and
 // its committed version (the fields are private).
 //
+// An access (touch) is not moved in the list at once: it waits in its
+// shard's touch queue, in tick order, and the queue is applied before
+// anything else reads or changes the list (commit, uncommit, eviction), or
+// when it is full. Moving an entry writes its neighbours, entries nobody
+// else has read for a long time: one cache miss each, which a batch of
+// reads would otherwise pay one after another, each under its shard lock;
+// applied together, the misses overlap. Until then head_tick may be older
+// than the head's tick once the queue is applied, never newer: eviction
+// applies the queue of the shard it picks and picks again if that shard
+// no longer holds the oldest entry, so it still takes the least recently
+// used one.
+//
 // Locking: each key belongs to one shard, whose mutex guards the shard's
 // entries and the state of the slots they own (slot_states.hpp). lookup()
 // returns the key's entry with that mutex held. No code holds two shard
@@ -90,7 +102,12 @@ private:
     uint32_t pins_ = 0; // they belong to the key: a replace keeps them
     Entry *prev_ = nullptr, *next_ = nullptr;
     uint64_t tick_ = 0;
+    // next_'s tick (UINT64_MAX at the tail): unlinking the head sets the
+    // shard's head_tick from this, without reading the next entry, a cache
+    // miss on every touch of a head (touches in access order touch heads).
+    uint64_t next_tick_ = UINT64_MAX;
     bool in_lru_ = false;
+    bool touch_queued_ = false; // in its shard's touch queue
 
     // Made the entry of key, as new, keeping the key's buffer (a spare).
     void reset(std::string_view key, uint64_t hash) {
@@ -101,7 +118,9 @@ private:
         pins_ = 0;
         prev_ = next_ = nullptr;
         tick_ = 0;
+        next_tick_ = UINT64_MAX;
         in_lru_ = false;
+        touch_queued_ = false;
         inflight = nullptr;
     }
 };
@@ -265,6 +284,10 @@ private:
 #else
     static constexpr size_t kSpareEntries = 32;
 #endif
+    // Accesses a shard queues before it moves them in its list: enough for
+    // their cache misses to overlap, few enough that the lines asked for
+    // when they were queued are still in the cache when they are applied.
+    static constexpr size_t kTouchQueue = 8;
 
     struct alignas(64) Shard {
         Shard() { spare.reserve(kSpareEntries); } // kept without allocating (noexcept)
@@ -273,10 +296,19 @@ private:
         std::vector<std::unique_ptr<Entry>> spare;
         Entry *lru_head = nullptr, *lru_tail = nullptr;
         std::atomic<uint64_t> head_tick{UINT64_MAX}; // read without the lock by eviction
+        // Accesses not yet moved in the list (see the top of this file).
+        struct QueuedTouch {
+            Entry *e;
+            uint64_t tick;
+        };
+        QueuedTouch touches[kTouchQueue];
+        uint32_t queued = 0;
     };
 
     void lru_link_tail(Shard &sh, Entry *e, uint64_t tick) noexcept;
     void lru_unlink(Shard &sh, Entry *e) noexcept;
+    // Move every queued access to the tail of the list, in order.
+    void apply_touches(Shard &sh) noexcept;
 
     const Config &cfg_;
     std::unique_ptr<Shard[]> shards_;
@@ -287,7 +319,14 @@ private:
 template <typename Skip, typename Take>
 bool Index::evict_one(Skip &&skip, Take &&take) {
     bool exhausted[kShards] = {};
-    for (size_t round = 0; round < kShards; ++round) {
+    // A shard picked by a head_tick its queued accesses had made too old is
+    // picked again, by its true head tick, without using up a round; at
+    // most kShards times, so that accesses racing with this search cannot
+    // hold it off for ever (it may then take a victim that is not quite the
+    // oldest, as any eviction racing with accesses may).
+    size_t repicks = kShards;
+    size_t rounds = 0;
+    while (rounds < kShards) {
         size_t pick = kShards;
         uint64_t oldest = UINT64_MAX;
         for (size_t i = 0; i < kShards; ++i) {
@@ -303,6 +342,13 @@ bool Index::evict_one(Skip &&skip, Take &&take) {
             return false;
         Shard &sh = shards_[pick];
         std::unique_lock<std::mutex> g(sh.m);
+        if (sh.queued) {
+            apply_touches(sh);
+            if (sh.head_tick.load(std::memory_order_relaxed) != oldest && repicks) {
+                --repicks;
+                continue;
+            }
+        }
         for (Entry *e = sh.lru_head; e; e = e->next_) {
             if (skip(static_cast<const Entry &>(*e)))
                 continue;
@@ -311,6 +357,7 @@ bool Index::evict_one(Skip &&skip, Take &&take) {
             return true;
         }
         exhausted[pick] = true;
+        ++rounds;
     }
     return false;
 }

@@ -311,61 +311,90 @@ TEST_F(Store, GetMovesToMostRecentlyUsed) {
 // a model list kept beside random gets, replaces, removes, batch gets and
 // new keys names the one key every eviction must take. A shard's oldest
 // tick, which eviction reads without the shard's lock, must follow every
-// change of that shard's list.
-TEST_F(Store, EvictionTakesExactlyTheLeastRecentlyUsedKeyAcrossShards) {
-    const uint32_t slots = 48;
-    open(StoreSpec{4096, slots}.set("eviction", "lru"));
-    std::vector<std::string> order; // least recently used first
-    auto use = [&](const std::string &k) {
-        order.erase(std::remove(order.begin(), order.end(), k), order.end());
-        order.push_back(k);
-    };
-    uint64_t seed = 12345;
-    auto next = [&](uint64_t n) {
-        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
-        return (seed >> 33) % n;
-    };
-    int fresh = 0;
-    for (int step = 0; step < 1500; ++step) {
-        const uint64_t op = next(10);
-        if (order.empty() || op < 3) { // a new key: evicts once the store is full
-            const std::string k = "k" + std::to_string(fresh++);
-            const bool full = order.size() == slots;
-            const std::string victim = full ? order.front() : "";
-            const uint64_t evictions = stats().evictions;
-            ASSERT_EQ(put(k, pattern(fresh, 64)), 0) << step;
-            if (full) {
-                ASSERT_EQ(stats().evictions, evictions + 1) << step;
-                ASSERT_EQ(contains(victim), 0) << "step " << step << ": " << victim
-                                               << " should have been evicted";
-                order.erase(order.begin());
+// change of that shard's list, and an access waiting in its shard's touch
+// queue must count as it would have moved.
+class EvictionOrder : public StoreFixture {
+protected:
+    // slots: the store's size (keys per shard: slots / 64); max_batch: the
+    // most keys one get_batch reads (a key may come twice in one batch).
+    void follow_the_model(uint32_t slots, int steps, size_t max_batch) {
+        open(StoreSpec{4096, slots}.set("eviction", "lru"));
+        std::vector<std::string> order; // least recently used first
+        auto use = [&](const std::string &k) {
+            order.erase(std::remove(order.begin(), order.end(), k), order.end());
+            order.push_back(k);
+        };
+        uint64_t seed = 12345 + slots;
+        auto next = [&](uint64_t n) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            return (seed >> 33) % n;
+        };
+        int fresh = 0;
+        for (int step = 0; step < steps; ++step) {
+            const uint64_t op = next(10);
+            if (order.empty() || op < 3) { // a new key: evicts once the store is full
+                const std::string k = "k" + std::to_string(fresh++);
+                const bool full = order.size() == slots;
+                const std::string victim = full ? order.front() : "";
+                const uint64_t evictions = stats().evictions;
+                ASSERT_EQ(put(k, pattern(fresh, 64)), 0) << step;
+                if (full) {
+                    ASSERT_EQ(stats().evictions, evictions + 1) << step;
+                    ASSERT_EQ(contains(victim), 0) << "step " << step << ": " << victim
+                                                   << " should have been evicted";
+                    order.erase(order.begin());
+                }
+                use(k);
+                continue;
+            }
+            const std::string k = order[next(order.size())];
+            if (op < 6) {
+                ASSERT_EQ(value(k).size(), 64u) << step;
+            } else if (op < 7) {
+                // A batch, in its order: the oldest keys first (as a reader
+                // of chunks in the order they were stored would), or keys
+                // at random, a key possibly twice.
+                const size_t n = 1 + next(std::min(max_batch, order.size()));
+                std::vector<std::string> keys;
+                const bool oldest_first = next(2) == 0;
+                for (size_t j = 0; j < n; ++j)
+                    keys.push_back(oldest_first ? order[j] : order[next(order.size())]);
+                std::vector<uint8_t> out(n * 64);
+                std::vector<daxkv_item> items(n);
+                for (size_t j = 0; j < n; ++j)
+                    items[j] = daxkv_item{keys[j].data(), keys[j].size(), out.data() + j * 64,
+                                          64, nullptr, 0, 0};
+                ASSERT_EQ(daxkv_get_batch(s(), items.data(), n, 0), static_cast<int>(n)) << step;
+                for (const std::string &key : keys)
+                    use(key);
+                continue;
+            } else if (op < 9 && order.size() < slots) {
+                // (In a full store a replace evicts too: its new version
+                // takes a slot before the old one goes.)
+                ASSERT_EQ(put(k, pattern(step, 64), DAXKV_REPLACE), 0) << step;
+            } else if (op == 9) {
+                ASSERT_EQ(remove(k), 0) << step;
+                order.erase(std::find(order.begin(), order.end(), k));
+                continue;
+            } else {
+                ASSERT_EQ(value(k).size(), 64u) << step;
             }
             use(k);
-            continue;
         }
-        const std::string k = order[next(order.size())];
-        if (op < 6) {
-            ASSERT_EQ(value(k).size(), 64u) << step;
-        } else if (op < 7) {
-            std::vector<uint8_t> out(64);
-            daxkv_item it{k.data(), k.size(), out.data(), out.size(), nullptr, 0, 0};
-            ASSERT_EQ(daxkv_get_batch(s(), &it, 1, 0), 1) << step;
-        } else if (op < 9 && order.size() < slots) {
-            // (In a full store a replace evicts too: its new version takes
-            // a slot before the old one goes.)
-            ASSERT_EQ(put(k, pattern(step, 64), DAXKV_REPLACE), 0) << step;
-        } else if (op == 9) {
-            ASSERT_EQ(remove(k), 0) << step;
-            order.erase(std::find(order.begin(), order.end(), k));
-            continue;
-        } else {
-            ASSERT_EQ(value(k).size(), 64u) << step;
-        }
-        use(k);
+        EXPECT_GT(stats().evictions, 100u);
+        for (const std::string &k : order)
+            EXPECT_EQ(contains(k), 1) << k;
     }
-    EXPECT_GT(stats().evictions, 100u);
-    for (const std::string &k : order)
-        EXPECT_EQ(contains(k), 1) << k;
+};
+
+TEST_F(EvictionOrder, ASmallStoreEvictsExactlyTheLeastRecentlyUsedKey) {
+    follow_the_model(48, 1500, 1);
+}
+
+// More keys per shard than its touch queue holds, and batches long enough
+// to fill the queues many times over.
+TEST_F(EvictionOrder, ALargerStoreWithLongBatchesEvictsExactlyTheLeastRecentlyUsedKey) {
+    follow_the_model(1024, 6000, 400);
 }
 
 TEST_F(Store, LeaseMovesToMostRecentlyUsed) {
