@@ -24,7 +24,8 @@ Bad inputs tried here:
   that is a list; no device_path, a blank one; size_bytes missing, 0,
   True, "5", below one slot; remove mode "x" and 5; force "yes"; resize
   mode "drain"; an unknown device (remove, resize); a missing file (add);
-  an active path with another size (add); remove and resize of a device
+  a path with a NUL byte (add); an add after close; an active path with
+  another size (add); remove and resize of a device
   with locked keys; a resize past the room its file was laid out for; a
   migrating remove with no room elsewhere;
 * every task submission after close; list_l2_keys after close;
@@ -1063,6 +1064,25 @@ def test_submissions_after_close_raise(tmp_path):
     release(obj)
 
 
+def test_a_device_added_after_close_is_refused_and_left_alone(tmp_path, adapters):
+    # LMCache's adapter maps it into the closed adapter and answers "ok"
+    # (docs/lmcache-integration.md); a closed store takes no device, and
+    # the answer says that rather than that mapping failed.
+    params = two_devices(tmp_path)
+    adapter = adapters(params)
+    new = make_device(tmp_path / "new.bin", 4 * S)
+    with open(new, "rb") as f:
+        before = f.read()
+    adapter.close()
+    rows = device_rows(adapter)
+    assert _reconfigure_error(adapter, "add", {"device_path": new, "size_bytes": 2 * S}) == (
+        409, {"error": "DAX L2 adapter is closed"})
+    assert device_rows(adapter) == rows
+    assert {state for _, state, _ in rows} == {"closed"}
+    with open(new, "rb") as f:
+        assert f.read() == before
+
+
 # -- keys longer than the library holds -------------------------------------------------
 
 
@@ -1389,6 +1409,8 @@ def test_reconfigure_answers_as_lmcache_s_dax_adapter_does(tmp_path):
         ("remove evict, locked", lambda a, dev, extra: a.reconfigure(
             "remove", {"device_path": dev, "mode": "evict"})),
         ("status", lambda a, dev, extra: _pool_view(a)),
+        ("add extra, a NUL byte in its path", lambda a, dev, extra: a.reconfigure(
+            "add", {"device_path": extra + "\x00", "size_bytes": 2 * S})),
         ("add extra, 2 slots", lambda a, dev, extra: a.reconfigure(
             "add", {"device_path": extra, "size_bytes": 2 * S, "force": "yes"})["device"]["max_slots"]),
         ("add dev, part of a slot more", lambda a, dev, extra: a.reconfigure(

@@ -1018,6 +1018,15 @@ class DaxkvL2Adapter(L2AdapterInterface):
                 if self._sizes.get(device_path) != size_bytes:
                     raise L2ReconfigureError(409, "device_path already active with a different size")
                 return {"status": "ok", "operation": "add", "adapter_index": 0, "device": d}
+        if self._closing or self._closed:
+            # LMCache's adapter maps the device into the closed adapter and
+            # answers "ok"; a closed store takes no device.
+            raise L2ReconfigureError(409, "DAX L2 adapter is closed")
+        if "\x00" in device_path:
+            # No file has such a name: LMCache's os.open raises ValueError
+            # for it, which its adapter answers so.
+            logger.error("Invalid DAX hotplug add request: a NUL byte in device_path %r", device_path)
+            raise L2ReconfigureError(400, "invalid DAX hotplug add request")
         try:
             self._store.device_add(device_path, size_bytes)
         except PermissionDenied as exc:
