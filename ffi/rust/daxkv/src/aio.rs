@@ -380,7 +380,17 @@ impl State {
             inner.helper.take()
         };
         if let Some(t) = t {
-            let _ = t.join();
+            if t.thread().id() == thread::current().id() {
+                // The store's last owner was a waker run on the helper
+                // itself (an executor's task that owns its future and the
+                // store): a thread cannot join itself. Once its wakes are
+                // done the helper sees `stopping` and returns without
+                // touching the handle again, so the store closes now and
+                // the helper is left to end on its own.
+                drop(t);
+            } else {
+                let _ = t.join();
+            }
         }
     }
 }

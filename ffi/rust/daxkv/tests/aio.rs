@@ -271,3 +271,74 @@ fn dropped_tickets_and_stores_in_flight() {
     drop(t);
     drop(s);
 }
+
+/// A waker that owns the last reference to the store, as an executor's
+/// task owns its future: it lets go of it when woken, on the completion
+/// thread, once the test has let go of its own.
+struct OwnsTheStore {
+    store: std::sync::Mutex<Option<Arc<Store>>>,
+    woken: std::sync::atomic::AtomicBool,
+    go: std::sync::atomic::AtomicBool,
+    dropped: std::sync::atomic::AtomicBool,
+}
+
+impl Wake for OwnsTheStore {
+    fn wake(self: Arc<Self>) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.woken.store(true, SeqCst);
+        let until = std::time::Instant::now() + Duration::from_secs(20);
+        while !self.go.load(SeqCst) && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let last = self.store.lock().unwrap().take();
+        drop(last); // on the completion thread
+        self.dropped.store(true, SeqCst);
+    }
+}
+
+#[test]
+fn a_store_whose_last_owner_is_woken_on_the_completion_thread_closes() {
+    // The store was dropped on the thread its drop joins: the join failed
+    // (a panic the waker's guard swallowed) and daxkv_close never ran, so
+    // the arena stayed mapped and locked and could not be opened again.
+    use std::sync::atomic::Ordering::SeqCst;
+    let d = TempDir::new("owned-by-waker");
+    let p = d.join("arena");
+    let s = Arc::new(open_files(&[&p], 24 * MIB, &[]));
+    let w = Arc::new(OwnsTheStore {
+        store: std::sync::Mutex::new(Some(Arc::clone(&s))),
+        woken: Default::default(),
+        go: Default::default(),
+        dropped: Default::default(),
+    });
+    let mut pending = false;
+    for attempt in 0..20 {
+        // A batch of large values ahead keeps the dispatcher busy, so
+        // that the lookup behind it is still pending when first polled.
+        drop(s.submit(put_batch(attempt * 20, 20, 1 << 20)).unwrap());
+        let mut t = s.submit(Batch::contains(["k0"], false, false)).unwrap();
+        let waker = Waker::from(Arc::clone(&w));
+        if Pin::new(&mut t).poll(&mut Context::from_waker(&waker)).is_pending() {
+            pending = true;
+            // The completion thread wakes it (and waits in the waker);
+            // only then does the ticket go, with the test's own store.
+            let until = std::time::Instant::now() + Duration::from_secs(20);
+            while !w.woken.load(SeqCst) {
+                assert!(std::time::Instant::now() < until, "the waker was never run");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            break;
+        }
+    }
+    assert!(pending, "the lookup never waited for its completion");
+    drop(s);
+    w.go.store(true, SeqCst);
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while !w.dropped.load(SeqCst) {
+        assert!(std::time::Instant::now() < until, "the waker never let go of the store");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // Closed: the arena opens again, with what the batches stored.
+    let again = open_files(&[&p], 24 * MIB, &[]);
+    assert!(again.stats().unwrap().entries > 0);
+}
