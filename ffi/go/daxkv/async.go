@@ -149,12 +149,15 @@ type pendingBatch struct {
 }
 
 // asyncState is a store's submitted batches and the goroutine delivering
-// their completions. It holds the handle but not the Store, so an
-// abandoned Store can still be finalized.
+// their completions. It holds the Store only while batches are pending
+// (the delivering goroutine keeps it reachable then, so that the Store's
+// finalizer cannot cancel batches whose channels are still waited on), so
+// an abandoned Store with nothing pending can still be finalized.
 type asyncState struct {
 	h       *C.daxkv_store
 	mu      sync.Mutex
 	pending map[uint64]*pendingBatch
+	owner   *Store // while pending is not empty
 	nextTag uint64
 	started bool
 	stopped bool
@@ -282,11 +285,12 @@ func (s *Store) submit(op Op, keys [][]byte, data []byte, lens []int, flags C.un
 	id := st.nextTag
 	st.nextTag++
 	st.pending[id] = pb
+	st.owner = s
 	st.mu.Unlock()
 	var msg *C.char
 	if rc := C.dk_submit(h, C.int(op), a, flags, C.uint64_t(id), &msg); rc < 0 {
 		st.mu.Lock()
-		delete(st.pending, id)
+		st.forget(id)
 		st.mu.Unlock()
 		C.free(unsafe.Pointer(a))
 		return nil, mkerr(rc, "daxkv_submit", msg)
@@ -368,13 +372,22 @@ func (st *asyncState) drain() {
 		}
 		for _, c := range buf[:n] {
 			if pb := st.pending[uint64(c.tag)]; pb != nil {
-				delete(st.pending, uint64(c.tag))
+				st.forget(uint64(c.tag))
 				pb.deliver(int(c.result))
 			}
 		}
 		if int(n) < len(buf) {
 			return
 		}
+	}
+}
+
+// forget drops a batch from pending (st.mu held), and the Store with the
+// last one.
+func (st *asyncState) forget(tag uint64) {
+	delete(st.pending, tag)
+	if len(st.pending) == 0 {
+		st.owner = nil
 	}
 }
 
@@ -438,7 +451,7 @@ func (st *asyncState) abandon() {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	for id, pb := range st.pending {
-		delete(st.pending, id)
+		st.forget(id)
 		pb.deliver(-int(syscall.ECANCELED))
 	}
 }

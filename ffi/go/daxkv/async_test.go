@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"testing"
@@ -283,6 +284,43 @@ func TestFinalizerClosesAnAbandonedStore(t *testing.T) {
 	if n := runtime.NumGoroutine(); n > before {
 		t.Fatalf("%d goroutines, %d before: the store was never finalized", n, before)
 	}
+}
+
+// Completion channels are all that is left of their store while its
+// batches run: the store's finalizer closed the store under them (nothing
+// of the asynchronous state held it), and the queued batches came back
+// cancelled although nobody had closed it. Once nothing is pending the
+// store is left to its finalizer again, which closes it.
+func TestPendingBatchesKeepTheirStoreFromItsFinalizer(t *testing.T) {
+	arena := filepath.Join(t.TempDir(), "arena")
+	put, lookup := func() (<-chan Completion, <-chan Completion) {
+		s, err := OpenOptions(arena, 24*mib,
+			map[string]string{"slot_bytes": "1MiB"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ks, vs := bigValues(0, 20, 1<<20)
+		return must(s.SubmitPut(ks, vs, false, 1)), must(s.SubmitContains(ks, false, false, 2))
+	}()
+	var got []Completion
+	for len(got) < 2 {
+		runtime.GC()
+		select {
+		case c := <-put:
+			got = append(got, c)
+			put = nil
+		case c := <-lookup:
+			got = append(got, c)
+			lookup = nil
+		case <-time.After(time.Millisecond):
+		}
+	}
+	for _, c := range got {
+		if c.Err != nil || c.Result != 20 {
+			t.Errorf("%v batch: result %d, %v; nobody closed the store", c.Op, c.Result, c.Err)
+		}
+	}
+	waitFinalized(t, arena) // nothing pending: the store is the finalizer's again
 }
 
 // A get batch's destination buffers are allocated in C from the sum of the

@@ -70,8 +70,9 @@ type KeyInfo struct {
 // returns ErrShutdown). Close it when done; it also closes itself at the
 // end of the walk or after an error.
 type KeyCursor struct {
-	mu sync.Mutex
-	c  *C.daxkv_cursor
+	mu    sync.Mutex
+	c     *C.daxkv_cursor
+	store *Store // keeps the store (and its finalizer) from running first while the walk goes on
 }
 
 // cstr converts a path or name for C, refusing NUL bytes (C would see a
@@ -105,7 +106,7 @@ func (s *Store) Keys(device string) (*KeyCursor, error) {
 	if rc := C.dk_cursor_open(h, dev, &c, &msg); rc < 0 {
 		return nil, mkerr(rc, "daxkv_cursor_open", msg)
 	}
-	kc := &KeyCursor{c: c}
+	kc := &KeyCursor{c: c, store: s}
 	// A safety net only: cursors should be closed (or walked to the end).
 	runtime.SetFinalizer(kc, (*KeyCursor).Close)
 	return kc, nil
@@ -157,6 +158,7 @@ func (kc *KeyCursor) closeLocked() {
 		// memory as soon as the walk is over.
 		C.daxkv_cursor_close(kc.c)
 		kc.c = nil
+		kc.store = nil
 		runtime.SetFinalizer(kc, nil)
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -350,5 +352,65 @@ func TestSlotsLeased(t *testing.T) {
 	la2.Release()
 	if n := leased(); n != 0 {
 		t.Fatalf("after release: %d", n)
+	}
+}
+
+// A cursor is all that is left of its store while it walks: the store's
+// finalizer closed the store under it (the cursor held no reference to
+// it), and the walk ended in ErrShutdown after a key or none.
+func TestACursorKeepsItsStoreFromItsFinalizer(t *testing.T) {
+	arena := filepath.Join(t.TempDir(), "arena")
+	kc := func() *KeyCursor {
+		// Not openFiles: its cleanup would keep the store reachable.
+		s, err := OpenOptions(arena, 24*mib, map[string]string{"slot_bytes": "1MiB"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 10; i++ {
+			if _, err := s.Put([]byte(fmt.Sprintf("k%d", i)), []byte("v"), false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		kc, err := s.Keys("")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return kc
+	}()
+	n := 0
+	for {
+		runtime.GC()
+		time.Sleep(5 * time.Millisecond)
+		_, ok, err := kc.Next()
+		if err != nil {
+			t.Fatalf("after %d keys: %v", n, err)
+		}
+		if !ok {
+			break
+		}
+		n++
+	}
+	if n != 10 {
+		t.Fatalf("walked %d keys, want 10", n)
+	}
+	waitFinalized(t, arena) // the walk is over: the store is the finalizer's again
+}
+
+// waitFinalized waits until the store left open on arena has been closed
+// by its finalizer: the arena then opens again.
+func waitFinalized(t *testing.T, arena string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		runtime.GC()
+		s, err := OpenOptions(arena, 24*mib, map[string]string{"slot_bytes": "1MiB"})
+		if err == nil {
+			s.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the abandoned store on %s was never finalized: %v", arena, err)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

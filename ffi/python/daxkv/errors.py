@@ -89,7 +89,9 @@ class Shutdown(DaxKVError):
 
 
 class Cancelled(DaxKVError):
-    """-ECANCELED: a forced remove cancelled the reservation."""
+    """-ECANCELED: a forced remove, or a forced removal or shrink of its
+    device, cancelled the write or reservation; or a shutdown cancelled a
+    queued batch."""
 
 
 class Deadlock(DaxKVError):
