@@ -12,6 +12,8 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import errno as _errno
+import functools
+import operator
 import pickle
 import sys
 import weakref
@@ -115,10 +117,28 @@ class _ZeroCopyCalls:
 _HandleState = List[Any]
 
 
+_call = operator.methodcaller("__call__")
+
+
+def _finish_handle(state: _HandleState, last_call: Callable[[int], int]) -> int:
+    """Mark the handle finished (state[1]) and make its last call (release,
+    commit or abort) as one step, and return that call's result.
+
+    Python raises a signal handler's exception (a KeyboardInterrupt) only
+    between bytecodes, and both steps here are C calls made from C (list,
+    map, methodcaller and partial are C): the interrupt comes before both
+    or after both. Marked first in Python, a handle interrupted before its
+    call stayed held for good, since whatever came later took it for
+    finished; called first, one interrupted before its mark would be
+    finished twice. The caller looks last_call up before (library() is
+    Python code)."""
+    steps = (functools.partial(state.__setitem__, 1, True), functools.partial(last_call, state[0]))
+    return list(map(_call, steps))[1]
+
+
 def _end_lease(state: _HandleState) -> None:
     if not state[1]:
-        state[1] = True
-        library().daxkv_lease_release(state[0])
+        _finish_handle(state, library().daxkv_lease_release)
 
 
 class _Claim:
@@ -189,12 +209,13 @@ class Lease:
     while the lease is held.
     """
 
-    __slots__ = ("_arr", "_view", "_handle", "size", "__weakref__")
+    __slots__ = ("_arr", "_view", "_handle", "_state", "size", "__weakref__")
 
     def __init__(self, handle: int, state: Optional[_HandleState] = None) -> None:
         L = library()
         state = _adopt(handle, state)
         self._handle = handle
+        self._state: _HandleState = state
         self.size: int = L.daxkv_lease_size(handle)
         ptr = L.daxkv_lease_data(handle)
         # A read-only memoryview of the bytes that owns nothing (its obj is
@@ -280,7 +301,14 @@ class Lease:
             except BufferError:
                 pass  # exported to e.g. numpy: the export keeps the lease alive
         del v
-        self._arr = None
+        arr, self._arr = self._arr, None
+        # Only this local and getrefcount's argument refer to the bytes: no
+        # view of them is left, and the lease ends here, in one step with
+        # its mark (_finish_handle), rather than in owner's finalizer, whose
+        # own Python code an interrupt could break off before the release.
+        if arr is not None and sys.getrefcount(arr) == 2 and not self._state[1]:
+            _finish_handle(self._state, library().daxkv_lease_release)
+        del arr
 
     def __enter__(self) -> "Lease":
         return self
@@ -322,8 +350,7 @@ def _finish_reservation(state: _HandleState) -> None:
     # A reservation dropped without commit is aborted once no view of its
     # bytes can still write into the slot (state[1]: committed or aborted).
     if not state[1]:
-        state[1] = True
-        library().daxkv_abort(state[0])
+        _finish_handle(state, library().daxkv_abort)
 
 
 class Reservation:
@@ -361,7 +388,7 @@ class Reservation:
 
     @property
     def data(self) -> memoryview:
-        if self._arr is None:
+        if self._arr is None or self._state[1]:
             raise ValueError("the reservation was committed or aborted")
         if self._view is None:
             self._view = _view(self._arr)
@@ -372,7 +399,7 @@ class Reservation:
         # arr held for the call: an abort() on another thread cannot let
         # the finalizer free the reservation under it.
         arr = self._arr
-        if arr is None:
+        if arr is None or self._state[1]:
             raise ValueError("the reservation was committed or aborted")
         info = _slot_info("daxkv_reservation_slot", self._state[0])
         del arr
@@ -381,7 +408,7 @@ class Reservation:
     def set_meta(self, meta: Buffer) -> None:
         """Attach a metadata blob (copied) to be committed with the entry."""
         arr = self._arr  # held for the call, as in slot()
-        if arr is None:
+        if arr is None or self._state[1]:
             raise ValueError("the reservation was committed or aborted")
         with _Buffers() as bufs:
             addr, n = bufs.add(meta, False, "meta")
@@ -394,7 +421,7 @@ class Reservation:
         """Make the entry visible. The reservation is finished even when
         this raises (Cancelled after a forced remove, Shutdown after close)."""
         arr = self._arr
-        if arr is None:
+        if arr is None or self._state[1]:
             raise ValueError("the reservation was committed or aborted")
         v, self._view = self._view, None
         if v is not None:
@@ -417,9 +444,9 @@ class Reservation:
         # view (slice, cast) that could still write after the commit.
         if sys.getrefcount(arr) > 3:
             raise BufferError("views of the reservation data are still alive; release them before commit")
-        self._state[1] = True
+        # Marked before arr goes: its finalizer then knows not to abort.
+        rc = _finish_handle(self._state, library().daxkv_commit)
         self._arr = None
-        rc = library().daxkv_commit(self._state[0])
         if rc < 0:
             raise _error(rc, "daxkv_commit")
 
