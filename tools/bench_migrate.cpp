@@ -7,8 +7,10 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <cerrno>
 #include <string>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -104,6 +106,16 @@ int cmd_bench_migrate(const Args &a) {
                          a.get("value-size", "1MiB") +
                          " are more than the 16 GiB this benchmark handles"};
     const std::string dir = a.get("arena", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
+    // With hotplug=1 the store opens without its devices, so a directory
+    // that is not there showed only as puts finding no device.
+    struct stat st;
+    errno = 0;
+    if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        errorf("daxkv bench --migrate: --arena %s: %s (it names the directory for the two "
+               "arena files)\n",
+               dir.c_str(), errno ? std::strerror(errno) : "not a directory");
+        return 1;
+    }
     const std::string dev[2] = {dir + "/daxkv-bench-mig0.arena", dir + "/daxkv-bench-mig1.arena"};
     const uint64_t total = count * value_size;
     // Room for every chunk, the probe's key, headers and alignment.

@@ -90,9 +90,23 @@ std::string device_filter(const Args &a) {
         s = s.substr(5);
     if (s.rfind("dax", 0) != 0)
         s = "dax" + s;
-    unsigned region = 0, id = 0;
-    char tail = 0;
-    if (std::sscanf(s.c_str(), "dax%u.%u%c", &region, &id, &tail) != 2)
+    // Digits only, each number within 32 bits (sscanf's %u took "-1" and
+    // numbers past 2^32, wrapped, for device numbers).
+    size_t at = 3;
+    auto number = [&](uint32_t &out) {
+        const size_t first = at;
+        uint64_t n = 0;
+        while (at < s.size() && s[at] >= '0' && s[at] <= '9') {
+            n = n * 10 + static_cast<uint64_t>(s[at++] - '0');
+            if (n > UINT32_MAX)
+                return false;
+        }
+        out = static_cast<uint32_t>(n);
+        return at > first;
+    };
+    uint32_t region = 0, id = 0;
+    const bool ok = number(region) && at < s.size() && s[at++] == '.' && number(id) && at == s.size();
+    if (!ok)
         refuse("dev", v, "is not a device (daxX.Y, X.Y, /dev/daxX.Y or all)");
     return "dax" + std::to_string(region) + "." + std::to_string(id);
 }

@@ -35,7 +35,29 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
             opt.persist(p, n);
     };
     if (size < kHeaderOffset) {
-        r.state = all_zero(base, size) ? ImageState::empty : ImageState::foreign;
+        // Too short for both blocks. An arena cut this short still shows
+        // its first superblock copy (and the start of its second), which
+        // the open judges as it judges any arena cut short.
+        for (uint64_t at : {uint64_t(0), uint64_t(kSuperblockBytes)}) {
+            if (size < at + sizeof(Superblock))
+                break;
+            Superblock c;
+            std::memcpy(&c, base + at, sizeof c);
+            if (superblock_intact(c) && c.format_version != kFormatVersion) {
+                r.state = ImageState::other_version;
+                r.sb = c;
+                return r;
+            }
+            if (superblock_cut_short(c, size)) {
+                r.state = ImageState::truncated;
+                r.sb = c;
+                return r;
+            }
+        }
+        if (size >= sizeof kMagic && std::memcmp(base, kMagic, sizeof kMagic) == 0)
+            r.state = ImageState::damaged_arena;
+        else
+            r.state = all_zero(base, size) ? ImageState::empty : ImageState::foreign;
         return r;
     }
     // Both blocks, superblock copies and removal table, read once under the

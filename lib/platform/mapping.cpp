@@ -462,10 +462,15 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
             fail(-EINVAL, "%s is empty (0 bytes): no arena", req.path.c_str());
         if (want == 0)
             fail(-EINVAL, "%s is empty: give the arena size to create it", req.path.c_str());
+        if (want < kPage && !req.bytes) // the file's own size, too short to map
+            fail(-EINVAL, "%s holds %llu bytes, less than one page (%llu): no arena fits in it",
+                 req.path.c_str(), static_cast<unsigned long long>(have),
+                 static_cast<unsigned long long>(kPage));
+        if (want < kPage)
+            fail(-EINVAL, "arena size %llu for %s is below one page (%llu)",
+                 static_cast<unsigned long long>(want), req.path.c_str(),
+                 static_cast<unsigned long long>(kPage));
         want = round_down(want, kPage);
-        if (want == 0)
-            fail(-EINVAL, "arena size %llu for %s is below one page",
-                 static_cast<unsigned long long>(req.bytes), req.path.c_str());
         // An existing file shorter than asked for is refused, unless the
         // caller allows it down to min_existing (capacity=payload: the slot
         // headers go on top of payloads sized by someone else); it is then

@@ -142,6 +142,10 @@ usage_error "a value given to a flag" "--json" "'--json=1'" -- "$daxkv" list --j
 usage_error "an ambiguous abbreviation" "'--c'" "--count" "--chunk-tokens" -- "$daxkv" bench --c 3
 usage_error "list --dev foo" "--dev" "'foo'" -- "$daxkv" list --dev foo
 usage_error "list -d dax0.x" "--dev" "'dax0.x'" -- "$daxkv" list -d dax0.x
+# Numbers that wrapped to dax4294967295.0 were taken for a device.
+usage_error "list -d dax-1.0" "--dev" "'dax-1.0'" -- "$daxkv" list -d dax-1.0
+usage_error "list -d 4294967296.0" "--dev" "'4294967296.0'" -- "$daxkv" list -d 4294967296.0
+usage_error "list -d dax1.0.0" "--dev" "'dax1.0.0'" -- "$daxkv" list -d dax1.0.0
 usage_error "list with an argument" "'extra'" -- "$daxkv" list extra
 usage_error "probe without PATH" "PATH" -- "$daxkv" probe
 usage_error "info with two paths" "'second'" -- "$daxkv" info first second
@@ -211,6 +215,8 @@ expect 0 "bench --reopen --json" -- "$daxkv" bench --reopen --count 2000 --round
 check_json "bench --reopen --json" "$dir/out" 'j["entries"] == 2000'
 expect 0 "bench --migrate -j" -- "$daxkv" bench --migrate -n 8 --value-size 64KiB -r 1 -a "$dir" -j
 check_json "bench --migrate -j" "$dir/out" 'j["verified"] and j["count"] == 8'
+expect 1 "bench --migrate into a directory that is not there" -- "$daxkv" bench --migrate -n 4 --value-size 64KiB -r 1 -a "$dir/absent"
+grep -q "absent: No such file or directory" "$dir/err" && ok || bad "bench --migrate -a absent: $(cat "$dir/err")"
 
 # --- Bash completion ----------------------------------------------------------
 completions() { # WORDS...: what completing the last word offers, one a line
@@ -344,6 +350,20 @@ expect 4 "check: a cut arena" -- "$daxkv" check "$dir/cut"
 grep -q "cut short" "$dir/out" && ! grep -q "damaged" "$dir/out" && ok || bad "check of a cut arena: $(cat "$dir/out")"
 expect 1 "format over a cut arena without --force" -- "$daxkv" format "$dir/cut" --slot-bytes 4096
 grep -q "cut short" "$dir/err" && ok || bad "format of a cut arena did not say why it refused: $(cat "$dir/err")"
+# Cut below its two superblock blocks (8 KiB), with its first copy whole:
+# as the open says, cut short, not foreign data.
+for cut in 5000 4096; do
+    expect 0 "format an arena to cut to $cut bytes" -- "$daxkv" format "$dir/cut$cut" --slot-bytes 4096 --size 1MiB
+    truncate -s $cut "$dir/cut$cut"
+    expect 1 "info: an arena cut to $cut bytes" -- "$daxkv" info "$dir/cut$cut" --json
+    check_json "cut to $cut bytes: truncated" "$dir/out" 'j["state"] == "truncated" and j["slots_end_bytes"] == 1048576'
+    expect 4 "check: an arena cut to $cut bytes" -- "$daxkv" check "$dir/cut$cut"
+    grep -q "cut short" "$dir/out" && ok || bad "check of an arena cut to $cut bytes: $(cat "$dir/out" "$dir/err")"
+done
+# A file shorter than a page is named with its size (it said "arena size 0").
+head -c 100 /dev/urandom >"$dir/short"
+expect 1 "info: a file of 100 bytes" -- "$daxkv" info "$dir/short"
+grep -q "holds 100 bytes, less than one page" "$dir/err" && ok || bad "info of a 100-byte file: $(cat "$dir/err")"
 expect 0 "info: formatted, empty" -- "$daxkv" info "$e" --json
 check_json "empty after format" "$dir/out" 'j["entries"]["live"] == 0 and j["entries"]["committed_headers"] == 0'
 
