@@ -32,8 +32,10 @@ inline std::string make_way_for_bench_arena(const std::string &path) {
     // The store's own lock (platform::lock_exclusive): held, a store has
     // the arena open. Held here until the file is removed.
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        why = errno == EWOULDBLOCK ? path + " is in use by another daxkv store"
-                                   : "cannot lock " + path + ": " + std::strerror(errno);
+        why = errno == EWOULDBLOCK
+                  ? path + " is in use: it is locked (by another daxkv store, or any program "
+                           "that locks it)"
+                  : "cannot lock " + path + ": " + std::strerror(errno);
     } else if (st.st_size != 0) {
         const daxkv::arena::SuperblockReport r = daxkv::arena::Arena::inspect_file(path);
         if (!r.valid_a && !r.valid_b && !r.zeroed)

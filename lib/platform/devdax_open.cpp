@@ -202,11 +202,14 @@ void lock_exclusive(int fd, const std::string &what) {
         fail(-EBUSY, "%s is already open in this process (pid %ld): in another store, or "
                      "listed twice in this pool (through another name, a link or /proc/self/fd)",
              what.c_str(), holder);
+    // The lock says that it is held and by whom, not that the holder is a
+    // daxkv store: any program may lock the file.
     if (holder > 0)
-        fail(-EBUSY, "%s is in use by another daxkv store (pid %ld holds its lock)", what.c_str(),
-             holder);
-    fail(-EBUSY, "%s is in use by another daxkv store (its lock is held; the holder is not "
-                 "visible in /proc/locks)",
+        fail(-EBUSY, "%s is in use: pid %ld holds a lock on it (another daxkv store, or any "
+                     "program that locks it)",
+             what.c_str(), holder);
+    fail(-EBUSY, "%s is in use: a lock on it is held (by another daxkv store, or any program "
+                 "that locks it; the holder is not visible in /proc/locks)",
          what.c_str());
 }
 
