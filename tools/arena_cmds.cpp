@@ -36,8 +36,18 @@ namespace pf = daxkv::platform;
 // Exit statuses of check (docs/man/daxkv-check.1).
 constexpr int kCheckClean = 0, kCheckRepaired = 1, kCheckDamaged = 3, kCheckNoArena = 4;
 
-int report_error(const char *cmd, const daxkv::Error &e) {
+// The message on standard error; with --json also the error as the one
+// JSON document on standard output, which would otherwise stay empty.
+int report_error(const Args &a, const char *cmd, const daxkv::Error &e) {
     errorf("daxkv %s: %s (%d): %s\n", cmd, daxkv_strerror(e.code()), e.code(), e.what());
+    if (a.has("json")) {
+        const nlohmann::json j = {{"path", daxkv::json_bytes(a.positional[0])},
+                                  {"error",
+                                   {{"code", e.code()},
+                                    {"text", daxkv_strerror(e.code())},
+                                    {"message", daxkv::json_bytes(e.what())}}}};
+        std::printf("%s\n", j.dump(2).c_str());
+    }
     return kExitFailed;
 }
 
@@ -225,6 +235,13 @@ ar::CheckOptions options_for(const pf::Mapping &m, bool repair, bool values, Pro
     return o;
 }
 
+// A file is mapped in whole pages: one cut short is named with the bytes
+// it holds, not the pages judged (5000 bytes, not 4096).
+void name_what_is_there(ar::ImageReport &r, const pf::Mapping &m) {
+    if (r.state == ar::ImageState::truncated)
+        r.image_bytes = m.found_bytes();
+}
+
 int cmd_info(const Args &a) {
     const std::string &path = a.positional[0];
     try {
@@ -233,6 +250,7 @@ int cmd_info(const Args &a) {
         ar::ImageReport r = ar::check_image(m->base(), m->size(),
                                             options_for(*m, false, !a.has("no-values"), &progress));
         progress.finish();
+        name_what_is_there(r, *m);
         if (a.has("json"))
             std::printf("%s\n", to_json(path, *m, r).dump(2).c_str());
         else if (r.state != ar::ImageState::arena)
@@ -246,7 +264,7 @@ int cmd_info(const Args &a) {
         }
         return r.state == ar::ImageState::arena ? kExitOk : kExitFailed;
     } catch (const daxkv::Error &e) {
-        return report_error("info", e);
+        return report_error(a, "info", e);
     }
 }
 
@@ -259,6 +277,7 @@ int cmd_check(const Args &a) {
         ar::ImageReport r = ar::check_image(
             m->base(), m->size(), options_for(*m, repair, !a.has("no-values"), &progress));
         progress.finish();
+        name_what_is_there(r, *m);
         int rc = r.state != ar::ImageState::arena ? kCheckNoArena
                  : !r.damaged()                   ? kCheckClean
                  : repair                         ? kCheckRepaired
@@ -312,7 +331,7 @@ int cmd_check(const Args &a) {
                                                         "damaged entries)");
         return rc;
     } catch (const daxkv::Error &e) {
-        report_error("check", e);
+        report_error(a, "check", e);
         return kCheckNoArena;
     }
 }
@@ -413,7 +432,7 @@ int cmd_format(const Args &a) {
         }
         return kExitOk;
     } catch (const daxkv::Error &e) {
-        return report_error("format", e);
+        return report_error(a, "format", e);
     }
 }
 

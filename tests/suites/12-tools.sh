@@ -359,7 +359,16 @@ for cut in 5000 4096; do
     check_json "cut to $cut bytes: truncated" "$dir/out" 'j["state"] == "truncated" and j["slots_end_bytes"] == 1048576'
     expect 4 "check: an arena cut to $cut bytes" -- "$daxkv" check "$dir/cut$cut"
     grep -q "cut short" "$dir/out" && ok || bad "check of an arena cut to $cut bytes: $(cat "$dir/out" "$dir/err")"
+    # named with the bytes the file holds, not the whole pages mapped
+    grep -q "only $cut are there" "$dir/out" && ok || bad "check of an arena cut to $cut bytes: $(cat "$dir/out")"
 done
+# A failed open with --json still prints one JSON document: the error.
+expect 1 "info --json of a path that is not there" -- "$daxkv" info "$dir/not-there" --json
+check_json "info --json: the error" "$dir/out" 'j["error"]["code"] == -2 and j["error"]["text"] == "not found" and "does not exist" in j["error"]["message"] and j["path"].endswith("not-there")'
+expect 4 "check --json of a directory" -- "$daxkv" check "$dir" --json
+check_json "check --json: the error" "$dir/out" 'j["error"]["code"] == -21'
+expect 1 "format --json where the directory is not there" -- "$daxkv" format "$dir/none/x" --slot-bytes 4KiB --size 1MiB --json
+check_json "format --json: the error" "$dir/out" 'j["error"]["code"] == -2'
 # A file shorter than a page is named with its size (it said "arena size 0").
 head -c 100 /dev/urandom >"$dir/short"
 expect 1 "info: a file of 100 bytes" -- "$daxkv" info "$dir/short"
