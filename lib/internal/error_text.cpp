@@ -25,7 +25,9 @@ const char *error_text(int code) noexcept {
     case -ENOMEM: return "out of memory";
     case -EIO: return "I/O error: copy fault, media error or checksum mismatch";
     case -ENOTSUP: return "feature not built in";
-    case -ECANCELED: return "cancelled: by a forced remove, a forced removal or shrink of its device, or a shutdown";
+    case -ECANCELED:
+        return "cancelled: by a forced remove, a forced removal or shrink of its device, or a "
+               "shutdown";
     case -EDEADLK: return "would wait for a lease or reservation the calling thread holds";
     case -EISDIR: return "is a directory";
     case -ELOOP: return "too many levels of symbolic links";
