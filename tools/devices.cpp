@@ -105,7 +105,8 @@ std::string device_filter(const Args &a) {
         return at > first;
     };
     uint32_t region = 0, id = 0;
-    const bool ok = number(region) && at < s.size() && s[at++] == '.' && number(id) && at == s.size();
+    const bool ok =
+        number(region) && at < s.size() && s[at++] == '.' && number(id) && at == s.size();
     if (!ok)
         refuse("dev", v, "is not a device (daxX.Y, X.Y, /dev/daxX.Y or all)");
     return "dax" + std::to_string(region) + "." + std::to_string(id);
