@@ -26,6 +26,33 @@ const char *image_state_name(ImageState s) noexcept {
     return "?";
 }
 
+namespace {
+
+// What a copy decides on its own, as the open judges it, whatever the
+// other copy holds: an intact copy of another format version is not
+// damage and is never repaired from the other (Arena::
+// refuse_copy_of_another_version); and, where no copy is valid, one whose
+// slots end past the image is an arena cut short (its missing end, given
+// back, makes it whole). True when a copy set r.state.
+bool judged_by_one_copy(const Superblock *const *copies, size_t n, bool any_valid,
+                        uint64_t size, ImageReport &r) {
+    for (size_t i = 0; i < n; ++i)
+        if (superblock_intact(*copies[i]) && copies[i]->format_version != kFormatVersion) {
+            r.state = ImageState::other_version;
+            r.sb = *copies[i];
+            return true;
+        }
+    for (size_t i = 0; i < n && !any_valid; ++i)
+        if (superblock_cut_short(*copies[i], size)) {
+            r.state = ImageState::truncated;
+            r.sb = *copies[i];
+            return true;
+        }
+    return false;
+}
+
+} // namespace
+
 ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
     auto t0 = std::chrono::steady_clock::now();
     ImageReport r;
@@ -35,25 +62,17 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
             opt.persist(p, n);
     };
     if (size < kHeaderOffset) {
-        // Too short for both blocks. An arena cut this short still shows
-        // its first superblock copy (and the start of its second), which
-        // the open judges as it judges any arena cut short.
-        for (uint64_t at : {uint64_t(0), uint64_t(kSuperblockBytes)}) {
-            if (size < at + sizeof(Superblock))
-                break;
-            Superblock c;
-            std::memcpy(&c, base + at, sizeof c);
-            if (superblock_intact(c) && c.format_version != kFormatVersion) {
-                r.state = ImageState::other_version;
-                r.sb = c;
-                return r;
-            }
-            if (superblock_cut_short(c, size)) {
-                r.state = ImageState::truncated;
-                r.sb = c;
-                return r;
-            }
-        }
+        // Too short for both blocks (no copy can be valid). An arena cut
+        // this short still shows the copies that fit, judged as the open
+        // judges any arena cut short.
+        Superblock fit[2];
+        const Superblock *copies[2] = {&fit[0], &fit[1]};
+        size_t n = 0;
+        for (uint64_t at : {uint64_t(0), uint64_t(kSuperblockBytes)})
+            if (size >= at + sizeof(Superblock))
+                std::memcpy(&fit[n++], base + at, sizeof(Superblock));
+        if (judged_by_one_copy(copies, n, false, size, r))
+            return r;
         if (size >= sizeof kMagic && std::memcmp(base, kMagic, sizeof kMagic) == 0)
             r.state = ImageState::damaged_arena;
         else
@@ -76,24 +95,10 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
     std::memcpy(&b, base + kSuperblockBytes, sizeof b);
     r.copy_a_valid = superblock_valid(a, size);
     r.copy_b_valid = superblock_valid(b, size);
-    // As the open judges it (Arena::refuse_copy_of_another_version): an
-    // intact copy of another version is not damage, whatever the other copy
-    // holds, and is never repaired from it.
-    for (const Superblock *c : {&a, &b})
-        if (superblock_intact(*c) && c->format_version != kFormatVersion) {
-            r.state = ImageState::other_version;
-            r.sb = *c;
-            return r;
-        }
+    const Superblock *copies[2] = {&a, &b};
+    if (judged_by_one_copy(copies, 2, r.copy_a_valid || r.copy_b_valid, size, r))
+        return r;
     if (!r.copy_a_valid && !r.copy_b_valid) {
-        // Nor is a copy whose slots end past the image (a file cut short:
-        // its missing end, given back, makes it whole).
-        for (const Superblock *c : {&a, &b})
-            if (superblock_cut_short(*c, size)) {
-                r.state = ImageState::truncated;
-                r.sb = *c;
-                return r;
-            }
         if (all_zero(base, kHeaderOffset))
             r.state = ImageState::empty;
         else if (std::memcmp(a.magic, kMagic, sizeof kMagic) == 0 ||

@@ -209,13 +209,12 @@ class Lease:
     while the lease is held.
     """
 
-    __slots__ = ("_arr", "_view", "_handle", "_state", "size", "__weakref__")
+    __slots__ = ("_arr", "_view", "_state", "size", "__weakref__")
 
     def __init__(self, handle: int, state: Optional[_HandleState] = None) -> None:
         L = library()
         state = _adopt(handle, state)
-        self._handle = handle
-        self._state: _HandleState = state
+        self._state: _HandleState = state  # [handle, finished, adopted]
         self.size: int = L.daxkv_lease_size(handle)
         ptr = L.daxkv_lease_data(handle)
         # A read-only memoryview of the bytes that owns nothing (its obj is
@@ -254,7 +253,7 @@ class Lease:
         """The entry's metadata blob (a copy)."""
         arr = self._held()
         n = ctypes.c_size_t(0)
-        p = library().daxkv_lease_meta(self._handle, ctypes.byref(n))
+        p = library().daxkv_lease_meta(self._state[0], ctypes.byref(n))
         out = ctypes.string_at(p, n.value) if p and n.value else b""
         del arr  # only now may the lease go
         return out
@@ -265,7 +264,7 @@ class Lease:
     def slot(self) -> "SlotInfo":
         """Where the entry's bytes are (daxkv_lease_slot)."""
         arr = self._held()
-        info = _slot_info("daxkv_lease_slot", self._handle)
+        info = _slot_info("daxkv_lease_slot", self._state[0])
         del arr
         return info
 
@@ -386,30 +385,33 @@ class Reservation:
     def done(self) -> bool:
         return self._arr is None
 
+    def _held(self) -> ctypes.Array:
+        # The bytes of an open reservation, held by the caller for the
+        # length of its call: an abort() on another thread cannot let the
+        # finalizer free the reservation under it. A reservation marked
+        # finished is not open, whatever still holds its bytes.
+        arr = self._arr
+        if arr is None or self._state[1]:
+            raise ValueError("the reservation was committed or aborted")
+        return arr
+
     @property
     def data(self) -> memoryview:
-        if self._arr is None or self._state[1]:
-            raise ValueError("the reservation was committed or aborted")
+        arr = self._held()
         if self._view is None:
-            self._view = _view(self._arr)
+            self._view = _view(arr)
         return self._view
 
     def slot(self) -> "SlotInfo":
         """Where the reserved bytes are (daxkv_reservation_slot)."""
-        # arr held for the call: an abort() on another thread cannot let
-        # the finalizer free the reservation under it.
-        arr = self._arr
-        if arr is None or self._state[1]:
-            raise ValueError("the reservation was committed or aborted")
+        arr = self._held()
         info = _slot_info("daxkv_reservation_slot", self._state[0])
         del arr
         return info
 
     def set_meta(self, meta: Buffer) -> None:
         """Attach a metadata blob (copied) to be committed with the entry."""
-        arr = self._arr  # held for the call, as in slot()
-        if arr is None or self._state[1]:
-            raise ValueError("the reservation was committed or aborted")
+        arr = self._held()
         with _Buffers() as bufs:
             addr, n = bufs.add(meta, False, "meta")
             rc = library().daxkv_reservation_set_meta(self._state[0], addr, n)
@@ -420,9 +422,7 @@ class Reservation:
     def commit(self) -> None:
         """Make the entry visible. The reservation is finished even when
         this raises (Cancelled after a forced remove, Shutdown after close)."""
-        arr = self._arr
-        if arr is None or self._state[1]:
-            raise ValueError("the reservation was committed or aborted")
+        arr = self._held()
         v, self._view = self._view, None
         if v is not None:
             if _referenced_elsewhere(v):
