@@ -268,7 +268,8 @@ class _AsyncCalls:
                 self._drop_pins_of_failed_lookup(comp)
             if waiter is not None:
                 loop, fut = waiter
-                _in_loop(loop, _set_future, fut, comp)
+                if not _in_loop(loop, _set_future, fut, comp, self._drop_unclaimed):
+                    self._drop_unclaimed(comp)
             else:
                 out.append(comp)
         return out
@@ -278,13 +279,30 @@ class _AsyncCalls:
         # batch did) unpins its hits, as contains_many and prefix_length
         # do; here, once, when it is polled, however often results() is
         # called after (or never).
-        if comp.op != _lib.OP_CONTAINS or not comp.flags & _lib.PIN or comp.statuses is None:
-            return
-        st = comp.statuses
-        if comp.result >= 0 and comp.flags & _lib.PREFIX:
-            st = _prefix_statuses(st, comp.result)
-        if comp.result < 0 or any(s < 0 for s in st):
+        st = self._lookup_statuses(comp)
+        if st is not None and (comp.result < 0 or any(s < 0 for s in st)):
             self._drop_pins(comp.keys, st)
+
+    def _drop_unclaimed(self, comp: "Completion") -> None:
+        """A completion its awaiting coroutine will never receive (the await
+        was cancelled, or its loop closed): what it holds for the caller is
+        let go. Its buffers were released when it was polled; the hits of a
+        pinning lookup that succeeded are unpinned here, since nobody is
+        left who knows which keys they are (one that failed was unpinned
+        when it was polled)."""
+        st = self._lookup_statuses(comp)
+        if st is not None and comp.result >= 0 and all(s >= 0 for s in st):
+            self._drop_pins(comp.keys, st)
+
+    @staticmethod
+    def _lookup_statuses(comp: "Completion") -> Optional[List[int]]:
+        """A pinning lookup's statuses (with prefix, those of its prefix);
+        None for any other completion."""
+        if comp.op != _lib.OP_CONTAINS or not comp.flags & _lib.PIN or comp.statuses is None:
+            return None
+        if comp.result >= 0 and comp.flags & _lib.PREFIX:
+            return _prefix_statuses(comp.statuses, comp.result)
+        return comp.statuses
 
     async def submit_async(
         self, op: Union[int, str], keys: Sequence[Key], buffers: Optional[Sequence[Buffer]] = None, **kw: Any
@@ -296,20 +314,53 @@ class _AsyncCalls:
         completions of batches nobody awaits are kept for the next poll().
         Cancelling the await does not cancel the batch; its completion is
         then dropped by the next poll() (or close()) after it finished,
-        which releases its buffers.
+        which releases its buffers and unpins the hits of a pinning lookup
+        (nobody is left to unpin them).
         """
         import asyncio
 
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        fd = self.event_fd()
+        fd = self._reader_fd()
         self._submit(op, keys, buffers, waiter=(loop, fut), **kw)
         self._reader_add(loop, fd)
         try:
             self._on_readable()  # it may have completed inline, before the reader existed
             return await fut
+        except BaseException:
+            # Cancelled after the completion was handed over (a task
+            # cancelled while its result waits to be sent in): nobody else
+            # will see it.
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                self._drop_unclaimed(fut.result())
+            raise
         finally:
             self._reader_remove(loop, fd)
+
+    def _reader_fd(self) -> int:
+        """The descriptor the asyncio readers watch: the binding's own
+        duplicate of the store's event fd, made while the store is open.
+        The loops know a reader by its descriptor's number, and close()
+        closes the store's event fd while coroutines still await it (they
+        are failed, and remove their reader when they next run): a number
+        freed then and taken by another file (another store's event fd, a
+        socket) would have that file's reader removed by them, or, added
+        to the loop before they ran, never watched. The duplicate is closed
+        only once no loop watches it any more."""
+        import os
+
+        a = self._async_state()
+        h = self._enter()  # the store's event fd stays open meanwhile
+        try:
+            with a.lock:
+                if a.reader_fd is None:
+                    fd = _optional("daxkv_event_fd")(h)
+                    if fd < 0:
+                        raise _error(fd, "daxkv_event_fd")
+                    a.reader_fd = os.dup(fd)  # close-on-exec, as every fd Python makes
+                return a.reader_fd
+        finally:
+            self._leave()
 
     def _reader_add(self, loop: Any, fd: int) -> None:
         a = self._async_state()
@@ -329,6 +380,7 @@ class _AsyncCalls:
                 del a.readers[loop]
         if n == 0:
             loop.remove_reader(fd)
+            a.close_reader_fd_if_unused()
 
     def _on_readable(self) -> None:
         try:
@@ -336,6 +388,10 @@ class _AsyncCalls:
         except Shutdown:
             done = []
             a = self._async_state()
+            # Closed: the duplicate may stay readable until the coroutines
+            # failed below remove their readers; empty it so that the loop
+            # does not call this over and over meanwhile.
+            a.drain_reader_fd()
             with a.lock:
                 waiters, a.waiters = a.waiters, {}
             for loop, fut in waiters.values():
@@ -366,6 +422,7 @@ class _AsyncCalls:
         if a is None:
             return
         a.close_stop_fd()
+        a.close_reader_fd_if_unused()
         with a.lock:
             pending, a.pending = a.pending, {}
             waiters, a.waiters = a.waiters, {}
@@ -400,7 +457,8 @@ class _Pending:
 
 class _AsyncState:
     __slots__ = (
-        "lock", "pending", "ready", "waiters", "readers", "next_tag", "stopped", "_stop_pipe", "_pipe_pid", "_freed"
+        "lock", "pending", "ready", "waiters", "readers", "reader_fd", "next_tag", "stopped", "_stop_pipe",
+        "_pipe_pid", "_freed",
     )
 
     def __init__(self) -> None:
@@ -411,6 +469,7 @@ class _AsyncState:
         self.ready: "collections.deque[Completion]" = collections.deque()  # polled by an asyncio reader
         self.waiters: Dict[int, Tuple[Any, Any]] = {}  # tag -> (loop, future)
         self.readers: Dict[Any, int] = {}  # loop -> coroutines waiting on it
+        self.reader_fd: Optional[int] = None  # what they watch (_AsyncCalls._reader_fd)
         self.next_tag = 1
         self.stopped = False  # shut down or closed: nothing more completes
         # (read end, write end), made by the first poll that sleeps:
@@ -452,6 +511,28 @@ class _AsyncState:
             # with a timeout returned at once, one without spun).
             if self._stop_pipe is not None and self._pipe_pid == os.getpid():
                 os.write(self._stop_pipe[1], b"x")
+
+    def close_reader_fd_if_unused(self) -> None:
+        """Close the readers' duplicate once the store is freed and no loop
+        watches it."""
+        import os
+
+        with self.lock:
+            fd = self.reader_fd
+            if fd is None or not self._freed or self.readers:
+                return
+            self.reader_fd = None
+        os.close(fd)
+
+    def drain_reader_fd(self) -> None:
+        import os
+
+        with self.lock:
+            if self.reader_fd is not None and self._freed:
+                try:
+                    os.read(self.reader_fd, 8)  # non-blocking, as the store made it
+                except OSError:
+                    pass
 
     def close_stop_fd(self) -> None:
         # Only once no call is in flight (close()): no poll sleeps on it.
@@ -576,20 +657,25 @@ def _timeout_seconds(timeout: Any, op: str) -> Optional[float]:
     return float(timeout)
 
 
-def _in_loop(loop: Any, fn: Callable[..., None], *args: Any) -> None:
-    """fn(*args) on an awaiting coroutine's loop. A loop closed since (its
-    await was cancelled and asyncio.run returned) has nobody left to tell:
-    the completion or failure is dropped, and the poll or close handing it
-    over goes on with the others."""
+def _in_loop(loop: Any, fn: Callable[..., None], *args: Any) -> bool:
+    """fn(*args) on an awaiting coroutine's loop; False when that loop is
+    closed since (its await was cancelled and asyncio.run returned): nobody
+    is left to tell, the caller drops what it was handing over, and the
+    poll or close handing it over goes on with the others."""
     try:
         loop.call_soon_threadsafe(fn, *args)
     except RuntimeError:
         if not loop.is_closed():
             raise
+        return False
+    return True
 
 
-def _set_future(fut: Any, value: Any) -> None:
-    if not fut.done():
+def _set_future(fut: Any, value: Any, drop: Callable[[Any], None]) -> None:
+    """Hand value to fut, or to drop when fut was cancelled meanwhile."""
+    if fut.done():
+        drop(value)
+    else:
         fut.set_result(value)
 
 

@@ -576,6 +576,116 @@ def test_poll_drops_the_completion_of_an_await_whose_loop_is_closed():
         assert s.get(keys[-1]) == vals[-1]  # the batch itself ran
 
 
+@pytest.mark.parametrize("turns", [1, 2])
+@pytest.mark.parametrize("prefix", [False, True])
+def test_a_cancelled_pinning_lookup_unpins_its_hits(store, turns, prefix):
+    # A pinning lookup awaited with submit_async, the await cancelled: its
+    # completion reaches nobody, and nobody else knows which keys it
+    # pinned. Its hits stayed pinned for good (a remove without force
+    # refused with Busy, an unforced device removal too). turns=1: cancelled
+    # before the completion is handed over (the future is cancelled);
+    # turns=2: after it was handed over, before the task resumed (the task
+    # gets CancelledError with its future's result set).
+    keys = [b"p0", b"p1", b"p2"]
+    store.put_many(keys, [b"v"] * 3)
+
+    async def main():
+        t = asyncio.ensure_future(store.submit_async("contains", keys + [b"miss"], pin=True, prefix=prefix))
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+
+    asyncio.run(main())
+    assert store.pending() == 0 and store.poll() == []
+    assert store.stats().entries_pinned == 0
+    assert {i.key: i.pins for i in store.keys()} == dict.fromkeys(keys, 0)
+    assert store.remove_many(keys) == [True] * 3
+
+
+def test_a_pinning_lookup_whose_loop_closed_before_its_completion_unpins_its_hits():
+    # As above, with the await's loop closed before the batch completed: the
+    # completion, met by a later poll(), has no loop to go to.
+    MiB = 1 << 20
+    with daxkv.Store(path="mem:", size=80 * MiB, slot_bytes=MiB) as s:
+        slow = [f"slow{i}".encode() for i in range(64)]
+        s.put(b"pinned", b"v")
+
+        async def abandon():
+            # The lookup queued behind 64 MiB of puts on the dispatcher.
+            s.submit("put", slow, [b"s" * MiB] * len(slow))
+            task = asyncio.ensure_future(s.submit_async("contains", [b"pinned"] * 100, pin=True))
+            await asyncio.sleep(0)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(abandon())
+        for _ in range(100):
+            if not s.pending():
+                break
+            s.poll(timeout=0.1)
+        assert s.pending() == 0
+        assert s.stats().entries_pinned == 0
+        assert s.remove(b"pinned")
+
+
+def _open_fds():
+    return set(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize("reuser", ["store", "socket"])
+def test_closing_a_store_awaited_on_leaves_the_file_that_reuses_its_event_fd_alone(tmp_path, reuser):
+    # A coroutine awaits a batch of store s1; s1 is closed, which fails the
+    # coroutine, and closed the event fd the loop watched for it. The next
+    # file opened took that number (another store's event fd, a socket):
+    # added to the loop before the failed coroutine ran, it was never
+    # watched (the loop still knew the number, and only swapped the
+    # callback), and that coroutine's removal of "its" reader then removed
+    # the new file's. The other store's await, a socket's recv, never ended.
+    MiB = 1 << 20
+    before = _open_fds()
+    s1 = daxkv.Store(path="mem:", size=80 * MiB, slot_bytes=MiB)
+    keys = [f"k{i}".encode() for i in range(8)]
+    s1.put_many(keys, [b"x" * MiB] * 8)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        t = asyncio.ensure_future(s1.get_many_async(keys, [bytearray(MiB) for _ in keys]))
+        await asyncio.sleep(0)  # awaiting, the batch on the dispatcher
+        freed = s1.event_fd()
+        s1.close()
+        if reuser == "store":
+            with daxkv.Store(path="mem:", size=16 * MiB, slot_bytes=MiB) as s2:
+                s2.put(b"y", b"yy")
+                dst = bytearray(2)
+                got = await asyncio.wait_for(s2.get_many_async([b"y"] * 100, [dst] * 100), 10)
+                assert got == [2] * 100 and dst == b"yy"
+        else:
+            import socket
+
+            a, b = socket.socketpair()
+            if b.fileno() == freed:
+                a, b = b, a
+            if a.fileno() != freed:  # the number freed, whichever the pair got
+                os.dup2(a.fileno(), freed)
+                a.close()
+                a = socket.socket(fileno=freed)
+            with a, b:
+                a.setblocking(False)
+                recv = asyncio.ensure_future(loop.sock_recv(a, 5))  # nothing sent yet: it waits
+                for _ in range(3):
+                    await asyncio.sleep(0)  # the failed coroutine runs meanwhile
+                b.send(b"hello")
+                assert await asyncio.wait_for(recv, 10) == b"hello"
+        with pytest.raises(daxkv.Shutdown):
+            await t
+
+    asyncio.run(main())
+    assert _open_fds() == before  # the readers' descriptor closed with the last of them
+
+
 def test_asyncio_errors(store):
     async def cancelled_put():
         return await store.put_many_async([b"a"], [b"v"], replace=True)
