@@ -111,6 +111,28 @@ impl Batch {
         self.keys.is_empty()
     }
 
+    /// The completion of this batch reaches nobody (its ticket was dropped):
+    /// a pinning lookup's hits are unpinned, since nobody is left who knows
+    /// which keys they are. `rc` is the batch call's result; a lookup that
+    /// failed as a whole pinned nothing.
+    fn unpin_unclaimed(&mut self, h: *mut sys::daxkv_store, rc: c_int) {
+        if self.op != Op::Contains || self.flags & sys::DAXKV_PIN == 0 || rc < 0 {
+            return;
+        }
+        // With prefix, the items past the first miss are 0: only hits are 1.
+        let mut hits: Vec<sys::daxkv_item> = self
+            .items
+            .iter()
+            .filter(|it| it.status == 1)
+            .map(|it| sys::daxkv_item { key: it.key, key_len: it.key_len, ..Default::default() })
+            .collect();
+        if !hits.is_empty() {
+            // A failure (the store shutting down) leaves nothing to undo:
+            // the pins go with the store.
+            unsafe { sys::daxkv_unpin_batch(h, hits.as_mut_ptr(), hits.len(), 0) };
+        }
+    }
+
     fn build_items(&mut self) {
         let op = self.op;
         self.items = self
@@ -263,7 +285,8 @@ impl State {
             for c in &buf[..n] {
                 if let Some(e) = inner.pending.get_mut(&c.tag) {
                     if e.abandoned {
-                        inner.pending.remove(&c.tag);
+                        let mut e = inner.pending.remove(&c.tag).unwrap();
+                        e.batch.unpin_unclaimed(h, c.result);
                     } else {
                         e.done = Some(c.result);
                         woken.extend(e.waker.take());
@@ -415,7 +438,9 @@ fn wake_all(woken: Vec<Waker>) {
 
 /// A submitted batch: its claim on the [`Completion`]. Borrows the store,
 /// which therefore outlives it. Dropping it unclaimed is fine: the binding
-/// keeps the batch's buffers until the library is done with them.
+/// keeps the batch's buffers until the library is done with them, and
+/// unpins the hits of a pinning lookup once it completed (nobody else knows
+/// which keys they are).
 ///
 /// ```compile_fail
 /// # use daxkv::{Batch, Config, Store};
@@ -580,8 +605,9 @@ impl Drop for Ticket<'_> {
             let mut inner = self.store.aio.lock();
             State::reap(&mut inner, self.store.h(), &mut woken);
             if let Some(e) = inner.pending.get_mut(&self.tag) {
-                if e.done.is_some() {
-                    inner.pending.remove(&self.tag);
+                if let Some(rc) = e.done {
+                    let mut e = inner.pending.remove(&self.tag).unwrap();
+                    e.batch.unpin_unclaimed(self.store.h(), rc);
                 } else {
                     e.abandoned = true;
                     e.waker = None;

@@ -272,6 +272,53 @@ fn dropped_tickets_and_stores_in_flight() {
     drop(s);
 }
 
+/// A pinning lookup whose ticket is dropped (a future given up by a
+/// `select!` or a timeout) leaves nobody who knows which keys it pinned:
+/// its hits stayed pinned for good, and a remove without force was refused
+/// with Busy. Dropped after the lookup completed (it runs inline: the drop
+/// collects it) and before (queued behind 16 MiB of puts: collected
+/// later), with and without prefix, with a miss among the keys.
+#[test]
+fn a_dropped_pinning_lookup_unpins_its_hits() {
+    let s = open_mem(&[]);
+    let keys = ["p0", "p1", "p2"];
+    for k in keys {
+        s.put(k.as_bytes(), b"v", false).unwrap();
+    }
+    let pins = |s: &Store| -> Vec<u32> {
+        keys.iter()
+            .map(|k| s.keys(None).unwrap().map(|e| e.unwrap()).find(|e| e.key == k.as_bytes()).unwrap().pins)
+            .collect()
+    };
+    for prefix in [false, true] {
+        for queued in [false, true] {
+            if queued {
+                drop(s.submit(put_batch(0, 16, 1 << 20)).unwrap());
+            }
+            let lookup = ["p0", "p1", "p2", "miss"];
+            drop(s.submit(Batch::contains(lookup, true, prefix)).unwrap());
+            // Whatever is still queued runs first: a lookup that completes
+            // is collected here.
+            let c = s.submit(Batch::contains(["p0"], false, false)).unwrap().wait().unwrap();
+            assert_eq!(c.result.unwrap(), 1);
+            s.collect_completions().unwrap();
+            assert_eq!(pins(&s), vec![0, 0, 0], "prefix {prefix}, queued {queued}");
+            if queued {
+                let puts = (0..16).map(|i| format!("k{i}"));
+                s.submit(Batch::remove(puts, false)).unwrap().wait().unwrap();
+            }
+        }
+    }
+    // A lookup whose ticket is claimed keeps its pins.
+    let c = s.submit(Batch::contains(keys, true, false)).unwrap().wait().unwrap();
+    assert_eq!(c.result.unwrap(), 3);
+    assert_eq!(pins(&s), vec![1, 1, 1]);
+    for k in keys {
+        s.unpin(k.as_bytes()).unwrap();
+        s.remove(k.as_bytes(), false).unwrap();
+    }
+}
+
 /// A waker that owns the last reference to the store, as an executor's
 /// task owns its future: it lets go of it when woken, on the completion
 /// thread, once the test has let go of its own.
