@@ -258,7 +258,8 @@ DAXKV_API int daxkv_put_batch(daxkv_store *s, daxkv_item *items, size_t n, unsig
 /**
  * Positional: returns the number of hits, misses have status -ENOENT.
  * DAXKV_PREFIX: stops at the first item that is not copied and returns the
- * prefix length; later items get status -ENOENT.
+ * prefix length; later items get status -ENOENT (also after an item whose
+ * copy failed, whose later copies may have written their buffers).
  */
 DAXKV_API int daxkv_get_batch(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags);
 /** status 1/0 per item; returns hits, or the prefix length with DAXKV_PREFIX. */

@@ -3,8 +3,8 @@
 #include "cuda/runtime.hpp"
 
 using namespace daxkv;
+using daxkv::capi::batch_call;
 using daxkv::capi::check_flags;
-using daxkv::capi::check_items;
 using daxkv::capi::store_of;
 
 extern "C" {
@@ -35,26 +35,14 @@ DAXKV_API int daxkv_cuda_unregister(daxkv_store *s) {
 
 DAXKV_API int daxkv_get_batch_cuda(daxkv_store *s, daxkv_item *items, size_t n, void *stream,
                                    unsigned flags) {
-    return guarded([&] {
-        Store &st = store_of(s);
-        if (int rc = check_items(items, n))
-            return rc;
-        if (int rc = check_flags(flags, DAXKV_PREFIX, "get_batch_cuda"))
-            return rc;
-        return st.gpu().get_batch(items, n, stream, flags);
-    });
+    return batch_call(s, items, n, flags, DAXKV_PREFIX, "get_batch_cuda",
+                      [&](Store &st) { return st.gpu().get_batch(items, n, stream, flags); });
 }
 
 DAXKV_API int daxkv_put_batch_cuda(daxkv_store *s, daxkv_item *items, size_t n, void *stream,
                                    unsigned flags) {
-    return guarded([&] {
-        Store &st = store_of(s);
-        if (int rc = check_items(items, n))
-            return rc;
-        if (int rc = check_flags(flags, DAXKV_REPLACE, "put_batch_cuda"))
-            return rc;
-        return st.gpu().put_batch(items, n, stream, flags);
-    });
+    return batch_call(s, items, n, flags, DAXKV_REPLACE, "put_batch_cuda",
+                      [&](Store &st) { return st.gpu().put_batch(items, n, stream, flags); });
 }
 
 } // extern "C"

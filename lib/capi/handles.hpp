@@ -138,6 +138,32 @@ inline int check_flags(unsigned flags, unsigned allowed, const char *call) {
     return 0;
 }
 
+// A batch call of a store: its items and flags checked (a call refused
+// there leaves the items as they were: they may not even be an array of
+// n), then run(store). A call that fails as a whole after that (out of
+// memory, shut down while it waited) gives every item's status its code
+// too, as the asynchronous executor does (store/async.cpp): what a status
+// said before the failure (a copy made, a claim, a pin) was undone with it,
+// or cannot be counted on.
+template <typename Run>
+int batch_call(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags, unsigned allowed,
+               const char *call, Run &&run) noexcept {
+    bool accepted = false;
+    const int rc = guarded([&] {
+        Store &st = store_of(s);
+        if (int refused = check_items(items, n))
+            return refused;
+        if (int refused = check_flags(flags, allowed, call))
+            return refused;
+        accepted = true;
+        return run(st);
+    });
+    if (rc < 0 && accepted)
+        for (size_t i = 0; i < n; ++i)
+            items[i].status = rc;
+    return rc;
+}
+
 // A device path argument: not NULL, not empty, at most 4096 bytes (never
 // echoed back in a message: it may come from an untrusted request).
 inline int check_path(const char *path) {

@@ -9,8 +9,8 @@
 #include "internal/process_mutex.hpp"
 
 using namespace daxkv;
+using daxkv::capi::batch_call;
 using daxkv::capi::check_flags;
-using daxkv::capi::check_items;
 using daxkv::capi::key_arg;
 using daxkv::capi::store_of;
 
@@ -130,59 +130,29 @@ DAXKV_API int daxkv_unpin(daxkv_store *s, const void *key, size_t key_len) {
 }
 
 DAXKV_API int daxkv_put_batch(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags) {
-    return guarded([&] {
-        Store &st = store_of(s);
-        if (int rc = check_items(items, n))
-            return rc;
-        if (int rc = check_flags(flags, DAXKV_REPLACE, "put_batch"))
-            return rc;
-        return st.writes().put_batch(items, n, flags);
-    });
+    return batch_call(s, items, n, flags, DAXKV_REPLACE, "put_batch",
+                      [&](Store &st) { return st.writes().put_batch(items, n, flags); });
 }
 
 DAXKV_API int daxkv_get_batch(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags) {
-    return guarded([&] {
-        Store &st = store_of(s);
-        if (int rc = check_items(items, n))
-            return rc;
-        if (int rc = check_flags(flags, DAXKV_PREFIX, "get_batch"))
-            return rc;
-        return st.reads().get_batch(items, n, flags);
-    });
+    return batch_call(s, items, n, flags, DAXKV_PREFIX, "get_batch",
+                      [&](Store &st) { return st.reads().get_batch(items, n, flags); });
 }
 
 DAXKV_API int daxkv_contains_batch(daxkv_store *s, daxkv_item *items, size_t n,
                                    unsigned flags) {
-    return guarded([&] {
-        Store &st = store_of(s);
-        if (int rc = check_items(items, n))
-            return rc;
-        if (int rc = check_flags(flags, DAXKV_PREFIX | DAXKV_PIN, "contains_batch"))
-            return rc;
-        return st.reads().contains_batch(items, n, flags);
-    });
+    return batch_call(s, items, n, flags, DAXKV_PREFIX | DAXKV_PIN, "contains_batch",
+                      [&](Store &st) { return st.reads().contains_batch(items, n, flags); });
 }
 
 DAXKV_API int daxkv_remove_batch(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags) {
-    return guarded([&] {
-        Store &st = store_of(s);
-        if (int rc = check_items(items, n))
-            return rc;
-        if (int rc = check_flags(flags, DAXKV_FORCE, "remove_batch"))
-            return rc;
-        return st.entries().remove_batch(items, n, flags);
-    });
+    return batch_call(s, items, n, flags, DAXKV_FORCE, "remove_batch",
+                      [&](Store &st) { return st.entries().remove_batch(items, n, flags); });
 }
 
 DAXKV_API int daxkv_unpin_batch(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags) {
-    return guarded([&] {
-        Store &st = store_of(s);
-        if (int rc = check_items(items, n))
-            return rc;
-        if (int rc = check_flags(flags, 0, "unpin_batch"))
-            return rc;
-        return st.entries().unpin_batch(items, n);
-    });
+    return batch_call(s, items, n, flags, 0, "unpin_batch",
+                      [&](Store &st) { return st.entries().unpin_batch(items, n); });
 }
 
 DAXKV_API int daxkv_stats(daxkv_store *s, struct daxkv_stats *out) {

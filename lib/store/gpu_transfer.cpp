@@ -2,6 +2,7 @@
 // put_batch claims and commits as put_batch does; in between, the bytes
 // travel by DMA straight to or from the registered arena, or through the
 // staging buffers (gpu_state.hpp).
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <shared_mutex>
@@ -39,11 +40,32 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
         stop = reads_.borrow_batch(items, n, prefix, borrows, item_of);
         open.assign(borrows.size(), true);
 
+        // With prefix, an item that fails from here on ends the prefix as a
+        // miss at borrowing does: the later items are -ENOENT, and no DMA
+        // of theirs is enqueued after that (borrowed items are the first
+        // ones, in order).
+        size_t prefix_end = SIZE_MAX; // the first item that failed
+        auto after_prefix = [&](size_t k) {
+            if (item_of[k] <= prefix_end)
+                return false;
+            items[item_of[k]].status = -ENOENT;
+            return true;
+        };
+        auto end_prefix_at = [&](size_t k) {
+            if (prefix && items[item_of[k]].status != 0)
+                prefix_end = std::min(prefix_end, item_of[k]);
+        };
+
         // Host-side work first: checksums (verify=read checks the bytes in
-        // the arena before any DMA), metadata, value lengths.
+        // the arena before any DMA), metadata.
         for (size_t k = 0; k < borrows.size(); ++k) {
             const Borrow &b = borrows[k];
             daxkv_item &it = items[item_of[k]];
+            if (after_prefix(k)) {
+                open[k] = false;
+                reads_.end(b);
+                continue;
+            }
             it.status = item_status([&] {
                 // The metadata first: verify=read checks the copy handed on.
                 int rc = it.meta && !reads_.copy_meta(b, it.meta) ? engine::kMediaFault : 0;
@@ -56,11 +78,7 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
                 }
                 return 0;
             });
-            if (it.status != 0)
-                continue;
-            if (it.meta)
-                it.meta_len = b.meta_len;
-            it.len = b.len;
+            end_prefix_at(k);
         }
         size_t kept = 0; // the items that passed, moved to the front
         for (size_t k = 0; k < borrows.size(); ++k) {
@@ -94,7 +112,7 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
                 const Borrow &b = borrows[k];
                 daxkv_item &it = items[item_of[k]];
                 open[k] = false;
-                if (!b.len) {
+                if (!b.len || after_prefix(k)) {
                     reads_.end(b);
                     continue;
                 }
@@ -109,6 +127,7 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
                     cuda::kMemcpyHostToDevice, s);
                 if (e != cuda::kSuccess)
                     fail_item(it, cuda::copy_error(rt, item_of[k], "cudaMemcpyAsync", e));
+                end_prefix_at(k);
             }
             if (held->empty()) {
                 batch.reset();
@@ -162,11 +181,14 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
                     ops.clear();
                     for (const cuda::Piece &p : fills[f]) {
                         daxkv_item &it = items[item_of[p.value]];
-                        if (e != cuda::kSuccess)
+                        if (it.status != 0 || after_prefix(p.value))
+                            continue;
+                        if (e != cuda::kSuccess) {
                             fail_item(it, cuda::copy_error(rt, item_of[p.value],
                                                            "waiting for a staging buffer", e));
-                        if (it.status != 0)
+                            end_prefix_at(p.value);
                             continue;
+                        }
                         ops.push_back(c_.copier.stage_out(buf.p + p.staged, borrows[p.value].src + p.off,
                                                           p.len));
                         op_piece.push_back(&p);
@@ -179,25 +201,29 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
                         fail_item(items[item_of[v]],
                                   Error(-EIO, format("item %zu: copying the entry out failed (%d)",
                                                      item_of[v], copy_rc[k])));
+                        end_prefix_at(v);
                         if (fault[v] != engine::kMediaFault)
                             fault[v] = copy_rc[k];
                     }
                     op_piece.clear();
                     for (const cuda::Piece &p : fills[f]) {
                         daxkv_item &it = items[item_of[p.value]];
-                        if (it.status != 0)
+                        if (it.status != 0 || after_prefix(p.value))
                             continue;
                         e = rt.MemcpyAsync(static_cast<char *>(it.data) + p.off, buf.p + p.staged,
                                            p.len, cuda::kMemcpyHostToDevice, s);
                         if (e != cuda::kSuccess)
                             fail_item(it, cuda::copy_error(rt, item_of[p.value], "cudaMemcpyAsync", e));
+                        end_prefix_at(p.value);
                     }
                     e = cs.pool.mark(buf, s);
-                    for (const cuda::Piece &p : fills[f])
+                    for (const cuda::Piece &p : fills[f]) {
                         if (e != cuda::kSuccess)
                             fail_item(items[item_of[p.value]],
                                       cuda::copy_error(rt, item_of[p.value], "cudaStreamSynchronize",
                                                        e));
+                        end_prefix_at(p.value);
+                    }
                 }
             } catch (...) {
                 // Copies already enqueued read only the staging buffers, which
@@ -230,9 +256,18 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
 
     int hits = 0;
     ItemTally copied(c_.metrics.item_bytes);
+    bool prefix_ended = false; // as above, for what failed after the loop over an item
     for (size_t k = 0; k < borrows.size(); ++k) {
-        if (items[item_of[k]].status != 0)
+        daxkv_item &it = items[item_of[k]];
+        if (it.status == 0 && prefix_ended)
+            it.status = -ENOENT;
+        if (it.status != 0) {
+            prefix_ended = prefix;
             continue;
+        }
+        if (it.meta)
+            it.meta_len = borrows[k].meta_len;
+        it.len = borrows[k].len;
         copied.count(borrows[k].len);
         ++hits;
     }

@@ -289,13 +289,20 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
     }
     int hits = 0;
     ItemTally copied(c_.metrics.item_bytes);
+    // With prefix, an item whose copy fails (a media fault, a checksum that
+    // does not match) ends the prefix as a miss at borrowing does: every
+    // later item is -ENOENT, though its copy, made alongside, may have
+    // written its buffer (borrowed items are the first ones, in order).
+    bool prefix_ended = false;
     size_t k = 0;
     for (size_t seg = 0; seg < copying.count(); ++seg) {
         copying.finish(seg);
         for (; k < copying.end(seg); ++k) {
             const Borrow &b = borrows[k];
             daxkv_item &it = items[item_of[k]];
-            it.status = item_status([&] {
+            // Checked whatever the prefix: a slot that faulted or an entry
+            // that failed its checksum goes all the same.
+            int status = item_status([&] {
                 // Every copy of the segment has finished: only now is a
                 // borrow ended.
                 if (copy_rc[k])
@@ -308,14 +315,21 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
                                               it.meta))
                         failed_verify(b, rc, "");
                 }
+                end(b);
+                return 0;
+            });
+            if (status == 0 && prefix_ended)
+                status = -ENOENT;
+            if (status == 0) {
                 if (it.meta)
                     it.meta_len = b.meta_len;
                 it.len = b.len;
-                end(b);
                 copied.count(b.len);
-                return 0;
-            });
-            hits += it.status == 0;
+                ++hits;
+            }
+            if (prefix && status != 0)
+                prefix_ended = true;
+            it.status = status;
         }
     }
     count_hits(copied);
@@ -335,7 +349,8 @@ int Reads::contains_batch(daxkv_item *items, size_t n, unsigned flags) {
     const Index::KeyHashes hashes = c_.index.hash_items(items, n);
     // The items this call pinned. A call that fails as a whole after
     // pinning some (shutdown while it waits at a pin gate) drops those
-    // pins: the caller, told the call failed, has nothing to unpin.
+    // pins: the caller, told the call failed, has nothing to unpin (and
+    // every item's status is given the failure's code where it is caught).
     std::vector<bool> pinned(pin_hits ? n : 0);
     auto drop_pins = [&]() noexcept {
         for (size_t j = 0; j < pinned.size(); ++j) {
@@ -344,7 +359,6 @@ int Reads::contains_batch(daxkv_item *items, size_t n, unsigned flags) {
                 if (l && l->committed())
                     c_.index.unpin(l);
             }
-            items[j].status = 0;
         }
     };
     for (size_t i = 0; i < n; ++i) {

@@ -814,7 +814,8 @@ TEST_F(Lifetimes, APinningContainsBatchStoppedByShutdownAtAPinGateKeepsNoPin) {
     // down while it waited, it returned -ESHUTDOWN with the hits before the
     // gate still pinned: the caller, told the whole call failed, had no pin
     // to drop, and the entries stayed pinned for the store's life. It now
-    // drops them, and every item's status is 0.
+    // drops them, and every item's status is -ESHUTDOWN, as for every batch
+    // call that fails whole.
     //
     // Tried: the batch's keys of dev1 first (pinned before the gate), then
     // one of dev0 (gated); shutdown from a third thread once the dev1 keys
@@ -877,7 +878,7 @@ TEST_F(Lifetimes, APinningContainsBatchStoppedByShutdownAtAPinGateKeepsNoPin) {
         if (pinned)
             out += std::to_string(pinned) + " entries left pinned by the failed batch; ";
         for (size_t i = 0; i < items.size(); ++i)
-            if (items[i].status != 0)
+            if (items[i].status != -ESHUTDOWN)
                 out += "item " + std::to_string(i) + " status " +
                        std::to_string(items[i].status) + "; ";
         return out;

@@ -820,10 +820,18 @@ TEST_P(BatchOutOfMemory, AnyAllocationFailingLeavesNothingHeld) {
     open(StoreSpec{64 * 1024, 32}.set("verify", GetParam()));
     const size_t n = names_.size();
     std::vector<daxkv_item> items;
+    // A call that fails whole says so in every item's status: a get's
+    // items borrowed before the failure said 0 though nothing was copied.
+    auto every_status_is = [&](int rc, const std::string &when) {
+        for (size_t i = 0; rc < 0 && i < n; ++i) {
+            EXPECT_EQ(items[i].status, rc) << when << ": item " << i;
+        }
+    };
     sweep(
         "put_batch", [&] { items = put_items(names_, lens_); },
         [&] { return daxkv_put_batch(s(), items.data(), n, 0); },
         [&](int rc, const std::string &when) {
+            every_status_is(rc, when);
             for (size_t i = 0; i < n; ++i) {
                 if (rc == -ENOMEM) {
                     EXPECT_EQ(contains(names_[i]), 0) << when << ": stored by a failed call";
@@ -843,6 +851,7 @@ TEST_P(BatchOutOfMemory, AnyAllocationFailingLeavesNothingHeld) {
         },
         [&] { return daxkv_put_batch(s(), items.data(), n, DAXKV_REPLACE); },
         [&](int rc, const std::string &when) {
+            every_status_is(rc, when);
             // A failed call may have committed a segment before it ran out:
             // each key holds its old value or its new one, whole.
             for (size_t i = 0; i < n; ++i) {
@@ -865,6 +874,7 @@ TEST_P(BatchOutOfMemory, AnyAllocationFailingLeavesNothingHeld) {
         },
         [&] { return daxkv_get_batch(s(), items.data(), n, 0); },
         [&](int rc, const std::string &when) {
+            every_status_is(rc, when);
             if (rc != -ENOMEM) {
                 EXPECT_EQ(rc, static_cast<int>(n)) << when << ": " << daxkv_errmsg();
                 for (size_t i = 0; i < n; ++i) {
@@ -884,6 +894,7 @@ TEST_P(BatchOutOfMemory, AnyAllocationFailingLeavesNothingHeld) {
         },
         [&] { return daxkv_contains_batch(s(), items.data(), n, DAXKV_PIN); },
         [&](int rc, const std::string &when) {
+            every_status_is(rc, when);
             if (rc != -ENOMEM) {
                 EXPECT_EQ(rc, static_cast<int>(n)) << when << ": " << daxkv_errmsg();
                 for (const auto &k : names_)
@@ -898,6 +909,7 @@ TEST_P(BatchOutOfMemory, AnyAllocationFailingLeavesNothingHeld) {
         },
         [&] { return daxkv_remove_batch(s(), items.data(), n, 0); },
         [&](int rc, const std::string &when) {
+            every_status_is(rc, when);
             for (size_t i = 0; i < n; ++i) {
                 if (rc != -ENOMEM) {
                     EXPECT_EQ(contains(names_[i]), 0) << when;

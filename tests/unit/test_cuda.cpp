@@ -344,7 +344,8 @@ TEST_F(Cuda, RealRuntimeWithoutGpuSaysENODEVAndTheStoreKeepsWorking) {
         EXPECT_EQ(daxkv_put_batch_cuda(s(), &p, 1, nullptr, 0), -ENODEV);
         EXPECT_EQ(daxkv_get_batch_cuda(s(), nullptr, 0, nullptr, 0), -ENODEV);
         EXPECT_EQ(daxkv_put_batch_cuda(s(), nullptr, 0, nullptr, 0), -ENODEV);
-        EXPECT_EQ(p.status, 7) << "the items are untouched";
+        EXPECT_EQ(g.status, -ENODEV) << "a call that fails whole says so for every item";
+        EXPECT_EQ(p.status, -ENODEV) << "a call that fails whole says so for every item";
         EXPECT_EQ(daxkv_cuda_available(), 0);
         if (round == 0)
             before = fds();
@@ -1245,6 +1246,69 @@ TEST_P(CudaPaths, FailedCopyMidBatchFailsOnlyItsItem) {
     EXPECT_EQ(st.slots_used, 0u);
 }
 
+// With DAXKV_PREFIX, an item that fails after it was borrowed ends the
+// prefix as a miss does, as on the host: its transfer failing (the 2nd
+// cudaMemcpyAsync) or its checksum (verify=read, the bytes damaged in
+// place). Every later item is -ENOENT, not counted as a hit, and no
+// transfer of theirs is started: their device buffers are untouched.
+// Later items kept status 0, and were copied, though the call returned the
+// prefix before them.
+TEST_P(CudaPaths, AnItemThatFailsEndsAPrefixAndNothingAfterItIsSent) {
+    open_cuda(64 * 1024, 16, "64MiB", "read"); // one chunk: one copy per item
+    maybe_register();
+    make_values({1000, 2000, 3000, 4000, 5000});
+    auto items = put_items();
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_, 0), 5);
+    sync();
+
+    auto check = [&](std::vector<daxkv_item> &got, long copies, const char *what) {
+        EXPECT_EQ(got[0].status, 0) << what;
+        EXPECT_EQ(got[0].len, 1000u) << what;
+        EXPECT_EQ(got[1].status, -EIO) << what;
+        for (size_t i = 2; i < got.size(); ++i) {
+            EXPECT_EQ(got[i].status, -ENOENT) << i << ", " << what;
+            EXPECT_EQ(got[i].len, size_t(64 * 1024)) << i << ", " << what;
+        }
+        EXPECT_EQ(copies, 2) << what << ": only the first two items were sent";
+        sync();
+        EXPECT_TRUE(out_matches(0)) << what;
+        for (size_t i = 2; i < got.size(); ++i)
+            EXPECT_EQ(out_[i]->data()[0], 0xEE) << i << ", " << what;
+    };
+
+    auto got = get_items(64 * 1024);
+    uint64_t hits = stats().hits;
+    long before = calls("cudaMemcpyAsync");
+    fake().set("fail_memcpy_at", 2);
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), got.data(), got.size(), stream_, DAXKV_PREFIX), 1);
+    check(got, calls("cudaMemcpyAsync") - before, "a failed transfer");
+    EXPECT_EQ(stats().hits - hits, 1u);
+
+    {
+        const auto lay = daxkv::arena::compute_layout(spec_arena_bytes(spec_), spec_.slot_bytes,
+                                                      spec_.meta_bytes);
+        FileMap fm(path_);
+        ASSERT_TRUE(fm.ok());
+        char *g2 = fm.base() + lay.data_offset + 2 * spec_.slot_bytes;
+        ASSERT_EQ(0, std::memcmp(g2, src_[2].data(), src_[2].size())) << "g2 is not in slot 2";
+        g2[10] ^= 0x01;
+    }
+    // g0 g2 g3 g4: g2 fails its checksum before any transfer.
+    keys_.erase(keys_.begin() + 1);
+    src_.erase(src_.begin() + 1);
+    got = get_items(64 * 1024);
+    hits = stats().hits;
+    before = calls("cudaMemcpyAsync");
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), got.data(), got.size(), stream_, DAXKV_PREFIX), 1);
+    check(got, calls("cudaMemcpyAsync") - before + 1, "a failed checksum"); // g2 sent nothing
+    EXPECT_EQ(stats().hits - hits, 1u);
+    EXPECT_EQ(stats().verify_failures, 1u);
+    EXPECT_EQ(contains("g2"), 0);
+    EXPECT_EQ(contains("g3"), 1);
+    EXPECT_EQ(stats().slots_pending_free, 0u) << "a borrow was not ended";
+    EXPECT_EQ(stats().leases_active, 0u);
+}
+
 // Out of memory at any allocation the calling thread makes during a GPU
 // batch: the call succeeds, or fails whole with -ENOMEM having stored
 // nothing; either way no slot stays borrowed or claimed and no copy is left
@@ -1261,6 +1325,8 @@ TEST_P(CudaPaths, OutOfMemoryAnywhereInABatchLeavesNothingHeld) {
         [&] { return daxkv_put_batch_cuda(s(), items.data(), items.size(), stream_, 0); },
         [&](int rc, const std::string &when) {
             sync();
+            for (size_t i = 0; rc < 0 && i < items.size(); ++i)
+                EXPECT_EQ(items[i].status, rc) << when << ": a failed call says so for item " << i;
             for (size_t i = 0; i < keys_.size(); ++i) {
                 if (rc == -ENOMEM) {
                     EXPECT_EQ(contains(keys_[i]), 0) << when << ": stored by a failed call";
@@ -1285,6 +1351,8 @@ TEST_P(CudaPaths, OutOfMemoryAnywhereInABatchLeavesNothingHeld) {
         [&] { return daxkv_get_batch_cuda(s(), items.data(), items.size(), stream_, 0); },
         [&](int rc, const std::string &when) {
             sync();
+            for (size_t i = 0; rc < 0 && i < items.size(); ++i)
+                EXPECT_EQ(items[i].status, rc) << when << ": a failed call says so for item " << i;
             if (rc != -ENOMEM) {
                 EXPECT_EQ(rc, static_cast<int>(keys_.size())) << when << ": " << daxkv_errmsg();
                 for (size_t i = 0; i < keys_.size(); ++i)

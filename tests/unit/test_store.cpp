@@ -798,6 +798,56 @@ TEST_F(Store, VerifyReadCatchesCorruptionOnLeaseAndBatchGet) {
     EXPECT_EQ(st.leases_active, 0u);
 }
 
+// With DAXKV_PREFIX, an item whose copy fails (here its checksum, with
+// verify=read) ends the prefix as a miss does: every later item is
+// -ENOENT and not counted as a hit. Later items kept status 0 (and were
+// counted as hits) though the call returned the prefix before them. Bad
+// input: one payload byte flipped in place in the second of four entries,
+// read with and without a metadata buffer.
+TEST_F(Store, AnItemWhoseCopyFailsEndsAPrefix) {
+    open(StoreSpec{4096, 8}.set("verify", "read"));
+    const std::vector<std::string> keys = {"p0", "p1", "p2", "p3", "p4"};
+    for (size_t i = 0; i < keys.size(); ++i)
+        ASSERT_EQ(put(keys[i], pattern(60 + i, 3000)), 0); // slots 0..4 in order
+    auto lay = daxkv::arena::compute_layout(spec_arena_bytes(spec_), 4096, 256);
+    FileMap fm(path_);
+    ASSERT_TRUE(fm.ok());
+    ASSERT_EQ(0, std::memcmp(fm.base() + lay.data_offset + 4096, pattern(61, 3000).data(), 3000));
+    fm.base()[lay.data_offset + 1 * 4096 + 7] ^= 0x01; // p1's value
+    fm.base()[lay.data_offset + 2 * 4096 + 7] ^= 0x01; // p2's value
+
+    // Without a metadata buffer p0 p1 p3 p4 (p1 fails), with one p0 p2 p4.
+    for (bool with_meta : {false, true}) {
+        const std::vector<std::string> read =
+            with_meta ? std::vector<std::string>{"p0", "p2", "p4"}
+                      : std::vector<std::string>{"p0", "p1", "p3", "p4"};
+        std::vector<std::vector<uint8_t>> bufs(read.size(), std::vector<uint8_t>(4096, 0xEE));
+        std::vector<std::vector<char>> metas(read.size(), std::vector<char>(64));
+        std::vector<daxkv_item> items(read.size());
+        for (size_t i = 0; i < read.size(); ++i)
+            items[i] = daxkv_item{read[i].data(), read[i].size(), bufs[i].data(), bufs[i].size(),
+                                  with_meta ? metas[i].data() : nullptr,
+                                  with_meta ? metas[i].size() : 0, 0};
+        const uint64_t hits_before = stats().hits;
+        EXPECT_EQ(daxkv_get_batch(s(), items.data(), items.size(), DAXKV_PREFIX), 1);
+        EXPECT_EQ(items[0].status, 0);
+        EXPECT_EQ(items[0].len, 3000u);
+        EXPECT_EQ(items[1].status, -EIO) << "with meta " << with_meta;
+        for (size_t i = 2; i < items.size(); ++i) {
+            EXPECT_EQ(items[i].status, -ENOENT) << i << ", with meta " << with_meta;
+            EXPECT_EQ(items[i].len, 4096u) << "a later item's length is left as given";
+        }
+        EXPECT_EQ(stats().hits - hits_before, 1u) << "with meta " << with_meta;
+    }
+    EXPECT_EQ(contains("p0"), 1);
+    EXPECT_EQ(contains("p1"), 0);
+    EXPECT_EQ(contains("p2"), 0);
+    EXPECT_EQ(value("p3"), pattern(63, 3000));
+    EXPECT_EQ(value("p4"), pattern(64, 3000));
+    EXPECT_EQ(stats().verify_failures, 2u);
+    EXPECT_EQ(stats().slots_pending_free, 0u) << "a borrow was not ended";
+}
+
 // A metadata byte written over in the header of a committed entry: every
 // read with verify=read refuses it, and drops the entry, as it does a value
 // written over. Bad input: one byte of each entry's metadata flipped in
