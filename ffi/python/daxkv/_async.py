@@ -321,11 +321,10 @@ class _AsyncCalls:
 
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
-        fd = self._reader_fd()
-        self._submit(op, keys, buffers, waiter=(loop, fut), **kw)
-        self._reader_add(loop, fd)
+        fd = self._reader_add(loop)
         try:
-            self._on_readable()  # it may have completed inline, before the reader existed
+            self._submit(op, keys, buffers, waiter=(loop, fut), **kw)
+            self._on_readable()  # it may have completed inline, before the reader saw it
             return await fut
         except BaseException:
             # Cancelled after the completion was handed over (a task
@@ -337,16 +336,18 @@ class _AsyncCalls:
         finally:
             self._reader_remove(loop, fd)
 
-    def _reader_fd(self) -> int:
-        """The descriptor the asyncio readers watch: the binding's own
-        duplicate of the store's event fd, made while the store is open.
-        The loops know a reader by its descriptor's number, and close()
-        closes the store's event fd while coroutines still await it (they
-        are failed, and remove their reader when they next run): a number
-        freed then and taken by another file (another store's event fd, a
-        socket) would have that file's reader removed by them, or, added
-        to the loop before they ran, never watched. The duplicate is closed
-        only once no loop watches it any more."""
+    def _reader_add(self, loop: Any) -> int:
+        """Count a coroutine that waits on loop, and make sure loop watches
+        the store's events; returns the descriptor it watches.
+
+        That is the binding's own duplicate of the store's event fd, made
+        while the store is open and closed once no coroutine waits any
+        more. The loops know a reader by its descriptor's number, and
+        close() closes the store's event fd while coroutines still await
+        it (they are failed, and remove their reader when they next run):
+        a number freed then and taken by another file (another store's
+        event fd, a socket) would have that file's reader removed by them,
+        or, added to the loop before they ran, never watched."""
         import os
 
         a = self._async_state()
@@ -354,23 +355,26 @@ class _AsyncCalls:
         try:
             with a.lock:
                 if a.reader_fd is None:
-                    fd = _optional("daxkv_event_fd")(h)
-                    if fd < 0:
-                        raise _error(fd, "daxkv_event_fd")
-                    a.reader_fd = os.dup(fd)  # close-on-exec, as every fd Python makes
-                return a.reader_fd
+                    efd = _optional("daxkv_event_fd")(h)
+                    if efd < 0:
+                        raise _error(efd, "daxkv_event_fd")
+                    a.reader_fd = os.dup(efd)  # close-on-exec, as every fd Python makes
+                fd = a.reader_fd
+                n = a.readers.get(loop, 0)
+                a.readers[loop] = n + 1
         finally:
             self._leave()
-
-    def _reader_add(self, loop: Any, fd: int) -> None:
-        a = self._async_state()
-        with a.lock:
-            n = a.readers.get(loop, 0)
-            a.readers[loop] = n + 1
         if n == 0:
-            loop.add_reader(fd, self._on_readable)
+            try:
+                loop.add_reader(fd, self._on_readable)
+            except BaseException:
+                self._reader_remove(loop, fd, added=False)
+                raise
+        return fd
 
-    def _reader_remove(self, loop: Any, fd: int) -> None:
+    def _reader_remove(self, loop: Any, fd: int, added: bool = True) -> None:
+        import os
+
         a = self._async_state()
         with a.lock:
             n = a.readers[loop] - 1
@@ -378,9 +382,15 @@ class _AsyncCalls:
                 a.readers[loop] = n
             else:
                 del a.readers[loop]
-        if n == 0:
+        if n == 0 and added:
             loop.remove_reader(fd)
-            a.close_reader_fd_if_unused()
+        with a.lock:
+            # No coroutine of any loop waits: no loop watches it.
+            last = not a.readers and a.reader_fd == fd
+            if last:
+                a.reader_fd = None
+        if last:
+            os.close(fd)
 
     def _on_readable(self) -> None:
         try:
@@ -422,7 +432,6 @@ class _AsyncCalls:
         if a is None:
             return
         a.close_stop_fd()
-        a.close_reader_fd_if_unused()
         with a.lock:
             pending, a.pending = a.pending, {}
             waiters, a.waiters = a.waiters, {}
@@ -469,7 +478,7 @@ class _AsyncState:
         self.ready: "collections.deque[Completion]" = collections.deque()  # polled by an asyncio reader
         self.waiters: Dict[int, Tuple[Any, Any]] = {}  # tag -> (loop, future)
         self.readers: Dict[Any, int] = {}  # loop -> coroutines waiting on it
-        self.reader_fd: Optional[int] = None  # what they watch (_AsyncCalls._reader_fd)
+        self.reader_fd: Optional[int] = None  # what they watch (_AsyncCalls._reader_add)
         self.next_tag = 1
         self.stopped = False  # shut down or closed: nothing more completes
         # (read end, write end), made by the first poll that sleeps:
@@ -511,18 +520,6 @@ class _AsyncState:
             # with a timeout returned at once, one without spun).
             if self._stop_pipe is not None and self._pipe_pid == os.getpid():
                 os.write(self._stop_pipe[1], b"x")
-
-    def close_reader_fd_if_unused(self) -> None:
-        """Close the readers' duplicate once the store is freed and no loop
-        watches it."""
-        import os
-
-        with self.lock:
-            fd = self.reader_fd
-            if fd is None or not self._freed or self.readers:
-                return
-            self.reader_fd = None
-        os.close(fd)
 
     def drain_reader_fd(self) -> None:
         import os

@@ -635,6 +635,22 @@ def _open_fds():
     return set(os.listdir("/proc/self/fd"))
 
 
+def test_no_descriptor_stays_open_for_the_loops_once_no_coroutine_waits(sstore):
+    # The loops watch a duplicate of the event fd; it is closed as soon as
+    # no coroutine awaits the store, so that a store never closed (left to
+    # the garbage collector) does not keep one open.
+    fds = _open_fds()
+
+    async def main():
+        await sstore.put_many_async([b"d"], [b"v"])
+        idle = _open_fds()  # the loop's own, and the store's event fd
+        await asyncio.gather(*(sstore.get_many_async([b"d"], [bytearray(1)]) for _ in range(5)))
+        assert _open_fds() == idle
+
+    asyncio.run(main())
+    assert _open_fds() - fds == {str(sstore.event_fd())}
+
+
 @pytest.mark.parametrize("reuser", ["store", "socket"])
 def test_closing_a_store_awaited_on_leaves_the_file_that_reuses_its_event_fd_alone(tmp_path, reuser):
     # A coroutine awaits a batch of store s1; s1 is closed, which fails the
