@@ -39,16 +39,22 @@ void Entries::discard(Index::Locked &l) noexcept {
     c_.index.erase_if_empty(l);
 }
 
-bool Entries::evict_one() {
-    return c_.index.evict_one(
-        [&](const Entry &e) {
-            return e.pins() || e.inflight || c_.slots.at(e.ref()).borrows() ||
-                   c_.pool.moving_away(e.ref().arena);
-        },
-        [&](Index::Locked &l) {
-            drop(l);
-            c_.counters.evictions++;
-        });
+bool Entries::may_evict(const Entry &e, const std::function<bool(uint32_t)> &to) const noexcept {
+    if (e.pins() || e.inflight || c_.slots.at(e.ref()).borrows())
+        return false;
+    const uint32_t a = e.ref().arena;
+    const DeviceRow &row = c_.pool[a];
+    if (to ? !to(a) : !dev_writable(row.state.load(std::memory_order_relaxed)))
+        return false;
+    return row.alloc && e.ref().slot < row.alloc->slots();
+}
+
+bool Entries::evict_one(const std::function<bool(uint32_t)> &to) {
+    return c_.index.evict_one([&](const Entry &e) { return !may_evict(e, to); },
+                              [&](Index::Locked &l) {
+                                  drop(l);
+                                  c_.counters.evictions++;
+                              });
 }
 
 int Entries::remove(std::string_view key, unsigned flags) {

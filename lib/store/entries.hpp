@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <functional>
 #include <string_view>
 
 #include "store/core.hpp"
@@ -31,9 +32,17 @@ public:
     // removed, withdrawn, out of the index. Its slot stays taken: the
     // caller quarantines it (SlotStates::quarantine).
     void discard(Index::Locked &l) noexcept;
-    // Evict the least recently used entry that is neither pinned, leased,
-    // being written nor on a device being emptied. False when there is none.
-    bool evict_one();
+    // Evict the least recently used entry whose going makes room for a new
+    // one (may_evict). False when there is none.
+    bool evict_one(const std::function<bool(uint32_t device)> &to = nullptr);
+    // Whether e may be evicted to make room: it is neither pinned, leased
+    // nor being written, and its slot is one a write can take next, below
+    // the limit of a device `to` accepts (by default a writable one).
+    // Evicting an entry of a device being emptied, drained or changed, or
+    // one above the new end of a device being shrunk, frees no slot a write
+    // could use. Its shard's lock held.
+    bool may_evict(const Entry &e, const std::function<bool(uint32_t device)> &to = nullptr) const
+        noexcept;
 
     // The calls. 0, or the expected outcomes -ENOENT (a miss, or no pin to
     // drop) and -EBUSY (remove: pinned or being written, without kForce);

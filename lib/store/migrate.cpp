@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <functional>
 
 #include "store/hotplug.hpp"
 #include "internal/undo.hpp"
@@ -84,11 +85,30 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
     }
     if (targets.empty())
         fail(-ENOSPC, "no writable destination device to migrate %zu entries to", keys.size());
-    if (c_.cfg.eviction == Eviction::none && room < keys.size())
+    // Room is made on the destinations only, below their limits: an entry
+    // evicted elsewhere (the source's own, above a shrink's new end) frees
+    // no slot a copy could take.
+    std::vector<bool> is_target(c_.pool.size(), false);
+    for (uint32_t t : targets)
+        is_target[t] = true;
+    const std::function<bool(uint32_t)> to_target = [&](uint32_t a) {
+        return a < is_target.size() && is_target[a];
+    };
+    // All or nothing, evictions included: a migration that cannot find room
+    // for every entry fails before it evicts any (unless writes racing with
+    // it take the room counted here).
+    if (room < keys.size() && c_.cfg.eviction != Eviction::none) {
+        c_.index.for_each_locked([&](const Entry &e) {
+            if (e.committed() && entries_.may_evict(e, to_target))
+                ++room;
+        });
+    }
+    if (room < keys.size())
         fail(-ENOSPC,
              "insufficient destination capacity: %zu entries to move, %llu free slots on the "
-             "destinations; nothing was moved",
-             keys.size(), static_cast<unsigned long long>(room));
+             "destinations%s; nothing was moved",
+             keys.size(), static_cast<unsigned long long>(room),
+             c_.cfg.eviction == Eviction::none ? "" : " counting the entries they could evict");
 
     std::vector<Move> moves;
     moves.reserve(keys.size());
@@ -139,7 +159,8 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
                 }
                 if (slot != UINT32_MAX)
                     break;
-                if (c_.cfg.eviction == Eviction::none || attempt >= 1024 || !entries_.evict_one())
+                if (c_.cfg.eviction == Eviction::none || attempt >= 1024 ||
+                    !entries_.evict_one(to_target))
                     fail(-ENOSPC, "insufficient destination capacity: the destinations are full "
                                   "and nothing is evictable; nothing was moved");
                 ms.evicted_keys++;

@@ -159,12 +159,6 @@ public:
     // caller's NUMA node first with placement=numa), UINT32_MAX for none.
     uint32_t pick_device() const noexcept;
     bool any_writable() const noexcept;
-    // The device is being emptied by a migration or removal: evicting its
-    // entries would not make room where new entries go.
-    bool moving_away(uint32_t a) const noexcept {
-        DevState st = rows_[a].state.load(std::memory_order_relaxed);
-        return st == DevState::migrating || st == DevState::removing;
-    }
     // Durability=power: fence the write-backs staged on every device
     // (arena.hpp: the batched commit protocol).
     void fence_all() const noexcept;

@@ -1537,6 +1537,89 @@ TEST_F(Pool, ResizeShrinkNeverDropsKeysSilently) {
     EXPECT_EQ(present, 4u);
 }
 
+// A shrink that migrates (eviction=lru) makes room below its new end only:
+// it evicted the entries above the end it was about to move (freeing slots
+// no copy could take), so that it dropped keys it had come to keep, and
+// when it then failed with -ENOSPC the evictions stayed: a retry no longer
+// behaved like the first try. Bad input: a shrink to 2 of 8 slots with 6
+// entries above the end and nothing evictable below (twice), then a shrink
+// to 5 that needs one eviction, with the least recently used entry below
+// the end (key 3; key 2 read since) and older ones above it (5..7).
+TEST_F(Pool, AShrinkMakesRoomOnlyBelowItsEndAndOneWithoutRoomEvictsNothing) {
+    open_pool(1, 8);
+    fill(0, 8); // key i in slot i
+    for (uint32_t i : {0u, 1u})
+        ASSERT_EQ(daxkv_remove(s(), key_of(i).data(), key_of(i).size(), 0), 0);
+    daxkv_hotplug_result r = result();
+    for (int attempt = 0; attempt < 2; ++attempt) {
+        EXPECT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 2 * kSlot, DAXKV_MIGRATE, 0, &r),
+                  -ENOSPC);
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "6 entries to move, 2 free slots"))
+            << daxkv_errmsg();
+        EXPECT_EQ(get_stats(s()).evictions, 0u) << "attempt " << attempt;
+        EXPECT_EQ(state_of(0), "active");
+        for (uint32_t i = 2; i < 8; ++i)
+            EXPECT_EQ(check(i), "") << i << ", attempt " << attempt;
+    }
+    ASSERT_EQ(check(2), ""); // key 3 is now the least recently used
+    r = result();
+    ASSERT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 5 * kSlot, DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(r.moved_keys, 3u);
+    EXPECT_EQ(r.evicted_keys, 1u);
+    EXPECT_EQ(get_stats(s()).evictions, 1u);
+    EXPECT_EQ(has(3), 0);
+    for (uint32_t i : {2u, 4u, 5u, 6u, 7u})
+        EXPECT_EQ(check(i), "") << i;
+}
+
+// The same for a removal that migrates to another device: room is made by
+// evicting the destinations' entries, and a migration that cannot find
+// room for all even so fails before it evicts any. It evicted the
+// destination's unpinned entries, then failed with -ENOSPC. Bad input: 4
+// entries to move to a full destination of 4 slots with 3 of its entries
+// pinned, then 1; then none (room for exactly 4).
+TEST_F(Pool, AMigrationThatCannotMakeRoomForEveryEntryEvictsNothing) {
+    open_pool(2, 4);
+    fill(0, 8);
+    std::vector<std::string> on1;
+    daxkv_cursor *c = nullptr;
+    ASSERT_EQ(daxkv_cursor_open(s(), paths_[1].c_str(), &c), 0);
+    daxkv_key_info ki{};
+    ki.struct_size = sizeof ki;
+    while (daxkv_cursor_next(c, &ki) == 1)
+        on1.emplace_back(static_cast<const char *>(ki.key), ki.key_len);
+    daxkv_cursor_close(c);
+    ASSERT_EQ(on1.size(), 4u);
+    ASSERT_EQ(entries_on(0), 4u);
+    for (size_t pinned : {3u, 1u}) {
+        for (size_t i = 0; i < pinned; ++i)
+            ASSERT_EQ(daxkv_pin(s(), on1[i].data(), on1[i].size()), 0);
+        daxkv_hotplug_result r = result();
+        EXPECT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), -ENOSPC);
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "4 entries to move, " +
+                                                      std::to_string(4 - pinned) + " free slots"))
+            << daxkv_errmsg();
+        EXPECT_EQ(get_stats(s()).evictions, 0u) << pinned << " pinned";
+        EXPECT_EQ(get_stats(s()).entries, 8u) << pinned << " pinned";
+        EXPECT_EQ(state_of(0), "active");
+        for (size_t i = 0; i < pinned; ++i)
+            ASSERT_EQ(daxkv_unpin(s(), on1[i].data(), on1[i].size()), 0);
+    }
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(r.evicted_keys, 4u);
+    EXPECT_EQ(r.moved_keys, 4u);
+    for (const auto &k : on1)
+        EXPECT_EQ(daxkv_contains(s(), k.data(), k.size()), 0) << k;
+    for (uint32_t i = 0; i < 8; ++i)
+        if (has(i) == 1) {
+            EXPECT_EQ(check(i), "") << i;
+        }
+    EXPECT_EQ(get_stats(s()).entries, 4u);
+}
+
 TEST_F(Pool, ResizeShrinkToAnotherDeviceAndLockedHighEntries) {
     open_pool(2, 8);
     fill(0, 16); // 8 each
