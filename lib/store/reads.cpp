@@ -293,6 +293,8 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
     // does not match) ends the prefix as a miss at borrowing does: every
     // later item is -ENOENT, though its copy, made alongside, may have
     // written its buffer (borrowed items are the first ones, in order).
+    // Later items are not checked, as the GPU batch does not check them;
+    // a slot whose copy faulted is quarantined all the same.
     bool prefix_ended = false;
     size_t k = 0;
     for (size_t seg = 0; seg < copying.count(); ++seg) {
@@ -300,8 +302,11 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
         for (; k < copying.end(seg); ++k) {
             const Borrow &b = borrows[k];
             daxkv_item &it = items[item_of[k]];
-            // Checked whatever the prefix: a slot that faulted or an entry
-            // that failed its checksum goes all the same.
+            if (prefix_ended) {
+                end_copy(b, copy_rc[k]);
+                it.status = -ENOENT;
+                continue;
+            }
             int status = item_status([&] {
                 // Every copy of the segment has finished: only now is a
                 // borrow ended.
@@ -318,8 +323,6 @@ int Reads::get_batch(daxkv_item *items, size_t n, unsigned flags) {
                 end(b);
                 return 0;
             });
-            if (status == 0 && prefix_ended)
-                status = -ENOENT;
             if (status == 0) {
                 if (it.meta)
                     it.meta_len = b.meta_len;

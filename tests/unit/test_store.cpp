@@ -800,10 +800,12 @@ TEST_F(Store, VerifyReadCatchesCorruptionOnLeaseAndBatchGet) {
 
 // With DAXKV_PREFIX, an item whose copy fails (here its checksum, with
 // verify=read) ends the prefix as a miss does: every later item is
-// -ENOENT and not counted as a hit. Later items kept status 0 (and were
-// counted as hits) though the call returned the prefix before them. Bad
-// input: one payload byte flipped in place in the second of four entries,
-// read with and without a metadata buffer.
+// -ENOENT and not counted as a hit, and is not checked (as a GPU batch
+// does not check it). Later items kept status 0 (and were counted as
+// hits) though the call returned the prefix before them, and one that
+// failed its own check said -EIO and was dropped. Bad input: one payload
+// byte flipped in place in the second item read and in the last, read
+// with and without a metadata buffer.
 TEST_F(Store, AnItemWhoseCopyFailsEndsAPrefix) {
     open(StoreSpec{4096, 8}.set("verify", "read"));
     const std::vector<std::string> keys = {"p0", "p1", "p2", "p3", "p4"};
@@ -815,6 +817,7 @@ TEST_F(Store, AnItemWhoseCopyFailsEndsAPrefix) {
     ASSERT_EQ(0, std::memcmp(fm.base() + lay.data_offset + 4096, pattern(61, 3000).data(), 3000));
     fm.base()[lay.data_offset + 1 * 4096 + 7] ^= 0x01; // p1's value
     fm.base()[lay.data_offset + 2 * 4096 + 7] ^= 0x01; // p2's value
+    fm.base()[lay.data_offset + 4 * 4096 + 7] ^= 0x01; // p4's: past each prefix's end
 
     // Without a metadata buffer p0 p1 p3 p4 (p1 fails), with one p0 p2 p4.
     for (bool with_meta : {false, true}) {
@@ -843,8 +846,11 @@ TEST_F(Store, AnItemWhoseCopyFailsEndsAPrefix) {
     EXPECT_EQ(contains("p1"), 0);
     EXPECT_EQ(contains("p2"), 0);
     EXPECT_EQ(value("p3"), pattern(63, 3000));
-    EXPECT_EQ(value("p4"), pattern(64, 3000));
     EXPECT_EQ(stats().verify_failures, 2u);
+    EXPECT_EQ(contains("p4"), 1) << "past the prefix's end, p4 was not checked";
+    std::vector<uint8_t> out;
+    EXPECT_EQ(get("p4", &out), -EIO);
+    EXPECT_EQ(stats().verify_failures, 3u);
     EXPECT_EQ(stats().slots_pending_free, 0u) << "a borrow was not ended";
 }
 
