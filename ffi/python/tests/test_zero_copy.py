@@ -190,7 +190,7 @@ def test_interrupts_at_any_moment_leak_no_lease_or_reservation(store):
     # its owner's finalizer (the with-block broken off before release()
     # did it): an interrupt landing inside weakref.finalize's own Python
     # code loses that release, about once in a few thousand interrupts
-    # here (README, "Known limits").
+    # here (README, "Lifetimes").
     import signal
     import time
 
