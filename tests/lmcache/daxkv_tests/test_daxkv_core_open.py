@@ -18,10 +18,11 @@ Bad inputs tried here:
   persistent daxkv arena reopened, persistent, with another slot size;
 * an arena reopened with max_dax_size_bytes larger (within the room it was
   laid out for) and smaller than before, volatile and persistent, and
-  smaller than the entries a persistent arena holds.
+  smaller than the entries a persistent arena holds (the oldest go).
 """
 
 # Standard
+import logging
 import os
 
 # Third Party
@@ -279,22 +280,33 @@ def test_reopen_with_another_size_gives_lmcache_capacity(tmp_path, persist):
     release(*objs)
 
 
-def test_persistent_reopen_smaller_than_its_entries_is_refused(tmp_path):
-    path = make_device(tmp_path / "dax.bin", 4 * S)
+def test_persistent_reopen_smaller_than_its_entries_keeps_the_newest(tmp_path, caplog):
+    # An arena grown at run time (remap) and reopened with the configuration
+    # it started with: the open was refused ("holds 3 entries, more than
+    # the 2 slots"), and the server could not start until its configuration
+    # was edited. It is a cache: the oldest entries that do not fit go, and
+    # the log says so.
+    path = make_device(tmp_path / "dax.bin", 4 * S)  # room to grow into
     objs = [byte_obj(S, i) for i in range(3)]
-    core = _open(path, 4 * S, persist_enabled=True)
-    assert core.put_many([ekey(i) for i in range(3)], objs) == [True] * 3
+    core = _open(path, 2 * S, persist_enabled=True)
+    core.remap(4 * S)
+    for i in range(3):  # one at a time: commit order is key order
+        assert core.put_many([ekey(i)], [objs[i]]) == [True]
     core.close()
     watch = _Watch(tmp_path)
-    with pytest.raises(RuntimeError) as info:
-        _open(path, 2 * S, persist_enabled=True)
-    assert isinstance(info.value, DaxCoreError)
-    assert "holds 3 entries" in str(info.value)
-    watch.check()
-    core = _open(path, 4 * S, persist_enabled=True)
+    with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
+        core = _open(path, 2 * S, persist_enabled=True)
     try:
-        assert sorted(k.chunk_hash for k in core.snapshot_keys()) == [0, 1, 2]
-        assert core.max_slots == 4
+        assert "holds 3 entries, more than the 2 slots it is configured for: removing the 1 oldest" in caplog.text
+        assert core.max_slots == 2
+        assert sorted(k.chunk_hash for k in core.snapshot_keys()) == [1, 2]
+        for i in (1, 2):
+            rs, _ = core.reserve_reads([ekey(i)], prefix_only=False)
+            try:
+                assert bytes(core.arena_view[rs[0].slot_id * S:(rs[0].slot_id + 1) * S]) == bytes(objs[i].byte_array)
+            finally:
+                core.finalize_reads(rs, set())
     finally:
         core.close()
+    watch.check()
     release(*objs)

@@ -245,6 +245,15 @@ def test_configs_lmcache_takes_are_taken_as_lmcache_reads_them(tmp_path, adapter
     assert DaxL2AdapterConfig.from_dict(null_hotplug).hotplug_enabled is False
     assert adapters(null_hotplug).report_status()["hotplug_enabled"] is False
 
+    # Neither device_path nor devices: both refuse it the same way.
+    for hotplug in (False, True):
+        bare = {"slot_bytes": S, "hotplug_enabled": hotplug}
+        with pytest.raises(ValueError) as lmcache_s:
+            DaxL2AdapterConfig.from_dict(bare)
+        with pytest.raises(ValueError) as ours:
+            build(bare)
+        assert str(ours.value) == str(lmcache_s.value) == "device_path must be a non-empty string"
+
 
 def test_l2_adapter_json_option_builds_the_adapter(tmp_path):
     params = one_device(tmp_path)
@@ -316,7 +325,11 @@ BAD_PARAMS = [
     ({"durability": ["x"]}, "durability must be a string or an integer"),
     ({"durability": "sometimes"},
      "invalid DAX adapter configuration: durability: 'sometimes' is not one of none, process, power"),
-    ({"device_path": MISSING, "max_dax_size_gb": MISSING}, "devices may be empty only when hotplug_enabled is true"),
+    # As LMCache's adapter: only an explicit "devices": [] starts without a
+    # device (it took either of these for an adapter with none).
+    ({"device_path": MISSING, "max_dax_size_gb": MISSING}, "device_path must be a non-empty string"),
+    ({"device_path": MISSING, "max_dax_size_gb": MISSING, "hotplug_enabled": True},
+     "device_path must be a non-empty string"),
 ]
 
 
@@ -723,6 +736,39 @@ def test_restart_reports_recovered_keys_and_loads_them(tmp_path, persist):
         # the accounting the adapter started with drops as keys go
         adapter.delete([keys[0]])
         assert dict(adapter.get_usage().bytes_by_cache_salt) == {"alice": S, "bob": S, "": S}
+        release(*targets)
+    finally:
+        adapter.close()
+        release(*objs)
+
+
+def test_a_device_grown_at_run_time_restarts_with_its_configuration(tmp_path, caplog):
+    # Grown by reconfigure "resize" from 4 slots to 8 and filled, then
+    # restarted with the configuration it started with: the adapter failed
+    # to start ("holds 8 entries, more than the 4 slots it is configured
+    # for") until its configuration was edited. The oldest 4 entries now go
+    # (logged), and the listeners and LMCache's accounting hear of the rest.
+    params = one_device(tmp_path, slots=4, room=8, persist_enabled=True, hotplug_enabled=True)
+    keys = [okey(90 + i) for i in range(8)]
+    objs = [mobj(float(i + 1)) for i in range(8)]
+    adapter = build(params)
+    assert adapter.reconfigure("resize", {"device_path": params["device_path"], "size_bytes": 8 * S})["status"] == "ok"
+    for k, o in zip(keys, objs):  # one at a time: commit order is key order
+        assert store(adapter, [k], [o]).is_successful()
+    adapter.close()
+
+    with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
+        adapter = build(params)
+    try:
+        assert "holds 8 entries, more than the 4 slots it is configured for: removing the 4 oldest" in caplog.text
+        listener = Recorder()
+        adapter.register_listener(listener)
+        (told, sizes), = listener.stored
+        assert sorted(told, key=lambda k: k.chunk_hash) == keys[4:] and sizes == [S] * 4
+        assert adapter.get_usage().total_bytes_used == 4 * S
+        targets = [mobj(0.0) for _ in keys]
+        assert load(adapter, keys, targets) == [False] * 4 + [True] * 4
+        assert [obj_bytes(t) for t in targets[4:]] == [obj_bytes(o) for o in objs[4:]]
         release(*targets)
     finally:
         adapter.close()

@@ -305,7 +305,13 @@ def fit_device(store: Store, path: str, slots: int, slot_bytes: int) -> Any:
     layout reaches, and return its layout. LMCache sizes its arenas on every
     open; a reopened arena comes back with the size it was last used with,
     which yields to the configured one here. Entries above the new end move
-    down. RuntimeError when they do not fit (more entries than slots)."""
+    down.
+
+    A persistent arena may hold more entries than the configured slots (it
+    was grown at run time, by resize or remap, and the configuration was
+    left as it was): it is a cache, and a restart must not fail for it. The
+    oldest entries (by commit sequence) that do not fit are removed, and
+    the log says how many. RuntimeError when the resize fails otherwise."""
     layout = store.device_layout(path)
     wanted = min(slots, layout.layout_slots)
     if layout.usable_slots == wanted:
@@ -313,13 +319,18 @@ def fit_device(store: Store, path: str, slots: int, slot_bytes: int) -> Any:
     try:
         store.device_resize(path, wanted * slot_bytes, "migrate")
     except DaxKVError as exc:
-        held = sum(1 for _ in store.keys(path))
-        if held > wanted:
-            raise RuntimeError(
-                f"Failed to open dax device {path}: it holds {held} entries, more than the "
-                f"{wanted} slots it is configured for"
-            ) from exc
-        raise RuntimeError(f"Failed to resize dax arena {path} to {wanted} slots: {exc.message}") from exc
+        entries = sorted(store.keys(path), key=lambda e: e.seq)
+        excess = len(entries) - wanted
+        if excess <= 0:
+            raise RuntimeError(f"Failed to resize dax arena {path} to {wanted} slots: {exc.message}") from exc
+        logger.warning(
+            "DAX device %s holds %d entries, more than the %d slots it is configured for: removing "
+            "the %d oldest", path, len(entries), wanted, excess)
+        store.remove_many([e.key for e in entries[:excess]], force=True)
+        try:
+            store.device_resize(path, wanted * slot_bytes, "migrate")
+        except DaxKVError as again:
+            raise RuntimeError(f"Failed to resize dax arena {path} to {wanted} slots: {again.message}") from again
     return store.device_layout(path)
 
 

@@ -129,7 +129,9 @@ class DaxkvL2AdapterConfig(L2AdapterConfigBase):
                 if size // slot_bytes <= 0:
                     raise ValueError(f"devices[{i}] configured DAX arena does not fit one slot")
                 devices.append((path, size))
-        elif "device_path" in d or "max_dax_size_gb" in d:
+        else:
+            # As LMCache's adapter: only an explicit "devices": [] starts
+            # without a device.
             path = _device_path(d.get("device_path"), "device_path")
             size = int(_positive_float(d.get("max_dax_size_gb"), "max_dax_size_gb") * 1024**3)
             if size // slot_bytes <= 0:
