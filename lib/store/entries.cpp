@@ -44,8 +44,19 @@ bool Entries::may_evict(const Entry &e, const std::function<bool(uint32_t)> &to)
         return false;
     const uint32_t a = e.ref().arena;
     const DeviceRow &row = c_.pool[a];
-    if (to ? !to(a) : !dev_writable(row.state.load(std::memory_order_relaxed)))
-        return false;
+    if (to) {
+        if (!to(a))
+            return false;
+    } else {
+        const DevState st = row.state.load(std::memory_order_relaxed);
+        // A draining device empties as its entries are removed, replaced
+        // or evicted: a put evicts them in their turn, though they give it
+        // no slot (it then evicts again).
+        if (st == DevState::draining)
+            return true;
+        if (!dev_writable(st))
+            return false;
+    }
     return row.alloc && e.ref().slot < row.alloc->slots();
 }
 

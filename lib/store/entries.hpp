@@ -37,10 +37,11 @@ public:
     bool evict_one(const std::function<bool(uint32_t device)> &to = nullptr);
     // Whether e may be evicted to make room: it is neither pinned, leased
     // nor being written, and its slot is one a write can take next, below
-    // the limit of a device `to` accepts (by default a writable one).
-    // Evicting an entry of a device being emptied, drained or changed, or
-    // one above the new end of a device being shrunk, frees no slot a write
-    // could use. Its shard's lock held.
+    // the limit of a device `to` accepts (by default a writable one), or,
+    // by default, it lies on a draining device (which drains that way).
+    // Evicting an entry of a device being emptied or changed, or one above
+    // the new end of a device being shrunk, frees no slot a write could
+    // use. Its shard's lock held.
     bool may_evict(const Entry &e, const std::function<bool(uint32_t device)> &to = nullptr) const
         noexcept;
 

@@ -1163,6 +1163,25 @@ TEST_F(Pool, DrainStopsNewEntriesAndReportsCompletion) {
     EXPECT_EQ(daxkv_device_wait_drained(s(), dir_.file("d2").c_str(), 0), 0);
 }
 
+// With eviction=lru a draining device drains as puts into a full pool
+// evict its entries in their turn, though they give the puts no slot: a
+// drain waited on for good while puts went on (eviction made room on
+// writable devices only). Bad input: two full devices of 8 slots, one
+// draining, 16 more puts.
+TEST_F(Pool, ADrainingDeviceDrainsAsPutsEvictItsEntries) {
+    open_pool(2, 8);
+    fill(0, 16);
+    ASSERT_EQ(entries_on(0), 8u);
+    daxkv_hotplug_result r = result();
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_DRAIN, 0, &r), 0);
+    fill(100, 16);
+    EXPECT_EQ(daxkv_device_wait_drained(s(), paths_[0].c_str(), 5000), 0);
+    EXPECT_EQ(entries_on(0), 0u);
+    EXPECT_EQ(entries_on(1), 8u);
+    for (uint32_t i = 108; i < 116; ++i)
+        EXPECT_EQ(check(i), "") << i;
+}
+
 TEST_F(Pool, AWaitForADrainEndsWhenTheDeviceIsRemovedMeanwhile) {
     // A device that cannot drain (its entries are pinned) is removed with
     // DAXKV_FORCE while a thread waits for its drain: the waiter woke to a
