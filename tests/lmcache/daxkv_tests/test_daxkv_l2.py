@@ -775,6 +775,34 @@ def test_a_device_grown_at_run_time_restarts_with_its_configuration(tmp_path, ca
         release(*objs)
 
 
+def test_a_device_added_at_run_time_with_more_entries_than_its_size_keeps_them(tmp_path, caplog):
+    # Only an open prunes a device to its configured size: one added by
+    # reconfigure holds entries the pool may already use (its lookups find
+    # them as soon as it is added), so it keeps the size its arena has when
+    # they do not fit (here no other device takes any).
+    device = make_device(tmp_path / "b.bin", 8 * S)
+    params = {"devices": [{"device_path": device, "max_dax_size_gb": 8 * S / GIB}], "slot_bytes": S,
+              "persist_enabled": True, "hotplug_enabled": True}
+    adapter = build(params)
+    keys = [okey(120 + i) for i in range(8)]
+    objs = [mobj(float(i + 1)) for i in range(8)]
+    assert store(adapter, keys, objs).is_successful()
+    adapter.close()
+
+    adapter = build(dict(params, devices=[]))
+    try:
+        with caplog.at_level(logging.WARNING, logger="daxkv.lmcache"):
+            adapter.hotplug_add_device(device, 4 * S)
+        assert "keeps the size its arena has" in caplog.text
+        assert "removing" not in caplog.text
+        assert adapter.report_status()["devices"][0]["max_slots"] == 8
+        assert lookup(adapter, keys) == [True] * 8
+        adapter.submit_unlock(keys)
+    finally:
+        adapter.close()
+        release(*objs)
+
+
 def test_a_device_added_back_with_its_entries_tells_the_listeners_of_them(tmp_path):
     # A device left out of the configuration at a restart and added back
     # by reconfigure brings its arena's entries back into the pool: unless

@@ -22,7 +22,7 @@ from .._batch import _Batch, _key_columns
 from .._buffers import _BYTES_OFFSET
 from .._library import _error, library
 from .._store import Store
-from ..errors import DaxKVError, Shutdown
+from ..errors import DaxKVError, NoSpace, Shutdown
 
 logger = logging.getLogger("daxkv.lmcache")
 
@@ -300,38 +300,48 @@ def memcpy_many(dsts: List[int], srcs: List[int], sizes: List[int]) -> None:
         raise _error(rc, "daxkv_memcpy_batch")
 
 
-def fit_device(store: Store, path: str, slots: int, slot_bytes: int) -> Any:
+def fit_device(store: Store, path: str, slots: int, slot_bytes: int, at_open: bool = False) -> Any:
     """Give a device of an open store `slots` slots, as far as its arena's
     layout reaches, and return its layout. LMCache sizes its arenas on every
     open; a reopened arena comes back with the size it was last used with,
     which yields to the configured one here. Entries above the new end move
-    down.
+    down. RuntimeError when that fails.
 
-    A persistent arena may hold more entries than the configured slots (it
-    was grown at run time, by resize or remap, and the configuration was
-    left as it was): it is a cache, and a restart must not fail for it. The
-    oldest entries (by commit sequence) that do not fit are removed, and
-    the log says how many. RuntimeError when the resize fails otherwise."""
+    at_open: the store was just opened, and nothing uses its entries yet. A
+    persistent arena may then hold more entries than the configured slots
+    (it was grown at run time, by resize or remap, and the configuration
+    was left as it was): it is a cache, and a restart must not fail for it.
+    The oldest entries (by commit sequence) that do not fit are removed,
+    and the log says how many. (A device added at run time keeps the size
+    its arena has instead: its entries may be in use by then.)"""
     layout = store.device_layout(path)
     wanted = min(slots, layout.layout_slots)
     if layout.usable_slots == wanted:
         return layout
     try:
         store.device_resize(path, wanted * slot_bytes, "migrate")
-    except DaxKVError as exc:
+    except NoSpace as exc:
         entries = sorted(store.keys(path), key=lambda e: e.seq)
         excess = len(entries) - wanted
-        if excess <= 0:
-            raise RuntimeError(f"Failed to resize dax arena {path} to {wanted} slots: {exc.message}") from exc
+        if not at_open or excess <= 0:
+            raise RuntimeError(_fit_failure(path, wanted, len(entries), exc)) from exc
         logger.warning(
             "DAX device %s holds %d entries, more than the %d slots it is configured for: removing "
             "the %d oldest", path, len(entries), wanted, excess)
-        store.remove_many([e.key for e in entries[:excess]], force=True)
+        store.remove_many([e.key for e in entries[:excess]])
         try:
             store.device_resize(path, wanted * slot_bytes, "migrate")
         except DaxKVError as again:
-            raise RuntimeError(f"Failed to resize dax arena {path} to {wanted} slots: {again.message}") from again
+            raise RuntimeError(_fit_failure(path, wanted, None, again)) from again
+    except DaxKVError as exc:
+        raise RuntimeError(_fit_failure(path, wanted, None, exc)) from exc
     return store.device_layout(path)
+
+
+def _fit_failure(path: str, wanted: int, held: Optional[int], exc: DaxKVError) -> str:
+    if held is not None and held > wanted:
+        return f"Failed to open dax device {path}: it holds {held} entries, more than the {wanted} slots it is configured for"
+    return f"Failed to resize dax arena {path} to {wanted} slots: {exc.message}"
 
 
 class AsyncEngine:

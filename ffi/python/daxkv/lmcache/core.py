@@ -381,7 +381,8 @@ class DaxCore(Generic[KeyT]):
                 raise DaxCoreError(f"Failed to open dax device {device_path}: not a usable device")
             try:
                 layout = _native.fit_device(
-                    self._store, device_path, self._arena_bytes // self._slot_bytes, self._slot_bytes
+                    self._store, device_path, self._arena_bytes // self._slot_bytes, self._slot_bytes,
+                    at_open=True,
                 )
             except RuntimeError as exc:
                 raise DaxCoreError(str(exc)) from exc.__cause__

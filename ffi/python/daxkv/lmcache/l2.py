@@ -354,7 +354,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
                     # in LMCache's adapter.
                     why = "does not exist" if not os.path.lexists(path) else "is not a usable device"
                     raise RuntimeError(f"failed to map DAX device: {path} {why}")
-                _native.fit_device(self._store, path, size // config.slot_bytes, config.slot_bytes)
+                _native.fit_device(self._store, path, size // config.slot_bytes, config.slot_bytes, at_open=True)
             self._meta_cap = self._store.stats().meta_bytes
             self._engine = _native.AsyncEngine(self._store, "daxkv-l2-completions")
         except BaseException:
