@@ -295,11 +295,7 @@ int Hotplug::remove(const std::string &path, MoveMode mode, unsigned flags, Hotp
     });
     if (int rc = recheck_reservations(a, 0, force))
         return rc;
-    int rc = 0;
-    if (migrate)
-        migrate_keys(a, keys, false, ms);
-    else
-        rc = evict_keys(a, keys, force, ms);
+    int rc = migrate ? migrate_or_report(a, keys, false, ms) : evict_keys(a, keys, force, ms);
     if (rc == 0)
         rc = wait_until_empty(a, 0, migrate, force, false, ms);
     if (rc != 0)
@@ -324,8 +320,9 @@ int Hotplug::remove(const std::string &path, MoveMode mode, unsigned flags, Hotp
 int Hotplug::failed_after(int rc, DevState old_state, uint32_t a, uint64_t old_bytes,
                           const MoveStats &ms, HotplugResult &out) noexcept {
     // The caller's undo gives the device its state and size back; the
-    // entries moved or deleted stay so, and the result says how many.
-    if (ms.moved_keys || ms.deleted_keys) {
+    // entries moved, deleted or evicted stay so, and the result says how
+    // many.
+    if (ms.moved_keys || ms.deleted_keys || ms.evicted_keys) {
         out = HotplugResult{old_state, a, old_bytes, old_bytes, ms};
         out.partial = true;
     }
@@ -436,11 +433,7 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
     });
     if (int rc = recheck_reservations(a, new_limit, force))
         return rc;
-    int rc = 0;
-    if (migrate)
-        migrate_keys(a, keys, true, ms);
-    else
-        rc = evict_keys(a, keys, force, ms);
+    int rc = migrate ? migrate_or_report(a, keys, true, ms) : evict_keys(a, keys, force, ms);
     if (rc == 0) {
         // New leases of the device wait while the old ones above the end
         // are waited for (force), so that a stream of new leases cannot

@@ -90,6 +90,16 @@ private:
     // migrate.cpp.
     void migrate_keys(uint32_t src, const std::vector<std::string> &keys, bool same_device,
                       MoveStats &ms);
+    // migrate_keys, whose failure after it evicted entries of its
+    // destinations is returned (its message recorded) rather than thrown,
+    // so that the result reports the evictions (failed_after): they cannot
+    // be undone. Any other failure is thrown.
+    int migrate_or_report(uint32_t src, const std::vector<std::string> &keys, bool same_device,
+                          MoveStats &ms);
+    // Evict an entry of the destinations (to) to make room for a copy. A
+    // read holds its entry for a moment: one found with nothing evictable
+    // is tried again for a while before it gives up.
+    bool evict_for_copy(const std::function<bool(uint32_t)> &to);
     int evict_keys(uint32_t src, const std::vector<std::string> &keys, bool force,
                    MoveStats &ms);
     int wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool force,

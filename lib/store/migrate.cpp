@@ -22,6 +22,7 @@
 #include <cerrno>
 #include <chrono>
 #include <functional>
+#include <thread>
 
 #include "store/hotplug.hpp"
 #include "internal/undo.hpp"
@@ -67,6 +68,27 @@ std::vector<std::string> Hotplug::keys_on(uint32_t a, uint32_t from_slot, bool *
     return keys;
 }
 
+int Hotplug::migrate_or_report(uint32_t src, const std::vector<std::string> &keys,
+                               bool same_device, MoveStats &ms) {
+    try {
+        migrate_keys(src, keys, same_device, ms);
+        return 0;
+    } catch (...) {
+        if (!ms.evicted_keys)
+            throw;
+        return error_from_exception();
+    }
+}
+
+bool Hotplug::evict_for_copy(const std::function<bool(uint32_t)> &to) {
+    for (int attempt = 0; attempt < 50; ++attempt) {
+        if (entries_.evict_one(to))
+            return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
+}
+
 // Move the entries of keys that still lie on src (at or above the device's
 // limit when same_device) to writable devices, all or nothing: on a
 // failure (-ENOSPC, -EIO) every copy is dropped and the source untouched.
@@ -109,6 +131,22 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
              "destinations%s; nothing was moved",
              keys.size(), static_cast<unsigned long long>(room),
              c_.cfg.eviction == Eviction::none ? "" : " counting the entries they could evict");
+    // The room is made at once, right after it was counted: a pin, a lease
+    // or a read that takes an entry counted here out of reach afterwards
+    // would otherwise leave the copies short of room with entries already
+    // evicted (and the longer the copies, the likelier). When it happens
+    // all the same the call fails, and its result says what it evicted.
+    uint64_t free_now = 0;
+    for (uint32_t t : targets)
+        free_now += c_.pool[t].alloc->free_count();
+    for (uint64_t need = keys.size() > free_now ? keys.size() - free_now : 0; need; --need) {
+        if (!evict_for_copy(to_target))
+            fail(-ENOSPC,
+                 "insufficient destination capacity: %llu entries evicted to make room, then "
+                 "the others counted were pinned, leased or in use; nothing was moved",
+                 static_cast<unsigned long long>(ms.evicted_keys));
+        ms.evicted_keys++;
+    }
 
     std::vector<Move> moves;
     moves.reserve(keys.size());
@@ -160,9 +198,10 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
                 if (slot != UINT32_MAX)
                     break;
                 if (c_.cfg.eviction == Eviction::none || attempt >= 1024 ||
-                    !entries_.evict_one(to_target))
-                    fail(-ENOSPC, "insufficient destination capacity: the destinations are full "
-                                  "and nothing is evictable; nothing was moved");
+                    !evict_for_copy(to_target))
+                    fail(-ENOSPC, "insufficient destination capacity: writes took the room "
+                                  "made; %llu entries were evicted, nothing was moved",
+                         static_cast<unsigned long long>(ms.evicted_keys));
                 ms.evicted_keys++;
             }
             Index::Locked l = c_.index.lookup(k, mv.hash);
@@ -432,9 +471,8 @@ int Hotplug::wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool
                 return set_error(-EBUSY, "%zu entries were written above the new end during "
                                          "the shrink; use DAXKV_MIGRATE, or DAXKV_EVICT with "
                                          "DAXKV_FORCE", keys.size());
-            if (migrate)
-                migrate_keys(a, keys, same_device, ms);
-            else if (int rc = evict_keys(a, keys, force, ms))
+            if (int rc = migrate ? migrate_or_report(a, keys, same_device, ms)
+                                 : evict_keys(a, keys, force, ms))
                 return rc;
             continue;
         }

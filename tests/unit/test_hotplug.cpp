@@ -1639,6 +1639,40 @@ TEST_F(Pool, AMigrationThatCannotMakeRoomForEveryEntryEvictsNothing) {
     EXPECT_EQ(get_stats(s()).entries, 4u);
 }
 
+// A migration that fails after it evicted entries of its destinations
+// (here every copy fails; a pin or lease taking a counted entry out of
+// reach would too) cannot give them back: the result says how many went,
+// beside -EIO. It reported nothing (the result untouched), though half the
+// store was gone.
+TEST_F(Pool, AMigrationThatFailsAfterEvictingSaysWhatItEvicted) {
+    struct FailCopies : daxkv::engine::FaultHook {
+        int before_chunk(const daxkv::engine::CopyOp &, size_t, size_t) noexcept override {
+            return -EIO;
+        }
+    } fail_copies;
+    open_pool(2, 4);
+    fill(0, 8);
+    ASSERT_EQ(entries_on(0), 4u);
+    daxkv::engine::testing::set_fault_hook(&fail_copies);
+    daxkv_hotplug_result r = result();
+    const int rc = daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r);
+    daxkv::engine::testing::set_fault_hook(nullptr);
+    EXPECT_EQ(rc, -EIO) << daxkv_errmsg();
+    EXPECT_EQ(r.evicted_keys, 4u);
+    EXPECT_EQ(r.moved_keys, 0u);
+    EXPECT_EQ(r.state, uint32_t(DAXKV_DEV_ACTIVE));
+    EXPECT_EQ(get_stats(s()).evictions, 4u);
+    EXPECT_EQ(entries_on(0), 4u) << "the source is as it was";
+    EXPECT_EQ(entries_on(1), 0u);
+    EXPECT_EQ(state_of(0), "active");
+    // Nothing evicted is left behind: the retry moves every entry.
+    r = result();
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(r.moved_keys, 4u);
+    EXPECT_EQ(r.evicted_keys, 0u);
+}
+
 TEST_F(Pool, ResizeShrinkToAnotherDeviceAndLockedHighEntries) {
     open_pool(2, 8);
     fill(0, 16); // 8 each
