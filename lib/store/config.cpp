@@ -366,9 +366,11 @@ Config Config::from_json(const std::string &text) {
             }
             have_devices = true;
         } else if (k == "hotplug_enabled") {
-            if (!v.is_boolean() && !v.is_number_integer())
+            // As LMCache's adapter reads it (bool() of the value) for a
+            // boolean, an integer and null (off); anything else is refused.
+            if (!v.is_boolean() && !v.is_number_integer() && !v.is_null())
                 fail(-EINVAL, "hotplug_enabled must be a boolean");
-            cfg.hotplug = v.is_boolean() ? v.get<bool>() : v.get<int64_t>() != 0;
+            cfg.hotplug = v.is_boolean() ? v.get<bool>() : v.is_null() ? false : v.get<int64_t>() != 0;
         } else if (k == "num_store_workers" || k == "num_lookup_workers" ||
                    k == "num_load_workers") {
             uint64_t n = positive_int_field(v, k);
@@ -386,9 +388,17 @@ Config Config::from_json(const std::string &text) {
             cfg.set(k, as_text(v, k));
         }
     }
-    if (doc.contains("device_path") || doc.contains("max_dax_size_gb")) {
-        if (have_devices)
-            fail(-EINVAL, "give either device_path/max_dax_size_gb or devices, not both");
+    if (cfg.slot_bytes == 0) // first, as LMCache's adapter checks it
+        fail(-EINVAL, "slot_bytes must be a positive integer");
+    // As LMCache's adapter reads its configuration: devices wins, and the
+    // one-device members beside it are not looked at; without devices,
+    // device_path is required (only an explicit empty devices list starts
+    // a pool without a device).
+    if (have_devices) {
+        if (doc.contains("device_path") || doc.contains("max_dax_size_gb"))
+            log(kLogWarning, "configuration JSON: devices is given, so device_path and "
+                             "max_dax_size_gb are ignored");
+    } else {
         if (!doc.contains("device_path"))
             fail(-EINVAL, "device_path must be a non-empty string");
         std::string path = path_field(doc["device_path"], "device_path");
@@ -397,8 +407,6 @@ Config Config::from_json(const std::string &text) {
             fail(-EINVAL, "max_dax_size_gb must be a positive number");
         cfg.add_device(path, gib_field(doc["max_dax_size_gb"], "max_dax_size_gb"));
     }
-    if (cfg.slot_bytes == 0)
-        fail(-EINVAL, "slot_bytes must be a positive integer");
     for (const auto &d : cfg.devices)
         if (d.bytes / cfg.slot_bytes == 0)
             fail(-EINVAL, "%s: configured DAX arena does not fit even one slot",

@@ -15,9 +15,9 @@
 //   JSON: truncated documents, non-objects, 100000 nested '[' and
 //     '{', a 2 MiB string, a 900 KiB device path, wrong types for
 //     slot_bytes / max_dax_size_gb / devices / worker counts,
-//     devices empty without hotplug, hotplug_enabled 1.0 / "false" /
-//     null / [], both device forms, an arena
-//     smaller than one slot, type other than "dax", duplicate
+//     devices empty without hotplug, neither devices nor device_path
+//     (with hotplug too), hotplug_enabled 1.0 / "false" / [], an
+//     arena smaller than one slot, type other than "dax", duplicate
 //     device paths, daxkv keys with bad values                   -> -EINVAL, *out NULL
 #include <gtest/gtest.h>
 
@@ -317,6 +317,26 @@ TEST(ConfigJson, AcceptsLMCacheDevicesListForm) {
     EXPECT_TRUE(c->cfg.hotplug);
 }
 
+// As LMCache's adapter reads it: devices wins over device_path and
+// max_dax_size_gb given beside it, which are ignored (logged). It was
+// refused ("give either ... not both").
+TEST(ConfigJson, DevicesWinsOverTheOneDeviceMembersBesideIt) {
+    ConfigPtr c;
+    ASSERT_EQ(from_json(R"({"slot_bytes":4096,"device_path":"/tmp/ignored","max_dax_size_gb":9,
+        "devices":[{"device_path":"/tmp/a","max_dax_size_gb":1}]})",
+                        &c),
+              0)
+        << daxkv_errmsg();
+    ASSERT_EQ(c->cfg.devices.size(), 1u);
+    EXPECT_EQ(c->cfg.devices[0].path, "/tmp/a");
+    EXPECT_EQ(c->cfg.devices[0].bytes, 1 * GiB);
+    // Ignored, so not checked either, as LMCache does not look at them.
+    ASSERT_EQ(from_json(R"({"slot_bytes":4096,"device_path":7,
+        "devices":[{"device_path":"/tmp/a","max_dax_size_gb":1}]})"),
+              0)
+        << daxkv_errmsg();
+}
+
 TEST(ConfigJson, DaxkvOwnKeysPassThrough) {
     ConfigPtr c;
     ASSERT_EQ(from_json(R"({"slot_bytes":4096,)" + kDev +
@@ -454,6 +474,10 @@ TEST(ConfigJson, EmptyDevicesNeedHotplug) {
     EXPECT_EQ(from_json(R"({"slot_bytes":4096,"devices":[]})"), -EINVAL);
     EXPECT_TRUE(contains_text(daxkv_errmsg(), "hotplug")) << daxkv_errmsg();
     EXPECT_EQ(from_json(R"({"slot_bytes":4096})"), -EINVAL);
+    // As LMCache's adapter: only an explicit devices list starts without a
+    // device, hotplug or not (this one started an empty pool).
+    EXPECT_EQ(from_json(R"({"type":"dax","slot_bytes":4096,"hotplug_enabled":true})"), -EINVAL);
+    EXPECT_STREQ(daxkv_errmsg(), "device_path must be a non-empty string");
     EXPECT_EQ(from_json(R"({"slot_bytes":4096,"devices":[],"hotplug_enabled":false})"), -EINVAL);
     EXPECT_EQ(from_json(R"({"slot_bytes":4096,"devices":[],"hotplug_enabled":"yes"})"), -EINVAL);
     ConfigPtr c;
@@ -471,15 +495,17 @@ std::string one_device_with(const char *key, const char *v) {
 
 TEST(ConfigJson, HotplugEnabledAsAnIntegerIsReadAsLMCacheReadsIt) {
     // LMCache's dax adapter takes bool() of the member: 0 is off, any other
-    // integer on. A fraction, a string or null is refused.
+    // integer on, null off (as the Python adapter reads it too; null was
+    // refused). A fraction, a string or a list is refused.
     for (const auto &[v, on] : std::vector<std::pair<const char *, bool>>{
-             {"1", true}, {"2", true}, {"-1", true}, {"0", false}, {"true", true}, {"false", false}}) {
+             {"1", true}, {"2", true}, {"-1", true}, {"0", false}, {"true", true}, {"false", false},
+             {"null", false}}) {
         ConfigPtr c;
         ASSERT_EQ(from_json(one_device_with("hotplug_enabled", v), &c), 0)
             << v << ": " << daxkv_errmsg();
         EXPECT_EQ(c->cfg.hotplug, on) << v;
     }
-    for (const char *v : {"1.0", "\"false\"", "null", "[]"}) {
+    for (const char *v : {"1.0", "\"false\"", "[]"}) {
         EXPECT_EQ(from_json(one_device_with("hotplug_enabled", v)), -EINVAL) << v;
         EXPECT_TRUE(contains_text(daxkv_errmsg(), "hotplug_enabled")) << daxkv_errmsg();
     }
@@ -495,12 +521,6 @@ TEST(ConfigJson, NumLoadWorkersAboveTheMostRunsTheMost) {
             << v << ": " << daxkv_errmsg();
         EXPECT_EQ(c->cfg.workers, workers) << v;
     }
-}
-
-TEST(ConfigJson, BothDeviceFormsAtOnceAreRejected) {
-    EXPECT_EQ(from_json(R"({"slot_bytes":4096,)" + kDev +
-                        R"(,"devices":[{"device_path":"/tmp/b","max_dax_size_gb":1}]})"),
-              -EINVAL);
 }
 
 TEST(ConfigJson, ArenaSmallerThanOneSlotIsRejected) {
