@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import errno as _errno
 import threading
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple, Union
 
 from . import _lib
 from ._batch import (
@@ -263,10 +263,14 @@ class _AsyncCalls:
             with a.lock:
                 p = a.pending.pop(c.tag, None)
                 waiter = a.waiters.pop(c.tag, None)
+                unclaimed = c.tag in a.unclaimed
+                a.unclaimed.discard(c.tag)
             comp = _completion(c, p)
             if p is not None:
                 self._drop_pins_of_failed_lookup(comp)
-            if waiter is not None:
+            if unclaimed:
+                self._drop_unclaimed(comp)
+            elif waiter is not None:
                 loop, fut = waiter
                 if not _in_loop(loop, _set_future, fut, comp, self._drop_unclaimed):
                     self._drop_unclaimed(comp)
@@ -322,19 +326,32 @@ class _AsyncCalls:
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
         fd = self._reader_add(loop)
+        tag = None
         try:
-            self._submit(op, keys, buffers, waiter=(loop, fut), **kw)
+            tag = self._submit(op, keys, buffers, waiter=(loop, fut), **kw)
             self._on_readable()  # it may have completed inline, before the reader saw it
             return await fut
         except BaseException:
-            # Cancelled after the completion was handed over (a task
-            # cancelled while its result waits to be sent in): nobody else
-            # will see it.
             if fut.done() and not fut.cancelled() and fut.exception() is None:
+                # Cancelled after the completion was handed over (a task
+                # cancelled while its result waits to be sent in): nobody
+                # else will see it.
                 self._drop_unclaimed(fut.result())
+            elif tag is not None:
+                self._abandon(tag, fut)
             raise
         finally:
             self._reader_remove(loop, fd)
+
+    def _abandon(self, tag: int, fut: Any) -> None:
+        """Nobody awaits tag's completion any more: it is dropped when it is
+        polled (_drop_unclaimed), whether or not fut's loop runs by then
+        (a loop stopped for good never runs a hand-over queued to it)."""
+        a = self._async_state()
+        with a.lock:
+            if a.waiters.pop(tag, None) is not None:
+                a.unclaimed.add(tag)
+        fut.cancel()  # a hand-over already queued finds it done, and drops it
 
     def _reader_add(self, loop: Any) -> int:
         """Count a coroutine that waits on loop, and make sure loop watches
@@ -435,6 +452,7 @@ class _AsyncCalls:
         with a.lock:
             pending, a.pending = a.pending, {}
             waiters, a.waiters = a.waiters, {}
+            a.unclaimed.clear()
             a.ready.clear()
         for p in pending.values():
             p.bufs.close()
@@ -466,8 +484,8 @@ class _Pending:
 
 class _AsyncState:
     __slots__ = (
-        "lock", "pending", "ready", "waiters", "readers", "reader_fd", "next_tag", "stopped", "_stop_pipe",
-        "_pipe_pid", "_freed",
+        "lock", "pending", "ready", "waiters", "unclaimed", "readers", "reader_fd", "next_tag", "stopped",
+        "_stop_pipe", "_pipe_pid", "_freed",
     )
 
     def __init__(self) -> None:
@@ -477,6 +495,7 @@ class _AsyncState:
         self.pending: Dict[int, _Pending] = {}
         self.ready: "collections.deque[Completion]" = collections.deque()  # polled by an asyncio reader
         self.waiters: Dict[int, Tuple[Any, Any]] = {}  # tag -> (loop, future)
+        self.unclaimed: Set[int] = set()  # tags whose awaits were given up (_abandon)
         self.readers: Dict[Any, int] = {}  # loop -> coroutines waiting on it
         self.reader_fd: Optional[int] = None  # what they watch (_AsyncCalls._reader_add)
         self.next_tag = 1
