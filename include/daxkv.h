@@ -683,9 +683,10 @@ DAXKV_API int daxkv_device_add(daxkv_store *s, const char *path, uint64_t bytes)
  * least recently used entries, as a put does), all or nothing: when they
  * cannot hold every entry, evictions counted in, the call fails with -ENOSPC
  * before it evicts anything, the copies are dropped and the device is left
- * as it was, so a retry behaves like the first try (unless writes, pins or
- * leases racing with it took the room: a call that fails after evicting
- * says how many in out->evicted_keys). DAXKV_EVICT deletes the entries. Both fail
+ * as it was, so a retry behaves like the first try (new pins and leases of
+ * the destinations' entries wait while it evicts; writes racing with it may
+ * still take the room: a call that fails after evicting says how many in
+ * out->evicted_keys). DAXKV_EVICT deletes the entries. Both fail
  * with -EBUSY, before changing anything, while entries of the device are
  * pinned or leased, unless flags has DAXKV_FORCE (pins move with migrated
  * entries; the call then waits for leases before unmapping, and the pool

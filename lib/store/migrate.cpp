@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <thread>
 
@@ -118,8 +119,23 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
     };
     // All or nothing, evictions included: a migration that cannot find room
     // for every entry fails before it evicts any (unless writes racing with
-    // it take the room counted here).
+    // it take the room counted here). While the room is counted and made,
+    // new pins and leases of the destinations' entries wait (for the
+    // evictions, not the copies): one taken between the count and the
+    // evictions would take an entry counted out of reach. A shrink's own
+    // device has only its pins held back: its lease gate is its caller's
+    // (a lease there can still take the room). A read holds an entry for a
+    // moment only: evict_for_copy tries again past it.
+    std::deque<DeviceGates> held_back;
     if (room < keys.size() && c_.cfg.eviction != Eviction::none) {
+        for (uint32_t t : targets) {
+            held_back.emplace_back(c_.pool, t);
+            held_back.back().pins(); // a migration's caller raises no pin gate
+            if (t != src)
+                held_back.back().leases();
+        }
+        if (hook_)
+            hook_(5);
         c_.index.for_each_locked([&](const Entry &e) {
             if (e.committed() && entries_.may_evict(e, to_target))
                 ++room;
@@ -131,11 +147,9 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
              "destinations%s; nothing was moved",
              keys.size(), static_cast<unsigned long long>(room),
              c_.cfg.eviction == Eviction::none ? "" : " counting the entries they could evict");
-    // The room is made at once, right after it was counted: a pin, a lease
-    // or a read that takes an entry counted here out of reach afterwards
-    // would otherwise leave the copies short of room with entries already
-    // evicted (and the longer the copies, the likelier). When it happens
-    // all the same the call fails, and its result says what it evicted.
+    // The room is made at once, right after it was counted. When it cannot
+    // be all the same (an entry of a shrink's device below its end leased
+    // meanwhile), the call fails, and its result says what it evicted.
     uint64_t free_now = 0;
     for (uint32_t t : targets)
         free_now += c_.pool[t].alloc->free_count();
@@ -147,6 +161,7 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
                  static_cast<unsigned long long>(ms.evicted_keys));
         ms.evicted_keys++;
     }
+    held_back.clear();
 
     std::vector<Move> moves;
     moves.reserve(keys.size());

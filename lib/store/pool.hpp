@@ -246,4 +246,36 @@ namespace testing {
 extern std::function<void(const std::string &path)> device_mapped;
 } // namespace testing
 
+// The lease and pin gates of a device that a change raised, lowered again
+// when it ends, whatever its outcome.
+class DeviceGates {
+public:
+    DeviceGates(Pool &pool, uint32_t a) : pool_(pool), a_(a) {}
+    ~DeviceGates() {
+        if (leases_)
+            pool_.set_lease_gate(a_, false);
+        if (pins_)
+            pool_.set_pin_gate(a_, false);
+    }
+    DeviceGates(const DeviceGates &) = delete;
+    DeviceGates &operator=(const DeviceGates &) = delete;
+    // New leases of the entries at from_slot and above (a shrink's new
+    // end; 0: the whole device) wait.
+    void leases(uint32_t from_slot = 0) {
+        if (!leases_)
+            pool_.set_lease_gate(a_, true, from_slot);
+        leases_ = true;
+    }
+    void pins() {
+        if (!pins_)
+            pool_.set_pin_gate(a_, true);
+        pins_ = true;
+    }
+
+private:
+    Pool &pool_;
+    uint32_t a_;
+    bool leases_ = false, pins_ = false;
+};
+
 } // namespace daxkv

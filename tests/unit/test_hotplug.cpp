@@ -1639,6 +1639,45 @@ TEST_F(Pool, AMigrationThatCannotMakeRoomForEveryEntryEvictsNothing) {
     EXPECT_EQ(get_stats(s()).entries, 4u);
 }
 
+// The room a migration counts on its destinations is made before a pin or
+// lease taken meanwhile can take an entry counted out of reach: new pins
+// and leases of the destinations' entries wait while it counts and
+// evicts. A pin taken there left it short after it had evicted the others
+// (-ENOSPC, half the store gone). Bad input: a removal that must evict
+// every entry of a full destination, with a pin of one of them asked for
+// once it raised its gates.
+TEST_F(Pool, APinAskedForWhileAMigrationMakesRoomWaitsForIt) {
+    open_pool(2, 4);
+    fill(0, 8);
+    std::string target;
+    daxkv_cursor *c = nullptr;
+    ASSERT_EQ(daxkv_cursor_open(s(), paths_[1].c_str(), &c), 0);
+    daxkv_key_info ki{};
+    ki.struct_size = sizeof ki;
+    ASSERT_EQ(daxkv_cursor_next(c, &ki), 1);
+    target.assign(static_cast<const char *>(ki.key), ki.key_len);
+    daxkv_cursor_close(c);
+    std::atomic<int> pin_rc{1};
+    std::thread pinner;
+    core().hotplug().set_hook([&](int phase) {
+        if (phase != 5)
+            return;
+        pinner = std::thread([&] { pin_rc = daxkv_pin(s(), target.data(), target.size()); });
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        EXPECT_EQ(pin_rc.load(), 1) << "the pin did not wait";
+    });
+    daxkv_hotplug_result r = result();
+    const int rc = daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r);
+    core().hotplug().set_hook(nullptr);
+    if (pinner.joinable())
+        pinner.join();
+    ASSERT_EQ(rc, 0) << daxkv_errmsg();
+    EXPECT_EQ(r.evicted_keys, 4u);
+    EXPECT_EQ(r.moved_keys, 4u);
+    EXPECT_EQ(pin_rc.load(), -ENOENT) << "the entry it waited for was evicted";
+    EXPECT_EQ(get_stats(s()).entries_pinned, 0u);
+}
+
 // A migration that fails after it evicted entries of its destinations
 // (here every copy fails; a pin or lease taking a counted entry out of
 // reach would too) cannot give them back: the result says how many went,
