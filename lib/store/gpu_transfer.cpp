@@ -33,6 +33,9 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
     std::unique_ptr<cuda::ReadBatch> batch; // the direct copies' completion, until handed over
     bool enqueued = false;
     size_t stop = n;
+    // With prefix, the first item that failed after it was borrowed (see
+    // below); SIZE_MAX while none has.
+    size_t prefix_end = SIZE_MAX;
     std::string warning; // logged once no lock is held
     std::shared_lock<std::shared_mutex> reg(cs.reg_m, std::defer_lock);
     try {
@@ -44,7 +47,6 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
         // miss at borrowing does: the later items are -ENOENT, and no DMA
         // of theirs is enqueued after that (borrowed items are the first
         // ones, in order).
-        size_t prefix_end = SIZE_MAX; // the first item that failed
         auto after_prefix = [&](size_t k) {
             if (item_of[k] <= prefix_end)
                 return false;
@@ -153,9 +155,12 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
                     // read.
                     if (w != cuda::kSuccess)
                         for (size_t i : sent)
-                            if (items[i].status == 0)
+                            if (items[i].status == 0) {
                                 fail_item(items[i],
                                           cuda::copy_error(rt, i, "cudaStreamSynchronize", w));
+                                if (prefix)
+                                    prefix_end = std::min(prefix_end, i);
+                            }
                 }
             }
             enqueued = false;
@@ -256,15 +261,12 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
 
     int hits = 0;
     ItemTally copied(c_.metrics.item_bytes);
-    bool prefix_ended = false; // as above, for what failed after the loop over an item
     for (size_t k = 0; k < borrows.size(); ++k) {
         daxkv_item &it = items[item_of[k]];
-        if (it.status == 0 && prefix_ended)
-            it.status = -ENOENT;
-        if (it.status != 0) {
-            prefix_ended = prefix;
+        if (it.status == 0 && item_of[k] > prefix_end)
+            it.status = -ENOENT; // sent before an item ahead of it failed
+        if (it.status != 0)
             continue;
-        }
         if (it.meta)
             it.meta_len = borrows[k].meta_len;
         it.len = borrows[k].len;
