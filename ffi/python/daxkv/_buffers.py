@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import errno as _errno
 import operator
+import re
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
 from . import _lib
@@ -46,6 +47,15 @@ class _PyBuffer(ctypes.Structure):
 
 _PyBUF_SIMPLE = 0
 _PyBUF_WRITABLE = 1
+# With the format asked for, a buffer of Python objects (numpy's dtype
+# object, a ctypes py_object array: format 'O') can be told apart from raw
+# bytes: copying into it would overwrite object pointers, and copying out of
+# it would store them. A memoryview gives its format only with its shape
+# (PyBUF_ND: a C-contiguous buffer, as the simple request also demands).
+_PyBUF_FORMAT = 4
+_PyBUF_ND = 8
+_FLAGS_READ = _PyBUF_ND | _PyBUF_FORMAT
+_FLAGS_WRITE = _PyBUF_WRITABLE | _PyBUF_ND | _PyBUF_FORMAT
 # PyObject_GetBuffer is the only standard way to get the address of a
 # read-only buffer (bytes, a read-only numpy array): ctypes' from_buffer
 # refuses those, and from_buffer_copy would copy.
@@ -128,7 +138,7 @@ class _Buffers:
             raise TypeError(f"{_label(what, index)}: expected a buffer or an (address, length) pair, got None")
         view = _PyBuffer()
         try:
-            _get_buffer(obj, ctypes.byref(view), _PyBUF_WRITABLE if writable else _PyBUF_SIMPLE)
+            _get_buffer(obj, ctypes.byref(view), _FLAGS_WRITE if writable else _FLAGS_READ)
         except (BufferError, ValueError) as exc:  # numpy says ValueError
             kind = "a writable contiguous" if writable else "a contiguous"
             raise TypeError(f"{_label(what, index)}: expected {kind} buffer, got {t.__name__}: {exc}") from None
@@ -136,6 +146,12 @@ class _Buffers:
             raise TypeError(
                 f"{_label(what, index)}: expected a buffer or an (address, length) pair, got {t.__name__}"
             ) from None
+        if view.format and _holds_objects(view.format):
+            _release_buffer(ctypes.byref(view))
+            raise TypeError(
+                f"{_label(what, index)}: expected a buffer of bytes, got {t.__name__} of Python "
+                f"objects (format {view.format.decode('ascii', 'replace')!r})"
+            )
         self.views.append(view)
         return view.buf or 0, view.len
 
@@ -157,6 +173,15 @@ class _Buffers:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+_FIELD_NAMES = re.compile(rb":[^:]*:")
+
+
+def _holds_objects(fmt: bytes) -> bool:
+    """Whether a buffer format (struct syntax, PEP 3118) has an object
+    code 'O' anywhere, field names (':name:') left out."""
+    return b"O" in fmt and b"O" in _FIELD_NAMES.sub(b"", fmt)
 
 
 def _key(k: Key) -> bytes:

@@ -212,6 +212,36 @@ def test_a_bad_buffer_is_named_by_its_position(store):
         store.submit("get", [b"a"], [b"ro"])
 
 
+def test_a_buffer_of_python_objects_is_refused(store):
+    # A buffer whose items are Python objects (numpy's dtype=object, a
+    # ctypes py_object array, a structured dtype with an object field) is
+    # pointers, not bytes: a get into it overwrote them (the next use of
+    # the array crashed) and a put stored them. Refused as a destination
+    # and as a source, by every call that takes caller buffers; an
+    # ordinary structured dtype whose field is only named with an O still
+    # goes through.
+    np = pytest.importorskip("numpy")
+    store.put(b"a", b"\xff" * 64)
+    for objects in (np.empty(8, dtype=object), (ctypes.py_object * 8)(),
+                    np.zeros(4, dtype=[("n", "i4"), ("o", "O")])):
+        with pytest.raises(TypeError, match=r"destination: expected a buffer of bytes, got .* of Python objects"):
+            store.get_into(b"a", objects)
+        with pytest.raises(TypeError, match=r"dsts\[0\]: expected a buffer of bytes"):
+            store.get_many_into([b"a"], [objects])
+        with pytest.raises(TypeError, match=r"buffers\[0\]: expected a buffer of bytes"):
+            store.submit("get", [b"a"], [objects])
+        with pytest.raises(TypeError, match=r"dsts\[0\]: expected a buffer of bytes"):
+            daxkv.memcpy_batch([objects], [b"\xff" * 64])
+        with pytest.raises(TypeError, match=r"expected a buffer of bytes"):
+            store.put(b"o", objects)
+        with pytest.raises(TypeError, match=r"values\[0\]: expected a buffer of bytes"):
+            store.put_many([b"o"], [objects])
+    assert not store.contains(b"o")
+    named = np.zeros(4, dtype=[("Obj", "i4")])
+    store.put(b"named", named)
+    assert store.get(b"named") == bytes(16)
+
+
 def test_a_prefix_stopped_by_a_failure_raises_it(store):
     # PREFIX stops at the first item that is not copied; the binding
     # reported only the prefix, so a destination too small, or a bad key,
