@@ -197,19 +197,22 @@ def _adopt(handle: int, state: Optional[_HandleState]) -> _HandleState:
 class Lease:
     """A read-only, zero-copy view of an entry's bytes in the arena.
 
-    ``data`` is a read-only memoryview of the bytes in place; nothing
-    reachable from it (its ``obj``, a cast, numpy.frombuffer) writes into
-    the arena. release() (or
-    leaving the ``with`` block) invalidates ``data``: using it afterwards
-    raises ValueError. Views derived from it (slices, numpy.frombuffer),
-    and the data view itself while anything else refers to it (a variable,
-    a torch.frombuffer tensor), keep the underlying lease alive until they
-    are garbage collected, so no Python object can ever point at memory the
-    library has reused. The bytes stay valid after the store is closed
-    while the lease is held.
+    ``data`` is a read-only memoryview of the bytes in place, and so is
+    its ``obj``; under them lies a ctypes array of the same bytes
+    (``data.obj.obj``), which does write into the arena and must not be
+    written. release() (or leaving the ``with`` block) invalidates
+    ``data``: using it afterwards raises ValueError. Every view made from
+    ``data`` or from its ``obj`` (slices, casts, numpy.frombuffer), and the
+    data view itself while anything else refers to it (a variable, a
+    torch.frombuffer tensor), keeps the underlying lease alive until it is
+    garbage collected, so no Python object can ever point at memory the
+    library has reused. A data view the caller released itself (``with
+    lease.data as view``) is replaced by a new one at the next ``data``.
+    The bytes stay valid after the store is closed while the lease is
+    held.
     """
 
-    __slots__ = ("_arr", "_view", "_state", "size", "__weakref__")
+    __slots__ = ("_arr", "_bytes", "_view", "_state", "size", "__weakref__")
 
     def __init__(self, handle: int, state: Optional[_HandleState] = None) -> None:
         L = library()
@@ -217,30 +220,34 @@ class Lease:
         self._state: _HandleState = state  # [handle, finished, adopted]
         self.size: int = L.daxkv_lease_size(handle)
         ptr = L.daxkv_lease_data(handle)
-        # A read-only memoryview of the bytes that owns nothing (its obj is
-        # None): a view of a ctypes array would lead back to the array,
-        # which writes, through its obj.
-        owner = _read_only_memory(ptr if self.size else None, self.size if ptr else 0)
+        arr = _byte_array(ptr, self.size)
         # The C lease is released when the last Python view of its bytes
         # dies, never earlier. Not at exit: views may still be read there
         # (by daemon threads, by other exit handlers), and releasing the
         # lease would let a closing store unmap the bytes under them.
-        weakref.finalize(owner, _end_lease, state).atexit = False
-        state[2] = True  # adopted: the claim's finalizer leaves it to owner's
-        self._arr = owner
-        # Views exported from a PickleBuffer of owner refer to owner (their
-        # obj), so every view derived from data keeps it, and the lease,
-        # alive; a view of owner itself would not.
-        self._view: Optional[memoryview] = memoryview(pickle.PickleBuffer(owner))
+        weakref.finalize(arr, _end_lease, state).atexit = False
+        state[2] = True  # adopted: the claim's finalizer leaves it to arr's
+        self._arr: Optional[ctypes.Array] = arr
+        # Every view of a ctypes array's buffer holds the array: a view
+        # that owned nothing (PyMemoryView_FromMemory) would let its
+        # slices outlive it, and the lease, unseen. The read-only byte view
+        # of it is data's obj, through a PickleBuffer (whose exports refer
+        # to the view they came from), so that data.obj does not write.
+        self._bytes: Optional[memoryview] = _view(arr).toreadonly()
+        self._view: Optional[memoryview] = memoryview(pickle.PickleBuffer(self._bytes))
 
     @property
     def data(self) -> memoryview:
-        if self._view is None:
+        v, b = self._view, self._bytes
+        if v is None or b is None:
             raise ValueError("the lease was released")
-        return self._view
+        if _released(v):
+            # Released by its holder (a with block on it): not the lease.
+            v = self._view = memoryview(pickle.PickleBuffer(b))
+        return v
 
-    def _held(self) -> memoryview:
-        # The view whose finalizer releases the C lease: held in a local
+    def _held(self) -> ctypes.Array:
+        # The array whose finalizer releases the C lease: held in a local
         # by an accessor for the length of its call, so that a release()
         # on another thread cannot free the lease under the call.
         arr = self._arr
@@ -300,10 +307,13 @@ class Lease:
             except BufferError:
                 pass  # exported to e.g. numpy: the export keeps the lease alive
         del v
+        # Let go of the byte view: a live export of it (data, held
+        # elsewhere) keeps it, and any slice of it keeps the array.
+        self._bytes = None
         arr, self._arr = self._arr, None
         # Only this local and getrefcount's argument refer to the bytes: no
         # view of them is left, and the lease ends here, in one step with
-        # its mark (_finish_handle), rather than in owner's finalizer, whose
+        # its mark (_finish_handle), rather than in arr's finalizer, whose
         # own Python code an interrupt could break off before the release.
         if arr is not None and sys.getrefcount(arr) == 2 and not self._state[1]:
             _finish_handle(self._state, library().daxkv_lease_release)
@@ -319,12 +329,6 @@ class Lease:
         return f"<daxkv.Lease size={self.size}{' released' if self.released else ''}>"
 
 
-_memory_view = ctypes.pythonapi.PyMemoryView_FromMemory
-_memory_view.restype = ctypes.py_object
-_memory_view.argtypes = [ctypes.c_void_p, ctypes.c_ssize_t, ctypes.c_int]
-_PyBUF_READ = 0x100
-
-
 def _referenced_elsewhere(view: memoryview) -> bool:
     """Whether anything but the caller's one local refers to view.
 
@@ -334,8 +338,22 @@ def _referenced_elsewhere(view: memoryview) -> bool:
     return sys.getrefcount(view) > 3
 
 
-def _read_only_memory(ptr: Optional[int], size: int) -> memoryview:
-    return _memory_view(ptr, size, _PyBUF_READ)
+def _released(view: memoryview) -> bool:
+    """Whether view was released (memoryview has no attribute that says
+    so: any use of a released one raises ValueError)."""
+    try:
+        view.nbytes
+    except ValueError:
+        return True
+    return False
+
+
+def _byte_array(ptr: Optional[int], size: int) -> ctypes.Array:
+    """A ctypes array over size bytes at ptr (an empty one of its own for
+    no bytes)."""
+    if size and ptr:
+        return (ctypes.c_char * size).from_address(ptr)
+    return (ctypes.c_char * 0)()
 
 
 def _view(arr: ctypes.Array) -> memoryview:
@@ -369,11 +387,7 @@ class Reservation:
         L = library()
         self._state: _HandleState = _adopt(handle, state)
         self.size: int = L.daxkv_reservation_size(handle)
-        ptr = L.daxkv_reservation_data(handle)
-        if self.size and ptr:
-            arr = (ctypes.c_char * self.size).from_address(ptr)
-        else:
-            arr = (ctypes.c_char * 0)()
+        arr = _byte_array(L.daxkv_reservation_data(handle), self.size)
         # Not at exit, for the same reason as a lease's: live views may
         # still write into the slot.
         weakref.finalize(arr, _finish_reservation, self._state).atexit = False
@@ -398,9 +412,12 @@ class Reservation:
     @property
     def data(self) -> memoryview:
         arr = self._held()
-        if self._view is None:
-            self._view = _view(arr)
-        return self._view
+        v = self._view
+        if v is None or _released(v):
+            # None after a refused commit's release; released by its
+            # holder (a with block on it), it can write no more.
+            v = self._view = _view(arr)
+        return v
 
     def slot(self) -> "SlotInfo":
         """Where the reserved bytes are (daxkv_reservation_slot)."""
@@ -424,7 +441,7 @@ class Reservation:
         this raises (Cancelled after a forced remove, Shutdown after close)."""
         arr = self._held()
         v, self._view = self._view, None
-        if v is not None:
+        if v is not None and not _released(v):
             if _referenced_elsewhere(v):
                 # A holder of the data view itself (torch.frombuffer's
                 # tensor keeps the view, not an export) could still write.
@@ -471,7 +488,14 @@ class Reservation:
     def __exit__(self, exc_type: Any, *exc: Any) -> None:
         if exc_type is None:
             if self._arr is not None:
-                self.commit()
+                try:
+                    self.commit()
+                except BaseException:
+                    # Refused (views still alive) or interrupted: the block
+                    # did not end in a commit, so it ends in an abort, as
+                    # one that raised does; the commit's error is raised.
+                    self.abort()
+                    raise
         else:
             self.abort()
 

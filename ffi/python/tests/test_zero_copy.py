@@ -27,34 +27,26 @@ def test_lease_is_read_only_view(store):
     lease.release()  # idempotent
 
 
-def _writable_routes(view):
-    """Buffers reachable from a view by the obvious routes: the view, its
-    casts, and each object down its .obj chain."""
-    seen = [view, view.cast("B"), view.cast("B").cast("c")]
-    obj = view.obj
-    while obj is not None and len(seen) < 16:
-        seen.append(obj)
-        obj = getattr(obj, "obj", None)
-    return seen
-
-
 @pytest.mark.parametrize("how", ["lease", "lease_many"])
 def test_nothing_a_lease_hands_out_writes_the_entry(store, how):
-    # A lease reads the entry in place: no object reachable from its data
-    # (the memoryview's .obj, a cast, numpy) may write into the arena.
+    # A lease reads the entry in place: its data view, the view's obj, their
+    # casts and numpy arrays of them are read-only. The ctypes array under
+    # them (data.obj.obj) is what every view's buffer holds, so that none
+    # outlives the lease; like slot().address, it writes, and is documented
+    # as not to be written.
     np = pytest.importorskip("numpy")
     store.put(b"k", b"payload")
     lease = store.lease(b"k") if how == "lease" else store.lease_many([b"k"])[0]
     with lease:
-        for buf in _writable_routes(lease.data):
-            if isinstance(buf, ctypes.Array):
-                with pytest.raises(TypeError):
-                    buf[0] = b"X"  # a ctypes array always writes
+        view = lease.data
+        for buf in (view, view.cast("B"), view.cast("B").cast("c"), view.obj, view.obj.cast("c")):
             assert memoryview(buf).readonly, type(buf)
             with pytest.raises(TypeError):
                 ctypes.c_char.from_buffer(buf)
             with pytest.raises(TypeError):
                 memoryview(buf)[0:1] = b"X"
+        assert isinstance(view.obj.obj, ctypes.Array)
+        del view, buf
         arr = np.frombuffer(lease.data, dtype=np.uint8)
         assert not arr.flags.writeable
         with pytest.raises(ValueError):
@@ -62,6 +54,51 @@ def test_nothing_a_lease_hands_out_writes_the_entry(store, how):
         del arr
         assert lease.tobytes() == b"payload"
     assert store.get(b"k") == b"payload"
+
+
+@pytest.mark.parametrize("route", ["slice of obj", "view of obj", "cast of obj", "slice of obj.obj"])
+def test_a_view_made_from_the_data_views_obj_keeps_the_lease(store, route):
+    # Views made from data.obj rather than from data (a slice, a memoryview
+    # of it, a cast) hold the lease too. The obj used to be a view that owned
+    # nothing: its slices kept nothing alive, release() ended the lease under
+    # them, and they read the bytes of whatever took the slot next (or
+    # faulted after close).
+    store.put(b"k", b"A" * 4096)
+    base = store.stats().leases_active
+    lease = store.lease(b"k")
+    obj = lease.data.obj
+    part = {
+        "slice of obj": lambda: obj[0:16],
+        "view of obj": lambda: memoryview(obj)[0:16],
+        "cast of obj": lambda: obj.cast("c")[0:16],
+        "slice of obj.obj": lambda: memoryview(obj.obj)[0:16],
+    }[route]()
+    del obj
+    lease.release()
+    assert store.stats().leases_active == base + 1
+    store.remove(b"k")
+    for i in range(4):
+        store.put(b"other%d" % i, b"B" * 4096)
+    assert part.tobytes() == b"A" * 16
+    del part
+    gc.collect()
+    assert store.stats().leases_active == base
+
+
+def test_a_data_view_its_holder_released_is_replaced(store):
+    # `with lease.data as view` releases the view at the end of the block
+    # (memoryview's own context manager); the lease is still held, and its
+    # data is a new view.
+    store.put(b"k", b"payload")
+    with store.lease(b"k") as lease:
+        with lease.data as view:
+            assert bytes(view) == b"payload"
+        assert not lease.released
+        assert bytes(lease.data) == b"payload" and lease.tobytes() == b"payload"
+        assert bytes(lease) == b"payload"
+    assert lease.released
+    with pytest.raises(ValueError):
+        lease.data
 
 
 def test_lease_counts_and_release(store):
@@ -409,6 +446,38 @@ def test_commit_refused_while_anything_taken_from_data_can_write(store):
     with pytest.raises(ValueError):
         r.data
     assert store.get(b"r") == b"12345678"
+
+
+def test_a_data_view_released_by_its_holder_does_not_block_commit(store):
+    # `with r.data as d` releases d at the end of the block: it can write no
+    # more, so it does not hold the commit back, though the name d still
+    # refers to it; data is then a new view.
+    r = store.reserve(b"r", 8)
+    with r.data as d:
+        d[:] = b"12345678"
+    assert bytes(r.data) == b"12345678"
+    with r.data as d:
+        d[0:1] = b"X"
+    r.commit()
+    assert store.get(b"r") == b"X2345678"
+    del d
+
+
+def test_a_block_whose_commit_is_refused_aborts_the_reservation(store):
+    # A with block that ends without an exception commits; where the commit
+    # is refused (a view of the data is still alive), the block aborts, as
+    # one that raised does, instead of leaving the key in flight until the
+    # Reservation object is collected.
+    with pytest.raises(BufferError):
+        with store.reserve(b"r", 8) as r:
+            r.data[:] = b"12345678"
+            part = r.data[0:4]
+    assert r.done
+    del part  # the deferred abort happens here
+    gc.collect()
+    assert not store.contains(b"r") and store.stats().slots_inflight == 0
+    assert store.put(b"r", b"again")
+    assert store.get(b"r") == b"again"
 
 
 def test_a_torch_tensor_of_a_reservation_blocks_commit_and_defers_abort(store):
