@@ -685,6 +685,14 @@ def test_properties_while_open_and_after_close(tmp_path):
             assert bytes(view[at : at + S]) == pattern(S, 30 + i)
             assert bytes(mm[at : at + S]) == pattern(S, 30 + i)
             assert ctypes.addressof(ctypes.c_char.from_buffer(core.mmap_obj)) + at == core.base_ptr + r.offset
+            # Used as LMCache's mmap is: unsigned bytes that index to ints
+            # and take slice assignment (a ctypes array of c_char, format
+            # <c, did neither).
+            mo = memoryview(core.mmap_obj)
+            assert mo.format == "B" and not mo.readonly
+            assert mo[at] == pattern(S, 30 + i)[0]
+            assert mo[at : at + 4].tolist() == list(pattern(S, 30 + i)[:4])
+            mo.release()
         mm.release()
         del view
     finally:

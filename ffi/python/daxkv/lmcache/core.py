@@ -389,6 +389,7 @@ class DaxCore(Generic[KeyT]):
             self._base_ptr = layout.payload_base
             self._max_slots = layout.usable_slots
             self._arena_view: Optional[memoryview] = None
+            self._mmap_view: Optional[memoryview] = None
             self._arena_array: Any = None
             # Every arena array handed out (remap makes new ones): a caller's
             # view keeps its array alive, and the mapping must outlive it.
@@ -512,6 +513,10 @@ class DaxCore(Generic[KeyT]):
         self._arena_arrays.append(weakref.ref(arr))
         self._arena_array = arr
         self._arena_view = memoryview(arr).cast("B")
+        # LMCache's mmap_obj is an mmap: a buffer of unsigned bytes that
+        # indexes to ints and takes slice assignment. The ctypes array's own
+        # format (<c) does neither, so mmap_obj is a second byte view.
+        self._mmap_view = memoryview(arr).cast("B")
 
     # -- LMCache's properties ------------------------------------------------
 
@@ -542,10 +547,11 @@ class DaxCore(Generic[KeyT]):
         return self._fd
 
     @property
-    def mmap_obj(self) -> Any:
-        """The mapped slot payloads as a writable buffer object, or None
-        after close (libdaxkv owns the mapping itself)."""
-        return self._arena_array
+    def mmap_obj(self) -> Optional[memoryview]:
+        """The mapped slot payloads as a writable buffer of bytes (format
+        'B', as LMCache's mmap), or None after close (libdaxkv owns the
+        mapping itself, so this is a memoryview rather than an mmap)."""
+        return self._mmap_view
 
     @property
     def arena_view(self) -> Optional[memoryview]:
@@ -1515,18 +1521,21 @@ class DaxCore(Generic[KeyT]):
             with self._known_lock:
                 self._known.clear()
             fd, self._fd = self._fd, None
-            view, self._arena_view = self._arena_view, None
+            views = [self._arena_view, self._mmap_view]
+            self._arena_view = self._mmap_view = None
             self._arena_array = None
             self._base_ptr = 0
         # A view a caller still refers to (torch.frombuffer's tensor keeps
         # the view object, no export of it) is left alive: it keeps the
         # array, and so the mapping (handled below).
-        if view is not None and not _referenced_elsewhere(view):
-            try:
-                view.release()
-            except BufferError:
-                pass  # a caller still holds a slice of it (handled below)
-        del view
+        while views:
+            view = views.pop()
+            if view is not None and not _referenced_elsewhere(view):
+                try:
+                    view.release()
+                except BufferError:
+                    pass  # a caller still holds a slice of it (handled below)
+            del view
         # The store unmaps the arena when it is closed, and a caller may still
         # hold a view of mmap_obj or arena_view (LMCache's core cannot close
         # its mmap then, so such a view stays readable there). While one
