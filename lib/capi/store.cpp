@@ -78,10 +78,13 @@ DAXKV_API int daxkv_put(daxkv_store *s, const void *key, size_t key_len, const v
                         size_t len, unsigned flags) {
     return guarded([&] {
         Store &st = store_of(s);
-        const std::string_view k = key_arg(key, key_len);
-        if (!val && len)
-            return set_error(-EINVAL, "value is NULL but its length is %zu", len);
-        if (int rc = check_flags(flags, DAXKV_REPLACE, "put"))
+        std::string_view k;
+        if (int rc = check_put_arguments(st.core().counters, [&] {
+                k = key_arg(key, key_len);
+                if (!val && len)
+                    return set_error(-EINVAL, "value is NULL but its length is %zu", len);
+                return check_flags(flags, DAXKV_REPLACE, "put");
+            }))
             return rc;
         return st.writes().put(k, val, len, flags);
     });

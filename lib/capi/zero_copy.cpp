@@ -203,8 +203,11 @@ int reserve(daxkv_store *s, const void *key, size_t key_len, size_t len, const v
         Store &st = store_of(s);
         // In flight until the reservation holds the store (see lease_batch).
         CallGate::Call call(st.core().gate);
-        const std::string_view k = key_arg(key, key_len);
-        if (int rc = check_meta(st.config().meta_bytes, meta, meta_len))
+        std::string_view k;
+        if (int rc = check_put_arguments(st.core().counters, [&] {
+                k = key_arg(key, key_len);
+                return check_meta(st.config().meta_bytes, meta, meta_len);
+            }))
             return rc;
         auto r = std::make_unique<daxkv_reservation>();
         std::string blob = meta_len ? std::string(static_cast<const char *>(meta), meta_len)

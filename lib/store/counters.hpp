@@ -14,7 +14,7 @@
     X(misses, "misses_total", "Reads that did not find their key.")                            \
     X(puts, "puts_total", "Committed puts.")                                                   \
     X(puts_existed, "puts_existed_total", "Puts that found the key present or in flight.")    \
-    X(puts_failed, "puts_failed_total", "Puts that failed.")                                   \
+    X(puts_failed, "puts_failed_total", "Puts that failed or were refused.")                   \
     X(removes, "removes_total", "Entries removed by callers.")                                 \
     X(evictions, "evictions_total", "Entries evicted.")                                        \
     X(bytes_written, "written_bytes_total", "Value bytes committed.")                          \
@@ -38,6 +38,23 @@ struct CounterValues {
     DAXKV_STORE_COUNTERS(DAXKV_COUNTER_VALUE)
 #undef DAXKV_COUNTER_VALUE
 };
+
+// Runs a put's argument checks (check returns 0 or a negative code, or
+// throws): a put they refuse counts as failed, as one that fails later
+// does (a value larger than slot_bytes, a bad key or buffer, unknown flags).
+template <typename Fn>
+int check_put_arguments(Counters &c, Fn &&check) {
+    int rc;
+    try {
+        rc = check();
+    } catch (...) {
+        c.puts_failed.fetch_add(1, std::memory_order_relaxed);
+        throw;
+    }
+    if (rc)
+        c.puts_failed.fetch_add(1, std::memory_order_relaxed);
+    return rc;
+}
 
 inline CounterValues read_counters(const Counters &c) noexcept {
     CounterValues v;

@@ -8,10 +8,12 @@ namespace daxkv {
 
 int Writes::claim(std::string_view key, uint64_t hash, uint64_t len, unsigned flags,
                   Pending &out) {
-    if (len > c_.cfg.slot_bytes)
+    if (len > c_.cfg.slot_bytes) {
+        c_.counters.puts_failed++;
         fail(-E2BIG, "value of %llu bytes is larger than slot_bytes (%llu)",
              static_cast<unsigned long long>(len),
              static_cast<unsigned long long>(c_.cfg.slot_bytes));
+    }
     out.key = key;
     out.hash = hash;
     InflightPtr inf = out.room ? InflightPtr(out.room, InflightRelease{false})
@@ -72,13 +74,16 @@ int Writes::claim(std::string_view key, uint64_t hash, uint64_t len, unsigned fl
 int Writes::claim_item(const daxkv_item &it, size_t i, uint64_t hash, unsigned flags,
                        Pending &p) {
     return item_status([&] {
-        check_key(it.key, it.key_len);
-        if (!it.data && it.len)
-            fail(-EINVAL, "item %zu: data is NULL", i);
-        if (it.meta_len > c_.cfg.meta_bytes)
-            fail(-E2BIG, "item %zu: metadata larger than meta_bytes", i);
-        if (!it.meta && it.meta_len)
-            fail(-EINVAL, "item %zu: meta is NULL", i);
+        check_put_arguments(c_.counters, [&] {
+            check_key(it.key, it.key_len);
+            if (!it.data && it.len)
+                fail(-EINVAL, "item %zu: data is NULL", i);
+            if (it.meta_len > c_.cfg.meta_bytes)
+                fail(-E2BIG, "item %zu: metadata larger than meta_bytes", i);
+            if (!it.meta && it.meta_len)
+                fail(-EINVAL, "item %zu: meta is NULL", i);
+            return 0;
+        });
         return claim(key_of(it), hash, it.len, flags, p);
     });
 }

@@ -6,6 +6,7 @@
 //   NULL key; NULL value with a length; NULL dst with a capacity  -> -EINVAL
 //   key length 0 and 513 (512 is fine)                           -> -EINVAL
 //   value larger than slot_bytes                                 -> -E2BIG, nothing stored
+//   (every refused put, reservation and batch item counts in puts_failed)
 //   destination smaller than the value                           -> -ENOBUFS, length reported
 //   unknown flags to put / remove                                -> -EINVAL
 //   put into a full arena with eviction=none, or all pinned      -> -ENOSPC
@@ -132,6 +133,52 @@ TEST_F(Store, OversizedValueIsE2bigAndNothingIsStored) {
     struct daxkv_stats st = stats();
     EXPECT_EQ(st.entries, 0u);
     EXPECT_EQ(st.slots_free, 2u);
+    EXPECT_EQ(st.slots_inflight, 0u);
+}
+
+TEST_F(Store, EveryRefusedPutCountsAsFailed) {
+    // A put refused for its arguments is a failed put in the counters, as
+    // one that finds no room is: a value larger than slot_bytes counted in
+    // none of puts, puts_existed and puts_failed. Each single put,
+    // reservation and batch item below is refused once.
+    open(StoreSpec{4096, 4}.set("meta_bytes", "16"));
+    std::vector<uint8_t> big = pattern(3, 4097), small = pattern(4, 8);
+    const std::string k513(513, 'k');
+    char meta[17] = {};
+    EXPECT_EQ(put("big", big), -E2BIG);
+    EXPECT_EQ(put(k513, small), -EINVAL);
+    EXPECT_EQ(daxkv_put(s(), "k", 1, nullptr, 8, 0), -EINVAL);
+    EXPECT_EQ(daxkv_put(s(), "k", 1, small.data(), small.size(), 0x80), -EINVAL);
+    daxkv_reservation *r = nullptr;
+    EXPECT_EQ(daxkv_reserve(s(), "r", 1, 4097, &r), -E2BIG);
+    EXPECT_EQ(daxkv_reserve_meta(s(), "r", 1, 8, meta, sizeof meta, nullptr, &r), -E2BIG);
+    EXPECT_EQ(daxkv_reserve(s(), nullptr, 1, 8, &r), -EINVAL);
+    EXPECT_EQ(r, nullptr);
+    daxkv_item items[5] = {};
+    const char *keys[5] = {"b0", "b1", "b2", "b3", "b4"};
+    for (int i = 0; i < 5; ++i) {
+        items[i].key = keys[i];
+        items[i].key_len = 2;
+        items[i].data = small.data();
+        items[i].len = small.size();
+    }
+    items[0].data = big.data();
+    items[0].len = big.size(); // too large
+    items[1].data = nullptr;   // NULL data with a length
+    items[2].meta = meta;
+    items[2].meta_len = sizeof meta; // metadata too large
+    items[3].key_len = 0;            // bad key
+    EXPECT_EQ(daxkv_put_batch(s(), items, 5, 0), 1);
+    EXPECT_EQ(items[0].status, -E2BIG);
+    EXPECT_EQ(items[1].status, -EINVAL);
+    EXPECT_EQ(items[2].status, -E2BIG);
+    EXPECT_EQ(items[3].status, -EINVAL);
+    EXPECT_EQ(items[4].status, 0);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.puts_failed, 11u);
+    EXPECT_EQ(st.puts, 1u);
+    EXPECT_EQ(st.puts_existed, 0u);
+    EXPECT_EQ(st.entries, 1u);
     EXPECT_EQ(st.slots_inflight, 0u);
 }
 

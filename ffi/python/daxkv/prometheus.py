@@ -63,7 +63,7 @@ _SCALARS: Tuple[Tuple[str, str, str, str], ...] = (
     ("misses_total", "counter", "Reads that did not find their key.", "misses"),
     ("puts_total", "counter", "Committed puts.", "puts"),
     ("puts_existed_total", "counter", "Puts that found the key present or in flight.", "puts_existed"),
-    ("puts_failed_total", "counter", "Puts that failed.", "puts_failed"),
+    ("puts_failed_total", "counter", "Puts that failed or were refused.", "puts_failed"),
     ("removes_total", "counter", "Entries removed by callers.", "removes"),
     ("evictions_total", "counter", "Entries evicted.", "evictions"),
     ("written_bytes_total", "counter", "Value bytes committed.", "bytes_written"),
