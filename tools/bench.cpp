@@ -123,11 +123,14 @@ int cmd_bench(const Args &a) {
         daxkv_config_free(cfg);
         return fail_call("add_device", rc);
     }
+    ArenaFiles files(a.has("keep"));
+    files.add(arena);
     daxkv_store *store = nullptr;
     rc = daxkv_open(&store, cfg);
     daxkv_config_free(cfg);
     if (rc)
         return fail_call("open", rc);
+    const StoreHandle owned(store);
 
     Buffer src(total), dst(total);
     for (uint64_t i = 0; i < count; ++i)
@@ -230,6 +233,7 @@ int cmd_bench(const Args &a) {
         daxkv_config_free(sc);
         if (rc)
             return fail_call("open (small values)", rc);
+        const StoreHandle owned_small(ss);
         std::vector<std::string> sk(small_count);
         std::vector<char> val(small_size), out(small_size);
         fill_pattern(val.data(), val.size(), 7);
@@ -295,8 +299,11 @@ int cmd_bench(const Args &a) {
         for (uint64_t base = 0; base + B <= small_count; base += B) {
             for (size_t j = 0; j < B; ++j)
                 if (int lrc = daxkv_lease_acquire(ss, sk[base + j].data(), sk[base + j].size(),
-                                                 &leases[j]))
+                                                 &leases[j])) {
+                    for (daxkv_lease *l : leases)
+                        daxkv_lease_release(l);
                     return fail_call("lease (small values)", lrc);
+                }
             auto t1 = Clock::now();
             for (size_t j = 0; j < B; ++j)
                 std::memcpy(bout.data() + j * small_size, daxkv_lease_data(leases[j]),
@@ -315,7 +322,6 @@ int cmd_bench(const Args &a) {
         async = bench_async_overhead(ss, sk[0], bout.data(), small_size, 256 * 1024, async_rounds,
                                      &async_error);
         advance("async: submit + completion");
-        daxkv_close(ss);
         if (async.is_null()) {
             errorf("daxkv bench: %s: %s\n", async_error.c_str(), daxkv_errmsg());
             return 1;
@@ -341,10 +347,6 @@ int cmd_bench(const Args &a) {
                  {"async_1_item", async}};
     }
     progress.finish();
-
-    daxkv_close(store);
-    if (!a.has("keep"))
-        unlink(arena.c_str());
 
     const double gb = static_cast<double>(total) / 1e9;
     const double memcpy_gbs = gb / best_memcpy, store_gbs = gb / best_store,

@@ -38,9 +38,13 @@ inline std::string make_way_for_bench_arena(const std::string &path) {
                   : "cannot lock " + path + ": " + std::strerror(errno);
     } else if (st.st_size != 0) {
         const daxkv::arena::SuperblockReport r = daxkv::arena::Arena::inspect_file(path);
+        // Not only foreign data: an arena of another format version, one
+        // cut short, or one whose superblocks are both damaged is refused
+        // too, and 'daxkv info' names which.
         if (!r.valid_a && !r.valid_b && !r.zeroed)
-            why = path + " holds data that is not a daxkv arena; the benchmark replaces only "
-                         "an arena (give --arena a new file, or remove it)";
+            why = path + " holds data that is not a daxkv arena this daxkv can open ('daxkv "
+                         "info " + path + "' says what it is); the benchmark replaces only such "
+                         "an arena or zeros (give --arena a new file, or remove it)";
     }
     if (why.empty() && ::unlink(path.c_str()) != 0 && errno != ENOENT)
         why = "cannot remove " + path + ": " + std::strerror(errno);

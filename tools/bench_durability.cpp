@@ -109,6 +109,8 @@ int cmd_bench_reopen(const Args &a) {
         errorf("daxkv bench --reopen: %s\n", why.c_str());
         return kExitFailed;
     }
+    ArenaFiles files(a.has("keep"));
+    files.add(arena);
     Progress progress(a, "filling the arena");
     daxkv_store *s = nullptr;
     int rc = open_store(&s, arena, bytes, settings);
@@ -217,9 +219,6 @@ int cmd_bench_reopen(const Args &a) {
         if (f)
             std::fclose(f);
     }
-    if (!a.has("keep"))
-        unlink(arena.c_str());
-
     if (json) {
         nlohmann::json j = {{"arena", arena},
                             {"arena_bytes", bytes},

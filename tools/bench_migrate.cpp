@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_arena.hpp"
+#include "bench_util.hpp"
 #include "cli.hpp"
 #include "daxkv.h"
 
@@ -169,6 +170,9 @@ int cmd_bench_migrate(const Args &a) {
             errorf("daxkv bench --migrate: %s\n", why.c_str());
             return kExitFailed;
         }
+    ArenaFiles files(a.has("keep"));
+    for (const std::string &d : dev)
+        files.add(d);
     rc = daxkv_config_add_device(cfg, dev[0].c_str(), dev_bytes);
     daxkv_store *s = nullptr;
     if (!rc)
@@ -176,6 +180,7 @@ int cmd_bench_migrate(const Args &a) {
     daxkv_config_free(cfg);
     if (rc)
         return fail("open", rc);
+    StoreHandle owned(s);
 
     std::vector<std::string> keys(count);
     std::vector<daxkv_item> items(count);
@@ -249,12 +254,8 @@ int cmd_bench_migrate(const Args &a) {
     std::memset(dst.p, 0, total);
     rc = daxkv_get_batch(s, items.data(), count, 0);
     bool ok = rc == static_cast<int>(count) && std::memcmp(src.p, dst.p, total) == 0;
-    daxkv_close(s);
+    owned.reset();
     progress.finish();
-    if (!a.has("keep")) {
-        unlink(dev[0].c_str());
-        unlink(dev[1].c_str());
-    }
     const double gbs_memcpy = total / memcpy_s / 1e9;
     const double gbs_mig = moved / mig_s / 1e9, gbs_mig_loaded = moved / mig_loaded_s / 1e9;
     double g50i = get_idle.pct(0.5), g99i = get_idle.pct(0.99), p50i = put_idle.pct(0.5),

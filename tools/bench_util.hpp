@@ -4,8 +4,11 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <new>
+#include <string>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <vector>
 
 #include <daxkv.h>
@@ -31,6 +34,33 @@ struct Buffer {
     Buffer(const Buffer &) = delete;
     Buffer &operator=(const Buffer &) = delete;
 };
+
+// The arena files of a benchmark run, removed as the run ends, however it
+// ends (unless --keep): one that failed half way used to leave them
+// behind, holding their size in RAM under /dev/shm. Declared before the
+// stores in them (StoreHandle), so that those are closed first.
+class ArenaFiles {
+public:
+    explicit ArenaFiles(bool keep) : keep_(keep) {}
+    ArenaFiles(const ArenaFiles &) = delete;
+    ArenaFiles &operator=(const ArenaFiles &) = delete;
+    ~ArenaFiles() {
+        if (!keep_)
+            for (const std::string &p : paths_)
+                ::unlink(p.c_str());
+    }
+    void add(const std::string &path) { paths_.push_back(path); }
+
+private:
+    bool keep_;
+    std::vector<std::string> paths_;
+};
+
+// A store a benchmark opened, closed as the run ends, however it ends.
+struct StoreCloser {
+    void operator()(daxkv_store *s) const noexcept { daxkv_close(s); }
+};
+using StoreHandle = std::unique_ptr<daxkv_store, StoreCloser>;
 
 // Chunk i gets its own pseudo-random bytes, so a misplaced chunk is caught.
 inline void fill_pattern(char *p, size_t n, uint64_t seed) {

@@ -9,7 +9,8 @@
 # format of a new file, an empty file, a zeroed file and a file of foreign
 # bytes with a slot larger than the file; format through /dev/shm/../NAME
 # and through a symlink to a missing /dev node; bench with a chunk count of
-# 2^64-1; bench (each mode that takes --arena but --gpu) at a file of
+# 2^64-1, and one into an arena too small for its chunks (its arena must
+# not be left behind); bench (each mode that takes --arena but --gpu) at a file of
 # random bytes and at an arena whose lock another process holds, bench
 # --migrate with random bytes at its second arena's name; format with a --size of 4097, 8191, 12288 and 64 KiB of a 1 MiB
 # arena; info and check on a file of 0 bytes; info, check and check
@@ -65,6 +66,12 @@ done
 expect 2 "bench with 2^64-1 chunks" -- "$daxkv" bench --arena "$dir/bench" --count 18446744073709551615 \
     --value-size 1GiB --no-progress
 [ -e "$dir/bench" ] && bad "the refused bench left a file" || ok
+# A bench that fails after its store is open (an arena too small for its
+# chunks: the warm-up put_batch finds no room) removes its arena as a
+# finished one does; it used to leave the file behind.
+expect 1 "bench into an arena too small for its chunks" -- "$daxkv" bench --arena "$dir/bench" \
+    --count 4 --value-size 4KiB --size 16KiB --no-small --rounds 1 --no-progress
+[ -e "$dir/bench" ] && bad "a bench that failed after opening left its arena" || ok
 
 # A failed format leaves the target as it was.
 head -c 1048576 /dev/urandom >"$dir/foreign"
