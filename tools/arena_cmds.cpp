@@ -307,7 +307,8 @@ int cmd_check(const Args &a) {
         else
             std::printf("  %" PRIu64 " entries whole; %" PRIu64 " torn, %" PRIu64
                         " with a bad header, %" PRIu64 " with a bad value, %" PRIu64
-                        " stale duplicates\n",
+                        " stale (older duplicates, or removed later as the removal table "
+                        "says)\n",
                         r.live, r.torn, r.bad_header, r.bad_value, r.stale);
         if (r.unreadable)
             std::printf("  %" PRIu64 " slots unreadable: reading them faulted (bad media); "

@@ -100,6 +100,16 @@ constexpr uint32_t removal_bucket(uint64_t key_hash) {
     return static_cast<uint32_t>((key_hash >> 32) % kRemovalBuckets);
 }
 
+// Whether a removal-table word (the newest removal recorded in a key's
+// bucket) says that an entry of that key committed at seq was removed while
+// its device was away from the pool: a removal after it, at or above the
+// floor the device's last open left (below it, every device knew of it).
+// An open withdraws such an entry (History::removed_while_away), and
+// daxkv check counts it stale as the open does.
+constexpr bool removed_after(uint64_t removal, uint64_t seq, uint64_t floor) {
+    return removal != 0 && removal > seq && removal >= floor;
+}
+
 // Slot header flags.
 constexpr uint16_t kHdrValueHashed = 1u << 0; // value_hash is set
 

@@ -133,11 +133,16 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
         persist(bad, sizeof r.sb);
         r.superblock_rewritten = true;
     }
-    // The removal table, judged as an open judges it.
+    // The removal table, judged as an open judges it, and as an open then
+    // reads it: a word out of range is set to the floor (repaired here, or
+    // read so), and the floor is the one the open keeps.
+    const uint64_t floor = r.bad_floor ? 0 : r.sb.seq_floor;
+    std::vector<uint64_t> removals(kRemovalBuckets);
     for (uint64_t block = 0; block < 2; ++block) {
         auto *words = reinterpret_cast<uint64_t *>(base + block * kSuperblockBytes +
                                                    kRemovalTableOffset);
         for (uint32_t i = 0; i < kRemovalBucketsPerBlock; ++i) {
+            removals[block * kRemovalBucketsPerBlock + i] = words[i] < limit ? words[i] : floor;
             if (words[i] < limit)
                 continue;
             r.bad_removals++;
@@ -234,6 +239,16 @@ ImageReport check_image(char *base, uint64_t size, const CheckOptions &opt) {
             continue;
         }
         std::string_view key(reinterpret_cast<const char *>(h + 1), h->key_len);
+        // An open of this device withdraws an entry its removal table says
+        // was removed later (recover_pool), before duplicates are judged; it
+        // counts it stale.
+        if (removed_after(removals[removal_bucket(hash_bytes(key.data(), key.size()))], h->seq,
+                          floor)) {
+            r.stale++;
+            finding(s, h, "removed", true);
+            withdraw(h);
+            continue;
+        }
         const Newest here{s, h->seq, opt.check_values};
         auto it = newest.find(key);
         if (it == newest.end()) {

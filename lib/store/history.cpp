@@ -145,8 +145,8 @@ void History::note(const Devices &devices, uint64_t hash, uint64_t r, bool durab
 }
 
 bool History::removed_while_away(uint64_t hash, uint64_t seq, uint64_t floor) const noexcept {
-    const uint64_t r = removals_[arena::removal_bucket(hash)].load(std::memory_order_relaxed);
-    return r != 0 && r > seq && r >= floor;
+    return arena::removed_after(
+        removals_[arena::removal_bucket(hash)].load(std::memory_order_relaxed), seq, floor);
 }
 
 std::vector<uint64_t> History::own_table(const arena::Arena &ar) {
