@@ -285,14 +285,26 @@ func (s *Store) ContainsMany(keys [][]byte, pin bool) ([]bool, error) {
 	return out, nil
 }
 
-// PrefixLen counts consecutive committed keys from the start (pinning them if pin).
+// PrefixLen counts consecutive committed keys from the start (pinning them
+// if pin). A key that fails rather than misses (a bad key) is returned as
+// the error, not taken for the end of the prefix; the keys pinned are
+// unpinned again.
 func (s *Store) PrefixLen(keys [][]byte, pin bool) (int, error) {
 	f := C.unsigned(C.DAXKV_PREFIX)
 	if pin {
 		f |= C.DAXKV_PIN
 	}
-	_, n, err := s.batch(C.DK_CONTAINS, "daxkv_contains_batch", keys, nil, nil, f)
-	return n, err
+	st, n, err := s.batch(C.DK_CONTAINS, "daxkv_contains_batch", keys, nil, nil, f)
+	if err != nil {
+		return 0, err
+	}
+	if n < len(st) && st[n] < 0 {
+		if pin && n > 0 {
+			s.batch(C.DK_UNPIN, "daxkv_unpin_batch", keys[:n], nil, nil, 0)
+		}
+		return 0, itemErr("daxkv_contains_batch", st[n])
+	}
+	return n, nil
 }
 
 // RemoveMany removes keys; per item the error (ErrNotFound, ErrBusy, ...) or nil.

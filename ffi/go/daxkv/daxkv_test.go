@@ -292,6 +292,41 @@ func TestLeaseManyGivesWhatSingleLeasesGive(t *testing.T) {
 	}
 }
 
+// With prefix, a key that fails rather than misses (a key of 513 bytes,
+// one of 0) is reported, not taken for the end of the prefix: PrefixLen
+// returned (1, nil), and LeaseMany dropped the key's error. The keys a
+// failed pinning PrefixLen pinned are unpinned again.
+func TestAPrefixStoppedByAFailingKeyReportsIt(t *testing.T) {
+	s := open(t, nil)
+	defer s.Close()
+	s.Put([]byte("a"), []byte("first"), false)
+	bad := bytes.Repeat([]byte("k"), 513)
+	for _, pin := range []bool{false, true} {
+		if n, err := s.PrefixLen([][]byte{[]byte("a"), bad}, pin); n != 0 || !errors.Is(err, ErrInvalid) {
+			t.Fatalf("PrefixLen(pin=%v) with a bad key: %d %v", pin, n, err)
+		}
+	}
+	if st, _ := s.Stats(); st.EntriesPinned != 0 {
+		t.Fatalf("%d entries left pinned", st.EntriesPinned)
+	}
+	if n, err := s.PrefixLen([][]byte{[]byte("a"), []byte("missing"), bad}, false); n != 1 || err != nil {
+		t.Fatalf("a miss still ends the prefix: %d %v", n, err)
+	}
+	leases, errs, err := s.LeaseMany([][]byte{[]byte("a"), {}}, true)
+	if err != nil || len(leases) != 2 || leases[0] == nil || leases[1] != nil || !errors.Is(errs[1], ErrInvalid) {
+		t.Fatalf("LeaseMany prefix with an empty key: %v %v %v", leases, errs, err)
+	}
+	leases[0].Release()
+	leases, errs, err = s.LeaseMany([][]byte{[]byte("a"), []byte("missing"), {}}, true)
+	if err != nil || len(leases) != 1 || len(errs) != 1 {
+		t.Fatalf("LeaseMany prefix stopped by a miss: %v %v %v", leases, errs, err)
+	}
+	leases[0].Release()
+	if st, _ := s.Stats(); st.LeasesActive != 0 {
+		t.Fatalf("%d leases left", st.LeasesActive)
+	}
+}
+
 func TestLeaseKeepsStoreReachable(t *testing.T) {
 	var l *Lease
 	func() {

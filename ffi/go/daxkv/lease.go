@@ -115,8 +115,10 @@ func (s *Store) Lease(key []byte) (*Lease, error) {
 
 // LeaseMany leases every key's entry in one call (daxkv_lease_batch). Per
 // key: its lease, or nil with the key's error (ErrNotFound on a miss) in
-// errs. With prefix, only the leading run of leased keys is returned.
-// Every lease returned must be released.
+// errs. With prefix, only the leading run of leased keys is returned, and
+// the key it stopped at too where that key failed rather than missed (a
+// bad key: nil, with its error), so that a failure is not taken for the
+// end of the prefix. Every lease returned must be released.
 func (s *Store) LeaseMany(keys [][]byte, prefix bool) ([]*Lease, []error, error) {
 	h, err := s.enter()
 	if err != nil {
@@ -142,6 +144,9 @@ func (s *Store) LeaseMany(keys [][]byte, prefix bool) ([]*Lease, []error, error)
 	n := len(keys)
 	if prefix {
 		n = int(rc)
+		if n < len(keys) && raw[n] == nil && status[n] != -C.ENOENT {
+			n++ // the key the prefix stopped at failed: its error is returned
+		}
 	}
 	leases := make([]*Lease, n)
 	errs := make([]error, n)
@@ -170,7 +175,8 @@ func (l *Lease) Len() int {
 }
 
 // View calls fn with the bytes in place. The slice is valid only during
-// fn and must not be written or retained.
+// fn and must not be written or retained: kept past fn, it reads whatever
+// the slot holds next (or faults after Close). Bytes copies them.
 func (l *Lease) View(fn func(data []byte) error) error {
 	p := l.use()
 	if p == nil {
@@ -300,7 +306,8 @@ func (r *Reservation) Len() int {
 }
 
 // Fill calls fn with the reserved bytes in place; the slice is valid only
-// during fn. An Abort inside fn takes effect when fn returns.
+// during fn, and one kept past it would write into whatever entry the slot
+// holds next. An Abort inside fn takes effect when fn returns.
 func (r *Reservation) Fill(fn func(buf []byte) error) error {
 	p := r.live()
 	if p == nil {

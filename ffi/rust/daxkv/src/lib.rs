@@ -316,6 +316,16 @@ unsafe impl Sync for Store {}
 /// One item's outcome in a batch.
 pub type ItemResult<T> = std::result::Result<T, Error>;
 
+/// Whether the item a PREFIX batch stopped at (`n`, the prefix's length)
+/// failed rather than missed: its status, as `status` reads it, is an
+/// error other than -ENOENT. Such a failure is reported with the prefix.
+fn stopped_by_a_failure<T>(items: &[T], n: usize, status: impl Fn(&T) -> i32) -> bool {
+    items.get(n).map_or(false, |it| {
+        let s = status(it);
+        s < 0 && s != -libc_errno::ENOENT
+    })
+}
+
 fn items_for(keys: &[&[u8]]) -> Vec<sys::daxkv_item> {
     keys.iter()
         .map(|k| sys::daxkv_item { key: k.as_ptr().cast(), key_len: k.len(), ..Default::default() })
@@ -441,7 +451,9 @@ impl Store {
 
     /// Copy many values into `dsts`. Per item: Ok(Some(len)) hit, Ok(None)
     /// miss, Err (e.g. BufferTooSmall). With `prefix`, only the run of hits
-    /// from the start is returned.
+    /// from the start is returned, followed by the error of the item it
+    /// stopped at where that item failed rather than missed (a destination
+    /// too small, a bad key), which is not the end of a prefix.
     pub fn get_many_into(&self, keys: &[&[u8]], dsts: &mut [&mut [u8]], prefix: bool)
         -> Result<Vec<ItemResult<Option<usize>>>> {
         if keys.len() != dsts.len() {
@@ -453,7 +465,7 @@ impl Store {
             it.len = d.len();
         }
         let n = self.run(sys::daxkv_get_batch, &mut items, if prefix { sys::DAXKV_PREFIX } else { 0 })?;
-        let take = if prefix { n } else { items.len() };
+        let take = if prefix { n + stopped_by_a_failure(&items, n, |it| it.status) as usize } else { items.len() };
         Ok(items[..take]
             .iter()
             .map(|it| match it.status {
@@ -471,11 +483,24 @@ impl Store {
         Ok(items.iter().map(|it| if it.status >= 0 { Ok(it.status == 1) } else { Err(Error::item(it.status)) }).collect())
     }
 
-    /// Consecutive committed keys from the start (pinned if `pin`).
+    /// Consecutive committed keys from the start (pinned if `pin`). A key
+    /// that fails rather than misses (a bad key) is returned as the error,
+    /// not taken for the end of the prefix; the keys pinned are unpinned
+    /// again.
     pub fn prefix_len(&self, keys: &[&[u8]], pin: bool) -> Result<usize> {
         let mut items = items_for(keys);
         let flags = sys::DAXKV_PREFIX | if pin { sys::DAXKV_PIN } else { 0 };
-        self.run(sys::daxkv_contains_batch, &mut items, flags)
+        let n = self.run(sys::daxkv_contains_batch, &mut items, flags)?;
+        match items.get(n) {
+            Some(it) if it.status < 0 => {
+                if pin && n > 0 {
+                    // Best effort, as the error is what is returned.
+                    let _ = self.unpin_many(&keys[..n]);
+                }
+                Err(Error::item(it.status))
+            }
+            _ => Ok(n),
+        }
     }
 
     /// Per key: Ok(true) removed, Ok(false) miss, Err (e.g. Busy) otherwise.
@@ -505,7 +530,9 @@ impl Store {
 
     /// Lease every key's entry in one call (daxkv_lease_batch): per key,
     /// Ok(Some(lease)), Ok(None) if it is not committed, or its error.
-    /// With `prefix`, only the leading run of leased keys is returned.
+    /// With `prefix`, only the leading run of leased keys is returned,
+    /// followed by the error of the key it stopped at where that key
+    /// failed rather than missed (a bad key).
     pub fn lease_many(&self, keys: &[&[u8]], prefix: bool) -> Result<Vec<ItemResult<Option<Lease<'_>>>>> {
         let mut items: Vec<sys::daxkv_lease_item> = keys
             .iter()
@@ -523,7 +550,11 @@ impl Store {
                 None => Err(Error::item(it.status)),
             })
             .collect();
-        let take = if prefix { n as usize } else { results.len() };
+        let take = if prefix {
+            n as usize + stopped_by_a_failure(&items, n as usize, |it| if it.lease.is_null() { it.status } else { 0 }) as usize
+        } else {
+            results.len()
+        };
         Ok(results.into_iter().take(take).collect())
     }
 
@@ -648,7 +679,9 @@ pub struct Lease<'s> {
 }
 
 // The lease's bytes are immutable while it is held and the library allows
-// releasing it from any thread.
+// releasing it from any thread. The library knows a lease by the thread
+// that took it: moved elsewhere, a pool call that waits for it there is not
+// refused as Deadlock but waits (the README says so).
 unsafe impl Send for Lease<'_> {}
 unsafe impl Sync for Lease<'_> {}
 
@@ -725,6 +758,7 @@ pub struct Reservation<'s> {
 }
 
 // Owned exclusively; writing needs &mut. Not Sync: set_meta mutates it.
+// Known to the library by the thread that took it, as a lease is.
 unsafe impl Send for Reservation<'_> {}
 
 impl Reservation<'_> {

@@ -127,6 +127,43 @@ fn lease_many_gives_what_single_leases_give() {
     assert_eq!(s.stats().unwrap().leases_active, 0);
 }
 
+/// With `prefix`, the item a batch stopped at is reported where it failed
+/// rather than missed (a 513-byte key, an empty one, a destination too
+/// small): prefix_len returned Ok(1), and lease_many and get_many_into
+/// dropped the item's error, so a failure read as the end of the prefix.
+/// A failed pinning prefix_len unpins the keys it pinned.
+#[test]
+fn a_prefix_stopped_by_a_failing_item_reports_it() {
+    let s = open();
+    s.put(b"a", b"12345678", false).unwrap();
+    let bad = vec![b'k'; 513];
+    for pin in [false, true] {
+        let e = s.prefix_len(&[b"a", &bad], pin).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidArgument);
+    }
+    assert_eq!(s.stats().unwrap().entries_pinned, 0);
+    assert_eq!(s.prefix_len(&[b"a", b"missing", &bad], false).unwrap(), 1);
+
+    let p = s.lease_many(&[b"a", b""], true).unwrap();
+    assert_eq!(p.len(), 2);
+    assert!(p[0].as_ref().unwrap().is_some());
+    match &p[1] {
+        Err(e) => assert_eq!(e.kind(), ErrorKind::InvalidArgument),
+        Ok(_) => panic!("the empty key's failure was dropped"),
+    }
+    drop(p);
+    assert_eq!(s.lease_many(&[b"a", b"missing", b""], true).unwrap().len(), 1);
+
+    let (mut big, mut small) = ([0u8; 8], [0u8; 2]);
+    let r = s.get_many_into(&[b"a", b"a"], &mut [&mut big[..], &mut small[..]], true).unwrap();
+    assert_eq!(r.len(), 2);
+    assert_eq!(*r[0].as_ref().unwrap(), Some(8));
+    assert_eq!(r[1].as_ref().unwrap_err().kind(), ErrorKind::BufferTooSmall);
+    let (mut one, mut two) = ([0u8; 8], [0u8; 8]);
+    assert_eq!(s.get_many_into(&[b"a", b"missing"], &mut [&mut one[..], &mut two[..]], true).unwrap().len(), 1);
+    assert_eq!(s.stats().unwrap().leases_active, 0);
+}
+
 #[test]
 fn lease_and_reservation() {
     let s = open();
