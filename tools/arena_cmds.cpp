@@ -75,10 +75,17 @@ std::string time_string(uint64_t unix_ns) {
 }
 
 // The report as JSON (info --json and check --json share it).
+// The size reported for what is at the path: a file's own size (a file
+// that ends inside a page is mapped to the end of that page), a device's
+// mapped size.
+uint64_t bytes_there(const pf::Mapping &m) {
+    return m.info().kind == pf::DeviceKind::file ? m.found_bytes() : m.size();
+}
+
 nlohmann::json to_json(const std::string &path, const pf::Mapping &m, const ar::ImageReport &r) {
     nlohmann::json j;
     j["path"] = daxkv::json_bytes(path);
-    j["device"] = {{"kind", pf::kind_name(m.info().kind)}, {"bytes", m.size()}};
+    j["device"] = {{"kind", pf::kind_name(m.info().kind)}, {"bytes", bytes_there(m)}};
     j["state"] = ar::image_state_name(r.state);
     if (r.state == ar::ImageState::other_version)
         j["format_version"] = r.sb.format_version;
@@ -180,7 +187,7 @@ void print_findings(const ar::ImageReport &r, size_t limit) {
 
 void print_info(const std::string &path, const pf::Mapping &m, const ar::ImageReport &r) {
     std::printf("%s: %s, %" PRIu64 " bytes\n", path.c_str(), pf::kind_name(m.info().kind),
-                m.size());
+                bytes_there(m));
     const ar::Superblock &sb = r.sb;
     std::printf("  format version %u, uuid %s, created %s\n", sb.format_version,
                 daxkv::uuid_text(sb.uuid).c_str(), time_string(sb.created_unix_ns).c_str());

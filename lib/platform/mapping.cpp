@@ -470,12 +470,20 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
             fail(-EINVAL, "arena size %llu for %s is below one page (%llu)",
                  static_cast<unsigned long long>(want), req.path.c_str(),
                  static_cast<unsigned long long>(kPage));
-        want = round_down(want, kPage);
+        // A file is mapped in whole pages. One whose whole size is asked for
+        // (0, or exactly its size) but ends inside a page (copied or cut
+        // short by something else: the library sizes its files in pages)
+        // is mapped up to the end of that page, and its last page filled out
+        // below as a shorter file is extended: rounded down, its slots in
+        // use would end past the mapping though they end within the file.
+        const bool fill_last_page = want == have && have % kPage != 0;
+        want = fill_last_page ? round_up(want, kPage) : round_down(want, kPage);
         // An existing file shorter than asked for is refused, unless the
         // caller allows it down to min_existing (capacity=payload: the slot
         // headers go on top of payloads sized by someone else); it is then
         // extended below and, if the open fails, given its old size back.
-        if (have != 0 && have < want && !(req.min_existing && have >= req.min_existing)) {
+        if (have != 0 && have < want && !fill_last_page &&
+            !(req.min_existing && have >= req.min_existing)) {
             const uint64_t need = req.min_existing ? req.min_existing : want;
             fail(-ENOSPC, "%s holds %llu bytes, less than the %llu bytes asked for",
                  req.path.c_str(), static_cast<unsigned long long>(have),

@@ -873,6 +873,43 @@ TEST_F(Arena, CheckImageFindsWhatRecoveryDropsAndRepairs) {
     EXPECT_EQ(value("a"), pattern(7, 50));
 }
 
+TEST_F(Arena, AFileThatEndsInsideAPageAfterItsSlotsOpens) {
+    // An arena file whose size is not a whole number of pages (cut or
+    // copied by something else), though its slots in use end within it:
+    // the mapping was rounded down to a page, the slots ended past it, and
+    // no open could take the file ("cut short", "995328 were asked for").
+    // Asked for with its own size, its last page is now filled out with
+    // zeros as a shorter file is extended (and given its size back if the
+    // open fails).
+    FILE_ARENA_ONLY();
+    const uint64_t end = arena_bytes_for(1000, 4, 256); // the slots in use end here
+    ASSERT_NE(end % 4096, 0u);
+    StoreSpec first(1000, 4);
+    first.arena_bytes = (end + 4095) / 4096 * 4096;
+    open(first);
+    ASSERT_EQ(stats().slots_total, 4u);
+    for (const char *k : {"a", "b", "c", "d"})
+        ASSERT_EQ(put(k, pattern(k[0], 1000)), 0);
+    store_.reset();
+    const uint64_t odd = end + 50;
+    ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(odd)), 0);
+    struct stat st;
+    StoreSpec other(2000, 4);
+    other.arena_bytes = odd;
+    StorePtr refused;
+    EXPECT_NE(open_store(&refused, path_, other), 0); // another slot size: refused
+    ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+    EXPECT_EQ(static_cast<uint64_t>(st.st_size), odd) << "a failed open kept the file it grew";
+    StoreSpec same(1000, 4);
+    same.arena_bytes = odd;
+    reopen(same);
+    EXPECT_EQ(stats().recovered_entries, 4u);
+    for (const char *k : {"a", "b", "c", "d"})
+        EXPECT_EQ(value(k), pattern(k[0], 1000));
+    ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+    EXPECT_EQ(static_cast<uint64_t>(st.st_size), (odd + 4095) / 4096 * 4096);
+}
+
 TEST_F(Arena, CheckImageWithdrawsWhatTheRemovalTableSaysWasRemovedAsAnOpenDoes) {
     // An entry whose key's removal-table word is newer than it (and not
     // below the floor) is withdrawn by an open, as removed while its device
