@@ -67,11 +67,11 @@ std::vector<DeviceGauges> peeked_devices(const PageSnapshot &snap) {
     for (const auto &d : *devices) {
         if (!d.is_object())
             continue;
+        // A path that is not UTF-8 is published as its bytes (json_bytes).
         const auto path = d.find("path");
-        if (path == d.end() || !path->is_string())
-            continue;
         DeviceGauges g;
-        g.path = path->get<std::string>();
+        if (path == d.end() || !bytes_of_json(*path, &g.path))
+            continue;
         g.slots = peeked_count(d, "slots");
         g.slots_free = peeked_count(d, "slots_free");
         out.push_back(std::move(g));

@@ -22,7 +22,8 @@ namespace {
 // decode it. So is a control character (NUL would end the sample's text
 // early; ESC, BEL, CR or a C1 control such as CSI, from a hostile page or
 // a file name, would act on the terminal that shows the text), but for the
-// newline, which the format escapes as \n.
+// newline, which the format escapes as \n. A backslash of the path is
+// doubled in the value, so that the value is the path's bytes one to one.
 std::string label_value(const std::string &v) {
     std::string out;
     const auto *s = reinterpret_cast<const unsigned char *>(v.data());
@@ -38,9 +39,13 @@ std::string label_value(const std::string &v) {
                 continue;
             }
         }
-        if (c == '\\' || c == '"') {
-            out += '\\';
-            out += static_cast<char>(c);
+        if (c == '\\') {
+            // Doubled in the value (four in the text): a path holding the
+            // four characters \xff and one holding the byte 0xff then get
+            // two labels, not one series between them.
+            out += "\\\\\\\\";
+        } else if (c == '"') {
+            out += "\\\"";
         } else if (c == '\n') {
             out += "\\n";
         } else if (c >= 0x80 || c < 0x20 || c == 0x7f) {

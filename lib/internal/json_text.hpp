@@ -65,6 +65,25 @@ inline nlohmann::json json_bytes(const std::string &s) {
     return a;
 }
 
+// The bytes json_bytes() made j from: a string's, or an array's of 0..255;
+// false for anything else.
+inline bool bytes_of_json(const nlohmann::json &j, std::string *out) {
+    if (j.is_string()) {
+        *out = j.get<std::string>();
+        return true;
+    }
+    if (!j.is_array())
+        return false;
+    std::string s;
+    for (const auto &b : j) {
+        if (!b.is_number_unsigned() || b.get<uint64_t>() > 255)
+            return false;
+        s.push_back(static_cast<char>(b.get<uint64_t>()));
+    }
+    *out = std::move(s);
+    return true;
+}
+
 // Documents built without running out of memory fatally.
 //
 // nlohmann::json destroys a non-empty array or object by moving its

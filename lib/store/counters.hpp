@@ -10,7 +10,7 @@
 #include <cstdint>
 
 #define DAXKV_STORE_COUNTERS(X)                                                                \
-    X(hits, "hits_total", "Reads that found their key.")                                       \
+    X(hits, "hits_total", "Reads that found their key and gave its bytes.")                   \
     X(misses, "misses_total", "Reads that did not find their key.")                            \
     X(puts, "puts_total", "Committed puts.")                                                   \
     X(puts_existed, "puts_existed_total", "Puts that found the key present or in flight.")    \

@@ -59,7 +59,7 @@ _SCALARS: Tuple[Tuple[str, str, str, str], ...] = (
     ("entries_pinned", "gauge", "Committed keys with at least one pin.", "entries_pinned"),
     ("leases_active", "gauge", "Leases held.", "leases_active"),
     ("slots_leased", "gauge", "Slots with at least one lease.", "slots_leased"),
-    ("hits_total", "counter", "Reads that found their key.", "hits"),
+    ("hits_total", "counter", "Reads that found their key and gave its bytes.", "hits"),
     ("misses_total", "counter", "Reads that did not find their key.", "misses"),
     ("puts_total", "counter", "Committed puts.", "puts"),
     ("puts_existed_total", "counter", "Puts that found the key present or in flight.", "puts_existed"),
@@ -133,11 +133,41 @@ def _count(v: Any) -> int:
     return v if isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 1 << 64 else 0
 
 
+def _path_bytes(path: Any) -> Optional[bytes]:
+    """A device path as the status JSON gives it (a string, or the list of
+    its bytes when it is not UTF-8) as bytes; None for anything else."""
+    if isinstance(path, str):
+        return path.encode("utf-8", "surrogateescape")
+    if isinstance(path, list) and all(type(b) is int and 0 <= b < 256 for b in path):
+        return bytes(path)
+    return None
+
+
+def _device_label(path: bytes) -> str:
+    """The library's device label value for a path: its UTF-8 text, but for
+    a backslash, doubled, and a byte that is not part of well-formed UTF-8
+    or is a control character (newline aside), written as the text \\xNN; one
+    label per path, as the library's own Prometheus text has."""
+    out = []
+    for ch in path.decode("utf-8", "surrogateescape"):
+        c = ord(ch)
+        if 0xDC80 <= c <= 0xDCFF:  # a byte that is not UTF-8
+            out.append("\\x%02x" % (c - 0xDC00))
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch != "\n" and (c < 0x20 or 0x7F <= c <= 0x9F):
+            out.extend("\\x%02x" % b for b in ch.encode("utf-8"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _device_rows(status: Dict[str, Any]) -> List[Tuple[str, int, int]]:
     rows = []
     for d in status.get("devices") or ():  # absent when a huge status was cut
-        if isinstance(d, dict) and isinstance(d.get("path"), str):
-            rows.append((d["path"], _count(d.get("slots")), _count(d.get("slots_free"))))
+        path = _path_bytes(d.get("path")) if isinstance(d, dict) else None
+        if path is not None:
+            rows.append((_device_label(path), _count(d.get("slots")), _count(d.get("slots_free"))))
     return rows
 
 

@@ -83,6 +83,39 @@ def test_the_same_series_as_the_library(tmp_path):
     assert helps == [line for line in ours.splitlines() if line.startswith("# HELP ")]
 
 
+@pytest.mark.parametrize("name", [b"back\\xff.arena", b"raw\xff\xfe.arena", b"ctl\x01.arena"])
+def test_odd_device_paths_have_one_label_each_as_the_library_gives_them(tmp_path, stats_dir, name):
+    # A path with a backslash, bytes that are not UTF-8, a control byte:
+    # the collector gives the library's own label, in the store and through
+    # a peek of its page (a path that is not UTF-8 was left out of both
+    # the collector's series and the library's peek). The four characters
+    # \xff and the byte 0xff shared one label before backslashes were
+    # doubled.
+    arena = os.path.join(os.fsencode(tmp_path), name)
+    with open_file_store(os.fsdecode(arena), stats_interval=10) as s:
+        exercise(s)
+        lib, mine = samples(s.stats_prometheus()), samples(scrape(s))
+        assert mine.keys() == lib.keys()
+        assert {k: v for k, v in mine.items() if k[0].startswith("daxkv_device_")} == {
+            k: v for k, v in lib.items() if k[0].startswith("daxkv_device_")}
+        deadline = time.monotonic() + 10
+        while daxkv.stats_peek(os.fsdecode(arena)).removes < 1:
+            assert time.monotonic() < deadline, "the store did not publish within 10 s"
+            time.sleep(0.005)
+        peeked = samples(daxkv.stats_prometheus_peek(os.fsdecode(arena)))
+    devices = {dict(k[1]).get("device") for k in lib if k[0] == "daxkv_device_slots"}
+    assert len(devices) == 1
+    assert {dict(k[1]).get("device") for k in peeked if k[0] == "daxkv_device_slots"} == devices
+
+
+def test_a_backslash_and_its_escape_are_two_labels():
+    from daxkv.prometheus import _device_label
+
+    assert _device_label(b"a\\xff") == "a\\\\xff"
+    assert _device_label(b"a\xff") == "a\\xff"
+    assert _device_label("é\n\x7f\u0085".encode()) == "é\n\\x7f\\xc2\\x85"
+
+
 def test_families_and_values(tmp_path):
     with open_file_store(tmp_path / "arena") as s:
         exercise(s)
