@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cinttypes>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -204,6 +205,13 @@ void lock_exclusive(int fd, const std::string &what) {
              what.c_str(), holder);
     // The lock says that it is held and by whom, not that the holder is a
     // daxkv store: any program may lock the file.
+    // /proc/locks names the process that took the lock; a child it forked
+    // without exec shares the lock (and keeps it through its copy of the
+    // mapping) after that process is gone.
+    if (holder > 0 && ::kill(static_cast<pid_t>(holder), 0) != 0 && errno == ESRCH)
+        fail(-EBUSY, "%s is in use: locked by pid %ld, which has exited; a process it forked "
+                     "without exec still holds the lock (and maps the arena) until it exits",
+             what.c_str(), holder);
     if (holder > 0)
         fail(-EBUSY, "%s is in use: pid %ld holds a lock on it (another daxkv store, or any "
                      "program that locks it)",

@@ -4,6 +4,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cinttypes>
+#include <csignal>
 #include <cstddef>
 #include <cstdio>
 #include <cstdlib>
@@ -51,6 +52,9 @@ struct Header {
     // the page of a publisher that holds only the flock (the page's bytes
     // past the fields a version writes are zero).
     uint64_t held;
+    // The inode of the publisher's pid namespace (/proc/self/ns/pid); 0
+    // where it could not be read, and in pages of earlier versions.
+    uint64_t pid_ns;
 };
 static_assert(sizeof(Header) <= kStatsOffset, "the header fits before the stats");
 
@@ -155,6 +159,12 @@ private:
     int fd_ = -1;
 };
 
+// The inode of this process's pid namespace, 0 where it cannot be read.
+uint64_t pid_namespace() noexcept {
+    struct stat st;
+    return ::stat("/proc/self/ns/pid", &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
+}
+
 // A lock over the whole file, for fcntl.
 struct flock whole_file(short type) noexcept {
     struct flock l;
@@ -172,13 +182,25 @@ struct flock whole_file(short type) noexcept {
 // testing the same dead store's page at that moment (or a store sweeping
 // stale pages) take the reader's lock for the store's, and report the
 // dead store's last numbers as a running store's.
+//
+// The locks belong to the page's open file description, which a child the
+// store forked without exec shares (its copy of the descriptor, and its
+// copy of the page's mapping, refer to it): after the store died they
+// stayed held for as long as the child lived, and the dead store was
+// reported running. So the publisher's pid is looked up too, where the
+// reader shares its pid namespace (a pid means nothing in another).
 bool page_held(int fd, const Header &h) noexcept {
-    if (h.held & kHeldOfd) {
-        struct flock l = whole_file(F_WRLCK);
-        if (::fcntl(fd, F_OFD_GETLK, &l) == 0)
-            return l.l_type != F_UNLCK;
-    }
-    return ::flock(fd, LOCK_EX | LOCK_NB) != 0;
+    bool held;
+    struct flock l = whole_file(F_WRLCK);
+    if ((h.held & kHeldOfd) && ::fcntl(fd, F_OFD_GETLK, &l) == 0)
+        held = l.l_type != F_UNLCK;
+    else
+        held = ::flock(fd, LOCK_EX | LOCK_NB) != 0;
+    if (held && h.pid_ns != 0 && h.pid_ns == pid_namespace() && h.pid > 0 &&
+        h.pid <= static_cast<uint64_t>(INT32_MAX) &&
+        ::kill(static_cast<pid_t>(h.pid), 0) != 0 && errno == ESRCH)
+        return false;
+    return held;
 }
 
 std::string in_dir(const std::string &name) { return stats_dir() + "/" + name; }
@@ -249,6 +271,7 @@ StatsPage::StatsPage(const std::string &store_id) {
     std::memcpy(h->magic, kMagic, sizeof kMagic);
     h->version = kVersion;
     h->pid = static_cast<uint64_t>(::getpid());
+    h->pid_ns = pid_namespace();
     std::strncpy(h->store_id, store_id.c_str(), kIdCap - 1);
     // Taken after the flock: a reader that finds the OFD lock flagged but
     // not held knows the store is gone. Without OFD locks (a kernel before

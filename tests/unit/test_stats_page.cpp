@@ -240,6 +240,52 @@ TEST_F(StatsPage, ADeadStoresPageIsAbsentWhileAnotherReaderTestsIt) {
     ::close(fd);
 }
 
+// A store killed while a child it forked (without exec) lives: the locks
+// of its arena and its page belong to their open file descriptions, which
+// the child shares (through its copies of the descriptors and of the
+// mappings). The page stayed held, and the dead store was reported running
+// until the child exited; the publisher's pid is looked up too. The arena
+// stays locked while the child lives (libdaxkv(3)), and the refusal says
+// that the pid it names has exited.
+TEST_F(StatsPage, AKilledStoreWhoseForkedChildLivesIsNotRunning) {
+    FILE_ARENA_ONLY();
+    int gone[2], ready[2];
+    ASSERT_EQ(::pipe(gone), 0);
+    ASSERT_EQ(::pipe(ready), 0);
+    const pid_t publisher = ::fork();
+    ASSERT_GE(publisher, 0);
+    if (publisher == 0) {
+        StorePtr s;
+        if (open_store(&s, path_, StoreSpec(4096, 8)) != 0)
+            ::_exit(1);
+        if (::fork() == 0) { // the child: lives until the test closes the pipe
+            ::close(gone[1]);
+            char c = 'r';
+            (void)::write(ready[1], &c, 1); // its fork has returned
+            (void)::read(gone[0], &c, 1);
+            ::_exit(0);
+        }
+        char c;
+        (void)::read(ready[0], &c, 1);
+        ::raise(SIGKILL);
+        ::_exit(2);
+    }
+    ::close(ready[0]);
+    ::close(ready[1]);
+    ::close(gone[0]);
+    int status = 0;
+    ::waitpid(publisher, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status)) << "the publisher failed to open its store";
+    int rc = 0;
+    peek(path_, &rc);
+    EXPECT_EQ(rc, -ENOENT);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "no longer running")) << daxkv_errmsg();
+    StorePtr again;
+    EXPECT_EQ(open_store(&again, path_, StoreSpec(4096, 8)), -EBUSY);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "which has exited")) << daxkv_errmsg();
+    ::close(gone[1]); // the child exits
+}
+
 TEST_F(StatsPage, NoPageWithAZeroIntervalAndBadArguments) {
     FILE_ARENA_ONLY();
     open(StoreSpec(4096, 8).set("stats_interval", "0"));
