@@ -742,6 +742,34 @@ def test_restart_reports_recovered_keys_and_loads_them(tmp_path, persist):
         release(*objs)
 
 
+@pytest.mark.parametrize("dtype,shape", [(torch.float32, [2, 4, 8]), (torch.float16, [2, 4, 8]),
+                                         (torch.bfloat16, [2, 2, 8]), (torch.bfloat16, [4, 2, 8])])
+def test_a_persistent_entry_of_another_layout_is_a_miss_after_a_restart(tmp_path, dtype, shape):
+    # The model's dtype or KV shape changed between restarts under the same
+    # model name (the same ObjectKeys): an entry loaded into an object of
+    # another size reported a hit with the object half written (the rest of
+    # its bytes untouched), and one of the same size but another dtype or
+    # shape a hit of bytes of another type. Both are misses; the entries of
+    # the layout the objects have still load.
+    params = one_device(tmp_path, slots=8, persist_enabled=True)
+    keys = [okey(i) for i in range(4)]
+    objs = [mobj(float(i + 1)) for i in range(4)]
+    adapter = build(params)
+    assert store(adapter, keys, objs).is_successful()
+    adapter.close()
+    adapter = build(params)
+    try:
+        others = [_ALLOC.allocate([torch.Size(shape)], [dtype], fmt=MemoryFormat.KV_2LTD) for _ in keys]
+        assert load(adapter, keys, others) == [False] * 4
+        same = [mobj(0.0) for _ in keys]
+        assert load(adapter, keys, same) == [True] * 4
+        assert [obj_bytes(t) for t in same] == [obj_bytes(o) for o in objs]
+        release(*others, *same)
+    finally:
+        adapter.close()
+        release(*objs)
+
+
 def test_a_device_grown_at_run_time_restarts_with_its_configuration(tmp_path, caplog):
     # Grown by reconfigure "resize" from 4 slots to 8 and filled, then
     # restarted with the configuration it started with: the adapter failed

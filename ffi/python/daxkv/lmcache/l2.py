@@ -210,6 +210,26 @@ _PIECE_ITEMS = 512
 _EDGE_ITEMS = 128
 
 
+def _fills(obj: Any, length: int, meta: Any) -> bool:
+    """Whether an entry of length bytes, stored with meta, is a whole value
+    for obj: exactly its size, and of its dtype and shape where both are
+    known."""
+    if length != int(obj.get_size()):
+        return False
+    m = getattr(obj, "metadata", None)
+    for field in ("dtype", "shape"):
+        stored, wanted = getattr(meta, field), getattr(m, field, None)
+        if stored is not None and wanted is not None and _comparable(stored) != _comparable(wanted):
+            return False
+    return True
+
+
+def _comparable(v: Any) -> Any:
+    """A shape as a tuple (a torch.Size is one; a list is compared as one),
+    anything else as it is."""
+    return tuple(v) if isinstance(v, (list, tuple)) else v
+
+
 def _pieces(n: int, step: int, edge: int) -> List[Tuple[int, int]]:
     """[start, end) of each piece of an n-item task: the first and the last
     edge items, the rest step items at a time; one piece if n <= 2 * edge."""
@@ -774,7 +794,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
         objs = task.objs
         assert objs is not None
         index, keys = task.index, task.keys
-        for j, (s, _, blob) in enumerate(get.results() if get is not None else (), first):
+        for j, (s, length, blob) in enumerate(get.results() if get is not None else (), first):
             i = index[j]
             if s != 0:
                 if s not in (-_errno.ENOENT, -_errno.ENOBUFS, -_errno.ESHUTDOWN):
@@ -783,6 +803,13 @@ class DaxkvL2Adapter(L2AdapterInterface):
             try:
                 meta = decode_meta(blob)
             except ValueError:
+                continue
+            if not _fills(objs[i], length, meta):
+                # An entry of another size, dtype or shape under the same
+                # key (a persistent device kept across a change of the KV
+                # layout): a hit would hand back an object partly written,
+                # or bytes of another type. A miss.
+                logger.debug("DAX L2 entry of %s (%d bytes) does not fit its object: a miss", keys[i], length)
                 continue
             objs[i].metadata.cached_positions = meta.cached_positions
             positions.append(i)
