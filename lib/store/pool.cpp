@@ -98,8 +98,27 @@ void Pool::map_device_once(DeviceRow &row, const DeviceSpec &d) const {
     ao.fault_guard = cfg_.sigbus_handle ? &engine::guarded_call : nullptr;
     ao.usable_bytes = d.bytes;
     const bool payload = cfg_.capacity == Capacity::payload && d.bytes;
+    uint64_t bytes = d.bytes;
+    if (payload && cfg_.grow_auto) {
+        // grow_limit=auto keeps an existing arena's layout: more payload
+        // bytes than it was laid out for (a file extended since, and its
+        // configured size raised) open it with all of its slots, rather
+        // than fail as another layout, which no LMCache setting could get
+        // past but a format that loses its entries.
+        const uint64_t laid_out = req.reserve_bytes / cfg_.slot_bytes;
+        if (laid_out && holds_arena_of_this_store(d.path) && bytes / cfg_.slot_bytes > laid_out) {
+            log(kLogWarning,
+                "%s: its arena was laid out for %llu slots, fewer than the %llu asked for: it "
+                "opens with those (grow_limit=auto keeps an existing arena's layout; "
+                "'daxkv format' lays out a larger one, without its entries)",
+                d.path.c_str(), static_cast<unsigned long long>(laid_out),
+                static_cast<unsigned long long>(bytes / cfg_.slot_bytes));
+            bytes = laid_out * cfg_.slot_bytes;
+            ao.usable_bytes = bytes;
+        }
+    }
     if (payload)
-        size_for_payloads(d.bytes, req, ao);
+        size_for_payloads(bytes, req, ao);
     std::unique_ptr<platform::Mapping> map;
     try {
         map = platform::Mapping::open(req);
@@ -145,7 +164,7 @@ void Pool::map_device_once(DeviceRow &row, const DeviceSpec &d) const {
         // final layout has.
         const arena::Layout lay =
             arena::layout_for_slots(ao.slot_count, ao.slot_bytes, ao.meta_bytes);
-        ao.usable_bytes = lay.data_offset + std::min(d.bytes / cfg_.slot_bytes, ao.slot_count) *
+        ao.usable_bytes = lay.data_offset + std::min(bytes / cfg_.slot_bytes, ao.slot_count) *
                                                 cfg_.slot_bytes;
     }
     row.numa_node = map->info().numa_node;
@@ -200,13 +219,24 @@ uint64_t Pool::auto_grow_limit(const std::string &path) const {
         return UINT64_MAX;
     const arena::SuperblockReport rep = arena::Arena::inspect_file(path);
     const bool payload = cfg_.capacity == Capacity::payload;
-    if ((rep.valid_a || rep.valid_b) && rep.sb.slot_bytes == cfg_.slot_bytes &&
-        rep.sb.meta_bytes == cfg_.meta_bytes)
+    if (arena_of_this_store(rep))
         return payload ? rep.sb.slot_count * rep.sb.slot_bytes : rep.sb.arena_bytes;
     struct stat st;
     if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
         return 0;
     return static_cast<uint64_t>(st.st_size);
+}
+
+// Whether a file holds an arena (a valid superblock copy) of this store's
+// slot and metadata sizes: one whose layout grow_limit=auto keeps.
+bool Pool::arena_of_this_store(const arena::SuperblockReport &rep) const noexcept {
+    return (rep.valid_a || rep.valid_b) && rep.sb.slot_bytes == cfg_.slot_bytes &&
+           rep.sb.meta_bytes == cfg_.meta_bytes;
+}
+
+bool Pool::holds_arena_of_this_store(const std::string &path) const {
+    return path != "mem:" && !platform::is_dax_char_device(path) &&
+           arena_of_this_store(arena::Arena::inspect_file(path));
 }
 
 DeviceRow &Pool::open_device(const DeviceSpec &d, bool tolerate_missing) {

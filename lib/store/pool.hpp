@@ -229,6 +229,8 @@ private:
     void size_for_payloads(uint64_t bytes, platform::MapRequest &req,
                            arena::Arena::Options &ao) const;
     uint64_t auto_grow_limit(const std::string &path) const;
+    bool arena_of_this_store(const arena::SuperblockReport &rep) const noexcept;
+    bool holds_arena_of_this_store(const std::string &path) const;
 
     const Config &cfg_;
     const CallGate &gate_;

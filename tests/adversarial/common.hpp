@@ -287,38 +287,6 @@ inline daxkv_hotplug_result result() {
     return r;
 }
 
-// Log messages, captured while an instance lives.
-class LogCapture {
-public:
-    LogCapture() {
-        std::lock_guard<std::mutex> g(m());
-        lines().clear();
-        daxkv_set_log_fn(&LogCapture::fn, DAXKV_LOG_DEBUG, nullptr);
-    }
-    ~LogCapture() { daxkv_set_log_fn(nullptr, 0, nullptr); }
-    static bool logged(const std::string &needle) {
-        std::lock_guard<std::mutex> g(m());
-        for (auto &l : lines())
-            if (l.find(needle) != std::string::npos)
-                return true;
-        return false;
-    }
-
-private:
-    static std::mutex &m() {
-        static std::mutex mu;
-        return mu;
-    }
-    static std::vector<std::string> &lines() {
-        static std::vector<std::string> v;
-        return v;
-    }
-    static void fn(int, const char *msg, void *) {
-        std::lock_guard<std::mutex> g(m());
-        lines().push_back(msg);
-    }
-};
-
 // A store, hotplug on, over one file device of `slots` slots at each of
 // paths (created or reused as they are).
 inline StorePtr open_hotplug_pool(const std::vector<std::string> &paths, uint32_t slots,

@@ -28,6 +28,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -511,6 +512,39 @@ inline std::string check_versioned(uint32_t key_id, const void *buf, size_t len)
 inline bool contains_text(const char *haystack, const std::string &needle) {
     return haystack && std::string(haystack).find(needle) != std::string::npos;
 }
+
+// The library's log messages, captured while an instance lives (one at a
+// time: the callback is process-wide); logged() looks for one.
+class LogCapture {
+public:
+    LogCapture() {
+        std::lock_guard<std::mutex> g(m());
+        lines().clear();
+        daxkv_set_log_fn(&LogCapture::fn, DAXKV_LOG_DEBUG, nullptr);
+    }
+    ~LogCapture() { daxkv_set_log_fn(nullptr, 0, nullptr); }
+    static bool logged(const std::string &needle) {
+        std::lock_guard<std::mutex> g(m());
+        for (auto &l : lines())
+            if (l.find(needle) != std::string::npos)
+                return true;
+        return false;
+    }
+
+private:
+    static std::mutex &m() {
+        static std::mutex mu;
+        return mu;
+    }
+    static std::vector<std::string> &lines() {
+        static std::vector<std::string> v;
+        return v;
+    }
+    static void fn(int, const char *msg, void *) {
+        std::lock_guard<std::mutex> g(m());
+        lines().push_back(msg);
+    }
+};
 
 // ---------------------------------------------------------------------------
 // A test with a temporary directory and (once open() is called) a store on a

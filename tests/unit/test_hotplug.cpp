@@ -146,20 +146,6 @@ public: // also to the helpers that several tests share
     StorePtr store_;
 };
 
-// Messages of the log callback, for the drain event and the missing device.
-std::mutex g_log_m;
-std::vector<std::string> g_log;
-void log_fn(int, const char *msg, void *) {
-    std::lock_guard<std::mutex> g(g_log_m);
-    g_log.push_back(msg);
-}
-bool logged(const std::string &needle) {
-    std::lock_guard<std::mutex> g(g_log_m);
-    for (auto &m : g_log)
-        if (m.find(needle) != std::string::npos)
-            return true;
-    return false;
-}
 // Holds the copy whose source is src in its first chunk (a fault hook of
 // the copy engine) until release(); held says it got there.
 struct HoldCopy : daxkv::engine::FaultHook {
@@ -181,15 +167,6 @@ struct HoldCopy : daxkv::engine::FaultHook {
         go = true;
         cv.notify_all();
     }
-};
-
-struct LogCapture {
-    LogCapture() {
-        std::lock_guard<std::mutex> g(g_log_m);
-        g_log.clear();
-        daxkv_set_log_fn(log_fn, DAXKV_LOG_DEBUG, nullptr);
-    }
-    ~LogCapture() { daxkv_set_log_fn(nullptr, 0, nullptr); }
 };
 
 // ---------------------------------------------------------------------------
@@ -1151,9 +1128,9 @@ TEST_F(Pool, DrainStopsNewEntriesAndReportsCompletion) {
     st = status();
     EXPECT_EQ(st["devices"][0]["drained"], true);
     EXPECT_TRUE(st["devices"][0].contains("drained_unix_ns"));
-    for (int i = 0; i < 100 && !logged("is drained"); ++i)
+    for (int i = 0; i < 100 && !LogCapture::logged("is drained"); ++i)
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    EXPECT_TRUE(logged("is drained"));
+    EXPECT_TRUE(LogCapture::logged("is drained"));
     // Then the removal has nothing to move.
     ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), 0);
     EXPECT_EQ(r.moved_keys, 0u);
@@ -1957,7 +1934,7 @@ TEST_F(Pool, MissingDeviceAtReopenIsReportedNotFatal) {
     EXPECT_EQ(st["devices"][0]["state"], "missing");
     EXPECT_EQ(st["devices"][0]["is_healthy"], false);
     EXPECT_EQ(st["num_devices"], 1);
-    EXPECT_TRUE(logged("is missing"));
+    EXPECT_TRUE(LogCapture::logged("is missing"));
     EXPECT_EQ(get_stats(s()).entries, on1);
     for (uint32_t i = 0; i < 8; ++i)
         if (has(i) == 1) {
@@ -1995,7 +1972,7 @@ TEST_F(Pool, ADeviceWhoseSuperblocksFaultAtReopenIsMissingNotFatal) {
     json st = status();
     EXPECT_EQ(st["devices"][0]["state"], "missing");
     EXPECT_EQ(st["num_devices"], 1);
-    EXPECT_TRUE(logged("reading its superblock blocks"));
+    EXPECT_TRUE(LogCapture::logged("reading its superblock blocks"));
     EXPECT_EQ(get_stats(s()).entries, on1);
     for (uint32_t i = 0; i < 8; ++i)
         if (has(i) == 1) {

@@ -395,6 +395,39 @@ TEST_F(PayloadCapacity, GrowLimitAutoGrowsToTheFileAndAReopenKeepsTheLayout) {
     EXPECT_EQ(daxkv_config_set(raw, "grow_limit", "Auto"), -EINVAL);
 }
 
+TEST_F(PayloadCapacity, GrowLimitAutoOpensAnArenaLaidOutForFewerSlotsThanAskedWithAllOfIt) {
+    FILE_ARENA_ONLY();
+    // An arena of 4 slots holding entries; its file is then extended and
+    // the size asked for raised to 64 slots (an LMCache max_dax_size_gb
+    // raised to use the larger file). With grow_limit=auto the open failed
+    // as "another layout ... open it with its size", which a configuration
+    // of payload sizes cannot say. It keeps the arena's layout (4 slots) and
+    // its entries, and logs why.
+    const std::vector<std::pair<std::string, std::string>> opts = {{"grow_limit", "auto"},
+                                                                     {"eviction", "none"}};
+    ASSERT_EQ(try_open(4 * 2048, opts), 0) << daxkv_errmsg();
+    for (int i = 0; i < 4; ++i)
+        ASSERT_EQ(daxkv_put(store_.get(), key_of(i).data(), key_of(i).size(),
+                            pattern(i, 2048).data(), 2048, 0),
+                  0);
+    store_.reset();
+    ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(file_size(path_) + 64 * 2048)), 0);
+    LogCapture logs;
+    ASSERT_EQ(try_open(64 * 2048, opts), 0) << daxkv_errmsg();
+    EXPECT_EQ(slots_total(), 4u);
+    EXPECT_TRUE(LogCapture::logged("laid out for 4 slots, fewer than the 64 asked for"));
+    for (int i = 0; i < 4; ++i) {
+        std::vector<uint8_t> out(2048);
+        size_t len = 0;
+        ASSERT_EQ(daxkv_get(store_.get(), key_of(i).data(), key_of(i).size(), out.data(),
+                            out.size(), &len),
+                  0);
+        EXPECT_EQ(out, pattern(i, 2048));
+    }
+    // Without grow_limit=auto, an explicit layout still has to match.
+    EXPECT_EQ(try_open(64 * 2048, {{"eviction", "none"}}), DAXKV_E_FOREIGN);
+}
+
 TEST_F(PayloadCapacity, MemoryDevicesAndBadValues) {
     path_ = "mem:";
     ASSERT_EQ(try_open(3 * 2048), 0) << daxkv_errmsg();
