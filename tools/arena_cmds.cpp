@@ -153,6 +153,15 @@ void print_state_line(const std::string &path, const ar::ImageReport &r) {
                     path.c_str(), r.sb.format_version);
         break;
     case ar::ImageState::truncated:
+        if (!(r.sb.flags & ar::kSbRecoverable)) {
+            // Nothing an open would recover (arena.cpp replaces it).
+            std::printf("%s: a daxkv arena cut short: its slots in use end at %" PRIu64
+                        " bytes, but\n  only %" PRIu64 " are there (a truncated file?). It "
+                        "holds no entries (its last\n  store used durability=none): an open "
+                        "replaces it\n",
+                        path.c_str(), ar::usable_end_of(r.sb), r.image_bytes);
+            break;
+        }
         std::printf("%s: a daxkv arena cut short: its slots in use end at %" PRIu64 " bytes, but\n"
                     "  only %" PRIu64 " are there (a truncated file?). Its superblocks are intact\n"
                     "  and an open refuses it; given back its missing end (the file restored),\n"

@@ -141,7 +141,11 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
         undo_format_ = rep.zeroed && !map_->created() && !opt_.format;
         format();
     } else if (!rep.valid_a && !rep.valid_b) {
-        if (!opt_.reformat) {
+        // An arena whose last user kept no index (durability=none) holds
+        // nothing any open would recover, also when it no longer fits what
+        // is mapped (its file cut short since): it is replaced, as one of
+        // another layout is below.
+        if (!opt_.reformat && !whole_copies_hold_nothing()) {
             bool ours = has_magic(map_->base()) || has_magic(map_->base() + kSuperblockBytes);
             if (ours)
                 explain_unusable_superblocks(false);
@@ -272,6 +276,25 @@ void Arena::explain_unusable_superblocks(bool only_truncation) const {
                  static_cast<unsigned long long>(map_->backed()));
         fail_cut_short(path, end, map_->found_bytes());
     }
+}
+
+// Whether the superblock copies that are whole (of this version, whatever
+// their bounds) are all of an arena that holds no entries to recover, and
+// there is one.
+bool Arena::whole_copies_hold_nothing() const noexcept {
+    bool found = false;
+    for (uint64_t off : {uint64_t(0), kSuperblockBytes}) {
+        if (off + sizeof(Superblock) > map_->backed())
+            continue;
+        Superblock sb;
+        std::memcpy(&sb, map_->base() + off, sizeof sb);
+        if (!superblock_valid(sb, UINT64_MAX))
+            continue;
+        if (sb.flags & kSbRecoverable)
+            return false;
+        found = true;
+    }
+    return found;
 }
 
 // A superblock copy whose checksum holds but whose version is another is

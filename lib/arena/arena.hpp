@@ -285,6 +285,7 @@ private:
     void save_for_undo();
     void explain_unusable_superblocks(bool only_truncation) const;
     void refuse_copy_of_another_version() const;
+    bool whole_copies_hold_nothing() const noexcept;
     uint64_t usable_at_format() const;
     // Store sb_ as both copies (a new generation); throws Error(-EIO), sb_
     // as it was, where that faulted. sb_m_ held, or before the arena is

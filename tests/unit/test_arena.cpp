@@ -910,6 +910,35 @@ TEST_F(Arena, AFileThatEndsInsideAPageAfterItsSlotsOpens) {
     EXPECT_EQ(static_cast<uint64_t>(st.st_size), (odd + 4095) / 4096 * 4096);
 }
 
+TEST_F(Arena, AnArenaWithoutEntriesCutShortIsReplacedAndOneWithEntriesRefused) {
+    // An arena whose last store kept no index (durability=none) holds
+    // nothing to recover; its file cut below its slots (an operator making
+    // the file of a volatile cache smaller) was refused as cut short, and
+    // the store could not start. It is replaced, as an arena of another
+    // layout without entries is. One that holds entries is still refused:
+    // its missing end may be restored.
+    FILE_ARENA_ONLY();
+    for (const char *durability : {"none", "process"}) {
+        SCOPED_TRACE(durability);
+        start_over();
+        open(StoreSpec(4096, 8).set("durability", durability));
+        ASSERT_EQ(put("k", pattern(1, 4096)), 0);
+        store_.reset();
+        const uint64_t smaller = arena_bytes_for(4096, 4, 256);
+        ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(smaller)), 0);
+        StorePtr s;
+        const int rc = open_store(&s, path_, StoreSpec(4096, 4).set("durability", durability));
+        if (std::string(durability) == "none") {
+            ASSERT_EQ(rc, 0) << daxkv_errmsg();
+            EXPECT_EQ(get_stats(s.get()).slots_total, 4u);
+            EXPECT_EQ(daxkv_contains(s.get(), "k", 1), 0);
+        } else {
+            EXPECT_NE(rc, 0);
+            EXPECT_TRUE(contains_text(daxkv_errmsg(), "truncated")) << daxkv_errmsg();
+        }
+    }
+}
+
 TEST_F(Arena, CheckImageWithdrawsWhatTheRemovalTableSaysWasRemovedAsAnOpenDoes) {
     // An entry whose key's removal-table word is newer than it (and not
     // below the floor) is withdrawn by an open, as removed while its device
