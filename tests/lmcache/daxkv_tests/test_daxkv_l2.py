@@ -770,6 +770,30 @@ def test_a_persistent_entry_of_another_layout_is_a_miss_after_a_restart(tmp_path
         release(*objs)
 
 
+def test_a_persistent_device_whose_file_grew_restarts_with_a_larger_size(tmp_path, caplog):
+    # The device file was extended and max_dax_size_gb raised to use it:
+    # the restart failed ("another layout ... open it with its size", which
+    # no adapter setting says). It starts with the slots its arena was laid
+    # out for and every entry, and logs why it has fewer than configured.
+    params = one_device(tmp_path, slots=8, persist_enabled=True)
+    keys = [okey(i) for i in range(8)]
+    objs = [mobj(float(i + 1)) for i in range(8)]
+    adapter = build(params)
+    assert store(adapter, keys, objs).is_successful()
+    adapter.close()
+    path = params["device_path"]
+    os.truncate(path, os.path.getsize(path) + 1000 * S)
+    adapter = build(dict(params, max_dax_size_gb=1000 * S / GIB))
+    try:
+        targets = [mobj(0.0) for _ in keys]
+        assert load(adapter, keys, targets) == [True] * 8
+        assert [obj_bytes(t) for t in targets] == [obj_bytes(o) for o in objs]
+        release(*targets)
+    finally:
+        adapter.close()
+        release(*objs)
+
+
 def test_a_device_grown_at_run_time_restarts_with_its_configuration(tmp_path, caplog):
     # Grown by reconfigure "resize" from 4 slots to 8 and filled, then
     # restarted with the configuration it started with: the adapter failed
