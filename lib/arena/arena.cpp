@@ -145,19 +145,23 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
         // nothing any open would recover, also when it no longer fits what
         // is mapped (its file cut short since): it is replaced, as one of
         // another layout is below.
-        if (!opt_.reformat && !whole_copies_hold_nothing()) {
-            bool ours = has_magic(map_->base()) || has_magic(map_->base() + kSuperblockBytes);
-            if (ours)
-                explain_unusable_superblocks(false);
-            if (ours)
-                fail(kErrCorrupt,
-                     "%s: both superblock copies of the daxkv arena are damaged "
-                     "(use on_mismatch=reformat or 'daxkv format' to start over)",
+        if (!opt_.reformat) {
+            refuse_copy_of_another_version(); // whatever the other copy holds
+            if (!whole_copies_hold_nothing()) {
+                bool ours = has_magic(map_->base()) || has_magic(map_->base() + kSuperblockBytes);
+                if (ours)
+                    explain_unusable_superblocks(false);
+                if (ours)
+                    fail(kErrCorrupt,
+                         "%s: both superblock copies of the daxkv arena are damaged "
+                         "(use on_mismatch=reformat or 'daxkv format' to start over)",
+                         path.c_str());
+                fail(kErrForeign,
+                     "%s holds data that is not a daxkv arena; it is left untouched "
+                     "(use on_mismatch=reformat or 'daxkv format' to claim it)",
                      path.c_str());
-            fail(kErrForeign,
-                 "%s holds data that is not a daxkv arena; it is left untouched "
-                 "(use on_mismatch=reformat or 'daxkv format' to claim it)",
-                 path.c_str());
+            }
+            save_for_undo(); // an open that fails after this puts it back
         }
         format();
     } else {

@@ -102,11 +102,12 @@ void Pool::map_device_once(DeviceRow &row, const DeviceSpec &d) const {
     if (payload && cfg_.grow_auto) {
         // grow_limit=auto keeps an existing arena's layout: more payload
         // bytes than it was laid out for (a file extended since, and its
-        // configured size raised) open it with all of its slots, rather
-        // than fail as another layout, which no LMCache setting could get
-        // past but a format that loses its entries.
+        // configured size raised) open one that holds entries with all of
+        // its slots, rather than fail as another layout, which no LMCache
+        // setting could get past but a format that loses its entries. (One
+        // without entries is laid out anew, as before.)
         const uint64_t laid_out = req.reserve_bytes / cfg_.slot_bytes;
-        if (laid_out && holds_arena_of_this_store(d.path) && bytes / cfg_.slot_bytes > laid_out) {
+        if (laid_out && holds_entries_of_this_store(d.path) && bytes / cfg_.slot_bytes > laid_out) {
             log(kLogWarning,
                 "%s: its arena was laid out for %llu slots, fewer than the %llu asked for: it "
                 "opens with those (grow_limit=auto keeps an existing arena's layout; "
@@ -234,9 +235,13 @@ bool Pool::arena_of_this_store(const arena::SuperblockReport &rep) const noexcep
            rep.sb.meta_bytes == cfg_.meta_bytes;
 }
 
-bool Pool::holds_arena_of_this_store(const std::string &path) const {
-    return path != "mem:" && !platform::is_dax_char_device(path) &&
-           arena_of_this_store(arena::Arena::inspect_file(path));
+// Whether a file holds an arena of this store's sizes whose last user kept
+// an index (durability other than none): entries an open recovers.
+bool Pool::holds_entries_of_this_store(const std::string &path) const {
+    if (path == "mem:" || platform::is_dax_char_device(path))
+        return false;
+    const arena::SuperblockReport rep = arena::Arena::inspect_file(path);
+    return arena_of_this_store(rep) && (rep.sb.flags & arena::kSbRecoverable);
 }
 
 DeviceRow &Pool::open_device(const DeviceSpec &d, bool tolerate_missing) {

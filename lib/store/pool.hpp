@@ -230,7 +230,7 @@ private:
                            arena::Arena::Options &ao) const;
     uint64_t auto_grow_limit(const std::string &path) const;
     bool arena_of_this_store(const arena::SuperblockReport &rep) const noexcept;
-    bool holds_arena_of_this_store(const std::string &path) const;
+    bool holds_entries_of_this_store(const std::string &path) const;
 
     const Config &cfg_;
     const CallGate &gate_;

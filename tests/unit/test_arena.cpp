@@ -932,6 +932,36 @@ TEST_F(Arena, AnArenaWithoutEntriesCutShortIsReplacedAndOneWithEntriesRefused) {
             ASSERT_EQ(rc, 0) << daxkv_errmsg();
             EXPECT_EQ(get_stats(s.get()).slots_total, 4u);
             EXPECT_EQ(daxkv_contains(s.get(), "k", 1), 0);
+            s.reset();
+            // Refused, the file untouched: with a superblock copy of another
+            // format version (whatever the other copy holds), and where the
+            // open fails afterwards (another device of the pool), the
+            // replacement is undone.
+            start_over();
+            open(StoreSpec(4096, 8).set("durability", "none"));
+            store_.reset();
+            ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(smaller)), 0);
+            const std::string cut = read_file(path_);
+            {
+                FileMap fm(path_);
+                ASSERT_TRUE(fm.ok());
+                auto *b = reinterpret_cast<ar::Superblock *>(fm.base() + ar::kSuperblockBytes);
+                b->format_version = ar::kFormatVersion + 1;
+                b->checksum = ar::superblock_checksum(*b);
+            }
+            const std::string other_version = read_file(path_);
+            EXPECT_EQ(open_store(&s, path_, StoreSpec(4096, 4).set("durability", "none")),
+                      DAXKV_E_FOREIGN);
+            EXPECT_TRUE(contains_text(daxkv_errmsg(), "format version")) << daxkv_errmsg();
+            EXPECT_EQ(read_file(path_), other_version);
+            write_file(path_, cut);
+            ConfigPtr cfg;
+            ASSERT_EQ(make_config(&cfg, path_, StoreSpec(4096, 4).set("durability", "none")), 0);
+            ASSERT_EQ(daxkv_config_add_device(cfg.get(), dir_.path().c_str(), 1 << 20), 0);
+            daxkv_store *raw = nullptr;
+            EXPECT_NE(daxkv_open(&raw, cfg.get()), 0);
+            EXPECT_EQ(raw, nullptr);
+            EXPECT_EQ(read_file(path_), cut) << "a failed open left the arena replaced";
         } else {
             EXPECT_NE(rc, 0);
             EXPECT_TRUE(contains_text(daxkv_errmsg(), "truncated")) << daxkv_errmsg();

@@ -426,6 +426,16 @@ TEST_F(PayloadCapacity, GrowLimitAutoOpensAnArenaLaidOutForFewerSlotsThanAskedWi
     }
     // Without grow_limit=auto, an explicit layout still has to match.
     EXPECT_EQ(try_open(64 * 2048, {{"eviction", "none"}}), DAXKV_E_FOREIGN);
+    // An arena without entries (durability=none) is laid out anew for the
+    // slots asked for, as before.
+    store_.reset();
+    const std::vector<std::pair<std::string, std::string>> volatile_opts = {
+        {"grow_limit", "auto"}, {"eviction", "none"}, {"durability", "none"}};
+    ASSERT_EQ(try_open(4 * 2048, volatile_opts), 0) << daxkv_errmsg(); // keeps no index now
+    store_.reset();
+    ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(file_size(path_) + 64 * 2048)), 0);
+    ASSERT_EQ(try_open(64 * 2048, volatile_opts), 0) << daxkv_errmsg();
+    EXPECT_EQ(slots_total(), 64u);
 }
 
 TEST_F(PayloadCapacity, MemoryDevicesAndBadValues) {
