@@ -742,6 +742,19 @@ def test_restart_reports_recovered_keys_and_loads_them(tmp_path, persist):
         release(*objs)
 
 
+def _stored_then_restarted(params, n, restart_params, between=lambda: None):
+    """n objects stored under okey(0..n-1) by an adapter of params, which is
+    closed; then between() runs, and an adapter of restart_params starts.
+    Returns it, the keys and the objects."""
+    keys = [okey(i) for i in range(n)]
+    objs = [mobj(float(i + 1)) for i in range(n)]
+    adapter = build(params)
+    assert store(adapter, keys, objs).is_successful()
+    adapter.close()
+    between()
+    return build(restart_params), keys, objs
+
+
 @pytest.mark.parametrize("dtype,shape", [(torch.float32, [2, 4, 8]), (torch.float16, [2, 4, 8]),
                                          (torch.bfloat16, [2, 2, 8]), (torch.bfloat16, [4, 2, 8])])
 def test_a_persistent_entry_of_another_layout_is_a_miss_after_a_restart(tmp_path, dtype, shape):
@@ -752,12 +765,7 @@ def test_a_persistent_entry_of_another_layout_is_a_miss_after_a_restart(tmp_path
     # shape a hit of bytes of another type. Both are misses; the entries of
     # the layout the objects have still load.
     params = one_device(tmp_path, slots=8, persist_enabled=True)
-    keys = [okey(i) for i in range(4)]
-    objs = [mobj(float(i + 1)) for i in range(4)]
-    adapter = build(params)
-    assert store(adapter, keys, objs).is_successful()
-    adapter.close()
-    adapter = build(params)
+    adapter, keys, objs = _stored_then_restarted(params, 4, params)
     try:
         others = [_ALLOC.allocate([torch.Size(shape)], [dtype], fmt=MemoryFormat.KV_2LTD) for _ in keys]
         assert load(adapter, keys, others) == [False] * 4
@@ -776,14 +784,10 @@ def test_a_persistent_device_whose_file_grew_restarts_with_a_larger_size(tmp_pat
     # no adapter setting says). It starts with the slots its arena was laid
     # out for and every entry, and logs why it has fewer than configured.
     params = one_device(tmp_path, slots=8, persist_enabled=True)
-    keys = [okey(i) for i in range(8)]
-    objs = [mobj(float(i + 1)) for i in range(8)]
-    adapter = build(params)
-    assert store(adapter, keys, objs).is_successful()
-    adapter.close()
     path = params["device_path"]
-    os.truncate(path, os.path.getsize(path) + 1000 * S)
-    adapter = build(dict(params, max_dax_size_gb=1000 * S / GIB))
+    adapter, keys, objs = _stored_then_restarted(
+        params, 8, dict(params, max_dax_size_gb=1000 * S / GIB),
+        between=lambda: os.truncate(path, os.path.getsize(path) + 1000 * S))
     try:
         targets = [mobj(0.0) for _ in keys]
         assert load(adapter, keys, targets) == [True] * 8
