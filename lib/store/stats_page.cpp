@@ -28,7 +28,11 @@ namespace {
 
 constexpr char kMagic[8] = {'D', 'A', 'X', 'K', 'V', 'S', 'T', 'P'};
 constexpr uint32_t kVersion = 1;
-constexpr size_t kPageBytes = 32 * 1024;
+// A page is a sparse file: only the bytes written take memory. At 32 KiB
+// (earlier versions' size, the least a reader takes) a status of 64
+// devices with long paths did not fit and was published as a note of its
+// length; 1 MiB holds the largest a pool makes.
+constexpr size_t kPageBytes = 1024 * 1024, kMinPageBytes = 32 * 1024;
 constexpr size_t kStatsOffset = 4096, kStatsCap = 4096;
 constexpr size_t kStatusOffset = kStatsOffset + kStatsCap;
 constexpr size_t kStatusCap = kPageBytes - kStatusOffset;
@@ -518,8 +522,11 @@ PageSnapshot read_stats_page(const std::string &device_path) {
     struct stat st;
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
         fail(-EPROTO, "%s is not a daxkv statistics page (not a regular file)", name.c_str());
-    if (static_cast<size_t>(st.st_size) < kPageBytes)
+    if (static_cast<size_t>(st.st_size) < kMinPageBytes)
         fail(-EPROTO, "%s is not a daxkv statistics page", name.c_str());
+    // The status is read up to the end of the page's file, whichever size
+    // its publisher made it.
+    const size_t status_room = static_cast<size_t>(st.st_size) - kStatusOffset;
     // Read with pread, not through a mapping: the page's file may be cut
     // short at any moment (by whoever planted it, as the directory is
     // anyone's), and a mapping read past the end of the file raises SIGBUS
@@ -547,7 +554,7 @@ PageSnapshot read_stats_page(const std::string &device_path) {
             cut_short(name);
         PageSnapshot snap;
         const size_t sl = std::min<uint64_t>(h.stats_len, kStatsCap);
-        const size_t tl = std::min<uint64_t>(h.status_len, kStatusCap);
+        const size_t tl = std::min<uint64_t>(h.status_len, status_room);
         snap.stats.resize(sl);
         snap.status.resize(tl);
         if (!read_at(fd, &snap.stats[0], sl, kStatsOffset) ||

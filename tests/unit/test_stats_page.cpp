@@ -528,6 +528,37 @@ TEST_F(StatsPage, PoolDevicesAddedLaterAreNamedAndRemovedOnesUnnamed) {
     EXPECT_EQ(peek(path_).devices, 1u);
 }
 
+// A pool whose status JSON is larger than the 24 KiB a page used to hold
+// (devices with long paths): it was published as a note of its length, and
+// a peek had no state, no counters and no device rows. Read whole now.
+TEST_F(StatsPage, AStatusLargerThanAnEarlierPageHeldIsPeekedWhole) {
+    FILE_ARENA_ONLY();
+    open(StoreSpec(4096, 8).set("hotplug", "1"));
+    std::string deep = dir_.path();
+    for (int i = 0; i < 12; ++i) {
+        deep += "/" + std::string(200, static_cast<char>('a' + i));
+        ASSERT_EQ(::mkdir(deep.c_str(), 0755), 0);
+    }
+    for (int i = 0; i < 15; ++i) {
+        const std::string dev = deep + "/device" + std::to_string(i);
+        ASSERT_EQ(daxkv_device_add(s(), dev.c_str(), arena_bytes_for(4096, 4, 256)), 0)
+            << daxkv_errmsg();
+    }
+    std::string own(8192, '\0');
+    size_t needed = 0;
+    ASSERT_EQ(daxkv_status_json(s(), &own[0], own.size(), &needed), -ENOBUFS);
+    ASSERT_GT(needed, 32u * 1024) << "the status is small enough for an earlier page";
+    const std::string peeked = status(path_);
+    EXPECT_EQ(peeked.find("\"truncated\""), std::string::npos);
+    EXPECT_NE(peeked.find("\"counters\""), std::string::npos);
+    EXPECT_EQ(peek(path_).devices, 16u);
+    const std::string text = prometheus_peek(path_);
+    size_t rows = 0;
+    for (size_t at = 0; (at = text.find("daxkv_device_slots{", at)) != std::string::npos; ++at)
+        ++rows;
+    EXPECT_EQ(rows, 16u);
+}
+
 // A device whose file was deleted before it was removed from the pool:
 // the page's name for it was looked up again from the path at removal,
 // which no longer leads anywhere, so the name stayed until the store
