@@ -82,7 +82,8 @@ void Pool::map_device_once(DeviceRow &row, const DeviceSpec &d) const {
     platform::MapRequest req;
     req.path = d.path;
     req.bytes = d.bytes;
-    req.reserve_bytes = cfg_.grow_auto ? auto_grow_limit(d.path) : cfg_.grow_limit;
+    bool holds_entries = false;
+    req.reserve_bytes = cfg_.grow_auto ? auto_grow_limit(d.path, &holds_entries) : cfg_.grow_limit;
     req.create = cfg_.create;
     req.sync = cfg_.durability == arena::Durability::power;
     arena::Arena::Options ao;
@@ -107,7 +108,7 @@ void Pool::map_device_once(DeviceRow &row, const DeviceSpec &d) const {
         // setting could get past but a format that loses its entries. (One
         // without entries is laid out anew, as before.)
         const uint64_t laid_out = req.reserve_bytes / cfg_.slot_bytes;
-        if (laid_out && holds_entries_of_this_store(d.path) && bytes / cfg_.slot_bytes > laid_out) {
+        if (laid_out && holds_entries && bytes / cfg_.slot_bytes > laid_out) {
             log(kLogWarning,
                 "%s: its arena was laid out for %llu slots, fewer than the %llu asked for: it "
                 "opens with those (grow_limit=auto keeps an existing arena's layout; "
@@ -212,36 +213,25 @@ void Pool::size_for_payloads(uint64_t bytes, platform::MapRequest &req,
 // it was laid out with (so that a reopen finds the same layout); a file that
 // holds no arena of this slot and metadata size can grow to its own size; a
 // Device-DAX device to all of it (UINT64_MAX: "map the whole device"). In
-// payload bytes with capacity=payload.
-uint64_t Pool::auto_grow_limit(const std::string &path) const {
+// payload bytes with capacity=payload. *holds_entries: the file holds such
+// an arena whose last user kept an index (entries an open recovers).
+uint64_t Pool::auto_grow_limit(const std::string &path, bool *holds_entries) const {
+    *holds_entries = false;
     if (path == "mem:")
         return 0;
     if (platform::is_dax_char_device(path))
         return UINT64_MAX;
     const arena::SuperblockReport rep = arena::Arena::inspect_file(path);
     const bool payload = cfg_.capacity == Capacity::payload;
-    if (arena_of_this_store(rep))
+    if ((rep.valid_a || rep.valid_b) && rep.sb.slot_bytes == cfg_.slot_bytes &&
+        rep.sb.meta_bytes == cfg_.meta_bytes) {
+        *holds_entries = (rep.sb.flags & arena::kSbRecoverable) != 0;
         return payload ? rep.sb.slot_count * rep.sb.slot_bytes : rep.sb.arena_bytes;
+    }
     struct stat st;
     if (::stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode))
         return 0;
     return static_cast<uint64_t>(st.st_size);
-}
-
-// Whether a file holds an arena (a valid superblock copy) of this store's
-// slot and metadata sizes: one whose layout grow_limit=auto keeps.
-bool Pool::arena_of_this_store(const arena::SuperblockReport &rep) const noexcept {
-    return (rep.valid_a || rep.valid_b) && rep.sb.slot_bytes == cfg_.slot_bytes &&
-           rep.sb.meta_bytes == cfg_.meta_bytes;
-}
-
-// Whether a file holds an arena of this store's sizes whose last user kept
-// an index (durability other than none): entries an open recovers.
-bool Pool::holds_entries_of_this_store(const std::string &path) const {
-    if (path == "mem:" || platform::is_dax_char_device(path))
-        return false;
-    const arena::SuperblockReport rep = arena::Arena::inspect_file(path);
-    return arena_of_this_store(rep) && (rep.sb.flags & arena::kSbRecoverable);
 }
 
 DeviceRow &Pool::open_device(const DeviceSpec &d, bool tolerate_missing) {

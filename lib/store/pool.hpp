@@ -228,9 +228,7 @@ private:
     void map_device_once(DeviceRow &row, const DeviceSpec &d) const;
     void size_for_payloads(uint64_t bytes, platform::MapRequest &req,
                            arena::Arena::Options &ao) const;
-    uint64_t auto_grow_limit(const std::string &path) const;
-    bool arena_of_this_store(const arena::SuperblockReport &rep) const noexcept;
-    bool holds_entries_of_this_store(const std::string &path) const;
+    uint64_t auto_grow_limit(const std::string &path, bool *holds_entries) const;
 
     const Config &cfg_;
     const CallGate &gate_;
