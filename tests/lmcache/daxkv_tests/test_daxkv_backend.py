@@ -6,8 +6,8 @@ alone (storage_plugins=["daxkv"] and extra_config).
 Bad inputs tried here:
 
 * a batch with an object larger than the slot, one reporting a size of -1; keys and objects of
-  different lengths (2 and 1); a batch larger than the free slots; a key
-  stored twice (sync and async); an on_complete_callback that raises
+  different lengths (2 and 1); a batch larger than the free slots (sync and
+  async); a key stored twice (sync and async); an on_complete_callback that raises
   KeyError; a put while close waits; async put futures cancelled by the
   caller before their copy completed;
 * unpin and remove (not forced) of a pinned key, unpin of a key no longer
@@ -320,6 +320,24 @@ def test_full_arena_is_a_runtime_error_after_storing_what_fits(launch):
     assert backend.batched_remove([ekey(0)]) == 1
     backend.batched_submit_put_task([ekey(2)], objs[2:])
     assert _first(backend.get_blocking(ekey(2))) == 2.0
+    _release_all(objs)
+
+
+def test_a_full_arena_fails_an_async_put_as_it_fails_a_put(launch, running_loop):
+    # LMCache's own async put runs its core's put_one in a coroutine: the
+    # future fails with the same RuntimeError a synchronous put raises.
+    backend, _, _ = launch(slots=2, extra={"dax.async_put": "true"}, loop=running_loop)
+    seen = []
+    objs = [_obj(i) for i in range(3)]
+    futures = backend.batched_submit_put_task([ekey(i) for i in range(3)], objs, on_complete_callback=seen.append)
+    outcomes = []
+    for f in futures:
+        exc = f.exception(timeout=10)
+        outcomes.append(None if exc is None else (type(exc), str(exc)))
+    assert outcomes == [None, None, (RuntimeError, "No free slots available; eviction required")]
+    assert sorted(k.chunk_hash for k in seen) == [0, 1]
+    assert [o.get_ref_count() for o in objs] == [1, 1, 1]
+    backend.close()
     _release_all(objs)
 
 

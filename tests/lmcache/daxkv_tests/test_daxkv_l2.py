@@ -40,7 +40,9 @@ Bad inputs tried here:
   on the completion thread (its task then posts to a closed event fd);
 * objects reporting a size of -1 and 2**64 + 5 in store and load tasks;
 * a delete, an evicting device removal and a listener registration
-  between the library's commit of a store and the store's completion;
+  between the library's commit of a store and the store's completion; a
+  store submitted while a delete of its key runs, committed before the
+  removal;
 * a device holding persisted entries added back by reconfigure after a
   restart without it;
 * a store whose copies a forced removal cancelled (-ECANCELED);
@@ -603,6 +605,39 @@ def test_a_key_deleted_before_its_store_completes_is_never_counted(tmp_path, ada
     assert listener.deleted == [[kept]]
     assert adapter.get_usage().total_bytes_used == 0
     release(*objs)
+
+
+def test_a_key_stored_while_a_delete_of_it_runs_is_never_counted(tmp_path, adapters, monkeypatch):
+    # The store is submitted after the delete has begun and commits before
+    # the library removes its key: its completion must find the key gone
+    # (it took the count of removals the running delete had already moved,
+    # and told the listeners of a key nothing holds).
+    import daxkv.lmcache.l2 as l2_module
+    from daxkv.lmcache.keys import encode_keys_partial
+
+    adapter = adapters(one_device(tmp_path))
+    listener = Recorder()
+    adapter.register_listener(listener)
+    obj = mobj(1.0)
+    key = okey(43)
+    kb = encode_keys_partial([key])[0][0]
+    real_run_batch = l2_module._native.run_batch
+    submitted = []
+
+    def run_batch(store_, fn_name, batch, flags=0):
+        if fn_name == "daxkv_remove_batch" and not submitted:
+            submitted.append(adapter.submit_store_task([key], [obj]))
+            assert wait_until(lambda: l2_module._native.contains_many(adapter._store, [kb], False) == [True])
+        return real_run_batch(store_, fn_name, batch, flags)
+
+    monkeypatch.setattr(l2_module._native, "run_batch", run_batch)
+    adapter.delete([key])
+    assert wait_fd(adapter.get_store_event_fd())
+    assert list(adapter.pop_completed_store_tasks()) == submitted
+    assert lookup(adapter, [key]) == [False]
+    assert listener.stored == [] and listener.deleted == []
+    assert adapter.get_usage().total_bytes_used == 0
+    release(obj)
 
 
 def test_a_listener_registered_before_a_store_completes_is_told_once(tmp_path, adapters, monkeypatch):

@@ -38,7 +38,7 @@ from lmcache.v1.storage_backend.abstract_backend import StoragePluginInterface
 
 from .. import _lib
 from . import _native
-from .core import DaxCore, _data_ptr, _is_multi_tensor, _metas_of, _warn_key_too_long
+from .core import NO_FREE_SLOTS, DaxCore, _data_ptr, _is_multi_tensor, _metas_of, _warn_key_too_long
 from .keys import KeyNotStorable, encode_key, encode_keys_partial
 
 __all__ = ["DaxkvBackend"]
@@ -319,7 +319,7 @@ class DaxkvBackend(StoragePluginInterface):
             # Other failures (logged by the core, with the reason) leave the
             # key not stored; a closing store (-ESHUTDOWN) stores nothing.
         if full:
-            raise RuntimeError("No free slots available; eviction required")
+            raise RuntimeError(NO_FREE_SLOTS)
         return None
 
     def _submit_async(
@@ -349,6 +349,10 @@ class DaxkvBackend(StoragePluginInterface):
                     # Cancelled by a forced remove of its key: not stored,
                     # and no error, as LMCache's own async put ends then.
                     _settle(fut, None, None)
+                elif s == -_errno.ENOSPC:
+                    # As the synchronous path and LMCache's own async put
+                    # (its core's put_one raising in the coroutine) fail.
+                    _settle(fut, None, RuntimeError(NO_FREE_SLOTS))
                 else:
                     why = self._core._write_failure(s)
                     if s not in _native.QUIET_WRITE_FAILURES:

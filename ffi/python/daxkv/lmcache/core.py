@@ -138,6 +138,12 @@ def _stored_key_for_log(kb: bytes) -> str:
         return repr(kb[:200])
 
 
+# What LMCache's DaxCore raises when a write finds no free slot (its
+# callers and tests match this text), in every write path of the drop-in
+# and the storage backend, synchronous or not.
+NO_FREE_SLOTS = "No free slots available; eviction required"
+
+
 def _warn_key_too_long(what: str, key: Any, exc: KeyNotStorable) -> None:
     """Log (once per refused store) a key libdaxkv cannot hold."""
     if not isinstance(exc, KeyTooLong):
@@ -849,7 +855,7 @@ class DaxCore(Generic[KeyT]):
                 if s >= 0:
                     return True
                 if s == -_errno.ENOSPC:
-                    raise RuntimeError("No free slots available; eviction required")
+                    raise RuntimeError(NO_FREE_SLOTS)
                 if s == -_errno.ESHUTDOWN:
                     return False
                 raise RuntimeError(f"DAX write failed for key {key}: {self._write_failure(s)}")
@@ -887,7 +893,7 @@ class DaxCore(Generic[KeyT]):
         if rc == _lib.EXISTED:
             return True  # committed or in flight: a no-op success
         if rc == -_errno.ENOSPC:
-            raise RuntimeError("No free slots available; eviction required")
+            raise RuntimeError(NO_FREE_SLOTS)
         if rc == -_errno.ESHUTDOWN:
             return False
         if rc == -_errno.E2BIG:

@@ -336,9 +336,13 @@ class DaxkvL2Adapter(L2AdapterInterface):
         # controllers never count a key twice, nor one that is gone.
         self._told: Dict[bytes, ObjectKey] = {}
         # Calls that may remove keys from the library (deletes, evicting
-        # hotplug), counted under _told_lock as they start: a store piece
-        # whose count has not moved since its submission lost none of its
-        # keys, and its completion tells them without asking the library.
+        # hotplug), counted under _told_lock when they end, whether they
+        # succeed or fail: a store piece whose count has not moved since
+        # its submission lost none of its keys, and its completion tells
+        # them without asking the library. (Counted as they started, a
+        # piece submitted while a delete ran took the count the delete had
+        # already moved, and its key committed and then removed was told
+        # stored.)
         self._removals = 0
         self._told_lock = threading.RLock()  # a listener may delete from its callback
         opts = dict(config.store_options)
@@ -846,8 +850,10 @@ class DaxkvL2Adapter(L2AdapterInterface):
             return
         batch = _Batch(kbs)
         with self._told_lock:
-            self._removals += 1
-            _native.run_batch(self._store, "daxkv_remove_batch", batch)
+            try:
+                _native.run_batch(self._store, "daxkv_remove_batch", batch)
+            finally:
+                self._removals += 1
             # A key removed before its store's completion told anyone of it
             # is not told deleted either (that completion finds it gone).
             self._tell_gone([kb for kb, s in zip(kbs, batch.statuses()) if s == 0])
@@ -1087,12 +1093,13 @@ class DaxkvL2Adapter(L2AdapterInterface):
         # decides about them meanwhile (a migration deletes none).
         with self._told_lock if mode == "evict" else contextlib.nullcontext():
             before = self._keys_on(device_path) if mode == "evict" else []
-            if mode == "evict":
-                self._removals += 1
             try:
                 r = self._store.device_remove(device_path, mode, force=force)
             except DaxKVError as exc:
                 raise self._refused(exc, device_path, "remove") from exc
+            finally:
+                if mode == "evict":
+                    self._removals += 1
             self._tell_evicted(before)
         index = r.device_index
         if mode == "drain":
@@ -1122,12 +1129,13 @@ class DaxkvL2Adapter(L2AdapterInterface):
         # decides about them meanwhile (a migration deletes none).
         with self._told_lock if mode == "evict" else contextlib.nullcontext():
             before = self._keys_on(device_path) if mode == "evict" else []
-            if mode == "evict":
-                self._removals += 1
             try:
                 r = self._store.device_resize(device_path, size_bytes, mode, force=force)
             except DaxKVError as exc:
                 raise self._refused(exc, device_path, "resize") from exc
+            finally:
+                if mode == "evict":
+                    self._removals += 1
             self._tell_evicted(before)
         self._sizes[device_path] = size_bytes
         self._recalculate_capacity()
