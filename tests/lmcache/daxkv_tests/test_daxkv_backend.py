@@ -14,7 +14,9 @@ Bad inputs tried here:
   stored; a non-blocking restore whose first key is missing;
 * dax.async_put true without an event loop;
 * configurations: no dax.device_path, a blank one; dax.max_dax_size absent,
-  0, -1, "abc", "inf" and "nan"; dax.restore_max_regions 0 and "x",
+  0, -1, "abc", "inf" and "nan"; daxkv.workers 4.0, daxkv.meta_bytes and
+  daxkv.grow_limit None, daxkv.durability ["power"]; dax.restore_max_regions
+  0 and "x" (also on a persistent arena larger than its new size),
   dax.retrieve_staging_slab_bytes -1 and smaller than its regions' chunks
   (beside LMCache's own DaxBackend); world_size 2; config, metadata or local_cpu_backend
   None; dax.device_path naming a missing file (through the launcher, which
@@ -611,6 +613,13 @@ def test_restart_through_daxkv_persist_enabled(launch, tmp_path, persist):
              "extra_config['dax.restore_workers'] must be a positive integer")
             for bad in (None, "x", "0", 0, -2, [4])
         ),
+        # libdaxkv's own options as YAML gives them: a float, an empty value
+        *(
+            ({"dax.device_path": "DEV", "dax.max_dax_size": 0.001, key: bad},
+             f"extra_config['{key}'] must be a string or an integer, not {type(bad).__name__}")
+            for key, bad in (("daxkv.workers", 4.0), ("daxkv.meta_bytes", None), ("daxkv.grow_limit", None),
+                             ("daxkv.durability", ["power"]))
+        ),
     ],
 )
 def test_bad_configuration_is_a_value_error(tmp_path, allocator, extra, message, caplog):
@@ -671,6 +680,32 @@ def test_restore_settings_are_refused_as_lmcache_refuses_them(tmp_path, allocato
             backend_class(config=config, metadata=_metadata(), local_cpu_backend=cpu)
         assert str(info.value) == message
     assert open_fds() == fds
+
+
+def test_a_refused_restore_setting_removes_no_entries(tmp_path, allocator):
+    # A persistent arena holding 4 entries restarted with 2 slots and a
+    # refused restore setting: the open fitted the arena to its 2 slots,
+    # removing the 2 oldest entries, and only then refused the setting.
+    path = make_device(tmp_path / "dax.bin", 1 << 20)
+    base = {"dax.device_path": path, "daxkv.persist_enabled": True}
+    objs = [_obj(i) for i in range(4)]
+
+    def backend(slots, **extra):
+        config = _config({**base, "dax.max_dax_size": slots * CHUNK_BYTES / GIB, **extra}, plugin=False)
+        cpu = LocalCPUBackend(config=config, metadata=_metadata(), dst_device="cpu", memory_allocator=allocator)
+        return DaxkvBackend(config=config, metadata=_metadata(), local_cpu_backend=cpu)
+
+    b = backend(4)
+    b.batched_submit_put_task([ekey(i) for i in range(4)], objs)
+    b.close()
+    with pytest.raises(ValueError, match="restore_max_regions"):
+        backend(2, **{"dax.restore_max_regions": 0})
+    b = backend(4)
+    try:
+        assert [b.contains(ekey(i)) for i in range(4)] == [True] * 4
+    finally:
+        b.close()
+        _release_all(objs)
 
 
 def test_missing_pieces_are_value_errors(tmp_path, allocator):

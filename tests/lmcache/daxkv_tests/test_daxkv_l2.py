@@ -44,7 +44,8 @@ Bad inputs tried here:
   store submitted while a delete of its key runs, committed before the
   removal;
 * a device holding persisted entries added back by reconfigure after a
-  restart without it;
+  restart without it; a restart of a device holding more entries than its
+  configured size beside a device path that does not exist;
 * a store whose copies a forced removal cancelled (-ECANCELED);
 * close() from a listener told of a delete while a store completes.
 """
@@ -860,6 +861,36 @@ def test_a_device_grown_at_run_time_restarts_with_its_configuration(tmp_path, ca
         targets = [mobj(0.0) for _ in keys]
         assert load(adapter, keys, targets) == [False] * 4 + [True] * 4
         assert [obj_bytes(t) for t in targets[4:]] == [obj_bytes(o) for o in objs[4:]]
+        release(*targets)
+    finally:
+        adapter.close()
+        release(*objs)
+
+
+def test_an_adapter_that_fails_to_start_removes_no_entries(tmp_path):
+    # A device grown at run time and filled, restarted with its first
+    # configuration beside a second device whose path does not exist: the
+    # adapter removed the first device's oldest entries to fit it to its
+    # configured size, and then failed to start for the second one.
+    params = one_device(tmp_path, slots=4, room=8, persist_enabled=True, hotplug_enabled=True)
+    path = params["device_path"]
+    keys = [okey(90 + i) for i in range(8)]
+    objs = [mobj(float(i + 1)) for i in range(8)]
+    adapter = build(params)
+    assert adapter.reconfigure("resize", {"device_path": path, "size_bytes": 8 * S})["status"] == "ok"
+    assert store(adapter, keys, objs).is_successful()
+    adapter.close()
+    devices = [{"device_path": path, "max_dax_size_gb": 4 * S / GIB},
+               {"device_path": str(tmp_path / "typo.bin"), "max_dax_size_gb": 4 * S / GIB}]
+    bad = {k: v for k, v in params.items() if k not in ("device_path", "max_dax_size_gb")}
+    with pytest.raises(RuntimeError, match="typo.bin does not exist"):
+        build(dict(bad, devices=devices))
+    assert not (tmp_path / "typo.bin").exists()
+    # Started with every device there (grown to hold them all), every entry loads.
+    adapter = build(dict(params, max_dax_size_gb=8 * S / GIB))
+    try:
+        targets = [mobj(0.0) for _ in keys]
+        assert load(adapter, keys, targets) == [True] * 8
         release(*targets)
     finally:
         adapter.close()

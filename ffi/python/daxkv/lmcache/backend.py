@@ -159,7 +159,14 @@ class DaxkvBackend(StoragePluginInterface):
                 options["workers"] = _positive_int_extra(extra, "dax.restore_workers")
         for name in _OPTIONS:
             if f"daxkv.{name}" in extra:
-                options[name] = extra[f"daxkv.{name}"]
+                v = extra[f"daxkv.{name}"]
+                # YAML gives floats (4.0) and None (an empty value): refused
+                # here as the bad settings they are, not as the store's
+                # TypeError.
+                if not isinstance(v, (str, int)):
+                    raise ValueError(f"extra_config['daxkv.{name}'] must be a string or an integer, "
+                                     f"not {type(v).__name__}")
+                options[name] = v
         persist = _to_bool(extra.get("daxkv.persist_enabled", False))
 
         self._close_lock = threading.Lock()
@@ -171,13 +178,16 @@ class DaxkvBackend(StoragePluginInterface):
             max_dax_size_bytes=int(self.max_dax_size * 1024**3),
             slot_bytes=max(1, full_chunk),
             persist_enabled=persist,
+            # Once the device is open (LMCache reports a device it cannot
+            # open first), and before a persistent arena is fitted to its
+            # size: a refused setting must not cost the oldest entries.
+            before_fit=lambda: _check_restore_settings(extra, max(1, full_chunk)),
             **options,
         )
         self.slot_bytes = self._core.slot_bytes
         self._engine: Optional[_native.AsyncEngine] = None
         self._async_keys: Dict[bytes, int] = {}
         try:
-            _check_restore_settings(extra, self.slot_bytes)
             if self.async_put:
                 self._engine = _native.AsyncEngine(self._core.store, "daxkv-backend-puts")
         except BaseException:

@@ -298,9 +298,16 @@ class DaxCore(Generic[KeyT]):
         persist_enabled: bool = False,
         meta_bytes: int = DEFAULT_META_BYTES,
         grow_limit: Any = "auto",
+        before_fit: Optional[Callable[[], None]] = None,
         **options: Any,
     ) -> None:
         """Open (and format or recover) a DAX arena.
+
+        before_fit() runs once the device is open and usable, before a
+        persistent arena holding more entries than ``max_dax_size_bytes``
+        has slots loses its oldest ones: what it raises fails the open with
+        nothing removed (a caller's own settings, which LMCache checks after
+        it has opened the device).
 
         Raises:
             ValueError: the path is empty, a size is not positive, or the
@@ -385,6 +392,8 @@ class DaxCore(Generic[KeyT]):
                 # without its one device is an error, as LMCache's open is.
                 self._check_openable()
                 raise DaxCoreError(f"Failed to open dax device {device_path}: not a usable device")
+            if before_fit is not None:
+                before_fit()
             try:
                 layout = _native.fit_device(
                     self._store, device_path, self._arena_bytes // self._slot_bytes, self._slot_bytes,

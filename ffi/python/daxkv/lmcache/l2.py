@@ -371,17 +371,23 @@ class DaxkvL2Adapter(L2AdapterInterface):
                 raise ValueError(f"invalid DAX adapter configuration: {exc.message}") from exc
             except DaxKVError as exc:
                 raise RuntimeError(f"failed to map DAX device: {exc.message}") from exc
-            for path, size in config.devices:
+            for path, _ in config.devices:
                 if self._store.device_layout(path).state == "missing":
                     # A pool with hotplug opens without a missing device; a
                     # configured one that cannot be mapped is an error, as
                     # in LMCache's adapter.
                     why = "does not exist" if not os.path.lexists(path) else "is not a usable device"
                     raise RuntimeError(f"failed to map DAX device: {path} {why}")
-                _native.fit_device(self._store, path, size // config.slot_bytes, config.slot_bytes, at_open=True)
             self._meta_cap = self._store.stats().meta_bytes
             self._engine = _native.AsyncEngine(self._store, "daxkv-l2-completions")
+            # Last: fitting a persistent device to a smaller configured size
+            # removes its oldest entries, which an adapter that then failed
+            # to start (a later device missing) must not have done.
+            for path, size in config.devices:
+                _native.fit_device(self._store, path, size // config.slot_bytes, config.slot_bytes, at_open=True)
         except BaseException:
+            if hasattr(self, "_engine"):
+                self._engine.close()
             for efd in (self._store_efd, self._lookup_efd, self._load_efd):
                 efd.close()
             if hasattr(self, "_store"):
