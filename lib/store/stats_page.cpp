@@ -396,6 +396,23 @@ void StatsPage::publish(const void *stats, size_t stats_len, const std::string &
 
 namespace {
 
+// Whether the file open at fd (regular, of the name given) is a statistics
+// page: it starts with the page magic (of any version), or it is one of
+// the library's temporary names whose store died before it wrote the
+// magic. Anything else under the prefix is someone else's file.
+bool is_page_file(int fd, const struct stat &st, const char *name) {
+    if (!S_ISREG(st.st_mode))
+        return false;
+    char magic[sizeof kMagic];
+    if (::pread(fd, magic, sizeof magic, 0) == ssize_t(sizeof magic) &&
+        std::memcmp(magic, kMagic, sizeof magic) == 0)
+        return true;
+    static constexpr char kTmpPrefix[] = "daxkv-stats.new.";
+    return std::strncmp(name, kTmpPrefix, sizeof kTmpPrefix - 1) == 0 &&
+           std::strlen(name) == sizeof kTmpPrefix - 1 + 6 &&
+           (st.st_size == 0 || st.st_size == off_t(kPageBytes));
+}
+
 void sweep_stale_pages() {
     const std::string dir = stats_dir();
     std::unique_ptr<DIR, int (*)(DIR *)> d(::opendir(dir.c_str()), ::closedir);
@@ -412,10 +429,11 @@ void sweep_stale_pages() {
             continue;
         struct stat held, now;
         // A free lock: no store holds the page. Unlinked only if the name
-        // still refers to the file whose lock we hold.
+        // still refers to the file whose lock we hold, and that file is a
+        // page (a user's file that happens to share the prefix stays).
         if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::fstat(fd, &held) == 0 &&
             ::lstat(name.c_str(), &now) == 0 && held.st_dev == now.st_dev &&
-            held.st_ino == now.st_ino) {
+            held.st_ino == now.st_ino && is_page_file(fd, held, de->d_name)) {
             if (sweep_hook)
                 sweep_hook(name);
             ::unlink(name.c_str());

@@ -21,9 +21,11 @@
 #include <atomic>
 #include <chrono>
 #include <thread>
+#include <vector>
 
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <nlohmann/json.hpp>
@@ -220,6 +222,33 @@ TEST_F(StatsPage, AKilledStoresPageIsAbsentAndSweptByTheNextStore) {
     StorePtr s2;
     ASSERT_EQ(open_store(&s2, other.file("arena"), StoreSpec(4096, 4)), 0) << daxkv_errmsg();
     EXPECT_EQ(pages(), 1u) << "only the new store's page is left";
+}
+
+// Files in the statistics directory whose names start as pages' do but
+// that are not pages (a user's notes, a FIFO, a directory, a dead store's
+// temporary page name with another size): an open swept every one nobody
+// held locked. Only pages, and the library's own temporary names of a
+// page's size or empty, are stale pages.
+TEST_F(StatsPage, ASweepRemovesOnlyPages) {
+    const std::string dir = pages_.path() + "/";
+    const std::vector<std::string> kept = {"daxkv-stats.my-notes.txt", "daxkv-stats.fifo",
+                                           "daxkv-stats.dir", "daxkv-stats.new.abcdef",
+                                           "daxkv-stats.new.toolongname"};
+    write_file(dir + kept[0], "notes");
+    ASSERT_EQ(::mkfifo((dir + kept[1]).c_str(), 0600), 0);
+    ASSERT_EQ(::mkdir((dir + kept[2]).c_str(), 0700), 0);
+    write_file(dir + kept[3], "x");            // not a page's size
+    write_file(dir + kept[4], "");             // not the library's name
+    write_file(dir + "daxkv-stats.f1.2", page_bytes(2, "{}"));  // a dead store's page
+    write_file(dir + "daxkv-stats.new.ABCDEF", "");              // a dead store's temporary name
+    daxkv::remove_stale_pages();
+    struct stat st;
+    for (const auto &name : kept)
+        EXPECT_EQ(::lstat((dir + name).c_str(), &st), 0) << name << " was removed";
+    EXPECT_NE(::lstat((dir + "daxkv-stats.f1.2").c_str(), &st), 0) << "a dead store's page stayed";
+    EXPECT_NE(::lstat((dir + "daxkv-stats.new.ABCDEF").c_str(), &st), 0)
+        << "a dead store's temporary name stayed";
+    ASSERT_EQ(::rmdir((dir + kept[2]).c_str()), 0);
 }
 
 // A dead store's page while another reader (or a store sweeping stale
