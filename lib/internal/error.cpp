@@ -112,10 +112,15 @@ struct EnvLog {
             std::string name = path;
             if (name.back() == '-')
                 name += std::to_string(::getpid());
-            const int f = ::open(name.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-            if (f >= 0)
+            // Not blocking in open: a FIFO nobody reads would stop the
+            // process in the library's load (it fails with ENXIO instead).
+            // Writes then block as they do on standard error.
+            const int f =
+                ::open(name.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NONBLOCK, 0640);
+            if (f >= 0) {
+                ::fcntl(f, F_SETFL, ::fcntl(f, F_GETFL) & ~O_NONBLOCK);
                 fd = fd_above_standard_streams(f);
-            else
+            } else
                 write_line(DAXKV_LOG_WARNING, "cannot open DAXKV_LOG_FILE " + name + " (" +
                                                   std::strerror(errno) + "): logging to stderr");
         } catch (...) {

@@ -412,6 +412,11 @@ DAXKV_LOG_LEVEL=info DAXKV_LOG_FILE=$dir/per-pid- expect 0 "DAXKV_LOG_FILE endin
 if ls "$dir"/per-pid-[0-9]* >/dev/null 2>&1; then ok; else bad "DAXKV_LOG_FILE=...- names a file per process: $(ls "$dir")"; fi
 DAXKV_LOG_LEVEL=info DAXKV_LOG_FILE=$dir/no/such/dir/log expect 0 "DAXKV_LOG_FILE that cannot be opened" -- logrun
 if grep -q "cannot open DAXKV_LOG_FILE $dir/no/such/dir/log" "$dir/err" && grep -q ' info: opened store' "$dir/err"; then ok; else bad "an unusable DAXKV_LOG_FILE falls back to stderr: $(head -3 "$dir/err")"; fi
+# A FIFO nobody reads: the library's load waited in open(2) for a reader.
+mkfifo "$dir/log.fifo"
+DAXKV_LOG_LEVEL=info DAXKV_LOG_FILE=$dir/log.fifo expect 0 "DAXKV_LOG_FILE a FIFO without a reader" -- timeout 60 "$daxkv" bench --arena "$dir/log.arena" --count 2 --value-size 64KiB --rounds 1 --no-small --no-progress
+if grep -q "cannot open DAXKV_LOG_FILE $dir/log.fifo" "$dir/err" && grep -q ' info: opened store' "$dir/err"; then ok; else bad "a FIFO without a reader as DAXKV_LOG_FILE falls back to stderr: $(head -3 "$dir/err")"; fi
+rm -f "$dir/log.fifo"
 
 # --- A running store: stats and status read it without stopping it ----------
 # A writer (tests/tools/live_writer.py, through the Python binding) keeps a
