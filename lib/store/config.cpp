@@ -258,10 +258,17 @@ uint64_t positive_int_field(const json &v, const std::string &what) {
     return v.get<uint64_t>();
 }
 
+// A device path as LMCache's adapter reads it: the string with white space
+// around it stripped (Python's str.strip(), for the ASCII white space), and
+// refused when nothing is left. " /dev/dax0.0" names the device, not a file
+// of that name in the working directory.
 std::string path_field(const json &v, const std::string &what) {
-    if (!v.is_string() || v.get<std::string>().empty())
+    static constexpr char kSpace[] = " \t\n\r\v\f\x1c\x1d\x1e\x1f";
+    std::string path = v.is_string() ? v.get<std::string>() : std::string();
+    const size_t first = path.find_first_not_of(kSpace);
+    if (first == std::string::npos)
         fail(-EINVAL, "%s must be a non-empty string", what.c_str());
-    return v.get<std::string>();
+    return path.substr(first, path.find_last_not_of(kSpace) - first + 1);
 }
 
 // A JSON string may hold "\u0000": as a C string (a path handed to the

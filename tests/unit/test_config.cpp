@@ -470,6 +470,31 @@ TEST(ConfigJson, WrongTypesForDevicesAreRejected) {
     }
 }
 
+// As LMCache's adapter reads a device path: stripped of the white space
+// around it, and refused when that is all it holds ("   " opened a file of
+// that name in the working directory, "arena " a new arena beside "arena").
+TEST(ConfigJson, DevicePathsAreStrippedAndBlankOnesRefused) {
+    for (const char *blank : {"   ", "\\t\\n", "\\u000b\\u001f "}) {
+        EXPECT_EQ(from_json(std::string(R"({"slot_bytes":4096,"max_dax_size_gb":1,"device_path":")") +
+                            blank + "\"}"),
+                  -EINVAL)
+            << blank;
+        EXPECT_STREQ(daxkv_errmsg(), "device_path must be a non-empty string");
+        EXPECT_EQ(from_json(std::string(R"({"slot_bytes":4096,"devices":[{"max_dax_size_gb":1,"device_path":")") +
+                            blank + "\"}]}"),
+                  -EINVAL)
+            << blank;
+        EXPECT_STREQ(daxkv_errmsg(), "devices[0].device_path must be a non-empty string");
+    }
+    ConfigPtr c;
+    ASSERT_EQ(from_json(R"({"slot_bytes":4096,"max_dax_size_gb":1,"device_path":" /tmp/a b\t"})", &c), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(c->cfg.devices[0].path, "/tmp/a b");
+    ASSERT_EQ(from_json(R"({"slot_bytes":4096,"devices":[{"max_dax_size_gb":1,"device_path":"arena "}]})", &c), 0)
+        << daxkv_errmsg();
+    EXPECT_EQ(c->cfg.devices[0].path, "arena");
+}
+
 TEST(ConfigJson, EmptyDevicesNeedHotplug) {
     EXPECT_EQ(from_json(R"({"slot_bytes":4096,"devices":[]})"), -EINVAL);
     EXPECT_TRUE(contains_text(daxkv_errmsg(), "hotplug")) << daxkv_errmsg();
