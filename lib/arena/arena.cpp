@@ -194,11 +194,22 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
                          "with grow_limit=auto, which keeps an existing arena's layout, or "
                          "grow_limit=%llu)",
                          path.c_str(), laid_out, asked, laid_out);
+                if (sb.arena_bytes < map_->found_bytes())
+                    fail(kErrForeign,
+                         "%s holds a daxkv arena of another layout: %llu bytes, where this open "
+                         "lays out %llu (the file or device is larger than the arena); it is "
+                         "left untouched (open it with its size, %llu bytes)",
+                         path.c_str(), laid_out, asked, laid_out);
+                // The file was the arena's size when this open found it (one
+                // that capacity=payload extended is judged by its size as
+                // found): the layout asked for differs by the room to grow
+                // (grow_limit) or by where the slot headers go (capacity).
                 fail(kErrForeign,
                      "%s holds a daxkv arena of another layout: %llu bytes, where this open lays "
-                     "out %llu (the file or device is larger than the arena); it is left "
-                     "untouched (open it with its size, %llu bytes)",
-                     path.c_str(), laid_out, asked, laid_out);
+                     "out %llu for its grow_limit and capacity settings; it is left untouched "
+                     "(open it with the settings it was made with, or with grow_limit=auto, "
+                     "which keeps an existing arena's layout)",
+                     path.c_str(), laid_out, asked);
             }
             fail(kErrForeign,
                  "%s holds a daxkv arena of another layout (slot_bytes %llu, meta_bytes %u, "

@@ -1289,6 +1289,52 @@ TEST_F(Pool, ResizeGrowsPastTheOpenedSizeUpToGrowLimitAndReopenKeepsTheSize) {
     EXPECT_EQ(status()["devices"][0]["max_slots"], lay.slot_count);
 }
 
+// A file arena of its own size reopened with a grow_limit past it, or with
+// capacity=payload (slot headers on top of the size asked for): refused,
+// with a message that blamed the file for being larger than the arena and
+// said to open it with its size, which is what was done. It names the
+// settings, and the advice it gives opens the arena.
+TEST_F(Pool, AnotherLayoutFromGrowLimitOrCapacityNamesThoseSettings) {
+    open_pool(1, 16);
+    fill(0, 4);
+    auto open_with = [&](uint64_t bytes, const std::vector<std::pair<const char *, std::string>> &set) {
+        store_.reset();
+        daxkv_config *raw = nullptr;
+        EXPECT_EQ(daxkv_config_new(&raw), 0);
+        ConfigPtr cfg(raw);
+        EXPECT_EQ(daxkv_config_set(raw, "slot_bytes", std::to_string(kSlot).c_str()), 0);
+        for (const auto &[k, v] : set)
+            EXPECT_EQ(daxkv_config_set(raw, k, v.c_str()), 0) << k;
+        EXPECT_EQ(daxkv_config_add_device(raw, paths_[0].c_str(), bytes), 0);
+        daxkv_store *st = nullptr;
+        const int rc = daxkv_open(&st, raw);
+        if (rc == 0)
+            store_.reset(st);
+        return rc;
+    };
+    const std::string twice = std::to_string(2 * dev_bytes());
+    const std::vector<std::pair<uint64_t, std::vector<std::pair<const char *, std::string>>>> cases = {
+        {0, {{"grow_limit", twice}}},
+        {dev_bytes(), {{"grow_limit", twice}}},
+        {dev_bytes(), {{"capacity", "payload"}}},
+    };
+    for (const auto &[bytes, set] : cases) {
+        store_.reset();
+        const uint64_t before = file_hash(paths_[0]);
+        EXPECT_EQ(open_with(bytes, set), DAXKV_E_FOREIGN) << set[0].first << " " << bytes;
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "for its grow_limit and capacity settings") &&
+                    contains_text(daxkv_errmsg(), "grow_limit=auto"))
+            << daxkv_errmsg();
+        EXPECT_FALSE(contains_text(daxkv_errmsg(), "larger than the arena")) << daxkv_errmsg();
+        EXPECT_EQ(file_hash(paths_[0]), before);
+        auto with_auto = set;
+        with_auto.emplace_back("grow_limit", "auto");
+        ASSERT_EQ(open_with(bytes, with_auto), 0) << set[0].first << ": " << daxkv_errmsg();
+        for (uint32_t i = 0; i < 4; ++i)
+            EXPECT_EQ(check(i), "") << i;
+    }
+}
+
 // A file arena that grew outside the library (truncate -s +4K) opened as
 // "the whole file" (bytes=0): refused and untouched, and the message gives
 // the size that opens it, which does (not grow_limit=auto, which keeps a
