@@ -17,6 +17,7 @@ lib_libdaxkv_arena_la_SOURCES = \
 	lib/internal/util.cpp lib/internal/util.hpp lib/internal/undo.hpp \
 	lib/internal/take_turns.cpp lib/internal/take_turns.hpp \
 	lib/internal/process_mutex.cpp lib/internal/process_mutex.hpp \
+	lib/internal/threads.hpp \
 	lib/internal/json_text.cpp lib/internal/json_text.hpp \
 	lib/platform/cpu.cpp lib/platform/cpu.hpp \
 	lib/platform/device.hpp \

@@ -8,6 +8,7 @@
 
 #include "arena/format.hpp"
 #include "internal/process_mutex.hpp"
+#include "internal/threads.hpp"
 #include "platform/copy.hpp"
 #include "platform/cpu.hpp"
 #include "platform/fork.hpp"
@@ -81,12 +82,12 @@ CopyEngine::CopyEngine(unsigned workers, std::vector<int> cpus)
     try {
         threads_.reserve(workers_ - 1);
         for (unsigned i = 1; i < workers_; ++i)
-            threads_.emplace_back([this] {
+            threads_.push_back(start_thread(format("copy worker %u of %u", i, workers_ - 1), [this] {
                 // A failure to pin (CPUs offline, a cpuset of the container)
                 // costs locality, not correctness: the worker runs unpinned.
                 platform::pin_current_thread(cpus_);
                 worker_main();
-            });
+            }));
     } catch (...) {
         // A thread that cannot be started (-EAGAIN) or its state that cannot
         // be allocated (-ENOMEM) fails the construction; the workers already

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "internal/error.hpp"
+#include "internal/threads.hpp"
 #include "internal/util.hpp"
 #include "platform/cpu.hpp"
 
@@ -32,7 +33,7 @@ int AsyncQueue::submit(AsyncOp op, daxkv_item *items, size_t n, unsigned flags, 
             busy_ = true; // runs here, below; later submissions queue behind it
         } else {
             if (!started_) {
-                thread_ = std::thread([this] { dispatcher(); }); // may throw: nothing queued
+                thread_ = start_thread("the asynchronous dispatcher thread", [this] { dispatcher(); }); // may throw: nothing queued
                 started_ = true;
             }
             queue_.splice(queue_.end(), mine);

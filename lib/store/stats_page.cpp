@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "internal/error.hpp"
+#include "internal/threads.hpp"
 #include "internal/util.hpp"
 
 namespace daxkv {
@@ -457,7 +458,7 @@ StatsPublisher::StatsPublisher(const std::string &store_id, unsigned interval_ms
     : page_((remove_stale_pages(), store_id)), interval_ms_(interval_ms),
       publish_(std::move(publish)) {
     publish_now(); // a reader never finds a page without a publication
-    thread_ = std::thread([this] { run(); });
+    thread_ = start_thread("the statistics publisher thread", [this] { run(); });
 }
 
 void StatsPublisher::publish_now() noexcept {

@@ -8,18 +8,24 @@
 // the plan), ops contiguous on one side only, a hashed op, a guarded op, an
 // overlap-safe op and ops differing in non-temporal stores next to mergeable
 // ones (never merged), an empty batch; an engine whose construction runs
-// out of memory after some of its threads have started; a fork while the
-// process's engine is being built.
+// out of memory after some of its threads have started, or that cannot
+// start a thread; a fork while the process's engine is being built.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cinttypes>
 #include <condition_variable>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
+#include <numeric>
 #include <set>
 #include <thread>
-#include <numeric>
 #include <vector>
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "engine/copy_engine.hpp"
 #include "engine/fault.hpp"
@@ -339,6 +345,52 @@ TEST(EngineLifetime, AConstructionThatRunsOutOfMemoryEndsTheThreadsItStarted) {
     CopyOp o = op(dst.data(), src.data(), src.size());
     engine.run(&o, 1);
     EXPECT_EQ(dst, src);
+}
+
+// A copy worker the system cannot start (here: no address space left for
+// its stack) failed the open with std::thread's bare "Resource temporarily
+// unavailable". The error names the thread. In a child, whose address space
+// is limited; not under the sanitizers, which reserve far more than that.
+TEST(EngineLifetime, AWorkerThatCannotStartIsNamedInTheError) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    GTEST_SKIP() << "RLIMIT_AS and the sanitizers' reservations do not mix";
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+    GTEST_SKIP() << "RLIMIT_AS and the sanitizers' reservations do not mix";
+#endif
+#endif
+    const pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+        uint64_t vm_kib = 0;
+        if (FILE *f = std::fopen("/proc/self/status", "r")) {
+            char line[256];
+            while (std::fgets(line, sizeof line, f))
+                if (std::sscanf(line, "VmSize: %" SCNu64, &vm_kib) == 1)
+                    break;
+            std::fclose(f);
+        }
+        struct rlimit lim;
+        if (vm_kib == 0 || ::getrlimit(RLIMIT_AS, &lim) != 0)
+            ::_exit(2);
+        lim.rlim_cur = vm_kib * 1024 + (64u << 20); // room for a few stacks of 8 MiB
+        if (::setrlimit(RLIMIT_AS, &lim) != 0)
+            ::_exit(2);
+        try {
+            CopyEngine engine(256);
+            ::_exit(3); // every worker started
+        } catch (const daxkv::Error &e) {
+            const bool named = std::strstr(e.what(), "cannot start copy worker") != nullptr;
+            ::_exit(e.code() == -EAGAIN && named ? 0 : 4);
+        } catch (...) {
+            ::_exit(5); // std::system_error: the bare message
+        }
+    }
+    int status = 0;
+    ASSERT_EQ(::waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "2: setup failed, 3: every worker started, 4: another "
+                                         "code or message, 5: not a daxkv::Error";
 }
 
 // --- fork ---------------------------------------------------------------------
