@@ -387,6 +387,11 @@ Config Config::from_json(const std::string &text) {
             // daxkv's own "eviction" key ("lru" | "none"). LMCache's common
             // L2 option of the same name is an object and is handled below.
             cfg.set(k, v.get<std::string>());
+        } else if (k == "eviction" && !v.is_object() && !v.is_null()) {
+            // Neither daxkv's word nor LMCache's object: a number or a list
+            // was taken and ignored.
+            fail(-EINVAL, "eviction must be \"lru\", \"none\" or an object of LMCache's "
+                          "eviction settings");
         } else if (k == "eviction" || k == "persist_enabled" || k == "serde" ||
                    k == "watch_directory" || k == "watch_interval_seconds") {
             // LMCache options handled above the core (its L2 eviction

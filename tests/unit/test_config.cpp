@@ -354,7 +354,10 @@ TEST(ConfigJson, DaxkvOwnKeysPassThrough) {
 }
 
 TEST(ConfigJson, DaxkvKeysWithBadValuesAreRejected) {
-    for (const char *extra : {R"("eviction":"fifo")", R"("workers":-3)", R"("verify":1.5)",
+    // eviction 5 and ["lru"] were taken and ignored (neither daxkv's word
+    // nor LMCache's object).
+    for (const char *extra : {R"("eviction":"fifo")", R"("eviction":5)", R"("eviction":["lru"])",
+                              R"("eviction":true)", R"("workers":-3)", R"("verify":1.5)",
                               R"("meta_bytes":"1MiB")", R"("durability":[])",
                               R"("on_mismatch":null)"}) {
         EXPECT_EQ(from_json(std::string(R"({"slot_bytes":4096,)") + kDev + "," + extra + "}"),
