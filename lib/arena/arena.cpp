@@ -59,11 +59,15 @@ SuperblockReport Arena::inspect_file(const std::string &path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     if (fd < 0)
         return r;
-    char buf[kHeaderOffset];
-    const bool ok = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-                    ::pread(fd, buf, sizeof buf, 0) == static_cast<ssize_t>(sizeof buf);
+    // A file cut inside the second superblock copy (or before it) still
+    // holds the first whole: read what there is, the rest as zeros (an
+    // invalid second copy), so that it is found cut short like any other.
+    char buf[kHeaderOffset] = {};
+    const ssize_t got = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+                            ? ::pread(fd, buf, sizeof buf, 0)
+                            : -1;
     ::close(fd);
-    if (!ok)
+    if (got < static_cast<ssize_t>(sizeof(Superblock)))
         return r;
     const uint64_t size = static_cast<uint64_t>(st.st_size);
     r.file_bytes = size;

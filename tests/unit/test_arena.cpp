@@ -18,6 +18,8 @@
 //   an arena of another slot_bytes / meta_bytes (on_mismatch=fail)
 //                                                                -> DAXKV_E_FOREIGN, file unchanged
 //   both superblocks damaged                                     -> DAXKV_E_CORRUPT, file unchanged
+//   an arena file cut to 4096, 6000 or 8192 bytes (in or past its
+//     superblocks), opened with its size                         -> DAXKV_E_CORRUPT, file unchanged
 //   a second open of an arena held by this process               -> -EBUSY, pid in daxkv_errmsg()
 //   four threads opening one file that does not exist yet, at once
 //                                                                -> one store, the others
@@ -908,6 +910,28 @@ TEST_F(Arena, AFileThatEndsInsideAPageAfterItsSlotsOpens) {
         EXPECT_EQ(value(k), pattern(k[0], 1000));
     ASSERT_EQ(::stat(path_.c_str(), &st), 0);
     EXPECT_EQ(static_cast<uint64_t>(st.st_size), (odd + 4095) / 4096 * 4096);
+}
+
+TEST_F(Arena, AnArenaCutInsideItsSuperblocksIsReportedCutShort) {
+    // Cut to its first superblock copy (4096 bytes), an arena opened with
+    // its size was -ENOSPC ("less than the bytes asked for"), where one cut
+    // anywhere past the second copy is DAXKV_E_CORRUPT naming both sizes:
+    // the first copy was read only with the second. The file is untouched.
+    FILE_ARENA_ONLY();
+    for (const uint64_t cut : {uint64_t(4096), uint64_t(6000), uint64_t(8192)}) {
+        SCOPED_TRACE(cut);
+        start_over();
+        open(StoreSpec(4096, 8));
+        ASSERT_EQ(put("k", pattern(1, 4096)), 0);
+        store_.reset();
+        ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(cut)), 0);
+        const std::string before = read_file(path_);
+        StorePtr s;
+        EXPECT_EQ(open_store(&s, path_, StoreSpec(4096, 8)), DAXKV_E_CORRUPT);
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), "but the device has only " + std::to_string(cut)))
+            << daxkv_errmsg();
+        EXPECT_EQ(read_file(path_), before);
+    }
 }
 
 TEST_F(Arena, AnArenaWithoutEntriesCutShortIsReplacedAndOneWithEntriesRefused) {
