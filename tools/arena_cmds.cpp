@@ -380,7 +380,9 @@ int cmd_format(const Args &a) {
         throw UsageError{"missing --slot-bytes (the payload bytes of one slot)"};
     const uint64_t slot_bytes = a.size("slot-bytes", 0, 1);
     const uint64_t meta_bytes = a.size("meta-bytes", 256, 0, daxkv::kMetaBytesMax);
-    const uint64_t size = a.size("size", 0, 1);
+    // Below one page nothing is mapped: a usage error, as the man page says
+    // of a size out of range (it was the library's refusal, exit 1).
+    const uint64_t size = a.size("size", 0, static_cast<uint64_t>(::sysconf(_SC_PAGESIZE)));
     const std::string &path = a.positional[0];
     try {
         pf::MapRequest req;

@@ -269,6 +269,7 @@ int cmd_bench_verify_cost(const Args &a) {
         errorf("daxkv bench --verify-cost: %s\n", why.c_str());
         return kExitFailed;
     }
+    const RemovedIfInterrupted interrupted(arena);
     const uint64_t total = count * value_size;
     uint64_t bytes = count * (value_size + 4096) + (8ull << 20);
     bytes = (bytes + (2ull << 20) - 1) / (2ull << 20) * (2ull << 20);

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <unistd.h>
 #include <vector>
@@ -41,6 +42,7 @@ struct GpuBench {
     daxkv_store *store = nullptr;
     std::string arena;
     bool keep = false;
+    std::optional<RemovedIfInterrupted> interrupted; // unless keep
     ~GpuBench() {
         daxkv_close(store);
         if (!arena.empty() && !keep)
@@ -176,6 +178,8 @@ int cmd_bench_gpu(const Args &a) {
         return kExitFailed;
     }
     b.arena = arena;
+    if (!b.keep)
+        b.interrupted.emplace(arena);
     rc = daxkv_config_add_device(cfg, b.arena.c_str(), arena_size);
     if (!rc)
         rc = daxkv_open(&b.store, cfg);

@@ -281,6 +281,7 @@ int cmd_bench_sweep(const Args &a) {
         errorf("daxkv bench --sweep: %s\n", why.c_str());
         return kExitFailed;
     }
+    const RemovedIfInterrupted interrupted(arena);
     const std::string verify = a.choice("verify", "recover", {"off", "recover", "read"});
     std::vector<Point> pts;
     const bool json = a.has("json");
@@ -372,6 +373,7 @@ int cmd_bench_lmcache(const Args &a) {
         errorf("daxkv bench --workload lmcache: %s\n", why.c_str());
         return kExitFailed;
     }
+    const RemovedIfInterrupted interrupted(arena);
     try {
         Buffer src(chunks * chunk_bytes), dst(chunks_per_doc * chunk_bytes);
         for (uint64_t i = 0; i < chunks; ++i)

@@ -13,6 +13,8 @@
 
 #include <daxkv.h>
 
+#include "interrupt.hpp"
+
 namespace daxkv_cli {
 
 // Page-aligned, pre-faulted anonymous memory (so that timings do not
@@ -49,11 +51,16 @@ public:
             for (const std::string &p : paths_)
                 ::unlink(p.c_str());
     }
-    void add(const std::string &path) { paths_.push_back(path); }
+    void add(const std::string &path) {
+        paths_.push_back(path);
+        if (!keep_)
+            interrupted_.push_back(std::make_unique<RemovedIfInterrupted>(path));
+    }
 
 private:
     bool keep_;
     std::vector<std::string> paths_;
+    std::vector<std::unique_ptr<RemovedIfInterrupted>> interrupted_; // and on Ctrl-C
 };
 
 // A store a benchmark opened, closed as the run ends, however it ends.

@@ -9,7 +9,8 @@ bin_PROGRAMS += tools/daxkv
 tools_daxkv_SOURCES = tools/daxkv.cpp tools/bench.cpp tools/bench_gpu.cpp tools/bench_migrate.cpp \
 	tools/bench_async.cpp tools/bench_async.hpp tools/bench_sweep.cpp tools/bench_sweep.hpp \
 	tools/bench_util.hpp tools/bench_arena.hpp tools/devices.cpp tools/arena_cmds.cpp tools/bench_durability.cpp \
-	tools/cli.cpp tools/cli.hpp tools/live.cpp tools/bench_limit.cpp tools/bench_limit.hpp lib/cuda/runtime.cpp
+	tools/cli.cpp tools/cli.hpp tools/live.cpp tools/bench_limit.cpp tools/bench_limit.hpp \
+	tools/interrupt.cpp tools/interrupt.hpp lib/cuda/runtime.cpp
 tools_daxkv_CPPFLAGS = $(AM_CPPFLAGS) $(JSON_CFLAGS) $(XXHASH_CFLAGS) $(UUID_CFLAGS)
 tools_daxkv_LDADD = lib/libdaxkv.la lib/libdaxkv_arena.la $(UUID_LIBS) -lpthread
 

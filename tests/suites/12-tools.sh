@@ -151,6 +151,8 @@ usage_error "probe without PATH" "PATH" -- "$daxkv" probe
 usage_error "info with two paths" "'second'" -- "$daxkv" info first second
 usage_error "format --meta-bytes 128KiB" "--meta-bytes" "'128KiB'" -- "$daxkv" format "$dir/x" --slot-bytes 4KiB --meta-bytes 128KiB
 usage_error "format --size 0" "--size" "'0'" -- "$daxkv" format "$dir/x" --slot-bytes 4KiB --size 0
+# Below one page: a usage error (it was the library's refusal, exit 1).
+usage_error "format --size 1" "--size" "'1'" -- "$daxkv" format "$dir/x" --slot-bytes 4KiB --size 1
 usage_error "format without --slot-bytes" "--slot-bytes" -- "$daxkv" format "$dir/x"
 usage_error "version with an argument" "'now'" -- "$daxkv" version now
 # The library's units are the tool's: 1TiB parses (the arena may then not
@@ -391,6 +393,25 @@ expect 0 "bench with durability=none" -- "$daxkv" bench --arena "$n" --count 4 -
 expect 0 "info on a durability=none arena" -- "$daxkv" info "$n" --json
 check_json "not recoverable" "$dir/out" 'not j["superblock"]["recoverable"] and j["entries"]["live"] == 0'
 expect 0 "check on a durability=none arena" -- "$daxkv" check "$n"
+
+# --- An interrupted bench removes its arena ----------------------------------
+# Ctrl-C (SIGINT) or SIGTERM left the arena file behind (in /dev/shm, its
+# size in memory); the process still dies of the signal. (A background job
+# of a script starts with SIGINT ignored: env gives it the default back.)
+for sig in INT TERM; do
+    arena=$dir/interrupted.arena
+    rm -f "$arena"
+    env --default-signal=INT "$daxkv" bench --arena "$arena" --count 64 --value-size 1MiB --rounds 1000 --no-small --no-progress >/dev/null 2>&1 &
+    pid=$!
+    for _ in $(seq 300); do [ -s "$arena" ] && break; sleep 0.1; done
+    sleep 0.5
+    kill -$sig $pid
+    wait $pid
+    got=$?
+    if [ -e "$arena" ]; then bad "SIG$sig left the bench arena behind"; rm -f "$arena"; else ok; fi
+    want=$((128 + $(kill -l $sig)))
+    if [ "$got" -eq "$want" ]; then ok; else bad "SIG$sig: the bench exited $got, not $want (dying of the signal)"; fi
+done
 
 # --- Logging without code: DAXKV_LOG_LEVEL and DAXKV_LOG_FILE ---------------
 logrun() { "$daxkv" bench --arena "$dir/log.arena" --count 2 --value-size 64KiB --rounds 1 --no-small --no-progress; }
