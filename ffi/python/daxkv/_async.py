@@ -42,6 +42,7 @@ class _AsyncCalls:
             with self._cond:
                 if self._async is None:
                     self._async = _AsyncState()
+                    self._box[1] = self._async  # for the finalizer (_store._release)
                 a = self._async
         return a
 
@@ -220,8 +221,13 @@ class _AsyncCalls:
         import time
 
         fn = _optional("daxkv_poll")
-        arr = (_lib.Completion * cap)()
         a = self._async_state()
+        # No more can complete than were submitted: a max of millions
+        # allocated that many completions up front (or failed with a bare
+        # MemoryError) to take a handful.
+        with a.lock:
+            cap = min(cap, max(64, len(a.pending)))
+        arr = (_lib.Completion * cap)()
         fds = [self.event_fd(), a.stop_fd()] if timeout != 0 else []
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -443,21 +449,9 @@ class _AsyncCalls:
         return c.results()
 
     def _drop_pending(self) -> None:
-        # After daxkv_close the library touches no item: completions nobody
-        # polled are lost, their buffers released; awaiting coroutines fail.
         a = self._async
-        if a is None:
-            return
-        a.close_stop_fd()
-        with a.lock:
-            pending, a.pending = a.pending, {}
-            waiters, a.waiters = a.waiters, {}
-            a.unclaimed.clear()
-            a.ready.clear()
-        for p in pending.values():
-            p.bufs.close()
-        for loop, fut in waiters.values():
-            _in_loop(loop, _fail_future, fut, Shutdown(-_errno.ESHUTDOWN, "the store was closed", "daxkv_poll"))
+        if a is not None:
+            a.drop()
 
 
 class _Pending:
@@ -559,6 +553,22 @@ class _AsyncState:
             self._freed = True
         for fd in pipe or ():
             os.close(fd)
+
+    def drop(self) -> None:
+        """Once the store is freed (close(), or the garbage-collection
+        finalizer of a store never closed): the library touches no item any
+        more, so completions nobody polled are lost and their buffers
+        released, awaiting coroutines fail and the stop pipe is closed."""
+        self.close_stop_fd()
+        with self.lock:
+            pending, self.pending = self.pending, {}
+            waiters, self.waiters = self.waiters, {}
+            self.unclaimed.clear()
+            self.ready.clear()
+        for p in pending.values():
+            p.bufs.close()
+        for loop, fut in waiters.values():
+            _in_loop(loop, _fail_future, fut, Shutdown(-_errno.ESHUTDOWN, "the store was closed", "daxkv_poll"))
 
 
 @dataclasses.dataclass

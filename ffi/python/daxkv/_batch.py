@@ -11,17 +11,18 @@ too.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno as _errno
 import operator
 from array import array
 from itertools import accumulate
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
 
 from . import _lib
 from ._buffers import _BYTES_OFFSET, Buffer, Key, _Buffers, _keys
-from ._library import _error, _item_error, library
-from .errors import BatchError, BufferTooSmall, DaxKVError, InvalidArgument
+from ._library import _errmsg, _error, _item_errors, library
+from .errors import BatchError, BufferTooSmall, DaxKVError, InvalidArgument, Shutdown
 
 
 def _key_columns(words: memoryview, stride: int, key_word: int, len_word: int, keys: List[bytes]) -> bytes:
@@ -73,9 +74,14 @@ def _check_lengths(op: str, keys: Sequence[Any], other: Sequence[Any], what: str
 
 
 def _fail(
-    op: str, statuses: List[int], ok: Callable[[int], bool], results: list, lens: Optional[List[int]] = None
+    op: str, statuses: List[int], ok: Callable[[int], bool], results: list, lens: Optional[List[int]] = None,
+    detail: Optional[Callable[[], str]] = None,
 ) -> None:
-    errors = {i: _item_error(s, op, i) for i, s in enumerate(statuses) if not ok(s)}
+    """Raise BatchError for the items whose status is not ok(). detail:
+    the library's message of this thread's batch just run (_errmsg), for a
+    synchronous call; None for a completion polled later (the message is
+    then the dispatcher thread's)."""
+    errors = _item_errors(op, statuses, [i for i, s in enumerate(statuses) if not ok(s)], detail)
     if lens is not None:
         # A get item too small for its value has the value's length in its
         # len column: the same needed that get_into's BufferTooSmall has.
@@ -99,36 +105,38 @@ def _prefix_statuses(st: List[int], count: int) -> List[int]:
     return st[: count + 1]
 
 
-def _put_results(op: str, st: List[int]) -> List[bool]:
+def _put_results(op: str, st: List[int], detail: Optional[Callable[[], str]] = None) -> List[bool]:
     """True if stored, False if present or in flight (nothing written)."""
     results = [s == 0 for s in st]
-    _fail(op, st, lambda s: s >= 0, results)
+    _fail(op, st, lambda s: s >= 0, results, detail=detail)
     return results
 
 
-def _get_results(op: str, st: List[int], lens: List[int], count: Optional[int] = None) -> List[Optional[int]]:
+def _get_results(op: str, st: List[int], lens: List[int], count: Optional[int] = None,
+                 detail: Optional[Callable[[], str]] = None) -> List[Optional[int]]:
     """The value's length, None for a miss."""
     results: List[Optional[int]] = [n if s == 0 else None for s, n in zip(st, lens)]
     if count is not None:
         results, st = results[:count], _prefix_statuses(st, count)
-    _fail(op, st, lambda s: s == 0 or s == -_errno.ENOENT, results, lens)
+    _fail(op, st, lambda s: s == 0 or s == -_errno.ENOENT, results, lens, detail)
     return results
 
 
-def _contains_results(op: str, st: List[int], count: Optional[int] = None) -> List[bool]:
+def _contains_results(op: str, st: List[int], count: Optional[int] = None,
+                      detail: Optional[Callable[[], str]] = None) -> List[bool]:
     """True if the key is committed."""
     results = [s == 1 for s in st]
     if count is not None:
         results, st = results[:count], _prefix_statuses(st, count)
-    _fail(op, st, lambda s: s >= 0, results)
+    _fail(op, st, lambda s: s >= 0, results, detail=detail)
     return results
 
 
-def _remove_results(op: str, st: List[int]) -> List[bool]:
+def _remove_results(op: str, st: List[int], detail: Optional[Callable[[], str]] = None) -> List[bool]:
     """True if removed; misses, and pinned or in-flight keys left in place
     (no force), are False rather than errors."""
     results = [s == 0 for s in st]
-    _fail(op, st, lambda s: s >= 0 or s in (-_errno.ENOENT, -_errno.EBUSY), results)
+    _fail(op, st, lambda s: s >= 0 or s in (-_errno.ENOENT, -_errno.EBUSY), results, detail=detail)
     return results
 
 
@@ -178,7 +186,7 @@ class _BatchCalls:
                 batch.set_column(_lib.W_META, [p[0] for p in mp])
                 batch.set_column(_lib.W_META_LEN, [p[1] for p in mp])
             self._run("daxkv_put_batch", batch, _lib.REPLACE if replace else 0)
-        return _put_results("daxkv_put_batch", batch.statuses())
+        return _put_results("daxkv_put_batch", batch.statuses(), _errmsg)
 
     def put_many_ptr(
         self, keys: Sequence[Key], addrs: Sequence[int], lengths: Sequence[int], *, replace: bool = False
@@ -210,7 +218,7 @@ class _BatchCalls:
             batch.set_column(_lib.W_LEN, caps)
             count = self._run("daxkv_get_batch", batch, _lib.PREFIX if prefix else 0)
         return _get_results(
-            "daxkv_get_batch", batch.statuses(), batch.column(_lib.W_LEN), count if prefix else None
+            "daxkv_get_batch", batch.statuses(), batch.column(_lib.W_LEN), count if prefix else None, _errmsg
         )
 
     def get_many_into_ptr(
@@ -223,13 +231,34 @@ class _BatchCalls:
 
     def get_many(self, keys: Sequence[Key], *, prefix: bool = False) -> List[Optional[bytes]]:
         """Values as bytes, None for misses; with prefix=True only the run
-        of hits from the start."""
+        of hits from the start. A key that fails (a bad key, ...) raises
+        BatchError once the others were read, as get_many_into does (with
+        prefix=True, the run ends there); a closed store raises Shutdown."""
+        kb = _keys(keys)
+        if not kb:
+            self._enter(), self._leave()
+            return []
         out: List[Optional[bytes]] = []
-        for k in _keys(keys):
-            v = self.get(k)
+        statuses: List[int] = []
+        errors: Dict[int, DaxKVError] = {}
+        for i, k in enumerate(kb):
+            try:
+                v = self.get(k)
+            except Shutdown:
+                raise
+            except DaxKVError as exc:
+                errors[i] = exc
+                statuses.append(exc.code)
+                if prefix:
+                    break
+                out.append(None)
+                continue
+            statuses.append(0 if v is not None else -_errno.ENOENT)
             if v is None and prefix:
                 break
             out.append(v)
+        if errors:
+            raise BatchError("get_many", statuses, errors, out)
         return out
 
     def contains_many(self, keys: Sequence[Key], *, pin: bool = False) -> List[bool]:
@@ -241,24 +270,9 @@ class _BatchCalls:
             self._enter(), self._leave()
             return []
         batch = _Batch(kb)
-        self._run("daxkv_contains_batch", batch, _lib.PIN if pin else 0)
-        try:
-            return _contains_results("daxkv_contains_batch", batch.statuses())
-        except BatchError:
-            if pin:
-                self._drop_pins(kb, batch.statuses())
-            raise
-
-    def _drop_pins(self, kb: List[bytes], statuses: List[int]) -> None:
-        # A pinning lookup that raises: callers handling the error would
-        # rarely unpin its hits, and a pin left behind keeps the entry
-        # from being evicted or removed for good.
-        hits = [k for k, s in zip(kb, statuses) if s == 1]
-        if hits:
-            try:
-                self.unpin_many(hits)
-            except DaxKVError:
-                pass  # the store is closing: the pins go with it
+        with self._pinning(kb, batch, pin):
+            self._run("daxkv_contains_batch", batch, _lib.PIN if pin else 0)
+            return _contains_results("daxkv_contains_batch", batch.statuses(), detail=_errmsg)
 
     def prefix_length(self, keys: Sequence[Key], *, pin: bool = False) -> int:
         """Number of consecutive committed keys from the start (pinning them
@@ -269,15 +283,34 @@ class _BatchCalls:
             self._enter(), self._leave()
             return 0
         batch = _Batch(kb)
-        count = self._run("daxkv_contains_batch", batch, _lib.PREFIX | (_lib.PIN if pin else 0))
-        st = _prefix_statuses(batch.statuses(), count)
+        with self._pinning(kb, batch, pin):
+            count = self._run("daxkv_contains_batch", batch, _lib.PREFIX | (_lib.PIN if pin else 0))
+            st = _prefix_statuses(batch.statuses(), count)
+            _fail("daxkv_contains_batch", st, lambda s: s >= 0, [True] * count, detail=_errmsg)
+            return count
+
+    @contextlib.contextmanager
+    def _pinning(self, kb: List[bytes], batch: _Batch, pin: bool) -> Iterator[None]:
+        """Around a lookup that may pin its hits, until it returns them:
+        whatever it raises (a failed item's BatchError, a KeyboardInterrupt
+        as the library call returns) unpins what the library pinned, which
+        its caller would otherwise never learn of; a pin left behind keeps
+        the entry from being evicted or removed for good."""
         try:
-            _fail("daxkv_contains_batch", st, lambda s: s >= 0, [True] * count)
-        except BatchError:
+            yield
+        except BaseException:
             if pin:
-                self._drop_pins(kb, st)
+                self._drop_pins(kb, batch.statuses())  # items not reached: status 0
             raise
-        return count
+
+    def _drop_pins(self, kb: List[bytes], statuses: List[int]) -> None:
+        """Unpin the hits (status 1) of a pinning lookup that raises."""
+        hits = [k for k, s in zip(kb, statuses) if s == 1]
+        if hits:
+            try:
+                self.unpin_many(hits)
+            except DaxKVError:
+                pass  # the store is closing: the pins go with it
 
     def remove_many(self, keys: Sequence[Key], *, force: bool = False) -> List[bool]:
         """Per key, True if removed. Misses are False, and so are pinned or
@@ -289,7 +322,7 @@ class _BatchCalls:
             return []
         batch = _Batch(kb)
         self._run("daxkv_remove_batch", batch, _lib.FORCE if force else 0)
-        return _remove_results("daxkv_remove_batch", batch.statuses())
+        return _remove_results("daxkv_remove_batch", batch.statuses(), _errmsg)
 
     def unpin_many(self, keys: Sequence[Key]) -> List[bool]:
         """Per key, True if a pin was dropped (False if it was not pinned)."""
@@ -301,7 +334,7 @@ class _BatchCalls:
         self._run("daxkv_unpin_batch", batch, 0)
         st = batch.statuses()
         results = [s == 0 for s in st]
-        _fail("daxkv_unpin_batch", st, lambda s: s >= 0 or s == -_errno.ENOENT, results)
+        _fail("daxkv_unpin_batch", st, lambda s: s >= 0 or s == -_errno.ENOENT, results, detail=_errmsg)
         return results
 
 

@@ -17,7 +17,7 @@ from typing import Any, List, Optional, Sequence, Tuple
 from . import _lib
 from ._batch import _Batch, _check_lengths, _get_results, _put_results
 from ._buffers import Key, _keys, _pair_ints
-from ._library import _error, _optional, library
+from ._library import _errmsg, _error, _optional, library
 from .errors import InvalidArgument
 
 
@@ -182,7 +182,7 @@ class _CudaCalls:
         if not batch.n:
             return []
         return _get_results(
-            "daxkv_get_batch_cuda", batch.statuses(), batch.column(_lib.W_LEN), count if prefix else None
+            "daxkv_get_batch_cuda", batch.statuses(), batch.column(_lib.W_LEN), count if prefix else None, _errmsg
         )
 
     def put_many_cuda(
@@ -199,4 +199,4 @@ class _CudaCalls:
         )
         if not batch.n:
             return []
-        return _put_results("daxkv_put_batch_cuda", batch.statuses())
+        return _put_results("daxkv_put_batch_cuda", batch.statuses(), _errmsg)

@@ -34,16 +34,19 @@ class _CursorCalls:
             if b"\0" in path or not path:
                 raise InvalidArgument(-_errno.EINVAL, "device path is empty or contains a NUL byte", "keys")
         cur = ctypes.c_void_p()
-        h = self._enter()
+        # The cursor is closed whatever is raised once the library has made
+        # it (a KeyboardInterrupt as daxkv_cursor_open returns): it holds
+        # the store, whose devices would stay locked after close().
         try:
-            rc = fn_open(h, path, ctypes.byref(cur))
-        finally:
-            self._leave()
-        if rc < 0:
-            raise _error(rc, "daxkv_cursor_open")
-        info = _lib.KeyInfo()
-        info.struct_size = ctypes.sizeof(info)
-        try:
+            h = self._enter()
+            try:
+                rc = fn_open(h, path, ctypes.byref(cur))
+            finally:
+                self._leave()
+            if rc < 0:
+                raise _error(rc, "daxkv_cursor_open")
+            info = _lib.KeyInfo()
+            info.struct_size = ctypes.sizeof(info)
             while True:
                 rc = L.daxkv_cursor_next(cur, ctypes.byref(info))
                 if rc == 0:
@@ -61,7 +64,8 @@ class _CursorCalls:
                     leases=info.leases,
                 )
         finally:
-            L.daxkv_cursor_close(cur)
+            if cur.value:
+                L.daxkv_cursor_close(cur)
 
 
 @dataclasses.dataclass(frozen=True)

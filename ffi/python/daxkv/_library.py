@@ -2,7 +2,7 @@
 
 _lib declares the C ABI and finds the library; this module loads it once
 and keeps the handle (library()), turns a failed call's code and message
-into a DaxKVError (_error, _item_error), finds the calls an older library
+into a DaxKVError (_error, _item_error, _item_errors), finds the calls an older library
 may lack (_optional), and offers the process-wide calls: version(),
 version_number(), strerror() and set_log_callback(). It imports nothing of
 the package but _lib and errors, so that every other module can import it.
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
+import re
 import threading
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 from . import _lib
 from .errors import DaxKVError, error_class
@@ -48,7 +49,11 @@ def version_number() -> int:
 
 def strerror(code: int) -> str:
     """The library's static description of an error code."""
-    return library().daxkv_strerror(int(code)).decode("utf-8", "replace")
+    code = int(code)
+    if not -(2**31) <= code < 2**31:
+        # Past a C int (it was cut to one: 2**40 read as 0, "success").
+        code = _lib.E_BASE  # a code with no description: "unknown error"
+    return library().daxkv_strerror(code).decode("utf-8", "replace")
 
 
 def _error(rc: int, op: str) -> DaxKVError:
@@ -60,10 +65,34 @@ def _error(rc: int, op: str) -> DaxKVError:
     return error_class(rc)(rc, text, op, L.daxkv_strerror(rc).decode("utf-8", "replace"))
 
 
-def _item_error(rc: int, op: str, index: int) -> DaxKVError:
+def _item_error(rc: int, op: str, index: int, detail: str = "") -> DaxKVError:
     L = library()
     s = L.daxkv_strerror(rc).decode("utf-8", "replace")
-    return error_class(rc)(rc, s, op, s)
+    return error_class(rc)(rc, detail or s, op, s)
+
+
+def _errmsg() -> str:
+    """This thread's detail message of its last failed library call."""
+    msg = library().daxkv_errmsg()
+    return msg.decode("utf-8", "replace") if msg else ""
+
+
+def _item_errors(op: str, statuses: List[int], bad: List[int],
+                 detail: Optional[Callable[[], str]]) -> Dict[int, DaxKVError]:
+    """The errors of a batch's failed items (indexes bad). detail, given
+    for a batch this thread just ran (read before any other library call),
+    returns the library's message of the last item that failed: it is the
+    message of the only failed item, or of the item it names ("item N: ")."""
+    text = detail() if bad and detail is not None else ""
+    named = re.match(r"item (\d+): ", text)
+    errors = {}
+    for i in bad:
+        if named:
+            mine = text[named.end():] if int(named.group(1)) == i else ""
+        else:
+            mine = text if len(bad) == 1 else ""
+        errors[i] = _item_error(statuses[i], op, i, mine)
+    return errors
 
 
 def _optional(name: str) -> Any:

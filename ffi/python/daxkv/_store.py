@@ -23,6 +23,7 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Mapping
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
 from . import _lib
@@ -108,11 +109,22 @@ class _Config:
             self.h = None
 
 
-def _close_handle(box: List[Optional[int]]) -> None:
+def _close_handle(box: List[Any]) -> None:
     h = box[0]
     box[0] = None
     if h:
         library().daxkv_close(h)
+
+
+def _release(box: List[Any]) -> None:
+    """The garbage-collection finalizer of a store never closed: box holds
+    its handle and its asynchronous state (made on first use). The state's
+    submitted batches keep their buffers exported, and its stop pipe is
+    open, until it is dropped once the handle is freed, as close() does."""
+    _close_handle(box)
+    state, box[1] = box[1], None
+    if state is not None:
+        state.drop()
 
 
 # Stores still open, closed at interpreter exit through Store._close: it
@@ -151,7 +163,8 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
     Keyword options map to daxkv_config_set keys (slot_bytes, eviction,
     durability, on_mismatch, workers, meta_bytes, verify, hotplug, create,
     nt_stores, ...); values may be str, int or bool. Devices are given as
-    ``devices=[(path, bytes), ...]`` or ``path=..., size=...``; a path is a
+    ``devices=[(path, bytes), ...]`` (or a dict of paths to bytes) or
+    ``path=..., size=...``; a path is a
     /dev/daxX.Y device, a regular file (created when absent) or ``"mem:"``.
 
     >>> with Store(path="mem:", size=64 << 20, slot_bytes="1MiB") as s:
@@ -185,15 +198,18 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
                 # A lone path would be iterated as one device per character.
                 raise TypeError("devices must be a list of paths or (path, size) pairs, got a single path")
             try:
-                device_list = list(devices or ())
+                # A mapping of paths to sizes: its items (iterating it gave
+                # its paths alone, and the sizes were dropped).
+                device_list = list(devices.items() if isinstance(devices, Mapping) else devices or ())
             except TypeError:
                 raise TypeError(
                     f"devices must be a list of paths or (path, size) pairs, got {type(devices).__name__}"
                 ) from None
             for i, d in enumerate(device_list):
-                if isinstance(d, tuple):
+                if isinstance(d, (tuple, list)):
                     if len(d) != 2:
-                        raise TypeError(f"devices[{i}]: expected (path, size), got a tuple of {len(d)}")
+                        raise TypeError(
+                            f"devices[{i}]: expected (path, size), got a {type(d).__name__} of {len(d)}")
                     cfg.add_device(*d)
                 elif isinstance(d, (str, bytes, os.PathLike)):
                     cfg.add_device(d, 0)
@@ -218,6 +234,21 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
 
     def _open(self, cfg: _Config) -> None:
         out = ctypes.c_void_p()
+        try:
+            self._open_handle(cfg, out)
+        except BaseException:
+            # Raised once the library has opened the store (a
+            # KeyboardInterrupt as daxkv_open returns, or in the set-up
+            # below it): no Store holds the handle, which would keep the
+            # devices locked until the process ends.
+            finalizer = self.__dict__.get("_finalizer")
+            if finalizer is not None:
+                finalizer()
+            elif out.value:
+                library().daxkv_close(out.value)
+            raise
+
+    def _open_handle(self, cfg: _Config, out: ctypes.c_void_p) -> None:
         rc = library().daxkv_open(ctypes.byref(out), cfg.h)
         if rc < 0:
             raise _error(rc, "daxkv_open")
@@ -228,7 +259,8 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
         # per call would cost more than the library call it guards.
         self._entered = itertools.count()
         self._left = itertools.count()
-        self._box: List[Optional[int]] = [out.value]
+        # [handle, _AsyncState or None]: what the finalizer frees.
+        self._box: List[Any] = [out.value, None]
         self._async: Optional[_AsyncState] = None  # submitted batches, created on first use
         # Set once close() has freed the handle: from then on the library
         # touches no item of a submitted batch.
@@ -238,7 +270,7 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
         self._free_on_leave = False
         # Safety net for stores that are never closed. Not at exit, where
         # other threads may still be inside calls: _close_open_stores.
-        self._finalizer = weakref.finalize(self, _close_handle, self._box)
+        self._finalizer = weakref.finalize(self, _release, self._box)
         self._finalizer.atexit = False
         self._pid = os.getpid()
         _open_stores.add(self)
@@ -315,9 +347,15 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
         # finalizer), which must not wait for the calls in flight.
         with self._cond:
             h = self._h
-            if h is None:
-                return
-            self._h = None  # new calls fail from here on
+            if h is not None:
+                self._h = None  # new calls fail from here on
+        if h is None:
+            # Another close() is under way (or done): this one returns when
+            # the store is freed, as the first does (a close() that could
+            # not wait frees it with the last call in flight).
+            if wait:
+                self._freed.wait(_CLOSE_WAIT_S)
+            return
         # Calls already inside the library finish (or fail with ESHUTDOWN)
         # before daxkv_shutdown returns; the handle itself is freed only when
         # no thread can still be about to pass it to the library.

@@ -22,7 +22,7 @@ from typing import Any, Callable, List, Optional, Sequence
 from . import _lib
 from ._batch import _key_columns, _prefix_statuses
 from ._buffers import Buffer, Key, _Buffers, _key, _keys
-from ._library import _error, _item_error, _optional, library
+from ._library import _errmsg, _error, _item_errors, _optional, library
 from .errors import BatchError, Exists, InvalidArgument
 
 
@@ -74,8 +74,8 @@ class _ZeroCopyCalls:
             # The item the prefix stopped at is checked too: a failure there
             # is raised, not passed off as a miss (_prefix_statuses).
             results, statuses = results[:rc], _prefix_statuses(statuses, rc)
-        errors = {i: _item_error(s, "daxkv_lease_batch", i) for i, s in enumerate(statuses)
-                  if s not in (0, -_errno.ENOENT)}
+        errors = _item_errors("daxkv_lease_batch", statuses,
+                              [i for i, s in enumerate(statuses) if s not in (0, -_errno.ENOENT)], _errmsg)
         if errors:
             raise BatchError("daxkv_lease_batch", statuses, errors, results)
         return results

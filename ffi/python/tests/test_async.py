@@ -14,7 +14,8 @@ pending in the binding):
   - a tag whose batch was not polled yet: InvalidArgument
   - poll(max=0), poll(timeout=-1), poll(timeout=NaN), poll(timeout="1"),
     poll(timeout=True): InvalidArgument; poll(timeout=inf) and 1e300 wait
-    without limit
+    without limit; poll(max=2**31) and 10**7 take what completed, without
+    allocating for max
   - submit after shutdown: Shutdown (poll still works)
   - submit / poll / event_fd after close: Shutdown
   - close() or shutdown() while another thread waits in poll(timeout=None):
@@ -405,6 +406,40 @@ def test_close_with_unpolled_completions(tmp_path):
     for call in (lambda: s.poll(), s.event_fd, lambda: s.submit("contains", [b"a"])):
         with pytest.raises(daxkv.Shutdown):
             call()
+
+
+def test_a_store_never_closed_lets_go_of_its_pipe_and_buffers(tmp_path):
+    # Dropped without close(), a store that had polled with a timeout kept
+    # its stop pipe open (two descriptors each) and one with a submitted
+    # batch nobody polled kept its buffers exported for good: the
+    # garbage-collection finalizer freed the handle alone.
+    fds = len(os.listdir("/proc/self/fd"))
+    for _ in range(5):
+        s = open_store(tmp_path)
+        s.put(b"k", b"v" * 8)
+        assert s.poll(timeout=0.001) == []  # makes the stop pipe
+        buf = array.array("b", bytes(8))
+        view = memoryview(buf)
+        s.submit("get", [b"k"], [view])
+        del s
+        gc.collect()
+        view.release()  # "memoryview has 1 exported buffer" while still exported
+        buf.append(1)
+    assert len(os.listdir("/proc/self/fd")) == fds
+
+
+def test_poll_allocates_for_what_can_complete_not_for_max(store):
+    # poll(max=10**7) allocated ten million completions (or raised a bare
+    # MemoryError for 2**31) to take a handful.
+    import resource
+
+    store.put(b"k", b"v")
+    store.submit("get", [b"k"], [bytearray(1)])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    done = store.poll(max=2**31, timeout=10)
+    assert [c.result for c in done] == [1]
+    assert store.poll(max=10**7) == []
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 64 * 1024  # KiB
 
 
 def test_submit_after_close_holds_nothing(tmp_path):

@@ -273,3 +273,62 @@ def test_a_failed_pinning_lookup_leaves_no_pin(store, prefix):
             store.contains_many([b"a", bad], pin=True)
     assert store.stats().entries_pinned == 0
     assert store.remove(b"a")  # not Busy: no pin was left behind
+
+
+def test_item_errors_carry_the_librarys_message(nstore):
+    # A batch item's error said only the code's description ("invalid
+    # argument or configuration"), where the library had said why.
+    with pytest.raises(daxkv.BatchError) as info:
+        nstore.put_many([b"a", b"x" * 513], [b"v", b"v"])
+    assert info.value.errors[1].message == "key length 513 is not in 1..512"
+    with pytest.raises(daxkv.BatchError) as info:
+        nstore.contains_many([b""])
+    assert info.value.errors[0].message == "key length 0 is not in 1..512"
+    with pytest.raises(daxkv.TooBig) as info:
+        nstore.put(b"m", b"v", meta=b"x" * 100000)
+    assert info.value.message == "metadata larger than meta_bytes"  # not "item 0: ..."
+    # Two items failing: the library's message is the last one's, and names
+    # neither; no item is given another's message.
+    with pytest.raises(daxkv.BatchError) as info:
+        nstore.put_many([b"", b"x" * 513], [b"v", b"v"])
+    assert "513" not in info.value.errors[0].message
+
+
+def test_get_many_raises_a_batch_error_as_the_other_batch_calls(store):
+    # A bad key among good ones raised InvalidArgument from the single get
+    # it was read with: no item index, the values read lost.
+    store.put_many([b"a", b"b"], [b"1", b"2"])
+    with pytest.raises(daxkv.BatchError) as info:
+        store.get_many([b"a", b"x" * 513, b"b", b"absent"])
+    assert info.value.results == [b"1", None, b"2", None]
+    assert list(info.value.errors) == [1]
+    assert isinstance(info.value.errors[1], daxkv.InvalidArgument)
+    with pytest.raises(daxkv.BatchError) as info:
+        store.get_many([b"a", b"x" * 513, b"b"], prefix=True)
+    assert info.value.results == [b"1"]
+    assert store.get_many([b"a", b"absent", b"b"], prefix=True) == [b"1"]
+
+
+@pytest.mark.parametrize("lookup", ["contains_many", "prefix_length"])
+def test_an_interrupt_as_a_pinning_lookup_returns_leaves_nothing_pinned(store, monkeypatch, lookup):
+    # KeyboardInterrupt (Python runs signal handlers right after a call
+    # returns) once the library had pinned the hits: the caller never
+    # learnt which keys were pinned, and they stayed pinned for good.
+    from daxkv import _library
+
+    ks = keys(5)
+    store.put_many(ks, [b"v"] * 5)
+    lib = _library.library()
+    real = lib.daxkv_contains_batch
+
+    def interrupted(*args):
+        real(*args)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lib, "daxkv_contains_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        getattr(store, lookup)(ks, pin=True)
+    monkeypatch.setattr(lib, "daxkv_contains_batch", real)
+    assert store.stats().entries_pinned == 0
+    assert store.remove_many(ks) == [True] * 5  # nothing pinned holds them
+

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -230,6 +231,75 @@ def test_devices_of_the_wrong_shape_are_refused(tmp_path, monkeypatch):
         with pytest.raises(TypeError):
             daxkv.Store(devices=devices, slot_bytes="1MiB")
     assert os.listdir(tmp_path) == []
+
+
+def test_devices_may_be_a_mapping_of_paths_to_sizes_or_lists_of_two(tmp_path):
+    # A dict was iterated for its paths alone: every size was dropped ("mem:
+    # needs a size"), and a [path, size] list was refused.
+    for devices in ({"mem:": 8 * MiB}, [["mem:", 8 * MiB]], {str(tmp_path / "d"): 8 * MiB}):
+        with daxkv.Store(devices=devices, slot_bytes=SLOT) as s:
+            assert s.stats().slots_total > 0
+
+
+@pytest.mark.parametrize("call", ["daxkv_open", "daxkv_cursor_open"])
+def test_an_interrupt_right_after_an_open_leaks_nothing(tmp_path, monkeypatch, call):
+    # KeyboardInterrupt (Python runs signal handlers right after a call
+    # returns) between the library opening a store, or a key cursor, and
+    # Python holding it: nothing ever closed it, and every later open of
+    # the arena in the process was Busy ("already open in this process").
+    from daxkv import _library
+
+    lib = _library.library()
+    real = getattr(lib, call)
+
+    def interrupted(*args):
+        real(*args)
+        raise KeyboardInterrupt
+
+    s = open_store(tmp_path) if call == "daxkv_cursor_open" else None
+    if s is not None:
+        s.put(b"k", b"v")
+    monkeypatch.setattr(lib, call, interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        if s is None:
+            open_store(tmp_path)
+        else:
+            list(s.keys())
+    monkeypatch.setattr(lib, call, real)
+    if s is not None:
+        s.close()
+    with open_store(tmp_path) as again:
+        again.put(b"x", b"y")
+
+
+def test_a_second_close_returns_once_the_store_is_freed(tmp_path):
+    # close() from two threads while a call is in flight: the second saw
+    # the handle cleared by the first and returned at once, before the
+    # store was freed, and a reopen of its arena then was Busy.
+    import threading
+
+    s = open_store(tmp_path)
+    s._enter()  # a call in flight, as another thread's put would be
+    first = threading.Thread(target=s.close)
+    first.start()
+    while not s.closed:
+        time.sleep(0.001)
+    leave = threading.Timer(0.2, s._leave)
+    leave.start()
+    s.close()
+    assert s._freed.is_set()
+    with open_store(tmp_path) as again:
+        again.put(b"x", b"y")
+    first.join()
+    leave.join()
+
+
+def test_strerror_of_a_code_past_a_c_int_is_unknown():
+    # The code was cut to a C int: 2**40 was described as "success" and
+    # 2**32 - 2 as "not found".
+    for code in (2**40, 2**32 - 2, -(2**31) - 1):
+        assert daxkv.strerror(code) == "unknown error"
+    assert daxkv.strerror(-errno.ENOENT) == daxkv.strerror(-2)
 
 
 def test_context_manager_closes(tmp_path):
