@@ -49,6 +49,21 @@ public:
         }
     }
 
+    // The entry of hash that pred accepts, or null: for a caller that knows
+    // an entry by something other than its key bytes (its slot).
+    template <typename Pred>
+    E *find_if(uint64_t hash, Pred &&pred) const noexcept {
+        if (size_ == 0)
+            return nullptr;
+        for (size_t i = home(hash, mask_);; i = (i + 1) & mask_) {
+            const Slot &s = slots_[i];
+            if (!s.entry)
+                return nullptr;
+            if (s.hash == hash && pred(*s.entry))
+                return s.entry;
+        }
+    }
+
     // Ask for the line of hash's first slot, without the shard's lock: a
     // batch asks for all of its keys' lines before it looks any of them up,
     // so that their cache misses overlap. Reads only the atomic view of the

@@ -298,7 +298,7 @@ int Gpu::put_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
     try {
         for (size_t i = 0; i < n; ++i) {
             daxkv_item &it = items[i];
-            it.status = writes_.claim_item(it, i, key_hashes[i], flags, pend[i]);
+            it.status = writes_.claim_item(items, n, i, key_hashes[i], flags, pend[i]);
             if (it.status == 0)
                 idx.push_back(i);
         }

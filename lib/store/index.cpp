@@ -30,6 +30,16 @@ Index::Locked Index::lookup(std::string_view key, uint64_t hash, uint16_t i) {
     return Locked(sh, i, std::move(g), key, hash, e);
 }
 
+Index::Locked Index::lookup_committed_at(uint64_t hash, uint16_t i, const SlotRef &ref) {
+    Shard &sh = shards_[i];
+    std::unique_lock<std::mutex> g(sh.m);
+    Entry *e = sh.entries.find_if(hash, [&](const Entry &x) {
+        return x.committed() && x.ref().slot == ref.slot && x.ref().arena == ref.arena &&
+               x.ref().gen == ref.gen;
+    });
+    return Locked(sh, i, std::move(g), e ? std::string_view(e->key_) : std::string_view(), hash, e);
+}
+
 Index::Locked Index::lookup_inflight(Entry *e, const Inflight &inf, std::string_view key,
                                     uint64_t hash) {
     const uint16_t i = shard_of(hash);

@@ -200,6 +200,11 @@ public:
     // belongs to that shard (a borrow's key, while the borrowed slot's
     // state is the shard's).
     Locked lookup(std::string_view key, uint64_t hash, uint16_t i);
+    // With shard i locked: the entry of hash whose committed version is in
+    // slot ref (its key is the entry's own), or none. For a borrow ending
+    // in a fault, whose caller's key bytes may have been overwritten by
+    // the copy itself (a destination that holds the key).
+    Locked lookup_committed_at(uint64_t hash, uint16_t i, const SlotRef &ref);
     // The key's shard locked and the entry of a write in flight, found
     // without a lookup: e is the entry the write's claim found or added,
     // which stays while the write is in flight (erase_if_empty keeps it);

@@ -280,7 +280,7 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
             Borrow b;
             b.shard = Index::shard_of(mv.hash);
             b.ref = mv.src;
-            b.key = mv.key;
+            b.hash = mv.hash;
             reads_.end_copy(b, rc); // ends the move's borrow of the source
             {
                 auto g = c_.index.lock_shard(b.shard);

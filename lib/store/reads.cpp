@@ -29,13 +29,13 @@ int Reads::borrow(std::string_view key, uint64_t hash, size_t cap, size_t *len_o
     if (meta_cap != SIZE_MAX && meta_cap < v.meta_len)
         return set_error(-ENOBUFS, "metadata buffer holds %zu bytes, the entry has %u",
                          meta_cap, v.meta_len);
-    start_borrow(l, key, out);
+    start_borrow(l, out);
     return 0;
 }
 
-void Reads::start_borrow(Index::Locked &l, std::string_view key, Borrow &out) {
+void Reads::start_borrow(Index::Locked &l, Borrow &out) {
     const Version &v = l->version();
-    out.key = key;
+    out.hash = l.hash();
     c_.slots.borrow(v.ref);
     c_.index.touch(l);
     out.shard = l.shard();
@@ -105,11 +105,10 @@ void Reads::quarantine(const Borrow &b, bool media) noexcept {
         log(kLogErr, "entry in slot %u of device %u failed its checksum: dropped", b.ref.slot,
             b.ref.arena);
     }
-    // The borrow's key, looked up in its shard (whose lock orders the
-    // slot's state); the entry is dropped if it is still the one borrowed.
-    Index::Locked l = c_.index.lookup(b.key, Index::hash(b.key), b.shard);
-    if (l && l->committed() && l->ref().slot == b.ref.slot && l->ref().arena == b.ref.arena &&
-        l->ref().gen == b.ref.gen)
+    // The entry still committed in the borrowed slot, found in its shard
+    // (whose lock orders the slot's state) by hash and slot, is dropped.
+    Index::Locked l = c_.index.lookup_committed_at(b.hash, b.shard, b.ref);
+    if (l)
         entries_.discard(l);
     c_.slots.quarantine(b.ref);
 }
@@ -436,7 +435,7 @@ int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out, uint32_
             c_.pool.wait_lease_gate(a);
             continue;
         }
-        start_borrow(e, key, b);
+        start_borrow(e, b);
         c_.slots.lease(v.ref); // hotplug tells leases from reads in progress
         break;
     }

@@ -32,10 +32,11 @@ struct Borrow {
     const char *src = nullptr;
     uint64_t len = 0;
     uint32_t meta_len = 0;
-    // The key as the caller gave it (valid for the call): a borrow dropped
-    // for a fault finds its entry by it, not by its header's copy, which
-    // may be what faulted.
-    std::string_view key;
+    // The key's hash, taken while the caller's key bytes were intact: a
+    // borrow dropped for a fault finds its entry by it and by its slot, not
+    // by the key (the copy may have overwritten a key held in its own
+    // destination) nor by the header's copy (which may be what faulted).
+    uint64_t hash = 0;
 };
 
 // A lease: the bytes of an entry, borrowed in place until released.
@@ -151,7 +152,7 @@ private:
     // Borrow the committed entry l holds (its lock held), found by the
     // caller's key: the slot's read count, the LRU touch, and where its
     // bytes are.
-    void start_borrow(Index::Locked &l, std::string_view key, Borrow &out);
+    void start_borrow(Index::Locked &l, Borrow &out);
     void quarantine(const Borrow &b, bool media) noexcept;
     // Reading b's bytes faulted: quarantine(b, true), and throw -EIO.
     [[noreturn]] void faulted(const Borrow &b, const char *what);

@@ -71,11 +71,21 @@ int Writes::claim(std::string_view key, uint64_t hash, uint64_t len, unsigned fl
     return 0;
 }
 
-int Writes::claim_item(const daxkv_item &it, size_t i, uint64_t hash, unsigned flags,
-                       Pending &p) {
+int Writes::claim_item(const daxkv_item *items, size_t n, size_t i, uint64_t hash,
+                       unsigned flags, Pending &p) {
+    const daxkv_item &it = items[i];
     return item_status([&] {
         check_put_arguments(c_.counters, [&] {
             check_key(it.key, it.key_len);
+            // The call writes the items' statuses as it goes: a key in the
+            // item array could change between its hash, taken for the whole
+            // batch first, and its claim, which would file the entry under
+            // another key's hash (found by no lookup, removed by none).
+            const auto *key = static_cast<const char *>(it.key);
+            const auto *begin = reinterpret_cast<const char *>(items);
+            if (key < begin + n * sizeof(daxkv_item) && begin < key + it.key_len)
+                fail(-EINVAL, "item %zu: the key lies in the item array, which the call writes",
+                     i);
             if (!it.data && it.len)
                 fail(-EINVAL, "item %zu: data is NULL", i);
             if (it.meta_len > c_.cfg.meta_bytes)
@@ -355,7 +365,7 @@ int Writes::put_batch(daxkv_item *items, size_t n, unsigned flags) {
         SegmentedCopies copying(c_.copier, n, total);
         for (size_t i = 0; i < n; ++i) {
             daxkv_item &it = items[i];
-            it.status = claim_item(it, i, key_hashes[i], flags, pend[i]);
+            it.status = claim_item(items, n, i, key_hashes[i], flags, pend[i]);
             if (it.status != 0)
                 continue;
             op_item.push_back(i);

@@ -103,7 +103,8 @@ public:
     // hash: Index::hash(key), computed ahead by a batch.
     int claim(std::string_view key, uint64_t hash, uint64_t len, unsigned flags, Pending &out);
     // The checks and the claim of item i of a batch; its status.
-    int claim_item(const daxkv_item &it, size_t i, uint64_t hash, unsigned flags, Pending &p);
+    int claim_item(const daxkv_item *items, size_t n, size_t i, uint64_t hash, unsigned flags,
+                   Pending &p);
     // The copy into p's slot failed with rc: abandons p and throws -EIO
     // (copy_error's).
     [[noreturn]] void copy_failed(Pending &p, int rc, const std::string &what);

@@ -5,7 +5,8 @@
 //   NULL items with n > 0                                        -> -EINVAL (call)
 //   unknown flags for every batch call                           -> -EINVAL (call)
 //   per item: NULL key, key length 0 and 513, NULL data with a
-//     length, NULL meta with a length                            -> status -EINVAL
+//     length, NULL meta with a length, a put's key in the item
+//     array (which the call writes)                              -> status -EINVAL
 //   per item: value larger than slot_bytes, meta larger than
 //     meta_bytes                                                 -> status -E2BIG
 //   the same, spread through a batch of many megabytes          -> each item's own status
@@ -555,6 +556,27 @@ TEST_F(Batch, PerItemArgumentErrorsDoNotStopTheBatch) {
     std::vector<daxkv_item> nodata = {{good1.data(), good1.size(), nullptr, 10, nullptr, 0, 0}};
     EXPECT_EQ(daxkv_get_batch(s(), nodata.data(), 1, 0), 0);
     EXPECT_EQ(nodata[0].status, -EINVAL);
+}
+
+// A key lying in the item array, which the call writes (here item 1's key
+// is item 0's status): the batch hashed every key first and read the key
+// again at its claim, after item 0's status had changed it, and filed the
+// entry under the old bytes' hash: found by no lookup, listed twice by the
+// cursor, stored again by the next put of the same key.
+TEST_F(Batch, AKeyInTheItemArrayIsRefused) {
+    open(StoreSpec{4096, 8});
+    std::vector<uint8_t> v = pattern(7, 100);
+    std::vector<daxkv_item> items(2);
+    items[0] = {"first", 5, v.data(), v.size(), nullptr, 0, -1};
+    items[1] = {&items[0].status, sizeof items[0].status, v.data(), v.size(), nullptr, 0, 0};
+    EXPECT_EQ(daxkv_put_batch(s(), items.data(), items.size(), 0), 1);
+    EXPECT_EQ(items[0].status, 0);
+    EXPECT_EQ(items[1].status, -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "item 1: the key lies in the item array"))
+        << daxkv_errmsg();
+    EXPECT_EQ(value("first"), v);
+    EXPECT_EQ(stats().entries, 1u);
+    EXPECT_EQ(stats().puts_failed, 1u);
 }
 
 TEST_F(Batch, NullItemsAndUnknownFlagsAreEinval) {

@@ -845,6 +845,44 @@ TEST_F(Store, VerifyReadCatchesCorruptionOnLeaseAndBatchGet) {
     EXPECT_EQ(st.leases_active, 0u);
 }
 
+// A get whose key lies in its own destination buffer, of an entry that
+// fails its checksum: the copy overwrote the key before the entry was
+// dropped, which looked the entry up again by those bytes, missed it, and
+// quarantined its slot with the entry still in the index. The key stayed
+// readable, and once removed its quarantined slot was handed out again.
+// Through daxkv_get and daxkv_get_batch.
+TEST_F(Store, AnEntryFailingItsChecksumIsDroppedWhenTheKeyIsInTheDestination) {
+    open(StoreSpec{4096, 4}.set("verify", "read").set("eviction", "none"));
+    ASSERT_EQ(put("K", pattern(31, 4096)), 0); // slot 0, read with daxkv_get
+    ASSERT_EQ(put("L", pattern(32, 4096)), 0); // slot 1, read with daxkv_get_batch
+    auto lay = daxkv::arena::compute_layout(spec_arena_bytes(spec_), 4096, 256);
+    {
+        FileMap fm(path_);
+        ASSERT_TRUE(fm.ok());
+        fm.base()[lay.data_offset + 100] ^= 0x40;
+        fm.base()[lay.data_offset + 4096 + 100] ^= 0x40;
+    }
+    std::vector<uint8_t> buf(4096);
+    buf[0] = 'K';
+    size_t got = 0;
+    EXPECT_EQ(daxkv_get(s(), buf.data(), 1, buf.data(), buf.size(), &got), -EIO);
+    buf[0] = 'L';
+    daxkv_item it{buf.data(), 1, buf.data(), buf.size(), nullptr, 0, 0};
+    EXPECT_EQ(daxkv_get_batch(s(), &it, 1, 0), 0);
+    EXPECT_EQ(it.status, -EIO);
+    for (const char *k : {"K", "L"}) {
+        EXPECT_EQ(contains(k), 0) << k;
+        EXPECT_EQ(daxkv_remove(s(), k, 1, 0), -ENOENT) << k;
+    }
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.entries, 0u);
+    EXPECT_EQ(st.verify_failures, 2u);
+    EXPECT_EQ(st.slots_free, 2u); // slots 0 and 1 quarantined
+    ASSERT_EQ(put("a", pattern(1, 100)), 0);
+    ASSERT_EQ(put("b", pattern(2, 100)), 0);
+    EXPECT_EQ(put("c", pattern(3, 100)), -ENOSPC) << "a quarantined slot was handed out";
+}
+
 // With DAXKV_PREFIX, an item whose copy fails (here its checksum, with
 // verify=read) ends the prefix as a miss does: every later item is
 // -ENOENT and not counted as a hit, and is not checked (as a GPU batch
