@@ -30,6 +30,10 @@ void SlotStates::free(const SlotRef &r) noexcept {
 
 void SlotStates::retire(const SlotRef &r) noexcept {
     SlotState &st = rows_[r.arena][r.slot];
+    // A quarantined slot is never reused, whatever entry still names it
+    // when that entry goes.
+    if (st.status_ == SlotStatus::quarantined)
+        return;
     if (st.borrows_ > 0) {
         st.status_ = SlotStatus::pending_free;
         pending_free_++;
