@@ -99,7 +99,18 @@ func invalid(op, msg string) error {
 
 // Strerror is the library's static description of a code.
 func Strerror(code int) string {
+	if !fitsCInt(int64(code)) {
+		// Past a C int it was cut to one (-4294967318 read as -22).
+		code = int(C.DAXKV_E_BASE) // a code with no description: "unknown error"
+	}
 	return C.GoString(C.daxkv_strerror(C.int(code)))
+}
+
+// fitsCInt says whether v survives its conversion to a C int: a mode, a
+// code or a level past one was cut to another value (a remove mode of
+// 1<<32|2 ran as an eviction).
+func fitsCInt(v int64) bool {
+	return v == int64(C.int(v))
 }
 
 // ItemError is one item's failure in a batch (nil when the item succeeded).

@@ -14,6 +14,7 @@ static void dk_set_log(int on, int max_level) {
 import "C"
 
 import (
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -70,7 +71,15 @@ func SetLogger(maxLevel LogLevel, fn func(level LogLevel, msg string)) {
 		return
 	}
 	logger.Store(logFunc(fn))
-	C.dk_set_log(1, C.int(maxLevel))
+	// Past a C int the level was cut to another (1<<32|3 to LogErr): a
+	// level above every level is all of them, one below every level none.
+	level := int64(maxLevel)
+	if level > math.MaxInt32 {
+		level = math.MaxInt32
+	} else if level < math.MinInt32 {
+		level = math.MinInt32
+	}
+	C.dk_set_log(1, C.int(level))
 }
 
 // The threads running the logger now, by thread id. The goroutine that

@@ -130,6 +130,41 @@ func TestLoggerCallsIntoTheStore(t *testing.T) {
 		s2.Close()
 	})
 
+	// A message of the store's own event thread (a device drained), with
+	// no call of the caller's in flight: Close in the logger freed the store
+	// there and then, and daxkv_close waited for the event thread, which
+	// waited for the logger. Both hung, and so did any later Close.
+	t.Run("Close on an event thread's message", func(t *testing.T) {
+		s := openFiles(t, []string{filepath.Join(dir, "e"), filepath.Join(dir, "f")}, 8*mib,
+			map[string]string{"hotplug": "1"})
+		putN(t, s, "k", 6)
+		onF, err := s.AllKeys(filepath.Join(dir, "f"))
+		if err != nil || len(onF) == 0 {
+			t.Fatalf("keys on the second device: %d, %v", len(onF), err)
+		}
+		closed := make(chan struct{})
+		SetLogger(LogInfo, func(_ LogLevel, m string) {
+			if strings.Contains(m, "is drained") {
+				s.Close()
+				close(closed)
+			}
+		})
+		if _, err := s.RemoveDevice(filepath.Join(dir, "f"), RemoveDrain, false); err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range onF {
+			if _, err := s.Remove(k.Key, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		finishes(t, "Close in the logger on the event thread's message", func() { <-closed })
+		finishes(t, "Close after it", func() { s.Close() })
+		SetLogger(0, nil)
+		s2 := openFiles(t, []string{filepath.Join(dir, "e"), filepath.Join(dir, "f")}, 8*mib,
+			map[string]string{"hotplug": "1"})
+		s2.Close()
+	})
+
 	t.Run("call while Close waits", func(t *testing.T) {
 		s := openHotplug(t, filepath.Join(dir, "c"))
 		closed := make(chan struct{})

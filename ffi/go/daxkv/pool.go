@@ -36,6 +36,7 @@ static int dk_pool_status_json(daxkv_store *s, char *buf, size_t cap, size_t *ne
 import "C"
 
 import (
+	"fmt"
 	"math"
 	"time"
 	"unsafe"
@@ -129,6 +130,9 @@ func (s *Store) AddDevice(path string, bytes uint64) error {
 // changes, unless force (pins move with migrated entries; the call then
 // waits for leases before unmapping).
 func (s *Store) RemoveDevice(path string, mode RemoveMode, force bool) (HotplugResult, error) {
+	if !fitsCInt(int64(mode)) {
+		return HotplugResult{}, invalid("daxkv_device_remove", fmt.Sprintf("unknown mode %d", int64(mode)))
+	}
 	var out C.daxkv_hotplug_result
 	f := C.unsigned(0)
 	if force {
@@ -149,6 +153,9 @@ func (s *Store) RemoveDevice(path string, mode RemoveMode, force bool) (HotplugR
 // end as mode says (evicting needs force: a shrink never drops keys
 // silently).
 func (s *Store) ResizeDevice(path string, bytes uint64, mode ResizeMode, force bool) (HotplugResult, error) {
+	if !fitsCInt(int64(mode)) {
+		return HotplugResult{}, invalid("daxkv_device_resize", fmt.Sprintf("unknown mode %d", int64(mode)))
+	}
 	var out C.daxkv_hotplug_result
 	f := C.unsigned(0)
 	if force {

@@ -157,6 +157,44 @@ func TestResizeAndDrain(t *testing.T) {
 	}
 }
 
+// Values past a C int were cut to one: a remove or resize mode of 1<<32|2
+// ran as an eviction (deleting entries), Strerror(-22 - 1<<32) described
+// -22, and a log level of 1<<32|3 was LogErr. Bad inputs: modes 1<<32|2
+// and -1<<40, codes -22-1<<32 and 1<<40.
+func TestValuesPastACIntAreNotCutToOne(t *testing.T) {
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	s := openFiles(t, []string{a, b}, 8*mib, map[string]string{"hotplug": "1"})
+	defer s.Close()
+	putN(t, s, "k", 8)
+	for _, mode := range []int{1<<32 | int(RemoveEvict), -1 << 40} {
+		if _, err := s.RemoveDevice(b, RemoveMode(mode), true); !errors.Is(err, ErrInvalid) {
+			t.Errorf("remove mode %d: %v", mode, err)
+		}
+		if _, err := s.ResizeDevice(b, mib, ResizeMode(mode), true); !errors.Is(err, ErrInvalid) {
+			t.Errorf("resize mode %d: %v", mode, err)
+		}
+	}
+	st, err := s.Stats()
+	if err != nil || st.Entries != 8 {
+		t.Fatalf("entries after refused changes: %d, %v", st.Entries, err)
+	}
+	for _, code := range []int{-22 - 1<<32, 1 << 40} {
+		if got := Strerror(code); got != "unknown error" {
+			t.Errorf("Strerror(%d) = %q", code, got)
+		}
+	}
+	var got []string
+	SetLogger(LogLevel(1<<32|int(LogErr)), func(_ LogLevel, m string) { got = append(got, m) })
+	defer SetLogger(0, nil)
+	s2 := openFiles(t, []string{filepath.Join(dir, "c")}, 4*mib, nil)
+	s2.Close()
+	SetLogger(0, nil)
+	if len(got) == 0 {
+		t.Error("a level above every level logged nothing (it was cut to LogErr)")
+	}
+}
+
 func TestPoolNeedsHotplug(t *testing.T) {
 	dir := t.TempDir()
 	s := openFiles(t, []string{filepath.Join(dir, "a")}, 4*mib, nil)

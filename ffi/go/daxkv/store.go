@@ -107,6 +107,19 @@ func (s *Store) leave() {
 	if !last {
 		return
 	}
+	if inLogCallback() {
+		// The logger runs on a goroutine of its own while the library
+		// thread that logs (the store's event thread, its dispatcher)
+		// waits for it: daxkv_close here would wait for that thread to
+		// end, and it for this goroutine. Freed beside it instead.
+		go s.free(h)
+		return
+	}
+	s.free(h)
+}
+
+// free frees the store once the last call has left a closing store.
+func (s *Store) free(h *C.daxkv_store) {
 	// No call is in flight and the store is shut down: every batch has
 	// posted its completion (ran or cancelled). Deliver them all. s.mu is
 	// not held: daxkv_close may hand messages to the logger, which may
