@@ -59,12 +59,12 @@ static int dk_batch(int op, daxkv_store *s, const char *keys, const size_t *klen
 	case DK_REMOVE: rc = daxkv_remove_batch(s, it, n, flags); break;
 	default: rc = daxkv_unpin_batch(s, it, n, flags); break;
 	}
-	*msg = dk_msg(rc);
 	for (size_t i = 0; i < n; i++) {
 		status[i] = it[i].status;
 		if (data && op == DK_GET)
 			lens[i] = it[i].len;
 	}
+	*msg = dk_batch_msg(rc, status, n);
 	free(it);
 	return rc;
 }
@@ -105,19 +105,20 @@ func addLen(total, l int) (int, bool) {
 	return total + l, true
 }
 
-func (s *Store) batch(op C.int, name string, keys [][]byte, data []byte, lens []C.size_t, flags C.unsigned) ([]C.int, int, error) {
+func (s *Store) batch(op C.int, name string, keys [][]byte, data []byte, lens []C.size_t, flags C.unsigned) ([]C.int, int, itemDetail, error) {
+	none := itemDetail{owner: -1}
 	if len(keys) == 0 {
 		if _, err := s.enter(); err != nil {
-			return nil, 0, err
+			return nil, 0, none, err
 		}
 		s.leave()
-		return nil, 0, nil
+		return nil, 0, none, nil
 	}
 	p := packKeys(keys)
 	status := make([]C.int, len(keys))
 	h, err := s.enter()
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, none, err
 	}
 	defer s.leave()
 	var lp *C.size_t
@@ -128,9 +129,9 @@ func (s *Store) batch(op C.int, name string, keys [][]byte, data []byte, lens []
 	kp := (*C.char)(unsafe.Pointer(&p.keys[:1][0]))
 	rc := C.dk_batch(op, h, kp, &p.klens[0], (*C.char)(ptr(data)), lp, &status[0], C.size_t(len(keys)), flags, &msg)
 	if rc < 0 {
-		return nil, 0, mkerr(rc, name, msg)
+		return nil, 0, none, mkerr(rc, name, msg)
 	}
-	return status, int(rc), nil
+	return status, int(rc), batchDetail(status, msg), nil
 }
 
 // PutManyFrom stores values laid out back to back in buf (value i has
@@ -162,7 +163,7 @@ func (s *Store) PutManyFrom(keys [][]byte, buf []byte, lens []int, replace bool)
 	if len(buf) == 0 {
 		buf = make([]byte, 1) // a non-NULL base for all-empty values
 	}
-	st, _, err := s.batch(C.DK_PUT, "daxkv_put_batch", keys, buf, cl, f)
+	st, _, detail, err := s.batch(C.DK_PUT, "daxkv_put_batch", keys, buf, cl, f)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -170,7 +171,7 @@ func (s *Store) PutManyFrom(keys [][]byte, buf []byte, lens []int, replace bool)
 	errs := make([]error, len(keys))
 	for i, v := range st {
 		stored[i] = v == 0
-		errs[i] = itemErr("daxkv_put_batch", v)
+		errs[i] = detail.err("daxkv_put_batch", i, v)
 	}
 	return stored, errs, nil
 }
@@ -225,7 +226,7 @@ func (s *Store) GetManyInto(keys [][]byte, buf []byte, caps []int, prefix bool) 
 	if prefix {
 		f = C.DAXKV_PREFIX
 	}
-	st, n, err := s.batch(C.DK_GET, "daxkv_get_batch", keys, buf, cl, f)
+	st, n, detail, err := s.batch(C.DK_GET, "daxkv_get_batch", keys, buf, cl, f)
 	if err != nil {
 		return nil, nil, 0, err
 	}
@@ -239,7 +240,7 @@ func (s *Store) GetManyInto(keys [][]byte, buf []byte, caps []int, prefix bool) 
 			lens[i] = -1
 		default:
 			lens[i] = -1
-			errs[i] = itemErr("daxkv_get_batch", v)
+			errs[i] = detail.err("daxkv_get_batch", i, v)
 		}
 	}
 	return lens, errs, n, nil
@@ -253,15 +254,16 @@ func (s *Store) ContainsMany(keys [][]byte, pin bool) ([]bool, error) {
 	if pin {
 		f = C.DAXKV_PIN
 	}
-	st, _, err := s.batch(C.DK_CONTAINS, "daxkv_contains_batch", keys, nil, nil, f)
+	st, _, detail, err := s.batch(C.DK_CONTAINS, "daxkv_contains_batch", keys, nil, nil, f)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]bool, len(keys))
 	var failed C.int
+	at := 0
 	for i, v := range st {
 		if v < 0 && failed == 0 {
-			failed = v
+			failed, at = v, i
 		}
 		out[i] = v == 1
 	}
@@ -280,7 +282,7 @@ func (s *Store) ContainsMany(keys [][]byte, pin bool) ([]bool, error) {
 				s.batch(C.DK_UNPIN, "daxkv_unpin_batch", hit, nil, nil, 0)
 			}
 		}
-		return nil, itemErr("daxkv_contains_batch", failed)
+		return nil, detail.err("daxkv_contains_batch", at, failed)
 	}
 	return out, nil
 }
@@ -294,7 +296,7 @@ func (s *Store) PrefixLen(keys [][]byte, pin bool) (int, error) {
 	if pin {
 		f |= C.DAXKV_PIN
 	}
-	st, n, err := s.batch(C.DK_CONTAINS, "daxkv_contains_batch", keys, nil, nil, f)
+	st, n, detail, err := s.batch(C.DK_CONTAINS, "daxkv_contains_batch", keys, nil, nil, f)
 	if err != nil {
 		return 0, err
 	}
@@ -302,7 +304,7 @@ func (s *Store) PrefixLen(keys [][]byte, pin bool) (int, error) {
 		if pin && n > 0 {
 			s.batch(C.DK_UNPIN, "daxkv_unpin_batch", keys[:n], nil, nil, 0)
 		}
-		return 0, itemErr("daxkv_contains_batch", st[n])
+		return 0, detail.err("daxkv_contains_batch", n, st[n])
 	}
 	return n, nil
 }
@@ -313,26 +315,26 @@ func (s *Store) RemoveMany(keys [][]byte, force bool) ([]error, int, error) {
 	if force {
 		f = C.DAXKV_FORCE
 	}
-	st, n, err := s.batch(C.DK_REMOVE, "daxkv_remove_batch", keys, nil, nil, f)
+	st, n, detail, err := s.batch(C.DK_REMOVE, "daxkv_remove_batch", keys, nil, nil, f)
 	if err != nil {
 		return nil, 0, err
 	}
 	errs := make([]error, len(keys))
 	for i, v := range st {
-		errs[i] = itemErr("daxkv_remove_batch", v)
+		errs[i] = detail.err("daxkv_remove_batch", i, v)
 	}
 	return errs, n, nil
 }
 
 // UnpinMany drops one pin per key; per item the error or nil.
 func (s *Store) UnpinMany(keys [][]byte) ([]error, int, error) {
-	st, n, err := s.batch(C.DK_UNPIN, "daxkv_unpin_batch", keys, nil, nil, 0)
+	st, n, detail, err := s.batch(C.DK_UNPIN, "daxkv_unpin_batch", keys, nil, nil, 0)
 	if err != nil {
 		return nil, 0, err
 	}
 	errs := make([]error, len(keys))
 	for i, v := range st {
-		errs[i] = itemErr("daxkv_unpin_batch", v)
+		errs[i] = detail.err("daxkv_unpin_batch", i, v)
 	}
 	return errs, n, nil
 }

@@ -169,6 +169,42 @@ func TestBatchItemErrors(t *testing.T) {
 	}
 }
 
+// A batch item's error said only the code's description ("invalid
+// argument or configuration"), where the library had said why. Bad inputs:
+// a 513-byte key and an empty key, alone and together in one batch.
+func TestBatchItemErrorsCarryTheLibrarysMessage(t *testing.T) {
+	s := open(t, nil)
+	long := bytes.Repeat([]byte("x"), 513)
+	message := func(err error) string {
+		var e *Error
+		if !errors.As(err, &e) {
+			t.Fatalf("not an *Error: %v", err)
+		}
+		return e.Message
+	}
+	_, errs, err := s.PutMany([][]byte{[]byte("a"), long}, [][]byte{[]byte("1"), []byte("2")}, false)
+	if err != nil || message(errs[1]) != "key length 513 is not in 1..512" {
+		t.Fatalf("put: %v %v", errs, err)
+	}
+	_, errs, _, err = s.GetManyInto([][]byte{long}, make([]byte, 4), []int{4}, false)
+	if err != nil || message(errs[0]) != "key length 513 is not in 1..512" {
+		t.Fatalf("get: %v %v", errs, err)
+	}
+	if _, err := s.ContainsMany([][]byte{[]byte("a"), {}}, true); message(err) != "key length 0 is not in 1..512" {
+		t.Fatalf("contains: %v", err)
+	}
+	_, errs, err = s.LeaseMany([][]byte{[]byte("a"), long}, false)
+	if err != nil || message(errs[1]) != "key length 513 is not in 1..512" {
+		t.Fatalf("lease: %v %v", errs, err)
+	}
+	// Two items failing: the message is the last one's and names neither;
+	// neither item is given it.
+	_, errs, err = s.PutMany([][]byte{{}, long}, [][]byte{[]byte("1"), []byte("2")}, false)
+	if err != nil || strings.Contains(message(errs[0]), "513") {
+		t.Fatalf("two failing: %v %v", errs, err)
+	}
+}
+
 func TestBadInputs(t *testing.T) {
 	s := open(t, nil)
 	if _, err := s.Put(nil, []byte("v"), false); !errors.Is(err, ErrInvalid) {

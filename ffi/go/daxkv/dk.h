@@ -19,4 +19,18 @@ static inline char *dk_msg(int rc) {
 	return strdup(m && *m ? m : daxkv_strerror(rc));
 }
 
+/* dk_msg of a batch: also when the call succeeded but an item failed
+ * (other than a miss or a busy key, which set no message), the library's
+ * message of the last item that failed (itemDetail says whose it is). */
+static inline char *dk_batch_msg(int rc, const int *status, size_t n) {
+	if (rc < 0)
+		return dk_msg(rc);
+	for (size_t i = 0; i < n; i++)
+		if (status[i] < 0 && status[i] != -ENOENT && status[i] != -EBUSY) {
+			const char *m = daxkv_errmsg();
+			return m && *m ? strdup(m) : NULL;
+		}
+	return NULL;
+}
+
 #endif

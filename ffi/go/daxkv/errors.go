@@ -11,6 +11,8 @@ import "C"
 import (
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"syscall"
 	"unsafe"
 )
@@ -119,4 +121,51 @@ func itemErr(op string, st C.int) error {
 		return nil
 	}
 	return &Error{Code: int(st), Op: op, Message: Strerror(int(st))}
+}
+
+// itemDetail is the library's message after a batch whose items failed
+// (dk_batch_msg), with the item it belongs to: the one it names ("item N:
+// ", stripped), else the only item that failed with a message. owner is -1
+// when it cannot be told whose it is.
+type itemDetail struct {
+	owner int
+	text  string
+}
+
+var itemPrefix = regexp.MustCompile(`^item ([0-9]+): `)
+
+func batchDetail(st []C.int, msg *C.char) itemDetail {
+	d := itemDetail{owner: -1}
+	if msg == nil {
+		return d
+	}
+	text := C.GoString(msg)
+	C.free(unsafe.Pointer(msg))
+	if m := itemPrefix.FindStringSubmatch(text); m != nil {
+		if i, err := strconv.Atoi(m[1]); err == nil && i < len(st) {
+			d.owner, d.text = i, text[len(m[0]):]
+		}
+		return d
+	}
+	for i, v := range st {
+		if v < 0 && v != -C.ENOENT && v != -C.EBUSY {
+			if d.owner >= 0 {
+				return itemDetail{owner: -1} // several: whose is unknown
+			}
+			d.owner, d.text = i, text
+		}
+	}
+	return d
+}
+
+// err is item i's error (status v), with the library's message if it is
+// the item's.
+func (d itemDetail) err(op string, i int, v C.int) error {
+	if v >= 0 {
+		return nil
+	}
+	if i == d.owner && d.text != "" {
+		return &Error{Code: int(v), Op: op, Message: d.text}
+	}
+	return itemErr(op, v)
 }

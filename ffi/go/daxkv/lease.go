@@ -33,11 +33,11 @@ static int dk_lease_batch(daxkv_store *s, const char *keys, const size_t *klens,
 		ko += klens[i];
 	}
 	int rc = daxkv_lease_batch(s, it, n, flags);
-	*msg = dk_msg(rc);
 	for (size_t i = 0; i < n; i++) {
 		leases[i] = it[i].lease;
 		status[i] = it[i].status;
 	}
+	*msg = dk_batch_msg(rc, status, n);
 	free(it);
 	return rc;
 }
@@ -141,6 +141,7 @@ func (s *Store) LeaseMany(keys [][]byte, prefix bool) ([]*Lease, []error, error)
 	if rc < 0 {
 		return nil, nil, mkerr(rc, "daxkv_lease_batch", msg)
 	}
+	detail := batchDetail(status, msg)
 	n := len(keys)
 	if prefix {
 		n = int(rc)
@@ -153,7 +154,7 @@ func (s *Store) LeaseMany(keys [][]byte, prefix bool) ([]*Lease, []error, error)
 	for i := range raw {
 		if raw[i] == nil {
 			if i < n {
-				errs[i] = itemErr("daxkv_lease_batch", status[i])
+				errs[i] = detail.err("daxkv_lease_batch", i, status[i])
 			}
 			continue
 		}
