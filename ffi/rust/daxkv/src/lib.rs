@@ -123,7 +123,52 @@ impl Error {
     fn item(code: c_int) -> Error {
         Error { code, message: strerror(code) }
     }
+}
 
+/// The library's message after a batch whose items failed (daxkv_errmsg,
+/// read before any other call) and the item it belongs to: the one it names
+/// ("item N: ", stripped), else the only item that failed with a message (a
+/// miss or a busy key sets none). Other items get their code's description.
+struct ItemDetail {
+    owner: Option<usize>,
+    text: String,
+}
+
+impl ItemDetail {
+    fn read(statuses: impl Iterator<Item = c_int>) -> ItemDetail {
+        let none = ItemDetail { owner: None, text: String::new() };
+        let failed: Vec<usize> = statuses
+            .enumerate()
+            .filter(|&(_, s)| s < 0 && s != -libc_errno::ENOENT && s != -libc_errno::EBUSY)
+            .map(|(i, _)| i)
+            .collect();
+        if failed.is_empty() {
+            return none;
+        }
+        let text = unsafe { CStr::from_ptr(sys::daxkv_errmsg()) }.to_string_lossy().into_owned();
+        if let Some(rest) = text.strip_prefix("item ") {
+            let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+            if let (Ok(i), Some(tail)) = (rest[..digits].parse::<usize>(), rest[digits..].strip_prefix(": ")) {
+                return ItemDetail { owner: Some(i), text: tail.to_owned() };
+            }
+        }
+        match failed.as_slice() {
+            [only] => ItemDetail { owner: Some(*only), text },
+            _ => none,
+        }
+    }
+
+    /// Item i's error (its status `code`).
+    fn err(&self, i: usize, code: c_int) -> Error {
+        if self.owner == Some(i) && !self.text.is_empty() {
+            Error { code, message: self.text.clone() }
+        } else {
+            Error::item(code)
+        }
+    }
+}
+
+impl Error {
     fn invalid(message: impl Into<String>) -> Error {
         Error { code: -libc_errno::EINVAL, message: message.into() }
     }
@@ -446,7 +491,12 @@ impl Store {
             it.len = v.len();
         }
         self.run(sys::daxkv_put_batch, &mut items, if replace { sys::DAXKV_REPLACE } else { 0 })?;
-        Ok(items.iter().map(|it| if it.status >= 0 { Ok(it.status == 0) } else { Err(Error::item(it.status)) }).collect())
+        let d = ItemDetail::read(items.iter().map(|it| it.status));
+        Ok(items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| if it.status >= 0 { Ok(it.status == 0) } else { Err(d.err(i, it.status)) })
+            .collect())
     }
 
     /// Copy many values into `dsts`. Per item: Ok(Some(len)) hit, Ok(None)
@@ -465,13 +515,15 @@ impl Store {
             it.len = d.len();
         }
         let n = self.run(sys::daxkv_get_batch, &mut items, if prefix { sys::DAXKV_PREFIX } else { 0 })?;
+        let d = ItemDetail::read(items.iter().map(|it| it.status));
         let take = if prefix { n + stopped_by_a_failure(&items, n, |it| it.status) as usize } else { items.len() };
         Ok(items[..take]
             .iter()
-            .map(|it| match it.status {
+            .enumerate()
+            .map(|(i, it)| match it.status {
                 0 => Ok(Some(it.len)),
                 s if s == -libc_errno::ENOENT => Ok(None),
-                s => Err(Error::item(s)),
+                s => Err(d.err(i, s)),
             })
             .collect())
     }
@@ -480,7 +532,12 @@ impl Store {
     pub fn contains_many(&self, keys: &[&[u8]], pin: bool) -> Result<Vec<ItemResult<bool>>> {
         let mut items = items_for(keys);
         self.run(sys::daxkv_contains_batch, &mut items, if pin { sys::DAXKV_PIN } else { 0 })?;
-        Ok(items.iter().map(|it| if it.status >= 0 { Ok(it.status == 1) } else { Err(Error::item(it.status)) }).collect())
+        let d = ItemDetail::read(items.iter().map(|it| it.status));
+        Ok(items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| if it.status >= 0 { Ok(it.status == 1) } else { Err(d.err(i, it.status)) })
+            .collect())
     }
 
     /// Consecutive committed keys from the start (pinned if `pin`). A key
@@ -493,11 +550,13 @@ impl Store {
         let n = self.run(sys::daxkv_contains_batch, &mut items, flags)?;
         match items.get(n) {
             Some(it) if it.status < 0 => {
+                // Read before the unpin, which would leave its own message.
+                let err = ItemDetail::read(items.iter().map(|it| it.status)).err(n, it.status);
                 if pin && n > 0 {
                     // Best effort, as the error is what is returned.
                     let _ = self.unpin_many(&keys[..n]);
                 }
-                Err(Error::item(it.status))
+                Err(err)
             }
             _ => Ok(n),
         }
@@ -507,10 +566,11 @@ impl Store {
     pub fn remove_many(&self, keys: &[&[u8]], force: bool) -> Result<Vec<ItemResult<bool>>> {
         let mut items = items_for(keys);
         self.run(sys::daxkv_remove_batch, &mut items, if force { sys::DAXKV_FORCE } else { 0 })?;
-        Ok(items.iter().map(|it| match it.status {
+        let d = ItemDetail::read(items.iter().map(|it| it.status));
+        Ok(items.iter().enumerate().map(|(i, it)| match it.status {
             0 => Ok(true),
             s if s == -libc_errno::ENOENT => Ok(false),
-            s => Err(Error::item(s)),
+            s => Err(d.err(i, s)),
         }).collect())
     }
 
@@ -518,7 +578,8 @@ impl Store {
     pub fn unpin_many(&self, keys: &[&[u8]]) -> Result<Vec<ItemResult<()>>> {
         let mut items = items_for(keys);
         self.run(sys::daxkv_unpin_batch, &mut items, 0)?;
-        Ok(items.iter().map(|it| if it.status >= 0 { Ok(()) } else { Err(Error::item(it.status)) }).collect())
+        let d = ItemDetail::read(items.iter().map(|it| it.status));
+        Ok(items.iter().enumerate().map(|(i, it)| if it.status >= 0 { Ok(()) } else { Err(d.err(i, it.status)) }).collect())
     }
 
     /// Borrow an entry's bytes in place (zero copy).
@@ -540,14 +601,16 @@ impl Store {
             .collect();
         let flags = if prefix { sys::DAXKV_PREFIX } else { 0 };
         let n = check(unsafe { sys::daxkv_lease_batch(self.h(), items.as_mut_ptr(), items.len(), flags) })?;
+        let d = ItemDetail::read(items.iter().map(|it| if it.lease.is_null() { it.status } else { 0 }));
         // Every lease becomes a Lease at once, so that each is released
         // (on drop) whatever is returned.
         let results: Vec<ItemResult<Option<Lease<'_>>>> = items
             .iter()
-            .map(|it| match NonNull::new(it.lease) {
+            .enumerate()
+            .map(|(i, it)| match NonNull::new(it.lease) {
                 Some(l) => Ok(Some(Lease { l, _store: std::marker::PhantomData })),
                 None if it.status == -libc_errno::ENOENT => Ok(None),
-                None => Err(Error::item(it.status)),
+                None => Err(d.err(i, it.status)),
             })
             .collect();
         let take = if prefix {

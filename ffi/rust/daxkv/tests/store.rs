@@ -101,6 +101,34 @@ fn batch_item_errors_do_not_fail_the_batch() {
     assert!(s.put_many(&[b"a"], &[], false).is_err());
 }
 
+// A batch item's error said only the code's description ("invalid
+// argument or configuration"), where the library had said why. Bad inputs:
+// a 513-byte key and an empty key, alone and together in one batch.
+#[test]
+fn batch_item_errors_carry_the_librarys_message() {
+    let s = open();
+    let long = vec![b'x'; 513];
+    let why = "key length 513 is not in 1..512";
+    let r = s.put_many(&[b"a", &long], &[b"1", b"2"], false).unwrap();
+    assert_eq!(r[1].as_ref().unwrap_err().message(), why);
+    let mut buf = [0u8; 4];
+    let r = s.get_many_into(&[&long], &mut [&mut buf[..]], false).unwrap();
+    assert_eq!(r[0].as_ref().unwrap_err().message(), why);
+    let r = s.contains_many(&[b"a", b""], true).unwrap();
+    assert_eq!(r[1].as_ref().unwrap_err().message(), "key length 0 is not in 1..512");
+    s.unpin_many(&[b"a"]).unwrap();
+    assert_eq!(s.prefix_len(&[b"a", &long], true).unwrap_err().message(), why);
+    let r = s.lease_many(&[b"a", &long], false).unwrap();
+    assert_eq!(r[1].as_ref().err().unwrap().message(), why);
+    drop(r);
+    let r = s.remove_many(&[&long], false).unwrap();
+    assert_eq!(r[0].as_ref().unwrap_err().message(), why);
+    // Two items failing: the message is the last one's and names neither;
+    // neither item is given it.
+    let r = s.put_many(&[b"", &long], &[b"1", b"2"], false).unwrap();
+    assert!(!r[0].as_ref().unwrap_err().message().contains("513"));
+}
+
 #[test]
 fn lease_many_gives_what_single_leases_give() {
     let s = open();
