@@ -35,9 +35,12 @@ const char *error_text(int code) noexcept {
     default: break;
     }
     if (code < 0 && code > kErrBase) {
-        // Any other negative errno: the C library's text (static strings on
-        // glibc for known codes).
-        return std::strerror(-code);
+        // Any other negative errno: the C library's description of it.
+        // Not strerror(): for a code the C library does not know it formats
+        // "Unknown error N" into a buffer the next such call (the caller's
+        // own strerror included) writes over, where this text is static.
+        if (const char *text = strerrordesc_np(-code))
+            return text;
     }
     return "unknown error";
 }

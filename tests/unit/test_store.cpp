@@ -731,6 +731,15 @@ TEST(Errors, StrerrorIsNonNullAndDistinctForEveryDocumentedCode) {
     EXPECT_STREQ(daxkv_strerror(DAXKV_E_BASE - 99), "unknown error");
     EXPECT_STREQ(daxkv_strerror(42), "unknown error");
     EXPECT_NE(daxkv_strerror(-ETIMEDOUT), nullptr);
+    // A negative code the C library does not know (above DAXKV_E_BASE): it
+    // was strerror()'s "Unknown error 9999", in a buffer the next such
+    // call wrote over ("Unknown error 9998"), the caller's own included.
+    const char *first = daxkv_strerror(-9999);
+    EXPECT_STREQ(first, "unknown error");
+    daxkv_strerror(-9998);
+    (void)std::strerror(4242);
+    EXPECT_STREQ(first, "unknown error");
+    EXPECT_STREQ(daxkv_strerror(-ETIMEDOUT), std::strerror(ETIMEDOUT)); // a known code's text
 }
 
 TEST(Errors, ErrmsgIsThreadLocalAndNeverNull) {
