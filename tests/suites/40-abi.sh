@@ -219,5 +219,28 @@ if command -v man >/dev/null 2>&1; then
     fi
 fi
 
+# --- 6. pkg-config's static libraries ----------------------------------------
+# A program linked statically needs the libraries libdaxkv itself links:
+# pkg-config --static --libs gave -luuid alone, and such a link missed the
+# XXH3_*, daxctl_* and numa_* symbols. Every library libtool recorded for
+# libdaxkv (dependency_libs) must be among them.
+la="$build/lib/libdaxkv.la"
+if ! command -v pkg-config >/dev/null 2>&1 || [ ! -f "$la" ]; then
+    echo "pkg-config or $la missing: static libraries not checked"
+else
+    static=" $(PKG_CONFIG_PATH="$build/pkgconfig" pkg-config --static --libs libdaxkv-uninstalled) "
+    missing=""
+    for dep in $(sed -n "s/^dependency_libs='\(.*\)'/\1/p" "$la"); do
+        case "$dep" in
+        -l*) case "$static" in *" $dep "*) ;; *) missing="$missing $dep" ;; esac ;;
+        esac
+    done
+    if [ -z "$missing" ]; then
+        ok "pkg-config --static --libs names every library libdaxkv links"
+    else
+        bad "pkg-config --static --libs lacks:$missing"
+    fi
+fi
+
 echo "SUITE abi: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
