@@ -48,11 +48,19 @@ int main(int argc, char **argv) {
         items[i].len = CHUNK_BYTES;
     }
     /* The worker pool copies the chunks in parallel; the call returns the
-     * number stored, and each item's status says how it went. */
+     * number stored, and each item's status says how it went: 0 stored,
+     * DAXKV_EXISTED already there (an earlier run on the same arena, which
+     * stored the same bytes), or what failed. */
     rc = daxkv_put_batch(s, items, CHUNKS, 0);
-    if (rc != CHUNKS) {
-        fprintf(stderr, "batch: put_batch stored %d of %d: %s\n", rc, CHUNKS, daxkv_errmsg());
+    if (rc < 0) {
+        fprintf(stderr, "batch: put_batch: %s\n", daxkv_errmsg());
         goto out;
+    }
+    for (i = 0; i < CHUNKS; i++) {
+        if (items[i].status < 0) {
+            fprintf(stderr, "batch: chunk %zu: %s\n", i, daxkv_strerror(items[i].status));
+            goto out;
+        }
     }
     for (i = 0; i < CHUNKS; i++) {
         items[i].data = dst + i * CHUNK_BYTES;
