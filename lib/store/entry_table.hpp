@@ -38,19 +38,12 @@ public:
     // gives an entry's key.
     template <typename KeyOf>
     E *find(std::string_view key, uint64_t hash, KeyOf &&key_of) const noexcept {
-        if (size_ == 0)
-            return nullptr;
-        for (size_t i = home(hash, mask_);; i = (i + 1) & mask_) {
-            const Slot &s = slots_[i];
-            if (!s.entry)
-                return nullptr;
-            if (s.hash == hash && key_of(*s.entry) == key)
-                return s.entry;
-        }
+        return find_if(hash, [&](const E &e) { return key_of(e) == key; });
     }
 
-    // The entry of hash that pred accepts, or null: for a caller that knows
-    // an entry by something other than its key bytes (its slot).
+    // The entry of hash that pred accepts, or null (find by key, or for a
+    // caller that knows an entry by something other than its key bytes:
+    // its slot).
     template <typename Pred>
     E *find_if(uint64_t hash, Pred &&pred) const noexcept {
         if (size_ == 0)
