@@ -81,13 +81,15 @@ CopyEngine::CopyEngine(unsigned workers, std::vector<int> cpus)
     : workers_(std::max(1u, workers)), cpus_(std::move(cpus)) {
     try {
         threads_.reserve(workers_ - 1);
-        for (unsigned i = 1; i < workers_; ++i)
-            threads_.push_back(start_thread(format("copy worker %u of %u", i, workers_ - 1), [this] {
+        for (unsigned i = 1; i < workers_; ++i) {
+            const std::string name = format("copy worker %u of %u", i, workers_ - 1);
+            threads_.push_back(start_thread(name, [this] {
                 // A failure to pin (CPUs offline, a cpuset of the container)
                 // costs locality, not correctness: the worker runs unpinned.
                 platform::pin_current_thread(cpus_);
                 worker_main();
             }));
+        }
     } catch (...) {
         // A thread that cannot be started (-EAGAIN) or its state that cannot
         // be allocated (-ENOMEM) fails the construction; the workers already

@@ -1,5 +1,5 @@
-// Starting the library's own threads (copy workers, the statistics
-// publisher, the log hand-off, the asynchronous dispatcher).
+// Starting the library's own threads whose failure fails a call (copy
+// workers, the statistics publisher, the asynchronous dispatcher).
 #pragma once
 
 #include <cstring>

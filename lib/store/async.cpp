@@ -33,7 +33,9 @@ int AsyncQueue::submit(AsyncOp op, daxkv_item *items, size_t n, unsigned flags, 
             busy_ = true; // runs here, below; later submissions queue behind it
         } else {
             if (!started_) {
-                thread_ = start_thread("the asynchronous dispatcher thread", [this] { dispatcher(); }); // may throw: nothing queued
+                // May throw: nothing is queued yet.
+                thread_ = start_thread("the asynchronous dispatcher thread",
+                                       [this] { dispatcher(); });
                 started_ = true;
             }
             queue_.splice(queue_.end(), mine);
