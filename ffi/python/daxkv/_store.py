@@ -118,12 +118,14 @@ def _close_handle(box: List[Any]) -> None:
 
 def _release(box: List[Any]) -> None:
     """The garbage-collection finalizer of a store never closed: box holds
-    its handle and its asynchronous state (made on first use). The state's
-    submitted batches keep their buffers exported, and its stop pipe is
-    open, until it is dropped once the handle is freed, as close() does."""
+    its handle, its asynchronous state (made on first use) and the pid that
+    opened it. The state's submitted batches keep their buffers exported,
+    and its stop pipe is open, until it is dropped once the handle is
+    freed, as close() does; not in a child forked since, whose copies of
+    the pipe and of asyncio's wake-up pipes are its parent's too."""
     _close_handle(box)
     state, box[1] = box[1], None
-    if state is not None:
+    if state is not None and box[2] == os.getpid():
         state.drop()
 
 
@@ -259,8 +261,8 @@ class Store(_BatchCalls, _ZeroCopyCalls, _StatsCalls, _CudaCalls, _AsyncCalls, _
         # per call would cost more than the library call it guards.
         self._entered = itertools.count()
         self._left = itertools.count()
-        # [handle, _AsyncState or None]: what the finalizer frees.
-        self._box: List[Any] = [out.value, None]
+        # [handle, _AsyncState or None, pid]: what the finalizer frees.
+        self._box: List[Any] = [out.value, None, os.getpid()]
         self._async: Optional[_AsyncState] = None  # submitted batches, created on first use
         # Set once close() has freed the handle: from then on the library
         # touches no item of a submitted batch.
