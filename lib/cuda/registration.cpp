@@ -31,11 +31,14 @@ HostRegistration::HostRegistration(const Runtime &rt, const std::vector<HostRang
         fail(-EINVAL, "registration chunk of %llu bytes is not in 1..64 GiB",
              static_cast<unsigned long long>(chunk));
     int dev = 0, supported = 0;
+    const char *call = "cudaGetDevice";
     Error e = rt_.GetDevice(&dev);
-    if (e == kSuccess)
+    if (e == kSuccess) {
+        call = "cudaDeviceGetAttribute(HostRegisterSupported)";
         e = rt_.DeviceGetAttribute(&supported, kDevAttrHostRegisterSupported, dev);
+    }
     if (e != kSuccess) {
-        std::string what = rt_.describe("cudaDeviceGetAttribute(HostRegisterSupported)", e);
+        std::string what = rt_.describe(call, e); // the call that failed
         rt_.GetLastError();
         fail(-EIO, "%s", what.c_str());
     }

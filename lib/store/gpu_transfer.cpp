@@ -153,14 +153,25 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
                     // The wait failed: whether the copies completed is
                     // unknown, so no item of them may say its bytes were
                     // read.
-                    if (w != cuda::kSuccess)
+                    // With DAXKV_PREFIX only the first of them fails (-EIO):
+                    // the prefix ends there, and those after it are -ENOENT
+                    // (below), as after any item whose copy failed.
+                    if (w != cuda::kSuccess && prefix) {
+                        size_t first = SIZE_MAX;
                         for (size_t i : sent)
-                            if (items[i].status == 0) {
+                            if (items[i].status == 0)
+                                first = std::min(first, i);
+                        if (first < prefix_end) {
+                            fail_item(items[first],
+                                      cuda::copy_error(rt, first, "cudaStreamSynchronize", w));
+                            prefix_end = first;
+                        }
+                    } else if (w != cuda::kSuccess) {
+                        for (size_t i : sent)
+                            if (items[i].status == 0)
                                 fail_item(items[i],
                                           cuda::copy_error(rt, i, "cudaStreamSynchronize", w));
-                                if (prefix)
-                                    prefix_end = std::min(prefix_end, i);
-                            }
+                    }
                 }
             }
             enqueued = false;
@@ -198,6 +209,12 @@ int Gpu::get_batch(daxkv_item *items, size_t n, void *stream, unsigned flags) {
                                                           p.len));
                         op_piece.push_back(&p);
                     }
+                    // A wait that failed for pieces of items that had failed
+                    // already (or past the prefix) reported nothing: the
+                    // error CUDA keeps for this thread is cleared all the
+                    // same, not left to the caller's next CUDA call.
+                    if (e != cuda::kSuccess)
+                        rt.GetLastError();
                     c_.copier.run(ops, copy_rc);
                     for (size_t k = 0; k < ops.size(); ++k) {
                         if (!copy_rc[k])

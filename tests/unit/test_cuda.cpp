@@ -919,6 +919,19 @@ TEST_F(Cuda, GpuThatCannotRegisterHostMemory) {
     EXPECT_EQ(calls("cudaHostRegister"), 0);
 }
 
+// cudaGetDevice failing: the message named cudaDeviceGetAttribute, which
+// never ran.
+TEST_F(Cuda, ARegistrationWhoseDeviceQueryFailsNamesTheCallThatFailed) {
+    open_cuda(64 * 1024, 4);
+    fake().reset();
+    fake().set("fail_call_at", 1);
+    EXPECT_EQ(daxkv_cuda_register(s(), 0), -EIO);
+    fake().set("fail_call_at", 0);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "cudaGetDevice:")) << daxkv_errmsg();
+    EXPECT_EQ(calls("cudaDeviceGetAttribute"), 0);
+    EXPECT_EQ(fake().get("sticky_error"), 0);
+}
+
 // ---------------------------------------------------------------------------
 // Transfers: both paths, byte-exact round trips
 
@@ -1620,6 +1633,53 @@ TEST_P(CudaPaths, PutWithNothingClaimedNeitherWaitsNorLeavesAStickyError) {
     EXPECT_EQ(fake().get("events"), events);
     EXPECT_EQ(stats().slots_inflight, 0u);
     EXPECT_EQ(value(keys_[1]), src_[1]);
+}
+
+// A staged get whose staging-buffer waits fail (cudaEventSynchronize): a
+// value of 1.5 MiB fills both 1 MiB buffers; the second fill holds only a
+// piece of the item the first wait failed, and its own failed wait
+// reported nothing, leaving CUDA's error for this thread set for the
+// caller's next CUDA call.
+TEST_F(Cuda, AStagedGetWhoseWaitsFailLeavesNoStickyError) {
+    open_cuda(2 * 1024 * 1024, 4);
+    make_values({1536 * 1024});
+    auto items = put_items();
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), 1, stream_, 0), 1);
+    auto got = get_items(2 * 1024 * 1024);
+    ASSERT_EQ(daxkv_get_batch_cuda(s(), got.data(), 1, stream_, 0), 1); // both buffers used
+    sync();
+    fake().reset();
+    fake().set("fail_event_sync", 1);
+    got = get_items(2 * 1024 * 1024);
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), got.data(), 1, stream_, 0), 0);
+    fake().set("fail_event_sync", 0);
+    EXPECT_EQ(got[0].status, -EIO);
+    EXPECT_EQ(fake().get("sticky_error"), 0);
+    EXPECT_EQ(value(keys_[0]), src_[0]); // the entry is kept
+}
+
+// A registered get with DAXKV_PREFIX whose completion cannot be awaited
+// (cudaLaunchHostFunc and cudaStreamSynchronize failing): every item sent
+// was -EIO, where the prefix ends at the first and those after it are
+// -ENOENT, as after any item whose copy failed.
+TEST_F(Cuda, ARegisteredPrefixGetWhoseWaitFailsEndsAtItsFirstItem) {
+    open_cuda(64 * 1024, 8);
+    ASSERT_EQ(daxkv_cuda_register(s(), 0), 0) << daxkv_errmsg();
+    make_values({1000, 2000, 3000, 4000});
+    auto items = put_items();
+    ASSERT_EQ(daxkv_put_batch_cuda(s(), items.data(), 4, stream_, 0), 4);
+    sync();
+    fake().set("fail_launch_host_func", 1);
+    fake().set("fail_stream_sync", 1);
+    auto got = get_items(64 * 1024);
+    EXPECT_EQ(daxkv_get_batch_cuda(s(), got.data(), 4, stream_, DAXKV_PREFIX), 0);
+    fake().set("fail_launch_host_func", 0);
+    fake().set("fail_stream_sync", 0);
+    EXPECT_EQ(got[0].status, -EIO);
+    for (size_t i = 1; i < 4; ++i)
+        EXPECT_EQ(got[i].status, -ENOENT) << i;
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "item 0:")) << daxkv_errmsg();
+    EXPECT_EQ(fake().get("sticky_error"), 0);
 }
 
 // The statistics count a GPU batch as the host batches are counted: one
