@@ -123,6 +123,7 @@ DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t 
                 daxkv_lease_item &it = items[i];
                 uint32_t gated = UINT32_MAX;
                 it.status = item_status([&] {
+                    check_item_key(items, n, i);
                     auto l = std::make_unique<daxkv_lease>();
                     const int rc = st.reads().lease(key_arg(it.key, it.key_len), &l->state,
                                                     leased ? &gated : nullptr);

@@ -165,7 +165,7 @@ int Entries::each_item(daxkv_item *items, size_t n, F &&call) {
     for (size_t i = 0; i < n; ++i) {
         daxkv_item &it = items[i];
         it.status = item_status([&] {
-            check_key(it.key, it.key_len);
+            check_item_key(items, n, i);
             return call(key_of(it));
         });
         done += it.status == 0;

@@ -38,6 +38,21 @@ inline void check_key(const void *key, size_t key_len) {
         fail(-EINVAL, "key length %zu is not in 1..%u", key_len, arena::kKeyMax);
 }
 
+// check_key of item i of a batch, and that its key does not lie in the
+// items array: the call writes the items (statuses, lengths, leases) as it
+// goes, and such a key would change under it, between its hash (taken for
+// the whole batch first) and its lookup or claim: a put filed the entry
+// under another key's hash, found by no lookup and removed by none.
+template <typename Item>
+inline void check_item_key(const Item *items, size_t n, size_t i) {
+    const Item &it = items[i];
+    check_key(it.key, it.key_len);
+    const auto *key = static_cast<const char *>(it.key);
+    const auto *begin = reinterpret_cast<const char *>(items);
+    if (key < begin + n * sizeof(Item) && begin < key + it.key_len)
+        fail(-EINVAL, "item %zu: the key lies in the item array, which the call writes", i);
+}
+
 inline std::string_view key_of(const daxkv_item &it) noexcept {
     return std::string_view(static_cast<const char *>(it.key), it.key_len);
 }

@@ -178,7 +178,7 @@ size_t Reads::borrow_batch(daxkv_item *items, size_t n, bool prefix, std::vector
     for (size_t i = 0; i < n; ++i) {
         daxkv_item &it = items[i];
         it.status = item_status([&] {
-            check_key(it.key, it.key_len);
+            check_item_key(items, n, i);
             if (!it.data && it.len)
                 fail(-EINVAL, "item %zu: data is NULL", i);
             Borrow b;
@@ -367,7 +367,7 @@ int Reads::contains_batch(daxkv_item *items, size_t n, unsigned flags) {
         daxkv_item &it = items[i];
         uint32_t gated = UINT32_MAX;
         it.status = item_status([&] {
-            check_key(it.key, it.key_len);
+            check_item_key(items, n, i);
             Index::Locked l = c_.index.lookup(key_of(it), hashes[i]);
             const int hit = l && l->committed() ? 1 : 0;
             if (hit && pin_hits && c_.pool.pin_gated(l->ref().arena)) {

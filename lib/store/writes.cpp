@@ -76,16 +76,7 @@ int Writes::claim_item(const daxkv_item *items, size_t n, size_t i, uint64_t has
     const daxkv_item &it = items[i];
     return item_status([&] {
         check_put_arguments(c_.counters, [&] {
-            check_key(it.key, it.key_len);
-            // The call writes the items' statuses as it goes: a key in the
-            // item array could change between its hash, taken for the whole
-            // batch first, and its claim, which would file the entry under
-            // another key's hash (found by no lookup, removed by none).
-            const auto *key = static_cast<const char *>(it.key);
-            const auto *begin = reinterpret_cast<const char *>(items);
-            if (key < begin + n * sizeof(daxkv_item) && begin < key + it.key_len)
-                fail(-EINVAL, "item %zu: the key lies in the item array, which the call writes",
-                     i);
+            check_item_key(items, n, i);
             if (!it.data && it.len)
                 fail(-EINVAL, "item %zu: data is NULL", i);
             if (it.meta_len > c_.cfg.meta_bytes)

@@ -5,8 +5,8 @@
 //   NULL items with n > 0                                        -> -EINVAL (call)
 //   unknown flags for every batch call                           -> -EINVAL (call)
 //   per item: NULL key, key length 0 and 513, NULL data with a
-//     length, NULL meta with a length, a put's key in the item
-//     array (which the call writes)                              -> status -EINVAL
+//     length, NULL meta with a length, a key in the item array
+//     (which the call writes), in every batch call               -> status -EINVAL
 //   per item: value larger than slot_bytes, meta larger than
 //     meta_bytes                                                 -> status -E2BIG
 //   the same, spread through a batch of many megabytes          -> each item's own status
@@ -577,6 +577,32 @@ TEST_F(Batch, AKeyInTheItemArrayIsRefused) {
     EXPECT_EQ(value("first"), v);
     EXPECT_EQ(stats().entries, 1u);
     EXPECT_EQ(stats().puts_failed, 1u);
+    // The other batch calls write their items too (a get reported a miss of
+    // a stored key, a remove removed nothing): the same refusal.
+    ASSERT_EQ(put("DCBA", v), 0);
+    std::vector<uint8_t> out(200);
+    using BatchCall = int (*)(daxkv_store *, daxkv_item *, size_t, unsigned);
+    const std::vector<std::pair<const char *, BatchCall>> calls = {
+        {"get_batch", daxkv_get_batch}, {"contains_batch", daxkv_contains_batch},
+        {"remove_batch", daxkv_remove_batch}, {"unpin_batch", daxkv_unpin_batch}};
+    for (const auto &[name, call] : calls) {
+        std::vector<daxkv_item> two(2);
+        const int32_t dcba = 0x41424344; // "DCBA" in memory, little-endian
+        two[0] = {"first", 5, out.data(), out.size(), nullptr, 0, dcba};
+        two[1] = {&two[0].status, sizeof two[0].status, out.data(), out.size(), nullptr, 0, 0};
+        call(s(), two.data(), two.size(), 0);
+        EXPECT_EQ(two[1].status, -EINVAL) << name;
+    }
+    daxkv_lease_item leases[2] = {};
+    leases[0].key = "DCBA";
+    leases[0].key_len = 4;
+    leases[1].key = &leases[0].status;
+    leases[1].key_len = sizeof leases[0].status;
+    EXPECT_EQ(daxkv_lease_batch(s(), leases, 2, 0), 1);
+    EXPECT_EQ(leases[1].status, -EINVAL);
+    daxkv_lease_release(leases[0].lease);
+    EXPECT_EQ(contains("DCBA"), 1);
+    EXPECT_EQ(stats().entries_pinned, 0u);
 }
 
 TEST_F(Batch, NullItemsAndUnknownFlagsAreEinval) {
