@@ -203,6 +203,12 @@ func TestBatchItemErrorsCarryTheLibrarysMessage(t *testing.T) {
 	if err != nil || strings.Contains(message(errs[0]), "513") {
 		t.Fatalf("two failing: %v %v", errs, err)
 	}
+	// A miss after the failed item leaves its own message ("key not
+	// found"), which the failed item was given.
+	errs, _, err = s.RemoveMany([][]byte{long, []byte("nokey")}, false)
+	if err != nil || message(errs[0]) == "key not found" {
+		t.Fatalf("failure then miss: %v %v", errs, err)
+	}
 }
 
 func TestBadInputs(t *testing.T) {

@@ -125,8 +125,9 @@ func itemErr(op string, st C.int) error {
 
 // itemDetail is the library's message after a batch whose items failed
 // (dk_batch_msg), with the item it belongs to: the one it names ("item N:
-// ", stripped), else the only item that failed with a message. owner is -1
-// when it cannot be told whose it is.
+// ", stripped), else the failed item when no other item's status is
+// negative (a miss and a busy key leave a message too). owner is -1 when
+// it cannot be told whose it is.
 type itemDetail struct {
 	owner int
 	text  string
@@ -148,12 +149,15 @@ func batchDetail(st []C.int, msg *C.char) itemDetail {
 		return d
 	}
 	for i, v := range st {
-		if v < 0 && v != -C.ENOENT && v != -C.EBUSY {
+		if v < 0 {
 			if d.owner >= 0 {
 				return itemDetail{owner: -1} // several: whose is unknown
 			}
 			d.owner, d.text = i, text
 		}
+	}
+	if d.owner >= 0 && (st[d.owner] == -C.ENOENT || st[d.owner] == -C.EBUSY) {
+		return itemDetail{owner: -1} // a miss or busy key: not an error's message
 	}
 	return d
 }

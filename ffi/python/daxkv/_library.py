@@ -81,16 +81,19 @@ def _item_errors(op: str, statuses: List[int], bad: List[int],
                  detail: Optional[Callable[[], str]]) -> Dict[int, DaxKVError]:
     """The errors of a batch's failed items (indexes bad). detail, given
     for a batch this thread just ran (read before any other library call),
-    returns the library's message of the last item that failed: it is the
-    message of the only failed item, or of the item it names ("item N: ")."""
+    returns the library's message of the last item with a negative status
+    (a miss and a busy key leave one too): it is the message of the item it
+    names ("item N: "), or of the failed item when no other item's status
+    is negative."""
     text = detail() if bad and detail is not None else ""
     named = re.match(r"item (\d+): ", text)
+    alone = len(bad) == 1 and sum(1 for s in statuses if s < 0) == 1
     errors = {}
     for i in bad:
         if named:
             mine = text[named.end():] if int(named.group(1)) == i else ""
         else:
-            mine = text if len(bad) == 1 else ""
+            mine = text if alone else ""
         errors[i] = _item_error(statuses[i], op, i, mine)
     return errors
 

@@ -292,6 +292,15 @@ def test_item_errors_carry_the_librarys_message(nstore):
     with pytest.raises(daxkv.BatchError) as info:
         nstore.put_many([b"", b"x" * 513], [b"v", b"v"])
     assert "513" not in info.value.errors[0].message
+    # A miss after the failed item leaves its own message ("key not found"),
+    # which the failed item was given.
+    nstore.put(b"big", b"v" * 100)
+    with pytest.raises(daxkv.BatchError) as info:
+        nstore.get_many_into([b"big", b"nokey"], [bytearray(1), bytearray(10)])
+    assert info.value.errors[0].message != "key not found"
+    with pytest.raises(daxkv.BatchError) as info:
+        nstore.remove_many([b"x" * 600, b"nokey"])
+    assert info.value.errors[0].message != "key not found"
 
 
 def test_get_many_raises_a_batch_error_as_the_other_batch_calls(store):

@@ -127,8 +127,9 @@ impl Error {
 
 /// The library's message after a batch whose items failed (daxkv_errmsg,
 /// read before any other call) and the item it belongs to: the one it names
-/// ("item N: ", stripped), else the only item that failed with a message (a
-/// miss or a busy key sets none). Other items get their code's description.
+/// ("item N: ", stripped), else the failed item when no other item's status
+/// is negative (a miss and a busy key leave a message too). Other items get
+/// their code's description.
 struct ItemDetail {
     owner: Option<usize>,
     text: String,
@@ -137,11 +138,14 @@ struct ItemDetail {
 impl ItemDetail {
     fn read(statuses: impl Iterator<Item = c_int>) -> ItemDetail {
         let none = ItemDetail { owner: None, text: String::new() };
-        let failed: Vec<usize> = statuses
+        let st: Vec<c_int> = statuses.collect();
+        let failed: Vec<usize> = st
+            .iter()
             .enumerate()
-            .filter(|&(_, s)| s < 0 && s != -libc_errno::ENOENT && s != -libc_errno::EBUSY)
+            .filter(|&(_, &s)| s < 0 && s != -libc_errno::ENOENT && s != -libc_errno::EBUSY)
             .map(|(i, _)| i)
             .collect();
+        let negative = st.iter().filter(|&&s| s < 0).count();
         if failed.is_empty() {
             return none;
         }
@@ -153,7 +157,7 @@ impl ItemDetail {
             }
         }
         match failed.as_slice() {
-            [only] => ItemDetail { owner: Some(*only), text },
+            [only] if negative == 1 => ItemDetail { owner: Some(*only), text },
             _ => none,
         }
     }

@@ -127,6 +127,10 @@ fn batch_item_errors_carry_the_librarys_message() {
     // neither item is given it.
     let r = s.put_many(&[b"", &long], &[b"1", b"2"], false).unwrap();
     assert!(!r[0].as_ref().unwrap_err().message().contains("513"));
+    // A miss after the failed item leaves its own message ("key not
+    // found"), which the failed item was given.
+    let r = s.remove_many(&[&long, b"nokey"], false).unwrap();
+    assert_ne!(r[0].as_ref().unwrap_err().message(), "key not found");
 }
 
 #[test]
