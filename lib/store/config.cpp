@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
+#include <cstring>
+#include <string_view>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -258,17 +260,51 @@ uint64_t positive_int_field(const json &v, const std::string &what) {
     return v.get<uint64_t>();
 }
 
+// The white space Python's str.strip() removes beyond ASCII's (U+0085,
+// U+00A0, U+1680, U+2000..U+200A, U+2028, U+2029, U+202F, U+205F,
+// U+3000), in UTF-8.
+constexpr const char *kUnicodeSpace[] = {
+    "\xc2\x85", "\xc2\xa0", "\xe1\x9a\x80", "\xe2\x80\x80", "\xe2\x80\x81", "\xe2\x80\x82",
+    "\xe2\x80\x83", "\xe2\x80\x84", "\xe2\x80\x85", "\xe2\x80\x86", "\xe2\x80\x87",
+    "\xe2\x80\x88", "\xe2\x80\x89", "\xe2\x80\x8a", "\xe2\x80\xa8", "\xe2\x80\xa9",
+    "\xe2\x80\xaf", "\xe2\x81\x9f", "\xe3\x80\x80"};
+
+// path without the white space str.strip() removes around it.
+std::string_view strip_like_python(std::string_view path) {
+    static constexpr char kAsciiSpace[] = " \t\n\r\v\f\x1c\x1d\x1e\x1f";
+    for (bool more = true; more && !path.empty();) {
+        more = false;
+        if (std::strchr(kAsciiSpace, path.front()) && path.front() != '\0') {
+            path.remove_prefix(1);
+            more = true;
+        } else if (std::strchr(kAsciiSpace, path.back()) && path.back() != '\0') {
+            path.remove_suffix(1);
+            more = true;
+        } else {
+            for (std::string_view u : kUnicodeSpace) {
+                if (path.size() >= u.size() && path.substr(0, u.size()) == u) {
+                    path.remove_prefix(u.size());
+                    more = true;
+                } else if (path.size() >= u.size() && path.substr(path.size() - u.size()) == u) {
+                    path.remove_suffix(u.size());
+                    more = true;
+                }
+            }
+        }
+    }
+    return path;
+}
+
 // A device path as LMCache's adapter reads it: the string with white space
-// around it stripped (Python's str.strip(), for the ASCII white space), and
-// refused when nothing is left. " /dev/dax0.0" names the device, not a file
-// of that name in the working directory.
+// around it stripped (as Python's str.strip() strips it), and refused when
+// nothing is left. " /dev/dax0.0" names the device, not a file of that name
+// in the working directory.
 std::string path_field(const json &v, const std::string &what) {
-    static constexpr char kSpace[] = " \t\n\r\v\f\x1c\x1d\x1e\x1f";
-    std::string path = v.is_string() ? v.get<std::string>() : std::string();
-    const size_t first = path.find_first_not_of(kSpace);
-    if (first == std::string::npos)
+    const std::string path = v.is_string() ? v.get<std::string>() : std::string();
+    const std::string_view stripped = strip_like_python(path);
+    if (stripped.empty())
         fail(-EINVAL, "%s must be a non-empty string", what.c_str());
-    return path.substr(first, path.find_last_not_of(kSpace) - first + 1);
+    return std::string(stripped);
 }
 
 // A JSON string may hold "\u0000": as a C string (a path handed to the

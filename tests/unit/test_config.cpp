@@ -489,7 +489,15 @@ TEST(ConfigJson, DevicePathsAreStrippedAndBlankOnesRefused) {
             << blank;
         EXPECT_STREQ(daxkv_errmsg(), "devices[0].device_path must be a non-empty string");
     }
+    // White space beyond ASCII's, as Python's str.strip() strips it: an
+    // ideographic space (U+3000) alone, a no-break space (U+00A0) after,
+    // a next-line (U+0085) before; inside a path it stays.
+    EXPECT_EQ(from_json(R"({"slot_bytes":4096,"max_dax_size_gb":1,"device_path":"\u3000"})"), -EINVAL);
     ConfigPtr c;
+    ASSERT_EQ(from_json(R"({"slot_bytes":4096,"max_dax_size_gb":1,"device_path":"\u0085arena\u00a0"})", &c), 0);
+    EXPECT_EQ(c->cfg.devices[0].path, "arena");
+    ASSERT_EQ(from_json(R"({"slot_bytes":4096,"max_dax_size_gb":1,"device_path":"a\u00a0b"})", &c), 0);
+    EXPECT_EQ(c->cfg.devices[0].path, "a\xc2\xa0" "b");
     ASSERT_EQ(from_json(R"({"slot_bytes":4096,"max_dax_size_gb":1,"device_path":" /tmp/a b\t"})", &c), 0)
         << daxkv_errmsg();
     EXPECT_EQ(c->cfg.devices[0].path, "/tmp/a b");
