@@ -20,8 +20,8 @@ static inline char *dk_msg(int rc) {
 }
 
 /* dk_msg of a batch: also when the call succeeded but an item failed
- * (other than a miss or a busy key, which set no message), the library's
- * message of the last item that failed (itemDetail says whose it is). */
+ * (a miss or a busy key is no failure), the library's message of the last
+ * item with a negative status (batchDetail says whose it is). */
 static inline char *dk_batch_msg(int rc, const int *status, size_t n) {
 	if (rc < 0)
 		return dk_msg(rc);

@@ -148,6 +148,8 @@ func batchDetail(st []C.int, msg *C.char) itemDetail {
 		}
 		return d
 	}
+	// dk_batch_msg kept a message only for a batch with a failed item:
+	// the only negative status is that item's.
 	for i, v := range st {
 		if v < 0 {
 			if d.owner >= 0 {
@@ -155,9 +157,6 @@ func batchDetail(st []C.int, msg *C.char) itemDetail {
 			}
 			d.owner, d.text = i, text
 		}
-	}
-	if d.owner >= 0 && (st[d.owner] == -C.ENOENT || st[d.owner] == -C.EBUSY) {
-		return itemDetail{owner: -1} // a miss or busy key: not an error's message
 	}
 	return d
 }
