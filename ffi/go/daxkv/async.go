@@ -136,7 +136,7 @@ type Completion struct {
 	// Values per item for get: the value, nil on a miss or failure.
 	Values [][]byte
 	// Errs per item: its failure, nil when it succeeded (a miss is not a
-	// failure).
+	// failure). A get's ErrBufferTooSmall has the value's length in Needed.
 	Errs []error
 }
 
@@ -414,6 +414,9 @@ func (pb *pendingBatch) deliver(rc int) {
 			// a miss
 		case s < 0:
 			c.Errs[i] = itemErr(pb.op.cName(), C.int(s))
+			if pb.op == OpGet {
+				c.Errs[i] = withNeeded(c.Errs[i], it.len)
+			}
 		case pb.op == OpPut:
 			c.OK[i] = s == 0
 		case pb.op == OpContains:

@@ -58,7 +58,7 @@ func TestSubmitEveryOp(t *testing.T) {
 	if c.Op != OpGet || c.Result != 1 || !bytes.Equal(c.Values[0], vs[1]) || c.Values[1] != nil || c.Errs[1] != nil {
 		t.Fatalf("get: %+v", c)
 	}
-	if !errors.Is(c.Errs[2], ErrBufferTooSmall) || c.Values[2] != nil {
+	if !errors.Is(c.Errs[2], ErrBufferTooSmall) || c.Values[2] != nil || c.Errs[2].(*Error).Needed != len(vs[2]) {
 		t.Fatalf("get into a small buffer: %+v", c)
 	}
 	c = recv(t, must(s.SubmitContains([][]byte{ks[0], []byte("absent"), ks[2]}, true, false, 0)))

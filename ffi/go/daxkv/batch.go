@@ -197,7 +197,8 @@ func (s *Store) PutMany(keys, values [][]byte, replace bool) ([]bool, []error, e
 
 // GetManyInto copies values into consecutive regions of buf (region i has
 // capacity caps[i]). Per item: the value length, or -1 for a miss; errs
-// holds other per-item failures (e.g. ErrBufferTooSmall). With prefix the
+// holds other per-item failures, with -1 as the length, except
+// ErrBufferTooSmall, whose length (and Needed) is the value's. With prefix the
 // copy stops at the first miss and n is the prefix length; otherwise n is
 // the number of hits.
 func (s *Store) GetManyInto(keys [][]byte, buf []byte, caps []int, prefix bool) (lens []int, errs []error, n int, err error) {
@@ -238,6 +239,9 @@ func (s *Store) GetManyInto(keys [][]byte, buf []byte, caps []int, prefix bool) 
 			lens[i] = int(cl[i])
 		case v == -C.ENOENT:
 			lens[i] = -1
+		case v == -C.ENOBUFS:
+			lens[i] = int(cl[i])
+			errs[i] = withNeeded(detail.err("daxkv_get_batch", i, v), cl[i])
 		default:
 			lens[i] = -1
 			errs[i] = detail.err("daxkv_get_batch", i, v)

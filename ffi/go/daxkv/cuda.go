@@ -127,7 +127,8 @@ func (s *Store) cudaBatch(get bool, op string, keys [][]byte, dev []uintptr, len
 
 // GetManyCUDA is GetManyInto into GPU memory: dev[i] is a device buffer of
 // caps[i] bytes. Per item the value length, or -1 for a miss; errs holds
-// other failures (a copy CUDA refused is ErrIO). The bytes arrive in
+// other failures (a copy CUDA refused is ErrIO), with the lengths as
+// GetManyInto gives them. The bytes arrive in
 // stream order (0: the default stream): synchronize it before use. The
 // buffers must stay valid until the stream has done the copies.
 func (s *Store) GetManyCUDA(keys [][]byte, dev []uintptr, caps []int, stream uintptr, prefix bool) (lens []int, errs []error, n int, err error) {
@@ -146,6 +147,9 @@ func (s *Store) GetManyCUDA(keys [][]byte, dev []uintptr, caps []int, stream uin
 		switch {
 		case v == 0:
 			lens[i] = int(cl[i])
+		case v == -C.ENOBUFS:
+			lens[i] = int(cl[i])
+			errs[i] = withNeeded(itemErr("daxkv_get_batch_cuda", v), cl[i])
 		case v != -C.ENOENT:
 			errs[i] = itemErr("daxkv_get_batch_cuda", v)
 		}

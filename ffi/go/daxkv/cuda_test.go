@@ -59,9 +59,12 @@ func TestCUDA(t *testing.T) {
 	if err := s.CudaRegister(true); !errors.Is(err, ErrBusy) {
 		t.Fatalf("other flags: %v", err)
 	}
-	lens, errs, n, err := s.GetManyCUDA([][]byte{[]byte("k"), []byte("absent")}, []uintptr{notDev[0], notDev[0]}, []int{4096, 16}, 0, false)
+	lens, errs, n, err := s.GetManyCUDA([][]byte{[]byte("k"), []byte("absent"), []byte("k")}, []uintptr{notDev[0], notDev[0], notDev[0]}, []int{4096, 16, 16}, 0, false)
 	if err != nil || n != 0 || !errors.Is(errs[0], ErrIO) || lens[1] != -1 || errs[1] != nil {
 		t.Fatalf("get: %v %v %d %v", lens, errs, n, err)
+	}
+	if !errors.Is(errs[2], ErrBufferTooSmall) || lens[2] != 1000 || errs[2].(*Error).Needed != 1000 {
+		t.Fatalf("get into a small buffer: %v %#v", lens, errs[2])
 	}
 	stored, errs, err := s.PutManyCUDA([][]byte{[]byte("new")}, notDev, []int{16}, 0, false)
 	if err != nil || stored[0] || !errors.Is(errs[0], ErrIO) {

@@ -43,8 +43,8 @@ func TestRoundTrip(t *testing.T) {
 	}
 	buf := make([]byte, 3)
 	n, _, err := s.GetInto([]byte("k"), buf)
-	if !errors.Is(err, ErrBufferTooSmall) || n != 5 {
-		t.Fatalf("small buffer: n=%d err=%v", n, err)
+	if !errors.Is(err, ErrBufferTooSmall) || n != 5 || err.(*Error).Needed != 5 {
+		t.Fatalf("small buffer: n=%d err=%#v", n, err)
 	}
 	if !errors.Is(err, syscall.ENOBUFS) {
 		t.Fatalf("error does not unwrap to ENOBUFS: %v", err)
@@ -153,6 +153,15 @@ func TestBatchItemErrors(t *testing.T) {
 	lens, errs, _, err := s.GetManyInto([][]byte{[]byte("a"), []byte("long")}, make([]byte, 20), []int{10, 10}, false)
 	if err != nil || lens[0] != 1 || !errors.Is(errs[1], ErrBufferTooSmall) {
 		t.Fatalf("%v %v %v", lens, errs, err)
+	}
+	// The too-small item gives the length it needs, as GetInto does; other
+	// failures (an empty key) give -1 and no length.
+	if lens[1] != 100 || errs[1].(*Error).Needed != 100 {
+		t.Fatalf("needed length: %v %#v", lens, errs[1])
+	}
+	lens, errs, _, _ = s.GetManyInto([][]byte{[]byte("long"), {}}, make([]byte, 20), []int{10, 10}, false)
+	if lens[0] != 100 || lens[1] != -1 || !errors.Is(errs[1], ErrInvalid) || errs[1].(*Error).Needed != 0 {
+		t.Fatalf("needed length beside a bad key: %v %#v", lens, errs[1])
 	}
 	if _, _, err := s.PutMany(keys(2), [][]byte{[]byte("x")}, false); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("length mismatch: %v", err)

@@ -28,6 +28,9 @@ type Error struct {
 	Code    int    // the negative value the C function returned
 	Op      string // the C function
 	Message string // the library's detail message, read on the failing thread
+	// Needed is, for ErrBufferTooSmall from a get, the length of the value:
+	// the capacity that would have held it (0 for every other error).
+	Needed int
 }
 
 func (e *Error) Error() string {
@@ -121,6 +124,14 @@ func itemErr(op string, st C.int) error {
 		return nil
 	}
 	return &Error{Code: int(st), Op: op, Message: Strerror(int(st))}
+}
+
+// withNeeded gives a get's ErrBufferTooSmall the value's length.
+func withNeeded(err error, length C.size_t) error {
+	if e, ok := err.(*Error); ok && e.Code == -int(syscall.ENOBUFS) {
+		e.Needed = int(length)
+	}
+	return err
 }
 
 // itemDetail is the library's message after a batch whose items failed

@@ -212,7 +212,8 @@ func (s *Store) Put(key, value []byte, replace bool) (bool, error) {
 }
 
 // GetInto copies the value into dst and returns its length; found is false
-// on a miss. ErrBufferTooSmall if dst is too small (n is the size needed).
+// on a miss. ErrBufferTooSmall if dst is too small (n, and the error's
+// Needed, is the size needed).
 func (s *Store) GetInto(key, dst []byte) (n int, found bool, err error) {
 	h, err := s.enter()
 	if err != nil {
@@ -227,7 +228,7 @@ func (s *Store) GetInto(key, dst []byte) (n int, found bool, err error) {
 		return 0, false, nil
 	}
 	if rc < 0 {
-		return int(l), false, mkerr(rc, "daxkv_get", msg)
+		return int(l), false, withNeeded(mkerr(rc, "daxkv_get", msg), l)
 	}
 	return int(l), true, nil
 }

@@ -206,7 +206,7 @@ impl Completion {
                             Ok(Some(buf))
                         }
                         s if s == -libc_errno::ENOENT => Ok(None),
-                        s => Err(Error::item(s)),
+                        s => Err(Error::item(s).with_needed(it.len)),
                     })
                     .collect(),
             ),

@@ -60,7 +60,7 @@ impl Store {
             .map(|i| match i.status {
                 0 => Ok(Some(i.len)),
                 s if s == -libc_errno::ENOENT => Ok(None),
-                s => Err(Error::item(s)),
+                s => Err(Error::item(s).with_needed(i.len)),
             })
             .collect())
     }

@@ -109,6 +109,8 @@ pub enum ErrorKind {
 pub struct Error {
     code: i32,
     message: String,
+    /// BufferTooSmall from a get: the length of the value it found.
+    needed: Option<usize>,
 }
 
 impl Error {
@@ -117,11 +119,11 @@ impl Error {
         // this thread: it must be read before anything else.
         let message = unsafe { CStr::from_ptr(sys::daxkv_errmsg()) }.to_string_lossy().into_owned();
         let message = if message.is_empty() { strerror(code) } else { message };
-        Error { code, message }
+        Error { code, message, needed: None }
     }
 
     fn item(code: c_int) -> Error {
-        Error { code, message: strerror(code) }
+        Error { code, message: strerror(code), needed: None }
     }
 }
 
@@ -165,7 +167,7 @@ impl ItemDetail {
     /// Item i's error (its status `code`).
     fn err(&self, i: usize, code: c_int) -> Error {
         if self.owner == Some(i) && !self.text.is_empty() {
-            Error { code, message: self.text.clone() }
+            Error { code, message: self.text.clone(), needed: None }
         } else {
             Error::item(code)
         }
@@ -174,12 +176,20 @@ impl ItemDetail {
 
 impl Error {
     fn invalid(message: impl Into<String>) -> Error {
-        Error { code: -libc_errno::EINVAL, message: message.into() }
+        Error { code: -libc_errno::EINVAL, message: message.into(), needed: None }
     }
 
     /// A failure of the binding's own system calls (threads, eventfds).
     fn io(what: &str, e: std::io::Error) -> Error {
-        Error { code: -e.raw_os_error().unwrap_or(libc_errno::EIO), message: format!("{what}: {e}") }
+        Error { code: -e.raw_os_error().unwrap_or(libc_errno::EIO), message: format!("{what}: {e}"), needed: None }
+    }
+
+    /// A get's BufferTooSmall carries the length the value needs.
+    fn with_needed(mut self, len: usize) -> Error {
+        if self.code == -libc_errno::ENOBUFS {
+            self.needed = Some(len);
+        }
+        self
     }
 
     /// The negative error code (a negative errno or a DAXKV_E_* value).
@@ -195,6 +205,13 @@ impl Error {
     /// The library's description of this failure.
     pub fn message(&self) -> &str {
         &self.message
+    }
+
+    /// For [`ErrorKind::BufferTooSmall`] from a get (`get_into`,
+    /// `get_many_into`): the length of the value, the capacity that would
+    /// have held it. None for every other error.
+    pub fn needed(&self) -> Option<usize> {
+        self.needed
     }
 
     pub fn kind(&self) -> ErrorKind {
@@ -417,7 +434,8 @@ impl Store {
     }
 
     /// Copy a value into `dst`. Ok(Some(len)) on a hit, Ok(None) on a miss;
-    /// ErrorKind::BufferTooSmall if `dst` is too small (see [`Store::value_len`]).
+    /// ErrorKind::BufferTooSmall if `dst` is too small, with the value's
+    /// length in [`Error::needed`].
     pub fn get_into(&self, key: &[u8], dst: &mut [u8]) -> Result<Option<usize>> {
         let mut n = 0usize;
         let rc = unsafe {
@@ -426,7 +444,7 @@ impl Store {
         if rc == -libc_errno::ENOENT {
             return Ok(None);
         }
-        check(rc)?;
+        check(rc).map_err(|e| e.with_needed(n))?;
         Ok(Some(n))
     }
 
@@ -504,7 +522,8 @@ impl Store {
     }
 
     /// Copy many values into `dsts`. Per item: Ok(Some(len)) hit, Ok(None)
-    /// miss, Err (e.g. BufferTooSmall). With `prefix`, only the run of hits
+    /// miss, Err (e.g. BufferTooSmall, with the value's length in
+    /// [`Error::needed`]). With `prefix`, only the run of hits
     /// from the start is returned, followed by the error of the item it
     /// stopped at where that item failed rather than missed (a destination
     /// too small, a bad key), which is not the end of a prefix.
@@ -527,7 +546,7 @@ impl Store {
             .map(|(i, it)| match it.status {
                 0 => Ok(Some(it.len)),
                 s if s == -libc_errno::ENOENT => Ok(None),
-                s => Err(d.err(i, s)),
+                s => Err(d.err(i, s).with_needed(it.len)),
             })
             .collect())
     }

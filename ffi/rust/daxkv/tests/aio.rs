@@ -71,6 +71,7 @@ fn every_operation_through_wait() {
     assert_eq!(v[0].as_ref().unwrap().as_deref(), Some(&[1u8; 10][..]));
     assert_eq!(v[1].as_ref().unwrap(), &None);
     assert_eq!(v[2].as_ref().unwrap_err().kind(), ErrorKind::BufferTooSmall);
+    assert_eq!(v[2].as_ref().unwrap_err().needed(), Some(10));
 
     let c = s.submit(Batch::contains(["k0", "absent", "k2"], true, false)).unwrap().wait().unwrap();
     let v = match c.outcome {

@@ -107,11 +107,16 @@ fn gpu_batches_with_the_fake_runtime() {
     let bad = [
         CudaItem { key: b"gpu0", data: host.as_mut_ptr().cast(), len: 4096 },
         CudaItem { key: b"gpu1", data: dev[1], len: 4096 },
+        CudaItem { key: b"gpu2", data: dev[2], len: 16 },
     ];
     let got = unsafe { s.get_many_cuda(&bad, std::ptr::null_mut(), false) }.unwrap();
     unsafe { sync(std::ptr::null_mut()) };
     assert_eq!(got[0].as_ref().unwrap_err().kind(), ErrorKind::Io);
+    assert_eq!(got[0].as_ref().unwrap_err().needed(), None);
     assert_eq!(got[1].as_ref().unwrap(), &Some(2000));
+    // Too small: the length it needs, as get_many_into gives it.
+    assert_eq!(got[2].as_ref().unwrap_err().kind(), ErrorKind::BufferTooSmall);
+    assert_eq!(got[2].as_ref().unwrap_err().needed(), Some(3000));
     drop(s);
     for p in dev {
         unsafe { free(p) };

@@ -42,6 +42,9 @@ fn small_buffer_reports_buffer_too_small() {
     assert_eq!(e.kind(), ErrorKind::BufferTooSmall);
     assert_eq!(e.errno(), Some(105));
     assert!(!e.message().is_empty());
+    assert_eq!(e.needed(), Some(100), "the length a destination needs");
+    // Other errors carry no length.
+    assert_eq!(s.get_into(b"", &mut [0u8; 10]).unwrap_err().needed(), None);
 }
 
 #[test]
@@ -191,6 +194,13 @@ fn a_prefix_stopped_by_a_failing_item_reports_it() {
     assert_eq!(r.len(), 2);
     assert_eq!(*r[0].as_ref().unwrap(), Some(8));
     assert_eq!(r[1].as_ref().unwrap_err().kind(), ErrorKind::BufferTooSmall);
+    assert_eq!(r[1].as_ref().unwrap_err().needed(), Some(8));
+    // Not prefix: the too-small item's length, and the failed key's none.
+    let (mut big, mut small, mut other) = ([0u8; 8], [0u8; 3], [0u8; 8]);
+    let r = s.get_many_into(&[b"a", b"a", b""], &mut [&mut big[..], &mut small[..], &mut other[..]], false).unwrap();
+    assert_eq!(r[1].as_ref().unwrap_err().needed(), Some(8));
+    assert_eq!(r[2].as_ref().unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(r[2].as_ref().unwrap_err().needed(), None);
     let (mut one, mut two) = ([0u8; 8], [0u8; 8]);
     assert_eq!(s.get_many_into(&[b"a", b"missing"], &mut [&mut one[..], &mut two[..]], true).unwrap().len(), 1);
     assert_eq!(s.stats().unwrap().leases_active, 0);
