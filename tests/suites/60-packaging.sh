@@ -178,6 +178,17 @@ else
     bad "consumer program built with pkg-config against the installed library"
 fi
 
+# libdaxkv-dev ships no static library and its .pc file requires no other
+# package's: it depends on the library alone (uuid-dev once came along).
+devdeps=$(dpkg-deb -f "$work"/libdaxkv-dev_*.deb Depends)
+pcreq=$(pkg-config --print-requires --print-requires-private libdaxkv 2>&1)
+if [ -z "$pcreq" ] && [ "$(echo "$devdeps" | tr ',' '\n' | sed 's/^ *//;/^$/d' | sed 's/ .*//')" = libdaxkv0 ] &&
+    ! dpkg -L libdaxkv-dev | grep -q '\.a$'; then
+    ok "libdaxkv-dev depends on libdaxkv0 alone, as its .pc file needs ($devdeps)"
+else
+    bad "libdaxkv-dev Depends: $devdeps; libdaxkv.pc requires: $pcreq"
+fi
+
 # The autopkgtests of debian/tests against the installed packages.
 for t in $(sed -n 's/^Tests: //p' "$tree/debian/tests/control"); do
     [ "$t" = link-libraries ] && continue # run above
@@ -453,6 +464,13 @@ if f=$(find "$work/rpmbuild/RPMS" -name "libdaxkv-devel-$version-*.rpm" | head -
         ok "libdaxkv-devel ships all $nman3 section 3 pages"
     else
         bad "libdaxkv-devel ships $n section 3 pages, docs/man has $nman3"
+    fi
+    # As libdaxkv-dev: the library (and what rpm adds itself), nothing else.
+    req=$(rpm -qpR "$f" 2>/dev/null | grep -vE '^(libdaxkv(\(x86-64\))? = |libdaxkv\.so\.0|/usr/bin/pkg-config$|pkgconfig$|rpmlib\()' | tr '\n' ' ')
+    if [ -z "$req" ]; then
+        ok "libdaxkv-devel requires the library alone"
+    else
+        bad "libdaxkv-devel also requires: $req"
     fi
 fi
 
