@@ -37,6 +37,9 @@ constexpr size_t kPageBytes = 1024 * 1024, kMinPageBytes = 32 * 1024;
 constexpr size_t kStatsOffset = 4096, kStatsCap = 4096;
 constexpr size_t kStatusOffset = kStatsOffset + kStatsCap;
 constexpr size_t kStatusCap = kPageBytes - kStatusOffset;
+// The status's room reserved with the page (a note of its length fits),
+// and the steps in which more is reserved.
+constexpr size_t kMinStatusBytes = 4096, kBlockBytes = 4096;
 constexpr size_t kIdCap = 64;
 // Header::held: the store holds an OFD read lock on the page (beside the
 // shared flock that every publisher holds).
@@ -255,9 +258,16 @@ StatsPage::StatsPage(const std::string &store_id) {
     fd_ = fd_above_standard_streams(fd_);
     // Readable by everyone who may look at the store's numbers; the page
     // holds counters, device paths and ids, never keys or values.
+    // The header, the counters and the status's first page are given
+    // blocks before anything is written: a later status that finds no room
+    // for its pages is published as a note of its length (publish).
+    int e = 0;
     if (::fchmod(fd_, 0644) != 0 || ::ftruncate(fd_, kPageBytes) != 0 ||
-        ::flock(fd_, LOCK_SH) != 0) {
-        const int e = errno;
+        ::flock(fd_, LOCK_SH) != 0)
+        e = errno;
+    else if (!backed(kStatusOffset + kMinStatusBytes))
+        e = errno;
+    if (e != 0) {
         if (!tmp_name_.empty())
             ::unlink(tmp_name_.c_str());
         ::close(fd_);
@@ -265,7 +275,7 @@ StatsPage::StatsPage(const std::string &store_id) {
     }
     void *p = ::mmap(nullptr, kPageBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd_, 0);
     if (p == MAP_FAILED) {
-        const int e = errno;
+        e = errno;
         if (!tmp_name_.empty())
             ::unlink(tmp_name_.c_str());
         ::close(fd_);
@@ -370,15 +380,32 @@ void StatsPage::unname_device(const std::string &device_path) noexcept {
     names_.erase(it);
 }
 
+bool StatsPage::backed(size_t end) noexcept {
+    if (end <= backed_)
+        return true;
+    end = std::min(round_up(end, kBlockBytes), kPageBytes);
+    // posix_fallocate: where the file system has no fallocate, the C
+    // library writes each block instead, which fails as cleanly.
+    const int e = ::posix_fallocate(fd_, static_cast<off_t>(backed_),
+                                    static_cast<off_t>(end - backed_));
+    if (e != 0) {
+        errno = e;
+        return false;
+    }
+    backed_ = end;
+    return true;
+}
+
 void StatsPage::publish(const void *stats, size_t stats_len, const std::string &status) noexcept {
     auto *h = reinterpret_cast<Header *>(map_);
     stats_len = std::min(stats_len, kStatsCap);
-    // A status too long for the page is replaced by a note of its length,
-    // written without allocating (this runs when memory may have run out).
+    // A status too long for the page, or for the room its file system has
+    // left, is replaced by a note of its length, written without
+    // allocating (this runs when memory may have run out).
     char cut[64];
     const char *text = status.data();
     size_t text_len = status.size();
-    if (status.size() > kStatusCap) {
+    if (status.size() > kStatusCap || !backed(kStatusOffset + status.size())) {
         text_len = static_cast<size_t>(std::snprintf(cut, sizeof cut,
                                                      "{\"truncated\":true,\"bytes\":%zu}",
                                                      status.size()));

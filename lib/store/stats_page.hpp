@@ -67,12 +67,18 @@ private:
     // Whether name is given for more than one device path (two spellings
     // of one file): removed only with the last.
     bool named_twice(const std::string &name) const noexcept;
+    // Whether the page's first `end` bytes have blocks: the page is a
+    // sparse file written through a shared mapping, and a store through
+    // it to a page the file system has no room for is a SIGBUS (a full
+    // /dev/shm). Blocks are reserved as publications first need them.
+    bool backed(size_t end) noexcept;
     struct Name {
         std::string device_path; // as given to name_device
         std::string name;        // the page's name it got then
     };
     int fd_ = -1;
     char *map_ = nullptr;
+    size_t backed_ = 0; // the page's first backed_ bytes have blocks
     std::string tmp_name_;
     std::vector<Name> names_; // given by name_device, removed at destruction
 };

@@ -435,6 +435,81 @@ TEST_F(Paths, ASparseFileLargerThanItsFileSystemIsEnospcAtOpenNotSigbusAtPut) {
     EXPECT_EQ(msg, "");
 }
 
+// The statistics page is a sparse file written through a shared mapping:
+// on a full file system (a /dev/shm an arena filled), its first write at
+// open, or a later status grown onto pages it had not written yet, was a
+// SIGBUS that killed the process, sigbus=handle or not.
+TEST_F(Paths, AStatisticsPageOnAFullFileSystemIsLeftOutNotASigbus) {
+    if (!can_mount_tmpfs())
+        GTEST_SKIP() << "cannot mount a private tmpfs here";
+    TempDir stats;
+    std::string msg = child_check([&]() -> std::string {
+        std::string m = private_tmpfs(stats.path(), 64 << 10);
+        if (!m.empty())
+            return m;
+        ::setenv("DAXKV_STATS_DIR", stats.path().c_str(), 1);
+        // Fills the file system but for `left` pages of 4 KiB.
+        const std::string filler = stats.file("filler");
+        auto fill = [&](int left) -> std::string {
+            ::unlink(filler.c_str());
+            int fd = ::open(filler.c_str(), O_CREAT | O_WRONLY, 0600);
+            if (fd < 0)
+                return "cannot create " + filler;
+            std::vector<char> page(4096, 'f');
+            while (::write(fd, page.data(), page.size()) == ssize_t(page.size())) {
+            }
+            off_t size = ::lseek(fd, 0, SEEK_END);
+            int rc = ::ftruncate(fd, std::max<off_t>(0, size - left * 4096));
+            ::close(fd);
+            return rc == 0 ? "" : "cannot shrink " + filler;
+        };
+        // No room at all: the store opens, without a page.
+        if (std::string f = fill(0); !f.empty())
+            return f;
+        std::string a = dir_.file("a");
+        ConfigPtr cfg = config({{"hotplug", "1"}, {"stats_interval", "50"}}, {{a, dev_bytes_for(4)}});
+        daxkv_store *s = nullptr;
+        if (int rc = daxkv_open(&s, cfg.get()); rc != 0)
+            return "open on a full file system: " + std::to_string(rc) + ": " + daxkv_errmsg();
+        daxkv_close(s);
+        // Room for the page's header and a short status (three pages):
+        // the status of a pool of long paths needs more, and is published
+        // as a note of its length until there is room again.
+        if (std::string f = fill(3); !f.empty())
+            return f;
+        s = nullptr;
+        if (int rc = daxkv_open(&s, cfg.get()); rc != 0)
+            return "open with three pages free: " + std::to_string(rc) + ": " + daxkv_errmsg();
+        const std::string long_name(200, 'd');
+        for (int i = 0; i < 16; ++i) {
+            std::string d = dir_.file(long_name + std::to_string(i));
+            if (int rc = daxkv_device_add(s, d.c_str(), dev_bytes_for(4)); rc != 0) {
+                daxkv_close(s);
+                return "device_add: " + std::to_string(rc) + ": " + daxkv_errmsg();
+            }
+        }
+        usleep(200 * 1000); // a few publications
+        char buf[1 << 16];
+        size_t needed = 0;
+        int rc = daxkv_status_peek(a.c_str(), buf, sizeof buf, &needed);
+        std::string seen = rc == 0 ? std::string(buf) : "";
+        std::string result;
+        if (rc != 0 || seen.find("\"truncated\":true") == std::string::npos)
+            result = "status of a pool whose page has no room: rc " + std::to_string(rc) + " " +
+                     seen.substr(0, 200);
+        // Room again: the next publication is whole.
+        ::unlink(filler.c_str());
+        usleep(200 * 1000);
+        rc = daxkv_status_peek(a.c_str(), buf, sizeof buf, &needed);
+        if (result.empty() && (rc != 0 || std::string(buf).find(long_name + "15") == std::string::npos))
+            result = "status once there is room: rc " + std::to_string(rc) + " " +
+                     std::string(buf).substr(0, 200);
+        daxkv_close(s);
+        return result;
+    });
+    EXPECT_EQ(msg, "");
+}
+
 // ---------------------------------------------------------------------------
 // Paths that are not UTF-8 in the status JSON
 
