@@ -28,6 +28,8 @@ tests_unit_daxkv_unit_SOURCES = \
 	tests/unit/helpers.hpp \
 	tests/unit/alloc_failure.hpp \
 	tests/unit/alloc_failure.cpp \
+	tests/unit/call_failure.hpp \
+	tests/unit/call_failure.cpp \
 	tests/unit/test_out_of_memory.cpp \
 	tests/unit/test_config.cpp \
 	tests/unit/test_store.cpp \

@@ -415,6 +415,19 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         fd.fd = fd_above_standard_streams(fd.fd);
         m->fd_ = fd.release(); // closed (and a created file removed) by ~Mapping from here
         m->unnamed_ = created;
+        if (created && !m->temp_path_.empty()) {
+            // The temporary name is this open's own (mkostemp): ~Mapping
+            // removes it by its identity whatever fails from here on, the
+            // lock below included.
+            if (::fstat(m->fd_, &st) != 0) {
+                const int e = errno;
+                (void)::unlink(m->temp_path_.c_str());
+                m->temp_path_.clear();
+                fail_errno(e, "cannot stat the new arena " + req.path);
+            }
+            m->file_dev_ = st.st_dev;
+            m->file_ino_ = st.st_ino;
+        }
         m->remap_named_ = created && m->temp_path_.empty();
         m->sync_ = req.sync;
         // Locked before anything else can fail (it allocates nothing when it
@@ -637,7 +650,16 @@ void Mapping::name_new_file() {
             // which this one then leaves to it (-EBUSY), file and all.
             created_file_ = false;
             (void)::flock(fd_, LOCK_UN);
-            lock_exclusive(named.fd, path);
+            try {
+                lock_exclusive(named.fd, path);
+            } catch (const Error &e) {
+                // Only an open that took the lock (-EBUSY) owns the file
+                // now; any other failure to lock it leaves the file this
+                // open made, which it removes.
+                if (e.code() != -EBUSY)
+                    created_file_ = true;
+                throw;
+            }
             created_file_ = true;
             ::close(fd_);
             fd_ = named.release();
@@ -678,8 +700,8 @@ Mapping::~Mapping() {
         const std::string &name = temp_path_.empty() ? file_path_ : temp_path_;
         if (unnamed_ && temp_path_.empty()) {
             // nothing at any path
-        } else if (created_file_ && ::lstat(name.c_str(), &st) == 0 && st.st_dev == file_dev_ &&
-                   st.st_ino == file_ino_)
+        } else if ((created_file_ || !temp_path_.empty()) && ::lstat(name.c_str(), &st) == 0 &&
+                   st.st_dev == file_dev_ && st.st_ino == file_ino_)
             (void)::unlink(name.c_str());
         else if (sized_empty_)
             (void)::ftruncate(fd_, 0);

@@ -63,6 +63,7 @@
 #include "arena/checksum.hpp"
 #include "arena/format.hpp"
 #include "arena/inspect.hpp"
+#include "call_failure.hpp"
 #include "helpers.hpp"
 #include "internal/util.hpp"
 #include "platform/mapping.hpp"
@@ -1401,6 +1402,44 @@ TEST_P(NewFile, AFailedOpenLeavesNothingInTheDirectory) {
     EXPECT_EQ(daxkv_open(&raw, cfg.get()), -EISDIR) << daxkv_errmsg();
     EXPECT_FALSE(file_exists(path_));
     EXPECT_TRUE(others().empty()) << others()[0];
+}
+
+// Every exclusive lock an open of a new arena takes, failing in turn with
+// an error that is not the lock being held (ENOLCK): the open fails with
+// it and leaves nothing. A new unnamed file is locked again through its
+// name once it has one, and that lock's failure left the whole arena at
+// the path; a temporary name whose lock failed was left behind.
+TEST_P(NewFile, AnOpenWhoseLockFailsLeavesNothing) {
+    FILE_ARENA_ONLY();
+    int failed = 0;
+    for (long n = 1; n <= 6; ++n) {
+        ConfigPtr cfg;
+        ASSERT_EQ(make_config(&cfg, path_, StoreSpec(4096, 4).set("stats_interval", "0")), 0);
+        daxkv_store *raw = nullptr;
+        int rc;
+        {
+            FailNthCall fail(Call::flock_exclusive, n, ENOLCK);
+            rc = daxkv_open(&raw, cfg.get());
+        }
+        StorePtr opened(raw);
+        if (!call_failed()) {
+            ASSERT_EQ(rc, 0) << daxkv_errmsg();
+            break;
+        }
+        if (rc == 0) { // a lock the store does without (its statistics' naming)
+            opened.reset();
+            ASSERT_EQ(::unlink(path_.c_str()), 0);
+            continue;
+        }
+        ++failed;
+        EXPECT_EQ(rc, -ENOLCK) << "lock " << n << ": " << daxkv_errmsg();
+        EXPECT_NE(std::string(daxkv_errmsg()).find(path_ + ": No locks available"),
+                  std::string::npos)
+            << daxkv_errmsg();
+        EXPECT_FALSE(file_exists(path_)) << "lock " << n << " failed, the arena is left";
+        EXPECT_TRUE(others().empty()) << "lock " << n << " failed, left " << others()[0];
+    }
+    EXPECT_GE(failed, 1);
 }
 
 TEST_P(NewFile, ASymlinkToAMissingFileIsNotFollowed) {
