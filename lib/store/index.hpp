@@ -267,10 +267,9 @@ public:
 
     // The victim search: the least recently used committed entry for which
     // skip() is false, handed to take() with its shard locked; false when
-    // there is none. Shards are visited oldest head first; each shard's
-    // list is in access order, so the first evictable entry of the oldest
-    // shard is the global LRU victim unless entries that cannot go hide
-    // older ones elsewhere.
+    // there is none. Each shard's list is in access order: its first entry
+    // skip() lets go is its oldest evictable one, and the oldest of those
+    // over all shards is the victim.
     template <typename Skip, typename Take>
     bool evict_one(Skip &&skip, Take &&take);
 
@@ -323,48 +322,63 @@ private:
 
 template <typename Skip, typename Take>
 bool Index::evict_one(Skip &&skip, Take &&take) {
+    // older_than_none[i]: no evictable entry of shard i is older than this.
+    // At first its head's tick; once the shard has been looked at, the
+    // tick of its first evictable entry, which lies behind entries that
+    // cannot go (pinned, leased, in flight). A shard is taken from only
+    // when its first evictable entry is no newer than every other shard's
+    // bound: a shard whose head is pinned for good would otherwise look
+    // oldest at every eviction, and give up its newest entries first.
+    uint64_t older_than_none[kShards];
     bool exhausted[kShards] = {};
-    // A shard picked by a head_tick its queued accesses had made too old is
-    // picked again, by its true head tick, without using up a round; at
-    // most kShards times, so that accesses racing with this search cannot
-    // hold it off for ever (it may then take a victim that is not quite the
-    // oldest, as any eviction racing with accesses may).
-    size_t repicks = kShards;
-    size_t rounds = 0;
-    while (rounds < kShards) {
+    for (size_t i = 0; i < kShards; ++i)
+        older_than_none[i] = shards_[i].head_tick.load(std::memory_order_relaxed);
+    // Each look raises a bound to a tick that was true then, so a shard is
+    // looked at again only when accesses or unpins have changed it since;
+    // after this many looks the entry in hand is taken, so that such races
+    // cannot hold the search off for ever (it may then take a victim that is
+    // not quite the oldest, as any eviction racing with accesses may).
+    size_t looks_left = 2 * kShards;
+    for (;;) {
         size_t pick = kShards;
-        uint64_t oldest = UINT64_MAX;
+        uint64_t oldest = UINT64_MAX, next_oldest = UINT64_MAX;
         for (size_t i = 0; i < kShards; ++i) {
             if (exhausted[i])
                 continue;
-            uint64_t t = shards_[i].head_tick.load(std::memory_order_relaxed);
-            if (t < oldest) {
+            const uint64_t t = older_than_none[i];
+            if (pick == kShards || t < oldest) {
+                next_oldest = oldest;
                 oldest = t;
                 pick = i;
+            } else if (t < next_oldest) {
+                next_oldest = t;
             }
         }
         if (pick == kShards)
             return false;
         Shard &sh = shards_[pick];
         std::unique_lock<std::mutex> g(sh.m);
-        if (sh.queued) {
+        if (sh.queued)
             apply_touches(sh);
-            if (sh.head_tick.load(std::memory_order_relaxed) != oldest && repicks) {
-                --repicks;
-                continue;
+        Entry *victim = nullptr;
+        for (Entry *e = sh.lru_head; e; e = e->next_)
+            if (!skip(static_cast<const Entry &>(*e))) {
+                victim = e;
+                break;
             }
+        if (!victim) {
+            exhausted[pick] = true;
+            continue;
         }
-        for (Entry *e = sh.lru_head; e; e = e->next_) {
-            if (skip(static_cast<const Entry &>(*e)))
-                continue;
-            Locked l(sh, static_cast<uint16_t>(pick), std::move(g), e->key_, e->hash_, e);
-            take(l);
-            return true;
+        if (victim->tick_ > next_oldest && looks_left > 0) {
+            --looks_left;
+            older_than_none[pick] = victim->tick_;
+            continue; // another shard may hold an older one
         }
-        exhausted[pick] = true;
-        ++rounds;
+        Locked l(sh, static_cast<uint16_t>(pick), std::move(g), victim->key_, victim->hash_, victim);
+        take(l);
+        return true;
     }
-    return false;
 }
 
 } // namespace daxkv

@@ -363,10 +363,16 @@ TEST_F(Store, GetMovesToMostRecentlyUsed) {
 class EvictionOrder : public StoreFixture {
 protected:
     // slots: the store's size (keys per shard: slots / 64); max_batch: the
-    // most keys one get_batch reads (a key may come twice in one batch).
-    void follow_the_model(uint32_t slots, int steps, size_t max_batch) {
+    // most keys one get_batch reads (a key may come twice in one batch);
+    // max_pinned: the most keys pinned at once (a pin is no use of a key,
+    // and a pinned key is no victim: the oldest unpinned one is).
+    void follow_the_model(uint32_t slots, int steps, size_t max_batch, size_t max_pinned = 0) {
         open(StoreSpec{4096, slots}.set("eviction", "lru"));
         std::vector<std::string> order; // least recently used first
+        std::vector<std::string> pinned;
+        auto is_pinned = [&](const std::string &k) {
+            return std::find(pinned.begin(), pinned.end(), k) != pinned.end();
+        };
         auto use = [&](const std::string &k) {
             order.erase(std::remove(order.begin(), order.end(), k), order.end());
             order.push_back(k);
@@ -378,24 +384,38 @@ protected:
         };
         int fresh = 0;
         for (int step = 0; step < steps; ++step) {
+            if (max_pinned && !order.empty() && next(8) == 0) {
+                if (pinned.size() < max_pinned) {
+                    const std::string k = order[next(order.size())];
+                    ASSERT_EQ(daxkv_pin(s(), k.data(), k.size()), 0) << step;
+                    pinned.push_back(k); // pinned twice: unpinned twice
+                } else {
+                    const size_t i = next(pinned.size());
+                    ASSERT_EQ(daxkv_unpin(s(), pinned[i].data(), pinned[i].size()), 0) << step;
+                    pinned.erase(pinned.begin() + static_cast<long>(i));
+                }
+                continue;
+            }
             const uint64_t op = next(10);
             if (order.empty() || op < 3) { // a new key: evicts once the store is full
                 const std::string k = "k" + std::to_string(fresh++);
                 const bool full = order.size() == slots;
-                const std::string victim = full ? order.front() : "";
+                const auto oldest = std::find_if(order.begin(), order.end(),
+                                                 [&](const std::string &o) { return !is_pinned(o); });
+                const std::string victim = full ? *oldest : "";
                 const uint64_t evictions = stats().evictions;
                 ASSERT_EQ(put(k, pattern(fresh, 64)), 0) << step;
                 if (full) {
                     ASSERT_EQ(stats().evictions, evictions + 1) << step;
                     ASSERT_EQ(contains(victim), 0) << "step " << step << ": " << victim
                                                    << " should have been evicted";
-                    order.erase(order.begin());
+                    order.erase(oldest);
                 }
                 use(k);
                 continue;
             }
             const std::string k = order[next(order.size())];
-            if (op < 6) {
+            if (op < 6 || (op >= 7 && is_pinned(k))) {
                 ASSERT_EQ(value(k).size(), 64u) << step;
             } else if (op < 7) {
                 // A batch, in its order: the oldest keys first (as a reader
@@ -436,6 +456,17 @@ protected:
 
 TEST_F(EvictionOrder, ASmallStoreEvictsExactlyTheLeastRecentlyUsedKey) {
     follow_the_model(48, 1500, 1);
+}
+
+// Pinned keys sit at the head of their shard's list (a pin is no use):
+// the shard looked oldest at every eviction, and its unpinned entries went
+// first, the most recently used among them.
+TEST_F(EvictionOrder, APinnedKeyLeavesTheOrderOfTheOthersAsItIs) {
+    follow_the_model(48, 3000, 1, 1);
+}
+
+TEST_F(EvictionOrder, ManyPinnedKeysLeaveTheOrderOfTheOthersAsItIs) {
+    follow_the_model(256, 6000, 40, 24);
 }
 
 // More keys per shard than its touch queue holds, and batches long enough
