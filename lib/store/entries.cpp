@@ -61,6 +61,10 @@ bool Entries::may_evict(const Entry &e, const std::function<bool(uint32_t)> &to)
 }
 
 bool Entries::evict_one(const std::function<bool(uint32_t)> &to) {
+    // With eviction=none only the caller removes entries: a path that
+    // would make room by evicting finds nothing to take instead.
+    if (c_.cfg.eviction == Eviction::none)
+        return false;
     return c_.index.evict_one([&](const Entry &e) { return !may_evict(e, to); },
                               [&](Index::Locked &l) {
                                   drop(l);

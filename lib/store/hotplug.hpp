@@ -69,8 +69,9 @@ public:
     // migration (phase 1), after the switch (phase 2), after an eviction's
     // first entry is deleted (phase 3), once a device added takes new
     // entries (phase 4), and when a migration that must evict has raised
-    // its destinations' gates, before it counts the room (phase 5), with no
-    // lock held.
+    // its destinations' gates, before it counts the room (phase 5), and
+    // once the room is counted, before it is made (phase 6), with no lock
+    // held.
     void set_hook(std::function<void(int phase)> fn) { hook_ = std::move(fn); }
 
 private:

@@ -150,9 +150,17 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
     // The room is made at once, right after it was counted. When it cannot
     // be all the same (an entry of a shrink's device below its end leased
     // meanwhile), the call fails, and its result says what it evicted.
+    if (hook_)
+        hook_(6);
     uint64_t free_now = 0;
     for (uint32_t t : targets)
         free_now += c_.pool[t].alloc->free_count();
+    if (free_now < keys.size() && c_.cfg.eviction == Eviction::none)
+        fail(-ENOSPC,
+             "insufficient destination capacity: %zu entries to move, %llu free slots on the "
+             "destinations (writes took the others since they were counted; eviction=none); "
+             "nothing was moved",
+             keys.size(), static_cast<unsigned long long>(free_now));
     for (uint64_t need = keys.size() > free_now ? keys.size() - free_now : 0; need; --need) {
         if (!evict_for_copy(to_target))
             fail(-ENOSPC,

@@ -1074,6 +1074,37 @@ TEST_F(Pool, AWaitForADrainBegunDuringARemovalOfTheDrainingDeviceWaits) {
     EXPECT_EQ(active_rc, -EINVAL);
 }
 
+// eviction=none: a migration whose room a racing put took after it was
+// counted made it again by evicting a destination's entry (deleted, and
+// recorded as removed for good), as eviction=lru would.
+TEST_F(Pool, AMigrationWithoutEvictionNeverEvictsWhenAPutTakesItsRoom) {
+    open_pool(2, 8, {{"eviction", "none"}});
+    fill(0, 8);
+    ASSERT_EQ(entries_on(0), 4u);
+    bool once = false;
+    int raced = 1;
+    core().hotplug().set_hook([&](int phase) {
+        if (phase != 6 || once)
+            return;
+        once = true;
+        raced = put(100); // takes one of the four free slots counted
+    });
+    auto r = result();
+    const uint64_t evictions = get_stats(s()).evictions;
+    EXPECT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), -ENOSPC);
+    EXPECT_NE(std::string(daxkv_errmsg()).find("eviction=none"), std::string::npos)
+        << daxkv_errmsg();
+    core().hotplug().set_hook(nullptr);
+    ASSERT_TRUE(once);
+    EXPECT_EQ(raced, 0);
+    EXPECT_EQ(get_stats(s()).evictions, evictions);
+    for (uint32_t i = 0; i < 8; ++i)
+        EXPECT_EQ(check(i), "") << i;
+    EXPECT_EQ(check(100), "");
+    EXPECT_EQ(entries_on(0), 4u);
+    EXPECT_EQ(state_of(0), "active");
+}
+
 TEST_F(Pool, RemoveEvictDeletesTheDevicesEntries) {
     open_pool(2, 8);
     fill(0, 8);
