@@ -256,6 +256,7 @@ int Hotplug::remove(const std::string &path, MoveMode mode, unsigned flags, Hotp
     Undo restore([&] {
         d.alloc->set_limit(old_limit);
         d.state.store(old_state);
+        c_.pool.slot_freed(a); // drained meanwhile? (a draining device's waiters)
     });
     if (int rc = recheck_reservations(a, 0, force))
         return rc;
@@ -394,6 +395,7 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
     Undo restore([&] {
         d.alloc->set_limit(old_limit);
         d.state.store(old_state);
+        c_.pool.slot_freed(a); // drained meanwhile? (a draining device's waiters)
     });
     if (int rc = recheck_reservations(a, new_limit, force))
         return rc;

@@ -164,7 +164,10 @@ public:
     void fence_all() const noexcept;
 
     // Signals. A slot of device a was freed (any lock may be held: only
-    // flags, a notification and an event for the event thread).
+    // flags, a notification and an event for the event thread). Also
+    // called when a device goes back to draining after a removal or
+    // resize of it failed: slots freed meanwhile did not count, as it was
+    // not draining then, and it may be empty already.
     void slot_freed(uint32_t a) noexcept;
     // Whether a new lease of the entry in slot of device a must wait.
     bool lease_gated(uint32_t a, uint32_t slot) const noexcept {

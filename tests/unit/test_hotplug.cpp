@@ -1105,6 +1105,37 @@ TEST_F(Pool, AMigrationWithoutEvictionNeverEvictsWhenAPutTakesItsRoom) {
     EXPECT_EQ(state_of(0), "active");
 }
 
+// A draining device emptied while a removal of it ran that then failed:
+// the frees did not count (the device was migrating, not draining), the
+// state went back to draining, and the device was never reported drained
+// (a wait without a timeout hung).
+TEST_F(Pool, ADrainingDeviceEmptiedDuringAFailedRemovalIsDrained) {
+    HangGuard hang_guard;
+    open_pool(2, 8, {{"eviction", "none"}});
+    fill(0, 8);
+    ASSERT_EQ(entries_on(0), 4u);
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_DRAIN, 0, nullptr), 0);
+    bool once = false;
+    core().hotplug().set_hook([&](int phase) {
+        if (phase != 6 || once)
+            return;
+        once = true;
+        for (uint32_t i = 0; i < 8; ++i) { // the draining device's entries go
+            std::string k = key_of(i);
+            EXPECT_EQ(daxkv_remove(s(), k.data(), k.size(), DAXKV_FORCE), 0);
+        }
+        for (uint32_t i = 100; put(i) == 0;) // and the room for them
+            ++i;
+    });
+    EXPECT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, nullptr), -ENOSPC);
+    core().hotplug().set_hook(nullptr);
+    ASSERT_TRUE(once);
+    EXPECT_EQ(state_of(0), "draining");
+    EXPECT_EQ(entries_on(0), 0u);
+    EXPECT_EQ(daxkv_device_wait_drained(s(), paths_[0].c_str(), 0), 0) << daxkv_errmsg();
+    EXPECT_EQ(status()["devices"][0]["drained"], true);
+}
+
 TEST_F(Pool, RemoveEvictDeletesTheDevicesEntries) {
     open_pool(2, 8);
     fill(0, 8);
