@@ -10,10 +10,16 @@
 #include <shared_mutex>
 
 #include "internal/undo.hpp"
+#include "internal/util.hpp"
 #include "store/hotplug.hpp"
 #include "store/recovery.hpp"
 
 namespace daxkv {
+
+namespace {
+// The unit an arena's size is laid out in (the pool rounds sizes to it).
+constexpr uint64_t kArenaPageBytes = 4096;
+} // namespace
 
 class Hotplug::Turn {
 public:
@@ -326,7 +332,10 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
     // capacity=arena the slot headers make the arena hold a little less, so
     // up to the arena's own size means "all of it"; with capacity=payload
     // the headers are on top and every slot asked for must be laid out.
-    if (c_.cfg.capacity == Capacity::payload ? want > formatted : bytes > arena_bytes)
+    // An arena is whole pages: a size past its last one (as it was opened
+    // with, not a multiple of a page) asks for no more than all of it.
+    if (c_.cfg.capacity == Capacity::payload ? want > formatted
+                                             : round_down(bytes, kArenaPageBytes) > arena_bytes)
         fail(-ENOSPC, "the arena is laid out for %llu bytes (%u slots) and cannot grow past "
                       "them; a larger grow_limit when it is formatted leaves more room",
              static_cast<unsigned long long>(arena_bytes), formatted);

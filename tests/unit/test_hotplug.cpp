@@ -1136,6 +1136,35 @@ TEST_F(Pool, ADrainingDeviceEmptiedDuringAFailedRemovalIsDrained) {
     EXPECT_EQ(status()["devices"][0]["drained"], true);
 }
 
+// A device opened with a size that is not a multiple of a page is laid
+// out in the pages below it; a resize back to the size it was opened
+// with was refused as a grow past the arena (-ENOSPC), as was a grow back
+// to it after a shrink.
+TEST_F(Pool, ADeviceResizesToTheSizeItWasOpenedWith) {
+    for (uint64_t bytes : {uint64_t(153600), uint64_t(1000000)}) {
+        TempDir dir;
+        const std::string path = dir.file("odd");
+        daxkv_config *raw = nullptr;
+        ASSERT_EQ(daxkv_config_new(&raw), 0);
+        ConfigPtr cfg(raw);
+        ASSERT_EQ(daxkv_config_set(raw, "slot_bytes", "4096"), 0);
+        ASSERT_EQ(daxkv_config_set(raw, "hotplug", "1"), 0);
+        ASSERT_EQ(daxkv_config_add_device(raw, path.c_str(), bytes), 0);
+        daxkv_store *st = nullptr;
+        ASSERT_EQ(daxkv_open(&st, raw), 0) << daxkv_errmsg();
+        StorePtr store(st);
+        EXPECT_EQ(daxkv_device_resize(st, path.c_str(), bytes, DAXKV_EVICT, 0, nullptr), 0)
+            << bytes << ": " << daxkv_errmsg();
+        EXPECT_EQ(daxkv_device_resize(st, path.c_str(), bytes / 2, DAXKV_EVICT, 0, nullptr), 0)
+            << daxkv_errmsg();
+        EXPECT_EQ(daxkv_device_resize(st, path.c_str(), bytes, DAXKV_EVICT, 0, nullptr), 0)
+            << bytes << ": " << daxkv_errmsg();
+        // A page more is more than the arena holds.
+        EXPECT_EQ(daxkv_device_resize(st, path.c_str(), bytes + 4096, DAXKV_EVICT, 0, nullptr),
+                  -ENOSPC);
+    }
+}
+
 TEST_F(Pool, RemoveEvictDeletesTheDevicesEntries) {
     open_pool(2, 8);
     fill(0, 8);
