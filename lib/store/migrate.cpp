@@ -71,11 +71,24 @@ std::vector<std::string> Hotplug::keys_on(uint32_t a, uint32_t from_slot, bool *
 
 int Hotplug::migrate_or_report(uint32_t src, const std::vector<std::string> &keys,
                                bool same_device, MoveStats &ms) {
+    // A round that fails changes nothing itself, but earlier rounds of the
+    // same call (writes that were in flight when it began, committed on
+    // the device since) may have moved entries or evicted: then the error
+    // is returned for the caller to report as partial, and says so.
     try {
         migrate_keys(src, keys, same_device, ms);
         return 0;
+    } catch (const Error &e) {
+        if (!ms.evicted_keys && !ms.moved_keys)
+            throw;
+        if (!ms.moved_keys)
+            return error_from_exception();
+        return set_error(e.code(), "%s by this round; the %llu entries moved before it (writes in "
+                                   "flight when the call began committed on the device since) "
+                                   "stay moved",
+                         e.what(), static_cast<unsigned long long>(ms.moved_keys));
     } catch (...) {
-        if (!ms.evicted_keys)
+        if (!ms.evicted_keys && !ms.moved_keys)
             throw;
         return error_from_exception();
     }

@@ -1165,6 +1165,52 @@ TEST_F(Pool, ADeviceResizesToTheSizeItWasOpenedWith) {
     }
 }
 
+// A put in flight on the device when its removal began commits there
+// after the removal moved the others, and finds no room left: the call
+// fails after it moved entries. It said "nothing was moved", and its
+// result was not filled in.
+TEST_F(Pool, ARemovalThatFailsAfterMovingEntriesSaysWhatItMoved) {
+    HangGuard hang_guard;
+    open_pool(2, 8, {{"eviction", "none"}});
+    fill(0, 8); // four entries on each device
+    const std::vector<uint8_t> v9 = val(9);
+    HoldCopy hold;
+    hold.src = v9.data();
+    daxkv::engine::testing::set_fault_hook(&hold);
+    int put_rc = 1;
+    std::thread writer([&] {
+        const std::string k = key_of(9);
+        put_rc = daxkv_put(s(), k.data(), k.size(), v9.data(), v9.size(), 0);
+    });
+    {
+        std::unique_lock<std::mutex> g(hold.m);
+        hold.cv.wait(g, [&] { return hold.held; });
+    }
+    const json devs = status()["devices"];
+    const size_t d = devs[0]["active_write_count"] == 1 ? 0 : 1;
+    ASSERT_EQ(devs[d]["active_write_count"], 1);
+    // Once the four entries are moved (the other device is full then),
+    // the held put commits on the device.
+    core().hotplug().set_hook([&](int phase) {
+        if (phase == 2)
+            hold.release();
+    });
+    auto r = result();
+    EXPECT_EQ(daxkv_device_remove(s(), paths_[d].c_str(), DAXKV_MIGRATE, 0, &r), -ENOSPC);
+    const std::string msg = daxkv_errmsg();
+    core().hotplug().set_hook(nullptr);
+    hold.release();
+    writer.join();
+    daxkv::engine::testing::set_fault_hook(nullptr);
+    ASSERT_EQ(put_rc, 0) << daxkv_errmsg();
+    EXPECT_NE(msg.find("the 4 entries moved before it"), std::string::npos) << msg;
+    EXPECT_EQ(r.moved_keys, 4u);
+    EXPECT_EQ(state_of(d), "active");
+    for (uint32_t i = 0; i < 8; ++i)
+        EXPECT_EQ(check(i), "") << i;
+    EXPECT_EQ(check(9), "");
+}
+
 TEST_F(Pool, RemoveEvictDeletesTheDevicesEntries) {
     open_pool(2, 8);
     fill(0, 8);
