@@ -533,4 +533,8 @@ const CommandSpec &format_command() {
     return c;
 }
 
+int failed_status_named(const char *command) noexcept {
+    return command && std::strcmp(command, "check") == 0 ? kCheckNoArena : kExitFailed;
+}
+
 } // namespace daxkv_cli

@@ -42,6 +42,12 @@ struct CommandSpec {
     int failed_status = kExitFailed;
 };
 
+// The exit status of a run of the command named that failed before its
+// CommandSpec could be built (out of memory): the command's failed_status,
+// known without building it (check's "could not be checked"; 1 would say
+// damage was repaired).
+int failed_status_named(const char *command) noexcept;
+
 // A command line a command cannot run. what names the option (or argument)
 // and the value refused, and why; main() prints it with a pointer to --help
 // and exits with kExitUsage.

@@ -95,11 +95,13 @@ int run_command(const CommandSpec &cmd, int argc, char **argv) {
     } catch (const UsageError &e) {
         return usage_error(cmd.name, e.what);
     } catch (const std::bad_alloc &) {
+        // The command's own status for a run that did not get to its end
+        // (check: 4, "could not be checked"; 1 is "damage repaired").
         std::fprintf(stderr, "daxkv %s: out of memory\n", cmd.name);
-        return kExitFailed;
+        return cmd.failed_status;
     } catch (const std::exception &e) {
         std::fprintf(stderr, "daxkv %s: %s\n", cmd.name, e.what());
-        return kExitFailed;
+        return cmd.failed_status;
     }
 }
 
@@ -180,6 +182,17 @@ int main(int argc, char **argv) {
     using namespace daxkv_cli;
     occupy_closed_standard_descriptors();
     const CommandSpec *ran = nullptr;
-    const int rc = run_main(argc, argv, ran);
+    int rc;
+    try {
+        rc = run_main(argc, argv, ran);
+    } catch (const std::bad_alloc &) {
+        // Before a command ran (its table, the top-level help): an
+        // uncaught exception would abort.
+        std::fprintf(stderr, "daxkv: out of memory\n");
+        rc = ran ? ran->failed_status : failed_status_named(argc > 1 ? argv[1] : nullptr);
+    } catch (const std::exception &e) {
+        std::fprintf(stderr, "daxkv: %s\n", e.what());
+        rc = ran ? ran->failed_status : failed_status_named(argc > 1 ? argv[1] : nullptr);
+    }
     return finish_output(ran, rc);
 }
