@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cinttypes>
 #include <cstdio>
+#include <atomic>
 #include <cstring>
 #include <ctime>
 #include <memory>
@@ -228,7 +229,10 @@ void print_info(const std::string &path, const pf::Mapping &m, const ar::ImageRe
                 r.bad_value, r.unreadable, r.stale);
 }
 
-ar::CheckOptions options_for(const pf::Mapping &m, bool repair, bool values, Progress *progress) {
+// write_back_error gets the errno of the first repair write the file system
+// could not write back (msync), if any.
+ar::CheckOptions options_for(const pf::Mapping &m, bool repair, bool values, Progress *progress,
+                             std::atomic<int> *write_back_error = nullptr) {
     ar::CheckOptions o;
     o.repair = repair;
     o.check_values = values;
@@ -245,7 +249,11 @@ ar::CheckOptions options_for(const pf::Mapping &m, bool repair, bool values, Pro
                                    : std::thread::hardware_concurrency();
     o.threads = std::max(1u, std::min(cpu_count, 16u));
     const pf::Mapping *mp = &m;
-    o.persist = [mp](const void *p, size_t n) { mp->persist(p, n); };
+    o.persist = [mp, write_back_error](const void *p, size_t n) {
+        int none = 0;
+        if (!mp->persist(p, n) && write_back_error)
+            write_back_error->compare_exchange_strong(none, errno ? errno : EIO);
+    };
     if (progress && progress->on())
         o.progress = [progress](uint64_t done, uint64_t total) { progress->update(done, total); };
     return o;
@@ -290,9 +298,14 @@ int cmd_check(const Args &a) {
     try {
         auto m = open_existing(path, repair);
         Progress progress(a, repair ? "checking and repairing slots" : "checking slots");
-        ar::ImageReport r = ar::check_image(
-            m->base(), m->size(), options_for(*m, repair, !a.has("no-values"), &progress));
+        std::atomic<int> write_back_error{0};
+        ar::ImageReport r =
+            ar::check_image(m->base(), m->size(),
+                            options_for(*m, repair, !a.has("no-values"), &progress, &write_back_error));
         progress.finish();
+        if (const int err = write_back_error.load())
+            daxkv::fail_errno(err, path + ": the repair could not be written back to the file "
+                                          "(msync); the arena may hold it in part");
         name_what_is_there(r, *m);
         int rc = r.state != ar::ImageState::arena ? kCheckNoArena
                  : !r.damaged()                   ? kCheckClean

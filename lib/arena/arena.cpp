@@ -24,6 +24,25 @@ namespace {
 
 bool has_magic(const char *p) { return std::memcmp(p, kMagic, sizeof kMagic) == 0; }
 
+// The first of a group of write-backs that failed (Mapping::write_back:
+// msync), by its errno: a group's other writes go on (a fault guard must
+// not be left by a throw), and the caller fails with it or returns false.
+struct WriteBacks {
+    int err = 0;
+    bool operator()(bool ok) noexcept {
+        if (!ok && !err)
+            err = errno ? errno : EIO;
+        return ok;
+    }
+    bool ok() const noexcept { return err == 0; }
+    // For the callers that return false: errno says why.
+    bool report() const noexcept {
+        if (err)
+            errno = err;
+        return err == 0;
+    }
+};
+
 } // namespace
 
 SuperblockReport Arena::inspect(const platform::Mapping &map) {
@@ -342,14 +361,15 @@ void Arena::keep() noexcept {
 Arena::~Arena() {
     // Where the blocks fault, there is nothing to put back.
     if (undo_format_) {
+        // (Nor, where the write-back fails, anyone to tell.)
         static_cast<void>(guarded([&] {
             std::memset(map_->base(), 0, kHeaderOffset);
-            map_->persist(map_->base(), kHeaderOffset);
+            static_cast<void>(map_->persist(map_->base(), kHeaderOffset));
         }));
     } else if (undo_blocks_) {
         static_cast<void>(guarded([&] {
             std::memcpy(map_->base(), undo_blocks_.get(), kHeaderOffset);
-            map_->persist(map_->base(), kHeaderOffset);
+            static_cast<void>(map_->persist(map_->base(), kHeaderOffset));
         }));
     }
 }
@@ -391,10 +411,12 @@ void Arena::format() {
             .count());
     // Invalidate the old superblocks first so a crash mid-format leaves a
     // zeroed (formattable) arena rather than an old layout over new headers.
+    WriteBacks wb;
     guarded_or_fail("clearing its superblock blocks", [&] {
         std::memset(map_->base(), 0, kHeaderOffset);
-        map_->persist(map_->base(), kHeaderOffset);
+        wb(map_->persist(map_->base(), kHeaderOffset));
     });
+    fail_if_not_written_back(wb.err, "clearing its superblock blocks");
     if (!map_->created()) {
         // In steps, so that a caller can show a large device's progress.
         const uint64_t n = layout_.slot_count, step = uint64_t(1) << 16;
@@ -493,6 +515,7 @@ bool Arena::repair_seq_floor() {
 // are not.
 void Arena::repair_removal_table() {
     uint32_t damaged = 0;
+    WriteBacks wb;
     guarded_or_fail("repairing its removal table", [&] {
         for (uint32_t b = 0; b < kRemovalBuckets; ++b) {
             uint64_t *w = removal_word(b);
@@ -503,9 +526,10 @@ void Arena::repair_removal_table() {
         }
         if (damaged)
             for (uint64_t block = 0; block < 2; ++block)
-                map_->persist(map_->base() + block * kSuperblockBytes + kRemovalTableOffset,
-                              kSuperblockBytes - kRemovalTableOffset);
+                wb(map_->persist(map_->base() + block * kSuperblockBytes + kRemovalTableOffset,
+                                 kSuperblockBytes - kRemovalTableOffset));
     });
+    fail_if_not_written_back(wb.err, "repairing its removal table");
     if (!damaged)
         return;
     log(kLogWarning,
@@ -523,14 +547,15 @@ bool Arena::read_removals(uint64_t *table) const noexcept {
 
 bool Arena::stage_removal(uint32_t b, uint64_t seq) noexcept {
     uint64_t *w = removal_word(b);
+    WriteBacks wb;
     return history_access([&] {
         uint64_t cur = __atomic_load_n(w, __ATOMIC_RELAXED);
         while (cur < seq && !__atomic_compare_exchange_n(w, &cur, seq, true, __ATOMIC_RELEASE,
                                                          __ATOMIC_RELAXED)) {
         }
         if (opt_.durability == Durability::power)
-            map_->write_back(w, sizeof *w);
-    });
+            wb(map_->write_back(w, sizeof *w));
+    }) && wb.report();
 }
 
 bool Arena::note_removal(uint32_t b, uint64_t seq) noexcept {
@@ -540,6 +565,7 @@ bool Arena::note_removal(uint32_t b, uint64_t seq) noexcept {
 }
 
 bool Arena::merge_removals(const uint64_t *table) noexcept {
+    WriteBacks wb;
     return history_access([&] {
         for (uint32_t b = 0; b < kRemovalBuckets; ++b) {
             uint64_t *w = removal_word(b);
@@ -550,9 +576,9 @@ bool Arena::merge_removals(const uint64_t *table) noexcept {
             }
         }
         for (uint64_t block = 0; block < 2; ++block)
-            map_->persist(map_->base() + block * kSuperblockBytes + kRemovalTableOffset,
-                          kSuperblockBytes - kRemovalTableOffset);
-    });
+            wb(map_->persist(map_->base() + block * kSuperblockBytes + kRemovalTableOffset,
+                             kSuperblockBytes - kRemovalTableOffset));
+    }) && wb.report();
 }
 
 void Arena::set_usable_slots(uint64_t n) {
@@ -580,17 +606,29 @@ void Arena::write_superblock() {
     // Copy A, durable, then copy B: one copy is always whole.
     char *a = map_->base();
     char *b = map_->base() + kSuperblockBytes;
-    if (!history_access([&] {
-            std::memcpy(a, &sb_, sizeof sb_);
-            map_->persist(a, sizeof sb_);
-            std::memcpy(b, &sb_, sizeof sb_);
-            map_->persist(b, sizeof sb_);
-        })) {
+    WriteBacks wb;
+    const bool faulted = !history_access([&] {
+        std::memcpy(a, &sb_, sizeof sb_);
+        if (!wb(map_->persist(a, sizeof sb_)))
+            return; // copy B keeps what it said: one copy stays whole
+        std::memcpy(b, &sb_, sizeof sb_);
+        wb(map_->persist(b, sizeof sb_));
+    });
+    if (faulted || !wb.ok()) {
         sb_.sb_generation = generation;
         sb_.checksum = checksum;
-        fail(-EIO, "%s: writing its superblock faulted (SIGBUS: bad media, or a file cut short)",
-             map_->info().path.c_str());
+        if (faulted)
+            fail(-EIO, "%s: writing its superblock faulted (SIGBUS: bad media, or a file cut "
+                       "short)",
+                 map_->info().path.c_str());
+        fail_if_not_written_back(wb.err, "writing its superblock");
     }
+}
+
+void Arena::fail_if_not_written_back(int err, const char *what) const {
+    if (err)
+        fail_errno(err, map_->info().path + ": " + what +
+                            ": writing the pages back to the file failed (msync)");
 }
 
 template <typename T>
@@ -603,6 +641,7 @@ void Arena::rewrite(T Superblock::*field, T v) {
 }
 
 void Arena::clear_commit_words(uint64_t from, uint64_t to) {
+    WriteBacks wb;
     guarded_or_fail("clearing its slot headers", [&] {
         for (uint64_t s = from; s < to; ++s) {
             SlotHeader *h = header(static_cast<uint32_t>(s));
@@ -610,9 +649,10 @@ void Arena::clear_commit_words(uint64_t from, uint64_t to) {
                 __atomic_store_n(&h->commit, uint64_t(0), __ATOMIC_RELAXED);
         }
         if (to > from)
-            map_->persist(header(static_cast<uint32_t>(from)),
-                          (to - from) * layout_.header_bytes);
+            wb(map_->persist(header(static_cast<uint32_t>(from)),
+                             (to - from) * layout_.header_bytes));
     });
+    fail_if_not_written_back(wb.err, "clearing its slot headers");
 }
 
 template <typename Fn>
@@ -674,21 +714,27 @@ bool Arena::stage_entry(uint32_t slot, uint64_t value_len) const noexcept {
     if (opt_.durability != Durability::power)
         return true;
     const SlotHeader *h = header(slot);
+    WriteBacks wb;
     return guarded([&] {
-        map_->write_back(slot_data(slot), value_len);
-        map_->write_back(h, sizeof(SlotHeader) + kKeyMax + h->meta_len);
-    });
+        wb(map_->write_back(slot_data(slot), value_len));
+        wb(map_->write_back(h, sizeof(SlotHeader) + kKeyMax + h->meta_len));
+    }) && wb.report();
 }
 
 bool Arena::stage_commit(uint32_t slot, uint64_t seq) noexcept {
     if (opt_.durability == Durability::none)
         return true;
     SlotHeader *h = header(slot);
+    WriteBacks wb;
     return guarded([&] {
         __atomic_store_n(&h->commit, seq, __ATOMIC_RELEASE);
-        if (opt_.durability == Durability::power)
-            map_->write_back(&h->commit, sizeof h->commit);
-    });
+        // A commit word whose write-back failed is taken back: the write
+        // fails, and must not be found committed by a later open (the
+        // clearing reaches the file when the pages are written at all).
+        if (opt_.durability == Durability::power &&
+            !wb(map_->write_back(&h->commit, sizeof h->commit)))
+            __atomic_store_n(&h->commit, uint64_t(0), __ATOMIC_RELEASE);
+    }) && wb.report();
 }
 
 void Arena::fence() const noexcept {
@@ -717,13 +763,14 @@ bool Arena::commit(uint32_t slot, uint64_t seq) noexcept {
 
 bool Arena::withdraw(uint32_t slot) noexcept {
     SlotHeader *h = header(slot);
+    WriteBacks wb;
     return guarded([&] {
         if (__atomic_load_n(&h->commit, __ATOMIC_RELAXED) == 0)
             return;
         __atomic_store_n(&h->commit, uint64_t(0), __ATOMIC_RELEASE);
         if (opt_.durability == Durability::power)
-            map_->persist(&h->commit, sizeof h->commit);
-    });
+            wb(map_->persist(&h->commit, sizeof h->commit));
+    }) && wb.report();
 }
 
 bool Arena::check_header(uint32_t slot, const void *meta, uint32_t meta_len,

@@ -299,6 +299,8 @@ private:
     // fn() under guarded(); throws Error(-EIO) naming what, where it faulted.
     template <typename Fn>
     void guarded_or_fail(const char *what, Fn &&fn);
+    // Throws Error(-err) naming what, when err (a write-back's errno) is set.
+    void fail_if_not_written_back(int err, const char *what) const;
     bool repair_seq_floor();     // at open, before the arena is shared
     void repair_removal_table(); // at open, before the arena is shared
     uint64_t *removal_word(uint32_t b) const noexcept {

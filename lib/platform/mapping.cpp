@@ -734,24 +734,24 @@ void testing::force_temporary_names(bool on) noexcept {
     temporary_names.store(on, std::memory_order_relaxed);
 }
 
-void Mapping::write_back(const void *p, size_t n) const noexcept {
+bool Mapping::write_back(const void *p, size_t n) const noexcept {
     if (!n)
-        return;
+        return true;
     if (testing::PersistProbe *probe = persist_probe.load(std::memory_order_relaxed))
         probe->wrote_back(p, n);
     switch (info_.kind) {
     case DeviceKind::memory:
-        return;
+        return true;
     case DeviceKind::devdax:
         flush_range(p, n);
-        return;
+        return true;
     case DeviceKind::file: {
         auto start = round_down(reinterpret_cast<uintptr_t>(p), kPage);
         auto end = reinterpret_cast<uintptr_t>(p) + n;
-        ::msync(reinterpret_cast<void *>(start), end - start, MS_SYNC);
-        return;
+        return ::msync(reinterpret_cast<void *>(start), end - start, MS_SYNC) == 0;
     }
     }
+    return true;
 }
 
 void Mapping::drain() const noexcept {

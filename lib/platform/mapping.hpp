@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <cerrno>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -91,18 +92,25 @@ public:
     bool volatile_memory() const noexcept { return info_.kind == DeviceKind::memory; }
 
     // Make [p, p+n) durable against power loss: write_back() then drain().
-    void persist(const void *p, size_t n) const noexcept {
+    // False (errno set) when the write-back failed.
+    [[nodiscard]] bool persist(const void *p, size_t n) const noexcept {
         if (!n)
-            return;
-        write_back(p, n);
+            return true;
+        const bool ok = write_back(p, n);
+        const int err = errno;
         drain();
+        errno = err;
+        return ok;
     }
     // The two halves of persist(), so that many ranges share one fence:
     // write_back() sends [p, p+n) toward the media (cache-line write-backs
     // without a fence on DAX mappings; msync, which waits, on file mappings;
     // nothing for memory); drain() waits until every write-back this thread
     // made on a DAX mapping is done (a store fence; nothing otherwise).
-    void write_back(const void *p, size_t n) const noexcept;
+    // write_back() is false (errno set) when msync failed: the file system
+    // could not write the pages (an I/O error, a full thin-provisioned
+    // device), and nothing says they will ever reach the media.
+    [[nodiscard]] bool write_back(const void *p, size_t n) const noexcept;
     void drain() const noexcept;
 
 private:

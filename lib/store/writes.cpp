@@ -222,7 +222,8 @@ void Writes::header_faulted(Pending &p) noexcept {
     const SlotRef &ref = p.inflight->ref;
     p.slot_faulted = true;
     c_.counters.copy_faults++;
-    log(kLogErr, "writing the header of slot %u of device %u faulted (SIGBUS): write "
+    log(kLogErr, "writing the entry in slot %u of device %u failed (it faulted: SIGBUS; or, "
+        "with durability=power, the file system could not write it back: msync): write "
         "abandoned, slot quarantined", ref.slot, ref.arena);
 }
 
@@ -237,8 +238,8 @@ int Writes::commit_in_index(Finished &w, ItemTally &commits) {
     if (p.slot_faulted) {
         abandon(p);
         c_.counters.puts_failed++;
-        fail(-EIO, "writing the entry's header faulted (media error or truncated arena file): "
-                   "slot quarantined");
+        fail(-EIO, "writing the entry failed (a media error, a truncated arena file, or a "
+                   "write-back to the file that failed): slot quarantined");
     }
     Inflight &inf = *p.inflight;
     Index::Locked l = locate(p);

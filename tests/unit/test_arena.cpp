@@ -1442,6 +1442,47 @@ TEST_P(NewFile, AnOpenWhoseLockFailsLeavesNothing) {
     EXPECT_GE(failed, 1);
 }
 
+// durability=power on a file arena: every msync of a put failing in turn
+// (EIO, as a file system that cannot write the pages says). The put fails
+// -EIO and its key is absent, now and after a reopen; before, every
+// write-back's result was ignored and the put reported stored.
+TEST_F(Arena, APutWhoseWriteBackFailsFailsAndIsNotFoundAfterAReopen) {
+    FILE_ARENA_ONLY();
+    StoreSpec spec = StoreSpec(4096, 16).set("durability", "power");
+    open(spec);
+    ASSERT_EQ(put("before", pattern(1, 1000)), 0);
+    std::vector<std::string> stored, failed;
+    for (long n = 1; n <= 8; ++n) {
+        const std::string k = "k" + std::to_string(n);
+        int rc;
+        {
+            FailNthCall fail(Call::msync, n, EIO);
+            rc = put(k, pattern(static_cast<uint8_t>(n), 1000));
+        }
+        if (!call_failed()) {
+            ASSERT_EQ(rc, 0) << daxkv_errmsg();
+            stored.push_back(k);
+            break;
+        }
+        if (rc == 0) { // a write-back the put does not depend on
+            stored.push_back(k);
+            continue;
+        }
+        EXPECT_EQ(rc, -EIO) << "msync " << n;
+        EXPECT_NE(std::string(daxkv_errmsg()).find("write-back"), std::string::npos)
+            << daxkv_errmsg();
+        EXPECT_EQ(contains(k), 0) << "msync " << n;
+        failed.push_back(k);
+    }
+    EXPECT_GE(failed.size(), 2u); // the value's and the commit word's
+    reopen(spec.set("create", "0"));
+    EXPECT_EQ(value("before"), pattern(1, 1000));
+    for (const std::string &k : failed)
+        EXPECT_EQ(contains(k), 0) << k << " failed, and is found after a reopen";
+    for (const std::string &k : stored)
+        EXPECT_EQ(contains(k), 1) << k;
+}
+
 TEST_P(NewFile, ASymlinkToAMissingFileIsNotFollowed) {
     FILE_ARENA_ONLY();
     const std::string target = dir_.file("target");

@@ -839,7 +839,7 @@ TEST_F(HeaderFaults, WritingTheHeadersOfEntriesIsEioAndQuarantines) {
     EXPECT_EQ(contains("key-6"), 0);
     // A put writes the header of a free slot (12..15, all cut).
     EXPECT_EQ(daxkv_put(s(), "new", 3, "", 0, 0), -EIO);
-    EXPECT_TRUE(contains_text(daxkv_errmsg(), "writing the entry's header faulted"))
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "writing the entry failed"))
         << daxkv_errmsg();
     EXPECT_TRUE(contains_text(daxkv_errmsg(), "quarantined")) << daxkv_errmsg();
     EXPECT_EQ(contains("new"), 0);
