@@ -81,6 +81,33 @@ int allocate_blocks(int fd, uint64_t from, uint64_t to) {
     return rc;
 }
 
+// The holes of [from, to) of a file (SEEK_HOLE): what a failed allocation
+// of that range gives back (punch_holes). A file system without SEEK_HOLE
+// reports none, as it reports the whole file as data.
+std::vector<std::pair<uint64_t, uint64_t>> holes_of(int fd, uint64_t from, uint64_t to) {
+    std::vector<std::pair<uint64_t, uint64_t>> holes;
+    off_t at = static_cast<off_t>(from);
+    while (static_cast<uint64_t>(at) < to) {
+        const off_t hole = ::lseek(fd, at, SEEK_HOLE);
+        if (hole < 0 || static_cast<uint64_t>(hole) >= to)
+            break;
+        off_t data = ::lseek(fd, hole, SEEK_DATA);
+        if (data < 0 || static_cast<uint64_t>(data) > to)
+            data = static_cast<off_t>(to); // ENXIO: a hole to the end
+        holes.emplace_back(static_cast<uint64_t>(hole), static_cast<uint64_t>(data));
+        at = data;
+    }
+    return holes;
+}
+
+// Gives back the blocks of holes a failed allocation filled (an allocation
+// that runs out of room part-way keeps what it got, on ext4 and XFS).
+void punch_holes(int fd, const std::vector<std::pair<uint64_t, uint64_t>> &holes) noexcept {
+    for (const auto &h : holes)
+        (void)::fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                          static_cast<off_t>(h.first), static_cast<off_t>(h.second - h.first));
+}
+
 std::atomic<bool> temporary_names{false};
 std::atomic<void (*)(const char *)> temporary_created_hook{nullptr};
 
@@ -520,8 +547,14 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         // write into a hole.
         if (have == 0)
             m->sized_empty_ = !m->created_file_;
+        // The holes of a file that was there, given back if the allocation
+        // fails part-way: a failed open leaves the file as it found it.
+        const auto holes = req.inspect || have == 0
+                               ? std::vector<std::pair<uint64_t, uint64_t>>()
+                               : holes_of(m->fd_, 0, std::min(have, m->backed()));
         const int rc = req.inspect ? 0 : allocate_blocks(m->fd_, 0, m->backed());
         if (rc != 0) {
+            punch_holes(m->fd_, holes); // (its size is given back by ~Mapping)
             if (have == 0 && ::ftruncate(m->fd_, 0) != 0) {
                 // leave it empty if we can; the error below says why
             }
@@ -591,10 +624,23 @@ void Mapping::extend(uint64_t bytes) {
     const uint64_t have = backed();
     if (bytes <= have || info_.kind != DeviceKind::file)
         return; // devices and memory are backed over the whole mapping
+    // What the file is now, given back if the allocation fails part-way
+    // (ext4 and XFS keep the blocks, and the size, they got): the device
+    // keeps its old size, file and all.
+    struct stat st;
+    const bool known = ::fstat(fd_, &st) == 0;
+    const uint64_t old_size = known ? static_cast<uint64_t>(st.st_size) : 0;
+    const auto holes = known ? holes_of(fd_, have, std::min(old_size, bytes))
+                             : std::vector<std::pair<uint64_t, uint64_t>>();
     const int rc = allocate_blocks(fd_, have, bytes);
     if (rc != 0) {
-        // The file keeps its size (it is set last). A file size limit or a
-        // quota is "no space" to the caller, as a full file system is.
+        if (known) {
+            punch_holes(fd_, holes);
+            if (::fstat(fd_, &st) == 0 && static_cast<uint64_t>(st.st_size) > old_size)
+                (void)::ftruncate(fd_, static_cast<off_t>(old_size));
+        }
+        // A file size limit or a quota is "no space" to the caller, as a
+        // full file system is.
         if (rc == EFBIG || rc == EDQUOT)
             fail(-ENOSPC, "cannot grow %s to %llu bytes: %s", info_.path.c_str(),
                  static_cast<unsigned long long>(bytes), std::strerror(rc));

@@ -1483,6 +1483,57 @@ TEST_F(Arena, APutWhoseWriteBackFailsFailsAndIsNotFoundAfterAReopen) {
         EXPECT_EQ(contains(k), 1) << k;
 }
 
+// An allocation that runs out of room part-way keeps what it got on ext4
+// and XFS (the posix_fallocate injected here allocates half its range,
+// then fails ENOSPC): a failed open of a sparse file kept the blocks it
+// filled, and a failed grow the size and blocks it reached, both leaving
+// the file system full.
+TEST_F(Arena, AnAllocationThatFailsPartWayIsGivenBack) {
+    FILE_ARENA_ONLY();
+    auto blocks = [&] {
+        struct stat st;
+        EXPECT_EQ(::stat(path_.c_str(), &st), 0);
+        return std::make_pair(static_cast<uint64_t>(st.st_size), static_cast<uint64_t>(st.st_blocks));
+    };
+    {
+        const int fd = ::open(path_.c_str(), O_CREAT | O_RDWR, 0600);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::ftruncate(fd, 8 << 20), 0); // sparse: no block
+        ::close(fd);
+    }
+    ASSERT_EQ(blocks().second, 0u);
+    StoreSpec spec = StoreSpec(4096, 4).set("create", "0");
+    spec.arena_bytes = 0; // the file's own size
+    int rc;
+    {
+        FailNthCall fail(Call::posix_fallocate, 1, ENOSPC);
+        rc = open_store(&store_, path_, spec);
+    }
+    ASSERT_TRUE(call_failed());
+    EXPECT_EQ(rc, -ENOSPC) << daxkv_errmsg();
+    EXPECT_EQ(blocks(), std::make_pair(uint64_t(8) << 20, uint64_t(0)))
+        << "the failed open kept blocks it allocated";
+    ASSERT_EQ(::unlink(path_.c_str()), 0);
+
+    // A grow (room laid out by grow_limit) whose blocks run out part-way.
+    StoreSpec growable = StoreSpec(4096, 8).set("grow_limit", "8MiB").set("hotplug", "1");
+    growable.arena_bytes = 4 << 20;
+    open(growable);
+    ASSERT_EQ(put("a", pattern(1, 1000)), 0);
+    const auto before = blocks();
+    {
+        FailNthCall fail(Call::posix_fallocate, 1, ENOSPC);
+        rc = daxkv_device_resize(s(), path_.c_str(), 8 << 20, DAXKV_MIGRATE, 0, nullptr);
+    }
+    ASSERT_TRUE(call_failed());
+    EXPECT_EQ(rc, -ENOSPC) << daxkv_errmsg();
+    EXPECT_EQ(blocks(), before) << "the failed grow kept the size or blocks it reached";
+    EXPECT_EQ(value("a"), pattern(1, 1000));
+    // And it grows once there is room.
+    EXPECT_EQ(daxkv_device_resize(s(), path_.c_str(), 8 << 20, DAXKV_MIGRATE, 0, nullptr), 0)
+        << daxkv_errmsg();
+}
+
 TEST_P(NewFile, ASymlinkToAMissingFileIsNotFollowed) {
     FILE_ARENA_ONLY();
     const std::string target = dir_.file("target");
