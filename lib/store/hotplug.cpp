@@ -19,6 +19,15 @@ namespace daxkv {
 namespace {
 // The unit an arena's size is laid out in (the pool rounds sizes to it).
 constexpr uint64_t kArenaPageBytes = 4096;
+
+// What a failure to map or grow a device was, in a message that does not
+// name the path (the log has the cause with it): -ENOSPC's description is
+// a put's ("no free slot ..."), not the file system's.
+const char *mapping_failure_text(int code) noexcept {
+    return code == -ENOSPC ? "no room: the file system cannot hold its blocks, or the device is "
+                             "too small"
+                           : error_text(code);
+}
 } // namespace
 
 class Hotplug::Turn {
@@ -100,7 +109,8 @@ int Hotplug::add(const std::string &path, uint64_t bytes) {
     } catch (const Error &e) {
         // The cause names the path: log it, fail with a message without it.
         log(kLogErr, "device add of %s failed: %s", path.c_str(), e.what());
-        fail(e.code(), "failed to map the device (%s; the cause is logged)", error_text(e.code()));
+        fail(e.code(), "failed to map the device (%s; the cause is logged)",
+             mapping_failure_text(e.code()));
     }
     const uint32_t limit = fresh.alloc->slots();
     // Read and copied before the row takes the arena: a failure from there
@@ -361,7 +371,7 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
                 new_limit, e.what());
             fail(e.code(), "the device could not grow to %u slots (%s; the cause is logged); it "
                            "keeps its %u slots",
-                 new_limit, error_text(e.code()), old_limit);
+                 new_limit, mapping_failure_text(e.code()), old_limit);
         }
         // A file arena that got new blocks: a CUDA registration (of what
         // existed) is redone to cover them. Nothing was unmapped, so the old
