@@ -82,18 +82,52 @@ void Index::erase_if_empty(Locked &l) noexcept {
 
 void Index::lru_link_tail(Shard &sh, Entry *e, uint64_t tick) noexcept {
     e->tick_ = tick;
-    e->prev_ = sh.lru_tail;
-    e->next_ = nullptr;
-    e->next_tick_ = UINT64_MAX;
-    if (sh.lru_tail) {
-        sh.lru_tail->next_ = e;
-        sh.lru_tail->next_tick_ = tick;
+    lru_link_after(sh, sh.lru_tail, e);
+}
+
+void Index::lru_link_after(Shard &sh, Entry *prev, Entry *e) noexcept {
+    Entry *next = prev ? prev->next_ : sh.lru_head;
+    e->prev_ = prev;
+    e->next_ = next;
+    e->next_tick_ = next ? next->tick_ : UINT64_MAX;
+    if (prev) {
+        prev->next_ = e;
+        prev->next_tick_ = e->tick_;
     } else {
         sh.lru_head = e;
-        sh.head_tick.store(tick, std::memory_order_relaxed);
+        sh.head_tick.store(e->tick_, std::memory_order_relaxed);
     }
-    sh.lru_tail = e;
+    if (next)
+        next->prev_ = e;
+    else
+        sh.lru_tail = e;
     e->in_lru_ = true;
+}
+
+void Index::lru_link_in_order(Shard &sh, Entry *e) noexcept {
+    // Usually at an end: an entry pinned for a lookup is read and unpinned
+    // soon (near the tail), one pinned for long was not used since (near
+    // the head). The walk starts at the end whose tick is nearer.
+    Entry *head = sh.lru_head, *tail = sh.lru_tail;
+    if (!tail || tail->tick_ <= e->tick_) {
+        lru_link_after(sh, tail, e);
+        return;
+    }
+    if (e->tick_ < head->tick_) {
+        lru_link_after(sh, nullptr, e);
+        return;
+    }
+    if (e->tick_ - head->tick_ < tail->tick_ - e->tick_) {
+        Entry *prev = nullptr;
+        for (Entry *p = head; p && p->tick_ <= e->tick_; p = p->next_)
+            prev = p;
+        lru_link_after(sh, prev, e);
+    } else {
+        Entry *prev = tail;
+        while (prev && prev->tick_ > e->tick_)
+            prev = prev->prev_;
+        lru_link_after(sh, prev, e);
+    }
 }
 
 void Index::lru_unlink(Shard &sh, Entry *e) noexcept {
@@ -132,9 +166,13 @@ void Index::commit(Locked &l, const Version &v, uint32_t pins, uint64_t tick) no
     e->committed_ = true;
     e->v_ = v;
     e->pins_ = pins;
-    if (pins)
+    const uint64_t t = tick ? tick : tick_.fetch_add(1, std::memory_order_relaxed);
+    if (pins) {
         pinned_++;
-    lru_link_tail(*l.sh_, e, tick ? tick : tick_.fetch_add(1, std::memory_order_relaxed));
+        e->tick_ = t; // out of the list while pinned (a replace keeps the key's pins)
+    } else {
+        lru_link_tail(*l.sh_, e, t);
+    }
     entries_++;
 }
 
@@ -159,8 +197,14 @@ void Index::move(Locked &l, const SlotRef &to, uint64_t seq) noexcept {
 
 void Index::touch(Locked &l) noexcept {
     Entry *e = l.e_;
-    if (cfg_.eviction != Eviction::lru || !e->in_lru_)
+    if (cfg_.eviction != Eviction::lru)
         return;
+    if (!e->in_lru_) {
+        // Pinned: out of the list, its tick says where it goes back.
+        if (e->committed_ && e->pins_)
+            e->tick_ = tick_.fetch_add(1, std::memory_order_relaxed);
+        return;
+    }
     // Re-stamp even the tail of this shard's list: evict_one() compares the
     // head ticks of all shards, so an entry that is alone in (or last of) its
     // shard must still get a fresh tick, or it is evicted as if never used.
@@ -178,8 +222,14 @@ bool Index::pin(Locked &l) noexcept {
     Entry *e = l.e_;
     if (e->pins_ == UINT32_MAX)
         return false;
-    if (e->pins_++ == 0)
+    if (e->pins_++ == 0) {
         pinned_++;
+        if (e->in_lru_) { // out of the victim search, with its tick as it is
+            if (e->touch_queued_)
+                apply_touches(*l.sh_);
+            lru_unlink(*l.sh_, e);
+        }
+    }
     return true;
 }
 
@@ -187,8 +237,13 @@ bool Index::unpin(Locked &l) noexcept {
     Entry *e = l.e_;
     if (e->pins_ == 0)
         return false;
-    if (--e->pins_ == 0)
+    if (--e->pins_ == 0) {
         pinned_--;
+        if (e->committed_ && !e->in_lru_) {
+            apply_touches(*l.sh_); // the list in tick order before e goes in
+            lru_link_in_order(*l.sh_, e);
+        }
+    }
     return true;
 }
 

@@ -2,10 +2,15 @@
 // entries and an LRU list of the committed ones (head: least recently used).
 //
 // Invariants, kept here and nowhere else: an entry is in its shard's LRU
-// list exactly while it is committed, the list is in tick order, head_tick
-// is its head's tick; entries() counts the committed entries, pinned() the
-// committed ones with a pin. Only Index touches an entry's LRU links and
-// its committed version (the fields are private).
+// list exactly while it is committed and not pinned, the list is in tick
+// order, head_tick is its head's tick; entries() counts the committed
+// entries, pinned() the committed ones with a pin. A pinned entry keeps
+// its tick (its accesses still set it) and goes back into the list in
+// tick order when its last pin goes: a pin is no use, and no eviction has
+// to walk past pinned entries (they sat at the heads of their lists, and
+// each eviction looked through every shard for an older evictable entry).
+// Only Index touches an entry's LRU links and its committed version (the
+// fields are private).
 //
 // An access (touch) is not moved in the list at once: it waits in its
 // shard's touch queue, in tick order, and the queue is applied before
@@ -310,6 +315,10 @@ private:
     };
 
     void lru_link_tail(Shard &sh, Entry *e, uint64_t tick) noexcept;
+    // Links e after prev (nullptr: at the head), e's tick as it is.
+    void lru_link_after(Shard &sh, Entry *prev, Entry *e) noexcept;
+    // Links e where its tick belongs, walking from the nearer end.
+    void lru_link_in_order(Shard &sh, Entry *e) noexcept;
     void lru_unlink(Shard &sh, Entry *e) noexcept;
     // Move every queued access to the tail of the list, in order.
     void apply_touches(Shard &sh) noexcept;
