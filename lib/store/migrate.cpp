@@ -71,10 +71,11 @@ std::vector<std::string> Hotplug::keys_on(uint32_t a, uint32_t from_slot, bool *
 
 int Hotplug::migrate_or_report(uint32_t src, const std::vector<std::string> &keys,
                                bool same_device, MoveStats &ms) {
-    // A round that fails changes nothing itself, but earlier rounds of the
-    // same call (writes that were in flight when it began, committed on
-    // the device since) may have moved entries or evicted: then the error
-    // is returned for the caller to report as partial, and says so.
+    // A round that fails may have moved entries before it failed (those
+    // whose copies it committed), and so may earlier rounds of the same
+    // call (writes in flight when it began, committed on the device
+    // since), or evicted: then the error is returned for the caller to
+    // report as partial, and says so.
     try {
         migrate_keys(src, keys, same_device, ms);
         return 0;
@@ -83,9 +84,7 @@ int Hotplug::migrate_or_report(uint32_t src, const std::vector<std::string> &key
             throw;
         if (!ms.moved_keys)
             return error_from_exception();
-        return set_error(e.code(), "%s by this round; the %llu entries moved before it (writes in "
-                                   "flight when the call began committed on the device since) "
-                                   "stay moved",
+        return set_error(e.code(), "%s; the %llu entries this call moved before that stay moved",
                          e.what(), static_cast<unsigned long long>(ms.moved_keys));
     } catch (...) {
         if (!ms.evicted_keys && !ms.moved_keys)
@@ -357,6 +356,7 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
         hook_(1);
 
     // Phase 2: switch each entry that is still the one copied.
+    size_t not_committed = 0;
     for (auto &mv : moves) {
         Index::Locked l = c_.index.lookup(mv.key, mv.hash);
         if (!l || !l->committed() || l->version().seq != mv.src_seq ||
@@ -367,16 +367,15 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
             continue;
         }
         if (!c_.pool.arena(mv.dst.arena).commit(mv.dst.slot, mv.seq)) {
-            // Its header faulted since it was written (sigbus=handle): the
-            // copy never becomes visible, and its slot is quarantined. The
-            // entry goes too, as one a read finds faulting does: its device
-            // is being emptied.
+            // Its header faulted since it was written (sigbus=handle), or
+            // its commit word could not be written back: the copy never
+            // becomes visible, and its slot is quarantined. The entry stays
+            // where it is, intact, and the call fails below.
             c_.counters.copy_faults++;
-            entries_.drop(l);
             l.unlock();
             mv.dst_faulted = true;
             drop(mv);
-            ms.deleted_keys++;
+            ++not_committed;
             continue;
         }
         c_.slots.commit(mv.dst);
@@ -398,6 +397,11 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
     }
     if (hook_)
         hook_(2);
+    if (not_committed)
+        fail(-EIO, "committing %zu copied entries on their destinations failed (a fault, or a "
+                   "write-back the file system refused): they stay on device %u, the slots "
+                   "they were copied to are quarantined",
+             not_committed, src);
 }
 
 // Delete the entries of keys that still lie on src. Without force a pinned

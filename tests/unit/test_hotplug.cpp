@@ -32,6 +32,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "call_failure.hpp"
 #include "capi/handles.hpp"
 #include "engine/copy_engine.hpp"
 #include "engine/fault.hpp"
@@ -1203,12 +1204,48 @@ TEST_F(Pool, ARemovalThatFailsAfterMovingEntriesSaysWhatItMoved) {
     writer.join();
     daxkv::engine::testing::set_fault_hook(nullptr);
     ASSERT_EQ(put_rc, 0) << daxkv_errmsg();
-    EXPECT_NE(msg.find("the 4 entries moved before it"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("the 4 entries this call moved before that stay moved"), std::string::npos)
+        << msg;
     EXPECT_EQ(r.moved_keys, 4u);
     EXPECT_EQ(state_of(d), "active");
     for (uint32_t i = 0; i < 8; ++i)
         EXPECT_EQ(check(i), "") << i;
     EXPECT_EQ(check(9), "");
+}
+
+// durability=power: every msync of a migrating removal failing in turn.
+// A copy whose commit word could not be written back was deleted with its
+// entry (as if its source had faulted) and the removal returned 0; now
+// the entry stays where it was and the removal fails -EIO. Whatever fails,
+// every entry reads back, now and after a reopen.
+TEST_F(Pool, AMigrationWhoseWriteBackFailsLosesNoEntry) {
+    int failed = 0;
+    for (long n = 1; n <= 64; ++n) {
+        store_.reset();
+        for (const std::string &p : paths_)
+            ::unlink(p.c_str());
+        open_pool(2, 8, {{"durability", "power"}});
+        fill(0, 8);
+        int rc;
+        {
+            FailNthCall fail(Call::msync, n, EIO);
+            rc = daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, nullptr);
+        }
+        const bool fired = call_failed();
+        if (rc != 0) {
+            ++failed;
+            EXPECT_EQ(rc, -EIO) << "msync " << n << ": " << daxkv_errmsg();
+        }
+        for (uint32_t i = 0; i < 8; ++i)
+            ASSERT_EQ(check(i), "") << "msync " << n << " failed, removal " << rc;
+        reopen(rc == 0 ? std::vector<std::string>{paths_[1]} : paths_);
+        for (uint32_t i = 0; i < 8; ++i)
+            ASSERT_EQ(check(i), "") << "msync " << n << " failed, removal " << rc
+                                    << ", after a reopen";
+        if (!fired)
+            break;
+    }
+    EXPECT_GE(failed, 3);
 }
 
 TEST_F(Pool, RemoveEvictDeletesTheDevicesEntries) {
