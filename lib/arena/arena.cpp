@@ -149,7 +149,6 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
     const bool blocks_readable =
         guarded([&] { load_lines(map_->base(), std::min(kHeaderOffset, map_->backed())); });
     if (!blocks_readable) {
-        history_faulted_.store(true);
         if (!map_->created())
             fail(-EIO,
                  "%s: reading its superblock blocks (the first %llu bytes) faulted (SIGBUS: bad "
@@ -608,11 +607,24 @@ void Arena::write_superblock() {
     char *b = map_->base() + kSuperblockBytes;
     WriteBacks wb;
     const bool faulted = !history_access([&] {
+        // A copy that could not be written back gets the old superblock
+        // again (copy B's, which it still holds): a change the caller is
+        // told failed must not be read by a later open.
+        Superblock old;
+        std::memcpy(&old, b, sizeof old);
         std::memcpy(a, &sb_, sizeof sb_);
-        if (!wb(map_->persist(a, sizeof sb_)))
-            return; // copy B keeps what it said: one copy stays whole
+        if (!wb(map_->persist(a, sizeof sb_))) {
+            std::memcpy(a, &old, sizeof old);
+            static_cast<void>(map_->persist(a, sizeof old));
+            return;
+        }
         std::memcpy(b, &sb_, sizeof sb_);
-        wb(map_->persist(b, sizeof sb_));
+        if (!wb(map_->persist(b, sizeof sb_))) {
+            std::memcpy(b, &old, sizeof old);
+            std::memcpy(a, &old, sizeof old);
+            static_cast<void>(map_->persist(b, sizeof old));
+            static_cast<void>(map_->persist(a, sizeof old));
+        }
     });
     if (faulted || !wb.ok()) {
         sb_.sb_generation = generation;
@@ -669,10 +681,7 @@ bool Arena::guarded(Fn &&fn) const noexcept {
 
 template <typename Fn>
 bool Arena::history_access(Fn &&fn) const noexcept {
-    if (guarded(std::forward<Fn>(fn)))
-        return true;
-    history_faulted_.store(true, std::memory_order_relaxed);
-    return false;
+    return guarded(std::forward<Fn>(fn));
 }
 
 template <typename Fn>

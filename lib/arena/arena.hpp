@@ -252,12 +252,6 @@ public:
     [[nodiscard]] bool stage_removal(uint32_t b, uint64_t seq) noexcept;
     // Raise every word to at least the given table's, durably.
     [[nodiscard]] bool merge_removals(const uint64_t *table) noexcept;
-    // Whether an access of the superblock blocks faulted before: true the
-    // first time it is asked after one (the pool history logs it once).
-    bool first_history_fault() noexcept {
-        return history_faulted_.load(std::memory_order_relaxed) &&
-               !history_fault_told_.exchange(true);
-    }
 
     // Scan every slot header: return the committed entries that validate,
     // clear the ones that do not, count both. Stale duplicates are resolved
@@ -318,8 +312,7 @@ private:
     // faulted (see the entry methods).
     template <typename Fn>
     bool guarded(Fn &&fn) const noexcept;
-    // guarded() for the superblock blocks: a fault is remembered
-    // (first_history_fault).
+    // guarded() for the superblock blocks (the pool history's record).
     template <typename Fn>
     bool history_access(Fn &&fn) const noexcept;
 
@@ -335,9 +328,6 @@ private:
     std::unique_ptr<char[]> undo_blocks_;
     uint64_t seq_limit_ = kSeqMax; // seq_limit() at open: numbers read stay below it
     std::atomic<uint64_t> usable_{0};
-    // An access of the superblock blocks faulted; whether that was told.
-    mutable std::atomic<bool> history_faulted_{false};
-    std::atomic<bool> history_fault_told_{false};
 };
 
 // The parser of on-device metadata, shared by the recovery scan, daxkv

@@ -13,12 +13,13 @@ void Entries::retire(Index::Locked &l) noexcept {
     if (c_.pool.arena(ref.arena).withdraw(ref.slot)) {
         c_.slots.retire(ref);
     } else {
-        // Its header faulted (sigbus=handle): the commit word may still be
-        // there, so the slot is never reused; a reopen finds it unreadable,
-        // or removed by the history recorded before this.
+        // Its header faulted (sigbus=handle), or its cleared commit word
+        // could not be written back (durability=power): the commit word may
+        // still be there, so the slot is never reused; a reopen finds it
+        // unreadable, or removed by the history recorded before this.
         c_.counters.copy_faults++;
-        log(kLogErr, "withdrawing the entry in slot %u of device %u faulted (SIGBUS): slot "
-            "quarantined", ref.slot, ref.arena);
+        log(kLogErr, "withdrawing the entry in slot %u of device %u failed (it faulted: SIGBUS; "
+            "or the file system could not write it back): slot quarantined", ref.slot, ref.arena);
         c_.slots.quarantine_faulted(ref);
     }
     c_.index.uncommit(l);

@@ -72,9 +72,7 @@ void History::write_floor(uint64_t limit) {
                 continue;
             try {
                 pool_[a].arena->set_seq_floor(limit);
-            } catch (const Error &e) {
-                if (e.code() != -EIO)
-                    throw;
+            } catch (const Error &) { // a fault (-EIO), or a write-back's error
                 record_faulted(a, "writing its floor");
             }
         }
@@ -84,11 +82,13 @@ void History::write_floor(uint64_t limit) {
 
 void History::record_faulted(uint32_t a, const char *what) noexcept {
     counters_.copy_faults++;
-    if (pool_[a].arena->first_history_fault())
+    const uint64_t bit = uint64_t(1) << (a % 64);
+    if (!(failures_told_.fetch_or(bit) & bit))
         log(kLogErr,
-            "device %u: %s faulted (SIGBUS: bad media under its superblock blocks, or a file cut "
-            "short): the pool history it keeps misses changes from now on, and an open that "
-            "finds the blocks faulting refuses the device",
+            "device %u: %s failed (a fault: SIGBUS, bad media under its superblock blocks or a "
+            "file cut short; or a write-back the file system refused): the pool history it "
+            "keeps may miss changes from now on; an open that finds its blocks faulting "
+            "refuses the device",
             pool_[a].id, what);
 }
 
@@ -238,9 +238,7 @@ void History::join(uint32_t a) {
         }
         if (open_id_.load() != 0)
             ar.set_last_open(open_id_.load());
-    } catch (const Error &e) {
-        if (e.code() != -EIO)
-            throw;
+    } catch (const Error &) { // a fault (-EIO), or a write-back's error
         record_faulted(a, "recording the pool's floor and open");
     }
 }

@@ -125,11 +125,14 @@ private:
     // (durable).
     void note(const Devices &devices, uint64_t hash, uint64_t r, bool durable) noexcept;
     void write_floor(uint64_t limit); // seq_m_ held
-    // Writing device a's record faulted (sigbus=handle; bad media under its
-    // superblock blocks, or a file cut inside them): counted, and logged
-    // the first time. The store goes on without that device's record: a
-    // later open reads the blocks first and refuses the device, so the
-    // changes it missed cannot bring back stale entries.
+    // Writing device a's record failed: it faulted (sigbus=handle; bad
+    // media under its superblock blocks, or a file cut inside them), or,
+    // with durability=power, the file system could not write it back.
+    // Counted, and logged the first time for the device. The store goes on
+    // without that device's record: after a fault a later open reads the
+    // blocks first and refuses the device, so the changes it missed cannot
+    // bring back stale entries; after a failed write-back only a power
+    // loss before the pages reach the file loses them.
     void record_faulted(uint32_t a, const char *what) noexcept;
 
     const Config &cfg_;
@@ -143,6 +146,7 @@ private:
     // The pool's removal table, as every device holds it (kRemovalBuckets).
     std::unique_ptr<std::atomic<uint64_t>[]> removals_;
     std::atomic<uint64_t> open_id_{0};
+    std::atomic<uint64_t> failures_told_{0}; // a bit per device row (at most 64)
     std::atomic<uint64_t> closed_through_{0}; // note_found
 };
 

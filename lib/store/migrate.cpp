@@ -343,8 +343,9 @@ void Hotplug::migrate_keys(uint32_t src, const std::vector<std::string> &keys, b
                 !to.stage_entry(mv.dst.slot, mv.len)) {
                 mv.dst_faulted = true;
                 c_.counters.copy_faults++;
-                fail(-EIO, "writing the header of slot %u of device %u faulted (media error "
-                           "or truncated arena file): slot quarantined; nothing was moved",
+                fail(-EIO, "writing the header of slot %u of device %u failed (a media error, a "
+                           "truncated arena file, or a write-back the file system refused): slot "
+                           "quarantined; nothing was moved",
                      mv.dst.slot, mv.dst.arena);
             }
             ++i;
