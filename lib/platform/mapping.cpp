@@ -547,14 +547,13 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
         // write into a hole.
         if (have == 0)
             m->sized_empty_ = !m->created_file_;
-        // The holes of a file that was there, given back if the allocation
-        // fails part-way: a failed open leaves the file as it found it.
-        const auto holes = req.inspect || have == 0
-                               ? std::vector<std::pair<uint64_t, uint64_t>>()
-                               : holes_of(m->fd_, 0, std::min(have, m->backed()));
+        // The holes of a file that was there, given back (~Mapping) if the
+        // open fails, in the allocation (part-way) or after it: a failed
+        // open leaves the file as it found it.
+        if (!req.inspect && have != 0)
+            m->filled_holes_ = holes_of(m->fd_, 0, std::min(have, m->backed()));
         const int rc = req.inspect ? 0 : allocate_blocks(m->fd_, 0, m->backed());
         if (rc != 0) {
-            punch_holes(m->fd_, holes); // (its size is given back by ~Mapping)
             if (have == 0 && ::ftruncate(m->fd_, 0) != 0) {
                 // leave it empty if we can; the error below says why
             }
@@ -749,10 +748,13 @@ Mapping::~Mapping() {
         } else if ((created_file_ || !temp_path_.empty()) && ::lstat(name.c_str(), &st) == 0 &&
                    st.st_dev == file_dev_ && st.st_ino == file_ino_)
             (void)::unlink(name.c_str());
-        else if (sized_empty_)
-            (void)::ftruncate(fd_, 0);
-        else if (grown_from_)
-            (void)::ftruncate(fd_, static_cast<off_t>(grown_from_)); // its size as found
+        else {
+            punch_holes(fd_, filled_holes_);
+            if (sized_empty_)
+                (void)::ftruncate(fd_, 0);
+            else if (grown_from_)
+                (void)::ftruncate(fd_, static_cast<off_t>(grown_from_)); // its size as found
+        }
     }
     if (fd_ >= 0) {
         // Unlocked before the close: a flock belongs to the open file

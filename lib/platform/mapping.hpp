@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <sys/types.h>
 
@@ -122,6 +124,9 @@ private:
     std::atomic<uint64_t> backed_{0}; // grows under the store's hotplug lock
     bool created_ = false;
     uint64_t grown_from_ = 0; // an existing file's size before this open extended it
+    // The holes of an existing file this open gave blocks: given back with
+    // the rest when the open fails (~Mapping), as the file was found.
+    std::vector<std::pair<uint64_t, uint64_t>> filled_holes_;
     bool map_sync_ = false;
     uint64_t device_bytes_ = 0;
     // File arenas: what this open did to the file system, undone by the

@@ -1513,6 +1513,17 @@ TEST_F(Arena, AnAllocationThatFailsPartWayIsGivenBack) {
     EXPECT_EQ(rc, -ENOSPC) << daxkv_errmsg();
     EXPECT_EQ(blocks(), std::make_pair(uint64_t(8) << 20, uint64_t(0)))
         << "the failed open kept blocks it allocated";
+    // An open that fails after the blocks were given (the pool's second
+    // device is a directory) gives them back too.
+    {
+        ConfigPtr cfg;
+        ASSERT_EQ(make_config(&cfg, path_, spec), 0);
+        ASSERT_EQ(daxkv_config_add_device(cfg.get(), dir_.path().c_str(), 1 << 20), 0);
+        daxkv_store *raw = nullptr;
+        EXPECT_EQ(daxkv_open(&raw, cfg.get()), -EISDIR) << daxkv_errmsg();
+        EXPECT_EQ(blocks(), std::make_pair(uint64_t(8) << 20, uint64_t(0)))
+            << "the open that failed later kept the blocks it allocated";
+    }
     ASSERT_EQ(::unlink(path_.c_str()), 0);
 
     // A grow (room laid out by grow_limit) whose blocks run out part-way.
