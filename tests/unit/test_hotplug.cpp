@@ -168,7 +168,23 @@ struct HoldCopy : daxkv::engine::FaultHook {
         go = true;
         cv.notify_all();
     }
+    void wait_held() {
+        std::unique_lock<std::mutex> g(m);
+        cv.wait(g, [&] { return held; });
+    }
 };
+
+// A put of k whose copy hold holds (the copy engine's fault hook from
+// here until the caller clears it): its thread, once the copy is held; rc
+// gets the put's result.
+std::thread start_held_put(daxkv_store *s, const std::string &k, const std::vector<uint8_t> &v,
+                           HoldCopy &hold, int &rc) {
+    hold.src = v.data();
+    daxkv::engine::testing::set_fault_hook(&hold);
+    std::thread t([s, k, &v, &rc] { rc = daxkv_put(s, k.data(), k.size(), v.data(), v.size(), 0); });
+    hold.wait_held();
+    return t;
+}
 
 // ---------------------------------------------------------------------------
 // 403, 400/422, 404
@@ -845,17 +861,8 @@ TEST_F(Pool, AShrinkWaitsForAWriteAboveTheEndBesideAQuarantinedSlot) {
     // The put of key 9 takes slot 4 and is held in its copy.
     const std::vector<uint8_t> v9 = val(9);
     HoldCopy hold;
-    hold.src = v9.data();
-    daxkv::engine::testing::set_fault_hook(&hold);
     int put_rc = 1;
-    std::thread writer([&] {
-        const std::string k = key_of(9);
-        put_rc = daxkv_put(s(), k.data(), k.size(), v9.data(), v9.size(), 0);
-    });
-    {
-        std::unique_lock<std::mutex> g(hold.m);
-        hold.cv.wait(g, [&] { return hold.held; });
-    }
+    std::thread writer = start_held_put(s(), key_of(9), v9, hold, put_rc);
     std::mutex m;
     std::condition_variable cv;
     bool resized = false;
@@ -936,10 +943,7 @@ TEST_F(Pool, AForcedRemovalThatFailsLeavesItsReservationsOpen) {
         put_done = true;
         cv.notify_all();
     });
-    {
-        std::unique_lock<std::mutex> g(hold.m);
-        hold.cv.wait(g, [&] { return hold.held; });
-    }
+    hold.wait_held();
     // Once key 2 has moved (and filled dev1), the put commits on dev0.
     bool once = false;
     core().hotplug().set_hook([&](int phase) {
@@ -1176,17 +1180,8 @@ TEST_F(Pool, ARemovalThatFailsAfterMovingEntriesSaysWhatItMoved) {
     fill(0, 8); // four entries on each device
     const std::vector<uint8_t> v9 = val(9);
     HoldCopy hold;
-    hold.src = v9.data();
-    daxkv::engine::testing::set_fault_hook(&hold);
     int put_rc = 1;
-    std::thread writer([&] {
-        const std::string k = key_of(9);
-        put_rc = daxkv_put(s(), k.data(), k.size(), v9.data(), v9.size(), 0);
-    });
-    {
-        std::unique_lock<std::mutex> g(hold.m);
-        hold.cv.wait(g, [&] { return hold.held; });
-    }
+    std::thread writer = start_held_put(s(), key_of(9), v9, hold, put_rc);
     const json devs = status()["devices"];
     const size_t d = devs[0]["active_write_count"] == 1 ? 0 : 1;
     ASSERT_EQ(devs[d]["active_write_count"], 1);
