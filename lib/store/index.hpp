@@ -334,10 +334,11 @@ bool Index::evict_one(Skip &&skip, Take &&take) {
     // older_than_none[i]: no evictable entry of shard i is older than this.
     // At first its head's tick; once the shard has been looked at, the
     // tick of its first evictable entry, which lies behind entries that
-    // cannot go (pinned, leased, in flight). A shard is taken from only
-    // when its first evictable entry is no newer than every other shard's
-    // bound: a shard whose head is pinned for good would otherwise look
-    // oldest at every eviction, and give up its newest entries first.
+    // cannot go (leased, read or written now, or on a device the caller
+    // leaves out; pinned ones are not in the lists). A shard is taken from
+    // only when its first evictable entry is no newer than every other
+    // shard's bound: a shard whose head is held for long would otherwise
+    // look oldest at every eviction, and give up its newest entries first.
     uint64_t older_than_none[kShards];
     bool exhausted[kShards] = {};
     for (size_t i = 0; i < kShards; ++i)
