@@ -79,17 +79,15 @@ int Hotplug::migrate_or_report(uint32_t src, const std::vector<std::string> &key
     try {
         migrate_keys(src, keys, same_device, ms);
         return 0;
-    } catch (const Error &e) {
-        if (!ms.evicted_keys && !ms.moved_keys)
-            throw;
-        if (!ms.moved_keys)
-            return error_from_exception();
-        return set_error(e.code(), "%s; the %llu entries this call moved before that stay moved",
-                         e.what(), static_cast<unsigned long long>(ms.moved_keys));
     } catch (...) {
         if (!ms.evicted_keys && !ms.moved_keys)
             throw;
-        return error_from_exception();
+        int rc = error_from_exception();
+        if (!ms.moved_keys)
+            return rc;
+        return set_error(rc, "%s; the %llu entries this call moved before that stay moved",
+                         std::string(last_error_message()).c_str(),
+                         static_cast<unsigned long long>(ms.moved_keys));
     }
 }
 

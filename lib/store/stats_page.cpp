@@ -256,11 +256,11 @@ StatsPage::StatsPage(const std::string &store_id) {
         tmp_name_ = tmpl;
     }
     fd_ = fd_above_standard_streams(fd_);
-    // Readable by everyone who may look at the store's numbers; the page
-    // holds counters, device paths and ids, never keys or values.
-    // The header, the counters and the status's first page are given
-    // blocks before anything is written: a later status that finds no room
-    // for its pages is published as a note of its length (publish).
+    // fchmod: readable by everyone who may look at the store's numbers;
+    // the page holds counters, device paths and ids, never keys or values.
+    // backed: the header, the counters and the status's first page are
+    // given blocks before anything is written; a later status that finds no
+    // room for its pages is published as a note of its length (publish).
     int e = 0;
     if (::fchmod(fd_, 0644) != 0 || ::ftruncate(fd_, kPageBytes) != 0 ||
         ::flock(fd_, LOCK_SH) != 0)
