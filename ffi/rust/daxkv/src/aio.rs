@@ -382,6 +382,16 @@ impl State {
         }
     }
 
+    /// The event fd, when the calling thread is the completion thread
+    /// (running a waker): there nothing else collects while it blocks.
+    fn helper_event_fd(&self) -> Option<RawFd> {
+        let inner = self.lock();
+        match &inner.helper {
+            Some(t) if inner.helper_running && t.thread().id() == thread::current().id() => inner.efd,
+            _ => None,
+        }
+    }
+
     /// Called by the store before it closes: stop and join the helper.
     pub(crate) fn stop(&self) {
         let t = {
@@ -635,8 +645,8 @@ fn block_on(t: &mut Ticket<'_>, deadline: Option<Instant>) -> Option<Result<Comp
         if let Poll::Ready(r) = Pin::new(&mut *t).poll(&mut cx) {
             return Some(r);
         }
-        match deadline {
-            None => thread::park(),
+        let left = match deadline {
+            None => None,
             Some(d) => {
                 let now = Instant::now();
                 if now >= d {
@@ -646,8 +656,24 @@ fn block_on(t: &mut Ticket<'_>, deadline: Option<Instant>) -> Option<Result<Comp
                     }
                     return None;
                 }
-                thread::park_timeout(d - now);
+                Some(d - now)
             }
+        };
+        match t.store.aio.helper_event_fd() {
+            // A waker run by the completion thread waits: parked, it would
+            // wait for itself, the thread that collects. It waits for the
+            // event fd instead, and the next poll collects. Another thread
+            // may collect first (a poll of its own, with the fd then no
+            // longer readable): the wait is cut into short turns, so that
+            // this one looks again after at most one of them.
+            Some(efd) => {
+                const TURN: Duration = Duration::from_millis(10);
+                let _ = os::wait_readable(&[efd], Some(left.map_or(TURN, |l| l.min(TURN))));
+            }
+            None => match left {
+                None => thread::park(),
+                Some(l) => thread::park_timeout(l),
+            },
         }
     }
 }

@@ -390,3 +390,57 @@ fn a_store_whose_last_owner_is_woken_on_the_completion_thread_closes() {
     let again = open_files(&[&p], 24 * MIB, &[]);
     assert!(again.stats().unwrap().entries > 0);
 }
+
+/// A waker that waits for a batch of its own, blocking, as a task run
+/// inline by its executor on the waking thread does with `wait()`.
+struct WaitsInTheWaker {
+    store: Arc<Store>,
+    timeout: Option<Duration>,
+    out: std::sync::Mutex<Option<(String, Duration)>>,
+}
+
+impl Wake for WaitsInTheWaker {
+    fn wake(self: Arc<Self>) {
+        let started = std::time::Instant::now();
+        let mut t = self.store.submit(put_batch(1000, 8, 60_000)).unwrap();
+        let r = match self.timeout {
+            None => format!("{:?}", t.wait().map(|c| c.result)),
+            Some(d) => format!("{:?}", t.wait_timeout(d).map(|c| c.map(|c| c.result))),
+        };
+        *self.out.lock().unwrap() = Some((r, started.elapsed()));
+    }
+}
+
+#[test]
+fn a_waker_on_the_completion_thread_may_wait_for_another_batch() {
+    // The completion thread that ran the waker parked in wait() for a
+    // wake-up only it could give: wait() never returned, and
+    // wait_timeout() returned only at its deadline, the batch long done.
+    for timeout in [None, Some(Duration::from_secs(30))] {
+        let s = Arc::new(open_mem(&[]));
+        let w = Arc::new(WaitsInTheWaker { store: Arc::clone(&s), timeout, out: Default::default() });
+        let mut pending = false;
+        for attempt in 0..20 {
+            // A batch of large values ahead keeps the dispatcher busy, so
+            // that the one behind it is still pending when first polled.
+            drop(s.submit(put_batch(attempt * 20, 20, 60_000)).unwrap());
+            let mut t = s.submit(Batch::contains(["k0"], false, false)).unwrap();
+            let waker = Waker::from(Arc::clone(&w) as Arc<WaitsInTheWaker>);
+            if Pin::new(&mut t).poll(&mut Context::from_waker(&waker)).is_pending() {
+                pending = true;
+                let until = std::time::Instant::now() + Duration::from_secs(20);
+                while w.out.lock().unwrap().is_none() {
+                    assert!(std::time::Instant::now() < until, "{timeout:?}: the waker's wait never returned");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                break;
+            }
+        }
+        assert!(pending, "the lookup never waited for its completion");
+        let (r, took) = w.out.lock().unwrap().clone().unwrap();
+        let want = if timeout.is_some() { "Ok(Some(Ok(8)))" } else { "Ok(Ok(8))" };
+        assert_eq!(r, want, "{timeout:?}");
+        assert!(took < Duration::from_secs(10), "{timeout:?}: waited {took:?}, past the batch's end");
+        assert_eq!(s.contains(b"k1007").unwrap(), true);
+    }
+}
