@@ -148,13 +148,16 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
     // changed by an open that failed.
     const bool blocks_readable =
         guarded([&] { load_lines(map_->base(), std::min(kHeaderOffset, map_->backed())); });
+    // A constructor that throws runs no destructor: what this open changed
+    // in the blocks is put back here (~Arena does so later).
+    Undo put_back([this]() noexcept { put_back_blocks(); });
     if (!blocks_readable) {
         if (!map_->created())
-            fail(-EIO,
-                 "%s: reading its superblock blocks (the first %llu bytes) faulted (SIGBUS: bad "
-                 "media, or a file cut short); nothing was written to it, not even a format "
-                 "asked for (clear its media errors first, e.g. 'ndctl clear-errors')",
-                 path.c_str(), static_cast<unsigned long long>(kHeaderOffset));
+            throw BlocksUnreadable(daxkv::format(
+                "%s: reading its superblock blocks (the first %llu bytes) faulted (SIGBUS: bad "
+                "media, or a file cut short); nothing was written to it, not even a format "
+                "asked for (clear its media errors first, e.g. 'ndctl clear-errors')",
+                path.c_str(), static_cast<unsigned long long>(kHeaderOffset)));
     }
     SuperblockReport rep = blocks_readable ? inspect(*map_) : SuperblockReport{};
     if (map_->created() || rep.zeroed || opt_.format) {
@@ -283,6 +286,7 @@ Arena::Arena(std::unique_ptr<platform::Mapping> map, const Options &opt)
     }
     // The arena is whole: a file this open created gets its path only now.
     map_->name_new_file();
+    put_back.dismiss();
 }
 
 // Neither copy is valid, but a copy whose checksum holds is not damaged: an
@@ -357,7 +361,9 @@ void Arena::keep() noexcept {
     undo_blocks_.reset();
 }
 
-Arena::~Arena() {
+Arena::~Arena() { put_back_blocks(); }
+
+void Arena::put_back_blocks() noexcept {
     // Where the blocks fault, there is nothing to put back.
     if (undo_format_) {
         // (Nor, where the write-back fails, anyone to tell.)
@@ -371,6 +377,8 @@ Arena::~Arena() {
             static_cast<void>(map_->persist(map_->base(), kHeaderOffset));
         }));
     }
+    undo_format_ = false;
+    undo_blocks_.reset();
 }
 
 // Before this open changes what an arena that was there says of itself
@@ -456,7 +464,10 @@ void Arena::set_seq_floor(uint64_t v) {
     std::lock_guard<std::mutex> g(sb_m_);
     if (sb_.seq_floor == v)
         return;
-    rewrite(&Superblock::seq_floor, v);
+    // Kept where its write fails: the pool hands out numbers up to the new
+    // floor all the same, and a device whose floor went back would take
+    // every removal recorded since for one made while it was away.
+    rewrite(&Superblock::seq_floor, v, OnFailure::keep);
 }
 
 uint64_t Arena::last_open() const {
@@ -473,11 +484,11 @@ void Arena::set_last_open(uint64_t s) {
     std::lock_guard<std::mutex> g(sb_m_);
     if (sb_.last_open == s && sb_.closed_cleanly == 0)
         return;
-    const uint64_t closed = sb_.closed_cleanly;
+    // Kept where its write fails, as the floor is: put back, a device
+    // marked closed cleanly would be trusted as such after a crash of this
+    // open.
     sb_.closed_cleanly = 0;
-    Undo undo([&]() noexcept { sb_.closed_cleanly = closed; });
-    rewrite(&Superblock::last_open, s);
-    undo.dismiss();
+    rewrite(&Superblock::last_open, s, OnFailure::keep);
 }
 
 void Arena::mark_closed() {
@@ -587,48 +598,62 @@ void Arena::set_usable_slots(uint64_t n) {
              static_cast<unsigned long long>(n),
              static_cast<unsigned long long>(layout_.slot_count));
     const uint64_t old = usable_.load();
-    if (n > old) {
+    const bool grow = n > old;
+    if (grow)
         map_->extend(layout_.data_offset + n * layout_.slot_bytes);
+    // A grow that fails after the file got its blocks gives them back: the
+    // device keeps its old size, file and all.
+    Undo take_back([&]() noexcept {
+        if (grow)
+            map_->take_back_extend();
+    });
+    if (grow) {
         // The new slots' headers were cleared at format or by a shrink's
         // withdrawals; clear them again so that nothing older than this
         // arena's use of them can be recovered from them.
         clear_commit_words(old, n);
     }
     rewrite(&Superblock::usable_slots, n);
+    take_back.dismiss();
     usable_.store(n, std::memory_order_release);
 }
 
-void Arena::write_superblock() {
+void Arena::write_superblock(OnFailure on_failure) {
     const uint64_t generation = sb_.sb_generation, checksum = sb_.checksum;
     sb_.sb_generation++;
     sb_.checksum = superblock_checksum(sb_);
     // Copy A, durable, then copy B: one copy is always whole.
     char *a = map_->base();
     char *b = map_->base() + kSuperblockBytes;
+    const bool restore = on_failure == OnFailure::restore;
     WriteBacks wb;
     const bool faulted = !history_access([&] {
-        // A copy that could not be written back gets the old superblock
-        // again (copy B's, which it still holds): a change the caller is
-        // told failed must not be read by a later open.
-        Superblock old;
-        std::memcpy(&old, b, sizeof old);
+        // Each copy as it was, for restore: a copy being repaired (damaged)
+        // gets its own bytes back, never the other copy's.
+        Superblock old_a, old_b;
+        std::memcpy(&old_a, a, sizeof old_a);
+        std::memcpy(&old_b, b, sizeof old_b);
         std::memcpy(a, &sb_, sizeof sb_);
         if (!wb(map_->persist(a, sizeof sb_))) {
-            std::memcpy(a, &old, sizeof old);
-            static_cast<void>(map_->persist(a, sizeof old));
-            return;
+            if (restore) {
+                std::memcpy(a, &old_a, sizeof old_a);
+                static_cast<void>(map_->persist(a, sizeof old_a));
+            }
+            return; // copy B keeps what it said: one copy stays whole
         }
         std::memcpy(b, &sb_, sizeof sb_);
-        if (!wb(map_->persist(b, sizeof sb_))) {
-            std::memcpy(b, &old, sizeof old);
-            std::memcpy(a, &old, sizeof old);
-            static_cast<void>(map_->persist(b, sizeof old));
-            static_cast<void>(map_->persist(a, sizeof old));
+        if (!wb(map_->persist(b, sizeof sb_)) && restore) {
+            std::memcpy(b, &old_b, sizeof old_b);
+            std::memcpy(a, &old_a, sizeof old_a);
+            static_cast<void>(map_->persist(b, sizeof old_b));
+            static_cast<void>(map_->persist(a, sizeof old_a));
         }
     });
     if (faulted || !wb.ok()) {
-        sb_.sb_generation = generation;
-        sb_.checksum = checksum;
+        if (restore) {
+            sb_.sb_generation = generation;
+            sb_.checksum = checksum;
+        }
         if (faulted)
             fail(-EIO, "%s: writing its superblock faulted (SIGBUS: bad media, or a file cut "
                        "short)",
@@ -644,11 +669,13 @@ void Arena::fail_if_not_written_back(int err, const char *what) const {
 }
 
 template <typename T>
-void Arena::rewrite(T Superblock::*field, T v) {
+void Arena::rewrite(T Superblock::*field, T v, OnFailure on_failure) {
     const T old = sb_.*field;
     sb_.*field = v;
     Undo undo([&]() noexcept { sb_.*field = old; });
-    write_superblock();
+    if (on_failure == OnFailure::keep)
+        undo.dismiss();
+    write_superblock(on_failure);
     undo.dismiss();
 }
 

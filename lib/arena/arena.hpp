@@ -90,6 +90,15 @@ struct SuperblockReport {
     uint64_t file_bytes = 0;
 };
 
+// Thrown by an open whose device's superblock blocks fault when read (bad
+// media, sigbus=handle): the device cannot say what it holds or which
+// changes of the pool it saw. A pool with hotplug opens without it, as
+// missing (store/pool.cpp); any other failure of an open fails the store.
+class BlocksUnreadable : public Error {
+public:
+    explicit BlocksUnreadable(std::string msg) : Error(-EIO, std::move(msg)) {}
+};
+
 class Arena {
 public:
     struct Options {
@@ -281,15 +290,27 @@ private:
     void refuse_copy_of_another_version() const;
     bool whole_copies_hold_nothing() const noexcept;
     uint64_t usable_at_format() const;
-    // Store sb_ as both copies (a new generation); throws Error(-EIO), sb_
-    // as it was, where that faulted. sb_m_ held, or before the arena is
-    // shared.
-    void write_superblock();
+    // What a superblock write that fails (a fault, or a write-back the file
+    // system refused) leaves. restore: each copy its bytes before the
+    // write, and sb_ as it was; the caller fails, and a later open must
+    // not read the change it was told failed. keep: sb_ and whatever the
+    // copies got stay; the caller goes on as if it had been written (the
+    // pool history's records, see History::write_floor), and only a power
+    // loss before the pages reach the device takes the change back.
+    enum class OnFailure { restore, keep };
+    // Store sb_ as both copies (a new generation); throws Error(-EIO) where
+    // that faulted, or the write-back's error. sb_m_ held, or before the
+    // arena is shared.
+    void write_superblock(OnFailure on_failure = OnFailure::restore);
     // Set one field of sb_ and write it (sb_m_ held); where the write
-    // faults, the field is put back. Only the fields a rewrite changes are
-    // ever stored into sb_: the others (the uuid) are read without the lock.
+    // fails, the field is put back unless on_failure says keep. Only the
+    // fields a rewrite changes are ever stored into sb_: the others (the
+    // uuid) are read without the lock.
     template <typename T>
-    void rewrite(T Superblock::*field, T v);
+    void rewrite(T Superblock::*field, T v, OnFailure on_failure = OnFailure::restore);
+    // The superblock blocks as this open found them, where it changed them
+    // and was not kept (undo_format_, undo_blocks_).
+    void put_back_blocks() noexcept;
     // fn() under guarded(); throws Error(-EIO) naming what, where it faulted.
     template <typename Fn>
     void guarded_or_fail(const char *what, Fn &&fn);

@@ -648,6 +648,23 @@ void Mapping::extend(uint64_t bytes) {
     }
     populate(have, bytes);
     backed_.store(bytes, std::memory_order_release);
+    if (known) {
+        last_extend_.valid = true;
+        last_extend_.backed = have;
+        last_extend_.size = old_size;
+        last_extend_.holes = std::move(holes);
+    }
+}
+
+void Mapping::take_back_extend() noexcept {
+    if (!last_extend_.valid)
+        return;
+    last_extend_.valid = false;
+    backed_.store(last_extend_.backed, std::memory_order_release);
+    punch_holes(fd_, last_extend_.holes);
+    struct stat st;
+    if (::fstat(fd_, &st) == 0 && static_cast<uint64_t>(st.st_size) > last_extend_.size)
+        (void)::ftruncate(fd_, static_cast<off_t>(last_extend_.size));
 }
 
 void Mapping::name_new_file() {

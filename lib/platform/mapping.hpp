@@ -66,6 +66,11 @@ public:
     // blocks (fallocate, so a full file system fails here and not with a
     // SIGBUS later); devices and memory already have them. Throws Error.
     void extend(uint64_t bytes);
+    // Give back what the last extend() added to a file (the blocks it
+    // allocated, and the file's size as it was), when what it was made for
+    // failed afterwards; backed() goes back with it. Nothing may touch the
+    // bytes past the old end any more. Under the same lock as extend().
+    void take_back_extend() noexcept;
     // Bytes the device or file had at open (a file's size), whatever part
     // of it is mapped.
     uint64_t device_bytes() const noexcept { return device_bytes_; }
@@ -124,6 +129,13 @@ private:
     std::atomic<uint64_t> backed_{0}; // grows under the store's hotplug lock
     bool created_ = false;
     uint64_t grown_from_ = 0; // an existing file's size before this open extended it
+    // What the last extend() of a file changed, for take_back_extend().
+    struct Extension {
+        bool valid = false;
+        uint64_t backed = 0; // backed() before it
+        uint64_t size = 0;   // the file's size before it
+        std::vector<std::pair<uint64_t, uint64_t>> holes; // it filled them
+    } last_extend_;
     // The holes of an existing file this open gave blocks: given back with
     // the rest when the open fails (~Mapping), as the file was found.
     std::vector<std::pair<uint64_t, uint64_t>> filled_holes_;

@@ -24,9 +24,12 @@ constexpr uint64_t kArenaPageBytes = 4096;
 // name the path (the log has the cause with it): -ENOSPC's description is
 // a put's ("no free slot ..."), not the file system's.
 const char *mapping_failure_text(int code) noexcept {
-    return code == -ENOSPC ? "no room: the file system cannot hold its blocks, or the device is "
-                             "too small"
-                           : error_text(code);
+    if (code == -ENOSPC)
+        return "no room: the file system cannot hold its blocks, or the device is too small";
+    if (code == -EIO)
+        return "an I/O error: a write-back or sync the file system refused, bad media, or a "
+               "file cut short";
+    return error_text(code);
 }
 } // namespace
 
@@ -433,7 +436,15 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
     try {
         d.arena->set_usable_slots(new_limit);
     } catch (const Error &e) {
-        fail(e.code(), "recording the new size failed: %s", e.what());
+        // What moved to the slots below the new end stays there: the result
+        // says so, as for any failure after entries moved.
+        const int failed = ms.moved_keys || ms.deleted_keys || ms.evicted_keys
+                           ? set_error(e.code(), "recording the new size failed: %s; the device "
+                                                 "keeps its size, and the entries this call "
+                                                 "moved or deleted before that stay so",
+                                       e.what())
+                           : set_error(e.code(), "recording the new size failed: %s", e.what());
+        return failed_after(failed, old_state, a, old_bytes, ms, out);
     }
     restore.dismiss();
     d.bytes = bytes; // what an add of the path compares with (under the turn)

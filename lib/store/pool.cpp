@@ -248,9 +248,10 @@ DeviceRow &Pool::open_device(const DeviceSpec &d, bool tolerate_missing) {
         // Absent (-ENOENT), no longer a usable DAX device (-ENODEV, e.g.
         // onlined as system RAM), or with superblocks that fault when read
         // (-EIO, sigbus=handle: bad media): the rest of the pool can still
-        // serve.
-        if (!tolerate_missing ||
-            (e.code() != -ENOENT && e.code() != -ENODEV && e.code() != -EIO))
+        // serve. Not any -EIO: a format or a repair whose write-back the
+        // file system refused fails the open, as without hotplug.
+        const bool unreadable = dynamic_cast<const arena::BlocksUnreadable *>(&e) != nullptr;
+        if (!tolerate_missing || (e.code() != -ENOENT && e.code() != -ENODEV && !unreadable))
             throw;
         row->arena.reset();
         row->alloc.reset(new SlotAllocator(0));

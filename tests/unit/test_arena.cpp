@@ -1483,6 +1483,82 @@ TEST_F(Arena, APutWhoseWriteBackFailsFailsAndIsNotFoundAfterAReopen) {
         EXPECT_EQ(contains(k), 1) << k;
 }
 
+// Every msync of an open in turn failing (EIO), durability=process and
+// power. An open's floor (the pool history's bound on the sequence numbers
+// it hands out) whose write-back failed was put back to the old floor on
+// the device while the open went on above it: the next open took every
+// removal since for one made while the device was away, and dropped the
+// committed entries of their buckets, never touched. Whatever fails, an
+// open that succeeds loses nothing, also after puts and removes of other
+// keys and a reopen; one that fails leaves the arena opening as before.
+TEST_F(Arena, AnOpenWhoseWriteBackFailsLosesNoEntry) {
+    FILE_ARENA_ONLY();
+    for (const char *durability : {"process", "power"}) {
+        int failed_opens = 0, survived = 0; // opens that failed; that went on past a failure
+        for (long n = 1; n <= 32; ++n) {
+            store_.reset();
+            start_over();
+            StoreSpec spec = StoreSpec(4096, 512).set("durability", durability);
+            open(spec);
+            for (int i = 0; i < 200; i += 2)
+                ASSERT_EQ(put("a" + std::to_string(i), pattern(uint8_t(i), 100)), 0);
+            store_.reset();
+            int rc;
+            {
+                FailNthCall fail(Call::msync, n, EIO);
+                rc = open_store(&store_, path_, spec);
+            }
+            const bool fired = call_failed();
+            if (rc != 0) {
+                ++failed_opens;
+                EXPECT_EQ(rc, -EIO) << durability << ", msync " << n << ": " << daxkv_errmsg();
+            } else {
+                survived += fired;
+                for (int i = 1; i < 200; i += 2) {
+                    const std::string k = "a" + std::to_string(i);
+                    ASSERT_EQ(put(k, pattern(uint8_t(i), 100)), 0);
+                    ASSERT_EQ(remove(k), 0) << daxkv_errmsg();
+                }
+            }
+            reopen(spec);
+            for (int i = 0; i < 200; i += 2)
+                ASSERT_EQ(value("a" + std::to_string(i)), pattern(uint8_t(i), 100))
+                    << durability << ": msync " << n << " failed, open " << rc;
+            if (!fired)
+                break;
+        }
+        EXPECT_GE(failed_opens, 1) << durability;
+        EXPECT_GE(survived, 1) << durability;
+    }
+}
+
+// A copy of the superblock damaged; the open that repairs it from the
+// other copy fails, its write-back of the good copy refused (EIO). That
+// copy was put back with the damaged copy's bytes, both copies were then
+// damaged and the arena no longer opened (DAXKV_E_CORRUPT); and a failing
+// open never put back what it had changed (its destructor does not run).
+// Now the open fails and the next one repairs the copy and finds the entry.
+TEST_F(Arena, ARepairWhoseWriteBackFailsLeavesTheGoodCopy) {
+    FILE_ARENA_ONLY();
+    StoreSpec spec = StoreSpec(4096, 16).set("durability", "power");
+    open(spec);
+    ASSERT_EQ(put("kept", pattern(7, 1000)), 0);
+    store_.reset();
+    {
+        FileMap fm(path_);
+        fm.base()[ar::kSuperblockBytes + 40] ^= 0x5A; // copy B
+    }
+    int rc;
+    {
+        FailNthCall fail(Call::msync, 1, EIO);
+        rc = open_store(&store_, path_, spec);
+    }
+    ASSERT_TRUE(call_failed());
+    EXPECT_EQ(rc, -EIO) << daxkv_errmsg();
+    reopen(spec);
+    EXPECT_EQ(value("kept"), pattern(7, 1000));
+}
+
 // An allocation that runs out of room part-way keeps what it got on ext4
 // and XFS (the posix_fallocate injected here allocates half its range,
 // then fails ENOSPC): a failed open of a sparse file kept the blocks it
