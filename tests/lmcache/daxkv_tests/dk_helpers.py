@@ -151,11 +151,11 @@ def hold_completions(monkeypatch, engine, until: threading.Event, timeout: float
     once until is set (its completion fails the test after timeout)."""
     real_submit = engine.submit
 
-    def submit(op, batch, flags, done):
+    def submit(op, batch, flags, done, refused=None):
         def held(rc, b):
             assert until.wait(timeout)
             done(rc, b)
 
-        return real_submit(op, batch, flags, held)
+        return real_submit(op, batch, flags, held, refused)
 
     monkeypatch.setattr(engine, "submit", submit)

@@ -176,6 +176,19 @@ def test_launcher_builds_the_backend_from_config(launch):
     assert backend.core.report_status()["supports_restart_recovery"] is False
 
 
+def test_restore_workers_past_the_librarys_threads_start_the_backend(launch):
+    # LMCache's own DaxBackend starts with any positive dax.restore_workers;
+    # passed on unclamped, 257 failed the start ("workers: 257 is not in
+    # 1..256"). The copy engine gets its most, 256, as the L2 adapter's
+    # num_load_workers does.
+    backend, _, _ = launch(extra={"dax.restore_workers": 257})
+    assert type(backend) is DaxkvBackend
+    obj = _obj(9)
+    backend.batched_submit_put_task([ekey(0)], [obj])
+    assert _first(backend.get_blocking(ekey(0))) == 9.0
+    release(obj)
+
+
 def test_roundtrip(launch):
     backend, cpu, _ = launch()
     obj = _obj(5, FULL)
@@ -403,18 +416,20 @@ def test_async_put_refused_beside_one_in_flight_of_the_same_key(launch, running_
     submissions_lock = threading.Lock()
     second_refused = threading.Event()
 
-    def submit(op, batch, flags, done):
+    def submit(op, batch, flags, done, refused=None):
         with submissions_lock:
             submissions.append(batch)
             first = len(submissions) == 1
         if not first:
+            if refused is not None:
+                refused()
             raise RuntimeError("refused")
 
         def held_done(rc, b):
             assert second_refused.wait(10)
             done(rc, b)
 
-        real_submit(op, batch, flags, held_done)
+        real_submit(op, batch, flags, held_done, refused)
 
     monkeypatch.setattr(engine, "submit", submit)
     objs = [_obj(7), _obj(7)]
@@ -447,6 +462,44 @@ def test_async_put_refused_beside_one_in_flight_of_the_same_key(launch, running_
     _release_all(objs)
 
 
+def test_an_async_put_interrupted_as_its_submission_returns_completes(launch, running_loop, monkeypatch):
+    # KeyboardInterrupt (Python runs signal handlers right after a call
+    # returns) between daxkv_submit's return and its result being looked
+    # at. The engine dropped the batch the library had taken, and the
+    # backend handed the objects back and failed the futures: the library
+    # then copied from objects given back to LMCache's allocator, and wrote
+    # its statuses into the freed batch (wrong bytes stored, a crash).
+    # The interrupt now reaches the caller, and the completion settles the
+    # batch: its objects are handed back once, and the key is stored whole.
+    backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=running_loop)
+    real_library = _native.library
+
+    class Interrupted:
+        def __getattr__(self, name):
+            fn = getattr(real_library(), name)
+            if name != "daxkv_submit":
+                return fn
+
+            def call(*args):
+                fn(*args)
+                raise KeyboardInterrupt
+
+            return call
+
+    monkeypatch.setattr(_native, "library", lambda: Interrupted())
+    seen = []
+    objs = [_obj(3), _obj(4)]
+    with pytest.raises(KeyboardInterrupt):
+        backend.batched_submit_put_task([ekey(0), ekey(1)], objs, on_complete_callback=seen.append)
+    monkeypatch.setattr(_native, "library", real_library)
+    assert wait_until(lambda: [o.get_ref_count() for o in objs] == [1, 1])
+    assert wait_until(lambda: not backend.exists_in_put_tasks(ekey(0)))
+    assert sorted(k.chunk_hash for k in seen) == [0, 1]
+    assert [_first(backend.get_blocking(ekey(i))) for i in range(2)] == [3.0, 4.0]
+    backend.close()
+    _release_all(objs)
+
+
 def test_async_puts_complete_when_the_core_is_closed_under_them(launch, running_loop, monkeypatch):
     # The core (a public property) closed directly while a submitted put's
     # completion is not yet collected: its future must still settle, its
@@ -459,10 +512,10 @@ def test_async_puts_complete_when_the_core_is_closed_under_them(launch, running_
     core_closed = threading.Event()
     calls = []
 
-    def submit(op, batch, flags, done):
+    def submit(op, batch, flags, done, refused=None):
         calls.append(batch)
         if len(calls) > 1:
-            return real_submit(op, batch, flags, done)
+            return real_submit(op, batch, flags, done, refused)
 
         def held_done(rc, b):
             # The completion thread waits here while the second put
@@ -471,7 +524,7 @@ def test_async_puts_complete_when_the_core_is_closed_under_them(launch, running_
             assert core_closed.wait(10)
             done(rc, b)
 
-        return real_submit(op, batch, flags, held_done)
+        return real_submit(op, batch, flags, held_done, refused)
 
     monkeypatch.setattr(engine, "submit", submit)
     objs = [_obj(1), _obj(2)]
@@ -1034,12 +1087,12 @@ def test_a_write_cancelled_by_a_forced_remove_is_not_an_error(launch, running_lo
     engine = backend._engine
     real_submit = engine.submit
 
-    def submit(op, batch, flags, done):
+    def submit(op, batch, flags, done, refused=None):
         def cancelled(rc, b):
             _status_of_every_item(b, -errno.ECANCELED)
             done(rc, b)
 
-        return real_submit(op, batch, flags, cancelled)
+        return real_submit(op, batch, flags, cancelled, refused)
 
     monkeypatch.setattr(engine, "submit", submit)
     seen = []

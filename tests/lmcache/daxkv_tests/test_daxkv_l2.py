@@ -550,6 +550,32 @@ def test_full_pool_fails_the_store_without_evicting(tmp_path, adapters):
     release(*objs)
 
 
+def test_an_entry_dropped_by_a_failed_read_is_told_deleted(tmp_path, adapters):
+    # verify=read: a load whose value fails its checksum makes the library
+    # drop the entry (lookups miss it, the slot is quarantined). The
+    # listeners were never told: LMCache's accounting and eviction order
+    # kept the key for good. Its neighbour stays stored and told.
+    params = one_device(tmp_path, slots=4, room=8, verify="read")
+    adapter = adapters(params)
+    listener = Recorder()
+    adapter.register_listener(listener)
+    objs = [mobj(7.0), mobj(3.0)]
+    assert store(adapter, [okey(1), okey(2)], objs).is_successful()
+    pattern = objs[0].tensor.view(torch.int16).numpy().tobytes()[:64]  # 7.0 in bfloat16
+    with open(params["device_path"], "r+b") as f:
+        data = f.read()
+        at = data.find(pattern)
+        assert at >= 0
+        f.seek(at + 10)
+        f.write(bytes(b ^ 0xFF for b in data[at + 10 : at + 12]))
+    out = [mobj(-1.0)]
+    assert load(adapter, [okey(1)], out) == [False]
+    assert lookup(adapter, [okey(1), okey(2)]) == [False, True]
+    adapter.submit_unlock([okey(2)])
+    assert listener.deleted == [[okey(1)]]
+    release(*objs, *out)
+
+
 def test_byte_accounting_by_cache_salt(tmp_path, adapters):
     adapter = adapters(one_device(tmp_path))
     objs = [mobj(float(i)) for i in range(3)]
@@ -717,13 +743,13 @@ def test_a_store_cancelled_by_a_forced_removal_fails_quietly(tmp_path, adapters,
     engine = adapter._engine
     real_submit = engine.submit
 
-    def submit(op, batch, flags, done):
+    def submit(op, batch, flags, done, refused=None):
         def cancelled(rc, b):
             items = b.batch
             items.ints[_lib.I_STATUS :: _lib.ITEM_INTS] = array.array("i", [-errno.ECANCELED] * items.n)
             done(rc, b)
 
-        return real_submit(op, batch, flags, cancelled)
+        return real_submit(op, batch, flags, cancelled, refused)
 
     monkeypatch.setattr(engine, "submit", submit)
     objs = [mobj(1.0), mobj(2.0)]

@@ -70,10 +70,11 @@ class GetBatch:
     """A daxkv_get_batch (or OP_GET submission) into raw destinations, with
     room for each entry's metadata."""
 
-    __slots__ = ("batch", "meta_cap", "metabuf")
+    __slots__ = ("batch", "meta_cap", "metabuf", "kbs")
 
     def __init__(self, kbs: List[bytes], addrs: List[int], caps: List[int], meta_cap: int) -> None:
         n = len(kbs)
+        self.kbs = kbs  # the key encodings, in item order
         self.batch = _Batch(kbs)
         self.batch.set_column(_lib.W_DATA, addrs)
         self.batch.set_column(_lib.W_LEN, caps)
@@ -365,35 +366,55 @@ class AsyncEngine:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(self, op: int, batch: Any, flags: int, done: Callable[[int, Any], None]) -> None:
+    def submit(
+        self,
+        op: int,
+        batch: Any,
+        flags: int,
+        done: Callable[[int, Any], None],
+        refused: Optional[Callable[[], None]] = None,
+    ) -> None:
         """Queue batch (a PutBatch, GetBatch or _Batch); done(result, batch)
-        runs when it completed. Raises on a refused submission."""
-        items = batch.batch if hasattr(batch, "batch") else batch
-        with self._lock:
-            if self._stopping or self._abandoned:
-                raise Shutdown(-_errno.ESHUTDOWN, "the adapter is closing", "daxkv_submit")
-            tag = self._next_tag
-            self._next_tag += 1
-            # Registered first: a small batch may complete inline and be
-            # polled before daxkv_submit returns.
-            self._pending[tag] = (batch, done)
-            self._submitting += 1
-        submitted = False
+        runs when it completed. Raises on a refused submission, after
+        refused() (when given) has run: the caller lets go of what it holds
+        for the batch there, and only there. An exception out of here
+        without refused() having run (an interrupt as the library's call
+        returned: Python runs signal handlers right after a call) leaves
+        the batch to its completion, which runs done() as usual: the
+        library may be copying from or into its buffers."""
+        accepted = False
         try:
-            h = self._store._enter()
-            try:
-                rc = library().daxkv_submit(h, op, items.items, items.n, flags, tag)
-            finally:
-                self._store._leave()
-            if rc < 0:
-                raise _error(rc, "daxkv_submit")
-            submitted = True
-        finally:
+            items = batch.batch if hasattr(batch, "batch") else batch
             with self._lock:
-                self._submitting -= 1
-                if not submitted:
-                    self._pending.pop(tag, None)
-                self._drained.notify_all()
+                if self._stopping or self._abandoned:
+                    raise Shutdown(-_errno.ESHUTDOWN, "the adapter is closing", "daxkv_submit")
+                tag = self._next_tag
+                self._next_tag += 1
+                # Registered first: a small batch may complete inline and be
+                # polled before daxkv_submit returns.
+                self._pending[tag] = (batch, done)
+                self._submitting += 1
+            try:
+                fn = library().daxkv_submit
+                ptr, n = items.items, items.n
+                h = self._store._enter()
+                try:
+                    accepted = True  # nothing that runs Python code before the call
+                    rc = fn(h, op, ptr, n, flags, tag)
+                    if rc < 0:
+                        accepted = False
+                        raise _error(rc, "daxkv_submit")
+                finally:
+                    self._store._leave()
+            finally:
+                with self._lock:
+                    self._submitting -= 1
+                    if not accepted:
+                        self._pending.pop(tag, None)
+                    self._drained.notify_all()
+        finally:
+            if not accepted and refused is not None:
+                refused()
 
     def _run(self) -> None:
         try:

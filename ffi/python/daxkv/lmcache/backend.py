@@ -155,8 +155,10 @@ class DaxkvBackend(StoragePluginInterface):
         if "dax.restore_workers" in extra:
             # Checked, with LMCache's other restore settings, once the
             # device is open: LMCache reports a device it cannot open first.
+            # Past the library's 256 copy threads, as the L2 adapter takes
+            # num_load_workers: LMCache's own backend starts with any count.
             with contextlib.suppress(ValueError):
-                options["workers"] = _positive_int_extra(extra, "dax.restore_workers")
+                options["workers"] = min(_positive_int_extra(extra, "dax.restore_workers"), 256)
         for name in _OPTIONS:
             if f"daxkv.{name}" in extra:
                 v = extra[f"daxkv.{name}"]
@@ -369,14 +371,25 @@ class DaxkvBackend(StoragePluginInterface):
                         logger.warning("DAX write of key %s failed: %s", key, why)
                     _settle(fut, None, RuntimeError(f"DAX write failed for key {key}: {why}"))
 
-        try:
-            self._engine.submit(_lib.OP_PUT, put, 0, done)  # type: ignore[union-attr]
-        except BaseException as exc:
+        refused = []
+
+        def on_refused() -> None:
+            refused.append(True)
             # Only this submission's counts: another one of the same key
             # (from another thread) may be in flight and count on its own.
             self._async_keys_done(kbs)
-            for (_, obj), fut in zip(todo, futures):
+            for _, obj in todo:
                 obj.ref_count_down()
+
+        try:
+            self._engine.submit(_lib.OP_PUT, put, 0, done, on_refused)  # type: ignore[union-attr]
+        except BaseException as exc:
+            if not refused:
+                # The library took the batch (an interrupt as its call
+                # returned): the completion lets go of the objects and
+                # settles the futures.
+                raise
+            for fut in futures:
                 fut.set_exception(RuntimeError(f"DAX write submission failed: {exc}"))
         return futures
 

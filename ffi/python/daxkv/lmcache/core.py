@@ -365,14 +365,14 @@ class DaxCore(Generic[KeyT]):
         # returns, and reports every forced delete of it meanwhile as done,
         # while libdaxkv forgets the cancelled reservation at once.
         self._cancelled: Set[bytes] = set()
-        # Keys a delete is removing (a count per delete under way), from
+        # Keys a delete is removing (a token per delete under way), from
         # before its library call until it has forgotten them and noted the
         # writes it cancelled: LMCache's delete is one step under its lock.
         # Lookups of them meanwhile ask the library, not _known. libdaxkv
         # forgets a cancelled reservation inside that call, so a put of such
         # a key waits for the delete to end (_await_deletes); nothing waits
         # while holding the lock across a library call.
-        self._deleting: Dict[bytes, int] = {}
+        self._deleting: Dict[bytes, Set[object]] = {}
         self._delete_waiters = 0  # puts waiting in _await_deletes
         self._closing = False
         self._closed = False
@@ -1101,13 +1101,20 @@ class DaxCore(Generic[KeyT]):
         # wait (_await_deletes): one landing after the library call would
         # find no reservation of its key and store it, and one beginning
         # before it would have its write cancelled unnoted.
+        # Each delete marks its keys with a token of its own, and ends its
+        # marks by that token, once or again: an interrupt anywhere between
+        # the marking and its end (Python runs signal handlers between any
+        # two steps) leaves no mark behind, and never ends another delete's.
         marked = list(set(kbs))
-        with self._state_lock:
-            deleting = self._deleting
-            for kb in marked:
-                deleting[kb] = deleting.get(kb, 0) + 1
-            writing = [kb for kb in marked if kb in self._inflight] if force else []
+        token = object()
+        writing: List[bytes] = []
         try:
+            with self._state_lock:
+                deleting = self._deleting
+                for kb in marked:
+                    deleting.setdefault(kb, set()).add(token)
+                if force:
+                    writing = [kb for kb in marked if kb in self._inflight]
             # Keys being written through this core and not committed yet:
             # removing one cancels its write.
             uncommitted: Set[bytes] = set()
@@ -1132,23 +1139,30 @@ class DaxCore(Generic[KeyT]):
                                 cancelled.add(kb)
                         elif kb in cancelled:
                             results[i] = True
-                self._end_deleting(marked)
-                marked = []
+                self._end_deleting(marked, token)  # one step with the notes above
         finally:
-            if marked:
-                with self._state_lock:
-                    self._end_deleting(marked)
+            # Ending is idempotent: a second try runs should an interrupt
+            # land before the first began.
+            try:
+                self._end_deleting_locked(marked, token)
+            finally:
+                self._end_deleting_locked(marked, token)
         return results
 
-    def _end_deleting(self, kbs: List[bytes]) -> None:
-        """Drop a delete's marks of kbs (the state lock held) and wake the
-        puts waiting for them."""
+    def _end_deleting_locked(self, kbs: List[bytes], token: object) -> None:
+        with self._state_lock:
+            self._end_deleting(kbs, token)
+
+    def _end_deleting(self, kbs: List[bytes], token: object) -> None:
+        """Drop a delete's marks (token) of kbs, those it made (the state
+        lock held), and wake the puts waiting for them."""
         deleting = self._deleting
         for kb in kbs:
-            n = deleting[kb] - 1
-            if n:
-                deleting[kb] = n
-            else:
+            holders = deleting.get(kb)
+            if holders is None:
+                continue
+            holders.discard(token)
+            if not holders:
                 del deleting[kb]
         if self._delete_waiters:
             self._state_condition.notify_all()

@@ -801,6 +801,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
         """A piece of a load completed (get None: it was never submitted);
         the last one finishes the task."""
         positions: List[int] = []
+        failed: List[bytes] = []  # read errors: the library may have dropped the entry
         objs = task.objs
         assert objs is not None
         index, keys = task.index, task.keys
@@ -809,6 +810,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
             if s != 0:
                 if s not in (-_errno.ENOENT, -_errno.ENOBUFS, -_errno.ESHUTDOWN):
                     logger.error("DAX L2 load of key %s failed: %s", keys[i], _native.strerror(s))
+                    failed.append(get.kbs[j - first])
                 continue
             try:
                 meta = decode_meta(blob)
@@ -825,6 +827,8 @@ class DaxkvL2Adapter(L2AdapterInterface):
             positions.append(i)
         with task.lock:
             task.result.extend(positions)
+        if failed:
+            self._tell_dropped(failed)
         # Listeners first, as for a store (and as LMCache's own adapter
         # does): a caller woken by the completion finds the keys' access
         # already recorded by the eviction controllers.
@@ -839,6 +843,20 @@ class DaxkvL2Adapter(L2AdapterInterface):
                 for i in task.result:
                     bitmap.set(i)
             self._finish("load", task.task_id, bitmap)
+
+    def _tell_dropped(self, kbs: List[bytes]) -> None:
+        """Tell the listeners about keys whose read failed and that the
+        library dropped (a value failing its checksum with verify=read, a
+        read that faulted with sigbus=handle): gone, as if deleted. On the
+        completion thread, as _tell_stored."""
+        while not self._told_lock.acquire(timeout=0.05):
+            if self._closing:
+                return
+        try:
+            present = _native.contains_many(self._store, kbs, False)
+            self._tell_gone([kb for kb, there in zip(kbs, present) if not there])
+        finally:
+            self._told_lock.release()
 
     def query_load_result(self, task_id: L2TaskId) -> Optional[Bitmap]:
         with self._lock:
