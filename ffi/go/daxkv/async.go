@@ -138,14 +138,18 @@ type Completion struct {
 	// Errs per item: its failure, nil when it succeeded (a miss is not a
 	// failure). A get's ErrBufferTooSmall has the value's length in Needed.
 	Errs []error
+	// With prefix, OK, Values and Errs hold the prefix's items only (Result
+	// of them), and the item it stopped at where that one failed rather
+	// than missed: the keys after it were not looked at.
 }
 
 type pendingBatch struct {
-	a    *C.dk_async
-	op   Op
-	tag  uint64
-	keys [][]byte
-	ch   chan Completion
+	a      *C.dk_async
+	op     Op
+	tag    uint64
+	prefix bool // submitted with DAXKV_PREFIX
+	keys   [][]byte
+	ch     chan Completion
 }
 
 // asyncState is a store's submitted batches and the goroutine delivering
@@ -278,7 +282,7 @@ func (s *Store) submit(op Op, keys [][]byte, data []byte, lens []int, flags C.un
 		own[i] = p.keys[off : off+len(k) : off+len(k)]
 		off += len(k)
 	}
-	pb := &pendingBatch{a: a, op: op, tag: tag, keys: own, ch: make(chan Completion, 1)}
+	pb := &pendingBatch{a: a, op: op, tag: tag, prefix: flags&C.DAXKV_PREFIX != 0, keys: own, ch: make(chan Completion, 1)}
 	// Registered before submitting: a small batch runs inside daxkv_submit
 	// and its completion can be collected at once.
 	st.mu.Lock()
@@ -393,7 +397,17 @@ func (st *asyncState) forget(tag uint64) {
 
 // deliver builds the completion from the C items, frees them, and sends it.
 func (pb *pendingBatch) deliver(rc int) {
-	items := unsafe.Slice(pb.a.items, int(pb.a.n))
+	all := unsafe.Slice(pb.a.items, int(pb.a.n))
+	items := all
+	if pb.prefix && rc >= 0 && rc < len(all) {
+		// The keys past the prefix were not looked at: not misses. The
+		// item it stopped at stays where it failed rather than missed.
+		n := rc
+		if s := int(all[n].status); s < 0 && s != -int(syscall.ENOENT) {
+			n++
+		}
+		items = all[:n]
+	}
 	c := Completion{Op: pb.op, Tag: pb.tag, Keys: pb.keys, Errs: make([]error, len(items))}
 	if rc < 0 {
 		c.Err = &Error{Code: rc, Op: pb.op.cName(), Message: Strerror(rc)}

@@ -72,8 +72,10 @@ func TestSubmitEveryOp(t *testing.T) {
 	if c.Result != 1 || fmt.Sprint(c.OK) != "[true false]" || c.Errs[1] != nil {
 		t.Fatalf("remove: %+v", c)
 	}
+	// The key past the miss was not looked at: no item of its own (it was
+	// reported as a miss, though stored).
 	c = recv(t, must(s.SubmitGet([][]byte{ks[1], []byte("absent"), ks[2]}, []int{64, 64, 64}, true, 0)))
-	if c.Result != 1 {
+	if c.Result != 1 || len(c.Values) != 1 || len(c.Errs) != 1 || !bytes.Equal(c.Values[0], vs[1]) {
 		t.Fatalf("prefix get: %+v", c)
 	}
 	c = recv(t, must(s.SubmitRemove(nil, false, 0)))
@@ -101,6 +103,31 @@ func must(ch <-chan Completion, err error) <-chan Completion {
 		panic(err)
 	}
 	return ch
+}
+
+// A prefix batch that stops at an item that failed (a destination too
+// small) reports that item's error, and nothing for the keys after it,
+// which were not looked at (a stored key among them was reported as a
+// miss); a prefix lookup the hits before its first miss.
+func TestSubmitPrefixEndsAtTheItemItStoppedAt(t *testing.T) {
+	s := open(t, nil)
+	ks, vs := bigValues(0, 3, 10)
+	for i := range ks {
+		if _, err := s.Put(ks[i], vs[i], false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := recv(t, must(s.SubmitGet(ks, []int{64, 4, 64}, true, 0)))
+	if c.Result != 1 || len(c.Values) != 2 || len(c.Errs) != 2 || !bytes.Equal(c.Values[0], vs[0]) {
+		t.Fatalf("prefix get: %+v", c)
+	}
+	if !errors.Is(c.Errs[1], ErrBufferTooSmall) || c.Errs[1].(*Error).Needed != len(vs[1]) {
+		t.Fatalf("the item the prefix stopped at: %+v", c)
+	}
+	c = recv(t, must(s.SubmitContains([][]byte{ks[0], []byte("absent"), ks[2]}, false, true, 0)))
+	if c.Result != 1 || fmt.Sprint(c.OK) != "[true]" {
+		t.Fatalf("prefix contains: %+v", c)
+	}
 }
 
 func TestSubmitFromManyGoroutines(t *testing.T) {

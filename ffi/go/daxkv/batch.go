@@ -199,8 +199,9 @@ func (s *Store) PutMany(keys, values [][]byte, replace bool) ([]bool, []error, e
 // capacity caps[i]). Per item: the value length, or -1 for a miss; errs
 // holds other per-item failures, with -1 as the length, except
 // ErrBufferTooSmall, whose length (and Needed) is the value's. With prefix the
-// copy stops at the first miss and n is the prefix length; otherwise n is
-// the number of hits.
+// copy stops at the first miss and n is the prefix length (the keys past
+// the one it stopped at were not looked at: their -1 is not a miss);
+// otherwise n is the number of hits.
 func (s *Store) GetManyInto(keys [][]byte, buf []byte, caps []int, prefix bool) (lens []int, errs []error, n int, err error) {
 	if len(keys) != len(caps) {
 		return nil, nil, 0, invalid("daxkv_get_batch", "keys and caps differ in length")

@@ -152,7 +152,10 @@ impl Batch {
     }
 }
 
-/// What each item of a completed batch came to, by operation.
+/// What each item of a completed batch came to, by operation. A batch
+/// with `prefix` has an outcome for the leading run of hits only, followed
+/// by the item it stopped at where that item failed rather than missed (a
+/// destination too small, a bad key): the keys after it were not looked at.
 #[derive(Debug)]
 pub enum Outcome {
     /// Per item: Ok(true) stored, Ok(false) already present or in flight.
@@ -183,11 +186,22 @@ impl Completion {
     fn new(tag: u64, rc: c_int, b: Batch) -> Completion {
         let result = if rc < 0 { Err(Error::item(rc)) } else { Ok(rc as usize) };
         let st = |it: &sys::daxkv_item| it.status;
+        // With prefix, the items the batch did not come to are not misses:
+        // the outcome ends at the prefix, as the synchronous calls' results
+        // do, with the item it stopped at where that one failed.
+        let take = match (rc, b.flags & sys::DAXKV_PREFIX != 0) {
+            (n, true) if n >= 0 => {
+                let n = n as usize;
+                n + crate::stopped_by_a_failure(&b.items, n, |it| it.status) as usize
+            }
+            _ => b.items.len(),
+        };
+        let items = &b.items[..take.min(b.items.len())];
         let outcome = match b.op {
-            Op::Put => Outcome::Put(b.items.iter().map(|it| flag_result(st(it), 0)).collect()),
-            Op::Contains => Outcome::Contains(b.items.iter().map(|it| flag_result(st(it), 1)).collect()),
+            Op::Put => Outcome::Put(items.iter().map(|it| flag_result(st(it), 0)).collect()),
+            Op::Contains => Outcome::Contains(items.iter().map(|it| flag_result(st(it), 1)).collect()),
             Op::Remove => Outcome::Remove(
-                b.items
+                items
                     .iter()
                     .map(|it| match st(it) {
                         0 => Ok(true),
@@ -197,7 +211,7 @@ impl Completion {
                     .collect(),
             ),
             Op::Get => Outcome::Get(
-                b.items
+                items
                     .iter()
                     .zip(b.bufs)
                     .map(|(it, mut buf)| match it.status {

@@ -385,7 +385,7 @@ pub type ItemResult<T> = std::result::Result<T, Error>;
 /// Whether the item a PREFIX batch stopped at (`n`, the prefix's length)
 /// failed rather than missed: its status, as `status` reads it, is an
 /// error other than -ENOENT. Such a failure is reported with the prefix.
-fn stopped_by_a_failure<T>(items: &[T], n: usize, status: impl Fn(&T) -> i32) -> bool {
+pub(crate) fn stopped_by_a_failure<T>(items: &[T], n: usize, status: impl Fn(&T) -> i32) -> bool {
     items.get(n).map_or(false, |it| {
         let s = status(it);
         s < 0 && s != -libc_errno::ENOENT

@@ -444,3 +444,45 @@ fn a_waker_on_the_completion_thread_may_wait_for_another_batch() {
         assert_eq!(s.contains(b"k1007").unwrap(), true);
     }
 }
+
+#[test]
+fn a_prefix_batch_reports_the_prefix_not_the_keys_after_it() {
+    // The items after the one a prefix batch stopped at came back as
+    // misses (Ok(None), Ok(false)), committed keys among them; the
+    // synchronous get_many_into ends its result at the prefix.
+    let s = open_mem(&[]);
+    for k in ["p0", "p2", "p3"] {
+        s.put(k.as_bytes(), &[7u8; 100], false).unwrap();
+    }
+    let get = |caps: [usize; 4]| {
+        let items = ["p0", "p1", "p2", "p3"].into_iter().zip(caps);
+        match s.submit(Batch::get(items, true)).unwrap().wait().unwrap() {
+            Completion { result, outcome: Outcome::Get(v), .. } => (result.unwrap(), v),
+            c => panic!("not a get: {c:?}"),
+        }
+    };
+    // A miss ends the prefix: only the hit before it.
+    let (n, v) = get([100, 100, 100, 100]);
+    assert_eq!(n, 1);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].as_ref().unwrap().as_deref(), Some(&[7u8; 100][..]));
+    // A failure ends it too, and is reported; what follows is not.
+    s.put(b"p1", &[7u8; 100], false).unwrap();
+    let (n, v) = get([100, 10, 100, 100]);
+    assert_eq!(n, 1);
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[1].as_ref().unwrap_err().kind(), ErrorKind::BufferTooSmall);
+    let mut dst = [vec![0u8; 100], vec![0u8; 10], vec![0u8; 100], vec![0u8; 100]];
+    let mut dsts: Vec<&mut [u8]> = dst.iter_mut().map(|d| d.as_mut_slice()).collect();
+    let keys: Vec<&[u8]> = vec![b"p0", b"p1", b"p2", b"p3"];
+    assert_eq!(s.get_many_into(&keys, &mut dsts, true).unwrap().len(), v.len());
+    // Lookups: the hits up to the first miss.
+    s.remove(b"p2", false).unwrap();
+    match s.submit(Batch::contains(["p0", "p1", "p2", "p3"], false, true)).unwrap().wait().unwrap() {
+        Completion { result, outcome: Outcome::Contains(v), .. } => {
+            assert_eq!(result.unwrap(), 2);
+            assert_eq!(v.iter().map(|r| *r.as_ref().unwrap()).collect::<Vec<_>>(), vec![true, true]);
+        }
+        c => panic!("not a lookup: {c:?}"),
+    }
+}
