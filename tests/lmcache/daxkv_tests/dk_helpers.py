@@ -6,6 +6,7 @@ modules; conftest.py has set up sys.path before)."""
 import ctypes
 import hashlib
 import importlib.util
+import inspect
 import os
 import sys
 import threading
@@ -151,11 +152,47 @@ def hold_completions(monkeypatch, engine, until: threading.Event, timeout: float
     once until is set (its completion fails the test after timeout)."""
     real_submit = engine.submit
 
-    def submit(op, batch, flags, done, refused=None):
+    def submit(op, batch, flags, done, submission=None):
         def held(rc, b):
             assert until.wait(timeout)
             done(rc, b)
 
-        return real_submit(op, batch, flags, held, refused)
+        return real_submit(op, batch, flags, held, submission)
 
     monkeypatch.setattr(engine, "submit", submit)
+
+
+def interrupted_at_line(fn, code, k):
+    """fn() with KeyboardInterrupt raised at the k-th line code runs (a
+    trace function's exception is raised where the traced code stands, as
+    a signal handler's is). Whether it was raised. Not on a `with` line:
+    raised there as the block ends, it skips the context manager's exit,
+    a point no code of ours can guard (CPython's own with statement); nor
+    on a `try:` line, an instruction that does nothing, where no signal
+    handler runs (raised there, it may lie outside the enclosing try)."""
+    seen = [0]
+    lines = inspect.getsourcelines(code)
+    first, source = lines[1], lines[0]
+
+    def interruptible(lineno):
+        text = source[lineno - first].strip()
+        return not text.startswith("with ") and text != "try:"
+
+    def local(frame, event, arg):
+        if event == "line" and interruptible(frame.f_lineno):
+            seen[0] += 1
+            if seen[0] == k:
+                raise KeyboardInterrupt
+        return local
+
+    def calls(frame, event, arg):
+        return local if event == "call" and frame.f_code is code else None
+
+    sys.settrace(calls)
+    try:
+        fn()
+    except KeyboardInterrupt:
+        return True
+    finally:
+        sys.settrace(None)
+    return False

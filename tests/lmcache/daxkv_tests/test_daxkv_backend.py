@@ -416,20 +416,18 @@ def test_async_put_refused_beside_one_in_flight_of_the_same_key(launch, running_
     submissions_lock = threading.Lock()
     second_refused = threading.Event()
 
-    def submit(op, batch, flags, done, refused=None):
+    def submit(op, batch, flags, done, submission=None):
         with submissions_lock:
             submissions.append(batch)
             first = len(submissions) == 1
         if not first:
-            if refused is not None:
-                refused()
             raise RuntimeError("refused")
 
         def held_done(rc, b):
             assert second_refused.wait(10)
             done(rc, b)
 
-        real_submit(op, batch, flags, held_done, refused)
+        real_submit(op, batch, flags, held_done, submission)
 
     monkeypatch.setattr(engine, "submit", submit)
     objs = [_obj(7), _obj(7)]
@@ -512,10 +510,10 @@ def test_async_puts_complete_when_the_core_is_closed_under_them(launch, running_
     core_closed = threading.Event()
     calls = []
 
-    def submit(op, batch, flags, done, refused=None):
+    def submit(op, batch, flags, done, submission=None):
         calls.append(batch)
         if len(calls) > 1:
-            return real_submit(op, batch, flags, done, refused)
+            return real_submit(op, batch, flags, done, submission)
 
         def held_done(rc, b):
             # The completion thread waits here while the second put
@@ -524,7 +522,7 @@ def test_async_puts_complete_when_the_core_is_closed_under_them(launch, running_
             assert core_closed.wait(10)
             done(rc, b)
 
-        return real_submit(op, batch, flags, held_done, refused)
+        return real_submit(op, batch, flags, held_done, submission)
 
     monkeypatch.setattr(engine, "submit", submit)
     objs = [_obj(1), _obj(2)]
@@ -1087,12 +1085,12 @@ def test_a_write_cancelled_by_a_forced_remove_is_not_an_error(launch, running_lo
     engine = backend._engine
     real_submit = engine.submit
 
-    def submit(op, batch, flags, done, refused=None):
+    def submit(op, batch, flags, done, submission=None):
         def cancelled(rc, b):
             _status_of_every_item(b, -errno.ECANCELED)
             done(rc, b)
 
-        return real_submit(op, batch, flags, cancelled, refused)
+        return real_submit(op, batch, flags, cancelled, submission)
 
     monkeypatch.setattr(engine, "submit", submit)
     seen = []

@@ -58,9 +58,7 @@ Bad inputs tried here:
 # Standard
 import ctypes
 import gc
-import inspect
 import os
-import sys
 import threading
 import weakref
 
@@ -84,6 +82,7 @@ from dk_helpers import (
     SizedAs,
     byte_obj,
     ekey,
+    interrupted_at_line,
     kv_obj,
     make_device,
     multi_obj,
@@ -560,42 +559,6 @@ def test_a_key_seen_gone_during_a_delete_is_not_reported_present_again(make_core
     release(obj)
 
 
-def _interrupted_at_line(fn, code, k):
-    """fn() with KeyboardInterrupt raised at the k-th line code runs (a
-    trace function's exception is raised where the traced code stands, as
-    a signal handler's is). Whether it was raised. Not on a `with` line:
-    raised there as the block ends, it skips the context manager's exit,
-    a point no code of ours can guard (CPython's own with statement); nor
-    on a `try:` line, an instruction that does nothing, where no signal
-    handler runs (raised there, it may lie outside the enclosing try)."""
-    seen = [0]
-    lines = inspect.getsourcelines(code)
-    first, source = lines[1], lines[0]
-
-    def interruptible(lineno):
-        text = source[lineno - first].strip()
-        return not text.startswith("with ") and text != "try:"
-
-    def local(frame, event, arg):
-        if event == "line" and interruptible(frame.f_lineno):
-            seen[0] += 1
-            if seen[0] == k:
-                raise KeyboardInterrupt
-        return local
-
-    def calls(frame, event, arg):
-        return local if event == "call" and frame.f_code is code else None
-
-    sys.settrace(calls)
-    try:
-        fn()
-    except KeyboardInterrupt:
-        return True
-    finally:
-        sys.settrace(None)
-    return False
-
-
 @pytest.mark.parametrize("force", [False, True])
 def test_a_delete_interrupted_anywhere_leaves_no_key_marked(make_core, force):
     # An interrupt (KeyboardInterrupt, or any exception a signal handler
@@ -609,7 +572,7 @@ def test_a_delete_interrupted_anywhere_leaves_no_key_marked(make_core, force):
     code = DaxCore.delete_many.__code__
     for k in range(1, 200):
         assert core.put_one(ekey(1), obj) is True
-        if not _interrupted_at_line(lambda: core.delete_many([ekey(1), ekey(2)], force=force), code, k):
+        if not interrupted_at_line(lambda: core.delete_many([ekey(1), ekey(2)], force=force), code, k):
             break
         assert core._deleting == {}, f"line {k} of delete_many: keys left marked"
         done = threading.Event()

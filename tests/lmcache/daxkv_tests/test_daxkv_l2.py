@@ -76,9 +76,18 @@ except ImportError as exc:  # the stand-ins alone: LMCache's sources are missing
 
 # First Party
 from daxkv import _lib
-from daxkv.lmcache import decode_key
+from daxkv.lmcache import _native, decode_key
 from daxkv.lmcache.l2 import DaxkvL2Adapter, DaxkvL2AdapterConfig
-from dk_helpers import SizedAs, hold_completions, make_device, multi_obj, obj_bytes, release, wait_until
+from dk_helpers import (
+    SizedAs,
+    hold_completions,
+    interrupted_at_line,
+    make_device,
+    multi_obj,
+    obj_bytes,
+    release,
+    wait_until,
+)
 from lmcache.v1.distributed.api import KeyListPage, ObjectKey
 from lmcache.v1.distributed.config import EvictionConfig
 from lmcache.v1.distributed.internal_api import L2AdapterListener
@@ -576,6 +585,108 @@ def test_an_entry_dropped_by_a_failed_read_is_told_deleted(tmp_path, adapters):
     release(*objs, *out)
 
 
+def _interrupt_after_the_submit_call(monkeypatch):
+    """KeyboardInterrupt raised as daxkv_submit returns (Python runs signal
+    handlers right after a call): the library has the batch."""
+    real_library = _native.library
+
+    class Interrupted:
+        def __getattr__(self, name):
+            fn = getattr(real_library(), name)
+            if name != "daxkv_submit":
+                return fn
+
+            def call(*args):
+                fn(*args)
+                raise KeyboardInterrupt
+
+            return call
+
+    monkeypatch.setattr(_native, "library", lambda: Interrupted())
+
+
+def _closes(adapter):
+    t = threading.Thread(target=adapter.close, daemon=True)
+    t.start()
+    t.join(20)
+    return not t.is_alive()
+
+
+@pytest.mark.parametrize("op", ["store", "load"])
+@pytest.mark.parametrize("where", ["before the library call", "as it returns"])
+def test_a_task_interrupted_as_it_submits_posts_and_close_returns(tmp_path, adapters, monkeypatch, op, where):
+    # An interrupt (KeyboardInterrupt, or any exception a signal handler
+    # raises) as a task submitted its piece: the task never posted, and
+    # close() waited for it for good. Before the library call, the piece
+    # fails; as the call returns, the library has it and its completion
+    # posts it. The interrupt reaches the caller either way.
+    adapter = adapters(one_device(tmp_path, slots=4))
+    objs = [mobj(1.0), mobj(2.0)]
+    if op == "load":
+        assert store(adapter, [okey(1), okey(2)], objs).is_successful()
+        out = [mobj(0.0), mobj(0.0)]
+    taken = where == "as it returns"
+    if taken:
+        _interrupt_after_the_submit_call(monkeypatch)
+    else:
+        def interrupted(*args, **kwargs):
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(_native, "PutBatch" if op == "store" else "GetBatch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        if op == "store":
+            adapter.submit_store_task([okey(1), okey(2)], objs)
+        else:
+            adapter.submit_load_task([okey(1), okey(2)], out)
+    monkeypatch.undo()
+    if op == "store":
+        assert wait_fd(adapter.get_store_event_fd())
+        (result,) = adapter.pop_completed_store_tasks().values()
+        assert result.is_successful() is taken
+    else:
+        assert wait_fd(adapter.get_load_event_fd())
+        assert adapter._completed_load  # posted
+        if taken:
+            assert [float(o.tensor.flatten()[0]) for o in out] == [1.0, 2.0]
+        release(*out)
+    assert _closes(adapter), "close() waits for a task that never posts"
+    release(*objs)
+
+
+@pytest.mark.parametrize("op", ["store", "load"])
+def test_tasks_interrupted_on_any_line_of_a_submission_let_close_return(tmp_path, adapters, op):
+    # An interrupt between the engine's registering a batch and its call
+    # to the library left the batch registered for good: the engine's
+    # close waited for its completion, which never comes. Here one lands
+    # on every line of AsyncEngine.submit in turn; close returns.
+    adapter = adapters(one_device(tmp_path, slots=8))
+    objs = [mobj(1.0), mobj(2.0)]
+    if op == "load":
+        assert store(adapter, [okey(1), okey(2)], objs).is_successful()
+    submit = adapter.submit_store_task if op == "store" else adapter.submit_load_task
+    code = _native.AsyncEngine.submit.__code__
+    for k in range(1, 100):
+        if not interrupted_at_line(lambda: submit([okey(1), okey(2)], objs), code, k):
+            break
+    assert k > 5
+    assert _closes(adapter), "close() waits for good"
+    release(*objs)
+
+
+def test_a_lookup_interrupted_posts_and_close_returns(tmp_path, adapters, monkeypatch):
+    adapter = adapters(one_device(tmp_path, slots=4))
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_native, "run_batch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        adapter.submit_lookup_and_lock_task([okey(1)], None)
+    monkeypatch.undo()
+    assert wait_fd(adapter.get_lookup_and_lock_event_fd())
+    assert _closes(adapter), "close() waits for a lookup that never posts"
+
+
 def test_byte_accounting_by_cache_salt(tmp_path, adapters):
     adapter = adapters(one_device(tmp_path))
     objs = [mobj(float(i)) for i in range(3)]
@@ -743,13 +854,13 @@ def test_a_store_cancelled_by_a_forced_removal_fails_quietly(tmp_path, adapters,
     engine = adapter._engine
     real_submit = engine.submit
 
-    def submit(op, batch, flags, done, refused=None):
+    def submit(op, batch, flags, done, submission=None):
         def cancelled(rc, b):
             items = b.batch
             items.ints[_lib.I_STATUS :: _lib.ITEM_INTS] = array.array("i", [-errno.ECANCELED] * items.n)
             done(rc, b)
 
-        return real_submit(op, batch, flags, cancelled, refused)
+        return real_submit(op, batch, flags, cancelled, submission)
 
     monkeypatch.setattr(engine, "submit", submit)
     objs = [mobj(1.0), mobj(2.0)]

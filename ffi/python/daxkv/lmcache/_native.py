@@ -345,6 +345,20 @@ def _fit_failure(path: str, wanted: int, held: Optional[int], exc: DaxKVError) -
     return f"Failed to resize dax arena {path} to {wanted} slots: {exc.message}"
 
 
+# Seconds between close()'s looks at whether the library still holds a
+# batch, once no completion came (see AsyncEngine.close).
+_ORPHAN_CHECK = 0.5
+
+
+class Submission:
+    """Whether AsyncEngine.submit had the library take a batch (see there)."""
+
+    __slots__ = ("accepted",)
+
+    def __init__(self) -> None:
+        self.accepted = False
+
+
 class AsyncEngine:
     """Batches submitted with daxkv_submit, completed by one thread that
     sleeps on the store's event fd: each completion runs its callback with
@@ -357,6 +371,7 @@ class AsyncEngine:
         self._drained = threading.Condition(self._lock)
         self._pending: Dict[int, Tuple[Any, Callable[[int, Any], None]]] = {}
         self._submitting = 0  # submissions registered in _pending, not yet answered
+        self._orphans: List[Any] = []  # registered, never taken by the library (see close)
         self._abandoned = False  # the store was closed under the engine
         self._close_pipe_on_exit = False  # close() ran on the thread itself
         self._next_tag = 1
@@ -366,55 +381,46 @@ class AsyncEngine:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(
-        self,
-        op: int,
-        batch: Any,
-        flags: int,
-        done: Callable[[int, Any], None],
-        refused: Optional[Callable[[], None]] = None,
-    ) -> None:
+    def submit(self, op: int, batch: Any, flags: int, done: Callable[[int, Any], None],
+               submission: Optional["Submission"] = None) -> None:
         """Queue batch (a PutBatch, GetBatch or _Batch); done(result, batch)
-        runs when it completed. Raises on a refused submission, after
-        refused() (when given) has run: the caller lets go of what it holds
-        for the batch there, and only there. An exception out of here
-        without refused() having run (an interrupt as the library's call
+        runs when it completed. Raises on a refused submission. Whatever
+        raises, submission.accepted says whether the library took the
+        batch: an exception with it set (an interrupt as the library's call
         returned: Python runs signal handlers right after a call) leaves
-        the batch to its completion, which runs done() as usual: the
-        library may be copying from or into its buffers."""
-        accepted = False
+        the batch to its completion, which runs done() as usual, for the
+        library may be copying from or into its buffers; without it, done()
+        never runs and the caller lets go of what it holds for the batch."""
+        sub = submission if submission is not None else Submission()
+        sub.accepted = False
+        items = batch.batch if hasattr(batch, "batch") else batch
+        with self._lock:
+            if self._stopping or self._abandoned:
+                raise Shutdown(-_errno.ESHUTDOWN, "the adapter is closing", "daxkv_submit")
+            tag = self._next_tag
+            self._next_tag += 1
+            # Registered first: a small batch may complete inline and be
+            # polled before daxkv_submit returns.
+            self._pending[tag] = (batch, done)
+            self._submitting += 1
         try:
-            items = batch.batch if hasattr(batch, "batch") else batch
-            with self._lock:
-                if self._stopping or self._abandoned:
-                    raise Shutdown(-_errno.ESHUTDOWN, "the adapter is closing", "daxkv_submit")
-                tag = self._next_tag
-                self._next_tag += 1
-                # Registered first: a small batch may complete inline and be
-                # polled before daxkv_submit returns.
-                self._pending[tag] = (batch, done)
-                self._submitting += 1
+            fn = library().daxkv_submit
+            ptr, n = items.items, items.n
+            h = self._store._enter()
             try:
-                fn = library().daxkv_submit
-                ptr, n = items.items, items.n
-                h = self._store._enter()
-                try:
-                    accepted = True  # nothing that runs Python code before the call
-                    rc = fn(h, op, ptr, n, flags, tag)
-                    if rc < 0:
-                        accepted = False
-                        raise _error(rc, "daxkv_submit")
-                finally:
-                    self._store._leave()
+                sub.accepted = True  # nothing that runs Python code before the call
+                rc = fn(h, op, ptr, n, flags, tag)
+                if rc < 0:
+                    sub.accepted = False
+                    raise _error(rc, "daxkv_submit")
             finally:
-                with self._lock:
-                    self._submitting -= 1
-                    if not accepted:
-                        self._pending.pop(tag, None)
-                    self._drained.notify_all()
+                self._store._leave()
         finally:
-            if not accepted and refused is not None:
-                refused()
+            with self._lock:
+                self._submitting -= 1
+                if not sub.accepted:
+                    self._pending.pop(tag, None)
+                self._drained.notify_all()
 
     def _run(self) -> None:
         try:
@@ -484,6 +490,14 @@ class AsyncEngine:
         with self._lock:
             self._drained.notify_all()
 
+    def _library_idle(self) -> bool:
+        """Whether the library has posted every batch submitted to the store."""
+        try:
+            st = raw_stats(self._store)
+        except Shutdown:
+            return False  # closed under the engine: the loop completes what is left
+        return st.async_submitted == st.async_completed + st.async_cancelled
+
     def pending(self) -> int:
         with self._lock:
             return len(self._pending)
@@ -504,8 +518,25 @@ class AsyncEngine:
                 # completes them, ends its loop and closes the pipe then.
                 self._close_pipe_on_exit = True
                 return
+            quiet = 0
             while self._pending:
-                self._drained.wait()
+                if self._drained.wait(timeout=_ORPHAN_CHECK):
+                    quiet = 0
+                    continue
+                # Nothing completed for a while. A batch registered here that
+                # the library never took (its submitter interrupted between
+                # the two: Python runs signal handlers between any two
+                # steps) never completes: once the library has posted every
+                # batch it took, twice in a row, those left are such. They
+                # stay referenced (a submitter may still be in its call), but
+                # close waits for them no more.
+                quiet = quiet + 1 if self._library_idle() else 0
+                if quiet >= 2:
+                    logger.warning("DAX engine close: %d batches were registered but never taken by the "
+                                   "library (their submitters were interrupted?); closing without them",
+                                   len(self._pending))
+                    self._orphans.extend(self._pending.values())
+                    self._pending.clear()
         try:
             os.write(self._wake_w, b"x")
         except (OSError, ValueError):

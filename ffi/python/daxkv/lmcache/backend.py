@@ -371,25 +371,20 @@ class DaxkvBackend(StoragePluginInterface):
                         logger.warning("DAX write of key %s failed: %s", key, why)
                     _settle(fut, None, RuntimeError(f"DAX write failed for key {key}: {why}"))
 
-        refused = []
-
-        def on_refused() -> None:
-            refused.append(True)
-            # Only this submission's counts: another one of the same key
-            # (from another thread) may be in flight and count on its own.
-            self._async_keys_done(kbs)
-            for _, obj in todo:
-                obj.ref_count_down()
-
+        submission = _native.Submission()
         try:
-            self._engine.submit(_lib.OP_PUT, put, 0, done, on_refused)  # type: ignore[union-attr]
+            self._engine.submit(_lib.OP_PUT, put, 0, done, submission)  # type: ignore[union-attr]
         except BaseException as exc:
-            if not refused:
+            if submission.accepted:
                 # The library took the batch (an interrupt as its call
                 # returned): the completion lets go of the objects and
                 # settles the futures.
                 raise
-            for fut in futures:
+            # Only this submission's counts: another one of the same key
+            # (from another thread) may be in flight and count on its own.
+            self._async_keys_done(kbs)
+            for (_, obj), fut in zip(todo, futures):
+                obj.ref_count_down()
                 fut.set_exception(RuntimeError(f"DAX write submission failed: {exc}"))
         return futures
 

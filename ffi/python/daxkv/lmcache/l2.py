@@ -33,6 +33,7 @@ import logging
 import math
 import os
 import threading
+import time
 from types import MappingProxyType
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -208,6 +209,10 @@ class DaxkvL2AdapterConfig(L2AdapterConfigBase):
 # chunks of 64 KiB at 0.61 in pieces of 1,024 and 0.53 in one.
 _PIECE_ITEMS = 512
 _EDGE_ITEMS = 128
+
+# Seconds close() waits, once the library has finished every batch, for
+# tasks whose submitters have yet to post them (see close).
+_CLOSE_POST_WAIT = 10.0
 
 
 def _fills(obj: Any, length: int, meta: Any) -> bool:
@@ -554,6 +559,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
         # one while the next is prepared.
         for p, (a, b) in enumerate(pieces):
             first = len(index)
+            submission = _native.Submission()
             try:
                 names, addrs, sizes, metas = [], [], [], []
                 skipped = False
@@ -586,15 +592,21 @@ class DaxkvL2Adapter(L2AdapterInterface):
                 self._engine.submit(
                     _lib.OP_PUT, _native.PutBatch(names, addrs, sizes, metas), 0,
                     lambda rc, put, first=first, skipped=skipped, removals=self._removals: self._store_done(
-                        task, first, rc, put, skipped, removals))
-            except Exception as exc:
+                        task, first, rc, put, skipped, removals), submission)
+            except BaseException as exc:
                 if isinstance(exc, Shutdown):
                     # close() raced the submission: expected, the task fails.
                     logger.debug("DAX L2 store submission refused: the adapter is closing")
-                else:
+                elif isinstance(exc, Exception):
                     logger.exception("DAX L2 store submission failed")
-                for _ in range(len(pieces) - p):  # this piece and those not submitted
+                # This piece (unless the library took it: its completion
+                # counts it) and those not submitted fail, so that the task
+                # posts: close() waits for every task counted. An interrupt
+                # then reaches the caller.
+                for _ in range(len(pieces) - p - submission.accepted):
                     self._store_done(task, first, 0, None, True)
+                if not isinstance(exc, Exception):
+                    raise
                 break
         return task_id
 
@@ -720,7 +732,10 @@ class DaxkvL2Adapter(L2AdapterInterface):
                             bitmap.set(j if pos is None else pos[j])
         except Exception:
             logger.exception("DAX L2 lookup failed")
-        self._finish("lookup", task_id, bitmap)
+        finally:
+            # Posted whatever happened (an interrupt included): close()
+            # waits for every task counted.
+            self._finish("lookup", task_id, bitmap)
         return task_id
 
     def query_lookup_and_lock_result(self, task_id: L2TaskId) -> Optional[Bitmap]:
@@ -767,6 +782,7 @@ class DaxkvL2Adapter(L2AdapterInterface):
         index = task.index
         for p, (a, b) in enumerate(pieces):
             first = len(index)
+            submission = _native.Submission()
             try:
                 names, addrs, caps = [], [], []
                 for i in range(a, b):
@@ -785,15 +801,19 @@ class DaxkvL2Adapter(L2AdapterInterface):
                     self._load_done(task, first, None)
                     continue
                 get = _native.GetBatch(names, addrs, caps, self._meta_cap)
-                self._engine.submit(_lib.OP_GET, get, 0, lambda rc, g, first=first: self._load_done(task, first, g))
-            except Exception as exc:
+                self._engine.submit(_lib.OP_GET, get, 0, lambda rc, g, first=first: self._load_done(task, first, g),
+                                    submission)
+            except BaseException as exc:
                 if isinstance(exc, Shutdown):
                     # close() raced the submission: expected, the keys miss.
                     logger.debug("DAX L2 load submission refused: the adapter is closing")
-                else:
+                elif isinstance(exc, Exception):
                     logger.exception("DAX L2 load submission failed")
-                for _ in range(len(pieces) - p):  # this piece and those not submitted
+                # As for a store: every piece the library did not take misses.
+                for _ in range(len(pieces) - p - submission.accepted):
                     self._load_done(task, first, None)
+                if not isinstance(exc, Exception):
+                    raise
                 break
         return task_id
 
@@ -1208,10 +1228,22 @@ class DaxkvL2Adapter(L2AdapterInterface):
             # its notifiers). On the completion thread (a listener closing
             # the adapter) the tasks still pending are completed by this
             # very thread once close returns: no wait there.
+            # Once the engine is closed, no batch of the library is left:
+            # a task still unposted is one a submitting thread is preparing
+            # or posting. One whose submitter was interrupted (Python runs
+            # signal handlers between any two steps) never posts: close
+            # waits for it a while, not for good (a result posted later
+            # finds its event fd closed, which it takes quietly).
+            deadline = time.monotonic() + _CLOSE_POST_WAIT
             with self._lock:
                 while self._unposted:
-                    if not self._posted.wait(timeout=30.0):
-                        logger.warning("DAX L2 adapter close: still waiting for %d tasks to post", self._unposted)
+                    left = deadline - time.monotonic()
+                    if left <= 0 or not self._posted.wait(timeout=left):
+                        if self._unposted:
+                            logger.warning(
+                                "DAX L2 adapter close: %d tasks never posted their results (their submitters "
+                                "were interrupted?); closing without them", self._unposted)
+                        break
         rows = self.hotplug_status()["devices"]
         with self._lock:
             self._closed_rows = rows
