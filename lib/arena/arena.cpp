@@ -655,9 +655,9 @@ void Arena::write_superblock(OnFailure on_failure) {
             sb_.checksum = checksum;
         }
         if (faulted)
-            fail(-EIO, "%s: writing its superblock faulted (SIGBUS: bad media, or a file cut "
-                       "short)",
-                 map_->info().path.c_str());
+            throw BlocksFaulted(daxkv::format("%s: writing its superblock faulted (SIGBUS: bad "
+                                              "media, or a file cut short)",
+                                              map_->info().path.c_str()));
         fail_if_not_written_back(wb.err, "writing its superblock");
     }
 }

@@ -99,6 +99,14 @@ public:
     explicit BlocksUnreadable(std::string msg) : Error(-EIO, std::move(msg)) {}
 };
 
+// Thrown by a superblock write that faulted (SIGBUS: bad media under the
+// blocks, or a file cut short), as opposed to one whose write-back the
+// file system refused: an open fails on it (store/history.cpp).
+class BlocksFaulted : public Error {
+public:
+    explicit BlocksFaulted(std::string msg) : Error(-EIO, std::move(msg)) {}
+};
+
 class Arena {
 public:
     struct Options {

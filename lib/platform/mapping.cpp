@@ -616,6 +616,10 @@ void Mapping::populate(uint64_t from, uint64_t to) noexcept {
 }
 
 void Mapping::extend(uint64_t bytes) {
+    // A record of an earlier extend must not be taken back for this one: a
+    // grow that needed no blocks (backed since, a shrink between) would
+    // cut the file below slots in use.
+    last_extend_.valid = false;
     if (bytes > size_)
         fail(-ENOSPC, "%s: %llu bytes asked for, but only %llu are mapped", info_.path.c_str(),
              static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(size_));

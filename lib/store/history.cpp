@@ -169,9 +169,20 @@ void History::begin_open() {
         return;
     open_id_.store(next_seq_.load());
     std::shared_lock<std::shared_mutex> pool(pool_.mapping_lock());
-    for (uint32_t a = 0; a < pool_.size(); ++a)
-        if (records(pool_[a].arena))
+    for (uint32_t a = 0; a < pool_.size(); ++a) {
+        if (!records(pool_[a].arena))
+            continue;
+        // Kept where its write-back fails (Arena::set_last_open), as the
+        // other records of the history are: the open goes on. Blocks that
+        // fault fail it (libdaxkv(3): sigbus).
+        try {
             pool_[a].arena->set_last_open(open_id_.load());
+        } catch (const arena::BlocksFaulted &) {
+            throw;
+        } catch (const Error &) { // a write-back's error
+            record_faulted(a, "recording this open");
+        }
+    }
 }
 
 void History::note_found(const arena::Arena &ar) noexcept {

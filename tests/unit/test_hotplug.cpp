@@ -1364,6 +1364,39 @@ TEST_F(Pool, AGrowWhoseWriteBackFailsGivesTheFileBack) {
     EXPECT_GE(failed, 1);
 }
 
+// A grow after an earlier grow and a shrink needs no blocks (the file is
+// that large already); its write-back failing took back the earlier grow's
+// extension, cutting the file below the slots in use (entries lost, a
+// SIGBUS without sigbus=handle, and an arena that no longer opened).
+TEST_F(Pool, AFailedGrowTakesBackOnlyWhatItExtended) {
+    const uint64_t limit = arena_bytes_for(kSlot, 64, 256);
+    open_pool(1, 16,
+              {{"durability", "power"}, {"grow_limit", std::to_string(limit)}, {"sigbus", "handle"}});
+    ASSERT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 32 * kSlot, DAXKV_MIGRATE, 0, nullptr), 0)
+        << daxkv_errmsg();
+    fill(0, 24);
+    struct stat grown;
+    ASSERT_EQ(::stat(paths_[0].c_str(), &grown), 0);
+    ASSERT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 24 * kSlot, DAXKV_MIGRATE, 0, nullptr), 0)
+        << daxkv_errmsg();
+    int rc;
+    {
+        FailNthCall fail(Call::msync, 1, EIO);
+        rc = daxkv_device_resize(s(), paths_[0].c_str(), 32 * kSlot, DAXKV_MIGRATE, 0, nullptr);
+    }
+    EXPECT_TRUE(call_failed());
+    EXPECT_EQ(rc, -EIO) << daxkv_errmsg();
+    struct stat after;
+    ASSERT_EQ(::stat(paths_[0].c_str(), &after), 0);
+    EXPECT_EQ(after.st_size, grown.st_size) << "the file was cut below its 24 slots in use";
+    EXPECT_EQ(status()["devices"][0]["max_slots"], 24);
+    for (uint32_t i = 0; i < 24; ++i)
+        EXPECT_EQ(check(i), "") << i;
+    reopen(paths_);
+    for (uint32_t i = 0; i < 24; ++i)
+        EXPECT_EQ(check(i), "") << "after a reopen " << i;
+}
+
 TEST_F(Pool, RemoveEvictDeletesTheDevicesEntries) {
     open_pool(2, 8);
     fill(0, 8);
