@@ -168,15 +168,16 @@ def interrupted_at_line(fn, code, k):
     a signal handler's is). Whether it was raised. Not on a `with` line:
     raised there as the block ends, it skips the context manager's exit,
     a point no code of ours can guard (CPython's own with statement); nor
-    on a `try:` line, an instruction that does nothing, where no signal
-    handler runs (raised there, it may lie outside the enclosing try)."""
+    on a `try:` or `return` line, whose first instruction does nothing a
+    signal handler runs after (raised there, it may lie outside the
+    enclosing try: a return runs its finally inline)."""
     seen = [0]
     lines = inspect.getsourcelines(code)
     first, source = lines[1], lines[0]
 
     def interruptible(lineno):
         text = source[lineno - first].strip()
-        return not text.startswith("with ") and text != "try:"
+        return not text.startswith(("with ", "return")) and text != "try:"
 
     def local(frame, event, arg):
         if event == "line" and interruptible(frame.f_lineno):

@@ -54,6 +54,7 @@ from daxkv import _lib
 from daxkv.lmcache import _native
 from daxkv.lmcache.backend import DaxkvBackend
 from dk_helpers import (
+    interrupted_at_line,
     SizedAs,
     ekey,
     hold_completions,
@@ -494,6 +495,32 @@ def test_an_async_put_interrupted_as_its_submission_returns_completes(launch, ru
     assert wait_until(lambda: not backend.exists_in_put_tasks(ekey(0)))
     assert sorted(k.chunk_hash for k in seen) == [0, 1]
     assert [_first(backend.get_blocking(ekey(i))) for i in range(2)] == [3.0, 4.0]
+    backend.close()
+    _release_all(objs)
+
+
+def test_an_async_put_interrupted_on_any_line_leaves_nothing_counted(launch, running_loop):
+    # An interrupt between the put's counting its keys in flight (and
+    # taking its objects' references) and the try that gives them back
+    # left the keys counted for good: every later async put of them was
+    # skipped as one in flight, storing nothing. Here one lands on every
+    # line of the submission in turn.
+    backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=running_loop)
+    code = DaxkvBackend._submit_async.__code__
+    objs = [_obj(1), _obj(2)]
+    keys = [ekey(0), ekey(1)]
+    for k in range(1, 200):
+        before = [o.get_ref_count() for o in objs]
+        interrupted = interrupted_at_line(lambda: backend.batched_submit_put_task(keys, objs), code, k)
+        assert wait_until(lambda: not any(backend.exists_in_put_tasks(key) for key in keys)), f"line {k}"
+        # A reference is handed back unless the interrupt lands between its
+        # taking and its counting (one step: at most one object's).
+        assert wait_until(lambda: sum(o.get_ref_count() for o in objs) - sum(before) <= 1), f"line {k}"
+        if not interrupted:
+            break
+        backend.batched_remove(keys)
+    assert k > 5
+    assert [_first(backend.get_blocking(key)) for key in keys] == [1.0, 2.0]
     backend.close()
     _release_all(objs)
 

@@ -586,6 +586,42 @@ def test_a_delete_interrupted_anywhere_leaves_no_key_marked(make_core, force):
     release(obj)
 
 
+@pytest.mark.parametrize("how", ["put_one", "put_one_writer", "put_many", "put_reserved_from_ptr"])
+def test_a_put_interrupted_anywhere_leaves_no_write_in_flight(make_core, how):
+    # An interrupt between a put's counting its write in flight and the try
+    # that ends it left the write counted for good: close() waited for it
+    # ("still waiting for 1 writes") and a put of the key after it was a
+    # no-op that stored nothing. Here one lands on every line in turn.
+    core = make_core(4)
+    obj = byte_obj(S, 5)
+
+    def copy(offset, o, size):
+        ctypes.memmove(core.base_ptr + offset, o.data_ptr, size)
+
+    calls = {
+        "put_one": (lambda: core.put_one(ekey(1), obj), DaxCore.put_one),
+        "put_one_writer": (lambda: core.put_one(ekey(1), obj, writer=copy), DaxCore.put_one),
+        "put_many": (lambda: core.put_many([ekey(1)], [obj]), DaxCore._put_encoded),
+        "put_reserved_from_ptr": (
+            lambda: core.put_reserved_from_ptr(
+                ekey(1), obj.data_ptr, S, torch.Size([S]), torch.uint8, MemoryFormat.KV_2LTD, None
+            ),
+            DaxCore.put_reserved_from_ptr,
+        ),
+    }
+    fn, method = calls[how]
+    for k in range(1, 200):
+        interrupted = interrupted_at_line(fn, method.__code__, k)
+        assert not core.has_inflight(ekey(1)), f"line {k}: the write stays in flight"
+        assert core.report_status()["active_write_count"] == 0, f"line {k}"
+        if not interrupted:
+            break
+        core.delete_many([ekey(1)])
+    assert k > 3
+    assert core.exists_many([ekey(1)]) == [True]
+    release(obj)
+
+
 def test_put_rejections_return_false(make_core):
     core = make_core(2)
     big, multi, obj = byte_obj(S + 1, 1), multi_obj(), byte_obj(S, 2)

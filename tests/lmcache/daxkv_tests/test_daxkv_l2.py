@@ -559,14 +559,22 @@ def test_full_pool_fails_the_store_without_evicting(tmp_path, adapters):
     release(*objs)
 
 
-def test_an_entry_dropped_by_a_failed_read_is_told_deleted(tmp_path, adapters):
+class _RaisingOnDelete(Recorder):
+    def on_l2_keys_deleted(self, keys):
+        super().on_l2_keys_deleted(keys)
+        raise RuntimeError("listener fails")
+
+
+@pytest.mark.parametrize("raising", [False, True])
+def test_an_entry_dropped_by_a_failed_read_is_told_deleted(tmp_path, adapters, raising):
     # verify=read: a load whose value fails its checksum makes the library
     # drop the entry (lookups miss it, the slot is quarantined). The
     # listeners were never told: LMCache's accounting and eviction order
-    # kept the key for good. Its neighbour stays stored and told.
+    # kept the key for good. Its neighbour stays stored and told. A
+    # listener that raises there is logged, and the load still posts.
     params = one_device(tmp_path, slots=4, room=8, verify="read")
     adapter = adapters(params)
-    listener = Recorder()
+    listener = _RaisingOnDelete() if raising else Recorder()
     adapter.register_listener(listener)
     objs = [mobj(7.0), mobj(3.0)]
     assert store(adapter, [okey(1), okey(2)], objs).is_successful()
@@ -671,6 +679,85 @@ def test_tasks_interrupted_on_any_line_of_a_submission_let_close_return(tmp_path
     assert k > 5
     assert _closes(adapter), "close() waits for good"
     release(*objs)
+
+
+def _engine_closes(engine):
+    t = threading.Thread(target=engine.close, daemon=True)
+    t.start()
+    t.join(20)
+    return not t.is_alive()
+
+
+def test_an_engine_submission_interrupted_as_its_lock_is_released_is_taken_back():
+    # CPython runs a signal handler that became pending while a lock was
+    # held once the lock is released: there, after the engine registered
+    # the batch and before the try that takes it back. The batch stayed
+    # registered: close() waited for a completion that never comes, and a
+    # caller's cleanup and the completion could both let go of its objects.
+    import daxkv
+
+    store = daxkv.Store(path="mem:", size=16 << 20, slot_bytes="64KiB")
+    engine = _native.AsyncEngine(store, "test-engine")
+    real_lock = engine._lock
+
+    class InterruptOnRelease:
+        armed = True
+
+        def __enter__(self):
+            return real_lock.__enter__()
+
+        def __exit__(self, *exc):
+            real_lock.__exit__(*exc)
+            if InterruptOnRelease.armed:
+                InterruptOnRelease.armed = False
+                raise KeyboardInterrupt
+            return False
+
+        def __getattr__(self, name):
+            return getattr(real_lock, name)
+
+    engine._lock = InterruptOnRelease()
+    done = []
+    submission = _native.Submission()
+    with pytest.raises(KeyboardInterrupt):
+        engine.submit(_lib.OP_CONTAINS, _native._Batch([b"k1"]), 0, lambda rc, b: done.append(rc), submission)
+    engine._lock = real_lock
+    assert submission.accepted is False
+    assert engine.pending() == 0 and not engine._submitting
+    assert _engine_closes(engine)
+    assert done == []
+    store.close()
+
+
+def test_an_engine_submission_refused_then_interrupted_lets_close_return(monkeypatch):
+    # daxkv_submit refuses the batch (-EINVAL) and an interrupt lands before
+    # its result is looked at: the engine cannot tell a refusal from a
+    # batch the library took, keeps it registered, and close() waited for
+    # good. It stops waiting once the library has posted every batch it took.
+    import daxkv
+
+    store = daxkv.Store(path="mem:", size=16 << 20, slot_bytes="64KiB")
+    engine = _native.AsyncEngine(store, "test-engine")
+    real_library = _native.library
+
+    class Interrupted:
+        def __getattr__(self, name):
+            fn = getattr(real_library(), name)
+            if name != "daxkv_submit":
+                return fn
+
+            def call(*args):
+                assert fn(*args) < 0
+                raise KeyboardInterrupt
+
+            return call
+
+    monkeypatch.setattr(_native, "library", lambda: Interrupted())
+    with pytest.raises(KeyboardInterrupt):
+        engine.submit(_lib.OP_CONTAINS, _native._Batch([b"k1"]), 1 << 30, lambda rc, b: None)
+    monkeypatch.undo()
+    assert _engine_closes(engine), "close() waits for a batch the library refused"
+    store.close()
 
 
 def test_a_lookup_interrupted_posts_and_close_returns(tmp_path, adapters, monkeypatch):

@@ -15,7 +15,7 @@ import logging
 import os
 import select
 import threading
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
 
 from .. import _lib
 from .._batch import _Batch, _key_columns
@@ -370,7 +370,7 @@ class AsyncEngine:
         self._lock = threading.Lock()
         self._drained = threading.Condition(self._lock)
         self._pending: Dict[int, Tuple[Any, Callable[[int, Any], None]]] = {}
-        self._submitting = 0  # submissions registered in _pending, not yet answered
+        self._submitting: Set[int] = set()  # tags registered in _pending, their calls not yet answered
         self._orphans: List[Any] = []  # registered, never taken by the library (see close)
         self._abandoned = False  # the store was closed under the engine
         self._close_pipe_on_exit = False  # close() ran on the thread itself
@@ -394,16 +394,20 @@ class AsyncEngine:
         sub = submission if submission is not None else Submission()
         sub.accepted = False
         items = batch.batch if hasattr(batch, "batch") else batch
-        with self._lock:
-            if self._stopping or self._abandoned:
-                raise Shutdown(-_errno.ESHUTDOWN, "the adapter is closing", "daxkv_submit")
-            tag = self._next_tag
-            self._next_tag += 1
-            # Registered first: a small batch may complete inline and be
-            # polled before daxkv_submit returns.
-            self._pending[tag] = (batch, done)
-            self._submitting += 1
+        tag = None
+        # Every step from the registration on is undone by the finally, by
+        # tag, once or again (an interrupt may land anywhere, the exit of
+        # the with block included).
         try:
+            with self._lock:
+                if self._stopping or self._abandoned:
+                    raise Shutdown(-_errno.ESHUTDOWN, "the adapter is closing", "daxkv_submit")
+                tag = self._next_tag
+                self._next_tag += 1
+                # Registered first: a small batch may complete inline and be
+                # polled before daxkv_submit returns.
+                self._pending[tag] = (batch, done)
+                self._submitting.add(tag)
             fn = library().daxkv_submit
             ptr, n = items.items, items.n
             h = self._store._enter()
@@ -416,11 +420,12 @@ class AsyncEngine:
             finally:
                 self._store._leave()
         finally:
-            with self._lock:
-                self._submitting -= 1
-                if not sub.accepted:
-                    self._pending.pop(tag, None)
-                self._drained.notify_all()
+            if tag is not None:
+                with self._lock:
+                    self._submitting.discard(tag)
+                    if not sub.accepted:
+                        self._pending.pop(tag, None)
+                    self._drained.notify_all()
 
     def _run(self) -> None:
         try:

@@ -32,7 +32,7 @@ import math
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from lmcache.v1.storage_backend.abstract_backend import StoragePluginInterface
 
@@ -188,7 +188,9 @@ class DaxkvBackend(StoragePluginInterface):
         )
         self.slot_bytes = self._core.slot_bytes
         self._engine: Optional[_native.AsyncEngine] = None
-        self._async_keys: Dict[bytes, int] = {}
+        # Keys of async puts in flight: a token per submission, ended by it
+        # once or again (an interrupt never leaves a key counted).
+        self._async_keys: Dict[bytes, Set[object]] = {}
         try:
             if self.async_put:
                 self._engine = _native.AsyncEngine(self._core.store, "daxkv-backend-puts")
@@ -344,15 +346,16 @@ class DaxkvBackend(StoragePluginInterface):
         put = _native.PutBatch(kbs, [_data_ptr(o) for _, o in todo], [int(o.get_size()) for _, o in todo],
                                metas)
         futures = [concurrent.futures.Future() for _ in todo]
-        for _, obj in todo:
-            obj.ref_count_up()  # the objects stay allocated until the copy is done
-        with self._close_lock:
-            for kb in kbs:
-                self._async_keys[kb] = self._async_keys.get(kb, 0) + 1
+        # The objects referenced so far, counted as it goes, so that a
+        # failure (an interrupt included) anywhere before the library takes
+        # the batch gives back exactly those; its keys are marked in flight
+        # with a token of its own.
+        referenced = [0]
+        token = object()
 
         def done(rc: int, batch: _native.PutBatch) -> None:
             statuses = batch.batch.statuses()
-            self._async_keys_done(kbs)
+            self._async_keys_done(kbs, token)
             for (key, obj), fut, s in zip(todo, futures, statuses):
                 if s == 0:
                     self._callback(key, cb)
@@ -373,6 +376,12 @@ class DaxkvBackend(StoragePluginInterface):
 
         submission = _native.Submission()
         try:
+            for _, obj in todo:
+                obj.ref_count_up()  # the objects stay allocated until the copy is done
+                referenced[0] += 1
+            with self._close_lock:
+                for kb in kbs:
+                    self._async_keys.setdefault(kb, set()).add(token)
             self._engine.submit(_lib.OP_PUT, put, 0, done, submission)  # type: ignore[union-attr]
         except BaseException as exc:
             if submission.accepted:
@@ -380,23 +389,27 @@ class DaxkvBackend(StoragePluginInterface):
                 # returned): the completion lets go of the objects and
                 # settles the futures.
                 raise
-            # Only this submission's counts: another one of the same key
-            # (from another thread) may be in flight and count on its own.
-            self._async_keys_done(kbs)
-            for (_, obj), fut in zip(todo, futures):
+            # Only this submission's marks: another one of the same key
+            # (from another thread) may be in flight with its own.
+            self._async_keys_done(kbs, token)
+            for _, obj in todo[: referenced[0]]:
                 obj.ref_count_down()
-                fut.set_exception(RuntimeError(f"DAX write submission failed: {exc}"))
+            for fut in futures:
+                fut.set_exception(RuntimeError(f"DAX write submission failed: {exc!r}"))
+            if not isinstance(exc, Exception):
+                raise  # an interrupt reaches the caller, with nothing left taken
         return futures
 
-    def _async_keys_done(self, kbs: List[bytes]) -> None:
-        """Drop one in-flight count per key of a submission (its keys
-        counted once per occurrence)."""
+    def _async_keys_done(self, kbs: List[bytes], token: object) -> None:
+        """Drop a submission's in-flight marks (token) of kbs, those it
+        made; idempotent."""
         with self._close_lock:
             for kb in kbs:
-                n = self._async_keys[kb] - 1
-                if n:
-                    self._async_keys[kb] = n
-                else:
+                holders = self._async_keys.get(kb)
+                if holders is None:
+                    continue
+                holders.discard(token)
+                if not holders:
                     del self._async_keys[kb]
 
     @staticmethod

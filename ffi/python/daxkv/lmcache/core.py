@@ -357,9 +357,9 @@ class DaxCore(Generic[KeyT]):
         self._known: Set[bytes] = set()
         self._known_lock = threading.Lock()
         self._known_epoch = 0
-        self._active_writes = 0
+        self._active_writes: Set[object] = set()
         self._active_reads = 0
-        self._inflight: Dict[bytes, int] = {}
+        self._inflight: Dict[bytes, Set[object]] = {}
         # Keys whose write (still in _inflight) a forced delete cancelled:
         # LMCache's core keeps such a write in flight until its writer
         # returns, and reports every forced delete of it meanwhile as done,
@@ -602,11 +602,13 @@ class DaxCore(Generic[KeyT]):
 
     # -- bookkeeping ---------------------------------------------------------
 
-    def _begin_write(self, kbs: List[bytes]) -> Optional[List[int]]:
-        """Count a write of kbs in flight: the positions of the keys to
-        write, None (nothing counted) when the core is closing. A key whose
-        cancelled write is still in flight is left out (a no-op, as in
-        LMCache's core); pass the keys written to _end_write."""
+    def _begin_write(self, kbs: List[bytes], token: object) -> Optional[List[int]]:
+        """Mark a write of kbs in flight with token (a new object per write):
+        the positions of the keys to write, None (nothing marked) when the
+        core is closing. A key whose cancelled write is still in flight is
+        left out (a no-op, as in LMCache's core). _end_write(kbs, token)
+        ends the marks it made, once or again: call it in a finally that
+        encloses this call, so that an interrupt anywhere leaves none."""
         with self._state_lock:
             if self._deleting:
                 self._await_deletes(kbs)
@@ -615,11 +617,10 @@ class DaxCore(Generic[KeyT]):
             pos = range(len(kbs))
             if self._cancelled:
                 pos = [i for i, kb in enumerate(kbs) if kb not in self._cancelled]
-            self._active_writes += 1
+            self._active_writes.add(token)
             inflight = self._inflight
             for i in pos:
-                k = kbs[i]
-                inflight[k] = inflight.get(k, 0) + 1
+                inflight.setdefault(kbs[i], set()).add(token)
             return pos  # type: ignore[return-value]
 
     def _await_deletes(self, kbs: Sequence[bytes]) -> None:
@@ -634,18 +635,23 @@ class DaxCore(Generic[KeyT]):
             finally:
                 self._delete_waiters -= 1
 
-    def _end_write(self, kbs: Sequence[bytes]) -> None:
+    def _end_write(self, kbs: Sequence[bytes], token: object) -> None:
+        """End the marks token made (_begin_write); idempotent. Callers call
+        it twice, the second in a finally of the first: an interrupt that
+        lands as the first begins (Python runs signal handlers as a
+        function starts) leaves the second to end them."""
         with self._state_lock:
             inflight = self._inflight
             for k in kbs:
-                n = inflight[k] - 1
-                if n:
-                    inflight[k] = n
-                else:
+                holders = inflight.get(k)
+                if holders is None or token not in holders:
+                    continue
+                holders.discard(token)
+                if not holders:
                     del inflight[k]
                     if self._cancelled:
                         self._cancelled.discard(k)
-            self._active_writes -= 1
+            self._active_writes.discard(token)
             if self._drain_waiters:
                 self._state_condition.notify_all()
 
@@ -765,22 +771,27 @@ class DaxCore(Generic[KeyT]):
         (every key fits and every blob encodes): a caller that checked both
         itself, as DaxkvBackend does, spares encoding them twice."""
         addrs = [_data_ptr(o) for o in objs]
-        pos = self._begin_write(kbs)
-        if pos is None:
-            return [-_errno.ESHUTDOWN] * len(kbs)
-        if len(pos) != len(kbs):
-            # A write a forced delete cancelled stays in flight until its
-            # writer returns, as in LMCache's core: a put of its key
-            # meanwhile is a no-op success (status 1), nothing stored.
-            kbs = [kbs[i] for i in pos]
-            addrs = [addrs[i] for i in pos]
-            sizes = [sizes[i] for i in pos]
-            metas = [metas[i] for i in pos]
-        epoch = self._known_epoch
+        token = object()
+        marked = kbs
         try:
+            pos = self._begin_write(kbs, token)
+            if pos is None:
+                return [-_errno.ESHUTDOWN] * len(kbs)
+            if len(pos) != len(kbs):
+                # A write a forced delete cancelled stays in flight until its
+                # writer returns, as in LMCache's core: a put of its key
+                # meanwhile is a no-op success (status 1), nothing stored.
+                kbs = [kbs[i] for i in pos]
+                addrs = [addrs[i] for i in pos]
+                sizes = [sizes[i] for i in pos]
+                metas = [metas[i] for i in pos]
+            epoch = self._known_epoch
             statuses = self._put_batch(kbs, addrs, sizes, metas) if kbs else []
         finally:
-            self._end_write(kbs)
+            try:
+                self._end_write(marked, token)
+            finally:
+                self._end_write(marked, token)  # see _end_write
         self._remember([k for k, s in zip(kbs, statuses) if s == 0], epoch)
         if len(pos) != len(objs):
             out = [1] * len(objs)
@@ -843,19 +854,19 @@ class DaxCore(Generic[KeyT]):
         except ValueError as exc:
             raise RuntimeError(f"DAX write failed for key {key}: its metadata cannot be stored ({exc})") from exc
         # _begin_write for one key, inline (LMCache's backend stores key by
-        # key); _end_write below.
-        with self._state_lock:
-            if self._deleting:
-                self._await_deletes((kb,))
-            if self._closing or self._closed:
-                return False
-            if kb in self._cancelled:
-                # Its cancelled write is still in flight (see _put_prepared).
-                return True
-            self._active_writes += 1
-            inflight = self._inflight
-            inflight[kb] = inflight.get(kb, 0) + 1
+        # key); _end_write below, whatever happens from here on.
+        token = object()
         try:
+            with self._state_lock:
+                if self._deleting:
+                    self._await_deletes((kb,))
+                if self._closing or self._closed:
+                    return False
+                if kb in self._cancelled:
+                    # Its cancelled write is still in flight (see _put_prepared).
+                    return True
+                self._active_writes.add(token)
+                self._inflight.setdefault(kb, set()).add(token)
             if writer is None:
                 epoch = self._known_epoch
                 s = self._put_batch([kb], [_data_ptr(obj)], [size], [meta])[0]
@@ -870,18 +881,10 @@ class DaxCore(Generic[KeyT]):
                 raise RuntimeError(f"DAX write failed for key {key}: {self._write_failure(s)}")
             return self._put_with_writer(key, kb, meta, size, obj, writer)
         finally:
-            # _end_write for one key, inline.
-            with self._state_lock:
-                n = inflight[kb] - 1
-                if n:
-                    inflight[kb] = n
-                else:
-                    del inflight[kb]
-                    if self._cancelled:
-                        self._cancelled.discard(kb)
-                self._active_writes -= 1
-                if self._drain_waiters:
-                    self._state_condition.notify_all()
+            try:
+                self._end_write((kb,), token)
+            finally:
+                self._end_write((kb,), token)  # see _end_write
 
     def _put_with_writer(self, key: KeyT, kb: bytes, meta: bytes, size: int, obj: Any, writer: _CopyFn) -> bool:
         L = self._L
@@ -958,22 +961,26 @@ class DaxCore(Generic[KeyT]):
             meta = encode_meta(shape, dtype, fmt, cached_positions)
         except (ValueError, TypeError, AttributeError):
             meta = None
-        with self._state_lock:
-            if self._deleting:
-                self._await_deletes((kb,))
-            if self._closing or self._closed:
-                return DaxPutFromPtrResult.CLOSED
-            if kb in self._inflight:
-                return DaxPutFromPtrResult.INFLIGHT
-            if meta is None:
-                return DaxPutFromPtrResult.INVALID
-            # _begin_write, in the same hold of the lock as the checks.
-            self._active_writes += 1
-            self._inflight[kb] = 1
+        token = object()
         try:
+            with self._state_lock:
+                if self._deleting:
+                    self._await_deletes((kb,))
+                if self._closing or self._closed:
+                    return DaxPutFromPtrResult.CLOSED
+                if kb in self._inflight:
+                    return DaxPutFromPtrResult.INFLIGHT
+                if meta is None:
+                    return DaxPutFromPtrResult.INVALID
+                # _begin_write, in the same hold of the lock as the checks.
+                self._active_writes.add(token)
+                self._inflight[kb] = {token}
             s = self._put_batch([kb], [int(src_ptr)], [int(size)], [meta])[0]
         finally:
-            self._end_write([kb])
+            try:
+                self._end_write((kb,), token)
+            finally:
+                self._end_write((kb,), token)  # see _end_write
         if s == 0:
             return DaxPutFromPtrResult.INSERTED
         if s == _lib.EXISTED:
@@ -1447,7 +1454,7 @@ class DaxCore(Generic[KeyT]):
                 "locked_key_count": 0,
                 "borrowed_slot_count": 0,
                 "active_read_count": self._active_reads,
-                "active_write_count": self._active_writes,
+                "active_write_count": len(self._active_writes),
                 "closing": self._closing or self._closed,
                 "supports_restart_recovery": self._persist,
             }
@@ -1493,11 +1500,11 @@ class DaxCore(Generic[KeyT]):
                 raise RuntimeError("DaxCore is closed")
             self._drain_waiters += 1
             try:
-                while self._active_writes > 0 or self._active_reads > 0:
+                while self._active_writes or self._active_reads > 0:
                     if not self._state_condition.wait(timeout=30.0):
                         logger.warning(
                             "DaxCore remap: still waiting for %d writes, %d reads",
-                            self._active_writes,
+                            len(self._active_writes),
                             self._active_reads,
                         )
             finally:
@@ -1533,11 +1540,11 @@ class DaxCore(Generic[KeyT]):
             self._closing = True
             self._drain_waiters += 1
             try:
-                while self._active_writes > 0 or self._active_reads > 0:
+                while self._active_writes or self._active_reads > 0:
                     if not self._state_condition.wait(timeout=30.0):
                         logger.warning(
                             "DaxCore close: still waiting for %d writes, %d reads",
-                            self._active_writes,
+                            len(self._active_writes),
                             self._active_reads,
                         )
             finally:

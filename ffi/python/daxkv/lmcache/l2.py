@@ -873,8 +873,14 @@ class DaxkvL2Adapter(L2AdapterInterface):
             if self._closing:
                 return
         try:
-            present = _native.contains_many(self._store, kbs, False)
-            self._tell_gone([kb for kb, there in zip(kbs, present) if not there])
+            # Gone only where the library answers a miss: a lookup that
+            # fails (a closing store) tells nothing.
+            batch = _Batch(kbs)
+            if _native.run_batch(self._store, "daxkv_contains_batch", batch) >= 0:
+                self._tell_gone([kb for kb, s in zip(kbs, batch.statuses()) if s == 0])
+        except Exception:
+            # A listener that raises is logged; the load still posts.
+            logger.exception("DAX L2 listener failed on keys a failed read dropped")
         finally:
             self._told_lock.release()
 
