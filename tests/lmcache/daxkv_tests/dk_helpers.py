@@ -197,3 +197,26 @@ def interrupted_at_line(fn, code, k):
     finally:
         sys.settrace(None)
     return False
+
+
+def interrupt_after_submit_call(monkeypatch, returned=lambda rc: True):
+    """KeyboardInterrupt raised as daxkv_submit returns, through
+    daxkv.lmcache's engine (Python runs signal handlers right after a
+    call); returned(rc) checks what the call gave first."""
+    from daxkv.lmcache import _native
+
+    real_library = _native.library
+
+    class Interrupted:
+        def __getattr__(self, name):
+            fn = getattr(real_library(), name)
+            if name != "daxkv_submit":
+                return fn
+
+            def call(*args):
+                assert returned(fn(*args))
+                raise KeyboardInterrupt
+
+            return call
+
+    monkeypatch.setattr(_native, "library", lambda: Interrupted())

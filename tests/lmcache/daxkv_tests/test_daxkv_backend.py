@@ -54,6 +54,7 @@ from daxkv import _lib
 from daxkv.lmcache import _native
 from daxkv.lmcache.backend import DaxkvBackend
 from dk_helpers import (
+    interrupt_after_submit_call,
     interrupted_at_line,
     SizedAs,
     ekey,
@@ -471,26 +472,12 @@ def test_an_async_put_interrupted_as_its_submission_returns_completes(launch, ru
     # The interrupt now reaches the caller, and the completion settles the
     # batch: its objects are handed back once, and the key is stored whole.
     backend, _, _ = launch(extra={"dax.async_put": "true"}, loop=running_loop)
-    real_library = _native.library
-
-    class Interrupted:
-        def __getattr__(self, name):
-            fn = getattr(real_library(), name)
-            if name != "daxkv_submit":
-                return fn
-
-            def call(*args):
-                fn(*args)
-                raise KeyboardInterrupt
-
-            return call
-
-    monkeypatch.setattr(_native, "library", lambda: Interrupted())
+    interrupt_after_submit_call(monkeypatch)
     seen = []
     objs = [_obj(3), _obj(4)]
     with pytest.raises(KeyboardInterrupt):
         backend.batched_submit_put_task([ekey(0), ekey(1)], objs, on_complete_callback=seen.append)
-    monkeypatch.setattr(_native, "library", real_library)
+    monkeypatch.undo()
     assert wait_until(lambda: [o.get_ref_count() for o in objs] == [1, 1])
     assert wait_until(lambda: not backend.exists_in_put_tasks(ekey(0)))
     assert sorted(k.chunk_hash for k in seen) == [0, 1]

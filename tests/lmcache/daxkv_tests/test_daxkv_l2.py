@@ -81,6 +81,7 @@ from daxkv.lmcache.l2 import DaxkvL2Adapter, DaxkvL2AdapterConfig
 from dk_helpers import (
     SizedAs,
     hold_completions,
+    interrupt_after_submit_call,
     interrupted_at_line,
     make_device,
     multi_obj,
@@ -593,26 +594,6 @@ def test_an_entry_dropped_by_a_failed_read_is_told_deleted(tmp_path, adapters, r
     release(*objs, *out)
 
 
-def _interrupt_after_the_submit_call(monkeypatch):
-    """KeyboardInterrupt raised as daxkv_submit returns (Python runs signal
-    handlers right after a call): the library has the batch."""
-    real_library = _native.library
-
-    class Interrupted:
-        def __getattr__(self, name):
-            fn = getattr(real_library(), name)
-            if name != "daxkv_submit":
-                return fn
-
-            def call(*args):
-                fn(*args)
-                raise KeyboardInterrupt
-
-            return call
-
-    monkeypatch.setattr(_native, "library", lambda: Interrupted())
-
-
 def _closes(adapter):
     t = threading.Thread(target=adapter.close, daemon=True)
     t.start()
@@ -635,7 +616,7 @@ def test_a_task_interrupted_as_it_submits_posts_and_close_returns(tmp_path, adap
         out = [mobj(0.0), mobj(0.0)]
     taken = where == "as it returns"
     if taken:
-        _interrupt_after_the_submit_call(monkeypatch)
+        interrupt_after_submit_call(monkeypatch)
     else:
         def interrupted(*args, **kwargs):
             raise KeyboardInterrupt
@@ -738,21 +719,7 @@ def test_an_engine_submission_refused_then_interrupted_lets_close_return(monkeyp
 
     store = daxkv.Store(path="mem:", size=16 << 20, slot_bytes="64KiB")
     engine = _native.AsyncEngine(store, "test-engine")
-    real_library = _native.library
-
-    class Interrupted:
-        def __getattr__(self, name):
-            fn = getattr(real_library(), name)
-            if name != "daxkv_submit":
-                return fn
-
-            def call(*args):
-                assert fn(*args) < 0
-                raise KeyboardInterrupt
-
-            return call
-
-    monkeypatch.setattr(_native, "library", lambda: Interrupted())
+    interrupt_after_submit_call(monkeypatch, returned=lambda rc: rc < 0)
     with pytest.raises(KeyboardInterrupt):
         engine.submit(_lib.OP_CONTAINS, _native._Batch([b"k1"]), 1 << 30, lambda rc, b: None)
     monkeypatch.undo()
