@@ -15,7 +15,7 @@ import logging
 import os
 import select
 import threading
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 from .. import _lib
 from .._batch import _Batch, _key_columns
@@ -44,6 +44,30 @@ def blob_column(blobs: List[bytes]) -> Tuple[bytes, List[int], List[int]]:
 #: (the caller hears of it), the store closing, and a write cancelled by a
 #: forced delete of its key (LMCache's core drops such a write silently).
 QUIET_WRITE_FAILURES = (-_errno.ENOSPC, -_errno.ESHUTDOWN, -_errno.ECANCELED)
+
+
+def add_marks(table: Dict[bytes, Set[object]], kbs: Sequence[bytes], token: object) -> None:
+    """Mark each of kbs in table (key -> the calls under way with it) with
+    token, a new object per call; end_marks takes them off again."""
+    for kb in kbs:
+        table.setdefault(kb, set()).add(token)
+
+
+def end_marks(table: Dict[bytes, Set[object]], kbs: Sequence[bytes], token: object) -> List[bytes]:
+    """Take token's marks of kbs off table, whichever it made: idempotent,
+    so that a call interrupted anywhere (Python runs signal handlers
+    between any two steps) can end its marks, once or again, and never
+    another call's. Returns the keys left with no mark."""
+    emptied = []
+    for kb in kbs:
+        holders = table.get(kb)
+        if holders is None or token not in holders:
+            continue
+        holders.discard(token)
+        if not holders:
+            del table[kb]
+            emptied.append(kb)
+    return emptied
 
 
 def strerror(code: int) -> str:

@@ -380,8 +380,7 @@ class DaxkvBackend(StoragePluginInterface):
                 obj.ref_count_up()  # the objects stay allocated until the copy is done
                 referenced[0] += 1
             with self._close_lock:
-                for kb in kbs:
-                    self._async_keys.setdefault(kb, set()).add(token)
+                _native.add_marks(self._async_keys, kbs, token)
             self._engine.submit(_lib.OP_PUT, put, 0, done, submission)  # type: ignore[union-attr]
         except BaseException as exc:
             if submission.accepted:
@@ -404,13 +403,7 @@ class DaxkvBackend(StoragePluginInterface):
         """Drop a submission's in-flight marks (token) of kbs, those it
         made; idempotent."""
         with self._close_lock:
-            for kb in kbs:
-                holders = self._async_keys.get(kb)
-                if holders is None:
-                    continue
-                holders.discard(token)
-                if not holders:
-                    del self._async_keys[kb]
+            _native.end_marks(self._async_keys, kbs, token)
 
     @staticmethod
     def _callback(key: Any, cb: Optional[Callable[[Any], None]]) -> None:

@@ -618,9 +618,7 @@ class DaxCore(Generic[KeyT]):
             if self._cancelled:
                 pos = [i for i, kb in enumerate(kbs) if kb not in self._cancelled]
             self._active_writes.add(token)
-            inflight = self._inflight
-            for i in pos:
-                inflight.setdefault(kbs[i], set()).add(token)
+            _native.add_marks(self._inflight, [kbs[i] for i in pos], token)
             return pos  # type: ignore[return-value]
 
     def _await_deletes(self, kbs: Sequence[bytes]) -> None:
@@ -641,16 +639,8 @@ class DaxCore(Generic[KeyT]):
         lands as the first begins (Python runs signal handlers as a
         function starts) leaves the second to end them."""
         with self._state_lock:
-            inflight = self._inflight
-            for k in kbs:
-                holders = inflight.get(k)
-                if holders is None or token not in holders:
-                    continue
-                holders.discard(token)
-                if not holders:
-                    del inflight[k]
-                    if self._cancelled:
-                        self._cancelled.discard(k)
+            for k in _native.end_marks(self._inflight, kbs, token):
+                self._cancelled.discard(k)
             self._active_writes.discard(token)
             if self._drain_waiters:
                 self._state_condition.notify_all()
@@ -866,7 +856,7 @@ class DaxCore(Generic[KeyT]):
                     # Its cancelled write is still in flight (see _put_prepared).
                     return True
                 self._active_writes.add(token)
-                self._inflight.setdefault(kb, set()).add(token)
+                _native.add_marks(self._inflight, (kb,), token)
             if writer is None:
                 epoch = self._known_epoch
                 s = self._put_batch([kb], [_data_ptr(obj)], [size], [meta])[0]
@@ -974,7 +964,7 @@ class DaxCore(Generic[KeyT]):
                     return DaxPutFromPtrResult.INVALID
                 # _begin_write, in the same hold of the lock as the checks.
                 self._active_writes.add(token)
-                self._inflight[kb] = {token}
+                _native.add_marks(self._inflight, (kb,), token)
             s = self._put_batch([kb], [int(src_ptr)], [int(size)], [meta])[0]
         finally:
             try:
@@ -1117,9 +1107,7 @@ class DaxCore(Generic[KeyT]):
         writing: List[bytes] = []
         try:
             with self._state_lock:
-                deleting = self._deleting
-                for kb in marked:
-                    deleting.setdefault(kb, set()).add(token)
+                _native.add_marks(self._deleting, marked, token)
                 if force:
                     writing = [kb for kb in marked if kb in self._inflight]
             # Keys being written through this core and not committed yet:
@@ -1163,14 +1151,7 @@ class DaxCore(Generic[KeyT]):
     def _end_deleting(self, kbs: List[bytes], token: object) -> None:
         """Drop a delete's marks (token) of kbs, those it made (the state
         lock held), and wake the puts waiting for them."""
-        deleting = self._deleting
-        for kb in kbs:
-            holders = deleting.get(kb)
-            if holders is None:
-                continue
-            holders.discard(token)
-            if not holders:
-                del deleting[kb]
+        _native.end_marks(self._deleting, kbs, token)
         if self._delete_waiters:
             self._state_condition.notify_all()
 
