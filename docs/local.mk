@@ -43,6 +43,7 @@ dist_man_MANS = \
 	docs/man/daxkv_lease_acquire.3 \
 	docs/man/daxkv_lease_data.3 \
 	docs/man/daxkv_lease_meta.3 \
+	docs/man/daxkv_lease_read_batch.3 \
 	docs/man/daxkv_lease_release.3 \
 	docs/man/daxkv_lease_size.3 \
 	docs/man/daxkv_lease_batch.3 \

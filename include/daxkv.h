@@ -367,6 +367,26 @@ DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t 
                                 unsigned flags);
 
 /**
+ * Copy leased entries out as daxkv_get_batch copies entries: on the store's
+ * workers, under the sigbus=handle guard and verify=read's checks, which a
+ * caller's own reads of daxkv_lease_data and daxkv_lease_meta are not.
+ * leases[i] is a lease of s, held through the call; items[i].key is not
+ * read. items[i].data and len: the destination and its capacity (data
+ * NULL with len 0: the value is not copied), len gets the value's length;
+ * meta and meta_len likewise for the metadata (may be NULL). Each item's
+ * status: 0; -ENOBUFS when a buffer is too small (nothing copied; len and,
+ * with meta, meta_len give the sizes needed); -EIO when the entry's bytes
+ * faulted or failed their checksum: the entry is dropped and its slot
+ * quarantined, as by daxkv_get_batch, and the lease stays to be released.
+ * Returns the number of items copied. flags must be 0. -EINVAL (no item
+ * looked at) for NULL items or leases with n > 0, n above INT32_MAX, a
+ * NULL lease, a lease of another store, or a NULL buffer with a non-zero
+ * capacity. Counts the bytes copied, not hits (the lease counted its hit).
+ */
+DAXKV_API int daxkv_lease_read_batch(daxkv_store *s, daxkv_lease *const *leases,
+                                     daxkv_item *items, size_t n, unsigned flags);
+
+/**
  * Reserve a slot for key to be filled in place. The key is in flight until
  * commit or abort. DAXKV_EXISTED (with *out = NULL) if present or in flight.
  */

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -138,16 +139,17 @@ inline int check_flags(unsigned flags, unsigned allowed, const char *call) {
     return 0;
 }
 
-// A batch call of a store: its items and flags checked (a call refused
-// there leaves the items as they were: they may not even be an array of
-// n), then run(store). A call that fails as a whole after that (out of
+// A batch call of a store: its items and flags checked, then what
+// check_more checks when given (a call refused there leaves the items as
+// they were: they may not even be an array of n), then run(store). A call that fails as a whole after that (out of
 // memory, shut down while it waited) gives every item's status its code
 // too, as the asynchronous executor does (store/async.cpp): what a status
 // said before the failure (a copy made, a claim, a pin) was undone with it,
 // or cannot be counted on.
 template <typename Run>
 int batch_call(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags, unsigned allowed,
-               const char *call, Run &&run) noexcept {
+               const char *call, Run &&run,
+               const std::function<int(Store &)> &check_more = nullptr) noexcept {
     bool accepted = false;
     const int rc = guarded([&] {
         Store &st = store_of(s);
@@ -155,6 +157,10 @@ int batch_call(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags, unsi
             return refused;
         if (int refused = check_flags(flags, allowed, call))
             return refused;
+        if (check_more) {
+            if (int refused = check_more(st))
+                return refused;
+        }
         accepted = true;
         return run(st);
     });

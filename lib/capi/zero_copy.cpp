@@ -6,6 +6,7 @@
 #include "capi/handles.hpp"
 
 using namespace daxkv;
+using daxkv::capi::batch_call;
 using daxkv::capi::check_flags;
 using daxkv::capi::check_items;
 using daxkv::capi::key_arg;
@@ -176,6 +177,37 @@ DAXKV_API int daxkv_lease_batch(daxkv_store *s, daxkv_lease_item *items, size_t 
         }
         return leased;
     });
+}
+
+DAXKV_API int daxkv_lease_read_batch(daxkv_store *s, daxkv_lease *const *leases,
+                                     daxkv_item *items, size_t n, unsigned flags) {
+    // The leases and buffers are checked as the items are (batch_call): a
+    // call refused for them has looked at no item and written none.
+    std::vector<LeaseState *> states;
+    auto check_leases = [&](Store &st) {
+        if (!leases && n)
+            return set_error(-EINVAL, "leases is NULL but n is %zu", n);
+        states.resize(n);
+        for (size_t i = 0; i < n; ++i) {
+            const daxkv_lease *l = leases[i];
+            if (!l || !l->state)
+                return set_error(-EINVAL, "lease %zu is NULL", i);
+            if (l->state->store.get() != &st)
+                return set_error(-EINVAL, "lease %zu is a lease of another store", i);
+            if (!items[i].data && items[i].len)
+                return set_error(-EINVAL, "item %zu: data is NULL but its capacity is %zu", i,
+                                 items[i].len);
+            if (!items[i].meta && items[i].meta_len)
+                return set_error(-EINVAL, "item %zu: meta is NULL but its capacity is %zu", i,
+                                 items[i].meta_len);
+            states[i] = l->state.get();
+        }
+        return 0;
+    };
+    return batch_call(
+        s, items, n, flags, 0, "lease_read_batch",
+        [&](Store &st) { return st.reads().read_leases(states.data(), items, n); },
+        check_leases);
 }
 
 namespace {

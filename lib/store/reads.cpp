@@ -454,6 +454,7 @@ int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out, uint32_
     l->size = b.len;
     l->meta = c_.pool.arena(b.ref.arena).header_meta(b.ref.slot);
     l->meta_len = b.meta_len;
+    l->hash = b.hash;
     l->held.pool = &c_.pool;
     l->held.arena = b.ref.arena;
     l->held.slot = b.ref.slot;
@@ -461,6 +462,112 @@ int Reads::lease(std::string_view key, std::unique_ptr<LeaseState> *out, uint32_
     c_.counters.hits++;
     *out = std::move(l);
     return 0;
+}
+
+int Reads::read_leases(LeaseState *const *leases, daxkv_item *items, size_t n) {
+    CallGate::Call call(c_.gate);
+    const bool verify_read = c_.copier.verifies_reads();
+    // Each copy runs under a borrow of its own, taken next to the lease's:
+    // a copy that faults or fails its checksum ends it as get_batch ends
+    // its borrows (the slot quarantined, the entry dropped), and the
+    // lease's borrow ends at its release as it always does.
+    std::vector<Borrow> borrows;
+    std::vector<size_t> item_of;
+    std::vector<engine::CopyOp> ops;
+    std::vector<int> copy_rc;
+    BlockHashes hashes;
+    std::vector<size_t> hash_off;
+    borrows.reserve(n);
+    item_of.reserve(n);
+    ops.reserve(n);
+    hash_off.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+        daxkv_item &it = items[i];
+        const LeaseState &l = *leases[i];
+        it.status = item_status([&] {
+            const bool too_small = (it.data && it.len < l.size) ||
+                                   (it.meta && it.meta_len < l.meta_len);
+            if (too_small) {
+                const size_t cap = it.data ? it.len : SIZE_MAX, meta_cap = it.meta_len;
+                it.len = l.size;
+                if (it.meta)
+                    it.meta_len = l.meta_len;
+                if (cap < l.size)
+                    return set_error(-ENOBUFS, "item %zu: destination holds %zu bytes, the "
+                                               "value has %zu", i, cap, l.size);
+                return set_error(-ENOBUFS, "item %zu: metadata buffer holds %zu bytes, the "
+                                           "entry has %zu", i, meta_cap, l.meta_len);
+            }
+            return 0;
+        });
+        if (it.status)
+            continue;
+        Borrow b;
+        b.shard = l.shard;
+        b.ref = l.ref;
+        b.src = l.data;
+        b.len = l.size;
+        b.meta_len = static_cast<uint32_t>(l.meta_len);
+        b.hash = l.hash;
+        if (it.data) {
+            ops.push_back(c_.copier.read(it.data, b.src, b.len, nullptr));
+            hash_off.push_back(verify_read ? hashes.add(b.len) : 0);
+        }
+        borrows.push_back(b);
+        item_of.push_back(i);
+    }
+    // Every allocation is made: nothing below throws until the copies are
+    // done, but the engine itself (out of memory), which ends the borrows.
+    size_t op = 0;
+    for (size_t k = 0; k < borrows.size(); ++k) {
+        auto g = c_.index.lock_shard(borrows[k].shard);
+        c_.slots.borrow(borrows[k].ref);
+        if (verify_read && items[item_of[k]].data) {
+            ops[op].block_hashes = hashes.at(hash_off[op]);
+            ++op;
+        }
+    }
+    try {
+        c_.copier.run_batch(ops, copy_rc);
+    } catch (...) {
+        for (const Borrow &b : borrows)
+            end(b);
+        throw;
+    }
+    int copied = 0;
+    uint64_t bytes = 0; // the hits were counted as the leases were taken
+    op = 0;
+    for (size_t k = 0; k < borrows.size(); ++k) {
+        const Borrow &b = borrows[k];
+        daxkv_item &it = items[item_of[k]];
+        const engine::CopyOp *copy = it.data ? &ops[op++] : nullptr;
+        it.status = item_status([&] {
+            if (copy && copy_rc[copy - ops.data()])
+                copy_failed(b, copy_rc[copy - ops.data()], "");
+            if (it.meta && !copy_meta(b, it.meta))
+                failed_verify(b, engine::kMediaFault, "");
+            if (verify_read) {
+                arena::Arena::HeaderCheck hc;
+                // The value checked where it was copied, the metadata
+                // alone by the header's checksum where it was not.
+                const int rc = copy ? verify(b, b.len ? copy->block_hashes : nullptr, it.meta)
+                                    : check_header(b, it.meta, hc);
+                if (rc)
+                    failed_verify(b, rc, "");
+            }
+            end(b);
+            return 0;
+        });
+        if (it.status)
+            continue;
+        it.len = b.len;
+        if (it.meta)
+            it.meta_len = b.meta_len;
+        bytes += copy ? b.len : 0;
+        ++copied;
+    }
+    c_.counters.bytes_read.fetch_add(bytes, std::memory_order_relaxed);
+    return copied;
 }
 
 void Reads::wait_lease_gate(uint32_t a) {

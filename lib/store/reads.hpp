@@ -48,6 +48,7 @@ struct LeaseState {
     size_t size = 0;
     const char *meta = nullptr;
     size_t meta_len = 0;
+    uint64_t hash = 0; // as Borrow::hash: a fault found by read_leases drops the entry by it
     HeldSlot held; // in the list of the thread that took it until released
 };
 
@@ -80,6 +81,15 @@ public:
     // -EDEADLK as lease does.
     void wait_lease_gate(uint32_t a);
     void release(LeaseState &l) noexcept;
+    // Copy leased entries out as get_batch copies them (the SIGBUS guard,
+    // verify=read's checks, streaming by the batch's bytes): item i gets
+    // leases[i]'s value into data (capacity len; not copied where data is
+    // null, its length still reported) and its metadata into meta when
+    // set. Each status as get's: 0, -ENOBUFS, or -EIO where the bytes
+    // faulted or failed their checksum (the entry is dropped and its slot
+    // quarantined; the lease stays the caller's to release). Returns the
+    // items copied.
+    int read_leases(LeaseState *const *leases, daxkv_item *items, size_t n);
 
     // The steps.
     // Borrow key's committed entry if it fits cap (and meta_cap, unless

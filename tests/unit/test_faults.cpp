@@ -747,6 +747,50 @@ TEST_F(Faults, SigbusHashingALeasedEntryInPlaceIsEioAndQuarantines) {
     EXPECT_EQ(st.slots_free, 1u); // three slots quarantined
 }
 
+TEST_F(Faults, SigbusCopyingLeasedEntriesOutIsEioPerItemAndQuarantines) {
+    // A caller's reads of a lease are its own; daxkv_lease_read_batch copies
+    // leased entries out under the guard instead, for a caller (LMCache's
+    // restores) that must survive bad media.
+    FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
+    SKIP_UNDER_TSAN();
+    open(StoreSpec(64 * 1024, 4).set("sigbus", "handle"));
+    put_all(3, 60000, 950);
+    std::vector<LeasePtr> held;
+    std::vector<daxkv_lease *> leases;
+    for (const std::string &k : keys_) {
+        held.push_back(lease(k));
+        leases.push_back(held.back().get());
+    }
+    // The file cut after the first slot's payload: the other two fault.
+    ASSERT_EQ(::truncate(path_.c_str(),
+                         static_cast<off_t>(payload_offset(spec_) + spec_.slot_bytes)),
+              0);
+    std::vector<std::vector<uint8_t>> out(3, std::vector<uint8_t>(64 * 1024));
+    std::vector<daxkv_item> items = items_for(out);
+    ASSERT_EQ(daxkv_lease_read_batch(s(), leases.data(), items.data(), 3, 0), 1)
+        << daxkv_errmsg();
+    int read = 0;
+    for (size_t i = 0; i < 3; ++i) {
+        SCOPED_TRACE(i);
+        if (items[i].status == 0) {
+            ++read;
+            EXPECT_EQ(0, std::memcmp(out[i].data(), vals_[i].data(), vals_[i].size()));
+            EXPECT_EQ(contains(keys_[i]), 1);
+        } else {
+            EXPECT_EQ(items[i].status, -EIO);
+            EXPECT_EQ(contains(keys_[i]), 0);
+        }
+    }
+    EXPECT_EQ(read, 1);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.copy_faults, 2u);
+    EXPECT_EQ(st.entries, 1u);
+    held.clear();
+    st = stats();
+    EXPECT_EQ(st.leases_active, 0u);
+    EXPECT_EQ(st.slots_free, 1u); // two quarantined, one in use
+}
+
 // A running store reads and writes slot headers outside its copies: the
 // checksum a read verifies, the metadata it returns, a commit's body and
 // commit word, a removal's commit word, a key walk's metadata. Each of them
@@ -827,6 +871,25 @@ TEST_F(HeaderFaults, ReadingTheHeadersOfEntriesIsEioAndQuarantines) {
     EXPECT_EQ(st.verify_failures, 0u);  // faults, not checksum mismatches
     EXPECT_EQ(st.entries, 12u - 3u);
     EXPECT_EQ(st.slots_free, 4u); // the three dropped quarantined
+}
+
+TEST_F(HeaderFaults, CopyingTheMetadataOfLeasedEntriesIsEioAndQuarantines) {
+    FILE_ARENA_ONLY(); // the SIGBUS comes from truncating the arena file
+    SKIP_UNDER_TSAN();
+    open_and_cut(spec(), false);
+    LeasePtr kept = lease("key-1"), cut = lease("key-5");
+    ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(daxkv::arena::kHeaderOffset + 4096)),
+              0);
+    char m1[64], m5[64];
+    daxkv_lease *leases[] = {kept.get(), cut.get()};
+    daxkv_item items[2] = {{nullptr, 0, nullptr, 0, m1, sizeof m1, 0},
+                           {nullptr, 0, nullptr, 0, m5, sizeof m5, 0}};
+    ASSERT_EQ(daxkv_lease_read_batch(s(), leases, items, 2, 0), 1) << daxkv_errmsg();
+    EXPECT_EQ(items[0].status, 0);
+    EXPECT_EQ(std::string(m1, items[0].meta_len), "meta-1");
+    EXPECT_EQ(items[1].status, -EIO);
+    EXPECT_EQ(contains("key-5"), 0);
+    EXPECT_EQ(stats().copy_faults, 1u);
 }
 
 TEST_F(HeaderFaults, WritingTheHeadersOfEntriesIsEioAndQuarantines) {

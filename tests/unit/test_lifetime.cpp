@@ -381,6 +381,159 @@ TEST_F(Lifetime, LeaseBatchGivesWhatSingleLeasesGive) {
     EXPECT_EQ(items[0].lease, nullptr);
 }
 
+// daxkv_lease_read_batch: each lease's value and metadata copied out,
+// the metadata alone where data is NULL, -ENOBUFS with the sizes needed
+// (nothing copied), the bytes of a lease whose entry was removed or
+// replaced meanwhile; the bytes counted, not hits.
+TEST_F(Lifetime, LeaseReadBatchCopiesLeasedEntriesOut) {
+    open(StoreSpec{4096, 8, 16});
+    const std::string meta = "shape:2x3";
+    const std::vector<uint8_t> a = pattern(1, 100), b = pattern(2, 4096);
+    ASSERT_EQ(put("a", a), 0);
+    {
+        daxkv_item it{"b", 1, const_cast<uint8_t *>(b.data()), b.size(),
+                      const_cast<char *>(meta.data()), meta.size(), 0};
+        ASSERT_EQ(daxkv_put_batch(s(), &it, 1, 0), 1);
+    }
+    ASSERT_EQ(put("empty", std::vector<uint8_t>{}), 0);
+    LeasePtr la = lease("a"), lb = lease("b"), le = lease("empty");
+    // Replaced and removed under the leases: they keep the old bytes.
+    ASSERT_EQ(put("a", pattern(3, 50), DAXKV_REPLACE), 0);
+    ASSERT_EQ(remove("b"), 0);
+    const struct daxkv_stats before = stats();
+
+    std::vector<uint8_t> out_a(200, 0xee), out_b(4096, 0xee);
+    char meta_out[16];
+    daxkv_lease *leases[] = {la.get(), lb.get(), le.get()};
+    daxkv_item items[3] = {
+        {nullptr, 0, out_a.data(), out_a.size(), nullptr, 0, 12345},
+        {"ignored", 7, out_b.data(), out_b.size(), meta_out, sizeof meta_out, 12345},
+        {nullptr, 0, nullptr, 0, nullptr, 0, 12345},
+    };
+    ASSERT_EQ(daxkv_lease_read_batch(s(), leases, items, 3, 0), 3) << daxkv_errmsg();
+    for (const daxkv_item &it : items)
+        EXPECT_EQ(it.status, 0);
+    EXPECT_EQ(items[0].len, 100u);
+    EXPECT_EQ(0, std::memcmp(out_a.data(), a.data(), a.size()));
+    EXPECT_EQ(out_a[100], 0xee); // nothing past the value
+    EXPECT_EQ(items[1].len, 4096u);
+    EXPECT_EQ(out_b, b);
+    EXPECT_EQ(std::string(meta_out, items[1].meta_len), meta);
+    EXPECT_EQ(items[2].len, 0u);
+    struct daxkv_stats after = stats();
+    EXPECT_EQ(after.bytes_read - before.bytes_read, 100u + 4096u);
+    EXPECT_EQ(after.hits, before.hits); // each lease counted its hit
+
+    // The metadata alone: data NULL, the value's length still reported.
+    daxkv_item meta_only{nullptr, 0, nullptr, 0, meta_out, sizeof meta_out, 12345};
+    std::memset(meta_out, 0, sizeof meta_out);
+    ASSERT_EQ(daxkv_lease_read_batch(s(), &leases[1], &meta_only, 1, 0), 1);
+    EXPECT_EQ(meta_only.status, 0);
+    EXPECT_EQ(meta_only.len, 4096u);
+    EXPECT_EQ(std::string(meta_out, meta_only.meta_len), meta);
+    EXPECT_EQ(stats().bytes_read, after.bytes_read);
+
+    // Buffers too small: -ENOBUFS, the sizes needed, nothing copied.
+    std::vector<uint8_t> small(4095, 0xee);
+    char tiny[4] = {'x', 'x', 'x', 'x'};
+    daxkv_item short_value{nullptr, 0, small.data(), small.size(), nullptr, 0, 0};
+    daxkv_item short_meta{nullptr, 0, out_b.data(), out_b.size(), tiny, sizeof tiny, 0};
+    daxkv_item both[2] = {short_value, short_meta};
+    daxkv_lease *twice[] = {lb.get(), lb.get()};
+    ASSERT_EQ(daxkv_lease_read_batch(s(), twice, both, 2, 0), 0);
+    for (const daxkv_item &it : both) {
+        EXPECT_EQ(it.status, -ENOBUFS);
+        EXPECT_EQ(it.len, 4096u);
+    }
+    EXPECT_EQ(both[1].meta_len, meta.size());
+    EXPECT_EQ(small, std::vector<uint8_t>(4095, 0xee));
+    EXPECT_EQ(std::string(tiny, 4), "xxxx");
+
+    // No lease was ended by the reads: the slots are held until released.
+    EXPECT_EQ(stats().leases_active, 3u);
+    la.reset();
+    lb.reset();
+    le.reset();
+    expect_nothing_held({"a", "b", "empty"}, "after the releases");
+}
+
+// Bad inputs to daxkv_lease_read_batch: a NULL store, NULL items or leases
+// with n > 0, n above INT32_MAX, flags, a NULL lease, a lease of another
+// store, a NULL buffer with a capacity; each -EINVAL with no item written.
+// After shutdown: -ESHUTDOWN for every item.
+TEST_F(Lifetime, LeaseReadBatchRefusesBadArguments) {
+    open(StoreSpec{4096, 4, 16});
+    ASSERT_EQ(put("a", pattern(1, 100)), 0);
+    LeasePtr la = lease("a");
+    StorePtr other;
+    ASSERT_EQ(open_store(&other, dir_.file("other.arena"), StoreSpec{4096, 4, 16}), 0);
+    ASSERT_EQ(daxkv_put(other.get(), "a", 1, "x", 1, 0), 0);
+    daxkv_lease *foreign = nullptr;
+    ASSERT_EQ(daxkv_lease_acquire(other.get(), "a", 1, &foreign), 0);
+    LeasePtr foreign_lease(foreign);
+
+    std::vector<uint8_t> out(4096);
+    char meta[16];
+    daxkv_lease *leases[] = {la.get()};
+    daxkv_item item{nullptr, 0, out.data(), out.size(), nullptr, 0, 777};
+    auto refused = [&](int rc, const char *says) {
+        EXPECT_EQ(rc, -EINVAL);
+        EXPECT_TRUE(contains_text(daxkv_errmsg(), says)) << daxkv_errmsg();
+        EXPECT_EQ(item.status, 777); // no item written
+    };
+    EXPECT_EQ(daxkv_lease_read_batch(nullptr, leases, &item, 1, 0), -EINVAL);
+    refused(daxkv_lease_read_batch(s(), leases, nullptr, 1, 0), "items is NULL");
+    refused(daxkv_lease_read_batch(s(), nullptr, &item, 1, 0), "leases is NULL");
+    refused(daxkv_lease_read_batch(s(), leases, &item, size_t{INT32_MAX} + 1, 0), "too large");
+    refused(daxkv_lease_read_batch(s(), leases, &item, 1, DAXKV_PREFIX), "unknown flags");
+    daxkv_lease *null_lease[] = {nullptr};
+    refused(daxkv_lease_read_batch(s(), null_lease, &item, 1, 0), "lease 0 is NULL");
+    daxkv_lease *foreign_leases[] = {foreign_lease.get()};
+    refused(daxkv_lease_read_batch(s(), foreign_leases, &item, 1, 0), "another store");
+    item.data = nullptr;
+    refused(daxkv_lease_read_batch(s(), leases, &item, 1, 0), "data is NULL");
+    item.data = out.data();
+    item.meta = nullptr;
+    item.meta_len = sizeof meta;
+    refused(daxkv_lease_read_batch(s(), leases, &item, 1, 0), "meta is NULL");
+    item.meta_len = 0;
+    // n = 0 with NULL arrays is an empty batch.
+    EXPECT_EQ(daxkv_lease_read_batch(s(), nullptr, nullptr, 0, 0), 0);
+
+    ASSERT_EQ(daxkv_shutdown(s()), 0);
+    EXPECT_EQ(daxkv_lease_read_batch(s(), leases, &item, 1, 0), -ESHUTDOWN);
+    EXPECT_EQ(item.status, -ESHUTDOWN);
+}
+
+// verify=read: a leased entry whose bytes no longer match their checksum
+// (changed after the lease checked them) is -EIO, dropped and quarantined;
+// the lease is still released as any other.
+TEST_F(Lifetime, LeaseReadBatchChecksTheCopyWithVerifyRead) {
+    open(StoreSpec{4096, 4, 16}.set("verify", "read"));
+    ASSERT_EQ(put("a", pattern(1, 4096)), 0);
+    ASSERT_EQ(put("b", pattern(2, 4096)), 0);
+    LeasePtr la = lease("a"), lb = lease("b");
+    const_cast<uint8_t *>(static_cast<const uint8_t *>(daxkv_lease_data(la.get())))[17] ^= 1;
+    std::vector<uint8_t> out_a(4096), out_b(4096);
+    daxkv_lease *leases[] = {la.get(), lb.get()};
+    daxkv_item items[2] = {{nullptr, 0, out_a.data(), out_a.size(), nullptr, 0, 0},
+                           {nullptr, 0, out_b.data(), out_b.size(), nullptr, 0, 0}};
+    ASSERT_EQ(daxkv_lease_read_batch(s(), leases, items, 2, 0), 1);
+    EXPECT_EQ(items[0].status, -EIO);
+    EXPECT_EQ(items[1].status, 0);
+    EXPECT_EQ(out_b, pattern(2, 4096));
+    EXPECT_EQ(contains("a"), 0);
+    EXPECT_EQ(contains("b"), 1);
+    struct daxkv_stats st = stats();
+    EXPECT_EQ(st.verify_failures, 1u);
+    EXPECT_EQ(st.entries, 1u);
+    la.reset();
+    lb.reset();
+    st = stats();
+    EXPECT_EQ(st.leases_active, 0u);
+    EXPECT_EQ(st.slots_free, 2u); // a's slot quarantined, b's in use
+}
+
 // A read copying out of an entry while it is removed: the slot is not
 // reused until the copy is done, and the reader gets the whole old value.
 TEST_F(Lifetime, RemoveDuringAnInFlightReadDefersReclaim) {

@@ -296,6 +296,40 @@ func TestLeaseLifetime(t *testing.T) {
 	}
 }
 
+// ReadInto copies a leased value out through the library (the bytes of a
+// removed entry too, while leased); a buffer too small reports the length
+// needed and copies nothing; an empty one copies nothing of its part; a
+// released lease is ErrReleased.
+func TestLeaseReadInto(t *testing.T) {
+	s := open(t, nil)
+	s.Put([]byte("a"), []byte("first value"), false)
+	l, err := s.Lease([]byte("a"))
+	if err != nil {
+		t.Fatalf("lease: %v", err)
+	}
+	if ok, err := s.Remove([]byte("a"), false); !ok || err != nil {
+		t.Fatalf("remove: %v %v", ok, err)
+	}
+	buf := make([]byte, 16)
+	meta := make([]byte, 4)
+	n, ml, err := l.ReadInto(buf, meta)
+	if err != nil || n != 11 || ml != 0 || string(buf[:n]) != "first value" {
+		t.Fatalf("read: %d %d %v %q", n, ml, err, buf[:n])
+	}
+	small := []byte("xxxx")
+	n, _, err = l.ReadInto(small, nil)
+	if !errors.Is(err, ErrBufferTooSmall) || n != 11 || err.(*Error).Needed != 11 || string(small) != "xxxx" {
+		t.Fatalf("small buffer: n=%d err=%v %q", n, err, small)
+	}
+	if n, _, err = l.ReadInto(nil, nil); err != nil || n != 11 {
+		t.Fatalf("lengths only: %d %v", n, err)
+	}
+	l.Release()
+	if _, _, err := l.ReadInto(buf, nil); err != ErrReleased {
+		t.Fatalf("after release: %v", err)
+	}
+}
+
 func TestLeaseManyGivesWhatSingleLeasesGive(t *testing.T) {
 	s := open(t, nil)
 	s.Put([]byte("a"), []byte("first"), false)

@@ -334,6 +334,7 @@ PROTOTYPES = {
     "daxkv_lease_meta": (_p, [_p, _psz]),
     "daxkv_lease_release": (None, [_p]),
     "daxkv_lease_batch": (_int, [_p, ctypes.POINTER(LeaseItem), _sz, _uint]),
+    "daxkv_lease_read_batch": (_int, [_p, _pp, _items, _sz, _uint]),
     "daxkv_reserve": (_int, [_p, _p, _sz, _sz, _pp]),
     "daxkv_reserve_meta": (_int, [_p, _p, _sz, _sz, _p, _sz, _pp, _pp]),
     "daxkv_reservation_data": (_p, [_p]),

@@ -232,6 +232,46 @@ def test_batched_get_non_blocking_returns_the_hit_prefix(launch):
     _release_all(objs + got + all_hits)
 
 
+def _data_offset(path):
+    """The arena's data_offset (superblock A, docs/on-device-format.md)."""
+    with open(path, "rb") as f:
+        f.seek(72)
+        return int.from_bytes(f.read(8), "little")
+
+
+@pytest.mark.parametrize("cut", ["values", "headers"])
+def test_restores_of_a_truncated_arena_are_misses_with_sigbus_handle(launch, cut):
+    # The arena file is cut under the running backend, below the last two
+    # slots' payloads (values) or below every slot header (headers).
+    # daxkv.sigbus=handle kept the backend's stores and lookups alive, but
+    # a restore read the leased entries' metadata and values itself: SIGBUS
+    # ended the process. The library now copies both out under its guard
+    # (daxkv_lease_read_batch): the entries it cannot read are misses, and
+    # gone; every hit is the bytes stored.
+    backend, _, path = launch(extra={"daxkv.sigbus": "handle"})
+    objs = [_obj(i + 1, FULL) for i in range(4)]
+    keys = [ekey(i) for i in range(4)]
+    backend.batched_submit_put_task(keys, objs)
+    os.truncate(path, _data_offset(path) + 4096 if cut == "values" else 4096 * 2)
+    out = backend.batched_get_blocking(keys)
+    hits = [i for i, o in enumerate(out) if o is not None]
+    assert len(hits) == (2 if cut == "values" else 0)
+    for i in hits:
+        assert obj_bytes(out[i]) == obj_bytes(objs[i])
+    for i in set(range(4)) - set(hits):
+        assert backend.contains(keys[i]) is False
+        assert backend.get_blocking(keys[i]) is None
+    got = asyncio.run(backend.batched_get_non_blocking("l", keys))
+    assert len(got) <= len(hits)
+    for o, i in zip(got, range(4)):
+        assert i in hits and obj_bytes(o) == obj_bytes(objs[i])
+    for i in hits:
+        again = backend.get_blocking(keys[i])
+        assert obj_bytes(again) == obj_bytes(objs[i])
+        release(again)
+    _release_all(objs + out + got)
+
+
 def test_an_entry_larger_than_its_layout_is_a_miss_not_an_overflow(launch):
     # An entry's value longer than its recorded shape and dtype hold (a
     # put_reserved_from_ptr with a size beyond the shape, or an arena

@@ -250,6 +250,15 @@ class Leases:
     def __len__(self) -> int:
         return len(self.handle)
 
+    def subset(self, positions: List[int]) -> "Leases":
+        """The leases at positions, in that order (the handles shared: the
+        caller releases each once)."""
+        out = Leases()
+        for name in Leases.__slots__:
+            col = getattr(self, name)
+            setattr(out, name, [col[j] for j in positions])
+        return out
+
 
 def lease_many(store: Store, kbs: List[bytes], *, prefix: bool, failed: Optional[List[int]] = None) -> Leases:
     """Lease each key's entry (misses skipped; with prefix, stop at the
@@ -273,36 +282,117 @@ def lease_many(store: Store, kbs: List[bytes], *, prefix: bool, failed: Optional
         return leases
     try:
         rc = library().daxkv_lease_batch(h, items, n, _lib.PREFIX if prefix else 0)
+        del keys_blob
+        if rc < 0:
+            if rc != -_errno.ESHUTDOWN:
+                logger.warning("DAX lease batch failed: %s", strerror(rc))
+            return leases
+        statuses = ints[_lib.LI_STATUS :: _lib.LEASE_INTS].tolist()
+        ok = [i for i, st in enumerate(statuses) if st == 0]
+        for i, st in enumerate(statuses):
+            if st != 0:
+                if st not in (-_errno.ENOENT, -_errno.EIO, -_errno.ESHUTDOWN):
+                    logger.warning("DAX lease failed: %s", strerror(st))
+                if failed is not None and not (prefix and i > len(ok)):
+                    failed.append(i)
+
+        def column(name: str) -> List[int]:
+            col = words[w[name] :: stride].tolist()
+            return col if len(ok) == n else [col[i] for i in ok]
+
+        leases.index = ok
+        leases.handle = column("lease")
+        leases.address = column("data")
+        leases.size = column("size")
+        leases.slot = column("slot")
+        leases.generation = column("generation")
+        leases.offset = column("offset")
+        # The metadata is copied out by the library, under its SIGBUS
+        # guard (sigbus=handle), not read here where a fault would end the
+        # process; an entry whose metadata faults was dropped by it.
+        metas, statuses = _read_leases(h, leases.handle, None, None, column("meta_len"))
     finally:
         store._leave()
-    del keys_blob
-    if rc < 0:
-        if rc != -_errno.ESHUTDOWN:
-            logger.warning("DAX lease batch failed: %s", strerror(rc))
-        return leases
-    statuses = ints[_lib.LI_STATUS :: _lib.LEASE_INTS].tolist()
-    ok = [i for i, st in enumerate(statuses) if st == 0]
-    for i, st in enumerate(statuses):
-        if st != 0:
-            if st not in (-_errno.ENOENT, -_errno.EIO, -_errno.ESHUTDOWN):
-                logger.warning("DAX lease failed: %s", strerror(st))
-            if failed is not None and not (prefix and i > len(ok)):
-                failed.append(i)
-
-    def column(name: str) -> List[int]:
-        col = words[w[name] :: stride].tolist()
-        return col if len(ok) == n else [col[i] for i in ok]
-
-    leases.index = ok
-    leases.handle = column("lease")
-    leases.address = column("data")
-    leases.size = column("size")
-    leases.slot = column("slot")
-    leases.generation = column("generation")
-    leases.offset = column("offset")
-    string_at = ctypes.string_at
-    leases.meta = [string_at(p, m) if m else b"" for p, m in zip(column("meta"), column("meta_len"))]
+    leases.meta = metas
+    unread = [j for j, st in enumerate(statuses) if st != 0]
+    if unread:
+        _drop_unread(leases, unread, prefix, failed, "metadata")
     return leases
+
+
+def _read_leases(
+    h: int, handles: List[int], dsts: Optional[List[int]], sizes: Optional[List[int]], meta_lens: Optional[List[int]]
+) -> Tuple[List[bytes], List[int]]:
+    """daxkv_lease_read_batch of leases of the store whose handle is h:
+    each value into dsts[j] (capacity sizes[j]) when dsts is given, and
+    each entry's metadata (meta_lens[j] bytes) when meta_lens is. Returns
+    the metadata blobs (b"" where not read) and each item's status."""
+    n = len(handles)
+    if not n:
+        return [], []
+    items = (_lib.Item * n)()
+    raw = memoryview(items).cast("B")
+    words, ints = raw.cast("Q"), raw.cast("i")
+    stride = _lib.ITEM_WORDS
+    if dsts is not None and sizes is not None:
+        words[_lib.W_DATA :: stride] = array.array("Q", dsts)
+        words[_lib.W_LEN :: stride] = array.array("Q", sizes)
+    offsets: List[int] = []
+    blob = None
+    if meta_lens is not None:
+        total = 0
+        for m in meta_lens:
+            offsets.append(total)
+            total += m
+        blob = ctypes.create_string_buffer(max(total, 1))
+        base = ctypes.addressof(blob)
+        words[_lib.W_META :: stride] = array.array("Q", [base + o if m else 0 for o, m in zip(offsets, meta_lens)])
+        words[_lib.W_META_LEN :: stride] = array.array("Q", meta_lens)
+    arr = (ctypes.c_void_p * n)(*handles)
+    rc = library().daxkv_lease_read_batch(h, arr, items, n, 0)
+    if rc < 0:
+        raise _error(rc, "daxkv_lease_read_batch")
+    statuses = ints[_lib.I_STATUS :: _lib.ITEM_INTS].tolist()
+    metas: List[bytes] = []
+    if blob is not None and meta_lens is not None:
+        raw_blob = blob.raw
+        metas = [
+            raw_blob[o : o + m] if st == 0 else b"" for o, m, st in zip(offsets, meta_lens, statuses)
+        ]
+    return metas, statuses
+
+
+def _drop_unread(leases: Leases, unread: List[int], prefix: bool, failed: Optional[List[int]], what: str) -> None:
+    """Take the leases at positions unread (their reads failed: -EIO, the
+    entry dropped by the library) out of leases and release them; with
+    prefix, every lease from the first of them on. Their key positions go
+    to failed when given."""
+    first = unread[0]
+    gone = set(range(first, len(leases))) if prefix else set(unread)
+    for j in unread:
+        if failed is not None and (not prefix or j == first):
+            failed.append(leases.index[j])
+    logger.warning("DAX lease: reading the %s of %d leased entries failed; treated as misses", what, len(unread))
+    release_leases([leases.handle[j] for j in sorted(gone)])
+    rest = leases.subset([j for j in range(len(leases)) if j not in gone])
+    for name in Leases.__slots__:
+        setattr(leases, name, getattr(rest, name))
+
+
+def read_leases(store: Store, leases: Leases, dsts: List[int]) -> List[int]:
+    """Copy each leased value into dsts[j] (room for leases.size[j] bytes)
+    with daxkv_lease_read_batch, on the library's workers and under its
+    SIGBUS guard. Returns each item's status: 0, or -EIO where the entry's
+    bytes faulted or failed their checksum (the library dropped it; the
+    lease is still the caller's to release)."""
+    if not len(leases):
+        return []
+    h = store._enter()
+    try:
+        _, statuses = _read_leases(h, leases.handle, dsts, leases.size, None)
+    finally:
+        store._leave()
+    return statuses
 
 
 def release_leases(handles: List[int]) -> None:
@@ -310,19 +400,6 @@ def release_leases(handles: List[int]) -> None:
     release = library().daxkv_lease_release
     for h in handles:
         release(h)
-
-
-def memcpy_many(dsts: List[int], srcs: List[int], sizes: List[int]) -> None:
-    """daxkv_memcpy_batch: the copies run on the library's worker pool."""
-    n = len(dsts)
-    if not n:
-        return
-    d = (ctypes.c_void_p * n)(*dsts)
-    s = (ctypes.c_void_p * n)(*srcs)
-    z = (ctypes.c_size_t * n)(*sizes)
-    rc = library().daxkv_memcpy_batch(d, s, z, n, 0)
-    if rc < 0:
-        raise _error(rc, "daxkv_memcpy_batch")
 
 
 def fit_device(store: Store, path: str, slots: int, slot_bytes: int, at_open: bool = False) -> Any:

@@ -440,9 +440,20 @@ class DaxkvBackend(StoragePluginInterface):
                 outputs = [outputs[j] for j in keep]
                 for o in dropped:
                     o.ref_count_down()
-            _native.memcpy_many(
-                [_data_ptr(o) for o in outputs], [entries.address[j] for j in keep], [entries.size[j] for j in keep]
-            )
+            kept = entries if len(keep) == len(entries) else entries.subset(keep)
+            statuses = self._core.read_entries(keys, kept, [_data_ptr(o) for o in outputs])
+            good = [st == 0 for st in statuses]
+            if prefix_only and not all(good):
+                # The library dropped an entry it could not read (a fault, a
+                # checksum): a miss, and the end of the prefix.
+                first = good.index(False)
+                good = [j < first for j in range(len(good))]
+            if not all(good):
+                dropped = [o for o, g in zip(outputs, good) if not g]
+                outputs = [o for o, g in zip(outputs, good) if g]
+                keep = [j for j, g in zip(keep, good) if g]
+                for o in dropped:
+                    o.ref_count_down()
             for j, o in zip(keep, outputs):
                 o.metadata.cached_positions = entries.meta[j].cached_positions
                 results[entries.index[j]] = o

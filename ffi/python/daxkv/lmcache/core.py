@@ -1307,6 +1307,19 @@ class DaxCore(Generic[KeyT]):
             return kbs[:n], None
         return kbs, pos
 
+    def read_entries(self, keys: List[KeyT], leases: "_native.Leases", dsts: List[int]) -> List[int]:
+        """Copy the values of leases (from lease_entries of keys) into
+        dsts, each with room for its size, on libdaxkv's workers and under
+        its SIGBUS guard. Per lease 0, or -EIO where its bytes faulted or
+        failed their checksum: the library dropped the entry, and its key
+        is forgotten here."""
+        statuses = _native.read_leases(self._store, leases, dsts)
+        failed = [leases.index[j] for j, st in enumerate(statuses) if st != 0]
+        if failed:
+            logger.warning("DaxCore: %d leased entries could not be read and were dropped", len(failed))
+            self._forget(encode_keys_partial([keys[i] for i in failed])[0])
+        return statuses
+
     def release_entries(self, leases: "_native.Leases") -> None:
         """Release what lease_entries gave (a second release does nothing)."""
         if not len(leases):

@@ -458,6 +458,13 @@ extern "C" {
     pub fn daxkv_lease_meta(l: *const daxkv_lease, len: *mut usize) -> *const c_void;
     pub fn daxkv_lease_release(l: *mut daxkv_lease);
     pub fn daxkv_lease_batch(s: *mut daxkv_store, items: *mut daxkv_lease_item, n: usize, flags: c_uint) -> c_int;
+    pub fn daxkv_lease_read_batch(
+        s: *mut daxkv_store,
+        leases: *const *mut daxkv_lease,
+        items: *mut daxkv_item,
+        n: usize,
+        flags: c_uint,
+    ) -> c_int;
 
     pub fn daxkv_reserve(
         s: *mut daxkv_store,

@@ -644,6 +644,47 @@ impl Store {
         Ok(results.into_iter().take(take).collect())
     }
 
+    /// Copy leased entries out (daxkv_lease_read_batch): on the library's
+    /// workers, under `sigbus=handle`'s guard and `verify=read`'s checks,
+    /// which reads through [`Lease::as_bytes`] and [`Lease::meta`] are not.
+    /// Item i gets `leases[i]`'s value into `dsts[i]` and its metadata into
+    /// `metas[i]`; an empty buffer copies nothing of that part. Per item:
+    /// Ok((value length, metadata length)), or Err: BufferTooSmall with the
+    /// length needed in [`Error::needed`] (the value's, or where the value
+    /// fits, the metadata's), Io where the entry's bytes faulted or failed
+    /// their checksum (the library dropped the entry; the lease stays held
+    /// until dropped). A lease of another store is refused (InvalidArgument).
+    pub fn read_leases(&self, leases: &[&Lease<'_>], dsts: &mut [&mut [u8]], metas: &mut [&mut [u8]])
+        -> Result<Vec<ItemResult<(usize, usize)>>> {
+        if leases.len() != dsts.len() || leases.len() != metas.len() {
+            return Err(Error::invalid("leases, destinations and metadata buffers differ in length"));
+        }
+        let handles: Vec<*mut sys::daxkv_lease> = leases.iter().map(|l| l.l.as_ptr()).collect();
+        let buffer = |b: &mut [u8]| if b.is_empty() { ptr::null_mut() } else { b.as_mut_ptr().cast() };
+        let mut items: Vec<sys::daxkv_item> = dsts
+            .iter_mut()
+            .zip(metas.iter_mut())
+            .map(|(d, m)| sys::daxkv_item {
+                data: buffer(d),
+                len: d.len(),
+                meta: buffer(m),
+                meta_len: m.len(),
+                ..Default::default()
+            })
+            .collect();
+        check(unsafe { sys::daxkv_lease_read_batch(self.h(), handles.as_ptr(), items.as_mut_ptr(), items.len(), 0) })?;
+        let d = ItemDetail::read(items.iter().map(|it| it.status));
+        Ok(items
+            .iter()
+            .zip(dsts.iter())
+            .enumerate()
+            .map(|(i, (it, dst))| match it.status {
+                0 => Ok((it.len, it.meta_len)),
+                s => Err(d.err(i, s).with_needed(if !dst.is_empty() && dst.len() < it.len { it.len } else { it.meta_len })),
+            })
+            .collect())
+    }
+
     /// Reserve a slot of `len` bytes for `key`, to fill in place. Ok(None)
     /// if the key is already present or in flight.
     pub fn reserve(&self, key: &[u8], len: usize) -> Result<Option<Reservation<'_>>> {

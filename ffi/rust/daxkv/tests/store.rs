@@ -162,6 +162,48 @@ fn lease_many_gives_what_single_leases_give() {
     assert_eq!(s.stats().unwrap().leases_active, 0);
 }
 
+/// read_leases copies leased values and metadata out (the bytes of a
+/// removed entry too, while leased), an empty buffer copying nothing of its
+/// part, a buffer too small reporting the length needed, a lease of another
+/// store refused; the leases stay held.
+#[test]
+fn read_leases_copies_leased_entries_out() {
+    let s = open_with(&[("meta_bytes", "16")]);
+    s.put(b"a", b"first", false).unwrap();
+    s.put_many(&[b"b"], &[b"second value"], false).unwrap();
+    let r = s.lease_many(&[b"a", b"b"], false).unwrap();
+    let (la, lb) = (r[0].as_ref().unwrap().as_ref().unwrap(), r[1].as_ref().unwrap().as_ref().unwrap());
+    s.remove(b"a", false).unwrap();
+    let (mut va, mut vb, mut m0, mut m1) = (vec![0u8; 8], vec![0u8; 12], vec![0u8; 0], vec![0u8; 4]);
+    let got = s.read_leases(&[la, lb], &mut [&mut va, &mut vb], &mut [&mut m0, &mut m1]).unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(*got[0].as_ref().unwrap(), (5, 0));
+    assert_eq!(&va[..5], b"first");
+    assert_eq!(*got[1].as_ref().unwrap(), (12, 0));
+    assert_eq!(&vb[..], b"second value");
+    // Too small: the length needed; nothing copied.
+    let mut small = vec![7u8; 4];
+    let got = s.read_leases(&[lb], &mut [&mut small], &mut [&mut m0]).unwrap();
+    let e = got[0].as_ref().unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BufferTooSmall);
+    assert_eq!(e.needed(), Some(12));
+    assert_eq!(small, vec![7u8; 4]);
+    // An empty destination: the value's length alone.
+    let mut none = vec![0u8; 0];
+    let got = s.read_leases(&[lb], &mut [&mut none], &mut [&mut m0]).unwrap();
+    assert_eq!(*got[0].as_ref().unwrap(), (12, 0));
+    // Mismatched lengths and a lease of another store: refused.
+    assert_eq!(s.read_leases(&[la, lb], &mut [&mut va], &mut [&mut m0]).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    let other = open();
+    other.put(b"x", b"y", false).unwrap();
+    let foreign = other.lease(b"x").unwrap();
+    assert_eq!(s.read_leases(&[&foreign], &mut [&mut va], &mut [&mut m0]).unwrap_err().kind(), ErrorKind::InvalidArgument);
+    assert_eq!(s.stats().unwrap().leases_active, 2);
+    assert!(s.read_leases(&[], &mut [], &mut []).unwrap().is_empty());
+    drop(r);
+    assert_eq!(s.stats().unwrap().leases_active, 0);
+}
+
 /// With `prefix`, the item a batch stopped at is reported where it failed
 /// rather than missed (a 513-byte key, an empty one, a destination too
 /// small): prefix_len returned Ok(1), and lease_many and get_many_into
