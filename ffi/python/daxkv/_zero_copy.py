@@ -17,13 +17,20 @@ import operator
 import pickle
 import sys
 import weakref
-from typing import Any, Callable, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from . import _lib
 from ._batch import _key_columns, _prefix_statuses
-from ._buffers import Buffer, Key, _Buffers, _key, _keys
+from ._buffers import _BYTES_OFFSET, Buffer, Key, _Buffers, _key, _keys
 from ._library import _errmsg, _error, _item_errors, _optional, library
-from .errors import BatchError, Exists, InvalidArgument
+from .errors import BatchError, Exists, InvalidArgument, Shutdown
+
+# A new bytes object of n bytes not yet written (CPython's
+# PyBytes_FromStringAndSize with NULL): the library copies a leased value
+# straight into it, once.
+_new_bytes = ctypes.PYFUNCTYPE(ctypes.py_object, ctypes.c_void_p, ctypes.c_ssize_t)(
+    ("PyBytes_FromStringAndSize", ctypes.pythonapi)
+)
 
 
 class _ZeroCopyCalls:
@@ -41,7 +48,7 @@ class _ZeroCopyCalls:
                 raise _error(rc, "daxkv_lease_acquire")
         finally:
             self._leave()
-        return Lease(claim.out.value, claim.state)
+        return Lease(claim.out.value, claim.state, self)
 
     def lease_many(self, keys: Sequence[Key], *, prefix: bool = False) -> List[Optional["Lease"]]:
         """Lease every key's entry in one call (daxkv_lease_batch): a Lease
@@ -67,7 +74,7 @@ class _ZeroCopyCalls:
         finally:
             self._leave()
         results: List[Optional[Lease]] = [
-            Lease(it.lease, state) if it.lease else None for it, state in zip(items, claim.states)
+            Lease(it.lease, state, self) if it.lease else None for it, state in zip(items, claim.states)
         ]
         statuses = [it.status for it in items]
         if prefix:
@@ -210,12 +217,21 @@ class Lease:
     lease.data as view``) is replaced by a new one at the next ``data``.
     The bytes stay valid after the store is closed while the lease is
     held.
+
+    tobytes() and meta() copy through the library
+    (daxkv_lease_read_batch), under the store's sigbus=handle guard and
+    verify=read's checks: a fault there raises MediaError. Reads of
+    ``data`` and its views are the caller's own, outside both (and so are
+    tobytes() and meta() once the store is closed).
     """
 
-    __slots__ = ("_arr", "_bytes", "_view", "_state", "size", "__weakref__")
+    __slots__ = ("_arr", "_bytes", "_view", "_state", "_store", "size", "__weakref__")
 
-    def __init__(self, handle: int, state: Optional[_HandleState] = None) -> None:
+    def __init__(self, handle: int, state: Optional[_HandleState] = None, store: Any = None) -> None:
         L = library()
+        # Weak: a lease does not keep its Store object (and so its handle)
+        # from being collected; the C lease keeps the bytes either way.
+        self._store = None if store is None else weakref.ref(store)
         state = _adopt(handle, state)
         self._state: _HandleState = state  # [handle, finished, adopted]
         self.size: int = L.daxkv_lease_size(handle)
@@ -255,18 +271,58 @@ class Lease:
             raise ValueError("the lease was released")
         return arr
 
+    def _copy_out(self, dst: int, cap: int, meta: int, meta_cap: int) -> Optional[Tuple[int, int]]:
+        """daxkv_lease_read_batch of this lease: its value into dst (cap
+        bytes; 0: not copied) and its metadata into meta (meta_cap; 0: not
+        copied). The lengths copied, or None where the store is closed or
+        shut down (nothing guards the bytes then: the caller reads them in
+        place). Raises MediaError where they faulted or failed their
+        checksum (the library dropped the entry)."""
+        store = self._store() if self._store is not None else None
+        if store is None:
+            return None
+        try:
+            h = store._enter()
+        except Shutdown:
+            return None
+        try:
+            item = _lib.Item(None, 0, dst or None, cap, meta or None, meta_cap, 0)
+            lease = ctypes.c_void_p(self._state[0])
+            rc = library().daxkv_lease_read_batch(h, ctypes.byref(lease), ctypes.byref(item), 1, 0)
+            if rc == -_errno.ESHUTDOWN:
+                return None
+            if rc < 0:
+                raise _error(rc, "daxkv_lease_read_batch")
+            if item.status < 0:
+                raise _error(item.status, "daxkv_lease_read_batch")
+            return item.len, item.meta_len
+        finally:
+            store._leave()
+
     @property
     def meta(self) -> bytes:
         """The entry's metadata blob (a copy)."""
         arr = self._held()
         n = ctypes.c_size_t(0)
         p = library().daxkv_lease_meta(self._state[0], ctypes.byref(n))
-        out = ctypes.string_at(p, n.value) if p and n.value else b""
+        out = b""
+        if p and n.value:
+            out = _new_bytes(None, n.value)
+            if self._copy_out(0, 0, id(out) + _BYTES_OFFSET, n.value) is None:
+                out = ctypes.string_at(p, n.value)
         del arr  # only now may the lease go
         return out
 
     def tobytes(self) -> bytes:
-        return self.data.tobytes()
+        """The value (a copy)."""
+        arr = self._held()
+        out = b""
+        if self.size:
+            out = _new_bytes(None, self.size)
+            if self._copy_out(id(out) + _BYTES_OFFSET, self.size, 0, 0) is None:
+                out = self.data.tobytes()
+        del arr
+        return out
 
     def slot(self) -> "SlotInfo":
         """Where the entry's bytes are (daxkv_lease_slot)."""

@@ -3,6 +3,7 @@
 import ctypes
 import errno
 import gc
+import os
 
 import pytest
 
@@ -317,6 +318,65 @@ def test_lease_outlives_store_close(tmp_path):
     assert bytes(view) == b"still here after close"
     lease.release()
     assert bytes(view) == b"still here after close"  # view still holds it
+
+
+def test_lease_copies_after_close_read_in_place(tmp_path):
+    # tobytes() and meta() copy through the library while the store is
+    # open; once it is closed they read the leased bytes where they are.
+    s = open_store(tmp_path)
+    s.put(b"k", b"value bytes", meta=b"its meta")
+    lease = s.lease(b"k")
+    assert lease.tobytes() == b"value bytes" and lease.meta == b"its meta"
+    s.close()
+    assert lease.tobytes() == b"value bytes" and lease.meta == b"its meta"
+    lease.release()
+
+
+def _cut_payloads(path):
+    """Cut the arena file at its first payload (its data_offset, read from
+    superblock A): every value faults, the slot headers do not."""
+    with open(path, "rb") as f:
+        f.seek(72)
+        os.truncate(path, int.from_bytes(f.read(8), "little"))
+
+
+@pytest.mark.parametrize("read", ["get", "getitem", "get_many", "tobytes", "bytes", "meta_cut_headers"])
+def test_copies_out_of_a_faulting_entry_raise_media_error_with_sigbus_handle(tmp_path, read):
+    # The arena file is cut under the open store. With sigbus=handle
+    # get_into raised MediaError, but get, store[k] and get_many (which copy
+    # through a lease) and a lease's tobytes() and meta read the bytes in
+    # Python: SIGBUS ended the process. They copy through the library now
+    # (daxkv_lease_read_batch): MediaError, the entry dropped.
+    path = str(tmp_path / "arena")
+    s = open_store(tmp_path, sigbus="handle")
+    try:
+        s.put(b"k", b"v" * 5000, meta=b"m" * 40)
+        with s.lease(b"k") as lease:  # lease.meta also faults on the headers
+            if read == "meta_cut_headers":
+                os.truncate(path, 8192)
+            else:
+                _cut_payloads(path)
+            with pytest.raises((daxkv.MediaError, daxkv.BatchError)) as ei:
+                if read == "get":
+                    s.get(b"k")
+                elif read == "getitem":
+                    s[b"k"]
+                elif read == "get_many":
+                    s.get_many([b"k"])
+                elif read == "tobytes":
+                    lease.tobytes()
+                elif read == "bytes":
+                    bytes(lease)
+                else:
+                    lease.meta
+            if read == "get_many":  # per item, after the others
+                assert isinstance(ei.value.errors[0], daxkv.MediaError)
+            else:
+                assert isinstance(ei.value, daxkv.MediaError)
+        assert s.contains(b"k") is False
+        assert s.stats().copy_faults == 1
+    finally:
+        s.close()
 
 
 def test_derived_views_keep_the_lease(store):
