@@ -561,6 +561,12 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
                 fail(-ENOSPC, "%s: the file system has no room for the %llu bytes of the arena "
                               "(its blocks could not be reserved)",
                      req.path.c_str(), static_cast<unsigned long long>(m->backed()));
+            // A "regular file" of a pseudo file system (/proc, /sys) has no
+            // blocks to reserve: it is not a file that can hold an arena.
+            if (rc == ESPIPE || rc == ENODEV)
+                fail(-ENODEV, "%s is not a file that can hold an arena (its blocks cannot be "
+                              "reserved: %s)",
+                     req.path.c_str(), std::strerror(rc));
             fail_errno(rc, format("cannot size %s to %llu bytes", req.path.c_str(),
                                   static_cast<unsigned long long>(m->backed())));
         }

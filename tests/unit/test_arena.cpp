@@ -9,6 +9,8 @@
 //   slot_bytes larger than the arena                             -> -EINVAL
 //   a path that is a directory                                   -> -EISDIR
 //   a symlink loop                                               -> -ELOOP
+//   a path through a regular file; a name of 300 bytes           -> -ENOTDIR; -ENAMETOOLONG
+//   /proc/self/status (a "regular file" with no blocks)          -> -ENODEV
 //   /dev/null (a character device that is not DAX)               -> -ENODEV
 //   a missing path under /dev (never created)                    -> -ENODEV
 //   a missing file with create=0                                 -> -ENOENT
@@ -1206,6 +1208,20 @@ TEST_F(Arena, ASymlinkLoopIsEloop) {
     ASSERT_EQ(::symlink(b.c_str(), a.c_str()), 0);
     ASSERT_EQ(::symlink(a.c_str(), b.c_str()), 0);
     expect_open_fails(a, {4096, 4}, -ELOOP);
+}
+
+TEST_F(Arena, PathsThatCannotBeFollowedFailAsOpenFails) {
+    const std::string file = dir_.file("plain");
+    ASSERT_EQ(::close(::open(file.c_str(), O_CREAT | O_WRONLY, 0600)), 0);
+    expect_open_fails(file + "/arena", {4096, 4}, -ENOTDIR);
+    expect_open_fails(dir_.file(std::string(300, 'n')), {4096, 4}, -ENAMETOOLONG);
+}
+
+TEST_F(Arena, AFileOfAPseudoFileSystemIsNotADevice) {
+    // /proc's files are regular files of size 0 with no blocks to
+    // reserve: the open failed with -ESPIPE ("cannot size"), a code
+    // daxkv_open(3) does not list.
+    expect_open_fails("/proc/self/status", {4096, 4}, -ENODEV, "not a file that can hold an arena");
 }
 
 TEST_F(Arena, DevNullIsNotADaxDevice) {

@@ -23,6 +23,7 @@ var errnoByName = map[string]syscall.Errno{
 	"ENFILE": syscall.ENFILE, "EMFILE": syscall.EMFILE, "ENOSPC": syscall.ENOSPC, "EDEADLK": syscall.EDEADLK, "EPROTO": syscall.EPROTO,
 	"EOVERFLOW": syscall.EOVERFLOW, "ENOTSUP": syscall.ENOTSUP, "ENOBUFS": syscall.ENOBUFS,
 	"ESHUTDOWN": syscall.ESHUTDOWN, "ETIMEDOUT": syscall.ETIMEDOUT, "ECANCELED": syscall.ECANCELED,
+	"ELOOP": syscall.ELOOP, "ENOTDIR": syscall.ENOTDIR, "ENAMETOOLONG": syscall.ENAMETOOLONG,
 }
 
 // documentedErrnoNames is every "-ENAME" the C header and the man pages name.

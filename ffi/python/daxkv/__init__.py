@@ -47,6 +47,7 @@ from ._lib import (
     LibraryError,
 )
 from .errors import (
+    BadPath,
     BatchError,
     BufferTooSmall,
     Busy,

@@ -180,8 +180,17 @@ _FIELD_NAMES = re.compile(rb":[^:]*:")
 
 def _holds_objects(fmt: bytes) -> bool:
     """Whether a buffer format (struct syntax, PEP 3118) has an object
-    code 'O' anywhere, field names (':name:') left out."""
-    return b"O" in fmt and b"O" in _FIELD_NAMES.sub(b"", fmt)
+    code 'O' anywhere, field names (':name:') left out. ctypes puts a
+    field's name in the format as it is, colons and all, and a name with a
+    colon in it pairs the others wrongly (a field named 'p:' hid the 'O'
+    of the next one between two names): a format whose colons cannot be
+    paired as names ('::', or an odd count) is taken to hold objects
+    wherever it has an 'O' at all."""
+    if b"O" not in fmt:
+        return False
+    if b"::" in fmt or fmt.count(b":") % 2:
+        return True
+    return b"O" in _FIELD_NAMES.sub(b"", fmt)
 
 
 def _key(k: Key) -> bytes:

@@ -151,6 +151,12 @@ class IsADirectory(DaxKVError, IsADirectoryError):
     """-EISDIR: a path that must name a device or file names a directory."""
 
 
+class BadPath(DaxKVError, OSError):
+    """-ELOOP / -ENOTDIR / -ENAMETOOLONG: a device path that cannot be
+    followed (a symbolic link loop, a component that is not a directory, a
+    name too long)."""
+
+
 class TooManyOpenFiles(DaxKVError):
     """-EMFILE / -ENFILE: no file descriptor was left (the event fd)."""
 
@@ -212,6 +218,9 @@ _BY_CODE: Dict[int, Type[DaxKVError]] = {
     -_errno.EAGAIN: TryAgain,
     -_errno.EPROTO: Protocol,
     -_errno.EISDIR: IsADirectory,
+    -_errno.ELOOP: BadPath,
+    -_errno.ENOTDIR: BadPath,
+    -_errno.ENAMETOOLONG: BadPath,
     -_errno.EMFILE: TooManyOpenFiles,
     -_errno.ENFILE: TooManyOpenFiles,
     -_errno.EOVERFLOW: Overflow,

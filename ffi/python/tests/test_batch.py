@@ -220,10 +220,19 @@ def test_a_buffer_of_python_objects_is_refused(store):
     # and as a source, by every call that takes caller buffers; an
     # ordinary structured dtype whose field is only named with an O still
     # goes through.
+    # A ctypes structure whose field names hold colons (format
+    # T{<q:p::<O:q:}) hid its object field from the check: taken as bytes.
     np = pytest.importorskip("numpy")
+
+    class ColonNamed(ctypes.Structure):
+        _fields_ = [("p:", ctypes.c_int64), ("q", ctypes.py_object)]
+
+    class ColonInside(ctypes.Structure):
+        _fields_ = [("p:x", ctypes.c_int64), ("q", ctypes.py_object)]
+
     store.put(b"a", b"\xff" * 64)
     for objects in (np.empty(8, dtype=object), (ctypes.py_object * 8)(),
-                    np.zeros(4, dtype=[("n", "i4"), ("o", "O")])):
+                    np.zeros(4, dtype=[("n", "i4"), ("o", "O")]), ColonNamed(1, "x"), ColonInside(1, "x")):
         with pytest.raises(TypeError, match=r"destination: expected a buffer of bytes, got .* of Python objects"):
             store.get_into(b"a", objects)
         with pytest.raises(TypeError, match=r"dsts\[0\]: expected a buffer of bytes"):

@@ -236,6 +236,22 @@ def test_every_documented_code_has_a_class_of_its_own():
         assert daxkv.DaxKVError(code).code == code
 
 
+def test_paths_that_cannot_be_followed_raise_bad_path(tmp_path):
+    # Bad input: a symlink loop, a path through a regular file, a 300-byte
+    # name (plain DaxKVError before: the codes had no class), and a /proc
+    # file (-ESPIPE "cannot size" before: -ENODEV as daxkv_open(3) says).
+    (tmp_path / "a").symlink_to(tmp_path / "b")
+    (tmp_path / "b").symlink_to(tmp_path / "a")
+    (tmp_path / "plain").write_bytes(b"")
+    for path, code in ((tmp_path / "a", errno.ELOOP), (tmp_path / "plain" / "x", errno.ENOTDIR),
+                       (tmp_path / ("n" * 300), errno.ENAMETOOLONG)):
+        with pytest.raises(daxkv.BadPath) as ei:
+            daxkv.Store(path=str(path), size=4 << 20, slot_bytes="64KiB")
+        assert ei.value.errno == code and isinstance(ei.value, OSError)
+    with pytest.raises(daxkv.NoDevice, match="not a file that can hold an arena"):
+        daxkv.Store(path="/proc/self/status", size=4 << 20, slot_bytes="64KiB")
+
+
 def test_foreign_device_is_refused(tmp_path):
     p = tmp_path / "foreign"
     p.write_bytes(b"this is not a daxkv arena" * 1000000)

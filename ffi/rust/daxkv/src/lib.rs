@@ -95,6 +95,10 @@ pub enum ErrorKind {
     Protocol,
     /// EISDIR: a path that must name a device or file names a directory.
     IsADirectory,
+    /// ELOOP, ENOTDIR, ENAMETOOLONG: a device path that cannot be followed
+    /// (a symbolic link loop, a component that is not a directory, a name
+    /// too long).
+    BadPath,
     /// EMFILE, ENFILE: no file descriptor was left (the event fd).
     TooManyOpenFiles,
     /// EOVERFLOW: a count (an entry's pins) would overflow.
@@ -238,6 +242,7 @@ impl Error {
             EAGAIN => ErrorKind::TryAgain,
             EPROTO => ErrorKind::Protocol,
             EISDIR => ErrorKind::IsADirectory,
+            ELOOP | ENOTDIR | ENAMETOOLONG => ErrorKind::BadPath,
             EMFILE | ENFILE => ErrorKind::TooManyOpenFiles,
             EOVERFLOW => ErrorKind::Overflow,
             _ if self.code == sys::DAXKV_E_CORRUPT => ErrorKind::Corrupt,
@@ -269,12 +274,15 @@ mod libc_errno {
     pub const EBUSY: i32 = 16;
     pub const EEXIST: i32 = 17;
     pub const ENODEV: i32 = 19;
+    pub const ENOTDIR: i32 = 20;
     pub const EISDIR: i32 = 21;
     pub const EINVAL: i32 = 22;
     pub const ENFILE: i32 = 23;
     pub const EMFILE: i32 = 24;
     pub const ENOSPC: i32 = 28;
     pub const EDEADLK: i32 = 35;
+    pub const ENAMETOOLONG: i32 = 36;
+    pub const ELOOP: i32 = 40;
     pub const EPROTO: i32 = 71;
     pub const EOVERFLOW: i32 = 75;
     pub const ENOTSUP: i32 = 95;
@@ -959,8 +967,9 @@ mod tests {
     /// Linux values of the errno names the C ABI's documentation uses.
     const ERRNO: &[(&str, i32)] = &[
         ("EPERM", 1), ("ENOENT", 2), ("EIO", 5), ("E2BIG", 7), ("EAGAIN", 11), ("ENOMEM", 12),
-        ("EACCES", 13), ("EBUSY", 16), ("EEXIST", 17), ("ENODEV", 19), ("EISDIR", 21), ("EINVAL", 22),
-        ("ENFILE", 23), ("EMFILE", 24), ("ENOSPC", 28), ("EDEADLK", 35), ("EPROTO", 71), ("EOVERFLOW", 75),
+        ("EACCES", 13), ("EBUSY", 16), ("EEXIST", 17), ("ENODEV", 19), ("ENOTDIR", 20), ("EISDIR", 21),
+        ("EINVAL", 22), ("ENFILE", 23), ("EMFILE", 24), ("ENOSPC", 28), ("EDEADLK", 35), ("ENAMETOOLONG", 36),
+        ("ELOOP", 40), ("EPROTO", 71), ("EOVERFLOW", 75),
         ("ENOTSUP", 95), ("ENOBUFS", 105), ("ESHUTDOWN", 108), ("ETIMEDOUT", 110), ("ECANCELED", 125),
     ];
 
