@@ -809,6 +809,34 @@ bool Arena::withdraw(uint32_t slot) noexcept {
     }) && wb.report();
 }
 
+Arena::Withdrawal Arena::withdraw_or_keep(uint32_t slot) noexcept {
+    SlotHeader *h = header(slot);
+    uint64_t was = 0;
+    WriteBacks wb;
+    const bool read = guarded([&] {
+        was = __atomic_load_n(&h->commit, __ATOMIC_RELAXED);
+        if (was == 0)
+            return;
+        __atomic_store_n(&h->commit, uint64_t(0), __ATOMIC_RELEASE);
+        if (opt_.durability == Durability::power)
+            wb(map_->persist(&h->commit, sizeof h->commit));
+    });
+    if (!read)
+        return Withdrawal::faulted;
+    if (wb.ok())
+        return Withdrawal::done;
+    // A power loss now finds the word set or cleared: set, the entry is
+    // whole, as the caller is told; cleared, it is gone, as a removal that
+    // failed may leave it. Its write-back is tried again, and may fail
+    // again, as the one before.
+    static_cast<void>(guarded([&] {
+        __atomic_store_n(&h->commit, was, __ATOMIC_RELEASE);
+        static_cast<void>(map_->persist(&h->commit, sizeof h->commit));
+    }));
+    errno = wb.err;
+    return Withdrawal::not_written_back;
+}
+
 bool Arena::check_header(uint32_t slot, const void *meta, uint32_t meta_len,
                          HeaderCheck *out) const noexcept {
     const SlotHeader *h = header(slot);

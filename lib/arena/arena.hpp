@@ -212,6 +212,13 @@ public:
     void fence() const noexcept;
     // Withdraw an entry: clear its commit word (durably, per mode).
     [[nodiscard]] bool withdraw(uint32_t slot) noexcept;
+    // withdraw() for a caller that can still refuse (a remove the caller
+    // asked for): where the cleared word cannot be written back
+    // (durability=power), it is set again as it was, errno says why, and
+    // the entry stays whole (not_written_back). faulted: as withdraw()'s
+    // false for a SIGBUS (sigbus=handle).
+    enum class Withdrawal { done, faulted, not_written_back };
+    Withdrawal withdraw_or_keep(uint32_t slot) noexcept;
     // What a committed entry's header holds beyond what the index keeps,
     // read once and checked against its own checksum (body_hash): a read
     // with verify=read, and a move to another slot, trust nothing of a

@@ -2,6 +2,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 namespace daxkv {
@@ -110,6 +111,21 @@ int Entries::remove_key(std::string_view key, unsigned flags) {
             }
             l->inflight->canceled = true; // its slot returns at commit or abort
             l->inflight = nullptr;
+        }
+        if (l->committed()) {
+            // The removal asked for is made durable before the entry goes
+            // from the index: one whose cleared commit word cannot be
+            // written back (durability=power) keeps the entry and fails,
+            // where an eviction, which cannot fail, quarantines the slot
+            // instead (retire). Recorded first, as drop records it.
+            c_.history.record_removal(l.hash());
+            const SlotRef ref = l->ref();
+            if (c_.pool.arena(ref.arena).withdraw_or_keep(ref.slot) ==
+                arena::Arena::Withdrawal::not_written_back) {
+                const int err = errno;
+                fail(-EIO, "the removal could not be written back (%s): the entry is kept",
+                     std::strerror(err));
+            }
         }
         drop(l);
         c_.counters.removes++;

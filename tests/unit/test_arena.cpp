@@ -1579,6 +1579,53 @@ TEST_F(Arena, ARepairWhoseWriteBackFailsLeavesTheGoodCopy) {
     EXPECT_EQ(value("kept"), pattern(7, 1000));
 }
 
+// durability=power: a remove whose cleared commit word could not be
+// written back returned 0 and took the entry out, though after a power
+// loss the entry came back (the removal table does not cover a device that
+// was present). It now fails -EIO and keeps the entry whole, in the store
+// and on the device; the history's own write-backs that fail are logged and
+// kept, as before. Each msync of one remove in turn is the one that fails.
+TEST_F(Arena, ARemoveWhoseWithdrawalCannotBeWrittenBackFailsAndKeepsTheEntry) {
+    FILE_ARENA_ONLY();
+    StoreSpec spec = StoreSpec(4096, 16).set("durability", "power");
+    open(spec);
+    std::vector<std::string> kept, removed;
+    for (long n = 1; n <= 6; ++n) {
+        const std::string k = "key-" + std::to_string(n);
+        ASSERT_EQ(put(k, pattern(n, 1000)), 0);
+        int rc;
+        {
+            FailNthCall fail(Call::msync, n, EIO);
+            rc = remove(k);
+        }
+        if (!call_failed())
+            break; // this remove makes fewer than n write-backs
+        if (rc == -EIO) {
+            EXPECT_TRUE(contains_text(daxkv_errmsg(), "could not be written back")) << daxkv_errmsg();
+            EXPECT_EQ(contains(k), 1);
+            EXPECT_EQ(value(k), pattern(n, 1000));
+            kept.push_back(k);
+        } else {
+            EXPECT_EQ(rc, 0) << daxkv_errmsg();
+            EXPECT_EQ(contains(k), 0);
+            removed.push_back(k);
+        }
+    }
+    ASSERT_EQ(kept.size(), 1u) << "the commit word's write-back is one msync of a remove";
+    const struct daxkv_stats st = stats();
+    EXPECT_EQ(st.entries, 1u);
+    EXPECT_EQ(st.slots_free, 15u); // the removed keys' slots free, none quarantined
+    reopen(spec);
+    for (const std::string &k : kept)
+        EXPECT_EQ(contains(k), 1) << k;
+    for (const std::string &k : removed)
+        EXPECT_EQ(contains(k), 0) << k;
+    // And a remove that can write back removes it.
+    EXPECT_EQ(remove(kept[0]), 0);
+    reopen(spec);
+    EXPECT_EQ(contains(kept[0]), 0);
+}
+
 // An allocation that runs out of room part-way keeps what it got on ext4
 // and XFS (the posix_fallocate injected here allocates half its range,
 // then fails ENOSPC): a failed open of a sparse file kept the blocks it
