@@ -29,6 +29,8 @@ const char *mapping_failure_text(int code) noexcept {
     if (code == -EIO)
         return "an I/O error: a write-back or sync the file system refused, bad media, or a "
                "file cut short";
+    if (code == -EBUSY) // not a pin, lease or write of the store's (error_text's words)
+        return "it is in use: another store, of this process or another, holds its lock";
     return error_text(code);
 }
 } // namespace
@@ -456,6 +458,7 @@ int Hotplug::resize(const std::string &path, uint64_t bytes, MoveMode mode, unsi
 }
 
 int Hotplug::wait_drained(const std::string &path, int timeout_ms) {
+    check_enabled("wait_drained");
     // A call in flight like any other: shutdown wakes it (-ESHUTDOWN) and
     // waits for it, so that the store is never freed under it.
     CallGate::Call call(c_.gate);

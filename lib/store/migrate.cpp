@@ -420,7 +420,7 @@ int Hotplug::evict_keys(uint32_t src, const std::vector<std::string> &keys, bool
             return set_error(-EBUSY, "an entry of the device was pinned or leased during the "
                                      "eviction; use DAXKV_FORCE");
         entries_.drop(l);
-        c_.counters.evictions++;
+        c_.counters.removes++; // asked for by the caller, as a remove is
         ms.deleted_keys++;
         ms.freed++;
         if (hook_ && ms.deleted_keys == 1) {

@@ -42,9 +42,10 @@ StatsSnapshot Reports::stats() const {
         for (const auto &a : c_.pool.rows()) {
             s.devices += dev_counted(a.state.load(std::memory_order_relaxed));
             // Taken slots are counted wherever they lie: during a shrink
-            // those past the new end are neither usable nor free.
+            // those past the new end are neither usable nor free, and
+            // count in the total until they are given back.
             const SlotAllocator::Census c = a.alloc->census();
-            s.slots_total += c.occupancy.slots;
+            s.slots_total += c.counted();
             s.slots_free += c.occupancy.free;
             s.slots_used += c.used;
         }
@@ -196,10 +197,11 @@ std::string Reports::pool_status_json() const {
     for (uint32_t a = 0; a < n; ++a) {
         const DeviceRow &d = c_.pool[a];
         DevState st = d.state.load(std::memory_order_acquire);
-        uint64_t slots = d.alloc->slots(), in_use = d.alloc->used();
+        const SlotAllocator::Census c = d.alloc->census();
+        const uint64_t slots = c.occupancy.slots, in_use = c.used;
         bool mapped = d.arena != nullptr;
         if (dev_counted(st)) {
-            cap += slots * c_.cfg.slot_bytes;
+            cap += c.counted() * c_.cfg.slot_bytes; // at least what is used
             used += in_use * c_.cfg.slot_bytes;
             live += in_use;
             locked += per[a].locked;

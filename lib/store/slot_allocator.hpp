@@ -4,6 +4,8 @@
 // they are never handed out and not counted as free capacity.
 #pragma once
 
+#include <algorithm>
+
 #include <atomic>
 #include <cstdint>
 #include <mutex>
@@ -44,6 +46,13 @@ public:
     struct Census {
         Occupancy occupancy;
         uint32_t used = 0;
+        // The slots a report counts as the device's: the usable ones, and
+        // during a shrink or removal those past the new end still taken
+        // (used + free, never less than the limit), so that used never
+        // exceeds them.
+        uint64_t counted() const noexcept {
+            return std::max<uint64_t>(occupancy.slots, uint64_t(used) + occupancy.free);
+        }
     };
     Census census() const;
     // Slots taken at or above from (a shrink waits for these to empty).

@@ -199,6 +199,9 @@ TEST_F(Pool, HotplugDisabledIsEperm) {
     EXPECT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_MIGRATE, 0, &r), -EPERM);
     EXPECT_EQ(daxkv_device_resize(s(), paths_[0].c_str(), 4 * kSlot, DAXKV_MIGRATE, 0, &r),
               -EPERM);
+    // It was -EINVAL ("the device is active, not draining").
+    EXPECT_EQ(daxkv_device_wait_drained(s(), paths_[0].c_str(), 0), -EPERM);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "hotplug is disabled"));
     EXPECT_FALSE(file_exists(extra));
     EXPECT_EQ(status()["hotplug_enabled"], false);
 }
@@ -263,6 +266,15 @@ TEST_F(Pool, AddMapsFailuresWithoutEchoingThePath) {
     EXPECT_EQ(daxkv_device_add(s(), foreign.c_str(), dev_bytes()), DAXKV_E_FOREIGN);
     EXPECT_FALSE(contains_text(daxkv_errmsg(), foreign));
     EXPECT_EQ(file_hash(foreign), before);
+    // A device another store holds: -EBUSY said "pinned, leased, in flight
+    // or locked", the words for a key of this store.
+    const std::string held = dir_.file("held");
+    StorePtr other;
+    ASSERT_EQ(open_store(&other, held, StoreSpec(kSlot, 8)), 0) << daxkv_errmsg();
+    EXPECT_EQ(daxkv_device_add(s(), held.c_str(), dev_bytes()), -EBUSY);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "in use: another store")) << daxkv_errmsg();
+    EXPECT_FALSE(contains_text(daxkv_errmsg(), "pinned")) << daxkv_errmsg();
+    EXPECT_FALSE(contains_text(daxkv_errmsg(), held));
     EXPECT_EQ(status()["devices"].size(), 1u); // nothing half-added
 }
 
@@ -1407,6 +1419,11 @@ TEST_F(Pool, RemoveEvictDeletesTheDevicesEntries) {
     EXPECT_EQ(r.deleted_keys, on0);
     EXPECT_EQ(r.moved_keys, 0u);
     EXPECT_EQ(r.source_slots_freed, on0);
+    // Deletions the caller asked for count as removes, not evictions
+    // (which they were, eviction=none or not: "Entries evicted" grew).
+    const struct daxkv_stats st = get_stats(s());
+    EXPECT_EQ(st.removes, on0);
+    EXPECT_EQ(st.evictions, 0u);
     uint32_t present = 0;
     for (uint32_t i = 0; i < 8; ++i)
         if (has(i) == 1) {
@@ -1828,7 +1845,7 @@ TEST_F(Pool, AMemoryPathNamingTwoDevicesIsEBUSYEverywhere) {
         EXPECT_EQ(check(i), "") << i;
 }
 
-TEST_F(Pool, StatsCountTheSlotsPastTheEndOfAShrinkAsUsed) {
+TEST_F(Pool, StatsCountTheSlotsPastTheEndOfAShrinkAsUsedAndInTheTotal) {
     // During a shrink the entries past the new end still hold their slots:
     // slots_used counted only the taken slots below the end (limit minus
     // free), 4 here instead of 8, as if the entries being moved had none.
@@ -1846,7 +1863,11 @@ TEST_F(Pool, StatsCountTheSlotsPastTheEndOfAShrinkAsUsed) {
         << daxkv_errmsg();
     core().hotplug().set_hook(nullptr);
     ASSERT_NE(during.struct_size, 0u);
-    EXPECT_EQ(during.slots_total, 4u);
+    // The total counts the slots past the end while they are taken: used
+    // was 8 of a total of 4 (capacity_bytes below the used bytes, "200 %
+    // used"); used + free = total now, as at rest.
+    EXPECT_EQ(during.slots_total, 8u);
+    EXPECT_EQ(during.capacity_bytes, 8 * kSlot);
     EXPECT_EQ(during.entries, 4u);
     EXPECT_EQ(during.slots_used, 8u); // four entries past the end, their copies below it
     EXPECT_EQ(during.slots_free, 0u);
