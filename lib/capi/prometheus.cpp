@@ -4,6 +4,8 @@
 #include <cinttypes>
 #include <cstdarg>
 #include <cstdio>
+#include <map>
+#include <string>
 
 #include "internal/json_text.hpp"
 #include "store/counters.hpp"
@@ -78,15 +80,25 @@ public:
         line("daxkv_%s{%s} %" PRIu64 "\n", name, labels_.c_str(), v);
     }
     // One gauge family with a sample per device (the device's path as a
-    // second label).
+    // second label). Only mem: can name two devices of a pool: such paths
+    // get their place among the devices of that path ("mem:#1", "mem:#2",
+    // in the pool's order), so that no two samples share their labels,
+    // which a scrape refuses.
     void device_gauge(const char *name, const char *help, const std::vector<DeviceGauges> &devs,
                       uint64_t DeviceGauges::*field) {
         if (devs.empty())
             return;
         family(name, "gauge", help);
+        std::map<std::string, unsigned> named, seen;
         for (const auto &d : devs)
+            named[d.path]++;
+        for (const auto &d : devs) {
+            std::string device = d.path;
+            if (named[d.path] > 1)
+                device += "#" + std::to_string(++seen[d.path]);
             line("daxkv_%s{%s,device=\"%s\"} %" PRIu64 "\n", name, labels_.c_str(),
-                 label_value(d.path).c_str(), d.*field);
+                 label_value(device).c_str(), d.*field);
+        }
     }
     // scale: unit of the exposed value (1e-9 turns nanoseconds into seconds).
     void histogram(const char *name, const char *help, const daxkv_histogram &h, uint64_t unit,

@@ -426,6 +426,31 @@ TEST_F(Metrics, PrometheusLabelsTellStoresAndDevicesApart) {
     EXPECT_TRUE(device_seen);
 }
 
+// Two mem: devices of one pool were two samples with the same labels
+// (device="mem:"), which a scrape refuses as a duplicate series: each now
+// gets its place among the devices of that path.
+TEST_F(Metrics, PrometheusDevicesOfOnePathGetLabelsOfTheirOwn) {
+    daxkv_config *raw = nullptr;
+    ASSERT_EQ(daxkv_config_new(&raw), 0);
+    ConfigPtr cfg(raw);
+    ASSERT_EQ(daxkv_config_set(raw, "slot_bytes", "4096"), 0);
+    ASSERT_EQ(daxkv_config_add_device(raw, "mem:", 1 << 20), 0);
+    ASSERT_EQ(daxkv_config_add_device(raw, "mem:", 2 << 20), 0);
+    daxkv_store *st = nullptr;
+    ASSERT_EQ(daxkv_open(&st, raw), 0) << daxkv_errmsg();
+    StorePtr two(st);
+    const Exposition e = parse(prometheus(two.get()));
+    std::map<std::string, double> slots;
+    for (const auto &smp : e.samples)
+        if (smp.name == "daxkv_device_slots")
+            EXPECT_TRUE(slots.emplace(smp.labels.at("device"), smp.value).second)
+                << "two samples labelled " << smp.labels.at("device");
+    ASSERT_EQ(slots.size(), 2u);
+    EXPECT_EQ(slots.count("mem:#1"), 1u);
+    EXPECT_EQ(slots.count("mem:#2"), 1u);
+    EXPECT_LT(slots["mem:#1"], slots["mem:#2"]); // in the pool's order: 1 MiB, then 2 MiB
+}
+
 TEST_F(Metrics, PrometheusBadArguments) {
     open(StoreSpec(4096, 8));
     char small[16];
