@@ -163,11 +163,22 @@ def _device_label(path: bytes) -> str:
 
 
 def _device_rows(status: Dict[str, Any]) -> List[Tuple[str, int, int]]:
+    """(label, slots, slots_free) per device. Devices of one path (two
+    mem: devices of a pool) are told apart as the library's own text tells
+    them: "mem:#1", "mem:#2", in the pool's order."""
     rows = []
     for d in status.get("devices") or ():  # absent when a huge status was cut
         path = _path_bytes(d.get("path")) if isinstance(d, dict) else None
         if path is not None:
             rows.append((_device_label(path), _count(d.get("slots")), _count(d.get("slots_free"))))
+    named: Dict[str, int] = {}
+    for label, _, _ in rows:
+        named[label] = named.get(label, 0) + 1
+    seen: Dict[str, int] = {}
+    for i, (label, slots, free) in enumerate(rows):
+        if named[label] > 1:
+            seen[label] = seen.get(label, 0) + 1
+            rows[i] = (f"{label}#{seen[label]}", slots, free)
     return rows
 
 
