@@ -125,10 +125,13 @@ void Pool::map_device_once(DeviceRow &row, const DeviceSpec &d) const {
     try {
         map = platform::Mapping::open(req);
     } catch (const Error &e) {
-        // A file shorter than the size asked for may be an arena cut short:
-        // say so, as an open of it at its own size does (not "no space").
-        const arena::SuperblockReport rep =
-            e.code() == -ENOSPC ? arena::Arena::inspect_file(d.path) : arena::SuperblockReport{};
+        // A file shorter than the size asked for, or than a page (-EINVAL,
+        // refused before its superblocks are read), may be an arena cut
+        // short: say so, as an open of it at its own size does (not "no
+        // space", nor "no arena fits in it").
+        const arena::SuperblockReport rep = e.code() == -ENOSPC || e.code() == -EINVAL
+                                                ? arena::Arena::inspect_file(d.path)
+                                                : arena::SuperblockReport{};
         if (rep.cut_short_end)
             arena::fail_cut_short(d.path, rep.cut_short_end, rep.file_bytes);
         throw;

@@ -20,7 +20,7 @@
 //   an arena of another slot_bytes / meta_bytes (on_mismatch=fail)
 //                                                                -> DAXKV_E_FOREIGN, file unchanged
 //   both superblocks damaged                                     -> DAXKV_E_CORRUPT, file unchanged
-//   an arena file cut to 4096, 6000 or 8192 bytes (in or past its
+//   an arena file cut to 300, 4000, 4096, 6000 or 8192 bytes (in or past its
 //     superblocks), opened with its size                         -> DAXKV_E_CORRUPT, file unchanged
 //   a second open of an arena held by this process               -> -EBUSY, pid in daxkv_errmsg()
 //   four threads opening one file that does not exist yet, at once
@@ -920,8 +920,12 @@ TEST_F(Arena, AnArenaCutInsideItsSuperblocksIsReportedCutShort) {
     // its size was -ENOSPC ("less than the bytes asked for"), where one cut
     // anywhere past the second copy is DAXKV_E_CORRUPT naming both sizes:
     // the first copy was read only with the second. The file is untouched.
+    // Cut inside its first page (300 or 4000 bytes, the first copy whole),
+    // it was -EINVAL ("less than one page: no arena fits in it"), opened
+    // with its size or as the whole file.
     FILE_ARENA_ONLY();
-    for (const uint64_t cut : {uint64_t(4096), uint64_t(6000), uint64_t(8192)}) {
+    for (const uint64_t cut :
+         {uint64_t(300), uint64_t(4000), uint64_t(4096), uint64_t(6000), uint64_t(8192)}) {
         SCOPED_TRACE(cut);
         start_over();
         open(StoreSpec(4096, 8));
@@ -929,11 +933,26 @@ TEST_F(Arena, AnArenaCutInsideItsSuperblocksIsReportedCutShort) {
         store_.reset();
         ASSERT_EQ(::truncate(path_.c_str(), static_cast<off_t>(cut)), 0);
         const std::string before = read_file(path_);
-        StorePtr s;
-        EXPECT_EQ(open_store(&s, path_, StoreSpec(4096, 8)), DAXKV_E_CORRUPT);
-        EXPECT_TRUE(contains_text(daxkv_errmsg(), "but the device has only " + std::to_string(cut)))
-            << daxkv_errmsg();
-        EXPECT_EQ(read_file(path_), before);
+        for (const bool whole_file : {false, true}) {
+            SCOPED_TRACE(whole_file ? "opened as the whole file" : "opened with its size");
+            ConfigPtr cfg;
+            ASSERT_EQ(make_config(&cfg, path_, StoreSpec(4096, 8)), 0);
+            if (whole_file) {
+                cfg.reset();
+                daxkv_config *raw = nullptr;
+                ASSERT_EQ(daxkv_config_new(&raw), 0);
+                cfg.reset(raw);
+                ASSERT_EQ(daxkv_config_set(raw, "slot_bytes", "4096"), 0);
+                ASSERT_EQ(daxkv_config_add_device(raw, path_.c_str(), 0), 0);
+            }
+            daxkv_store *s = nullptr;
+            EXPECT_EQ(daxkv_open(&s, cfg.get()), DAXKV_E_CORRUPT);
+            EXPECT_EQ(s, nullptr);
+            EXPECT_TRUE(
+                contains_text(daxkv_errmsg(), "but the device has only " + std::to_string(cut)))
+                << daxkv_errmsg();
+            EXPECT_EQ(read_file(path_), before);
+        }
     }
 }
 
