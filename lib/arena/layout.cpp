@@ -66,6 +66,13 @@ bool superblock_valid(const Superblock &sb, uint64_t backed_bytes) noexcept {
     if (__builtin_mul_overflow(sb.slot_count, sb.slot_bytes, &data_end) ||
         __builtin_add_overflow(data_end, sb.data_offset, &data_end) || data_end > sb.arena_bytes)
         return false;
+    // The layout is the one its size gives (every arena is laid out by
+    // compute_layout, or layout_for_slots, which agrees with it): a copy
+    // whose arena_bytes says otherwise, however its checksum came to hold,
+    // would be taken for another layout by every open, whatever it asked.
+    const Layout l = compute_layout(sb.arena_bytes, sb.slot_bytes, sb.meta_bytes);
+    if (l.slot_count != sb.slot_count || l.data_offset != sb.data_offset)
+        return false;
     // No overflow left: usable <= slot_count.
     return usable_end_of(sb) <= backed_bytes;
 }

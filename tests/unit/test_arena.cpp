@@ -956,6 +956,43 @@ TEST_F(Arena, AnArenaCutInsideItsSuperblocksIsReportedCutShort) {
     }
 }
 
+// A copy whose arena_bytes was changed and its checksum made to match was
+// valid (only data_offset + slot_count x slot_bytes <= arena_bytes was
+// checked): 'daxkv check' called it clean, while every open took it for
+// another layout ("laid out to grow to 1099511627776 bytes, where this open
+// lays out 1099511627776"), whatever grow_limit it was given, and one of
+// 2^62 bytes failed -ENOMEM. Its layout is not the one its size gives: the
+// copy is damaged. With the other copy intact the arena opens whole.
+TEST_F(Arena, ASuperblockWhoseSizeGivesAnotherLayoutIsDamaged) {
+    FILE_ARENA_ONLY();
+    for (const bool both : {false, true}) {
+        SCOPED_TRACE(both ? "both copies" : "copy A");
+        start_over();
+        open(StoreSpec(4096, 8));
+        ASSERT_EQ(put("k", pattern(1, 4096)), 0);
+        store_.reset();
+        {
+            FileMap fm(path_);
+            ASSERT_TRUE(fm.ok());
+            for (int copy = 0; copy < (both ? 2 : 1); ++copy) {
+                auto *sb = reinterpret_cast<ar::Superblock *>(fm.base() + copy * ar::kSuperblockBytes);
+                sb->arena_bytes = uint64_t(1) << (copy ? 62 : 40);
+                sb->checksum = ar::superblock_checksum(*sb);
+            }
+        }
+        StorePtr s;
+        if (both) {
+            const std::string before = read_file(path_);
+            EXPECT_EQ(open_store(&s, path_, StoreSpec(4096, 8)), DAXKV_E_CORRUPT);
+            EXPECT_TRUE(contains_text(daxkv_errmsg(), "both superblock copies")) << daxkv_errmsg();
+            EXPECT_EQ(read_file(path_), before);
+        } else {
+            reopen(StoreSpec(4096, 8));
+            EXPECT_EQ(value("k"), pattern(1, 4096));
+        }
+    }
+}
+
 TEST_F(Arena, AnArenaWithoutEntriesCutShortIsReplacedAndOneWithEntriesRefused) {
     // An arena whose last store kept no index (durability=none) holds
     // nothing to recover; its file cut below its slots (an operator making
