@@ -7,7 +7,6 @@
 #pragma once
 
 #include <cstring>
-#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -146,10 +145,16 @@ inline int check_flags(unsigned flags, unsigned allowed, const char *call) {
 // too, as the asynchronous executor does (store/async.cpp): what a status
 // said before the failure (a copy made, a claim, a pin) was undone with it,
 // or cannot be counted on.
-template <typename Run>
+// No check beyond the items and flags (batch_call's default).
+struct NoMoreChecks {
+    int operator()(Store &) const noexcept { return 0; }
+};
+
+// A template, not a std::function: that would be built (and may fail to
+// allocate) in the caller, outside guarded(), where no exception may go.
+template <typename Run, typename CheckMore = NoMoreChecks>
 int batch_call(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags, unsigned allowed,
-               const char *call, Run &&run,
-               const std::function<int(Store &)> &check_more = nullptr) noexcept {
+               const char *call, Run &&run, CheckMore &&check_more = CheckMore()) noexcept {
     bool accepted = false;
     const int rc = guarded([&] {
         Store &st = store_of(s);
@@ -157,10 +162,8 @@ int batch_call(daxkv_store *s, daxkv_item *items, size_t n, unsigned flags, unsi
             return refused;
         if (int refused = check_flags(flags, allowed, call))
             return refused;
-        if (check_more) {
-            if (int refused = check_more(st))
-                return refused;
-        }
+        if (int refused = check_more(st))
+            return refused;
         accepted = true;
         return run(st);
     });

@@ -80,10 +80,11 @@ public:
         line("daxkv_%s{%s} %" PRIu64 "\n", name, labels_.c_str(), v);
     }
     // One gauge family with a sample per device (the device's path as a
-    // second label). Only mem: can name two devices of a pool: such paths
-    // get their place among the devices of that path ("mem:#1", "mem:#2",
-    // in the pool's order), so that no two samples share their labels,
-    // which a scrape refuses.
+    // second label). Only mem: can name two devices of a pool: those of a
+    // path shared get a third label, their place among the devices of that
+    // path (device_index="1", "2", in the pool's order), so that no two
+    // samples share their labels (a duplicate series, which a scrape
+    // refuses), whatever the other devices' paths.
     void device_gauge(const char *name, const char *help, const std::vector<DeviceGauges> &devs,
                       uint64_t DeviceGauges::*field) {
         if (devs.empty())
@@ -93,11 +94,11 @@ public:
         for (const auto &d : devs)
             named[d.path]++;
         for (const auto &d : devs) {
-            std::string device = d.path;
+            std::string index;
             if (named[d.path] > 1)
-                device += "#" + std::to_string(++seen[d.path]);
-            line("daxkv_%s{%s,device=\"%s\"} %" PRIu64 "\n", name, labels_.c_str(),
-                 label_value(device).c_str(), d.*field);
+                index = ",device_index=\"" + std::to_string(++seen[d.path]) + "\"";
+            line("daxkv_%s{%s,device=\"%s\"%s} %" PRIu64 "\n", name, labels_.c_str(),
+                 label_value(d.path).c_str(), index.c_str(), d.*field);
         }
     }
     // scale: unit of the exposed value (1e-9 turns nanoseconds into seconds).

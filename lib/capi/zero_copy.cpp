@@ -183,11 +183,9 @@ DAXKV_API int daxkv_lease_read_batch(daxkv_store *s, daxkv_lease *const *leases,
                                      daxkv_item *items, size_t n, unsigned flags) {
     // The leases and buffers are checked as the items are (batch_call): a
     // call refused for them has looked at no item and written none.
-    std::vector<LeaseState *> states;
     auto check_leases = [&](Store &st) {
         if (!leases && n)
             return set_error(-EINVAL, "leases is NULL but n is %zu", n);
-        states.resize(n);
         for (size_t i = 0; i < n; ++i) {
             const daxkv_lease *l = leases[i];
             if (!l || !l->state)
@@ -200,13 +198,17 @@ DAXKV_API int daxkv_lease_read_batch(daxkv_store *s, daxkv_lease *const *leases,
             if (!items[i].meta && items[i].meta_len)
                 return set_error(-EINVAL, "item %zu: meta is NULL but its capacity is %zu", i,
                                  items[i].meta_len);
-            states[i] = l->state.get();
         }
         return 0;
     };
     return batch_call(
         s, items, n, flags, 0, "lease_read_batch",
-        [&](Store &st) { return st.reads().read_leases(states.data(), items, n); },
+        [&](Store &st) {
+            std::vector<LeaseState *> states(n); // -ENOMEM here is every item's
+            for (size_t i = 0; i < n; ++i)
+                states[i] = leases[i]->state.get();
+            return st.reads().read_leases(states.data(), items, n);
+        },
         check_leases);
 }
 

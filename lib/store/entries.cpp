@@ -81,6 +81,8 @@ int Entries::remove(std::string_view key, unsigned flags) {
 
 int Entries::remove_key(std::string_view key, unsigned flags) {
     const bool force = flags & kForce;
+    SlotRef withdrawn; // the committed version this call withdrew (a write in flight may
+                       // then commit a newer one, which it withdraws in turn)
     for (unsigned waits = 0;; ++waits) {
         Index::Locked l = c_.index.lookup(key);
         if (!l) {
@@ -95,6 +97,25 @@ int Entries::remove_key(std::string_view key, unsigned flags) {
                                  l->pins());
             if (!l->committed())
                 return set_error(-EBUSY, "the key is being written; use DAXKV_FORCE to cancel it");
+        }
+        // The removal asked for is made durable before anything else
+        // changes (a write in flight cancelled, the entry out of the
+        // index): one whose cleared commit word cannot be written back
+        // (durability=power) keeps the entry, and the write in flight, and
+        // fails, where an eviction, which cannot fail, quarantines the slot
+        // instead (retire). Recorded first, as drop records it.
+        const SlotRef &cur = l->ref();
+        if (l->committed() && !(cur.arena == withdrawn.arena && cur.slot == withdrawn.slot &&
+                                cur.gen == withdrawn.gen)) {
+            c_.history.record_removal(l.hash());
+            const SlotRef ref = l->ref();
+            if (c_.pool.arena(ref.arena).withdraw_or_keep(ref.slot) ==
+                arena::Arena::Withdrawal::not_written_back) {
+                const int err = errno;
+                fail(-EIO, "the removal could not be written back (%s): the entry is kept",
+                     std::strerror(err));
+            }
+            withdrawn = ref;
         }
         if (l->inflight && force) {
             if (!l->inflight->cancel()) {
@@ -111,21 +132,6 @@ int Entries::remove_key(std::string_view key, unsigned flags) {
             }
             l->inflight->canceled = true; // its slot returns at commit or abort
             l->inflight = nullptr;
-        }
-        if (l->committed()) {
-            // The removal asked for is made durable before the entry goes
-            // from the index: one whose cleared commit word cannot be
-            // written back (durability=power) keeps the entry and fails,
-            // where an eviction, which cannot fail, quarantines the slot
-            // instead (retire). Recorded first, as drop records it.
-            c_.history.record_removal(l.hash());
-            const SlotRef ref = l->ref();
-            if (c_.pool.arena(ref.arena).withdraw_or_keep(ref.slot) ==
-                arena::Arena::Withdrawal::not_written_back) {
-                const int err = errno;
-                fail(-EIO, "the removal could not be written back (%s): the entry is kept",
-                     std::strerror(err));
-            }
         }
         drop(l);
         c_.counters.removes++;

@@ -29,8 +29,10 @@ const char *mapping_failure_text(int code) noexcept {
     if (code == -EIO)
         return "an I/O error: a write-back or sync the file system refused, bad media, or a "
                "file cut short";
-    if (code == -EBUSY) // not a pin, lease or write of the store's (error_text's words)
-        return "it is in use: another store, of this process or another, holds its lock";
+    if (code == -EBUSY) // not a pin, lease or write of one of its keys (error_text's words)
+        return "it is in use: its lock is held, by another store or process, or by this store "
+               "(the same device under another path, or one of its devices still mapped for an "
+               "open reservation)";
     return error_text(code);
 }
 } // namespace

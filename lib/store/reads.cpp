@@ -96,6 +96,13 @@ void Reads::failed_verify(const Borrow &b, int rc, const char *what) {
 // reused. media: the copy out of the slot faulted (SIGBUS), rather than the
 // bytes failing their checksum.
 void Reads::quarantine(const Borrow &b, bool media) noexcept {
+    // A slot already quarantined (another read of it, or of a lease of it,
+    // failed first) is counted once: its entry was dropped once.
+    if (c_.slots.at(b.ref).quarantined()) {
+        auto g = c_.index.lock_shard(b.shard);
+        c_.slots.quarantine(b.ref); // ends this borrow
+        return;
+    }
     if (media) {
         c_.counters.copy_faults++;
         log(kLogErr, "reading slot %u of device %u faulted (SIGBUS): entry dropped, "

@@ -40,7 +40,12 @@ StatsSnapshot Reports::stats() const {
         // A device added back into its old row swaps the row's allocator.
         std::shared_lock<std::shared_mutex> pool(c_.pool.mapping_lock());
         for (const auto &a : c_.pool.rows()) {
-            s.devices += dev_counted(a.state.load(std::memory_order_relaxed));
+            // A removed (or missing) device's row counts nothing: a slot
+            // quarantined while it was removed stayed taken in its
+            // allocator, and was counted as used for good.
+            if (!dev_counted(a.state.load(std::memory_order_relaxed)))
+                continue;
+            s.devices++;
             // Taken slots are counted wherever they lie: during a shrink
             // those past the new end are neither usable nor free, and
             // count in the total until they are given back.

@@ -73,6 +73,11 @@ void SlotStates::quarantine(const SlotRef &r) noexcept {
     if (st.status_ == SlotStatus::pending_free)
         pending_free_--;
     mark_quarantined(st, r.arena);
+    // As free() and quarantine_faulted(): a drain waiting for the entry
+    // this slot held counts it among those it need not wait for (a device
+    // whose last entry a failed read dropped never reported drained).
+    if (pool_[r.arena].state.load(std::memory_order_relaxed) != DevState::active)
+        pool_.slot_freed(r.arena);
 }
 
 void SlotStates::quarantine_faulted(const SlotRef &r) noexcept {
@@ -104,11 +109,11 @@ uint32_t SlotStates::leased_from(uint32_t a, uint32_t from_slot) const noexcept 
     return n;
 }
 
-uint32_t SlotStates::quarantined_from(uint32_t a, uint32_t from_slot) const noexcept {
+uint32_t SlotStates::idle_quarantined_from(uint32_t a, uint32_t from_slot) const noexcept {
     const std::vector<SlotState> &row = rows_[a];
     uint32_t n = 0;
     for (size_t i = from_slot; i < row.size(); ++i)
-        n += row[i].quarantined();
+        n += row[i].quarantined() && row[i].leases() == 0;
     return n;
 }
 

@@ -59,7 +59,7 @@ private:
     // slots of a device without knowing their keys (leased_from).
     std::atomic<uint32_t> leases_{0};
     // status_ is quarantined, for good: atomic so that hotplug can count
-    // the quarantined slots of part of a device (quarantined_from).
+    // the quarantined slots of part of a device (idle_quarantined_from).
     std::atomic<bool> quarantined_{false};
     SlotStatus status_ = SlotStatus::free;
 };
@@ -109,8 +109,11 @@ public:
     // before the caller took (and dropped) every shard lock; hotplug calls
     // it after its scan of the index, with the device's lease gate up.
     uint32_t leased_from(uint32_t a, uint32_t from_slot) const noexcept;
-    // The quarantined slots of device a at from_slot or above.
-    uint32_t quarantined_from(uint32_t a, uint32_t from_slot) const noexcept;
+    // The quarantined slots of device a at from_slot or above that no lease
+    // holds: they hold nothing a removal or shrink must wait for. One still
+    // leased (its entry dropped by a read that failed while the lease was
+    // held) is waited for as any leased slot: its bytes stay mapped.
+    uint32_t idle_quarantined_from(uint32_t a, uint32_t from_slot) const noexcept;
 
     // Recovery: a committed entry found on device a.
     void take_recovered(uint32_t a, uint32_t slot, uint32_t generation);

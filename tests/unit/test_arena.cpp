@@ -44,6 +44,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <random>
 #include <set>
@@ -66,6 +67,8 @@
 #include "arena/format.hpp"
 #include "arena/inspect.hpp"
 #include "call_failure.hpp"
+#include "engine/copy_engine.hpp"
+#include "engine/fault.hpp"
 #include "helpers.hpp"
 #include "internal/util.hpp"
 #include "platform/mapping.hpp"
@@ -1680,6 +1683,58 @@ TEST_F(Arena, ARemoveWhoseWithdrawalCannotBeWrittenBackFailsAndKeepsTheEntry) {
     EXPECT_EQ(remove(kept[0]), 0);
     reopen(spec);
     EXPECT_EQ(contains(kept[0]), 0);
+}
+
+// A forced remove of a key with a write in flight cancelled that write
+// first, then found it could not write the removal back: -EIO, "the entry
+// is kept", and the put lost (-ECANCELED). It now fails before it changes
+// anything: the put in flight (held in its copy here) commits.
+TEST_F(Arena, AForcedRemoveThatCannotBeWrittenBackCancelsNoWrite) {
+    FILE_ARENA_ONLY();
+    struct HoldThePut : daxkv::engine::FaultHook {
+        std::atomic<bool> copying{false}, go{false};
+        int before_chunk(const daxkv::engine::CopyOp &op, size_t, size_t) noexcept override {
+            if (op.len == 3333) { // the replacing put's value
+                copying = true;
+                while (!go)
+                    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+            }
+            return 0;
+        }
+    } hold;
+    StoreSpec spec = StoreSpec(4096, 16).set("durability", "power");
+    open(spec);
+    bool failed_with_eio = false;
+    for (long n = 1; n <= 6 && !failed_with_eio; ++n) {
+        SCOPED_TRACE(n);
+        const std::string k = "key-" + std::to_string(n);
+        ASSERT_EQ(put(k, pattern(n, 1000)), 0);
+        hold.copying = false;
+        hold.go = false;
+        daxkv::engine::testing::set_fault_hook(&hold);
+        int put_rc = 1;
+        std::thread putter([&] { put_rc = put(k, pattern(100 + n, 3333), DAXKV_REPLACE); });
+        while (!hold.copying)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        int rc;
+        {
+            FailNthCall fail(Call::msync, n, EIO);
+            rc = remove(k, DAXKV_FORCE);
+        }
+        hold.go = true;
+        putter.join();
+        daxkv::engine::testing::set_fault_hook(nullptr);
+        if (rc == -EIO) {
+            failed_with_eio = true;
+            EXPECT_EQ(put_rc, 0) << "the put in flight was cancelled";
+            EXPECT_EQ(value(k), pattern(100 + n, 3333));
+        } else {
+            EXPECT_EQ(rc, 0) << daxkv_errmsg();
+            EXPECT_EQ(put_rc, -ECANCELED);
+            EXPECT_EQ(contains(k), 0);
+        }
+    }
+    EXPECT_TRUE(failed_with_eio);
 }
 
 // An allocation that runs out of room part-way keeps what it got on ext4

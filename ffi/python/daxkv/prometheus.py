@@ -119,10 +119,10 @@ def _le(bound: int, scale: Optional[float]) -> str:
 class _Snapshot:
     __slots__ = ("store_id", "stats", "devices")
 
-    def __init__(self, store_id: str, stats: Stats, devices: List[Tuple[str, int, int]]) -> None:
+    def __init__(self, store_id: str, stats: Stats, devices: List[Tuple[str, str, int, int]]) -> None:
         self.store_id = store_id
         self.stats = stats
-        self.devices = devices  # (path, slots, slots_free)
+        self.devices = devices  # (path, device_index or "", slots, slots_free)
 
 
 def _count(v: Any) -> int:
@@ -162,23 +162,24 @@ def _device_label(path: bytes) -> str:
     return "".join(out)
 
 
-def _device_rows(status: Dict[str, Any]) -> List[Tuple[str, int, int]]:
-    """(label, slots, slots_free) per device. Devices of one path (two
-    mem: devices of a pool) are told apart as the library's own text tells
-    them: "mem:#1", "mem:#2", in the pool's order."""
+def _device_rows(status: Dict[str, Any]) -> List[Tuple[str, str, int, int]]:
+    """(label, index, slots, slots_free) per device. Devices of one path
+    (two mem: devices of a pool) are told apart as the library's own text
+    tells them: a device_index label, "1", "2", in the pool's order ("" for
+    a path no other device has)."""
     rows = []
     for d in status.get("devices") or ():  # absent when a huge status was cut
         path = _path_bytes(d.get("path")) if isinstance(d, dict) else None
         if path is not None:
-            rows.append((_device_label(path), _count(d.get("slots")), _count(d.get("slots_free"))))
+            rows.append((_device_label(path), "", _count(d.get("slots")), _count(d.get("slots_free"))))
     named: Dict[str, int] = {}
-    for label, _, _ in rows:
+    for label, _, _, _ in rows:
         named[label] = named.get(label, 0) + 1
     seen: Dict[str, int] = {}
-    for i, (label, slots, free) in enumerate(rows):
+    for i, (label, _, slots, free) in enumerate(rows):
         if named[label] > 1:
             seen[label] = seen.get(label, 0) + 1
-            rows[i] = (f"{label}#{seen[label]}", slots, free)
+            rows[i] = (label, str(seen[label]), slots, free)
     return rows
 
 
@@ -354,7 +355,10 @@ class StoreCollector:
             if snaps and not rows:
                 continue  # as the library: no device, no family
             fam = GaugeMetricFamily("daxkv_" + name, doc, labels=["store", "device"])
-            for store_id, (path, slots, free) in rows:
-                fam.add_metric([store_id, path], slots if member == "slots" else free)
+            for store_id, (path, index, slots, free) in rows:
+                labels = {"store": store_id, "device": path}
+                if index:
+                    labels["device_index"] = index
+                fam.add_sample("daxkv_" + name, labels, slots if member == "slots" else free)
             yield fam
 

@@ -298,14 +298,14 @@ def test_memory_store_has_a_device_series(mem_store):
 def test_devices_of_one_path_get_series_of_their_own():
     # Two mem: devices of one pool were two series with the same labels
     # (device="mem:"), a scrape error; the collector and the library's own
-    # text now tell them apart the same way.
+    # text now tell them apart the same way, by a device_index label.
     s = daxkv.Store(devices=[("mem:", 1 << 20), ("mem:", 2 << 20)], slot_bytes="4KiB")
     try:
         sid = store_id(s)
         for text in (scrape(s), s.stats_prometheus()):
             v = samples(text)  # refuses a duplicate series
-            one = v[("daxkv_device_slots", (("device", "mem:#1"), ("store", sid)))]
-            two = v[("daxkv_device_slots", (("device", "mem:#2"), ("store", sid)))]
+            one = v[("daxkv_device_slots", (("device", "mem:"), ("device_index", "1"), ("store", sid)))]
+            two = v[("daxkv_device_slots", (("device", "mem:"), ("device_index", "2"), ("store", sid)))]
             assert 0 < one < two
     finally:
         s.close()
