@@ -146,7 +146,7 @@ class _Buffers:
             raise TypeError(
                 f"{_label(what, index)}: expected a buffer or an (address, length) pair, got {t.__name__}"
             ) from None
-        if view.format and _holds_objects(view.format):
+        if view.format and b"O" in view.format and (_holds_objects(view.format) or _ctypes_objects(obj)):
             _release_buffer(ctypes.byref(view))
             raise TypeError(
                 f"{_label(what, index)}: expected a buffer of bytes, got {t.__name__} of Python "
@@ -176,6 +176,35 @@ class _Buffers:
 
 
 _FIELD_NAMES = re.compile(rb":[^:]*:")
+
+
+_CData = ctypes.Structure.__mro__[1]  # ctypes' base of every C data type
+
+
+def _ctypes_type_holds_objects(tp: Any, depth: int = 0) -> bool:
+    """Whether a ctypes type holds a py_object anywhere (fields of
+    structures and unions, elements of arrays, nested)."""
+    if depth > 64 or not isinstance(tp, type):
+        return False
+    if getattr(tp, "_type_", None) == "O":  # py_object and its subclasses
+        return True
+    fields = getattr(tp, "_fields_", None)
+    if fields:
+        return any(_ctypes_type_holds_objects(f[1], depth + 1) for f in fields if len(f) > 1)
+    if issubclass(tp, ctypes.Array):
+        return _ctypes_type_holds_objects(tp._type_, depth + 1)
+    return False
+
+
+def _ctypes_objects(obj: Any) -> bool:
+    """Whether obj (or what the memoryviews it is made of export) is a
+    ctypes object that holds Python objects. Its format cannot say so for
+    sure: ctypes puts field names in it as they are, colons and all, and
+    names such as 'p:q' pair the format's colons across fields, hiding an
+    'O' between two of them from _holds_objects."""
+    while isinstance(obj, memoryview):
+        obj = obj.obj
+    return isinstance(obj, _CData) and _ctypes_type_holds_objects(type(obj))
 
 
 def _holds_objects(fmt: bytes) -> bool:

@@ -222,7 +222,7 @@ class Lease:
     (daxkv_lease_read_batch), under the store's sigbus=handle guard and
     verify=read's checks: a fault there raises MediaError. Reads of
     ``data`` and its views are the caller's own, outside both (and so are
-    tobytes() and meta() once the store is closed).
+    tobytes() and meta() once the store is shut down or closed).
     """
 
     __slots__ = ("_arr", "_bytes", "_view", "_state", "_store", "size", "__weakref__")
@@ -274,8 +274,8 @@ class Lease:
     def _copy_out(self, dst: int, cap: int, meta: int, meta_cap: int) -> Optional[Tuple[int, int]]:
         """daxkv_lease_read_batch of this lease: its value into dst (cap
         bytes; 0: not copied) and its metadata into meta (meta_cap; 0: not
-        copied). The lengths copied, or None where the store is closed or
-        shut down (nothing guards the bytes then: the caller reads them in
+        copied). The lengths copied, or None where the store is shut down
+        or closed (nothing guards the bytes then: the caller reads them in
         place). Raises MediaError where they faulted or failed their
         checksum (the library dropped the entry)."""
         store = self._store() if self._store is not None else None
@@ -303,26 +303,33 @@ class Lease:
     def meta(self) -> bytes:
         """The entry's metadata blob (a copy)."""
         arr = self._held()
-        n = ctypes.c_size_t(0)
-        p = library().daxkv_lease_meta(self._state[0], ctypes.byref(n))
-        out = b""
-        if p and n.value:
-            out = _new_bytes(None, n.value)
-            if self._copy_out(0, 0, id(out) + _BYTES_OFFSET, n.value) is None:
-                out = ctypes.string_at(p, n.value)
-        del arr  # only now may the lease go
-        return out
+        try:
+            n = ctypes.c_size_t(0)
+            p = library().daxkv_lease_meta(self._state[0], ctypes.byref(n))
+            out = b""
+            if p and n.value:
+                out = _new_bytes(None, n.value)
+                if self._copy_out(0, 0, id(out) + _BYTES_OFFSET, n.value) is None:
+                    out = ctypes.string_at(p, n.value)
+            return out
+        finally:
+            # Only now may the lease go; and not later: a MediaError's
+            # traceback holds this frame, which kept the lease held for as
+            # long as the error was kept.
+            del arr
 
     def tobytes(self) -> bytes:
         """The value (a copy)."""
         arr = self._held()
-        out = b""
-        if self.size:
-            out = _new_bytes(None, self.size)
-            if self._copy_out(id(out) + _BYTES_OFFSET, self.size, 0, 0) is None:
-                out = self.data.tobytes()
-        del arr
-        return out
+        try:
+            out = b""
+            if self.size:
+                out = _new_bytes(None, self.size)
+                if self._copy_out(id(out) + _BYTES_OFFSET, self.size, 0, 0) is None:
+                    out = self.data.tobytes()
+            return out
+        finally:
+            del arr  # as in meta
 
     def slot(self) -> "SlotInfo":
         """Where the entry's bytes are (daxkv_lease_slot)."""

@@ -230,9 +230,16 @@ def test_a_buffer_of_python_objects_is_refused(store):
     class ColonInside(ctypes.Structure):
         _fields_ = [("p:x", ctypes.c_int64), ("q", ctypes.py_object)]
 
+    class ColonsPaired(ctypes.Structure):  # T{<q:p:q:<O:x:<q:r:s:}: even, no '::'
+        _fields_ = [("p:q", ctypes.c_int64), ("x", ctypes.py_object), ("r:s", ctypes.c_int64)]
+
+    class Nested(ctypes.Structure):
+        _fields_ = [("a:b", ctypes.c_int64), ("inner", ColonsPaired * 2)]
+
     store.put(b"a", b"\xff" * 64)
     for objects in (np.empty(8, dtype=object), (ctypes.py_object * 8)(),
-                    np.zeros(4, dtype=[("n", "i4"), ("o", "O")]), ColonNamed(1, "x"), ColonInside(1, "x")):
+                    np.zeros(4, dtype=[("n", "i4"), ("o", "O")]), ColonNamed(1, "x"), ColonInside(1, "x"),
+                    ColonsPaired(1, "x", 2), Nested(), memoryview(ColonsPaired(1, "x", 2))):
         with pytest.raises(TypeError, match=r"destination: expected a buffer of bytes, got .* of Python objects"):
             store.get_into(b"a", objects)
         with pytest.raises(TypeError, match=r"dsts\[0\]: expected a buffer of bytes"):

@@ -50,6 +50,7 @@ import pytest
 import torch
 
 # First Party
+import daxkv
 from daxkv import _lib
 from daxkv.lmcache import _native
 from daxkv.lmcache.backend import DaxkvBackend
@@ -230,6 +231,27 @@ def test_batched_get_non_blocking_returns_the_hit_prefix(launch):
     all_hits = run([ekey(3), ekey(0)])
     assert [_first(o) for o in all_hits] == [4.0, 1.0]
     _release_all(objs + got + all_hits)
+
+
+def test_a_shutdown_between_the_leases_and_their_metadata_is_a_miss_and_keeps_none(launch, monkeypatch):
+    # The metadata of the leased entries is read in a second library call;
+    # one that failed as a whole (a shutdown landing between the two, no
+    # memory) raised with every lease taken still held, for good.
+    backend, _, _ = launch()
+    obj = _obj(3, FULL)
+    backend.batched_submit_put_task([ekey(0)], [obj])
+
+    def shut(*args, **kwargs):
+        raise daxkv.Shutdown(-errno.ESHUTDOWN, "the store is shut down", "daxkv_lease_read_batch")
+
+    monkeypatch.setattr(_native, "_read_leases", shut)
+    assert backend.get_blocking(ekey(0)) is None
+    assert backend.batched_get_blocking([ekey(0)]) == [None]
+    assert backend.core.store.stats().leases_active == 0
+    assert backend.core.report_status()["active_read_count"] == 0
+    monkeypatch.undo()
+    assert _first(backend.get_blocking(ekey(0))) == 3.0
+    release(obj)
 
 
 def _data_offset(path):
@@ -548,6 +570,29 @@ def test_an_async_put_interrupted_on_any_line_leaves_nothing_counted(launch, run
         backend.batched_remove(keys)
     assert k > 5
     assert [_first(backend.get_blocking(key)) for key in keys] == [1.0, 2.0]
+    backend.close()
+    _release_all(objs)
+
+
+def test_a_restore_interrupted_on_any_line_leaves_no_lease_or_read(launch):
+    # An interrupt as lease_entries returned, before the try that gives the
+    # leases back, left them held and the read counted: close() waited for
+    # it for good. Here one lands on every line of the restore in turn.
+    backend, _, _ = launch()
+    objs = [_obj(1), _obj(2)]
+    keys = [ekey(0), ekey(1)]
+    backend.batched_submit_put_task(keys, objs)
+    code = DaxkvBackend._restore.__code__
+    for k in range(1, 200):
+        got = []
+        interrupted = interrupted_at_line(lambda: got.extend(backend.batched_get_blocking(keys)), code, k)
+        assert backend.core.report_status()["active_read_count"] == 0, f"line {k}"
+        assert backend.core.store.stats().leases_active == 0, f"line {k}"
+        if not interrupted:
+            assert [_first(o) for o in got] == [1.0, 2.0]
+            _release_all(got)
+            break
+    assert k > 5
     backend.close()
     _release_all(objs)
 

@@ -235,7 +235,8 @@ class Leases:
     per entry for the garbage collector to track; a restore of thousands of
     small chunks otherwise pays for collections over every live object)."""
 
-    __slots__ = ("index", "handle", "address", "size", "meta", "slot", "generation", "offset")
+    COLUMNS = ("index", "handle", "address", "size", "meta", "slot", "generation", "offset")
+    __slots__ = COLUMNS + ("reading",)
 
     def __init__(self) -> None:
         self.index: List[int] = []  # position in the caller's key list
@@ -246,6 +247,9 @@ class Leases:
         self.slot: List[int] = []
         self.generation: List[int] = []
         self.offset: List[int] = []  # from the device's payload base
+        # Whether a read of DaxCore's is counted for these leases (set by
+        # lease_entries, cleared by release_entries).
+        self.reading = False
 
     def __len__(self) -> int:
         return len(self.handle)
@@ -254,7 +258,7 @@ class Leases:
         """The leases at positions, in that order (the handles shared: the
         caller releases each once)."""
         out = Leases()
-        for name in Leases.__slots__:
+        for name in Leases.COLUMNS:
             col = getattr(self, name)
             setattr(out, name, [col[j] for j in positions])
         return out
@@ -310,7 +314,16 @@ def lease_many(store: Store, kbs: List[bytes], *, prefix: bool, failed: Optional
         # The metadata is copied out by the library, under its SIGBUS
         # guard (sigbus=handle), not read here where a fault would end the
         # process; an entry whose metadata faults was dropped by it.
-        metas, statuses = _read_leases(h, leases.handle, None, None, column("meta_len"))
+        try:
+            metas, statuses = _read_leases(h, leases.handle, None, None, column("meta_len"))
+        except BaseException as exc:
+            # The metadata could not be read at all (a shutdown right after
+            # the leases, no memory): the leases go back, and a shutdown is
+            # every key a miss, as one seen by the lease batch is.
+            release_leases(leases.handle)
+            if isinstance(exc, Shutdown):
+                return Leases()
+            raise
     finally:
         store._leave()
     leases.meta = metas
@@ -375,7 +388,7 @@ def _drop_unread(leases: Leases, unread: List[int], prefix: bool, failed: Option
     logger.warning("DAX lease: reading the %s of %d leased entries failed; treated as misses", what, len(unread))
     release_leases([leases.handle[j] for j in sorted(gone)])
     rest = leases.subset([j for j in range(len(leases)) if j not in gone])
-    for name in Leases.__slots__:
+    for name in Leases.COLUMNS:
         setattr(leases, name, getattr(rest, name))
 
 
@@ -396,10 +409,12 @@ def read_leases(store: Store, leases: Leases, dsts: List[int]) -> List[int]:
 
 
 def release_leases(handles: List[int]) -> None:
-    """Release lease handles."""
+    """Release lease handles, taking each off the list as it is released:
+    a call cut short by an interrupt leaves the rest for a call again, and
+    releases none twice."""
     release = library().daxkv_lease_release
-    for h in handles:
-        release(h)
+    while handles:
+        release(handles.pop())
 
 
 def fit_device(store: Store, path: str, slots: int, slot_bytes: int, at_open: bool = False) -> Any:

@@ -422,12 +422,17 @@ class DaxkvBackend(StoragePluginInterface):
         allocator cannot give the outputs: every key a miss with
         miss_on_no_memory (get_blocking, as LMCache's), else RuntimeError
         (the batched restores, as LMCache's)."""
-        entries = self._core.lease_entries(keys, prefix_only=prefix_only)
         results: List[Optional[Any]] = [None] * len(keys)
-        if not len(entries):
-            return [] if prefix_only else results
+        entries = _native.Leases()
         outputs: Optional[List[Any]] = []
+        # The leases are taken inside the try that gives them back: an
+        # interrupt (KeyboardInterrupt, or what a signal handler raises) as
+        # lease_entries returned left them, and the read close() waits for,
+        # held for good.
         try:
+            entries = self._core.lease_entries(keys, prefix_only=prefix_only)
+            if not len(entries):
+                return [] if prefix_only else results
             outputs = self._allocate(entries.meta)
             if outputs is None:
                 if miss_on_no_memory:
@@ -462,7 +467,11 @@ class DaxkvBackend(StoragePluginInterface):
                 o.ref_count_down()
             raise
         finally:
-            self._core.release_entries(entries)
+            try:
+                self._core.release_entries(entries)
+            finally:
+                # Again: it ends what an interrupt as the first began left.
+                self._core.release_entries(entries)
         if prefix_only:
             return outputs
         return results

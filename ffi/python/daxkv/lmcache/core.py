@@ -654,12 +654,15 @@ class DaxCore(Generic[KeyT]):
 
     def _end_read(self) -> None:
         with self._state_lock:
-            if self._active_reads > 0:
-                self._active_reads -= 1
-            else:
-                logger.warning("DaxCore active read count underflow")
-            if self._drain_waiters:
-                self._state_condition.notify_all()
+            self._end_read_locked()
+
+    def _end_read_locked(self) -> None:
+        if self._active_reads > 0:
+            self._active_reads -= 1
+        else:
+            logger.warning("DaxCore active read count underflow")
+        if self._drain_waiters:
+            self._state_condition.notify_all()
 
     def _handle(self) -> int:
         return self._store._enter()
@@ -1279,19 +1282,18 @@ class DaxCore(Generic[KeyT]):
                     n += 1
                 keep = keep[:n]
             if len(keep) != len(ls):
-                out = _native.Leases()
-                for name in ("index", "handle", "address", "size", "meta"):
-                    col = getattr(ls, name)
-                    setattr(out, name, [col[j] for j in keep])
                 kept = set(keep)
-                _native.release_leases([h for j, h in enumerate(ls.handle) if j not in kept])
-                ls = out
+                gone = [h for j, h in enumerate(ls.handle) if j not in kept]
+                ls = ls.subset(keep)  # every column, as restores read them
+                _native.release_leases(gone)
         except BaseException:
             _native.release_leases(ls.handle)
             self._end_read()
             raise
         if not len(ls):
             self._end_read()
+        else:
+            ls.reading = True  # ended by release_entries, once
         return ls
 
     @staticmethod
@@ -1321,16 +1323,16 @@ class DaxCore(Generic[KeyT]):
         return statuses
 
     def release_entries(self, leases: "_native.Leases") -> None:
-        """Release what lease_entries gave (a second release does nothing)."""
-        if not len(leases):
-            return
-        with self._state_lock:  # once, as finalize_reads
-            handles, leases.handle = leases.handle, []
-        if not handles:
-            logger.warning("DaxCore release_entries: the leases were released already")
-            return
-        _native.release_leases(handles)
-        self._end_read()
+        """Release what lease_entries gave. A second call does nothing, and
+        ends what a first one that an interrupt (KeyboardInterrupt, or what
+        a signal handler raises) cut short left: each lease is taken off the
+        list as it is released, and the read ends once."""
+        _native.release_leases(leases.handle)
+        with self._state_lock:
+            if not leases.reading:
+                return
+            leases.reading = False
+            self._end_read_locked()
 
     def reserve_reads_for_keys(self, keys: List[KeyT]) -> List[DaxReadReservation[KeyT]]:
         """Reserve readable entries of explicit keys (see reserve_reads)."""
