@@ -473,11 +473,12 @@ int Hotplug::wait_until_empty(uint32_t a, uint32_t from_slot, bool migrate, bool
         // (once no lease of a dropped entry holds one: a forced removal
         // unmapped the bytes under such a lease), and so do the slots of
         // detached reservations until their callers end them: only those
-        // at or above from_slot are set against the slots taken there. Counted wherever they lie, one below a
-        // shrink's end ended the wait while a write above it was still in
-        // flight, which then committed beyond the recorded end. Taken
-        // first: a reservation that ends between the two counts is waited
-        // for, never one too few.
+        // at or above from_slot are set against the slots taken there.
+        // Counted wherever they lie, one below a shrink's end ended the
+        // wait while a write above it was still in flight, which then
+        // committed beyond the recorded end. Taken first: a reservation
+        // that ends between the two counts is waited for, never one too
+        // few.
         const uint32_t used = d.alloc->used_from(from_slot);
         const size_t idle =
             c_.slots.idle_quarantined_from(a, from_slot) +
