@@ -509,13 +509,7 @@ int Reads::read_leases(LeaseState *const *leases, daxkv_item *items, size_t n) {
         });
         if (it.status)
             continue;
-        Borrow b;
-        b.shard = l.shard;
-        b.ref = l.ref;
-        b.src = l.data;
-        b.len = l.size;
-        b.meta_len = static_cast<uint32_t>(l.meta_len);
-        b.hash = l.hash;
+        const Borrow b = l.as_borrow();
         if (it.data) {
             ops.push_back(c_.copier.read(it.data, b.src, b.len, nullptr));
             hash_off.push_back(verify_read ? hashes.add(b.len) : 0);

@@ -50,6 +50,12 @@ struct LeaseState {
     size_t meta_len = 0;
     uint64_t hash = 0; // as Borrow::hash: a fault found by read_leases drops the entry by it
     HeldSlot held; // in the list of the thread that took it until released
+
+    // The read the lease is (Reads::lease made it of one), for a copy out
+    // of it under a borrow of its own (Reads::read_leases).
+    Borrow as_borrow() const noexcept {
+        return Borrow{shard, ref, data, size, static_cast<uint32_t>(meta_len), hash};
+    }
 };
 
 class Reads {
