@@ -261,7 +261,14 @@ ar::CheckOptions options_for(const pf::Mapping &m, bool repair, bool values, Pro
 
 // A file is mapped in whole pages: one cut short is named with the bytes
 // it holds, not the pages judged (5000 bytes, not 4096).
-void name_what_is_there(ar::ImageReport &r, const pf::Mapping &m) {
+// A file shorter than a page is looked at through its one page: unless it
+// holds an arena cut short, it is not an arena (no open maps it).
+void name_what_is_there(ar::ImageReport &r, const pf::Mapping &m, const std::string &path) {
+    const uint64_t page = static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    if (r.state != ar::ImageState::truncated && m.found_bytes() < page)
+        daxkv::fail(-EINVAL, "%s holds %llu bytes, less than one page (%llu): no arena fits in it",
+                    path.c_str(), static_cast<unsigned long long>(m.found_bytes()),
+                    static_cast<unsigned long long>(page));
     if (r.state == ar::ImageState::truncated)
         r.image_bytes = m.found_bytes();
 }
@@ -274,7 +281,7 @@ int cmd_info(const Args &a) {
         ar::ImageReport r = ar::check_image(m->base(), m->size(),
                                             options_for(*m, false, !a.has("no-values"), &progress));
         progress.finish();
-        name_what_is_there(r, *m);
+        name_what_is_there(r, *m, path);
         if (a.has("json"))
             std::printf("%s\n", to_json(path, *m, r).dump(2).c_str());
         else if (r.state != ar::ImageState::arena)
@@ -306,7 +313,7 @@ int cmd_check(const Args &a) {
         if (const int err = write_back_error.load())
             daxkv::fail_errno(err, path + ": the repair could not be written back to the file "
                                           "(msync); the arena may hold it in part");
-        name_what_is_there(r, *m);
+        name_what_is_there(r, *m, path);
         int rc = r.state != ar::ImageState::arena ? kCheckNoArena
                  : !r.damaged()                   ? kCheckClean
                  : repair                         ? kCheckRepaired

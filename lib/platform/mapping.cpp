@@ -502,11 +502,14 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
             fail(-EINVAL, "%s is empty (0 bytes): no arena", req.path.c_str());
         if (want == 0)
             fail(-EINVAL, "%s is empty: give the arena size to create it", req.path.c_str());
-        if (want < kPage && !req.bytes) // the file's own size, too short to map
+        // The file's own size, too short to map; a look at it maps its one
+        // page (the bytes past its end read as zeros), so that an arena cut
+        // inside its first page is judged as one cut anywhere else.
+        if (want < kPage && !req.bytes && !req.inspect)
             fail(-EINVAL, "%s holds %llu bytes, less than one page (%llu): no arena fits in it",
                  req.path.c_str(), static_cast<unsigned long long>(have),
                  static_cast<unsigned long long>(kPage));
-        if (want < kPage)
+        if (want < kPage && req.bytes)
             fail(-EINVAL, "arena size %llu for %s is below one page (%llu)",
                  static_cast<unsigned long long>(want), req.path.c_str(),
                  static_cast<unsigned long long>(kPage));

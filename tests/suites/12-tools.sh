@@ -393,8 +393,9 @@ grep -q "cut short" "$dir/out" && ! grep -q "damaged" "$dir/out" && ok || bad "c
 expect 1 "format over a cut arena without --force" -- "$daxkv" format "$dir/cut" --slot-bytes 4096
 grep -q "cut short" "$dir/err" && ok || bad "format of a cut arena did not say why it refused: $(cat "$dir/err")"
 # Cut below its two superblock blocks (8 KiB), with its first copy whole:
-# as the open says, cut short, not foreign data.
-for cut in 5000 4096; do
+# as the open says, cut short, not foreign data; inside its first page too
+# (1000 bytes: it said "less than one page: no arena fits in it").
+for cut in 5000 4096 1000; do
     expect 0 "format an arena to cut to $cut bytes" -- "$daxkv" format "$dir/cut$cut" --slot-bytes 4096 --size 1MiB
     truncate -s $cut "$dir/cut$cut"
     expect 1 "info: an arena cut to $cut bytes" -- "$daxkv" info "$dir/cut$cut" --json
@@ -415,6 +416,9 @@ check_json "format --json: the error" "$dir/out" 'j["error"]["code"] == -2'
 head -c 100 /dev/urandom >"$dir/short"
 expect 1 "info: a file of 100 bytes" -- "$daxkv" info "$dir/short"
 grep -q "holds 100 bytes, less than one page" "$dir/err" && ok || bad "info of a 100-byte file: $(cat "$dir/err")"
+head -c 1000 /dev/zero >"$dir/short0"
+expect 4 "check: a file of 1000 zero bytes" -- "$daxkv" check "$dir/short0"
+grep -q "holds 1000 bytes, less than one page" "$dir/err" && ok || bad "check of a 1000-byte file: $(cat "$dir/err")"
 expect 0 "info: formatted, empty" -- "$daxkv" info "$e" --json
 check_json "empty after format" "$dir/out" 'j["entries"]["live"] == 0 and j["entries"]["committed_headers"] == 0'
 
