@@ -797,43 +797,48 @@ bool Arena::commit(uint32_t slot, uint64_t seq) noexcept {
     return ok;
 }
 
-bool Arena::withdraw(uint32_t slot) noexcept {
+bool Arena::clear_commit(uint32_t slot, uint64_t *was, int *write_back_err) noexcept {
     SlotHeader *h = header(slot);
-    WriteBacks wb;
-    return guarded([&] {
-        if (__atomic_load_n(&h->commit, __ATOMIC_RELAXED) == 0)
-            return;
-        __atomic_store_n(&h->commit, uint64_t(0), __ATOMIC_RELEASE);
-        if (opt_.durability == Durability::power)
-            wb(map_->persist(&h->commit, sizeof h->commit));
-    }) && wb.report();
-}
-
-Arena::Withdrawal Arena::withdraw_or_keep(uint32_t slot) noexcept {
-    SlotHeader *h = header(slot);
-    uint64_t was = 0;
     WriteBacks wb;
     const bool read = guarded([&] {
-        was = __atomic_load_n(&h->commit, __ATOMIC_RELAXED);
-        if (was == 0)
+        *was = __atomic_load_n(&h->commit, __ATOMIC_RELAXED);
+        if (*was == 0)
             return;
         __atomic_store_n(&h->commit, uint64_t(0), __ATOMIC_RELEASE);
         if (opt_.durability == Durability::power)
             wb(map_->persist(&h->commit, sizeof h->commit));
     });
-    if (!read)
+    *write_back_err = wb.err;
+    return read;
+}
+
+bool Arena::withdraw(uint32_t slot) noexcept {
+    uint64_t was = 0;
+    int err = 0;
+    if (!clear_commit(slot, &was, &err))
+        return false;
+    if (err)
+        errno = err;
+    return err == 0;
+}
+
+Arena::Withdrawal Arena::withdraw_or_keep(uint32_t slot) noexcept {
+    uint64_t was = 0;
+    int err = 0;
+    if (!clear_commit(slot, &was, &err))
         return Withdrawal::faulted;
-    if (wb.ok())
+    if (err == 0)
         return Withdrawal::done;
     // A power loss now finds the word set or cleared: set, the entry is
     // whole, as the caller is told; cleared, it is gone, as a removal that
     // failed may leave it. Its write-back is tried again, and may fail
     // again, as the one before.
+    SlotHeader *h = header(slot);
     static_cast<void>(guarded([&] {
         __atomic_store_n(&h->commit, was, __ATOMIC_RELEASE);
         static_cast<void>(map_->persist(&h->commit, sizeof h->commit));
     }));
-    errno = wb.err;
+    errno = err;
     return Withdrawal::not_written_back;
 }
 

@@ -326,6 +326,10 @@ private:
     // The superblock blocks as this open found them, where it changed them
     // and was not kept (undo_format_, undo_blocks_).
     void put_back_blocks() noexcept;
+    // Clear a slot's commit word (written back with durability=power), for
+    // withdraw() and withdraw_or_keep(): what it held in *was, the failed
+    // write-back's errno (or 0) in *write_back_err. False: it faulted.
+    bool clear_commit(uint32_t slot, uint64_t *was, int *write_back_err) noexcept;
     // fn() under guarded(); throws Error(-EIO) naming what, where it faulted.
     template <typename Fn>
     void guarded_or_fail(const char *what, Fn &&fn);
