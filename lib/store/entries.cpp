@@ -62,13 +62,17 @@ bool Entries::may_evict(const Entry &e, const std::function<bool(uint32_t)> &to)
     return row.alloc && e.ref().slot < row.alloc->slots();
 }
 
-bool Entries::evict_one(const std::function<bool(uint32_t)> &to) {
+bool Entries::evict_one(const std::function<bool(uint32_t)> &to, bool *freed_room) {
     // With eviction=none only the caller removes entries: a path that
     // would make room by evicting finds nothing to take instead.
     if (c_.cfg.eviction == Eviction::none)
         return false;
     return c_.index.evict_one([&](const Entry &e) { return !may_evict(e, to); },
                               [&](Index::Locked &l) {
+                                  if (freed_room)
+                                      *freed_room = c_.pool[l->ref().arena].state.load(
+                                                        std::memory_order_relaxed) !=
+                                                    DevState::draining;
                                   drop(l);
                                   c_.counters.evictions++;
                               });

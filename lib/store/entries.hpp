@@ -33,8 +33,11 @@ public:
     // caller quarantines it (SlotStates::quarantine).
     void discard(Index::Locked &l) noexcept;
     // Evict the least recently used entry whose going makes room for a new
-    // one (may_evict). False when there is none.
-    bool evict_one(const std::function<bool(uint32_t device)> &to = nullptr);
+    // one (may_evict). False when there is none. *freed_room, where given:
+    // whether the entry's slot is one a write can take (false for an entry
+    // of a draining device, which only drains it).
+    bool evict_one(const std::function<bool(uint32_t device)> &to = nullptr,
+                   bool *freed_room = nullptr);
     // Whether e may be evicted to make room: it is neither pinned, leased
     // nor being written, and its slot is one a write can take next, below
     // the limit of a device `to` accepts (by default a writable one), or,

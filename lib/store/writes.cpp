@@ -116,19 +116,38 @@ bool Writes::take_free_slot(SlotRef &out) noexcept {
 }
 
 SlotRef Writes::acquire_slot() {
-    for (int attempt = 0; attempt < 1024; ++attempt) {
+    // Entries of a draining device go in their turn (it drains that way),
+    // but free no slot a write can take: they do not count as tries. After
+    // kDrainingPerPut of them a put evicts from the writable devices only,
+    // so that one put never empties a whole draining device.
+    constexpr int kTries = 1024, kDrainingPerPut = 1024;
+    const auto writable = [this](uint32_t device) {
+        return dev_writable(c_.pool[device].state.load(std::memory_order_relaxed));
+    };
+    int draining = 0;
+    for (int tries = 0; tries < kTries;) {
         SlotRef ref;
         if (take_free_slot(ref))
             return ref;
-        if (c_.pool.pick_device() != UINT32_MAX)
-            continue; // raced with another writer for the last free slot: look again
+        if (c_.pool.pick_device() != UINT32_MAX) {
+            ++tries; // raced with another writer for the last free slot: look again
+            continue;
+        }
         if (!c_.pool.any_writable())
             fail(-ENOSPC, "no writable device (every device is draining, being changed or "
                           "removed): evicting would not make room");
         if (c_.cfg.eviction == Eviction::none)
             fail(-ENOSPC, "no free slot (eviction=none): %s", describe_full().c_str());
-        if (!entries_.evict_one())
+        bool freed_room = true;
+        const bool evicted = draining < kDrainingPerPut
+                                 ? entries_.evict_one(nullptr, &freed_room)
+                                 : entries_.evict_one(writable, &freed_room);
+        if (!evicted)
             fail(-ENOSPC, "no free slot and nothing evictable: %s", describe_full().c_str());
+        if (freed_room)
+            ++tries; // another writer may take the slot it freed first
+        else
+            ++draining;
     }
     fail(-ENOSPC, "no free slot after repeated eviction under contention: %s",
          describe_full().c_str());

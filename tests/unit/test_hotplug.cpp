@@ -834,6 +834,41 @@ TEST_F(Pool, AQuarantinedSlotDoesNotHoldUpRemovalOrDrain) {
     EXPECT_EQ(r.state, uint32_t(DAXKV_DEV_REMOVED));
 }
 
+TEST_F(Pool, APutIntoAFullPoolBesideALargeDrainingDeviceEvictsAndSucceeds) {
+    // A draining device's entries are evicted in their turn, but free no
+    // slot a put can take. A put into a full writable device, beside a
+    // draining one holding more than 1,024 entries older than any of its
+    // own, evicted 1,024 of them and failed -ENOSPC ("after repeated
+    // eviction under contention", with no other thread), though every
+    // entry of the writable device was evictable. Now a put evicts at most
+    // 1,024 of a draining device's entries and then one of a writable
+    // device's, and the drain goes on as puts come.
+    open_pool(1, 1300, {{"eviction", "lru"}});
+    fill(0, 1300);
+    const std::string small = dir_.file("small");
+    ASSERT_EQ(daxkv_device_add(s(), small.c_str(), dev_bytes_for(16)), 0) << daxkv_errmsg();
+    ASSERT_EQ(daxkv_device_remove(s(), paths_[0].c_str(), DAXKV_DRAIN, 0, nullptr), 0)
+        << daxkv_errmsg();
+    struct daxkv_stats st = {};
+    st.struct_size = sizeof st;
+    for (uint32_t i = 2000; i < 2064; ++i) {
+        ASSERT_EQ(daxkv_stats(s(), &st), 0);
+        const uint64_t before = st.evictions;
+        ASSERT_EQ(put(i), 0) << i << ": " << daxkv_errmsg();
+        ASSERT_EQ(daxkv_stats(s(), &st), 0);
+        EXPECT_LE(st.evictions - before, 1025u) << i;
+    }
+    // The first 16 puts filled the small device; the next two evicted the
+    // draining device's 1,300 entries (1,024, then 276), each then one of
+    // its own; and each put after them one of its own.
+    EXPECT_EQ(entries_on(0), 0u);
+    EXPECT_EQ(status()["devices"][0]["drained"], true);
+    EXPECT_EQ(st.evictions, 1300u + (64 - 16));
+    for (uint32_t i = 2064 - 16; i < 2064; ++i)
+        EXPECT_EQ(check(i), "") << i;
+    EXPECT_EQ(has(2000), 0);
+}
+
 // A hang of the scenario below kills the test binary (SIGALRM) instead of
 // blocking it; disarmed when the test ends, however it ends.
 struct HangGuard {
