@@ -137,8 +137,12 @@ int Entries::remove_key(std::string_view key, unsigned flags) {
             l->inflight->canceled = true; // its slot returns at commit or abort
             l->inflight = nullptr;
         }
+        // A write cancelled where no entry was is a failed put (its commit
+        // counts it), not a removed entry.
+        const bool had_entry = l->committed();
         drop(l);
-        c_.counters.removes++;
+        if (had_entry)
+            c_.counters.removes++;
         return 0;
     }
 }

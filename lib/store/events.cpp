@@ -34,13 +34,17 @@ void EventThread::post(int level, std::string msg) noexcept {
                 std::unique_lock<std::mutex> lk(q->m);
                 for (;;) {
                     q->cv.wait(lk, [&] { return q->stop || !q->events.empty(); });
-                    if (q->stop)
-                        return;
+                    // What was posted before the stop still goes out: an
+                    // error of the last batch a caller polled, right before
+                    // it closed the store, is not lost.
                     std::vector<std::pair<int, std::string>> out;
                     out.swap(q->events);
+                    const bool last = q->stop;
                     lk.unlock();
                     for (const auto &e : out)
                         log(e.first, "%s", e.second.c_str());
+                    if (last)
+                        return;
                     lk.lock();
                 }
             });

@@ -22,7 +22,9 @@ public:
     // Queue an event (the thread starts with the first one). Safe under any
     // lock of the store; an event that cannot be queued is dropped.
     void post(int level, std::string msg) noexcept;
-    // No event goes out after this returns.
+    // Every event posted before the stop goes out before this returns (from
+    // the event thread itself: once its callback returns); later ones are
+    // dropped.
     void stop() noexcept;
 
 private:
