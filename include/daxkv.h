@@ -444,7 +444,8 @@ struct daxkv_stats {
     uint64_t meta_bytes;
     uint64_t capacity_bytes; /* slots_total * slot_bytes */
     uint64_t slots_total; /* usable, and past a shrink's or removal's end while taken */
-    uint64_t slots_used;  /* committed + in flight + waiting for leases; + free = total */
+    uint64_t slots_used;  /* committed + in flight + waiting for leases + quarantined (a
+                             fault or failed checksum, until the next open); + free = total */
     uint64_t slots_free;
     uint64_t entries; /* committed keys */
     uint64_t entries_pinned;

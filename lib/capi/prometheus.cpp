@@ -164,7 +164,7 @@ std::string prometheus_text(const struct daxkv_stats &s, const std::string &stor
     w.gauge("slot_bytes", "Capacity of one slot in bytes.", s.slot_bytes);
     w.gauge("capacity_bytes", "Value capacity of all slots in bytes.", s.capacity_bytes);
     w.gauge("slots", "Slots in all arenas.", s.slots_total);
-    w.gauge("slots_used", "Slots committed, in flight or waiting for leases.", s.slots_used);
+    w.gauge("slots_used", "Slots committed, in flight, waiting for leases or quarantined.", s.slots_used);
     w.gauge("slots_free", "Free slots.", s.slots_free);
     w.gauge("slots_inflight", "Slots being written.", s.slots_inflight);
     w.gauge("slots_pending_free", "Slots freed once their last lease is released.",

@@ -51,7 +51,7 @@ _SCALARS: Tuple[Tuple[str, str, str, str], ...] = (
     ("slot_bytes", "gauge", "Capacity of one slot in bytes.", "slot_bytes"),
     ("capacity_bytes", "gauge", "Value capacity of all slots in bytes.", "capacity_bytes"),
     ("slots", "gauge", "Slots in all arenas.", "slots_total"),
-    ("slots_used", "gauge", "Slots committed, in flight or waiting for leases.", "slots_used"),
+    ("slots_used", "gauge", "Slots committed, in flight, waiting for leases or quarantined.", "slots_used"),
     ("slots_free", "gauge", "Free slots.", "slots_free"),
     ("slots_inflight", "gauge", "Slots being written.", "slots_inflight"),
     ("slots_pending_free", "gauge", "Slots freed once their last lease is released.", "slots_pending_free"),
