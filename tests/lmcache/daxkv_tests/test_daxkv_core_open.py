@@ -81,7 +81,10 @@ def test_bad_arguments_raise_lmcache_value_errors(tmp_path, kwargs, message):
 
 def test_missing_path_is_a_runtime_error_and_is_not_created(tmp_path):
     path = str(tmp_path / "absent.bin")
-    for size in (4 * S, S - 1):  # LMCache opens before it sizes the slots
+    # LMCache opens before it sizes the slots, and before any size can be
+    # refused: a size no arena of these slots addresses (2**40 and more)
+    # was a ValueError "invalid DAX arena configuration".
+    for size in (4 * S, S - 1, 2**40, 2**62):
         watch = _Watch(tmp_path)
         with pytest.raises(RuntimeError) as info:
             _open(path, size)

@@ -1299,9 +1299,11 @@ def test_no_room_is_507(tmp_path, adapters):
     first = params["devices"][0]["device_path"]
     code, _ = _reconfigure_error(adapter, "remove", {"device_path": first, "mode": "migrate"})
     assert code == 507
-    # the files were laid out for two slots each
+    # The files were laid out for two slots each: a grow past that has no
+    # room to grow into, which is LMCache's failed remap (400), not a
+    # migration without a destination (it was 507).
     code, _ = _reconfigure_error(adapter, "resize", {"device_path": first, "size_bytes": 64 * S})
-    assert code == 507
+    assert code == 400
     assert [(state, live) for _, state, live in device_rows(adapter)] == [("active", 2), ("active", 2)]
     assert lookup(adapter, [okey(i) for i in range(4)]) == [True] * 4
     adapter.submit_unlock([okey(i) for i in range(4)])
@@ -1747,6 +1749,10 @@ def _pool_view(adapter, tombstones=True):
 
 def test_reconfigure_answers_as_lmcache_s_dax_adapter_does(tmp_path):
     # Bad inputs and refusals met on the way: a size past any device (2**70),
+    # a grow past the file's room (2**40), an unknown operation without a
+    # payload, a shrink that must move entries of a device with a locked
+    # key, paths with spaces around them and blank ones given to the
+    # hotplug calls directly, a removal after close(),
     # a shrink that would drop keys without migrating, migrations with no
     # other device and with too little room, an evicting removal and a
     # shrink of a device with a locked key, an active device added with a
@@ -1788,6 +1794,10 @@ def test_reconfigure_answers_as_lmcache_s_dax_adapter_does(tmp_path):
     steps = [
         ("store 4", lambda a, dev, extra: stored(a, keys[:4])),
         ("resize 2**70", lambda a, dev, extra: a.reconfigure("resize", {"device_path": dev, "size_bytes": 2**70})),
+        # Within 64 bits, past what the file and the arena have room for:
+        # no destination to run out of (it was 507 "no active destination").
+        ("resize 2**40", lambda a, dev, extra: a.reconfigure("resize", {"device_path": dev, "size_bytes": 2**40})),
+        ("unknown operation, no payload", lambda a, dev, extra: a.reconfigure("bogus", None)),
         ("shrink evict", lambda a, dev, extra: a.reconfigure(
             "resize", {"device_path": dev, "size_bytes": 2 * S, "mode": "evict"})),
         ("shrink migrate, nowhere", lambda a, dev, extra: a.reconfigure(
@@ -1805,6 +1815,11 @@ def test_reconfigure_answers_as_lmcache_s_dax_adapter_does(tmp_path):
             "add", {"device_path": dev, "size_bytes": 4 * S + 5})),
         ("add dev, same size", lambda a, dev, extra: a.reconfigure(
             "add", {"device_path": dev, "size_bytes": 4 * S})["device"]["max_slots"]),
+        # A shrink that must move entries of a device with a locked key (it
+        # went ahead, moving them to extra).
+        ("shrink migrate, locked", lambda a, dev, extra: a.reconfigure(
+            "resize", {"device_path": dev, "size_bytes": 2 * S})),
+        ("status", lambda a, dev, extra: _pool_view(a)),
         ("remove migrate, locked", lambda a, dev, extra: a.reconfigure("remove", {"device_path": dev})),
         ("unlock", lambda a, dev, extra: a.submit_unlock(keys[:1])),
         ("resize extra, part of a slot", lambda a, dev, extra: a.reconfigure(
@@ -1829,11 +1844,23 @@ def test_reconfigure_answers_as_lmcache_s_dax_adapter_does(tmp_path):
         ("remove evict extra", lambda a, dev, extra: _without_index(a.reconfigure(
             "remove", {"device_path": extra, "mode": "evict"}))),
         ("status", lambda a, dev, extra: _pool_view(a, tombstones=False)),
+        # Called directly, a path is looked up stripped, as reconfigure does
+        # (it was 404), and a blank one is a 400 (not 404).
+        ("resize dev, a padded path", lambda a, dev, extra: _without_index(
+            a.hotplug_resize_device(" " + dev + " ", 8 * S, "migrate"))),
+        ("remove, a blank path", lambda a, dev, extra: a.hotplug_remove_device("  ", "migrate")),
+        ("resize, a blank path", lambda a, dev, extra: a.hotplug_resize_device(" ", 8 * S, "migrate")),
         ("close", lambda a, dev, extra: a.close()),
         ("status after close", lambda a, dev, extra: (
             a.report_status()["closing"], a.report_status()["is_healthy"],
             {(d["state"], d["is_healthy"]) for d in a.report_status()["devices"]},
+            # A closed device's row counts nothing in use (it kept its last counts).
+            {(d["live_slot_count"], d["locked_key_count"], d["borrowed_slot_count"],
+              d["active_read_count"], d["active_write_count"]) for d in a.hotplug_status()["devices"]},
             (a.get_usage().total_bytes_used, a.get_usage().total_capacity_bytes))),
+        # After close() a device is not found (a removal was 400 "the store is closed").
+        ("remove after close", lambda a, dev, extra: a.reconfigure("remove", {"device_path": dev})),
+        ("drain after close", lambda a, dev, extra: a.reconfigure("remove", {"device_path": dev, "mode": "drain"})),
     ]
     try:
         for name, step in steps:

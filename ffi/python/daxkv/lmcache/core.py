@@ -480,11 +480,16 @@ class DaxCore(Generic[KeyT]):
                 **options,
             )
         except NoSpace as exc:
+            # LMCache opens the path, then sizes it, then maps it: a path it
+            # cannot open is that error, whichever check of libdaxkv's came
+            # first (a configuration no arena can address, say).
+            self._check_openable()
             self._refuse_size_as_lmcache(path, exc)
             raise DaxCoreError(
                 f"Failed to mmap dax arena ({self._arena_bytes} bytes) from {path}: {exc}"
             ) from exc
         except InvalidArgument as exc:
+            self._check_openable()
             self._refuse_size_as_lmcache(path, exc)
             if not isinstance(self._arena_bytes, int):
                 # LMCache's mmap of it fails, and says so as a RuntimeError.

@@ -63,6 +63,12 @@ _STORE_OPTIONS = ("durability", "verify", "workers", "meta_bytes", "on_mismatch"
                   "nt_stores", "sigbus", "placement", "grow_limit")
 
 
+# The counts of a device row once the adapter is closed (LMCache's close()
+# clears its cores' slots, locks and borrows).
+_CLOSED_COUNTS = {"live_slot_count": 0, "entry_count": 0, "locked_key_count": 0, "borrowed_slot_count": 0,
+                  "active_read_count": 0, "active_write_count": 0}
+
+
 def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive integer")
@@ -943,7 +949,8 @@ class DaxkvL2Adapter(L2AdapterInterface):
                 with self._lock:
                     closed_rows = self._closed_rows or []
         if status is None:
-            devices = [dict(row, state="closed", is_healthy=False) for row in closed_rows or []]
+            # As LMCache's closed cores: nothing in use, locked or borrowed.
+            devices = [dict(row, state="closed", is_healthy=False, **_CLOSED_COUNTS) for row in closed_rows or []]
             status = {"slot_bytes": self._slot_bytes, "total_capacity_bytes": 0, "total_used_bytes": 0,
                       "live_slot_count": 0, "locked_key_count": 0, "borrowed_slot_count": 0,
                       "is_healthy": False, "devices": devices}
@@ -1024,6 +1031,8 @@ class DaxkvL2Adapter(L2AdapterInterface):
         L2ReconfigureError with LMCache's HTTP codes and messages."""
         if operation == "status":
             return dict(self.reconfigure_status())
+        if operation not in ("add", "remove", "resize"):
+            raise L2ReconfigureError(400, f"unsupported DAX reconfigure operation: {operation}")
         if not isinstance(payload, dict):
             raise L2ReconfigureError(400, "payload must be a JSON object")
         if operation == "add":
@@ -1043,11 +1052,32 @@ class DaxkvL2Adapter(L2AdapterInterface):
             return self.hotplug_resize_device(path, size, mode, _payload_force(payload))
         raise L2ReconfigureError(400, f"unsupported DAX reconfigure operation: {operation}")
 
+    @staticmethod
+    def _device_path_of(device_path: str) -> str:
+        """A device path as LMCache's adapter looks it up: stripped, and 400
+        when nothing is left."""
+        device_path = device_path.strip()
+        if not device_path:
+            raise L2ReconfigureError(400, "device_path must be non-empty")
+        return device_path
+
     def _device_row(self, path: str) -> Tuple[int, dict]:
         for i, d in enumerate(self.hotplug_status()["devices"]):
             if d["device_path"] == path and d["state"] not in ("removed", "missing", "closed"):
                 return i, d
         raise L2ReconfigureError(404, "DAX device not found")
+
+    @staticmethod
+    def _blocked_error(locked: int, borrowed: int) -> L2ReconfigureError:
+        """LMCache's 409 for a device with locked or borrowed slots."""
+        return L2ReconfigureError(409, "device has locked or borrowed slots", payload={
+            "status": "blocked", "reason": "device has externally locked or borrowed slots",
+            "locked_key_count": locked, "borrowed_slot_count": borrowed})
+
+    def _blocked(self, row: dict) -> Optional[L2ReconfigureError]:
+        """_blocked_error for a status row with locked or borrowed slots."""
+        locked, borrowed = int(row.get("locked_key_count", 0)), int(row.get("borrowed_slot_count", 0))
+        return self._blocked_error(locked, borrowed) if locked or borrowed else None
 
     def _ensure_hotplug_enabled(self) -> None:
         if not self._config.hotplug_enabled:
@@ -1065,13 +1095,13 @@ class DaxkvL2Adapter(L2AdapterInterface):
         if isinstance(exc, Busy):
             try:
                 _, row = self._device_row(path)
-                locked, borrowed = int(row["locked_key_count"]), int(row["borrowed_slot_count"])
             except L2ReconfigureError:
-                locked = borrowed = 0
-            if locked or borrowed or what != "resize":
-                return L2ReconfigureError(409, "device has locked or borrowed slots", payload={
-                    "status": "blocked", "reason": "device has externally locked or borrowed slots",
-                    "locked_key_count": locked, "borrowed_slot_count": borrowed})
+                row = {}
+            blocked = self._blocked(row)
+            if blocked is not None:
+                return blocked
+            if what != "resize":
+                return self._blocked_error(0, 0)
             return L2ReconfigureError(409, "resize shrink would drop live keys without migration")
         if isinstance(exc, NoSpace):
             others = [d for d in self.hotplug_status()["devices"]
@@ -1139,6 +1169,8 @@ class DaxkvL2Adapter(L2AdapterInterface):
         self._ensure_hotplug_enabled()
         if mode not in ("migrate", "evict", "drain"):
             raise L2ReconfigureError(400, "mode must be migrate, evict, or drain")
+        device_path = self._device_path_of(device_path)
+        self._device_row(device_path)  # 404 for a device not in the pool (after close() too)
         # An evicting change deletes keys: no store completion or delete
         # decides about them meanwhile (a migration deletes none).
         with self._told_lock if mode == "evict" else contextlib.nullcontext():
@@ -1169,18 +1201,37 @@ class DaxkvL2Adapter(L2AdapterInterface):
             raise L2ReconfigureError(400, "size_bytes must be > 0")
         if size_bytes // self._slot_bytes <= 0:
             raise L2ReconfigureError(400, "size_bytes does not fit one slot")
+        device_path = self._device_path_of(device_path)
         index, row = self._device_row(device_path)
         old = self._sizes.get(device_path, int(row["max_dax_size_bytes"]))
         if old == size_bytes:
             return {"status": "ok", "operation": "resize", "adapter_index": 0, "device_path": device_path,
                     "index": index, "old_size_bytes": old, "new_size_bytes": size_bytes,
                     "state": row["state"]}
+        grow = size_bytes > old
+        if not grow and not force:
+            # LMCache's adapter refuses a shrink of a device with locked or
+            # borrowed keys; this one only where the shrink moves entries
+            # (one that moves nothing changes no key: see
+            # docs/lmcache-integration.md).
+            blocked = self._blocked(row)
+            if blocked is not None and (
+                    self._store.device_layout(device_path).used_end > size_bytes // self._slot_bytes):
+                raise blocked
         # An evicting change deletes keys: no store completion or delete
         # decides about them meanwhile (a migration deletes none).
         with self._told_lock if mode == "evict" else contextlib.nullcontext():
             before = self._keys_on(device_path) if mode == "evict" else []
             try:
                 r = self._store.device_resize(device_path, size_bytes, mode, force=force)
+            except NoSpace as exc:
+                if grow:
+                    # No room to grow into (the arena's, or the file
+                    # system's): LMCache's remap fails so, with no
+                    # destination to run out of.
+                    logger.warning("DAX hotplug resize of %s refused: %s", device_path, exc.message)
+                    raise L2ReconfigureError(400, "failed to remap DAX device") from exc
+                raise self._refused(exc, device_path, "resize") from exc
             except DaxKVError as exc:
                 raise self._refused(exc, device_path, "resize") from exc
             finally:
