@@ -41,14 +41,8 @@ constexpr int kCheckClean = 0, kCheckRepaired = 1, kCheckDamaged = 3, kCheckNoAr
 // JSON document on standard output, which would otherwise stay empty.
 int report_error(const Args &a, const char *cmd, const daxkv::Error &e) {
     errorf("daxkv %s: %s (%d): %s\n", cmd, daxkv_strerror(e.code()), e.code(), e.what());
-    if (a.has("json")) {
-        const nlohmann::json j = {{"path", daxkv::json_bytes(a.positional[0])},
-                                  {"error",
-                                   {{"code", e.code()},
-                                    {"text", daxkv_strerror(e.code())},
-                                    {"message", daxkv::json_bytes(e.what())}}}};
-        std::printf("%s\n", j.dump(2).c_str());
-    }
+    if (a.has("json"))
+        print_error_json(&a.positional[0], e.code(), e.what());
     return kExitFailed;
 }
 
@@ -378,20 +372,26 @@ int cmd_check(const Args &a) {
 bool allowed_to_format(const Args &a, const std::string &path, const ar::ImageReport &before) {
     if (before.state == ar::ImageState::empty || a.has("force"))
         return true;
+    char text[512];
     if (before.state == ar::ImageState::arena)
-        errorf("daxkv format: %s holds a daxkv arena (%" PRIu64 " live entries, slot_bytes %" PRIu64
-               "); add --force to replace it\n",
-               path.c_str(), before.live, before.sb.slot_bytes);
+        std::snprintf(text, sizeof text,
+                      "holds a daxkv arena (%" PRIu64 " live entries, slot_bytes %" PRIu64
+                      "); add --force to replace it",
+                      before.live, before.sb.slot_bytes);
     else
-        errorf("daxkv format: %s holds %s; add --force to overwrite it\n", path.c_str(),
-               before.state == ar::ImageState::foreign ? "data that is not a daxkv arena"
-               : before.state == ar::ImageState::other_version
-                   ? "a daxkv arena of another format version"
-               : before.state == ar::ImageState::unreadable
-                   ? "a first 8 KiB that cannot be read (bad media)"
-               : before.state == ar::ImageState::truncated
-                   ? "a daxkv arena cut short (a truncated file) whose superblocks are intact"
-                   : "a daxkv arena with both superblock copies damaged");
+        std::snprintf(text, sizeof text, "holds %s; add --force to overwrite it",
+                      before.state == ar::ImageState::foreign ? "data that is not a daxkv arena"
+                      : before.state == ar::ImageState::other_version
+                          ? "a daxkv arena of another format version"
+                      : before.state == ar::ImageState::unreadable
+                          ? "a first 8 KiB that cannot be read (bad media)"
+                      : before.state == ar::ImageState::truncated
+                          ? "a daxkv arena cut short (a truncated file) whose superblocks are intact"
+                          : "a daxkv arena with both superblock copies damaged");
+    errorf("daxkv format: %s %s\n", path.c_str(), text);
+    // Refused, not failed: -EEXIST, what is there being kept.
+    if (a.has("json"))
+        print_error_json(&path, -EEXIST, path + " " + text);
     return false;
 }
 

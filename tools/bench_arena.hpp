@@ -1,6 +1,7 @@
 // The arena file of the daxkv bench commands: what may be replaced by it.
 #pragma once
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -8,10 +9,37 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <vector>
 
 #include "arena/arena.hpp"
 
 namespace daxkv_cli {
+
+// Whether every byte of the file open at fd (size bytes) is zero: its holes
+// are skipped (SEEK_DATA), its data read. False where it cannot be read.
+inline bool file_all_zero(int fd, off_t size) {
+    std::vector<char> buf(1 << 20);
+    off_t at = 0;
+    while (at < size) {
+        const off_t data = ::lseek(fd, at, SEEK_DATA);
+        if (data < 0)
+            return errno == ENXIO; // nothing but a hole to the end
+        const off_t hole = ::lseek(fd, data, SEEK_HOLE);
+        const off_t end = hole < 0 ? size : std::min(hole, size);
+        for (off_t p = data; p < end;) {
+            const ssize_t got =
+                ::pread(fd, buf.data(), static_cast<size_t>(std::min<off_t>(end - p, buf.size())), p);
+            if (got <= 0)
+                return false;
+            for (ssize_t i = 0; i < got; ++i)
+                if (buf[i])
+                    return false;
+            p += got;
+        }
+        at = end;
+    }
+    return true;
+}
 
 // Make way for the benchmark's arena file at path: the benchmark formats
 // (and unless --keep removes) it, so what is there is removed only if it is
@@ -41,7 +69,9 @@ inline std::string make_way_for_bench_arena(const std::string &path) {
         // Not only foreign data: an arena of another format version, one
         // cut short, or one whose superblocks are both damaged is refused
         // too, and 'daxkv info' names which.
-        if (!r.valid_a && !r.valid_b && !r.zeroed)
+        // Zeros means the whole file: its first 8 KiB (all that inspect_file
+        // reads) may be zero in front of anything (a disk image's).
+        if (!r.valid_a && !r.valid_b && !(r.zeroed && file_all_zero(fd, st.st_size)))
             why = path + " holds data that is not a daxkv arena this daxkv can open ('daxkv "
                          "info " + path + "' says what it is); the benchmark replaces only such "
                          "an arena or zeros (give --arena a new file, or remove it)";

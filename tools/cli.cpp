@@ -10,7 +10,11 @@
 #include <getopt.h>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
+#include "daxkv.h"
 #include "internal/error.hpp"
+#include "internal/json_text.hpp"
 #include "internal/util.hpp"
 
 namespace daxkv_cli {
@@ -269,6 +273,15 @@ void errorf(const char *fmt, ...) {
     va_start(ap, fmt);
     std::vfprintf(stderr, fmt, ap);
     va_end(ap);
+}
+
+void print_error_json(const std::string *path, int code, const std::string &message,
+                      bool one_line) {
+    nlohmann::json j = nlohmann::json::object();
+    if (path)
+        j["path"] = daxkv::json_bytes(*path);
+    j["error"] = {{"code", code}, {"text", daxkv_strerror(code)}, {"message", daxkv::json_bytes(message)}};
+    std::printf("%s\n", j.dump(one_line ? -1 : 2).c_str());
 }
 
 Progress::Progress(const Args &a, const char *what)

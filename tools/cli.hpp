@@ -143,6 +143,12 @@ private:
 void progress_clear();
 // fprintf to standard error after progress_clear().
 void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// The one JSON document of a command run with --json that failed before it
+// had a result: {"path": path (left out when null), "error": {"code",
+// "text" (daxkv_strerror), "message"}}, on standard output; one line when
+// one_line (a --watch's JSON Lines).
+void print_error_json(const std::string *path, int code, const std::string &message,
+                      bool one_line = false);
 
 // The commands.
 const CommandSpec &bench_command();

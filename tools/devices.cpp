@@ -73,8 +73,11 @@ ordered_json to_json(const daxkv_device_info &d, bool human) {
     return j;
 }
 
-int report(int rc, const char *what) {
-    std::fprintf(stderr, "daxkv %s: %s (%d): %s\n", what, daxkv_strerror(rc), rc, daxkv_errmsg());
+// list and probe print JSON always: a failure is the error document too.
+int report(int rc, const char *what, const std::string *path = nullptr) {
+    const std::string message = daxkv_errmsg();
+    std::fprintf(stderr, "daxkv %s: %s (%d): %s\n", what, daxkv_strerror(rc), rc, message.c_str());
+    print_error_json(path, rc, message);
     return kExitFailed;
 }
 
@@ -142,8 +145,10 @@ int cmd_list(const Args &a) {
             if (want == d.name)
                 match.push_back(d);
         if (match.empty()) {
-            std::fprintf(stderr, "daxkv list: no DAX device %s (--dev %s)\n", want.c_str(),
-                         a.get("dev", "").c_str());
+            const std::string message =
+                "no DAX device " + want + " (--dev " + a.get("dev", "") + ")";
+            std::fprintf(stderr, "daxkv list: %s\n", message.c_str());
+            print_error_json(nullptr, -ENOENT, message);
             return kExitFailed;
         }
         v = match;
@@ -157,7 +162,7 @@ int cmd_probe(const Args &a) {
     d.struct_size = sizeof d;
     int rc = daxkv_probe(a.positional[0].c_str(), &d);
     if (rc != 0)
-        return report(rc, "probe");
+        return report(rc, "probe", &a.positional[0]);
     print_devices({d}, a.has("human"));
     return kExitOk;
 }

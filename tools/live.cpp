@@ -98,7 +98,7 @@ Watch watch_options(const Args &a) {
 
 // Run report() once, or every interval until count reports were made. A
 // store that goes away during a watch ends it (exit 1, with the reason).
-int repeat(const Watch &w, const char *cmd,
+int repeat(const Args &a, const Watch &w, const char *cmd,
            const std::function<void(bool first)> &report) {
     try {
         for (uint64_t n = 0;; ++n) {
@@ -114,6 +114,8 @@ int repeat(const Watch &w, const char *cmd,
         }
     } catch (const PeekError &e) {
         errorf("daxkv %s: %s\n", cmd, e.what.c_str());
+        if (a.has("json"))
+            print_error_json(&a.positional[0], e.rc, e.what, w.on);
         return kExitFailed;
     }
 }
@@ -314,7 +316,7 @@ int cmd_stats(const Args &a) {
     const Watch w = watch_options(a);
     Stats prev{};
     auto prev_at = std::chrono::steady_clock::now();
-    return repeat(w, "stats", [&](bool first) {
+    return repeat(a, w, "stats", [&](bool first) {
         if (a.has("prometheus")) {
             if (!first)
                 std::printf("\n");
@@ -374,7 +376,7 @@ void print_status(const nlohmann::json &j) {
 int cmd_status(const Args &a) {
     const std::string &path = a.positional[0];
     const Watch w = watch_options(a);
-    return repeat(w, "status", [&](bool first) {
+    return repeat(a, w, "status", [&](bool first) {
         const std::string text = peek_text(daxkv_status_peek, path);
         if (a.has("json")) {
             const auto j = nlohmann::json::parse(text, nullptr, false);

@@ -39,7 +39,7 @@ bool bind(void *h, const char *name, F &out, std::string &missing) {
 
 // Open the library: one already in the process first, then a fresh load.
 void *open_library(std::string &path, std::string &why) {
-    const char *test = std::getenv(kTestLibraryEnv);
+    const char *test = secure_getenv(kTestLibraryEnv);
     std::vector<std::string> names;
     if (test && *test)
         names.push_back(test);

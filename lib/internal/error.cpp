@@ -105,7 +105,7 @@ struct EnvLog {
         if (level < 0)
             return;
         fd = STDERR_FILENO;
-        const char *path = std::getenv("DAXKV_LOG_FILE");
+        const char *path = secure_getenv("DAXKV_LOG_FILE");
         if (!path || !*path)
             return;
         try {

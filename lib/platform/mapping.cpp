@@ -420,6 +420,10 @@ std::unique_ptr<Mapping> Mapping::open(const MapRequest &req) {
                  req.path.c_str());
         if (!exists && !req.create)
             fail(-ENOENT, "%s does not exist", req.path.c_str());
+        // Created at no size, it would be refused as empty: it is not there.
+        if (!exists && req.bytes == 0)
+            fail(-ENOENT, "%s does not exist (give the arena size to create it)",
+                 req.path.c_str());
         // Opened by the name given, so that the kernel follows the symlinks
         // on the way with its own protections (fs.protected_symlinks); only
         // where it leads was decided above. The name a failed open removes

@@ -216,7 +216,7 @@ std::string in_dir(const std::string &name) { return stats_dir() + "/" + name; }
 } // namespace
 
 std::string stats_dir() {
-    const char *d = std::getenv("DAXKV_STATS_DIR");
+    const char *d = secure_getenv("DAXKV_STATS_DIR");
     return d && *d ? d : "/dev/shm";
 }
 
@@ -571,8 +571,11 @@ PageSnapshot read_stats_page(const std::string &device_path) {
     if (static_cast<size_t>(st.st_size) < kMinPageBytes)
         fail(-EPROTO, "%s is not a daxkv statistics page", name.c_str());
     // The status is read up to the end of the page's file, whichever size
-    // its publisher made it.
-    const size_t status_room = static_cast<size_t>(st.st_size) - kStatusOffset;
+    // its publisher made it, and never past a page's own room for it: a
+    // planted file of any size (sparse: no blocks) would otherwise have
+    // every reader allocate and read as much.
+    const size_t status_room =
+        std::min(static_cast<size_t>(st.st_size) - kStatusOffset, kStatusCap);
     // Read with pread, not through a mapping: the page's file may be cut
     // short at any moment (by whoever planted it, as the directory is
     // anyone's), and a mapping read past the end of the file raises SIGBUS

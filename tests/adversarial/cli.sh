@@ -104,6 +104,10 @@ done
 # are refused and left where they were, whatever the mode.
 head -c 65536 /dev/urandom >"$dir/precious"
 cp "$dir/precious" "$dir/precious.before"
+# Zeros in front of the data (a disk image's first 32 KiB): it was taken for
+# a file of zeros, which the benchmark replaces, and removed.
+{ head -c 32768 /dev/zero; head -c 65536 /dev/urandom; } >"$dir/imagelike"
+cp "$dir/imagelike" "$dir/imagelike.before"
 expect 0 "format an arena to hold" -- "$daxkv" format "$dir/held" --slot-bytes 4096 --size 1MiB
 cp "$dir/held" "$dir/held.before"
 python3 -c 'import fcntl, sys, time
@@ -114,7 +118,7 @@ time.sleep(60)' "$dir/held" "$dir/held.locked" &
 holder=$!
 for _ in $(seq 100); do [ -e "$dir/held.locked" ] && break; sleep 0.05; done
 small="--count 2 --value-size 64KiB --rounds 1 --no-small --no-progress"
-for target in precious held; do
+for target in precious imagelike held; do
     for mode in "" "--reopen --count 100" "--verify-cost --count 2 --value-size 64KiB" \
         "--sweep --min-size 64KiB --max-size 64KiB --bytes 1MiB --workers 1 --rounds 1" \
         "--workload lmcache --tokens 512 --docs 1 --queries 1"; do
@@ -128,6 +132,12 @@ for target in precious held; do
 done
 kill $holder 2>/dev/null
 wait $holder 2>/dev/null
+# A file of zeros alone, written or sparse, is replaced.
+head -c 65536 /dev/zero >"$dir/zeros-written"
+truncate -s 64M "$dir/zeros-sparse"
+for target in zeros-written zeros-sparse; do
+    expect 0 "bench --arena over a file of zeros ($target)" -- "$daxkv" bench $small --arena "$dir/$target"
+done
 # --migrate: the directory's two arena files, one of them other data.
 mkdir "$dir/mig"
 cp "$dir/precious.before" "$dir/mig/daxkv-bench-mig1.arena"

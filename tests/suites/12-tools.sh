@@ -180,7 +180,9 @@ check_json "list prints JSON (a list, or one device as an object)" "$dir/out" 'i
 expect 0 "list -u -i -j -d all" -- "$daxkv" list -u -i -j -d all
 check_json "list -d all" "$dir/out" 'isinstance(j, (list, dict))'
 expect 1 "list -d a device that is not there" -- "$daxkv" list -d dax97.3
-if grep -q "dax97.3" "$dir/err" && [ ! -s "$dir/out" ]; then ok; else bad "list -d dax97.3 names it: $(cat "$dir/err")"; fi
+grep -q "dax97.3" "$dir/err" && ok || bad "list -d dax97.3 names it: $(cat "$dir/err")"
+# list and probe print JSON always, a failure too (stdout was empty).
+check_json "list -d dax97.3: the error" "$dir/out" 'j["error"]["code"] == -2 and "dax97.3" in j["error"]["message"]' 
 expect 0 "probe mem:" -- "$daxkv" probe mem:
 check_json "probe mem:" "$dir/out" 'j["kind"] == "memory" and j["path"] == "mem:" and list(j)[-2:] == ["kind", "path"]'
 truncate -s 8MiB "$dir/probe.file"
@@ -192,6 +194,7 @@ truncate -s 4000KiB "$dir/probe.small"
 expect 0 "probe -u, below 5000 KiB" -- "$daxkv" probe --human "$dir/probe.small"
 check_json "probe -u: small sizes stay numbers, as daxctl's" "$dir/out" 'j["size"] == 4000*1024'
 expect 1 "probe a missing path" -- "$daxkv" probe "$dir/missing"
+check_json "probe a missing path: the error" "$dir/out" 'j["error"]["code"] == -2 and j["path"].endswith("/missing")' 
 expect 1 "probe a character device that is not DAX" -- "$daxkv" probe /dev/null
 if grep -q "not a Device-DAX device" "$dir/err"; then ok; else bad "probe /dev/null says why: $(cat "$dir/err")"; fi
 
@@ -412,6 +415,15 @@ expect 4 "check --json of a directory" -- "$daxkv" check "$dir" --json
 check_json "check --json: the error" "$dir/out" 'j["error"]["code"] == -21'
 expect 1 "format --json where the directory is not there" -- "$daxkv" format "$dir/none/x" --slot-bytes 4KiB --size 1MiB --json
 check_json "format --json: the error" "$dir/out" 'j["error"]["code"] == -2'
+# A format refused without --force (what is there is kept) is a document
+# too: -EEXIST (stdout was empty).
+expect 1 "format --json over an arena without --force" -- "$daxkv" format "$e" --slot-bytes 4KiB --json
+check_json "format --json refused: the error" "$dir/out" 'j["error"]["code"] == -17 and "--force" in j["error"]["message"]'
+# stats and status of a path no running store publishes for.
+expect 1 "stats --json, no store" -- "$daxkv" stats "$dir/none-running" --json
+check_json "stats --json: the error" "$dir/out" 'j["error"]["code"] < 0 and j["path"].endswith("none-running")'
+expect 1 "status --json, no store" -- "$daxkv" status "$dir/none-running" --json
+check_json "status --json: the error" "$dir/out" 'j["error"]["code"] < 0 and j["path"].endswith("none-running")'
 # A file shorter than a page is named with its size (it said "arena size 0").
 head -c 100 /dev/urandom >"$dir/short"
 expect 1 "info: a file of 100 bytes" -- "$daxkv" info "$dir/short"

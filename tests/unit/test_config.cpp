@@ -27,6 +27,8 @@
 #include <utility>
 #include <vector>
 
+#include <unistd.h>
+
 #include "capi/handles.hpp"
 #include "helpers.hpp"
 #include "internal/error.hpp"
@@ -576,6 +578,37 @@ TEST(ConfigJson, TypeMustBeDaxAndWorkerCountsPositiveIntegers) {
                 << k << "=" << v;
             EXPECT_TRUE(contains_text(daxkv_errmsg(), k)) << daxkv_errmsg();
         }
+}
+
+TEST(ConfigJson, ANulAnywhereIsRefusedNamingWhereItLies) {
+    // Strings and member names nested in members daxkv does not read
+    // (LMCache's options) are checked too, and the message says where.
+    EXPECT_EQ(from_json("{" + kDev + R"(,"extra":{"a":[1,"x\u0000y"]}})"), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "the value of extra.a[1] contains a NUL"))
+        << daxkv_errmsg();
+    EXPECT_EQ(from_json("{" + kDev + R"(,"extra":[{"b":{"k\u0000":2}}]})"), -EINVAL);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "a key in the value of extra[0].b contains a NUL"))
+        << daxkv_errmsg();
+}
+
+TEST(ConfigJson, ADocumentOfALongNameOverALongListIsReadInLinearTime) {
+    // The place of every value was written out for each value checked: a
+    // member name of half a megabyte over a list of 260,000 elements (a
+    // document within the 1 MiB limit) took 23 s. A hang guard, not a
+    // timing: the check now takes milliseconds, and 30 s ends the binary.
+    struct Alarm {
+        Alarm() { ::alarm(30); }
+        ~Alarm() { ::alarm(0); }
+    } alarm_guard;
+    std::string doc = "{" + kDev + R"(,"slot_bytes":4096,"serde":{")";
+    for (int i = 0; i < 260000; ++i)
+        doc += "\xc3\xa9"; // 'é', written as \xNN in the place's text
+    doc += R"(":[)";
+    for (int i = 0; i < 260000; ++i)
+        doc += i ? ",0" : "0";
+    doc += "]}}";
+    ASSERT_LE(doc.size(), size_t(1) << 20);
+    EXPECT_EQ(from_json(doc), 0) << daxkv_errmsg();
 }
 
 TEST(ConfigJson, OpensAStoreOnAFileArena) {

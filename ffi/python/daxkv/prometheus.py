@@ -168,7 +168,11 @@ def _device_rows(status: Dict[str, Any]) -> List[Tuple[str, str, int, int]]:
     tells them: a device_index label, "1", "2", in the pool's order ("" for
     a path no other device has)."""
     rows = []
-    for d in status.get("devices") or ():  # absent when a huge status was cut
+    # Absent when a huge status was cut; a page's status may hold anything
+    # (a page name is anyone's to plant): what is not a list of devices
+    # names none, and the scrape goes on, as the library's text does.
+    devices = status.get("devices")
+    for d in devices if isinstance(devices, list) else ():
         path = _path_bytes(d.get("path")) if isinstance(d, dict) else None
         if path is not None:
             rows.append((_device_label(path), "", _count(d.get("slots")), _count(d.get("slots_free"))))

@@ -309,3 +309,27 @@ def test_devices_of_one_path_get_series_of_their_own():
             assert 0 < one < two
     finally:
         s.close()
+
+
+@pytest.mark.parametrize("devices", [5, "ab", {"path": "a"}, None])
+def test_a_page_whose_devices_are_no_list(tmp_path, stats_dir, devices):
+    # A planted page whose "devices" is no list (an int raised TypeError:
+    # not iterable) failed the whole scrape, every store of the collector
+    # with it; the library's own text of such a page names no device.
+    dev = tmp_path / "other"
+    dev.write_bytes(b"x")
+    status = json.dumps({"devices": devices}).encode()
+    page = bytearray(32 * 1024)
+    struct.pack_into("<8s6Q", page, 0, b"DAXKVSTP", 1, 2, os.getpid(), 1, 0, len(status))
+    page[56:61] = b"store"
+    page[8192 : 8192 + len(status)] = status
+    st = os.stat(dev)
+    name = stats_dir / ("daxkv-stats.f%x.%x" % (st.st_dev, st.st_ino))
+    name.write_bytes(bytes(page))
+    with open(name, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_SH)
+        v = samples(scrape(dev))
+        lib = samples(daxkv.stats_prometheus_peek(dev))
+    assert [k for k in v if k[0].startswith("daxkv_device_")] == []
+    assert [k for k in lib if k[0].startswith("daxkv_device_")] == []
+    assert v[("daxkv_puts_total", (("store", "store"),))] == 0

@@ -10,7 +10,8 @@ Bad inputs tried here:
 * adapter_params: slot_bytes missing, 0, "128", True, 128.0; device_path
   together with devices; devices "x", [1], an entry with a blank path,
   with max_dax_size_gb "1", with a size below one slot; device_path 5;
-  max_dax_size_gb missing, 0, infinity and NaN (and infinity in devices);
+  max_dax_size_gb missing, 0, infinity, NaN, 1e300 and 10**400 (and infinity and
+  1e300 in devices);
   hotplug_enabled "yes", "false", 1.0 and None; persist_enabled 1;
   num_load_workers 0; num_store_workers "2"; unknown members "bogus" and
   "zzz"; durability 1.5, ["x"] and "sometimes"; neither a device nor
@@ -325,6 +326,11 @@ BAD_PARAMS = [
     ({"max_dax_size_gb": 0}, "max_dax_size_gb must be a positive number"),
     ({"max_dax_size_gb": float("inf")}, "max_dax_size_gb must be a positive number"),
     ({"max_dax_size_gb": float("nan")}, "max_dax_size_gb must be a positive number"),
+    # Finite, but past any byte count (OverflowError escaped LMCache's loader).
+    ({"max_dax_size_gb": 1e300}, "max_dax_size_gb is too large"),
+    ({"max_dax_size_gb": 10**400}, "max_dax_size_gb is too large"),
+    ({"device_path": MISSING, "max_dax_size_gb": MISSING, "devices": [{"device_path": DEV, "max_dax_size_gb": 1e300}]},
+     "devices[0].max_dax_size_gb is too large"),
     ({"device_path": MISSING, "max_dax_size_gb": MISSING, "devices": [{"device_path": DEV, "max_dax_size_gb": float("inf")}]},
      "devices[0].max_dax_size_gb must be a positive number"),
     ({"hotplug_enabled": "yes"}, "hotplug_enabled must be a boolean"),

@@ -80,7 +80,22 @@ def _positive_float(value: Any, name: str) -> float:
     # OverflowError).
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
         raise ValueError(f"{name} must be a positive number")
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an int past any float (10**400)
+        raise ValueError(f"{name} is too large") from None
+
+
+def _gib_bytes(value: Any, name: str) -> int:
+    """A positive number of GiB as bytes: ValueError naming the member
+    where it is no positive number, or too large for a float of bytes
+    (1e300, 10**400: OverflowError escaped LMCache's loader, which takes
+    TypeError and ValueError)."""
+    gb = _positive_float(value, name)
+    try:
+        return int(gb * 1024**3)
+    except OverflowError:
+        raise ValueError(f"{name} is too large") from None
 
 
 def _device_path(value: Any, name: str) -> str:
@@ -131,8 +146,7 @@ class DaxkvL2AdapterConfig(L2AdapterConfigBase):
                 if not isinstance(dev, dict):
                     raise ValueError(f"devices[{i}] must be a dict")
                 path = _device_path(dev.get("device_path"), f"devices[{i}].device_path")
-                gb = _positive_float(dev.get("max_dax_size_gb"), f"devices[{i}].max_dax_size_gb")
-                size = int(gb * 1024**3)
+                size = _gib_bytes(dev.get("max_dax_size_gb"), f"devices[{i}].max_dax_size_gb")
                 if size // slot_bytes <= 0:
                     raise ValueError(f"devices[{i}] configured DAX arena does not fit one slot")
                 devices.append((path, size))
@@ -140,7 +154,7 @@ class DaxkvL2AdapterConfig(L2AdapterConfigBase):
             # As LMCache's adapter: only an explicit "devices": [] starts
             # without a device.
             path = _device_path(d.get("device_path"), "device_path")
-            size = int(_positive_float(d.get("max_dax_size_gb"), "max_dax_size_gb") * 1024**3)
+            size = _gib_bytes(d.get("max_dax_size_gb"), "max_dax_size_gb")
             if size // slot_bytes <= 0:
                 raise ValueError("configured DAX arena does not fit even one slot")
             devices.append((path, size))
