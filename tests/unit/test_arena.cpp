@@ -29,6 +29,7 @@
 //   two processes doing the same                                 -> the same, and the path
 //     holds the winner's arena, whole, and nothing else is left
 //   a symlink to a file that does not exist                      -> -ENOENT, nothing created
+//   a file that does not exist, given no size                    -> -ENOENT, nothing created
 //   new files made unnamed (O_TMPFILE) and under a hidden temporary name:
 //     an open that fails before or after the file has its name   -> nothing left in the
 //     directory (the crash suite kills opens while they create)
@@ -1296,6 +1297,22 @@ TEST_F(Arena, AMissingPathUnderDevIsNeverCreated) {
 TEST_F(Arena, CreateOffNeedsAnExistingFile) {
     FILE_ARENA_ONLY();
     expect_open_fails(path_, StoreSpec{4096, 4}.set("create", "0"), -ENOENT);
+    EXPECT_FALSE(file_exists(path_));
+}
+
+TEST_F(Arena, AMissingFileGivenNoSizeIsNotFound) {
+    // Size 0 is the whole file: one not there was created, then refused as
+    // empty (-EINVAL "is empty"); it is not there, as daxkv_open(3) says.
+    FILE_ARENA_ONLY();
+    daxkv_config *raw = nullptr;
+    ASSERT_EQ(daxkv_config_new(&raw), 0);
+    ConfigPtr cfg(raw);
+    ASSERT_EQ(daxkv_config_set(raw, "slot_bytes", "4096"), 0);
+    ASSERT_EQ(daxkv_config_add_device(raw, path_.c_str(), 0), 0);
+    daxkv_store *s = nullptr;
+    EXPECT_EQ(daxkv_open(&s, raw), -ENOENT);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "does not exist")) << daxkv_errmsg();
+    EXPECT_EQ(s, nullptr);
     EXPECT_FALSE(file_exists(path_));
 }
 
