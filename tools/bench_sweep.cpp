@@ -346,6 +346,10 @@ int cmd_bench_lmcache(const Args &a) {
     const uint64_t docs = a.count("docs", 2, 1, 100000);
     const uint64_t queries = a.count("queries", 64, 1, 100000000);
     const uint64_t chunk_tokens = a.count("chunk-tokens", 256, 1, 1000000);
+    // A document holds whole chunks (a prefix is cached chunk by chunk).
+    if (chunk_tokens > tokens)
+        refuse("chunk-tokens", std::to_string(chunk_tokens),
+               "is more than --tokens (" + std::to_string(tokens) + "): no document holds a chunk");
     uint64_t workers = a.count("workers", 0, 1, 256);
     const std::string verify = a.choice("verify", "recover", {"off", "recover", "read"});
     const std::string model_name = a.get("model", "Llama-3.1-8B");

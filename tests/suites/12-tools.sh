@@ -131,6 +131,7 @@ usage_error "bench --plot without --sweep" "--plot" "'x.png'" "--sweep" -- "$dax
 usage_error "bench --gpu --sweep" "--gpu" "--sweep" -- "$daxkv" bench --gpu --sweep
 usage_error "bench --workload nosuch" "--workload" "'nosuch'" -- "$daxkv" bench --workload nosuch
 usage_error "bench --workload lmcache --model X" "--model" "'X'" -- "$daxkv" bench --workload lmcache --model X
+usage_error "bench --workload lmcache --chunk-tokens above --tokens" "--chunk-tokens" "'1000'" "--tokens" -- "$daxkv" bench --workload lmcache --tokens 100 --chunk-tokens 1000
 usage_error "bench --reopen value larger than the slot" "--value-size" "'8KiB'" -- "$daxkv" bench --reopen --value-size 8KiB
 usage_error "bench --reopen beyond 64 TiB" "--count" "--slot-bytes" "64GiB" -- "$daxkv" bench --reopen --count 4294967295 --slot-bytes 64GiB
 usage_error "bench --sweep --max-size below --min-size" "--max-size" "'4KiB'" -- "$daxkv" bench --sweep --min-size 1MiB --max-size 4KiB
