@@ -157,11 +157,14 @@ void print_state_line(const std::string &path, const ar::ImageReport &r) {
                         path.c_str(), ar::usable_end_of(r.sb), r.image_bytes);
             break;
         }
+        // Cut inside its superblock blocks, only the first copy is whole.
         std::printf("%s: a daxkv arena cut short: its slots in use end at %" PRIu64 " bytes, but\n"
-                    "  only %" PRIu64 " are there (a truncated file?). Its superblocks are intact\n"
+                    "  only %" PRIu64 " are there (a truncated file?). %s\n"
                     "  and an open refuses it; given back its missing end (the file restored),\n"
                     "  it opens; 'daxkv format --force' starts over\n",
-                    path.c_str(), ar::usable_end_of(r.sb), r.image_bytes);
+                    path.c_str(), ar::usable_end_of(r.sb), r.image_bytes,
+                    r.image_bytes >= ar::kHeaderOffset ? "Its superblocks are intact"
+                                                       : "Its first superblock copy is intact");
         break;
     case ar::ImageState::foreign:
         std::printf("%s: data that is not a daxkv arena ('daxkv format --force' claims it)\n",
@@ -386,7 +389,7 @@ bool allowed_to_format(const Args &a, const std::string &path, const ar::ImageRe
                       : before.state == ar::ImageState::unreadable
                           ? "a first 8 KiB that cannot be read (bad media)"
                       : before.state == ar::ImageState::truncated
-                          ? "a daxkv arena cut short (a truncated file) whose superblocks are intact"
+                          ? "a daxkv arena cut short (a truncated file) whose superblock is intact"
                           : "a daxkv arena with both superblock copies damaged");
     errorf("daxkv format: %s %s\n", path.c_str(), text);
     // Refused, not failed: -EEXIST, what is there being kept.

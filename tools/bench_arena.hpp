@@ -70,8 +70,9 @@ inline std::string make_way_for_bench_arena(const std::string &path) {
         // cut short, or one whose superblocks are both damaged is refused
         // too, and 'daxkv info' names which.
         // Zeros means the whole file: its first 8 KiB (all that inspect_file
-        // reads) may be zero in front of anything (a disk image's).
-        if (!r.valid_a && !r.valid_b && !(r.zeroed && file_all_zero(fd, st.st_size)))
+        // reads) may be zero in front of anything (a disk image's), and a
+        // file shorter than a superblock is all zeros too.
+        if (!r.valid_a && !r.valid_b && !file_all_zero(fd, st.st_size))
             why = path + " holds data that is not a daxkv arena this daxkv can open ('daxkv "
                          "info " + path + "' says what it is); the benchmark replaces only such "
                          "an arena or zeros (give --arena a new file, or remove it)";

@@ -219,6 +219,10 @@ void Config::add_device(const std::string &path, uint64_t bytes) {
         fail(-EINVAL, "device path contains a NUL character");
     if (path.size() > 4096)
         fail(-EINVAL, "device path is longer than 4096 bytes");
+    // Refused here, not only at open: each device is compared with those
+    // before it, and a document of 20,000 took seconds to read.
+    if (devices.size() >= kMaxDevices)
+        fail(-ENOSPC, "a store holds at most %u devices", kMaxDevices);
     for (const auto &d : devices)
         if (d.path == path && path != "mem:")
             fail(-EINVAL, "device %s is already in the configuration", path.c_str());

@@ -19,6 +19,10 @@ enum class Placement { least_used, numa };
 // N x slot_bytes), with the metadata on top of them.
 enum class Capacity { arena, payload };
 
+// Most devices one store holds over its lifetime (tombstones included), and
+// so one configuration.
+constexpr uint32_t kMaxDevices = 64;
+
 struct DeviceSpec {
     std::string path;
     uint64_t bytes = 0; // 0: whole device or existing file

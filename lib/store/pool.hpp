@@ -101,9 +101,6 @@ struct DeviceRow {
     std::string missing_reason;
 };
 
-// Most devices one store holds over its lifetime (tombstones included).
-constexpr uint32_t kMaxDevices = 64;
-
 class DeviceTable {
 public:
     DeviceTable() : rows_(new DeviceRow[kMaxDevices]) {}

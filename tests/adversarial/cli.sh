@@ -135,7 +135,8 @@ wait $holder 2>/dev/null
 # A file of zeros alone, written or sparse, is replaced.
 head -c 65536 /dev/zero >"$dir/zeros-written"
 truncate -s 64M "$dir/zeros-sparse"
-for target in zeros-written zeros-sparse; do
+head -c 100 /dev/zero >"$dir/zeros-short" # shorter than a superblock: it was refused
+for target in zeros-written zeros-sparse zeros-short; do
     expect 0 "bench --arena over a file of zeros ($target)" -- "$daxkv" bench $small --arena "$dir/$target"
 done
 # --migrate: the directory's two arena files, one of them other data.

@@ -12,6 +12,7 @@
 //     nt_stores, sigbus, numa), bad booleans, workers 0/257/"abc"/"-1",
 //     meta_bytes above 64 KiB, grow_limit above 64 TiB             -> -EINVAL
 //   add_device: empty path, 5000-byte path, duplicate path       -> -EINVAL
+//   add_device: a 65th device (also from JSON)                   -> -ENOSPC
 //   JSON: truncated documents, non-objects, 100000 nested '[' and
 //     '{', a 2 MiB string, a 900 KiB device path, wrong types for
 //     slot_bytes / max_dax_size_gb / devices / worker counts,
@@ -609,6 +610,23 @@ TEST(ConfigJson, ADocumentOfALongNameOverALongListIsReadInLinearTime) {
     doc += "]}}";
     ASSERT_LE(doc.size(), size_t(1) << 20);
     EXPECT_EQ(from_json(doc), 0) << daxkv_errmsg();
+}
+
+TEST(ConfigJson, ASixtyFifthDeviceIsRefusedAsItIsAdded) {
+    // A store holds at most 64 devices: the configuration refuses the 65th
+    // (each added device is compared with those before it, and a document
+    // of 20,000 devices took seconds to read before open refused it).
+    ConfigPtr c = new_config();
+    for (int i = 0; i < 64; ++i)
+        ASSERT_EQ(daxkv_config_add_device(c.get(), ("/tmp/daxkv-d" + std::to_string(i)).c_str(), MiB), 0);
+    EXPECT_EQ(daxkv_config_add_device(c.get(), "/tmp/daxkv-d64", MiB), -ENOSPC);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "at most 64 devices")) << daxkv_errmsg();
+    std::string doc = R"({"slot_bytes":4096,"devices":[)";
+    for (int i = 0; i < 20000; ++i)
+        doc += std::string(i ? "," : "") + R"({"device_path":"mem:","max_dax_size_gb":1})";
+    doc += "]}";
+    EXPECT_EQ(from_json(doc), -ENOSPC);
+    EXPECT_TRUE(contains_text(daxkv_errmsg(), "at most 64 devices")) << daxkv_errmsg();
 }
 
 TEST(ConfigJson, OpensAStoreOnAFileArena) {

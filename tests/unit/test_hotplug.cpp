@@ -18,6 +18,7 @@
 // a damaged superblock copy opened beside a file of random bytes.
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <condition_variable>
 #include <functional>
 #include <map>
@@ -867,6 +868,57 @@ TEST_F(Pool, APutIntoAFullPoolBesideALargeDrainingDeviceEvictsAndSucceeds) {
     for (uint32_t i = 2064 - 16; i < 2064; ++i)
         EXPECT_EQ(check(i), "") << i;
     EXPECT_EQ(has(2000), 0);
+}
+
+TEST_F(Pool, EventsPostedBeforeACloseGoOutBeforeItReturnsWhileALeaseIsHeld) {
+    // A drain's completion is logged from the store's event thread. Its
+    // events were handed out by the close only when the store went with
+    // it: with a lease still held, daxkv_close returned at once and they
+    // reached the callback later (the caller may have torn it down by
+    // then). Here two drains complete; the callback is slow, so the
+    // second event waits behind the first when the close begins.
+    struct Sink {
+        std::mutex m;
+        std::vector<std::string> lines;
+    } sink;
+    open_pool(3, 8);
+    fill(0, 12);
+    daxkv_lease *lease = nullptr;
+    ASSERT_EQ(daxkv_lease_acquire(s(), key_of(0).data(), key_of(0).size(), &lease), 0);
+    daxkv_slot_info at{};
+    at.struct_size = sizeof at;
+    ASSERT_EQ(daxkv_lease_slot(lease, &at), 0);
+    const json st = status();
+    daxkv_set_log_fn(
+        [](int, const char *msg, void *arg) {
+            if (!std::strstr(msg, "drained"))
+                return;
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            auto *k = static_cast<Sink *>(arg);
+            std::lock_guard<std::mutex> g(k->m);
+            k->lines.emplace_back(msg);
+        },
+        DAXKV_LOG_INFO, &sink);
+    size_t drains = 0;
+    for (size_t d = 0; d < paths_.size(); ++d) {
+        if (st["devices"][d]["device_id"] == at.device_id)
+            continue;
+        ASSERT_EQ(daxkv_device_remove(s(), paths_[d].c_str(), DAXKV_DRAIN, 0, nullptr), 0)
+            << daxkv_errmsg();
+        ++drains;
+    }
+    for (uint32_t i = 1; i < 12; ++i) // empties the drained devices
+        ASSERT_EQ(daxkv_remove(s(), key_of(i).data(), key_of(i).size(), 0), 0);
+    store_.reset(); // daxkv_close, the lease still held
+    size_t at_close = 0;
+    {
+        std::lock_guard<std::mutex> g(sink.m);
+        at_close = sink.lines.size();
+    }
+    daxkv_set_log_fn(nullptr, 0, nullptr);
+    daxkv_lease_release(lease);
+    EXPECT_EQ(drains, 2u);
+    EXPECT_EQ(at_close, drains);
 }
 
 // A hang of the scenario below kills the test binary (SIGALRM) instead of

@@ -378,6 +378,24 @@ def test_missing_device_is_a_runtime_error(tmp_path):
     assert not (tmp_path / "absent.bin").exists()
 
 
+@pytest.mark.parametrize("gb", [1024.0, 1e12])
+def test_a_device_that_cannot_be_opened_or_is_too_small_is_a_runtime_error_at_any_size(tmp_path, gb):
+    # As LMCache's adapter, which opens and sizes each device before
+    # anything else: a size no arena of these slots can address was a
+    # ValueError "invalid DAX adapter configuration" for a missing path
+    # and for a file of 512 bytes.
+    missing = str(tmp_path / "absent.bin")
+    small = make_device(tmp_path / "small.bin", 512)
+    for impl, build_adapter in (("lmcache", _lmcache_dax_adapter), ("daxkv", build)):
+        with pytest.raises(RuntimeError) as info:
+            build_adapter({"device_path": missing, "max_dax_size_gb": gb, "slot_bytes": S})
+        assert f"Failed to open dax device {missing}" in str(info.value), impl
+        with pytest.raises(RuntimeError) as info:
+            build_adapter({"device_path": small, "max_dax_size_gb": gb, "slot_bytes": S})
+        assert "exceeds device capacity (512 bytes)" in str(info.value), impl
+    assert not (tmp_path / "absent.bin").exists()
+
+
 # -- store, lookup, load ----------------------------------------------------------------
 
 

@@ -69,6 +69,25 @@ _CLOSED_COUNTS = {"live_slot_count": 0, "entry_count": 0, "locked_key_count": 0,
                   "active_read_count": 0, "active_write_count": 0}
 
 
+def _unusable_device(devices: List[Tuple[str, int]]) -> Optional[str]:
+    """Why the first of devices LMCache's adapter would fail to open or size
+    cannot be used (its open, then its fstat), or None."""
+    for path, size in devices:
+        if path == "mem:":
+            continue  # libdaxkv's memory device: nothing to open
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except OSError as exc:
+            return f"Failed to open dax device {path}: {exc}"
+        try:
+            have = os.fstat(fd).st_size
+        finally:
+            os.close(fd)
+        if have and have < size:
+            return f"max_dax_size_bytes ({size} bytes) exceeds device capacity ({have} bytes)"
+    return None
+
+
 def _positive_int(value: Any, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{name} must be a positive integer")
@@ -393,6 +412,13 @@ class DaxkvL2Adapter(L2AdapterInterface):
                     **opts,
                 )
             except InvalidArgument as exc:
+                # LMCache's adapter opens and sizes each device before it
+                # maps it: a device it cannot open, or one smaller than
+                # asked for, is that RuntimeError, whichever check of the
+                # library's refused the configuration first.
+                unusable = _unusable_device(config.devices)
+                if unusable is not None:
+                    raise RuntimeError(f"failed to map DAX device: {unusable}") from exc
                 raise ValueError(f"invalid DAX adapter configuration: {exc.message}") from exc
             except DaxKVError as exc:
                 raise RuntimeError(f"failed to map DAX device: {exc.message}") from exc
