@@ -175,6 +175,21 @@ def test_a_store_running_elsewhere_by_its_path(tmp_path, stats_dir):
     assert scrape(arena) == ""
 
 
+def plant_page(stats_dir, dev, status):
+    """A statistics page of a store named "store" for dev, holding status
+    (bytes) and no counters, under dev's page name; its path (held locked
+    by the caller, as a running store holds its page)."""
+    page = bytearray(32 * 1024)
+    # magic, version, seq (even: whole), pid, published_unix_ns, stats_len, status_len
+    struct.pack_into("<8s6Q", page, 0, b"DAXKVSTP", 1, 2, os.getpid(), 1, 0, len(status))
+    page[56:61] = b"store"
+    page[8192 : 8192 + len(status)] = status
+    st = os.stat(dev)
+    name = stats_dir / ("daxkv-stats.f%x.%x" % (st.st_dev, st.st_ino))
+    name.write_bytes(bytes(page))
+    return name
+
+
 def test_a_page_with_counts_of_other_types(tmp_path, stats_dir):
     # A device count the collector could not turn into an int failed the
     # whole scrape (every store of the collector); the library reads such
@@ -192,14 +207,7 @@ def test_a_page_with_counts_of_other_types(tmp_path, stats_dir):
             ]
         }
     ).encode()
-    page = bytearray(32 * 1024)
-    # magic, version, seq (even: whole), pid, published_unix_ns, stats_len, status_len
-    struct.pack_into("<8s6Q", page, 0, b"DAXKVSTP", 1, 2, os.getpid(), 1, 0, len(status))
-    page[56:61] = b"store"
-    page[8192 : 8192 + len(status)] = status
-    st = os.stat(dev)
-    name = stats_dir / ("daxkv-stats.f%x.%x" % (st.st_dev, st.st_ino))
-    name.write_bytes(bytes(page))
+    name = plant_page(stats_dir, dev, status)
     with open(name, "rb") as held:
         fcntl.flock(held, fcntl.LOCK_SH)
         v = samples(scrape(dev))
@@ -319,13 +327,7 @@ def test_a_page_whose_devices_are_no_list(tmp_path, stats_dir, devices):
     dev = tmp_path / "other"
     dev.write_bytes(b"x")
     status = json.dumps({"devices": devices}).encode()
-    page = bytearray(32 * 1024)
-    struct.pack_into("<8s6Q", page, 0, b"DAXKVSTP", 1, 2, os.getpid(), 1, 0, len(status))
-    page[56:61] = b"store"
-    page[8192 : 8192 + len(status)] = status
-    st = os.stat(dev)
-    name = stats_dir / ("daxkv-stats.f%x.%x" % (st.st_dev, st.st_ino))
-    name.write_bytes(bytes(page))
+    name = plant_page(stats_dir, dev, status)
     with open(name, "rb") as held:
         fcntl.flock(held, fcntl.LOCK_SH)
         v = samples(scrape(dev))
