@@ -119,9 +119,7 @@ typedef void (*daxkv_log_fn)(int level, const char *msg, void *arg);
  * call are handed out on the caller's thread when the call is done
  * (daxkv_errmsg() stays that call's), the events of no call (a drain
  * completing, a batch run by the daxkv_submit dispatcher) on a thread of the
- * store; daxkv_close and daxkv_shutdown wait until those posted before them
- * are handed out (a callback must not wait for a lock the closing thread
- * holds). The callback may call any daxkv function, closing the store
+ * store. The callback may call any daxkv function, closing the store
  * included. Without a callback
  * the library writes nothing, unless DAXKV_LOG_LEVEL (err, warning, info,
  * debug) was set when it was loaded: lines then go to standard error or to

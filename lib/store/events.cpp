@@ -12,9 +12,7 @@ namespace daxkv {
 struct EventThread::Queue {
     std::mutex m;
     std::condition_variable cv;
-    std::condition_variable idle; // events empty and none being handed out (flush)
     std::vector<std::pair<int, std::string>> events;
-    bool delivering = false;
     bool stop = false;
 };
 
@@ -42,16 +40,12 @@ void EventThread::post(int level, std::string msg) noexcept {
                     std::vector<std::pair<int, std::string>> out;
                     out.swap(q->events);
                     const bool last = q->stop;
-                    q->delivering = true;
                     lk.unlock();
                     for (const auto &e : out)
                         log(e.first, "%s", e.second.c_str());
-                    lk.lock();
-                    q->delivering = false;
-                    if (q->events.empty())
-                        q->idle.notify_all();
                     if (last)
                         return;
+                    lk.lock();
                 }
             });
         }
@@ -59,15 +53,6 @@ void EventThread::post(int level, std::string msg) noexcept {
         return; // out of memory or threads: the event is dropped
     }
     q_->cv.notify_one();
-}
-
-void EventThread::flush() noexcept {
-    std::unique_lock<std::mutex> lk(q_->m);
-    // The event thread itself (a callback that closes the store) cannot
-    // wait for its own delivery: what it holds goes out once it returns.
-    if (!thread_.joinable() || thread_.get_id() == std::this_thread::get_id())
-        return;
-    q_->idle.wait(lk, [&] { return q_->events.empty() && !q_->delivering; });
 }
 
 void EventThread::stop() noexcept {

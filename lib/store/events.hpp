@@ -22,9 +22,6 @@ public:
     // Queue an event (the thread starts with the first one). Safe under any
     // lock of the store; an event that cannot be queued is dropped.
     void post(int level, std::string msg) noexcept;
-    // Wait until every event posted before the call has gone out (at once
-    // on the event thread itself); the thread goes on.
-    void flush() noexcept;
     // Every event posted before the stop goes out before this returns (from
     // the event thread itself: once its callback returns); later ones are
     // dropped.

@@ -67,11 +67,6 @@ void Store::shutdown() {
     core_->gate.wait_idle();
     // Every call has returned: the devices saw every change of this open.
     core_->history.mark_clean_close();
-    // The events of no call posted until now (a drain completed, a batch
-    // the dispatcher ran) go out before daxkv_close or daxkv_shutdown
-    // returns, even while a lease keeps the store itself (and its event
-    // thread) alive.
-    core_->events.flush();
 }
 
 } // namespace daxkv

